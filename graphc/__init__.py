@@ -1,0 +1,11 @@
+"""graphc: Gluon-style deep learning with static-graph hybridization and a native graph compiler."""
+__version__ = '0.1.0'
+
+from .base import (GraphcError, GraphcShapeError, GraphcTraceError, GraphcLoadError,  # noqa: F401
+                   DeferredInitializationError)
+from .context import Context, cpu, gpu, current_context, num_gpus  # noqa: F401
+from . import nd, autograd, random  # noqa: F401
+from .ndarray import NDArray, waitall  # noqa: F401
+#TMP from . import initializer as init  # noqa: F401
+#TMP from . import initializer, optimizer, lr_scheduler  # noqa: F401
+#TMP from . import gluon  # noqa: F401

@@ -1,0 +1,98 @@
+"""NDArray indexing: x[key] as registry ops (slice, Reshape, take) so autograd and tracing see it."""
+import numpy as np
+
+from . import autograd as _ag
+from .base import GraphcError
+from .registry import OPS
+
+
+def _np_key(key):
+    from .ndarray import NDArray
+    if isinstance(key, NDArray):  # float index arrays hold integer indices, as in MXNet
+        return key._data.astype(np.int64) if key.dtype.kind == 'f' else key._data
+    if isinstance(key, tuple):
+        return tuple(_np_key(k) for k in key)
+    if isinstance(key, list):
+        return np.asarray(key)
+    return key
+
+
+def _is_basic(key):
+    parts = key if isinstance(key, tuple) else (key,)
+    return all(k is None or k is Ellipsis or isinstance(k, (slice, int, np.integer)) for k in parts)
+
+
+def _check_ints(shape, key):
+    """A clear error for an integer index out of range (NumPy's says neither axis size nor array shape)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    if any(p is Ellipsis for p in parts):
+        i = parts.index(Ellipsis)
+        n_real = sum(p is not None for p in parts) - 1
+        parts = parts[:i] + (slice(None),) * (len(shape) - n_real) + parts[i + 1:]
+    axis = 0
+    for p in parts:
+        if p is None:
+            continue
+        if axis >= len(shape):
+            raise GraphcError(f"index {key!r}: too many indices for an array of shape {shape}")
+        if isinstance(p, (int, np.integer)) and not -shape[axis] <= p < shape[axis]:
+            raise GraphcError(f"index {int(p)} is out of range for axis {axis} of size {shape[axis]} "
+                              f"(array shape {shape})")
+        axis += 1
+
+
+def getitem(x, key):
+    from .ndarray import invoke
+    key = _np_key(key)
+    if _is_basic(key):
+        _check_ints(x.shape, key)
+        # slice the ranges, then reshape away int axes / add None axes; the result shape comes from a 0-stride view
+        parts = key if isinstance(key, tuple) else (key,)
+        out_shape = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), x.shape, (0,) * x.ndim)[key].shape
+        begin, end, step = [], [], []
+        if Ellipsis in [p for p in parts if p is Ellipsis]:
+            i = next(j for j, p in enumerate(parts) if p is Ellipsis)
+            n_real = sum(p is not None for p in parts) - 1
+            parts = parts[:i] + (slice(None),) * (x.ndim - n_real) + parts[i + 1:]
+        for p in parts:
+            if p is None:
+                continue
+            if isinstance(p, slice):
+                begin.append(p.start); end.append(p.stop); step.append(p.step)
+            else:
+                p = int(p) % x.shape[len(begin)]
+                begin.append(p); end.append(p + 1); step.append(1)
+        y = x
+        if any(b is not None for b in begin) or any(e is not None for e in end) or any(s not in (None, 1) for s in step):
+            y = invoke(OPS['slice'], (x,), {'begin': tuple(begin), 'end': tuple(end),
+                                            'step': tuple(step) if any(s not in (None, 1) for s in step) else ()})
+        if y.shape != out_shape:
+            y = invoke(OPS['_np_reshape'], (y,), {'newshape': out_shape})
+        elif y is x:
+            y = invoke(OPS['_copy'], (x,), {})  # x[:] is a new array, as in MXNet
+        return y
+    # advanced (integer arrays, boolean masks): gather from the flat array, so one take() covers every form
+    try:
+        flat_idx = np.arange(x.size, dtype=np.int64).reshape(x.shape)[key]
+    except IndexError as e:
+        raise GraphcError(f"index out of range for array of shape {x.shape}: {e}") from None
+    from .ndarray import NDArray
+    flat = invoke(OPS['_np_reshape'], (x,), {'newshape': (x.size,)})
+    return invoke(OPS['take'], (flat, NDArray(flat_idx)), {'axis': 0, 'mode': 'raise'})
+
+
+def setitem(x, key, value):
+    from .ndarray import NDArray
+    if _ag.is_recording() and x._ag is not None and x._ag[0].op is not None:
+        raise GraphcError("in-place assignment x[...] = v to an array recorded by autograd cannot be differentiated; "
+                          "build the result with where(), concat() or slice ops instead")
+    key = _np_key(key)
+    v = value._data if isinstance(value, NDArray) else value
+    if _is_basic(key):
+        _check_ints(x.shape, key)
+    try:
+        x._data[key] = v
+    except (ValueError, IndexError) as e:
+        vs = getattr(v, 'shape', ())
+        raise GraphcError(f"cannot assign a value of shape {vs} to index {key!r} of an array of shape {x.shape}: {e}") \
+            from None

@@ -1,0 +1,66 @@
+"""graphc.nd: NDArray creation and every registry op as a function (MXNet's mx.nd).
+
+Op functions are generated from the registry, so an op added there appears here.
+"""
+import sys as _sys
+
+from . import random  # noqa: F401  (nd.random.uniform, as in MXNet)
+from . import autograd as _ag
+from .ndarray import NDArray, arange, array, empty, full, full_like, invoke, ones, waitall, zeros  # noqa: F401
+from .registry import OPS as _OPS
+from . import ops as _ops  # noqa: F401  (registers every op)
+
+
+def _make(op):
+    def f(*inputs, **attrs):
+        attrs.pop('name', None)
+        if op.variadic and 'num_args' in op.attrs:
+            attrs.setdefault('num_args', len(inputs))
+        a = op.canon(attrs)
+        out = invoke(op, inputs, a)
+        if isinstance(out, list):
+            nv = op.n_visible(a)
+            return out[0] if nv == 1 else out[:nv]
+        return out
+    f.__name__ = f.__qualname__ = op.name
+    f.__doc__ = op.doc or f"The {op.name} operator (see graphc's op table)."
+    return f
+
+
+_mod = _sys.modules[__name__]
+for _name, _op in _OPS.items():
+    if not hasattr(_mod, _name):
+        setattr(_mod, _name, _make(_op))
+
+
+def BatchNorm(data, gamma, beta, moving_mean, moving_var, **attrs):
+    """MXNet's BatchNorm; in training mode it also updates moving_mean/moving_var in place."""
+    op = _OPS['BatchNorm']
+    a = op.canon({k: v for k, v in attrs.items() if k != 'name'})
+    out, mean, var = invoke(op, (data, gamma, beta, moving_mean, moving_var), a)
+    if _ag.is_training() and not a['use_global_stats']:
+        m = a['momentum']
+        moving_mean._data[...] = moving_mean._data * m + mean._data * (1 - m)
+        moving_var._data[...] = moving_var._data * m + var._data * (1 - m)
+    return [out, mean, var] if a['output_mean_var'] else out
+
+
+# MXNet's friendlier names
+add, subtract, multiply, divide = broadcast_add, broadcast_sub, broadcast_mul, broadcast_div  # noqa: F821
+maximum, minimum, power, modulo = broadcast_maximum, broadcast_minimum, broadcast_power, broadcast_mod  # noqa: F821
+equal, not_equal, greater, lesser = broadcast_equal, broadcast_not_equal, broadcast_greater, broadcast_lesser  # noqa: F821
+greater_equal, lesser_equal = broadcast_greater_equal, broadcast_lesser_equal  # noqa: F821
+reshape, flatten, swapaxes, cast = Reshape, Flatten, SwapAxis, Cast  # noqa: F821
+identity, copy = _copy, _copy  # noqa: F821
+
+
+def concat(*data, dim=1, **kw):
+    return Concat(*data, dim=dim, **kw)  # noqa: F821
+
+
+def split(data, num_outputs, axis=1, squeeze_axis=False):
+    return SliceChannel(data, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis)  # noqa: F821
+
+
+def softmax_cross_entropy_loss(data, label):
+    return softmax_cross_entropy(data, label)  # noqa: F821

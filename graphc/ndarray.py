@@ -1,0 +1,339 @@
+"""NDArray: an n-d array on a device, with MXNet's eager semantics.
+
+Every op goes through `invoke`, which runs the registry's NumPy kernel and, under
+autograd.record(), puts a node on the tape. Methods and operators are thin over it.
+"""
+import numbers
+
+import numpy as np
+
+from . import autograd as _ag
+from .base import GraphcError, GraphcShapeError, as_dtype, fmt_shape
+from .context import Context, current_context
+from .registry import OPS
+
+
+def _check_ctx(ctx):
+    ctx = current_context() if ctx is None else Context(ctx)
+    if ctx.device_type != 'cpu':
+        from .context import gpu
+        gpu(ctx.device_id)  # says what is missing (cupy, driver, device)
+        raise GraphcError(f"arrays on {ctx} need the GPU backend, which this build does not have yet")
+    return ctx
+
+
+def invoke(op, inputs, attrs):
+    """Run `op` eagerly on NDArrays; record it when autograd is recording. Returns NDArray or list."""
+    data = [x._data for x in inputs]
+    if len(data) > 1:
+        dts = {a.dtype for i, a in enumerate(data) if i not in op.nograd_inputs}
+        if len(dts) > 1:
+            op.infer(attrs, [a.shape for a in data], [a.dtype for a in data])  # raises with op and shapes
+            raise GraphcShapeError(f"{op.name}: inputs must share a dtype, got "
+                                   f"{', '.join(str(a.dtype) for a in data)}")
+    if op.mode_dependent and '_train' not in attrs:  # a backward op gets the mode its forward ran in
+        attrs = dict(attrs, _train=_ag._st.training)
+    try:
+        out = op.ref(attrs, *data)
+    except GraphcError:
+        raise
+    except (ValueError, IndexError, TypeError) as e:
+        op.infer(attrs, [a.shape for a in data], [a.dtype for a in data])  # the clear error, if shapes are wrong
+        raise GraphcError(f"{op.name}: {e} (input shapes {', '.join(fmt_shape(a.shape) for a in data)})") from None
+    multi = isinstance(out, tuple)
+    outs = out if multi else (out,)
+    res = [NDArray(o if type(o) is np.ndarray else np.asarray(o)) for o in outs]
+    if _ag._st.recording and any(x._ag is not None for x in inputs):
+        _ag.record_op(op, attrs, inputs, data, res, tuple(r._data for r in res))
+    return res if multi else res[0]
+
+
+def _op(name, *inputs, **attrs):
+    op = OPS[name]
+    return invoke(op, inputs, op.canon(attrs))
+
+
+def _scalar_op(name, x, s):
+    return invoke(OPS[name], (x,), {'scalar': float(s)})
+
+
+def _binary(x, y, bname, sname, rname=None, elemwise=None):
+    if isinstance(y, NDArray):
+        if elemwise and x._data.shape == y._data.shape:
+            return invoke(OPS[elemwise], (x, y), {})
+        return invoke(OPS[bname], (x, y), {})
+    if isinstance(y, numbers.Number):
+        return _scalar_op(sname, x, y)
+    if isinstance(y, np.ndarray):
+        return _binary(x, array(y, dtype=x.dtype), bname, sname, rname, elemwise)
+    return NotImplemented
+
+
+class NDArray:
+    __slots__ = ('_data', '_ag', '_grad', '_grad_req', '__weakref__')
+    __array_priority__ = 1000.0
+
+    def __init__(self, data):
+        self._data, self._ag, self._grad, self._grad_req = data, None, None, 'null'
+
+    # ------------------------------------------------------------ properties
+    shape = property(lambda self: self._data.shape)
+    ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
+    dtype = property(lambda self: self._data.dtype)
+    context = ctx = property(lambda self: Context('cpu', 0))
+    stype = property(lambda self: 'default')
+    grad = property(lambda self: self._grad)
+    T = property(lambda self: self.transpose())
+
+    def __repr__(self):
+        body = np.array2string(self._data, separator=' ', threshold=200, precision=8)
+        return f"\n{body}\n<NDArray {'x'.join(map(str, self.shape)) or 'scalar'} @{self.context}>"
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d NDArray")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self):
+        if self.size != 1:
+            raise GraphcError(f"the truth value of an NDArray of shape {self.shape} is ambiguous; use .any() / .all() "
+                              "on .asnumpy(), or reduce it first")
+        return bool(self._data)
+
+    def __float__(self):
+        return float(self.asscalar())
+
+    def __int__(self):
+        return int(self.asscalar())
+
+    def __index__(self):
+        if self.size != 1 or self.dtype.kind not in 'iub':
+            raise TypeError("only integer scalar NDArrays can be used as an index")
+        return int(self._data)
+
+    def __hash__(self):
+        return id(self)
+
+    # ------------------------------------------------------------ conversion
+    def asnumpy(self):
+        return self._data.copy()
+
+    def __array__(self, dtype=None, copy=None):
+        return self._data if dtype is None else self._data.astype(dtype)
+
+    def asscalar(self):
+        if self.size != 1:
+            raise GraphcError(f"asscalar() needs an array of size 1, got shape {self.shape}")
+        return self._data.reshape(()).item()
+
+    item = asscalar
+
+    def astype(self, dtype, copy=True):
+        dt = as_dtype(dtype)
+        if dt == self.dtype and not copy:
+            return self
+        return _op('Cast', self, dtype=str(dt))
+
+    def copy(self):
+        return _op('_copy', self)
+
+    def copyto(self, other):
+        """Copy into another NDArray (same shape) or onto a device; returns the target."""
+        if isinstance(other, NDArray):
+            if other.shape != self.shape:
+                raise GraphcShapeError(f"copyto: shape {fmt_shape(self.shape)} into {fmt_shape(other.shape)}")
+            other._data[...] = self._data
+            return other
+        _check_ctx(other)
+        return NDArray(self._data.copy())
+
+    def as_in_context(self, ctx):
+        _check_ctx(ctx)
+        return self
+
+    as_in_ctx = as_in_context
+
+    def detach(self):
+        return NDArray(self._data)
+
+    def wait_to_read(self):
+        return self
+
+    # ------------------------------------------------------------ autograd
+    def attach_grad(self, grad_req='write', stype=None):
+        if grad_req not in ('write', 'add', 'null'):
+            raise GraphcError(f"attach_grad: grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
+        self._grad_req = grad_req
+        self._grad = NDArray(np.zeros_like(self._data)) if grad_req != 'null' else None
+        if grad_req == 'null':
+            self._ag = None
+        else:
+            _ag.mark_leaf(self)
+
+    def backward(self, out_grad=None, retain_graph=False, train_mode=True):
+        _ag.backward([self], None if out_grad is None else [out_grad], retain_graph)
+
+    # ------------------------------------------------------------ operators
+    def __add__(self, o): return _binary(self, o, 'broadcast_add', '_plus_scalar', elemwise='elemwise_add')
+    def __radd__(self, o): return _binary(self, o, 'broadcast_add', '_plus_scalar', elemwise='elemwise_add')
+    def __sub__(self, o): return _binary(self, o, 'broadcast_sub', '_minus_scalar', elemwise='elemwise_sub')
+    def __rsub__(self, o): return _binary(self, o, None, '_rminus_scalar') if not isinstance(o, NDArray) else o - self
+    def __mul__(self, o): return _binary(self, o, 'broadcast_mul', '_mul_scalar', elemwise='elemwise_mul')
+    def __rmul__(self, o): return _binary(self, o, 'broadcast_mul', '_mul_scalar', elemwise='elemwise_mul')
+    def __truediv__(self, o): return _binary(self, o, 'broadcast_div', '_div_scalar', elemwise='elemwise_div')
+    def __rtruediv__(self, o): return _binary(self, o, None, '_rdiv_scalar') if not isinstance(o, NDArray) else o / self
+    def __pow__(self, o): return _binary(self, o, 'broadcast_power', '_power_scalar')
+    def __rpow__(self, o): return _binary(self, o, None, '_rpower_scalar') if not isinstance(o, NDArray) else o ** self
+    def __mod__(self, o): return _binary(self, o, 'broadcast_mod', '_mod_scalar')
+    def __neg__(self): return _op('negative', self)
+    def __pos__(self): return self
+    def __abs__(self): return _op('abs', self)
+    def __eq__(self, o): return _binary(self, o, 'broadcast_equal', '_equal_scalar')
+    def __ne__(self, o): return _binary(self, o, 'broadcast_not_equal', '_not_equal_scalar')
+    def __gt__(self, o): return _binary(self, o, 'broadcast_greater', '_greater_scalar')
+    def __ge__(self, o): return _binary(self, o, 'broadcast_greater_equal', '_greater_equal_scalar')
+    def __lt__(self, o): return _binary(self, o, 'broadcast_lesser', '_lesser_scalar')
+    def __le__(self, o): return _binary(self, o, 'broadcast_lesser_equal', '_lesser_equal_scalar')
+
+    def _inplace(self, result):
+        """x += y keeps x's identity (as MXNet): new values written into x, autograd entry moved."""
+        if result is NotImplemented:
+            return result
+        if result.shape != self.shape:
+            raise GraphcShapeError(f"in-place update would change shape {fmt_shape(self.shape)} to "
+                                   f"{fmt_shape(result.shape)}")
+        if _ag._st.recording and result._ag is not None:
+            self._data, self._ag = result._data, result._ag  # the old buffer stays on the tape untouched
+        else:
+            self._data[...] = result._data
+        return self
+
+    def __iadd__(self, o): return self._inplace(self + o)
+    def __isub__(self, o): return self._inplace(self - o)
+    def __imul__(self, o): return self._inplace(self * o)
+    def __itruediv__(self, o): return self._inplace(self / o)
+
+    # ------------------------------------------------------------ indexing
+    def __getitem__(self, key):
+        from .indexing import getitem
+        return getitem(self, key)
+
+    def __setitem__(self, key, value):
+        from .indexing import setitem
+        setitem(self, key, value)
+
+    # ------------------------------------------------------------ shape and math methods
+    def reshape(self, *shape, **kw):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return _op('Reshape', self, shape=kw.get('shape', shape), reverse=kw.get('reverse', False))
+
+    def reshape_like(self, other):
+        return self.reshape(other.shape)
+
+    def transpose(self, *axes, **kw):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return _op('transpose', self, axes=kw.get('axes', axes))
+
+    def swapaxes(self, dim1, dim2): return _op('SwapAxis', self, dim1=dim1, dim2=dim2)
+    def expand_dims(self, axis): return _op('expand_dims', self, axis=axis)
+    def squeeze(self, axis=None): return _op('squeeze', self, axis=axis)
+    def flatten(self): return _op('Flatten', self)
+    def broadcast_to(self, shape): return _op('broadcast_to', self, shape=shape)
+    def broadcast_like(self, other): return self.broadcast_to(other.shape)
+    def tile(self, reps): return _op('tile', self, reps=reps)
+    def repeat(self, repeats, axis=None): return _op('repeat', self, repeats=repeats, axis=axis)
+    def clip(self, a_min, a_max): return _op('clip', self, a_min=a_min, a_max=a_max)
+    def split(self, num_outputs, axis=1, squeeze_axis=False):
+        return _op('SliceChannel', self, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis)
+    def slice(self, begin, end, step=()): return _op('slice', self, begin=begin, end=end, step=step)
+    def slice_axis(self, axis, begin, end): return _op('slice_axis', self, axis=axis, begin=begin, end=end)
+    def one_hot(self, depth, **kw): return _op('one_hot', self, depth=depth, **kw)
+    def softmax(self, axis=-1, temperature=None): return _op('softmax', self, axis=axis, temperature=temperature)
+    def log_softmax(self, axis=-1, temperature=None):
+        return _op('log_softmax', self, axis=axis, temperature=temperature)
+
+    def sum(self, axis=None, keepdims=False, exclude=False): return _op('sum', self, axis=axis, keepdims=keepdims, exclude=exclude)
+    def mean(self, axis=None, keepdims=False, exclude=False): return _op('mean', self, axis=axis, keepdims=keepdims, exclude=exclude)
+    def max(self, axis=None, keepdims=False, exclude=False): return _op('max', self, axis=axis, keepdims=keepdims, exclude=exclude)
+    def min(self, axis=None, keepdims=False, exclude=False): return _op('min', self, axis=axis, keepdims=keepdims, exclude=exclude)
+    def prod(self, axis=None, keepdims=False, exclude=False): return _op('prod', self, axis=axis, keepdims=keepdims, exclude=exclude)
+    def norm(self, ord=2, axis=None, keepdims=False): return _op('norm', self, ord=ord, axis=axis, keepdims=keepdims)
+    def argmax(self, axis=None, keepdims=False): return _op('argmax', self, axis=axis, keepdims=keepdims)
+    def argmin(self, axis=None, keepdims=False): return _op('argmin', self, axis=axis, keepdims=keepdims)
+
+    def exp(self): return _op('exp', self)
+    def log(self): return _op('log', self)
+    def sqrt(self): return _op('sqrt', self)
+    def square(self): return _op('square', self)
+    def abs(self): return _op('abs', self)
+    def sign(self): return _op('sign', self)
+    def tanh(self): return _op('tanh', self)
+    def sigmoid(self): return _op('sigmoid', self)
+    def relu(self): return _op('relu', self)
+    def zeros_like(self): return zeros_like(self)
+    def ones_like(self): return ones_like(self)
+    def tolist(self): return self._data.tolist()
+
+
+# ---------------------------------------------------------------- creation
+def array(source, ctx=None, dtype=None):
+    """An NDArray from a list, NumPy array or NDArray. Lists default to float32, arrays keep their dtype."""
+    _check_ctx(ctx)
+    if isinstance(source, NDArray):
+        source = source._data
+    if dtype is None:
+        dtype = source.dtype if isinstance(source, np.ndarray) and source.dtype in _KEEP else np.float32
+    return NDArray(np.array(source, dtype=as_dtype(dtype)))
+
+
+_KEEP = {np.dtype(t) for t in ('float32', 'float64', 'float16', 'int32', 'int64', 'uint8', 'bool')}
+
+
+def _shape(shape):
+    return (int(shape),) if isinstance(shape, numbers.Integral) else tuple(int(d) for d in shape)
+
+
+def empty(shape, ctx=None, dtype=None):
+    _check_ctx(ctx)
+    return NDArray(np.empty(_shape(shape), as_dtype(dtype)))
+
+
+def zeros(shape, ctx=None, dtype=None, **kw):
+    _check_ctx(ctx)
+    return NDArray(np.zeros(_shape(shape), as_dtype(dtype)))
+
+
+def ones(shape, ctx=None, dtype=None, **kw):
+    _check_ctx(ctx)
+    return NDArray(np.ones(_shape(shape), as_dtype(dtype)))
+
+
+def full(shape, val, ctx=None, dtype=None):
+    _check_ctx(ctx)
+    return NDArray(np.full(_shape(shape), val, as_dtype(dtype)))
+
+
+def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None):
+    _check_ctx(ctx)
+    a = np.arange(start, stop, step).astype(as_dtype(dtype))
+    return NDArray(np.repeat(a, repeat) if repeat > 1 else a)
+
+
+def zeros_like(x, dtype=None):
+    return NDArray(np.zeros_like(x._data, dtype=dtype and as_dtype(dtype)))
+
+
+def ones_like(x, dtype=None):
+    return NDArray(np.ones_like(x._data, dtype=dtype and as_dtype(dtype)))
+
+
+def full_like(x, val, dtype=None):
+    return NDArray(np.full_like(x._data, val, dtype=dtype and as_dtype(dtype)))
+
+
+def waitall():
+    """Wait for all pending work (eager CPU work is synchronous; here for MXNet compatibility)."""

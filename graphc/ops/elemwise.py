@@ -1,0 +1,240 @@
+"""Elementwise, scalar and broadcast ops."""
+import math
+
+import numpy as np
+
+from ..registry import Attr, bad, broadcast_shapes, register, same_dtype
+
+try:
+    from math import erf as _erf1
+    _erf = np.vectorize(_erf1, otypes=[np.float64])
+except ImportError:  # pragma: no cover
+    _erf = None
+
+
+def unbroadcast(F, g, shape):
+    """Sum g over the axes along which an input of `shape` was broadcast."""
+    shape = tuple(shape)
+    if tuple(g.shape) == shape:
+        return g
+    lead = len(g.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)
+    if axes:
+        g = F.sum(g, axis=axes, keepdims=True)
+    return F._np_reshape(g, newshape=shape)
+
+
+def same_infer(attrs, shapes, dtypes):
+    return [shapes[0]], [dtypes[0]]
+
+
+def _elemwise_infer(name):
+    def infer(attrs, shapes, dtypes):
+        if any(s != shapes[0] for s in shapes[1:]):
+            bad(f"{name} needs inputs of the same shape (use broadcast_* for broadcasting)")
+        return [shapes[0]], [same_dtype(name, dtypes)]
+    return infer
+
+
+def _broadcast_infer(name, out_dtype=None):
+    def infer(attrs, shapes, dtypes):
+        return [broadcast_shapes(*shapes)], [same_dtype(name, dtypes)]
+    return infer
+
+
+def _like(x, a):
+    """Keep x's dtype (NumPy may upcast float32 by a Python float)."""
+    return np.asarray(a, dtype=x.dtype)
+
+
+# ---------------------------------------------------------------- unary math
+# name: (numpy kernel, grad(F, x, y, dy))
+_float = lambda f: lambda x: f(x) if x.dtype.kind == 'f' else f(x.astype(np.float32)).astype(x.dtype)  # noqa: E731
+UNARY = {
+    'negative': (np.negative, lambda F, x, y, dy: -dy),
+    'exp': (_float(np.exp), lambda F, x, y, dy: dy * y),
+    'log': (_float(np.log), lambda F, x, y, dy: dy / x),
+    'log1p': (_float(np.log1p), lambda F, x, y, dy: dy / (x + 1.0)),
+    'expm1': (_float(np.expm1), lambda F, x, y, dy: dy * (y + 1.0)),
+    'sqrt': (_float(np.sqrt), lambda F, x, y, dy: dy / (y * 2.0)),
+    'rsqrt': (_float(lambda x: 1.0 / np.sqrt(x)), lambda F, x, y, dy: dy * y * y * y * -0.5),
+    'reciprocal': (_float(np.reciprocal), lambda F, x, y, dy: -(dy * y * y)),
+    'square': (np.square, lambda F, x, y, dy: dy * x * 2.0),
+    'abs': (np.abs, lambda F, x, y, dy: dy * F.sign(x)),
+    'sign': (np.sign, lambda F, x, y, dy: None),
+    'tanh': (_float(np.tanh), lambda F, x, y, dy: dy * (1.0 - y * y)),
+    'sin': (_float(np.sin), lambda F, x, y, dy: dy * F.cos(x)),
+    'cos': (_float(np.cos), lambda F, x, y, dy: -(dy * F.sin(x))),
+    'sigmoid': (lambda x: _sigmoid(x), lambda F, x, y, dy: dy * y * (1.0 - y)),
+    'relu': (lambda x: np.maximum(x, 0).astype(x.dtype, copy=False), lambda F, x, y, dy: dy * (x > 0.0)),
+    'softrelu': (lambda x: _softrelu(x), lambda F, x, y, dy: dy * F.sigmoid(x)),
+    'softsign': (lambda x: x / (1 + np.abs(x)), lambda F, x, y, dy: dy / F.square(F.abs(x) + 1.0)),
+    'erf': (lambda x: _erf(x).astype(x.dtype), lambda F, x, y, dy: dy * F.exp(-F.square(x)) * (2.0 / math.sqrt(math.pi))),
+    '_copy': (lambda x: x.copy(), lambda F, x, y, dy: dy),
+    'zeros_like': (np.zeros_like, lambda F, x, y, dy: None),
+    'ones_like': (np.ones_like, lambda F, x, y, dy: None),
+    'floor': (np.floor, lambda F, x, y, dy: None),
+    'ceil': (np.ceil, lambda F, x, y, dy: None),
+    'round': (np.round, lambda F, x, y, dy: None),
+}
+
+
+def _sigmoid(x):
+    # exp of a non-positive argument only: no overflow warnings at the extremes
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _softrelu(x):
+    return (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype, copy=False)
+
+
+def _unary(name, fn, g):
+    register(name, infer=same_infer, kind='elemwise', inplace=name not in ('zeros_like', 'ones_like'),
+             grad=lambda F, attrs, x, y, dy: [g(F, x[0], y[0], dy[0])])(lambda attrs, x: fn(x))
+
+
+for _n, (_f, _g) in UNARY.items():
+    _unary(_n, _f, _g)
+
+ACTIVATIONS = ('relu', 'sigmoid', 'tanh', 'softrelu', 'softsign')
+
+
+@register('Activation', infer=same_infer, kind='elemwise', inplace=True,
+          attrs={'act_type': Attr('str', choices=ACTIVATIONS)},
+          grad=lambda F, a, x, y, dy: [UNARY[a['act_type']][1](F, x[0], y[0], dy[0])])
+def _activation(attrs, x):
+    return UNARY[attrs['act_type']][0](x)
+
+
+@register('Cast', kind='elemwise', attrs={'dtype': Attr('dtype')},
+          infer=lambda a, s, d: ([s[0]], [np.dtype(a['dtype'])]),
+          grad=lambda F, a, x, y, dy: [F.Cast(dy[0], dtype=str(x[0].dtype))])
+def _cast(attrs, x):
+    return x.astype(attrs['dtype'])
+
+
+@register('clip', infer=same_infer, kind='elemwise', inplace=True,
+          attrs={'a_min': Attr('float'), 'a_max': Attr('float')},
+          grad=lambda F, a, x, y, dy: [dy[0] * (x[0] >= a['a_min']) * (x[0] <= a['a_max'])])
+def _clip(attrs, x):
+    return np.clip(x, _like(x, attrs['a_min']), _like(x, attrs['a_max']))
+
+
+# ---------------------------------------------------------------- binary
+def _bin_grads(kind):
+    """grad(F, x, y, out, dy) -> (dx, dy) before unbroadcasting."""
+    return {
+        'add': lambda F, a, b, o, g: (g, g),
+        'sub': lambda F, a, b, o, g: (g, -g),
+        'mul': lambda F, a, b, o, g: (F.broadcast_mul(g, b), F.broadcast_mul(g, a)),
+        'div': lambda F, a, b, o, g: (F.broadcast_div(g, b), -F.broadcast_div(F.broadcast_mul(g, o), b)),
+        'power': lambda F, a, b, o, g: (F.broadcast_mul(g, F.broadcast_mul(b, F.broadcast_power(a, b - 1.0))),
+                                        F.broadcast_mul(g, F.broadcast_mul(o, F.log(a)))),
+        'maximum': lambda F, a, b, o, g: (F.broadcast_mul(g, F.broadcast_greater_equal(a, b)),
+                                          F.broadcast_mul(g, F.broadcast_lesser(a, b))),
+        'minimum': lambda F, a, b, o, g: (F.broadcast_mul(g, F.broadcast_lesser_equal(a, b)),
+                                          F.broadcast_mul(g, F.broadcast_greater(a, b))),
+        'mod': lambda F, a, b, o, g: (g, -F.broadcast_mul(g, F.floor(F.broadcast_div(a, b)))),
+    }.get(kind, lambda F, a, b, o, g: (None, None))
+
+
+def _cmp(f):
+    return lambda a, b: f(a, b).astype(a.dtype)
+
+
+BINARY = {'add': np.add, 'sub': np.subtract, 'mul': np.multiply, 'div': lambda a, b: _like(a, np.divide(a, b)),
+          'power': np.power, 'maximum': np.maximum, 'minimum': np.minimum, 'mod': np.mod,
+          'equal': _cmp(np.equal), 'not_equal': _cmp(np.not_equal), 'greater': _cmp(np.greater),
+          'greater_equal': _cmp(np.greater_equal), 'lesser': _cmp(np.less), 'lesser_equal': _cmp(np.less_equal)}
+ARITH = ('add', 'sub', 'mul', 'div', 'power', 'maximum', 'minimum', 'mod')
+
+
+def _binary(name, fn, kind, broadcast):
+    g = _bin_grads(kind)
+
+    def grad(F, attrs, x, y, dy):
+        da, db = g(F, x[0], x[1], y[0], dy[0])
+        return [None if da is None else unbroadcast(F, da, x[0].shape),
+                None if db is None else unbroadcast(F, db, x[1].shape)]
+    register(name, infer=(_broadcast_infer if broadcast else _elemwise_infer)(name),
+             kind='broadcast' if broadcast else 'elemwise', inputs=('lhs', 'rhs'), inplace=True,
+             grad=grad)(lambda attrs, a, b: fn(a, b))
+
+
+for _k, _f in BINARY.items():
+    _binary('broadcast_' + _k, _f, _k, True)
+for _k in ('add', 'sub', 'mul', 'div'):
+    _binary('elemwise_' + _k, BINARY[_k], _k, False)
+
+
+# ---------------------------------------------------------------- with a scalar
+def _s(a, attrs):
+    return a.dtype.type(attrs['scalar'])
+
+
+SCALAR = {  # name: (kernel(x, s), grad(F, x, y, dy, s))
+    '_plus_scalar': (lambda x, s: x + s, lambda F, x, y, g, s: g),
+    '_minus_scalar': (lambda x, s: x - s, lambda F, x, y, g, s: g),
+    '_rminus_scalar': (lambda x, s: s - x, lambda F, x, y, g, s: -g),
+    '_mul_scalar': (lambda x, s: x * s, lambda F, x, y, g, s: g * s),
+    '_div_scalar': (lambda x, s: _like(x, x / s), lambda F, x, y, g, s: g / s),
+    '_rdiv_scalar': (lambda x, s: _like(x, s / x), lambda F, x, y, g, s: -(g * y / x)),
+    '_power_scalar': (lambda x, s: x ** s, lambda F, x, y, g, s: g * F._power_scalar(x, scalar=s - 1) * s),
+    '_rpower_scalar': (lambda x, s: _like(x, s ** x), lambda F, x, y, g, s: g * y * math.log(s)),
+    '_maximum_scalar': (lambda x, s: np.maximum(x, s), lambda F, x, y, g, s: g * (x >= s)),
+    '_minimum_scalar': (lambda x, s: np.minimum(x, s), lambda F, x, y, g, s: g * (x <= s)),
+    '_mod_scalar': (lambda x, s: np.mod(x, s), lambda F, x, y, g, s: g),
+    '_equal_scalar': (lambda x, s: (x == s).astype(x.dtype), None),
+    '_not_equal_scalar': (lambda x, s: (x != s).astype(x.dtype), None),
+    '_greater_scalar': (lambda x, s: (x > s).astype(x.dtype), None),
+    '_greater_equal_scalar': (lambda x, s: (x >= s).astype(x.dtype), None),
+    '_lesser_scalar': (lambda x, s: (x < s).astype(x.dtype), None),
+    '_lesser_equal_scalar': (lambda x, s: (x <= s).astype(x.dtype), None),
+}
+
+
+def _scalar(name, fn, g):
+    register(name, infer=same_infer, kind='elemwise', inplace=True, attrs={'scalar': Attr('float', 1.0)},
+             grad=lambda F, a, x, y, dy: [g(F, x[0], y[0], dy[0], a['scalar']) if g else None]
+             )(lambda attrs, x: fn(x, _s(x, attrs)))
+
+
+for _n, (_f, _g) in SCALAR.items():
+    _scalar(_n, _f, _g)
+
+
+def _where_infer(attrs, shapes, dtypes):
+    if shapes[1] != shapes[2] or (shapes[0] != shapes[1] and shapes[0] != shapes[1][:1]):
+        bad(f"where: condition {shapes[0]} and x/y {shapes[1]}, {shapes[2]} must match (or condition be 1-d over axis 0)")
+    return [shapes[1]], [same_dtype('where', dtypes[1:])]
+
+
+def _where(attrs, c, x, y):
+    if c.shape != x.shape:
+        c = c.reshape(c.shape + (1,) * (x.ndim - 1))
+    return np.where(c != 0, x, y)
+
+
+def _where_grad(F, attrs, x, y, dy):
+    z = F.zeros_like(dy[0])
+    return [None, F.where(x[0], dy[0], z), F.where(x[0], z, dy[0])]
+
+
+register('where', infer=_where_infer, kind='elemwise', inputs=('condition', 'x', 'y'), nograd_inputs=(0,),
+         grad=_where_grad)(_where)
+
+
+def _add_n_infer(attrs, shapes, dtypes):
+    if any(s != shapes[0] for s in shapes):
+        bad("add_n needs inputs of the same shape")
+    return [shapes[0]], [same_dtype('add_n', dtypes)]
+
+
+@register('add_n', infer=_add_n_infer, kind='elemwise', inputs='*', inplace=True,
+          attrs={'num_args': Attr('int', 0)}, grad=lambda F, a, x, y, dy: [dy[0]] * len(x))
+def _add_n(attrs, *xs):
+    out = xs[0].copy()
+    for x in xs[1:]:
+        out += x
+    return out

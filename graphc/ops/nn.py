@@ -1,0 +1,578 @@
+"""Neural-network ops: dense, convolution, pooling, normalization, dropout, activations, softmax."""
+import math
+
+import numpy as np
+
+from ..registry import Attr, bad, norm_axis, register, same_dtype
+from .elemwise import _sigmoid, same_infer
+
+# ---------------------------------------------------------------- FullyConnected
+FC_ATTRS = {'num_hidden': Attr('int'), 'no_bias': Attr('bool', False), 'flatten': Attr('bool', True)}
+
+
+def _fc_inputs(a):
+    return ('data', 'weight') if a['no_bias'] else ('data', 'weight', 'bias')
+
+
+def _fc_infer(attrs, shapes, dtypes):
+    d, w = shapes[0], shapes[1]
+    k = int(np.prod(d[1:])) if attrs['flatten'] else d[-1]
+    if w != (attrs['num_hidden'], k):
+        bad(f"weight shape {w} does not match (num_hidden, input units) = ({attrs['num_hidden']}, {k}) "
+            f"for data of shape {d}")
+    if len(shapes) > 2 and shapes[2] != (attrs['num_hidden'],):
+        bad(f"bias shape {shapes[2]} should be ({attrs['num_hidden']},)")
+    out = (d[0], attrs['num_hidden']) if attrs['flatten'] else d[:-1] + (attrs['num_hidden'],)
+    return [out], [same_dtype('FullyConnected', dtypes)]
+
+
+def _fc_grad(F, a, x, y, dy):
+    d, w = x[0], x[1]
+    n = a['num_hidden']
+    g2 = F._np_reshape(dy[0], newshape=(-1, n))
+    d2 = F._np_reshape(d, newshape=(-1, w.shape[1]))
+    dd = F._np_reshape(F.dot(g2, w), newshape=d.shape)
+    dw = F.dot(g2, d2, transpose_a=True)
+    return [dd, dw] if a['no_bias'] else [dd, dw, F.sum(g2, axis=0)]
+
+
+@register('FullyConnected', kind='opaque', inputs=_fc_inputs, attrs=FC_ATTRS, infer=_fc_infer, grad=_fc_grad)
+def _fully_connected(attrs, d, w, b=None):
+    x = d.reshape(d.shape[0], -1) if attrs['flatten'] else d
+    y = x @ w.T
+    if b is not None:
+        y += b
+    return y
+
+
+# ---------------------------------------------------------------- convolution
+CONV_ATTRS = {'kernel': Attr('shape'), 'stride': Attr('shape', ()), 'dilate': Attr('shape', ()), 'pad': Attr('shape', ()),
+              'num_filter': Attr('int'), 'num_group': Attr('int', 1), 'no_bias': Attr('bool', False),
+              'layout': Attr('str', 'NCHW', choices=('NCHW', 'None')), 'workspace': Attr('int', 1024),
+              'cudnn_tune': Attr('str', 'None'), 'cudnn_off': Attr('bool', False)}
+
+
+def _conv_params(attrs, name):
+    k = attrs['kernel']
+    if len(k) != 2:
+        bad(f"{name}: only 2-D kernels are supported, got kernel={k}")
+    st, dl, pd = attrs['stride'] or (1, 1), attrs['dilate'] or (1, 1), attrs['pad'] or (0, 0)
+    if min(k) < 1 or min(st) < 1 or min(dl) < 1 or min(pd) < 0:
+        bad(f"{name}: kernel, stride and dilate must be >= 1 and pad >= 0 (kernel={k}, stride={st}, dilate={dl}, pad={pd})")
+    return k, st, dl, pd
+
+
+def _conv_out(h, k, s, d, p):
+    return (h + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _conv_infer(attrs, shapes, dtypes):
+    k, st, dl, pd = _conv_params(attrs, 'Convolution')
+    d, w = shapes[0], shapes[1]
+    g, f = attrs['num_group'], attrs['num_filter']
+    if len(d) != 4:
+        bad(f"Convolution: data must be 4-d NCHW, got shape {d}")
+    if d[1] % g or f % g:
+        bad(f"Convolution: channels {d[1]} and num_filter {f} must divide by num_group {g}")
+    if w != (f, d[1] // g) + k:
+        bad(f"Convolution: weight shape {w} should be {(f, d[1] // g) + k} for data {d}")
+    if len(shapes) > 2 and shapes[2] != (f,):
+        bad(f"Convolution: bias shape {shapes[2]} should be ({f},)")
+    oh, ow = (_conv_out(d[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
+    if oh < 1 or ow < 1:
+        bad(f"Convolution: kernel {k} (dilate {dl}) is larger than the padded input {d[2:]}")
+    return [(d[0], f, oh, ow)], [same_dtype('Convolution', dtypes)]
+
+
+def _windows(x, k, st, dl, pd, pad_value=0.0, extra=(0, 0)):
+    """(N, C, OH, OW, kh, kw) view of the windows of x (padded)."""
+    if any(pd) or any(extra):
+        x = np.pad(x, ((0, 0), (0, 0), (pd[0], pd[0] + extra[0]), (pd[1], pd[1] + extra[1])), constant_values=pad_value)
+    ek = tuple(dl[i] * (k[i] - 1) + 1 for i in range(2))
+    v = np.lib.stride_tricks.sliding_window_view(x, ek, axis=(2, 3))
+    return v[:, :, ::st[0], ::st[1], ::dl[0], ::dl[1]]
+
+
+def conv2d(x, w, k, st, dl, pd, g):
+    """Grouped 2-D cross-correlation by im2col + GEMM."""
+    n, c = x.shape[:2]
+    f = w.shape[0]
+    win = _windows(x, k, st, dl, pd)
+    oh, ow = win.shape[2:4]
+    cg, fg = c // g, f // g
+    out = np.empty((n, f, oh, ow), x.dtype)
+    for i in range(g):
+        col = win[:, i * cg:(i + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, cg * k[0] * k[1])
+        out[:, i * fg:(i + 1) * fg] = (col @ w[i * fg:(i + 1) * fg].reshape(fg, -1).T).reshape(n, oh, ow, fg).transpose(0, 3, 1, 2)
+    return out
+
+
+def conv2d_transpose(dy, w, k, st, dl, pd, g, out_hw):
+    """The adjoint of conv2d in its input: dy (N, F, OH, OW), w (F, C/g, kh, kw) -> (N, C, H, W)."""
+    n, f, oh, ow = dy.shape
+    cg = w.shape[1]
+    fg = f // g
+    ek = [dl[i] * (k[i] - 1) + 1 for i in range(2)]
+    # dilate dy by the stride, pad by (effective kernel - 1 - pad), then correlate with the flipped kernel
+    hd, wd = (oh - 1) * st[0] + 1, (ow - 1) * st[1] + 1
+    full = np.zeros((n, f, hd, wd), dy.dtype)
+    full[:, :, ::st[0], ::st[1]] = dy
+    lo = [ek[i] - 1 - pd[i] for i in range(2)]
+    hi = [out_hw[i] - (hd, wd)[i] - lo[i] + ek[i] - 1 for i in range(2)]  # so that the result is out_hw
+    crop = [max(0, -lo[i]) for i in range(2)]
+    full = np.pad(full, ((0, 0), (0, 0), (max(lo[0], 0), max(hi[0], 0)), (max(lo[1], 0), max(hi[1], 0))))
+    full = full[:, :, crop[0]:full.shape[2] - max(0, -hi[0]), crop[1]:full.shape[3] - max(0, -hi[1])]
+    wf = w[:, :, ::-1, ::-1]
+    out = np.empty((n, cg * g) + tuple(out_hw), dy.dtype)
+    for i in range(g):
+        wt = wf[i * fg:(i + 1) * fg].transpose(1, 0, 2, 3)  # (C/g, F/g, kh, kw)
+        out[:, i * cg:(i + 1) * cg] = conv2d(full[:, i * fg:(i + 1) * fg], np.ascontiguousarray(wt), k, (1, 1), dl, (0, 0), 1)
+    return out
+
+
+def conv2d_weight_grad(x, dy, k, st, dl, pd, g):
+    n, c = x.shape[:2]
+    f, oh, ow = dy.shape[1:]
+    win = _windows(x, k, st, dl, pd)
+    cg, fg = c // g, f // g
+    dw = np.empty((f, cg) + tuple(k), x.dtype)
+    for i in range(g):
+        col = win[:, i * cg:(i + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)
+        g2 = dy[:, i * fg:(i + 1) * fg].transpose(0, 2, 3, 1).reshape(n * oh * ow, fg)
+        dw[i * fg:(i + 1) * fg] = (g2.T @ col).reshape((fg, cg) + tuple(k))
+    return dw
+
+
+def _conv_inputs(a):
+    return ('data', 'weight') if a['no_bias'] else ('data', 'weight', 'bias')
+
+
+def _conv_grad(F, a, x, y, dy):
+    outs = F._backward_Convolution(dy[0], x[0], x[1], **a)
+    return outs[:2] if a['no_bias'] else outs
+
+
+@register('Convolution', kind='opaque', inputs=_conv_inputs, attrs=CONV_ATTRS, infer=_conv_infer, grad=_conv_grad)
+def _convolution(attrs, x, w, b=None):
+    k, st, dl, pd = _conv_params(attrs, 'Convolution')
+    y = conv2d(x, w, k, st, dl, pd, attrs['num_group'])
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
+@register('_backward_Convolution', kind='opaque', inputs=('ograd', 'data', 'weight'), attrs=CONV_ATTRS, num_outputs=3,
+          infer=lambda a, s, d: ([s[1], s[2], (a['num_filter'],)], [d[1]] * 3),
+          doc="Gradients of Convolution: (d data, d weight, d bias).")
+def _backward_convolution(attrs, g, x, w):
+    k, st, dl, pd = _conv_params(attrs, 'Convolution')
+    grp = attrs['num_group']
+    return (conv2d_transpose(g, w, k, st, dl, pd, grp, x.shape[2:]), conv2d_weight_grad(x, g, k, st, dl, pd, grp),
+            g.sum(axis=(0, 2, 3)))
+
+
+DECONV_ATTRS = dict(CONV_ATTRS, adj=Attr('shape', ()), target_shape=Attr('shape', ()), no_bias=Attr('bool', True))
+
+
+def _deconv_out(attrs, d):
+    k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
+    adj = attrs['adj'] or (0, 0)
+    return tuple((d[2 + i] - 1) * st[i] - 2 * pd[i] + dl[i] * (k[i] - 1) + 1 + adj[i] for i in range(2))
+
+
+def _deconv_infer(attrs, shapes, dtypes):
+    d, w = shapes[0], shapes[1]
+    g, f = attrs['num_group'], attrs['num_filter']
+    if len(d) != 4:
+        bad(f"Deconvolution: data must be 4-d NCHW, got shape {d}")
+    if w != (d[1], f // g) + tuple(attrs['kernel']):
+        bad(f"Deconvolution: weight shape {w} should be {(d[1], f // g) + tuple(attrs['kernel'])} for data {d}")
+    if len(shapes) > 2 and shapes[2] != (f,):
+        bad(f"Deconvolution: bias shape {shapes[2]} should be ({f},)")
+    oh, ow = _deconv_out(attrs, d)
+    if oh < 1 or ow < 1:
+        bad(f"Deconvolution: output size ({oh}, {ow}) is empty")
+    return [(d[0], f, oh, ow)], [same_dtype('Deconvolution', dtypes)]
+
+
+def _deconv_grad(F, a, x, y, dy):
+    outs = F._backward_Deconvolution(dy[0], x[0], x[1], **a)
+    return outs[:2] if a['no_bias'] else outs
+
+
+@register('Deconvolution', kind='opaque', inputs=_conv_inputs, attrs=DECONV_ATTRS, infer=_deconv_infer,
+          grad=_deconv_grad)
+def _deconvolution(attrs, x, w, b=None):
+    """Transposed convolution: the input-adjoint of Convolution with weight (C_in, F/g, kh, kw)."""
+    k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
+    y = conv2d_transpose(x, w, k, st, dl, pd, attrs['num_group'], _deconv_out(attrs, x.shape))
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
+@register('_backward_Deconvolution', kind='opaque', inputs=('ograd', 'data', 'weight'), attrs=DECONV_ATTRS,
+          num_outputs=3, infer=lambda a, s, d: ([s[1], s[2], (a['num_filter'],)], [d[1]] * 3),
+          doc="Gradients of Deconvolution: (d data, d weight, d bias).")
+def _backward_deconvolution(attrs, g, x, w):
+    k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
+    grp = attrs['num_group']
+    # y = conv_transpose(x, w)  =>  dx = conv(g, w), dw = weight-grad of conv with roles of x and g swapped
+    dx = conv2d(g, w, k, st, dl, pd, grp)
+    dw = conv2d_weight_grad(g, x, k, st, dl, pd, grp)
+    return dx, dw, g.sum(axis=(0, 2, 3))
+
+
+# ---------------------------------------------------------------- pooling
+POOL_ATTRS = {'kernel': Attr('shape', ()), 'pool_type': Attr('str', 'max', choices=('max', 'avg', 'sum')),
+              'stride': Attr('shape', ()), 'pad': Attr('shape', ()), 'global_pool': Attr('bool', False),
+              'pooling_convention': Attr('str', 'valid', choices=('valid', 'full', 'same')),
+              'count_include_pad': Attr('bool', True), 'layout': Attr('str', 'NCHW', choices=('NCHW', 'None')),
+              'cudnn_off': Attr('bool', False)}
+
+
+def _pool_geom(attrs, shape):
+    """(kernel, stride, pad, extra bottom/right pad, out hw) for Pooling on a 4-d shape."""
+    if len(shape) != 4:
+        bad(f"Pooling: data must be 4-d NCHW, got shape {shape}")
+    if attrs['global_pool']:
+        return tuple(shape[2:]), (1, 1), (0, 0), (0, 0), (1, 1)
+    k = attrs['kernel']
+    if len(k) != 2:
+        bad(f"Pooling: needs a 2-d kernel, got kernel={k}")
+    st, pd = attrs['stride'] or (1, 1), attrs['pad'] or (0, 0)
+    if min(k) < 1 or min(st) < 1 or min(pd) < 0:
+        bad(f"Pooling: kernel and stride must be >= 1, pad >= 0 (kernel={k}, stride={st}, pad={pd})")
+    out, extra = [], []
+    for i in range(2):
+        h = shape[2 + i] + 2 * pd[i]
+        if h < k[i]:
+            bad(f"Pooling: kernel {k} is larger than the padded input {shape[2:]}")
+        o = (h - k[i]) // st[i] + 1 if attrs['pooling_convention'] == 'valid' else -(-(h - k[i]) // st[i]) + 1
+        out.append(o)
+        extra.append(max(0, (o - 1) * st[i] + k[i] - h))
+    return tuple(k), tuple(st), tuple(pd), tuple(extra), tuple(out)
+
+
+def _pool_infer(attrs, shapes, dtypes):
+    k, st, pd, extra, out = _pool_geom(attrs, shapes[0])
+    return [shapes[0][:2] + out], [dtypes[0]]
+
+
+def _avg_count(attrs, shape, k, st, pd, extra):
+    """Divisor per output position for avg pooling (count_include_pad=False excludes the padding)."""
+    if attrs['count_include_pad'] and not any(extra):
+        return float(k[0] * k[1])
+    ones = np.ones((1, 1) + tuple(shape[2:]), np.float64)
+    pad_v = 1.0 if attrs['count_include_pad'] else 0.0
+    if attrs['count_include_pad']:  # padding counts, the 'full' overhang does not (as MXNet)
+        ones = np.pad(ones, ((0, 0), (0, 0), (pd[0], pd[0]), (pd[1], pd[1])), constant_values=1.0)
+        return _windows(ones, k, st, (1, 1), (0, 0), 0.0, extra).sum(axis=(4, 5))[0, 0]
+    return _windows(ones, k, st, (1, 1), pd, pad_v, extra).sum(axis=(4, 5))[0, 0]
+
+
+@register('Pooling', kind='opaque', attrs=POOL_ATTRS, infer=_pool_infer,
+          grad=lambda F, a, x, y, dy: [F._backward_Pooling(dy[0], x[0], y[0], **a)])
+def _pooling(attrs, x):
+    k, st, pd, extra, out = _pool_geom(attrs, x.shape)
+    pt = attrs['pool_type']
+    if pt == 'max':
+        lo = np.finfo(x.dtype).min if x.dtype.kind == 'f' else np.iinfo(x.dtype).min
+        return _windows(x, k, st, (1, 1), pd, lo, extra).max(axis=(4, 5))
+    s = _windows(x, k, st, (1, 1), pd, 0.0, extra).sum(axis=(4, 5))
+    return s if pt == 'sum' else (s / _avg_count(attrs, x.shape, k, st, pd, extra)).astype(x.dtype)
+
+
+@register('_backward_Pooling', kind='opaque', inputs=('ograd', 'data', 'output'), attrs=POOL_ATTRS,
+          infer=lambda a, s, d: ([s[1]], [d[1]]),
+          doc="Gradient of Pooling: max routes ograd to the first maximum of each window, avg spreads it.")
+def _backward_pooling(attrs, g, x, y):
+    k, st, pd, extra, out = _pool_geom(attrs, x.shape)
+    n, c, h, w = x.shape
+    oh, ow = out
+    dxp = np.zeros((n, c, h + 2 * pd[0] + extra[0], w + 2 * pd[1] + extra[1]), x.dtype)
+    pt = attrs['pool_type']
+    if pt == 'max':
+        lo = np.finfo(x.dtype).min if x.dtype.kind == 'f' else np.iinfo(x.dtype).min
+        win = _windows(x, k, st, (1, 1), pd, lo, extra)
+        taken = np.zeros(g.shape, bool)
+    else:
+        gs = g if pt == 'sum' else g / _avg_count(attrs, x.shape, k, st, pd, extra)
+    for i in range(k[0]):  # one vectorized pass per kernel offset
+        for j in range(k[1]):
+            dst = dxp[:, :, i:i + st[0] * (oh - 1) + 1:st[0], j:j + st[1] * (ow - 1) + 1:st[1]]
+            if pt == 'max':
+                hit = (win[..., i, j] == y) & ~taken
+                taken |= hit
+                dst += np.where(hit, g, 0)
+            else:
+                dst += gs
+    return np.ascontiguousarray(dxp[:, :, pd[0]:pd[0] + h, pd[1]:pd[1] + w])
+
+
+# ---------------------------------------------------------------- normalization
+BN_ATTRS = {'eps': Attr('float', 1e-3), 'momentum': Attr('float', 0.9), 'fix_gamma': Attr('bool', True),
+            'use_global_stats': Attr('bool', False), 'output_mean_var': Attr('bool', False), 'axis': Attr('int', 1),
+            'cudnn_off': Attr('bool', False), 'min_calib_range': Attr('float', None),
+            'max_calib_range': Attr('float', None)}
+
+
+def _bn_infer(attrs, shapes, dtypes):
+    d = shapes[0]
+    ax = norm_axis(attrs['axis'], len(d))
+    c = (d[ax],)
+    for name, s in zip(('gamma', 'beta', 'moving_mean', 'moving_var'), shapes[1:]):
+        if s != c:
+            bad(f"BatchNorm: {name} shape {s} should be {c} (channels on axis {ax} of data {d})")
+    return [d, c, c], [dtypes[0]] * 3
+
+
+def _bn_bshape(x, ax):
+    return tuple(x.shape[ax] if i == ax else 1 for i in range(x.ndim))
+
+
+def _bn_stats(attrs, x, mm, mv):
+    ax = attrs['axis'] % x.ndim
+    if attrs['_train'] and not attrs['use_global_stats']:
+        axes = tuple(i for i in range(x.ndim) if i != ax)
+        return ax, x.mean(axis=axes), x.var(axis=axes)
+    return ax, mm, mv
+
+
+@register('BatchNorm', kind='opaque', inputs=('data', 'gamma', 'beta', 'moving_mean', 'moving_var'),
+          attrs=BN_ATTRS, infer=_bn_infer, num_outputs=3, mode_dependent=True, aux_inputs=(3, 4), nograd_inputs=(3, 4),
+          num_visible=lambda a: 3 if a['output_mean_var'] else 1,
+          grad=lambda F, a, x, y, dy: list(F._backward_BatchNorm(dy[0], x[0], x[1], y[1], y[2], **a)) + [None, None],
+          doc="Batch normalization. Outputs (out, mean, var): the batch statistics in training, the moving ones "
+              "otherwise; nd.BatchNorm updates the moving statistics in training mode.")
+def _batch_norm(attrs, x, gamma, beta, mm, mv):
+    ax, mean, var = _bn_stats(attrs, x, mm, mv)
+    bs = _bn_bshape(x, ax)
+    gm = np.ones_like(gamma) if attrs['fix_gamma'] else gamma
+    inv = 1.0 / np.sqrt(var + attrs['eps'])
+    scale = (gm * inv).astype(x.dtype)
+    out = (x - mean.reshape(bs)) * scale.reshape(bs) + beta.reshape(bs)
+    return out.astype(x.dtype, copy=False), mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
+
+
+@register('_backward_BatchNorm', kind='opaque', inputs=('ograd', 'data', 'gamma', 'mean', 'var'), attrs=BN_ATTRS,
+          num_outputs=3, mode_dependent=True, infer=lambda a, s, d: ([s[1], s[2], s[2]], [d[1]] * 3),
+          doc="Gradients of BatchNorm: (d data, d gamma, d beta); batch statistics are differentiated in training.")
+def _backward_batch_norm(attrs, g, x, gamma, mean, var):
+    ax = attrs['axis'] % x.ndim
+    bs = _bn_bshape(x, ax)
+    axes = tuple(i for i in range(x.ndim) if i != ax)
+    inv = 1.0 / np.sqrt(var + attrs['eps'])
+    gm = np.ones_like(gamma) if attrs['fix_gamma'] else gamma
+    xhat = (x - mean.reshape(bs)) * inv.reshape(bs)
+    dbeta = g.sum(axis=axes)
+    dgamma = (g * xhat).sum(axis=axes)
+    if attrs['_train'] and not attrs['use_global_stats']:
+        m = x.size // x.shape[ax]
+        dx = (gm * inv).reshape(bs) / m * (m * g - dbeta.reshape(bs) - xhat * dgamma.reshape(bs))
+    else:
+        dx = g * (gm * inv).reshape(bs)
+    if attrs['fix_gamma']:
+        dgamma = np.zeros_like(dgamma)
+    return dx.astype(x.dtype, copy=False), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+
+LN_ATTRS = {'axis': Attr('int', -1), 'eps': Attr('float', 1e-5), 'output_mean_var': Attr('bool', False)}
+
+
+def _ln_infer(attrs, shapes, dtypes):
+    d = shapes[0]
+    ax = norm_axis(attrs['axis'], len(d))
+    for name, s in zip(('gamma', 'beta'), shapes[1:]):
+        if s != (d[ax],):
+            bad(f"LayerNorm: {name} shape {s} should be ({d[ax]},) for data {d} normalized on axis {ax}")
+    st = d[:ax] + (1,) + d[ax + 1:]
+    return [d, st, st], [dtypes[0]] * 3
+
+
+@register('LayerNorm', kind='opaque', inputs=('data', 'gamma', 'beta'), attrs=LN_ATTRS, infer=_ln_infer, num_outputs=3,
+          num_visible=lambda a: 3 if a['output_mean_var'] else 1,
+          grad=lambda F, a, x, y, dy: list(F._backward_LayerNorm(dy[0], x[0], x[1], y[1], y[2], **a)),
+          doc="Layer normalization over one axis. Outputs (out, mean, std).")
+def _layer_norm(attrs, x, gamma, beta):
+    ax = attrs['axis'] % x.ndim
+    mean = x.mean(axis=ax, keepdims=True)
+    std = np.sqrt(x.var(axis=ax, keepdims=True) + attrs['eps'])
+    bs = _bn_bshape(x, ax)
+    out = (x - mean) / std * gamma.reshape(bs) + beta.reshape(bs)
+    return out.astype(x.dtype, copy=False), mean, std.astype(x.dtype, copy=False)
+
+
+@register('_backward_LayerNorm', kind='opaque', inputs=('ograd', 'data', 'gamma', 'mean', 'std'), attrs=LN_ATTRS,
+          num_outputs=3, infer=lambda a, s, d: ([s[1], s[2], s[2]], [d[1]] * 3),
+          doc="Gradients of LayerNorm: (d data, d gamma, d beta).")
+def _backward_layer_norm(attrs, g, x, gamma, mean, std):
+    ax = attrs['axis'] % x.ndim
+    bs = _bn_bshape(x, ax)
+    other = tuple(i for i in range(x.ndim) if i != ax)
+    xhat = (x - mean) / std
+    gx = g * gamma.reshape(bs)
+    dx = (gx - gx.mean(axis=ax, keepdims=True) - xhat * (gx * xhat).mean(axis=ax, keepdims=True)) / std
+    return dx.astype(x.dtype), (g * xhat).sum(axis=other).astype(x.dtype), g.sum(axis=other).astype(x.dtype)
+
+
+# ---------------------------------------------------------------- dropout
+def _dropout_infer(attrs, shapes, dtypes):
+    if not 0 <= attrs['p'] < 1:
+        bad(f"Dropout: p must be in [0, 1), got {attrs['p']}")
+    return [shapes[0], shapes[0]], [dtypes[0]] * 2
+
+
+@register('Dropout', kind='elemwise', infer=_dropout_infer, num_outputs=2, num_visible=1, mode_dependent=True,
+          attrs={'p': Attr('float', 0.5), 'mode': Attr('str', 'training', choices=('training', 'always')),
+                 'axes': Attr('shape', ()), 'cudnn_off': Attr('bool', False)},
+          grad=lambda F, a, x, y, dy: [dy[0] * y[1]],
+          doc="Dropout: zeroes elements with probability p and scales the rest by 1/(1-p) in training; "
+              "outputs (out, mask).")
+def _dropout(attrs, x):
+    p = attrs['p']
+    if not (attrs['_train'] or attrs['mode'] == 'always') or p == 0:
+        return x.copy(), np.ones_like(x)
+    from ..random import generator
+    mshape = tuple(1 if i in attrs['axes'] else d for i, d in enumerate(x.shape))
+    mask = ((generator().random(mshape) >= p) / (1 - p)).astype(x.dtype)
+    mask = np.broadcast_to(mask, x.shape).copy()
+    return x * mask, mask
+
+
+# ---------------------------------------------------------------- LeakyReLU family
+LRELU = ('leaky', 'elu', 'prelu', 'selu', 'gelu', 'rrelu')
+SELU_A, SELU_L = 1.6732632423543772, 1.0507009873554805
+
+
+def _lrelu_inputs(a):
+    return ('data', 'gamma') if a['act_type'] == 'prelu' else ('data',)
+
+
+def _gamma_b(g, x):
+    return g.reshape((1, -1) + (1,) * (x.ndim - 2)) if x.ndim >= 2 else g
+
+
+def _lrelu_infer(attrs, shapes, dtypes):
+    if attrs['act_type'] == 'rrelu':
+        bad("LeakyReLU: act_type 'rrelu' is not supported")
+    if attrs['act_type'] == 'prelu':
+        d, g = shapes
+        if len(g) != 1 or (g[0] != 1 and (len(d) < 2 or g[0] != d[1])):
+            bad(f"LeakyReLU(prelu): gamma shape {g} should be (channels,) = ({d[1] if len(d) > 1 else 1},)")
+    return [shapes[0]], [dtypes[0]]
+
+
+def _phi(x):
+    from .elemwise import _erf
+    return 0.5 * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _lrelu_grad(F, a, x, y, dy):
+    t, s, d, g = a['act_type'], a['slope'], x[0], dy[0]
+    pos = d > 0.0
+    neg = d <= 0.0
+    if t == 'leaky':
+        return [g * (pos + neg * s)]
+    if t == 'elu':
+        return [g * (pos + neg * (y[0] + s))]
+    if t == 'selu':
+        return [g * (pos * SELU_L + neg * (y[0] + SELU_L * SELU_A))]
+    if t == 'gelu':
+        cdf = (F.erf(d * (1 / math.sqrt(2.0))) + 1.0) * 0.5
+        pdf = F.exp(F.square(d) * -0.5) * (1 / math.sqrt(2 * math.pi))
+        return [g * (cdf + d * pdf)]
+    gam = x[1]
+    gb = F._np_reshape(gam, newshape=(1, -1) + (1,) * (d.ndim - 2)) if d.ndim >= 2 else gam
+    dx = g * pos + F.broadcast_mul(g * neg, gb)
+    dg = F.sum(g * d * neg, axis=1, exclude=True) if d.ndim >= 2 else F.sum(g * d * neg, axis=0, keepdims=True)
+    if gam.shape[0] == 1 and d.ndim >= 2:
+        dg = F._np_reshape(F.sum(dg), newshape=(1,))
+    return [dx, dg]
+
+
+@register('LeakyReLU', kind='elemwise', inputs=_lrelu_inputs, infer=_lrelu_infer, grad=_lrelu_grad,
+          attrs={'act_type': Attr('str', 'leaky', choices=LRELU), 'slope': Attr('float', 0.25),
+                 'lower_bound': Attr('float', 0.125), 'upper_bound': Attr('float', 0.334)})
+def _leaky_relu(attrs, x, gamma=None):
+    t, s = attrs['act_type'], attrs['slope']
+    if t == 'leaky':
+        return np.where(x > 0, x, x * x.dtype.type(s))
+    if t == 'elu':
+        return np.where(x > 0, x, s * np.expm1(np.minimum(x, 0))).astype(x.dtype)
+    if t == 'selu':
+        return (SELU_L * np.where(x > 0, x, SELU_A * np.expm1(np.minimum(x, 0)))).astype(x.dtype)
+    if t == 'gelu':
+        return (x * _phi(x)).astype(x.dtype)
+    return np.where(x > 0, x, x * _gamma_b(gamma, x)).astype(x.dtype)
+
+
+# ---------------------------------------------------------------- softmax family
+SM_ATTRS = {'axis': Attr('int', -1), 'temperature': Attr('float', None), 'dtype': Attr('dtype', None),
+            'use_length': Attr('bool', False)}
+
+
+def _softmax_np(x, axis, t):
+    z = x / x.dtype.type(t) if t not in (None, 1.0) else x
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _log_softmax_np(x, axis, t):
+    z = x / x.dtype.type(t) if t not in (None, 1.0) else x
+    z = z - z.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+def _sm_infer(attrs, shapes, dtypes):
+    norm_axis(attrs['axis'], len(shapes[0]))
+    return [shapes[0]], [dtypes[0]]
+
+
+def _temp(a):
+    return 1.0 if a['temperature'] is None else a['temperature']
+
+
+def _softmax_grad(F, a, x, y, dy):
+    ax, t = a['axis'], _temp(a)
+    s = F.sum(dy[0] * y[0], axis=ax, keepdims=True)
+    g = y[0] * F.broadcast_sub(dy[0], s)
+    return [g / t if t != 1.0 else g]
+
+
+def _log_softmax_grad(F, a, x, y, dy):
+    ax, t = a['axis'], _temp(a)
+    g = dy[0] - F.broadcast_mul(F.exp(y[0]), F.sum(dy[0], axis=ax, keepdims=True))
+    return [g / t if t != 1.0 else g]
+
+
+@register('softmax', kind='reduce', attrs=SM_ATTRS, infer=_sm_infer, grad=_softmax_grad)
+def _softmax(attrs, x):
+    return _softmax_np(x, attrs['axis'], attrs['temperature'])
+
+
+@register('log_softmax', kind='reduce', attrs=SM_ATTRS, infer=_sm_infer, grad=_log_softmax_grad)
+def _log_softmax(attrs, x):
+    return _log_softmax_np(x, attrs['axis'], attrs['temperature'])
+
+
+def _sce_infer(attrs, shapes, dtypes):
+    d, l = shapes
+    if len(d) != 2 or l != d[:1]:
+        bad(f"softmax_cross_entropy: data must be (batch, classes) and label (batch,), got {d} and {l}")
+    return [(1,)], [dtypes[0]]
+
+
+def _sce_grad(F, a, x, y, dy):
+    p = F.softmax(x[0], axis=-1)
+    oh = F.one_hot(x[1], depth=x[0].shape[1], dtype=str(x[0].dtype))
+    return [F.broadcast_mul(p - oh, dy[0]), None]
+
+
+@register('softmax_cross_entropy', kind='reduce', inputs=('data', 'label'), nograd_inputs=(1,), infer=_sce_infer,
+          grad=_sce_grad, doc="Sum over the batch of the cross-entropy of softmax(data) and integer labels; shape (1,).")
+def _softmax_cross_entropy(attrs, x, label):
+    ls = _log_softmax_np(x, -1, None)
+    from .shape import _indices
+    i = _indices(label, x.shape[1], 'raise', 'softmax_cross_entropy')
+    return np.asarray([-np.take_along_axis(ls, i[:, None], axis=1).sum()], dtype=x.dtype)

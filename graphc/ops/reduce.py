@@ -1,0 +1,179 @@
+"""Reductions and matrix products."""
+import numpy as np
+
+from ..registry import Attr, bad, norm_axis, reduce_axes, register, same_dtype
+
+RED_ATTRS = {'axis': Attr('axis', None), 'keepdims': Attr('bool', False), 'exclude': Attr('bool', False)}
+
+
+def _axes(a, ndim):
+    return reduce_axes(a['axis'], ndim, a.get('exclude', False))
+
+
+def _red_shape(a, s):
+    axes = _axes(a, len(s))
+    if a['keepdims']:
+        return tuple(1 if i in axes else d for i, d in enumerate(s))
+    return tuple(d for i, d in enumerate(s) if i not in axes)
+
+
+def _keep_shape(a, s):
+    axes = _axes(a, len(s))
+    return tuple(1 if i in axes else d for i, d in enumerate(s))
+
+
+def _expand(F, a, g, shape):
+    """A reduced gradient broadcast back to the input shape."""
+    return F.broadcast_to(F._np_reshape(g, newshape=_keep_shape(a, shape)), shape=shape)
+
+
+def _count(a, shape):
+    n = 1
+    for i in _axes(a, len(shape)):
+        n *= shape[i]
+    return n
+
+
+def _minmax_grad(F, a, x, y, dy):
+    yb = _expand(F, a, y[0], x[0].shape)
+    return [F.broadcast_mul(_expand(F, a, dy[0], x[0].shape), F.broadcast_equal(x[0], yb))]
+
+
+REDUCTIONS = {
+    'sum': (np.sum, lambda F, a, x, y, dy: [_expand(F, a, dy[0], x[0].shape)]),
+    'mean': (np.mean, lambda F, a, x, y, dy: [_expand(F, a, dy[0], x[0].shape) / float(max(_count(a, x[0].shape), 1))]),
+    'max': (np.max, _minmax_grad),
+    'min': (np.min, _minmax_grad),
+    'prod': (np.prod, lambda F, a, x, y, dy: [F.broadcast_div(F.broadcast_mul(_expand(F, a, dy[0], x[0].shape),
+                                                                               _expand(F, a, y[0], x[0].shape)), x[0])]),
+}
+
+
+def _reduction(name, fn, grad):
+    def ref(attrs, x):
+        axes = _axes(attrs, x.ndim)
+        if name in ('max', 'min') and any(x.shape[i] == 0 for i in axes):
+            bad(f"{name}: cannot reduce over an empty axis of shape {x.shape}")
+        return np.asarray(fn(x, axis=axes, keepdims=attrs['keepdims']), dtype=x.dtype)
+    register(name, kind='reduce', attrs=RED_ATTRS, grad=grad,
+             infer=lambda a, s, d: ([_red_shape(a, s[0])], [d[0]]))(ref)
+
+
+for _n, (_f, _g) in REDUCTIONS.items():
+    _reduction(_n, _f, _g)
+
+
+def _norm_grad(F, a, x, y, dy):
+    g = _expand(F, a, dy[0], x[0].shape)
+    if a['ord'] == 1:
+        return [F.broadcast_mul(g, F.sign(x[0]))]
+    return [F.broadcast_div(F.broadcast_mul(g, x[0]), _expand(F, a, y[0], x[0].shape))]
+
+
+@register('norm', kind='reduce', attrs={'ord': Attr('int', 2), 'axis': Attr('axis', None), 'keepdims': Attr('bool', False)},
+          infer=lambda a, s, d: ([_red_shape(a, s[0])], [d[0]]), grad=_norm_grad)
+def _norm(attrs, x):
+    if attrs['ord'] not in (1, 2):
+        bad(f"norm: ord must be 1 or 2, got {attrs['ord']}")
+    axes = _axes(attrs, x.ndim)
+    r = np.sum(np.abs(x), axes, keepdims=attrs['keepdims']) if attrs['ord'] == 1 else \
+        np.sqrt(np.sum(np.square(x), axes, keepdims=attrs['keepdims']))
+    return np.asarray(r, dtype=x.dtype)
+
+
+def _arg_infer(a, s, d):
+    s = s[0]
+    if a['axis'] is None:
+        return [(1,) * len(s) if a['keepdims'] else ()], [d[0]]
+    ax = norm_axis(a['axis'], len(s))
+    return [s[:ax] + (1,) + s[ax + 1:] if a['keepdims'] else s[:ax] + s[ax + 1:]], [d[0]]
+
+
+def _argreduce(name, fn):
+    def ref(attrs, x):
+        if x.size == 0:
+            bad(f"{name}: empty input of shape {x.shape}")
+        r = fn(x, axis=attrs['axis'], keepdims=attrs['keepdims'])
+        return np.asarray(r, dtype=x.dtype)  # MXNet returns indices in the input's dtype
+    register(name, kind='reduce', attrs={'axis': Attr('int', None), 'keepdims': Attr('bool', False)},
+             infer=_arg_infer, grad=lambda F, a, x, y, dy: [None])(ref)
+
+
+_argreduce('argmax', np.argmax)
+_argreduce('argmin', np.argmin)
+
+
+# ---------------------------------------------------------------- products
+DOT_ATTRS = {'transpose_a': Attr('bool', False), 'transpose_b': Attr('bool', False)}
+
+
+def _dot_infer(attrs, shapes, dtypes):
+    a, b = shapes
+    if not a or not b:
+        bad("dot: inputs must have at least one dim")
+    if attrs['transpose_a']:
+        a = a[1:] + a[:1] if len(a) == 2 else a[::-1]
+    if attrs['transpose_b']:
+        b = b[::-1]
+    if a[-1] != b[0]:
+        bad(f"dot: last dim of lhs ({a[-1]}) must equal first dim of rhs ({b[0]})")
+    return [a[:-1] + b[1:]], [same_dtype('dot', dtypes)]
+
+
+def _mat(x, t):
+    return x.T if t else x
+
+
+def _dot_grad(F, a, x, y, dy):
+    A, B, g = x[0], x[1], dy[0]
+    ta, tb = a['transpose_a'], a['transpose_b']
+    # as 2-D: A2 (m, k), B2 (k, n), g2 (m, n), with A and B read transposed when flagged
+    As, Bs = A.shape, B.shape
+    k = (As[0] if ta else As[-1])
+    A2 = F._np_reshape(A, newshape=(k, -1) if ta else (-1, k))
+    B2 = F._np_reshape(B, newshape=(-1, k) if tb else (k, -1))
+    m = A2.shape[1] if ta else A2.shape[0]
+    n = B2.shape[0] if tb else B2.shape[1]
+    g2 = F._np_reshape(g, newshape=(m, n))
+    dA = F.dot(B2, g2, transpose_a=tb, transpose_b=True) if ta else F.dot(g2, B2, transpose_b=not tb)
+    dB = F.dot(g2, A2, transpose_a=True, transpose_b=ta) if tb else F.dot(A2, g2, transpose_a=not ta)
+    return [F._np_reshape(dA, newshape=As), F._np_reshape(dB, newshape=Bs)]
+
+
+@register('dot', kind='opaque', inputs=('lhs', 'rhs'), attrs=DOT_ATTRS, infer=_dot_infer, grad=_dot_grad)
+def _dot(attrs, a, b):
+    if attrs['transpose_a']:
+        a = a.T
+    if attrs['transpose_b']:
+        b = b.T
+    if a.ndim <= 2 and b.ndim <= 2:
+        return np.dot(a, b)
+    return np.tensordot(a, b, axes=1)
+
+
+def _bdot_infer(attrs, shapes, dtypes):
+    a, b = shapes
+    if len(a) != 3 or len(b) != 3 or a[0] != b[0]:
+        bad(f"batch_dot: needs 3-d inputs with the same batch size, got {a} and {b}")
+    m, k = (a[2], a[1]) if attrs['transpose_a'] else (a[1], a[2])
+    k2, n = (b[2], b[1]) if attrs['transpose_b'] else (b[1], b[2])
+    if k != k2:
+        bad(f"batch_dot: inner dims differ ({k} vs {k2})")
+    return [(a[0], m, n)], [same_dtype('batch_dot', dtypes)]
+
+
+def _bdot_grad(F, a, x, y, dy):
+    A, B, g = x[0], x[1], dy[0]
+    ta, tb = a['transpose_a'], a['transpose_b']
+    dA = F.batch_dot(B, g, transpose_a=tb, transpose_b=True) if ta else F.batch_dot(g, B, transpose_b=not tb)
+    dB = F.batch_dot(g, A, transpose_a=True, transpose_b=ta) if tb else F.batch_dot(A, g, transpose_a=not ta)
+    return [dA, dB]
+
+
+@register('batch_dot', kind='opaque', inputs=('lhs', 'rhs'), attrs=DOT_ATTRS, infer=_bdot_infer, grad=_bdot_grad)
+def _batch_dot(attrs, a, b):
+    if attrs['transpose_a']:
+        a = a.transpose(0, 2, 1)
+    if attrs['transpose_b']:
+        b = b.transpose(0, 2, 1)
+    return np.matmul(a, b)

@@ -1,0 +1,247 @@
+"""The op registry: every operator declared once, read by every stage.
+
+An Op holds its MXNet name, attribute schema (with MXNet's string form both ways),
+shape/dtype inference, a NumPy reference kernel, a gradient written in registry ops,
+its fusion kind and whether its output may overwrite its first input.
+"""
+import re
+
+import numpy as np
+
+from .base import GraphcError, GraphcShapeError, as_dtype, fmt_shape
+
+KINDS = ('elemwise', 'broadcast', 'injective', 'reduce', 'opaque')
+OPS = {}
+
+
+# ---------------------------------------------------------------- attributes
+_NUM = r'-?\d+'
+
+
+def _parse_bool(s):
+    t = s.strip().lower()
+    if t in ('true', '1'):
+        return True
+    if t in ('false', '0'):
+        return False
+    raise ValueError(f"not a bool: {s!r}")
+
+
+def _parse_int(s):
+    t = s.strip()
+    if not re.fullmatch(_NUM, t):
+        raise ValueError(f"not an int: {s!r}")
+    return int(t)
+
+
+def _parse_float(s):
+    t = s.strip()
+    if not re.fullmatch(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|nan)', t, re.I):
+        raise ValueError(f"not a float: {s!r}")
+    return float(t)
+
+
+def _parse_tuple(s):
+    """Strict parser for MXNet's "(5, 5)", "[5,5]", "5", "()" and "(None, 1)"."""
+    t = s.strip()
+    if re.fullmatch(_NUM, t):
+        return (int(t),)
+    if len(t) < 2 or t[0] + t[-1] not in ('()', '[]'):
+        raise ValueError(f"not a tuple: {s!r}")
+    body = t[1:-1].strip().rstrip(',')
+    if not body:
+        return ()
+    items = [p.strip() for p in body.split(',')]
+    if len(items) > 32:
+        raise ValueError(f"tuple too long: {s!r}")
+    return tuple(None if p == 'None' else _parse_int(p) for p in items)
+
+
+class Attr:
+    """One attribute: type in ('int','float','bool','str','shape','axis','dtype'), a default, and choices."""
+    REQUIRED = object()
+
+    def __init__(self, type, default=REQUIRED, choices=None):
+        self.type, self.default, self.choices = type, default, choices
+
+    def parse(self, s):
+        """Python value from MXNet's string form (or a value already parsed)."""
+        if not isinstance(s, str) or self.type == 'str':
+            return self.check(s)
+        if s.strip() == 'None' and self.default is None:
+            return None
+        t = self.type
+        v = {'int': _parse_int, 'float': _parse_float, 'bool': _parse_bool, 'dtype': str,
+             'shape': _parse_tuple}.get(t)
+        if t == 'axis':
+            v = _parse_tuple(s)
+            v = v[0] if len(v) == 1 and not s.strip().startswith(('(', '[')) else v
+            return self.check(v)
+        return self.check(v(s))
+
+    def check(self, v):
+        t = self.type
+        if v is None and self.default is None:
+            return None
+        if t == 'int':
+            if isinstance(v, (bool, float)) or not isinstance(v, (int, np.integer)):
+                raise ValueError(f"expected an int, got {v!r}")
+            return int(v)
+        if t == 'float':
+            if not isinstance(v, (int, float, np.number)) or isinstance(v, bool):
+                raise ValueError(f"expected a number, got {v!r}")
+            return float(v)
+        if t == 'bool':
+            if not isinstance(v, (bool, np.bool_, int)):
+                raise ValueError(f"expected a bool, got {v!r}")
+            return bool(v)
+        if t == 'shape':
+            if isinstance(v, (int, np.integer)):
+                return (int(v),)
+            if not isinstance(v, (tuple, list)):
+                raise ValueError(f"expected a tuple of ints, got {v!r}")
+            return tuple(None if d is None else int(d) for d in v)
+        if t == 'axis':
+            if isinstance(v, (tuple, list)):
+                return tuple(int(a) for a in v)
+            return int(v)
+        if t == 'dtype':
+            return str(as_dtype(v))
+        if t == 'str':
+            v = str(v)
+            if self.choices and v not in self.choices:
+                raise ValueError(f"expected one of {self.choices}, got {v!r}")
+            return v
+        raise AssertionError(t)
+
+    def format(self, v):
+        """MXNet's string form: str() of the Python value, as MXNet's front end writes it."""
+        if isinstance(v, tuple):
+            return '(' + ', '.join(map(str, v)) + (',)' if len(v) == 1 else ')')
+        return str(v)
+
+
+# ---------------------------------------------------------------- ops
+class Op:
+    def __init__(self, name, ref, infer, grad=None, kind='opaque', attrs=None, inputs=('data',),
+                 num_outputs=1, inplace=False, mode_dependent=False, differentiable=True,
+                 nograd_inputs=(), aux_inputs=(), num_visible=None, doc=''):
+        assert kind in KINDS, kind
+        self.name, self.ref, self._infer, self.grad, self.kind = name, ref, infer, grad, kind
+        self.attrs = attrs or {}
+        self.inputs = inputs              # names; a str '*' name means variadic (Concat, stack)
+        self.num_outputs = num_outputs    # int, or callable(attrs) -> int
+        self.num_visible = num_visible    # outputs the user sees (BatchNorm: 1 of 3); None: all
+        self.inplace = inplace            # output 0 may overwrite input 0
+        self.mode_dependent = mode_dependent  # reads attrs['_train'] (Dropout, BatchNorm)
+        self.differentiable = differentiable and grad is not None
+        self.nograd_inputs = set(nograd_inputs)  # indices, e.g. labels and indices
+        self.aux_inputs = tuple(aux_inputs)       # indices of auxiliary states (BatchNorm running stats)
+        self.doc = doc
+
+    def __repr__(self):
+        return f"Op({self.name})"
+
+    def n_out(self, attrs):
+        return self.num_outputs(attrs) if callable(self.num_outputs) else self.num_outputs
+
+    def n_visible(self, attrs):
+        v = self.num_visible
+        return self.n_out(attrs) if v is None else v(attrs) if callable(v) else v
+
+    def input_names(self, attrs):
+        return self.inputs(attrs) if callable(self.inputs) else self.inputs
+
+    @property
+    def variadic(self):
+        return self.inputs == '*'
+
+    def canon(self, kwargs):
+        """Validated attrs with defaults filled in; errors name the op and the attribute."""
+        out = {}
+        for k, v in kwargs.items():
+            a = self.attrs.get(k)
+            if a is None:
+                if k.startswith('_'):   # hidden attributes (__layout__, _train) are kept, not checked
+                    out[k] = v
+                    continue
+                raise GraphcError(f"{self.name}: unknown attribute {k!r}; attributes: {', '.join(self.attrs) or 'none'}")
+            try:
+                out[k] = a.parse(v)
+            except (ValueError, TypeError) as e:
+                raise GraphcError(f"{self.name}: bad value for attribute {k!r}: {e}") from None
+        for k, a in self.attrs.items():
+            if k not in out:
+                if a.default is Attr.REQUIRED:
+                    raise GraphcError(f"{self.name}: missing required attribute {k!r}")
+                out[k] = a.default
+        return out
+
+    def format_attrs(self, attrs, all=False):
+        """The attrs MXNet would write: non-default ones (all=True: every one), as strings."""
+        out = {}
+        for k, v in attrs.items():
+            a = self.attrs.get(k)
+            if a is None or (not all and v == a.default):
+                continue
+            out[k] = a.format(v)
+        return dict(sorted(out.items()))
+
+    def infer(self, attrs, shapes, dtypes):
+        """(out_shapes, out_dtypes); a GraphcShapeError that names the op and the input shapes."""
+        try:
+            return self._infer(attrs, [tuple(s) for s in shapes], [np.dtype(d) for d in dtypes])
+        except GraphcShapeError as e:
+            if str(e).startswith(self.name):
+                raise
+            raise GraphcShapeError(f"{self.name}: {e} (input shapes {', '.join(map(fmt_shape, shapes))})") from None
+
+
+def register(name, **kw):
+    """Declare an op. Used as a decorator on the NumPy reference kernel `ref(attrs, *arrays)`."""
+    def deco(ref):
+        if name in OPS:
+            raise GraphcError(f"op {name!r} registered twice")
+        OPS[name] = Op(name, ref, **kw)
+        return ref
+    return deco
+
+
+def get(name):
+    op = OPS.get(name)
+    if op is None:
+        raise GraphcError(f"operator {name!r} is not registered in graphc")
+    return op
+
+
+# ---------------------------------------------------------------- inference helpers
+def bad(msg):
+    raise GraphcShapeError(msg)
+
+
+def same_dtype(name, dtypes):
+    if any(d != dtypes[0] for d in dtypes[1:]):
+        bad(f"{name}: inputs must share a dtype, got {', '.join(map(str, dtypes))}")
+    return dtypes[0]
+
+
+def broadcast_shapes(*shapes):
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        bad("shapes " + ' and '.join(map(fmt_shape, shapes)) + " cannot be broadcast together")
+
+
+def norm_axis(axis, ndim, name='axis'):
+    if not -ndim <= axis < max(ndim, 1):
+        bad(f"{name} {axis} is out of range for a {ndim}-d input")
+    return axis % max(ndim, 1)
+
+
+def reduce_axes(axis, ndim, exclude=False):
+    if axis is None or axis == ():
+        axes = tuple(range(ndim))
+        return () if exclude else axes
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(sorted({norm_axis(a, ndim) for a in axes}))
+    return tuple(i for i in range(ndim) if i not in axes) if exclude else axes

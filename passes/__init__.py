@@ -1,0 +1,1 @@
+"""graph -> graph passes (autodiff, simplification, fusion, memory planning)."""

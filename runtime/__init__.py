@@ -1,0 +1,1 @@
+"""graph -> plan -> run: the reference interpreter and code generators."""

@@ -1,0 +1,324 @@
+"""Test cases for every registered op: inputs, attributes and an independent NumPy oracle.
+
+The registry test (test_ops.py) fails for any op that has no entry here, so an op cannot
+be added without a reference check and, when differentiable, a numerical gradient check.
+Oracles are written independently of graphc's kernels (naive loops for convolution and
+pooling, textbook formulas elsewhere).
+"""
+import itertools
+import math
+
+import numpy as np
+
+rng = np.random.default_rng(0)
+erf = np.vectorize(math.erf, otypes=[float])
+
+
+def R(*shape):
+    return np.asarray(rng.normal(size=shape))
+
+
+def P(*shape):  # positive, away from 0
+    return np.asarray(rng.uniform(0.5, 2.0, size=shape))
+
+
+def I(n, *shape):  # integer indices stored as floats, as MXNet passes them
+    return np.asarray(rng.integers(0, n, size=shape).astype(np.float64))
+
+
+class Case:
+    def __init__(self, inputs, attrs=None, oracle=None, grad=True, train=False, seed=None, tol=None, id=''):
+        self.inputs, self.attrs, self.oracle = inputs, attrs or {}, oracle
+        self.grad, self.train, self.seed, self.tol, self.id = grad, train, seed, tol, id
+
+
+UNARY_SHAPES = [(3, 4), (1, 5), (2, 0, 3), ()]
+UNARY = {  # name: (oracle, input maker)
+    'negative': (lambda x: -x, R), 'exp': (np.exp, R), 'log': (np.log, P), 'log1p': (np.log1p, P),
+    'expm1': (np.expm1, R), 'sqrt': (np.sqrt, P), 'rsqrt': (lambda x: x ** -0.5, P),
+    'reciprocal': (lambda x: 1 / x, P), 'square': (lambda x: x * x, R), 'abs': (np.abs, R),
+    'sign': (np.sign, R), 'tanh': (lambda x: (np.exp(2 * x) - 1) / (np.exp(2 * x) + 1), R),
+    'sin': (np.sin, R), 'cos': (np.cos, R),
+    'sigmoid': (lambda x: 1 / (1 + np.exp(-x)), R), 'relu': (lambda x: x * (x > 0), R),
+    'softrelu': (lambda x: np.log(1 + np.exp(x)), R), 'softsign': (lambda x: x / (1 + abs(x)), R),
+    'erf': (erf, R), '_copy': (lambda x: x, R), 'zeros_like': (lambda x: 0 * x, R),
+    'ones_like': (lambda x: 0 * x + 1, R), 'floor': (np.floor, lambda *s: np.asarray(R(*s) * 3)),
+    'ceil': (np.ceil, lambda *s: np.asarray(R(*s) * 3)), 'round': (np.round, lambda *s: np.asarray(R(*s) * 3 + 0.25)),
+}
+
+BIN_SHAPES = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((2, 3, 4), (4,)), ((0, 3), (1, 3)), ((1,), (2, 2))]
+BINARY = {
+    'add': (lambda a, b: a + b, R, R), 'sub': (lambda a, b: a - b, R, R), 'mul': (lambda a, b: a * b, R, R),
+    'div': (lambda a, b: a / b, R, P), 'power': (lambda a, b: np.exp(b * np.log(a)), P, R),
+    'maximum': (lambda a, b: np.where(a > b, a, b), R, R), 'minimum': (lambda a, b: np.where(a < b, a, b), R, R),
+    'mod': (lambda a, b: a - np.floor(a / b) * b, lambda *s: np.asarray(R(*s) * 3), P),
+    'equal': (lambda a, b: (a == b) * 1.0, lambda *s: I(3, *s), lambda *s: I(3, *s)),
+    'not_equal': (lambda a, b: (a != b) * 1.0, lambda *s: I(3, *s), lambda *s: I(3, *s)),
+    'greater': (lambda a, b: (a > b) * 1.0, R, R), 'greater_equal': (lambda a, b: (a >= b) * 1.0, R, R),
+    'lesser': (lambda a, b: (a < b) * 1.0, R, R), 'lesser_equal': (lambda a, b: (a <= b) * 1.0, R, R),
+}
+
+SCALAR = {  # name: (oracle(x, s), input maker, scalar)
+    '_plus_scalar': (lambda x, s: x + s, R, 1.5), '_minus_scalar': (lambda x, s: x - s, R, 1.5),
+    '_rminus_scalar': (lambda x, s: s - x, R, 1.5), '_mul_scalar': (lambda x, s: x * s, R, -2.0),
+    '_div_scalar': (lambda x, s: x / s, R, 4.0), '_rdiv_scalar': (lambda x, s: s / x, P, 3.0),
+    '_power_scalar': (lambda x, s: x ** s, P, 2.5), '_rpower_scalar': (lambda x, s: s ** x, R, 2.0),
+    '_maximum_scalar': (lambda x, s: np.where(x > s, x, s), R, 0.1),
+    '_minimum_scalar': (lambda x, s: np.where(x < s, x, s), R, 0.1),
+    '_mod_scalar': (lambda x, s: x - np.floor(x / s) * s, lambda *s: np.asarray(R(*s) * 3), 1.3),
+    '_equal_scalar': (lambda x, s: (x == s) * 1.0, lambda *s: I(3, *s), 1.0),
+    '_not_equal_scalar': (lambda x, s: (x != s) * 1.0, lambda *s: I(3, *s), 1.0),
+    '_greater_scalar': (lambda x, s: (x > s) * 1.0, R, 0.2),
+    '_greater_equal_scalar': (lambda x, s: (x >= s) * 1.0, R, 0.2),
+    '_lesser_scalar': (lambda x, s: (x < s) * 1.0, R, 0.2),
+    '_lesser_equal_scalar': (lambda x, s: (x <= s) * 1.0, R, 0.2),
+}
+
+
+# ---------------------------------------------------------------- naive oracles for the nn ops
+def conv_naive(x, w, b, stride=(1, 1), pad=(0, 0), dilate=(1, 1), groups=1):
+    n, c, h, wd = x.shape
+    f, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    oh = (h + 2 * pad[0] - dilate[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + 2 * pad[1] - dilate[1] * (kw - 1) - 1) // stride[1] + 1
+    out = np.zeros((n, f, oh, ow))
+    fg = f // groups
+    for o in range(f):
+        gi = o // fg
+        for i, j in itertools.product(range(oh), range(ow)):
+            for ki, kj in itertools.product(range(kh), range(kw)):
+                patch = xp[:, gi * cg:(gi + 1) * cg, i * stride[0] + ki * dilate[0], j * stride[1] + kj * dilate[1]]
+                out[:, o, i, j] += patch @ w[o, :, ki, kj]
+    return out + (0 if b is None else b.reshape(1, -1, 1, 1))
+
+
+def deconv_naive(x, w, b, stride=(1, 1), pad=(0, 0), adj=(0, 0), groups=1):
+    """Scatter each input pixel times the kernel: the definition of a transposed convolution."""
+    n, c, h, wd = x.shape
+    _, fg, kh, kw = w.shape
+    cg = c // groups
+    oh = (h - 1) * stride[0] - 2 * pad[0] + kh + adj[0]
+    ow = (wd - 1) * stride[1] - 2 * pad[1] + kw + adj[1]
+    full = np.zeros((n, fg * groups, oh + 2 * pad[0] + kh, ow + 2 * pad[1] + kw))
+    for ci in range(c):
+        gi = ci // cg
+        for i, j in itertools.product(range(h), range(wd)):
+            full[:, gi * fg:(gi + 1) * fg, i * stride[0]:i * stride[0] + kh, j * stride[1]:j * stride[1] + kw] += \
+                x[:, ci, i, j][:, None, None, None] * w[ci][None]
+    out = full[:, :, pad[0]:pad[0] + oh, pad[1]:pad[1] + ow]
+    return out + (0 if b is None else b.reshape(1, -1, 1, 1))
+
+
+def pool_naive(x, kernel, stride, pad, pool_type, full=False, count_include_pad=True, global_pool=False):
+    n, c, h, w = x.shape
+    if global_pool:
+        kernel, stride, pad = (h, w), (1, 1), (0, 0)
+    rnd = math.ceil if full else math.floor
+    oh = int(rnd((h + 2 * pad[0] - kernel[0]) / stride[0])) + 1
+    ow = int(rnd((w + 2 * pad[1] - kernel[1]) / stride[1])) + 1
+    out = np.zeros((n, c, oh, ow))
+    for i, j in itertools.product(range(oh), range(ow)):
+        h0, w0 = i * stride[0] - pad[0], j * stride[1] - pad[1]
+        h1, w1 = min(h0 + kernel[0], h + pad[0]), min(w0 + kernel[1], w + pad[1])
+        hs, ws = max(h0, 0), max(w0, 0)
+        he, we = min(h1, h), min(w1, w)
+        win = x[:, :, hs:he, ws:we]
+        if pool_type == 'max':
+            out[:, :, i, j] = win.max(axis=(2, 3))
+        elif pool_type == 'sum':
+            out[:, :, i, j] = win.sum(axis=(2, 3))
+        else:
+            cnt = (h1 - h0) * (w1 - w0) if count_include_pad else (he - hs) * (we - ws)
+            out[:, :, i, j] = win.sum(axis=(2, 3)) / cnt
+    return out
+
+
+def bn_oracle(x, g, b, mm, mv, train, eps, fix_gamma, axis=1):
+    axes = tuple(i for i in range(x.ndim) if i != axis)
+    bs = [1] * x.ndim
+    bs[axis] = -1
+    mean, var = (x.mean(axes), x.var(axes)) if train else (mm, mv)
+    g = np.ones_like(g) if fix_gamma else g
+    out = (x - mean.reshape(bs)) / np.sqrt(var.reshape(bs) + eps) * g.reshape(bs) + b.reshape(bs)
+    return out
+
+
+def _log_softmax(x, axis):
+    m = x.max(axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def reshape_cases():
+    return [Case([R(2, 3, 4)], {'shape': (6, -1)}, lambda x: x.reshape(6, 4)),
+            Case([R(2, 3, 4)], {'shape': (0, -1)}, lambda x: x.reshape(2, 12)),
+            Case([R(2, 3, 4)], {'shape': (-3, 0)}, lambda x: x.reshape(6, 4)),
+            Case([R(2, 3, 4)], {'shape': (0, -4, 1, 3, 0)}, lambda x: x.reshape(2, 1, 3, 4)),
+            Case([R(2, 3, 4)], {'shape': (-2,)}, lambda x: x),
+            Case([R(2, 3, 4)], {'shape': (-1, 0), 'reverse': True}, lambda x: x.reshape(6, 4)),
+            Case([R(0, 3)], {'shape': (3, -1)}, lambda x: x.reshape(3, 0))]
+
+
+def build():
+    C = {}
+    for name, (f, mk) in UNARY.items():
+        C[name] = [Case([mk(*s)], {}, f, id=str(s)) for s in UNARY_SHAPES]
+    for act in ('relu', 'sigmoid', 'tanh', 'softrelu', 'softsign'):
+        C.setdefault('Activation', []).append(Case([R(3, 4)], {'act_type': act}, UNARY[act][0], id=act))
+    C['Cast'] = [Case([R(3, 4)], {'dtype': 'float32'}, lambda x: x.astype(np.float32), grad=False),
+                 Case([R(3, 4) * 5], {'dtype': 'int32'}, lambda x: np.trunc(x), grad=False)]
+    C['clip'] = [Case([R(4, 5)], {'a_min': -0.5, 'a_max': 0.7}, lambda x: np.minimum(np.maximum(x, -0.5), 0.7))]
+    for k, (f, ma, mb) in BINARY.items():
+        C['broadcast_' + k] = [Case([ma(*sa), mb(*sb)], {}, f, id=f"{sa}{sb}") for sa, sb in BIN_SHAPES]
+        if k in ('add', 'sub', 'mul', 'div'):
+            C['elemwise_' + k] = [Case([ma(3, 4), mb(3, 4)], {}, f), Case([ma(0, 2), mb(0, 2)], {}, f)]
+    for name, (f, mk, s) in SCALAR.items():
+        C[name] = [Case([mk(*sh)], {'scalar': s}, lambda x, f=f, s=s: f(x, s), id=str(sh)) for sh in UNARY_SHAPES[:3]]
+    C['where'] = [Case([I(2, 3, 4), R(3, 4), R(3, 4)], {}, lambda c, x, y: np.where(c != 0, x, y)),
+                  Case([I(2, 3), R(3, 4), R(3, 4)], {}, lambda c, x, y: np.where(c[:, None] != 0, x, y))]
+    C['add_n'] = [Case([R(2, 3), R(2, 3), R(2, 3)], {}, lambda a, b, c: a + b + c)]
+
+    # shape ops
+    C['Reshape'] = reshape_cases()
+    C['_np_reshape'] = [Case([R(2, 3, 4)], {'newshape': (4, -1)}, lambda x: x.reshape(4, 6)),
+                        Case([R(0, 3)], {'newshape': (3, 0)}, lambda x: x.reshape(3, 0))]
+    C['transpose'] = [Case([R(2, 3, 4)], {}, lambda x: x.transpose()),
+                      Case([R(2, 3, 4)], {'axes': (1, 0, 2)}, lambda x: x.transpose(1, 0, 2))]
+    C['SwapAxis'] = [Case([R(2, 3, 4)], {'dim1': 0, 'dim2': 2}, lambda x: np.swapaxes(x, 0, 2))]
+    C['expand_dims'] = [Case([R(2, 3)], {'axis': 1}, lambda x: x[:, None]),
+                        Case([R(2, 3)], {'axis': -1}, lambda x: x[..., None])]
+    C['squeeze'] = [Case([R(2, 1, 3, 1)], {}, lambda x: x.reshape(2, 3)),
+                    Case([R(2, 1, 3, 1)], {'axis': 1}, lambda x: x.reshape(2, 3, 1))]
+    C['Flatten'] = [Case([R(2, 3, 4)], {}, lambda x: x.reshape(2, 12)), Case([R(5)], {}, lambda x: x.reshape(5, 1))]
+    C['Concat'] = [Case([R(2, 3), R(2, 2)], {'dim': 1, 'num_args': 2}, lambda a, b: np.hstack([a, b])),
+                   Case([R(1, 3), R(2, 3), R(0, 3)], {'dim': 0, 'num_args': 3}, lambda *x: np.vstack(x))]
+    C['stack'] = [Case([R(2, 3), R(2, 3)], {'axis': 1, 'num_args': 2}, lambda a, b: np.array([a, b]).transpose(1, 0, 2))]
+    C['SliceChannel'] = [Case([R(2, 6)], {'num_outputs': 3, 'axis': 1}, lambda x: (x[:, :2], x[:, 2:4], x[:, 4:])),
+                         Case([R(3, 2)], {'num_outputs': 3, 'axis': 0, 'squeeze_axis': True},
+                              lambda x: (x[0], x[1], x[2]))]
+    C['slice'] = [Case([R(4, 5)], {'begin': (1, None), 'end': (3, None)}, lambda x: x[1:3]),
+                  Case([R(4, 5)], {'begin': (None, 4), 'end': (None, 0), 'step': (1, -2)}, lambda x: x[:, 4:0:-2]),
+                  Case([R(4, 5, 2)], {'begin': (-2,), 'end': (None,)}, lambda x: x[-2:])]
+    C['_slice_assign'] = [Case([R(4, 5), R(2, 5)], {'begin': (1, None), 'end': (3, None)},
+                               lambda a, b: np.concatenate([a[:1], b, a[3:]]))]
+    C['_slice_assign_scalar'] = [Case([R(4, 5)], {'begin': (None, 1), 'end': (None, 3), 'scalar': 2.0},
+                                      lambda a: np.concatenate([a[:, :1], np.full((4, 2), 2.0), a[:, 3:]], axis=1))]
+    C['slice_axis'] = [Case([R(3, 6)], {'axis': 1, 'begin': 1, 'end': 4}, lambda x: x[:, 1:4]),
+                       Case([R(3, 6)], {'axis': 0, 'begin': -2, 'end': None}, lambda x: x[1:])]
+    C['tile'] = [Case([R(2, 3)], {'reps': (2, 2)}, lambda x: np.block([[x, x], [x, x]])),
+                 Case([R(3)], {'reps': (2, 1)}, lambda x: np.stack([x, x]))]
+    C['repeat'] = [Case([R(2, 3)], {'repeats': 2, 'axis': 1}, lambda x: x[:, [0, 0, 1, 1, 2, 2]]),
+                   Case([R(2, 2)], {'repeats': 2}, lambda x: x.reshape(-1)[[0, 0, 1, 1, 2, 2, 3, 3]])]
+    C['broadcast_to'] = [Case([R(3, 1)], {'shape': (2, 3, 4)}, lambda x: x[None] + np.zeros((2, 3, 4))),
+                         Case([R(1, 4)], {'shape': (3, 0)}, lambda x: x + np.zeros((3, 4)))]
+    C['take'] = [Case([R(5, 3), I(5, 4)], {}, lambda a, i: a[i.astype(int)]),
+                 Case([R(2, 5), I(5, 2, 2)], {'axis': 1}, lambda a, i: a[:, i.astype(int)]),
+                 Case([R(4), np.array([-1.0, 7.0])], {'mode': 'wrap'}, lambda a, i: a[[3, 3]])]
+    C['Embedding'] = [Case([I(6, 2, 3), R(6, 4)], {'input_dim': 6, 'output_dim': 4}, lambda i, w: w[i.astype(int)])]
+    C['one_hot'] = [Case([np.array([0.0, 2.0, 5.0])], {'depth': 3},
+                         lambda i: np.array([[1, 0, 0], [0, 0, 1], [0, 0, 0.0]]), grad=False)]
+    C['pick'] = [Case([R(4, 5), I(5, 4)], {}, lambda x, i: x[np.arange(4), i.astype(int)]),
+                 Case([R(4, 5), I(4, 5)], {'axis': 0, 'keepdims': True},
+                      lambda x, i: x[i.astype(int), np.arange(5)][None])]
+    # reductions
+    for name, f in [('sum', np.sum), ('mean', np.mean), ('max', np.max), ('min', np.min), ('prod', np.prod)]:
+        mk = P if name == 'prod' else R
+        C[name] = [Case([mk(3, 4)], {}, lambda x, f=f: f(x)),
+                   Case([mk(2, 3, 4)], {'axis': 1}, lambda x, f=f: f(x, axis=1)),
+                   Case([mk(2, 3, 4)], {'axis': (0, 2), 'keepdims': True}, lambda x, f=f: f(x, axis=(0, 2), keepdims=True)),
+                   Case([mk(2, 3, 4)], {'axis': 1, 'exclude': True}, lambda x, f=f: f(x, axis=(0, 2)))]
+        if name in ('sum', 'mean', 'prod'):
+            C[name].append(Case([mk(0, 3)], {'axis': 1}, lambda x, f=f: f(x, axis=1), id='empty'))
+    C['norm'] = [Case([R(3, 4)], {}, lambda x: np.sqrt((x ** 2).sum())),
+                 Case([R(3, 4)], {'ord': 1, 'axis': 1}, lambda x: abs(x).sum(1))]
+    C['argmax'] = [Case([R(3, 4)], {'axis': 1}, lambda x: np.array([list(r).index(max(r)) for r in x]) * 1.0, grad=False)]
+    C['argmin'] = [Case([R(3, 4)], {'axis': 0, 'keepdims': True},
+                        lambda x: np.array([[list(c).index(min(c)) for c in x.T]]) * 1.0, grad=False)]
+    mm = lambda a, b: np.einsum('ik,kj->ij', a, b)  # noqa: E731
+    C['dot'] = [Case([R(3, 4), R(4, 5)], {}, mm),
+                Case([R(4, 3), R(4, 5)], {'transpose_a': True}, lambda a, b: mm(a.T, b)),
+                Case([R(3, 4), R(5, 4)], {'transpose_b': True}, lambda a, b: mm(a, b.T)),
+                Case([R(4, 3), R(5, 4)], {'transpose_a': True, 'transpose_b': True}, lambda a, b: mm(a.T, b.T)),
+                Case([R(2, 3, 4), R(4, 2)], {}, lambda a, b: np.einsum('abk,kc->abc', a, b))]
+    C['batch_dot'] = [Case([R(2, 3, 4), R(2, 4, 5)], {}, lambda a, b: np.einsum('bik,bkj->bij', a, b)),
+                      Case([R(2, 4, 3), R(2, 5, 4)], {'transpose_a': True, 'transpose_b': True},
+                           lambda a, b: np.einsum('bki,bjk->bij', a, b))]
+    # nn
+    C['FullyConnected'] = [
+        Case([R(2, 3, 2), R(4, 6), R(4)], {'num_hidden': 4}, lambda x, w, b: x.reshape(2, 6) @ w.T + b),
+        Case([R(2, 3, 2), R(4, 2)], {'num_hidden': 4, 'no_bias': True, 'flatten': False},
+             lambda x, w: np.einsum('abk,nk->abn', x, w))]
+    C['Convolution'] = [
+        Case([R(2, 3, 5, 5), R(4, 3, 3, 3), R(4)], {'kernel': (3, 3), 'num_filter': 4}, conv_naive),
+        Case([R(1, 2, 6, 5), R(3, 2, 2, 3), R(3)], {'kernel': (2, 3), 'stride': (2, 1), 'pad': (1, 1), 'num_filter': 3},
+             lambda x, w, b: conv_naive(x, w, b, (2, 1), (1, 1))),
+        Case([R(1, 4, 6, 6), R(4, 2, 3, 3)], {'kernel': (3, 3), 'dilate': (2, 2), 'num_filter': 4, 'num_group': 2,
+                                                'no_bias': True},
+             lambda x, w: conv_naive(x, w, None, dilate=(2, 2), groups=2))]
+    C['Deconvolution'] = [
+        Case([R(2, 3, 3, 3), R(3, 2, 3, 3), R(2)], {'kernel': (3, 3), 'num_filter': 2, 'no_bias': False},
+             deconv_naive),
+        Case([R(1, 2, 3, 4), R(2, 3, 2, 2)], {'kernel': (2, 2), 'stride': (2, 2), 'pad': (1, 0), 'adj': (1, 1),
+                                                'num_filter': 3},
+             lambda x, w: deconv_naive(x, w, None, (2, 2), (1, 0), (1, 1))),
+        Case([R(1, 4, 3, 3), R(4, 1, 2, 2)], {'kernel': (2, 2), 'num_filter': 2, 'num_group': 2},
+             lambda x, w: deconv_naive(x, w, None, groups=2))]
+    C['Pooling'] = [
+        Case([R(2, 2, 4, 4)], {'kernel': (2, 2), 'stride': (2, 2)}, lambda x: pool_naive(x, (2, 2), (2, 2), (0, 0), 'max')),
+        Case([R(1, 2, 5, 5)], {'kernel': (3, 3), 'stride': (2, 2), 'pad': (1, 1), 'pool_type': 'avg'},
+             lambda x: pool_naive(x, (3, 3), (2, 2), (1, 1), 'avg')),
+        Case([R(1, 2, 5, 5)], {'kernel': (3, 3), 'stride': (2, 2), 'pad': (1, 1), 'pool_type': 'avg',
+                               'count_include_pad': False},
+             lambda x: pool_naive(x, (3, 3), (2, 2), (1, 1), 'avg', count_include_pad=False)),
+        Case([R(1, 2, 6, 6)], {'kernel': (3, 3), 'stride': (2, 2), 'pooling_convention': 'full'},
+             lambda x: pool_naive(x, (3, 3), (2, 2), (0, 0), 'max', full=True)),
+        Case([R(1, 2, 5, 5)], {'kernel': (2, 2), 'stride': (1, 1), 'pool_type': 'sum'},
+             lambda x: pool_naive(x, (2, 2), (1, 1), (0, 0), 'sum')),
+        Case([R(2, 3, 4, 5)], {'global_pool': True, 'pool_type': 'avg', 'kernel': (1, 1)},
+             lambda x: x.mean(axis=(2, 3), keepdims=True)),
+        Case([R(2, 3, 4, 5)], {'global_pool': True, 'kernel': (1, 1)}, lambda x: x.max(axis=(2, 3), keepdims=True))]
+    bn_in = lambda: [R(4, 3, 2, 2), P(3), R(3), R(3), P(3)]  # noqa: E731
+    C['BatchNorm'] = [
+        Case(bn_in(), {'fix_gamma': False, 'eps': 1e-3}, train=True,
+             oracle=lambda x, g, b, mm, mv: bn_oracle(x, g, b, mm, mv, True, 1e-3, False), id='train'),
+        Case(bn_in(), {'fix_gamma': False, 'eps': 1e-3},
+             oracle=lambda x, g, b, mm, mv: bn_oracle(x, g, b, mm, mv, False, 1e-3, False), id='infer'),
+        Case(bn_in(), {}, train=True, oracle=lambda x, g, b, mm, mv: bn_oracle(x, g, b, mm, mv, True, 1e-3, True),
+             id='fix_gamma'),
+        Case([R(5, 3), P(3), R(3), R(3), P(3)], {'fix_gamma': False, 'axis': -1}, train=True,
+             oracle=lambda x, g, b, mm, mv: bn_oracle(x, g, b, mm, mv, True, 1e-3, False, axis=1), id='2d')]
+    C['LayerNorm'] = [Case([R(3, 5), P(5), R(5)], {},
+                           lambda x, g, b: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5) * g + b),
+                      Case([R(2, 4, 3), P(4), R(4)], {'axis': 1},
+                           lambda x, g, b: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+                           * g[:, None] + b[:, None])]
+    C['Dropout'] = [Case([R(4, 5)], {'p': 0.5}, lambda x: x, id='infer'),
+                    Case([R(40, 50)], {'p': 0.3}, None, train=True, seed=3, id='train')]
+    C['LeakyReLU'] = [
+        Case([R(3, 4)], {'act_type': 'leaky', 'slope': 0.1}, lambda x: np.where(x > 0, x, 0.1 * x)),
+        Case([R(3, 4)], {'act_type': 'elu', 'slope': 1.0}, lambda x: np.where(x > 0, x, np.exp(x) - 1)),
+        Case([R(3, 4)], {'act_type': 'selu'},
+             lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * (np.exp(x) - 1))),
+        Case([R(3, 4)], {'act_type': 'gelu'}, lambda x: x * 0.5 * (1 + erf(x / np.sqrt(2)))),
+        Case([R(2, 3, 2), P(3) * 0.3], {'act_type': 'prelu'}, lambda x, g: np.where(x > 0, x, x * g[None, :, None])),
+        Case([R(2, 3), P(1) * 0.3], {'act_type': 'prelu'}, lambda x, g: np.where(x > 0, x, x * g))]
+    C['softmax'] = [Case([R(3, 5)], {}, lambda x: np.exp(x) / np.exp(x).sum(1, keepdims=True)),
+                    Case([R(3, 4, 2)], {'axis': 1, 'temperature': 2.0},
+                         lambda x: np.exp(x / 2) / np.exp(x / 2).sum(1, keepdims=True)),
+                    Case([np.array([[1000.0, 0.0, -1000.0]])], {}, lambda x: np.array([[1.0, 0, 0]]), grad=False,
+                         id='extreme')]
+    C['log_softmax'] = [Case([R(3, 5)], {}, lambda x: _log_softmax(x, 1)),
+                        Case([R(3, 4)], {'axis': 0, 'temperature': 0.5}, lambda x: _log_softmax(x / 0.5, 0)),
+                        Case([np.array([[1000.0, 0.0]])], {}, lambda x: np.array([[0.0, -1000.0]]), grad=False,
+                             id='extreme')]
+    C['softmax_cross_entropy'] = [Case([R(4, 5), I(5, 4)], {},
+                                       lambda x, l: np.array([-_log_softmax(x, 1)[np.arange(4), l.astype(int)].sum()]))]
+    return C
+
+
+CASES = build()
+
+# Ops that compute another op's gradient: checked through that op's numerical gradient check.
+BACKWARD_OF = {'_backward_take': 'take', '_backward_pick': 'pick', '_backward_Convolution': 'Convolution',
+               '_backward_Deconvolution': 'Deconvolution', '_backward_Pooling': 'Pooling',
+               '_backward_BatchNorm': 'BatchNorm', '_backward_LayerNorm': 'LayerNorm'}
