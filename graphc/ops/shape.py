@@ -417,7 +417,7 @@ def _backward_take_infer(attrs, shapes, dtypes):
     return [g[:ax] + (attrs['dim'],) + g[ax + len(i):]], [dtypes[1]]
 
 
-@register('_backward_take', kind='opaque', inputs=('indices', 'ograd'), infer=_backward_take_infer,
+@register('_backward_take', kind='opaque', inputs=('indices', 'ograd'), nograd_inputs=(0,), infer=_backward_take_infer,
           attrs={'axis': Attr('int', 0), 'mode': MODE, 'dim': Attr('int')},
           doc="Gradient of take/Embedding: ograd scatter-added into rows of a zero array (repeated indices add up).")
 def _backward_take(attrs, idx, g):
@@ -486,7 +486,7 @@ def _pick(attrs, d, idx):
     return out if attrs['keepdims'] else out.squeeze(ax)
 
 
-@register('_backward_pick', kind='opaque', inputs=('data', 'index', 'ograd'), attrs=PICK_ATTRS,
+@register('_backward_pick', kind='opaque', inputs=('data', 'index', 'ograd'), nograd_inputs=(1,), attrs=PICK_ATTRS,
           infer=lambda a, s, d: ([s[0]], [d[0]]),
           doc="Gradient of pick: ograd placed at the picked positions of a zero array shaped like data.")
 def _backward_pick(attrs, d, idx, g):
