@@ -6,6 +6,6 @@ from .base import (GraphcError, GraphcShapeError, GraphcTraceError, GraphcLoadEr
 from .context import Context, cpu, gpu, current_context, num_gpus  # noqa: F401
 from . import nd, autograd, random  # noqa: F401
 from .ndarray import NDArray, waitall  # noqa: F401
-#TMP from . import initializer as init  # noqa: F401
-#TMP from . import initializer, optimizer, lr_scheduler  # noqa: F401
-#TMP from . import gluon  # noqa: F401
+from . import initializer as init  # noqa: F401
+from . import initializer, optimizer, lr_scheduler  # noqa: F401
+from . import gluon  # noqa: F401

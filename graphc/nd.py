@@ -13,11 +13,13 @@ from . import ops as _ops  # noqa: F401  (registers every op)
 
 def _make(op):
     def f(*inputs, **attrs):
-        attrs.pop('name', None)
+        name = attrs.pop('name', None)
+        if None in inputs:  # MXNet code passes bias=None with no_bias=True
+            inputs = tuple(x for x in inputs if x is not None)
         if op.variadic and 'num_args' in op.attrs:
             attrs.setdefault('num_args', len(inputs))
         a = op.canon(attrs)
-        out = invoke(op, inputs, a)
+        out = invoke(op, inputs, a, name)
         if isinstance(out, list):
             nv = op.n_visible(a)
             return out[0] if nv == 1 else out[:nv]
@@ -37,7 +39,13 @@ def BatchNorm(data, gamma, beta, moving_mean, moving_var, **attrs):
     """MXNet's BatchNorm; in training mode it also updates moving_mean/moving_var in place."""
     op = _OPS['BatchNorm']
     a = op.canon({k: v for k, v in attrs.items() if k != 'name'})
-    out, mean, var = invoke(op, (data, gamma, beta, moving_mean, moving_var), a)
+    out, mean, var = invoke(op, (data, gamma, beta, moving_mean, moving_var), a, attrs.get('name'))
+    if not isinstance(out, NDArray):  # tracing: the graph's runner applies the update after each training call
+        from .symbol import current_trace
+        ctx = current_trace()
+        if ctx is not None and ctx.training and not a['use_global_stats']:
+            ctx.aux_updates += [(moving_mean, mean, a['momentum']), (moving_var, var, a['momentum'])]
+        return [out, mean, var] if a['output_mean_var'] else out
     if _ag.is_training() and not a['use_global_stats']:
         m = a['momentum']
         moving_mean._data[...] = moving_mean._data * m + mean._data * (1 - m)

@@ -22,10 +22,14 @@ def _check_ctx(ctx):
     return ctx
 
 
-def invoke(op, inputs, attrs):
-    """Run `op` eagerly on NDArrays; record it when autograd is recording. Returns NDArray or list."""
-    data = [x._data for x in inputs]
-    if len(data) > 1:
+def invoke(op, inputs, attrs, name=None):
+    """Run `op` eagerly on NDArrays; record it when autograd is recording. Returns NDArray or list.
+    With a Symbol among the inputs (tracing), it adds a graph node instead."""
+    try:
+        data = [x._data for x in inputs]
+    except AttributeError:
+        return _symbolic(op, inputs, attrs, name)
+    if len(data) > 1 and any(a.dtype != data[0].dtype for a in data[1:]):
         dts = {a.dtype for i, a in enumerate(data) if i not in op.nograd_inputs}
         if len(dts) > 1:
             op.infer(attrs, [a.shape for a in data], [a.dtype for a in data])  # raises with op and shapes
@@ -48,6 +52,17 @@ def invoke(op, inputs, attrs):
     return res if multi else res[0]
 
 
+def _symbolic(op, inputs, attrs, name):
+    from .symbol import Symbol, sym_invoke
+    if any(isinstance(x, Symbol) for x in inputs):
+        return sym_invoke(op, inputs, attrs, name)
+    bad = next(x for x in inputs if not hasattr(x, '_data'))
+    raise GraphcError(f"{op.name}: expected NDArray inputs, got {type(bad).__name__}")
+
+
+TENSORS = ()  # NDArray and Symbol: what binary operators accept as the other operand (set below)
+
+
 def _op(name, *inputs, **attrs):
     op = OPS[name]
     return invoke(op, inputs, op.canon(attrs))
@@ -58,8 +73,8 @@ def _scalar_op(name, x, s):
 
 
 def _binary(x, y, bname, sname, rname=None, elemwise=None):
-    if isinstance(y, NDArray):
-        if elemwise and x._data.shape == y._data.shape:
+    if isinstance(y, TENSORS):
+        if elemwise and x.shape == y.shape and x.shape is not None:
             return invoke(OPS[elemwise], (x, y), {})
         return invoke(OPS[bname], (x, y), {})
     if isinstance(y, numbers.Number):
@@ -181,13 +196,13 @@ class NDArray:
     def __add__(self, o): return _binary(self, o, 'broadcast_add', '_plus_scalar', elemwise='elemwise_add')
     def __radd__(self, o): return _binary(self, o, 'broadcast_add', '_plus_scalar', elemwise='elemwise_add')
     def __sub__(self, o): return _binary(self, o, 'broadcast_sub', '_minus_scalar', elemwise='elemwise_sub')
-    def __rsub__(self, o): return _binary(self, o, None, '_rminus_scalar') if not isinstance(o, NDArray) else o - self
+    def __rsub__(self, o): return _binary(self, o, None, '_rminus_scalar') if not isinstance(o, TENSORS) else o - self
     def __mul__(self, o): return _binary(self, o, 'broadcast_mul', '_mul_scalar', elemwise='elemwise_mul')
     def __rmul__(self, o): return _binary(self, o, 'broadcast_mul', '_mul_scalar', elemwise='elemwise_mul')
     def __truediv__(self, o): return _binary(self, o, 'broadcast_div', '_div_scalar', elemwise='elemwise_div')
-    def __rtruediv__(self, o): return _binary(self, o, None, '_rdiv_scalar') if not isinstance(o, NDArray) else o / self
+    def __rtruediv__(self, o): return _binary(self, o, None, '_rdiv_scalar') if not isinstance(o, TENSORS) else o / self
     def __pow__(self, o): return _binary(self, o, 'broadcast_power', '_power_scalar')
-    def __rpow__(self, o): return _binary(self, o, None, '_rpower_scalar') if not isinstance(o, NDArray) else o ** self
+    def __rpow__(self, o): return _binary(self, o, None, '_rpower_scalar') if not isinstance(o, TENSORS) else o ** self
     def __mod__(self, o): return _binary(self, o, 'broadcast_mod', '_mod_scalar')
     def __neg__(self): return _op('negative', self)
     def __pos__(self): return self
@@ -290,6 +305,7 @@ def array(source, ctx=None, dtype=None):
     return NDArray(np.array(source, dtype=as_dtype(dtype)))
 
 
+TENSORS = (NDArray,)
 _KEEP = {np.dtype(t) for t in ('float32', 'float64', 'float16', 'int32', 'int64', 'uint8', 'bool')}
 
 

@@ -138,6 +138,8 @@ class Op:
         self.nograd_inputs = set(nograd_inputs)  # indices, e.g. labels and indices
         self.aux_inputs = tuple(aux_inputs)       # indices of auxiliary states (BatchNorm running stats)
         self.doc = doc
+        self.defaults = {k: a.default for k, a in self.attrs.items() if a.default is not Attr.REQUIRED}
+        self.required = [k for k, a in self.attrs.items() if a.default is Attr.REQUIRED]
 
     def __repr__(self):
         return f"Op({self.name})"
@@ -158,7 +160,7 @@ class Op:
 
     def canon(self, kwargs):
         """Validated attrs with defaults filled in; errors name the op and the attribute."""
-        out = {}
+        out = dict(self.defaults)
         for k, v in kwargs.items():
             a = self.attrs.get(k)
             if a is None:
@@ -170,11 +172,9 @@ class Op:
                 out[k] = a.parse(v)
             except (ValueError, TypeError) as e:
                 raise GraphcError(f"{self.name}: bad value for attribute {k!r}: {e}") from None
-        for k, a in self.attrs.items():
-            if k not in out:
-                if a.default is Attr.REQUIRED:
-                    raise GraphcError(f"{self.name}: missing required attribute {k!r}")
-                out[k] = a.default
+        for k in self.required:
+            if k not in kwargs:
+                raise GraphcError(f"{self.name}: missing required attribute {k!r}")
         return out
 
     def format_attrs(self, attrs, all=False):

@@ -195,7 +195,7 @@ SCALAR = {  # name: (kernel(x, s), grad(F, x, y, dy, s))
 
 
 def _scalar(name, fn, g):
-    register(name, infer=same_infer, kind='elemwise', inplace=True, attrs={'scalar': Attr('float', 1.0)},
+    register(name, infer=same_infer, kind='elemwise', inplace=True, attrs={'scalar': Attr('float')},
              grad=lambda F, a, x, y, dy: [g(F, x[0], y[0], dy[0], a['scalar']) if g else None]
              )(lambda attrs, x: fn(x, _s(x, attrs)))
 

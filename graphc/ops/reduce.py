@@ -127,6 +127,10 @@ def _mat(x, t):
 def _dot_grad(F, a, x, y, dy):
     A, B, g = x[0], x[1], dy[0]
     ta, tb = a['transpose_a'], a['transpose_b']
+    if A.ndim == 2 and B.ndim == 2:
+        dA = F.dot(B, g, transpose_a=tb, transpose_b=True) if ta else F.dot(g, B, transpose_b=not tb)
+        dB = F.dot(g, A, transpose_a=True, transpose_b=ta) if tb else F.dot(A, g, transpose_a=not ta)
+        return [dA, dB]
     # as 2-D: A2 (m, k), B2 (k, n), g2 (m, n), with A and B read transposed when flagged
     As, Bs = A.shape, B.shape
     k = (As[0] if ta else As[-1])

@@ -1,0 +1,5 @@
+"""gluon.data: datasets, samplers and the DataLoader (MXNet Gluon 1.x API)."""
+from .dataset import Dataset, SimpleDataset, ArrayDataset  # noqa: F401
+from .dataloader import (DataLoader, default_batchify_fn, Sampler, SequentialSampler, RandomSampler,  # noqa: F401
+                         BatchSampler)
+from . import vision  # noqa: F401

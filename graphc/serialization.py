@@ -1,0 +1,219 @@
+"""MXNet 1.x `.params` files (NDArray lists), byte for byte (MXNET_FORMAT.md section 2).
+
+    u64 0x112 | u64 0 | u64 n | n x array | u64 n_names (0 or n) | n_names x (u64 len, utf-8)
+    array: u32 magic | i32 stype (V2/V3 only) | i32 ndim | ndim x i64 | i32 dev_type | i32 dev_id
+           | i32 dtype code | raw little-endian C-order data
+
+Files are written with the V2 array magic that MXNet 1.x reads by default. V2 cannot hold a
+0-d array (ndim 0 means "no array"), so a list containing one is written all in V3 (NumPy shape
+semantics; real MXNet reads it under `npx.set_np()` / `np_shape(True)`).
+
+The loader trusts nothing in the file: it only reads bytes and numbers (no pickle, no eval),
+checks every count, ndim and byte size against the bytes that remain before allocating
+anything, and reports each defect as GraphcLoadError(file, byte offset, what is wrong).
+"""
+import io
+import os
+import secrets
+import struct
+
+import numpy as np
+
+from .base import CODE_DTYPES, DTYPE_CODES, GraphcError, GraphcLoadError
+from .ndarray import NDArray
+
+LIST_MAGIC = 0x112
+V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
+MAX_NDIM = 32
+DEV_TYPES = {1: 'cpu', 2: 'gpu', 3: 'cpu_pinned', 5: 'cpu_shared'}
+_MX_ONLY_CODES = {8: 'int16', 9: 'uint16', 10: 'uint32', 11: 'uint64', 12: 'bfloat16'}  # MXNet has, graphc not
+_STYPES = {1: 'row_sparse', 2: 'csr'}
+
+
+# ---------------------------------------------------------------- save
+def save_ndarrays(path, data):
+    """Write a dict name -> array (names kept) or a list of arrays (no names) as MXNet .params.
+
+    Arrays are NDArrays or NumPy arrays of a supported dtype. The file is written to a temporary
+    name beside `path` and renamed over it, so a crash never leaves a half-written file.
+    """
+    if isinstance(data, dict):
+        names, arrays = list(data), list(data.values())
+        for k in names:
+            if not isinstance(k, str):
+                raise GraphcError(f"save_ndarrays({path!r}): names must be str, got {k!r}")
+    elif isinstance(data, (NDArray, np.ndarray)):
+        names, arrays = [], [data]
+    else:
+        names, arrays = [], list(data)
+    arrays = [a._data if isinstance(a, NDArray) else a for a in arrays]
+    for i, a in enumerate(arrays):
+        if not isinstance(a, np.ndarray):
+            raise GraphcError(f"save_ndarrays({path!r}): item {names[i] if names else i!r} is "
+                              f"{type(a).__name__}, not an NDArray or numpy array")
+        if a.dtype not in DTYPE_CODES:
+            raise GraphcError(f"save_ndarrays({path!r}): {names[i] if names else i!r} has dtype {a.dtype}, which "
+                              f"the .params format (MXNet dtype codes) cannot hold; supported: "
+                              f"{', '.join(str(d) for d in DTYPE_CODES)}")
+    magic = V3_MAGIC if any(a.ndim == 0 for a in arrays) else V2_MAGIC
+
+    def write(f):
+        f.write(struct.pack('<QQQ', LIST_MAGIC, 0, len(arrays)))
+        for a in arrays:
+            f.write(struct.pack(f'<Iii{a.ndim}q', magic, 0, a.ndim, *a.shape))
+            f.write(struct.pack('<iii', 1, 0, DTYPE_CODES[a.dtype]))
+            a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder('<'))
+            f.write(a.reshape(-1).view(np.uint8))
+        f.write(struct.pack('<Q', len(names)))
+        for k in names:
+            b = k.encode('utf-8')
+            f.write(struct.pack('<Q', len(b)) + b)
+    _atomic_write(path, write)
+
+
+def _atomic_write(path, write):
+    path = os.fspath(path)
+    d, base = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(d, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ---------------------------------------------------------------- load
+class _Reader:
+    """Reads little-endian fields from a stream of known size; every read checked against what remains."""
+
+    def __init__(self, f, size, fname):
+        self.f, self.size, self.fname, self.pos = f, size, fname, 0
+
+    def error(self, at, msg):
+        return GraphcLoadError(f"{self.fname}: byte offset {at}: {msg}")
+
+    @property
+    def left(self):
+        return self.size - self.pos
+
+    def take(self, n, what):
+        if n > self.left:
+            raise self.error(self.pos, f"file truncated: {what} needs {n} bytes, only {self.left} left")
+        b = self.f.read(n)
+        if len(b) != n:
+            raise self.error(self.pos, f"file truncated while reading {what} (it shrank while being read?)")
+        self.pos += n
+        return b
+
+    def unpack(self, fmt, what):
+        return struct.unpack('<' + fmt, self.take(struct.calcsize('<' + fmt), what))
+
+    def into(self, arr, what):
+        view = memoryview(arr.reshape(-1).view(np.uint8))
+        got = self.f.readinto(view) if arr.nbytes else 0
+        if got != arr.nbytes:
+            raise self.error(self.pos, f"file truncated while reading {what}")
+        self.pos += arr.nbytes
+
+
+def load_ndarrays(path):
+    """Read an MXNet .params file: a dict name -> NDArray (in file order), or a list when it has no names."""
+    path = os.fspath(path)
+    try:
+        f = open(path, 'rb')
+    except OSError as e:
+        raise GraphcLoadError(f"{path}: cannot open: {e.strerror or e}") from None
+    with f:
+        return _load(f, os.fstat(f.fileno()).st_size, path)
+
+
+def load_frombuffer(buf, name='<buffer>'):
+    """load_ndarrays from bytes already in memory."""
+    buf = bytes(buf)
+    return _load(io.BytesIO(buf), len(buf), name)
+
+
+def _load(f, size, fname):
+    r = _Reader(f, size, fname)
+    magic, _reserved, n = r.unpack('QQQ', 'the 24-byte header (magic, reserved, array count)')
+    if magic != LIST_MAGIC:
+        raise r.error(0, f"bad magic 0x{magic:x}, expected 0x112: not an MXNet NDArray list (.params) file")
+    # every array takes at least 8 bytes, and the name count 8 more: bounds n before looping
+    if n * 8 + 8 > r.left:
+        raise r.error(16, f"absurd array count {n}: only {r.left} bytes follow the header")
+    arrays = [_load_array(r, i) for i in range(n)]
+    at = r.pos
+    (n_names,) = r.unpack('Q', 'the name count')
+    if n_names not in (0, n):
+        raise r.error(at, f"names count mismatch: {n_names} names for {n} arrays (must be 0 or {n})")
+    names, seen = [], set()
+    for i in range(n_names):
+        at = r.pos
+        (ln,) = r.unpack('Q', f'the length of name {i}')
+        if ln > r.left:
+            raise r.error(at, f"name {i} claims {ln} bytes, only {r.left} left")
+        try:
+            name = r.take(ln, f'name {i}').decode('utf-8')
+        except UnicodeDecodeError as e:
+            raise r.error(at + 8, f"name {i} is not valid UTF-8 ({e.reason})") from None
+        if name in seen:
+            raise r.error(at, f"duplicate name {name!r}")
+        seen.add(name)
+        names.append(name)
+    if r.left:
+        raise r.error(r.pos, f"{r.left} trailing bytes after the last name")
+    if not names:
+        return arrays
+    return dict(zip(names, arrays))
+
+
+def _load_array(r, i):
+    at = r.pos
+    (magic,) = r.unpack('I', f'array {i} magic')
+    if magic == V1_MAGIC:
+        stype = 0
+    elif magic in (V2_MAGIC, V3_MAGIC):
+        (stype,) = r.unpack('i', f'array {i} storage type')
+    else:
+        raise r.error(at, f"array {i}: unknown array magic 0x{magic:08x} (expected 0xf993fac9; "
+                          "pre-V1 legacy files are not supported)")
+    if stype != 0:
+        what = f"sparse storage ({_STYPES[stype]})" if stype in _STYPES else f"unknown storage type {stype}"
+        raise r.error(at + 4, f"array {i}: {what}; only dense arrays are supported")
+    at_shape = r.pos
+    (ndim,) = r.unpack('i', f'array {i} ndim')
+    # V1/V2: ndim 0 is an array with no shape ("none"); V3 (NumPy semantics): 0 is a scalar, -1 none
+    if (ndim == 0 and magic != V3_MAGIC) or (ndim == -1 and magic == V3_MAGIC):
+        raise r.error(at_shape, f"array {i} has no shape (an uninitialized MXNet NDArray)")
+    if not 0 <= ndim <= MAX_NDIM:
+        raise r.error(at_shape, f"array {i}: ndim {ndim} is outside 0..{MAX_NDIM}")
+    shape = r.unpack(f'{ndim}q', f'array {i} shape ({ndim} dims)')
+    if any(d < 0 for d in shape):
+        raise r.error(at_shape + 4, f"array {i}: negative dimension in shape {shape}")
+    at_ctx = r.pos
+    dev_type, _dev_id, code = r.unpack('iii', f'array {i} device and dtype')
+    if dev_type not in DEV_TYPES:
+        raise r.error(at_ctx, f"array {i}: unknown device type {dev_type}")
+    dtype = CODE_DTYPES.get(code)
+    if dtype is None:
+        known = f" ({_MX_ONLY_CODES[code]}, not supported by graphc)" if code in _MX_ONLY_CODES else ''
+        raise r.error(at_ctx + 8, f"array {i}: unknown dtype code {code}{known}")
+    nbytes = dtype.itemsize
+    for d in shape:
+        nbytes *= d  # Python ints: no overflow
+    if nbytes > r.left:
+        raise r.error(r.pos, f"array {i} of shape {shape} {dtype} needs {nbytes} bytes of data, "
+                             f"only {r.left} left")
+    arr = np.empty(shape, dtype.newbyteorder('<'))
+    r.into(arr, f'array {i} data')
+    if not arr.dtype.isnative:
+        arr = arr.astype(dtype)
+    return NDArray(arr)

@@ -1,0 +1,50 @@
+"""The reference interpreter: runs a Graph node by node with the registry's NumPy kernels.
+
+It is the spec every compiled backend is tested against. Values are freed after their
+last use, so peak memory is that of a simple liveness plan.
+"""
+from ..base import GraphcError
+from ..graph import describe
+
+
+def last_uses(nodes, keep=()):
+    """id(node) -> index of the last node that reads it (or len(nodes) for values that must be kept)."""
+    last = {}
+    for i, n in enumerate(nodes):
+        for s, _ in n.inputs:
+            last[id(s)] = i
+    for n in keep:
+        last[id(n)] = len(nodes)
+    return last
+
+
+def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=()):
+    """Run `nodes` (default: all of graph's) given feed {id(var node): array}; returns the output arrays.
+
+    env, when given, holds values already computed ({id(node): tuple of arrays}) and receives the
+    values of `keep` nodes, so a later call can run the rest of the graph (training's backward).
+    """
+    env = {} if env is None else env
+    nodes = graph.nodes if nodes is None else nodes
+    outputs = graph.outputs if outputs is None else outputs
+    last = last_uses(nodes, keep=[n for n, _ in outputs] + list(keep))
+    for i, n in enumerate(nodes):
+        if n.is_var:
+            if id(n) not in env:
+                v = feed.get(id(n))
+                if v is None:
+                    v = n.extra.get('value')
+                if v is None:
+                    raise GraphcError(f"graph input {n.name!r} has no value")
+                env[id(n)] = (v,)
+            continue
+        args = [env[id(s)][j] for s, j in n.inputs]
+        try:
+            out = n.op.ref(n.attrs, *args)
+        except GraphcError as e:
+            raise type(e)(f"{describe(n)}{e}") from None
+        env[id(n)] = out if isinstance(out, tuple) else (out,)
+        for s, _ in n.inputs:  # free what no later node reads
+            if last.get(id(s), -1) == i and id(s) in env and not s.is_var:
+                del env[id(s)]
+    return [env[id(n)][j] for n, j in outputs]
