@@ -149,7 +149,10 @@ def _run_backward(heads, head_grads, retain_graph, want=None):
             if not node.op.differentiable:
                 raise GraphcError(f"{node.op.name} is not differentiable")
             wrap = lambda a: NDArray(a)  # noqa: E731  fresh arrays: grad rules see values, not tape entries
-            igrads = node.op.grad(F, node.attrs, [wrap(a) for a in node.in_data],
+            attrs = node.attrs
+            if None in node.in_entries:  # tell costly rules (dense, conv) which input grads to skip
+                attrs = dict(attrs, _need=tuple(e is not None for e in node.in_entries))
+            igrads = node.op.grad(F, attrs, [wrap(a) for a in node.in_data],
                                   [wrap(a) for a in node.out_data], [wrap(g) for g in ograds])
             for i, (e, g) in enumerate(zip(node.in_entries, igrads)):
                 if e is None or g is None or i in node.op.nograd_inputs:
@@ -178,6 +181,7 @@ def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
             var._grad._data += g
         elif var._grad_req == 'write':
             var._grad._data[...] = g
+        var._fresh_grad = True
 
 
 def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=False, train_mode=True):

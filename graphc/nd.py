@@ -12,13 +12,15 @@ from . import ops as _ops  # noqa: F401  (registers every op)
 
 
 def _make(op):
+    optional = callable(op.inputs)  # ops whose inputs depend on attrs (no_bias): MXNet code passes bias=None
+
     def f(*inputs, **attrs):
         name = attrs.pop('name', None)
-        if None in inputs:  # MXNet code passes bias=None with no_bias=True
+        if optional:
             inputs = tuple(x for x in inputs if x is not None)
         if op.variadic and 'num_args' in op.attrs:
             attrs.setdefault('num_args', len(inputs))
-        a = op.canon(attrs)
+        a = op.canon_cached(attrs)
         out = invoke(op, inputs, a, name)
         if isinstance(out, list):
             nv = op.n_visible(a)
@@ -72,3 +74,15 @@ def split(data, num_outputs, axis=1, squeeze_axis=False):
 
 def softmax_cross_entropy_loss(data, label):
     return softmax_cross_entropy(data, label)  # noqa: F821
+
+
+def save(fname, data):
+    """Save a list or a dict of NDArrays in MXNet's .params format (readable by mx.nd.load)."""
+    from .serialization import save_ndarrays
+    save_ndarrays(fname, data)
+
+
+def load(fname):
+    """Load a .params file: a dict of NDArrays, or a list when the file has no names."""
+    from .serialization import load_ndarrays
+    return load_ndarrays(fname)

@@ -29,12 +29,11 @@ def invoke(op, inputs, attrs, name=None):
         data = [x._data for x in inputs]
     except AttributeError:
         return _symbolic(op, inputs, attrs, name)
-    if len(data) > 1 and any(a.dtype != data[0].dtype for a in data[1:]):
-        dts = {a.dtype for i, a in enumerate(data) if i not in op.nograd_inputs}
-        if len(dts) > 1:
-            op.infer(attrs, [a.shape for a in data], [a.dtype for a in data])  # raises with op and shapes
-            raise GraphcShapeError(f"{op.name}: inputs must share a dtype, got "
-                                   f"{', '.join(str(a.dtype) for a in data)}")
+    if len(data) > 1:
+        d0 = data[0].dtype
+        for a in data:
+            if a.dtype != d0:
+                _dtype_error(op, attrs, data)
     if op.mode_dependent and '_train' not in attrs:  # a backward op gets the mode its forward ran in
         attrs = dict(attrs, _train=_ag._st.training)
     try:
@@ -47,9 +46,19 @@ def invoke(op, inputs, attrs, name=None):
     multi = isinstance(out, tuple)
     outs = out if multi else (out,)
     res = [NDArray(o if type(o) is np.ndarray else np.asarray(o)) for o in outs]
-    if _ag._st.recording and any(x._ag is not None for x in inputs):
-        _ag.record_op(op, attrs, inputs, data, res, tuple(r._data for r in res))
+    if _ag._st.recording:
+        for x in inputs:
+            if x._ag is not None:
+                _ag.record_op(op, attrs, inputs, data, res, tuple(r._data for r in res))
+                break
     return res if multi else res[0]
+
+
+def _dtype_error(op, attrs, data):
+    dts = {a.dtype for i, a in enumerate(data) if i not in op.nograd_inputs}
+    if len(dts) > 1:
+        op.infer(attrs, [a.shape for a in data], [a.dtype for a in data])  # raises with op and shapes
+        raise GraphcShapeError(f"{op.name}: inputs must share a dtype, got {', '.join(str(a.dtype) for a in data)}")
 
 
 def _symbolic(op, inputs, attrs, name):
@@ -85,11 +94,12 @@ def _binary(x, y, bname, sname, rname=None, elemwise=None):
 
 
 class NDArray:
-    __slots__ = ('_data', '_ag', '_grad', '_grad_req', '__weakref__')
+    __slots__ = ('_data', '_ag', '_grad', '_grad_req', '_fresh_grad', '__weakref__')
     __array_priority__ = 1000.0
 
     def __init__(self, data):
         self._data, self._ag, self._grad, self._grad_req = data, None, None, 'null'
+        self._fresh_grad = False  # set by backward, cleared by Trainer.step: catches stale gradients
 
     # ------------------------------------------------------------ properties
     shape = property(lambda self: self._data.shape)

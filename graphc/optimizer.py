@@ -139,7 +139,7 @@ class Optimizer:
     def _rescaled(self, w, g, wd_first=0.0):
         """Scratch = clip(rescale*g [+ wd_first*w]): the gradient every kernel starts from."""
         t = self._scratch(g)
-        np.multiply(g, self.rescale_grad, out=t)
+        np.multiply(g, float(self.rescale_grad), out=t)
         if wd_first:
             t2 = self._scratch(w, 1)
             np.multiply(w, wd_first, out=t2)
@@ -172,7 +172,7 @@ class SGD(Optimizer):
     def _step(self, index, w, g, state, lr, wd):
         if self.clip_gradient is None:  # one pass: t = lr*rescale*g
             t = self._scratch(g)
-            np.multiply(g, lr * self.rescale_grad, out=t)
+            np.multiply(g, lr * float(self.rescale_grad), out=t)
         else:
             t = self._rescaled(w, g)
             t *= lr

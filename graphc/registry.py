@@ -140,6 +140,7 @@ class Op:
         self.doc = doc
         self.defaults = {k: a.default for k, a in self.attrs.items() if a.default is not Attr.REQUIRED}
         self.required = [k for k, a in self.attrs.items() if a.default is Attr.REQUIRED]
+        self._canon_cache = {}  # callers must not mutate the dicts it returns
 
     def __repr__(self):
         return f"Op({self.name})"
@@ -176,6 +177,19 @@ class Op:
             if k not in kwargs:
                 raise GraphcError(f"{self.name}: missing required attribute {k!r}")
         return out
+
+    def canon_cached(self, kwargs):
+        """canon() memoized on the (hashable) keyword values: the eager hot path calls it per op."""
+        try:
+            key = tuple(kwargs.items())
+            hit = self._canon_cache.get(key)
+        except TypeError:  # an unhashable value (a list): no caching
+            return self.canon(kwargs)
+        if hit is None:
+            hit = self.canon(kwargs)
+            if len(self._canon_cache) < 4096:
+                self._canon_cache[key] = hit
+        return hit
 
     def format_attrs(self, attrs, all=False):
         """The attrs MXNet would write: non-default ones (all=True: every one), as strings."""

@@ -46,7 +46,8 @@ def save_ndarrays(path, data):
         names, arrays = [], [data]
     else:
         names, arrays = [], list(data)
-    arrays = [a._data if isinstance(a, NDArray) else a for a in arrays]
+    arrays = [a._data if isinstance(a, NDArray) else np.asarray(a) if isinstance(a, np.generic) else a
+              for a in arrays]
     for i, a in enumerate(arrays):
         if not isinstance(a, np.ndarray):
             raise GraphcError(f"save_ndarrays({path!r}): item {names[i] if names else i!r} is "
@@ -148,7 +149,8 @@ def _load(f, size, fname):
         raise r.error(0, f"bad magic 0x{magic:x}, expected 0x112: not an MXNet NDArray list (.params) file")
     # every array takes at least 8 bytes, and the name count 8 more: bounds n before looping
     if n * 8 + 8 > r.left:
-        raise r.error(16, f"absurd array count {n}: only {r.left} bytes follow the header")
+        raise r.error(16, f"absurd array count {n}: that many arrays need at least {n * 8 + 8} bytes, only "
+                          f"{r.left} left (truncated or corrupt file)")
     arrays = [_load_array(r, i) for i in range(n)]
     at = r.pos
     (n_names,) = r.unpack('Q', 'the name count')
@@ -159,7 +161,7 @@ def _load(f, size, fname):
         at = r.pos
         (ln,) = r.unpack('Q', f'the length of name {i}')
         if ln > r.left:
-            raise r.error(at, f"name {i} claims {ln} bytes, only {r.left} left")
+            raise r.error(at, f"name {i} claims {ln} bytes, only {r.left} left (truncated or corrupt file)")
         try:
             name = r.take(ln, f'name {i}').decode('utf-8')
         except UnicodeDecodeError as e:
@@ -211,7 +213,7 @@ def _load_array(r, i):
         nbytes *= d  # Python ints: no overflow
     if nbytes > r.left:
         raise r.error(r.pos, f"array {i} of shape {shape} {dtype} needs {nbytes} bytes of data, "
-                             f"only {r.left} left")
+                             f"only {r.left} left (truncated or corrupt file)")
     arr = np.empty(shape, dtype.newbyteorder('<'))
     r.into(arr, f'array {i} data')
     if not arr.dtype.isnative:

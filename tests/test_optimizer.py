@@ -309,3 +309,34 @@ def test_trainer_rejects_bad_arguments():
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         Trainer([p], 'sgd', kvstore='device')
+
+
+def test_trainer_follows_fresh_grad_flag():
+    """With a `_fresh_grad` flag on the array (MXNet's rule), a step consumes it; the next step without a
+    new backward is stale. Duck-typed stand-ins, so this holds whether or not NDArray has the flag yet."""
+    from graphc.gluon.trainer import Trainer
+
+    class Arr:
+        def __init__(self):
+            self._data, self._grad, self._ag, self._fresh_grad = np.zeros(2), NDArray(np.ones(2)), object(), True
+
+    class P:
+        name, grad_req, lr_mult, wd_mult = 'w', 'write', 1.0, 1.0
+
+        def __init__(self):
+            self.arr = Arr()
+
+        def data(self):
+            return self.arr
+
+    p = P()
+    tr = Trainer([p], 'sgd', {'learning_rate': 1.0})
+    tr.step(1)
+    assert p.arr._data.tolist() == [-1, -1] and p.arr._fresh_grad is False
+    with pytest.raises(GraphcError, match="'w' has not been computed by backward"):
+        tr.step(1)
+    tr.step(1, ignore_stale_grad=True)
+    assert p.arr._data.tolist() == [-1, -1]
+    p.arr._fresh_grad = True                     # what autograd.backward would set
+    tr.step(1)
+    assert p.arr._data.tolist() == [-2, -2]

@@ -17,7 +17,7 @@ from ..serialization import load_ndarrays, save_ndarrays
 
 
 class Trainer:
-    """Trainer(params, optimizer, optimizer_params=None, kvstore=None).
+    """Trainer(params, optimizer, optimizer_params=None, kvstore='device').
 
     params: a ParameterDict, a dict name -> Parameter or a list of Parameters. optimizer: a name
     for optimizer.create (with optimizer_params) or an Optimizer instance. One device only, so
@@ -39,7 +39,7 @@ class Trainer:
                 raise GraphcError(f"Trainer: {n!r} is a {type(p).__name__}, not a Parameter")
         if len({id(p) for p in params}) != len(params):
             raise GraphcError("Trainer: the same Parameter appears more than once in params")
-        if kvstore not in (None, 'device', 'local') and not hasattr(kvstore, 'push'):
+        if kvstore not in (None, 'device', 'local'):
             raise GraphcError(f"Trainer: kvstore {kvstore!r} is not supported (graphc trains on one device)")
         self._params, self._names = params, names
         param_dict = dict(enumerate(params))
@@ -112,8 +112,8 @@ class Trainer:
         o, out = self._optimizer, {}
         seen = set()
         for i, name in enumerate(self._names):
-            if name in seen or name is None:
-                raise GraphcError(f"save_states: parameter names must be unique and not None, got {name!r} twice")
+            if name in seen or not isinstance(name, str):
+                raise GraphcError(f"save_states: parameters need unique str names to be saved; {name!r} is not")
             seen.add(name)
             if i in o._index_update_count:
                 out[f'count:{name}'] = np.array(o._index_update_count[i], np.int64)
@@ -134,12 +134,15 @@ class Trainer:
             kind, _, rest = key.partition(':')
             if kind == 'meta' and rest in ('num_update', 'lr'):
                 continue
-            name, k = (rest.rpartition(':')[0], rest.rpartition(':')[2]) if kind == 'state' else (rest, None)
+            if kind == 'state':
+                name, _, k = rest.rpartition(':')
+            else:
+                name, k = rest, None
             if kind not in ('state', 'count') or name not in idx or (k is not None and not k.isdigit()):
                 raise GraphcLoadError(f"{fname}: entry {key!r} does not belong to this Trainer's parameters "
                                       f"({len(idx)} parameters)")
             if kind == 'count':
-                counts[idx[name]] = int(a._data)
+                counts[idx[name]] = _count(a, fname, key)
             else:
                 states.setdefault(idx[name], {})[int(k)] = a
         new_states = {}
@@ -161,11 +164,16 @@ class Trainer:
         self._updater.states = new_states
         o._index_update_count = counts
         if 'meta:num_update' in loaded:
-            o.num_update = int(loaded['meta:num_update']._data)
-        if 'meta:lr' in loaded and o.lr_scheduler is None:
-            lr = float(loaded['meta:lr']._data)
-            if lr == lr:
-                o.lr = lr
+            o.num_update = _count(loaded['meta:num_update'], fname, 'meta:num_update')
+        lr = loaded.get('meta:lr')
+        if lr is not None and lr.size == 1 and o.lr_scheduler is None and lr.asscalar() == lr.asscalar():
+            o.lr = float(lr.asscalar())  # nan: saved while a scheduler set the rate
+
+
+def _count(a, fname, key):
+    if a.size != 1 or a.dtype.kind not in 'iu' or a.asscalar() < 0:
+        raise GraphcLoadError(f"{fname}: {key!r} must be one non-negative integer, got {a.dtype}{a.shape}")
+    return int(a.asscalar())
 
 
 def _flat(state):

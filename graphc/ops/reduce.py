@@ -24,6 +24,8 @@ def _keep_shape(a, s):
 
 def _expand(F, a, g, shape):
     """A reduced gradient broadcast back to the input shape."""
+    if not _axes(a, len(shape)):  # nothing was reduced
+        return g
     return F.broadcast_to(F._np_reshape(g, newshape=_keep_shape(a, shape)), shape=shape)
 
 
@@ -34,6 +36,12 @@ def _count(a, shape):
     return n
 
 
+def _mean_grad(F, a, shape, g):
+    n = _count(a, shape)
+    g = _expand(F, a, g, shape)
+    return g / float(n) if n > 1 else g
+
+
 def _minmax_grad(F, a, x, y, dy):
     yb = _expand(F, a, y[0], x[0].shape)
     return [F.broadcast_mul(_expand(F, a, dy[0], x[0].shape), F.broadcast_equal(x[0], yb))]
@@ -41,7 +49,7 @@ def _minmax_grad(F, a, x, y, dy):
 
 REDUCTIONS = {
     'sum': (np.sum, lambda F, a, x, y, dy: [_expand(F, a, dy[0], x[0].shape)]),
-    'mean': (np.mean, lambda F, a, x, y, dy: [_expand(F, a, dy[0], x[0].shape) / float(max(_count(a, x[0].shape), 1))]),
+    'mean': (np.mean, lambda F, a, x, y, dy: [_mean_grad(F, a, x[0].shape, dy[0])]),
     'max': (np.max, _minmax_grad),
     'min': (np.min, _minmax_grad),
     'prod': (np.prod, lambda F, a, x, y, dy: [F.broadcast_div(F.broadcast_mul(_expand(F, a, dy[0], x[0].shape),

@@ -43,6 +43,10 @@ class Dataset:
         return self.transform(_TransformFirst(fn), lazy)
 
 
+def _item(col, idx):
+    return NDArray(col._data[idx]) if isinstance(col, NDArray) else col[idx]
+
+
 def _take(col, idx):
     """Rows idx of one column (NDArray or numpy array), or None for anything else (e.g. a list)."""
     if isinstance(col, NDArray):
@@ -97,10 +101,6 @@ class ArrayDataset(Dataset):
         if any(c is None for c in cols):
             return None
         return cols[0] if len(cols) == 1 else cols
-
-
-def _item(d, idx):
-    return NDArray(d._data[idx]) if isinstance(d, NDArray) else d[idx]
 
 
 class _LazyTransformDataset(Dataset):
