@@ -1,0 +1,24 @@
+"""The examples run end to end and learn (short settings; the full numbers are in the README/notes)."""
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'examples'))
+
+
+def test_seed_two_layer_predicts_within_005():
+    import seed_two_layer
+    out = seed_two_layer.main([])
+    for name, pred in out.items():
+        np.testing.assert_allclose(pred, [0, 0, 1, 1], atol=0.05, err_msg=name)
+
+
+def test_lenet_mnist_learns_on_a_subset(tmp_path):
+    import json
+    import lenet_mnist
+    res = lenet_mnist.main(['--limit', '3000', '--batch-size', '100', '--json', str(tmp_path / 'r.json')])
+    assert res[0]['test_acc'] > 0.75, res  # chance is 0.10; the full epoch reaches about 0.98
+    saved = json.load(open(tmp_path / 'r.json'))
+    assert saved['epochs'][0]['test_acc'] == res[0]['test_acc']
