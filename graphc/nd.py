@@ -42,17 +42,23 @@ def BatchNorm(data, gamma, beta, moving_mean, moving_var, **attrs):
     op = _OPS['BatchNorm']
     a = op.canon({k: v for k, v in attrs.items() if k != 'name'})
     out, mean, var = invoke(op, (data, gamma, beta, moving_mean, moving_var), a, attrs.get('name'))
-    if not isinstance(out, NDArray):  # tracing: the graph's runner applies the update after each training call
+    update_moving_stats(a, moving_mean, moving_var, out, mean, var)
+    return [out, mean, var] if a['output_mean_var'] else out
+
+
+def update_moving_stats(a, moving_mean, moving_var, out, mean, var):
+    """BatchNorm's moving averages after a training-mode call (while tracing: noted for the graph's runner)."""
+    if a['use_global_stats']:
+        return
+    if not isinstance(out, NDArray):
         from .symbol import current_trace
         ctx = current_trace()
-        if ctx is not None and ctx.training and not a['use_global_stats']:
+        if ctx is not None and ctx.training:
             ctx.aux_updates += [(moving_mean, mean, a['momentum']), (moving_var, var, a['momentum'])]
-        return [out, mean, var] if a['output_mean_var'] else out
-    if _ag.is_training() and not a['use_global_stats']:
+    elif _ag.is_training():
         m = a['momentum']
         moving_mean._data[...] = moving_mean._data * m + mean._data * (1 - m)
         moving_var._data[...] = moving_var._data * m + var._data * (1 - m)
-    return [out, mean, var] if a['output_mean_var'] else out
 
 
 # MXNet's friendlier names

@@ -29,7 +29,7 @@ class TraceContext:
         self.blocks = []          # stack of (prefix, path) of the blocks being traced
         self.aux_updates = []     # (moving var node, batch-stat entry, momentum) from BatchNorm in training
         self.consts = {}          # id(NDArray) -> var node holding a captured constant
-        self.param_vars = {}      # id(Parameter) -> Symbol, for Parameter.data() during a plain forward trace
+        self.param_vars = {}      # id(Parameter) -> (Parameter, Symbol): what Parameter.data() gives while tracing
 
     def __enter__(self):
         self.old, _ts.ctx = _ts.ctx, self
@@ -44,6 +44,17 @@ class TraceContext:
         n = self.counts.get(key, 0)
         self.counts[key] = n + 1
         return f"{key}{n}"
+
+    def param_var(self, param):
+        """The graph variable standing for a Parameter (one per parameter per trace)."""
+        hit = self.param_vars.get(id(param))
+        if hit is None:
+            extra = {'__lr_mult__': param.lr_mult, '__wd_mult__': param.wd_mult, '__storage_type__': 0}
+            init = getattr(param, 'init', None)
+            v = var(param.name, shape=param.shape, dtype=param.dtype, attr=extra,
+                    init=init if isinstance(init, str) or hasattr(init, 'dumps') else None)
+            hit = self.param_vars[id(param)] = (param, v)
+        return hit[1]
 
     @property
     def block_path(self):

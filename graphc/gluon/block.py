@@ -10,13 +10,16 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import autograd, nd
+from .. import autograd, nd, sym
+from ..symbol import current_trace
 from .. import initializer as _init
 from ..base import GraphcError
 from ..ndarray import NDArray
 from .parameter import Parameter, ParameterDict, load_into
 
 _global_counter = {}
+_eager = threading.local()  # .on: run hybridized blocks op by op (summary() needs every layer's output)
+_eager.on = False
 
 
 class _BlockScope:
@@ -229,7 +232,7 @@ class Block:
         for hook in self._forward_pre_hooks:
             hook(self, args)
         try:
-            out = self.forward(*args, **kwargs)
+            out = self._dispatch(*args, **kwargs)
         except GraphcError as e:
             # The innermost block names itself and its class; each outer one prepends its name.
             path = getattr(e, '_gc_path', None)
@@ -244,6 +247,9 @@ class Block:
         for hook in self._forward_hooks:
             hook(self, args, out)
         return out
+
+    def _dispatch(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
 
     def forward(self, *args):
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
@@ -268,10 +274,12 @@ class Block:
             for c in block._children.values():
                 walk(c, depth + 1, block.prefix)
         walk(self, 0, '')
+        _eager.on = True  # hooks see every layer only when the blocks run op by op
         try:
             with autograd.pause():
                 self(*inputs)
         finally:
+            _eager.on = False
             for h in handles:
                 h.detach()
         for r in rows:  # counted after the run: deferred shapes are known by now
@@ -310,10 +318,77 @@ class HybridBlock(Block):
         super().register_child(block, name)
 
     def hybridize(self, active=True, static_alloc=False, static_shape=False, **kwargs):
-        # Only the flag for now: tracing to a graph arrives with graphc.sym.
+        """Trace this block (and its children) into a graph on the next call, and run graphs from then on.
+        Graphs are cached per input shapes/dtypes and training mode; `trace_count` counts traces."""
         self._active = active
         self._flags = dict(static_alloc=static_alloc, static_shape=static_shape, **kwargs)
+        self._cache, self._last_key = {}, None
         super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
+
+    @property
+    def trace_count(self):
+        return getattr(self, '_trace_count', 0)
+
+    def _dispatch(self, *args, **kwargs):
+        trace = current_trace()
+        if trace is not None:  # inside a parent's trace: add this block's ops to the graph
+            return self._traced_forward(trace, *args, **kwargs)
+        if self._active and not kwargs and not getattr(_eager, 'on', False):
+            return self._cached_call(args)
+        return self.forward(*args, **kwargs)
+
+    def _traced_forward(self, trace, *args, **kwargs):
+        trace.blocks.append((self.prefix, self.name))
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            trace.blocks.pop()
+
+    def _cached_call(self, args):
+        from .cached import CachedGraph, cache_key, log_retrace
+        plist = getattr(self, '_plist', None)
+        if plist is None:
+            plist = self._plist = list(self.collect_params().values())
+        key = cache_key(args, plist)
+        entry = self._cache.get(key)
+        if entry is None:
+            if self._last_key is not None:
+                log_retrace(self, self._last_key, key)
+            entry = self._cache[key] = CachedGraph(self, args)
+            self._trace_count = self.trace_count + 1
+        self._last_key = key
+        return entry(args)
+
+    def export(self, path, epoch=0, remove_amp_cast=True):
+        """Write `path-symbol.json` (MXNet's symbol JSON) and `path-%04d.params` (arg:/aux: names) from the
+        graph of the last hybridized call. Returns the two file names."""
+        from ..graph import Graph
+        from ..mxjson import atomic_write, graph_to_json
+        from ..serialization import save_ndarrays
+        entry = self.cached_graph()
+        if entry is None:
+            raise GraphcError(f"{self.name}: export needs a traced graph: call block.hybridize() and run forward "
+                              "once before calling export()")
+        g = Graph(entry.visible)
+        used = {id(n) for n in g.inputs}
+        aux = {id(n.inputs[i][0]) for n in g.nodes if not n.is_var for i in n.op.aux_inputs if i < len(n.inputs)}
+        arrays = {}
+        for param, v in entry.param_vars:
+            if id(v) in used:
+                arrays[('aux:' if id(v) in aux else 'arg:') + v.name] = param.data()
+        for v in g.inputs:
+            if 'value' in v.extra:  # an NDArray captured by the forward: saved as a parameter
+                arrays['arg:' + v.name] = NDArray(v.extra['value'])
+        sym_file, param_file = f"{path}-symbol.json", f"{path}-{epoch:04d}.params"
+        atomic_write(sym_file, graph_to_json(g, [v.name for v in entry.data_vars]).encode())
+        save_ndarrays(param_file, arrays)
+        return sym_file, param_file
+
+    def cached_graph(self):
+        """The graph of the most recent hybridized call (None before the first one)."""
+        if not getattr(self, '_cache', None) or self._last_key not in self._cache:
+            return None
+        return self._cache[self._last_key]
 
     def infer_shape(self, x, *args):
         """Set this block's unknown parameter dimensions from its inputs (layers override this)."""
@@ -327,7 +402,8 @@ class HybridBlock(Block):
         return {k: p.data() for k, p in own.items()}
 
     def forward(self, x, *args):
-        return self.hybrid_forward(nd, x, *args, **self._param_arrays(x, *args))
+        F = sym if current_trace() is not None else nd
+        return self.hybrid_forward(F, x, *args, **self._param_arrays(x, *args))
 
     def hybrid_forward(self, F, x, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement hybrid_forward(F, x, ...)")

@@ -38,6 +38,9 @@ def _ctx_list(ctx):
     return [_check_ctx(c) for c in ctxs]
 
 
+from ..symbol import _ts  # noqa: E402  (the trace in progress, if any)
+
+
 class Parameter:
     """A weight of a Block: its data, its gradient and how to initialize and update it."""
 
@@ -184,6 +187,10 @@ class Parameter:
     def data(self, ctx=None):
         if ctx is not None:
             _check_ctx(ctx)
+        trace = _ts.ctx
+        if trace is not None:  # tracing a hybridized block: the parameter is a graph input
+            self._check_and_get()
+            return trace.param_var(self)
         return self._check_and_get()
 
     def list_data(self):

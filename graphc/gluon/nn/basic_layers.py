@@ -51,7 +51,7 @@ class Activation(HybridBlock):
         return self._act_type
 
     def hybrid_forward(self, F, x):
-        return F.Activation(x, act_type=self._act_type)
+        return F.Activation(x, act_type=self._act_type, name='fwd')
 
     def __repr__(self):
         return f"{self.__class__.__name__}({self._act_type})"
@@ -77,7 +77,7 @@ class Dense(HybridBlock):
 
     def hybrid_forward(self, F, x, weight, bias=None):
         args = (x, weight) if bias is None else (x, weight, bias)
-        out = F.FullyConnected(*args, no_bias=bias is None, num_hidden=self._units, flatten=self._flatten)
+        out = F.FullyConnected(*args, no_bias=bias is None, num_hidden=self._units, flatten=self._flatten, name='fwd')
         return self.act(out) if self.act is not None else out
 
     def __repr__(self):
@@ -93,7 +93,7 @@ class Dropout(HybridBlock):
         self._rate, self._axes = rate, tuple(axes)
 
     def hybrid_forward(self, F, x):
-        return F.Dropout(x, p=self._rate, axes=self._axes) if self._rate > 0 else x
+        return F.Dropout(x, p=self._rate, axes=self._axes, name='fwd') if self._rate > 0 else x
 
     def __repr__(self):
         return f"{self.__class__.__name__}(p = {self._rate}, axes={self._axes})"
@@ -129,7 +129,7 @@ class BatchNorm(HybridBlock):
         super().cast(dtype)
 
     def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var):
-        return F.BatchNorm(x, gamma, beta, running_mean, running_var, **self._kwargs)
+        return F.BatchNorm(x, gamma, beta, running_mean, running_var, name='fwd', **self._kwargs)
 
     def __repr__(self):
         c = self.gamma.shape[0]
@@ -153,7 +153,7 @@ class LayerNorm(HybridBlock):
         self.gamma.shape = self.beta.shape = (x.shape[self._axis],)
 
     def hybrid_forward(self, F, x, gamma, beta):
-        return F.LayerNorm(x, gamma, beta, axis=self._axis, eps=self._epsilon)
+        return F.LayerNorm(x, gamma, beta, axis=self._axis, eps=self._epsilon, name='fwd')
 
     def __repr__(self):
         c = self.gamma.shape[0]
@@ -171,7 +171,7 @@ class Embedding(HybridBlock):
                                       allow_deferred_init=True)
 
     def hybrid_forward(self, F, x, weight):
-        return F.Embedding(x, weight, **self._kwargs)
+        return F.Embedding(x, weight, name='fwd', **self._kwargs)
 
     def __repr__(self):
         k = self._kwargs

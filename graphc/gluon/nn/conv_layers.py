@@ -22,6 +22,7 @@ def _check_layout(layout, layer):
 
 class _Conv(HybridBlock):
     """Shared by Conv2D and Conv2DTranspose: kwargs as the MXNet op takes them, deferred in_channels."""
+    _alias = staticmethod(lambda: 'conv')  # MXNet's names: conv0_weight, pool0_fwd
     _op_name = 'Convolution'
 
     def __init__(self, channels, kernel_size, strides, padding, dilation, groups, layout, in_channels=0,
@@ -57,7 +58,7 @@ class _Conv(HybridBlock):
 
     def hybrid_forward(self, F, x, weight, bias=None):
         args = (x, weight) if bias is None else (x, weight, bias)
-        out = getattr(F, self._op_name)(*args, **self._kwargs)
+        out = getattr(F, self._op_name)(*args, name='fwd', **self._kwargs)
         return self.act(out) if self.act is not None else out
 
     def _in_out(self):
@@ -111,6 +112,8 @@ class Conv2DTranspose(_Conv):
 
 
 class _Pooling(HybridBlock):
+    _alias = staticmethod(lambda: 'pool')
+
     def __init__(self, pool_size, strides, padding, ceil_mode, global_pool, pool_type, layout,
                  count_include_pad=None, **kwargs):
         super().__init__(**kwargs)
@@ -126,7 +129,7 @@ class _Pooling(HybridBlock):
         self._layout = layout
 
     def hybrid_forward(self, F, x):
-        return F.Pooling(x, **self._kwargs)
+        return F.Pooling(x, name='fwd', **self._kwargs)
 
     def __repr__(self):
         k = self._kwargs

@@ -1,0 +1,170 @@
+"""Hybridized execution: trace a HybridBlock to a Graph once per cache key, then run the graph.
+
+A call with a new key (input shapes and dtypes, training mode, parameter dtypes) traces again
+and says why (logging, or GRAPHC_LOG_RETRACE=1). Under autograd.record(), the whole graph
+enters the tape as one node; its backward is the gradient graph from passes.autodiff.
+"""
+import logging
+import os
+import sys
+
+import numpy as np
+
+from .. import autograd
+from ..base import GraphcError, fmt_shape
+from ..graph import Graph
+from ..ndarray import NDArray
+from ..symbol import Symbol, TraceContext, var
+
+log = logging.getLogger('graphc')
+
+
+def cache_key(args, params):
+    shapes = tuple((a.shape, a.dtype.str) if isinstance(a, NDArray) else ('py', repr(a)) for a in args)
+    return shapes, autograd.is_training(), tuple(p.dtype.str for p in params)
+
+
+def describe_change(old, new):
+    """Which part of the cache key changed, in words (for the re-trace log)."""
+    (oin, otr, opd), (nin, ntr, npd) = old, new
+    why = []
+    if len(oin) != len(nin):
+        why.append(f"{len(oin)} inputs -> {len(nin)}")
+    else:
+        for i, (a, b) in enumerate(zip(oin, nin)):
+            if a[0] != b[0]:
+                why.append(f"input {i} shape {fmt_shape(a[0]) if a[0] != 'py' else a} -> "
+                           f"{fmt_shape(b[0]) if b[0] != 'py' else b}")
+            elif a[1] != b[1]:
+                why.append(f"input {i} dtype {np.dtype(a[1])} -> {np.dtype(b[1])}")
+    if otr != ntr:
+        why.append(f"training mode {otr} -> {ntr}")
+    if opd != npd:
+        why.append("parameter dtypes changed (cast)")
+    return '; '.join(why) or 'unknown'
+
+
+class CachedOp:
+    """The tape node's op for one traced graph: backward runs its gradient graph."""
+    kind, differentiable, mode_dependent, aux_inputs = 'opaque', True, False, ()
+    nograd_inputs = frozenset()
+
+    def __init__(self, entry):
+        self.entry, self.name, self._grads = entry, f"_CachedOp({entry.block_name})", {}
+
+    def grad(self, F, attrs, xs, ys, dys):
+        from ..passes.autodiff import grad_graph
+        from ..runtime.interpreter import interpret
+        e = self.entry
+        need = attrs.get('_need', (True,) * len(xs))
+        built = self._grads.get(need)
+        if built is None:
+            wrt = [v for v, n in zip(e.input_vars, need) if n]
+            built = self._grads[need] = grad_graph(e.graph, wrt, e.visible)
+        joint, heads, grads = built
+        out = [None] * len(xs)
+        if joint is None:
+            return out
+        env = dict(attrs['env'])  # a second backward (retain_graph) reuses the forward values
+        for h, g in zip(heads, dys):
+            env[id(h)] = (g._data,)
+        vals = interpret(joint, {}, env=env, nodes=[n for n in joint.nodes if id(n) not in env])
+        it = iter(vals)
+        gi = iter(grads)
+        for i, n in enumerate(need):
+            if n:
+                g = next(gi)
+                if g is not None:
+                    out[i] = NDArray(next(it))
+        return out
+
+
+class CachedGraph:
+    """One traced graph: its inputs (data, parameters, constants), outputs and aux-state updates."""
+
+    def __init__(self, block, args):
+        from .. import sym
+        self.block_name = block.name
+        training = autograd.is_training()
+        ctx = TraceContext(training=training)
+        with ctx:
+            names = ['data'] if len(args) == 1 else [f"data{i}" for i in range(len(args))]
+            syms = [var(nm, shape=a.shape, dtype=a.dtype) if isinstance(a, NDArray) else a for nm, a in zip(names, args)]
+            for s in syms:  # data inputs carry no shape hint into exported files (any batch size loads)
+                if isinstance(s, Symbol):
+                    s._one()[0].extra.clear()
+            out = block._traced_forward(ctx, *syms)
+        self.structure, outs = _flatten(out)
+        if not outs:
+            raise GraphcError(f"{block.name}: the forward returned no arrays")
+        self.visible = [s._one() for s in outs]
+        aux = [(p, stat._one(), m) for p, stat, m in ctx.aux_updates]
+        self.graph = Graph(self.visible + [e for _, e, _ in aux])
+        by_id = {id(n): n for n in self.graph.inputs}
+        self.data_vars = [s._one()[0] for s in syms if isinstance(s, Symbol)]
+        self.param_vars = [(p, v._one()[0]) for p, v in ctx.param_vars.values() if id(v._one()[0]) in by_id]
+        self.aux = []
+        for p_sym, entry, momentum in aux:
+            param = next((p for p, v in ctx.param_vars.values() if v._one()[0] is p_sym._one()[0]), None)
+            if param is not None:
+                self.aux.append((param, momentum))
+        self.input_vars = self.data_vars + [v for _, v in self.param_vars]
+        self.op = CachedOp(self)
+        sym  # noqa: B018  (imported so F = graphc.sym is loaded)
+
+    def __call__(self, args):
+        from ..runtime.interpreter import interpret
+        data = [a for a in args if isinstance(a, NDArray)]
+        pdata = [p.data() for p, _ in self.param_vars]
+        feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
+        feed.update({id(v): a._data for (_, v), a in zip(self.param_vars, pdata)})
+        inputs = data + pdata
+        recording = autograd.is_recording() and any(x._ag is not None for x in inputs)
+        env = {} if recording else None
+        vals = interpret(self.graph, feed, env=env, keep=self.graph.nodes if recording else ())
+        nv = len(self.visible)
+        outs = [NDArray(np.array(v, copy=True) if _aliases(v, feed) else v) for v in vals[:nv]]
+        for (param, m), stat in zip(self.aux, vals[nv:]):  # BatchNorm moving statistics, in place
+            d = param.data()._data
+            d *= m
+            d += (1 - m) * stat
+        if recording:
+            autograd.record_op(self.op, {'env': env}, inputs, [x._data for x in inputs], outs,
+                               tuple(o._data for o in outs))
+        return _unflatten(self.structure, outs)
+
+
+def _aliases(v, feed):
+    """An output that is (a view of) an input buffer is copied, so later writes cannot change it."""
+    return any(np.shares_memory(v, a) for a in feed.values())
+
+
+def _flatten(out):
+    if isinstance(out, Symbol):
+        return None, [out]
+    if isinstance(out, (list, tuple)):
+        struct, flat = [], []
+        for o in out:
+            s, f = _flatten(o)
+            struct.append((s, len(f)))
+            flat += f
+        return (type(out), struct), flat
+    raise GraphcError(f"a hybridized forward must return arrays (or lists/tuples of them), got {type(out).__name__}")
+
+
+def _unflatten(struct, flat):
+    if struct is None:
+        return flat[0]
+    typ, parts = struct
+    out, i = [], 0
+    for s, n in parts:
+        out.append(_unflatten(s, flat[i:i + n]))
+        i += n
+    return typ(out)
+
+
+def log_retrace(block, old_key, new_key):
+    msg = f"graphc: re-tracing {block.name} ({type(block).__name__}): {describe_change(old_key, new_key)}"
+    log.info(msg)
+    if os.environ.get('GRAPHC_LOG_RETRACE') == '1':
+        print(msg, file=sys.stderr)

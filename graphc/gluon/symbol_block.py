@@ -1,0 +1,90 @@
+"""SymbolBlock: a block made from a graph (a Symbol), e.g. one loaded from MXNet's export files."""
+import numpy as np
+
+from ..base import GraphcError, GraphcLoadError
+from ..graph import Graph
+from ..nd import update_moving_stats
+from ..ndarray import invoke
+from ..symbol import Symbol
+from .block import HybridBlock
+from .parameter import Parameter
+
+
+class SymbolBlock(HybridBlock):
+    """SymbolBlock(outputs, inputs, params=None): runs the graph from `inputs` (Symbols or names) to
+    `outputs`; every other graph variable becomes a Parameter. Hybridized from the start."""
+
+    def __init__(self, outputs, inputs, params=None):
+        super().__init__(prefix='', params=params)
+        outputs = outputs if isinstance(outputs, Symbol) else _group(outputs)
+        inputs = [inputs] if isinstance(inputs, (Symbol, str)) else list(inputs)
+        self._graph = Graph(outputs._entries)
+        by_name = {v.name: v for v in self._graph.inputs}
+        self._input_vars = []
+        for x in inputs:
+            name = x if isinstance(x, str) else x.name
+            if name not in by_name:
+                raise GraphcError(f"SymbolBlock: input {name!r} is not a variable of the graph; variables: "
+                                  f"{sorted(by_name)}")
+            self._input_vars.append(by_name[name])
+        aux = {id(n.inputs[i][0]) for n in self._graph.nodes if not n.is_var for i in n.op.aux_inputs
+               if i < len(n.inputs)}
+        self._param_of = {}
+        for v in self._graph.inputs:
+            if v in self._input_vars or 'value' in v.extra:
+                continue
+            shape = v.extra.get('__shape__') or (v.shapes[0] if v.shapes and v.shapes[0] else None)
+            p = self.params.get(v.name, shape=shape, dtype=v.dtypes[0], allow_deferred_init=True,
+                                grad_req='null' if id(v) in aux else 'write')
+            self._param_of[id(v)] = p
+        self._active = True
+        self._cache, self._last_key = {}, None
+
+    @staticmethod
+    def imports(symbol_file, input_names, param_file=None, ctx=None, allow_missing=False, ignore_extra=False):
+        """Load MXNet's (or graphc's) export: `-symbol.json` and, optionally, its `.params` (arg:/aux: names)."""
+        from ..mxjson import load_json_file
+        out = load_json_file(symbol_file)
+        names = [input_names] if isinstance(input_names, str) else list(input_names)
+        blk = SymbolBlock(out, names)
+        if param_file is not None:
+            try:
+                blk.collect_params().load(param_file, ctx, allow_missing=allow_missing, ignore_extra=ignore_extra)
+            except GraphcLoadError:
+                raise
+            except GraphcError as e:
+                raise GraphcLoadError(str(e)) from None
+        return blk
+
+    def hybridize(self, active=True, **kwargs):
+        super().hybridize(active, **kwargs)
+
+    def forward(self, *args):
+        """Re-emit the graph on the inputs, op by op: eagerly on NDArrays, or into a trace on Symbols."""
+        if len(args) != len(self._input_vars):
+            raise GraphcError(f"SymbolBlock expects {len(self._input_vars)} inputs "
+                              f"({', '.join(v.name for v in self._input_vars)}), got {len(args)}")
+        vals = {id(v): (a,) for v, a in zip(self._input_vars, args)}
+        for n in self._graph.nodes:
+            if n.is_var:
+                if id(n) in vals:
+                    continue
+                if 'value' in n.extra:
+                    from ..ndarray import NDArray
+                    vals[id(n)] = (NDArray(n.extra['value']),)
+                else:
+                    vals[id(n)] = (self._param_of[id(n)].data(),)
+                continue
+            ins = [vals[id(s)][j] for s, j in n.inputs]
+            attrs = {k: v for k, v in n.attrs.items() if k != '_train'}
+            out = invoke(n.op, ins, attrs, name=n.name)
+            vals[id(n)] = tuple(out) if isinstance(out, list) else (out,)
+            if n.op.name == 'BatchNorm':
+                update_moving_stats(attrs, ins[3], ins[4], *out)
+        outs = [vals[id(n)][j] for n, j in self._graph.outputs]
+        return outs[0] if len(outs) == 1 else outs
+
+
+def _group(outputs):
+    from ..symbol import Group
+    return Group(list(outputs))
