@@ -95,7 +95,8 @@ class Graph:
                 if j >= s.num_outputs:
                     raise GraphcError(f"IR verify: node %{i} ({n.name}) uses output {j} of {s.name}, "
                                       f"which has {s.num_outputs}")
-            if not n.is_var and n.shapes is not None and all(s.shapes is not None for s, _ in n.inputs):
+            known = all(s.shapes is not None and s.shapes[j] is not None and None not in s.shapes[j] for s, j in n.inputs)
+            if not n.is_var and n.shapes is not None and known:
                 shapes, dtypes = infer_node(n)
                 if [tuple(x) for x in shapes] != [tuple(x) for x in n.shapes] or list(dtypes) != list(n.dtypes):
                     raise GraphcError(f"IR verify: node %{i} ({n.name}) stores {n.shapes}/{n.dtypes} but infers "

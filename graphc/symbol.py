@@ -336,6 +336,11 @@ def var(name, shape=None, dtype=None, init=None, lr_mult=None, wd_mult=None, att
 Variable = var
 
 
+def input_var(name, shape, dtype):
+    """A graph input of an exact, known shape (0 is a real zero-size dim): what tracing feeds in."""
+    return Symbol([(Node(None, name, shapes=[tuple(shape)], dtypes=[np.dtype(dtype)]), 0)])
+
+
 def Group(symbols):
     entries = []
     for s in symbols:

@@ -5,7 +5,7 @@ backward of a traced model is itself a graph that later passes can optimize and 
 nodes on a path from a requested input to an output get gradient nodes.
 """
 from ..graph import Graph
-from ..symbol import Symbol, TraceContext, var
+from ..symbol import Symbol, TraceContext, input_var
 
 
 def gradient(graph, wrt, outputs=None):
@@ -23,7 +23,7 @@ def gradient(graph, wrt, outputs=None):
             depends.add(id(n))
     with TraceContext() as ctx:
         ctx.blocks.append(('_grad_', 'backward'))
-        heads = [var(f"_head_grad{i}", shape=n.shapes[j], dtype=n.dtypes[j]) for i, (n, j) in enumerate(outputs)]
+        heads = [input_var(f"_head_grad{i}", n.shapes[j], n.dtypes[j]) for i, (n, j) in enumerate(outputs)]
         grads = {}
 
         def add(key, g):

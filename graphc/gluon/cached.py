@@ -14,7 +14,7 @@ from .. import autograd
 from ..base import GraphcError, fmt_shape
 from ..graph import Graph
 from ..ndarray import NDArray
-from ..symbol import Symbol, TraceContext, var
+from ..symbol import Symbol, TraceContext, input_var
 
 log = logging.getLogger('graphc')
 
@@ -89,10 +89,8 @@ class CachedGraph:
         ctx = TraceContext(training=training)
         with ctx:
             names = ['data'] if len(args) == 1 else [f"data{i}" for i in range(len(args))]
-            syms = [var(nm, shape=a.shape, dtype=a.dtype) if isinstance(a, NDArray) else a for nm, a in zip(names, args)]
-            for s in syms:  # data inputs carry no shape hint into exported files (any batch size loads)
-                if isinstance(s, Symbol):
-                    s._one()[0].extra.clear()
+            # data inputs carry no shape hint into exported files (any batch size loads)
+            syms = [input_var(nm, a.shape, a.dtype) if isinstance(a, NDArray) else a for nm, a in zip(names, args)]
             out = block._traced_forward(ctx, *syms)
         self.structure, outs = _flatten(out)
         if not outs:
