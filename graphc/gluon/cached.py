@@ -134,7 +134,7 @@ class CachedGraph:
 
 def _aliases(v, feed):
     """An output that is (a view of) an input buffer is copied, so later writes cannot change it."""
-    return any(np.shares_memory(v, a) for a in feed.values())
+    return any(np.may_share_memory(v, a) for a in feed.values())
 
 
 def _flatten(out):
