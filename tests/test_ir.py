@@ -1,0 +1,76 @@
+"""The graph IR: text form, verifier, inference errors that name the block and line, networkx view."""
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import gluon, nd, sym
+from graphc.graph import Graph, Node
+from graphc.registry import get
+
+
+def _small():
+    x = sym.var('data', shape=(4, 3))
+    w = sym.var('w', shape=(5, 3))
+    y = sym.Activation(sym.FullyConnected(x, w, num_hidden=5, no_bias=True, name='fc'), act_type='relu', name='act')
+    return Graph([y._one()])
+
+
+def test_text_form_one_line_per_node():
+    lines = _small().text().splitlines()
+    assert lines[0] == '%0 = var data  f32[4,3]'
+    assert lines[2].startswith('%2 = FullyConnected[no_bias=True, num_hidden=5](%0, %1)  f32[4,5]')
+    assert lines[3].startswith('%3 = Activation[act_type=relu](%2)  f32[4,5]')
+    assert lines[-1] == 'return %3'
+
+
+def test_verifier_catches_bad_graphs():
+    g = _small()
+    assert g.verify()
+    fc = g.nodes[2]
+    fc.shapes = [(4, 6)]  # a stored shape that does not re-infer
+    with pytest.raises(gc.GraphcError, match=r"node %2 \(fc\) stores \[\(4, 6\)\]"):
+        g.verify()
+    g = _small()
+    g.nodes[3].inputs = [(g.nodes[2], 1)]  # an output index that does not exist
+    with pytest.raises(gc.GraphcError, match="uses output 1 of fc, which has 1"):
+        g.verify()
+    g = _small()
+    g.nodes[2], g.nodes[3] = g.nodes[3], g.nodes[2]  # out of topological order
+    with pytest.raises(gc.GraphcError, match="not before it"):
+        g.verify()
+
+
+def test_networkx_view():
+    import networkx as nx
+    nxg = _small().to_networkx()
+    assert nx.is_directed_acyclic_graph(nxg) and nxg.number_of_nodes() == 4 and nxg.number_of_edges() == 3
+    assert [nxg.nodes[i]['op'] for i in nx.topological_sort(nxg)][-1] == 'Activation'
+
+
+def test_partial_shapes_then_inference():
+    x = sym.var('data', shape=(0, 3))  # batch unknown, as MXNet's 0
+    y = sym.relu(x)
+    assert y.shape is None
+    _, outs, _ = y.infer_shape(data=(7, 3))
+    assert outs == [(7, 3)]
+
+
+class Bad(gluon.HybridBlock):
+    def hybrid_forward(self, F, x):
+        return x + F.ones_like(x).reshape((-1,))[:2]  # (2, 3) + (2,): cannot broadcast
+
+
+def test_shape_error_while_tracing_names_block_line_and_shapes():
+    b = Bad(prefix='bad_')
+    b.hybridize()
+    with pytest.raises(gc.GraphcShapeError) as e:
+        b(nd.ones((2, 3)))
+    msg = str(e.value)
+    assert 'bad' in msg and 'test_ir.py:' in msg and '(2, 3)' in msg and '(2,)' in msg, msg
+
+
+def test_node_attrs_parse_from_mxnet_strings():
+    op = get('Pooling')
+    n = Node(op, 'pool0', op.canon({'kernel': '(2, 2)', 'stride': '(2, 2)', 'pool_type': 'max'}))
+    assert n.attrs['kernel'] == (2, 2) and n.num_outputs == 1
+    assert np.dtype('float32') == sym.var('v').dtype
