@@ -56,9 +56,11 @@ class Graph:
         self.nodes = topo_order([n for n, _ in self.outputs])
         vars_ = [n for n in self.nodes if n.is_var]
         if inputs is not None:
-            missing = [n.name for n in vars_ if n not in inputs]
+            listed = {id(n) for n in inputs}
+            missing = [n.name for n in vars_ if id(n) not in listed and 'value' not in n.extra]
             if missing:
                 raise GraphcError(f"graph uses variables not listed as inputs: {missing}")
+            inputs = list(inputs) + [n for n in vars_ if id(n) not in listed]  # constants made by passes
         self.inputs = list(inputs) if inputs is not None else vars_
 
     def index(self):
@@ -74,11 +76,14 @@ class Graph:
             if n.is_var:
                 lines.append(f"%{i} = var {n.name}  {ty}")
                 continue
-            attrs = n.op.format_attrs(n.attrs)
+            attrs = {} if hasattr(n.op, 'subgraph') else n.op.format_attrs(n.attrs)
             a = '[' + ', '.join(f"{k}={v}" for k, v in attrs.items()) + ']' if attrs else ''
             args = ', '.join(f"%{idx[id(s)]}" + (f".{j}" if j else '') for s, j in n.inputs)
             loc = ' '.join(x for x in (where_str(n), n.block) if x)
             lines.append(f"%{i} = {n.op.name}{a}({args})  {ty}" + (f"   # {loc}" if loc else ''))
+            sub = getattr(n.op, 'subgraph', None)
+            if sub is not None:  # a fused kernel: its body, indented
+                lines += ['    | ' + ln.split('   # ')[0] for ln in sub.text().splitlines()]
         outs = ', '.join(f"%{idx[id(n)]}" + (f".{j}" if j else '') for n, j in self.outputs)
         lines.append(f"return {outs}")
         return '\n'.join(lines)

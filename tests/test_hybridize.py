@@ -306,7 +306,7 @@ def test_mxnet_reference_models_match_mxnet(model):
     got = blk(nd.array(x)).asnumpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     blk.hybridize(False)  # op by op gives the same
-    np.testing.assert_allclose(blk(nd.array(x)).asnumpy(), got, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(blk(nd.array(x)).asnumpy(), got, rtol=1e-5, atol=1e-6)  # BN folded: float32 rounding
 
 
 def test_symbol_api():

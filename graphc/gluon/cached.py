@@ -85,7 +85,7 @@ class CachedGraph:
     def __init__(self, block, args):
         from .. import sym
         self.block_name = block.name
-        training = autograd.is_training()
+        self.training = training = autograd.is_training()
         ctx = TraceContext(training=training)
         with ctx:
             names = ['data'] if len(args) == 1 else [f"data{i}" for i in range(len(args))]
@@ -108,6 +108,7 @@ class CachedGraph:
                 self.aux.append((param, momentum))
         self.input_vars = self.data_vars + [v for _, v in self.param_vars]
         self.op = CachedOp(self)
+        self.optimized, self.report = None, None  # the pass pipeline's graph for calls that are not recorded
         sym  # noqa: B018  (imported so F = graphc.sym is loaded)
 
     def __call__(self, args):
@@ -119,7 +120,10 @@ class CachedGraph:
         inputs = data + pdata
         recording = autograd.is_recording() and any(x._ag is not None for x in inputs)
         env = {} if recording else None
-        vals = interpret(self.graph, feed, env=env, keep=self.graph.nodes if recording else ())
+        if recording:  # the backward reads the forward's values: the graph autodiff was built on
+            vals = interpret(self.graph, feed, env=env, keep=self.graph.nodes)
+        else:
+            vals = interpret(self.optimize(), feed)
         nv = len(self.visible)
         outs = [NDArray(np.array(v, copy=True) if _aliases(v, feed) else v) for v in vals[:nv]]
         for (param, m), stat in zip(self.aux, vals[nv:]):  # BatchNorm moving statistics, in place
@@ -130,6 +134,15 @@ class CachedGraph:
             autograd.record_op(self.op, {'env': env}, inputs, [x._data for x in inputs], outs,
                                tuple(o._data for o in outs))
         return _unflatten(self.structure, outs)
+
+
+    def optimize(self):
+        """The graph after the inference (or, in training mode, training) pipeline; built once."""
+        if self.optimized is None:
+            from ..passes import run_pipeline
+            self.optimized, self.report = run_pipeline(self.graph, 'training' if self.training else 'inference',
+                                                       tag=self.block_name)
+        return self.optimized
 
 
 def _aliases(v, feed):

@@ -1,0 +1,168 @@
+"""Fusion by the registry's op kinds: maximal groups of elementwise and broadcast ops with at most one
+reduction, and elementwise epilogues attached to a GEMM or convolution. Each group of two or more
+ops becomes one fused node, which holds its subgraph and is one kernel for the code generators.
+
+Materialized values (the outputs of a fused node) are exactly: graph outputs, and values used by an
+op outside the group. Fusion never creates a cycle: a node joins a group only if none of its other
+inputs depends on that group.
+"""
+from ..graph import Graph, Node
+from ..registry import Op
+from .manager import register_pass
+
+ANCHORS = ('FullyConnected', 'Convolution', 'Deconvolution', 'dot', 'batch_dot')
+NOT_FUSED = ('argmax', 'argmin', 'Cast', 'one_hot')
+
+
+class FusedOp(Op):
+    """A kernel made of a subgraph; its NumPy reference runs the subgraph with the interpreter."""
+
+    def __init__(self, name, subgraph):
+        self.subgraph = subgraph
+        n_out = len(subgraph.outputs)
+        kinds = {n.op.kind for n in subgraph.nodes if not n.is_var}
+        kind = 'opaque' if 'opaque' in kinds else 'reduce' if 'reduce' in kinds else 'elemwise'
+        super().__init__(name, self._run, infer=self._infer, grad=None, kind=kind,
+                         inputs=tuple(v.name for v in subgraph.inputs), num_outputs=n_out)
+        self.differentiable = False
+
+    def _run(self, attrs, *arrays):
+        from ..runtime.interpreter import interpret
+        outs = interpret(self.subgraph, {id(v): a for v, a in zip(self.subgraph.inputs, arrays)})
+        return tuple(outs) if len(outs) > 1 else outs[0]
+
+    def _infer(self, attrs, shapes, dtypes):
+        return [n.shapes[j] for n, j in self.subgraph.outputs], [n.dtypes[j] for n, j in self.subgraph.outputs]
+
+    def ops(self):
+        return [n.op.name for n in self.subgraph.nodes if not n.is_var]
+
+    def format_attrs(self, attrs, all=False):
+        return {'ops': '>'.join(self.ops())}
+
+
+def _fusable(n):
+    op = n.op
+    if op.n_out(n.attrs) != 1 or op.name in NOT_FUSED or isinstance(op, FusedOp):
+        return None
+    if op.name == 'Dropout':
+        return None
+    if op.kind in ('elemwise', 'broadcast'):
+        return 'ew'
+    if op.kind == 'reduce':
+        return 'red'
+    if op.name in ANCHORS:
+        return 'anchor'
+    return None
+
+
+@register_pass('fuse', requires=('dce',))
+def fuse(graph, stats):
+    """Group elementwise/broadcast ops (with at most one reduction, and GEMM/conv epilogues) into kernels."""
+    import networkx as nx
+    ops = [n for n in graph.nodes if not n.is_var]
+    group = {id(n): i for i, n in enumerate(ops)}      # start: every op its own group
+    kind = [_fusable(n) for n in ops]
+    members = {i: [n] for i, n in enumerate(ops)}
+    reduces = {i: int(k == 'red') for i, k in enumerate(kind)}
+    anchor = {i: k == 'anchor' for i, k in enumerate(kind)}
+    dag = nx.DiGraph()
+    dag.add_nodes_from(range(len(ops)))
+    for n in ops:
+        for s, _ in n.inputs:
+            if not s.is_var and group[id(s)] != group[id(n)]:
+                dag.add_edge(group[id(s)], group[id(n)])
+    # contract producer -> consumer edges while that keeps the group DAG acyclic (no other path a -> b)
+    changed = True
+    while changed:
+        changed = False
+        for a, b in list(dag.edges):
+            if kind[a] is None or kind[b] is None or reduces[a] + reduces[b] > 1 or anchor[b]:
+                continue
+            dag.remove_edge(a, b)
+            if nx.has_path(dag, a, b):
+                dag.add_edge(a, b)
+                continue
+            for c in list(dag.successors(b)):
+                dag.add_edge(a, c)
+            for c in list(dag.predecessors(b)):
+                if c != a:
+                    dag.add_edge(c, a)
+            dag.remove_node(b)
+            members[a] += members.pop(b)
+            reduces[a] += reduces.pop(b)
+            anchor[a] = anchor[a] or anchor.pop(b)
+            for n in members[a]:
+                group[id(n)] = a
+            changed = True
+            break
+    order = {id(n): i for i, n in enumerate(graph.nodes)}
+    groups = {g: sorted(ms, key=lambda n: order[id(n)]) for g, ms in members.items()}
+
+    users = {}
+    for n in ops:
+        for s, j in n.inputs:
+            users.setdefault((id(s), j), set()).add(group[id(n)])
+    for n, j in graph.outputs:
+        users.setdefault((id(n), j), set()).add(-1)
+
+    fused_of = {}  # (id(node), j) -> new entry
+    kernels = 0
+    for gi, nodes in sorted(groups.items(), key=lambda kv: order[id(kv[1][0])]):
+        if len(nodes) < 2:
+            continue
+        ids = {id(n) for n in nodes}
+        ext, outs = [], []
+        for n in nodes:
+            for e in n.inputs:
+                if id(e[0]) not in ids and not any(e[0] is a and e[1] == b for a, b in ext):
+                    ext.append(e)
+            for j in range(n.num_outputs):
+                if users.get((id(n), j), set()) - {gi}:
+                    outs.append((n, j))
+        sub = _subgraph(nodes, ext, outs)
+        op = FusedOp(f"fused{kernels}", sub)
+        node = Node(op, f"fused{kernels}", {}, list(ext), shapes=[n.shapes[j] for n, j in outs],
+                    dtypes=[n.dtypes[j] for n, j in outs], where=nodes[-1].where, block=nodes[-1].block)
+        kernels += 1
+        for k, (n, j) in enumerate(outs):
+            fused_of[(id(n), j)] = (node, k)
+    if not fused_of:
+        stats['kernels_formed'] = 0
+        return graph
+    out = _rewire(graph, fused_of, lambda n: len(groups[group[id(n)]]) > 1)
+    stats['kernels_formed'] = kernels
+    stats['ops_fused'] = sum(len(ns) for ns in groups.values() if len(ns) > 1)
+    stats['kernels'] = sum(not n.is_var for n in out.nodes)
+    return out
+
+
+def _subgraph(nodes, ext, outs):
+    """The group's nodes cloned over fresh input variables (one per external entry)."""
+    vmap = {}
+    for i, (s, j) in enumerate(ext):
+        v = Node(None, f"in{i}", shapes=[s.shapes[j]], dtypes=[s.dtypes[j]])
+        vmap[(id(s), j)] = (v, 0)
+    m = {}
+    for n in nodes:
+        ins = [vmap.get((id(s), j)) or (m[id(s)], j) for s, j in n.inputs]
+        m[id(n)] = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
+    return Graph([(m[id(n)], j) for n, j in outs], [vmap[(id(s), j)][0] for s, j in ext])
+
+
+def _rewire(graph, fused_of, in_group):
+    m = {}
+
+    def entry(s, j):
+        if (id(s), j) in fused_of:
+            return fused_of[(id(s), j)]
+        return (m.get(id(s), s), j)
+    for n in graph.nodes:
+        if n.is_var or in_group(n):
+            continue
+        ins = [entry(s, j) for s, j in n.inputs]
+        m[id(n)] = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
+    # fused nodes' own inputs may name nodes that were copied
+    for node in {id(nd): nd for nd, _ in fused_of.values()}.values():
+        node.inputs = [entry(s, j) for s, j in node.inputs]
+    return Graph([entry(n, j) for n, j in graph.outputs], graph.inputs)
