@@ -1,0 +1,53 @@
+"""gc.explain(block, *inputs): what hybridize makes of a block, in one printout.
+
+The captured graph, the pass pipeline with per-pass time and stats, the kernels formed and the
+memory plan; trace and pass times apart. With training=True it explains the training step: the
+forward plus the gradient graph for every parameter that takes a gradient.
+"""
+import time
+
+from . import autograd
+from .graph import Graph
+
+
+def explain(block, *inputs, training=False, print_graph=True, file=None):
+    """Print (and return as text) how `block` runs hybridized on `inputs`."""
+    from .gluon.cached import CachedGraph
+    from .passes import run_pipeline
+    from .passes.autodiff import gradient
+    out = []
+    with autograd.train_mode() if training else autograd.predict_mode():
+        t0 = time.perf_counter()
+        entry = CachedGraph(block, inputs)
+        t_trace = time.perf_counter() - t0
+    graph = Graph(entry.visible)
+    shapes = ', '.join(str(x.shape) for x in inputs)
+    out.append(f"== {block.name} ({type(block).__name__}) on inputs {shapes}, "
+               f"{'training' if training else 'inference'} mode")
+    out.append(f"trace: {t_trace * 1e3:.1f} ms, {sum(not n.is_var for n in graph.nodes)} ops")
+    if print_graph:
+        out += ["-- captured graph", graph.text()]
+    if training:  # forward + backward, as the training pipeline sees it
+        wrt = [v for p, v in entry.param_vars if p.grad_req != 'null']
+        heads, grads = gradient(graph, wrt)
+        outs = list(graph.outputs) + [g for g in grads if g is not None]
+        graph = Graph(outs, graph.inputs + heads)
+        out.append(f"gradient graph: {sum(not n.is_var for n in graph.nodes)} ops (forward and backward) for "
+                   f"{len(wrt)} parameters")
+    t0 = time.perf_counter()
+    opt, report = run_pipeline(graph, 'training' if training else 'inference', tag=block.name)
+    t_pass = time.perf_counter() - t0
+    out += ["-- passes", report.table(), f"passes: {t_pass * 1e3:.1f} ms"]
+    kernels = [n for n in opt.nodes if not n.is_var]
+    fused = [n for n in kernels if hasattr(n.op, 'subgraph')]
+    out.append(f"-- kernels: {len(kernels)} ({len(fused)} fused, from {sum(not n.is_var for n in graph.nodes)} ops)")
+    for n in kernels:
+        body = ' > '.join(n.op.ops()) if hasattr(n.op, 'subgraph') else n.op.name
+        shape = ', '.join(str(s) for s in n.shapes) if n.shapes else '?'
+        out.append(f"  {n.name:<28} {body}  -> {shape}")
+    plan = getattr(opt, 'memory_plan', None)
+    if plan is not None:
+        out += ["-- memory plan", "  " + plan.summary()]
+    text = '\n'.join(out)
+    print(text, file=file)
+    return text

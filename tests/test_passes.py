@@ -1,0 +1,266 @@
+"""Passes: before/expected on small graphs, and preservation: every model gives the same outputs with
+all passes on, each pass off alone, and all off. Tolerance: float32, rtol 1e-5, atol 1e-5 x scale
+(BatchNorm folding and fusion reorder float32 arithmetic)."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import autograd, gluon, nd
+from graphc.gluon import nn
+from graphc.graph import Graph, Node
+from graphc.passes import PASSES, PIPELINES, run_pipeline
+from graphc.runtime.interpreter import interpret
+from graphc.symbol import input_var
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'examples'))
+
+
+def run(g, *arrays):
+    return interpret(g, {id(v): a for v, a in zip(g.inputs, arrays)})
+
+
+def only(pass_names, g, pipeline='inference'):
+    return run_pipeline(g, pipeline, disabled=set(PASSES) - set(pass_names), verify=True)
+
+
+def ops_of(g):
+    return [n.op.name for n in g.nodes if not n.is_var]
+
+
+X = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+
+
+def test_dce_removes_unreachable_nodes():
+    x = input_var('x', (4, 6), 'float32')
+    y = nd.relu(x)
+    g = Graph([y._one()])
+    g.nodes.insert(1, nd.exp(x)._one()[0])  # dead
+    g2, rep = only(['dce'], g)
+    assert ops_of(g2) == ['relu'] and rep.rows[0][4]['removed'] == 1
+
+
+def test_cse_merges_identical_nodes():
+    x = input_var('x', (4, 6), 'float32')
+    g = Graph([(nd.relu(x) + nd.relu(x))._one()])
+    g2, rep = only(['dce', 'cse'], g)
+    assert ops_of(g2) == ['relu', 'elemwise_add']
+    np.testing.assert_array_equal(run(g2, X)[0], 2 * np.maximum(X, 0))
+
+
+def test_fold_constants():
+    x = input_var('x', (4, 6), 'float32')
+    c = nd.array(np.full((4, 6), 2.0, np.float32))
+    g = Graph([(x * nd.exp(c * 3))._one()])
+    g2, rep = only(['dce', 'fold_constants'], g)
+    assert ops_of(g2) == ['elemwise_mul']
+    np.testing.assert_allclose(run(g2, X)[0], X * np.exp(6.0), rtol=1e-6)
+
+
+def test_algebra_identities():
+    x = input_var('x', (4, 6), 'float32')
+    y = ((x * 1.0 + 0.0).copy().reshape((24,)).reshape((6, 4)).T.T)
+    y = nd.Dropout(nd.relu(y), p=0.5)
+    g = Graph([y._one()])
+    g2, rep = only(['dce', 'algebra'], g)
+    assert ops_of(g2) == ['_np_reshape', 'relu'], ops_of(g2)
+    np.testing.assert_array_equal(run(g2, X)[0], np.maximum(X.reshape(6, 4), 0))
+
+
+def test_fold_batchnorm_into_conv_and_dense():
+    rs = np.random.default_rng(1)
+    for make, shape in [(lambda: nn.Conv2D(5, 3), (2, 3, 6, 6)), (lambda: nn.Dense(5), (2, 7))]:
+        net = nn.HybridSequential()
+        with net.name_scope():
+            net.add(make(), nn.BatchNorm())
+        net.initialize(gc.init.Xavier())
+        x = nd.array(rs.normal(size=shape), dtype='float32')
+        net(x)
+        bn = net[1]
+        for p in (bn.gamma, bn.beta, bn.running_mean):
+            p.set_data(nd.array(rs.normal(size=p.shape), dtype='float32'))
+        bn.running_var.set_data(nd.array(rs.uniform(0.5, 2, size=bn.running_var.shape), dtype='float32'))
+        want = net(x).asnumpy()
+        net.hybridize()
+        got = net(x).asnumpy()
+        entry = net.cached_graph()
+        assert 'BatchNorm' not in ops_of(entry.optimized), entry.optimized.text()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def _chain(x):
+    return nd.tanh(x * 2 + 1) * nd.sigmoid(x) - nd.relu(x) / 3
+
+
+def test_fusion_chain_is_one_kernel():
+    x = input_var('x', (64, 64), 'float32')
+    g = Graph([_chain(x)._one()])
+    g2, rep = only(['dce', 'fuse'], g)
+    (k,) = [n for n in g2.nodes if not n.is_var]
+    assert k.op.ops() == ['_mul_scalar', '_plus_scalar', 'tanh', 'sigmoid', 'elemwise_mul', 'relu', '_div_scalar',
+                          'elemwise_sub']
+    a = np.random.default_rng(2).normal(size=(64, 64)).astype(np.float32)
+    np.testing.assert_allclose(run(g2, a)[0], run(g, a)[0], rtol=1e-6)
+    assert 'fused0' in g2.text() and '| %3 = tanh(%2)' in g2.text()
+
+
+@pytest.mark.parametrize('fn', ['softmax', 'log_softmax'])
+def test_softmax_family_is_one_kernel_with_its_prologue(fn):
+    x = input_var('x', (8, 10), 'float32')
+    g = Graph([getattr(nd, fn)(x * 0.5 + 1)._one()])
+    g2, _ = only(['dce', 'fuse'], g)
+    assert len([n for n in g2.nodes if not n.is_var]) == 1
+
+
+def test_at_most_one_reduction_per_kernel_and_no_cycles():
+    x = input_var('x', (8, 10), 'float32')
+    w = input_var('w', (10, 10), 'float32')
+    a = nd.relu(x)
+    b = nd.dot(a, w)           # opaque: a GEMM between two elementwise ops
+    y = nd.softmax(a + b) + nd.sum(a, axis=1, keepdims=True)
+    g = Graph([y._one()])
+    g2, _ = only(['dce', 'fuse'], g, 'inference')
+    g2.verify()
+    for n in g2.nodes:
+        if hasattr(n.op, 'subgraph'):
+            assert sum(m.op.kind == 'reduce' for m in n.op.subgraph.nodes if not m.is_var) <= 1
+    wa = np.eye(10, dtype=np.float32)
+    xa = np.random.default_rng(3).normal(size=(8, 10)).astype(np.float32)
+    np.testing.assert_allclose(run(g2, xa, wa)[0], run(g, xa, wa)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_gemm_epilogue_is_fused():
+    net = nn.Dense(16, activation='relu', in_units=8)
+    net.initialize()
+    net.hybridize()
+    net(nd.ones((2, 8)))
+    (k,) = [n for n in net.cached_graph().optimized.nodes if not n.is_var]
+    assert k.op.ops() == ['FullyConnected', 'Activation']
+
+
+def test_memory_plan_reuses_buffers_in_place():
+    x = input_var('x', (256, 256), 'float32')
+    y = nd.exp(nd.tanh(nd.relu(x) * 2))
+    g = Graph([y._one()])
+    g2, _ = only(['dce', 'plan_memory'], g)
+    p = g2.memory_plan
+    assert p.naive_bytes == 4 * 256 * 256 * 4 and p.inplace == 3 and len(p.buffers) == 1
+    assert p.peak_bytes == 256 * 256 * 4
+
+
+class ResBlock(gluon.HybridBlock):
+    def __init__(self, c, **kw):
+        super().__init__(**kw)
+        with self.name_scope():
+            self.c1, self.b1 = nn.Conv2D(c, 3, padding=1), nn.BatchNorm()
+            self.c2, self.b2 = nn.Conv2D(c, 3, padding=1), nn.BatchNorm()
+
+    def hybrid_forward(self, F, x):
+        y = F.relu(self.b1(self.c1(x)))
+        return F.relu(self.b2(self.c2(y)) + x)
+
+
+def resnet():
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Conv2D(16, 3, padding=1), nn.BatchNorm(), nn.Activation('relu'))
+        for _ in range(4):
+            net.add(ResBlock(16))
+        net.add(nn.GlobalAvgPool2D(), nn.Dense(10))
+    net.initialize(gc.init.Xavier())
+    return net
+
+
+def test_resnet_inference_peak_memory_under_60_percent_of_naive():
+    gc.random.seed(0)
+    net = resnet()
+    net.hybridize()
+    x = nd.random.normal(shape=(4, 3, 16, 16))
+    y = net(x)
+    p = net.cached_graph().optimized.memory_plan
+    assert p.peak_bytes <= 0.6 * p.naive_bytes, p.summary()
+    net.hybridize(False)
+    np.testing.assert_allclose(net(x).asnumpy(), y.asnumpy(), rtol=1e-4, atol=1e-5)
+
+
+def _lenet():
+    import lenet_mnist
+    gc.random.seed(3)
+    net = lenet_mnist.lenet()
+    net.initialize(gc.init.Xavier())
+    return net
+
+
+def _mlp():
+    gc.random.seed(4)
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Dense(64, activation='relu'), nn.Dropout(0.5), nn.Dense(32, activation='tanh'), nn.Dense(10))
+    net.initialize()
+    return net
+
+
+def _mxnet(model):
+    def make():
+        d = os.path.join(HERE, 'data', 'mxnet_models', model)
+        return gluon.SymbolBlock.imports(os.path.join(d, f'{model}-symbol.json'), ['data'],
+                                         os.path.join(d, f'{model}-0000.params'))
+    return make
+
+
+def _chain_block():
+    return gluon.nn.HybridLambda(lambda F, x: F.softmax(F.tanh(x * 2 + 1) * F.sigmoid(x) - F.relu(x) / 3))
+
+
+MODELS = {'lenet': (_lenet, (5, 1, 28, 28)), 'mlp': (_mlp, (5, 20)), 'resnet': (resnet, (2, 3, 8, 8)),
+          'mxnet_mlp': (_mxnet('mlp'), (3, 784)), 'mxnet_lenet_bn': (_mxnet('lenet_bn'), (3, 1, 28, 28)),
+          'chain': (_chain_block, (6, 7))}
+SETTINGS = ['all-on', 'all-off'] + [f"no-{p}" for p in PIPELINES['inference']]
+
+
+@pytest.mark.parametrize('setting', SETTINGS)
+@pytest.mark.parametrize('model', sorted(MODELS))
+def test_passes_preserve_outputs(model, setting, monkeypatch):
+    make, shape = MODELS[model]
+    net = make()
+    x = nd.array(np.random.default_rng(7).normal(size=shape), dtype='float32')
+    if isinstance(net, gluon.SymbolBlock):
+        net.hybridize(False)
+    want = net(x).asnumpy()
+    off = '' if setting == 'all-on' else 'all' if setting == 'all-off' else setting[3:]
+    monkeypatch.setenv('GRAPHC_DISABLE_PASSES', off)
+    monkeypatch.setenv('GRAPHC_VERIFY_IR', '1')
+    net.hybridize()
+    got = net(x).asnumpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+def test_kernel_counts_lenet_inference_and_mlp_training():
+    net = _lenet()
+    text = gc.explain(net, nd.ones((8, 1, 28, 28)), print_graph=False)
+    assert '-- kernels: 8 (4 fused, from 12 ops)' in text  # conv+relu x3, dense+relu fused
+    mlp = nn.HybridSequential()
+    with mlp.name_scope():
+        mlp.add(nn.Dense(256, activation='relu'), nn.Dense(256, activation='relu'), nn.Dense(10))
+    mlp.initialize()
+    text = gc.explain(mlp, nd.ones((64, 784)), training=True, print_graph=False)
+    assert '-- kernels: 9 (3 fused, from 17 ops)' in text, text  # GEMM epilogues carry relu, its mask, db
+    assert 'peak' in text and 'memory plan' in text
+
+
+def test_disable_unknown_pass_and_dump_ir(tmp_path, monkeypatch):
+    x = input_var('x', (4, 6), 'float32')
+    g = Graph([nd.relu(x * 1.0)._one()])
+    monkeypatch.setenv('GRAPHC_DISABLE_PASSES', 'fusee')
+    with pytest.raises(gc.GraphcError, match="unknown passes \\['fusee'\\]"):
+        run_pipeline(g)
+    monkeypatch.setenv('GRAPHC_DISABLE_PASSES', 'fuse')
+    monkeypatch.setenv('GRAPHC_DUMP_IR', str(tmp_path))
+    g2, rep = run_pipeline(g, tag='t')
+    files = sorted(os.listdir(tmp_path))
+    assert 't.01.cse.before.txt' in files and 't.03.algebra.after.txt' in files
+    assert 'fuse' not in ' '.join(files)
+    assert 'fuse' in rep.table() and 'disabled' in rep.table()
