@@ -9,4 +9,5 @@ from .ndarray import NDArray, waitall  # noqa: F401
 from . import initializer as init  # noqa: F401
 from . import initializer, optimizer, lr_scheduler  # noqa: F401
 from . import gluon  # noqa: F401
+from . import viz  # noqa: F401,E402
 from .explain import explain  # noqa: F401,E402

@@ -17,7 +17,7 @@ class GraphcTraceError(GraphcError):
     """Something a traced (hybridized) forward cannot do; names the user's line."""
 
 
-class GraphcLoadError(GraphcError):
+class GraphcLoadError(GraphcError, ValueError):
     """A model or parameter file that is malformed; names the file and where."""
 
 

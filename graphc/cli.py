@@ -1,6 +1,8 @@
-"""The `graphc` command: version, machine info and the op table."""
+"""The `graphc` command: version, machine info, the op table, and `show` for MXNet symbol files."""
 import argparse
+import os
 import platform
+import re
 import sys
 
 
@@ -65,6 +67,97 @@ def _fill(op):
     return out
 
 
+def _shape_arg(text):
+    """`data=1,1,28,28` (or 1x1x28x28) -> ('data', (1, 1, 28, 28)); a bare `1,1,28,28` names the first input."""
+    name, _, dims = text.rpartition('=')
+    try:
+        shape = tuple(int(d) for d in re.split(r'[,x]', dims))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=D1,D2,... with positive integer dims")
+    return name or None, shape
+
+
+def _plain(key):
+    return key[4:] if key.startswith(('arg:', 'aux:')) else key
+
+
+def check_params(graph, arrays, params, aux):
+    """Compare a .params dict (arg:/aux: names) with the graph's variables (params, aux: ids of its parameter
+    and aux-state variables). Returns (plain name -> shape of the arrays that fit, problem lines); an
+    array fits when every dim the variable declares (not 0, MXNet's unknown) equals the array's."""
+    by_name = {v.name: v for v in graph.inputs}
+    shapes, problems = {}, []
+    for key, a in arrays.items():
+        name, v = _plain(key), by_name.get(_plain(key))
+        if v is None:
+            problems.append(f"extra: {key} {tuple(a.shape)} is not a variable of the graph")
+            continue
+        decl = v.extra.get('__shape__') or (v.shapes[0] if v.shapes else None)
+        if decl is not None and (len(decl) != a.ndim or any(d and d != s for d, s in zip(decl, a.shape))):
+            problems.append(f"shape mismatch: {name} is {tuple(a.shape)} in the file, the graph declares "
+                            f"{tuple(0 if d is None else d for d in decl)}")
+            continue
+        if key[:4] in ('arg:', 'aux:') and (key[:4] == 'aux:') != (id(v) in aux):
+            problems.append(f"role mismatch: {key} is saved as {key[:3]}: but the graph uses it as "
+                            f"{'an auxiliary state' if id(v) in aux else 'an argument'}")
+        shapes[name] = tuple(a.shape)
+    have = {_plain(k) for k in arrays}
+    problems += [f"missing: {v.name} {'(auxiliary state) ' if id(v) in aux else ''}is not in the file"
+                 for v in graph.inputs if id(v) in params and v.name not in have and 'value' not in v.extra]
+    return shapes, problems
+
+
+def show(args):
+    """`graphc show`: the graph's text form and layer table, optionally checked against a .params file
+    and drawn as DOT. Returns the exit status: 0; 1 when the parameters do not match the graph; 2 when
+    a file cannot be read, the shapes do not infer or the drawing fails."""
+    from .base import GraphcError
+    from .mxjson import load_json_file
+    from .viz import _resolve, _summary, plot_network
+    problems = []
+    try:
+        graph = load_json_file(args.symbol_file)._graph()
+        arrays, pshapes = None, {}
+        if args.params:
+            from .serialization import load_ndarrays
+            arrays = load_ndarrays(args.params)
+            if not isinstance(arrays, dict):
+                raise GraphcError(f"{args.params}: the arrays have no names, so they cannot be matched to the graph")
+        names = {_plain(k) for k in arrays} if arrays is not None else None
+        _, params, aux = _resolve(graph, param_names=names)
+        if arrays is not None:
+            pshapes, problems = check_params(graph, arrays, params, aux)
+        # inputs: the variables that are not parameters (not in the file, not fed to a layer's weight slot)
+        inputs = [v.name for v in graph.inputs if id(v) not in params] or ['data']
+        given = {name or inputs[0]: shape for name, shape in args.shape}
+        unknown = sorted(set(given) - {v.name for v in graph.inputs})
+        if unknown:
+            raise GraphcError(f"--shape names {unknown}, which are not variables of the graph; inputs: {inputs}")
+        graph, params, aux = _resolve(graph, dict(pshapes, **given) or None, names)
+        print(f"{args.symbol_file}: {len(graph.nodes)} nodes, inputs: {', '.join(inputs)}")
+        if arrays is not None:
+            print(f"{args.params}: {len(arrays)} arrays, " +
+                  (f"{len(problems)} problem(s):" if problems else "all match the graph"))
+            print(''.join(f"  {line}\n" for line in problems), end='')
+        print(f"\n{graph.text()}\n")
+        _summary(graph, params, aux)
+        if args.dot or args.render:
+            d = plot_network(graph, title=os.path.basename(args.symbol_file).replace('-symbol.json', ''))
+            if args.dot:
+                print(f"wrote {d.save(args.dot)}")
+            if args.render:
+                print(f"wrote {d.render(args.render)}")
+    except BrokenPipeError:  # `graphc show ... | head`: stop quietly, as other CLI tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (GraphcError, OSError) as e:
+        print(f"graphc show: error: {e}", file=sys.stderr)
+        return 2
+    return 1 if problems else 0
+
+
 def main(argv=None):
     from . import __version__
     p = argparse.ArgumentParser(prog='graphc', description="graphc: Gluon-style deep learning with a graph compiler")
@@ -72,11 +165,23 @@ def main(argv=None):
     sub = p.add_subparsers(dest='cmd')
     sub.add_parser('info', help='versions, CPU features and devices')
     sub.add_parser('ops', help='the table of registered ops (Markdown)')
+    sp = sub.add_parser('show', help="an MXNet symbol file's graph, layer table and DOT drawing",
+                        description="Print a symbol file's graph (shapes inferred with --shape) and layer table.",
+                        epilog="exit status: 0 ok; 1 the --params file does not match the graph; 2 a file cannot be "
+                               "read, the shapes do not infer or drawing failed")
+    sp.add_argument('symbol_file', help='PREFIX-symbol.json')
+    sp.add_argument('--params', help='PREFIX-0000.params: check it against the graph and use its shapes')
+    sp.add_argument('--shape', action='append', default=[], type=_shape_arg, metavar='NAME=D1,D2,...',
+                    help='an input shape, e.g. data=1,1,28,28 (repeatable; no NAME: the first input)')
+    sp.add_argument('--dot', metavar='OUT.dot', help='write the network as Graphviz DOT')
+    sp.add_argument('--render', metavar='OUT.svg', help='draw it with Graphviz dot (format from the extension)')
     args = p.parse_args(argv)
     if args.cmd == 'info':
         print(info())
     elif args.cmd == 'ops':
         print(op_table())
+    elif args.cmd == 'show':
+        return show(args)
     else:
         p.print_help()
     return 0

@@ -88,6 +88,8 @@ def setitem(x, key, value):
                           "build the result with where(), concat() or slice ops instead")
     key = _np_key(key)
     v = value._data if isinstance(value, NDArray) else value
+    from . import engine
+    engine.flush()  # a pending graph may read x's buffer: run it before the write
     if _is_basic(key):
         _check_ints(x.shape, key)
     try:

@@ -9,14 +9,17 @@ go through each op's strict schema, sizes and counts are capped before use, and 
 problem raises GraphcLoadError naming the file, the node and what is wrong.
 """
 import json
+import math
 import os
+import re
+import reprlib
 import tempfile
 
 import numpy as np
 
 from .base import CODE_DTYPES, DTYPE_CODES, GraphcError, GraphcLoadError
 from .graph import Graph, Node, topo_order
-from .registry import OPS, _parse_tuple
+from .registry import OPS, _parse_int, _parse_tuple
 
 MXNET_VERSION = 10901
 MAX_JSON_BYTES = 64 << 20
@@ -24,6 +27,8 @@ MAX_NODES = 200_000
 MAX_INPUTS = 4096
 MAX_DIM = 1 << 31
 MAX_ELEMENTS = 1 << 32
+MAX_DEPTH = 64
+MAX_ATTR_CHARS = 1024   # a parsed attribute value (op attributes, __shape__, __dtype__)
 FORMAT_MAJOR = 1
 
 
@@ -91,13 +96,13 @@ def graph_to_json(graph, input_names=None):
 # ---------------------------------------------------------------- reading
 def load_json_file(fname):
     try:
-        size = os.path.getsize(fname)
+        with open(fname, 'rb') as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_JSON_BYTES:   # before reading a byte
+                raise _err(fname, f"{size} bytes is over the {MAX_JSON_BYTES}-byte limit for a symbol file")
+            raw = f.read(MAX_JSON_BYTES + 1)
     except OSError as e:
         raise GraphcLoadError(f"{fname}: cannot read: {e.strerror}") from None
-    if size > MAX_JSON_BYTES:
-        raise GraphcLoadError(f"{fname}: {size} bytes is over the {MAX_JSON_BYTES}-byte limit for a symbol file")
-    with open(fname, 'rb') as f:
-        raw = f.read(MAX_JSON_BYTES + 1)
     try:
         text = raw.decode('utf-8')
     except UnicodeDecodeError as e:
@@ -111,89 +116,152 @@ def json_to_symbol(text, fname='<string>'):
     return Symbol(graph.outputs)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
+_REPR.maxlevel, _REPR.maxlist = 3, 6
+_r = _REPR.repr    # repr bounded in length and depth: file contents in messages stay short
+# attribute values MXNet's parameter parsers bound from below (kernel >= 1, pad >= 0, ...)
+_MIN = {'kernel': 1, 'stride': 1, 'dilate': 1, 'pad': 0, 'adj': 0, 'num_hidden': 1, 'num_filter': 1,
+        'num_group': 1, 'num_outputs': 1, 'num_args': 0}
+_SHAPE_ATTRS = ('shape', 'newshape', 'reps', 'target_shape')   # tuples that size a tensor: element cap
+
+
 def _err(fname, msg):
+    if len(msg) > 1500:
+        msg = msg[:1000] + ' ... ' + msg[-400:]
     return GraphcLoadError(f"{fname}: {msg}")
+
+
+def _type(v):
+    return 'nothing' if v is None else repr(v) if v in ('', [], {}) else type(v).__name__
+
+
+def _object(pairs):
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"duplicate key {_r(dup)} in an object")
+    return d
+
+
+def _constant(s):
+    raise ValueError(f"{s} is not a JSON value")
+
+
+def _too_deep(v):
+    """True when v nests lists/objects more than MAX_DEPTH levels (level by level: no recursion)."""
+    level = [v] if isinstance(v, (list, dict)) else []
+    for _ in range(MAX_DEPTH):
+        if not level:
+            return False
+        level = [x for c in level for x in (c.values() if isinstance(c, dict) else c) if isinstance(x, (list, dict))]
+    return bool(level)
 
 
 def json_to_graph(text, fname='<string>'):
     """(Graph, input names) from symbol JSON text; GraphcLoadError for anything malformed."""
     if len(text) > MAX_JSON_BYTES:
-        raise _err(fname, f"JSON text of {len(text)} characters is over the limit")
+        raise _err(fname, f"JSON text of {len(text)} characters is over the limit of {MAX_JSON_BYTES}")
     try:
-        d = json.loads(text)
+        d = json.loads(text, object_pairs_hook=_object, parse_constant=_constant)   # plain dicts and lists only
     except RecursionError:
         raise _err(fname, "JSON nested too deeply") from None
     except json.JSONDecodeError as e:
-        raise _err(fname, f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno} (offset {e.pos})") from None
+        raise _err(fname, f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno}, offset {e.pos})") from None
+    except ValueError as e:   # a duplicate key, NaN, an integer literal of thousands of digits
+        raise _err(fname, f"not valid JSON: {str(e).split(';')[0]}") from None
+    if _too_deep(d):
+        raise _err(fname, f"JSON nested more than {MAX_DEPTH} levels deep")
     if not isinstance(d, dict):
-        raise _err(fname, f"top level must be an object, got {type(d).__name__}")
+        raise _err(fname, f"top level must be an object, got {_type(d)}")
     nodes_j, heads = d.get('nodes'), d.get('heads')
     if not isinstance(nodes_j, list) or not nodes_j:
-        raise _err(fname, "'nodes' must be a non-empty list")
+        raise _err(fname, f"'nodes' must be a non-empty list, got {_type(nodes_j)}")
     if len(nodes_j) > MAX_NODES:
         raise _err(fname, f"{len(nodes_j)} nodes is over the limit of {MAX_NODES}")
     gattrs = d.get('attrs', {})
     if not isinstance(gattrs, dict):
-        raise _err(fname, "'attrs' must be an object")
+        raise _err(fname, f"'attrs' must be an object, got {_type(gattrs)}")
     gv = gattrs.get('graphc_version')
     if gv is not None:
         if not (isinstance(gv, list) and len(gv) == 2 and isinstance(gv[1], str)):
-            raise _err(fname, "attrs.graphc_version must be [\"str\", version]")
-        try:
-            major = int(gv[1].split('.')[0])
-        except ValueError:
-            raise _err(fname, f"attrs.graphc_version {gv[1]!r} is not a version") from None
-        if major > FORMAT_MAJOR:
-            raise _err(fname, f"written by graphc {gv[1]}, newer than this reader (format {FORMAT_MAJOR}); upgrade graphc")
-    nodes, names = [], set()
+            raise _err(fname, f"attrs.graphc_version must be [\"str\", version], got {_r(gv)}")
+        m = re.match(r'(\d{1,6})(\.|$)', gv[1])
+        if not m:
+            raise _err(fname, f"attrs.graphc_version {_r(gv[1])} is not a version")
+        if int(m[1]) > FORMAT_MAJOR:
+            raise _err(fname, f"written by graphc {gv[1][:40]}, newer than this reader (format {FORMAT_MAJOR}); "
+                              "upgrade graphc")
+    nodes, index = [], {}
     for i, nj in enumerate(nodes_j):
-        where = f"node {i}"
-        if not isinstance(nj, dict):
-            raise _err(fname, f"{where}: must be an object")
-        op_name, name = nj.get('op'), nj.get('name')
-        if not isinstance(op_name, str) or not isinstance(name, str) or not name:
-            raise _err(fname, f"{where}: 'op' and 'name' must be non-empty strings")
-        where = f"node {i} ({name!r})"
-        if name in names:
-            raise _err(fname, f"{where}: duplicate node name")
-        names.add(name)
-        attrs = nj.get('attrs', nj.get('attr', nj.get('param', {})))
-        if not isinstance(attrs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in attrs.items()):
-            raise _err(fname, f"{where}: 'attrs' must map strings to strings")
-        ins = nj.get('inputs', [])
-        if not isinstance(ins, list) or len(ins) > MAX_INPUTS:
-            raise _err(fname, f"{where}: 'inputs' must be a list of at most {MAX_INPUTS} entries")
-        entries = []
-        for e in ins:
-            if not (isinstance(e, list) and len(e) in (2, 3) and all(type(v) is int for v in e)):
-                raise _err(fname, f"{where}: input entry {e!r} must be [node, output, version] integers")
-            src, j = e[0], e[1]
-            if not 0 <= src < i:
-                raise _err(fname, f"{where}: input refers to node {src}, which is not an earlier node "
-                                  "(a cycle or a forward reference)")
-            if not 0 <= j < nodes[src].num_outputs:
-                raise _err(fname, f"{where}: input uses output {j} of node {src} ({nodes[src].name!r}), "
-                                  f"which has {nodes[src].num_outputs}")
-            entries.append((nodes[src], j))
-        if op_name == 'null':
-            if entries:
-                raise _err(fname, f"{where}: a variable cannot have inputs")
-            nodes.append(_load_var(fname, where, name, attrs))
-        else:
-            nodes.append(_load_op(fname, where, name, op_name, attrs, entries))
-    if not isinstance(heads, list) or not heads:
-        raise _err(fname, "'heads' must be a non-empty list")
+        nodes.append(_load_node(fname, i, nj, nodes, index))
+    if not isinstance(heads, list) or not heads or len(heads) > MAX_NODES:
+        raise _err(fname, f"'heads' must be a non-empty list of at most {MAX_NODES} outputs, got {_type(heads)}")
     outs = []
-    for h in heads:
+    for k, h in enumerate(heads):
         if not (isinstance(h, list) and len(h) in (2, 3) and all(type(v) is int for v in h)) or \
                 not 0 <= h[0] < len(nodes) or not 0 <= h[1] < nodes[h[0]].num_outputs:
-            raise _err(fname, f"head {h!r} does not name an existing node output")
+            raise _err(fname, f"heads[{k}] = {_r(h)} does not name an existing node output")
         outs.append((nodes[h[0]], h[1]))
     gi = gattrs.get('graphc_inputs')
     input_names = gi[1].split(',') if isinstance(gi, list) and len(gi) == 2 and isinstance(gi[1], str) and gi[1] \
         else None
     graph = Graph(outs, [n for n in topo_order([n for n, _ in outs]) if n.is_var])
     return graph, input_names
+
+
+def _load_node(fname, i, nj, nodes, index):
+    """Node i of the file, checked against the nodes before it (nodes, and index: name -> node index)."""
+    if not isinstance(nj, dict):
+        raise _err(fname, f"node {i}: must be an object, got {_type(nj)}")
+    op_name, name = nj.get('op'), nj.get('name')
+    if not isinstance(op_name, str):
+        raise _err(fname, f"node {i}: 'op' must be a string, got {_type(op_name)}")
+    if not isinstance(name, str) or not name:
+        raise _err(fname, f"node {i}: 'name' must be a non-empty string, got {_type(name)}")
+    where = f"node {i} ({_r(name)})"
+    if name in index:
+        raise _err(fname, f"{where}: duplicate node name (also node {index[name]})")
+    index[name] = i
+    attrs = nj.get('attrs', nj.get('attr', nj.get('param', {})))
+    if not isinstance(attrs, dict):
+        raise _err(fname, f"{where}: 'attrs' must be an object, got {_type(attrs)}")
+    for k, v in attrs.items():
+        if not isinstance(v, str):
+            raise _err(fname, f"{where}: attribute {_r(k)} must be a JSON string, got {type(v).__name__} {_r(v)}")
+        if len(v) > MAX_ATTR_CHARS and (op_name != 'null' and not _dunder(k) or k in ('__shape__', '__dtype__')):
+            raise _err(fname, f"{where}: attribute {_r(k)} is {len(v)} characters long, over the limit of "
+                              f"{MAX_ATTR_CHARS}")
+    for k in ('control_deps', 'subgraphs'):
+        if nj.get(k):
+            raise _err(fname, f"{where}: {k!r} are not supported")
+    ins = nj.get('inputs', [])
+    if not isinstance(ins, list):
+        raise _err(fname, f"{where}: 'inputs' must be a list, got {_type(ins)}")
+    if len(ins) > MAX_INPUTS:
+        raise _err(fname, f"{where}: {len(ins)} inputs is over the limit of {MAX_INPUTS}")
+    entries = []
+    for k, e in enumerate(ins):
+        if not (isinstance(e, list) and len(e) in (2, 3) and all(type(v) is int for v in e)):
+            raise _err(fname, f"{where}: input {k} is {_r(e)}; it must be [node, output, version] integers")
+        src, j = e[0], e[1]
+        if not 0 <= src < i:
+            raise _err(fname, f"{where}: input {k} refers to node {_r(src)}, which is not an earlier node "
+                              "(a cycle or a forward reference)")
+        if not 0 <= j < nodes[src].num_outputs:
+            raise _err(fname, f"{where}: input {k} uses output {_r(j)} of node {src} ({_r(nodes[src].name)}), "
+                              f"which has {nodes[src].num_outputs}")
+        entries.append((nodes[src], j))
+    if op_name == 'null':
+        if entries:
+            raise _err(fname, f"{where}: a variable cannot have inputs")
+        return _load_var(fname, where, name, attrs)
+    return _load_op(fname, where, name, op_name, attrs, entries)
+
+
+def _dunder(k):
+    return len(k) > 4 and k.startswith('__') and k.endswith('__')
 
 
 def _load_var(fname, where, name, attrs):
@@ -204,19 +272,23 @@ def _load_var(fname, where, name, attrs):
             try:
                 shape = _parse_tuple(v)
             except ValueError:
-                raise _err(fname, f"{where}: __shape__ {v!r} is not a tuple of ints") from None
+                raise _err(fname, f"{where}: __shape__ {_r(v)} is not a tuple of ints") from None
             if any(d is None or d < 0 or d > MAX_DIM for d in shape):
-                raise _err(fname, f"{where}: __shape__ {v!r} has a negative or absurd dimension")
+                raise _err(fname, f"{where}: __shape__ {_r(v)} has a negative or absurd dimension")
+            total = math.prod(d for d in shape if d)   # 0 = unknown
+            if total > MAX_ELEMENTS:
+                raise _err(fname, f"{where}: __shape__ {_r(v)} claims {total} elements, over the limit of "
+                                  f"{MAX_ELEMENTS}")
             n.extra['__shape__'] = shape
         elif k == '__dtype__':
             try:
-                n.extra['__dtype__'] = str(CODE_DTYPES[int(v)])
+                n.extra['__dtype__'] = str(CODE_DTYPES[_parse_int(v)])
             except (ValueError, KeyError):
-                raise _err(fname, f"{where}: __dtype__ {v!r} is not a known dtype code") from None
-        elif k.startswith('__') and k.endswith('__'):
+                raise _err(fname, f"{where}: __dtype__ {_r(v)} is not a known dtype code") from None
+        elif _dunder(k):
             n.extra[k] = v
         else:
-            raise _err(fname, f"{where}: unknown variable attribute {k!r}")
+            raise _err(fname, f"{where}: unknown variable attribute {_r(k)}")
     n.shapes = [None if shape is None else tuple(None if d == 0 else d for d in shape)]
     n.dtypes = [np.dtype(n.extra.get('__dtype__', 'float32'))]
     return n
@@ -225,31 +297,51 @@ def _load_var(fname, where, name, attrs):
 def _load_op(fname, where, name, op_name, attrs, entries):
     op = OPS.get(op_name)
     if op is None:
-        raise _err(fname, f"{where}: operator {op_name!r} is not supported by graphc")
-    plain = {k: v for k, v in attrs.items() if not (k.startswith('__') and k.endswith('__'))}
+        raise _err(fname, f"{where}: operator {_r(op_name)} is not supported by graphc")
+    plain = {k: v for k, v in attrs.items() if not _dunder(k)}
+    for k in plain:
+        if k.startswith('_') and k not in op.attrs:   # graphc's internal attributes never come from a file
+            raise _err(fname, f"{where}: {op_name}: unknown attribute {_r(k)}; attributes: "
+                              f"{', '.join(op.attrs) or 'none'}")
     try:
         a = op.canon(plain)
     except GraphcError as e:
         raise _err(fname, f"{where}: {e}") from None
-    a.update({k: v for k, v in attrs.items() if k.startswith('__') and k.endswith('__')})
+    for k, v in a.items():
+        _check_value(fname, where, k, v)
+    a.update({k: v for k, v in attrs.items() if _dunder(k)})
     want = op.input_names(a)
     if not op.variadic and len(entries) != len(want):
         raise _err(fname, f"{where}: {op_name} takes {len(want)} inputs ({', '.join(want)}), got {len(entries)}")
-    if op.variadic and not entries:
-        raise _err(fname, f"{where}: {op_name} needs at least one input")
+    if op.variadic and (not entries or a.get('num_args') not in (None, 0, len(entries))):
+        raise _err(fname, f"{where}: {op_name} has {len(entries)} inputs, num_args says {a.get('num_args')}")
+    nout = op.n_out(a)
+    if not 1 <= nout <= MAX_INPUTS:
+        raise _err(fname, f"{where}: {op_name} would have {nout} outputs; 1 to {MAX_INPUTS} are supported")
     n = Node(op, name, a, entries)
-    n.shapes, n.dtypes = [None] * n.num_outputs, [np.dtype('float32')] * n.num_outputs
+    n.shapes, n.dtypes = [None] * nout, [np.dtype('float32')] * nout
     return n
 
 
+def _check_value(fname, where, k, v):
+    """Integer attribute values and tuples: no absurd magnitudes, MXNet's lower bounds, an element cap on shapes."""
+    vals = v if isinstance(v, tuple) else (v,) if isinstance(v, int) and not isinstance(v, bool) else ()
+    vals = [x for x in vals if x is not None]
+    if any(abs(x) > MAX_DIM for x in vals):
+        raise _err(fname, f"{where}: attribute {k!r} is {_r(v)}; over the limit of {MAX_DIM} in magnitude")
+    if k in _MIN and any(x < _MIN[k] for x in vals):
+        raise _err(fname, f"{where}: attribute {k!r} is {_r(v)}; each value must be >= {_MIN[k]}")
+    total = math.prod(x for x in vals if x > 0)
+    if k in _SHAPE_ATTRS and total > MAX_ELEMENTS:
+        raise _err(fname, f"{where}: attribute {k!r} {_r(v)} has {total} elements, over the limit of {MAX_ELEMENTS}")
+
+
 def check_sizes(graph, fname='<graph>'):
-    """Reject shapes whose element count is absurd (a file must not make us allocate unboundedly)."""
-    for n in graph.nodes:
+    """Reject shapes whose element count is absurd, e.g. after inferring a loaded graph's shapes (a file must not
+    make us allocate unboundedly; _load_var already caps each variable's __shape__)."""
+    for i, n in enumerate(graph.nodes):
         for s in (n.shapes or []):
-            if s is None:
-                continue
-            total = 1
-            for d in s:
-                total *= d or 1
+            total = math.prod(d for d in s if d) if s is not None else 0
             if total > MAX_ELEMENTS:
-                raise _err(fname, f"node {n.name!r}: shape {s} has {total} elements, over the limit {MAX_ELEMENTS}")
+                raise _err(fname, f"node {i} ({_r(n.name)}): shape {s} has {total} elements, over the limit of "
+                                  f"{MAX_ELEMENTS}")

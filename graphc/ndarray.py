@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from . import autograd as _ag
+from . import engine as _engine
 from .base import GraphcError, GraphcShapeError, as_dtype, fmt_shape
 from .context import Context, current_context
 from .registry import OPS
@@ -25,6 +26,9 @@ def _check_ctx(ctx):
 def invoke(op, inputs, attrs, name=None):
     """Run `op` eagerly on NDArrays; record it when autograd is recording. Returns NDArray or list.
     With a Symbol among the inputs (tracing), it adds a graph node instead."""
+    if _engine._eng.lazy and not _ag._st.recording and not op.mode_dependent and \
+            all(type(x) is NDArray for x in inputs):
+        return _engine.lazy_invoke(op, inputs, attrs)
     try:
         data = [x._data for x in inputs]
     except AttributeError:
@@ -94,18 +98,39 @@ def _binary(x, y, bname, sname, rname=None, elemwise=None):
 
 
 class NDArray:
-    __slots__ = ('_data', '_ag', '_grad', '_grad_req', '_fresh_grad', '__weakref__')
+    __slots__ = ('_buf', '_lazy', '_ag', '_grad', '_grad_req', '_fresh_grad', '__weakref__')
     __array_priority__ = 1000.0
 
     def __init__(self, data):
-        self._data, self._ag, self._grad, self._grad_req = data, None, None, 'null'
+        self._buf, self._lazy, self._ag, self._grad, self._grad_req = data, None, None, None, 'null'
         self._fresh_grad = False  # set by backward, cleared by Trainer.step: catches stale gradients
 
     # ------------------------------------------------------------ properties
-    shape = property(lambda self: self._data.shape)
-    ndim = property(lambda self: self._data.ndim)
-    size = property(lambda self: self._data.size)
-    dtype = property(lambda self: self._data.dtype)
+    @property
+    def _data(self):
+        """The NumPy buffer; a lazy (pending) array is realized first."""
+        b = self._buf
+        if b is None:
+            _engine.realize(self)
+            b = self._buf
+        return b
+
+    @_data.setter
+    def _data(self, value):
+        self._buf, self._lazy = value, None
+
+    @property
+    def shape(self):
+        b = self._buf
+        return b.shape if b is not None else tuple(self._lazy[0].shapes[self._lazy[1]])
+
+    @property
+    def dtype(self):
+        b = self._buf
+        return b.dtype if b is not None else self._lazy[0].dtypes[self._lazy[1]]
+
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: int(np.prod(self.shape)))
     context = ctx = property(lambda self: Context('cpu', 0))
     stype = property(lambda self: 'default')
     grad = property(lambda self: self._grad)
@@ -171,6 +196,7 @@ class NDArray:
         if isinstance(other, NDArray):
             if other.shape != self.shape:
                 raise GraphcShapeError(f"copyto: shape {fmt_shape(self.shape)} into {fmt_shape(other.shape)}")
+            _engine.flush()
             other._data[...] = self._data
             return other
         _check_ctx(other)
@@ -186,6 +212,7 @@ class NDArray:
         return NDArray(self._data)
 
     def wait_to_read(self):
+        self._data
         return self
 
     # ------------------------------------------------------------ autograd
@@ -231,6 +258,8 @@ class NDArray:
         if result.shape != self.shape:
             raise GraphcShapeError(f"in-place update would change shape {fmt_shape(self.shape)} to "
                                    f"{fmt_shape(result.shape)}")
+        if _engine._pending:
+            _engine.flush()
         if _ag._st.recording and result._ag is not None:
             self._data, self._ag = result._data, result._ag  # the old buffer stays on the tape untouched
         else:
@@ -362,4 +391,5 @@ def full_like(x, val, dtype=None):
 
 
 def waitall():
-    """Wait for all pending work (eager CPU work is synchronous; here for MXNet compatibility)."""
+    """Finish all pending work (realizes every lazy array)."""
+    _engine.flush()

@@ -48,3 +48,15 @@ def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=()):
             if last.get(id(s), -1) == i and id(s) in env and not s.is_var:
                 del env[id(s)]
     return [env[id(n)][j] for n, j in outputs]
+
+
+def owned(values, feeds):
+    """The values, each copied if it may share memory with an input buffer or an earlier value: arrays
+    handed to the user must not change when an input, or another output, is written later."""
+    import numpy as np
+    out = []
+    for v in values:
+        if any(np.may_share_memory(v, a) for a in feeds) or any(np.may_share_memory(v, o) for o in out):
+            v = np.array(v, copy=True)
+        out.append(v)
+    return out

@@ -155,7 +155,7 @@ def test_op_errors_name_op_and_shapes():
     with pytest.raises(gc.GraphcError, match="Activation: unknown attribute 'act'"):
         nd.Activation(nd.ones((2,)), act='relu')
     with pytest.raises(gc.GraphcError, match=r"pick: index out of range for a dimension of size 3"):
-        nd.pick(nd.ones((2, 3)), nd.array([0, 5]), mode='raise')
+        nd.pick(nd.ones((2, 3)), nd.array([0, 5]), mode='raise').wait_to_read()  # lazy: found when realized
     with pytest.raises(gc.GraphcShapeError, match=r"softmax_cross_entropy.*\(4, 10\) and \(4, 3\)"):
         nd.softmax_cross_entropy(nd.ones((4, 10)), nd.ones((4, 3)))
 

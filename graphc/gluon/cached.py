@@ -112,7 +112,7 @@ class CachedGraph:
         sym  # noqa: B018  (imported so F = graphc.sym is loaded)
 
     def __call__(self, args):
-        from ..runtime.interpreter import interpret
+        from ..runtime.interpreter import interpret, owned
         data = [a for a in args if isinstance(a, NDArray)]
         pdata = [p.data() for p, _ in self.param_vars]
         feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
@@ -125,7 +125,7 @@ class CachedGraph:
         else:
             vals = interpret(self.optimize(), feed)
         nv = len(self.visible)
-        outs = [NDArray(np.array(v, copy=True) if _aliases(v, feed) else v) for v in vals[:nv]]
+        outs = [NDArray(v) for v in owned(vals[:nv], feed.values())]
         for (param, m), stat in zip(self.aux, vals[nv:]):  # BatchNorm moving statistics, in place
             d = param.data()._data
             d *= m
@@ -143,11 +143,6 @@ class CachedGraph:
             self.optimized, self.report = run_pipeline(self.graph, 'training' if self.training else 'inference',
                                                        tag=self.block_name)
         return self.optimized
-
-
-def _aliases(v, feed):
-    """An output that is (a view of) an input buffer is copied, so later writes cannot change it."""
-    return any(np.may_share_memory(v, a) for a in feed.values())
 
 
 def _flatten(out):
