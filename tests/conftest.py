@@ -1,0 +1,24 @@
+"""Test-wide settings: the IR verifier after every pass, and the eager tests in both engine modes."""
+import os
+
+import pytest
+
+os.environ.setdefault('GRAPHC_VERIFY_IR', '1')
+
+# modules of eager (NDArray, autograd, Gluon) tests: each test runs with the naive and the lazy engine
+BOTH_ENGINES = {'test_ndarray', 'test_autograd', 'test_gluon_blocks', 'test_gluon_layers', 'test_losses',
+                'test_optimizer', 'test_data', 'test_examples'}
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.module.__name__.split('.')[-1] in BOTH_ENGINES:
+        metafunc.fixturenames.append('_engine')
+        metafunc.parametrize('_engine', ['naive', 'lazy'], indirect=True)
+
+
+@pytest.fixture
+def _engine(request):
+    from graphc import engine
+    old = engine.set_engine(request.param)
+    yield request.param
+    engine.set_engine(old)
