@@ -90,6 +90,8 @@ def setitem(x, key, value):
     v = value._data if isinstance(value, NDArray) else value
     from . import engine
     engine.flush()  # a pending graph may read x's buffer: run it before the write
+    from .ndarray import WRITES
+    WRITES[0] += 1
     if _is_basic(key):
         _check_ints(x.shape, key)
     try:

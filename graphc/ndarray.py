@@ -73,6 +73,8 @@ def _symbolic(op, inputs, attrs, name):
     raise GraphcError(f"{op.name}: expected NDArray inputs, got {type(bad).__name__}")
 
 
+WRITES = [0]  # bumped by every in-place write through the API: cached values derived from arrays check it
+
 TENSORS = ()  # NDArray and Symbol: what binary operators accept as the other operand (set below)
 
 
@@ -197,6 +199,7 @@ class NDArray:
             if other.shape != self.shape:
                 raise GraphcShapeError(f"copyto: shape {fmt_shape(self.shape)} into {fmt_shape(other.shape)}")
             _engine.flush()
+            WRITES[0] += 1
             other._data[...] = self._data
             return other
         _check_ctx(other)
@@ -260,6 +263,7 @@ class NDArray:
                                    f"{fmt_shape(result.shape)}")
         if _engine._pending:
             _engine.flush()
+        WRITES[0] += 1
         if _ag._st.recording and result._ag is not None:
             self._data, self._ag = result._data, result._ag  # the old buffer stays on the tape untouched
         else:

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from .base import GraphcError
-from .ndarray import NDArray
+from .ndarray import NDArray, WRITES
 
 _REGISTRY = {}
 
@@ -122,6 +122,7 @@ class Optimizer:
                 self.update(i, w, g, s)
             return
         self._update_count(index)
+        WRITES[0] += 1  # weights change in place: values cached from them (hoisted subgraphs) are stale
         self._step(index, weight._data, grad._data, state, self._get_lr(index), self._get_wd(index))
 
     update_multi_precision = update

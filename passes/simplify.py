@@ -7,7 +7,7 @@ from ..registry import get
 from .manager import register_pass
 
 
-def rebuild(graph, replace):
+def rebuild(graph, replace, inputs=None):
     """A new graph with `replace(node, new_inputs)` applied in topological order.
 
     replace returns None to keep the node (copied when its inputs changed) or a list of entries that
@@ -27,7 +27,7 @@ def rebuild(graph, replace):
                 c = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
                 r = [(c, i) for i in range(n.num_outputs)]
         m[id(n)] = r
-    return Graph([m[id(n)][j] for n, j in graph.outputs], graph.inputs)
+    return Graph([m[id(n)][j] for n, j in graph.outputs], graph.inputs if inputs is None else inputs)
 
 
 def new_node(op_name, inputs, like=None, **attrs):

@@ -264,3 +264,77 @@ def test_disable_unknown_pass_and_dump_ir(tmp_path, monkeypatch):
     assert 't.01.cse.before.txt' in files and 't.03.algebra.after.txt' in files
     assert 'fuse' not in ' '.join(files)
     assert 'fuse' in rep.table() and 'disabled' in rep.table()
+
+
+def test_parameter_only_subgraphs_are_hoisted_and_refreshed_after_writes():
+    gc.random.seed(2)
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Conv2D(4, 3), nn.BatchNorm(), nn.Dense(3))
+    net.initialize(gc.init.Xavier())
+    x = nd.random.normal(shape=(2, 3, 6, 6))
+    net(x)
+    net.hybridize()
+    y1 = net(x).asnumpy()
+    entry = net.cached_graph()
+    prelude, hvars, main = entry._hoist
+    assert ops_of(main) == ['Convolution', 'FullyConnected']  # BN folded into the conv's weights and bias,
+    assert any('rsqrt' in n.op.ops() for n in prelude.nodes if hasattr(n.op, 'subgraph'))  # computed once
+    key = entry._hoisted_key
+    net(x)
+    assert entry._hoisted_key == key  # not recomputed
+    net[1].gamma.set_data(nd.ones((4,)) * 2)  # a write: the prelude runs again
+    y2 = net(x).asnumpy()
+    assert entry._hoisted_key != key
+    net.hybridize(False)
+    np.testing.assert_allclose(y2, net(x).asnumpy(), rtol=1e-5, atol=1e-5)
+    assert np.abs(y2 - y1).max() > 1e-3
+
+
+def test_training_keeps_exactly_the_activations_the_backward_reads():
+    net = _mlp()
+    net.hybridize()
+    x = nd.ones((4, 20))
+    with autograd.record():
+        net(x)
+    entry = net.cached_graph()
+    need = tuple([False] + [True] * len(entry.param_vars))
+    keep = entry.op.built(need)[3]
+    fwd_ops = [n for n in entry.graph.nodes if not n.is_var]
+    assert 0 < len(keep) < len(fwd_ops)
+    assert not any(n.op.name == 'FullyConnected' and n is entry.visible[0][0] for n in keep)
+
+
+def _random_graph(seed):
+    """A random DAG of elementwise, broadcast, reduction and GEMM ops over two inputs (valid by construction)."""
+    rs = np.random.default_rng(seed)
+    a, b = input_var('a', (6, 8), 'float32'), input_var('b', (1, 8), 'float32')
+    vals = [a, b, nd.tanh(a)]
+    unary = [nd.tanh, nd.sigmoid, nd.relu, lambda v: v * 0.5 + 1, nd.square, lambda v: nd.abs(v) + 0.1]
+    for _ in range(int(rs.integers(6, 14))):
+        kind = rs.integers(0, 5)
+        x = vals[rs.integers(len(vals))]
+        if kind < 2:
+            vals.append(unary[rs.integers(len(unary))](x))
+        elif kind == 2:
+            y = vals[rs.integers(len(vals))]
+            vals.append([nd.broadcast_add, nd.broadcast_mul, nd.broadcast_sub, nd.broadcast_maximum][rs.integers(4)](x, y))
+        elif kind == 3 and x.shape[0] == 6:
+            vals.append(nd.softmax(x) if rs.integers(2) else nd.mean(x, axis=1, keepdims=True))
+        elif x.shape == (6, 8):
+            vals.append(nd.dot(x, a, transpose_b=True).relu()[:, :1] * x)
+    outs = [vals[-1], vals[len(vals) // 2]]
+    return Graph([o._one() for o in outs])
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_generated_graphs_preserved_under_every_pass_setting(seed):
+    g = _random_graph(seed)
+    rs = np.random.default_rng(100 + seed)
+    arrays = [rs.normal(size=(6, 8)).astype(np.float32), rs.normal(size=(1, 8)).astype(np.float32)]
+    want = run(g, *arrays)
+    for off in [set(), set(PASSES)] + [{p} for p in PIPELINES['inference']]:
+        g2, _ = run_pipeline(g, 'inference', disabled=off, verify=True)
+        got = interpret(g2, {id(v): a for v, a in zip(g.inputs, arrays)})
+        for x, y in zip(got, want):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5, err_msg=f"disabled: {off or 'none'}")

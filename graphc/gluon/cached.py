@@ -13,7 +13,7 @@ import numpy as np
 from .. import autograd
 from ..base import GraphcError, fmt_shape
 from ..graph import Graph
-from ..ndarray import NDArray
+from ..ndarray import NDArray, WRITES
 from ..symbol import Symbol, TraceContext, input_var
 
 log = logging.getLogger('graphc')
@@ -52,16 +52,24 @@ class CachedOp:
     def __init__(self, entry):
         self.entry, self.name, self._grads = entry, f"_CachedOp({entry.block_name})", {}
 
-    def grad(self, F, attrs, xs, ys, dys):
-        from ..passes.autodiff import grad_graph
-        from ..runtime.interpreter import interpret
-        e = self.entry
-        need = attrs.get('_need', (True,) * len(xs))
-        built = self._grads.get(need)
-        if built is None:
+    def built(self, need):
+        """(gradient graph, head vars, grads, forward nodes the backward reads) for the inputs in `need`."""
+        hit = self._grads.get(need)
+        if hit is None:
+            from ..passes.autodiff import grad_graph
+            e = self.entry
             wrt = [v for v, n in zip(e.input_vars, need) if n]
-            built = self._grads[need] = grad_graph(e.graph, wrt, e.visible)
-        joint, heads, grads = built
+            joint, heads, grads = grad_graph(e.graph, wrt, e.visible)
+            fwd = {id(n) for n in e.graph.nodes}
+            read = {id(s) for n in (joint.nodes if joint else []) if id(n) not in fwd for s, _ in n.inputs}
+            keep = [n for n in e.graph.nodes if id(n) in read and not n.is_var]
+            hit = self._grads[need] = (joint, heads, grads, keep)
+        return hit
+
+    def grad(self, F, attrs, xs, ys, dys):
+        from ..runtime.interpreter import interpret
+        need = attrs.get('_need', (True,) * len(xs))
+        joint, heads, grads, _ = self.built(need)
         out = [None] * len(xs)
         if joint is None:
             return out
@@ -118,15 +126,17 @@ class CachedGraph:
         feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
         feed.update({id(v): a._data for (_, v), a in zip(self.param_vars, pdata)})
         inputs = data + pdata
-        recording = autograd.is_recording() and any(x._ag is not None for x in inputs)
+        need = tuple(x._ag is not None for x in inputs)
+        recording = autograd.is_recording() and any(need)
         env = {} if recording else None
-        if recording:  # the backward reads the forward's values: the graph autodiff was built on
-            vals = interpret(self.graph, feed, env=env, keep=self.graph.nodes)
+        if recording:  # keep exactly the forward values the backward reads
+            vals = interpret(self.graph, feed, env=env, keep=self.op.built(need)[3])
         else:
-            vals = interpret(self.optimize(), feed)
+            vals = self._run_inference(feed)
         nv = len(self.visible)
         outs = [NDArray(v) for v in owned(vals[:nv], feed.values())]
         for (param, m), stat in zip(self.aux, vals[nv:]):  # BatchNorm moving statistics, in place
+            WRITES[0] += 1
             d = param.data()._data
             d *= m
             d += (1 - m) * stat
@@ -137,12 +147,55 @@ class CachedGraph:
 
 
     def optimize(self):
-        """The graph after the inference (or, in training mode, training) pipeline; built once."""
+        """The graph after the inference (or, in training mode, training) pipeline; built once, and split
+        into a prelude of parameter-only nodes (run again only after a write to an array) and the rest."""
         if self.optimized is None:
             from ..passes import run_pipeline
             self.optimized, self.report = run_pipeline(self.graph, 'training' if self.training else 'inference',
                                                        tag=self.block_name)
+            self._hoist = hoist(self.optimized, {id(v) for _, v in self.param_vars})
+            self._hoisted_key, self._hoisted = None, {}
         return self.optimized
+
+    def _run_inference(self, feed):
+        from ..runtime.interpreter import interpret
+        g = self.optimize()
+        if self._hoist is None:
+            return interpret(g, feed)
+        prelude, hvars, main = self._hoist
+        key = (WRITES[0], tuple(id(p.data()) for p, _ in self.param_vars))
+        if key != self._hoisted_key:
+            self._hoisted = {id(v): a for v, a in zip(hvars, interpret(prelude, feed))}
+            self._hoisted_key = key
+        return interpret(main, {**feed, **self._hoisted})
+
+
+def hoist(graph, param_ids):
+    """(prelude, vars, main): nodes that read only parameters and constants move to a prelude graph whose
+    outputs feed `main` through new variables; None when there is nothing to hoist. Random ops stay."""
+    from ..passes.simplify import rebuild
+    live = set()  # nodes that depend on data (or are random)
+    for n in graph.nodes:
+        if n.is_var:
+            if id(n) not in param_ids and 'value' not in n.extra:
+                live.add(id(n))
+        elif any(id(s) in live for s, _ in n.inputs) or n.op.name == 'Dropout':
+            live.add(id(n))
+    cut = []
+    for n in graph.nodes:
+        if id(n) in live and not n.is_var:
+            cut += [(s, j) for s, j in n.inputs if id(s) not in live and not s.is_var and (s, j) not in cut]
+    if not cut:
+        return None
+    hvars = [input_var(f"{s.name}_hoisted{j}", s.shapes[j], s.dtypes[j])._one()[0] for s, j in cut]
+    to_var = {(id(s), j): (v, 0) for (s, j), v in zip(cut, hvars)}
+
+    def rep(n, ins):
+        if id(n) in live or not any((id(n), j) in to_var for j in range(n.num_outputs)):
+            return None
+        return [to_var.get((id(n), j), (n, j)) for j in range(n.num_outputs)]
+    main = rebuild(graph, rep, inputs=list(graph.inputs) + hvars)
+    return Graph(cut), hvars, main
 
 
 def _flatten(out):

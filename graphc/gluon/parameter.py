@@ -14,7 +14,7 @@ import numpy as np
 from .. import initializer as _init
 from ..base import DeferredInitializationError, GraphcError, GraphcShapeError, as_dtype, fmt_shape
 from ..context import Context, cpu
-from ..ndarray import NDArray, _check_ctx, array as _array
+from ..ndarray import NDArray, WRITES, _check_ctx, array as _array
 
 _GRAD_REQS = ('write', 'add', 'null')
 
@@ -226,6 +226,7 @@ class Parameter:
         if arr.shape != self._data.shape:
             raise GraphcShapeError(f"Parameter {self.name!r}: set_data with shape {fmt_shape(arr.shape)}, "
                                    f"expected {fmt_shape(self._data.shape)}")
+        WRITES[0] += 1
         self._data._data[...] = arr
 
     def zero_grad(self):
