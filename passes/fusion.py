@@ -27,7 +27,11 @@ class FusedOp(Op):
         self.differentiable = False
 
     def _run(self, attrs, *arrays):
+        from ..runtime.cpu import run_fused
         from ..runtime.interpreter import interpret
+        out = run_fused(self, arrays)  # the compiled kernel, when the group has one
+        if out is not None:
+            return out
         outs = interpret(self.subgraph, {id(v): a for v, a in zip(self.subgraph.inputs, arrays)})
         return tuple(outs) if len(outs) > 1 else outs[0]
 

@@ -1,0 +1,385 @@
+"""CPU code generation: a fused elementwise/broadcast kernel becomes LLVM IR, optimized for the host
+CPU (AVX-512 here) and compiled with llvmlite's MCJIT; ctypes calls it (releasing the GIL).
+
+A kernel is specialized to its shapes: the iteration space is the output shape with dimensions
+collapsed where every operand is contiguous (or broadcast) along them, and each input is read with
+its own strides (0 along broadcast dims), so the innermost loop vectorizes. Transcendental functions
+are written here as vectorizable polynomials (no fast-math, no libm calls in the loop); an op without
+an emitter for the dtype keeps the whole group on the NumPy reference path.
+"""
+import ctypes
+import hashlib
+import math
+import os
+import threading
+
+import numpy as np
+
+from ..base import GraphcError
+
+_lock = threading.Lock()
+_jit = None
+_cache = {}         # IR hash -> compiled Kernel (or None: not compilable)
+stats = {'compiled': 0, 'compile_ms': 0.0, 'fallbacks': 0}
+
+
+def enabled():
+    return os.environ.get('GRAPHC_BACKEND', 'cpu') != 'interp'
+
+
+def _engine():
+    global _jit
+    if _jit is None:
+        import llvmlite.binding as llvm
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        target = llvm.Target.from_default_triple()
+        tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
+                                          opt=3)
+        backing = llvm.parse_assembly('')
+        _jit = (llvm, tm, llvm.create_mcjit_compiler(backing, tm))
+    return _jit
+
+
+# ---------------------------------------------------------------- scalar emitters
+class Emit:
+    """Scalar code for one element: builder b, LLVM type t (float or double), constants through c()."""
+
+    def __init__(self, ir, b, t, module):
+        self.ir, self.b, self.t, self.module = ir, b, t, module
+        self.f64 = isinstance(t, ir.DoubleType)
+        self.it = ir.IntType(64 if self.f64 else 32)
+
+    def c(self, v):
+        return self.ir.Constant(self.t, float(v))
+
+    def intrinsic(self, name, *args):
+        fnty = self.ir.FunctionType(self.t, [self.t] * len(args))
+        fn = self.module.declare_intrinsic(name, [self.t], fnty)
+        return self.b.call(fn, list(args))
+
+    def select(self, cond, a, b):
+        return self.b.select(cond, a, b)
+
+    def poly(self, x, coeffs):
+        """Horner: coeffs from the highest degree down."""
+        b = self.b
+        acc = self.c(coeffs[0])
+        for k in coeffs[1:]:
+            acc = b.fadd(b.fmul(acc, x), self.c(k))
+        return acc
+
+    def ldexp(self, p, n):
+        """p * 2**n for an integer-valued float n, in two steps so results down to the subnormals are right."""
+        b, ir = self.b, self.ir
+        bias, shift = (1023, 52) if self.f64 else (127, 23)
+        ni = b.fptosi(n, self.it)
+        half = b.ashr(ni, ir.Constant(self.it, 1))
+        rest = b.sub(ni, half)
+        p2 = lambda k: b.bitcast(b.shl(b.add(k, ir.Constant(self.it, bias)), ir.Constant(self.it, shift)), self.t)  # noqa: E731
+        return b.fmul(b.fmul(p, p2(half)), p2(rest))
+
+    def exp(self, x):
+        b = self.b
+        if self.f64:
+            hi, lo, top, bottom = 6.93147180369123816490e-01, 1.90821492927058770002e-10, 709.782712893384, -745.1332191019411
+            coeffs = [1 / math.factorial(k) for k in range(13, -1, -1)]  # Taylor to r**13: |r| <= ln2/2
+        else:
+            hi, lo, top, bottom = 0.693359375, -2.12194440e-4, 88.72283935546875, -103.97207708
+        xc = self.intrinsic('llvm.maxnum', self.intrinsic('llvm.minnum', x, self.c(top)), self.c(bottom))
+        n = self.intrinsic('llvm.floor', b.fadd(b.fmul(xc, self.c(1.4426950408889634)), self.c(0.5)))
+        r = b.fsub(b.fsub(xc, b.fmul(n, self.c(hi))), b.fmul(n, self.c(lo)))
+        if self.f64:
+            p = self.poly(r, coeffs)
+        else:  # Cephes expf
+            q = self.poly(r, [1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2, 1.6666665459E-1,
+                              5.0000001201E-1])
+            p = b.fadd(b.fadd(b.fmul(q, b.fmul(r, r)), r), self.c(1.0))
+        y = self.ldexp(p, n)
+        inf = self.c(float('inf'))
+        y = self.select(b.fcmp_ordered('>', x, self.c(top)), inf, y)
+        y = self.select(b.fcmp_ordered('<', x, self.c(bottom)), self.c(0.0), y)
+        return self.select(b.fcmp_unordered('uno', x, x), x, y)  # NaN stays NaN
+
+    def tanh(self, x):
+        if self.f64:
+            return None
+        b = self.b
+        ax = self.intrinsic('llvm.fabs', x)
+        z = b.fmul(x, x)  # Cephes tanhf: an odd polynomial near 0, exp elsewhere
+        small = b.fadd(b.fmul(b.fmul(self.poly(z, [-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
+                                                   1.33314422036E-1, -3.33332819422E-1]), z), x), x)
+        e = self.exp(b.fadd(ax, ax))
+        big = b.fsub(self.c(1.0), b.fdiv(self.c(2.0), b.fadd(e, self.c(1.0))))
+        big = self.intrinsic('llvm.copysign', big, x)
+        return self.select(b.fcmp_ordered('<', ax, self.c(0.625)), small, big)
+
+    def sigmoid(self, x):
+        b = self.b
+        e = self.exp(b.fneg(self.intrinsic('llvm.fabs', x)))  # exp of -|x|: never overflows
+        pos = b.fdiv(self.c(1.0), b.fadd(self.c(1.0), e))
+        neg = b.fdiv(e, b.fadd(self.c(1.0), e))
+        return self.select(b.fcmp_ordered('>=', x, self.c(0.0)), pos, neg)
+
+    def relu(self, x):
+        b = self.b
+        return self.select(b.fcmp_ordered('>', x, self.c(0.0)), x,
+                           self.select(b.fcmp_unordered('uno', x, x), x, self.c(0.0)))
+
+
+def _cmp(pred):
+    return lambda e, a, x, y: e.select(e.b.fcmp_ordered(pred, x, y), e.c(1.0), e.c(0.0))
+
+
+def _s(a):
+    return a['scalar']
+
+
+BINARY = {
+    'add': lambda e, a, x, y: e.b.fadd(x, y), 'sub': lambda e, a, x, y: e.b.fsub(x, y),
+    'mul': lambda e, a, x, y: e.b.fmul(x, y), 'div': lambda e, a, x, y: e.b.fdiv(x, y),
+    'maximum': lambda e, a, x, y: e.select(e.b.fcmp_unordered('uno', x, x), x,
+                                           e.select(e.b.fcmp_ordered('>=', x, y), x, y)),
+    'minimum': lambda e, a, x, y: e.select(e.b.fcmp_unordered('uno', x, x), x,
+                                           e.select(e.b.fcmp_ordered('<=', x, y), x, y)),
+    'greater': _cmp('>'), 'greater_equal': _cmp('>='), 'lesser': _cmp('<'), 'lesser_equal': _cmp('<='),
+    'equal': _cmp('=='), 'not_equal': lambda e, a, x, y: e.select(e.b.fcmp_unordered('!=', x, y), e.c(1.0), e.c(0.0)),
+}
+UNARY = {
+    'negative': lambda e, a, x: e.b.fneg(x), 'abs': lambda e, a, x: e.intrinsic('llvm.fabs', x),
+    'square': lambda e, a, x: e.b.fmul(x, x), 'sqrt': lambda e, a, x: e.intrinsic('llvm.sqrt', x),
+    'rsqrt': lambda e, a, x: e.b.fdiv(e.c(1.0), e.intrinsic('llvm.sqrt', x)),
+    'reciprocal': lambda e, a, x: e.b.fdiv(e.c(1.0), x), 'exp': lambda e, a, x: e.exp(x),
+    'tanh': lambda e, a, x: e.tanh(x), 'sigmoid': lambda e, a, x: e.sigmoid(x), 'relu': lambda e, a, x: e.relu(x),
+    '_copy': lambda e, a, x: x, 'broadcast_to': lambda e, a, x: x,
+    'zeros_like': lambda e, a, x: e.c(0.0), 'ones_like': lambda e, a, x: e.c(1.0),
+    '_plus_scalar': lambda e, a, x: e.b.fadd(x, e.c(_s(a))), '_minus_scalar': lambda e, a, x: e.b.fsub(x, e.c(_s(a))),
+    '_rminus_scalar': lambda e, a, x: e.b.fsub(e.c(_s(a)), x), '_mul_scalar': lambda e, a, x: e.b.fmul(x, e.c(_s(a))),
+    '_div_scalar': lambda e, a, x: e.b.fdiv(x, e.c(_s(a))), '_rdiv_scalar': lambda e, a, x: e.b.fdiv(e.c(_s(a)), x),
+    '_maximum_scalar': lambda e, a, x: BINARY['maximum'](e, a, x, e.c(_s(a))),
+    '_minimum_scalar': lambda e, a, x: BINARY['minimum'](e, a, x, e.c(_s(a))),
+    '_greater_scalar': lambda e, a, x: _cmp('>')(e, a, x, e.c(_s(a))),
+    '_greater_equal_scalar': lambda e, a, x: _cmp('>=')(e, a, x, e.c(_s(a))),
+    '_lesser_scalar': lambda e, a, x: _cmp('<')(e, a, x, e.c(_s(a))),
+    '_lesser_equal_scalar': lambda e, a, x: _cmp('<=')(e, a, x, e.c(_s(a))),
+    'clip': lambda e, a, x: BINARY['minimum'](e, a, BINARY['maximum'](e, a, x, e.c(a['a_min'])), e.c(a['a_max'])),
+}
+
+
+def emit_node(e, n, args):
+    """Scalar value of node n from its inputs' scalar values; None if no emitter."""
+    name, a = n.op.name, n.attrs
+    if name.startswith(('elemwise_', 'broadcast_')) and name.split('_', 1)[1] in BINARY and len(args) == 2:
+        return BINARY[name.split('_', 1)[1]](e, a, *args)
+    if name == 'Activation':
+        f = UNARY.get(a['act_type'])
+        return f(e, a, args[0]) if f else None
+    if name == 'LeakyReLU' and a['act_type'] == 'leaky':
+        x = args[0]
+        return e.select(e.b.fcmp_ordered('>', x, e.c(0.0)), x, e.b.fmul(x, e.c(a['slope'])))
+    if name == 'where':
+        return e.select(e.b.fcmp_unordered('!=', args[0], e.c(0.0)), args[1], args[2])
+    f = UNARY.get(name)
+    return f(e, a, args[0]) if f and len(args) == 1 else None
+
+
+# ---------------------------------------------------------------- kernels
+def _strides(shape, full):
+    """Element strides of a C-contiguous array of `shape` broadcast to `full` (0 along broadcast dims)."""
+    shape = (1,) * (len(full) - len(shape)) + tuple(shape)
+    st, acc = [0] * len(full), 1
+    for i in range(len(full) - 1, -1, -1):
+        st[i] = acc if shape[i] != 1 or full[i] == 1 else 0
+        acc *= shape[i]
+    return st
+
+
+def collapse(full, strides):
+    """Merge adjacent dims that every operand walks contiguously, so loops are few and long."""
+    dims, sts = [full[0]] if full else [1], [[s[0]] if full else [0] for s in strides]
+    for i in range(1, len(full)):
+        if all((s[i - 1] == s[i] * full[i]) for s in strides):
+            dims[-1] *= full[i]
+            for k, s in enumerate(strides):
+                sts[k][-1] = s[i]
+        else:
+            dims.append(full[i])
+            for k, s in enumerate(strides):
+                sts[k].append(s[i])
+    return dims, sts
+
+
+class Kernel:
+    """A compiled fused kernel: call(inputs, outputs) with C-contiguous NumPy arrays."""
+
+    def __init__(self, fn_addr, dims, n_in, n_out, dtype):
+        self.dims, self.n_args, self.dtype = dims, n_in + n_out, dtype
+        self.cfn = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int64, ctypes.c_int64)(fn_addr)
+
+    def __call__(self, inputs, outputs):
+        ptrs = (ctypes.c_void_p * self.n_args)(*[a.ctypes.data for a in list(inputs) + list(outputs)])
+        n0 = self.dims[0]
+        total = int(np.prod(self.dims))
+        if total >= (1 << 18) and n0 >= 2:  # big: split the outer loop over a thread per core
+            k = min(_threads(), n0)
+            step = -(-n0 // k)
+            ts = [threading.Thread(target=self.cfn, args=(ptrs, s, min(s + step, n0))) for s in range(step, n0, step)]
+            for t in ts:
+                t.start()
+            self.cfn(ptrs, 0, min(step, n0))
+            for t in ts:
+                t.join()
+        else:
+            self.cfn(ptrs, 0, n0)
+
+
+def _threads():
+    return int(os.environ.get('GRAPHC_NUM_THREADS', os.cpu_count() or 1))
+
+
+def build_ir(sub, dtype):
+    """LLVM IR text for the fused subgraph, or None when some op has no emitter for this dtype."""
+    import llvmlite.ir as ir
+    outs = sub.outputs
+    full = tuple(outs[0][0].shapes[outs[0][1]])
+    if any(tuple(n.shapes[j]) != full for n, j in outs) or any(d == 0 for d in full):
+        return None, None
+    for n in sub.nodes:
+        for s in (n.shapes or []):
+            if s is None or len(s) > len(full):
+                return None, None
+        if any(np.dtype(d) != dtype for d in (n.dtypes or [])):
+            return None, None
+    in_st = [_strides(v.shapes[0], full) for v in sub.inputs]
+    out_st = [_strides(full, full) for _ in outs]
+    dims, sts = collapse(list(full) or [1], in_st + out_st)
+    t = ir.DoubleType() if dtype == np.float64 else ir.FloatType()
+    i64 = ir.IntType(64)
+    mod = ir.Module(name='graphc_kernel')
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ir.PointerType(ir.IntType(8).as_pointer()), i64, i64]),
+                     name='kernel')
+    args, start, stop = fn.args
+    entry = fn.append_basic_block('entry')
+    b = ir.IRBuilder(entry)
+    ptrs = [b.bitcast(b.load(b.gep(args, [ir.Constant(i64, k)])), t.as_pointer())
+            for k in range(len(sub.inputs) + len(outs))]
+    e = Emit(ir, b, t, mod)
+    # loop nest: dim 0 over [start, stop), the rest full; offsets per operand accumulate strides
+    def loop(level, offsets):
+        lo = start if level == 0 else ir.Constant(i64, 0)
+        hi = stop if level == 0 else ir.Constant(i64, dims[level])
+        head = fn.append_basic_block(f'l{level}')
+        body = fn.append_basic_block(f'b{level}')
+        done = fn.append_basic_block(f'd{level}')
+        pre = b.block
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(i64)
+        i.add_incoming(lo, pre)
+        b.cbranch(b.icmp_signed('<', i, hi), body, done)
+        b.position_at_end(body)
+        offs = [b.add(o, b.mul(i, ir.Constant(i64, st[level]))) if st[level] else o for o, st in zip(offsets, sts)]
+        if level + 1 < len(dims):
+            loop(level + 1, offs)
+        else:
+            if not leaf(offs):
+                raise _NoEmit
+        nxt = b.add(i, ir.Constant(i64, 1))
+        i.add_incoming(nxt, b.block)
+        b.branch(head)
+        b.position_at_end(done)
+
+    def leaf(offs):
+        vals = {}
+        for k, v in enumerate(sub.inputs):
+            vals[(id(v), 0)] = b.load(b.gep(ptrs[k], [offs[k]]))
+        for n in sub.nodes:
+            if n.is_var:
+                continue
+            r = emit_node(e, n, [vals[(id(s), j)] for s, j in n.inputs])
+            if r is None:
+                return False
+            vals[(id(n), 0)] = r
+        for k, (n, j) in enumerate(outs):
+            b.store(vals[(id(n), j)], b.gep(ptrs[len(sub.inputs) + k], [offs[len(sub.inputs) + k]]))
+        return True
+    try:
+        loop(0, [ir.Constant(i64, 0)] * len(sts))
+    except _NoEmit:
+        return None, None
+    b.ret_void()
+    return str(mod), dims
+
+
+class _NoEmit(Exception):
+    pass
+
+
+def compile_ir(text, name='kernel'):
+    llvm, tm, jit = _engine()
+    mod = llvm.parse_assembly(text)
+    mod.verify()
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+    jit.add_module(mod)
+    jit.finalize_object()
+    return jit.get_function_address(name)
+
+
+_counter = [0]
+
+
+def kernel_for(fop):
+    """The compiled Kernel of a FusedOp, or None (the NumPy reference runs it instead)."""
+    import time
+    k = getattr(fop, '_kernel', False)
+    if k is not False:  # decided before for this fused op
+        return k
+    k = fop._kernel = _kernel_for(fop.subgraph)
+    return k
+
+
+def _kernel_for(sub):
+    import time
+    dts = {np.dtype(d) for n in sub.nodes for d in (n.dtypes or [])}
+    if len(dts) != 1 or next(iter(dts)) not in (np.float32, np.float64):
+        return None
+    dtype = next(iter(dts))
+    key = (sub.text(), str(dtype))
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+        t0 = time.perf_counter()
+        text, dims = build_ir(sub, dtype)
+        k = None
+        if text is not None:
+            _counter[0] += 1
+            fname = f"k{_counter[0]}_{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+            text = text.replace('@"kernel"', f'@"{fname}"').replace('@kernel', f'@{fname}')
+            addr = compile_ir(text, fname)
+            k = Kernel(addr, dims, len(sub.inputs), len(sub.outputs), dtype)
+            stats['compiled'] += 1
+            stats['compile_ms'] += (time.perf_counter() - t0) * 1e3
+        else:
+            stats['fallbacks'] += 1
+        _cache[key] = k
+        return k
+
+
+def run_fused(fop, arrays):
+    """Run a FusedOp with its compiled kernel; None when it has none."""
+    if not enabled():
+        return None
+    k = kernel_for(fop)
+    if k is None:
+        return None
+    ins = [np.ascontiguousarray(a) for a in arrays]
+    outs = [np.empty(n.shapes[j], k.dtype) for n, j in fop.subgraph.outputs]
+    k(ins, outs)
+    return tuple(outs) if len(outs) > 1 else outs[0]
+
+
+__all__ = ['kernel_for', 'run_fused', 'build_ir', 'compile_ir', 'GraphcError']
