@@ -370,9 +370,19 @@ def _kernel_for(sub):
 
 
 def run_fused(fop, arrays):
-    """Run a FusedOp with its compiled kernel; None when it has none."""
+    """Run a FusedOp with its compiled kernel (a GEMM/conv group: the library call, then its compiled
+    epilogue); None when it has none."""
     if not enabled():
         return None
+    ep = getattr(fop, '_epilogue', False)
+    if ep is False:
+        ep = fop._epilogue = split_anchor(fop)
+    if ep is not None:
+        anchor, a_in, epi, e_in, out_map = ep
+        a = anchor.op.ref(anchor.attrs, *[arrays[i] for i in a_in])
+        res = run_fused(epi, [a] + [arrays[i] for i in e_in])
+        outs = [a if k is None else (res[k] if isinstance(res, tuple) else res) for k in out_map]
+        return tuple(outs) if len(outs) > 1 else outs[0]
     k = kernel_for(fop)
     if k is None:
         return None
@@ -380,6 +390,43 @@ def run_fused(fop, arrays):
     outs = [np.empty(n.shapes[j], k.dtype) for n, j in fop.subgraph.outputs]
     k(ins, outs)
     return tuple(outs) if len(outs) > 1 else outs[0]
+
+
+ANCHORS = ('FullyConnected', 'Convolution', 'Deconvolution', 'dot', 'batch_dot')
+
+
+def split_anchor(fop):
+    """(anchor node, its input positions, epilogue FusedOp, epilogue's other input positions, output map) for
+    a group that starts with a GEMM or convolution whose epilogue compiles; else None."""
+    from ..graph import Graph, Node
+    sub = fop.subgraph
+    ops = [n for n in sub.nodes if not n.is_var]
+    if len(ops) < 2 or ops[0].op.name not in ANCHORS or any(n.op.name in ANCHORS for n in ops[1:]):
+        return None
+    anchor = ops[0]
+    pos = {id(v): i for i, v in enumerate(sub.inputs)}
+    a_in = [pos[id(s)] for s, _ in anchor.inputs]
+    av = Node(None, 'anchor', shapes=[anchor.shapes[0]], dtypes=[anchor.dtypes[0]])
+    m = {id(anchor): av}
+    used = []
+    for n in ops[1:]:
+        ins = []
+        for s, j in n.inputs:
+            if s.is_var and id(s) in pos and s not in used:
+                used.append(s)
+            ins.append((m.get(id(s), s), j))
+        m[id(n)] = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes)
+    epi_outs = [(m[id(n)], j) for n, j in sub.outputs if n is not anchor]
+    if not epi_outs:
+        return None
+    epi = type(fop)(fop.name + '_epilogue', Graph(epi_outs, [av] + used))
+    if kernel_for(epi) is None:
+        return None
+    out_map, k = [], 0
+    for n, j in sub.outputs:
+        out_map.append(None if n is anchor else k)
+        k += n is not anchor
+    return anchor, a_in, epi, [pos[id(v)] for v in used], out_map
 
 
 __all__ = ['kernel_for', 'run_fused', 'build_ir', 'compile_ir', 'GraphcError']

@@ -158,16 +158,24 @@ class CachedGraph:
         return self.optimized
 
     def _run_inference(self, feed):
+        from ..runtime.cpu import enabled
         from ..runtime.interpreter import interpret
+        from ..runtime.plan import Plan
         g = self.optimize()
+        run = interpret if not enabled() else None
         if self._hoist is None:
-            return interpret(g, feed)
+            if run is None:
+                self._main_plan = getattr(self, '_main_plan', None) or Plan(g)
+            return run(g, feed) if run else self._main_plan(feed)
         prelude, hvars, main = self._hoist
         key = (WRITES[0], tuple(id(p.data()) for p, _ in self.param_vars))
         if key != self._hoisted_key:
             self._hoisted = {id(v): a for v, a in zip(hvars, interpret(prelude, feed))}
             self._hoisted_key = key
-        return interpret(main, {**feed, **self._hoisted})
+        if run:
+            return run(main, {**feed, **self._hoisted})
+        self._main_plan = getattr(self, '_main_plan', None) or Plan(main)
+        return self._main_plan({**feed, **self._hoisted})
 
 
 def hoist(graph, param_ids):
