@@ -73,6 +73,7 @@ def _symbolic(op, inputs, attrs, name):
     raise GraphcError(f"{op.name}: expected NDArray inputs, got {type(bad).__name__}")
 
 
+CASTS = [0]   # bumped by Parameter.cast: hybridized graphs keyed on it re-trace
 WRITES = [0]  # bumped by every in-place write through the API: cached values derived from arrays check it
 
 TENSORS = ()  # NDArray and Symbol: what binary operators accept as the other operand (set below)

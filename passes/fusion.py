@@ -8,6 +8,7 @@ inputs depends on that group.
 """
 from ..graph import Graph, Node
 from ..registry import Op
+from ..runtime.cpu import run_fused
 from .manager import register_pass
 
 ANCHORS = ('FullyConnected', 'Convolution', 'Deconvolution', 'dot', 'batch_dot')
@@ -27,11 +28,10 @@ class FusedOp(Op):
         self.differentiable = False
 
     def _run(self, attrs, *arrays):
-        from ..runtime.cpu import run_fused
-        from ..runtime.interpreter import interpret
         out = run_fused(self, arrays)  # the compiled kernel, when the group has one
         if out is not None:
             return out
+        from ..runtime.interpreter import interpret
         outs = interpret(self.subgraph, {id(v): a for v, a in zip(self.subgraph.inputs, arrays)})
         return tuple(outs) if len(outs) > 1 else outs[0]
 

@@ -23,8 +23,20 @@ _cache = {}         # IR hash -> compiled Kernel (or None: not compilable)
 stats = {'compiled': 0, 'compile_ms': 0.0, 'fallbacks': 0}
 
 
+_backend = [os.environ.get('GRAPHC_BACKEND', 'cpu')]
+
+
 def enabled():
-    return os.environ.get('GRAPHC_BACKEND', 'cpu') != 'interp'
+    """False under GRAPHC_BACKEND=interp (read at start; set_backend changes it)."""
+    return _backend[0] != 'interp'
+
+
+def set_backend(name):
+    """'cpu' (compiled kernels) or 'interp' (the reference interpreter); returns the previous one."""
+    if name not in ('cpu', 'interp'):
+        raise GraphcError(f"backend must be 'cpu' or 'interp', got {name!r}")
+    old, _backend[0] = _backend[0], name
+    return old
 
 
 def _engine():
@@ -214,13 +226,15 @@ class Kernel:
 
     def __init__(self, fn_addr, dims, n_in, n_out, dtype):
         self.dims, self.n_args, self.dtype = dims, n_in + n_out, dtype
+        self.total = int(np.prod(dims))
+        self.ptr_t = ctypes.c_void_p * self.n_args
         self.cfn = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int64, ctypes.c_int64)(fn_addr)
 
     def __call__(self, inputs, outputs):
-        ptrs = (ctypes.c_void_p * self.n_args)(*[a.ctypes.data for a in list(inputs) + list(outputs)])
+        ptrs = self.ptr_t(*[a.__array_interface__['data'][0] for a in inputs], *[a.__array_interface__['data'][0]
+                                                                                 for a in outputs])
         n0 = self.dims[0]
-        total = int(np.prod(self.dims))
-        if total >= (1 << 18) and n0 >= 2:  # big: split the outer loop over a thread per core
+        if self.total >= (1 << 18) and n0 >= 2:  # big: split the outer loop over a thread per core
             k = min(_threads(), n0)
             step = -(-n0 // k)
             ts = [threading.Thread(target=self.cfn, args=(ptrs, s, min(s + step, n0))) for s in range(step, n0, step)]

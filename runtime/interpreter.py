@@ -56,7 +56,8 @@ def owned(values, feeds):
     import numpy as np
     out = []
     for v in values:
-        if any(np.may_share_memory(v, a) for a in feeds) or any(np.may_share_memory(v, o) for o in out):
+        fresh = v.base is None and all(v is not a for a in feeds) and all(v is not o for o in out)
+        if not fresh and (any(np.may_share_memory(v, a) for a in feeds) or any(np.may_share_memory(v, o) for o in out)):
             v = np.array(v, copy=True)
         out.append(v)
     return out

@@ -112,8 +112,14 @@ def test_groups_without_an_emitter_fall_back_to_numpy():
     np.testing.assert_allclose(op.ref({}, x), interpret(g, {id(vs[0]._one()[0]): x})[0], rtol=1e-6)
 
 
-def test_interp_backend_switch(monkeypatch):
-    monkeypatch.setenv('GRAPHC_BACKEND', 'interp')
+def test_interp_backend_switch():
     vs = [input_var('x', (4, 5), 'float32')]
     g = Graph([nd.relu(vs[0] * 2)._one()], [vs[0]._one()[0]])
-    assert cpu.run_fused(FusedOp('k', g), [np.ones((4, 5), np.float32)]) is None
+    old = cpu.set_backend('interp')
+    try:
+        assert cpu.run_fused(FusedOp('k', g), [np.ones((4, 5), np.float32)]) is None
+    finally:
+        cpu.set_backend(old)
+    assert cpu.run_fused(FusedOp('k', g), [np.ones((4, 5), np.float32)]) is not None
+    with pytest.raises(Exception, match="'cpu' or 'interp'"):
+        cpu.set_backend('gpu')

@@ -13,15 +13,19 @@ import numpy as np
 from .. import autograd
 from ..base import GraphcError, fmt_shape
 from ..graph import Graph
-from ..ndarray import NDArray, WRITES
+from ..ndarray import CASTS, NDArray, WRITES
 from ..symbol import Symbol, TraceContext, input_var
+
+from ..runtime.cpu import enabled
+from ..runtime.interpreter import interpret
+from ..runtime.plan import Plan
 
 log = logging.getLogger('graphc')
 
 
 def cache_key(args, params):
-    shapes = tuple((a.shape, a.dtype.str) if isinstance(a, NDArray) else ('py', repr(a)) for a in args)
-    return shapes, autograd.is_training(), tuple(p.dtype.str for p in params)
+    shapes = tuple((a.shape, a.dtype.str) if type(a) is NDArray else ('py', repr(a)) for a in args)
+    return shapes, autograd._st.training, CASTS[0]
 
 
 def describe_change(old, new):
@@ -122,7 +126,7 @@ class CachedGraph:
     def __call__(self, args):
         from ..runtime.interpreter import interpret, owned
         data = [a for a in args if isinstance(a, NDArray)]
-        pdata = [p.data() for p, _ in self.param_vars]
+        pdata = [p._data if p._data is not None else p.data() for p, _ in self.param_vars]
         feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
         feed.update({id(v): a._data for (_, v), a in zip(self.param_vars, pdata)})
         inputs = data + pdata
@@ -158,9 +162,6 @@ class CachedGraph:
         return self.optimized
 
     def _run_inference(self, feed):
-        from ..runtime.cpu import enabled
-        from ..runtime.interpreter import interpret
-        from ..runtime.plan import Plan
         g = self.optimize()
         run = interpret if not enabled() else None
         if self._hoist is None:
@@ -168,7 +169,7 @@ class CachedGraph:
                 self._main_plan = getattr(self, '_main_plan', None) or Plan(g)
             return run(g, feed) if run else self._main_plan(feed)
         prelude, hvars, main = self._hoist
-        key = (WRITES[0], tuple(id(p.data()) for p, _ in self.param_vars))
+        key = (WRITES[0], tuple(id(p._data) for p, _ in self.param_vars))
         if key != self._hoisted_key:
             self._hoisted = {id(v): a for v, a in zip(hvars, interpret(prelude, feed))}
             self._hoisted_key = key

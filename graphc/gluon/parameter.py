@@ -14,7 +14,7 @@ import numpy as np
 from .. import initializer as _init
 from ..base import DeferredInitializationError, GraphcError, GraphcShapeError, as_dtype, fmt_shape
 from ..context import Context, cpu
-from ..ndarray import NDArray, WRITES, _check_ctx, array as _array
+from ..ndarray import NDArray, CASTS, WRITES, _check_ctx, array as _array
 
 _GRAD_REQS = ('write', 'add', 'null')
 
@@ -234,6 +234,7 @@ class Parameter:
             self._data.grad._data[...] = 0
 
     def cast(self, dtype):
+        CASTS[0] += 1
         self._dtype = as_dtype(dtype)
         if self._data is None or self._data.dtype == self._dtype:
             return
