@@ -54,7 +54,7 @@ class CachedOp:
     nograd_inputs = frozenset()
 
     def __init__(self, entry):
-        self.entry, self.name, self._grads = entry, f"_CachedOp({entry.block_name})", {}
+        self.entry, self.name, self._grads, self._compiled = entry, f"_CachedOp({entry.block_name})", {}, {}
 
     def built(self, need):
         """(gradient graph, head vars, grads, forward nodes the backward reads) for the inputs in `need`."""
@@ -70,11 +70,58 @@ class CachedOp:
             hit = self._grads[need] = (joint, heads, grads, keep)
         return hit
 
+    def compiled(self, need):
+        """The training step split for the compiled backend: (forward Plan, backward Plan, saved-value vars,
+        head vars, which grads exist). The forward also outputs the values the backward reads, so both
+        halves go through the training pipeline (fusion, compiled kernels) without sharing nodes."""
+        hit = self._compiled.get(need)
+        if hit is None:
+            from ..graph import Node
+            from ..passes import run_pipeline
+            from ..passes.simplify import rebuild
+            joint, heads, grads, _ = self.built(need)
+            e = self.entry
+            present = [g for g in grads if g is not None]
+            fwd = {id(n) for n in e.graph.nodes}
+            saved_of, inputs = {}, []
+
+            def rep(n, ins):  # a forward op: its values come in as saved inputs
+                if id(n) not in fwd or n.is_var:
+                    return None
+                for j in range(n.num_outputs):
+                    if (id(n), j) not in saved_of:
+                        v = Node(None, f"{n.name}_saved{j}", shapes=[n.shapes[j]], dtypes=[n.dtypes[j]])
+                        saved_of[(id(n), j)] = ((n, j), v)
+                        inputs.append(v)
+                return [(saved_of[(id(n), j)][1], 0) for j in range(n.num_outputs)]
+            jg = Graph(present)
+            inputs.extend(jg.inputs)
+            bwd = rebuild(jg, rep, inputs=inputs)
+            used = {id(n) for n in bwd.nodes}
+            saved = [(entry, v) for entry, v in saved_of.values() if id(v) in used]
+            fgraph = Graph(list(e.graph.outputs) + [entry for entry, _ in saved], e.graph.inputs)
+            fopt, _ = run_pipeline(fgraph, 'training', tag=e.block_name + '.forward')
+            bopt, _ = run_pipeline(bwd, 'training', tag=e.block_name + '.backward')
+            hit = self._compiled[need] = (Plan(fopt), Plan(bopt), [v for _, v in saved], heads,
+                                          [g is not None for g in grads])
+        return hit
+
     def grad(self, F, attrs, xs, ys, dys):
         from ..runtime.interpreter import interpret
         need = attrs.get('_need', (True,) * len(xs))
-        joint, heads, grads, _ = self.built(need)
         out = [None] * len(xs)
+        if 'saved' in attrs:  # the compiled split
+            _, bplan, svars, heads, has = self.compiled(need)
+            feed = dict(attrs['feed'])
+            feed.update({id(v): a for v, a in zip(svars, attrs['saved'])})
+            feed.update({id(h): g._data for h, g in zip(heads, dys)})
+            it = iter(bplan(feed))
+            gi = iter(has)
+            for i, n in enumerate(need):
+                if n and next(gi):
+                    out[i] = NDArray(next(it))
+            return out
+        joint, heads, grads, _ = self.built(need)
         if joint is None:
             return out
         env = dict(attrs['env'])  # a second backward (retain_graph) reuses the forward values
@@ -133,8 +180,16 @@ class CachedGraph:
         need = tuple(x._ag is not None for x in inputs)
         recording = autograd.is_recording() and any(need)
         env = {} if recording else None
-        if recording:  # keep exactly the forward values the backward reads
+        tape_attrs = None
+        if recording and enabled():  # compiled: the forward half outputs what the backward half reads
+            fplan, _, svars, _, _ = self.op.compiled(need)
+            vals = fplan(feed)
+            n_keep = len(self.graph.outputs)
+            tape_attrs = {'feed': feed, 'saved': vals[n_keep:]}
+            vals = vals[:n_keep]
+        elif recording:  # the reference: keep exactly the forward values the backward reads
             vals = interpret(self.graph, feed, env=env, keep=self.op.built(need)[3])
+            tape_attrs = {'env': env}
         else:
             vals = self._run_inference(feed)
         nv = len(self.visible)
@@ -145,7 +200,7 @@ class CachedGraph:
             d *= m
             d += (1 - m) * stat
         if recording:
-            autograd.record_op(self.op, {'env': env}, inputs, [x._data for x in inputs], outs,
+            autograd.record_op(self.op, tape_attrs, inputs, [x._data for x in inputs], outs,
                                tuple(o._data for o in outs))
         return _unflatten(self.structure, outs)
 
