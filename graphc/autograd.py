@@ -91,20 +91,9 @@ def record_op(op, attrs, inputs, in_data, outputs, out_data):
 
 
 def _topo(heads):
-    order, seen, stack = [], set(), [(n, False) for n in heads]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for e in node.in_entries:
-            if e is not None and id(e[0]) not in seen:
-                stack.append((e[0], False))
-    return order[::-1]  # heads first
+    """Tape nodes reachable from heads, heads first."""
+    from .graph import topo_order
+    return topo_order(heads, lambda n: [e[0] for e in n.in_entries if e is not None])[::-1]
 
 
 def _run_backward(heads, head_grads, retain_graph, want=None):

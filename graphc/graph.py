@@ -111,6 +111,10 @@ class Graph:
                 raise GraphcError(f"IR verify: output {n.name} is not in the graph")
         return True
 
+    def aux_ids(self):
+        """ids of the variables that are auxiliary states (BatchNorm's moving mean/var), as MXNet marks them."""
+        return {id(n.inputs[i][0]) for n in self.nodes if not n.is_var for i in n.op.aux_inputs if i < len(n.inputs)}
+
     def to_networkx(self):
         """A networkx MultiDiGraph (node index -> node index, edge data: output index)."""
         import networkx as nx
@@ -123,7 +127,7 @@ class Graph:
         return g
 
 
-def topo_order(roots):
+def topo_order(roots, inputs_of=lambda n: [s for s, _ in n.inputs]):
     """Every node reachable from roots, inputs before users (iterative DFS, so deep graphs do not recurse)."""
     order, seen, stack = [], set(), [(r, False) for r in reversed(roots)]
     while stack:
@@ -135,7 +139,7 @@ def topo_order(roots):
             continue
         seen.add(id(n))
         stack.append((n, True))
-        for s, _ in reversed(n.inputs):
+        for s in reversed(inputs_of(n)):
             if id(s) not in seen:
                 stack.append((s, False))
     return order

@@ -62,7 +62,7 @@ def _var_attrs(n):
 def graph_to_dict(graph, input_names=None):
     nodes = graph.nodes
     idx = {id(n): i for i, n in enumerate(nodes)}
-    aux = {id(n.inputs[i][0]) for n in nodes if not n.is_var for i in n.op.aux_inputs if i < len(n.inputs)}
+    aux = graph.aux_ids()
     out, row = [], [0]
     for n in nodes:
         if n.is_var:

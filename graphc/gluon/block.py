@@ -371,7 +371,7 @@ class HybridBlock(Block):
                               "once before calling export()")
         g = Graph(entry.visible)
         used = {id(n) for n in g.inputs}
-        aux = {id(n.inputs[i][0]) for n in g.nodes if not n.is_var for i in n.op.aux_inputs if i < len(n.inputs)}
+        aux = g.aux_ids()
         arrays = {}
         for param, v in entry.param_vars:
             if id(v) in used:

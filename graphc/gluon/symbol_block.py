@@ -27,8 +27,7 @@ class SymbolBlock(HybridBlock):
                 raise GraphcError(f"SymbolBlock: input {name!r} is not a variable of the graph; variables: "
                                   f"{sorted(by_name)}")
             self._input_vars.append(by_name[name])
-        aux = {id(n.inputs[i][0]) for n in self._graph.nodes if not n.is_var for i in n.op.aux_inputs
-               if i < len(n.inputs)}
+        aux = self._graph.aux_ids()
         self._param_of = {}
         for v in self._graph.inputs:
             if v in self._input_vars or 'value' in v.extra:
