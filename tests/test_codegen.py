@@ -25,7 +25,8 @@ def compiled(fn, *arrays):
     assert k is not None, f"no kernel for {g.text()}"
     res = np.empty(out.shape, arrays[0].dtype)
     k([np.ascontiguousarray(a) for a in arrays], [res])
-    ref = interpret(g, {id(v._one()[0]): a for v, a in zip(vs, arrays)})[0]
+    with np.errstate(all='ignore'):  # the reference warns on the inf/NaN cases these tests feed on purpose
+        ref = interpret(g, {id(v._one()[0]): a for v, a in zip(vs, arrays)})[0]
     return res, ref
 
 
