@@ -51,6 +51,8 @@ def _fusable(n):
         return None
     if op.name == 'Dropout':
         return None
+    if op.name == 'where' and n.inputs[0][0].shapes[n.inputs[0][1]] != n.shapes[0]:
+        return None  # MXNet's where with a 1-d condition selects rows: not NumPy broadcasting
     if op.kind in ('elemwise', 'broadcast'):
         return 'ew'
     if op.kind == 'reduce':

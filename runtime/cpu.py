@@ -264,9 +264,10 @@ def build_ir(sub, dtype):
                 return None, None
         if any(np.dtype(d) != dtype for d in (n.dtypes or [])):
             return None, None
-    in_st = [_strides(v.shapes[0], full) for v in sub.inputs]
-    out_st = [_strides(full, full) for _ in outs]
-    dims, sts = collapse(list(full) or [1], in_st + out_st)
+    it = full or (1,)  # a 0-d kernel loops once
+    in_st = [_strides(v.shapes[0], it) for v in sub.inputs]
+    out_st = [_strides(it, it) for _ in outs]
+    dims, sts = collapse(list(it), in_st + out_st)
     t = ir.DoubleType() if dtype == np.float64 else ir.FloatType()
     i64 = ir.IntType(64)
     mod = ir.Module(name='graphc_kernel')

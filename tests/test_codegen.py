@@ -124,3 +124,9 @@ def test_interp_backend_switch():
     assert cpu.run_fused(FusedOp('k', g), [np.ones((4, 5), np.float32)]) is not None
     with pytest.raises(Exception, match="'cpu' or 'interp'"):
         cpu.set_backend('gpu')
+
+
+def test_zero_dim_kernels():
+    x = np.array(0.7, np.float32)
+    res, ref = compiled(lambda v: nd.tanh(v * 2) + 1, x)
+    assert res.shape == () and abs(float(res) - float(ref)) < 1e-6

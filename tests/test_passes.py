@@ -339,3 +339,11 @@ def test_generated_graphs_preserved_under_every_pass_setting(seed):
         got = interpret(g2, feed)
         for x, y in zip(got, want):
             np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5, err_msg=f"disabled: {off or 'none'}")
+
+
+def test_where_with_a_row_condition_is_not_fused_as_broadcasting():
+    c, x = input_var('c', (3,), 'float32'), input_var('x', (3, 4), 'float32')
+    g = Graph([nd.where(c, nd.relu(x) * 2, x * 3)._one()], [c._one()[0], x._one()[0]])
+    g2, _ = run_pipeline(g, 'inference', verify=True)
+    ca, xa = np.array([1, 0, 1], np.float32), np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    np.testing.assert_allclose(run(g2, ca, xa)[0], np.where(ca[:, None] != 0, np.maximum(xa, 0) * 2, xa * 3), rtol=1e-6)
