@@ -20,7 +20,7 @@ from ..base import GraphcError
 _lock = threading.Lock()
 _jit = None
 _cache = {}         # IR hash -> compiled Kernel (or None: not compilable)
-stats = {'compiled': 0, 'compile_ms': 0.0, 'fallbacks': 0}
+stats = {'compiled': 0, 'compile_ms': 0.0, 'fallbacks': 0, 'disk_hits': 0, 'disk_misses': 0}
 
 
 _backend = [os.environ.get('GRAPHC_BACKEND', 'cpu')]
@@ -330,21 +330,79 @@ class _NoEmit(Exception):
     pass
 
 
+CACHE_MAGIC = b'GRAPHC-KERNEL-1\n'
+
+
+def cache_dir():
+    return os.environ.get('GRAPHC_CACHE_DIR') or os.path.join(os.path.expanduser('~'), '.cache', 'graphc')
+
+
+def _disk_key(text):
+    """Kernels are cached by their IR, the target CPU and the compiler version."""
+    import llvmlite
+    llvm, tm, _ = _engine()
+    h = hashlib.sha256()
+    for part in (text, llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten(), llvmlite.__version__):
+        h.update(part.encode() + b'\0')
+    return h.hexdigest()
+
+
+def _disk_load(key):
+    """The cached object code, or None when absent, unreadable, truncated or corrupt (never trusted)."""
+    path = os.path.join(cache_dir(), 'kernels', key[:2], key + '.o')
+    try:
+        with open(path, 'rb') as f:
+            blob = f.read(64 << 20)
+    except OSError:
+        return None
+    head = len(CACHE_MAGIC) + 32
+    if not blob.startswith(CACHE_MAGIC) or len(blob) < head:
+        return None
+    digest, obj = blob[len(CACHE_MAGIC):head], blob[head:]
+    return obj if hashlib.sha256(obj).digest() == digest else None
+
+
+def _disk_store(key, obj):
+    """Atomic write (temp file + rename), so another process never reads half an entry."""
+    import tempfile
+    d = os.path.join(cache_dir(), 'kernels', key[:2])
+    try:
+        os.makedirs(d, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d, prefix='.tmp-')
+        with os.fdopen(fd, 'wb') as f:
+            f.write(CACHE_MAGIC + hashlib.sha256(obj).digest() + obj)
+        os.replace(tmp, os.path.join(d, key + '.o'))
+    except OSError:  # a read-only or full disk only costs a recompile next time
+        pass
+
+
+_loaded = {}  # function name -> address: identical IR from two groups is loaded once
+
+
 def compile_ir(text, name='kernel'):
+    """Machine code for the IR text: from the disk cache when a valid entry exists, else compiled and stored."""
+    if name in _loaded:
+        return _loaded[name]
     llvm, tm, jit = _engine()
-    mod = llvm.parse_assembly(text)
-    mod.verify()
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(mod, pb)
-    jit.add_module(mod)
+    key = _disk_key(text)
+    obj = _disk_load(key)
+    if obj is None:
+        mod = llvm.parse_assembly(text)
+        mod.verify()
+        pto = llvm.create_pipeline_tuning_options(speed_level=3)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+        obj = tm.emit_object(mod)
+        _disk_store(key, obj)
+        stats['disk_misses'] += 1
+    else:
+        stats['disk_hits'] += 1
+    jit.add_object_file(llvm.ObjectFileRef.from_data(obj))
     jit.finalize_object()
-    return jit.get_function_address(name)
-
-
-_counter = [0]
+    _loaded[name] = addr = jit.get_function_address(name)
+    return addr
 
 
 def kernel_for(fop):
@@ -370,9 +428,8 @@ def _kernel_for(sub):
         t0 = time.perf_counter()
         text, dims = build_ir(sub, dtype)
         k = None
-        if text is not None:
-            _counter[0] += 1
-            fname = f"k{_counter[0]}_{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+        if text is not None:  # the name comes from the IR, so cached object code matches across processes
+            fname = f"graphc_k_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
             text = text.replace('@"kernel"', f'@"{fname}"').replace('@kernel', f'@{fname}')
             addr = compile_ir(text, fname)
             k = Kernel(addr, dims, len(sub.inputs), len(sub.outputs), dtype)

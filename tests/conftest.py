@@ -22,3 +22,8 @@ def _engine(request):
     old = engine.set_engine(request.param)
     yield request.param
     engine.set_engine(old)
+
+# compiled kernels go to a cache of the test run's own, not the user's ~/.cache
+if 'GRAPHC_CACHE_DIR' not in os.environ:
+    import tempfile
+    os.environ['GRAPHC_CACHE_DIR'] = tempfile.mkdtemp(prefix='graphc-test-cache-')

@@ -130,3 +130,57 @@ def test_zero_dim_kernels():
     x = np.array(0.7, np.float32)
     res, ref = compiled(lambda v: nd.tanh(v * 2) + 1, x)
     assert res.shape == () and abs(float(res) - float(ref)) < 1e-6
+
+
+_CACHE_SCRIPT = """
+import json, numpy as np
+from graphc import nd
+from graphc.graph import Graph
+from graphc.passes.fusion import FusedOp
+from graphc.runtime import cpu
+from graphc.symbol import input_var
+v = input_var('x', (64, 33), 'float32')
+g = Graph([(nd.tanh(v * 3 + 0.5) * nd.sigmoid(v))._one()], [v._one()[0]])
+x = np.linspace(-4, 4, 64 * 33, dtype=np.float32).reshape(64, 33)
+out = cpu.run_fused(FusedOp('k', g), [x])
+print(json.dumps({'hits': cpu.stats['disk_hits'], 'misses': cpu.stats['disk_misses'], 'sum': float(out.sum())}))
+"""
+
+
+def _run_cache_script(cache):
+    import json
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(cache))
+    r = subprocess.run([sys.executable, '-c', _CACHE_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_disk_cache_hit_in_a_new_process_and_corrupt_entries_are_recompiled(tmp_path):
+    first = _run_cache_script(tmp_path)
+    assert first['misses'] == 1 and first['hits'] == 0
+    second = _run_cache_script(tmp_path)
+    assert second['hits'] == 1 and second['misses'] == 0 and second['sum'] == first['sum']
+    (entry,) = list(tmp_path.glob('kernels/*/*.o'))
+    blob = bytearray(entry.read_bytes())
+    blob[-10] ^= 0xFF  # a flipped byte in the object code: the checksum catches it
+    entry.write_bytes(bytes(blob))
+    third = _run_cache_script(tmp_path)
+    assert third['misses'] == 1 and third['sum'] == first['sum']
+    entry.write_bytes(b'GRAPHC-KERNEL-1\n')  # truncated
+    assert _run_cache_script(tmp_path)['misses'] == 1
+
+
+def test_two_processes_compiling_into_one_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, '-c', _CACHE_SCRIPT], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
+    assert len({o[0].strip().splitlines()[-1].split('"sum": ')[1] for o in outs}) == 1
+    assert not list(tmp_path.glob('kernels/*/.tmp-*'))  # no half-written entries left behind
