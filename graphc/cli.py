@@ -158,6 +158,38 @@ def show(args):
     return 1 if problems else 0
 
 
+def bench(args):
+    """`graphc bench`: eager vs hybridized (vs NumPy) side by side; an exported model with a symbol file."""
+    import json
+    from . import bench as B
+    from .base import GraphcError
+    from .progress import Progress
+
+    def bar(desc):
+        return lambda it: Progress(it, desc=desc, unit='rep', leave=False)
+    try:
+        if args.symbol_file:
+            shapes = {name or 'data': shape for name, shape in args.shape} or None
+            if not shapes:
+                raise GraphcError("graphc bench SYMBOL.json needs the input shapes: --shape data=1,3,224,224")
+            work = [(os.path.basename(args.symbol_file),
+                     lambda: B.symbol_file(args.symbol_file, args.params, shapes, args.reps, bar('timing')))]
+        else:
+            work = B.standard(args.reps, args.quick)
+        results = {}
+        for name, fn in work:
+            results[name] = fn()
+            print(B.row(name, results[name]), flush=True)
+    except (GraphcError, OSError) as e:
+        print(f"graphc bench: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def main(argv=None):
     from . import __version__
     p = argparse.ArgumentParser(prog='graphc', description="graphc: Gluon-style deep learning with a graph compiler")
@@ -175,7 +207,18 @@ def main(argv=None):
                     help='an input shape, e.g. data=1,1,28,28 (repeatable; no NAME: the first input)')
     sp.add_argument('--dot', metavar='OUT.dot', help='write the network as Graphviz DOT')
     sp.add_argument('--render', metavar='OUT.svg', help='draw it with Graphviz dot (format from the extension)')
+    bp = sub.add_parser('bench', help='eager vs hybridized (and NumPy) timings, side by side',
+                        description="Time the standard workloads, or an exported model given its symbol file.")
+    bp.add_argument('symbol_file', nargs='?', help='PREFIX-symbol.json (optional: an exported model to time)')
+    bp.add_argument('--params', help='PREFIX-0000.params for the symbol file')
+    bp.add_argument('--shape', action='append', default=[], type=_shape_arg, metavar='NAME=D1,D2,...',
+                    help='input shape for the symbol file, e.g. data=1,1,28,28 (repeatable)')
+    bp.add_argument('--reps', type=int, default=30, help='timed repetitions per variant (median reported)')
+    bp.add_argument('--quick', action='store_true', help='standard workloads: small sizes only')
+    bp.add_argument('--json', metavar='OUT.json', help='write the results as JSON')
     args = p.parse_args(argv)
+    if args.cmd == 'bench':
+        return bench(args)
     if args.cmd == 'info':
         print(info())
     elif args.cmd == 'ops':

@@ -28,3 +28,18 @@ def test_readme_commands_are_what_ci_runs():
     ci = open(os.path.join(ROOT, '.ci', 'run')).read()
     assert "python3 -m pip install -e '.[test]' && python3 examples/lenet_mnist.py" in readme
     assert "python -m pip install -e '.[test]'" in ci and "python -m pytest" in ci
+
+
+def test_bench_on_an_exported_model(tmp_path):
+    d = os.path.join(ROOT, 'tests', 'data', 'mxnet_models', 'mlp')
+    out = subprocess.run([sys.executable, '-m', 'graphc.cli', 'bench', os.path.join(d, 'mlp-symbol.json'), '--params',
+                          os.path.join(d, 'mlp-0000.params'), '--shape', 'data=8,784', '--reps', '3', '--json',
+                          str(tmp_path / 'b.json')], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert 'eager/hybridized' in out.stdout
+    import json
+    r = json.load(open(tmp_path / 'b.json'))['mlp-symbol.json']
+    assert r['eager'] > 0 and r['hybridized'] > 0
+    bad = subprocess.run([sys.executable, '-m', 'graphc.cli', 'bench', os.path.join(d, 'mlp-symbol.json')],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and '--shape' in bad.stderr
