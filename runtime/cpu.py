@@ -326,6 +326,223 @@ def build_ir(sub, dtype):
     return str(mod), dims
 
 
+def _for(b, fn, ir, lo, hi, init, body, tag):
+    """A counted loop with loop-carried values: body(i, values) -> new values; returns the final values."""
+    i64 = ir.IntType(64)
+    pre = b.block
+    head, blk, done = (fn.append_basic_block(f'{tag}{x}') for x in ('h', 'b', 'd'))
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(i64)
+    i.add_incoming(lo, pre)
+    phis = []
+    for v in init:
+        p = b.phi(v.type)
+        p.add_incoming(v, pre)
+        phis.append(p)
+    b.cbranch(b.icmp_signed('<', i, hi), blk, done)
+    b.position_at_end(blk)
+    new = body(i, phis)
+    i.add_incoming(b.add(i, ir.Constant(i64, 1)), b.block)
+    for p, v in zip(phis, new):
+        p.add_incoming(v, b.block)
+    b.branch(head)
+    b.position_at_end(done)
+    return phis
+
+
+ROW_REDUCE = ('sum', 'mean', 'max', 'min', 'softmax', 'log_softmax')
+
+
+def _row_strides(shape, full, k):
+    """(row stride, col stride) of an operand over `full` seen as (rows, cols) with the last k dims as
+    cols; None when its layout does not collapse to that 2-d view."""
+    st = _strides(shape, full)
+    out = []
+    for lo, hi in ((0, len(full) - k), (len(full) - k, len(full))):
+        dims, s = full[lo:hi], st[lo:hi]
+        if not dims:
+            out.append(0)
+            continue
+        nz = [i for i in range(len(dims)) if dims[i] != 1]
+        if not nz:
+            out.append(0)
+            continue
+        d, sd = [dims[i] for i in nz], [s[i] for i in nz]
+        if all(x == 0 for x in sd):
+            out.append(0)
+        elif all(sd[i - 1] == sd[i] * d[i] for i in range(1, len(d))):
+            out.append(sd[-1])
+        else:
+            return None
+    return tuple(out)
+
+
+def build_row_ir(sub, dtype, red):
+    """A fused group with one reduction over its trailing axes (sum/mean/max/min, or softmax/log_softmax over
+    the last axis): one pass per row for the prologue and the reduction, then the epilogue; softmax takes
+    three passes (max, sum of exp, write). None when the group does not fit that pattern."""
+    import llvmlite.ir as ir
+    from graphc.ops.reduce import _axes
+    X = tuple(red.inputs[0][0].shapes[red.inputs[0][1]])
+    nd = len(X)
+    if nd == 0 or 0 in X:
+        return None, None
+    soft = red.op.name in ('softmax', 'log_softmax')
+    if soft:
+        if red.attrs['axis'] % nd != nd - 1:
+            return None, None
+        k = 1
+    else:
+        axes = _axes(red.attrs, nd)
+        k = len(axes)
+        if not k or axes != tuple(range(nd - k, nd)):
+            return None, None
+    rows, cols = int(np.prod(X[:nd - k])), int(np.prod(X[nd - k:]))
+    Y = tuple(red.shapes[0])
+    ops = [n for n in sub.nodes if not n.is_var]
+    pro = set()
+    stack = [red.inputs[0][0]]
+    while stack:  # the prologue: what the reduction reads
+        n = stack.pop()
+        if n.is_var or id(n) in pro:
+            continue
+        pro.add(id(n))
+        stack += [s for s, _ in n.inputs]
+    epi = [n for n in ops if id(n) not in pro and n is not red]
+    if any(n.op.kind == 'reduce' for n in ops if n is not red):
+        return None, None
+    # where each value lives: 'x' (per element of X) or 'y' (per row, the reduced shape)
+    level = {}
+    for n in ops:
+        level[id(n)] = 'x' if id(n) in pro or soft else ('y' if n is red or id(n) not in pro else 'x')
+    for n in epi:
+        if not soft and any(not s.is_var and level[id(s)] == 'x' for s, _ in n.inputs):
+            return None, None  # an epilogue that reads a full-size value: not one pass per row
+    ykeep = Y if len(Y) == nd else Y + (1,) * k
+
+    def view(shape, lvl):
+        shape = tuple(shape)
+        if lvl == 'y':
+            shape = (1,) * (len(Y) - len(shape)) + shape
+            if len(Y) != nd:
+                shape = shape + (1,) * k
+        if len(shape) > nd:
+            return None
+        return _row_strides(shape, X, k)
+    in_views = {}
+    for n in ops:
+        lvl = 'x' if n is red else level[id(n)]  # the reduction reads its input per element
+        for s, _ in n.inputs:
+            if s.is_var:
+                v = view(s.shapes[0], lvl)
+                if v is None or (lvl == 'y' and v[1] != 0):
+                    return None, None
+                prev = in_views.setdefault(id(s), v)
+                if prev != v:
+                    return None, None
+    out_views = []
+    for n, j in sub.outputs:
+        lvl = 'y' if (not soft and (n is red or level[id(n)] == 'y')) else 'x'
+        want = X if lvl == 'x' else Y
+        if tuple(n.shapes[j]) != want:
+            return None, None
+        out_views.append((lvl, (cols, 1) if lvl == 'x' else (1, 0)))
+    t = ir.DoubleType() if dtype == np.float64 else ir.FloatType()
+    i64 = ir.IntType(64)
+    mod = ir.Module(name='graphc_kernel')
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ir.PointerType(ir.IntType(8).as_pointer()), i64, i64]),
+                     name='kernel')
+    args, start, stop = fn.args
+    b = ir.IRBuilder(fn.append_basic_block('entry'))
+    n_in = len(sub.inputs)
+    ptrs = [b.bitcast(b.load(b.gep(args, [ir.Constant(i64, q)])), t.as_pointer()) for q in range(n_in + len(sub.outputs))]
+    e = Emit(ir, b, t, mod)
+    C = lambda v: ir.Constant(i64, v)  # noqa: E731
+    in_pos = {id(v): q for q, v in enumerate(sub.inputs)}
+
+    def load(v, r, c):
+        rs, cs = in_views[id(v)]
+        off = b.add(b.mul(r, C(rs)), b.mul(c, C(cs))) if cs else b.mul(r, C(rs))
+        return b.load(b.gep(ptrs[in_pos[id(v)]], [off]))
+
+    def evaluate(nodes, r, c, vals):
+        for n in nodes:
+            args_ = []
+            for s, j in n.inputs:
+                if (id(s), j) not in vals:
+                    vals[(id(s), j)] = load(s, r, c)
+                args_.append(vals[(id(s), j)])
+            out = emit_node(e, n, args_)
+            if out is None:
+                raise _NoEmit
+            vals[(id(n), 0)] = out
+        return vals
+
+    def store(lvl_pick, r, c, vals):
+        for q, ((n, j), (lvl, (rs, cs))) in enumerate(zip(sub.outputs, out_views)):
+            if lvl == lvl_pick:
+                off = b.add(b.mul(r, C(rs)), b.mul(c, C(cs))) if cs else b.mul(r, C(rs))
+                b.store(vals[(id(n), j)], b.gep(ptrs[n_in + q], [off]))
+
+    pro_nodes = [n for n in ops if id(n) in pro]
+    src = red.inputs[0]
+    temp = red.attrs.get('temperature') if soft else None
+
+    def red_input(r, c):
+        vals = evaluate(pro_nodes, r, c, {})
+        v = vals[(id(src[0]), src[1])] if (id(src[0]), src[1]) in vals else load(src[0], r, c)
+        vals[(id(src[0]), src[1])] = v
+        return (b.fdiv(v, e.c(temp)) if temp not in (None, 1.0) else v), vals
+
+    def row(r, _):
+        zero = C(0)
+        if not soft:
+            name = red.op.name
+            init = {'sum': 0.0, 'mean': 0.0, 'max': float('-inf'), 'min': float('inf')}[name]
+
+            def body(c, acc):
+                v, vals = red_input(r, c)
+                store('x', r, c, vals)
+                if name in ('sum', 'mean'):
+                    return [b.fadd(acc[0], v, name='graphc_acc')]
+                return [e.intrinsic('llvm.maxnum' if name == 'max' else 'llvm.minnum', acc[0], v)]
+            (acc,) = _for(b, fn, ir, zero, C(cols), [e.c(init)], body, 'c')
+            rv = b.fdiv(acc, e.c(cols)) if name == 'mean' else acc
+            vals = {(id(red), 0): rv}
+            evaluate(epi, r, zero, vals)
+            store('y', r, zero, vals)
+            return []
+        (m,) = _for(b, fn, ir, zero, C(cols), [e.c(float('-inf'))],
+                    lambda c, acc: [e.intrinsic('llvm.maxnum', acc[0], red_input(r, c)[0])], 'm')
+        (ssum,) = _for(b, fn, ir, zero, C(cols), [e.c(0.0)],
+                       lambda c, acc: [b.fadd(acc[0], e.exp(b.fsub(red_input(r, c)[0], m)), name='graphc_acc')], 's')
+        if red.op.name == 'softmax':
+            inv = b.fdiv(e.c(1.0), ssum)
+        else:
+            lse = e.intrinsic('llvm.log', ssum)
+
+        def write(c, _):
+            v, vals = red_input(r, c)
+            z = b.fsub(v, m)
+            vals[(id(red), 0)] = b.fmul(e.exp(z), inv) if red.op.name == 'softmax' else b.fsub(z, lse)
+            evaluate(epi, r, c, vals)
+            store('x', r, c, vals)
+            return []
+        _for(b, fn, ir, zero, C(cols), [], write, 'w')
+        return []
+    try:
+        _for(b, fn, ir, start, stop, [], row, 'r')
+    except _NoEmit:
+        return None, None
+    b.ret_void()
+    # the running sums may be reassociated (as NumPy's pairwise sums are): that alone lets LLVM vectorize them
+    text = str(mod).replace('= fadd float', '= fadd float').replace('"graphc_acc', '"graphc_acc')
+    text = '\n'.join(ln.replace(' = fadd ', ' = fadd reassoc ') if 'graphc_acc' in ln.split('=')[0] else ln
+                     for ln in text.split('\n'))
+    return text, [rows, cols]
+
+
 class _NoEmit(Exception):
     pass
 
@@ -426,7 +643,13 @@ def _kernel_for(sub):
         if key in _cache:
             return _cache[key]
         t0 = time.perf_counter()
-        text, dims = build_ir(sub, dtype)
+        reds = [n for n in sub.nodes if not n.is_var and n.op.kind == 'reduce']
+        if not reds:
+            text, dims = build_ir(sub, dtype)
+        elif len(reds) == 1 and reds[0].op.name in ROW_REDUCE:
+            text, dims = build_row_ir(sub, dtype, reds[0])
+        else:
+            text, dims = None, None
         k = None
         if text is not None:  # the name comes from the IR, so cached object code matches across processes
             fname = f"graphc_k_{hashlib.sha256(text.encode()).hexdigest()[:20]}"

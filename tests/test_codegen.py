@@ -184,3 +184,53 @@ def test_two_processes_compiling_into_one_cache(tmp_path):
     assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
     assert len({o[0].strip().splitlines()[-1].split('"sum": ')[1] for o in outs}) == 1
     assert not list(tmp_path.glob('kernels/*/.tmp-*'))  # no half-written entries left behind
+
+
+def _fused(fn, *arrays):
+    vs = [input_var(f"in{i}", a.shape, a.dtype) for i, a in enumerate(arrays)]
+    out = fn(*vs)
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    g = Graph([o._one() for o in outs], [v._one()[0] for v in vs])
+    op = FusedOp('k', g)
+    res = cpu.run_fused(op, list(arrays))
+    ref = interpret(g, {id(v._one()[0]): a for v, a in zip(vs, arrays)})
+    return res, ref
+
+
+ROW = [('softmax with a prologue', lambda v, w: nd.softmax(nd.broadcast_add(v * 0.5, w))),
+       ('log_softmax', lambda v, w: nd.log_softmax(v)),
+       ('softmax with temperature and an epilogue', lambda v, w: nd.softmax(v, temperature=2.0) * 3),
+       ('sum of relu', lambda v, w: nd.sum(nd.relu(v), axis=1)),
+       ('mean with keepdims and an epilogue', lambda v, w: nd.mean(v * v, axis=-1, keepdims=True) + 1),
+       ('max', lambda v, w: nd.max(v, axis=1)),
+       ('min with an epilogue', lambda v, w: nd.min(v * 2, axis=1, keepdims=True) - 1)]
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+@pytest.mark.parametrize('name,fn', ROW, ids=[r[0] for r in ROW])
+def test_row_reductions_compile_and_match(name, fn, dtype):
+    x, w = _data((64, 100), dtype), _data((100,), dtype, seed=3)
+    res, ref = _fused(fn, x, w)
+    assert res is not None, f"{name}: no kernel"
+    res = res if isinstance(res, tuple) else (res,)
+    for a, b in zip(res, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5 if dtype == 'float32' else 1e-12, atol=1e-5)
+
+
+def test_reductions_over_several_trailing_axes_and_unsupported_patterns():
+    x = _data((4, 6, 10), 'float32', seed=1)
+    res, ref = _fused(lambda v: nd.sum(nd.exp(v * 0.1), axis=(1, 2)), x)
+    np.testing.assert_allclose(res, ref[0], rtol=1e-5)
+    res, ref = _fused(lambda v: nd.sum(v, axis=0) * 2, _data((64, 10), 'float32'))
+    assert res is None  # a leading-axis reduction: the NumPy reference runs it
+
+
+def test_prologue_value_that_is_also_an_output():
+    def fn(v, w):
+        y = nd.broadcast_add(v, w) * 2
+        return [y, nd.sum(y, axis=1)]
+    x, w = _data((32, 50), 'float32'), _data((50,), 'float32', seed=4)
+    res, ref = _fused(fn, x, w)
+    assert res is not None
+    np.testing.assert_allclose(res[0], ref[0], rtol=1e-6)
+    np.testing.assert_allclose(res[1], ref[1], rtol=1e-5, atol=1e-5)
