@@ -11,8 +11,8 @@ import sys
 import numpy as np
 
 import graphc as gc
-from graphc import autograd, gluon, nd
-from graphc.bench import row, standard, timeit, twins
+from graphc import nd
+from graphc.bench import row, standard, timeit, train_steps, twins
 
 
 def lenet_train(reps):
@@ -26,18 +26,7 @@ def lenet_train(reps):
     x = nd.random.uniform(shape=(600, 1, 28, 28))
     y = nd.array(np.random.default_rng(0).integers(0, 10, 600), dtype='int32')
     eager, hyb = twins(lenet, x)
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    steps = {}
-    for name, net in (('eager', eager), ('hybridized', hyb)):
-        tr = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-3})
-
-        def step(net=net, tr=tr):
-            with autograd.record():
-                loss = loss_fn(net(x), y)
-            loss.backward()
-            tr.step(600)
-        steps[name] = step
-    return timeit(steps, max(3, reps // 5))
+    return timeit(train_steps(eager, hyb, x, y, 'adam', {'learning_rate': 1e-3}), max(3, reps // 5))
 
 
 def main(argv=None):

@@ -8,8 +8,6 @@ import argparse
 import json
 import time
 
-import numpy as np
-
 import graphc as gc
 from graphc import autograd, gluon
 from graphc.gluon import nn

@@ -40,7 +40,6 @@ def plan(graph, keep=()):
     """Plan buffers for every op output in graph.nodes order. `keep`: entries that must survive to the end
     (graph outputs, and in training the activations the backward reads)."""
     nodes = [n for n in graph.nodes if not n.is_var]
-    pos = {id(n): i for i, n in enumerate(nodes)}
     last = {}
     for i, n in enumerate(nodes):
         for s, j in n.inputs:

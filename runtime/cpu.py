@@ -251,6 +251,20 @@ def _threads():
     return int(os.environ.get('GRAPHC_NUM_THREADS', os.cpu_count() or 1))
 
 
+def _kernel_function(dtype, n_ptrs):
+    """An empty `void kernel(i8** buffers, i64 start, i64 stop)` with typed buffer pointers loaded."""
+    import llvmlite.ir as ir
+    t = ir.DoubleType() if dtype == np.float64 else ir.FloatType()
+    i64 = ir.IntType(64)
+    mod = ir.Module(name='graphc_kernel')
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ir.PointerType(ir.IntType(8).as_pointer()), i64, i64]),
+                     name='kernel')
+    args, start, stop = fn.args
+    b = ir.IRBuilder(fn.append_basic_block('entry'))
+    ptrs = [b.bitcast(b.load(b.gep(args, [ir.Constant(i64, k)])), t.as_pointer()) for k in range(n_ptrs)]
+    return t, i64, mod, fn, b, start, stop, ptrs
+
+
 def build_ir(sub, dtype):
     """LLVM IR text for the fused subgraph, or None when some op has no emitter for this dtype."""
     import llvmlite.ir as ir
@@ -268,16 +282,7 @@ def build_ir(sub, dtype):
     in_st = [_strides(v.shapes[0], it) for v in sub.inputs]
     out_st = [_strides(it, it) for _ in outs]
     dims, sts = collapse(list(it), in_st + out_st)
-    t = ir.DoubleType() if dtype == np.float64 else ir.FloatType()
-    i64 = ir.IntType(64)
-    mod = ir.Module(name='graphc_kernel')
-    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ir.PointerType(ir.IntType(8).as_pointer()), i64, i64]),
-                     name='kernel')
-    args, start, stop = fn.args
-    entry = fn.append_basic_block('entry')
-    b = ir.IRBuilder(entry)
-    ptrs = [b.bitcast(b.load(b.gep(args, [ir.Constant(i64, k)])), t.as_pointer())
-            for k in range(len(sub.inputs) + len(outs))]
+    t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, len(sub.inputs) + len(outs))
     e = Emit(ir, b, t, mod)
     # loop nest: dim 0 over [start, stop), the rest full; offsets per operand accumulate strides
     def loop(level, offsets):
@@ -419,7 +424,6 @@ def build_row_ir(sub, dtype, red):
     for n in epi:
         if not soft and any(not s.is_var and level[id(s)] == 'x' for s, _ in n.inputs):
             return None, None  # an epilogue that reads a full-size value: not one pass per row
-    ykeep = Y if len(Y) == nd else Y + (1,) * k
 
     def view(shape, lvl):
         shape = tuple(shape)
@@ -448,15 +452,8 @@ def build_row_ir(sub, dtype, red):
         if tuple(n.shapes[j]) != want:
             return None, None
         out_views.append((lvl, (cols, 1) if lvl == 'x' else (1, 0)))
-    t = ir.DoubleType() if dtype == np.float64 else ir.FloatType()
-    i64 = ir.IntType(64)
-    mod = ir.Module(name='graphc_kernel')
-    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [ir.PointerType(ir.IntType(8).as_pointer()), i64, i64]),
-                     name='kernel')
-    args, start, stop = fn.args
-    b = ir.IRBuilder(fn.append_basic_block('entry'))
     n_in = len(sub.inputs)
-    ptrs = [b.bitcast(b.load(b.gep(args, [ir.Constant(i64, q)])), t.as_pointer()) for q in range(n_in + len(sub.outputs))]
+    t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, n_in + len(sub.outputs))
     e = Emit(ir, b, t, mod)
     C = lambda v: ir.Constant(i64, v)  # noqa: E731
     in_pos = {id(v): q for q, v in enumerate(sub.inputs)}
@@ -537,9 +534,8 @@ def build_row_ir(sub, dtype, red):
         return None, None
     b.ret_void()
     # the running sums may be reassociated (as NumPy's pairwise sums are): that alone lets LLVM vectorize them
-    text = str(mod).replace('= fadd float', '= fadd float').replace('"graphc_acc', '"graphc_acc')
     text = '\n'.join(ln.replace(' = fadd ', ' = fadd reassoc ') if 'graphc_acc' in ln.split('=')[0] else ln
-                     for ln in text.split('\n'))
+                     for ln in str(mod).split('\n'))
     return text, [rows, cols]
 
 
@@ -624,7 +620,6 @@ def compile_ir(text, name='kernel'):
 
 def kernel_for(fop):
     """The compiled Kernel of a FusedOp, or None (the NumPy reference runs it instead)."""
-    import time
     k = getattr(fop, '_kernel', False)
     if k is not False:  # decided before for this fused op
         return k
@@ -724,4 +719,3 @@ def split_anchor(fop):
     return anchor, a_in, epi, [pos[id(v)] for v in used], out_map
 
 
-__all__ = ['kernel_for', 'run_fused', 'build_ir', 'compile_ir', 'GraphcError']

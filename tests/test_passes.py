@@ -10,7 +10,7 @@ import pytest
 import graphc as gc
 from graphc import autograd, gluon, nd
 from graphc.gluon import nn
-from graphc.graph import Graph, Node
+from graphc.graph import Graph
 from graphc.passes import PASSES, PIPELINES, run_pipeline
 from graphc.runtime.interpreter import interpret
 from graphc.symbol import input_var

@@ -1,13 +1,10 @@
 """SymbolBlock: a block made from a graph (a Symbol), e.g. one loaded from MXNet's export files."""
-import numpy as np
-
 from ..base import GraphcError, GraphcLoadError
 from ..graph import Graph
 from ..nd import update_moving_stats
 from ..ndarray import invoke
 from ..symbol import Symbol
 from .block import HybridBlock
-from .parameter import Parameter
 
 
 class SymbolBlock(HybridBlock):

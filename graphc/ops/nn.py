@@ -4,7 +4,6 @@ import math
 import numpy as np
 
 from ..registry import Attr, bad, norm_axis, register, same_dtype
-from .elemwise import _sigmoid, same_infer
 
 # ---------------------------------------------------------------- FullyConnected
 FC_ATTRS = {'num_hidden': Attr('int'), 'no_bias': Attr('bool', False), 'flatten': Attr('bool', True)}
