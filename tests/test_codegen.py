@@ -234,3 +234,23 @@ def test_prologue_value_that_is_also_an_output():
     assert res is not None
     np.testing.assert_allclose(res[0], ref[0], rtol=1e-6)
     np.testing.assert_allclose(res[1], ref[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+@pytest.mark.parametrize('k,st,dl,pd', [((3, 3), (1, 1), (1, 1), (0, 0)), ((5, 3), (2, 1), (1, 2), (2, 1)),
+                                        ((2, 2), (2, 2), (1, 1), (1, 1))])
+def test_compiled_im2col_and_col2im_equal_numpy(k, st, dl, pd, dtype):
+    from graphc.ops import nn as ops_nn
+    from graphc.runtime import conv
+    x = _data((3, 4, 9, 8), dtype, seed=5)
+    oh, ow = (ops_nn._conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
+    fast = conv.im2col(x, k, st, dl, pd, (oh, ow))
+    old = cpu.set_backend('interp')
+    try:
+        assert conv.im2col(x, k, st, dl, pd, (oh, ow)) is None
+        ref, _ = ops_nn.im2col(x, k, st, dl, pd)
+        back_ref = ops_nn.col2im(ref, x.shape, k, st, dl, pd, (oh, ow))
+    finally:
+        cpu.set_backend(old)
+    np.testing.assert_array_equal(fast, ref)
+    np.testing.assert_allclose(conv.col2im(fast, x.shape, k, st, dl, pd, (oh, ow)), back_ref, rtol=1e-12, atol=1e-6)

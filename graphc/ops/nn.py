@@ -110,10 +110,19 @@ def _offsets(k, st, dl, out_hw):
                          slice(j * dl[1], j * dl[1] + st[1] * (ow - 1) + 1, st[1]))
 
 
+def _native():
+    """The compiled im2col/col2im of the CPU backend (imported on first use, so `import graphc` stays light)."""
+    from ..runtime import conv
+    return conv
+
+
 def im2col(x, k, st, dl, pd):
     """(N, C*kh*kw, OH*OW) columns, written one kernel tap at a time (contiguous inner rows)."""
     n, c, h, w = x.shape
     oh, ow = (_conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
+    fast = _native().im2col(x, k, st, dl, pd, (oh, ow))
+    if fast is not None:
+        return fast, (oh, ow)
     xp = _pad(x, pd)
     col = np.empty((n, c, k[0], k[1], oh, ow), x.dtype)
     for i, j, (sh, sw) in _offsets(k, st, dl, (oh, ow)):
@@ -124,6 +133,9 @@ def im2col(x, k, st, dl, pd):
 def col2im(col, shape, k, st, dl, pd, out_hw):
     """The adjoint of im2col: (N, C*kh*kw, OH*OW) columns scatter-added into an (N, C, H, W) image."""
     n, c, h, w = shape
+    fast = _native().col2im(col, shape, k, st, dl, pd, out_hw)
+    if fast is not None:
+        return fast
     col = col.reshape(n, c, k[0], k[1], out_hw[0], out_hw[1])
     xp = np.zeros((n, c, h + 2 * pd[0], w + 2 * pd[1]), col.dtype)
     for i, j, (sh, sw) in _offsets(k, st, dl, out_hw):

@@ -1,0 +1,98 @@
+"""Compiled im2col and col2im for the convolution kernels (NumPy's strided copies are slow on the
+short rows of small images). Each is specialized to its shapes, split over the batch across cores,
+and used by graphc.ops.nn when the CPU backend is on; the NumPy versions stay the reference."""
+import threading
+
+import numpy as np
+
+from .cpu import Kernel, _for, _kernel_function, compile_ir, enabled
+
+_lock = threading.Lock()
+_kernels = {}
+
+
+def _build(kind, shape, k, st, dl, pd, out_hw, dtype):
+    import llvmlite.ir as ir
+    n, c, h, w = shape
+    oh, ow = out_hw
+    t, i64, mod, fn, b, start, stop, (src, dst) = _kernel_function(dtype, 2)
+    C = lambda v: ir.Constant(i64, v)  # noqa: E731
+    zero = ir.Constant(t, 0.0)
+    i32 = lambda v: v  # noqa: E731
+
+    def body_n(bn, _):
+        def body_c(bc, _):
+            def body_i(bi, _):
+                def body_j(bj, _):
+                    def body_oh(boh, _):
+                        iy = b.sub(b.add(b.mul(boh, C(st[0])), b.mul(bi, C(dl[0]))), C(pd[0]))
+                        row_ok = b.and_(b.icmp_signed('>=', iy, C(0)), b.icmp_signed('<', iy, C(h)))
+                        img = b.mul(b.add(b.mul(bn, C(c)), bc), C(h * w))
+                        colrow = b.mul(b.add(b.mul(b.add(b.mul(b.add(b.mul(bn, C(c)), bc), C(k[0])), bi), C(k[1])), bj),
+                                       C(oh * ow))
+                        colrow = b.add(colrow, b.mul(boh, C(ow)))
+
+                        def body_ow(bow, _):
+                            ix = b.sub(b.add(b.mul(bow, C(st[1])), b.mul(bj, C(dl[1]))), C(pd[1]))
+                            ok = b.and_(row_ok, b.and_(b.icmp_signed('>=', ix, C(0)), b.icmp_signed('<', ix, C(w))))
+                            # clamp the index so the address is always valid; the mask picks 0 or the value
+                            iyc = b.select(row_ok, iy, C(0))
+                            ixc = b.select(ok, ix, C(0))
+                            xoff = b.add(img, b.add(b.mul(iyc, C(w)), ixc))
+                            coff = b.add(colrow, bow)
+                            if kind == 'im2col':
+                                v = b.load(b.gep(src, [xoff]))
+                                b.store(b.select(ok, v, zero), b.gep(dst, [coff]))
+                            else:  # col2im: scatter-add the column value into the image
+                                v = b.load(b.gep(src, [coff]))
+                                p = b.gep(dst, [xoff])
+                                b.store(b.fadd(b.load(p), b.select(ok, v, zero)), p)
+                            return []
+                        _for(b, fn, ir, C(0), C(ow), [], body_ow, 'ow')
+                        return []
+                    _for(b, fn, ir, C(0), C(oh), [], body_oh, 'oh')
+                    return []
+                _for(b, fn, ir, C(0), C(k[1]), [], body_j, 'j')
+                return []
+            _for(b, fn, ir, C(0), C(k[0]), [], body_i, 'i')
+            return []
+        _for(b, fn, ir, C(0), C(c), [], body_c, 'c')
+        return []
+    i32  # noqa: B018
+    _for(b, fn, ir, start, stop, [], body_n, 'n')
+    b.ret_void()
+    return str(mod)
+
+
+def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
+    key = (kind, shape, k, st, dl, pd, out_hw, str(dtype))
+    with _lock:
+        kern = _kernels.get(key)
+        if kern is None:
+            import hashlib
+            text = _build(kind, shape, k, st, dl, pd, out_hw, dtype)
+            name = f"graphc_{kind}_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+            text = text.replace('@"kernel"', f'@"{name}"').replace('@kernel', f'@{name}')
+            kern = _kernels[key] = Kernel(compile_ir(text, name), [shape[0], 1], 1, 1, dtype)
+            kern.total = int(np.prod(shape)) * k[0] * k[1]  # split over cores by the work, not the batch size
+        return kern
+
+
+def im2col(x, k, st, dl, pd, out_hw):
+    """(N, C*kh*kw, OH*OW) columns, or None when the compiled backend is off or the dtype is not float."""
+    if not enabled() or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
+        return None
+    n, c = x.shape[:2]
+    col = np.empty((n, c * k[0] * k[1], out_hw[0] * out_hw[1]), x.dtype)
+    _kernel('im2col', x.shape, tuple(k), tuple(st), tuple(dl), tuple(pd), tuple(out_hw), x.dtype)([x], [col])
+    return col
+
+
+def col2im(col, shape, k, st, dl, pd, out_hw):
+    """The (N, C, H, W) image the columns scatter-add into, or None (compiled backend off / not float)."""
+    if not enabled() or col.dtype not in (np.float32, np.float64):
+        return None
+    col = np.ascontiguousarray(col)
+    img = np.zeros(shape, col.dtype)
+    _kernel('col2im', tuple(shape), tuple(k), tuple(st), tuple(dl), tuple(pd), tuple(out_hw), col.dtype)([col], [img])
+    return img
