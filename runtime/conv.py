@@ -64,16 +64,66 @@ def _build(kind, shape, k, st, dl, pd, out_hw, dtype):
     return str(mod)
 
 
+def _build_maxpool_grad(shape, k, st, pd, out_hw, dtype):
+    """dx of max pooling: each window's gradient goes to its first maximum (row-major taps), as the reference."""
+    import llvmlite.ir as ir
+    n, c, h, w = shape
+    oh, ow = out_hw
+    t, i64, mod, fn, b, start, stop, (gp, xp, yp, dxp) = _kernel_function(dtype, 4)
+    C = lambda v: ir.Constant(i64, v)  # noqa: E731
+    lo = ir.Constant(t, float(np.finfo(dtype).min))
+    i1 = ir.IntType(1)
+
+    def body_n(bn, _):
+        def body_c(bc, _):
+            img = b.mul(b.add(b.mul(bn, C(c)), bc), C(h * w))
+            plane = b.mul(b.add(b.mul(bn, C(c)), bc), C(oh * ow))
+
+            def body_oh(boh, _):
+                def body_ow(bow, _):
+                    o = b.add(plane, b.add(b.mul(boh, C(ow)), bow))
+                    yv, gv = b.load(b.gep(yp, [o])), b.load(b.gep(gp, [o]))
+
+                    def body_i(bi, found):
+                        iy = b.sub(b.add(b.mul(boh, C(st[0])), bi), C(pd[0]))
+                        row_ok = b.and_(b.icmp_signed('>=', iy, C(0)), b.icmp_signed('<', iy, C(h)))
+
+                        def body_j(bj, found):
+                            ix = b.sub(b.add(b.mul(bow, C(st[1])), bj), C(pd[1]))
+                            ok = b.and_(row_ok, b.and_(b.icmp_signed('>=', ix, C(0)), b.icmp_signed('<', ix, C(w))))
+                            off = b.add(img, b.add(b.mul(b.select(row_ok, iy, C(0)), C(w)), b.select(ok, ix, C(0))))
+                            v = b.select(ok, b.load(b.gep(xp, [off])), lo)
+                            hit = b.and_(b.not_(found[0]), b.fcmp_ordered('==', v, yv))
+                            p = b.gep(dxp, [off])
+                            add = b.and_(hit, ok)
+                            b.store(b.select(add, b.fadd(b.load(p), gv), b.load(p)), p)
+                            return [b.or_(found[0], hit)]
+                        return _for(b, fn, ir, C(0), C(k[1]), found, body_j, 'j')
+                    _for(b, fn, ir, C(0), C(k[0]), [ir.Constant(i1, 0)], body_i, 'i')
+                    return []
+                _for(b, fn, ir, C(0), C(ow), [], body_ow, 'ow')
+                return []
+            _for(b, fn, ir, C(0), C(oh), [], body_oh, 'oh')
+            return []
+        _for(b, fn, ir, C(0), C(c), [], body_c, 'c')
+        return []
+    _for(b, fn, ir, start, stop, [], body_n, 'n')
+    b.ret_void()
+    return str(mod)
+
+
 def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
     key = (kind, shape, k, st, dl, pd, out_hw, str(dtype))
     with _lock:
         kern = _kernels.get(key)
         if kern is None:
             import hashlib
-            text = _build(kind, shape, k, st, dl, pd, out_hw, dtype)
+            text = _build_maxpool_grad(shape, k, st, pd, out_hw, dtype) if kind == 'maxpool_grad' else \
+                _build(kind, shape, k, st, dl, pd, out_hw, dtype)
             name = f"graphc_{kind}_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
             text = text.replace('@"kernel"', f'@"{name}"').replace('@kernel', f'@{name}')
-            kern = _kernels[key] = Kernel(compile_ir(text, name), [shape[0], 1], 1, 1, dtype)
+            n_in = 3 if kind == 'maxpool_grad' else 1
+            kern = _kernels[key] = Kernel(compile_ir(text, name), [shape[0], 1], n_in, 1, dtype)
             kern.total = int(np.prod(shape)) * k[0] * k[1]  # split over cores by the work, not the batch size
         return kern
 
@@ -96,3 +146,13 @@ def col2im(col, shape, k, st, dl, pd, out_hw):
     img = np.zeros(shape, col.dtype)
     _kernel('col2im', tuple(shape), tuple(k), tuple(st), tuple(dl), tuple(pd), tuple(out_hw), col.dtype)([col], [img])
     return img
+
+
+def maxpool_grad(g, x, y, k, st, pd, out_hw):
+    """dx of max pooling (windows wholly inside the padded input), or None (backend off / not float)."""
+    if not enabled() or x.dtype not in (np.float32, np.float64):
+        return None
+    dx = np.zeros(x.shape, x.dtype)
+    args = [np.ascontiguousarray(a, dtype=x.dtype) for a in (g, x, y)]
+    _kernel('maxpool_grad', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)(args, [dx])
+    return dx

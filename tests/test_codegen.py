@@ -254,3 +254,23 @@ def test_compiled_im2col_and_col2im_equal_numpy(k, st, dl, pd, dtype):
         cpu.set_backend(old)
     np.testing.assert_array_equal(fast, ref)
     np.testing.assert_allclose(conv.col2im(fast, x.shape, k, st, dl, pd, (oh, ow)), back_ref, rtol=1e-12, atol=1e-6)
+
+
+@pytest.mark.parametrize('attrs', [{'kernel': (2, 2), 'stride': (2, 2)},
+                                   {'kernel': (3, 3), 'stride': (2, 2), 'pad': (1, 1)},
+                                   {'kernel': (3, 3), 'stride': (2, 2), 'pooling_convention': 'full'}], ids=str)
+@pytest.mark.parametrize('ties', [False, True])
+def test_compiled_maxpool_gradient_equals_numpy(attrs, ties):
+    from graphc.registry import OPS
+    op, back = OPS['Pooling'], OPS['_backward_Pooling']
+    a = op.canon(attrs)
+    x = np.round(_data((2, 3, 7, 7), 'float32', seed=6)) if ties else _data((2, 3, 7, 7), 'float32', seed=6)
+    y = op.ref(a, x)
+    g = _data(y.shape, 'float32', seed=7)
+    fast = back.ref(a, g, x, y)
+    old = cpu.set_backend('interp')
+    try:
+        ref = back.ref(a, g, x, y)
+    finally:
+        cpu.set_backend(old)
+    np.testing.assert_allclose(fast, ref, rtol=1e-6, atol=1e-6)

@@ -349,8 +349,12 @@ def _backward_pooling(attrs, g, x, y):
     k, st, pd, extra, out = _pool_geom(attrs, x.shape)
     n, c, h, w = x.shape
     oh, ow = out
-    dxp = np.zeros((n, c, h + 2 * pd[0] + extra[0], w + 2 * pd[1] + extra[1]), x.dtype)
     pt = attrs['pool_type']
+    if pt == 'max':
+        fast = _native().maxpool_grad(g, x, y, k, st, pd, out)
+        if fast is not None:
+            return fast
+    dxp = np.zeros((n, c, h + 2 * pd[0] + extra[0], w + 2 * pd[1] + extra[1]), x.dtype)
     if pt == 'max':
         lo = np.finfo(x.dtype).min if x.dtype.kind == 'f' else np.iinfo(x.dtype).min
         xp = _pad(x, pd, extra, lo)
