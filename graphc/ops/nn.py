@@ -187,8 +187,14 @@ def conv2d_weight_grad(x, dy, k, st, dl, pd, g):
     d2 = dy.reshape(n, f, oh * ow)
     dw = np.empty((f, cg * kk), x.dtype)
     for i in range(g):
-        dw[i * fg:(i + 1) * fg] = np.tensordot(d2[:, i * fg:(i + 1) * fg], col[:, i * cg * kk:(i + 1) * cg * kk],
-                                               axes=([0, 2], [0, 2]))
+        dg, cgc = d2[:, i * fg:(i + 1) * fg], col[:, i * cg * kk:(i + 1) * cg * kk]
+        if oh * ow >= cg * kk:  # many positions, a small kernel: batched GEMMs summed in chunks beat tensordot's copies
+            acc = np.zeros((fg, cg * kk), x.dtype)
+            for s in range(0, n, 64):
+                acc += np.matmul(dg[s:s + 64], cgc[s:s + 64].transpose(0, 2, 1)).sum(0)
+            dw[i * fg:(i + 1) * fg] = acc
+        else:
+            dw[i * fg:(i + 1) * fg] = np.tensordot(dg, cgc, axes=([0, 2], [0, 2]))
     return dw.reshape((f, cg) + tuple(k))
 
 
