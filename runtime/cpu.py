@@ -539,6 +539,104 @@ def build_row_ir(sub, dtype, red):
     return text, [rows, cols]
 
 
+def build_col_ir(sub, dtype, red):
+    """A fused group ending in one sum/mean/max/min over its leading axes (a bias gradient, say): rows
+    outer, the kept columns inner (vectorized), accumulating in the output; threads split the columns.
+    The reduction must be the group's last op. None when the group does not fit."""
+    import llvmlite.ir as ir
+    from graphc.ops.reduce import _axes
+    X = tuple(red.inputs[0][0].shapes[red.inputs[0][1]])
+    nd = len(X)
+    if red.op.name not in ('sum', 'mean', 'max', 'min') or nd < 2 or 0 in X:
+        return None, None
+    axes = _axes(red.attrs, nd)
+    k = len(axes)
+    if not k or k == nd or axes != tuple(range(k)):
+        return None, None
+    rows, cols = int(np.prod(X[:k])), int(np.prod(X[k:]))
+    ops = [n for n in sub.nodes if not n.is_var]
+    pro = set()
+    stack = [red.inputs[0][0]]
+    while stack:
+        n = stack.pop()
+        if n.is_var or id(n) in pro:
+            continue
+        pro.add(id(n))
+        stack += [s for s, _ in n.inputs]
+    if any(id(n) not in pro and n is not red for n in ops) or any(n.op.kind == 'reduce' for n in ops if n is not red):
+        return None, None
+    views = {}
+    for n in ops:
+        for s, _ in n.inputs:
+            if s.is_var:
+                v = _row_strides(s.shapes[0], X, nd - k) if len(s.shapes[0]) <= nd else None
+                if v is None:
+                    return None, None
+                views[id(s)] = v
+    outs = []
+    for n, j in sub.outputs:
+        if n is red:
+            outs.append('r')
+        elif tuple(n.shapes[j]) == X:
+            outs.append('x')
+        else:
+            return None, None
+    if 'r' not in outs:
+        return None, None
+    n_in = len(sub.inputs)
+    t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, n_in + len(outs))
+    e = Emit(ir, b, t, mod)
+    C = lambda v: ir.Constant(i64, v)  # noqa: E731
+    acc_ptr = ptrs[n_in + outs.index('r')]
+    name = red.op.name
+    init = {'sum': 0.0, 'mean': 0.0, 'max': float('-inf'), 'min': float('inf')}[name]
+    pos = {id(v): q for q, v in enumerate(sub.inputs)}
+    pro_nodes = [n for n in ops if id(n) in pro]
+    src = red.inputs[0]
+
+    def init_body(c, _):
+        b.store(e.c(init), b.gep(acc_ptr, [c]))
+        return []
+
+    def row(r, _):
+        def col(c, _):
+            vals = {}
+            for v in sub.inputs:
+                if id(v) in views:
+                    rs, cs = views[id(v)]
+                    vals[(id(v), 0)] = b.load(b.gep(ptrs[pos[id(v)]], [b.add(b.mul(r, C(rs)), b.mul(c, C(cs)))]))
+            for n in pro_nodes:
+                out = emit_node(e, n, [vals[(id(s), j)] for s, j in n.inputs])
+                if out is None:
+                    raise _NoEmit
+                vals[(id(n), 0)] = out
+            for q, ((n, j), kind) in enumerate(zip(sub.outputs, outs)):
+                if kind == 'x':
+                    b.store(vals[(id(n), j)], b.gep(ptrs[n_in + q], [b.add(b.mul(r, C(cols)), c)]))
+            p = b.gep(acc_ptr, [c])
+            v = vals[(id(src[0]), src[1])]
+            a = b.load(p)
+            b.store(b.fadd(a, v) if name in ('sum', 'mean') else
+                    e.intrinsic('llvm.maxnum' if name == 'max' else 'llvm.minnum', a, v), p)
+            return []
+        _for(b, fn, ir, start, stop, [], col, 'c')
+        return []
+
+    def fin(c, _):
+        p = b.gep(acc_ptr, [c])
+        b.store(b.fdiv(b.load(p), e.c(rows)), p)
+        return []
+    try:
+        _for(b, fn, ir, start, stop, [], init_body, 'z')
+        _for(b, fn, ir, C(0), C(rows), [], row, 'r')
+        if name == 'mean':
+            _for(b, fn, ir, start, stop, [], fin, 'f')
+    except _NoEmit:
+        return None, None
+    b.ret_void()
+    return str(mod), [cols, 1]
+
+
 class _NoEmit(Exception):
     pass
 
@@ -643,6 +741,8 @@ def _kernel_for(sub):
             text, dims = build_ir(sub, dtype)
         elif len(reds) == 1 and reds[0].op.name in ROW_REDUCE:
             text, dims = build_row_ir(sub, dtype, reds[0])
+            if text is None:
+                text, dims = build_col_ir(sub, dtype, reds[0])
         else:
             text, dims = None, None
         k = None

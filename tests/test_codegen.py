@@ -274,3 +274,19 @@ def test_compiled_maxpool_gradient_equals_numpy(attrs, ties):
     finally:
         cpu.set_backend(old)
     np.testing.assert_allclose(fast, ref, rtol=1e-6, atol=1e-6)
+
+
+COL = [('bias gradient', lambda v, w: nd.sum(v * w, axis=0)),
+       ('kept prologue output', lambda v, w: (lambda y: [y, nd.sum(y, axis=0)])(v * w)),
+       ('mean keepdims', lambda v, w: nd.mean(nd.relu(v), axis=0, keepdims=True)),
+       ('max', lambda v, w: nd.max(v + w, axis=0))]
+
+
+@pytest.mark.parametrize('name,fn', COL, ids=[c[0] for c in COL])
+def test_column_reductions_compile_and_match(name, fn):
+    x, m = _data((300, 70), 'float32'), (_data((300, 70), 'float32', seed=9) > 0).astype(np.float32)
+    res, ref = _fused(fn, x, m)
+    assert res is not None, name
+    res = res if isinstance(res, tuple) else (res,)
+    for a, b in zip(res, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
