@@ -79,3 +79,13 @@ def test_lazy_and_naive_agree_on_a_small_program():
 def test_bad_engine_name():
     with pytest.raises(gc.GraphcError, match="'lazy' or 'naive'"):
         engine.set_engine('async')
+
+
+def test_same_program_shape_reuses_its_plan():
+    reports = []
+    for i in range(3):
+        x = nd.array(np.full((8, 8), float(i), np.float32))
+        y = (nd.relu(x * 2 - 1) + 3).asnumpy()
+        np.testing.assert_allclose(y, np.maximum(np.full((8, 8), 2.0 * i - 1), 0) + 3)
+        reports.append(engine.stats['last_report'])
+    assert reports[0] is reports[1] is reports[2]  # passes ran once for the three realizations
