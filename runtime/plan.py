@@ -38,8 +38,8 @@ class Plan:
                 r = ref(attrs, *[vals[k] for k in ins])
             except GraphcError as e:
                 raise type(e)(f"{describe(node)}{e}") from None
-            if len(outs) == 1:
-                vals[outs[0]] = r
+            if len(outs) == 1:  # (a one-output op may still return a 1-tuple, as SliceChannel(num_outputs=1))
+                vals[outs[0]] = r[0] if type(r) is tuple else r
             else:
                 for k, v in zip(outs, r):
                     vals[k] = v

@@ -347,3 +347,10 @@ def test_where_with_a_row_condition_is_not_fused_as_broadcasting():
     g2, _ = run_pipeline(g, 'inference', verify=True)
     ca, xa = np.array([1, 0, 1], np.float32), np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
     np.testing.assert_allclose(run(g2, ca, xa)[0], np.where(ca[:, None] != 0, np.maximum(xa, 0) * 2, xa * 3), rtol=1e-6)
+
+
+def test_plan_accepts_one_element_tuples_from_single_output_ops():
+    from graphc.runtime.plan import Plan
+    x = input_var('x', (4, 6), 'float32')
+    g = Graph([nd.relu(nd.split(x, num_outputs=1, axis=1))._one()])
+    np.testing.assert_array_equal(Plan(g)({id(g.inputs[0]): X})[0], np.maximum(X, 0))
