@@ -22,3 +22,14 @@ def test_lenet_mnist_learns_on_a_subset(tmp_path):
     assert res[0]['test_acc'] > 0.75, res  # chance is 0.10; the full epoch reaches about 0.98
     saved = json.load(open(tmp_path / 'r.json'))
     assert saved['epochs'][0]['test_acc'] == res[0]['test_acc']
+
+
+def test_char_lstm_trains_samples_and_resumes(tmp_path):
+    import char_lstm
+    common = ['--hidden', '32', '--seq-len', '8', '--chars', '30000', '--sample-every', '0', '--checkpoint-every', '5',
+              '--checkpoint-dir', str(tmp_path)]
+    res = char_lstm.main(['--max-steps', '10'] + common)
+    assert res['steps'] == 10 and len(res['sample']) > 100
+    assert (tmp_path / 'char_lstm.params').exists() and (tmp_path / 'char_lstm.json').exists()
+    again = char_lstm.main(['--max-steps', '15', '--resume'] + common)
+    assert again['steps'] == 15 and np.isfinite(again['val_perplexity'])
