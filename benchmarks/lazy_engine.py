@@ -1,8 +1,8 @@
 """Naive vs lazy eager engine on the same NDArray code, side by side (median after warm-up).
 
-Until the compiled CPU backend lands, a realized lazy graph runs the same NumPy kernels op by op,
-so lazy mode pays the trace and pass pipeline per realization and gains nothing: this measures
-that cost, which decides the default engine (see README).
+A realized lazy graph is fused and runs compiled kernels, and a program shape seen before reuses its
+plan; each realization still costs some Python. This measures both sides, which decides the default
+engine (see README).
 
     python benchmarks/lazy_engine.py [--reps 50]
 """
