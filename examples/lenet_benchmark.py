@@ -14,14 +14,12 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import graphc as gc
-from graphc import autograd, gluon, lr_scheduler
-from graphc.gluon.data.vision import MNIST, ToTensor
+from graphc import gluon, lr_scheduler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lenet_mnist import lenet  # noqa: E402
+from lenet_mnist import lenet, mnist_sets, train_epoch  # noqa: E402
 
 
 def evaluate(net, loss_fn, loader):
@@ -51,21 +49,9 @@ def run(mode, args, train_set, test_set, n_train, n_test):
     epochs = []
     for epoch in range(1, args.epochs + 1):
         lr = sched(trainer.optimizer.num_update + 1)  # the rate of this epoch's first update
-        t0 = time.perf_counter()
-        seen = correct = 0
-        loss_sum = 0.0
-        for x, y in train_loader:
-            with autograd.record():
-                out = net(x)
-                loss = loss_fn(out, y)
-            loss.backward()
-            trainer.step(x.shape[0])
-            seen += x.shape[0]
-            loss_sum += float(loss.sum().asscalar())
-            correct += int((out.asnumpy().argmax(1) == y.asnumpy()).sum())
-        secs = time.perf_counter() - t0
+        train_loss, train_acc, seen, secs = train_epoch(net, trainer, loss_fn, train_loader)
         test_loss, test_acc = evaluate(net, loss_fn, test_loader)
-        rec = {'epoch': epoch, 'lr': lr, 'train_loss': loss_sum / seen, 'train_acc': correct / seen,
+        rec = {'epoch': epoch, 'lr': lr, 'train_loss': train_loss, 'train_acc': train_acc,
                'test_loss': test_loss, 'test_acc': test_acc, 'epoch_seconds': secs,
                'samples_per_second': seen / secs}
         epochs.append(rec)
@@ -121,9 +107,7 @@ def main(argv=None):
     if not modes or any(m not in ('eager', 'hybrid') for m in modes):
         p.error(f"--modes must list eager and/or hybrid, got {args.modes!r}")
 
-    to_tensor = lambda x, y: (ToTensor()(x), y)  # noqa: E731  uint8 HWC -> float32 CHW in [0, 1]
-    to_tensor.batchable = True
-    train_set, test_set = MNIST(train=True, transform=to_tensor), MNIST(train=False, transform=to_tensor)
+    train_set, test_set = mnist_sets()
     n_train = min(args.limit or len(train_set), len(train_set))
     n_test = min(args.test_limit or len(test_set), len(test_set))
 

@@ -25,6 +25,33 @@ def lenet():
     return net
 
 
+def mnist_sets():
+    """The bundled MNIST train and test sets, images as float32 CHW in [0, 1] (batched in one step)."""
+    to_tensor = lambda x, y: (ToTensor()(x), y)  # noqa: E731  uint8 HWC -> float32 CHW in [0, 1]
+    to_tensor.batchable = True
+    return MNIST(train=True, transform=to_tensor), MNIST(train=False, transform=to_tensor)
+
+
+def train_epoch(net, trainer, loss_fn, batches):
+    """One pass over `batches` (any iterable of (x, y); a Progress bar shows loss and accuracy).
+    Returns (mean loss, accuracy, samples, seconds)."""
+    t0 = time.perf_counter()
+    seen = correct = 0
+    loss_sum = 0.0
+    for x, y in batches:
+        with autograd.record():
+            out = net(x)
+            loss = loss_fn(out, y)
+        loss.backward()
+        trainer.step(x.shape[0])
+        seen += x.shape[0]
+        loss_sum += float(loss.sum().asscalar())
+        correct += int((out.asnumpy().argmax(1) == y.asnumpy()).sum())
+        if hasattr(batches, 'set_postfix'):
+            batches.set_postfix(loss=round(loss_sum / seen, 4), acc=round(correct / seen, 4))
+    return loss_sum / seen, correct / seen, seen, time.perf_counter() - t0
+
+
 def evaluate(net, loader):
     correct = total = 0
     for x, y in loader:
@@ -46,9 +73,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     gc.random.seed(args.seed)
-    to_tensor = lambda x, y: (ToTensor()(x), y)  # noqa: E731  uint8 HWC -> float32 CHW in [0, 1]
-    to_tensor.batchable = True
-    train_set, test_set = MNIST(train=True, transform=to_tensor), MNIST(train=False, transform=to_tensor)
+    train_set, test_set = mnist_sets()
     n_train = min(args.limit or len(train_set), len(train_set))  # shuffles the first n_train images
     sampler = gluon.data.BatchSampler(gluon.data.RandomSampler(n_train), args.batch_size, 'keep')
     train_loader = gluon.data.DataLoader(train_set, batch_sampler=sampler)
@@ -63,25 +88,12 @@ def main(argv=None):
 
     results = []
     for epoch in range(1, args.epochs + 1):
-        t0 = time.perf_counter()
-        seen = correct = 0
-        loss_sum = 0.0
         bar = Progress(train_loader, desc=f"epoch {epoch}/{args.epochs}", unit='samples', unit_scale=args.batch_size)
-        for x, y in bar:
-            with autograd.record():
-                out = net(x)
-                loss = loss_fn(out, y)
-            loss.backward()
-            trainer.step(x.shape[0])
-            seen += x.shape[0]
-            loss_sum += float(loss.sum().asscalar())
-            correct += int((out.asnumpy().argmax(1) == y.asnumpy()).sum())
-            bar.set_postfix(loss=round(loss_sum / seen, 4), acc=round(correct / seen, 4))
-        train_time = time.perf_counter() - t0
+        train_loss, train_acc, seen, train_time = train_epoch(net, trainer, loss_fn, bar)
         acc = evaluate(net, test_loader)
-        results.append({'epoch': epoch, 'train_loss': loss_sum / seen, 'train_acc': correct / seen,
+        results.append({'epoch': epoch, 'train_loss': train_loss, 'train_acc': train_acc,
                         'test_acc': acc, 'train_seconds': train_time, 'samples_per_second': seen / train_time})
-        print(f"epoch {epoch}: train loss {loss_sum / seen:.4f}, train acc {correct / seen:.4f}, "
+        print(f"epoch {epoch}: train loss {train_loss:.4f}, train acc {train_acc:.4f}, "
               f"test acc {acc:.4f}, {train_time:.1f} s ({seen / train_time:.0f} samples/s)", flush=True)
     if args.json:
         with open(args.json, 'w') as f:

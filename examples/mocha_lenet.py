@@ -8,11 +8,15 @@ validation on the test set every 1000 iterations, snapshots every 5000 into --sn
 """
 import argparse
 import json
+import os
+import sys
 
 import graphc as gc
 from graphc import gluon
 from graphc.gluon import nn, solver
-from graphc.gluon.data.vision import MNIST, ToTensor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lenet_mnist import mnist_sets  # noqa: E402
 
 
 def mocha_lenet():
@@ -40,9 +44,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     gc.random.seed(args.seed)
-    to_tensor = lambda x, y: (ToTensor()(x), y)  # noqa: E731  uint8 HWC -> float32 CHW in [0, 1]
-    to_tensor.batchable = True
-    train_set, test_set = MNIST(train=True, transform=to_tensor), MNIST(train=False, transform=to_tensor)
+    train_set, test_set = mnist_sets()
     n_train = min(args.limit or len(train_set), len(train_set))
     n_test = min(args.test_limit or len(test_set), len(test_set))
     train_loader = gluon.data.DataLoader(train_set, sampler=gluon.data.RandomSampler(n_train),
