@@ -238,7 +238,7 @@ def test_layer_shapes_and_names(kind, layout):
     assert y.shape == ((T, N, 10) if layout == 'TNC' else (N, T, 10))
     y2, st = layer(x, layer.begin_state(N))
     assert len(st) == nst and all(s.shape == (4, N, 5) for s in st)
-    np.testing.assert_allclose(y.asnumpy(), y2.asnumpy(), rtol=1e-6)
+    np.testing.assert_allclose(y.asnumpy(), y2.asnumpy(), rtol=1e-5, atol=1e-7)  # float32: kernels may fuse differently
     G = 4 if kind == 'lstm' else 3
     names = [n[len(layer.prefix):] for n in layer.collect_params()]
     assert names[:8] == ['l0_i2h_weight', 'l0_h2h_weight', 'l0_i2h_bias', 'l0_h2h_bias',
