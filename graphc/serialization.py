@@ -8,7 +8,7 @@ Files are written with the V2 array magic that MXNet 1.x reads by default. V2 ca
 0-d array (ndim 0 means "no array"), so a list containing one is written all in V3 (NumPy shape
 semantics; real MXNet reads it under `npx.set_np()` / `np_shape(True)`).
 
-The loader trusts nothing in the file: it only reads bytes and numbers (no pickle, no eval),
+The loader trusts nothing in the file: it only reads bytes and numbers (no object deserialization, no code evaluation),
 checks every count, ndim and byte size against the bytes that remain before allocating
 anything, and reports each defect as GraphcLoadError(file, byte offset, what is wrong).
 """

@@ -30,7 +30,7 @@ buffers at the first step: a momentum policy whose first value is 0 leaves SGD w
 
 Snapshots (snapshot_every=N, snapshot_dir=D) go to D/snapshot-<iter>.params (Block.save_parameters),
 D/snapshot-<iter>.states (Trainer.save_states) and D/snapshot-<iter>.json (iteration, epoch,
-position in the epoch, graphc.random states, history: plain JSON, no pickle), the JSON written
+position in the epoch, graphc.random states, history: plain JSON, no Python object serialization), the JSON written
 last (so a snapshot without its JSON is ignored); also one after the last step. With resume=True
 fit() loads the newest complete snapshot in D and goes on from it.
 

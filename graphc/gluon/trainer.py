@@ -105,7 +105,7 @@ class Trainer:
 
     # ------------------------------------------------------------ optimizer state
     def save_states(self, fname):
-        """Save optimizer states, update counts and learning rate as a .params file (no pickle).
+        """Save optimizer states, update counts and learning rate as a .params file (arrays and numbers only).
 
         Names: 'state:<param>:<k>' for the k-th array of a parameter's state, 'count:<param>' for its
         update count, 'meta:num_update' and 'meta:lr'."""
