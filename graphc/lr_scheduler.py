@@ -40,6 +40,15 @@ class LRScheduler:
     def __repr__(self):
         return f"{type(self).__name__}(base_lr={self.base_lr})"
 
+    def _span(self, max_update, final_lr):
+        """Poly and Cosine decay from the end of warm-up to max_update, then hold final_lr."""
+        if max_update < 1:
+            raise ValueError("max_update must be >= 1")
+        self.max_update, self.final_lr = int(max_update), final_lr
+        self.max_steps = self.max_update - self.warmup_steps
+        if self.max_steps < 1:
+            raise ValueError("max_update must be larger than warmup_steps")
+
 
 class FactorScheduler(LRScheduler):
     """base_lr * factor**k after k full `step`s (k = (num_update-1)//step), never below stop_factor_lr."""
@@ -80,12 +89,8 @@ class PolyScheduler(LRScheduler):
 
     def __init__(self, max_update, base_lr=0.01, pwr=2, final_lr=0.0, **warmup):
         super().__init__(base_lr, **warmup)
-        if max_update < 1:
-            raise ValueError("max_update must be >= 1")
-        self.max_update, self.power, self.final_lr = int(max_update), pwr, final_lr
-        self.max_steps = self.max_update - self.warmup_steps
-        if self.max_steps < 1:
-            raise ValueError("max_update must be larger than warmup_steps")
+        self._span(max_update, final_lr)
+        self.power = pwr
 
     def lr(self, num_update):
         if num_update > self.max_update:
@@ -99,14 +104,9 @@ class CosineScheduler(LRScheduler):
 
     def __init__(self, max_update, base_lr=0.01, final_lr=0.0, **warmup):
         super().__init__(base_lr, **warmup)
-        if max_update < 1:
-            raise ValueError("max_update must be >= 1")
         if base_lr < final_lr:
             raise ValueError("base_lr must be at least final_lr")
-        self.max_update, self.final_lr = int(max_update), final_lr
-        self.max_steps = self.max_update - self.warmup_steps
-        if self.max_steps < 1:
-            raise ValueError("max_update must be larger than warmup_steps")
+        self._span(max_update, final_lr)
 
     def lr(self, num_update):
         if num_update > self.max_update:

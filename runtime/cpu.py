@@ -731,7 +731,9 @@ def _kernel_for(sub):
     if len(dts) != 1 or next(iter(dts)) not in (np.float32, np.float64):
         return None
     dtype = next(iter(dts))
-    key = (sub.text(), str(dtype))
+    # the IR depends on ops, attributes and shapes only: drop the source-location comments, so the same
+    # kernel traced from two blocks (or two unrolled time steps) is built once
+    key = ('\n'.join(ln.split('   # ')[0] for ln in sub.text().splitlines()), str(dtype))
     with _lock:
         if key in _cache:
             return _cache[key]
