@@ -114,13 +114,16 @@ class Emit:
         return self.select(b.fcmp_unordered('uno', x, x), x, y)  # NaN stays NaN
 
     def tanh(self, x):
-        if self.f64:
-            return None
         b = self.b
         ax = self.intrinsic('llvm.fabs', x)
-        z = b.fmul(x, x)  # Cephes tanhf: an odd polynomial near 0, exp elsewhere
-        small = b.fadd(b.fmul(b.fmul(self.poly(z, [-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
-                                                   1.33314422036E-1, -3.33332819422E-1]), z), x), x)
+        z = b.fmul(x, x)
+        if self.f64:  # Cephes tanh: x + x*z*P(z)/Q(z) near 0, exp elsewhere
+            pq = b.fdiv(self.poly(z, [-9.64399179425052238628E-1, -9.92877231001918586564E1, -1.61468768441708447952E3]),
+                        self.poly(z, [1.0, 1.12811678491632931402E2, 2.23548839060100448583E3, 4.84406305325125486048E3]))
+            small = b.fadd(x, b.fmul(b.fmul(x, z), pq))
+        else:  # Cephes tanhf: an odd polynomial near 0, exp elsewhere
+            small = b.fadd(b.fmul(b.fmul(self.poly(z, [-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
+                                                       1.33314422036E-1, -3.33332819422E-1]), z), x), x)
         e = self.exp(b.fadd(ax, ax))
         big = b.fsub(self.c(1.0), b.fdiv(self.c(2.0), b.fadd(e, self.c(1.0))))
         big = self.intrinsic('llvm.copysign', big, x)
@@ -225,7 +228,7 @@ class Kernel:
     """A compiled fused kernel: call(inputs, outputs) with C-contiguous NumPy arrays."""
 
     def __init__(self, fn_addr, dims, n_in, n_out, dtype):
-        self.dims, self.n_args, self.dtype = dims, n_in + n_out, dtype
+        self.dims, self.n_args, self.dtype, self.addr = dims, n_in + n_out, dtype, fn_addr
         self.total = int(np.prod(dims))
         self.ptr_t = ctypes.c_void_p * self.n_args
         self.cfn = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int64, ctypes.c_int64)(fn_addr)
@@ -787,9 +790,10 @@ def run_fused(fop, arrays):
 ANCHORS = ('FullyConnected', 'Convolution', 'Deconvolution', 'dot', 'batch_dot')
 
 
-def split_anchor(fop):
+def split_anchor(fop, compiles=None):
     """(anchor node, its input positions, epilogue FusedOp, epilogue's other input positions, output map) for
-    a group that starts with a GEMM or convolution whose epilogue compiles; else None."""
+    a group that starts with a GEMM or convolution whose epilogue compiles (with `compiles`, default this
+    backend's kernel_for; cuda.py passes its own); else None."""
     from ..graph import Graph, Node
     sub = fop.subgraph
     ops = [n for n in sub.nodes if not n.is_var]
@@ -812,7 +816,7 @@ def split_anchor(fop):
     if not epi_outs:
         return None
     epi = type(fop)(fop.name + '_epilogue', Graph(epi_outs, [av] + used))
-    if kernel_for(epi) is None:
+    if (compiles or kernel_for)(epi) is None:
         return None
     out_map, k = [], 0
     for n, j in sub.outputs:

@@ -1,17 +1,28 @@
 """The plan executor: a graph flattened once into a list of steps with argument slots bound, so a
-call runs with little Python per step (no dict lookups, no liveness work at run time)."""
+call runs with little Python per step (no dict lookups, no liveness work at run time).
+
+With the compiled backend, runs of steps that compile natively (see runtime/native.py) become
+segments that execute in one call each, over buffers preallocated in one arena; the per-step path
+stays as the fallback (a second thread calling the same plan at once, or an input that no longer
+has the planned shape and dtype).
+"""
+import threading
+
+import numpy as np
+
 from ..base import GraphcError
 from ..graph import describe
 
 
 class Plan:
-    def __init__(self, graph):
+    def __init__(self, graph, native=True):
         slot = {}
         for n in graph.nodes:
             for j in range(1 if n.is_var else n.num_outputs):
                 slot[(id(n), j)] = len(slot)
         self.nslots = len(slot)
         self.inputs = [(id(n), slot[(id(n), 0)], n.extra.get('value')) for n in graph.nodes if n.is_var]
+        self.input_nodes = [n for n in graph.nodes if n.is_var]
         last = {}
         ops = [n for n in graph.nodes if not n.is_var]
         for i, n in enumerate(ops):
@@ -25,15 +36,47 @@ class Plan:
             free = tuple(k for k in set(ins) if last.get(k) == i and k not in keep)
             self.steps.append((n.op.ref, n.attrs, ins, outs, free, n))
         self.outputs = [slot[(id(n), j)] for n, j in graph.outputs]
+        self.program = None
+        if native:
+            from .cpu import enabled
+            if enabled():
+                self.program = _native_program(self, graph, slot)
 
     def __call__(self, feed):
-        vals = [None] * self.nslots
+        prog = self.program
+        if prog is not None and prog.lock.acquire(blocking=False):
+            try:
+                out = prog.run(self, self._bind(feed, prog.nslots))
+            finally:
+                prog.lock.release()
+            if out is not None:
+                return out
+            self._check(feed)
+        try:
+            return self._run_steps(self._bind(feed, self.nslots), self.steps)
+        except (ValueError, TypeError, IndexError):
+            self._check(feed)  # an input the plan was not built for is the likely cause: say which
+            raise
+
+    def _check(self, feed):
+        """A clear error for an input that does not have the shape and dtype the plan was built for."""
+        for (key, k, const), v in zip(self.inputs, self.input_nodes):
+            a = feed.get(key, const)
+            want = (tuple(v.shapes[0]), np.dtype(v.dtypes[0]))
+            if isinstance(a, np.ndarray) and (a.shape, a.dtype) != want:
+                raise GraphcError(f"plan input {v.name!r}: built for shape {want[0]} {want[1]}, got {a.shape} {a.dtype}")
+
+    def _bind(self, feed, nslots):
+        vals = [None] * nslots
         for key, k, const in self.inputs:
             v = feed.get(key, const)
             if v is None:
                 raise GraphcError("plan input has no value")
             vals[k] = v
-        for ref, attrs, ins, outs, free, node in self.steps:
+        return vals
+
+    def _run_steps(self, vals, steps):
+        for ref, attrs, ins, outs, free, node in steps:
             try:
                 r = ref(attrs, *[vals[k] for k in ins])
             except GraphcError as e:
@@ -46,3 +89,137 @@ class Plan:
             for k in free:
                 vals[k] = None
         return [vals[k] for k in self.outputs]
+
+
+class NativeProgram:
+    """The plan as Python steps and native segments over one pointer table and one arena."""
+
+    def __init__(self, items, nslots, arena, arena_views, fresh, shapes, dtypes):
+        import ctypes
+        from .native import executor
+        self.items, self.arena, self.arena_views = items, arena, arena_views
+        self.shapes, self.dtypes = shapes, dtypes
+        self.ptrs = (ctypes.c_void_p * nslots)()
+        self.nslots = nslots
+        self.lock = threading.Lock()
+        self.exec = executor()
+        for k, a in arena_views.items():
+            self.ptrs[k] = a.ctypes.data
+        self.seen = [None] * nslots   # the array whose address ptrs[k] holds (kept alive by this list)
+        self.check_out = [k not in fresh for k in range(nslots)]
+
+    def run(self, plan, vals):
+        """The outputs, or None when an input does not have its planned shape, dtype and layout (the
+        per-step path then runs and reports)."""
+        for k, a in self.arena_views.items():
+            vals[k] = a
+        ptrs, shapes, dtypes, seen = self.ptrs, self.shapes, self.dtypes, self.seen
+        for item in self.items:
+            if type(item) is not Seg:
+                plan._run_steps(vals, (item,))
+                continue
+            for k in item.reads:
+                a = vals[k]
+                if a is seen[k]:  # parameters: the same array as last call, checked then
+                    continue
+                if type(a) is not np.ndarray or a.shape != shapes[k] or a.dtype != dtypes[k]:
+                    return None
+                if not a.flags.c_contiguous:
+                    a = vals[k] = np.ascontiguousarray(a)
+                ptrs[k] = a.__array_interface__['data'][0]
+                seen[k] = a
+            for k in item.fresh:
+                a = vals[k] = np.empty(shapes[k], dtypes[k])
+                ptrs[k] = a.__array_interface__['data'][0]
+            self.exec(item.addr, item.n, ptrs)
+            for k, src in item.views:  # reshapes whose value Python reads later
+                vals[k] = vals[src].reshape(shapes[k])
+        out = [vals[k] for k in plan.outputs]
+        arena = self.arena
+        if arena is not None:
+            for i, k in enumerate(plan.outputs):
+                if self.check_out[k] and np.may_share_memory(out[i], arena):
+                    out[i] = out[i].copy()
+        return out
+
+
+class Seg:
+    __slots__ = ('addr', 'n', 'reads', 'fresh', 'views', 'seg')
+
+
+def _native_program(plan, graph, slot):
+    """Group the plan's steps into native segments where they compile; None when nothing would gain."""
+    from .native import ALIAS, Segment, compile_step
+    shapes, dtypes = {}, {}
+    for n in graph.nodes:
+        for j in range(1 if n.is_var else n.num_outputs):
+            shapes[slot[(id(n), j)]] = tuple(n.shapes[j]) if n.shapes and n.shapes[j] is not None else None
+            dtypes[slot[(id(n), j)]] = np.dtype(n.dtypes[j]) if n.dtypes and n.dtypes[j] is not None else None
+    if any(s is None for s in shapes.values()):
+        return None
+    extra = []
+
+    def new_slot(shape, dtype):
+        k = plan.nslots + len(extra)
+        extra.append(k)
+        shapes[k], dtypes[k] = tuple(shape), np.dtype(dtype)
+        return k
+    items, cur, native_steps = [], None, 0
+    written_native, seg_of = {}, {}   # natively computed slots, and the segment of each
+    aliases = {}   # segment -> its alias (out, in) pairs in step order
+    for st in plan.steps:
+        ref, attrs, ins, outs, free, node = st
+        trial = Segment()
+        ok = compile_step(trial, node, ins, outs, new_slot)
+        if not ok:
+            cur = None
+            items.append(st)
+            continue
+        if cur is None:
+            cur = Segment()
+            items.append(cur)
+        cur.rows += trial.rows
+        cur.keep += trial.keep
+        native_steps += 1
+        for k in outs:
+            seg_of[k] = cur
+        if trial.rows and trial.rows[0][0] == ALIAS:
+            aliases.setdefault(id(cur), []).append((outs[0], ins[0]))
+        else:
+            for k in outs:
+                written_native[k] = True
+        cur.reads += [k for k in ins if k not in seg_of]
+    if native_steps < 2:
+        return None
+    outputs = set(plan.outputs)
+    # buffers: natively written values live in the arena, except graph outputs (fresh each call)
+    extra_written = set(extra)
+    offsets, size = {}, 0
+    for k in sorted(set(written_native) | extra_written):
+        if k in outputs:
+            continue
+        nbytes = int(np.prod(shapes[k])) * dtypes[k].itemsize
+        offsets[k] = size
+        size += -(-max(nbytes, 1) // 64) * 64
+    arena = np.empty(size + 64, np.uint8) if offsets else None
+    views = {}
+    if arena is not None:
+        base = (-arena.ctypes.data) % 64
+        for k, off in offsets.items():
+            nb = int(np.prod(shapes[k])) * dtypes[k].itemsize
+            views[k] = arena[base + off: base + off + nb].view(dtypes[k]).reshape(shapes[k])
+    out_items = []
+    for it in items:
+        if type(it) is tuple:
+            out_items.append(it)
+            continue
+        it.finish()
+        s = Seg()
+        s.seg, s.addr, s.n = it, it.addr, it.n
+        own = [k for k, sg in seg_of.items() if sg is it]
+        s.reads = list(dict.fromkeys(it.reads))
+        s.fresh = [k for k in own if k in written_native and k in outputs]
+        s.views = aliases.get(id(it), [])  # Python may read them: cheap reshapes, in step order
+        out_items.append(s)
+    fresh = {k for s in out_items if type(s) is Seg for k in s.fresh}
+    return NativeProgram(out_items, plan.nslots + len(extra), arena, views, fresh, shapes, dtypes)

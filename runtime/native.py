@@ -1,0 +1,272 @@
+"""Native plan segments: a run of compiled steps (fused kernels, GEMMs through the BLAS NumPy links,
+bias fills, reshapes as pointer aliases) executes in one ctypes call into a small step interpreter
+compiled once with llvmlite, so a small model pays the Python cost of one call instead of one per op.
+
+A segment's steps are rows of 16 int64 words; buffers are addressed through a table of pointers
+(`bufs`) that the plan fills before each call (inputs, parameters, fresh outputs) while the
+intermediates live in one arena the plan owns.
+"""
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+KERNEL, SGEMM, DGEMM, ALIAS, ROWFILL = range(5)
+WORDS = 16
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+
+_blas = []      # [(sgemm address, dgemm address, int bits) or None], found once
+_exec = []      # [the step interpreter as a ctypes function]
+
+
+def _blas_libraries():
+    """Shared libraries that may hold NumPy's BLAS: its bundled OpenBLAS first, then the system's."""
+    import ctypes.util
+    npdir = os.path.dirname(np.__file__)
+    paths = sorted(glob.glob(os.path.join(npdir, '..', 'numpy.libs', '*openblas*')))
+    paths += sorted(glob.glob(os.path.join(npdir, '.libs', '*openblas*')))
+    try:
+        import scipy_openblas64
+        paths += sorted(glob.glob(os.path.join(os.path.dirname(scipy_openblas64.__file__), 'lib', '*.so*')))
+    except ImportError:
+        pass
+    for name in ('openblas', 'cblas', 'blas'):
+        p = ctypes.util.find_library(name)
+        if p:
+            paths.append(p)
+    return paths
+
+
+# (sgemm, dgemm, width of the integer arguments): ILP64 builds carry a 64_ suffix
+SYMBOLS = [('scipy_cblas_sgemm64_', 'scipy_cblas_dgemm64_', 64), ('cblas_sgemm64_', 'cblas_dgemm64_', 64),
+           ('scipy_cblas_sgemm', 'scipy_cblas_dgemm', 32), ('cblas_sgemm', 'cblas_dgemm', 32)]
+
+
+def blas():
+    """(sgemm address, dgemm address, int bits) of a CBLAS that passes a small self-check, or None."""
+    if not _blas:
+        found = None
+        if os.environ.get('GRAPHC_NATIVE_BLAS', '1') != '0':
+            for path in _blas_libraries():
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:
+                    continue
+                for s, d, bits in SYMBOLS:
+                    try:
+                        sa, da = (ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in (s, d))
+                    except AttributeError:
+                        continue
+                    if _self_check(sa, da, bits):
+                        found = (sa, da, bits)
+                        break
+                if found:
+                    break
+        _blas.append(found)
+    return _blas[0]
+
+
+def _self_check(sa, da, bits):
+    """A 2x3 by 3x2 product in both precisions must equal NumPy's."""
+    it = ctypes.c_int64 if bits == 64 else ctypes.c_int32
+    a = np.arange(6.0).reshape(2, 3)
+    want = a @ a.T
+    for addr, dt, ct in ((sa, np.float32, ctypes.c_float), (da, np.float64, ctypes.c_double)):
+        fn = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, it, it, it, ct, ctypes.c_void_p,
+                              it, ctypes.c_void_p, it, ct, ctypes.c_void_p, it)(addr)
+        x = np.ascontiguousarray(a, dt)
+        c = np.zeros((2, 2), dt)
+        fn(ROW_MAJOR, NO_TRANS, TRANS, 2, 2, 3, 1.0, x.ctypes.data, 3, x.ctypes.data, 3, 0.0, c.ctypes.data, 2)
+        if not np.array_equal(c, want):
+            return False
+    return True
+
+
+def executor():
+    """The step interpreter `void graphc_exec(i64* steps, i64 n, i8** bufs)`, compiled once per process
+    (its object code comes from the kernel disk cache)."""
+    if not _exec:
+        from .cpu import compile_ir
+        bits = (blas() or (0, 0, 64))[2]
+        text = _executor_ir(bits)
+        addr = compile_ir(text, f'graphc_exec_i{bits}')
+        _exec.append(ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)(addr))
+    return _exec[0]
+
+
+def _executor_ir(bits):
+    import llvmlite.ir as ir
+    i8p, i64, i32 = ir.IntType(8).as_pointer(), ir.IntType(64), ir.IntType(32)
+    it = ir.IntType(bits)
+    mod = ir.Module(name='graphc_exec')
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [i64.as_pointer(), i64, i8p.as_pointer()]),
+                     name=f'graphc_exec_i{bits}')
+    steps, nsteps, bufs = fn.args
+    b = ir.IRBuilder(fn.append_basic_block('entry'))
+    C = lambda v: ir.Constant(i64, v)  # noqa: E731
+    memcpy = mod.declare_intrinsic('llvm.memcpy', [i8p, i8p, i64])
+    kty = ir.FunctionType(ir.VoidType(), [i8p.as_pointer(), i64, i64])
+
+    def gemm_ty(t):
+        tp = t.as_pointer()
+        return ir.FunctionType(ir.VoidType(), [i32, i32, i32, it, it, it, t, tp, it, tp, it, t, tp, it])
+
+    def loop(lo, hi, body, tag):
+        pre = b.block
+        head, blk, done = (fn.append_basic_block(f'{tag}{x}') for x in 'hbd')
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(i64)
+        i.add_incoming(lo, pre)
+        b.cbranch(b.icmp_signed('<', i, hi), blk, done)
+        b.position_at_end(blk)
+        body(i)
+        i.add_incoming(b.add(i, C(1)), b.block)
+        b.branch(head)
+        b.position_at_end(done)
+
+    def step(s):
+        row = b.gep(steps, [b.mul(s, C(WORDS))])
+        w = lambda k: b.load(b.gep(row, [C(k)]))  # noqa: E731
+        buf = lambda k: b.load(b.gep(bufs, [w(k)]))  # noqa: E731
+        blocks = {k: fn.append_basic_block(f'kind{k}') for k in range(5)}
+        end = fn.append_basic_block('next')
+        sw = b.switch(w(0), end)
+        for k, blk in blocks.items():
+            sw.add_case(C(k), blk)
+        b.position_at_end(blocks[KERNEL])
+        idx = b.inttoptr(w(3), i64.as_pointer())
+        scratch = b.inttoptr(w(4), i8p.as_pointer())
+        loop(C(0), w(2), lambda k: b.store(b.load(b.gep(bufs, [b.load(b.gep(idx, [k]))])), b.gep(scratch, [k])), 'a')
+        b.call(b.inttoptr(w(1), kty.as_pointer()), [scratch, w(5), w(6)])
+        b.branch(end)
+        for kind, t in ((SGEMM, ir.FloatType()), (DGEMM, ir.DoubleType())):
+            b.position_at_end(blocks[kind])
+            cast = (lambda v: v) if bits == 64 else (lambda v: b.trunc(v, it))
+            tp = t.as_pointer()
+            args = [ir.Constant(i32, ROW_MAJOR), b.trunc(w(2), i32), b.trunc(w(3), i32), cast(w(4)), cast(w(5)),
+                    cast(w(6)), ir.Constant(t, 1.0), b.bitcast(buf(7), tp), cast(w(8)), b.bitcast(buf(9), tp),
+                    cast(w(10)), b.sitofp(w(13), t), b.bitcast(buf(11), tp), cast(w(12))]
+            b.call(b.inttoptr(w(1), gemm_ty(t).as_pointer()), args)
+            b.branch(end)
+        b.position_at_end(blocks[ALIAS])
+        b.store(b.gep(buf(1), [w(3)]), b.gep(bufs, [w(2)]))
+        b.branch(end)
+        b.position_at_end(blocks[ROWFILL])
+        dst, src, nbytes = buf(1), buf(2), w(4)
+        loop(C(0), w(3), lambda r: b.call(memcpy, [b.gep(dst, [b.mul(r, nbytes)]), src, nbytes,
+                                                   ir.Constant(ir.IntType(1), 0)]), 'r')
+        b.branch(end)
+        b.position_at_end(end)
+    loop(C(0), nsteps, step, 's')
+    b.ret_void()
+    return str(mod)
+
+
+VIEWS = ('Reshape', '_np_reshape', 'expand_dims', 'squeeze', 'Flatten')
+SMALL = 1 << 18   # kernels at least this big split across threads, so they run from Python
+
+
+class Segment:
+    """Steps that run in one native call. `rows` are the step words with buffer indices into the plan's
+    pointer table; `keep` holds the index and scratch arrays alive."""
+
+    def __init__(self):
+        self.rows, self.keep, self.reads, self.writes = [], [], [], []
+
+    def finish(self):
+        self.table = np.array(self.rows, dtype=np.int64).reshape(-1, WORDS)
+        self.n = len(self.rows)
+        self.addr = self.table.ctypes.data
+
+    def row(self, *words):
+        r = list(words) + [0] * (WORDS - len(words))
+        self.rows.append(r)
+
+    def kernel(self, k, slots):
+        idx = np.array(slots, dtype=np.int64)
+        scratch = (ctypes.c_void_p * len(slots))()
+        self.keep += [idx, scratch]
+        self.row(KERNEL, k.addr, len(slots), idx.ctypes.data,
+                 ctypes.addressof(scratch), 0, k.dims[0])
+
+    def gemm(self, dtype, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta):
+        sa, da, _ = blas()
+        kind, fn = (SGEMM, sa) if dtype == np.float32 else (DGEMM, da)
+        self.row(kind, fn, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, m, n, k, a, lda, b, ldb, c, ldc, beta)
+
+
+def compile_step(seg, node, ins, outs, new_slot):
+    """Append node's native steps to seg and return True, or return False (it runs from Python).
+    ins/outs: its slot indices; new_slot(shape, dtype) makes a plan-owned intermediate slot."""
+    from .cpu import kernel_for, split_anchor
+    op = node.op
+    dtypes = {np.dtype(d) for d in node.dtypes or []}
+    for s, j in node.inputs:
+        dtypes.add(np.dtype(s.dtypes[j]))
+    if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
+        return False
+    dtype = next(iter(dtypes))
+    if op.name in VIEWS and len(ins) == 1:
+        seg.row(ALIAS, ins[0], outs[0], 0)
+        return True
+    if op.name in ('FullyConnected', 'dot'):
+        return _gemm_step(seg, op.name, node.attrs, [s.shapes[j] for s, j in node.inputs], ins, outs[0], dtype)
+    sub = getattr(op, 'subgraph', None)
+    if sub is None:
+        return False
+    ep = getattr(op, '_epilogue', False)
+    if ep is False:
+        ep = op._epilogue = split_anchor(op)
+    if ep is not None:
+        anchor, a_in, epi, e_in, out_map = ep
+        if anchor.op.name not in ('FullyConnected', 'dot'):
+            return False
+        k = kernel_for(epi)
+        if k is None or k.total >= SMALL:
+            return False
+        tmp = new_slot(anchor.shapes[0], dtype)
+        shapes = [sub.inputs[i].shapes[0] for i in a_in]
+        probe = Segment()
+        if not _gemm_step(probe, anchor.op.name, anchor.attrs, shapes, [ins[i] for i in a_in], tmp, dtype):
+            return False
+        seg.rows += probe.rows
+        kouts = [outs[q] for q, m in enumerate(out_map) if m is not None]
+        seg.kernel(k, [tmp] + [ins[i] for i in e_in] + kouts)
+        for q, m in enumerate(out_map):  # the group also returns the GEMM result itself
+            if m is None:
+                seg.row(ROWFILL, outs[q], tmp, 1, int(np.prod(anchor.shapes[0])) * dtype.itemsize)
+        return True
+    k = kernel_for(op)
+    if k is None or k.total >= SMALL:
+        return False
+    seg.kernel(k, list(ins) + list(outs))
+    return True
+
+
+def _gemm_step(seg, name, attrs, shapes, ins, out, dtype):
+    """FullyConnected (x @ w.T + b) or a 2-d dot as BLAS calls into slot `out`."""
+    if blas() is None:
+        return False
+    if name == 'FullyConnected':
+        d, w = shapes[0], shapes[1]
+        n, kk = w
+        m = int(np.prod(d)) // max(kk, 1)
+        if min(m, n, kk) < 1:
+            return False
+        has_bias = len(ins) > 2
+        if has_bias:
+            seg.row(ROWFILL, out, ins[2], m, n * dtype.itemsize)
+        seg.gemm(dtype, False, True, m, n, kk, ins[0], kk, ins[1], kk, out, n, 1 if has_bias else 0)
+        return True
+    a, b = shapes
+    if len(a) != 2 or len(b) != 2:
+        return False
+    ta, tb = attrs['transpose_a'], attrs['transpose_b']
+    m, kk = (a[1], a[0]) if ta else a
+    n = b[0] if tb else b[1]
+    if min(m, n, kk) < 1:
+        return False
+    seg.gemm(dtype, ta, tb, m, n, kk, ins[0], a[1], ins[1], b[1], out, n, 0)
+    return True

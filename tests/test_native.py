@@ -1,0 +1,174 @@
+"""Native plan segments (runtime/native.py): steps run by one call into the compiled step interpreter
+must give the reference interpreter's results, keep outputs apart from the plan's own buffers, and fall
+back to the per-step path when an input no longer fits the plan or another thread holds it.
+
+Tolerances: float32 rtol 1e-5 / atol 1e-5 (BLAS and NumPy may sum in another order), float64 1e-12.
+"""
+import threading
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import gluon, nd
+from graphc.gluon import nn
+from graphc.graph import Graph
+from graphc.passes import run_pipeline
+from graphc.runtime import native
+from graphc.runtime.interpreter import interpret
+from graphc.runtime.plan import Plan, Seg
+from graphc.symbol import input_var
+
+needs_blas = pytest.mark.skipif(native.blas() is None, reason="no CBLAS found beside NumPy: GEMMs run from Python")
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def build(fn, *arrays):
+    vs = [input_var(f"in{i}", a.shape, a.dtype) for i, a in enumerate(arrays)]
+    outs = fn(*vs)
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    g = Graph([o._one() for o in outs], [v._one()[0] for v in vs])
+    opt, _ = run_pipeline(g, 'inference')
+    feed = {id(v): a for v, a in zip(opt.inputs, arrays)}
+    return g, opt, feed, {id(v._one()[0]): a for v, a in zip(vs, arrays)}
+
+
+def segments(plan):
+    return [it for it in plan.program.items if type(it) is Seg] if plan.program else []
+
+
+@needs_blas
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_mlp_runs_as_one_segment_and_matches_the_interpreter(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 20)).astype(dtype)
+    w1, b1 = rng.normal(size=(16, 20)).astype(dtype), rng.normal(size=(16,)).astype(dtype)
+    w2, b2 = rng.normal(size=(4, 16)).astype(dtype), rng.normal(size=(4,)).astype(dtype)
+
+    def f(x, w1, b1, w2, b2):
+        h = nd.relu(nd.FullyConnected(x, w1, b1, num_hidden=16))
+        return nd.tanh(nd.FullyConnected(h, w2, b2, num_hidden=4) * 0.5) + 1
+    g, opt, feed, raw = build(f, x, w1, b1, w2, b2)
+    plan = Plan(opt)
+    assert len(segments(plan)) == 1 and len(plan.program.items) == 1
+    ref = interpret(g, raw)[0]
+    out = plan(feed)[0]
+    np.testing.assert_allclose(out, ref, **TOL[dtype])
+    h = np.maximum(x @ w1.T + b1, 0)  # and against plain NumPy
+    np.testing.assert_allclose(out, np.tanh((h @ w2.T + b2) * 0.5) + 1, **TOL[dtype])
+
+
+@needs_blas
+@pytest.mark.parametrize('ta,tb', [(False, False), (True, False), (False, True), (True, True)])
+def test_dot_transposes_and_reshape_aliases(ta, tb):
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(5, 6) if ta else (6, 5)).astype(np.float32)
+    b = rng.normal(size=(7, 5) if tb else (5, 7)).astype(np.float32)
+
+    def f(a, b):
+        d = nd.dot(a, b, transpose_a=ta, transpose_b=tb)  # (6, 7)
+        r = nd.Reshape(nd.exp(d * 0.1), shape=(3, 14))
+        return [nd.sum(nd.sigmoid(r), axis=1), nd.Flatten(nd.expand_dims(d, axis=0))]
+    g, opt, feed, raw = build(f, a, b)
+    plan = Plan(opt)
+    assert segments(plan), opt.text()
+    ref = interpret(g, raw)
+    out = plan(feed)
+    for o, r in zip(out, ref):
+        np.testing.assert_allclose(o, r, **TOL[np.float32])
+    dn = (a.T if ta else a) @ (b.T if tb else b)
+    np.testing.assert_allclose(out[1], dn.reshape(1, 42), **TOL[np.float32])
+
+
+@needs_blas
+def test_outputs_are_fresh_arrays_each_call():
+    rng = np.random.default_rng(2)
+    x, w = rng.normal(size=(2, 8)).astype(np.float32), rng.normal(size=(8, 8)).astype(np.float32)
+    _, opt, feed, _ = build(lambda x, w: nd.relu(nd.dot(x, w)) * 2, x, w)
+    plan = Plan(opt)
+    first = plan(feed)[0]
+    keep = first.copy()
+    feed2 = {k: v * 3 for k, v in feed.items()}
+    second = plan(feed2)[0]
+    np.testing.assert_array_equal(first, keep)  # the second call wrote elsewhere
+    assert not np.may_share_memory(first, second)
+    np.testing.assert_allclose(second, 9 * keep, rtol=1e-5)
+
+
+@needs_blas
+def test_an_input_of_another_shape_or_layout_takes_the_checked_path():
+    rng = np.random.default_rng(3)
+    x, w = rng.normal(size=(4, 6)).astype(np.float32), rng.normal(size=(6, 3)).astype(np.float32)
+    _, opt, feed, _ = build(lambda x, w: nd.dot(nd.sigmoid(nd.dot(x, w)) + 1, w, transpose_b=True), x, w)
+    plan = Plan(opt)
+    assert segments(plan)
+    kx, kw = [id(v) for v in opt.inputs]
+    wt = np.asfortranarray(w)  # same values, another layout: copied to C order, same result
+    np.testing.assert_allclose(plan({kx: x, kw: wt})[0], (1 / (1 + np.exp(-(x @ w))) + 1) @ w.T, rtol=1e-5)
+    with pytest.raises(gc.GraphcError, match=r"plan input 'in1': built for shape \(6, 3\) float32, got \(5, 3\)"):
+        plan({kx: x, kw: rng.normal(size=(5, 3)).astype(np.float32)})
+
+
+@needs_blas
+def test_threads_calling_one_hybridized_block_get_their_own_results():
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Dense(32, activation='relu'), nn.Dense(5))
+    net.initialize(gc.init.Xavier())
+    xs = [nd.random.normal(shape=(2, 12)) for _ in range(8)]
+    want = [net(x).asnumpy() for x in xs]  # eager
+    net.hybridize()
+    net(xs[0])
+    assert segments(net.cached_graph()._main_plan)
+    got, errors = [None] * 8, []
+
+    def work(i):
+        try:
+            for _ in range(50):
+                got[i] = net(xs[i]).asnumpy()
+                np.testing.assert_allclose(got[i], want[i], rtol=1e-5, atol=1e-6)
+        except Exception as e:  # reported below: a thread's exception would otherwise vanish
+            errors.append(e)
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors[0]
+
+
+def test_blas_can_be_switched_off(monkeypatch):
+    monkeypatch.setattr(native, '_blas', [])
+    monkeypatch.setenv('GRAPHC_NATIVE_BLAS', '0')
+    assert native.blas() is None
+    x, w = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    _, opt, feed, _ = build(lambda x, w: nd.relu(nd.dot(x, w)), x, w)
+    np.testing.assert_allclose(Plan(opt)(feed)[0], np.full((2, 4), 3.0))
+
+
+@needs_blas
+def test_hybridized_training_with_native_segments_equals_eager():
+    def make():
+        net = nn.HybridSequential()
+        with net.name_scope():
+            net.add(nn.Dense(16, activation='tanh'), nn.Dense(3))
+        return net
+    x = nd.random.normal(shape=(4, 10))
+    y = nd.array([0, 2, 1, 2], dtype='int32')
+    nets = []
+    for hyb in (False, True):
+        gc.random.seed(7)
+        net = make()
+        net.initialize(gc.init.Xavier())
+        if hyb:
+            net.hybridize()
+        tr = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1, 'momentum': 0.9})
+        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        for _ in range(3):
+            with gc.autograd.record():
+                loss = loss_fn(net(x), y)
+            loss.backward()
+            tr.step(4)
+        nets.append(net)
+    for (k, p), q in zip(nets[0].collect_params().items(), nets[1].collect_params().values()):
+        np.testing.assert_allclose(q.data().asnumpy(), p.data().asnumpy(), rtol=1e-5, atol=1e-6, err_msg=k)
