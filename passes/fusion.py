@@ -65,43 +65,60 @@ def _fusable(n):
 @register_pass('fuse', requires=('dce',))
 def fuse(graph, stats):
     """Group elementwise/broadcast ops (with at most one reduction, and GEMM/conv epilogues) into kernels."""
-    import networkx as nx
     ops = [n for n in graph.nodes if not n.is_var]
     group = {id(n): i for i, n in enumerate(ops)}      # start: every op its own group
     kind = [_fusable(n) for n in ops]
     members = {i: [n] for i, n in enumerate(ops)}
     reduces = {i: int(k == 'red') for i, k in enumerate(kind)}
     anchor = {i: k == 'anchor' for i, k in enumerate(kind)}
-    dag = nx.DiGraph()
-    dag.add_nodes_from(range(len(ops)))
+    succ = {i: set() for i in range(len(ops))}         # the group DAG (plain sets: no networkx import on this path)
+    pred = {i: set() for i in range(len(ops))}
     for n in ops:
         for s, _ in n.inputs:
             if not s.is_var and group[id(s)] != group[id(n)]:
-                dag.add_edge(group[id(s)], group[id(n)])
+                succ[group[id(s)]].add(group[id(n)])
+                pred[group[id(n)]].add(group[id(s)])
+
+    def other_path(a, b):
+        """Is b reachable from a without the direct edge a -> b?"""
+        stack, seen = [c for c in succ[a] if c != b], set()
+        while stack:
+            c = stack.pop()
+            if c == b:
+                return True
+            if c not in seen:
+                seen.add(c)
+                stack.extend(succ[c])
+        return False
     # contract producer -> consumer edges while that keeps the group DAG acyclic (no other path a -> b)
     changed = True
     while changed:
         changed = False
-        for a, b in list(dag.edges):
-            if kind[a] is None or kind[b] is None or reduces[a] + reduces[b] > 1 or anchor[b]:
-                continue
-            dag.remove_edge(a, b)
-            if nx.has_path(dag, a, b):
-                dag.add_edge(a, b)
-                continue
-            for c in list(dag.successors(b)):
-                dag.add_edge(a, c)
-            for c in list(dag.predecessors(b)):
-                if c != a:
-                    dag.add_edge(c, a)
-            dag.remove_node(b)
-            members[a] += members.pop(b)
-            reduces[a] += reduces.pop(b)
-            anchor[a] = anchor[a] or anchor.pop(b)
-            for n in members[a]:
-                group[id(n)] = a
-            changed = True
-            break
+        for a in sorted(succ):
+            for b in sorted(succ[a]):
+                if kind[a] is None or kind[b] is None or reduces[a] + reduces[b] > 1 or anchor[b]:
+                    continue
+                if other_path(a, b):
+                    continue
+                for c in succ.pop(b):
+                    pred[c].discard(b)
+                    if c != a:
+                        succ[a].add(c)
+                        pred[c].add(a)
+                for c in pred.pop(b):
+                    succ[c].discard(b)
+                    if c != a:
+                        succ[c].add(a)
+                        pred[a].add(c)
+                members[a] += members.pop(b)
+                reduces[a] += reduces.pop(b)
+                anchor[a] = anchor[a] or anchor.pop(b)
+                for n in members[a]:
+                    group[id(n)] = a
+                changed = True
+                break
+            if changed:
+                break
     order = {id(n): i for i, n in enumerate(graph.nodes)}
     groups = {g: sorted(ms, key=lambda n: order[id(n)]) for g, ms in members.items()}
 

@@ -21,21 +21,21 @@ _exec = []      # [the step interpreter as a ctypes function]
 
 
 def _blas_libraries():
-    """Shared libraries that may hold NumPy's BLAS: its bundled OpenBLAS first, then the system's."""
+    """Shared libraries that may hold NumPy's BLAS: its bundled OpenBLAS first, then the system's
+    (a generator: the slow system search runs only when the bundled one is not there)."""
     import ctypes.util
     npdir = os.path.dirname(np.__file__)
-    paths = sorted(glob.glob(os.path.join(npdir, '..', 'numpy.libs', '*openblas*')))
-    paths += sorted(glob.glob(os.path.join(npdir, '.libs', '*openblas*')))
+    yield from sorted(glob.glob(os.path.join(npdir, '..', 'numpy.libs', '*openblas*')))
+    yield from sorted(glob.glob(os.path.join(npdir, '.libs', '*openblas*')))
     try:
         import scipy_openblas64
-        paths += sorted(glob.glob(os.path.join(os.path.dirname(scipy_openblas64.__file__), 'lib', '*.so*')))
+        yield from sorted(glob.glob(os.path.join(os.path.dirname(scipy_openblas64.__file__), 'lib', '*.so*')))
     except ImportError:
         pass
     for name in ('openblas', 'cblas', 'blas'):
         p = ctypes.util.find_library(name)
         if p:
-            paths.append(p)
-    return paths
+            yield p
 
 
 # (sgemm, dgemm, width of the integer arguments): ILP64 builds carry a 64_ suffix
