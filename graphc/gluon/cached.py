@@ -168,10 +168,16 @@ class CachedGraph:
         self.input_vars = self.data_vars + [v for _, v in self.param_vars]
         self.op = CachedOp(self)
         self.optimized, self.report = None, None  # the pass pipeline's graph for calls that are not recorded
+        self._fast, self._hoist = None, None
         sym  # noqa: B018  (imported so F = graphc.sym is loaded)
 
     def __call__(self, args):
         from ..runtime.interpreter import interpret, owned
+        fast = self._fast
+        if fast is not None and not autograd._st.recording:
+            out = fast(args)
+            if out is not None:
+                return out
         data = [a for a in args if isinstance(a, NDArray)]
         pdata = [p._data if p._data is not None else p.data() for p, _ in self.param_vars]
         feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
@@ -202,7 +208,29 @@ class CachedGraph:
         if recording:
             autograd.record_op(self.op, tape_attrs, inputs, [x._data for x in inputs], outs,
                                tuple(o._data for o in outs))
+        elif self._fast is None and self._hoist is None and not self.aux and len(data) == len(args) and enabled():
+            self._fast = self._fast_path()
         return _unflatten(self.structure, outs)
+
+    def _fast_path(self):
+        """Inference without recording, hoisting or aux updates, with NDArray arguments only: the plan's
+        inputs bound by position, so a call is a few list operations around the plan."""
+        from ..runtime.interpreter import owned
+        plan = self._main_plan
+        n_data, params = len(self.data_vars), [p for p, _ in self.param_vars]
+        keys = [id(v) for v in self.data_vars] + [id(v) for _, v in self.param_vars]
+        nv, structure = len(self.visible), self.structure
+
+        run = plan.positional(keys)
+        if run is None:
+            return None
+
+        def fast(args):
+            if len(args) != n_data or not enabled():
+                return None
+            arrays = [a._data for a in args] + [(p._data if p._data is not None else p.data())._data for p in params]
+            return _unflatten(structure, [NDArray(v) for v in owned(run(arrays)[:nv], arrays)])
+        return fast
 
 
     def optimize(self):
