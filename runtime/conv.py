@@ -28,8 +28,12 @@ def _build(kind, shape, k, st, dl, pd, out_hw, dtype):
                         iy = b.sub(b.add(b.mul(boh, C(st[0])), b.mul(bi, C(dl[0]))), C(pd[0]))
                         row_ok = b.and_(b.icmp_signed('>=', iy, C(0)), b.icmp_signed('<', iy, C(h)))
                         img = b.mul(b.add(b.mul(bn, C(c)), bc), C(h * w))
-                        colrow = b.mul(b.add(b.mul(b.add(b.mul(b.add(b.mul(bn, C(c)), bc), C(k[0])), bi), C(k[1])), bj),
-                                       C(oh * ow))
+                        if kind.endswith('_kn'):  # (C*kh*kw, N*OH*OW): the batch inside each row
+                            colrow = b.mul(b.add(b.mul(b.add(b.mul(b.add(b.mul(bc, C(k[0])), bi), C(k[1])), bj), C(n)), bn),
+                                           C(oh * ow))
+                        else:  # (N, C*kh*kw, OH*OW)
+                            colrow = b.mul(b.add(b.mul(b.add(b.mul(b.add(b.mul(bn, C(c)), bc), C(k[0])), bi), C(k[1])), bj),
+                                           C(oh * ow))
                         colrow = b.add(colrow, b.mul(boh, C(ow)))
 
                         def body_ow(bow, _):
@@ -40,7 +44,7 @@ def _build(kind, shape, k, st, dl, pd, out_hw, dtype):
                             ixc = b.select(ok, ix, C(0))
                             xoff = b.add(img, b.add(b.mul(iyc, C(w)), ixc))
                             coff = b.add(colrow, bow)
-                            if kind == 'im2col':
+                            if kind.startswith('im2col'):
                                 v = b.load(b.gep(src, [xoff]))
                                 b.store(b.select(ok, v, zero), b.gep(dst, [coff]))
                             else:  # col2im: scatter-add the column value into the image
@@ -128,23 +132,28 @@ def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
         return kern
 
 
-def im2col(x, k, st, dl, pd, out_hw):
-    """(N, C*kh*kw, OH*OW) columns, or None when the compiled backend is off or the dtype is not float."""
+def im2col(x, k, st, dl, pd, out_hw, layout='nk'):
+    """Columns (N, C*kh*kw, OH*OW), or with layout 'kn' (C*kh*kw, N*OH*OW); None when the compiled backend
+    is off or the dtype is not float."""
     if not enabled() or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
         return None
     n, c = x.shape[:2]
-    col = np.empty((n, c * k[0] * k[1], out_hw[0] * out_hw[1]), x.dtype)
-    _kernel('im2col', x.shape, tuple(k), tuple(st), tuple(dl), tuple(pd), tuple(out_hw), x.dtype)([x], [col])
+    kk, p = c * k[0] * k[1], out_hw[0] * out_hw[1]
+    col = np.empty((n, kk, p) if layout == 'nk' else (kk, n * p), x.dtype)
+    kind = 'im2col' if layout == 'nk' else 'im2col_kn'
+    _kernel(kind, x.shape, tuple(k), tuple(st), tuple(dl), tuple(pd), tuple(out_hw), x.dtype)([x], [col])
     return col
 
 
-def col2im(col, shape, k, st, dl, pd, out_hw):
-    """The (N, C, H, W) image the columns scatter-add into, or None (compiled backend off / not float)."""
+def col2im(col, shape, k, st, dl, pd, out_hw, layout='nk'):
+    """The (N, C, H, W) image the columns (in im2col's layout) scatter-add into, or None (compiled backend
+    off / not float)."""
     if not enabled() or col.dtype not in (np.float32, np.float64):
         return None
     col = np.ascontiguousarray(col)
     img = np.zeros(shape, col.dtype)
-    _kernel('col2im', tuple(shape), tuple(k), tuple(st), tuple(dl), tuple(pd), tuple(out_hw), col.dtype)([col], [img])
+    kind = 'col2im' if layout == 'nk' else 'col2im_kn'
+    _kernel(kind, tuple(shape), tuple(k), tuple(st), tuple(dl), tuple(pd), tuple(out_hw), col.dtype)([col], [img])
     return img
 
 

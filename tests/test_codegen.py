@@ -234,24 +234,28 @@ def test_prologue_value_that_is_also_an_output():
     np.testing.assert_allclose(res[1], ref[1], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('layout', ['nk', 'kn'])
 @pytest.mark.parametrize('dtype', ['float32', 'float64'])
 @pytest.mark.parametrize('k,st,dl,pd', [((3, 3), (1, 1), (1, 1), (0, 0)), ((5, 3), (2, 1), (1, 2), (2, 1)),
                                         ((2, 2), (2, 2), (1, 1), (1, 1))])
-def test_compiled_im2col_and_col2im_equal_numpy(k, st, dl, pd, dtype):
+def test_compiled_im2col_and_col2im_equal_numpy(k, st, dl, pd, dtype, layout):
     from graphc.ops import nn as ops_nn
     from graphc.runtime import conv
     x = _data((3, 4, 9, 8), dtype, seed=5)
     oh, ow = (ops_nn._conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
-    fast = conv.im2col(x, k, st, dl, pd, (oh, ow))
+    fast = conv.im2col(x, k, st, dl, pd, (oh, ow), layout)
     old = cpu.set_backend('interp')
     try:
-        assert conv.im2col(x, k, st, dl, pd, (oh, ow)) is None
-        ref, _ = ops_nn.im2col(x, k, st, dl, pd)
-        back_ref = ops_nn.col2im(ref, x.shape, k, st, dl, pd, (oh, ow))
+        assert conv.im2col(x, k, st, dl, pd, (oh, ow), layout) is None
+        ref, _ = ops_nn.im2col(x, k, st, dl, pd, layout)
+        back_ref = ops_nn.col2im(ref, x.shape, k, st, dl, pd, (oh, ow), layout)
+        nk, _ = ops_nn.im2col(x, k, st, dl, pd)
     finally:
         cpu.set_backend(old)
     np.testing.assert_array_equal(fast, ref)
-    np.testing.assert_allclose(conv.col2im(fast, x.shape, k, st, dl, pd, (oh, ow)), back_ref, rtol=1e-12, atol=1e-6)
+    if layout == 'kn':  # the same columns, the batch moved inside each row
+        np.testing.assert_array_equal(ref, nk.transpose(1, 0, 2).reshape(nk.shape[1], -1))
+    np.testing.assert_allclose(conv.col2im(fast, x.shape, k, st, dl, pd, (oh, ow), layout), back_ref, rtol=1e-12, atol=1e-6)
 
 
 @pytest.mark.parametrize('attrs', [{'kernel': (2, 2), 'stride': (2, 2)},
@@ -288,3 +292,34 @@ def test_column_reductions_compile_and_match(name, fn):
     res = res if isinstance(res, tuple) else (res,)
     for a, b in zip(res, ref):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize('k,st,pd,hw', [((5, 5), (1, 1), (0, 0), (12, 12)), ((3, 3), (2, 2), (1, 1), (9, 8)),
+                                        ((4, 4), (1, 1), (0, 0), (4, 4))])
+def test_one_gemm_and_batched_convolutions_agree(monkeypatch, k, st, pd, hw):
+    """Both GEMM layouts of the convolution kernels (chosen by output size) against each other and a naive
+    loop: forward, data gradient and weight gradient, float64 (rtol 1e-10)."""
+    from graphc.ops import nn as ops_nn
+    rng = np.random.default_rng(11)
+    x, w = rng.normal(size=(3, 4) + hw), rng.normal(size=(6, 4) + k)
+    oh, ow = (ops_nn._conv_out(hw[i], k[i], st[i], 1, pd[i]) for i in range(2))
+    dy = rng.normal(size=(3, 6, oh, ow))
+    a = (k, st, (1, 1), pd)
+    res = {}
+    for thr in (0, 10 ** 6):  # 0: per-image batched GEMMs everywhere; 10**6: one GEMM wherever allowed
+        monkeypatch.setattr(ops_nn, 'BIG_GEMM_BELOW', thr)
+        res[thr] = (ops_nn.conv2d(x, w, *a, 1), ops_nn.conv2d_transpose(dy, w, *a, 1, hw),
+                    ops_nn.conv2d_weight_grad(x, dy, *a, 1))
+    xp = np.pad(x, ((0, 0), (0, 0), (pd[0], pd[0]), (pd[1], pd[1])))
+    naive = np.zeros((3, 6, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, :, i * st[0]:i * st[0] + k[0], j * st[1]:j * st[1] + k[1]]
+            naive[:, :, i, j] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3]))
+    for r in res.values():
+        np.testing.assert_allclose(r[0], naive, rtol=1e-10, atol=1e-10)
+    for q in (1, 2):
+        np.testing.assert_allclose(res[0][q], res[10 ** 6][q], rtol=1e-10, atol=1e-10)
+    # the weight gradient is the adjoint of the forward in w: <conv(x, w), dy> = <w, dW>
+    np.testing.assert_allclose(np.vdot(naive, dy), np.vdot(w, res[0][2]), rtol=1e-10)
+    np.testing.assert_allclose(np.vdot(naive, dy), np.vdot(x, res[0][1]), rtol=1e-10)  # and in x

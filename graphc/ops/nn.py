@@ -116,37 +116,62 @@ def _native():
     return conv
 
 
-def im2col(x, k, st, dl, pd):
-    """(N, C*kh*kw, OH*OW) columns, written one kernel tap at a time (contiguous inner rows)."""
+def im2col(x, k, st, dl, pd, layout='nk'):
+    """Columns (N, C*kh*kw, OH*OW), or with layout 'kn' (C*kh*kw, N*OH*OW), written one kernel tap at a
+    time (contiguous inner rows)."""
     n, c, h, w = x.shape
     oh, ow = (_conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
-    fast = _native().im2col(x, k, st, dl, pd, (oh, ow))
+    fast = _native().im2col(x, k, st, dl, pd, (oh, ow), layout)
     if fast is not None:
         return fast, (oh, ow)
     xp = _pad(x, pd)
+    if layout == 'kn':
+        col = np.empty((c, k[0], k[1], n, oh, ow), x.dtype)
+        for i, j, (sh, sw) in _offsets(k, st, dl, (oh, ow)):
+            col[:, i, j] = xp[:, :, sh, sw].transpose(1, 0, 2, 3)
+        return col.reshape(c * k[0] * k[1], n * oh * ow), (oh, ow)
     col = np.empty((n, c, k[0], k[1], oh, ow), x.dtype)
     for i, j, (sh, sw) in _offsets(k, st, dl, (oh, ow)):
         col[:, :, i, j] = xp[:, :, sh, sw]
     return col.reshape(n, c * k[0] * k[1], oh * ow), (oh, ow)
 
 
-def col2im(col, shape, k, st, dl, pd, out_hw):
-    """The adjoint of im2col: (N, C*kh*kw, OH*OW) columns scatter-added into an (N, C, H, W) image."""
+def col2im(col, shape, k, st, dl, pd, out_hw, layout='nk'):
+    """The adjoint of im2col: columns (in its layout) scatter-added into an (N, C, H, W) image."""
     n, c, h, w = shape
-    fast = _native().col2im(col, shape, k, st, dl, pd, out_hw)
+    fast = _native().col2im(col, shape, k, st, dl, pd, out_hw, layout)
     if fast is not None:
         return fast
-    col = col.reshape(n, c, k[0], k[1], out_hw[0], out_hw[1])
+    if layout == 'kn':
+        col = col.reshape(c, k[0], k[1], n, out_hw[0], out_hw[1]).transpose(3, 0, 1, 2, 4, 5)
+    else:
+        col = col.reshape(n, c, k[0], k[1], out_hw[0], out_hw[1])
     xp = np.zeros((n, c, h + 2 * pd[0], w + 2 * pd[1]), col.dtype)
     for i, j, (sh, sw) in _offsets(k, st, dl, out_hw):
         xp[:, :, sh, sw] += col[:, :, i, j]
     return xp[:, :, pd[0]:pd[0] + h, pd[1]:pd[1] + w]
 
 
+# Below this many output positions per image, the per-image GEMMs of a batched matmul are too small to
+# run well: the batch goes inside the columns ('kn' layout) and each convolution is one large GEMM.
+BIG_GEMM_BELOW = 256
+
+
+def _by_filter(dy):
+    """dy (N, F, OH, OW) as (F, N*OH*OW), the layout of the one-GEMM convolution."""
+    n, f = dy.shape[:2]
+    return np.ascontiguousarray(dy.reshape(n, f, -1).transpose(1, 0, 2)).reshape(f, -1)
+
+
 def conv2d(x, w, k, st, dl, pd, g):
     """Grouped 2-D cross-correlation: im2col, then one batched GEMM per group (output lands in NCHW)."""
     n, c = x.shape[:2]
     f = w.shape[0]
+    oh, ow = (_conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
+    if g == 1 and 1 < oh * ow < BIG_GEMM_BELOW:  # (one position per image: the batched matvecs measured faster)
+        col, _ = im2col(x, k, st, dl, pd, 'kn')
+        y = w.reshape(f, -1) @ col
+        return np.ascontiguousarray(y.reshape(f, n, oh, ow).transpose(1, 0, 2, 3))
     col, (oh, ow) = im2col(x, k, st, dl, pd)
     cg, fg = c // g, f // g
     kk = k[0] * k[1]
@@ -163,10 +188,13 @@ def conv2d_transpose(dy, w, k, st, dl, pd, g, out_hw):
     n, f, oh, ow = dy.shape
     cg, fg = w.shape[1], f // g
     kk = k[0] * k[1]
-    d2 = dy.reshape(n, f, oh * ow)
-    if g == 1:
-        col = np.matmul(w.reshape(f, -1).T, d2)
+    layout = 'kn' if g == 1 and 1 < oh * ow < BIG_GEMM_BELOW else 'nk'
+    if layout == 'kn':
+        col = np.ascontiguousarray(w.reshape(f, -1).T) @ _by_filter(dy)  # (OpenBLAS: faster than a transposed view)
+    elif g == 1:
+        col = np.matmul(w.reshape(f, -1).T, dy.reshape(n, f, oh * ow))
     else:
+        d2 = dy.reshape(n, f, oh * ow)
         col = np.empty((n, cg * g * kk, oh * ow), dy.dtype)
         for i in range(g):
             col[:, i * cg * kk:(i + 1) * cg * kk] = np.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1).T,
@@ -174,13 +202,17 @@ def conv2d_transpose(dy, w, k, st, dl, pd, g, out_hw):
     # output rows/cols past what the taps reach (stride remainder, Deconvolution's adj) stay zero
     hr, wr = ((oh - 1) * st[0] + dl[0] * (k[0] - 1) + 1 - 2 * pd[0], (ow - 1) * st[1] + dl[1] * (k[1] - 1) + 1 - 2 * pd[1])
     h, wd = max(out_hw[0], hr), max(out_hw[1], wr)
-    dx = col2im(col, (n, cg * g, h, wd), k, st, dl, pd, (oh, ow))
+    dx = col2im(col, (n, cg * g, h, wd), k, st, dl, pd, (oh, ow), layout)
     return np.ascontiguousarray(dx[:, :, :out_hw[0], :out_hw[1]])
 
 
 def conv2d_weight_grad(x, dy, k, st, dl, pd, g):
     n, c = x.shape[:2]
     f, oh, ow = dy.shape[1:]
+    if g == 1 and oh * ow < BIG_GEMM_BELOW:
+        col, _ = im2col(x, k, st, dl, pd, 'kn')
+        # dW^T = col @ dy^T: OpenBLAS runs this long-K product several times faster than dy @ col^T
+        return np.ascontiguousarray((col @ _by_filter(dy).T).T).reshape((f, c) + tuple(k))
     col, _ = im2col(x, k, st, dl, pd)
     cg, fg = c // g, f // g
     kk = k[0] * k[1]
@@ -519,6 +551,8 @@ def _lrelu_inputs(a):
 
 
 def _gamma_b(g, x):
+    if x.ndim == 0:  # as the inference says (eager runs this, not the inference)
+        bad("LeakyReLU(prelu): data must have at least one dimension")
     return g.reshape((1, -1) + (1,) * (x.ndim - 2)) if x.ndim >= 2 else g
 
 
@@ -527,6 +561,8 @@ def _lrelu_infer(attrs, shapes, dtypes):
         bad("LeakyReLU: act_type 'rrelu' is not supported")
     if attrs['act_type'] == 'prelu':
         d, g = shapes
+        if not d:
+            bad("LeakyReLU(prelu): data must have at least one dimension")
         if len(g) != 1 or (g[0] != 1 and (len(d) < 2 or g[0] != d[1])):
             bad(f"LeakyReLU(prelu): gamma shape {g} should be (channels,) = ({d[1] if len(d) > 1 else 1},)")
     return [shapes[0]], [dtypes[0]]
