@@ -237,21 +237,36 @@ class Kernel:
         ptrs = self.ptr_t(*[a.__array_interface__['data'][0] for a in inputs], *[a.__array_interface__['data'][0]
                                                                                  for a in outputs])
         n0 = self.dims[0]
-        if self.total >= (1 << 18) and n0 >= 2:  # big: split the outer loop over a thread per core
-            k = min(_threads(), n0)
+        k = min(_threads(), n0) if self.total >= (1 << 18) else 1
+        if k > 1:  # big: split the outer loop over the cores (the calling thread takes the first part)
             step = -(-n0 // k)
-            ts = [threading.Thread(target=self.cfn, args=(ptrs, s, min(s + step, n0))) for s in range(step, n0, step)]
-            for t in ts:
-                t.start()
+            rest = [_pool().submit(self.cfn, ptrs, s, min(s + step, n0)) for s in range(step, n0, step)]
             self.cfn(ptrs, 0, min(step, n0))
-            for t in ts:
-                t.join()
+            for f in rest:
+                f.result()
         else:
             self.cfn(ptrs, 0, n0)
 
 
 def _threads():
     return int(os.environ.get('GRAPHC_NUM_THREADS', os.cpu_count() or 1))
+
+
+_workers = {}   # pid -> pool: a forked child (a DataLoader worker) starts its own, the parent's threads are not there
+_pool_lock = threading.Lock()
+
+
+def _pool():
+    """The worker threads big kernels split over (started once per process: a thread per call costs more
+    than a small kernel's work on a loaded machine)."""
+    pool = _workers.get(os.getpid())
+    if pool is None:
+        with _pool_lock:
+            pool = _workers.get(os.getpid())
+            if pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+                pool = _workers[os.getpid()] = ThreadPoolExecutor(max(1, _threads() - 1), thread_name_prefix='graphc-kernel')
+    return pool
 
 
 def _kernel_function(dtype, n_ptrs):
@@ -506,7 +521,7 @@ def build_row_ir(sub, dtype, red):
                 store('x', r, c, vals)
                 if name in ('sum', 'mean'):
                     return [b.fadd(acc[0], v, name='graphc_acc')]
-                return [e.intrinsic('llvm.maxnum' if name == 'max' else 'llvm.minnum', acc[0], v)]
+                return [e.intrinsic('llvm.maximum' if name == 'max' else 'llvm.minimum', acc[0], v)]  # NaN sticks
             (acc,) = _for(b, fn, ir, zero, C(cols), [e.c(init)], body, 'c')
             rv = b.fdiv(acc, e.c(cols)) if name == 'mean' else acc
             vals = {(id(red), 0): rv}
@@ -620,7 +635,7 @@ def build_col_ir(sub, dtype, red):
             v = vals[(id(src[0]), src[1])]
             a = b.load(p)
             b.store(b.fadd(a, v) if name in ('sum', 'mean') else
-                    e.intrinsic('llvm.maxnum' if name == 'max' else 'llvm.minnum', a, v), p)
+                    e.intrinsic('llvm.maximum' if name == 'max' else 'llvm.minimum', a, v), p)  # as np.max: NaN sticks
             return []
         _for(b, fn, ir, start, stop, [], col, 'c')
         return []
