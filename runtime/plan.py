@@ -6,6 +6,7 @@ segments that execute in one call each, over buffers preallocated in one arena; 
 stays as the fallback (a second thread calling the same plan at once, or an input that no longer
 has the planned shape and dtype).
 """
+import os
 import threading
 
 import numpy as np
@@ -37,7 +38,7 @@ class Plan:
             self.steps.append((n.op.ref, n.attrs, ins, outs, free, n))
         self.outputs = [slot[(id(n), j)] for n, j in graph.outputs]
         self.program = None
-        if native:
+        if native and os.environ.get('GRAPHC_NATIVE', '1') != '0':  # GRAPHC_NATIVE=0: every step from Python
             from .cpu import enabled
             if enabled():
                 self.program = _native_program(self, graph, slot)

@@ -137,6 +137,17 @@ def test_threads_calling_one_hybridized_block_get_their_own_results():
     assert not errors, errors[0]
 
 
+@needs_blas
+def test_segments_can_be_switched_off(monkeypatch):
+    x, w = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    _, opt, feed, _ = build(lambda x, w: nd.dot(nd.relu(nd.dot(x, w)), w, transpose_b=True), x, w)
+    assert segments(Plan(opt))
+    monkeypatch.setenv('GRAPHC_NATIVE', '0')
+    plan = Plan(opt)
+    assert plan.program is None
+    np.testing.assert_allclose(plan(feed)[0], np.full((2, 3), 12.0))
+
+
 def test_blas_can_be_switched_off(monkeypatch):
     monkeypatch.setattr(native, '_blas', [])
     monkeypatch.setenv('GRAPHC_NATIVE_BLAS', '0')
