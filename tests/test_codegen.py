@@ -323,3 +323,29 @@ def test_one_gemm_and_batched_convolutions_agree(monkeypatch, k, st, pd, hw):
     # the weight gradient is the adjoint of the forward in w: <conv(x, w), dy> = <w, dW>
     np.testing.assert_allclose(np.vdot(naive, dy), np.vdot(w, res[0][2]), rtol=1e-10)
     np.testing.assert_allclose(np.vdot(naive, dy), np.vdot(x, res[0][1]), rtol=1e-10)  # and in x
+
+
+def test_weight_gradient_reuses_the_forward_columns(monkeypatch):
+    """Under autograd the forward's im2col columns are kept for the weight gradient (one use): the same
+    gradients as recomputing them (exactly: the same GEMMs), and nothing is kept outside autograd."""
+    import graphc as gc
+    from graphc.ops import nn as ops_nn
+    x = nd.array(np.random.default_rng(3).normal(size=(4, 3, 10, 10)).astype(np.float32))
+    w = nd.array(np.random.default_rng(4).normal(size=(5, 3, 3, 3)).astype(np.float32))
+    grads, real_take = [], ops_nn._take_cols
+    for keep in (ops_nn.SAVED_COLS, 0):
+        monkeypatch.setattr(ops_nn, 'SAVED_COLS', keep)
+        ops_nn._saved_cols.clear()
+        w.attach_grad()
+        taken = []
+        monkeypatch.setattr(ops_nn, '_take_cols', lambda x, g: taken.append(real_take(x, g)) or taken[-1])
+        with gc.autograd.record():
+            y = nd.Convolution(x, w, kernel=(3, 3), num_filter=5, no_bias=True)
+            assert len(ops_nn._saved_cols) == (1 if keep else 0)
+            loss = (y * y).sum()
+        loss.backward()
+        assert (taken[0] is not None) == bool(keep) and not ops_nn._saved_cols
+        grads.append(w.grad.asnumpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+    nd.Convolution(x, w, kernel=(3, 3), num_filter=5, no_bias=True)  # not recording: nothing kept
+    assert not ops_nn._saved_cols

@@ -40,7 +40,7 @@ def _fc_grad(F, a, x, y, dy):
 
 @register('FullyConnected', kind='opaque', inputs=_fc_inputs, attrs=FC_ATTRS, infer=_fc_infer, grad=_fc_grad)
 def _fully_connected(attrs, d, w, b=None):
-    x = d.reshape(d.shape[0], -1) if attrs['flatten'] else d
+    x = d.reshape(d.shape[0], math.prod(d.shape[1:])) if attrs['flatten'] else d  # (-1 fails for batch 0)
     y = x @ w.T
     if b is not None:
         y += b
@@ -163,6 +163,35 @@ def _by_filter(dy):
     return np.ascontiguousarray(dy.reshape(n, f, -1).transpose(1, 0, 2)).reshape(f, -1)
 
 
+_saved_cols = {}  # id(x) -> (weakref to x, geometry, columns): the forward's im2col, kept for the weight gradient
+SAVED_COLS = 4
+
+
+def _save_cols(x, geom, col):
+    """Under autograd (eager or a hybridized training step) the weight gradient reads the same columns
+    again: keep them (one use, at most SAVED_COLS at a time) instead of recomputing."""
+    from ..autograd import is_recording
+    if not is_recording() or SAVED_COLS < 1:
+        return
+    import weakref
+    while len(_saved_cols) >= SAVED_COLS:  # the oldest goes (another thread may be at it too)
+        try:
+            _saved_cols.pop(next(iter(_saved_cols)))
+        except (StopIteration, RuntimeError, KeyError):
+            break
+    try:
+        _saved_cols[id(x)] = (weakref.ref(x), geom, col)
+    except TypeError:  # an array type without weak references: recompute later
+        pass
+
+
+def _take_cols(x, geom):
+    hit = _saved_cols.pop(id(x), None)
+    if hit is not None and hit[0]() is x and hit[1] == geom:
+        return hit[2]
+    return None
+
+
 def conv2d(x, w, k, st, dl, pd, g):
     """Grouped 2-D cross-correlation: im2col, then one batched GEMM per group (output lands in NCHW)."""
     n, c = x.shape[:2]
@@ -170,6 +199,7 @@ def conv2d(x, w, k, st, dl, pd, g):
     oh, ow = (_conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
     if g == 1 and 1 < oh * ow < BIG_GEMM_BELOW:  # (one position per image: the batched matvecs measured faster)
         col, _ = im2col(x, k, st, dl, pd, 'kn')
+        _save_cols(x, (tuple(k), tuple(st), tuple(dl), tuple(pd), x.shape, x.dtype), col)
         y = w.reshape(f, -1) @ col
         return np.ascontiguousarray(y.reshape(f, n, oh, ow).transpose(1, 0, 2, 3))
     col, (oh, ow) = im2col(x, k, st, dl, pd)
@@ -210,7 +240,9 @@ def conv2d_weight_grad(x, dy, k, st, dl, pd, g):
     n, c = x.shape[:2]
     f, oh, ow = dy.shape[1:]
     if g == 1 and oh * ow < BIG_GEMM_BELOW:
-        col, _ = im2col(x, k, st, dl, pd, 'kn')
+        col = _take_cols(x, (tuple(k), tuple(st), tuple(dl), tuple(pd), x.shape, x.dtype))
+        if col is None:
+            col, _ = im2col(x, k, st, dl, pd, 'kn')
         # dW^T = col @ dy^T: OpenBLAS runs this long-K product several times faster than dy @ col^T
         return np.ascontiguousarray((col @ _by_filter(dy).T).T).reshape((f, c) + tuple(k))
     col, _ = im2col(x, k, st, dl, pd)
