@@ -191,13 +191,22 @@ def _native_program(plan, graph, slot):
     items, cur, native_steps = [], None, 0
     written_native, seg_of = {}, {}   # natively computed slots, and the segment of each
     aliases = {}   # segment -> its alias (out, in) pairs in step order
-    for st in plan.steps:
+    defined, last = {}, {}   # slot -> the step that writes it / the last step that reads it
+    may_alias = []           # steps whose outputs may be views of their inputs (Python steps, reshapes)
+    for i, st in enumerate(plan.steps):
         ref, attrs, ins, outs, free, node = st
+        for k in ins:
+            last[k] = i
+        n_extra = len(extra)
         trial = Segment()
         ok = compile_step(trial, node, ins, outs, new_slot)
+        for k in list(outs) + extra[n_extra:]:
+            defined[k] = i
+            last.setdefault(k, i)
         if not ok:
             cur = None
             items.append(st)
+            may_alias.append(i)
             continue
         if cur is None:
             cur = Segment()
@@ -209,6 +218,7 @@ def _native_program(plan, graph, slot):
             seg_of[k] = cur
         if trial.rows and trial.rows[0][0] == ALIAS:
             aliases.setdefault(id(cur), []).append((outs[0], ins[0]))
+            may_alias.append(i)
         else:
             for k in outs:
                 written_native[k] = True
@@ -216,15 +226,31 @@ def _native_program(plan, graph, slot):
     if native_steps < 2:
         return None
     outputs = set(plan.outputs)
-    # buffers: natively written values live in the arena, except graph outputs (fresh each call)
-    extra_written = set(extra)
-    offsets, size = {}, 0
-    for k in sorted(set(written_native) | extra_written):
-        if k in outputs:
-            continue
-        nbytes = int(np.prod(shapes[k])) * dtypes[k].itemsize
-        offsets[k] = size
-        size += -(-max(nbytes, 1) // 64) * 64
+    for k in outputs:
+        last[k] = len(plan.steps)
+    for i in reversed(may_alias):  # a view keeps its base's buffer alive as long as it is read
+        _, _, ins, outs, _, _ = plan.steps[i]
+        end = max(last.get(k, i) for k in outs)
+        for k in ins:
+            last[k] = max(last.get(k, i), end)
+    # buffers: natively written values live in the arena, sharing space when their lifetimes do not
+    # overlap (the memory plan of this schedule); graph outputs are fresh arrays each call
+    offsets, size, active, spare = {}, 0, [], []
+    for k in sorted((k for k in set(written_native) | set(extra) if k not in outputs), key=lambda k: defined[k]):
+        nbytes = -(-max(int(np.prod(shapes[k])) * dtypes[k].itemsize, 1) // 64) * 64
+        for a in [a for a in active if a[0] < defined[k]]:  # buffers read for the last time before this step
+            active.remove(a)
+            spare.append(a[1:])
+        fit = min((b for b in spare if b[1] >= nbytes), key=lambda b: b[1], default=None)
+        if fit is None:
+            fit = (size, nbytes)
+            size += nbytes
+        else:
+            spare.remove(fit)
+        offsets[k] = fit[0]
+        active.append((last[k], fit[0], fit[1]))
+    plan.arena_bytes, plan.naive_bytes = size, sum(-(-max(int(np.prod(shapes[k])) * dtypes[k].itemsize, 1) // 64) * 64
+                                                   for k in offsets)
     arena = np.empty(size + 64, np.uint8) if offsets else None
     views = {}
     if arena is not None:

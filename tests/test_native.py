@@ -183,3 +183,25 @@ def test_hybridized_training_with_native_segments_equals_eager():
         nets.append(net)
     for (k, p), q in zip(nets[0].collect_params().items(), nets[1].collect_params().values()):
         np.testing.assert_allclose(q.data().asnumpy(), p.data().asnumpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+@needs_blas
+def test_arena_reuses_buffers_and_keeps_views_of_them_alive():
+    """Intermediates share arena space when their lifetimes do not overlap; a value that a Python step
+    returns as a view of an arena buffer (slice_axis) keeps that buffer from being reused while read."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(6, 16)).astype(np.float32)
+    ws = [rng.normal(size=(16, 16)).astype(np.float32) * 0.3 for _ in range(5)]
+
+    def f(x, *ws):
+        h = nd.relu(nd.dot(x, ws[0]))
+        head = nd.slice_axis(h, axis=0, begin=0, end=2)  # a view of h's buffer, read at the very end
+        for w in ws[1:]:
+            h = nd.tanh(nd.dot(h, w))
+        return nd.dot(head, ws[1]) + nd.sum(h, axis=0, keepdims=True)
+    g, opt, feed, raw = build(f, x, *ws)
+    plan = Plan(opt)
+    assert segments(plan) and plan.arena_bytes < plan.naive_bytes, (plan.arena_bytes, plan.naive_bytes)
+    ref = interpret(g, raw)[0]
+    for _ in range(2):
+        np.testing.assert_allclose(plan(feed)[0], ref, **TOL[np.float32])
