@@ -1,36 +1,103 @@
-"""Benchmark workloads: eager vs hybridized (compiled) vs plain NumPy, run side by side.
+"""Benchmark workloads: graphc eager vs hybridized (compiled) vs hand-written NumPy (and PyTorch's eager mode
+where torch is importable), side by side in one run.
 
-Used by `graphc bench` and benchmarks/compiled.py. Variants of a workload run interleaved so machine
-noise hits all alike; each result is the median of many repetitions after warm-up.
+Used by `graphc bench` and benchmarks/compiled.py: the one place for the workloads. Variants of a workload
+start from equal weights, are checked to compute the same result, then run interleaved so machine noise
+hits all alike; each time is the median of many repetitions after warm-up.
 """
+import datetime
+import importlib.util
+import math
+import os
+import platform
 import statistics
+import sys
 import time
 
 import numpy as np
 
 import graphc as gc
 from graphc import autograd, gluon, nd
+from graphc.base import GraphcError
 from graphc.gluon import nn
 
+ORDER = ('numpy', 'torch', 'eager', 'hybridized', 'np.copyto')   # table columns, in this order
+WARMUP = 3   # untimed rounds before the timed ones
+RATIOS = (('eager', 'hybridized'), ('hybridized', 'numpy'), ('hybridized', 'torch'),
+          ('eager', 'numpy'), ('eager', 'torch'))
 
-def timeit(fns, reps, warmup=3, progress=None):
-    """{name: median seconds}, running the variants interleaved so machine noise hits all alike."""
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
+
+def timeit(fns, reps, warmup=WARMUP, progress=None):
+    """{name: median seconds}, running the variants interleaved so machine noise hits all alike.
+    progress: a wrapper for the iterable of warm-up plus timed rounds (a progress bar), or None."""
     ts = {k: [] for k in fns}
-    for _ in (progress(range(reps)) if progress else range(reps)):
+    rounds = range(warmup + reps)
+    for i in (progress(rounds) if progress else rounds):
         for k, f in fns.items():
             t0 = time.perf_counter()
             f()
-            ts[k].append(time.perf_counter() - t0)
+            if i >= warmup:
+                ts[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in ts.items()}
 
 
+def _synced(f):
+    """f, waiting for its NDArray result (under GRAPHC_ENGINE=lazy an op only queues work)."""
+    def run():
+        out = f()
+        for o in out if isinstance(out, (list, tuple)) else [out]:
+            if hasattr(o, 'wait_to_read'):
+                o.wait_to_read()
+        return out
+    return run
+
+
+def _value(loss):
+    """A loss as a Python float: graphc's per-sample NDArray (mean), a torch scalar or a NumPy float."""
+    if hasattr(loss, 'asnumpy'):
+        return float(loss.asnumpy().mean())
+    return float(loss.item()) if hasattr(loss, 'item') else float(loss)
+
+
+def _same_loss(steps, n=2):
+    """Run each training step n times (as warm-up) and check that all report the same losses: they start from
+    equal weights, so equal losses after the first step mean equal gradients and updates too."""
+    for i in range(n):
+        losses = {k: _value(f()) for k, f in steps.items()}
+        ref = next(iter(losses.values()))
+        if any(not math.isclose(v, ref, rel_tol=1e-4, abs_tol=1e-5) for v in losses.values()):
+            raise GraphcError(f"bench: the variants disagree on the loss of training step {i + 1}: {losses}")
+
+
+def _torch():
+    """torch, or None where it is not installed. Its idle OpenMP threads are told to sleep, not spin: with the
+    variants interleaved, spinning threads would take the cores from the next variant (and from torch
+    itself on a busy machine: a 1024x1024 chain ran 5x slower here)."""
+    if 'torch' not in sys.modules:
+        if importlib.util.find_spec('torch') is None:
+            return None
+        os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+    import torch
+    return torch
+
+
+# ------------------------------------------------------------------------------------------------ models
 def mlp():
     net = nn.HybridSequential()
     with net.name_scope():
         net.add(nn.Dense(256, activation='relu'), nn.Dense(256, activation='relu'), nn.Dense(10))
+    net.initialize(gc.init.Xavier())
+    return net
+
+
+def lenet():
+    """examples/lenet_mnist.py's LeNet (32/64/128 channels), initialized (tests check the two stay alike)."""
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Conv2D(32, kernel_size=5, activation='relu'), nn.MaxPool2D(2, 2),
+                nn.Conv2D(64, 5, activation='relu'), nn.MaxPool2D(2, 2),
+                nn.Conv2D(128, 4, activation='relu'), nn.Flatten(),
+                nn.Dense(84, activation='relu'), nn.Dense(10))
     net.initialize(gc.init.Xavier())
     return net
 
@@ -48,28 +115,205 @@ def twins(make, x):
     return a, b
 
 
-def mlp_inference(bs, reps):
-    x = nd.random.normal(shape=(bs, 784))
-    eager, hyb = twins(mlp, x)
-    w = [p.data().asnumpy() for p in eager.collect_params().values()]
-    xn = x.asnumpy()
-
-    def numpy_fwd():
-        h = np.maximum(xn @ w[0].T + w[1], 0)
-        h = np.maximum(h @ w[2].T + w[3], 0)
-        return h @ w[4].T + w[5]
-    np.testing.assert_allclose(hyb(x).asnumpy(), numpy_fwd(), rtol=1e-4, atol=1e-4)
-    return timeit({'numpy': numpy_fwd, 'eager': lambda: eager(x), 'hybridized': lambda: hyb(x)}, reps * 10)
+def weights(net):
+    """The parameters as float32 NumPy copies, in collect_params order (weight, bias per layer)."""
+    return [p.data().asnumpy().copy() for p in net.collect_params().values()]
 
 
-def mlp_train(reps):
-    x, y = nd.random.normal(shape=(64, 784)), nd.array(np.random.default_rng(0).integers(0, 10, 64), dtype='int32')
-    eager, hyb = twins(mlp, x)
-    return timeit(train_steps(eager, hyb, x, y, 'sgd', {'learning_rate': 0.01, 'momentum': 0.9}), reps * 3)
+# ------------------------------------------------------------------------- hand-written NumPy baselines
+def softmax_ce(z, y):
+    """Mean softmax cross-entropy of logits z (N, K) at labels y, and its gradient w.r.t. z."""
+    n = len(y)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    loss = float(np.mean(np.log(s[:, 0]) - z[np.arange(n), y]))
+    dz = e / s
+    dz[np.arange(n), y] -= 1
+    dz /= n
+    return loss, dz
 
 
+def dense_forward(ws, h):
+    """Dense layers ws = [w0, b0, w1, b1, ...] (MXNet's (out, in) weights), relu between them, none after the
+    last. Returns every layer's input and the output: [h, a1, ..., logits]."""
+    acts = [h]
+    for i in range(0, len(ws), 2):
+        h = h @ ws[i].T + ws[i + 1]
+        acts.append(np.maximum(h, 0) if i + 2 < len(ws) else h)
+        h = acts[-1]
+    return acts
+
+
+def dense_backward(ws, acts, dz, need_dx=False):
+    """Gradients of dense_forward's weights given d(output), and d(input) when need_dx."""
+    grads = [None] * len(ws)
+    for i in reversed(range(0, len(ws), 2)):
+        a = acts[i // 2]
+        grads[i], grads[i + 1] = dz.T @ a, dz.sum(axis=0)
+        if i or need_dx:
+            dz = dz @ ws[i]
+            if i:
+                dz *= a > 0
+    return grads, (dz if need_dx else None)
+
+
+def sgd_momentum(params, grads, vel, lr, mom):
+    """MXNet's sgd_mom_update: v = mom*v - lr*g; w += v."""
+    for p, g, v in zip(params, grads, vel):
+        v *= mom
+        v -= lr * g
+        p += v
+
+
+def adam(params, grads, state, t, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """MXNet's adam_update at step t: m, v moments; w -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)."""
+    lr_t = lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
+    for p, g, m, v in zip(params, grads, *state):
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * g * g
+        p -= lr_t * m / (np.sqrt(v) + eps)
+
+
+def im2col(x, k):
+    """NHWC x -> rows (N*OH*OW, k*k*C) of a stride-1 k x k convolution, columns in (kh, kw, C) order so the
+    copy runs over contiguous channels."""
+    v = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))   # (N, OH, OW, C, k, k), a view
+    n, oh, ow = v.shape[:3]
+    return v.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, -1), (n, oh, ow)
+
+
+class LeNetNumpy:
+    """lenet() by hand in NumPy: NHWC activations, each convolution one im2col GEMM, 2x2 max pooling by
+    reshape, softmax cross-entropy, the backward pass by hand and Adam as MXNet's: the honest baseline of
+    the LeNet workloads. params: lenet()'s weights (weights(net)), copied."""
+    layers = ((5, True), (5, True), (4, False))   # (kernel, 2x2 max pool after the relu) per conv
+
+    def __init__(self, params, lr=1e-3):
+        self.params = [np.array(p, dtype=np.float32) for p in params]
+        self.state = ([np.zeros_like(p) for p in self.params], [np.zeros_like(p) for p in self.params])
+        self.lr, self.t = lr, 0
+
+    def forward(self, x, cache=None):
+        """Logits of NCHW x; appends what backward needs to cache when given a list."""
+        h = x.transpose(0, 2, 3, 1)
+        for i, (k, pool) in enumerate(self.layers):
+            w, b = self.params[2 * i:2 * i + 2]
+            cols, (n, oh, ow) = im2col(h, k)
+            wm = w.transpose(0, 2, 3, 1).reshape(len(w), -1)   # OIHW -> O x (kh, kw, C), the columns' order
+            a = np.maximum(cols @ wm.T + b, 0).reshape(n, oh, ow, -1)
+            p = a.reshape(n, oh // 2, 2, ow // 2, 2, -1).max(axis=(2, 4)) if pool else None
+            if cache is not None:
+                cache.append((h.shape, cols, wm, a, p))
+            h = a if p is None else p
+        acts = dense_forward(self.params[6:], h.transpose(0, 3, 1, 2).reshape(len(h), -1))  # Flatten as NCHW
+        if cache is not None:
+            cache.append(acts)
+        return acts[-1]
+
+    def loss_and_grads(self, x, y):
+        """Mean loss over the batch and its gradients, in params order (conv weights OIHW)."""
+        cache = []
+        loss, dz = softmax_ce(self.forward(x, cache), y)
+        grads, df = dense_backward(self.params[6:], cache.pop(), dz, need_dx=True)
+        shape = cache[-1][3].shape
+        dh = df.reshape(shape[0], shape[3], shape[1], shape[2]).transpose(0, 2, 3, 1)
+        grads = [None] * 6 + grads
+        for i in reversed(range(3)):
+            (n, hh, ww, c), cols, wm, a, p = cache[i]
+            k = self.layers[i][0]
+            if p is None:
+                dh = dh * (a > 0)
+            else:  # to each window's maximum; a tie is of zeros, whose relu gradient is 0 anyway
+                a6, p6 = a.reshape(n, len(p[0]), 2, len(p[0][0]), 2, -1), p[:, :, None, :, None, :]
+                dh = np.where((a6 == p6) & (p6 > 0), dh[:, :, None, :, None, :], 0).reshape(a.shape)
+            dr = dh.reshape(-1, a.shape[3])
+            grads[2 * i] = (dr.T @ cols).reshape(len(wm), k, k, c).transpose(0, 3, 1, 2)
+            grads[2 * i + 1] = dr.sum(axis=0)
+            if i:  # col2im: scatter-add the columns' gradient back onto the input
+                _, oh, ow, _ = a.shape
+                dcols = (dr @ wm).reshape(n, oh, ow, k, k, c)
+                dh = np.zeros((n, hh, ww, c), np.float32)
+                for di in range(k):
+                    for dj in range(k):
+                        dh[:, di:di + oh, dj:dj + ow] += dcols[:, :, :, di, dj]
+        return loss, grads
+
+    def step(self, x, y):
+        loss, grads = self.loss_and_grads(x, y)
+        self.t += 1
+        adam(self.params, grads, self.state, self.t, self.lr)
+        return loss
+
+
+def lstm_numpy(x, wi, wh, bi, bh):
+    """A one-layer LSTM over TNC x, MXNet's gate order (i, f, c, o), zero initial states: the outputs (T, N, H).
+    The input projection of all steps is one GEMM; each step adds h @ wh.T."""
+    t_len, n, _ = x.shape
+    hid = wh.shape[1]
+    xi = (x.reshape(t_len * n, -1) @ wi.T + (bi + bh)).reshape(t_len, n, 4 * hid)
+    h, c = np.zeros((n, hid), np.float32), np.zeros((n, hid), np.float32)
+    out = np.empty((t_len, n, hid), np.float32)
+    for t in range(t_len):
+        g = xi[t] + h @ wh.T
+        s = 1 / (1 + np.exp(-g[:, :2 * hid]))
+        o = 1 / (1 + np.exp(-g[:, 3 * hid:]))
+        c = s[:, hid:] * c + s[:, :hid] * np.tanh(g[:, 2 * hid:3 * hid])
+        h = out[t] = o * np.tanh(c)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ PyTorch twins
+def torch_load(torch, model, params):
+    """Copy graphc's weights (collect_params order) into a torch model (parameters() order: the same layouts)."""
+    ps = list(model.parameters())
+    if [tuple(p.shape) for p in ps] != [p.shape for p in params]:
+        raise GraphcError(f"bench: torch model's parameters {[tuple(p.shape) for p in ps]} do not match graphc's "
+                          f"{[p.shape for p in params]}")
+    with torch.no_grad():
+        for p, a in zip(ps, params):
+            p.copy_(torch.from_numpy(np.ascontiguousarray(a)))
+    return model
+
+
+def torch_mlp(torch, params):
+    L = torch.nn
+    return torch_load(torch, L.Sequential(L.Linear(784, 256), L.ReLU(), L.Linear(256, 256), L.ReLU(),
+                                          L.Linear(256, 10)), params)
+
+
+def torch_lenet(torch, params):
+    L = torch.nn
+    return torch_load(torch, L.Sequential(L.Conv2d(1, 32, 5), L.ReLU(), L.MaxPool2d(2, 2), L.Conv2d(32, 64, 5),
+                                          L.ReLU(), L.MaxPool2d(2, 2), L.Conv2d(64, 128, 4), L.ReLU(), L.Flatten(),
+                                          L.Linear(128, 84), L.ReLU(), L.Linear(84, 10)), params)
+
+
+def _torch_infer(torch, model, x):
+    def run():
+        with torch.no_grad():
+            return model(x)
+    return run
+
+
+def _torch_step(torch, model, opt, x, y):
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+# ---------------------------------------------------------------------------------------------- workloads
 def train_steps(eager, hyb, x, y, optimizer, opt_params):
-    """{'eager': step, 'hybridized': step}: one softmax cross-entropy training step of each twin."""
+    """{'eager': step, 'hybridized': step}: one softmax cross-entropy training step of each twin; a step
+    returns its per-sample losses."""
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     steps = {}
     for name, net in (('eager', eager), ('hybridized', hyb)):
@@ -80,34 +324,164 @@ def train_steps(eager, hyb, x, y, optimizer, opt_params):
                 loss = loss_fn(net(x), y)
             loss.backward()
             tr.step(x.shape[0])
-        steps[name] = step
+            return loss
+        steps[name] = _synced(step)
     return steps
 
 
-def chain(n, reps):
+def _agree(fns, tol):
+    """Check that every variant's output equals the NumPy one (so the timings are of equal work)."""
+    ref = fns['numpy']()
+    for k, f in fns.items():
+        out = f()
+        out = out.asnumpy() if hasattr(out, 'asnumpy') else np.asarray(out)
+        np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max())),
+                                   err_msg=f"bench: {k} disagrees with numpy")
+
+
+def _inference(make, x, numpy_model, torch_model, reps, progress, tol=1e-4):
+    """Forward on x of graphc eager vs hybridized vs numpy_model(params) (a function of the NumPy input)
+    vs torch_model(torch, params), from equal weights; outputs checked."""
+    eager, hyb = twins(make, x)
+    w = weights(eager)
+    xn = x.asnumpy()
+    fwd = numpy_model(w)
+    fns = {'numpy': lambda: fwd(xn)}
+    torch = _torch()
+    if torch is not None:
+        fns['torch'] = _torch_infer(torch, torch_model(torch, w), torch.from_numpy(xn))
+    fns.update(eager=_synced(lambda: eager(x)), hybridized=_synced(lambda: hyb(x)))
+    _agree(fns, tol)
+    return {'times': timeit(fns, reps, progress=progress)}
+
+
+def mlp_inference(bs, reps, progress=None):
+    x = nd.random.normal(shape=(bs, 784))
+    return _inference(mlp, x, lambda w: lambda xn: dense_forward(w, xn)[-1], torch_mlp, reps, progress)
+
+
+def lenet_inference(bs, reps, progress=None):
+    x = nd.random.uniform(shape=(bs, 1, 28, 28))
+    return _inference(lenet, x, lambda w: LeNetNumpy(w).forward, torch_lenet, reps, progress)
+
+
+def _train(make, x, y, numpy_step, torch_model, torch_opt, optimizer, opt_params, reps, progress):
+    """Training steps of equal models: NumPy (numpy_step(params, x, y)), torch, graphc eager and hybridized."""
+    eager, hyb = twins(make, x)
+    w = weights(eager)
+    xn, yn = x.asnumpy(), y.asnumpy().astype(np.int64)
+    steps = {'numpy': numpy_step(w, xn, yn)}
+    torch = _torch()
+    if torch is not None:
+        m = torch_model(torch, w)
+        steps['torch'] = _torch_step(torch, m, torch_opt(torch, m), torch.from_numpy(xn), torch.from_numpy(yn))
+    steps.update(train_steps(eager, hyb, x, y, optimizer, opt_params))
+    _same_loss(steps)
+    return {'times': timeit(steps, reps, progress=progress)}
+
+
+def _labels(n):
+    return nd.array(np.random.default_rng(0).integers(0, 10, n), dtype='int32')
+
+
+def mlp_train(reps, progress=None, bs=64):
+    lr, mom = 0.01, 0.9
+
+    def numpy_step(w, xn, yn):
+        vel = [np.zeros_like(p) for p in w]
+
+        def step():
+            acts = dense_forward(w, xn)
+            loss, dz = softmax_ce(acts[-1], yn)
+            sgd_momentum(w, dense_backward(w, acts, dz)[0], vel, lr, mom)
+            return loss
+        return step
+    return _train(mlp, nd.random.normal(shape=(bs, 784)), _labels(bs), numpy_step, torch_mlp,
+                  lambda torch, m: torch.optim.SGD(m.parameters(), lr=lr, momentum=mom),
+                  'sgd', {'learning_rate': lr, 'momentum': mom}, reps, progress)
+
+
+def lenet_train(bs, reps, progress=None):
+    lr = 1e-3
+
+    def numpy_step(w, xn, yn):
+        net = LeNetNumpy(w, lr)
+        return lambda: net.step(xn, yn)
+    return _train(lenet, nd.random.uniform(shape=(bs, 1, 28, 28)), _labels(bs), numpy_step, torch_lenet,
+                  lambda torch, m: torch.optim.Adam(m.parameters(), lr=lr), 'adam', {'learning_rate': lr},
+                  reps, progress)
+
+
+def chain(n, reps, progress=None):
     a = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
     x = nd.array(a)
     f = gluon.nn.HybridLambda(lambda F, v: F.tanh(v * 2 + 1) * F.sigmoid(v) - F.relu(v) / 3)
     g = gluon.nn.HybridLambda(lambda F, v: F.tanh(v * 2 + 1) * F.sigmoid(v) - F.relu(v) / 3)
     g.hybridize()
-    np.testing.assert_allclose(g(x).asnumpy(), f(x).asnumpy(), rtol=1e-5, atol=1e-5)
-    return timeit({'numpy': lambda: np.tanh(a * 2 + 1) * (1 / (1 + np.exp(-a))) - np.maximum(a, 0) / 3,
-                   'eager': lambda: f(x), 'hybridized': lambda: g(x)}, reps)
+    fns = {'numpy': lambda: np.tanh(a * 2 + 1) * (1 / (1 + np.exp(-a))) - np.maximum(a, 0) / 3}
+    torch = _torch()
+    if torch is not None:
+        t = torch.from_numpy(a)
+        fns['torch'] = lambda: torch.tanh(t * 2 + 1) * torch.sigmoid(t) - torch.relu(t) / 3
+    fns.update(eager=_synced(lambda: f(x)), hybridized=_synced(lambda: g(x)))
+    _agree(fns, 1e-5)
+    return {'times': timeit(fns, reps, progress=progress)}
 
 
-def memory_bound(n, reps):
+def memory_bound(n, reps, progress=None):
+    """(x*2+1)*y - x/3 beside the bandwidth floor, np.copyto of one array: bytes read plus written per second."""
     a, b = (np.random.default_rng(i).normal(size=(n, n)).astype(np.float32) for i in (0, 1))
     x, y = nd.array(a), nd.array(b)
+    f = gluon.nn.HybridLambda(lambda F, u, v: (u * 2 + 1) * v - u / 3)
     g = gluon.nn.HybridLambda(lambda F, u, v: (u * 2 + 1) * v - u / 3)
     g.hybridize()
+    np.testing.assert_allclose(g(x, y).asnumpy(), (a * 2 + 1) * b - a / 3, rtol=1e-5, atol=1e-5)
     out = np.empty_like(a)
-    t = timeit({'numpy': lambda: (a * 2 + 1) * b - a / 3, 'hybridized': lambda: g(x, y),
-                'np.copyto': lambda: np.copyto(out, a)}, reps)
-    t['GB/s hybridized'] = 3 * a.nbytes / t['hybridized'] / 1e9   # reads x and y, writes the result
-    t['GB/s copyto'] = 2 * a.nbytes / t['np.copyto'] / 1e9
-    return t
+    t = timeit({'numpy': lambda: (a * 2 + 1) * b - a / 3, 'eager': _synced(lambda: f(x, y)),
+                'hybridized': _synced(lambda: g(x, y)), 'np.copyto': lambda: np.copyto(out, a)}, reps,
+               progress=progress)
+    return {'times': t, 'GB/s': {'hybridized': 3 * a.nbytes / t['hybridized'] / 1e9,   # reads x and y, writes
+                                 'np.copyto': 2 * a.nbytes / t['np.copyto'] / 1e9}}
 
 
+def lstm(reps, progress=None, steps=50):
+    """The LSTM layer forward workload: benchmarks/lstm.py's lstm_forward in a source checkout (graphc eager vs
+    hybridized, each also on the fused RNN op's NumPy loops), else lstm_forward here (vs a NumPy loop, vs torch)."""
+    mod = _benchmarks_module('lstm')
+    return getattr(mod, 'lstm_forward', lstm_forward)(reps, progress, steps=steps)
+
+
+def _benchmarks_module(name):
+    """benchmarks/NAME.py of the source checkout this graphc runs from, or None (an installed graphc has none)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks', name + '.py')
+    if not os.path.isfile(path):
+        return None
+    mod_name = f'graphc_benchmarks_{name}'
+    if mod_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)   # the project's own source file, imported as a module
+        sys.modules[mod_name] = mod
+    return sys.modules[mod_name]
+
+
+def lstm_forward(reps, progress=None, steps=50, batch=32, inp=64, hidden=256):
+    """gluon.rnn.LSTM(hidden) forward on (steps, batch, inp) TNC input, eager vs hybridized vs a NumPy loop."""
+    make = lambda: _init(gluon.rnn.LSTM(hidden, input_size=inp))  # noqa: E731
+    x = nd.random.normal(shape=(steps, batch, inp))
+    return _inference(make, x, lambda w: lambda xn: lstm_numpy(xn, *w), torch_lstm, reps, progress)
+
+
+def _init(block):
+    block.initialize(gc.init.Xavier())
+    return block
+
+
+def torch_lstm(torch, params):
+    """torch.nn.LSTM with graphc's weights: torch's gate order (i, f, g, o) is MXNet's (i, f, c, o)."""
+    wi, wh, bi, bh = params
+    m = torch_load(torch, torch.nn.LSTM(wi.shape[1], wh.shape[1]), [wi, wh, bi, bh])
+    return lambda x: m(x)[0]
 
 
 def symbol_file(sym_file, params, shapes, reps, progress=None):
@@ -122,29 +496,146 @@ def symbol_file(sym_file, params, shapes, reps, progress=None):
         return blk(*xs)
     hyb = gluon.SymbolBlock.imports(sym_file, list(shapes), params)
     np.testing.assert_allclose(hyb(*xs).asnumpy(), eager, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(eager).max())))
-    return timeit({'eager': run_eager, 'hybridized': lambda: hyb(*xs)}, reps, progress=progress)
+    return {'times': timeit({'eager': _synced(run_eager), 'hybridized': _synced(lambda: hyb(*xs))}, reps,
+                            progress=progress)}
 
 
-def row(name, r):
-    """One table row: times, and the ratios that matter."""
-    cells = '  '.join(f"{k} {v * 1e3:.3f} ms" if not k.startswith('GB/s') else f"{k} {v:.1f}" for k, v in r.items())
-    ratio = ''
-    if 'eager' in r and 'hybridized' in r:
-        ratio += f"  | eager/hybridized {r['eager'] / r['hybridized']:.2f}x"
-    if 'numpy' in r and 'hybridized' in r:
-        ratio += f"  | hybridized/numpy {r['hybridized'] / r['numpy']:.2f}x"
-    if 'GB/s copyto' in r:
-        ratio += f"  | {100 * r['GB/s hybridized'] / r['GB/s copyto']:.0f}% of copyto bandwidth"
-    return f"{name}\n    {cells}{ratio}"
-
-
-def standard(reps, quick=False):
-    """(name, thunk) for the standard workloads."""
-    work = [('MLP inference, batch 1', lambda: mlp_inference(1, reps)),
-            ('MLP inference, batch 64', lambda: mlp_inference(64, reps)),
-            ('MLP training step, batch 64 (SGD momentum)', lambda: mlp_train(reps)),
-            ('chain tanh(x*2+1)*sigmoid(x)-relu(x)/3, 1024x1024', lambda: chain(1024, reps))]
+# ------------------------------------------------------------------------------------------------ the suite
+def workloads(reps, quick=False):
+    """[(key, name, fn(progress) -> result)]: the standard workloads; quick: small sizes only."""
+    lb, mb, ls = (64, 1024, 10) if quick else (600, 4096, 50)
+    work = [('mlp1', 'MLP 784-256-256-10 inference, batch 1', lambda p: mlp_inference(1, reps * 10, p)),
+            ('mlp64', 'MLP 784-256-256-10 inference, batch 64', lambda p: mlp_inference(64, reps * 10, p)),
+            ('mlp-train', 'MLP training step, batch 64 (SGD momentum 0.9)', lambda p: mlp_train(reps * 3, p)),
+            ('lenet-train', f'LeNet training step, batch {lb} (Adam)', lambda p: lenet_train(lb, max(3, reps // 5), p)),
+            ('lenet-infer', f'LeNet inference, batch {lb}', lambda p: lenet_inference(lb, max(5, reps // 2), p)),
+            ('chain1k', 'tanh(x*2+1)*sigmoid(x)-relu(x)/3, 1024x1024', lambda p: chain(1024, reps, p))]
     if not quick:
-        work += [('chain tanh(x*2+1)*sigmoid(x)-relu(x)/3, 4096x4096', lambda: chain(4096, max(5, reps // 3))),
-                 ('memory-bound (x*2+1)*y - x/3, 4096x4096', lambda: memory_bound(4096, max(5, reps // 3)))]
+        work.append(('chain4k', 'tanh(x*2+1)*sigmoid(x)-relu(x)/3, 4096x4096',
+                     lambda p: chain(4096, max(5, reps // 3), p)))
+    work += [('membound', f'memory-bound (x*2+1)*y - x/3, {mb}x{mb}', lambda p: memory_bound(mb, max(5, reps // 3), p)),
+             ('lstm', f'LSTM layer forward, input 64, hidden 256, batch 32, {ls} steps',
+              lambda p: lstm(max(3, reps // 5), p, steps=ls))]
     return work
+
+
+def standard(reps, quick=False, only=None):
+    """The standard workloads, or those whose keys are in `only` (a list; unknown keys are an error)."""
+    work = workloads(reps, quick)
+    if only:
+        keys = [k for k, _, _ in work]
+        bad = [k for k in only if k not in keys]
+        if bad:
+            raise GraphcError(f"bench: unknown workload(s) {bad}; choose from {keys}"
+                              + ('' if quick else ' (chain4k is not in --quick)'))
+        work = [w for w in work if w[0] in only]
+    return work
+
+
+def ratios(times):
+    """{'a/b': time a / time b} for the pairs of RATIOS both measured (eager/hybridized > 1: compiling helps;
+    hybridized/numpy < 1: compiled beats NumPy)."""
+    r = {f'{a}/{b}': times[a] / times[b] for a, b in RATIOS if a in times and b in times}
+    if 'hybridized' in times:   # variants of a workload's own, e.g. benchmarks/lstm.py's '+numpy-loops'
+        r.update({f'{v}/hybridized': times[v] / times['hybridized'] for v in times if v not in ORDER})
+    return r
+
+
+def run(work, progress=None):
+    """{key: {'name', 'times', 'ratios', ...}} for [(key, name, fn)]; progress(desc) -> iterable wrapper."""
+    results = {}
+    for i, (key, name, fn) in enumerate(work, 1):
+        r = fn(progress(f"[{i}/{len(work)}] {key}") if progress else None)
+        results[key] = dict(name=name, **r, ratios=ratios(r['times']))
+    return results
+
+
+def table(results):
+    """The results as a text table: milliseconds per variant, then the ratios that matter."""
+    cols = [v for v in ORDER if any(v in r['times'] for r in results.values())]
+    rats = [f'{a}/{b}' for a, b in RATIOS[:3] if any(f'{a}/{b}' in r['ratios'] for r in results.values())]
+    kw = max([len(k) for k in results] + [8])
+    head = f"{'workload':<{kw}}" + ''.join(f"{c + ' ms':>15}" for c in cols) + ''.join(f"{r:>20}" for r in rats)
+    lines = [head, '-' * len(head)]
+    for key, r in results.items():
+        lines.append(f"{key:<{kw}}" + ''.join(f"{r['times'][c] * 1e3:>15.3f}" if c in r['times'] else f"{'-':>15}"
+                                              for c in cols)
+                     + ''.join(f"{r['ratios'][q]:>19.2f}x" if q in r['ratios'] else f"{'-':>20}" for q in rats))
+    lines.append('')
+    lines += [f"{key:<{kw}}  {r['name']}" for key, r in results.items()]
+    for key, r in results.items():
+        extra = [v for v in r['times'] if v not in ORDER]
+        if extra:
+            lines.append(f"{key}: " + ', '.join(f"{v} {r['times'][v] * 1e3:.3f} ms" for v in extra))
+        if 'GB/s' in r:
+            bw = r['GB/s']
+            lines.append(f"{key}: hybridized {bw['hybridized']:.1f} GB/s, np.copyto {bw['np.copyto']:.1f} GB/s "
+                         f"({100 * bw['hybridized'] / bw['np.copyto']:.0f}% of the copy bandwidth)")
+    return '\n'.join(lines)
+
+
+def machine():
+    """Machine and versions for the JSON results."""
+    from .cli import _version, cpu_features
+    try:
+        cpu, simd = cpu_features()
+    except Exception as e:  # an odd LLVM should not lose the timings
+        cpu, simd = f'unknown ({e})', []
+    torch = _torch()
+    return {'machine': {'platform': platform.platform(), 'processor': platform.processor(), 'cpu': cpu,
+                        'simd': simd, 'cores': os.cpu_count(),
+                        'torch_threads': torch.get_num_threads() if torch else None,
+                        'OMP_WAIT_POLICY': os.environ.get('OMP_WAIT_POLICY')},
+            'versions': {'python': platform.python_version(), 'graphc': gc.__version__,
+                         **{m: _version(m) for m in ('numpy', 'llvmlite', 'torch')}}}
+
+
+def report(results, **settings):
+    """The JSON document: when, machine, versions, settings, and per workload its medians and ratios."""
+    return {'date': datetime.datetime.now().isoformat(timespec='seconds'), **machine(),
+            'settings': dict(settings, warmup=WARMUP), 'workloads': results}
+
+
+def need_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise GraphcError("--png needs matplotlib, which is not installed (pip install matplotlib)") from None
+
+
+def chart(results, path):
+    """A bar chart: per workload, each variant's time relative to graphc hybridized, on a log scale from 1
+    (a bar to the right: that variant is slower than hybridized)."""
+    need_matplotlib()
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    cols = [v for v in ORDER[:3] if any(v in r['times'] for r in results.values())]   # numpy, torch, eager
+    keys = [k for k, r in results.items() if 'hybridized' in r['times']]
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.25 * len(keys) * len(cols)))
+    h = 0.8 / max(1, len(cols))
+    vals_all = [1.0]
+    for j, c in enumerate(cols):
+        ys = [i + (j - (len(cols) - 1) / 2) * h for i in range(len(keys))]
+        vals = [results[k]['times'].get(c, np.nan) / results[k]['times']['hybridized'] for k in keys]
+        ax.barh(ys, [v - 1 for v in vals], left=1, height=h, label=c)
+        for y, v in zip(ys, vals):
+            if v == v:  # not NaN
+                ax.annotate(f'{v:.2g}x', (v, y), xytext=(3 if v >= 1 else -3, 0), textcoords='offset points',
+                            ha='left' if v >= 1 else 'right', va='center', fontsize=7)
+                vals_all.append(v)
+    ax.axvline(1.0, color='k', lw=0.8)
+    ax.set_xscale('log')
+    ax.set_xlim(min(vals_all) / 2, max(vals_all) * 2)
+    ax.xaxis.set_major_locator(LogLocator(base=2))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}x'))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks(range(len(keys)), keys)
+    ax.invert_yaxis()
+    ax.set_xlabel('time / graphc hybridized time (right of 1: hybridized is faster)')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -159,35 +159,156 @@ def show(args):
 
 
 def bench(args):
-    """`graphc bench`: eager vs hybridized (vs NumPy) side by side; an exported model with a symbol file."""
+    """`graphc bench`: the standard workloads, or an exported model given its symbol file: eager vs hybridized
+    (vs NumPy, vs PyTorch where installed) side by side; a table, optionally JSON and a PNG chart."""
     import json
     from . import bench as B
     from .base import GraphcError
     from .progress import Progress
 
     def bar(desc):
-        return lambda it: Progress(it, desc=desc, unit='rep', leave=False)
+        return lambda it: Progress(it, desc=desc, unit='round', leave=False)
     try:
+        if args.reps < 1:
+            raise GraphcError(f"--reps must be at least 1, got {args.reps}")
+        if args.png:
+            B.need_matplotlib()  # say so now, not after minutes of timing
+        only = [k for o in args.only for k in o.split(',') if k]
         if args.symbol_file:
             shapes = {name or 'data': shape for name, shape in args.shape} or None
             if not shapes:
                 raise GraphcError("graphc bench SYMBOL.json needs the input shapes: --shape data=1,3,224,224")
-            work = [(os.path.basename(args.symbol_file),
-                     lambda: B.symbol_file(args.symbol_file, args.params, shapes, args.reps, bar('timing')))]
+            name = os.path.basename(args.symbol_file)
+            work = [(name, f"{name} {shapes}", lambda p: B.symbol_file(args.symbol_file, args.params, shapes,
+                                                                      args.reps, p))]
         else:
-            work = B.standard(args.reps, args.quick)
-        results = {}
-        for name, fn in work:
-            results[name] = fn()
-            print(B.row(name, results[name]), flush=True)
-    except (GraphcError, OSError) as e:
+            work = B.standard(args.reps, args.quick, only)
+        results = B.run(work, bar)
+        print(B.table(results), flush=True)
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(B.report(results, reps=args.reps, quick=args.quick, only=only,
+                                   symbol_file=args.symbol_file), f, indent=2)
+            print(f"wrote {args.json}")
+        if args.png:
+            print(f"wrote {B.chart(results, args.png)}")
+    except (GraphcError, OSError, AssertionError) as e:  # AssertionError: variants disagree, so no timings
         print(f"graphc bench: error: {e}", file=sys.stderr)
         return 2
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=2)
-        print(f"wrote {args.json}")
     return 0
+
+
+def compile_model(args):
+    """`graphc compile`: the generated code of an exported model (inference pipeline) written to --out: the
+    optimized IR, the CPU kernels' LLVM IR, the CUDA source, and PTX through nvcc. Needs no GPU.
+    Exit status: 0 ok; 2 a file cannot be read, the shapes do not infer or nvcc fails or is missing."""
+    from .base import GraphcError
+    from .mxjson import load_json_file
+    from .passes import run_pipeline
+    from .runtime import cpu, cuda
+    from .viz import _resolve
+    ok = {'cpu': ('ir', 'llvm'), 'cuda': ('ir', 'cuda', 'ptx')}[args.target]
+    emit = args.emit or [ok[1]]
+    bad = [e for e in emit if e not in ok]
+    if bad:
+        print(f"graphc compile: error: --target {args.target} emits {', '.join(ok)}, not {', '.join(bad)}",
+              file=sys.stderr)
+        return 2
+    try:
+        graph = load_json_file(args.symbol_file)._graph()
+        pshapes = {}
+        if args.params:
+            from .serialization import load_ndarrays
+            pshapes = {_plain(k): tuple(a.shape) for k, a in load_ndarrays(args.params).items()}
+        _, params, _ = _resolve(graph, param_names=set(pshapes) or None)
+        inputs = [v.name for v in graph.inputs if id(v) not in params] or ['data']
+        given = {name or inputs[0]: shape for name, shape in args.shape}
+        if not given:
+            raise GraphcError(f"graphc compile needs the input shapes, e.g. --shape {inputs[0]}=1,1,28,28")
+        graph, _, _ = _resolve(graph, dict(pshapes, **given), set(pshapes) or None)
+        if any(s is None or None in s for n in graph.nodes for s in (n.shapes or [None])):
+            raise GraphcError("shapes do not infer from the given --shape (and --params): give every input's shape")
+        graph, _ = run_pipeline(graph, 'inference', tag='compile')
+        os.makedirs(args.out, exist_ok=True)
+        stem = os.path.basename(args.symbol_file).replace('-symbol.json', '').replace('.json', '')
+        base = os.path.join(args.out, stem)
+        wrote, listing = [], []
+        if 'ir' in emit:
+            with open(base + '.ir.txt', 'w') as f:
+                f.write(graph.text() + '\n')
+            wrote.append(base + '.ir.txt')
+        if args.target == 'cuda':
+            rows = cuda.graph_kernels(graph)
+            kernels = cuda.kernels_of(graph)
+            src = cuda.module_source(kernels)
+            for n, how, d in rows:
+                ks = cuda.node_kernels(how, d)
+                epi = d[3] if how == 'anchor' else None
+                listing += [f"{n.name:<28} {k.describe()}" + ('  (epilogue, after the GEMM)' if k is epi else
+                                                             '  (then GEMMs)' if k.kind == 'im2col' else '')
+                            for k in ks] or \
+                    [f"{n.name:<28} {'GEMM on the device (cuBLAS)' if how == 'device' else f'host: {d}'}"]
+            if 'cuda' in emit:
+                with open(base + '.cu', 'w') as f:
+                    f.write(src)
+                wrote.append(f"{base}.cu ({len(kernels)} kernels)")
+            if 'ptx' in emit:
+                ptx = cuda.nvcc(src, mode='ptx', archs=(args.arch,))
+                with open(f"{base}.{args.arch}.ptx", 'wb') as f:
+                    f.write(ptx)
+                wrote.append(f"{base}.{args.arch}.ptx")
+        elif 'llvm' in emit:
+            for n in graph.nodes:
+                op = n.op
+                if n.is_var or not hasattr(op, 'subgraph'):
+                    continue
+                ep = cpu.split_anchor(op)
+                sub = ep[2].subgraph if ep else op.subgraph
+                text = _cpu_ir(cpu, sub)
+                if text is None:
+                    listing.append(f"{n.name:<28} {'>'.join(op.ops())}: NumPy reference (no CPU kernel)")
+                    continue
+                path = f"{base}.{n.name}.ll"
+                with open(path, 'w') as f:
+                    f.write(text)
+                wrote.append(path)
+                listing.append(f"{n.name:<28} {'>'.join(op.ops())}" + (' (epilogue after the GEMM/conv)' if ep else ''))
+    except (GraphcError, OSError) as e:
+        print(f"graphc compile: error: {e}", file=sys.stderr)
+        return 2
+    print(f"kernels ({args.target}):")
+    print(''.join(f"  {ln}\n" for ln in listing), end='')
+    print(''.join(f"wrote {w}\n" for w in wrote), end='')
+    return 0
+
+
+def _cpu_ir(cpu, sub):
+    """The LLVM IR cpu.py builds for a fused subgraph (the dispatch of cpu._kernel_for), or None."""
+    dts = {cpu.np.dtype(d) for n in sub.nodes for d in (n.dtypes or [])}
+    dtype = dts.pop() if len(dts) == 1 else None
+    if dtype not in (cpu.np.float32, cpu.np.float64):
+        return None
+    reds = [n for n in sub.nodes if not n.is_var and n.op.kind == 'reduce']
+    if not reds:
+        return cpu.build_ir(sub, dtype)[0]
+    if len(reds) == 1 and reds[0].op.name in cpu.ROW_REDUCE:
+        return cpu.build_row_ir(sub, dtype, reds[0])[0] or cpu.build_col_ir(sub, dtype, reds[0])[0]
+    return None
+
+
+def _compile_parser(sub):
+    cp = sub.add_parser('compile', help="write a model's generated code: IR, LLVM IR, CUDA C, PTX (no GPU needed)",
+                        description="Compile an exported model (inference pipeline) and write the generated code.",
+                        epilog="exit status: 0 ok; 2 a file cannot be read, the shapes do not infer, or nvcc failed")
+    cp.add_argument('symbol_file', help='PREFIX-symbol.json')
+    cp.add_argument('--params', help='PREFIX-0000.params (its shapes help inference)')
+    cp.add_argument('--shape', action='append', default=[], type=_shape_arg, metavar='NAME=D1,D2,...',
+                    help='an input shape, e.g. data=1,1,28,28 (repeatable; no NAME: the first input)')
+    cp.add_argument('--target', choices=('cpu', 'cuda'), default='cuda')
+    cp.add_argument('--emit', action='append', choices=('ir', 'llvm', 'cuda', 'ptx'),
+                    help='what to write (repeatable; default: llvm for cpu, cuda for cuda)')
+    cp.add_argument('--arch', default='sm_80', help='PTX target architecture (default sm_80)')
+    cp.add_argument('--out', required=True, metavar='DIR', help='output directory')
 
 
 def main(argv=None):
@@ -208,15 +329,24 @@ def main(argv=None):
     sp.add_argument('--dot', metavar='OUT.dot', help='write the network as Graphviz DOT')
     sp.add_argument('--render', metavar='OUT.svg', help='draw it with Graphviz dot (format from the extension)')
     bp = sub.add_parser('bench', help='eager vs hybridized (and NumPy) timings, side by side',
-                        description="Time the standard workloads, or an exported model given its symbol file.")
+                        description="Time the standard workloads (graphc eager vs hybridized vs NumPy, and PyTorch "
+                                    "eager where installed), or an exported model given its symbol file.")
     bp.add_argument('symbol_file', nargs='?', help='PREFIX-symbol.json (optional: an exported model to time)')
     bp.add_argument('--params', help='PREFIX-0000.params for the symbol file')
     bp.add_argument('--shape', action='append', default=[], type=_shape_arg, metavar='NAME=D1,D2,...',
                     help='input shape for the symbol file, e.g. data=1,1,28,28 (repeatable)')
-    bp.add_argument('--reps', type=int, default=30, help='timed repetitions per variant (median reported)')
+    bp.add_argument('--reps', type=int, default=30,
+                    help='timed repetitions per variant, scaled per workload (median reported)')
     bp.add_argument('--quick', action='store_true', help='standard workloads: small sizes only')
+    bp.add_argument('--only', action='append', default=[], metavar='NAME[,NAME]',
+                    help='run only these standard workloads: mlp1 mlp64 mlp-train lenet-train lenet-infer chain1k '
+                         'chain4k membound lstm')
+    bp.add_argument('--png', metavar='OUT.png', help='draw a bar chart of the time ratios (needs matplotlib)')
     bp.add_argument('--json', metavar='OUT.json', help='write the results as JSON')
+    _compile_parser(sub)
     args = p.parse_args(argv)
+    if args.cmd == 'compile':
+        return compile_model(args)
     if args.cmd == 'bench':
         return bench(args)
     if args.cmd == 'info':

@@ -38,8 +38,48 @@ def test_bench_on_an_exported_model(tmp_path):
     assert out.returncode == 0, out.stderr
     assert 'eager/hybridized' in out.stdout
     import json
-    r = json.load(open(tmp_path / 'b.json'))['mlp-symbol.json']
-    assert r['eager'] > 0 and r['hybridized'] > 0
+    r = json.load(open(tmp_path / 'b.json'))['workloads']['mlp-symbol.json']
+    assert r['times']['eager'] > 0 and r['times']['hybridized'] > 0
+    assert abs(r['ratios']['eager/hybridized'] - r['times']['eager'] / r['times']['hybridized']) < 1e-9
     bad = subprocess.run([sys.executable, '-m', 'graphc.cli', 'bench', os.path.join(d, 'mlp-symbol.json')],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and '--shape' in bad.stderr
+
+
+def test_bench_standard_workloads_json(tmp_path, capsys):
+    import json
+    from graphc.cli import main
+    assert main(['bench', '--quick', '--reps', '2', '--only', 'mlp1,chain1k', '--json', str(tmp_path / 'b.json')]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:1] == ['workload'] and 'eager/hybridized' in out
+    doc = json.load(open(tmp_path / 'b.json'))
+    assert {'date', 'machine', 'versions', 'settings', 'workloads'} <= set(doc)
+    assert doc['machine']['cores'] >= 1 and doc['versions']['numpy'] == __import__('numpy').__version__
+    assert doc['settings']['quick'] is True and doc['settings']['only'] == ['mlp1', 'chain1k']
+    assert list(doc['workloads']) == ['mlp1', 'chain1k']
+    for key, r in doc['workloads'].items():
+        assert {'numpy', 'eager', 'hybridized'} <= set(r['times']) and min(r['times'].values()) > 0, key
+        assert r['ratios']['hybridized/numpy'] == r['times']['hybridized'] / r['times']['numpy'], key
+        assert f"{r['times']['hybridized'] * 1e3:.3f}" in out, key   # the table shows the same numbers
+
+
+def test_bench_png_and_bad_flags(tmp_path, capsys, monkeypatch):
+    from graphc.cli import main
+    assert main(['bench', '--only', 'nope']) == 2
+    assert "unknown workload(s) ['nope']" in capsys.readouterr().err
+    assert main(['bench', '--reps', '0']) == 2
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)   # matplotlib not installed: `import` raises ImportError
+    assert main(['bench', '--quick', '--only', 'mlp1', '--png', str(tmp_path / 'c.png')]) == 2
+    err = capsys.readouterr().err
+    assert 'needs matplotlib' in err and 'pip install matplotlib' in err
+    assert not (tmp_path / 'c.png').exists()
+
+
+def test_bench_png_chart(tmp_path):
+    import pytest
+    pytest.importorskip('matplotlib')
+    from graphc import bench as B
+    res = {'a': {'name': 'a', 'times': {'numpy': 1.0, 'eager': 4.0, 'hybridized': 2.0}, 'ratios': {}},
+           'b': {'name': 'b', 'times': {'eager': 3.0, 'hybridized': 1.0}, 'ratios': {}}}
+    B.chart(res, str(tmp_path / 'c.png'))
+    assert open(tmp_path / 'c.png', 'rb').read(8) == bytes([0x89]) + b'PNG' + bytes([13, 10, 26, 10])

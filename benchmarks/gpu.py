@@ -1,0 +1,178 @@
+"""GPU benchmark: op by op (every op its own kernel launch and buffer, as eager execution runs them) vs
+hybridized (fused kernels) on the GPU, and each fused kernel's bandwidth against a device-to-device copy of
+the same bytes.
+
+    python benchmarks/gpu.py [--reps 50] [--quick] [--json out.json]
+    python benchmarks/gpu.py --emulate --quick     # no GPU: the host emulation, to check the script runs
+
+Workloads: LeNet (examples/lenet_mnist.py) inference and a training step (forward and backward plans), the
+MLP of graphc/bench.py, and an elementwise chain. Both variants are the same graphs through the same passes,
+the op-by-op one with fusion switched off (GRAPHC_DISABLE_PASSES=fuse); outputs are checked to agree before
+timing. GPU times come from CUDA events around each run (median of --reps after warm-up). Under --emulate the
+times are of the CPU emulation and mean nothing about a GPU.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import graphc as gc
+from graphc import autograd, gluon, nd
+from graphc import bench as B
+from graphc.gpuplan import captured_plans, device
+from graphc.runtime import cuda
+
+
+def capture(make, x, y=None, fused=True):
+    """[(graph, feed)] of a fresh network's inference (y None) or training step, with fusion on or off."""
+    old = os.environ.get('GRAPHC_DISABLE_PASSES')
+    if not fused:
+        os.environ['GRAPHC_DISABLE_PASSES'] = ','.join(filter(None, [old, 'fuse']))
+    try:
+        gc.random.seed(0)
+        net = make()
+        net.hybridize()
+        with captured_plans() as runs:
+            if y is None:
+                net(nd.array(x))
+            else:
+                loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+                with autograd.record():
+                    loss = loss_fn(net(nd.array(x)), nd.array(y))
+                loss.backward()
+        return runs
+    finally:
+        if old is None:
+            os.environ.pop('GRAPHC_DISABLE_PASSES', None)
+        else:
+            os.environ['GRAPHC_DISABLE_PASSES'] = old
+
+
+def chain_net():
+    return gluon.nn.HybridLambda(lambda F, v: F.tanh(v * 2 + 1) * F.sigmoid(v) - F.relu(v) / 3)
+
+
+def timer(dev):
+    """elapsed(fn) -> seconds of one run: CUDA events on a GPU, wall clock on the emulator."""
+    xp = dev.xp
+    if xp is np:
+        def wall(fn):
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
+        return wall
+
+    def events(fn):
+        start, end = xp.cuda.Event(), xp.cuda.Event()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return xp.cuda.get_elapsed_time(start, end) / 1e3
+    return events
+
+
+def median_time(elapsed, fn, reps, warmup=3):
+    for _ in range(warmup):
+        fn()
+    return statistics.median(elapsed(fn) for _ in range(reps))
+
+
+def compare(dev, name, make, x, y, reps):
+    """Op by op vs fused on the device, over every plan of the workload (a training step has two)."""
+    elapsed = timer(dev)
+    out = {}
+    for label, fused in (('op-by-op', False), ('hybridized', True)):
+        runs = capture(make, x, y, fused)
+        plans = [(cuda.GpuPlan(g, dev), {k: dev.to_device(v) for k, v in f.items()}) for g, f in runs]
+        results = [p(f) for p, f in plans]
+        launches = sum(p.launches for p, _ in plans)  # of one call of each plan
+        out[label] = {'seconds': median_time(elapsed, lambda: [p(f) for p, f in plans], reps),
+                      'launches': launches,
+                      'host_ops': sorted({o for p, _ in plans for o in p.host_ops}),
+                      'outputs': [dev.to_host(r[0]) for r in results]}
+    a, b = out['op-by-op']['outputs'][0], out['hybridized']['outputs'][0]
+    if not np.allclose(a, b, rtol=1e-3, atol=1e-4 * max(1.0, float(np.abs(b).max()))):
+        raise SystemExit(f"{name}: op-by-op and hybridized outputs differ (max {np.abs(a - b).max():.3g})")
+    for v in out.values():
+        v.pop('outputs')
+    return out
+
+
+def bandwidth(dev, runs, reps):
+    """Each generated kernel of the fused plans: bytes read and written per second, beside a device-to-device
+    copy of as many bytes (the bandwidth floor a memory-bound kernel can reach)."""
+    elapsed, xp = timer(dev), dev.xp
+    rows, seen = [], set()
+    rng = np.random.default_rng(0)
+    for g, _ in runs:
+        for k in cuda.kernels_of(g):
+            if k.name in seen or k.identity:
+                continue
+            seen.add(k.name)
+            fn = dev.function(k)
+            args = [dev.to_device(rng.normal(size=s).astype(d)) for s, d in zip(k.in_shapes, k.in_dtypes)]
+            args += [xp.empty(s, d) for s, d in zip(k.out_shapes, k.out_dtypes)]
+            nbytes = sum(int(a.nbytes) for a in args)
+            src, dst = xp.empty(nbytes // 2, np.uint8), xp.empty(nbytes // 2, np.uint8)
+            t_k = median_time(elapsed, lambda: fn(args), reps)
+            t_c = median_time(elapsed, lambda: xp.copyto(dst, src), reps)
+            rows.append({'kernel': k.name, 'kind': k.kind, 'ops': k.describe().split()[2], 'bytes': nbytes,
+                         'GB/s': nbytes / t_k / 1e9, 'copy GB/s': nbytes / t_c / 1e9,
+                         'of copy': t_c / t_k})
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--reps', type=int, default=50)
+    p.add_argument('--quick', action='store_true', help='small batches only')
+    p.add_argument('--emulate', action='store_true', help='no GPU: run on the host emulation (times meaningless)')
+    p.add_argument('--device', type=int, default=0)
+    p.add_argument('--json', help='write the results here')
+    args = p.parse_args(argv)
+    try:
+        dev = device(args.emulate, args.device)
+    except gc.GraphcError as e:
+        print(f"benchmarks/gpu.py: {e}\n(use --emulate to check the script on the host)", file=sys.stderr)
+        return 2
+    reps = 2 if args.emulate else args.reps
+    bs = 8 if args.quick or args.emulate else 256
+    rng = np.random.default_rng(0)
+    work = {
+        f'lenet-infer bs={bs}': (B.lenet, rng.random((bs, 1, 28, 28), np.float32), None),
+        f'lenet-train bs={bs}': (B.lenet, rng.random((bs, 1, 28, 28), np.float32), np.arange(bs) % 10),
+        f'mlp-train bs={bs}': (B.mlp, rng.normal(size=(bs, 784)).astype(np.float32), np.arange(bs) % 10),
+        'chain 1k': (chain_net, rng.normal(size=(128 if args.emulate else 1024, 1024)).astype(np.float32), None),
+    }
+    name = 'host emulation (times are of the CPU, not a GPU)' if args.emulate else \
+        dev.xp.cuda.runtime.getDeviceProperties(args.device)['name'].decode()
+    print(f"device: {name}")
+    results = {'workloads': {}, 'kernels': []}
+    print(f"{'workload':<22}{'op-by-op ms':>13}{'hybridized ms':>15}{'speedup':>9}{'launches':>14}  host ops")
+    for name, (make, x, y) in work.items():
+        r = compare(dev, name, make, x, y, reps)
+        results['workloads'][name] = r
+        a, b = r['op-by-op'], r['hybridized']
+        print(f"{name:<22}{a['seconds'] * 1e3:13.3f}{b['seconds'] * 1e3:15.3f}{a['seconds'] / b['seconds']:9.2f}"
+              f"{a['launches']:>7} ->{b['launches']:>4}  {', '.join(b['host_ops']) or '-'}", flush=True)
+    runs = capture(B.lenet, rng.random((bs, 1, 28, 28), np.float32), np.arange(bs) % 10) + \
+        capture(chain_net, work['chain 1k'][1])
+    results['kernels'] = bandwidth(dev, runs, reps)
+    print(f"\n{'kernel':<34}{'kind':<9}{'MB':>8}{'GB/s':>9}{'copy GB/s':>11}{'of copy':>9}  ops")
+    for r in results['kernels']:
+        print(f"{r['kernel']:<34}{r['kind']:<9}{r['bytes'] / 1e6:8.2f}{r['GB/s']:9.1f}{r['copy GB/s']:11.1f}"
+              f"{r['of copy']:9.2f}  {r['ops']}")
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1167 @@
+"""CUDA code generation: the sibling of cpu.py over the same fused groups. Each group (and each single
+elementwise, broadcast, reduction or injective op) becomes one `extern "C" __global__` function in plain
+CUDA C, specialized to its shapes, with no #include, so the same text compiles with NVRTC (cupy's
+RawModule), with nvcc (tests: sm_80 and sm_90, warnings are errors) and, through cuda_emu.h, with g++ for
+the host-emulation harness (emulate.py).
+
+Kernel forms:
+- pointwise: elementwise/broadcast groups; a grid-stride loop over the output, each input read with its
+  own strides over the collapsed iteration space (0 along broadcast dims), as cpu.build_ir;
+- row reduction: the reduced axes include the innermost one (softmax over the last axis, a row sum, a
+  convolution's bias gradient): TPR threads per output, strided partial sums, warp shuffles, then shared
+  memory across the warps of a row; the prologue is fused into the loads, the epilogue into the store;
+- column reduction: the innermost axis is kept (a dense layer's bias gradient): a 32x8 block, one output
+  per x thread (coalesced loads), the 8 partials combined in shared memory;
+- gather: a single injective op (reshape, transpose, slice, tile, Concat, ...). Its index map is not
+  decoded from attributes: the registry's NumPy kernel runs once on arrays of element indices, and the
+  result is fitted as base + sum_d ((o_d / q_d) % m_d) * s_d per input piece (verified exactly), so the
+  registry stays the one source of the op's semantics.
+- pooling (max/avg/sum, any padding and convention) and its gradient, one thread per output or per input
+  pixel (the gradient gathers from the windows covering it: no atomics); im2col and col2im likewise.
+GEMMs run in the array library (cuBLAS under cupy), convolutions as im2col + GEMM (col2im for the data
+gradient), and a GEMM/convolution group's epilogue as a pointwise kernel (cpu.split_anchor). GpuPlan runs a
+graph so on a device: CupyDevice, or emulate.EmuDevice. Reductions propagate NaN as NumPy does; division and
+sqrt are IEEE (no fast math).
+"""
+import hashlib
+import math
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+
+from ..base import GraphcError
+from .cpu import _strides, cache_dir, collapse, split_anchor
+
+THREADS = 256
+MAX_GRID = 65535
+CTYPES = {np.dtype('float32'): 'float', np.dtype('float64'): 'double', np.dtype('int32'): 'int',
+          np.dtype('int64'): 'long long', np.dtype('uint8'): 'unsigned char', np.dtype('int8'): 'signed char'}
+NO_GATHER = ('take', 'Embedding', 'pick', 'one_hot', '_slice_assign', '_slice_assign_scalar')  # data-dependent
+
+
+class Kernel:
+    """One generated kernel: source (one __global__ function), launch config, argument shapes/dtypes, and its
+    reference: the graph it computes (inputs: its variables in argument order), or a NumPy function."""
+
+    def __init__(self, name, source, grid, block, kind, sync, graph=None, ref=None, ins=None, outs=None,
+                 identity=False):
+        self.name, self.source = name, source
+        self.grid, self.block = tuple(int(v) for v in grid), tuple(int(v) for v in block)  # plain ints for cupy
+        self.graph, self.kind, self.sync, self.identity, self._ref = graph, kind, sync, identity, ref
+        ins = ins or [(v.shapes[0], v.dtypes[0]) for v in graph.inputs]
+        outs = outs or [(n.shapes[j], n.dtypes[j]) for n, j in graph.outputs]
+        self.in_shapes, self.in_dtypes = [tuple(s) for s, _ in ins], [np.dtype(d) for _, d in ins]
+        self.out_shapes, self.out_dtypes = [tuple(s) for s, _ in outs], [np.dtype(d) for _, d in outs]
+
+    def __repr__(self):
+        return f"Kernel({self.name}: {self.kind}, grid={self.grid}, block={self.block})"
+
+    def reference(self, inputs):
+        """The outputs the NumPy reference gives for these inputs (the interpreter for a graph's kernel)."""
+        if self._ref is not None:
+            r = self._ref(*inputs)
+            return list(r) if isinstance(r, tuple) else [r]
+        from .cpu import set_backend
+        from .interpreter import interpret
+        old = set_backend('interp')
+        try:
+            with np.errstate(all='ignore'):
+                return interpret(self.graph, {id(v): a for v, a in zip(self.graph.inputs, inputs)})
+        finally:
+            set_backend(old)
+
+    def describe(self):
+        ops = '>'.join(n.op.name for n in self.graph.nodes if not n.is_var) if self.graph else self.kind
+        outs = ', '.join(f"{np.dtype(d).name}{list(s)}" for s, d in zip(self.out_shapes, self.out_dtypes))
+        return f"{self.name}  {self.kind:<9} {ops}  -> {outs}  grid={self.grid} block={self.block}"
+
+
+# ---------------------------------------------------------------- scalar emitters
+def literal(v, ctype):
+    """A C literal of v rounded to the kernel's type (as NumPy rounds a scalar to the array's dtype)."""
+    f32 = ctype == 'float'
+    v = float(np.float32(v)) if f32 else float(v)
+    if math.isnan(v):
+        return '__int_as_float(0x7fc00000)' if f32 else '__longlong_as_double(0x7ff8000000000000LL)'
+    if math.isinf(v):
+        s = '__int_as_float(0x7f800000)' if f32 else '__longlong_as_double(0x7ff0000000000000LL)'
+        return s if v > 0 else f'(-{s})'
+    s = str(np.float32(v)) if f32 else repr(v)
+    if not any(ch in s for ch in '.en'):
+        s += '.0'
+    s += 'f' if f32 else ''
+    return f'({s})' if s.startswith('-') else s
+
+
+class CEmit:
+    """Scalar C code for one element: expressions over named values; temporaries as const locals."""
+
+    def __init__(self, ctype, lines, prefix='t'):
+        self.T, self.lines, self.prefix, self.k = ctype, lines, prefix, 0
+        self.f32 = ctype == 'float'
+
+    def c(self, v):
+        return literal(v, self.T)
+
+    def fn(self, name, *args):
+        """A libm function for the type: expf for float, exp for double."""
+        return f"{name}{'f' if self.f32 else ''}({', '.join(args)})"
+
+    def tmp(self, expr):
+        self.k += 1
+        name = f"{self.prefix}{self.k}"
+        self.lines.append(f"const {self.T} {name} = {expr};")
+        return name
+
+    @staticmethod
+    def sel(cond, a, b):
+        return f"(({cond}) ? {a} : {b})"
+
+    def max(self, x, y):  # NaN in either gives NaN (np.maximum)
+        return self.sel(f"{x} != {x} || {x} >= {y}", x, y)
+
+    def min(self, x, y):
+        return self.sel(f"{x} != {x} || {x} <= {y}", x, y)
+
+    def mod(self, x, y):  # np.mod: the sign of the divisor, and a zero result signed as the divisor
+        r = self.tmp(self.fn('fmod', x, y))
+        return self.sel(f"{r} != {self.c(0)}", self.sel(f"({y} < {self.c(0)}) != ({r} < {self.c(0)})", f"{r} + {y}", r),
+                        self.fn('copysign', self.c(0), y))
+
+
+def _cmp(op):
+    return lambda e, a, x, y: e.sel(f"{x} {op} {y}", e.c(1), e.c(0))
+
+
+def _sigmoid(e, x):
+    t = e.tmp(e.fn('exp', f"-{e.fn('fabs', x)}"))  # exp of -|x|: never overflows
+    return e.sel(f"{x} >= {e.c(0)}", f"{e.c(1)} / ({e.c(1)} + {t})", f"{t} / ({e.c(1)} + {t})")
+
+
+def _relu(e, x):
+    return e.sel(f"{x} > {e.c(0)}", x, e.sel(f"{x} != {x}", x, e.c(0)))
+
+
+BINARY = {
+    'add': lambda e, a, x, y: f"{x} + {y}", 'sub': lambda e, a, x, y: f"{x} - {y}",
+    'mul': lambda e, a, x, y: f"{x} * {y}", 'div': lambda e, a, x, y: f"{x} / {y}",
+    'power': lambda e, a, x, y: e.fn('pow', x, y), 'mod': lambda e, a, x, y: e.mod(x, y),
+    'maximum': lambda e, a, x, y: e.max(x, y), 'minimum': lambda e, a, x, y: e.min(x, y),
+    'greater': _cmp('>'), 'greater_equal': _cmp('>='), 'lesser': _cmp('<'), 'lesser_equal': _cmp('<='),
+    'equal': _cmp('=='), 'not_equal': _cmp('!='),
+}
+UNARY = {
+    'negative': lambda e, a, x: f"-{x}", 'abs': lambda e, a, x: e.fn('fabs', x), 'square': lambda e, a, x: f"{x} * {x}",
+    'sqrt': lambda e, a, x: e.fn('sqrt', x), 'rsqrt': lambda e, a, x: f"{e.c(1)} / {e.fn('sqrt', x)}",
+    'reciprocal': lambda e, a, x: f"{e.c(1)} / {x}",
+    **{f: (lambda f: lambda e, a, x: e.fn(f, x))(f) for f in ('exp', 'log', 'log1p', 'expm1', 'tanh', 'sin', 'cos',
+                                                                'erf', 'floor', 'ceil')},
+    'round': lambda e, a, x: e.fn('rint', x),  # np.round: halves to even
+    'sign': lambda e, a, x: e.sel(f"{x} > {e.c(0)}", e.c(1), e.sel(f"{x} < {e.c(0)}", e.c(-1), x)),
+    'sigmoid': lambda e, a, x: _sigmoid(e, x), 'relu': lambda e, a, x: _relu(e, x),
+    'softrelu': lambda e, a, x: f"{e.max(x, e.c(0))} + {e.fn('log1p', e.fn('exp', '-' + e.fn('fabs', x)))}",
+    'softsign': lambda e, a, x: f"{x} / ({e.c(1)} + {e.fn('fabs', x)})",
+    '_copy': lambda e, a, x: x, 'broadcast_to': lambda e, a, x: x,
+    'zeros_like': lambda e, a, x: e.c(0), 'ones_like': lambda e, a, x: e.c(1),
+    'clip': lambda e, a, x: e.min(e.tmp(e.max(x, e.c(a['a_min']))), e.c(a['a_max'])),
+}
+SCALAR = {'_plus_scalar': 'add', '_minus_scalar': 'sub', '_mul_scalar': 'mul', '_div_scalar': 'div',
+          '_power_scalar': 'power', '_mod_scalar': 'mod', '_maximum_scalar': 'maximum', '_minimum_scalar': 'minimum',
+          '_equal_scalar': 'equal', '_not_equal_scalar': 'not_equal', '_greater_scalar': 'greater',
+          '_greater_equal_scalar': 'greater_equal', '_lesser_scalar': 'lesser', '_lesser_equal_scalar': 'lesser_equal'}
+RSCALAR = {'_rminus_scalar': 'sub', '_rdiv_scalar': 'div', '_rpower_scalar': 'power'}
+
+
+def _leaky(e, a, x):
+    from graphc.ops.nn import SELU_A, SELU_L
+    t, s, pos = a['act_type'], a['slope'], f"{x} > {e.c(0)}"
+    if t == 'leaky':
+        return e.sel(pos, x, f"{x} * {e.c(s)}")
+    if t in ('elu', 'selu'):
+        neg = e.fn('expm1', e.min(x, e.c(0)))
+        if t == 'elu':
+            return e.sel(pos, x, f"{e.c(s)} * {neg}")
+        return f"{e.c(SELU_L)} * {e.sel(pos, x, f'{e.c(SELU_A)} * {neg}')}"
+    if t == 'gelu':
+        return f"{x} * ({e.c(0.5)} * ({e.c(1)} + {e.fn('erf', f'{x} * {e.c(1 / math.sqrt(2.0))}')}))"
+    return None  # prelu's gamma broadcasts over axis 1, not NumPy-style
+
+
+def emit_node(e, n, args):
+    """C expression of node n's value from its inputs' (named) values; None if there is no emitter."""
+    name, a = n.op.name, n.attrs
+    if name.startswith(('elemwise_', 'broadcast_')) and name.split('_', 1)[1] in BINARY and len(args) == 2:
+        return BINARY[name.split('_', 1)[1]](e, a, *args)
+    if name in SCALAR:
+        return BINARY[SCALAR[name]](e, a, args[0], e.c(a['scalar']))
+    if name in RSCALAR:
+        return BINARY[RSCALAR[name]](e, a, e.c(a['scalar']), args[0])
+    if name == 'Activation':
+        f = UNARY.get(a['act_type'])
+        return f(e, a, args[0]) if f else None
+    if name == 'LeakyReLU':
+        return _leaky(e, a, args[0]) if len(args) == 1 else None
+    if name == 'where':
+        return e.sel(f"{args[0]} != {e.c(0)}", args[1], args[2])
+    if name == 'add_n':
+        return ' + '.join(args)
+    f = UNARY.get(name)
+    return f(e, a, args[0]) if f and len(args) == 1 else None
+
+
+# ---------------------------------------------------------------- index arithmetic
+def _itype(*sizes):
+    """int when every index and offset fits with room for a grid-stride step; else long long."""
+    return 'int' if max(sizes, default=0) < (1 << 31) - (1 << 26) else 'long long'
+
+
+def _decompose(lines, var, dims, I, tag):
+    """Index expressions per dim of a C-order index `var` over dims (constants: the divisions are cheap)."""
+    out = []
+    for d in range(len(dims)):
+        inner = int(np.prod(dims[d + 1:]))
+        ex = var if inner == 1 else f"{var} / {inner}"
+        if d > 0:
+            ex = f"({ex}) % {dims[d]}" if inner != 1 else f"{var} % {dims[d]}"
+        out.append(ex)
+    names = []
+    for d, ex in enumerate(out):
+        if dims[d] == 1:
+            names.append(None)
+            continue
+        names.append(f"{tag}{d}")
+        lines.append(f"const {I} {tag}{d} = {ex};")
+    return names
+
+
+def _offset(idx, strides, extra=None):
+    terms = [f"{i} * {s}" if s != 1 else i for i, s in zip(idx, strides) if s and i is not None]
+    if extra:
+        terms.append(extra)
+    return ' + '.join(terms) or '0'
+
+
+def _prune(lines):
+    """Drop `const T name = ...;` lines whose name nothing reads (no unused-variable warnings, less code)."""
+    decl = re.compile(r'^\s*const [\w ]+? (\w+) = ')
+    while True:
+        words = [re.findall(r'\w+', ln) for ln in lines]
+        count = {}
+        for ws in words:
+            for w in ws:
+                count[w] = count.get(w, 0) + 1
+        dead = [i for i, ln in enumerate(lines) if decl.match(ln) and count[decl.match(ln).group(1)] == 1]
+        if not dead:
+            return lines
+        lines = [ln for i, ln in enumerate(lines) if i not in set(dead)]
+
+
+def _finish(kind, sig_graph, body, ctypes_in, ctypes_out, grid, block, sync, identity=False, ref=None, ins=None,
+            outs=None):
+    """Name the kernel by a hash of its text (identical kernels from two groups share one function)."""
+    body = _prune(body)
+    threads = int(np.prod(block))
+    n_in, n_out = (len(sig_graph.inputs), len(sig_graph.outputs)) if sig_graph else (len(ins), len(outs))
+    words = set(re.findall(r'\w+', ' '.join(body)))
+    body = [f"(void)in{k};  // the op takes it; this kernel does not read it" for k in range(n_in)
+            if f"in{k}" not in words] + body
+    params = [f"const {ctypes_in[k]}* __restrict__ in{k}" for k in range(n_in)] + \
+        [f"{ctypes_out[k]}* __restrict__ out{k}" for k in range(n_out)]
+    text = f'extern "C" __global__ void __launch_bounds__({threads}) KERNEL({", ".join(params)}) {{\n' + \
+        ''.join(f"  {ln}\n" for ln in body) + '}\n'
+    name = f"graphc_{kind}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    k = Kernel(name, text.replace(' KERNEL(', f' {name}('), grid, block, kind, sync, sig_graph, ref, ins, outs,
+               identity)
+    k.source = f"// {kind}: " + ', '.join(f"{d.name}{list(s)}" for s, d in zip(k.out_shapes, k.out_dtypes)) + \
+        '\n' + k.source
+    return k
+
+
+def _uniform_dtype(sub):
+    dts = {np.dtype(d) for n in sub.nodes for d in (n.dtypes or [])}
+    if len(dts) != 1 or next(iter(dts)) not in (np.float32, np.float64):
+        return None
+    return next(iter(dts))
+
+
+def _evaluate(e, nodes, vals, load):
+    """Emit nodes in order; vals maps (id(node), j) -> C name; load(var) gives a var's C name."""
+    for n in nodes:
+        args = []
+        for s, j in n.inputs:
+            if (id(s), j) not in vals:
+                if not s.is_var:
+                    raise _NoEmit
+                vals[(id(s), j)] = load(s)
+            args.append(vals[(id(s), j)])
+        ex = emit_node(e, n, args)
+        if ex is None:
+            raise _NoEmit
+        vals[(id(n), 0)] = e.tmp(ex)
+    return vals
+
+
+class _NoEmit(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- pointwise
+def pointwise(sub, dtype):
+    """Elementwise/broadcast group: one thread per output element (grid-stride loop)."""
+    outs = sub.outputs
+    full = tuple(outs[0][0].shapes[outs[0][1]])
+    if any(tuple(n.shapes[j]) != full for n, j in outs) or 0 in full:
+        return None
+    for n in sub.nodes:
+        if any(s is None or len(s) > len(full) for s in (n.shapes or [None])):
+            return None
+    it = full or (1,)
+    in_st = [_strides(v.shapes[0], it) for v in sub.inputs]
+    dims, sts = collapse(list(it), in_st + [_strides(it, it)] * len(outs))
+    total = int(np.prod(dims))
+    I, T = _itype(total), CTYPES[dtype]
+    body, inner = [_loop(total, I)], []
+    idx = _decompose(inner, 'i', dims, I, 'q')
+    contiguous = sts[-1]
+    pos = {id(v): k for k, v in enumerate(sub.inputs)}
+    e = CEmit(T, inner, 'v')
+
+    def load(v):
+        k = pos[id(v)]
+        off = 'i' if sts[k] == contiguous else _offset(idx, sts[k])
+        return e.tmp(f"in{k}[{off}]")
+    try:
+        vals = _evaluate(e, [n for n in sub.nodes if not n.is_var], {}, load)
+    except _NoEmit:
+        return None
+    for k, (n, j) in enumerate(outs):
+        inner.append(f"out{k}[i] = {vals[(id(n), j)]};")
+    body += ['  ' + ln for ln in inner] + ['}']
+    return _finish('ew', sub, body, [T] * len(sub.inputs), [T] * len(outs), *_grid(total), False)
+
+
+# ---------------------------------------------------------------- reductions
+# name: (init, per-element map, combine partials, finalize(acc, count))
+REDUCE = {
+    'sum': (0.0, None, '+', None), 'mean': (0.0, None, '+', 'mean'), 'prod': (1.0, None, '*', None),
+    'max': (float('-inf'), None, 'max', None), 'min': (float('inf'), None, 'min', None),
+}
+
+
+def _red_spec(red):
+    if red.op.name == 'norm':
+        if red.attrs['ord'] == 1:
+            return (0.0, 'abs', '+', None)
+        return (0.0, 'square', '+', 'sqrt') if red.attrs['ord'] == 2 else None
+    return REDUCE.get(red.op.name)
+
+
+def _combine(e, op, a, b):
+    return {'+': lambda: f"{a} + {b}", '*': lambda: f"{a} * {b}", 'max': lambda: e.max(a, b),
+            'min': lambda: e.min(a, b)}[op]()
+
+
+def reduction(sub, dtype, red):
+    """A group with one reduction (sum/mean/prod/max/min/norm over any axes, softmax/log_softmax over any
+    axis), its elementwise prologue, and its epilogue: per output (shape R), or per element (shape X) reading
+    the reduced value broadcast back (softmax's gradient); None when the group does not fit."""
+    from graphc.ops.reduce import _axes
+    from graphc.registry import norm_axis
+    X = tuple(red.inputs[0][0].shapes[red.inputs[0][1]])
+    nd = len(X)
+    if nd == 0 or 0 in X:
+        return None
+    soft = red.op.name in ('softmax', 'log_softmax')
+    if soft:
+        axes, spec = (norm_axis(red.attrs['axis'], nd),), None
+    else:
+        spec = _red_spec(red)
+        if spec is None:
+            return None
+        axes = _axes(red.attrs, nd)
+    if not axes:
+        return None
+    Yk = tuple(1 if d in axes else X[d] for d in range(nd))
+    R = tuple(red.shapes[0])
+    ops = [n for n in sub.nodes if not n.is_var]
+    if any(n.op.kind == 'reduce' for n in ops if n is not red) or any(n.num_outputs != 1 for n in ops):
+        return None
+    pro, stack = set(), [red.inputs[0][0]]
+    while stack:  # the prologue: what the reduction reads
+        n = stack.pop()
+        if not n.is_var and id(n) not in pro:
+            pro.add(id(n))
+            stack += [s for s, _ in n.inputs]
+
+    def xshape(shape, y):
+        """An operand's shape as X-rank (a per-output value gets its reduced axes back as 1)."""
+        shape = tuple(shape)
+        if y:
+            shape = (1,) * (len(R) - len(shape)) + shape
+            if len(R) != nd:
+                it = iter(shape)
+                shape = tuple(1 if d in axes else next(it) for d in range(nd))
+        return shape if len(shape) <= nd else None
+    # levels: 'x' values exist per element of X (the prologue, softmax and what reads them), 'y' per output
+    xlev = {id(n) for n in ops if id(n) in pro}
+    if soft:
+        xlev.add(id(red))
+    ylev = set() if soft else {id(red)}
+    for n in ops:
+        if id(n) in pro or n is red:
+            continue
+        ins = [s for s, _ in n.inputs if not s.is_var]
+        if any(id(s) in xlev for s in ins) or tuple(n.shapes[0]) != R:
+            if len(n.shapes[0]) > nd or (any(id(s) in ylev for s in ins) and
+                                         (1,) * (nd - len(R)) + R != Yk):
+                return None  # a per-output value read per element must line up with X (keepdims)
+            xlev.add(id(n))
+        else:
+            ylev.add(id(n))
+    epi_y = [n for n in ops if id(n) in ylev and n is not red]
+    epi_x = [n for n in ops if id(n) in xlev and id(n) not in pro and n is not red]
+    views = {}  # (id(var), per-output?) -> strides over X
+    for n in ops:
+        y = id(n) in ylev and n is not red  # the reduction reads its input per element
+        for s, _ in n.inputs:
+            if s.is_var:
+                sh = xshape(s.shapes[0], y)
+                if sh is None:
+                    return None
+                views[(id(s), y)] = _strides(sh, X)
+    outs = []  # per output: (level, strides over X)
+    for n, j in sub.outputs:
+        y = id(n) in ylev
+        if tuple(n.shapes[j]) != (R if y else X):
+            return None
+        outs.append(('y' if y else 'pro' if id(n) in pro else 'x', _strides(Yk if y else X, X)))
+    keys = list(views)
+    allst = [views[k] for k in keys] + [st for _, st in outs]
+    kd, rd = [d for d in range(nd) if d not in axes], list(axes)
+    ydims, yst = collapse([X[d] for d in kd] or [1], [[st[d] for d in kd] or [0] for st in allst])
+    kdims, kst = collapse([X[d] for d in rd], [[st[d] for d in rd] for st in allst])
+    Y, K = int(np.prod(ydims)), int(np.prod(kdims))
+    row = max((d for d in range(nd) if X[d] > 1), default=nd - 1) in axes  # the innermost axis is reduced
+    T, I = CTYPES[dtype], _itype(int(np.prod(X)))
+    if row:  # the threads of a row split the reduced axes: TPR a power of two in [32, 256]
+        tpr = 32
+        while tpr < min(K, THREADS):
+            tpr *= 2
+        rpb = THREADS // tpr
+        block, grid = (tpr, rpb, 1), (-(-Y // rpb), 1, 1)
+        yi, k0, kstep, lead = f"({I})blockIdx.x * {rpb} + ({I})threadIdx.y", f"({I})threadIdx.x", tpr, 'x'
+    else:  # one output per x thread (coalesced), the 8 y threads split the reduced axes
+        block, grid = (32, 8, 1), (-(-Y // 32), 1, 1)
+        yi, k0, kstep, lead = f"({I})blockIdx.x * 32 + ({I})threadIdx.x", f"({I})threadIdx.y", 8, 'y'
+    if grid[0] > (1 << 31) - 1:
+        return None
+    nw = block[0] // 32 if row else 0
+    body = []
+    if not row or nw > 1:
+        body.append(f"__shared__ {T} red_sh{'[8][32]' if not row else f'[{block[1]}][{nw}]'};")
+    body += [f"const {I} yi = {yi};", f"const bool active = yi < {Y};"]
+    if nw > 1:
+        body += ["const int lane = (int)threadIdx.x & 31;", "const int warp = (int)threadIdx.x >> 5;"]
+    yidx = _decompose(body, 'yi', ydims, I, 'y')
+    ybase = [_offset(yidx, st) for st in yst]
+    pos = {id(v): k for k, v in enumerate(sub.inputs)}
+    kslot = {k: q for q, k in enumerate(keys)}
+    e = CEmit(T, body, 'r')
+    pro_nodes = [n for n in ops if id(n) in pro]
+    src = (id(red.inputs[0][0]), red.inputs[0][1])
+    temp = red.attrs.get('temperature') if soft else None
+    yvals = {}  # per-output values, C names valid after the reduction
+
+    def kloop(tag, acc=None, init=None, step=None, nodes=(), store=()):
+        """A loop over this thread's share of the reduced axes: the prologue, then either acc = step(acc, value)
+        or the per-element epilogue `nodes`; stores the outputs whose level is in `store`."""
+        lines = []
+        kidx = _decompose(lines, 'k', kdims, I, 'k' + tag)
+        ee = CEmit(T, lines, 'p' + tag)
+
+        def load(v):
+            q = kslot[(id(v), False)]
+            return ee.tmp(f"in{pos[id(v)]}[{_offset(kidx, kst[q], ybase[q] if ybase[q] != '0' else None)}]")
+        vals = _evaluate(ee, pro_nodes, dict(yvals), load)
+        v = vals[src] = vals[src] if src in vals else load(red.inputs[0][0])
+        if temp not in (None, 1.0):
+            v = ee.tmp(f"{v} / {ee.c(temp)}")
+        if acc:
+            lines.append(f"{acc} = {step(ee, acc, v)};")
+            body.append(f"{T} {acc} = {e.c(init)};")
+        if soft and 'x' in store:  # the softmax value itself
+            z = ee.tmp(f"{v} - m")
+            vals[(id(red), 0)] = ee.tmp(f"{ee.fn('exp', z)} / s" if red.op.name == 'softmax' else f"{z} - lse")
+        _evaluate(ee, nodes, vals, load)
+        for q, ((n, j), (lvl, _)) in enumerate(zip(sub.outputs, outs)):
+            if lvl in store:
+                oq = len(keys) + q
+                lines.append(f"out{q}[{_offset(kidx, kst[oq], ybase[oq] if ybase[oq] != '0' else None)}] = "
+                             f"{vals[(id(n), j)]};")
+        body.append(f"if (active) for ({I} k = {k0}; k < {K}; k += {kstep}) {{")
+        body.extend('  ' + ln for ln in lines)
+        body.append('}')
+
+    def block_reduce(acc, op, init):
+        """Combine acc over the threads of an output; every one of them gets the result."""
+        c = lambda a, b: _combine(e, op, a, b)  # noqa: E731
+        shfl = f"for (int o = {{}}; o > 0; o >>= 1) {{{{ const {T} w = __shfl_down_sync(0xffffffffu, {acc}, o); " \
+               f"{acc} = {c(acc, 'w')}; }}}}"
+        if row:
+            body.append(shfl.format(16))
+            if nw > 1:  # then across the warps of the row, through shared memory
+                body.extend([f"if (lane == 0) red_sh[threadIdx.y][warp] = {acc};", "__syncthreads();",
+                             f"{acc} = lane < {nw} ? red_sh[threadIdx.y][lane] : {e.c(init)};", shfl.format(nw // 2),
+                             "__syncthreads();"])
+            body.append(f"{acc} = __shfl_sync(0xffffffffu, {acc}, 0);")
+        else:
+            body.extend([f"red_sh[threadIdx.y][threadIdx.x] = {acc};", "__syncthreads();",
+                         f"if (threadIdx.y == 0) {{ for (int j = 1; j < 8; ++j) {acc} = "
+                         f"{c(acc, 'red_sh[j][threadIdx.x]')}; red_sh[0][threadIdx.x] = {acc}; }}",
+                         "__syncthreads();", f"{acc} = red_sh[0][threadIdx.x];", "__syncthreads();"])
+    try:
+        if soft:
+            kloop('a', 'm', float('-inf'), lambda ee, a, v: ee.max(a, v), store=('pro',))
+            block_reduce('m', 'max', float('-inf'))
+            kloop('b', 's', 0.0, lambda ee, a, v: f"{a} + {ee.fn('exp', f'{v} - m')}")
+            block_reduce('s', '+', 0.0)
+            if red.op.name == 'log_softmax':
+                body.append(f"const {T} lse = {e.fn('log', 's')};")
+            kloop('c', nodes=epi_x, store=('x',))
+        else:
+            init, fmap, op, fin = spec
+
+            def step(ee, a, v):
+                v = ee.fn('fabs', v) if fmap == 'abs' else f"{v} * {v}" if fmap == 'square' else v
+                return _combine(ee, op, a, v)
+            kloop('a', 'acc', init, step, store=('pro',))
+            block_reduce('acc', op, init)
+            res = {'mean': f"acc / {e.c(K)}", 'sqrt': e.fn('sqrt', 'acc')}.get(fin, 'acc')
+            yvals[(id(red), 0)] = e.tmp(res)
+
+            def yload(v):
+                q = kslot[(id(v), True)]
+                return e.tmp(f"in{pos[id(v)]}[{ybase[q]}]")
+            body.append("if (active) {")  # (inactive threads have no valid per-output offsets)
+            _evaluate(e, epi_y, yvals, yload)
+            for q, ((n, j), (lvl, _)) in enumerate(zip(sub.outputs, outs)):
+                if lvl == 'y':
+                    body.append(f"if (threadIdx.{lead} == 0) out{q}[{ybase[len(keys) + q]}] = {yvals[(id(n), j)]};")
+            if epi_x:
+                kloop('c', nodes=epi_x, store=('x',))
+            body.append('}')
+    except _NoEmit:
+        return None
+    kind = 'softmax' if soft else ('rowred' if row else 'colred')
+    return _finish(kind, sub, body, [T] * len(sub.inputs), [T] * len(outs), grid, block, True)
+
+
+# ---------------------------------------------------------------- injective ops (probed index maps)
+def _fit_dim(t):
+    """(q, m, s) with t[o] == ((o // q) % m) * s for every o (m 0: no modulus); None when there is none."""
+    n = len(t)
+    nz = np.nonzero(t)[0]
+    if not len(nz):
+        return (1, 0, 0)
+    q = int(nz[0])
+    s = int(t[q])
+    o = np.arange(n)
+    zeros = [k for k in range(1, -(-n // q)) if t[k * q] == 0]
+    m = zeros[0] if zeros else 0
+    pred = ((o // q) % m if m else o // q) * s
+    return (q, m, s) if np.array_equal(pred, t) else None
+
+
+def _fit_output(got, bases, n_inputs):
+    """[(input, piece dim, piece start, base, per-dim (q, m, s))] mapping one output's elements to inputs, from
+    the probe's element indices; None when no such map reproduces them all."""
+    gi = got.astype(np.int64)
+    if not np.array_equal(gi, got) or gi.min() < 0 or gi.max() >= bases[-1]:
+        return None
+    which = np.searchsorted(bases, gi, side='right') - 1
+    local = gi - bases[which]
+    shape = got.shape or (1,)
+    which, local = which.reshape(shape), local.reshape(shape)
+    if n_inputs == 1:
+        pieces = [(0, None, 0, shape[0])]
+    else:  # the input may change along one output dim only (Concat, stack): pieces along it
+        dims = [d for d in range(len(shape)) if not np.all(np.diff(which, axis=d) == 0)]
+        if len(dims) > 1:
+            return None
+        d = dims[0] if dims else 0
+        line = which[tuple(slice(None) if a == d else 0 for a in range(len(shape)))]
+        cuts = [0] + [int(c) + 1 for c in np.nonzero(np.diff(line))[0]] + [shape[d]]
+        pieces = [(int(line[lo]), d, lo, hi) for lo, hi in zip(cuts, cuts[1:])]
+    fits = []
+    for k, d, lo, hi in pieces:
+        L = local if d is None else local[tuple(slice(lo, hi) if a == d else slice(None) for a in range(len(shape)))]
+        base = int(L.reshape(-1)[0])
+        maps, pred = [], np.full(L.shape, base, np.int64)
+        for a in range(L.ndim):
+            f = _fit_dim(L[tuple(slice(None) if b == a else 0 for b in range(L.ndim))] - base)
+            if f is None:
+                return None
+            maps.append(f)
+            q, m, s = f
+            o = np.arange(L.shape[a])
+            pred = pred + (((o // q) % m if m else o // q) * s).reshape([-1 if b == a else 1 for b in range(L.ndim)])
+        if not np.array_equal(pred, L):
+            return None
+        fits.append((k, d, lo, base, maps))
+    return fits
+
+
+def gather(sub):
+    """A single injective op (one or more inputs and outputs): each output element read from an input element by
+    a map fitted to what the op's NumPy kernel does with arrays of element indices."""
+    (node,) = [n for n in sub.nodes if not n.is_var]
+    if node.op.name in NO_GATHER or any(s[0].shapes[s[1]] is None for s in node.inputs):
+        return None
+    dt = np.dtype(node.dtypes[0])
+    if dt not in CTYPES or any(np.dtype(d) != dt for d in node.dtypes) or \
+            any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs):
+        return None
+    out_shapes = [tuple(s) for s in node.shapes]
+    sizes = [int(np.prod(v.shapes[0])) for v in sub.inputs]
+    if any(0 in s for s in out_shapes) or 0 in sizes or sum(sizes) > (1 << 22):
+        return None
+    bases = np.cumsum([0] + sizes)
+    probes = [np.arange(bases[k], bases[k + 1], dtype=np.float64).reshape(v.shapes[0])
+              for k, v in enumerate(sub.inputs)]
+    try:
+        got = node.op.ref(node.attrs, *probes)
+    except Exception:  # an op whose kernel needs real data: no gather kernel
+        return None
+    got = [np.asarray(g) for g in (got if isinstance(got, tuple) else (got,))]
+    if [g.shape for g in got] != out_shapes or any(g.dtype != np.float64 for g in got):
+        return None
+    fits = [_fit_output(g, bases, len(sizes)) for g in got]
+    if any(f is None for f in fits):
+        return None
+    totals = [int(np.prod(s)) for s in out_shapes]
+    I, T = _itype(max(totals), bases[-1]), CTYPES[dt]
+    identity = len(got) == 1 and sizes[0] == totals[0] and len(sizes) == 1 and \
+        np.array_equal(got[0].reshape(-1), np.arange(totals[0]))
+    body = []
+    for q, (shape, total, pieces) in enumerate(zip(out_shapes, totals, fits)):
+        inner = []
+        idx = _decompose(inner, 'i', list(shape or (1,)), I, f'o{q}_')
+
+        def src(k, d, lo, base, maps):
+            terms = [] if not base else [str(base)]
+            for a, (qq, m, s) in enumerate(maps):
+                if not s or idx[a] is None:
+                    continue
+                o = idx[a] if a != d or not lo else f"({idx[a]} - {lo})"
+                o = o if qq == 1 else f"{o} / {qq}"
+                o = o if not m else f"({o}) % {m}"
+                terms.append(o if s == 1 else f"({o}) * {s}")
+            return f"in{k}[{' + '.join(terms) or '0'}]"
+        if identity:
+            inner = ["out0[i] = in0[i];"]
+        for p, f in enumerate(pieces if not identity else []):
+            hi = pieces[p + 1][2] if p + 1 < len(pieces) else None
+            cond = f"if ({idx[f[1]]} < {hi}) " if hi is not None else ''
+            inner.append(f"{'else ' if p else ''}{cond}out{q}[i] = {src(*f)};")
+        body += [_loop(total, I)] + ['  ' + ln for ln in inner] + ['}']
+    return _finish('copy' if identity else 'gather', sub, body, [T] * len(sub.inputs), [T] * len(got),
+                   *_grid(max(totals)), False, identity)
+
+
+# ---------------------------------------------------------------- pooling and convolution (NCHW)
+def _grid(total):
+    return (max(1, min(-(-total // THREADS), MAX_GRID)), 1, 1), (THREADS, 1, 1)
+
+
+def _loop(total, I):
+    return f"for ({I} i = ({I})blockIdx.x * ({I})blockDim.x + ({I})threadIdx.x; i < {total}; " \
+           f"i += ({I})blockDim.x * ({I})gridDim.x) {{"
+
+
+def _pool_count(e, attrs, k, pd, extra, hw, ys, xs):
+    """C expression of the avg-pooling divisor of the window starting at (ys, xs), as the reference counts."""
+    if attrs['count_include_pad'] and not any(extra):
+        return e.c(k[0] * k[1])
+    lo = [0 if not attrs['count_include_pad'] else -p for p in pd]
+    hi = [h if not attrs['count_include_pad'] else h + p for h, p in zip(hw, pd)]
+    n = [f"(min({s} + {kk}, {h}) - max({s}, {lo_}))" for s, kk, h, lo_ in zip((ys, xs), k, hi, lo)]
+    return f"({e.T})({n[0]} * {n[1]})"
+
+
+def pooling(sub):
+    """Pooling (max/avg/sum, any convention, global) as one thread per output window."""
+    from graphc.ops.nn import _pool_geom
+    (node,) = [n for n in sub.nodes if not n.is_var]
+    dt = np.dtype(node.dtypes[0])
+    if dt not in (np.float32, np.float64):
+        return None
+    x = tuple(sub.inputs[0].shapes[0])
+    a = node.attrs
+    k, st, pd, extra, (oh, ow) = _pool_geom(a, x)
+    n, c, h, w = x
+    T, total = CTYPES[dt], n * c * oh * ow
+    I = _itype(total, n * c * h * w)
+    pt = a['pool_type']
+    body = [_loop(total, I)]
+    e = CEmit(T, body)
+    low = e.c(np.finfo(dt).min)
+    body += [f"  const {I} ox = i % {ow}, oy = (i / {ow}) % {oh}, nc = i / {oh * ow};",
+             f"  const int ys = (int)oy * {st[0]} - {pd[0]}, xs = (int)ox * {st[1]} - {pd[1]};",
+             f"  const {T}* src = in0 + nc * {h * w};",
+             f"  {T} acc = {low if pt == 'max' else e.c(0)};",
+             f"  for (int a = max(ys, 0); a < min(ys + {k[0]}, {h}); ++a)",
+             f"    for (int b = max(xs, 0); b < min(xs + {k[1]}, {w}); ++b) {{",
+             f"      const {T} v = src[a * {w} + b];",
+             f"      acc = {e.max('acc', 'v') if pt == 'max' else 'acc + v'};", "    }"]
+    if pt == 'avg':
+        body.append(f"  acc = acc / {_pool_count(e, a, k, pd, extra, (h, w), 'ys', 'xs')};")
+    body += ["  out0[i] = acc;", "}"]
+    return _finish('pool', sub, body, [T], [T], *_grid(total), False)
+
+
+def pooling_grad(sub):
+    """_backward_Pooling as one thread per input element, gathering from the windows that cover it: max
+    routes a window's gradient to its first maximum (row-major taps, padding as the lowest value)."""
+    from graphc.ops.nn import _pool_geom
+    (node,) = [n for n in sub.nodes if not n.is_var]
+    dt = np.dtype(node.dtypes[0])
+    if dt not in (np.float32, np.float64) or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs):
+        return None
+    pos = {id(v): q for q, v in enumerate(sub.inputs)}
+    gi, xi, yi = (pos[id(s)] for s, _ in node.inputs)
+    x = tuple(node.shapes[0])
+    a = node.attrs
+    k, st, pd, extra, (oh, ow) = _pool_geom(a, x)
+    n, c, h, w = x
+    T, total = CTYPES[dt], n * c * h * w
+    I = _itype(total, n * c * oh * ow)
+    pt = a['pool_type']
+    body = [_loop(total, I)]
+    e = CEmit(T, body)
+    low = e.c(np.finfo(dt).min)
+    body += [f"  const int px = (int)(i % {w}), py = (int)((i / {w}) % {h});",
+             f"  const {I} nc = i / {h * w};",
+             f"  const {T} xv = in{xi}[i];",
+             f"  {T} acc = {e.c(0)};",
+             f"  const int ty = py + {pd[0] - k[0] + 1}, tx = px + {pd[1] - k[1] + 1};  // first window covering p",
+             f"  const int oy0 = ty <= 0 ? 0 : (ty + {st[0] - 1}) / {st[0]};",
+             f"  const int ox0 = tx <= 0 ? 0 : (tx + {st[1] - 1}) / {st[1]};",
+             f"  for (int oy = oy0; oy <= min((py + {pd[0]}) / {st[0]}, {oh - 1}); ++oy)",
+             f"    for (int ox = ox0; ox <= min((px + {pd[1]}) / {st[1]}, {ow - 1}); ++ox) {{",
+             f"      const {I} o = nc * {oh * ow} + oy * {ow} + ox;",
+             f"      const int ys = oy * {st[0]} - {pd[0]}, xs = ox * {st[1]} - {pd[1]};"]
+    if pt == 'max':
+        body += [f"      const {T} yv = in{yi}[o];",
+                 "      if (xv != yv) continue;",
+                 "      bool first = true;  // no earlier tap of the window holds the maximum",
+                 f"      for (int t = 0; t < (py - ys) * {k[1]} + (px - xs) && first; ++t) {{",
+                 f"        const int a = ys + t / {k[1]}, b = xs + t % {k[1]};",
+                 f"        const {T} v = (a >= 0 && a < {h} && b >= 0 && b < {w}) ? in{xi}[nc * {h * w} + a * {w} + b]"
+                 f" : {low};",
+                 "        first = v != yv;",
+                 "      }",
+                 f"      if (first) acc = acc + in{gi}[o];"]
+    elif pt == 'avg':
+        body.append(f"      acc = acc + in{gi}[o] / {_pool_count(e, a, k, pd, extra, (h, w), 'ys', 'xs')};")
+    else:
+        body.append(f"      acc = acc + in{gi}[o];")
+    body += ["    }", "  out0[i] = acc;", "}"]
+    if pt != 'max':
+        body = [ln for ln in body if 'xv' not in ln]
+    return _finish('poolgrad', sub, body, [T] * len(sub.inputs), [T], *_grid(total), False)
+
+
+def im2col_kernel(shape, dtype, k, st, dl, pd):
+    """(N, C, H, W) -> columns (N, C*kh*kw, OH*OW), zeros where a tap reads padding (as ops.nn.im2col)."""
+    from graphc.ops.nn import _conv_out, im2col
+    n, c, h, w = shape
+    oh, ow = (_conv_out(shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
+    T, total = CTYPES[np.dtype(dtype)], n * c * k[0] * k[1] * oh * ow
+    I = _itype(total)
+    body = [_loop(total, I),
+            f"  const int ox = (int)(i % {ow}), oy = (int)((i / {ow}) % {oh});",
+            f"  const int kx = (int)((i / {oh * ow}) % {k[1]}), ky = (int)((i / {oh * ow * k[1]}) % {k[0]});",
+            f"  const {I} nc = i / {oh * ow * k[0] * k[1]};",
+            f"  const int a = oy * {st[0]} - {pd[0]} + ky * {dl[0]}, b = ox * {st[1]} - {pd[1]} + kx * {dl[1]};",
+            f"  out0[i] = (a >= 0 && a < {h} && b >= 0 && b < {w}) ? in0[nc * {h * w} + a * {w} + b] : ({T})0;",
+            "}"]
+    return _finish('im2col', None, body, [T], [T], *_grid(total), False, ref=lambda x: im2col(x, k, st, dl, pd)[0],
+                   ins=[(shape, dtype)], outs=[((n, c * k[0] * k[1], oh * ow), dtype)])
+
+
+def col2im_kernel(shape, dtype, k, st, dl, pd, out_hw):
+    """Columns (N, C*kh*kw, OH*OW) -> the (N, C, H, W) image summing every tap that reads each pixel (the adjoint
+    of im2col, as a gather: no atomics)."""
+    from graphc.ops.nn import col2im
+    n, c, h, w = shape
+    oh, ow = out_hw
+    T, total = CTYPES[np.dtype(dtype)], n * c * h * w
+    I = _itype(total, n * c * k[0] * k[1] * oh * ow)
+    body = [_loop(total, I),
+            f"  const int px = (int)(i % {w}), py = (int)((i / {w}) % {h});",
+            f"  const {I} nc = i / {h * w};",
+            f"  {T} acc = ({T})0;",
+            f"  for (int ky = 0; ky < {k[0]}; ++ky) {{",
+            f"    const int ty = py + {pd[0]} - ky * {dl[0]};",
+            f"    if (ty < 0 || ty % {st[0]} != 0 || ty / {st[0]} >= {oh}) continue;",
+            f"    for (int kx = 0; kx < {k[1]}; ++kx) {{",
+            f"      const int tx = px + {pd[1]} - kx * {dl[1]};",
+            f"      if (tx < 0 || tx % {st[1]} != 0 || tx / {st[1]} >= {ow}) continue;",
+            f"      acc = acc + in0[((nc * {k[0]} + ky) * {k[1]} + kx) * {oh * ow} + (ty / {st[0]}) * {ow}"
+            f" + tx / {st[1]}];",
+            "    }", "  }", "  out0[i] = acc;", "}"]
+    return _finish('col2im', None, body, [T], [T], *_grid(total), False,
+                   ref=lambda col: np.ascontiguousarray(col2im(col, shape, k, st, dl, pd, out_hw)),
+                   ins=[((n, c * k[0] * k[1], oh * ow), dtype)], outs=[(shape, dtype)])
+
+
+class DeviceOp:
+    """An opaque op on the device: GEMMs through the array library (cuBLAS under cupy) and generated kernels
+    (im2col/col2im). run(launch, xp, arrays) -> outputs; launch(kernel, inputs) -> kernel outputs."""
+
+    def __init__(self, node, kernels, run):
+        self.node, self.kernels, self.run = node, kernels, run
+
+
+def _groups(xp, g, f, n, rows, fn):
+    """out[:, group slice] = fn(group index) for grouped convolutions."""
+    if g == 1:
+        return fn(0)
+    out = xp.empty((n, f, rows), fn(0).dtype)
+    fg = f // g
+    for i in range(g):
+        out[:, i * fg:(i + 1) * fg] = fn(i)
+    return out
+
+
+def device_op(node):
+    """The DeviceOp of a GEMM or convolution node, or None (it runs on the host)."""
+    from graphc.ops.nn import _conv_params
+    name, a = node.op.name, node.attrs
+    shapes = [tuple(s.shapes[j]) for s, j in node.inputs]
+    dt = np.dtype(node.dtypes[0])
+    if dt not in (np.float32, np.float64):
+        return None
+    if name == 'FullyConnected':
+        def fc(launch, xp, arrays):
+            x, w = arrays[0], arrays[1]
+            x = x.reshape(x.shape[0], -1) if a.get('flatten', True) else x
+            y = xp.matmul(x, w.T)
+            if len(arrays) > 2:
+                y += arrays[2]
+            return (y,)
+        return DeviceOp(node, [], fc)
+    if name == 'dot' and all(len(s) == 2 for s in shapes):
+        return DeviceOp(node, [], lambda launch, xp, arrs: (xp.matmul(arrs[0].T if a['transpose_a'] else arrs[0],
+                                                                      arrs[1].T if a['transpose_b'] else arrs[1]),))
+    if name not in ('Convolution', '_backward_Convolution'):
+        return None
+    k, st, dl, pd = _conv_params(a, 'Convolution')
+    g = a['num_group']
+    xs = shapes[0] if name == 'Convolution' else shapes[1]
+    n, c = xs[:2]
+    f = a['num_filter']
+    cg, fg, kk = c // g, f // g, k[0] * k[1]
+    i2c = im2col_kernel(xs, dt, k, st, dl, pd)
+    rows = i2c.out_shapes[0][2]
+    if name == 'Convolution':
+        def conv(launch, xp, arrays):
+            x, w = arrays[0], arrays[1]
+            col = launch(i2c, [x])[0]
+            y = _groups(xp, g, f, n, rows, lambda i: xp.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1),
+                                                               col[:, i * cg * kk:(i + 1) * cg * kk]))
+            if len(arrays) > 2:
+                y += arrays[2].reshape(1, -1, 1)
+            return (y.reshape(node.shapes[0]),)
+        return DeviceOp(node, [i2c], conv)
+    oh, ow = node.inputs[0][0].shapes[node.inputs[0][1]][2:]
+    c2i = col2im_kernel(xs, dt, k, st, dl, pd, (oh, ow))
+
+    def conv_grad(launch, xp, arrays):
+        dy, x, w = arrays
+        d2 = dy.reshape(n, f, oh * ow)
+        if a.get('_need', (True,))[0]:
+            col = xp.empty((n, c * kk, oh * ow), dt)
+            for i in range(g):
+                col[:, i * cg * kk:(i + 1) * cg * kk] = xp.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1).T,
+                                                                  d2[:, i * fg:(i + 1) * fg])
+            dx = launch(c2i, [col])[0]
+        else:
+            dx = xp.zeros(xs, dt)
+        xcol = launch(i2c, [x])[0]
+        dw = xp.empty((f, cg * kk), dt)
+        for i in range(g):
+            dw[i * fg:(i + 1) * fg] = xp.matmul(d2[:, i * fg:(i + 1) * fg],
+                                                xcol[:, i * cg * kk:(i + 1) * cg * kk].transpose(0, 2, 1)).sum(0)
+        return dx, dw.reshape(shapes[2]), dy.sum(axis=(0, 2, 3))
+    return DeviceOp(node, [i2c, c2i], conv_grad)
+
+
+# ---------------------------------------------------------------- groups and graphs
+def generate(sub):
+    """The Kernel for a subgraph (a fused group's, or one op over fresh variables), or None."""
+    ops = [n for n in sub.nodes if not n.is_var]
+    if len(ops) == 1 and ops[0].op.kind == 'injective':
+        return gather(sub)
+    if len(ops) == 1 and ops[0].op.name in ('Pooling', '_backward_Pooling'):
+        return (pooling if ops[0].op.name == 'Pooling' else pooling_grad)(sub)
+    if any(n.op.kind not in ('elemwise', 'broadcast', 'reduce') or n.num_outputs != 1 for n in ops):
+        return None
+    if any(n.op.name in ('Dropout', 'Cast', 'argmax', 'argmin') for n in ops):
+        return None
+    if any(n.op.name == 'where' and tuple(n.inputs[0][0].shapes[n.inputs[0][1]]) != tuple(n.shapes[0]) for n in ops):
+        return None  # MXNet's where with a 1-d condition selects rows
+    dtype = _uniform_dtype(sub)
+    if dtype is None:
+        return None
+    reds = [n for n in ops if n.op.kind == 'reduce']
+    if not reds:
+        return pointwise(sub, dtype)
+    return reduction(sub, dtype, reds[0]) if len(reds) == 1 else None
+
+
+def single(node):
+    """A one-op subgraph over fresh variables, one per input position (so kernel arguments are the node's
+    inputs in order, an input read twice passed twice)."""
+    from ..graph import Graph, Node
+    vs = [Node(None, f"in{i}", shapes=[s.shapes[j]], dtypes=[s.dtypes[j]]) for i, (s, j) in enumerate(node.inputs)]
+    n = Node(node.op, node.name, node.attrs, [(v, 0) for v in vs], node.shapes, node.dtypes, node.where, node.block)
+    return Graph([(n, j) for j in range(n.num_outputs)], vs)
+
+
+def lower(node):
+    """How a graph node runs on the GPU: ('kernel', Kernel); ('anchor', (anchor node, its DeviceOp or None,
+    its input positions, epilogue Kernel, epilogue input positions, output map)); ('device', DeviceOp); or
+    ('host', reason): the NumPy kernel on the host, with copies."""
+    sub = getattr(node.op, 'subgraph', None)
+    if sub is not None:
+        k = generate(sub)
+        if k is not None:
+            return 'kernel', k
+        kernels = {}
+
+        def compiles(epi):
+            kernels[id(epi)] = generate(epi.subgraph)
+            return kernels[id(epi)]
+        ep = split_anchor(node.op, compiles=compiles)
+        if ep is not None:
+            anchor, a_in, epi, e_in, out_map = ep
+            return 'anchor', (anchor, device_op(anchor), a_in, kernels[id(epi)], e_in, out_map)
+        return 'host', f"fused group {'>'.join(node.op.ops())} has no CUDA form"
+    if node.op.kind in ('elemwise', 'broadcast', 'reduce', 'injective') or node.op.name in ('Pooling',
+                                                                                            '_backward_Pooling'):
+        k = generate(single(node))
+        if k is not None:
+            return 'kernel', k
+    d = device_op(node)
+    if d is not None:
+        return 'device', d
+    return 'host', f"{node.op.name} has no CUDA form here: NumPy on the host, with copies"
+
+
+def node_kernels(how, d):
+    """The Kernels a lowered node launches."""
+    if how == 'kernel':
+        return [d]
+    if how == 'anchor':
+        return (d[1].kernels if d[1] else []) + [d[3]]
+    return d.kernels if how == 'device' else []
+
+
+def graph_kernels(graph):
+    """[(node, how, detail)] for every op node of a graph (see lower)."""
+    return [(n, *lower(n)) for n in graph.nodes if not n.is_var]
+
+
+def kernels_of(graph):
+    """The distinct Kernels a graph's plan launches, in order."""
+    seen, out = set(), []
+    for n, how, d in graph_kernels(graph):
+        for k in node_kernels(how, d):
+            if k.name not in seen:
+                seen.add(k.name)
+                out.append(k)
+    return out
+
+
+def module_source(kernels):
+    """One translation unit holding each distinct kernel once."""
+    seen, parts = set(), ["// generated by graphc (runtime/cuda.py): plain CUDA C, no includes (NVRTC, nvcc)\n"]
+    for k in kernels:
+        if k.name not in seen:
+            seen.add(k.name)
+            parts.append(k.source)
+    return '\n'.join(parts)
+
+
+# ---------------------------------------------------------------- nvcc (verification, PTX)
+ARCHS = ('sm_80', 'sm_90')
+
+
+def nvcc_path():
+    return shutil.which('nvcc') or ('/usr/local/cuda/bin/nvcc' if os.path.exists('/usr/local/cuda/bin/nvcc') else None)
+
+
+def nvcc(source, mode='fatbin', archs=ARCHS, timeout=600):
+    """Compile with nvcc, every warning an error (front end and ptxas). mode 'fatbin' (one call, a -gencode per
+    arch) or 'ptx' (the first arch). Returns the output bytes; cached by a hash of source, flags and nvcc
+    version in the cache directory. Raises GraphcError with nvcc's messages on any diagnostic."""
+    exe = nvcc_path()
+    if exe is None:
+        raise GraphcError("nvcc was not found on PATH: install the CUDA toolkit to compile CUDA source to PTX")
+    flags = ['-Werror', 'all-warnings', '-Xptxas', '-Werror', '-std=c++17']
+    if mode == 'ptx':
+        flags += ['-ptx', f'-arch={archs[0]}']
+    else:
+        flags += ['--fatbin'] + [f'-gencode=arch=compute_{a[3:]},code={a}' for a in archs]
+    key = hashlib.sha256('\0'.join([source, mode, *flags, _nvcc_version(exe)]).encode()).hexdigest()
+    d = os.path.join(cache_dir(), 'cuda')
+    os.makedirs(d, exist_ok=True)
+    out = os.path.join(d, f"{key}.{mode}")
+    if os.path.exists(out):
+        with open(out, 'rb') as f:
+            return f.read()
+    cu = os.path.join(d, f"{key}.cu")
+    with open(cu, 'w') as f:
+        f.write(source)
+    tmp = out + f'.tmp{os.getpid()}'
+    r = subprocess.run([exe, *flags, cu, '-o', tmp], capture_output=True, text=True, timeout=timeout)
+    msg = (r.stdout + r.stderr).strip()
+    if r.returncode != 0 or msg:
+        raise GraphcError(f"nvcc {' '.join(flags)} failed on {cu}:\n{msg}")
+    os.replace(tmp, out)
+    with open(out, 'rb') as f:
+        return f.read()
+
+
+_versions = {}
+
+
+def _nvcc_version(exe):
+    if exe not in _versions:
+        _versions[exe] = subprocess.run([exe, '--version'], capture_output=True, text=True).stdout.strip()
+    return _versions[exe]
+
+
+# ---------------------------------------------------------------- execution (cupy, or the emulator)
+class CupyDevice:
+    """Kernels through cupy.RawModule (NVRTC), one module per source hash; arrays from cupy's memory pool."""
+
+    def __init__(self, device_id=0):
+        from ..context import gpu_support
+        ok, reason = gpu_support()
+        if not ok:
+            raise GraphcError(f"the CUDA backend is not available: {reason}")
+        import cupy
+        self.xp, self.device_id = cupy, device_id
+        self._modules, self._sources = {}, {}  # kernel name -> function; source hash -> module
+
+    def prepare(self, kernels):
+        """Compile kernels in one module (one NVRTC call), cached by the hash of its source."""
+        todo = [k for k in kernels if k.name not in self._modules]
+        if todo:
+            src = module_source(todo)
+            key = hashlib.sha256(src.encode()).hexdigest()
+            with self.xp.cuda.Device(self.device_id):
+                mod = self._sources.get(key) or self.xp.RawModule(code=src, options=('--std=c++17',))
+            self._sources[key] = mod
+            for k in todo:
+                self._modules[k.name] = mod.get_function(k.name)
+
+    def function(self, kernel):
+        self.prepare([kernel])
+        fn = self._modules[kernel.name]
+        return lambda args: fn(kernel.grid, kernel.block, tuple(args))
+
+    def to_host(self, a):
+        return self.xp.asnumpy(a)
+
+    def to_device(self, a):
+        return self.xp.asarray(a)
+
+    def synchronize(self):
+        self.xp.cuda.Device(self.device_id).synchronize()
+
+
+class GpuPlan:
+    """A graph run on a device: generated kernels for fused groups, elementwise/reduction/injective ops and
+    pooling; GEMMs through the device's matmul (cuBLAS under cupy), convolutions as im2col/col2im kernels and
+    GEMMs, anchors' epilogues as kernels; what is left runs on the host (listed in host_ops). `device` is a
+    CupyDevice, or emulate.EmuDevice (NumPy arrays, kernels run by the host emulation)."""
+
+    def __init__(self, graph, device):
+        self.device, self.graph, self.xp = device, graph, device.xp
+        self.steps, self.host_ops, self.launches = [], [], 0
+        slot = {}
+        for n in graph.nodes:
+            for j in range(1 if n.is_var else n.num_outputs):
+                slot[(id(n), j)] = len(slot)
+        self.nslots = len(slot)
+        self.inputs = [(id(n), slot[(id(n), 0)], n.extra.get('value'), n.name) for n in graph.nodes if n.is_var]
+        rows = graph_kernels(graph)
+        device.prepare([k for _, how, d in rows for k in node_kernels(how, d)])
+        self._fns = {}
+        self.outputs = [slot[(id(n), j)] for n, j in graph.outputs]
+        last = {}
+        for i, (n, _, _) in enumerate(rows):
+            for s, j in n.inputs:
+                last[slot[(id(s), j)]] = i
+        for i, (n, how, d) in enumerate(rows):
+            ins = tuple(slot[(id(s), j)] for s, j in n.inputs)
+            outs = tuple(slot[(id(n), j)] for j in range(n.num_outputs))
+            free = tuple(k for k in set(ins) if last[k] == i and k not in self.outputs)  # back to the pool
+            self.steps.append((self.step(n, how, d), ins, outs, free))
+
+    def launch(self, k, inputs):
+        """Run kernel k on device arrays; returns its freshly allocated outputs."""
+        if k.identity:  # a reshape: a view, no launch
+            return [inputs[0].reshape(k.out_shapes[0])]
+        fn = self._fns.get(k.name) or self._fns.setdefault(k.name, self.device.function(k))
+        ins = [self.xp.ascontiguousarray(a) for a in inputs]
+        outs = [self.xp.empty(s, d) for s, d in zip(k.out_shapes, k.out_dtypes)]
+        fn(ins + outs)
+        self.launches += 1
+        return outs
+
+    def step(self, n, how, d):
+        """The callable for one node: device arrays in, a tuple of device arrays out."""
+        xp, dev = self.xp, self.device
+        if how == 'kernel':
+            return lambda arrays: tuple(self.launch(d, arrays))
+        if how == 'device':
+            return lambda arrays: tuple(d.run(self.launch, xp, arrays))
+        if how == 'anchor':
+            anchor, aop, a_in, epi, e_in, out_map = d
+            on_host = self.step(anchor, 'host', None) if aop is None else None
+
+            def run(arrays):
+                args = [arrays[i] for i in a_in]
+                a = aop.run(self.launch, xp, args)[0] if aop else on_host(args)[0]
+                res = self.launch(epi, [a] + [arrays[i] for i in e_in])
+                return tuple(a if k is None else res[k] for k in out_map)
+            return run
+        self.host_ops.append(n.op.name)
+
+        def host(arrays):
+            r = n.op.ref(n.attrs, *[dev.to_host(a) for a in arrays])
+            return tuple(dev.to_device(np.ascontiguousarray(v)) for v in (r if isinstance(r, tuple) else (r,)))
+        return host
+
+    def __call__(self, feed):
+        """feed: {id(var): NumPy or device array} -> device arrays of the outputs."""
+        vals = [None] * self.nslots
+        for key, k, const, name in self.inputs:
+            v = feed.get(key, const)
+            if v is None:
+                raise GraphcError(f"GPU plan: graph input {name!r} has no value")
+            vals[k] = self.device.to_device(v) if isinstance(v, np.ndarray) else v
+        for run, ins, outs, free in self.steps:
+            r = run([vals[k] for k in ins])
+            for k, v in zip(outs, r):
+                vals[k] = v
+            for k in free:
+                vals[k] = None
+        return [vals[k] for k in self.outputs]

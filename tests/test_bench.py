@@ -1,0 +1,187 @@
+"""graphc.bench: the hand-written NumPy baselines compute what graphc computes (so the comparisons are of equal
+work), and the timing, ratio and table helpers are right. Speed itself is measured by `graphc bench`, not here."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import autograd, bench as B, gluon, nd
+from graphc.base import GraphcError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _graphc_grads(net, x, y):
+    """Mean softmax cross-entropy of net on (x, y) and its gradients, by graphc's eager autograd."""
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+    loss.backward()
+    n = x.shape[0]  # backward of the per-sample losses gives the gradient of their sum
+    return float(loss.asnumpy().mean()), [p.grad().asnumpy() / n for p in net.collect_params().values()]
+
+
+def test_bench_lenet_is_the_example_lenet():
+    sys.path.insert(0, os.path.join(ROOT, 'examples'))
+    from lenet_mnist import lenet
+    ex = lenet()
+    ex.initialize()
+    x = nd.zeros((2, 1, 28, 28))
+    ex(x)
+    ours = B.lenet()
+    ours(x)
+    assert [type(b).__name__ for b in ours] == [type(b).__name__ for b in ex]
+    assert [p.shape for p in ours.collect_params().values()] == [p.shape for p in ex.collect_params().values()]
+
+
+def test_numpy_lenet_step_equals_graphc():
+    gc.random.seed(3)
+    x = nd.random.uniform(shape=(8, 1, 28, 28))
+    y = nd.array([3, 1, 4, 1, 5, 9, 2, 6], dtype='int32')
+    net = B.lenet()
+    net(x)
+    ref = B.LeNetNumpy(B.weights(net), lr=1e-3)
+    loss, grads = ref.loss_and_grads(x.asnumpy(), y.asnumpy())
+    gloss, ggrads = _graphc_grads(net, x, y)
+    assert abs(loss - gloss) < 1e-5 * max(1, abs(gloss)) and loss > 1.0   # untrained: about log(10)
+    for p, g, gg in zip(net.collect_params().values(), grads, ggrads):
+        assert g.shape == gg.shape, p.name
+        assert np.abs(gg).max() > 0, p.name
+        np.testing.assert_allclose(g, gg, rtol=1e-4, atol=1e-6 * np.abs(gg).max(), err_msg=p.name)
+    # the inference forward is the same network
+    np.testing.assert_allclose(ref.forward(x.asnumpy()), net(x).asnumpy(), rtol=1e-4, atol=1e-5)
+    # and the Adam step is MXNet's: after two steps the weights agree (step 1 moves each weight by about lr)
+    tr = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-3})
+    w0 = B.weights(net)
+    for _ in range(2):
+        _graphc_grads(net, x, y)
+        tr.step(8)
+        ref.step(x.asnumpy(), y.asnumpy())
+    for p, a, b in zip(net.collect_params().values(), ref.params, w0):
+        assert np.abs(a - b).max() > 1e-4, p.name   # the step moved the weights
+        np.testing.assert_allclose(a, p.data().asnumpy(), rtol=0, atol=2e-5, err_msg=p.name)
+
+
+def test_numpy_mlp_step_equals_graphc():
+    gc.random.seed(4)
+    x = nd.random.normal(shape=(6, 784))
+    y = nd.array([0, 9, 2, 2, 7, 5], dtype='int32')
+    net = B.mlp()
+    net(x)
+    w = B.weights(net)
+    acts = B.dense_forward(w, x.asnumpy())
+    loss, dz = B.softmax_ce(acts[-1], y.asnumpy())
+    grads, dx = B.dense_backward(w, acts, dz, need_dx=True)
+    gloss, ggrads = _graphc_grads(net, x, y)
+    assert abs(loss - gloss) < 1e-5 * max(1, abs(gloss))
+    for g, gg in zip(grads, ggrads):
+        np.testing.assert_allclose(g, gg, rtol=1e-4, atol=1e-6 * np.abs(gg).max())
+    xv = x.copy()
+    xv.attach_grad()
+    with autograd.record():
+        out = gluon.loss.SoftmaxCrossEntropyLoss()(net(xv), y)
+    out.backward()
+    np.testing.assert_allclose(dx, xv.grad.asnumpy() / 6, rtol=1e-4, atol=1e-8)
+    # SGD with momentum, twice, as MXNet's sgd_mom_update
+    tr = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1, 'momentum': 0.9})
+    vel = [np.zeros_like(p) for p in w]
+    for _ in range(2):
+        _graphc_grads(net, x, y)
+        tr.step(6)
+        acts = B.dense_forward(w, x.asnumpy())
+        B.sgd_momentum(w, B.dense_backward(w, acts, B.softmax_ce(acts[-1], y.asnumpy())[1])[0], vel, 0.1, 0.9)
+    for a, p in zip(w, net.collect_params().values()):
+        np.testing.assert_allclose(a, p.data().asnumpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_numpy_lstm_equals_graphc_lstm():
+    gc.random.seed(5)
+    x = nd.random.normal(shape=(4, 3, 6))
+    layer = gluon.rnn.LSTM(5, input_size=6, i2h_bias_initializer='normal', h2h_bias_initializer='normal')
+    layer.initialize(gc.init.Xavier())
+    out = layer(x).asnumpy()
+    assert out.shape == (4, 3, 5)
+    np.testing.assert_allclose(B.lstm_numpy(x.asnumpy(), *B.weights(layer)), out, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_twins_match_numpy():
+    torch = pytest.importorskip('torch')
+    gc.random.seed(6)
+    x = nd.random.uniform(shape=(4, 1, 28, 28))
+    net = B.lenet()
+    net(x)
+    w = B.weights(net)
+    with torch.no_grad():
+        out = B.torch_lenet(torch, w)(torch.from_numpy(x.asnumpy())).numpy()
+    np.testing.assert_allclose(out, net(x).asnumpy(), rtol=1e-4, atol=1e-5)
+    r = B.mlp_inference(2, 2)['times']
+    assert set(r) == {'numpy', 'torch', 'eager', 'hybridized'} and min(r.values()) > 0
+
+
+def test_timeit_interleaves_and_takes_the_median(monkeypatch):
+    clock, calls = [0.0], []
+    durations = {'a': iter([9, 9, 1, 5, 3]), 'b': iter([9, 9, 2, 2, 8])}   # 2 warm-up rounds, then 3 timed
+
+    def fn(k):
+        def f():
+            calls.append(k)
+            clock[0] += next(durations[k])
+        return f
+    monkeypatch.setattr(B.time, 'perf_counter', lambda: clock[0])
+    seen = []
+    t = B.timeit({'a': fn('a'), 'b': fn('b')}, reps=3, warmup=2, progress=lambda it: seen.append(len(it)) or it)
+    assert t == {'a': 3, 'b': 2}
+    assert calls == ['a', 'b'] * 5 and seen == [5]
+
+
+def test_ratios_and_table():
+    times = {'numpy': 0.002, 'torch': 0.004, 'eager': 0.012, 'hybridized': 0.003}
+    r = B.ratios(times)
+    assert r == pytest.approx({'eager/hybridized': 4.0, 'hybridized/numpy': 1.5, 'hybridized/torch': 0.75,
+                               'eager/numpy': 6.0, 'eager/torch': 3.0})
+    assert B.ratios({'eager': 2.0, 'hybridized': 1.0}) == {'eager/hybridized': 2.0}
+    assert B.ratios({'eager': 2.0, 'hybridized': 0.5, 'eager+x': 3.0}) == {'eager/hybridized': 4.0,
+                                                                         'eager+x/hybridized': 6.0}
+    res = {'w1': {'name': 'first', 'times': times, 'ratios': r},
+           'mem': {'name': 'second', 'times': {'numpy': 0.01, 'hybridized': 0.005, 'np.copyto': 0.004},
+                   'ratios': B.ratios({'numpy': 0.01, 'hybridized': 0.005}),
+                   'GB/s': {'hybridized': 12.0, 'np.copyto': 16.0}},
+           'x': {'name': 'third', 'times': {'eager': 0.002, 'hybridized': 0.001, 'eager+x': 0.0035}, 'ratios': {}}}
+    lines = B.table(res).splitlines()
+    assert lines[0].split() == ['workload', 'numpy', 'ms', 'torch', 'ms', 'eager', 'ms', 'hybridized', 'ms',
+                                'np.copyto', 'ms', 'eager/hybridized', 'hybridized/numpy', 'hybridized/torch']
+    assert lines[2].split() == ['w1', '2.000', '4.000', '12.000', '3.000', '-', '4.00x', '1.50x', '0.75x']
+    assert lines[3].split() == ['mem', '10.000', '-', '-', '5.000', '4.000', '-', '0.50x', '-']
+    assert 'mem: hybridized 12.0 GB/s, np.copyto 16.0 GB/s (75% of the copy bandwidth)' in lines
+    assert 'x: eager+x 3.500 ms' in lines   # a variant without a column is listed below the table
+
+
+def test_standard_workloads_and_only():
+    keys = [k for k, _, _ in B.standard(1)]
+    assert keys == ['mlp1', 'mlp64', 'mlp-train', 'lenet-train', 'lenet-infer', 'chain1k', 'chain4k', 'membound',
+                    'lstm']
+    assert 'chain4k' not in [k for k, _, _ in B.standard(1, quick=True)]
+    assert [k for k, _, _ in B.standard(1, only=['lstm', 'mlp1'])] == ['mlp1', 'lstm']
+    with pytest.raises(GraphcError, match="unknown workload.*'nope'.*mlp-train"):
+        B.standard(1, only=['nope'])
+
+
+def test_small_workloads_run_and_agree():
+    r = B.run([('m', 'membound', lambda p: B.memory_bound(64, 2, p)), ('c', 'chain', lambda p: B.chain(32, 2, p))])
+    m = r['m']
+    assert {'numpy', 'eager', 'hybridized', 'np.copyto'} <= set(m['times']) and min(m['times'].values()) > 0
+    assert m['GB/s']['hybridized'] == pytest.approx(3 * 64 * 64 * 4 / m['times']['hybridized'] / 1e9)
+    c = r['c']
+    assert c['ratios']['eager/hybridized'] == pytest.approx(c['times']['eager'] / c['times']['hybridized'])
+
+
+def test_lstm_workload_uses_benchmarks_lstm_when_present(monkeypatch):
+    mod = B._benchmarks_module('lstm')
+    if mod is not None:   # a source checkout with another engineer's benchmarks/lstm.py: its function is used
+        seen = []
+        monkeypatch.setattr(mod, 'lstm_forward', lambda reps, progress, steps: seen.append((reps, steps)) or 'r')
+        assert B.lstm(4, steps=7) == 'r' and seen == [(4, 7)]
+    monkeypatch.setattr(B, '_benchmarks_module', lambda name: None)   # an installed graphc: the one here
+    r = B.lstm(1, steps=2)['times']
+    assert {'numpy', 'eager', 'hybridized'} <= set(r) and min(r.values()) > 0
