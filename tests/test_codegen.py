@@ -88,6 +88,17 @@ def test_transcendental_ulp_error(name, fn):
     assert err.max() <= 4, f"{name}: max {err.max():.2f} ULP at x={x[err.argmax()]}"
 
 
+@pytest.mark.parametrize('name,fn', [('exp', np.exp), ('tanh', np.tanh),
+                                     ('sigmoid', lambda x: 1 / (1 + np.exp(-x)))])
+def test_transcendental_ulp_error_float64(name, fn):
+    x = np.concatenate([np.linspace(-40, 40, 40001), np.linspace(-1, 1, 20001), np.geomspace(1e-300, 1, 500),
+                        -np.geomspace(1e-300, 1, 500)])
+    res, _ = compiled(lambda v: getattr(nd, name)(v * 1.0), x)
+    want = fn(x.astype(np.longdouble))  # 80-bit on x86; elsewhere float64 itself, which is within 1 ULP
+    err = (np.abs(res.astype(np.longdouble) - want) / np.spacing(np.abs(want.astype(np.float64)))).astype(np.float64)
+    assert err.max() <= 4, f"{name}: max {err.max():.2f} ULP at x={x[err.argmax()]}"
+
+
 def test_special_values():
     x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 89.0, -89.0, -104.0, 1e-40, 200.0, -200.0], np.float32)
     for name in ('exp', 'tanh', 'sigmoid', 'relu'):
