@@ -101,25 +101,29 @@ def sample(net, chars, hidden, layers, length=200, temperature=0.8, prime='ROMEO
     return out_text
 
 
-def save_checkpoint(d, net, trainer, step, pos):
+def save_checkpoint(d, net, trainer, step, pos, h, c):
+    """Parameters, optimizer state, the carried LSTM state and the RNG: resuming continues exactly."""
     os.makedirs(d, exist_ok=True)
     net.save_parameters(os.path.join(d, 'char_lstm.params'))
     trainer.save_states(os.path.join(d, 'char_lstm.states'))
+    nd.save(os.path.join(d, 'char_lstm.carry'), {'h': h, 'c': c})
     state = gc.random.get_state()
     with open(os.path.join(d, 'char_lstm.json'), 'w') as f:
         json.dump({'step': step, 'pos': pos, 'rng': state}, f)
 
 
 def load_checkpoint(d, net, trainer):
+    """(step, position in the streams, carried (h, c) or None) of the checkpoint in d; (0, 0, None) if none."""
     path = os.path.join(d, 'char_lstm.json')
     if not os.path.exists(path):
-        return 0, 0
+        return 0, 0, None
     with open(path) as f:
         meta = json.load(f)
     net.load_parameters(os.path.join(d, 'char_lstm.params'))
     trainer.load_states(os.path.join(d, 'char_lstm.states'))
     gc.random.set_state(meta['rng'])
-    return meta['step'], meta['pos']
+    carry = nd.load(os.path.join(d, 'char_lstm.carry'))
+    return meta['step'], meta['pos'], (carry['h'], carry['c'])
 
 
 def main(argv=None):
@@ -154,12 +158,12 @@ def main(argv=None):
         net.hybridize()
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': args.lr})
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    step, pos = 0, 0
-    if args.resume and args.checkpoint_dir:
-        step, pos = load_checkpoint(args.checkpoint_dir, net, trainer)
-        print(f"resumed from step {step}")
     B, T, H, L = args.batch_size, args.seq_len, args.hidden, args.layers
-    h, c = nd.zeros((L, B, H)), nd.zeros((L, B, H))
+    step, pos, carry = 0, 0, None
+    if args.resume and args.checkpoint_dir:
+        step, pos, carry = load_checkpoint(args.checkpoint_dir, net, trainer)
+        print(f"resumed from step {step}")
+    h, c = carry or (nd.zeros((L, B, H)), nd.zeros((L, B, H)))
     bar = Progress(total=args.max_steps, desc='train', unit='step')
     bar.update(step)
     t0, seen, smooth = time.perf_counter(), 0, None
@@ -187,15 +191,17 @@ def main(argv=None):
             print(f"\n--- sample at step {step} (temperature {args.temperature}):\n"
                   f"{sample(net, chars, H, L, temperature=args.temperature)}\n---", flush=True)
         if args.checkpoint_dir and step % args.checkpoint_every == 0:
-            save_checkpoint(args.checkpoint_dir, net, trainer, step, pos)
+            save_checkpoint(args.checkpoint_dir, net, trainer, step, pos, h, c)
     bar.close()
+    speed = seen / max(time.perf_counter() - t0, 1e-9)   # training only (a resumed run counts its own steps)
     val_ppl = evaluate(net, val, T, H, L)
     base = unigram_perplexity(ids[:split], ids[split:], vocab)
     text_out = sample(net, chars, H, L, temperature=args.temperature)
     print(f"validation perplexity {val_ppl:.2f} (unigram baseline {base:.2f}) after {step} steps, "
-          f"{seen / max(time.perf_counter() - t0, 1e-9):.0f} chars/s")
+          f"{speed:.0f} chars/s")
     print(f"sample (temperature {args.temperature}):\n{text_out}")
-    res = {'steps': step, 'val_perplexity': val_ppl, 'unigram_perplexity': base, 'sample': text_out}
+    res = {'steps': step, 'val_perplexity': val_ppl, 'unigram_perplexity': base, 'sample': text_out,
+           'chars_per_second': speed}
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(res, f, indent=2)

@@ -111,8 +111,8 @@ def _run_backward(heads, head_grads, retain_graph, want=None):
         if h._ag is None:
             raise GraphcError("backward(): the output was not computed under autograd.record() from arrays "
                               "with attach_grad(); nothing to differentiate")
-        g = np.ones_like(h._data) if hg is None else np.asarray(hg._data if isinstance(hg, NDArray) else hg,
-                                                                 dtype=h._data.dtype)
+        g = np.ones_like(h._data) if hg is None else hg._data.astype(h._data.dtype, copy=False) \
+            if isinstance(hg, NDArray) else np.asarray(hg, dtype=h._data.dtype)  # (astype: cupy stays cupy)
         if g.shape != h._data.shape:
             raise GraphcError(f"backward(): head gradient shape {g.shape} does not match output shape {h._data.shape}")
         key = (id(h._ag[0]), h._ag[1])
@@ -164,13 +164,20 @@ def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
     from .ndarray import NDArray
     if isinstance(heads, NDArray):
         heads = [heads]
-    for node, g in _run_backward(heads, head_grads, retain_graph).values():
-        var = node.variable
-        if var._grad_req == 'add':
-            var._grad._data += g
-        elif var._grad_req == 'write':
-            var._grad._data[...] = g
-        var._fresh_grad = True
+    with _on(heads):
+        for node, g in _run_backward(heads, head_grads, retain_graph).values():
+            var = node.variable
+            if var._grad_req == 'add':
+                var._grad._data += g
+            elif var._grad_req == 'write':
+                var._grad._data[...] = g
+            var._fresh_grad = True
+
+
+def _on(heads):
+    """Heads on a GPU: the raw array work of backward (seeds, sums, writes) runs on that cupy device."""
+    from .device import on
+    return on(heads[0]._data if heads else np.empty(0))
 
 
 def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=False, train_mode=True):
@@ -184,7 +191,8 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=Fals
     for v in variables:
         if v._ag is None or v._ag[0].op is not None:
             raise GraphcError("autograd.grad(): each variable must have attach_grad() called before recording")
-    got = _run_backward(heads, head_grads, bool(retain_graph))
-    out = [NDArray(got[id(v._ag[0])][1]) if id(v._ag[0]) in got else NDArray(np.zeros_like(v._data))
-           for v in variables]
+    with _on(heads):
+        got = _run_backward(heads, head_grads, bool(retain_graph))
+        out = [NDArray(got[id(v._ag[0])][1]) if id(v._ag[0]) in got else NDArray(np.zeros_like(v._data))
+               for v in variables]
     return out[0] if single else out

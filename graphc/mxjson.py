@@ -100,7 +100,7 @@ def load_json_file(fname):
             size = os.fstat(f.fileno()).st_size
             if size > MAX_JSON_BYTES:   # before reading a byte
                 raise _err(fname, f"{size} bytes is over the {MAX_JSON_BYTES}-byte limit for a symbol file")
-            raw = f.read(MAX_JSON_BYTES + 1)
+            raw = f.read(min(size, MAX_JSON_BYTES) + 1)  # (read(n) allocates n bytes up front)
     except OSError as e:
         raise GraphcLoadError(f"{fname}: cannot read: {e.strerror}") from None
     try:

@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from . import autograd as _ag
+from . import device as _device
 from . import engine as _engine
 from .base import GraphcError, GraphcShapeError, as_dtype, fmt_shape
 from .context import Context, current_context
@@ -19,13 +20,33 @@ def _check_ctx(ctx):
     if ctx.device_type != 'cpu':
         from .context import gpu
         gpu(ctx.device_id)  # says what is missing (cupy, driver, device)
-        raise GraphcError(f"arrays on {ctx} need the GPU backend, which this build does not have yet")
     return ctx
+
+
+_GPU_LIVE = False  # set once an array lives on a GPU: until then the CPU path pays one global lookup per op
+
+
+def _placed(a, ctx):
+    """A fresh copy of buffer a (host or device) on ctx."""
+    if ctx.device_type == 'gpu':
+        global _GPU_LIVE
+        _GPU_LIVE = True
+        return _device.to_device(a, ctx.device_id)
+    return a.copy() if _device.device_id(a) is None else _device.to_host(a)
+
+
+def _new(a, ctx):
+    """An NDArray of host array a on ctx (a itself on the cpu)."""
+    return NDArray(a if ctx.device_type == 'cpu' else _placed(a, ctx))
 
 
 def invoke(op, inputs, attrs, name=None):
     """Run `op` eagerly on NDArrays; record it when autograd is recording. Returns NDArray or list.
     With a Symbol among the inputs (tracing), it adds a graph node instead."""
+    if _GPU_LIVE and all(type(x) is NDArray for x in inputs):  # (else tracing, or a bad input: see below)
+        dev = _device.placement(op, inputs)
+        if dev is not None:
+            return _device_invoke(op, inputs, attrs, dev)
     if _engine._eng.lazy and not _ag._st.recording and not op.mode_dependent and \
             all(type(x) is NDArray for x in inputs):
         return _engine.lazy_invoke(op, inputs, attrs)
@@ -56,6 +77,20 @@ def invoke(op, inputs, attrs, name=None):
                 _ag.record_op(op, attrs, inputs, data, res, tuple(r._data for r in res))
                 break
     return res if multi else res[0]
+
+
+def _device_invoke(op, inputs, attrs, dev):
+    """invoke on gpu(dev): the op runs there (device.run), its outputs stay there; recorded as on the cpu."""
+    data = [x._buf for x in inputs]
+    if len(data) > 1 and any(a.dtype != data[0].dtype for a in data):
+        _dtype_error(op, attrs, data)
+    if op.mode_dependent and '_train' not in attrs:
+        attrs = dict(attrs, _train=_ag._st.training)
+    outs = _device.run(op, attrs, data, dev)
+    res = [NDArray(o) for o in outs]
+    if _ag._st.recording and any(x._ag is not None for x in inputs):
+        _ag.record_op(op, attrs, inputs, data, res, outs)
+    return res if callable(op.num_outputs) or op.num_outputs != 1 else res[0]
 
 
 def _dtype_error(op, attrs, data):
@@ -134,13 +169,19 @@ class NDArray:
 
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape)))
-    context = ctx = property(lambda self: Context('cpu', 0))
+    @property
+    def context(self):
+        b = self._buf
+        d = None if b is None else _device.device_id(b)
+        return Context('cpu', 0) if d is None else Context('gpu', d)
+
+    ctx = context
     stype = property(lambda self: 'default')
     grad = property(lambda self: self._grad)
     T = property(lambda self: self.transpose())
 
     def __repr__(self):
-        body = np.array2string(self._data, separator=' ', threshold=200, precision=8)
+        body = np.array2string(_device.to_host(self._data), separator=' ', threshold=200, precision=8)
         return f"\n{body}\n<NDArray {'x'.join(map(str, self.shape)) or 'scalar'} @{self.context}>"
 
     def __len__(self):
@@ -173,10 +214,12 @@ class NDArray:
 
     # ------------------------------------------------------------ conversion
     def asnumpy(self):
-        return self._data.copy()
+        b = self._data
+        return b.copy() if _device.device_id(b) is None else _device.to_host(b)
 
     def __array__(self, dtype=None, copy=None):
-        return self._data if dtype is None else self._data.astype(dtype)
+        b = _device.to_host(self._data)
+        return b if dtype is None else b.astype(dtype)
 
     def asscalar(self):
         if self.size != 1:
@@ -201,14 +244,17 @@ class NDArray:
                 raise GraphcShapeError(f"copyto: shape {fmt_shape(self.shape)} into {fmt_shape(other.shape)}")
             _engine.flush()
             WRITES[0] += 1
-            other._data[...] = self._data
+            src, dst = self._data, other._data
+            if _device.device_id(src) != _device.device_id(dst):  # across devices: an explicit copy
+                src = _placed(src, other.context)
+            with _device.on(dst):
+                dst[...] = src
             return other
-        _check_ctx(other)
-        return NDArray(self._data.copy())
+        return NDArray(_placed(self._data, _check_ctx(other)))
 
     def as_in_context(self, ctx):
-        _check_ctx(ctx)
-        return self
+        ctx = _check_ctx(ctx)
+        return self if ctx == self.context else NDArray(_placed(self._data, ctx))
 
     as_in_ctx = as_in_context
 
@@ -216,7 +262,9 @@ class NDArray:
         return NDArray(self._data)
 
     def wait_to_read(self):
-        self._data
+        d = _device.device_id(self._data)
+        if d is not None:
+            _device.synchronize(d)
         return self
 
     # ------------------------------------------------------------ autograd
@@ -224,7 +272,11 @@ class NDArray:
         if grad_req not in ('write', 'add', 'null'):
             raise GraphcError(f"attach_grad: grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
         self._grad_req = grad_req
-        self._grad = NDArray(np.zeros_like(self._data)) if grad_req != 'null' else None
+        if grad_req != 'null':
+            with _device.on(self._data):
+                self._grad = NDArray(np.zeros_like(self._data))
+        else:
+            self._grad = None
         if grad_req == 'null':
             self._ag = None
         else:
@@ -268,7 +320,8 @@ class NDArray:
         if _ag._st.recording and result._ag is not None:
             self._data, self._ag = result._data, result._ag  # the old buffer stays on the tape untouched
         else:
-            self._data[...] = result._data
+            with _device.on(self._data):
+                self._data[...] = result._data
         return self
 
     def __iadd__(self, o): return self._inplace(self + o)
@@ -341,12 +394,12 @@ class NDArray:
 # ---------------------------------------------------------------- creation
 def array(source, ctx=None, dtype=None):
     """An NDArray from a list, NumPy array or NDArray. Lists default to float32, arrays keep their dtype."""
-    _check_ctx(ctx)
+    ctx = _check_ctx(ctx)
     if isinstance(source, NDArray):
-        source = source._data
+        source = _device.to_host(source._data)
     if dtype is None:
         dtype = source.dtype if isinstance(source, np.ndarray) and source.dtype in _KEEP else np.float32
-    return NDArray(np.array(source, dtype=as_dtype(dtype)))
+    return _new(np.array(source, dtype=as_dtype(dtype)), ctx)
 
 
 TENSORS = (NDArray,)
@@ -357,30 +410,37 @@ def _shape(shape):
     return (int(shape),) if isinstance(shape, numbers.Integral) else tuple(int(d) for d in shape)
 
 
+def _alloc(ctx, fn, *args):
+    """np.<fn>(*args) on the cpu, cupy.<fn>(*args) allocated on a GPU (no host buffer, no copy)."""
+    if ctx.device_type == 'cpu':
+        return NDArray(getattr(np, fn)(*args))
+    global _GPU_LIVE
+    _GPU_LIVE = True
+    cp = _device.cupy()
+    with cp.cuda.Device(ctx.device_id):
+        return NDArray(getattr(cp, fn)(*args))
+
+
 def empty(shape, ctx=None, dtype=None):
-    _check_ctx(ctx)
-    return NDArray(np.empty(_shape(shape), as_dtype(dtype)))
+    return _alloc(_check_ctx(ctx), 'empty', _shape(shape), as_dtype(dtype))
 
 
 def zeros(shape, ctx=None, dtype=None, **kw):
-    _check_ctx(ctx)
-    return NDArray(np.zeros(_shape(shape), as_dtype(dtype)))
+    return _alloc(_check_ctx(ctx), 'zeros', _shape(shape), as_dtype(dtype))
 
 
 def ones(shape, ctx=None, dtype=None, **kw):
-    _check_ctx(ctx)
-    return NDArray(np.ones(_shape(shape), as_dtype(dtype)))
+    return _alloc(_check_ctx(ctx), 'ones', _shape(shape), as_dtype(dtype))
 
 
 def full(shape, val, ctx=None, dtype=None):
-    _check_ctx(ctx)
-    return NDArray(np.full(_shape(shape), val, as_dtype(dtype)))
+    return _alloc(_check_ctx(ctx), 'full', _shape(shape), val, as_dtype(dtype))
 
 
 def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None):
-    _check_ctx(ctx)
+    ctx = _check_ctx(ctx)
     a = np.arange(start, stop, step).astype(as_dtype(dtype))
-    return NDArray(np.repeat(a, repeat) if repeat > 1 else a)
+    return _new(np.repeat(a, repeat) if repeat > 1 else a, ctx)
 
 
 def zeros_like(x, dtype=None):
@@ -396,5 +456,6 @@ def full_like(x, val, dtype=None):
 
 
 def waitall():
-    """Finish all pending work (realizes every lazy array)."""
+    """Finish all pending work: realize every lazy array, wait for every GPU used."""
     _engine.flush()
+    _device.synchronize()

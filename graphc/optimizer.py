@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from .base import GraphcError
+from .device import device_id, on
 from .ndarray import NDArray, WRITES
 
 _REGISTRY = {}
@@ -123,7 +124,8 @@ class Optimizer:
             return
         self._update_count(index)
         WRITES[0] += 1  # weights change in place: values cached from them (hoisted subgraphs) are stale
-        self._step(index, weight._data, grad._data, state, self._get_lr(index), self._get_wd(index))
+        with on(weight._data):  # a weight on a GPU: its update runs there (cupy through NumPy's dispatch)
+            self._step(index, weight._data, grad._data, state, self._get_lr(index), self._get_wd(index))
 
     update_multi_precision = update
 
@@ -131,7 +133,7 @@ class Optimizer:
         raise NotImplementedError
 
     def _scratch(self, a, slot=0):
-        key = (a.shape, a.dtype, slot)
+        key = (a.shape, a.dtype, slot, device_id(a))  # one scratch per device too
         t = self._tmp.get(key)
         if t is None:
             t = self._tmp[key] = np.empty_like(a)
@@ -155,7 +157,8 @@ class Optimizer:
 
 
 def _zeros(weight):
-    return NDArray(np.zeros_like(weight._data))
+    with on(weight._data):
+        return NDArray(np.zeros_like(weight._data))
 
 
 @register

@@ -1,7 +1,7 @@
 """graphc's random number generator: one seeded stream for initializers, Dropout and random arrays."""
 import numpy as np
 
-from .ndarray import NDArray, _check_ctx, _shape
+from .ndarray import NDArray, _check_ctx, _new, _shape
 from .base import as_dtype
 
 _rng = np.random.default_rng()
@@ -27,18 +27,15 @@ def set_state(state):
 
 
 def uniform(low=0.0, high=1.0, shape=(1,), ctx=None, dtype=None):
-    _check_ctx(ctx)
-    return NDArray(_rng.uniform(low, high, _shape(shape)).astype(as_dtype(dtype)))
+    return _new(_rng.uniform(low, high, _shape(shape)).astype(as_dtype(dtype)), _check_ctx(ctx))
 
 
 def normal(loc=0.0, scale=1.0, shape=(1,), ctx=None, dtype=None):
-    _check_ctx(ctx)
-    return NDArray(_rng.normal(loc, scale, _shape(shape)).astype(as_dtype(dtype)))
+    return _new(_rng.normal(loc, scale, _shape(shape)).astype(as_dtype(dtype)), _check_ctx(ctx))
 
 
 def randint(low, high, shape=(1,), ctx=None, dtype='int32'):
-    _check_ctx(ctx)
-    return NDArray(_rng.integers(low, high, _shape(shape)).astype(as_dtype(dtype)))
+    return _new(_rng.integers(low, high, _shape(shape)).astype(as_dtype(dtype)), _check_ctx(ctx))
 
 
 def shuffle(data):

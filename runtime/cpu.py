@@ -528,8 +528,10 @@ def build_row_ir(sub, dtype, red):
             evaluate(epi, r, zero, vals)
             store('y', r, zero, vals)
             return []
+        # llvm.maximum, not maxnum: a NaN row max as in NumPy, and LLVM 20's vectorizer aborts (an assertion)
+        # on some maxnum loops, e.g. 7 columns of exp(a + b) in float32 (tests/regressions/fuzz_30675_*)
         (m,) = _for(b, fn, ir, zero, C(cols), [e.c(float('-inf'))],
-                    lambda c, acc: [e.intrinsic('llvm.maxnum', acc[0], red_input(r, c)[0])], 'm')
+                    lambda c, acc: [e.intrinsic('llvm.maximum', acc[0], red_input(r, c)[0])], 'm')
         (ssum,) = _for(b, fn, ir, zero, C(cols), [e.c(0.0)],
                        lambda c, acc: [b.fadd(acc[0], e.exp(b.fsub(red_input(r, c)[0], m)), name='graphc_acc')], 's')
         if red.op.name == 'softmax':

@@ -56,6 +56,8 @@ def owned(values, feeds):
     import numpy as np
     out = []
     for v in values:
+        if isinstance(v, np.generic):  # a ufunc on 0-d arrays gives a NumPy scalar: users get 0-d arrays
+            v = np.asarray(v)
         fresh = v.base is None and all(v is not a for a in feeds) and all(v is not o for o in out)
         if not fresh and (any(np.may_share_memory(v, a) for a in feeds) or any(np.may_share_memory(v, o) for o in out)):
             v = np.array(v, copy=True)

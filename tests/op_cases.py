@@ -322,3 +322,92 @@ CASES = build()
 BACKWARD_OF = {'_backward_take': 'take', '_backward_pick': 'pick', '_backward_Convolution': 'Convolution',
                '_backward_Deconvolution': 'Deconvolution', '_backward_Pooling': 'Pooling',
                '_backward_BatchNorm': 'BatchNorm', '_backward_LayerNorm': 'LayerNorm'}
+
+
+# ---------------------------------------------------------------- recurrent ops (graphc/ops/rnn.py)
+def _sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def rnn_naive(mode, L, D, H, x, w, h0, c0=None, clip=None, masks=None):
+    """MXNet's fused RNN written step by step: (out, h_T, c_T). The flat vector holds every layer's and
+    direction's (i2h, h2h) weights, then their (i2h, h2h) biases; masks[l] scales layer l's output (l < L-1)."""
+    T, N, C = x.shape
+    G = {'lstm': 4, 'gru': 3}.get(mode, 1)
+    k, ws, size = 0, [], C
+    for _ in range(L):
+        for _ in range(D):
+            ws.append([w[k:k + G * H * size].reshape(G * H, size), w[k + G * H * size:k + G * H * (size + H)].reshape(G * H, H)])
+            k += G * H * (size + H)
+        size = D * H
+    for p in ws:
+        p += [w[k:k + G * H], w[k + G * H:k + 2 * G * H]]
+        k += 2 * G * H
+    assert k == w.size
+    seq, hT, cT = [x[t] for t in range(T)], [], []
+    for l in range(L):
+        outs = []
+        for d in range(D):
+            wi, wh, bi, bh = ws[l * D + d]
+            h, c, res = h0[l * D + d], (c0[l * D + d] if c0 is not None else None), [None] * T
+            for t in (range(T) if d == 0 else range(T - 1, -1, -1)):
+                xi, hh = seq[t] @ wi.T + bi, h @ wh.T + bh
+                if mode == 'lstm':
+                    i, f, g, o = np.split(xi + hh, 4, axis=1)
+                    c = _sig(f) * c + _sig(i) * np.tanh(g)
+                    c = np.clip(c, *clip) if clip else c
+                    h = _sig(o) * np.tanh(c)
+                elif mode == 'gru':
+                    (xr, xz, xn), (hr, hz, hn) = np.split(xi, 3, axis=1), np.split(hh, 3, axis=1)
+                    r, z = _sig(xr + hr), _sig(xz + hz)
+                    h = (1 - z) * np.tanh(xn + r * hn) + z * h
+                else:
+                    h = np.tanh(xi + hh) if mode == 'rnn_tanh' else np.maximum(xi + hh, 0)
+                res[t] = h
+            outs.append(res)
+            hT.append(h)
+            cT.append(c)
+        seq = [np.concatenate([o[t] for o in outs], axis=1) for t in range(T)]
+        if masks is not None and l < L - 1:
+            seq = [s * m for s, m in zip(seq, masks[l])]
+    return np.stack(seq), np.stack(hT), (np.stack(cT) if mode == 'lstm' else None)
+
+
+def _rnn_case(mode, L, D, T, N, C, H, state_outputs=True, clip=None, p=0.0, train=False, seed=None, zero_batch=False,
+              id=''):
+    G = {'lstm': 4, 'gru': 3}.get(mode, 1)
+    size = sum(D * G * H * (i + H + 2) for i in [C] + [D * H] * (L - 1))
+    ns = 2 if mode == 'lstm' else 1
+    states = [np.zeros((L * D, 0, H)) if zero_batch else R(L * D, N, H) * 0.5 for _ in range(ns)]
+    attrs = {'state_size': H, 'num_layers': L, 'mode': mode, 'bidirectional': D == 2, 'state_outputs': state_outputs}
+    if clip:
+        attrs.update(lstm_state_clip_min=clip[0], lstm_state_clip_max=clip[1])
+    if p:
+        attrs['p'] = p
+
+    def oracle(x, w, *st):
+        st = [np.zeros((L * D, N, H)) if s.shape[1] == 0 else s for s in st]
+        masks = None
+        if p and train:  # the op draws one mask per inner layer output from graphc's seeded generator
+            g = np.random.default_rng(seed)
+            masks = [(g.random((T, N, D * H)) >= p) / (1 - p) for _ in range(L - 1)]
+        out, h, c = rnn_naive(mode, L, D, H, x, w, st[0], st[1] if ns == 2 else None, clip, masks)
+        return (out, h) + ((c,) if ns == 2 else ()) if state_outputs else out
+    return Case([R(T, N, C), R(size) * 0.5] + states, attrs, oracle, train=train, seed=seed, id=id)
+
+
+CASES['RNN'] = [
+    _rnn_case('lstm', 1, 1, 3, 2, 3, 2, id='lstm'),
+    _rnn_case('gru', 2, 2, 2, 2, 2, 2, id='gru-2layer-bidir'),
+    _rnn_case('rnn_tanh', 1, 1, 3, 2, 2, 3, state_outputs=False, id='tanh-out-only'),
+    _rnn_case('rnn_relu', 2, 1, 2, 3, 2, 2, id='relu-2layer'),
+    _rnn_case('lstm', 1, 2, 3, 2, 2, 2, clip=(-0.3, 0.4), id='lstm-clip-bidir'),
+    _rnn_case('lstm', 2, 2, 2, 2, 2, 2, p=0.5, train=True, seed=5, id='lstm-dropout-train'),
+    _rnn_case('lstm', 2, 1, 2, 2, 2, 2, p=0.5, id='lstm-dropout-predict'),
+    _rnn_case('gru', 1, 1, 2, 3, 2, 2, zero_batch=True, id='zeros-batch0-state'),
+]
+CASES['_rnn_param_concat'] = [Case([R(6), R(4), R(3)], {'dim': 0, 'num_args': 3}, lambda *xs: np.concatenate(xs)),
+                              Case([R(2, 3), R(2, 2)], {'num_args': 2}, lambda a, b: np.hstack([a, b]))]
+CASES['_zeros'] = [Case([], {'shape': (2, 0, 3)}, lambda: np.zeros((2, 0, 3)), grad=False),
+                   Case([], {'shape': (3, 4)}, lambda: np.zeros((3, 4)), grad=False)]
+BACKWARD_OF['_backward_RNN'] = 'RNN'

@@ -17,7 +17,7 @@ from graphc.graph import Graph
 from graphc.passes.autodiff import grad_graph
 from graphc.registry import OPS
 from graphc.runtime.interpreter import interpret
-from graphc.symbol import input_var
+from graphc.symbol import input_var, sym_invoke
 from op_cases import CASES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,8 +30,9 @@ PARAMS = [pytest.param(name, i, id=f"{name}-{i}") for name, cases in sorted(CASE
 def _trace_case(name, case, dtype):
     vs = [input_var(f"x{i}", a.shape, dtype) for i, a in enumerate(case.inputs)]
     with autograd.train_mode() if case.train else autograd.predict_mode():
-        out = getattr(nd, name)(*vs, **case.attrs) if name != 'BatchNorm' else \
-            nd.invoke(OPS[name], vs, OPS[name].canon(case.attrs))[0]
+        out = getattr(nd, name)(*vs, **case.attrs) if name != 'BatchNorm' and vs else \
+            nd.invoke(OPS[name], vs, OPS[name].canon(case.attrs))[0] if vs else \
+            sym_invoke(OPS[name], [], OPS[name].canon(case.attrs))  # no inputs (_zeros): eager unless made a node
     outs = out if isinstance(out, list) else [out]
     return vs, Graph([o._one() for o in outs])
 

@@ -365,3 +365,294 @@ def test_lstm_learns_delayed_copy():
         trainer.step(N)
         losses.append(float(loss.mean().asscalar()))
     assert losses[-1] < 0.3 * losses[0], losses
+
+
+# ---------------------------------------------------------------- the fused RNN op behind the layers
+def numpy_lstm_layer(x, params, prefix, L, h0=None, c0=None):
+    """Multi-layer unidirectional LSTM over x (T, N, C) from the layer's parameter arrays (MXNet's formulas)."""
+    T, N, _ = x.shape
+    H = params[prefix + 'l0_h2h_weight'].shape[1]
+    seq, hs, cs = x, [], []
+    for i in range(L):
+        wi, wh, bi, bh = (params[f"{prefix}l{i}_{k}"] for k in ('i2h_weight', 'h2h_weight', 'i2h_bias', 'h2h_bias'))
+        h = np.zeros((N, H)) if h0 is None else h0[i]
+        c = np.zeros((N, H)) if c0 is None else c0[i]
+        out = []
+        for t in range(T):
+            h, c = np_lstm(seq[t], h, c, wi, wh, bi, bh)
+            out.append(h)
+        seq = np.stack(out)
+        hs.append(h)
+        cs.append(c)
+    return seq, np.stack(hs), np.stack(cs)
+
+
+def test_layer_is_one_fused_op_and_exports_mxnet_structure(tmp_path):
+    import json
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(rnn.LSTM(6, layout='NTC', input_size=5))
+        net.add(nn.Dense(3, flatten=False, in_units=6))
+    init_nonzero(net)
+    net.hybridize()
+    x = nd.array(rand(2, 4, 5, seed=3))
+    y = net(x)
+    net.export(str(tmp_path / 'm'))
+    d = json.load(open(tmp_path / 'm-symbol.json'))
+    ops = [n['op'] for n in d['nodes'] if n['op'] != 'null']
+    assert ops == ['SwapAxis'] + ['Reshape'] * 4 + ['_rnn_param_concat', '_zeros', '_zeros', 'RNN', 'SwapAxis',
+                                                     'FullyConnected']
+    by_name = {n['name']: n for n in d['nodes']}
+    cat = next(n for n in d['nodes'] if n['op'] == '_rnn_param_concat')
+    weights = [d['nodes'][d['nodes'][i]['inputs'][0][0]]['name'] for i, _, _ in cat['inputs']]
+    assert [w.split('lstm0_')[1] for w in weights] == ['l0_i2h_weight', 'l0_h2h_weight', 'l0_i2h_bias', 'l0_h2h_bias']
+    zeros = [n for n in d['nodes'] if n['op'] == '_zeros']
+    assert [z['attrs']['shape'] for z in zeros] == ['(1, 0, 6)'] * 2 and all(z['attrs']['__layout__'] == 'LNC'
+                                                                              for z in zeros)
+    node = next(n for n in d['nodes'] if n['op'] == 'RNN')
+    assert node['attrs'] == {'mode': 'lstm', 'num_layers': '1', 'state_outputs': 'True', 'state_size': '6'}
+    assert [d['nodes'][i]['op'] for i, _, _ in node['inputs']] == ['SwapAxis', '_rnn_param_concat', '_zeros', '_zeros']
+    assert by_name[node['name']]['name'].endswith('lstm0_rnn0')
+    # the reference: the same LSTM in NumPy on the exported parameters
+    params = {k: v.asnumpy().astype(np.float64) for k, v in nd.load(str(tmp_path / 'm-0000.params')).items()}
+    params = {k[4:]: v for k, v in params.items()}
+    pre = net.prefix + 'lstm0_'
+    seq, _, _ = numpy_lstm_layer(x.asnumpy().transpose(1, 0, 2), params, pre, 1)
+    ref = seq.transpose(1, 0, 2) @ params[net.prefix + 'dense0_weight'].T + params[net.prefix + 'dense0_bias']
+    np.testing.assert_allclose(y.asnumpy(), ref, rtol=1e-5, atol=1e-5)
+    # the export loads back and runs at another batch size (the begin states' batch is left to inference)
+    blk = gc.gluon.SymbolBlock.imports(str(tmp_path / 'm-symbol.json'), ['data'], str(tmp_path / 'm-0000.params'))
+    np.testing.assert_allclose(blk(x).asnumpy(), y.asnumpy(), rtol=1e-6, atol=1e-6)
+    x5 = nd.array(rand(5, 3, 5, seed=4))
+    np.testing.assert_allclose(blk(x5).asnumpy(), net(x5).asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+MXNET_LSTM_JSON = """{
+  "nodes": [
+    {"op": "null", "name": "data", "inputs": []},
+    {"op": "SwapAxis", "name": "lstm0_swapaxes0", "attrs": {"dim1": "0", "dim2": "1"}, "inputs": [[0, 0, 0]]},
+    {"op": "null", "name": "lstm0_l0_i2h_weight", "attrs": {"__dtype__": "0", "__lr_mult__": "1.0",
+      "__shape__": "(16, 0)", "__storage_type__": "0", "__wd_mult__": "1.0"}, "inputs": []},
+    {"op": "Reshape", "name": "lstm0_reshape0", "attrs": {"shape": "-1"}, "inputs": [[2, 0, 0]]},
+    {"op": "null", "name": "lstm0_l0_h2h_weight", "attrs": {"__shape__": "(16, 4)"}, "inputs": []},
+    {"op": "Reshape", "name": "lstm0_reshape1", "attrs": {"shape": "-1"}, "inputs": [[4, 0, 0]]},
+    {"op": "null", "name": "lstm0_l0_i2h_bias", "attrs": {"__init__": "zeros", "__shape__": "(16,)"}, "inputs": []},
+    {"op": "Reshape", "name": "lstm0_reshape2", "attrs": {"shape": "-1"}, "inputs": [[6, 0, 0]]},
+    {"op": "null", "name": "lstm0_l0_h2h_bias", "attrs": {"__init__": "zeros", "__shape__": "(16,)"}, "inputs": []},
+    {"op": "Reshape", "name": "lstm0_reshape3", "attrs": {"shape": "-1"}, "inputs": [[8, 0, 0]]},
+    {"op": "_rnn_param_concat", "name": "lstm0_rnn_param_concat0", "attrs": {"dim": "0", "num_args": "4"},
+     "inputs": [[3, 0, 0], [5, 0, 0], [7, 0, 0], [9, 0, 0]]},
+    {"op": "_zeros", "name": "lstm0_h0_0", "attrs": {"__layout__": "LNC", "dtype": "float32", "shape": "(1, 0, 4)"},
+     "inputs": []},
+    {"op": "_zeros", "name": "lstm0_h0_1", "attrs": {"__layout__": "LNC", "dtype": "float32", "shape": "(1, 0, 4)"},
+     "inputs": []},
+    {"op": "RNN", "name": "lstm0_rnn0", "attrs": {"bidirectional": "False", "lstm_state_clip_max": "None",
+      "lstm_state_clip_min": "None", "lstm_state_clip_nan": "False", "mode": "lstm", "num_layers": "1", "p": "0",
+      "projection_size": "None", "state_outputs": "True", "state_size": "4", "use_sequence_length": "False"},
+     "inputs": [[1, 0, 0], [10, 0, 0], [11, 0, 0], [12, 0, 0]]},
+    {"op": "SwapAxis", "name": "lstm0_swapaxes1", "attrs": {"dim1": "0", "dim2": "1"}, "inputs": [[13, 0, 0]]}
+  ],
+  "arg_nodes": [0, 2, 4, 6, 8],
+  "node_row_ptr": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17],
+  "heads": [[14, 0, 0]],
+  "attrs": {"mxnet_version": ["int", 10901]}
+}"""
+
+
+def test_imports_an_lstm_as_mxnet_writes_it(tmp_path):
+    """An NTC LSTM export in MXNet 1.9.1's form (../shared/MXNET_FORMAT.md) runs and matches NumPy."""
+    (tmp_path / 'lstm-symbol.json').write_text(MXNET_LSTM_JSON)
+    names = ['lstm0_l0_i2h_weight', 'lstm0_l0_h2h_weight', 'lstm0_l0_i2h_bias', 'lstm0_l0_h2h_bias']
+    shapes = [(16, 3), (16, 4), (16,), (16,)]
+    params = {n: rand(*s, seed=60 + i) * 0.5 for i, (n, s) in enumerate(zip(names, shapes))}
+    nd.save(str(tmp_path / 'lstm-0000.params'), {'arg:' + k: nd.array(v) for k, v in params.items()})
+    blk = gc.gluon.SymbolBlock.imports(str(tmp_path / 'lstm-symbol.json'), ['data'],
+                                       str(tmp_path / 'lstm-0000.params'))
+    x = rand(2, 5, 3, seed=8)
+    seq, _, _ = numpy_lstm_layer(x.transpose(1, 0, 2), {k: v.astype(np.float64) for k, v in params.items()},
+                                 'lstm0_', 1)
+    np.testing.assert_allclose(blk(nd.array(x)).asnumpy(), seq.transpose(1, 0, 2), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('kind', ['lstm', 'gru', 'rnn'])
+def test_fused_layer_gradients_equal_unrolled_cells(kind):
+    """d(loss)/d(input, states, every weight) of the fused layer (2 layers, bidirectional, hybridized)
+    equal autograd through the unrolled cells."""
+    layer_cls, cell_cls, nst = LAYERS[kind]
+    L, H, T, N, C = 2, 3, 3, 2, 4
+    layer = layer_cls(H, num_layers=L, bidirectional=True, input_size=C)
+    init_nonzero(layer)
+    layer.hybridize()
+    params = layer.collect_params()
+    x = nd.array(rand(T, N, C, seed=7))
+    states = [nd.array(rand(L * 2, N, H, seed=40 + k)) for k in range(nst)]
+    proj = rand(T, N, 2 * H, seed=9)
+    proj_st = [rand(L * 2, N, H, seed=50 + k) for k in range(nst)]
+    for a in [x] + states:
+        a.attach_grad()
+    with autograd.record():
+        out, new = layer(x, states)
+        loss = (out * nd.array(proj)).sum() + sum((s * nd.array(p)).sum() for s, p in zip(new, proj_st))
+    loss.backward()
+    fused = {'x': x.grad.asnumpy()}
+    fused.update({f"state{k}": s.grad.asnumpy() for k, s in enumerate(states)})
+    fused.update({k[len(layer.prefix):]: p.grad().asnumpy() for k, p in params.items()})
+    # the same computation as cells, differentiated by eager autograd
+    x2 = nd.array(x.asnumpy())
+    st2 = [nd.array(s.asnumpy()) for s in states]
+    cells = {}
+    for i in range(L):
+        for j in 'lr':
+            cell = cell_cls(H, input_size=C if i == 0 else 2 * H)
+            cell.initialize()
+            for k in ('i2h_weight', 'h2h_weight', 'i2h_bias', 'h2h_bias'):
+                cell.params.get(k).set_data(params[f"{layer.prefix}{j}{i}_{k}"].data())
+            cells[f"{j}{i}"] = cell
+    for a in [x2] + st2:
+        a.attach_grad()
+    with autograd.record():
+        inp = [x2[t] for t in range(T)]
+        finals = [[] for _ in range(nst)]
+        for i in range(L):
+            dir_outs = []
+            for d, j in enumerate('lr'):
+                seq = inp if d == 0 else inp[::-1]
+                outs, st = cells[f"{j}{i}"].unroll(T, seq, begin_state=[s[i * 2 + d] for s in st2], layout='TNC',
+                                                   merge_outputs=False)
+                dir_outs.append(outs if d == 0 else outs[::-1])
+                for k in range(nst):
+                    finals[k].append(st[k])
+            inp = [nd.concat(a, b, dim=1) for a, b in zip(*dir_outs)]
+        loss2 = (nd.stack(*inp, axis=0) * nd.array(proj)).sum() + \
+            sum((nd.stack(*f, axis=0) * nd.array(p)).sum() for f, p in zip(finals, proj_st))
+    loss2.backward()
+    np.testing.assert_allclose(float(loss.asscalar()), float(loss2.asscalar()), rtol=1e-5)
+    ref = {'x': x2.grad.asnumpy()}
+    ref.update({f"state{k}": s.grad.asnumpy() for k, s in enumerate(st2)})
+    for name, cell in cells.items():
+        for k in ('i2h_weight', 'h2h_weight', 'i2h_bias', 'h2h_bias'):
+            ref[f"{name}_{k}"] = cell.params.get(k).grad().asnumpy()
+    assert sorted(ref) == sorted(fused)
+    for k in ref:
+        np.testing.assert_allclose(fused[k], ref[k], rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+@pytest.mark.parametrize('mode,L,D,clip', [('lstm', 2, 2, None), ('lstm', 1, 1, (-0.5, 0.5)), ('gru', 2, 2, None),
+                                           ('rnn_tanh', 2, 2, None), ('rnn_relu', 1, 1, None)])
+def test_compiled_step_loops_equal_the_numpy_reference(mode, L, D, clip):
+    """float32 with the CPU backend runs the compiled loops (runtime/rnn.py); the interpreter backend the
+    NumPy loops: forward outputs and every gradient agree."""
+    from graphc.ops.rnn import param_size
+    from graphc.registry import OPS
+    from graphc.runtime import cpu, rnn as native_rnn
+    T, N, C, H = 4, 3, 5, 8
+    a = {'state_size': H, 'num_layers': L, 'mode': mode, 'bidirectional': D == 2, 'state_outputs': True}
+    if clip:
+        a.update(lstm_state_clip_min=clip[0], lstm_state_clip_max=clip[1])
+    ns = 2 if mode == 'lstm' else 1
+    arrays = [rand(T, N, C, seed=1), rand(param_size(OPS['RNN'].canon(a), C), seed=2) * 0.4] + \
+        [rand(L * D, N, H, seed=3 + k) for k in range(ns)]
+    heads = [rand(T, N, D * H, seed=10)] + [rand(L * D, N, H, seed=11 + k) for k in range(ns)]
+    got = {}
+    calls = []
+    real = native_rnn._call
+    native_rnn._call = lambda fn, words: calls.append(1) or real(fn, words)
+    try:
+        for backend in ('interp', 'cpu'):
+            old = cpu.set_backend(backend)
+            try:
+                xs = [nd.array(v) for v in arrays]
+                for v in xs:
+                    v.attach_grad()
+                with autograd.record():
+                    out = nd.RNN(*xs, **a)
+                autograd.backward(out, [nd.array(h) for h in heads])
+                got[backend] = [o.asnumpy() for o in out] + [v.grad.asnumpy() for v in xs]
+            finally:
+                cpu.set_backend(old)
+    finally:
+        native_rnn._call = real
+    if native_rnn._blas() is not None:
+        assert len(calls) == 2 * L * D   # forward and backward of every layer and direction ran compiled
+    for p, q in zip(got['interp'], got['cpu']):
+        np.testing.assert_allclose(q, p, rtol=1e-4, atol=1e-5)
+
+
+def test_stepping_one_at_a_time_equals_the_whole_sequence():
+    """Sampling use: the hybridized layer called with one step and the carried state reproduces the run
+    over the whole sequence."""
+    layer = rnn.LSTM(5, num_layers=2, layout='NTC', input_size=3)
+    init_nonzero(layer)
+    layer.hybridize()
+    x = rand(2, 6, 3, seed=12)
+    states = layer.begin_state(2)
+    whole, final = layer(nd.array(x), states)
+    outs = []
+    for t in range(6):
+        o, states = layer(nd.array(x[:, t:t + 1]), states)
+        outs.append(o.asnumpy())
+    np.testing.assert_allclose(np.concatenate(outs, axis=1), whole.asnumpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(states, final):
+        np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-5, atol=1e-6)
+    assert layer.trace_count == 2   # one graph per sequence length
+
+
+def test_dropout_between_layers_in_training():
+    """Training-mode dropout on the inner layer's outputs: hybridized equals eager for the same seed, the
+    masks scale kept values by 1/(1-p), and predict mode has no dropout."""
+    layer = rnn.GRU(6, num_layers=2, dropout=0.5, input_size=4)
+    init_nonzero(layer)
+    x = nd.array(rand(5, 3, 4, seed=13))
+    runs = []
+    for hybrid in (False, True):
+        layer.hybridize(hybrid)
+        gc.random.seed(21)
+        x.attach_grad()
+        with autograd.record():
+            y = layer(x)
+        y.backward()
+        runs.append((y.asnumpy(), x.grad.asnumpy()))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-5, atol=1e-6)
+    with autograd.predict_mode():
+        pred = layer(x).asnumpy()
+    nodrop = rnn.GRU(6, num_layers=2, input_size=4, params=layer.collect_params())
+    np.testing.assert_allclose(pred, nodrop(x).asnumpy(), rtol=1e-5, atol=1e-6)
+    assert np.abs(runs[0][0] - pred).max() > 1e-3   # training did drop
+
+
+def test_rnn_op_errors_name_the_problem():
+    from graphc.base import GraphcError
+    x, h = nd.array(rand(3, 2, 4)), nd.array(rand(1, 2, 5))
+    with pytest.raises(GraphcError, match=r"parameters shape \(7,\) should be \(220,\)"):
+        nd.RNN(x, nd.array(rand(7)), h, h, state_size=5, num_layers=1, mode='lstm')
+    with pytest.raises(GraphcError, match=r"state shape \(1, 2, 5\) should be \(2, 2, 5\)"):
+        nd.RNN(x, nd.array(rand(115)), h, state_size=5, num_layers=2, mode="rnn_tanh")
+    with pytest.raises(GraphcError, match="projection_size"):
+        nd.RNN(x, nd.array(rand(220)), h, h, state_size=5, num_layers=1, mode='lstm', projection_size=3)
+    with pytest.raises(GraphcError, match="takes 4 inputs"):
+        nd.RNN(x, nd.array(rand(220)), h, state_size=5, num_layers=1, mode='lstm')
+    with pytest.raises(GraphcError, match="data must be 3-d"):
+        nd.RNN(nd.array(rand(3, 4)), nd.array(rand(220)), h, h, state_size=5, num_layers=1, mode='lstm')
+
+
+def test_char_lstm_resume_equals_uninterrupted_training(tmp_path):
+    """examples/char_lstm.py: 3 steps, a checkpoint, 3 more steps after --resume give bit-identical
+    parameters to 6 steps in one run (the checkpoint holds weights, Adam state, carried LSTM state, RNG)."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'examples'))
+    import char_lstm
+    common = ['--hidden', '16', '--seq-len', '8', '--batch-size', '4', '--chars', '20000', '--sample-every', '3',
+              '--checkpoint-every', '3']
+    one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
+    char_lstm.main(['--max-steps', '6', '--checkpoint-dir', one] + common)
+    char_lstm.main(['--max-steps', '3', '--checkpoint-dir', two] + common)
+    char_lstm.main(['--max-steps', '6', '--checkpoint-dir', two, '--resume'] + common)
+    for name in ('char_lstm.params', 'char_lstm.carry'):
+        a, b = nd.load(os.path.join(one, name)), nd.load(os.path.join(two, name))
+        assert sorted(a) == sorted(b) and len(a) > 1
+        for k in a:
+            np.testing.assert_array_equal(a[k].asnumpy(), b[k].asnumpy(), err_msg=f"{name}: {k}")
+    first = nd.load(os.path.join(one, 'char_lstm.params'))
+    assert any(np.abs(first[k].asnumpy()).sum() > 0 for k in first)

@@ -18,6 +18,7 @@ from ..ndarray import NDArray
 from .parameter import Parameter, ParameterDict, load_into
 
 _global_counter = {}
+_trace_lock = threading.RLock()  # one trace per cache key when threads call a block at once
 _eager = threading.local()  # .on: run hybridized blocks op by op (summary() needs every layer's output)
 _eager.on = False
 
@@ -352,10 +353,13 @@ class HybridBlock(Block):
         key = cache_key(args, plist)
         entry = self._cache.get(key)
         if entry is None:
-            if self._last_key is not None:
-                log_retrace(self, self._last_key, key)
-            entry = self._cache[key] = CachedGraph(self, args)
-            self._trace_count = self.trace_count + 1
+            with _trace_lock:  # the other threads wait, then find the entry
+                entry = self._cache.get(key)
+                if entry is None:
+                    if self._last_key is not None:
+                        log_retrace(self, self._last_key, key)
+                    entry = self._cache[key] = CachedGraph(self, args)
+                    self._trace_count = self.trace_count + 1
         self._last_key = key
         return entry(args)
 

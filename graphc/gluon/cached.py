@@ -7,12 +7,14 @@ enters the tape as one node; its backward is the gradient graph from passes.auto
 import logging
 import os
 import sys
+import threading
 
 import numpy as np
 
 from .. import autograd
 from ..base import GraphcError, fmt_shape
 from ..graph import Graph
+from .. import ndarray as _ndm
 from ..ndarray import CASTS, NDArray, WRITES
 from ..symbol import Symbol, TraceContext, input_var
 
@@ -21,6 +23,7 @@ from ..runtime.interpreter import interpret
 from ..runtime.plan import Plan
 
 log = logging.getLogger('graphc')
+_opt_lock = threading.RLock()
 
 
 def cache_key(args, params):
@@ -173,6 +176,12 @@ class CachedGraph:
 
     def __call__(self, args):
         from ..runtime.interpreter import interpret, owned
+        if _ndm._GPU_LIVE:  # compiled plans are CPU code: refuse device arrays rather than compute on the host
+            on = {str(a.context) for a in list(args) + [p._data for p, _ in self.param_vars]
+                  if isinstance(a, NDArray) and a.context.device_type != 'cpu'}
+            if on:
+                raise GraphcError(f"hybridized blocks run on the cpu only for now, got arrays on {', '.join(sorted(on))}:"
+                                  " call net.hybridize(False) to run it op by op on the GPU")
         fast = self._fast
         if fast is not None and not autograd._st.recording:
             out = fast(args)
@@ -203,6 +212,11 @@ class CachedGraph:
         for (param, m), stat in zip(self.aux, vals[nv:]):  # BatchNorm moving statistics, in place
             WRITES[0] += 1
             d = param.data()._data
+            if recording:  # the backward must read the value the forward read, not the updated one
+                v = next(v for p, v in self.param_vars if p is param)
+                feed[id(v)] = d.copy()
+                if id(v) in env:
+                    env[id(v)] = (feed[id(v)],)
             d *= m
             d += (1 - m) * stat
         if recording:
@@ -237,12 +251,19 @@ class CachedGraph:
         """The graph after the inference (or, in training mode, training) pipeline; built once, and split
         into a prelude of parameter-only nodes (run again only after a write to an array) and the rest."""
         if self.optimized is None:
-            from ..passes import run_pipeline
-            self.optimized, self.report = run_pipeline(self.graph, 'training' if self.training else 'inference',
-                                                       tag=self.block_name)
-            self._hoist = hoist(self.optimized, {id(v) for _, v in self.param_vars})
-            self._hoisted_key, self._hoisted = None, {}
+            with _opt_lock:  # threads calling a block at once: one of them builds, the rest wait for it
+                if self.optimized is None:
+                    from ..passes import run_pipeline
+                    opt, self.report = run_pipeline(self.graph, 'training' if self.training else 'inference',
+                                                    tag=self.block_name)
+                    self._hoist = hoist(opt, {id(v) for _, v in self.param_vars})
+                    self._hoisted = (None, {})  # (key, values): replaced whole, so readers see a matching pair
+                    self.optimized = opt        # published last: a thread seeing it sees the rest
         return self.optimized
+
+    @property
+    def _hoisted_key(self):
+        return self._hoisted[0]
 
     def _run_inference(self, feed):
         g = self.optimize()
@@ -253,13 +274,14 @@ class CachedGraph:
             return run(g, feed) if run else self._main_plan(feed)
         prelude, hvars, main = self._hoist
         key = (WRITES[0], tuple(id(p._data) for p, _ in self.param_vars))
-        if key != self._hoisted_key:
-            self._hoisted = {id(v): a for v, a in zip(hvars, interpret(prelude, feed))}
-            self._hoisted_key = key
+        hkey, hvals = self._hoisted
+        if key != hkey:
+            hvals = {id(v): a for v, a in zip(hvars, interpret(prelude, feed))}
+            self._hoisted = (key, hvals)
         if run:
-            return run(main, {**feed, **self._hoisted})
+            return run(main, {**feed, **hvals})
         self._main_plan = getattr(self, '_main_plan', None) or Plan(main)
-        return self._main_plan({**feed, **self._hoisted})
+        return self._main_plan({**feed, **hvals})
 
 
 def hoist(graph, param_ids):
@@ -293,6 +315,9 @@ def hoist(graph, param_ids):
 def _flatten(out):
     if isinstance(out, Symbol):
         return None, [out]
+    if isinstance(out, NDArray):  # computed without the inputs (F._zeros(...)): a constant of the graph
+        from ..symbol import _const_node
+        return None, [Symbol([(_const_node(out, None), 0)])]
     if isinstance(out, (list, tuple)):
         struct, flat = [], []
         for o in out:

@@ -1,7 +1,7 @@
 """Parameter, Constant and ParameterDict, as MXNet Gluon 1.x.
 
-A Parameter owns one NDArray (CPU is the only device for now; the ctx lists are kept for the
-API). Unknown dimensions (0 or None) are filled in by the block on its first forward, then the
+A Parameter owns one NDArray on one device (cpu, or a gpu: initialized on the host, then copied there;
+ctx lists of more than one device are refused). Unknown dimensions (0 or None) are filled in by the block on its first forward, then the
 deferred initializer runs. With grad_req != 'null' the array has attach_grad(grad_req), so
 autograd.backward writes the parameter's gradient into its .grad.
 """
@@ -14,7 +14,8 @@ import numpy as np
 from .. import initializer as _init
 from ..base import DeferredInitializationError, GraphcError, GraphcShapeError, as_dtype, fmt_shape
 from ..context import Context, cpu
-from ..ndarray import NDArray, CASTS, WRITES, _check_ctx, array as _array
+from .. import device as _dev
+from ..ndarray import NDArray, CASTS, WRITES, _check_ctx, _placed, array as _array
 
 _GRAD_REQS = ('write', 'add', 'null')
 
@@ -140,15 +141,21 @@ class Parameter:
             _init.create(default_init)(self.name, data)
         self._init_impl(data, ctx)
 
-    def _init_impl(self, data, ctx):
+    def _one_ctx(self, ctx):
+        if len(set(ctx)) > 1:
+            raise GraphcError(f"Parameter {self.name!r}: one device per parameter, got {list(ctx)} (data parallelism "
+                              "over several devices is not supported)")
         self._ctx = list(ctx)
-        self._data = data
+        return self._ctx[0]
+
+    def _init_impl(self, data, ctx):
+        self._data = data = data.as_in_context(self._one_ctx(ctx))
         if self._grad_req != 'null':
             data.attach_grad(self._grad_req)
 
     def _load_init(self, data, ctx=None, cast_dtype=False):
         """Set the data from a loaded array; the caller has checked the shape."""
-        data = data._data if isinstance(data, NDArray) else np.asarray(data)
+        data = data.asnumpy() if isinstance(data, NDArray) else np.asarray(data)
         if self._shape is not None:
             self.shape = data.shape
         else:
@@ -168,7 +175,11 @@ class Parameter:
     def reset_ctx(self, ctx):
         ctx = _ctx_list(ctx)
         if self._data is not None:
-            self._ctx = ctx
+            moved = self._data.as_in_context(self._one_ctx(ctx))
+            if moved is not self._data:  # a new device: the gradient buffer moves too (zeroed)
+                self._data = moved
+                if self._grad_req != 'null':
+                    moved.attach_grad(self._grad_req)
         elif self._deferred_init:
             self._deferred_init = self._deferred_init[:1] + (ctx,) + self._deferred_init[2:]
 
@@ -185,13 +196,15 @@ class Parameter:
                           "(or on collect_params()) before using it")
 
     def data(self, ctx=None):
-        if ctx is not None:
-            _check_ctx(ctx)
         trace = _ts.ctx
         if trace is not None:  # tracing a hybridized block: the parameter is a graph input
             self._check_and_get()
             return trace.param_var(self)
-        return self._check_and_get()
+        d = self._check_and_get()
+        if ctx is not None and _check_ctx(ctx) != d.context:
+            raise GraphcError(f"Parameter {self.name!r} is on {d.context}, not on {_check_ctx(ctx)}; "
+                              "reset_ctx() moves it")
+        return d
 
     def list_data(self):
         return [self._check_and_get()]
@@ -220,18 +233,21 @@ class Parameter:
             if self._deferred_init:  # MXNet: setting data on a deferred parameter initializes it with it
                 init, ctx, _ = self._deferred_init
                 self._deferred_init = ()
-                self._init_impl(NDArray(np.array(arr, dtype=self._dtype)), ctx)
+                self._init_impl(NDArray(np.array(_dev.to_host(arr), dtype=self._dtype)), ctx)
                 return
             self._check_and_get()
         if arr.shape != self._data.shape:
             raise GraphcShapeError(f"Parameter {self.name!r}: set_data with shape {fmt_shape(arr.shape)}, "
                                    f"expected {fmt_shape(self._data.shape)}")
         WRITES[0] += 1
-        self._data._data[...] = arr
+        dst = self._data._data
+        with _dev.on(dst):
+            dst[...] = arr if _dev.device_id(arr) == _dev.device_id(dst) else _placed(arr, self._data.context)
 
     def zero_grad(self):
         if self._data is not None and self._data.grad is not None:
-            self._data.grad._data[...] = 0
+            with _dev.on(self._data.grad._data):
+                self._data.grad._data[...] = 0
 
     def cast(self, dtype):
         CASTS[0] += 1
@@ -257,7 +273,7 @@ class Constant(Parameter):
             value = _array(value)
         self.value = value
         super().__init__(name, grad_req='null', shape=value.shape, dtype=value.dtype,
-                         init=_init.Constant(value._data.copy()), differentiable=False)
+                         init=_init.Constant(value.asnumpy()), differentiable=False)
 
     def __repr__(self):
         return f"Constant {self.name} (shape={self.shape}, dtype={self.dtype})"

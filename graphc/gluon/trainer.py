@@ -158,7 +158,7 @@ class Trainer:
                 if src.shape != dst.shape or src.dtype != dst.dtype:
                     raise GraphcLoadError(f"{fname}: state {k} of {self._names[i]!r} is {src.dtype}{src.shape}, "
                                           f"expected {dst.dtype}{dst.shape}")
-                dst._data[...] = src._data
+                src.copyto(dst)  # (onto dst's device)
             new_states[i] = fresh
         # everything checked: replace the whole state, as MXNet does
         self._updater.states = new_states

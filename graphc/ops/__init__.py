@@ -1,2 +1,3 @@
 """Importing this package registers every op."""
 from . import elemwise, shape, reduce, nn  # noqa: F401
+from . import rnn  # noqa: F401

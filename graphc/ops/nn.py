@@ -457,7 +457,7 @@ def _bn_infer(attrs, shapes, dtypes):
     for name, s in zip(('gamma', 'beta', 'moving_mean', 'moving_var'), shapes[1:]):
         if s != c:
             bad(f"BatchNorm: {name} shape {s} should be {c} (channels on axis {ax} of data {d})")
-    return [d, c, c], [dtypes[0]] * 3
+    return [d, c, c], [same_dtype('BatchNorm', dtypes[:3])] * 3  # (as eager: the moving stats may differ)
 
 
 def _bn_bshape(x, ax):
@@ -520,7 +520,7 @@ def _ln_infer(attrs, shapes, dtypes):
         if s != (d[ax],):
             bad(f"LayerNorm: {name} shape {s} should be ({d[ax]},) for data {d} normalized on axis {ax}")
     st = d[:ax] + (1,) + d[ax + 1:]
-    return [d, st, st], [dtypes[0]] * 3
+    return [d, st, st], [same_dtype('LayerNorm', dtypes)] * 3
 
 
 @register('LayerNorm', kind='opaque', inputs=('data', 'gamma', 'beta'), attrs=LN_ATTRS, infer=_ln_infer, num_outputs=3,
@@ -597,7 +597,7 @@ def _lrelu_infer(attrs, shapes, dtypes):
             bad("LeakyReLU(prelu): data must have at least one dimension")
         if len(g) != 1 or (g[0] != 1 and (len(d) < 2 or g[0] != d[1])):
             bad(f"LeakyReLU(prelu): gamma shape {g} should be (channels,) = ({d[1] if len(d) > 1 else 1},)")
-    return [shapes[0]], [dtypes[0]]
+    return [shapes[0]], [same_dtype('LeakyReLU', dtypes)]
 
 
 def _phi(x):

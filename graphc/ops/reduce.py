@@ -26,7 +26,11 @@ def _expand(F, a, g, shape):
     """A reduced gradient broadcast back to the input shape."""
     if not _axes(a, len(shape)):  # nothing was reduced
         return g
-    return F.broadcast_to(F._np_reshape(g, newshape=_keep_shape(a, shape)), shape=shape)
+    out = F.broadcast_to(F._np_reshape(g, newshape=_keep_shape(a, shape)), shape=shape)
+    for i in _axes(a, len(shape)):
+        if shape[i] == 0:  # broadcast_to reads a 0 as "keep this dim": cut the kept 1 down to 0
+            out = F.slice_axis(out, axis=i, begin=0, end=0)
+    return out
 
 
 def _count(a, shape):

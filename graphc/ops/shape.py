@@ -108,7 +108,7 @@ def _perm(attrs, ndim):
           infer=lambda a, s, d: ([tuple(s[0][i] for i in _perm(a, len(s[0])))], [d[0]]),
           grad=lambda F, a, x, y, dy: [F.transpose(dy[0], axes=tuple(np.argsort(_perm(a, x[0].ndim))))])
 def _transpose(attrs, x):
-    return np.ascontiguousarray(x.transpose(_perm(attrs, x.ndim)))
+    return np.asarray(x.transpose(_perm(attrs, x.ndim)), order='C')  # (ascontiguousarray makes 0-d arrays 1-d)
 
 
 def _swap_perm(a, ndim):
@@ -122,7 +122,7 @@ def _swap_perm(a, ndim):
           infer=lambda a, s, d: ([tuple(s[0][i] for i in _swap_perm(a, len(s[0])))], [d[0]]),
           grad=lambda F, a, x, y, dy: [F.SwapAxis(dy[0], dim1=a['dim1'], dim2=a['dim2'])])
 def _swapaxis(attrs, x):
-    return np.ascontiguousarray(x.transpose(_swap_perm(attrs, x.ndim)))
+    return np.asarray(x.transpose(_swap_perm(attrs, x.ndim)), order='C')
 
 
 def _back_reshape(F, a, x, y, dy):
@@ -235,7 +235,7 @@ def _split(attrs, x):
     parts = np.split(x, attrs['num_outputs'], axis=ax)
     if attrs['squeeze_axis']:
         parts = [p.squeeze(ax) for p in parts]
-    return tuple(np.ascontiguousarray(p) for p in parts)
+    return tuple(np.asarray(p, order='C') for p in parts)
 
 
 def slice_key(shape, begin, end, step):
@@ -266,7 +266,7 @@ SLICE_ATTRS = {'begin': Attr('shape'), 'end': Attr('shape'), 'step': Attr('shape
 @register('slice', kind='injective', attrs=SLICE_ATTRS, grad=_slice_grad,
           infer=lambda a, s, d: ([_slice_shape(a, s[0])], [d[0]]))
 def _slice(attrs, x):
-    return np.ascontiguousarray(x[slice_key(x.shape, attrs['begin'], attrs['end'], attrs['step'])])
+    return np.asarray(x[slice_key(x.shape, attrs['begin'], attrs['end'], attrs['step'])], order='C')
 
 
 def _slice_assign_infer(attrs, shapes, dtypes):
@@ -311,7 +311,7 @@ def _axis_slice(attrs, shape):
                                                        **dict(zip(('begin', 'end'), _axis_slice(a, x[0].shape))))])
 def _slice_axis(attrs, x):
     b, e = _axis_slice(attrs, x.shape)
-    return np.ascontiguousarray(x[slice_key(x.shape, b, e, ())])
+    return np.asarray(x[slice_key(x.shape, b, e, ())], order='C')
 
 
 def _tile_shape(a, s):
@@ -373,7 +373,7 @@ def _bcast_to_shape(a, s):
           infer=lambda a, s, d: ([_bcast_to_shape(a, s[0])], [d[0]]),
           grad=lambda F, a, x, y, dy: [unbroadcast(F, dy[0], x[0].shape)])
 def _broadcast_to(attrs, x):
-    return np.ascontiguousarray(np.broadcast_to(x, _bcast_to_shape(attrs, x.shape)))
+    return np.asarray(np.broadcast_to(x, _bcast_to_shape(attrs, x.shape)), order='C')
 
 
 # ---------------------------------------------------------------- gathers

@@ -3,30 +3,20 @@
 Parameters are named as MXNet's: `l{i}_i2h_weight`, `l{i}_h2h_weight`, `l{i}_i2h_bias`, `l{i}_h2h_bias` for
 layer i, and `r{i}_...` for its reverse direction, so MXNet parameter files load by name.
 
-Implementation note: these layers unroll per-layer cell steps over time (FullyConnected + activations, the
-same math as RNNCell/LSTMCell/GRUCell), eagerly or into the traced graph when hybridized. MXNet's fused RNN
-operator is a later task; the results match it, the speed does not.
+Like MXNet 1.9's `_RNNLayer._forward_kernel`, eagerly and when hybridized a layer is one fused `RNN` op on
+a flat parameter vector: (SwapAxis for NTC) -> each weight and bias Reshape(-1) -> `_rnn_param_concat` ->
+`RNN` (with `_zeros` begin states when none are given) -> (SwapAxis), so exported JSON has MXNet's
+structure and MXNet's LSTM exports load here.
 """
 from ... import nd
 from ...base import GraphcError
+from ...ops.rnn import GATES
+from ...registry import OPS
+from ...symbol import Symbol, sym_invoke
 from ..block import HybridBlock
-from .rnn_cell import GRUCell, LSTMCell, RNNCell, RecurrentCell, _BaseGatedCell, _StatesCall, _F_of, _as_list, _dtype_of
+from .rnn_cell import _StatesCall, _F_of, _as_list, _dtype_of
 
 __all__ = ['RNN', 'LSTM', 'GRU']
-
-
-class _Step:
-    """A cell class's hybrid_forward without a cell (no Block, no parameters of its own)."""
-
-    def __init__(self, cls, hidden_size, activation):
-        self._cls, self._G, self._hidden_size = cls, cls._G, hidden_size
-        self._activation, self._recurrent_activation = activation, 'sigmoid'
-
-    _fc = _BaseGatedCell._fc
-    _get_activation = RecurrentCell._get_activation
-
-    def hybrid_forward(self, F, *args):
-        return self._cls.hybrid_forward(self, F, *args)
 
 
 class _RNNLayer(_StatesCall, HybridBlock):
@@ -41,7 +31,7 @@ class _RNNLayer(_StatesCall, HybridBlock):
         self._hidden_size, self._num_layers, self._mode = hidden_size, num_layers, mode
         self._layout, self._dropout, self._dir = layout, dropout, 2 if bidirectional else 1
         self._input_size, self._activation = input_size, activation
-        self._gates = {'rnn_relu': 1, 'rnn_tanh': 1, 'lstm': 4, 'gru': 3}[mode]
+        self._gates = GATES[mode]
         gh = self._gates * hidden_size
         ni = input_size
         for i in range(num_layers):
@@ -53,8 +43,6 @@ class _RNNLayer(_StatesCall, HybridBlock):
                     p = self.params.get(name, shape=shape, init=init, dtype=dtype, allow_deferred_init=True)
                     setattr(self, name, p)
             ni = hidden_size * self._dir
-        cls = {'lstm': LSTMCell, 'gru': GRUCell}.get(mode, RNNCell)
-        self._step = _Step(cls, hidden_size, activation)  # the cells' step math, on this layer's weights
 
     def __repr__(self):
         i = self.l0_i2h_weight.shape[1] if self.l0_i2h_weight.shape else 0
@@ -97,42 +85,33 @@ class _RNNLayer(_StatesCall, HybridBlock):
             raise GraphcError(f"{type(self).__name__} expects 3-d inputs in layout {self._layout}, "
                               f"got shape {inputs.shape}")
         skip_states = states is None
-        if skip_states:
+        if skip_states and isinstance(inputs, Symbol):  # MXNet's graph: _zeros with the batch left as 0
+            op = OPS['_zeros']
+            a = dict(op.canon({'shape': (self._num_layers * self._dir, 0, self._hidden_size),
+                               'dtype': _dtype_of(inputs)}), __layout__='LNC')
+            states = [sym_invoke(op, [], a, name=f'h0_{i}') for i in range(len(self.state_info()))]
+        elif skip_states:
             states = self.begin_state(inputs.shape[batch_axis], dtype=_dtype_of(inputs))
         states = _as_list(states)
         for s, info in zip(states, self.state_info(inputs.shape[batch_axis])):
-            if s.shape is not None and tuple(s.shape) != tuple(info['shape']):
+            if s.shape is not None and tuple(s.shape) != tuple(info['shape']) and not skip_states:
                 raise GraphcError(f"invalid recurrent state shape: expected {info['shape']}, got {s.shape}")
         params = self._param_arrays(inputs, states)
         out, new_states = self.hybrid_forward(F, inputs, states, **params)
         return out if skip_states else (out, new_states)
 
     def hybrid_forward(self, F, inputs, states, **params):
-        L, D = self._num_layers, self._dir
-        t_axis = self._layout.find('T')
-        T = inputs.shape[t_axis]
-        xs = _as_list(F.split(inputs, num_outputs=T, axis=t_axis, squeeze_axis=True))
-        # per state kind, the (L * D) slices (N, H)
-        per = [_as_list(F.split(s, num_outputs=L * D, axis=0, squeeze_axis=True)) for s in states]
-        new = [[None] * (L * D) for _ in states]
-        step = self._step
-        for i in range(L):
-            outs_dir = []
-            for d, j in enumerate(['l', 'r'][:D]):
-                w = [params[f'{j}{i}_{k}'] for k in ('i2h_weight', 'h2h_weight', 'i2h_bias', 'h2h_bias')]
-                st = [p[i * D + d] for p in per]
-                order = range(T) if d == 0 else range(T - 1, -1, -1)
-                outs = [None] * T
-                for t in order:
-                    outs[t], st = step.hybrid_forward(F, xs[t], st, *w)
-                for k, s in enumerate(st):
-                    new[k][i * D + d] = s
-                outs_dir.append(outs)
-            xs = outs_dir[0] if D == 1 else [F.concat(a, b, dim=1) for a, b in zip(*outs_dir)]
-            if self._dropout and i < L - 1:
-                xs = [F.Dropout(x, p=self._dropout) for x in xs]
-        out = F.stack(*xs, axis=t_axis)
-        return out, [F.stack(*n, axis=0) for n in new]
+        if self._layout == 'NTC':
+            inputs = F.swapaxes(inputs, dim1=0, dim2=1)
+        flat = [params[f'{d}{i}_{g}_{t}'].reshape((-1,)) for t in ('weight', 'bias') for i in range(self._num_layers)
+                for d in ['l', 'r'][:self._dir] for g in ('i2h', 'h2h')]
+        rnn = F.RNN(inputs, F._rnn_param_concat(*flat, dim=0), *states, state_size=self._hidden_size,
+                    num_layers=self._num_layers, bidirectional=self._dir == 2, p=self._dropout, state_outputs=True,
+                    mode=self._mode)
+        outputs, states = rnn[0], list(rnn[1:])
+        if self._layout == 'NTC':
+            outputs = F.swapaxes(outputs, dim1=0, dim2=1)
+        return outputs, states
 
 
 class RNN(_RNNLayer):

@@ -1,0 +1,127 @@
+"""LSTM workloads: the layer forward (input 64, hidden 256, batch 32, 50 steps) and the char-LSTM training
+step of examples/char_lstm.py (embedding 64, hidden 256, batch 32, 32 steps, vocabulary 65, Adam, clipping),
+each eager vs hybridized. Both run the fused RNN op, whose float32 time loops are compiled (runtime/rnn.py) in
+either mode; the '+numpy-loops' variants run the op's NumPy reference loops instead (the rest unchanged), so
+the gain of the compiled loops shows on its own.
+
+    python benchmarks/lstm.py [--reps 20] [--only lstm-forward,char-lstm-train] [--json out.json]
+
+Each function returns {'times': {variant: median seconds}} like graphc/bench.py's workloads (variants run
+interleaved so machine noise hits all alike; outputs are checked to agree first).
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+import graphc as gc
+from graphc import autograd, gluon, nd
+from graphc.bench import _synced, report, timeit
+from graphc.runtime import cpu
+
+
+def _numpy_loops(f):
+    """f with the fused RNN op on its NumPy reference loops (the rest of graphc unchanged)."""
+    from graphc.runtime import rnn
+
+    def g():
+        real = rnn._usable
+        rnn._usable = lambda *a: False
+        try:
+            return f()
+        finally:
+            rnn._usable = real
+    return g
+
+
+def lstm_forward(reps, progress=None, steps=50, batch=32, inp=64, hidden=256):
+    """gluon.rnn.LSTM(hidden) forward on a (steps, batch, inp) TNC input, eager vs hybridized, each also with the
+    op's NumPy loops; outputs checked to agree."""
+    gc.random.seed(0)
+    eager = gluon.rnn.LSTM(hidden, input_size=inp)
+    eager.initialize(gc.init.Xavier())
+    hyb = gluon.rnn.LSTM(hidden, input_size=inp, params=eager.collect_params())
+    hyb.hybridize()
+    x = nd.random.normal(shape=(steps, batch, inp))
+    fns = {'eager': _synced(lambda: eager(x)), 'hybridized': _synced(lambda: hyb(x))}
+    fns.update({k + '+numpy-loops': _numpy_loops(fns[k]) for k in ('eager', 'hybridized')})
+    ref = fns['eager+numpy-loops']().asnumpy()
+    for k, f in fns.items():
+        np.testing.assert_allclose(f().asnumpy(), ref, rtol=1e-4, atol=1e-5, err_msg=f"lstm_forward: {k}")
+    return {'times': timeit(fns, reps, progress=progress)}
+
+
+def char_lstm_train(reps, progress=None, batch=32, seq=32, hidden=256, vocab=65):
+    """One training step of examples/char_lstm.py's model (forward, loss, backward, gradient clipping, Adam) on
+    random characters, eager vs hybridized, each also with the op's NumPy loops, from equal weights (each variant
+    updates its own copy of the model)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'examples'))
+    from char_lstm import CharLM
+    rng = np.random.default_rng(0)
+    x = nd.array(rng.integers(0, vocab, (batch, seq)), dtype='float32')
+    y = nd.array(rng.integers(0, vocab, (batch, seq)), dtype='int32')
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+
+    def make(hybridize):
+        gc.random.seed(0)
+        net = CharLM(vocab, hidden=hidden, prefix='charlm_')
+        net.initialize(gc.init.Xavier())
+        if hybridize:
+            net.hybridize()
+        trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-4})
+        params = [p for p in net.collect_params().values() if p.grad_req != 'null']
+        h, c = nd.zeros((1, batch, hidden)), nd.zeros((1, batch, hidden))
+
+        def step():
+            with autograd.record():
+                out, _, _ = net(x, h, c)
+                loss = loss_fn(out.reshape((-1, vocab)), y.reshape((-1,))).mean()
+            loss.backward()
+            gluon.utils.clip_global_norm([q.grad() for q in params], 5.0)
+            trainer.step(1)
+            return loss
+        return step
+    fns = {'eager': _synced(make(False)), 'hybridized': _synced(make(True)),
+           'eager+numpy-loops': _numpy_loops(_synced(make(False))),
+           'hybridized+numpy-loops': _numpy_loops(_synced(make(True)))}
+    first = {k: float(f().asscalar()) for k, f in fns.items()}
+    if max(first.values()) - min(first.values()) > 1e-4 * max(1.0, abs(first['eager'])):
+        raise AssertionError(f"char_lstm_train: the variants disagree on the first step's loss: {first}")
+    return {'times': timeit(fns, reps, progress=progress)}
+
+
+WORKLOADS = {'lstm-forward': ('LSTM layer forward, input 64, hidden 256, batch 32, 50 steps', lstm_forward),
+             'char-lstm-train': ('char-LSTM training step: embed 64, LSTM 256, batch 32 x 32 steps, Adam',
+                                 char_lstm_train)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--reps', type=int, default=20)
+    p.add_argument('--only', default='', help='comma-separated workload keys: ' + ', '.join(WORKLOADS))
+    p.add_argument('--json', help='write the results here')
+    args = p.parse_args(argv)
+    keys = [k for k in args.only.split(',') if k] or list(WORKLOADS)
+    bad = [k for k in keys if k not in WORKLOADS]
+    if bad:
+        p.error(f"unknown workload(s) {bad}; choose from {list(WORKLOADS)}")
+    if not cpu.enabled():
+        p.error("GRAPHC_BACKEND=interp: the compiled backend is off, nothing to compare")
+    results = {}
+    for k in keys:
+        name, fn = WORKLOADS[k]
+        t = fn(args.reps)['times']
+        results[k] = {'name': name, 'times': t, 'ratios': {f'{v}/hybridized': t[v] / t['hybridized'] for v in t}}
+        print(f"{k}: {name}")
+        for v, sec in t.items():
+            print(f"  {v:<24}{sec * 1e3:9.2f} ms  {sec / t['hybridized']:5.2f}x hybridized")
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(report(results, reps=args.reps), f, indent=2)
+    return results
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,361 @@
+"""Compiled time loops for the fused RNN op (graphc/ops/rnn.py): one native call runs a layer-direction's
+whole sequence, each step a BLAS GEMM for the recurrence followed by a fused gate loop, with no Python
+and no allocation per step. float32 only (the gate math uses runtime/cpu.py's float32 tanh/sigmoid); the
+op's NumPy loops stay the reference and run whenever forward/backward here return False.
+
+Each function is `void f(i64* args)`: the CBLAS sgemm address, buffer addresses and the step count, so
+the IR (and the disk-cached object code) depends only on (mode, batch, hidden size, clipping).
+"""
+import ctypes
+import hashlib
+import threading
+
+import numpy as np
+
+from .cpu import Emit, _for, compile_ir, enabled
+
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+_lock = threading.Lock()
+_fns = {}   # (direction, mode, N, H, clip, BLAS int bits) -> ctypes function
+
+
+def _blas():
+    from .native import blas
+    return blas()
+
+
+_threads = []   # [OpenBLAS's openblas_set_num_threads_local of the library blas() uses, or None]
+
+
+def _set_threads(n):
+    """Set OpenBLAS's thread count, returning the previous one (None where that library has no such call)."""
+    if not _threads:
+        from .native import SYMBOLS, _blas_libraries
+        fn = None
+        for path in _blas_libraries():
+            try:
+                lib = ctypes.CDLL(path)
+                same = any(ctypes.cast(getattr(lib, s), ctypes.c_void_p).value == _blas()[0]
+                           for s, _, _ in SYMBOLS if hasattr(lib, s))
+                fn = lib.openblas_set_num_threads_local if same else None
+            except (OSError, AttributeError):
+                continue
+            if same:
+                break
+        if fn is not None:
+            fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
+        _threads.append(fn)
+    return _threads[0](n) if _threads[0] is not None else None
+
+
+def _usable(*arrays):
+    return enabled() and all(x is None or x.dtype == np.float32 and x.size for x in arrays) and \
+        _blas() is not None
+
+
+# ---------------------------------------------------------------- IR
+class _Fn:
+    """An empty `void kernel(i64* args)` with helpers to read its arguments, address float buffers, call
+    BLAS and emit row functions (their pointers are noalias, so the gate loops vectorize)."""
+
+    def __init__(self, bits):
+        import llvmlite.ir as ir
+        self.ir = ir
+        self.t, self.i64, self.i32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
+        self.it = ir.IntType(bits)
+        self.mod = ir.Module(name='graphc_rnn')
+        self.fn = ir.Function(self.mod, ir.FunctionType(ir.VoidType(), [self.i64.as_pointer()]), name='kernel')
+        self.b = ir.IRBuilder(self.fn.append_basic_block('entry'))
+        self.args = self.fn.args[0]
+
+    def C(self, v):
+        return self.ir.Constant(self.i64, v)
+
+    def arg(self, k):
+        return self.b.load(self.b.gep(self.args, [self.C(k)]))
+
+    def ptr(self, k):
+        return self.b.inttoptr(self.arg(k), self.t.as_pointer())
+
+    def at(self, p, off):
+        return self.b.gep(p, [off if not isinstance(off, int) else self.C(off)])
+
+    def gemm(self, addr, tb, m, n, k, a, lda, bm, ldb, beta, c, ldc):
+        """C = A @ op(B) + beta * C (row-major, A not transposed)."""
+        ir, b, it = self.ir, self.b, self.it
+        tp = self.t.as_pointer()
+        ty = ir.FunctionType(ir.VoidType(), [self.i32, self.i32, self.i32, it, it, it, self.t, tp, it, tp, it,
+                                             self.t, tp, it])
+        I = lambda v: ir.Constant(it, v)  # noqa: E731
+        b.call(b.inttoptr(addr, ty.as_pointer()),
+               [ir.Constant(self.i32, ROW_MAJOR), ir.Constant(self.i32, NO_TRANS),
+                ir.Constant(self.i32, TRANS if tb else NO_TRANS), I(m), I(n), I(k), ir.Constant(self.t, 1.0), a,
+                I(lda), bm, I(ldb), ir.Constant(self.t, beta), c, I(ldc)])
+
+    def steps(self, T, body):
+        """for s in [0, T): body(s)."""
+        _for(self.b, self.fn, self.ir, self.C(0), T, [], lambda s, _: body(s) or [], 's')
+
+    def row_fn(self, names, H, body):
+        """`void row(float* noalias ...)`: for j in [0, H): body(e, ld, st, j) with ld(name) and st(name, v)."""
+        ir = self.ir
+        fn = ir.Function(self.mod, ir.FunctionType(ir.VoidType(), [self.t.as_pointer()] * len(names)),
+                         name=f'row{len(self.mod.functions)}')
+        fn.linkage = 'internal'
+        for a in fn.args:
+            a.add_attribute('noalias')
+        b = ir.IRBuilder(fn.append_basic_block('entry'))
+        e = Emit(ir, b, self.t, self.mod)
+        P = dict(zip(names, fn.args))
+
+        def inner(j, _):
+            body(e, lambda k: b.load(b.gep(P[k], [j])), lambda k, v: b.store(v, b.gep(P[k], [j])), j)
+            return []
+        _for(b, fn, ir, ir.Constant(self.i64, 0), ir.Constant(self.i64, H), [], inner, 'j')
+        b.ret_void()
+        return fn
+
+    def rows(self, fn, N, ptrs):
+        """for n in [0, N): fn(*[p + n * stride]) for (p, stride) in ptrs (stride 0: the same row)."""
+        b = self.b
+
+        def body(n, _):
+            b.call(fn, [p if not st else b.gep(p, [b.mul(n, self.C(st))]) for p, st in ptrs])
+            return []
+        _for(b, self.fn, self.ir, self.C(0), self.C(N), [], body, 'n')
+
+    def pick(self, cond, x, y):
+        return self.b.select(cond, x, y)
+
+    def text(self):
+        self.b.ret_void()
+        return str(self.mod)
+
+
+def _time(F, s, T, rev, backward):
+    """(t, previous step's t, is this the forward's first step) for loop counter s. The forward walks
+    t = s (or T-1-s reversed); the backward walks the forward's steps last first."""
+    b, C = F.b, F.C
+    last = b.sub(T, C(1))
+    fwd_t = b.sub(last, s) if backward else s          # the forward's step counter
+    t = F.pick(rev, b.sub(last, fwd_t), fwd_t)
+    tp = F.pick(rev, b.add(t, C(1)), b.sub(t, C(1)))
+    return t, tp, b.icmp_signed('==', fwd_t, C(0))
+
+
+def _clipped(e, c, clip):
+    lo, hi, nan = clip
+    f, b = e.c, e.b
+    if nan:   # NaN becomes the lower bound (maxnum ignores NaN), as np.fmin(np.fmax(c, lo), hi)
+        return e.intrinsic('llvm.minnum', e.intrinsic('llvm.maxnum', c, f(lo)), f(hi))
+    c = b.select(b.fcmp_ordered('<', c, f(lo)), f(lo), c)
+    return b.select(b.fcmp_ordered('>', c, f(hi)), f(hi), c)
+
+
+def _forward_ir(mode, N, H, clip, bits):
+    F = _Fn(bits)
+    b, C = F.b, F.C
+    G = {'lstm': 4, 'gru': 3}.get(mode, 1)
+    gemm, xg, wh, h0, hs, T = F.arg(0), F.ptr(1), F.ptr(2), F.ptr(3), F.ptr(5), F.arg(7)
+    rev = b.icmp_signed('!=', F.arg(8), C(0))
+    NH, GH = N * H, G * H
+    if mode == 'lstm':
+        c0, cs = F.ptr(4), F.ptr(6)
+
+        def body(e, ld, st, j):
+            i, fg, o = (e.sigmoid(ld(k)) for k in ('i', 'f', 'o'))
+            gg = e.tanh(ld('g'))
+            for k, v in zip('ifgo', (i, fg, gg, o)):
+                st(k, v)
+            c = e.b.fadd(e.b.fmul(fg, ld('cp')), e.b.fmul(i, gg))
+            c = _clipped(e, c, clip) if clip is not None else c
+            st('c', c)
+            st('h', e.b.fmul(o, e.tanh(c)))
+        row = F.row_fn(['i', 'f', 'g', 'o', 'cp', 'c', 'h'], H, body)
+    elif mode == 'gru':
+        hn_all, bh, hh = F.ptr(6), F.ptr(9), F.ptr(10)
+
+        def body(e, ld, st, j):
+            fb = e.b
+            r, z = (e.sigmoid(fb.fadd(ld('x' + k), fb.fadd(ld('h' + k), ld('b' + k)))) for k in 'rz')
+            hn = fb.fadd(ld('hn'), ld('bn'))
+            n = e.tanh(fb.fadd(ld('xn'), fb.fmul(r, hn)))
+            st('xr', r)
+            st('xz', z)
+            st('xn', n)
+            st('hno', hn)
+            st('h', fb.fadd(n, fb.fmul(z, fb.fsub(ld('hp'), n))))
+        row = F.row_fn(['xr', 'xz', 'xn', 'hr', 'hz', 'hn', 'br', 'bz', 'bn', 'hp', 'hno', 'h'], H, body)
+    else:
+        row = F.row_fn(['x', 'h'], H, lambda e, ld, st, j: st('h', e.tanh(ld('x')) if mode == 'rnn_tanh'
+                                                               else e.relu(ld('x'))))
+
+    def step(s):
+        t, tp, first = _time(F, s, T, rev, False)
+        hp = F.pick(first, h0, F.at(hs, b.mul(tp, C(NH))))
+        g = F.at(xg, b.mul(t, C(N * GH)))
+        ht = F.at(hs, b.mul(t, C(NH)))
+        gates = [(F.at(g, k * H), GH) for k in range(G)]
+        if mode == 'lstm':
+            F.gemm(gemm, True, N, GH, H, hp, H, wh, H, 1.0, g, GH)
+            cp = F.pick(first, c0, F.at(cs, b.mul(tp, C(NH))))
+            F.rows(row, N, gates + [(cp, H), (F.at(cs, b.mul(t, C(NH))), H), (ht, H)])
+        elif mode == 'gru':
+            F.gemm(gemm, True, N, GH, H, hp, H, wh, H, 0.0, hh, GH)
+            F.rows(row, N, gates + [(F.at(hh, k * H), GH) for k in range(3)] + [(F.at(bh, k * H), 0) for k in range(3)]
+                   + [(hp, H), (F.at(hn_all, b.mul(t, C(NH))), H), (ht, H)])
+        else:
+            F.gemm(gemm, True, N, GH, H, hp, H, wh, H, 1.0, g, GH)
+            F.rows(row, N, gates + [(ht, H)])
+    F.steps(T, step)
+    return F.text()
+
+
+def _backward_ir(mode, N, H, clip, bits):
+    F = _Fn(bits)
+    b, C = F.b, F.C
+    G = {'lstm': 4, 'gru': 3}.get(mode, 1)
+    gemm, gates, hs, h0, dhs, dh, wh, dxg = (F.arg(0), F.ptr(1), F.ptr(2), F.ptr(3), F.ptr(4), F.ptr(5), F.ptr(6),
+                                             F.ptr(7))
+    T, rev = F.arg(8), b.icmp_signed('!=', F.arg(9), C(0))
+    NH, GH = N * H, G * H
+
+    def dsig(e, y):
+        return e.b.fmul(y, e.b.fsub(e.c(1.0), y))
+    if mode == 'lstm':
+        cs, c0, dc = F.ptr(10), F.ptr(11), F.ptr(12)
+
+        def body(e, ld, st, j):
+            fb, one = e.b, e.c(1.0)
+            dht = fb.fadd(ld('dy'), ld('dh'))
+            i, fg, gg, o, c = (ld(k) for k in ('i', 'f', 'g', 'o', 'c'))
+            tc = e.tanh(c)
+            dct = fb.fadd(ld('dc'), fb.fmul(fb.fmul(dht, o), fb.fsub(one, fb.fmul(tc, tc))))
+            if clip is not None:  # clipped cells pass no gradient
+                inside = fb.and_(fb.fcmp_ordered('>', c, e.c(clip[0])), fb.fcmp_ordered('<', c, e.c(clip[1])))
+                dct = fb.select(inside, dct, e.c(0.0))
+            st('di', fb.fmul(fb.fmul(dct, gg), dsig(e, i)))
+            st('df', fb.fmul(fb.fmul(dct, ld('cp')), dsig(e, fg)))
+            st('dg', fb.fmul(fb.fmul(dct, i), fb.fsub(one, fb.fmul(gg, gg))))
+            st('do', fb.fmul(fb.fmul(dht, tc), dsig(e, o)))
+            st('dc', fb.fmul(dct, fg))
+        row = F.row_fn(['i', 'f', 'g', 'o', 'c', 'cp', 'dy', 'dh', 'dc', 'di', 'df', 'dg', 'do'], H, body)
+    elif mode == 'gru':
+        hn_all, dhh = F.ptr(10), F.ptr(11)
+
+        def body(e, ld, st, j):
+            fb, one = e.b, e.c(1.0)
+            dht = fb.fadd(ld('dy'), ld('dh'))
+            r, z, n = ld('r'), ld('z'), ld('n')
+            dn = fb.fmul(fb.fmul(dht, fb.fsub(one, z)), fb.fsub(one, fb.fmul(n, n)))
+            dz = fb.fmul(fb.fmul(dht, fb.fsub(ld('hp'), n)), dsig(e, z))
+            dr = fb.fmul(fb.fmul(dn, ld('hn')), dsig(e, r))
+            for k, v in (('dr', dr), ('dz', dz), ('dn', dn), ('er', dr), ('ez', dz), ('en', fb.fmul(dn, r))):
+                st(k, v)
+            st('dh', fb.fmul(dht, z))   # the direct path h' = ... + z * h; the GEMM adds the rest
+        row = F.row_fn(['r', 'z', 'n', 'hn', 'hp', 'dy', 'dh', 'dr', 'dz', 'dn', 'er', 'ez', 'en'], H, body)
+    else:
+        def body(e, ld, st, j):
+            fb, h, dht = e.b, ld('h'), e.b.fadd(ld('dy'), ld('dh'))
+            st('d', fb.fmul(dht, fb.fsub(e.c(1.0), fb.fmul(h, h))) if mode == 'rnn_tanh' else
+               fb.select(fb.fcmp_ordered('>', h, e.c(0.0)), dht, e.c(0.0)))
+        row = F.row_fn(['h', 'dy', 'dh', 'd'], H, body)
+
+    def step(s):
+        t, tp, first = _time(F, s, T, rev, True)
+        g = F.at(gates, b.mul(t, C(N * GH)))
+        d = F.at(dxg, b.mul(t, C(N * GH)))
+        dy = F.at(dhs, b.mul(t, C(NH)))
+        parts = lambda p, w: [(F.at(p, k * H), w) for k in range(G)]  # noqa: E731
+        if mode == 'lstm':
+            cp = F.pick(first, c0, F.at(cs, b.mul(tp, C(NH))))
+            F.rows(row, N, parts(g, GH) + [(F.at(cs, b.mul(t, C(NH))), H), (cp, H), (dy, H), (dh, H), (dc, H)]
+                   + parts(d, GH))
+            F.gemm(gemm, False, N, H, GH, d, GH, wh, H, 0.0, dh, H)
+        elif mode == 'gru':
+            hp = F.pick(first, h0, F.at(hs, b.mul(tp, C(NH))))
+            d2 = F.at(dhh, b.mul(t, C(N * GH)))
+            F.rows(row, N, parts(g, GH) + [(F.at(hn_all, b.mul(t, C(NH))), H), (hp, H), (dy, H), (dh, H)]
+                   + parts(d, GH) + parts(d2, GH))
+            F.gemm(gemm, False, N, H, GH, d2, GH, wh, H, 1.0, dh, H)
+        else:
+            F.rows(row, N, [(F.at(hs, b.mul(t, C(NH))), H), (dy, H), (dh, H), (d, GH)])
+            F.gemm(gemm, False, N, H, GH, d, GH, wh, H, 0.0, dh, H)
+    F.steps(T, step)
+    return F.text()
+
+
+def _function(kind, mode, N, H, clip):
+    bits = _blas()[2]
+    key = (kind, mode, N, H, clip, bits)
+    with _lock:
+        if key not in _fns:
+            text = (_forward_ir if kind == 'fwd' else _backward_ir)(mode, N, H, clip, bits)
+            name = f"graphc_rnn_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+            addr = compile_ir(text.replace('@"kernel"', f'@"{name}"').replace('@kernel', f'@{name}'), name)
+            _fns[key] = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(addr)
+        return _fns[key]
+
+
+def _call(fn, words):
+    """Run a loop with single-threaded BLAS: its GEMMs are small (batch rows) and OpenBLAS's thread hand-off
+    per call costs more than it gains once the cores are shared (3x slower steps measured at load 3 on 2 cores)."""
+    arr = (ctypes.c_int64 * len(words))(*[int(w) for w in words])
+    prev = _set_threads(1)
+    try:
+        fn(ctypes.addressof(arr))
+    finally:
+        if prev is not None and prev != 1:
+            _set_threads(prev)
+
+
+def _p(x):
+    assert x.flags.c_contiguous and x.dtype == np.float32
+    return x.__array_interface__['data'][0]
+
+
+def _clip(a):
+    lo = a['lstm_state_clip_min']
+    return None if lo is None else (float(lo), float(a['lstm_state_clip_max']), bool(a['lstm_state_clip_nan']))
+
+
+# ---------------------------------------------------------------- entry points (see ops/rnn.py)
+def forward(a, xg, wh, bh, h0, c0, v, reverse):
+    """Run one layer-direction forward natively (True), or return False."""
+    if not _usable(xg, wh, h0, c0):
+        return False
+    mode = a['mode']
+    T, N, GH = xg.shape
+    H = wh.shape[1]
+    wh, h0 = np.ascontiguousarray(wh), np.ascontiguousarray(h0)
+    words = [_blas()[0], _p(xg), _p(wh), _p(h0), 0, _p(v['h']), 0, T, int(reverse)]
+    if mode == 'lstm':
+        c0 = np.ascontiguousarray(c0)
+        words[4], words[6] = _p(c0), _p(v['c'])
+    elif mode == 'gru':
+        bh = np.ascontiguousarray(bh)
+        hh = np.empty((N, GH), np.float32)
+        words[6] = _p(v['hn'])
+        words += [_p(bh), _p(hh)]
+    _call(_function('fwd', mode, N, H, _clip(a)), words)
+    return True
+
+
+def backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
+    """Run one layer-direction backward natively (True), or return False."""
+    if not _usable(dhs, dh, dc, wh, h0, c0, dxg):
+        return False
+    mode = a['mode']
+    T, N, H = dhs.shape
+    if not dh.flags.c_contiguous or dc is not None and not dc.flags.c_contiguous:
+        return False
+    wh, h0 = np.ascontiguousarray(wh), np.ascontiguousarray(h0)
+    gates = v.get('gates', dxg)   # plain RNN: the kernel reads only h
+    words = [_blas()[0], _p(gates), _p(v['h']), _p(h0), _p(dhs), _p(dh), _p(wh), _p(dxg), T, int(reverse)]
+    if mode == 'lstm':
+        c0 = np.ascontiguousarray(c0)
+        words += [_p(v['c']), _p(c0), _p(dc)]
+    elif mode == 'gru':
+        words += [_p(v['hn']), _p(dhh)]
+    _call(_function('bwd', mode, N, H, _clip(a)), words)
+    return True

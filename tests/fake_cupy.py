@@ -1,0 +1,230 @@
+"""A stand-in for cupy in tests (no GPU here): NumPy underneath, but as strict as cupy where it matters.
+
+- Its `ndarray` is its own type (not a NumPy subclass), with a `.device` (`.id`). `np.asarray(a)` and any
+  other implicit conversion raise TypeError, as cupy's do: a value cannot slip back to the host unnoticed.
+- NumPy ufuncs and functions on it dispatch through __array_ufunc__ / __array_function__ (as with cupy) and
+  return arrays on the current device; a NumPy array operand, or an array on another device than the current
+  one (`with cupy.cuda.Device(i)`), raises, as mixing does with cupy.
+- cupy.asarray / array / asnumpy copy between host and devices; allocation functions allocate on the current
+  device; `cuda.Device(i).synchronize()`, `cuda.runtime.deviceSynchronize()` and `cuda.Stream.null.synchronize()`
+  count calls in SYNCS. N_DEVICES devices are visible.
+- Kernels: RawModule is absent (NVRTC cannot be imitated); tests give graphc.device a device whose kernels
+  run by their NumPy reference (RefDevice) or by the g++ host emulation of the generated CUDA (EmuCupyDevice).
+Install with `monkeypatch.setitem(sys.modules, 'cupy', fake_cupy)`.
+"""
+import numbers
+import types
+
+import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+N_DEVICES = 2
+SYNCS = {}       # device id -> synchronize() calls
+_current = [0]   # the current device id
+
+
+class _Device:
+    def __init__(self, device_id=None):
+        self.id = _current[0] if device_id is None else int(device_id)
+        if not 0 <= self.id < N_DEVICES:
+            raise RuntimeError(f"cudaErrorInvalidDevice: invalid device ordinal {self.id}")
+        self._old = []
+
+    def __enter__(self):
+        self._old.append(_current[0])
+        _current[0] = self.id
+        return self
+
+    def __exit__(self, *exc):
+        _current[0] = self._old.pop()
+
+    def synchronize(self):
+        SYNCS[self.id] = SYNCS.get(self.id, 0) + 1
+
+    def __eq__(self, other):
+        return isinstance(other, _Device) and other.id == self.id
+
+    def __hash__(self):
+        return self.id
+
+
+def _device_synchronize():
+    _Device().synchronize()
+
+
+cuda = types.SimpleNamespace(
+    Device=_Device,
+    runtime=types.SimpleNamespace(getDeviceCount=lambda: N_DEVICES, deviceSynchronize=_device_synchronize),
+    Stream=types.SimpleNamespace(null=types.SimpleNamespace(synchronize=_device_synchronize)))
+
+
+def _unwrap(x):
+    """The NumPy value inside x (lists, tuples and dicts walked); NumPy arrays and foreign devices refused."""
+    if isinstance(x, ndarray):
+        if x.device.id != _current[0]:
+            raise ValueError(f"array on device {x.device.id} used while device {_current[0]} is current")
+        return x._a
+    if isinstance(x, np.ndarray):
+        raise TypeError(f"Unsupported type {type(x)}: a NumPy array mixed with device arrays")
+    if isinstance(x, (list, tuple)):
+        return type(x)(_unwrap(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _unwrap(v) for k, v in x.items()}
+    return x
+
+
+def _wrap(r):
+    if isinstance(r, np.ndarray):
+        return ndarray(r)
+    if isinstance(r, np.generic):  # cupy gives 0-d arrays, never NumPy scalars
+        return ndarray(np.asarray(r))
+    if isinstance(r, (list, tuple)):
+        return type(r)(_wrap(v) for v in r)
+    return r
+
+
+class ndarray(NDArrayOperatorsMixin):
+    """A device array: a NumPy array it never hands out implicitly, and the device it lives on."""
+    __slots__ = ('_a', 'device')
+
+    def __init__(self, a):
+        self._a, self.device = a, _Device(_current[0])
+
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    ndim = property(lambda self: self._a.ndim)
+    size = property(lambda self: self._a.size)
+    flags = property(lambda self: self._a.flags)
+    T = property(lambda self: self.transpose())
+
+    def __array__(self, *args, **kw):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct "
+                        "a NumPy array explicitly.")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kw):
+        return _wrap(getattr(ufunc, method)(*_unwrap(inputs), **_unwrap(kw)))
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
+
+    def __getattr__(self, name):  # methods (reshape, sum, astype, ...) run on the device
+        if name.startswith('_') or name in ('ctypes', 'data'):  # no __array_interface__, no host pointer
+            raise AttributeError(f"fake_cupy.ndarray has no attribute {name!r}")
+        attr = getattr(self._a, name)
+        if not callable(attr):
+            return _wrap(attr)
+        return lambda *a, **k: _wrap(getattr(_unwrap(self), name)(*_unwrap(a), **_unwrap(k)))
+
+    def __getitem__(self, key):
+        return _wrap(_unwrap(self)[_key(key)])
+
+    def __setitem__(self, key, value):
+        _unwrap(self)[_key(key)] = _unwrap(value)
+
+    def __len__(self):
+        return len(self._a)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self):
+        return bool(self._a)
+
+    def __float__(self):
+        return float(self._a)
+
+    def __int__(self):
+        return int(self._a)
+
+    def __index__(self):
+        return self._a.__index__()
+
+    def __repr__(self):
+        return f"fake_cupy.ndarray({self._a!r}, device={self.device.id})"
+
+    def get(self):
+        return self._a.copy()
+
+
+def _key(key):  # cupy accepts host index arrays (it copies them over)
+    if isinstance(key, tuple):
+        return tuple(_key(k) for k in key)
+    return key if isinstance(key, np.ndarray) else _unwrap(key)
+
+
+# ---------------------------------------------------------------- module functions
+def asarray(a, dtype=None):
+    if isinstance(a, ndarray) and a.device.id == _current[0]:
+        return a if dtype is None or a.dtype == dtype else a.astype(dtype)
+    return array(a, dtype)
+
+
+def array(a, dtype=None, copy=True):
+    if isinstance(a, ndarray):
+        a = a._a  # a copy across devices
+    elif not isinstance(a, (np.ndarray, numbers.Number, list, tuple)):
+        raise TypeError(f"cupy.array: unsupported type {type(a)}")
+    return ndarray(np.array(a, dtype=dtype, copy=True))
+
+
+def asnumpy(a):
+    return a._a.copy() if isinstance(a, ndarray) else np.asarray(a)
+
+
+def get_array_module(*args):
+    return _module if any(isinstance(a, ndarray) for a in args) else np
+
+
+def __getattr__(name):  # cupy.empty, zeros, matmul, ascontiguousarray, float32, ...: NumPy's, on the device
+    f = getattr(np, name)
+    if isinstance(f, type) or not callable(f):
+        return f
+    return lambda *a, **k: _wrap(f(*_unwrap(a), **_unwrap(k)))
+
+
+import sys as _sys  # noqa: E402
+_module = _sys.modules[__name__]
+
+
+# ---------------------------------------------------------------- devices for graphc.device (kernels)
+def _checked(args, kernel):
+    """The NumPy values of a kernel launch's arguments: each must be a device array on the current device."""
+    for a in args:
+        if not isinstance(a, ndarray):
+            raise TypeError(f"{kernel.name}: a launch argument is {type(a).__name__}, not a device array")
+    return [_unwrap(a) for a in args]
+
+
+def ref_device(device_id):
+    """A graphc CupyDevice whose kernels run by their NumPy reference (the CUDA source is tested elsewhere)."""
+    from graphc.runtime.cuda import CupyDevice
+
+    class RefDevice(CupyDevice):
+        def prepare(self, kernels):
+            self.prepared = getattr(self, 'prepared', 0) + len(kernels)
+
+        def function(self, kernel):
+            def launch(args):
+                vals = _checked(args, kernel)
+                n = len(kernel.in_shapes)
+                for o, r in zip(vals[n:], kernel.reference(vals[:n])):
+                    o[...] = r
+            return launch
+    return RefDevice(device_id)
+
+
+def emu_device(device_id):
+    """A graphc CupyDevice whose kernels are the generated CUDA, built for the host by g++ (runtime/emulate)."""
+    from graphc.runtime import emulate
+    from graphc.runtime.cuda import CupyDevice
+
+    class EmuCupyDevice(CupyDevice):
+        def prepare(self, kernels):
+            for k in kernels:
+                self._modules.setdefault(k.name, emulate.library([k]))
+
+        def function(self, kernel):
+            self.prepare([kernel])
+            lib = self._modules[kernel.name]
+            return lambda args: lib.launch(kernel, _checked(args, kernel))
+    return EmuCupyDevice(device_id)
