@@ -232,12 +232,29 @@ def test_parameter_set_data_and_reset_ctx_cross_devices(cp):
         nn.Dense(2, in_units=3).initialize(ctx=[gc.gpu(0), gc.gpu(1)])
 
 
-def test_hybridized_blocks_refuse_gpu_arrays_clearly(cp):
-    net = nn.Dense(2, activation='tanh')
-    net.initialize(ctx=gc.gpu(0))
-    net.hybridize()
-    with pytest.raises(GraphcError, match=r"hybridized blocks run on the cpu only.*gpu\(0\).*hybridize\(False\)"):
-        net(nd.ones((1, 3), ctx=gc.gpu(0)))
+def test_hybridized_inference_runs_as_one_gpu_plan(cp):
+    """A hybridized block on gpu(0) runs its optimized graph as one GpuPlan: the output stays on the device and
+    equals the cpu result; training there and mixed devices are refused with what to do."""
+    def make(ctx):
+        gc.random.seed(3)
+        net = nn.HybridSequential()
+        with net.name_scope():
+            net.add(nn.Conv2D(4, 3, activation='relu'), nn.MaxPool2D(2), nn.Flatten(), nn.Dense(3, activation='tanh'))
+        net.initialize(gc.init.Xavier(), ctx=ctx)
+        net.hybridize()
+        return net
+    x = np.random.default_rng(0).normal(size=(2, 1, 8, 8)).astype(np.float32)
+    want = make(gc.cpu())(nd.array(x)).asnumpy()
+    net = make(gc.gpu(0))
+    xg = nd.array(x, ctx=gc.gpu(0))
+    for _ in range(2):  # the second call reuses the plan
+        close(on_gpu(net(xg)), want)
+    assert len(net.cached_graph()._gpu_plans) == 1
+    with pytest.raises(GraphcError, match=r"hybridized training on gpu\(0\) is not supported yet.*hybridize\(False\)"):
+        with autograd.record():
+            net(xg)
+    with pytest.raises(GraphcError, match=r"different devices \(cpu\(0\), gpu\(0\)\)"):
+        net(nd.array(x))
 
 
 def test_waitall_and_wait_to_read_synchronize_the_devices_used(cp):

@@ -176,12 +176,18 @@ class CachedGraph:
 
     def __call__(self, args):
         from ..runtime.interpreter import interpret, owned
-        if _ndm._GPU_LIVE:  # compiled plans are CPU code: refuse device arrays rather than compute on the host
-            on = {str(a.context) for a in list(args) + [p._data for p, _ in self.param_vars]
-                  if isinstance(a, NDArray) and a.context.device_type != 'cpu'}
-            if on:
-                raise GraphcError(f"hybridized blocks run on the cpu only for now, got arrays on {', '.join(sorted(on))}:"
-                                  " call net.hybridize(False) to run it op by op on the GPU")
+        if _ndm._GPU_LIVE:  # arrays on a GPU: the graph runs there as generated CUDA (runtime/cuda.GpuPlan)
+            ctxs = {a.context for a in list(args) + [p._data for p, _ in self.param_vars] if isinstance(a, NDArray)}
+            gpus = [c for c in ctxs if c.device_type != 'cpu']
+            if gpus:
+                if len(ctxs) > 1:
+                    raise GraphcError(f"{self.block_name}: inputs and parameters are on different devices "
+                                      f"({', '.join(sorted(map(str, ctxs)))}); move them to one with "
+                                      "as_in_context / collect_params().reset_ctx")
+                if autograd.is_recording():
+                    raise GraphcError(f"{self.block_name}: hybridized training on {gpus[0]} is not supported yet; "
+                                      "call net.hybridize(False) to train op by op on the GPU")
+                return self._run_gpu(args, gpus[0].device_id)
         fast = self._fast
         if fast is not None and not autograd._st.recording:
             out = fast(args)
@@ -246,6 +252,22 @@ class CachedGraph:
             return _unflatten(structure, [NDArray(v) for v in owned(run(arrays)[:nv], arrays)])
         return fast
 
+
+    def _run_gpu(self, args, dev_id):
+        """Inference on gpu(dev_id): the optimized graph as one GpuPlan (fused CUDA kernels, cuBLAS GEMMs)."""
+        from .. import device as _dev
+        from ..runtime.cuda import GpuPlan
+        plans = self.__dict__.setdefault('_gpu_plans', {})
+        plan = plans.get(dev_id)
+        if plan is None:
+            plan = plans[dev_id] = GpuPlan(self.optimize(), _dev.device(dev_id))
+        data = [a for a in args if isinstance(a, NDArray)]
+        feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
+        feed.update({id(v): (p._data if p._data is not None else p.data())._data for p, v in self.param_vars})
+        with _dev.cupy().cuda.Device(dev_id):
+            _dev.SYNCED.add(dev_id)
+            vals = plan(feed)
+        return _unflatten(self.structure, [NDArray(v) for v in vals[:len(self.visible)]])
 
     def optimize(self):
         """The graph after the inference (or, in training mode, training) pipeline; built once, and split
