@@ -116,6 +116,48 @@ def _build_maxpool_grad(shape, k, st, pd, out_hw, dtype):
     return str(mod)
 
 
+def _build_maxpool(shape, k, st, pd, out_hw, dtype):
+    """y of max pooling: each window's maximum, taps outside the input counting as the dtype's lowest value
+    (the reference pads with it); NaN propagates as with np.maximum."""
+    import llvmlite.ir as ir
+    n, c, h, w = shape
+    oh, ow = out_hw
+    t, i64, mod, fn, b, start, stop, (xp, yp) = _kernel_function(dtype, 2)
+    C = lambda v: ir.Constant(i64, v)  # noqa: E731
+    lo = ir.Constant(t, float(np.finfo(dtype).min))
+    fmax = mod.declare_intrinsic('llvm.maximum', [t], ir.FunctionType(t, [t, t]))
+
+    def body_n(bn, _):
+        def body_c(bc, _):
+            img = b.mul(b.add(b.mul(bn, C(c)), bc), C(h * w))
+            plane = b.mul(b.add(b.mul(bn, C(c)), bc), C(oh * ow))
+
+            def body_oh(boh, _):
+                def body_ow(bow, _):
+                    def body_i(bi, acc):
+                        iy = b.sub(b.add(b.mul(boh, C(st[0])), bi), C(pd[0]))
+                        row_ok = b.and_(b.icmp_signed('>=', iy, C(0)), b.icmp_signed('<', iy, C(h)))
+
+                        def body_j(bj, acc):
+                            ix = b.sub(b.add(b.mul(bow, C(st[1])), bj), C(pd[1]))
+                            ok = b.and_(row_ok, b.and_(b.icmp_signed('>=', ix, C(0)), b.icmp_signed('<', ix, C(w))))
+                            off = b.add(img, b.add(b.mul(b.select(row_ok, iy, C(0)), C(w)), b.select(ok, ix, C(0))))
+                            return [b.call(fmax, [acc[0], b.select(ok, b.load(b.gep(xp, [off])), lo)])]
+                        return _for(b, fn, ir, C(0), C(k[1]), acc, body_j, 'j')
+                    (m,) = _for(b, fn, ir, C(0), C(k[0]), [lo], body_i, 'i')
+                    b.store(m, b.gep(yp, [b.add(plane, b.add(b.mul(boh, C(ow)), bow))]))
+                    return []
+                _for(b, fn, ir, C(0), C(ow), [], body_ow, 'ow')
+                return []
+            _for(b, fn, ir, C(0), C(oh), [], body_oh, 'oh')
+            return []
+        _for(b, fn, ir, C(0), C(c), [], body_c, 'c')
+        return []
+    _for(b, fn, ir, start, stop, [], body_n, 'n')
+    b.ret_void()
+    return str(mod)
+
+
 def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
     key = (kind, shape, k, st, dl, pd, out_hw, str(dtype))
     with _lock:
@@ -123,6 +165,7 @@ def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
         if kern is None:
             import hashlib
             text = _build_maxpool_grad(shape, k, st, pd, out_hw, dtype) if kind == 'maxpool_grad' else \
+                _build_maxpool(shape, k, st, pd, out_hw, dtype) if kind == 'maxpool' else \
                 _build(kind, shape, k, st, dl, pd, out_hw, dtype)
             name = f"graphc_{kind}_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
             text = text.replace('@"kernel"', f'@"{name}"').replace('@kernel', f'@{name}')
@@ -165,3 +208,12 @@ def maxpool_grad(g, x, y, k, st, pd, out_hw):
     args = [np.ascontiguousarray(a, dtype=x.dtype) for a in (g, x, y)]
     _kernel('maxpool_grad', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)(args, [dx])
     return dx
+
+
+def maxpool(x, k, st, pd, out_hw):
+    """y of max pooling, or None (backend off / not float)."""
+    if not enabled() or x.dtype not in (np.float32, np.float64):
+        return None
+    y = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
+    _kernel('maxpool', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)([np.ascontiguousarray(x)], [y])
+    return y

@@ -273,19 +273,23 @@ def test_compiled_im2col_and_col2im_equal_numpy(k, st, dl, pd, dtype, layout):
                                    {'kernel': (3, 3), 'stride': (2, 2), 'pad': (1, 1)},
                                    {'kernel': (3, 3), 'stride': (2, 2), 'pooling_convention': 'full'}], ids=str)
 @pytest.mark.parametrize('ties', [False, True])
-def test_compiled_maxpool_gradient_equals_numpy(attrs, ties):
+def test_compiled_maxpool_and_its_gradient_equal_numpy(attrs, ties):
     from graphc.registry import OPS
     op, back = OPS['Pooling'], OPS['_backward_Pooling']
     a = op.canon(attrs)
     x = np.round(_data((2, 3, 7, 7), 'float32', seed=6)) if ties else _data((2, 3, 7, 7), 'float32', seed=6)
+    x[0, 0, 3, 3] = np.nan  # propagates through the forward as np.maximum does
     y = op.ref(a, x)
     g = _data(y.shape, 'float32', seed=7)
     fast = back.ref(a, g, x, y)
     old = cpu.set_backend('interp')
     try:
+        y_ref = op.ref(a, x)
         ref = back.ref(a, g, x, y)
     finally:
         cpu.set_backend(old)
+    np.testing.assert_array_equal(y, y_ref)  # the compiled forward (NaN in the same places)
+    assert np.isnan(y).any()
     np.testing.assert_allclose(fast, ref, rtol=1e-6, atol=1e-6)
 
 
