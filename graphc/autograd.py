@@ -151,7 +151,8 @@ def _run_backward(heads, head_grads, retain_graph, want=None):
                     raise AssertionError(f"grad rule of {node.op.name} gave shape {g.shape} for input {i} "
                                          f"of shape {node.in_data[i].shape}")
                 key = (id(e[0]), e[1])
-                grads[key] = grads[key] + g if key in grads else g
+                g = grads[key] + g if key in grads else g
+                grads[key] = np.asarray(g) if isinstance(g, np.generic) else g  # (0-d + 0-d gives a NumPy scalar)
             if not retain_graph:
                 node.freed, node.in_data, node.out_data = True, (), ()
     finally:

@@ -150,3 +150,13 @@ def test_dropout_and_batchnorm_follow_train_mode():
     out2 = nd.BatchNorm(data, g, b, mm, mv, fix_gamma=False)
     np.testing.assert_allclose(out2.asnumpy(), (data.asnumpy() - mm.asnumpy()) / np.sqrt(mv.asnumpy() + 1e-3),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_gradients_of_0d_inputs_are_0d_arrays():
+    """(0-d + 0-d in NumPy gives a scalar, not an array: gradients summed over two uses stay arrays)"""
+    x = nd.array(2.0)
+    x.attach_grad()
+    with autograd.record():
+        y = x * x
+    g = autograd.grad(y, [x])[0]
+    assert type(g._data) is np.ndarray and g.shape == () and float(g.asnumpy()) == 4.0
