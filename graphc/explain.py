@@ -48,6 +48,36 @@ def explain(block, *inputs, training=False, print_graph=True, file=None):
     plan = getattr(opt, 'memory_plan', None)
     if plan is not None:
         out += ["-- memory plan", "  " + plan.summary()]
+    out += _codegen(opt, fused)
     text = '\n'.join(out)
     print(text, file=file)
     return text
+
+
+def _codegen(opt, fused):
+    """Build the kernels and the plan the compiled backend runs, and say what that took: the IR, LLVM (or a
+    disk-cache load) apart, and the native segments."""
+    from .runtime import cpu
+    from .runtime.plan import Plan, Seg
+    if not cpu.enabled():
+        return ["-- codegen: off (GRAPHC_BACKEND=interp: the reference interpreter runs the graph)"]
+    before = dict(cpu.stats)
+    t0 = time.perf_counter()
+    compiled = 0
+    for n in fused:
+        ep = cpu.split_anchor(n.op)
+        compiled += (cpu.kernel_for(ep[2]) if ep else cpu.kernel_for(n.op)) is not None
+    plan = Plan(opt)
+    total = time.perf_counter() - t0
+    d = {k: cpu.stats[k] - before[k] for k in before}
+    out = [f"-- codegen: {compiled} of {len(fused)} fused groups compiled; {d['compiled']} kernels built now "
+           f"({d['disk_hits']} from the disk cache), IR {d['codegen_ms']:.1f} ms, LLVM {d['llvm_ms']:.1f} ms, "
+           f"{total * 1e3:.1f} ms with the plan"]
+    segs = [it for it in plan.program.items if type(it) is Seg] if plan.program else []
+    if segs:
+        out.append(f"  native: {len(segs)} segment(s) of {sum(s.n for s in segs)} steps, "
+                   f"{len(plan.program.items) - len(segs)} steps from Python; arena {plan.arena_bytes / 1e3:.1f} KB "
+                   f"(naive {plan.naive_bytes / 1e3:.1f} KB)")
+    else:
+        out.append("  native: none (every step from Python)")
+    return out

@@ -2,6 +2,7 @@
 all passes on, each pass off alone, and all off. Tolerance: float32, rtol 1e-5, atol 1e-5 x scale
 (BatchNorm folding and fusion reorder float32 arithmetic)."""
 import os
+import re
 import sys
 
 import numpy as np
@@ -242,6 +243,10 @@ def test_kernel_counts_lenet_inference_and_mlp_training():
     net = _lenet()
     text = gc.explain(net, nd.ones((8, 1, 28, 28)), print_graph=False)
     assert '-- kernels: 8 (4 fused, from 12 ops)' in text  # conv+relu x3, dense+relu fused
+    m = re.search(r"-- codegen: (\d+) of 4 fused groups compiled; \d+ kernels built now \(\d+ from the disk cache\), "
+                  r"IR [\d.]+ ms, LLVM [\d.]+ ms", text)
+    assert m and int(m[1]) == 4, text  # every epilogue compiles
+    assert re.search(r"native: \d+ segment", text), text
     mlp = nn.HybridSequential()
     with mlp.name_scope():
         mlp.add(nn.Dense(256, activation='relu'), nn.Dense(256, activation='relu'), nn.Dense(10))
