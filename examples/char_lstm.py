@@ -3,7 +3,8 @@
 Truncated backpropagation through time: the text is cut into --batch-size parallel streams, each
 step trains on the next --seq-len characters and carries the LSTM state on (detached). Hybridized
 training with a progress bar (loss, perplexity, chars/s), a sample at --temperature every
---sample-every steps, checkpoints every --checkpoint-every steps that --resume continues from, and
+--sample-every steps, checkpoints every --checkpoint-every steps that --resume continues from exactly
+(weights, Adam state, the carried LSTM state and the RNG: the same parameters as an uninterrupted run), and
 at the end the validation perplexity next to the unigram baseline (a model that knows only the
 character frequencies).
 

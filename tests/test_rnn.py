@@ -402,7 +402,6 @@ def test_layer_is_one_fused_op_and_exports_mxnet_structure(tmp_path):
     ops = [n['op'] for n in d['nodes'] if n['op'] != 'null']
     assert ops == ['SwapAxis'] + ['Reshape'] * 4 + ['_rnn_param_concat', '_zeros', '_zeros', 'RNN', 'SwapAxis',
                                                      'FullyConnected']
-    by_name = {n['name']: n for n in d['nodes']}
     cat = next(n for n in d['nodes'] if n['op'] == '_rnn_param_concat')
     weights = [d['nodes'][d['nodes'][i]['inputs'][0][0]]['name'] for i, _, _ in cat['inputs']]
     assert [w.split('lstm0_')[1] for w in weights] == ['l0_i2h_weight', 'l0_h2h_weight', 'l0_i2h_bias', 'l0_h2h_bias']
@@ -412,7 +411,7 @@ def test_layer_is_one_fused_op_and_exports_mxnet_structure(tmp_path):
     node = next(n for n in d['nodes'] if n['op'] == 'RNN')
     assert node['attrs'] == {'mode': 'lstm', 'num_layers': '1', 'state_outputs': 'True', 'state_size': '6'}
     assert [d['nodes'][i]['op'] for i, _, _ in node['inputs']] == ['SwapAxis', '_rnn_param_concat', '_zeros', '_zeros']
-    assert by_name[node['name']]['name'].endswith('lstm0_rnn0')
+    assert node['name'].endswith('lstm0_rnn0')
     # the reference: the same LSTM in NumPy on the exported parameters
     params = {k: v.asnumpy().astype(np.float64) for k, v in nd.load(str(tmp_path / 'm-0000.params')).items()}
     params = {k[4:]: v for k, v in params.items()}
