@@ -76,7 +76,7 @@ def graph_to_dict(graph, input_names=None):
             d['attrs'] = dict(sorted(a.items()))
         d['inputs'] = [[idx[id(s)], j, 2 if id(s) in aux else 0] for s, j in n.inputs]
         out.append(d)
-        row.append(row[-1] + n.num_outputs)
+        row.append(row[-1] + n.num_outputs - (0 if n.is_var else n.op.hidden_outputs))  # MXNet's output count
     names = input_names if input_names is not None else [n.name for n in graph.inputs if 'value' not in n.extra]
     return {'nodes': out, 'arg_nodes': [i for i, n in enumerate(nodes) if n.is_var], 'node_row_ptr': row,
             'heads': [[idx[id(n)], j, 0] for n, j in graph.outputs],

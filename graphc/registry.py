@@ -125,13 +125,14 @@ class Attr:
 class Op:
     def __init__(self, name, ref, infer, grad=None, kind='opaque', attrs=None, inputs=('data',),
                  num_outputs=1, inplace=False, mode_dependent=False, differentiable=True,
-                 nograd_inputs=(), aux_inputs=(), num_visible=None, doc=''):
+                 nograd_inputs=(), aux_inputs=(), num_visible=None, hidden_outputs=0, doc=''):
         assert kind in KINDS, kind
         self.name, self.ref, self._infer, self.grad, self.kind = name, ref, infer, grad, kind
         self.attrs = attrs or {}
         self.inputs = inputs              # names; a str '*' name means variadic (Concat, stack)
         self.num_outputs = num_outputs    # int, or callable(attrs) -> int
         self.num_visible = num_visible    # outputs the user sees (BatchNorm: 1 of 3); None: all
+        self.hidden_outputs = hidden_outputs  # trailing outputs MXNet does not have (RNN's reserve): not exported
         self.inplace = inplace            # output 0 may overwrite input 0
         self.mode_dependent = mode_dependent  # reads attrs['_train'] (Dropout, BatchNorm)
         self.differentiable = differentiable and grad is not None

@@ -412,6 +412,8 @@ def test_layer_is_one_fused_op_and_exports_mxnet_structure(tmp_path):
     assert node['attrs'] == {'mode': 'lstm', 'num_layers': '1', 'state_outputs': 'True', 'state_size': '6'}
     assert [d['nodes'][i]['op'] for i, _, _ in node['inputs']] == ['SwapAxis', '_rnn_param_concat', '_zeros', '_zeros']
     assert node['name'].endswith('lstm0_rnn0')
+    k = d['nodes'].index(node)  # MXNet's 3 outputs (out, h, c): graphc's reserve output is not exported
+    assert d['node_row_ptr'][k + 1] - d['node_row_ptr'][k] == 3
     # the reference: the same LSTM in NumPy on the exported parameters
     params = {k: v.asnumpy().astype(np.float64) for k, v in nd.load(str(tmp_path / 'm-0000.params')).items()}
     params = {k[4:]: v for k, v in params.items()}

@@ -217,7 +217,7 @@ def _zero_states(s, N):
 
 
 @register('RNN', kind='opaque', inputs=_rnn_inputs, attrs=RNN_ATTRS, infer=_rnn_infer, mode_dependent=True,
-          num_outputs=lambda a: _n_visible(a) + 1, num_visible=_n_visible,
+          num_outputs=lambda a: _n_visible(a) + 1, num_visible=_n_visible, hidden_outputs=1,
           grad=lambda F, a, x, y, dy: list(F._backward_RNN(*dy[:_n_visible(a)], *x, y[-1], **a)),
           doc="Fused multi-layer RNN, LSTM or GRU over a TNC sequence (MXNet's RNN). Outputs (out, [h, [c]] when "
               "state_outputs, reserve); the reserve holds what the backward needs.")
