@@ -414,7 +414,8 @@ def reduction(sub, dtype, red):
         if id(n) in pro or n is red:
             continue
         ins = [s for s, _ in n.inputs if not s.is_var]
-        if any(id(s) in xlev for s in ins) or tuple(n.shapes[0]) != R:
+        # softmax's kernel has no per-output stage: a branch beside it (on the anchor, say) runs per element
+        if soft or any(id(s) in xlev for s in ins) or tuple(n.shapes[0]) != R:
             if len(n.shapes[0]) > nd or (any(id(s) in ylev for s in ins) and
                                          (1,) * (nd - len(R)) + R != Yk):
                 return None  # a per-output value read per element must line up with X (keepdims)
@@ -1120,7 +1121,7 @@ class GpuPlan:
         if k.identity:  # a reshape: a view, no launch
             return [inputs[0].reshape(k.out_shapes[0])]
         fn = self._fns.get(k.name) or self._fns.setdefault(k.name, self.device.function(k))
-        ins = [self.xp.ascontiguousarray(a) for a in inputs]
+        ins = [self.xp.ascontiguousarray(a).reshape(a.shape) for a in inputs]  # (it makes 0-d arrays 1-d)
         outs = [self.xp.empty(s, d) for s, d in zip(k.out_shapes, k.out_dtypes)]
         fn(ins + outs)
         self.launches += 1
@@ -1147,7 +1148,7 @@ class GpuPlan:
 
         def host(arrays):
             r = n.op.ref(n.attrs, *[dev.to_host(a) for a in arrays])
-            return tuple(dev.to_device(np.ascontiguousarray(v)) for v in (r if isinstance(r, tuple) else (r,)))
+            return tuple(dev.to_device(np.asarray(v, order='C')) for v in (r if isinstance(r, tuple) else (r,)))
         return host
 
     def __call__(self, feed):
