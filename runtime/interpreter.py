@@ -3,6 +3,8 @@
 It is the spec every compiled backend is tested against. Values are freed after their
 last use, so peak memory is that of a simple liveness plan.
 """
+import numpy as np
+
 from ..base import GraphcError
 from ..graph import describe
 
@@ -43,7 +45,10 @@ def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=()):
             out = n.op.ref(n.attrs, *args)
         except GraphcError as e:
             raise type(e)(f"{describe(n)}{e}") from None
-        env[id(n)] = out if isinstance(out, tuple) else (out,)
+        out = out if isinstance(out, tuple) else (out,)
+        if any(isinstance(o, np.generic) for o in out):  # NumPy gives scalars for 0-d math; eager keeps arrays
+            out = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
+        env[id(n)] = out
         for s, _ in n.inputs:  # free what no later node reads
             if last.get(id(s), -1) == i and id(s) in env and not s.is_var:
                 del env[id(s)]

@@ -106,10 +106,11 @@ class Plan:
             except GraphcError as e:
                 raise type(e)(f"{describe(node)}{e}") from None
             if len(outs) == 1:  # (a one-output op may still return a 1-tuple, as SliceChannel(num_outputs=1))
-                vals[outs[0]] = r[0] if type(r) is tuple else r
+                v = r[0] if type(r) is tuple else r
+                vals[outs[0]] = np.asarray(v) if isinstance(v, np.generic) else v  # (0-d math gives scalars)
             else:
                 for k, v in zip(outs, r):
-                    vals[k] = v
+                    vals[k] = np.asarray(v) if isinstance(v, np.generic) else v
             for k in free:
                 vals[k] = None
         return [vals[k] for k in self.outputs]

@@ -74,3 +74,16 @@ def test_node_attrs_parse_from_mxnet_strings():
     n = Node(op, 'pool0', op.canon({'kernel': '(2, 2)', 'stride': '(2, 2)', 'pool_type': 'max'}))
     assert n.attrs['kernel'] == (2, 2) and n.num_outputs == 1
     assert np.dtype('float32') == sym.var('v').dtype
+
+
+def test_interpreter_keeps_0d_values_arrays_as_eager_does():
+    """NumPy gives a scalar for 0-d x0 - x1, and 2.0 ** scalar differs from 2.0 ** 0-d array in the last
+    bit: the interpreter (the spec) keeps 0-d arrays, as eager does, so the two agree exactly (fuzz seed 193)."""
+    from graphc.runtime.interpreter import interpret
+    from graphc.symbol import input_var
+    a, b = np.array(0.82177013, np.float32), np.array(0.0, np.float32)
+    x0, x1 = input_var('x0', (), 'float32'), input_var('x1', (), 'float32')
+    g = Graph([nd._rpower_scalar(x0 - x1, scalar=2.0)._one()])
+    got = interpret(g, {id(x0._one()[0]): a, id(x1._one()[0]): b})[0]
+    want = nd._rpower_scalar(nd.array(a) - nd.array(b), scalar=2.0).asnumpy()
+    assert type(got) is np.ndarray and got.shape == () and got.tobytes() == want.tobytes()
