@@ -68,15 +68,13 @@ def _build(kind, shape, k, st, dl, pd, out_hw, dtype):
     return str(mod)
 
 
-def _build_maxpool_grad(shape, k, st, pd, out_hw, dtype):
-    """dx of max pooling: each window's gradient goes to its first maximum (row-major taps), as the reference."""
-    import llvmlite.ir as ir
+def _window_loops(b, fn, ir, shape, k, st, pd, out_hw, start, stop, init, tap, done):
+    """The loop nest of a pooling kernel over images [start, stop): for each output offset o, the taps of its
+    window fold acc = tap(acc, ok, off) from init(o) (ok: the tap is inside the image; off: its input offset,
+    clamped to a valid address), then done(o, acc)."""
     n, c, h, w = shape
     oh, ow = out_hw
-    t, i64, mod, fn, b, start, stop, (gp, xp, yp, dxp) = _kernel_function(dtype, 4)
-    C = lambda v: ir.Constant(i64, v)  # noqa: E731
-    lo = ir.Constant(t, float(np.finfo(dtype).min))
-    i1 = ir.IntType(1)
+    C = lambda v: ir.Constant(ir.IntType(64), v)  # noqa: E731
 
     def body_n(bn, _):
         def body_c(bc, _):
@@ -86,54 +84,7 @@ def _build_maxpool_grad(shape, k, st, pd, out_hw, dtype):
             def body_oh(boh, _):
                 def body_ow(bow, _):
                     o = b.add(plane, b.add(b.mul(boh, C(ow)), bow))
-                    yv, gv = b.load(b.gep(yp, [o])), b.load(b.gep(gp, [o]))
 
-                    def body_i(bi, found):
-                        iy = b.sub(b.add(b.mul(boh, C(st[0])), bi), C(pd[0]))
-                        row_ok = b.and_(b.icmp_signed('>=', iy, C(0)), b.icmp_signed('<', iy, C(h)))
-
-                        def body_j(bj, found):
-                            ix = b.sub(b.add(b.mul(bow, C(st[1])), bj), C(pd[1]))
-                            ok = b.and_(row_ok, b.and_(b.icmp_signed('>=', ix, C(0)), b.icmp_signed('<', ix, C(w))))
-                            off = b.add(img, b.add(b.mul(b.select(row_ok, iy, C(0)), C(w)), b.select(ok, ix, C(0))))
-                            v = b.select(ok, b.load(b.gep(xp, [off])), lo)
-                            hit = b.and_(b.not_(found[0]), b.fcmp_ordered('==', v, yv))
-                            p = b.gep(dxp, [off])
-                            add = b.and_(hit, ok)
-                            b.store(b.select(add, b.fadd(b.load(p), gv), b.load(p)), p)
-                            return [b.or_(found[0], hit)]
-                        return _for(b, fn, ir, C(0), C(k[1]), found, body_j, 'j')
-                    _for(b, fn, ir, C(0), C(k[0]), [ir.Constant(i1, 0)], body_i, 'i')
-                    return []
-                _for(b, fn, ir, C(0), C(ow), [], body_ow, 'ow')
-                return []
-            _for(b, fn, ir, C(0), C(oh), [], body_oh, 'oh')
-            return []
-        _for(b, fn, ir, C(0), C(c), [], body_c, 'c')
-        return []
-    _for(b, fn, ir, start, stop, [], body_n, 'n')
-    b.ret_void()
-    return str(mod)
-
-
-def _build_maxpool(shape, k, st, pd, out_hw, dtype):
-    """y of max pooling: each window's maximum, taps outside the input counting as the dtype's lowest value
-    (the reference pads with it); NaN propagates as with np.maximum."""
-    import llvmlite.ir as ir
-    n, c, h, w = shape
-    oh, ow = out_hw
-    t, i64, mod, fn, b, start, stop, (xp, yp) = _kernel_function(dtype, 2)
-    C = lambda v: ir.Constant(i64, v)  # noqa: E731
-    lo = ir.Constant(t, float(np.finfo(dtype).min))
-    fmax = mod.declare_intrinsic('llvm.maximum', [t], ir.FunctionType(t, [t, t]))
-
-    def body_n(bn, _):
-        def body_c(bc, _):
-            img = b.mul(b.add(b.mul(bn, C(c)), bc), C(h * w))
-            plane = b.mul(b.add(b.mul(bn, C(c)), bc), C(oh * ow))
-
-            def body_oh(boh, _):
-                def body_ow(bow, _):
                     def body_i(bi, acc):
                         iy = b.sub(b.add(b.mul(boh, C(st[0])), bi), C(pd[0]))
                         row_ok = b.and_(b.icmp_signed('>=', iy, C(0)), b.icmp_signed('<', iy, C(h)))
@@ -142,10 +93,9 @@ def _build_maxpool(shape, k, st, pd, out_hw, dtype):
                             ix = b.sub(b.add(b.mul(bow, C(st[1])), bj), C(pd[1]))
                             ok = b.and_(row_ok, b.and_(b.icmp_signed('>=', ix, C(0)), b.icmp_signed('<', ix, C(w))))
                             off = b.add(img, b.add(b.mul(b.select(row_ok, iy, C(0)), C(w)), b.select(ok, ix, C(0))))
-                            return [b.call(fmax, [acc[0], b.select(ok, b.load(b.gep(xp, [off])), lo)])]
+                            return tap(acc, ok, off)
                         return _for(b, fn, ir, C(0), C(k[1]), acc, body_j, 'j')
-                    (m,) = _for(b, fn, ir, C(0), C(k[0]), [lo], body_i, 'i')
-                    b.store(m, b.gep(yp, [b.add(plane, b.add(b.mul(boh, C(ow)), bow))]))
+                    done(o, _for(b, fn, ir, C(0), C(k[0]), init(o), body_i, 'i'))
                     return []
                 _for(b, fn, ir, C(0), C(ow), [], body_ow, 'ow')
                 return []
@@ -155,6 +105,39 @@ def _build_maxpool(shape, k, st, pd, out_hw, dtype):
         return []
     _for(b, fn, ir, start, stop, [], body_n, 'n')
     b.ret_void()
+
+
+def _build_maxpool_grad(shape, k, st, pd, out_hw, dtype):
+    """dx of max pooling: each window's gradient goes to its first maximum (row-major taps), as the reference."""
+    import llvmlite.ir as ir
+    t, i64, mod, fn, b, start, stop, (gp, xp, yp, dxp) = _kernel_function(dtype, 4)
+    lo = ir.Constant(t, float(np.finfo(dtype).min))
+    out = {}
+
+    def init(o):
+        out['y'], out['g'] = b.load(b.gep(yp, [o])), b.load(b.gep(gp, [o]))
+        return [ir.Constant(ir.IntType(1), 0)]  # found: the window's first maximum is taken
+
+    def tap(found, ok, off):
+        v = b.select(ok, b.load(b.gep(xp, [off])), lo)
+        hit = b.and_(b.not_(found[0]), b.fcmp_ordered('==', v, out['y']))
+        p = b.gep(dxp, [off])
+        b.store(b.select(b.and_(hit, ok), b.fadd(b.load(p), out['g']), b.load(p)), p)
+        return [b.or_(found[0], hit)]
+    _window_loops(b, fn, ir, shape, k, st, pd, out_hw, start, stop, init, tap, lambda o, acc: None)
+    return str(mod)
+
+
+def _build_maxpool(shape, k, st, pd, out_hw, dtype):
+    """y of max pooling: each window's maximum, taps outside the input counting as the dtype's lowest value
+    (the reference pads with it); NaN propagates as with np.maximum."""
+    import llvmlite.ir as ir
+    t, i64, mod, fn, b, start, stop, (xp, yp) = _kernel_function(dtype, 2)
+    lo = ir.Constant(t, float(np.finfo(dtype).min))
+    fmax = mod.declare_intrinsic('llvm.maximum', [t], ir.FunctionType(t, [t, t]))
+    _window_loops(b, fn, ir, shape, k, st, pd, out_hw, start, stop, lambda o: [lo],
+                  lambda acc, ok, off: [b.call(fmax, [acc[0], b.select(ok, b.load(b.gep(xp, [off])), lo)])],
+                  lambda o, acc: b.store(acc[0], b.gep(yp, [o])))
     return str(mod)
 
 
