@@ -2,8 +2,10 @@
 
 Model: the 32/64/128-channel LeNet of examples/lenet_mnist.py. Batch 600, Adam with learning rate
 1e-3 multiplied by 0.1 every 30 epochs (a FactorScheduler counted in iterations), no weight decay,
-the test set evaluated after every epoch. Both modes start from the same seed, so they train the
-same numbers; the time of each epoch's training (not evaluation) is recorded.
+the test set evaluated after every epoch. Inputs are standardized with the training set's pixel mean
+and std (0.1307, 0.3081), as PyTorch's MNIST example does; --raw-inputs keeps pixels in [0, 1] (3 epochs:
+98.32% that way, 98.71% standardized). Glorot-uniform weights, zero biases. Both modes start from the
+same seed, so they train the same numbers; the time of each epoch's training (not evaluation) is recorded.
 
 Writes --json (default lenet_benchmark.json) with per-epoch train/test loss and accuracy and epoch
 seconds for each mode, and, when matplotlib is importable, accuracy.png, loss.png and
@@ -101,13 +103,15 @@ def main(argv=None):
     p.add_argument('--test-limit', type=int, default=0, help='evaluate on the first N test images (0: all 10000)')
     p.add_argument('--modes', default='eager,hybrid', help='comma-separated: eager, hybrid')
     p.add_argument('--seed', type=int, default=42)
+    p.add_argument('--raw-inputs', action='store_true',
+                   help='pixels in [0, 1] as they are (default: standardized with the training set mean and std)')
     p.add_argument('--json', default='lenet_benchmark.json', help='the result file; plots go next to it')
     args = p.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(',') if m.strip()]
     if not modes or any(m not in ('eager', 'hybrid') for m in modes):
         p.error(f"--modes must list eager and/or hybrid, got {args.modes!r}")
 
-    train_set, test_set = mnist_sets()
+    train_set, test_set = mnist_sets(standardize=not args.raw_inputs)
     n_train = min(args.limit or len(train_set), len(train_set))
     n_test = min(args.test_limit or len(test_set), len(test_set))
 
@@ -126,7 +130,8 @@ def main(argv=None):
     os.makedirs(out_dir, exist_ok=True)
     protocol = {'model': 'LeNet 32/64/128 (examples/lenet_mnist.py)', 'batch_size': args.batch_size,
                 'optimizer': 'adam', 'lr': args.lr, 'lr_schedule': f"x0.1 every {args.lr_step_epochs} epochs",
-                'weight_decay': 0.0, 'train_images': n_train, 'test_images': n_test}
+                'weight_decay': 0.0, 'train_images': n_train, 'test_images': n_test,
+                'inputs': 'pixels in [0, 1]' if args.raw_inputs else 'standardized: (x - 0.1307) / 0.3081'}
     with open(args.json, 'w') as f:
         json.dump({'args': vars(args), 'protocol': protocol, 'summary': summary, 'results': results}, f, indent=2)
     plots = plot(results, out_dir)
