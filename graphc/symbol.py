@@ -259,7 +259,7 @@ def output_name(n, j):
     return f"{n.name}_{names[j]}"
 
 
-def _eval(self, ctx=None, **inputs):
+def _evaluate(self, ctx=None, **inputs):
     """Run the graph on NDArrays given by input name; returns a list of NDArrays."""
     from .ndarray import NDArray
     from .runtime.interpreter import interpret
@@ -276,7 +276,7 @@ def _eval(self, ctx=None, **inputs):
     return [NDArray(o) for o in interpret(g2, feed)]
 
 
-Symbol.eval = _eval
+Symbol.eval = _evaluate
 
 
 def _reinfer(g, shapes, dtypes):

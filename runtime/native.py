@@ -84,13 +84,13 @@ def _self_check(sa, da, bits):
 
 
 def executor():
-    """The step interpreter `void graphc_exec(i64* steps, i64 n, i8** bufs)`, compiled once per process
+    """The step interpreter `void graphc_steps(i64* steps, i64 n, i8** bufs)`, compiled once per process
     (its object code comes from the kernel disk cache)."""
     if not _exec:
         from .cpu import compile_ir
         bits = (blas() or (0, 0, 64))[2]
         text = _executor_ir(bits)
-        addr = compile_ir(text, f'graphc_exec_i{bits}')
+        addr = compile_ir(text, f'graphc_steps_i{bits}')
         _exec.append(ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)(addr))
     return _exec[0]
 
@@ -99,9 +99,9 @@ def _executor_ir(bits):
     import llvmlite.ir as ir
     i8p, i64, i32 = ir.IntType(8).as_pointer(), ir.IntType(64), ir.IntType(32)
     it = ir.IntType(bits)
-    mod = ir.Module(name='graphc_exec')
+    mod = ir.Module(name='graphc_steps')
     fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [i64.as_pointer(), i64, i8p.as_pointer()]),
-                     name=f'graphc_exec_i{bits}')
+                     name=f'graphc_steps_i{bits}')
     steps, nsteps, bufs = fn.args
     b = ir.IRBuilder(fn.append_basic_block('entry'))
     C = lambda v: ir.Constant(i64, v)  # noqa: E731

@@ -127,7 +127,7 @@ class NativeProgram:
         self.ptrs = (ctypes.c_void_p * nslots)()
         self.nslots = nslots
         self.lock = threading.Lock()
-        self.exec = executor()
+        self.run_native = executor()
         for k, a in arena_views.items():
             self.ptrs[k] = a.ctypes.data
         self.seen = [None] * nslots   # the array whose address ptrs[k] holds (kept alive by this list)
@@ -156,7 +156,7 @@ class NativeProgram:
             for k in item.fresh:
                 a = vals[k] = np.empty(shapes[k], dtypes[k])
                 ptrs[k] = a.__array_interface__['data'][0]
-            self.exec(item.addr, item.n, ptrs)
+            self.run_native(item.addr, item.n, ptrs)
             for k, src in item.views:  # reshapes whose value Python reads later
                 vals[k] = vals[src].reshape(shapes[k])
         out = [vals[k] for k in plan.outputs]
