@@ -65,7 +65,7 @@ def _codegen(opt, fused):
     t0 = time.perf_counter()
     compiled = 0
     for n in fused:
-        ep = cpu.split_anchor(n.op)
+        ep = cpu.epilogue_of(n.op)
         compiled += (cpu.kernel_for(ep[2]) if ep else cpu.kernel_for(n.op)) is not None
     plan = Plan(opt)
     total = time.perf_counter() - t0

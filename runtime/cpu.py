@@ -793,9 +793,7 @@ def run_fused(fop, arrays):
     epilogue); None when it has none."""
     if not enabled():
         return None
-    ep = getattr(fop, '_epilogue', False)
-    if ep is False:
-        ep = fop._epilogue = split_anchor(fop)
+    ep = epilogue_of(fop)
     if ep is not None:
         anchor, a_in, epi, e_in, out_map = ep
         a = anchor.op.ref(anchor.attrs, *[arrays[i] for i in a_in])
@@ -812,6 +810,14 @@ def run_fused(fop, arrays):
 
 
 ANCHORS = ('FullyConnected', 'Convolution', 'Deconvolution', 'dot', 'batch_dot')
+
+
+def epilogue_of(fop):
+    """split_anchor(fop), worked out once per fused op."""
+    ep = getattr(fop, '_epilogue', False)
+    if ep is False:
+        ep = fop._epilogue = split_anchor(fop)
+    return ep
 
 
 def split_anchor(fop, compiles=None):

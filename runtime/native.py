@@ -97,6 +97,7 @@ def executor():
 
 def _executor_ir(bits):
     import llvmlite.ir as ir
+    from .cpu import _for
     i8p, i64, i32 = ir.IntType(8).as_pointer(), ir.IntType(64), ir.IntType(32)
     it = ir.IntType(bits)
     mod = ir.Module(name='graphc_steps')
@@ -112,19 +113,8 @@ def _executor_ir(bits):
         tp = t.as_pointer()
         return ir.FunctionType(ir.VoidType(), [i32, i32, i32, it, it, it, t, tp, it, tp, it, t, tp, it])
 
-    def loop(lo, hi, body, tag):
-        pre = b.block
-        head, blk, done = (fn.append_basic_block(f'{tag}{x}') for x in 'hbd')
-        b.branch(head)
-        b.position_at_end(head)
-        i = b.phi(i64)
-        i.add_incoming(lo, pre)
-        b.cbranch(b.icmp_signed('<', i, hi), blk, done)
-        b.position_at_end(blk)
-        body(i)
-        i.add_incoming(b.add(i, C(1)), b.block)
-        b.branch(head)
-        b.position_at_end(done)
+    def loop(lo, hi, body, tag):  # (cpu._for without loop-carried values)
+        _for(b, fn, ir, lo, hi, [], lambda i, _: (body(i), [])[1], tag)
 
     def step(s):
         row = b.gep(steps, [b.mul(s, C(WORDS))])
@@ -200,7 +190,7 @@ class Segment:
 def compile_step(seg, node, ins, outs, new_slot):
     """Append node's native steps to seg and return True, or return False (it runs from Python).
     ins/outs: its slot indices; new_slot(shape, dtype) makes a plan-owned intermediate slot."""
-    from .cpu import kernel_for, split_anchor
+    from .cpu import epilogue_of, kernel_for
     op = node.op
     dtypes = {np.dtype(d) for d in node.dtypes or []}
     for s, j in node.inputs:
@@ -216,9 +206,7 @@ def compile_step(seg, node, ins, outs, new_slot):
     sub = getattr(op, 'subgraph', None)
     if sub is None:
         return False
-    ep = getattr(op, '_epilogue', False)
-    if ep is False:
-        ep = op._epilogue = split_anchor(op)
+    ep = epilogue_of(op)
     if ep is not None:
         anchor, a_in, epi, e_in, out_map = ep
         if anchor.op.name not in ('FullyConnected', 'dot'):
