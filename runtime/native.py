@@ -17,6 +17,7 @@ WORDS = 16
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 _blas = []      # [(sgemm address, dgemm address, int bits) or None], found once
+_blas_lib = []  # [the ctypes library those addresses are in]
 _exec = []      # [the step interpreter as a ctypes function]
 
 
@@ -60,11 +61,17 @@ def blas():
                         continue
                     if _self_check(sa, da, bits):
                         found = (sa, da, bits)
+                        _blas_lib[:] = [lib]
                         break
                 if found:
                     break
         _blas.append(found)
     return _blas[0]
+
+
+def blas_library():
+    """The loaded library blas() found (for its other entry points, as OpenBLAS's thread count), or None."""
+    return _blas_lib[0] if blas() is not None and _blas_lib else None
 
 
 def _self_check(sa, da, bits):

@@ -30,18 +30,8 @@ _threads = []   # [OpenBLAS's openblas_set_num_threads_local of the library blas
 def _set_threads(n):
     """Set OpenBLAS's thread count, returning the previous one (None where that library has no such call)."""
     if not _threads:
-        from .native import SYMBOLS, _blas_libraries
-        fn = None
-        for path in _blas_libraries():
-            try:
-                lib = ctypes.CDLL(path)
-                same = any(ctypes.cast(getattr(lib, s), ctypes.c_void_p).value == _blas()[0]
-                           for s, _, _ in SYMBOLS if hasattr(lib, s))
-                fn = lib.openblas_set_num_threads_local if same else None
-            except (OSError, AttributeError):
-                continue
-            if same:
-                break
+        from .native import blas_library
+        fn = getattr(blas_library(), 'openblas_set_num_threads_local', None)
         if fn is not None:
             fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
         _threads.append(fn)
