@@ -1,6 +1,6 @@
 """LSTM workloads: the layer forward (input 64, hidden 256, batch 32, 50 steps) and the char-LSTM training
 step of examples/char_lstm.py (embedding 64, hidden 256, batch 32, 32 steps, vocabulary 65, Adam, clipping),
-each eager vs hybridized. Both run the fused RNN op, whose float32 time loops are compiled (runtime/rnn.py) in
+with the LSTM layer and with LSTMCells unrolled (--unroll), each eager vs hybridized. Both run the fused RNN op, whose float32 time loops are compiled (runtime/rnn.py) in
 either mode; the '+numpy-loops' variants run the op's NumPy reference loops instead (the rest unchanged), so
 the gain of the compiled loops shows on its own.
 
@@ -53,48 +53,73 @@ def lstm_forward(reps, progress=None, steps=50, batch=32, inp=64, hidden=256):
     return {'times': timeit(fns, reps, progress=progress)}
 
 
-def char_lstm_train(reps, progress=None, batch=32, seq=32, hidden=256, vocab=65):
+def char_lstm_train(reps, progress=None, batch=32, seq=32, hidden=256, vocab=65, cells=False):
     """One training step of examples/char_lstm.py's model (forward, loss, backward, gradient clipping, Adam) on
-    random characters, eager vs hybridized, each also with the op's NumPy loops, from equal weights (each variant
-    updates its own copy of the model)."""
+    random characters, eager vs hybridized, from equal weights (each variant updates its own copy of the model).
+    The layer model (CharLM) adds each mode on the op's NumPy loops; the cell model (CellLM, `--unroll`: an
+    LSTMCell stepped over time) adds hybridized with the fuse_rnn pass off, i.e. the unrolled steps compiled."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'examples'))
-    from char_lstm import CharLM
+    from char_lstm import CellLM, CharLM
     rng = np.random.default_rng(0)
     x = nd.array(rng.integers(0, vocab, (batch, seq)), dtype='float32')
     y = nd.array(rng.integers(0, vocab, (batch, seq)), dtype='int32')
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
 
-    def make(hybridize):
+    def make(hybridize, fuse=True):
         gc.random.seed(0)
-        net = CharLM(vocab, hidden=hidden, prefix='charlm_')
+        net = (CellLM if cells else CharLM)(vocab, hidden=hidden, prefix='charlm_')
         net.initialize(gc.init.Xavier())
         if hybridize:
             net.hybridize()
         trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-4})
         params = [p for p in net.collect_params().values() if p.grad_req != 'null']
         h, c = nd.zeros((1, batch, hidden)), nd.zeros((1, batch, hidden))
+        traced = net if fuse else _without_fuse_rnn(net)
 
         def step():
             with autograd.record():
-                out, _, _ = net(x, h, c)
+                out, _, _ = traced(x, h, c)
                 loss = loss_fn(out.reshape((-1, vocab)), y.reshape((-1,))).mean()
             loss.backward()
             gluon.utils.clip_global_norm([q.grad() for q in params], 5.0)
             trainer.step(1)
             return loss
         return step
-    fns = {'eager': _synced(make(False)), 'hybridized': _synced(make(True)),
-           'eager+numpy-loops': _numpy_loops(_synced(make(False))),
-           'hybridized+numpy-loops': _numpy_loops(_synced(make(True)))}
+    fns = {'eager': _synced(make(False)), 'hybridized': _synced(make(True))}
+    if cells:
+        fns['hybridized-fuse_rnn-off'] = _synced(make(True, fuse=False))
+    else:
+        fns.update({'eager+numpy-loops': _numpy_loops(_synced(make(False))),
+                    'hybridized+numpy-loops': _numpy_loops(_synced(make(True)))})
     first = {k: float(f().asscalar()) for k, f in fns.items()}
     if max(first.values()) - min(first.values()) > 1e-4 * max(1.0, abs(first['eager'])):
         raise AssertionError(f"char_lstm_train: the variants disagree on the first step's loss: {first}")
     return {'times': timeit(fns, reps, progress=progress)}
 
 
+def _without_fuse_rnn(net):
+    """net, whose first call (the trace) runs with GRAPHC_DISABLE_PASSES=fuse_rnn."""
+    def call(*args):
+        if net.trace_count:
+            return net(*args)
+        old = os.environ.get('GRAPHC_DISABLE_PASSES')
+        os.environ['GRAPHC_DISABLE_PASSES'] = 'fuse_rnn'
+        try:
+            return net(*args)
+        finally:
+            if old is None:
+                del os.environ['GRAPHC_DISABLE_PASSES']
+            else:
+                os.environ['GRAPHC_DISABLE_PASSES'] = old
+    return call
+
+
 WORKLOADS = {'lstm-forward': ('LSTM layer forward, input 64, hidden 256, batch 32, 50 steps', lstm_forward),
              'char-lstm-train': ('char-LSTM training step: embed 64, LSTM 256, batch 32 x 32 steps, Adam',
-                                 char_lstm_train)}
+                                 char_lstm_train),
+             'char-lstm-train-cells': ('the same with the LSTM as an LSTMCell unrolled over the 32 steps '
+                                       '(char_lstm.py --unroll)', lambda reps, progress=None:
+                                       char_lstm_train(reps, progress, cells=True))}
 
 
 def main(argv=None):

@@ -6,9 +6,10 @@ training with a progress bar (loss, perplexity, chars/s), a sample at --temperat
 --sample-every steps, checkpoints every --checkpoint-every steps that --resume continues from exactly
 (weights, Adam state, the carried LSTM state and the RNG: the same parameters as an uninterrupted run), and
 at the end the validation perplexity next to the unigram baseline (a model that knows only the
-character frequencies).
+character frequencies). --unroll writes the LSTM as cells stepped over time (Flux's style); hybridize
+then runs the steps as the same fused op the layer uses.
 
-    python examples/char_lstm.py --max-steps 500
+    python examples/char_lstm.py --max-steps 500 [--unroll] [--no-hybridize]
 """
 import argparse
 import json
@@ -40,6 +41,28 @@ class CharLM(gluon.HybridBlock):
     def hybrid_forward(self, F, x, h, c):
         y, (h2, c2) = self.lstm(self.embed(x), [h, c])
         return self.out(y), h2, c2
+
+
+class CellLM(gluon.HybridBlock):
+    """CharLM written the way Flux users write it: LSTMCells stepped over the sequence (cell.unroll), same
+    inputs and outputs. Run eagerly, every step is a handful of small ops; hybridized, the fuse_rnn pass
+    (passes/recurrent.py) turns each layer's unrolled steps back into one fused RNN op."""
+
+    def __init__(self, vocab, embed=64, hidden=256, layers=1, **kwargs):
+        super().__init__(**kwargs)
+        self._layers = layers
+        with self.name_scope():
+            self.embed = nn.Embedding(vocab, embed)
+            self.cells = rnn.SequentialRNNCell()
+            with self.cells.name_scope():
+                for i in range(layers):
+                    self.cells.add(rnn.LSTMCell(hidden, input_size=embed if i == 0 else hidden))
+            self.out = nn.Dense(vocab, flatten=False, in_units=hidden)
+
+    def hybrid_forward(self, F, x, h, c):
+        begin = [s for i in range(self._layers) for s in (h[i], c[i])]
+        y, states = self.cells.unroll(x.shape[1], self.embed(x), begin, layout='NTC', merge_outputs=True)
+        return self.out(y), F.stack(*states[0::2], axis=0), F.stack(*states[1::2], axis=0)
 
 
 def load_text(path=TEXT):
@@ -142,6 +165,9 @@ def main(argv=None):
     p.add_argument('--checkpoint-dir', default=None, help='where checkpoints go (none: no checkpoints)')
     p.add_argument('--resume', action='store_true', help='continue from the checkpoint in --checkpoint-dir')
     p.add_argument('--no-hybridize', action='store_true')
+    p.add_argument('--unroll', action='store_true',
+                   help='write the LSTM as LSTMCells stepped over the sequence (Flux style) instead of the fused '
+                        'layer; hybridize fuses the steps back into one RNN op')
     p.add_argument('--chars', type=int, default=0, help='use only the first N characters (quick runs)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', help='write the results here')
@@ -153,7 +179,8 @@ def main(argv=None):
     split = int(len(ids) * 0.9)
     train, val = streams(ids[:split], args.batch_size), streams(ids[split:], 8)
     vocab = len(chars)
-    net = CharLM(vocab, hidden=args.hidden, layers=args.layers, prefix='charlm_')  # stable names: checkpoints load anywhere
+    model = CellLM if args.unroll else CharLM
+    net = model(vocab, hidden=args.hidden, layers=args.layers, prefix='charlm_')  # stable names: checkpoints load anywhere
     net.initialize(gc.init.Xavier())
     if not args.no_hybridize:
         net.hybridize()
@@ -202,7 +229,7 @@ def main(argv=None):
           f"{speed:.0f} chars/s")
     print(f"sample (temperature {args.temperature}):\n{text_out}")
     res = {'steps': step, 'val_perplexity': val_ppl, 'unigram_perplexity': base, 'sample': text_out,
-           'chars_per_second': speed}
+           'chars_per_second': speed, 'model': 'cells' if args.unroll else 'layer'}
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(res, f, indent=2)

@@ -27,6 +27,8 @@ def explain(block, *inputs, training=False, print_graph=True, file=None):
     out.append(f"trace: {t_trace * 1e3:.1f} ms, {sum(not n.is_var for n in graph.nodes)} ops")
     if print_graph:
         out += ["-- captured graph", graph.text()]
+    graph = Graph(entry.graph.outputs[:len(entry.visible)])  # after the trace passes (unrolled cells fused)
+    out += ["-- trace passes (before autodiff)", entry.trace_report.table()]
     if training:  # forward + backward, as the training pipeline sees it
         wrt = [v for p, v in entry.param_vars if p.grad_req != 'null']
         heads, grads = gradient(graph, wrt)

@@ -10,7 +10,7 @@ import time
 from ..base import GraphcError
 
 PASSES = {}
-PIPELINES = {'inference': [], 'training': []}
+PIPELINES = {'trace': [], 'inference': [], 'training': []}  # trace: on the traced graph, before autodiff
 
 
 class Pass:

@@ -66,7 +66,7 @@ class CachedOp:
             from ..passes.autodiff import grad_graph
             e = self.entry
             wrt = [v for v, n in zip(e.input_vars, need) if n]
-            joint, heads, grads = grad_graph(e.graph, wrt, e.visible)
+            joint, heads, grads = grad_graph(e.graph, wrt, e.graph.outputs[:len(e.visible)])
             fwd = {id(n) for n in e.graph.nodes}
             read = {id(s) for n in (joint.nodes if joint else []) if id(n) not in fwd for s, _ in n.inputs}
             keep = [n for n in e.graph.nodes if id(n) in read and not n.is_var]
@@ -160,6 +160,10 @@ class CachedGraph:
         self.visible = [s._one() for s in outs]
         aux = [(p, stat._one(), m) for p, stat, m in ctx.aux_updates]
         self.graph = Graph(self.visible + [e for _, e, _ in aux])
+        # the trace pipeline (unrolled cells -> fused RNN) runs before autodiff; export and viz keep `visible`,
+        # the graph as traced
+        from ..passes import run_pipeline
+        self.graph, self.trace_report = run_pipeline(self.graph, 'trace', tag=block.name + '.trace')
         by_id = {id(n): n for n in self.graph.inputs}
         self.data_vars = [s._one()[0] for s in syms if isinstance(s, Symbol)]
         self.param_vars = [(p, v._one()[0]) for p, v in ctx.param_vars.values() if id(v._one()[0]) in by_id]
