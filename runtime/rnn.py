@@ -135,6 +135,10 @@ class _Fn:
         return str(self.mod)
 
 
+# the i64 words a loop function reads, by name (0 where unused): the CBLAS sgemm address, buffer addresses,
+# the step count T and whether the direction runs reversed
+FWD_WORDS = ('gemm', 'xg', 'wh', 'h0', 'c0', 'hs', 'cs', 'hn', 'T', 'rev', 'bh', 'hh', 'packed')
+BWD_WORDS = ('gemm', 'gates', 'hs', 'h0', 'dhs', 'dh', 'wh', 'dxg', 'T', 'rev', 'cs', 'c0', 'dc', 'hn', 'dhh', 'packed')
 VEC, PANEL, TILE = 16, 64, 4   # floats per AVX-512 register, columns per packed panel, rows per register tile
 
 
@@ -226,11 +230,13 @@ def _forward_ir(mode, N, H, clip, bits):
     F = _Fn(bits)
     b, C = F.b, F.C
     G = {'lstm': 4, 'gru': 3}.get(mode, 1)
-    gemm, xg, wh, h0, hs, T = F.arg(0), F.ptr(1), F.ptr(2), F.ptr(3), F.ptr(5), F.arg(7)
-    rev = b.icmp_signed('!=', F.arg(8), C(0))
+    W = FWD_WORDS.index
+    gemm, xg, wh, h0, hs, T = F.arg(W('gemm')), F.ptr(W('xg')), F.ptr(W('wh')), F.ptr(W('h0')), F.ptr(W('hs')), \
+        F.arg(W('T'))
+    rev = b.icmp_signed('!=', F.arg(W('rev')), C(0))
     NH, GH = N * H, G * H
     if mode == 'lstm':
-        c0, cs = F.ptr(4), F.ptr(6)
+        c0, cs = F.ptr(W('c0')), F.ptr(W('cs'))
 
         def body(e, ld, st, j):
             i, fg, o = (e.sigmoid(ld(k)) for k in ('i', 'f', 'o'))
@@ -243,7 +249,7 @@ def _forward_ir(mode, N, H, clip, bits):
             st('h', e.b.fmul(o, e.tanh(c)))
         row = F.row_fn(['i', 'f', 'g', 'o', 'cp', 'c', 'h'], H, body)
     elif mode == 'gru':
-        hn_all, bh, hh = F.ptr(6), F.ptr(9), F.ptr(10)
+        hn_all, bh, hh = F.ptr(W('hn')), F.ptr(W('bh')), F.ptr(W('hh'))
 
         def body(e, ld, st, j):
             fb = e.b
@@ -260,7 +266,7 @@ def _forward_ir(mode, N, H, clip, bits):
         row = F.row_fn(['x', 'h'], H, lambda e, ld, st, j: st('h', e.tanh(ld('x')) if mode == 'rnn_tanh'
                                                                else e.relu(ld('x'))))
 
-    wp = F.ptr(11 if mode == 'gru' else 9) if packs(N, GH) else None   # Wh^T packed (forward() packs it)
+    wp = F.ptr(W('packed')) if packs(N, GH) else None   # Wh^T packed (forward() packs it)
 
     def recur(beta, a, c):   # c = a @ Wh^T + beta * c, a: (N, H), c: (N, GH)
         if wp is not None:
@@ -292,15 +298,15 @@ def _backward_ir(mode, N, H, clip, bits):
     F = _Fn(bits)
     b, C = F.b, F.C
     G = {'lstm': 4, 'gru': 3}.get(mode, 1)
-    gemm, gates, hs, h0, dhs, dh, wh, dxg = (F.arg(0), F.ptr(1), F.ptr(2), F.ptr(3), F.ptr(4), F.ptr(5), F.ptr(6),
-                                             F.ptr(7))
-    T, rev = F.arg(8), b.icmp_signed('!=', F.arg(9), C(0))
+    W = BWD_WORDS.index
+    gemm, T, rev = F.arg(W('gemm')), F.arg(W('T')), b.icmp_signed('!=', F.arg(W('rev')), C(0))
+    gates, hs, h0, dhs, dh, wh, dxg = (F.ptr(W(k)) for k in ('gates', 'hs', 'h0', 'dhs', 'dh', 'wh', 'dxg'))
     NH, GH = N * H, G * H
 
     def dsig(e, y):
         return e.b.fmul(y, e.b.fsub(e.c(1.0), y))
     if mode == 'lstm':
-        cs, c0, dc = F.ptr(10), F.ptr(11), F.ptr(12)
+        cs, c0, dc = F.ptr(W('cs')), F.ptr(W('c0')), F.ptr(W('dc'))
 
         def body(e, ld, st, j):
             fb, one = e.b, e.c(1.0)
@@ -318,7 +324,7 @@ def _backward_ir(mode, N, H, clip, bits):
             st('dc', fb.fmul(dct, fg))
         row = F.row_fn(['i', 'f', 'g', 'o', 'c', 'cp', 'dy', 'dh', 'dc', 'di', 'df', 'dg', 'do'], H, body)
     elif mode == 'gru':
-        hn_all, dhh = F.ptr(10), F.ptr(11)
+        hn_all, dhh = F.ptr(W('hn')), F.ptr(W('dhh'))
 
         def body(e, ld, st, j):
             fb, one = e.b, e.c(1.0)
@@ -338,7 +344,7 @@ def _backward_ir(mode, N, H, clip, bits):
                fb.select(fb.fcmp_ordered('>', h, e.c(0.0)), dht, e.c(0.0)))
         row = F.row_fn(['h', 'dy', 'dh', 'd'], H, body)
 
-    wp = F.ptr({'lstm': 13, 'gru': 12}.get(mode, 10)) if packs(N, H) else None   # Wh packed (backward() packs it)
+    wp = F.ptr(W('packed')) if packs(N, H) else None   # Wh packed (backward() packs it)
 
     def recur(beta, d):   # dh = d @ Wh + beta * dh, d: (N, GH)
         if wp is not None:
@@ -404,6 +410,10 @@ def _clip(a):
 
 
 # ---------------------------------------------------------------- entry points (see ops/rnn.py)
+def _words(names, **w):
+    return [w.get(k, 0) for k in names]
+
+
 def forward(a, xg, wh, bh, h0, c0, v, reverse):
     """Run one layer-direction forward natively (True), or return False."""
     if not _usable(xg, wh, h0, c0):
@@ -412,19 +422,18 @@ def forward(a, xg, wh, bh, h0, c0, v, reverse):
     T, N, GH = xg.shape
     H = wh.shape[1]
     wh, h0 = np.ascontiguousarray(wh), np.ascontiguousarray(h0)
-    words = [_blas()[0], _p(xg), _p(wh), _p(h0), 0, _p(v['h']), 0, T, int(reverse)]
+    w = dict(gemm=_blas()[0], xg=_p(xg), wh=_p(wh), h0=_p(h0), hs=_p(v['h']), T=T, rev=int(reverse))
     if mode == 'lstm':
         c0 = np.ascontiguousarray(c0)
-        words[4], words[6] = _p(c0), _p(v['c'])
+        w.update(c0=_p(c0), cs=_p(v['c']))
     elif mode == 'gru':
         bh = np.ascontiguousarray(bh)
         hh = np.empty((N, GH), np.float32)
-        words[6] = _p(v['hn'])
-        words += [_p(bh), _p(hh)]
+        w.update(hn=_p(v['hn']), bh=_p(bh), hh=_p(hh))
     keep = pack(wh.T) if packs(N, GH) else None
     if keep is not None:
-        words.append(_p(keep))
-    _call(_function('fwd', mode, N, H, _clip(a)), words)
+        w['packed'] = _p(keep)
+    _call(_function('fwd', mode, N, H, _clip(a)), _words(FWD_WORDS, **w))
     return True
 
 
@@ -438,14 +447,15 @@ def backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
         return False
     wh, h0 = np.ascontiguousarray(wh), np.ascontiguousarray(h0)
     gates = v.get('gates', dxg)   # plain RNN: the kernel reads only h
-    words = [_blas()[0], _p(gates), _p(v['h']), _p(h0), _p(dhs), _p(dh), _p(wh), _p(dxg), T, int(reverse)]
+    w = dict(gemm=_blas()[0], gates=_p(gates), hs=_p(v['h']), h0=_p(h0), dhs=_p(dhs), dh=_p(dh), wh=_p(wh),
+             dxg=_p(dxg), T=T, rev=int(reverse))
     if mode == 'lstm':
         c0 = np.ascontiguousarray(c0)
-        words += [_p(v['c']), _p(c0), _p(dc)]
+        w.update(cs=_p(v['c']), c0=_p(c0), dc=_p(dc))
     elif mode == 'gru':
-        words += [_p(v['hn']), _p(dhh)]
+        w.update(hn=_p(v['hn']), dhh=_p(dhh))
     keep = pack(wh) if packs(N, H) else None
     if keep is not None:
-        words.append(_p(keep))
-    _call(_function('bwd', mode, N, H, _clip(a)), words)
+        w['packed'] = _p(keep)
+    _call(_function('bwd', mode, N, H, _clip(a)), _words(BWD_WORDS, **w))
     return True
