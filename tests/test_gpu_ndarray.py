@@ -257,6 +257,36 @@ def test_hybridized_inference_runs_as_one_gpu_plan(cp):
         net(nd.array(x))
 
 
+def test_hybridized_unrolled_cells_stay_cells_on_the_gpu(cp):
+    """fuse_rnn makes the CPU graph one RNN op, which has no CUDA form: on gpu(0) the plan is built from the
+    graph as traced, so every step runs on the device (no host op) and equals the cpu result."""
+    from graphc.gluon import HybridBlock, rnn
+
+    class Unrolled(HybridBlock):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            with self.name_scope():
+                self.cell = rnn.LSTMCell(4, input_size=3)
+
+        def hybrid_forward(self, F, x):
+            return self.cell.unroll(3, x, merge_outputs=True)[0]
+
+    def make(ctx):
+        gc.random.seed(4)
+        net = Unrolled()
+        net.initialize(gc.init.Xavier(), ctx=ctx)
+        net.hybridize()
+        return net
+    x = np.random.default_rng(1).normal(size=(2, 3, 3)).astype(np.float32)
+    cpu_net = make(gc.cpu())
+    want = cpu_net(nd.array(x)).asnumpy()
+    assert 'RNN' in [n.op.name for n in cpu_net.cached_graph().graph.nodes if not n.is_var]
+    net = make(gc.gpu(0))
+    close(on_gpu(net(nd.array(x, ctx=gc.gpu(0)))), want)
+    plan = net.cached_graph()._gpu_plans[0]
+    assert plan.host_ops == [] and plan.launches > 0
+
+
 def test_waitall_and_wait_to_read_synchronize_the_devices_used(cp):
     x = nd.ones((2, 2), ctx=gc.gpu(0))
     y = (x * 3).as_in_context(gc.gpu(1))

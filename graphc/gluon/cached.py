@@ -163,6 +163,7 @@ class CachedGraph:
         # the trace pipeline (unrolled cells -> fused RNN) runs before autodiff; export and viz keep `visible`,
         # the graph as traced
         from ..passes import run_pipeline
+        self.traced = self.graph
         self.graph, self.trace_report = run_pipeline(self.graph, 'trace', tag=block.name + '.trace')
         by_id = {id(n): n for n in self.graph.inputs}
         self.data_vars = [s._one()[0] for s in syms if isinstance(s, Symbol)]
@@ -264,7 +265,11 @@ class CachedGraph:
         plans = self.__dict__.setdefault('_gpu_plans', {})
         plan = plans.get(dev_id)
         if plan is None:
-            plan = plans[dev_id] = GpuPlan(self.optimize(), _dev.device(dev_id))
+            # from the graph as traced: the fused RNN op has no CUDA form, unrolled steps are cuBLAS GEMMs and kernels
+            from ..passes import run_pipeline
+            graph = self.optimize() if self.traced is self.graph else \
+                run_pipeline(self.traced, 'training' if self.training else 'inference', tag=self.block_name)[0]
+            plan = plans[dev_id] = GpuPlan(graph, _dev.device(dev_id))
         data = [a for a in args if isinstance(a, NDArray)]
         feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
         feed.update({id(v): (p._data if p._data is not None else p.data())._data for p, v in self.param_vars})
