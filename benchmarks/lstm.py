@@ -18,7 +18,7 @@ import numpy as np
 
 import graphc as gc
 from graphc import autograd, gluon, nd
-from graphc.bench import _synced, report, timeit
+from graphc.bench import _synced, _torch, report, timeit
 from graphc.runtime import cpu
 
 
@@ -47,9 +47,18 @@ def lstm_forward(reps, progress=None, steps=50, batch=32, inp=64, hidden=256):
     x = nd.random.normal(shape=(steps, batch, inp))
     fns = {'eager': _synced(lambda: eager(x)), 'hybridized': _synced(lambda: hyb(x))}
     fns.update({k + '+numpy-loops': _numpy_loops(fns[k]) for k in ('eager', 'hybridized')})
+    torch = _torch()
+    if torch is not None:
+        from graphc.bench import _torch_infer, torch_lstm
+        p = eager.collect_params()
+        model = torch_lstm(torch, [p[eager.prefix + f'l0_{k}'].data().asnumpy()
+                                   for k in ('i2h_weight', 'h2h_weight', 'i2h_bias', 'h2h_bias')])
+        fns['pytorch'] = _torch_infer(torch, lambda t: model(t), torch.from_numpy(x.asnumpy()))
     ref = fns['eager+numpy-loops']().asnumpy()
     for k, f in fns.items():
-        np.testing.assert_allclose(f().asnumpy(), ref, rtol=1e-4, atol=1e-5, err_msg=f"lstm_forward: {k}")
+        got = f()
+        np.testing.assert_allclose(got.numpy() if k == 'pytorch' else got.asnumpy(), ref, rtol=1e-4, atol=1e-5,
+                                   err_msg=f"lstm_forward: {k}")
     return {'times': timeit(fns, reps, progress=progress)}
 
 
@@ -91,10 +100,55 @@ def char_lstm_train(reps, progress=None, batch=32, seq=32, hidden=256, vocab=65,
     else:
         fns.update({'eager+numpy-loops': _numpy_loops(_synced(make(False))),
                     'hybridized+numpy-loops': _numpy_loops(_synced(make(True)))})
-    first = {k: float(f().asscalar()) for k, f in fns.items()}
+    torch = _torch()
+    if torch is not None and not cells:
+        fns['pytorch'] = _torch_char_lstm(torch, x, y, vocab, hidden)
+    first = {k: _scalar(f()) for k, f in fns.items()}
     if max(first.values()) - min(first.values()) > 1e-4 * max(1.0, abs(first['eager'])):
         raise AssertionError(f"char_lstm_train: the variants disagree on the first step's loss: {first}")
     return {'times': timeit(fns, reps, progress=progress)}
+
+
+def _scalar(loss):
+    return float(loss.item() if hasattr(loss, 'item') else loss.asscalar())
+
+
+def _torch_char_lstm(torch, x, y, vocab, hidden):
+    """The layer model's step in PyTorch (Embedding, nn.LSTM, Linear; cross-entropy, clip_grad_norm_, Adam)
+    from a graphc model's initial weights: torch's gate order (i, f, g, o) is MXNet's (i, f, c, o)."""
+    from graphc.bench import torch_load
+    gc.random.seed(0)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'examples'))
+    from char_lstm import CharLM
+    net = CharLM(vocab, hidden=hidden, prefix='charlm_')
+    net.initialize(gc.init.Xavier())
+    p = {k[len('charlm_'):]: v.data().asnumpy() for k, v in net.collect_params().items()}
+    emb = p['embedding0_weight']
+
+    class Twin(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(*emb.shape)
+            self.lstm = torch.nn.LSTM(emb.shape[1], hidden, batch_first=True)
+            self.out = torch.nn.Linear(hidden, vocab)
+
+        def forward(self, t):
+            return self.out(self.lstm(self.embed(t))[0])
+    model = torch_load(torch, Twin(), [emb] + [p[f'lstm0_l0_{k}'] for k in ('i2h_weight', 'h2h_weight', 'i2h_bias',
+                                                                           'h2h_bias')]
+                       + [p['dense0_weight'], p['dense0_bias']])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    xt, yt = torch.from_numpy(x.asnumpy().astype(np.int64)), torch.from_numpy(y.asnumpy().astype(np.int64))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(xt).reshape(-1, vocab), yt.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        return loss
+    return step
 
 
 def _without_fuse_rnn(net):

@@ -185,3 +185,17 @@ def test_lstm_workload_uses_benchmarks_lstm_when_present(monkeypatch):
     monkeypatch.setattr(B, '_benchmarks_module', lambda name: None)   # an installed graphc: the one here
     r = B.lstm(1, steps=2)['times']
     assert {'numpy', 'eager', 'hybridized'} <= set(r) and min(r.values()) > 0
+
+
+def test_char_lstm_workloads_run_and_agree():
+    """benchmarks/lstm.py's char-LSTM training steps at a small size: every variant starts from the same
+    weights (the workload checks their first losses agree) and is timed; the cell model's variants include
+    hybridized with fuse_rnn off."""
+    mod = B._benchmarks_module('lstm')
+    if mod is None:
+        pytest.skip("an installed graphc without benchmarks/ (the source checkout runs this)")
+    layer = mod.char_lstm_train(1, batch=4, seq=5, hidden=16)['times']
+    cells = mod.char_lstm_train(1, batch=4, seq=5, hidden=16, cells=True)['times']
+    assert {'eager', 'hybridized', 'eager+numpy-loops', 'hybridized+numpy-loops'} <= set(layer)
+    assert set(cells) == {'eager', 'hybridized', 'hybridized-fuse_rnn-off'}
+    assert min(layer.values()) > 0 and min(cells.values()) > 0
