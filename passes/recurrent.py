@@ -1,18 +1,21 @@
-"""Unrolled LSTM cells become MXNet's fused RNN op (the `trace` pipeline: before autodiff, so the backward is
-the fused `_backward_RNN` too).
+"""Unrolled LSTM, GRU and RNN cells become MXNet's fused RNN op (the `trace` pipeline: before autodiff, so the
+backward is the fused `_backward_RNN` too).
 
-`LSTMCell.unroll(T, ...)` -- Flux's "stateful step function unrolled over time" -- traces T copies of the cell:
-two FullyConnected, a 4-way SliceChannel, the gate activations and the state update. Run as traced, every step
-is a handful of small GEMMs and kernels forward and more backward, with weight gradients summed over the steps.
-When the steps chain (step t+1 reads step t's h and c, all share the weights, and nothing else reads a step's
-gates or its intermediate c), they are one `RNN(mode=lstm)` over the stacked inputs: the input projection
-becomes one GEMM over all steps, the recurrence one compiled loop (runtime/rnn.py), the weight gradients one
-GEMM each. Exported files keep the traced graph (the cells, as MXNet writes them).
+`LSTMCell.unroll(T, ...)` -- Flux's "stateful step function unrolled over time" -- or a Python loop over a cell
+traces T copies of it: two FullyConnected, SliceChannel, the gate activations and the state update. Run as
+traced, every step is a handful of small GEMMs and kernels forward and more backward, with weight gradients
+summed over the steps. When the steps chain (step t+1 reads step t's h (and c), all share the weights, and
+nothing else reads a step's gates or its intermediate c), they are one `RNN(mode=...)` over the stacked inputs:
+the input projection becomes one GEMM over all steps, the recurrence one compiled loop (runtime/rnn.py), the
+weight gradients one GEMM each. Exported files keep the traced graph (the cells, as MXNet writes them).
 """
+import numpy as np
+
 from ..graph import Graph, Node, topo_order
 from .manager import register_pass
 from .simplify import _users, new_node
 
+FLOATS = (np.float32, np.float64)   # the fused op's dtypes here
 ADDS, MULS = ('elemwise_add', 'broadcast_add', '_plus', '_add'), ('elemwise_mul', 'broadcast_mul', '_mul')
 
 
@@ -50,7 +53,7 @@ def _fc_pair(add, users, G):
     """(i2h, h2h) when `add` = elemwise_add(FC(x, Wi, bi), FC(h, Wh, bh)) of (N, G*H) with (N, H) h, each FC
     read only by add; else None."""
     fcs = [s for s, _ in add.inputs]
-    if len(fcs) != 2 or any(s.is_var or s.op.name != 'FullyConnected' or len(s.inputs) != 3 or
+    if len(fcs) != 2 or np.dtype(add.dtypes[0]) not in FLOATS or any(s.is_var or s.op.name != 'FullyConnected' or len(s.inputs) != 3 or
                             s.attrs.get('no_bias') or _only(users, s) is not add for s in fcs):
         return None
     return fcs if _shapes_ok(fcs, add.shapes[0], G) else None
@@ -60,7 +63,8 @@ def _shapes_ok(fcs, out, G):
     """x (N, I) and h (N, H) into FCs of (N, G*H)."""
     x, h = (f.inputs[0] for f in fcs)
     xs, hs = x[0].shapes[x[1]] if x[0].shapes else None, h[0].shapes[h[1]] if h[0].shapes else None
-    if xs is None or hs is None or out is None or len(xs) != 2 or len(out) != 2 or out[1] % G:
+    if xs is None or hs is None or out is None or len(xs) != 2 or len(out) != 2 or \
+            any(d is None for d in (*xs, *hs, *out)) or out[1] % G:   # (dims unknown while tracing: not fused)
         return False
     return tuple(hs) == (xs[0], out[1] // G) and out[0] == xs[0]
 
@@ -138,7 +142,7 @@ def _match_gru(add_r, users):
         return None
     r_hn, add_n = _only(users, r), _only(users, sa, 2)
     n = _only(users, add_n) if add_n is not None else None
-    if r_hn is None or r_hn.op.name not in MULS or _other(r_hn, (r, 0)) != (sb, 2) or \
+    if r_hn is None or add_n is None or r_hn.op.name not in MULS or _other(r_hn, (r, 0)) != (sb, 2) or \
             _only(users, sb, 2) is not r_hn or add_n.op.name not in ADDS or _only(users, r_hn) is not add_n or \
             _other(add_n, (sa, 2)) != (r_hn, 0) or _act(n) != 'tanh':
         return None

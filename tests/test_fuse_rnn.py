@@ -148,10 +148,35 @@ class Masked(HybridBlock):
         return [outs] + list(st)
 
 
+class AlmostGRU(HybridBlock):
+    """GRUCell's math over 3 steps, but each step's i2h[2] is also read outside the cell: the matcher must
+    decline (not crash) and the block compute as eagerly."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.i2h_weight = self.params.get('i2h_weight', shape=(15, 3))
+        self.h2h_weight = self.params.get('h2h_weight', shape=(15, 5))
+        self.i2h_bias = self.params.get('i2h_bias', shape=(15,))
+        self.h2h_bias = self.params.get('h2h_bias', shape=(15,))
+
+    def hybrid_forward(self, F, x, h, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
+        leak = []
+        for t in range(3):
+            xt = F.squeeze(F.slice_axis(x, axis=1, begin=t, end=t + 1), axis=1)
+            i2h = F.SliceChannel(F.FullyConnected(xt, i2h_weight, i2h_bias, num_hidden=15), num_outputs=3)
+            h2h = F.SliceChannel(F.FullyConnected(h, h2h_weight, h2h_bias, num_hidden=15), num_outputs=3)
+            r, z = F.sigmoid(i2h[0] + h2h[0]), F.sigmoid(i2h[1] + h2h[1])
+            n = F.tanh(i2h[2] + r * h2h[2])
+            h = (1 - z) * n + z * h
+            leak.append(i2h[2])
+        return [h, F.stack(*leak, axis=1)]
+
+
 @pytest.mark.parametrize('make,n_states,T,steps', [
     (FeedBack, 1, 3, 0),          # x_{t+1} = h_t: not fused
     (AllStates, 2, 4, 2 + 2),     # c_1 read outside: steps 0-1 and 2-3 fuse apart
     (Masked, 2, 3, 0),            # valid_length masks sit between the steps
+    (AlmostGRU, 1, 3, 0),         # a gate's input read outside the step
     (lambda: Unroller(rnn.LSTMCell(5, input_size=3, activation='relu'), 3), 2, 3, 0),   # not MXNet's LSTM
     (lambda: Unroller(rnn.LSTMCell(5, input_size=3), 1), 2, 1, 0)])                    # one step
 def test_what_does_not_fuse_still_computes_the_same(make, n_states, T, steps):
@@ -189,3 +214,56 @@ def test_explain_shows_the_fusion():
     init_nonzero(net)
     text = gc.explain(net, nd.ones((2, 3, 3)), nd.ones((2, 5)), training=True, print_graph=False, file=open('/dev/null', 'w'))
     assert 'fuse_rnn' in text and 'chains=1, steps=3' in text and 'RNN' in text
+
+
+class NearLSTM(HybridBlock):
+    """An LSTM written out step by step with random deviations (per seed): operand orders swapped, a gate's
+    activation changed, an inner value also returned. Whatever the matcher decides, results must not change."""
+
+    def __init__(self, seed, **kwargs):
+        super().__init__(**kwargs)
+        self.rng = np.random.default_rng(seed)
+        self.i2h_weight = self.params.get('i2h_weight', shape=(20, 3))
+        self.h2h_weight = self.params.get('h2h_weight', shape=(20, 5))
+        self.i2h_bias = self.params.get('i2h_bias', shape=(20,))
+        self.h2h_bias = self.params.get('h2h_bias', shape=(20,))
+        r = self.rng
+        self.plan = [dict(swap=r.random(4) < [0.1, 0.4, 0.4, 0.4],
+                          acts=['sigmoid', 'sigmoid', 'tanh', 'sigmoid'] if r.random() < 0.8
+                          else list(r.choice(['sigmoid', 'tanh', 'relu'], 4)), leak=int(r.integers(-18, 6)))
+                     for _ in range(4)]
+
+    def hybrid_forward(self, F, x, h, c, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
+        def mul(a, b, s):
+            return b * a if s else a * b
+        extra = []
+        for t, p in enumerate(self.plan):
+            xt = F.squeeze(F.slice_axis(x, axis=1, begin=t, end=t + 1), axis=1)
+            a = F.FullyConnected(xt, i2h_weight, i2h_bias, num_hidden=20)
+            b = F.FullyConnected(h, h2h_weight, h2h_bias, num_hidden=20)
+            g = F.SliceChannel(b + a if p['swap'][0] else a + b, num_outputs=4)
+            i, f, gg, o = (F.Activation(g[k], act_type=p['acts'][k]) for k in range(4))
+            c = mul(f, c, p['swap'][1]) + mul(i, gg, p['swap'][2])
+            h = mul(o, F.tanh(c), p['swap'][3])
+            inner = [a, b, i, f, gg, o]
+            if 0 <= p['leak'] < len(inner):
+                extra.append(inner[p['leak']])
+        return [h, c] + extra
+
+
+@pytest.mark.parametrize('seed', range(16))
+def test_near_misses_never_change_results(seed):
+    net = eager_vs_hybridized(lambda: NearLSTM(seed), 4, 'NTC', True, 2)
+    fused = next(r for r in net.cached_graph().trace_report.rows if r[0] == 'fuse_rnn')[4]['steps']
+    FUSED_STEPS[seed] = fused
+
+
+FUSED_STEPS = {}
+
+
+def test_near_misses_cover_both_outcomes():
+    """The seeds above include graphs that fuse and graphs that do not (so both paths were compared)."""
+    for seed in range(16):
+        if seed not in FUSED_STEPS:
+            test_near_misses_never_change_results(seed)
+    assert 0 < sum(v > 0 for v in FUSED_STEPS.values()) < 16, FUSED_STEPS
