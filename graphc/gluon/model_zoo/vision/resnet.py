@@ -63,9 +63,23 @@ def _projection(channels, stride, in_channels, bn):
     return seq
 
 
-class BasicBlockV2(HybridBlock):
-    """Pre-activation: BN-relu-conv3x3-BN-relu-conv3x3, plus the input (the shortcut taken after the first
-    BN-relu when it must change shape)."""
+class _PreActivation(HybridBlock):
+    """V2 blocks: (BN-relu-conv) repeated over (bn1, conv1), (bn2, conv2), ...; the shortcut (a strided 1x1 conv
+    where the shape changes) reads the first BN-relu's output; the sum is not activated."""
+
+    def hybrid_forward(self, F, x):
+        residual = x
+        for i in range(1, self._depth + 1):
+            x = F.Activation(getattr(self, f'bn{i}')(x), act_type='relu')
+            if i == 1 and self.downsample is not None:
+                residual = self.downsample(x)
+            x = getattr(self, f'conv{i}')(x)
+        return x + residual
+
+
+class BasicBlockV2(_PreActivation):
+    """Pre-activation: BN-relu-conv3x3 (strided), BN-relu-conv3x3, plus the input."""
+    _depth = 2
 
     def __init__(self, channels, stride, downsample=False, in_channels=0, **kwargs):
         super().__init__(**kwargs)
@@ -75,18 +89,10 @@ class BasicBlockV2(HybridBlock):
         self.conv2 = _conv3x3(channels, 1, channels)
         self.downsample = _projection(channels, stride, in_channels, bn=False) if downsample else None
 
-    def hybrid_forward(self, F, x):
-        residual = x
-        x = F.Activation(self.bn1(x), act_type='relu')
-        if self.downsample is not None:
-            residual = self.downsample(x)
-        x = self.conv1(x)
-        x = self.conv2(F.Activation(self.bn2(x), act_type='relu'))
-        return x + residual
 
-
-class BottleneckV2(HybridBlock):
+class BottleneckV2(_PreActivation):
     """Pre-activation bottleneck: BN-relu-1x1, BN-relu-3x3 (strided), BN-relu-1x1, plus the input."""
+    _depth = 3
 
     def __init__(self, channels, stride, downsample=False, in_channels=0, **kwargs):
         super().__init__(**kwargs)
@@ -98,16 +104,6 @@ class BottleneckV2(HybridBlock):
         self.bn3 = nn.BatchNorm()
         self.conv3 = nn.Conv2D(channels, 1, 1, use_bias=False)
         self.downsample = _projection(channels, stride, in_channels, bn=False) if downsample else None
-
-    def hybrid_forward(self, F, x):
-        residual = x
-        x = F.Activation(self.bn1(x), act_type='relu')
-        if self.downsample is not None:
-            residual = self.downsample(x)
-        x = self.conv1(x)
-        x = self.conv2(F.Activation(self.bn2(x), act_type='relu'))
-        x = self.conv3(F.Activation(self.bn3(x), act_type='relu'))
-        return x + residual
 
 
 class _ResNet(HybridBlock):
