@@ -24,6 +24,13 @@ def _build(kind, shape, k, st, dl, pd, out_hw, dtype):
         def body_c(bc, _):
             def body_i(bi, _):
                 def body_j(bj, _):
+                    # the outputs ow in [lo, hi) read inside the image row (ix = ow*st + j*dl - pd in [0, w)):
+                    # a straight copy there (vectorizable at stride 1), zeros or nothing outside it
+                    a = b.sub(C(pd[1]), b.mul(bj, C(dl[1])))
+                    lo = _clamp(b, C, _ceil_div(b, C, a, st[1]), ow)
+                    hi = _clamp(b, C, _ceil_div(b, C, b.add(a, C(w)), st[1]), ow)
+                    hi = b.select(b.icmp_signed('<', hi, lo), lo, hi)
+
                     def body_oh(boh, _):
                         iy = b.sub(b.add(b.mul(boh, C(st[0])), b.mul(bi, C(dl[0]))), C(pd[0]))
                         row_ok = b.and_(b.icmp_signed('>=', iy, C(0)), b.icmp_signed('<', iy, C(h)))
@@ -35,24 +42,26 @@ def _build(kind, shape, k, st, dl, pd, out_hw, dtype):
                             colrow = b.mul(b.add(b.mul(b.add(b.mul(b.add(b.mul(bn, C(c)), bc), C(k[0])), bi), C(k[1])), bj),
                                            C(oh * ow))
                         colrow = b.add(colrow, b.mul(boh, C(ow)))
+                        row = b.add(img, b.sub(b.mul(b.select(row_ok, iy, C(0)), C(w)), a))  # + ow*st: the input
+                        rlo, rhi = b.select(row_ok, lo, C(0)), b.select(row_ok, hi, C(0))  # (a row outside: all zero)
 
-                        def body_ow(bow, _):
-                            ix = b.sub(b.add(b.mul(bow, C(st[1])), b.mul(bj, C(dl[1]))), C(pd[1]))
-                            ok = b.and_(row_ok, b.and_(b.icmp_signed('>=', ix, C(0)), b.icmp_signed('<', ix, C(w))))
-                            # clamp the index so the address is always valid; the mask picks 0 or the value
-                            iyc = b.select(row_ok, iy, C(0))
-                            ixc = b.select(ok, ix, C(0))
-                            xoff = b.add(img, b.add(b.mul(iyc, C(w)), ixc))
-                            coff = b.add(colrow, bow)
+                        def inside(bow, _):
+                            xp, cp = b.gep(src, [b.add(row, b.mul(bow, C(st[1])))]), b.gep(dst, [b.add(colrow, bow)])
                             if kind.startswith('im2col'):
-                                v = b.load(b.gep(src, [xoff]))
-                                b.store(b.select(ok, v, zero), b.gep(dst, [coff]))
+                                b.store(b.load(xp), cp)
                             else:  # col2im: scatter-add the column value into the image
-                                v = b.load(b.gep(src, [coff]))
-                                p = b.gep(dst, [xoff])
-                                b.store(b.fadd(b.load(p), b.select(ok, v, zero)), p)
+                                xp, cp = b.gep(dst, [b.add(row, b.mul(bow, C(st[1])))]), b.gep(src, [b.add(colrow, bow)])
+                                b.store(b.fadd(b.load(xp), b.load(cp)), xp)
                             return []
-                        _for(b, fn, ir, C(0), C(ow), [], body_ow, 'ow')
+
+                        def pad(bow, _):
+                            b.store(zero, b.gep(dst, [b.add(colrow, bow)]))
+                            return []
+                        if kind.startswith('im2col'):
+                            _for(b, fn, ir, C(0), rlo, [], pad, 'pl')
+                        _for(b, fn, ir, rlo, rhi, [], inside, 'in')
+                        if kind.startswith('im2col'):
+                            _for(b, fn, ir, rhi, C(ow), [], pad, 'pr')
                         return []
                     _for(b, fn, ir, C(0), C(oh), [], body_oh, 'oh')
                     return []
@@ -66,6 +75,17 @@ def _build(kind, shape, k, st, dl, pd, out_hw, dtype):
     _for(b, fn, ir, start, stop, [], body_n, 'n')
     b.ret_void()
     return str(mod)
+
+
+def _ceil_div(b, C, a, d):
+    """ceil(a / d) for an i64 a of any sign and a constant d > 0 (sdiv truncates toward zero)."""
+    return b.select(b.icmp_signed('>', a, C(0)), b.sdiv(b.add(a, C(d - 1)), C(d)), b.sdiv(a, C(d)))
+
+
+def _clamp(b, C, v, hi):
+    """v clamped to [0, hi]."""
+    v = b.select(b.icmp_signed('<', v, C(0)), C(0), v)
+    return b.select(b.icmp_signed('>', v, C(hi)), C(hi), v)
 
 
 def _window_loops(b, fn, ir, shape, k, st, pd, out_hw, start, stop, init, tap, done):

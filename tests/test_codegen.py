@@ -248,7 +248,10 @@ def test_prologue_value_that_is_also_an_output():
 @pytest.mark.parametrize('layout', ['nk', 'kn'])
 @pytest.mark.parametrize('dtype', ['float32', 'float64'])
 @pytest.mark.parametrize('k,st,dl,pd', [((3, 3), (1, 1), (1, 1), (0, 0)), ((5, 3), (2, 1), (1, 2), (2, 1)),
-                                        ((2, 2), (2, 2), (1, 1), (1, 1))])
+                                        ((2, 2), (2, 2), (1, 1), (1, 1)),
+                                        # padding wider than what a tap reaches; taps wholly outside a row
+                                        ((7, 7), (2, 3), (1, 1), (3, 3)), ((3, 5), (3, 2), (2, 3), (4, 5)),
+                                        ((1, 1), (1, 1), (1, 1), (2, 2))])
 def test_compiled_im2col_and_col2im_equal_numpy(k, st, dl, pd, dtype, layout):
     from graphc.ops import nn as ops_nn
     from graphc.runtime import conv

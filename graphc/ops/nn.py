@@ -155,6 +155,9 @@ def col2im(col, shape, k, st, dl, pd, out_hw, layout='nk'):
 # Below this many output positions per image, the per-image GEMMs of a batched matmul are too small to
 # run well: the batch goes inside the columns ('kn' layout) and each convolution is one large GEMM.
 BIG_GEMM_BELOW = 256
+# The data gradient goes the one-GEMM way only below this many positions: at 64 (LeNet's second layer, a
+# ResNet's 8x8 stage) both ways measured the same; at 16 (a ResNet's 4x4 stage) one GEMM was 2.2x faster.
+ONE_GEMM_DX_BELOW = 64
 
 
 def _by_filter(dy):
@@ -218,7 +221,10 @@ def conv2d_transpose(dy, w, k, st, dl, pd, g, out_hw):
     n, f, oh, ow = dy.shape
     cg, fg = w.shape[1], f // g
     kk = k[0] * k[1]
-    if g == 1:  # (the one-GEMM layout measured slower here: 71 ms vs 59 ms for LeNet's second layer)
+    layout = 'nk'
+    if g == 1 and oh * ow < ONE_GEMM_DX_BELOW:  # a few positions per image: one large GEMM
+        col, layout = w.reshape(f, -1).T @ _by_filter(dy), 'kn'
+    elif g == 1:  # (the one-GEMM layout measured slower here: 71 ms vs 59 ms for LeNet's second layer)
         col = np.matmul(w.reshape(f, -1).T, dy.reshape(n, f, oh * ow))
     else:
         d2 = dy.reshape(n, f, oh * ow)
@@ -229,14 +235,16 @@ def conv2d_transpose(dy, w, k, st, dl, pd, g, out_hw):
     # output rows/cols past what the taps reach (stride remainder, Deconvolution's adj) stay zero
     hr, wr = ((oh - 1) * st[0] + dl[0] * (k[0] - 1) + 1 - 2 * pd[0], (ow - 1) * st[1] + dl[1] * (k[1] - 1) + 1 - 2 * pd[1])
     h, wd = max(out_hw[0], hr), max(out_hw[1], wr)
-    dx = col2im(col, (n, cg * g, h, wd), k, st, dl, pd, (oh, ow))
+    dx = col2im(col, (n, cg * g, h, wd), k, st, dl, pd, (oh, ow), layout)
     return np.ascontiguousarray(dx[:, :, :out_hw[0], :out_hw[1]])
 
 
 def conv2d_weight_grad(x, dy, k, st, dl, pd, g):
     n, c = x.shape[:2]
     f, oh, ow = dy.shape[1:]
-    if g == 1 and oh * ow < BIG_GEMM_BELOW:
+    if g == 1 and (oh * ow < BIG_GEMM_BELOW or oh * ow < c * k[0] * k[1]):
+        # (with more taps than positions the batched GEMMs below need tensordot's copies: one GEMM was 1.6x
+        # faster for a ResNet's 16x16 stage, 128 channels)
         col = _take_cols(x, (tuple(k), tuple(st), tuple(dl), tuple(pd), x.shape, x.dtype))
         if col is None:
             col, _ = im2col(x, k, st, dl, pd, 'kn')
