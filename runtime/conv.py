@@ -178,26 +178,32 @@ def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
         return kern
 
 
-def im2col(x, k, st, dl, pd, out_hw, layout='nk'):
-    """Columns (N, C*kh*kw, OH*OW), or with layout 'kn' (C*kh*kw, N*OH*OW); None when the compiled backend
-    is off or the dtype is not float."""
+def im2col(x, k, st, dl, pd, out_hw, layout='nk', out=None):
+    """Columns (N, C*kh*kw, OH*OW), or with layout 'kn' (C*kh*kw, N*OH*OW), written into `out` when given (a
+    C-contiguous array of that shape and x's dtype); None when the compiled backend is off or the dtype is not
+    float."""
     if not enabled() or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
         return None
     n, c = x.shape[:2]
     kk, p = c * k[0] * k[1], out_hw[0] * out_hw[1]
-    col = np.empty((n, kk, p) if layout == 'nk' else (kk, n * p), x.dtype)
+    shape = (n, kk, p) if layout == 'nk' else (kk, n * p)
+    if out is not None:
+        assert out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous, (out.shape, shape)
+    col = out if out is not None else np.empty(shape, x.dtype)
     kind = 'im2col' if layout == 'nk' else 'im2col_kn'
     _kernel(kind, x.shape, tuple(k), tuple(st), tuple(dl), tuple(pd), tuple(out_hw), x.dtype)([x], [col])
     return col
 
 
-def col2im(col, shape, k, st, dl, pd, out_hw, layout='nk'):
-    """The (N, C, H, W) image the columns (in im2col's layout) scatter-add into, or None (compiled backend
-    off / not float)."""
+def col2im(col, shape, k, st, dl, pd, out_hw, layout='nk', out=None):
+    """The (N, C, H, W) image the columns (in im2col's layout) scatter-add into -- `out` when given (zeros, C-
+    contiguous, that shape) -- or None (compiled backend off / not float)."""
     if not enabled() or col.dtype not in (np.float32, np.float64):
         return None
     col = np.ascontiguousarray(col)
-    img = np.zeros(shape, col.dtype)
+    if out is not None:
+        assert out.shape == tuple(shape) and out.dtype == col.dtype and out.flags.c_contiguous, (out.shape, shape)
+    img = out if out is not None else np.zeros(shape, col.dtype)
     kind = 'col2im' if layout == 'nk' else 'col2im_kn'
     _kernel(kind, tuple(shape), tuple(k), tuple(st), tuple(dl), tuple(pd), tuple(out_hw), col.dtype)([col], [img])
     return img
