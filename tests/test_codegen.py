@@ -367,3 +367,32 @@ def test_weight_gradient_reuses_the_forward_columns(monkeypatch):
     np.testing.assert_array_equal(grads[0], grads[1])
     nd.Convolution(x, w, kernel=(3, 3), num_filter=5, no_bias=True)  # not recording: nothing kept
     assert not ops_nn._saved_cols
+
+
+@pytest.mark.parametrize('images_per_chunk', [1, 3, 100])
+@pytest.mark.parametrize('geom', [((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 2), (2, 1), (1, 2), (0, 1))], ids=str)
+def test_convolutions_in_chunks_of_images_equal_the_whole_batch(monkeypatch, images_per_chunk, geom):
+    """conv2d, its data gradient and its weight gradient run the batched path in chunks of images (columns
+    kept in cache, buffers reused): uneven chunks and one image a chunk give the unchunked result and the
+    NumPy reference's (float64: 1e-12)."""
+    from graphc.ops import nn as ops_nn
+    k, st, dl, pd = geom
+    x, w = _data((7, 3, 40, 18), 'float64', seed=8), _data((4, 3) + k, 'float64', seed=9)
+    oh, ow = (ops_nn._conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
+    assert oh * ow >= ops_nn.BIG_GEMM_BELOW   # the per-image (batched) path
+    dy = _data((7, 4, oh, ow), 'float64', seed=10)
+
+    def run():
+        return [ops_nn.conv2d(x, w, k, st, dl, pd, 1), ops_nn.conv2d_transpose(dy, w, k, st, dl, pd, 1, x.shape[2:]),
+                ops_nn.conv2d_weight_grad(x, dy, k, st, dl, pd, 1)]
+    per_image = 3 * k[0] * k[1] * oh * ow * 8
+    monkeypatch.setattr(ops_nn, 'COLUMN_CHUNK_BYTES', per_image * images_per_chunk)
+    assert len(ops_nn._chunks(7, per_image)) == -(-7 // images_per_chunk)
+    got = run()
+    old = cpu.set_backend('interp')
+    try:
+        want = run()
+    finally:
+        cpu.set_backend(old)
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
