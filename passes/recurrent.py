@@ -53,8 +53,9 @@ def _fc_pair(add, users, G):
     """(i2h, h2h) when `add` = elemwise_add(FC(x, Wi, bi), FC(h, Wh, bh)) of (N, G*H) with (N, H) h, each FC
     read only by add; else None."""
     fcs = [s for s, _ in add.inputs]
-    if len(fcs) != 2 or np.dtype(add.dtypes[0]) not in FLOATS or any(s.is_var or s.op.name != 'FullyConnected' or len(s.inputs) != 3 or
-                            s.attrs.get('no_bias') or _only(users, s) is not add for s in fcs):
+    if len(fcs) != 2 or np.dtype(add.dtypes[0]) not in FLOATS or \
+            any(s.is_var or s.op.name != 'FullyConnected' or len(s.inputs) != 3 or s.attrs.get('no_bias') or
+                _only(users, s) is not add for s in fcs):
         return None
     return fcs if _shapes_ok(fcs, add.shapes[0], G) else None
 
@@ -229,17 +230,25 @@ def _fused(chain, m):
     first, last = chain[0], chain[-1]
     T, (N, H) = len(chain), last.h.shapes[0]
     like = last.h
+    base = (like.block or like.name) + '_fused'   # names that say where they came from: the cell's block
+
+    def node(name, op, inputs, **attrs):
+        n = new_node(op, inputs, like=like, **attrs)
+        n.name = f"{base}_{name}"
+        return n
     x = _sequence([m(s.x) for s in chain])
-    wi, bi, wh, bh = [(new_node('Reshape', [m(e)], like=like, shape=(-1,)), 0) for e in first.w]
-    params = (new_node('_rnn_param_concat', [wi, wh, bi, bh], like=like, dim=0, num_args=4), 0)
-    states = [(new_node('expand_dims', [m(e)], like=like, axis=0), 0) for e in (first.h_in, first.c_in) if e]
-    rnn = new_node('RNN', [x, params, *states], like=like, state_size=H, num_layers=1, mode=first.mode,
-                   state_outputs=True, _train=False)
-    hs = new_node('SliceChannel', [(rnn, 0)], like=like, num_outputs=T, axis=0, squeeze_axis=True)
+    wi, bi, wh, bh = [(node(f'{k}_flat', 'Reshape', [m(e)], shape=(-1,)), 0)
+                      for k, e in zip(('i2h_weight', 'i2h_bias', 'h2h_weight', 'h2h_bias'), first.w)]
+    params = (node('parameters', '_rnn_param_concat', [wi, wh, bi, bh], dim=0, num_args=4), 0)
+    states = [(node(f'{k}0', 'expand_dims', [m(e)], axis=0), 0)
+              for k, e in (('h', first.h_in), ('c', first.c_in)) if e]
+    rnn = node('rnn', 'RNN', [x, params, *states], state_size=H, num_layers=1, mode=first.mode, state_outputs=True,
+               _train=False)
+    hs = node('steps', 'SliceChannel', [(rnn, 0)], num_outputs=T, axis=0, squeeze_axis=True)
     out = {(id(s.h), 0): (hs, t) for t, s in enumerate(chain[:-1])}
     for k, s in ((1, last.h), (2, last.c)):   # the final state: (1, N, H) -> (N, H)
         if s is not None:
-            out[(id(s), 0)] = (new_node('Reshape', [(rnn, k)], like=like, shape=(N, H)), 0)
+            out[(id(s), 0)] = (node('h' if k == 1 else 'c', 'Reshape', [(rnn, k)], shape=(N, H)), 0)
     return out, tuple(out[(id(s.h), 0)] for s in chain), rnn
 
 

@@ -50,7 +50,8 @@ def _build(kind, shape, k, st, dl, pd, out_hw, dtype):
                             if kind.startswith('im2col'):
                                 b.store(b.load(xp), cp)
                             else:  # col2im: scatter-add the column value into the image
-                                xp, cp = b.gep(dst, [b.add(row, b.mul(bow, C(st[1])))]), b.gep(src, [b.add(colrow, bow)])
+                                xp = b.gep(dst, [b.add(row, b.mul(bow, C(st[1])))])
+                                cp = b.gep(src, [b.add(colrow, bow)])
                                 b.store(b.fadd(b.load(xp), b.load(cp)), xp)
                             return []
 
