@@ -159,8 +159,8 @@ def test_ratios_and_table():
 
 def test_standard_workloads_and_only():
     keys = [k for k, _, _ in B.standard(1)]
-    assert keys == ['mlp1', 'mlp64', 'mlp-train', 'lenet-train', 'lenet-infer', 'chain1k', 'chain4k', 'membound',
-                    'lstm']
+    assert keys == ['mlp1', 'mlp64', 'mlp-train', 'lenet-train', 'lenet-infer', 'resnet-train', 'chain1k', 'chain4k',
+                    'membound', 'lstm']
     assert 'chain4k' not in [k for k, _, _ in B.standard(1, quick=True)]
     assert [k for k, _, _ in B.standard(1, only=['lstm', 'mlp1'])] == ['mlp1', 'lstm']
     with pytest.raises(GraphcError, match="unknown workload.*'nope'.*mlp-train"):
@@ -174,6 +174,13 @@ def test_small_workloads_run_and_agree():
     assert m['GB/s']['hybridized'] == pytest.approx(3 * 64 * 64 * 4 / m['times']['hybridized'] / 1e9)
     c = r['c']
     assert c['ratios']['eager/hybridized'] == pytest.approx(c['times']['eager'] / c['times']['hybridized'])
+
+
+def test_resnet_workload_runs_equal_twins():
+    """The ResNet-18 step at 4 images of 16x16: eager and hybridized (and torch, when installed) start from equal
+    weights and give equal losses for two steps (the workload checks), then are timed."""
+    r = B.resnet_train(4, 1, size=16)['times']
+    assert {'eager', 'hybridized'} <= set(r) and min(r.values()) > 0
 
 
 def test_lstm_workload_uses_benchmarks_lstm_when_present(monkeypatch):
@@ -199,3 +206,27 @@ def test_char_lstm_workloads_run_and_agree():
     assert {'eager', 'hybridized', 'eager+numpy-loops', 'hybridized+numpy-loops'} <= set(layer)
     assert set(cells) == {'eager', 'hybridized', 'hybridized-fuse_rnn-off'}
     assert min(layer.values()) > 0 and min(cells.values()) > 0
+
+
+def test_torch_resnet18_twin_has_graphc_gradients():
+    """The PyTorch twin of resnet18_v1(thumbnail): the same loss and, parameter by parameter, the same
+    gradients (float32 through 18 batch-normalized layers: 1e-4 of each gradient's largest entry)."""
+    torch = pytest.importorskip('torch')
+    from graphc.gluon.model_zoo import vision
+    gc.random.seed(0)
+    net = vision.resnet18_v1(classes=10, thumbnail=True)
+    net.initialize(gc.init.Xavier())
+    x, y = nd.random.normal(shape=(4, 3, 16, 16)), B._labels(4)
+    net(x)
+    params = [p for p in net.collect_params().values() if p.grad_req != 'null']
+    twin = B.torch_resnet18(torch, [p.data().asnumpy() for p in params])
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y).mean()
+    loss.backward()
+    labels = torch.from_numpy(y.asnumpy().astype(np.int64))
+    tloss = torch.nn.CrossEntropyLoss()(twin(torch.from_numpy(x.asnumpy())), labels)
+    tloss.backward()
+    assert float(loss.asscalar()) == pytest.approx(float(tloss.detach()), rel=1e-5)
+    for p, (name, t) in zip(params, twin.named_parameters()):
+        g, tg = p.grad().asnumpy(), t.grad.numpy()
+        assert np.abs(g - tg).max() <= 1e-4 * np.abs(tg).max(), name
