@@ -396,3 +396,33 @@ def test_convolutions_in_chunks_of_images_equal_the_whole_batch(monkeypatch, ima
         cpu.set_backend(old)
     for g, r in zip(got, want):
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+@pytest.mark.parametrize('shape,axis', [((6, 5, 9, 7), 1), ((4, 3, 10), 2), ((11, 6), 1), ((3, 4, 5, 6), -1)])
+@pytest.mark.parametrize('fix_gamma', [False, True])
+def test_compiled_batchnorm_equals_numpy(dtype, shape, axis, fix_gamma):
+    """runtime/batchnorm.py (training mode: batch statistics) against the NumPy reference, forward outputs and
+    the three gradients; inputs with a large mean, where one-pass variance formulas lose digits. float32:
+    rtol 1e-5 (the compiled sums are double, NumPy's pairwise float32); float64: 1e-12."""
+    from graphc.ops import nn as ops_nn
+    from graphc.registry import OPS
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=shape) * 2 + 50).astype(dtype)
+    c = shape[axis]
+    gamma, beta = rng.normal(size=c).astype(dtype), rng.normal(size=c).astype(dtype)
+    g = rng.normal(size=shape).astype(dtype)
+    attrs = OPS['BatchNorm'].canon({'axis': axis, 'fix_gamma': fix_gamma, '_train': True})
+    ones = np.ones(c, dtype)
+    runs = {}
+    for backend in ('cpu', 'interp'):
+        old = cpu.set_backend(backend)
+        try:
+            out, mean, var = ops_nn._batch_norm(attrs, x, gamma, beta, ones * 0, ones)
+            runs[backend] = [out, mean, var, *ops_nn._backward_batch_norm(attrs, g, x, gamma, mean, var)]
+        finally:
+            cpu.set_backend(old)
+    tol = 1e-5 if dtype == 'float32' else 1e-12
+    for name, a, b in zip(('out', 'mean', 'var', 'dx', 'dgamma', 'dbeta'), runs['cpu'], runs['interp']):
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.abs(b).max())), err_msg=name)

@@ -521,9 +521,14 @@ def _bn_bshape(x, ax):
     return tuple(x.shape[ax] if i == ax else 1 for i in range(x.ndim))
 
 
+def _batch_stats(attrs):
+    """Training-mode BatchNorm normalizes with the batch's statistics."""
+    return bool(attrs.get('_train')) and not attrs['use_global_stats']
+
+
 def _bn_stats(attrs, x, mm, mv):
     ax = attrs['axis'] % x.ndim
-    if attrs['_train'] and not attrs['use_global_stats']:
+    if _batch_stats(attrs):
         axes = tuple(i for i in range(x.ndim) if i != ax)
         return ax, x.mean(axis=axes), x.var(axis=axes)
     return ax, mm, mv
@@ -536,6 +541,11 @@ def _bn_stats(attrs, x, mm, mv):
           doc="Batch normalization. Outputs (out, mean, var): the batch statistics in training, the moving ones "
               "otherwise; nd.BatchNorm updates the moving statistics in training mode.")
 def _batch_norm(attrs, x, gamma, beta, mm, mv):
+    if _batch_stats(attrs):   # the compiled kernel: three passes, not NumPy's seven with temporaries
+        from ..runtime import batchnorm
+        fast = batchnorm.forward(x, gamma, beta, attrs['axis'] % x.ndim, attrs['eps'], attrs['fix_gamma'])
+        if fast is not None:
+            return fast
     ax, mean, var = _bn_stats(attrs, x, mm, mv)
     bs = _bn_bshape(x, ax)
     gm = np.ones_like(gamma) if attrs['fix_gamma'] else gamma
@@ -550,6 +560,11 @@ def _batch_norm(attrs, x, gamma, beta, mm, mv):
           doc="Gradients of BatchNorm: (d data, d gamma, d beta); batch statistics are differentiated in training.")
 def _backward_batch_norm(attrs, g, x, gamma, mean, var):
     ax = attrs['axis'] % x.ndim
+    if _batch_stats(attrs):
+        from ..runtime import batchnorm
+        fast = batchnorm.backward(np.ascontiguousarray(g), x, gamma, mean, var, ax, attrs['eps'], attrs['fix_gamma'])
+        if fast is not None:
+            return fast
     bs = _bn_bshape(x, ax)
     axes = tuple(i for i in range(x.ndim) if i != ax)
     inv = 1.0 / np.sqrt(var + attrs['eps'])
@@ -557,7 +572,7 @@ def _backward_batch_norm(attrs, g, x, gamma, mean, var):
     xhat = (x - mean.reshape(bs)) * inv.reshape(bs)
     dbeta = g.sum(axis=axes)
     dgamma = (g * xhat).sum(axis=axes)
-    if attrs['_train'] and not attrs['use_global_stats']:
+    if _batch_stats(attrs):
         m = x.size // x.shape[ax]
         dx = (gm * inv).reshape(bs) / m * (m * g - dbeta.reshape(bs) - xhat * dgamma.reshape(bs))
     else:
