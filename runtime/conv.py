@@ -18,7 +18,6 @@ def _build(kind, shape, k, st, dl, pd, out_hw, dtype):
     t, i64, mod, fn, b, start, stop, (src, dst) = _kernel_function(dtype, 2)
     C = lambda v: ir.Constant(i64, v)  # noqa: E731
     zero = ir.Constant(t, 0.0)
-    i32 = lambda v: v  # noqa: E731
 
     def body_n(bn, _):
         def body_c(bc, _):
@@ -72,7 +71,6 @@ def _build(kind, shape, k, st, dl, pd, out_hw, dtype):
             return []
         _for(b, fn, ir, C(0), C(c), [], body_c, 'c')
         return []
-    i32  # noqa: B018
     _for(b, fn, ir, start, stop, [], body_n, 'n')
     b.ret_void()
     return str(mod)
