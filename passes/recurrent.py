@@ -205,7 +205,8 @@ def _outside(chain):
 
 def _feeds_back(chain):
     """True when an input of the chain (an x, a weight, the first state) depends on the chain itself (an
-    output fed back as the next input, as in sampling): those steps cannot run as one op."""
+    output fed back as the next input, as in sampling, or through another chain that reads this one): those
+    steps cannot run as one op. So the chains kept can run one after another, each as a unit."""
     inside = {id(n) for s in chain for n in _nodes(s)}
     return any(id(n) in inside for n in topo_order([e[0] for e in _outside(chain)]))
 

@@ -57,10 +57,10 @@ def run(net, x, states, proj):
         [p.grad().asnumpy() for p in params]
 
 
-def eager_vs_hybridized(make, T, layout, merge, n_states, hidden=5):
+def eager_vs_hybridized(make, T, layout, merge, n_states, hidden=5, channels=3):
     net = make()
     init_nonzero(net)
-    N, C = 2, 3
+    N, C = 2, channels
     x = nd.array(rand(N, T, C, seed=1) if layout == 'NTC' else rand(T, N, C, seed=1))
     states = [nd.array(rand(N, hidden, seed=2 + k)) for k in range(n_states)]
     ref_out = net(x, *states)
@@ -172,15 +172,37 @@ class AlmostGRU(HybridBlock):
         return [h, F.stack(*leak, axis=1)]
 
 
+class Coupled(HybridBlock):
+    """Two LSTM cells, each step fed the other's previous output: neither sequence can run before the other."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.a, self.b = rnn.LSTMCell(5, input_size=5), rnn.LSTMCell(5, input_size=5)
+
+    def hybrid_forward(self, F, x, h, c):
+        sa, sb = [h, c], [h * 0.5, c]
+        xa = xb = F.squeeze(F.slice_axis(x, axis=1, begin=0, end=1), axis=1)
+        outs = []
+        for _ in range(3):
+            ya, sa = self.a(xb, sa)
+            yb, sb = self.b(xa, sb)
+            xa, xb = ya, yb
+            outs += [ya, yb]
+        return [F.stack(*outs, axis=1)] + sa + sb
+
+
 @pytest.mark.parametrize('make,n_states,T,steps', [
     (FeedBack, 1, 3, 0),          # x_{t+1} = h_t: not fused
     (AllStates, 2, 4, 2 + 2),     # c_1 read outside: steps 0-1 and 2-3 fuse apart
     (Masked, 2, 3, 0),            # valid_length masks sit between the steps
     (AlmostGRU, 1, 3, 0),         # a gate's input read outside the step
+    (Coupled, 2, 3, 0),           # two chains that feed each other
     (lambda: Unroller(rnn.LSTMCell(5, input_size=3, activation='relu'), 3), 2, 3, 0),   # not MXNet's LSTM
     (lambda: Unroller(rnn.LSTMCell(5, input_size=3), 1), 2, 1, 0)])                    # one step
 def test_what_does_not_fuse_still_computes_the_same(make, n_states, T, steps):
-    net = eager_vs_hybridized(make, T, 'NTC', True, n_states, hidden=3 if make is FeedBack else 5)
+    net = eager_vs_hybridized(make, T, 'NTC', True, n_states, hidden=3 if make is FeedBack else 5,
+                              channels=5 if make is Coupled else 3)
     row = next(r for r in net.cached_graph().trace_report.rows if r[0] == 'fuse_rnn')
     assert row[4]['steps'] == steps
     assert ops_of(net).count('RNN') == (2 if steps else 0)
