@@ -4,7 +4,7 @@ Model: the 32/64/128-channel LeNet of examples/lenet_mnist.py. Batch 600, Adam w
 1e-3 multiplied by 0.1 every 30 epochs (a FactorScheduler counted in iterations), no weight decay,
 the test set evaluated after every epoch. Inputs are standardized with the training set's pixel mean
 and std (0.1307, 0.3081), as PyTorch's MNIST example does; --raw-inputs keeps pixels in [0, 1] (3 epochs:
-98.32% that way, 98.61% standardized; measured before and after a change of convolution summation order). Glorot-uniform weights, zero biases. Both modes start from the
+98.32% that way, measured before a change in the convolutions' summation order; 98.61% standardized, after). Glorot-uniform weights, zero biases. Both modes start from the
 same seed, so they train the same numbers; the time of each epoch's training (not evaluation) is recorded.
 
 Writes --json (default lenet_benchmark.json) with per-epoch train/test loss and accuracy and epoch
