@@ -125,6 +125,10 @@ def sample(net, chars, hidden, layers, length=200, temperature=0.8, prime='ROMEO
     return out_text
 
 
+def _kind(net):
+    return 'cells' if isinstance(net, CellLM) else 'layer'
+
+
 def save_checkpoint(d, net, trainer, step, pos, h, c):
     """Parameters, optimizer state, the carried LSTM state and the RNG: resuming continues exactly."""
     os.makedirs(d, exist_ok=True)
@@ -133,7 +137,7 @@ def save_checkpoint(d, net, trainer, step, pos, h, c):
     nd.save(os.path.join(d, 'char_lstm.carry'), {'h': h, 'c': c})
     state = gc.random.get_state()
     with open(os.path.join(d, 'char_lstm.json'), 'w') as f:
-        json.dump({'step': step, 'pos': pos, 'rng': state}, f)
+        json.dump({'step': step, 'pos': pos, 'rng': state, 'model': _kind(net)}, f)
 
 
 def load_checkpoint(d, net, trainer):
@@ -143,6 +147,10 @@ def load_checkpoint(d, net, trainer):
         return 0, 0, None
     with open(path) as f:
         meta = json.load(f)
+    if meta.get('model', 'layer') != _kind(net):
+        flag = '--unroll' if meta.get('model') == 'cells' else 'no --unroll'
+        raise SystemExit(f"{d}: this checkpoint holds the {meta.get('model', 'layer')} model; resume with {flag}, "
+                         "or choose another --checkpoint-dir")
     net.load_parameters(os.path.join(d, 'char_lstm.params'))
     trainer.load_states(os.path.join(d, 'char_lstm.states'))
     gc.random.set_state(meta['rng'])

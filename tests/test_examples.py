@@ -46,3 +46,13 @@ def test_char_lstm_unrolled_cells_train_as_eagerly(tmp_path):
     eager = char_lstm.main(common + ['--no-hybridize'])
     assert hyb['model'] == 'cells' and len(hyb['sample']) > 100
     np.testing.assert_allclose(hyb['val_perplexity'], eager['val_perplexity'], rtol=1e-4)
+
+
+def test_char_lstm_resume_with_the_other_model_says_which_flag(tmp_path):
+    import pytest
+    import char_lstm
+    common = ['--hidden', '8', '--seq-len', '4', '--batch-size', '2', '--chars', '5000', '--sample-every', '0',
+              '--checkpoint-every', '2', '--checkpoint-dir', str(tmp_path)]
+    char_lstm.main(['--unroll', '--max-steps', '2'] + common)
+    with pytest.raises(SystemExit, match='holds the cells model; resume with --unroll'):
+        char_lstm.main(['--max-steps', '4', '--resume'] + common)
