@@ -564,6 +564,14 @@ def workloads(reps, quick=False):
     work += [('membound', f'memory-bound (x*2+1)*y - x/3, {mb}x{mb}', lambda p: memory_bound(mb, max(5, reps // 3), p)),
              ('lstm', f'LSTM layer forward, input 64, hidden 256, batch 32, {ls} steps',
               lambda p: lstm(max(3, reps // 5), p, steps=ls))]
+    mod = _benchmarks_module('lstm')   # the char-LSTM steps need examples/char_lstm.py: a source checkout
+    if mod is not None and hasattr(mod, 'char_lstm_train'):
+        cb, cs, ch = (8, 8, 64) if quick else (32, 32, 256)
+        name = f'char-LSTM training step, batch {cb} x {cs} steps, hidden {ch} (Adam)'
+        work += [('char-lstm', name + ', the rnn.LSTM layer',
+                  lambda p: mod.char_lstm_train(max(3, reps // 5), p, batch=cb, seq=cs, hidden=ch)),
+                 ('char-lstm-cells', name + ', LSTMCell.unroll (fused when hybridized)',
+                  lambda p: mod.char_lstm_train(max(3, reps // 5), p, batch=cb, seq=cs, hidden=ch, cells=True))]
     return work
 
 
