@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import graphc
 from graphc.cli import info, op_table
 
@@ -83,3 +85,20 @@ def test_bench_png_chart(tmp_path):
            'b': {'name': 'b', 'times': {'eager': 3.0, 'hybridized': 1.0}, 'ratios': {}}}
     B.chart(res, str(tmp_path / 'c.png'))
     assert open(tmp_path / 'c.png', 'rb').read(8) == bytes([0x89]) + b'PNG' + bytes([13, 10, 26, 10])
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject.toml lists the packages a wheel holds: every directory with an __init__.py under graphc/ (and
+    passes/, runtime/, installed as graphc.passes and graphc.runtime) must be listed, or a regular install
+    (not -e) cannot import it."""
+    tomllib = pytest.importorskip('tomllib')
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, 'pyproject.toml'), 'rb') as f:
+        listed = set(tomllib.load(f)['tool']['setuptools']['packages'])
+    found = set()
+    for top, name in (('graphc', 'graphc'), ('passes', 'graphc.passes'), ('runtime', 'graphc.runtime')):
+        for d, _, files in os.walk(os.path.join(root, top)):
+            if '__init__.py' in files:
+                rel = os.path.relpath(d, os.path.join(root, top))
+                found.add(name if rel == '.' else name + '.' + rel.replace(os.sep, '.'))
+    assert found <= listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"
