@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from .cpu import Kernel, _for, _kernel_function, compile_ir, enabled
+from .cpu import Kernel, _for, _kernel_function, compile_kernel, enabled
 
 _lock = threading.Lock()
 _kernels = {}
@@ -110,11 +110,9 @@ def _kernel(kind, outer, C, inner, eps, fix_gamma, dtype):
     with _lock:
         kern = _kernels.get(key)
         if kern is None:
-            import hashlib
             text = _build(kind, outer, C, inner, eps, fix_gamma, dtype)
-            name = f"graphc_bn_{kind}_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
-            text = text.replace('@"kernel"', f'@"{name}"').replace('@kernel', f'@{name}')
-            kern = _kernels[key] = Kernel(compile_ir(text, name), [C, 1], 3 if kind == 'fwd' else 5, 3, dtype)
+            n_in = 3 if kind == 'fwd' else 5
+            kern = _kernels[key] = Kernel(compile_kernel(text, f'bn_{kind}'), [C, 1], n_in, 3, dtype)
             kern.total = outer * C * inner   # split over cores by the work, channel ranges apart
         return kern
 

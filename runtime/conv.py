@@ -5,7 +5,7 @@ import threading
 
 import numpy as np
 
-from .cpu import Kernel, _for, _kernel_function, compile_ir, enabled
+from .cpu import Kernel, _for, _kernel_function, compile_kernel, enabled
 
 _lock = threading.Lock()
 _kernels = {}
@@ -165,14 +165,11 @@ def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
     with _lock:
         kern = _kernels.get(key)
         if kern is None:
-            import hashlib
             text = _build_maxpool_grad(shape, k, st, pd, out_hw, dtype) if kind == 'maxpool_grad' else \
                 _build_maxpool(shape, k, st, pd, out_hw, dtype) if kind == 'maxpool' else \
                 _build(kind, shape, k, st, dl, pd, out_hw, dtype)
-            name = f"graphc_{kind}_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
-            text = text.replace('@"kernel"', f'@"{name}"').replace('@kernel', f'@{name}')
             n_in = 3 if kind == 'maxpool_grad' else 1
-            kern = _kernels[key] = Kernel(compile_ir(text, name), [shape[0], 1], n_in, 1, dtype)
+            kern = _kernels[key] = Kernel(compile_kernel(text, kind), [shape[0], 1], n_in, 1, dtype)
             kern.total = int(np.prod(shape)) * k[0] * k[1]  # split over cores by the work, not the batch size
         return kern
 

@@ -713,6 +713,13 @@ def _disk_store(key, obj):
 _loaded = {}  # function name -> address: identical IR from two groups is loaded once
 
 
+def compile_kernel(text, prefix):
+    """The address of IR whose function is @kernel, renamed graphc_PREFIX_<hash of the IR>: the name comes from
+    the IR, so cached object code matches across processes and equal IR is loaded once."""
+    name = f"graphc_{prefix}_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+    return compile_ir(text.replace('@"kernel"', f'@"{name}"').replace('@kernel', f'@{name}'), name)
+
+
 def compile_ir(text, name='kernel'):
     """Machine code for the IR text: from the disk cache when a valid entry exists, else compiled and stored."""
     if name in _loaded:
@@ -774,11 +781,9 @@ def _kernel_for(sub):
         else:
             text, dims = None, None
         k = None
-        if text is not None:  # the name comes from the IR, so cached object code matches across processes
-            fname = f"graphc_k_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
-            text = text.replace('@"kernel"', f'@"{fname}"').replace('@kernel', f'@{fname}')
+        if text is not None:
             stats['codegen_ms'] += (time.perf_counter() - t0) * 1e3
-            addr = compile_ir(text, fname)
+            addr = compile_kernel(text, 'k')
             k = Kernel(addr, dims, len(sub.inputs), len(sub.outputs), dtype)
             stats['compiled'] += 1
             stats['compile_ms'] += (time.perf_counter() - t0) * 1e3

@@ -7,12 +7,11 @@ Each function is `void f(i64* args)`: the CBLAS sgemm address, buffer addresses 
 the IR (and the disk-cached object code) depends only on (mode, batch, hidden size, clipping).
 """
 import ctypes
-import hashlib
 import threading
 
 import numpy as np
 
-from .cpu import Emit, _for, compile_ir, enabled
+from .cpu import Emit, _for, compile_kernel, enabled
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 _lock = threading.Lock()
@@ -380,9 +379,7 @@ def _function(kind, mode, N, H, clip):
     key = (kind, mode, N, H, clip, bits)
     with _lock:
         if key not in _fns:
-            text = (_forward_ir if kind == 'fwd' else _backward_ir)(mode, N, H, clip, bits)
-            name = f"graphc_rnn_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
-            addr = compile_ir(text.replace('@"kernel"', f'@"{name}"').replace('@kernel', f'@{name}'), name)
+            addr = compile_kernel((_forward_ir if kind == 'fwd' else _backward_ir)(mode, N, H, clip, bits), 'rnn')
             _fns[key] = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(addr)
         return _fns[key]
 
