@@ -49,13 +49,17 @@ class Step:
         self.c_in, self.c, self.c_own, self.c_reader = c_in, c, c_own, c_reader
 
 
+def _biased_fc(n):
+    """FullyConnected(x, W, b)."""
+    return not n.is_var and n.op.name == 'FullyConnected' and len(n.inputs) == 3 and not n.attrs.get('no_bias')
+
+
 def _fc_pair(add, users, G):
     """(i2h, h2h) when `add` = elemwise_add(FC(x, Wi, bi), FC(h, Wh, bh)) of (N, G*H) with (N, H) h, each FC
     read only by add; else None."""
     fcs = [s for s, _ in add.inputs]
     if len(fcs) != 2 or np.dtype(add.dtypes[0]) not in FLOATS or \
-            any(s.is_var or s.op.name != 'FullyConnected' or len(s.inputs) != 3 or s.attrs.get('no_bias') or
-                _only(users, s) is not add for s in fcs):
+            any(not _biased_fc(s) or _only(users, s) is not add for s in fcs):
         return None
     return fcs if _shapes_ok(fcs, add.shapes[0], G) else None
 
@@ -133,7 +137,7 @@ def _match_gru(add_r, users):
     i2h, h2h = sa.inputs[0][0], sb.inputs[0][0]
     if i2h.is_var or h2h.is_var or _slices(users, i2h, 3) is not sa or _slices(users, h2h, 3) is not sb:
         return None
-    if any(s.op.name != 'FullyConnected' or len(s.inputs) != 3 or s.attrs.get('no_bias') for s in (i2h, h2h)) or \
+    if not (_biased_fc(i2h) and _biased_fc(h2h)) or \
             not _shapes_ok([i2h, h2h], i2h.shapes[0], 3) or i2h.shapes[0] != h2h.shapes[0]:
         return None
     r, add_z = _only(users, add_r), _only(users, sa, 1)
