@@ -98,7 +98,7 @@ def _topo(heads):
 
 def _run_backward(heads, head_grads, retain_graph, want=None):
     """Propagate gradients from heads. Returns {id(leaf node): grad ndarray}."""
-    from . import ndarray as _nd_mod
+    from .ndarray import ndarray as _nd_mod
     from . import nd as F
     NDArray = _nd_mod.NDArray
     heads = list(heads)
@@ -162,7 +162,7 @@ def _run_backward(heads, head_grads, retain_graph, want=None):
 
 def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
     """Compute gradients of heads and write them into each variable's .grad (per its grad_req)."""
-    from .ndarray import NDArray
+    from .ndarray.ndarray import NDArray
     if isinstance(heads, NDArray):
         heads = [heads]
     with _on(heads):
@@ -183,7 +183,7 @@ def _on(heads):
 
 def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=False, train_mode=True):
     """Gradients of heads with respect to variables, returned rather than written to .grad."""
-    from .ndarray import NDArray
+    from .ndarray.ndarray import NDArray
     if create_graph:
         raise GraphcError("autograd.grad(create_graph=True): higher-order gradients are not supported yet")
     heads = [heads] if isinstance(heads, NDArray) else list(heads)

@@ -69,7 +69,7 @@ def _entry(x):
 
 def lazy_invoke(op, inputs, attrs):
     """Queue op; returns NDArray (or a list for several outputs) without data."""
-    from .ndarray import NDArray
+    from .ndarray.ndarray import NDArray
     node = Node(op, op.name.lower().lstrip('_'), attrs, [_entry(x) for x in inputs], where=user_frame())
     # shape errors surface here, at the user's line, with the same message as the naive engine's
     node.shapes, node.dtypes = op.infer(attrs, [x.shape for x in inputs], [x.dtype for x in inputs])

@@ -1109,7 +1109,7 @@ def _ref(o):
 # ---------------------------------------------------------------- running a case
 def emit(case, xs, check=None, symbolic=False):
     """Run the case's ops on xs (NDArrays: eager; Symbols: a graph). Returns (outputs, every value by ref key)."""
-    from .symbol import Symbol, sym_invoke
+    from .symbol.symbol import Symbol, sym_invoke
     vals = {i['name']: [x] for i, x in zip(case['inputs'], xs)}
     symbolic = symbolic or any(isinstance(x, Symbol) for x in xs)
 
@@ -1255,7 +1255,7 @@ class Oracle:
     def graph(self, consts=True):
         """The case as a Graph: inputs as variables, constant inputs (consts=True) as captured values."""
         from .graph import Graph
-        from .symbol import input_var
+        from .symbol.symbol import input_var
         with self.mode():
             xs = [input_var(i['name'], np.shape(i['array']), np.asarray(i['array']).dtype) for i in self.case['inputs']]
             outs, _ = emit(self.case, xs, symbolic=True)

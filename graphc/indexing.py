@@ -7,7 +7,7 @@ from .registry import OPS
 
 
 def _np_key(key):
-    from .ndarray import NDArray
+    from .ndarray.ndarray import NDArray
     if isinstance(key, NDArray):  # float index arrays hold integer indices, as in MXNet
         return key._data.astype(np.int64) if key.dtype.kind == 'f' else key._data
     if isinstance(key, tuple):
@@ -42,7 +42,7 @@ def _check_ints(shape, key):
 
 
 def getitem(x, key):
-    from .ndarray import invoke
+    from .ndarray.ndarray import invoke
     key = _np_key(key)
     if _is_basic(key):
         _check_ints(x.shape, key)
@@ -76,13 +76,13 @@ def getitem(x, key):
         flat_idx = np.arange(x.size, dtype=np.int64).reshape(x.shape)[key]
     except IndexError as e:
         raise GraphcError(f"index out of range for array of shape {x.shape}: {e}") from None
-    from .ndarray import NDArray
+    from .ndarray.ndarray import NDArray
     flat = invoke(OPS['_np_reshape'], (x,), {'newshape': (x.size,)})
     return invoke(OPS['take'], (flat, NDArray(flat_idx)), {'axis': 0, 'mode': 'raise'})
 
 
 def setitem(x, key, value):
-    from .ndarray import NDArray
+    from .ndarray.ndarray import NDArray
     if _ag.is_recording() and x._ag is not None and x._ag[0].op is not None:
         raise GraphcError("in-place assignment x[...] = v to an array recorded by autograd cannot be differentiated; "
                           "build the result with where(), concat() or slice ops instead")
@@ -90,7 +90,7 @@ def setitem(x, key, value):
     v = value._data if isinstance(value, NDArray) else value
     from . import engine
     engine.flush()  # a pending graph may read x's buffer: run it before the write
-    from .ndarray import WRITES
+    from .ndarray.ndarray import WRITES
     WRITES[0] += 1
     if _is_basic(key):
         _check_ints(x.shape, key)

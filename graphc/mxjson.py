@@ -111,7 +111,7 @@ def load_json_file(fname):
 
 
 def json_to_symbol(text, fname='<string>'):
-    from .symbol import Symbol
+    from .symbol.symbol import Symbol
     graph, names = json_to_graph(text, fname)
     return Symbol(graph.outputs)
 

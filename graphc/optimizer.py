@@ -12,7 +12,7 @@ import numpy as np
 
 from .base import GraphcError
 from .device import device_id, on
-from .ndarray import NDArray, WRITES
+from .ndarray.ndarray import NDArray, WRITES
 
 _REGISTRY = {}
 

@@ -1,7 +1,7 @@
 """graphc's random number generator: one seeded stream for initializers, Dropout and random arrays."""
 import numpy as np
 
-from .ndarray import NDArray, _check_ctx, _new, _shape
+from .ndarray.ndarray import NDArray, _check_ctx, _new, _shape
 from .base import as_dtype
 
 _rng = np.random.default_rng()

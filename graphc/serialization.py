@@ -20,7 +20,7 @@ import struct
 import numpy as np
 
 from .base import CODE_DTYPES, DTYPE_CODES, GraphcError, GraphcLoadError
-from .ndarray import NDArray
+from .ndarray.ndarray import NDArray
 
 LIST_MAGIC = 0x112
 V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA

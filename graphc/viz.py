@@ -17,7 +17,7 @@ import numpy as np
 
 from .base import GraphcError
 from .graph import Graph, Node, partial_infer
-from .symbol import Symbol, output_name
+from .symbol.symbol import Symbol, output_name
 
 __all__ = ['plot_network', 'print_summary', 'Digraph']
 

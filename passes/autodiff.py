@@ -5,7 +5,7 @@ backward of a traced model is itself a graph that later passes can optimize and 
 nodes on a path from a requested input to an output get gradient nodes.
 """
 from ..graph import Graph
-from ..symbol import Symbol, TraceContext, input_var
+from ..symbol.symbol import Symbol, TraceContext, input_var
 
 
 def gradient(graph, wrt, outputs=None):

@@ -12,7 +12,7 @@ from graphc.graph import Graph
 from graphc.passes.fusion import FusedOp
 from graphc.runtime import cpu
 from graphc.runtime.interpreter import interpret
-from graphc.symbol import input_var
+from graphc.symbol.symbol import input_var
 
 
 def compiled(fn, *arrays):
@@ -147,7 +147,7 @@ from graphc import nd
 from graphc.graph import Graph
 from graphc.passes.fusion import FusedOp
 from graphc.runtime import cpu
-from graphc.symbol import input_var
+from graphc.symbol.symbol import input_var
 v = input_var('x', (64, 33), 'float32')
 g = Graph([(nd.tanh(v * 3 + 0.5) * nd.sigmoid(v))._one()], [v._one()[0]])
 x = np.linspace(-4, 4, 64 * 33, dtype=np.float32).reshape(64, 33)

@@ -157,7 +157,7 @@ from graphc.graph import Graph
 from graphc.passes import run_pipeline
 from graphc.runtime import cpu
 from graphc.runtime.plan import Plan
-from graphc.symbol import input_var
+from graphc.symbol.symbol import input_var
 x = np.linspace(-3, 3, 7 * 33, dtype=np.float32).reshape(7, 33)
 sums = []
 for k in range(6):  # six distinct kernels

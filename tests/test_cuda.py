@@ -25,7 +25,7 @@ from graphc.gpuplan import captured_plans
 from graphc.graph import Graph
 from graphc.passes import run_pipeline
 from graphc.runtime import cuda, emulate
-from graphc.symbol import input_var
+from graphc.symbol.symbol import input_var
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

@@ -12,7 +12,7 @@ from graphc import random as gc_random
 from graphc.base import GraphcError, GraphcLoadError
 from graphc.gluon.data import ArrayDataset, BatchSampler, DataLoader, SimpleDataset, vision
 from graphc.gluon.data.vision import transforms
-from graphc.ndarray import NDArray
+from graphc.ndarray.ndarray import NDArray
 from graphc.progress import Progress
 
 BUNDLED = os.path.join(os.path.dirname(__file__), '..', 'data', 'mnist')

@@ -11,7 +11,7 @@ import pytest
 import graphc as gc
 import fake_cupy
 from graphc import autograd, device, gluon, nd
-from graphc import ndarray as ndmod
+from graphc.ndarray import ndarray as ndmod
 from graphc.base import GraphcError
 from graphc.gluon import nn
 from graphc.registry import OPS

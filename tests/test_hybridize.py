@@ -17,7 +17,7 @@ from graphc.graph import Graph
 from graphc.passes.autodiff import grad_graph
 from graphc.registry import OPS
 from graphc.runtime.interpreter import interpret
-from graphc.symbol import input_var, sym_invoke
+from graphc.symbol.symbol import input_var, sym_invoke
 from op_cases import CASES
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -17,7 +17,7 @@ from graphc.passes import run_pipeline
 from graphc.runtime import native
 from graphc.runtime.interpreter import interpret
 from graphc.runtime.plan import Plan, Seg
-from graphc.symbol import input_var
+from graphc.symbol.symbol import input_var
 
 needs_blas = pytest.mark.skipif(native.blas() is None, reason="no CBLAS found beside NumPy: GEMMs run from Python")
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}

@@ -313,7 +313,7 @@ def test_float64_kernels_stay_float64_and_accurate():
 def test_mixed_float_dtypes_are_refused_alike_eager_and_traced(op, shapes):
     """float64 data with a float32 parameter: eager refused it, tracing accepted it (found by the fuzzer)."""
     from graphc.registry import OPS
-    from graphc.symbol import input_var
+    from graphc.symbol.symbol import input_var
     attrs = OPS[op].canon({'act_type': 'prelu'} if op == 'LeakyReLU' else {})
     dts = ['float64'] + ['float32'] * (len(shapes) - 1)
     with pytest.raises(GraphcShapeError, match=rf"{op}: inputs must share a dtype, got float64, float32"):

@@ -8,7 +8,7 @@ import pytest
 
 from graphc import autograd, lr_scheduler, optimizer as opt
 from graphc.base import GraphcError, GraphcLoadError
-from graphc.ndarray import NDArray
+from graphc.ndarray.ndarray import NDArray
 
 RS, CLIP, WD = 0.5, 0.6, 0.1   # rescale, clip and wd all active, so every term of each rule is exercised
 

@@ -14,7 +14,7 @@ from graphc.gluon import nn
 from graphc.graph import Graph
 from graphc.passes import PASSES, PIPELINES, run_pipeline
 from graphc.runtime.interpreter import interpret
-from graphc.symbol import input_var
+from graphc.symbol.symbol import input_var
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'examples'))

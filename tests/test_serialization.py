@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from graphc.base import DTYPE_CODES, GraphcLoadError
-from graphc.ndarray import NDArray
+from graphc.ndarray.ndarray import NDArray
 from graphc.serialization import V2_MAGIC, V3_MAGIC, load_frombuffer, load_ndarrays, save_ndarrays
 
 MODELS = os.path.join(os.path.dirname(__file__), 'data', 'mxnet_models')  # copied from ../shared: real MXNet 1.9.1

@@ -11,10 +11,10 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import autograd, nd, sym
-from ..symbol import current_trace
+from ..symbol.symbol import current_trace
 from .. import initializer as _init
 from ..base import GraphcError
-from ..ndarray import NDArray
+from ..ndarray.ndarray import NDArray
 from .parameter import Parameter, ParameterDict, load_into
 
 _global_counter = {}

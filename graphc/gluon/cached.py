@@ -14,9 +14,9 @@ import numpy as np
 from .. import autograd
 from ..base import GraphcError, fmt_shape
 from ..graph import Graph
-from .. import ndarray as _ndm
-from ..ndarray import CASTS, NDArray, WRITES
-from ..symbol import Symbol, TraceContext, input_var
+from ..ndarray import ndarray as _ndm
+from ..ndarray.ndarray import CASTS, NDArray, WRITES
+from ..symbol.symbol import Symbol, TraceContext, input_var
 
 from ..runtime.cpu import enabled
 from ..runtime.interpreter import interpret
@@ -347,7 +347,7 @@ def _flatten(out):
     if isinstance(out, Symbol):
         return None, [out]
     if isinstance(out, NDArray):  # computed without the inputs (F._zeros(...)): a constant of the graph
-        from ..symbol import _const_node
+        from ..symbol.symbol import _const_node
         return None, [Symbol([(_const_node(out, None), 0)])]
     if isinstance(out, (list, tuple)):
         struct, flat = [], []

@@ -15,7 +15,7 @@ from .. import initializer as _init
 from ..base import DeferredInitializationError, GraphcError, GraphcShapeError, as_dtype, fmt_shape
 from ..context import Context, cpu
 from .. import device as _dev
-from ..ndarray import NDArray, CASTS, WRITES, _check_ctx, _placed, array as _array
+from ..ndarray.ndarray import NDArray, CASTS, WRITES, _check_ctx, _placed, array as _array
 
 _GRAD_REQS = ('write', 'add', 'null')
 
@@ -39,7 +39,7 @@ def _ctx_list(ctx):
     return [_check_ctx(c) for c in ctxs]
 
 
-from ..symbol import _ts  # noqa: E402  (the trace in progress, if any)
+from ..symbol.symbol import _ts  # noqa: E402  (the trace in progress, if any)
 
 
 class Parameter:

@@ -2,8 +2,8 @@
 from ..base import GraphcError, GraphcLoadError
 from ..graph import Graph
 from ..nd import update_moving_stats
-from ..ndarray import invoke
-from ..symbol import Symbol
+from ..ndarray.ndarray import invoke
+from ..symbol.symbol import Symbol
 from .block import HybridBlock
 
 
@@ -66,7 +66,7 @@ class SymbolBlock(HybridBlock):
                 if id(n) in vals:
                     continue
                 if 'value' in n.extra:
-                    from ..ndarray import NDArray
+                    from ..ndarray.ndarray import NDArray
                     vals[id(n)] = (NDArray(n.extra['value']),)
                 else:
                     vals[id(n)] = (self._param_of[id(n)].data(),)
@@ -82,5 +82,5 @@ class SymbolBlock(HybridBlock):
 
 
 def _group(outputs):
-    from ..symbol import Group
+    from ..symbol.symbol import Group
     return Group(list(outputs))

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import optimizer as opt
 from ..base import GraphcError, GraphcLoadError
-from ..ndarray import NDArray
+from ..ndarray.ndarray import NDArray
 from ..serialization import load_ndarrays, save_ndarrays
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import nd
 from ..base import GraphcError
-from ..ndarray import NDArray
+from ..ndarray.ndarray import NDArray
 
 
 def split_data(data, num_slice, batch_axis=0, even_split=True):

@@ -10,7 +10,7 @@ import numpy as np
 
 from ... import random as _random
 from ...base import DTYPE_CODES, GraphcError
-from ...ndarray import NDArray
+from ...ndarray.ndarray import NDArray
 
 
 class Sampler:

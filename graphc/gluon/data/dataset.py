@@ -11,7 +11,7 @@ transforms are: they accept a batch as well as one sample).
 import numpy as np
 
 from ...base import GraphcError
-from ...ndarray import NDArray
+from ...ndarray.ndarray import NDArray
 
 
 class Dataset:

@@ -10,8 +10,8 @@ import numpy as np
 
 from ... import nd
 from ...base import GraphcError
-from ...ndarray import NDArray
-from ...symbol import Symbol, current_trace
+from ...ndarray.ndarray import NDArray
+from ...symbol.symbol import Symbol, current_trace
 from ..block import HybridBlock, _eager
 
 __all__ = ['RecurrentCell', 'HybridRecurrentCell', 'RNNCell', 'LSTMCell', 'GRUCell', 'SequentialRNNCell',

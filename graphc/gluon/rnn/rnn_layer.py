@@ -12,7 +12,7 @@ from ... import nd
 from ...base import GraphcError
 from ...ops.rnn import GATES
 from ...registry import OPS
-from ...symbol import Symbol, sym_invoke
+from ...symbol.symbol import Symbol, sym_invoke
 from ..block import HybridBlock
 from .rnn_cell import _StatesCall, _F_of, _as_list, _dtype_of
 

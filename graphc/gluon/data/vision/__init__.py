@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 
 from ....base import GraphcError, GraphcLoadError
-from ....ndarray import NDArray
+from ....ndarray.ndarray import NDArray
 from ..dataset import Dataset
 
 # ---------------------------------------------------------------- MNIST

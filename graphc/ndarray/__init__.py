@@ -1,14 +1,17 @@
-"""graphc.nd: NDArray creation and every registry op as a function (MXNet's mx.nd).
+"""graphc.ndarray (alias graphc.nd): NDArray creation and every registry op as a function (MXNet's mx.nd).
 
-Op functions are generated from the registry, so an op added there appears here.
+Op functions are generated from the registry, so an op added there appears here. The NDArray class
+lives in graphc.ndarray.ndarray, as in MXNet.
 """
 import sys as _sys
 
-from . import random  # noqa: F401  (nd.random.uniform, as in MXNet)
-from . import autograd as _ag
+_sys.modules['graphc.nd'] = _sys.modules[__name__]  # `import graphc.nd` and `from graphc import nd` work too
+
+from .. import random  # noqa: F401  (nd.random.uniform, as in MXNet)
+from .. import autograd as _ag
 from .ndarray import NDArray, arange, array, empty, full, full_like, invoke, ones, waitall, zeros  # noqa: F401
-from .registry import OPS as _OPS
-from . import ops as _ops  # noqa: F401  (registers every op)
+from ..registry import OPS as _OPS
+from .. import ops as _ops  # noqa: F401  (registers every op)
 
 
 def _make(op):
@@ -51,7 +54,7 @@ def update_moving_stats(a, moving_mean, moving_var, out, mean, var):
     if a['use_global_stats']:
         return
     if not isinstance(out, NDArray):
-        from .symbol import current_trace
+        from ..symbol.symbol import current_trace
         ctx = current_trace()
         if ctx is not None and ctx.training:
             ctx.aux_updates += [(moving_mean, mean, a['momentum']), (moving_var, var, a['momentum'])]
@@ -84,11 +87,11 @@ def softmax_cross_entropy_loss(data, label):
 
 def save(fname, data):
     """Save a list or a dict of NDArrays in MXNet's .params format (readable by mx.nd.load)."""
-    from .serialization import save_ndarrays
+    from ..serialization import save_ndarrays
     save_ndarrays(fname, data)
 
 
 def load(fname):
     """Load a .params file: a dict of NDArrays, or a list when the file has no names."""
-    from .serialization import load_ndarrays
+    from ..serialization import load_ndarrays
     return load_ndarrays(fname)

@@ -7,18 +7,18 @@ import numbers
 
 import numpy as np
 
-from . import autograd as _ag
-from . import device as _device
-from . import engine as _engine
-from .base import GraphcError, GraphcShapeError, as_dtype, fmt_shape
-from .context import Context, current_context
-from .registry import OPS
+from .. import autograd as _ag
+from .. import device as _device
+from .. import engine as _engine
+from ..base import GraphcError, GraphcShapeError, as_dtype, fmt_shape
+from ..context import Context, current_context
+from ..registry import OPS
 
 
 def _check_ctx(ctx):
     ctx = current_context() if ctx is None else Context(ctx)
     if ctx.device_type != 'cpu':
-        from .context import gpu
+        from ..context import gpu
         gpu(ctx.device_id)  # says what is missing (cupy, driver, device)
     return ctx
 
@@ -101,7 +101,7 @@ def _dtype_error(op, attrs, data):
 
 
 def _symbolic(op, inputs, attrs, name):
-    from .symbol import Symbol, sym_invoke
+    from ..symbol.symbol import Symbol, sym_invoke
     if any(isinstance(x, Symbol) for x in inputs):
         return sym_invoke(op, inputs, attrs, name)
     bad = next(x for x in inputs if not hasattr(x, '_data'))
@@ -331,11 +331,11 @@ class NDArray:
 
     # ------------------------------------------------------------ indexing
     def __getitem__(self, key):
-        from .indexing import getitem
+        from ..indexing import getitem
         return getitem(self, key)
 
     def __setitem__(self, key, value):
-        from .indexing import setitem
+        from ..indexing import setitem
         setitem(self, key, value)
 
     # ------------------------------------------------------------ shape and math methods

@@ -8,9 +8,9 @@ import threading
 
 import numpy as np
 
-from . import autograd as _ag
-from .base import GraphcError, GraphcTraceError, as_dtype, user_frame
-from .graph import Graph, Node, describe, partial_infer
+from .. import autograd as _ag
+from ..base import GraphcError, GraphcTraceError, as_dtype, user_frame
+from ..graph import Graph, Node, describe, partial_infer
 
 
 class _TraceState(threading.local):
@@ -116,7 +116,7 @@ class Symbol:
 
     @property
     def context(self):
-        from .context import cpu
+        from ..context import cpu
         return cpu()
 
     def __repr__(self):
@@ -156,7 +156,7 @@ class Symbol:
                 if output_name(n, j) == key or n.name == key:
                     return Symbol([(n, j)])
             raise GraphcError(f"no internal output named {key!r}")
-        from .indexing import getitem
+        from ..indexing import getitem
         return getitem(self, key)
 
     # ------------------------------------------------------------ what tracing cannot do
@@ -241,11 +241,11 @@ class Symbol:
         return self.infer_shape(*args, **kwargs)
 
     def tojson(self):
-        from .mxjson import graph_to_json
+        from ..mxjson import graph_to_json
         return graph_to_json(self._graph())
 
     def save(self, fname):
-        from .mxjson import atomic_write
+        from ..mxjson import atomic_write
         atomic_write(fname, self.tojson().encode())
 
     def __call__(self, *args, **kwargs):
@@ -261,8 +261,8 @@ def output_name(n, j):
 
 def _evaluate(self, ctx=None, **inputs):
     """Run the graph on NDArrays given by input name; returns a list of NDArrays."""
-    from .ndarray import NDArray
-    from .runtime.interpreter import interpret
+    from ..ndarray.ndarray import NDArray
+    from ..runtime.interpreter import interpret
     g = self._graph()
     vals = {}
     for v in g.inputs:
@@ -364,7 +364,7 @@ def _const_node(arr, ctx):
 
 def sym_invoke(op, inputs, attrs, name=None):
     """Add an op node; returns a Symbol (or a list of them for multi-output ops)."""
-    from .ndarray import NDArray
+    from ..ndarray.ndarray import NDArray
     ctx = _ts.ctx
     entries = []
     for x in inputs:
@@ -397,7 +397,7 @@ def _auto_name(op):
 
 def _install_array_methods():
     """Symbols get NDArray's methods and operators (one semantics for eager and traced code)."""
-    from .ndarray import NDArray
+    from ..ndarray.ndarray import NDArray
     skip = {'__init__', '__repr__', '__len__', '__iter__', '__bool__', '__float__', '__int__', '__index__',
             '__hash__', '__getitem__', '__setitem__', '__array__', 'asnumpy', 'asscalar', 'item', 'tolist',
             'attach_grad', 'backward', 'copyto', 'detach', 'wait_to_read', '_inplace', '__iadd__', '__isub__',
@@ -412,11 +412,11 @@ def _install_array_methods():
     Symbol.__hash__ = lambda self: id(self)
 
     def zeros_like(self):
-        from . import nd
+        from .. import ndarray as nd
         return nd.zeros_like(self)
 
     def ones_like(self):
-        from . import nd
+        from .. import ndarray as nd
         return nd.ones_like(self)
     Symbol.zeros_like, Symbol.ones_like = zeros_like, ones_like
 
@@ -426,7 +426,7 @@ def describe_node(node):
 
 
 def _register_tensor_type():
-    from . import ndarray
+    from ..ndarray import ndarray
     ndarray.TENSORS = (ndarray.NDArray, Symbol)
 
 
