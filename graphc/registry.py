@@ -179,6 +179,46 @@ class Op:
                 raise GraphcError(f"{self.name}: missing required attribute {k!r}")
         return out
 
+    def split_call(self, args, kwargs):
+        """MXNet's calling convention -> (inputs, attrs).
+
+        Inputs come by position or by name (FullyConnected(data=x, weight=w, num_hidden=4)); positional
+        values past the inputs are attributes in schema order (clip(x, -2, 2)). A missing input is None (the
+        Symbol front end makes a variable for it); a None past the inputs (bias=None with no_bias) is dropped.
+        """
+        named = {k: v for k, v in kwargs.items() if k not in self.attrs and not k.startswith('_')}
+        attrs = {k: v for k, v in kwargs.items() if k not in named} if named else dict(kwargs)
+        if self.variadic:
+            if named:
+                self.canon(kwargs)  # raises: names the unknown attribute
+            return list(args), attrs
+        try:
+            names = self.input_names({**self.defaults, **{k: self.attrs[k].parse(v) for k, v in attrs.items()
+                                                          if k in self.attrs}})
+        except (ValueError, TypeError, KeyError):
+            self.canon(attrs)  # raises with the attribute's name; else the inputs did not depend on it
+            names = self.input_names(self.canon(attrs))
+        inputs = list(args[:len(names)]) + [None] * (len(names) - len(args[:len(names)]))
+        for k, v in named.items():
+            if k not in names:
+                raise GraphcError(f"{self.name}: unknown input or attribute {k!r}; inputs: {', '.join(names) or 'none'}; "
+                                  f"attributes: {', '.join(self.attrs) or 'none'}")
+            i = names.index(k)
+            if inputs[i] is not None:
+                raise GraphcError(f"{self.name}: input {k!r} given twice (by position and by name)")
+            inputs[i] = v
+        extra = [v for v in args[len(names):] if v is not None]
+        if extra:
+            order = list(self.attrs)
+            if len(extra) > len(order):
+                raise GraphcError(f"{self.name}: takes {len(names)} inputs and {len(order)} attributes, "
+                                  f"got {len(args)} positional arguments")
+            for k, v in zip(order, extra):
+                if k in attrs:
+                    raise GraphcError(f"{self.name}: attribute {k!r} given twice (by position and by name)")
+                attrs[k] = v
+        return inputs, attrs
+
     def canon_cached(self, kwargs):
         """canon() memoized on the (hashable) keyword values: the eager hot path calls it per op."""
         try:

@@ -10,28 +10,47 @@ _sys.modules['graphc.nd'] = _sys.modules[__name__]  # `import graphc.nd` and `fr
 from .. import random  # noqa: F401  (nd.random.uniform, as in MXNet)
 from .. import autograd as _ag
 from .ndarray import NDArray, arange, array, empty, full, full_like, invoke, ones, waitall, zeros  # noqa: F401
+from ..base import GraphcError
 from ..registry import OPS as _OPS
 from .. import ops as _ops  # noqa: F401  (registers every op)
 
 
 def _make(op):
-    optional = callable(op.inputs)  # ops whose inputs depend on attrs (no_bias): MXNet code passes bias=None
+    fixed = None if callable(op.inputs) or op.variadic else len(op.inputs)
 
-    def f(*inputs, **attrs):
-        name = attrs.pop('name', None)
-        if optional:
+    def f(*args, **attrs):
+        name, out = attrs.pop('name', None), attrs.pop('out', None)
+        if fixed is not None and len(args) <= fixed and attrs.keys() <= op.attrs.keys():
+            inputs = args  # the eager hot path: inputs by position, attributes by name
+        else:
+            inputs, attrs = op.split_call(args, attrs)
+            missing = [n for n, x in zip(op.input_names(op.canon_cached(attrs)), inputs) if x is None]
+            if missing:
+                raise GraphcError(f"{op.name}: missing input {missing[0]!r}")
             inputs = tuple(x for x in inputs if x is not None)
         if op.variadic and 'num_args' in op.attrs:
             attrs.setdefault('num_args', len(inputs))
         a = op.canon_cached(attrs)
-        out = invoke(op, inputs, a, name)
-        if isinstance(out, list):
+        res = invoke(op, inputs, a, name)
+        if isinstance(res, list):
             nv = op.n_visible(a)
-            return out[0] if nv == 1 else out[:nv]
-        return out
+            res = res[0] if nv == 1 else res[:nv]
+        return res if out is None else _write_out(op, res, out)
     f.__name__ = f.__qualname__ = op.name
     f.__doc__ = op.doc or f"The {op.name} operator (see graphc's op table)."
     return f
+
+
+def _write_out(op, res, out):
+    """out=: MXNet writes the result into the given array(s) and returns them."""
+    pairs = list(zip(res, out)) if isinstance(res, list) else [(res, out)]
+    if isinstance(res, list) != isinstance(out, (list, tuple)) or (isinstance(res, list) and len(res) != len(out)):
+        raise GraphcError(f"{op.name}: out= must match the outputs ({len(res) if isinstance(res, list) else 1})")
+    for r, o in pairs:
+        if not isinstance(o, NDArray):
+            raise GraphcError(f"{op.name}: out= takes an NDArray, got {type(o).__name__}")
+        o[:] = r
+    return out
 
 
 _mod = _sys.modules[__name__]
