@@ -201,8 +201,8 @@ class Op:
         inputs = list(args[:len(names)]) + [None] * (len(names) - len(args[:len(names)]))
         for k, v in named.items():
             if k not in names:
-                raise GraphcError(f"{self.name}: unknown input or attribute {k!r}; inputs: {', '.join(names) or 'none'}; "
-                                  f"attributes: {', '.join(self.attrs) or 'none'}")
+                raise GraphcError(f"{self.name}: unknown attribute {k!r}; attributes: {', '.join(self.attrs) or 'none'}; "
+                                  f"inputs: {', '.join(names) or 'none'}")
             i = names.index(k)
             if inputs[i] is not None:
                 raise GraphcError(f"{self.name}: input {k!r} given twice (by position and by name)")
