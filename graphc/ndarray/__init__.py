@@ -24,9 +24,11 @@ def _make(op):
             inputs = args  # the eager hot path: inputs by position, attributes by name
         else:
             inputs, attrs = op.split_call(args, attrs)
-            missing = [n for n, x in zip(op.input_names(op.canon_cached(attrs)), inputs) if x is None]
+            names = op.input_names(op.canon_cached(attrs))
+            missing = [n for n, x in zip(names, inputs) if x is None]
             if missing:
-                raise GraphcError(f"{op.name}: missing input {missing[0]!r}")
+                raise GraphcError(f"{op.name}: takes {len(names)} inputs ({', '.join(names)}); "
+                                  f"missing {', '.join(map(repr, missing))}")
             inputs = tuple(x for x in inputs if x is not None)
         if op.variadic and 'num_args' in op.attrs:
             attrs.setdefault('num_args', len(inputs))
