@@ -223,13 +223,13 @@ def build():
     # reductions
     for name, f in [('sum', np.sum), ('mean', np.mean), ('max', np.max), ('min', np.min), ('prod', np.prod)]:
         mk = P if name == 'prod' else R
-        C[name] = [Case([mk(3, 4)], {}, lambda x, f=f: f(x)),
+        C[name] = [Case([mk(3, 4)], {}, lambda x, f=f: np.reshape(f(x), (1,))),  # MXNet 1.x: a full reduction is (1,)
                    Case([mk(2, 3, 4)], {'axis': 1}, lambda x, f=f: f(x, axis=1)),
                    Case([mk(2, 3, 4)], {'axis': (0, 2), 'keepdims': True}, lambda x, f=f: f(x, axis=(0, 2), keepdims=True)),
                    Case([mk(2, 3, 4)], {'axis': 1, 'exclude': True}, lambda x, f=f: f(x, axis=(0, 2)))]
         if name in ('sum', 'mean', 'prod'):
             C[name].append(Case([mk(0, 3)], {'axis': 1}, lambda x, f=f: f(x, axis=1), id='empty'))
-    C['norm'] = [Case([R(3, 4)], {}, lambda x: np.sqrt((x ** 2).sum())),
+    C['norm'] = [Case([R(3, 4)], {}, lambda x: np.sqrt((x ** 2).sum()).reshape(1)),
                  Case([R(3, 4)], {'ord': 1, 'axis': 1}, lambda x: abs(x).sum(1))]
     C['argmax'] = [Case([R(3, 4)], {'axis': 1}, lambda x: np.array([list(r).index(max(r)) for r in x]) * 1.0, grad=False)]
     C['argmin'] = [Case([R(3, 4)], {'axis': 0, 'keepdims': True},
