@@ -346,7 +346,7 @@ class HybridBlock(Block):
             trace.blocks.pop()
 
     def _cached_call(self, args):
-        from .cached import CachedGraph, cache_key, log_retrace
+        from .cached import CachedGraph, cache_key, log_retrace, remember
         plist = getattr(self, '_plist', None)
         if plist is None:
             plist = self._plist = list(self.collect_params().values())
@@ -358,7 +358,7 @@ class HybridBlock(Block):
                 if entry is None:
                     if self._last_key is not None:
                         log_retrace(self, self._last_key, key)
-                    entry = self._cache[key] = CachedGraph(self, args)
+                    entry = remember(self, key, CachedGraph(self, args))
                     self._trace_count = self.trace_count + 1
         self._last_key = key
         return entry(args)
