@@ -411,3 +411,41 @@ CASES['_rnn_param_concat'] = [Case([R(6), R(4), R(3)], {'dim': 0, 'num_args': 3}
 CASES['_zeros'] = [Case([], {'shape': (2, 0, 3)}, lambda: np.zeros((2, 0, 3)), grad=False),
                    Case([], {'shape': (3, 4)}, lambda: np.zeros((3, 4)), grad=False)]
 BACKWARD_OF['_backward_RNN'] = 'RNN'
+
+
+# ---------------------------------------------------------------- CTC loss and reshape_like (graphc/ops/ctc.py, reshape_like.py)
+def ctc_brute(x, label, blank, data_lengths=None, label_lengths=None):
+    """-log of the summed probability of every frame-wise path that collapses to the label (C**T paths)."""
+    T, N, C = x.shape
+    out = []
+    for n in range(N):
+        tn = int(data_lengths[n]) if data_lengths is not None else T
+        lab = [int(v) for v in label[n]]
+        pad = 0 if blank == 0 else -1
+        ln = int(label_lengths[n]) if label_lengths is not None else (lab.index(pad) if pad in lab else len(lab))
+        want = lab[:ln]
+        p = np.exp(x[:tn, n]) / np.exp(x[:tn, n]).sum(axis=1, keepdims=True)
+        total = 0.0
+        for path in itertools.product(range(C), repeat=tn):
+            col = [k for i, k in enumerate(path) if k != blank and (i == 0 or k != path[i - 1])]
+            if col == want:
+                total += np.prod([p[t, k] for t, k in enumerate(path)])
+        out.append(-np.log(total))
+    return np.array(out)
+
+
+def _ctc_cases():
+    return [Case([R(4, 2, 3), np.array([[1.0, 2.0], [2.0, 0.0]])], {},
+                 lambda x, l: ctc_brute(x, l, 0), id='blank-first'),
+            Case([R(4, 2, 3), np.array([[1.0, 1.0], [0.0, -1.0]])], {'blank_label': 'last'},
+                 lambda x, l: ctc_brute(x, l, 2), id='blank-last-repeat'),
+            Case([R(5, 2, 3), np.array([[1.0, 2.0], [2.0, 2.0]]), np.array([5.0, 3.0]), np.array([1.0, 2.0])],
+                 {'use_data_lengths': True, 'use_label_lengths': True},
+                 lambda x, l, dl, ll: ctc_brute(x, l, 0, dl, ll), id='lengths')]
+
+
+CASES['CTCLoss'] = _ctc_cases()
+CASES['ctc_loss'] = _ctc_cases()[:1]
+CASES['reshape_like'] = [Case([R(2, 3), R(3, 2)], {}, lambda a, b: a.reshape(3, 2)),
+                         Case([R(6), R(2, 3, 1)], {'rhs_end': 2}, lambda a, b: a.reshape(2, 3)),
+                         Case([R(2, 6), R(3, 2)], {'lhs_begin': 1, 'rhs_begin': 0}, lambda a, b: a.reshape(2, 3, 2))]
