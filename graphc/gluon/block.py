@@ -388,6 +388,13 @@ class HybridBlock(Block):
         save_ndarrays(param_file, arrays)
         return sym_file, param_file
 
+    def export_onnx(self, path, in_shapes=None, in_types=None, dynamic=False, dynamic_input_shapes=None,
+                    opset_version=None):
+        """Write the graph of the last hybridized call as ONNX (graphc.onnx.export_model); returns path.
+        in_shapes/in_types default to that call's; dynamic=True makes the batch (dim 0) symbolic."""
+        from ..onnx import export_block
+        return export_block(self, path, in_shapes, in_types, dynamic, dynamic_input_shapes, opset_version)
+
     def cached_graph(self):
         """The graph of the most recent hybridized call (None before the first one)."""
         if not getattr(self, '_cache', None) or self._last_key not in self._cache:
