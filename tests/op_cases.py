@@ -411,3 +411,57 @@ CASES['_rnn_param_concat'] = [Case([R(6), R(4), R(3)], {'dim': 0, 'num_args': 3}
 CASES['_zeros'] = [Case([], {'shape': (2, 0, 3)}, lambda: np.zeros((2, 0, 3)), grad=False),
                    Case([], {'shape': (3, 4)}, lambda: np.zeros((3, 4)), grad=False)]
 BACKWARD_OF['_backward_RNN'] = 'RNN'
+
+
+# ---------------------------------------------------------------- random samplers: the same draws from the seeded stream
+def _draws(seed, f, dtype=np.float32):
+    return lambda *xs: np.asarray(f(np.random.default_rng(seed), *xs)).astype(dtype)
+
+
+CASES['_random_uniform'] = [Case([], {'low': -2.0, 'high': 3.0, 'shape': (3, 4)}, _draws(7, lambda g: g.uniform(-2, 3, (3, 4))),
+                                 seed=7, grad=False)]
+CASES['_random_normal'] = [Case([], {'loc': 1.0, 'scale': 2.0, 'shape': (5,)}, _draws(7, lambda g: g.normal(1, 2, (5,))),
+                                seed=7, grad=False)]
+CASES['_random_gamma'] = [Case([], {'alpha': 2.0, 'beta': 0.5, 'shape': (2, 3)}, _draws(7, lambda g: g.gamma(2, 0.5, (2, 3))),
+                               seed=7, grad=False)]
+CASES['_random_exponential'] = [Case([], {'lam': 4.0, 'shape': (6,)}, _draws(7, lambda g: g.exponential(0.25, (6,))),
+                                     seed=7, grad=False)]
+CASES['_random_poisson'] = [Case([], {'lam': 3.0, 'shape': (6,)}, _draws(7, lambda g: g.poisson(3.0, (6,))),
+                                 seed=7, grad=False)]
+CASES['_random_negative_binomial'] = [Case([], {'k': 3, 'p': 0.4, 'shape': (6,)},
+                                           _draws(7, lambda g: g.negative_binomial(3, 0.4, (6,))), seed=7, grad=False)]
+CASES['_random_generalized_negative_binomial'] = [
+    Case([], {'mu': 2.0, 'alpha': 0.5, 'shape': (6,)},
+         _draws(7, lambda g: g.poisson(g.gamma(1 / 0.5, 0.5 * 2.0, (6,)))), seed=7, grad=False)]
+CASES['_random_randint'] = [Case([], {'low': -3, 'high': 9, 'shape': (4, 2)},
+                                 _draws(7, lambda g: g.integers(-3, 9, (4, 2)), np.int32), seed=7, grad=False)]
+_pa, _pb = P(2, 3), P(2, 3)
+CASES['_sample_uniform'] = [Case([_pa, _pa + _pb], {'shape': (4,)}, lambda lo, hi: np.random.default_rng(8).uniform(
+    lo[..., None], hi[..., None], (2, 3, 4)), seed=8, grad=False)]
+CASES['_sample_normal'] = [Case([_pa, _pb], {'shape': (2,)}, lambda mu, sd: np.random.default_rng(8).normal(
+    mu[..., None], sd[..., None], (2, 3, 2)), seed=8, grad=False)]
+CASES['_sample_gamma'] = [Case([_pa, _pb], {}, lambda a, b: np.random.default_rng(8).gamma(a, b, (2, 3)), seed=8, grad=False)]
+CASES['_sample_exponential'] = [Case([_pa], {'shape': (3,)}, lambda lam: np.random.default_rng(8).exponential(
+    1 / lam[..., None], (2, 3, 3)), seed=8, grad=False)]
+CASES['_sample_poisson'] = [Case([_pa], {'shape': (3,)}, lambda lam: np.random.default_rng(8).poisson(
+    np.broadcast_to(lam[..., None], (2, 3, 3)), (2, 3, 3)) * 1.0, seed=8, grad=False)]
+CASES['_sample_negative_binomial'] = [Case([_pa * 2, _pb * 0.4], {}, lambda k, p: np.random.default_rng(8).negative_binomial(
+    k, p, (2, 3)) * 1.0, seed=8, grad=False)]
+CASES['_sample_generalized_negative_binomial'] = [Case([_pa, _pb], {}, lambda mu, al: (lambda g: g.poisson(
+    g.gamma(1 / al, al * mu, (2, 3))))(np.random.default_rng(8)) * 1.0, seed=8, grad=False)]
+
+
+def _multinomial_oracle(seed, n):
+    def f(p):
+        g = np.random.default_rng(seed)
+        cdf = np.cumsum(p, axis=1)
+        u = g.uniform(size=(p.shape[0], n)) * cdf[:, -1:]
+        idx = np.array([[int((c <= v).sum()) for v in row] for c, row in zip(cdf, u)])
+        return idx.astype(np.float32), np.log(np.take_along_axis(p, idx, 1))
+    return f
+
+
+_probs = np.array([[0.2, 0.5, 0.3], [0.9, 0.05, 0.05]])
+CASES['_sample_multinomial'] = [Case([_probs], {'shape': (5,), 'get_prob': True, 'dtype': 'float32'}, _multinomial_oracle(9, 5), seed=9,
+                                     grad=False)]
+CASES['_shuffle'] = [Case([R(5, 2)], {}, lambda x: x[np.random.default_rng(4).permutation(5)], seed=4, grad=False)]

@@ -20,12 +20,14 @@ class _Package(_types.ModuleType):
 _sys.modules[__name__].__class__ = _Package
 _sys.modules['graphc.nd'] = _sys.modules[__name__]  # `import graphc.nd` and `from graphc import nd` work too
 
-from .. import random  # noqa: F401  (nd.random.uniform, as in MXNet)
 from .. import autograd as _ag
 from .ndarray import NDArray, arange, array, empty, full, full_like, invoke, ones, waitall, zeros  # noqa: F401
 from ..base import GraphcError
 from ..registry import OPS as _OPS
 from .. import ops as _ops  # noqa: F401  (registers every op)
+
+
+from . import random  # noqa: E402,F401  (nd.random.uniform, as in MXNet)
 
 
 def _make(op):
@@ -129,3 +131,11 @@ def load(fname):
     """Load a .params file: a dict of NDArrays, or a list when the file has no names."""
     from ..serialization import load_ndarrays
     return load_ndarrays(fname)
+
+
+# MXNet's names for the samplers (random_uniform, uniform, sample_uniform, ...)
+for _k in ('uniform', 'normal', 'gamma', 'exponential', 'poisson', 'negative_binomial', 'generalized_negative_binomial'):
+    setattr(_mod, 'random_' + _k, getattr(_mod, '_random_' + _k))
+    setattr(_mod, 'sample_' + _k, getattr(_mod, '_sample_' + _k))
+uniform, normal, random_randint = _random_uniform, _random_normal, _random_randint  # noqa: F821
+sample_multinomial, shuffle = _sample_multinomial, _shuffle  # noqa: F821
