@@ -465,3 +465,90 @@ _probs = np.array([[0.2, 0.5, 0.3], [0.9, 0.05, 0.05]])
 CASES['_sample_multinomial'] = [Case([_probs], {'shape': (5,), 'get_prob': True, 'dtype': 'float32'}, _multinomial_oracle(9, 5), seed=9,
                                      grad=False)]
 CASES['_shuffle'] = [Case([R(5, 2)], {}, lambda x: x[np.random.default_rng(4).permutation(5)], seed=4, grad=False)]
+
+
+# ---------------------------------------------------------------- MXNet's other elementwise math (graphc/ops/math.py)
+def U(lo, hi):
+    return lambda *s: np.asarray(rng.uniform(lo, hi, size=s))
+
+
+for _name, (_f, _mk) in {
+        'tan': (np.tan, U(-1.2, 1.2)), 'arcsin': (np.arcsin, U(-0.9, 0.9)), 'arccos': (np.arccos, U(-0.9, 0.9)),
+        'arctan': (np.arctan, R), 'sinh': (np.sinh, R), 'cosh': (np.cosh, R), 'arcsinh': (np.arcsinh, R),
+        'arccosh': (np.arccosh, U(1.2, 3)), 'arctanh': (np.arctanh, U(-0.9, 0.9)),
+        'log10': (lambda x: np.log(x) / np.log(10), P), 'log2': (lambda x: np.log(x) / np.log(2), P),
+        'cbrt': (lambda x: np.sign(x) * np.abs(x) ** (1 / 3), P), 'rcbrt': (lambda x: x ** (-1 / 3), P),
+        'degrees': (lambda x: x * 180 / np.pi, R), 'radians': (lambda x: x * np.pi / 180, R),
+        'rint': (np.rint, lambda *s: np.asarray(R(*s) * 3 + 0.25)), 'fix': (np.fix, lambda *s: np.asarray(R(*s) * 3)),
+        'trunc': (np.trunc, lambda *s: np.asarray(R(*s) * 3)),
+        'logical_not': (lambda x: (x == 0) * 1.0, lambda *s: I(2, *s))}.items():
+    CASES[_name] = [Case([_mk(*s)], {}, _f, id=str(s)) for s in UNARY_SHAPES]
+CASES['softmin'] = [Case([R(3, 5)], {}, lambda x: np.exp(-x) / np.exp(-x).sum(1, keepdims=True)),
+                    Case([R(2, 3, 4)], {'axis': 1, 'temperature': 2.0},
+                         lambda x: np.exp(-x / 2) / np.exp(-x / 2).sum(1, keepdims=True))]
+CASES['nansum'] = [Case([R(3, 4)], {'axis': 1}, lambda x: x.sum(1)),
+                   Case([np.array([[1.0, np.nan], [2.0, 3.0]])], {}, lambda x: np.array([6.0]), grad=False)]
+CASES['nanprod'] = [Case([P(3, 4)], {'axis': 0}, lambda x: x.prod(0)),
+                    Case([np.array([[1.5, np.nan], [2.0, 3.0]])], {'axis': 1}, lambda x: np.array([1.5, 6.0]), grad=False)]
+
+
+# ---------------------------------------------------------------- sorting (graphc/ops/sort.py): distinct values, so ties do not matter
+def D(*shape):  # distinct values in random order
+    n = int(np.prod(shape))
+    return np.asarray(rng.permutation(n).reshape(shape) * 0.5 - n / 4.0)
+
+
+CASES['sort'] = [Case([D(3, 4)], {}, lambda x: np.array([sorted(r) for r in x])),
+                 Case([D(3, 4)], {'axis': 0, 'is_ascend': False}, lambda x: np.array([sorted(c)[::-1] for c in x.T]).T)]
+CASES['argsort'] = [Case([D(3, 4)], {}, lambda x: np.array([[list(r).index(v) for v in sorted(r)] for r in x]) * 1.0),
+                    Case([D(3, 4)], {'axis': 0, 'is_ascend': False},
+                         lambda x: np.array([[list(c).index(v) for v in sorted(c)[::-1]] for c in x.T]).T * 1.0)]
+CASES['topk'] = [Case([D(3, 5)], {'k': 2, 'ret_typ': 'value'}, lambda x: np.array([sorted(r)[::-1][:2] for r in x])),
+                 Case([D(3, 5)], {'k': 2}, lambda x: np.array([[list(r).index(v) for v in sorted(r)[::-1][:2]] for r in x]) * 1.0,
+                      grad=False),
+                 Case([D(4, 3)], {'k': 1, 'axis': 0, 'ret_typ': 'both', 'is_ascend': True},
+                      lambda x: (x.min(0, keepdims=True), x.argmin(0)[None] * 1.0)),
+                 Case([D(2, 4)], {'k': 3, 'ret_typ': 'mask'},
+                      lambda x: (x >= np.sort(x, 1)[:, 1:2]) * 1.0, grad=False)]
+BACKWARD_OF['_backward_sort'] = 'sort'
+BACKWARD_OF['_backward_topk'] = 'topk'
+
+
+# ---------------------------------------------------------------- loss heads and gradient control (graphc/ops/output.py)
+def _sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+CASES['BlockGrad'] = [Case([R(3, 4)], {}, lambda x: x)]
+CASES['MakeLoss'] = [Case([P(3, 4)], {'grad_scale': 2.0, 'normalization': 'batch'}, lambda x: x)]
+CASES['make_loss'] = [Case([R(3, 4)], {}, lambda x: x)]
+CASES['LinearRegressionOutput'] = [Case([R(4, 3), R(4, 3)], {}, lambda x, t: x)]
+CASES['MAERegressionOutput'] = [Case([R(4, 1), R(4)], {'grad_scale': 0.5}, lambda x, t: x)]
+CASES['LogisticRegressionOutput'] = [Case([R(4, 2), P(4, 2) * 0.3], {}, lambda x, t: _sig(x))]
+CASES['SoftmaxOutput'] = [Case([R(4, 5), I(5, 4)], {}, lambda x, t: np.exp(x) / np.exp(x).sum(1, keepdims=True)),
+                          Case([R(2, 3, 4), I(3, 2, 4)], {'multi_output': True},
+                               lambda x, t: np.exp(x) / np.exp(x).sum(1, keepdims=True))]
+
+
+def _smo_grad_oracle(y, t, scale=1.0, ignore=None):
+    g = y.copy()
+    g[np.arange(len(t)), t.astype(int)] -= 1
+    if ignore is not None:
+        g[t == ignore] = 0
+    return g * scale
+
+
+_y = np.exp(R(4, 5))
+_y = _y / _y.sum(1, keepdims=True)
+CASES['_backward_SoftmaxOutput'] = [
+    Case([_y, np.array([0.0, 3.0, 4.0, 1.0])], {}, lambda y, t: _smo_grad_oracle(y, t), grad=False),
+    Case([_y, np.array([0.0, 3.0, 4.0, 1.0])], {'use_ignore': True, 'ignore_label': 3.0, 'normalization': 'valid'},
+         lambda y, t: _smo_grad_oracle(y, t, 1 / 3, 3.0), grad=False)]
+CASES['smooth_l1'] = [Case([R(3, 4) * 2], {'scalar': 1.5},
+                           lambda x: np.where(abs(x) < 1 / 2.25, 0.5 * 2.25 * x * x, abs(x) - 0.5 / 2.25))]
+
+
+# ---------------------------------------------------------------- gathers (graphc/ops/index.py)
+CASES['reverse'] = [Case([R(3, 4)], {'axis': 1}, lambda x: x[:, ::-1]),
+                    Case([R(2, 3, 4)], {'axis': (0, 2)}, lambda x: x[::-1, :, ::-1])]
+CASES['batch_take'] = [Case([R(4, 3), I(3, 4)], {}, lambda a, i: np.array([a[k, int(i[k])] for k in range(4)]))]
