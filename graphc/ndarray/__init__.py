@@ -22,6 +22,7 @@ _sys.modules['graphc.nd'] = _sys.modules[__name__]  # `import graphc.nd` and `fr
 
 from .. import autograd as _ag
 from .ndarray import NDArray, arange, array, empty, full, full_like, invoke, ones, waitall, zeros  # noqa: F401
+from .ndarray import _STORAGE_TYPE_STR_TO_ID, cast_storage  # noqa: F401  (mxnet.ndarray.ndarray names)
 from ..base import GraphcError
 from ..registry import OPS as _OPS
 from .. import ops as _ops  # noqa: F401  (registers every op)
@@ -139,3 +140,23 @@ for _k in ('uniform', 'normal', 'gamma', 'exponential', 'poisson', 'negative_bin
     setattr(_mod, 'sample_' + _k, getattr(_mod, '_sample_' + _k))
 uniform, normal, random_randint = _random_uniform, _random_normal, _random_randint  # noqa: F821
 sample_multinomial, shuffle = _sample_multinomial, _shuffle  # noqa: F821
+
+flip, stop_gradient = reverse, BlockGrad  # noqa: F821  (MXNet's aliases)
+
+
+def reset_arrays(*data, num_arrays=None):
+    """Set every given array to zero in place (MXNet's reset_arrays)."""
+    for d in data:
+        d[:] = 0
+
+
+def Custom(*args, op_type=None, **kwargs):
+    """MXNet's Custom operator (a Python CustomOp) is out of scope in graphc."""
+    from ..base import GraphcNotSupportedError
+    raise GraphcNotSupportedError(f"Custom operators (op_type={op_type!r}) are not supported by graphc: write the "
+                                  "computation with nd/sym ops, or as a Gluon Block, instead of an mx.operator.CustomOp")
+
+
+from . import linalg, contrib, sparse  # noqa: E402,F401
+from .ndarray import install_fluent_methods as _install  # noqa: E402
+_install(_mod)
