@@ -552,3 +552,46 @@ CASES['smooth_l1'] = [Case([R(3, 4) * 2], {'scalar': 1.5},
 CASES['reverse'] = [Case([R(3, 4)], {'axis': 1}, lambda x: x[:, ::-1]),
                     Case([R(2, 3, 4)], {'axis': (0, 2)}, lambda x: x[::-1, :, ::-1])]
 CASES['batch_take'] = [Case([R(4, 3), I(3, 4)], {}, lambda a, i: np.array([a[k, int(i[k])] for k in range(4)]))]
+
+
+# ---------------------------------------------------------------- linalg (graphc/ops/linalg.py): textbook formulas
+def _spd(n, *batch):
+    B = R(*batch, n, n)
+    return np.matmul(B, np.swapaxes(B, -1, -2)) + n * np.eye(n)
+
+
+def _lower(n, *batch):  # well-conditioned lower-triangular
+    return np.tril(R(*batch, n, n) * 0.3) + 2 * np.eye(n)
+
+
+_tT = lambda x: np.swapaxes(x, -1, -2)  # noqa: E731
+CASES['_linalg_gemm2'] = [Case([R(3, 4), R(4, 2)], {}, lambda a, b: np.einsum('ik,kj->ij', a, b)),
+                          Case([R(2, 4, 3), R(2, 2, 4)], {'transpose_a': True, 'transpose_b': True, 'alpha': 0.5},
+                               lambda a, b: 0.5 * np.einsum('bki,bjk->bij', a, b)),
+                          Case([R(3, 4), R(2, 4)], {'transpose_b': True}, lambda a, b: np.einsum('ik,jk->ij', a, b)),
+                          Case([R(4, 3), R(4, 2)], {'transpose_a': True}, lambda a, b: np.einsum('ki,kj->ij', a, b))]
+CASES['_linalg_gemm'] = [Case([R(3, 4), R(4, 2), R(3, 2)], {'alpha': 2.0, 'beta': -0.5},
+                              lambda a, b, c: 2 * np.einsum('ik,kj->ij', a, b) - 0.5 * c)]
+CASES['_linalg_syrk'] = [Case([R(3, 4)], {'alpha': 1.5}, lambda a: 1.5 * np.einsum('ik,jk->ij', a, a)),
+                         Case([R(2, 3, 4)], {'transpose': True}, lambda a: np.einsum('bki,bkj->bij', a, a))]
+CASES['_linalg_trmm'] = [Case([_lower(3), R(3, 2)], {}, lambda A, B: np.tril(A) @ B),
+                         Case([_lower(3), R(2, 3)], {'rightside': True, 'transpose': True, 'alpha': 2.0},
+                              lambda A, B: 2 * B @ np.tril(A).T)]
+CASES['_linalg_trsm'] = [Case([_lower(3), R(3, 2)], {}, lambda A, B: np.linalg.inv(np.tril(A)) @ B),
+                         Case([_lower(3), R(2, 3)], {'rightside': True, 'transpose': True, 'alpha': 0.5},
+                              lambda A, B: 0.5 * B @ np.linalg.inv(np.tril(A).T))]
+CASES['_linalg_potrf'] = [Case([_spd(3)], {}, lambda A: np.linalg.cholesky(A)),
+                          Case([_spd(2, 2)], {}, lambda A: np.linalg.cholesky(A))]
+CASES['_linalg_potri'] = [Case([_lower(3)], {}, lambda L: np.linalg.inv(np.tril(L) @ np.tril(L).T))]
+CASES['_linalg_inverse'] = [Case([_spd(3)], {}, lambda A: np.linalg.inv(A)),
+                            Case([_spd(2, 2)], {}, lambda A: np.linalg.inv(A))]
+CASES['_linalg_det'] = [Case([_spd(3)], {}, lambda A: np.array([np.linalg.det(A)])),
+                        Case([R(2, 3, 3)], {}, lambda A: np.linalg.det(A))]
+CASES['_linalg_slogdet'] = [Case([R(2, 3, 3)], {}, lambda A: (np.sign(np.linalg.det(A)), np.log(abs(np.linalg.det(A)))))]
+CASES['_linalg_sumlogdiag'] = [Case([_spd(3)], {}, lambda A: np.array([np.log(np.diag(A)).sum()]))]
+CASES['_linalg_extractdiag'] = [Case([R(3, 3)], {}, lambda A: np.diag(A).copy()),
+                                Case([R(2, 3, 3)], {'offset': 1}, lambda A: np.stack([np.diag(a, 1) for a in A]))]
+CASES['_linalg_makediag'] = [Case([R(3)], {}, lambda a: np.diag(a)),
+                             Case([R(2, 2)], {'offset': -1}, lambda a: np.stack([np.diag(v, -1) for v in a]))]
+for _bw in ('syrk', 'trmm', 'trsm', 'potrf', 'potri', 'det', 'slogdet', 'sumlogdiag'):
+    BACKWARD_OF['_backward_linalg_' + _bw] = '_linalg_' + _bw

@@ -142,6 +142,9 @@ uniform, normal, random_randint = _random_uniform, _random_normal, _random_randi
 sample_multinomial, shuffle = _sample_multinomial, _shuffle  # noqa: F821
 
 flip, stop_gradient = reverse, BlockGrad  # noqa: F821  (MXNet's aliases)
+for _name in list(_OPS):
+    if _name.startswith('_linalg_'):
+        setattr(_mod, 'linalg_' + _name[len('_linalg_'):], getattr(_mod, _name))  # nd.linalg_gemm2, as MXNet
 
 
 def reset_arrays(*data, num_arrays=None):
