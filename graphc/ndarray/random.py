@@ -24,14 +24,14 @@ def _helper(kind, params, shape, dtype, ctx, out, **kw):
         if not all(isinstance(p, NDArray) for p in params):
             raise GraphcTypeError(f"random.{kind}: the parameters must all be NDArrays or all numbers")
         op = OPS[f'_sample_{kind}']
-        a = op.canon({'shape': () if shape is None else shape, 'dtype': dtype or 'None', **kw})
+        a = op.canon({'shape': () if shape is None else shape, 'dtype': dtype, **kw})
         return _finish(invoke(op, params, a), None, out)
     if all(isinstance(p, numbers.Number) for p in params):
         op = OPS[f'_random_{kind}']
         if shape is None:
             shape = out.shape if out is not None else (1,)
         names = [k for k in op.attrs if k not in ('shape', 'ctx', 'dtype')]
-        a = op.canon({**dict(zip(names, params)), 'shape': shape, 'dtype': dtype or 'None', **kw})
+        a = op.canon({**dict(zip(names, params)), 'shape': shape, 'dtype': dtype, **kw})
         return _finish(invoke(op, (), a), ctx, out)
     raise GraphcTypeError(f"random.{kind}: distribution parameters must be NDArrays or numbers, got "
                           f"{', '.join(type(p).__name__ for p in params)}")
@@ -81,7 +81,7 @@ def randint(low, high, shape=_Null, dtype=_Null, ctx=None, out=None, **kwargs):
     """Integers from [low, high) (int32 unless dtype says otherwise)."""
     op = OPS['_random_randint']
     shape = (out.shape if out is not None else (1,)) if shape is None else shape
-    a = op.canon({'low': int(low), 'high': int(high), 'shape': shape, 'dtype': dtype or 'None'})
+    a = op.canon({'low': int(low), 'high': int(high), 'shape': shape, 'dtype': dtype})
     return _finish(invoke(op, (), a), ctx, out)
 
 

@@ -12,11 +12,11 @@ def _rng():
 
 
 def _out_dtype(a, default='float32'):
-    d = a.get('dtype') or 'None'
-    return np.dtype(default if d == 'None' else d)
+    d = a.get('dtype')
+    return np.dtype(default if d is None else d)
 
 
-_DTYPE = Attr('str', 'None', choices=('None', 'float16', 'float32', 'float64', 'int32', 'int64', 'uint8', 'int8'))
+_DTYPE = Attr('dtype', None)  # None: float32 (samplers), the parameters' dtype (_sample_*), int32 (randint)
 _COMMON = {'shape': Attr('shape', ()), 'ctx': Attr('str', ''), 'dtype': _DTYPE}
 
 
