@@ -161,5 +161,7 @@ def Custom(*args, op_type=None, **kwargs):
 
 
 from . import linalg, contrib, sparse  # noqa: E402,F401
+for _sub in ('ndarray', 'random', 'linalg', 'contrib', 'sparse'):  # `import graphc.nd.random` is the same module
+    _sys.modules['graphc.nd.' + _sub] = _sys.modules['graphc.ndarray.' + _sub]
 from .ndarray import install_fluent_methods as _install  # noqa: E402
 _install(_mod)

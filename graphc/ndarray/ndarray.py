@@ -50,6 +50,10 @@ def invoke(op, inputs, attrs, name=None):
     if _engine._eng.lazy and not _ag._st.recording and not op.mode_dependent and \
             all(type(x) is NDArray for x in inputs):
         return _engine.lazy_invoke(op, inputs, attrs)
+    if not inputs and op.name.startswith('_random_'):  # a sampler while tracing is a graph node, not a constant
+        from ..symbol.symbol import current_trace, sym_invoke
+        if current_trace() is not None:
+            return sym_invoke(op, inputs, attrs, name)
     try:
         data = [x._data for x in inputs]
     except AttributeError:
