@@ -595,3 +595,31 @@ CASES['_linalg_makediag'] = [Case([R(3)], {}, lambda a: np.diag(a)),
                              Case([R(2, 2)], {'offset': -1}, lambda a: np.stack([np.diag(v, -1) for v in a]))]
 for _bw in ('syrk', 'trmm', 'trsm', 'potrf', 'potri', 'det', 'slogdet', 'sumlogdiag'):
     BACKWARD_OF['_backward_linalg_' + _bw] = '_linalg_' + _bw
+
+
+# ---------------------------------------------------------------- sequences (graphc/ops/sequence.py)
+def _seq_mask(x, L, value=0.0, axis=0):
+    out = x.copy()
+    for n, ln in enumerate(L.astype(int)):
+        if axis == 0:
+            out[ln:, n] = value
+        else:
+            out[n, ln:] = value
+    return out
+
+
+_lens = np.array([2.0, 4.0, 1.0])
+CASES['SequenceMask'] = [Case([R(4, 3, 2), _lens], {'use_sequence_length': True, 'value': -1.0},
+                              lambda x, L: _seq_mask(x, L, -1.0)),
+                         Case([R(3, 4), _lens], {'use_sequence_length': True, 'axis': 1}, lambda x, L: _seq_mask(x, L, 0.0, 1)),
+                         Case([R(4, 3)], {}, lambda x: x)]
+CASES['SequenceLast'] = [Case([R(4, 3, 2), _lens], {'use_sequence_length': True},
+                              lambda x, L: np.stack([x[int(ln) - 1, n] for n, ln in enumerate(L)])),
+                         Case([R(3, 4), _lens], {'use_sequence_length': True, 'axis': 1},
+                              lambda x, L: np.array([x[n, int(ln) - 1] for n, ln in enumerate(L)])),
+                         Case([R(4, 3)], {}, lambda x: x[-1])]
+CASES['SequenceReverse'] = [Case([R(4, 3, 2), _lens], {'use_sequence_length': True},
+                                 lambda x, L: np.stack([np.concatenate([x[:int(ln), n][::-1], x[int(ln):, n]])
+                                                        for n, ln in enumerate(L)], 1)),
+                            Case([R(4, 3)], {}, lambda x: x[::-1])]
+BACKWARD_OF['_backward_SequenceLast'] = 'SequenceLast'
