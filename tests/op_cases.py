@@ -623,3 +623,65 @@ CASES['SequenceReverse'] = [Case([R(4, 3, 2), _lens], {'use_sequence_length': Tr
                                                         for n, ln in enumerate(L)], 1)),
                             Case([R(4, 3)], {}, lambda x: x[::-1])]
 BACKWARD_OF['_backward_SequenceLast'] = 'SequenceLast'
+
+
+# ---------------------------------------------------------------- layout (graphc/ops/layout.py)
+CASES['reshape_like'] = [Case([R(2, 6), R(3, 4)], {}, lambda x, y: x.reshape(3, 4))]
+CASES['broadcast_like'] = [Case([R(3, 1), R(3, 4)], {}, lambda x, y: np.broadcast_to(x, (3, 4))),
+                           Case([R(1, 2), R(5, 3)], {'lhs_axes': (0,), 'rhs_axes': (1,)}, lambda x, y: np.broadcast_to(x, (3, 2)))]
+CASES['broadcast_axes'] = [Case([R(1, 3, 1)], {'axis': (0, 2), 'size': (2, 4)}, lambda x: np.broadcast_to(x, (2, 3, 4)))]
+CASES['shape_array'] = [Case([R(2, 3, 4)], {}, lambda x: np.array([2, 3, 4]), grad=False)]
+CASES['size_array'] = [Case([R(2, 3, 4)], {}, lambda x: np.array([24]), grad=False)]
+CASES['argmax_channel'] = [Case([D(3, 4)], {}, lambda x: np.array([list(r).index(max(r)) for r in x]) * 1.0, grad=False)]
+CASES['slice_like'] = [Case([R(4, 5), R(2, 3)], {}, lambda x, y: x[:2, :3]),
+                       Case([R(4, 5, 2), R(3, 3)], {'axes': (0,)}, lambda x, y: x[:3])]
+CASES['diag'] = [Case([R(3)], {}, lambda x: np.diag(x)), Case([R(3)], {'k': -1}, lambda x: np.diag(x, -1)),
+                 Case([R(3, 4)], {'k': 1}, lambda x: np.array([x[i, i + 1] for i in range(3)])),
+                 Case([R(2, 3, 3)], {'axis1': 1, 'axis2': 2}, lambda x: np.stack([np.diag(m) for m in x]))]
+CASES['cumsum'] = [Case([R(3, 4)], {'axis': 1}, lambda x: np.stack([[x[i, :j + 1].sum() for j in range(4)] for i in range(3)])),
+                   Case([R(2, 3)], {}, lambda x: np.array([x.ravel()[:j + 1].sum() for j in range(6)]))]
+
+
+def _d2s(x, b):
+    n, c, h, w = x.shape
+    out = np.zeros((n, c // (b * b), h * b, w * b))
+    for i in range(b):
+        for j in range(b):
+            out[:, :, i::b, j::b] = x[:, (i * b + j) * (c // (b * b)):(i * b + j + 1) * (c // (b * b))]
+    return out
+
+
+CASES['depth_to_space'] = [Case([R(1, 8, 2, 3)], {'block_size': 2}, lambda x: _d2s(x, 2))]
+CASES['space_to_depth'] = [Case([R(1, 2, 4, 6)], {'block_size': 2}, lambda x: _s2d(x, 2))]
+
+
+def _s2d(x, b):
+    n, c, h, w = x.shape
+    out = np.zeros((n, c * b * b, h // b, w // b))
+    for i in range(b):
+        for j in range(b):
+            out[:, (i * b + j) * c:(i * b + j + 1) * c] = x[:, :, i::b, j::b]
+    return out
+
+
+_gi = np.array([[0.0, 2.0, 1.0], [1.0, 0.0, 3.0]])
+CASES['gather_nd'] = [Case([R(3, 4), _gi], {}, lambda x, i: np.array([x[int(a), int(b)] for a, b in i.T])),
+                      Case([R(3, 4, 2), _gi[:1]], {}, lambda x, i: x[i[0].astype(int)])]
+CASES['scatter_nd'] = [Case([R(3), _gi], {'shape': (3, 4)}, lambda d, i: _scatter(d, i, (3, 4)))]
+CASES['_backward_gather_nd'] = [Case([R(4), np.array([[0.0, 0.0, 2.0, 0.0], [1.0, 1.0, 3.0, 1.0]])], {'shape': (3, 4)},
+                                     lambda d, i: _scatter(d, i, (3, 4), add=True))]
+
+
+def _scatter(d, i, shape, add=False):
+    out = np.zeros(shape)
+    for v, a, b in zip(d, i[0].astype(int), i[1].astype(int)):
+        out[a, b] = out[a, b] + v if add else v
+    return out
+
+
+CASES['khatri_rao'] = [Case([R(2, 3), R(4, 3)], {}, lambda a, b: np.stack([np.kron(a[:, k], b[:, k]) for k in range(3)], 1)),
+                       Case([R(2, 2), R(3, 2), R(2, 2)], {},
+                            lambda a, b, c: np.stack([np.kron(np.kron(a[:, k], b[:, k]), c[:, k]) for k in range(2)], 1))]
+BACKWARD_OF['_backward_slice_like'] = 'slice_like'
+BACKWARD_OF['_backward_diag'] = 'diag'
+BACKWARD_OF['_backward_khatri_rao'] = 'khatri_rao'

@@ -351,8 +351,6 @@ class NDArray:
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return _op('Reshape', self, shape=kw.get('shape', shape), reverse=kw.get('reverse', False))
 
-    def reshape_like(self, other):
-        return self.reshape(other.shape)
 
     def transpose(self, *axes, **kw):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
@@ -364,14 +362,6 @@ class NDArray:
         out = _op('squeeze', self, axis=axis)
         self._data = self._data.reshape(out.shape)  # MXNet: a reshaped view of the same buffer
         return self
-
-    def broadcast_like(self, other, lhs_axes=None, rhs_axes=None):
-        if lhs_axes is None:
-            return self.broadcast_to(other.shape)
-        shape = list(self.shape)
-        for la, ra in zip(lhs_axes, rhs_axes):
-            shape[la] = other.shape[ra]
-        return self.broadcast_to(tuple(shape))
 
     def split(self, num_outputs, axis=1, squeeze_axis=False, **kw):
         return _op('SliceChannel', self, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis)
@@ -486,7 +476,8 @@ FLUENT = ('zeros_like', 'ones_like', 'broadcast_axes', 'repeat', 'pad', 'swapaxe
           'norm', 'round', 'rint', 'fix', 'floor', 'ceil', 'trunc', 'sin', 'cos', 'tan', 'arcsin', 'arccos',
           'arctan', 'degrees', 'radians', 'sinh', 'cosh', 'tanh', 'arcsinh', 'arccosh', 'arctanh', 'exp', 'expm1',
           'log', 'log10', 'log2', 'log1p', 'sqrt', 'rsqrt', 'cbrt', 'rcbrt', 'square', 'reciprocal', 'relu',
-          'sigmoid', 'softmax', 'log_softmax', 'softmin', 'broadcast_to', 'cumsum', 'khatri_rao', 'erf')
+          'sigmoid', 'softmax', 'log_softmax', 'softmin', 'broadcast_to', 'broadcast_like', 'reshape_like', 'cumsum',
+          'khatri_rao', 'erf')
 
 
 def install_fluent_methods(nd):
