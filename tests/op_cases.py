@@ -685,3 +685,47 @@ CASES['khatri_rao'] = [Case([R(2, 3), R(4, 3)], {}, lambda a, b: np.stack([np.kr
 BACKWARD_OF['_backward_slice_like'] = 'slice_like'
 BACKWARD_OF['_backward_diag'] = 'diag'
 BACKWARD_OF['_backward_khatri_rao'] = 'khatri_rao'
+
+
+# ---------------------------------------------------------------- spatial (graphc/ops/spatial.py)
+def _lrn_naive(x, alpha, beta, knorm, n):
+    out = np.zeros_like(x)
+    C = x.shape[1]
+    for c in range(C):
+        lo, hi = max(0, c - n // 2), min(C, c + n // 2 + 1)
+        out[:, c] = x[:, c] / (knorm + alpha / n * (x[:, lo:hi] ** 2).sum(1)) ** beta
+    return out
+
+
+def _bilinear_naive(x, h, w):  # align_corners=True
+    n, c, H, W = x.shape
+    out = np.zeros((n, c, h, w))
+    for i in range(h):
+        for j in range(w):
+            sy, sx = i * (H - 1) / max(h - 1, 1), j * (W - 1) / max(w - 1, 1)
+            y0, x0 = int(sy), int(sx)
+            y1, x1 = min(y0 + 1, H - 1), min(x0 + 1, W - 1)
+            ty, tx = sy - y0, sx - x0
+            out[:, :, i, j] = (x[:, :, y0, x0] * (1 - ty) * (1 - tx) + x[:, :, y0, x1] * (1 - ty) * tx +
+                               x[:, :, y1, x0] * ty * (1 - tx) + x[:, :, y1, x1] * ty * tx)
+    return out
+
+
+CASES['L2Normalization'] = [
+    Case([R(2, 3, 4)], {}, lambda x: x / np.sqrt((x ** 2).sum((1, 2), keepdims=True) + 1e-10)),
+    Case([R(2, 3, 2, 2)], {'mode': 'channel'}, lambda x: x / np.sqrt((x ** 2).sum(1, keepdims=True) + 1e-10)),
+    Case([R(2, 3, 2, 2)], {'mode': 'spatial', 'eps': 0.1}, lambda x: x / np.sqrt((x ** 2).sum((2, 3), keepdims=True) + 0.1))]
+CASES['LRN'] = [Case([R(2, 5, 2, 2)], {'nsize': 3, 'alpha': 0.1}, lambda x: _lrn_naive(x, 0.1, 0.75, 2.0, 3))]
+CASES['UpSampling'] = [Case([R(1, 2, 2, 3)], {'scale': 2, 'sample_type': 'nearest'},
+                            lambda x: x.repeat(2, 2).repeat(2, 3)),
+                       Case([R(1, 2, 2, 2), R(1, 1, 4, 4)], {'scale': 2, 'sample_type': 'nearest', 'num_args': 2},
+                            lambda a, b: np.concatenate([a.repeat(2, 2).repeat(2, 3), b], 1))]
+CASES['_contrib_BilinearResize2D'] = [Case([R(1, 2, 3, 4)], {'height': 5, 'width': 3}, lambda x: _bilinear_naive(x, 5, 3)),
+                                      Case([R(1, 1, 2, 2)], {'scale_height': 2.0, 'scale_width': 2.0},
+                                           lambda x: _bilinear_naive(x, 4, 4))]
+CASES['Crop'] = [Case([R(1, 2, 5, 6)], {'h_w': (3, 2), 'offset': (1, 2)}, lambda x: x[:, :, 1:4, 2:4]),
+                 Case([R(1, 2, 5, 6), R(1, 1, 3, 4)], {'center_crop': True, 'num_args': 2}, lambda x, y: x[:, :, 1:4, 1:5])]
+BACKWARD_OF['_backward_LRN'] = 'LRN'
+BACKWARD_OF['_backward_UpSampling'] = 'UpSampling'
+BACKWARD_OF['_backward_BilinearResize2D'] = '_contrib_BilinearResize2D'
+BACKWARD_OF['_backward_Crop'] = 'Crop'
