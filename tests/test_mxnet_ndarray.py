@@ -334,3 +334,33 @@ def test_test_utils_helpers():
     with tu.environment('GRAPHC_TEST_VAR', '7'):
         assert os.environ['GRAPHC_TEST_VAR'] == '7'
     assert 'GRAPHC_TEST_VAR' not in os.environ
+
+
+# ---------------------------------------------------------------- contrib control flow, sequences, spatial
+def test_contrib_control_flow():
+    data = nd.arange(6).reshape((3, 2))
+    outs, states = nd.contrib.foreach(lambda x, s: (x + s[0], [s[0] + x]), data, [nd.zeros(2)])
+    want = np.cumsum(data.asnumpy(), 0)
+    np.testing.assert_allclose(outs.asnumpy(), np.vstack([np.zeros(2), want[:-1]]) + data.asnumpy())
+    np.testing.assert_allclose(states[0].asnumpy(), want[-1])
+    outs, (i, s) = nd.contrib.while_loop(lambda i, s: i < 3, lambda i, s: (s, (i + 1, s + i)),
+                                         (nd.array([0]), nd.array([1])), max_iterations=5)
+    np.testing.assert_allclose(outs[0].asnumpy().ravel(), [1, 1, 2, 0, 0])
+    assert i.asscalar() == 3 and s.asscalar() == 4
+    assert nd.contrib.cond(nd.array([0]), lambda: nd.ones(1), lambda: nd.zeros(1)).asscalar() == 0
+
+
+def test_sequence_ops_time_major():
+    x = nd.array(np.arange(12, dtype='f4').reshape(4, 3))  # (T=4, N=3)
+    L = nd.array([2, 4, 1])
+    m = nd.SequenceMask(x, L, use_sequence_length=True, value=-1).asnumpy()
+    assert m[2, 0] == -1 and m[3, 1] == 10 and m[1, 2] == -1
+    np.testing.assert_allclose(nd.SequenceLast(x, L, use_sequence_length=True).asnumpy(), [3, 10, 2])
+    np.testing.assert_allclose(nd.SequenceReverse(x, L, use_sequence_length=True).asnumpy()[:, 0], [3, 0, 6, 9])
+
+
+def test_bilinear_resize_keeps_corners_and_crop():
+    x = nd.array(np.random.RandomState(0).normal(size=(1, 2, 3, 4)))
+    y = nd.contrib.BilinearResize2D(x, height=7, width=9).asnumpy()
+    np.testing.assert_allclose(y[..., [0, -1], :][..., [0, -1]], x.asnumpy()[..., [0, -1], :][..., [0, -1]], rtol=1e-6)
+    assert nd.Crop(x, h_w=(2, 2), center_crop=True).shape == (1, 2, 2, 2)
