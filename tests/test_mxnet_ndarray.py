@@ -364,3 +364,17 @@ def test_bilinear_resize_keeps_corners_and_crop():
     y = nd.contrib.BilinearResize2D(x, height=7, width=9).asnumpy()
     np.testing.assert_allclose(y[..., [0, -1], :][..., [0, -1]], x.asnumpy()[..., [0, -1], :][..., [0, -1]], rtol=1e-6)
     assert nd.Crop(x, h_w=(2, 2), center_crop=True).shape == (1, 2, 2, 2)
+
+
+def test_new_ops_export_to_mxnet_json_and_back(tmp_path):
+    class Net(gluon.HybridBlock):
+        def hybrid_forward(self, F, x):
+            s = F.sort(x, axis=1) + F.topk(x, k=5, ret_typ='value')
+            return F._linalg_gemm2(s, s, transpose_b=True) + F.cumsum(F.L2Normalization(x), axis=1).sum()
+    net = Net()
+    net.hybridize()
+    x = nd.array(np.random.RandomState(5).rand(3, 5).astype('f4'))
+    y = net(x)
+    net.export(str(tmp_path / 'net'))
+    back = gluon.SymbolBlock.imports(str(tmp_path / 'net-symbol.json'), ['data'])
+    np.testing.assert_allclose(back(x).asnumpy(), y.asnumpy(), rtol=1e-6)
