@@ -378,3 +378,15 @@ def test_new_ops_export_to_mxnet_json_and_back(tmp_path):
     net.export(str(tmp_path / 'net'))
     back = gluon.SymbolBlock.imports(str(tmp_path / 'net-symbol.json'), ['data'])
     np.testing.assert_allclose(back(x).asnumpy(), y.asnumpy(), rtol=1e-6)
+
+
+def test_creation_helpers_and_type_errors():
+    np.testing.assert_array_equal(nd.eye(3, k=1).asnumpy(), np.eye(3, k=1))
+    np.testing.assert_allclose(nd.linspace(0, 1, 5).asnumpy(), np.linspace(0, 1, 5))
+    assert nd.moveaxis(nd.ones((2, 3, 4)), 0, -1).shape == (3, 4, 2)
+    assert nd.concatenate([nd.ones((2, 2)), nd.zeros((1, 2))]).shape == (3, 2)
+    assert nd.from_numpy(np.arange(3)).dtype == np.int64
+    with pytest.raises(TypeError):
+        nd.relu([1, 2])
+    with pytest.raises(mx.base.MXNetError, match='mx.np'):
+        nd.ones(2).as_np_ndarray()

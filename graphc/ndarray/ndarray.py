@@ -109,7 +109,8 @@ def _symbolic(op, inputs, attrs, name):
     if any(isinstance(x, Symbol) for x in inputs):
         return sym_invoke(op, inputs, attrs, name)
     bad = next(x for x in inputs if not hasattr(x, '_data'))
-    raise GraphcError(f"{op.name}: expected NDArray inputs, got {type(bad).__name__}")
+    from ..base import GraphcTypeError
+    raise GraphcTypeError(f"{op.name}: expected NDArray inputs, got {type(bad).__name__}")
 
 
 CASTS = [0]   # bumped by Parameter.cast: hybridized graphs keyed on it re-trace
@@ -366,6 +367,13 @@ class NDArray:
     def split(self, num_outputs, axis=1, squeeze_axis=False, **kw):
         return _op('SliceChannel', self, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis)
 
+    def as_nd_ndarray(self):
+        return self
+
+    def as_np_ndarray(self):
+        from ..util import set_np_array
+        set_np_array(True)  # raises: mx.np arrays are not supported
+
     def tostype(self, stype):
         """Storage type conversion: 'default' (dense) only; graphc has no sparse storage."""
         return cast_storage(self, stype)
@@ -433,6 +441,36 @@ def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None):
     ctx = _check_ctx(ctx)
     a = np.arange(start, stop, step).astype(as_dtype(dtype))
     return _new(np.repeat(a, repeat) if repeat > 1 else a, ctx)
+
+
+def eye(N, M=0, k=0, ctx=None, dtype=None, **kwargs):
+    """A 2-d array with ones on diagonal k (M=0: square)."""
+    return _new(np.eye(N, M or N, k, dtype=as_dtype(dtype)), _check_ctx(ctx))
+
+
+def linspace(start, stop, num, endpoint=True, ctx=None, dtype=None):
+    return _new(np.linspace(start, stop, num, endpoint=endpoint).astype(as_dtype(dtype)), _check_ctx(ctx))
+
+
+def from_numpy(ndarray, zero_copy=True):
+    """An NDArray of a NumPy array (its dtype kept; a copy, since graphc's arrays own their memory)."""
+    return NDArray(np.array(ndarray, dtype=as_dtype(ndarray.dtype)))
+
+
+def moveaxis(tensor, source, destination):
+    """tensor with axis `source` moved to position `destination` (the others keep their order)."""
+    axes = list(range(tensor.ndim))
+    src = source % tensor.ndim
+    axes.remove(src)
+    axes.insert(destination % tensor.ndim, src)
+    return tensor.transpose(axes)
+
+
+def concatenate(arrays, axis=0, always_copy=True):
+    """arrays joined along axis (MXNet's nd.concatenate)."""
+    if len(arrays) == 1 and not always_copy:
+        return arrays[0]
+    return _op('Concat', *arrays, dim=axis, num_args=len(arrays))
 
 
 def zeros_like(x, dtype=None):
