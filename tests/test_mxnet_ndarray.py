@@ -390,3 +390,10 @@ def test_creation_helpers_and_type_errors():
         nd.relu([1, 2])
     with pytest.raises(mx.base.MXNetError, match='mx.np'):
         nd.ones(2).as_np_ndarray()
+
+
+def test_custom_operators_say_they_are_out_of_scope():
+    with pytest.raises(mx.base.MXNetError, match="operator 'myop'.*not supported"):
+        @mx.operator.register('myop')
+        class MyProp(mx.operator.CustomOpProp):
+            pass
