@@ -358,9 +358,9 @@ class NDArray:
         return _op('transpose', self, axes=kw.get('axes', axes))
 
     def squeeze(self, axis=None, inplace=False):
-        if not inplace:
-            return _op('squeeze', self, axis=axis)
         out = _op('squeeze', self, axis=axis)
+        if not inplace or not isinstance(self, NDArray):  # (a traced Symbol: the squeezed value is the result)
+            return out
         self._data = self._data.reshape(out.shape)  # MXNet: a reshaped view of the same buffer
         return self
 
