@@ -998,11 +998,39 @@ def gen_rnn(b, name):
     return b.add(name, attrs, [x, b.fresh((n,), dtype=x.dtype, scale=0.3)] + states, iv=rule)
 
 
+# ops added for MXNet compatibility (issue 13), each checked against its NumPy oracle and gradient in tests/op_cases.py
+_R_BW = 'a gradient op: reached through the gradient check of its forward op in tests/op_cases.py'
+_R_RANDOM = 'a random sampler: its draws differ between paths by design (op_cases checks the seeded stream)'
+_R_LOSS = 'a loss head: its backward is defined by the op, not the derivative (test_mxnet_ndarray checks it)'
+_R_NEW = 'not generated yet (no interval rule): checked by its op_cases oracle, gradient and hybridized tests'
+for _n in OPS:
+    if _n in EXCLUDED:
+        continue
+    if _n.startswith('_backward_'):
+        EXCLUDED[_n] = _R_BW
+    elif _n.startswith(('_random_', '_sample_')) or _n == '_shuffle':
+        EXCLUDED[_n] = _R_RANDOM
+for _n in ('BlockGrad', 'MakeLoss', 'make_loss', 'SoftmaxOutput', 'LinearRegressionOutput', 'MAERegressionOutput',
+           'LogisticRegressionOutput'):
+    EXCLUDED[_n] = _R_LOSS
+for _n in ('Crop', 'L2Normalization', 'LRN', 'UpSampling', 'SequenceLast', 'SequenceMask', 'SequenceReverse',
+           '_contrib_BilinearResize2D', '_linalg_det', '_linalg_extractdiag', '_linalg_gemm', '_linalg_gemm2',
+           '_linalg_inverse', '_linalg_makediag', '_linalg_potrf', '_linalg_potri', '_linalg_slogdet',
+           '_linalg_sumlogdiag', '_linalg_syrk', '_linalg_trmm', '_linalg_trsm', 'arccos', 'arccosh', 'arcsin',
+           'arcsinh', 'arctan', 'arctanh', 'argmax_channel', 'argsort', 'batch_take', 'cbrt', 'cosh', 'cumsum',
+           'degrees', 'depth_to_space', 'diag', 'fix', 'gather_nd', 'khatri_rao', 'log10', 'log2', 'logical_not',
+           'nanprod', 'nansum', 'radians', 'rcbrt', 'reshape_like', 'reverse', 'rint', 'scatter_nd', 'shape_array',
+           'sinh', 'size_array', 'slice_like', 'smooth_l1', 'softmin', 'sort', 'space_to_depth', 'tan', 'topk',
+           'trunc', 'broadcast_axes', 'broadcast_like'):
+    if _n in OPS and _n not in EXCLUDED:
+        EXCLUDED[_n] = _R_NEW
+
+
 GENERATORS = {}
 for _n in UNARY_IV:
     GENERATORS[_n] = gen_unary
 for _n in OPS:
-    if _n.startswith(('broadcast_', 'elemwise_')) and _n != 'broadcast_to':
+    if _n.startswith(('broadcast_', 'elemwise_')) and _n not in ('broadcast_to', 'broadcast_axes', 'broadcast_like'):
         GENERATORS[_n] = gen_binary
 for _n in SCALARS:
     GENERATORS[_n] = gen_scalar

@@ -1,8 +1,5 @@
-"""graphc's random number generator: one seeded stream for initializers, Dropout and random arrays."""
+"""mx.random: one seeded stream for initializers, Dropout, shuffling and the samplers (those of mx.nd.random)."""
 import numpy as np
-
-from .ndarray.ndarray import NDArray, _check_ctx, _new, _shape
-from .base import as_dtype
 
 _rng = np.random.default_rng()
 
@@ -26,18 +23,5 @@ def set_state(state):
     _rng.bit_generator.state = state
 
 
-def uniform(low=0.0, high=1.0, shape=(1,), ctx=None, dtype=None):
-    return _new(_rng.uniform(low, high, _shape(shape)).astype(as_dtype(dtype)), _check_ctx(ctx))
-
-
-def normal(loc=0.0, scale=1.0, shape=(1,), ctx=None, dtype=None):
-    return _new(_rng.normal(loc, scale, _shape(shape)).astype(as_dtype(dtype)), _check_ctx(ctx))
-
-
-def randint(low, high, shape=(1,), ctx=None, dtype='int32'):
-    return _new(_rng.integers(low, high, _shape(shape)).astype(as_dtype(dtype)), _check_ctx(ctx))
-
-
-def shuffle(data):
-    """A copy of data with its first axis permuted."""
-    return NDArray(data._data[_rng.permutation(data.shape[0])])
+from .ndarray.random import (uniform, normal, randn, poisson, exponential, gamma, negative_binomial,  # noqa: F401,E402
+                             generalized_negative_binomial, randint, multinomial, shuffle)

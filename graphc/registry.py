@@ -142,6 +142,7 @@ class Op:
         self.defaults = {k: a.default for k, a in self.attrs.items() if a.default is not Attr.REQUIRED}
         self.required = [k for k, a in self.attrs.items() if a.default is Attr.REQUIRED]
         self._canon_cache = {}  # callers must not mutate the dicts it returns
+        self.positional = None  # attribute order for positional values when MXNet's differs (ops/signatures.py)
 
     def __repr__(self):
         return f"Op({self.name})"
@@ -209,11 +210,14 @@ class Op:
             inputs[i] = v
         extra = [v for v in args[len(names):] if v is not None]
         if extra:
-            order = list(self.attrs)
+            order = list(self.positional or self.attrs)
             if len(extra) > len(order):
                 raise GraphcError(f"{self.name}: takes {len(names)} inputs and {len(order)} attributes, "
                                   f"got {len(args)} positional arguments")
             for k, v in zip(order, extra):
+                if k not in self.attrs:
+                    raise GraphcError(f"{self.name}: attribute {k!r} (positional argument {order.index(k) + len(names) + 1}) "
+                                      "is not supported by graphc")
                 if k in attrs:
                     raise GraphcError(f"{self.name}: attribute {k!r} given twice (by position and by name)")
                 attrs[k] = v

@@ -46,6 +46,8 @@ def const_node(value, name):
 
 
 def _random(n):
+    if n.op.name.startswith(('_random_', '_sample_', '_shuffle')):  # the samplers (graphc/ops/random.py)
+        return True
     return n.op.name == 'Dropout' and (n.attrs.get('_train') or n.attrs.get('mode') == 'always')
 
 

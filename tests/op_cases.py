@@ -449,3 +449,318 @@ CASES['ctc_loss'] = _ctc_cases()[:1]
 CASES['reshape_like'] = [Case([R(2, 3), R(3, 2)], {}, lambda a, b: a.reshape(3, 2)),
                          Case([R(6), R(2, 3, 1)], {'rhs_end': 2}, lambda a, b: a.reshape(2, 3)),
                          Case([R(2, 6), R(3, 2)], {'lhs_begin': 1, 'rhs_begin': 0}, lambda a, b: a.reshape(2, 3, 2))]
+# ---------------------------------------------------------------- random samplers: the same draws from the seeded stream
+def _draws(seed, f, dtype=np.float32):
+    return lambda *xs: np.asarray(f(np.random.default_rng(seed), *xs)).astype(dtype)
+
+
+CASES['_random_uniform'] = [Case([], {'low': -2.0, 'high': 3.0, 'shape': (3, 4)}, _draws(7, lambda g: g.uniform(-2, 3, (3, 4))),
+                                 seed=7, grad=False)]
+CASES['_random_normal'] = [Case([], {'loc': 1.0, 'scale': 2.0, 'shape': (5,)}, _draws(7, lambda g: g.normal(1, 2, (5,))),
+                                seed=7, grad=False)]
+CASES['_random_gamma'] = [Case([], {'alpha': 2.0, 'beta': 0.5, 'shape': (2, 3)}, _draws(7, lambda g: g.gamma(2, 0.5, (2, 3))),
+                               seed=7, grad=False)]
+CASES['_random_exponential'] = [Case([], {'lam': 4.0, 'shape': (6,)}, _draws(7, lambda g: g.exponential(0.25, (6,))),
+                                     seed=7, grad=False)]
+CASES['_random_poisson'] = [Case([], {'lam': 3.0, 'shape': (6,)}, _draws(7, lambda g: g.poisson(3.0, (6,))),
+                                 seed=7, grad=False)]
+CASES['_random_negative_binomial'] = [Case([], {'k': 3, 'p': 0.4, 'shape': (6,)},
+                                           _draws(7, lambda g: g.negative_binomial(3, 0.4, (6,))), seed=7, grad=False)]
+CASES['_random_generalized_negative_binomial'] = [
+    Case([], {'mu': 2.0, 'alpha': 0.5, 'shape': (6,)},
+         _draws(7, lambda g: g.poisson(g.gamma(1 / 0.5, 0.5 * 2.0, (6,)))), seed=7, grad=False)]
+CASES['_random_randint'] = [Case([], {'low': -3, 'high': 9, 'shape': (4, 2)},
+                                 _draws(7, lambda g: g.integers(-3, 9, (4, 2)), np.int32), seed=7, grad=False)]
+_pa, _pb = P(2, 3), P(2, 3)
+CASES['_sample_uniform'] = [Case([_pa, _pa + _pb], {'shape': (4,)}, lambda lo, hi: np.random.default_rng(8).uniform(
+    lo[..., None], hi[..., None], (2, 3, 4)), seed=8, grad=False)]
+CASES['_sample_normal'] = [Case([_pa, _pb], {'shape': (2,)}, lambda mu, sd: np.random.default_rng(8).normal(
+    mu[..., None], sd[..., None], (2, 3, 2)), seed=8, grad=False)]
+CASES['_sample_gamma'] = [Case([_pa, _pb], {}, lambda a, b: np.random.default_rng(8).gamma(a, b, (2, 3)), seed=8, grad=False)]
+CASES['_sample_exponential'] = [Case([_pa], {'shape': (3,)}, lambda lam: np.random.default_rng(8).exponential(
+    1 / lam[..., None], (2, 3, 3)), seed=8, grad=False)]
+CASES['_sample_poisson'] = [Case([_pa], {'shape': (3,)}, lambda lam: np.random.default_rng(8).poisson(
+    np.broadcast_to(lam[..., None], (2, 3, 3)), (2, 3, 3)) * 1.0, seed=8, grad=False)]
+CASES['_sample_negative_binomial'] = [Case([_pa * 2, _pb * 0.4], {}, lambda k, p: np.random.default_rng(8).negative_binomial(
+    k, p, (2, 3)) * 1.0, seed=8, grad=False)]
+CASES['_sample_generalized_negative_binomial'] = [Case([_pa, _pb], {}, lambda mu, al: (lambda g: g.poisson(
+    g.gamma(1 / al, al * mu, (2, 3))))(np.random.default_rng(8)) * 1.0, seed=8, grad=False)]
+
+
+def _multinomial_oracle(seed, n):
+    def f(p):
+        g = np.random.default_rng(seed)
+        cdf = np.cumsum(p, axis=1)
+        u = g.uniform(size=(p.shape[0], n)) * cdf[:, -1:]
+        idx = np.array([[int((c <= v).sum()) for v in row] for c, row in zip(cdf, u)])
+        return idx.astype(np.float32), np.log(np.take_along_axis(p, idx, 1))
+    return f
+
+
+_probs = np.array([[0.2, 0.5, 0.3], [0.9, 0.05, 0.05]])
+CASES['_sample_multinomial'] = [Case([_probs], {'shape': (5,), 'get_prob': True, 'dtype': 'float32'}, _multinomial_oracle(9, 5), seed=9,
+                                     grad=False)]
+CASES['_shuffle'] = [Case([R(5, 2)], {}, lambda x: x[np.random.default_rng(4).permutation(5)], seed=4, grad=False)]
+
+
+# ---------------------------------------------------------------- MXNet's other elementwise math (graphc/ops/math.py)
+def U(lo, hi):
+    return lambda *s: np.asarray(rng.uniform(lo, hi, size=s))
+
+
+for _name, (_f, _mk) in {
+        'tan': (np.tan, U(-1.2, 1.2)), 'arcsin': (np.arcsin, U(-0.9, 0.9)), 'arccos': (np.arccos, U(-0.9, 0.9)),
+        'arctan': (np.arctan, R), 'sinh': (np.sinh, R), 'cosh': (np.cosh, R), 'arcsinh': (np.arcsinh, R),
+        'arccosh': (np.arccosh, U(1.2, 3)), 'arctanh': (np.arctanh, U(-0.9, 0.9)),
+        'log10': (lambda x: np.log(x) / np.log(10), P), 'log2': (lambda x: np.log(x) / np.log(2), P),
+        'cbrt': (lambda x: np.sign(x) * np.abs(x) ** (1 / 3), P), 'rcbrt': (lambda x: x ** (-1 / 3), P),
+        'degrees': (lambda x: x * 180 / np.pi, R), 'radians': (lambda x: x * np.pi / 180, R),
+        'rint': (np.rint, lambda *s: np.asarray(R(*s) * 3 + 0.25)), 'fix': (np.fix, lambda *s: np.asarray(R(*s) * 3)),
+        'trunc': (np.trunc, lambda *s: np.asarray(R(*s) * 3)),
+        'logical_not': (lambda x: (x == 0) * 1.0, lambda *s: I(2, *s))}.items():
+    CASES[_name] = [Case([_mk(*s)], {}, _f, id=str(s)) for s in UNARY_SHAPES]
+CASES['softmin'] = [Case([R(3, 5)], {}, lambda x: np.exp(-x) / np.exp(-x).sum(1, keepdims=True)),
+                    Case([R(2, 3, 4)], {'axis': 1, 'temperature': 2.0},
+                         lambda x: np.exp(-x / 2) / np.exp(-x / 2).sum(1, keepdims=True))]
+CASES['nansum'] = [Case([R(3, 4)], {'axis': 1}, lambda x: x.sum(1)),
+                   Case([np.array([[1.0, np.nan], [2.0, 3.0]])], {}, lambda x: np.array([6.0]), grad=False)]
+CASES['nanprod'] = [Case([P(3, 4)], {'axis': 0}, lambda x: x.prod(0)),
+                    Case([np.array([[1.5, np.nan], [2.0, 3.0]])], {'axis': 1}, lambda x: np.array([1.5, 6.0]), grad=False)]
+
+
+# ---------------------------------------------------------------- sorting (graphc/ops/sort.py): distinct values, so ties do not matter
+def D(*shape):  # distinct values in random order
+    n = int(np.prod(shape))
+    return np.asarray(rng.permutation(n).reshape(shape) * 0.5 - n / 4.0)
+
+
+CASES['sort'] = [Case([D(3, 4)], {}, lambda x: np.array([sorted(r) for r in x])),
+                 Case([D(3, 4)], {'axis': 0, 'is_ascend': False}, lambda x: np.array([sorted(c)[::-1] for c in x.T]).T)]
+CASES['argsort'] = [Case([D(3, 4)], {}, lambda x: np.array([[list(r).index(v) for v in sorted(r)] for r in x]) * 1.0),
+                    Case([D(3, 4)], {'axis': 0, 'is_ascend': False},
+                         lambda x: np.array([[list(c).index(v) for v in sorted(c)[::-1]] for c in x.T]).T * 1.0)]
+CASES['topk'] = [Case([D(3, 5)], {'k': 2, 'ret_typ': 'value'}, lambda x: np.array([sorted(r)[::-1][:2] for r in x])),
+                 Case([D(3, 5)], {'k': 2}, lambda x: np.array([[list(r).index(v) for v in sorted(r)[::-1][:2]] for r in x]) * 1.0,
+                      grad=False),
+                 Case([D(4, 3)], {'k': 1, 'axis': 0, 'ret_typ': 'both', 'is_ascend': True},
+                      lambda x: (x.min(0, keepdims=True), x.argmin(0)[None] * 1.0)),
+                 Case([D(2, 4)], {'k': 3, 'ret_typ': 'mask'},
+                      lambda x: (x >= np.sort(x, 1)[:, 1:2]) * 1.0, grad=False)]
+BACKWARD_OF['_backward_sort'] = 'sort'
+BACKWARD_OF['_backward_topk'] = 'topk'
+
+
+# ---------------------------------------------------------------- loss heads and gradient control (graphc/ops/output.py)
+def _sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+CASES['BlockGrad'] = [Case([R(3, 4)], {}, lambda x: x)]
+CASES['MakeLoss'] = [Case([P(3, 4)], {'grad_scale': 2.0, 'normalization': 'batch'}, lambda x: x)]
+CASES['make_loss'] = [Case([R(3, 4)], {}, lambda x: x)]
+CASES['LinearRegressionOutput'] = [Case([R(4, 3), R(4, 3)], {}, lambda x, t: x)]
+CASES['MAERegressionOutput'] = [Case([R(4, 1), R(4)], {'grad_scale': 0.5}, lambda x, t: x)]
+CASES['LogisticRegressionOutput'] = [Case([R(4, 2), P(4, 2) * 0.3], {}, lambda x, t: _sig(x))]
+CASES['SoftmaxOutput'] = [Case([R(4, 5), I(5, 4)], {}, lambda x, t: np.exp(x) / np.exp(x).sum(1, keepdims=True)),
+                          Case([R(2, 3, 4), I(3, 2, 4)], {'multi_output': True},
+                               lambda x, t: np.exp(x) / np.exp(x).sum(1, keepdims=True))]
+
+
+def _smo_grad_oracle(y, t, scale=1.0, ignore=None):
+    g = y.copy()
+    g[np.arange(len(t)), t.astype(int)] -= 1
+    if ignore is not None:
+        g[t == ignore] = 0
+    return g * scale
+
+
+_y = np.exp(R(4, 5))
+_y = _y / _y.sum(1, keepdims=True)
+CASES['_backward_SoftmaxOutput'] = [
+    Case([_y, np.array([0.0, 3.0, 4.0, 1.0])], {}, lambda y, t: _smo_grad_oracle(y, t), grad=False),
+    Case([_y, np.array([0.0, 3.0, 4.0, 1.0])], {'use_ignore': True, 'ignore_label': 3.0, 'normalization': 'valid'},
+         lambda y, t: _smo_grad_oracle(y, t, 1 / 3, 3.0), grad=False)]
+CASES['smooth_l1'] = [Case([R(3, 4) * 2], {'scalar': 1.5},
+                           lambda x: np.where(abs(x) < 1 / 2.25, 0.5 * 2.25 * x * x, abs(x) - 0.5 / 2.25))]
+
+
+# ---------------------------------------------------------------- gathers (graphc/ops/index.py)
+CASES['reverse'] = [Case([R(3, 4)], {'axis': 1}, lambda x: x[:, ::-1]),
+                    Case([R(2, 3, 4)], {'axis': (0, 2)}, lambda x: x[::-1, :, ::-1])]
+CASES['batch_take'] = [Case([R(4, 3), I(3, 4)], {}, lambda a, i: np.array([a[k, int(i[k])] for k in range(4)]))]
+
+
+# ---------------------------------------------------------------- linalg (graphc/ops/linalg.py): textbook formulas
+def _spd(n, *batch):
+    B = R(*batch, n, n)
+    return np.matmul(B, np.swapaxes(B, -1, -2)) + n * np.eye(n)
+
+
+def _lower(n, *batch):  # well-conditioned lower-triangular
+    return np.tril(R(*batch, n, n) * 0.3) + 2 * np.eye(n)
+
+
+_tT = lambda x: np.swapaxes(x, -1, -2)  # noqa: E731
+CASES['_linalg_gemm2'] = [Case([R(3, 4), R(4, 2)], {}, lambda a, b: np.einsum('ik,kj->ij', a, b)),
+                          Case([R(2, 4, 3), R(2, 2, 4)], {'transpose_a': True, 'transpose_b': True, 'alpha': 0.5},
+                               lambda a, b: 0.5 * np.einsum('bki,bjk->bij', a, b)),
+                          Case([R(3, 4), R(2, 4)], {'transpose_b': True}, lambda a, b: np.einsum('ik,jk->ij', a, b)),
+                          Case([R(4, 3), R(4, 2)], {'transpose_a': True}, lambda a, b: np.einsum('ki,kj->ij', a, b))]
+CASES['_linalg_gemm'] = [Case([R(3, 4), R(4, 2), R(3, 2)], {'alpha': 2.0, 'beta': -0.5},
+                              lambda a, b, c: 2 * np.einsum('ik,kj->ij', a, b) - 0.5 * c)]
+CASES['_linalg_syrk'] = [Case([R(3, 4)], {'alpha': 1.5}, lambda a: 1.5 * np.einsum('ik,jk->ij', a, a)),
+                         Case([R(2, 3, 4)], {'transpose': True}, lambda a: np.einsum('bki,bkj->bij', a, a))]
+CASES['_linalg_trmm'] = [Case([_lower(3), R(3, 2)], {}, lambda A, B: np.tril(A) @ B),
+                         Case([_lower(3), R(2, 3)], {'rightside': True, 'transpose': True, 'alpha': 2.0},
+                              lambda A, B: 2 * B @ np.tril(A).T)]
+CASES['_linalg_trsm'] = [Case([_lower(3), R(3, 2)], {}, lambda A, B: np.linalg.inv(np.tril(A)) @ B),
+                         Case([_lower(3), R(2, 3)], {'rightside': True, 'transpose': True, 'alpha': 0.5},
+                              lambda A, B: 0.5 * B @ np.linalg.inv(np.tril(A).T))]
+CASES['_linalg_potrf'] = [Case([_spd(3)], {}, lambda A: np.linalg.cholesky(A)),
+                          Case([_spd(2, 2)], {}, lambda A: np.linalg.cholesky(A))]
+CASES['_linalg_potri'] = [Case([_lower(3)], {}, lambda L: np.linalg.inv(np.tril(L) @ np.tril(L).T))]
+CASES['_linalg_inverse'] = [Case([_spd(3)], {}, lambda A: np.linalg.inv(A)),
+                            Case([_spd(2, 2)], {}, lambda A: np.linalg.inv(A))]
+CASES['_linalg_det'] = [Case([_spd(3)], {}, lambda A: np.array([np.linalg.det(A)])),
+                        Case([R(2, 3, 3)], {}, lambda A: np.linalg.det(A))]
+CASES['_linalg_slogdet'] = [Case([R(2, 3, 3)], {}, lambda A: (np.sign(np.linalg.det(A)), np.log(abs(np.linalg.det(A)))))]
+CASES['_linalg_sumlogdiag'] = [Case([_spd(3)], {}, lambda A: np.array([np.log(np.diag(A)).sum()]))]
+CASES['_linalg_extractdiag'] = [Case([R(3, 3)], {}, lambda A: np.diag(A).copy()),
+                                Case([R(2, 3, 3)], {'offset': 1}, lambda A: np.stack([np.diag(a, 1) for a in A]))]
+CASES['_linalg_makediag'] = [Case([R(3)], {}, lambda a: np.diag(a)),
+                             Case([R(2, 2)], {'offset': -1}, lambda a: np.stack([np.diag(v, -1) for v in a]))]
+for _bw in ('syrk', 'trmm', 'trsm', 'potrf', 'potri', 'det', 'slogdet', 'sumlogdiag'):
+    BACKWARD_OF['_backward_linalg_' + _bw] = '_linalg_' + _bw
+
+
+# ---------------------------------------------------------------- sequences (graphc/ops/sequence.py)
+def _seq_mask(x, L, value=0.0, axis=0):
+    out = x.copy()
+    for n, ln in enumerate(L.astype(int)):
+        if axis == 0:
+            out[ln:, n] = value
+        else:
+            out[n, ln:] = value
+    return out
+
+
+_lens = np.array([2.0, 4.0, 1.0])
+CASES['SequenceMask'] = [Case([R(4, 3, 2), _lens], {'use_sequence_length': True, 'value': -1.0},
+                              lambda x, L: _seq_mask(x, L, -1.0)),
+                         Case([R(3, 4), _lens], {'use_sequence_length': True, 'axis': 1}, lambda x, L: _seq_mask(x, L, 0.0, 1)),
+                         Case([R(4, 3)], {}, lambda x: x)]
+CASES['SequenceLast'] = [Case([R(4, 3, 2), _lens], {'use_sequence_length': True},
+                              lambda x, L: np.stack([x[int(ln) - 1, n] for n, ln in enumerate(L)])),
+                         Case([R(3, 4), _lens], {'use_sequence_length': True, 'axis': 1},
+                              lambda x, L: np.array([x[n, int(ln) - 1] for n, ln in enumerate(L)])),
+                         Case([R(4, 3)], {}, lambda x: x[-1])]
+CASES['SequenceReverse'] = [Case([R(4, 3, 2), _lens], {'use_sequence_length': True},
+                                 lambda x, L: np.stack([np.concatenate([x[:int(ln), n][::-1], x[int(ln):, n]])
+                                                        for n, ln in enumerate(L)], 1)),
+                            Case([R(4, 3)], {}, lambda x: x[::-1])]
+BACKWARD_OF['_backward_SequenceLast'] = 'SequenceLast'
+
+
+# ---------------------------------------------------------------- layout (graphc/ops/layout.py)
+CASES['broadcast_like'] = [Case([R(3, 1), R(3, 4)], {}, lambda x, y: np.broadcast_to(x, (3, 4))),
+                           Case([R(1, 2), R(5, 3)], {'lhs_axes': (0,), 'rhs_axes': (1,)}, lambda x, y: np.broadcast_to(x, (3, 2)))]
+CASES['broadcast_axes'] = [Case([R(1, 3, 1)], {'axis': (0, 2), 'size': (2, 4)}, lambda x: np.broadcast_to(x, (2, 3, 4)))]
+CASES['shape_array'] = [Case([R(2, 3, 4)], {}, lambda x: np.array([2, 3, 4]), grad=False)]
+CASES['size_array'] = [Case([R(2, 3, 4)], {}, lambda x: np.array([24]), grad=False)]
+CASES['argmax_channel'] = [Case([D(3, 4)], {}, lambda x: np.array([list(r).index(max(r)) for r in x]) * 1.0, grad=False)]
+CASES['slice_like'] = [Case([R(4, 5), R(2, 3)], {}, lambda x, y: x[:2, :3]),
+                       Case([R(4, 5, 2), R(3, 3)], {'axes': (0,)}, lambda x, y: x[:3])]
+CASES['diag'] = [Case([R(3)], {}, lambda x: np.diag(x)), Case([R(3)], {'k': -1}, lambda x: np.diag(x, -1)),
+                 Case([R(3, 4)], {'k': 1}, lambda x: np.array([x[i, i + 1] for i in range(3)])),
+                 Case([R(2, 3, 3)], {'axis1': 1, 'axis2': 2}, lambda x: np.stack([np.diag(m) for m in x]))]
+CASES['cumsum'] = [Case([R(3, 4)], {'axis': 1}, lambda x: np.stack([[x[i, :j + 1].sum() for j in range(4)] for i in range(3)])),
+                   Case([R(2, 3)], {}, lambda x: np.array([x.ravel()[:j + 1].sum() for j in range(6)]))]
+
+
+def _d2s(x, b):
+    n, c, h, w = x.shape
+    out = np.zeros((n, c // (b * b), h * b, w * b))
+    for i in range(b):
+        for j in range(b):
+            out[:, :, i::b, j::b] = x[:, (i * b + j) * (c // (b * b)):(i * b + j + 1) * (c // (b * b))]
+    return out
+
+
+CASES['depth_to_space'] = [Case([R(1, 8, 2, 3)], {'block_size': 2}, lambda x: _d2s(x, 2))]
+CASES['space_to_depth'] = [Case([R(1, 2, 4, 6)], {'block_size': 2}, lambda x: _s2d(x, 2))]
+
+
+def _s2d(x, b):
+    n, c, h, w = x.shape
+    out = np.zeros((n, c * b * b, h // b, w // b))
+    for i in range(b):
+        for j in range(b):
+            out[:, (i * b + j) * c:(i * b + j + 1) * c] = x[:, :, i::b, j::b]
+    return out
+
+
+_gi = np.array([[0.0, 2.0, 1.0], [1.0, 0.0, 3.0]])
+CASES['gather_nd'] = [Case([R(3, 4), _gi], {}, lambda x, i: np.array([x[int(a), int(b)] for a, b in i.T])),
+                      Case([R(3, 4, 2), _gi[:1]], {}, lambda x, i: x[i[0].astype(int)])]
+CASES['scatter_nd'] = [Case([R(3), _gi], {'shape': (3, 4)}, lambda d, i: _scatter(d, i, (3, 4)))]
+CASES['_backward_gather_nd'] = [Case([R(4), np.array([[0.0, 0.0, 2.0, 0.0], [1.0, 1.0, 3.0, 1.0]])], {'shape': (3, 4)},
+                                     lambda d, i: _scatter(d, i, (3, 4), add=True))]
+
+
+def _scatter(d, i, shape, add=False):
+    out = np.zeros(shape)
+    for v, a, b in zip(d, i[0].astype(int), i[1].astype(int)):
+        out[a, b] = out[a, b] + v if add else v
+    return out
+
+
+CASES['khatri_rao'] = [Case([R(2, 3), R(4, 3)], {}, lambda a, b: np.stack([np.kron(a[:, k], b[:, k]) for k in range(3)], 1)),
+                       Case([R(2, 2), R(3, 2), R(2, 2)], {},
+                            lambda a, b, c: np.stack([np.kron(np.kron(a[:, k], b[:, k]), c[:, k]) for k in range(2)], 1))]
+BACKWARD_OF['_backward_slice_like'] = 'slice_like'
+BACKWARD_OF['_backward_diag'] = 'diag'
+BACKWARD_OF['_backward_khatri_rao'] = 'khatri_rao'
+
+
+# ---------------------------------------------------------------- spatial (graphc/ops/spatial.py)
+def _lrn_naive(x, alpha, beta, knorm, n):
+    out = np.zeros_like(x)
+    C = x.shape[1]
+    for c in range(C):
+        lo, hi = max(0, c - n // 2), min(C, c + n // 2 + 1)
+        out[:, c] = x[:, c] / (knorm + alpha / n * (x[:, lo:hi] ** 2).sum(1)) ** beta
+    return out
+
+
+def _bilinear_naive(x, h, w):  # align_corners=True
+    n, c, H, W = x.shape
+    out = np.zeros((n, c, h, w))
+    for i in range(h):
+        for j in range(w):
+            sy, sx = i * (H - 1) / max(h - 1, 1), j * (W - 1) / max(w - 1, 1)
+            y0, x0 = int(sy), int(sx)
+            y1, x1 = min(y0 + 1, H - 1), min(x0 + 1, W - 1)
+            ty, tx = sy - y0, sx - x0
+            out[:, :, i, j] = (x[:, :, y0, x0] * (1 - ty) * (1 - tx) + x[:, :, y0, x1] * (1 - ty) * tx +
+                               x[:, :, y1, x0] * ty * (1 - tx) + x[:, :, y1, x1] * ty * tx)
+    return out
+
+
+CASES['L2Normalization'] = [
+    Case([R(2, 3, 4)], {}, lambda x: x / np.sqrt((x ** 2).sum((1, 2), keepdims=True) + 1e-10)),
+    Case([R(2, 3, 2, 2)], {'mode': 'channel'}, lambda x: x / np.sqrt((x ** 2).sum(1, keepdims=True) + 1e-10)),
+    Case([R(2, 3, 2, 2)], {'mode': 'spatial', 'eps': 0.1}, lambda x: x / np.sqrt((x ** 2).sum((2, 3), keepdims=True) + 0.1))]
+CASES['LRN'] = [Case([R(2, 5, 2, 2)], {'nsize': 3, 'alpha': 0.1}, lambda x: _lrn_naive(x, 0.1, 0.75, 2.0, 3))]
+CASES['UpSampling'] = [Case([R(1, 2, 2, 3)], {'scale': 2, 'sample_type': 'nearest'},
+                            lambda x: x.repeat(2, 2).repeat(2, 3)),
+                       Case([R(1, 2, 2, 2), R(1, 1, 4, 4)], {'scale': 2, 'sample_type': 'nearest', 'num_args': 2},
+                            lambda a, b: np.concatenate([a.repeat(2, 2).repeat(2, 3), b], 1))]
+CASES['_contrib_BilinearResize2D'] = [Case([R(1, 2, 3, 4)], {'height': 5, 'width': 3}, lambda x: _bilinear_naive(x, 5, 3)),
+                                      Case([R(1, 1, 2, 2)], {'scale_height': 2.0, 'scale_width': 2.0},
+                                           lambda x: _bilinear_naive(x, 4, 4))]
+CASES['Crop'] = [Case([R(1, 2, 5, 6)], {'h_w': (3, 2), 'offset': (1, 2)}, lambda x: x[:, :, 1:4, 2:4]),
+                 Case([R(1, 2, 5, 6), R(1, 1, 3, 4)], {'center_crop': True, 'num_args': 2}, lambda x, y: x[:, :, 1:4, 1:5])]
+BACKWARD_OF['_backward_LRN'] = 'LRN'
+BACKWARD_OF['_backward_UpSampling'] = 'UpSampling'
+BACKWARD_OF['_backward_BilinearResize2D'] = '_contrib_BilinearResize2D'
+BACKWARD_OF['_backward_Crop'] = 'Crop'

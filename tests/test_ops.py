@@ -33,6 +33,13 @@ def test_every_op_is_covered():
 
 # integer-valued or step functions: their (zero) gradient is still checked where a case says grad=True
 NO_GRAD_CHECK = {'Cast', 'argmax', 'argmin', 'one_hot'}
+# loss heads and BlockGrad: their backward is defined by the op, not the derivative of the forward
+# (checked against MXNet's formulas in test_mxnet_ndarray.py)
+NO_GRAD_CHECK |= {'BlockGrad', 'MakeLoss', 'make_loss', 'SoftmaxOutput', 'LinearRegressionOutput',
+                  'MAERegressionOutput', 'LogisticRegressionOutput'}
+
+
+FIXED_DTYPE = {'Cast', 'shape_array', 'size_array'}  # their output dtype does not follow the input's
 
 
 def _run(name, case, dtype, train=None):
@@ -69,7 +76,7 @@ def test_forward_matches_oracle(name, i):
         assert g.shape == np.shape(w), (g.shape, np.shape(w))
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10)
     # float32: same values within float32 tolerance, and float32 out
-    if all(a.dtype == np.float64 for a in case.inputs) and name != 'Cast':
+    if case.inputs and all(a.dtype == np.float64 for a in case.inputs) and name not in FIXED_DTYPE:  # (no inputs: samplers)
         _, out32 = _run(name, case, np.float32)
         for g32, w in zip(_outs(out32), want):
             assert g32.dtype == np.float32, f"{name} returned {g32.dtype} for float32 inputs"

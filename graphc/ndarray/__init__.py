@@ -20,12 +20,16 @@ class _Package(_types.ModuleType):
 _sys.modules[__name__].__class__ = _Package
 _sys.modules['graphc.nd'] = _sys.modules[__name__]  # `import graphc.nd` and `from graphc import nd` work too
 
-from .. import random  # noqa: F401  (nd.random.uniform, as in MXNet)
 from .. import autograd as _ag
 from .ndarray import NDArray, arange, array, empty, full, full_like, invoke, ones, waitall, zeros  # noqa: F401
+from .ndarray import _STORAGE_TYPE_STR_TO_ID, cast_storage  # noqa: F401  (mxnet.ndarray.ndarray names)
+from .ndarray import concatenate, eye, from_numpy, linspace, moveaxis  # noqa: F401
 from ..base import GraphcError
 from ..registry import OPS as _OPS
 from .. import ops as _ops  # noqa: F401  (registers every op)
+
+
+from . import random  # noqa: E402,F401  (nd.random.uniform, as in MXNet)
 
 
 def _make(op):
@@ -129,3 +133,36 @@ def load(fname):
     """Load a .params file: a dict of NDArrays, or a list when the file has no names."""
     from ..serialization import load_ndarrays
     return load_ndarrays(fname)
+
+
+# MXNet's names for the samplers (random_uniform, uniform, sample_uniform, ...)
+for _k in ('uniform', 'normal', 'gamma', 'exponential', 'poisson', 'negative_binomial', 'generalized_negative_binomial'):
+    setattr(_mod, 'random_' + _k, getattr(_mod, '_random_' + _k))
+    setattr(_mod, 'sample_' + _k, getattr(_mod, '_sample_' + _k))
+uniform, normal, random_randint = _random_uniform, _random_normal, _random_randint  # noqa: F821
+sample_multinomial, shuffle = _sample_multinomial, _shuffle  # noqa: F821
+
+flip, stop_gradient, broadcast_axis = reverse, BlockGrad, broadcast_axes  # noqa: F821  (MXNet's aliases)
+for _name in list(_OPS):
+    if _name.startswith('_linalg_'):
+        setattr(_mod, 'linalg_' + _name[len('_linalg_'):], getattr(_mod, _name))  # nd.linalg_gemm2, as MXNet
+
+
+def reset_arrays(*data, num_arrays=None):
+    """Set every given array to zero in place (MXNet's reset_arrays)."""
+    for d in data:
+        d[:] = 0
+
+
+def Custom(*args, op_type=None, **kwargs):
+    """MXNet's Custom operator (a Python CustomOp) is out of scope in graphc."""
+    from ..base import GraphcNotSupportedError
+    raise GraphcNotSupportedError(f"Custom operators (op_type={op_type!r}) are not supported by graphc: write the "
+                                  "computation with nd/sym ops, or as a Gluon Block, instead of an mx.operator.CustomOp")
+
+
+from . import linalg, contrib, sparse  # noqa: E402,F401
+for _sub in ('ndarray', 'random', 'linalg', 'contrib', 'sparse'):  # `import graphc.nd.random` is the same module
+    _sys.modules['graphc.nd.' + _sub] = _sys.modules['graphc.ndarray.' + _sub]
+from .ndarray import install_fluent_methods as _install  # noqa: E402
+_install(_mod)

@@ -50,6 +50,10 @@ def invoke(op, inputs, attrs, name=None):
     if _engine._eng.lazy and not _ag._st.recording and not op.mode_dependent and \
             all(type(x) is NDArray for x in inputs):
         return _engine.lazy_invoke(op, inputs, attrs)
+    if not inputs and op.name.startswith('_random_'):  # a sampler while tracing is a graph node, not a constant
+        from ..symbol.symbol import current_trace, sym_invoke
+        if current_trace() is not None:
+            return sym_invoke(op, inputs, attrs, name)
     try:
         data = [x._data for x in inputs]
     except AttributeError:
@@ -105,7 +109,8 @@ def _symbolic(op, inputs, attrs, name):
     if any(isinstance(x, Symbol) for x in inputs):
         return sym_invoke(op, inputs, attrs, name)
     bad = next(x for x in inputs if not hasattr(x, '_data'))
-    raise GraphcError(f"{op.name}: expected NDArray inputs, got {type(bad).__name__}")
+    from ..base import GraphcTypeError
+    raise GraphcTypeError(f"{op.name}: expected NDArray inputs, got {type(bad).__name__}")
 
 
 CASTS = [0]   # bumped by Parameter.cast: hybridized graphs keyed on it re-trace
@@ -222,11 +227,15 @@ class NDArray:
         return b if dtype is None else b.astype(dtype)
 
     def asscalar(self):
+        """The value of a size-1 array as a NumPy scalar of its dtype (MXNet's)."""
         if self.size != 1:
             raise GraphcError(f"asscalar() needs an array of size 1, got shape {self.shape}")
-        return self._data.reshape(()).item()
+        return self.asnumpy().reshape(-1)[0]
 
-    item = asscalar
+    def item(self):
+        if self.size != 1:
+            raise GraphcError(f"item() needs an array of size 1, got shape {self.shape}")
+        return self._data.reshape(()).item()
 
     def astype(self, dtype, copy=True):
         dt = as_dtype(dtype)
@@ -343,49 +352,32 @@ class NDArray:
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return _op('Reshape', self, shape=kw.get('shape', shape), reverse=kw.get('reverse', False))
 
-    def reshape_like(self, other):
-        return self.reshape(other.shape)
 
     def transpose(self, *axes, **kw):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
         return _op('transpose', self, axes=kw.get('axes', axes))
 
-    def swapaxes(self, dim1, dim2): return _op('SwapAxis', self, dim1=dim1, dim2=dim2)
-    def expand_dims(self, axis): return _op('expand_dims', self, axis=axis)
-    def squeeze(self, axis=None): return _op('squeeze', self, axis=axis)
-    def flatten(self): return _op('Flatten', self)
-    def broadcast_to(self, shape): return _op('broadcast_to', self, shape=shape)
-    def broadcast_like(self, other): return self.broadcast_to(other.shape)
-    def tile(self, reps): return _op('tile', self, reps=reps)
-    def repeat(self, repeats, axis=None): return _op('repeat', self, repeats=repeats, axis=axis)
-    def clip(self, a_min, a_max): return _op('clip', self, a_min=a_min, a_max=a_max)
-    def split(self, num_outputs, axis=1, squeeze_axis=False):
+    def squeeze(self, axis=None, inplace=False):
+        out = _op('squeeze', self, axis=axis)
+        if not inplace or not isinstance(self, NDArray):  # (a traced Symbol: the squeezed value is the result)
+            return out
+        self._data = self._data.reshape(out.shape)  # MXNet: a reshaped view of the same buffer
+        return self
+
+    def split(self, num_outputs, axis=1, squeeze_axis=False, **kw):
         return _op('SliceChannel', self, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis)
-    def slice(self, begin, end, step=()): return _op('slice', self, begin=begin, end=end, step=step)
-    def slice_axis(self, axis, begin, end): return _op('slice_axis', self, axis=axis, begin=begin, end=end)
-    def one_hot(self, depth, **kw): return _op('one_hot', self, depth=depth, **kw)
-    def softmax(self, axis=-1, temperature=None): return _op('softmax', self, axis=axis, temperature=temperature)
-    def log_softmax(self, axis=-1, temperature=None):
-        return _op('log_softmax', self, axis=axis, temperature=temperature)
 
-    def sum(self, axis=None, keepdims=False, exclude=False): return _op('sum', self, axis=axis, keepdims=keepdims, exclude=exclude)
-    def mean(self, axis=None, keepdims=False, exclude=False): return _op('mean', self, axis=axis, keepdims=keepdims, exclude=exclude)
-    def max(self, axis=None, keepdims=False, exclude=False): return _op('max', self, axis=axis, keepdims=keepdims, exclude=exclude)
-    def min(self, axis=None, keepdims=False, exclude=False): return _op('min', self, axis=axis, keepdims=keepdims, exclude=exclude)
-    def prod(self, axis=None, keepdims=False, exclude=False): return _op('prod', self, axis=axis, keepdims=keepdims, exclude=exclude)
-    def norm(self, ord=2, axis=None, keepdims=False): return _op('norm', self, ord=ord, axis=axis, keepdims=keepdims)
-    def argmax(self, axis=None, keepdims=False): return _op('argmax', self, axis=axis, keepdims=keepdims)
-    def argmin(self, axis=None, keepdims=False): return _op('argmin', self, axis=axis, keepdims=keepdims)
+    def as_nd_ndarray(self):
+        return self
 
-    def exp(self): return _op('exp', self)
-    def log(self): return _op('log', self)
-    def sqrt(self): return _op('sqrt', self)
-    def square(self): return _op('square', self)
-    def abs(self): return _op('abs', self)
-    def sign(self): return _op('sign', self)
-    def tanh(self): return _op('tanh', self)
-    def sigmoid(self): return _op('sigmoid', self)
-    def relu(self): return _op('relu', self)
+    def as_np_ndarray(self):
+        from ..util import set_np_array
+        set_np_array(True)  # raises: mx.np arrays are not supported
+
+    def tostype(self, stype):
+        """Storage type conversion: 'default' (dense) only; graphc has no sparse storage."""
+        return cast_storage(self, stype)
+
     def zeros_like(self): return zeros_like(self)
     def ones_like(self): return ones_like(self)
     def tolist(self): return self._data.tolist()
@@ -421,15 +413,23 @@ def _alloc(ctx, fn, *args):
         return NDArray(getattr(cp, fn)(*args))
 
 
-def empty(shape, ctx=None, dtype=None):
+def _dense(stype):
+    if stype not in (None, 'default'):
+        cast_storage(None, stype)  # raises: sparse storage is not supported
+
+
+def empty(shape, ctx=None, dtype=None, stype=None):
+    _dense(stype)
     return _alloc(_check_ctx(ctx), 'empty', _shape(shape), as_dtype(dtype))
 
 
-def zeros(shape, ctx=None, dtype=None, **kw):
+def zeros(shape, ctx=None, dtype=None, stype=None, **kw):
+    _dense(stype)
     return _alloc(_check_ctx(ctx), 'zeros', _shape(shape), as_dtype(dtype))
 
 
-def ones(shape, ctx=None, dtype=None, **kw):
+def ones(shape, ctx=None, dtype=None, stype=None, **kw):
+    _dense(stype)
     return _alloc(_check_ctx(ctx), 'ones', _shape(shape), as_dtype(dtype))
 
 
@@ -441,6 +441,36 @@ def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None):
     ctx = _check_ctx(ctx)
     a = np.arange(start, stop, step).astype(as_dtype(dtype))
     return _new(np.repeat(a, repeat) if repeat > 1 else a, ctx)
+
+
+def eye(N, M=0, k=0, ctx=None, dtype=None, **kwargs):
+    """A 2-d array with ones on diagonal k (M=0: square)."""
+    return _new(np.eye(N, M or N, k, dtype=as_dtype(dtype)), _check_ctx(ctx))
+
+
+def linspace(start, stop, num, endpoint=True, ctx=None, dtype=None):
+    return _new(np.linspace(start, stop, num, endpoint=endpoint).astype(as_dtype(dtype)), _check_ctx(ctx))
+
+
+def from_numpy(ndarray, zero_copy=True):
+    """An NDArray of a NumPy array (its dtype kept; a copy, since graphc's arrays own their memory)."""
+    return NDArray(np.array(ndarray, dtype=as_dtype(ndarray.dtype)))
+
+
+def moveaxis(tensor, source, destination):
+    """tensor with axis `source` moved to position `destination` (the others keep their order)."""
+    axes = list(range(tensor.ndim))
+    src = source % tensor.ndim
+    axes.remove(src)
+    axes.insert(destination % tensor.ndim, src)
+    return tensor.transpose(axes)
+
+
+def concatenate(arrays, axis=0, always_copy=True):
+    """arrays joined along axis (MXNet's nd.concatenate)."""
+    if len(arrays) == 1 and not always_copy:
+        return arrays[0]
+    return _op('Concat', *arrays, dim=axis, num_args=len(arrays))
 
 
 def zeros_like(x, dtype=None):
@@ -459,3 +489,42 @@ def waitall():
     """Finish all pending work: realize every lazy array, wait for every GPU used."""
     _engine.flush()
     _device.synchronize()
+
+
+_STORAGE_TYPE_STR_TO_ID = {'undefined': -1, 'default': 0, 'row_sparse': 1, 'csr': 2}  # MXNet's names and ids
+
+
+def cast_storage(data, stype):
+    """MXNet's cast_storage: only 'default' (dense); sparse storage is not supported by graphc."""
+    if stype == 'default':
+        return data.copy()
+    from ..base import GraphcNotSupportedError
+    if stype in ('row_sparse', 'csr'):
+        raise GraphcNotSupportedError(f"storage type {stype!r}: sparse storage is not supported by graphc "
+                                      "(arrays are dense; use stype='default')")
+    raise GraphcError(f"unknown storage type {stype!r}; MXNet's are 'default', 'row_sparse', 'csr'")
+
+
+# MXNet's fluent methods: x.op(*args, **kwargs) is nd.op(x, *args, **kwargs) (positional attributes in
+# MXNet's order, name= and out= included). Installed for the ops the registry has (install_fluent_methods).
+FLUENT = ('zeros_like', 'ones_like', 'broadcast_axes', 'repeat', 'pad', 'swapaxes', 'split_v2', 'slice', 'slice_axis',
+          'slice_like', 'take', 'one_hot', 'pick', 'sort', 'topk', 'argsort', 'argmax', 'argmax_channel', 'argmin',
+          'clip', 'abs', 'sign', 'flatten', 'shape_array', 'size_array', 'expand_dims', 'tile', 'flip',
+          'depth_to_space', 'space_to_depth', 'diag', 'sum', 'nansum', 'prod', 'nanprod', 'mean', 'max', 'min',
+          'norm', 'round', 'rint', 'fix', 'floor', 'ceil', 'trunc', 'sin', 'cos', 'tan', 'arcsin', 'arccos',
+          'arctan', 'degrees', 'radians', 'sinh', 'cosh', 'tanh', 'arcsinh', 'arccosh', 'arctanh', 'exp', 'expm1',
+          'log', 'log10', 'log2', 'log1p', 'sqrt', 'rsqrt', 'cbrt', 'rcbrt', 'square', 'reciprocal', 'relu',
+          'sigmoid', 'softmax', 'log_softmax', 'softmin', 'broadcast_to', 'broadcast_like', 'reshape_like', 'cumsum',
+          'khatri_rao', 'erf')
+
+
+def install_fluent_methods(nd):
+    def method(fname):
+        def m(self, *args, **kwargs):
+            return getattr(nd, fname)(self, *args, **kwargs)
+        m.__name__ = m.__qualname__ = fname
+        m.__doc__ = f"x.{fname}(...) is nd.{fname}(x, ...)."
+        return m
+    for fname in FLUENT:
+        if fname not in NDArray.__dict__ and hasattr(nd, fname):
+            setattr(NDArray, fname, method(fname))

@@ -23,7 +23,7 @@ def _legacy_out(r):
 def _red_shape(a, s):
     axes = _axes(a, len(s))
     if a['keepdims']:
-        return tuple(1 if i in axes else d for i, d in enumerate(s))
+        return _legacy(tuple(1 if i in axes else d for i, d in enumerate(s)))
     return _legacy(tuple(d for i, d in enumerate(s) if i not in axes))
 
 
@@ -34,8 +34,8 @@ def _keep_shape(a, s):
 
 def _expand(F, a, g, shape):
     """A reduced gradient broadcast back to the input shape."""
-    if not _axes(a, len(shape)):  # nothing was reduced
-        return g
+    if not _axes(a, len(shape)):  # nothing was reduced (a 0-d input: the (1,) result back to 0-d)
+        return g if tuple(g.shape) == tuple(shape) else F._np_reshape(g, newshape=shape)
     out = F.broadcast_to(F._np_reshape(g, newshape=_keep_shape(a, shape)), shape=shape)
     for i in _axes(a, len(shape)):
         if shape[i] == 0:  # broadcast_to reads a 0 as "keep this dim": cut the kept 1 down to 0
@@ -106,7 +106,7 @@ def _norm(attrs, x):
 def _arg_infer(a, s, d):
     s = s[0]
     if a['axis'] is None:
-        return [(1,) * len(s) if a['keepdims'] else _legacy(())], [d[0]]
+        return [_legacy((1,) * len(s) if a['keepdims'] else ())], [d[0]]
     ax = norm_axis(a['axis'], len(s))
     return [s[:ax] + (1,) + s[ax + 1:] if a['keepdims'] else _legacy(s[:ax] + s[ax + 1:])], [d[0]]
 

@@ -1,0 +1,3 @@
+"""mx.io: MXNet's data iterators."""
+from .io import (DataBatch, DataDesc, DataIter, MNISTIter, NDArrayIter, PrefetchingIter,  # noqa: F401
+                 ResizeIter)

@@ -1,0 +1,77 @@
+"""The rest of MXNet's elementwise math: trigonometric, hyperbolic, logs, roots, rounding, softmin, nansum."""
+import math
+
+import numpy as np
+
+from ..registry import Attr, register
+from .elemwise import same_infer
+from .reduce import RED_ATTRS, _axes, _expand, _legacy_out, _red_shape
+
+
+def _f(fn):
+    """fn in the input's float dtype (integers computed in float32 and cast back, as MXNet)."""
+    return lambda x: fn(x).astype(x.dtype, copy=False) if x.dtype.kind == 'f' else fn(x.astype(np.float32)).astype(x.dtype)
+
+
+_LN10, _LN2 = math.log(10.0), math.log(2.0)
+# name: (kernel, grad(F, x, y, dy) or None for a zero gradient)
+MATH = {
+    'tan': (np.tan, lambda F, x, y, dy: dy * (y * y + 1.0)),
+    'arcsin': (np.arcsin, lambda F, x, y, dy: dy * F.rsqrt(1.0 - x * x)),
+    'arccos': (np.arccos, lambda F, x, y, dy: -(dy * F.rsqrt(1.0 - x * x))),
+    'arctan': (np.arctan, lambda F, x, y, dy: dy / (x * x + 1.0)),
+    'sinh': (np.sinh, lambda F, x, y, dy: dy * F.cosh(x)),
+    'cosh': (np.cosh, lambda F, x, y, dy: dy * F.sinh(x)),
+    'arcsinh': (np.arcsinh, lambda F, x, y, dy: dy * F.rsqrt(x * x + 1.0)),
+    'arccosh': (np.arccosh, lambda F, x, y, dy: dy * F.rsqrt(x * x - 1.0)),
+    'arctanh': (np.arctanh, lambda F, x, y, dy: dy / (1.0 - x * x)),
+    'log10': (np.log10, lambda F, x, y, dy: dy / (x * _LN10)),
+    'log2': (np.log2, lambda F, x, y, dy: dy / (x * _LN2)),
+    'cbrt': (np.cbrt, lambda F, x, y, dy: dy / (y * y * 3.0)),
+    'rcbrt': (lambda x: 1.0 / np.cbrt(x), lambda F, x, y, dy: dy * y / x * (-1.0 / 3.0)),
+    'degrees': (np.degrees, lambda F, x, y, dy: dy * (180.0 / math.pi)),
+    'radians': (np.radians, lambda F, x, y, dy: dy * (math.pi / 180.0)),
+    'rint': (np.rint, None),
+    'fix': (np.fix, None),
+    'trunc': (np.trunc, None),
+    'logical_not': (lambda x: (x == 0).astype(x.dtype), None),
+}
+
+
+def _math(name, fn, g):
+    grad = (lambda F, a, x, y, dy: [g(F, x[0], y[0], dy[0])]) if g else (lambda F, a, x, y, dy: [None])
+    register(name, infer=same_infer, kind='elemwise', inplace=True, grad=grad,
+             doc=f"Elementwise {name} (MXNet's {name}).")(lambda attrs, x: _f(fn)(x))
+
+
+for _n, (_k, _g) in MATH.items():
+    _math(_n, _k, _g)
+
+
+def _softmin_grad(F, a, x, y, dy):
+    s = F.sum(dy[0] * y[0], axis=a['axis'], keepdims=True)
+    return [-(F.broadcast_mul(F.broadcast_sub(dy[0], s), y[0]) / (a['temperature'] or 1.0))]
+
+
+@register('softmin', kind='opaque', infer=same_infer, grad=_softmin_grad,
+          attrs={'axis': Attr('int', -1), 'temperature': Attr('float', None)},
+          doc="softmax(-x / temperature) along axis (MXNet's softmin).")
+def _softmin(attrs, x):
+    z = -x / (attrs['temperature'] or 1.0)
+    e = np.exp(z - z.max(axis=attrs['axis'], keepdims=True))
+    return (e / e.sum(axis=attrs['axis'], keepdims=True)).astype(x.dtype)
+
+
+@register('nansum', kind='reduce', attrs=RED_ATTRS, infer=lambda a, s, d: ([_red_shape(a, s[0])], [d[0]]),
+          grad=lambda F, a, x, y, dy: [F.broadcast_mul(_expand(F, a, dy[0], x[0].shape), x[0] == x[0])],
+          doc="sum treating NaN as 0 (MXNet's nansum).")
+def _nansum(attrs, x):
+    return _legacy_out(np.asarray(np.nansum(x, axis=_axes(attrs, x.ndim), keepdims=attrs['keepdims']), x.dtype))
+
+
+@register('nanprod', kind='reduce', attrs=RED_ATTRS, infer=lambda a, s, d: ([_red_shape(a, s[0])], [d[0]]),
+          grad=lambda F, a, x, y, dy: [F.broadcast_div(F.broadcast_mul(_expand(F, a, dy[0], x[0].shape),
+                                                                       _expand(F, a, y[0], x[0].shape)), x[0])],
+          doc="prod treating NaN as 1 (MXNet's nanprod).")
+def _nanprod(attrs, x):
+    return _legacy_out(np.asarray(np.nanprod(x, axis=_axes(attrs, x.ndim), keepdims=attrs['keepdims']), x.dtype))

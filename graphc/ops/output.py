@@ -1,0 +1,131 @@
+"""Loss heads and gradient control (MXNet's *Output ops, MakeLoss, BlockGrad): their backward is defined by
+the op, not by the derivative of their forward, so a graph ending in them trains without a separate loss."""
+import numpy as np
+
+from ..registry import Attr, bad, register
+from .elemwise import same_infer
+
+
+@register('BlockGrad', kind='elemwise', infer=same_infer, grad=lambda F, a, x, y, dy: [None],
+          doc="Identity forward; no gradient flows back through it (MXNet's BlockGrad / stop_gradient).")
+def _block_grad(attrs, x):
+    return x.copy()
+
+
+_NORM = Attr('str', 'null', choices=('null', 'batch', 'valid'))
+
+
+def _loss_grad(F, a, x, y, dy):
+    """grad_scale * ones, divided by the batch size ('batch') or the count above valid_thresh ('valid')."""
+    x0 = x[0]
+    g = F.ones_like(x0) * a.get('grad_scale', 1.0)
+    if a.get('normalization') == 'batch':
+        g = g / float(max(x0.shape[0], 1) if x0.shape else 1)
+    elif a.get('normalization') == 'valid':
+        g = F.broadcast_div(g, F.maximum(F.sum(x0 > a['valid_thresh']), F.ones_like(F.sum(x0))))
+    return [g]
+
+
+@register('MakeLoss', kind='elemwise', infer=same_infer, grad=_loss_grad,
+          attrs={'grad_scale': Attr('float', 1.0), 'valid_thresh': Attr('float', 0.0), 'normalization': _NORM},
+          doc="Marks x as a loss: identity forward, backward grad_scale * ones (normalized by 'batch' or 'valid').")
+def _make_loss(attrs, x):
+    return x.copy()
+
+
+@register('make_loss', kind='elemwise', infer=same_infer, grad=_loss_grad,
+          doc="Marks x as a loss: identity forward, backward ones (MXNet's make_loss).")
+def _make_loss_plain(attrs, x):
+    return x.copy()
+
+
+def _label_like(F, label, x):
+    return F._np_reshape(label, newshape=x.shape) if tuple(label.shape) != tuple(x.shape) else label
+
+
+def _regression(name, fwd, grad_of):
+    def infer(a, s, d):
+        if int(np.prod(s[1])) != int(np.prod(s[0])):
+            bad(f"{name}: label shape {s[1]} does not match data shape {s[0]}")
+        return [s[0]], [d[0]]
+
+    def grad(F, a, x, y, dy):
+        m = int(np.prod(x[1].shape)) // max(x[1].shape[0], 1) if x[1].shape and x[1].shape[0] else 1
+        return [grad_of(F, y[0], _label_like(F, x[1], y[0])) * (a['grad_scale'] / max(m, 1)), None]
+
+    register(name, kind='elemwise', inputs=('data', 'label'), nograd_inputs=(1,), infer=infer, grad=grad,
+             attrs={'grad_scale': Attr('float', 1.0)},
+             doc=f"MXNet's {name}: the forward is the prediction; the backward is the loss gradient scaled by "
+                 "grad_scale / (outputs per sample).")(lambda a, x, label: fwd(x))
+
+
+_regression('LinearRegressionOutput', lambda x: x.copy(), lambda F, y, t: y - t)
+_regression('MAERegressionOutput', lambda x: x.copy(), lambda F, y, t: F.sign(y - t))
+_regression('LogisticRegressionOutput', lambda x: (1 / (1 + np.exp(-x))).astype(x.dtype), lambda F, y, t: y - t)
+
+
+SMO_ATTRS = {'grad_scale': Attr('float', 1.0), 'ignore_label': Attr('float', -1.0), 'multi_output': Attr('bool', False),
+             'use_ignore': Attr('bool', False), 'preserve_shape': Attr('bool', False), 'normalization': _NORM,
+             'out_grad': Attr('bool', False), 'smooth_alpha': Attr('float', 0.0)}
+
+
+def _smo_axis(a, ndim):
+    return ndim - 1 if a['preserve_shape'] else 1 if ndim > 1 else 0
+
+
+def _smo_infer(a, s, d):
+    x, lab = s
+    ax = _smo_axis(a, len(x))
+    want = x[:ax] + x[ax + 1:]
+    if int(np.prod(lab)) != int(np.prod(want)) and tuple(lab) != tuple(x):
+        bad(f"SoftmaxOutput: label shape {lab} must be data shape {x} without axis {ax} ({want})")
+    return [x], [d[0]]
+
+
+@register('SoftmaxOutput', kind='opaque', inputs=('data', 'label'), nograd_inputs=(1,), attrs=SMO_ATTRS,
+          infer=_smo_infer, grad=lambda F, a, x, y, dy: [F._backward_SoftmaxOutput(y[0], x[1], **a), None],
+          doc="Softmax over the class axis (1, or the last with preserve_shape); its backward is the cross-entropy "
+              "gradient softmax - one_hot(label), with ignore_label, smoothing and normalization as MXNet's.")
+def _softmax_output(attrs, x, label):
+    ax = _smo_axis(attrs, x.ndim)
+    e = np.exp(x - x.max(axis=ax, keepdims=True))
+    return (e / e.sum(axis=ax, keepdims=True)).astype(x.dtype)
+
+
+@register('_backward_SoftmaxOutput', kind='opaque', inputs=('out', 'label'), nograd_inputs=(1,), attrs=SMO_ATTRS,
+          infer=lambda a, s, d: ([s[0]], [d[0]]), differentiable=False,
+          doc="SoftmaxOutput's gradient from its output and the labels.")
+def _backward_smo(attrs, y, label):
+    ax = _smo_axis(attrs, y.ndim)
+    k = y.shape[ax]
+    ym = np.moveaxis(y, ax, -1)
+    if label.shape == y.shape:  # probabilities as labels
+        target = np.moveaxis(label, ax, -1).astype(y.dtype)
+        keep = np.ones(ym.shape[:-1], bool)
+    else:
+        lab = label.reshape(ym.shape[:-1])
+        idx = np.clip(lab.astype(np.int64), 0, k - 1)
+        target = np.eye(k, dtype=y.dtype)[idx]
+        a = attrs['smooth_alpha']
+        if a:
+            target = target * (1 - a) + (1 - target) * (a / (k - 1))
+        keep = ~((lab == attrs['ignore_label']) & attrs['use_ignore'])
+    g = (ym - target) * keep[..., None]
+    scale = attrs['grad_scale']
+    if attrs['normalization'] == 'batch':
+        scale /= y.shape[0]
+    elif attrs['normalization'] == 'valid':
+        scale /= max(int(keep.sum()), 1)
+    return np.moveaxis(g * scale, -1, ax).astype(y.dtype)
+
+
+def _smooth_l1_grad(F, a, x, y, dy):
+    s2 = a['scalar'] ** 2
+    return [dy[0] * F.where(F.abs(x[0]) < 1.0 / s2, x[0] * s2, F.sign(x[0]))]
+
+
+@register('smooth_l1', kind='elemwise', infer=same_infer, attrs={'scalar': Attr('float', 1.0)}, grad=_smooth_l1_grad,
+          doc="0.5 (sigma x)^2 where |x| < 1/sigma^2, else |x| - 0.5/sigma^2 (sigma: scalar).")
+def _smooth_l1(attrs, x):
+    s2 = attrs['scalar'] ** 2
+    return np.where(np.abs(x) < 1.0 / s2, 0.5 * s2 * x * x, np.abs(x) - 0.5 / s2).astype(x.dtype)

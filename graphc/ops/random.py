@@ -1,0 +1,140 @@
+"""Random samplers under MXNet's op names: _random_* (scalar parameters, an output shape) and _sample_*
+(parameter arrays: one draw of `shape` per element), plus _shuffle. They read graphc's one seeded stream
+(graphc.random.seed), are never folded or merged by the passes, and have no gradient."""
+import numpy as np
+
+from ..registry import Attr, bad, register
+
+
+def _rng():
+    from ..random import generator
+    return generator()
+
+
+def _out_dtype(a, default='float32'):
+    d = a.get('dtype')
+    return np.dtype(default if d is None else d)
+
+
+_DTYPE = Attr('dtype', None)  # None: float32 (samplers), the parameters' dtype (_sample_*), int32 (randint)
+_COMMON = {'shape': Attr('shape', ()), 'ctx': Attr('str', ''), 'dtype': _DTYPE}
+
+
+def _shape_of(a):
+    s = tuple(a['shape'])
+    if any(d is None or d < 0 for d in s):
+        bad(f"shape {s} must have sizes >= 0")
+    return s
+
+
+# name: (parameter attrs with defaults, draw(rng, params..., size))
+RANDOM = {
+    'uniform': ({'low': 0.0, 'high': 1.0}, lambda g, lo, hi, n: g.uniform(lo, hi, n)),
+    'normal': ({'loc': 0.0, 'scale': 1.0}, lambda g, mu, sd, n: g.normal(mu, sd, n)),
+    'gamma': ({'alpha': 1.0, 'beta': 1.0}, lambda g, k, th, n: g.gamma(k, th, n)),
+    'exponential': ({'lam': 1.0}, lambda g, lam, n: g.exponential(1.0 / lam, n)),
+    'poisson': ({'lam': 1.0}, lambda g, lam, n: g.poisson(lam, n)),
+    'negative_binomial': ({'k': 1, 'p': 1.0}, lambda g, k, p, n: g.negative_binomial(k, p, n)),
+    'generalized_negative_binomial': ({'mu': 1.0, 'alpha': 1.0}, lambda g, mu, al, n: _gen_neg_binomial(g, mu, al, n)),
+}
+
+
+def _gen_neg_binomial(g, mu, alpha, n):
+    """MXNet's generalized negative binomial: Poisson with a Gamma(1/alpha, alpha*mu) rate (alpha 0: Poisson(mu))."""
+    mu, alpha = np.broadcast_to(np.asarray(mu, np.float64), n), np.broadcast_to(np.asarray(alpha, np.float64), n)
+    pos = alpha > 0
+    lam = np.where(pos, g.gamma(1.0 / np.where(pos, alpha, 1.0), np.where(pos, alpha * mu, 1.0), n), mu)
+    return g.poisson(lam)
+
+
+def _random_op(kind, params, draw):
+    attrs = {k: Attr('int' if isinstance(v, int) else 'float', v) for k, v in params.items()}
+    attrs.update(_COMMON)
+
+    def infer(a, shapes, dtypes):
+        return [_shape_of(a)], [_out_dtype(a)]
+
+    def ref(a, *_):
+        out = draw(_rng(), *[a[k] for k in params], _shape_of(a))
+        return np.asarray(out).astype(_out_dtype(a))
+
+    register(f'_random_{kind}', kind='opaque', inputs=(), attrs=attrs, infer=infer, differentiable=False,
+             doc=f"Samples from the {kind} distribution with scalar parameters {', '.join(params)} (MXNet's "
+                 f"random_{kind}).")(ref)
+
+
+def _sample_op(kind, params, draw):
+    names = tuple(params)
+
+    def infer(a, shapes, dtypes):
+        if any(s != shapes[0] for s in shapes[1:]):
+            bad(f"_sample_{kind}: parameter arrays must have the same shape, got {shapes}")
+        return [tuple(shapes[0]) + _shape_of(a)], [_out_dtype(a, str(dtypes[0]))]
+
+    def ref(a, *ps):
+        s = _shape_of(a)
+        # one draw of shape s per parameter element: broadcast each parameter over the trailing sample axes
+        full = ps[0].shape + s
+        args = [np.reshape(p.astype(np.float64), p.shape + (1,) * len(s)) for p in ps]
+        out = draw(_rng(), *[np.broadcast_to(p, full) for p in args], full)
+        return np.asarray(out).astype(_out_dtype(a, str(ps[0].dtype)))
+
+    register(f'_sample_{kind}', kind='opaque', inputs=names, attrs={'shape': Attr('shape', ()), 'dtype': _DTYPE},
+             infer=infer, differentiable=False,
+             doc=f"Samples from {kind} distributions whose parameters are arrays (MXNet's sample_{kind}): "
+                 "the output is the parameters' shape followed by `shape`.")(ref)
+
+
+for _k, (_p, _d) in RANDOM.items():
+    _random_op(_k, _p, _d)
+    _sample_op(_k, _p, _d)
+
+
+def _randint_infer(a, shapes, dtypes):
+    if a['high'] <= a['low']:
+        bad(f"_random_randint: high ({a['high']}) must be greater than low ({a['low']})")
+    return [_shape_of(a)], [_out_dtype(a, 'int32')]
+
+
+@register('_random_randint', kind='opaque', inputs=(), infer=_randint_infer, differentiable=False,
+          attrs={'low': Attr('int'), 'high': Attr('int'), **_COMMON},
+          doc="Integers drawn uniformly from [low, high) (MXNet's random_randint).")
+def _randint(a, *_):
+    _randint_infer(a, [], [])
+    return _rng().integers(a['low'], a['high'], _shape_of(a)).astype(_out_dtype(a, 'int32'))
+
+
+def _multinomial_infer(a, shapes, dtypes):
+    s = shapes[0]
+    if not s:
+        bad("_sample_multinomial: data must have at least one dim (the categories)")
+    outs = [s[:-1] + _shape_of(a)]
+    return (outs * 2 if a['get_prob'] else outs), [_out_dtype(a, 'int32')] + ([dtypes[0]] if a['get_prob'] else [])
+
+
+@register('_sample_multinomial', kind='opaque', inputs=('data',), infer=_multinomial_infer, differentiable=False,
+          num_outputs=lambda a: 2 if a['get_prob'] else 1,
+          attrs={'shape': Attr('shape', ()), 'get_prob': Attr('bool', False),
+                 'dtype': Attr('str', 'int32', choices=('int32', 'float16', 'float32', 'float64', 'uint8'))},
+          doc="Category indices drawn from the probabilities in the last axis of data (MXNet's sample_multinomial); "
+              "get_prob=True also returns the log-probabilities of the draws.")
+def _multinomial(a, p):
+    s = _shape_of(a)
+    rows = p.reshape(-1, p.shape[-1]).astype(np.float64)
+    n = int(np.prod(s, dtype=np.int64))
+    cdf = np.cumsum(rows, axis=1)
+    u = _rng().uniform(size=(rows.shape[0], n)) * cdf[:, -1:]
+    idx = np.stack([np.searchsorted(c, uu, side='right') for c, uu in zip(cdf, u)]) if rows.size else \
+        np.zeros((rows.shape[0], n), np.int64)
+    idx = np.minimum(idx, p.shape[-1] - 1).reshape(p.shape[:-1] + s)
+    out = idx.astype(_out_dtype(a, 'int32'))
+    if not a['get_prob']:
+        return out
+    prob = np.take_along_axis(rows, idx.reshape(rows.shape[0], n), axis=1).reshape(idx.shape)
+    return out, np.log(prob).astype(p.dtype)
+
+
+@register('_shuffle', kind='opaque', infer=lambda a, s, d: ([s[0]], [d[0]]), differentiable=False,
+          doc="A copy of data with its first axis randomly permuted (MXNet's shuffle).")
+def _shuffle(a, x):
+    return x[_rng().permutation(x.shape[0])] if x.ndim else x.copy()

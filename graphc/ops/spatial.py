@@ -1,0 +1,209 @@
+"""MXNet's normalization and resampling ops on NCHW images: L2Normalization, LRN, UpSampling (nearest),
+contrib.BilinearResize2D, Crop."""
+import numpy as np
+
+from ..registry import Attr, bad, register
+from .elemwise import same_infer
+
+
+def _l2_axes(a, ndim):
+    m = a['mode']
+    if m == 'instance':
+        return tuple(range(1, ndim))
+    if m == 'channel':
+        return (1,)
+    return tuple(range(2, ndim))
+
+
+def _l2_grad(F, a, x, y, dy):
+    axes = _l2_axes(a, len(x[0].shape))
+    r = F.rsqrt(F.sum(F.square(x[0]), axis=axes, keepdims=True) + a['eps'])
+    s = F.sum(dy[0] * x[0], axis=axes, keepdims=True)
+    return [F.broadcast_mul(dy[0], r) - F.broadcast_mul(x[0], F.broadcast_mul(s, r * r * r))]
+
+
+def _l2_infer(a, s, d):
+    if len(s[0]) < (2 if a['mode'] != 'spatial' else 3):
+        bad(f"L2Normalization: mode {a['mode']!r} needs more dims than {s[0]}")
+    return [s[0]], [d[0]]
+
+
+@register('L2Normalization', kind='opaque', infer=_l2_infer, grad=_l2_grad,
+          attrs={'eps': Attr('float', 1e-10), 'mode': Attr('str', 'instance', choices=('instance', 'channel', 'spatial'))},
+          doc="x / sqrt(sum(x^2) + eps) over each instance (all but axis 0), each channel position (axis 1), or "
+              "each channel's spatial map (axes 2...).")
+def _l2norm(a, x):
+    n = np.sqrt(np.sum(np.square(x), axis=_l2_axes(a, x.ndim), keepdims=True) + a['eps'])
+    return (x / n).astype(x.dtype)
+
+
+LRN_ATTRS = {'alpha': Attr('float', 1e-4), 'beta': Attr('float', 0.75), 'knorm': Attr('float', 2.0),
+             'nsize': Attr('int')}
+
+
+def _lrn_scale(a, x):
+    """knorm + alpha/nsize * (sum of x^2 over the nsize channels around each channel)."""
+    sq = np.square(x.astype(np.float64))
+    h = a['nsize'] // 2
+    pad = np.pad(sq, [(0, 0), (h, h)] + [(0, 0)] * (x.ndim - 2))
+    c = np.cumsum(pad, axis=1)
+    c = np.concatenate([np.zeros_like(c[:, :1]), c], axis=1)
+    win = c[:, a['nsize']:] - c[:, :-a['nsize']]
+    return a['knorm'] + a['alpha'] / a['nsize'] * win[:, :x.shape[1]]
+
+
+def _lrn_infer(a, s, d):
+    if len(s[0]) < 3 or a['nsize'] < 1 or a['nsize'] % 2 == 0:
+        bad(f"LRN: needs an (N, C, ...) input and an odd nsize, got shape {s[0]} and nsize {a['nsize']}")
+    return [s[0]], [d[0]]
+
+
+@register('LRN', kind='opaque', attrs=LRN_ATTRS, infer=_lrn_infer,
+          grad=lambda F, a, x, y, dy: [F._backward_LRN(dy[0], x[0], **a)],
+          doc="Local response normalization across channels: x / (knorm + alpha/nsize * sum x^2)^beta.")
+def _lrn(a, x):
+    return (x / _lrn_scale(a, x) ** a['beta']).astype(x.dtype)
+
+
+@register('_backward_LRN', kind='opaque', inputs=('ograd', 'data'), nograd_inputs=(1,), attrs=LRN_ATTRS,
+          differentiable=False, infer=lambda a, s, d: ([s[1]], [d[1]]), doc="Gradient of LRN.")
+def _backward_lrn(a, g, x):
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    S = _lrn_scale(a, x)
+    direct = g64 * S ** -a['beta']
+    t = g64 * x64 * S ** (-a['beta'] - 1)  # d y_c / d S_c times g, summed over the windows that contain x_j
+    h = a['nsize'] // 2
+    pad = np.pad(t, [(0, 0), (h, h)] + [(0, 0)] * (x.ndim - 2))
+    c = np.concatenate([np.zeros_like(pad[:, :1]), np.cumsum(pad, axis=1)], axis=1)
+    win = (c[:, a['nsize']:] - c[:, :-a['nsize']])[:, :x.shape[1]]
+    return (direct - 2 * a['beta'] * a['alpha'] / a['nsize'] * x64 * win).astype(x.dtype)
+
+
+def _up_infer(a, s, d):
+    if a['sample_type'] != 'nearest':
+        bad("UpSampling: only sample_type='nearest' is supported by graphc (bilinear needs a learned "
+            "Deconvolution weight; use contrib.BilinearResize2D for a fixed bilinear resize)")
+    h, w = s[0][2] * a['scale'], s[0][3] * a['scale']
+    for x in s:
+        if len(x) != 4 or h % x[2] or w % x[3]:
+            bad(f"UpSampling: inputs must be NCHW with sizes that divide {h}x{w}, got {x}")
+    c = sum(x[1] for x in s) if a['multi_input_mode'] == 'concat' else s[0][1]
+    return [(s[0][0], c, h, w)], [d[0]]
+
+
+UP_ATTRS = {'scale': Attr('int'), 'sample_type': Attr('str', 'nearest', choices=('nearest', 'bilinear')),
+            'num_filter': Attr('int', 0), 'multi_input_mode': Attr('str', 'concat', choices=('concat', 'sum')),
+            'num_args': Attr('int', 1), 'workspace': Attr('int', 512)}
+
+
+@register('UpSampling', kind='opaque', inputs='*', attrs=UP_ATTRS, infer=_up_infer,
+          grad=lambda F, a, x, y, dy: _as_list(F._backward_UpSampling(dy[0], *x, **a)),
+          doc="Nearest-neighbour upsampling by `scale` (several inputs: each to the first's output size, then "
+              "concatenated along channels or summed).")
+def _upsampling(a, *xs):
+    h, w = xs[0].shape[2] * a['scale'], xs[0].shape[3] * a['scale']
+    ups = [x.repeat(h // x.shape[2], axis=2).repeat(w // x.shape[3], axis=3) for x in xs]
+    return np.concatenate(ups, axis=1) if a['multi_input_mode'] == 'concat' else sum(ups).astype(xs[0].dtype)
+
+
+def _as_list(r):
+    return list(r) if isinstance(r, (list, tuple)) else [r]
+
+
+@register('_backward_UpSampling', kind='opaque', inputs='*', attrs=UP_ATTRS, differentiable=False,
+          num_outputs=lambda a: a['num_args'], infer=lambda a, s, d: (list(s[1:]), list(d[1:])),
+          doc="Gradient of UpSampling: each output gradient summed over the block it was copied to.")
+def _backward_upsampling(a, g, *xs):
+    outs, c0 = [], 0
+    for x in xs:
+        n, c, h, w = x.shape
+        sh, sw = g.shape[2] // h, g.shape[3] // w
+        gi = g[:, c0:c0 + c] if a['multi_input_mode'] == 'concat' else g
+        c0 += c
+        outs.append(gi.reshape(n, c, h, sh, w, sw).sum(axis=(3, 5)).astype(x.dtype))
+    return tuple(outs) if len(outs) > 1 else outs[0]
+
+
+def _interp(n_in, n_out, align):
+    """(n_out, n_in) matrix of 1-d linear interpolation weights (align_corners as MXNet)."""
+    M = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        if align:
+            src = i * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        else:
+            src = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+        i0 = min(int(np.floor(src)), n_in - 1)
+        i1 = min(i0 + 1, n_in - 1)
+        t = src - i0
+        M[i, i0] += 1 - t
+        M[i, i1] += t
+    return M
+
+
+BR_ATTRS = {'height': Attr('int', 1), 'width': Attr('int', 1), 'scale_height': Attr('float', None),
+            'scale_width': Attr('float', None), 'mode': Attr('str', 'size', choices=('size', 'odd_scale')),
+            'align_corners': Attr('bool', True)}
+
+
+def _br_size(a, s):
+    if a['mode'] != 'size':
+        bad(f"BilinearResize2D: mode {a['mode']!r} is not supported by graphc (only 'size')")
+    h = int(s[2] * a['scale_height']) if a['scale_height'] else a['height']
+    w = int(s[3] * a['scale_width']) if a['scale_width'] else a['width']
+    if len(s) != 4 or h < 1 or w < 1:
+        bad(f"BilinearResize2D: needs an NCHW input and a positive size, got {s} -> {h}x{w}")
+    return h, w
+
+
+@register('_contrib_BilinearResize2D', kind='opaque', attrs=BR_ATTRS,
+          infer=lambda a, s, d: ([s[0][:2] + _br_size(a, s[0])], [d[0]]),
+          grad=lambda F, a, x, y, dy: [F._backward_BilinearResize2D(dy[0], x[0], **a)],
+          doc="Bilinear resize of NCHW images to (height, width) or by scale_height/scale_width (contrib).")
+def _bilinear(a, x):
+    h, w = _br_size(a, x.shape)
+    Mh, Mw = _interp(x.shape[2], h, a['align_corners']), _interp(x.shape[3], w, a['align_corners'])
+    return np.einsum('ih,nchw,jw->ncij', Mh, x.astype(np.float64), Mw).astype(x.dtype)
+
+
+@register('_backward_BilinearResize2D', kind='opaque', inputs=('ograd', 'data'), nograd_inputs=(1,), attrs=BR_ATTRS,
+          differentiable=False, infer=lambda a, s, d: ([s[1]], [d[1]]), doc="Gradient of BilinearResize2D.")
+def _backward_bilinear(a, g, x):
+    h, w = g.shape[2:]
+    Mh, Mw = _interp(x.shape[2], h, a['align_corners']), _interp(x.shape[3], w, a['align_corners'])
+    return np.einsum('ih,ncij,jw->nchw', Mh, g.astype(np.float64), Mw).astype(x.dtype)
+
+
+CROP_ATTRS = {'num_args': Attr('int', 1), 'offset': Attr('shape', (0, 0)), 'h_w': Attr('shape', (0, 0)),
+              'center_crop': Attr('bool', False)}
+
+
+def _crop_box(a, s):
+    x = s[0]
+    h, w = (s[1][2], s[1][3]) if len(s) > 1 else a['h_w']
+    if len(x) != 4 or not (0 < h <= x[2] and 0 < w <= x[3]):
+        bad(f"Crop: cannot crop {x} to {h}x{w}")
+    if a['center_crop']:
+        oy, ox = (x[2] - h) // 2, (x[3] - w) // 2
+    else:
+        oy, ox = a['offset']
+    if oy + h > x[2] or ox + w > x[3]:
+        bad(f"Crop: offset {(oy, ox)} + size {(h, w)} exceeds {x[2:]}")
+    return oy, ox, h, w
+
+
+@register('Crop', kind='injective', inputs='*', attrs=CROP_ATTRS, nograd_inputs=(1,),
+          infer=lambda a, s, d: ([s[0][:2] + _crop_box(a, s)[2:]], [d[0]]),
+          grad=lambda F, a, x, y, dy: [F._backward_Crop(dy[0], *x, **a)] + [None] * (len(x) - 1),
+          doc="The (h, w) window of an NCHW input at offset (or centred); the size from h_w or a second input.")
+def _crop(a, *xs):
+    oy, ox, h, w = _crop_box(a, [x.shape for x in xs])
+    return xs[0][:, :, oy:oy + h, ox:ox + w].copy()
+
+
+@register('_backward_Crop', kind='opaque', inputs='*', attrs=CROP_ATTRS, differentiable=False,
+          infer=lambda a, s, d: ([s[1]], [d[1]]), doc="Gradient of Crop: ograd in its window of zeros.")
+def _backward_crop(a, g, *xs):
+    oy, ox, h, w = _crop_box(a, [x.shape for x in xs])
+    out = np.zeros_like(xs[0])
+    out[:, :, oy:oy + h, ox:ox + w] = g
+    return out
