@@ -363,6 +363,9 @@ def test_hybridize_apply_cast_zero_grad_summary(capsys):
     assert np.abs(net[0].weight.grad().asnumpy()).sum() > 0
     net.zero_grad()
     assert all(np.all(p.grad().asnumpy() == 0) for p in net.collect_params().values() if p.grad_req != 'null')
+    with pytest.raises(AssertionError, match='"net" must not be hybridized'):  # as MXNet
+        net.summary(x)
+    net.hybridize(False)
     net.summary(x)
     out = capsys.readouterr().out
     assert re.search(r'dense0 \(Dense\)\s+\(2, 4\)\s+24\n', out) and re.search(r'dense1 \(Dense\)\s+\(2, 3\)\s+15', out)
@@ -384,3 +387,75 @@ def test_utils_split_and_clip():
     assert utils.clip_global_norm([a, b], 1.0) == pytest.approx(5.0)
     np.testing.assert_allclose(a.asnumpy(), [0.6, 0], rtol=1e-6)
     np.testing.assert_allclose(b.asnumpy(), [[0.8]], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- MXNet 1.x block API: op hooks, legacy save, warnings
+def test_op_hook_reports_every_op_with_mxnet_names():
+    net = nn.HybridSequential(prefix='m_')
+    with net.name_scope():
+        net.add(nn.Dense(2), nn.Activation('relu'))
+    net.initialize()
+    net.hybridize()
+    seen = []
+    net.register_op_hook(lambda name, op, arr: seen.append((name, op, arr.shape)), monitor_all=True)
+    x = nd.array(np.arange(6.0).reshape(2, 3), dtype='float32')
+    y = net(x)
+    assert [s[:2] for s in seen] == [
+        ('m_dense0_fwd_data', 'FullyConnected'), ('m_dense0_fwd_weight', 'FullyConnected'),
+        ('m_dense0_fwd_bias', 'FullyConnected'), ('m_dense0_fwd_output', 'FullyConnected'),
+        ('m_relu0_fwd_input0', 'Activation'), ('m_relu0_fwd_output', 'Activation')]
+    assert seen[1][2] == (2, 3) and seen[-1][2] == (2, 2)
+    seen.clear()
+    net.register_op_hook(lambda name, op, arr: seen.append((name, arr.asnumpy())))
+    np.testing.assert_array_equal(net(x).asnumpy(), y.asnumpy())
+    assert [s[0] for s in seen] == ['m_dense0_fwd_output', 'm_relu0_fwd_output']
+    np.testing.assert_array_equal(seen[-1][1], y.asnumpy())
+
+
+def test_legacy_save_params_load_params(tmp_path):
+    net = mlp(prefix='old_', in_units=5)
+    net.initialize()
+    f = str(tmp_path / 'net.params')
+    with pytest.warns(DeprecationWarning, match='save_parameters'):
+        net.save_params(f)
+    assert sorted(gc.nd.load(f)) == sorted(k[len('old_'):] for k in net.collect_params())
+    other = mlp(prefix='new_', in_units=5)
+    other.initialize()
+    with pytest.warns(DeprecationWarning, match='load_parameters'):
+        other.load_params(f)
+    for a, b in zip(net.collect_params().values(), other.collect_params().values()):
+        np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy())
+
+
+def test_load_parameters_dtype_source_saved(tmp_path):
+    net = nn.Dense(3, in_units=2)
+    net.initialize()
+    net.cast('float16')
+    f = str(tmp_path / 'd.params')
+    net.save_parameters(f)
+    net.cast('float32')
+    net.load_parameters(f, cast_dtype=True, dtype_source='current')
+    assert net.weight.dtype == np.float32
+    net.load_parameters(f, cast_dtype=True, dtype_source='saved')
+    assert net.weight.dtype == np.float16 and net.weight.data().dtype == np.float16
+    with pytest.raises(gc.GraphcError, match='dtype_source'):
+        net.load_parameters(f, dtype_source='file')
+
+
+def test_block_attribute_type_change_is_a_type_error_and_containers_warn():
+    b = gluon.Block()
+    b.child = gluon.Block()
+    with pytest.raises(TypeError, match="changing attribute 'child'"):
+        b.child = (2,)
+
+    class Listed(gluon.Block):
+        def __init__(self):
+            super().__init__()
+            self.layers = [nn.Dense(2)]
+            self.config = {'a': 1}
+    with pytest.warns(UserWarning, match='unregistered container with Blocks'):
+        Listed().collect_params()
+    seq = nn.Sequential()
+    seq.add(nn.Dense(2))
+    with pytest.warns(UserWarning, match='Consider using HybridSequential'):
+        seq.hybridize()

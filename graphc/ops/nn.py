@@ -370,47 +370,54 @@ def _pad_nd(x, lo, hi=None, value=0.0):
 _ALL2 = (slice(None), slice(None))
 
 
+def _cols_nd(xp, k, st, dl, out):
+    """Columns (N, C*prod(k), prod(out)) of a padded input of any rank, written one kernel tap at a time."""
+    n, c = xp.shape[:2]
+    col = np.empty((n, c, math.prod(k)) + tuple(out), xp.dtype)
+    for t, (_, sl) in enumerate(_taps(k, st, dl, out)):
+        col[:, :, t] = xp[_ALL2 + sl]
+    return col.reshape(n, c * math.prod(k), math.prod(out))
+
+
 def conv_nd(x, w, k, st, dl, pd, g):
-    """Grouped cross-correlation of any rank, one contraction per kernel tap (1-d and 3-d kernels)."""
+    """Grouped cross-correlation of any rank (1-d and 3-d kernels): im2col, then a GEMM per group."""
     n, c = x.shape[:2]
     f = w.shape[0]
-    cg, fg = c // g, f // g
+    cg, fg, kk = c // g, f // g, math.prod(k)
     out = tuple(_conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(len(k)))
-    xp = _pad_nd(x, pd)
-    y = np.zeros((n, f) + out, x.dtype)
-    for tap, sl in _taps(k, st, dl, out):
-        xs, wt = xp[_ALL2 + sl], w[_ALL2 + tap]
-        for i in range(g):
-            y[:, i * fg:(i + 1) * fg] += np.einsum('fc,nc...->nf...', wt[i * fg:(i + 1) * fg], xs[:, i * cg:(i + 1) * cg])
-    return y
+    col = _cols_nd(_pad_nd(x, pd), k, st, dl, out)
+    y = np.empty((n, f, math.prod(out)), x.dtype)
+    for i in range(g):
+        np.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1), col[:, i * cg * kk:(i + 1) * cg * kk], out=y[:, i * fg:(i + 1) * fg])
+    return y.reshape((n, f) + out)
 
 
 def conv_nd_transpose(dy, w, k, st, dl, pd, g, out_sp):
     """The adjoint of conv_nd in its input: dy (N, F, *O), w (F, C/g, *k) -> (N, C, *out_sp)."""
     n, f = dy.shape[:2]
-    o, cg, fg = dy.shape[2:], w.shape[1], f // g
+    o, cg, fg, kk = dy.shape[2:], w.shape[1], f // g, math.prod(k)
     full = tuple(max(out_sp[i] + 2 * pd[i], (o[i] - 1) * st[i] + dl[i] * (k[i] - 1) + 1) for i in range(len(k)))
+    d2 = dy.reshape(n, f, -1)
+    col = np.empty((n, cg * g * kk, d2.shape[2]), dy.dtype)
+    for i in range(g):
+        np.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1).T, d2[:, i * fg:(i + 1) * fg], out=col[:, i * cg * kk:(i + 1) * cg * kk])
+    col = col.reshape((n, cg * g, kk) + tuple(o))
     dxp = np.zeros((n, cg * g) + full, dy.dtype)
-    for tap, sl in _taps(k, st, dl, o):
-        wt = w[_ALL2 + tap]
-        for i in range(g):
-            dxp[(slice(None), slice(i * cg, (i + 1) * cg)) + sl] += np.einsum(
-                'fc,nf...->nc...', wt[i * fg:(i + 1) * fg], dy[:, i * fg:(i + 1) * fg])
+    for t, (_, sl) in enumerate(_taps(k, st, dl, o)):
+        dxp[_ALL2 + sl] += col[:, :, t]
     return np.ascontiguousarray(dxp[_ALL2 + tuple(slice(p, p + s) for p, s in zip(pd, out_sp))])
 
 
 def conv_nd_weight_grad(x, dy, k, st, dl, pd, g):
     c, f = x.shape[1], dy.shape[1]
-    cg, fg = c // g, f // g
-    xp = _pad_nd(x, pd)
-    dw = np.zeros((f, cg) + tuple(k), x.dtype)
-    red = (0,) + tuple(range(2, x.ndim))  # batch and spatial axes
-    for tap, sl in _taps(k, st, dl, dy.shape[2:]):
-        xs = xp[_ALL2 + sl]
-        for i in range(g):
-            dw[(slice(i * fg, (i + 1) * fg), slice(None)) + tap] = np.tensordot(
-                dy[:, i * fg:(i + 1) * fg], xs[:, i * cg:(i + 1) * cg], axes=(red, red))
-    return dw
+    cg, fg, kk = c // g, f // g, math.prod(k)
+    col = _cols_nd(_pad_nd(x, pd), k, st, dl, dy.shape[2:])
+    d2 = dy.reshape(dy.shape[0], f, -1)
+    dw = np.empty((f, cg * kk), x.dtype)
+    for i in range(g):
+        dw[i * fg:(i + 1) * fg] = np.tensordot(d2[:, i * fg:(i + 1) * fg], col[:, i * cg * kk:(i + 1) * cg * kk],
+                                               axes=([0, 2], [0, 2]))
+    return dw.reshape((f, cg) + tuple(k))
 
 
 def _spatial_sum(g):

@@ -1,4 +1,6 @@
 """Basic layers as MXNet Gluon 1.x: containers, Dense, Dropout, norms, Embedding, activations, lambdas."""
+import warnings
+
 import numpy as np
 
 from ... import initializer as _init
@@ -33,6 +35,12 @@ class Sequential(Block):
 
     def __len__(self):
         return len(self._children)
+
+    def hybridize(self, active=True, **kwargs):
+        if self._children and all(isinstance(c, HybridBlock) for c in self._children.values()):
+            warnings.warn(f"All children of this Sequential layer '{self.prefix}' are HybridBlocks. Consider using "
+                          "HybridSequential for the best performance.", stacklevel=2)
+        super().hybridize(active, **kwargs)
 
 
 class HybridSequential(HybridBlock):
