@@ -459,3 +459,32 @@ def test_block_attribute_type_change_is_a_type_error_and_containers_warn():
     seq.add(nn.Dense(2))
     with pytest.warns(UserWarning, match='Consider using HybridSequential'):
         seq.hybridize()
+
+
+def test_hybridized_call_checks_arguments_as_mxnet():
+    class Add(gluon.HybridBlock):
+        def hybrid_forward(self, F, a, b=None):
+            return a if b is None else a + b
+    f = Add()
+    with pytest.raises(ValueError, match='one NDArray or one Symbol'):
+        f(None, None)
+    f.hybridize()
+    x = nd.ones((3,))
+    np.testing.assert_array_equal(f(x).asnumpy(), f(x, None).asnumpy())  # a trailing None is the default
+    with pytest.raises(ValueError, match=r'argument structure \[0, 0\] does not match the cached one \[0\]'):
+        f(x, x)
+    g = Add()
+    g.hybridize()
+    with pytest.raises(ValueError, match='got 1 of type int'):
+        g(x, 1)
+
+
+def test_adding_a_child_drops_the_cached_graph():
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Dense(4, flatten=False))
+    net.hybridize()
+    net.initialize()
+    assert net(nd.ones((2, 3, 5))).shape == (2, 3, 4)
+    net.add(nn.Flatten())
+    assert net(nd.ones((2, 3, 5))).shape == (2, 12)

@@ -81,6 +81,39 @@ class _HybridizedSummaryError(GraphcError, AssertionError):
     """summary() on a hybridized block (MXNet asserts it is not)."""
 
 
+class _HybridInputError(GraphcError, ValueError):
+    """Arguments a hybridized block cannot take (MXNet raises ValueError)."""
+
+
+def _in_format(args):
+    """MXNet's argument structure of a hybridized call: 0 an array, -1 None, a list per list/tuple; other
+    values are refused."""
+    if isinstance(args, NDArray) or isinstance(args, sym.Symbol):
+        return 0
+    if args is None:
+        return -1
+    if isinstance(args, (list, tuple)):
+        return [_in_format(a) for a in args]
+    raise _HybridInputError(f"when hybridized, the inputs must be (nested lists of) NDArrays or None, but "
+                            f"got {args!r} of type {type(args).__name__}")
+
+
+def _leaves(args):
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            yield from _leaves(a)
+        else:
+            yield a
+
+
+def _formats_match(old, new):
+    """Equal, or equal up to trailing None arguments (left to their defaults)."""
+    if old == new:
+        return True
+    short, long_ = (old, new) if len(old) < len(new) else (new, old)
+    return len(short) != len(long_) and long_[:len(short)] == short and all(f == -1 for f in long_[len(short):])
+
+
 def _has_block(value):
     if isinstance(value, Block):
         return True
@@ -383,13 +416,20 @@ class HybridBlock(Block):
             raise GraphcError(f"children of a HybridBlock must be HybridBlocks too, but {block.name!r} is a "
                               f"{type(block).__name__}; use Block as the parent, or make the child a HybridBlock")
         super().register_child(block, name)
+        self._clear_cached_graphs()
+
+    def _clear_cached_graphs(self):
+        """A new or replaced child: the traced graphs (and the parameter list) are stale."""
+        if getattr(self, '_cache', None):
+            self._cache, self._last_key = {}, None
+        self._plist = self._in_fmt = None
 
     def hybridize(self, active=True, static_alloc=False, static_shape=False, **kwargs):
         """Trace this block (and its children) into a graph on the next call, and run graphs from then on.
         Graphs are cached per input shapes/dtypes and training mode; `trace_count` counts traces."""
         self._active = active
         self._flags = dict(static_alloc=static_alloc, static_shape=static_shape, **kwargs)
-        self._cache, self._last_key = {}, None
+        self._cache, self._last_key, self._in_fmt = {}, None, None
         super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
 
     @property
@@ -400,9 +440,27 @@ class HybridBlock(Block):
         trace = current_trace()
         if trace is not None:  # inside a parent's trace: add this block's ops to the graph
             return self._traced_forward(trace, *args, **kwargs)
+        leaves = list(_leaves(args))
+        if not any(isinstance(a, (NDArray, sym.Symbol)) for a in leaves):
+            raise _HybridInputError(f"in a HybridBlock there must be one NDArray or one Symbol in the "
+                                    f"inputs, got {', '.join(type(a).__name__ for a in args) or 'none'}")
         if self._active and not kwargs and not getattr(_eager, 'on', False):
+            self._check_cached_inputs(args, leaves)
             return self._cached_call(args)
         return self.forward(*args, **kwargs)
+
+    def _check_cached_inputs(self, args, leaves):
+        fmt = _in_format(list(args))
+        ctxs = {a.context for a in leaves if isinstance(a, NDArray)}
+        if len(ctxs) > 1:
+            raise _HybridInputError(f"a hybridized block takes inputs on one context, got "
+                                    f"{', '.join(sorted(map(str, ctxs)))}")
+        old = getattr(self, '_in_fmt', None)
+        if old is None:
+            self._in_fmt = fmt
+        elif not _formats_match(old, fmt):
+            raise _HybridInputError(f"the argument structure {fmt} does not match the cached one {old} "
+                                    "(0 an array, -1 None); call hybridize() again to trace anew")
 
     def _traced_forward(self, trace, *args, **kwargs):
         trace.blocks.append((self.prefix, self.name))
