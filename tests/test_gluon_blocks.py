@@ -488,3 +488,16 @@ def test_adding_a_child_drops_the_cached_graph():
     assert net(nd.ones((2, 3, 5))).shape == (2, 3, 4)
     net.add(nn.Flatten())
     assert net(nd.ones((2, 3, 5))).shape == (2, 12)
+
+
+def test_export_files_share_permissions_and_explain_prints_once(tmp_path, capsys):
+    import os
+    net = mlp(in_units=5)
+    net.initialize()
+    net.hybridize()
+    net(nd.ones((2, 5)))
+    sym_file, param_file = net.export(str(tmp_path / 'm'))
+    assert os.stat(sym_file).st_mode == os.stat(param_file).st_mode
+    text = gc.explain(net, nd.ones((2, 5)), print_graph=False)
+    assert capsys.readouterr().out == text + '\n'
+    assert '\n' not in repr(text) and 'print()' in repr(text)  # a REPL shows one line, not the report again
