@@ -501,3 +501,23 @@ def test_export_files_share_permissions_and_explain_prints_once(tmp_path, capsys
     text = gc.explain(net, nd.ones((2, 5)), print_graph=False)
     assert capsys.readouterr().out == text + '\n'
     assert '\n' not in repr(text) and 'print()' in repr(text)  # a REPL shows one line, not the report again
+
+
+def test_share_parameters_by_attribute_path():
+    a, b = mlp(in_units=5), mlp(in_units=5)
+    a.initialize()
+    b.initialize()
+    shared = {k: v for k, v in a._collect_params_with_prefix().items() if k.startswith('0.')}
+    b.hybridize()
+    x = nd.ones((2, 5))
+    b(x)
+    with pytest.warns(UserWarning, match="'9.weight' is not in the current model"):
+        assert b.share_parameters(dict(shared, **{'9.weight': a[0].weight})) is b
+    assert b[0].weight is a[0].weight and b[0].bias is a[0].bias and b[2].weight is not a[2].weight
+    names = list(b.collect_params())
+    assert len(names) == len(set(id(p) for p in b.collect_params().values()))  # each Parameter once
+    assert a[0].weight.name in names and b[2].weight.name in names
+    a[0].weight.set_data(nd.zeros((4, 5)))
+    a[0].bias.set_data(nd.zeros((4,)))
+    h = b[0](x).asnumpy()  # the hybridized graph reads the shared values
+    np.testing.assert_array_equal(h, np.zeros((2, 4)))

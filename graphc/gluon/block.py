@@ -243,6 +243,40 @@ class Block:
             ret.update(child._collect_params_with_prefix(prefix + name))
         return ret
 
+    def share_parameters(self, shared):
+        """Use the given Parameters in place of this model's own (MXNet 2's API): `shared` maps attribute-path
+        names, as save_parameters writes them ('0.weight', 'features.1.gamma'), to Parameters. Names the model
+        does not have are warned about. Returns self."""
+        if shared is None:
+            return self
+        if not isinstance(shared, dict):
+            raise GraphcError(f"share_parameters: expected a dict of name -> Parameter, got {type(shared).__name__}")
+        left = set(shared)
+        self._share(shared, left, '')
+        for name in sorted(left):
+            warnings.warn(f"share_parameters: Parameter name {name!r} is not in the current model", stacklevel=2)
+        return self
+
+    def _share(self, shared, left, prefix):
+        for name, old in list(self._own_params().items()):
+            new = shared.get(prefix + name)
+            if new is None:
+                continue
+            if not isinstance(new, Parameter):
+                raise GraphcError(f"share_parameters: {prefix + name!r} must map to a Parameter, got "
+                                  f"{type(new).__name__}")
+            left.discard(prefix + name)
+            self._reg_params[name] = new
+            if self.__dict__.get(name) is old:
+                object.__setattr__(self, name, new)
+            own = self._params._params  # the block's dict would still list the replaced one
+            for k in [k for k, v in own.items() if v is old]:
+                del own[k]
+        if isinstance(self, HybridBlock):
+            self._clear_cached_graphs()
+        for cname, child in self._children.items():
+            child._share(shared, left, prefix + cname + '.')
+
     def initialize(self, init=_init.Uniform(), ctx=None, verbose=False, force_reinit=False):
         """Initialize all parameters; `init` is the default for those without their own initializer."""
         self.collect_params().initialize(init, ctx, verbose, force_reinit)
@@ -441,9 +475,12 @@ class HybridBlock(Block):
         if trace is not None:  # inside a parent's trace: add this block's ops to the graph
             return self._traced_forward(trace, *args, **kwargs)
         leaves = list(_leaves(args))
-        if not any(isinstance(a, (NDArray, sym.Symbol)) for a in leaves):
+        has_nd, has_sym = (any(isinstance(a, t) for a in leaves) for t in (NDArray, sym.Symbol))
+        if not (has_nd or has_sym):
             raise _HybridInputError(f"in a HybridBlock there must be one NDArray or one Symbol in the "
                                     f"inputs, got {', '.join(type(a).__name__ for a in args) or 'none'}")
+        if has_nd and has_sym:
+            raise _HybridInputError("a HybridBlock takes NDArrays or Symbols as inputs, not both in one call")
         if self._active and not kwargs and not getattr(_eager, 'on', False):
             self._check_cached_inputs(args, leaves)
             return self._cached_call(args)
