@@ -521,3 +521,18 @@ def test_share_parameters_by_attribute_path():
     a[0].bias.set_data(nd.zeros((4,)))
     h = b[0](x).asnumpy()  # the hybridized graph reads the shared values
     np.testing.assert_array_equal(h, np.zeros((2, 4)))
+
+
+def test_symbol_block_from_symbols_with_parameters():
+    data = gc.sym.var('data')
+    w, b = gc.sym.var('fc_weight', shape=(3, 4)), gc.sym.var('fc_bias')
+    blk = gluon.SymbolBlock(gc.sym.Activation(gc.sym.FullyConnected(data, w, b, num_hidden=3), act_type='relu'), data)
+    assert list(blk.collect_params()) == ['fc_weight', 'fc_bias']
+    blk.initialize()
+    with pytest.raises(gc.GraphcError, match="shapes of 'fc_bias' do not follow from the input shapes"):
+        blk(nd.ones((2, 4)))
+    blk.collect_params()['fc_bias'].shape = (3,)
+    x = np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32)
+    y = blk(nd.array(x)).asnumpy()
+    W, B = blk.collect_params()['fc_weight'].data().asnumpy(), blk.collect_params()['fc_bias'].data().asnumpy()
+    np.testing.assert_allclose(y, np.maximum(x @ W.T + B, 0), rtol=1e-5, atol=1e-6)
