@@ -80,8 +80,8 @@ def np_pool(x, k, stride, pad, kind, include_pad=True):
 @pytest.mark.parametrize('cls,shape,kw', [
     (nn.Conv1D, (2, 4, 9), dict(kernel_size=3, strides=2, padding=1, groups=2)),
     (nn.Conv1D, (1, 4, 8), dict(kernel_size=2, dilation=2)),
-    (nn.Conv3D, (1, 4, 5, 4, 6), dict(kernel_size=(2, 3, 2), strides=(2, 1, 1), padding=(1, 0, 1), groups=2)),
-    (nn.Conv3D, (1, 2, 4, 4, 4), dict(kernel_size=2, dilation=(1, 2, 1)))])
+    (nn.Conv3D, (1, 2, 3, 3, 4), dict(kernel_size=(2, 3, 2), strides=(2, 1, 1), padding=(1, 0, 1), groups=2)),
+    (nn.Conv3D, (1, 2, 3, 4, 3), dict(kernel_size=2, dilation=(1, 2, 1)))])
 def test_conv_nd_matches_numpy(cls, shape, kw):
     conv = cls(6, in_channels=shape[1], **kw)
     x = rng.normal(size=shape)
@@ -140,7 +140,7 @@ def test_conv_repr_as_mxnet():
     (nn.AvgPool1D(3, 2, 1, count_include_pad=False), (2, 3, 9),
      lambda x: np_pool(x, (3,), (2,), (1,), 'avg', include_pad=False)),
     (nn.MaxPool3D(), (1, 2, 4, 4, 6), lambda x: np_pool(x, (2, 2, 2), (2, 2, 2), (0, 0, 0), 'max')),
-    (nn.AvgPool3D((2, 3, 2), 1, 1), (1, 2, 3, 4, 3), lambda x: np_pool(x, (2, 3, 2), (1, 1, 1), (1, 1, 1), 'avg')),
+    (nn.AvgPool3D((2, 3, 2), 1, 1), (1, 1, 3, 4, 3), lambda x: np_pool(x, (2, 3, 2), (1, 1, 1), (1, 1, 1), 'avg')),
     (nn.GlobalMaxPool1D(), (2, 3, 5), lambda x: x.max(2, keepdims=True)),
     (nn.GlobalAvgPool3D(), (2, 3, 2, 3, 2), lambda x: x.mean((2, 3, 4), keepdims=True))])
 def test_pooling_nd_matches_numpy(layer, shape, ref):
