@@ -114,13 +114,14 @@ def _formats_match(old, new):
     return len(short) != len(long_) and long_[:len(short)] == short and all(f == -1 for f in long_[len(short):])
 
 
-def _has_block(value):
+def _has_block(value, registered):
+    """Whether a (nested) list/tuple/dict holds a Block that is not among `registered` (ids of children)."""
     if isinstance(value, Block):
-        return True
+        return id(value) not in registered
     if isinstance(value, (list, tuple)):
-        return any(_has_block(v) for v in value)
+        return any(_has_block(v, registered) for v in value)
     if isinstance(value, dict):
-        return any(_has_block(v) for v in value.values())
+        return any(_has_block(v, registered) for v in value.values())
     return False
 
 
@@ -203,8 +204,9 @@ class Block:
 
     def _check_container_with_block(self):
         """Warn about Blocks kept in a plain list/tuple/dict attribute: they are not registered children."""
+        registered = {id(c) for c in self._children.values()}
         for k, v in self.__dict__.items():
-            if not k.startswith('_') and isinstance(v, (list, tuple, dict)) and _has_block(v):
+            if not k.startswith('_') and isinstance(v, (list, tuple, dict)) and _has_block(v, registered):
                 warnings.warn(f'"{self.name}.{k}" is an unregistered container with Blocks. Note that Blocks inside '
                               'the list, tuple or dict will not be registered automatically. Make sure to register '
                               'them using register_child() or switching to nn.Sequential/nn.HybridSequential instead.',
@@ -474,7 +476,7 @@ class HybridBlock(Block):
         trace = current_trace()
         if trace is not None:  # inside a parent's trace: add this block's ops to the graph
             return self._traced_forward(trace, *args, **kwargs)
-        leaves = list(_leaves(args))
+        leaves = list(_leaves(args + tuple(kwargs.values())))
         has_nd, has_sym = (any(isinstance(a, t) for a in leaves) for t in (NDArray, sym.Symbol))
         if not (has_nd or has_sym):
             raise _HybridInputError(f"in a HybridBlock there must be one NDArray or one Symbol in the "
