@@ -1,5 +1,8 @@
 """MXNet 1.9's other gluon.nn layers (1-d/3-d conv and pooling, channels-last, norms, padding, containers)
 against NumPy, eager and hybridized (values and input gradients equal)."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -248,3 +251,35 @@ def test_sync_batchnorm_on_one_device_is_batchnorm():
     ref = (x - x.mean((0, 2), keepdims=True)) / np.sqrt(x.var((0, 2), keepdims=True) + 1e-5)
     np.testing.assert_allclose(outs[1][0], ref, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- the ops' 1-d, 3-d and channels-last cases
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from op_cases import HOST_VARIANT_CASES  # noqa: E402
+
+VARIANTS = [pytest.param(name, i, id=f"{name}-{c.id}") for name, cases in HOST_VARIANT_CASES.items()
+            for i, c in enumerate(cases)]
+
+
+@pytest.mark.parametrize('name,i', VARIANTS)
+def test_op_variant_matches_oracle_inference_and_central_differences(name, i):
+    from graphc.registry import OPS
+    case, op = HOST_VARIANT_CASES[name][i], OPS[name]
+    arrays = [a.astype(np.float64) for a in case.inputs]
+    xs = [nd.array(a) for a in arrays]
+    for x in xs:
+        x.attach_grad()
+    with autograd.record():
+        out = getattr(nd, name)(*xs, **case.attrs)
+    want = case.oracle(*arrays)
+    np.testing.assert_allclose(out.asnumpy(), want, rtol=1e-10, atol=1e-10)
+    attrs = op.canon(case.attrs)
+    shapes, _ = op.infer(attrs, [a.shape for a in arrays], [np.float64] * len(arrays))
+    assert tuple(shapes[0]) == want.shape and op.canon(op.format_attrs(attrs, all=True)) == attrs
+    w = np.random.default_rng(1).normal(size=want.shape)
+    out.backward(nd.array(w))
+    for j, a in enumerate(arrays):
+        f = lambda v: getattr(nd, name)(*[nd.array(v) if k == j else nd.array(b) for k, b in enumerate(arrays)],  # noqa: E731
+                                        **case.attrs).asnumpy()
+        np.testing.assert_allclose(xs[j].grad.asnumpy(), num_grad(f, a, w, eps=1e-6), rtol=1e-4, atol=1e-6,
+                                   err_msg=f"{name}: gradient of input {j}")

@@ -478,7 +478,7 @@ class HybridBlock(Block):
             return self._traced_forward(trace, *args, **kwargs)
         leaves = list(_leaves(args + tuple(kwargs.values())))
         has_nd, has_sym = (any(isinstance(a, t) for a in leaves) for t in (NDArray, sym.Symbol))
-        if not (has_nd or has_sym):
+        if leaves and not (has_nd or has_sym):  # (a block of no inputs, e.g. a SymbolBlock of constants, is fine)
             raise _HybridInputError(f"in a HybridBlock there must be one NDArray or one Symbol in the "
                                     f"inputs, got {', '.join(type(a).__name__ for a in args) or 'none'}")
         if has_nd and has_sym:
