@@ -19,6 +19,7 @@ import sys
 
 import graphc as gc
 from graphc import gluon, lr_scheduler
+from graphc.progress import Progress
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lenet_mnist import lenet, mnist_sets, train_epoch  # noqa: E402
@@ -51,7 +52,8 @@ def run(mode, args, train_set, test_set, n_train, n_test):
     epochs = []
     for epoch in range(1, args.epochs + 1):
         lr = sched(trainer.optimizer.num_update + 1)  # the rate of this epoch's first update
-        train_loss, train_acc, seen, secs = train_epoch(net, trainer, loss_fn, train_loader)
+        bar = Progress(total=n_train, desc=f"[{mode}] epoch {epoch}/{args.epochs}", unit='samples')
+        train_loss, train_acc, seen, secs = train_epoch(net, trainer, loss_fn, train_loader, bar)
         test_loss, test_acc = evaluate(net, loss_fn, test_loader)
         rec = {'epoch': epoch, 'lr': lr, 'train_loss': train_loss, 'train_acc': train_acc,
                'test_loss': test_loss, 'test_acc': test_acc, 'epoch_seconds': secs,

@@ -39,8 +39,9 @@ def mnist_sets(standardize=False):
     return MNIST(train=True, transform=to_tensor), MNIST(train=False, transform=to_tensor)
 
 
-def train_epoch(net, trainer, loss_fn, batches):
-    """One pass over `batches` (any iterable of (x, y); a Progress bar shows loss and accuracy).
+def train_epoch(net, trainer, loss_fn, batches, bar=None):
+    """One pass over `batches` (any iterable of (x, y)); `bar`, a Progress over the samples, shows loss and
+    accuracy as it goes (the last batch may be short: it counts the samples, not batches times their size).
     Returns (mean loss, accuracy, samples, seconds)."""
     t0 = time.perf_counter()
     seen = correct = 0
@@ -54,8 +55,11 @@ def train_epoch(net, trainer, loss_fn, batches):
         seen += x.shape[0]
         loss_sum += float(loss.sum().asscalar())
         correct += int((out.asnumpy().argmax(1) == y.asnumpy()).sum())
-        if hasattr(batches, 'set_postfix'):
-            batches.set_postfix(loss=round(loss_sum / seen, 4), acc=round(correct / seen, 4))
+        if bar is not None:
+            bar.set_postfix(loss=round(loss_sum / seen, 4), acc=round(correct / seen, 4))
+            bar.update(x.shape[0])
+    if bar is not None:
+        bar.close()
     return loss_sum / seen, correct / seen, seen, time.perf_counter() - t0
 
 
@@ -95,8 +99,8 @@ def main(argv=None):
 
     results = []
     for epoch in range(1, args.epochs + 1):
-        bar = Progress(train_loader, desc=f"epoch {epoch}/{args.epochs}", unit='samples', unit_scale=args.batch_size)
-        train_loss, train_acc, seen, train_time = train_epoch(net, trainer, loss_fn, bar)
+        bar = Progress(total=n_train, desc=f"epoch {epoch}/{args.epochs}", unit='samples')
+        train_loss, train_acc, seen, train_time = train_epoch(net, trainer, loss_fn, train_loader, bar)
         acc = evaluate(net, test_loader)
         results.append({'epoch': epoch, 'train_loss': train_loss, 'train_acc': train_acc,
                         'test_acc': acc, 'train_seconds': train_time, 'samples_per_second': seen / train_time})

@@ -10,8 +10,18 @@ from . import autograd
 from .graph import Graph
 
 
+class Report(str):
+    """explain()'s text. It was printed already: in a REPL its repr is one line, not the report again."""
+
+    def __repr__(self):
+        return f"<graphc.explain report: {self.count(chr(10)) + 1} lines; print() it to see it again>"
+
+    def _repr_pretty_(self, p, cycle):  # IPython
+        p.text(repr(self))
+
+
 def explain(block, *inputs, training=False, print_graph=True, file=None):
-    """Print (and return as text) how `block` runs hybridized on `inputs`."""
+    """Print how `block` runs hybridized on `inputs`; returns the text (a str whose repr is one line)."""
     from .gluon.cached import CachedGraph
     from .passes import run_pipeline
     from .passes.autodiff import gradient
@@ -51,7 +61,7 @@ def explain(block, *inputs, training=False, print_graph=True, file=None):
     if plan is not None:
         out += ["-- memory plan", "  " + plan.summary()]
     out += _codegen(opt, fused)
-    text = '\n'.join(out)
+    text = Report('\n'.join(out))
     print(text, file=file)
     return text
 

@@ -71,6 +71,9 @@ EXCLUDED = {
     '_backward_pick': 'a gradient op: reached through the gradient check of pick',
     '_backward_take': 'a gradient op: reached through the gradient checks of take and Embedding',
     '_backward_RNN': 'a gradient op: reached through the gradient check of RNN',
+    '_backward_InstanceNorm': 'a gradient op: reached through the gradient check of InstanceNorm',
+    '_backward_GroupNorm': 'a gradient op: reached through the gradient check of GroupNorm',
+    '_backward_Pad': 'a gradient op: reached through the gradient check of Pad',
 }
 # Partly excluded: Dropout with p > 0 in training mode and mode='always' (random: no two runs agree) -- Dropout
 # is generated in predict mode and with p = 0 in training mode (RNN likewise has p = 0); LeakyReLU
@@ -937,6 +940,39 @@ def gen_layernorm(b, name):
                  iv=lambda x_, g, be: [_sym(math.sqrt(n) * _mag(g) + _mag(be)), x_, (0, _mag(x_) + 1)])
 
 
+def gen_group_norm(b, name):
+    """InstanceNorm (a group per channel) and GroupNorm: |out| <= sqrt(group size) |gamma| + |beta|."""
+    r = b.rng
+    x = b.pick(ndim=(3, 4) if name == 'InstanceNorm' else (2, 3, 4))
+    if x is None or x.shape[1] == 0:
+        return None
+    c = x.shape[1]
+    eps = float(r.choice([1e-5, 1e-3]))
+    if name == 'InstanceNorm':
+        grp, attrs = c, {'eps': eps}
+    else:
+        grp = int(r.choice([d for d in range(1, c + 1) if c % d == 0]))
+        attrs = {'num_groups': grp, 'eps': eps}
+    n = x.size // (x.shape[0] * grp)
+    return b.add(name, attrs, [x, b.fresh((c,), dtype=x.dtype), b.fresh((c,), dtype=x.dtype)],
+                 iv=lambda x_, g, be: [_sym(math.sqrt(n) * _mag(g) + _mag(be)), x_, (0, _mag(x_) + 1)])
+
+
+def gen_pad(b, name):
+    r = b.rng
+    x = b.pick(ndim=(1, 2, 3, 4))
+    if x is None:
+        return None
+    mode = str(r.choice(['constant', 'edge', 'reflect']))
+    pw = []
+    for s_ in x.shape:  # reflect needs pads below the axis length; nothing pads an empty axis
+        hi = 0 if s_ == 0 else min(2, s_ - 1 if mode == 'reflect' else 2)
+        pw += [int(r.integers(0, hi + 1)), int(r.integers(0, hi + 1))]
+    cv = float(r.choice([0.0, 1.5]))
+    return b.add(name, {'mode': mode, 'pad_width': tuple(pw), 'constant_value': cv}, [x],
+                 iv=lambda a: [(min(a[0], cv), max(a[1], cv)) if mode == 'constant' else a])
+
+
 def gen_dropout(b, name):
     p = 0.0 if b.train else float(b.rng.choice([0.1, 0.5]))
     return b.add(name, {'p': p}, [b.pick(empty=True)], iv=lambda a: [a, (1, 1)])
@@ -1046,7 +1082,8 @@ GENERATORS.update({
     'norm': gen_norm, 'argmax': gen_arg, 'argmin': gen_arg, 'softmax': gen_softmax, 'log_softmax': gen_softmax,
     'softmax_cross_entropy': gen_sce, 'dot': gen_dot, 'batch_dot': gen_dot, 'FullyConnected': gen_fc,
     'Convolution': gen_conv, 'Deconvolution': gen_conv, 'Pooling': gen_pool, 'BatchNorm': gen_batchnorm,
-    'LayerNorm': gen_layernorm, 'Dropout': gen_dropout, 'LeakyReLU': gen_leaky, '_zeros': gen_zeros,
+    'LayerNorm': gen_layernorm, 'InstanceNorm': gen_group_norm, 'GroupNorm': gen_group_norm, 'Pad': gen_pad,
+    'Dropout': gen_dropout, 'LeakyReLU': gen_leaky, '_zeros': gen_zeros,
     '_rnn_param_concat': gen_concat, 'RNN': gen_rnn,
 })
 # more weight on what stresses the compiler: elementwise chains, broadcasting, shape ops, reductions, nn ops

@@ -13,7 +13,6 @@ import math
 import os
 import re
 import reprlib
-import tempfile
 
 import numpy as np
 
@@ -34,16 +33,10 @@ FORMAT_MAJOR = 1
 
 
 def atomic_write(path, data):
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix='.tmp-', suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write bytes to path through a temporary file, with open()'s permissions (0o666 & ~umask: the same as the
+    .params file written next to it; mkstemp's would be 0o600)."""
+    from .serialization import _atomic_write
+    _atomic_write(path, lambda f: f.write(data))
 
 
 # ---------------------------------------------------------------- writing

@@ -178,7 +178,8 @@ def fold_batchnorm(graph, stats):
         if len(users.get((id(old_src), 0), [])) != 1 or any(users.get((id(n), k)) for k in (1, 2)):
             return None  # the conv output is used elsewhere, or the batch statistics are
         ax = n.attrs['axis'] % len(n.shapes[0])
-        if ax != 1 or src.op.name == 'FullyConnected' and len(n.shapes[0]) != 2:
+        if ax != 1 or src.op.name == 'FullyConnected' and len(n.shapes[0]) != 2 or \
+                src.attrs.get('layout') in ('NWC', 'NHWC', 'NDHWC'):  # (channels-last weights are O...I)
             return None  # (an n-d FullyConnected(flatten=False) has its units last, not on axis 1)
         gamma, beta, mean, var = ins[1:5]
         c = src.shapes[0][1]

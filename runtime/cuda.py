@@ -701,6 +701,8 @@ def pooling(sub):
         return None
     x = tuple(sub.inputs[0].shapes[0])
     a = node.attrs
+    if len(x) != 4 or a.get('layout', 'None') not in ('None', 'NCHW'):
+        return None  # (1-d, 3-d, channels-last: the host kernel)
     k, st, pd, extra, (oh, ow) = _pool_geom(a, x)
     n, c, h, w = x
     T, total = CTYPES[dt], n * c * oh * ow
@@ -735,6 +737,8 @@ def pooling_grad(sub):
     gi, xi, yi = (pos[id(s)] for s, _ in node.inputs)
     x = tuple(node.shapes[0])
     a = node.attrs
+    if len(x) != 4 or a.get('layout', 'None') not in ('None', 'NCHW'):
+        return None
     k, st, pd, extra, (oh, ow) = _pool_geom(a, x)
     n, c, h, w = x
     T, total = CTYPES[dt], n * c * h * w
@@ -858,8 +862,9 @@ def device_op(node):
     if name == 'dot' and all(len(s) == 2 for s in shapes):
         return DeviceOp(node, [], lambda launch, xp, arrs: (xp.matmul(arrs[0].T if a['transpose_a'] else arrs[0],
                                                                       arrs[1].T if a['transpose_b'] else arrs[1]),))
-    if name not in ('Convolution', '_backward_Convolution'):
-        return None
+    if name not in ('Convolution', '_backward_Convolution') or len(a['kernel']) != 2 or \
+            a.get('layout', 'None') not in ('None', 'NCHW'):
+        return None  # (1-d, 3-d, channels-last: the host kernel)
     k, st, dl, pd = _conv_params(a, 'Convolution')
     g = a['num_group']
     xs = shapes[0] if name == 'Convolution' else shapes[1]

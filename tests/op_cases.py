@@ -764,3 +764,67 @@ BACKWARD_OF['_backward_LRN'] = 'LRN'
 BACKWARD_OF['_backward_UpSampling'] = 'UpSampling'
 BACKWARD_OF['_backward_BilinearResize2D'] = '_contrib_BilinearResize2D'
 BACKWARD_OF['_backward_Crop'] = 'Crop'
+# ---------------------------------------------------------------- 1-d/3-d and channels-last conv and pooling, norms, Pad
+def conv3d_naive(x, w, stride=(1, 1, 1), pad=(0, 0, 0), groups=1):
+    """A 3-d convolution as a sum over depth taps of 2-d ones (conv_naive)."""
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (0, 0), (0, 0)))
+    kd = w.shape[2]
+    od = (xp.shape[2] - kd) // stride[0] + 1
+    return np.stack([sum(conv_naive(xp[:, :, d * stride[0] + t], w[:, :, t], None, stride[1:], pad[1:], groups=groups)
+                         for t in range(kd)) for d in range(od)], axis=2)
+
+
+def _nhwc(f):
+    """An NCHW oracle applied to NHWC data (and OHWI weights)."""
+    t = lambda a: a.transpose((0, a.ndim - 1) + tuple(range(1, a.ndim - 1)))  # noqa: E731
+    return lambda *xs: np.moveaxis(f(*[t(a) if a.ndim > 1 else a for a in xs]), 1, -1)
+
+
+def _group_oracle(x, g, b, groups, eps):
+    xg = x.reshape(x.shape[0], groups, -1)
+    xh = ((xg - xg.mean(2, keepdims=True)) / np.sqrt(xg.var(2, keepdims=True) + eps)).reshape(x.shape)
+    cb = (1, -1) + (1,) * (x.ndim - 2)
+    return xh * g.reshape(cb) + b.reshape(cb)
+
+
+# Ranks and layouts with no CUDA form yet (they run on the host on a GPU): kept apart, since the GPU test over
+# CASES asserts that Convolution and Pooling run as device kernels; tests/test_gluon_layers_mx.py checks these
+# against their oracles and central differences as test_ops does.
+HOST_VARIANT_CASES = {}
+HOST_VARIANT_CASES['Convolution'] = [
+    Case([R(2, 4, 7), R(6, 2, 3), R(6)], {'kernel': (3,), 'stride': (2,), 'pad': (1,), 'num_filter': 6, 'num_group': 2},
+         lambda x, w, b: conv_naive(x[:, :, None], w[:, :, None], b, (1, 2), (0, 1), groups=2)[:, :, 0], id='1d'),
+    Case([R(1, 4, 4, 3, 4), R(4, 2, 2, 2, 3)], {'kernel': (2, 2, 3), 'stride': (2, 1, 1), 'pad': (1, 0, 1),
+                                                 'num_filter': 4, 'num_group': 2, 'no_bias': True},
+         lambda x, w: conv3d_naive(x, w, (2, 1, 1), (1, 0, 1), groups=2), id='3d'),
+    Case([R(2, 4, 5, 3), R(4, 2, 3, 3), R(4)], {'kernel': (2, 3), 'pad': (1, 0), 'num_filter': 4, 'layout': 'NHWC'},
+         _nhwc(lambda x, w, b: conv_naive(x, w, b, pad=(1, 0))), id='nhwc')]
+HOST_VARIANT_CASES['Deconvolution'] = [
+    Case([R(2, 4, 4), R(4, 3, 3)], {'kernel': (3,), 'stride': (2,), 'pad': (1,), 'adj': (1,), 'num_filter': 6,
+                                    'num_group': 2},
+         lambda x, w: deconv_naive(x[:, :, None], w[:, :, None], None, (1, 2), (0, 1), (0, 1), groups=2)[:, :, 0],
+         id='1d')]
+HOST_VARIANT_CASES['Pooling'] = [
+    Case([R(2, 3, 9)], {'kernel': (3,), 'stride': (2,), 'pad': (1,), 'pool_type': 'avg', 'count_include_pad': False,
+                        'pooling_convention': 'full'},
+         lambda x: pool_naive(x[:, :, None], (1, 3), (1, 2), (0, 1), 'avg', True, False)[:, :, 0], id='1d-avg'),
+    Case([R(2, 3, 8)], {'kernel': (3,), 'stride': (2,), 'layout': 'NWC'},
+         _nhwc(lambda x: pool_naive(x[:, :, None], (1, 3), (1, 2), (0, 0), 'max')[:, :, 0]), id='1d-max-nwc'),
+    Case([R(1, 2, 4, 4, 6)], {'kernel': (2, 2, 3), 'stride': (2, 2, 3)},
+         lambda x: x.reshape(1, 2, 2, 2, 2, 2, 2, 3).max(axis=(3, 5, 7)), id='3d-max'),
+    Case([R(1, 2, 3, 4, 5)], {'kernel': (2, 2, 2), 'stride': (1, 2, 2), 'pad': (1, 0, 1), 'pool_type': 'avg'},
+         lambda x: np.stack([sum(pool_naive(np.pad(x, ((0, 0),) * 2 + ((1, 1), (0, 0), (0, 0)))[:, :, d + t],
+                                            (2, 2), (2, 2), (0, 1), 'avg') for t in range(2)) / 2 for d in range(4)], 2),
+         id='3d-avg-pad'),
+    Case([R(2, 4, 3, 3, 2)], {'global_pool': True, 'pool_type': 'avg', 'kernel': (1, 1, 1), 'layout': 'NDHWC'},
+         lambda x: x.mean(axis=(1, 2, 3), keepdims=True), id='3d-global-ndhwc')]
+CASES['InstanceNorm'] = [Case([R(2, 3, 4), P(3), R(3)], {}, lambda x, g, b: _group_oracle(x, g, b, 3, 1e-3)),
+                         Case([R(2, 2, 3, 2), P(2), R(2)], {'eps': 0.1}, lambda x, g, b: _group_oracle(x, g, b, 2, 0.1))]
+CASES['GroupNorm'] = [Case([R(2, 4, 3), P(4), R(4)], {'num_groups': 2}, lambda x, g, b: _group_oracle(x, g, b, 2, 1e-5)),
+                      Case([R(3, 3, 2, 2), P(3), R(3)], {}, lambda x, g, b: _group_oracle(x, g, b, 1, 1e-5))]
+_pw = (0, 0, 0, 0, 2, 1, 1, 2)
+CASES['Pad'] = [Case([R(2, 2, 4, 3)], {'mode': m, 'pad_width': _pw, 'constant_value': 0.5},
+                     lambda x, m=m: np.pad(x, ((0, 0), (0, 0), (2, 1), (1, 2)), mode=m,
+                                           **({'constant_values': 0.5} if m == 'constant' else {})), id=m)
+                for m in ('constant', 'edge', 'reflect')]
+BACKWARD_OF.update({'_backward_InstanceNorm': 'InstanceNorm', '_backward_GroupNorm': 'GroupNorm', '_backward_Pad': 'Pad'})

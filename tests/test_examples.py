@@ -15,13 +15,15 @@ def test_seed_two_layer_predicts_within_005():
         np.testing.assert_allclose(pred, [0, 0, 1, 1], atol=0.05, err_msg=name)
 
 
-def test_lenet_mnist_learns_on_a_subset(tmp_path):
+def test_lenet_mnist_learns_on_a_subset(tmp_path, capsys):
     import json
     import lenet_mnist
-    res = lenet_mnist.main(['--limit', '3000', '--batch-size', '100', '--json', str(tmp_path / 'r.json')])
+    res = lenet_mnist.main(['--limit', '3050', '--batch-size', '100', '--json', str(tmp_path / 'r.json')])
     assert res[0]['test_acc'] > 0.75, res  # chance is 0.10; the full epoch reaches about 0.98
     saved = json.load(open(tmp_path / 'r.json'))
     assert saved['epochs'][0]['test_acc'] == res[0]['test_acc']
+    err = capsys.readouterr().err  # the progress bar counts samples (the last batch has 50), not batches * 100
+    assert '3050/3050' in err and '3100' not in err, err
 
 
 def test_char_lstm_trains_samples_and_resumes(tmp_path):

@@ -363,6 +363,9 @@ def test_hybridize_apply_cast_zero_grad_summary(capsys):
     assert np.abs(net[0].weight.grad().asnumpy()).sum() > 0
     net.zero_grad()
     assert all(np.all(p.grad().asnumpy() == 0) for p in net.collect_params().values() if p.grad_req != 'null')
+    with pytest.raises(AssertionError, match='"net" must not be hybridized'):  # as MXNet
+        net.summary(x)
+    net.hybridize(False)
     net.summary(x)
     out = capsys.readouterr().out
     assert re.search(r'dense0 \(Dense\)\s+\(2, 4\)\s+24\n', out) and re.search(r'dense1 \(Dense\)\s+\(2, 3\)\s+15', out)
@@ -384,3 +387,152 @@ def test_utils_split_and_clip():
     assert utils.clip_global_norm([a, b], 1.0) == pytest.approx(5.0)
     np.testing.assert_allclose(a.asnumpy(), [0.6, 0], rtol=1e-6)
     np.testing.assert_allclose(b.asnumpy(), [[0.8]], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- MXNet 1.x block API: op hooks, legacy save, warnings
+def test_op_hook_reports_every_op_with_mxnet_names():
+    net = nn.HybridSequential(prefix='m_')
+    with net.name_scope():
+        net.add(nn.Dense(2), nn.Activation('relu'))
+    net.initialize()
+    net.hybridize()
+    seen = []
+    net.register_op_hook(lambda name, op, arr: seen.append((name, op, arr.shape)), monitor_all=True)
+    x = nd.array(np.arange(6.0).reshape(2, 3), dtype='float32')
+    y = net(x)
+    assert [s[:2] for s in seen] == [
+        ('m_dense0_fwd_data', 'FullyConnected'), ('m_dense0_fwd_weight', 'FullyConnected'),
+        ('m_dense0_fwd_bias', 'FullyConnected'), ('m_dense0_fwd_output', 'FullyConnected'),
+        ('m_relu0_fwd_input0', 'Activation'), ('m_relu0_fwd_output', 'Activation')]
+    assert seen[1][2] == (2, 3) and seen[-1][2] == (2, 2)
+    seen.clear()
+    net.register_op_hook(lambda name, op, arr: seen.append((name, arr.asnumpy())))
+    np.testing.assert_array_equal(net(x).asnumpy(), y.asnumpy())
+    assert [s[0] for s in seen] == ['m_dense0_fwd_output', 'm_relu0_fwd_output']
+    np.testing.assert_array_equal(seen[-1][1], y.asnumpy())
+
+
+def test_legacy_save_params_load_params(tmp_path):
+    net = mlp(prefix='old_', in_units=5)
+    net.initialize()
+    f = str(tmp_path / 'net.params')
+    with pytest.warns(DeprecationWarning, match='save_parameters'):
+        net.save_params(f)
+    assert sorted(gc.nd.load(f)) == sorted(k[len('old_'):] for k in net.collect_params())
+    other = mlp(prefix='new_', in_units=5)
+    other.initialize()
+    with pytest.warns(DeprecationWarning, match='load_parameters'):
+        other.load_params(f)
+    for a, b in zip(net.collect_params().values(), other.collect_params().values()):
+        np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy())
+
+
+def test_load_parameters_dtype_source_saved(tmp_path):
+    net = nn.Dense(3, in_units=2)
+    net.initialize()
+    net.cast('float16')
+    f = str(tmp_path / 'd.params')
+    net.save_parameters(f)
+    net.cast('float32')
+    net.load_parameters(f, cast_dtype=True, dtype_source='current')
+    assert net.weight.dtype == np.float32
+    net.load_parameters(f, cast_dtype=True, dtype_source='saved')
+    assert net.weight.dtype == np.float16 and net.weight.data().dtype == np.float16
+    with pytest.raises(gc.GraphcError, match='dtype_source'):
+        net.load_parameters(f, dtype_source='file')
+
+
+def test_block_attribute_type_change_is_a_type_error_and_containers_warn():
+    b = gluon.Block()
+    b.child = gluon.Block()
+    with pytest.raises(TypeError, match="changing attribute 'child'"):
+        b.child = (2,)
+
+    class Listed(gluon.Block):
+        def __init__(self):
+            super().__init__()
+            self.layers = [nn.Dense(2)]
+            self.config = {'a': 1}
+    with pytest.warns(UserWarning, match='unregistered container with Blocks'):
+        Listed().collect_params()
+    seq = nn.Sequential()
+    seq.add(nn.Dense(2))
+    with pytest.warns(UserWarning, match='Consider using HybridSequential'):
+        seq.hybridize()
+
+
+def test_hybridized_call_checks_arguments_as_mxnet():
+    class Add(gluon.HybridBlock):
+        def hybrid_forward(self, F, a, b=None):
+            return a if b is None else a + b
+    f = Add()
+    with pytest.raises(ValueError, match='one NDArray or one Symbol'):
+        f(None, None)
+    f.hybridize()
+    x = nd.ones((3,))
+    np.testing.assert_array_equal(f(x).asnumpy(), f(x, None).asnumpy())  # a trailing None is the default
+    with pytest.raises(ValueError, match=r'argument structure \[0, 0\] does not match the cached one \[0\]'):
+        f(x, x)
+    g = Add()
+    g.hybridize()
+    with pytest.raises(ValueError, match='got 1 of type int'):
+        g(x, 1)
+
+
+def test_adding_a_child_drops_the_cached_graph():
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Dense(4, flatten=False))
+    net.hybridize()
+    net.initialize()
+    assert net(nd.ones((2, 3, 5))).shape == (2, 3, 4)
+    net.add(nn.Flatten())
+    assert net(nd.ones((2, 3, 5))).shape == (2, 12)
+
+
+def test_export_files_share_permissions_and_explain_prints_once(tmp_path, capsys):
+    import os
+    net = mlp(in_units=5)
+    net.initialize()
+    net.hybridize()
+    net(nd.ones((2, 5)))
+    sym_file, param_file = net.export(str(tmp_path / 'm'))
+    assert os.stat(sym_file).st_mode == os.stat(param_file).st_mode
+    text = gc.explain(net, nd.ones((2, 5)), print_graph=False)
+    assert capsys.readouterr().out == text + '\n'
+    assert '\n' not in repr(text) and 'print()' in repr(text)  # a REPL shows one line, not the report again
+
+
+def test_share_parameters_by_attribute_path():
+    a, b = mlp(in_units=5), mlp(in_units=5)
+    a.initialize()
+    b.initialize()
+    shared = {k: v for k, v in a._collect_params_with_prefix().items() if k.startswith('0.')}
+    b.hybridize()
+    x = nd.ones((2, 5))
+    b(x)
+    with pytest.warns(UserWarning, match="'9.weight' is not in the current model"):
+        assert b.share_parameters(dict(shared, **{'9.weight': a[0].weight})) is b
+    assert b[0].weight is a[0].weight and b[0].bias is a[0].bias and b[2].weight is not a[2].weight
+    names = list(b.collect_params())
+    assert len(names) == len(set(id(p) for p in b.collect_params().values()))  # each Parameter once
+    assert a[0].weight.name in names and b[2].weight.name in names
+    a[0].weight.set_data(nd.zeros((4, 5)))
+    a[0].bias.set_data(nd.zeros((4,)))
+    h = b[0](x).asnumpy()  # the hybridized graph reads the shared values
+    np.testing.assert_array_equal(h, np.zeros((2, 4)))
+
+
+def test_symbol_block_from_symbols_with_parameters():
+    data = gc.sym.var('data')
+    w, b = gc.sym.var('fc_weight', shape=(3, 4)), gc.sym.var('fc_bias')
+    blk = gluon.SymbolBlock(gc.sym.Activation(gc.sym.FullyConnected(data, w, b, num_hidden=3), act_type='relu'), data)
+    assert list(blk.collect_params()) == ['fc_weight', 'fc_bias']
+    blk.initialize()
+    with pytest.raises(gc.GraphcError, match="shapes of 'fc_bias' do not follow from the input shapes"):
+        blk(nd.ones((2, 4)))
+    blk.collect_params()['fc_bias'].shape = (3,)
+    x = np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32)
+    y = blk(nd.array(x)).asnumpy()
+    W, B = blk.collect_params()['fc_weight'].data().asnumpy(), blk.collect_params()['fc_bias'].data().asnumpy()
+    np.testing.assert_allclose(y, np.maximum(x @ W.T + B, 0), rtol=1e-5, atol=1e-6)

@@ -155,9 +155,9 @@ def test_conv2d_transpose_matches_numpy(kw):
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
 
 
-def test_conv_layout_other_than_nchw_is_refused():
-    with pytest.raises(gc.GraphcError, match="layout 'NHWC'"):
-        nn.Conv2D(3, 3, layout='NHWC')
+def test_conv_layout_of_another_rank_is_refused():
+    with pytest.raises(gc.GraphcError, match="layout 'NCW'"):
+        nn.Conv2D(3, 3, layout='NCW')
 
 
 # ---------------------------------------------------------------- pooling

@@ -6,3 +6,4 @@ from .trainer import Trainer  # noqa: F401
 from .symbol_block import SymbolBlock  # noqa: F401
 from . import rnn, model_zoo  # noqa: F401
 from .. import metric  # noqa: F401,E402  (gluon.metric is mx.metric)
+from . import contrib  # noqa: F401,E402

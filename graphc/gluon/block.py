@@ -6,6 +6,7 @@ parameters read like `hybridsequential0_dense0_weight`.
 """
 import re
 import threading
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -72,6 +73,58 @@ def _shapes(out):
     return None
 
 
+class _AttributeTypeError(GraphcError, TypeError):
+    """A Block or Parameter attribute reassigned to another type (MXNet raises TypeError)."""
+
+
+class _HybridizedSummaryError(GraphcError, AssertionError):
+    """summary() on a hybridized block (MXNet asserts it is not)."""
+
+
+class _HybridInputError(GraphcError, ValueError):
+    """Arguments a hybridized block cannot take (MXNet raises ValueError)."""
+
+
+def _in_format(args):
+    """MXNet's argument structure of a hybridized call: 0 an array, -1 None, a list per list/tuple; other
+    values are refused."""
+    if isinstance(args, NDArray) or isinstance(args, sym.Symbol):
+        return 0
+    if args is None:
+        return -1
+    if isinstance(args, (list, tuple)):
+        return [_in_format(a) for a in args]
+    raise _HybridInputError(f"when hybridized, the inputs must be (nested lists of) NDArrays or None, but "
+                            f"got {args!r} of type {type(args).__name__}")
+
+
+def _leaves(args):
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            yield from _leaves(a)
+        else:
+            yield a
+
+
+def _formats_match(old, new):
+    """Equal, or equal up to trailing None arguments (left to their defaults)."""
+    if old == new:
+        return True
+    short, long_ = (old, new) if len(old) < len(new) else (new, old)
+    return len(short) != len(long_) and long_[:len(short)] == short and all(f == -1 for f in long_[len(short):])
+
+
+def _has_block(value, registered):
+    """Whether a (nested) list/tuple/dict holds a Block that is not among `registered` (ids of children)."""
+    if isinstance(value, Block):
+        return id(value) not in registered
+    if isinstance(value, (list, tuple)):
+        return any(_has_block(v, registered) for v in value)
+    if isinstance(value, dict):
+        return any(_has_block(v, registered) for v in value.values())
+    return False
+
+
 class _HookHandle:
     def __init__(self, hooks, hook):
         self._hooks, self._hook = hooks, hook
@@ -111,8 +164,8 @@ class Block:
         """Blocks and Parameters assigned as attributes are registered, in assignment order."""
         existing = self.__dict__.get(name)
         if isinstance(existing, (Parameter, Block)) and not isinstance(value, type(existing)):
-            raise GraphcError(f"changing attribute {name!r} from {type(existing).__name__} to "
-                              f"{type(value).__name__} is not allowed")
+            raise _AttributeTypeError(f"changing attribute {name!r} from {type(existing).__name__} to "
+                                      f"{type(value).__name__} is not allowed")
         if isinstance(value, Block):
             self.register_child(value, name)
         elif isinstance(value, Parameter):
@@ -143,6 +196,22 @@ class Block:
         self._forward_pre_hooks.append(hook)
         return _HookHandle(self._forward_pre_hooks, hook)
 
+    def register_op_hook(self, callback, monitor_all=False):
+        """callback(node_name, op_name, array) for every op output (and, with monitor_all, every op input) of
+        the graphs of this block's hybridized descendants, as MXNet's monitor names them."""
+        for child in self._children.values():
+            child.register_op_hook(callback, monitor_all)
+
+    def _check_container_with_block(self):
+        """Warn about Blocks kept in a plain list/tuple/dict attribute: they are not registered children."""
+        registered = {id(c) for c in self._children.values()}
+        for k, v in self.__dict__.items():
+            if not k.startswith('_') and isinstance(v, (list, tuple, dict)) and _has_block(v, registered):
+                warnings.warn(f'"{self.name}.{k}" is an unregistered container with Blocks. Note that Blocks inside '
+                              'the list, tuple or dict will not be registered automatically. Make sure to register '
+                              'them using register_child() or switching to nn.Sequential/nn.HybridSequential instead.',
+                              stacklevel=3)
+
     # ------------------------------------------------------------ parameters
     def _own_params(self):
         """Short name -> Parameter: the attribute-registered ones, plus any got from self.params and
@@ -158,6 +227,7 @@ class Block:
     def collect_params(self, select=None):
         """This block's and all descendants' parameters; `select` is a regex matched against full names
         (e.g. '.*weight|.*bias')."""
+        self._check_container_with_block()
         ret = ParameterDict(self._params.prefix)
         pat = re.compile(select) if select else None
         ret.update({k: v for k, v in self._params.items() if pat is None or pat.match(k)})
@@ -174,6 +244,40 @@ class Block:
         for name, child in self._children.items():
             ret.update(child._collect_params_with_prefix(prefix + name))
         return ret
+
+    def share_parameters(self, shared):
+        """Use the given Parameters in place of this model's own (MXNet 2's API): `shared` maps attribute-path
+        names, as save_parameters writes them ('0.weight', 'features.1.gamma'), to Parameters. Names the model
+        does not have are warned about. Returns self."""
+        if shared is None:
+            return self
+        if not isinstance(shared, dict):
+            raise GraphcError(f"share_parameters: expected a dict of name -> Parameter, got {type(shared).__name__}")
+        left = set(shared)
+        self._share(shared, left, '')
+        for name in sorted(left):
+            warnings.warn(f"share_parameters: Parameter name {name!r} is not in the current model", stacklevel=2)
+        return self
+
+    def _share(self, shared, left, prefix):
+        for name, old in list(self._own_params().items()):
+            new = shared.get(prefix + name)
+            if new is None:
+                continue
+            if not isinstance(new, Parameter):
+                raise GraphcError(f"share_parameters: {prefix + name!r} must map to a Parameter, got "
+                                  f"{type(new).__name__}")
+            left.discard(prefix + name)
+            self._reg_params[name] = new
+            if self.__dict__.get(name) is old:
+                object.__setattr__(self, name, new)
+            own = self._params._params  # the block's dict would still list the replaced one
+            for k in [k for k, v in own.items() if v is old]:
+                del own[k]
+        if isinstance(self, HybridBlock):
+            self._clear_cached_graphs()
+        for cname, child in self._children.items():
+            child._share(shared, left, prefix + cname + '.')
 
     def initialize(self, init=_init.Uniform(), ctx=None, verbose=False, force_reinit=False):
         """Initialize all parameters; `init` is the default for those without their own initializer."""
@@ -213,16 +317,37 @@ class Block:
             arrays[k] = p._reduce()
         save_ndarrays(filename, arrays)
 
+    def save_params(self, filename):
+        """Deprecated (MXNet 1.x): the parameters under their full names less this block's prefix; use
+        save_parameters, or export to load the model as a SymbolBlock."""
+        warnings.warn("save_params is deprecated. Please use save_parameters. Note that if you want load from "
+                      "SymbolBlock later, please use export instead.", DeprecationWarning, stacklevel=2)
+        self.collect_params().save(filename, strip_prefix=self.prefix)
+
+    def load_params(self, filename, ctx=None, allow_missing=False, ignore_extra=False):
+        """Deprecated (MXNet 1.x): load_parameters."""
+        warnings.warn("load_params is deprecated. Please use load_parameters.", DeprecationWarning, stacklevel=2)
+        self.load_parameters(filename, ctx, allow_missing, ignore_extra)
+
     def load_parameters(self, filename, ctx=None, allow_missing=False, ignore_extra=False, cast_dtype=False,
                         dtype_source='current'):
         """Load what save_parameters wrote. Missing/extra names and shape mismatches are all reported in
         one error before anything is changed. Files of full parameter names (ParameterDict.save,
-        export) are loaded by name with this block's prefix."""
+        export) are loaded by name with this block's prefix. With cast_dtype, dtype_source='saved' makes
+        the parameters take the file's dtypes ('current': the file's values are cast to the model's)."""
         from ..serialization import load_ndarrays
+        if dtype_source not in ('current', 'saved'):
+            raise GraphcError(f"load_parameters: dtype_source must be 'current' or 'saved', got {dtype_source!r}")
         loaded = load_ndarrays(filename)
         params = self._collect_params_with_prefix()
         if not loaded and not params:
             return
+        if cast_dtype and dtype_source == 'saved':
+            by_name = params if any('.' in k for k in loaded) else \
+                {k[len(self.prefix):]: p for k, p in self.collect_params().items()}
+            for k, v in loaded.items():
+                if k in by_name and by_name[k].dtype != v.dtype:
+                    by_name[k].cast(v.dtype)
         if loaded and not any('.' in k for k in loaded):
             self.collect_params().load(filename, ctx, allow_missing, ignore_extra, self.prefix, cast_dtype)
             return
@@ -257,7 +382,12 @@ class Block:
 
     def summary(self, *inputs):
         """Run the inputs through once (not recorded) and print each block's output shape and the
-        number of parameters it owns (shared ones counted once)."""
+        number of parameters it owns (shared ones counted once). As MXNet, the blocks must not be hybridized."""
+        hybrid = []
+        self.apply(lambda b: hybrid.append(b.name) if getattr(b, '_active', False) else None)
+        if hybrid:
+            raise _HybridizedSummaryError(f'"{hybrid[-1]}" must not be hybridized to print summary; call '
+                                          'hybridize(False) first')
         rows, stack, handles, seen = [], [], [], set()
 
         def pre(block, args, label):
@@ -311,19 +441,31 @@ class HybridBlock(Block):
     def __init__(self, prefix=None, params=None):
         super().__init__(prefix, params)
         self._active, self._flags = False, {}
+        self._op_hook = None  # (callback, monitor_all) from register_op_hook
+
+    def register_op_hook(self, callback, monitor_all=False):
+        self._op_hook = (callback, monitor_all)
+        super().register_op_hook(callback, monitor_all)
 
     def register_child(self, block, name=None):
         if not isinstance(block, HybridBlock):
             raise GraphcError(f"children of a HybridBlock must be HybridBlocks too, but {block.name!r} is a "
                               f"{type(block).__name__}; use Block as the parent, or make the child a HybridBlock")
         super().register_child(block, name)
+        self._clear_cached_graphs()
+
+    def _clear_cached_graphs(self):
+        """A new or replaced child: the traced graphs (and the parameter list) are stale."""
+        if getattr(self, '_cache', None):
+            self._cache, self._last_key = {}, None
+        self._plist = self._in_fmt = None
 
     def hybridize(self, active=True, static_alloc=False, static_shape=False, **kwargs):
         """Trace this block (and its children) into a graph on the next call, and run graphs from then on.
         Graphs are cached per input shapes/dtypes and training mode; `trace_count` counts traces."""
         self._active = active
         self._flags = dict(static_alloc=static_alloc, static_shape=static_shape, **kwargs)
-        self._cache, self._last_key = {}, None
+        self._cache, self._last_key, self._in_fmt = {}, None, None
         super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
 
     @property
@@ -334,9 +476,30 @@ class HybridBlock(Block):
         trace = current_trace()
         if trace is not None:  # inside a parent's trace: add this block's ops to the graph
             return self._traced_forward(trace, *args, **kwargs)
+        leaves = list(_leaves(args + tuple(kwargs.values())))
+        has_nd, has_sym = (any(isinstance(a, t) for a in leaves) for t in (NDArray, sym.Symbol))
+        if leaves and not (has_nd or has_sym):  # (a block of no inputs, e.g. a SymbolBlock of constants, is fine)
+            raise _HybridInputError(f"in a HybridBlock there must be one NDArray or one Symbol in the "
+                                    f"inputs, got {', '.join(type(a).__name__ for a in args) or 'none'}")
+        if has_nd and has_sym:
+            raise _HybridInputError("a HybridBlock takes NDArrays or Symbols as inputs, not both in one call")
         if self._active and not kwargs and not getattr(_eager, 'on', False):
+            self._check_cached_inputs(args, leaves)
             return self._cached_call(args)
         return self.forward(*args, **kwargs)
+
+    def _check_cached_inputs(self, args, leaves):
+        fmt = _in_format(list(args))
+        ctxs = {a.context for a in leaves if isinstance(a, NDArray)}
+        if len(ctxs) > 1:
+            raise _HybridInputError(f"a hybridized block takes inputs on one context, got "
+                                    f"{', '.join(sorted(map(str, ctxs)))}")
+        old = getattr(self, '_in_fmt', None)
+        if old is None:
+            self._in_fmt = fmt
+        elif not _formats_match(old, fmt):
+            raise _HybridInputError(f"the argument structure {fmt} does not match the cached one {old} "
+                                    "(0 an array, -1 None); call hybridize() again to trace anew")
 
     def _traced_forward(self, trace, *args, **kwargs):
         trace.blocks.append((self.prefix, self.name))
@@ -361,7 +524,10 @@ class HybridBlock(Block):
                     entry = remember(self, key, CachedGraph(self, args))
                     self._trace_count = self.trace_count + 1
         self._last_key = key
-        return entry(args)
+        out = entry(args)
+        if self._op_hook is not None:
+            _monitor(entry, args, *self._op_hook)
+        return out
 
     def export(self, path, epoch=0, remove_amp_cast=True):
         """Write `path-symbol.json` (MXNet's symbol JSON) and `path-%04d.params` (arg:/aux: names) from the
@@ -418,3 +584,29 @@ class HybridBlock(Block):
 
     def hybrid_forward(self, F, x, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement hybrid_forward(F, x, ...)")
+
+
+def _monitor(entry, args, callback, monitor_all):
+    """Run the graph as traced, node by node, and report its op outputs (and inputs) to an op hook. Names are
+    MXNet's: `<node>_output`, inputs `<node>_<input name>`; ops that MXNet gives no input names (elementwise
+    ones, Activation) have `<node>_input<i>`."""
+    from ..runtime.interpreter import interpret
+    g = entry.traced
+    data = [a for a in args if isinstance(a, NDArray)]
+    by_name = {v.name: a._data for v, a in zip(entry.data_vars, data)}
+    by_name.update({v.name: p.data()._data for p, v in entry.param_vars})
+    feed = {id(v): by_name[v.name] for v in g.inputs if v.name in by_name}
+    env = {}
+    ops = [n for n in g.nodes if not n.is_var]
+    with autograd.pause():
+        interpret(g, feed, env=env, keep=ops)
+    for n in ops:
+        if monitor_all:
+            names = n.op.input_names(n.attrs) if n.op.kind == 'opaque' else None
+            for i, (src, j) in enumerate(n.inputs):
+                label = names[i] if names and i < len(names) else f"input{i}"
+                callback(f"{n.name}_{label}", n.op.name, NDArray(env[id(src)][j]))
+        outs = env[id(n)]
+        nv = n.op.n_visible(n.attrs)
+        for j in range(nv):
+            callback(f"{n.name}_output" if nv == 1 else f"{n.name}_output{j}", n.op.name, NDArray(outs[j]))

@@ -15,13 +15,15 @@ import numpy as np
 from .. import autograd
 from ..base import GraphcError, fmt_shape
 from ..graph import Graph
-from ..ndarray import ndarray as _ndm
 from ..ndarray.ndarray import CASTS, NDArray, WRITES
 from ..symbol.symbol import Symbol, TraceContext, input_var
 
 from ..runtime.cpu import enabled
 from ..runtime.interpreter import interpret
 from ..runtime.plan import Plan
+
+# the module by its import name: MXNet's shim rebinds the attribute graphc.ndarray.ndarray to the package
+_ndm = sys.modules[NDArray.__module__]
 
 log = logging.getLogger('graphc')
 _opt_lock = threading.RLock()

@@ -55,11 +55,33 @@ class SymbolBlock(HybridBlock):
     def hybridize(self, active=True, **kwargs):
         super().hybridize(active, **kwargs)
 
+    def infer_shape(self, *args):
+        """Parameter shapes the graph leaves open (a Symbol built with sym.var weights), from the input shapes."""
+        out = Symbol(self._graph.outputs)
+        known = {v.name: tuple(a.shape) for v, a in zip(self._input_vars, args) if getattr(a, 'shape', None)}
+        arg_shapes, _, aux_shapes = out.infer_shape(**known)
+        shapes = dict(zip(out.list_arguments(), arg_shapes))
+        shapes.update(zip(out.list_auxiliary_states(), aux_shapes))
+        for v in self._graph.inputs:
+            p = self._param_of.get(id(v))
+            if p is not None and shapes.get(v.name) is not None:
+                p.shape = shapes[v.name]
+        unknown = [p.name for p in self._param_of.values() if p._data is None and (not p.shape or 0 in p.shape)]
+        if unknown:
+            raise GraphcError(f"the shapes of {', '.join(map(repr, unknown))} do not follow from the "
+                              f"input shapes {sorted(known.items())}; give those variables a shape "
+                              "(sym.var(name, shape=...)) or load their values first")
+
     def forward(self, *args):
         """Re-emit the graph on the inputs, op by op: eagerly on NDArrays, or into a trace on Symbols."""
         if len(args) != len(self._input_vars):
             raise GraphcError(f"SymbolBlock expects {len(self._input_vars)} inputs "
                               f"({', '.join(v.name for v in self._input_vars)}), got {len(args)}")
+        own = list(self._param_of.values())
+        if any(p._data is None and p._deferred_init for p in own):
+            self.infer_shape(*args)
+            for p in own:
+                p._finish_deferred_init()
         self._check_cost(args)
         vals = {id(v): (a,) for v, a in zip(self._input_vars, args)}
         for n in self._graph.nodes:

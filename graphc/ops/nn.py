@@ -1,4 +1,5 @@
 """Neural-network ops: dense, convolution, pooling, normalization, dropout, activations, softmax."""
+import itertools
 import math
 
 import numpy as np
@@ -48,17 +49,50 @@ def _fully_connected(attrs, d, w, b=None):
 
 
 # ---------------------------------------------------------------- convolution
+# 1-, 2- and 3-d, channels first or last (MXNet's layouts; 'None' is channels first)
+LAYOUTS = ('None', 'NCW', 'NCHW', 'NCDHW', 'NWC', 'NHWC', 'NDHWC')
+
+
+def _layout(attrs, shape, name):
+    """True when the data is channels-last; checks that the layout names as many axes as the data has."""
+    lay = attrs.get('layout') or 'None'
+    if lay == 'None':
+        return False
+    if len(lay) != len(shape):
+        bad(f"{name}: layout {lay} is for {len(lay)}-d data, got shape {shape}")
+    return lay[1] != 'C'
+
+
+def _cfirst(x):
+    return np.moveaxis(x, -1, 1)
+
+
+def _clast(x):
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+
+
+def _cf_shape(s):
+    return (s[0], s[-1]) + tuple(s[1:-1])
+
+
+def _cl_shape(s):
+    return (s[0],) + tuple(s[2:]) + (s[1],)
+
+
 CONV_ATTRS = {'kernel': Attr('shape'), 'stride': Attr('shape', ()), 'dilate': Attr('shape', ()), 'pad': Attr('shape', ()),
               'num_filter': Attr('int'), 'num_group': Attr('int', 1), 'no_bias': Attr('bool', False),
-              'layout': Attr('str', 'NCHW', choices=('NCHW', 'None')), 'workspace': Attr('int', 1024),
+              'layout': Attr('str', 'None', choices=LAYOUTS), 'workspace': Attr('int', 1024),
               'cudnn_tune': Attr('str', 'None'), 'cudnn_off': Attr('bool', False)}
 
 
 def _conv_params(attrs, name):
     k = attrs['kernel']
-    if len(k) != 2:
-        bad(f"{name}: only 2-D kernels are supported, got kernel={k}")
-    st, dl, pd = attrs['stride'] or (1, 1), attrs['dilate'] or (1, 1), attrs['pad'] or (0, 0)
+    nd = len(k)
+    if nd not in (1, 2, 3):
+        bad(f"{name}: kernels are 1-, 2- or 3-d, got kernel={k}")
+    st, dl, pd = attrs['stride'] or (1,) * nd, attrs['dilate'] or (1,) * nd, attrs['pad'] or (0,) * nd
+    if not len(st) == len(dl) == len(pd) == nd:
+        bad(f"{name}: stride, dilate and pad need {nd} values for kernel={k} (stride={st}, dilate={dl}, pad={pd})")
     if min(k) < 1 or min(st) < 1 or min(dl) < 1 or min(pd) < 0:
         bad(f"{name}: kernel, stride and dilate must be >= 1 and pad >= 0 (kernel={k}, stride={st}, dilate={dl}, pad={pd})")
     return k, st, dl, pd
@@ -72,18 +106,22 @@ def _conv_infer(attrs, shapes, dtypes):
     k, st, dl, pd = _conv_params(attrs, 'Convolution')
     d, w = shapes[0], shapes[1]
     g, f = attrs['num_group'], attrs['num_filter']
-    if len(d) != 4:
-        bad(f"Convolution: data must be 4-d NCHW, got shape {d}")
+    if len(d) != len(k) + 2:
+        bad(f"Convolution: a {len(k)}-d kernel needs {len(k) + 2}-d data, got shape {d}")
+    last = _layout(attrs, d, 'Convolution')
+    if last:
+        d, w = _cf_shape(d), _cf_shape(w) if len(w) == len(d) else w
     if d[1] % g or f % g:
         bad(f"Convolution: channels {d[1]} and num_filter {f} must divide by num_group {g}")
     if w != (f, d[1] // g) + k:
         bad(f"Convolution: weight shape {w} should be {(f, d[1] // g) + k} for data {d}")
     if len(shapes) > 2 and shapes[2] != (f,):
         bad(f"Convolution: bias shape {shapes[2]} should be ({f},)")
-    oh, ow = (_conv_out(d[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
-    if oh < 1 or ow < 1:
+    out = tuple(_conv_out(d[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(len(k)))
+    if min(out) < 1:
         bad(f"Convolution: kernel {k} (dilate {dl}) is larger than the padded input {d[2:]}")
-    return [(d[0], f, oh, ow)], [same_dtype('Convolution', dtypes)]
+    y = (d[0], f) + out
+    return [_cl_shape(y) if last else y], [same_dtype('Convolution', dtypes)]
 
 
 def _windows(x, k, st, dl, pd, pad_value=0.0, extra=(0, 0)):
@@ -316,6 +354,76 @@ def conv2d_weight_grad(x, dy, k, st, dl, pd, g):
     return dw.reshape((f, cg) + tuple(k))
 
 
+def _taps(k, st, dl, out):
+    """For each kernel tap (a tuple of offsets): the strided slices of the padded input that it reads (any rank)."""
+    for tap in itertools.product(*(range(n) for n in k)):
+        yield tap, tuple(slice(t * d, t * d + s * (o - 1) + 1, s) for t, s, d, o in zip(tap, st, dl, out))
+
+
+def _pad_nd(x, lo, hi=None, value=0.0):
+    hi = lo if hi is None else hi
+    if not any(lo) and not any(hi):
+        return x
+    return np.pad(x, ((0, 0), (0, 0)) + tuple(zip(lo, hi)), constant_values=value)
+
+
+_ALL2 = (slice(None), slice(None))
+
+
+def _cols_nd(xp, k, st, dl, out):
+    """Columns (N, C*prod(k), prod(out)) of a padded input of any rank, written one kernel tap at a time."""
+    n, c = xp.shape[:2]
+    col = np.empty((n, c, math.prod(k)) + tuple(out), xp.dtype)
+    for t, (_, sl) in enumerate(_taps(k, st, dl, out)):
+        col[:, :, t] = xp[_ALL2 + sl]
+    return col.reshape(n, c * math.prod(k), math.prod(out))
+
+
+def conv_nd(x, w, k, st, dl, pd, g):
+    """Grouped cross-correlation of any rank (1-d and 3-d kernels): im2col, then a GEMM per group."""
+    n, c = x.shape[:2]
+    f = w.shape[0]
+    cg, fg, kk = c // g, f // g, math.prod(k)
+    out = tuple(_conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(len(k)))
+    col = _cols_nd(_pad_nd(x, pd), k, st, dl, out)
+    y = np.empty((n, f, math.prod(out)), x.dtype)
+    for i in range(g):
+        np.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1), col[:, i * cg * kk:(i + 1) * cg * kk], out=y[:, i * fg:(i + 1) * fg])
+    return y.reshape((n, f) + out)
+
+
+def conv_nd_transpose(dy, w, k, st, dl, pd, g, out_sp):
+    """The adjoint of conv_nd in its input: dy (N, F, *O), w (F, C/g, *k) -> (N, C, *out_sp)."""
+    n, f = dy.shape[:2]
+    o, cg, fg, kk = dy.shape[2:], w.shape[1], f // g, math.prod(k)
+    full = tuple(max(out_sp[i] + 2 * pd[i], (o[i] - 1) * st[i] + dl[i] * (k[i] - 1) + 1) for i in range(len(k)))
+    d2 = dy.reshape(n, f, -1)
+    col = np.empty((n, cg * g * kk, d2.shape[2]), dy.dtype)
+    for i in range(g):
+        np.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1).T, d2[:, i * fg:(i + 1) * fg], out=col[:, i * cg * kk:(i + 1) * cg * kk])
+    col = col.reshape((n, cg * g, kk) + tuple(o))
+    dxp = np.zeros((n, cg * g) + full, dy.dtype)
+    for t, (_, sl) in enumerate(_taps(k, st, dl, o)):
+        dxp[_ALL2 + sl] += col[:, :, t]
+    return np.ascontiguousarray(dxp[_ALL2 + tuple(slice(p, p + s) for p, s in zip(pd, out_sp))])
+
+
+def conv_nd_weight_grad(x, dy, k, st, dl, pd, g):
+    c, f = x.shape[1], dy.shape[1]
+    cg, fg, kk = c // g, f // g, math.prod(k)
+    col = _cols_nd(_pad_nd(x, pd), k, st, dl, dy.shape[2:])
+    d2 = dy.reshape(dy.shape[0], f, -1)
+    dw = np.empty((f, cg * kk), x.dtype)
+    for i in range(g):
+        dw[i * fg:(i + 1) * fg] = np.tensordot(d2[:, i * fg:(i + 1) * fg], col[:, i * cg * kk:(i + 1) * cg * kk],
+                                               axes=([0, 2], [0, 2]))
+    return dw.reshape((f, cg) + tuple(k))
+
+
+def _spatial_sum(g):
+    return g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+
+
 def _conv_inputs(a):
     return ('data', 'weight') if a['no_bias'] else ('data', 'weight', 'bias')
 
@@ -328,10 +436,13 @@ def _conv_grad(F, a, x, y, dy):
 @register('Convolution', kind='opaque', inputs=_conv_inputs, attrs=CONV_ATTRS, infer=_conv_infer, grad=_conv_grad)
 def _convolution(attrs, x, w, b=None):
     k, st, dl, pd = _conv_params(attrs, 'Convolution')
-    y = conv2d(x, w, k, st, dl, pd, attrs['num_group'])
+    last = _layout(attrs, x.shape, 'Convolution')
+    if last:
+        x, w = np.ascontiguousarray(_cfirst(x)), _cfirst(w)
+    y = (conv2d if len(k) == 2 else conv_nd)(x, w, k, st, dl, pd, attrs['num_group'])
     if b is not None:
-        y += b.reshape(1, -1, 1, 1)
-    return y
+        y += b.reshape((1, -1) + (1,) * len(k))
+    return _clast(y) if last else y
 
 
 @register('_backward_Convolution', kind='opaque', inputs=('ograd', 'data', 'weight'), attrs=CONV_ATTRS, num_outputs=3,
@@ -340,33 +451,44 @@ def _convolution(attrs, x, w, b=None):
 def _backward_convolution(attrs, g, x, w):
     k, st, dl, pd = _conv_params(attrs, 'Convolution')
     grp = attrs['num_group']
-    dx = conv2d_transpose(g, w, k, st, dl, pd, grp, x.shape[2:]) if attrs.get('_need', (True,))[0] else \
+    last = _layout(attrs, x.shape, 'Convolution')
+    if last:
+        g, x, w = (np.ascontiguousarray(_cfirst(a)) for a in (g, x, w))
+    tr, wg = (conv2d_transpose, conv2d_weight_grad) if len(k) == 2 else (conv_nd_transpose, conv_nd_weight_grad)
+    dx = tr(g, w, k, st, dl, pd, grp, x.shape[2:]) if attrs.get('_need', (True,))[0] else \
         np.zeros_like(x)  # the data needs no gradient (a first layer): skip the costly part
-    return dx, conv2d_weight_grad(x, g, k, st, dl, pd, grp), g.sum(axis=(0, 2, 3))
+    dw, db = wg(x, g, k, st, dl, pd, grp), _spatial_sum(g)
+    return (_clast(dx), _clast(dw), db) if last else (dx, dw, db)
 
 
 DECONV_ATTRS = dict(CONV_ATTRS, adj=Attr('shape', ()), target_shape=Attr('shape', ()), no_bias=Attr('bool', True))
 
 
 def _deconv_out(attrs, d):
+    """Output spatial size for channels-first data shape d."""
     k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
-    adj = attrs['adj'] or (0, 0)
-    return tuple((d[2 + i] - 1) * st[i] - 2 * pd[i] + dl[i] * (k[i] - 1) + 1 + adj[i] for i in range(2))
+    adj = attrs['adj'] or (0,) * len(k)
+    return tuple((d[2 + i] - 1) * st[i] - 2 * pd[i] + dl[i] * (k[i] - 1) + 1 + adj[i] for i in range(len(k)))
 
 
 def _deconv_infer(attrs, shapes, dtypes):
     d, w = shapes[0], shapes[1]
     g, f = attrs['num_group'], attrs['num_filter']
-    if len(d) != 4:
-        bad(f"Deconvolution: data must be 4-d NCHW, got shape {d}")
+    k = _conv_params(attrs, 'Deconvolution')[0]
+    if len(d) != len(k) + 2:
+        bad(f"Deconvolution: a {len(k)}-d kernel needs {len(k) + 2}-d data, got shape {d}")
+    last = _layout(attrs, d, 'Deconvolution')
+    if last:
+        d, w = _cf_shape(d), _cf_shape(w) if len(w) == len(d) else w
     if w != (d[1], f // g) + tuple(attrs['kernel']):
         bad(f"Deconvolution: weight shape {w} should be {(d[1], f // g) + tuple(attrs['kernel'])} for data {d}")
     if len(shapes) > 2 and shapes[2] != (f,):
         bad(f"Deconvolution: bias shape {shapes[2]} should be ({f},)")
-    oh, ow = _deconv_out(attrs, d)
-    if oh < 1 or ow < 1:
-        bad(f"Deconvolution: output size ({oh}, {ow}) is empty")
-    return [(d[0], f, oh, ow)], [same_dtype('Deconvolution', dtypes)]
+    out = _deconv_out(attrs, d)
+    if min(out) < 1:
+        bad(f"Deconvolution: output size {out} is empty")
+    y = (d[0], f) + out
+    return [_cl_shape(y) if last else y], [same_dtype('Deconvolution', dtypes)]
 
 
 def _deconv_grad(F, a, x, y, dy):
@@ -379,10 +501,14 @@ def _deconv_grad(F, a, x, y, dy):
 def _deconvolution(attrs, x, w, b=None):
     """Transposed convolution: the input-adjoint of Convolution with weight (C_in, F/g, kh, kw)."""
     k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
-    y = conv2d_transpose(x, w, k, st, dl, pd, attrs['num_group'], _deconv_out(attrs, x.shape))
+    last = _layout(attrs, x.shape, 'Deconvolution')
+    if last:
+        x, w = np.ascontiguousarray(_cfirst(x)), _cfirst(w)
+    tr = conv2d_transpose if len(k) == 2 else conv_nd_transpose
+    y = tr(x, w, k, st, dl, pd, attrs['num_group'], _deconv_out(attrs, x.shape))
     if b is not None:
-        y += b.reshape(1, -1, 1, 1)
-    return y
+        y += b.reshape((1, -1) + (1,) * len(k))
+    return _clast(y) if last else y
 
 
 @register('_backward_Deconvolution', kind='opaque', inputs=('ograd', 'data', 'weight'), attrs=DECONV_ATTRS,
@@ -391,34 +517,41 @@ def _deconvolution(attrs, x, w, b=None):
 def _backward_deconvolution(attrs, g, x, w):
     k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
     grp = attrs['num_group']
+    last = _layout(attrs, x.shape, 'Deconvolution')
+    if last:
+        g, x, w = (np.ascontiguousarray(_cfirst(a)) for a in (g, x, w))
+    conv, wg = (conv2d, conv2d_weight_grad) if len(k) == 2 else (conv_nd, conv_nd_weight_grad)
     # y = conv_transpose(x, w)  =>  dx = conv(g, w), dw = weight-grad of conv with roles of x and g swapped
-    dx = conv2d(g, w, k, st, dl, pd, grp)
-    dw = conv2d_weight_grad(g, x, k, st, dl, pd, grp)
-    return dx, dw, g.sum(axis=(0, 2, 3))
+    dx = conv(g, w, k, st, dl, pd, grp)
+    dw, db = wg(g, x, k, st, dl, pd, grp), _spatial_sum(g)
+    return (_clast(dx), _clast(dw), db) if last else (dx, dw, db)
 
 
 # ---------------------------------------------------------------- pooling
 POOL_ATTRS = {'kernel': Attr('shape', ()), 'pool_type': Attr('str', 'max', choices=('max', 'avg', 'sum')),
               'stride': Attr('shape', ()), 'pad': Attr('shape', ()), 'global_pool': Attr('bool', False),
               'pooling_convention': Attr('str', 'valid', choices=('valid', 'full', 'same')),
-              'count_include_pad': Attr('bool', True), 'layout': Attr('str', 'NCHW', choices=('NCHW', 'None')),
+              'count_include_pad': Attr('bool', True), 'layout': Attr('str', 'None', choices=LAYOUTS),
               'cudnn_off': Attr('bool', False)}
 
 
 def _pool_geom(attrs, shape):
-    """(kernel, stride, pad, extra bottom/right pad, out hw) for Pooling on a 4-d shape."""
-    if len(shape) != 4:
-        bad(f"Pooling: data must be 4-d NCHW, got shape {shape}")
+    """(kernel, stride, pad, extra end pad, out size) for Pooling on a channels-first (N, C, *spatial) shape."""
+    nd = len(shape) - 2
+    if nd not in (1, 2, 3):
+        bad(f"Pooling: data must be 3-, 4- or 5-d (N, C, spatial...), got shape {shape}")
     if attrs['global_pool']:
-        return tuple(shape[2:]), (1, 1), (0, 0), (0, 0), (1, 1)
+        return tuple(shape[2:]), (1,) * nd, (0,) * nd, (0,) * nd, (1,) * nd
     k = attrs['kernel']
-    if len(k) != 2:
-        bad(f"Pooling: needs a 2-d kernel, got kernel={k}")
-    st, pd = attrs['stride'] or (1, 1), attrs['pad'] or (0, 0)
+    if len(k) != nd:
+        bad(f"Pooling: needs a {nd}-d kernel for data of shape {shape}, got kernel={k}")
+    st, pd = attrs['stride'] or (1,) * nd, attrs['pad'] or (0,) * nd
+    if len(st) != nd or len(pd) != nd:
+        bad(f"Pooling: stride and pad need {nd} values (kernel={k}, stride={st}, pad={pd})")
     if min(k) < 1 or min(st) < 1 or min(pd) < 0:
         bad(f"Pooling: kernel and stride must be >= 1, pad >= 0 (kernel={k}, stride={st}, pad={pd})")
     out, extra = [], []
-    for i in range(2):
+    for i in range(nd):
         h = shape[2 + i] + 2 * pd[i]
         if h < k[i]:
             bad(f"Pooling: kernel {k} is larger than the padded input {shape[2:]}")
@@ -429,8 +562,67 @@ def _pool_geom(attrs, shape):
 
 
 def _pool_infer(attrs, shapes, dtypes):
-    k, st, pd, extra, out = _pool_geom(attrs, shapes[0])
-    return [shapes[0][:2] + out], [dtypes[0]]
+    d = shapes[0]
+    last = _layout(attrs, d, 'Pooling')
+    d = _cf_shape(d) if last else d
+    y = d[:2] + _pool_geom(attrs, d)[4]
+    return [_cl_shape(y) if last else y], [dtypes[0]]
+
+
+def _lowest(dt):
+    return np.finfo(dt).min if dt.kind == 'f' else np.iinfo(dt).min
+
+
+def _pool_count_nd(attrs, sp, k, st, pd, extra, out):
+    """Divisor per output position for avg pooling of any rank (as _avg_count)."""
+    if attrs['count_include_pad'] and not any(extra):
+        return float(math.prod(k))
+    ones = np.ones((1, 1) + tuple(sp))
+    nd = len(k)
+    if attrs['count_include_pad']:  # padding counts, the 'full' overhang does not (as MXNet)
+        ones = _pad_nd(_pad_nd(ones, pd, value=1.0), (0,) * nd, extra)
+    else:
+        ones = _pad_nd(ones, pd, [p + e for p, e in zip(pd, extra)])
+    cnt = np.zeros(out)
+    for _, sl in _taps(k, st, (1,) * nd, out):
+        cnt += ones[(0, 0) + sl]
+    return cnt
+
+
+def _pool_nd(attrs, x):
+    """Pooling of any rank, one vectorized step per kernel tap (1-d and 3-d)."""
+    k, st, pd, extra, out = _pool_geom(attrs, x.shape)
+    pt, nd = attrs['pool_type'], len(k)
+    xp = _pad_nd(x, pd, [p + e for p, e in zip(pd, extra)], _lowest(x.dtype) if pt == 'max' else 0.0)
+    y = None
+    for _, sl in _taps(k, st, (1,) * nd, out):
+        v = xp[_ALL2 + sl]
+        if y is None:
+            y = v.copy()
+        elif pt == 'max':
+            np.maximum(y, v, out=y)
+        else:
+            y += v
+    return y if pt != 'avg' else (y / _pool_count_nd(attrs, x.shape[2:], k, st, pd, extra, out)).astype(x.dtype)
+
+
+def _pool_nd_grad(attrs, g, x, y):
+    k, st, pd, extra, out = _pool_geom(attrs, x.shape)
+    pt, nd = attrs['pool_type'], len(k)
+    hi = [p + e for p, e in zip(pd, extra)]
+    dxp = np.zeros(x.shape[:2] + tuple(s + a + b for s, a, b in zip(x.shape[2:], pd, hi)), x.dtype)
+    if pt == 'max':
+        xp, taken = _pad_nd(x, pd, hi, _lowest(x.dtype)), np.zeros(g.shape, bool)
+    else:
+        gs = g if pt == 'sum' else g / _pool_count_nd(attrs, x.shape[2:], k, st, pd, extra, out)
+    for _, sl in _taps(k, st, (1,) * nd, out):
+        if pt == 'max':  # the first maximum of each window takes the gradient
+            hit = (xp[_ALL2 + sl] == y) & ~taken
+            taken |= hit
+            dxp[_ALL2 + sl] += np.where(hit, g, 0)
+        else:
+            dxp[_ALL2 + sl] += gs
+    return np.ascontiguousarray(dxp[_ALL2 + tuple(slice(p, p + s) for p, s in zip(pd, x.shape[2:]))])
 
 
 def _avg_count(attrs, shape, k, st, pd, extra):
@@ -448,6 +640,10 @@ def _avg_count(attrs, shape, k, st, pd, extra):
 @register('Pooling', kind='opaque', attrs=POOL_ATTRS, infer=_pool_infer,
           grad=lambda F, a, x, y, dy: [F._backward_Pooling(dy[0], x[0], y[0], **a)])
 def _pooling(attrs, x):
+    if _layout(attrs, x.shape, 'Pooling'):
+        return _clast(_pooling(dict(attrs, layout='None'), np.ascontiguousarray(_cfirst(x))))
+    if x.ndim != 4:
+        return _pool_nd(attrs, x)
     k, st, pd, extra, out = _pool_geom(attrs, x.shape)
     pt = attrs['pool_type']
     if pt == 'max':
@@ -473,6 +669,11 @@ def _pooling(attrs, x):
           infer=lambda a, s, d: ([s[1]], [d[1]]),
           doc="Gradient of Pooling: max routes ograd to the first maximum of each window, avg spreads it.")
 def _backward_pooling(attrs, g, x, y):
+    if _layout(attrs, x.shape, 'Pooling'):
+        g, x, y = (np.ascontiguousarray(_cfirst(a)) for a in (g, x, y))
+        return _clast(_backward_pooling(dict(attrs, layout='None'), g, x, y))
+    if x.ndim != 4:
+        return _pool_nd_grad(attrs, g, x, y)
     k, st, pd, extra, out = _pool_geom(attrs, x.shape)
     n, c, h, w = x.shape
     oh, ow = out

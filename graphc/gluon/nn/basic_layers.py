@@ -1,4 +1,6 @@
 """Basic layers as MXNet Gluon 1.x: containers, Dense, Dropout, norms, Embedding, activations, lambdas."""
+import warnings
+
 import numpy as np
 
 from ... import initializer as _init
@@ -34,10 +36,47 @@ class Sequential(Block):
     def __len__(self):
         return len(self._children)
 
+    def hybridize(self, active=True, **kwargs):
+        if self._children and all(isinstance(c, HybridBlock) for c in self._children.values()):
+            warnings.warn(f"All children of this Sequential layer '{self.prefix}' are HybridBlocks. Consider using "
+                          "HybridSequential for the best performance.", stacklevel=2)
+        super().hybridize(active, **kwargs)
+
 
 class HybridSequential(HybridBlock):
     """Sequential for HybridBlocks (hybridizes as a whole)."""
     add, forward, __getitem__, __len__ = Sequential.add, Sequential.forward, Sequential.__getitem__, Sequential.__len__
+
+
+class Concatenate(Sequential):
+    """Every child runs on the same input; their outputs are concatenated on `axis`."""
+
+    def __init__(self, axis=-1, prefix=None, params=None):
+        super().__init__(prefix=prefix, params=params)
+        self.axis = axis
+
+    def forward(self, x):
+        return nd.concat(*[block(x) for block in self._children.values()], dim=self.axis)
+
+
+class HybridConcatenate(HybridSequential):
+    """Concatenate for HybridBlocks."""
+
+    def __init__(self, axis=-1, prefix=None, params=None):
+        super().__init__(prefix=prefix, params=params)
+        self.axis = axis
+
+    def hybrid_forward(self, F, x):
+        return F.concat(*[block(x) for block in self._children.values()], dim=self.axis)
+
+    forward = HybridBlock.forward
+
+
+class Identity(HybridBlock):
+    """Returns its input (a placeholder branch of a Concatenate, a skipped stage)."""
+
+    def hybrid_forward(self, F, x):
+        return x
 
 
 class Activation(HybridBlock):
@@ -137,28 +176,100 @@ class BatchNorm(HybridBlock):
         return f"{self.__class__.__name__}({body}, in_channels={c or None})"
 
 
-class LayerNorm(HybridBlock):
-    """Layer normalization over `axis` with learnable gamma/beta of the axis' size."""
+class SyncBatchNorm(BatchNorm):
+    """BatchNorm whose training statistics span every device of a data-parallel step (MXNet's
+    gluon.contrib.nn.SyncBatchNorm; axis 1). On one device it is BatchNorm. `batch_norm` is the one place
+    that normalizes: a multi-device version overrides it to reduce the batch mean/variance across devices."""
 
-    def __init__(self, axis=-1, epsilon=1e-5, center=True, scale=True, beta_initializer='zeros',
-                 gamma_initializer='ones', in_channels=0, **kwargs):
-        super().__init__(**kwargs)
-        self._axis, self._epsilon, self._center, self._scale = axis, epsilon, center, scale
+    def __init__(self, in_channels=0, num_devices=None, momentum=0.9, epsilon=1e-5, center=True, scale=True,
+                 use_global_stats=False, beta_initializer='zeros', gamma_initializer='ones',
+                 running_mean_initializer='zeros', running_variance_initializer='ones', **kwargs):
+        super().__init__(1, momentum, epsilon, center, scale, use_global_stats, beta_initializer, gamma_initializer,
+                         running_mean_initializer, running_variance_initializer, in_channels, **kwargs)
+        self._num_devices = num_devices or 1
+
+    def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var):
+        return self.batch_norm(F, x, gamma, beta, running_mean, running_var)
+
+    def batch_norm(self, F, x, gamma, beta, running_mean, running_var):
+        return F.BatchNorm(x, gamma, beta, running_mean, running_var, name='fwd', **self._kwargs)
+
+
+def _norm_repr(block, kwargs):  # as MXNet: the kwargs in order, then in_channels (0 while deferred)
+    body = ', '.join(f"{k}={v!r}" for k, v in kwargs.items())
+    return f"{block.__class__.__name__}({body}, in_channels={block.gamma.shape[0]})"
+
+
+class _ChannelNorm(HybridBlock):
+    """gamma/beta of one size, learned unless scale/center is False (then fixed at their initial values)."""
+
+    def __init__(self, kwargs, center, scale, beta_initializer, gamma_initializer, in_channels, **rest):
+        super().__init__(**rest)
+        self._kwargs = kwargs
         self.gamma = self.params.get('gamma', grad_req='write' if scale else 'null', shape=(in_channels,),
                                      init=gamma_initializer, allow_deferred_init=True)
         self.beta = self.params.get('beta', grad_req='write' if center else 'null', shape=(in_channels,),
                                     init=beta_initializer, allow_deferred_init=True)
 
+    def _check_axis(self, x, axis):
+        if not -x.ndim <= axis < x.ndim:
+            raise GraphcError(f"{type(self).__name__}: axis {axis} is out of range for input of shape {x.shape}")
+        return x.shape[axis]
+
+    def __repr__(self):
+        return _norm_repr(self, self._kwargs)
+
+
+class LayerNorm(_ChannelNorm):
+    """Layer normalization over `axis` (default the last), with gamma/beta of that axis' size."""
+
+    def __init__(self, axis=-1, epsilon=1e-5, center=True, scale=True, beta_initializer='zeros',
+                 gamma_initializer='ones', in_channels=0, **kwargs):
+        super().__init__({'eps': epsilon, 'axis': axis, 'center': center, 'scale': scale}, center, scale,
+                         beta_initializer, gamma_initializer, in_channels, **kwargs)
+        self._axis, self._epsilon = axis, epsilon
+
     def infer_shape(self, x, *args):
-        self.gamma.shape = self.beta.shape = (x.shape[self._axis],)
+        self.gamma.shape = self.beta.shape = (self._check_axis(x, self._axis),)
 
     def hybrid_forward(self, F, x, gamma, beta):
         return F.LayerNorm(x, gamma, beta, axis=self._axis, eps=self._epsilon, name='fwd')
 
-    def __repr__(self):
-        c = self.gamma.shape[0]
-        return (f"{self.__class__.__name__}(axis={self._axis}, eps={self._epsilon}, center={self._center}, "
-                f"scale={self._scale}, in_channels={c or None})")
+
+class InstanceNorm(_ChannelNorm):
+    """Each sample's each channel (on `axis`) normalized over the other axes; gamma/beta per channel.
+    As MXNet, scale defaults to False (gamma stays 1)."""
+
+    def __init__(self, axis=1, epsilon=1e-5, center=True, scale=False, beta_initializer='zeros',
+                 gamma_initializer='ones', in_channels=0, **kwargs):
+        super().__init__({'eps': epsilon, 'axis': axis, 'center': center, 'scale': scale}, center, scale,
+                         beta_initializer, gamma_initializer, in_channels, **kwargs)
+        self._axis, self._epsilon = axis, epsilon
+
+    def infer_shape(self, x, *args):
+        self.gamma.shape = self.beta.shape = (self._check_axis(x, self._axis),)
+
+    def hybrid_forward(self, F, x, gamma, beta):
+        if self._axis == 1:
+            return F.InstanceNorm(x, gamma, beta, name='fwd', eps=self._epsilon)
+        x = F.swapaxes(x, dim1=1, dim2=self._axis)
+        return F.swapaxes(F.InstanceNorm(x, gamma, beta, name='fwd', eps=self._epsilon), dim1=1, dim2=self._axis)
+
+
+class GroupNorm(_ChannelNorm):
+    """Channels (axis 1) split into num_groups; each sample's group normalized; gamma/beta per channel."""
+
+    def __init__(self, num_groups=1, epsilon=1e-5, center=True, scale=True, beta_initializer='zeros',
+                 gamma_initializer='ones', in_channels=0, **kwargs):
+        super().__init__({'eps': epsilon, 'num_groups': num_groups, 'center': center, 'scale': scale}, center,
+                         scale, beta_initializer, gamma_initializer, in_channels, **kwargs)
+        self._num_groups, self._epsilon = num_groups, epsilon
+
+    def infer_shape(self, x, *args):
+        self.gamma.shape = self.beta.shape = (self._check_axis(x, 1),)
+
+    def hybrid_forward(self, F, x, gamma, beta):
+        return F.GroupNorm(x, gamma, beta, num_groups=self._num_groups, eps=self._epsilon, name='fwd')
 
 
 class Embedding(HybridBlock):
@@ -168,7 +279,7 @@ class Embedding(HybridBlock):
         super().__init__(**kwargs)
         self._kwargs = {'input_dim': input_dim, 'output_dim': output_dim, 'dtype': dtype, 'sparse_grad': sparse_grad}
         self.weight = self.params.get('weight', shape=(input_dim, output_dim), init=weight_initializer, dtype=dtype,
-                                      allow_deferred_init=True)
+                                      allow_deferred_init=True, grad_stype='row_sparse' if sparse_grad else 'default')
 
     def hybrid_forward(self, F, x, weight):
         return F.Embedding(x, weight, name='fwd', **self._kwargs)
@@ -291,5 +402,6 @@ class HybridLambda(HybridBlock):
         return f"{self.__class__.__name__}({self._func_name})"
 
 
-__all__ = ['Sequential', 'HybridSequential', 'Activation', 'Dense', 'Dropout', 'BatchNorm', 'LayerNorm', 'Embedding',
-           'Flatten', 'LeakyReLU', 'PReLU', 'ELU', 'SELU', 'GELU', 'Swish', 'Lambda', 'HybridLambda']
+__all__ = ['Sequential', 'HybridSequential', 'Activation', 'Dense', 'Dropout', 'BatchNorm', 'SyncBatchNorm',
+           'LayerNorm', 'InstanceNorm', 'GroupNorm', 'Embedding', 'Flatten', 'LeakyReLU', 'PReLU', 'ELU', 'SELU',
+           'GELU', 'Swish', 'Lambda', 'HybridLambda', 'Concatenate', 'HybridConcatenate', 'Identity']
