@@ -31,6 +31,7 @@ class _RNNLayer(_StatesCall, HybridBlock):
         self._hidden_size, self._num_layers, self._mode = hidden_size, num_layers, mode
         self._layout, self._dropout, self._dir = layout, dropout, 2 if bidirectional else 1
         self._input_size, self._activation = input_size, activation
+        self._inits = (i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer, h2h_bias_initializer)
         self._gates = GATES[mode]
         gh = self._gates * hidden_size
         ni = input_size
@@ -69,6 +70,30 @@ class _RNNLayer(_StatesCall, HybridBlock):
             info.update(kwargs)
             states.append(func(**info))
         return states
+
+    def _unfuse(self):
+        """The same network as a HybridSequentialRNNCell of cells (BidirectionalCell where bidirectional,
+        DropoutCell between layers), sharing this layer's parameters."""
+        from . import rnn_cell
+        make = {'rnn_relu': lambda **kw: rnn_cell.RNNCell(self._hidden_size, activation='relu', **kw),
+                'rnn_tanh': lambda **kw: rnn_cell.RNNCell(self._hidden_size, activation='tanh', **kw),
+                'lstm': lambda **kw: rnn_cell.LSTMCell(self._hidden_size, **kw),
+                'gru': lambda **kw: rnn_cell.GRUCell(self._hidden_size, **kw)}[self._mode]
+        stack = rnn_cell.HybridSequentialRNNCell(prefix=self.prefix, params=self.params)
+        wi, wh, bi, bh = self._inits
+        with stack.name_scope():
+            ni = self._input_size
+            for i in range(self._num_layers):
+                kw = dict(input_size=ni, i2h_weight_initializer=wi, h2h_weight_initializer=wh,
+                          i2h_bias_initializer=bi, h2h_bias_initializer=bh)
+                if self._dir == 2:
+                    stack.add(rnn_cell.BidirectionalCell(make(prefix=f'l{i}_', **kw), make(prefix=f'r{i}_', **kw)))
+                else:
+                    stack.add(make(prefix=f'l{i}_', **kw))
+                if self._dropout > 0 and i != self._num_layers - 1:
+                    stack.add(rnn_cell.DropoutCell(self._dropout))
+                ni = self._hidden_size * self._dir
+        return stack
 
     def infer_shape(self, inputs, *args):
         self.l0_i2h_weight.shape = (self._gates * self._hidden_size, inputs.shape[2])
