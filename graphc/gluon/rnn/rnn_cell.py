@@ -97,7 +97,8 @@ def _split_steps(F, data, length, axis):
         raise GraphcError(f"unroll: length={length} but the input has {data.shape[axis]} steps on axis {axis}")
     if length == 1:
         return [F.squeeze(data, axis=axis)]
-    return _as_list(F.split(data, num_outputs=length, axis=axis, squeeze_axis=True))
+    steps = F.split(data, num_outputs=length, axis=axis, squeeze_axis=True)
+    return [steps[i] for i in range(length)]   # a list, or one Symbol of `length` outputs
 
 
 def _format_sequence(length, inputs, layout, merge):

@@ -159,7 +159,7 @@ class _RNNLayer(_StatesCall, HybridBlock):
         rnn = F.RNN(inputs, F._rnn_param_concat(*flat, dim=0), *states, state_size=self._hidden_size,
                     num_layers=self._num_layers, bidirectional=self._dir == 2, p=self._dropout, state_outputs=True,
                     mode=self._mode, **extra)
-        outputs, states = rnn[0], list(rnn[1:])
+        outputs, states = rnn[0], [rnn[i] for i in range(1, 1 + len(states))]
         if self._layout == 'NTC':
             outputs = F.swapaxes(outputs, dim1=0, dim2=1)
         return outputs, states
