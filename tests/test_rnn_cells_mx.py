@@ -300,3 +300,18 @@ def test_modifier_errors():
         base.begin_state(2)
     with pytest.raises(Exception, match="zoneout"):
         rnn.ZoneoutCell(rnn.BidirectionalCell(rnn.LSTMCell(2), rnn.LSTMCell(2)))
+
+
+def test_legacy_mx_rnn_names_its_replacement():
+    import graphc as mx
+    with pytest.raises(AttributeError, match=r"mx.rnn.LSTMCell.*gluon.rnn.LSTMCell"):
+        mx.rnn.LSTMCell(10)
+    with pytest.raises(mx.GraphcError, match="FusedRNNCell.*fused layers"):
+        mx.rnn.FusedRNNCell
+    assert not hasattr(mx.rnn, 'BucketSentenceIter')
+    coded, vocab = mx.rnn.encode_sentences([['a', 'b'], ['b', 'c', 'a']], start_label=-1)
+    assert coded == [[0, 1], [1, 2, 0]] and vocab == {'\n': -1, 'a': 0, 'b': 1, 'c': 2}
+    coded, _ = mx.rnn.encode_sentences([['a', 'z']], vocab=dict(vocab), unknown_token='<unk>')
+    assert coded == [[0, 3]]
+    with pytest.raises(mx.GraphcError, match="'z' is not in the vocabulary"):
+        mx.rnn.encode_sentences([['z']], vocab=dict(vocab))
