@@ -14,7 +14,7 @@ from ...ops.rnn import GATES
 from ...registry import OPS
 from ...symbol.symbol import Symbol, sym_invoke
 from ..block import HybridBlock
-from .rnn_cell import _StatesCall, _F_of, _as_list, _dtype_of
+from .rnn_cell import _StatesCall, _F_of, _as_list, _calls_with_name, _dtype_of
 
 __all__ = ['RNN', 'LSTM', 'GRU']
 
@@ -79,12 +79,15 @@ class _RNNLayer(_StatesCall, HybridBlock):
         return info
 
     def begin_state(self, batch_size=0, func=nd.zeros, **kwargs):
-        """Initial states: func(shape=(num_layers * directions, batch_size, hidden_size), **kwargs) each."""
-        states = []
-        for info in self.state_info(batch_size):
+        """Initial states: func(shape=(num_layers * directions, batch_size, hidden_size), **kwargs) each (with
+        name=<prefix>h0_<i> where func takes a name, e.g. sym.var)."""
+        states, named = [], _calls_with_name(func)
+        for i, info in enumerate(self.state_info(batch_size)):
             info = dict(info)
             info.pop('__layout__')
             info.update(kwargs)
+            if named and 'name' not in info:
+                info['name'] = f"{self._prefix}h0_{i}"
             states.append(func(**info))
         return states
 
