@@ -497,3 +497,30 @@ def _lstmp_case(L, D, T, N, C, H, P, id):
 
 
 CASES['RNN'] += [_lstmp_case(1, 1, 3, 2, 3, 3, 2, 'lstmp'), _lstmp_case(2, 2, 2, 2, 2, 3, 2, 'lstmp-2layer-bidir')]
+
+
+def _rnn_seqlen_case(mode, L, D, T, N, C, H, lens, id):
+    """use_sequence_length: each sequence alone, over its own length, is the oracle (outputs past it zero)."""
+    G = {'lstm': 4, 'gru': 3}.get(mode, 1)
+    size = sum(D * G * H * (i + H + 2) for i in [C] + [D * H] * (L - 1))
+    ns = 2 if mode == 'lstm' else 1
+    attrs = {'state_size': H, 'num_layers': L, 'mode': mode, 'bidirectional': D == 2, 'state_outputs': True,
+             'use_sequence_length': True}
+
+    def oracle(x, w, *rest):
+        st, ln = rest[:ns], rest[ns].astype(int)
+        out, hT, cT = np.zeros((T, N, D * H)), np.zeros((L * D, N, H)), np.zeros((L * D, N, H))
+        for n in range(N):
+            o, h, c = rnn_naive(mode, L, D, H, x[:ln[n], n:n + 1], w, st[0][:, n:n + 1],
+                                st[1][:, n:n + 1] if ns == 2 else None)
+            out[:ln[n], n], hT[:, n] = o[:, 0], h[:, 0]
+            if ns == 2:
+                cT[:, n] = c[:, 0]
+        return (out, hT) + ((cT,) if ns == 2 else ())
+    return Case([R(T, N, C), R(size) * 0.5] + [R(L * D, N, H) * 0.5 for _ in range(ns)] + [np.array(lens, float)],
+                attrs, oracle, id=id)
+
+
+CASES['RNN'] += [_rnn_seqlen_case('lstm', 2, 2, 4, 3, 2, 2, [4, 2, 1], 'lstm-seqlen-2layer-bidir'),
+                 _rnn_seqlen_case('gru', 1, 2, 3, 2, 2, 3, [1, 3], 'gru-seqlen-bidir'),
+                 _rnn_seqlen_case('rnn_tanh', 1, 1, 3, 2, 3, 2, [2, 3], 'tanh-seqlen')]

@@ -315,3 +315,31 @@ def test_legacy_mx_rnn_names_its_replacement():
     assert coded == [[0, 3]]
     with pytest.raises(mx.GraphcError, match="'z' is not in the vocabulary"):
         mx.rnn.encode_sentences([['z']], vocab=dict(vocab))
+
+
+@pytest.mark.parametrize('mode', ['lstm', 'gru'])
+def test_layer_use_sequence_length_equals_each_sequence_alone(mode):
+    T, N, C, H = 4, 3, 2, 3
+    make = {'lstm': rnn.LSTM, 'gru': rnn.GRU}[mode]
+    layer = make(H, num_layers=2, bidirectional=True, input_size=C, use_sequence_length=True, layout='NTC')
+    plain = make(H, num_layers=2, bidirectional=True, input_size=C, layout='NTC')
+    init_random(layer)
+    plain.initialize()
+    for p, q in zip(layer.collect_params().values(), plain.collect_params().values()):
+        q.set_data(p.data())
+    x, lens = rand(N, T, C, seed=11), [4, 1, 3]
+    states = layer.begin_state(N)
+    for hybrid in (False, True):
+        if hybrid:
+            layer.hybridize()
+        xa = nd.array(x)
+        xa.attach_grad()
+        with autograd.record():
+            out, st = layer(xa, states, nd.array(lens, dtype='int32'))
+            out.sum().backward()
+        for i, n in enumerate(lens):
+            o, s = plain(nd.array(x[i:i + 1, :n]), plain.begin_state(1))
+            np.testing.assert_allclose(out.asnumpy()[i:i + 1, :n], o.asnumpy(), rtol=1e-5, atol=1e-6)
+            assert np.all(out.asnumpy()[i, n:] == 0) and np.all(xa.grad.asnumpy()[i, n:] == 0)
+            for a, b in zip(st, s):
+                np.testing.assert_allclose(a.asnumpy()[:, i:i + 1], b.asnumpy(), rtol=1e-5, atol=1e-6)

@@ -14,6 +14,7 @@ for the recurrence and the gate math; with the CPU backend on, float32 steps run
 """
 import numpy as np
 
+from ..base import GraphcShapeError
 from ..registry import Attr, bad, register, same_dtype
 from .shape import _concat, _concat_grad, _concat_infer
 
@@ -30,7 +31,8 @@ def _n_states(a):
 
 
 def _rnn_inputs(a):
-    return ('data', 'parameters', 'state', 'state_cell')[:2 + _n_states(a)]
+    return ('data', 'parameters', 'state', 'state_cell')[:2 + _n_states(a)] + \
+        (('sequence_length',) if a['use_sequence_length'] else ())
 
 
 def _n_visible(a):
@@ -115,8 +117,6 @@ def _check(a, shapes):
     if a['projection_size'] is not None and (a['mode'] != 'lstm' or not 0 < a['projection_size']):
         bad(f"RNN: projection_size applies to mode 'lstm' only and must be >= 1, got {a['projection_size']} "
             f"with mode {a['mode']!r}")
-    if a['use_sequence_length']:
-        bad("RNN: use_sequence_length=True is not supported by graphc")
     if a['state_size'] < 1 or a['num_layers'] < 1:
         bad(f"RNN: state_size and num_layers must be >= 1, got {a['state_size']} and {a['num_layers']}")
     lo, hi = a['lstm_state_clip_min'], a['lstm_state_clip_max']
@@ -126,8 +126,8 @@ def _check(a, shapes):
         bad(f"RNN: lstm_state_clip_min and _max must be given together with min <= max, got {lo} and {hi}")
     if not 0 <= a['p'] < 1:
         bad(f"RNN: p must be in [0, 1), got {a['p']}")
-    if len(shapes) != 2 + _n_states(a):
-        bad(f"RNN: mode {a['mode']!r} takes {2 + _n_states(a)} inputs ({', '.join(_rnn_inputs(a))}), "
+    if len(shapes) != len(_rnn_inputs(a)):
+        bad(f"RNN: mode {a['mode']!r} takes {len(_rnn_inputs(a))} inputs ({', '.join(_rnn_inputs(a))}), "
             f"got {len(shapes)}")
     d = shapes[0]
     if len(d) != 3 or d[0] < 1:
@@ -140,7 +140,9 @@ def _check(a, shapes):
         proj = f", a projection ({R}, {H})" if a['projection_size'] else ''
         bad(f"RNN: parameters shape {shapes[1]} should be ({want},): {L} layer(s) x {D} direction(s) of "
             f"{a['mode']} weights ({G}*{H}, input) and ({G}*{H}, {R}){proj} and two ({G}*{H},) biases, input {C}")
-    for name, s, w in zip(('state', 'state_cell'), shapes[2:], (_out_size(a), H)):
+    if a['use_sequence_length'] and shapes[-1] != (N,):
+        bad(f"RNN: sequence_length shape {shapes[-1]} should be ({N},), one length per sequence")
+    for name, s, w in zip(('state', 'state_cell'), shapes[2:2 + _n_states(a)], (_out_size(a), H)):
         if s not in ((L * D, N, w), (L * D, 0, w)):  # batch 0: MXNet's _zeros((L, 0, H)), batch from the data
             bad(f"RNN: {name} shape {s} should be {(L * D, N, w)} (layers * directions, batch, "
                 f"{'projection_size' if w != H else 'state_size'})")
@@ -172,20 +174,22 @@ def _native():
     return rnn
 
 
-def _dir_forward(a, xg, wh, bh, h0, c0, v, reverse, wr=None):
+def _dir_forward(a, xg, wh, bh, h0, c0, v, reverse, wr=None, lens=None):
     """One layer-direction over time. xg (T, N, G*H) holds x @ Wi.T + bi (+ bh except for GRU) and, for
     LSTM/GRU, is the reserve's gate block, overwritten by the gate activations. With wr (LSTMP) the output
-    and recurrent state is (o * tanh(c)) @ wr.T. Returns (h_T, c_T)."""
+    and recurrent state is (o * tanh(c)) @ wr.T. With lens (N,), a sequence's steps t >= lens keep its state
+    (so the reverse direction starts at each one's last valid step). Returns (h_T, c_T)."""
     mode = a['mode']
     T, N, GH = xg.shape
     H = GH // GATES[mode]
     hs = v['h']
-    if wr is None and _native().forward(a, xg, wh, bh, h0, c0, v, reverse):
+    if wr is None and lens is None and _native().forward(a, xg, wh, bh, h0, c0, v, reverse):
         last = 0 if reverse else T - 1
         return hs[last], (v['c'][last] if mode == 'lstm' else None)
     lo, hi = a['lstm_state_clip_min'], a['lstm_state_clip_max']
     order = range(T - 1, -1, -1) if reverse else range(T)
     h, c = h0, c0
+    c_prev = c0
     whT = wh.T
     for t in order:
         g = xg[t]
@@ -227,7 +231,13 @@ def _dir_forward(a, xg, wh, bh, h0, c0, v, reverse, wr=None):
                 np.tanh(g, out=hs[t])
             else:
                 np.maximum(g, 0, out=hs[t])
+        if lens is not None:   # past a sequence's end its state is carried
+            keep = (t >= lens)[:, None]
+            np.copyto(hs[t], h, where=keep)
+            if mode == 'lstm':
+                np.copyto(v['c'][t], c_prev, where=keep)
         h = hs[t]
+        c_prev = c
     return h, c
 
 
@@ -244,13 +254,25 @@ def _zero_states(s, N):
     return np.zeros((s.shape[0], N, s.shape[2]), s.dtype) if s.shape[1] == 0 and N else s
 
 
+def _split_inputs(a, arrays):
+    """(x, w, hx, cx or None, lengths or None) from the op's inputs."""
+    x, w, hx = arrays[:3]
+    cx = arrays[3] if _n_states(a) == 2 else None
+    lens = np.rint(arrays[2 + _n_states(a)]).astype(np.int64) if a['use_sequence_length'] else None
+    return x, w, hx, cx, lens
+
+
 @register('RNN', kind='opaque', inputs=_rnn_inputs, attrs=RNN_ATTRS, infer=_rnn_infer, mode_dependent=True,
           num_outputs=lambda a: _n_visible(a) + 1, num_visible=_n_visible, hidden_outputs=1,
-          grad=lambda F, a, x, y, dy: list(F._backward_RNN(*dy[:_n_visible(a)], *x, y[-1], **a)),
+          grad=lambda F, a, x, y, dy: list(F._backward_RNN(*dy[:_n_visible(a)], *x, y[-1], **a))
+          + [None] * a['use_sequence_length'],
           doc="Fused multi-layer RNN, LSTM or GRU over a TNC sequence (MXNet's RNN). Outputs (out, [h, [c]] when "
               "state_outputs, reserve); the reserve holds what the backward needs.")
-def _rnn(a, x, w, hx, cx=None):
-    T, N, C = _check(a, [v.shape for v in (x, w, hx, cx) if v is not None])  # eager calls skip infer()
+def _rnn(a, *arrays):
+    T, N, C = _check(a, [v.shape for v in arrays])  # eager calls skip infer()
+    x, w, hx, cx, lens = _split_inputs(a, arrays)
+    if lens is not None and ((lens < 1) | (lens > T)).any():
+        raise GraphcShapeError(f"RNN: sequence_length values must be in [1, {T}], got {lens.tolist()}")
     L, D, H, G, ins = _dims(a, C)
     mode, dt = a['mode'], x.dtype
     hx = _zero_states(hx, N)
@@ -272,23 +294,30 @@ def _rnn(a, x, w, hx, cx=None):
         np.matmul(xin, wi.T, out=xg.reshape(T * N, G * H))
         xg += bi if mode == 'gru' else bi + bh
         k = l * D + d
-        h, c = _dir_forward(a, xg, wh, bh, hx[k], cx[k] if cx is not None else None, v, d == 1, wr)
+        h, c = _dir_forward(a, xg, wh, bh, hx[k], cx[k] if cx is not None else None, v, d == 1, wr, lens)
         hy[k] = h
         if cy is not None:
             cy[k] = c
     top = [per[(L - 1) * D + d]['h'] for d in range(D)]
     out = top[0].copy() if D == 1 else np.concatenate(top, axis=2)
+    if lens is not None:   # outputs past a sequence's end are zero
+        out *= _valid(lens, T)
     outs = (out,) + ((hy,) + ((cy,) if cy is not None else ()) if a['state_outputs'] else ()) + (reserve,)
     return outs
 
 
 # ---------------------------------------------------------------- backward
-def _dir_backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh, wr=None, dwr=None):
+def _valid(lens, T):
+    """(T, N, 1): 1 at a sequence's valid steps, else 0."""
+    return (np.arange(T)[:, None] < lens[None, :])[:, :, None]
+
+
+def _dir_backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh, wr=None, dwr=None, lens=None):
     """Backward of one layer-direction over time. dhs (T, N, R): gradient reaching its h sequence; dh, dc
     (N, R), (N, H): of its final states, updated in place to those of its begin states. Fills dxg (gradient
     of x @ Wi.T + bi per step) and, for GRU, dhh (of h @ Wh.T + bh per step; for the others it is dxg); with
     a projection wr (LSTMP), dwr."""
-    if wr is None and _native().backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
+    if wr is None and lens is None and _native().backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
         return
     mode = a['mode']
     T, N = dhs.shape[:2]
@@ -303,6 +332,12 @@ def _dir_backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh, wr=None, dwr
         hp = h0 if first else hs[t + 1 if reverse else t - 1]
         g, dg = v.get('gates', [None] * T)[t], dxg[t]
         dht = dhs[t] + dh
+        if lens is not None:   # a carried step passes its gradients on unchanged
+            act = (t < lens)[:, None]
+            carry_h, dht = dht * ~act, dht * act
+            if mode == 'lstm':
+                carry_c = dc * ~act
+                dc *= act
         if wr is not None:  # through the projection r = hp @ wr.T
             dwr += dht.T @ v['hp'][t]
             dht = dht @ wr
@@ -335,6 +370,10 @@ def _dir_backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh, wr=None, dwr
             h = hs[t]
             np.multiply(dht, (1 - h * h) if mode == 'rnn_tanh' else (h > 0), out=dg)
             np.matmul(dg, wh, out=dh)
+        if lens is not None:
+            dh += carry_h
+            if mode == 'lstm':
+                dc += carry_c
 
 
 def _backward_inputs(a):
@@ -354,8 +393,7 @@ def _backward_rnn(a, *args):
     nv, ns = _n_visible(a), _n_states(a)
     dout = args[0]
     dstates = list(args[1:nv]) if a['state_outputs'] else []
-    x, w, hx = args[nv:nv + 3]
-    cx = args[nv + 3] if ns == 2 else None
+    x, w, hx, cx, lens = _split_inputs(a, args[nv:-1])
     reserve = args[-1]
     T, N, C = x.shape
     L, D, H, G, ins = _dims(a, C)
@@ -368,7 +406,7 @@ def _backward_rnn(a, *args):
     dviews = _param_views(a, dw, C)
     need_x = a.get('_need', (True,))[0]
     wviews = _param_views(a, w, C)
-    dcur = dout
+    dcur = dout * _valid(lens, T) if lens is not None else dout
     for l in range(L - 1, -1, -1):
         xin = _layer_input(a, x, per, masks, l, D)
         dxin = None
@@ -382,7 +420,7 @@ def _backward_rnn(a, *args):
             dxg = np.empty((T, N, G * H), dt)
             dhh = np.empty((T, N, G * H), dt) if mode == 'gru' else dxg
             _dir_backward(a, dhs, dhx[k], dcx[k] if dcx is not None else None, wh, hx0[k],
-                          cx0[k] if cx0 is not None else None, v, d == 1, dxg, dhh, wr, dwr)
+                          cx0[k] if cx0 is not None else None, v, d == 1, dxg, dhh, wr, dwr, lens)
             hs = v['h']
             hprev = np.empty_like(hs)  # the h each step read: h0, then the sequence shifted by one step
             if d == 0:

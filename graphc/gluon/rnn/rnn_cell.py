@@ -193,8 +193,8 @@ class _StatesCall:
         if current_trace() is None and self._active and not kwargs and not getattr(_eager, 'on', False):
             if not self._cacheable():
                 return self.forward(*args)
-            if len(args) == 2 and isinstance(args[1], (list, tuple)):
-                return self._cached_call((args[0],) + tuple(args[1]))
+            if len(args) >= 2 and isinstance(args[1], (list, tuple)):   # (x, states[, sequence_length])
+                return self._cached_call((args[0],) + tuple(args[1]) + tuple(args[2:]))
         return super()._dispatch(*args, **kwargs)
 
     def _cacheable(self):

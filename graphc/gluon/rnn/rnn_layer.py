@@ -30,12 +30,9 @@ class _RNNLayer(_StatesCall, HybridBlock):
         super().__init__(prefix=prefix, params=params)
         if layout not in ('TNC', 'NTC'):
             raise GraphcError(f"invalid layout {layout!r}; must be one of ['TNC' or 'NTC']")
-        if use_sequence_length:
-            raise GraphcError(f"{type(self).__name__}: use_sequence_length=True is not supported by graphc; "
-                              "unroll the cells (e.g. layer._unfuse().unroll(..., valid_length=...)) instead")
         if (lstm_state_clip_min is None) != (lstm_state_clip_max is None):
             raise GraphcError("state_clip_min and state_clip_max must be given together")
-        self._projection_size = projection_size
+        self._projection_size, self._use_sequence_length = projection_size, use_sequence_length
         self._clip = (lstm_state_clip_min, lstm_state_clip_max, lstm_state_clip_nan)
         self._hidden_size, self._num_layers, self._mode = hidden_size, num_layers, mode
         self._layout, self._dropout, self._dir = layout, dropout, 2 if bidirectional else 1
@@ -122,10 +119,20 @@ class _RNNLayer(_StatesCall, HybridBlock):
         if self._dir == 2:
             self.r0_i2h_weight.shape = (self._gates * self._hidden_size, inputs.shape[2])
 
-    def forward(self, inputs, *states):
+    def forward(self, inputs, *states, sequence_length=None):
         """inputs in `layout`; states None (zeros are used, only the outputs are returned) or a list of
-        arrays (num_layers * directions, N, hidden_size): then (outputs, new_states) is returned."""
-        states = self._states_arg(states)
+        arrays (num_layers * directions, N, hidden_size): then (outputs, new_states) is returned. With
+        use_sequence_length, sequence_length (N,) (the last argument) gives each sequence's length: outputs
+        past it are zero and the states are those of its last valid step (both directions)."""
+        if self._use_sequence_length and sequence_length is None:
+            if not states or isinstance(states[-1], (list, tuple)) or states[-1] is None:
+                raise GraphcError(f"{self.name}: use_sequence_length=True needs sequence_length (batch,), "
+                                  "as layer(inputs, states, sequence_length)")
+            *states, sequence_length = states
+        elif sequence_length is not None and not self._use_sequence_length:
+            raise GraphcError(f"{self.name}: sequence_length given but the layer was made with "
+                              "use_sequence_length=False")
+        states = self._states_arg(tuple(states))
         F = _F_of(inputs)
         batch_axis = self._layout.find('N')
         if inputs.shape is not None and inputs.ndim != 3:
@@ -140,14 +147,15 @@ class _RNNLayer(_StatesCall, HybridBlock):
         elif skip_states:
             states = self.begin_state(inputs.shape[batch_axis], dtype=_dtype_of(inputs))
         states = _as_list(states)
-        for s, info in zip(states, self.state_info(inputs.shape[batch_axis])):
-            if s.shape is not None and tuple(s.shape) != tuple(info['shape']) and not skip_states:
+        n = inputs.shape[batch_axis] if inputs.shape is not None else 0
+        for s, info in zip(states, self.state_info(n)):
+            if n and s.shape is not None and tuple(s.shape) != tuple(info['shape']) and not skip_states:
                 raise GraphcError(f"invalid recurrent state shape: expected {info['shape']}, got {s.shape}")
         params = self._params_for(inputs, states)
-        out, new_states = self.hybrid_forward(F, inputs, states, **params)
+        out, new_states = self.hybrid_forward(F, inputs, states, sequence_length, **params)
         return out if skip_states else (out, new_states)
 
-    def hybrid_forward(self, F, inputs, states, **params):
+    def hybrid_forward(self, F, inputs, states, sequence_length=None, **params):
         if self._layout == 'NTC':
             inputs = F.swapaxes(inputs, dim1=0, dim2=1)
         gs = ('i2h', 'h2h', 'h2r') if self._projection_size else ('i2h', 'h2h')
@@ -156,13 +164,17 @@ class _RNNLayer(_StatesCall, HybridBlock):
         extra = {}
         if self._projection_size:
             extra['projection_size'] = self._projection_size
+        ns = len(states)
+        if sequence_length is not None:   # the op takes the lengths in the data's dtype
+            extra['use_sequence_length'] = True
+            states = list(states) + [F.Cast(sequence_length, dtype=_dtype_of(inputs))]
         if self._clip[0] is not None:
             extra.update(lstm_state_clip_min=self._clip[0], lstm_state_clip_max=self._clip[1],
                          lstm_state_clip_nan=self._clip[2])
         rnn = F.RNN(inputs, F._rnn_param_concat(*flat, dim=0), *states, state_size=self._hidden_size,
                     num_layers=self._num_layers, bidirectional=self._dir == 2, p=self._dropout, state_outputs=True,
                     mode=self._mode, **extra)
-        outputs, states = rnn[0], [rnn[i] for i in range(1, 1 + len(states))]
+        outputs, states = rnn[0], [rnn[i] for i in range(1, 1 + ns)]
         if self._layout == 'NTC':
             outputs = F.swapaxes(outputs, dim1=0, dim2=1)
         return outputs, states
