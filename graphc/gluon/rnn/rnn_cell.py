@@ -154,13 +154,14 @@ def _reverse_steps(F, steps, valid_length):
 
 
 def _zeros_state(F, info, like, batch_axis_of_like=0, name=None):
-    """A zero begin state of info['shape'] (batch 0 or None: like's batch). Eager: nd.zeros; composing or
-    tracing: a `_zeros` node, or, when the batch is not known yet, zeros derived from `like` in the graph."""
+    """A zero begin state of info['shape'] (batch 0 or None: like's batch). Eager or traced: nd.zeros;
+    composing on Symbols: a `_zeros` node (MXNet's), or, when the batch is not known yet, zeros derived from
+    `like` in the graph."""
     shape, dtype = tuple(info['shape']), _dtype_of(like)
-    if F is nd:
-        n = like.shape[batch_axis_of_like]
-        return nd.zeros(tuple(n if d == 0 else d for d in shape), ctx=like.context, dtype=dtype)
     n = like.shape[batch_axis_of_like] if like.shape is not None else None
+    if F is nd or n is not None and current_trace() not in (None, _COMPOSE):
+        # eager, or tracing a hybridized block: a constant (every backend runs it; the batch is in the cache key)
+        return nd.zeros(tuple(n if d == 0 else d for d in shape), ctx=like.context, dtype=dtype)
     if n is not None:
         op = OPS['_zeros']
         return sym_invoke(op, [], op.canon({'shape': tuple(n if d == 0 else d for d in shape), 'dtype': dtype}),
