@@ -79,6 +79,7 @@ class _Compose(TraceContext):
 
 
 _COMPOSE = _Compose()
+_TRACE_CONSTS = weakref.WeakKeyDictionary()  # trace -> the constant arrays cells gave it
 
 
 def _composing():
@@ -161,7 +162,10 @@ def _zeros_state(F, info, like, batch_axis_of_like=0, name=None):
     n = like.shape[batch_axis_of_like] if like.shape is not None else None
     if F is nd or n is not None and current_trace() not in (None, _COMPOSE):
         # eager, or tracing a hybridized block: a constant (every backend runs it; the batch is in the cache key)
-        return nd.zeros(tuple(n if d == 0 else d for d in shape), ctx=like.context, dtype=dtype)
+        z = nd.zeros(tuple(n if d == 0 else d for d in shape), ctx=like.context, dtype=dtype)
+        if F is not nd:  # a trace knows its constants by id(): this one must outlive the trace
+            _TRACE_CONSTS.setdefault(current_trace(), []).append(z)
+        return z
     if n is not None:
         op = OPS['_zeros']
         return sym_invoke(op, [], op.canon({'shape': tuple(n if d == 0 else d for d in shape), 'dtype': dtype}),
