@@ -10,6 +10,7 @@ from .ndarray.ndarray import NDArray, waitall  # noqa: F401
 from . import initializer as init  # noqa: F401
 from . import initializer, optimizer, lr_scheduler  # noqa: F401
 from . import gluon  # noqa: F401
+from . import rnn  # noqa: F401  (the legacy mx.rnn: names its gluon.rnn replacements)
 from . import symbol, symbol as sym  # noqa: F401,E402
 from . import viz  # noqa: F401,E402
 from .explain import explain  # noqa: F401,E402

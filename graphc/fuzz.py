@@ -1055,11 +1055,40 @@ for _n in ('Crop', 'L2Normalization', 'LRN', 'UpSampling', 'SequenceLast', 'Sequ
            '_linalg_sumlogdiag', '_linalg_syrk', '_linalg_trmm', '_linalg_trsm', 'arccos', 'arccosh', 'arcsin',
            'arcsinh', 'arctan', 'arctanh', 'argmax_channel', 'argsort', 'batch_take', 'cbrt', 'cosh', 'cumsum',
            'degrees', 'depth_to_space', 'diag', 'fix', 'gather_nd', 'khatri_rao', 'log10', 'log2', 'logical_not',
-           'nanprod', 'nansum', 'radians', 'rcbrt', 'reshape_like', 'reverse', 'rint', 'scatter_nd', 'shape_array',
+           'nanprod', 'nansum', 'radians', 'rcbrt', 'reverse', 'rint', 'scatter_nd', 'shape_array',
            'sinh', 'size_array', 'slice_like', 'smooth_l1', 'softmin', 'sort', 'space_to_depth', 'tan', 'topk',
            'trunc', 'broadcast_axes', 'broadcast_like'):
     if _n in OPS and _n not in EXCLUDED:
         EXCLUDED[_n] = _R_NEW
+def gen_reshape_like(b, name):
+    """reshape_like: lhs to the shape of an rhs of the same size (a reversed or refactored shape)."""
+    r = b.rng
+    v = b.pick(empty=True)
+    if v is None:
+        return None
+    n = v.size
+    t = _factor(r, n, int(r.integers(1, 4))) if n else list(v.shape[::-1]) or [1]
+    w = b.like(tuple(t), v.dtype)
+    return b.add(name, {}, [v, w], iv=lambda x, y: x)
+
+
+def gen_ctc(b, name):
+    """CTCLoss / ctc_loss: activations (T, N, C), labels short enough that an alignment always exists."""
+    r = b.rng
+    x = b.pick(ndim=(3,), ok=lambda v: 3 <= v.shape[0] <= 6 and v.shape[2] >= 2 and v.mag <= 3)
+    if x is None:
+        return None
+    T, N, C = x.shape
+    blank = str(r.choice(['first', 'last']))
+    lab = b.fresh((N, int(r.integers(1, (T - 1) // 2 + 1))), 'index', n=C)
+    if lab is None:
+        return None
+    if blank == 'last':  # labels in [0, C-1); -1 pads
+        a = b.inputs[-1]['array']
+        a[...] = np.where(a >= C - 1, -1, a)
+        lab.lo = -1
+    hi = T * ((x.hi - x.lo) + math.log(C)) + 1
+    return b.add(name, {'blank_label': blank}, [x, lab], iv=lambda d, l: [(0, hi), (-1, 1)])
 
 
 GENERATORS = {}
@@ -1086,6 +1115,7 @@ GENERATORS.update({
     'Dropout': gen_dropout, 'LeakyReLU': gen_leaky, '_zeros': gen_zeros,
     '_rnn_param_concat': gen_concat, 'RNN': gen_rnn,
 })
+GENERATORS.update({'reshape_like': gen_reshape_like, 'CTCLoss': gen_ctc, 'ctc_loss': gen_ctc})
 # more weight on what stresses the compiler: elementwise chains, broadcasting, shape ops, reductions, nn ops
 WEIGHT = {'elemwise': 1.0, 'broadcast': 1.5, 'injective': 1.0, 'reduce': 1.5, 'opaque': 1.5}
 

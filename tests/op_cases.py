@@ -828,3 +828,78 @@ CASES['Pad'] = [Case([R(2, 2, 4, 3)], {'mode': m, 'pad_width': _pw, 'constant_va
                                            **({'constant_values': 0.5} if m == 'constant' else {})), id=m)
                 for m in ('constant', 'edge', 'reflect')]
 BACKWARD_OF.update({'_backward_InstanceNorm': 'InstanceNorm', '_backward_GroupNorm': 'GroupNorm', '_backward_Pad': 'Pad'})
+
+
+def lstmp_naive(L, D, H, P, x, w, h0, c0):
+    """MXNet's fused LSTM with projection, step by step: per layer and direction the flat vector holds
+    i2h (4H, in), h2h (4H, P), h2r (P, H); then the i2h and h2h biases. Returns (out, r_T, c_T)."""
+    T, N, C = x.shape
+    k, ws, size = 0, [], C
+    for _ in range(L):
+        for _ in range(D):
+            wi = w[k:k + 4 * H * size].reshape(4 * H, size)
+            k += wi.size
+            wh = w[k:k + 4 * H * P].reshape(4 * H, P)
+            k += wh.size
+            wr = w[k:k + P * H].reshape(P, H)
+            k += wr.size
+            ws.append([wi, wh, wr])
+        size = D * P
+    for p in ws:
+        p += [w[k:k + 4 * H], w[k + 4 * H:k + 8 * H]]
+        k += 8 * H
+    assert k == w.size
+    seq, rT, cT = [x[t] for t in range(T)], [], []
+    for l in range(L):
+        outs = []
+        for d in range(D):
+            wi, wh, wr, bi, bh = ws[l * D + d]
+            r, c, res = h0[l * D + d], c0[l * D + d], [None] * T
+            for t in (range(T) if d == 0 else range(T - 1, -1, -1)):
+                i, f, g, o = np.split(seq[t] @ wi.T + bi + r @ wh.T + bh, 4, axis=1)
+                c = _sig(f) * c + _sig(i) * np.tanh(g)
+                r = (_sig(o) * np.tanh(c)) @ wr.T
+                res[t] = r
+            outs.append(res)
+            rT.append(r)
+            cT.append(c)
+        seq = [np.concatenate([o[t] for o in outs], axis=1) for t in range(T)]
+    return np.stack(seq), np.stack(rT), np.stack(cT)
+
+
+def _lstmp_case(L, D, T, N, C, H, P, id):
+    size = sum(D * (4 * H * (i + P + 2) + P * H) for i in [C] + [D * P] * (L - 1))
+    attrs = {'state_size': H, 'num_layers': L, 'mode': 'lstm', 'bidirectional': D == 2, 'state_outputs': True,
+             'projection_size': P}
+    return Case([R(T, N, C), R(size) * 0.5, R(L * D, N, P) * 0.5, R(L * D, N, H) * 0.5], attrs,
+                lambda x, w, h, c: lstmp_naive(L, D, H, P, x, w, h, c), id=id)
+
+
+CASES['RNN'] += [_lstmp_case(1, 1, 3, 2, 3, 3, 2, 'lstmp'), _lstmp_case(2, 2, 2, 2, 2, 3, 2, 'lstmp-2layer-bidir')]
+
+
+def _rnn_seqlen_case(mode, L, D, T, N, C, H, lens, id):
+    """use_sequence_length: each sequence alone, over its own length, is the oracle (outputs past it zero)."""
+    G = {'lstm': 4, 'gru': 3}.get(mode, 1)
+    size = sum(D * G * H * (i + H + 2) for i in [C] + [D * H] * (L - 1))
+    ns = 2 if mode == 'lstm' else 1
+    attrs = {'state_size': H, 'num_layers': L, 'mode': mode, 'bidirectional': D == 2, 'state_outputs': True,
+             'use_sequence_length': True}
+
+    def oracle(x, w, *rest):
+        st, ln = rest[:ns], rest[ns].astype(int)
+        out, hT, cT = np.zeros((T, N, D * H)), np.zeros((L * D, N, H)), np.zeros((L * D, N, H))
+        for n in range(N):
+            o, h, c = rnn_naive(mode, L, D, H, x[:ln[n], n:n + 1], w, st[0][:, n:n + 1],
+                                st[1][:, n:n + 1] if ns == 2 else None)
+            out[:ln[n], n], hT[:, n] = o[:, 0], h[:, 0]
+            if ns == 2:
+                cT[:, n] = c[:, 0]
+        return (out, hT) + ((cT,) if ns == 2 else ())
+    return Case([R(T, N, C), R(size) * 0.5] + [R(L * D, N, H) * 0.5 for _ in range(ns)] + [np.array(lens, float)],
+                attrs, oracle, id=id)
+
+
+CASES['RNN'] += [_rnn_seqlen_case('lstm', 2, 2, 4, 3, 2, 2, [4, 2, 1], 'lstm-seqlen-2layer-bidir'),
+                 _rnn_seqlen_case('gru', 1, 2, 3, 2, 2, 3, [1, 3], 'gru-seqlen-bidir'),
+                 _rnn_seqlen_case('rnn_tanh', 1, 1, 3, 2, 3, 2, [2, 3], 'tanh-seqlen')]

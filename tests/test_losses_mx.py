@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from graphc import autograd, gluon, nd, sym
+from graphc import autograd, nd, sym
 from graphc.gluon import loss as gloss
 
 

@@ -633,7 +633,9 @@ def test_rnn_op_errors_name_the_problem():
         nd.RNN(x, nd.array(rand(7)), h, h, state_size=5, num_layers=1, mode='lstm')
     with pytest.raises(GraphcError, match=r"state shape \(1, 2, 5\) should be \(2, 2, 5\)"):
         nd.RNN(x, nd.array(rand(115)), h, state_size=5, num_layers=2, mode="rnn_tanh")
-    with pytest.raises(GraphcError, match="projection_size"):
+    with pytest.raises(GraphcError, match="projection_size applies to mode 'lstm' only"):
+        nd.RNN(x, nd.array(rand(165)), h, state_size=5, num_layers=1, mode='gru', projection_size=3)
+    with pytest.raises(GraphcError, match=r"should be \(195,\).*projection \(3, 5\)"):
         nd.RNN(x, nd.array(rand(220)), h, h, state_size=5, num_layers=1, mode='lstm', projection_size=3)
     with pytest.raises(GraphcError, match="takes 4 inputs"):
         nd.RNN(x, nd.array(rand(220)), h, state_size=5, num_layers=1, mode='lstm')

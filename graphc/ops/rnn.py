@@ -14,11 +14,11 @@ for the recurrence and the gate math; with the CPU backend on, float32 steps run
 """
 import numpy as np
 
+from ..base import GraphcShapeError
 from ..registry import Attr, bad, register, same_dtype
 from .shape import _concat, _concat_grad, _concat_infer
 
 GATES = {'lstm': 4, 'gru': 3, 'rnn_relu': 1, 'rnn_tanh': 1}
-UNITS = {'rnn_relu': 1, 'rnn_tanh': 1, 'lstm': 6, 'gru': 5}  # reserve per direction, in units of T*N*H
 RNN_ATTRS = {'state_size': Attr('int'), 'num_layers': Attr('int'), 'bidirectional': Attr('bool', False),
              'mode': Attr('str', choices=tuple(GATES)), 'p': Attr('float', 0.0),
              'state_outputs': Attr('bool', False), 'projection_size': Attr('int', None),
@@ -31,7 +31,8 @@ def _n_states(a):
 
 
 def _rnn_inputs(a):
-    return ('data', 'parameters', 'state', 'state_cell')[:2 + _n_states(a)]
+    return ('data', 'parameters', 'state', 'state_cell')[:2 + _n_states(a)] + \
+        (('sequence_length',) if a['use_sequence_length'] else ())
 
 
 def _n_visible(a):
@@ -41,65 +42,81 @@ def _n_visible(a):
 def _dims(a, C):
     """(L, D, H, G, input size of each layer)."""
     L, D, H = a['num_layers'], 2 if a['bidirectional'] else 1, a['state_size']
-    return L, D, H, GATES[a['mode']], [C] + [D * H] * (L - 1)
+    return L, D, H, GATES[a['mode']], [C] + [D * _out_size(a)] * (L - 1)
+
+
+def _out_size(a):
+    """R: the width of a layer-direction's output and recurrent state h (projection_size for LSTMP)."""
+    return a['projection_size'] or a['state_size']
 
 
 def param_size(a, C):
     L, D, H, G, ins = _dims(a, C)
-    return sum(D * G * H * (i + H + 2) for i in ins)
+    R = _out_size(a)
+    proj = R * H if a['projection_size'] else 0
+    return sum(D * (G * H * (i + R + 2) + proj) for i in ins)
 
 
 def _param_views(a, w, C):
-    """[(layer, dir, i2h_weight, h2h_weight, i2h_bias, h2h_bias)] as views of the flat vector w."""
+    """[(layer, dir, i2h_weight, h2h_weight, i2h_bias, h2h_bias, h2r_weight or None)] as views of the flat
+    vector w: per layer and direction i2h (G*H, in), h2h (G*H, R) [and h2r (R, H)], then all the biases."""
     L, D, H, G, ins = _dims(a, C)
-    out, k = [], 0
+    R = _out_size(a)
+    out, proj, k = [], [], 0
     for l in range(L):
         for d in range(D):
             wi = w[k:k + G * H * ins[l]].reshape(G * H, ins[l])
             k += wi.size
-            wh = w[k:k + G * H * H].reshape(G * H, H)
+            wh = w[k:k + G * H * R].reshape(G * H, R)
             k += wh.size
             out.append([l, d, wi, wh])
-    for v in out:
-        v += [w[k:k + G * H], w[k + G * H:k + 2 * G * H]]
+            proj.append(w[k:k + R * H].reshape(R, H) if a['projection_size'] else None)
+            k += R * H if a['projection_size'] else 0
+    for v, wr in zip(out, proj):
+        v += [w[k:k + G * H], w[k + G * H:k + 2 * G * H], wr]
         k += 2 * G * H
     return out
 
 
+def _widths(a):
+    """The reserve's blocks per layer-direction: (name, width) of what the forward keeps for the backward."""
+    mode, H, G = a['mode'], a['state_size'], GATES[a['mode']]
+    w = [] if mode.startswith('rnn') else [('gates', G * H)]
+    w += [('c', H)] if mode == 'lstm' else [('hn', H)] if mode == 'gru' else []
+    w += [('hp', H)] if a['projection_size'] else []   # o * tanh(c) before its projection
+    return w + [('h', _out_size(a))]
+
+
 def reserve_size(a, T, N):
     L, D, H, G, _ = _dims(a, 0)
-    masks = (L - 1) * D * H if a['p'] > 0 else 0
-    return T * N * (L * D * UNITS[a['mode']] * H + masks)
+    masks = (L - 1) * D * _out_size(a) if a['p'] > 0 else 0
+    return T * N * (L * D * sum(w for _, w in _widths(a)) + masks)
 
 
 def _reserve_views(a, r, T, N):
-    """Per (layer, dir): dict of views 'gates', 'c', 'hn', 'h' (each (T, N, .)); and per layer > 0 its
-    dropout mask (T, N, D*H) or None."""
+    """Per (layer, dir): dict of views 'gates', 'c', 'hn', 'hp', 'h' (each (T, N, .)); and per layer > 0 its
+    dropout mask (T, N, D*R) or None."""
     L, D, H, G, _ = _dims(a, 0)
-    mode, k, per = a['mode'], 0, []
+    R, k, per = _out_size(a), 0, []
     for _ in range(L * D):
         v = {}
-        for name, width in (('gates', G * H), ('c', H), ('hn', H), ('h', H)):
-            if name == 'gates' and mode.startswith('rnn') or name == 'c' and mode != 'lstm' or \
-                    name == 'hn' and mode != 'gru':
-                continue
+        for name, width in _widths(a):
             v[name] = r[k:k + T * N * width].reshape(T, N, width)
             k += T * N * width
         per.append(v)
     masks = [None]
     for _ in range(1, L):
-        masks.append(r[k:k + T * N * D * H].reshape(T, N, D * H) if a['p'] > 0 else None)
-        k += T * N * D * H if a['p'] > 0 else 0
+        masks.append(r[k:k + T * N * D * R].reshape(T, N, D * R) if a['p'] > 0 else None)
+        k += T * N * D * R if a['p'] > 0 else 0
     return per, masks
 
 
 # ---------------------------------------------------------------- shape inference
 def _check(a, shapes):
     """(T, N, C) after checking every input's shape against the attributes; errors say what was expected."""
-    if a['projection_size'] is not None:
-        bad("RNN: projection_size (LSTM with projection) is not supported by graphc")
-    if a['use_sequence_length']:
-        bad("RNN: use_sequence_length=True is not supported by graphc")
+    if a['projection_size'] is not None and (a['mode'] != 'lstm' or not 0 < a['projection_size']):
+        bad(f"RNN: projection_size applies to mode 'lstm' only and must be >= 1, got {a['projection_size']} "
+            f"with mode {a['mode']!r}")
     if a['state_size'] < 1 or a['num_layers'] < 1:
         bad(f"RNN: state_size and num_layers must be >= 1, got {a['state_size']} and {a['num_layers']}")
     lo, hi = a['lstm_state_clip_min'], a['lstm_state_clip_max']
@@ -109,8 +126,8 @@ def _check(a, shapes):
         bad(f"RNN: lstm_state_clip_min and _max must be given together with min <= max, got {lo} and {hi}")
     if not 0 <= a['p'] < 1:
         bad(f"RNN: p must be in [0, 1), got {a['p']}")
-    if len(shapes) != 2 + _n_states(a):
-        bad(f"RNN: mode {a['mode']!r} takes {2 + _n_states(a)} inputs ({', '.join(_rnn_inputs(a))}), "
+    if len(shapes) != len(_rnn_inputs(a)):
+        bad(f"RNN: mode {a['mode']!r} takes {len(_rnn_inputs(a))} inputs ({', '.join(_rnn_inputs(a))}), "
             f"got {len(shapes)}")
     d = shapes[0]
     if len(d) != 3 or d[0] < 1:
@@ -119,11 +136,16 @@ def _check(a, shapes):
     L, D, H, G, _ = _dims(a, C)
     want = param_size(a, C)
     if shapes[1] != (want,):
+        R = _out_size(a)
+        proj = f", a projection ({R}, {H})" if a['projection_size'] else ''
         bad(f"RNN: parameters shape {shapes[1]} should be ({want},): {L} layer(s) x {D} direction(s) of "
-            f"{a['mode']} weights ({G}*{H}, input) and ({G}*{H}, {H}) and two ({G}*{H},) biases, input {C}")
-    for name, s in zip(('state', 'state_cell'), shapes[2:]):
-        if s not in ((L * D, N, H), (L * D, 0, H)):  # batch 0: MXNet's _zeros((L, 0, H)), batch from the data
-            bad(f"RNN: {name} shape {s} should be {(L * D, N, H)} (layers * directions, batch, state_size)")
+            f"{a['mode']} weights ({G}*{H}, input) and ({G}*{H}, {R}){proj} and two ({G}*{H},) biases, input {C}")
+    if a['use_sequence_length'] and shapes[-1] != (N,):
+        bad(f"RNN: sequence_length shape {shapes[-1]} should be ({N},), one length per sequence")
+    for name, s, w in zip(('state', 'state_cell'), shapes[2:2 + _n_states(a)], (_out_size(a), H)):
+        if s not in ((L * D, N, w), (L * D, 0, w)):  # batch 0: MXNet's _zeros((L, 0, H)), batch from the data
+            bad(f"RNN: {name} shape {s} should be {(L * D, N, w)} (layers * directions, batch, "
+                f"{'projection_size' if w != H else 'state_size'})")
     return T, N, C
 
 
@@ -131,7 +153,9 @@ def _rnn_infer(a, shapes, dtypes):
     T, N, C = _check(a, shapes)
     L, D, H, _, _ = _dims(a, C)
     dt = same_dtype('RNN', dtypes)
-    outs = [(T, N, D * H)] + [(L * D, N, H)] * (_n_states(a) * a['state_outputs']) + [(reserve_size(a, T, N),)]
+    R = _out_size(a)
+    outs = [(T, N, D * R)] + [(L * D, N, R), (L * D, N, H)][:_n_states(a) * a['state_outputs']] + \
+        [(reserve_size(a, T, N),)]
     return outs, [dt] * len(outs)
 
 
@@ -150,19 +174,22 @@ def _native():
     return rnn
 
 
-def _dir_forward(a, xg, wh, bh, h0, c0, v, reverse):
+def _dir_forward(a, xg, wh, bh, h0, c0, v, reverse, wr=None, lens=None):
     """One layer-direction over time. xg (T, N, G*H) holds x @ Wi.T + bi (+ bh except for GRU) and, for
-    LSTM/GRU, is the reserve's gate block, overwritten by the gate activations. Returns (h_T, c_T)."""
+    LSTM/GRU, is the reserve's gate block, overwritten by the gate activations. With wr (LSTMP) the output
+    and recurrent state is (o * tanh(c)) @ wr.T. With lens (N,), a sequence's steps t >= lens keep its state
+    (so the reverse direction starts at each one's last valid step). Returns (h_T, c_T)."""
     mode = a['mode']
-    T, N, _ = xg.shape
-    H = wh.shape[1]
+    T, N, GH = xg.shape
+    H = GH // GATES[mode]
     hs = v['h']
-    if _native().forward(a, xg, wh, bh, h0, c0, v, reverse):
+    if wr is None and lens is None and _native().forward(a, xg, wh, bh, h0, c0, v, reverse):
         last = 0 if reverse else T - 1
         return hs[last], (v['c'][last] if mode == 'lstm' else None)
     lo, hi = a['lstm_state_clip_min'], a['lstm_state_clip_max']
     order = range(T - 1, -1, -1) if reverse else range(T)
     h, c = h0, c0
+    c_prev = c0
     whT = wh.T
     for t in order:
         g = xg[t]
@@ -194,12 +221,23 @@ def _dir_forward(a, xg, wh, bh, h0, c0, v, reverse):
                     else:
                         np.clip(cs, lo, hi, out=cs)
                 c = cs
-                np.multiply(g[:, 3 * H:], np.tanh(cs), out=hs[t])
+                if wr is None:
+                    np.multiply(g[:, 3 * H:], np.tanh(cs), out=hs[t])
+                else:
+                    hp = v['hp'][t]
+                    np.multiply(g[:, 3 * H:], np.tanh(cs), out=hp)
+                    np.matmul(hp, wr.T, out=hs[t])
             elif mode == 'rnn_tanh':
                 np.tanh(g, out=hs[t])
             else:
                 np.maximum(g, 0, out=hs[t])
+        if lens is not None:   # past a sequence's end its state is carried
+            keep = (t >= lens)[:, None]
+            np.copyto(hs[t], h, where=keep)
+            if mode == 'lstm':
+                np.copyto(v['c'][t], c_prev, where=keep)
         h = hs[t]
+        c_prev = c
     return h, c
 
 
@@ -216,27 +254,39 @@ def _zero_states(s, N):
     return np.zeros((s.shape[0], N, s.shape[2]), s.dtype) if s.shape[1] == 0 and N else s
 
 
+def _split_inputs(a, arrays):
+    """(x, w, hx, cx or None, lengths or None) from the op's inputs."""
+    x, w, hx = arrays[:3]
+    cx = arrays[3] if _n_states(a) == 2 else None
+    lens = np.rint(arrays[2 + _n_states(a)]).astype(np.int64) if a['use_sequence_length'] else None
+    return x, w, hx, cx, lens
+
+
 @register('RNN', kind='opaque', inputs=_rnn_inputs, attrs=RNN_ATTRS, infer=_rnn_infer, mode_dependent=True,
           num_outputs=lambda a: _n_visible(a) + 1, num_visible=_n_visible, hidden_outputs=1,
-          grad=lambda F, a, x, y, dy: list(F._backward_RNN(*dy[:_n_visible(a)], *x, y[-1], **a)),
+          grad=lambda F, a, x, y, dy: list(F._backward_RNN(*dy[:_n_visible(a)], *x, y[-1], **a))
+          + [None] * a['use_sequence_length'],
           doc="Fused multi-layer RNN, LSTM or GRU over a TNC sequence (MXNet's RNN). Outputs (out, [h, [c]] when "
               "state_outputs, reserve); the reserve holds what the backward needs.")
-def _rnn(a, x, w, hx, cx=None):
-    T, N, C = _check(a, [v.shape for v in (x, w, hx, cx) if v is not None])  # eager calls skip infer()
+def _rnn(a, *arrays):
+    T, N, C = _check(a, [v.shape for v in arrays])  # eager calls skip infer()
+    x, w, hx, cx, lens = _split_inputs(a, arrays)
+    if lens is not None and ((lens < 1) | (lens > T)).any():
+        raise GraphcShapeError(f"RNN: sequence_length values must be in [1, {T}], got {lens.tolist()}")
     L, D, H, G, ins = _dims(a, C)
     mode, dt = a['mode'], x.dtype
     hx = _zero_states(hx, N)
     cx = _zero_states(cx, N) if cx is not None else None
     reserve = np.empty(reserve_size(a, T, N), dt)
     per, masks = _reserve_views(a, reserve, T, N)
-    hy, cy = np.empty((L * D, N, H), dt), np.empty((L * D, N, H), dt) if cx is not None else None
+    hy, cy = np.empty((L * D, N, _out_size(a)), dt), np.empty((L * D, N, H), dt) if cx is not None else None
     views = _param_views(a, w, C)
     drop = a['p'] > 0 and a.get('_train')
     if a['p'] > 0:
         from ..random import generator
         for m in masks[1:]:
             m[...] = ((generator().random(m.shape) >= a['p']) / (1 - a['p'])) if drop else 1
-    for l, d, wi, wh, bi, bh in views:
+    for l, d, wi, wh, bi, bh, wr in views:
         v = per[l * D + d]
         if d == 0:
             xin = _layer_input(a, x, per, masks, l, D).reshape(T * N, -1)
@@ -244,25 +294,36 @@ def _rnn(a, x, w, hx, cx=None):
         np.matmul(xin, wi.T, out=xg.reshape(T * N, G * H))
         xg += bi if mode == 'gru' else bi + bh
         k = l * D + d
-        h, c = _dir_forward(a, xg, wh, bh, hx[k], cx[k] if cx is not None else None, v, d == 1)
+        h, c = _dir_forward(a, xg, wh, bh, hx[k], cx[k] if cx is not None else None, v, d == 1, wr, lens)
         hy[k] = h
         if cy is not None:
             cy[k] = c
     top = [per[(L - 1) * D + d]['h'] for d in range(D)]
     out = top[0].copy() if D == 1 else np.concatenate(top, axis=2)
+    if lens is not None:   # outputs past a sequence's end are zero
+        out *= _valid(lens, T)
     outs = (out,) + ((hy,) + ((cy,) if cy is not None else ()) if a['state_outputs'] else ()) + (reserve,)
     return outs
 
 
 # ---------------------------------------------------------------- backward
-def _dir_backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
-    """Backward of one layer-direction over time. dhs (T, N, H): gradient reaching its h sequence; dh, dc
-    (N, H): of its final states, updated in place to those of its begin states. Fills dxg (gradient of
-    x @ Wi.T + bi per step) and, for GRU, dhh (of h @ Wh.T + bh per step; for the others it is dxg)."""
-    if _native().backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
+def _valid(lens, T):
+    """(T, N, 1): 1 at a sequence's valid steps, else 0."""
+    return (np.arange(T)[:, None] < lens[None, :])[:, :, None]
+
+
+def _dir_backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh, wr=None, dwr=None, lens=None):
+    """Backward of one layer-direction over time. dhs (T, N, R): gradient reaching its h sequence; dh, dc
+    (N, R), (N, H): of its final states, updated in place to those of its begin states. Fills dxg (gradient
+    of x @ Wi.T + bi per step) and, for GRU, dhh (of h @ Wh.T + bh per step; for the others it is dxg); with
+    a projection wr (LSTMP), dwr."""
+    if wr is None and lens is None and _native().backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
         return
     mode = a['mode']
-    T, N, H = dhs.shape
+    T, N = dhs.shape[:2]
+    H = dxg.shape[2] // GATES[mode]
+    if wr is not None:
+        dwr[...] = 0
     hs = v['h']
     order = range(T) if reverse else range(T - 1, -1, -1)   # the forward's steps, last first
     lo, hi = a['lstm_state_clip_min'], a['lstm_state_clip_max']
@@ -271,6 +332,15 @@ def _dir_backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
         hp = h0 if first else hs[t + 1 if reverse else t - 1]
         g, dg = v.get('gates', [None] * T)[t], dxg[t]
         dht = dhs[t] + dh
+        if lens is not None:   # a carried step passes its gradients on unchanged
+            act = (t < lens)[:, None]
+            carry_h, dht = dht * ~act, dht * act
+            if mode == 'lstm':
+                carry_c = dc * ~act
+                dc *= act
+        if wr is not None:  # through the projection r = hp @ wr.T
+            dwr += dht.T @ v['hp'][t]
+            dht = dht @ wr
         if mode == 'lstm':
             i, f, gg, o = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
             c = v['c'][t]
@@ -300,6 +370,10 @@ def _dir_backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
             h = hs[t]
             np.multiply(dht, (1 - h * h) if mode == 'rnn_tanh' else (h > 0), out=dg)
             np.matmul(dg, wh, out=dh)
+        if lens is not None:
+            dh += carry_h
+            if mode == 'lstm':
+                dc += carry_c
 
 
 def _backward_inputs(a):
@@ -319,34 +393,34 @@ def _backward_rnn(a, *args):
     nv, ns = _n_visible(a), _n_states(a)
     dout = args[0]
     dstates = list(args[1:nv]) if a['state_outputs'] else []
-    x, w, hx = args[nv:nv + 3]
-    cx = args[nv + 3] if ns == 2 else None
+    x, w, hx, cx, lens = _split_inputs(a, args[nv:-1])
     reserve = args[-1]
     T, N, C = x.shape
     L, D, H, G, ins = _dims(a, C)
     mode, dt = a['mode'], x.dtype
     per, masks = _reserve_views(a, reserve, T, N)
     hx0, cx0 = _zero_states(hx, N), _zero_states(cx, N) if cx is not None else None
-    dhx = np.array(dstates[0], dtype=dt) if dstates else np.zeros((L * D, N, H), dt)
+    dhx = np.array(dstates[0], dtype=dt) if dstates else np.zeros((L * D, N, _out_size(a)), dt)
     dcx = (np.array(dstates[1], dtype=dt) if dstates else np.zeros((L * D, N, H), dt)) if ns == 2 else None
     dw = np.empty_like(w)
     dviews = _param_views(a, dw, C)
     need_x = a.get('_need', (True,))[0]
     wviews = _param_views(a, w, C)
-    dcur = dout
+    dcur = dout * _valid(lens, T) if lens is not None else dout
     for l in range(L - 1, -1, -1):
         xin = _layer_input(a, x, per, masks, l, D)
         dxin = None
         for d in range(D):
             k = l * D + d
-            _, _, wi, wh, _, _ = wviews[k]
-            _, _, dwi, dwh, dbi, dbh = dviews[k]
+            _, _, wi, wh, _, _, wr = wviews[k]
+            _, _, dwi, dwh, dbi, dbh, dwr = dviews[k]
             v = per[k]
-            dhs = np.ascontiguousarray(dcur[:, :, d * H:(d + 1) * H])
+            R = _out_size(a)
+            dhs = np.ascontiguousarray(dcur[:, :, d * R:(d + 1) * R])
             dxg = np.empty((T, N, G * H), dt)
             dhh = np.empty((T, N, G * H), dt) if mode == 'gru' else dxg
             _dir_backward(a, dhs, dhx[k], dcx[k] if dcx is not None else None, wh, hx0[k],
-                          cx0[k] if cx0 is not None else None, v, d == 1, dxg, dhh)
+                          cx0[k] if cx0 is not None else None, v, d == 1, dxg, dhh, wr, dwr, lens)
             hs = v['h']
             hprev = np.empty_like(hs)  # the h each step read: h0, then the sequence shifted by one step
             if d == 0:
@@ -355,7 +429,7 @@ def _backward_rnn(a, *args):
                 hprev[-1], hprev[:-1] = hx0[k], hs[1:]
             g2, h2 = dxg.reshape(T * N, G * H), dhh.reshape(T * N, G * H)
             np.matmul(g2.T, xin.reshape(T * N, -1), out=dwi)
-            np.matmul(h2.T, hprev.reshape(T * N, H), out=dwh)
+            np.matmul(h2.T, hprev.reshape(T * N, -1), out=dwh)
             np.sum(g2, axis=0, out=dbi)
             np.sum(h2, axis=0, out=dbh)
             if l > 0 or need_x:

@@ -1,2 +1,2 @@
-"""gluon.contrib: MXNet's experimental Gluon blocks (mxnet.gluon.contrib)."""
-from . import nn  # noqa: F401
+"""gluon.contrib: MXNet's experimental Gluon blocks (mxnet.gluon.contrib: nn, rnn)."""
+from . import nn, rnn  # noqa: F401
