@@ -13,3 +13,10 @@ from . import gluon  # noqa: F401
 from . import symbol, symbol as sym  # noqa: F401,E402
 from . import viz  # noqa: F401,E402
 from .explain import explain  # noqa: F401,E402
+from . import base, util, name, attribute, context  # noqa: F401,E402  (MXNet's module names)
+from .base import MXNetError  # noqa: F401,E402
+from .util import (is_np_shape, set_np_shape, np_shape, use_np_shape, is_np_array, np_array,  # noqa: F401,E402
+                   use_np_array, use_np)
+from .attribute import AttrScope  # noqa: F401,E402
+from . import test_utils  # noqa: F401,E402
+from . import onnx  # noqa: F401,E402  (graphc.onnx imports the onnx package only inside its functions)

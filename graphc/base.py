@@ -5,12 +5,46 @@ import sys
 import numpy as np
 
 
-class GraphcError(Exception):
+class MXNetError(RuntimeError):
+    """MXNet's error class (mxnet.base.MXNetError, a RuntimeError): `except mx.base.MXNetError` catches every
+    error graphc raises on purpose."""
+
+
+class NotImplementedForSymbol(MXNetError):
+    """A function that exists for NDArrays only (MXNet's message and arguments)."""
+
+    def __init__(self, function, alias=None, *args):
+        super().__init__()
+        self.function = getattr(function, '__name__', str(function))
+        self.alias, self.args = alias, [str(type(a)) for a in args]
+
+    def __str__(self):
+        msg = f'Function {self.function}'
+        if self.alias:
+            msg += f' (namely operator "{self.alias}")'
+        if self.args:
+            msg += ' with arguments (' + ', '.join(self.args) + ')'
+        return msg + ' is not implemented for Symbol and only available in NDArray.'
+
+
+class GraphcError(MXNetError):
     """Base class of every error graphc raises on purpose."""
 
 
 class GraphcShapeError(GraphcError, ValueError):
     """Shapes or dtypes that an op cannot accept; names the op and the shapes."""
+
+
+class GraphcTypeError(GraphcError, TypeError):
+    """An argument of the wrong kind (MXNet raises TypeError there)."""
+
+
+class GraphcIndexError(GraphcError, IndexError):
+    """An index out of range (MXNet raises IndexError there)."""
+
+
+class GraphcNotSupportedError(GraphcError, NotImplementedError):
+    """A documented MXNet feature graphc does not have (sparse storage, Custom ops, the Module API)."""
 
 
 class GraphcTraceError(GraphcError):
@@ -23,6 +57,27 @@ class GraphcLoadError(GraphcError, ValueError):
 
 class DeferredInitializationError(GraphcError):
     """A parameter whose shape is not known until the first forward."""
+
+
+# MXNet's small helpers (mxnet/base.py), which user code imports
+string_types = (str,)
+integer_types = (int, np.integer)
+numeric_types = (float, int, np.generic)
+
+
+def py_str(x):
+    """str from bytes (C strings in MXNet), str unchanged."""
+    return x.decode('utf-8') if isinstance(x, bytes) else x
+
+
+def _as_list(obj):
+    """obj if it is a list or tuple, else [obj]."""
+    return obj if isinstance(obj, (list, tuple)) else [obj]
+
+
+def data_dir():
+    """Where datasets and models are kept: $MXNET_HOME, else ~/.mxnet (as MXNet)."""
+    return os.getenv('MXNET_HOME', os.path.join(os.path.expanduser('~'), '.mxnet'))
 
 
 # MXNet's dtype codes (ndarray.py:_DTYPE_NP_TO_MX): used by JSON __dtype__ and .params.

@@ -2,8 +2,9 @@
 import numpy as np
 
 from . import autograd as _ag
-from .base import GraphcError
+from .base import GraphcError, GraphcIndexError
 from .registry import OPS
+from .util import _NP_SHAPE
 
 
 def _np_key(key):
@@ -34,9 +35,9 @@ def _check_ints(shape, key):
         if p is None:
             continue
         if axis >= len(shape):
-            raise GraphcError(f"index {key!r}: too many indices for an array of shape {shape}")
+            raise GraphcIndexError(f"index {key!r}: too many indices for an array of shape {shape}")
         if isinstance(p, (int, np.integer)) and not -shape[axis] <= p < shape[axis]:
-            raise GraphcError(f"index {int(p)} is out of range for axis {axis} of size {shape[axis]} "
+            raise GraphcIndexError(f"index {int(p)} is out of range for axis {axis} of size {shape[axis]} "
                               f"(array shape {shape})")
         axis += 1
 
@@ -49,6 +50,8 @@ def getitem(x, key):
         # slice the ranges, then reshape away int axes / add None axes; the result shape comes from a 0-stride view
         parts = key if isinstance(key, tuple) else (key,)
         out_shape = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), x.shape, (0,) * x.ndim)[key].shape
+        if not out_shape and not _NP_SHAPE[0]:
+            out_shape = (1,)  # MXNet 1.x: x[i] of a 1-d array is a 1-element array, not 0-d
         begin, end, step = [], [], []
         if Ellipsis in [p for p in parts if p is Ellipsis]:
             i = next(j for j, p in enumerate(parts) if p is Ellipsis)
@@ -75,7 +78,7 @@ def getitem(x, key):
     try:
         flat_idx = np.arange(x.size, dtype=np.int64).reshape(x.shape)[key]
     except IndexError as e:
-        raise GraphcError(f"index out of range for array of shape {x.shape}: {e}") from None
+        raise GraphcIndexError(f"index out of range for array of shape {x.shape}: {e}") from None
     from .ndarray.ndarray import NDArray
     flat = invoke(OPS['_np_reshape'], (x,), {'newshape': (x.size,)})
     return invoke(OPS['take'], (flat, NDArray(flat_idx)), {'axis': 0, 'mode': 'raise'})

@@ -18,6 +18,7 @@ import numpy as np
 
 from .base import CODE_DTYPES, DTYPE_CODES, GraphcError, GraphcLoadError
 from .graph import Graph, Node, topo_order
+from .budget import check_graph_cost  # noqa: F401  (the cost budget: graphc.mxjson.check_graph_cost)
 from .registry import OPS, _parse_int, _parse_tuple
 
 MXNET_VERSION = 10901
@@ -201,6 +202,7 @@ def json_to_graph(text, fname='<string>'):
     input_names = gi[1].split(',') if isinstance(gi, list) and len(gi) == 2 and isinstance(gi[1], str) and gi[1] \
         else None
     graph = Graph(outs, [n for n in topo_order([n for n, _ in outs]) if n.is_var])
+    check_graph_cost(graph, where=fname)  # from the shapes known in the file: unknown dims count as 1
     return graph, input_names
 
 
@@ -327,14 +329,3 @@ def _check_value(fname, where, k, v):
     total = math.prod(x for x in vals if x > 0)
     if k in _SHAPE_ATTRS and total > MAX_ELEMENTS:
         raise _err(fname, f"{where}: attribute {k!r} {_r(v)} has {total} elements, over the limit of {MAX_ELEMENTS}")
-
-
-def check_sizes(graph, fname='<graph>'):
-    """Reject shapes whose element count is absurd, e.g. after inferring a loaded graph's shapes (a file must not
-    make us allocate unboundedly; _load_var already caps each variable's __shape__)."""
-    for i, n in enumerate(graph.nodes):
-        for s in (n.shapes or []):
-            total = math.prod(d for d in s if d) if s is not None else 0
-            if total > MAX_ELEMENTS:
-                raise _err(fname, f"node {i} ({_r(n.name)}): shape {s} has {total} elements, over the limit of "
-                                  f"{MAX_ELEMENTS}")

@@ -664,50 +664,259 @@ class _NoEmit(Exception):
     pass
 
 
-CACHE_MAGIC = b'GRAPHC-KERNEL-1\n'
+# ---------------------------------------------------------------- the kernel disk cache (trust model: README)
+CACHE_MAGIC = b'GRAPHC-KERNEL-2\n'
+_ENTRY_MAX = 64 << 20     # bytes: no kernel's object code comes near this
 
 
 def cache_dir():
     return os.environ.get('GRAPHC_CACHE_DIR') or os.path.join(os.path.expanduser('~'), '.cache', 'graphc')
 
 
-def _disk_key(text):
-    """Kernels are cached by their IR, the target CPU and the compiler version."""
+def cache_max_bytes():
+    """GRAPHC_CACHE_MAX_MB (default 256): the kernel cache's size on disk; past it, least recently used entries go."""
+    try:
+        return max(0, int(float(os.environ.get('GRAPHC_CACHE_MAX_MB', '256')) * (1 << 20)))
+    except ValueError:
+        return 256 << 20
+
+
+_warned = set()
+
+
+def warn_once(msg):
+    """A RuntimeWarning the first time `msg` comes up in this process; returns None."""
+    if msg not in _warned:
+        _warned.add(msg)
+        import warnings
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return None
+
+
+def _bypass(why):
+    """Warn once per reason and return None: the cache is skipped (kernels compile in memory), never trusted."""
+    return warn_once(f"graphc: not using the kernel cache: {why}")
+
+
+def _private(st, what):
+    """None when st (an fstat) is ours and closed to group and others, else the reason it is not."""
+    import stat as S
+    if st.st_uid != os.geteuid():
+        return f"{what} is owned by uid {st.st_uid}, not by this user"
+    if st.st_mode & 0o022:
+        return f"{what} is writable by group or others (mode {S.filemode(st.st_mode)})"
+    return None
+
+
+def open_private_dir(*parts, create=True):
+    """A file descriptor of cache_dir()/parts..., each level opened with O_NOFOLLOW (a symlink anywhere in the
+    cache is refused) and checked to be a directory owned by this user and not group/world-writable; None
+    (with one warning) when a level fails. The caller closes it."""
+    import stat as S
+    root = cache_dir()
+    if create:
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(root)), exist_ok=True)
+        except OSError:
+            pass
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    fd, path = None, root
+    for i, name in enumerate((root,) + parts):
+        if i:
+            path = os.path.join(path, name)
+        try:
+            if create:
+                try:
+                    os.mkdir(name, 0o700, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            nfd = os.open(name, flags, dir_fd=fd)
+        except OSError as e:
+            if fd is not None:
+                os.close(fd)
+            return None if isinstance(e, FileNotFoundError) and not create else \
+                _bypass(f"{path}: {e.strerror or e} (a symlink is refused)")
+        if fd is not None:
+            os.close(fd)
+        fd = nfd
+        st = os.fstat(fd)
+        why = None if S.S_ISDIR(st.st_mode) else f"{path} is not a directory"
+        why = why or _private(st, path)
+        if why:
+            os.close(fd)
+            return _bypass(why)
+    return fd
+
+
+def private_subdir(name):
+    """cache_dir()/name when open_private_dir accepts it, else a new private temporary directory (this process
+    only): for caches of compiler outputs that are loaded as code (CUDA binaries, the emulator's libraries)."""
+    fd = open_private_dir(name)
+    if fd is None:
+        import tempfile
+        return tempfile.mkdtemp(prefix=f'graphc-{name}-')
+    os.close(fd)
+    return os.path.join(cache_dir(), name)
+
+
+def is_private_file(path):
+    """True for a regular file (not a link) owned by this user and not group/world-writable."""
+    import stat as S
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return S.S_ISREG(st.st_mode) and _private(st, path) is None
+
+
+def read_private(dfd, name, limit=_ENTRY_MAX):
+    """The bytes of regular file `name` in directory dfd, or None: opened with O_NOFOLLOW | O_NONBLOCK (a FIFO or
+    device never blocks the open), then fstat: a regular file, owned by this user, not group/world-writable,
+    at most `limit` bytes."""
+    import stat as S
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dfd)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not S.S_ISREG(st.st_mode):
+            return _bypass(f"cache entry {name} is not a regular file")
+        why = _private(st, f"cache entry {name}")
+        if why:
+            return _bypass(why)
+        if st.st_size > limit:
+            return None
+        with os.fdopen(os.dup(fd), 'rb') as f:
+            return f.read(limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def write_private(dfd, name, data):
+    """Atomically replace `name` in directory dfd by `data` (a 0600 temp file + rename, so no process reads half an
+    entry); the temp file is removed on any failure (a full disk leaves nothing behind). True when written."""
+    tmp = f".tmp-{os.getpid()}-{threading.get_ident()}-{os.urandom(4).hex()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        return True
+    except OSError:  # a read-only or full disk only costs a recompile next time
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except OSError:
+            pass
+        return False
+
+
+def _entry_key(text, name):
+    """The full key of a kernel, as bytes: stored inside the checksummed entry and compared whole on load."""
+    import json
     import llvmlite
-    llvm, tm, _ = _engine()
-    h = hashlib.sha256()
-    for part in (text, llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten(), llvmlite.__version__):
-        h.update(part.encode() + b'\0')
-    return h.hexdigest()
+    from .. import __version__
+    llvm = _engine()[0]
+    return json.dumps({'format': 2, 'ir': hashlib.sha256(text.encode()).hexdigest(), 'symbol': name,
+                       'cpu': llvm.get_host_cpu_name(), 'features': llvm.get_host_cpu_features().flatten(),
+                       'llvmlite': llvmlite.__version__, 'graphc': __version__}, sort_keys=True).encode()
+
+
+def _entry_file(key):
+    h = hashlib.sha256(key).hexdigest()
+    return h[:2], h + '.o'
 
 
 def _disk_load(key):
-    """The cached object code, or None when absent, unreadable, truncated or corrupt (never trusted)."""
-    path = os.path.join(cache_dir(), 'kernels', key[:2], key + '.o')
+    """The cached object code for `key` (bytes), or None: absent, not ours, truncated, corrupt, or an entry
+    whose recorded key differs (another kernel's entry copied under this name is a miss, never a call)."""
+    sub, name = _entry_file(key)
+    dfd = open_private_dir('kernels', sub, create=False)
+    if dfd is None:
+        return None
     try:
-        with open(path, 'rb') as f:
-            blob = f.read(64 << 20)
-    except OSError:
-        return None
-    head = len(CACHE_MAGIC) + 32
-    if not blob.startswith(CACHE_MAGIC) or len(blob) < head:
-        return None
-    digest, obj = blob[len(CACHE_MAGIC):head], blob[head:]
-    return obj if hashlib.sha256(obj).digest() == digest else None
+        blob = read_private(dfd, name)
+        if blob is None:
+            return None
+        head = len(CACHE_MAGIC) + 32
+        payload = blob[head:]
+        if not blob.startswith(CACHE_MAGIC) or hashlib.sha256(payload).digest() != blob[len(CACHE_MAGIC):head] \
+                or len(payload) < 4:
+            return None
+        n = int.from_bytes(payload[:4], 'little')
+        if payload[4:4 + n] != key:
+            return None
+        try:
+            os.utime(name, dir_fd=dfd, follow_symlinks=False)  # last use, for the LRU eviction
+        except OSError:
+            pass
+        return payload[4 + n:]
+    finally:
+        os.close(dfd)
+
+
+_disk_bytes = [None]  # this process's estimate of the cache's size on disk (None: not scanned yet)
 
 
 def _disk_store(key, obj):
-    """Atomic write (temp file + rename), so another process never reads half an entry."""
-    import tempfile
-    d = os.path.join(cache_dir(), 'kernels', key[:2])
+    sub, name = _entry_file(key)
+    dfd = open_private_dir('kernels', sub)
+    if dfd is None:
+        return
+    payload = len(key).to_bytes(4, 'little') + key + obj
+    blob = CACHE_MAGIC + hashlib.sha256(payload).digest() + payload
     try:
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix='.tmp-')
-        with os.fdopen(fd, 'wb') as f:
-            f.write(CACHE_MAGIC + hashlib.sha256(obj).digest() + obj)
-        os.replace(tmp, os.path.join(d, key + '.o'))
-    except OSError:  # a read-only or full disk only costs a recompile next time
-        pass
+        ok = write_private(dfd, name, blob)
+    finally:
+        os.close(dfd)
+    if ok:
+        if _disk_bytes[0] is None:
+            _disk_bytes[0] = sum(s for _, s, _ in _entries())
+        else:
+            _disk_bytes[0] += len(blob)
+        if _disk_bytes[0] > cache_max_bytes():
+            evict()
+
+
+def _entries():
+    """(mtime, size, path) of every kernel cache entry (symlinks and other files skipped)."""
+    out = []
+    root = os.path.join(cache_dir(), 'kernels')
+    try:
+        subs = [e for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return out
+    for d in subs:
+        try:
+            for e in os.scandir(d.path):
+                if e.name.endswith('.o') and e.is_file(follow_symlinks=False):
+                    st = e.stat(follow_symlinks=False)
+                    out.append((st.st_mtime, st.st_size, e.path))
+        except OSError:
+            continue
+    return out
+
+
+def evict(limit=None):
+    """Delete least recently used entries until the cache holds at most 3/4 of `limit` (GRAPHC_CACHE_MAX_MB)."""
+    limit = cache_max_bytes() if limit is None else limit
+    ents = sorted(_entries())
+    total = sum(s for _, s, _ in ents)
+    for _, size, path in ents:
+        if total <= limit * 3 // 4:
+            break
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        total -= size
+    _disk_bytes[0] = total
+    return total
 
 
 _loaded = {}  # function name -> address: identical IR from two groups is loaded once
@@ -721,15 +930,22 @@ def compile_kernel(text, prefix):
 
 
 def compile_ir(text, name='kernel'):
-    """Machine code for the IR text: from the disk cache when a valid entry exists, else compiled and stored."""
+    """Machine code for the IR text: from the disk cache when a valid entry exists, else compiled and stored.
+    An entry that loads without defining `name` (address 0) is dropped and the IR compiled: never called."""
     if name in _loaded:
         return _loaded[name]
     import time
     t0 = time.perf_counter()
     llvm, tm, jit = _engine()
-    key = _disk_key(text)
+    key = _entry_key(text, name)
     obj = _disk_load(key)
-    if obj is None:
+    addr = 0
+    if obj is not None:
+        stats['disk_hits'] += 1
+        jit.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        jit.finalize_object()
+        addr = jit.get_function_address(name)
+    if not addr:
         mod = llvm.parse_assembly(text)
         mod.verify()
         pto = llvm.create_pipeline_tuning_options(speed_level=3)
@@ -740,13 +956,22 @@ def compile_ir(text, name='kernel'):
         obj = tm.emit_object(mod)
         _disk_store(key, obj)
         stats['disk_misses'] += 1
-    else:
-        stats['disk_hits'] += 1
-    jit.add_object_file(llvm.ObjectFileRef.from_data(obj))
-    jit.finalize_object()
-    _loaded[name] = addr = jit.get_function_address(name)
+        jit.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        jit.finalize_object()
+        addr = jit.get_function_address(name)
+        if not addr:
+            raise GraphcError(f"compiled kernel {name} has no symbol {name!r} (an LLVM code generation failure)")
+    _loaded[name] = addr
     stats['llvm_ms'] += (time.perf_counter() - t0) * 1e3
     return addr
+
+
+def max_kernels():
+    """GRAPHC_MAX_KERNELS (default 20000): compiled kernels per process; each stays loaded (MCJIT cannot unload)."""
+    try:
+        return int(os.environ.get('GRAPHC_MAX_KERNELS', '20000'))
+    except ValueError:
+        return 20000
 
 
 def kernel_for(fop):
@@ -781,6 +1006,10 @@ def _kernel_for(sub):
         else:
             text, dims = None, None
         k = None
+        if text is not None and stats['compiled'] >= max_kernels():
+            text = warn_once(f"graphc: {stats['compiled']} kernels compiled in this process (GRAPHC_MAX_KERNELS): "
+                             "new fused groups run on the NumPy reference path (machine code cannot be unloaded): "
+                             "bucket input shapes")
         if text is not None:
             stats['codegen_ms'] += (time.perf_counter() - t0) * 1e3
             addr = compile_kernel(text, 'k')

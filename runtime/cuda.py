@@ -33,7 +33,7 @@ import subprocess
 import numpy as np
 
 from ..base import GraphcError
-from .cpu import _strides, cache_dir, collapse, split_anchor
+from .cpu import _strides, collapse, is_private_file, private_subdir, split_anchor
 
 THREADS = 256
 MAX_GRID = 65535
@@ -1024,10 +1024,9 @@ def nvcc(source, mode='fatbin', archs=ARCHS, timeout=600):
     else:
         flags += ['--fatbin'] + [f'-gencode=arch=compute_{a[3:]},code={a}' for a in archs]
     key = hashlib.sha256('\0'.join([source, mode, *flags, _nvcc_version(exe)]).encode()).hexdigest()
-    d = os.path.join(cache_dir(), 'cuda')
-    os.makedirs(d, exist_ok=True)
+    d = private_subdir('cuda')  # the binary is loaded as code: only from a directory of this user
     out = os.path.join(d, f"{key}.{mode}")
-    if os.path.exists(out):
+    if is_private_file(out):
         with open(out, 'rb') as f:
             return f.read()
     cu = os.path.join(d, f"{key}.cu")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..base import GraphcError
 from . import cuda
-from .cpu import cache_dir
+from .cpu import is_private_file, private_subdir
 
 HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'cuda_emu.h')
 FLAGS = ['-std=c++17', '-O1', '-shared', '-fPIC', '-Wall', '-Wextra', '-Werror', '-ffp-contract=off']
@@ -55,10 +55,9 @@ class Library:
         src = '#include "cuda_emu.h"\n' + cuda.module_source(list(uniq.values())) + '\n' + \
             ''.join(_launcher(k) for k in uniq.values())
         key = hashlib.sha256('\0'.join([header, src, *FLAGS]).encode()).hexdigest()
-        d = os.path.join(cache_dir(), 'emu')
-        os.makedirs(d, exist_ok=True)
+        d = private_subdir('emu')  # the library is loaded as code: only from a directory of this user
         so = os.path.join(d, key + '.so')
-        if not os.path.exists(so):
+        if not is_private_file(so):
             cpp = os.path.join(d, key + '.cpp')
             with open(cpp, 'w') as f:
                 f.write(src)

@@ -223,13 +223,13 @@ def build():
     # reductions
     for name, f in [('sum', np.sum), ('mean', np.mean), ('max', np.max), ('min', np.min), ('prod', np.prod)]:
         mk = P if name == 'prod' else R
-        C[name] = [Case([mk(3, 4)], {}, lambda x, f=f: f(x)),
+        C[name] = [Case([mk(3, 4)], {}, lambda x, f=f: np.reshape(f(x), (1,))),  # MXNet 1.x: a full reduction is (1,)
                    Case([mk(2, 3, 4)], {'axis': 1}, lambda x, f=f: f(x, axis=1)),
                    Case([mk(2, 3, 4)], {'axis': (0, 2), 'keepdims': True}, lambda x, f=f: f(x, axis=(0, 2), keepdims=True)),
                    Case([mk(2, 3, 4)], {'axis': 1, 'exclude': True}, lambda x, f=f: f(x, axis=(0, 2)))]
         if name in ('sum', 'mean', 'prod'):
             C[name].append(Case([mk(0, 3)], {'axis': 1}, lambda x, f=f: f(x, axis=1), id='empty'))
-    C['norm'] = [Case([R(3, 4)], {}, lambda x: np.sqrt((x ** 2).sum())),
+    C['norm'] = [Case([R(3, 4)], {}, lambda x: np.sqrt((x ** 2).sum()).reshape(1)),
                  Case([R(3, 4)], {'ord': 1, 'axis': 1}, lambda x: abs(x).sum(1))]
     C['argmax'] = [Case([R(3, 4)], {'axis': 1}, lambda x: np.array([list(r).index(max(r)) for r in x]) * 1.0, grad=False)]
     C['argmin'] = [Case([R(3, 4)], {'axis': 0, 'keepdims': True},
@@ -473,3 +473,39 @@ CASES['Pad'] = [Case([R(2, 2, 4, 3)], {'mode': m, 'pad_width': _pw, 'constant_va
                                            **({'constant_values': 0.5} if m == 'constant' else {})), id=m)
                 for m in ('constant', 'edge', 'reflect')]
 BACKWARD_OF.update({'_backward_InstanceNorm': 'InstanceNorm', '_backward_GroupNorm': 'GroupNorm', '_backward_Pad': 'Pad'})
+# ---------------------------------------------------------------- CTC loss and reshape_like (graphc/ops/ctc.py, reshape_like.py)
+def ctc_brute(x, label, blank, data_lengths=None, label_lengths=None):
+    """-log of the summed probability of every frame-wise path that collapses to the label (C**T paths)."""
+    T, N, C = x.shape
+    out = []
+    for n in range(N):
+        tn = int(data_lengths[n]) if data_lengths is not None else T
+        lab = [int(v) for v in label[n]]
+        pad = 0 if blank == 0 else -1
+        ln = int(label_lengths[n]) if label_lengths is not None else (lab.index(pad) if pad in lab else len(lab))
+        want = lab[:ln]
+        p = np.exp(x[:tn, n]) / np.exp(x[:tn, n]).sum(axis=1, keepdims=True)
+        total = 0.0
+        for path in itertools.product(range(C), repeat=tn):
+            col = [k for i, k in enumerate(path) if k != blank and (i == 0 or k != path[i - 1])]
+            if col == want:
+                total += np.prod([p[t, k] for t, k in enumerate(path)])
+        out.append(-np.log(total))
+    return np.array(out)
+
+
+def _ctc_cases():
+    return [Case([R(4, 2, 3), np.array([[1.0, 2.0], [2.0, 0.0]])], {},
+                 lambda x, l: ctc_brute(x, l, 0), id='blank-first'),
+            Case([R(4, 2, 3), np.array([[1.0, 1.0], [0.0, -1.0]])], {'blank_label': 'last'},
+                 lambda x, l: ctc_brute(x, l, 2), id='blank-last-repeat'),
+            Case([R(5, 2, 3), np.array([[1.0, 2.0], [2.0, 2.0]]), np.array([5.0, 3.0]), np.array([1.0, 2.0])],
+                 {'use_data_lengths': True, 'use_label_lengths': True},
+                 lambda x, l, dl, ll: ctc_brute(x, l, 0, dl, ll), id='lengths')]
+
+
+CASES['CTCLoss'] = _ctc_cases()
+CASES['ctc_loss'] = _ctc_cases()[:1]
+CASES['reshape_like'] = [Case([R(2, 3), R(3, 2)], {}, lambda a, b: a.reshape(3, 2)),
+                         Case([R(6), R(2, 3, 1)], {'rhs_end': 2}, lambda a, b: a.reshape(2, 3)),
+                         Case([R(2, 6), R(3, 2)], {'lhs_begin': 1, 'rhs_begin': 0}, lambda a, b: a.reshape(2, 3, 2))]

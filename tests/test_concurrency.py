@@ -108,8 +108,8 @@ def test_training_calls_from_8_threads_get_their_own_gradients():
 _STRESS = r"""
 import hashlib, json, os, sys, time
 from graphc.runtime import cpu
-role, key, seconds, size = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-path = os.path.join(cpu.cache_dir(), 'kernels', key[:2], key + '.o')
+role, key, seconds, size = sys.argv[1], sys.argv[2].encode(), float(sys.argv[3]), int(sys.argv[4])
+path = os.path.join(cpu.cache_dir(), 'kernels', *cpu._entry_file(key))
 head = len(cpu.CACHE_MAGIC) + 32
 end, n, torn = time.time() + seconds, 0, 0
 while time.time() < end:
@@ -121,7 +121,7 @@ while time.time() < end:
                 blob = f.read()
         except FileNotFoundError:
             continue
-        ok = len(blob) == head + size and blob.startswith(cpu.CACHE_MAGIC) and \
+        ok = len(blob) == head + 4 + len(key) + size and blob.startswith(cpu.CACHE_MAGIC) and \
             hashlib.sha256(blob[head:]).digest() == blob[len(cpu.CACHE_MAGIC):head]
         torn += not ok
         obj = cpu._disk_load(key)

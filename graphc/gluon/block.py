@@ -507,7 +507,7 @@ class HybridBlock(Block):
             trace.blocks.pop()
 
     def _cached_call(self, args):
-        from .cached import CachedGraph, cache_key, log_retrace
+        from .cached import CachedGraph, cache_key, log_retrace, remember
         plist = getattr(self, '_plist', None)
         if plist is None:
             plist = self._plist = list(self.collect_params().values())
@@ -519,7 +519,7 @@ class HybridBlock(Block):
                 if entry is None:
                     if self._last_key is not None:
                         log_retrace(self, self._last_key, key)
-                    entry = self._cache[key] = CachedGraph(self, args)
+                    entry = remember(self, key, CachedGraph(self, args))
                     self._trace_count = self.trace_count + 1
         self._last_key = key
         out = entry(args)
@@ -551,6 +551,13 @@ class HybridBlock(Block):
         atomic_write(sym_file, graph_to_json(g, [v.name for v in entry.data_vars]).encode())
         save_ndarrays(param_file, arrays)
         return sym_file, param_file
+
+    def export_onnx(self, path, in_shapes=None, in_types=None, dynamic=False, dynamic_input_shapes=None,
+                    opset_version=None):
+        """Write the graph of the last hybridized call as ONNX (graphc.onnx.export_model); returns path.
+        in_shapes/in_types default to that call's; dynamic=True makes the batch (dim 0) symbolic."""
+        from ..onnx import export_block
+        return export_block(self, path, in_shapes, in_types, dynamic, dynamic_input_shapes, opset_version)
 
     def cached_graph(self):
         """The graph of the most recent hybridized call (None before the first one)."""

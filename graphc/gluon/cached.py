@@ -4,6 +4,7 @@ A call with a new key (input shapes and dtypes, training mode, parameter dtypes)
 and says why (logging, or GRAPHC_LOG_RETRACE=1). Under autograd.record(), the whole graph
 enters the tape as one node; its backward is the gradient graph from passes.autodiff.
 """
+import itertools
 import logging
 import os
 import sys
@@ -28,22 +29,73 @@ log = logging.getLogger('graphc')
 _opt_lock = threading.RLock()
 
 
+def flatten_inputs(args):
+    """(structure, leaves): nested lists, tuples and dicts of inputs flattened depth first (dicts in key order),
+    as MXNet flattens a HybridBlock's nested inputs; arrays are leaves, so are other Python values."""
+    if isinstance(args, (list, tuple)):
+        parts, leaves = [], []
+        for a in args:
+            s, f = flatten_inputs(a)
+            parts.append(s)
+            leaves += f
+        return (type(args), tuple(parts)), leaves
+    if isinstance(args, dict):
+        keys = sorted(args, key=repr)
+        parts, leaves = [], []
+        for k in keys:
+            s, f = flatten_inputs(args[k])
+            parts.append(s)
+            leaves += f
+        return (dict, tuple(keys), tuple(parts)), leaves
+    return None, [args]
+
+
+def unflatten_inputs(structure, leaves):
+    """flatten_inputs reversed: `leaves` (an iterator) put back into `structure`."""
+    if structure is None:
+        return next(leaves)
+    if structure[0] is dict:
+        return {k: unflatten_inputs(s, leaves) for k, s in zip(structure[1], structure[2])}
+    return structure[0](unflatten_inputs(s, leaves) for s in structure[1])
+
+
+def _leaf_key(a):
+    return (a.shape, a.dtype.str) if isinstance(a, NDArray) else ('py', repr(a)[:200])
+
+
 def cache_key(args, params):
-    shapes = tuple((a.shape, a.dtype.str) if type(a) is NDArray else ('py', repr(a)) for a in args)
-    return shapes, autograd._st.training, CASTS[0]
+    """(input leaves' shapes and dtypes, training, parameter casts, nesting structure); a Python value among the
+    inputs is part of the trace (a constant), so its repr is in the key."""
+    if all(type(a) is NDArray for a in args):  # the common case, without the nesting walk
+        return tuple((a.shape, a.dtype.str) for a in args), autograd._st.training, CASTS[0], len(args)
+    structure, leaves = flatten_inputs(tuple(args))
+    return tuple(_leaf_key(a) for a in leaves), autograd._st.training, CASTS[0], _structure_key(structure)
+
+
+def _structure_key(structure):
+    """The structure with types by name and dict keys by repr, so that equal nestings give equal keys."""
+    if structure is None:
+        return None
+    if structure[0] is dict:
+        return ('dict', tuple(repr(k)[:200] for k in structure[1]), tuple(map(_structure_key, structure[2])))
+    return (structure[0].__name__, tuple(map(_structure_key, structure[1])))
 
 
 def describe_change(old, new):
     """Which part of the cache key changed, in words (for the re-trace log)."""
-    (oin, otr, opd), (nin, ntr, npd) = old, new
+    (oin, otr, opd, ost), (nin, ntr, npd, nst) = old, new
     why = []
+    if ost != nst and not (isinstance(ost, int) and isinstance(nst, int)):
+        why.append("input nesting changed")
     if len(oin) != len(nin):
         why.append(f"{len(oin)} inputs -> {len(nin)}")
     else:
         for i, (a, b) in enumerate(zip(oin, nin)):
-            if a[0] != b[0]:
-                why.append(f"input {i} shape {fmt_shape(a[0]) if a[0] != 'py' else a} -> "
-                           f"{fmt_shape(b[0]) if b[0] != 'py' else b}")
+            if a[0] == 'py' or b[0] == 'py':
+                if a != b:
+                    why.append(f"input {i} {a[1] if a[0] == 'py' else 'array'} -> {b[1] if b[0] == 'py' else 'array'}")
+            elif a[0] != b[0]:
+                why.append(f"input {i} shape {fmt_shape(a[0])} -> {fmt_shape(b[0])}")
             elif a[1] != b[1]:
                 why.append(f"input {i} dtype {np.dtype(a[1])} -> {np.dtype(b[1])}")
     if otr != ntr:
@@ -51,6 +103,33 @@ def describe_change(old, new):
     if opd != npd:
         why.append("parameter dtypes changed (cast)")
     return '; '.join(why) or 'unknown'
+
+
+_clock = itertools.count()
+
+
+def max_traces():
+    """GRAPHC_MAX_TRACES (default 64): traced graphs kept per block; past it the least recently called one is
+    dropped (its plans and buffers freed) and traced again if that key comes back."""
+    try:
+        return max(1, int(os.environ.get('GRAPHC_MAX_TRACES', '64')))
+    except ValueError:
+        return 64
+
+
+def remember(block, key, entry):
+    """block._cache[key] = entry, evicting the least recently called trace past max_traces() (one warning a block)."""
+    cache = block._cache
+    cache[key] = entry
+    if len(cache) > max_traces():
+        del cache[min(cache, key=lambda k: cache[k].used)]
+        if not getattr(block, '_warned_traces', False):
+            block._warned_traces = True
+            import warnings
+            warnings.warn(f"graphc: {block.name} has more than {max_traces()} traced input signatures "
+                          "(GRAPHC_MAX_TRACES); the least recently used are dropped and traced again when they "
+                          "return: pad or bucket input shapes to avoid re-tracing", RuntimeWarning, stacklevel=4)
+    return entry
 
 
 class CachedOp:
@@ -149,13 +228,16 @@ class CachedGraph:
     def __init__(self, block, args):
         from .. import sym
         self.block_name = block.name
+        self.used = next(_clock)
         self.training = training = autograd.is_training()
         ctx = TraceContext(training=training)
+        in_structure, leaves = flatten_inputs(tuple(args))
+        self.flat = all(type(a) is NDArray for a in args)  # the positional fast path takes flat arguments only
         with ctx:
-            names = ['data'] if len(args) == 1 else [f"data{i}" for i in range(len(args))]
+            names = ['data'] if len(leaves) == 1 else [f"data{i}" for i in range(len(leaves))]
             # data inputs carry no shape hint into exported files (any batch size loads)
-            syms = [input_var(nm, a.shape, a.dtype) if isinstance(a, NDArray) else a for nm, a in zip(names, args)]
-            out = block._traced_forward(ctx, *syms)
+            syms = [input_var(nm, a.shape, a.dtype) if isinstance(a, NDArray) else a for nm, a in zip(names, leaves)]
+            out = block._traced_forward(ctx, *unflatten_inputs(in_structure, iter(syms)))
         self.structure, outs = _flatten(out)
         if not outs:
             raise GraphcError(f"{block.name}: the forward returned no arrays")
@@ -183,6 +265,9 @@ class CachedGraph:
 
     def __call__(self, args):
         from ..runtime.interpreter import interpret, owned
+        self.used = next(_clock)
+        if not all(type(a) is NDArray for a in args):  # nested inputs: their leaves, in trace order
+            args = flatten_inputs(tuple(args))[1]
         if _ndm._GPU_LIVE:  # arrays on a GPU: the graph runs there as generated CUDA (runtime/cuda.GpuPlan)
             ctxs = {a.context for a in list(args) + [p._data for p, _ in self.param_vars] if isinstance(a, NDArray)}
             gpus = [c for c in ctxs if c.device_type != 'cpu']
@@ -235,7 +320,8 @@ class CachedGraph:
         if recording:
             autograd.record_op(self.op, tape_attrs, inputs, [x._data for x in inputs], outs,
                                tuple(o._data for o in outs))
-        elif self._fast is None and self._hoist is None and not self.aux and len(data) == len(args) and enabled():
+        elif self._fast is None and self._hoist is None and not self.aux and len(data) == len(args) and self.flat \
+                and enabled():
             self._fast = self._fast_path()
         return _unflatten(self.structure, outs)
 

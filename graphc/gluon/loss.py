@@ -1,11 +1,22 @@
 """Losses as MXNet Gluon 1.x: each returns one value per sample, shape (batch,), the mean over the
-non-batch axes, scaled by the global `weight` and an optional broadcastable `sample_weight`."""
+non-batch axes, scaled by the global `weight` and an optional broadcastable `sample_weight`. (MXNet's
+exceptions are kept: PoissonNLLLoss returns the overall mean, CosineEmbeddingLoss (batch, 1).)
+
+A loss called on Symbols outside a trace builds a graph (as MXNet's `Loss(output, sym.var('label'))` does),
+so shapes may be unknown: labels are then fitted to predictions by reshape_like inside the graph.
+"""
 import numbers
 
 import numpy as np
 
+from .. import nd, sym
 from ..base import GraphcError, GraphcShapeError, fmt_shape
+from ..symbol.symbol import Symbol, current_trace
 from .block import HybridBlock
+
+__all__ = ['Loss', 'L2Loss', 'L1Loss', 'SigmoidBinaryCrossEntropyLoss', 'SigmoidBCELoss', 'SoftmaxCrossEntropyLoss',
+           'SoftmaxCELoss', 'KLDivLoss', 'CTCLoss', 'HuberLoss', 'HingeLoss', 'SquaredHingeLoss', 'LogisticLoss',
+           'TripletLoss', 'PoissonNLLLoss', 'CosineEmbeddingLoss', 'SDMLLoss']
 
 
 def _apply_weighting(F, loss, weight=None, sample_weight=None):
@@ -18,8 +29,18 @@ def _apply_weighting(F, loss, weight=None, sample_weight=None):
     return loss
 
 
+def _any_symbol(args, kwargs):
+    return any(isinstance(a, Symbol) for a in tuple(args) + tuple(kwargs.values()))
+
+
+def _known(*xs):
+    return all(x.shape is not None and None not in x.shape for x in xs)
+
+
 def _reshape_like(label, pred, hint=''):
     """label with pred's shape and dtype (integer labels are fine); a size mismatch is an error naming both."""
+    if not _known(label, pred):
+        return sym.reshape_like(label, pred)
     if label.shape != pred.shape:
         if label.size != pred.size:
             raise GraphcShapeError(f"label shape {fmt_shape(label.shape)} does not match prediction shape "
@@ -40,6 +61,16 @@ class Loss(HybridBlock):
 
     def _mean(self, F, loss):
         return F.mean(loss, axis=self._batch_axis, exclude=True)
+
+    def _dispatch(self, *args, **kwargs):
+        if current_trace() is None and _any_symbol(args, kwargs):  # composing a graph: no cached plan
+            return self.forward(*args, **kwargs)
+        return super()._dispatch(*args, **kwargs)
+
+    def forward(self, x, *args, **kwargs):
+        """F is graphc.sym when any input is a Symbol (traced or composed), else graphc.nd."""
+        symbolic = current_trace() is not None or _any_symbol((x,) + args, kwargs)
+        return self.hybrid_forward(sym if symbolic else nd, x, *args, **kwargs)
 
 
 class L2Loss(Loss):
@@ -102,6 +133,8 @@ class SoftmaxCrossEntropyLoss(Loss):
         self._axis, self._sparse_label, self._from_logits = axis, sparse_label, from_logits
 
     def _sparse(self, label, pred):
+        if not _known(label, pred):
+            return label
         ax = self._axis % pred.ndim
         want = pred.shape[:ax] + pred.shape[ax + 1:]
         if label.shape == want:
@@ -195,3 +228,108 @@ class LogisticLoss(Loss):
         z = pred * label
         loss = F.relu(-z) + F.Activation(-F.abs(z), act_type='softrelu')
         return self._mean(F, _apply_weighting(F, loss, self._weight, sample_weight))
+
+
+class CTCLoss(Loss):
+    """Connectionist Temporal Classification loss (the CTCLoss op, blank = the last class; labels padded with
+    -1). pred: activations in `layout` 'NTC' or 'TNC'; label in `label_layout` 'NT' or 'TN'; optional
+    pred_lengths and label_lengths (batch,). Returns (batch,)."""
+
+    def __init__(self, layout='NTC', label_layout='NT', weight=None, **kwargs):
+        if layout not in ('NTC', 'TNC'):
+            raise GraphcError(f"CTCLoss: layout must be 'NTC' or 'TNC', got {layout!r}")
+        if label_layout not in ('NT', 'TN'):
+            raise GraphcError(f"CTCLoss: label_layout must be 'NT' or 'TN', got {label_layout!r}")
+        self._layout, self._label_layout = layout, label_layout
+        super().__init__(weight, label_layout.find('N'), **kwargs)
+
+    def hybrid_forward(self, F, pred, label, pred_lengths=None, label_lengths=None, sample_weight=None):
+        if self._layout == 'NTC':
+            pred = F.swapaxes(pred, dim1=0, dim2=1)
+        if self._batch_axis == 1:
+            label = F.swapaxes(label, dim1=0, dim2=1)
+        ins = [pred, label] + [v for v in (pred_lengths, label_lengths) if v is not None]
+        loss = F.CTCLoss(*ins, use_data_lengths=pred_lengths is not None,
+                         use_label_lengths=label_lengths is not None, blank_label='last')
+        return _apply_weighting(F, loss, self._weight, sample_weight)
+
+
+class TripletLoss(Loss):
+    """max(0, sum over non-batch axes of (pred - positive)^2 - (pred - negative)^2 + margin)."""
+
+    def __init__(self, margin=1, weight=None, batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._margin = margin
+
+    def hybrid_forward(self, F, pred, positive, negative, sample_weight=None):
+        positive, negative = _reshape_like(positive, pred), _reshape_like(negative, pred)
+        loss = F.sum(F.square(positive - pred) - F.square(negative - pred), axis=self._batch_axis, exclude=True)
+        loss = F.relu(loss + self._margin)
+        return _apply_weighting(F, loss, self._weight, sample_weight)
+
+
+class PoissonNLLLoss(Loss):
+    """Negative log-likelihood of target under Poisson(pred): exp(pred) - target * pred when from_logits
+    (pred is the log rate), else pred - target * log(pred + 1e-8); compute_full adds Stirling's term
+    target * log(target) - target + 0.5 * log(2 pi target) where target > 1. Returns the mean over all
+    elements, as MXNet's."""
+
+    def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._from_logits, self._compute_full = from_logits, compute_full
+
+    def hybrid_forward(self, F, pred, target, sample_weight=None, epsilon=1e-08):
+        target = _reshape_like(target, pred)
+        if self._from_logits:
+            loss = F.exp(pred) - target * pred
+        else:
+            loss = pred - target * F.log(pred + epsilon)
+        if self._compute_full:
+            big = target > 1
+            safe = F.where(big, target, F.ones_like(target))  # log(target) only where it is used
+            stirling = safe * F.log(safe) - safe + 0.5 * F.log(2 * np.pi * safe)
+            loss = loss + stirling * big
+        loss = _apply_weighting(F, loss, self._weight, sample_weight)
+        return F.mean(loss)
+
+
+class CosineEmbeddingLoss(Loss):
+    """1 - cos(input1, input2) where label is 1, max(0, cos(input1, input2) - margin) where label is -1;
+    cosines along the last axis. Returns (batch, 1), as MXNet's."""
+
+    def __init__(self, weight=None, batch_axis=0, margin=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._margin = margin
+
+    def hybrid_forward(self, F, input1, input2, label, sample_weight=None):
+        input1 = _reshape_like(input1, input2)
+        label = F.reshape(label, shape=(-1, 1))
+        if label.dtype != input1.dtype:
+            label = label.astype(input1.dtype)
+        dot = F.reshape(F.sum(input1 * input2, axis=-1), shape=(-1, 1))
+        norms = F.sqrt(F.sum(F.square(input1), axis=-1) * F.sum(F.square(input2), axis=-1))
+        cos = dot / F._maximum_scalar(F.reshape(norms, shape=(-1, 1)), scalar=1e-12)
+        loss = (1 - cos) * (label == 1) + F.relu((label == -1) * (cos - self._margin))
+        return _apply_weighting(F, loss, self._weight, sample_weight)
+
+
+class SDMLLoss(Loss):
+    """Smoothed Deep Metric Learning loss for aligned batches x1, x2 (batch, dim): KL divergence between
+    softmax(-squared distances of every x1[i] to every x2[j]) and the identity smoothed by
+    smoothing_parameter (1 - s on the diagonal, s / (batch - 1) elsewhere), averaged per row."""
+
+    def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self.kl_loss = KLDivLoss(from_logits=True)
+        self.smoothing_parameter = smoothing_parameter
+
+    def hybrid_forward(self, F, x1, x2):
+        if not _known(x1, x2) or x1.shape != x2.shape or len(x1.shape) != 2:
+            raise GraphcShapeError(f"SDMLLoss: x1 and x2 must both be (batch, dim) with known shapes, got "
+                                   f"{x1.shape} and {x2.shape}")
+        n = x1.shape[0]
+        s = self.smoothing_parameter
+        eye = np.eye(n)
+        labels = nd.array(eye * (1 - s) + (1 - eye) * (s / (n - 1) if n > 1 else 0), dtype=x1.dtype)
+        dist = F.sum(F.square(F.broadcast_sub(F.expand_dims(x1, axis=1), F.expand_dims(x2, axis=0))), axis=2)
+        return self.kl_loss(F.log_softmax(-dist, axis=1), labels)

@@ -82,6 +82,7 @@ class SymbolBlock(HybridBlock):
             self.infer_shape(*args)
             for p in own:
                 p._finish_deferred_init()
+        self._check_cost(args)
         vals = {id(v): (a,) for v, a in zip(self._input_vars, args)}
         for n in self._graph.nodes:
             if n.is_var:
@@ -101,6 +102,23 @@ class SymbolBlock(HybridBlock):
                 update_moving_stats(attrs, ins[3], ins[4], *out)
         outs = [vals[id(n)][j] for n, j in self._graph.outputs]
         return outs[0] if len(outs) == 1 else outs
+
+
+    def _check_cost(self, args):
+        """The graph's planned memory for these input shapes within GRAPHC_MAX_GRAPH_BYTES, before any op runs
+        (once per input shapes)."""
+        from ..budget import check_graph_cost
+        key = tuple(tuple(a.shape) if getattr(a, 'shape', None) is not None else None for a in args)
+        ok = self.__dict__.setdefault('_cost_ok', set())
+        if key in ok:
+            return
+        shapes = {id(v): s for v, s in zip(self._input_vars, key) if s is not None}
+        for vid, p in self._param_of.items():
+            if p.shape and vid not in shapes:
+                shapes[vid] = tuple(None if not d else d for d in p.shape)
+        check_graph_cost(self._graph, shapes, where=f"SymbolBlock {self.name or '(imported)'}")
+        if len(ok) < 64:
+            ok.add(key)
 
 
 def _group(outputs):

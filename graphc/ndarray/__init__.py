@@ -4,7 +4,20 @@ Op functions are generated from the registry, so an op added there appears here.
 lives in graphc.ndarray.ndarray, as in MXNet.
 """
 import sys as _sys
+import types as _types
 
+
+class _Package(_types.ModuleType):
+    """The package must keep its `ndarray` submodule: code written for MXNet imports `mxnet.ndarray.ndarray`,
+    which an alias package may resolve to this package itself, and the import system then binds that module
+    under the name `ndarray` here."""
+    def __setattr__(self, name, value):
+        if name == 'ndarray' and value is self:
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 _sys.modules['graphc.nd'] = _sys.modules[__name__]  # `import graphc.nd` and `from graphc import nd` work too
 
 from .. import random  # noqa: F401  (nd.random.uniform, as in MXNet)

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..registry import Attr, bad, norm_axis, reduce_axes, register, same_dtype
+from ..util import _NP_SHAPE
 
 RED_ATTRS = {'axis': Attr('axis', None), 'keepdims': Attr('bool', False), 'exclude': Attr('bool', False)}
 
@@ -10,11 +11,20 @@ def _axes(a, ndim):
     return reduce_axes(a['axis'], ndim, a.get('exclude', False))
 
 
+def _legacy(s):
+    """MXNet 1.x: a result with no dims has shape (1,), unless NumPy shape semantics are on (mx.util.np_shape)."""
+    return (1,) if not s and not _NP_SHAPE[0] else s
+
+
+def _legacy_out(r):
+    return r.reshape(1) if r.ndim == 0 and not _NP_SHAPE[0] else r
+
+
 def _red_shape(a, s):
     axes = _axes(a, len(s))
     if a['keepdims']:
         return tuple(1 if i in axes else d for i, d in enumerate(s))
-    return tuple(d for i, d in enumerate(s) if i not in axes)
+    return _legacy(tuple(d for i, d in enumerate(s) if i not in axes))
 
 
 def _keep_shape(a, s):
@@ -66,7 +76,7 @@ def _reduction(name, fn, grad):
         axes = _axes(attrs, x.ndim)
         if name in ('max', 'min') and any(x.shape[i] == 0 for i in axes):
             bad(f"{name}: cannot reduce over an empty axis of shape {x.shape}")
-        return np.asarray(fn(x, axis=axes, keepdims=attrs['keepdims']), dtype=x.dtype)
+        return _legacy_out(np.asarray(fn(x, axis=axes, keepdims=attrs['keepdims']), dtype=x.dtype))
     register(name, kind='reduce', attrs=RED_ATTRS, grad=grad,
              infer=lambda a, s, d: ([_red_shape(a, s[0])], [d[0]]))(ref)
 
@@ -90,15 +100,15 @@ def _norm(attrs, x):
     axes = _axes(attrs, x.ndim)
     r = np.sum(np.abs(x), axes, keepdims=attrs['keepdims']) if attrs['ord'] == 1 else \
         np.sqrt(np.sum(np.square(x), axes, keepdims=attrs['keepdims']))
-    return np.asarray(r, dtype=x.dtype)
+    return _legacy_out(np.asarray(r, dtype=x.dtype))
 
 
 def _arg_infer(a, s, d):
     s = s[0]
     if a['axis'] is None:
-        return [(1,) * len(s) if a['keepdims'] else ()], [d[0]]
+        return [(1,) * len(s) if a['keepdims'] else _legacy(())], [d[0]]
     ax = norm_axis(a['axis'], len(s))
-    return [s[:ax] + (1,) + s[ax + 1:] if a['keepdims'] else s[:ax] + s[ax + 1:]], [d[0]]
+    return [s[:ax] + (1,) + s[ax + 1:] if a['keepdims'] else _legacy(s[:ax] + s[ax + 1:])], [d[0]]
 
 
 def _argreduce(name, fn):
@@ -106,7 +116,7 @@ def _argreduce(name, fn):
         if x.size == 0:
             bad(f"{name}: empty input of shape {x.shape}")
         r = fn(x, axis=attrs['axis'], keepdims=attrs['keepdims'])
-        return np.asarray(r, dtype=x.dtype)  # MXNet returns indices in the input's dtype
+        return _legacy_out(np.asarray(r, dtype=x.dtype))  # MXNet returns indices in the input's dtype
     register(name, kind='reduce', attrs={'axis': Attr('int', None), 'keepdims': Attr('bool', False)},
              infer=_arg_infer, grad=lambda F, a, x, y, dy: [None])(ref)
 
@@ -129,7 +139,7 @@ def _dot_infer(attrs, shapes, dtypes):
         b = b[::-1]
     if a[-1] != b[0]:
         bad(f"dot: last dim of lhs ({a[-1]}) must equal first dim of rhs ({b[0]})")
-    return [a[:-1] + b[1:]], [same_dtype('dot', dtypes)]
+    return [_legacy(a[:-1] + b[1:])], [same_dtype('dot', dtypes)]
 
 
 def _mat(x, t):
@@ -163,7 +173,7 @@ def _dot(attrs, a, b):
     if attrs['transpose_b']:
         b = b.T
     if a.ndim <= 2 and b.ndim <= 2:
-        return np.dot(a, b)
+        return _legacy_out(np.asarray(np.dot(a, b)))
     return np.tensordot(a, b, axes=1)
 
 
