@@ -2,11 +2,12 @@
 the same blocks, attribute names (features, output, body, downsample, bn1, conv1, ...) and parameter prefixes
 (resnetv10_stage1_conv0_weight), so `load_parameters` reads a `.params` file that MXNet's
 `net.save_parameters` wrote for the same architecture, and `export` writes MXNet's graph. No weights are
-downloaded: `pretrained=True` says how to load a file instead.
+downloaded: `pretrained=True` loads MXNet's file from a local folder (model_store.py).
 """
 from ....base import GraphcError
 from ... import nn
 from ...block import HybridBlock
+from ..model_store import load_pretrained
 
 SPEC = {18: ('basic', [2, 2, 2, 2], [64, 64, 128, 256, 512]),
         34: ('basic', [3, 4, 6, 3], [64, 64, 128, 256, 512]),
@@ -167,11 +168,10 @@ def get_resnet(version, num_layers, pretrained=False, ctx=None, root=None, **kwa
         raise GraphcError(f"resnet: no {num_layers}-layer ResNet; choose from {sorted(SPEC)}")
     if version not in BLOCKS:
         raise GraphcError(f"resnet: version must be 1 or 2, got {version!r}")
-    if pretrained:
-        raise GraphcError("resnet: graphc downloads no weights; build the model, then "
-                          "net.load_parameters('resnet18_v1-xxxx.params') with a file MXNet's save_parameters wrote")
     kind, layers, channels = SPEC[num_layers]
     net = (ResNetV1 if version == 1 else ResNetV2)(BLOCKS[version][kind], layers, channels, **kwargs)
+    if pretrained:
+        return load_pretrained(net, f'resnet{num_layers}_v{version}', root, ctx)
     if ctx is not None:
         net.collect_params().reset_ctx(ctx)
     return net
