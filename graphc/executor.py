@@ -55,6 +55,7 @@ class Executor:
         self._output_names = symbol.list_outputs()
         self._modes = {}
         self._saved = None  # what the last training forward left for backward
+        self._cse = _cse_on()  # read at bind, as MXNet reads MXNET_ELIMINATE_COMMON_EXPR
         entry, _ = self._mode(False)  # shapes are checked here, at bind, as MXNet does
         self.outputs = [NDArray(np.zeros(n.shapes[j], n.dtypes[j])) for n, j in entry.visible]
         self._monitor = None
@@ -85,7 +86,7 @@ class Executor:
             inputs = [by_name[k] for k in self._arg_names + self._aux_names if k in by_name]
             full, _ = run_pipeline(Graph(visible + stats, inputs), 'trace', tag='executor.trace')
             entry = _Entry(full, full.outputs[:len(visible)], inputs, 'executor')
-            entry.aux_updates = list(self._aux_updates)
+            entry.aux_updates, entry.disabled = list(self._aux_updates), self._disabled()
             entry.consts = {id(n): n.extra.get('value') for n in self._symbol._graph().inputs}
             hit = self._modes[train] = (entry, {})
         return hit
@@ -96,10 +97,16 @@ class Executor:
         if 'fwd' not in plans:
             from .passes import run_pipeline
             from .runtime.plan import Plan
-            opt, report = run_pipeline(entry.graph, 'training' if train else 'inference', tag='executor')
+            opt, report = run_pipeline(entry.graph, 'training' if train else 'inference', disabled=self._disabled(),
+                                       tag='executor')
             plans['fwd'] = Plan(opt)
             plans['fwd_graph'], plans['report'] = opt, report
         return plans['fwd']
+
+    def _disabled(self):
+        """Passes switched off: GRAPHC_DISABLE_PASSES, and cse under MXNET_ELIMINATE_COMMON_EXPR=0 at bind."""
+        from .passes.manager import disabled_passes
+        return disabled_passes() | (set() if self._cse else {'cse'})
 
     def _need(self):
         need = [self._grad_req.get(k, 'null') != 'null' and g is not None
@@ -245,11 +252,25 @@ class Executor:
         self._monitor = callback
 
     def get_optimized_symbol(self):
-        """The graph as the inference pipeline leaves it, as a Symbol."""
+        """The graph after the graph-level passes MXNet also runs (dead code, and common subexpressions unless
+        MXNET_ELIMINATE_COMMON_EXPR=0), before fusion; an output that repeats another gets a copy, as MXNet's."""
+        from .passes import run_pipeline
+        from .passes.manager import PASSES
+        from .registry import OPS
         from .symbol.symbol import Symbol
-        self._plan(False)
-        g = self._modes[False][1]['fwd_graph']
-        return Symbol(g.outputs)
+        entry, _ = self._mode(True)  # (where Dropout is random: MXNet never merges it)
+        g = Graph(entry.visible)
+        keep = {'dce', 'cse'} if self._cse else {'dce'}
+        opt, _ = run_pipeline(g, 'inference', disabled=set(PASSES) - keep, tag='executor.symbol')
+        outs, seen = [], set()
+        for n, j in opt.outputs:
+            if (id(n), j) in seen:
+                c = Node(OPS['_copy'], f"{n.name}_copy{len(outs)}", {}, [(n, j)], shapes=[n.shapes[j]],
+                         dtypes=[n.dtypes[j]])
+                n, j = c, 0
+            seen.add((id(n), j))
+            outs.append((n, j))
+        return Symbol(outs)
 
     def debug_str(self):
         """The optimized graph and the memory its runs allocate (intermediate values, MXNet's summary line)."""
@@ -270,6 +291,11 @@ class Executor:
         entry, _ = self._mode(training)
         need = self._need()
         return entry, [v for v, n in zip(entry.input_vars, need) if n]
+
+
+def _cse_on():
+    import os
+    return os.environ.get('MXNET_ELIMINATE_COMMON_EXPR', '1') != '0'
 
 
 def _as_list(what, names, value, allow_none=False):

@@ -103,8 +103,9 @@ class CachedOp:
             used = {id(n) for n in bwd.nodes}
             saved = [(entry, v) for entry, v in saved_of.values() if id(v) in used]
             fgraph = Graph(list(e.graph.outputs) + [entry for entry, _ in saved], e.graph.inputs)
-            fopt, _ = run_pipeline(fgraph, 'training', tag=e.block_name + '.forward')
-            bopt, _ = run_pipeline(bwd, 'training', tag=e.block_name + '.backward')
+            off = getattr(e, 'disabled', None)  # (an Executor's entry: MXNET_ELIMINATE_COMMON_EXPR=0 turns cse off)
+            fopt, _ = run_pipeline(fgraph, 'training', disabled=off, tag=e.block_name + '.forward')
+            bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
             hit = self._compiled[need] = (Plan(fopt), Plan(bopt), [v for _, v in saved], heads,
                                           [g is not None for g in grads])
         return hit

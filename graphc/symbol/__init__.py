@@ -123,3 +123,7 @@ fromjson = load_json
 
 def save(fname, symbol):
     symbol.save(fname)
+
+
+from .symbol import _install_fluent_methods  # noqa: E402
+_install_fluent_methods()

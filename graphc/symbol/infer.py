@@ -38,12 +38,16 @@ def _prod(dims):
 # op name -> fn(attrs, input shapes, output shapes) -> input shapes (None where it cannot say)
 def _fc(a, ins, outs):
     d = ins[0]
+    if d is None:  # MXNet's rule needs the data's rank at least
+        return [None] * len(ins)
     feat = None if d is None else (d[-1] if not a.get('flatten', True) else _prod(d[1:]))
     return [None, (a['num_hidden'], feat), (a['num_hidden'],)][:len(ins)]
 
 
 def _conv(a, ins, outs, deconv=False):
     k, g, nf = tuple(a['kernel']), a.get('num_group', 1), a['num_filter']
+    if ins[0] is None:
+        return [None] * len(ins)
     layout = a.get('layout') or 'NC' + 'DHW'[3 - len(k):]
     c = _dim(ins[0], layout.index('C'))
     if deconv:

@@ -593,14 +593,9 @@ def sym_invoke(op, inputs, attrs, name=None):
     return [Symbol([(node, i)]) for i in range(n)] if n > 1 else Symbol([(node, 0)])
 
 
-_auto_counts = {}
-
-
 def _auto_name(op):
-    hint = op.name.lower().lstrip('_')
-    k = _auto_counts.get(hint, 0)
-    _auto_counts[hint] = k + 1
-    return f"{hint}{k}"
+    from ..name import NameManager
+    return NameManager.current.get(None, op.name.lower().lstrip('_'))
 
 
 def _install_array_methods():
@@ -627,6 +622,29 @@ def _install_array_methods():
         from .. import ndarray as nd
         return nd.ones_like(self)
     Symbol.zeros_like, Symbol.ones_like = zeros_like, ones_like
+
+
+def _install_fluent_methods():
+    """Outside a trace, x.op(...) is sym.op(x, ...) (MXNet's fluent methods: name= and attr= work); inside a
+    trace they stay NDArray's methods, so one hybrid_forward serves both."""
+    from .. import symbol as sym_mod
+    from ..ndarray.ndarray import NDArray
+
+    def fluent(name, nd_method):
+        def method(self, *args, **kwargs):
+            if _ts.ctx is not None:
+                return nd_method(self, *args, **kwargs)
+            if name == 'reshape' and args and all(isinstance(a, int) for a in args):
+                args, kwargs = (), dict(kwargs, shape=args)
+            elif name == 'reshape' and len(args) == 1 and isinstance(args[0], (tuple, list)):
+                args, kwargs = (), dict(kwargs, shape=tuple(args[0]))
+            return getattr(sym_mod, name)(self, *args, **kwargs)
+        method.__name__ = name
+        method.__doc__ = getattr(nd_method, '__doc__', None)
+        return method
+    for k, v in list(vars(NDArray).items()):
+        if not k.startswith('_') and callable(v) and hasattr(sym_mod, k) and k not in ('copy',):
+            setattr(Symbol, k, fluent(k, v))
 
 
 def describe_node(node):
