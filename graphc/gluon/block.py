@@ -11,7 +11,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import autograd, nd, sym
-from ..symbol.symbol import current_trace
+from ..symbol.symbol import Symbol, current_trace
 from .. import initializer as _init
 from ..base import GraphcError
 from ..ndarray.ndarray import NDArray
@@ -334,6 +334,9 @@ class HybridBlock(Block):
         trace = current_trace()
         if trace is not None:  # inside a parent's trace: add this block's ops to the graph
             return self._traced_forward(trace, *args, **kwargs)
+        if any(isinstance(a, Symbol) for a in args):  # called on symbols (MXNet's symbolic use): their graph
+            from .cached import symbol_forward
+            return symbol_forward(self, args, kwargs)
         if self._active and not kwargs and not getattr(_eager, 'on', False):
             return self._cached_call(args)
         return self.forward(*args, **kwargs)
@@ -399,6 +402,9 @@ class HybridBlock(Block):
 
     def _param_arrays(self, x, *args):
         own = self._own_params()
+        trace = current_trace()
+        if trace is not None and trace.symbolic:  # graph only: parameters stay as they are (MXNet's)
+            return {k: trace.param_var(p) for k, p in own.items()}
         if any(p._data is None and p._deferred_init for p in own.values()):
             self.infer_shape(x, *args)
             for p in own.values():

@@ -344,6 +344,15 @@ def hoist(graph, param_ids):
     return Graph(cut), hvars, main
 
 
+def symbol_forward(block, args, kwargs):
+    """A block called on Symbols outside any trace returns the Symbol(s) of its graph on them, parameters
+    as variables named after them (MXNet's symbolic use of a block, hybridized or not)."""
+    ctx = TraceContext(training=autograd.is_training())
+    ctx.symbolic = True
+    with ctx:
+        return block._traced_forward(ctx, *args, **kwargs)
+
+
 def _flatten(out):
     if isinstance(out, Symbol):
         return None, [out]

@@ -25,6 +25,7 @@ class TraceContext:
 
     def __init__(self, training=False):
         self.training = training
+        self.symbolic = False     # a block called on Symbols: build the graph, leave parameters uninitialized
         self.counts = {}
         self.blocks = []          # stack of (prefix, path) of the blocks being traced
         self.aux_updates = []     # (moving var node, batch-stat entry, momentum) from BatchNorm in training
