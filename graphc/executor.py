@@ -84,8 +84,9 @@ class Executor:
                             self._aux_updates += [(mm.name, n.attrs['momentum']), (mv.name, n.attrs['momentum'])]
             from .passes import run_pipeline
             inputs = [by_name[k] for k in self._arg_names + self._aux_names if k in by_name]
-            full, _ = run_pipeline(Graph(visible + stats, inputs), 'trace', tag='executor.trace')
+            full, trace_report = run_pipeline(Graph(visible + stats, inputs), 'trace', tag='executor.trace')
             entry = _Entry(full, full.outputs[:len(visible)], inputs, 'executor')
+            entry.traced, entry.trace_report = Graph(visible, inputs), trace_report
             entry.aux_updates, entry.disabled = list(self._aux_updates), self._disabled()
             entry.consts = {id(n): n.extra.get('value') for n in self._symbol._graph().inputs}
             hit = self._modes[train] = (entry, {})
