@@ -121,9 +121,8 @@ def _topo(heads):
 
 def _run_backward(heads, head_grads, retain_graph, want=None):
     """Propagate gradients from heads. Returns {id(leaf node): grad ndarray}."""
-    from .ndarray import ndarray as _nd_mod
+    from .ndarray.ndarray import NDArray
     from . import nd as F
-    NDArray = _nd_mod.NDArray
     heads = list(heads)
     if head_grads is None:
         head_grads = [None] * len(heads)

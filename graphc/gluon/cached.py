@@ -4,6 +4,7 @@ A call with a new key (input shapes and dtypes, training mode, parameter dtypes)
 and says why (logging, or GRAPHC_LOG_RETRACE=1). Under autograd.record(), the whole graph
 enters the tape as one node; its backward is the gradient graph from passes.autodiff.
 """
+import importlib
 import logging
 import os
 import sys
@@ -14,13 +15,16 @@ import numpy as np
 from .. import autograd
 from ..base import GraphcError, fmt_shape
 from ..graph import Graph
-from ..ndarray import ndarray as _ndm
 from ..ndarray.ndarray import CASTS, NDArray, WRITES
 from ..symbol.symbol import Symbol, TraceContext, input_var
 
 from ..runtime.cpu import enabled
 from ..runtime.interpreter import interpret
 from ..runtime.plan import Plan
+
+# the module from sys.modules, not the package's `ndarray` attribute: an importer that aliases graphc under
+# MXNet's names (where mxnet.ndarray.ndarray is a module of the package) can rebind that attribute
+_ndm = importlib.import_module('graphc.ndarray.ndarray')
 
 log = logging.getLogger('graphc')
 _opt_lock = threading.RLock()
