@@ -20,7 +20,19 @@ def _instantiate(symbol, shapes, dtypes, train):
     """(graph, input vars by name) of symbol with every input's shape and dtype known and every
     mode-dependent op (Dropout, BatchNorm) set to `train`."""
     new, by_name = {}, {}
-    for n in symbol._graph().nodes:
+    graph = symbol._graph()
+    sources = [n for n in graph.nodes if not n.is_var and not n.inputs and 0 in (n.attrs.get('shape') or ())]
+    if sources:  # zeros((0, H)) as MXNet's RNN cells make: the 0 is a dim that inference fills in
+        from .symbol.infer import infer_shapes
+        got = infer_shapes(graph, {id(v): tuple(shapes[v.name]) for v in graph.inputs})
+        fill = {}
+        for n in sources:
+            s = got.get((id(n), 0))
+            if s is None or None in s:
+                raise GraphcError(f"bind: cannot infer the shape of {n.name} ({n.op.name} of shape "
+                                  f"{fmt_shape(n.attrs['shape'])}, 0 for unknown)")
+            fill[id(n)] = s
+    for n in graph.nodes:
         if n.is_var:
             if n.name in by_name:
                 new[id(n)] = by_name[n.name]
@@ -30,6 +42,8 @@ def _instantiate(symbol, shapes, dtypes, train):
             by_name[n.name] = new[id(n)] = v
             continue
         attrs = dict(n.attrs, _train=train) if n.op.mode_dependent else n.attrs
+        if sources and id(n) in fill:
+            attrs = dict(attrs, shape=fill[id(n)])
         m = Node(n.op, n.name, attrs, [(new[id(s)], j) for s, j in n.inputs], where=n.where, block=n.block)
         m.extra = dict(n.extra)
         m.shapes, m.dtypes = infer_node(m)

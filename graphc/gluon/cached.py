@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -353,8 +354,18 @@ def symbol_forward(block, args, kwargs):
     as variables named after them (MXNet's symbolic use of a block, hybridized or not)."""
     ctx = TraceContext(training=autograd.is_training())
     ctx.symbolic = True
+    for p in block.collect_params().values():  # one variable per parameter across calls (a cell's steps)
+        shape, v = _PARAM_VARS.get(p, (None, None))
+        if v is not None and shape == p.shape:
+            ctx.param_vars[id(p)] = (p, v)
     with ctx:
-        return block._traced_forward(ctx, *args, **kwargs)
+        out = block._traced_forward(ctx, *args, **kwargs)
+    for p, v in ctx.param_vars.values():
+        _PARAM_VARS[p] = (p.shape, v)
+    return out
+
+
+_PARAM_VARS = weakref.WeakKeyDictionary()  # Parameter -> (shape, its Symbol variable), as MXNet's Parameter.var()
 
 
 def _flatten(out):

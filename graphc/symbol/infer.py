@@ -99,7 +99,9 @@ def infer_shapes(graph, given):
             ins = [shape.get((id(s), j)) for s, j in n.inputs]
             outs = [shape.get((id(n), j)) for j in range(n.num_outputs)]
             new_outs = list(outs)
-            if all(s is not None and None not in s for s in ins):
+            if not n.inputs and 0 in (n.attrs.get('shape') or ()):  # zeros((0, H)): 0 is a dim to infer
+                new_outs = [_merge(outs[0], tuple(None if d == 0 else d for d in n.attrs['shape']), n)]
+            elif all(s is not None and None not in s for s in ins):
                 try:
                     got, _ = n.op.infer(n.attrs, ins, [s.dtypes[j] if s.dtypes else np.dtype('float32')
                                                         for s, j in n.inputs])

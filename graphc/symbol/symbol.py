@@ -465,61 +465,14 @@ def output_name(n, j):
 
 
 def _evaluate(self, ctx=None, **inputs):
-    """Run the graph on NDArrays given by input name; returns a list of NDArrays."""
+    """MXNet's eval: bind the given arrays (by name) and run a prediction forward; a list of NDArrays."""
     from ..ndarray.ndarray import NDArray
-    from ..runtime.interpreter import interpret
-    g = self._graph()
-    vals = {}
-    for v in g.inputs:
-        if v.name in inputs:
-            a = inputs[v.name]
-            vals[id(v)] = a._data if isinstance(a, NDArray) else np.asarray(a)
-        elif 'value' not in v.extra:
-            raise GraphcError(f"eval: no value given for input {v.name!r}; inputs: {[n.name for n in g.inputs]}")
-    g2 = _reinfer(g, {k: a.shape for k, a in vals.items()}, {k: a.dtype for k, a in vals.items()})
-    feed = {id(n2): vals[id(n)] for n, n2 in zip(g.inputs, g2.inputs) if id(n) in vals}
-    return [NDArray(o) for o in interpret(g2, feed)]
+    args = {k: v if isinstance(v, NDArray) else NDArray(np.asarray(v)) for k, v in inputs.items()}
+    aux = {k: args.pop(k) for k in self.list_auxiliary_states() if k in args}
+    return self.bind(ctx, args, aux_states=aux or None).forward()
 
 
 Symbol.eval = _evaluate
-
-
-def _reinfer(g, shapes, dtypes):
-    """Copy of g with shapes/dtypes inferred from the given input shapes (keyed by id of the input node)."""
-    mapping = {}
-    for n in g.nodes:
-        if n.is_var:
-            m = Node(None, n.name, shapes=[shapes.get(id(n), n.shapes[0] if n.shapes else None)],
-                     dtypes=[dtypes.get(id(n), n.dtypes[0] if n.dtypes else np.dtype('float32'))])
-            m.extra = n.extra
-        else:
-            m = Node(n.op, n.name, n.attrs, [(mapping[id(s)], j) for s, j in n.inputs], where=n.where, block=n.block)
-            m.shapes, m.dtypes = partial_infer(m)
-        mapping[id(n)] = m
-    return Graph([(mapping[id(n)], j) for n, j in g.outputs], [mapping[id(n)] for n in g.inputs])
-
-
-def _infer(g, args, kwargs, what, sym):
-    names = [n.name for n in g.inputs]
-    given = dict(zip(names, args))
-    given.update(kwargs)
-    unknown = set(given) - set(names)
-    if unknown:
-        raise GraphcError(f"infer_{what}: unknown inputs {sorted(unknown)}; inputs are {names}")
-    shapes, dtypes = {}, {}
-    for n in g.inputs:
-        if n.name in given:
-            if what == 'shape':
-                shapes[id(n)] = tuple(given[n.name])
-            else:
-                dtypes[id(n)] = as_dtype(given[n.name])
-    g2 = _reinfer(g, shapes, dtypes)
-    aux = set(sym.list_auxiliary_states())
-    attr = (lambda n, j: n.shapes[j]) if what == 'shape' else (lambda n, j: n.dtypes[j])
-    args_ = [attr(n, 0) for n in g2.inputs if n.name not in aux]
-    auxs = [attr(n, 0) for n in g2.inputs if n.name in aux]
-    outs = [attr(n, j) for n, j in g2.outputs]
-    return args_, outs, auxs
 
 
 # ---------------------------------------------------------------- building nodes
@@ -648,6 +601,28 @@ def _install_fluent_methods():
             setattr(Symbol, k, fluent(k, v))
 
 
+def _install_symbolic_arithmetic():
+    """Symbol (op) Symbol is MXNet's elementwise op (_Plus: same shapes, which inference unifies) where no
+    hybridize trace runs; traces keep NDArray's rule (elementwise when the shapes match, else broadcast)."""
+    from ..ndarray.ndarray import NDArray
+    from ..registry import OPS
+
+    def arith(name, op_name, swap):
+        nd_method = getattr(NDArray, name)
+
+        def method(self, other):
+            if isinstance(other, Symbol) and (_ts.ctx is None or _ts.ctx.symbolic):
+                a, b = (other, self) if swap else (self, other)
+                return sym_invoke(OPS[op_name], [a, b], {})
+            return nd_method(self, other)
+        method.__name__ = name
+        return method
+    for name, op_name in (('add', 'elemwise_add'), ('sub', 'elemwise_sub'), ('mul', 'elemwise_mul'),
+                          ('truediv', 'elemwise_div')):
+        setattr(Symbol, f"__{name}__", arith(f"__{name}__", op_name, False))
+        setattr(Symbol, f"__r{name}__", arith(f"__r{name}__", op_name, True))
+
+
 def describe_node(node):
     return describe(node)
 
@@ -658,4 +633,5 @@ def _register_tensor_type():
 
 
 _install_array_methods()
+_install_symbolic_arithmetic()
 _register_tensor_type()

@@ -56,10 +56,18 @@ def _format_sequence(length, inputs, layout, merge):
         if len(inputs) != length:
             raise GraphcError(f"unroll: length={length} but {len(inputs)} input steps were given")
         F = _F_of(inputs[0])
-        batch_size = inputs[0].shape[0]
+        batch_size = inputs[0].shape[0] if inputs[0].shape is not None else 0  # a Symbol: 0, inferred at bind
         if merge is True:
             inputs = F.stack(*inputs, axis=axis)
     return inputs, axis, F, batch_size
+
+
+def _zeros_for(like):
+    """nd.zeros, or sym.zeros for a Symbol outside a trace (a cell unrolled on variables, as in MXNet)."""
+    if isinstance(like, Symbol) and current_trace() is None:
+        from ... import sym
+        return sym.zeros
+    return nd.zeros
 
 
 def _dtype_of(x):
@@ -127,8 +135,9 @@ class RecurrentCell(_StatesCall, HybridBlock):
         return states
 
     def _default_begin_state(self, F, batch_size, like):
-        """Zero states for unroll(begin_state=None): constants of the input's dtype (while tracing too)."""
-        return self.begin_state(batch_size, func=nd.zeros, dtype=_dtype_of(like))
+        """Zero states for unroll(begin_state=None): constants of the input's dtype (while tracing too); on
+        Symbols outside a trace, sym.zeros whose batch 0 shape inference fills in (MXNet's)."""
+        return self.begin_state(batch_size, func=_zeros_for(like), dtype=_dtype_of(like))
 
     def unroll(self, length, inputs, begin_state=None, layout='NTC', merge_outputs=None, valid_length=None):
         """Run the cell over `length` steps. inputs: one array in `layout` ('NTC' or 'TNC') or a list of
@@ -156,6 +165,13 @@ class RecurrentCell(_StatesCall, HybridBlock):
         if merge_outputs:
             outputs = F.stack(*outputs, axis=axis)
         return outputs, states
+
+    def __call__(self, inputs, *states, **kwargs):
+        self._counter += 1  # the step: outputs are named t{step}_out, as MXNet's
+        return super().__call__(inputs, *states, **kwargs)
+
+    def _out_name(self):
+        return f"t{self._counter}_out"
 
     def forward(self, inputs, *states):
         states = self._states_arg(states)
@@ -222,7 +238,7 @@ class RNNCell(_BaseGatedCell):
     def hybrid_forward(self, F, inputs, states, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
         i2h = self._fc(F, inputs, i2h_weight, i2h_bias)
         h2h = self._fc(F, states[0], h2h_weight, h2h_bias)
-        output = self._get_activation(F, i2h + h2h, self._activation)
+        output = self._get_activation(F, i2h + h2h, self._activation, name=self._out_name())
         return output, [output]
 
 
@@ -253,7 +269,7 @@ class LSTMCell(_BaseGatedCell):
         in_transform = self._get_activation(F, gates[2], self._activation)
         out_gate = self._get_activation(F, gates[3], self._recurrent_activation)
         next_c = forget_gate * states[1] + in_gate * in_transform
-        next_h = out_gate * self._get_activation(F, next_c, self._activation)
+        next_h = F.elemwise_mul(out_gate, self._get_activation(F, next_c, self._activation), name=self._out_name())
         return next_h, [next_h, next_c]
 
 
@@ -276,7 +292,7 @@ class GRUCell(_BaseGatedCell):
         reset_gate = F.sigmoid(i2h[0] + h2h[0])
         update_gate = F.sigmoid(i2h[1] + h2h[1])
         next_h_tmp = F.tanh(i2h[2] + reset_gate * h2h[2])
-        next_h = (1 - update_gate) * next_h_tmp + update_gate * prev_h
+        next_h = F.elemwise_add((1 - update_gate) * next_h_tmp, update_gate * prev_h, name=self._out_name())
         return next_h, [next_h]
 
 
@@ -361,7 +377,7 @@ class ModifierCell(RecurrentCell):
             self.base_cell._modified = True
 
     def _default_begin_state(self, F, batch_size, like):
-        return self.begin_state(batch_size, func=nd.zeros, dtype=_dtype_of(like))
+        return self.begin_state(batch_size, func=_zeros_for(like), dtype=_dtype_of(like))
 
     def __repr__(self):
         return f"{type(self).__name__}({self.base_cell!r})"
