@@ -192,3 +192,32 @@ def test_block_called_on_symbol():
     args['data'] = x
     exe = s.bind(mx.cpu(), args, aux_states=aux)
     np.testing.assert_allclose(exe.forward()[0].asnumpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_cell_unrolled_on_symbols():
+    from graphc import gluon
+    cell = gluon.rnn.ResidualCell(gluon.rnn.GRUCell(4, prefix='rnn_'))
+    inputs = [sym.var(f"rnn_t{i}_data") for i in range(2)]
+    outputs, states = cell.unroll(2, inputs)
+    out = sym.Group(outputs)
+    assert sorted(set(out.list_arguments())) == sorted(out.list_arguments())  # one variable per parameter
+    assert out.infer_shape(rnn_t0_data=(3, 4), rnn_t1_data=(3, 4))[1] == [(3, 4), (3, 4)]
+    # zero weights: each GRU step keeps h = z*h + (1-z)*n with n = 0, z = 1/2, from h0 = 0; + the input
+    x = np.random.rand(3, 4).astype('float32')
+    res = out.eval(rnn_t0_data=mx.nd.array(x), rnn_t1_data=mx.nd.array(x),
+                   rnn_i2h_weight=mx.nd.zeros((12, 4)), rnn_i2h_bias=mx.nd.zeros((12,)),
+                   rnn_h2h_weight=mx.nd.zeros((12, 4)), rnn_h2h_bias=mx.nd.zeros((12,)))
+    np.testing.assert_allclose(res[0].asnumpy(), x, rtol=1e-6)
+    plain = gluon.rnn.LSTMCell(5, prefix='l_')
+    outs, _ = plain.unroll(3, [sym.var(f"x{i}") for i in range(3)])
+    assert sym.Group(outs).list_outputs() == ['l_t0_out_output', 'l_t1_out_output', 'l_t2_out_output']
+
+
+def test_symbol_arithmetic_is_elementwise():
+    a, b = sym.var('a'), sym.var('b')
+    c = a + b * a - b / a
+    assert [n for n in c.tojson().split('"op": "')[1:] if not n.startswith('null')][0].startswith('elemwise')
+    assert c.infer_shape(a=(2, 3)) == ([(2, 3), (2, 3)], [(2, 3)], [])
+    av, bv = np.random.rand(2, 3) + 1, np.random.rand(2, 3)
+    out = c.eval(a=mx.nd.array(av, dtype='float64'), b=mx.nd.array(bv, dtype='float64'))[0].asnumpy()
+    np.testing.assert_allclose(out, av + bv * av - bv / av, rtol=1e-12)
