@@ -333,12 +333,9 @@ def get_symbol(x):
     for node in _topo([x._ag[0]])[::-1]:
         if node.op is None:
             v = node.variable
-            made[id(node)] = Node(None, f"var{nvar[0]}", shapes=[tuple(v.shape)], dtypes=[v.dtype])
+            made[id(node)] = [(Node(None, f"var{nvar[0]}", shapes=[tuple(v.shape)], dtypes=[v.dtype]), 0)]
             nvar[0] += 1
             continue
-        if not hasattr(node.op, 'ref'):
-            raise GraphcError(f"get_symbol: {node.op.name} (a hybridized block or custom Function) has no "
-                              "symbolic form")
         if node.freed:
             raise GraphcError("get_symbol: the graph was freed by backward; call it before, or retain_graph=True")
         ins = []
@@ -348,8 +345,29 @@ def get_symbol(x):
                 c.extra['value'] = np.array(a)
                 ins.append((c, 0))
             else:
-                ins.append((made[id(e[0])], e[1]))
+                ins.append(made[id(e[0])][e[1]])
+        entry = getattr(node.op, 'entry', None)
+        if entry is not None:  # a hybridized block's call: its graph, inlined
+            made[id(node)] = _inline(entry, ins)
+            continue
+        if not hasattr(node.op, 'ref'):
+            raise GraphcError(f"get_symbol: {node.op.name} (a custom Function) has no symbolic form")
         m = Node(node.op, f"{node.op.name.lower().lstrip('_')}{len(made)}", node.attrs, ins)
         m.shapes, m.dtypes = partial_infer(m)
-        made[id(node)] = m
-    return Symbol([(made[id(x._ag[0])], x._ag[1])])
+        made[id(node)] = [(m, j) for j in range(m.num_outputs)]
+    return Symbol([made[id(x._ag[0])][x._ag[1]]])
+
+
+def _inline(entry, ins):
+    """The visible outputs of a traced graph, rebuilt on the entries `ins` for its inputs."""
+    from .graph import Node
+    new = {id(v): e for v, e in zip(entry.input_vars, ins)}
+    for n in entry.graph.nodes:
+        if n.is_var:
+            if id(n) not in new:  # a constant captured by the trace
+                new[id(n)] = (n, 0)
+            continue
+        m = Node(n.op, n.name, n.attrs, [new[id(s)] if s.is_var else (new[id(s)][0], j) for s, j in n.inputs],
+                 n.shapes, n.dtypes, n.where, n.block)
+        new[id(n)] = (m, 0)
+    return [(new[id(n)][0], j) for n, j in entry.graph.outputs[:len(entry.visible)]]

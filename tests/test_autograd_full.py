@@ -196,3 +196,20 @@ def test_create_graph_through_hybridized_block_is_refused():
         y = net(x).sum()
     with pytest.raises(GraphcError, match='hybridize'):
         autograd.grad(y, [x], create_graph=True)
+
+
+def test_get_symbol_inlines_hybridized_blocks():
+    from graphc.gluon import nn
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Dense(4, in_units=3, activation='tanh'), nn.Dense(2, in_units=4))
+    net.initialize()
+    net.hybridize()
+    x = nd.array(np.random.rand(2, 3).astype('float32'))
+    x.attach_grad()
+    with autograd.record():
+        y = net(x) * 2 + 1
+    s = autograd.get_symbol(y)
+    assert len(s.list_arguments()) == 5  # x and the two layers' weights and biases
+    vals = dict(zip(s.list_arguments(), [x] + [p.data() for p in net.collect_params().values()]))
+    np.testing.assert_allclose(s.eval(**vals)[0].asnumpy(), y.asnumpy(), rtol=1e-6)
