@@ -122,6 +122,10 @@ class Symbol:
         return cpu()
 
     def __repr__(self):
+        if _ts.ctx is None:  # MXNet's form, for the symbolic API
+            if len(self._entries) == 1:
+                return f"<Symbol {self._entries[0][0].name}>"
+            return f"<Symbol group [{', '.join(n.name for n, _ in self._entries)}]>"
         if len(self._entries) == 1:
             n, j = self._entries[0]
             s = self.shape
@@ -601,9 +605,15 @@ def _install_fluent_methods():
             setattr(Symbol, k, fluent(k, v))
 
 
+def _known(s):
+    shape = s.shape
+    return shape is not None and None not in shape
+
+
 def _install_symbolic_arithmetic():
-    """Symbol (op) Symbol is MXNet's elementwise op (_Plus: same shapes, which inference unifies) where no
-    hybridize trace runs; traces keep NDArray's rule (elementwise when the shapes match, else broadcast)."""
+    """Symbol (op) Symbol of an unknown shape is MXNet's elementwise op (_Plus: same shapes, which inference
+    then unifies) where no hybridize trace runs; known shapes, and traces, keep NDArray's rule (elementwise
+    when the shapes match, else broadcast)."""
     from ..ndarray.ndarray import NDArray
     from ..registry import OPS
 
@@ -611,7 +621,8 @@ def _install_symbolic_arithmetic():
         nd_method = getattr(NDArray, name)
 
         def method(self, other):
-            if isinstance(other, Symbol) and (_ts.ctx is None or _ts.ctx.symbolic):
+            if isinstance(other, Symbol) and (_ts.ctx is None or _ts.ctx.symbolic) and \
+                    not (_known(self) and _known(other)):
                 a, b = (other, self) if swap else (self, other)
                 return sym_invoke(OPS[op_name], [a, b], {})
             return nd_method(self, other)
