@@ -46,7 +46,13 @@ def _instantiate(symbol, shapes, dtypes, train):
             attrs = dict(attrs, shape=fill[id(n)])
         m = Node(n.op, n.name, attrs, [(new[id(s)], j) for s, j in n.inputs], where=n.where, block=n.block)
         m.extra = dict(n.extra)
-        m.shapes, m.dtypes = infer_node(m)
+        try:
+            m.shapes, m.dtypes = infer_node(m)
+        except (IndexError, ValueError, TypeError) as e:
+            if isinstance(e, GraphcError):
+                raise
+            raise GraphcError(f"bind: {n.op.name} {n.name!r} cannot take input shapes "
+                              f"{', '.join(fmt_shape(s.shapes[j]) for s, j in m.inputs)} ({e})") from None
         new[id(n)] = m
     outs = [(new[id(n)], j) for n, j in symbol._entries]
     return outs, by_name
@@ -61,8 +67,11 @@ class _Entry:
 
 class Executor:
     def __init__(self, symbol, ctx, args, args_grad, grad_req, aux_states):
-        from .context import current_context
-        self._symbol, self._ctx = symbol, ctx if ctx is not None else current_context()
+        from .context import Context, current_context
+        self._symbol, self._ctx = symbol, Context(ctx) if ctx is not None else current_context()
+        if self._ctx.device_type != 'cpu':
+            raise GraphcError(f"bind: executors run on the cpu; {self._ctx} is not supported yet (a hybridized "
+                              "block runs inference on a GPU)")
         self._arg_names, self._aux_names = symbol.list_arguments(), symbol.list_auxiliary_states()
         self.arg_arrays, self.grad_arrays, self.aux_arrays = args, args_grad, aux_states
         self._grad_req = grad_req
@@ -87,21 +96,20 @@ class Executor:
                     shapes[n.name], dtypes[n.name] = n.extra['value'].shape, n.extra['value'].dtype
             visible, by_name = _instantiate(self._symbol, shapes, dtypes, train)
             graph = Graph(visible)
-            self._aux_updates = []
-            stats = []
+            aux_updates, stats = [], []
             if train:  # MXNet's training forward updates BatchNorm's moving statistics (aux states)
                 for n in graph.nodes:
                     if not n.is_var and n.op.name == 'BatchNorm' and not n.attrs.get('use_global_stats'):
                         mm, mv = n.inputs[3][0], n.inputs[4][0]
                         if mm.is_var and mv.is_var:
                             stats += [(n, 1), (n, 2)]
-                            self._aux_updates += [(mm.name, n.attrs['momentum']), (mv.name, n.attrs['momentum'])]
+                            aux_updates += [(mm.name, n.attrs['momentum']), (mv.name, n.attrs['momentum'])]
             from .passes import run_pipeline
             inputs = [by_name[k] for k in self._arg_names + self._aux_names if k in by_name]
             full, trace_report = run_pipeline(Graph(visible + stats, inputs), 'trace', tag='executor.trace')
             entry = _Entry(full, full.outputs[:len(visible)], inputs, 'executor')
             entry.traced, entry.trace_report = Graph(visible, inputs), trace_report
-            entry.aux_updates, entry.disabled = list(self._aux_updates), self._disabled()
+            entry.aux_updates, entry.disabled = aux_updates, self._disabled()
             entry.consts = {id(n): n.extra.get('value') for n in self._symbol._graph().inputs}
             hit = self._modes[train] = (entry, {})
         return hit

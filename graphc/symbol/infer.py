@@ -38,7 +38,7 @@ def _prod(dims):
 # op name -> fn(attrs, input shapes, output shapes) -> input shapes (None where it cannot say)
 def _fc(a, ins, outs):
     d = ins[0]
-    if d is None:  # MXNet's rule needs the data's rank at least
+    if d is None or not d:  # MXNet's rule needs the data's rank at least (and a 0-d input is an error)
         return [None] * len(ins)
     feat = None if d is None else (d[-1] if not a.get('flatten', True) else _prod(d[1:]))
     return [None, (a['num_hidden'], feat), (a['num_hidden'],)][:len(ins)]
@@ -107,6 +107,9 @@ def infer_shapes(graph, given):
                                                         for s, j in n.inputs])
                 except GraphcShapeError as e:
                     raise GraphcShapeError(f"{describe(n)}{e}") from None
+                except (IndexError, ValueError, TypeError) as e:  # a rule that did not expect these shapes
+                    raise GraphcShapeError(f"{describe(n)}{n.op.name} {n.name!r}: cannot take input shapes "
+                                           f"{', '.join(map(_fmt, ins))} ({e})") from None
                 new_outs = [_merge(o, tuple(g), n) for o, g in zip(outs, got)]
             new_ins = list(ins)
             rule = BACKWARD.get(n.op.name)
