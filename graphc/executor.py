@@ -110,7 +110,6 @@ class Executor:
             entry = _Entry(full, full.outputs[:len(visible)], inputs, 'executor')
             entry.traced, entry.trace_report = Graph(visible, inputs), trace_report
             entry.aux_updates, entry.disabled = aux_updates, self._disabled()
-            entry.consts = {id(n): n.extra.get('value') for n in self._symbol._graph().inputs}
             hit = self._modes[train] = (entry, {})
         return hit
 
@@ -171,9 +170,12 @@ class Executor:
         for o, v in zip(self.outputs, vals[:nv]):
             o._data[...] = v
         if train:
-            aux = self.aux_dict
+            aux, saved_feed = self.aux_dict, self._saved[1]
+            ids = {v.name: id(v) for v in entry.input_vars}
             for (name, m), stat in zip(entry.aux_updates, vals[nv:]):
                 d = aux[name]._data
+                if saved_feed is not None:  # the backward reads what the forward read, not the update
+                    saved_feed[ids[name]] = d.copy()
                 d *= m
                 d += (1 - m) * stat
         if self._monitor is not None:

@@ -194,3 +194,22 @@ def test_backward_needs_a_training_forward():
     exe.forward(is_train=True)
     with pytest.raises(GraphcError, match='shape'):
         exe.backward(nd.ones((3,)))
+
+
+def test_batchnorm_backward_matches_eager():
+    s = sym.sum(sym.BatchNorm(sym.var('x'), name='bn', fix_gamma=False) * sym.var('w'))
+    xv, gv, bv, wv = rand(6, 4), rand(4), rand(4), rand(6, 4)
+    exe = s.simple_bind(mx.cpu(), x=(6, 4), w=(6, 4))
+    exe.copy_params_from({'x': nd.array(xv), 'bn_gamma': nd.array(gv), 'bn_beta': nd.array(bv), 'w': nd.array(wv)},
+                         {'bn_moving_var': nd.ones((4,))})
+    exe.forward(is_train=True)
+    exe.backward()
+    x, g, b = nd.array(xv), nd.array(gv), nd.array(bv)
+    for a in (x, g, b):
+        a.attach_grad()
+    with autograd.record():
+        y = (nd.BatchNorm(x, g, b, nd.zeros((4,)), nd.ones((4,)), fix_gamma=False) * nd.array(wv)).sum()
+    y.backward()
+    np.testing.assert_allclose(exe.outputs[0].asnumpy(), y.asnumpy(), rtol=1e-5)
+    for name, a in (('x', x), ('bn_gamma', g), ('bn_beta', b)):
+        np.testing.assert_allclose(exe.grad_dict[name].asnumpy(), a.grad.asnumpy(), rtol=1e-4, atol=1e-5)
