@@ -495,9 +495,10 @@ def var(name, shape=None, dtype=None, init=None, lr_mult=None, wd_mult=None, att
             n.extra[k] = float(v)
     from ..attribute import AttrScope
     n.extra.update(AttrScope.current.get(attr))
+    if kw.pop('stype', None) not in (None, 'default'):
+        raise GraphcError(f"var {name!r}: sparse storage is not supported; use the default (dense) storage")
     for k, v in kw.items():  # MXNet: other keywords are attributes __k__
-        if k != 'stype':
-            n.extra[k if k.startswith('__') else f"__{k}__"] = str(v)
+        n.extra[k if k.startswith('__') else f"__{k}__"] = str(v)
     return Symbol([(n, 0)])
 
 
