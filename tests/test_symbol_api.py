@@ -221,3 +221,13 @@ def test_symbol_arithmetic_is_elementwise():
     av, bv = np.random.rand(2, 3) + 1, np.random.rand(2, 3)
     out = c.eval(a=mx.nd.array(av, dtype='float64'), b=mx.nd.array(bv, dtype='float64'))[0].asnumpy()
     np.testing.assert_allclose(out, av + bv * av - bv / av, rtol=1e-12)
+
+
+def test_lr_wd_mult_on_an_op_reach_its_variables():
+    bias = sym.var('fc1_bias', lr_mult=1.0)
+    fc1 = sym.FullyConnected(sym.var('data'), bias=bias, name='fc1', num_hidden=10, lr_mult=0)
+    fc2 = sym.FullyConnected(fc1, name='fc2', num_hidden=10, wd_mult=0.5)
+    d = fc2.attr_dict()
+    assert d['fc1_weight']['__lr_mult__'] == '0.0' and d['fc1_bias']['__lr_mult__'] == '1.0'
+    assert d['fc2_weight']['__wd_mult__'] == '0.5' and d['fc2_bias']['__wd_mult__'] == '0.5'
+    assert 'data' not in d

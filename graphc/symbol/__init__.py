@@ -25,7 +25,10 @@ def _make(op, nd_fn):
             return nd_fn(*args, **kwargs)
         from ..attribute import AttrScope
         from ..name import NameManager
-        name, attr = kwargs.pop('name', None), kwargs.pop('attr', None)
+        name, attr = kwargs.pop('name', None), dict(kwargs.pop('attr', None) or {})
+        for k in ('lr_mult', 'wd_mult'):  # MXNet: on an op, they apply to the variables it makes
+            if k in kwargs and k not in op.attrs:
+                attr[f"__{k}__"] = str(float(kwargs.pop(k)))
         if kwargs.pop('out', None) is not None:
             raise _GraphcError(f"{op.name}: out= is for NDArrays; a symbol's result is a new Symbol")
         inputs, attrs = op.split_call(args, kwargs)
@@ -35,7 +38,8 @@ def _make(op, nd_fn):
         name = NameManager.current.get(name, op.name.lower())
         if not op.variadic:
             names = op.input_names(a)
-            inputs = [var(f"{name}_{n}") if x is None else x for n, x in zip(names, inputs)]
+            mults = {k: float(attr[f"__{k}__"]) for k in ('lr_mult', 'wd_mult') if f"__{k}__" in attr}
+            inputs = [var(f"{name}_{n}", **mults) if x is None else x for n, x in zip(names, inputs)]
         inputs = [_as_symbol(op, x) for x in inputs]
         res = _sym_invoke(op, inputs, a, name)
         outs = res if isinstance(res, list) else [res]
