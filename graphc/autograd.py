@@ -84,6 +84,29 @@ def mark_leaf(array):
     array._ag = (TapeNode(variable=array), 0)
 
 
+def mark_variables(variables, gradients, grad_reqs='write'):
+    """MXNet's mark_variables: each array becomes a variable whose gradient backward writes (or, with
+    grad_req 'add', adds) into the given gradient array."""
+    from .ndarray.ndarray import NDArray
+    if isinstance(variables, NDArray):
+        variables, gradients = [variables], [gradients]
+    variables, gradients = list(variables), list(gradients)
+    reqs = [grad_reqs] * len(variables) if isinstance(grad_reqs, str) else list(grad_reqs)
+    if not len(variables) == len(gradients) == len(reqs):
+        raise GraphcError(f"mark_variables: {len(variables)} variables, {len(gradients)} gradients and "
+                          f"{len(reqs)} grad_reqs must match")
+    for v, g, r in zip(variables, gradients, reqs):
+        if r not in ('write', 'add', 'null'):
+            raise GraphcError(f"mark_variables: grad_req must be 'write', 'add' or 'null', got {r!r}")
+        if not isinstance(v, NDArray) or not isinstance(g, NDArray) or g.shape != v.shape:
+            raise GraphcError("mark_variables: each variable and its gradient must be NDArrays of one shape")
+        v._grad, v._grad_req = g, r
+        if r == 'null':
+            v._ag = None
+        else:
+            mark_leaf(v)
+
+
 def record_op(op, attrs, inputs, in_data, outputs, out_data):
     node = TapeNode(op, attrs, tuple(x._ag for x in inputs), in_data, out_data)
     for i, y in enumerate(outputs):
@@ -98,9 +121,8 @@ def _topo(heads):
 
 def _run_backward(heads, head_grads, retain_graph, want=None):
     """Propagate gradients from heads. Returns {id(leaf node): grad ndarray}."""
-    from .ndarray import ndarray as _nd_mod
+    from .ndarray.ndarray import NDArray
     from . import nd as F
-    NDArray = _nd_mod.NDArray
     heads = list(heads)
     if head_grads is None:
         head_grads = [None] * len(heads)
@@ -184,16 +206,168 @@ def _on(heads):
 def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=False, train_mode=True):
     """Gradients of heads with respect to variables, returned rather than written to .grad."""
     from .ndarray.ndarray import NDArray
-    if create_graph:
-        raise GraphcError("autograd.grad(create_graph=True): higher-order gradients are not supported yet")
     heads = [heads] if isinstance(heads, NDArray) else list(heads)
     single = isinstance(variables, NDArray)
     variables = [variables] if single else list(variables)
     for v in variables:
         if v._ag is None or v._ag[0].op is not None:
             raise GraphcError("autograd.grad(): each variable must have attach_grad() called before recording")
+    if retain_graph is None:
+        retain_graph = create_graph
     with _on(heads):
-        got = _run_backward(heads, head_grads, bool(retain_graph))
-        out = [NDArray(got[id(v._ag[0])][1]) if id(v._ag[0]) in got else NDArray(np.zeros_like(v._data))
-               for v in variables]
+        if create_graph:  # the gradient computation is itself recorded: its results can be differentiated
+            got = _run_backward_recorded(heads, head_grads)
+            out = [got[id(v._ag[0])] if id(v._ag[0]) in got else NDArray(np.zeros_like(v._data)) for v in variables]
+        else:
+            got = _run_backward(heads, head_grads, bool(retain_graph))
+            out = [NDArray(got[id(v._ag[0])][1]) if id(v._ag[0]) in got else NDArray(np.zeros_like(v._data))
+                   for v in variables]
     return out[0] if single else out
+
+
+def _run_backward_recorded(heads, head_grads):
+    """Backward with every gradient op recorded on the tape ({id(leaf node): grad NDArray}): the rules run
+    on arrays that stand for the recorded inputs and outputs, so gradients of gradients follow the tape."""
+    from . import nd as F
+    from .ndarray.ndarray import NDArray
+    head_grads = [None] * len(heads) if head_grads is None else \
+        [head_grads] if isinstance(head_grads, NDArray) else list(head_grads)
+    grads = {}
+
+    def add(key, g):
+        grads[key] = grads[key] + g if key in grads else g
+
+    def linked(data, entry):
+        a = NDArray(data)
+        a._ag = entry
+        return a
+    with _Scope(True, None):
+        for h, hg in zip(heads, head_grads):
+            if h._ag is None:
+                raise GraphcError("grad(): the output was not computed under autograd.record() from arrays "
+                                  "with attach_grad(); nothing to differentiate")
+            add((id(h._ag[0]), h._ag[1]), F.ones_like(h.detach()) if hg is None else hg)
+        leaf = {}
+        for node in _topo([h._ag[0] for h in heads]):
+            if node.op is None:
+                if (id(node), 0) in grads:
+                    leaf[id(node)] = grads[(id(node), 0)]
+                continue
+            if node.freed:
+                raise GraphcError(f"grad through {node.op.name}: the graph was freed by an earlier backward; pass "
+                                  "retain_graph=True to it")
+            if node.op.name.startswith('_CachedOp'):
+                raise GraphcError(f"grad(create_graph=True) through {node.op.name}: higher-order gradients of a "
+                                  "hybridized block are not supported; call hybridize(False) on it")
+            ograds = [grads.get((id(node), i)) for i in range(len(node.out_data))]
+            if all(g is None for g in ograds):
+                continue
+            if not node.op.differentiable:
+                raise GraphcError(f"{node.op.name} is not differentiable")
+            xs = [linked(a, e) for a, e in zip(node.in_data, node.in_entries)]
+            ys = [linked(a, (node, i)) for i, a in enumerate(node.out_data)]
+            ograds = [F.zeros_like(y.detach()) if g is None else g for y, g in zip(ys, ograds)]
+            attrs = node.attrs
+            if None in node.in_entries:
+                attrs = dict(attrs, _need=tuple(e is not None for e in node.in_entries))
+            for i, (e, g) in enumerate(zip(node.in_entries, node.op.grad(F, attrs, xs, ys, ograds))):
+                if e is not None and g is not None and i not in node.op.nograd_inputs:
+                    add((id(e[0]), e[1]), g)
+    return leaf
+
+
+class Function:
+    """A custom differentiable function (MXNet's autograd.Function): subclass it with forward(*inputs) and
+    backward(*output_grads) on NDArrays; save_for_backward keeps what backward needs."""
+
+    def __init__(self):
+        self.saved_tensors = ()
+
+    def save_for_backward(self, *args):
+        self.saved_tensors = args
+
+    def forward(self, *inputs):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def backward(self, *output_grads):
+        raise NotImplementedError(f"{type(self).__name__} must implement backward()")
+
+    def __call__(self, *inputs):
+        from .ndarray.ndarray import NDArray
+        with pause():
+            outputs = self.forward(*inputs)
+        single = isinstance(outputs, NDArray)
+        outs = [outputs] if single else list(outputs)
+        if is_recording() and any(getattr(x, '_ag', None) is not None for x in inputs):
+            outs = [o if all(o is not x for x in inputs) else o.copy() for o in outs]
+            record_op(_FunctionOp(self), {}, inputs, tuple(x._data for x in inputs), outs,
+                      tuple(o._data for o in outs))
+        return outs[0] if single else type(outputs)(outs) if isinstance(outputs, tuple) else outs
+
+
+class _FunctionOp:
+    """The tape's op for one call of a Function: its gradient is the user's backward."""
+    kind, differentiable, mode_dependent, aux_inputs, nograd_inputs = 'opaque', True, False, (), frozenset()
+
+    def __init__(self, fn):
+        self.fn, self.name = fn, f"Function({type(fn).__name__})"
+
+    def grad(self, F, attrs, xs, ys, dys):
+        from .ndarray.ndarray import NDArray
+        res = self.fn.backward(*dys)
+        res = [res] if isinstance(res, NDArray) else list(res)
+        if len(res) != len(xs):
+            raise GraphcError(f"{self.name}.backward returned {len(res)} gradients for {len(xs)} inputs")
+        return [r if isinstance(r, NDArray) or r is None else NDArray(np.asarray(r, xs[i].dtype))
+                for i, r in enumerate(res)]
+
+
+def get_symbol(x):
+    """The recorded computation that produced x, as a Symbol: variables for the arrays marked with
+    attach_grad (var0, var1, ...), constants for the other arrays it read."""
+    from .graph import Node, partial_infer
+    from .symbol.symbol import Symbol
+    if x._ag is None:
+        raise GraphcError("get_symbol: the array was not computed under autograd.record() from variables")
+    made, nvar = {}, [0]
+    for node in _topo([x._ag[0]])[::-1]:
+        if node.op is None:
+            v = node.variable
+            made[id(node)] = [(Node(None, f"var{nvar[0]}", shapes=[tuple(v.shape)], dtypes=[v.dtype]), 0)]
+            nvar[0] += 1
+            continue
+        if node.freed:
+            raise GraphcError("get_symbol: the graph was freed by backward; call it before, or retain_graph=True")
+        ins = []
+        for e, a in zip(node.in_entries, node.in_data):
+            if e is None:
+                c = Node(None, f"_const{len(made)}", shapes=[tuple(a.shape)], dtypes=[a.dtype])
+                c.extra['value'] = np.array(a)
+                ins.append((c, 0))
+            else:
+                ins.append(made[id(e[0])][e[1]])
+        entry = getattr(node.op, 'entry', None)
+        if entry is not None:  # a hybridized block's call: its graph, inlined
+            made[id(node)] = _inline(entry, ins)
+            continue
+        if not hasattr(node.op, 'ref'):
+            raise GraphcError(f"get_symbol: {node.op.name} (a custom Function) has no symbolic form")
+        m = Node(node.op, f"{node.op.name.lower().lstrip('_')}{len(made)}", node.attrs, ins)
+        m.shapes, m.dtypes = partial_infer(m)
+        made[id(node)] = [(m, j) for j in range(m.num_outputs)]
+    return Symbol([made[id(x._ag[0])][x._ag[1]]])
+
+
+def _inline(entry, ins):
+    """The visible outputs of a traced graph, rebuilt on the entries `ins` for its inputs."""
+    from .graph import Node
+    new = {id(v): e for v, e in zip(entry.input_vars, ins)}
+    for n in entry.graph.nodes:
+        if n.is_var:
+            if id(n) not in new:  # a constant captured by the trace
+                new[id(n)] = (n, 0)
+            continue
+        m = Node(n.op, n.name, n.attrs, [new[id(s)] if s.is_var else (new[id(s)][0], j) for s, j in n.inputs],
+                 n.shapes, n.dtypes, n.where, n.block)
+        new[id(n)] = (m, 0)
+    return [(new[id(n)][0], j) for n, j in entry.graph.outputs[:len(entry.visible)]]

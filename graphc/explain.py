@@ -25,29 +25,37 @@ def explain(block, *inputs, training=False, print_graph=True, file=None):
     from .gluon.cached import CachedGraph
     from .passes import run_pipeline
     from .passes.autodiff import gradient
+    from .executor import Executor
     out = []
-    with autograd.train_mode() if training else autograd.predict_mode():
-        t0 = time.perf_counter()
-        entry = CachedGraph(block, inputs)
-        t_trace = time.perf_counter() - t0
-    graph = Graph(entry.visible)
-    shapes = ', '.join(str(x.shape) for x in inputs)
-    out.append(f"== {block.name} ({type(block).__name__}) on inputs {shapes}, "
-               f"{'training' if training else 'inference'} mode")
-    out.append(f"trace: {t_trace * 1e3:.1f} ms, {sum(not n.is_var for n in graph.nodes)} ops")
+    t0 = time.perf_counter()
+    if isinstance(block, Executor):  # a bound symbol: its graph goes through the same passes and plans
+        entry, wrt = block._explain_entry(training)
+        graph = entry.traced
+        shapes = ', '.join(f"{k}{tuple(a.shape)}" for k, a in block.arg_dict.items())
+        title = f"executor of {', '.join(block._output_names)} on {shapes}"
+    else:
+        with autograd.train_mode() if training else autograd.predict_mode():
+            entry = CachedGraph(block, inputs)
+        wrt = [v for p, v in entry.param_vars if p.grad_req != 'null']
+        graph = Graph(entry.visible)
+        title = f"{block.name} ({type(block).__name__}) on inputs {', '.join(str(x.shape) for x in inputs)}"
+    t_trace = time.perf_counter() - t0
+    out.append(f"== {title}, {'training' if training else 'inference'} mode")
+    out.append(f"{'trace' if not isinstance(block, Executor) else 'bind'}: {t_trace * 1e3:.1f} ms, "
+               f"{sum(not n.is_var for n in graph.nodes)} ops")
     if print_graph:
         out += ["-- captured graph", graph.text()]
     graph = Graph(entry.graph.outputs[:len(entry.visible)])  # after the trace passes (unrolled cells fused)
     out += ["-- trace passes (before autodiff)", entry.trace_report.table()]
     if training:  # forward + backward, as the training pipeline sees it
-        wrt = [v for p, v in entry.param_vars if p.grad_req != 'null']
         heads, grads = gradient(graph, wrt)
         outs = list(graph.outputs) + [g for g in grads if g is not None]
         graph = Graph(outs, graph.inputs + heads)
         out.append(f"gradient graph: {sum(not n.is_var for n in graph.nodes)} ops (forward and backward) for "
                    f"{len(wrt)} parameters")
     t0 = time.perf_counter()
-    opt, report = run_pipeline(graph, 'training' if training else 'inference', tag=block.name)
+    opt, report = run_pipeline(graph, 'training' if training else 'inference', tag=getattr(block, 'name', 'executor'),
+                               disabled=getattr(entry, 'disabled', None))
     t_pass = time.perf_counter() - t0
     out += ["-- passes", report.table(), f"passes: {t_pass * 1e3:.1f} ms"]
     kernels = [n for n in opt.nodes if not n.is_var]

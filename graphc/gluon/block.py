@@ -12,7 +12,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import autograd, nd, sym
-from ..symbol.symbol import current_trace
+from ..symbol.symbol import Symbol, current_trace
 from .. import initializer as _init
 from ..base import GraphcError
 from ..ndarray.ndarray import NDArray
@@ -483,6 +483,9 @@ class HybridBlock(Block):
                                     f"inputs, got {', '.join(type(a).__name__ for a in args) or 'none'}")
         if has_nd and has_sym:
             raise _HybridInputError("a HybridBlock takes NDArrays or Symbols as inputs, not both in one call")
+        if has_sym:  # called on symbols (MXNet's symbolic use): their graph
+            from .cached import symbol_forward
+            return symbol_forward(self, args, kwargs)
         if self._active and not kwargs and not getattr(_eager, 'on', False):
             self._check_cached_inputs(args, leaves)
             return self._cached_call(args)
@@ -572,6 +575,9 @@ class HybridBlock(Block):
 
     def _param_arrays(self, x, *args):
         own = self._own_params()
+        trace = current_trace()
+        if trace is not None and trace.symbolic:  # graph only: parameters stay as they are (MXNet's)
+            return {k: trace.param_var(p) for k, p in own.items()}
         if any(p._data is None and p._deferred_init for p in own.values()):
             self.infer_shape(x, *args)
             for p in own.values():

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -184,8 +185,9 @@ class CachedOp:
             used = {id(n) for n in bwd.nodes}
             saved = [(entry, v) for entry, v in saved_of.values() if id(v) in used]
             fgraph = Graph(list(e.graph.outputs) + [entry for entry, _ in saved], e.graph.inputs)
-            fopt, _ = run_pipeline(fgraph, 'training', tag=e.block_name + '.forward')
-            bopt, _ = run_pipeline(bwd, 'training', tag=e.block_name + '.backward')
+            off = getattr(e, 'disabled', None)  # (an Executor's entry: MXNET_ELIMINATE_COMMON_EXPR=0 turns cse off)
+            fopt, _ = run_pipeline(fgraph, 'training', disabled=off, tag=e.block_name + '.forward')
+            bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
             hit = self._compiled[need] = (Plan(fopt), Plan(bopt), [v for _, v in saved], heads,
                                           [g is not None for g in grads])
         return hit
@@ -429,6 +431,25 @@ def hoist(graph, param_ids):
         return [to_var.get((id(n), j), (n, j)) for j in range(n.num_outputs)]
     main = rebuild(graph, rep, inputs=list(graph.inputs) + hvars)
     return Graph(cut), hvars, main
+
+
+def symbol_forward(block, args, kwargs):
+    """A block called on Symbols outside any trace returns the Symbol(s) of its graph on them, parameters
+    as variables named after them (MXNet's symbolic use of a block, hybridized or not)."""
+    ctx = TraceContext(training=autograd.is_training())
+    ctx.symbolic = True
+    for p in block.collect_params().values():  # one variable per parameter across calls (a cell's steps)
+        shape, v = _PARAM_VARS.get(p, (None, None))
+        if v is not None and shape == p.shape:
+            ctx.param_vars[id(p)] = (p, v)
+    with ctx:
+        out = block._traced_forward(ctx, *args, **kwargs)
+    for p, v in ctx.param_vars.values():
+        _PARAM_VARS[p] = (p.shape, v)
+    return out
+
+
+_PARAM_VARS = weakref.WeakKeyDictionary()  # Parameter -> (shape, its Symbol variable), as MXNet's Parameter.var()
 
 
 def _flatten(out):

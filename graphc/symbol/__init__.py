@@ -1,4 +1,11 @@
-"""graphc.symbol (alias graphc.sym): symbolic graphs (MXNet's mx.sym). Every op of graphc.nd works on Symbols too.
+"""graphc.symbol (alias graphc.sym): symbolic graphs (MXNet's mx.sym).
+
+Every registry op is a function here with MXNet's symbolic calling convention: inputs by position or
+name, and an input left out becomes a new variable named `{name}_{input}` (FullyConnected(data,
+num_hidden=10, name='fc') makes fc_weight and fc_bias; BatchNorm its moving_mean/moving_var aux
+states), with the name from NameManager (`fullyconnected0`) and attributes from AttrScope.
+Inside a hybridized block's trace (F = graphc.sym) the same names run graphc.nd's functions, which
+see the Symbol inputs and add nodes to the trace.
 
 The Symbol class lives in graphc.symbol.symbol, as in MXNet.
 """
@@ -7,14 +14,100 @@ import sys as _sys
 _sys.modules['graphc.sym'] = _sys.modules[__name__]  # `import graphc.sym` and `from graphc import sym` work too
 
 from .. import ndarray as _nd
-from .symbol import Group, Symbol, Variable, var  # noqa: F401
+from ..base import GraphcError as _GraphcError
+from .symbol import Group, Symbol, Variable, var, current_trace as _current_trace, sym_invoke as _sym_invoke  # noqa: F401
 from ..registry import OPS as _OPS
 
+
+def _make(op, nd_fn):
+    def f(*args, **kwargs):
+        if _current_trace() is not None:  # tracing a hybridized block: nd's function adds the node
+            return nd_fn(*args, **kwargs)
+        from ..attribute import AttrScope
+        from ..name import NameManager
+        name, attr = kwargs.pop('name', None), dict(kwargs.pop('attr', None) or {})
+        for k in ('lr_mult', 'wd_mult'):  # MXNet: on an op, they apply to the variables it makes
+            if k in kwargs and k not in op.attrs:
+                attr[f"__{k}__"] = str(float(kwargs.pop(k)))
+        if kwargs.pop('out', None) is not None:
+            raise _GraphcError(f"{op.name}: out= is for NDArrays; a symbol's result is a new Symbol")
+        inputs, attrs = op.split_call(args, kwargs)
+        if op.variadic and 'num_args' in op.attrs:
+            attrs.setdefault('num_args', len(inputs))
+        a = op.canon(attrs)
+        name = NameManager.current.get(name, op.name.lower())
+        if not op.variadic:
+            names = op.input_names(a)
+            mults = {k: float(attr[f"__{k}__"]) for k in ('lr_mult', 'wd_mult') if f"__{k}__" in attr}
+            inputs = [var(f"{name}_{n}", **mults) if x is None else x for n, x in zip(names, inputs)]
+        inputs = [_as_symbol(op, x) for x in inputs]
+        res = _sym_invoke(op, inputs, a, name)
+        outs = res if isinstance(res, list) else [res]
+        extra = AttrScope.current.get(attr)
+        node = outs[0]._entries[0][0]
+        node.extra.update({k: str(v) for k, v in extra.items()})
+        return Symbol([s._entries[0] for s in outs[:op.n_visible(a)]])
+    f.__name__ = f.__qualname__ = op.name
+    f.__doc__ = op.doc or f"The {op.name} operator on Symbols (see graphc's op table)."
+    return f
+
+
+def _as_symbol(op, x):
+    if isinstance(x, Symbol):
+        return x
+    if isinstance(x, _nd.NDArray):
+        return x  # a constant of the graph
+    raise _GraphcError(f"{op.name}: inputs must be Symbols, got {type(x).__name__}")
+
+
 _mod = _sys.modules[__name__]
-for _name in list(_OPS) + ['BatchNorm', 'add', 'subtract', 'multiply', 'divide', 'maximum', 'minimum', 'power',
-                           'modulo', 'equal', 'not_equal', 'greater', 'lesser', 'greater_equal', 'lesser_equal',
-                           'reshape', 'flatten', 'swapaxes', 'cast', 'identity', 'copy', 'concat', 'split']:
-    setattr(_mod, _name, getattr(_nd, _name))
+for _name, _op in _OPS.items():
+    setattr(_mod, _name, _make(_op, getattr(_nd, _name)))
+
+
+def _dual(sym_fn, nd_fn):
+    """A name that is an nd helper inside a trace and the symbolic op outside one."""
+    def f(*args, **kwargs):
+        return (nd_fn if _current_trace() is not None else sym_fn)(*args, **kwargs)
+    f.__name__ = f.__qualname__ = getattr(nd_fn, '__name__', 'f')
+    f.__doc__ = nd_fn.__doc__
+    return f
+
+
+for _alias, _target in (('add', 'broadcast_add'), ('subtract', 'broadcast_sub'), ('multiply', 'broadcast_mul'),
+                        ('divide', 'broadcast_div'), ('maximum', 'broadcast_maximum'),
+                        ('minimum', 'broadcast_minimum'), ('power', 'broadcast_power'), ('modulo', 'broadcast_mod'),
+                        ('equal', 'broadcast_equal'), ('not_equal', 'broadcast_not_equal'),
+                        ('greater', 'broadcast_greater'), ('lesser', 'broadcast_lesser'),
+                        ('greater_equal', 'broadcast_greater_equal'), ('lesser_equal', 'broadcast_lesser_equal'),
+                        ('reshape', 'Reshape'), ('flatten', 'Flatten'), ('swapaxes', 'SwapAxis'), ('cast', 'Cast'),
+                        ('identity', '_copy'), ('copy', '_copy')):
+    setattr(_mod, _alias, _dual(getattr(_mod, _target), getattr(_nd, _alias)))
+
+
+def _sym_concat(*data, dim=1, **kw):
+    return Concat(*data, dim=dim, **kw)  # noqa: F821
+
+
+def _sym_split(data, num_outputs, axis=1, squeeze_axis=False, **kw):
+    return SliceChannel(data, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis, **kw)  # noqa: F821
+
+
+concat = _dual(_sym_concat, _nd.concat)
+split = _dual(_sym_split, _nd.split)
+BatchNorm = _dual(BatchNorm, _nd.BatchNorm)  # noqa: F821  (in a trace: nd's, which notes the moving-stat updates)
+
+
+def zeros(shape, dtype=None, name=None, **kw):
+    """A Symbol of zeros (MXNet's sym.zeros)."""
+    return _zeros(shape=shape, dtype=dtype or 'float32', name=name)  # noqa: F821
+
+
+def ones(shape, dtype=None, name=None, **kw):
+    """A Symbol of ones (MXNet's sym.ones)."""
+    if '_ones' in _OPS:
+        return _ones(shape=shape, dtype=dtype or 'float32', name=name)  # noqa: F821
+    return _plus_scalar(zeros(shape, dtype), scalar=1.0, name=name)  # noqa: F821
 
 
 def load(fname):
@@ -24,5 +117,17 @@ def load(fname):
 
 
 def load_json(json_str):
+    """A Symbol from MXNet's symbol JSON text."""
     from ..mxjson import json_to_symbol
     return json_to_symbol(json_str, '<string>')
+
+
+fromjson = load_json
+
+
+def save(fname, symbol):
+    symbol.save(fname)
+
+
+from .symbol import _install_fluent_methods  # noqa: E402
+_install_fluent_methods()

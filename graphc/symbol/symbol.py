@@ -25,6 +25,7 @@ class TraceContext:
 
     def __init__(self, training=False):
         self.training = training
+        self.symbolic = False     # a block called on Symbols: build the graph, leave parameters uninitialized
         self.counts = {}
         self.blocks = []          # stack of (prefix, path) of the blocks being traced
         self.aux_updates = []     # (moving var node, batch-stat entry, momentum) from BatchNorm in training
@@ -111,8 +112,9 @@ class Symbol:
 
     @property
     def name(self):
-        n, j = self._one()
-        return n.name
+        if len(self._entries) != 1:
+            return None  # a group has no name (MXNet's)
+        return self._entries[0][0].name
 
     @property
     def context(self):
@@ -120,6 +122,10 @@ class Symbol:
         return cpu()
 
     def __repr__(self):
+        if _ts.ctx is None:  # MXNet's form, for the symbolic API
+            if len(self._entries) == 1:
+                return f"<Symbol {self._entries[0][0].name}>"
+            return f"<Symbol group [{', '.join(n.name for n, _ in self._entries)}]>"
         if len(self._entries) == 1:
             n, j = self._entries[0]
             s = self.shape
@@ -130,7 +136,7 @@ class Symbol:
         return f"<Symbol group [{', '.join(n.name for n, _ in self._entries)}]>"
 
     def __len__(self):
-        if len(self._entries) > 1:
+        if len(self._entries) > 1 or _ts.ctx is None:  # MXNet: the number of outputs
             return len(self._entries)
         s = self.shape
         if not s:
@@ -138,17 +144,17 @@ class Symbol:
         return s[0]
 
     def __iter__(self):
-        if len(self._entries) > 1:
+        if len(self._entries) > 1 or _ts.ctx is None:
             return (Symbol([e]) for e in self._entries)
         return (self[i] for i in range(len(self)))
 
     def __getitem__(self, key):
-        if len(self._entries) > 1:  # a group or multi-output op: select an output
-            if isinstance(key, str):
-                for n, j in self._entries:
-                    if n.name == key or output_name(n, j) == key:
+        if len(self._entries) > 1 or (_ts.ctx is None and isinstance(key, (int, slice, str))):
+            if isinstance(key, str):  # an output by name: this symbol's, then its internals' (as MXNet's)
+                for n, j in self._entries + self.get_internals()._entries:
+                    if output_name(n, j) == key or (n.is_var and n.name == key):
                         return Symbol([(n, j)])
-                raise GraphcError(f"no output named {key!r} in {self.list_outputs()}")
+                raise GraphcError(f"no output named {key!r}; outputs: {self.list_outputs()}")
             sel = self._entries[key]
             return Symbol(sel if isinstance(key, slice) else [sel])
         if isinstance(key, str):
@@ -159,8 +165,25 @@ class Symbol:
         from ..indexing import getitem
         return getitem(self, key)
 
+    def __reduce__(self):  # pickle and copy go through MXNet's JSON: no code in the data
+        from . import load_json
+        return load_json, (self.tojson(),)
+
+    def __copy__(self):
+        return Symbol(self._entries)
+
+    def __deepcopy__(self, memo):
+        from . import load_json
+        return load_json(self.tojson())
+
     # ------------------------------------------------------------ what tracing cannot do
     def __bool__(self):
+        if _ts.ctx is None:
+            from .. import base
+            err = getattr(base, 'NotImplementedForSymbol', None)
+            if err is not None:
+                raise err(bool, 'bool')
+            raise GraphcError("bool() of a Symbol: a symbol has no value until it is bound and run")
         raise _trace_error("bool() of a traced value (an `if`, `while`, `and`/`or` or assert on a tensor)",
                            "the graph is built once and cannot branch on values: use F.where(cond, a, b), or "
                            "make the decision from a Python argument and run that block without hybridize()")
@@ -219,102 +242,241 @@ class Symbol:
         return aux
 
     def get_internals(self):
+        """Every output of every node (variables included), in topological order: select one by name."""
         entries = []
         for n in self._graph().nodes:
-            entries += [(n, j) for j in range(n.num_outputs if not n.is_var else 1)]
+            entries += [(n, j) for j in range(1 if n.is_var else n.op.n_visible(n.attrs))]
         return Symbol(entries)
 
     def get_children(self):
-        n, _ = self._one()
-        return Symbol(n.inputs) if n.inputs else None
+        """The inputs of this symbol's node(s) as one grouped Symbol; None for a variable."""
+        seen, entries = set(), []
+        for n, _ in self._entries:
+            if id(n) not in seen:
+                seen.add(id(n))
+                entries += n.inputs
+        return Symbol(entries) if entries else None
 
+    def _gen_atomic_symbol(self):
+        """This symbol's op applied to fresh variables named after its inputs."""
+        n, _ = self._entries[0]
+        if n.is_var:
+            return Symbol([(n, 0)])
+        names = n.op.input_names(n.attrs) if not n.op.variadic else [f"arg{i}" for i in range(len(n.inputs))]
+        ins = [var(f"{nm}")._one() for nm in names]
+        m = Node(n.op, n.name, dict(n.attrs), ins)
+        m.shapes, m.dtypes = partial_infer(m)
+        return Symbol([(m, j) for j in range(n.op.n_visible(n.attrs))])
+
+    # attributes
+    def attr(self, key):
+        """The attribute `key` of this symbol's node as a string (None if it has none)."""
+        n, _ = self._entries[0]
+        return _node_attrs(n).get(key)
+
+    def list_attr(self, recursive=False):
+        if recursive:
+            raise GraphcError("list_attr(recursive=True) is gone in MXNet 1.x; use attr_dict()")
+        return _node_attrs(self._entries[0][0])
+
+    def attr_dict(self):
+        """{node name: {attribute: string}} for every node of the graph that has attributes."""
+        out = {}
+        for n in self._graph().nodes:
+            a = _node_attrs(n)
+            if a:
+                out[n.name] = a
+        return out
+
+    def _set_attr(self, **kwargs):
+        for k, v in kwargs.items():
+            if not isinstance(v, str):
+                raise ValueError(f"attribute {k!r}: set attributes must be strings, got {type(v).__name__}")
+        for n, _ in self._entries:
+            n.extra.update(kwargs)
+
+    # inference
     def infer_shape(self, *args, **kwargs):
-        """(arg_shapes, out_shapes, aux_shapes) given input shapes by position or name; None where unknown."""
-        g = self._graph()
-        return _infer(g, args, kwargs, 'shape', self)
-
-    def infer_type(self, *args, **kwargs):
-        g = self._graph()
-        return _infer(g, args, kwargs, 'dtype', self)
+        """(arg_shapes, out_shapes, aux_shapes) from input shapes given by position (list_arguments order) or
+        name, inferring forward and backward (weights from data); (None, None, None) if any stays unknown."""
+        return self._infer_shape(False, args, kwargs)
 
     def infer_shape_partial(self, *args, **kwargs):
-        return self.infer_shape(*args, **kwargs)
+        """As infer_shape, but unknown shapes are () and unknown dims 0 instead of failing the whole."""
+        return self._infer_shape(True, args, kwargs)
 
+    def infer_type(self, *args, **kwargs):
+        """(arg_types, out_types, aux_types) as NumPy types; (None, None, None) if any stays unknown."""
+        return self._infer_type(False, args, kwargs)
+
+    def infer_type_partial(self, *args, **kwargs):
+        return self._infer_type(True, args, kwargs)
+
+    def _given(self, g, args, kwargs, what):
+        names = self.list_arguments()
+        if len(args) > len(names):
+            raise GraphcError(f"infer_{what}: {len(args)} positional values for {len(names)} arguments {names}")
+        given = {k: v for k, v in zip(names, args) if v is not None}
+        known = {n.name for n in g.inputs}
+        unknown = [k for k in kwargs if k not in known]
+        if unknown:
+            raise GraphcError(f"infer_{what}: unknown inputs {sorted(unknown)}; inputs are {self.list_inputs()}")
+        given.update({k: v for k, v in kwargs.items() if v is not None})
+        return given
+
+    def _infer_shape(self, partial, args, kwargs):
+        from .infer import infer_shapes
+        g = self._graph()
+        given = self._given(g, args, kwargs, 'shape')
+        start = {}
+        for n in g.inputs:
+            s = given.get(n.name)
+            if s is not None:
+                s = tuple(None if d in (0, None) else int(d) for d in (s if isinstance(s, (tuple, list)) else (s,)))
+            elif 'value' in n.extra:
+                s = tuple(n.extra['value'].shape)
+            elif n.shapes and n.shapes[0] is not None:
+                s = tuple(n.shapes[0])
+            start[id(n)] = s
+        shapes = infer_shapes(g, start)
+        return self._collect(g, lambda n, j: shapes.get((id(n), j)), partial,
+                             lambda s: s is not None and None not in s,
+                             lambda s: () if s is None else tuple(0 if d is None else d for d in s))
+
+    def _infer_type(self, partial, args, kwargs):
+        from .infer import infer_dtypes
+        g = self._graph()
+        given = self._given(g, args, kwargs, 'type')
+        start = {}
+        for n in g.inputs:
+            if n.name in given:
+                start[id(n)] = as_dtype(given[n.name])
+            elif '__dtype__' in n.extra:
+                start[id(n)] = np.dtype(n.extra['__dtype__'])
+            elif 'value' in n.extra:
+                start[id(n)] = n.extra['value'].dtype
+            elif n.shapes and n.shapes[0] is not None and '__shape__' not in n.extra and n.dtypes:
+                start[id(n)] = np.dtype(n.dtypes[0])  # an input of a traced graph: its dtype is known
+        dts = infer_dtypes(g, start)
+        return self._collect(g, lambda n, j: dts.get((id(n), j)), partial, lambda d: d is not None,
+                             lambda d: None if d is None else np.dtype(d).type)
+
+    def _collect(self, g, get, partial, complete, fmt):
+        aux = g.aux_ids()
+        args_ = [get(n, 0) for n in g.inputs if id(n) not in aux]
+        auxs = [get(n, 0) for n in g.inputs if id(n) in aux]
+        outs = [get(n, j) for n, j in self._entries]
+        if not partial and not all(complete(x) for x in args_ + auxs + outs):
+            return None, None, None
+        return [fmt(x) for x in args_], [fmt(x) for x in outs], [fmt(x) for x in auxs]
+
+    # serialization
     def tojson(self):
         from ..mxjson import graph_to_json
         return graph_to_json(self._graph())
 
-    def save(self, fname):
+    def save(self, fname, remove_amp_cast=True):
         from ..mxjson import atomic_write
         atomic_write(fname, self.tojson().encode())
 
+    def debug_str(self):
+        return self._graph().text()
+
+    # composition
     def __call__(self, *args, **kwargs):
-        raise GraphcError("composing symbols by call is not supported; build with ops on variables")
+        """A copy of this symbol with its arguments replaced by the given symbols (MXNet's compose)."""
+        s = Symbol(self._entries)
+        s._compose(*args, **kwargs)
+        return s
+
+    def _compose(self, *args, **kwargs):
+        name = kwargs.pop('name', None)
+        if args and kwargs:
+            raise GraphcError("compose: give the replacements by position or by name, not both")
+        names = self.list_arguments()
+        if len(args) > len(names):
+            raise GraphcError(f"compose: {len(args)} symbols for {len(names)} arguments {names}")
+        subst = dict(zip(names, args)) if args else dict(kwargs)
+        for k, v in subst.items():
+            if not isinstance(v, Symbol):
+                raise GraphcError(f"compose: argument {k!r} must be a Symbol, got {type(v).__name__}")
+        unknown = [k for k in subst if k not in self.list_inputs()]
+        if unknown:
+            raise GraphcError(f"compose: no arguments named {unknown}; arguments are {names}")
+        self._entries = _substitute(self._entries, {k: v._one() for k, v in subst.items()})
+        if name is not None and len({id(n) for n, _ in self._entries}) == 1:
+            self._entries[0][0].name = name
+
+    compose = _compose
+
+    # running
+    def bind(self, ctx, args, args_grad=None, grad_req='write', aux_states=None, group2ctx=None, shared_exec=None):
+        """An Executor of this symbol on the given argument arrays (list in list_arguments order, or dict)."""
+        from ..executor import bind
+        return bind(self, ctx, args, args_grad, grad_req, aux_states, group2ctx, shared_exec)
+
+    def simple_bind(self, ctx=None, grad_req='write', type_dict=None, stype_dict=None, group2ctx=None,
+                    shared_arg_names=None, shared_exec=None, shared_buffer=None, **kwargs):
+        """An Executor with arrays allocated from the input shapes given by name (and dtypes in type_dict)."""
+        from ..executor import simple_bind
+        return simple_bind(self, ctx, grad_req, type_dict, stype_dict, shared_exec, kwargs)
+
+
+def _node_attrs(n):
+    """A node's attributes as MXNet lists them: strings, op parameters and the user's own."""
+    if n.is_var:
+        from ..mxjson import _var_attrs
+        out = _var_attrs(n)
+    else:
+        out = n.op.format_attrs({k: v for k, v in n.attrs.items() if not k.startswith('_')})
+        out.update({k: str(v) for k, v in n.attrs.items() if k.startswith('__') and k.endswith('__')})
+    out.update({k: v for k, v in n.extra.items() if isinstance(v, str) and k not in out})
+    return out
+
+
+def _substitute(entries, by_name):
+    """entries rebuilt with the variables named in by_name replaced by the given entries."""
+    new = {}
+    for n in Graph(entries).nodes:
+        if n.is_var:
+            if n.name in by_name:
+                new[id(n)] = by_name[n.name][0], by_name[n.name][1]
+            continue
+        ins = [((new[id(s)][0], new[id(s)][1]) if s.is_var else (new[id(s)], j)) if id(s) in new else (s, j)
+               for s, j in n.inputs]
+        if ins != n.inputs:
+            m = Node(n.op, n.name, n.attrs, ins, where=n.where, block=n.block)
+            m.extra = dict(n.extra)
+            m.shapes, m.dtypes = partial_infer(m)
+            new[id(n)] = m
+    out = []
+    for n, j in entries:
+        if id(n) not in new:
+            out.append((n, j))
+        elif n.is_var:
+            out.append(new[id(n)])
+        else:
+            out.append((new[id(n)], j))
+    return out
 
 
 def output_name(n, j):
     if n.is_var:
         return n.name
-    names = {1: ['output']}.get(n.num_outputs) or [f"output{i}" for i in range(n.num_outputs)]
-    return f"{n.name}_{names[j]}"
+    if n.op.n_visible(n.attrs) == 1:
+        return f"{n.name}_output" if j == 0 else f"{n.name}_output{j}"
+    return f"{n.name}_output{j}"
 
 
 def _evaluate(self, ctx=None, **inputs):
-    """Run the graph on NDArrays given by input name; returns a list of NDArrays."""
+    """MXNet's eval: bind the given arrays (by name) and run a prediction forward; a list of NDArrays."""
     from ..ndarray.ndarray import NDArray
-    from ..runtime.interpreter import interpret
-    g = self._graph()
-    vals = {}
-    for v in g.inputs:
-        if v.name in inputs:
-            a = inputs[v.name]
-            vals[id(v)] = a._data if isinstance(a, NDArray) else np.asarray(a)
-        elif 'value' not in v.extra:
-            raise GraphcError(f"eval: no value given for input {v.name!r}; inputs: {[n.name for n in g.inputs]}")
-    g2 = _reinfer(g, {k: a.shape for k, a in vals.items()}, {k: a.dtype for k, a in vals.items()})
-    feed = {id(n2): vals[id(n)] for n, n2 in zip(g.inputs, g2.inputs) if id(n) in vals}
-    return [NDArray(o) for o in interpret(g2, feed)]
+    args = {k: v if isinstance(v, NDArray) else NDArray(np.asarray(v)) for k, v in inputs.items()}
+    aux = {k: args.pop(k) for k in self.list_auxiliary_states() if k in args}
+    return self.bind(ctx, args, aux_states=aux or None).forward()
 
 
 Symbol.eval = _evaluate
-
-
-def _reinfer(g, shapes, dtypes):
-    """Copy of g with shapes/dtypes inferred from the given input shapes (keyed by id of the input node)."""
-    mapping = {}
-    for n in g.nodes:
-        if n.is_var:
-            m = Node(None, n.name, shapes=[shapes.get(id(n), n.shapes[0] if n.shapes else None)],
-                     dtypes=[dtypes.get(id(n), n.dtypes[0] if n.dtypes else np.dtype('float32'))])
-            m.extra = n.extra
-        else:
-            m = Node(n.op, n.name, n.attrs, [(mapping[id(s)], j) for s, j in n.inputs], where=n.where, block=n.block)
-            m.shapes, m.dtypes = partial_infer(m)
-        mapping[id(n)] = m
-    return Graph([(mapping[id(n)], j) for n, j in g.outputs], [mapping[id(n)] for n in g.inputs])
-
-
-def _infer(g, args, kwargs, what, sym):
-    names = [n.name for n in g.inputs]
-    given = dict(zip(names, args))
-    given.update(kwargs)
-    unknown = set(given) - set(names)
-    if unknown:
-        raise GraphcError(f"infer_{what}: unknown inputs {sorted(unknown)}; inputs are {names}")
-    shapes, dtypes = {}, {}
-    for n in g.inputs:
-        if n.name in given:
-            if what == 'shape':
-                shapes[id(n)] = tuple(given[n.name])
-            else:
-                dtypes[id(n)] = as_dtype(given[n.name])
-    g2 = _reinfer(g, shapes, dtypes)
-    aux = set(sym.list_auxiliary_states())
-    attr = (lambda n, j: n.shapes[j]) if what == 'shape' else (lambda n, j: n.dtypes[j])
-    args_ = [attr(n, 0) for n in g2.inputs if n.name not in aux]
-    auxs = [attr(n, 0) for n in g2.inputs if n.name in aux]
-    outs = [attr(n, j) for n, j in g2.outputs]
-    return args_, outs, auxs
 
 
 # ---------------------------------------------------------------- building nodes
@@ -331,7 +493,12 @@ def var(name, shape=None, dtype=None, init=None, lr_mult=None, wd_mult=None, att
     for k, v in (('__lr_mult__', lr_mult), ('__wd_mult__', wd_mult)):
         if v is not None:
             n.extra[k] = float(v)
-    n.extra.update(attr or {})
+    from ..attribute import AttrScope
+    n.extra.update(AttrScope.current.get(attr))
+    if kw.pop('stype', None) not in (None, 'default'):
+        raise GraphcError(f"var {name!r}: sparse storage is not supported; use the default (dense) storage")
+    for k, v in kw.items():  # MXNet: other keywords are attributes __k__
+        n.extra[k if k.startswith('__') else f"__{k}__"] = str(v)
     return Symbol([(n, 0)])
 
 
@@ -385,14 +552,9 @@ def sym_invoke(op, inputs, attrs, name=None):
     return [Symbol([(node, i)]) for i in range(n)] if n > 1 else Symbol([(node, 0)])
 
 
-_auto_counts = {}
-
-
 def _auto_name(op):
-    hint = op.name.lower().lstrip('_')
-    k = _auto_counts.get(hint, 0)
-    _auto_counts[hint] = k + 1
-    return f"{hint}{k}"
+    from ..name import NameManager
+    return NameManager.current.get(None, op.name.lower().lstrip('_'))
 
 
 def _install_array_methods():
@@ -421,6 +583,58 @@ def _install_array_methods():
     Symbol.zeros_like, Symbol.ones_like = zeros_like, ones_like
 
 
+def _install_fluent_methods():
+    """Outside a trace, x.op(...) is sym.op(x, ...) (MXNet's fluent methods: name= and attr= work); inside a
+    trace they stay NDArray's methods, so one hybrid_forward serves both."""
+    from .. import symbol as sym_mod
+    from ..ndarray.ndarray import NDArray
+
+    def fluent(name, nd_method):
+        def method(self, *args, **kwargs):
+            if _ts.ctx is not None:
+                return nd_method(self, *args, **kwargs)
+            if name == 'reshape' and args and all(isinstance(a, int) for a in args):
+                args, kwargs = (), dict(kwargs, shape=args)
+            elif name == 'reshape' and len(args) == 1 and isinstance(args[0], (tuple, list)):
+                args, kwargs = (), dict(kwargs, shape=tuple(args[0]))
+            return getattr(sym_mod, name)(self, *args, **kwargs)
+        method.__name__ = name
+        method.__doc__ = getattr(nd_method, '__doc__', None)
+        return method
+    for k, v in list(vars(NDArray).items()):
+        if not k.startswith('_') and callable(v) and hasattr(sym_mod, k) and k not in ('copy',):
+            setattr(Symbol, k, fluent(k, v))
+
+
+def _known(s):
+    shape = s.shape
+    return shape is not None and None not in shape
+
+
+def _install_symbolic_arithmetic():
+    """Symbol (op) Symbol of an unknown shape is MXNet's elementwise op (_Plus: same shapes, which inference
+    then unifies) where no hybridize trace runs; known shapes, and traces, keep NDArray's rule (elementwise
+    when the shapes match, else broadcast)."""
+    from ..ndarray.ndarray import NDArray
+    from ..registry import OPS
+
+    def arith(name, op_name, swap):
+        nd_method = getattr(NDArray, name)
+
+        def method(self, other):
+            if isinstance(other, Symbol) and (_ts.ctx is None or _ts.ctx.symbolic) and \
+                    not (_known(self) and _known(other)):
+                a, b = (other, self) if swap else (self, other)
+                return sym_invoke(OPS[op_name], [a, b], {})
+            return nd_method(self, other)
+        method.__name__ = name
+        return method
+    for name, op_name in (('add', 'elemwise_add'), ('sub', 'elemwise_sub'), ('mul', 'elemwise_mul'),
+                          ('truediv', 'elemwise_div')):
+        setattr(Symbol, f"__{name}__", arith(f"__{name}__", op_name, False))
+        setattr(Symbol, f"__r{name}__", arith(f"__r{name}__", op_name, True))
+
+
 def describe_node(node):
     return describe(node)
 
@@ -431,4 +645,5 @@ def _register_tensor_type():
 
 
 _install_array_methods()
+_install_symbolic_arithmetic()
 _register_tensor_type()

@@ -1,0 +1,170 @@
+"""Shape and dtype inference over a Symbol's graph with partial information, as MXNet's infer_shape.
+
+Forward inference runs the registry's rules once a node's inputs are known. MXNet also infers
+backward: a layer's weights from its data (FullyConnected's weight is (num_hidden, features)), and
+the inputs of an elementwise op from each other; those rules are the table below. Unknown dims
+are None here (0 in MXNet's results), a wholly unknown shape is None.
+"""
+import numpy as np
+
+from ..base import GraphcShapeError
+from ..graph import describe
+
+
+def _merge(a, b, node):
+    """Two partial shapes of one value made into one; a clear error when they disagree."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if len(a) != len(b) or any(x is not None and y is not None and x != y for x, y in zip(a, b)):
+        raise GraphcShapeError(f"{describe(node)}{node.op.name if node.op else 'variable'} {node.name!r}: "
+                               f"shape {_fmt(a)} does not match the inferred {_fmt(b)}")
+    return tuple(x if x is not None else y for x, y in zip(a, b))
+
+
+def _fmt(s):
+    return '(' + ', '.join('?' if d is None else str(d) for d in s) + ')'
+
+
+def _dim(s, i):
+    return None if s is None or not -len(s) <= i < len(s) else s[i]
+
+
+def _prod(dims):
+    return None if any(d is None for d in dims) else int(np.prod(dims, dtype=np.int64))
+
+
+# op name -> fn(attrs, input shapes, output shapes) -> input shapes (None where it cannot say)
+def _fc(a, ins, outs):
+    d = ins[0]
+    if d is None or not d:  # MXNet's rule needs the data's rank at least (and a 0-d input is an error)
+        return [None] * len(ins)
+    feat = None if d is None else (d[-1] if not a.get('flatten', True) else _prod(d[1:]))
+    return [None, (a['num_hidden'], feat), (a['num_hidden'],)][:len(ins)]
+
+
+def _conv(a, ins, outs, deconv=False):
+    k, g, nf = tuple(a['kernel']), a.get('num_group', 1), a['num_filter']
+    if ins[0] is None:
+        return [None] * len(ins)
+    layout = a.get('layout') or 'NC' + 'DHW'[3 - len(k):]
+    c = _dim(ins[0], layout.index('C'))
+    if deconv:
+        w = (c, nf // g) + k
+    else:
+        w = (nf, None if c is None else c // g) + k
+    if layout.index('C') != 1:  # channels-last weights: (num_filter, *kernel, C/g)
+        w = (w[0],) + k + (w[1],)
+    return [None, w, (nf,)][:len(ins)]
+
+
+def _channel(axis_default):
+    def rule(a, ins, outs):
+        c = _dim(ins[0], a.get('axis', axis_default))
+        return [None] + [(c,) if c is not None else None] * (len(ins) - 1)
+    return rule
+
+
+def _embedding(a, ins, outs):
+    return [None, (a['input_dim'], a['output_dim'])]
+
+
+def _lrelu(a, ins, outs):
+    same = _merge(ins[0], outs[0], _Anon)
+    return [same] + [(_dim(same, 1),) if _dim(same, 1) is not None else None] * (len(ins) - 1)
+
+
+class _Anon:
+    op, name, block, where = None, '?', '', None
+
+
+BACKWARD = {
+    'FullyConnected': _fc, 'Convolution': _conv, 'Deconvolution': lambda a, i, o: _conv(a, i, o, True),
+    'BatchNorm': _channel(1), 'LayerNorm': _channel(-1), 'InstanceNorm': _channel(1),
+    'Embedding': _embedding, 'LeakyReLU': _lrelu,
+}
+
+
+def infer_shapes(graph, given):
+    """{(id(node), j): partial shape} for every entry, from given {id(var): partial shape}."""
+    shape = {}
+    for n in graph.nodes:
+        if n.is_var:
+            shape[(id(n), 0)] = given.get(id(n))
+    ops = [n for n in graph.nodes if not n.is_var]
+    for _ in range(len(ops) + 2):  # a fixpoint: each sweep fills what the last one made possible
+        changed = False
+        for n in ops:
+            ins = [shape.get((id(s), j)) for s, j in n.inputs]
+            outs = [shape.get((id(n), j)) for j in range(n.num_outputs)]
+            new_outs = list(outs)
+            if not n.inputs and 0 in (n.attrs.get('shape') or ()):  # zeros((0, H)): 0 is a dim to infer
+                new_outs = [_merge(outs[0], tuple(None if d == 0 else d for d in n.attrs['shape']), n)]
+            elif all(s is not None and None not in s for s in ins):
+                try:
+                    got, _ = n.op.infer(n.attrs, ins, [s.dtypes[j] if s.dtypes else np.dtype('float32')
+                                                        for s, j in n.inputs])
+                except GraphcShapeError as e:
+                    raise GraphcShapeError(f"{describe(n)}{e}") from None
+                except (IndexError, ValueError, TypeError) as e:  # a rule that did not expect these shapes
+                    raise GraphcShapeError(f"{describe(n)}{n.op.name} {n.name!r}: cannot take input shapes "
+                                           f"{', '.join(map(_fmt, ins))} ({e})") from None
+                new_outs = [_merge(o, tuple(g), n) for o, g in zip(outs, got)]
+            new_ins = list(ins)
+            rule = BACKWARD.get(n.op.name)
+            if rule is not None:
+                new_ins = [_merge(i, r, n) for i, r in zip(ins, rule(n.attrs, ins, new_outs) + [None] * len(ins))]
+            elif n.op.kind == 'elemwise' and n.op.n_out(n.attrs) >= 1:
+                same = new_outs[0]
+                for s in ins:
+                    same = _merge(same, s, n)
+                new_ins, new_outs[0] = [same] * len(ins), same
+            for (s, j), old, new in zip(n.inputs, ins, new_ins):
+                if new != old:
+                    shape[(id(s), j)] = _merge(shape.get((id(s), j)), new, s)
+                    changed = True
+            for j, (old, new) in enumerate(zip(outs, new_outs)):
+                if new != old:
+                    shape[(id(n), j)] = new
+                    changed = True
+        if not changed:
+            break
+    return shape
+
+
+def infer_dtypes(graph, given):
+    """{(id(node), j): dtype or None} from given {id(var): dtype}: an op's outputs take its `dtype`
+    attribute (Cast, one_hot, _zeros) or its inputs' dtype, and unknown inputs take the others'."""
+    dt = {}
+    for n in graph.nodes:
+        if n.is_var:
+            dt[(id(n), 0)] = given.get(id(n))
+    ops = [n for n in graph.nodes if not n.is_var]
+    for _ in range(len(ops) + 2):
+        changed = False
+        for n in ops:
+            ins = [dt.get((id(s), j)) for s, j in n.inputs]
+            data_in = [d for i, d in enumerate(ins) if i not in n.op.nograd_inputs and d is not None]
+            own = n.attrs.get('dtype') if n.op.name in ('Cast', 'one_hot', '_zeros', '_ones', 'Embedding') else None
+            out = np.dtype(own) if own not in (None, 'None') else (data_in[0] if data_in else None)
+            if out is not None and n.inputs and all(d is not None for d in ins) and n.op.name not in ('Cast',):
+                try:  # the registry's rule, where shapes are known, has the last word (argmax, comparisons)
+                    if n.shapes and all(s.shapes and s.shapes[j] is not None and None not in s.shapes[j]
+                                        for s, j in n.inputs):
+                        out = np.dtype(n.op.infer(n.attrs, [s.shapes[j] for s, j in n.inputs], ins)[1][0])
+                except Exception:  # noqa: BLE001  (shapes may be stale here; the heuristic stands)
+                    pass
+            for j in range(n.num_outputs):
+                if out is not None and dt.get((id(n), j)) is None:
+                    dt[(id(n), j)] = out
+                    changed = True
+            fill = data_in[0] if data_in else (out if n.op.name not in ('Cast',) and own in (None, 'None') else None)
+            if fill is not None:
+                for i, ((s, j), d) in enumerate(zip(n.inputs, ins)):
+                    if d is None and i not in n.op.nograd_inputs:
+                        dt[(id(s), j)] = fill
+                        changed = True
+        if not changed:
+            break
+    return dt
