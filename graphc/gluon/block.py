@@ -5,6 +5,7 @@ inside `with parent.name_scope():` gets the parent's prefix plus a per-parent co
 parameters read like `hybridsequential0_dense0_weight`.
 """
 import re
+import sys
 import threading
 from collections import OrderedDict
 
@@ -15,8 +16,9 @@ from ..symbol.symbol import current_trace
 from .. import initializer as _init
 from ..base import GraphcError
 from ..ndarray.ndarray import NDArray
-from .parameter import Parameter, ParameterDict, load_into
+from .parameter import Parameter, ParameterDict, call_on_input_context, load_into
 
+_ndm = sys.modules[NDArray.__module__]  # (by import name: MXNet's shim rebinds graphc.ndarray.ndarray)
 _global_counter = {}
 _trace_lock = threading.RLock()  # one trace per cache key when threads call a block at once
 _eager = threading.local()  # .on: run hybridized blocks op by op (summary() needs every layer's output)
@@ -334,6 +336,11 @@ class HybridBlock(Block):
         trace = current_trace()
         if trace is not None:  # inside a parent's trace: add this block's ops to the graph
             return self._traced_forward(trace, *args, **kwargs)
+        if _ndm._HOST_IDS and args and getattr(args[0], '_hctx', None) is not None:  # cpu(1), ...: its copies
+            return call_on_input_context(self, args, kwargs, self._run)
+        return self._run(*args, **kwargs)
+
+    def _run(self, *args, **kwargs):
         if self._active and not kwargs and not getattr(_eager, 'on', False):
             return self._cached_call(args)
         return self.forward(*args, **kwargs)
