@@ -26,7 +26,7 @@ from .. import optimizer as opt
 from .. import kvstore as kvs
 from ..base import GraphcError
 from ..context import cpu
-from ..kvstore.states import flat as _flat, load_states as _load_states, save_states as _save_states
+from ..kvstore.states import load_states as _load_states, save_states as _save_states
 
 
 def _copies(p):
@@ -83,6 +83,11 @@ class Trainer:
         self._updaters = [opt.get_updater(self._optimizer) for _ in self._contexts or [None]]
         self._kvstore_params = {'kvstore': kvstore, 'update_on_kvstore': update_on_kvstore}
         self._reset_kvstore()
+        kind = getattr(kvstore, 'type', kvstore)
+        if isinstance(kind, str) and ('dist' in kind or kind == 'horovod') and self._contexts is not None:
+            # every rank creates its Trainer at the same point: give them rank 0's values now, so that the first
+            # step's gradients are computed at the same weights everywhere (deferred ones follow at a step)
+            self._ready()
 
     def _check_contexts(self):
         """The contexts every parameter is on (the same list for all); None while some are not initialized."""
@@ -150,6 +155,8 @@ class Trainer:
                 if update and kv is not None and not kv.is_capable(kvs.KVStoreBase.OPTIMIZER):
                     raise ValueError(f"Please set update_on_kvstore=False when training with {type(kv).__name__}")
         if kv is not None:
+            if isinstance(getattr(kv, '_names', None), dict):  # (its errors name the parameters)
+                kv._names.update(enumerate(self._names))
             if self._compression_params:
                 kv.set_gradient_compression(self._compression_params)
             if update:
@@ -180,15 +187,22 @@ class Trainer:
     def _init_params(self):
         """Give the kvstore every initialized parameter (the first copy's values go to all copies, and in a
         distributed kvstore rank 0's to every rank); deferred ones wait for a later step."""
-        waiting = []
+        waiting, keys, firsts, outs = [], [], [], []
         for p in self._params_to_init:
             if getattr(p, '_copies', True) is None:
                 waiting.append(p)
                 continue
-            if self._kvstore is not None:
-                i = self._params.index(p)
-                arrays = _copies(p)
-                self._kvstore.broadcast(i, arrays[0], arrays)
+            arrays = _copies(p)
+            keys.append(self._params.index(p))
+            firsts.append(arrays[0])
+            outs.append(arrays)
+        kv = self._kvstore
+        if kv is not None and keys:
+            if isinstance(kv, kvs.KVStore):  # graphc's: all keys at once (one collective in a distributed store)
+                kv.broadcast(keys, firsts, outs)
+            else:
+                for k, a, o in zip(keys, firsts, outs):
+                    kv.broadcast(k, a, o)
         self._params_to_init = waiting
 
     def _ready(self):
@@ -211,11 +225,8 @@ class Trainer:
 
     # ------------------------------------------------------------ stepping
     def _check_and_rescale_grad(self, scale):
-        if self._update_on_kvstore and self._distributed and self._kv_initialized and \
-                self._optimizer.rescale_grad != scale:
-            raise GraphcError("Trainer.step: the batch_size changed while a distributed kvstore updates the "
-                              "weights; its optimizer keeps the first step's gradient scale (MXNet's rule): "
-                              "keep batch_size fixed, or use update_on_kvstore=False")
+        # MXNet refuses a new batch size when a distributed kvstore updates: its servers hold their own copy of
+        # the optimizer. Here every rank's kvstore updates with this Trainer's optimizer, so the scale may change.
         self._optimizer.rescale_grad = scale
 
     def step(self, batch_size, ignore_stale_grad=False):
@@ -296,29 +307,28 @@ class Trainer:
 
     # ------------------------------------------------------------ optimizer state
     def save_states(self, fname):
-        """Save optimizer states, update counts and learning rate as a .params file (arrays and numbers only;
-        see graphc/kvstore/states.py for the names). In a distributed run call it on rank 0 only."""
+        """Save optimizer states, update counts and learning rate as a .params file (arrays and numbers only,
+        parameters by index: see graphc/kvstore/states.py). In a distributed run call it on rank 0 only."""
         self._ready()
         upd = self._kvstore._updater if self._update_on_kvstore else self._updaters[0]
-        for i, name in enumerate(self._names):
-            if not isinstance(name, str) or self._names.count(name) > 1:
-                raise GraphcError(f"save_states: parameters need unique str names to be saved; {name!r} is not")
-        _save_states(fname, upd, dict(enumerate(self._names)))
+        _save_states(fname, upd, {i: str(i) for i in range(len(self._params))})  # by index, as MXNet
 
     def load_states(self, fname):
         """Restore what save_states wrote (onto every context's updater). The optimizer's kind and
         hyperparameters come from this Trainer."""
         self._ready()
-        by_label = {n: (i, _copies(p)[0]) for i, (n, p) in enumerate(zip(self._names, self._params))}
+        show = dict(enumerate(self._names))
+        by_label = {str(i): (i, _copies(p)[0]) for i, p in enumerate(self._params)}
         if self._update_on_kvstore:
-            _load_states(fname, self._kvstore._updater, by_label)
+            _load_states(fname, self._kvstore._updater, by_label, show)
             self._optimizer = self._kvstore._updater.optimizer
         else:
-            _load_states(fname, self._updaters[0], by_label)
+            _load_states(fname, self._updaters[0], by_label, show)
             try:
                 for k, upd in enumerate(self._updaters[1:], 1):  # each context's own copy of the states
                     _device_counts(self._optimizer, k)
-                    _load_states(fname, upd, {n: (i, _copies(self._params[i])[k]) for n, (i, _) in by_label.items()})
+                    _load_states(fname, upd, {n: (i, _copies(self._params[i])[k]) for n, (i, _) in by_label.items()},
+                                 show)
             finally:
                 _device_counts(self._optimizer, 0)
         self._optimizer.param_dict = dict(enumerate(self._params))
@@ -343,4 +353,3 @@ def _device_counts(o, k):
     o._current_context = k
 
 
-__all__ = ['Trainer', '_flat']

@@ -272,6 +272,8 @@ def create(name='local'):
     if not isinstance(name, str):
         raise TypeError(f"kvstore name must be a str, got {type(name).__name__}")
     name = name.lower()
+    if name == 'horovod':
+        from . import dist  # noqa: F401  (registers Horovod)
     if name in KVStoreBase.kv_registry:
         return KVStoreBase.kv_registry[name]()
     if name in ('local', 'device', 'local_update_cpu', 'local_allreduce_cpu', 'local_allreduce_device', 'nccl'):

@@ -2,7 +2,8 @@
 
 MXNet pickles (states, optimizer); graphc writes the same information as named arrays, readable by
 `gc.nd.load`: 'state:<param>:<k>' for the k-th array of a parameter's state, 'count:<param>' for its
-update count, 'meta:num_update' and 'meta:lr'. The optimizer's kind and hyperparameters come from the
+update count, 'meta:num_update' and 'meta:lr'. A Trainer names its parameters by index, as MXNet does, so
+a model rebuilt with other name prefixes (another process, another counter) loads the same file. The optimizer's kind and hyperparameters come from the
 Trainer (or kvstore) that loads them.
 """
 import numpy as np
@@ -37,9 +38,9 @@ def save_states(fname, updater, labels):
     save_ndarrays(fname, out)
 
 
-def load_states(fname, updater, by_label):
-    """Restore what save_states wrote into updater; by_label: name -> (index, weight). Everything is checked
-    before anything changes. Returns the per-index update counts read."""
+def load_states(fname, updater, by_label, display=None):
+    """Restore what save_states wrote into updater; by_label: saved name -> (index, weight); display: index ->
+    the name errors use. Everything is checked before anything changes. Returns the update counts read."""
     loaded = load_ndarrays(fname)
     if not isinstance(loaded, dict):
         raise GraphcLoadError(f"{fname}: not an optimizer state file (its arrays have no names)")
@@ -63,6 +64,7 @@ def load_states(fname, updater, by_label):
             states.setdefault(idx, {})[int(k)] = a
     weights = {i: w for i, w in by_label.values()}
     names = {i: n for n, (i, _) in by_label.items()}
+    names.update(display or {})
     new_states = {}
     for i in sorted(set(states) | set(counts)):
         got = states.get(i, {})
