@@ -336,7 +336,7 @@ class HybridBlock(Block):
         trace = current_trace()
         if trace is not None:  # inside a parent's trace: add this block's ops to the graph
             return self._traced_forward(trace, *args, **kwargs)
-        if _ndm._HOST_IDS and args and getattr(args[0], '_hctx', None) is not None:  # cpu(1), ...: its copies
+        if _ndm._HOST_IDS and args and type(args[0]) is NDArray and getattr(args[0], '_hctx', None) is not None:
             return call_on_input_context(self, args, kwargs, self._run)
         return self._run(*args, **kwargs)
 

@@ -199,9 +199,14 @@ class Parameter:
             if a._grad is not None:
                 _on_host(a._grad, c)
 
-    def _load_init(self, data, ctx=None, cast_dtype=False):
-        """Set the data from a loaded array; the caller has checked the shape."""
+    def _load_init(self, data, ctx=None, cast_dtype=False, dtype_source='current'):
+        """Set the data from a loaded array; the caller has checked the shape. With cast_dtype, dtype_source
+        'current' casts the saved values to this parameter's dtype, 'saved' makes the parameter the file's."""
         data = data.asnumpy() if isinstance(data, NDArray) else np.asarray(data)
+        if dtype_source not in ('current', 'saved'):
+            raise GraphcError(f"dtype_source must be 'current' or 'saved', got {dtype_source!r}")
+        if cast_dtype and dtype_source == 'saved' and data.dtype != self._dtype:
+            self.cast(data.dtype)
         if self._shape is not None:
             self.shape = data.shape
         else:
@@ -355,7 +360,8 @@ class Parameter:
 
     def _reduce(self):
         """One host copy of the data: the mean of the copies where there are several (MXNet's)."""
-        c = [a._data if _dev.device_id(a._data) is None else _dev.to_host(a._data) for a in self.list_data()]
+        self._check_and_get()
+        c = [a._data if _dev.device_id(a._data) is None else _dev.to_host(a._data) for a in self._copies]
         if len(c) == 1:
             return NDArray(c[0].copy())
         return NDArray((np.sum(c, axis=0, dtype=np.float64) / len(c)).astype(c[0].dtype))
@@ -471,6 +477,8 @@ class ParameterDict:
                     continue
             elif k == 'dtype' and as_dtype(v) == have:
                 continue
+            if k == 'init' and hasattr(v, 'dumps') and hasattr(have, 'dumps') and v.dumps() == have.dumps():
+                continue  # the same initializer (kind and arguments), as MXNet compares them
             if v is not None and v != have:
                 raise GraphcError(f"cannot retrieve Parameter {name!r}: desired {k}={v!r} does not match "
                                   f"the stored {k}={have!r}")
@@ -537,14 +545,15 @@ class ParameterDict:
             arrays[p.name[len(strip_prefix):]] = p._reduce()
         save_ndarrays(filename, arrays)
 
-    def load(self, filename, ctx=None, allow_missing=False, ignore_extra=False, restore_prefix='', cast_dtype=False):
+    def load(self, filename, ctx=None, allow_missing=False, ignore_extra=False, restore_prefix='', cast_dtype=False,
+             dtype_source='current'):
         from ..serialization import load_ndarrays
         for name in self.keys():
             if not name.startswith(restore_prefix):
                 raise GraphcError(f"restore_prefix is {restore_prefix!r} but Parameter {name!r} does not start with it")
         loaded = {restore_prefix + (k[4:] if k.startswith(('arg:', 'aux:')) else k): v
                   for k, v in load_ndarrays(filename).items()}
-        load_into(dict(self.items()), loaded, filename, ctx, allow_missing, ignore_extra, cast_dtype)
+        load_into(dict(self.items()), loaded, filename, ctx, allow_missing, ignore_extra, cast_dtype, dtype_source)
 
 
 def _brief(names, n=10):
@@ -553,7 +562,7 @@ def _brief(names, n=10):
     return s + (f", ... ({len(names)} in all)" if len(names) > n else '') if names else 'none'
 
 
-def load_into(params, loaded, filename, ctx, allow_missing, ignore_extra, cast_dtype):
+def load_into(params, loaded, filename, ctx, allow_missing, ignore_extra, cast_dtype, dtype_source='current'):
     """Check everything first (missing, extra, shapes), then set: a failed load changes nothing."""
     missing = [] if allow_missing else [k for k, p in params.items()
                                         if k not in loaded and not any(q is p and j in loaded
@@ -579,4 +588,4 @@ def load_into(params, loaded, filename, ctx, allow_missing, ignore_extra, cast_d
         raise GraphcShapeError(f"load from {filename!r}: shapes do not match for " + '; '.join(bad))
     for k, v in loaded.items():
         if k in params:
-            params[k]._load_init(v, ctx, cast_dtype=cast_dtype)
+            params[k]._load_init(v, ctx, cast_dtype=cast_dtype, dtype_source=dtype_source)

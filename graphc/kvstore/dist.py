@@ -183,7 +183,11 @@ class DistKVStore(KVStore):
 
     def push(self, key, value, priority=0):
         pairs = _pairs(key, value)
-        merged = {k: self._reduce(k, vs) for k, vs in pairs}
+        if self._comm is not None and self._compression is None:  # one device: packed straight from the gradient
+            merged = {k: _host(vs[0]) if len(vs) == 1 and self._check(k, vs[0]) else self._reduce(k, vs)
+                      for k, vs in pairs}
+        else:
+            merged = {k: self._reduce(k, vs) for k, vs in pairs}
         if self._comm is None:
             for k, _ in pairs:
                 self._apply(k, merged[k])
@@ -207,8 +211,12 @@ class DistKVStore(KVStore):
             self._unpack(bucket, buf, self._apply)
         self.timings.append(waited)
 
-    def pull(self, key, out=None, priority=0, ignore_sparse=True):
-        KVStore.pull(self, key, out, priority, ignore_sparse)
+    def _check(self, k, v):
+        s = self._stored(k, 'push')
+        if v.shape != s.shape or v.dtype != s.dtype:
+            raise GraphcError(f"kvstore.push: {self._name(k)} holds {s.dtype}{list(s.shape)}, the value is "
+                              f"{v.dtype}{list(v.shape)}")
+        return True
 
     def set_gradient_compression(self, compression_params):
         from . import _Compression
