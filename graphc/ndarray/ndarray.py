@@ -30,7 +30,7 @@ def _on_host(nd, ctx):
     """Label a host NDArray with its context (cpu(1), cpu_pinned(0), ...): as in MXNet, every cpu id is the
     host, and the label says which copy of a parameter an array belongs to. Returns nd."""
     global _HOST_IDS
-    if ctx.device_id or ctx.device_type != 'cpu':
+    if ctx.device_type != 'gpu' and (ctx.device_id or ctx.device_type != 'cpu'):
         _HOST_IDS = True
         nd._hctx = ctx
     return nd
