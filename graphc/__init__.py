@@ -21,3 +21,4 @@ from .util import (is_np_shape, set_np_shape, np_shape, use_np_shape, is_np_arra
 from .attribute import AttrScope  # noqa: F401,E402
 from . import test_utils  # noqa: F401,E402
 from . import onnx  # noqa: F401,E402  (graphc.onnx imports the onnx package only inside its functions)
+from . import kvstore, kvstore as kv  # noqa: F401,E402  (MXNet's mx.kv)

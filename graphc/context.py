@@ -1,10 +1,18 @@
-"""Devices: gc.cpu() and gc.gpu(i), as in MXNet's Context."""
+"""Devices: gc.cpu(i) and gc.gpu(i), as MXNet's Context.
+
+A Context is only a name: gc.cpu(i) is valid for any i (each is the host; MXNet uses cpu ids to keep
+one copy of a parameter per "device" in one process), and gc.gpu(i) is made even where no GPU exists.
+Whether a GPU is usable is checked when memory is allocated there (`check`), so code that probes with
+`try: nd.zeros((1,), ctx=gc.gpu())` / `except MXNetError` works as in MXNet.
+"""
 import threading
 
 from .base import GraphcError
 
 
 class _ClassProperty:
+    """A read-only property of the class (Context.default_ctx, NameManager.current)."""
+
     def __init__(self, f):
         self.f = f
 
@@ -13,55 +21,69 @@ class _ClassProperty:
 
 
 class Context:
-    """A device. `with gc.gpu(0):` makes it the default for new arrays (per thread, as MXNet's).
-
-    MXNet's 'cpu_pinned' and 'cpu_shared' (host memory for GPU copies and for worker processes) are the
-    cpu here: graphc's host arrays are plain NumPy memory."""
-    _default_ctx = threading.local()  # .value: the current default (MXNet's attribute)
+    """A device. `with gc.gpu(0):` makes it the default for new arrays (per thread, as in MXNet)."""
     devtype2str = {1: 'cpu', 2: 'gpu', 3: 'cpu_pinned', 5: 'cpu_shared'}
-    devstr2type = {v: k for k, v in devtype2str.items()}
+    devstr2type = {'cpu': 1, 'gpu': 2, 'cpu_pinned': 3, 'cpu_shared': 5}
+    _default_ctx = threading.local()
 
     def __init__(self, device_type='cpu', device_id=0):
         if isinstance(device_type, Context):
             device_type, device_id = device_type.device_type, device_type.device_id
-        if device_type in ('cpu_pinned', 'cpu_shared'):
-            device_type = 'cpu'
-        if device_type not in ('cpu', 'gpu'):
-            raise GraphcError(f"unknown device type {device_type!r}; use 'cpu' or 'gpu'")
-        self.device_type, self.device_id = device_type, int(device_id)
-        self._old = None
+        if device_type not in Context.devstr2type:
+            raise GraphcError(f"unknown device type {device_type!r}; use one of {sorted(Context.devstr2type)}")
+        self.device_typeid = Context.devstr2type[device_type]
+        self.device_id = int(device_id)
+        if self.device_id < 0:
+            raise GraphcError(f"{device_type}({device_id}): a device id is a non-negative integer")
+        self._old_ctx = None
+
+    @property
+    def device_type(self):
+        return Context.devtype2str[self.device_typeid]
 
     def __eq__(self, other):
-        return isinstance(other, Context) and (self.device_type, self.device_id) == (other.device_type, other.device_id)
+        return isinstance(other, Context) and (self.device_typeid, self.device_id) == \
+            (other.device_typeid, other.device_id)
 
     def __hash__(self):
-        return hash((self.device_type, self.device_id))
+        return hash((self.device_typeid, self.device_id))
 
     def __repr__(self):
         return f"{self.device_type}({self.device_id})"
 
+    __str__ = __repr__
+
     def __enter__(self):
-        self._old, Context._default_ctx.value = getattr(Context._default_ctx, 'value', None), self
+        self._old_ctx = getattr(Context._default_ctx, 'value', None)
+        Context._default_ctx.value = self
         return self
 
     def __exit__(self, *exc):
-        Context._default_ctx.value = self._old
-
-    @property
-    def device_typeid(self):
-        return self.devstr2type[self.device_type]
-
-    @_ClassProperty
-    def default_ctx(cls):
-        """The current default context (MXNet's deprecated spelling of current_context())."""
-        return current_context()
+        Context._default_ctx.value = self._old_ctx
 
     def empty_cache(self):
-        """MXNet frees its pooled device memory; graphc keeps no pool of its own, so there is nothing to do."""
+        """Release the GPU memory pool's cached blocks (nothing to do on the host)."""
+        if self.device_type == 'gpu':
+            check(self)
+            import cupy
+            with cupy.cuda.Device(self.device_id):
+                cupy.get_default_memory_pool().free_all_blocks()
+
+
+Context.default_ctx = _ClassProperty(lambda cls: current_context())  # MXNet's (deprecated) Context.default_ctx
 
 
 def cpu(device_id=0):
     return Context('cpu', device_id)
+
+
+def cpu_pinned(device_id=0):
+    return Context('cpu_pinned', device_id)
+
+
+def gpu(device_id=0):
+    """A GPU context. It is only a name: allocating memory there says what is missing, if anything."""
+    return Context('gpu', device_id)
 
 
 def gpu_support():
@@ -87,15 +109,16 @@ def num_gpus():
     return cupy.cuda.runtime.getDeviceCount()
 
 
-def gpu(device_id=0):
-    """A GPU context. Fails now, with what is missing, rather than at the first op."""
-    ok, reason = gpu_support()
-    if not ok:
-        raise GraphcError(f"gc.gpu({device_id}) is not available: {reason}")
-    n = num_gpus()
-    if device_id >= n:
-        raise GraphcError(f"gc.gpu({device_id}) does not exist: {n} CUDA device(s) visible")
-    return Context('gpu', device_id)
+def check(ctx):
+    """Raise, saying what is missing, unless memory can be allocated on ctx (any cpu id can)."""
+    if ctx.device_type == 'gpu':
+        ok, reason = gpu_support()
+        if not ok:
+            raise GraphcError(f"gc.gpu({ctx.device_id}) is not available: {reason}")
+        n = num_gpus()
+        if ctx.device_id >= n:
+            raise GraphcError(f"gc.gpu({ctx.device_id}) does not exist: {n} CUDA device(s) visible")
+    return ctx
 
 
 def current_context():

@@ -5,6 +5,7 @@ inside `with parent.name_scope():` gets the parent's prefix plus a per-parent co
 parameters read like `hybridsequential0_dense0_weight`.
 """
 import re
+import sys
 import threading
 import warnings
 from collections import OrderedDict
@@ -16,8 +17,9 @@ from ..symbol.symbol import Symbol, current_trace
 from .. import initializer as _init
 from ..base import GraphcError
 from ..ndarray.ndarray import NDArray
-from .parameter import Parameter, ParameterDict, load_into
+from .parameter import Parameter, ParameterDict, call_on_input_context, load_into
 
+_ndm = sys.modules[NDArray.__module__]  # (by import name: MXNet's shim rebinds graphc.ndarray.ndarray)
 _global_counter = {}
 _trace_lock = threading.RLock()  # one trace per cache key when threads call a block at once
 _eager = threading.local()  # .on: run hybridized blocks op by op (summary() needs every layer's output)
@@ -486,6 +488,11 @@ class HybridBlock(Block):
         if has_sym:  # called on symbols (MXNet's symbolic use): their graph
             from .cached import symbol_forward
             return symbol_forward(self, args, kwargs)
+        if _ndm._HOST_IDS and args and type(args[0]) is NDArray and getattr(args[0], '_hctx', None) is not None:
+            return call_on_input_context(self, args, kwargs, lambda *a, **k: self._run(leaves, *a, **k))
+        return self._run(leaves, *args, **kwargs)
+
+    def _run(self, leaves, *args, **kwargs):
         if self._active and not kwargs and not getattr(_eager, 'on', False):
             self._check_cached_inputs(args, leaves)
             return self._cached_call(args)

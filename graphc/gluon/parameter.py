@@ -1,9 +1,16 @@
 """Parameter, Constant and ParameterDict, as MXNet Gluon 1.x.
 
-A Parameter owns one NDArray on one device (cpu, or a gpu: initialized on the host, then copied there;
-ctx lists of more than one device are refused). Unknown dimensions (0 or None) are filled in by the block on its first forward, then the
-deferred initializer runs. With grad_req != 'null' the array has attach_grad(grad_req), so
-autograd.backward writes the parameter's gradient into its .grad.
+A Parameter keeps one copy of its data (an NDArray, with its gradient) per context it was initialized
+on: `initialize(ctx=[cpu(0), cpu(1)])` makes two, and `data(ctx)` / `grad(ctx)` pick one, `list_data()` /
+`list_grad()` give them all (MXNet's data parallelism in one process: the Trainer sums the gradients of
+the copies and updates each). data() without a context gives the copy of the current context (a
+HybridBlock enters its input's context), or the only one. Unknown dimensions (0 or None) are filled in
+by the block on its first forward, then the deferred initializer runs. With grad_req != 'null' each copy
+has attach_grad(grad_req), so autograd.backward writes the parameter's gradient into its .grad.
+
+stype='row_sparse' is accepted and stored dense: row_sparse_data(row_id) gives the whole copy on
+row_id's context (a superset of the rows asked for), so updates equal MXNet's lazy ones where the
+optimizer's update of a zero-gradient row is the identity (SGD without momentum or wd).
 """
 import re
 import warnings
@@ -11,13 +18,19 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import autograd as _autograd
 from .. import initializer as _init
 from ..base import DeferredInitializationError, GraphcError, GraphcShapeError, as_dtype, fmt_shape
-from ..context import Context, cpu
+from ..context import Context, current_context
 from .. import device as _dev
-from ..ndarray.ndarray import NDArray, CASTS, WRITES, _check_ctx, _placed, array as _array
+from ..ndarray.ndarray import NDArray, CASTS, WRITES, _check_ctx, _on_host, _placed, array as _array
 
 _GRAD_REQS = ('write', 'add', 'null')
+_STYPES = ('default', 'row_sparse', 'csr')
+
+
+class ParameterError(GraphcError, RuntimeError):
+    """A parameter used in a way its state does not allow (MXNet raises RuntimeError for these)."""
 
 
 def _norm_shape(shape):
@@ -36,6 +49,8 @@ def _ctx_list(ctx):
     if ctx is None:
         return [_check_ctx(None)]
     ctxs = [ctx] if isinstance(ctx, (Context, str)) else list(ctx)
+    if not ctxs:
+        raise GraphcError("a parameter needs at least one context, got an empty list")
     return [_check_ctx(c) for c in ctxs]
 
 
@@ -43,7 +58,7 @@ from ..symbol.symbol import _ts  # noqa: E402  (the trace in progress, if any)
 
 
 class Parameter:
-    """A weight of a Block: its data, its gradient and how to initialize and update it."""
+    """A weight of a Block: its data (one copy per context), its gradient and how to initialize and update it."""
 
     def __init__(self, name, grad_req='write', shape=None, dtype='float32', lr_mult=1.0, wd_mult=1.0,
                  init=None, allow_deferred_init=False, differentiable=True, stype='default', grad_stype='default'):
@@ -54,9 +69,15 @@ class Parameter:
         self.init = init
         self._allow_deferred_init = allow_deferred_init
         self._differentiable = differentiable
-        self._data = None          # NDArray once initialized
+        self._copies = None        # one NDArray per context once initialized
+        self._ctx_list = None      # the contexts, in order (a context may repeat)
+        self._ctx_index = {}       # context -> index of its (first) copy
         self._deferred_init = ()   # (init, ctx, default_init) while waiting for the shape
-        self._ctx = None
+        self._trainer = None
+        for what, st in (('stype', stype), ('grad_stype', grad_stype)):
+            if st not in _STYPES:
+                raise _StypeError(f"Parameter {name!r}: {what} must be one of {_STYPES}, got {st!r}")
+        self._stype, self._grad_stype = stype, grad_stype
         if grad_req not in _GRAD_REQS:
             raise GraphcError(f"Parameter {name!r}: grad_req must be one of {_GRAD_REQS}, got {grad_req!r}")
         self._grad_req = grad_req if differentiable else 'null'
@@ -65,6 +86,14 @@ class Parameter:
         return f"Parameter {self.name} (shape={self.shape}, dtype={self.dtype})"
 
     # ------------------------------------------------------------ attributes
+    @property
+    def _data(self):
+        """The copy of the current context (the first copy if there is none there); None before init."""
+        c = self._copies
+        if c is None or len(c) == 1:
+            return c and c[0]
+        return c[self._ctx_index.get(current_context(), 0)]
+
     @property
     def shape(self):
         return self._shape
@@ -88,6 +117,10 @@ class Parameter:
         self.cast(dtype)
 
     @property
+    def stype(self):
+        return self._stype
+
+    @property
     def grad_req(self):
         return self._grad_req
 
@@ -100,18 +133,27 @@ class Parameter:
         if self._grad_req == req:
             return
         self._grad_req = req
-        if self._data is not None:
-            self._data.attach_grad(req)
+        if self._copies is not None:
+            self._attach_grads()
+
+    def _set_trainer(self, trainer):
+        """Remember the Trainer that updates this parameter (a row_sparse one can have only one)."""
+        if self._stype != 'default' and self._trainer is not None and trainer is not None \
+                and self._trainer is not trainer:
+            raise ParameterError(f"Failed to set the trainer for Parameter {self.name!r} because it was already set. "
+                                 f"More than one trainer for a {self._stype} Parameter is not supported.")
+        self._trainer = trainer
 
     # ------------------------------------------------------------ initialization
     def initialize(self, init=None, ctx=None, default_init=_init.Uniform(), force_reinit=False):
-        """Create and fill the data. `init` (or else this parameter's own init) is applied with its
-        _init_weight; with neither, `default_init` picks by the name's suffix (bias -> 0, gamma -> 1)."""
-        if self._data is not None and not force_reinit:
+        """Create and fill the data, one copy per context of `ctx` (a context or a list; default the current
+        one). `init` (or else this parameter's own init) is applied with its _init_weight; with neither,
+        `default_init` picks by the name's suffix (bias -> 0, gamma -> 1). Every copy gets the same values."""
+        if self._copies is not None and not force_reinit:
             warnings.warn(f"Parameter {self.name!r} is already initialized, ignoring. "
                           "Set force_reinit=True to re-initialize.", stacklevel=2)
             return
-        self._data = None
+        self._copies = None
         if init is None:
             init = self.init
         self._deferred_init = (init, _ctx_list(ctx), default_init)
@@ -141,21 +183,30 @@ class Parameter:
             _init.create(default_init)(self.name, data)
         self._init_impl(data, ctx)
 
-    def _one_ctx(self, ctx):
-        if len(set(ctx)) > 1:
-            raise GraphcError(f"Parameter {self.name!r}: one device per parameter, got {list(ctx)} (data parallelism "
-                              "over several devices is not supported)")
-        self._ctx = list(ctx)
-        return self._ctx[0]
-
     def _init_impl(self, data, ctx):
-        self._data = data = data.as_in_context(self._one_ctx(ctx))
-        if self._grad_req != 'null':
-            data.attach_grad(self._grad_req)
+        """One copy of data (an NDArray) per context; the first context may get data itself."""
+        ctx = list(ctx)
+        self._ctx_list = ctx
+        self._ctx_index = {}
+        for i, c in enumerate(ctx):
+            self._ctx_index.setdefault(c, i)
+        self._copies = [data.as_in_context(c) if i == 0 else data.copyto(c) for i, c in enumerate(ctx)]
+        self._attach_grads()
 
-    def _load_init(self, data, ctx=None, cast_dtype=False):
-        """Set the data from a loaded array; the caller has checked the shape."""
+    def _attach_grads(self):
+        for c, a in zip(self._ctx_list, self._copies):
+            a.attach_grad(self._grad_req)
+            if a._grad is not None:
+                _on_host(a._grad, c)
+
+    def _load_init(self, data, ctx=None, cast_dtype=False, dtype_source='current'):
+        """Set the data from a loaded array; the caller has checked the shape. With cast_dtype, dtype_source
+        'current' casts the saved values to this parameter's dtype, 'saved' makes the parameter the file's."""
         data = data.asnumpy() if isinstance(data, NDArray) else np.asarray(data)
+        if dtype_source not in ('current', 'saved'):
+            raise GraphcError(f"dtype_source must be 'current' or 'saved', got {dtype_source!r}")
+        if cast_dtype and dtype_source == 'saved' and data.dtype != self._dtype:
+            self.cast(data.dtype)
         if self._shape is not None:
             self.shape = data.shape
         else:
@@ -165,7 +216,7 @@ class Parameter:
                 raise GraphcError(f"Parameter {self.name!r}: dtype {self._dtype} but the saved array is "
                                   f"{data.dtype}; pass cast_dtype=True to cast it")
             data = data.astype(self._dtype)
-        if self._data is None:
+        if self._copies is None:
             ctx = self._deferred_init[1] if self._deferred_init and ctx is None else _ctx_list(ctx)
             self._deferred_init = ()
             self._init_impl(NDArray(np.array(data, dtype=self._dtype)), ctx)
@@ -173,19 +224,21 @@ class Parameter:
             self.set_data(data)
 
     def reset_ctx(self, ctx):
+        """Move the copies to the contexts of `ctx`: the new copies hold the mean of the old ones."""
         ctx = _ctx_list(ctx)
-        if self._data is not None:
-            moved = self._data.as_in_context(self._one_ctx(ctx))
-            if moved is not self._data:  # a new device: the gradient buffer moves too (zeroed)
-                self._data = moved
-                if self._grad_req != 'null':
-                    moved.attach_grad(self._grad_req)
+        if self._copies is not None:
+            if ctx == self._ctx_list:
+                return
+            with _autograd.pause():
+                self._init_impl(self._reduce(), ctx)
         elif self._deferred_init:
             self._deferred_init = self._deferred_init[:1] + (ctx,) + self._deferred_init[2:]
+        else:
+            raise GraphcError(f"Cannot reset context for Parameter {self.name!r} because it has not been initialized")
 
     # ------------------------------------------------------------ access
     def _check_and_get(self):
-        if self._data is not None:
+        if self._copies is not None:
             return self._data
         if self._deferred_init:
             raise DeferredInitializationError(
@@ -195,74 +248,154 @@ class Parameter:
         raise GraphcError(f"Parameter {self.name!r} has not been initialized; call .initialize() on the block "
                           "(or on collect_params()) before using it")
 
+    def _copy_on(self, ctx):
+        """The copy on ctx (None: the current context's, or the only one)."""
+        self._check_and_get()
+        c = self._copies
+        if ctx is None:
+            if len(c) == 1:
+                return c[0]
+            ctx = current_context()
+        i = self._ctx_index.get(Context(ctx))
+        if i is None:
+            raise ParameterError(f"Parameter {self.name!r} was not initialized on context {Context(ctx)}; it was "
+                                 f"only initialized on {self._ctx_list} (reset_ctx() moves it)")
+        return c[i]
+
+    def _dense_only(self, what):
+        if self._stype != 'default':
+            raise ParameterError(f"Cannot return a copy of Parameter {self.name!r} via {what}() because its "
+                                 f"storage type is {self._stype}; use row_sparse_data() instead")
+
     def data(self, ctx=None):
+        """The copy on ctx (default: the current context's, or the only one)."""
         trace = _ts.ctx
         if trace is not None:  # tracing a hybridized block: the parameter is a graph input
             self._check_and_get()
             return trace.param_var(self)
-        d = self._check_and_get()
-        if ctx is not None and _check_ctx(ctx) != d.context:
-            raise GraphcError(f"Parameter {self.name!r} is on {d.context}, not on {_check_ctx(ctx)}; "
-                              "reset_ctx() moves it")
-        return d
+        self._dense_only('data')
+        return self._copy_on(ctx)
 
     def list_data(self):
-        return [self._check_and_get()]
+        self._dense_only('list_data')
+        self._check_and_get()
+        return list(self._copies)
+
+    def _sparse_pull(self, what):
+        if self._stype != 'row_sparse':
+            raise ParameterError(f"Cannot return copies of Parameter {self.name!r} via {what}() because its "
+                                 f"storage type is {self._stype}; use data() instead")
+        if self._trainer is None:
+            raise ParameterError(f"Cannot get row_sparse data for Parameter {self.name!r} when no Trainer is "
+                                 "created with it")
+
+    def row_sparse_data(self, row_id):
+        """The copy on row_id's context (stored dense: all rows, which include the ones asked for)."""
+        self._sparse_pull('row_sparse_data')
+        return self._copy_on(row_id.context)
+
+    def list_row_sparse_data(self, row_id):
+        self._sparse_pull('list_row_sparse_data')
+        self._check_and_get()
+        return list(self._copies)
 
     def grad(self, ctx=None):
-        data = self._check_and_get()
+        data = self._copy_on(ctx)
         if self._grad_req == 'null' or data.grad is None:
             raise GraphcError(f"Parameter {self.name!r} has no gradient because its grad_req is 'null'")
         return data.grad
 
     def list_grad(self):
-        return [self.grad()]
+        self._check_and_get()
+        if self._grad_req == 'null':
+            raise GraphcError(f"Parameter {self.name!r} has no gradient because its grad_req is 'null'")
+        return [a.grad for a in self._copies]
 
     def list_ctx(self):
-        if self._data is None:
+        if self._copies is None:
             if self._deferred_init:
-                return self._deferred_init[1]
+                return list(self._deferred_init[1])
             raise GraphcError(f"Parameter {self.name!r} has not been initialized")
-        return self._ctx
+        return list(self._ctx_list)
 
     def set_data(self, data):
-        """Overwrite the values in place (the array keeps its identity and its gradient)."""
+        """Overwrite the values of every copy in place (each keeps its identity and its gradient)."""
         arr = data._data if isinstance(data, NDArray) else np.asarray(data)
         self.shape = arr.shape
-        if self._data is None:
+        if self._copies is None:
             if self._deferred_init:  # MXNet: setting data on a deferred parameter initializes it with it
                 init, ctx, _ = self._deferred_init
                 self._deferred_init = ()
                 self._init_impl(NDArray(np.array(_dev.to_host(arr), dtype=self._dtype)), ctx)
                 return
             self._check_and_get()
-        if arr.shape != self._data.shape:
+        if arr.shape != self._copies[0].shape:
             raise GraphcShapeError(f"Parameter {self.name!r}: set_data with shape {fmt_shape(arr.shape)}, "
-                                   f"expected {fmt_shape(self._data.shape)}")
+                                   f"expected {fmt_shape(self._copies[0].shape)}")
+        t = self._trainer  # a kvstore that holds the weights must take the new values too
+        if t is not None and getattr(t, '_kv_initialized', False) and getattr(t, '_update_on_kvstore', False) \
+                and self not in t._params_to_init:
+            t._reset_kvstore()
         WRITES[0] += 1
-        dst = self._data._data
-        with _dev.on(dst):
-            dst[...] = arr if _dev.device_id(arr) == _dev.device_id(dst) else _placed(arr, self._data.context)
+        for a in self._copies:
+            dst = a._data
+            with _dev.on(dst):
+                dst[...] = arr if _dev.device_id(arr) == _dev.device_id(dst) else _placed(arr, a.context)
 
     def zero_grad(self):
-        if self._data is not None and self._data.grad is not None:
-            with _dev.on(self._data.grad._data):
-                self._data.grad._data[...] = 0
+        for a in self._copies or ():
+            if a.grad is not None:
+                with _dev.on(a.grad._data):
+                    a.grad._data[...] = 0
 
     def cast(self, dtype):
         CASTS[0] += 1
         self._dtype = as_dtype(dtype)
-        if self._data is None or self._data.dtype == self._dtype:
+        if self._copies is None or self._copies[0].dtype == self._dtype:
             return
-        self._data = NDArray(self._data._data.astype(self._dtype))
+        self._copies = [_on_host(NDArray(a._data.astype(self._dtype)), c) for a, c in zip(self._copies,
+                                                                                         self._ctx_list)]
         if self._grad_req != 'null':
-            self._data.attach_grad(self._grad_req)
+            self._attach_grads()
 
     def _reduce(self):
-        return NDArray(self._check_and_get()._data.copy())
+        """One host copy of the data: the mean of the copies where there are several (MXNet's)."""
+        self._check_and_get()
+        c = [a._data if _dev.device_id(a._data) is None else _dev.to_host(a._data) for a in self._copies]
+        if len(c) == 1:
+            return NDArray(c[0].copy())
+        return NDArray((np.sum(c, axis=0, dtype=np.float64) / len(c)).astype(c[0].dtype))
 
     def var(self):
-        raise GraphcError("Parameter.var(): symbols arrive with hybridize tracing")
+        """This parameter as a Symbol variable, with its shape, dtype, multipliers and initializer."""
+        from ..symbol import symbol as _sym
+        return _sym.var(self.name, shape=self.shape, dtype=self.dtype, lr_mult=self.lr_mult,
+                        wd_mult=self.wd_mult, init=self.init)
+
+
+def call_on_input_context(block, args, kwargs, run):
+    """Run a block's call in the context of its first input, labelled with a host context other than cpu(0),
+    so that data() picks that context's copy of every parameter (MXNet's HybridBlock does `with x.context`);
+    the outputs are labelled with it too. A hybridized block refuses inputs on several contexts."""
+    ctx = args[0]._hctx
+    if block._active:
+        ctxs = {a.context for a in args if isinstance(a, NDArray)}
+        if len(ctxs) > 1:
+            raise GraphcShapeError(f"{block.name}: the inputs are on several contexts ({', '.join(map(str, ctxs))});"
+                                   " a hybridized block runs on one: copy them with as_in_context(ctx)")
+    if ctx == current_context():
+        out = run(*args, **kwargs)
+    else:
+        with Context(ctx):  # (a fresh one: a Context remembers the one it replaced, so one object never nests)
+            out = run(*args, **kwargs)
+    for o in (out if isinstance(out, (list, tuple)) else (out,)):
+        if type(o) is NDArray and o.context.device_type != 'gpu':
+            o._hctx = ctx
+    return out
+
+
+class _StypeError(GraphcError, AssertionError):
+    """An unknown storage type (MXNet asserts on it)."""
 
 
 class Constant(Parameter):
@@ -344,6 +477,8 @@ class ParameterDict:
                     continue
             elif k == 'dtype' and as_dtype(v) == have:
                 continue
+            if k == 'init' and hasattr(v, 'dumps') and hasattr(have, 'dumps') and v.dumps() == have.dumps():
+                continue  # the same initializer (kind and arguments), as MXNet compares them
             if v is not None and v != have:
                 raise GraphcError(f"cannot retrieve Parameter {name!r}: desired {k}={v!r} does not match "
                                   f"the stored {k}={have!r}")
@@ -383,7 +518,11 @@ class ParameterDict:
             v.reset_ctx(ctx)
 
     def list_ctx(self):
-        return [cpu()]
+        """Every context some parameter is on."""
+        seen = []
+        for v in self.values():
+            seen += [c for c in v.list_ctx() if c not in seen]
+        return seen
 
     def setattr(self, name, value):
         """Set an attribute on every parameter, e.g. setattr('grad_req', 'null')."""
@@ -406,14 +545,15 @@ class ParameterDict:
             arrays[p.name[len(strip_prefix):]] = p._reduce()
         save_ndarrays(filename, arrays)
 
-    def load(self, filename, ctx=None, allow_missing=False, ignore_extra=False, restore_prefix='', cast_dtype=False):
+    def load(self, filename, ctx=None, allow_missing=False, ignore_extra=False, restore_prefix='', cast_dtype=False,
+             dtype_source='current'):
         from ..serialization import load_ndarrays
         for name in self.keys():
             if not name.startswith(restore_prefix):
                 raise GraphcError(f"restore_prefix is {restore_prefix!r} but Parameter {name!r} does not start with it")
         loaded = {restore_prefix + (k[4:] if k.startswith(('arg:', 'aux:')) else k): v
                   for k, v in load_ndarrays(filename).items()}
-        load_into(dict(self.items()), loaded, filename, ctx, allow_missing, ignore_extra, cast_dtype)
+        load_into(dict(self.items()), loaded, filename, ctx, allow_missing, ignore_extra, cast_dtype, dtype_source)
 
 
 def _brief(names, n=10):
@@ -422,7 +562,7 @@ def _brief(names, n=10):
     return s + (f", ... ({len(names)} in all)" if len(names) > n else '') if names else 'none'
 
 
-def load_into(params, loaded, filename, ctx, allow_missing, ignore_extra, cast_dtype):
+def load_into(params, loaded, filename, ctx, allow_missing, ignore_extra, cast_dtype, dtype_source='current'):
     """Check everything first (missing, extra, shapes), then set: a failed load changes nothing."""
     missing = [] if allow_missing else [k for k, p in params.items()
                                         if k not in loaded and not any(q is p and j in loaded
@@ -448,4 +588,4 @@ def load_into(params, loaded, filename, ctx, allow_missing, ignore_extra, cast_d
         raise GraphcShapeError(f"load from {filename!r}: shapes do not match for " + '; '.join(bad))
     for k, v in loaded.items():
         if k in params:
-            params[k]._load_init(v, ctx, cast_dtype=cast_dtype)
+            params[k]._load_init(v, ctx, cast_dtype=cast_dtype, dtype_source=dtype_source)

@@ -1,4 +1,14 @@
-"""Trainer: applies an Optimizer to a set of Parameters, as MXNet Gluon 1.x's gluon.Trainer.
+"""Trainer: applies an Optimizer to a set of Parameters, as MXNet Gluon 1.9's gluon.Trainer.
+
+Several devices. A parameter initialized on several contexts has one copy (and gradient) per context.
+step() sums the gradients of the copies through a kvstore and updates every copy, so training on
+[cpu(0), cpu(1)] with the batch split equals one device with the whole batch. As in MXNet the kvstore is
+created at the first step: none for one context and a non-distributed type; else `kvstore` ('device',
+'local', 'dist_sync', ... or a KVStore). With update_on_kvstore (MXNet's default where the kvstore can
+update: env MXNET_UPDATE_ON_KVSTORE, default 1) the kvstore holds the weights, applies the optimizer to
+the summed gradient and every copy pulls the result; without it the gradients are summed in place
+(allreduce_grads) and each context's updater updates its copy (update). Update counts, and so Adam's
+bias correction and an lr_scheduler, are per context, as MXNet keeps them.
 
 Stale gradients. MXNet marks each array's gradient fresh in backward and refuses to step on a
 parameter whose gradient was not recomputed since the last step. graphc follows it when the
@@ -8,26 +18,37 @@ look at the gradient's values: a parameter is stale when its array has no gradie
 not an autograd variable (attach_grad was never called / was undone), i.e. backward cannot
 have written a gradient for it.
 """
+import os
+
 import numpy as np
 
 from .. import optimizer as opt
-from ..base import GraphcError, GraphcLoadError
-from ..ndarray.ndarray import NDArray
-from ..serialization import load_ndarrays, save_ndarrays
+from .. import kvstore as kvs
+from ..base import GraphcError
+from ..context import cpu
+from ..kvstore.states import load_states as _load_states, save_states as _save_states
+
+
+def _copies(p):
+    return p.list_data() if hasattr(p, 'list_data') and getattr(p, '_stype', 'default') == 'default' else \
+        list(p._copies) if getattr(p, '_copies', None) is not None else [p.data()]
 
 
 class Trainer:
-    """Trainer(params, optimizer, optimizer_params=None, kvstore='device').
+    """Trainer(params, optimizer, optimizer_params=None, kvstore='device', compression_params=None,
+    update_on_kvstore=None).
 
-    params: a ParameterDict, a dict name -> Parameter or a list of Parameters. optimizer: a name
-    for optimizer.create (with optimizer_params) or an Optimizer instance. One device only, so
-    kvstore is accepted for MXNet compatibility ('device', 'local' or None) and does nothing.
+    params: a ParameterDict or dict (taken in sorted key order, as MXNet, so every worker agrees on the
+    order) or a list of Parameters. optimizer: a name for optimizer.create (with optimizer_params) or an
+    Optimizer instance. kvstore: a type name, a KVStore, or None. compression_params: MXNet's gradient
+    compression ({'type': '2bit', 'threshold': t}, or {'type': 'fp16'} for distributed kvstores).
     """
 
     def __init__(self, params, optimizer, optimizer_params=None, kvstore='device', compression_params=None,
                  update_on_kvstore=None):
         if hasattr(params, 'values') and hasattr(params, 'keys'):
-            names, params = list(params.keys()), list(params.values())
+            names = sorted(params.keys())
+            params = [params[k] for k in names]
         elif isinstance(params, (list, tuple)):
             params = list(params)
             names = [getattr(p, 'name', None) for p in params]
@@ -39,9 +60,17 @@ class Trainer:
                 raise GraphcError(f"Trainer: {n!r} is a {type(p).__name__}, not a Parameter")
         if len({id(p) for p in params}) != len(params):
             raise GraphcError("Trainer: the same Parameter appears more than once in params")
-        if kvstore not in (None, 'device', 'local'):
-            raise GraphcError(f"Trainer: kvstore {kvstore!r} is not supported (graphc trains on one device)")
+        if not (kvstore is None or isinstance(kvstore, (str, kvs.KVStoreBase))):
+            raise GraphcError(f"Trainer: kvstore must be a type name, a KVStore or None, got {type(kvstore).__name__}")
         self._params, self._names = params, names
+        self._param2idx = {n: i for i, n in enumerate(names)}
+        self._contains_sparse_weight = any(getattr(p, '_stype', 'default') != 'default' for p in params)
+        self._contains_sparse_grad = any(getattr(p, '_grad_stype', 'default') != 'default' for p in params)
+        for p in params:
+            if hasattr(p, '_set_trainer'):
+                p._set_trainer(self)
+        self._compression_params = compression_params
+        self._contexts = self._check_contexts()
         param_dict = dict(enumerate(params))
         if isinstance(optimizer, opt.Optimizer):
             if optimizer_params:
@@ -51,7 +80,136 @@ class Trainer:
         else:
             self._optimizer = opt.create(optimizer, param_dict=param_dict, **(optimizer_params or {}))
         self._scale = self._optimizer.rescale_grad
-        self._updater = opt.Updater(self._optimizer)
+        self._updaters = [opt.get_updater(self._optimizer) for _ in self._contexts or [None]]
+        self._kvstore_params = {'kvstore': kvstore, 'update_on_kvstore': update_on_kvstore}
+        self._reset_kvstore()
+        kind = getattr(kvstore, 'type', kvstore)
+        if isinstance(kind, str) and ('dist' in kind or kind == 'horovod') and self._contexts is not None:
+            # every rank creates its Trainer at the same point: give them rank 0's values now, so that the first
+            # step's gradients are computed at the same weights everywhere (deferred ones follow at a step)
+            self._ready()
+
+    def _check_contexts(self):
+        """The contexts every parameter is on (the same list for all); None while some are not initialized."""
+        contexts = None
+        for n, p in zip(self._names, self._params):
+            if not hasattr(p, 'list_ctx'):
+                ctx = [cpu()]
+            elif getattr(p, '_copies', True) is None and not getattr(p, '_deferred_init', ()):
+                return None  # not initialized yet: checked again at the first step
+            else:
+                ctx = p.list_ctx()
+            if contexts is not None and contexts != ctx:
+                raise GraphcError(f"Trainer: all Parameters must be initialized on the same contexts, but Parameter "
+                                  f"{n!r} is on {ctx} while the ones before it are on {contexts}")
+            contexts = ctx
+        return contexts
+
+    @property
+    def _updater(self):
+        return self._updaters[0]
+
+    # ------------------------------------------------------------ the kvstore
+    def _reset_kvstore(self):
+        """Forget the kvstore (the next step makes a new one); parameter loads call this."""
+        if self.__dict__.get('_kvstore') is not None and 'dist' in self._kvstore.type:
+            raise GraphcError("Trainer: a distributed kvstore cannot be reset (every worker would have to)")
+        self._kv_initialized = False
+        self._kvstore = None
+        self._distributed = None
+        self._update_on_kvstore = None
+        self._params_to_init = list(self._params)
+
+    def _init_kvstore(self):
+        """Create the kvstore and decide update_on_kvstore, by MXNet 1.9's rules."""
+        if self._contexts is None or len(self._updaters) != len(self._contexts):
+            self._contexts = self._check_contexts() or [cpu()]
+            self._updaters = [opt.get_updater(self._optimizer) for _ in self._contexts]
+        config = self._kvstore_params
+        kind, want = config['kvstore'], config['update_on_kvstore']
+        env = bool(int(os.getenv('MXNET_UPDATE_ON_KVSTORE', '1')))
+        if self._contains_sparse_weight:  # (stored dense here, but MXNet's rules decide where updates run)
+            kv = kvs.create(kind) if isinstance(kind, str) else kind
+            if kv is None or not kv.is_capable(kvs.KVStoreBase.OPTIMIZER):
+                raise GraphcError(f"Trainer: row_sparse weights need a kvstore that can update them, got {kind!r}")
+            if want is False:
+                raise ValueError("Cannot set update_on_kvstore=False when sparse weights are present.")
+            update = True
+            self._distributed = 'dist' in kv.type
+        else:
+            kv, update = self._create_kvstore(kind, env)
+            self._distributed = kv is not None and 'dist' in kv.type
+            if self._contains_sparse_grad:
+                update = self._distributed
+                if want is not None:
+                    if want is False and self._distributed:
+                        raise ValueError("Cannot set update_on_kvstore=False on dist kvstore when sparse "
+                                         "gradients are present.")
+                    update = want
+                if kv is not None and not isinstance(kv, kvs.KVStore):
+                    raise ValueError(f"Cannot use {type(kv).__name__} for multi-device training with sparse "
+                                     "gradients")
+            else:
+                if want is not None:
+                    update = want
+                if update and kv is not None and not kv.is_capable(kvs.KVStoreBase.OPTIMIZER):
+                    raise ValueError(f"Please set update_on_kvstore=False when training with {type(kv).__name__}")
+        if kv is not None:
+            if isinstance(getattr(kv, '_names', None), dict):  # (its errors name the parameters)
+                kv._names.update(enumerate(self._names))
+            if self._compression_params:
+                kv.set_gradient_compression(self._compression_params)
+            if update:
+                kv.set_optimizer(self._optimizer)
+            self._kvstore, self._update_on_kvstore = kv, bool(update)
+        else:
+            self._kvstore, self._update_on_kvstore = None, None
+        self._kv_initialized = True
+
+    def _create_kvstore(self, kind, update):
+        """(kvstore or None, update_on_kvstore): none for one context unless distributed (MXNet's model._create_kvstore)."""
+        if kind is None:
+            kv = None
+        elif isinstance(kind, kvs.KVStoreBase):
+            kv = kind
+        elif len(self._contexts) == 1 and 'dist' not in kind and kind != 'horovod':
+            kv = None
+        else:
+            kv = kvs.create(kind)
+            if kind == 'local':  # MXNet: big weights are updated on the devices, not on the host store
+                sizes = [int(np.prod(p.shape)) for p in self._params if p.shape]
+                if sizes and max(sizes) > 1024 * 1024 * 16:
+                    update = False
+        if kv is None:
+            return None, False
+        return kv, update and kv.is_capable(kvs.KVStoreBase.OPTIMIZER)
+
+    def _init_params(self):
+        """Give the kvstore every initialized parameter (the first copy's values go to all copies, and in a
+        distributed kvstore rank 0's to every rank); deferred ones wait for a later step."""
+        waiting, keys, firsts, outs = [], [], [], []
+        for p in self._params_to_init:
+            if getattr(p, '_copies', True) is None:
+                waiting.append(p)
+                continue
+            arrays = _copies(p)
+            keys.append(self._params.index(p))
+            firsts.append(arrays[0])
+            outs.append(arrays)
+        kv = self._kvstore
+        if kv is not None and keys:
+            if isinstance(kv, kvs.KVStore):  # graphc's: all keys at once (one collective in a distributed store)
+                kv.broadcast(keys, firsts, outs)
+            else:
+                for k, a, o in zip(keys, firsts, outs):
+                    kv.broadcast(k, a, o)
+        self._params_to_init = waiting
+
+    def _ready(self):
+        if not self._kv_initialized:
+            self._init_kvstore()
+        if self._params_to_init:
+            self._init_params()
 
     # ------------------------------------------------------------ learning rate
     @property
@@ -66,120 +224,132 @@ class Trainer:
         self._optimizer.set_learning_rate(lr)
 
     # ------------------------------------------------------------ stepping
+    def _check_and_rescale_grad(self, scale):
+        # MXNet refuses a new batch size when a distributed kvstore updates: its servers hold their own copy of
+        # the optimizer. Here every rank's kvstore updates with this Trainer's optimizer, so the scale may change.
+        self._optimizer.rescale_grad = scale
+
     def step(self, batch_size, ignore_stale_grad=False):
-        """One optimization step; gradients are scaled by 1/batch_size (they are sums over the batch)."""
-        self._optimizer.rescale_grad = self._scale / batch_size
-        self.allreduce_grads()
+        """One optimization step: sum the gradients over the copies (and workers), scale by 1/batch_size
+        (gradients are sums over the batch: pass the batch size all copies together saw), update."""
+        self._check_and_rescale_grad(self._scale / batch_size)
+        self._ready()
+        self._allreduce_grads()
         self._update(ignore_stale_grad)
 
     def allreduce_grads(self):
-        """Sum gradients across devices: nothing to do on one device."""
+        """Sum each parameter's gradients over its copies (and workers), in place; then update() steps."""
+        self._ready()
+        if self._kvstore is not None and self._update_on_kvstore:
+            raise AssertionError("allreduce_grads() when parameters are updated on kvstore is not supported; "
+                                 "create the Trainer with update_on_kvstore=False")
+        self._allreduce_grads()
+
+    def _grads(self):
+        return [(i, p) for i, p in enumerate(self._params) if p.grad_req != 'null']
+
+    def _allreduce_grads(self):
+        kv = self._kvstore
+        if kv is None:
+            return
+        todo = self._grads()
+        if not todo:
+            return
+        batched = isinstance(kv, kvs.KVStore)  # graphc's kvstores take every key at once (and bucket them)
+        keys = [i for i, _ in todo]
+        grads = [[a._grad for a in _copies(p)] for _, p in todo]
+        outs = [_copies(p) for _, p in todo] if self._update_on_kvstore else None
+        if batched:
+            kv.pushpull(keys, grads, out=outs)
+        else:
+            for j, k in enumerate(keys):
+                kv.pushpull(k, grads[j], out=outs[j] if outs else None, priority=-k)
 
     def update(self, batch_size, ignore_stale_grad=False):
         """step() without allreduce_grads (for code that reduces gradients itself)."""
-        self._optimizer.rescale_grad = self._scale / batch_size
+        self._ready()
+        if self._kvstore is not None and self._update_on_kvstore:
+            raise AssertionError("update() when parameters are updated on kvstore is not supported; create the "
+                                 "Trainer with update_on_kvstore=False")
+        self._check_and_rescale_grad(self._scale / batch_size)
         self._update(ignore_stale_grad)
 
     def _update(self, ignore_stale_grad):
         todo = []  # check every parameter before updating any: a stale one leaves all untouched
-        for i, p in enumerate(self._params):
-            if p.grad_req == 'null':
-                continue
-            w = p.data()
-            fresh = getattr(w, '_fresh_grad', None)
-            if fresh is None:  # no freshness hook: stale only if backward cannot have reached it
-                fresh = w._grad is not None and w._ag is not None
-            if fresh:
-                todo.append((i, w))
+        for i, p in self._grads():
+            arrays = _copies(p)
+            fresh = [_is_fresh(w) for w in arrays]
+            if all(fresh):
+                todo.append((i, arrays))
             elif not ignore_stale_grad:
+                where = ', '.join(str(w.context) for w, f in zip(arrays, fresh) if not f) if len(arrays) > 1 else ''
                 raise GraphcError(
-                    f"Gradient of Parameter {self._names[i]!r} has not been computed by backward since the last "
-                    "step. This could mean a bug in your model that made it use only a subset of its Parameters "
-                    "in this iteration. If that is intended, call step(..., ignore_stale_grad=True) to skip the "
-                    "Parameters whose gradient is stale")
-        upd = self._updater
-        for i, w in todo:
-            upd(i, w._grad, w)
-            if hasattr(w, '_fresh_grad'):
-                w._fresh_grad = False
+                    f"Gradient of Parameter {self._names[i]!r}{' on ' + where if where else ''} has not been "
+                    "computed by backward since the last step. This could mean a bug in your model that made "
+                    "it use only a subset of its Parameters in this iteration. If that is intended, call "
+                    "step(..., ignore_stale_grad=True) to skip the Parameters whose gradient is stale")
+        on_kv = self._kvstore is not None and self._update_on_kvstore
+        o = self._optimizer
+        try:
+            for k, upd in enumerate(self._updaters):
+                if not on_kv:
+                    _device_counts(o, k)
+                for i, arrays in todo:
+                    w = arrays[k]
+                    if not on_kv:
+                        upd(i, w._grad, w)
+        finally:
+            _device_counts(o, 0)
+        for _, arrays in todo:
+            for w in arrays:
+                if hasattr(w, '_fresh_grad'):
+                    w._fresh_grad = False
 
     # ------------------------------------------------------------ optimizer state
     def save_states(self, fname):
-        """Save optimizer states, update counts and learning rate as a .params file (arrays and numbers only).
-
-        Names: 'state:<param>:<k>' for the k-th array of a parameter's state, 'count:<param>' for its
-        update count, 'meta:num_update' and 'meta:lr'."""
-        o, out = self._optimizer, {}
-        seen = set()
-        for i, name in enumerate(self._names):
-            if name in seen or not isinstance(name, str):
-                raise GraphcError(f"save_states: parameters need unique str names to be saved; {name!r} is not")
-            seen.add(name)
-            if i in o._index_update_count:
-                out[f'count:{name}'] = np.array(o._index_update_count[i], np.int64)
-            for k, a in enumerate(_flat(self._updater.states.get(i))):
-                out[f'state:{name}:{k}'] = a
-        out['meta:num_update'] = np.array(o.num_update, np.int64)
-        out['meta:lr'] = np.array(o.lr if o.lr is not None else np.nan, np.float64)
-        save_ndarrays(fname, out)
+        """Save optimizer states, update counts and learning rate as a .params file (arrays and numbers only,
+        parameters by index: see graphc/kvstore/states.py). In a distributed run call it on rank 0 only."""
+        self._ready()
+        upd = self._kvstore._updater if self._update_on_kvstore else self._updaters[0]
+        _save_states(fname, upd, {i: str(i) for i in range(len(self._params))})  # by index, as MXNet
 
     def load_states(self, fname):
-        """Restore what save_states wrote. The optimizer's kind and hyperparameters come from this Trainer."""
-        loaded = load_ndarrays(fname)
-        if not isinstance(loaded, dict):
-            raise GraphcLoadError(f"{fname}: not a Trainer state file (its arrays have no names)")
-        o, idx = self._optimizer, {n: i for i, n in enumerate(self._names)}
-        states, counts = {}, {}
-        for key, a in loaded.items():
-            kind, _, rest = key.partition(':')
-            if kind == 'meta' and rest in ('num_update', 'lr'):
-                continue
-            if kind == 'state':
-                name, _, k = rest.rpartition(':')
-            else:
-                name, k = rest, None
-            if kind not in ('state', 'count') or name not in idx or (k is not None and not k.isdigit()):
-                raise GraphcLoadError(f"{fname}: entry {key!r} does not belong to this Trainer's parameters "
-                                      f"({len(idx)} parameters)")
-            if kind == 'count':
-                counts[idx[name]] = _count(a, fname, key)
-            else:
-                states.setdefault(idx[name], {})[int(k)] = a
-        new_states = {}
-        for i in sorted(set(states) | set(counts)):
-            got = states.get(i, {})
-            fresh = o.create_state(i, self._params[i].data())
-            want = _flat(fresh)
-            if sorted(got) != list(range(len(want))):
-                raise GraphcLoadError(f"{fname}: parameter {self._names[i]!r} has state arrays {sorted(got)}, "
-                                      f"{type(o).__name__} keeps {len(want)}")
-            for k, dst in enumerate(want):
-                src = got[k]
-                if src.shape != dst.shape or src.dtype != dst.dtype:
-                    raise GraphcLoadError(f"{fname}: state {k} of {self._names[i]!r} is {src.dtype}{src.shape}, "
-                                          f"expected {dst.dtype}{dst.shape}")
-                src.copyto(dst)  # (onto dst's device)
-            new_states[i] = fresh
-        # everything checked: replace the whole state, as MXNet does
-        self._updater.states = new_states
-        o._index_update_count = counts
-        if 'meta:num_update' in loaded:
-            o.num_update = _count(loaded['meta:num_update'], fname, 'meta:num_update')
-        lr = loaded.get('meta:lr')
-        if lr is not None and lr.size == 1 and o.lr_scheduler is None and lr.asscalar() == lr.asscalar():
-            o.lr = float(lr.asscalar())  # nan: saved while a scheduler set the rate
+        """Restore what save_states wrote (onto every context's updater). The optimizer's kind and
+        hyperparameters come from this Trainer."""
+        self._ready()
+        show = dict(enumerate(self._names))
+        by_label = {str(i): (i, _copies(p)[0]) for i, p in enumerate(self._params)}
+        if self._update_on_kvstore:
+            _load_states(fname, self._kvstore._updater, by_label, show)
+            self._optimizer = self._kvstore._updater.optimizer
+        else:
+            _load_states(fname, self._updaters[0], by_label, show)
+            try:
+                for k, upd in enumerate(self._updaters[1:], 1):  # each context's own copy of the states
+                    _device_counts(self._optimizer, k)
+                    _load_states(fname, upd, {n: (i, _copies(self._params[i])[k]) for n, (i, _) in by_label.items()},
+                                 show)
+            finally:
+                _device_counts(self._optimizer, 0)
+        self._optimizer.param_dict = dict(enumerate(self._params))
 
 
-def _count(a, fname, key):
-    if a.size != 1 or a.dtype.kind not in 'iu' or a.asscalar() < 0:
-        raise GraphcLoadError(f"{fname}: {key!r} must be one non-negative integer, got {a.dtype}{a.shape}")
-    return int(a.asscalar())
+def _is_fresh(w):
+    fresh = getattr(w, '_fresh_grad', None)
+    if fresh is None:  # no freshness hook: stale only if backward cannot have reached it
+        fresh = w._grad is not None and w._ag is not None
+    return bool(fresh)
 
 
-def _flat(state):
-    """A state as a list of NDArrays: None -> [], NDArray -> [it], (nested) tuple -> flattened."""
-    if state is None:
-        return []
-    if isinstance(state, NDArray):
-        return [state]
-    return [a for s in state for a in _flat(s)]
+def _device_counts(o, k):
+    """Make the optimizer count updates of context k: MXNet keeps one count per parameter and context, so
+    two copies updated in one step count one update each (its Optimizer._set_current_context)."""
+    if hasattr(o, '_set_current_context'):
+        o._set_current_context(k)
+        return
+    allc = o.__dict__.setdefault('_all_index_update_counts', {})
+    allc[o.__dict__.get('_current_context', 0)] = o._index_update_count  # (load_states may have replaced it)
+    o._index_update_count = allc.setdefault(k, {})
+    o._current_context = k
+
+

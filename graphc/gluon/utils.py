@@ -1,4 +1,5 @@
-"""Small helpers as mxnet.gluon.utils: split a batch across devices, clip gradients by global norm."""
+"""Small helpers as mxnet.gluon.utils: split a batch across devices, clip gradients by global norm, download
+and check files."""
 import math
 import warnings
 
@@ -35,11 +36,71 @@ def clip_global_norm(arrays, max_norm, check_isfinite=True):
     """Scale arrays in place so that their joint 2-norm is at most max_norm; returns the norm before."""
     if not arrays:
         raise GraphcError("clip_global_norm: no arrays given")
-    total = math.sqrt(sum(float(np.sum(np.square(a._data, dtype=np.float64))) for a in arrays))
+    from .. import device as _dev
+    total = math.sqrt(sum(float(np.sum(np.square(_dev.to_host(a._data), dtype=np.float64))) for a in arrays))
     if check_isfinite and not math.isfinite(total):
         warnings.warn("nan or inf is detected; clipping results will be undefined", UserWarning, stacklevel=2)
     scale = max_norm / (total + 1e-8)
     if scale < 1.0:
         for a in arrays:
-            a._data *= a._data.dtype.type(scale)
+            with _dev.on(a._data):
+                a._data *= a._data.dtype.type(scale)
     return total
+
+
+def check_sha1(filename, sha1_hash):
+    """Whether the file's SHA-1 hex digest is sha1_hash (MXNet compares the whole digest)."""
+    import hashlib
+    sha1 = hashlib.sha1()
+    with open(filename, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            sha1.update(chunk)
+    return sha1.hexdigest() == sha1_hash
+
+
+def download(url, path=None, overwrite=False, sha1_hash=None, retries=5, verify_ssl=True):
+    """Fetch url to path (a file, or a folder for the url's file name) and return the file's path. A file
+    already there (with the right sha1_hash, if given) is kept unless overwrite. Without a network this
+    fails with the url and where to put the file by hand; a partial download never replaces a file."""
+    import os
+    import ssl
+    import tempfile
+    import urllib.error
+    import urllib.request
+    fname = url.split('/')[-1]
+    if not fname:
+        raise GraphcError(f"download: cannot tell a file name from {url!r}; give path=")
+    if path is not None:
+        path = os.path.expanduser(os.fspath(path))
+        fname = os.path.join(path, fname) if os.path.isdir(path) else path
+    if not overwrite and os.path.exists(fname) and (not sha1_hash or check_sha1(fname, sha1_hash)):
+        return fname
+    if retries < 1:
+        raise GraphcError(f"download: retries must be >= 1, got {retries}")
+    if not verify_ssl:
+        warnings.warn("download: verify_ssl=False, the server's certificate is not checked", UserWarning,
+                      stacklevel=2)
+    folder = os.path.dirname(os.path.abspath(fname))
+    os.makedirs(folder, exist_ok=True)
+    context = None if verify_ssl else ssl._create_unverified_context()
+    last = None
+    for _ in range(retries):
+        try:
+            with urllib.request.urlopen(url, timeout=30, context=context) as r:
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix='.download-')
+                try:
+                    with os.fdopen(fd, 'wb') as f:
+                        for chunk in iter(lambda: r.read(1 << 20), b''):
+                            f.write(chunk)
+                    if sha1_hash and not check_sha1(tmp, sha1_hash):
+                        raise GraphcError(f"download: {url} arrived with a different SHA-1 than {sha1_hash}; the "
+                                          "file may be corrupt or the hash may be out of date")
+                    os.replace(tmp, fname)
+                finally:
+                    if os.path.exists(tmp):
+                        os.remove(tmp)
+            return fname
+        except (urllib.error.URLError, OSError) as e:  # no network, DNS, refused, timeout
+            last = e
+    raise GraphcError(f"download: cannot fetch {url} ({getattr(last, 'reason', last)}); without a network, "
+                      f"copy the file to {fname} by hand")

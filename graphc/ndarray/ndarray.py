@@ -17,10 +17,23 @@ from ..registry import OPS
 
 def _check_ctx(ctx):
     ctx = current_context() if ctx is None else Context(ctx)
-    if ctx.device_type != 'cpu':
-        from ..context import gpu
-        gpu(ctx.device_id)  # says what is missing (cupy, driver, device)
+    if ctx.device_type == 'gpu':
+        from ..context import check
+        check(ctx)  # says what is missing (cupy, driver, device)
     return ctx
+
+
+_HOST_IDS = False  # set once an array is labelled a host context other than cpu(0): ops then pass the label on
+
+
+def _on_host(nd, ctx):
+    """Label a host NDArray with its context (cpu(1), cpu_pinned(0), ...): as in MXNet, every cpu id is the
+    host, and the label says which copy of a parameter an array belongs to. Returns nd."""
+    global _HOST_IDS
+    if ctx.device_type != 'gpu' and (ctx.device_id or ctx.device_type != 'cpu'):
+        _HOST_IDS = True
+        nd._hctx = ctx
+    return nd
 
 
 _GPU_LIVE = False  # set once an array lives on a GPU: until then the CPU path pays one global lookup per op
@@ -37,7 +50,7 @@ def _placed(a, ctx):
 
 def _new(a, ctx):
     """An NDArray of host array a on ctx (a itself on the cpu)."""
-    return NDArray(a if ctx.device_type == 'cpu' else _placed(a, ctx))
+    return _on_host(NDArray(a), ctx) if ctx.device_type != 'gpu' else NDArray(_placed(a, ctx))
 
 
 def invoke(op, inputs, attrs, name=None):
@@ -75,6 +88,11 @@ def invoke(op, inputs, attrs, name=None):
     multi = isinstance(out, tuple)
     outs = out if multi else (out,)
     res = [NDArray(o if type(o) is np.ndarray else np.asarray(o)) for o in outs]
+    if _HOST_IDS and inputs:  # MXNet: the outputs are on the first input's context
+        h = getattr(inputs[0], '_hctx', None)
+        if h is not None:
+            for r in res:
+                r._hctx = h
     if _ag._st.recording:
         for x in inputs:
             if x._ag is not None:
@@ -141,7 +159,7 @@ def _binary(x, y, bname, sname, rname=None, elemwise=None):
 
 
 class NDArray:
-    __slots__ = ('_buf', '_lazy', '_ag', '_grad', '_grad_req', '_fresh_grad', '__weakref__')
+    __slots__ = ('_buf', '_lazy', '_ag', '_grad', '_grad_req', '_fresh_grad', '_hctx', '__weakref__')
     __array_priority__ = 1000.0
 
     def __init__(self, data):
@@ -178,7 +196,7 @@ class NDArray:
     def context(self):
         b = self._buf
         d = None if b is None else _device.device_id(b)
-        return Context('cpu', 0) if d is None else Context('gpu', d)
+        return (getattr(self, '_hctx', None) or Context('cpu', 0)) if d is None else Context('gpu', d)
 
     ctx = context
     stype = property(lambda self: 'default')
@@ -259,11 +277,12 @@ class NDArray:
             with _device.on(dst):
                 dst[...] = src
             return other
-        return NDArray(_placed(self._data, _check_ctx(other)))
+        ctx = _check_ctx(other)
+        return _on_host(NDArray(_placed(self._data, ctx)), ctx)
 
     def as_in_context(self, ctx):
         ctx = _check_ctx(ctx)
-        return self if ctx == self.context else NDArray(_placed(self._data, ctx))
+        return self if ctx == self.context else _on_host(NDArray(_placed(self._data, ctx)), ctx)
 
     as_in_ctx = as_in_context
 
@@ -404,8 +423,8 @@ def _shape(shape):
 
 def _alloc(ctx, fn, *args):
     """np.<fn>(*args) on the cpu, cupy.<fn>(*args) allocated on a GPU (no host buffer, no copy)."""
-    if ctx.device_type == 'cpu':
-        return NDArray(getattr(np, fn)(*args))
+    if ctx.device_type != 'gpu':
+        return _on_host(NDArray(getattr(np, fn)(*args)), ctx)
     global _GPU_LIVE
     _GPU_LIVE = True
     cp = _device.cupy()
