@@ -13,3 +13,4 @@ from . import gluon  # noqa: F401
 from . import symbol, symbol as sym  # noqa: F401,E402
 from . import viz  # noqa: F401,E402
 from .explain import explain  # noqa: F401,E402
+from . import recordio, image  # noqa: F401,E402  (Pillow is imported only when an image is decoded)
