@@ -14,3 +14,4 @@ from . import symbol, symbol as sym  # noqa: F401,E402
 from . import viz  # noqa: F401,E402
 from .explain import explain  # noqa: F401,E402
 from . import recordio, image  # noqa: F401,E402  (Pillow is imported only when an image is decoded)
+from . import contrib  # noqa: F401,E402
