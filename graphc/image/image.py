@@ -520,14 +520,12 @@ class ImageIter:
 
     @property
     def provide_data(self):
-        from ..io import DataDesc
-        return [DataDesc(self.data_name, (self.batch_size,) + self.data_shape)]
+        return [_io().DataDesc(self.data_name, (self.batch_size,) + self.data_shape)]
 
     @property
     def provide_label(self):
-        from ..io import DataDesc
         shape = (self.batch_size,) if self.label_width == 1 else (self.batch_size, self.label_width)
-        return [DataDesc(self.label_name, shape)]
+        return [_io().DataDesc(self.label_name, shape)]
 
     def reset(self):
         if self.seq is not None and self.shuffle:
@@ -564,7 +562,6 @@ class ImageIter:
         return self.next()
 
     def next(self):
-        from ..io import DataBatch
         c, h, w = self.data_shape
         data = np.zeros((self.batch_size, c, h, w), self.dtype)
         label = np.zeros((self.batch_size, self.label_width), np.float32)
@@ -592,12 +589,28 @@ class ImageIter:
         for k in range(i, self.batch_size):  # 'pad': repeat the batch's first images
             data[k], label[k] = data[k - i], label[k - i]
         lab = label[:, 0] if self.label_width == 1 else label
-        return DataBatch([NDArray(data)], [NDArray(lab)], pad=pad)
+        return _io().DataBatch([NDArray(data)], [NDArray(lab)], pad=pad)
 
     def _augment(self, img):
         for aug in self.auglist:
             img = aug(img)
         return img
+
+
+def _io():
+    """mx.io (DataBatch, DataDesc), or their bare shapes where this graphc has no io module yet."""
+    try:
+        from .. import io as mxio
+        return mxio
+    except ImportError:
+        import collections
+        import types
+
+        class DataBatch:
+            def __init__(self, data, label=None, pad=None):
+                self.data, self.label, self.pad = data, label, pad
+        return types.SimpleNamespace(DataBatch=DataBatch,
+                                     DataDesc=collections.namedtuple('DataDesc', ['name', 'shape']))
 
 
 def _read_lst(path):
