@@ -293,3 +293,28 @@ def test_sym_lr_wd_mult():
     o = opt.SGD(sym=Sym(), param_idx2name={0: 'fc_weight', 1: 'fc_bias'}, wd=0.1, learning_rate=1.0)
     assert o.lr_mult == {'fc_weight': 0.5} and o.wd_mult == {'fc_bias': 2.0}
     assert o._get_lr(0) == 0.5 and o._get_wd(1) == pytest.approx(0.2)
+
+
+def test_updater_states_round_trip():
+    o = opt.Adam(learning_rate=0.1, multi_precision=True, wd=0.01)
+    upd = opt.get_updater(o)
+    ws = [NDArray(np.ones((2, 2), np.float16)), NDArray(np.ones(3))]
+    for _ in range(2):
+        upd([0, 'b'], [NDArray(np.full((2, 2), 0.5, np.float16)), NDArray(np.ones(3))], ws)
+    blob = upd.get_states(dump_optimizer=True)
+    assert isinstance(blob, bytes) and b'pickle' not in blob
+    fresh = opt.get_updater(opt.SGD())
+    fresh.set_states(blob)
+    assert isinstance(fresh.optimizer, opt.Adam) and fresh.optimizer.wd == 0.01 and fresh.optimizer.multi_precision
+    assert fresh.optimizer._index_update_count == {0: 2, 'b': 2}
+    w32, (m, v) = fresh.states[0]   # MXNet's multi-precision layout survives
+    np.testing.assert_array_equal(w32.asnumpy(), upd.states[0][0].asnumpy())
+    np.testing.assert_array_equal(v.asnumpy(), upd.states[0][1][1].asnumpy())
+    nxt = [NDArray(w.asnumpy().copy()) for w in ws]
+    g = [NDArray(np.full((2, 2), 0.5, np.float16)), NDArray(np.ones(3))]
+    upd([0, 'b'], g, ws)
+    fresh([0, 'b'], g, nxt)
+    for a, b in zip(ws, nxt):
+        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+    with pytest.raises(graphc.GraphcLoadError):
+        fresh.set_states(b'garbage')

@@ -12,12 +12,13 @@ copy in its state; update_multi_precision updates the copy from a float32 gradie
 it back. The state is (master, inner state), except SGD, NAG and LARS: (inner state, master).
 """
 import math
+import os
 import warnings
 
 import numpy as np
 
 from .. import random as _random
-from ..base import GraphcError
+from ..base import GraphcError, GraphcLoadError
 from ..device import device_id, on
 from ..ndarray.ndarray import NDArray, WRITES
 
@@ -748,6 +749,53 @@ class Updater:
                 self.states_synced[i] = True
             self.optimizer.update_multi_precision(i, w, g, self.states[i])
 
+    def get_states(self, dump_optimizer=False):
+        """The states as bytes, in graphc's .params format (arrays plus a JSON layout; no pickle). With
+        dump_optimizer, also the optimizer's class and its plain (number, string, bool) settings."""
+        import json
+        import tempfile
+        from ..serialization import save_ndarrays
+        arrays, layout = {}, {'indices': [], 'states': []}
+        for n, (i, st) in enumerate(self.states.items()):
+            flat = []
+            layout['indices'].append(i)
+            layout['states'].append(_state_layout(st, flat))
+            arrays.update({f'state:{n}:{k}': a for k, a in enumerate(flat)})
+        if dump_optimizer:
+            o = self.optimizer
+            layout['optimizer'] = [type(o).__name__.lower(), {
+                k: v for k, v in vars(o).items() if not k.startswith('_') and k != 'param_dict'
+                and isinstance(v, (int, float, str, bool, type(None)))}]
+            layout['counts'] = [[k, list(c.items())] for k, c in o._all_index_update_counts.items()]
+        arrays['layout'] = np.frombuffer(json.dumps(layout).encode(), np.uint8)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, 'states')
+            save_ndarrays(path, arrays)
+            with open(path, 'rb') as f:
+                return f.read()
+
+    def set_states(self, states):
+        """Restore what get_states wrote (the optimizer too, when it was dumped)."""
+        import json
+        from ..serialization import load_frombuffer
+        arrays = load_frombuffer(states, '<optimizer states>')
+        try:
+            layout = json.loads(bytes(arrays.pop('layout').asnumpy()).decode())
+            restored = {}
+            for n, (i, st) in enumerate(zip(layout['indices'], layout['states'])):
+                restored[i] = _state_from_layout(st, lambda k, n=n: arrays[f'state:{n}:{k}'])
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            raise GraphcLoadError(f"optimizer states: not what Updater.get_states writes ({e!r})") from None
+        if 'optimizer' in layout:
+            name, attrs = layout['optimizer']
+            o = create(name)
+            vars(o).update(attrs)
+            o._all_index_update_counts = {k: dict(c) for k, c in layout.get('counts', [[0, []]])}
+            o._index_update_count, o._count_device = o._all_index_update_counts.setdefault(0, {}), 0
+            self.optimizer = o
+        self.states = restored
+        self.states_synced = dict.fromkeys(restored, False)
+
     def sync_state_context(self, state, context):
         """The state moved onto `context` (after loading states saved on another device)."""
         if isinstance(state, NDArray):
@@ -755,6 +803,28 @@ class Updater:
         if isinstance(state, (tuple, list)):
             return type(state)(self.sync_state_context(s, context) for s in state)
         return state
+
+
+def _state_layout(st, flat):
+    """JSON of a state's structure (None, arrays by position in flat, nested tuples/lists); fills flat."""
+    if st is None:
+        return None
+    if isinstance(st, NDArray):
+        flat.append(st)
+        return len(flat) - 1
+    if isinstance(st, (tuple, list)):
+        return {'tuple' if isinstance(st, tuple) else 'list': [_state_layout(s, flat) for s in st]}
+    raise GraphcError(f"Updater.get_states: cannot save a state of type {type(st).__name__}")
+
+
+def _state_from_layout(lay, array):
+    if lay is None:
+        return None
+    if isinstance(lay, int):
+        return array(lay)
+    (kind, items), = lay.items()
+    seq = [_state_from_layout(x, array) for x in items]
+    return tuple(seq) if kind == 'tuple' else seq
 
 
 def get_updater(optimizer):
