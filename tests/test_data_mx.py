@@ -330,3 +330,13 @@ def test_text_vocabulary_and_embeddings(tmp_path):
     assert g.vec_len == 3 and 'glove.6B.50d.txt' in text.embedding.get_pretrained_file_names('glove')
     with pytest.raises(graphc.GraphcError, match='does not download.*put it in'):
         text.embedding.FastText(embedding_root=str(tmp_path))
+
+
+def test_an_epoch_stopped_early_leaves_nothing_behind():
+    loader = gdata.DataLoader(_Squares(), batch_size=2, num_workers=2, prefetch=4)
+    for _ in range(3):
+        it = iter(loader)
+        next(it)
+        del it
+    assert [b[1].asnumpy().tolist() for b in loader][:2] == [[0, 1], [2, 3]]
+    assert loader._pool._done == {} and not loader._pool._abandoned

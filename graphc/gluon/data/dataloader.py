@@ -105,7 +105,7 @@ class _Workers:
 
     def __init__(self, n, dataset, batchify_fn):
         ctx = multiprocessing.get_context('fork')  # fork: the dataset and batchify_fn are inherited, not pickled
-        self._conns, self._procs, self._done, self._next_job = [], [], {}, 0
+        self._conns, self._procs, self._done, self._next_job, self._abandoned = [], [], {}, 0, set()
         for _ in range(n):
             mine, theirs = ctx.Pipe()
             p = ctx.Process(target=_worker_loop, args=(theirs, dataset, batchify_fn), daemon=True)
@@ -126,7 +126,10 @@ class _Workers:
             if not conn.poll(timeout):
                 raise multiprocessing.TimeoutError
             j, ok, val = conn.recv()
-            self._done[j] = (ok, val)
+            if j in self._abandoned:  # an iterator that stopped early asked for it: drop it
+                self._abandoned.discard(j)
+            else:
+                self._done[j] = (ok, val)
         ok, val = self._done.pop(job)
         if ok:
             return val
@@ -134,6 +137,12 @@ class _Workers:
         if err is None:
             raise GraphcError(f"DataLoader worker failed:\n{text}")
         raise err
+
+
+    def abandon(self, job):
+        """Nobody will ask for this job's batch (its iterator was dropped)."""
+        if self._done.pop(job, None) is None:
+            self._abandoned.add(job)
 
 
 def _kill(procs, conns):
@@ -154,6 +163,9 @@ class _Pending:
 
     def get(self, timeout):
         return self._workers.result(self._job, timeout)
+
+    def abandon(self):
+        self._workers.abandon(self._job)
 
 
 class DataLoader:
@@ -262,6 +274,11 @@ class _MultiWorkerIter:
 
     def __iter__(self):
         return self
+
+    def __del__(self):
+        for ret in self._pending:  # stopped early: the workers' batches for these are not wanted
+            if hasattr(ret, 'abandon'):
+                ret.abandon()
 
     def __next__(self):
         if not self._pending:
