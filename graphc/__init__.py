@@ -22,3 +22,5 @@ from .attribute import AttrScope  # noqa: F401,E402
 from . import test_utils  # noqa: F401,E402
 from . import onnx  # noqa: F401,E402  (graphc.onnx imports the onnx package only inside its functions)
 from . import kvstore, kvstore as kv  # noqa: F401,E402  (MXNet's mx.kv)
+from . import recordio, image  # noqa: F401,E402  (Pillow is imported only when an image is decoded)
+from . import contrib  # noqa: F401,E402

@@ -128,7 +128,7 @@ def test_defaults_and_registry():
     assert (r.gamma1, r.epsilon, r.centered) == (0.9, 1e-8, False)
     assert opt.create('adagrad').float_stable_eps == 1e-7
     assert opt.create('sgd').create_state(0, NDArray(np.zeros(3))) is None
-    with pytest.raises(GraphcError, match="unknown optimizer 'nope'.*adagrad, adam, nag, rmsprop, sgd"):
+    with pytest.raises(GraphcError, match="unknown optimizer 'nope'.*adagrad, adam, .*nag, rmsprop, sgd"):
         opt.create('nope')
 
 

@@ -1,4 +1,5 @@
-"""Datasets, as MXNet Gluon 1.x's gluon.data: Dataset, SimpleDataset, ArrayDataset.
+"""Datasets, as MXNet Gluon 1.x's gluon.data: Dataset (filter, shard, take, sample, transform,
+transform_first), SimpleDataset, ArrayDataset, RecordFileDataset.
 
 Besides per-sample `__getitem__`, a dataset backed by whole arrays answers `_batch(indices)`:
 the samples at an integer index array, gathered with one fancy-index per array instead of one
@@ -8,6 +9,8 @@ hold NumPy values), or None when it cannot (then DataLoader falls back to per-sa
 A lazy transform keeps the fast path when its function is `batchable` (graphc's vision
 transforms are: they accept a batch as well as one sample).
 """
+import os
+
 import numpy as np
 
 from ...base import GraphcError
@@ -25,6 +28,34 @@ class Dataset:
 
     def _batch(self, idx):
         return None
+
+    def filter(self, fn):
+        """The samples for which fn(sample) is true (fn sees samples after any lazy transform)."""
+        from .sampler import FilterSampler
+        return _SampledDataset(self, FilterSampler(fn, self))
+
+    def shard(self, num_shards, index):
+        """Part `index` of `num_shards` contiguous parts; the first len % num_shards parts get one more sample."""
+        if not 0 <= index < num_shards:
+            raise GraphcError(f"Dataset.shard: index {index} out of bound for {num_shards} shards")
+        n, rest = divmod(len(self), num_shards)
+        start = n * index + min(index, rest)
+        from .sampler import SequentialSampler
+        return _SampledDataset(self, SequentialSampler(n + (index < rest), start))
+
+    def take(self, count):
+        """The first `count` samples (all of them when count is None or larger than the dataset)."""
+        if count is None or count > len(self):
+            count = len(self)
+        from .sampler import SequentialSampler
+        return _SampledDataset(self, SequentialSampler(count))
+
+    def sample(self, sampler):
+        """The samples at the indices `sampler` yields (a gluon.data.Sampler)."""
+        from .sampler import Sampler
+        if not isinstance(sampler, Sampler):
+            raise TypeError(f"Invalid sampler type: {type(sampler).__name__}. Expected gluon.data.Sampler instead.")
+        return _SampledDataset(self, sampler)
 
     def transform(self, fn, lazy=True):
         """A dataset whose samples are fn(*sample) (fn(sample) when samples are not tuples).
@@ -130,3 +161,35 @@ class _TransformFirst:
 
     def __call__(self, x, *args):
         return (self._fn(x),) + args if args else self._fn(x)
+
+
+class _SampledDataset(Dataset):
+    """The samples of `dataset` at the indices a sampler yields (drawn once, when made)."""
+
+    def __init__(self, dataset, sampler):
+        self._dataset, self._sampler = dataset, sampler
+        self._indices = np.asarray(list(iter(sampler)), dtype=np.intp)
+
+    def __len__(self):
+        return len(self._indices)
+
+    def __getitem__(self, idx):
+        return self._dataset[int(self._indices[idx])]
+
+    def _batch(self, idx):
+        return self._dataset._batch(self._indices[idx])
+
+
+class RecordFileDataset(Dataset):
+    """The raw records of a RecordIO file (MXNet's .rec, with its .idx index beside it) as bytes."""
+
+    def __init__(self, filename):
+        from ...recordio import MXIndexedRecordIO
+        self.idx_file, self.filename = os.path.splitext(filename)[0] + '.idx', filename
+        self._record = MXIndexedRecordIO(self.idx_file, self.filename, 'r')
+
+    def __getitem__(self, idx):
+        return self._record.read_idx(self._record.keys[idx])
+
+    def __len__(self):
+        return len(self._record.keys)

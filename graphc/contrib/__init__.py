@@ -1,0 +1,2 @@
+"""mx.contrib: text (vocabularies and token embeddings)."""
+from . import text  # noqa: F401
