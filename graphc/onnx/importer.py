@@ -78,6 +78,7 @@ def check_sizes(model, fname):
     for what, seq in (('inputs', g.input), ('outputs', g.output)):
         if len(seq) > MAX_IO:
             raise GraphcLoadError(f"{fname}: {len(seq)} graph {what} is over the limit of {MAX_IO}")
+    _names_are_text(model, fname)
     total = 0
     for t in list(g.initializer) + [a.t for n in g.node for a in n.attribute if a.HasField('t')]:
         total += _tensor_bytes(t, fname)
@@ -103,6 +104,24 @@ def check_sizes(model, fname):
             if any(abs(v) > MAX_DIM for v in a.ints) or abs(a.i) > 2 ** 63 - 1:
                 raise GraphcLoadError(f"{fname}: {where}: attribute {_r(a.name)} has a value over {MAX_DIM} in "
                                       "magnitude")
+
+
+def _names_are_text(model, fname):
+    """Every name, op type and domain is UTF-8 text (proto2 strings may hold any bytes) of a bounded length."""
+    g = model.graph
+    texts = [('opset domain', o.domain) for o in model.opset_import]
+    texts += [('initializer name', t.name) for t in g.initializer]
+    texts += [('external data', v) for t in g.initializer for e in t.external_data for v in (e.key, e.value)]
+    texts += [('graph input/output name', v.name) for v in list(g.input) + list(g.output)]
+    for n in g.node:
+        texts += [('node name', n.name), ('op type', n.op_type), ('domain', n.domain)]
+        texts += [('node input/output name', x) for x in list(n.input) + list(n.output)]
+        texts += [('attribute name', a.name) for a in n.attribute]
+    for what, v in texts:
+        if not isinstance(v, str):
+            raise GraphcLoadError(f"{fname}: a {what} is not UTF-8 text: {_r(v)}")
+        if len(v) > MAX_ATTR_CHARS:
+            raise GraphcLoadError(f"{fname}: a {what} of {len(v)} characters is over the limit of {MAX_ATTR_CHARS}")
 
 
 def _dims_ok(dims, what, fname):
