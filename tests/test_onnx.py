@@ -19,9 +19,9 @@ from graphc.gluon.model_zoo import vision  # noqa: E402
 from graphc.onnx.export import DEFAULT_OPSET, MIN_OPSET  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = os.path.join(os.path.dirname(ROOT), '..', 'shared', 'mxnet_models')
-MODELS = next((p for p in (os.path.join(ROOT, '..', '..', 'shared', 'mxnet_models'), '/work/shared/mxnet_models')
-               if os.path.isdir(p)), MODELS)
+MODELS = next((p for p in (os.path.join(ROOT, '..', 'shared', 'mxnet_models'),            # beside the checkout
+                           os.path.join(ROOT, '..', '..', 'shared', 'mxnet_models'))      # beside a worktree
+               if os.path.isdir(p)), 'no-mxnet-models')
 sys.path.insert(0, os.path.join(ROOT, 'examples'))
 RTOL = 1e-4
 
