@@ -283,7 +283,7 @@ def test_import_graphc_does_not_import_onnx():
 def test_fuzzed_graphs_sample():
     """A fixed sample of the property test (python -m graphc.onnx.check --count 1000 runs the long one)."""
     from graphc.onnx import check
-    passed, skipped, failures, _ = check.run(seed=0, count=40, log=lambda *a: None)
+    passed, skipped, failures, _ = check.run(seed=0, count=40, log=lambda *a: None, roundtrip=True)
     assert not failures, failures[:3]
     assert passed >= 30, (passed, skipped)
 

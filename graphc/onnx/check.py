@@ -47,8 +47,10 @@ def session(model):
     return ort.InferenceSession(model.SerializeToString(), so, providers=['CPUExecutionProvider'])
 
 
-def check_case(case, opset=None):
-    """None when onnxruntime agrees with the interpreter; ('skip', why) or ('fail', why) otherwise."""
+def check_case(case, opset=None, roundtrip=False):
+    """None when onnxruntime agrees with the interpreter; ('skip', why) or ('fail', why) otherwise.
+    roundtrip: also import the ONNX file back (gc.onnx.import_model) and compare its outputs; a graph whose ONNX
+    ops the importer lacks is counted as ('noimport', why)."""
     from ..runtime.interpreter import interpret
     o = fuzz.Oracle(case, ())
     g = o.graph()
@@ -96,17 +98,42 @@ def check_case(case, opset=None):
         msg = fuzz.compare(np.asarray(a), np.asarray(w), rtol, atol, f"output {i} ({fam})")
         if msg:
             return 'fail', msg
+    return _roundtrip(model, by_name, want, o.tols) if roundtrip else None
+
+
+def _roundtrip(model, feed, want, tols):
+    from ..base import GraphcLoadError
+    from .importer import import_model
+    try:
+        sym, args, aux = import_model(model.SerializeToString())
+    except GraphcLoadError as e:
+        if 'not supported by graphc' in str(e):
+            return 'noimport', str(e).split('): ', 1)[-1].replace('not supported by graphc: ', '')[:80]
+        return 'fail', f"import: {e}"
+    vals = {**{k: v.asnumpy() for k, v in {**args, **aux}.items()}, **feed}
+    with np.errstate(all='ignore'):
+        got = [g.asnumpy() for g in sym.eval(**{k: v for k, v in vals.items() if k in sym.list_inputs()})]
+    for i, (a, w, (rtol, atol, fam)) in enumerate(zip(got, want, tols)):
+        if fam != 'exact':   # the ONNX form of an op can come back as other graphc ops (a decomposed BatchNorm)
+            rtol, atol = max(rtol, ORT_TOL), max(atol, ORT_TOL)
+        msg = fuzz.compare(a, np.asarray(w), rtol, atol, f"round trip output {i} ({fam})")
+        if msg:
+            return 'fail', msg
     return None
 
 
-def run(seed=0, count=1000, log=print):
-    """Check `count` cases from `seed` on; returns (passed, skipped {reason: n}, failures [(seed, why)], seconds)."""
+def run(seed=0, count=1000, log=print, roundtrip=False):
+    """Check `count` cases from `seed` on; returns (passed, skipped {reason: n}, failures [(seed, why)], seconds).
+    With roundtrip, skipped also counts the graphs the importer cannot read back ('import: ...')."""
     t0 = time.perf_counter()
     passed, skipped, failures = 0, {}, []
     for s in range(seed, seed + count):
-        r = check_case(generate(s))
+        r = check_case(generate(s), roundtrip=roundtrip)
         if r is None:
             passed += 1
+        elif r[0] == 'noimport':
+            passed += 1
+            skipped['import: ' + r[1]] = skipped.get('import: ' + r[1], 0) + 1
         elif r[0] == 'skip':
             skipped[r[1]] = skipped.get(r[1], 0) + 1
         else:
@@ -119,8 +146,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--count', type=int, default=1000)
+    p.add_argument('--roundtrip', action='store_true', help='also import each ONNX file back and compare')
     a = p.parse_args(argv)
-    passed, skipped, failures, secs = run(a.seed, a.count)
+    passed, skipped, failures, secs = run(a.seed, a.count, roundtrip=a.roundtrip)
     print(f"{a.count} graphs (seeds {a.seed}..{a.seed + a.count - 1}) in {secs:.0f} s: {passed} agree with "
           f"onnxruntime, {sum(skipped.values())} skipped, {len(failures)} fail")
     for why, n in sorted(skipped.items(), key=lambda kv: -kv[1]):

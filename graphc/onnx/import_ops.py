@@ -83,11 +83,17 @@ def _not(b, n, ins, a):
 
 @imports('Where')
 def _where(b, n, ins, a):
-    c, x, y = ins
-    sc, sx, sy = b.shape(c), b.shape(x), b.shape(y)
-    if not (sc == sx == sy):
-        raise Unsupported(f"Where with broadcasting (shapes {sc}, {sx}, {sy}); graphc's where needs equal shapes")
-    return _one(b, 'where', ins)
+    shapes = [b.shape(v) for v in ins]
+    out = tuple(np.broadcast_shapes(*shapes))
+    return _one(b, 'where', [_broadcast(b, v, s, out) for v, s in zip(ins, shapes)])   # graphc's: equal shapes
+
+
+def _broadcast(b, x, s, out):
+    if s == out:
+        return x
+    if len(s) < len(out):
+        x = _one(b, 'Reshape', [x], shape=(1,) * (len(out) - len(s)) + s)[0]
+    return _one(b, 'broadcast_to', [x], shape=out)[0]
 
 
 @imports('Cast')
@@ -231,17 +237,19 @@ def _ln(b, n, ins, a):
 def _gemm(b, n, ins, a):
     if a.get('transA', 0) or a.get('alpha', 1.0) != 1.0 or a.get('beta', 1.0) != 1.0:
         raise Unsupported("Gemm with transA or alpha/beta other than 1")
-    w = b.const(1, ins, 'weight')
-    if not a.get('transB', 0):
-        w = np.ascontiguousarray(w.T)
-    wname = ins[1][0] + ('' if a.get('transB', 0) else '_T')
-    args = [ins[0], (wname, w)]
+    w, tb = ins[1], a.get('transB', 0)
+    if isinstance(w, tuple):   # a constant weight is stored as FullyConnected's (units, inputs)
+        w = (w[0] + ('' if tb else '_T'), np.ascontiguousarray(w[1] if tb else w[1].T))
+    elif not tb:
+        w = _one(b, 'transpose', [w])[0]
+    units = b.shape(w)[0]
+    args = [ins[0], w]
     if len(ins) > 2 and ins[2] is not None:
-        c = b.const(2, ins, 'bias')
-        if c.size != w.shape[0]:
-            raise Unsupported(f"Gemm with bias of shape {c.shape} (graphc's FullyConnected: one per output)")
-        args.append((ins[2][0], c.reshape(-1)))
-    return _one(b, 'FullyConnected', args, num_hidden=w.shape[0], no_bias=len(args) < 3, flatten=True)
+        c = ins[2]
+        if int(np.prod(b.shape(c))) != units or (b.shape(c) != (units,) and b.shape(c)[-1] != units):
+            raise Unsupported(f"Gemm with bias of shape {b.shape(c)} (graphc's FullyConnected: one per output)")
+        args.append((c[0], c[1].reshape(-1)) if isinstance(c, tuple) else _one(b, 'Reshape', [c], shape=(-1,))[0])
+    return _one(b, 'FullyConnected', args, num_hidden=units, no_bias=len(args) < 3, flatten=True)
 
 
 @imports('MatMul')
@@ -419,7 +427,7 @@ def _const_of_shape(b, n, ins, a):
         raise Unsupported("ConstantOfShape with a value of more than one element")
     fill, dt = float(v.reshape(-1)[0]), str(v.dtype)
     if isinstance(ins[0], ShapeOf):
-        x = ins[0].x
+        x = b.sym(ins[0].x)
         if b.shape(x) and str(np.dtype(_dtype(x))) != dt:
             x = _one(b, 'Cast', [x], dtype=dt)[0]
         base = _one(b, 'ones_like' if fill == 1 else 'zeros_like', [x])

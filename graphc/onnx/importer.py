@@ -349,8 +349,9 @@ def _build(model, fname, base_dir):
         try:
             outs = imp(b, n, ins, attrs)
         except Unsupported as e:
-            raise GraphcLoadError(f"{fname}: {where}: {e}") from None
-        except (GraphcError, ValueError, TypeError, KeyError, IndexError, OverflowError, ZeroDivisionError) as e:
+            raise GraphcLoadError(f"{fname}: {where}: not supported by graphc: {e}") from None
+        except (GraphcError, ValueError, TypeError, KeyError, IndexError, OverflowError, ZeroDivisionError,
+                AttributeError) as e:   # (a builder's own slip still reports the node, as a load error)
             raise GraphcLoadError(f"{fname}: {where}: {type(e).__name__}: {str(e)[:500]}") from None
         for k, o in enumerate(n.output):
             if o == '':

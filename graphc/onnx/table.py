@@ -1,6 +1,8 @@
 """The ONNX coverage tables of docs/ONNX.md, generated from the converters themselves: each registry op is built
 by the fuzzer's generator for it (a few seeds: its attribute variants), exported, and the ONNX op types its node
 became are listed; ops without a converter give NOT_EXPORTABLE's reason. (`graphc export-onnx --ops` prints it.)"""
+import functools
+
 import numpy as np
 
 from .export import EXPORTERS, NOT_EXPORTABLE, graph_to_model
@@ -54,6 +56,7 @@ def onnx_ops_of(name):
     return sorted(types), sorted(limits)
 
 
+@functools.lru_cache(maxsize=1)
 def coverage_table():
     from .. import nd  # noqa: F401  (registers the ops)
     from ..fuzz import GENERATORS
