@@ -942,9 +942,10 @@ def graph_to_model(graph, data_vars, values, in_shapes, in_types, opset=None, dy
 
 
 def _ir_version(opset):
-    """The oldest IR version that holds this opset (onnxruntime refuses IR versions newer than it knows)."""
-    table = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10, 22: 10, 23: 11, 24: 11, 25: 12}
-    return table.get(opset, 13)
+    """The oldest IR version that holds this opset (onnxruntime refuses IR versions newer than it knows), from the
+    onnx package's release table (release, IR version, ai.onnx opset, ...)."""
+    from onnx import helper
+    return min((r[1] for r in helper.VERSION_TABLE if r[2] >= opset), default=helper.VERSION_TABLE[-1][1])
 
 
 def _is_zeros(entry, shapes):
