@@ -21,10 +21,10 @@ from graphc import autograd, gluon, nd
 from graphc.base import GraphcError
 from graphc.gluon import nn
 
-ORDER = ('numpy', 'torch', 'eager', 'hybridized', 'np.copyto')   # table columns, in this order
+ORDER = ('numpy', 'torch', 'eager', 'hybridized', 'onnxruntime', 'np.copyto')   # table columns, in this order
 WARMUP = 3   # untimed rounds before the timed ones
 RATIOS = (('eager', 'hybridized'), ('hybridized', 'numpy'), ('hybridized', 'torch'),
-          ('eager', 'numpy'), ('eager', 'torch'))
+          ('eager', 'numpy'), ('eager', 'torch'), ('hybridized', 'onnxruntime'))
 
 
 def timeit(fns, reps, warmup=WARMUP, progress=None):
@@ -351,8 +351,60 @@ def _inference(make, x, numpy_model, torch_model, reps, progress, tol=1e-4):
     if torch is not None:
         fns['torch'] = _torch_infer(torch, torch_model(torch, w), torch.from_numpy(xn))
     fns.update(eager=_synced(lambda: eager(x)), hybridized=_synced(lambda: hyb(x)))
+    ort = _onnxruntime(hyb, x)
+    if ort is not None:
+        fns['onnxruntime'] = ort
     _agree(fns, tol)
     return {'times': timeit(fns, reps, progress=progress)}
+
+
+def _onnxruntime(hyb, x):
+    """The hybridized block exported to ONNX and run by onnxruntime's CPU provider (a callable -> NumPy), or None
+    where onnx or onnxruntime is not installed. Its threads are told not to spin between runs: with the variants
+    interleaved, spinning threads would take the cores from the next variant."""
+    if importlib.util.find_spec('onnxruntime') is None or importlib.util.find_spec('onnx') is None:
+        return None
+    import tempfile
+    import onnxruntime as ort
+    with tempfile.TemporaryDirectory() as d:
+        path = hyb.export_onnx(os.path.join(d, 'model.onnx'))
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+    name, xn = sess.get_inputs()[0].name, x.asnumpy()
+    return lambda: sess.run(None, {name: xn})[0]
+
+
+def resnet_inference(bs, reps, progress=None, size=224):
+    """ResNet-18 V1 inference: graphc eager vs hybridized vs onnxruntime on the exported graph (and torch where
+    installed, with the same weights); outputs checked against the hybridized one."""
+    from .gluon.model_zoo import vision
+    x = nd.random.normal(shape=(bs, 3, size, size))
+
+    def make():
+        net = vision.resnet18_v1(classes=1000, thumbnail=size < 64)
+        net.initialize(gc.init.Xavier())
+        return net
+    eager, hyb = twins(make, x)
+    fns = {'eager': _synced(lambda: eager(x)), 'hybridized': _synced(lambda: hyb(x))}
+    ort = _onnxruntime(hyb, x)
+    if ort is not None:
+        fns['onnxruntime'] = ort
+    fns = {'numpy': fns['hybridized'], **fns}   # (_agree's reference; not timed)
+    _agree(fns, 1e-4)
+    del fns['numpy']
+    return {'times': timeit(fns, reps, progress=progress)}
+
+
+def extra_workloads(reps, quick=False):
+    """Workloads run only when asked for by name (--only): graphc vs onnxruntime inference."""
+    r = max(3, reps // 3)
+    return [('lenet-infer1', 'LeNet inference, batch 1', lambda p: lenet_inference(1, reps * 3, p)),
+            ('lenet-infer64', 'LeNet inference, batch 64', lambda p: lenet_inference(64, r, p)),
+            ('resnet-infer1', 'ResNet-18 V1 inference, batch 1 of 224x224', lambda p: resnet_inference(1, r, p)),
+            ('resnet-infer64', 'ResNet-18 V1 inference, batch 64 of 224x224',
+             lambda p: resnet_inference(64, 3, p))]
 
 
 def mlp_inference(bs, reps, progress=None):
@@ -579,6 +631,7 @@ def standard(reps, quick=False, only=None):
     """The standard workloads, or those whose keys are in `only` (a list; unknown keys are an error)."""
     work = workloads(reps, quick)
     if only:
+        work += extra_workloads(reps, quick)
         keys = [k for k, _, _ in work]
         bad = [k for k in only if k not in keys]
         if bad:

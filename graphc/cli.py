@@ -311,6 +311,41 @@ def _compile_parser(sub):
     cp.add_argument('--out', required=True, metavar='DIR', help='output directory')
 
 
+def export_onnx(args):
+    """`graphc export-onnx`: an MXNet (or graphc) symbol file and its .params as an ONNX model. Exit status: 0; 2 when
+    a file cannot be read or the graph does not export."""
+    from .base import GraphcError
+    if args.ops:
+        from .onnx.table import coverage_table
+        print(coverage_table())
+        return 0
+    if not args.symbol_file or not args.out:
+        print("graphc export-onnx: give PREFIX-symbol.json and --out model.onnx (or --ops)", file=sys.stderr)
+        return 2
+    try:
+        from .mxjson import load_json_file
+        from .onnx import export_model
+        from .onnx.export import _load_params
+        sym = load_json_file(args.symbol_file)
+        params = _load_params(args.params)
+        data = [n for n in sym.list_inputs() if n not in params]
+        given = {}
+        for name, shape in args.shape:
+            given[name or (data[0] if data else '')] = shape
+        unknown = sorted(set(given) - set(data))
+        missing = [n for n in data if n not in given]
+        if unknown or missing:
+            raise GraphcError(f"--shape: data inputs are {data}" + (f"; unknown {unknown}" if unknown else '') +
+                              (f"; missing {missing}" if missing else ''))
+        export_model(sym, params, [given[n] for n in data], onnx_file_path=args.out, dynamic=args.dynamic,
+                     opset_version=args.opset)
+    except GraphcError as e:
+        print(f"graphc export-onnx: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv=None):
     from . import __version__
     p = argparse.ArgumentParser(prog='graphc', description="graphc: Gluon-style deep learning with a graph compiler")
@@ -344,7 +379,20 @@ def main(argv=None):
     bp.add_argument('--png', metavar='OUT.png', help='draw a bar chart of the time ratios (needs matplotlib)')
     bp.add_argument('--json', metavar='OUT.json', help='write the results as JSON')
     _compile_parser(sub)
+    op = sub.add_parser('export-onnx', help='a symbol file and its .params as an ONNX model (needs graphc[onnx])',
+                        description="Convert PREFIX-symbol.json (MXNet's or graphc's) with its .params to ONNX.",
+                        epilog="exit status: 0 ok; 2 a file cannot be read or the graph does not export")
+    op.add_argument('symbol_file', nargs='?', help='PREFIX-symbol.json')
+    op.add_argument('--params', help='PREFIX-0000.params (arg:/aux: names)')
+    op.add_argument('--shape', action='append', default=[], type=_shape_arg, metavar='NAME=D1,D2,...',
+                    help='a data input shape, e.g. data=1,3,224,224 (repeatable; no NAME: the first input)')
+    op.add_argument('--out', metavar='MODEL.onnx', help='the ONNX file to write')
+    op.add_argument('--dynamic', action='store_true', help='make the batch dimension (dim 0) symbolic')
+    op.add_argument('--opset', type=int, help='ONNX opset version (default: graphc.onnx.DEFAULT_OPSET)')
+    op.add_argument('--ops', action='store_true', help='print the op coverage table (Markdown) and exit')
     args = p.parse_args(argv)
+    if args.cmd == 'export-onnx':
+        return export_onnx(args)
     if args.cmd == 'compile':
         return compile_model(args)
     if args.cmd == 'bench':

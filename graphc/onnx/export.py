@@ -90,7 +90,7 @@ class Ctx:
         if key is not None and key in self._consts:
             return self._consts[key]
         name = self.fresh(hint)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        self.inits.append(numpy_helper.from_array(arr.copy(order="C"), name))   # (ascontiguousarray makes 0-d 1-d)
         if key is not None:
             self._consts[key] = name
         return name
@@ -196,8 +196,11 @@ def mod(ctx, a, b, dt, out=None):
     """NumPy's mod (the result takes the divisor's sign): ONNX Mod for integers, a - floor(a / b) * b for floats."""
     if np.dtype(dt).kind in 'iu':
         return ctx.add1('Mod', [a, b], out, fmod=0)
-    q = ctx.add1('Floor', [ctx.add1('Div', [a, b])])
-    return ctx.add1('Sub', [a, ctx.add1('Mul', [q, b])], out)
+    r = ctx.add1('Mod', [a, b], fmod=1)   # C's fmod, moved onto the divisor's side as NumPy does: bit for bit
+    zero = ctx.scalar(0, dt)
+    off = ctx.add1('Xor', [ctx.add1('Less', [b, zero]), ctx.add1('Less', [r, zero])])
+    fix = ctx.add1('And', [ctx.add1('Not', [ctx.add1('Equal', [r, zero])]), off])
+    return ctx.add1('Where', [fix, ctx.add1('Add', [r, b]), r], out)
 
 
 def as_index(ctx, idx, n, mode):
@@ -342,6 +345,8 @@ def _x_dropout(ctx, node, ins, outs):
         raise Unsupported("Dropout with p > 0 in training mode (or mode='always') is random; export the "
                           "model in predict mode")
     ctx.add1('Identity', ins, outs[0])
+    if len(outs) > 1:   # the mask: all ones
+        _unary(ctx, 'ones_like', ins[0], ctx.in_dtype(), outs[1])
 
 
 # ---------------------------------------------------------------- shape ops
@@ -387,7 +392,7 @@ def _x_transpose(ctx, node, ins, outs):
         if nd:
             i, j = node.attrs['dim1'] % nd, node.attrs['dim2'] % nd
             perm[i], perm[j] = perm[j], perm[i]
-    ctx.add1('Transpose', ins, outs[0], perm=perm)
+    ctx.add1('Transpose', ins, outs[0], perm=perm) if nd > 1 else ctx.add1('Identity', ins, outs[0])
 
 
 @exports('Concat', '_rnn_param_concat')
@@ -409,6 +414,7 @@ def _x_stack(ctx, node, ins, outs):
 def _x_split(ctx, node, ins, outs):
     a, s = node.attrs, ctx.in_shape()
     ax, n = a['axis'] % len(s), a['num_outputs']
+    outs = outs + [ctx.fresh(f"{node.name}_output{j}") for j in range(len(outs), n)]   # Split writes every part
     if ctx.in_dyn()[ax]:
         raise Unsupported("splitting a dynamic axis")
     parts = outs if not a['squeeze_axis'] else [ctx.fresh(f"{node.name}_part") for _ in outs]
@@ -558,8 +564,8 @@ def _x_reduce(ctx, node, ins, outs):
     from ..ops.reduce import _axes
     a = node.attrs
     axes = _axes(a, len(ctx.in_shape()))
-    if not axes:
-        ctx.add1('Identity', ins, outs[0])
+    if not axes:   # nothing reduced; norm still takes the magnitude
+        ctx.add1('Identity' if node.op.name != 'norm' else 'Abs', ins, outs[0])
         return
     op = RED.get(node.op.name) or {1: 'ReduceL1', 2: 'ReduceL2'}.get(a['ord'])
     if op is None:
@@ -573,8 +579,7 @@ def _x_arg(ctx, node, ins, outs):
     dt = ctx.in_dtype()
     if a['axis'] is None:
         flat = ctx.add1('Reshape', [ins[0], ctx.i64([-1])])
-        r = ctx.add1(op, [flat], axis=0, keepdims=0)
-        r = ctx.add1('Reshape', [r, ctx.i64([1] * len(ctx.in_shape()))]) if a['keepdims'] else r
+        r = ctx.add1('Reshape', [ctx.add1(op, [flat], axis=0, keepdims=1), ctx.i64(ctx.out_shape())])
     else:
         r = ctx.add1(op, ins, axis=a['axis'] % len(ctx.in_shape()), keepdims=int(a['keepdims']))
     ctx.add1('Cast', [r], outs[0], to=onnx_dtype(dt))   # MXNet returns indices in the input's dtype
@@ -676,10 +681,17 @@ def _x_pool(ctx, node, ins, outs):
         return
     k, st, pd, extra, _ = _pool_geom(a, s)
     geo = dict(kernel_shape=list(k), strides=list(st))
+    pads = [pd[0], pd[1], pd[0] + extra[0], pd[1] + extra[1]]
+    deep = any(p >= k[i % 2] for i, p in enumerate(pads))   # onnxruntime wants pads < kernel; MXNet does not
     if pt == 'max':   # the 'full' convention's overhang as extra bottom/right padding: padding never wins a max
-        ctx.add1('MaxPool', ins, outs[0], pads=[pd[0], pd[1], pd[0] + extra[0], pd[1] + extra[1]], **geo)
+        x = ins[0]
+        if deep:   # padded with the dtype's lowest value, as graphc's kernel pads
+            lo = np.finfo(dt).min if dt.kind == 'f' else np.iinfo(dt).min
+            x = ctx.add1('Pad', [x, ctx.i64([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]]), ctx.scalar(lo, dt)])
+            pads = [0, 0, 0, 0]
+        ctx.add1('MaxPool', [x], outs[0], pads=pads, **geo)
         return
-    if pt == 'avg' and not any(extra):
+    if pt == 'avg' and not any(extra) and not deep:
         ctx.add1('AveragePool', ins, outs[0], pads=list(pd) * 2, count_include_pad=int(a['count_include_pad']), **geo)
         return
     # sum pooling, or avg with the 'full' overhang (counted by neither MXNet's divisor nor its sum): a depthwise
@@ -688,8 +700,7 @@ def _x_pool(ctx, node, ins, outs):
         raise Unsupported(f"{pt} pooling with overhang on dynamic channels or spatial dims")
     c = s[1]
     w = ctx.const(np.ones((c, 1) + k, dt), f"{node.name}_ones")
-    y = ctx.add1('Conv', [ins[0], w], None if pt == 'avg' else outs[0], group=c,
-                 pads=[pd[0], pd[1], pd[0] + extra[0], pd[1] + extra[1]], **geo)
+    y = ctx.add1('Conv', [ins[0], w], None if pt == 'avg' else outs[0], group=c, pads=pads, **geo)
     if pt == 'avg':
         cnt = np.asarray(_avg_count(a, s, k, st, pd, extra), dt)
         ctx.add1('Div', [y, ctx.const(cnt, f"{node.name}_count")], outs[0])
@@ -760,10 +771,14 @@ def _x_rnn(ctx, node, ins, outs):
         raise Unsupported("lstm_state_clip_min/max (ONNX's LSTM clips the gates' inputs, not the cell state)")
     T, N, C = ctx.in_shape(0)
     L, D, H, G, _ = _dims(a, C)
-    w = ctx.value(1)
-    if w is None:
-        raise Unsupported("RNN parameters that are not constants (initializers) at export")
-    views = _param_views(a, np.asarray(w), C)
+    w = ctx.value(1)   # constant parameters are reordered here; others by a Gather of the reordered positions
+    size = int(ctx.in_shape(1)[0])
+    views = _param_views(a, np.asarray(w) if w is not None else np.arange(size, dtype=np.int64), C)
+
+    def weights(arr, what):
+        if w is not None:
+            return ctx.const(arr, f"{node.name}_{what}")
+        return ctx.add1('Gather', [ins[1], ctx.const(arr, f"{node.name}_{what}_positions")], axis=0)
     op = {'lstm': 'LSTM', 'gru': 'GRU'}.get(mode, 'RNN')
     extra = {'linear_before_reset': 1} if mode == 'gru' else {}   # MXNet's GRU: r * (W_hn h + b_hn)
     if op == 'RNN':
@@ -777,8 +792,7 @@ def _x_rnn(ctx, node, ins, outs):
         R = np.stack([_gates(v[3], mode, H) for v in per])
         B = np.stack([np.concatenate([_gates(v[4], mode, H), _gates(v[5], mode, H)]) for v in per])
         init = ['' if z else _slice(ctx, st, [l * D], [(l + 1) * D], [1], None) for st, z in zip(states, zero)]
-        y = ctx.add(op, [x, ctx.const(W, f"{node.name}_l{l}_W"), ctx.const(R, f"{node.name}_l{l}_R"),
-                         ctx.const(B, f"{node.name}_l{l}_B"), ''] + init, n=2 + (mode == 'lstm'),
+        y = ctx.add(op, [x, weights(W, f"l{l}_W"), weights(R, f"l{l}_R"), weights(B, f"l{l}_B"), ''] + init, n=2 + (mode == 'lstm'),
                     hidden_size=H, direction='bidirectional' if D == 2 else 'forward', **extra)
         hs.append(y[1])
         cs += y[2:]
@@ -806,9 +820,9 @@ def _entry_names(graph):
     """The ONNX tensor name of each (node, output): the graph's names, numbered outputs where there are several."""
     names, used = {}, set()
     for n in graph.nodes:
-        k = 1 if n.is_var else n.op.n_visible(n.attrs)
+        k = 1 if n.is_var else n.num_outputs - n.op.hidden_outputs
         for j in range(k):
-            base = n.name if k == 1 else f"{n.name}_output{j}"
+            base = n.name if j == 0 and (n.is_var or n.op.n_visible(n.attrs) == 1) else f"{n.name}_output{j}"
             name, i = base, 1
             while name in used:
                 name, i = f"{base}_{i}", i + 1
@@ -871,6 +885,7 @@ def graph_to_model(graph, data_vars, values, in_shapes, in_types, opset=None, dy
     ctx = Ctx(opset, shapes, alt)
     ctx.names |= set(names.values())
     value = _const_values(graph, values)
+    used = {(id(s), j) for n in graph.nodes for s, j in n.inputs} | {(id(n), j) for n, j in graph.outputs}
     inputs, outputs = [], []
     for v in data_vars:
         s, t = feed[id(v)]
@@ -882,7 +897,7 @@ def graph_to_model(graph, data_vars, values, in_shapes, in_types, opset=None, dy
         if id(v) not in feed or v in data_vars:
             continue
         if id(v) in values:
-            ctx.inits.append(numpy_helper.from_array(np.ascontiguousarray(values[id(v)]), names[(id(v), 0)]))
+            ctx.inits.append(numpy_helper.from_array(np.array(values[id(v)], order="C"), names[(id(v), 0)]))
     for n in graph.nodes:
         if n.is_var:
             continue
@@ -890,7 +905,7 @@ def graph_to_model(graph, data_vars, values, in_shapes, in_types, opset=None, dy
         if conv is None:
             why = NOT_EXPORTABLE.get(n.op.name, 'no ONNX converter')
             raise GraphcError(f"export_model: node {n.name!r}: op {n.op.name} cannot be exported to ONNX: {why}")
-        nvis = n.op.n_visible(n.attrs)
+        nvis = max([j + 1 for j in range(n.num_outputs - n.op.hidden_outputs) if (id(n), j) in used] + [1])
         for s, j in n.inputs:
             if (id(s), j) not in names:
                 raise GraphcError(f"export_model: node {n.name!r} reads output {j} of {s.name!r}, which MXNet does "
@@ -927,9 +942,10 @@ def graph_to_model(graph, data_vars, values, in_shapes, in_types, opset=None, dy
 
 
 def _ir_version(opset):
-    """The oldest IR version that holds this opset (onnxruntime refuses IR versions newer than it knows)."""
-    table = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10, 22: 10, 23: 11, 24: 11, 25: 12}
-    return table.get(opset, 13)
+    """The oldest IR version that holds this opset (onnxruntime refuses IR versions newer than it knows), from the
+    onnx package's release table (release, IR version, ai.onnx opset, ...)."""
+    from onnx import helper
+    return min((r[1] for r in helper.VERSION_TABLE if r[2] >= opset), default=helper.VERSION_TABLE[-1][1])
 
 
 def _is_zeros(entry, shapes):
