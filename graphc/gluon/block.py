@@ -218,8 +218,8 @@ class Block:
         """Load what save_parameters wrote. Missing/extra names and shape mismatches are all reported in
         one error before anything is changed. Files of full parameter names (ParameterDict.save,
         export) are loaded by name with this block's prefix."""
-        from ..serialization import load_ndarrays
-        loaded = load_ndarrays(filename)
+        from ..serialization import load_named
+        loaded = load_named(filename)
         params = self._collect_params_with_prefix()
         if not loaded and not params:
             return

@@ -54,10 +54,20 @@ CONV_ATTRS = {'kernel': Attr('shape'), 'stride': Attr('shape', ()), 'dilate': At
               'cudnn_tune': Attr('str', 'None'), 'cudnn_off': Attr('bool', False)}
 
 
+def _spatial(name, attrs, keys, n=2):
+    """Each of attrs[keys] is () (the default) or n ints, none of them None: MXNet's tuple parameters have one
+    entry per spatial dimension of the kernel."""
+    for key in keys:
+        v = attrs.get(key) or ()
+        if v and (len(v) != n or any(x is None for x in v)):
+            bad(f"{name}: {key}={v} must have {n} integer entries, one per spatial dimension of the kernel")
+
+
 def _conv_params(attrs, name):
     k = attrs['kernel']
     if len(k) != 2:
         bad(f"{name}: only 2-D kernels are supported, got kernel={k}")
+    _spatial(name, attrs, ('kernel', 'stride', 'dilate', 'pad', 'adj', 'target_shape'))
     st, dl, pd = attrs['stride'] or (1, 1), attrs['dilate'] or (1, 1), attrs['pad'] or (0, 0)
     if min(k) < 1 or min(st) < 1 or min(dl) < 1 or min(pd) < 0:
         bad(f"{name}: kernel, stride and dilate must be >= 1 and pad >= 0 (kernel={k}, stride={st}, dilate={dl}, pad={pd})")
@@ -327,6 +337,8 @@ def _conv_grad(F, a, x, y, dy):
 
 @register('Convolution', kind='opaque', inputs=_conv_inputs, attrs=CONV_ATTRS, infer=_conv_infer, grad=_conv_grad)
 def _convolution(attrs, x, w, b=None):
+    arrays = (x, w) if b is None else (x, w, b)  # eager calls get the errors of shape inference (an input smaller
+    _conv_infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])  # than the kernel, ...) too
     k, st, dl, pd = _conv_params(attrs, 'Convolution')
     y = conv2d(x, w, k, st, dl, pd, attrs['num_group'])
     if b is not None:
@@ -355,6 +367,7 @@ def _deconv_out(attrs, d):
 
 
 def _deconv_infer(attrs, shapes, dtypes):
+    _conv_params(attrs, 'Deconvolution')
     d, w = shapes[0], shapes[1]
     g, f = attrs['num_group'], attrs['num_filter']
     if len(d) != 4:
@@ -378,6 +391,8 @@ def _deconv_grad(F, a, x, y, dy):
           grad=_deconv_grad)
 def _deconvolution(attrs, x, w, b=None):
     """Transposed convolution: the input-adjoint of Convolution with weight (C_in, F/g, kh, kw)."""
+    arrays = (x, w) if b is None else (x, w, b)
+    _deconv_infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])
     k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
     y = conv2d_transpose(x, w, k, st, dl, pd, attrs['num_group'], _deconv_out(attrs, x.shape))
     if b is not None:
@@ -414,6 +429,7 @@ def _pool_geom(attrs, shape):
     k = attrs['kernel']
     if len(k) != 2:
         bad(f"Pooling: needs a 2-d kernel, got kernel={k}")
+    _spatial('Pooling', attrs, ('kernel', 'stride', 'pad'))
     st, pd = attrs['stride'] or (1, 1), attrs['pad'] or (0, 0)
     if min(k) < 1 or min(st) < 1 or min(pd) < 0:
         bad(f"Pooling: kernel and stride must be >= 1, pad >= 0 (kernel={k}, stride={st}, pad={pd})")
