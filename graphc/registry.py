@@ -268,6 +268,14 @@ class Op:
                                    f"({type(e).__name__}: {cut(str(e), 200)})") from None
 
 
+def zeros_of(infer, attrs, arrays):
+    """The outputs of an op on an empty batch: zeros of the inferred shapes (empty outputs, and sums over no
+    samples, such as a weight gradient, are 0)."""
+    shapes, dtypes = infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])
+    out = tuple(np.zeros(sh, dt) for sh, dt in zip(shapes, dtypes))
+    return out if len(out) > 1 else out[0]
+
+
 def register(name, **kw):
     """Declare an op. Used as a decorator on the NumPy reference kernel `ref(attrs, *arrays)`."""
     def deco(ref):

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from ..registry import Attr, bad, norm_axis, register, same_dtype
+from ..registry import Attr, bad, norm_axis, register, same_dtype, zeros_of
 
 # ---------------------------------------------------------------- FullyConnected
 FC_ATTRS = {'num_hidden': Attr('int'), 'no_bias': Attr('bool', False), 'flatten': Attr('bool', True)}
@@ -339,6 +339,8 @@ def _conv_grad(F, a, x, y, dy):
 def _convolution(attrs, x, w, b=None):
     arrays = (x, w) if b is None else (x, w, b)  # eager calls get the errors of shape inference (an input smaller
     _conv_infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])  # than the kernel, ...) too
+    if not x.shape[0]:
+        return zeros_of(_conv_infer, attrs, arrays)
     k, st, dl, pd = _conv_params(attrs, 'Convolution')
     y = conv2d(x, w, k, st, dl, pd, attrs['num_group'])
     if b is not None:
@@ -350,6 +352,8 @@ def _convolution(attrs, x, w, b=None):
           infer=lambda a, s, d: ([s[1], s[2], (a['num_filter'],)], [d[1]] * 3),
           doc="Gradients of Convolution: (d data, d weight, d bias).")
 def _backward_convolution(attrs, g, x, w):
+    if not x.shape[0]:  # an empty batch
+        return np.zeros_like(x), np.zeros_like(w), np.zeros(attrs['num_filter'], g.dtype)
     k, st, dl, pd = _conv_params(attrs, 'Convolution')
     grp = attrs['num_group']
     dx = conv2d_transpose(g, w, k, st, dl, pd, grp, x.shape[2:]) if attrs.get('_need', (True,))[0] else \
@@ -393,6 +397,8 @@ def _deconvolution(attrs, x, w, b=None):
     """Transposed convolution: the input-adjoint of Convolution with weight (C_in, F/g, kh, kw)."""
     arrays = (x, w) if b is None else (x, w, b)
     _deconv_infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])
+    if not x.shape[0]:
+        return zeros_of(_deconv_infer, attrs, arrays)
     k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
     y = conv2d_transpose(x, w, k, st, dl, pd, attrs['num_group'], _deconv_out(attrs, x.shape))
     if b is not None:
@@ -404,6 +410,8 @@ def _deconvolution(attrs, x, w, b=None):
           num_outputs=3, infer=lambda a, s, d: ([s[1], s[2], (a['num_filter'],)], [d[1]] * 3),
           doc="Gradients of Deconvolution: (d data, d weight, d bias).")
 def _backward_deconvolution(attrs, g, x, w):
+    if not x.shape[0]:  # an empty batch
+        return np.zeros_like(x), np.zeros_like(w), np.zeros(attrs['num_filter'], g.dtype)
     k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
     grp = attrs['num_group']
     # y = conv_transpose(x, w)  =>  dx = conv(g, w), dw = weight-grad of conv with roles of x and g swapped

@@ -14,7 +14,7 @@ for the recurrence and the gate math; with the CPU backend on, float32 steps run
 """
 import numpy as np
 
-from ..registry import Attr, bad, register, same_dtype
+from ..registry import Attr, bad, register, same_dtype, zeros_of
 from .shape import _concat, _concat_grad, _concat_infer
 
 GATES = {'lstm': 4, 'gru': 3, 'rnn_relu': 1, 'rnn_tanh': 1}
@@ -223,6 +223,8 @@ def _zero_states(s, N):
               "state_outputs, reserve); the reserve holds what the backward needs.")
 def _rnn(a, x, w, hx, cx=None):
     T, N, C = _check(a, [v.shape for v in (x, w, hx, cx) if v is not None])  # eager calls skip infer()
+    if not N:  # an empty batch: empty outputs and states
+        return zeros_of(_rnn_infer, a, [v for v in (x, w, hx, cx) if v is not None])
     L, D, H, G, ins = _dims(a, C)
     mode, dt = a['mode'], x.dtype
     hx = _zero_states(hx, N)
@@ -323,6 +325,8 @@ def _backward_rnn(a, *args):
     cx = args[nv + 3] if ns == 2 else None
     reserve = args[-1]
     T, N, C = x.shape
+    if not N:  # an empty batch: the parameter gradient is a sum over no samples
+        return zeros_of(_backward_infer, a, list(args))
     L, D, H, G, ins = _dims(a, C)
     mode, dt = a['mode'], x.dtype
     per, masks = _reserve_views(a, reserve, T, N)
