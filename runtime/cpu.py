@@ -819,12 +819,17 @@ def write_private(dfd, name, data):
 def _entry_key(text, name):
     """The full key of a kernel, as bytes: stored inside the checksummed entry and compared whole on load."""
     import json
-    import llvmlite
-    from .. import __version__
-    llvm = _engine()[0]
-    return json.dumps({'format': 2, 'ir': hashlib.sha256(text.encode()).hexdigest(), 'symbol': name,
-                       'cpu': llvm.get_host_cpu_name(), 'features': llvm.get_host_cpu_features().flatten(),
-                       'llvmlite': llvmlite.__version__, 'graphc': __version__}, sort_keys=True).encode()
+    if not _host:
+        import llvmlite
+        from .. import __version__
+        llvm = _engine()[0]
+        _host.update({'format': 2, 'cpu': llvm.get_host_cpu_name(), 'features': llvm.get_host_cpu_features().flatten(),
+                      'llvmlite': llvmlite.__version__, 'graphc': __version__})
+    return json.dumps({**_host, 'ir': hashlib.sha256(text.encode()).hexdigest(), 'symbol': name},
+                      sort_keys=True).encode()
+
+
+_host = {}  # the parts of a kernel's key that are the same for the whole process
 
 
 def _entry_file(key):
