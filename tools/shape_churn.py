@@ -1,5 +1,5 @@
-"""A training loop whose input shape changes all the time: 200 distinct shapes (batch size x image size) cycled
-for --seconds, through a hybridized conv net with a Trainer. Reports RSS (VmRSS) and the kernel cache's size on
+"""A training loop whose input shape changes all the time: 200 distinct input shapes cycled for --seconds, through
+a hybridized MLP with BatchNorm (or --model conv: a conv net over batch size x image size) with a Trainer. Reports RSS (VmRSS) and the kernel cache's size on
 disk over time, and checks them against the bounds: disk <= GRAPHC_CACHE_MAX_MB, and RSS after the first pass
 over all shapes grows by at most --rss-growth-mb (traces past GRAPHC_MAX_TRACES are dropped, kernels are shared).
 
@@ -38,6 +38,7 @@ def main(argv=None):
     ap.add_argument('--shapes', type=int, default=200)
     ap.add_argument('--cache-mb', type=float, default=8)
     ap.add_argument('--rss-growth-mb', type=float, default=150)
+    ap.add_argument('--model', choices=('mlp', 'conv'), default='mlp')
     a = ap.parse_args(argv)
     cache = tempfile.mkdtemp(prefix='graphc-churn-cache-')
     os.environ['GRAPHC_CACHE_DIR'] = cache
@@ -49,19 +50,24 @@ def main(argv=None):
     from graphc import autograd, gluon, nd
     from graphc.gluon import nn
     net = nn.HybridSequential()
-    net.add(nn.Conv2D(8, 3, padding=1), nn.BatchNorm(), nn.Activation('relu'), nn.GlobalAvgPool2D(),
-            nn.Dense(16, activation='relu'), nn.Dense(10))
+    if a.model == 'conv':
+        net.add(nn.Conv2D(8, 3, padding=1), nn.BatchNorm(), nn.Activation('relu'), nn.GlobalAvgPool2D(),
+                nn.Dense(16, activation='relu'), nn.Dense(10))
+        shapes = [(b, 3, s, s) for b in range(1, 41) for s in (8, 9, 10, 11, 12)][:a.shapes]
+    else:  # an MLP over a batch of b vectors: 200 batch sizes
+        net.add(nn.Dense(64, activation='relu'), nn.BatchNorm(), nn.Dense(10))
+        shapes = [(b, 20) for b in range(1, a.shapes + 1)]
     net.initialize(mx.init.Xavier())
     net.hybridize()
     trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.01})
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    shapes = [(b, s) for b in range(1, 41) for s in (8, 9, 10, 11, 12)][:a.shapes]
     r = np.random.default_rng(0)
     t0, step, samples, first_pass_rss = time.time(), 0, [], None
     peak_rss, peak_disk = 0.0, 0.0
     while time.time() - t0 < a.seconds:
-        b, s = shapes[step % len(shapes)]
-        x = nd.array(r.normal(size=(b, 3, s, s)).astype(np.float32))
+        shape = shapes[step % len(shapes)]
+        b = shape[0]
+        x = nd.array(r.normal(size=shape).astype(np.float32))
         y = nd.array(r.integers(0, 10, size=b).astype(np.float32))
         with autograd.record():
             loss = loss_fn(net(x), y)
@@ -77,7 +83,7 @@ def main(argv=None):
     m, dk = rss_mb(), disk_mb(cache)
     peak_rss, peak_disk = max(peak_rss, m), max(peak_disk, dk)
     from graphc.runtime import cpu
-    out = {'seconds': round(time.time() - t0, 1), 'steps': step, 'shapes': len(shapes),
+    out = {'model': a.model, 'seconds': round(time.time() - t0, 1), 'steps': step, 'shapes': len(shapes),
            'passes_over_shapes': round(step / len(shapes), 2), 'traces_kept': len(net._cache),
            'trace_count': net.trace_count, 'kernels_compiled': cpu.stats['compiled'],
            'rss_mb_after_first_pass': first_pass_rss and round(first_pass_rss, 1), 'rss_mb_final': round(m, 1),
