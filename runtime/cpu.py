@@ -1000,6 +1000,11 @@ def _kernel_for(sub):
     with _lock:
         if key in _cache:
             return _cache[key]
+        if stats['compiled'] >= max_kernels():  # past the bound: not compiled and not remembered (nothing grows)
+            warn_once(f"graphc: {stats['compiled']} kernels compiled in this process (GRAPHC_MAX_KERNELS): new fused "
+                      "groups run on the NumPy reference path (machine code cannot be unloaded): bucket input shapes")
+            stats['fallbacks'] += 1
+            return None
         t0 = time.perf_counter()
         reds = [n for n in sub.nodes if not n.is_var and n.op.kind == 'reduce']
         if not reds:
@@ -1011,10 +1016,6 @@ def _kernel_for(sub):
         else:
             text, dims = None, None
         k = None
-        if text is not None and stats['compiled'] >= max_kernels():
-            text = warn_once(f"graphc: {stats['compiled']} kernels compiled in this process (GRAPHC_MAX_KERNELS): "
-                             "new fused groups run on the NumPy reference path (machine code cannot be unloaded): "
-                             "bucket input shapes")
         if text is not None:
             stats['codegen_ms'] += (time.perf_counter() - t0) * 1e3
             addr = compile_kernel(text, 'k')
