@@ -160,3 +160,11 @@ def test_compile_time_per_node_does_not_grow_with_the_graph(tmp_path):
         cost[n] = (time.perf_counter() - t) / n
     np.testing.assert_allclose(y, want, rtol=1e-5)
     assert cost[20000] < 2.5 * cost[2000], {n: f"{c * 1e3:.3f} ms/node" for n, c in cost.items()}
+
+
+def test_tile_with_a_zero_repeat_allocates_nothing():
+    x = nd.ones((2, 3))  # numpy's tile would first repeat axis 0 2**31-1 times (a MemoryError of 48 GiB)
+    for hybridize in (False, True):
+        net = nn.HybridLambda(lambda F, v: F.tile(v, reps=(2147483647, 0)))
+        net.hybridize(hybridize)
+        assert net(x).shape == (4294967294, 0)
