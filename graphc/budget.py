@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .base import GraphcError, GraphcLoadError
+from .base import GraphcError, GraphcLoadError, GraphcShapeError
 
 MAX_GRAPH_NODES = 200_000
 
@@ -48,11 +48,13 @@ def _cut(s, n=200):
     return s if len(s) <= n else f"{s[:n]}... ({len(s)} characters)"
 
 
-def check_graph_cost(graph, shapes=None, limit=None, where='graph'):
+def check_graph_cost(graph, shapes=None, limit=None, where='graph', strict=False, dtypes=None):
     """Raise GraphcLoadError when `graph` has too many nodes or its outputs, summed over all nodes, need more
     than `limit` bytes (default max_graph_bytes()), naming the node, its op and shape. `shapes` maps input
-    variables (by id or name) to shapes; other variables use their own shapes; unknown dimensions count as 1.
-    Returns the planned bytes (a lower bound while some shapes are unknown)."""
+    variables (by id or name) to shapes (and `dtypes` to dtypes); other variables use their own; unknown
+    dimensions count as 1.
+    Returns the planned bytes (a lower bound while some shapes are unknown). strict: a shape error of a node
+    whose input shapes are all given is raised (as it would be by the run), not skipped."""
     limit = max_graph_bytes() if limit is None else limit
     nodes = graph.nodes
     if len(nodes) > max_graph_nodes():
@@ -60,6 +62,7 @@ def check_graph_cost(graph, shapes=None, limit=None, where='graph'):
                               "(GRAPHC_MAX_GRAPH_NODES)")
     shapes = shapes or {}
     known = {}   # id(node) -> (shapes, dtypes), or None when they cannot be worked out yet
+    approx = set()   # ids of nodes whose shapes rest on an unknown dimension counted as 1
     total = 0
     for i, n in enumerate(nodes):
         if n.is_var:
@@ -69,16 +72,23 @@ def check_graph_cost(graph, shapes=None, limit=None, where='graph'):
             if s is None:
                 known[id(n)] = None
                 continue
-            out = ([tuple(1 if d is None else int(d) for d in s)], [np.dtype(n.dtypes[0] if n.dtypes else 'float32')])
+            if any(d is None for d in s):
+                approx.add(id(n))
+            dt = (dtypes or {}).get(id(n)) or (n.dtypes[0] if n.dtypes else 'float32')
+            out = ([tuple(1 if d is None else int(d) for d in s)], [np.dtype(dt)])
         else:
             ins = [known.get(id(src)) for src, _ in n.inputs]
             if any(x is None for x in ins):
                 known[id(n)] = None
                 continue
+            if any(id(src) in approx for src, _ in n.inputs):
+                approx.add(id(n))
             try:
                 out = n.op.infer(n.attrs, [x[0][j] for x, (_, j) in zip(ins, n.inputs)],
                                  [x[1][j] for x, (_, j) in zip(ins, n.inputs)])
-            except (GraphcError, ValueError, TypeError, IndexError, KeyError, OverflowError):
+            except (GraphcError, ValueError, TypeError, IndexError, KeyError, OverflowError) as e:
+                if strict and isinstance(e, GraphcError) and id(n) not in approx:
+                    raise GraphcShapeError(f"{where}: node {i} ({_cut(n.name)}): {e}") from None
                 known[id(n)] = None   # the loader or the run reports the error itself, with its context
                 continue
         known[id(n)] = out

@@ -116,7 +116,8 @@ _REPR.maxlevel, _REPR.maxlist = 3, 6
 _r = _REPR.repr    # repr bounded in length and depth: file contents in messages stay short
 # attribute values MXNet's parameter parsers bound from below (kernel >= 1, pad >= 0, ...)
 _MIN = {'kernel': 1, 'stride': 1, 'dilate': 1, 'pad': 0, 'adj': 0, 'num_hidden': 1, 'num_filter': 1,
-        'num_group': 1, 'num_outputs': 1, 'num_args': 0}
+        'num_group': 1, 'num_outputs': 1, 'num_args': 0, 'reps': 0, 'repeats': 0, 'depth': 0, 'input_dim': 1,
+        'output_dim': 1}
 _SHAPE_ATTRS = ('shape', 'newshape', 'reps', 'target_shape')   # tuples that size a tensor: element cap
 
 
@@ -293,6 +294,9 @@ def _load_op(fname, where, name, op_name, attrs, entries):
     op = OPS.get(op_name)
     if op is None:
         raise _err(fname, f"{where}: operator {_r(op_name)} is not supported by graphc")
+    if op_name.startswith('_backward_'):  # gradient ops exist only inside graphc's autodiff, with its invariants
+        raise _err(fname, f"{where}: operator {_r(op_name)} is internal (a gradient op) and not allowed in a model "
+                          "file")
     plain = {k: v for k, v in attrs.items() if not _dunder(k)}
     for k in plain:
         if k.startswith('_') and k not in op.attrs:   # graphc's internal attributes never come from a file

@@ -18,26 +18,32 @@ OPS = {}
 _NUM = r'-?\d+'
 
 
+def cut(v, n=200):
+    """repr(v) for an error message, cut to about n characters with the full length said."""
+    r = repr(v)
+    return r if len(r) <= n else f"{r[:n]}... ({len(r)} characters)"
+
+
 def _parse_bool(s):
     t = s.strip().lower()
     if t in ('true', '1'):
         return True
     if t in ('false', '0'):
         return False
-    raise ValueError(f"not a bool: {s!r}")
+    raise ValueError(f"not a bool: {cut(s)}")
 
 
 def _parse_int(s):
     t = s.strip()
     if not re.fullmatch(_NUM, t):
-        raise ValueError(f"not an int: {s!r}")
+        raise ValueError(f"not an int: {cut(s)}")
     return int(t)
 
 
 def _parse_float(s):
     t = s.strip()
     if not re.fullmatch(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|nan)', t, re.I):
-        raise ValueError(f"not a float: {s!r}")
+        raise ValueError(f"not a float: {cut(s)}")
     return float(t)
 
 
@@ -47,13 +53,13 @@ def _parse_tuple(s):
     if re.fullmatch(_NUM, t):
         return (int(t),)
     if len(t) < 2 or t[0] + t[-1] not in ('()', '[]'):
-        raise ValueError(f"not a tuple: {s!r}")
+        raise ValueError(f"not a tuple: {cut(s)}")
     body = t[1:-1].strip().rstrip(',')
     if not body:
         return ()
     items = [p.strip() for p in body.split(',')]
     if len(items) > 32:
-        raise ValueError(f"tuple too long: {s!r}")
+        raise ValueError(f"tuple too long: {cut(s)}")
     return tuple(None if p == 'None' else _parse_int(p) for p in items)
 
 
@@ -85,21 +91,21 @@ class Attr:
             return None
         if t == 'int':
             if isinstance(v, (bool, float)) or not isinstance(v, (int, np.integer)):
-                raise ValueError(f"expected an int, got {v!r}")
+                raise ValueError(f"expected an int, got {cut(v)}")
             return int(v)
         if t == 'float':
             if not isinstance(v, (int, float, np.number)) or isinstance(v, bool):
-                raise ValueError(f"expected a number, got {v!r}")
+                raise ValueError(f"expected a number, got {cut(v)}")
             return float(v)
         if t == 'bool':
             if not isinstance(v, (bool, np.bool_, int)):
-                raise ValueError(f"expected a bool, got {v!r}")
+                raise ValueError(f"expected a bool, got {cut(v)}")
             return bool(v)
         if t == 'shape':
             if isinstance(v, (int, np.integer)):
                 return (int(v),)
             if not isinstance(v, (tuple, list)):
-                raise ValueError(f"expected a tuple of ints, got {v!r}")
+                raise ValueError(f"expected a tuple of ints, got {cut(v)}")
             return tuple(None if d is None else int(d) for d in v)
         if t == 'axis':
             if isinstance(v, (tuple, list)):
@@ -110,7 +116,7 @@ class Attr:
         if t == 'str':
             v = str(v)
             if self.choices and v not in self.choices:
-                raise ValueError(f"expected one of {self.choices}, got {v!r}")
+                raise ValueError(f"expected one of {self.choices}, got {cut(v)}")
             return v
         raise AssertionError(t)
 
@@ -170,11 +176,11 @@ class Op:
                 if k.startswith('_'):   # hidden attributes (__layout__, _train) are kept, not checked
                     out[k] = v
                     continue
-                raise GraphcError(f"{self.name}: unknown attribute {k!r}; attributes: {', '.join(self.attrs) or 'none'}")
+                raise GraphcError(f"{self.name}: unknown attribute {cut(k)}; attributes: {', '.join(self.attrs) or 'none'}")
             try:
                 out[k] = a.parse(v)
             except (ValueError, TypeError) as e:
-                raise GraphcError(f"{self.name}: bad value for attribute {k!r}: {e}") from None
+                raise GraphcError(f"{self.name}: bad value for attribute {cut(k)}: {e}") from None
         for k in self.required:
             if k not in kwargs:
                 raise GraphcError(f"{self.name}: missing required attribute {k!r}")
@@ -247,13 +253,31 @@ class Op:
         return dict(sorted(out.items()))
 
     def infer(self, attrs, shapes, dtypes):
-        """(out_shapes, out_dtypes); a GraphcShapeError that names the op and the input shapes."""
+        """(out_shapes, out_dtypes); a GraphcShapeError that names the op and the input shapes (also for
+        attribute values an inference function did not expect: a file's attributes never raise raw errors)."""
         try:
-            return self._infer(attrs, [tuple(s) for s in shapes], [np.dtype(d) for d in dtypes])
+            out = self._infer(attrs, [tuple(s) for s in shapes], [np.dtype(d) for d in dtypes])
+            for s in out[0]:
+                if s is not None and any(d is not None and d < 0 for d in s):
+                    bad(f"{self.name}: the attributes give output shape {fmt_shape(s)}, with a negative dimension")
+            return out
         except GraphcShapeError as e:
             if str(e).startswith(self.name):
                 raise
             raise GraphcShapeError(f"{self.name}: {e} (input shapes {', '.join(map(fmt_shape, shapes))})") from None
+        except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError) as e:
+            shown = {k: v for k, v in attrs.items() if not k.startswith('_')}
+            raise GraphcShapeError(f"{self.name}: cannot infer the output shapes for input shapes "
+                                   f"{', '.join(map(fmt_shape, shapes))} and attributes {cut(shown, 300)} "
+                                   f"({type(e).__name__}: {cut(str(e), 200)})") from None
+
+
+def zeros_of(infer, attrs, arrays):
+    """The outputs of an op on an empty batch: zeros of the inferred shapes (empty outputs, and sums over no
+    samples, such as a weight gradient, are 0)."""
+    shapes, dtypes = infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])
+    out = tuple(np.zeros(sh, dt) for sh, dt in zip(shapes, dtypes))
+    return out if len(out) > 1 else out[0]
 
 
 def register(name, **kw):

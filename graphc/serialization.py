@@ -21,6 +21,7 @@ import numpy as np
 
 from .base import CODE_DTYPES, DTYPE_CODES, GraphcError, GraphcLoadError
 from .ndarray.ndarray import NDArray
+from .registry import cut
 
 LIST_MAGIC = 0x112
 V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
@@ -136,6 +137,18 @@ def load_ndarrays(path):
         return _load(f, os.fstat(f.fileno()).st_size, path)
 
 
+def load_named(path):
+    """load_ndarrays for parameters, always a dict: a file with no arrays (what MXNet writes for a model without
+    parameters, with or without names) is {}; arrays without names cannot be matched to parameters."""
+    loaded = load_ndarrays(path)
+    if isinstance(loaded, list):
+        if loaded:
+            raise GraphcLoadError(f"{os.fspath(path)}: {len(loaded)} arrays without names (nd.save of a list); "
+                                  "parameters are loaded by name: save a dict (nd.save(f, {name: array}))")
+        return {}
+    return loaded
+
+
 def load_frombuffer(buf, name='<buffer>'):
     """load_ndarrays from bytes already in memory."""
     buf = bytes(buf)
@@ -167,7 +180,7 @@ def _load(f, size, fname):
         except UnicodeDecodeError as e:
             raise r.error(at + 8, f"name {i} is not valid UTF-8 ({e.reason})") from None
         if name in seen:
-            raise r.error(at, f"duplicate name {name!r}")
+            raise r.error(at, f"duplicate name {cut(name)}")
         seen.add(name)
         names.append(name)
     if r.left:

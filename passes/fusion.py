@@ -13,6 +13,7 @@ from .manager import register_pass
 
 ANCHORS = ('FullyConnected', 'Convolution', 'Deconvolution', 'dot', 'batch_dot')
 NOT_FUSED = ('argmax', 'argmin', 'Cast', 'one_hot')
+MAX_GROUP_OPS = 256   # ops in one fused kernel: LLVM's optimizer is superlinear in a function's size
 
 
 class FusedOp(Op):
@@ -90,15 +91,18 @@ def fuse(graph, stats):
                 seen.add(c)
                 stack.extend(succ[c])
         return False
-    # contract producer -> consumer edges while that keeps the group DAG acyclic (no other path a -> b)
-    changed = True
-    while changed:
-        changed = False
-        for a in sorted(succ):
+    # contract producer -> consumer edges while that keeps the group DAG acyclic (no other path a -> b): the
+    # smallest legal (a, b) first, again and again. A merge never makes an edge of a smaller `a` legal (groups
+    # and paths only grow), so the scan resumes at `a` instead of starting over: linear in the merges, not
+    # quadratic. Groups stop at MAX_GROUP_OPS ops, so LLVM's time per kernel stays bounded.
+    for a in sorted(succ):
+        changed = a in succ
+        while changed:
+            changed = False
             for b in sorted(succ[a]):
                 if kind[a] is None or kind[b] is None or reduces[a] + reduces[b] > 1 or anchor[b]:
                     continue
-                if other_path(a, b):
+                if len(members[a]) + len(members[b]) > MAX_GROUP_OPS or other_path(a, b):
                     continue
                 for c in succ.pop(b):
                     pred[c].discard(b)
@@ -110,14 +114,13 @@ def fuse(graph, stats):
                     if c != a:
                         succ[c].add(a)
                         pred[a].add(c)
-                members[a] += members.pop(b)
+                moved = members.pop(b)
+                members[a] += moved
                 reduces[a] += reduces.pop(b)
                 anchor[a] = anchor[a] or anchor.pop(b)
-                for n in members[a]:
+                for n in moved:
                     group[id(n)] = a
                 changed = True
-                break
-            if changed:
                 break
     order = {id(n): i for i, n in enumerate(graph.nodes)}
     groups = {g: sorted(ms, key=lambda n: order[id(n)]) for g, ms in members.items()}

@@ -819,12 +819,17 @@ def write_private(dfd, name, data):
 def _entry_key(text, name):
     """The full key of a kernel, as bytes: stored inside the checksummed entry and compared whole on load."""
     import json
-    import llvmlite
-    from .. import __version__
-    llvm = _engine()[0]
-    return json.dumps({'format': 2, 'ir': hashlib.sha256(text.encode()).hexdigest(), 'symbol': name,
-                       'cpu': llvm.get_host_cpu_name(), 'features': llvm.get_host_cpu_features().flatten(),
-                       'llvmlite': llvmlite.__version__, 'graphc': __version__}, sort_keys=True).encode()
+    if not _host:
+        import llvmlite
+        from .. import __version__
+        llvm = _engine()[0]
+        _host.update({'format': 2, 'cpu': llvm.get_host_cpu_name(), 'features': llvm.get_host_cpu_features().flatten(),
+                      'llvmlite': llvmlite.__version__, 'graphc': __version__})
+    return json.dumps({**_host, 'ir': hashlib.sha256(text.encode()).hexdigest(), 'symbol': name},
+                      sort_keys=True).encode()
+
+
+_host = {}  # the parts of a kernel's key that are the same for the whole process
 
 
 def _entry_file(key):
@@ -995,6 +1000,11 @@ def _kernel_for(sub):
     with _lock:
         if key in _cache:
             return _cache[key]
+        if stats['compiled'] >= max_kernels():  # past the bound: not compiled and not remembered (nothing grows)
+            warn_once(f"graphc: {stats['compiled']} kernels compiled in this process (GRAPHC_MAX_KERNELS): new fused "
+                      "groups run on the NumPy reference path (machine code cannot be unloaded): bucket input shapes")
+            stats['fallbacks'] += 1
+            return None
         t0 = time.perf_counter()
         reds = [n for n in sub.nodes if not n.is_var and n.op.kind == 'reduce']
         if not reds:
@@ -1006,10 +1016,6 @@ def _kernel_for(sub):
         else:
             text, dims = None, None
         k = None
-        if text is not None and stats['compiled'] >= max_kernels():
-            text = warn_once(f"graphc: {stats['compiled']} kernels compiled in this process (GRAPHC_MAX_KERNELS): "
-                             "new fused groups run on the NumPy reference path (machine code cannot be unloaded): "
-                             "bucket input shapes")
         if text is not None:
             stats['codegen_ms'] += (time.perf_counter() - t0) * 1e3
             addr = compile_kernel(text, 'k')

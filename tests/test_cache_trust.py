@@ -195,3 +195,21 @@ def test_traces_per_block_are_bounded(monkeypatch):
     net.hybridize(False)
     for x, o in zip(xs, outs):
         np.testing.assert_allclose(o, net(x).asnumpy(), rtol=1e-6)
+
+
+def test_past_the_kernel_bound_groups_run_on_the_reference_path(monkeypatch):
+    from graphc import nd
+    from graphc.gluon import nn
+    monkeypatch.setenv('GRAPHC_MAX_KERNELS', str(cpu.stats['compiled']))  # no new kernel may be compiled
+    before = (cpu.stats['compiled'], cpu.stats['fallbacks'])
+    net = nn.HybridLambda(lambda F, x: F.tanh(x * 1.25 + 0.375) * F.sigmoid(x))
+    x = nd.array(np.linspace(-3, 3, 7 * 13, dtype=np.float32).reshape(7, 13))
+    want = np.tanh(x.asnumpy() * 1.25 + 0.375) / (1 + np.exp(-x.asnumpy()))
+    net.hybridize()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        got = net(x).asnumpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert cpu.stats['compiled'] == before[0] and cpu.stats['fallbacks'] > before[1]
+    assert any('GRAPHC_MAX_KERNELS' in str(m.message) for m in w) or any(
+        'GRAPHC_MAX_KERNELS' in m for m in cpu._warned)

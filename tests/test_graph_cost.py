@@ -126,3 +126,45 @@ def test_a_real_model_is_within_budget_and_the_count_is_exact():
     with pytest.raises(GraphcLoadError, match='over the limit of'):
         check_graph_cost(g, limit=want - 1)
     assert resource  # (used by the child processes)
+
+
+def _chain_file(n, d):
+    nodes = [{'op': 'null', 'name': 'data', 'inputs': []}]
+    for k in range(n):
+        op = ('relu', 'sigmoid', '_plus_scalar', '_mul_scalar')[k % 4]
+        node = {'op': op, 'name': f'c{k}', 'inputs': [[k, 0, 0]]}
+        if op.endswith('_scalar'):
+            node['attrs'] = {'scalar': '0.5'}
+        nodes.append(node)
+    f = d / f'chain{n}-symbol.json'
+    f.write_text(json.dumps({'nodes': nodes, 'arg_nodes': [0], 'heads': [[n, 0, 0]],
+                             'attrs': {'mxnet_version': ['int', 10901]}}))
+    return str(f)
+
+
+def test_compile_time_per_node_does_not_grow_with_the_graph(tmp_path):
+    """The first forward (load, trace, passes, codegen, LLVM) of an elementwise chain costs the same per node at
+    2,000 and at 20,000 nodes (it was quadratic in fusion and superlinear in LLVM: 385 s for 10,000 nodes)."""
+    import time
+    x = nd.ones((4, 8))
+    want = x.asnumpy()
+    for k in range(20000):
+        want = (np.maximum(want, 0), 1 / (1 + np.exp(-want)), want + 0.5, want * 0.5)[k % 4]
+    cost = {}
+    for n in (50, 2000, 20000):  # (50: the one-time start-up costs)
+        f = _chain_file(n, tmp_path)
+        t = time.perf_counter()
+        net = SymbolBlock.imports(f, ['data'])
+        net.hybridize()
+        y = net(x).asnumpy()
+        cost[n] = (time.perf_counter() - t) / n
+    np.testing.assert_allclose(y, want, rtol=1e-5)
+    assert cost[20000] < 2.5 * cost[2000], {n: f"{c * 1e3:.3f} ms/node" for n, c in cost.items()}
+
+
+def test_tile_with_a_zero_repeat_allocates_nothing():
+    x = nd.ones((2, 3))  # numpy's tile would first repeat axis 0 2**31-1 times (a MemoryError of 48 GiB)
+    for hybridize in (False, True):
+        net = nn.HybridLambda(lambda F, v: F.tile(v, reps=(2147483647, 0)))
+        net.hybridize(hybridize)
+        assert net(x).shape == (4294967294, 0)

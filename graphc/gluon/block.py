@@ -337,10 +337,10 @@ class Block:
         one error before anything is changed. Files of full parameter names (ParameterDict.save,
         export) are loaded by name with this block's prefix. With cast_dtype, dtype_source='saved' makes
         the parameters take the file's dtypes ('current': the file's values are cast to the model's)."""
-        from ..serialization import load_ndarrays
+        from ..serialization import load_named
         if dtype_source not in ('current', 'saved'):
             raise GraphcError(f"load_parameters: dtype_source must be 'current' or 'saved', got {dtype_source!r}")
-        loaded = load_ndarrays(filename)
+        loaded = load_named(filename)
         params = self._collect_params_with_prefix()
         if not loaded and not params:
             return

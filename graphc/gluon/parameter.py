@@ -547,18 +547,19 @@ class ParameterDict:
 
     def load(self, filename, ctx=None, allow_missing=False, ignore_extra=False, restore_prefix='', cast_dtype=False,
              dtype_source='current'):
-        from ..serialization import load_ndarrays
+        from ..serialization import load_named
         for name in self.keys():
             if not name.startswith(restore_prefix):
                 raise GraphcError(f"restore_prefix is {restore_prefix!r} but Parameter {name!r} does not start with it")
         loaded = {restore_prefix + (k[4:] if k.startswith(('arg:', 'aux:')) else k): v
-                  for k, v in load_ndarrays(filename).items()}
+                  for k, v in load_named(filename).items()}
         load_into(dict(self.items()), loaded, filename, ctx, allow_missing, ignore_extra, cast_dtype, dtype_source)
 
 
 def _brief(names, n=10):
     names = list(names)
-    s = ', '.join(repr(x) for x in names[:n])
+    from ..registry import cut
+    s = ', '.join(cut(x) for x in names[:n])
     return s + (f", ... ({len(names)} in all)" if len(names) > n else '') if names else 'none'
 
 

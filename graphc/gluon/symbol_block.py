@@ -2,6 +2,7 @@
 from ..base import GraphcError, GraphcLoadError
 from ..graph import Graph
 from ..nd import update_moving_stats
+from ..registry import cut
 from ..ndarray.ndarray import invoke
 from ..symbol.symbol import Symbol
 from .block import HybridBlock
@@ -21,8 +22,9 @@ class SymbolBlock(HybridBlock):
         for x in inputs:
             name = x if isinstance(x, str) else x.name
             if name not in by_name:
-                raise GraphcError(f"SymbolBlock: input {name!r} is not a variable of the graph; variables: "
-                                  f"{sorted(by_name)}")
+                from .parameter import _brief
+                raise GraphcError(f"SymbolBlock: input {cut(name)} is not a variable of the graph; variables: "
+                                  f"{_brief(sorted(by_name))}")
             self._input_vars.append(by_name[name])
         aux = self._graph.aux_ids()
         self._param_of = {}
@@ -42,7 +44,12 @@ class SymbolBlock(HybridBlock):
         from ..mxjson import load_json_file
         out = load_json_file(symbol_file)
         names = [input_names] if isinstance(input_names, str) else list(input_names)
-        blk = SymbolBlock(out, names)
+        try:
+            blk = SymbolBlock(out, names)
+        except GraphcLoadError:
+            raise
+        except GraphcError as e:  # the file does not have the inputs asked for
+            raise GraphcLoadError(f"{symbol_file}: {e}") from None
         if param_file is not None:
             try:
                 blk.collect_params().load(param_file, ctx, allow_missing=allow_missing, ignore_extra=ignore_extra)
@@ -108,15 +115,18 @@ class SymbolBlock(HybridBlock):
         """The graph's planned memory for these input shapes within GRAPHC_MAX_GRAPH_BYTES, before any op runs
         (once per input shapes)."""
         from ..budget import check_graph_cost
-        key = tuple(tuple(a.shape) if getattr(a, 'shape', None) is not None else None for a in args)
+        key = tuple((tuple(a.shape), str(a.dtype)) if getattr(a, 'shape', None) is not None else None for a in args)
         ok = self.__dict__.setdefault('_cost_ok', set())
         if key in ok:
             return
-        shapes = {id(v): s for v, s in zip(self._input_vars, key) if s is not None}
+        shapes = {id(v): s[0] for v, s in zip(self._input_vars, key) if s is not None}
+        dtypes = {id(v): s[1] for v, s in zip(self._input_vars, key) if s is not None}
         for vid, p in self._param_of.items():
             if p.shape and vid not in shapes:
                 shapes[vid] = tuple(None if not d else d for d in p.shape)
-        check_graph_cost(self._graph, shapes, where=f"SymbolBlock {self.name or '(imported)'}")
+                dtypes[vid] = p.dtype
+        check_graph_cost(self._graph, shapes, where=f"SymbolBlock {self.name or '(imported)'}", strict=True,
+                         dtypes=dtypes)
         if len(ok) < 64:
             ok.add(key)
 

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from ..registry import Attr, bad, norm_axis, register, same_dtype
+from ..registry import Attr, bad, norm_axis, register, same_dtype, zeros_of
 
 # ---------------------------------------------------------------- FullyConnected
 FC_ATTRS = {'num_hidden': Attr('int'), 'no_bias': Attr('bool', False), 'flatten': Attr('bool', True)}
@@ -85,11 +85,21 @@ CONV_ATTRS = {'kernel': Attr('shape'), 'stride': Attr('shape', ()), 'dilate': At
               'cudnn_tune': Attr('str', 'None'), 'cudnn_off': Attr('bool', False)}
 
 
+def _spatial(name, attrs, keys, n=2):
+    """Each of attrs[keys] is () (the default) or n ints, none of them None: MXNet's tuple parameters have one
+    entry per spatial dimension of the kernel."""
+    for key in keys:
+        v = attrs.get(key) or ()
+        if v and (len(v) != n or any(x is None for x in v)):
+            bad(f"{name}: {key}={v} must have {n} integer entries, one per spatial dimension of the kernel")
+
+
 def _conv_params(attrs, name):
     k = attrs['kernel']
     nd = len(k)
     if nd not in (1, 2, 3):
         bad(f"{name}: kernels are 1-, 2- or 3-d, got kernel={k}")
+    _spatial(name, attrs, ('kernel', 'stride', 'dilate', 'pad', 'adj', 'target_shape'), nd)
     st, dl, pd = attrs['stride'] or (1,) * nd, attrs['dilate'] or (1,) * nd, attrs['pad'] or (0,) * nd
     if not len(st) == len(dl) == len(pd) == nd:
         bad(f"{name}: stride, dilate and pad need {nd} values for kernel={k} (stride={st}, dilate={dl}, pad={pd})")
@@ -435,6 +445,10 @@ def _conv_grad(F, a, x, y, dy):
 
 @register('Convolution', kind='opaque', inputs=_conv_inputs, attrs=CONV_ATTRS, infer=_conv_infer, grad=_conv_grad)
 def _convolution(attrs, x, w, b=None):
+    arrays = (x, w) if b is None else (x, w, b)  # eager calls get the errors of shape inference (an input smaller
+    _conv_infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])  # than the kernel, ...) too
+    if not x.shape[0]:
+        return zeros_of(_conv_infer, attrs, arrays)
     k, st, dl, pd = _conv_params(attrs, 'Convolution')
     last = _layout(attrs, x.shape, 'Convolution')
     if last:
@@ -449,6 +463,8 @@ def _convolution(attrs, x, w, b=None):
           infer=lambda a, s, d: ([s[1], s[2], (a['num_filter'],)], [d[1]] * 3),
           doc="Gradients of Convolution: (d data, d weight, d bias).")
 def _backward_convolution(attrs, g, x, w):
+    if not x.shape[0]:  # an empty batch
+        return np.zeros_like(x), np.zeros_like(w), np.zeros(attrs['num_filter'], g.dtype)
     k, st, dl, pd = _conv_params(attrs, 'Convolution')
     grp = attrs['num_group']
     last = _layout(attrs, x.shape, 'Convolution')
@@ -472,6 +488,7 @@ def _deconv_out(attrs, d):
 
 
 def _deconv_infer(attrs, shapes, dtypes):
+    _conv_params(attrs, 'Deconvolution')
     d, w = shapes[0], shapes[1]
     g, f = attrs['num_group'], attrs['num_filter']
     k = _conv_params(attrs, 'Deconvolution')[0]
@@ -500,6 +517,10 @@ def _deconv_grad(F, a, x, y, dy):
           grad=_deconv_grad)
 def _deconvolution(attrs, x, w, b=None):
     """Transposed convolution: the input-adjoint of Convolution with weight (C_in, F/g, kh, kw)."""
+    arrays = (x, w) if b is None else (x, w, b)
+    _deconv_infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])
+    if not x.shape[0]:
+        return zeros_of(_deconv_infer, attrs, arrays)
     k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
     last = _layout(attrs, x.shape, 'Deconvolution')
     if last:
@@ -515,6 +536,8 @@ def _deconvolution(attrs, x, w, b=None):
           num_outputs=3, infer=lambda a, s, d: ([s[1], s[2], (a['num_filter'],)], [d[1]] * 3),
           doc="Gradients of Deconvolution: (d data, d weight, d bias).")
 def _backward_deconvolution(attrs, g, x, w):
+    if not x.shape[0]:  # an empty batch
+        return np.zeros_like(x), np.zeros_like(w), np.zeros(attrs['num_filter'], g.dtype)
     k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
     grp = attrs['num_group']
     last = _layout(attrs, x.shape, 'Deconvolution')
@@ -545,6 +568,7 @@ def _pool_geom(attrs, shape):
     k = attrs['kernel']
     if len(k) != nd:
         bad(f"Pooling: needs a {nd}-d kernel for data of shape {shape}, got kernel={k}")
+    _spatial('Pooling', attrs, ('kernel', 'stride', 'pad'), nd)
     st, pd = attrs['stride'] or (1,) * nd, attrs['pad'] or (0,) * nd
     if len(st) != nd or len(pd) != nd:
         bad(f"Pooling: stride and pad need {nd} values (kernel={k}, stride={st}, pad={pd})")

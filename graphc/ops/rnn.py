@@ -15,7 +15,7 @@ for the recurrence and the gate math; with the CPU backend on, float32 steps run
 import numpy as np
 
 from ..base import GraphcShapeError
-from ..registry import Attr, bad, register, same_dtype
+from ..registry import Attr, bad, register, same_dtype, zeros_of
 from .shape import _concat, _concat_grad, _concat_infer
 
 GATES = {'lstm': 4, 'gru': 3, 'rnn_relu': 1, 'rnn_tanh': 1}
@@ -270,6 +270,8 @@ def _split_inputs(a, arrays):
               "state_outputs, reserve); the reserve holds what the backward needs.")
 def _rnn(a, *arrays):
     T, N, C = _check(a, [v.shape for v in arrays])  # eager calls skip infer()
+    if not N:  # an empty batch: empty outputs and states
+        return zeros_of(_rnn_infer, a, list(arrays))
     x, w, hx, cx, lens = _split_inputs(a, arrays)
     if lens is not None and ((lens < 1) | (lens > T)).any():
         raise GraphcShapeError(f"RNN: sequence_length values must be in [1, {T}], got {lens.tolist()}")
@@ -396,6 +398,8 @@ def _backward_rnn(a, *args):
     x, w, hx, cx, lens = _split_inputs(a, args[nv:-1])
     reserve = args[-1]
     T, N, C = x.shape
+    if not N:  # an empty batch: the parameter gradient is a sum over no samples
+        return zeros_of(_backward_infer, a, list(args))
     L, D, H, G, ins = _dims(a, C)
     mode, dt = a['mode'], x.dtype
     per, masks = _reserve_views(a, reserve, T, N)

@@ -331,6 +331,9 @@ def _tile_grad(F, a, x, y, dy):
 @register('tile', kind='injective', attrs={'reps': Attr('shape')}, grad=_tile_grad,
           infer=lambda a, s, d: ([tuple(r * k for r, k in zip(*_tile_shape(a, s[0])))], [d[0]]))
 def _tile(attrs, x):
+    s, reps = _tile_shape(attrs, x.shape)
+    if 0 in reps or 0 in s:  # np.tile would build the other axes' repeats first: (2**31, 0) asks for 640 GiB
+        return np.zeros(tuple(r * d for r, d in zip(reps, s)), x.dtype)
     return np.tile(x, attrs['reps'])
 
 
