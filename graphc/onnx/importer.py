@@ -373,17 +373,10 @@ def _build(model, fname, base_dir):
 
 def plan_budget(graph, fname):
     """The graph's planned memory: every value it computes, at the declared input shapes (dynamic dims at 1),
-    bounded by MAX_PLANNED_BYTES. This is where issue 15's shared graph-cost budget plugs in."""
-    from ..mxjson import check_sizes as mx_check
-    mx_check(graph, fname)
-    total = 0
-    for n in graph.nodes:
-        for s, d in zip(n.shapes or [], n.dtypes or []):
-            if s is not None:
-                total += math.prod(x or 1 for x in s) * np.dtype(d).itemsize
-    if total > MAX_PLANNED_BYTES:
-        raise GraphcLoadError(f"{fname}: the graph would compute {total} bytes of values, over the limit of "
-                              f"{MAX_PLANNED_BYTES}")
+    bounded by the shared graph-cost budget (graphc.budget: GRAPHC_MAX_GRAPH_BYTES, GRAPHC_MAX_GRAPH_NODES)
+    and by MAX_PLANNED_BYTES, whichever is lower."""
+    from ..budget import check_graph_cost, max_graph_bytes
+    check_graph_cost(graph, where=fname, limit=min(MAX_PLANNED_BYTES, max_graph_bytes()))
 
 
 def _load(path_or_bytes):
