@@ -1,7 +1,6 @@
 """MXNet's AttrScope: attributes (ctx_group, lr_mult, ...) given to every symbol made inside the scope."""
 import threading
 
-from .base import GraphcTypeError
 from .context import _ClassProperty
 
 
@@ -13,7 +12,7 @@ class AttrScope:
     def __init__(self, **kwargs):
         for k, v in kwargs.items():
             if not isinstance(v, str):
-                raise GraphcTypeError(f"AttrScope: attribute {k!r} must be a string, got {type(v).__name__}")
+                raise ValueError(f"AttrScope: attribute {k!r} must be a string, got {type(v).__name__}")  # MXNet's
         self._attr, self._old = kwargs, None
 
     def get(self, attr):

@@ -48,7 +48,7 @@ def _conv(a, ins, outs, deconv=False):
     k, g, nf = tuple(a['kernel']), a.get('num_group', 1), a['num_filter']
     if ins[0] is None:
         return [None] * len(ins)
-    layout = a.get('layout') or 'NC' + 'DHW'[3 - len(k):]
+    layout = a.get('layout') if a.get('layout') not in (None, 'None') else 'NC' + 'DHW'[3 - len(k):]
     c = _dim(ins[0], layout.index('C'))
     if deconv:
         w = (c, nf // g) + k

@@ -520,12 +520,12 @@ def Group(symbols):
 def _const_node(arr, ctx):
     """An NDArray used inside a traced forward: a constant input of the graph."""
     key = id(arr)
-    if ctx is not None and key in ctx.consts:
-        return ctx.consts[key]
+    if ctx is not None and key in ctx.consts and ctx.consts[key][0] is arr:
+        return ctx.consts[key][1]
     n = Node(None, (ctx.name('_const') if ctx else '_const'), shapes=[arr.shape], dtypes=[arr.dtype])
     n.extra['value'] = arr._data.copy()
     if ctx is not None:
-        ctx.consts[key] = n
+        ctx.consts[key] = (arr, n)  # the array is kept alive with its node: an id is unique only while it lives
     return n
 
 
