@@ -63,9 +63,12 @@ class FactorScheduler(LRScheduler):
 
     def lr(self, num_update):
         k = max(0, (num_update - 1) // self.step)
-        if k == 0:
-            return self.base_lr
-        return max(self.base_lr * self.factor ** k, self.stop_factor_lr)
+        lr = self.base_lr
+        for _ in range(k if self.factor != 1.0 else 0):  # one multiply per step, as MXNet: the same rounding
+            lr *= self.factor
+            if lr < self.stop_factor_lr:
+                return self.stop_factor_lr
+        return lr
 
 
 class MultiFactorScheduler(LRScheduler):

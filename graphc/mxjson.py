@@ -72,10 +72,13 @@ def graph_to_dict(graph, input_names=None):
         out.append(d)
         row.append(row[-1] + n.num_outputs - (0 if n.is_var else n.op.hidden_outputs))  # MXNet's output count
     names = input_names if input_names is not None else [n.name for n in graph.inputs if 'value' not in n.extra]
+    attrs = {'mxnet_version': ['int', MXNET_VERSION], 'graphc_version': ['str', _version()],
+             'graphc_inputs': ['str', ','.join(names)]}
+    from .util import is_np_shape
+    if is_np_shape():  # MXNet marks files written under NumPy shape semantics (0 is a size there, not "unknown")
+        attrs['is_np_shape'] = ['int', 1]
     return {'nodes': out, 'arg_nodes': [i for i, n in enumerate(nodes) if n.is_var], 'node_row_ptr': row,
-            'heads': [[idx[id(n)], j, 0] for n, j in graph.outputs],
-            'attrs': {'mxnet_version': ['int', MXNET_VERSION], 'graphc_version': ['str', _version()],
-                      'graphc_inputs': ['str', ','.join(names)]}}
+            'heads': [[idx[id(n)], j, 0] for n, j in graph.outputs], 'attrs': attrs}
 
 
 def _version():

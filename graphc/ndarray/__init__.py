@@ -3,6 +3,9 @@
 Op functions are generated from the registry, so an op added there appears here. The NDArray class
 lives in graphc.ndarray.ndarray, as in MXNet.
 """
+import builtins as _builtins
+import numbers as _numbers
+import operator as _operator
 import sys as _sys
 import types as _types
 
@@ -102,11 +105,36 @@ def update_moving_stats(a, moving_mean, moving_var, out, mean, var):
         moving_var._data[...] = moving_var._data * m + var._data * (1 - m)
 
 
+def _ufunc(bop, pyop, scalar_op=None, mod=None):
+    """MXNet's nd.add, nd.maximum, ... (its _ufunc_helper): two numbers give a number, an array and a number the
+    scalar op (either side), two arrays the broadcast op. mod: the namespace of the scalar op (sym's for sym)."""
+    def f(lhs, rhs):
+        ln, rn = isinstance(lhs, _numbers.Number), isinstance(rhs, _numbers.Number)
+        if ln and rn:
+            return pyop(lhs, rhs)
+        if ln or rn:
+            if scalar_op is None:
+                return pyop(lhs, rhs)  # the NDArray's own (reflected) operator
+            return getattr(mod or _mod, scalar_op)(rhs if ln else lhs, scalar=lhs if ln else rhs)  # max/min commute
+        return bop(lhs, rhs)
+    f.__name__ = f.__qualname__ = bop.__name__
+    f.__doc__ = bop.__doc__
+    f.ufunc = (pyop, scalar_op)
+    return f
+
+
 # MXNet's friendlier names
-add, subtract, multiply, divide = broadcast_add, broadcast_sub, broadcast_mul, broadcast_div  # noqa: F821
-maximum, minimum, power, modulo = broadcast_maximum, broadcast_minimum, broadcast_power, broadcast_mod  # noqa: F821
-equal, not_equal, greater, lesser = broadcast_equal, broadcast_not_equal, broadcast_greater, broadcast_lesser  # noqa: F821
-greater_equal, lesser_equal = broadcast_greater_equal, broadcast_lesser_equal  # noqa: F821
+add, subtract, multiply, divide = (_ufunc(b, p) for b, p in ((broadcast_add, _operator.add),  # noqa: F821
+                                   (broadcast_sub, _operator.sub), (broadcast_mul, _operator.mul),  # noqa: F821
+                                   (broadcast_div, _operator.truediv)))  # noqa: F821
+power, modulo = _ufunc(broadcast_power, _operator.pow), _ufunc(broadcast_mod, _operator.mod)  # noqa: F821
+maximum = _ufunc(broadcast_maximum, _builtins.max, '_maximum_scalar')  # noqa: F821
+minimum = _ufunc(broadcast_minimum, _builtins.min, '_minimum_scalar')  # noqa: F821
+equal, not_equal, greater, lesser = (_ufunc(b, p) for b, p in ((broadcast_equal, _operator.eq),  # noqa: F821
+                                     (broadcast_not_equal, _operator.ne), (broadcast_greater, _operator.gt),  # noqa: F821
+                                     (broadcast_lesser, _operator.lt)))  # noqa: F821
+greater_equal = _ufunc(broadcast_greater_equal, _operator.ge)  # noqa: F821
+lesser_equal = _ufunc(broadcast_lesser_equal, _operator.le)  # noqa: F821
 reshape, flatten, swapaxes, cast = Reshape, Flatten, SwapAxis, Cast  # noqa: F821
 identity, copy = _copy, _copy  # noqa: F821
 

@@ -414,6 +414,7 @@ def array(source, ctx=None, dtype=None):
 
 
 TENSORS = (NDArray,)
+_ag.NDArray = NDArray  # mxnet.autograd's namespace has NDArray (code does `from mxnet.autograd import *`)
 _KEEP = {np.dtype(t) for t in ('float32', 'float64', 'float16', 'int32', 'int64', 'uint8', 'bool')}
 
 

@@ -82,7 +82,17 @@ for _alias, _target in (('add', 'broadcast_add'), ('subtract', 'broadcast_sub'),
                         ('greater_equal', 'broadcast_greater_equal'), ('lesser_equal', 'broadcast_lesser_equal'),
                         ('reshape', 'Reshape'), ('flatten', 'Flatten'), ('swapaxes', 'SwapAxis'), ('cast', 'Cast'),
                         ('identity', '_copy'), ('copy', '_copy')):
-    setattr(_mod, _alias, _dual(getattr(_mod, _target), getattr(_nd, _alias)))
+    _nd_fn = getattr(_nd, _alias)
+    _sym_fn = _nd._ufunc(getattr(_mod, _target), *_nd_fn.ufunc, _mod) if hasattr(_nd_fn, 'ufunc') else getattr(_mod, _target)
+    setattr(_mod, _alias, _dual(_sym_fn, _nd_fn))
+
+
+# MXNet's other names for registry ops (flip, stop_gradient, random_uniform, linalg_gemm2, ...), as nd has them
+for _alias in ('flip', 'stop_gradient', 'broadcast_axis', 'uniform', 'normal', 'random_randint', 'shuffle',
+               'sample_multinomial') + tuple(k for k in dir(_nd) if k.startswith(('random_', 'sample_', 'linalg_'))):
+    _fn = getattr(_nd, _alias, None)
+    if _fn is not None and not hasattr(_mod, _alias) and getattr(_fn, '__name__', None) in _OPS:
+        setattr(_mod, _alias, getattr(_mod, _fn.__name__))
 
 
 def _sym_concat(*data, dim=1, **kw):
