@@ -327,10 +327,7 @@ def _as_list(what, names, value, allow_none=False):
     """A list aligned with names from a list or a dict (missing names None where allowed)."""
     if value is None:
         return [None] * len(names)
-    if isinstance(value, dict):
-        unknown = [k for k in value if k not in names]
-        if unknown:
-            raise GraphcError(f"bind: {what} {unknown} are not inputs of the symbol; they are {names}")
+    if isinstance(value, dict):  # names the symbol does not take are ignored, as MXNet's bind does
         out = [value.get(k) for k in names]
         missing = [k for k, v in zip(names, out) if v is None]
         if missing and not allow_none:

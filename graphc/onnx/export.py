@@ -570,6 +570,10 @@ def _x_reduce(ctx, node, ins, outs):
     op = RED.get(node.op.name) or {1: 'ReduceL1', 2: 'ReduceL2'}.get(a['ord'])
     if op is None:
         raise Unsupported(f"norm of ord {a['ord']}")
+    if tuple(ctx.out_shape()) == (1,) and not a['keepdims'] and len(axes) == len(ctx.in_shape()):
+        # MXNet 1.x: a full reduction has shape (1,), where ONNX's has ()
+        ctx.add1('Reshape', [reduce(ctx, op, ins[0], axes, False), ctx.i64([1])], outs[0])
+        return
     reduce(ctx, op, ins[0], axes, a['keepdims'], outs[0])
 
 
@@ -613,6 +617,9 @@ def _x_dot(ctx, node, ins, outs):
         A, a = ctx.add1('Transpose', [A], perm=list(range(len(a)))[::-1]), a[::-1]
     if node.attrs['transpose_b']:
         B, b = ctx.add1('Transpose', [B], perm=list(range(len(b)))[::-1]), b[::-1]
+    if len(a) == 1 and len(b) == 1 and tuple(ctx.out_shape()) == (1,):   # MXNet 1.x: vector . vector is (1,)
+        ctx.add1('Reshape', [ctx.add1('MatMul', [A, B]), ctx.i64([1])], outs[0])
+        return
     if len(a) <= 2 and len(b) <= 2:
         ctx.add1('MatMul', [A, B], outs[0])
         return

@@ -396,10 +396,26 @@ def _load(path_or_bytes):
     return b, out, data, fname
 
 
+def _reinfer(g, shapes):
+    """A copy of graph g with shapes inferred from the given input shapes (keyed by id of the input node)."""
+    from ..graph import Graph, Node, partial_infer
+    mapping = {}
+    for n in g.nodes:
+        if n.is_var:
+            m = Node(None, n.name, shapes=[shapes.get(id(n), n.shapes[0] if n.shapes else None)],
+                     dtypes=[n.dtypes[0] if n.dtypes else np.dtype('float32')])
+            m.extra = n.extra
+        else:
+            m = Node(n.op, n.name, n.attrs, [(mapping[id(s)], j) for s, j in n.inputs], where=n.where, block=n.block)
+            m.shapes, m.dtypes = partial_infer(m)
+        mapping[id(n)] = m
+    return Graph([(mapping[id(n)], j) for n, j in g.outputs], [mapping[id(n)] for n in g.inputs])
+
+
 def _relabel(out, data):
     """The Symbol with the data inputs' symbolic dims unknown again (0 in __shape__), shapes re-inferred."""
     from ..graph import Graph
-    from ..symbol.symbol import Symbol, _reinfer
+    from ..symbol.symbol import Symbol
     g = Graph(out._entries)
     shapes = {}
     for sv, shape in data:
@@ -412,7 +428,7 @@ def _relabel(out, data):
     for v in g.inputs:
         if id(v) not in shapes:
             shapes[id(v)] = v.shapes[0]
-    g2 = _reinfer(g, shapes, {})
+    g2 = _reinfer(g, shapes)
     return Symbol(g2.outputs)
 
 
