@@ -24,3 +24,5 @@ from . import onnx  # noqa: F401,E402  (graphc.onnx imports the onnx package onl
 from . import kvstore, kvstore as kv  # noqa: F401,E402  (MXNet's mx.kv)
 from . import recordio, image  # noqa: F401,E402  (Pillow is imported only when an image is decoded)
 from . import contrib  # noqa: F401,E402
+from . import module, module as mod  # noqa: F401,E402  (MXNet legacy Module API)
+from . import model, callback  # noqa: F401,E402

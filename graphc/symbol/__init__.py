@@ -40,6 +40,8 @@ def _make(op, nd_fn):
             names = op.input_names(a)
             mults = {k: float(attr[f"__{k}__"]) for k in ('lr_mult', 'wd_mult') if f"__{k}__" in attr}
             inputs = [var(f"{name}_{n}", **mults) if x is None else x for n, x in zip(names, inputs)]
+            if op.name == 'LeakyReLU' and a.get('act_type') == 'prelu' and len(inputs) > 1 and isinstance(inputs[1], Symbol) and inputs[1]._one()[0].is_var:  # noqa: E501  MXNet's FSetInputVarAttrOnCompose: gamma starts at 0.25
+                inputs[1]._one()[0].extra.setdefault('__init__', '["constant", {"value": 0.25}]')
         inputs = [_as_symbol(op, x) for x in inputs]
         res = _sym_invoke(op, inputs, a, name)
         outs = res if isinstance(res, list) else [res]

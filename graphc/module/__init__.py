@@ -1,0 +1,3 @@
+"""mx.mod / mx.module: MXNet's legacy training API (Module) on the Symbol executor."""
+from .base_module import BaseModule  # noqa: F401
+from .module import Module  # noqa: F401

@@ -1,0 +1,130 @@
+"""mx.mod.Module against NumPy: training reaches a real accuracy, one SGD step equals the hand computation,
+checkpoints round-trip, predict/score handle padding."""
+import numpy as np
+import pytest
+
+import graphc as mx
+from graphc.base import GraphcError
+
+
+def _data(n=240, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, 5).astype(np.float32)
+    w = rng.randn(5, 3)
+    return X, (np.tanh(X) @ w).argmax(1).astype(np.float32)
+
+
+def _mlp():
+    h = mx.sym.Activation(mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=16, name='fc1'), act_type='relu')
+    return mx.sym.SoftmaxOutput(mx.sym.FullyConnected(h, num_hidden=3, name='fc2'), name='softmax')
+
+
+def test_fit_learns_beyond_the_majority_class():
+    X, y = _data()
+    majority = np.bincount(y.astype(int)).max() / len(y)
+    assert majority < 0.6  # so accuracy over 0.9 means it learned
+    it = mx.io.NDArrayIter(X, y, batch_size=24, shuffle=True)
+    mod = mx.mod.Module(_mlp())
+    seen = []
+    mod.fit(it, num_epoch=15, optimizer_params={'learning_rate': 0.5}, initializer=mx.init.Xavier(),
+            epoch_end_callback=lambda e, s, a, x: seen.append(e),
+            batch_end_callback=mx.callback.Speedometer(24, frequent=5))
+    assert seen == list(range(15))
+    (name, acc), = mod.score(mx.io.NDArrayIter(X, y, batch_size=24), 'acc')
+    assert name == 'accuracy' and acc > 0.9
+    probs = mod.predict(mx.io.NDArrayIter(X, y, batch_size=24)).asnumpy()
+    assert np.isclose((probs.argmax(1) == y).mean(), acc)
+    # a cross-entropy the numpy way from the predicted probabilities, well under chance's log(3)
+    assert -np.log(probs[np.arange(len(y)), y.astype(int)]).mean() < 0.5 * np.log(3)
+
+
+def test_one_sgd_step_equals_numpy():
+    rng = np.random.RandomState(1)
+    B, X = 4, rng.randn(4, 5).astype(np.float32)
+    y = np.array([0, 2, 1, 2], np.float32)
+    W, b = rng.randn(3, 5).astype(np.float32), rng.randn(3).astype(np.float32)
+    sym = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=3, name='fc'), name='softmax')
+    mod = mx.mod.Module(sym)
+    mod.bind(data_shapes=[('data', (B, 5))], label_shapes=[('softmax_label', (B,))], inputs_need_grad=True)
+    mod.init_params(arg_params={'fc_weight': mx.nd.array(W), 'fc_bias': mx.nd.array(b)})
+    mod.init_optimizer(optimizer='sgd', optimizer_params={'learning_rate': 0.1})
+    batch = mx.io.DataBatch([mx.nd.array(X)], [mx.nd.array(y)])
+    mod.forward(batch, is_train=True)
+    z = X @ W.T + b
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    np.testing.assert_allclose(mod.get_outputs()[0].asnumpy(), p, rtol=1e-5, atol=1e-6)
+    mod.backward()
+    dz = p - np.eye(3)[y.astype(int)]  # SoftmaxOutput's gradient, summed over the batch
+    np.testing.assert_allclose(mod.get_input_grads()[0].asnumpy(), dz @ W, rtol=1e-4, atol=1e-5)
+    mod.update()  # rescale_grad defaults to 1/batch_size
+    args, _ = mod.get_params()
+    np.testing.assert_allclose(args['fc_weight'].asnumpy(), W - 0.1 * (dz.T @ X) / B, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(args['fc_bias'].asnumpy(), b - 0.1 * dz.sum(0) / B, rtol=1e-5, atol=1e-6)
+    assert mod.output_shapes == [('softmax_output', (B, 3))]
+    assert [tuple(d) for d in mod.data_shapes] == [('data', (B, 5))]
+
+
+def test_checkpoint_round_trip(tmp_path):
+    X, y = _data(60)
+    it = mx.io.NDArrayIter(X, y, batch_size=20)
+    mod = mx.mod.Module(_mlp())
+    mod.fit(it, num_epoch=2, optimizer_params={'learning_rate': 0.1, 'momentum': 0.9}, initializer=mx.init.Xavier())
+    prefix = str(tmp_path / 'net')
+    mod.save_checkpoint(prefix, 2, save_optimizer_states=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['net-0002.params', 'net-0002.states', 'net-symbol.json']
+    sym, args, auxs = mx.model.load_checkpoint(prefix, 2)
+    want, _ = mod.get_params()
+    assert sym.list_outputs() == mod.symbol.list_outputs() and sorted(args) == sorted(want) and auxs == {}
+    for k in want:
+        np.testing.assert_array_equal(args[k].asnumpy(), want[k].asnumpy())
+    assert sorted(mx.nd.load(prefix + '-0002.params')) == sorted('arg:' + k for k in want)
+    back = mx.mod.Module.load(prefix, 2, load_optimizer_states=True)
+    back.bind(data_shapes=it.provide_data, label_shapes=it.provide_label)
+    np.testing.assert_allclose(back.predict(it).asnumpy(), mod.predict(it).asnumpy(), rtol=1e-6)
+    back.init_optimizer(optimizer_params={'learning_rate': 0.1, 'momentum': 0.9})
+    assert back._updater.states.keys() == mod._updater.states.keys()
+    mx.callback.do_checkpoint(prefix, period=1)(4, sym, args, auxs)  # epoch 4 is saved as 5
+    assert (tmp_path / 'net-0005.params').exists()
+
+
+def test_predict_drops_padding_and_score_num_batch():
+    X, y = _data(50)
+    mod = mx.mod.Module(_mlp())
+    mod.bind(data_shapes=[('data', (20, 5))], label_shapes=[('softmax_label', (20,))], for_training=False)
+    mod.init_params(initializer=mx.init.Xavier())
+    it = mx.io.NDArrayIter(X, y, batch_size=20, last_batch_handle='pad')
+    out = mod.predict(it)
+    assert out.shape == (50, 3)
+    args, _ = mod.get_params()
+    h = np.maximum(X @ args['fc1_weight'].asnumpy().T + args['fc1_bias'].asnumpy(), 0)
+    z = h @ args['fc2_weight'].asnumpy().T + args['fc2_bias'].asnumpy()
+    p = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(out.asnumpy(), p / p.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
+    (_, acc), = mod.score(it, mx.metric.Accuracy(), num_batch=1)
+    assert np.isclose(acc, (out.asnumpy()[:20].argmax(1) == y[:20]).mean())
+    assert len(mod.predict(it, merge_batches=False)) == 3
+
+
+def test_errors():
+    with pytest.raises(GraphcError, match='one context'):
+        mx.mod.Module(_mlp(), context=[mx.cpu(0), mx.cpu(1)])
+    mod = mx.mod.Module(_mlp())
+    with pytest.raises(GraphcError, match='bind'):
+        mod.init_params()
+    mod.bind(data_shapes=[('data', (4, 5))], label_shapes=[('softmax_label', (4,))])
+    with pytest.raises(GraphcError, match='fc1_weight'):
+        mod.init_params(arg_params={'fc1_bias': mx.nd.zeros((16,))})
+    with pytest.raises(GraphcError, match='init_params'):
+        mod.forward(mx.io.DataBatch([mx.nd.zeros((4, 5))]))
+
+
+def test_init_params_reads_variable_init_and_prelu_default():
+    w = mx.sym.var('w', init=mx.init.Constant(0.5))
+    s = mx.sym.LeakyReLU(mx.sym.FullyConnected(mx.sym.var('data'), weight=w, num_hidden=3, no_bias=True),
+                         act_type='prelu')
+    mod = mx.mod.Module(s, label_names=None)
+    mod.bind(data_shapes=[('data', (2, 4))], for_training=False)
+    mod.init_params()
+    args, _ = mod.get_params()
+    assert (args['w'].asnumpy() == 0.5).all() and (args['leakyrelu0_gamma'].asnumpy() == 0.25).all()
