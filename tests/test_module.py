@@ -122,9 +122,9 @@ def test_errors():
 def test_init_params_reads_variable_init_and_prelu_default():
     w = mx.sym.var('w', init=mx.init.Constant(0.5))
     s = mx.sym.LeakyReLU(mx.sym.FullyConnected(mx.sym.var('data'), weight=w, num_hidden=3, no_bias=True),
-                         act_type='prelu')
+                         act_type='prelu', name='act')
     mod = mx.mod.Module(s, label_names=None)
     mod.bind(data_shapes=[('data', (2, 4))], for_training=False)
     mod.init_params()
     args, _ = mod.get_params()
-    assert (args['w'].asnumpy() == 0.5).all() and (args['leakyrelu0_gamma'].asnumpy() == 0.25).all()
+    assert (args['w'].asnumpy() == 0.5).all() and (args['act_gamma'].asnumpy() == 0.25).all()
