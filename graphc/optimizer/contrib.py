@@ -25,11 +25,7 @@ class AdamW(Optimizer):
     def _step(self, index, w, g, state, lr, wd):
         t = self._index_update_count[index]
         g = self._grad(w, g)
-        m, v = state[0]._data, state[1]._data
-        m *= self.beta1
-        m += (1.0 - self.beta1) * g
-        v *= self.beta2
-        v += (1.0 - self.beta2) * g * g
+        m, v = self._moments(g, state)
         step = lr
         if self.correct_bias:
             step *= math.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)

@@ -235,6 +235,15 @@ class Optimizer:
             np.clip(t, -c, c, out=t)
         return t
 
+    def _moments(self, g, state):
+        """Adam's running moments, updated in place: m = b1*m + (1-b1)*g, v = b2*v + (1-b2)*g*g."""
+        m, v = state[0]._data, state[1]._data
+        m *= self.beta1
+        m += (1.0 - self.beta1) * g
+        v *= self.beta2
+        v += (1.0 - self.beta2) * g * g
+        return m, v
+
     def _grad(self, w, g, wd=0.0):
         """A new array clip(rescale*g + wd*w), for the kernels that do not keep scratch buffers."""
         t = g * float(self.rescale_grad)
@@ -514,11 +523,7 @@ class Nadam(Optimizer):
         mu_next = self.beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.schedule_decay))
         self.m_schedule *= mu_t
         m_schedule_next = self.m_schedule * mu_next
-        m, v = state[0]._data, state[1]._data
-        m *= self.beta1
-        m += (1.0 - self.beta1) * g
-        v *= self.beta2
-        v += (1.0 - self.beta2) * g * g
+        m, v = self._moments(g, state)
         m_bar = (1.0 - mu_t) * g / (1.0 - self.m_schedule) + mu_next * m / (1.0 - m_schedule_next)
         w -= lr * m_bar / (np.sqrt(v / (1.0 - self.beta2 ** t)) + self.epsilon)
 
@@ -568,11 +573,7 @@ class LAMB(Optimizer):
     def _step(self, index, w, g, state, lr, wd):
         t = self._index_update_count[index]
         g = self._grad(w, g)
-        m, v = state[0]._data, state[1]._data
-        m *= self.beta1
-        m += (1.0 - self.beta1) * g
-        v *= self.beta2
-        v += (1.0 - self.beta2) * g * g
+        m, v = self._moments(g, state)
         m_hat, v_hat = m, v
         if self.bias_correction:
             m_hat, v_hat = m / (1.0 - self.beta1 ** t), v / (1.0 - self.beta2 ** t)
