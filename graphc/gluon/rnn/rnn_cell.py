@@ -468,7 +468,20 @@ class GRUCell(_BaseGatedCell):
 
 
 # ---------------------------------------------------------------- containers
-class SequentialRNNCell(RecurrentCell):
+class _ChildStates:
+    """The states of a cell made of child cells: the children's states, in order."""
+
+    def state_info(self, batch_size=0):
+        return [info for c in self._children.values() for info in c.state_info(batch_size)]
+
+    def begin_state(self, batch_size=0, func=nd.zeros, **kwargs):
+        return [s for c in self._children.values() for s in c.begin_state(batch_size, func, **kwargs)]
+
+    def _default_begin_state(self, F, like):
+        return [s for c in self._children.values() for s in c._default_begin_state(F, like)]
+
+
+class SequentialRNNCell(_ChildStates, RecurrentCell):
     """Cells stacked: each one's output is the next one's input; states are all cells' states, in order.
     unroll() unrolls the cells one after another (so BidirectionalCell may be one of them)."""
 
@@ -484,15 +497,6 @@ class SequentialRNNCell(RecurrentCell):
     def __repr__(self):
         body = '\n'.join(f"  ({k}): {repr(c)}" for k, c in self._children.items())
         return f"{type(self).__name__}(\n{body}\n)"
-
-    def state_info(self, batch_size=0):
-        return [info for c in self._children.values() for info in c.state_info(batch_size)]
-
-    def begin_state(self, batch_size=0, func=nd.zeros, **kwargs):
-        return [s for c in self._children.values() for s in c.begin_state(batch_size, func, **kwargs)]
-
-    def _default_begin_state(self, F, like):
-        return [s for c in self._children.values() for s in c._default_begin_state(F, like)]
 
     def unroll(self, length, inputs, begin_state=None, layout='NTC', merge_outputs=None, valid_length=None):
         self.reset()
@@ -523,7 +527,7 @@ class SequentialRNNCell(RecurrentCell):
 HybridSequentialRNNCell = SequentialRNNCell
 
 
-class BidirectionalCell(RecurrentCell):
+class BidirectionalCell(_ChildStates, RecurrentCell):
     """Runs l_cell forward and r_cell backward in time over the same sequence; outputs are concatenated on
     the feature axis (named <output_prefix>t<i>, or <output_prefix>out merged). With valid_length, the
     backward cell reads each sequence's valid steps reversed. Can only be unrolled, not stepped."""
@@ -540,15 +544,6 @@ class BidirectionalCell(RecurrentCell):
     def __repr__(self):
         l, r = self._children.values()
         return f"{type(self).__name__}(forward={l!r}, backward={r!r})"
-
-    def state_info(self, batch_size=0):
-        return [i for c in self._children.values() for i in c.state_info(batch_size)]
-
-    def begin_state(self, batch_size=0, func=nd.zeros, **kwargs):
-        return [s for c in self._children.values() for s in c.begin_state(batch_size, func, **kwargs)]
-
-    def _default_begin_state(self, F, like):
-        return [s for c in self._children.values() for s in c._default_begin_state(F, like)]
 
     def unroll(self, length, inputs, begin_state=None, layout='NTC', merge_outputs=None, valid_length=None):
         self.reset()
