@@ -190,7 +190,10 @@ def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
     with _on(heads):
         for node, g in _run_backward(heads, head_grads, retain_graph).values():
             var = node.variable
-            if var._grad_req == 'add':
+            if var._grad.stype != 'default':  # a sparse .grad: the values stored in its storage type
+                if var._grad_req != 'null':
+                    var._grad._assign(g if var._grad_req == 'write' else var._grad._data + g)
+            elif var._grad_req == 'add':
                 var._grad._data += g
             elif var._grad_req == 'write':
                 var._grad._data[...] = g
@@ -222,6 +225,8 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=Fals
             got = _run_backward(heads, head_grads, bool(retain_graph))
             out = [NDArray(got[id(v._ag[0])][1]) if id(v._ag[0]) in got else NDArray(np.zeros_like(v._data))
                    for v in variables]
+            out = [o if v._grad is None or v._grad.stype == 'default' else o.tostype(v._grad.stype)
+                   for o, v in zip(out, variables)]  # in the storage type attach_grad(stype=) asked for
     return out[0] if single else out
 
 

@@ -36,6 +36,7 @@ def _on_host(nd, ctx):
     return nd
 
 
+_SPARSE = None  # (BaseSparseNDArray, sparse_invoke) once a sparse array exists: until then one global lookup per op
 _GPU_LIVE = False  # set once an array lives on a GPU: until then the CPU path pays one global lookup per op
 
 
@@ -56,6 +57,8 @@ def _new(a, ctx):
 def invoke(op, inputs, attrs, name=None):
     """Run `op` eagerly on NDArrays; record it when autograd is recording. Returns NDArray or list.
     With a Symbol among the inputs (tracing), it adds a graph node instead."""
+    if _SPARSE is not None and any(isinstance(x, _SPARSE[0]) for x in inputs):
+        return _SPARSE[1](op, inputs, attrs, name)
     if _GPU_LIVE and all(type(x) is NDArray for x in inputs):  # (else tracing, or a bad input: see below)
         dev = _device.placement(op, inputs)
         if dev is not None:
@@ -267,6 +270,8 @@ class NDArray:
     def copyto(self, other):
         """Copy into another NDArray (same shape) or onto a device; returns the target."""
         if isinstance(other, NDArray):
+            if other.stype != 'default':  # converted to the target's storage type
+                return other._assign(self)
             if other.shape != self.shape:
                 raise GraphcShapeError(f"copyto: shape {fmt_shape(self.shape)} into {fmt_shape(other.shape)}")
             _engine.flush()
@@ -300,7 +305,11 @@ class NDArray:
         if grad_req not in ('write', 'add', 'null'):
             raise GraphcError(f"attach_grad: grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
         self._grad_req = grad_req
-        if grad_req != 'null':
+        st = stype or self.stype  # MXNet: the gradient's storage type defaults to the array's
+        if grad_req != 'null' and st != 'default':
+            from .sparse import zeros as _sparse_zeros
+            self._grad = _sparse_zeros(st, self.shape, self.context, self.dtype)
+        elif grad_req != 'null':
             with _device.on(self._data):
                 self._grad = NDArray(np.zeros_like(self._data))
         else:
@@ -394,7 +403,7 @@ class NDArray:
         set_np_array(True)  # raises: mx.np arrays are not supported
 
     def tostype(self, stype):
-        """Storage type conversion: 'default' (dense) only; graphc has no sparse storage."""
+        """This array in storage type stype: 'default' (dense), 'row_sparse' or 'csr' (a new array)."""
         return cast_storage(self, stype)
 
     def zeros_like(self): return zeros_like(self)
@@ -433,24 +442,26 @@ def _alloc(ctx, fn, *args):
         return NDArray(getattr(cp, fn)(*args))
 
 
-def _dense(stype):
-    if stype not in (None, 'default'):
-        cast_storage(None, stype)  # raises: sparse storage is not supported
+def _sparse_zeros(stype, shape, ctx, dtype):
+    from .sparse import zeros as z
+    return z(stype, shape, ctx, dtype)
 
 
 def empty(shape, ctx=None, dtype=None, stype=None):
-    _dense(stype)
+    if stype not in (None, 'default'):
+        return _sparse_zeros(stype, shape, ctx, dtype)
     return _alloc(_check_ctx(ctx), 'empty', _shape(shape), as_dtype(dtype))
 
 
 def zeros(shape, ctx=None, dtype=None, stype=None, **kw):
-    _dense(stype)
+    if stype not in (None, 'default'):
+        return _sparse_zeros(stype, shape, ctx, dtype)
     return _alloc(_check_ctx(ctx), 'zeros', _shape(shape), as_dtype(dtype))
 
 
 def ones(shape, ctx=None, dtype=None, stype=None, **kw):
-    _dense(stype)
-    return _alloc(_check_ctx(ctx), 'ones', _shape(shape), as_dtype(dtype))
+    out = _alloc(_check_ctx(ctx), 'ones', _shape(shape), as_dtype(dtype))
+    return out if stype in (None, 'default') else cast_storage(out, stype)
 
 
 def full(shape, val, ctx=None, dtype=None):
@@ -515,14 +526,11 @@ _STORAGE_TYPE_STR_TO_ID = {'undefined': -1, 'default': 0, 'row_sparse': 1, 'csr'
 
 
 def cast_storage(data, stype):
-    """MXNet's cast_storage: only 'default' (dense); sparse storage is not supported by graphc."""
-    if stype == 'default':
+    """MXNet's cast_storage: data in storage type 'default' (dense), 'row_sparse' or 'csr' (see nd.sparse)."""
+    if stype == 'default' and type(data) is NDArray:
         return data.copy()
-    from ..base import GraphcNotSupportedError
-    if stype in ('row_sparse', 'csr'):
-        raise GraphcNotSupportedError(f"storage type {stype!r}: sparse storage is not supported by graphc "
-                                      "(arrays are dense; use stype='default')")
-    raise GraphcError(f"unknown storage type {stype!r}; MXNet's are 'default', 'row_sparse', 'csr'")
+    from .sparse import cast_storage as cast
+    return cast(data, stype)
 
 
 # MXNet's fluent methods: x.op(*args, **kwargs) is nd.op(x, *args, **kwargs) (positional attributes in

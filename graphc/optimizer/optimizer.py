@@ -195,8 +195,38 @@ class Optimizer:
             return
         self._update_count(index)
         WRITES[0] += 1  # weights change in place: values cached from them (hoisted subgraphs) are stale
+        if weight.stype != 'default' or grad.stype != 'default':
+            return self._sparse_step(index, weight, grad, state, self._get_lr(index), self._get_wd(index))
         with on(weight._data):  # a weight on a GPU: its update runs there (cupy through NumPy's dispatch)
             self._step(index, weight._data, grad._data, state, self._get_lr(index), self._get_wd(index))
+
+    def _lazy(self, weight, grad, state, wd):
+        """Whether a row_sparse gradient updates only its own rows (MXNet's lazy update) rather than all."""
+        return False
+
+    def _sparse_step(self, index, weight, grad, state, lr, wd):
+        """A step with a compressed weight, gradient or state. Lazy (MXNet's lazy_update for a row_sparse grad):
+        the optimizer's step runs on just the rows the gradient holds, of the weight and of every state, and
+        the other rows stay as they are. Otherwise (the standard update) it runs on the dense forms. The
+        results are written back in each array's storage type (a compressed one keeps the rows it stored)."""
+        rows = grad._aux[0] if grad.stype == 'row_sparse' and self._lazy(weight, grad, state, wd) else None
+        arrays = [weight] + _state_arrays(state)
+        if rows is None:
+            views, g = [a if a.stype == 'default' else NDArray(a._data) for a in arrays], grad._data
+        else:
+            views, g = [NDArray(a._data[rows]) for a in arrays], grad._vals
+        with on(views[0]._data):
+            self._step(index, views[0]._data, g, _rebuild_state(state, iter(views[1:])), lr, wd)
+        for a, v in zip(arrays, views):
+            if v is a:
+                continue
+            d = v._data
+            if rows is not None:
+                d, part = (a._data if a.stype == 'default' else a._dense()), d
+                d[rows] = part
+            _store(a, d)
+        if rows is not None:  # scratch buffers shaped as the rows: one set per row count would pile up
+            self._tmp = {k: t for k, t in self._tmp.items() if k[0][:1] != (len(rows),) or len(rows) == weight.shape[0]}
 
     def update_multi_precision(self, index, weight, grad, state):
         """update(), through the float32 master copy where create_state_multi_precision made one."""
@@ -210,7 +240,7 @@ class Optimizer:
         self.update(index, master, grad.astype(np.float32), inner)
         WRITES[0] += 1
         with on(weight._data):
-            weight._data[...] = master._data
+            _store(weight, master._data)
 
     def _step(self, index, w, g, state, lr, wd):
         raise NotImplementedError(f"{type(self).__name__} must implement update (or _step)")
@@ -263,10 +293,40 @@ class Optimizer:
         return f"{type(self).__name__}(learning_rate={self.learning_rate}, wd={self.wd})"
 
 
-def _zeros(weight, dtype=None):
-    """Zeros shaped as weight, on its device."""
+def _zeros(weight, dtype=None, stype=None):
+    """Zeros shaped as weight, on its device, in its storage type (MXNet's states follow the weight's)."""
+    stype = stype or weight.stype
+    if stype != 'default':
+        from ..ndarray.sparse import zeros
+        return zeros(stype, weight.shape, weight.context, dtype or weight.dtype)
+    if weight.stype != 'default':
+        return NDArray(np.zeros(weight.shape, dtype or weight.dtype))
     with on(weight._data):
         return NDArray(np.zeros_like(weight._data, dtype=dtype))
+
+
+def _store(a, values):
+    """Write values into NDArray a in place; a compressed one keeps its storage type and the rows it stored."""
+    if a.stype == 'default':
+        a._data[...] = values
+    elif a.stype == 'row_sparse':
+        a._from_dense(values, keep=True)
+    else:
+        a._from_dense(values)
+
+
+def _state_arrays(state):
+    """The NDArrays of an optimizer state (None, an NDArray or nested tuples of them), in order."""
+    if state is None:
+        return []
+    return [state] if isinstance(state, NDArray) else [a for s in state for a in _state_arrays(s)]
+
+
+def _rebuild_state(state, arrays):
+    """state's structure with its NDArrays replaced, in order, by the next of `arrays`."""
+    if state is None:
+        return None
+    return next(arrays) if isinstance(state, NDArray) else type(state)(_rebuild_state(s, arrays) for s in state)
 
 
 def _copy(weight):
@@ -278,15 +338,18 @@ def _copy(weight):
 @register
 class SGD(Optimizer):
     """SGD with momentum (MXNet sgd_mom_update): g = clip(rescale*grad); mom = momentum*mom - lr*(g + wd*w);
-    w += mom. Without momentum: w = (1 - lr*wd)*w - lr*g. lazy_update concerns sparse gradients, which
-    graphc does not have: every row is updated."""
+    w += mom. Without momentum: w = (1 - lr*wd)*w - lr*g. With a row_sparse gradient and lazy_update, only the
+    rows the gradient holds are updated (weight and momentum; wd too applies to those rows only)."""
 
     def __init__(self, momentum=0.0, lazy_update=True, **kwargs):
         super().__init__(**kwargs)
         self.momentum, self.lazy_update = momentum, lazy_update
 
     def create_state(self, index, weight):
-        return _zeros(weight) if self.momentum != 0.0 else None
+        return _zeros(weight, stype=None if self.lazy_update else 'default') if self.momentum != 0.0 else None
+
+    def _lazy(self, weight, grad, state, wd):
+        return self.lazy_update
 
     def _mp_pack(self, master, state):
         return (state, master)
@@ -327,7 +390,11 @@ class ccSGD(SGD):  # noqa: N801 (MXNet's name)
 @register
 class NAG(SGD):
     """Nesterov momentum (MXNet 1.9 nag_mom_update): g = clip(rescale*grad) + wd*w; mom = momentum*mom - lr*g;
-    w += momentum*mom - lr*g. Without momentum: w -= lr*g."""
+    w += momentum*mom - lr*g. Without momentum: w -= lr*g. MXNet has no lazy update for it: a row_sparse
+    gradient updates every row."""
+
+    def _lazy(self, weight, grad, state, wd):
+        return False
 
     def _step(self, index, w, g, state, lr, wd):
         t = self._rescaled(w, g)
@@ -350,7 +417,11 @@ class NAG(SGD):
 class LARS(SGD):
     """Layer-wise adaptive rate scaling (You et al. 2017) on SGD with momentum: lr is scaled per weight by
     eta*|w| / (|rescale*grad| + wd*|w| + eps) (by 1 where a norm is 0; never for names ending in gamma,
-    beta or bias). momentum_correction multiplies momentum by lr_now/lr_before when the rate changes."""
+    beta or bias). momentum_correction multiplies momentum by lr_now/lr_before when the rate changes.
+    Norms are of whole arrays, so a row_sparse gradient gets the standard (every-row) update."""
+
+    def _lazy(self, weight, grad, state, wd):
+        return False
 
     def __init__(self, momentum=0.0, lazy_update=True, eta=0.001, eps=0, momentum_correction=True, **kwargs):
         super().__init__(momentum=momentum, lazy_update=lazy_update, **kwargs)
@@ -454,7 +525,11 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.epsilon, self.lazy_update = beta1, beta2, epsilon, lazy_update
 
     def create_state(self, index, weight):
-        return (_zeros(weight), _zeros(weight))  # mean, var
+        st = None if self.lazy_update else 'default'
+        return (_zeros(weight, stype=st), _zeros(weight, stype=st))  # mean, var
+
+    def _lazy(self, weight, grad, state, wd):  # MXNet: lazy when w, m and v share a storage type
+        return self.lazy_update and len({a.stype for a in [weight] + _state_arrays(state)}) == 1
 
     def _step(self, index, w, g, state, lr, wd):
         t = self._index_update_count[index]
@@ -651,6 +726,12 @@ class AdaGrad(Optimizer):
     def create_state(self, index, weight):
         return _zeros(weight)  # history
 
+    def _lazy(self, weight, grad, state, wd):  # MXNet's sparse adagrad_update: the gradient's rows only, no wd
+        if wd:
+            raise GraphcError("AdaGrad: the sparse update (a row_sparse gradient) does not support wd; "
+                              "MXNet's adagrad_update refuses it too")
+        return True
+
     def _step(self, index, w, g, state, lr, wd):
         g = self._rescaled(w, g)
         t2 = self._scratch(w, 1)
@@ -704,6 +785,9 @@ class Ftrl(Optimizer):
 
     def create_state(self, index, weight):
         return (_zeros(weight), _zeros(weight))  # z (dn), n
+
+    def _lazy(self, weight, grad, state, wd):  # MXNet: the sparse update when weight, states and grad are row_sparse
+        return all(a.stype == 'row_sparse' for a in [weight] + _state_arrays(state))
 
     def _step(self, index, w, g, state, lr, wd):
         g = self._grad(w, g)
