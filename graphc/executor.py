@@ -379,9 +379,9 @@ def bind(symbol, ctx, args, args_grad=None, grad_req='write', aux_states=None, g
 
 
 def simple_bind(symbol, ctx, grad_req, type_dict, stype_dict, shared_exec, shapes):
-    for k, st in (stype_dict or {}).items():
-        if st not in (None, 'default'):
-            raise GraphcError(f"simple_bind: {k!r} asks for {st!r} storage; sparse storage is not supported")
+    stypes = {v.name: {'1': 'row_sparse', '2': 'csr'}.get(v.extra.get('__storage_type__'), 'default')
+              for v in symbol._graph().inputs}  # MXNet: a variable's stype attribute, or stype_dict, says
+    stypes.update({k: st for k, st in (stype_dict or {}).items() if st is not None})
     arg_shapes, _, aux_shapes = symbol.infer_shape(**shapes)
     if arg_shapes is None:
         part, _, _ = symbol.infer_shape_partial(**shapes)
@@ -399,6 +399,9 @@ def simple_bind(symbol, ctx, grad_req, type_dict, stype_dict, shared_exec, shape
         a = shared.get(name)
         if a is not None and tuple(a.shape) == tuple(s) and a.dtype == np.dtype(t):
             return a
+        if stypes.get(name, 'default') != 'default':  # a sparse argument (the graph reads it densely)
+            from .ndarray.sparse import zeros
+            return zeros(stypes[name], s, None, as_dtype(t))
         return NDArray(np.zeros(s, as_dtype(t)))
     args = [alloc(k, s, t) for k, s, t in zip(names, arg_shapes, arg_types)]
     reqs = _reqs(names, grad_req)

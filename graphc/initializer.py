@@ -76,6 +76,9 @@ def create(init, **kwargs):
 def _fill(arr, values):
     from .ndarray.ndarray import WRITES
     WRITES[0] += 1
+    if arr.stype != 'default':  # a sparse array: the values stored in its storage type
+        arr._assign(np.broadcast_to(np.asarray(values).astype(arr.dtype, copy=False), arr.shape))
+        return
     arr._data[...] = np.asarray(values).astype(arr.dtype, copy=False)
 
 

@@ -8,9 +8,10 @@ HybridBlock enters its input's context), or the only one. Unknown dimensions (0 
 by the block on its first forward, then the deferred initializer runs. With grad_req != 'null' each copy
 has attach_grad(grad_req), so autograd.backward writes the parameter's gradient into its .grad.
 
-stype='row_sparse' is accepted and stored dense: row_sparse_data(row_id) gives the whole copy on
-row_id's context (a superset of the rows asked for), so updates equal MXNet's lazy ones where the
-optimizer's update of a zero-gradient row is the identity (SGD without momentum or wd).
+stype='row_sparse' stores each copy as a RowSparseNDArray: data() refuses it (MXNet's), row_sparse_data(row_id)
+pulls the rows row_id names from the Trainer's kvstore into the copy on row_id's context and returns it.
+grad_stype='row_sparse' makes the gradients RowSparseNDArrays (Embedding(sparse_grad=True)): the Trainer's
+optimizer then updates lazily, only the rows a gradient holds, as MXNet's lazy_update.
 """
 import re
 import warnings
@@ -186,6 +187,8 @@ class Parameter:
     def _init_impl(self, data, ctx):
         """One copy of data (an NDArray) per context; the first context may get data itself."""
         ctx = list(ctx)
+        if data.stype != self._stype:
+            data = data.tostype(self._stype)
         self._ctx_list = ctx
         self._ctx_index = {}
         for i, c in enumerate(ctx):
@@ -195,7 +198,7 @@ class Parameter:
 
     def _attach_grads(self):
         for c, a in zip(self._ctx_list, self._copies):
-            a.attach_grad(self._grad_req)
+            a.attach_grad(self._grad_req, stype=self._grad_stype)
             if a._grad is not None:
                 _on_host(a._grad, c)
 
@@ -290,13 +293,17 @@ class Parameter:
                                  "created with it")
 
     def row_sparse_data(self, row_id):
-        """The copy on row_id's context (stored dense: all rows, which include the ones asked for)."""
+        """The copy on row_id's context, holding (after a pull from the Trainer's kvstore) the rows in row_id."""
         self._sparse_pull('row_sparse_data')
-        return self._copy_on(row_id.context)
+        out = self._copy_on(row_id.context)
+        self._trainer._row_sparse_pull(self, out, row_id)
+        return out
 
     def list_row_sparse_data(self, row_id):
+        """Every copy, each holding the rows in row_id."""
         self._sparse_pull('list_row_sparse_data')
         self._check_and_get()
+        self._trainer._row_sparse_pull(self, list(self._copies), row_id)
         return list(self._copies)
 
     def grad(self, ctx=None):
@@ -338,13 +345,18 @@ class Parameter:
             t._reset_kvstore()
         WRITES[0] += 1
         for a in self._copies:
+            if a.stype != 'default':
+                a._assign(_dev.to_host(arr))
+                continue
             dst = a._data
             with _dev.on(dst):
                 dst[...] = arr if _dev.device_id(arr) == _dev.device_id(dst) else _placed(arr, a.context)
 
     def zero_grad(self):
         for a in self._copies or ():
-            if a.grad is not None:
+            if a.grad is not None and a.grad.stype != 'default':
+                a.grad[:] = 0  # a sparse gradient: nothing stored
+            elif a.grad is not None:
                 with _dev.on(a.grad._data):
                     a.grad._data[...] = 0
 
@@ -353,8 +365,8 @@ class Parameter:
         self._dtype = as_dtype(dtype)
         if self._copies is None or self._copies[0].dtype == self._dtype:
             return
-        self._copies = [_on_host(NDArray(a._data.astype(self._dtype)), c) for a, c in zip(self._copies,
-                                                                                         self._ctx_list)]
+        self._copies = [a.astype(self._dtype) if a.stype != 'default' else _on_host(NDArray(a._data.astype(
+            self._dtype)), c) for a, c in zip(self._copies, self._ctx_list)]
         if self._grad_req != 'null':
             self._attach_grads()
 
@@ -370,7 +382,8 @@ class Parameter:
         """This parameter as a Symbol variable, with its shape, dtype, multipliers and initializer."""
         from ..symbol import symbol as _sym
         return _sym.var(self.name, shape=self.shape, dtype=self.dtype, lr_mult=self.lr_mult,
-                        wd_mult=self.wd_mult, init=self.init)
+                        wd_mult=self.wd_mult, init=self.init,
+                        **({'stype': self._stype} if self._stype != 'default' else {}))
 
 
 def call_on_input_context(block, args, kwargs, run):

@@ -8,6 +8,10 @@ from ..symbol.symbol import Symbol
 from .block import HybridBlock
 
 
+class _SparseParamError(GraphcError, AssertionError):
+    """A row_sparse parameter in a SymbolBlock (MXNet raises AssertionError)."""
+
+
 class SymbolBlock(HybridBlock):
     """SymbolBlock(outputs, inputs, params=None): runs the graph from `inputs` (Symbols or names) to
     `outputs`; every other graph variable becomes a Parameter. Hybridized from the start."""
@@ -31,6 +35,9 @@ class SymbolBlock(HybridBlock):
         for v in self._graph.inputs:
             if v in self._input_vars or 'value' in v.extra:
                 continue
+            if v.extra.get('__storage_type__') == '1':  # MXNet asserts on it too
+                raise _SparseParamError(f"SymbolBlock doesn't support Parameter {v.name!r} because its storage type "
+                                        "is 'row_sparse'")
             shape = v.extra.get('__shape__') or (v.shapes[0] if v.shapes and v.shapes[0] else None)
             p = self.params.get(v.name, shape=shape, dtype=v.dtypes[0], allow_deferred_init=True,
                                 grad_req='null' if id(v) in aux else 'write')

@@ -128,7 +128,7 @@ class Trainer:
         config = self._kvstore_params
         kind, want = config['kvstore'], config['update_on_kvstore']
         env = bool(int(os.getenv('MXNET_UPDATE_ON_KVSTORE', '1')))
-        if self._contains_sparse_weight:  # (stored dense here, but MXNet's rules decide where updates run)
+        if self._contains_sparse_weight:  # MXNet: row_sparse weights live on (and are updated by) a kvstore
             kv = kvs.create(kind) if isinstance(kind, str) else kind
             if kv is None or not kv.is_capable(kvs.KVStoreBase.OPTIMIZER):
                 raise GraphcError(f"Trainer: row_sparse weights need a kvstore that can update them, got {kind!r}")
@@ -204,6 +204,15 @@ class Trainer:
                 for k, a, o in zip(keys, firsts, outs):
                     kv.broadcast(k, a, o)
         self._params_to_init = waiting
+
+    def _row_sparse_pull(self, parameter, out, row_id, full_idx=False):
+        """Pull the rows row_id names of a row_sparse parameter from the kvstore into out (MXNet's)."""
+        self._ready()
+        idx = self._params.index(parameter)
+        if full_idx and 'dist' not in self._kvstore.type:
+            self._kvstore.pull(idx, out=out, priority=-idx, ignore_sparse=False)
+        else:
+            self._kvstore.row_sparse_pull(idx, out=out, row_ids=row_id, priority=-idx)
 
     def _ready(self):
         if not self._kv_initialized:

@@ -91,7 +91,10 @@ def _host(a):
 
 
 def _write(dst, src):
-    """dst (NDArray) <- src (host array), on dst's device."""
+    """dst (NDArray) <- src (host array), on dst's device (a sparse dst in its storage type)."""
+    if dst.stype != 'default':
+        dst._assign(src)
+        return
     d = dst._data
     WRITES[0] += 1
     with _dev.on(d):
@@ -170,14 +173,18 @@ class KVStore(KVStoreBase):
             if self._compression is not None:
                 a = self._compression(k, i, a)
             total = a.copy() if total is None else np.add(total, a, out=total)
+        if all(v.stype == 'row_sparse' for v in vs):  # the sum of row_sparse values: the union of their rows
+            from ..ndarray.sparse import RowSparseNDArray
+            rows = np.unique(np.concatenate([v._aux[0] for v in vs]))
+            return RowSparseNDArray(total[rows], (rows,), total.shape)
         return total
 
     def _apply(self, k, merged):
         """The reduced gradient into the store: an optimizer step on the stored weight, or the sum itself."""
-        if self._updater is not None:
-            self._updater(k, NDArray(merged), NDArray(self._store[k]))
+        if self._updater is not None:  # (a row_sparse sum stays sparse: the optimizer's lazy update applies)
+            self._updater(k, merged if isinstance(merged, NDArray) else NDArray(merged), NDArray(self._store[k]))
         else:
-            self._store[k][...] = merged
+            self._store[k][...] = merged._data if isinstance(merged, NDArray) else merged
 
     def push(self, key, value, priority=0):
         for k, vs in _pairs(key, value):
@@ -195,8 +202,23 @@ class KVStore(KVStoreBase):
                 _write(o, s)
 
     def row_sparse_pull(self, key, out=None, priority=0, row_ids=None):
-        """Rows are stored dense here: every row is pulled (a superset of row_ids)."""
-        self.pull(key, out, priority)
+        """Into each RowSparseNDArray of out, the stored rows that row_ids (an NDArray, one per out or one for
+        all) names: out then holds those rows only (MXNet's)."""
+        if out is None or row_ids is None:
+            raise GraphcError("kvstore.row_sparse_pull: give out= and row_ids=")
+        from ..ndarray.sparse import RowSparseNDArray
+        for k, outs in _pairs(key, out):
+            s = self._stored(k, 'row_sparse_pull')
+            ids = row_ids if isinstance(row_ids, (list, tuple)) else [row_ids] * len(outs)
+            if len(ids) != len(outs):
+                raise GraphcError(f"kvstore.row_sparse_pull: {len(ids)} row_ids for {len(outs)} outputs of key {k!r}")
+            for o, r in zip(outs, ids):
+                if not isinstance(o, RowSparseNDArray) or o.shape != s.shape:
+                    raise GraphcError(f"kvstore.row_sparse_pull: out must be a RowSparseNDArray of shape "
+                                      f"{list(s.shape)}, got {o.stype} {list(o.shape)}")
+                rows = np.unique(_host(r).astype(np.int64).reshape(-1))
+                WRITES[0] += 1
+                o._vals, o._aux = s[rows].astype(o.dtype), (rows,)
 
     def pushpull(self, key, value, out=None, priority=0):
         self.push(key, value, priority)

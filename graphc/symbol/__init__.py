@@ -143,3 +143,6 @@ def save(fname, symbol):
 
 from .symbol import _install_fluent_methods  # noqa: E402
 _install_fluent_methods()
+
+from . import sparse  # noqa: E402,F401  (mx.sym.sparse.dot, as in MXNet)
+_sys.modules['graphc.sym.sparse'] = sparse

@@ -495,8 +495,13 @@ def var(name, shape=None, dtype=None, init=None, lr_mult=None, wd_mult=None, att
             n.extra[k] = float(v)
     from ..attribute import AttrScope
     n.extra.update(AttrScope.current.get(attr))
-    if kw.pop('stype', None) not in (None, 'default'):
-        raise GraphcError(f"var {name!r}: sparse storage is not supported; use the default (dense) storage")
+    stype = kw.pop('stype', None)
+    if stype is not None:  # MXNet's attribute (graphs compute densely: its storage fallback)
+        from ..ndarray.ndarray import _STORAGE_TYPE_STR_TO_ID
+        if stype not in ('default', 'row_sparse', 'csr'):
+            raise GraphcError(f"var {name!r}: unknown storage type {stype!r}; MXNet's are 'default', 'row_sparse', "
+                              "'csr'")
+        n.extra['__storage_type__'] = str(_STORAGE_TYPE_STR_TO_ID[stype])
     for k, v in kw.items():  # MXNet: other keywords are attributes __k__
         n.extra[k if k.startswith('__') else f"__{k}__"] = str(v)
     return Symbol([(n, 0)])
