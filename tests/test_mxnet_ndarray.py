@@ -92,14 +92,9 @@ def test_module_layout():
     assert nd.ndarray.NDArray is nd.NDArray and nd._STORAGE_TYPE_STR_TO_ID['csr'] == 2
 
 
-def test_sparse_is_a_clear_error():
+def test_custom_is_a_clear_error():  # (sparse storage is supported now: tests/test_sparse.py)
     x = nd.ones((2, 2))
-    assert x.tostype('default').stype == 'default'
-    for stype in ('row_sparse', 'csr'):
-        with pytest.raises(mx.base.MXNetError, match='sparse storage is not supported'):
-            x.tostype(stype)
-    with pytest.raises(mx.base.MXNetError, match='sparse storage is not supported'):
-        nd.sparse.csr_matrix((2, 2))
+    assert x.tostype('default').stype == 'default' and x.tostype('csr').stype == 'csr'
     with pytest.raises(mx.base.MXNetError, match='not supported'):
         nd.Custom(x, op_type='mine')
 

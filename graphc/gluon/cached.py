@@ -271,7 +271,7 @@ class CachedGraph:
         if not all(type(a) is NDArray for a in args):  # nested inputs: their leaves, in trace order
             args = flatten_inputs(tuple(args))[1]
         if _ndm._GPU_LIVE:  # arrays on a GPU: the graph runs there as generated CUDA (runtime/cuda.GpuPlan)
-            ctxs = {a.context for a in list(args) + [p._data for p, _ in self.param_vars] if isinstance(a, NDArray)}
+            ctxs = {a.context for a in list(args) + [p._cur for p, _ in self.param_vars] if isinstance(a, NDArray)}
             gpus = [c for c in ctxs if c.device_type != 'cpu']
             if gpus:
                 if len(ctxs) > 1:
@@ -288,7 +288,7 @@ class CachedGraph:
             if out is not None:
                 return out
         data = [a for a in args if isinstance(a, NDArray)]
-        pdata = [p._data if p._data is not None else p.data() for p, _ in self.param_vars]
+        pdata = [p._cur if p._cur is not None else p.data() for p, _ in self.param_vars]
         feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
         feed.update({id(v): a._data for (_, v), a in zip(self.param_vars, pdata)})
         inputs = data + pdata
@@ -343,7 +343,7 @@ class CachedGraph:
         def fast(args):
             if len(args) != n_data or not enabled():
                 return None
-            arrays = [a._data for a in args] + [(p._data if p._data is not None else p.data())._data for p in params]
+            arrays = [a._data for a in args] + [(p._cur if p._cur is not None else p.data())._data for p in params]
             return _unflatten(structure, [NDArray(v) for v in owned(run(arrays)[:nv], arrays)])
         return fast
 
@@ -362,7 +362,7 @@ class CachedGraph:
             plan = plans[dev_id] = GpuPlan(graph, _dev.device(dev_id))
         data = [a for a in args if isinstance(a, NDArray)]
         feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
-        feed.update({id(v): (p._data if p._data is not None else p.data())._data for p, v in self.param_vars})
+        feed.update({id(v): (p._cur if p._cur is not None else p.data())._data for p, v in self.param_vars})
         with _dev.cupy().cuda.Device(dev_id):
             _dev.SYNCED.add(dev_id)
             vals = plan(feed)
@@ -394,7 +394,7 @@ class CachedGraph:
                 self._main_plan = getattr(self, '_main_plan', None) or Plan(g)
             return run(g, feed) if run else self._main_plan(feed)
         prelude, hvars, main = self._hoist
-        key = (WRITES[0], tuple(id(p._data) for p, _ in self.param_vars))
+        key = (WRITES[0], tuple(id(p._cur) for p, _ in self.param_vars))
         hkey, hvals = self._hoisted
         if key != hkey:
             hvals = {id(v): a for v, a in zip(hvars, interpret(prelude, feed))}

@@ -89,6 +89,11 @@ class Parameter:
     # ------------------------------------------------------------ attributes
     @property
     def _data(self):
+        """MXNet's: the list of copies, one per context; None before initialization."""
+        return self._copies
+
+    @property
+    def _cur(self):
         """The copy of the current context (the first copy if there is none there); None before init."""
         c = self._copies
         if c is None or len(c) == 1:
@@ -242,7 +247,7 @@ class Parameter:
     # ------------------------------------------------------------ access
     def _check_and_get(self):
         if self._copies is not None:
-            return self._data
+            return self._cur
         if self._deferred_init:
             raise DeferredInitializationError(
                 f"Parameter {self.name!r} has not been initialized yet because initialization was deferred "
@@ -272,11 +277,11 @@ class Parameter:
 
     def data(self, ctx=None):
         """The copy on ctx (default: the current context's, or the only one)."""
+        self._dense_only('data')  # (a hybridized block too: MXNet refuses a row_sparse weight there as well)
         trace = _ts.ctx
         if trace is not None:  # tracing a hybridized block: the parameter is a graph input
             self._check_and_get()
             return trace.param_var(self)
-        self._dense_only('data')
         return self._copy_on(ctx)
 
     def list_data(self):

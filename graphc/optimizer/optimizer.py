@@ -195,7 +195,7 @@ class Optimizer:
             return
         self._update_count(index)
         WRITES[0] += 1  # weights change in place: values cached from them (hoisted subgraphs) are stale
-        if weight.stype != 'default' or grad.stype != 'default':
+        if getattr(weight, 'stype', 'default') != 'default' or getattr(grad, 'stype', 'default') != 'default':
             return self._sparse_step(index, weight, grad, state, self._get_lr(index), self._get_wd(index))
         with on(weight._data):  # a weight on a GPU: its update runs there (cupy through NumPy's dispatch)
             self._step(index, weight._data, grad._data, state, self._get_lr(index), self._get_wd(index))

@@ -55,7 +55,7 @@ class TraceContext:
             v = var(param.name, shape=param.shape, dtype=param.dtype, attr=extra,
                     init=init if isinstance(init, str) or hasattr(init, 'dumps') else None)
             if getattr(param, '_data', None) is not None:  # a 0 in a Parameter's shape means "unknown": the data
-                v._one()[0].shapes = [tuple(param._data.shape)]  # has the true shape (a zero-size dim is real)
+                v._one()[0].shapes = [tuple(param._cur.shape)]  # has the true shape (a zero-size dim is real)
             hit = self.param_vars[id(param)] = (param, v)
         return hit[1]
 
