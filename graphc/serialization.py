@@ -29,6 +29,7 @@ MAX_NDIM = 32
 DEV_TYPES = {1: 'cpu', 2: 'gpu', 3: 'cpu_pinned', 5: 'cpu_shared'}
 _MX_ONLY_CODES = {8: 'int16', 9: 'uint16', 10: 'uint32', 11: 'uint64', 12: 'bfloat16'}  # MXNet has, graphc not
 _STYPES = {1: 'row_sparse', 2: 'csr'}
+_STYPE_IDS = {v: k for k, v in _STYPES.items()}
 
 
 # ---------------------------------------------------------------- save
@@ -47,10 +48,10 @@ def save_ndarrays(path, data):
         names, arrays = [], [data]
     else:
         names, arrays = [], list(data)
-    arrays = [a._data if isinstance(a, NDArray) else np.asarray(a) if isinstance(a, np.generic) else a
-              for a in arrays]
+    arrays = [a if isinstance(a, NDArray) and a.stype != 'default' else a._data if isinstance(a, NDArray) else
+              np.asarray(a) if isinstance(a, np.generic) else a for a in arrays]
     for i, a in enumerate(arrays):
-        if not isinstance(a, np.ndarray):
+        if not isinstance(a, np.ndarray) and not (isinstance(a, NDArray) and a.stype != 'default'):
             raise GraphcError(f"save_ndarrays({path!r}): item {names[i] if names else i!r} is "
                               f"{type(a).__name__}, not an NDArray or numpy array")
         if a.dtype not in DTYPE_CODES:
@@ -62,6 +63,9 @@ def save_ndarrays(path, data):
     def write(f):
         f.write(struct.pack('<QQQ', LIST_MAGIC, 0, len(arrays)))
         for a in arrays:
+            if isinstance(a, NDArray):
+                _write_sparse(f, magic, a)
+                continue
             f.write(struct.pack(f'<Iii{a.ndim}q', magic, 0, a.ndim, *a.shape))
             f.write(struct.pack('<iii', 1, 0, DTYPE_CODES[a.dtype]))
             a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder('<'))
@@ -71,6 +75,19 @@ def save_ndarrays(path, data):
             b = k.encode('utf-8')
             f.write(struct.pack('<Q', len(b)) + b)
     _atomic_write(path, write)
+
+
+def _write_sparse(f, magic, a):
+    """MXNet's sparse array record: stype, storage (values) shape, shape, context, dtype, each aux array's
+    type and shape (csr: indptr, indices; row_sparse: indices), the values, the aux arrays."""
+    vals, aux = a._vals, [a._aux[0]] if a.stype == 'row_sparse' else [a._aux[1], a._aux[0]]
+    sh = lambda s: struct.pack(f'<i{len(s)}q', len(s), *s)  # noqa: E731
+    f.write(struct.pack('<Ii', magic, _STYPE_IDS[a.stype]) + sh(vals.shape) + sh(a.shape))
+    f.write(struct.pack('<iii', 1, 0, DTYPE_CODES[vals.dtype]))
+    for x in aux:
+        f.write(struct.pack('<i', DTYPE_CODES[np.dtype(np.int64)]) + sh(x.shape))
+    for x in [vals] + aux:
+        f.write(np.ascontiguousarray(x, dtype=x.dtype.newbyteorder('<')).reshape(-1).view(np.uint8))
 
 
 def _atomic_write(path, write):
@@ -201,8 +218,9 @@ def _load_array(r, i):
         raise r.error(at, f"array {i}: unknown array magic 0x{magic:08x} (expected 0xf993fac9; "
                           "pre-V1 legacy files are not supported)")
     if stype != 0:
-        what = f"sparse storage ({_STYPES[stype]})" if stype in _STYPES else f"unknown storage type {stype}"
-        raise r.error(at + 4, f"array {i}: {what}; only dense arrays are supported")
+        if stype not in _STYPES:
+            raise r.error(at + 4, f"array {i}: unknown storage type {stype}")
+        return _load_sparse(r, i, _STYPES[stype])
     at_shape = r.pos
     (ndim,) = r.unpack('i', f'array {i} ndim')
     # V1/V2: ndim 0 is an array with no shape ("none"); V3 (NumPy semantics): 0 is a scalar, -1 none
@@ -213,14 +231,65 @@ def _load_array(r, i):
     shape = r.unpack(f'{ndim}q', f'array {i} shape ({ndim} dims)')
     if any(d < 0 for d in shape):
         raise r.error(at_shape + 4, f"array {i}: negative dimension in shape {shape}")
+    dtype = _ctx_dtype(r, i)
+    return NDArray(_raw(r, i, shape, dtype, 'data'))
+
+
+def _ctx_dtype(r, i):
     at_ctx = r.pos
     dev_type, _dev_id, code = r.unpack('iii', f'array {i} device and dtype')
     if dev_type not in DEV_TYPES:
         raise r.error(at_ctx, f"array {i}: unknown device type {dev_type}")
+    return _dtype_of(r, i, code, at_ctx + 8)
+
+
+def _dtype_of(r, i, code, at):
     dtype = CODE_DTYPES.get(code)
     if dtype is None:
         known = f" ({_MX_ONLY_CODES[code]}, not supported by graphc)" if code in _MX_ONLY_CODES else ''
-        raise r.error(at_ctx + 8, f"array {i}: unknown dtype code {code}{known}")
+        raise r.error(at, f"array {i}: unknown dtype code {code}{known}")
+    return dtype
+
+
+def _sparse_shape(r, i, what):
+    at = r.pos
+    (ndim,) = r.unpack('i', f'array {i} {what} ndim')
+    if not 0 <= ndim <= MAX_NDIM:
+        raise r.error(at, f"array {i}: {what} ndim {ndim} is outside 0..{MAX_NDIM}")
+    shape = r.unpack(f'{ndim}q', f'array {i} {what} ({ndim} dims)')
+    if any(d < 0 for d in shape):
+        raise r.error(at + 4, f"array {i}: negative dimension in {what} {shape}")
+    return shape
+
+
+def _load_sparse(r, i, stype):
+    """A row_sparse or csr record (see _write_sparse); its indices are checked before the array is built."""
+    at = r.pos
+    vshape, shape = _sparse_shape(r, i, 'storage shape'), _sparse_shape(r, i, 'shape')
+    dtype = _ctx_dtype(r, i)
+    aux = []
+    for k in range(1 if stype == 'row_sparse' else 2):
+        at_aux = r.pos
+        (code,) = r.unpack('i', f'array {i} aux {k} type')
+        aux.append((_dtype_of(r, i, code, at_aux), _sparse_shape(r, i, f'aux {k} shape')))
+    vals = _raw(r, i, vshape, dtype, 'values')
+    aux = [_raw(r, i, s, t, f'aux {k} data') for k, (t, s) in enumerate(aux)]
+    from .ndarray.sparse import CSRNDArray, RowSparseNDArray
+    try:
+        if stype == 'row_sparse':
+            out = RowSparseNDArray(vals, (aux[0].astype(np.int64).reshape(-1),), shape)
+        elif len(shape) != 2:
+            raise GraphcError(f"a CSR array must be 2-d, got shape {list(shape)}")
+        else:
+            out = CSRNDArray(vals.reshape(-1), (aux[1].astype(np.int64).reshape(-1),
+                                               aux[0].astype(np.int64).reshape(-1)), shape)
+        out.check_format()
+    except GraphcError as e:
+        raise r.error(at, f"array {i} ({stype}): {e}") from None
+    return out
+
+
+def _raw(r, i, shape, dtype, what):
     nbytes = dtype.itemsize
     for d in shape:
         nbytes *= d  # Python ints: no overflow
@@ -228,7 +297,5 @@ def _load_array(r, i):
         raise r.error(r.pos, f"array {i} of shape {shape} {dtype} needs {nbytes} bytes of data, "
                              f"only {r.left} left (truncated or corrupt file)")
     arr = np.empty(shape, dtype.newbyteorder('<'))
-    r.into(arr, f'array {i} data')
-    if not arr.dtype.isnative:
-        arr = arr.astype(dtype)
-    return NDArray(arr)
+    r.into(arr, f'array {i} {what}')
+    return arr if arr.dtype.isnative else arr.astype(dtype)

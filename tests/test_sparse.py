@@ -364,3 +364,15 @@ def test_sparse_symbols():
     ex.arg_dict['data'][:] = nd.array(c).tostype('csr')
     ex.arg_dict['w'][:] = nd.ones((4, 2))
     np.testing.assert_allclose(ex.forward()[0].asnumpy(), c @ np.ones((4, 2)), rtol=1e-6)
+
+
+def test_save_load_sparse_arrays(tmp_path):
+    rsp = nd.array(_rows_dense()).tostype('row_sparse')
+    csr = nd.array(_csr_dense()).tostype('csr')
+    nd.save(str(tmp_path / 'a.params'), {'r': rsp, 'c': csr, 'd': nd.ones((2,))})
+    got = nd.load(str(tmp_path / 'a.params'))
+    assert got['r'].stype == 'row_sparse' and got['c'].stype == 'csr' and got['d'].stype == 'default'
+    np.testing.assert_array_equal(got['r'].indices.asnumpy(), rsp.indices.asnumpy())
+    np.testing.assert_array_equal(got['r'].asnumpy(), rsp.asnumpy())
+    np.testing.assert_array_equal(got['c'].indptr.asnumpy(), csr.indptr.asnumpy())
+    np.testing.assert_array_equal(got['c'].asnumpy(), csr.asnumpy())
