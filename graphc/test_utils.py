@@ -153,15 +153,18 @@ def rand_shape_nd(num_dim, dim=10, allow_zero_size=False):
 
 def rand_ndarray(shape, stype='default', density=None, dtype=None, modifier_func=None,
                  shuffle_csr_indices=False, distribution=None, ctx=None):
-    """A random dense NDArray; sparse storage types are not supported by graphc."""
+    """A random NDArray, uniform in [-1, 1). A sparse stype keeps each row (row_sparse) or value (csr) with
+    probability density (default: a random density)."""
     from .ndarray import array
-    if stype != 'default':
-        from .base import GraphcNotSupportedError
-        raise GraphcNotSupportedError(f"rand_ndarray: storage type {stype!r}: sparse storage is not supported")
     a = np.random.uniform(-1, 1, size=shape) if shape else np.random.uniform(-1, 1)
     if modifier_func is not None:
         a = modifier_func(a)
-    return array(a, ctx=ctx, dtype=dtype or np.float32)
+    if stype == 'default':
+        return array(a, ctx=ctx, dtype=dtype or np.float32)
+    density = np.random.rand() if density is None else density
+    drop = np.random.rand(a.shape[0]) >= density if stype == 'row_sparse' else np.random.rand(*a.shape) >= density
+    a[drop] = 0
+    return array(a, ctx=ctx, dtype=dtype or np.float32).tostype(stype)
 
 
 def np_reduce(dat, axis, keepdims, numpy_reduce_func):

@@ -376,3 +376,12 @@ def test_save_load_sparse_arrays(tmp_path):
     np.testing.assert_array_equal(got['r'].asnumpy(), rsp.asnumpy())
     np.testing.assert_array_equal(got['c'].indptr.asnumpy(), csr.indptr.asnumpy())
     np.testing.assert_array_equal(got['c'].asnumpy(), csr.asnumpy())
+
+
+def test_rand_ndarray_density():
+    from graphc import test_utils as tu
+    r = tu.rand_ndarray((50, 3), 'row_sparse', density=0.3)
+    assert r.stype == 'row_sparse' and 5 <= len(r.indices.asnumpy()) <= 30
+    c = tu.rand_ndarray((20, 20), 'csr', density=0.0)
+    assert c.stype == 'csr' and c.data.shape == (0,)
+    assert tu.rand_ndarray((4, 4), 'csr', density=1.0).data.shape == (16,)
