@@ -44,7 +44,7 @@ class GraphcIndexError(GraphcError, IndexError):
 
 
 class GraphcNotSupportedError(GraphcError, NotImplementedError):
-    """A documented MXNet feature graphc does not have (sparse storage, Custom ops, the Module API)."""
+    """A documented MXNet feature graphc does not have (sparse storage on a GPU, Custom ops, mx.np)."""
 
 
 class GraphcTraceError(GraphcError):
