@@ -178,6 +178,24 @@ class RowSparseNDArray(BaseSparseNDArray):
             rows = np.union1d(rows, self._aux[0])
         self._vals, self._aux = d[rows].copy(), (rows.astype(_IDX),)
 
+    def _get_rows(self, rows):
+        """The dense values of the given (sorted, unique) rows: zeros where nothing is stored."""
+        out = np.zeros((len(rows),) + self._shp[1:], self.dtype)
+        idx = self._aux[0]
+        pos = np.minimum(np.searchsorted(idx, rows), max(len(idx) - 1, 0))
+        hit = idx[pos] == rows if len(idx) else np.zeros(len(rows), bool)
+        out[hit] = self._vals[pos[hit]]
+        return out
+
+    def _set_rows(self, rows, values):
+        """Store values at the given (sorted, unique) rows, keeping the other stored rows."""
+        keys = np.union1d(self._aux[0], rows)
+        vals = np.zeros((len(keys),) + self._shp[1:], self.dtype)
+        vals[np.searchsorted(keys, self._aux[0])] = self._vals
+        vals[np.searchsorted(keys, rows)] = values
+        WRITES[0] += 1
+        self._vals, self._aux = vals, (keys.astype(_IDX),)
+
     def __getitem__(self, key):
         if isinstance(key, slice) and key == slice(None):
             return self

@@ -214,17 +214,23 @@ class Optimizer:
         if rows is None:
             views, g = [a if a.stype == 'default' else NDArray(a._data) for a in arrays], grad._data
         else:
-            views, g = [NDArray(a._data[rows]) for a in arrays], grad._vals
+            views = [NDArray(a._get_rows(rows) if a.stype == 'row_sparse' else a._data[rows]) for a in arrays]
+            g = grad._vals
         with on(views[0]._data):
             self._step(index, views[0]._data, g, _rebuild_state(state, iter(views[1:])), lr, wd)
         for a, v in zip(arrays, views):
             if v is a:
                 continue
-            d = v._data
-            if rows is not None:
-                d, part = (a._data if a.stype == 'default' else a._dense()), d
-                d[rows] = part
-            _store(a, d)
+            if rows is None:
+                _store(a, v._data)
+            elif a.stype == 'row_sparse':
+                a._set_rows(rows, v._data)
+            elif a.stype == 'default':
+                a._data[rows] = v._data
+            else:
+                d = a._data
+                d[rows] = v._data
+                _store(a, d)
         if rows is not None:  # scratch buffers shaped as the rows: one set per row count would pile up
             self._tmp = {k: t for k, t in self._tmp.items() if k[0][:1] != (len(rows),) or len(rows) == weight.shape[0]}
 
