@@ -68,7 +68,9 @@ class BaseSparseNDArray(NDArray):
         """Overwrite self with src (NDArray or NumPy array), converted to this storage type. Returns self."""
         WRITES[0] += 1
         if isinstance(src, BaseSparseNDArray) and src.stype == self.stype:
-            self._check(np.empty(src.shape, np.int8))
+            if src.shape != self._shp:
+                raise GraphcShapeError(f"{type(self).__name__}: cannot write shape {fmt_shape(src.shape)} into "
+                                       f"{fmt_shape(self._shp)}")
             self._vals, self._aux = src._vals.astype(self.dtype), tuple(a.copy() for a in src._aux)
         else:
             self._from_dense(src._data if isinstance(src, NDArray) else np.asarray(src))
