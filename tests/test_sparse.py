@@ -385,3 +385,20 @@ def test_rand_ndarray_density():
     c = tu.rand_ndarray((20, 20), 'csr', density=0.0)
     assert c.stype == 'csr' and c.data.shape == (0,)
     assert tu.rand_ndarray((4, 4), 'csr', density=1.0).data.shape == (16,)
+
+
+def test_ftrl_on_a_row_sparse_parameter_is_lazy():
+    """The kvstore holds a row_sparse weight as row_sparse: Ftrl's sparse update leaves untouched rows alone
+    (its standard update would zero every row it never saw)."""
+    p = gluon.Parameter('w', shape=(4, 2), stype='row_sparse', grad_stype='row_sparse')
+    p.initialize(init=mx.init.Uniform())
+    full = p._data[0].asnumpy()
+    tr = gluon.Trainer([p], 'ftrl', {'learning_rate': 0.1})
+    x = p.row_sparse_data(nd.arange(0, 4))
+    with autograd.record():
+        y = nd.dot(nd.array([[1, 0, 0, 0]]).tostype('csr'), x)
+    y.backward()
+    tr.step(1)
+    after = p.row_sparse_data(nd.arange(0, 4)).asnumpy()
+    np.testing.assert_array_equal(after[1:], full[1:])
+    assert not np.allclose(after[0], full[0])

@@ -136,6 +136,7 @@ class KVStore(KVStoreBase):
     def __init__(self, kind='local'):
         self._type = kind
         self._store = {}       # key -> host array
+        self._sparse = set()   # keys initialized with a row_sparse value: the optimizer sees a row_sparse weight
         self._updater = None
         self._compression = None
 
@@ -154,6 +155,8 @@ class KVStore(KVStoreBase):
             if k in self._store:
                 raise GraphcError(f"kvstore: key {k!r} is already initialized")
             self._store[k] = _host(vs[0]).copy()
+            if vs[0].stype == 'row_sparse':
+                self._sparse.add(k)
 
     def _stored(self, k, what):
         s = self._store.get(k)
@@ -182,7 +185,14 @@ class KVStore(KVStoreBase):
     def _apply(self, k, merged):
         """The reduced gradient into the store: an optimizer step on the stored weight, or the sum itself."""
         if self._updater is not None:  # (a row_sparse sum stays sparse: the optimizer's lazy update applies)
-            self._updater(k, merged if isinstance(merged, NDArray) else NDArray(merged), NDArray(self._store[k]))
+            g, s = merged if isinstance(merged, NDArray) else NDArray(merged), self._store[k]
+            if k in self._sparse:  # as MXNet's store holds it: row_sparse, every row (its states follow)
+                from ..ndarray.sparse import RowSparseNDArray
+                w = RowSparseNDArray(s, (np.arange(len(s)),), s.shape)
+                self._updater(k, g, w)
+                s[...] = w._dense()
+            else:
+                self._updater(k, g, NDArray(s))
         else:
             self._store[k][...] = merged._data if isinstance(merged, NDArray) else merged
 

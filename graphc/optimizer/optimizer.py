@@ -534,8 +534,8 @@ class Adam(Optimizer):
         st = None if self.lazy_update else 'default'
         return (_zeros(weight, stype=st), _zeros(weight, stype=st))  # mean, var
 
-    def _lazy(self, weight, grad, state, wd):  # MXNet: lazy when w, m and v share a storage type
-        return self.lazy_update and len({a.stype for a in [weight] + _state_arrays(state)}) == 1
+    def _lazy(self, weight, grad, state, wd):  # (MXNet asks w, m and v to share a storage type: create_state's do)
+        return self.lazy_update
 
     def _step(self, index, w, g, state, lr, wd):
         t = self._index_update_count[index]
