@@ -378,7 +378,7 @@ def test_utils_split_and_clip():
     from graphc.gluon import utils
     x = nd.array(np.arange(10, dtype=np.float32).reshape(5, 2))
     parts = utils.split_data(x, 2, even_split=False)
-    assert [p.shape for p in parts] == [(2, 2), (3, 2)]
+    assert [p.shape for p in parts] == [(3, 2), (2, 2)]  # MXNet 1.9's rule: np.array_split's
     with pytest.raises(gc.GraphcError, match='evenly split'):
         utils.split_data(x, 2)
     (only,) = utils.split_and_load(x, [gc.cpu()])
