@@ -222,8 +222,8 @@ def test_network_gradients_match_central_differences():
     net.initialize(gc.init.Normal(0.5))
     net.cast('float64')
     rng = np.random.default_rng(1)
-    x = nd.array(rng.normal(size=(2, 1, 4, 4)))
-    head = nd.array(rng.normal(size=(2, 2)))
+    x = nd.array(rng.normal(size=(2, 1, 4, 4)), dtype='float64')
+    head = nd.array(rng.normal(size=(2, 2)), dtype='float64')
 
     def loss():
         with autograd.train_mode():  # BatchNorm on batch statistics, as in the recorded pass
