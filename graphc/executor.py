@@ -162,11 +162,13 @@ class Executor:
             fplan, _, _, _, _ = self._cached_op(train).compiled(need)
             vals = fplan(feed)
             n_keep = len(entry.graph.outputs)
-            self._saved = (need, dict(feed), vals[n_keep:])
+            self._saved = (need, dict(feed), vals[n_keep:], True)
             vals = vals[:n_keep]
         else:
             vals = self._plan(train)(feed)
-            self._saved = None if not train else (need, None, None)
+            # MXNet's backward after an inference forward differentiates that forward: its values are
+            # recomputed by backward (deterministic in inference mode), so prediction pays nothing for it
+            self._saved = (need, None if train else dict(feed), None, train)
         for o, v in zip(self.outputs, vals[:nv]):
             o._data[...] = v
         if train:
@@ -187,10 +189,12 @@ class Executor:
         """Gradients of the outputs (weighted by out_grads; ones where not given) into grad_arrays,
         per grad_req: write, add, or null."""
         if self._saved is None:
-            raise GraphcError("backward: run forward(is_train=True) first (the backward reads its values)")
-        need, feed, saved = self._saved
+            raise GraphcError("backward: run forward first (the backward reads its values)")
+        need, feed, saved, train = self._saved
         if not any(need):
             return
+        if saved is None:  # after forward(is_train=False)
+            saved = self._cached_op(False).compiled(need)[0](feed)[len(self._mode(False)[0].graph.outputs):]
         if isinstance(out_grads, NDArray):
             out_grads = [out_grads]
         elif isinstance(out_grads, dict):
@@ -203,7 +207,7 @@ class Executor:
                 raise GraphcError(f"backward: the gradient for output {name!r} has shape {fmt_shape(g.shape)}, "
                                   f"the output {fmt_shape(o.shape)}")
             heads.append(g.astype(o.dtype, copy=False))
-        _, bplan, svars, hvars, has = self._cached_op(True).compiled(need)
+        _, bplan, svars, hvars, has = self._cached_op(train).compiled(need)
         bfeed = dict(feed)
         bfeed.update({id(v): a for v, a in zip(svars, saved)})
         bfeed.update({id(h): g for h, g in zip(hvars, heads)})

@@ -82,6 +82,15 @@ def _fill(arr, values):
     arr._data[...] = np.asarray(values).astype(arr.dtype, copy=False)
 
 
+def _same_value(a, b):
+    if isinstance(a, Initializer) or isinstance(b, Initializer) or np.isscalar(a) and np.isscalar(b):
+        return a == b
+    if a is None or b is None or isinstance(a, (str, dict)) or isinstance(b, (str, dict)):
+        return a == b
+    a, b = (np.asarray(x.asnumpy() if hasattr(x, 'asnumpy') else x) for x in (a, b))
+    return a.shape == b.shape and bool(np.all(a == b))
+
+
 class Initializer:
     """Base class. Subclasses implement _init_weight(name, arr) and pass their kwargs to __init__."""
 
@@ -105,6 +114,17 @@ class Initializer:
 
     def __repr__(self):
         return f"{self.__class__.__name__}({', '.join(f'{k}={v!r}' for k, v in self._kwargs.items())})"
+
+    def __eq__(self, other):
+        """MXNet's: initializers of one class with equal arguments are equal (array arguments by value)."""
+        if not isinstance(other, Initializer):
+            return NotImplemented
+        if type(self) is not type(other) or self._kwargs.keys() != other._kwargs.keys():
+            return False
+        return all(_same_value(v, other._kwargs[k]) for k, v in self._kwargs.items())
+
+    def __hash__(self):  # equal initializers share a class
+        return hash(type(self))
 
     def __call__(self, desc, arr):
         if not isinstance(desc, InitDesc):

@@ -176,6 +176,8 @@ class Op:
                 if k.startswith('_'):   # hidden attributes (__layout__, _train) are kept, not checked
                     out[k] = v
                     continue
+                if not self.attrs:  # MXNet: an op without a parameter struct never parses its kwargs
+                    continue
                 raise GraphcError(f"{self.name}: unknown attribute {cut(k)}; attributes: {', '.join(self.attrs) or 'none'}")
             try:
                 out[k] = a.parse(v)
@@ -207,6 +209,8 @@ class Op:
             names = self.input_names(self.canon(attrs))
         inputs = list(args[:len(names)]) + [None] * (len(names) - len(args[:len(names)]))
         for k, v in named.items():
+            if k not in names and not self.attrs and not hasattr(v, 'shape'):
+                continue  # MXNet: an op without a parameter struct ignores keyword attributes (an array is an input)
             if k not in names:
                 raise GraphcError(f"{self.name}: unknown attribute {k!r}; attributes: {', '.join(self.attrs) or 'none'}; "
                                   f"inputs: {', '.join(names) or 'none'}")

@@ -121,7 +121,7 @@ def test_indexing_is_differentiable():
     x = nd.array(a, dtype='float64')
     x.attach_grad()
     with autograd.record():
-        y = x[1:, ::2].sum() + (x[[0, 0]] * 2).sum() + x[nd.array(a > 9)].sum()
+        y = x[1:, ::2].sum() + (x[[0, 0]] * 2).sum() + x[nd.array(a > 9, dtype=bool)].sum()
     y.backward()
     want = np.zeros_like(a)
     want[1:, ::2] += 1

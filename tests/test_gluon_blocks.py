@@ -222,8 +222,8 @@ def test_network_gradients_match_central_differences():
     net.initialize(gc.init.Normal(0.5))
     net.cast('float64')
     rng = np.random.default_rng(1)
-    x = nd.array(rng.normal(size=(2, 1, 4, 4)))
-    head = nd.array(rng.normal(size=(2, 2)))
+    x = nd.array(rng.normal(size=(2, 1, 4, 4)), dtype='float64')
+    head = nd.array(rng.normal(size=(2, 2)), dtype='float64')
 
     def loss():
         with autograd.train_mode():  # BatchNorm on batch statistics, as in the recorded pass
@@ -378,7 +378,7 @@ def test_utils_split_and_clip():
     from graphc.gluon import utils
     x = nd.array(np.arange(10, dtype=np.float32).reshape(5, 2))
     parts = utils.split_data(x, 2, even_split=False)
-    assert [p.shape for p in parts] == [(2, 2), (3, 2)]
+    assert [p.shape for p in parts] == [(3, 2), (2, 2)]  # MXNet 1.9's rule: np.array_split's
     with pytest.raises(gc.GraphcError, match='evenly split'):
         utils.split_data(x, 2)
     (only,) = utils.split_and_load(x, [gc.cpu()])

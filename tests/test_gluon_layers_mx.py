@@ -266,7 +266,8 @@ def test_op_variant_matches_oracle_inference_and_central_differences(name, i):
     from graphc.registry import OPS
     case, op = HOST_VARIANT_CASES[name][i], OPS[name]
     arrays = [a.astype(np.float64) for a in case.inputs]
-    xs = [nd.array(a) for a in arrays]
+    f64 = lambda a: nd.array(a, dtype='float64')  # noqa: E731
+    xs = [f64(a) for a in arrays]
     for x in xs:
         x.attach_grad()
     with autograd.record():
@@ -277,9 +278,9 @@ def test_op_variant_matches_oracle_inference_and_central_differences(name, i):
     shapes, _ = op.infer(attrs, [a.shape for a in arrays], [np.float64] * len(arrays))
     assert tuple(shapes[0]) == want.shape and op.canon(op.format_attrs(attrs, all=True)) == attrs
     w = np.random.default_rng(1).normal(size=want.shape)
-    out.backward(nd.array(w))
+    out.backward(f64(w))
     for j, a in enumerate(arrays):
-        f = lambda v: getattr(nd, name)(*[nd.array(v) if k == j else nd.array(b) for k, b in enumerate(arrays)],  # noqa: E731
+        f = lambda v: getattr(nd, name)(*[f64(v) if k == j else f64(b) for k, b in enumerate(arrays)],  # noqa: E731
                                         **case.attrs).asnumpy()
         np.testing.assert_allclose(xs[j].grad.asnumpy(), num_grad(f, a, w, eps=1e-6), rtol=1e-4, atol=1e-6,
                                    err_msg=f"{name}: gradient of input {j}")

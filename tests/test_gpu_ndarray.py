@@ -81,7 +81,7 @@ def test_creation_on_a_gpu(cp):
     gc.random.seed(4)
     close(u, nd.random.uniform(0, 1, (3,)).asnumpy())
     with gc.gpu(1):  # the default context
-        y = nd.array(np.arange(4, dtype=np.int32))
+        y = nd.array(np.arange(4, dtype=np.int32), dtype='int32')
     assert on_gpu(y, 1).dtype == np.int32
     assert on_gpu(nd.zeros_like(x)).sum() == 0 and on_gpu(x.ones_like()).sum() == 4
     assert 'gpu(0)' in repr(x) and np.asarray(x).tolist() == [[1, 2], [3, 4]] and x[1, 1].asscalar() == 4

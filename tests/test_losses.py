@@ -60,7 +60,7 @@ def test_softmax_cross_entropy_extreme_logits_stay_finite():
 
 def test_softmax_cross_entropy_gradient_is_softmax_minus_onehot():
     pred, label = rand(3, 4), np.array([1, 0, 3])
-    x = nd.array(pred)
+    x = nd.array(pred, dtype='float64')
     x.attach_grad()
     with autograd.record():
         loss = gloss.SoftmaxCrossEntropyLoss()(x, nd.array(label, dtype='float64'))
@@ -124,7 +124,7 @@ def test_sigmoid_bce_stable_for_extreme_logits():
     x, pw = rand(3, 5), np.array([2.0, 1.0, 0.5, 3.0, 1.0])
     ref = (-(pw * pz * np.log(1 / (1 + np.exp(-x))) + (1 - pz) * np.log(1 - 1 / (1 + np.exp(-x))))).mean(1)
     L = gloss.SigmoidBinaryCrossEntropyLoss()
-    np.testing.assert_allclose(L(nd.array(x), nd.array(pz), None, nd.array(pw)).asnumpy(), ref, rtol=1e-10)
+    np.testing.assert_allclose(L(*(nd.array(v, dtype='float64') for v in (x, pz)), None, nd.array(pw, dtype='float64')).asnumpy(), ref, rtol=1e-10)
 
 
 def test_other_losses():

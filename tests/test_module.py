@@ -128,3 +128,45 @@ def test_init_params_reads_variable_init_and_prelu_default():
     mod.init_params()
     args, _ = mod.get_params()
     assert (args['w'].asnumpy() == 0.5).all() and (args['act_gamma'].asnumpy() == 0.25).all()
+
+
+def test_fit_trains_the_lenet_example_to_gluons_accuracy():
+    """Issue 14: Module.fit on the LeNet example's network (as a Symbol) and Gluon's training loop, from the same
+    initial weights over the same batches in the same order (Adam), reach the same test accuracy."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'examples'))
+    from lenet_mnist import lenet
+    from graphc import autograd, gluon
+    from graphc.gluon.data.vision import MNIST
+    n, batch, n_test = 800, 50, 500
+    as_nchw = lambda x: (x.asnumpy().astype(np.float32) / 255).transpose(0, 3, 1, 2).copy()  # noqa: E731
+    x, y = MNIST(train=True)[:n]
+    xt, yt = MNIST(train=False)[:n_test]
+    x, y, xt, yt = as_nchw(x), y.astype(np.float32), as_nchw(xt), yt
+    mx.random.seed(0)
+    net = lenet()
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    net(mx.nd.array(x[:1]))  # the deferred shapes
+    start = {p.name: p.data().copy() for p in net.collect_params().values()}
+    sym = mx.sym.SoftmaxOutput(net(mx.sym.var('data')), name='softmax')
+
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 0.002})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    for i in range(0, n, batch):
+        with autograd.record():
+            loss = loss_fn(net(mx.nd.array(x[i:i + batch])), mx.nd.array(y[i:i + batch]))
+        loss.backward()
+        trainer.step(batch)
+    gluon_acc = float((net(mx.nd.array(xt)).asnumpy().argmax(1) == yt).mean())
+
+    mod = mx.mod.Module(sym)
+    mod.fit(mx.io.NDArrayIter(x, y, batch_size=batch), num_epoch=1, arg_params=start, optimizer='adam',
+            optimizer_params={'learning_rate': 0.002})
+    (_, module_acc), = mod.score(mx.io.NDArrayIter(xt, yt, batch_size=batch), 'acc')
+    assert module_acc > 0.5, module_acc  # it learned: chance is 0.1 (16 steps reach about 0.7)
+    assert abs(module_acc - gluon_acc) <= 0.01, (module_acc, gluon_acc)  # at most 5 of the 500 test images
+    args, _ = mod.get_params()
+    for p in net.collect_params().values():  # the same float32 training: weights agree closely after Adam
+        np.testing.assert_allclose(args[p.name].asnumpy(), p.data().asnumpy(), rtol=1e-3, atol=1e-3, err_msg=p.name)

@@ -260,8 +260,11 @@ def test_ndarrayiter_shuffle_dict_and_descs():
         seen += lab.tolist()
     assert sorted(seen) == list(range(10))
     assert mx.io.NDArrayIter(d, batch_size=2).provide_data[0].name == 'data'
-    with pytest.raises(mx.base.MXNetError, match='same number'):
+    with pytest.raises(mx.base.MXNetError, match='fewer than the 10'):
         mx.io.NDArrayIter(d, np.arange(3), batch_size=2)
+    # MXNet's rule: the first data array sets the count; a longer label is read only up to it
+    longer = [b.label[0].asnumpy().tolist() for b in mx.io.NDArrayIter(d, np.arange(30), batch_size=5)]
+    assert longer == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
 
 
 def test_resize_prefetch_and_mnist_iters():

@@ -8,7 +8,8 @@ from graphc import nd
 
 def test_creation_and_dtypes():
     assert nd.array([1, 2]).dtype == np.float32  # lists default to float32, as MXNet
-    assert nd.array(np.arange(3)).dtype == np.int64  # NumPy arrays keep their dtype
+    assert nd.array(np.arange(3)).dtype == np.float32  # MXNet 1.x: float32 unless the source is an NDArray
+    assert nd.array(np.arange(3), dtype='int64').dtype == np.int64
     for dt in ('float32', 'float64', 'float16', 'int32', 'int64', 'uint8', 'bool'):
         assert nd.zeros((2, 3), dtype=dt).dtype == np.dtype(dt)
     np.testing.assert_array_equal(nd.full((2, 2), 7).asnumpy(), np.full((2, 2), 7, np.float32))
@@ -85,7 +86,7 @@ def test_indexing_get_forms():
     np.testing.assert_array_equal(x[[1, 0]].asnumpy(), a[[1, 0]])
     np.testing.assert_array_equal(x[:, [2, 0]].asnumpy(), a[:, [2, 0]])
     mask = a > 10
-    np.testing.assert_array_equal(x[nd.array(mask)].asnumpy(), a[mask])
+    np.testing.assert_array_equal(x[nd.array(mask, dtype=bool)].asnumpy(), a[mask])
     np.testing.assert_array_equal(x[nd.array([1, 0])].asnumpy(), a[[1, 0]])  # float indices are indices
 
 

@@ -44,7 +44,7 @@ FIXED_DTYPE = {'Cast', 'shape_array', 'size_array'}  # their output dtype does n
 
 def _run(name, case, dtype, train=None):
     op = OPS[name]
-    xs = [nd.array(a.astype(dtype)) for a in case.inputs]
+    xs = [nd.array(a, dtype=dtype) for a in case.inputs]
     if case.seed is not None:
         gc.random.seed(case.seed)
     with (autograd.train_mode() if (case.train if train is None else train) else autograd.predict_mode()):
@@ -113,7 +113,7 @@ def test_attrs_roundtrip_mxnet_strings(name, i):
 
 def _loss(name, case, arrays, weights, train):
     """sum(out_k * w_k) over the visible outputs, in float64, with Dropout's mask fixed by the seed."""
-    xs = [nd.array(a) for a in arrays]
+    xs = [nd.array(a, dtype=a.dtype) for a in arrays]  # float64: nd.array's default is float32
     if case.seed is not None:
         gc.random.seed(case.seed)
     with autograd.train_mode() if train else autograd.predict_mode():
@@ -141,7 +141,7 @@ def test_gradient_matches_central_differences(name, i):
     case = CASES[name][i]
     op = OPS[name]
     arrays = [a.astype(np.float64) for a in case.inputs]
-    xs = [nd.array(a) for a in arrays]
+    xs = [nd.array(a, dtype=a.dtype) for a in arrays]  # float64: nd.array's default is float32
     diff = [j for j in range(len(xs)) if j not in op.nograd_inputs]
     for j in diff:
         xs[j].attach_grad()

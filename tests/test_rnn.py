@@ -98,10 +98,10 @@ def test_cell_gradients(kind):
     cell.initialize()
     cell.cast('float64')
     for i, p in enumerate(cell.collect_params().values()):
-        p.set_data(nd.array(rand(*p.shape, seed=20 + i, dtype=np.float64)))
+        p.set_data(nd.array(rand(*p.shape, seed=20 + i, dtype=np.float64), dtype="float64"))
     nst = 2 if kind == 'lstm' else 1
-    x = nd.array(rand(2, 2, seed=1, dtype=np.float64))
-    states = [nd.array(rand(2, 3, seed=2 + k, dtype=np.float64)) for k in range(nst)]
+    x = nd.array(rand(2, 2, seed=1, dtype=np.float64), dtype="float64")
+    states = [nd.array(rand(2, 3, seed=2 + k, dtype=np.float64), dtype="float64") for k in range(nst)]
     proj = [rand(2, 3, seed=30 + k, dtype=np.float64) for k in range(nst)]
 
     def loss_value():
@@ -113,7 +113,7 @@ def test_cell_gradients(kind):
         s.attach_grad()
     with autograd.record():
         _, st = cell(x, states)
-        loss = sum((s * nd.array(pj)).sum() for s, pj in zip(st, proj))
+        loss = sum((s * nd.array(pj, dtype="float64")).sum() for s, pj in zip(st, proj))
     loss.backward()
     targets = [('x', x.asnumpy(), x.grad.asnumpy(), x)] + \
         [(f"state{k}", s.asnumpy(), s.grad.asnumpy(), s) for k, s in enumerate(states)] + \

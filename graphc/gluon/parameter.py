@@ -101,6 +101,13 @@ class Parameter:
         return c[self._ctx_index.get(current_context(), 0)]
 
     @property
+    def _grad(self):
+        """MXNet's attribute: the gradient of each copy, or None (grad_req 'null', or not initialized)."""
+        if self._copies is None or self._grad_req == 'null':
+            return None
+        return [a.grad for a in self._copies]
+
+    @property
     def shape(self):
         return self._shape
 

@@ -1,4 +1,7 @@
 """SymbolBlock: a block made from a graph (a Symbol), e.g. one loaded from MXNet's export files."""
+import os
+from collections import OrderedDict
+
 from ..base import GraphcError, GraphcLoadError
 from ..graph import Graph
 from ..nd import update_moving_stats
@@ -18,6 +21,8 @@ class SymbolBlock(HybridBlock):
 
     def __init__(self, outputs, inputs, params=None):
         super().__init__(prefix='', params=params)
+        from .parameter import ParameterDict
+        self._params = ParameterDict('', params)  # MXNet's: graph variables are looked up by their own names
         outputs = outputs if isinstance(outputs, Symbol) else _group(outputs)
         inputs = [inputs] if isinstance(inputs, (Symbol, str)) else list(inputs)
         self._graph = Graph(outputs._entries)
@@ -42,6 +47,11 @@ class SymbolBlock(HybridBlock):
             p = self.params.get(v.name, shape=shape, dtype=v.dtypes[0], allow_deferred_init=True,
                                 grad_req='null' if id(v) in aux else 'write')
             self._param_of[id(v)] = p
+        # MXNet 1.9: save_parameters names a SymbolBlock's parameters without their common prefix (the
+        # characters all names share), so a nested SymbolBlock's file does not depend on the prefix it was made with
+        names = list(self._params.keys())
+        cut_at = len(os.path.commonprefix(names)) if names else 0
+        self._reg_params = OrderedDict((k[cut_at:], p) for k, p in self._params.items())
         self._active = True
         self._cache, self._last_key = {}, None
 

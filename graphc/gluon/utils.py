@@ -6,21 +6,21 @@ import warnings
 import numpy as np
 
 from .. import nd
-from ..base import GraphcError
+from ..base import GraphcError, GraphcShapeError
 from ..ndarray.ndarray import NDArray
 
 
 def split_data(data, num_slice, batch_axis=0, even_split=True):
-    """Split `data` into num_slice pieces along batch_axis (the last piece takes the remainder)."""
+    """Split `data` into num_slice pieces along batch_axis, as np.array_split (MXNet 1.9's rule): with
+    even_split=False the first size % num_slice pieces are one longer; pieces may be empty."""
     size = data.shape[batch_axis]
     if even_split and size % num_slice != 0:
-        raise GraphcError(f"data with shape {data.shape} cannot be evenly split into {num_slice} slices along axis "
-                          f"{batch_axis}; use a batch size that's a multiple of {num_slice} or set even_split=False")
-    step = size // num_slice
-    if not even_split and size < num_slice:
-        step, num_slice = 1, size
-    return [nd.slice_axis(data, axis=batch_axis, begin=i * step, end=(i + 1) * step if i < num_slice - 1 else size)
-            for i in range(num_slice)]
+        raise GraphcShapeError(f"data with shape {data.shape} cannot be evenly split into {num_slice} slices along "
+                               f"axis {batch_axis}; use a batch size that's a multiple of {num_slice} or set "
+                               "even_split=False")
+    each, extra = divmod(size, num_slice)
+    ends = np.cumsum([0] + [each + 1] * extra + [each] * (num_slice - extra))
+    return [nd.slice_axis(data, axis=batch_axis, begin=int(ends[i]), end=int(ends[i + 1])) for i in range(num_slice)]
 
 
 def split_and_load(data, ctx_list, batch_axis=0, even_split=True):
@@ -33,19 +33,22 @@ def split_and_load(data, ctx_list, batch_axis=0, even_split=True):
 
 
 def clip_global_norm(arrays, max_norm, check_isfinite=True):
-    """Scale arrays in place so that their joint 2-norm is at most max_norm; returns the norm before."""
+    """Scale arrays in place by min(1, max_norm / norm), norm being their joint 2-norm, and return the norm
+    (MXNet's: a scalar if check_isfinite, which also warns on a nan or inf norm; else a (1,) NDArray, so that
+    nothing waits for the value). A nan norm makes every array nan."""
     if not arrays:
         raise GraphcError("clip_global_norm: no arrays given")
     from .. import device as _dev
     total = math.sqrt(sum(float(np.sum(np.square(_dev.to_host(a._data), dtype=np.float64))) for a in arrays))
     if check_isfinite and not math.isfinite(total):
         warnings.warn("nan or inf is detected; clipping results will be undefined", UserWarning, stacklevel=2)
-    scale = max_norm / (total + 1e-8)
-    if scale < 1.0:
+    scale = float(np.minimum(max_norm / (total + 1e-8), 1.0))  # np.minimum keeps a nan
+    if scale != 1.0:
         for a in arrays:
             with _dev.on(a._data):
                 a._data *= a._data.dtype.type(scale)
-    return total
+    dtype = arrays[0].dtype
+    return dtype.type(total) if check_isfinite else nd.array([total], ctx=arrays[0].context, dtype=dtype)
 
 
 def check_sha1(filename, sha1_hash):

@@ -133,11 +133,13 @@ class NDArrayIter(DataIter):
             raise GraphcError(f"NDArrayIter: batch_size must be positive, got {batch_size}")
         self.data = _named_arrays(data, data_name, allow_empty=False)
         self.label = _named_arrays(label, label_name, allow_empty=True)
+        # as MXNet's: the first data array sets the sample count; longer inputs are read up to it (their
+        # extra samples are never batched), shorter ones cannot fill the batches
         n = self.data[0][1].shape[0]
         for k, v in self.data + self.label:
-            if v.shape[0] != n:
-                raise GraphcError(f"NDArrayIter: {k!r} has {v.shape[0]} samples along axis 0, {self.data[0][0]!r} "
-                                  f"has {n}: every input must have the same number")
+            if v.shape[0] < n:
+                raise GraphcError(f"NDArrayIter: {k!r} has {v.shape[0]} samples along axis 0, fewer than the {n} "
+                                  f"of {self.data[0][0]!r}, which sets the sample count")
         if last_batch_handle == 'discard' and n < batch_size:
             raise GraphcError(f"NDArrayIter: batch_size {batch_size} is larger than the {n} samples, and "
                               "last_batch_handle='discard' would leave no batch")

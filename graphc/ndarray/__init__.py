@@ -170,7 +170,7 @@ for _k in ('uniform', 'normal', 'gamma', 'exponential', 'poisson', 'negative_bin
 uniform, normal, random_randint = _random_uniform, _random_normal, _random_randint  # noqa: F821
 sample_multinomial, shuffle = _sample_multinomial, _shuffle  # noqa: F821
 
-flip, stop_gradient, broadcast_axis = reverse, BlockGrad, broadcast_axes  # noqa: F821  (MXNet's aliases)
+flip, stop_gradient, broadcast_axis, pad = reverse, BlockGrad, broadcast_axes, Pad  # noqa: F821  (MXNet's aliases)
 for _name in list(_OPS):
     if _name.startswith('_linalg_'):
         setattr(_mod, 'linalg_' + _name[len('_linalg_'):], getattr(_mod, _name))  # nd.linalg_gemm2, as MXNet

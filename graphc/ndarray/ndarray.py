@@ -413,18 +413,17 @@ class NDArray:
 
 # ---------------------------------------------------------------- creation
 def array(source, ctx=None, dtype=None):
-    """An NDArray from a list, NumPy array or NDArray. Lists default to float32, arrays keep their dtype."""
+    """An NDArray from a list, NumPy array or NDArray. MXNet 1.x's rule: the default dtype is the source's if it
+    is an NDArray, float32 otherwise (a NumPy int64 array becomes float32; pass dtype= to keep it)."""
     ctx = _check_ctx(ctx)
     if isinstance(source, NDArray):
+        dtype = source.dtype if dtype is None else dtype
         source = _device.to_host(source._data)
-    if dtype is None:
-        dtype = source.dtype if isinstance(source, np.ndarray) and source.dtype in _KEEP else np.float32
-    return _new(np.array(source, dtype=as_dtype(dtype)), ctx)
+    return _new(np.array(source, dtype=as_dtype(np.float32 if dtype is None else dtype)), ctx)
 
 
 TENSORS = (NDArray,)
 _ag.NDArray = NDArray  # mxnet.autograd's namespace has NDArray (code does `from mxnet.autograd import *`)
-_KEEP = {np.dtype(t) for t in ('float32', 'float64', 'float16', 'int32', 'int64', 'uint8', 'bool')}
 
 
 def _shape(shape):

@@ -19,7 +19,8 @@ from .symbol import Group, Symbol, Variable, var, current_trace as _current_trac
 from ..registry import OPS as _OPS
 
 
-def _make(op, nd_fn):
+def _make(op, nd_fn, alias=None):
+    """sym's function for op; an alias (flip for reverse) names its nodes after itself (flip0), as MXNet's."""
     def f(*args, **kwargs):
         if _current_trace() is not None:  # tracing a hybridized block: nd's function adds the node
             return nd_fn(*args, **kwargs)
@@ -35,7 +36,7 @@ def _make(op, nd_fn):
         if op.variadic and 'num_args' in op.attrs:
             attrs.setdefault('num_args', len(inputs))
         a = op.canon(attrs)
-        name = NameManager.current.get(name, op.name.lower())
+        name = NameManager.current.get(name, (alias or op.name).lower())
         if not op.variadic:
             names = op.input_names(a)
             mults = {k: float(attr[f"__{k}__"]) for k in ('lr_mult', 'wd_mult') if f"__{k}__" in attr}
@@ -49,7 +50,7 @@ def _make(op, nd_fn):
         node = outs[0]._entries[0][0]
         node.extra.update({k: str(v) for k, v in extra.items()})
         return Symbol([s._entries[0] for s in outs[:op.n_visible(a)]])
-    f.__name__ = f.__qualname__ = op.name
+    f.__name__ = f.__qualname__ = alias or op.name
     f.__doc__ = op.doc or f"The {op.name} operator on Symbols (see graphc's op table)."
     return f
 
@@ -90,19 +91,21 @@ for _alias, _target in (('add', 'broadcast_add'), ('subtract', 'broadcast_sub'),
 
 
 # MXNet's other names for registry ops (flip, stop_gradient, random_uniform, linalg_gemm2, ...), as nd has them
-for _alias in ('flip', 'stop_gradient', 'broadcast_axis', 'uniform', 'normal', 'random_randint', 'shuffle',
+for _alias in ('flip', 'stop_gradient', 'broadcast_axis', 'pad', 'uniform', 'normal', 'random_randint', 'shuffle',
                'sample_multinomial') + tuple(k for k in dir(_nd) if k.startswith(('random_', 'sample_', 'linalg_'))):
     _fn = getattr(_nd, _alias, None)
     if _fn is not None and not hasattr(_mod, _alias) and getattr(_fn, '__name__', None) in _OPS:
-        setattr(_mod, _alias, getattr(_mod, _fn.__name__))
+        setattr(_mod, _alias, _make(_OPS[_fn.__name__], _fn, _alias))
 
 
 def _sym_concat(*data, dim=1, **kw):
     return Concat(*data, dim=dim, **kw)  # noqa: F821
 
 
-def _sym_split(data, num_outputs, axis=1, squeeze_axis=False, **kw):
-    return SliceChannel(data, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis, **kw)  # noqa: F821
+def _sym_split(data, num_outputs, axis=1, squeeze_axis=False, name=None, **kw):
+    from ..name import NameManager
+    name = NameManager.current.get(name, 'split')  # MXNet's alias names its node split0, not slicechannel0
+    return SliceChannel(data, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis, name=name, **kw)  # noqa: F821
 
 
 concat = _dual(_sym_concat, _nd.concat)

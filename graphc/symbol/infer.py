@@ -133,6 +133,11 @@ def infer_shapes(graph, given):
     return shape
 
 
+# ops whose label MXNet types as the data although it takes no gradient (their InferType fills every input)
+LABEL_TYPED_AS_DATA = {'SoftmaxOutput', 'LinearRegressionOutput', 'LogisticRegressionOutput', 'MAERegressionOutput',
+                       'softmax_cross_entropy'}
+
+
 def infer_dtypes(graph, given):
     """{(id(node), j): dtype or None} from given {id(var): dtype}: an op's outputs take its `dtype`
     attribute (Cast, one_hot, _zeros) or its inputs' dtype, and unknown inputs take the others'."""
@@ -162,7 +167,7 @@ def infer_dtypes(graph, given):
             fill = data_in[0] if data_in else (out if n.op.name not in ('Cast',) and own in (None, 'None') else None)
             if fill is not None:
                 for i, ((s, j), d) in enumerate(zip(n.inputs, ins)):
-                    if d is None and i not in n.op.nograd_inputs:
+                    if d is None and (i not in n.op.nograd_inputs or n.op.name in LABEL_TYPED_AS_DATA):
                         dt[(id(s), j)] = fill
                         changed = True
         if not changed:
