@@ -310,7 +310,8 @@ def _load_op(fname, where, name, op_name, attrs, entries):
     except GraphcError as e:
         raise _err(fname, f"{where}: {e}") from None
     for k, v in a.items():
-        _check_value(fname, where, k, v)
+        if k in plain or v != op.attrs[k].default:  # an op's own default passes (UpSampling's num_filter is 0)
+            _check_value(fname, where, k, v)
     a.update({k: v for k, v in attrs.items() if _dunder(k)})
     want = op.input_names(a)
     if not op.variadic and len(entries) != len(want):
