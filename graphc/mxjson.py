@@ -66,6 +66,9 @@ def graph_to_dict(graph, input_names=None):
             d = {'op': n.op.name, 'name': n.name}
             a = n.op.format_attrs({k: v for k, v in n.attrs.items() if not k.startswith('_')})
             a.update({k: str(v) for k, v in n.attrs.items() if k.startswith('__') and k.endswith('__')})
+        if getattr(n.op, 'body', None) is not None:  # control flow: MXNet's `subgraphs`
+            d['subgraphs'], locs = _subgraph_dict(n)
+            a.update(locs)
         if a:
             d['attrs'] = dict(sorted(a.items()))
         d['inputs'] = [[idx[id(s)], j, 2 if id(s) in aux else 0] for s, j in n.inputs]
@@ -79,6 +82,39 @@ def graph_to_dict(graph, input_names=None):
         attrs['is_np_shape'] = ['int', 1]
     return {'nodes': out, 'arg_nodes': [i for i, n in enumerate(nodes) if n.is_var], 'node_row_ptr': row,
             'heads': [[idx[id(n)], j, 0] for n, j in graph.outputs], 'attrs': attrs}
+
+
+def _subgraph_dict(n):
+    """([the body as symbol JSON], its *_locs attributes) for a control-flow node: a loc is the position of a
+    body input among the variables as written (MXNet's list_inputs order), which may differ from graphc's."""
+    body = n.op.body
+    pos = {id(v): i for i, v in enumerate(v for v in body.nodes if v.is_var)}
+    locs = {k: n.op.attrs[k].format(tuple(pos[id(body.inputs[p])] for p in n.attrs[k]))
+            for k in ('in_data_locs', 'in_state_locs', 'remain_locs', 'cond_input_locs', 'func_input_locs',
+                      'then_input_locs', 'else_input_locs') if k in n.attrs}
+    return [graph_to_dict(body)], locs
+
+
+def _load_control(fname, where, name, op_name, attrs, entries, subs):
+    """A control-flow node (_foreach) with its body from `subgraphs`; the body's inputs in the file's order."""
+    from .ops.control import CONTROL
+    if not (isinstance(subs, list) and len(subs) == 1 and isinstance(subs[0], dict)
+            and isinstance(subs[0].get('nodes'), list)):
+        raise _err(fname, f"{where}: {op_name} needs one subgraph (a symbol JSON object), got {_type(subs)}")
+    body, _ = json_to_graph(json.dumps(subs[0]), f"{fname}: {where}: subgraph")
+    byname = {v.name: v for v in body.inputs}
+    order = [nj['name'] for nj in subs[0]['nodes'] if nj.get('op') == 'null' and nj.get('name') in byname]
+    body = Graph(body.outputs, [byname[k] for k in order])
+    op = CONTROL[op_name](body)
+    try:
+        a = op.canon({k: v for k, v in attrs.items() if not _dunder(k)})
+        op._check(a, len(entries))
+    except GraphcError as e:
+        raise _err(fname, f"{where}: {e}") from None
+    a['_body'] = id(body)
+    n = Node(op, name, a, entries)
+    n.shapes, n.dtypes = [None] * a['num_outputs'], [np.dtype('float32')] * a['num_outputs']
+    return n
 
 
 def _version():
@@ -232,9 +268,11 @@ def _load_node(fname, i, nj, nodes, index):
         if len(v) > MAX_ATTR_CHARS and (op_name != 'null' and not _dunder(k) or k in ('__shape__', '__dtype__')):
             raise _err(fname, f"{where}: attribute {_r(k)} is {len(v)} characters long, over the limit of "
                               f"{MAX_ATTR_CHARS}")
+    from .ops.control import CONTROL
     for k in ('control_deps', 'subgraphs'):
-        if nj.get(k):
-            raise _err(fname, f"{where}: {k!r} are not supported")
+        if nj.get(k) and not (k == 'subgraphs' and op_name in CONTROL):
+            raise _err(fname, f"{where}: {k!r} are not supported" + (f" (only by {', '.join(CONTROL)})" if
+                                                                   k == 'subgraphs' else ''))
     ins = nj.get('inputs', [])
     if not isinstance(ins, list):
         raise _err(fname, f"{where}: 'inputs' must be a list, got {_type(ins)}")
@@ -256,6 +294,8 @@ def _load_node(fname, i, nj, nodes, index):
         if entries:
             raise _err(fname, f"{where}: a variable cannot have inputs")
         return _load_var(fname, where, name, attrs)
+    if op_name in CONTROL:
+        return _load_control(fname, where, name, op_name, attrs, entries, nj.get('subgraphs'))
     return _load_op(fname, where, name, op_name, attrs, entries)
 
 

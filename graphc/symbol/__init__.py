@@ -143,3 +143,4 @@ def save(fname, symbol):
 
 from .symbol import _install_fluent_methods  # noqa: E402
 _install_fluent_methods()
+from . import contrib  # noqa: E402,F401  (mx.sym.contrib: contrib ops, foreach as a graph op)
