@@ -1550,10 +1550,10 @@ def gen_random(b, name):
             a[...] = a / 2  # in [0.25, 1]
             v.lo, v.hi = 0.25, 1
         ins.append(v)
-    if kind == 'uniform':  # high = low + a draw in [0.5, 2]
-        b.inputs[-1]['array'][...] += b.inputs[-2]['array']
-        ins[1].lo, ins[1].hi = ins[0].lo + 0.5, ins[0].hi + 2
-        bound = (ins[0].lo, ins[1].hi)
+    if kind == 'uniform':  # low in [-2, -0.5], high in [0.5, 2]: high > low also for the reversed second call
+        b.inputs[-2]['array'][...] = -np.abs(b.inputs[-2]['array']).clip(0.5, 2)
+        ins[0].lo, ins[0].hi = -2, -0.5
+        bound = (-2, 2)
     elif kind == 'normal':
         bound = (ins[0].lo - 10 * ins[1].hi, ins[0].hi + 10 * ins[1].hi)
     return b.add(name, dict(shape=shape, **dt), ins, iv=lambda *a: bound)
