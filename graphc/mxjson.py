@@ -66,7 +66,7 @@ def graph_to_dict(graph, input_names=None):
             d = {'op': n.op.name, 'name': n.name}
             a = n.op.format_attrs({k: v for k, v in n.attrs.items() if not k.startswith('_')})
             a.update({k: str(v) for k, v in n.attrs.items() if k.startswith('__') and k.endswith('__')})
-        if getattr(n.op, 'body', None) is not None:  # control flow: MXNet's `subgraphs`
+        if getattr(n.op, 'bodies', None) is not None:  # control flow: MXNet's `subgraphs`
             d['subgraphs'], locs = _subgraph_dict(n)
             a.update(locs)
         if a:
@@ -85,33 +85,38 @@ def graph_to_dict(graph, input_names=None):
 
 
 def _subgraph_dict(n):
-    """([the body as symbol JSON], its *_locs attributes) for a control-flow node: a loc is the position of a
-    body input among the variables as written (MXNet's list_inputs order), which may differ from graphc's."""
-    body = n.op.body
-    pos = {id(v): i for i, v in enumerate(v for v in body.nodes if v.is_var)}
-    locs = {k: n.op.attrs[k].format(tuple(pos[id(body.inputs[p])] for p in n.attrs[k]))
-            for k in ('in_data_locs', 'in_state_locs', 'remain_locs', 'cond_input_locs', 'func_input_locs',
-                      'then_input_locs', 'else_input_locs') if k in n.attrs}
-    return [graph_to_dict(body)], locs
+    """(the bodies as symbol JSON, the *_locs attributes) of a control-flow node: locs as written refer to the
+    bodies' variables in their written order (MXNet's list_inputs), which may differ from graphc's."""
+    positions = []
+    for body in n.op.bodies:
+        written = {id(v): i for i, v in enumerate(v for v in body.nodes if v.is_var)}
+        positions.append([written[id(v)] for v in body.inputs])
+    locs = n.op.export_locs(n.attrs, positions)
+    return [graph_to_dict(b) for b in n.op.bodies], {k: n.op.attrs[k].format(v) for k, v in locs.items()}
 
 
 def _load_control(fname, where, name, op_name, attrs, entries, subs):
-    """A control-flow node (_foreach) with its body from `subgraphs`; the body's inputs in the file's order."""
+    """A control-flow node (_foreach, _while_loop, _cond) with its bodies from `subgraphs`, each body's inputs
+    in the file's order."""
     from .ops.control import CONTROL
-    if not (isinstance(subs, list) and len(subs) == 1 and isinstance(subs[0], dict)
-            and isinstance(subs[0].get('nodes'), list)):
-        raise _err(fname, f"{where}: {op_name} needs one subgraph (a symbol JSON object), got {_type(subs)}")
-    body, _ = json_to_graph(json.dumps(subs[0]), f"{fname}: {where}: subgraph")
-    byname = {v.name: v for v in body.inputs}
-    order = [nj['name'] for nj in subs[0]['nodes'] if nj.get('op') == 'null' and nj.get('name') in byname]
-    body = Graph(body.outputs, [byname[k] for k in order])
-    op = CONTROL[op_name](body)
+    want = {'_foreach': 1, '_while_loop': 2, '_cond': 3}[op_name]
+    if not (isinstance(subs, list) and len(subs) == want and
+            all(isinstance(s, dict) and isinstance(s.get('nodes'), list) for s in subs)):
+        raise _err(fname, f"{where}: {op_name} needs {want} subgraphs (symbol JSON objects), got {_type(subs)}")
+    bodies = []
+    for k, sub in enumerate(subs):
+        body, _ = json_to_graph(json.dumps(sub), f"{fname}: {where}: subgraph {k}")
+        byname = {v.name: v for v in body.inputs}
+        order = [nj['name'] for nj in sub['nodes'] if isinstance(nj, dict) and nj.get('op') == 'null' and
+                 nj.get('name') in byname]
+        bodies.append(Graph(body.outputs, [byname[x] for x in order]))
+    op = CONTROL[op_name](bodies)
     try:
         a = op.canon({k: v for k, v in attrs.items() if not _dunder(k)})
-        op._check(a, len(entries))
+        op.check(a, len(entries))
     except GraphcError as e:
         raise _err(fname, f"{where}: {e}") from None
-    a['_body'] = id(body)
+    a['_body'] = id(op)
     n = Node(op, name, a, entries)
     n.shapes, n.dtypes = [None] * a['num_outputs'], [np.dtype('float32')] * a['num_outputs']
     return n
