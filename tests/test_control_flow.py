@@ -157,3 +157,85 @@ def test_unused_state_and_subgraphs_elsewhere_are_clear_errors():
            'arg_nodes': [0], 'heads': [[1, 0, 0]]}
     with pytest.raises(mx.base.MXNetError, match="'subgraphs' are not supported"):
         mx.sym.fromjson(json.dumps(top))
+
+
+def bound(sym, arrays):
+    args = {k: mx.nd.array(v, dtype='float64') for k, v in arrays.items()}
+    grads = {k: mx.nd.zeros(v.shape, dtype='float64') for k, v in args.items()}
+    ex = sym.bind(None, args, args_grad=grads)
+    out = [o.asnumpy() for o in ex.forward(is_train=True)]
+    ex.backward([mx.nd.array(np.ones_like(o), dtype='float64') for o in out])
+    return out, {k: g.asnumpy() for k, g in grads.items()}
+
+
+def eager(fn, arrays):
+    xs = {k: mx.nd.array(v, dtype='float64') for k, v in arrays.items()}
+    for v in xs.values():
+        v.attach_grad()
+    with autograd.record():
+        outs = fn(mx.nd, xs)
+        sum(o.sum() for o in outs).backward()
+    return [o.asnumpy() for o in outs], {k: v.grad.asnumpy() for k, v in xs.items()}
+
+
+def while_fn(F, v):
+    outs, (i, s) = F.contrib.while_loop(lambda i, s: F.sum(i) <= 10, lambda i, s: ([i + s * v['w']], [i + 1, s + i * v['w']]),
+                                        [v['i'], v['s']], max_iterations=8)
+    return [outs[0], i, s]
+
+
+def cond_fn(F, v):
+    a, b = v['a'], v['b']
+    return [F.contrib.cond(F.sum(a * b) < 5, lambda: (a + 5) * (b + 5), lambda: (a - 5) * F.exp(b))]
+
+
+@pytest.mark.parametrize('fn, arrays', [
+    (while_fn, {'i': np.array([1.0, 2.0]), 's': np.array([0.5, -1.0]), 'w': np.array([1.5, 0.5])}),
+    (while_fn, {'i': np.array([4.5, 4.5]), 's': np.array([0.5, -1.0]), 'w': np.array([1.5, 0.5])}),  # one step
+    (cond_fn, {'a': np.array([1.0, 0.5]), 'b': np.array([2.0, 1.0])}),
+    (cond_fn, {'a': np.array([3.0, 0.5]), 'b': np.array([2.0, 1.0])})], ids=['while', 'while1', 'then', 'else'])
+def test_while_loop_and_cond_are_one_node_equal_eager_and_survive_json(fn, arrays):
+    syms = {k: mx.sym.var(k) for k in arrays}
+    sym = mx.sym.Group(fn(mx.sym, syms))
+    ops = [n['op'] for n in json.loads(sym.tojson())['nodes'] if n['op'] != 'null']
+    assert ops.count('_while_loop') + ops.count('_cond') == 1 and 'elemwise_add' not in ops  # the bodies are inside
+    want, want_g = eager(fn, arrays)
+    for s in (sym, mx.sym.fromjson(sym.tojson())):
+        out, grads = bound(s, arrays)
+        for o, w in zip(out, want):
+            np.testing.assert_allclose(o, w, rtol=1e-12)
+        for k in arrays:
+            np.testing.assert_allclose(grads[k], want_g[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+def test_while_loop_pads_with_zeros_to_max_iterations_as_numpy():
+    i = mx.sym.var('i')
+    outs, last = mx.sym.contrib.while_loop(lambda i: i < 3, lambda i: (i * 10, i + 1), i, max_iterations=5)
+    got = mx.sym.Group([outs, last]).eval(i=mx.nd.array([0.0]))
+    np.testing.assert_array_equal(got[0].asnumpy(), [[0], [10], [20], [0], [0]])
+    np.testing.assert_array_equal(got[1].asnumpy(), [3])
+    got = mx.sym.Group([outs, last]).eval(i=mx.nd.array([7.0]))  # no step: zeros of the inferred shape, as MXNet's
+    np.testing.assert_array_equal(got[0].asnumpy(), np.zeros((5, 1)))
+
+
+class Branchy(HybridBlock):
+    def hybrid_forward(self, F, x):
+        y = F.contrib.cond(F.sum(x) > 0, lambda: x * 2, lambda: F.abs(x) + 1)
+        outs, z = F.contrib.while_loop(lambda z: F.sum(z) < 10, lambda z: (z, z * 2 + 0.5), y, max_iterations=6)
+        return outs, z
+
+
+@pytest.mark.parametrize('sign', [1.0, -1.0])
+def test_hybridized_cond_and_while_loop_equal_eager(sign):
+    net = Branchy()
+    x = mx.nd.array(sign * np.array([0.5, 0.25], 'float32'))
+    res = []
+    for hyb in (False, True):
+        net.hybridize(hyb)
+        x.attach_grad()
+        with autograd.record():
+            outs, z = net(x)
+            (outs.sum() + (z * z).sum()).backward()
+        res.append([outs.asnumpy(), z.asnumpy(), x.grad.asnumpy()])
+    for p, q in zip(*res):
+        np.testing.assert_allclose(p, q, rtol=1e-6)

@@ -45,17 +45,18 @@ def while_loop(cond, func, loop_vars, max_iterations=None):
         raise GraphcError("while_loop: max_iterations is required (MXNet needs it to size the outputs)")
     single = not isinstance(loop_vars, (list, tuple))
     lv = [loop_vars] if single else list(loop_vars)
-    outs = []
+    outs, one = [], False
     while len(outs) < max_iterations and bool(cond(*lv)):
         out, lv = func(*lv)
         lv = [lv] if not isinstance(lv, (list, tuple)) else list(lv)
-        outs.append(out if isinstance(out, (list, tuple)) else [out])
+        one = not isinstance(out, (list, tuple))  # a single step output comes back as one array, as MXNet's
+        outs.append([out] if one else list(out))
     if outs:
         n = max_iterations - len(outs)
         stacked = [stack(*([o[k] for o in outs] + [zeros_like(outs[0][k])] * n), axis=0) for k in range(len(outs[0]))]
     else:
         stacked = []
-    return stacked, (lv[0] if single else lv)
+    return (stacked[0] if one else stacked), (lv[0] if single else lv)
 
 
 def cond(pred, then_func, else_func):
