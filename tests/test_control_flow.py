@@ -239,3 +239,26 @@ def test_hybridized_cond_and_while_loop_equal_eager(sign):
         res.append([outs.asnumpy(), z.asnumpy(), x.grad.asnumpy()])
     for p, q in zip(*res):
         np.testing.assert_allclose(p, q, rtol=1e-6)
+
+
+class PlainForward(HybridBlock):
+    """A plain forward(x) calling nd.contrib: traced, the loops become graph ops instead of Python loops."""
+
+    def forward(self, x):
+        outs, st = mx.nd.contrib.foreach(lambda d, s: (d + s[0], [s[0] * 2 + d]), x, [mx.nd.ones(x.shape[1:])])
+        z = mx.nd.contrib.cond(st[0].sum() > 0, lambda: st[0] * 3, lambda: -st[0])
+        steps, last = mx.nd.contrib.while_loop(lambda v: v.sum() < 50, lambda v: (v, v * 2), z, max_iterations=4)
+        return outs, last
+
+
+def test_plain_forward_control_flow_traces_to_graph_ops(tmp_path):
+    net = PlainForward()
+    x = mx.nd.array(np.arange(6, dtype='float32').reshape(3, 2) - 2)
+    a = [o.asnumpy() for o in net(x)]
+    net.hybridize()
+    b = [o.asnumpy() for o in net(x)]
+    for p, q in zip(a, b):
+        np.testing.assert_allclose(p, q, rtol=1e-6)
+    net.export(str(tmp_path / 'pf'))
+    ops = [n['op'] for n in json.load(open(tmp_path / 'pf-symbol.json'))['nodes']]
+    assert {'_foreach', '_cond', '_while_loop'} <= set(ops) and 'stack' not in ops, ops

@@ -19,14 +19,17 @@ def _bind():
 
 
 def _flat(x, what, who):
-    """(list of Symbols, None for a single Symbol or else the list's length); [] and None are empty lists."""
-    from .symbol import Symbol
-    if isinstance(x, Symbol):
-        return [x], None
+    """(list of Symbols, None for a single Symbol or else the list's length); [] and None are empty lists.
+    An NDArray (made inside a traced forward) is a constant of the graph."""
+    from ..ndarray.ndarray import NDArray
+    from .symbol import Symbol, _const_node, _ts
+    sym = lambda v: Symbol([(_const_node(v, _ts.ctx), 0)]) if isinstance(v, NDArray) else v  # noqa: E731
+    if isinstance(x, (Symbol, NDArray)):
+        return [sym(x)], None
     if x is None:
         return [], 0
-    if isinstance(x, (list, tuple)) and all(isinstance(v, Symbol) for v in x):
-        return list(x), len(x)
+    if isinstance(x, (list, tuple)) and all(isinstance(v, (Symbol, NDArray)) for v in x):
+        return [sym(v) for v in x], len(x)
     raise GraphcError(f"{who}: {what} must be a Symbol or a list of Symbols, got {type(x).__name__}")
 
 
