@@ -1559,6 +1559,28 @@ def gen_random(b, name):
     return b.add(name, dict(shape=shape, **dt), ins, iv=lambda *a: bound)
 
 
+def gen_box_nms(b, name):
+    """Boxes [id, score, 4 coordinates(, extra)] with ids in {0, 1, 2}, scores in [0, 1) and positive sizes, in
+    corner or center form; the selection is discontinuous, so the boxes are inputs (exact)."""
+    r = b.rng
+    fmt = str(r.choice(['corner', 'center']))
+    x = b.fresh(b.shape(int(r.integers(0, 2))) + (int(r.integers(1, 9)), 6 + int(r.integers(0, 2))))
+    if x is None:
+        return None
+    a = b.inputs[-1]['array']
+    lo, size = r.uniform(0, 1, a.shape[:-1] + (2,)), r.uniform(0.05, 0.6, a.shape[:-1] + (2,))
+    a[..., 0], a[..., 1] = r.integers(0, 3, a.shape[:-1]), r.uniform(0, 1, a.shape[:-1])
+    a[..., 2:4] = lo + size / 2 if fmt == 'center' else lo
+    a[..., 4:6] = size if fmt == 'center' else lo + size
+    x.lo, x.hi = 0.0, 2.0
+    attrs = {'overlap_thresh': float(r.choice([0.3, 0.5, 0.7])), 'valid_thresh': float(r.choice([0.0, 0.2])),
+             'topk': int(r.choice([-1, 1, 3])), 'in_format': fmt, 'out_format': str(r.choice(['corner', 'center']))}
+    if r.random() < 0.5:
+        attrs.update(id_index=0, force_suppress=bool(r.random() < 0.3), background_id=int(r.choice([-1, 0])))
+    n_rows = x.size // x.shape[-1]
+    return b.add(name, attrs, [x], iv=lambda t: [(-1.0, 2.0), (-1.0, float(n_rows))])
+
+
 def gen_dropout(b, name):
     """p = 0 in training mode, or p > 0 in predict mode; in training mode (or mode='always') a dropping
     Dropout when the graph's random stream is free (seeded: every path draws the same mask)."""
@@ -1638,6 +1660,7 @@ GENERATORS.update({
     'khatri_rao': gen_khatri_rao, 'Crop': gen_crop, 'UpSampling': gen_upsampling,
     '_contrib_BilinearResize2D': gen_bilinear, 'L2Normalization': gen_l2norm, 'LRN': gen_lrn,
     'SequenceMask': gen_sequence, 'SequenceLast': gen_sequence, 'SequenceReverse': gen_sequence,
+    '_contrib_box_nms': gen_box_nms,
 })
 for _n in OPS:
     if _n.startswith('_linalg_'):
