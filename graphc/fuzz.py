@@ -78,7 +78,7 @@ EXCLUDED = {
 # Partly excluded: a graph holds at most one op that reads the random stream (a sampler, _shuffle, or a Dropout
 # that drops), so that every path, seeded alike, draws the same numbers in the same order (RNN keeps p = 0);
 # LeakyReLU act_type='rrelu', UpSampling sample_type='bilinear' and BilinearResize2D mode='odd_scale' (graphc
-# rejects them); SoftmaxOutput on data of more than 2 dims without multi_output or preserve_shape.
+# rejects them).
 
 LIMIT = 1e4          # bound on |value| everywhere in a generated graph
 MAX_ELEMS = 4096     # per value (one case in 100 gets a big elementwise value, to reach the threaded kernels)
@@ -1446,19 +1446,22 @@ def gen_loss_head(b, name):
 
 
 def gen_softmax_output(b, name, attrs):
-    """Class axis 1 of (N, C) data, of (N, C, ...) with multi_output, or the last with preserve_shape; labels
-    are class indices (some of them ignore_label when use_ignore)."""
+    """Class axis 1 of (N, C) data, of (N, C, ...) with multi_output, the last with preserve_shape, or else all
+    but the batch axis; labels are class indices (some of them ignore_label when use_ignore)."""
     r = b.rng
     x = b.pick(ndim=(1, 2, 3, 4))
     if x is None:
         return None
     nd_ = len(x.shape)
-    if nd_ > 2:
-        attrs[str(r.choice(['multi_output', 'preserve_shape']))] = True
-    elif r.random() < 0.3:
-        attrs['preserve_shape'] = True
-    ax = nd_ - 1 if attrs.get('preserve_shape') else 1 if nd_ > 1 else 0
-    lab = _index_val(b, x.shape[:ax] + x.shape[ax + 1:], x.shape[ax], 'raise')
+    flag = str(r.choice(['multi_output', 'preserve_shape', 'none'])) if nd_ > 2 else \
+        'preserve_shape' if r.random() < 0.3 else 'none'
+    if flag != 'none':
+        attrs[flag] = True
+    if nd_ > 2 and flag == 'none':  # (batch, everything else), as MXNet
+        lab = _index_val(b, x.shape[:1], math.prod(x.shape[1:]), 'raise')
+    else:
+        ax = nd_ - 1 if flag == 'preserve_shape' else 1 if nd_ > 1 else 0
+        lab = _index_val(b, x.shape[:ax] + x.shape[ax + 1:], x.shape[ax], 'raise')
     if lab is None:
         return None
     if r.random() < 0.3:
@@ -1467,7 +1470,7 @@ def gen_softmax_output(b, name, attrs):
         a.flat[::3] = attrs['ignore_label']
         lab.lo, lab.index = -1, None
     attrs['normalization'] = str(r.choice(['null', 'batch', 'valid']))
-    if x.shape[ax] > 1 and r.random() < 0.3:
+    if r.random() < 0.3 and (math.prod(x.shape[1:]) if nd_ > 2 and flag == 'none' else x.shape[ax]) > 1:
         attrs['smooth_alpha'] = 0.1
     return b.add(name, attrs, [x, lab], iv=lambda d, t: (0, 1))
 

@@ -958,3 +958,13 @@ CASES['_contrib_box_nms'] = [
          id='2d-center-out'),
     Case([_BOXES[1]], {'topk': 3, 'overlap_thresh': 0.7}, lambda x: _nms_naive(x, 0.7, topk=3), id='2d-topk')]
 BACKWARD_OF['_backward_contrib_box_nms'] = '_contrib_box_nms'
+
+
+def _softmax_rows(x):
+    e = np.exp(x - x.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+# MXNet: data of more than 2 dims without multi_output/preserve_shape is softmaxed as (batch, everything else)
+CASES['SoftmaxOutput'] += [Case([R(2, 3, 2), np.array([4.0, 1.0])], {},
+                                lambda x, lab: _softmax_rows(x.reshape(2, -1)).reshape(x.shape), id='flattened')]
