@@ -66,6 +66,9 @@ def graph_to_dict(graph, input_names=None):
             d = {'op': n.op.name, 'name': n.name}
             a = n.op.format_attrs({k: v for k, v in n.attrs.items() if not k.startswith('_')})
             a.update({k: str(v) for k, v in n.attrs.items() if k.startswith('__') and k.endswith('__')})
+        if getattr(n.op, 'bodies', None) is not None:  # control flow: MXNet's `subgraphs`
+            d['subgraphs'], locs = _subgraph_dict(n)
+            a.update(locs)
         if a:
             d['attrs'] = dict(sorted(a.items()))
         d['inputs'] = [[idx[id(s)], j, 2 if id(s) in aux else 0] for s, j in n.inputs]
@@ -79,6 +82,44 @@ def graph_to_dict(graph, input_names=None):
         attrs['is_np_shape'] = ['int', 1]
     return {'nodes': out, 'arg_nodes': [i for i, n in enumerate(nodes) if n.is_var], 'node_row_ptr': row,
             'heads': [[idx[id(n)], j, 0] for n, j in graph.outputs], 'attrs': attrs}
+
+
+def _subgraph_dict(n):
+    """(the bodies as symbol JSON, the *_locs attributes) of a control-flow node: locs as written refer to the
+    bodies' variables in their written order (MXNet's list_inputs), which may differ from graphc's."""
+    positions = []
+    for body in n.op.bodies:
+        written = {id(v): i for i, v in enumerate(v for v in body.nodes if v.is_var)}
+        positions.append([written[id(v)] for v in body.inputs])
+    locs = n.op.export_locs(n.attrs, positions)
+    return [graph_to_dict(b) for b in n.op.bodies], {k: n.op.attrs[k].format(v) for k, v in locs.items()}
+
+
+def _load_control(fname, where, name, op_name, attrs, entries, subs):
+    """A control-flow node (_foreach, _while_loop, _cond) with its bodies from `subgraphs`, each body's inputs
+    in the file's order."""
+    from .ops.control import CONTROL
+    want = {'_foreach': 1, '_while_loop': 2, '_cond': 3}[op_name]
+    if not (isinstance(subs, list) and len(subs) == want and
+            all(isinstance(s, dict) and isinstance(s.get('nodes'), list) for s in subs)):
+        raise _err(fname, f"{where}: {op_name} needs {want} subgraphs (symbol JSON objects), got {_type(subs)}")
+    bodies = []
+    for k, sub in enumerate(subs):
+        body, _ = json_to_graph(json.dumps(sub), f"{fname}: {where}: subgraph {k}")
+        byname = {v.name: v for v in body.inputs}
+        order = [nj['name'] for nj in sub['nodes'] if isinstance(nj, dict) and nj.get('op') == 'null' and
+                 nj.get('name') in byname]
+        bodies.append(Graph(body.outputs, [byname[x] for x in order]))
+    op = CONTROL[op_name](bodies)
+    try:
+        a = op.canon({k: v for k, v in attrs.items() if not _dunder(k)})
+        op.check(a, len(entries))
+    except GraphcError as e:
+        raise _err(fname, f"{where}: {e}") from None
+    a['_body'] = id(op)
+    n = Node(op, name, a, entries)
+    n.shapes, n.dtypes = [None] * a['num_outputs'], [np.dtype('float32')] * a['num_outputs']
+    return n
 
 
 def _version():
@@ -232,9 +273,11 @@ def _load_node(fname, i, nj, nodes, index):
         if len(v) > MAX_ATTR_CHARS and (op_name != 'null' and not _dunder(k) or k in ('__shape__', '__dtype__')):
             raise _err(fname, f"{where}: attribute {_r(k)} is {len(v)} characters long, over the limit of "
                               f"{MAX_ATTR_CHARS}")
+    from .ops.control import CONTROL
     for k in ('control_deps', 'subgraphs'):
-        if nj.get(k):
-            raise _err(fname, f"{where}: {k!r} are not supported")
+        if nj.get(k) and not (k == 'subgraphs' and op_name in CONTROL):
+            raise _err(fname, f"{where}: {k!r} are not supported" + (f" (only by {', '.join(CONTROL)})" if
+                                                                   k == 'subgraphs' else ''))
     ins = nj.get('inputs', [])
     if not isinstance(ins, list):
         raise _err(fname, f"{where}: 'inputs' must be a list, got {_type(ins)}")
@@ -256,6 +299,8 @@ def _load_node(fname, i, nj, nodes, index):
         if entries:
             raise _err(fname, f"{where}: a variable cannot have inputs")
         return _load_var(fname, where, name, attrs)
+    if op_name in CONTROL:
+        return _load_control(fname, where, name, op_name, attrs, entries, nj.get('subgraphs'))
     return _load_op(fname, where, name, op_name, attrs, entries)
 
 
@@ -310,7 +355,8 @@ def _load_op(fname, where, name, op_name, attrs, entries):
     except GraphcError as e:
         raise _err(fname, f"{where}: {e}") from None
     for k, v in a.items():
-        _check_value(fname, where, k, v)
+        if k in plain or v != op.attrs[k].default:  # an op's own default passes (UpSampling's num_filter is 0)
+            _check_value(fname, where, k, v)
     a.update({k: v for k, v in attrs.items() if _dunder(k)})
     want = op.input_names(a)
     if not op.variadic and len(entries) != len(want):

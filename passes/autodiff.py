@@ -32,8 +32,8 @@ def gradient(graph, wrt, outputs=None):
         for (n, j), h in zip(outputs, heads):
             add((id(n), j), h)
         for n in reversed(graph.nodes):
-            if n.is_var or id(n) not in depends:
-                continue
+            if n.is_var or id(n) not in depends or not n.op.differentiable:
+                continue  # (a node without a gradient, e.g. shape_array, passes none back: its outputs are constants)
             ograds = [grads.get((id(n), i)) for i in range(n.num_outputs)]
             if all(g is None for g in ograds):
                 continue

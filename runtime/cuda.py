@@ -39,7 +39,7 @@ THREADS = 256
 MAX_GRID = 65535
 CTYPES = {np.dtype('float32'): 'float', np.dtype('float64'): 'double', np.dtype('int32'): 'int',
           np.dtype('int64'): 'long long', np.dtype('uint8'): 'unsigned char', np.dtype('int8'): 'signed char'}
-NO_GATHER = ('take', 'Embedding', 'pick', 'one_hot', '_slice_assign', '_slice_assign_scalar')  # data-dependent
+NO_GATHER = ('take', 'Embedding', 'pick', 'batch_take', 'one_hot', '_slice_assign', '_slice_assign_scalar')  # data-dependent
 
 
 class Kernel:

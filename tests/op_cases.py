@@ -903,3 +903,68 @@ def _rnn_seqlen_case(mode, L, D, T, N, C, H, lens, id):
 CASES['RNN'] += [_rnn_seqlen_case('lstm', 2, 2, 4, 3, 2, 2, [4, 2, 1], 'lstm-seqlen-2layer-bidir'),
                  _rnn_seqlen_case('gru', 1, 2, 3, 2, 2, 3, [1, 3], 'gru-seqlen-bidir'),
                  _rnn_seqlen_case('rnn_tanh', 1, 1, 3, 2, 3, 2, [2, 3], 'tanh-seqlen')]
+
+
+# ---------------------------------------------------------------- contrib.box_nms (greedy NMS, written independently)
+def _nms_naive(x, overlap_thresh=0.5, valid_thresh=0.0, topk=-1, coord_start=2, score_index=1, id_index=-1,
+               background_id=-1, force_suppress=False, in_format='corner', out_format='corner'):
+    cs, si, ii = coord_start, score_index, id_index
+
+    def corners(r):
+        a, b, c, d = r[cs:cs + 4]
+        return (a, b, c, d) if in_format == 'corner' else (a - c / 2, b - d / 2, a + c / 2, b + d / 2)
+
+    def iou(p, q):
+        (a1, b1, a2, b2), (c1, d1, c2, d2) = corners(p), corners(q)
+        inter = max(0.0, min(a2, c2) - max(a1, c1)) * max(0.0, min(b2, d2) - max(b1, d1))
+        area = lambda x1, y1, x2, y2: 0.0 if x2 < x1 or y2 < y1 else (x2 - x1) * (y2 - y1)  # noqa: E731
+        return inter / (area(a1, b1, a2, b2) + area(c1, d1, c2, d2) - inter)
+    N, K = x.shape[-2:]
+    out = np.full((int(np.prod(x.shape[:-2], dtype=int)), N, K), -1.0)
+    for bi, d in enumerate(x.reshape(-1, N, K)):
+        cand = sorted([i for i in range(N) if d[i, si] > valid_thresh and not (ii >= 0 and background_id >= 0 and
+                                                                             d[i, ii] == background_id)],
+                      key=lambda i: -d[i, si])
+        kept = []
+        for i in (cand if topk < 0 else cand[:topk]):  # a box stays unless a kept box of its class overlaps it
+            if not any((force_suppress or ii < 0 or int(d[i, ii]) == int(d[j, ii])) and iou(d[i], d[j]) > overlap_thresh
+                       for j in kept):
+                kept.append(i)
+        for row, i in enumerate(kept):
+            out[bi, row] = d[i]
+            if in_format != out_format and d[i, cs] >= 0:
+                a, b, c, e = d[i, cs:cs + 4]
+                out[bi, row, cs:cs + 4] = ((a + c) / 2, (b + e) / 2, c - a, e - b) if out_format == 'center' else \
+                    (a - c / 2, b - e / 2, a + c / 2, b + e / 2)
+    return out.reshape(x.shape)
+
+
+_BOXES = np.array([[[0, 0.9, 0.10, 0.10, 0.50, 0.50], [0, 0.8, 0.12, 0.12, 0.52, 0.52], [1, 0.7, 0.11, 0.10, 0.49, 0.50],
+                    [0, 0.6, 0.60, 0.60, 0.90, 0.95], [1, 0.05, 0.20, 0.20, 0.40, 0.40]],
+                   [[2, 0.30, 0.0, 0.0, 1.0, 1.0], [2, 0.55, 0.05, 0.0, 1.0, 0.9], [0, 0.45, 2.0, 2.0, 3.0, 3.0],
+                    [1, 0.25, 0.5, 0.5, 1.5, 1.5], [2, 0.35, 0.2, 0.1, 0.3, 0.2]]])
+CASES['_contrib_box_nms'] = [
+    Case([_BOXES], {}, lambda x: _nms_naive(x)),
+    Case([_BOXES], {'id_index': 0, 'overlap_thresh': 0.3, 'valid_thresh': 0.1},
+         lambda x: _nms_naive(x, 0.3, 0.1, id_index=0), grad=False, id='per-class'),  # (ids: integers)
+    Case([_BOXES], {'id_index': 0, 'force_suppress': True, 'topk': 3, 'background_id': 1},
+         lambda x: _nms_naive(x, topk=3, id_index=0, force_suppress=True, background_id=1), grad=False,
+         id='topk-background'),
+    Case([_BOXES[:, :, [1, 2, 3, 4, 5, 0]]], {'score_index': 0, 'coord_start': 1, 'in_format': 'center',
+                                              'out_format': 'corner', 'overlap_thresh': 0.2},
+         lambda x: _nms_naive(x, 0.2, score_index=0, coord_start=1, in_format='center', out_format='corner'),
+         grad=False, id='center-in'),  # (MXNet's backward moves rows: no Jacobian of the format conversion)
+    Case([_BOXES[0]], {'out_format': 'center'}, lambda x: _nms_naive(x, out_format='center'), grad=False,
+         id='2d-center-out'),
+    Case([_BOXES[1]], {'topk': 3, 'overlap_thresh': 0.7}, lambda x: _nms_naive(x, 0.7, topk=3), id='2d-topk')]
+BACKWARD_OF['_backward_contrib_box_nms'] = '_contrib_box_nms'
+
+
+def _softmax_rows(x):
+    e = np.exp(x - x.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+# MXNet: data of more than 2 dims without multi_output/preserve_shape is softmaxed as (batch, everything else)
+CASES['SoftmaxOutput'] += [Case([R(2, 3, 2), np.array([4.0, 1.0])], {},
+                                lambda x, lab: _softmax_rows(x.reshape(2, -1)).reshape(x.shape), id='flattened')]

@@ -18,9 +18,19 @@ def _bind():
 _bind()
 
 
-def foreach(body, data, init_states):
+def _traced(*xs):
+    """Whether a value is a Symbol (a traced forward): control flow then becomes a graph op (sym.contrib)."""
+    from ..symbol.symbol import Symbol
+    return any(isinstance(v, Symbol) for x in xs for v in (x if isinstance(x, (list, tuple)) else [x]))
+
+
+def foreach(body, data, init_states, name='foreach'):
     """MXNet's contrib.foreach on NDArrays: for each slice of data along axis 0 (or of each array of a list),
-    (out, states) = body(slice, states); returns (outputs stacked along axis 0, final states)."""
+    (out, states) = body(slice, states); returns (outputs stacked along axis 0, final states). Traced: a
+    _foreach node (sym.contrib.foreach)."""
+    if _traced(data, init_states):
+        from ..symbol import contrib
+        return contrib.foreach(body, data, init_states, name)
     from . import stack
     single = not isinstance(data, (list, tuple))
     seqs = [data] if single else list(data)
@@ -36,28 +46,36 @@ def foreach(body, data, init_states):
     return stack(*outs, axis=0), states
 
 
-def while_loop(cond, func, loop_vars, max_iterations=None):
+def while_loop(cond, func, loop_vars, max_iterations=None, name='while_loop'):
     """MXNet's contrib.while_loop on NDArrays: while cond(*loop_vars): (step_out, loop_vars) = func(*loop_vars),
     at most max_iterations times. Returns (step outputs stacked along axis 0, final loop_vars); as in MXNet the
     stacked outputs are padded with zeros to max_iterations."""
     from . import stack, zeros_like
+    if _traced(loop_vars):
+        from ..symbol import contrib
+        return contrib.while_loop(cond, func, loop_vars, max_iterations, name)
     if max_iterations is None:
         raise GraphcError("while_loop: max_iterations is required (MXNet needs it to size the outputs)")
     single = not isinstance(loop_vars, (list, tuple))
     lv = [loop_vars] if single else list(loop_vars)
-    outs = []
+    outs, one = [], False
     while len(outs) < max_iterations and bool(cond(*lv)):
         out, lv = func(*lv)
         lv = [lv] if not isinstance(lv, (list, tuple)) else list(lv)
-        outs.append(out if isinstance(out, (list, tuple)) else [out])
+        one = not isinstance(out, (list, tuple))  # a single step output comes back as one array, as MXNet's
+        outs.append([out] if one else list(out))
     if outs:
         n = max_iterations - len(outs)
         stacked = [stack(*([o[k] for o in outs] + [zeros_like(outs[0][k])] * n), axis=0) for k in range(len(outs[0]))]
     else:
         stacked = []
-    return stacked, (lv[0] if single else lv)
+    return (stacked[0] if one else stacked), (lv[0] if single else lv)
 
 
-def cond(pred, then_func, else_func):
-    """MXNet's contrib.cond on NDArrays: then_func() if pred (a size-1 array) is nonzero, else else_func()."""
+def cond(pred, then_func, else_func, name='cond'):
+    """MXNet's contrib.cond on NDArrays: then_func() if pred (a size-1 array) is nonzero, else else_func().
+    Traced: a _cond node (sym.contrib.cond)."""
+    if _traced(pred):
+        from ..symbol import contrib
+        return contrib.cond(pred, then_func, else_func, name)
     return then_func() if bool(pred) else else_func()

@@ -138,10 +138,10 @@ def _cumsum_infer(a, s, d):
 
 def _cumsum_grad(F, a, x, y, dy):
     ax = a['axis']
+    g = F.reverse(F.cumsum(F.reverse(dy[0], axis=ax or 0), axis=ax or 0), axis=ax or 0)
     if ax is None:
-        g = F.reverse(F.cumsum(F.reverse(dy[0], axis=0), axis=0), axis=0)
-        return [F._np_reshape(g, newshape=x[0].shape)]
-    return [F.reverse(F.cumsum(F.reverse(dy[0], axis=ax), axis=ax), axis=ax)]
+        g = F._np_reshape(g, newshape=x[0].shape)
+    return [F.Cast(g, dtype=x[0].dtype) if a['dtype'] and np.dtype(a['dtype']) != x[0].dtype else g]  # dtype=: back
 
 
 @register('cumsum', kind='opaque', inputs=('a',), attrs={'axis': Attr('int', None), 'dtype': Attr('dtype', None)},

@@ -73,10 +73,15 @@ def _smo_axis(a, ndim):
     return ndim - 1 if a['preserve_shape'] else 1 if ndim > 1 else 0
 
 
+def _smo_flat(a, shape):
+    """MXNet: without multi_output or preserve_shape, data of more than 2 dims is (batch, everything else)."""
+    return len(shape) > 2 and not a['multi_output'] and not a['preserve_shape']
+
+
 def _smo_infer(a, s, d):
     x, lab = s
     ax = _smo_axis(a, len(x))
-    want = x[:ax] + x[ax + 1:]
+    want = (x[0],) if _smo_flat(a, x) else x[:ax] + x[ax + 1:]
     if int(np.prod(lab)) != int(np.prod(want)) and tuple(lab) != tuple(x):
         bad(f"SoftmaxOutput: label shape {lab} must be data shape {x} without axis {ax} ({want})")
     return [x], [d[0]]
@@ -87,6 +92,8 @@ def _smo_infer(a, s, d):
           doc="Softmax over the class axis (1, or the last with preserve_shape); its backward is the cross-entropy "
               "gradient softmax - one_hot(label), with ignore_label, smoothing and normalization as MXNet's.")
 def _softmax_output(attrs, x, label):
+    if _smo_flat(attrs, x.shape):
+        return _softmax_output(attrs, x.reshape(x.shape[0], -1), label).reshape(x.shape)
     ax = _smo_axis(attrs, x.ndim)
     e = np.exp(x - x.max(axis=ax, keepdims=True))
     return (e / e.sum(axis=ax, keepdims=True)).astype(x.dtype)
@@ -96,6 +103,9 @@ def _softmax_output(attrs, x, label):
           infer=lambda a, s, d: ([s[0]], [d[0]]), differentiable=False,
           doc="SoftmaxOutput's gradient from its output and the labels.")
 def _backward_smo(attrs, y, label):
+    if _smo_flat(attrs, y.shape):
+        lab = label.reshape(y.shape[0], -1) if label.shape == y.shape else label
+        return _backward_smo(attrs, y.reshape(y.shape[0], -1), lab).reshape(y.shape)
     ax = _smo_axis(attrs, y.ndim)
     k = y.shape[ax]
     ym = np.moveaxis(y, ax, -1)

@@ -149,3 +149,4 @@ _install_fluent_methods()
 
 from . import sparse  # noqa: E402,F401  (mx.sym.sparse.dot, as in MXNet)
 _sys.modules['graphc.sym.sparse'] = sparse
+from . import contrib  # noqa: E402,F401  (mx.sym.contrib: contrib ops, foreach as a graph op)

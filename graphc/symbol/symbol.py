@@ -15,6 +15,7 @@ from ..graph import Graph, Node, describe, partial_infer
 
 class _TraceState(threading.local):
     ctx = None
+    created = None  # ids of the nodes made while a control-flow body is traced (symbol/contrib.py)
 
 
 _ts = _TraceState()
@@ -553,6 +554,8 @@ def sym_invoke(op, inputs, attrs, name=None):
     node = Node(op, name or (ctx.name(op.name.lower().lstrip('_')) if ctx else _auto_name(op)), attrs, entries,
                 where=_where(), block=ctx.block_path if ctx else '')
     node.shapes, node.dtypes = partial_infer(node)
+    if _ts.created is not None:  # a control-flow body being traced (symbol/contrib.py) keeps what it makes
+        _ts.created.add(id(node))
     n = op.n_out(attrs)
     return [Symbol([(node, i)]) for i in range(n)] if n > 1 else Symbol([(node, 0)])
 
