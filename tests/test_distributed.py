@@ -19,15 +19,25 @@ TOL = dict(rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------- the ranks' side
-def _model(kind):
+def _model(kind, distributed=True):
     from graphc.gluon import nn
-    net = nn.HybridSequential()
+    net = nn.HybridSequential(prefix='net_')
+    with net.name_scope():  # the same names on every rank, whatever else a rank built before (rank 0: references)
+        _layers(net, kind, distributed)
+    return net
+
+
+def _layers(net, kind, distributed):
+    from graphc.gluon import nn
     if kind == 'mlp':
         net.add(nn.Dense(16, activation='relu', in_units=100), nn.Dense(4, in_units=16))
+    elif kind == 'sbn':  # SyncBatchNorm over the ranks; the one-process reference is BatchNorm over the whole batch
+        bn = nn.SyncBatchNorm(in_channels=4) if distributed else nn.BatchNorm(in_channels=4)
+        net.add(nn.Conv2D(4, 3, in_channels=1, use_bias=False), bn, nn.Activation('relu'), nn.MaxPool2D(2),
+                nn.Flatten(), nn.Dense(4, in_units=64))
     else:  # a small LeNet
         net.add(nn.Conv2D(4, 3, activation='relu', in_channels=1), nn.MaxPool2D(2), nn.Conv2D(8, 3, in_channels=4),
                 nn.Activation('relu'), nn.Flatten(), nn.Dense(4, in_units=32))
-    return net
 
 
 OPTS = {'sgd': ('sgd', {'learning_rate': 0.1, 'momentum': 0.9}), 'adam': ('adam', {'learning_rate': 0.01})}
@@ -44,7 +54,7 @@ def _train(kind, opt, hybrid, kvstore, rank, n, steps=5, net=None, trainer=None,
     from graphc import autograd, gluon, nd
     if net is None:
         gc.random.seed(rank)  # every rank starts elsewhere: the first step's broadcast gives rank 0's values
-        net = _model(kind)
+        net = _model(kind, kvstore is not None)
         net.initialize(gc.init.Xavier())
         if hybrid:
             net.hybridize()
@@ -72,9 +82,11 @@ def _worker(scenario, out):
     result = {'rank': rank, 'n': n}
     if scenario in ('train', 'train_small'):
         # each model with each optimizer, each eager and hybridized (a Latin square: 4 runs, not 8)
-        configs = [('mlp', 'sgd', False), ('mlp', 'adam', True), ('lenet', 'sgd', True), ('lenet', 'adam', False)]
+        # SyncBatchNorm's statistics span the ranks eagerly (a hybridized block refuses to trace them)
+        configs = [('mlp', 'sgd', False), ('mlp', 'adam', True), ('lenet', 'sgd', True), ('lenet', 'adam', False),
+                   ('sbn', 'sgd', False)]
         if scenario == 'train_small':
-            configs = [('mlp', 'sgd', False), ('lenet', 'adam', True)]
+            configs = [('mlp', 'sgd', False), ('lenet', 'adam', True), ('sbn', 'adam', False)]
         result['diffs'] = {}
         for kind, opt, hybrid in configs:
             net, _ = _train(kind, opt, hybrid, kv if (kind, opt, hybrid) == configs[0] else 'dist_sync', rank, n)

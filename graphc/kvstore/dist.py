@@ -48,6 +48,13 @@ def mpi():
     return MPI
 
 
+def world():
+    """(MPI, COMM_WORLD) of this run, with the hook that makes a failing rank stop them all."""
+    MPI = mpi()
+    _abort_on_uncaught(MPI.COMM_WORLD)
+    return MPI, MPI.COMM_WORLD
+
+
 _hooked = []
 
 
