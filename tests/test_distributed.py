@@ -89,7 +89,9 @@ def _worker(scenario, out):
             configs = [('mlp', 'sgd', False), ('lenet', 'adam', True), ('sbn', 'adam', False)]
         result['diffs'] = {}
         for kind, opt, hybrid in configs:
-            net, _ = _train(kind, opt, hybrid, kv if (kind, opt, hybrid) == configs[0] else 'dist_sync', rank, n)
+            net, tr = _train(kind, opt, hybrid, kv if (kind, opt, hybrid) == configs[0] else 'dist_sync', rank, n)
+            if (kind, opt, hybrid) == configs[0]:  # eager: buckets leave while the backward runs (after step 1)
+                result['overlap'] = dict(tr._overlap.stats, buckets_per_step=kv.last_buckets)
             if rank == 0:  # the reference: one process, the whole batch, rank 0's initial values
                 ref, _ = _train(kind, opt, hybrid, None, 0, n)
                 result['diffs'][f'{kind}-{opt}-{"hybrid" if hybrid else "eager"}'] = [
@@ -154,7 +156,7 @@ def _launch(n, scenario, tmp_path, timeout=120):
     t = time.perf_counter()
     r = subprocess.run([sys.executable, '-m', 'graphc.launch', '-n', str(n), __file__, scenario, str(out)],
                        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                       env=dict(os.environ, OMP_NUM_THREADS='1'))
+                       env=dict(os.environ, OMP_NUM_THREADS='1', GRAPHC_BUCKET_MB='0.004'))  # (4 KB: many buckets)
     return r, out, time.perf_counter() - t
 
 
@@ -165,6 +167,9 @@ def test_n_ranks_equal_one_process_with_the_whole_batch(tmp_path, n, scenario):
     res = json.loads(out.read_text())
     assert res['n'] == n and res['diffs'] and all(all(v) for v in res['diffs'].values()), res['diffs']
     assert res['resumed_equal'], 'resuming from the checkpoint did not continue bit-identically'
+    ov = res['overlap']  # steps 2-5 of the eager MLP: every bucket started by the backward, none redone
+    assert ov['steps'] == 4 and ov['buckets_per_step'] == ov['buckets'] > 1 and ov['redone'] == 0, ov
+    assert ov['started_in_backward'] == 4 * ov['buckets'], ov
 
 
 @pytest.mark.parametrize('scenario, says', [

@@ -20,6 +20,7 @@ mismatch names the parameter and both shapes.
 import os
 import sys
 import time
+import weakref
 
 import numpy as np
 
@@ -90,6 +91,7 @@ class DistKVStore(KVStore):
             _abort_on_uncaught(self._comm)
         self._bucket_bytes = int(float(bucket_cap_mb or os.environ.get('GRAPHC_BUCKET_MB', 25)) * 2 ** 20)
         self._names = {}   # key -> parameter name (the Trainer tells), for errors
+        self._overlap_comm = None
         self.timings = []  # seconds per pushpull spent in MPI (wait for allreduce): for benchmarks
         self.last_buckets = 0
 
@@ -190,11 +192,7 @@ class DistKVStore(KVStore):
 
     def push(self, key, value, priority=0):
         pairs = _pairs(key, value)
-        if self._comm is not None and self._compression is None:  # one device: packed straight from the gradient
-            merged = {k: _host(vs[0]) if len(vs) == 1 and self._check(k, vs[0]) else self._reduce(k, vs)
-                      for k, vs in pairs}
-        else:
-            merged = {k: self._reduce(k, vs) for k, vs in pairs}
+        merged = {k: self._merged(k, vs) if self._comm is not None else self._reduce(k, vs) for k, vs in pairs}
         if self._comm is None:
             for k, _ in pairs:
                 self._apply(k, merged[k])
@@ -218,6 +216,28 @@ class DistKVStore(KVStore):
             self._unpack(bucket, buf, self._apply)
         self.timings.append(waited)
 
+    def _merged(self, k, vs):
+        """The sum of this rank's copies of a gradient (the array itself for one device, no compression)."""
+        if len(vs) == 1 and self._compression is None and self._check(k, vs[0]):
+            return _host(vs[0])
+        return self._reduce(k, vs)
+
+    # ------------------------------------------------------------ overlap: allreduce while backward runs
+    def overlap(self, keys, copies):
+        """An Overlap for these keys (copies[k]: the arrays of key k, one per device), or None where it cannot
+        help or be exact (one worker, 2-bit compression keeps state per push, env GRAPHC_OVERLAP=0)."""
+        if self._comm is None or os.environ.get('GRAPHC_OVERLAP', '1') == '0' or \
+                (self._compression is not None and self._compression.kind == '2bit'):
+            return None
+        if self._overlap_comm is None:  # its own communicator: SyncBatchNorm's collectives need no common order
+            self._overlap_comm = self._comm.Dup()
+        ov = Overlap(self, keys, copies)
+        _live.add(ov)
+        from .. import autograd
+        if _hook not in autograd.grad_hooks:
+            autograd.grad_hooks.append(_hook)
+        return ov
+
     def _check(self, k, v):
         s = self._stored(k, 'push')
         if v.shape != s.shape or v.dtype != s.dtype:
@@ -237,6 +257,90 @@ class DistKVStore(KVStore):
         out = np.empty_like(a)
         self._comm.Allreduce(a, out, op=self._MPI.SUM)
         return out
+
+
+_live = weakref.WeakSet()  # the Overlaps in use (each belongs to one Trainer)
+
+
+def _hook(var):
+    for ov in list(_live):
+        ov(var)
+
+
+class Overlap:
+    """One Trainer's gradients, allreduced bucket by bucket while the backward still runs.
+
+    autograd calls the hook as it writes each gradient (graphc.autograd.grad_hooks); a bucket's Iallreduce
+    starts once every gradient in it is written, buckets in their fixed order (so every rank issues the same
+    collectives in the same order, whatever order its backward finishes them in), and each hook call lets MPI
+    progress the ones in flight. Trainer.step then starts what backward did not reach, waits, and unpacks /
+    updates as push does. A gradient written again after its bucket left (a second backward before step, or
+    grad_req 'add') makes every rank redo the whole reduction at step: the ranks agree on that first.
+    """
+
+    def __init__(self, kv, keys, copies):
+        self.kv, self.keys = kv, list(keys)
+        self.buckets = kv._buckets(self.keys)
+        self.bucket_of = {k: b for b, ks in enumerate(self.buckets) for k in ks}
+        self.of = {id(a): (k, a) for k in self.keys for a in copies[k]}
+        self.copies = {k: copies[k] for k in self.keys}
+        self.stats = {'steps': 0, 'started_in_backward': 0, 'buckets': 0, 'redone': 0}
+        self.reset()
+
+    def reset(self):
+        self.written, self.next, self.pending, self.dirty = {}, 0, [], False
+
+    def __call__(self, var):
+        hit = self.of.get(id(var))
+        if hit is None or hit[1] is not var:
+            return
+        k = hit[0]
+        self.written[k] = self.written.get(k, 0) + 1
+        if self.bucket_of[k] < self.next or self.written[k] > len(self.copies[k]):
+            self.dirty = True
+            return
+        while self.next < len(self.buckets) and all(self.written.get(j, 0) == len(self.copies[j])
+                                                    for j in self.buckets[self.next]):
+            self._start()
+            self.stats['started_in_backward'] += 1
+        if self.pending:
+            self.kv._MPI.Request.Testall([r for _, _, r in self.pending])  # (MPI progresses inside its calls)
+
+    def _start(self):
+        kv, bucket = self.kv, self.buckets[self.next]
+        vals = [kv._merged(k, [a._grad for a in self.copies[k]]) for k in bucket]
+        for k, v in zip(bucket, vals):
+            if v.dtype.kind != 'f':
+                raise GraphcError(f"kvstore.push: {kv._name(k)} is {v.dtype}; gradients are reduced as floating point")
+        buf = kv._pack(bucket, vals, kv._wire())
+        self.pending.append((bucket, buf, kv._overlap_comm.Iallreduce(kv._MPI.IN_PLACE, buf, op=kv._MPI.SUM)))
+        self.next += 1
+
+    def finish(self, dests):
+        """At step: the rest of the buckets, every sum unpacked into the store (or applied by its optimizer), then
+        pulled into dests (a list of arrays per key: the weights, or the gradients themselves). Returns False,
+        having changed nothing, when the ranks must redo the reduction with pushpull (a gradient was rewritten)."""
+        kv, MPI = self.kv, self.kv._MPI
+        while self.next < len(self.buckets):
+            self._start()
+        flag = np.array([1 if self.dirty else 0], np.int32)
+        kv._overlap_comm.Allreduce(MPI.IN_PLACE, flag, op=MPI.MAX)
+        t, waited = time.perf_counter(), 0.0
+        pending, self.stats['steps'], self.stats['buckets'] = self.pending, self.stats['steps'] + 1, len(self.buckets)
+        self.reset()
+        if flag[0]:
+            MPI.Request.Waitall([r for _, _, r in pending])
+            self.stats['redone'] += 1
+            return False
+        for bucket, buf, req in pending:
+            t = time.perf_counter()
+            req.Wait()
+            waited += time.perf_counter() - t
+            kv._unpack(bucket, buf, kv._apply)
+        kv.timings.append(waited)
+        kv.last_buckets = len(pending)
+        kv.pull(self.keys, out=dests)
+        return True
 
 
 @KVStoreBase.register
