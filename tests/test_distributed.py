@@ -49,13 +49,13 @@ def _data(n, steps=5, b=2):
             for _ in range(steps)]
 
 
-def _train(kind, opt, hybrid, kvstore, rank, n, steps=5, net=None, trainer=None, start=0):
+def _train(kind, opt, hybrid, kvstore, rank, n, steps=5, net=None, trainer=None, start=0, ctx=None):
     import graphc as gc
     from graphc import autograd, gluon, nd
     if net is None:
         gc.random.seed(rank)  # every rank starts elsewhere: the first step's broadcast gives rank 0's values
         net = _model(kind, kvstore is not None)
-        net.initialize(gc.init.Xavier())
+        net.initialize(gc.init.Xavier(), ctx=ctx)
         if hybrid:
             net.hybridize()
         trainer = gluon.Trainer(net.collect_params(), *OPTS[opt], kvstore=kvstore)
@@ -66,7 +66,7 @@ def _train(kind, opt, hybrid, kvstore, rank, n, steps=5, net=None, trainer=None,
         if kind == 'mlp':
             xb = xb.reshape(len(xb), -1)
         with autograd.record():
-            loss(net(nd.array(xb)), nd.array(yb)).backward()
+            loss(net(nd.array(xb, ctx=ctx)), nd.array(yb, ctx=ctx)).backward()
         trainer.step(len(x))  # the global batch: the update of one process with all of it
     return net, trainer
 
@@ -112,6 +112,25 @@ def _worker(scenario, out):
         tr2.load_states(prefix + '.states')
         _train('lenet', 'adam', True, 'dist_sync', rank, n, steps=2, net=net2, trainer=tr2, start=2)
         result['resumed_equal'] = all(bool(np.array_equal(a, b)) for a, b in zip(_params(whole), _params(net2)))
+        if rank == 0:
+            with open(out, 'w') as f:
+                json.dump(result, f)
+    elif scenario == 'nccl':  # each rank's model on gc.gpu(rank): gradients reduced by cupy's NCCL (stand-in)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import fake_cupy
+        from graphc import device
+        fake_cupy.install_with_nccl(sys.modules)
+        device.make_device = fake_cupy.ref_device
+        result['diffs'], result['on_gpu'] = {}, []
+        for opt, kvstore in (('sgd', 'dist_sync'), ('adam', 'horovod')):  # update on the kvstore, and not
+            net, tr = _train('mlp', opt, False, kvstore, rank, n, ctx=gc.gpu(rank))
+            result['on_gpu'].append(tr._kvstore._use_nccl and all(device.device_id(a._data) == rank for a in
+                                                                   net.collect_params().values() for a in [a.data()]))
+            if rank == 0:
+                ref, _ = _train('mlp', opt, False, None, 0, n)
+                result['diffs'][f'mlp-{opt}-{kvstore}'] = [bool(np.allclose(device.to_host(a), b, **TOL))
+                                                           for a, b in zip(_params(net), _params(ref))]
+        result['nccl_calls'] = fake_cupy.NCCL_CALLS.get(fake_cupy.cuda.nccl.NCCL_FLOAT32, 0)
         if rank == 0:
             with open(out, 'w') as f:
                 json.dump(result, f)
@@ -170,6 +189,17 @@ def test_n_ranks_equal_one_process_with_the_whole_batch(tmp_path, n, scenario):
     ov = res['overlap']  # steps 2-5 of the eager MLP: every bucket started by the backward, none redone
     assert ov['steps'] == 4 and ov['buckets_per_step'] == ov['buckets'] > 1 and ov['redone'] == 0, ov
     assert ov['started_in_backward'] == 4 * ov['buckets'], ov
+
+
+def test_gradients_on_gpus_are_reduced_by_nccl(tmp_path):
+    """Each rank on gc.gpu(rank) of the cupy stand-in (tests/fake_cupy.py, whose NCCL communicator sums over
+    MPI): the gradients are reduced on the devices by NcclCommunicator.allReduce, one call per bucket, and
+    training equals one process on the cpu with the whole batch."""
+    r, out, _ = _launch(2, 'nccl', tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res['on_gpu'] == [True, True] and all(all(v) for v in res['diffs'].values()), res
+    assert res['nccl_calls'] >= 10, res  # 5 steps x 2 runs x (buckets of 4 KB: several per step)
 
 
 @pytest.mark.parametrize('scenario, says', [

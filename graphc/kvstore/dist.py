@@ -20,11 +20,13 @@ mismatch names the parameter and both shapes.
 import os
 import sys
 import time
+import warnings
 import weakref
 
 import numpy as np
 
 from ..base import GraphcError
+from .. import device as _dev
 from . import KVStore, KVStoreBase, _host, _pairs, _write
 
 _SIZE_VARS = ('OMPI_COMM_WORLD_SIZE', 'PMI_SIZE', 'PMIX_SIZE', 'MPI_LOCALNRANKS', 'SLURM_NTASKS')
@@ -92,6 +94,9 @@ class DistKVStore(KVStore):
         self._bucket_bytes = int(float(bucket_cap_mb or os.environ.get('GRAPHC_BUCKET_MB', 25)) * 2 ** 20)
         self._names = {}   # key -> parameter name (the Trainer tells), for errors
         self._overlap_comm = None
+        self._use_nccl = None      # decided at the first push (every rank's gradients on a GPU)
+        self._nccl = None          # (cupy.cuda.nccl, communicator, device)
+        self._device_sums = {}     # key -> NCCL's sum on the device, for pull
         self.timings = []  # seconds per pushpull spent in MPI (wait for allreduce): for benchmarks
         self.last_buckets = 0
 
@@ -192,6 +197,8 @@ class DistKVStore(KVStore):
 
     def push(self, key, value, priority=0):
         pairs = _pairs(key, value)
+        if self._comm is not None and self._nccl_agreed(pairs):
+            return self._push_nccl(pairs)
         merged = {k: self._merged(k, vs) if self._comm is not None else self._reduce(k, vs) for k, vs in pairs}
         if self._comm is None:
             for k, _ in pairs:
@@ -216,6 +223,100 @@ class DistKVStore(KVStore):
             self._unpack(bucket, buf, self._apply)
         self.timings.append(waited)
 
+    # ------------------------------------------------------------ NCCL: gradients on GPUs stay on them
+    def _nccl_agreed(self, pairs):
+        """Whether gradients are reduced with NCCL: decided at the first push, by every rank together (all must
+        hold their gradients on a GPU and have cupy's NCCL, else all reduce over MPI from host copies)."""
+        if self._use_nccl is None:
+            ok = all(_dev.device_id(v._data) is not None for _, vs in pairs for v in vs) and \
+                (self._compression is None or self._compression.kind == 'fp16')
+            if ok:
+                try:
+                    from cupy.cuda import nccl  # noqa: F401
+                except ImportError as e:
+                    warnings.warn(f"graphc.dist: gradients are on GPUs but cupy has no NCCL ({e}); reducing them "
+                                  "over MPI from host copies", stacklevel=3)
+                    ok = False
+            flag = np.array([1 if ok else 0], np.int32)
+            self._comm.Allreduce(self._MPI.IN_PLACE, flag, op=self._MPI.MIN)
+            self._use_nccl = bool(flag[0])
+        return self._use_nccl
+
+    def _nccl_comm(self, device):
+        """This rank's NCCL communicator on `device`, made once; rank 0's unique id reaches the others over MPI."""
+        if self._nccl is None:
+            from cupy.cuda import nccl
+            raw = np.zeros(129, np.int64)
+            if self.rank == 0:
+                uid = nccl.get_unique_id()  # bytes (cupy >= 10) or a tuple of ints (older)
+                vals = np.frombuffer(uid, np.uint8) if isinstance(uid, bytes) else np.array(uid, np.int64)
+                raw[0], raw[1:1 + len(vals)] = isinstance(uid, bytes), vals
+            self._comm.Bcast(raw, root=0)
+            uid = bytes(raw[1:].astype(np.uint8).tolist()) if raw[0] else tuple(int(v) for v in raw[1:])
+            with _dev.cupy().cuda.Device(device):
+                self._nccl = (nccl, nccl.NcclCommunicator(self.num_workers, uid, self.rank), device)
+        elif self._nccl[2] != device:
+            raise GraphcError(f"kvstore: gradients moved from gpu({self._nccl[2]}) to gpu({device}); a rank's "
+                              "NCCL communicator belongs to one device")
+        return self._nccl
+
+    def _push_nccl(self, pairs):
+        """Each bucket: this rank's copies summed on its first device, packed there, allreduced by NCCL in place,
+        unpacked on the device (an optimizer on the kvstore gets a host copy: the store lives on the host)."""
+        cp = _dev.cupy()
+        device = _dev.device_id(pairs[0][1][0]._data)
+        nccl, comm, _ = self._nccl_comm(device)
+        values = dict(pairs)
+        wire = self._wire()
+        nccl_type = {np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float16): nccl.NCCL_FLOAT16}[np.dtype(wire)]
+        self.last_buckets = 0
+        with cp.cuda.Device(device):
+            for bucket in self._buckets([k for k, _ in pairs]):
+                parts = []
+                for k in bucket:
+                    vs = values[k]
+                    for v in vs:
+                        self._check(k, v)
+                    total = cp.asarray(vs[0]._data)  # (a copy where the value lives on another device)
+                    for v in vs[1:]:
+                        total = total + cp.asarray(v._data)
+                    parts.append(total.ravel().astype(wire))
+                buf = cp.concatenate(parts)
+                comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, nccl_type, nccl.NCCL_SUM,
+                               cp.cuda.Stream.null.ptr)
+                o = 0
+                for k in bucket:
+                    st = self._store[k]
+                    summed = buf[o:o + st.size].reshape(st.shape).astype(st.dtype)
+                    o += st.size
+                    if self._updater is not None:
+                        self._device_sums.pop(k, None)
+                        self._apply(k, _dev.to_host(summed))
+                    else:
+                        self._device_sums[k] = summed
+                self.last_buckets += 1
+
+    def pull(self, key, out=None, priority=0, ignore_sparse=True):
+        if out is not None and self._device_sums:  # NCCL's sums go to the outs device to device
+            rest_k, rest_o = [], []
+            for k, outs in _pairs(key, out):
+                s = self._device_sums.get(k)
+                if s is None:
+                    rest_k.append(k)
+                    rest_o.append(outs)
+                    continue
+                for o in outs:
+                    if o.shape != s.shape:
+                        raise GraphcError(f"kvstore.pull: {self._name(k)} holds shape {list(s.shape)}, out is "
+                                          f"{list(o.shape)}")
+                    d = _dev.device_id(o._data)
+                    with _dev.on(o._data):
+                        o._data[...] = _dev.to_host(s) if d is None else _dev.cupy().asarray(s)
+            if rest_k:
+                super().pull(rest_k, rest_o, priority)
+            return
+        super().pull(key, out, priority)
+
     def _merged(self, k, vs):
         """The sum of this rank's copies of a gradient (the array itself for one device, no compression)."""
         if len(vs) == 1 and self._compression is None and self._check(k, vs[0]):
@@ -226,9 +327,9 @@ class DistKVStore(KVStore):
     def overlap(self, keys, copies):
         """An Overlap for these keys (copies[k]: the arrays of key k, one per device), or None where it cannot
         help or be exact (one worker, 2-bit compression keeps state per push, env GRAPHC_OVERLAP=0)."""
-        if self._comm is None or os.environ.get('GRAPHC_OVERLAP', '1') == '0' or \
+        if self._comm is None or os.environ.get('GRAPHC_OVERLAP', '1') == '0' or self._use_nccl or \
                 (self._compression is not None and self._compression.kind == '2bit'):
-            return None
+            return None  # (NCCL: the buckets are reduced on the devices at step)
         if self._overlap_comm is None:  # its own communicator: SyncBatchNorm's collectives need no common order
             self._overlap_comm = self._comm.Dup()
         ov = Overlap(self, keys, copies)
