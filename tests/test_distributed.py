@@ -49,7 +49,7 @@ def _data(n, steps=5, b=2):
             for _ in range(steps)]
 
 
-def _train(kind, opt, hybrid, kvstore, rank, n, steps=5, net=None, trainer=None, start=0, ctx=None):
+def _train(kind, opt, hybrid, kvstore, rank, n, steps=5, net=None, trainer=None, start=0, ctx=None, twice=False):
     import graphc as gc
     from graphc import autograd, gluon, nd
     if net is None:
@@ -65,6 +65,9 @@ def _train(kind, opt, hybrid, kvstore, rank, n, steps=5, net=None, trainer=None,
         xb, yb = (x, y) if kvstore is None else (x[rank * b:(rank + 1) * b], y[rank * b:(rank + 1) * b])
         if kind == 'mlp':
             xb = xb.reshape(len(xb), -1)
+        if twice:  # a backward whose gradients the next one overwrites (grad_req 'write')
+            with autograd.record():
+                loss(net(nd.array(3 * xb, ctx=ctx)), nd.array(yb, ctx=ctx)).backward()
         with autograd.record():
             loss(net(nd.array(xb, ctx=ctx)), nd.array(yb, ctx=ctx)).backward()
         trainer.step(len(x))  # the global batch: the update of one process with all of it
@@ -96,6 +99,11 @@ def _worker(scenario, out):
                 ref, _ = _train(kind, opt, hybrid, None, 0, n)
                 result['diffs'][f'{kind}-{opt}-{"hybrid" if hybrid else "eager"}'] = [
                     bool(np.allclose(a, b, **TOL)) for a, b in zip(_params(net), _params(ref))]
+        if scenario == 'train_small':  # gradients rewritten after their buckets left: every rank redoes the sums
+            once, _ = _train('mlp', 'sgd', False, 'dist_sync', rank, n)
+            twice, tr = _train('mlp', 'sgd', False, 'dist_sync', rank, n, twice=True)
+            result['redo'] = [tr._overlap.stats['redone'], all(bool(np.array_equal(a, b))
+                                                               for a, b in zip(_params(once), _params(twice)))]
         # checkpoint: rank 0 writes parameters and trainer state after 2 steps; a fresh model resumes from them
         whole, _ = _train('lenet', 'adam', True, 'dist_sync', rank, n, steps=4)
         net, tr = _train('lenet', 'adam', True, 'dist_sync', rank, n, steps=2)
@@ -186,6 +194,8 @@ def test_n_ranks_equal_one_process_with_the_whole_batch(tmp_path, n, scenario):
     res = json.loads(out.read_text())
     assert res['n'] == n and res['diffs'] and all(all(v) for v in res['diffs'].values()), res['diffs']
     assert res['resumed_equal'], 'resuming from the checkpoint did not continue bit-identically'
+    if 'redo' in res:
+        assert res['redo'] == [4, True], res['redo']
     ov = res['overlap']  # steps 2-5 of the eager MLP: every bucket started by the backward, none redone
     assert ov['steps'] == 4 and ov['buckets_per_step'] == ov['buckets'] > 1 and ov['redone'] == 0, ov
     assert ov['started_in_backward'] == 4 * ov['buckets'], ov
