@@ -104,6 +104,9 @@ def _worker(scenario, out):
             twice, tr = _train('mlp', 'sgd', False, 'dist_sync', rank, n, twice=True)
             result['redo'] = [tr._overlap.stats['redone'], all(bool(np.array_equal(a, b))
                                                                for a, b in zip(_params(once), _params(twice)))]
+            hvd, tr = _train('mlp', 'sgd', False, 'horovod', rank, n)  # overlapped, the sums back into the grads
+            result['horovod'] = [tr._overlap.stats['started_in_backward'] > 0,
+                                 all(bool(np.allclose(a, b, **TOL)) for a, b in zip(_params(once), _params(hvd)))]
         # checkpoint: rank 0 writes parameters and trainer state after 2 steps; a fresh model resumes from them
         whole, _ = _train('lenet', 'adam', True, 'dist_sync', rank, n, steps=4)
         net, tr = _train('lenet', 'adam', True, 'dist_sync', rank, n, steps=2)
@@ -195,7 +198,7 @@ def test_n_ranks_equal_one_process_with_the_whole_batch(tmp_path, n, scenario):
     assert res['n'] == n and res['diffs'] and all(all(v) for v in res['diffs'].values()), res['diffs']
     assert res['resumed_equal'], 'resuming from the checkpoint did not continue bit-identically'
     if 'redo' in res:
-        assert res['redo'] == [4, True], res['redo']
+        assert res['redo'] == [4, True] and res['horovod'] == [True, True], res
     ov = res['overlap']  # steps 2-5 of the eager MLP: every bucket started by the backward, none redone
     assert ov['steps'] == 4 and ov['buckets_per_step'] == ov['buckets'] > 1 and ov['redone'] == 0, ov
     assert ov['started_in_backward'] == 4 * ov['buckets'], ov

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..base import GraphcError
 from .. import device as _dev
-from . import KVStore, KVStoreBase, _host, _pairs, _write
+from . import KVStore, KVStoreBase, _host, _pairs
 
 _SIZE_VARS = ('OMPI_COMM_WORLD_SIZE', 'PMI_SIZE', 'PMIX_SIZE', 'MPI_LOCALNRANKS', 'SLURM_NTASKS')
 _INSTALL = "pip install 'graphc[dist]' (mpi4py and an MPI), then start the ranks with " \
