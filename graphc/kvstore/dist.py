@@ -8,8 +8,9 @@ states stay per rank and identical, as with Horovod), else the sum is what pull 
 Gradients are packed into buckets of at most `bucket_cap_mb` (DDP's knob, default 25 MB; env
 GRAPHC_BUCKET_MB) in the reverse order of the keys — the order backward produces them — and each bucket's
 non-blocking allreduce starts as soon as it is packed, so packing the next bucket and unpacking/updating
-the finished ones overlap the communication. Sums are in float32 (float16 on the wire with
-compression_params={'type': 'fp16'}).
+the finished ones overlap the communication. From a Trainer's second step on, buckets start while the
+backward still runs, as autograd writes their gradients (Overlap, below). Sums are in float32 (float16 on
+the wire with compression_params={'type': 'fp16'}); on GPUs, NCCL through cupy reduces them on the devices.
 
 One worker (not started by mpirun, or started with -np 1) runs without MPI in the process. Under mpirun
 without mpi4py installed, creating the kvstore says what to install. A rank that raises makes every rank
@@ -18,7 +19,9 @@ stops the others. Shapes and dtypes of the keys are compared across ranks when t
 mismatch names the parameter and both shapes.
 """
 import os
+import queue
 import sys
+import threading
 import time
 import warnings
 import weakref
@@ -93,7 +96,7 @@ class DistKVStore(KVStore):
             _abort_on_uncaught(self._comm)
         self._bucket_bytes = int(float(bucket_cap_mb or os.environ.get('GRAPHC_BUCKET_MB', 25)) * 2 ** 20)
         self._names = {}   # key -> parameter name (the Trainer tells), for errors
-        self._overlap_comm = None
+        self._sender = None        # the overlapped allreduces (their own communicator and thread)
         self._use_nccl = None      # decided at the first push (every rank's gradients on a GPU)
         self._nccl = None          # (cupy.cuda.nccl, communicator, device)
         self._device_sums = {}     # key -> NCCL's sum on the device, for pull
@@ -330,8 +333,8 @@ class DistKVStore(KVStore):
         if self._comm is None or os.environ.get('GRAPHC_OVERLAP', '1') == '0' or self._use_nccl or \
                 (self._compression is not None and self._compression.kind == '2bit'):
             return None  # (NCCL: the buckets are reduced on the devices at step)
-        if self._overlap_comm is None:  # its own communicator: SyncBatchNorm's collectives need no common order
-            self._overlap_comm = self._comm.Dup()
+        if self._sender is None:  # its own communicator: SyncBatchNorm's collectives need no common order
+            self._sender = _Sender(self._MPI, self._comm.Dup())
         ov = Overlap(self, keys, copies)
         _live.add(ov)
         from .. import autograd
@@ -368,15 +371,58 @@ def _hook(var):
         ov(var)
 
 
+class _Sender:
+    """Allreduces of packed buckets, in order, on one communicator. In a thread of their own where MPI allows
+    threads (MPI_THREAD_MULTIPLE; mpi4py releases the GIL inside MPI calls, NumPy inside its kernels): Open
+    MPI has no progress thread, so a nonblocking request would only advance inside MPI calls made by the
+    thread that computes the backward. Else Iallreduce requests, advanced by poll()."""
+
+    def __init__(self, MPI, comm):
+        self.MPI, self.comm = MPI, comm
+        self.threaded = MPI.Query_thread() >= MPI.THREAD_MULTIPLE
+        if self.threaded:
+            self.queue = queue.Queue()
+            threading.Thread(target=self._loop, daemon=True, name='graphc-allreduce').start()
+
+    def _loop(self):
+        while True:
+            buf, op, done = self.queue.get()
+            try:
+                self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=op)
+            except BaseException as e:  # noqa: B902  (raised by wait, in the training thread)
+                done.error = e
+            done.set()
+
+    def send(self, buf, op=None):
+        op = op or self.MPI.SUM
+        if not self.threaded:
+            return self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=op)
+        done = threading.Event()
+        done.error = None
+        self.queue.put((buf, op, done))
+        return done
+
+    def poll(self, handles):
+        if not self.threaded and handles:
+            self.MPI.Request.Testall(handles)
+
+    def wait(self, h):
+        if not self.threaded:
+            return h.Wait()
+        h.wait()
+        if h.error is not None:
+            raise h.error
+
+
 class Overlap:
     """One Trainer's gradients, allreduced bucket by bucket while the backward still runs.
 
-    autograd calls the hook as it writes each gradient (graphc.autograd.grad_hooks); a bucket's Iallreduce
-    starts once every gradient in it is written, buckets in their fixed order (so every rank issues the same
-    collectives in the same order, whatever order its backward finishes them in), and each hook call lets MPI
-    progress the ones in flight. Trainer.step then starts what backward did not reach, waits, and unpacks /
-    updates as push does. A gradient written again after its bucket left (a second backward before step, or
-    grad_req 'add') makes every rank redo the whole reduction at step: the ranks agree on that first.
+    autograd calls the hook as it writes each gradient (graphc.autograd.grad_hooks); a bucket's allreduce
+    starts (kvstore's _Sender: a communication thread) once every gradient in it is written, buckets in their
+    fixed order (so every rank issues the same collectives in the same order, whatever order its backward
+    finishes them in). Trainer.step then starts what backward did not reach, waits, and unpacks / updates as
+    push does. A gradient written again after its bucket left (a second backward before step, or grad_req
+    'add') makes every rank redo the whole reduction at step: the ranks agree on that first.
     """
 
     def __init__(self, kv, keys, copies):
@@ -404,8 +450,7 @@ class Overlap:
                                                     for j in self.buckets[self.next]):
             self._start()
             self.stats['started_in_backward'] += 1
-        if self.pending:
-            self.kv._MPI.Request.Testall([r for _, _, r in self.pending])  # (MPI progresses inside its calls)
+        self.kv._sender.poll([r for _, _, r in self.pending])
 
     def _start(self):
         kv, bucket = self.kv, self.buckets[self.next]
@@ -414,7 +459,7 @@ class Overlap:
             if v.dtype.kind != 'f':
                 raise GraphcError(f"kvstore.push: {kv._name(k)} is {v.dtype}; gradients are reduced as floating point")
         buf = kv._pack(bucket, vals, kv._wire())
-        self.pending.append((bucket, buf, kv._overlap_comm.Iallreduce(kv._MPI.IN_PLACE, buf, op=kv._MPI.SUM)))
+        self.pending.append((bucket, buf, kv._sender.send(buf)))
         self.next += 1
 
     def finish(self, dests):
@@ -425,17 +470,19 @@ class Overlap:
         while self.next < len(self.buckets):
             self._start()
         flag = np.array([1 if self.dirty else 0], np.int32)
-        kv._overlap_comm.Allreduce(MPI.IN_PLACE, flag, op=MPI.MAX)
-        t, waited = time.perf_counter(), 0.0
+        agreed = kv._sender.send(flag, MPI.MAX)  # (after the buckets, in the same order on every rank)
+        waited = 0.0
         pending, self.stats['steps'], self.stats['buckets'] = self.pending, self.stats['steps'] + 1, len(self.buckets)
         self.reset()
+        kv._sender.wait(agreed)
         if flag[0]:
-            MPI.Request.Waitall([r for _, _, r in pending])
+            for _, _, req in pending:
+                kv._sender.wait(req)
             self.stats['redone'] += 1
             return False
         for bucket, buf, req in pending:
             t = time.perf_counter()
-            req.Wait()
+            kv._sender.wait(req)
             waited += time.perf_counter() - t
             kv._unpack(bucket, buf, kv._apply)
         kv.timings.append(waited)
