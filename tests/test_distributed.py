@@ -19,20 +19,20 @@ TOL = dict(rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------- the ranks' side
-def _model(kind, distributed=True):
+def _model(kind, distributed=True, devices=1):
     from graphc.gluon import nn
     net = nn.HybridSequential(prefix='net_')
     with net.name_scope():  # the same names on every rank, whatever else a rank built before (rank 0: references)
-        _layers(net, kind, distributed)
+        _layers(net, kind, distributed, devices)
     return net
 
 
-def _layers(net, kind, distributed):
+def _layers(net, kind, distributed, devices):
     from graphc.gluon import nn
     if kind == 'mlp':
         net.add(nn.Dense(16, activation='relu', in_units=100), nn.Dense(4, in_units=16))
     elif kind == 'sbn':  # SyncBatchNorm over the ranks; the one-process reference is BatchNorm over the whole batch
-        bn = nn.SyncBatchNorm(in_channels=4) if distributed else nn.BatchNorm(in_channels=4)
+        bn = nn.SyncBatchNorm(in_channels=4, num_devices=devices) if distributed else nn.BatchNorm(in_channels=4)
         net.add(nn.Conv2D(4, 3, in_channels=1, use_bias=False), bn, nn.Activation('relu'), nn.MaxPool2D(2),
                 nn.Flatten(), nn.Dense(4, in_units=64))
     else:  # a small LeNet
@@ -74,6 +74,27 @@ def _train(kind, opt, hybrid, kvstore, rank, n, steps=5, net=None, trainer=None,
     return net, trainer
 
 
+def _train_devices(rank, n, steps=5):
+    """'sbn' with SGD on [cpu(0), cpu(1)] of each rank, the devices' forwards run by gluon.utils.parallel."""
+    import graphc as gc
+    from graphc import autograd, gluon, nd
+    ctx = [gc.cpu(0), gc.cpu(1)]
+    gc.random.seed(rank)
+    net = _model('sbn', devices=2)
+    net.initialize(gc.init.Xavier(), ctx=ctx)
+    trainer = gluon.Trainer(net.collect_params(), *OPTS['sgd'], kvstore='dist_sync')
+    loss = gluon.loss.SoftmaxCrossEntropyLoss()
+    for x, y in _data(n, steps):
+        b = len(x) // n
+        xs = gluon.utils.split_and_load(nd.array(x[rank * b:(rank + 1) * b]), ctx)
+        ys = gluon.utils.split_and_load(nd.array(y[rank * b:(rank + 1) * b]), ctx)
+        with autograd.record():
+            losses = gluon.utils.parallel(lambda a, c: loss(net(a), c), xs, ys)
+        autograd.backward(losses)
+        trainer.step(len(x))
+    return net
+
+
 def _params(net):
     return [p.data().asnumpy() for p in net.collect_params().values()]
 
@@ -107,6 +128,9 @@ def _worker(scenario, out):
             hvd, tr = _train('mlp', 'sgd', False, 'horovod', rank, n)  # overlapped, the sums back into the grads
             result['horovod'] = [tr._overlap.stats['started_in_backward'] > 0,
                                  all(bool(np.allclose(a, b, **TOL)) for a, b in zip(_params(once), _params(hvd)))]
+        if scenario == 'train':  # SyncBatchNorm over 2 devices on each rank: the statistics span all 4 shards
+            result['diffs']['sbn-2x2-devices'] = [bool(np.allclose(a, b, **TOL)) for a, b in zip(
+                _params(_train_devices(rank, n)), _params(_train('sbn', 'sgd', False, None, 0, n)[0]))]
         # checkpoint: rank 0 writes parameters and trainer state after 2 steps; a fresh model resumes from them
         whole, _ = _train('lenet', 'adam', True, 'dist_sync', rank, n, steps=4)
         net, tr = _train('lenet', 'adam', True, 'dist_sync', rank, n, steps=2)

@@ -58,28 +58,35 @@ def parallel(fn, *per_device):
         _slot.run, _slot.index, _slot.calls = old
         for t in threads:
             t.join()
-    first = next((e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)), None)
+    first = next((e for e in errors if e is not None and not isinstance(e, _Abandoned)), None)  # the cause
     first = first or next((e for e in errors if e is not None), None)
     if first is not None:
         raise first
     return results
 
 
+class _Abandoned(GraphcError):
+    """A device left waiting at the layer because another one failed (or never came)."""
+
+
 class _Run:
     """One parallel() call: where its threads meet, per (layer, how many times this thread called it)."""
 
     def __init__(self, n):
-        self.n, self.lock, self.meetings = n, threading.Lock(), {}
+        self.n, self.lock, self.meetings, self.aborted = n, threading.Lock(), {}, False
 
     def meeting(self, key, compute):
         with self.lock:
             m = self.meetings.get(key)
             if m is None:
                 m = self.meetings[key] = _Meeting(self.n, compute)
+                if self.aborted:  # a device failed already: nobody waits for it
+                    m.barrier.abort()
             return m
 
     def abort(self):
         with self.lock:
+            self.aborted = True
             for m in self.meetings.values():
                 m.barrier.abort()
 
@@ -125,7 +132,11 @@ def sync_batch_norm(layer, x, gamma, beta, running_mean, running_var):
     count = _slot.calls[id(layer)] = _slot.calls.get(id(layer), -1) + 1
     m = run.meeting((id(layer), count), _Joint(layer, _world()))
     m.inputs[_slot.index] = (x, gamma, beta, running_mean, running_var)
-    m.barrier.wait(TIMEOUT)
+    try:
+        m.barrier.wait(TIMEOUT)
+    except threading.BrokenBarrierError:
+        raise _Abandoned(f"SyncBatchNorm {layer.name!r}: another device of gluon.utils.parallel failed, or did not "
+                         f"reach the layer within {TIMEOUT:.0f} s") from None
     if m.error is not None:
         raise m.error
     return m.outputs[_slot.index]
