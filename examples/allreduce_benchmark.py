@@ -35,8 +35,13 @@ def main(argv=None):
     p.add_argument('--bucket-mb', type=float, default=25)
     p.add_argument('--fp16', action='store_true')
     p.add_argument('--no-step', action='store_true', help='time the allreduce only (a step takes long on a busy machine)')
+    p.add_argument('--overlap', action='store_true',
+                   help='time whole training steps (eager forward, backward, Trainer.step) with the allreduce '
+                        'overlapping the backward and without (GRAPHC_OVERLAP=0)')
     p.add_argument('--json')
     a = p.parse_args(argv)
+    if a.overlap:
+        return overlap(a)
     out = []
     for name, make, shape in models():
         gc.random.seed(0)
@@ -81,6 +86,52 @@ def main(argv=None):
     if a.json and gc.kv.create('dist_sync').rank == 0:
         with open(a.json, 'w') as f:
             json.dump(out, f, indent=2)
+
+
+def overlap(a):
+    """Median step time with and without overlap, per model (eager: a hybridized block's gradients all appear
+    when its one backward node finishes, so there the allreduce can only start after it)."""
+    out = []
+    for name, make, shape in models():
+        x = nd.array(np.random.RandomState(0).rand(a.batch, *shape).astype(np.float32))
+        y = nd.array(np.zeros(a.batch, np.float32))
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()
+        row = {'model': name, 'bucket_mb': a.bucket_mb, 'batch': a.batch}
+        for mode in ('off', 'on', 'off', 'on'):  # interleaved: the machine's load drifts
+            os.environ['GRAPHC_OVERLAP'] = '1' if mode == 'on' else '0'
+            gc.random.seed(0)
+            net = make()
+            net.initialize(gc.init.Xavier())
+            net(x[:1])
+            kv = gc.kv.create('dist_sync')
+            kv._bucket_bytes = int(a.bucket_mb * 2 ** 20)
+            tr = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.01}, kvstore=kv)
+            steps, waits = [], []
+            for r in range(a.reps + 2):
+                kv.barrier()
+                t = time.perf_counter()
+                with autograd.record():
+                    loss(net(x), y).backward()
+                tr.step(a.batch * kv.num_workers)
+                steps.append(time.perf_counter() - t)
+                waits.append(kv.timings[-1] if kv.timings else 0.0)
+            ov = tr._overlap
+            row.setdefault(mode, []).append({
+                'step_ms': float(np.median(steps[2:])) * 1e3, 'wait_ms': float(np.median(waits[2:])) * 1e3,
+                'buckets': kv.last_buckets,
+                'started_in_backward': ov.stats['started_in_backward'] / max(ov.stats['steps'], 1) if ov else 0})
+        out.append(row)
+        if kv.rank == 0:
+            for mode in ('off', 'on'):
+                rs = row[mode]
+                each = lambda key, fmt: ' / '.join(format(r[key], fmt) for r in rs)  # noqa: E731
+                print(f"{name} overlap {mode}: step {each('step_ms', '.0f')} ms, waiting at step "
+                      f"{each('wait_ms', '.1f')} ms, {rs[0]['buckets']} buckets, "
+                      f"{rs[-1]['started_in_backward']:.1f} started during backward", flush=True)
+    if a.json and kv.rank == 0:
+        with open(a.json, 'w') as f:
+            json.dump(out, f, indent=2)
+    return out
 
 
 if __name__ == '__main__':

@@ -119,8 +119,9 @@ def _topo(heads):
     return topo_order(heads, lambda n: [e[0] for e in n.in_entries if e is not None])[::-1]
 
 
-def _run_backward(heads, head_grads, retain_graph, want=None):
-    """Propagate gradients from heads. Returns {id(leaf node): grad ndarray}."""
+def _run_backward(heads, head_grads, retain_graph, want=None, on_leaf=None):
+    """Propagate gradients from heads. Returns {id(leaf node): grad ndarray}; on_leaf(node, grad) runs as soon
+    as a leaf's gradient is complete (every node that reads the leaf has been differentiated)."""
     from .ndarray.ndarray import NDArray
     from . import nd as F
     heads = list(heads)
@@ -148,6 +149,8 @@ def _run_backward(heads, head_grads, retain_graph, want=None):
                 g = grads.get((id(node), 0))
                 if g is not None:
                     leaf_grads[id(node)] = (node, g)
+                    if on_leaf is not None:
+                        on_leaf(node, g)
                 continue
             if node.freed:
                 raise GraphcError(f"backward through {node.op.name} a second time: the graph was freed by the first "
@@ -188,16 +191,24 @@ def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
     if isinstance(heads, NDArray):
         heads = [heads]
     with _on(heads):
-        for node, g in _run_backward(heads, head_grads, retain_graph).values():
-            var = node.variable
-            if var._grad.stype != 'default':  # a sparse .grad: the values stored in its storage type
-                if var._grad_req != 'null':
-                    var._grad._assign(g if var._grad_req == 'write' else var._grad._data + g)
-            elif var._grad_req == 'add':
-                var._grad._data += g
-            elif var._grad_req == 'write':
-                var._grad._data[...] = g
-            var._fresh_grad = True
+        _run_backward(heads, head_grads, retain_graph, on_leaf=_write_grad)
+
+
+grad_hooks = []  # fn(variable), run as soon as backward has written a variable's gradient (a Trainer's allreduce)
+
+
+def _write_grad(node, g):
+    var = node.variable
+    if var._grad.stype != 'default':  # a sparse .grad: the values stored in its storage type
+        if var._grad_req != 'null':
+            var._grad._assign(g if var._grad_req == 'write' else var._grad._data + g)
+    elif var._grad_req == 'add':
+        var._grad._data += g
+    elif var._grad_req == 'write':
+        var._grad._data[...] = g
+    var._fresh_grad = True
+    for hook in grad_hooks:
+        hook(var)
 
 
 def _on(heads):

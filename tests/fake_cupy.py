@@ -228,3 +228,56 @@ def emu_device(device_id):
             lib = self._modules[kernel.name]
             return lambda args: lib.launch(kernel, _checked(args, kernel))
     return EmuCupyDevice(device_id)
+
+
+# ---------------------------------------------------------------- cupy.cuda.nccl (for tests under mpirun)
+# A device array's `.data.ptr` is a token naming the array (never a host address); the stand-in communicator's
+# allReduce looks the arrays up by it and sums their values over the MPI ranks (mpi4py), as NCCL would over
+# the ranks' GPUs. NCCL_CALLS counts allReduce calls, by datatype.
+_POINTERS = {}
+NCCL_CALLS = {}
+
+
+class _Memory:
+    def __init__(self, array):
+        self.ptr = id(array)
+        _POINTERS[self.ptr] = array
+
+
+ndarray.data = property(lambda self: _Memory(self))
+cuda.Stream.null.ptr = 0
+
+
+class _NcclCommunicator:
+    def __init__(self, ndev, commId, rank):
+        from mpi4py import MPI
+        if not isinstance(commId, bytes) or len(commId) != 128:
+            raise TypeError("NcclCommunicator: commId must be the 128 bytes of get_unique_id()")
+        self._comm, self._MPI, self._device = MPI.COMM_WORLD.Dup(), MPI, _current[0]
+        if (ndev, rank) != (self._comm.Get_size(), self._comm.Get_rank()):
+            raise RuntimeError(f"ncclInvalidArgument: ndev {ndev} / rank {rank} vs MPI's "
+                               f"{self._comm.Get_size()} / {self._comm.Get_rank()}")
+
+    def allReduce(self, sendbuf, recvbuf, count, datatype, op, stream):
+        src = _POINTERS.pop(sendbuf)
+        dst = src if recvbuf == sendbuf else _POINTERS.pop(recvbuf)
+        want = {_nccl.NCCL_FLOAT32: np.float32, _nccl.NCCL_FLOAT16: np.float16, _nccl.NCCL_FLOAT64: np.float64}
+        if op != _nccl.NCCL_SUM or src.dtype != want[datatype] or src.size != count or dst.size != count:
+            raise RuntimeError("ncclInvalidArgument: op, datatype or count do not match the buffers")
+        if not src._a.flags.c_contiguous or {src.device.id, dst.device.id, _current[0]} != {self._device}:
+            raise RuntimeError("ncclInvalidUsage: buffers must be contiguous, on the communicator's current device")
+        out = np.empty_like(src._a)
+        self._comm.Allreduce(src._a, out, op=self._MPI.SUM)
+        dst._a[...] = out
+        NCCL_CALLS[datatype] = NCCL_CALLS.get(datatype, 0) + 1
+
+
+_nccl = types.SimpleNamespace(NCCL_SUM=0, NCCL_FLOAT16=6, NCCL_FLOAT32=7, NCCL_FLOAT64=8,
+                              get_unique_id=lambda: bytes(range(128)), NcclCommunicator=_NcclCommunicator)
+cuda.nccl = _nccl
+
+
+def install_with_nccl(modules):
+    """modules['cupy'] (sys.modules, or a monkeypatch's view of it) = this stand-in, with `cupy.cuda.nccl`
+    importable (`from cupy.cuda import nccl`)."""
+    modules['cupy'], modules['cupy.cuda'], modules['cupy.cuda.nccl'] = _module, cuda, _nccl

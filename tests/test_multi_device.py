@@ -11,7 +11,7 @@ import graphc as gc
 from graphc import autograd, gluon, nd
 from graphc.base import GraphcError
 from graphc.gluon import nn
-from graphc.gluon.utils import check_sha1, clip_global_norm, download, split_and_load
+from graphc.gluon.utils import check_sha1, clip_global_norm, download, parallel, split_and_load
 
 C2 = [gc.cpu(0), gc.cpu(1)]
 
@@ -76,12 +76,16 @@ def test_deferred_init_makes_every_copy_and_block_uses_the_inputs_context():
     np.testing.assert_allclose(g1, np.ones((3, 2)) * x[2:].sum(0), rtol=1e-6)
 
 
-def _net(kind):
+def _net(kind, devices=1):
     net = nn.HybridSequential()
     if kind == 'bn':
         net.add(nn.BatchNorm(in_channels=2))
-    net.add(nn.Conv2D(3, 3, in_channels=2), nn.Activation('relu'), nn.MaxPool2D(2), nn.Flatten(),
-            nn.Dense(4, in_units=12))
+    if kind == 'sync':  # after a layer that learns: its statistics' gradient reaches the convolution (whose
+        # bias would get no gradient but rounding noise, which Adam amplifies)
+        net.add(nn.Conv2D(3, 3, in_channels=2, use_bias=False), nn.SyncBatchNorm(in_channels=3, num_devices=devices))
+    else:
+        net.add(nn.Conv2D(3, 3, in_channels=2))
+    net.add(nn.Activation('relu'), nn.MaxPool2D(2), nn.Flatten(), nn.Dense(4, in_units=12))
     return net
 
 
@@ -92,7 +96,7 @@ def _train(ctxs, opt, params, hybrid, kind='plain', steps=5, per_shard_ref=False
     xs = [rng.randn(4, 2, 6, 6).astype(np.float32) for _ in range(steps)]
     ys = [rng.randint(0, 4, 4).astype(np.float32) for _ in range(steps)]
     gc.random.seed(1)
-    net = _net(kind)
+    net = _net(kind, len(ctxs))
     net.initialize(gc.init.Xavier(), ctx=ctxs)
     if hybrid:
         net.hybridize()
@@ -111,9 +115,15 @@ def _train(ctxs, opt, params, hybrid, kind='plain', steps=5, per_shard_ref=False
         else:
             xb, yb = split_and_load(nd.array(x), ctxs), split_and_load(nd.array(y), ctxs)
             with autograd.record():
-                ls = [loss(net(a), b) for a, b in zip(xb, yb)]
-            for lo in ls:
-                lo.backward()
+                if kind == 'sync':  # the devices' forwards meet at the layer: they run concurrently
+                    ls = parallel(lambda a, b: loss(net(a), b), xb, yb)
+                else:
+                    ls = [loss(net(a), b) for a, b in zip(xb, yb)]
+            if kind == 'sync':
+                autograd.backward(ls)
+            else:
+                for lo in ls:
+                    lo.backward()
         tr.step(4)
     return net, tr
 
@@ -132,6 +142,48 @@ def test_two_devices_with_the_batch_split_equal_one_device_with_all_of_it(opt, p
         np.testing.assert_array_equal(a0, a1)  # every copy got the same update
         np.testing.assert_allclose(a0, p.data().asnumpy(), rtol=1e-4, atol=1e-5)
         assert np.abs(a0 - p0.data().asnumpy()).max() > 1e-3  # (and training moved it)
+
+
+@pytest.mark.parametrize('opt, params', [('sgd', {'learning_rate': 0.1, 'momentum': 0.9, 'wd': 1e-3}),
+                                         ('adam', {'learning_rate': 0.01})])
+def test_sync_batchnorm_spans_the_devices(opt, params):
+    """SyncBatchNorm on [cpu(0), cpu(1)] normalizes with the whole batch's statistics: training equals one device
+    with the whole batch (parameters and running statistics), every copy the same."""
+    one, _ = _train([gc.cpu()], opt, params, False, 'sync')
+    two, _ = _train(C2, opt, params, False, 'sync')
+    split, _ = _train(C2, opt, params, False, 'sync', steps=1)
+    init, _ = _train([gc.cpu()], opt, params, False, 'sync', steps=0)
+    for p, q, p0 in zip(one.collect_params().values(), two.collect_params().values(),
+                        init.collect_params().values()):
+        a0, a1 = (q.data(c).asnumpy() for c in C2)
+        np.testing.assert_array_equal(a0, a1)
+        np.testing.assert_allclose(a0, p.data().asnumpy(), rtol=1e-4, atol=1e-5, err_msg=p.name)
+        assert np.abs(a0 - p0.data().asnumpy()).max() > 1e-4, p.name  # (and training moved it)
+    # after one step the running mean is the whole first batch's (after the convolution) on both copies
+    rng = np.random.RandomState(0)
+    x = nd.array(rng.randn(4, 2, 6, 6).astype(np.float32))
+    conv = init[0]
+    want = 0.1 * conv(x).asnumpy().mean(axis=(0, 2, 3))
+    for c in C2:
+        np.testing.assert_allclose(split[1].running_mean.data(c).asnumpy(), want, rtol=1e-4, atol=1e-6)
+
+
+def test_sync_batchnorm_says_how_to_run_the_devices():
+    net = _net('sync', 2)
+    net.initialize(ctx=C2)
+    xs = split_and_load(nd.ones((4, 2, 6, 6)), C2)
+    with autograd.record():
+        with pytest.raises(GraphcError, match=r"num_devices=2.*outside gluon.utils.parallel.*parallel\(net, shards\)"):
+            net(xs[0])
+    net.hybridize()
+    with autograd.record():
+        with pytest.raises(GraphcError, match="cannot be traced; call hybridize\\(False\\)"):
+            parallel(net, xs)
+    with pytest.raises(ZeroDivisionError):  # a device that fails releases the others
+        with autograd.record():
+            parallel(lambda k, x: net(x) if k else 1 / 0, [0, 1], xs)
+    net.hybridize(False)
+    assert [y.shape for y in parallel(net, xs)] == [(2, 4)] * 2  # predicting: the running statistics
 
 
 def test_update_on_the_devices_equals_update_on_the_kvstore():

@@ -115,6 +115,7 @@ class Trainer:
         if self.__dict__.get('_kvstore') is not None and 'dist' in self._kvstore.type:
             raise GraphcError("Trainer: a distributed kvstore cannot be reset (every worker would have to)")
         self._kv_initialized = False
+        self._overlap = None
         self._kvstore = None
         self._distributed = None
         self._update_on_kvstore = None
@@ -268,11 +269,21 @@ class Trainer:
         keys = [i for i, _ in todo]
         grads = [[a._grad for a in _copies(p)] for _, p in todo]
         outs = [_copies(p) for _, p in todo] if self._update_on_kvstore else None
+        copies = [_copies(p) for _, p in todo]
+        ov = self._overlap
+        if ov is not None:  # some buckets left during backward: the rest now (see kvstore/dist.py Overlap)
+            if ov.keys != keys or any(len(a) != len(b) or any(x is not y for x, y in zip(a, b))
+                                      for a, b in zip((ov.copies[k] for k in ov.keys), copies)):
+                ov.dirty, self._overlap = True, None  # other parameters or arrays: drained, then made anew
+            if ov.finish(outs if outs is not None else grads):
+                return
         if batched:
             kv.pushpull(keys, grads, out=outs)
         else:
             for j, k in enumerate(keys):
                 kv.pushpull(k, grads[j], out=outs[j] if outs else None, priority=-k)
+        if self._overlap is None and batched and not self._params_to_init and hasattr(kv, 'overlap'):
+            self._overlap = kv.overlap(keys, dict(zip(keys, copies)))  # from the next backward on
 
     def update(self, batch_size, ignore_stale_grad=False):
         """step() without allreduce_grads (for code that reduces gradients itself)."""

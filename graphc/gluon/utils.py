@@ -32,6 +32,13 @@ def split_and_load(data, ctx_list, batch_axis=0, even_split=True):
     return [s.as_in_context(c) for s, c in zip(split_data(data, len(ctx_list), batch_axis, even_split), ctx_list)]
 
 
+def parallel(fn, *per_device):
+    """[fn(*args) for args in zip(*per_device)] with one thread per device (e.g. `parallel(net, shards)`):
+    how SyncBatchNorm's statistics span the devices of one process (graphc/gluon/nn/sync_batchnorm.py)."""
+    from .nn.sync_batchnorm import parallel as run
+    return run(fn, *per_device)
+
+
 def clip_global_norm(arrays, max_norm, check_isfinite=True):
     """Scale arrays in place by min(1, max_norm / norm), norm being their joint 2-norm, and return the norm
     (MXNet's: a scalar if check_isfinite, which also warns on a nan or inf norm; else a (1,) NDArray, so that

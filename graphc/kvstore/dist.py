@@ -8,8 +8,9 @@ states stay per rank and identical, as with Horovod), else the sum is what pull 
 Gradients are packed into buckets of at most `bucket_cap_mb` (DDP's knob, default 25 MB; env
 GRAPHC_BUCKET_MB) in the reverse order of the keys — the order backward produces them — and each bucket's
 non-blocking allreduce starts as soon as it is packed, so packing the next bucket and unpacking/updating
-the finished ones overlap the communication. Sums are in float32 (float16 on the wire with
-compression_params={'type': 'fp16'}).
+the finished ones overlap the communication. From a Trainer's second step on, buckets start while the
+backward still runs, as autograd writes their gradients (Overlap, below). Sums are in float32 (float16 on
+the wire with compression_params={'type': 'fp16'}); on GPUs, NCCL through cupy reduces them on the devices.
 
 One worker (not started by mpirun, or started with -np 1) runs without MPI in the process. Under mpirun
 without mpi4py installed, creating the kvstore says what to install. A rank that raises makes every rank
@@ -18,13 +19,18 @@ stops the others. Shapes and dtypes of the keys are compared across ranks when t
 mismatch names the parameter and both shapes.
 """
 import os
+import queue
 import sys
+import threading
 import time
+import warnings
+import weakref
 
 import numpy as np
 
 from ..base import GraphcError
-from . import KVStore, KVStoreBase, _host, _pairs, _write
+from .. import device as _dev
+from . import KVStore, KVStoreBase, _host, _pairs
 
 _SIZE_VARS = ('OMPI_COMM_WORLD_SIZE', 'PMI_SIZE', 'PMIX_SIZE', 'MPI_LOCALNRANKS', 'SLURM_NTASKS')
 _INSTALL = "pip install 'graphc[dist]' (mpi4py and an MPI), then start the ranks with " \
@@ -46,6 +52,13 @@ def mpi():
     except ImportError as e:
         raise GraphcError(f"a distributed kvstore needs MPI, which is not installed ({e}): {_INSTALL}") from None
     return MPI
+
+
+def world():
+    """(MPI, COMM_WORLD) of this run, with the hook that makes a failing rank stop them all."""
+    MPI = mpi()
+    _abort_on_uncaught(MPI.COMM_WORLD)
+    return MPI, MPI.COMM_WORLD
 
 
 _hooked = []
@@ -83,6 +96,10 @@ class DistKVStore(KVStore):
             _abort_on_uncaught(self._comm)
         self._bucket_bytes = int(float(bucket_cap_mb or os.environ.get('GRAPHC_BUCKET_MB', 25)) * 2 ** 20)
         self._names = {}   # key -> parameter name (the Trainer tells), for errors
+        self._sender = None        # the overlapped allreduces (their own communicator and thread)
+        self._use_nccl = None      # decided at the first push (every rank's gradients on a GPU)
+        self._nccl = None          # (cupy.cuda.nccl, communicator, device)
+        self._device_sums = {}     # key -> NCCL's sum on the device, for pull
         self.timings = []  # seconds per pushpull spent in MPI (wait for allreduce): for benchmarks
         self.last_buckets = 0
 
@@ -183,11 +200,9 @@ class DistKVStore(KVStore):
 
     def push(self, key, value, priority=0):
         pairs = _pairs(key, value)
-        if self._comm is not None and self._compression is None:  # one device: packed straight from the gradient
-            merged = {k: _host(vs[0]) if len(vs) == 1 and self._check(k, vs[0]) else self._reduce(k, vs)
-                      for k, vs in pairs}
-        else:
-            merged = {k: self._reduce(k, vs) for k, vs in pairs}
+        if self._comm is not None and self._nccl_agreed(pairs):
+            return self._push_nccl(pairs)
+        merged = {k: self._merged(k, vs) if self._comm is not None else self._reduce(k, vs) for k, vs in pairs}
         if self._comm is None:
             for k, _ in pairs:
                 self._apply(k, merged[k])
@@ -211,6 +226,122 @@ class DistKVStore(KVStore):
             self._unpack(bucket, buf, self._apply)
         self.timings.append(waited)
 
+    # ------------------------------------------------------------ NCCL: gradients on GPUs stay on them
+    def _nccl_agreed(self, pairs):
+        """Whether gradients are reduced with NCCL: decided at the first push, by every rank together (all must
+        hold their gradients on a GPU and have cupy's NCCL, else all reduce over MPI from host copies)."""
+        if self._use_nccl is None:
+            ok = all(_dev.device_id(v._data) is not None for _, vs in pairs for v in vs) and \
+                (self._compression is None or self._compression.kind == 'fp16')
+            if ok:
+                try:
+                    from cupy.cuda import nccl  # noqa: F401
+                except ImportError as e:
+                    warnings.warn(f"graphc.dist: gradients are on GPUs but cupy has no NCCL ({e}); reducing them "
+                                  "over MPI from host copies", stacklevel=3)
+                    ok = False
+            flag = np.array([1 if ok else 0], np.int32)
+            self._comm.Allreduce(self._MPI.IN_PLACE, flag, op=self._MPI.MIN)
+            self._use_nccl = bool(flag[0])
+        return self._use_nccl
+
+    def _nccl_comm(self, device):
+        """This rank's NCCL communicator on `device`, made once; rank 0's unique id reaches the others over MPI."""
+        if self._nccl is None:
+            from cupy.cuda import nccl
+            raw = np.zeros(129, np.int64)
+            if self.rank == 0:
+                uid = nccl.get_unique_id()  # bytes (cupy >= 10) or a tuple of ints (older)
+                vals = np.frombuffer(uid, np.uint8) if isinstance(uid, bytes) else np.array(uid, np.int64)
+                raw[0], raw[1:1 + len(vals)] = isinstance(uid, bytes), vals
+            self._comm.Bcast(raw, root=0)
+            uid = bytes(raw[1:].astype(np.uint8).tolist()) if raw[0] else tuple(int(v) for v in raw[1:])
+            with _dev.cupy().cuda.Device(device):
+                self._nccl = (nccl, nccl.NcclCommunicator(self.num_workers, uid, self.rank), device)
+        elif self._nccl[2] != device:
+            raise GraphcError(f"kvstore: gradients moved from gpu({self._nccl[2]}) to gpu({device}); a rank's "
+                              "NCCL communicator belongs to one device")
+        return self._nccl
+
+    def _push_nccl(self, pairs):
+        """Each bucket: this rank's copies summed on its first device, packed there, allreduced by NCCL in place,
+        unpacked on the device (an optimizer on the kvstore gets a host copy: the store lives on the host)."""
+        cp = _dev.cupy()
+        device = _dev.device_id(pairs[0][1][0]._data)
+        nccl, comm, _ = self._nccl_comm(device)
+        values = dict(pairs)
+        wire = self._wire()
+        nccl_type = {np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float16): nccl.NCCL_FLOAT16}[np.dtype(wire)]
+        self.last_buckets = 0
+        with cp.cuda.Device(device):
+            for bucket in self._buckets([k for k, _ in pairs]):
+                parts = []
+                for k in bucket:
+                    vs = values[k]
+                    for v in vs:
+                        self._check(k, v)
+                    total = cp.asarray(vs[0]._data)  # (a copy where the value lives on another device)
+                    for v in vs[1:]:
+                        total = total + cp.asarray(v._data)
+                    parts.append(total.ravel().astype(wire))
+                buf = cp.concatenate(parts)
+                comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, nccl_type, nccl.NCCL_SUM,
+                               cp.cuda.Stream.null.ptr)
+                o = 0
+                for k in bucket:
+                    st = self._store[k]
+                    summed = buf[o:o + st.size].reshape(st.shape).astype(st.dtype)
+                    o += st.size
+                    if self._updater is not None:
+                        self._device_sums.pop(k, None)
+                        self._apply(k, _dev.to_host(summed))
+                    else:
+                        self._device_sums[k] = summed
+                self.last_buckets += 1
+
+    def pull(self, key, out=None, priority=0, ignore_sparse=True):
+        if out is not None and self._device_sums:  # NCCL's sums go to the outs device to device
+            rest_k, rest_o = [], []
+            for k, outs in _pairs(key, out):
+                s = self._device_sums.get(k)
+                if s is None:
+                    rest_k.append(k)
+                    rest_o.append(outs)
+                    continue
+                for o in outs:
+                    if o.shape != s.shape:
+                        raise GraphcError(f"kvstore.pull: {self._name(k)} holds shape {list(s.shape)}, out is "
+                                          f"{list(o.shape)}")
+                    d = _dev.device_id(o._data)
+                    with _dev.on(o._data):
+                        o._data[...] = _dev.to_host(s) if d is None else _dev.cupy().asarray(s)
+            if rest_k:
+                super().pull(rest_k, rest_o, priority)
+            return
+        super().pull(key, out, priority)
+
+    def _merged(self, k, vs):
+        """The sum of this rank's copies of a gradient (the array itself for one device, no compression)."""
+        if len(vs) == 1 and self._compression is None and self._check(k, vs[0]):
+            return _host(vs[0])
+        return self._reduce(k, vs)
+
+    # ------------------------------------------------------------ overlap: allreduce while backward runs
+    def overlap(self, keys, copies):
+        """An Overlap for these keys (copies[k]: the arrays of key k, one per device), or None where it cannot
+        help or be exact (one worker, 2-bit compression keeps state per push, env GRAPHC_OVERLAP=0)."""
+        if self._comm is None or os.environ.get('GRAPHC_OVERLAP', '1') == '0' or self._use_nccl or \
+                (self._compression is not None and self._compression.kind == '2bit'):
+            return None  # (NCCL: the buckets are reduced on the devices at step)
+        if self._sender is None:  # its own communicator: SyncBatchNorm's collectives need no common order
+            self._sender = _Sender(self._MPI, self._comm.Dup())
+        ov = Overlap(self, keys, copies)
+        _live.add(ov)
+        from .. import autograd
+        if _hook not in autograd.grad_hooks:
+            autograd.grad_hooks.append(_hook)
+        return ov
+
     def _check(self, k, v):
         s = self._stored(k, 'push')
         if v.shape != s.shape or v.dtype != s.dtype:
@@ -230,6 +361,134 @@ class DistKVStore(KVStore):
         out = np.empty_like(a)
         self._comm.Allreduce(a, out, op=self._MPI.SUM)
         return out
+
+
+_live = weakref.WeakSet()  # the Overlaps in use (each belongs to one Trainer)
+
+
+def _hook(var):
+    for ov in list(_live):
+        ov(var)
+
+
+class _Sender:
+    """Allreduces of packed buckets, in order, on one communicator. In a thread of their own where MPI allows
+    threads (MPI_THREAD_MULTIPLE; mpi4py releases the GIL inside MPI calls, NumPy inside its kernels): Open
+    MPI has no progress thread, so a nonblocking request would only advance inside MPI calls made by the
+    thread that computes the backward. Else Iallreduce requests, advanced by poll()."""
+
+    def __init__(self, MPI, comm):
+        self.MPI, self.comm = MPI, comm
+        self.threaded = MPI.Query_thread() >= MPI.THREAD_MULTIPLE
+        if self.threaded:
+            self.queue = queue.Queue()
+            threading.Thread(target=self._loop, daemon=True, name='graphc-allreduce').start()
+
+    def _loop(self):
+        while True:
+            buf, op, done = self.queue.get()
+            try:
+                self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=op)
+            except BaseException as e:  # noqa: B902  (raised by wait, in the training thread)
+                done.error = e
+            done.set()
+
+    def send(self, buf, op=None):
+        op = op or self.MPI.SUM
+        if not self.threaded:
+            return self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=op)
+        done = threading.Event()
+        done.error = None
+        self.queue.put((buf, op, done))
+        return done
+
+    def poll(self, handles):
+        if not self.threaded and handles:
+            self.MPI.Request.Testall(handles)
+
+    def wait(self, h):
+        if not self.threaded:
+            return h.Wait()
+        h.wait()
+        if h.error is not None:
+            raise h.error
+
+
+class Overlap:
+    """One Trainer's gradients, allreduced bucket by bucket while the backward still runs.
+
+    autograd calls the hook as it writes each gradient (graphc.autograd.grad_hooks); a bucket's allreduce
+    starts (kvstore's _Sender: a communication thread) once every gradient in it is written, buckets in their
+    fixed order (so every rank issues the same collectives in the same order, whatever order its backward
+    finishes them in). Trainer.step then starts what backward did not reach, waits, and unpacks / updates as
+    push does. A gradient written again after its bucket left (a second backward before step, or grad_req
+    'add') makes every rank redo the whole reduction at step: the ranks agree on that first.
+    """
+
+    def __init__(self, kv, keys, copies):
+        self.kv, self.keys = kv, list(keys)
+        self.buckets = kv._buckets(self.keys)
+        self.bucket_of = {k: b for b, ks in enumerate(self.buckets) for k in ks}
+        self.of = {id(a): (k, a) for k in self.keys for a in copies[k]}
+        self.copies = {k: copies[k] for k in self.keys}
+        self.stats = {'steps': 0, 'started_in_backward': 0, 'buckets': 0, 'redone': 0}
+        self.reset()
+
+    def reset(self):
+        self.written, self.next, self.pending, self.dirty = {}, 0, [], False
+
+    def __call__(self, var):
+        hit = self.of.get(id(var))
+        if hit is None or hit[1] is not var:
+            return
+        k = hit[0]
+        self.written[k] = self.written.get(k, 0) + 1
+        if self.bucket_of[k] < self.next or self.written[k] > len(self.copies[k]):
+            self.dirty = True
+            return
+        while self.next < len(self.buckets) and all(self.written.get(j, 0) == len(self.copies[j])
+                                                    for j in self.buckets[self.next]):
+            self._start()
+            self.stats['started_in_backward'] += 1
+        self.kv._sender.poll([r for _, _, r in self.pending])
+
+    def _start(self):
+        kv, bucket = self.kv, self.buckets[self.next]
+        vals = [kv._merged(k, [a._grad for a in self.copies[k]]) for k in bucket]
+        for k, v in zip(bucket, vals):
+            if v.dtype.kind != 'f':
+                raise GraphcError(f"kvstore.push: {kv._name(k)} is {v.dtype}; gradients are reduced as floating point")
+        buf = kv._pack(bucket, vals, kv._wire())
+        self.pending.append((bucket, buf, kv._sender.send(buf)))
+        self.next += 1
+
+    def finish(self, dests):
+        """At step: the rest of the buckets, every sum unpacked into the store (or applied by its optimizer), then
+        pulled into dests (a list of arrays per key: the weights, or the gradients themselves). Returns False,
+        having changed nothing, when the ranks must redo the reduction with pushpull (a gradient was rewritten)."""
+        kv, MPI = self.kv, self.kv._MPI
+        while self.next < len(self.buckets):
+            self._start()
+        flag = np.array([1 if self.dirty else 0], np.int32)
+        agreed = kv._sender.send(flag, MPI.MAX)  # (after the buckets, in the same order on every rank)
+        waited = 0.0
+        pending, self.stats['steps'], self.stats['buckets'] = self.pending, self.stats['steps'] + 1, len(self.buckets)
+        self.reset()
+        kv._sender.wait(agreed)
+        if flag[0]:
+            for _, _, req in pending:
+                kv._sender.wait(req)
+            self.stats['redone'] += 1
+            return False
+        for bucket, buf, req in pending:
+            t = time.perf_counter()
+            kv._sender.wait(req)
+            waited += time.perf_counter() - t
+            kv._unpack(bucket, buf, kv._apply)
+        kv.timings.append(waited)
+        kv.last_buckets = len(pending)
+        kv.pull(self.keys, out=dests)
+        return True
 
 
 @KVStoreBase.register

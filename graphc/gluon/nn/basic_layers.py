@@ -178,8 +178,10 @@ class BatchNorm(HybridBlock):
 
 class SyncBatchNorm(BatchNorm):
     """BatchNorm whose training statistics span every device of a data-parallel step (MXNet's
-    gluon.contrib.nn.SyncBatchNorm; axis 1). On one device it is BatchNorm. `batch_norm` is the one place
-    that normalizes: a multi-device version overrides it to reduce the batch mean/variance across devices."""
+    gluon.contrib.nn.SyncBatchNorm; axis 1): the num_devices devices of this process (their forwards run
+    with gluon.utils.parallel) and every MPI rank of a distributed run. With one device and one process it
+    is BatchNorm. The synchronized statistics are computed eagerly (nn/sync_batchnorm.py); a hybridized
+    block refuses to trace them, naming the layer."""
 
     def __init__(self, in_channels=0, num_devices=None, momentum=0.9, epsilon=1e-5, center=True, scale=True,
                  use_global_stats=False, beta_initializer='zeros', gamma_initializer='ones',
@@ -192,7 +194,22 @@ class SyncBatchNorm(BatchNorm):
         return self.batch_norm(F, x, gamma, beta, running_mean, running_var)
 
     def batch_norm(self, F, x, gamma, beta, running_mean, running_var):
-        return F.BatchNorm(x, gamma, beta, running_mean, running_var, name='fwd', **self._kwargs)
+        from . import sync_batchnorm as sync
+        if self._kwargs['use_global_stats'] or sync.group_size(self._num_devices) == 1:
+            return F.BatchNorm(x, gamma, beta, running_mean, running_var, name='fwd', **self._kwargs)
+        from ...ndarray.ndarray import NDArray
+        if not isinstance(x, NDArray):  # tracing
+            from ...symbol.symbol import current_trace
+            trace = current_trace()
+            if trace is None or trace.training:
+                raise GraphcError(f"SyncBatchNorm {self.name!r}: statistics that span "
+                                  f"{sync.group_size(self._num_devices)} devices/ranks are computed eagerly and "
+                                  f"cannot be traced; call hybridize(False) on the blocks that contain it")
+            return F.BatchNorm(x, gamma, beta, running_mean, running_var, name='fwd', **self._kwargs)
+        from ... import autograd
+        if not autograd.is_training():
+            return F.BatchNorm(x, gamma, beta, running_mean, running_var, name='fwd', **self._kwargs)
+        return sync.sync_batch_norm(self, x, gamma, beta, running_mean, running_var)
 
 
 def _norm_repr(block, kwargs):  # as MXNet: the kwargs in order, then in_channels (0 while deferred)
