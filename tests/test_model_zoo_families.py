@@ -26,7 +26,8 @@ def built(name, size, **kw):
     return net
 
 
-# name: (input size it runs at, trainable parameters at 224x224 (299x299) with 1000 classes as published,
+# name: (input size it runs at, trainable parameters at 224x224 (299x299) with 1000 classes as published (each
+#        checked with real MXNet 1.9.1: its MobileNet V2 has a 1x1 expansion in the t=1 block too: 3504960),
 #        (flattened size at that input, at 224) for AlexNet/VGG, some of MXNet's parameter names after the prefix)
 COUNTS = {'alexnet': (64, 61100840, (256, 9216), ['conv0_weight', 'conv4_bias', 'dense2_bias']),
           'vgg11': (32, 132863336, (512, 25088), ['conv0_weight', 'conv7_bias', 'dense2_weight']),
@@ -34,7 +35,7 @@ COUNTS = {'alexnet': (64, 61100840, (256, 9216), ['conv0_weight', 'conv4_bias', 
           'squeezenet1.0': (224, 1248424, None, ['conv0_weight', 'conv25_bias']),
           'squeezenet1.1': (224, 1235496, None, ['conv0_weight', 'conv1_weight', 'conv25_bias']),
           'mobilenet1.0': (32, 4231976, None, ['conv0_weight', 'batchnorm26_beta', 'dense0_weight']),
-          'mobilenetv2_1.0': (32, 3503872, None, ['features_conv0_weight', 'features_linearbottleneck0_conv0_weight',
+          'mobilenetv2_1.0': (32, 3504960, None, ['features_conv0_weight', 'features_linearbottleneck0_conv0_weight',
                                                   'features_linearbottleneck16_batchnorm2_beta', 'output_pred_weight']),
           'densenet121': (224, 7978856, None, ['conv0_weight', 'stage1_conv0_weight', 'stage4_batchnorm31_gamma',
                                                'conv3_weight', 'dense0_bias']),
