@@ -5,6 +5,8 @@ count depends on the input size (the Dense layer after Flatten of AlexNet and VG
 small model's plus the difference the flattened size makes."""
 import hashlib
 import os
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -26,7 +28,8 @@ def built(name, size, **kw):
     return net
 
 
-# name: (input size it runs at, trainable parameters at 224x224 (299x299) with 1000 classes as published,
+# name: (input size it runs at, trainable parameters at 224x224 (299x299) with 1000 classes as published (each
+#        checked with real MXNet 1.9.1: its MobileNet V2 has a 1x1 expansion in the t=1 block too: 3504960),
 #        (flattened size at that input, at 224) for AlexNet/VGG, some of MXNet's parameter names after the prefix)
 COUNTS = {'alexnet': (64, 61100840, (256, 9216), ['conv0_weight', 'conv4_bias', 'dense2_bias']),
           'vgg11': (32, 132863336, (512, 25088), ['conv0_weight', 'conv7_bias', 'dense2_weight']),
@@ -34,7 +37,7 @@ COUNTS = {'alexnet': (64, 61100840, (256, 9216), ['conv0_weight', 'conv4_bias', 
           'squeezenet1.0': (224, 1248424, None, ['conv0_weight', 'conv25_bias']),
           'squeezenet1.1': (224, 1235496, None, ['conv0_weight', 'conv1_weight', 'conv25_bias']),
           'mobilenet1.0': (32, 4231976, None, ['conv0_weight', 'batchnorm26_beta', 'dense0_weight']),
-          'mobilenetv2_1.0': (32, 3503872, None, ['features_conv0_weight', 'features_linearbottleneck0_conv0_weight',
+          'mobilenetv2_1.0': (32, 3504960, None, ['features_conv0_weight', 'features_linearbottleneck0_conv0_weight',
                                                   'features_linearbottleneck16_batchnorm2_beta', 'output_pred_weight']),
           'densenet121': (224, 7978856, None, ['conv0_weight', 'stage1_conv0_weight', 'stage4_batchnorm31_gamma',
                                                'conv3_weight', 'dense0_bias']),
@@ -114,13 +117,24 @@ def test_export_import_round_trip(family, tmp_path):
     np.testing.assert_allclose(back(x).asnumpy(), want, rtol=1e-5, atol=1e-6)
 
 
-def test_pretrained_loads_mxnets_file_name_from_a_local_folder(tmp_path):
+def test_pretrained_loads_mxnets_file_names_from_a_local_folder(tmp_path, monkeypatch):
+    from graphc.gluon.model_zoo import model_store
+    assert model_store.short_hash('resnet18_v1') == 'a0666292' and model_store.short_hash('mobilenet0.5') == '8e9d539c'
+    with pytest.raises(GraphcError, match="MXNet publishes no file for it"):
+        model_store.short_hash('resnet19_v1')
     net = built('mobilenetv2_0.25', 32, classes=10)
     src = str(tmp_path / 'tmp.params')
     net.save_parameters(src)
     sha = hashlib.sha1(open(src, 'rb').read()).hexdigest()
-    with pytest.raises(GraphcError, match=r"no file .*mobilenetv2_0\.25-\*\.params.*downloads no weights"):
+    root = re.escape(str(tmp_path))
+    with pytest.raises(GraphcError, match=rf"looked in {root} for mobilenetv2_0\.25-ae8f9392\.params \(MXNet's "
+                                          r"published file\) or .*found none \(graphc downloads no weights"):
         vision.get_model('mobilenetv2_0.25', classes=10, pretrained=True, root=str(tmp_path))
+    published = tmp_path / 'mobilenetv2_0.25-ae8f9392.params'   # MXNet's name, another file's content
+    shutil.copy(src, published)
+    with pytest.raises(GraphcError, match=rf"SHA-1 is {sha}, not MXNet's published ae8f9392789b"):
+        vision.get_model('mobilenetv2_0.25', classes=10, pretrained=True, root=str(tmp_path))
+    os.remove(published)
     os.rename(src, tmp_path / f'mobilenetv2_0.25-{"0" * 8}.params')   # a name whose hash is not the content's
     with pytest.raises(GraphcError, match="SHA-1 does not start with the hash in the file name"):
         vision.get_model('mobilenetv2_0.25', classes=10, pretrained=True, root=str(tmp_path))
@@ -128,6 +142,11 @@ def test_pretrained_loads_mxnets_file_name_from_a_local_folder(tmp_path):
     again = vision.get_model('mobilenetv2_0.25', classes=10, pretrained=True, root=str(tmp_path))
     x = nd.ones((1, 3, 32, 32))
     np.testing.assert_allclose(again(x).asnumpy(), net(x).asnumpy(), rtol=1e-6)
+    monkeypatch.setenv('MXNET_HOME', str(tmp_path))   # MXNet's default root: $MXNET_HOME/models
+    mine = tmp_path / 'models' / f'mobilenetv2_0.25-{sha[:8]}.params'
+    os.makedirs(mine.parent)
+    os.rename(tmp_path / mine.name, mine)
+    assert vision.get_model('mobilenetv2_0.25', classes=10, pretrained=True) is not None
 
 
 def test_every_mxnet_name_builds():

@@ -20,16 +20,15 @@ def _conv(out, channels, kernel=1, stride=1, pad=0, groups=1, active=True, relu6
 
 
 class LinearBottleneck(HybridBlock):
-    """1x1 expansion by t (when t > 1), 3x3 depthwise (strided), 1x1 linear projection; plus the input where the
-    shapes agree."""
+    """1x1 expansion by t, 3x3 depthwise (strided), 1x1 linear projection; plus the input where the shapes agree.
+    MXNet 1.9 builds the 1x1 expansion also for t=1 (the first block), so its files have it: so do we."""
 
     def __init__(self, in_channels, channels, t, stride, **kwargs):
         super().__init__(**kwargs)
         self.use_shortcut = stride == 1 and in_channels == channels
         with self.name_scope():
             self.out = nn.HybridSequential()
-            if t != 1:
-                _conv(self.out, in_channels * t, relu6=True)
+            _conv(self.out, in_channels * t, relu6=True)
             _conv(self.out, in_channels * t, 3, stride, 1, groups=in_channels * t, relu6=True)
             _conv(self.out, channels, active=False)
 

@@ -21,9 +21,10 @@ def _conv_relu(channels, kernel, padding=0):
 
 def _fire(squeeze, expand):
     out = nn.HybridSequential(prefix='')
+    out.add(_conv_relu(squeeze, 1))   # made first: layer names count in the order they are made (conv1, conv2, conv3)
     paths = HybridConcurrent(axis=1, prefix='')
     paths.add(_conv_relu(expand, 1), _conv_relu(expand, 3, 1))
-    out.add(_conv_relu(squeeze, 1), paths)
+    out.add(paths)
     return out
 
 
