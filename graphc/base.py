@@ -77,7 +77,8 @@ def _as_list(obj):
 
 def data_dir():
     """Where datasets and models are kept: $MXNET_HOME, else ~/.mxnet (as MXNet)."""
-    return os.getenv('MXNET_HOME', os.path.join(os.path.expanduser('~'), '.mxnet'))
+    from . import config
+    return config.mxnet_home()
 
 
 # MXNet's dtype codes (ndarray.py:_DTYPE_NP_TO_MX): used by JSON __dtype__ and .params.

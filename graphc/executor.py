@@ -9,6 +9,7 @@ are, so arrays taken from `outputs`, `grad_dict` before a run see its results.
 """
 import numpy as np
 
+from . import config
 from .base import GraphcError, as_dtype, fmt_shape
 from .graph import Graph, Node, infer_node
 from .ndarray.ndarray import NDArray
@@ -319,8 +320,7 @@ class Executor:
 
 
 def _cse_on():
-    import os
-    return os.environ.get('MXNET_ELIMINATE_COMMON_EXPR', '1') != '0'
+    return config.eliminate_common_expr()
 
 
 def _as_list(what, names, value, allow_none=False):

@@ -6,11 +6,11 @@ segments that execute in one call each, over buffers preallocated in one arena; 
 stays as the fallback (a second thread calling the same plan at once, or an input that no longer
 has the planned shape and dtype).
 """
-import os
 import threading
 
 import numpy as np
 
+from .. import config
 from ..base import GraphcError, fmt_shape
 from ..graph import describe
 
@@ -38,7 +38,7 @@ class Plan:
             self.steps.append((n.op.ref, n.attrs, ins, outs, free, n))
         self.outputs = [slot[(id(n), j)] for n, j in graph.outputs]
         self.program = None
-        if native and os.environ.get('GRAPHC_NATIVE', '1') != '0':  # GRAPHC_NATIVE=0: every step from Python
+        if native and config.native():  # GRAPHC_NATIVE=0: every step from Python
             from .cpu import enabled
             if enabled():
                 self.program = _native_program(self, graph, slot)

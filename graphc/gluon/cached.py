@@ -6,13 +6,13 @@ enters the tape as one node; its backward is the gradient graph from passes.auto
 """
 import itertools
 import logging
-import os
 import sys
 import threading
 import weakref
 
 import numpy as np
 
+from .. import config
 from .. import autograd
 from ..base import GraphcError, fmt_shape
 from ..graph import Graph
@@ -112,10 +112,7 @@ _clock = itertools.count()
 def max_traces():
     """GRAPHC_MAX_TRACES (default 64): traced graphs kept per block; past it the least recently called one is
     dropped (its plans and buffers freed) and traced again if that key comes back."""
-    try:
-        return max(1, int(os.environ.get('GRAPHC_MAX_TRACES', '64')))
-    except ValueError:
-        return 64
+    return config.max_traces()
 
 
 def remember(block, key, entry):
@@ -482,5 +479,5 @@ def _unflatten(struct, flat):
 def log_retrace(block, old_key, new_key):
     msg = f"graphc: re-tracing {block.name} ({type(block).__name__}): {describe_change(old_key, new_key)}"
     log.info(msg)
-    if os.environ.get('GRAPHC_LOG_RETRACE') == '1':
+    if config.log_retrace():
         print(msg, file=sys.stderr)

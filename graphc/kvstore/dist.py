@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from .. import config
 from ..base import GraphcError
 from . import KVStore, KVStoreBase, _host, _pairs, _write
 
@@ -81,7 +82,7 @@ class DistKVStore(KVStore):
             MPI = mpi()
             self._MPI, self._comm = MPI, MPI.COMM_WORLD
             _abort_on_uncaught(self._comm)
-        self._bucket_bytes = int(float(bucket_cap_mb or os.environ.get('GRAPHC_BUCKET_MB', 25)) * 2 ** 20)
+        self._bucket_bytes = int(float(bucket_cap_mb) * 2 ** 20) if bucket_cap_mb else config.bucket_bytes()
         self._names = {}   # key -> parameter name (the Trainer tells), for errors
         self.timings = []  # seconds per pushpull spent in MPI (wait for allreduce): for benchmarks
         self.last_buckets = 0

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from ... import config
 from ...base import GraphcError, GraphcLoadError
 from ...ndarray.ndarray import NDArray
 from . import vocab
@@ -50,7 +51,7 @@ def _zeros(shape):
 
 
 def _data_dir():
-    return os.environ.get('MXNET_HOME', os.path.join(os.path.expanduser('~'), '.mxnet'))
+    return config.mxnet_home()
 
 
 class TokenEmbedding(vocab.Vocabulary):
