@@ -63,7 +63,7 @@ def _fusable(n):
     return None
 
 
-@register_pass('fuse', requires=('dce',))
+@register_pass('fuse')
 def fuse(graph, stats):
     """Group elementwise/broadcast ops (with at most one reduction, and GEMM/conv epilogues) into kernels."""
     ops = [n for n in graph.nodes if not n.is_var]

@@ -86,7 +86,7 @@ def plan(graph, keep=()):
     return p
 
 
-@register_pass('plan_memory', requires=('dce',))
+@register_pass('plan_memory')
 def plan_memory(graph, stats):
     """Liveness, in-place reuse and buffer sharing; attaches graph.memory_plan."""
     graph.memory_plan = p = plan(graph, getattr(graph, 'keep', ()))

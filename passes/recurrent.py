@@ -257,7 +257,7 @@ def _fused(chain, m):
     return out, tuple(out[(id(s.h), 0)] for s in chain), rnn
 
 
-@register_pass('fuse_rnn', pipelines=('trace',))
+@register_pass('fuse_rnn')
 def fuse_rnn(graph, stats):
     """Unrolled LSTM, GRU and RNN cells (T >= 2 chained steps sharing weights) become one fused RNN op."""
     users = _users(graph)

@@ -63,7 +63,7 @@ def _freeze(v):
     return tuple(_freeze(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 
-@register_pass('cse', requires=('dce',))
+@register_pass('cse')
 def cse(graph, stats):
     """Common-subexpression elimination: one node per (op, attributes, inputs); random ops excepted."""
     seen, merged = {}, [0]
@@ -87,7 +87,7 @@ def cse(graph, stats):
     return g
 
 
-@register_pass('fold_constants', requires=('dce',))
+@register_pass('fold_constants')
 def fold_constants(graph, stats):
     """Evaluate nodes whose inputs are all constants (values captured in the graph)."""
     folded = [0]
@@ -109,7 +109,7 @@ IDENTITY_SCALAR = {'_mul_scalar': 1.0, '_div_scalar': 1.0, '_plus_scalar': 0.0, 
 RESHAPES = ('Reshape', '_np_reshape', 'Flatten', 'expand_dims', 'squeeze')
 
 
-@register_pass('algebra', requires=('dce',))
+@register_pass('algebra')
 def algebra(graph, stats):
     """Algebraic identities: x*1, x+0, copies, no-op reshapes, reshape chains, transpose pairs, and
     Dropout at inference."""
@@ -161,7 +161,7 @@ def _users(graph):
     return users
 
 
-@register_pass('fold_batchnorm', requires=('dce',), pipelines=('inference',))
+@register_pass('fold_batchnorm')
 def fold_batchnorm(graph, stats):
     """Inference BatchNorm after a Convolution/FullyConnected becomes a scale of its weights and a new bias
     (computed in the graph from the parameters, so the activations skip one pass)."""
