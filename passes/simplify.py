@@ -2,47 +2,8 @@
 BatchNorm folded into the Convolution or FullyConnected before it (inference)."""
 import numpy as np
 
-from ..graph import Graph, Node, partial_infer
-from ..registry import get
+from ..graph import Node, const_node, new_node, partial_infer, rebuild
 from .manager import register_pass
-
-
-def rebuild(graph, replace, inputs=None):
-    """A new graph with `replace(node, new_inputs)` applied in topological order.
-
-    replace returns None to keep the node (copied when its inputs changed) or a list of entries that
-    stand for the node's outputs from now on.
-    """
-    m = {}
-    for n in graph.nodes:
-        if n.is_var:
-            m[id(n)] = [(n, 0)]
-            continue
-        ins = [m[id(s)][j] for s, j in n.inputs]
-        r = replace(n, ins)
-        if r is None:
-            if all(a[0] is s and a[1] == j for a, (s, j) in zip(ins, n.inputs)):
-                r = [(n, i) for i in range(n.num_outputs)]
-            else:
-                c = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
-                r = [(c, i) for i in range(n.num_outputs)]
-        m[id(n)] = r
-    return Graph([m[id(n)][j] for n, j in graph.outputs], graph.inputs if inputs is None else inputs)
-
-
-def new_node(op_name, inputs, like=None, **attrs):
-    """A node made by a pass, with its shapes inferred."""
-    op = get(op_name)
-    n = Node(op, (like.name + '_' if like is not None else '') + op_name.lower().lstrip('_'), op.canon(attrs),
-             inputs, where=like.where if like is not None else None, block=like.block if like is not None else '')
-    n.shapes, n.dtypes = partial_infer(n)
-    return n
-
-
-def const_node(value, name):
-    n = Node(None, name, shapes=[value.shape], dtypes=[value.dtype])
-    n.extra['value'] = value
-    return n
 
 
 def _random(n):
@@ -54,7 +15,7 @@ def _random(n):
 @register_pass('dce')
 def dce(graph, stats):
     """Dead-code elimination: keep only what the outputs need."""
-    g = Graph(graph.outputs, graph.inputs)
+    g = graph.sorted()
     stats['removed'] = len(graph.nodes) - len(g.nodes)
     return g
 
@@ -72,7 +33,7 @@ def cse(graph, stats):
         if _random(n):
             return None
         key = (n.op.name, tuple(sorted((k, _freeze(v)) for k, v in n.attrs.items())),
-               tuple((id(s), j) for s, j in ins))
+               tuple((s, j) for s, j in ins))
         hit = seen.get(key)
         if hit is not None:
             merged[0] += 1
@@ -151,21 +112,11 @@ def algebra(graph, stats):
     return g
 
 
-def _users(graph):
-    users = {}
-    for n in graph.nodes:
-        for s, j in n.inputs:
-            users.setdefault((id(s), j), []).append(n)
-    for n, j in graph.outputs:
-        users.setdefault((id(n), j), []).append(None)
-    return users
-
-
 @register_pass('fold_batchnorm')
 def fold_batchnorm(graph, stats):
     """Inference BatchNorm after a Convolution/FullyConnected becomes a scale of its weights and a new bias
     (computed in the graph from the parameters, so the activations skip one pass)."""
-    users = _users(graph)
+    users = graph.users()
     folded = [0]
 
     def rep(n, ins):
@@ -175,7 +126,7 @@ def fold_batchnorm(graph, stats):
         if src.op is None or src.op.name not in ('Convolution', 'FullyConnected') or j != 0:
             return None
         old_src = n.inputs[0][0]
-        if len(users.get((id(old_src), 0), [])) != 1 or any(users.get((id(n), k)) for k in (1, 2)):
+        if len(users.get((old_src, 0), [])) != 1 or any(users.get((n, k)) for k in (1, 2)):
             return None  # the conv output is used elsewhere, or the batch statistics are
         ax = n.attrs['axis'] % len(n.shapes[0])
         if ax != 1 or src.op.name == 'FullyConnected' and len(n.shapes[0]) != 2 or \
@@ -201,4 +152,4 @@ def fold_batchnorm(graph, stats):
         return [(conv, 0), ins[3], ins[4]]
     g = rebuild(graph, rep)
     stats['folded'] = folded[0]
-    return Graph(g.outputs, g.inputs)
+    return g.sorted()

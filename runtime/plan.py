@@ -11,8 +11,8 @@ import threading
 import numpy as np
 
 from .. import config
-from ..base import GraphcError, fmt_shape
-from ..graph import describe
+from ..base import GraphcError
+from ..graph import raise_at
 
 
 class Plan:
@@ -103,11 +103,8 @@ class Plan:
         for ref, attrs, ins, outs, free, node in steps:
             try:
                 r = ref(attrs, *[vals[k] for k in ins])
-            except GraphcError as e:
-                raise type(e)(f"{describe(node)}{e}") from None
-            except (ValueError, IndexError, TypeError) as e:  # as the eager path reports a kernel's own error
-                shapes = ', '.join(fmt_shape(np.shape(vals[k])) for k in ins)
-                raise GraphcError(f"{describe(node)}{node.op.name}: {e} (input shapes {shapes})") from None
+            except Exception as e:  # named by the node's IR line and the user's line (graph.raise_at)
+                raise_at(node, e, None, [vals[k] for k in ins])
             if len(outs) == 1:  # (a one-output op may still return a 1-tuple, as SliceChannel(num_outputs=1))
                 v = r[0] if type(r) is tuple else r
                 vals[outs[0]] = np.asarray(v) if isinstance(v, np.generic) else v  # (0-d math gives scalars)

@@ -87,3 +87,58 @@ def test_interpreter_keeps_0d_values_arrays_as_eager_does():
     got = interpret(g, {id(x0._one()[0]): a, id(x1._one()[0]): b})[0]
     want = nd._rpower_scalar(nd.array(a) - nd.array(b), scalar=2.0).asnumpy()
     assert type(got) is np.ndarray and got.shape == () and got.tobytes() == want.tobytes()
+
+
+def test_nodes_key_dicts_by_identity():
+    a, b = Node(None, 'x'), Node(None, 'x')  # alike, yet two values
+    assert a != b and len({a: 1, b: 2}) == 2 and {(a, 0): 1}[(a, 0)] == 1
+
+
+def _chain3():
+    from graphc.symbol.symbol import input_var
+    x = input_var('x', (4, 6), 'float32')
+    return Graph([nd.exp(nd.relu(x) * 2.0)._one()])
+
+
+def test_rewrite_api_keeps_users_current():
+    from graphc.graph import new_node
+    g = _chain3()
+    x, relu, mul, exp = g.nodes
+    users = g.users()
+    assert users[(relu, 0)] == [mul] and users[(exp, 0)] == [None]
+    c = {}
+    h = g.copy(c)   # fresh op nodes: editing h leaves g as it was
+    tanh = new_node('tanh', [(c[relu], 0)], like=c[relu])
+    h.insert(tanh, before=c[mul])
+    h.replace_all_uses((c[relu], 0), (tanh, 0))
+    assert h.users()[(tanh, 0)] == [c[mul], ] and h.users()[(c[relu], 0)] == [tanh]
+    with pytest.raises(gc.GraphcError, match='is still read'):
+        h.erase([c[mul]])
+    h.replace_all_uses((c[exp], 0), (c[mul], 0))   # the output too
+    h.erase([c[exp]])
+    assert [n.op.name for n in h.nodes[1:]] == ['relu', 'tanh', '_mul_scalar'] and h.outputs == [(c[mul], 0)]
+    h.verify()
+    assert [n.op.name for n in g.nodes[1:]] == ['relu', '_mul_scalar', 'exp'] and mul.inputs == [(relu, 0)]
+
+
+@pytest.mark.parametrize('runner', ['interpreter', 'plan'])
+def test_kernel_errors_name_the_ir_line_and_keep_their_type(runner, monkeypatch):
+    from graphc.runtime.interpreter import interpret
+    from graphc.runtime.plan import Plan
+    from graphc.symbol.symbol import input_var
+    x = input_var('x', (4, 6), 'float32')
+    g = Graph([nd.sort(nd.relu(x))._one()])   # sort: a NumPy step in a plan
+
+    def bad(attrs, a):
+        raise FloatingPointError('overflow in the kernel')
+    monkeypatch.setattr(get('sort'), 'ref', bad)
+    run = (lambda: interpret(g, {id(g.inputs[0]): np.ones((4, 6), np.float32)})) if runner == 'interpreter' else \
+        (lambda: Plan(g)({id(g.inputs[0]): np.ones((4, 6), np.float32)}))
+    with pytest.raises(FloatingPointError) as e:
+        run()
+    assert isinstance(e.value, gc.base.MXNetError) and e.value.node is g.nodes[2]
+    msg = str(e.value)
+    assert 'sort: overflow in the kernel (input shapes (4, 6))' in msg and 'test_ir.py:' in msg
+    assert 'nd.sort(nd.relu(x))' in msg   # the user's source line
+    line = msg.splitlines()[-1]
+    assert line.startswith('  while executing %') and ' = sort(%' in line and 'f32[4,6]   # test_ir.py:' in line, msg

@@ -160,7 +160,7 @@ class CachedOp:
         if hit is None:
             from ..graph import Node
             from ..passes import run_pipeline
-            from ..passes.simplify import rebuild
+            from ..graph import rebuild
             joint, heads, grads, _ = self.built(need)
             e = self.entry
             present = [g for g in grads if g is not None]
@@ -405,7 +405,8 @@ class CachedGraph:
 def hoist(graph, param_ids):
     """(prelude, vars, main): nodes that read only parameters and constants move to a prelude graph whose
     outputs feed `main` through new variables; None when there is nothing to hoist. Random ops stay."""
-    from ..passes.simplify import _random, rebuild
+    from ..graph import rebuild
+    from ..passes.simplify import _random
     live = set()  # nodes that depend on data (or are random)
     for n in graph.nodes:
         if n.is_var:
