@@ -58,8 +58,8 @@ max_kernels = Switch('GRAPHC_MAX_KERNELS', 20000, "compiled kernels per process 
 cache_dir = Switch('GRAPHC_CACHE_DIR', os.path.join(os.path.expanduser('~'), '.cache', 'graphc'),
                    "the compiled-kernel cache's directory")
 cache_max_bytes = Switch('GRAPHC_CACHE_MAX_MB', 256 << 20, "the kernel cache's size on disk in MB (a number)", _mb)
-max_graph_bytes = Switch('GRAPHC_MAX_GRAPH_BYTES', None, "bytes of all a graph's values (default: a quarter of "
-                         "physical memory)", lambda v: int(float(v)))
+max_graph_bytes = Switch('GRAPHC_MAX_GRAPH_BYTES', None, "bytes of all a graph's values (a number)",
+                         lambda v: int(float(v)))
 max_graph_nodes = Switch('GRAPHC_MAX_GRAPH_NODES', 200000, "nodes of a loaded graph (an integer)", int)
 bucket_bytes = Switch('GRAPHC_BUCKET_MB', 25 << 20, "MB of gradients per dist_sync allreduce (a number)", _mb)
 data = Switch('GRAPHC_DATA', None, "a directory with datasets (MNIST under DIR/mnist)")

@@ -1,4 +1,7 @@
 """The graph IR: text form, verifier, inference errors that name the block and line, networkx view."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -142,3 +145,45 @@ def test_kernel_errors_name_the_ir_line_and_keep_their_type(runner, monkeypatch)
     assert 'nd.sort(nd.relu(x))' in msg   # the user's source line
     line = msg.splitlines()[-1]
     assert line.startswith('  while executing %') and ' = sort(%' in line and 'f32[4,6]   # test_ir.py:' in line, msg
+
+
+GRADIENT_WHERE = """
+import os, sys
+from graphc import nd
+from graphc.graph import Graph
+from graphc.passes.autodiff import gradient
+from graphc.symbol.symbol import input_var
+x = input_var('x', (3,), 'float32')
+y = nd.tanh(x * 2.0)
+g = Graph([y._one()])
+_, (grad,) = gradient(g, [g.inputs[0]])  # the line gradient nodes are labelled with
+print(os.path.basename(grad[0].where[0]), grad[0].where[1])
+"""
+
+
+def test_gradient_nodes_name_the_users_line_in_a_source_checkout_or_editable_install(tmp_path):
+    import graphc.passes
+    from graphc.base import internal_dirs
+    assert any(graphc.passes.__file__.startswith(d) for d in internal_dirs())
+    script = tmp_path / 'user_model.py'
+    script.write_text(GRADIENT_WHERE)
+    out = __import__('subprocess').run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ['user_model.py', '10'], out.stderr
+
+
+def test_gradient_nodes_name_the_users_line_in_a_wheel_layout(tmp_path):
+    """site-packages/graphc/{passes,runtime}, as a wheel installs them (the package-dir mapping of pyproject)."""
+    import shutil
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(gc.__file__)))
+    site = tmp_path / 'site'
+    ignore = shutil.ignore_patterns('__pycache__', '*.so')
+    shutil.copytree(os.path.join(root, 'graphc'), site / 'graphc', ignore=ignore)
+    for sub in ('passes', 'runtime'):
+        shutil.copytree(os.path.join(root, sub), site / 'graphc' / sub, ignore=ignore)
+    script = tmp_path / 'user_model.py'
+    script.write_text(GRADIENT_WHERE + "import graphc.passes; assert graphc.passes.__file__.startswith(%r)\n"
+                      % str(site))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=str(site)), cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.split() == ['user_model.py', '10'], out.stderr
