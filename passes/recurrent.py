@@ -11,7 +11,7 @@ weight gradients one GEMM each. Exported files keep the traced graph (the cells,
 """
 import numpy as np
 
-from ..graph import Graph, Node, new_node, topo_order
+from ..graph import new_node, topo_order
 from .manager import register_pass
 
 FLOATS = (np.float32, np.float64)   # the fused op's dtypes here
@@ -205,12 +205,13 @@ def _outside(chain):
     return [s.x for s in chain] + list(first.w) + [first.h_in] + ([first.c_in] if first.c_in is not None else [])
 
 
-def _feeds_back(chain):
+def _feeds_back(chain, before):
     """True when an input of the chain (an x, a weight, the first state) depends on the chain itself (an
     output fed back as the next input, as in sampling, or through another chain that reads this one): those
-    steps cannot run as one op. So the chains kept can run one after another, each as a unit."""
+    steps cannot run as one op. So the chains kept can run one after another, each as a unit. `before`: every
+    node the chain's inputs depend on."""
     inside = {n for s in chain for n in _nodes(s)}
-    return any(n in inside for n in topo_order([e[0] for e in _outside(chain)]))
+    return any(n in inside for n in before)
 
 
 def _sequence(xs):
@@ -258,56 +259,38 @@ def _fused(chain, m):
 @register_pass('fuse_rnn')
 def fuse_rnn(graph, stats):
     """Unrolled LSTM, GRU and RNN cells (T >= 2 chained steps sharing weights) become one fused RNN op."""
-    users = graph.users()
-    chains = [c for c in _chains(graph, users) if not _feeds_back(c)]
-    stats['chains'], stats['steps'] = len(chains), sum(len(c) for c in chains)
-    if not chains:
+    found = [(c, topo_order([e[0] for e in _outside(c)])) for c in _chains(graph, users=graph.users())]
+    found = [(c, before) for c, before in found if not _feeds_back(c, before)]
+    stats['chains'], stats['steps'] = len(found), sum(len(c) for c, _ in found)
+    if not found:
         return graph
-    # each chain is one unit: its outside inputs before it, every reader of its h/c after it
-    unit = {}
-    for k, c in enumerate(chains):
-        for s in c:
-            for n in _nodes(s):
-                unit[n] = k
-    outside = [_outside(c) for c in chains]
-    new, seqs = {}, {}   # seqs: the new h entries of a chain's steps, in order -> its RNN node
+    unit = {n: k for k, (c, _) in enumerate(found) for s in c for n in _nodes(s)}
+    after = {k: sorted({unit[n] for n in before if n in unit}) for k, (_, before) in enumerate(found)}
+    copy, moved, seqs = {}, {}, {}   # seqs: a chain's new h entries, in order -> its RNN node
+    out = graph.copy(copy)   # edited in place, a chain after the chains its inputs depend on
 
     def m(e):
-        return new[(e[0], e[1])]
-
-    def inputs_of(n):
-        k = n if isinstance(n, int) else unit.get(n)
-        return [e[0] if unit.get(e[0]) is None else unit[e[0]] for e in outside[k]] if k is not None \
-            else [s if unit.get(s) is None else unit[s] for s, _ in n.inputs]
-
-    order = topo_order([n if unit.get(n) is None else unit[n] for n, _ in graph.outputs],
-                       inputs_of=inputs_of)
-    for item in order:
-        if isinstance(item, int):
-            out, hs, rnn = _fused(chains[item], m)
-            new.update(out)
-            seqs[hs] = rnn
-            continue
-        n = item
-        if n.is_var:
-            new[(n, 0)] = (n, 0)
-            continue
-        ins = [m(e) for e in n.inputs]
-        stacked = _stack_of_steps(n, ins, seqs)
+        e = (copy[e[0]], e[1])
+        return moved.get(e, e)
+    for k in topo_order(range(len(found)), inputs_of=after.get):
+        chain = found[k][0]
+        new, hs, rnn = _fused(chain, m)
+        seqs[hs] = rnn
+        for (n, j), e in new.items():
+            moved[(copy[n], j)] = e
+            out.replace_all_uses((copy[n], j), e)
+    for n in out.nodes:
+        stacked = _stack_of_steps(n, seqs)
         if stacked is not None:
-            new[(n, 0)] = stacked
-            continue
-        c = n if all(a == b for a, b in zip(ins, n.inputs)) else \
-            Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
-        for j in range(n.num_outputs):
-            new[(n, j)] = (c, j)
-    return Graph([m(e) for e in graph.outputs], graph.inputs)
+            out.replace_all_uses((n, 0), stacked)
+    out.erase(copy[n] for c, _ in found for s in c for n in _nodes(s))
+    return out.sorted()
 
 
-def _stack_of_steps(n, ins, seqs):
+def _stack_of_steps(n, seqs):
     """stack(axis=a) of a fused chain's h entries, in order: the RNN's output itself (a = 0) or with the first
     two axes swapped (a = 1, unroll's NTC); else None."""
-    rnn = seqs.get(tuple(ins)) if n.op.name == 'stack' else None
+    rnn = seqs.get(tuple(n.inputs)) if not n.is_var and n.op.name == 'stack' else None
     a = n.attrs.get('axis', 0) if rnn is not None else None
     if a == 0:
         return (rnn, 0)
