@@ -66,22 +66,16 @@ def node_line(n: Node, idx: Optional[dict] = None) -> str:
     return f"{ref(n)} = {n.op.name}{a}({args})  {ty}" + (f"   # {loc}" if loc else '')
 
 
-_WRAPPED = {}   # exception class -> its subclass that is also a GraphcError
-
-
 def raise_at(node: Node, e: Exception, nodes: Optional[list] = None, args=()):
     """Raise `e`, raised while running `node`, again naming the node's IR line and the user's source line (as
     torch.fx's "While executing"). The error stays an instance of e's class, and of GraphcError (so MXNetError)."""
     if getattr(e, 'node', None) is not None:
         raise e   # named already, by the innermost node (a fused kernel's op)
     cls = type(e)
-    if not isinstance(e, GraphcError):
-        if cls not in _WRAPPED:
-            try:
-                _WRAPPED[cls] = type(cls.__name__, (cls, GraphcError), {'__module__': cls.__module__})
-            except TypeError:   # a class that cannot be combined (its C layout): keep it
-                _WRAPPED[cls] = None
-        cls = _WRAPPED[cls] or cls
+    try:   # e's class and GraphcError's
+        cls = cls if isinstance(e, GraphcError) else type(cls.__name__, (cls, GraphcError), {'__module__': cls.__module__})
+    except TypeError:   # a class that cannot be combined (its C layout): keep it
+        pass
     msg = str(e) if isinstance(e, GraphcError) else f"{node.op.name}: {e}" + \
         (f" (input shapes {', '.join(fmt_shape(np.shape(a)) for a in args)})" if args else '')
     idx = {n: i for i, n in enumerate(nodes)} if nodes is not None else None
@@ -116,10 +110,6 @@ class Graph:
                 raise GraphcError(f"graph uses variables not listed as inputs: {missing}")
             inputs = list(inputs) + [n for n in vars_ if n not in listed]  # constants made by passes
         self.inputs = list(inputs) if inputs is not None else vars_
-
-    def index(self) -> Dict[int, int]:
-        """id(node) -> position (for callers that hold ids; `positions` is keyed by the node)."""
-        return {id(n): i for i, n in enumerate(self.nodes)}
 
     def positions(self) -> Dict[Node, int]:
         return {n: i for i, n in enumerate(self.nodes)}
@@ -265,14 +255,15 @@ def rebuild(graph: Graph, replace: Callable, inputs: Optional[List[Node]] = None
             continue
         ins = [m[s][j] for s, j in n.inputs]
         r = replace(n, ins)
-        if r is None:
-            if all(a[0] is s and a[1] == j for a, (s, j) in zip(ins, n.inputs)):
-                r = [(n, i) for i in range(n.num_outputs)]
-            else:
-                c = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
-                r = [(c, i) for i in range(n.num_outputs)]
-        m[n] = r
+        m[n] = entries(n, ins) if r is None else r
     return Graph([m[n][j] for n, j in graph.outputs], graph.inputs if inputs is None else inputs)
+
+
+def entries(n: Node, ins: List[Entry]) -> List[Entry]:
+    """n's outputs, from a copy of n when its inputs are to be `ins` instead."""
+    if any(a[0] is not s or a[1] != j for a, (s, j) in zip(ins, n.inputs)):
+        n = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
+    return [(n, i) for i in range(n.num_outputs)]
 
 
 def new_node(op_name: str, inputs: List[Entry], like: Optional[Node] = None, **attrs) -> Node:
@@ -320,7 +311,3 @@ def partial_infer(node: Node):
     dts = [s.dtypes[j] if s.dtypes is not None else None for s, j in node.inputs]
     dt = next((d for d in dts if d is not None), np.dtype('float32'))
     return [None] * n, [dt] * n
-
-
-def fmt_entry_shape(node: Node, j: int = 0) -> str:
-    return fmt_shape(node.shapes[j]) if node.shapes else '?'

@@ -12,7 +12,7 @@ from ..runtime.cpu import run_fused
 from .manager import register_pass
 
 ANCHORS = ('FullyConnected', 'Convolution', 'Deconvolution', 'dot', 'batch_dot')
-NOT_FUSED = ('argmax', 'argmin', 'Cast', 'one_hot')
+NOT_FUSED = ('argmax', 'argmin', 'Cast', 'one_hot', 'Dropout')
 MAX_GROUP_OPS = 256   # ops in one fused kernel: LLVM's optimizer is superlinear in a function's size
 
 
@@ -49,8 +49,6 @@ class FusedOp(Op):
 def _fusable(n):
     op = n.op
     if op.n_out(n.attrs) != 1 or op.name in NOT_FUSED or isinstance(op, FusedOp):
-        return None
-    if op.name == 'Dropout':
         return None
     if op.name == 'where' and n.inputs[0][0].shapes[n.inputs[0][1]] != n.shapes[0]:
         return None  # MXNet's where with a 1-d condition selects rows: not NumPy broadcasting

@@ -2,7 +2,7 @@
 BatchNorm folded into the Convolution or FullyConnected before it (inference)."""
 import numpy as np
 
-from ..graph import Node, const_node, new_node, partial_infer, rebuild
+from ..graph import Node, const_node, entries, new_node, partial_infer, rebuild
 from .manager import register_pass
 
 
@@ -38,10 +38,7 @@ def cse(graph, stats):
         if hit is not None:
             merged[0] += 1
             return hit
-        out = None if all(a[0] is s for a, (s, _) in zip(ins, n.inputs)) else \
-            [(c, i) for c in [Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)]
-             for i in range(n.num_outputs)]
-        seen[key] = out or [(n, i) for i in range(n.num_outputs)]
+        seen[key] = entries(n, ins)
         return seen[key]
     g = rebuild(graph, rep)
     stats['merged'] = merged[0]

@@ -9,17 +9,6 @@ from ..base import GraphcError
 from ..graph import raise_at
 
 
-def last_uses(nodes, keep=()):
-    """node -> index of the last node that reads it (or len(nodes) for values that must be kept)."""
-    last = {}
-    for i, n in enumerate(nodes):
-        for s, _ in n.inputs:
-            last[s] = i
-    for n in keep:
-        last[n] = len(nodes)
-    return last
-
-
 def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=()):
     """Run `nodes` (default: all of graph's) given feed {id(var node): array}; returns the output arrays.
 
@@ -30,7 +19,8 @@ def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=()):
     env = {} if env is None else env
     nodes = graph.nodes if nodes is None else nodes
     outputs = graph.outputs if outputs is None else outputs
-    last = last_uses(nodes, keep=[n for n, _ in outputs] + list(keep))
+    last = {s: i for i, n in enumerate(nodes) for s, _ in n.inputs}   # node -> the last node that reads it
+    last.update((n, len(nodes)) for n in [n for n, _ in outputs] + list(keep))   # (or the end: kept values)
     for i, n in enumerate(nodes):
         if n.is_var:
             if id(n) not in env:
@@ -59,7 +49,6 @@ def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=()):
 def owned(values, feeds):
     """The values, each copied if it may share memory with an input buffer or an earlier value: arrays
     handed to the user must not change when an input, or another output, is written later."""
-    import numpy as np
     out = []
     for v in values:
         if isinstance(v, np.generic):  # a ufunc on 0-d arrays gives a NumPy scalar: users get 0-d arrays
