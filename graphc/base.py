@@ -102,7 +102,6 @@ def as_dtype(dtype):
     return dt
 
 
-_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _INTERNAL_DIRS = []
 
 
@@ -111,9 +110,8 @@ def internal_dirs():
     a source checkout or an editable install), and numpy's."""
     if not _INTERNAL_DIRS:
         import importlib.util
-        dirs = [_PKG_DIR, os.path.dirname(os.path.abspath(np.__file__))]
-        for sub in ('passes', 'runtime'):
-            dirs += importlib.util.find_spec(f"{__package__}.{sub}").submodule_search_locations  # (not imported)
+        dirs = [os.path.dirname(__file__), os.path.dirname(np.__file__)] + [d for sub in ('passes', 'runtime') for d in
+                importlib.util.find_spec(f"{__package__}.{sub}").submodule_search_locations]  # (not imported)
         _INTERNAL_DIRS.append(tuple(os.path.join(os.path.abspath(d), '') for d in dirs))
     return _INTERNAL_DIRS[0]
 
@@ -121,8 +119,7 @@ def internal_dirs():
 def user_frame():
     """(filename, lineno, line) of the innermost stack frame outside graphc and numpy."""
     import linecache
-    internal = _INTERNAL_DIRS[0] if _INTERNAL_DIRS else internal_dirs()
-    f = sys._getframe(1)
+    internal, f = _INTERNAL_DIRS[0] if _INTERNAL_DIRS else internal_dirs(), sys._getframe(1)
     while f is not None:
         fn = os.path.abspath(f.f_code.co_filename)
         if not fn.startswith(internal):

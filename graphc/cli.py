@@ -18,7 +18,6 @@ def info():
         lines.append(f"cpu         {name}: {' '.join(simd) or 'no SIMD features reported'}")
     except Exception as e:
         lines.append(f"cpu         unknown ({e})")
-    import os
     lines.append(f"cores       {os.cpu_count()}")
     ok, reason = gpu_support()
     lines.append("devices     cpu(0)" + (f", gpu: {reason}" if ok else f"; no GPU: {reason}"))

@@ -389,7 +389,7 @@ def simple_bind(symbol, ctx, grad_req, type_dict, stype_dict, shared_exec, shape
         raise GraphcError(f"simple_bind: cannot infer the shapes of {unknown} from {shapes}; give them by name")
     types = dict(type_dict or {})
     arg_types, _, aux_types = symbol.infer_type_partial(**types)
-    names, aux_names = symbol.list_arguments(), symbol.list_auxiliary_states()
+    names = symbol.list_arguments()
     f32 = np.float32
     arg_types = [t or f32 for t in arg_types]
     aux_types = [t or f32 for t in aux_types]

@@ -74,7 +74,7 @@ class Plan:
         if any(key not in pos and const is None for key, _, const in self.inputs):
             return None
         binds = [(k, pos.get(key), const) for key, k, const in self.inputs]
-        prog, nslots = self.program, self.nslots
+        prog = self.program
 
         def run(arrays):
             if prog is not None and prog.lock.acquire(blocking=False):

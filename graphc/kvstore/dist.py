@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import config
 from ..base import GraphcError
-from . import KVStore, KVStoreBase, _host, _pairs, _write
+from . import KVStore, KVStoreBase, _host, _pairs
 
 _SIZE_VARS = ('OMPI_COMM_WORLD_SIZE', 'PMI_SIZE', 'PMIX_SIZE', 'MPI_LOCALNRANKS', 'SLURM_NTASKS')
 _INSTALL = "pip install 'graphc[dist]' (mpi4py and an MPI), then start the ranks with " \
@@ -122,7 +122,7 @@ class DistKVStore(KVStore):
 
     def _check_same(self, pairs):
         """Every rank must init the same keys with the same shapes and dtypes; else name the first that differs."""
-        comm, MPI = self._comm, self._MPI
+        comm = self._comm
         n = np.array([len(pairs)], np.int64)
         ns = np.empty(comm.Get_size(), np.int64)
         comm.Allgather(n, ns)

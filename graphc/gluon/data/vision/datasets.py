@@ -17,7 +17,7 @@ import zlib
 import numpy as np
 
 from .... import config
-from ....base import GraphcError, GraphcLoadError
+from ....base import GraphcError, GraphcLoadError, data_dir as _data_dir
 from ....ndarray.ndarray import NDArray
 from ..dataset import Dataset, RecordFileDataset
 
@@ -164,11 +164,6 @@ class MNIST(Dataset):
 
 
 # ---------------------------------------------------------------- FashionMNIST, CIFAR
-def _data_dir():
-    """MXNet's data directory: $MXNET_HOME, else ~/.mxnet."""
-    return config.mxnet_home()
-
-
 def _missing(what, path, url, root):
     return GraphcError(f"{what}: {path} not found. graphc does not download datasets: fetch {url} and put it in "
                        f"{root} (or pass root=<the folder that has it>)")
