@@ -16,6 +16,7 @@ import os
 import re
 
 import networkx as nx
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = {'graphc': 'graphc', 'passes': 'graphc.passes', 'runtime': 'graphc.runtime'}  # folder -> package
@@ -128,3 +129,16 @@ def test_environment_switches_are_read_in_config_only_and_documented():
     readme = open(os.path.join(ROOT, 'README.md')).read()
     table = readme.split('## Environment switches', 1)[1].split('\n## ', 1)[0]
     assert set(re.findall(r"^\| `(\w+)` \|", table, re.M)) == set(config.SWITCHES)
+
+
+def test_a_malformed_switch_is_an_error_naming_it(monkeypatch):
+    from graphc import GraphcError, config
+    monkeypatch.setenv('GRAPHC_MAX_TRACES', 'many')
+    with pytest.raises(GraphcError, match=r"GRAPHC_MAX_TRACES='many': want traced signatures kept per block"):
+        config.max_traces()
+    monkeypatch.setenv('GRAPHC_BACKEND', 'gpu')
+    with pytest.raises(GraphcError, match=r"GRAPHC_BACKEND='gpu': want 'cpu' or 'interp'"):
+        config.backend()
+    monkeypatch.setenv('GRAPHC_BACKEND', 'interp')
+    monkeypatch.setenv('GRAPHC_CACHE_MAX_MB', '0.5')
+    assert config.backend() == 'interp' and config.cache_max_bytes() == 1 << 19 and config.native() is True
