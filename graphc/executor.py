@@ -79,7 +79,7 @@ class Executor:
         self._output_names = symbol.list_outputs()
         self._modes = {}
         self._saved = None  # what the last training forward left for backward
-        self._cse = _cse_on()  # read at bind, as MXNet reads MXNET_ELIMINATE_COMMON_EXPR
+        self._cse = config.eliminate_common_expr()  # read at bind, as MXNet reads MXNET_ELIMINATE_COMMON_EXPR
         entry, _ = self._mode(False)  # shapes are checked here, at bind, as MXNet does
         self.outputs = [NDArray(np.zeros(n.shapes[j], n.dtypes[j])) for n, j in entry.visible]
         self._monitor = None
@@ -317,10 +317,6 @@ class Executor:
         entry, _ = self._mode(training)
         need = self._need()
         return entry, [v for v, n in zip(entry.input_vars, need) if n]
-
-
-def _cse_on():
-    return config.eliminate_common_expr()
 
 
 def _as_list(what, names, value, allow_none=False):

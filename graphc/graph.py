@@ -71,20 +71,17 @@ def raise_at(node: Node, e: Exception, nodes: Optional[list] = None, args=()):
     torch.fx's "While executing"). The error stays an instance of e's class, and of GraphcError (so MXNetError)."""
     if getattr(e, 'node', None) is not None:
         raise e   # named already, by the innermost node (a fused kernel's op)
-    cls = type(e)
-    try:   # e's class and GraphcError's
-        cls = cls if isinstance(e, GraphcError) else type(cls.__name__, (cls, GraphcError), {'__module__': cls.__module__})
-    except TypeError:   # a class that cannot be combined (its C layout): keep it
-        pass
-    msg = str(e) if isinstance(e, GraphcError) else f"{node.op.name}: {e}" + \
+    ours = isinstance(e, GraphcError)
+    msg = str(e) if ours else f"{node.op.name}: {e}" + \
         (f" (input shapes {', '.join(fmt_shape(np.shape(a)) for a in args)})" if args else '')
     idx = {n: i for i, n in enumerate(nodes)} if nodes is not None else None
     try:
+        cls = type(e) if ours else type(type(e).__name__, (type(e), GraphcError), {'__module__': type(e).__module__})
         err = cls(f"{describe(node)}{msg}\n  while executing {node_line(node, idx)}")
-    except Exception:
+    except Exception:   # a class that cannot be combined (its C layout) or made from one message: e as it was
         raise e from None
     err.node = node
-    raise err from (None if isinstance(e, GraphcError) else e)
+    raise err from (None if ours else e)
 
 
 def where_str(node: Node) -> str:

@@ -8,6 +8,7 @@ suite) runs the IR verifier after every pass.
 import logging
 import os
 import time
+from collections import namedtuple
 from typing import Callable, Iterable, Optional, Union
 
 from .. import config
@@ -22,9 +23,7 @@ PIPELINES = {'trace': ['fuse_rnn'],
 log = logging.getLogger('graphc.passes')
 
 
-class Pass:
-    def __init__(self, name: str, fn: Callable, requires: Iterable[str], doc: str):
-        self.name, self.fn, self.requires, self.doc = name, fn, tuple(requires), doc
+Pass = namedtuple('Pass', 'name fn requires doc')
 
 
 def register_pass(name: str, requires: Iterable[str] = ()) -> Callable:
@@ -33,7 +32,7 @@ def register_pass(name: str, requires: Iterable[str] = ()) -> Callable:
     def deco(fn):
         if name in PASSES:
             raise GraphcError(f"pass {name!r} registered twice")
-        PASSES[name] = Pass(name, fn, requires, (fn.__doc__ or '').strip().split('\n')[0])
+        PASSES[name] = Pass(name, fn, tuple(requires), (fn.__doc__ or '').strip().split('\n')[0])
         return fn
     return deco
 

@@ -109,22 +109,17 @@ def describe_change(old, new):
 _clock = itertools.count()
 
 
-def max_traces():
-    """GRAPHC_MAX_TRACES (default 64): traced graphs kept per block; past it the least recently called one is
-    dropped (its plans and buffers freed) and traced again if that key comes back."""
-    return config.max_traces()
-
-
 def remember(block, key, entry):
-    """block._cache[key] = entry, evicting the least recently called trace past max_traces() (one warning a block)."""
+    """block._cache[key] = entry, evicting the least recently called trace past GRAPHC_MAX_TRACES (default 64; one
+    warning a block): its plans and buffers are freed, and it is traced again if that key comes back."""
     cache = block._cache
     cache[key] = entry
-    if len(cache) > max_traces():
+    if len(cache) > config.max_traces():
         del cache[min(cache, key=lambda k: cache[k].used)]
         if not getattr(block, '_warned_traces', False):
             block._warned_traces = True
             import warnings
-            warnings.warn(f"graphc: {block.name} has more than {max_traces()} traced input signatures "
+            warnings.warn(f"graphc: {block.name} has more than {config.max_traces()} traced input signatures "
                           "(GRAPHC_MAX_TRACES); the least recently used are dropped and traced again when they "
                           "return: pad or bucket input shapes to avoid re-tracing", RuntimeWarning, stacklevel=4)
     return entry
