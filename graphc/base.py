@@ -77,7 +77,8 @@ def _as_list(obj):
 
 def data_dir():
     """Where datasets and models are kept: $MXNET_HOME, else ~/.mxnet (as MXNet)."""
-    return os.getenv('MXNET_HOME', os.path.join(os.path.expanduser('~'), '.mxnet'))
+    from . import config
+    return config.mxnet_home()
 
 
 # MXNet's dtype codes (ndarray.py:_DTYPE_NP_TO_MX): used by JSON __dtype__ and .params.
@@ -101,17 +102,27 @@ def as_dtype(dtype):
     return dt
 
 
-_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
-_INTERNAL_DIRS = (_PKG_DIR, os.path.dirname(os.path.abspath(np.__file__)))
+_INTERNAL_DIRS = []
+
+
+def internal_dirs():
+    """graphc's folders, wherever installed: the package, passes/ and runtime/ (inside it in a wheel, beside it in
+    a source checkout or an editable install), and numpy's."""
+    if not _INTERNAL_DIRS:
+        import importlib.util
+        dirs = [os.path.dirname(__file__), os.path.dirname(np.__file__)] + [d for sub in ('passes', 'runtime') for d in
+                importlib.util.find_spec(f"{__package__}.{sub}").submodule_search_locations]  # (not imported)
+        _INTERNAL_DIRS.append(tuple(os.path.join(os.path.abspath(d), '') for d in dirs))
+    return _INTERNAL_DIRS[0]
 
 
 def user_frame():
     """(filename, lineno, line) of the innermost stack frame outside graphc and numpy."""
     import linecache
-    f = sys._getframe(1)
+    internal, f = _INTERNAL_DIRS[0] if _INTERNAL_DIRS else internal_dirs(), sys._getframe(1)
     while f is not None:
         fn = os.path.abspath(f.f_code.co_filename)
-        if not fn.startswith(_INTERNAL_DIRS) and 'graphc/passes' not in fn and 'graphc/runtime' not in fn:
+        if not fn.startswith(internal):
             return fn, f.f_lineno, linecache.getline(fn, f.f_lineno).strip()
         f = f.f_back
     return None, None, ''

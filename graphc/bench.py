@@ -683,9 +683,27 @@ def table(results):
     return '\n'.join(lines)
 
 
+def package_version(mod):
+    try:
+        return __import__(mod).__version__
+    except ImportError:
+        return 'not installed'
+    except Exception as e:  # a broken install should not break `graphc info`
+        return f'error: {e}'
+
+
+def cpu_features():
+    """The host CPU name and the SIMD features LLVM sees (what generated code may use)."""
+    import llvmlite.binding as llvm
+    llvm.initialize_native_target()
+    feats = llvm.get_host_cpu_features()
+    on = sorted(k for k, v in feats.items() if v)
+    simd = [f for f in ('sse4.2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'neon', 'sve') if f in on]
+    return llvm.get_host_cpu_name(), simd
+
+
 def machine():
     """Machine and versions for the JSON results."""
-    from .cli import _version, cpu_features
     try:
         cpu, simd = cpu_features()
     except Exception as e:  # an odd LLVM should not lose the timings
@@ -696,7 +714,7 @@ def machine():
                         'torch_threads': torch.get_num_threads() if torch else None,
                         'OMP_WAIT_POLICY': os.environ.get('OMP_WAIT_POLICY')},
             'versions': {'python': platform.python_version(), 'graphc': gc.__version__,
-                         **{m: _version(m) for m in ('numpy', 'llvmlite', 'torch')}}}
+                         **{m: package_version(m) for m in ('numpy', 'llvmlite', 'torch')}}}
 
 
 def report(results, **settings):

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from . import config
 from .base import GraphcError, GraphcLoadError, GraphcShapeError
 
 MAX_GRAPH_NODES = 200_000
@@ -25,18 +26,12 @@ def physical_memory():
 
 def max_graph_bytes():
     """GRAPHC_MAX_GRAPH_BYTES, default a quarter of physical memory."""
-    v = os.environ.get('GRAPHC_MAX_GRAPH_BYTES')
-    if v:
-        try:
-            return int(float(v))
-        except ValueError:
-            raise GraphcError(f"GRAPHC_MAX_GRAPH_BYTES={v[:40]!r} is not a number of bytes") from None
-    return physical_memory() // 4
+    v = config.max_graph_bytes()
+    return physical_memory() // 4 if v is None else v
 
 
 def max_graph_nodes():
-    v = os.environ.get('GRAPHC_MAX_GRAPH_NODES')
-    return int(v) if v and v.isdigit() else MAX_GRAPH_NODES
+    return config.max_graph_nodes()
 
 
 def gib(n):

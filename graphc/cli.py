@@ -6,37 +6,18 @@ import re
 import sys
 
 
-def _version(mod):
-    try:
-        return __import__(mod).__version__
-    except ImportError:
-        return 'not installed'
-    except Exception as e:  # a broken install should not break `graphc info`
-        return f'error: {e}'
-
-
-def cpu_features():
-    """The host CPU name and the SIMD features LLVM sees (what generated code may use)."""
-    import llvmlite.binding as llvm
-    llvm.initialize_native_target()
-    feats = llvm.get_host_cpu_features()
-    on = sorted(k for k, v in feats.items() if v)
-    simd = [f for f in ('sse4.2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'neon', 'sve') if f in on]
-    return llvm.get_host_cpu_name(), simd
-
-
 def info():
     from . import __version__
+    from .bench import cpu_features, package_version
     from .context import gpu_support
     lines = [f"graphc      {__version__}", f"python      {platform.python_version()} ({sys.executable})",
              f"platform    {platform.platform()}"]
-    lines += [f"{m:<11} {_version(m)}" for m in ('numpy', 'llvmlite', 'networkx', 'cupy')]
+    lines += [f"{m:<11} {package_version(m)}" for m in ('numpy', 'llvmlite', 'networkx', 'cupy')]
     try:
         name, simd = cpu_features()
         lines.append(f"cpu         {name}: {' '.join(simd) or 'no SIMD features reported'}")
     except Exception as e:
         lines.append(f"cpu         unknown ({e})")
-    import os
     lines.append(f"cores       {os.cpu_count()}")
     ok, reason = gpu_support()
     lines.append("devices     cpu(0)" + (f", gpu: {reason}" if ok else f"; no GPU: {reason}"))

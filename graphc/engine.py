@@ -10,21 +10,19 @@ the op and the line that created it.
 
 GRAPHC_ENGINE=lazy|naive picks the mode at start (default naive: see the README for why).
 """
-import os
 import threading
 import weakref
 
+from . import config
 from .base import GraphcError, user_frame
 from .graph import Graph, Node
 
 
 class _Engine(threading.local):
-    lazy = os.environ.get('GRAPHC_ENGINE', 'naive') == 'lazy'
+    lazy = config.engine() == 'lazy'
 
 
 _eng = _Engine()
-if os.environ.get('GRAPHC_ENGINE', 'naive') not in ('lazy', 'naive'):
-    raise GraphcError(f"GRAPHC_ENGINE={os.environ['GRAPHC_ENGINE']!r}: use 'lazy' or 'naive'")
 
 _pending = []          # weak references to arrays waiting for data
 MAX_PENDING = 512      # realize before a pending graph grows past this many arrays

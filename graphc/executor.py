@@ -9,6 +9,7 @@ are, so arrays taken from `outputs`, `grad_dict` before a run see its results.
 """
 import numpy as np
 
+from . import config
 from .base import GraphcError, as_dtype, fmt_shape
 from .graph import Graph, Node, infer_node
 from .ndarray.ndarray import NDArray
@@ -78,7 +79,7 @@ class Executor:
         self._output_names = symbol.list_outputs()
         self._modes = {}
         self._saved = None  # what the last training forward left for backward
-        self._cse = _cse_on()  # read at bind, as MXNet reads MXNET_ELIMINATE_COMMON_EXPR
+        self._cse = config.eliminate_common_expr()  # read at bind, as MXNet reads MXNET_ELIMINATE_COMMON_EXPR
         entry, _ = self._mode(False)  # shapes are checked here, at bind, as MXNet does
         self.outputs = [NDArray(np.zeros(n.shapes[j], n.dtypes[j])) for n, j in entry.visible]
         self._monitor = None
@@ -322,11 +323,6 @@ class Executor:
         return entry, [v for v, n in zip(entry.input_vars, need) if n]
 
 
-def _cse_on():
-    import os
-    return os.environ.get('MXNET_ELIMINATE_COMMON_EXPR', '1') != '0'
-
-
 def _as_list(what, names, value, allow_none=False):
     """A list aligned with names from a list or a dict (missing names None where allowed)."""
     if value is None:
@@ -393,7 +389,7 @@ def simple_bind(symbol, ctx, grad_req, type_dict, stype_dict, shared_exec, shape
         raise GraphcError(f"simple_bind: cannot infer the shapes of {unknown} from {shapes}; give them by name")
     types = dict(type_dict or {})
     arg_types, _, aux_types = symbol.infer_type_partial(**types)
-    names, aux_names = symbol.list_arguments(), symbol.list_auxiliary_states()
+    names = symbol.list_arguments()
     f32 = np.float32
     arg_types = [t or f32 for t in arg_types]
     aux_types = [t or f32 for t in aux_types]

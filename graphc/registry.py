@@ -5,20 +5,21 @@ shape/dtype inference, a NumPy reference kernel, a gradient written in registry 
 its fusion kind and whether its output may overwrite its first input.
 """
 import re
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .base import GraphcError, GraphcShapeError, as_dtype, fmt_shape
 
 KINDS = ('elemwise', 'broadcast', 'injective', 'reduce', 'opaque')
-OPS = {}
+OPS: Dict[str, 'Op'] = {}
 
 
 # ---------------------------------------------------------------- attributes
 _NUM = r'-?\d+'
 
 
-def cut(v, n=200):
+def cut(v, n: int = 200) -> str:
     """repr(v) for an error message, cut to about n characters with the full length said."""
     r = repr(v)
     return r if len(r) <= n else f"{r[:n]}... ({len(r)} characters)"
@@ -67,7 +68,7 @@ class Attr:
     """One attribute: type in ('int','float','bool','str','shape','axis','dtype'), a default, and choices."""
     REQUIRED = object()
 
-    def __init__(self, type, default=REQUIRED, choices=None):
+    def __init__(self, type: str, default=REQUIRED, choices: Optional[Sequence] = None):
         self.type, self.default, self.choices = type, default, choices
 
     def parse(self, s):
@@ -120,7 +121,7 @@ class Attr:
             return v
         raise AssertionError(t)
 
-    def format(self, v):
+    def format(self, v) -> str:
         """MXNet's string form: str() of the Python value, as MXNet's front end writes it."""
         if isinstance(v, tuple):
             return '(' + ', '.join(map(str, v)) + (',)' if len(v) == 1 else ')')
@@ -129,7 +130,8 @@ class Attr:
 
 # ---------------------------------------------------------------- ops
 class Op:
-    def __init__(self, name, ref, infer, grad=None, kind='opaque', attrs=None, inputs=('data',),
+    def __init__(self, name: str, ref: Callable, infer: Callable, grad: Optional[Callable] = None, kind: str = 'opaque',
+                 attrs: Optional[Dict[str, Attr]] = None, inputs=('data',),
                  num_outputs=1, inplace=False, mode_dependent=False, differentiable=True,
                  nograd_inputs=(), aux_inputs=(), num_visible=None, hidden_outputs=0, doc=''):
         assert kind in KINDS, kind
@@ -153,21 +155,21 @@ class Op:
     def __repr__(self):
         return f"Op({self.name})"
 
-    def n_out(self, attrs):
+    def n_out(self, attrs: dict) -> int:
         return self.num_outputs(attrs) if callable(self.num_outputs) else self.num_outputs
 
-    def n_visible(self, attrs):
+    def n_visible(self, attrs: dict) -> int:
         v = self.num_visible
         return self.n_out(attrs) if v is None else v(attrs) if callable(v) else v
 
-    def input_names(self, attrs):
+    def input_names(self, attrs: dict) -> Sequence[str]:
         return self.inputs(attrs) if callable(self.inputs) else self.inputs
 
     @property
-    def variadic(self):
+    def variadic(self) -> bool:
         return self.inputs == '*'
 
-    def canon(self, kwargs):
+    def canon(self, kwargs: dict) -> dict:
         """Validated attrs with defaults filled in; errors name the op and the attribute."""
         out = dict(self.defaults)
         for k, v in kwargs.items():
@@ -188,7 +190,7 @@ class Op:
                 raise GraphcError(f"{self.name}: missing required attribute {k!r}")
         return out
 
-    def split_call(self, args, kwargs):
+    def split_call(self, args: Sequence, kwargs: dict) -> Tuple[list, dict]:
         """MXNet's calling convention -> (inputs, attrs).
 
         Inputs come by position or by name (FullyConnected(data=x, weight=w, num_hidden=4)); positional
@@ -233,7 +235,7 @@ class Op:
                 attrs[k] = v
         return inputs, attrs
 
-    def canon_cached(self, kwargs):
+    def canon_cached(self, kwargs: dict) -> dict:
         """canon() memoized on the (hashable) keyword values: the eager hot path calls it per op."""
         try:
             key = tuple(kwargs.items())
@@ -246,7 +248,7 @@ class Op:
                 self._canon_cache[key] = hit
         return hit
 
-    def format_attrs(self, attrs, all=False):
+    def format_attrs(self, attrs: dict, all: bool = False) -> Dict[str, str]:
         """The attrs MXNet would write: non-default ones (all=True: every one), as strings."""
         out = {}
         for k, v in attrs.items():
@@ -256,7 +258,7 @@ class Op:
             out[k] = a.format(v)
         return dict(sorted(out.items()))
 
-    def infer(self, attrs, shapes, dtypes):
+    def infer(self, attrs: dict, shapes: Sequence[tuple], dtypes: Sequence) -> Tuple[list, list]:
         """(out_shapes, out_dtypes); a GraphcShapeError that names the op and the input shapes (also for
         attribute values an inference function did not expect: a file's attributes never raise raw errors)."""
         try:
@@ -284,7 +286,7 @@ def zeros_of(infer, attrs, arrays):
     return out if len(out) > 1 else out[0]
 
 
-def register(name, **kw):
+def register(name: str, **kw) -> Callable:
     """Declare an op. Used as a decorator on the NumPy reference kernel `ref(attrs, *arrays)`."""
     def deco(ref):
         if name in OPS:
@@ -294,7 +296,7 @@ def register(name, **kw):
     return deco
 
 
-def get(name):
+def get(name: str) -> Op:
     op = OPS.get(name)
     if op is None:
         raise GraphcError(f"operator {name!r} is not registered in graphc")
@@ -302,7 +304,7 @@ def get(name):
 
 
 # ---------------------------------------------------------------- inference helpers
-def bad(msg):
+def bad(msg: str):
     raise GraphcShapeError(msg)
 
 
@@ -312,20 +314,20 @@ def same_dtype(name, dtypes):
     return dtypes[0]
 
 
-def broadcast_shapes(*shapes):
+def broadcast_shapes(*shapes: tuple) -> tuple:
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
         bad("shapes " + ' and '.join(map(fmt_shape, shapes)) + " cannot be broadcast together")
 
 
-def norm_axis(axis, ndim, name='axis'):
+def norm_axis(axis: int, ndim: int, name: str = 'axis') -> int:
     if not -ndim <= axis < max(ndim, 1):
         bad(f"{name} {axis} is out of range for a {ndim}-d input")
     return axis % max(ndim, 1)
 
 
-def reduce_axes(axis, ndim, exclude=False):
+def reduce_axes(axis, ndim: int, exclude: bool = False) -> tuple:
     if axis is None or axis == ():
         axes = tuple(range(ndim))
         return () if exclude else axes

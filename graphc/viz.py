@@ -242,7 +242,7 @@ def plot_network(symbol, shape=None, title='plot', save_format='svg', hide_weigh
     statistics) and their edges. node_attrs: Graphviz node attributes overriding the defaults.
     """
     g, params, _ = _resolve(symbol, shape)
-    idx = g.index()
+    idx = g.positions()
     heads = {id(n) for n, _ in g.outputs}
     base = {'shape': 'box', 'fixedsize': 'false', 'width': '1.3', 'height': '0.8034', 'style': 'filled'}
     base.update(node_attrs or {})
@@ -270,7 +270,7 @@ def plot_network(symbol, shape=None, title='plot', save_format='svg', hide_weigh
             if id(s) in hidden:
                 continue
             shp = s.shapes[j] if s.shapes else None
-            lines.append(f"  n{idx[id(s)]} -> n{i}" + (f" [{_attrs({'label': _shape_str(shp)})}]" if shp else '') + ';')
+            lines.append(f"  n{idx[s]} -> n{i}" + (f" [{_attrs({'label': _shape_str(shp)})}]" if shp else '') + ';')
     lines.append('}')
     return Digraph('\n'.join(lines) + '\n', title, save_format)
 

@@ -17,10 +17,10 @@ def gradient(graph, wrt, outputs=None):
     """
     from .. import sym as F
     outputs = list(graph.outputs if outputs is None else outputs)
-    depends = {id(v) for v in wrt}
+    depends = set(wrt)
     for n in graph.nodes:  # forward reachability from wrt
-        if not n.is_var and any(id(s) in depends for s, _ in n.inputs):
-            depends.add(id(n))
+        if not n.is_var and any(s in depends for s, _ in n.inputs):
+            depends.add(n)
     with TraceContext() as ctx:
         ctx.blocks.append(('_grad_', 'backward'))
         heads = [input_var(f"_head_grad{i}", n.shapes[j], n.dtypes[j]) for i, (n, j) in enumerate(outputs)]
@@ -30,22 +30,22 @@ def gradient(graph, wrt, outputs=None):
             grads[key] = grads[key] + g if key in grads else g
 
         for (n, j), h in zip(outputs, heads):
-            add((id(n), j), h)
+            add((n, j), h)
         for n in reversed(graph.nodes):
-            if n.is_var or id(n) not in depends or not n.op.differentiable:
+            if n.is_var or n not in depends or not n.op.differentiable:
                 continue  # (a node without a gradient, e.g. shape_array, passes none back: its outputs are constants)
-            ograds = [grads.get((id(n), i)) for i in range(n.num_outputs)]
+            ograds = [grads.get((n, i)) for i in range(n.num_outputs)]
             if all(g is None for g in ograds):
                 continue
             outs = [Symbol([(n, i)]) for i in range(n.num_outputs)]
             ograds = [F.zeros_like(o) if g is None else g for o, g in zip(outs, ograds)]
-            need = tuple(id(s) in depends and i not in n.op.nograd_inputs for i, (s, _) in enumerate(n.inputs))
+            need = tuple(s in depends and i not in n.op.nograd_inputs for i, (s, _) in enumerate(n.inputs))
             attrs = n.attrs if all(need) else dict(n.attrs, _need=need)
             igrads = n.op.grad(F, attrs, [Symbol([e]) for e in n.inputs], outs, ograds)
             for (s, j), g, needed in zip(n.inputs, igrads, need):
                 if needed and g is not None:
-                    add((id(s), j), g)
-    return [h._entries[0][0] for h in heads], [grads[(id(v), 0)]._entries[0] if (id(v), 0) in grads else None
+                    add((s, j), g)
+    return [h._entries[0][0] for h in heads], [grads[(v, 0)]._entries[0] if (v, 0) in grads else None
                                                for v in wrt]
 
 

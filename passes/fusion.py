@@ -12,7 +12,7 @@ from ..runtime.cpu import run_fused
 from .manager import register_pass
 
 ANCHORS = ('FullyConnected', 'Convolution', 'Deconvolution', 'dot', 'batch_dot')
-NOT_FUSED = ('argmax', 'argmin', 'Cast', 'one_hot')
+NOT_FUSED = ('argmax', 'argmin', 'Cast', 'one_hot', 'Dropout')
 MAX_GROUP_OPS = 256   # ops in one fused kernel: LLVM's optimizer is superlinear in a function's size
 
 
@@ -33,7 +33,7 @@ class FusedOp(Op):
         if out is not None:
             return out
         from ..runtime.interpreter import interpret
-        outs = interpret(self.subgraph, {id(v): a for v, a in zip(self.subgraph.inputs, arrays)})
+        outs = interpret(self.subgraph, {id(v): a for v, a in zip(self.subgraph.inputs, arrays)})  # (ids: as Plans)
         return tuple(outs) if len(outs) > 1 else outs[0]
 
     def _infer(self, attrs, shapes, dtypes):
@@ -50,8 +50,6 @@ def _fusable(n):
     op = n.op
     if op.n_out(n.attrs) != 1 or op.name in NOT_FUSED or isinstance(op, FusedOp):
         return None
-    if op.name == 'Dropout':
-        return None
     if op.name == 'where' and n.inputs[0][0].shapes[n.inputs[0][1]] != n.shapes[0]:
         return None  # MXNet's where with a 1-d condition selects rows: not NumPy broadcasting
     if op.kind in ('elemwise', 'broadcast'):
@@ -63,11 +61,11 @@ def _fusable(n):
     return None
 
 
-@register_pass('fuse', requires=('dce',))
+@register_pass('fuse')
 def fuse(graph, stats):
     """Group elementwise/broadcast ops (with at most one reduction, and GEMM/conv epilogues) into kernels."""
     ops = [n for n in graph.nodes if not n.is_var]
-    group = {id(n): i for i, n in enumerate(ops)}      # start: every op its own group
+    group = {n: i for i, n in enumerate(ops)}      # start: every op its own group
     kind = [_fusable(n) for n in ops]
     members = {i: [n] for i, n in enumerate(ops)}
     reduces = {i: int(k == 'red') for i, k in enumerate(kind)}
@@ -76,9 +74,9 @@ def fuse(graph, stats):
     pred = {i: set() for i in range(len(ops))}
     for n in ops:
         for s, _ in n.inputs:
-            if not s.is_var and group[id(s)] != group[id(n)]:
-                succ[group[id(s)]].add(group[id(n)])
-                pred[group[id(n)]].add(group[id(s)])
+            if not s.is_var and group[s] != group[n]:
+                succ[group[s]].add(group[n])
+                pred[group[n]].add(group[s])
 
     def other_path(a, b):
         """Is b reachable from a without the direct edge a -> b?"""
@@ -119,76 +117,46 @@ def fuse(graph, stats):
                 reduces[a] += reduces.pop(b)
                 anchor[a] = anchor[a] or anchor.pop(b)
                 for n in moved:
-                    group[id(n)] = a
+                    group[n] = a
                 changed = True
                 break
-    order = {id(n): i for i, n in enumerate(graph.nodes)}
-    groups = {g: sorted(ms, key=lambda n: order[id(n)]) for g, ms in members.items()}
-
-    users = {}
-    for n in ops:
-        for s, j in n.inputs:
-            users.setdefault((id(s), j), set()).add(group[id(n)])
-    for n, j in graph.outputs:
-        users.setdefault((id(n), j), set()).add(-1)
-
-    fused_of = {}  # (id(node), j) -> new entry
-    kernels = 0
-    for gi, nodes in sorted(groups.items(), key=lambda kv: order[id(kv[1][0])]):
-        if len(nodes) < 2:
-            continue
-        ids = {id(n) for n in nodes}
-        ext, outs = [], []
+    order = graph.positions()
+    groups = {g: sorted(ms, key=lambda n: order[n]) for g, ms in members.items()}
+    kernels = [(gi, nodes) for gi, nodes in sorted(groups.items(), key=lambda kv: order[kv[1][0]]) if len(nodes) > 1]
+    stats['kernels_formed'] = len(kernels)
+    if not kernels:
+        return graph
+    users, copy, fused, moves = graph.users(), {}, [], []
+    out = graph.copy(copy)   # edited in place below: the caller's graph stays as it was
+    for k, (gi, nodes) in enumerate(kernels):
+        ext, outs, inside = [], [], set(nodes)
         for n in nodes:
             for e in n.inputs:
-                if id(e[0]) not in ids and not any(e[0] is a and e[1] == b for a, b in ext):
+                if e[0] not in inside and not any(e[0] is a and e[1] == b for a, b in ext):
                     ext.append(e)
             for j in range(n.num_outputs):
-                if users.get((id(n), j), set()) - {gi}:
+                if any(u is None or group.get(u) != gi for u in users.get((n, j), [])):
                     outs.append((n, j))
-        sub = _subgraph(nodes, ext, outs)
-        op = FusedOp(f"fused{kernels}", sub)
-        node = Node(op, f"fused{kernels}", {}, list(ext), shapes=[n.shapes[j] for n, j in outs],
+        node = Node(FusedOp(f"fused{k}", _subgraph(nodes, ext, outs)), f"fused{k}", {}, [(copy[s], j) for s, j in ext], shapes=[n.shapes[j] for n, j in outs],
                     dtypes=[n.dtypes[j] for n, j in outs], where=nodes[-1].where, block=nodes[-1].block)
-        kernels += 1
-        for k, (n, j) in enumerate(outs):
-            fused_of[(id(n), j)] = (node, k)
-    if not fused_of:
-        stats['kernels_formed'] = 0
-        return graph
-    out = _rewire(graph, fused_of, lambda n: len(groups[group[id(n)]]) > 1)
-    stats['kernels_formed'] = kernels
-    stats['ops_fused'] = sum(len(ns) for ns in groups.values() if len(ns) > 1)
+        out.insert(node)
+        moves += [((copy[n], j), (node, i)) for i, (n, j) in enumerate(outs)]
+        fused += [copy[n] for n in nodes]
+    for old, new in moves:   # after every insert, so a kernel that reads another one's value is rewired too
+        out.replace_all_uses(old, new)
+    out.erase(fused)
+    out = out.sorted()
+    stats['ops_fused'] = len(fused)
     stats['kernels'] = sum(not n.is_var for n in out.nodes)
     return out
 
 
 def _subgraph(nodes, ext, outs):
     """The group's nodes cloned over fresh input variables (one per external entry)."""
-    vmap = {}
-    for i, (s, j) in enumerate(ext):
-        v = Node(None, f"in{i}", shapes=[s.shapes[j]], dtypes=[s.dtypes[j]])
-        vmap[(id(s), j)] = (v, 0)
+    vmap = {(s, j): (Node(None, f"in{i}", shapes=[s.shapes[j]], dtypes=[s.dtypes[j]]), 0)
+            for i, (s, j) in enumerate(ext)}
     m = {}
     for n in nodes:
-        ins = [vmap.get((id(s), j)) or (m[id(s)], j) for s, j in n.inputs]
-        m[id(n)] = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
-    return Graph([(m[id(n)], j) for n, j in outs], [vmap[(id(s), j)][0] for s, j in ext])
-
-
-def _rewire(graph, fused_of, in_group):
-    m = {}
-
-    def entry(s, j):
-        if (id(s), j) in fused_of:
-            return fused_of[(id(s), j)]
-        return (m.get(id(s), s), j)
-    for n in graph.nodes:
-        if n.is_var or in_group(n):
-            continue
-        ins = [entry(s, j) for s, j in n.inputs]
-        m[id(n)] = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
-    # fused nodes' own inputs may name nodes that were copied
-    for node in {id(nd): nd for nd, _ in fused_of.values()}.values():
-        node.inputs = [entry(s, j) for s, j in node.inputs]
-    return Graph([entry(n, j) for n, j in graph.outputs], graph.inputs)
+        ins = [vmap.get((s, j)) or (m[s], j) for s, j in n.inputs]
+        m[n] = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
+    return Graph([(m[n], j) for n, j in outs], [vmap[(s, j)][0] for s, j in ext])

@@ -1,37 +1,44 @@
-"""The pass manager: named Graph -> Graph passes, run in a pipeline with per-pass time and stats.
+"""The pass manager: named Graph -> Graph passes, run in pipelines that are plain lists, with per-pass time and stats.
 
-GRAPHC_DISABLE_PASSES=a,b switches passes off by name (to bisect a miscompile);
-GRAPHC_DUMP_IR=DIR writes the text IR before and after each pass; GRAPHC_VERIFY_IR=1 (and the
-test suite) runs the IR verifier after every pass.
+Every pass is valid on any graph, so switching one off (GRAPHC_DISABLE_PASSES=a,b, to bisect a miscompile)
+switches off exactly that one: a pass whose requirement is off runs anyway, and says so in the log and the
+report. GRAPHC_DUMP_IR=DIR writes the text IR before and after each pass; GRAPHC_VERIFY_IR=1 (and the test
+suite) runs the IR verifier after every pass.
 """
+import logging
 import os
 import time
+from collections import namedtuple
+from typing import Callable, Iterable, Optional, Union
 
+from .. import config
 from ..base import GraphcError
+from ..graph import Graph
 
-PASSES = {}
-PIPELINES = {'trace': [], 'inference': [], 'training': []}  # trace: on the traced graph, before autodiff
+PASSES: dict = {}
+# the pipelines, in order (trace: on the traced graph, before autodiff)
+PIPELINES = {'trace': ['fuse_rnn'],
+             'inference': ['dce', 'cse', 'fold_constants', 'algebra', 'fold_batchnorm', 'fuse', 'plan_memory'],
+             'training': ['dce', 'cse', 'fold_constants', 'algebra', 'fuse', 'plan_memory']}
+log = logging.getLogger('graphc.passes')
 
 
-class Pass:
-    def __init__(self, name, fn, requires, pipelines, doc):
-        self.name, self.fn, self.requires, self.pipelines, self.doc = name, fn, tuple(requires), pipelines, doc
+Pass = namedtuple('Pass', 'name fn requires doc')
 
 
-def register_pass(name, requires=(), pipelines=('inference', 'training')):
-    """Declare a pass `fn(graph, stats) -> graph`; it fills `stats` (a dict) with what it did."""
+def register_pass(name: str, requires: Iterable[str] = ()) -> Callable:
+    """Declare a pass `fn(graph, stats) -> graph`; it fills `stats` (a dict) with what it did. `requires`: passes
+    that must come before it in a pipeline."""
     def deco(fn):
         if name in PASSES:
             raise GraphcError(f"pass {name!r} registered twice")
-        PASSES[name] = Pass(name, fn, requires, pipelines, (fn.__doc__ or '').strip().split('\n')[0])
-        for p in pipelines:
-            PIPELINES[p].append(name)
+        PASSES[name] = Pass(name, fn, tuple(requires), (fn.__doc__ or '').strip().split('\n')[0])
         return fn
     return deco
 
 
-def disabled_passes():
-    names = {n.strip() for n in os.environ.get('GRAPHC_DISABLE_PASSES', '').split(',') if n.strip()}
+def disabled_passes() -> set:
+    names = {n.strip() for n in config.disable_passes().split(',') if n.strip()}
     unknown = names - set(PASSES) - {'all'}
     if unknown:
         raise GraphcError(f"GRAPHC_DISABLE_PASSES names unknown passes {sorted(unknown)}; passes: {sorted(PASSES)}")
@@ -39,12 +46,12 @@ def disabled_passes():
 
 
 class PassReport:
-    """What a pipeline did: one row per pass (name, ms, nodes before/after, stats)."""
+    """What a pipeline did: one row per pass (name, ms, nodes before/after, stats, why it did not run)."""
 
-    def __init__(self, pipeline):
+    def __init__(self, pipeline: str):
         self.pipeline, self.rows = pipeline, []
 
-    def table(self):
+    def table(self) -> str:
         lines = [f"pipeline {self.pipeline}:", f"  {'pass':<18}{'ms':>8}{'nodes':>14}  stats"]
         for name, ms, before, after, stats, skipped in self.rows:
             if skipped:
@@ -55,26 +62,30 @@ class PassReport:
         return '\n'.join(lines)
 
 
-def run_pipeline(graph, pipeline='inference', disabled=None, verify=None, dump_dir=None, tag='graph'):
-    """Run the named pipeline's passes in order; returns (graph, PassReport)."""
+def run_pipeline(graph: Graph, pipeline: Union[str, list] = 'inference', disabled: Optional[Iterable[str]] = None,
+                 verify: Optional[bool] = None, dump_dir: Optional[str] = None, tag: str = 'graph'):
+    """Run a pipeline (a name in PIPELINES, or a list of pass names) in order; returns (graph, PassReport)."""
     from .. import passes  # noqa: F401  (registers the passes)
+    names = PIPELINES[pipeline] if isinstance(pipeline, str) else list(pipeline)
     disabled = disabled_passes() if disabled is None else set(disabled)
-    verify = os.environ.get('GRAPHC_VERIFY_IR') == '1' if verify is None else verify
-    dump_dir = os.environ.get('GRAPHC_DUMP_IR') if dump_dir is None else dump_dir
-    report = PassReport(pipeline)
-    done = set()
-    for i, name in enumerate(PIPELINES[pipeline]):
-        p = PASSES[name]
+    verify = config.verify_ir() if verify is None else verify
+    dump_dir = config.dump_ir() if dump_dir is None else dump_dir
+    report = PassReport(pipeline if isinstance(pipeline, str) else '+'.join(names))
+    for i, name in enumerate(names):
+        p = PASSES.get(name)
+        if p is None or any(r not in names[:i] for r in p.requires):
+            raise GraphcError(f"pipeline {report.pipeline!r}: " + (f"no pass {name!r}" if p is None else
+                              f"pass {name!r} needs {p.requires} before it"))
         if name in disabled:
             report.rows.append((name, 0.0, 0, 0, {}, 'disabled'))
             continue
-        missing = [r for r in p.requires if r not in done]
-        if missing:
-            report.rows.append((name, 0.0, 0, 0, {}, f"needs {', '.join(missing)}"))
-            continue
+        stats = {}
+        off = [r for r in p.requires if r in disabled]
+        if off:  # run anyway: switching a pass off must not switch others off too
+            log.warning("pass %s runs without %s (disabled)", name, ', '.join(off))
+            stats['without'] = '+'.join(off)
         if dump_dir:
             _dump(dump_dir, f"{tag}.{i:02d}.{name}.before.txt", graph)
-        stats = {}
         before = len(graph.nodes)
         t0 = time.perf_counter()
         graph = p.fn(graph, stats)
@@ -87,7 +98,6 @@ def run_pipeline(graph, pipeline='inference', disabled=None, verify=None, dump_d
         if dump_dir:
             _dump(dump_dir, f"{tag}.{i:02d}.{name}.after.txt", graph)
         report.rows.append((name, ms, before, len(graph.nodes), stats, None))
-        done.add(name)
     return graph, report
 
 

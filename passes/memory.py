@@ -20,7 +20,7 @@ def nbytes(shape, dtype):
 
 class MemoryPlan:
     def __init__(self):
-        self.buffer_of = {}      # (id(node), j) -> buffer index
+        self.buffer_of = {}      # (node, j) -> buffer index
         self.buffers = []        # bytes per buffer
         self.naive_bytes = 0     # every value its own buffer
         self.peak_bytes = 0      # most bytes of planned buffers live at once
@@ -44,22 +44,22 @@ def plan(graph, keep=()):
     for i, n in enumerate(nodes):
         for s, j in n.inputs:
             if not s.is_var:
-                last[(id(s), j)] = i
+                last[(s, j)] = i
     end = len(nodes)
     for n, j in list(graph.outputs) + list(keep):
-        last[(id(n), j)] = end
+        last[(n, j)] = end
     p = MemoryPlan()
     free = []       # buffer indices not in use
     live = {}       # entry -> buffer
     in_use = 0
     for i, n in enumerate(nodes):
-        dying = [(s, j) for s, j in n.inputs if not s.is_var and last.get((id(s), j)) == i]
+        dying = [(s, j) for s, j in n.inputs if not s.is_var and last.get((s, j)) == i]
         for j in range(n.num_outputs):
             size = nbytes(n.shapes[j] if n.shapes else None, n.dtypes[j] if n.dtypes else 'float32')
             p.naive_bytes += size
             b = None
             if j == 0 and n.op.inplace and n.inputs and (n.inputs[0][0], n.inputs[0][1]) in dying:
-                src = (id(n.inputs[0][0]), n.inputs[0][1])
+                src = (n.inputs[0][0], n.inputs[0][1])
                 if src in live and p.buffers[live[src]] >= size:
                     b = live.pop(src)  # write over the dying input
                     p.inplace += 1
@@ -72,21 +72,21 @@ def plan(graph, keep=()):
                     b = len(p.buffers)
                     p.buffers.append(size)
                 in_use += p.buffers[b]
-            live[(id(n), j)] = b
-            p.buffer_of[(id(n), j)] = b
-            if last.get((id(n), j)) is None:  # an output nobody reads dies at once
-                free.append(live.pop((id(n), j)))
+            live[(n, j)] = b
+            p.buffer_of[(n, j)] = b
+            if last.get((n, j)) is None:  # an output nobody reads dies at once
+                free.append(live.pop((n, j)))
                 in_use -= p.buffers[b]
         p.peak_bytes = max(p.peak_bytes, in_use)
         for s, j in dying:
-            b = live.pop((id(s), j), None)
+            b = live.pop((s, j), None)
             if b is not None:
                 free.append(b)
                 in_use -= p.buffers[b]
     return p
 
 
-@register_pass('plan_memory', requires=('dce',))
+@register_pass('plan_memory')
 def plan_memory(graph, stats):
     """Liveness, in-place reuse and buffer sharing; attaches graph.memory_plan."""
     graph.memory_plan = p = plan(graph, getattr(graph, 'keep', ()))

@@ -11,9 +11,8 @@ weight gradients one GEMM each. Exported files keep the traced graph (the cells,
 """
 import numpy as np
 
-from ..graph import Graph, Node, topo_order
+from ..graph import new_node, topo_order
 from .manager import register_pass
-from .simplify import _users, new_node
 
 FLOATS = (np.float32, np.float64)   # the fused op's dtypes here
 ADDS, MULS = ('elemwise_add', 'broadcast_add', '_plus', '_add'), ('elemwise_mul', 'broadcast_mul', '_mul')
@@ -30,7 +29,7 @@ def _act(n):
 
 def _only(users, node, j=0):
     """The one node reading output j of `node` (None when zero, several, or a graph output reads it)."""
-    u = users.get((id(node), j), [])
+    u = users.get((node, j), [])
     return u[0] if len(u) == 1 else None
 
 
@@ -118,7 +117,7 @@ def _match_lstm(add, users):
             tuple(c_in[0].shapes[c_in[1]] or ()) != tuple(c.shapes[0]):
         return None
     h = _only(users, o)
-    tanh_c = next((u for u in users.get((id(c), 0), []) if u is not None and _act(u) == 'tanh' and
+    tanh_c = next((u for u in users.get((c, 0), []) if u is not None and _act(u) == 'tanh' and
                    _only(users, u) is h), None)
     if h is None or tanh_c is None or h.op.name not in MULS or _other(h, (o, 0)) != (tanh_c, 0):
         return None
@@ -152,7 +151,7 @@ def _match_gru(add_r, users):
             _other(add_n, (sa, 2)) != (r_hn, 0) or _act(n) != 'tanh':
         return None
     h_in = h2h.inputs[0]
-    zs = users.get((id(z), 0), [])
+    zs = users.get((z, 0), [])
     one_minus = next((u for u in zs if u is not None and u.op.name == '_rminus_scalar' and
                       u.attrs.get('scalar') == 1.0), None)
     z_h = next((u for u in zs if u is not None and u.op.name in MULS and _other(u, (z, 0)) == h_in), None)
@@ -181,17 +180,16 @@ def _chains(graph, users):
         t = t[0] if len(t) == 1 else None
         if t is None or t.mode != s.mode or t.w != s.w:
             continue
-        if s.c is None or t.c_in == (s.c, 0) and {id(u) for u in users[(id(s.c), 0)]} == {id(s.c_own),
-                                                                                         id(t.c_reader)}:
-            nxt[id(s)] = t
-    followers = {id(t) for t in nxt.values()}
+        if s.c is None or t.c_in == (s.c, 0) and set(users[(s.c, 0)]) == {s.c_own, t.c_reader}:
+            nxt[s] = t
+    followers = {t for t in nxt.values()}
     chains = []
     for s in steps:
-        if id(s) in followers:
+        if s in followers:
             continue
         chain = [s]
-        while id(chain[-1]) in nxt:
-            chain.append(nxt[id(chain[-1])])
+        while chain[-1] in nxt:
+            chain.append(nxt[chain[-1]])
         if len(chain) >= 2:
             chains.append(chain)
     return chains
@@ -207,12 +205,13 @@ def _outside(chain):
     return [s.x for s in chain] + list(first.w) + [first.h_in] + ([first.c_in] if first.c_in is not None else [])
 
 
-def _feeds_back(chain):
+def _feeds_back(chain, before):
     """True when an input of the chain (an x, a weight, the first state) depends on the chain itself (an
     output fed back as the next input, as in sampling, or through another chain that reads this one): those
-    steps cannot run as one op. So the chains kept can run one after another, each as a unit."""
-    inside = {id(n) for s in chain for n in _nodes(s)}
-    return any(id(n) in inside for n in topo_order([e[0] for e in _outside(chain)]))
+    steps cannot run as one op. So the chains kept can run one after another, each as a unit. `before`: every
+    node the chain's inputs depend on."""
+    inside = {n for s in chain for n in _nodes(s)}
+    return any(n in inside for n in before)
 
 
 def _sequence(xs):
@@ -230,7 +229,7 @@ def _sequence(xs):
 
 
 def _fused(chain, m):
-    """New nodes running `chain` as one RNN: ({(id(old node), 0): new entry} for each step's h and the last
+    """New nodes running `chain` as one RNN: ({(old node, 0): new entry} for each step's h and the last
     step's c, the steps' new h entries in order, the RNN node). `m` maps an old entry to its new one."""
     first, last = chain[0], chain[-1]
     T, (N, H) = len(chain), last.h.shapes[0]
@@ -250,66 +249,48 @@ def _fused(chain, m):
     rnn = node('rnn', 'RNN', [x, params, *states], state_size=H, num_layers=1, mode=first.mode, state_outputs=True,
                _train=False)
     hs = node('steps', 'SliceChannel', [(rnn, 0)], num_outputs=T, axis=0, squeeze_axis=True)
-    out = {(id(s.h), 0): (hs, t) for t, s in enumerate(chain[:-1])}
+    out = {(s.h, 0): (hs, t) for t, s in enumerate(chain[:-1])}
     for k, s in ((1, last.h), (2, last.c)):   # the final state: (1, N, H) -> (N, H)
         if s is not None:
-            out[(id(s), 0)] = (node('h' if k == 1 else 'c', 'Reshape', [(rnn, k)], shape=(N, H)), 0)
-    return out, tuple(out[(id(s.h), 0)] for s in chain), rnn
+            out[(s, 0)] = (node('h' if k == 1 else 'c', 'Reshape', [(rnn, k)], shape=(N, H)), 0)
+    return out, tuple(out[(s.h, 0)] for s in chain), rnn
 
 
-@register_pass('fuse_rnn', pipelines=('trace',))
+@register_pass('fuse_rnn')
 def fuse_rnn(graph, stats):
     """Unrolled LSTM, GRU and RNN cells (T >= 2 chained steps sharing weights) become one fused RNN op."""
-    users = _users(graph)
-    chains = [c for c in _chains(graph, users) if not _feeds_back(c)]
-    stats['chains'], stats['steps'] = len(chains), sum(len(c) for c in chains)
-    if not chains:
+    found = [(c, topo_order([e[0] for e in _outside(c)])) for c in _chains(graph, users=graph.users())]
+    found = [(c, before) for c, before in found if not _feeds_back(c, before)]
+    stats['chains'], stats['steps'] = len(found), sum(len(c) for c, _ in found)
+    if not found:
         return graph
-    # each chain is one unit: its outside inputs before it, every reader of its h/c after it
-    unit = {}
-    for k, c in enumerate(chains):
-        for s in c:
-            for n in _nodes(s):
-                unit[id(n)] = k
-    outside = [_outside(c) for c in chains]
-    new, seqs = {}, {}   # seqs: the new h entries of a chain's steps, in order -> its RNN node
+    unit = {n: k for k, (c, _) in enumerate(found) for s in c for n in _nodes(s)}
+    after = {k: sorted({unit[n] for n in before if n in unit}) for k, (_, before) in enumerate(found)}
+    copy, moved, seqs = {}, {}, {}   # seqs: a chain's new h entries, in order -> its RNN node
+    out = graph.copy(copy)   # edited in place, a chain after the chains its inputs depend on
 
     def m(e):
-        return new[(id(e[0]), e[1])]
-
-    def inputs_of(n):
-        k = unit.get(id(n)) if not isinstance(n, int) else n
-        return [e[0] if unit.get(id(e[0])) is None else unit[id(e[0])] for e in outside[k]] if k is not None \
-            else [s if unit.get(id(s)) is None else unit[id(s)] for s, _ in n.inputs]
-
-    order = topo_order([n if unit.get(id(n)) is None else unit[id(n)] for n, _ in graph.outputs],
-                       inputs_of=inputs_of)
-    for item in order:
-        if isinstance(item, int):
-            out, hs, rnn = _fused(chains[item], m)
-            new.update(out)
-            seqs[hs] = rnn
-            continue
-        n = item
-        if n.is_var:
-            new[(id(n), 0)] = (n, 0)
-            continue
-        ins = [m(e) for e in n.inputs]
-        stacked = _stack_of_steps(n, ins, seqs)
+        e = (copy[e[0]], e[1])
+        return moved.get(e, e)
+    for k in topo_order(range(len(found)), inputs_of=after.get):
+        chain = found[k][0]
+        new, hs, rnn = _fused(chain, m)
+        seqs[hs] = rnn
+        for (n, j), e in new.items():
+            moved[(copy[n], j)] = e
+            out.replace_all_uses((copy[n], j), e)
+    for n in out.nodes:
+        stacked = _stack_of_steps(n, seqs)
         if stacked is not None:
-            new[(id(n), 0)] = stacked
-            continue
-        c = n if all(a == b for a, b in zip(ins, n.inputs)) else \
-            Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
-        for j in range(n.num_outputs):
-            new[(id(n), j)] = (c, j)
-    return Graph([m(e) for e in graph.outputs], graph.inputs)
+            out.replace_all_uses((n, 0), stacked)
+    out.erase(copy[n] for c, _ in found for s in c for n in _nodes(s))
+    return out.sorted()
 
 
-def _stack_of_steps(n, ins, seqs):
+def _stack_of_steps(n, seqs):
     """stack(axis=a) of a fused chain's h entries, in order: the RNN's output itself (a = 0) or with the first
     two axes swapped (a = 1, unroll's NTC); else None."""
-    rnn = seqs.get(tuple(ins)) if n.op.name == 'stack' else None
+    rnn = seqs.get(tuple(n.inputs)) if not n.is_var and n.op.name == 'stack' else None
     a = n.attrs.get('axis', 0) if rnn is not None else None
     if a == 0:
         return (rnn, 0)

@@ -2,47 +2,8 @@
 BatchNorm folded into the Convolution or FullyConnected before it (inference)."""
 import numpy as np
 
-from ..graph import Graph, Node, partial_infer
-from ..registry import get
+from ..graph import Node, const_node, entries, new_node, partial_infer, rebuild
 from .manager import register_pass
-
-
-def rebuild(graph, replace, inputs=None):
-    """A new graph with `replace(node, new_inputs)` applied in topological order.
-
-    replace returns None to keep the node (copied when its inputs changed) or a list of entries that
-    stand for the node's outputs from now on.
-    """
-    m = {}
-    for n in graph.nodes:
-        if n.is_var:
-            m[id(n)] = [(n, 0)]
-            continue
-        ins = [m[id(s)][j] for s, j in n.inputs]
-        r = replace(n, ins)
-        if r is None:
-            if all(a[0] is s and a[1] == j for a, (s, j) in zip(ins, n.inputs)):
-                r = [(n, i) for i in range(n.num_outputs)]
-            else:
-                c = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)
-                r = [(c, i) for i in range(n.num_outputs)]
-        m[id(n)] = r
-    return Graph([m[id(n)][j] for n, j in graph.outputs], graph.inputs if inputs is None else inputs)
-
-
-def new_node(op_name, inputs, like=None, **attrs):
-    """A node made by a pass, with its shapes inferred."""
-    op = get(op_name)
-    n = Node(op, (like.name + '_' if like is not None else '') + op_name.lower().lstrip('_'), op.canon(attrs),
-             inputs, where=like.where if like is not None else None, block=like.block if like is not None else '')
-    n.shapes, n.dtypes = partial_infer(n)
-    return n
-
-
-def const_node(value, name):
-    n = Node(None, name, shapes=[value.shape], dtypes=[value.dtype])
-    n.extra['value'] = value
-    return n
 
 
 def _random(n):
@@ -54,7 +15,7 @@ def _random(n):
 @register_pass('dce')
 def dce(graph, stats):
     """Dead-code elimination: keep only what the outputs need."""
-    g = Graph(graph.outputs, graph.inputs)
+    g = graph.sorted()
     stats['removed'] = len(graph.nodes) - len(g.nodes)
     return g
 
@@ -63,7 +24,7 @@ def _freeze(v):
     return tuple(_freeze(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 
-@register_pass('cse', requires=('dce',))
+@register_pass('cse')
 def cse(graph, stats):
     """Common-subexpression elimination: one node per (op, attributes, inputs); random ops excepted."""
     seen, merged = {}, [0]
@@ -72,22 +33,19 @@ def cse(graph, stats):
         if _random(n):
             return None
         key = (n.op.name, tuple(sorted((k, _freeze(v)) for k, v in n.attrs.items())),
-               tuple((id(s), j) for s, j in ins))
+               tuple((s, j) for s, j in ins))
         hit = seen.get(key)
         if hit is not None:
             merged[0] += 1
             return hit
-        out = None if all(a[0] is s for a, (s, _) in zip(ins, n.inputs)) else \
-            [(c, i) for c in [Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes, n.where, n.block)]
-             for i in range(n.num_outputs)]
-        seen[key] = out or [(n, i) for i in range(n.num_outputs)]
+        seen[key] = entries(n, ins)
         return seen[key]
     g = rebuild(graph, rep)
     stats['merged'] = merged[0]
     return g
 
 
-@register_pass('fold_constants', requires=('dce',))
+@register_pass('fold_constants')
 def fold_constants(graph, stats):
     """Evaluate nodes whose inputs are all constants (values captured in the graph)."""
     folded = [0]
@@ -109,7 +67,7 @@ IDENTITY_SCALAR = {'_mul_scalar': 1.0, '_div_scalar': 1.0, '_plus_scalar': 0.0, 
 RESHAPES = ('Reshape', '_np_reshape', 'Flatten', 'expand_dims', 'squeeze')
 
 
-@register_pass('algebra', requires=('dce',))
+@register_pass('algebra')
 def algebra(graph, stats):
     """Algebraic identities: x*1, x+0, copies, no-op reshapes, reshape chains, transpose pairs, and
     Dropout at inference."""
@@ -151,21 +109,11 @@ def algebra(graph, stats):
     return g
 
 
-def _users(graph):
-    users = {}
-    for n in graph.nodes:
-        for s, j in n.inputs:
-            users.setdefault((id(s), j), []).append(n)
-    for n, j in graph.outputs:
-        users.setdefault((id(n), j), []).append(None)
-    return users
-
-
-@register_pass('fold_batchnorm', requires=('dce',), pipelines=('inference',))
+@register_pass('fold_batchnorm')
 def fold_batchnorm(graph, stats):
     """Inference BatchNorm after a Convolution/FullyConnected becomes a scale of its weights and a new bias
     (computed in the graph from the parameters, so the activations skip one pass)."""
-    users = _users(graph)
+    users = graph.users()
     folded = [0]
 
     def rep(n, ins):
@@ -175,7 +123,7 @@ def fold_batchnorm(graph, stats):
         if src.op is None or src.op.name not in ('Convolution', 'FullyConnected') or j != 0:
             return None
         old_src = n.inputs[0][0]
-        if len(users.get((id(old_src), 0), [])) != 1 or any(users.get((id(n), k)) for k in (1, 2)):
+        if len(users.get((old_src, 0), [])) != 1 or any(users.get((n, k)) for k in (1, 2)):
             return None  # the conv output is used elsewhere, or the batch statistics are
         ax = n.attrs['axis'] % len(n.shapes[0])
         if ax != 1 or src.op.name == 'FullyConnected' and len(n.shapes[0]) != 2 or \
@@ -201,4 +149,4 @@ def fold_batchnorm(graph, stats):
         return [(conv, 0), ins[3], ins[4]]
     g = rebuild(graph, rep)
     stats['folded'] = folded[0]
-    return Graph(g.outputs, g.inputs)
+    return g.sorted()

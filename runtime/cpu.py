@@ -15,6 +15,7 @@ import threading
 
 import numpy as np
 
+from .. import config
 from ..base import GraphcError
 
 _lock = threading.Lock()
@@ -26,7 +27,7 @@ stats = {'compiled': 0, 'compile_ms': 0.0, 'codegen_ms': 0.0, 'llvm_ms': 0.0, 'f
          'disk_misses': 0}
 
 
-_backend = [os.environ.get('GRAPHC_BACKEND', 'cpu')]
+_backend = [config.backend()]
 
 
 def enabled():
@@ -252,7 +253,7 @@ class Kernel:
 
 
 def _threads():
-    return int(os.environ.get('GRAPHC_NUM_THREADS', os.cpu_count() or 1))
+    return config.num_threads()
 
 
 _workers = {}   # pid -> pool: a forked child (a DataLoader worker) starts its own, the parent's threads are not there
@@ -670,15 +671,12 @@ _ENTRY_MAX = 64 << 20     # bytes: no kernel's object code comes near this
 
 
 def cache_dir():
-    return os.environ.get('GRAPHC_CACHE_DIR') or os.path.join(os.path.expanduser('~'), '.cache', 'graphc')
+    return config.cache_dir()
 
 
 def cache_max_bytes():
     """GRAPHC_CACHE_MAX_MB (default 256): the kernel cache's size on disk; past it, least recently used entries go."""
-    try:
-        return max(0, int(float(os.environ.get('GRAPHC_CACHE_MAX_MB', '256')) * (1 << 20)))
-    except ValueError:
-        return 256 << 20
+    return config.cache_max_bytes()
 
 
 _warned = set()
@@ -973,10 +971,7 @@ def compile_ir(text, name='kernel'):
 
 def max_kernels():
     """GRAPHC_MAX_KERNELS (default 20000): compiled kernels per process; each stays loaded (MCJIT cannot unload)."""
-    try:
-        return int(os.environ.get('GRAPHC_MAX_KERNELS', '20000'))
-    except ValueError:
-        return 20000
+    return config.max_kernels()
 
 
 def kernel_for(fop):

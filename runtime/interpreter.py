@@ -6,30 +6,21 @@ last use, so peak memory is that of a simple liveness plan.
 import numpy as np
 
 from ..base import GraphcError
-from ..graph import describe
-
-
-def last_uses(nodes, keep=()):
-    """id(node) -> index of the last node that reads it (or len(nodes) for values that must be kept)."""
-    last = {}
-    for i, n in enumerate(nodes):
-        for s, _ in n.inputs:
-            last[id(s)] = i
-    for n in keep:
-        last[id(n)] = len(nodes)
-    return last
+from ..graph import raise_at
 
 
 def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=()):
     """Run `nodes` (default: all of graph's) given feed {id(var node): array}; returns the output arrays.
 
     env, when given, holds values already computed ({id(node): tuple of arrays}) and receives the
-    values of `keep` nodes, so a later call can run the rest of the graph (training's backward).
+    values of `keep` nodes, so a later call can run the rest of the graph (training's backward). (ids, not
+    nodes, key feed and env: they are the dicts Plans take.) An error names the node's IR line.
     """
     env = {} if env is None else env
     nodes = graph.nodes if nodes is None else nodes
     outputs = graph.outputs if outputs is None else outputs
-    last = last_uses(nodes, keep=[n for n, _ in outputs] + list(keep))
+    last = {s: i for i, n in enumerate(nodes) for s, _ in n.inputs}   # node -> the last node that reads it
+    last.update((n, len(nodes)) for n in [n for n, _ in outputs] + list(keep))   # (or the end: kept values)
     for i, n in enumerate(nodes):
         if n.is_var:
             if id(n) not in env:
@@ -43,14 +34,14 @@ def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=()):
         args = [env[id(s)][j] for s, j in n.inputs]
         try:
             out = n.op.ref(n.attrs, *args)
-        except GraphcError as e:
-            raise type(e)(f"{describe(n)}{e}") from None
+        except Exception as e:
+            raise_at(n, e, nodes, args)
         out = out if isinstance(out, tuple) else (out,)
         if any(isinstance(o, np.generic) for o in out):  # NumPy gives scalars for 0-d math; eager keeps arrays
             out = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
         env[id(n)] = out
         for s, _ in n.inputs:  # free what no later node reads
-            if last.get(id(s), -1) == i and id(s) in env and not s.is_var:
+            if last.get(s, -1) == i and id(s) in env and not s.is_var:
                 del env[id(s)]
     return [env[id(n)][j] for n, j in outputs]
 
@@ -58,7 +49,6 @@ def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=()):
 def owned(values, feeds):
     """The values, each copied if it may share memory with an input buffer or an earlier value: arrays
     handed to the user must not change when an input, or another output, is written later."""
-    import numpy as np
     out = []
     for v in values:
         if isinstance(v, np.generic):  # a ufunc on 0-d arrays gives a NumPy scalar: users get 0-d arrays

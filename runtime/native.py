@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from .. import config
+
 KERNEL, SGEMM, DGEMM, ALIAS, ROWFILL = range(5)
 WORDS = 16
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
@@ -48,7 +50,7 @@ def blas():
     """(sgemm address, dgemm address, int bits) of a CBLAS that passes a small self-check, or None."""
     if not _blas:
         found = None
-        if os.environ.get('GRAPHC_NATIVE_BLAS', '1') != '0':
+        if config.native_blas():
             for path in _blas_libraries():
                 try:
                     lib = ctypes.CDLL(path)

@@ -6,13 +6,13 @@ segments that execute in one call each, over buffers preallocated in one arena; 
 stays as the fallback (a second thread calling the same plan at once, or an input that no longer
 has the planned shape and dtype).
 """
-import os
 import threading
 
 import numpy as np
 
-from ..base import GraphcError, fmt_shape
-from ..graph import describe
+from .. import config
+from ..base import GraphcError
+from ..graph import raise_at
 
 
 class Plan:
@@ -38,7 +38,7 @@ class Plan:
             self.steps.append((n.op.ref, n.attrs, ins, outs, free, n))
         self.outputs = [slot[(id(n), j)] for n, j in graph.outputs]
         self.program = None
-        if native and os.environ.get('GRAPHC_NATIVE', '1') != '0':  # GRAPHC_NATIVE=0: every step from Python
+        if native and config.native():  # GRAPHC_NATIVE=0: every step from Python
             from .cpu import enabled
             if enabled():
                 self.program = _native_program(self, graph, slot)
@@ -74,7 +74,7 @@ class Plan:
         if any(key not in pos and const is None for key, _, const in self.inputs):
             return None
         binds = [(k, pos.get(key), const) for key, k, const in self.inputs]
-        prog, nslots = self.program, self.nslots
+        prog = self.program
 
         def run(arrays):
             if prog is not None and prog.lock.acquire(blocking=False):
@@ -103,11 +103,8 @@ class Plan:
         for ref, attrs, ins, outs, free, node in steps:
             try:
                 r = ref(attrs, *[vals[k] for k in ins])
-            except GraphcError as e:
-                raise type(e)(f"{describe(node)}{e}") from None
-            except (ValueError, IndexError, TypeError) as e:  # as the eager path reports a kernel's own error
-                shapes = ', '.join(fmt_shape(np.shape(vals[k])) for k in ins)
-                raise GraphcError(f"{describe(node)}{node.op.name}: {e} (input shapes {shapes})") from None
+            except Exception as e:  # named by the node's IR line and the user's line (graph.raise_at)
+                raise_at(node, e, None, [vals[k] for k in ins])
             if len(outs) == 1:  # (a one-output op may still return a 1-tuple, as SliceChannel(num_outputs=1))
                 v = r[0] if type(r) is tuple else r
                 vals[outs[0]] = np.asarray(v) if isinstance(v, np.generic) else v  # (0-d math gives scalars)

@@ -3,7 +3,6 @@ switches, retain_graph, and the graph cut at detach() (truncated BPTT)."""
 import numpy as np
 import pytest
 
-import graphc as mx
 from graphc import autograd, nd
 from graphc.base import GraphcError
 

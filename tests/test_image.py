@@ -1,7 +1,6 @@
 """graphc.image (mx.image) against NumPy oracles and MXNet's published formulas; ImageIter over .rec and .lst."""
 import io
 import json
-import os
 
 import numpy as np
 import pytest

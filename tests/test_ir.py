@@ -1,4 +1,7 @@
 """The graph IR: text form, verifier, inference errors that name the block and line, networkx view."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -87,3 +90,100 @@ def test_interpreter_keeps_0d_values_arrays_as_eager_does():
     got = interpret(g, {id(x0._one()[0]): a, id(x1._one()[0]): b})[0]
     want = nd._rpower_scalar(nd.array(a) - nd.array(b), scalar=2.0).asnumpy()
     assert type(got) is np.ndarray and got.shape == () and got.tobytes() == want.tobytes()
+
+
+def test_nodes_key_dicts_by_identity():
+    a, b = Node(None, 'x'), Node(None, 'x')  # alike, yet two values
+    assert a != b and len({a: 1, b: 2}) == 2 and {(a, 0): 1}[(a, 0)] == 1
+
+
+def _chain3():
+    from graphc.symbol.symbol import input_var
+    x = input_var('x', (4, 6), 'float32')
+    return Graph([nd.exp(nd.relu(x) * 2.0)._one()])
+
+
+def test_rewrite_api_keeps_users_current():
+    from graphc.graph import new_node
+    g = _chain3()
+    x, relu, mul, exp = g.nodes
+    users = g.users()
+    assert users[(relu, 0)] == [mul] and users[(exp, 0)] == [None]
+    c = {}
+    h = g.copy(c)   # fresh op nodes: editing h leaves g as it was
+    tanh = new_node('tanh', [(c[relu], 0)], like=c[relu])
+    h.insert(tanh, before=c[mul])
+    h.replace_all_uses((c[relu], 0), (tanh, 0))
+    assert h.users()[(tanh, 0)] == [c[mul], ] and h.users()[(c[relu], 0)] == [tanh]
+    with pytest.raises(gc.GraphcError, match='is still read'):
+        h.erase([c[mul]])
+    h.replace_all_uses((c[exp], 0), (c[mul], 0))   # the output too
+    h.erase([c[exp]])
+    assert [n.op.name for n in h.nodes[1:]] == ['relu', 'tanh', '_mul_scalar'] and h.outputs == [(c[mul], 0)]
+    h.verify()
+    assert [n.op.name for n in g.nodes[1:]] == ['relu', '_mul_scalar', 'exp'] and mul.inputs == [(relu, 0)]
+
+
+@pytest.mark.parametrize('runner', ['interpreter', 'plan'])
+def test_kernel_errors_name_the_ir_line_and_keep_their_type(runner, monkeypatch):
+    from graphc.runtime.interpreter import interpret
+    from graphc.runtime.plan import Plan
+    from graphc.symbol.symbol import input_var
+    x = input_var('x', (4, 6), 'float32')
+    g = Graph([nd.sort(nd.relu(x))._one()])   # sort: a NumPy step in a plan
+
+    def bad(attrs, a):
+        raise FloatingPointError('overflow in the kernel')
+    monkeypatch.setattr(get('sort'), 'ref', bad)
+    run = (lambda: interpret(g, {id(g.inputs[0]): np.ones((4, 6), np.float32)})) if runner == 'interpreter' else \
+        (lambda: Plan(g)({id(g.inputs[0]): np.ones((4, 6), np.float32)}))
+    with pytest.raises(FloatingPointError) as e:
+        run()
+    assert isinstance(e.value, gc.base.MXNetError) and e.value.node is g.nodes[2]
+    msg = str(e.value)
+    assert 'sort: overflow in the kernel (input shapes (4, 6))' in msg and 'test_ir.py:' in msg
+    assert 'nd.sort(nd.relu(x))' in msg   # the user's source line
+    line = msg.splitlines()[-1]
+    assert line.startswith('  while executing %') and ' = sort(%' in line and 'f32[4,6]   # test_ir.py:' in line, msg
+
+
+GRADIENT_WHERE = """
+import os, sys
+from graphc import nd
+from graphc.graph import Graph
+from graphc.passes.autodiff import gradient
+from graphc.symbol.symbol import input_var
+x = input_var('x', (3,), 'float32')
+y = nd.tanh(x * 2.0)
+g = Graph([y._one()])
+_, (grad,) = gradient(g, [g.inputs[0]])  # the line gradient nodes are labelled with
+print(os.path.basename(grad[0].where[0]), grad[0].where[1])
+"""
+
+
+def test_gradient_nodes_name_the_users_line_in_a_source_checkout_or_editable_install(tmp_path):
+    import graphc.passes
+    from graphc.base import internal_dirs
+    assert any(graphc.passes.__file__.startswith(d) for d in internal_dirs())
+    script = tmp_path / 'user_model.py'
+    script.write_text(GRADIENT_WHERE)
+    out = __import__('subprocess').run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ['user_model.py', '10'], out.stderr
+
+
+def test_gradient_nodes_name_the_users_line_in_a_wheel_layout(tmp_path):
+    """site-packages/graphc/{passes,runtime}, as a wheel installs them (the package-dir mapping of pyproject)."""
+    import shutil
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(gc.__file__)))
+    site = tmp_path / 'site'
+    ignore = shutil.ignore_patterns('__pycache__', '*.so')
+    shutil.copytree(os.path.join(root, 'graphc'), site / 'graphc', ignore=ignore)
+    for sub in ('passes', 'runtime'):
+        shutil.copytree(os.path.join(root, sub), site / 'graphc' / sub, ignore=ignore)
+    script = tmp_path / 'user_model.py'
+    script.write_text(GRADIENT_WHERE + "import graphc.passes; assert graphc.passes.__file__.startswith(%r)\n"
+                      % str(site))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=str(site)), cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.split() == ['user_model.py', '10'], out.stderr

@@ -15,7 +15,6 @@ import graphc as gc  # noqa: E402
 from graphc import nd, sym  # noqa: E402
 from graphc.base import GraphcError  # noqa: E402
 from graphc.gluon import nn, rnn  # noqa: E402
-from graphc.gluon.model_zoo import vision  # noqa: E402
 from graphc.onnx.export import DEFAULT_OPSET, MIN_OPSET  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,7 +13,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import autograd, nd, sym
-from ..symbol.symbol import Symbol, current_trace
+from ..symbol.symbol import current_trace
 from .. import initializer as _init
 from ..base import GraphcError
 from ..ndarray.ndarray import NDArray

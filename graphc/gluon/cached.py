@@ -6,13 +6,13 @@ enters the tape as one node; its backward is the gradient graph from passes.auto
 """
 import itertools
 import logging
-import os
 import sys
 import threading
 import weakref
 
 import numpy as np
 
+from .. import config
 from .. import autograd
 from ..base import GraphcError, fmt_shape
 from ..graph import Graph
@@ -109,25 +109,17 @@ def describe_change(old, new):
 _clock = itertools.count()
 
 
-def max_traces():
-    """GRAPHC_MAX_TRACES (default 64): traced graphs kept per block; past it the least recently called one is
-    dropped (its plans and buffers freed) and traced again if that key comes back."""
-    try:
-        return max(1, int(os.environ.get('GRAPHC_MAX_TRACES', '64')))
-    except ValueError:
-        return 64
-
-
 def remember(block, key, entry):
-    """block._cache[key] = entry, evicting the least recently called trace past max_traces() (one warning a block)."""
+    """block._cache[key] = entry, evicting the least recently called trace past GRAPHC_MAX_TRACES (default 64; one
+    warning a block): its plans and buffers are freed, and it is traced again if that key comes back."""
     cache = block._cache
     cache[key] = entry
-    if len(cache) > max_traces():
+    if len(cache) > config.max_traces():
         del cache[min(cache, key=lambda k: cache[k].used)]
         if not getattr(block, '_warned_traces', False):
             block._warned_traces = True
             import warnings
-            warnings.warn(f"graphc: {block.name} has more than {max_traces()} traced input signatures "
+            warnings.warn(f"graphc: {block.name} has more than {config.max_traces()} traced input signatures "
                           "(GRAPHC_MAX_TRACES); the least recently used are dropped and traced again when they "
                           "return: pad or bucket input shapes to avoid re-tracing", RuntimeWarning, stacklevel=4)
     return entry
@@ -163,7 +155,7 @@ class CachedOp:
         if hit is None:
             from ..graph import Node
             from ..passes import run_pipeline
-            from ..passes.simplify import rebuild
+            from ..graph import rebuild
             joint, heads, grads, _ = self.built(need)
             e = self.entry
             present = [g for g in grads if g is not None]
@@ -408,7 +400,8 @@ class CachedGraph:
 def hoist(graph, param_ids):
     """(prelude, vars, main): nodes that read only parameters and constants move to a prelude graph whose
     outputs feed `main` through new variables; None when there is nothing to hoist. Random ops stay."""
-    from ..passes.simplify import _random, rebuild
+    from ..graph import rebuild
+    from ..passes.simplify import _random
     live = set()  # nodes that depend on data (or are random)
     for n in graph.nodes:
         if n.is_var:
@@ -482,5 +475,5 @@ def _unflatten(struct, flat):
 def log_retrace(block, old_key, new_key):
     msg = f"graphc: re-tracing {block.name} ({type(block).__name__}): {describe_change(old_key, new_key)}"
     log.info(msg)
-    if os.environ.get('GRAPHC_LOG_RETRACE') == '1':
+    if config.log_retrace():
         print(msg, file=sys.stderr)

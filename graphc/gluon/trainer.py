@@ -18,10 +18,10 @@ look at the gradient's values: a parameter is stale when its array has no gradie
 not an autograd variable (attach_grad was never called / was undone), i.e. backward cannot
 have written a gradient for it.
 """
-import os
 
 import numpy as np
 
+from .. import config as _config
 from .. import optimizer as opt
 from .. import kvstore as kvs
 from ..base import GraphcError
@@ -128,7 +128,7 @@ class Trainer:
             self._updaters = [opt.get_updater(self._optimizer) for _ in self._contexts]
         config = self._kvstore_params
         kind, want = config['kvstore'], config['update_on_kvstore']
-        env = bool(int(os.getenv('MXNET_UPDATE_ON_KVSTORE', '1')))
+        env = _config.update_on_kvstore()
         if self._contains_sparse_weight:  # MXNet: row_sparse weights live on (and are updated by) a kvstore
             kv = kvs.create(kind) if isinstance(kind, str) else kind
             if kv is None or not kv.is_capable(kvs.KVStoreBase.OPTIMIZER):

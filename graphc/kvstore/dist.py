@@ -28,6 +28,7 @@ import weakref
 
 import numpy as np
 
+from .. import config
 from ..base import GraphcError
 from .. import device as _dev
 from . import KVStore, KVStoreBase, _host, _pairs
@@ -94,7 +95,7 @@ class DistKVStore(KVStore):
             MPI = mpi()
             self._MPI, self._comm = MPI, MPI.COMM_WORLD
             _abort_on_uncaught(self._comm)
-        self._bucket_bytes = int(float(bucket_cap_mb or os.environ.get('GRAPHC_BUCKET_MB', 25)) * 2 ** 20)
+        self._bucket_bytes = int(float(bucket_cap_mb) * 2 ** 20) if bucket_cap_mb else config.bucket_bytes()
         self._names = {}   # key -> parameter name (the Trainer tells), for errors
         self._sender = None        # the overlapped allreduces (their own communicator and thread)
         self._use_nccl = None      # decided at the first push (every rank's gradients on a GPU)
@@ -138,7 +139,7 @@ class DistKVStore(KVStore):
 
     def _check_same(self, pairs):
         """Every rank must init the same keys with the same shapes and dtypes; else name the first that differs."""
-        comm, MPI = self._comm, self._MPI
+        comm = self._comm
         n = np.array([len(pairs)], np.int64)
         ns = np.empty(comm.Get_size(), np.int64)
         comm.Allgather(n, ns)

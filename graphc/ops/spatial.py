@@ -3,7 +3,6 @@ contrib.BilinearResize2D, Crop."""
 import numpy as np
 
 from ..registry import Attr, bad, register
-from .elemwise import same_infer
 
 
 def _l2_axes(a, ndim):

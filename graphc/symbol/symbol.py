@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import autograd as _ag
 from ..base import GraphcError, GraphcTraceError, as_dtype, user_frame
-from ..graph import Graph, Node, describe, partial_infer
+from ..graph import Graph, Node, partial_infer
 
 
 class _TraceState(threading.local):
@@ -641,10 +641,6 @@ def _install_symbolic_arithmetic():
                           ('truediv', 'elemwise_div')):
         setattr(Symbol, f"__{name}__", arith(f"__{name}__", op_name, False))
         setattr(Symbol, f"__r{name}__", arith(f"__r{name}__", op_name, True))
-
-
-def describe_node(node):
-    return describe(node)
 
 
 def _register_tensor_type():

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from ...base import GraphcError, GraphcLoadError
+from ...base import GraphcError, GraphcLoadError, data_dir as _data_dir
 from ...ndarray.ndarray import NDArray
 from . import vocab
 from .vocab import UNKNOWN_IDX, VocabularyError
@@ -47,10 +47,6 @@ def get_pretrained_file_names(embedding_name=None):
 
 def _zeros(shape):
     return NDArray(np.zeros(shape, np.float32))
-
-
-def _data_dir():
-    return os.environ.get('MXNET_HOME', os.path.join(os.path.expanduser('~'), '.mxnet'))
 
 
 class TokenEmbedding(vocab.Vocabulary):

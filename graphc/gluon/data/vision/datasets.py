@@ -16,7 +16,8 @@ import zlib
 
 import numpy as np
 
-from ....base import GraphcError, GraphcLoadError
+from .... import config
+from ....base import GraphcError, GraphcLoadError, data_dir as _data_dir
 from ....ndarray.ndarray import NDArray
 from ..dataset import Dataset, RecordFileDataset
 
@@ -44,8 +45,8 @@ def mnist_search_path():
     for _ in range(5):  # graphc/gluon/data/vision/__init__.py -> repository root
         here = os.path.dirname(here)
     roots = [os.path.join(here, 'data', 'mnist')]
-    if os.environ.get('GRAPHC_DATA'):
-        roots.append(os.path.join(os.environ['GRAPHC_DATA'], 'mnist'))
+    if config.data():
+        roots.append(os.path.join(config.data(), 'mnist'))
     roots.append(os.path.join(os.path.expanduser('~'), '.graphc', 'datasets', 'mnist'))
     return roots
 
@@ -139,7 +140,7 @@ class MNIST(Dataset):
             if not download:
                 raise GraphcError(f"MNIST {split} files {names[0]}, {names[1]} not found in "
                                   f"{', '.join(roots)}; pass download=True to fetch them")
-            found = roots[0] if root is not None else roots[-2] if os.environ.get('GRAPHC_DATA') else roots[-1]
+            found = roots[0] if root is not None else roots[-2] if config.data() else roots[-1]
             _download(found, names)  # into root, else $GRAPHC_DATA/mnist, else ~/.graphc/datasets/mnist
         self._root, self._train, self._transform = found, train, transform
         img_path, lbl_path = (os.path.join(found, n) for n in names)
@@ -163,11 +164,6 @@ class MNIST(Dataset):
 
 
 # ---------------------------------------------------------------- FashionMNIST, CIFAR
-def _data_dir():
-    """MXNet's data directory: $MXNET_HOME, else ~/.mxnet."""
-    return os.environ.get('MXNET_HOME', os.path.join(os.path.expanduser('~'), '.mxnet'))
-
-
 def _missing(what, path, url, root):
     return GraphcError(f"{what}: {path} not found. graphc does not download datasets: fetch {url} and put it in "
                        f"{root} (or pass root=<the folder that has it>)")
