@@ -50,6 +50,7 @@ max_graph_bytes = Switch('GRAPHC_MAX_GRAPH_BYTES', None, "bytes of all a graph's
                          lambda v: int(float(v)))
 max_graph_nodes = Switch('GRAPHC_MAX_GRAPH_NODES', 200000, "nodes of a loaded graph (an integer)", int)
 bucket_bytes = Switch('GRAPHC_BUCKET_MB', 25 << 20, "MB of gradients per dist_sync allreduce (a number)", _mb)
+overlap = Switch('GRAPHC_OVERLAP', True, "0 reduces dist_sync gradients at the step, not during the backward", _on)
 data = Switch('GRAPHC_DATA', None, "a directory with datasets (MNIST under DIR/mnist)")
 mxnet_home = Switch('MXNET_HOME', os.path.join(HOME, '.mxnet'), "MXNet's data directory (datasets, models, embeddings)")
 update_on_kvstore = Switch('MXNET_UPDATE_ON_KVSTORE', True, "0 updates weights in the Trainer, not the kvstore",

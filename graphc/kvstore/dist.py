@@ -331,7 +331,7 @@ class DistKVStore(KVStore):
     def overlap(self, keys, copies):
         """An Overlap for these keys (copies[k]: the arrays of key k, one per device), or None where it cannot
         help or be exact (one worker, 2-bit compression keeps state per push, env GRAPHC_OVERLAP=0)."""
-        if self._comm is None or os.environ.get('GRAPHC_OVERLAP', '1') == '0' or self._use_nccl or \
+        if self._comm is None or not config.overlap() or self._use_nccl or \
                 (self._compression is not None and self._compression.kind == '2bit'):
             return None  # (NCCL: the buckets are reduced on the devices at step)
         if self._sender is None:  # its own communicator: SyncBatchNorm's collectives need no common order
