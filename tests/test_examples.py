@@ -58,3 +58,22 @@ def test_char_lstm_resume_with_the_other_model_says_which_flag(tmp_path):
     char_lstm.main(['--unroll', '--max-steps', '2'] + common)
     with pytest.raises(SystemExit, match='holds the cells model; resume with --unroll'):
         char_lstm.main(['--max-steps', '4', '--resume'] + common)
+
+
+def test_finetune_loads_its_pretrained_file_replaces_the_output_and_moves_devices(tmp_path, capsys):
+    """examples/finetune.py with a few images (the full run's time and accuracy are in the README)."""
+    import hashlib
+    import re
+    import finetune
+    res = finetune.main(['--train-images', '32', '--test-images', '32', '--pretrain-images', '32', '--batch-size', '32',
+                         '--epochs', '1', '--size', '16', '--work', str(tmp_path)])
+    saved = os.listdir(tmp_path / 'models')   # the "pretrained" file, named as MXNet's model store names it
+    assert len(saved) == 1 and re.fullmatch(r'mobilenet0\.25-[0-9a-f]{8}\.params', saved[0]), saved
+    sha = hashlib.sha1(open(tmp_path / 'models' / saved[0], 'rb').read()).hexdigest()
+    assert saved[0] == f'mobilenet0.25-{sha[:8]}.params'
+    assert sorted(os.listdir(tmp_path / 'train')) == [str(d) for d in range(10)]   # the image folder, one per digit
+    assert len(res['lr_mult']) == 2 and set(res['lr_mult'].values()) == {5.0}   # the new Dense's weight and bias
+    assert all(re.fullmatch(r'dense\d+_(weight|bias)', k) for k in res['lr_mult']), res['lr_mult']
+    assert 0 <= res['test_acc'] <= 1 and res['reset_ctx_diff'] < 1e-6, res
+    out = capsys.readouterr().out
+    assert 'test accuracy' in out and 'reset_ctx: cpu(0) -> ' in out, out
