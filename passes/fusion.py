@@ -126,7 +126,7 @@ def fuse(graph, stats):
     stats['kernels_formed'] = len(kernels)
     if not kernels:
         return graph
-    users, copy, fused, moves = graph.users(), {}, [], []
+    users, copy, moves = graph.users(), {}, []
     out = graph.copy(copy)   # edited in place below: the caller's graph stays as it was
     for k, (gi, nodes) in enumerate(kernels):
         ext, outs, inside = [], [], set(nodes)
@@ -137,16 +137,14 @@ def fuse(graph, stats):
             for j in range(n.num_outputs):
                 if any(u is None or group.get(u) != gi for u in users.get((n, j), [])):
                     outs.append((n, j))
-        node = Node(FusedOp(f"fused{k}", _subgraph(nodes, ext, outs)), f"fused{k}", {}, [(copy[s], j) for s, j in ext], shapes=[n.shapes[j] for n, j in outs],
-                    dtypes=[n.dtypes[j] for n, j in outs], where=nodes[-1].where, block=nodes[-1].block)
+        node = Node(FusedOp(f"fused{k}", _subgraph(nodes, ext, outs)), f"fused{k}", {}, [(copy[s], j) for s, j in ext],
+                    [n.shapes[j] for n, j in outs], [n.dtypes[j] for n, j in outs], nodes[-1].where, nodes[-1].block)
         out.insert(node)
         moves += [((copy[n], j), (node, i)) for i, (n, j) in enumerate(outs)]
-        fused += [copy[n] for n in nodes]
     for old, new in moves:   # after every insert, so a kernel that reads another one's value is rewired too
         out.replace_all_uses(old, new)
-    out.erase(fused)
-    out = out.sorted()
-    stats['ops_fused'] = len(fused)
+    out = out.sorted()   # (without the groups' nodes: nothing reads them now)
+    stats['ops_fused'] = sum(len(nodes) for _, nodes in kernels)
     stats['kernels'] = sum(not n.is_var for n in out.nodes)
     return out
 
