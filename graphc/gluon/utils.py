@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from .. import nd
+from .. import device as _dev, nd
 from ..base import GraphcError, GraphcShapeError
 from ..ndarray.ndarray import NDArray
 
@@ -45,7 +45,6 @@ def clip_global_norm(arrays, max_norm, check_isfinite=True):
     nothing waits for the value). A nan norm makes every array nan."""
     if not arrays:
         raise GraphcError("clip_global_norm: no arrays given")
-    from .. import device as _dev
     total = math.sqrt(sum(float(np.sum(np.square(_dev.to_host(a._data), dtype=np.float64))) for a in arrays))
     if check_isfinite and not math.isfinite(total):
         warnings.warn("nan or inf is detected; clipping results will be undefined", UserWarning, stacklevel=2)
