@@ -330,10 +330,13 @@ class DistKVStore(KVStore):
     # ------------------------------------------------------------ overlap: allreduce while backward runs
     def overlap(self, keys, copies):
         """An Overlap for these keys (copies[k]: the arrays of key k, one per device), or None where it cannot
-        help or be exact (one worker, 2-bit compression keeps state per push, env GRAPHC_OVERLAP=0)."""
+        help or be exact (one worker, one bucket, NCCL, 2-bit compression keeps state per push, env
+        GRAPHC_OVERLAP=0)."""
         if self._comm is None or not config.overlap() or self._use_nccl or \
                 (self._compression is not None and self._compression.kind == '2bit'):
             return None  # (NCCL: the buckets are reduced on the devices at step)
+        if len(self._buckets(list(keys))) < 2:
+            return None  # one bucket can only leave when the backward ends: nothing to overlap
         if self._sender is None:  # its own communicator: SyncBatchNorm's collectives need no common order
             self._sender = _Sender(self._MPI, self._comm.Dup())
         ov = Overlap(self, keys, copies)
@@ -472,10 +475,11 @@ class Overlap:
             self._start()
         flag = np.array([1 if self.dirty else 0], np.int32)
         agreed = kv._sender.send(flag, MPI.MAX)  # (after the buckets, in the same order on every rank)
-        waited = 0.0
         pending, self.stats['steps'], self.stats['buckets'] = self.pending, self.stats['steps'] + 1, len(self.buckets)
         self.reset()
-        kv._sender.wait(agreed)
+        t = time.perf_counter()
+        kv._sender.wait(agreed)  # (queued after the buckets: it waits for them too)
+        waited = time.perf_counter() - t
         if flag[0]:
             for _, _, req in pending:
                 kv._sender.wait(req)
