@@ -1057,7 +1057,7 @@ for _n in ('Crop', 'L2Normalization', 'LRN', 'UpSampling', 'SequenceLast', 'Sequ
            'degrees', 'depth_to_space', 'diag', 'fix', 'gather_nd', 'khatri_rao', 'log10', 'log2', 'logical_not',
            'nanprod', 'nansum', 'radians', 'rcbrt', 'reverse', 'rint', 'scatter_nd', 'shape_array',
            'sinh', 'size_array', 'slice_like', 'smooth_l1', 'softmin', 'sort', 'space_to_depth', 'tan', 'topk',
-           'trunc', 'broadcast_axes', 'broadcast_like'):
+           'trunc', 'broadcast_axes', 'broadcast_like', 'hard_sigmoid'):
     if _n in OPS and _n not in EXCLUDED:
         EXCLUDED[_n] = _R_NEW
 def gen_reshape_like(b, name):
