@@ -76,19 +76,11 @@ class Emit(Scalar):
         fn = self.module.declare_intrinsic(name, [self.t], fnty)
         return self.b.call(fn, list(args))
 
-    def add(self, x, y): return self.b.fadd(x, y)  # noqa: E704
-    def sub(self, x, y): return self.b.fsub(x, y)  # noqa: E704
-    def mul(self, x, y): return self.b.fmul(x, y)  # noqa: E704
-    def div(self, x, y): return self.b.fdiv(x, y)  # noqa: E704
-    def neg(self, x): return self.b.fneg(x)  # noqa: E704
-    def fmod(self, x, y): return self.b.frem(x, y)  # noqa: E704
-    def where(self, cond, x, y): return self.b.select(cond, x, y)  # noqa: E704
-    def abs(self, x): return self.intrinsic('llvm.fabs', x)  # noqa: E704
-    def sqrt(self, x): return self.intrinsic('llvm.sqrt', x)  # noqa: E704
-    def floor(self, x): return self.intrinsic('llvm.floor', x)  # noqa: E704
-    def ceil(self, x): return self.intrinsic('llvm.ceil', x)  # noqa: E704
-    def rint(self, x): return self.intrinsic('llvm.rint', x)  # noqa: E704
-    def copysign(self, x, y): return self.intrinsic('llvm.copysign', x, y)  # noqa: E704
+    def neg(self, x):
+        return self.b.fneg(x)
+
+    def where(self, cond, x, y):
+        return self.b.select(cond, x, y)
     select = where
 
     def cmp(self, op, x, y):  # ordered, but != is true for NaN (as in C and NumPy)
@@ -131,15 +123,11 @@ class Emit(Scalar):
         y = self.where(self.cmp('<', x, self.c(bottom)), self.c(0.0), y)
         return self.where(self.isnan(x), x, y)  # NaN stays NaN
 
-    def _wide(self, f, x):
-        """f computed in double: float32 gets the correctly rounded double result, rounded once more."""
+    def log(self, x):  # float32: the double result rounded once more
         if self.f64:
-            return f(self, x)
+            return self._log(x)
         d = Emit(self.ir, self.b, self.ir.DoubleType(), self.module)
-        return self.b.fptrunc(f(d, self.b.fpext(x, d.t)), self.t)
-
-    def log(self, x):
-        return self._wide(Emit._log, x)
+        return self.b.fptrunc(d._log(self.b.fpext(x, d.t)), self.t)
 
     def _log(self, x):  # x = m * 2**k, m in [sqrt(1/2), sqrt(2)): log m = 2 atanh(f), f = (m - 1) / (m + 1)
         b, ir, i64 = self.b, self.ir, self.ir.IntType(64)
@@ -159,11 +147,12 @@ class Emit(Scalar):
         r = self.where(self.cmp('==', x, self.c(0)), self.c(-math.inf), r)
         return self.where(self.cmp('<', x, self.c(0)), self.c(math.nan), self.where(self.isnan(x), x, r))
 
-    def sin(self, x):  # the C library's (every argument reduced exactly; a call per element, not vectorized)
-        return self.intrinsic('llvm.sin', x)
 
-    def cos(self, x):
-        return self.intrinsic('llvm.cos', x)
+
+for _n, _f in {'add': 'fadd', 'sub': 'fsub', 'mul': 'fmul', 'div': 'fdiv', 'fmod': 'frem'}.items():
+    setattr(Emit, _n, (lambda f: lambda e, x, y: getattr(e.b, f)(x, y))(_f))
+for _n in ('abs', 'sqrt', 'floor', 'ceil', 'rint', 'copysign', 'sin', 'cos'):  # sin, cos: the C library's
+    setattr(Emit, _n, (lambda f: lambda e, *xs: e.intrinsic('llvm.' + f, *xs))('fabs' if _n == 'abs' else _n))
 
 
 # ---------------------------------------------------------------- kernels
