@@ -1055,6 +1055,7 @@ UNARY_IV.update({
     'rcbrt': _mono(lambda x: x ** (-1 / 3)), 'log2': _mono(math.log2), 'log10': _mono(math.log10),
     'degrees': _mono(math.degrees), 'radians': _mono(math.radians), 'fix': _mono(math.trunc),
     'trunc': _mono(math.trunc), 'rint': _mono(round), 'logical_not': lambda a: (0, 1),
+    'hard_sigmoid': _mono(lambda x: min(1.0, max(0.0, 0.2 * x + 0.5))),
 })
 UNARY_NEED.update({'arcsin': ('unit', 0.9), 'arccos': ('unit', 0.9), 'arctanh': ('unit', 0.9), 'arccosh': ('ge1',),
                    'sinh': ('mag', 8), 'cosh': ('mag', 8), 'tan': ('mag', 1.2), 'cbrt': ('pos', 0.05),
@@ -1678,11 +1679,18 @@ WEIGHT = {'elemwise': 1.0, 'broadcast': 1.5, 'injective': 1.0, 'reduce': 1.5, 'o
 
 
 def _has_emitter(name):
+    # the ops the CPU compiled before the scalar lowering (ops/scalar.py), kept so that seeds give the same graphs
     from .runtime import cpu
     if name.startswith(('elemwise_', 'broadcast_')):
-        return name.split('_', 1)[1] in getattr(cpu, 'BINARY', ())
-    return name in getattr(cpu, 'UNARY', ()) or name in getattr(cpu, 'ROW_REDUCE', ()) or \
-        name in ('Activation', 'LeakyReLU', 'where')
+        return name.split('_', 1)[1] in ('add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'greater', 'greater_equal',
+                                          'lesser', 'lesser_equal', 'equal', 'not_equal')
+    return name in _EMITTED or name in getattr(cpu, 'ROW_REDUCE', ()) or name in ('Activation', 'LeakyReLU', 'where')
+
+
+_EMITTED = ('negative', 'abs', 'square', 'sqrt', 'rsqrt', 'reciprocal', 'exp', 'tanh', 'sigmoid', 'relu', '_copy',
+            'broadcast_to', 'zeros_like', 'ones_like', '_plus_scalar', '_minus_scalar', '_rminus_scalar', '_mul_scalar',
+            '_div_scalar', '_rdiv_scalar', '_maximum_scalar', '_minimum_scalar', '_greater_scalar',
+            '_greater_equal_scalar', '_lesser_scalar', '_lesser_equal_scalar', 'clip')
 
 
 def generate(seed):

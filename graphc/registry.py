@@ -133,7 +133,7 @@ class Op:
     def __init__(self, name: str, ref: Callable, infer: Callable, grad: Optional[Callable] = None, kind: str = 'opaque',
                  attrs: Optional[Dict[str, Attr]] = None, inputs=('data',),
                  num_outputs=1, inplace=False, mode_dependent=False, differentiable=True,
-                 nograd_inputs=(), aux_inputs=(), num_visible=None, hidden_outputs=0, doc=''):
+                 nograd_inputs=(), aux_inputs=(), num_visible=None, hidden_outputs=0, doc='', lower=None):
         assert kind in KINDS, kind
         self.name, self.ref, self._infer, self.grad, self.kind = name, ref, infer, grad, kind
         self.attrs = attrs or {}
@@ -147,6 +147,7 @@ class Op:
         self.nograd_inputs = set(nograd_inputs)  # indices, e.g. labels and indices
         self.aux_inputs = tuple(aux_inputs)       # indices of auxiliary states (BatchNorm running stats)
         self.doc = doc
+        self.lower = lower  # lower(P, attrs, *xs): one element in scalar primitives (ops/scalar.py), or None
         self.defaults = {k: a.default for k, a in self.attrs.items() if a.default is not Attr.REQUIRED}
         self.required = [k for k, a in self.attrs.items() if a.default is Attr.REQUIRED]
         self._canon_cache = {}  # callers must not mutate the dicts it returns

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import config
 from ..base import GraphcError
+from ..ops.scalar import Scalar, emit as emit_node
 
 _lock = threading.Lock()
 _jit = None
@@ -57,9 +58,11 @@ def _engine():
     return _jit
 
 
-# ---------------------------------------------------------------- scalar emitters
-class Emit:
-    """Scalar code for one element: builder b, LLVM type t (float or double), constants through c()."""
+# ---------------------------------------------------------------- scalar primitives
+class Emit(Scalar):
+    """The scalar primitives (graphc/ops/scalar.py) in LLVM IR: builder b, type t (float or double). exp is a
+    polynomial in the element type, log one computed in double (float32: rounded once); sin, cos and fmod
+    call the C library."""
 
     def __init__(self, ir, b, t, module):
         self.ir, self.b, self.t, self.module = ir, b, t, module
@@ -74,16 +77,21 @@ class Emit:
         fn = self.module.declare_intrinsic(name, [self.t], fnty)
         return self.b.call(fn, list(args))
 
-    def select(self, cond, a, b):
-        return self.b.select(cond, a, b)
+    def neg(self, x):
+        return self.b.fneg(x)
 
-    def poly(self, x, coeffs):
-        """Horner: coeffs from the highest degree down."""
-        b = self.b
-        acc = self.c(coeffs[0])
-        for k in coeffs[1:]:
-            acc = b.fadd(b.fmul(acc, x), self.c(k))
-        return acc
+    def where(self, cond, x, y):
+        return self.b.select(cond, x, y)
+    select = where
+
+    def cmp(self, op, x, y):  # ordered, but != is true for NaN (as in C and NumPy)
+        return self.b.fcmp_unordered(op, x, y) if op == '!=' else self.b.fcmp_ordered(op, x, y)
+
+    def maximum(self, x, y):
+        return self.where(self.isnan(x), x, self.where(self.cmp('>=', x, y), x, y))
+
+    def minimum(self, x, y):
+        return self.where(self.isnan(x), x, self.where(self.cmp('<=', x, y), x, y))
 
     def ldexp(self, p, n):
         """p * 2**n for an integer-valued float n, in two steps so results down to the subnormals are right."""
@@ -112,94 +120,40 @@ class Emit:
                               5.0000001201E-1])
             p = b.fadd(b.fadd(b.fmul(q, b.fmul(r, r)), r), self.c(1.0))
         y = self.ldexp(p, n)
-        inf = self.c(float('inf'))
-        y = self.select(b.fcmp_ordered('>', x, self.c(top)), inf, y)
-        y = self.select(b.fcmp_ordered('<', x, self.c(bottom)), self.c(0.0), y)
-        return self.select(b.fcmp_unordered('uno', x, x), x, y)  # NaN stays NaN
+        y = self.where(self.cmp('>', x, self.c(top)), self.c(math.inf), y)
+        y = self.where(self.cmp('<', x, self.c(bottom)), self.c(0.0), y)
+        return self.where(self.isnan(x), x, y)  # NaN stays NaN
 
-    def tanh(self, x):
-        b = self.b
-        ax = self.intrinsic('llvm.fabs', x)
-        z = b.fmul(x, x)
-        if self.f64:  # Cephes tanh: x + x*z*P(z)/Q(z) near 0, exp elsewhere
-            pq = b.fdiv(self.poly(z, [-9.64399179425052238628E-1, -9.92877231001918586564E1, -1.61468768441708447952E3]),
-                        self.poly(z, [1.0, 1.12811678491632931402E2, 2.23548839060100448583E3, 4.84406305325125486048E3]))
-            small = b.fadd(x, b.fmul(b.fmul(x, z), pq))
-        else:  # Cephes tanhf: an odd polynomial near 0, exp elsewhere
-            small = b.fadd(b.fmul(b.fmul(self.poly(z, [-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
-                                                       1.33314422036E-1, -3.33332819422E-1]), z), x), x)
-        e = self.exp(b.fadd(ax, ax))
-        big = b.fsub(self.c(1.0), b.fdiv(self.c(2.0), b.fadd(e, self.c(1.0))))
-        big = self.intrinsic('llvm.copysign', big, x)
-        return self.select(b.fcmp_ordered('<', ax, self.c(0.625)), small, big)
+    def log(self, x):  # float32: the double result rounded once more
+        if self.f64:
+            return self._log(x)
+        d = Emit(self.ir, self.b, self.ir.DoubleType(), self.module)
+        return self.b.fptrunc(d._log(self.b.fpext(x, d.t)), self.t)
 
-    def sigmoid(self, x):
-        b = self.b
-        e = self.exp(b.fneg(self.intrinsic('llvm.fabs', x)))  # exp of -|x|: never overflows
-        pos = b.fdiv(self.c(1.0), b.fadd(self.c(1.0), e))
-        neg = b.fdiv(e, b.fadd(self.c(1.0), e))
-        return self.select(b.fcmp_ordered('>=', x, self.c(0.0)), pos, neg)
-
-    def relu(self, x):
-        b = self.b
-        return self.select(b.fcmp_ordered('>', x, self.c(0.0)), x,
-                           self.select(b.fcmp_unordered('uno', x, x), x, self.c(0.0)))
+    def _log(self, x):  # x = m * 2**k, m in [sqrt(1/2), sqrt(2)): log m = 2 atanh(f), f = (m - 1) / (m + 1)
+        b, ir, i64 = self.b, self.ir, self.ir.IntType(64)
+        tiny = self.cmp('<', x, self.c(2.2250738585072014e-308))
+        bits = b.bitcast(self.where(tiny, self.mul(x, self.c(2.0 ** 54)), x), i64)
+        m = b.bitcast(b.or_(b.and_(bits, ir.Constant(i64, (1 << 52) - 1)), ir.Constant(i64, 1023 << 52)), self.t)
+        big = self.cmp('>', m, self.c(math.sqrt(2)))
+        m = self.where(big, self.mul(m, self.c(0.5)), m)
+        k = self.add(b.sitofp(b.sub(b.lshr(bits, ir.Constant(i64, 52)), ir.Constant(i64, 1023)), self.t),
+                     self.add(self.flag(big), self.where(tiny, self.c(-54), self.c(0))))
+        f = self.div(self.sub(m, self.c(1)), self.add(m, self.c(1)))
+        z = self.mul(f, f)
+        q = self.poly(z, [2 / (2 * j + 1) for j in range(11, 0, -1)])
+        r = self.add(self.mul(k, self.c(6.93147180369123816490e-01)),
+                     self.add(self.add(f, f), self.add(self.mul(self.mul(f, z), q), self.mul(k, self.c(1.90821492927058770002e-10)))))
+        r = self.where(self.cmp('==', x, self.c(math.inf)), x, r)
+        r = self.where(self.cmp('==', x, self.c(0)), self.c(-math.inf), r)
+        return self.where(self.cmp('<', x, self.c(0)), self.c(math.nan), self.where(self.isnan(x), x, r))
 
 
-def _cmp(pred):
-    return lambda e, a, x, y: e.select(e.b.fcmp_ordered(pred, x, y), e.c(1.0), e.c(0.0))
 
-
-def _s(a):
-    return a['scalar']
-
-
-BINARY = {
-    'add': lambda e, a, x, y: e.b.fadd(x, y), 'sub': lambda e, a, x, y: e.b.fsub(x, y),
-    'mul': lambda e, a, x, y: e.b.fmul(x, y), 'div': lambda e, a, x, y: e.b.fdiv(x, y),
-    'maximum': lambda e, a, x, y: e.select(e.b.fcmp_unordered('uno', x, x), x,
-                                           e.select(e.b.fcmp_ordered('>=', x, y), x, y)),
-    'minimum': lambda e, a, x, y: e.select(e.b.fcmp_unordered('uno', x, x), x,
-                                           e.select(e.b.fcmp_ordered('<=', x, y), x, y)),
-    'greater': _cmp('>'), 'greater_equal': _cmp('>='), 'lesser': _cmp('<'), 'lesser_equal': _cmp('<='),
-    'equal': _cmp('=='), 'not_equal': lambda e, a, x, y: e.select(e.b.fcmp_unordered('!=', x, y), e.c(1.0), e.c(0.0)),
-}
-UNARY = {
-    'negative': lambda e, a, x: e.b.fneg(x), 'abs': lambda e, a, x: e.intrinsic('llvm.fabs', x),
-    'square': lambda e, a, x: e.b.fmul(x, x), 'sqrt': lambda e, a, x: e.intrinsic('llvm.sqrt', x),
-    'rsqrt': lambda e, a, x: e.b.fdiv(e.c(1.0), e.intrinsic('llvm.sqrt', x)),
-    'reciprocal': lambda e, a, x: e.b.fdiv(e.c(1.0), x), 'exp': lambda e, a, x: e.exp(x),
-    'tanh': lambda e, a, x: e.tanh(x), 'sigmoid': lambda e, a, x: e.sigmoid(x), 'relu': lambda e, a, x: e.relu(x),
-    '_copy': lambda e, a, x: x, 'broadcast_to': lambda e, a, x: x,
-    'zeros_like': lambda e, a, x: e.c(0.0), 'ones_like': lambda e, a, x: e.c(1.0),
-    '_plus_scalar': lambda e, a, x: e.b.fadd(x, e.c(_s(a))), '_minus_scalar': lambda e, a, x: e.b.fsub(x, e.c(_s(a))),
-    '_rminus_scalar': lambda e, a, x: e.b.fsub(e.c(_s(a)), x), '_mul_scalar': lambda e, a, x: e.b.fmul(x, e.c(_s(a))),
-    '_div_scalar': lambda e, a, x: e.b.fdiv(x, e.c(_s(a))), '_rdiv_scalar': lambda e, a, x: e.b.fdiv(e.c(_s(a)), x),
-    '_maximum_scalar': lambda e, a, x: BINARY['maximum'](e, a, x, e.c(_s(a))),
-    '_minimum_scalar': lambda e, a, x: BINARY['minimum'](e, a, x, e.c(_s(a))),
-    '_greater_scalar': lambda e, a, x: _cmp('>')(e, a, x, e.c(_s(a))),
-    '_greater_equal_scalar': lambda e, a, x: _cmp('>=')(e, a, x, e.c(_s(a))),
-    '_lesser_scalar': lambda e, a, x: _cmp('<')(e, a, x, e.c(_s(a))),
-    '_lesser_equal_scalar': lambda e, a, x: _cmp('<=')(e, a, x, e.c(_s(a))),
-    'clip': lambda e, a, x: BINARY['minimum'](e, a, BINARY['maximum'](e, a, x, e.c(a['a_min'])), e.c(a['a_max'])),
-}
-
-
-def emit_node(e, n, args):
-    """Scalar value of node n from its inputs' scalar values; None if no emitter."""
-    name, a = n.op.name, n.attrs
-    if name.startswith(('elemwise_', 'broadcast_')) and name.split('_', 1)[1] in BINARY and len(args) == 2:
-        return BINARY[name.split('_', 1)[1]](e, a, *args)
-    if name == 'Activation':
-        f = UNARY.get(a['act_type'])
-        return f(e, a, args[0]) if f else None
-    if name == 'LeakyReLU' and a['act_type'] == 'leaky':
-        x = args[0]
-        return e.select(e.b.fcmp_ordered('>', x, e.c(0.0)), x, e.b.fmul(x, e.c(a['slope'])))
-    if name == 'where':
-        return e.select(e.b.fcmp_unordered('!=', args[0], e.c(0.0)), args[1], args[2])
-    f = UNARY.get(name)
-    return f(e, a, args[0]) if f and len(args) == 1 else None
+for _n, _f in {'add': 'fadd', 'sub': 'fsub', 'mul': 'fmul', 'div': 'fdiv', 'fmod': 'frem'}.items():
+    setattr(Emit, _n, (lambda f: lambda e, x, y: getattr(e.b, f)(x, y))(_f))
+for _n in ('abs', 'sqrt', 'floor', 'ceil', 'rint', 'copysign', 'sin', 'cos'):  # sin, cos: the C library's
+    setattr(Emit, _n, (lambda f: lambda e, *xs: e.intrinsic('llvm.' + f, *xs))('fabs' if _n == 'abs' else _n))
 
 
 # ---------------------------------------------------------------- kernels
@@ -925,10 +879,22 @@ def evict(limit=None):
 _loaded = {}  # function name -> address: identical IR from two groups is loaded once
 
 
-def compile_kernel(text, prefix):
+def dump_code(name, code, ext, graph_text=None):
+    """GRAPHC_DUMP_CODE=DIR: a kernel's code written to DIR/name.ext, beside the IR it computes (DIR/name.txt)."""
+    d = os.environ.get('GRAPHC_DUMP_CODE')
+    if d:
+        os.makedirs(d, exist_ok=True)
+        for suffix, text in ((ext, code), ('txt', graph_text)):
+            if text is not None:
+                with open(os.path.join(d, f"{name}.{suffix}"), 'w') as f:
+                    f.write(text)
+
+
+def compile_kernel(text, prefix, graph_text=None):
     """The address of IR whose function is @kernel, renamed graphc_PREFIX_<hash of the IR>: the name comes from
     the IR, so cached object code matches across processes and equal IR is loaded once."""
     name = f"graphc_{prefix}_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+    dump_code(name, text, 'll', graph_text)
     return compile_ir(text.replace('@"kernel"', f'@"{name}"').replace('@kernel', f'@{name}'), name)
 
 
@@ -1013,7 +979,7 @@ def _kernel_for(sub):
         k = None
         if text is not None:
             stats['codegen_ms'] += (time.perf_counter() - t0) * 1e3
-            addr = compile_kernel(text, 'k')
+            addr = compile_kernel(text, 'k', sub.text())
             k = Kernel(addr, dims, len(sub.inputs), len(sub.outputs), dtype)
             stats['compiled'] += 1
             stats['compile_ms'] += (time.perf_counter() - t0) * 1e3

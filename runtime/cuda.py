@@ -33,7 +33,8 @@ import subprocess
 import numpy as np
 
 from ..base import GraphcError
-from .cpu import _strides, collapse, is_private_file, private_subdir, split_anchor
+from ..ops.scalar import Scalar, emit as emit_node
+from .cpu import _strides, collapse, dump_code, is_private_file, private_subdir, split_anchor
 
 THREADS = 256
 MAX_GRID = 65535
@@ -96,19 +97,20 @@ def literal(v, ctype):
     return f'({s})' if s.startswith('-') else s
 
 
-class CEmit:
-    """Scalar C code for one element: expressions over named values; temporaries as const locals."""
+class CEmit(Scalar):
+    """The scalar primitives (graphc/ops/scalar.py) in C: each value a const local; comparisons are C
+    expressions. max/min/sel/fn build plain expressions for the reductions' own code."""
 
     def __init__(self, ctype, lines, prefix='t'):
         self.T, self.lines, self.prefix, self.k = ctype, lines, prefix, 0
-        self.f32 = ctype == 'float'
+        self.f64 = ctype == 'double'
 
     def c(self, v):
         return literal(v, self.T)
 
     def fn(self, name, *args):
         """A libm function for the type: expf for float, exp for double."""
-        return f"{name}{'f' if self.f32 else ''}({', '.join(args)})"
+        return f"{name}{'' if self.f64 else 'f'}({', '.join(args)})"
 
     def tmp(self, expr):
         self.k += 1
@@ -126,90 +128,23 @@ class CEmit:
     def min(self, x, y):
         return self.sel(f"{x} != {x} || {x} <= {y}", x, y)
 
-    def mod(self, x, y):  # np.mod: the sign of the divisor, and a zero result signed as the divisor
-        r = self.tmp(self.fn('fmod', x, y))
-        return self.sel(f"{r} != {self.c(0)}", self.sel(f"({y} < {self.c(0)}) != ({r} < {self.c(0)})", f"{r} + {y}", r),
-                        self.fn('copysign', self.c(0), y))
+    def cmp(self, op, x, y):
+        return f"({x} {op} {y})"
+
+    def where(self, cond, x, y):
+        return self.tmp(self.sel(cond, x, y))
+
+    def add(self, x, y): return self.tmp(f"{x} + {y}")  # noqa: E704
+    def sub(self, x, y): return self.tmp(f"{x} - {y}")  # noqa: E704
+    def mul(self, x, y): return self.tmp(f"{x} * {y}")  # noqa: E704
+    def div(self, x, y): return self.tmp(f"{x} / {y}")  # noqa: E704
+    def neg(self, x): return self.tmp(f"-{x}")  # noqa: E704
+    def maximum(self, x, y): return self.tmp(self.max(x, y))  # noqa: E704
+    def minimum(self, x, y): return self.tmp(self.min(x, y))  # noqa: E704
 
 
-def _cmp(op):
-    return lambda e, a, x, y: e.sel(f"{x} {op} {y}", e.c(1), e.c(0))
-
-
-def _sigmoid(e, x):
-    t = e.tmp(e.fn('exp', f"-{e.fn('fabs', x)}"))  # exp of -|x|: never overflows
-    return e.sel(f"{x} >= {e.c(0)}", f"{e.c(1)} / ({e.c(1)} + {t})", f"{t} / ({e.c(1)} + {t})")
-
-
-def _relu(e, x):
-    return e.sel(f"{x} > {e.c(0)}", x, e.sel(f"{x} != {x}", x, e.c(0)))
-
-
-BINARY = {
-    'add': lambda e, a, x, y: f"{x} + {y}", 'sub': lambda e, a, x, y: f"{x} - {y}",
-    'mul': lambda e, a, x, y: f"{x} * {y}", 'div': lambda e, a, x, y: f"{x} / {y}",
-    'power': lambda e, a, x, y: e.fn('pow', x, y), 'mod': lambda e, a, x, y: e.mod(x, y),
-    'maximum': lambda e, a, x, y: e.max(x, y), 'minimum': lambda e, a, x, y: e.min(x, y),
-    'greater': _cmp('>'), 'greater_equal': _cmp('>='), 'lesser': _cmp('<'), 'lesser_equal': _cmp('<='),
-    'equal': _cmp('=='), 'not_equal': _cmp('!='),
-}
-UNARY = {
-    'negative': lambda e, a, x: f"-{x}", 'abs': lambda e, a, x: e.fn('fabs', x), 'square': lambda e, a, x: f"{x} * {x}",
-    'sqrt': lambda e, a, x: e.fn('sqrt', x), 'rsqrt': lambda e, a, x: f"{e.c(1)} / {e.fn('sqrt', x)}",
-    'reciprocal': lambda e, a, x: f"{e.c(1)} / {x}",
-    **{f: (lambda f: lambda e, a, x: e.fn(f, x))(f) for f in ('exp', 'log', 'log1p', 'expm1', 'tanh', 'sin', 'cos',
-                                                                'erf', 'floor', 'ceil')},
-    'round': lambda e, a, x: e.fn('rint', x),  # np.round: halves to even
-    'sign': lambda e, a, x: e.sel(f"{x} > {e.c(0)}", e.c(1), e.sel(f"{x} < {e.c(0)}", e.c(-1), x)),
-    'sigmoid': lambda e, a, x: _sigmoid(e, x), 'relu': lambda e, a, x: _relu(e, x),
-    'softrelu': lambda e, a, x: f"{e.max(x, e.c(0))} + {e.fn('log1p', e.fn('exp', '-' + e.fn('fabs', x)))}",
-    'softsign': lambda e, a, x: f"{x} / ({e.c(1)} + {e.fn('fabs', x)})",
-    '_copy': lambda e, a, x: x, 'broadcast_to': lambda e, a, x: x,
-    'zeros_like': lambda e, a, x: e.c(0), 'ones_like': lambda e, a, x: e.c(1),
-    'clip': lambda e, a, x: e.min(e.tmp(e.max(x, e.c(a['a_min']))), e.c(a['a_max'])),
-}
-SCALAR = {'_plus_scalar': 'add', '_minus_scalar': 'sub', '_mul_scalar': 'mul', '_div_scalar': 'div',
-          '_power_scalar': 'power', '_mod_scalar': 'mod', '_maximum_scalar': 'maximum', '_minimum_scalar': 'minimum',
-          '_equal_scalar': 'equal', '_not_equal_scalar': 'not_equal', '_greater_scalar': 'greater',
-          '_greater_equal_scalar': 'greater_equal', '_lesser_scalar': 'lesser', '_lesser_equal_scalar': 'lesser_equal'}
-RSCALAR = {'_rminus_scalar': 'sub', '_rdiv_scalar': 'div', '_rpower_scalar': 'power'}
-
-
-def _leaky(e, a, x):
-    from graphc.ops.nn import SELU_A, SELU_L
-    t, s, pos = a['act_type'], a['slope'], f"{x} > {e.c(0)}"
-    if t == 'leaky':
-        return e.sel(pos, x, f"{x} * {e.c(s)}")
-    if t in ('elu', 'selu'):
-        neg = e.fn('expm1', e.min(x, e.c(0)))
-        if t == 'elu':
-            return e.sel(pos, x, f"{e.c(s)} * {neg}")
-        return f"{e.c(SELU_L)} * {e.sel(pos, x, f'{e.c(SELU_A)} * {neg}')}"
-    if t == 'gelu':
-        return f"{x} * ({e.c(0.5)} * ({e.c(1)} + {e.fn('erf', f'{x} * {e.c(1 / math.sqrt(2.0))}')}))"
-    return None  # prelu's gamma broadcasts over axis 1, not NumPy-style
-
-
-def emit_node(e, n, args):
-    """C expression of node n's value from its inputs' (named) values; None if there is no emitter."""
-    name, a = n.op.name, n.attrs
-    if name.startswith(('elemwise_', 'broadcast_')) and name.split('_', 1)[1] in BINARY and len(args) == 2:
-        return BINARY[name.split('_', 1)[1]](e, a, *args)
-    if name in SCALAR:
-        return BINARY[SCALAR[name]](e, a, args[0], e.c(a['scalar']))
-    if name in RSCALAR:
-        return BINARY[RSCALAR[name]](e, a, e.c(a['scalar']), args[0])
-    if name == 'Activation':
-        f = UNARY.get(a['act_type'])
-        return f(e, a, args[0]) if f else None
-    if name == 'LeakyReLU':
-        return _leaky(e, a, args[0]) if len(args) == 1 else None
-    if name == 'where':
-        return e.sel(f"{args[0]} != {e.c(0)}", args[1], args[2])
-    if name == 'add_n':
-        return ' + '.join(args)
-    f = UNARY.get(name)
-    return f(e, a, args[0]) if f and len(args) == 1 else None
+for _f in ('abs', 'sqrt', 'floor', 'ceil', 'rint', 'copysign', 'fmod', 'exp', 'log', 'sin', 'cos'):
+    setattr(CEmit, _f, (lambda f: lambda e, *xs: e.tmp(e.fn(f, *xs)))('fabs' if _f == 'abs' else _f))
 
 
 # ---------------------------------------------------------------- index arithmetic
@@ -277,6 +212,7 @@ def _finish(kind, sig_graph, body, ctypes_in, ctypes_out, grid, block, sync, ide
                identity)
     k.source = f"// {kind}: " + ', '.join(f"{d.name}{list(s)}" for s, d in zip(k.out_shapes, k.out_dtypes)) + \
         '\n' + k.source
+    dump_code(name, k.source, 'cu', sig_graph.text() if sig_graph else None)
     return k
 
 

@@ -168,6 +168,8 @@ def build():
     C['Cast'] = [Case([R(3, 4)], {'dtype': 'float32'}, lambda x: x.astype(np.float32), grad=False),
                  Case([R(3, 4) * 5], {'dtype': 'int32'}, lambda x: np.trunc(x), grad=False)]
     C['clip'] = [Case([R(4, 5)], {'a_min': -0.5, 'a_max': 0.7}, lambda x: np.minimum(np.maximum(x, -0.5), 0.7))]
+    C['hard_sigmoid'] = [Case([R(4, 5) * 3], {}, lambda x: np.minimum(np.maximum(0.2 * x + 0.5, 0), 1)),
+                         Case([R(3, 4) * 3], {'alpha': 0.3, 'beta': 0.4}, lambda x: np.minimum(np.maximum(0.3 * x + 0.4, 0), 1))]
     for k, (f, ma, mb) in BINARY.items():
         C['broadcast_' + k] = [Case([ma(*sa), mb(*sb)], {}, f, id=f"{sa}{sb}") for sa, sb in BIN_SHAPES]
         if k in ('add', 'sub', 'mul', 'div'):

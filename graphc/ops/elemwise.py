@@ -1,4 +1,5 @@
 """Elementwise, scalar and broadcast ops."""
+import functools
 import math
 
 import numpy as np
@@ -48,7 +49,7 @@ def _like(x, a):
 
 
 # ---------------------------------------------------------------- unary math
-# name: (numpy kernel, grad(F, x, y, dy))
+# name: (numpy kernel, grad(F, x, y, dy), lower(P, x) in scalar primitives or the name of one (ops/scalar.py))
 _float = lambda f: lambda x: f(x) if x.dtype.kind == 'f' else f(x.astype(np.float32)).astype(x.dtype)  # noqa: E731
 
 
@@ -62,31 +63,32 @@ def _exp(x):
 
 
 UNARY = {
-    'negative': (np.negative, lambda F, x, y, dy: -dy),
-    'exp': (_exp, lambda F, x, y, dy: dy * y),
-    'log': (_float(np.log), lambda F, x, y, dy: dy / x),
-    'log1p': (_float(np.log1p), lambda F, x, y, dy: dy / (x + 1.0)),
-    'expm1': (_float(np.expm1), lambda F, x, y, dy: dy * (y + 1.0)),
-    'sqrt': (_float(np.sqrt), lambda F, x, y, dy: dy / (y * 2.0)),
-    'rsqrt': (_float(lambda x: 1.0 / np.sqrt(x)), lambda F, x, y, dy: dy * y * y * y * -0.5),
-    'reciprocal': (_float(np.reciprocal), lambda F, x, y, dy: -(dy * y * y)),
-    'square': (np.square, lambda F, x, y, dy: dy * x * 2.0),
-    'abs': (np.abs, lambda F, x, y, dy: dy * F.sign(x)),
-    'sign': (np.sign, lambda F, x, y, dy: None),
-    'tanh': (_float(np.tanh), lambda F, x, y, dy: dy * (1.0 - y * y)),
-    'sin': (_float(np.sin), lambda F, x, y, dy: dy * F.cos(x)),
-    'cos': (_float(np.cos), lambda F, x, y, dy: -(dy * F.sin(x))),
-    'sigmoid': (lambda x: _sigmoid(x), lambda F, x, y, dy: dy * y * (1.0 - y)),
-    'relu': (lambda x: np.maximum(x, 0).astype(x.dtype, copy=False), lambda F, x, y, dy: dy * (x > 0.0)),
-    'softrelu': (lambda x: _softrelu(x), lambda F, x, y, dy: dy * F.sigmoid(x)),
-    'softsign': (lambda x: x / (1 + np.abs(x)), lambda F, x, y, dy: dy / F.square(F.abs(x) + 1.0)),
-    'erf': (lambda x: _erf(x).astype(x.dtype), lambda F, x, y, dy: dy * F.exp(-F.square(x)) * (2.0 / math.sqrt(math.pi))),
-    '_copy': (lambda x: x.copy(), lambda F, x, y, dy: dy),
-    'zeros_like': (np.zeros_like, lambda F, x, y, dy: None),
-    'ones_like': (np.ones_like, lambda F, x, y, dy: None),
-    'floor': (np.floor, lambda F, x, y, dy: None),
-    'ceil': (np.ceil, lambda F, x, y, dy: None),
-    'round': (np.round, lambda F, x, y, dy: None),
+    'negative': (np.negative, lambda F, x, y, dy: -dy, 'neg'),
+    'exp': (_exp, lambda F, x, y, dy: dy * y, 'exp'),
+    'log': (_float(np.log), lambda F, x, y, dy: dy / x, 'log'),
+    'log1p': (_float(np.log1p), lambda F, x, y, dy: dy / (x + 1.0), 'log1p'),
+    'expm1': (_float(np.expm1), lambda F, x, y, dy: dy * (y + 1.0), 'expm1'),
+    'sqrt': (_float(np.sqrt), lambda F, x, y, dy: dy / (y * 2.0), 'sqrt'),
+    'rsqrt': (_float(lambda x: 1.0 / np.sqrt(x)), lambda F, x, y, dy: dy * y * y * y * -0.5,
+              lambda P, x: P.div(P.c(1), P.sqrt(x))),
+    'reciprocal': (_float(np.reciprocal), lambda F, x, y, dy: -(dy * y * y), lambda P, x: P.div(P.c(1), x)),
+    'square': (np.square, lambda F, x, y, dy: dy * x * 2.0, lambda P, x: P.mul(x, x)),
+    'abs': (np.abs, lambda F, x, y, dy: dy * F.sign(x), 'abs'),
+    'sign': (np.sign, lambda F, x, y, dy: None, 'sign'),
+    'tanh': (_float(np.tanh), lambda F, x, y, dy: dy * (1.0 - y * y), 'tanh'),
+    'sin': (_float(np.sin), lambda F, x, y, dy: dy * F.cos(x), 'sin'),
+    'cos': (_float(np.cos), lambda F, x, y, dy: -(dy * F.sin(x)), 'cos'),
+    'sigmoid': (lambda x: _sigmoid(x), lambda F, x, y, dy: dy * y * (1.0 - y), 'sigmoid'),
+    'relu': (lambda x: np.maximum(x, 0).astype(x.dtype, copy=False), lambda F, x, y, dy: dy * (x > 0.0), 'relu'),
+    'softrelu': (lambda x: _softrelu(x), lambda F, x, y, dy: dy * F.sigmoid(x), 'softrelu'),
+    'softsign': (lambda x: x / (1 + np.abs(x)), lambda F, x, y, dy: dy / F.square(F.abs(x) + 1.0), 'softsign'),
+    'erf': (lambda x: _erf(x).astype(x.dtype), lambda F, x, y, dy: dy * F.exp(-F.square(x)) * (2.0 / math.sqrt(math.pi)), 'erf'),
+    '_copy': (lambda x: x.copy(), lambda F, x, y, dy: dy, lambda P, x: x),
+    'zeros_like': (np.zeros_like, lambda F, x, y, dy: None, lambda P, x: P.c(0)),
+    'ones_like': (np.ones_like, lambda F, x, y, dy: None, lambda P, x: P.c(1)),
+    'floor': (np.floor, lambda F, x, y, dy: None, 'floor'),
+    'ceil': (np.ceil, lambda F, x, y, dy: None, 'ceil'),
+    'round': (np.round, lambda F, x, y, dy: None, 'rint'),  # halves to even
 }
 
 
@@ -100,20 +102,26 @@ def _softrelu(x):
     return (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype, copy=False)
 
 
-def _unary(name, fn, g):
+def _lower1(low):
+    return (lambda P, x: getattr(P, low)(x)) if isinstance(low, str) else low
+
+
+def _unary(name, fn, g, low):
     register(name, infer=same_infer, kind='elemwise', inplace=name not in ('zeros_like', 'ones_like'),
+             lower=lambda P, attrs, x: _lower1(low)(P, x),
              grad=lambda F, attrs, x, y, dy: [g(F, x[0], y[0], dy[0])])(lambda attrs, x: fn(x))
 
 
-for _n, (_f, _g) in UNARY.items():
-    _unary(_n, _f, _g)
+for _n, (_f, _g, _l) in UNARY.items():
+    _unary(_n, _f, _g, _l)
 
 ACTIVATIONS = ('relu', 'sigmoid', 'tanh', 'softrelu', 'softsign')
 
 
 @register('Activation', infer=same_infer, kind='elemwise', inplace=True,
           attrs={'act_type': Attr('str', choices=ACTIVATIONS)},
-          grad=lambda F, a, x, y, dy: [UNARY[a['act_type']][1](F, x[0], y[0], dy[0])])
+          grad=lambda F, a, x, y, dy: [UNARY[a['act_type']][1](F, x[0], y[0], dy[0])],
+          lower=lambda P, a, x: _lower1(UNARY[a['act_type']][2])(P, x))
 def _activation(attrs, x):
     return UNARY[attrs['act_type']][0](x)
 
@@ -127,9 +135,18 @@ def _cast(attrs, x):
 
 @register('clip', infer=same_infer, kind='elemwise', inplace=True,
           attrs={'a_min': Attr('float'), 'a_max': Attr('float')},
-          grad=lambda F, a, x, y, dy: [dy[0] * (x[0] >= a['a_min']) * (x[0] <= a['a_max'])])
+          grad=lambda F, a, x, y, dy: [dy[0] * (x[0] >= a['a_min']) * (x[0] <= a['a_max'])],
+          lower=lambda P, a, x: P.clip(x, a['a_min'], a['a_max']))
 def _clip(attrs, x):
     return np.clip(x, _like(x, attrs['a_min']), _like(x, attrs['a_max']))
+
+
+@register('hard_sigmoid', infer=same_infer, kind='elemwise', inplace=True,
+          attrs={'alpha': Attr('float', 0.2), 'beta': Attr('float', 0.5)},
+          grad=lambda F, a, x, y, dy: [dy[0] * (y[0] > 0.0) * (y[0] < 1.0) * a['alpha']],
+          lower=lambda P, a, x: P.clip(P.add(P.mul(x, P.c(a['alpha'])), P.c(a['beta'])), 0, 1))
+def _hard_sigmoid(attrs, x):
+    return np.clip(x * x.dtype.type(attrs['alpha']) + x.dtype.type(attrs['beta']), 0, 1).astype(x.dtype, copy=False)
 
 
 # ---------------------------------------------------------------- binary
@@ -159,6 +176,12 @@ BINARY = {'add': np.add, 'sub': np.subtract, 'mul': np.multiply, 'div': lambda a
           'equal': _cmp(np.equal), 'not_equal': _cmp(np.not_equal), 'greater': _cmp(np.greater),
           'greater_equal': _cmp(np.greater_equal), 'lesser': _cmp(np.less), 'lesser_equal': _cmp(np.less_equal)}
 ARITH = ('add', 'sub', 'mul', 'div', 'power', 'maximum', 'minimum', 'mod')
+CMP = {'equal': '==', 'not_equal': '!=', 'greater': '>', 'greater_equal': '>=', 'lesser': '<', 'lesser_equal': '<='}
+
+
+def _lower2(kind, swap=False):
+    f = (lambda P, x, y: P.flag(P.cmp(CMP[kind], x, y))) if kind in CMP else lambda P, x, y: getattr(P, kind)(x, y)
+    return (lambda P, x, y: f(P, y, x)) if swap else f
 
 
 def _binary(name, fn, kind, broadcast):
@@ -170,7 +193,7 @@ def _binary(name, fn, kind, broadcast):
                 None if db is None else unbroadcast(F, db, x[1].shape)]
     register(name, infer=(_broadcast_infer if broadcast else _elemwise_infer)(name),
              kind='broadcast' if broadcast else 'elemwise', inputs=('lhs', 'rhs'), inplace=True,
-             grad=grad)(lambda attrs, a, b: fn(a, b))
+             grad=grad, lower=lambda P, attrs, x, y: _lower2(kind)(P, x, y))(lambda attrs, a, b: fn(a, b))
 
 
 for _k, _f in BINARY.items():
@@ -206,7 +229,10 @@ SCALAR = {  # name: (kernel(x, s), grad(F, x, y, dy, s))
 
 
 def _scalar(name, fn, g):
+    kind = name[1:-7].replace('plus', 'add').replace('minus', 'sub')
+    low = _lower2(kind[1:], swap=True) if kind in ('rsub', 'rdiv', 'rpower') else _lower2(kind)
     register(name, infer=same_infer, kind='elemwise', inplace=True, attrs={'scalar': Attr('float')},
+             lower=lambda P, a, x: low(P, x, P.c(a['scalar'])),
              grad=lambda F, a, x, y, dy: [g(F, x[0], y[0], dy[0], a['scalar']) if g else None]
              )(lambda attrs, x: fn(x, _s(x, attrs)))
 
@@ -233,7 +259,7 @@ def _where_grad(F, attrs, x, y, dy):
 
 
 register('where', infer=_where_infer, kind='elemwise', inputs=('condition', 'x', 'y'), nograd_inputs=(0,),
-         grad=_where_grad)(_where)
+         grad=_where_grad, lower=lambda P, a, c, x, y: P.where(P.cmp('!=', c, P.c(0)), x, y))(_where)
 
 
 def _add_n_infer(attrs, shapes, dtypes):
@@ -243,7 +269,8 @@ def _add_n_infer(attrs, shapes, dtypes):
 
 
 @register('add_n', infer=_add_n_infer, kind='elemwise', inputs='*', inplace=True,
-          attrs={'num_args': Attr('int', 0)}, grad=lambda F, a, x, y, dy: [dy[0]] * len(x))
+          attrs={'num_args': Attr('int', 0)}, grad=lambda F, a, x, y, dy: [dy[0]] * len(x),
+          lower=lambda P, a, *xs: functools.reduce(P.add, xs))
 def _add_n(attrs, *xs):
     out = xs[0].copy()
     for x in xs[1:]:

@@ -38,9 +38,33 @@ MATH = {
 }
 
 
+def _sinh(P, x):  # (u + u / (u + 1)) / 2 with u = expm1(|x|): no cancellation near 0
+    u = P.expm1(P.abs(x))
+    r = P.mul(P.c(0.5), P.add(u, P.div(u, P.add(u, P.c(1)))))
+    return P.copysign(P.where(P.cmp('==', u, P.c(math.inf)), u, r), x)
+
+
+def _cbrt(P, x):
+    return P.copysign(P.exp(P.mul(P.log(P.abs(x)), P.c(1 / 3))), x)
+
+
+LOWER = {  # one element in scalar primitives (ops/scalar.py); the arc functions have none (an atan primitive)
+    'tan': lambda P, x: P.div(P.sin(x), P.cos(x)), 'sinh': _sinh,
+    'cosh': lambda P, x: (lambda e: P.mul(P.c(0.5), P.add(e, P.div(P.c(1), e))))(P.exp(P.abs(x))),
+    'log10': lambda P, x: P.mul(P.log(x), P.c(1 / _LN10)), 'log2': lambda P, x: P.mul(P.log(x), P.c(1 / _LN2)),
+    'cbrt': _cbrt, 'rcbrt': lambda P, x: P.div(P.c(1), _cbrt(P, x)), 'rint': lambda P, x: P.rint(x),
+    'degrees': lambda P, x: P.mul(x, P.c(180 / math.pi)), 'radians': lambda P, x: P.mul(x, P.c(math.pi / 180)),
+    'fix': lambda P, x: P.where(P.cmp('<', x, P.c(0)), P.ceil(x), P.floor(x)),
+    'logical_not': lambda P, x: P.flag(P.cmp('==', x, P.c(0))),
+}
+LOWER['trunc'] = LOWER['fix']
+
+
 def _math(name, fn, g):
     grad = (lambda F, a, x, y, dy: [g(F, x[0], y[0], dy[0])]) if g else (lambda F, a, x, y, dy: [None])
+    low = LOWER.get(name)
     register(name, infer=same_infer, kind='elemwise', inplace=True, grad=grad,
+             lower=low and (lambda P, a, x: low(P, x)),
              doc=f"Elementwise {name} (MXNet's {name}).")(lambda attrs, x: _f(fn)(x))
 
 

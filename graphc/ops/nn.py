@@ -925,7 +925,21 @@ def _lrelu_grad(F, a, x, y, dy):
     return [dx, dg]
 
 
-@register('LeakyReLU', kind='elemwise', inputs=_lrelu_inputs, infer=_lrelu_infer, grad=_lrelu_grad,
+def _lrelu_lower(P, a, x, gamma=None):
+    t, pos = a['act_type'], P.cmp('>', x, P.c(0))
+    neg = P.expm1(P.minimum(x, P.c(0))) if t in ('elu', 'selu') else None
+    if t == 'leaky':
+        return P.where(pos, x, P.mul(x, P.c(a['slope'])))
+    if t == 'elu':
+        return P.where(pos, x, P.mul(P.c(a['slope']), neg))
+    if t == 'selu':
+        return P.mul(P.c(SELU_L), P.where(pos, x, P.mul(P.c(SELU_A), neg)))
+    if t == 'gelu':
+        return P.mul(x, P.mul(P.c(0.5), P.add(P.c(1), P.erf(P.mul(x, P.c(1 / math.sqrt(2.0)))))))
+    return None  # prelu's gamma broadcasts over axis 1, not NumPy-style
+
+
+@register('LeakyReLU', kind='elemwise', inputs=_lrelu_inputs, infer=_lrelu_infer, grad=_lrelu_grad, lower=_lrelu_lower,
           attrs={'act_type': Attr('str', 'leaky', choices=LRELU), 'slope': Attr('float', 0.25),
                  'lower_bound': Attr('float', 0.125), 'upper_bound': Attr('float', 0.334)})
 def _leaky_relu(attrs, x, gamma=None):

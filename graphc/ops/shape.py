@@ -374,7 +374,7 @@ def _bcast_to_shape(a, s):
 
 @register('broadcast_to', kind='broadcast', attrs={'shape': Attr('shape')},
           infer=lambda a, s, d: ([_bcast_to_shape(a, s[0])], [d[0]]),
-          grad=lambda F, a, x, y, dy: [unbroadcast(F, dy[0], x[0].shape)])
+          grad=lambda F, a, x, y, dy: [unbroadcast(F, dy[0], x[0].shape)], lower=lambda P, a, x: x)
 def _broadcast_to(attrs, x):
     return np.asarray(np.broadcast_to(x, _bcast_to_shape(attrs, x.shape)), order='C')
 
