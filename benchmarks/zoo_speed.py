@@ -118,9 +118,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--models', default=','.join(MODELS))
     p.add_argument('--batches', default='1,32')
-    p.add_argument('--reps', type=int, default=10, help='timed rounds at batch 1 (larger batches: --reps-large)')
+    p.add_argument('--reps', type=int, default=7, help='timed rounds at batch 1 (larger batches: --reps-large)')
     p.add_argument('--reps-large', type=int, default=3)
-    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--json', help='write the results here')
     a = p.parse_args(argv)
     try:
