@@ -127,6 +127,21 @@ def bandwidth(dev, runs, reps):
     return rows
 
 
+def markdown(device_name, results):
+    """The two tables of a run, as markdown."""
+    lines = [f"device: {device_name}", "", "| workload | op-by-op ms | hybridized ms | speedup | launches | host ops |",
+             "|---|---|---|---|---|---|"]
+    for w, r in results['workloads'].items():
+        a, b = r['op-by-op'], r['hybridized']
+        lines.append(f"| {w} | {a['seconds'] * 1e3:.3f} | {b['seconds'] * 1e3:.3f} | {a['seconds'] / b['seconds']:.2f} | "
+                     f"{a['launches']} -> {b['launches']} | {', '.join(b['host_ops']) or '-'} |")
+    lines += ["", "| kernel | kind | MB | GB/s | copy GB/s | of copy | ops |", "|---|---|---|---|---|---|---|"]
+    for r in results['kernels']:
+        lines.append(f"| {r['kernel']} | {r['kind']} | {r['bytes'] / 1e6:.2f} | {r['GB/s']:.1f} | {r['copy GB/s']:.1f} | "
+                     f"{r['of copy']:.2f} | {r['ops']} |")
+    return '\n'.join(lines) + '\n'
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--reps', type=int, default=50)
@@ -134,6 +149,7 @@ def main(argv=None):
     p.add_argument('--emulate', action='store_true', help='no GPU: run on the host emulation (times meaningless)')
     p.add_argument('--device', type=int, default=0)
     p.add_argument('--json', help='write the results here')
+    p.add_argument('--md', help='write the tables as markdown here (for docs/GPU.md)')
     args = p.parse_args(argv)
     try:
         dev = device(args.emulate, args.device)
@@ -149,9 +165,9 @@ def main(argv=None):
         f'mlp-train bs={bs}': (B.mlp, rng.normal(size=(bs, 784)).astype(np.float32), np.arange(bs) % 10),
         'chain 1k': (chain_net, rng.normal(size=(128 if args.emulate else 1024, 1024)).astype(np.float32), None),
     }
-    name = 'host emulation (times are of the CPU, not a GPU)' if args.emulate else \
+    dev_name = 'host emulation (times are of the CPU, not a GPU)' if args.emulate else \
         dev.xp.cuda.runtime.getDeviceProperties(args.device)['name'].decode()
-    print(f"device: {name}")
+    print(f"device: {dev_name}")
     results = {'workloads': {}, 'kernels': []}
     print(f"{'workload':<22}{'op-by-op ms':>13}{'hybridized ms':>15}{'speedup':>9}{'launches':>14}  host ops")
     for name, (make, x, y) in work.items():
@@ -167,6 +183,10 @@ def main(argv=None):
     for r in results['kernels']:
         print(f"{r['kernel']:<34}{r['kind']:<9}{r['bytes'] / 1e6:8.2f}{r['GB/s']:9.1f}{r['copy GB/s']:11.1f}"
               f"{r['of copy']:9.2f}  {r['ops']}")
+    if args.md:
+        with open(args.md, 'w') as f:
+            f.write(markdown(dev_name, results))
+        print(f"wrote {args.md}")
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)
