@@ -116,7 +116,8 @@ def test_torch_twins_match_numpy():
         out = B.torch_lenet(torch, w)(torch.from_numpy(x.asnumpy())).numpy()
     np.testing.assert_allclose(out, net(x).asnumpy(), rtol=1e-4, atol=1e-5)
     r = B.mlp_inference(2, 2)['times']
-    assert set(r) == {'numpy', 'torch', 'eager', 'hybridized'} and min(r.values()) > 0
+    assert {'numpy', 'torch', 'eager', 'hybridized'} <= set(r) <= {'numpy', 'torch', 'eager', 'hybridized', 'onnxruntime'}
+    assert min(r.values()) > 0
 
 
 def test_timeit_interleaves_and_takes_the_median(monkeypatch):
