@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 import graphc as gc
-from graphc import gluon, nd
+from graphc import gluon
 from graphc.gluon import nn
 from graphc.gluon.data.vision import MNIST, ImageFolderDataset, transforms
 from graphc.gluon.model_zoo import vision
