@@ -500,8 +500,10 @@ def _multinomial_oracle(seed, n):
 
 
 _probs = np.array([[0.2, 0.5, 0.3], [0.9, 0.05, 0.05]])
-CASES['_sample_multinomial'] = [Case([_probs], {'shape': (5,), 'get_prob': True, 'dtype': 'float32'}, _multinomial_oracle(9, 5), seed=9,
-                                     grad=False)]
+CASES['_sample_multinomial'] = [Case([_probs], {'shape': (5,), 'get_prob': True, 'dtype': 'float32'}, _multinomial_oracle(9, 5), seed=9),
+                               Case([_probs], {'shape': (2,), 'dtype': 'float32'}, lambda p: _multinomial_oracle(9, 2)(p)[0],
+                                    seed=9, grad=False, id='no-prob')]
+BACKWARD_OF['_backward_sample_multinomial'] = '_sample_multinomial'
 CASES['_shuffle'] = [Case([R(5, 2)], {}, lambda x: x[np.random.default_rng(4).permutation(5)], seed=4, grad=False)]
 
 

@@ -1,6 +1,6 @@
 """Random samplers under MXNet's op names: _random_* (scalar parameters, an output shape) and _sample_*
 (parameter arrays: one draw of `shape` per element), plus _shuffle. They read graphc's one seeded stream
-(graphc.random.seed), are never folded or merged by the passes, and have no gradient."""
+(graphc.random.seed), are never folded or merged by the passes, and have no gradient but sample_multinomial's log-probabilities'."""
 import numpy as np
 
 from ..registry import Attr, bad, register
@@ -112,7 +112,12 @@ def _multinomial_infer(a, shapes, dtypes):
     return (outs * 2 if a['get_prob'] else outs), [_out_dtype(a, 'int32')] + ([dtypes[0]] if a['get_prob'] else [])
 
 
-@register('_sample_multinomial', kind='opaque', inputs=('data',), infer=_multinomial_infer, differentiable=False,
+def _multinomial_grad(F, a, x, y, dy):
+    # MXNet differentiates the log-probabilities only (REINFORCE): d data[k] += d logp / data[k] at each draw of k
+    return [F._backward_sample_multinomial(dy[1], x[0], y[0]) if a['get_prob'] else None]
+
+
+@register('_sample_multinomial', kind='opaque', inputs=('data',), infer=_multinomial_infer, grad=_multinomial_grad,
           num_outputs=lambda a: 2 if a['get_prob'] else 1,
           attrs={'shape': Attr('shape', ()), 'get_prob': Attr('bool', False),
                  'dtype': Attr('str', 'int32', choices=('int32', 'float16', 'float32', 'float64', 'uint8'))},
@@ -132,6 +137,17 @@ def _multinomial(a, p):
         return out
     prob = np.take_along_axis(rows, idx.reshape(rows.shape[0], n), axis=1).reshape(idx.shape)
     return out, np.log(prob).astype(p.dtype)
+
+
+@register('_backward_sample_multinomial', kind='opaque', inputs=('ograd', 'data', 'sample'), nograd_inputs=(2,),
+          infer=lambda a, s, d: ([s[1]], [d[1]]), differentiable=False,
+          doc="The gradient of sample_multinomial's log-probabilities: ograd / data at each drawn category.")
+def _backward_multinomial(a, g, p, idx):
+    rows = p.reshape(-1, p.shape[-1])
+    ix = idx.reshape(rows.shape[0], -1).astype(np.int64)
+    out = np.zeros_like(rows)
+    np.add.at(out, (np.arange(rows.shape[0])[:, None], ix), g.reshape(ix.shape) / np.take_along_axis(rows, ix, 1))
+    return out.reshape(p.shape)
 
 
 @register('_shuffle', kind='opaque', infer=lambda a, s, d: ([s[0]], [d[0]]), differentiable=False,
