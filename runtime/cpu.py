@@ -61,8 +61,8 @@ def _engine():
 # ---------------------------------------------------------------- scalar primitives
 class Emit(Scalar):
     """The scalar primitives (graphc/ops/scalar.py) in LLVM IR: builder b, type t (float or double). exp is a
-    polynomial in the element type, log one computed in double (float32: rounded once); sin, cos and fmod
-    call the C library."""
+    polynomial in the element type, log one computed in double (float32: rounded once); fmod calls the C
+    library, and so do sin and cos for huge arguments only (a branch around the call: the loop still vectorizes)."""
 
     def __init__(self, ir, b, t, module):
         self.ir, self.b, self.t, self.module = ir, b, t, module
@@ -92,6 +92,33 @@ class Emit(Scalar):
 
     def minimum(self, x, y):
         return self.where(self.isnan(x), x, self.where(self.cmp('<=', x, y), x, y))
+
+    def libm(self, name, x, cond, other):  # cond ? name(x) : other, name called only where cond holds
+        b = self.b
+        pre, slow, done = b.block, b.append_basic_block('libm'), b.append_basic_block('libm_done')
+        b.cbranch(cond, slow, done)
+        b.position_at_end(slow)
+        v = b.call(self._libm_fn(name), [x])
+        b.branch(done)
+        b.position_at_end(done)
+        phi = b.phi(self.t)
+        phi.add_incoming(v, slow)
+        phi.add_incoming(other, pre)
+        return phi
+
+    def _libm_fn(self, name):
+        """A noinline wrapper around llvm.<name>: a call LLVM may not speculate (the intrinsic it would run for every
+        lane of the vectorized loop), so it stays behind its branch."""
+        ir, fname = self.ir, f"graphc_{name}_{'f64' if self.f64 else 'f32'}"
+        if fname in self.module.globals:
+            return self.module.globals[fname]
+        fn = ir.Function(self.module, ir.FunctionType(self.t, [self.t]), name=fname)
+        fn.linkage = 'internal'
+        for a in ('noinline', 'nounwind', 'readnone'):
+            fn.attributes.add(a)
+        b = ir.IRBuilder(fn.append_basic_block('entry'))
+        b.ret(b.call(self.module.declare_intrinsic('llvm.' + name, [self.t], ir.FunctionType(self.t, [self.t])), [fn.args[0]]))
+        return fn
 
     def ldexp(self, p, n):
         """p * 2**n for an integer-valued float n, in two steps so results down to the subnormals are right."""
@@ -152,7 +179,7 @@ class Emit(Scalar):
 
 for _n, _f in {'add': 'fadd', 'sub': 'fsub', 'mul': 'fmul', 'div': 'fdiv', 'fmod': 'frem'}.items():
     setattr(Emit, _n, (lambda f: lambda e, x, y: getattr(e.b, f)(x, y))(_f))
-for _n in ('abs', 'sqrt', 'floor', 'ceil', 'rint', 'copysign', 'sin', 'cos'):  # sin, cos: the C library's
+for _n in ('abs', 'sqrt', 'floor', 'ceil', 'rint', 'copysign'):
     setattr(Emit, _n, (lambda f: lambda e, *xs: e.intrinsic('llvm.' + f, *xs))('fabs' if _n == 'abs' else _n))
 
 
