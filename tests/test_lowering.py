@@ -1,6 +1,6 @@
-"""Scalar lowering (graphc/ops/scalar.py): every elementwise op with a lowering compiles on the CPU and in
-the CUDA emulation and matches the interpreter; per-function ULP bounds (docs/NUMERICS.md); a group of
-log, sin, erf, power and mod is one CPU kernel; GRAPHC_DUMP_CODE writes each kernel's code beside its IR."""
+"""Scalar lowering (graphc/ops/scalar.py): every elementwise op of the registry but Cast and Dropout has a
+lowering, compiles on the CPU, with nvcc and in the CUDA emulation, and matches the interpreter; per-function ULP
+bounds (docs/NUMERICS.md); a group of log, sin, erf, power and mod is one CPU kernel; GRAPHC_DUMP_CODE writes each kernel's code beside its IR."""
 import math
 import os
 
@@ -177,6 +177,8 @@ def test_the_lowerings_compile_and_match_in_the_cuda_emulation():
         assert k is not None and k.kind == 'ew', g.text()
         ks.append(k)
         gs.append((g, [xs] * n, k))
+    if cuda.nvcc_path():  # and nvcc builds them for the device (raises on any error or warning)
+        assert cuda.nvcc(cuda.module_source(ks))
     lib = emulate.library(ks)
     for g, xs, k in gs:
         assert emulate.check_kernel(k, xs if isinstance(xs, list) else [xs], lib)[2] < 1e-5, k.describe()

@@ -136,9 +136,10 @@ class Scalar:
         small = self.log1p(self.add(a, self.div(a2, self.add(self.c(1), self.sqrt(self.add(self.c(1), a2))))))
         return self.copysign(self._huge(a, small), x)
 
-    def acosh(self, x):  # log1p(t + sqrt(t) sqrt(t + 2)), t = x - 1 (exact near 1; NaN below 1)
+    def acosh(self, x):  # log1p(t + sqrt(t (t + 2))), t = x - 1 (exact near 1); NaN below 1
         t = self.sub(x, self.c(1))
-        return self._huge(x, self.log1p(self.add(t, self.mul(self.sqrt(t), self.sqrt(self.add(t, self.c(2)))))))
+        r = self._huge(x, self.log1p(self.add(t, self.sqrt(self.mul(t, self.add(t, self.c(2)))))))
+        return self.where(self.cmp('<', x, self.c(1)), self.c(math.nan), r)
 
     def relu(self, x):
         return self.where(self.cmp('>', x, self.c(0)), x, self.where(self.isnan(x), x, self.c(0)))
