@@ -62,12 +62,14 @@ def _engine():
 class Emit(Scalar):
     """The scalar primitives (graphc/ops/scalar.py) in LLVM IR: builder b, type t (float or double). exp is a
     polynomial in the element type, log one computed in double (float32: rounded once); fmod calls the C
-    library, and so do sin and cos for huge arguments only (a branch around the call: the loop still vectorizes)."""
+    library, and so do sin and cos for huge arguments only (a branch around the call, which keeps a loop scalar:
+    build_ir's elementwise kernels run a vectorized pass without it first, see there)."""
 
-    def __init__(self, ir, b, t, module):
+    def __init__(self, ir, b, t, module, fast=False):
         self.ir, self.b, self.t, self.module = ir, b, t, module
         self.f64 = isinstance(t, ir.DoubleType)
         self.it = ir.IntType(64 if self.f64 else 32)
+        self.fast, self.huge = fast, []  # fast: libm returns `other`; huge: its conditions (build_ir's second pass)
 
     def c(self, v):
         return self.ir.Constant(self.t, float(v))
@@ -94,6 +96,9 @@ class Emit(Scalar):
         return self.where(self.isnan(x), x, self.where(self.cmp('<=', x, y), x, y))
 
     def libm(self, name, x, cond, other):  # cond ? name(x) : other, name called only where cond holds
+        self.huge.append(cond)
+        if self.fast:
+            return other
         b = self.b
         pre, slow, done = b.block, b.append_basic_block('libm'), b.append_basic_block('libm_done')
         b.cbranch(cond, slow, done)
@@ -286,7 +291,12 @@ def build_ir(sub, dtype):
     out_st = [_strides(it, it) for _ in outs]
     dims, sts = collapse(list(it), in_st + out_st)
     t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, len(sub.inputs) + len(outs))
-    e = Emit(ir, b, t, mod)
+    # sin/cos call the C library for huge arguments, behind a branch that LLVM will not vectorize: a first pass
+    # (fast) skips those elements, storing their old output (an input's, when written in place) and noting them;
+    # only then a second pass with the calls stores those elements alone
+    e = Emit(ir, b, t, mod, fast=True)
+    flag = b.alloca(ir.IntType(8))
+    b.store(ir.Constant(ir.IntType(8), 0), flag)
     # loop nest: dim 0 over [start, stop), the rest full; offsets per operand accumulate strides
     def loop(level, offsets):
         lo = start if level == 0 else ir.Constant(i64, 0)
@@ -323,11 +333,26 @@ def build_ir(sub, dtype):
             if r is None:
                 return False
             vals[(id(n), 0)] = r
+        huge = None
+        for c in e.huge:
+            huge = c if huge is None else b.or_(huge, c)
         for k, (n, j) in enumerate(outs):
-            b.store(vals[(id(n), j)], b.gep(ptrs[len(sub.inputs) + k], [offs[len(sub.inputs) + k]]))
+            ptr = b.gep(ptrs[len(sub.inputs) + k], [offs[len(sub.inputs) + k]])
+            b.store(vals[(id(n), j)] if huge is None else
+                    b.select(b.not_(huge) if e.fast else huge, vals[(id(n), j)], b.load(ptr)), ptr)
+        if huge is not None and e.fast:
+            b.store(b.or_(b.load(flag), b.zext(huge, ir.IntType(8))), flag)
         return True
     try:
         loop(0, [ir.Constant(i64, 0)] * len(sts))
+        if e.huge:  # the second pass, when some element needs it
+            slow, end = fn.append_basic_block('huge'), fn.append_basic_block('end')
+            b.cbranch(b.icmp_unsigned('!=', b.load(flag), ir.Constant(ir.IntType(8), 0)), slow, end)
+            b.position_at_end(slow)
+            e = Emit(ir, b, t, mod)
+            loop(0, [ir.Constant(i64, 0)] * len(sts))
+            b.branch(end)
+            b.position_at_end(end)
     except _NoEmit:
         return None, None
     b.ret_void()

@@ -113,6 +113,20 @@ def test_special_values_of_the_new_lowerings():
         np.testing.assert_allclose(compiled(g, a, b), reference(g, a, b), rtol=1e-13, atol=0, err_msg=name)
 
 
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+def test_huge_sin_cos_arguments_take_the_second_pass_also_in_place(dtype):
+    """The vectorized pass leaves elements at or above 2**21 (float32: 2**16) to a second pass with the C
+    library's sin/cos; written over its input, the kernel still reads each such element's input intact."""
+    x = np.tile([1e30, 0.5, -3e7, 2.0, 1e6, np.inf, -0.0, 7e4], 9).astype(dtype)
+    for name in ('sin', 'cos'):
+        g = _graph(lambda v: nd.tan(getattr(nd, name)(v * 1.0)) * 2.0, x)
+        want = reference(g, x)
+        np.testing.assert_allclose(compiled(g, x), want, rtol=1e-6 if dtype == 'float32' else 1e-13, err_msg=name)
+        buf = x.copy()
+        cpu.kernel_for(FusedOp('k', g))([buf], [buf])  # out is in
+        np.testing.assert_allclose(buf, want, rtol=1e-6 if dtype == 'float32' else 1e-13, err_msg=name)
+
+
 def test_every_elementwise_op_of_the_registry_has_a_lowering():
     elementwise = {n for n, op in OPS.items() if op.kind == 'elemwise'}
     assert {n for n in elementwise if OPS[n].lower is None} == set(NOT_LOWERED)
