@@ -8,6 +8,7 @@ are written here as vectorizable polynomials (no fast-math, no libm calls in the
 an emitter for the dtype keeps the whole group on the NumPy reference path.
 """
 import ctypes
+import functools
 import hashlib
 import math
 import os
@@ -291,12 +292,15 @@ def build_ir(sub, dtype):
     out_st = [_strides(it, it) for _ in outs]
     dims, sts = collapse(list(it), in_st + out_st)
     t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, len(sub.inputs) + len(outs))
-    # sin/cos call the C library for huge arguments, behind a branch that LLVM will not vectorize: a first pass
-    # (fast) skips those elements, storing their old output (an input's, when written in place) and noting them;
-    # only then a second pass with the calls stores those elements alone
+    # sin/cos call the C library for huge arguments, behind a branch that LLVM will not vectorize: a vectorized
+    # pass (fast) without the calls notes such elements in `flag`; only then the pass with the calls runs over the
+    # range again. A kernel written over one of its inputs runs that pass alone (its inputs are gone after one).
     e = Emit(ir, b, t, mod, fast=True)
-    flag = b.alloca(ir.IntType(8))
-    b.store(ir.Constant(ir.IntType(8), 0), flag)
+    i8, entry = ir.IntType(8), b.block
+    flag = b.alloca(i8)
+    b.store(ir.Constant(i8, 0), flag)
+    b.position_at_end(fn.append_basic_block('fast'))
+    fast = b.block
     # loop nest: dim 0 over [start, stop), the rest full; offsets per operand accumulate strides
     def loop(level, offsets):
         lo = start if level == 0 else ir.Constant(i64, 0)
@@ -333,21 +337,25 @@ def build_ir(sub, dtype):
             if r is None:
                 return False
             vals[(id(n), 0)] = r
-        huge = None
-        for c in e.huge:
-            huge = c if huge is None else b.or_(huge, c)
         for k, (n, j) in enumerate(outs):
-            ptr = b.gep(ptrs[len(sub.inputs) + k], [offs[len(sub.inputs) + k]])
-            b.store(vals[(id(n), j)] if huge is None else
-                    b.select(b.not_(huge) if e.fast else huge, vals[(id(n), j)], b.load(ptr)), ptr)
-        if huge is not None and e.fast:
-            b.store(b.or_(b.load(flag), b.zext(huge, ir.IntType(8))), flag)
+            b.store(vals[(id(n), j)], b.gep(ptrs[len(sub.inputs) + k], [offs[len(sub.inputs) + k]]))
+        if e.fast and e.huge:
+            b.store(functools.reduce(b.or_, [b.zext(c, i8) for c in e.huge], b.load(flag)), flag)
         return True
     try:
         loop(0, [ir.Constant(i64, 0)] * len(sts))
-        if e.huge:  # the second pass, when some element needs it
+        after = b.block
+        b.position_at_end(entry)
+        if not e.huge:
+            b.branch(fast)
+            b.position_at_end(after)
+        else:
             slow, end = fn.append_basic_block('huge'), fn.append_basic_block('end')
-            b.cbranch(b.icmp_unsigned('!=', b.load(flag), ir.Constant(ir.IntType(8), 0)), slow, end)
+            alias = functools.reduce(b.or_, [b.icmp_unsigned('==', o, p) for o in ptrs[len(sub.inputs):]
+                                             for p in ptrs[:len(sub.inputs)]], ir.Constant(ir.IntType(1), 0))
+            b.cbranch(alias, slow, fast)
+            b.position_at_end(after)
+            b.cbranch(b.icmp_unsigned('!=', b.load(flag), ir.Constant(i8, 0)), slow, end)
             b.position_at_end(slow)
             e = Emit(ir, b, t, mod)
             loop(0, [ir.Constant(i64, 0)] * len(sts))
