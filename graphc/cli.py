@@ -296,12 +296,8 @@ def export_onnx(args):
     """`graphc export-onnx`: an MXNet (or graphc) symbol file and its .params as an ONNX model. Exit status: 0; 2 when
     a file cannot be read or the graph does not export."""
     from .base import GraphcError
-    if args.ops:
-        from .onnx.table import coverage_table
-        print(coverage_table())
-        return 0
     if not args.symbol_file or not args.out:
-        print("graphc export-onnx: give PREFIX-symbol.json and --out model.onnx (or --ops)", file=sys.stderr)
+        print("graphc export-onnx: give PREFIX-symbol.json and --out model.onnx", file=sys.stderr)
         return 2
     try:
         from .mxjson import load_json_file
@@ -370,7 +366,6 @@ def main(argv=None):
     op.add_argument('--out', metavar='MODEL.onnx', help='the ONNX file to write')
     op.add_argument('--dynamic', action='store_true', help='make the batch dimension (dim 0) symbolic')
     op.add_argument('--opset', type=int, help='ONNX opset version (default: graphc.onnx.DEFAULT_OPSET)')
-    op.add_argument('--ops', action='store_true', help='print the op coverage table (Markdown) and exit')
     args = p.parse_args(argv)
     if args.cmd == 'export-onnx':
         return export_onnx(args)

@@ -15,21 +15,20 @@ from .. import config
 from ..base import GraphcError
 from ..graph import Graph
 
-PASSES: dict = {}
+Pass = namedtuple('Pass', 'name fn requires doc')
+PassFn = Callable[[Graph, dict], Graph]
+PASSES: dict[str, Pass] = {}
 # the pipelines, in order (trace: on the traced graph, before autodiff)
-PIPELINES = {'trace': ['fuse_rnn'],
+PIPELINES: dict[str, list[str]] = {'trace': ['fuse_rnn'],
              'inference': ['dce', 'cse', 'fold_constants', 'algebra', 'fold_batchnorm', 'fuse', 'plan_memory'],
              'training': ['dce', 'cse', 'fold_constants', 'algebra', 'fuse', 'plan_memory']}
 log = logging.getLogger('graphc.passes')
 
 
-Pass = namedtuple('Pass', 'name fn requires doc')
-
-
-def register_pass(name: str, requires: Iterable[str] = ()) -> Callable:
+def register_pass(name: str, requires: Iterable[str] = ()) -> Callable[[PassFn], PassFn]:
     """Declare a pass `fn(graph, stats) -> graph`; it fills `stats` (a dict) with what it did. `requires`: passes
     that must come before it in a pipeline."""
-    def deco(fn):
+    def deco(fn: PassFn) -> PassFn:
         if name in PASSES:
             raise GraphcError(f"pass {name!r} registered twice")
         PASSES[name] = Pass(name, fn, tuple(requires), (fn.__doc__ or '').strip().split('\n')[0])
@@ -37,7 +36,7 @@ def register_pass(name: str, requires: Iterable[str] = ()) -> Callable:
     return deco
 
 
-def disabled_passes() -> set:
+def disabled_passes() -> set[str]:
     names = {n.strip() for n in config.disable_passes().split(',') if n.strip()}
     unknown = names - set(PASSES) - {'all'}
     if unknown:
@@ -49,7 +48,7 @@ class PassReport:
     """What a pipeline did: one row per pass (name, ms, nodes before/after, stats, why it did not run)."""
 
     def __init__(self, pipeline: str):
-        self.pipeline, self.rows = pipeline, []
+        self.pipeline, self.rows = pipeline, []  # (name, ms, nodes before, after, stats, why not run or None)
 
     def table(self) -> str:
         lines = [f"pipeline {self.pipeline}:", f"  {'pass':<18}{'ms':>8}{'nodes':>14}  stats"]
@@ -62,8 +61,8 @@ class PassReport:
         return '\n'.join(lines)
 
 
-def run_pipeline(graph: Graph, pipeline: Union[str, list] = 'inference', disabled: Optional[Iterable[str]] = None,
-                 verify: Optional[bool] = None, dump_dir: Optional[str] = None, tag: str = 'graph'):
+def run_pipeline(graph: Graph, pipeline: Union[str, list[str]] = 'inference', disabled: Optional[Iterable[str]] = None,
+                 verify: Optional[bool] = None, dump_dir: Optional[str] = None, tag: str = 'graph') -> tuple[Graph, PassReport]:
     """Run a pipeline (a name in PIPELINES, or a list of pass names) in order; returns (graph, PassReport)."""
     from .. import passes  # noqa: F401  (registers the passes)
     names = PIPELINES[pipeline] if isinstance(pipeline, str) else list(pipeline)
@@ -101,7 +100,7 @@ def run_pipeline(graph: Graph, pipeline: Union[str, list] = 'inference', disable
     return graph, report
 
 
-def _dump(d, fname, graph):
+def _dump(d: str, fname: str, graph: Graph) -> None:
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, fname), 'w') as f:
         f.write(graph.text() + '\n')

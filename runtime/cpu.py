@@ -8,6 +8,7 @@ are written here as vectorizable polynomials (no fast-math, no libm calls in the
 an emitter for the dtype keeps the whole group on the NumPy reference path.
 """
 import ctypes
+import functools
 import hashlib
 import math
 import os
@@ -61,13 +62,15 @@ def _engine():
 # ---------------------------------------------------------------- scalar primitives
 class Emit(Scalar):
     """The scalar primitives (graphc/ops/scalar.py) in LLVM IR: builder b, type t (float or double). exp is a
-    polynomial in the element type, log one computed in double (float32: rounded once); sin, cos and fmod
-    call the C library."""
+    polynomial in the element type, log one computed in double (float32: rounded once); fmod calls the C
+    library, and so do sin and cos for huge arguments only (a branch around the call, which keeps a loop scalar:
+    build_ir's elementwise kernels run a vectorized pass without it first, see there)."""
 
-    def __init__(self, ir, b, t, module):
+    def __init__(self, ir, b, t, module, fast=False):
         self.ir, self.b, self.t, self.module = ir, b, t, module
         self.f64 = isinstance(t, ir.DoubleType)
         self.it = ir.IntType(64 if self.f64 else 32)
+        self.fast, self.huge = fast, []  # fast: libm returns `other`; huge: its conditions (build_ir's second pass)
 
     def c(self, v):
         return self.ir.Constant(self.t, float(v))
@@ -92,6 +95,36 @@ class Emit(Scalar):
 
     def minimum(self, x, y):
         return self.where(self.isnan(x), x, self.where(self.cmp('<=', x, y), x, y))
+
+    def libm(self, name, x, cond, other):  # cond ? name(x) : other, name called only where cond holds
+        self.huge.append(cond)
+        if self.fast:
+            return other
+        b = self.b
+        pre, slow, done = b.block, b.append_basic_block('libm'), b.append_basic_block('libm_done')
+        b.cbranch(cond, slow, done)
+        b.position_at_end(slow)
+        v = b.call(self._libm_fn(name), [x])
+        b.branch(done)
+        b.position_at_end(done)
+        phi = b.phi(self.t)
+        phi.add_incoming(v, slow)
+        phi.add_incoming(other, pre)
+        return phi
+
+    def _libm_fn(self, name):
+        """A noinline wrapper around llvm.<name>: a call LLVM may not speculate (the intrinsic it would run for every
+        lane of the vectorized loop), so it stays behind its branch."""
+        ir, fname = self.ir, f"graphc_{name}_{'f64' if self.f64 else 'f32'}"
+        if fname in self.module.globals:
+            return self.module.globals[fname]
+        fn = ir.Function(self.module, ir.FunctionType(self.t, [self.t]), name=fname)
+        fn.linkage = 'internal'
+        for a in ('noinline', 'nounwind', 'readnone'):
+            fn.attributes.add(a)
+        b = ir.IRBuilder(fn.append_basic_block('entry'))
+        b.ret(b.call(self.module.declare_intrinsic('llvm.' + name, [self.t], ir.FunctionType(self.t, [self.t])), [fn.args[0]]))
+        return fn
 
     def ldexp(self, p, n):
         """p * 2**n for an integer-valued float n, in two steps so results down to the subnormals are right."""
@@ -152,7 +185,7 @@ class Emit(Scalar):
 
 for _n, _f in {'add': 'fadd', 'sub': 'fsub', 'mul': 'fmul', 'div': 'fdiv', 'fmod': 'frem'}.items():
     setattr(Emit, _n, (lambda f: lambda e, x, y: getattr(e.b, f)(x, y))(_f))
-for _n in ('abs', 'sqrt', 'floor', 'ceil', 'rint', 'copysign', 'sin', 'cos'):  # sin, cos: the C library's
+for _n in ('abs', 'sqrt', 'floor', 'ceil', 'rint', 'copysign'):
     setattr(Emit, _n, (lambda f: lambda e, *xs: e.intrinsic('llvm.' + f, *xs))('fabs' if _n == 'abs' else _n))
 
 
@@ -259,7 +292,15 @@ def build_ir(sub, dtype):
     out_st = [_strides(it, it) for _ in outs]
     dims, sts = collapse(list(it), in_st + out_st)
     t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, len(sub.inputs) + len(outs))
-    e = Emit(ir, b, t, mod)
+    # sin/cos call the C library for huge arguments, behind a branch that LLVM will not vectorize: a vectorized
+    # pass (fast) without the calls notes such elements in `flag`; only then the pass with the calls runs over the
+    # range again. A kernel written over one of its inputs runs that pass alone (its inputs are gone after one).
+    e = Emit(ir, b, t, mod, fast=True)
+    i8, entry = ir.IntType(8), b.block
+    flag = b.alloca(i8)
+    b.store(ir.Constant(i8, 0), flag)
+    b.position_at_end(fn.append_basic_block('fast'))
+    fast = b.block
     # loop nest: dim 0 over [start, stop), the rest full; offsets per operand accumulate strides
     def loop(level, offsets):
         lo = start if level == 0 else ir.Constant(i64, 0)
@@ -298,9 +339,28 @@ def build_ir(sub, dtype):
             vals[(id(n), 0)] = r
         for k, (n, j) in enumerate(outs):
             b.store(vals[(id(n), j)], b.gep(ptrs[len(sub.inputs) + k], [offs[len(sub.inputs) + k]]))
+        if e.fast and e.huge:
+            b.store(functools.reduce(b.or_, [b.zext(c, i8) for c in e.huge], b.load(flag)), flag)
         return True
     try:
         loop(0, [ir.Constant(i64, 0)] * len(sts))
+        after = b.block
+        b.position_at_end(entry)
+        if not e.huge:
+            b.branch(fast)
+            b.position_at_end(after)
+        else:
+            slow, end = fn.append_basic_block('huge'), fn.append_basic_block('end')
+            alias = functools.reduce(b.or_, [b.icmp_unsigned('==', o, p) for o in ptrs[len(sub.inputs):]
+                                             for p in ptrs[:len(sub.inputs)]], ir.Constant(ir.IntType(1), 0))
+            b.cbranch(alias, slow, fast)
+            b.position_at_end(after)
+            b.cbranch(b.icmp_unsigned('!=', b.load(flag), ir.Constant(i8, 0)), slow, end)
+            b.position_at_end(slow)
+            e = Emit(ir, b, t, mod)
+            loop(0, [ir.Constant(i64, 0)] * len(sts))
+            b.branch(end)
+            b.position_at_end(end)
     except _NoEmit:
         return None, None
     b.ret_void()

@@ -143,7 +143,11 @@ class CEmit(Scalar):
     def minimum(self, x, y): return self.tmp(self.min(x, y))  # noqa: E704
 
 
-for _f in ('abs', 'sqrt', 'floor', 'ceil', 'rint', 'copysign', 'fmod', 'exp', 'log', 'sin', 'cos'):
+    def libm(self, name, x, cond, other):  # C's ?: evaluates the call only where cond holds
+        return self.tmp(self.sel(cond, self.fn(name, x), other))
+
+
+for _f in ('abs', 'sqrt', 'floor', 'ceil', 'rint', 'copysign', 'fmod', 'exp', 'log'):
     setattr(CEmit, _f, (lambda f: lambda e, *xs: e.tmp(e.fn(f, *xs)))('fabs' if _f == 'abs' else _f))
 
 

@@ -1,7 +1,11 @@
 """Test-wide settings: the IR verifier after every pass, and the eager tests in both engine modes."""
 import os
+import sys
 
 import pytest
+
+# the test-side tools (the fuzzer, tools/fuzz.py; the ONNX checks) import as top-level modules: `import fuzz`
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tools'))
 
 os.environ.setdefault('GRAPHC_VERIFY_IR', '1')
 

@@ -379,10 +379,10 @@ def test_softmax_group_with_a_branch_beside_it_writes_every_output():
 
 @need_gxx
 def test_fuzzer_graphs_agree_in_emulation(monkeypatch):
-    """`python -m graphc.fuzz --gpu-emulated` on a seed range holding nodes fed one value twice (seeds 2, 4, ...
+    """`python tools/fuzz.py --gpu-emulated` on a seed range holding nodes fed one value twice (seeds 2, 4, ...
     failed with '3 arrays for 2 parameters') and 0-d inputs (seeds 3, 5, 12, 13, 14 failed); only the gpu_emulated
     path, about 8 s of g++ builds."""
-    from graphc import fuzz
+    import fuzz
     monkeypatch.setitem(fuzz.EXTRA_BACKENDS, 'gpu_emulated', fuzz.gpu_emulated_backend())
     cases = [fuzz.generate(s) for s in range(15)]
     assert any(len(set(map(str, n['inputs']))) < len(n['inputs']) for c in cases for n in c['nodes'])

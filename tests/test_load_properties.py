@@ -29,7 +29,7 @@ MEM_SLACK = 4 << 20   # bytes a load may allocate beyond the file's own size (pa
 
 def _symbol_texts():
     texts = [open(os.path.join(MODELS, m, f'{m}-symbol.json')).read() for m in ('mlp', 'lenet_bn')]
-    from graphc import fuzz  # a graphc export with many op kinds: shape ops, reductions, gathers, BatchNorm
+    import fuzz  # a graphc export with many op kinds: shape ops, reductions, gathers, BatchNorm
     from graphc.mxjson import graph_to_json
     for seed in (11, 42):
         o = fuzz.Oracle(fuzz.generate(seed), ())

@@ -357,14 +357,6 @@ class DistKVStore(KVStore):
         from . import _Compression
         self._compression = _Compression(compression_params)  # 2bit: each rank quantizes what it sends
 
-    def allreduce_array(self, a):
-        """The sum of a host array over the ranks (a helper for layers that reduce statistics, e.g. SyncBatchNorm)."""
-        a = np.ascontiguousarray(a)
-        if self._comm is None:
-            return a.copy()
-        out = np.empty_like(a)
-        self._comm.Allreduce(a, out, op=self._MPI.SUM)
-        return out
 
 
 _live = weakref.WeakSet()  # the Overlaps in use (each belongs to one Trainer)

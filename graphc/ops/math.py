@@ -48,7 +48,9 @@ def _cbrt(P, x):
     return P.copysign(P.exp(P.mul(P.log(P.abs(x)), P.c(1 / 3))), x)
 
 
-LOWER = {  # one element in scalar primitives (ops/scalar.py); the arc functions have none (an atan primitive)
+LOWER = {  # one element in scalar primitives (ops/scalar.py)
+    'arcsin': lambda P, x: P.asin(x), 'arccos': lambda P, x: P.acos(x), 'arctan': lambda P, x: P.atan(x),
+    'arcsinh': lambda P, x: P.asinh(x), 'arccosh': lambda P, x: P.acosh(x), 'arctanh': lambda P, x: P.atanh(x),
     'tan': lambda P, x: P.div(P.sin(x), P.cos(x)), 'sinh': _sinh,
     'cosh': lambda P, x: (lambda e: P.mul(P.c(0.5), P.add(e, P.div(P.c(1), e))))(P.exp(P.abs(x))),
     'log10': lambda P, x: P.mul(P.log(x), P.c(1 / _LN10)), 'log2': lambda P, x: P.mul(P.log(x), P.c(1 / _LN2)),

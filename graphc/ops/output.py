@@ -6,7 +6,7 @@ from ..registry import Attr, bad, register
 from .elemwise import same_infer
 
 
-@register('BlockGrad', kind='elemwise', infer=same_infer, grad=lambda F, a, x, y, dy: [None],
+@register('BlockGrad', kind='elemwise', infer=same_infer, grad=lambda F, a, x, y, dy: [None], lower=lambda P, a, x: x,
           doc="Identity forward; no gradient flows back through it (MXNet's BlockGrad / stop_gradient).")
 def _block_grad(attrs, x):
     return x.copy()
@@ -26,14 +26,14 @@ def _loss_grad(F, a, x, y, dy):
     return [g]
 
 
-@register('MakeLoss', kind='elemwise', infer=same_infer, grad=_loss_grad,
+@register('MakeLoss', kind='elemwise', infer=same_infer, grad=_loss_grad, lower=lambda P, a, x: x,
           attrs={'grad_scale': Attr('float', 1.0), 'valid_thresh': Attr('float', 0.0), 'normalization': _NORM},
           doc="Marks x as a loss: identity forward, backward grad_scale * ones (normalized by 'batch' or 'valid').")
 def _make_loss(attrs, x):
     return x.copy()
 
 
-@register('make_loss', kind='elemwise', infer=same_infer, grad=_loss_grad,
+@register('make_loss', kind='elemwise', infer=same_infer, grad=_loss_grad, lower=lambda P, a, x: x,
           doc="Marks x as a loss: identity forward, backward ones (MXNet's make_loss).")
 def _make_loss_plain(attrs, x):
     return x.copy()
@@ -43,7 +43,7 @@ def _label_like(F, label, x):
     return F._np_reshape(label, newshape=x.shape) if tuple(label.shape) != tuple(x.shape) else label
 
 
-def _regression(name, fwd, grad_of):
+def _regression(name, fwd, grad_of, lower):
     def infer(a, s, d):
         if int(np.prod(s[1])) != int(np.prod(s[0])):
             bad(f"{name}: label shape {s[1]} does not match data shape {s[0]}")
@@ -54,14 +54,15 @@ def _regression(name, fwd, grad_of):
         return [grad_of(F, y[0], _label_like(F, x[1], y[0])) * (a['grad_scale'] / max(m, 1)), None]
 
     register(name, kind='elemwise', inputs=('data', 'label'), nograd_inputs=(1,), infer=infer, grad=grad,
-             attrs={'grad_scale': Attr('float', 1.0)},
+             attrs={'grad_scale': Attr('float', 1.0)}, lower=lambda P, a, x, label: lower(P, x),
              doc=f"MXNet's {name}: the forward is the prediction; the backward is the loss gradient scaled by "
                  "grad_scale / (outputs per sample).")(lambda a, x, label: fwd(x))
 
 
-_regression('LinearRegressionOutput', lambda x: x.copy(), lambda F, y, t: y - t)
-_regression('MAERegressionOutput', lambda x: x.copy(), lambda F, y, t: F.sign(y - t))
-_regression('LogisticRegressionOutput', lambda x: (1 / (1 + np.exp(-x))).astype(x.dtype), lambda F, y, t: y - t)
+_regression('LinearRegressionOutput', lambda x: x.copy(), lambda F, y, t: y - t, lambda P, x: x)
+_regression('MAERegressionOutput', lambda x: x.copy(), lambda F, y, t: F.sign(y - t), lambda P, x: x)
+_regression('LogisticRegressionOutput', lambda x: (1 / (1 + np.exp(-x))).astype(x.dtype), lambda F, y, t: y - t,
+            lambda P, x: P.sigmoid(x))
 
 
 SMO_ATTRS = {'grad_scale': Attr('float', 1.0), 'ignore_label': Attr('float', -1.0), 'multi_output': Attr('bool', False),
@@ -134,7 +135,13 @@ def _smooth_l1_grad(F, a, x, y, dy):
     return [dy[0] * F.where(F.abs(x[0]) < 1.0 / s2, x[0] * s2, F.sign(x[0]))]
 
 
+def _smooth_l1_lower(P, a, x):  # the reference's operations in its order
+    s2, ax = a['scalar'] ** 2, P.abs(x)
+    return P.where(P.cmp('<', ax, P.c(1.0 / s2)), P.mul(P.mul(P.c(0.5 * s2), x), x), P.sub(ax, P.c(0.5 / s2)))
+
+
 @register('smooth_l1', kind='elemwise', infer=same_infer, attrs={'scalar': Attr('float', 1.0)}, grad=_smooth_l1_grad,
+          lower=_smooth_l1_lower,
           doc="0.5 (sigma x)^2 where |x| < 1/sigma^2, else |x| - 0.5/sigma^2 (sigma: scalar).")
 def _smooth_l1(attrs, x):
     s2 = attrs['scalar'] ** 2

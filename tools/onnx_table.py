@@ -1,11 +1,12 @@
 """The ONNX coverage tables of docs/ONNX.md, generated from the converters themselves: each registry op is built
 by the fuzzer's generator for it (a few seeds: its attribute variants), exported, and the ONNX op types its node
-became are listed; ops without a converter give NOT_EXPORTABLE's reason. (`graphc export-onnx --ops` prints it.)"""
+became are listed; ops without a converter give NOT_EXPORTABLE's reason. `python tools/onnx_table.py` prints it
+(test-side: it needs the fuzzer's generator, tools/fuzz.py)."""
 import functools
 
 import numpy as np
 
-from .export import EXPORTERS, NOT_EXPORTABLE, graph_to_model
+from graphc.onnx.export import EXPORTERS, NOT_EXPORTABLE, graph_to_model
 
 SEEDS = range(12)
 NOTES = {   # MXNet conventions and the converters' limits (each limit raises, naming the node)
@@ -33,7 +34,7 @@ NOTES = {   # MXNet conventions and the converters' limits (each limit raises, n
 def onnx_ops_of(name):
     """The ONNX op types a node of registry op `name` exports to (over the generator's variants), and whether some
     variant is not exportable (its reason)."""
-    from .. import fuzz
+    import fuzz
     types, limits = set(), set()
     for s in SEEDS:
         b = fuzz.Builder(np.random.default_rng(s), 'float32', train=False)
@@ -58,10 +59,10 @@ def onnx_ops_of(name):
 
 @functools.lru_cache(maxsize=1)
 def coverage_table():
-    from .. import nd  # noqa: F401  (registers the ops)
-    from ..fuzz import GENERATORS
-    from ..registry import OPS
-    from .importer import IMPORTERS
+    from graphc import nd  # noqa: F401  (registers the ops)
+    from fuzz import GENERATORS
+    from graphc.registry import OPS
+    from graphc.onnx.importer import IMPORTERS
     rows = ["| graphc op | ONNX ops | notes |", "|---|---|---|"]
     for name in sorted(OPS, key=lambda n: (n.startswith('_'), n.lower())):
         if name not in EXPORTERS:
@@ -75,3 +76,7 @@ def coverage_table():
     rows.append(f"{n_ok} of {len(OPS)} registry ops export. Import reads these ONNX op types: "
                 + ', '.join(f"`{t}`" for t in sorted(IMPORTERS)) + '.')
     return '\n'.join(rows)
+
+
+if __name__ == '__main__':
+    print(coverage_table())

@@ -1,7 +1,9 @@
 """Differential fuzzing: random graphs, valid by construction over the registry's ops, run every way graphc
 can run them, and compared.
 
-    python -m graphc.fuzz --seed 0 --count 2000 --time-budget 900 --minimize
+    python tools/fuzz.py --seed 0 --count 2000 --time-budget 900 --minimize
+
+A test-side tool (tests/test_fuzz.py imports it; tests/conftest.py puts tools/ on the path), not library code.
 
 A case is plain data: inputs (with their values), nodes (op name, attributes in MXNet's string form, input
 references) and outputs. The oracle runs it eagerly (the reference), through the graph interpreter, the
@@ -27,9 +29,9 @@ import traceback
 
 import numpy as np
 
-from . import autograd, engine, nd
-from .base import GraphcError, GraphcShapeError
-from .registry import OPS
+from graphc import autograd, engine, nd
+from graphc.base import GraphcError, GraphcShapeError
+from graphc.registry import OPS
 
 # ---------------------------------------------------------------- tolerances (docs/NUMERICS.md mirrors this)
 # A compared value passes when |got - want| <= atol * scale + rtol * |want| elementwise, scale being the
@@ -80,6 +82,7 @@ EXCLUDED = {
 # LeakyReLU act_type='rrelu', UpSampling sample_type='bilinear' and BilinearResize2D mode='odd_scale' (graphc
 # rejects them).
 
+REGRESSIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests', 'regressions')
 LIMIT = 1e4          # bound on |value| everywhere in a generated graph
 MAX_ELEMS = 4096     # per value (one case in 100 gets a big elementwise value, to reach the threaded kernels)
 HEAD_SEED = 1234     # head gradients: a fixed normal draw per output shape
@@ -97,7 +100,7 @@ def gpu_emulated_backend():
     generated CUDA compiled by g++ for the CPU), as a runner for EXTRA_BACKENDS; None while that harness or g++
     is missing. Slow (a g++ build per new kernel): opt in with --gpu-emulated."""
     try:
-        from .runtime import cuda, emulate
+        from graphc.runtime import cuda, emulate
         if emulate.gxx_path() is None:
             return None
         plan_cls, device = cuda.GpuPlan, emulate.EmuDevice
@@ -718,7 +721,7 @@ def _red_axis(r, nd_, tuples=True):
 
 
 def _count(shape, axis, exclude=False):
-    from .registry import reduce_axes
+    from graphc.registry import reduce_axes
     axes = reduce_axes(axis, len(shape), exclude)
     return math.prod(shape[i] for i in axes)
 
@@ -1003,7 +1006,7 @@ def gen_zeros(b, name):
 
 def gen_rnn(b, name):
     """MXNet's fused RNN op: data (T, N, C), a flat parameter vector, begin states (fresh, or _zeros with batch 0)."""
-    from .ops.rnn import param_size
+    from graphc.ops.rnn import param_size
     r = b.rng
     mode = str(r.choice(['rnn_relu', 'rnn_tanh', 'lstm', 'gru']))
     x = b.pick(ndim=(3,), ok=lambda v: v.shape[0] <= 5 and v.mag <= 3)
@@ -1680,7 +1683,7 @@ WEIGHT = {'elemwise': 1.0, 'broadcast': 1.5, 'injective': 1.0, 'reduce': 1.5, 'o
 
 def _has_emitter(name):
     # the ops the CPU compiled before the scalar lowering (ops/scalar.py), kept so that seeds give the same graphs
-    from .runtime import cpu
+    from graphc.runtime import cpu
     if name.startswith(('elemwise_', 'broadcast_')):
         return name.split('_', 1)[1] in ('add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'greater', 'greater_equal',
                                           'lesser', 'lesser_equal', 'equal', 'not_equal')
@@ -1738,7 +1741,7 @@ def generate(seed):
 
 def _random_passes(r):
     """Passes to switch off for 'compiled_subset' ('native': the plan runs every step from Python)."""
-    from .passes import PASSES
+    from graphc.passes import PASSES
     return sorted(str(n) for n in sorted(PASSES) + ['native'] if r.random() < 0.5)
 
 
@@ -1771,7 +1774,7 @@ def _ref(o):
 # ---------------------------------------------------------------- running a case
 def emit(case, xs, check=None, symbolic=False):
     """Run the case's ops on xs (NDArrays: eager; Symbols: a graph). Returns (outputs, every value by ref key)."""
-    from .symbol.symbol import Symbol, sym_invoke
+    from graphc.symbol.symbol import Symbol, sym_invoke
     vals = {i['name']: [x] for i, x in zip(case['inputs'], xs)}
     symbolic = symbolic or any(isinstance(x, Symbol) for x in xs)
 
@@ -1869,7 +1872,7 @@ class Oracle:
     @staticmethod
     def seeded(fn, *args):
         """fn(*args) from a freshly seeded random stream: every run of a case draws the same numbers."""
-        from . import random
+        from graphc import random
         random.seed(RANDOM_SEED)
         return fn(*args)
 
@@ -1924,8 +1927,8 @@ class Oracle:
 
     def graph(self, consts=True):
         """The case as a Graph: inputs as variables, constant inputs (consts=True) as captured values."""
-        from .graph import Graph
-        from .symbol.symbol import input_var
+        from graphc.graph import Graph
+        from graphc.symbol.symbol import input_var
         with self.mode():
             xs = [input_var(i['name'], np.shape(i['array']), np.asarray(i['array']).dtype) for i in self.case['inputs']]
             outs, _ = emit(self.case, xs, symbolic=True)
@@ -1966,14 +1969,14 @@ class Oracle:
                 raise Failure('mutated', path, f"output {i} of the first call changed during the second call")
 
     def run_interp(self):
-        from .runtime.interpreter import interpret
+        from graphc.runtime.interpreter import interpret
         g = self.graph()
         self.check('interp', self.seeded(interpret, g, self.feed(g)))
 
     def _compiled(self, path, disabled):
-        from .passes import run_pipeline
-        from .runtime import cpu
-        from .runtime.plan import Plan
+        from graphc.passes import run_pipeline
+        from graphc.runtime import cpu
+        from graphc.runtime.plan import Plan
         g = self.graph()
         opt, _ = run_pipeline(g, 'training' if self.train else 'inference', disabled=disabled, verify=True)
         feed = self.feed(g)
@@ -1997,7 +2000,7 @@ class Oracle:
         self._compiled('compiled_subset', set(self.case.get('disabled', ())))
 
     def run_extra(self, name):
-        from .passes import run_pipeline
+        from graphc.passes import run_pipeline
         g = self.graph()
         opt, _ = run_pipeline(g, 'training' if self.train else 'inference', verify=True)
         self.check(name, self.seeded(EXTRA_BACKENDS[name], opt, self.feed(g)))
@@ -2014,9 +2017,9 @@ class Oracle:
     def block(self):
         """export (symbol JSON; constant inputs become parameters in a .params file) -> SymbolBlock.imports,
         hybridized. Returns (block, data input arrays)."""
-        from .gluon import SymbolBlock
-        from .mxjson import graph_to_json
-        from .serialization import save_ndarrays
+        from graphc.gluon import SymbolBlock
+        from graphc.mxjson import graph_to_json
+        from graphc.serialization import save_ndarrays
         g = self.graph(consts=False)
         data = [i['name'] for i in self.case['inputs'] if not i.get('const')]
         consts = {'arg:' + i['name']: np.asarray(i['array']) for i in self.case['inputs'] if i.get('const')}
@@ -2311,12 +2314,12 @@ def run(seed, count, time_budget=None, do_minimize=False, out_dir=None, verbose=
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog='python -m graphc.fuzz', description=__doc__.split('\n\n')[0])
+    p = argparse.ArgumentParser(prog='python tools/fuzz.py', description=__doc__.split('\n\n')[0])
     p.add_argument('--seed', type=int, default=0, help='first seed')
     p.add_argument('--count', type=int, default=100, help='number of graphs (seeds seed .. seed+count-1)')
     p.add_argument('--time-budget', type=float, default=None, help='stop after this many seconds')
     p.add_argument('--minimize', action='store_true', help='minimize failing cases and write them as regressions')
-    p.add_argument('--out', default=os.path.join('tests', 'regressions'), help='where regression cases go')
+    p.add_argument('--out', default=REGRESSIONS, help='where regression cases go')
     p.add_argument('--show', type=int, default=None, metavar='SEED', help='print the graph of one seed and exit')
     p.add_argument('--gpu-emulated', action='store_true', help='also compare the CUDA kernels run by their host '
                    'emulation (slow: g++ builds)')

@@ -1,7 +1,7 @@
-"""Random graphs from the fuzzer's generator (graphc/fuzz.py) over the exportable ops, exported to ONNX and run by
+"""Random graphs from the fuzzer's generator (tools/fuzz.py) over the exportable ops, exported to ONNX and run by
 onnxruntime, against graphc's interpreter (the spec), at the fuzzer's tolerances.
 
-    python -m graphc.onnx.check --seed 0 --count 1000
+    python tools/onnx_check.py --seed 0 --count 1000
 
 A case passes when onnxruntime's outputs agree; it is skipped (and counted, with the reason) when onnxruntime has
 no kernel for one of its ops at its dtype (float64 convolutions, ...). Anything else is a failure, printed with
@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from .. import fuzz
-from .export import EXPORTERS, graph_to_model
+import fuzz
+from graphc.onnx.export import EXPORTERS, graph_to_model
 
 ORT_TOL = 1e-5   # a floor on the fuzzer's float tolerances: onnxruntime's kernels sum and approximate differently
 # ops the fuzzer's families call exact among graphc's own paths (one NumPy kernel), but which onnxruntime computes
@@ -51,7 +51,7 @@ def check_case(case, opset=None, roundtrip=False):
     """None when onnxruntime agrees with the interpreter; ('skip', why) or ('fail', why) otherwise.
     roundtrip: also import the ONNX file back (gc.onnx.import_model) and compare its outputs; a graph whose ONNX
     ops the importer lacks is counted as ('noimport', why)."""
-    from ..runtime.interpreter import interpret
+    from graphc.runtime.interpreter import interpret
     o = fuzz.Oracle(case, ())
     g = o.graph()
     feed = o.feed(g)
@@ -102,8 +102,8 @@ def check_case(case, opset=None, roundtrip=False):
 
 
 def _roundtrip(model, feed, want, tols):
-    from ..base import GraphcLoadError
-    from .importer import import_model
+    from graphc.base import GraphcLoadError
+    from graphc.onnx.importer import import_model
     try:
         sym, args, aux = import_model(model.SerializeToString())
     except GraphcLoadError as e:
