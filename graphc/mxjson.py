@@ -55,8 +55,8 @@ def _var_attrs(n):
 
 def graph_to_dict(graph, input_names=None):
     nodes = graph.nodes
-    idx = {id(n): i for i, n in enumerate(nodes)}
-    aux = graph.aux_ids()
+    idx = graph.positions()
+    aux = graph.aux_vars()
     out, row = [], [0]
     for n in nodes:
         if n.is_var:
@@ -71,7 +71,7 @@ def graph_to_dict(graph, input_names=None):
             a.update(locs)
         if a:
             d['attrs'] = dict(sorted(a.items()))
-        d['inputs'] = [[idx[id(s)], j, 2 if id(s) in aux else 0] for s, j in n.inputs]
+        d['inputs'] = [[idx[s], j, 2 if s in aux else 0] for s, j in n.inputs]
         out.append(d)
         row.append(row[-1] + n.num_outputs - (0 if n.is_var else n.op.hidden_outputs))  # MXNet's output count
     names = input_names if input_names is not None else [n.name for n in graph.inputs if 'value' not in n.extra]
@@ -81,7 +81,7 @@ def graph_to_dict(graph, input_names=None):
     if is_np_shape():  # MXNet marks files written under NumPy shape semantics (0 is a size there, not "unknown")
         attrs['is_np_shape'] = ['int', 1]
     return {'nodes': out, 'arg_nodes': [i for i, n in enumerate(nodes) if n.is_var], 'node_row_ptr': row,
-            'heads': [[idx[id(n)], j, 0] for n, j in graph.outputs], 'attrs': attrs}
+            'heads': [[idx[n], j, 0] for n, j in graph.outputs], 'attrs': attrs}
 
 
 def _subgraph_dict(n):
@@ -89,8 +89,8 @@ def _subgraph_dict(n):
     bodies' variables in their written order (MXNet's list_inputs), which may differ from graphc's."""
     positions = []
     for body in n.op.bodies:
-        written = {id(v): i for i, v in enumerate(v for v in body.nodes if v.is_var)}
-        positions.append([written[id(v)] for v in body.inputs])
+        written = {v: i for i, v in enumerate(v for v in body.nodes if v.is_var)}
+        positions.append([written[v] for v in body.inputs])
     locs = n.op.export_locs(n.attrs, positions)
     return [graph_to_dict(b) for b in n.op.bodies], {k: n.op.attrs[k].format(v) for k, v in locs.items()}
 
@@ -116,7 +116,7 @@ def _load_control(fname, where, name, op_name, attrs, entries, subs):
         op.check(a, len(entries))
     except GraphcError as e:
         raise _err(fname, f"{where}: {e}") from None
-    a['_body'] = id(op)
+    a['_body'] = id(op)  # an int unique to this node's Op (as sym.contrib's): CSE never merges two loops
     n = Node(op, name, a, entries)
     n.shapes, n.dtypes = [None] * a['num_outputs'], [np.dtype('float32')] * a['num_outputs']
     return n
