@@ -19,7 +19,7 @@ import numpy as np
 from .base import CODE_DTYPES, DTYPE_CODES, GraphcError, GraphcLoadError
 from .graph import Graph, Node, topo_order
 from .budget import check_graph_cost  # noqa: F401  (the cost budget: graphc.mxjson.check_graph_cost)
-from .registry import OPS, _parse_int, _parse_tuple
+from .registry import OPS, parse_int, parse_tuple
 
 MXNET_VERSION = 10901
 MAX_JSON_BYTES = 64 << 20
@@ -314,7 +314,7 @@ def _load_var(fname, where, name, attrs):
     for k, v in attrs.items():
         if k == '__shape__':
             try:
-                shape = _parse_tuple(v)
+                shape = parse_tuple(v)
             except ValueError:
                 raise _err(fname, f"{where}: __shape__ {_r(v)} is not a tuple of ints") from None
             if any(d is None or d < 0 or d > MAX_DIM for d in shape):
@@ -326,7 +326,7 @@ def _load_var(fname, where, name, attrs):
             n.extra['__shape__'] = shape
         elif k == '__dtype__':
             try:
-                n.extra['__dtype__'] = str(CODE_DTYPES[_parse_int(v)])
+                n.extra['__dtype__'] = str(CODE_DTYPES[parse_int(v)])
             except (ValueError, KeyError):
                 raise _err(fname, f"{where}: __dtype__ {_r(v)} is not a known dtype code") from None
         elif _dunder(k):

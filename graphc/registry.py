@@ -34,7 +34,8 @@ def _parse_bool(s):
     raise ValueError(f"not a bool: {cut(s)}")
 
 
-def _parse_int(s):
+def parse_int(s: str) -> int:
+    """MXNet's int attribute string, strictly."""
     t = s.strip()
     if not re.fullmatch(_NUM, t):
         raise ValueError(f"not an int: {cut(s)}")
@@ -48,7 +49,7 @@ def _parse_float(s):
     return float(t)
 
 
-def _parse_tuple(s):
+def parse_tuple(s: str) -> tuple:
     """Strict parser for MXNet's "(5, 5)", "[5,5]", "5", "()" and "(None, 1)"."""
     t = s.strip()
     if re.fullmatch(_NUM, t):
@@ -61,7 +62,7 @@ def _parse_tuple(s):
     items = [p.strip() for p in body.split(',')]
     if len(items) > 32:
         raise ValueError(f"tuple too long: {cut(s)}")
-    return tuple(None if p == 'None' else _parse_int(p) for p in items)
+    return tuple(None if p == 'None' else parse_int(p) for p in items)
 
 
 class Attr:
@@ -78,10 +79,10 @@ class Attr:
         if s.strip() == 'None' and self.default is None:
             return None
         t = self.type
-        v = {'int': _parse_int, 'float': _parse_float, 'bool': _parse_bool, 'dtype': str,
-             'shape': _parse_tuple}.get(t)
+        v = {'int': parse_int, 'float': _parse_float, 'bool': _parse_bool, 'dtype': str,
+             'shape': parse_tuple}.get(t)
         if t == 'axis':
-            v = _parse_tuple(s)
+            v = parse_tuple(s)
             v = v[0] if len(v) == 1 and not s.strip().startswith(('(', '[')) else v
             return self.check(v)
         return self.check(v(s))
