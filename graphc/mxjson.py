@@ -40,7 +40,8 @@ def atomic_write(path, data):
 
 
 # ---------------------------------------------------------------- writing
-def _var_attrs(n):
+def var_attrs(n):
+    """A variable's attributes as MXNet's JSON writes them (strings; __dtype__ as its type code)."""
     out = {}
     for k, v in sorted(n.extra.items()):
         if k == 'value' or not (k.startswith('__') and k.endswith('__')):
@@ -61,7 +62,7 @@ def graph_to_dict(graph, input_names=None):
     for n in nodes:
         if n.is_var:
             d = {'op': 'null', 'name': n.name}
-            a = _var_attrs(n)
+            a = var_attrs(n)
         else:
             d = {'op': n.op.name, 'name': n.name}
             a = n.op.format_attrs({k: v for k, v in n.attrs.items() if not k.startswith('_')})

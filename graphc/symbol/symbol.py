@@ -426,8 +426,8 @@ class Symbol:
 def _node_attrs(n):
     """A node's attributes as MXNet lists them: strings, op parameters and the user's own."""
     if n.is_var:
-        from ..mxjson import _var_attrs
-        out = _var_attrs(n)
+        from ..mxjson import var_attrs
+        out = var_attrs(n)
     else:
         out = n.op.format_attrs({k: v for k, v in n.attrs.items() if not k.startswith('_')})
         out.update({k: str(v) for k, v in n.attrs.items() if k.startswith('__') and k.endswith('__')})
