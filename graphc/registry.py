@@ -35,7 +35,6 @@ def _parse_bool(s):
 
 
 def parse_int(s: str) -> int:
-    """MXNet's int attribute string, strictly."""
     t = s.strip()
     if not re.fullmatch(_NUM, t):
         raise ValueError(f"not an int: {cut(s)}")
