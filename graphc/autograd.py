@@ -377,13 +377,13 @@ def get_symbol(x):
 def _inline(entry, ins):
     """The visible outputs of a traced graph, rebuilt on the entries `ins` for its inputs."""
     from .graph import Node
-    new = {id(v): e for v, e in zip(entry.input_vars, ins)}
+    new = {v: e for v, e in zip(entry.input_vars, ins)}
     for n in entry.graph.nodes:
         if n.is_var:
-            if id(n) not in new:  # a constant captured by the trace
-                new[id(n)] = (n, 0)
+            if n not in new:  # a constant captured by the trace
+                new[n] = (n, 0)
             continue
-        m = Node(n.op, n.name, n.attrs, [new[id(s)] if s.is_var else (new[id(s)][0], j) for s, j in n.inputs],
+        m = Node(n.op, n.name, n.attrs, [new[s] if s.is_var else (new[s][0], j) for s, j in n.inputs],
                  n.shapes, n.dtypes, n.where, n.block)
-        new[id(n)] = (m, 0)
-    return [(new[id(n)][0], j) for n, j in entry.graph.outputs[:len(entry.visible)]]
+        new[n] = (m, 0)
+    return [(new[n][0], j) for n, j in entry.graph.outputs[:len(entry.visible)]]

@@ -46,7 +46,7 @@ def _cut(s, n=200):
 def check_graph_cost(graph, shapes=None, limit=None, where='graph', strict=False, dtypes=None):
     """Raise GraphcLoadError when `graph` has too many nodes or its outputs, summed over all nodes, need more
     than `limit` bytes (default max_graph_bytes()), naming the node, its op and shape. `shapes` maps input
-    variables (by id or name) to shapes (and `dtypes` to dtypes); other variables use their own; unknown
+    variables (by node or name) to shapes (and `dtypes` to dtypes); other variables use their own; unknown
     dimensions count as 1.
     Returns the planned bytes (a lower bound while some shapes are unknown). strict: a shape error of a node
     whose input shapes are all given is raised (as it would be by the run), not skipped."""
@@ -56,37 +56,37 @@ def check_graph_cost(graph, shapes=None, limit=None, where='graph', strict=False
         raise GraphcLoadError(f"{where}: {len(nodes)} nodes is over the limit of {max_graph_nodes()} "
                               "(GRAPHC_MAX_GRAPH_NODES)")
     shapes = shapes or {}
-    known = {}   # id(node) -> (shapes, dtypes), or None when they cannot be worked out yet
-    approx = set()   # ids of nodes whose shapes rest on an unknown dimension counted as 1
+    known = {}   # node -> (shapes, dtypes), or None when they cannot be worked out yet
+    approx = set()   # nodes whose shapes rest on an unknown dimension counted as 1
     total = 0
     for i, n in enumerate(nodes):
         if n.is_var:
-            s = shapes.get(id(n), shapes.get(n.name))
+            s = shapes.get(n, shapes.get(n.name))
             if s is None:
                 s = n.shapes[0] if n.shapes else None
             if s is None:
-                known[id(n)] = None
+                known[n] = None
                 continue
             if any(d is None for d in s):
-                approx.add(id(n))
-            dt = (dtypes or {}).get(id(n)) or (n.dtypes[0] if n.dtypes else 'float32')
+                approx.add(n)
+            dt = (dtypes or {}).get(n) or (n.dtypes[0] if n.dtypes else 'float32')
             out = ([tuple(1 if d is None else int(d) for d in s)], [np.dtype(dt)])
         else:
-            ins = [known.get(id(src)) for src, _ in n.inputs]
+            ins = [known.get(src) for src, _ in n.inputs]
             if any(x is None for x in ins):
-                known[id(n)] = None
+                known[n] = None
                 continue
-            if any(id(src) in approx for src, _ in n.inputs):
-                approx.add(id(n))
+            if any(src in approx for src, _ in n.inputs):
+                approx.add(n)
             try:
                 out = n.op.infer(n.attrs, [x[0][j] for x, (_, j) in zip(ins, n.inputs)],
                                  [x[1][j] for x, (_, j) in zip(ins, n.inputs)])
             except (GraphcError, ValueError, TypeError, IndexError, KeyError, OverflowError) as e:
-                if strict and isinstance(e, GraphcError) and id(n) not in approx:
+                if strict and isinstance(e, GraphcError) and n not in approx:
                     raise GraphcShapeError(f"{where}: node {i} ({_cut(n.name)}): {e}") from None
-                known[id(n)] = None   # the loader or the run reports the error itself, with its context
+                known[n] = None   # the loader or the run reports the error itself, with its context
                 continue
-        known[id(n)] = out
+        known[n] = out
         if 'value' in n.extra:
             continue   # a constant held by the graph: already in memory
         for s, dt in zip(*out):

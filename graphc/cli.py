@@ -80,13 +80,13 @@ def check_params(graph, arrays, params, aux):
             problems.append(f"shape mismatch: {name} is {tuple(a.shape)} in the file, the graph declares "
                             f"{tuple(0 if d is None else d for d in decl)}")
             continue
-        if key[:4] in ('arg:', 'aux:') and (key[:4] == 'aux:') != (id(v) in aux):
+        if key[:4] in ('arg:', 'aux:') and (key[:4] == 'aux:') != (v in aux):
             problems.append(f"role mismatch: {key} is saved as {key[:3]}: but the graph uses it as "
-                            f"{'an auxiliary state' if id(v) in aux else 'an argument'}")
+                            f"{'an auxiliary state' if v in aux else 'an argument'}")
         shapes[name] = tuple(a.shape)
     have = {_plain(k) for k in arrays}
-    problems += [f"missing: {v.name} {'(auxiliary state) ' if id(v) in aux else ''}is not in the file"
-                 for v in graph.inputs if id(v) in params and v.name not in have and 'value' not in v.extra]
+    problems += [f"missing: {v.name} {'(auxiliary state) ' if v in aux else ''}is not in the file"
+                 for v in graph.inputs if v in params and v.name not in have and 'value' not in v.extra]
     return shapes, problems
 
 
@@ -111,7 +111,7 @@ def show(args):
         if arrays is not None:
             pshapes, problems = check_params(graph, arrays, params, aux)
         # inputs: the variables that are not parameters (not in the file, not fed to a layer's weight slot)
-        inputs = [v.name for v in graph.inputs if id(v) not in params] or ['data']
+        inputs = [v.name for v in graph.inputs if v not in params] or ['data']
         given = {name or inputs[0]: shape for name, shape in args.shape}
         unknown = sorted(set(given) - {v.name for v in graph.inputs})
         if unknown:
@@ -202,7 +202,7 @@ def compile_model(args):
             from .serialization import load_ndarrays
             pshapes = {_plain(k): tuple(a.shape) for k, a in load_ndarrays(args.params).items()}
         _, params, _ = _resolve(graph, param_names=set(pshapes) or None)
-        inputs = [v.name for v in graph.inputs if id(v) not in params] or ['data']
+        inputs = [v.name for v in graph.inputs if v not in params] or ['data']
         given = {name or inputs[0]: shape for name, shape in args.shape}
         if not given:
             raise GraphcError(f"graphc compile needs the input shapes, e.g. --shape {inputs[0]}=1,1,28,28")

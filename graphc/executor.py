@@ -25,10 +25,10 @@ def _instantiate(symbol, shapes, dtypes, train):
     sources = [n for n in graph.nodes if not n.is_var and not n.inputs and 0 in (n.attrs.get('shape') or ())]
     if sources:  # zeros((0, H)) as MXNet's RNN cells make: the 0 is a dim that inference fills in
         from .symbol.infer import infer_shapes
-        got = infer_shapes(graph, {id(v): tuple(shapes[v.name]) for v in graph.inputs})
+        got = infer_shapes(graph, {v: tuple(shapes[v.name]) for v in graph.inputs})
         fill = {}
         for n in sources:
-            s = got.get((id(n), 0))
+            s = got.get((n, 0))
             if s is None or None in s:
                 raise GraphcError(f"bind: cannot infer the shape of {n.name} ({n.op.name} of shape "
                                   f"{fmt_shape(n.attrs['shape'])}, 0 for unknown)")

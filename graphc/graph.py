@@ -9,7 +9,7 @@ Passes rewrite graphs with the API here: `rebuild` (a new graph, node by node), 
 `users`, `replace_all_uses`, `insert` and `erase`. Nodes hash and compare by identity (no __eq__), so a dict
 keyed by Node or by entry (node, index) is keyed by the node itself and keeps it alive, unlike id(node).
 """
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def _sh(s):
     return '?' if s is None else '[' + ','.join('?' if d is None else str(d) for d in s) + ']'
 
 
-def node_line(n: Node, idx: Optional[dict] = None) -> str:
+def node_line(n: Node, idx: Optional[Dict[Node, int]] = None) -> str:
     """The node's line of the text IR; values are %position with `idx` (node -> position), else %name."""
     def ref(s):
         return f"%{idx[s]}" if idx is not None and s in idx else f"%{s.name}"
@@ -66,7 +66,7 @@ def node_line(n: Node, idx: Optional[dict] = None) -> str:
     return f"{ref(n)} = {n.op.name}{a}({args})  {ty}" + (f"   # {loc}" if loc else '')
 
 
-def raise_at(node: Node, e: Exception, nodes: Optional[list] = None, args=()):
+def raise_at(node: Node, e: Exception, nodes: Optional[List[Node]] = None, args: Sequence = ()):
     """Raise `e`, raised while running `node`, again naming the node's IR line and the user's source line (as
     torch.fx's "While executing"). The error stays an instance of e's class, and of GraphcError (so MXNetError)."""
     if getattr(e, 'node', None) is not None:
@@ -111,7 +111,7 @@ class Graph:
     def positions(self) -> Dict[Node, int]:
         return {n: i for i, n in enumerate(self.nodes)}
 
-    def users(self) -> Dict[Entry, list]:
+    def users(self) -> Dict[Entry, List[Optional[Node]]]:
         """entry -> the nodes that read it, in order (None: a graph output); kept current by the edits below."""
         if self._users is None:
             self._users = {}
@@ -122,7 +122,7 @@ class Graph:
                 self._users.setdefault((n, j), []).append(None)
         return self._users
 
-    def copy(self, memo: Optional[dict] = None) -> 'Graph':
+    def copy(self, memo: Optional[Dict[Node, Node]] = None) -> 'Graph':
         """The graph over fresh copies of its op nodes (variables shared), for a pass to edit in place; `memo`
         receives old node -> copy."""
         memo = {} if memo is None else memo
@@ -131,7 +131,7 @@ class Graph:
                                               n.dtypes, n.where, n.block)
         return Graph([(memo[n], j) for n, j in self.outputs], self.inputs)
 
-    def replace_all_uses(self, old: Entry, new: Entry):
+    def replace_all_uses(self, old: Entry, new: Entry) -> None:
         """Every reader of entry `old` but `new`'s node (which may wrap it), and the graph's outputs, read `new`."""
         users = self.users()
         readers = users.pop(old, [])
@@ -145,14 +145,14 @@ class Graph:
                 u.inputs = [new if e == old else e for e in u.inputs]
         self._users.setdefault(new, []).extend(readers)
 
-    def insert(self, node: Node, before: Optional[Node] = None):
+    def insert(self, node: Node, before: Optional[Node] = None) -> None:
         """Add an op node (before `before`, else last: `sorted()` puts it in order)."""
         users = self.users()
         self.nodes.insert(len(self.nodes) if before is None else self.nodes.index(before), node)
         for s, j in node.inputs:
             users.setdefault((s, j), []).append(node)
 
-    def erase(self, nodes: Iterable[Node]):
+    def erase(self, nodes: Iterable[Node]) -> None:
         """Remove nodes that nothing outside them reads any more."""
         gone = set(nodes)
         users = self.users()
@@ -205,9 +205,9 @@ class Graph:
                 raise GraphcError(f"IR verify: output {n.name} is not in the graph")
         return True
 
-    def aux_ids(self) -> set:
-        """ids of the variables that are auxiliary states (BatchNorm's moving mean/var), as MXNet marks them."""
-        return {id(n.inputs[i][0]) for n in self.nodes if not n.is_var for i in n.op.aux_inputs if i < len(n.inputs)}
+    def aux_vars(self) -> set:
+        """The variables that are auxiliary states (BatchNorm's moving mean/var), as MXNet marks them."""
+        return {n.inputs[i][0] for n in self.nodes if not n.is_var for i in n.op.aux_inputs if i < len(n.inputs)}
 
     def to_networkx(self):
         """A networkx MultiDiGraph (node index -> node index, edge data: output index)."""
@@ -272,13 +272,20 @@ def new_node(op_name: str, inputs: List[Entry], like: Optional[Node] = None, **a
     return n
 
 
+def is_random(n: Node) -> bool:
+    """Whether n draws random numbers (a sampler, or Dropout while training): passes never merge, fold or hoist it."""
+    if n.op.name.startswith(('_random_', '_sample_', '_shuffle')):  # the samplers (graphc/ops/random.py)
+        return True
+    return n.op.name == 'Dropout' and bool(n.attrs.get('_train') or n.attrs.get('mode') == 'always')
+
+
 def const_node(value: np.ndarray, name: str) -> Node:
     n = Node(None, name, shapes=[value.shape], dtypes=[value.dtype])
     n.extra['value'] = value
     return n
 
 
-def infer_node(node: Node):
+def infer_node(node: Node) -> Tuple[list, list]:
     """(shapes, dtypes) of node's outputs from its inputs'; errors name the node, its block and line."""
     shapes = [s.shapes[j] for s, j in node.inputs]
     dtypes = [s.dtypes[j] for s, j in node.inputs]
@@ -299,7 +306,7 @@ def describe(node: Node) -> str:
     return (', '.join(parts) + ': ') if parts else ''
 
 
-def partial_infer(node: Node):
+def partial_infer(node: Node) -> Tuple[list, list]:
     """Shapes when some input dims are unknown: None where the registry cannot say."""
     ins = [s.shapes[j] if s.shapes is not None else None for s, j in node.inputs]
     if all(s is not None and None not in s for s in ins):

@@ -19,7 +19,7 @@ import numpy as np
 from .base import CODE_DTYPES, DTYPE_CODES, GraphcError, GraphcLoadError
 from .graph import Graph, Node, topo_order
 from .budget import check_graph_cost  # noqa: F401  (the cost budget: graphc.mxjson.check_graph_cost)
-from .registry import OPS, _parse_int, _parse_tuple
+from .registry import OPS, parse_int, parse_tuple
 
 MXNET_VERSION = 10901
 MAX_JSON_BYTES = 64 << 20
@@ -40,7 +40,8 @@ def atomic_write(path, data):
 
 
 # ---------------------------------------------------------------- writing
-def _var_attrs(n):
+def var_attrs(n):
+    """A variable's attributes as MXNet's JSON writes them (strings; __dtype__ as its type code)."""
     out = {}
     for k, v in sorted(n.extra.items()):
         if k == 'value' or not (k.startswith('__') and k.endswith('__')):
@@ -55,13 +56,13 @@ def _var_attrs(n):
 
 def graph_to_dict(graph, input_names=None):
     nodes = graph.nodes
-    idx = {id(n): i for i, n in enumerate(nodes)}
-    aux = graph.aux_ids()
+    idx = graph.positions()
+    aux = graph.aux_vars()
     out, row = [], [0]
     for n in nodes:
         if n.is_var:
             d = {'op': 'null', 'name': n.name}
-            a = _var_attrs(n)
+            a = var_attrs(n)
         else:
             d = {'op': n.op.name, 'name': n.name}
             a = n.op.format_attrs({k: v for k, v in n.attrs.items() if not k.startswith('_')})
@@ -71,7 +72,7 @@ def graph_to_dict(graph, input_names=None):
             a.update(locs)
         if a:
             d['attrs'] = dict(sorted(a.items()))
-        d['inputs'] = [[idx[id(s)], j, 2 if id(s) in aux else 0] for s, j in n.inputs]
+        d['inputs'] = [[idx[s], j, 2 if s in aux else 0] for s, j in n.inputs]
         out.append(d)
         row.append(row[-1] + n.num_outputs - (0 if n.is_var else n.op.hidden_outputs))  # MXNet's output count
     names = input_names if input_names is not None else [n.name for n in graph.inputs if 'value' not in n.extra]
@@ -81,7 +82,7 @@ def graph_to_dict(graph, input_names=None):
     if is_np_shape():  # MXNet marks files written under NumPy shape semantics (0 is a size there, not "unknown")
         attrs['is_np_shape'] = ['int', 1]
     return {'nodes': out, 'arg_nodes': [i for i, n in enumerate(nodes) if n.is_var], 'node_row_ptr': row,
-            'heads': [[idx[id(n)], j, 0] for n, j in graph.outputs], 'attrs': attrs}
+            'heads': [[idx[n], j, 0] for n, j in graph.outputs], 'attrs': attrs}
 
 
 def _subgraph_dict(n):
@@ -89,8 +90,8 @@ def _subgraph_dict(n):
     bodies' variables in their written order (MXNet's list_inputs), which may differ from graphc's."""
     positions = []
     for body in n.op.bodies:
-        written = {id(v): i for i, v in enumerate(v for v in body.nodes if v.is_var)}
-        positions.append([written[id(v)] for v in body.inputs])
+        written = {v: i for i, v in enumerate(v for v in body.nodes if v.is_var)}
+        positions.append([written[v] for v in body.inputs])
     locs = n.op.export_locs(n.attrs, positions)
     return [graph_to_dict(b) for b in n.op.bodies], {k: n.op.attrs[k].format(v) for k, v in locs.items()}
 
@@ -116,7 +117,7 @@ def _load_control(fname, where, name, op_name, attrs, entries, subs):
         op.check(a, len(entries))
     except GraphcError as e:
         raise _err(fname, f"{where}: {e}") from None
-    a['_body'] = id(op)
+    a['_body'] = id(op)  # an int unique to this node's Op (as sym.contrib's): CSE never merges two loops
     n = Node(op, name, a, entries)
     n.shapes, n.dtypes = [None] * a['num_outputs'], [np.dtype('float32')] * a['num_outputs']
     return n
@@ -314,7 +315,7 @@ def _load_var(fname, where, name, attrs):
     for k, v in attrs.items():
         if k == '__shape__':
             try:
-                shape = _parse_tuple(v)
+                shape = parse_tuple(v)
             except ValueError:
                 raise _err(fname, f"{where}: __shape__ {_r(v)} is not a tuple of ints") from None
             if any(d is None or d < 0 or d > MAX_DIM for d in shape):
@@ -326,7 +327,7 @@ def _load_var(fname, where, name, attrs):
             n.extra['__shape__'] = shape
         elif k == '__dtype__':
             try:
-                n.extra['__dtype__'] = str(CODE_DTYPES[_parse_int(v)])
+                n.extra['__dtype__'] = str(CODE_DTYPES[parse_int(v)])
             except (ValueError, KeyError):
                 raise _err(fname, f"{where}: __dtype__ {_r(v)} is not a known dtype code") from None
         elif _dunder(k):

@@ -5,7 +5,7 @@ shape/dtype inference, a NumPy reference kernel, a gradient written in registry 
 its fusion kind and whether its output may overwrite its first input.
 """
 import re
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -34,7 +34,7 @@ def _parse_bool(s):
     raise ValueError(f"not a bool: {cut(s)}")
 
 
-def _parse_int(s):
+def parse_int(s: str) -> int:
     t = s.strip()
     if not re.fullmatch(_NUM, t):
         raise ValueError(f"not an int: {cut(s)}")
@@ -48,7 +48,7 @@ def _parse_float(s):
     return float(t)
 
 
-def _parse_tuple(s):
+def parse_tuple(s: str) -> tuple:
     """Strict parser for MXNet's "(5, 5)", "[5,5]", "5", "()" and "(None, 1)"."""
     t = s.strip()
     if re.fullmatch(_NUM, t):
@@ -61,7 +61,7 @@ def _parse_tuple(s):
     items = [p.strip() for p in body.split(',')]
     if len(items) > 32:
         raise ValueError(f"tuple too long: {cut(s)}")
-    return tuple(None if p == 'None' else _parse_int(p) for p in items)
+    return tuple(None if p == 'None' else parse_int(p) for p in items)
 
 
 class Attr:
@@ -71,22 +71,22 @@ class Attr:
     def __init__(self, type: str, default=REQUIRED, choices: Optional[Sequence] = None):
         self.type, self.default, self.choices = type, default, choices
 
-    def parse(self, s):
+    def parse(self, s: Any) -> Any:
         """Python value from MXNet's string form (or a value already parsed)."""
         if not isinstance(s, str) or self.type == 'str':
             return self.check(s)
         if s.strip() == 'None' and self.default is None:
             return None
         t = self.type
-        v = {'int': _parse_int, 'float': _parse_float, 'bool': _parse_bool, 'dtype': str,
-             'shape': _parse_tuple}.get(t)
+        v = {'int': parse_int, 'float': _parse_float, 'bool': _parse_bool, 'dtype': str,
+             'shape': parse_tuple}.get(t)
         if t == 'axis':
-            v = _parse_tuple(s)
+            v = parse_tuple(s)
             v = v[0] if len(v) == 1 and not s.strip().startswith(('(', '[')) else v
             return self.check(v)
         return self.check(v(s))
 
-    def check(self, v):
+    def check(self, v: Any) -> Any:
         t = self.type
         if v is None and self.default is None:
             return None
@@ -121,7 +121,7 @@ class Attr:
             return v
         raise AssertionError(t)
 
-    def format(self, v) -> str:
+    def format(self, v: Any) -> str:
         """MXNet's string form: str() of the Python value, as MXNet's front end writes it."""
         if isinstance(v, tuple):
             return '(' + ', '.join(map(str, v)) + (',)' if len(v) == 1 else ')')
@@ -153,7 +153,7 @@ class Op:
         self._canon_cache = {}  # callers must not mutate the dicts it returns
         self.positional = None  # attribute order for positional values when MXNet's differs (ops/signatures.py)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Op({self.name})"
 
     def n_out(self, attrs: dict) -> int:
@@ -279,7 +279,7 @@ class Op:
                                    f"({type(e).__name__}: {cut(str(e), 200)})") from None
 
 
-def zeros_of(infer, attrs, arrays):
+def zeros_of(infer: Callable, attrs: dict, arrays: Sequence[np.ndarray]):
     """The outputs of an op on an empty batch: zeros of the inferred shapes (empty outputs, and sums over no
     samples, such as a weight gradient, are 0)."""
     shapes, dtypes = infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])
@@ -289,7 +289,7 @@ def zeros_of(infer, attrs, arrays):
 
 def register(name: str, **kw) -> Callable:
     """Declare an op. Used as a decorator on the NumPy reference kernel `ref(attrs, *arrays)`."""
-    def deco(ref):
+    def deco(ref: Callable) -> Callable:
         if name in OPS:
             raise GraphcError(f"op {name!r} registered twice")
         OPS[name] = Op(name, ref, **kw)
@@ -305,11 +305,11 @@ def get(name: str) -> Op:
 
 
 # ---------------------------------------------------------------- inference helpers
-def bad(msg: str):
+def bad(msg: str) -> NoReturn:
     raise GraphcShapeError(msg)
 
 
-def same_dtype(name, dtypes):
+def same_dtype(name: str, dtypes: Sequence[np.dtype]) -> np.dtype:
     if any(d != dtypes[0] for d in dtypes[1:]):
         bad(f"{name}: inputs must share a dtype, got {', '.join(map(str, dtypes))}")
     return dtypes[0]
@@ -328,7 +328,7 @@ def norm_axis(axis: int, ndim: int, name: str = 'axis') -> int:
     return axis % max(ndim, 1)
 
 
-def reduce_axes(axis, ndim: int, exclude: bool = False) -> tuple:
+def reduce_axes(axis: Union[None, int, Sequence[int]], ndim: int, exclude: bool = False) -> tuple:
     if axis is None or axis == ():
         axes = tuple(range(ndim))
         return () if exclude else axes

@@ -76,26 +76,26 @@ def _fill_params(node):
 
 
 def _infer(g, given):
-    """Copy of g with shapes inferred forward; given: id(var) -> shape (0 or None: unknown dim)."""
+    """Copy of g with shapes inferred forward; given: var -> shape (0 or None: unknown dim)."""
     m = {}
     for n in g.nodes:
         if n.is_var:
-            s = given.get(id(n))
+            s = given.get(n)
             s = tuple(None if d in (0, None) else int(d) for d in s) if s is not None else \
                 (n.shapes[0] if n.shapes else None)
             c = Node(None, n.name, shapes=[s], dtypes=list(n.dtypes or [np.dtype('float32')]))
             c.extra = n.extra
         else:
-            c = Node(n.op, n.name, n.attrs, [(m[id(s)], j) for s, j in n.inputs], where=n.where, block=n.block)
+            c = Node(n.op, n.name, n.attrs, [(m[s], j) for s, j in n.inputs], where=n.where, block=n.block)
             _fill_params(c)
             c.shapes, c.dtypes = partial_infer(c)
-        m[id(n)] = c
-    return Graph([(m[id(n)], j) for n, j in g.outputs], [m[id(n)] for n in g.inputs])
+        m[n] = c
+    return Graph([(m[n], j) for n, j in g.outputs], [m[n] for n in g.inputs])
 
 
 def _is_param(v, users):
     return ('value' in v.extra or v.name.endswith(_WEIGHT_SUFFIXES)
-            or any(0 < i < len(names) and names[i] in _PARAM_INPUTS for names, i in users.get(id(v), ())))
+            or any(0 < i < len(names) and names[i] in _PARAM_INPUTS for names, i in users.get(v, ())))
 
 
 def _resolve(obj, shape=None, param_names=None):
@@ -116,8 +116,8 @@ def _resolve(obj, shape=None, param_names=None):
             raise GraphcError(f"{obj.name}: no traced graph to show; call net.hybridize() and run it once "
                               "(net(x)) before plotting or summarizing it")
         g = Graph(entry.visible)
-        data = {id(v) for v in entry.data_vars}
-        block_params = {v.name for v in g.inputs if id(v) not in data}
+        data = set(entry.data_vars)
+        block_params = {v.name for v in g.inputs if v not in data}
     else:
         raise GraphcError(f"expected a Symbol, a Graph or a hybridized HybridBlock, got {type(obj).__name__}")
     by_name = {}
@@ -128,8 +128,8 @@ def _resolve(obj, shape=None, param_names=None):
         raise GraphcError(f"shape given for {unknown}, which are not inputs of the graph; inputs: "
                           f"{[v.name for v in g.inputs]}")
     if shape:
-        g = _infer(g, {id(v): tuple(s) for k, s in shape.items() for v in by_name[k]})
-    users = {}  # id(var) -> [(input names of a user, position)]
+        g = _infer(g, {v: tuple(s) for k, s in shape.items() for v in by_name[k]})
+    users = {}  # var -> [(input names of a user, position)]
     aux = set()
     for n in g.nodes:
         if n.is_var:
@@ -137,13 +137,13 @@ def _resolve(obj, shape=None, param_names=None):
         names = n.op.input_names(n.attrs)
         names = () if isinstance(names, str) else names  # variadic ops name no inputs
         for i, (s, _) in enumerate(n.inputs):
-            users.setdefault(id(s), []).append((names, i))
+            users.setdefault(s, []).append((names, i))
             if i in n.op.aux_inputs and s.is_var:
-                aux.add(id(s))
+                aux.add(s)
     if block_params is not None:
-        params = {id(v) for v in g.inputs if v.name in block_params}
+        params = {v for v in g.inputs if v.name in block_params}
     else:
-        params = {id(v) for v in g.inputs if _is_param(v, users) or v.name in (param_names or ())}
+        params = {v for v in g.inputs if _is_param(v, users) or v.name in (param_names or ())}
     return g, params, aux
 
 
@@ -243,18 +243,18 @@ def plot_network(symbol, shape=None, title='plot', save_format='svg', hide_weigh
     """
     g, params, _ = _resolve(symbol, shape)
     idx = g.positions()
-    heads = {id(n) for n, _ in g.outputs}
+    heads = {n for n, _ in g.outputs}
     base = {'shape': 'box', 'fixedsize': 'false', 'width': '1.3', 'height': '0.8034', 'style': 'filled'}
     base.update(node_attrs or {})
     lines = [f"digraph {_q(title)} {{", '  graph [rankdir=BT];', f"  node [{_attrs(base)}];"]
     hidden = set()
     for i, n in enumerate(g.nodes):
         if n.is_var:
-            if id(n) in params and hide_weights:
-                hidden.add(id(n))
+            if n in params and hide_weights:
+                hidden.add(n)
                 continue
             a = {'label': f"{n.name}\n{_shape_str(n.shapes[0])}" if n.shapes and n.shapes[0] else n.name,
-                 'shape': 'oval', 'fillcolor': _WEIGHT_COLOR if id(n) in params else _CM[0]}
+                 'shape': 'oval', 'fillcolor': _WEIGHT_COLOR if n in params else _CM[0]}
         else:
             label = _op_label(n)
             if n.shapes and n.shapes[0] is not None:
@@ -262,12 +262,12 @@ def plot_network(symbol, shape=None, title='plot', save_format='svg', hide_weigh
             fa = n.op.format_attrs(n.attrs)
             a = {'label': label, 'fillcolor': _COLORS.get(n.op.name, _CM[7]),
                  'tooltip': '\n'.join([n.name] + [f"{k}={v}" for k, v in fa.items()])}
-        if id(n) in heads:
+        if n in heads:
             a['peripheries'] = '2'
         lines.append(f"  n{i} [{_attrs(a)}];")
     for i, n in enumerate(g.nodes):
         for s, j in n.inputs:
-            if id(s) in hidden:
+            if s in hidden:
                 continue
             shp = s.shapes[j] if s.shapes else None
             lines.append(f"  n{idx[s]} -> n{i}" + (f" [{_attrs({'label': _shape_str(shp)})}]" if shp else '') + ';')
@@ -299,7 +299,7 @@ def _summary(g, params, aux, line_length=120, positions=(.44, .64, .74, 1.)):
         return line.rstrip()
 
     out = ['_' * line_length, row(['Layer (type)', 'Output Shape', 'Param #', 'Previous Layer']), '=' * line_length]
-    layers = [n for n in g.inputs if id(n) not in params] + [n for n in g.nodes if not n.is_var]
+    layers = [n for n in g.inputs if n not in params] + [n for n in g.nodes if not n.is_var]
     seen, unknown, total, non_train = set(), [], 0, 0
     for k, n in enumerate(layers):
         if n.is_var:
@@ -307,19 +307,19 @@ def _summary(g, params, aux, line_length=120, positions=(.44, .64, .74, 1.)):
         else:
             count, prev = 0, []
             for s, j in n.inputs:
-                if not s.is_var or id(s) not in params:
+                if not s.is_var or s not in params:
                     prev.append(s.name if j == 0 else output_name(s, j))
                     continue
-                if id(s) in seen:
+                if s in seen:
                     continue
-                seen.add(id(s))
+                seen.add(s)
                 size = _size(s.shapes[0] if s.shapes else None)
                 if size is None:
                     unknown.append(s.name)
                     count = None
                     continue
                 total += size
-                non_train += size if id(s) in aux else 0
+                non_train += size if s in aux else 0
                 count = None if count is None else count + size
             nvis = n.op.n_visible(n.attrs)
             shp = ', '.join(_shape_str(x) for x in (n.shapes or [None])[:nvis])

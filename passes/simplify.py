@@ -2,14 +2,8 @@
 BatchNorm folded into the Convolution or FullyConnected before it (inference)."""
 import numpy as np
 
-from ..graph import Node, const_node, entries, new_node, partial_infer, rebuild
+from ..graph import Node, const_node, entries, is_random, new_node, partial_infer, rebuild
 from .manager import register_pass
-
-
-def _random(n):
-    if n.op.name.startswith(('_random_', '_sample_', '_shuffle')):  # the samplers (graphc/ops/random.py)
-        return True
-    return n.op.name == 'Dropout' and (n.attrs.get('_train') or n.attrs.get('mode') == 'always')
 
 
 @register_pass('dce')
@@ -30,7 +24,7 @@ def cse(graph, stats):
     seen, merged = {}, [0]
 
     def rep(n, ins):
-        if _random(n):
+        if is_random(n):
             return None
         key = (n.op.name, tuple(sorted((k, _freeze(v)) for k, v in n.attrs.items())),
                tuple((s, j) for s, j in ins))
@@ -51,7 +45,7 @@ def fold_constants(graph, stats):
     folded = [0]
 
     def rep(n, ins):
-        if _random(n) or not ins or not all(s.is_var and 'value' in s.extra for s, _ in ins):
+        if is_random(n) or not ins or not all(s.is_var and 'value' in s.extra for s, _ in ins):
             return None
         out = n.op.ref(n.attrs, *[s.extra['value'] for s, _ in ins])
         outs = out if isinstance(out, tuple) else (out,)
@@ -84,7 +78,7 @@ def algebra(graph, stats):
                 (name == '_copy') or (name in RESHAPES and same(n, ins)):
             count['identities'] += 1
             return [ins[0]]
-        if name == 'Dropout' and not _random(n):
+        if name == 'Dropout' and not is_random(n):
             count['dropout'] += 1
             mask = new_node('ones_like', [ins[0]], like=n)
             return [ins[0], (mask, 0)]

@@ -329,16 +329,16 @@ def build_ir(sub, dtype):
     def leaf(offs):
         vals = {}
         for k, v in enumerate(sub.inputs):
-            vals[(id(v), 0)] = b.load(b.gep(ptrs[k], [offs[k]]))
+            vals[(v, 0)] = b.load(b.gep(ptrs[k], [offs[k]]))
         for n in sub.nodes:
             if n.is_var:
                 continue
-            r = emit_node(e, n, [vals[(id(s), j)] for s, j in n.inputs])
+            r = emit_node(e, n, [vals[(s, j)] for s, j in n.inputs])
             if r is None:
                 return False
-            vals[(id(n), 0)] = r
+            vals[(n, 0)] = r
         for k, (n, j) in enumerate(outs):
-            b.store(vals[(id(n), j)], b.gep(ptrs[len(sub.inputs) + k], [offs[len(sub.inputs) + k]]))
+            b.store(vals[(n, j)], b.gep(ptrs[len(sub.inputs) + k], [offs[len(sub.inputs) + k]]))
         if e.fast and e.huge:
             b.store(functools.reduce(b.or_, [b.zext(c, i8) for c in e.huge], b.load(flag)), flag)
         return True
@@ -446,19 +446,19 @@ def build_row_ir(sub, dtype, red):
     stack = [red.inputs[0][0]]
     while stack:  # the prologue: what the reduction reads
         n = stack.pop()
-        if n.is_var or id(n) in pro:
+        if n.is_var or n in pro:
             continue
-        pro.add(id(n))
+        pro.add(n)
         stack += [s for s, _ in n.inputs]
-    epi = [n for n in ops if id(n) not in pro and n is not red]
+    epi = [n for n in ops if n not in pro and n is not red]
     if any(n.op.kind == 'reduce' for n in ops if n is not red):
         return None, None
     # where each value lives: 'x' (per element of X) or 'y' (per row, the reduced shape)
     level = {}
     for n in ops:
-        level[id(n)] = 'x' if id(n) in pro or soft else ('y' if n is red or id(n) not in pro else 'x')
+        level[n] = 'x' if n in pro or soft else ('y' if n is red or n not in pro else 'x')
     for n in epi:
-        if not soft and any(not s.is_var and level[id(s)] == 'x' for s, _ in n.inputs):
+        if not soft and any(not s.is_var and level[s] == 'x' for s, _ in n.inputs):
             return None, None  # an epilogue that reads a full-size value: not one pass per row
 
     def view(shape, lvl):
@@ -472,18 +472,18 @@ def build_row_ir(sub, dtype, red):
         return _row_strides(shape, X, k)
     in_views = {}
     for n in ops:
-        lvl = 'x' if n is red else level[id(n)]  # the reduction reads its input per element
+        lvl = 'x' if n is red else level[n]  # the reduction reads its input per element
         for s, _ in n.inputs:
             if s.is_var:
                 v = view(s.shapes[0], lvl)
                 if v is None or (lvl == 'y' and v[1] != 0):
                     return None, None
-                prev = in_views.setdefault(id(s), v)
+                prev = in_views.setdefault(s, v)
                 if prev != v:
                     return None, None
     out_views = []
     for n, j in sub.outputs:
-        lvl = 'y' if (not soft and (n is red or level[id(n)] == 'y')) else 'x'
+        lvl = 'y' if (not soft and (n is red or level[n] == 'y')) else 'x'
         want = X if lvl == 'x' else Y
         if tuple(n.shapes[j]) != want:
             return None, None
@@ -492,40 +492,40 @@ def build_row_ir(sub, dtype, red):
     t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, n_in + len(sub.outputs))
     e = Emit(ir, b, t, mod)
     C = lambda v: ir.Constant(i64, v)  # noqa: E731
-    in_pos = {id(v): q for q, v in enumerate(sub.inputs)}
+    in_pos = {v: q for q, v in enumerate(sub.inputs)}
 
     def load(v, r, c):
-        rs, cs = in_views[id(v)]
+        rs, cs = in_views[v]
         off = b.add(b.mul(r, C(rs)), b.mul(c, C(cs))) if cs else b.mul(r, C(rs))
-        return b.load(b.gep(ptrs[in_pos[id(v)]], [off]))
+        return b.load(b.gep(ptrs[in_pos[v]], [off]))
 
     def evaluate(nodes, r, c, vals):
         for n in nodes:
             args_ = []
             for s, j in n.inputs:
-                if (id(s), j) not in vals:
-                    vals[(id(s), j)] = load(s, r, c)
-                args_.append(vals[(id(s), j)])
+                if (s, j) not in vals:
+                    vals[(s, j)] = load(s, r, c)
+                args_.append(vals[(s, j)])
             out = emit_node(e, n, args_)
             if out is None:
                 raise _NoEmit
-            vals[(id(n), 0)] = out
+            vals[(n, 0)] = out
         return vals
 
     def store(lvl_pick, r, c, vals):
         for q, ((n, j), (lvl, (rs, cs))) in enumerate(zip(sub.outputs, out_views)):
             if lvl == lvl_pick:
                 off = b.add(b.mul(r, C(rs)), b.mul(c, C(cs))) if cs else b.mul(r, C(rs))
-                b.store(vals[(id(n), j)], b.gep(ptrs[n_in + q], [off]))
+                b.store(vals[(n, j)], b.gep(ptrs[n_in + q], [off]))
 
-    pro_nodes = [n for n in ops if id(n) in pro]
+    pro_nodes = [n for n in ops if n in pro]
     src = red.inputs[0]
     temp = red.attrs.get('temperature') if soft else None
 
     def red_input(r, c):
         vals = evaluate(pro_nodes, r, c, {})
-        v = vals[(id(src[0]), src[1])] if (id(src[0]), src[1]) in vals else load(src[0], r, c)
-        vals[(id(src[0]), src[1])] = v
+        v = vals[(src[0], src[1])] if (src[0], src[1]) in vals else load(src[0], r, c)
+        vals[(src[0], src[1])] = v
         return (b.fdiv(v, e.c(temp)) if temp not in (None, 1.0) else v), vals
 
     def row(r, _):
@@ -542,7 +542,7 @@ def build_row_ir(sub, dtype, red):
                 return [e.intrinsic('llvm.maximum' if name == 'max' else 'llvm.minimum', acc[0], v)]  # NaN sticks
             (acc,) = _for(b, fn, ir, zero, C(cols), [e.c(init)], body, 'c')
             rv = b.fdiv(acc, e.c(cols)) if name == 'mean' else acc
-            vals = {(id(red), 0): rv}
+            vals = {(red, 0): rv}
             evaluate(epi, r, zero, vals)
             store('y', r, zero, vals)
             return []
@@ -560,7 +560,7 @@ def build_row_ir(sub, dtype, red):
         def write(c, _):
             v, vals = red_input(r, c)
             z = b.fsub(v, m)
-            vals[(id(red), 0)] = b.fmul(e.exp(z), inv) if red.op.name == 'softmax' else b.fsub(z, lse)
+            vals[(red, 0)] = b.fmul(e.exp(z), inv) if red.op.name == 'softmax' else b.fsub(z, lse)
             evaluate(epi, r, c, vals)
             store('x', r, c, vals)
             return []
@@ -597,11 +597,11 @@ def build_col_ir(sub, dtype, red):
     stack = [red.inputs[0][0]]
     while stack:
         n = stack.pop()
-        if n.is_var or id(n) in pro:
+        if n.is_var or n in pro:
             continue
-        pro.add(id(n))
+        pro.add(n)
         stack += [s for s, _ in n.inputs]
-    if any(id(n) not in pro and n is not red for n in ops) or any(n.op.kind == 'reduce' for n in ops if n is not red):
+    if any(n not in pro and n is not red for n in ops) or any(n.op.kind == 'reduce' for n in ops if n is not red):
         return None, None
     views = {}
     for n in ops:
@@ -610,7 +610,7 @@ def build_col_ir(sub, dtype, red):
                 v = _row_strides(s.shapes[0], X, nd - k) if len(s.shapes[0]) <= nd else None
                 if v is None:
                     return None, None
-                views[id(s)] = v
+                views[s] = v
     outs = []
     for n, j in sub.outputs:
         if n is red:
@@ -628,8 +628,8 @@ def build_col_ir(sub, dtype, red):
     acc_ptr = ptrs[n_in + outs.index('r')]
     name = red.op.name
     init = {'sum': 0.0, 'mean': 0.0, 'max': float('-inf'), 'min': float('inf')}[name]
-    pos = {id(v): q for q, v in enumerate(sub.inputs)}
-    pro_nodes = [n for n in ops if id(n) in pro]
+    pos = {v: q for q, v in enumerate(sub.inputs)}
+    pro_nodes = [n for n in ops if n in pro]
     src = red.inputs[0]
 
     def init_body(c, _):
@@ -640,19 +640,19 @@ def build_col_ir(sub, dtype, red):
         def col(c, _):
             vals = {}
             for v in sub.inputs:
-                if id(v) in views:
-                    rs, cs = views[id(v)]
-                    vals[(id(v), 0)] = b.load(b.gep(ptrs[pos[id(v)]], [b.add(b.mul(r, C(rs)), b.mul(c, C(cs)))]))
+                if v in views:
+                    rs, cs = views[v]
+                    vals[(v, 0)] = b.load(b.gep(ptrs[pos[v]], [b.add(b.mul(r, C(rs)), b.mul(c, C(cs)))]))
             for n in pro_nodes:
-                out = emit_node(e, n, [vals[(id(s), j)] for s, j in n.inputs])
+                out = emit_node(e, n, [vals[(s, j)] for s, j in n.inputs])
                 if out is None:
                     raise _NoEmit
-                vals[(id(n), 0)] = out
+                vals[(n, 0)] = out
             for q, ((n, j), kind) in enumerate(zip(sub.outputs, outs)):
                 if kind == 'x':
-                    b.store(vals[(id(n), j)], b.gep(ptrs[n_in + q], [b.add(b.mul(r, C(cols)), c)]))
+                    b.store(vals[(n, j)], b.gep(ptrs[n_in + q], [b.add(b.mul(r, C(cols)), c)]))
             p = b.gep(acc_ptr, [c])
-            v = vals[(id(src[0]), src[1])]
+            v = vals[(src[0], src[1])]
             a = b.load(p)
             b.store(b.fadd(a, v) if name in ('sum', 'mean') else
                     e.intrinsic('llvm.maximum' if name == 'max' else 'llvm.minimum', a, v), p)  # as np.max: NaN sticks
@@ -1091,19 +1091,19 @@ def split_anchor(fop, compiles=None):
     if len(ops) < 2 or ops[0].op.name not in ANCHORS or any(n.op.name in ANCHORS for n in ops[1:]):
         return None
     anchor = ops[0]
-    pos = {id(v): i for i, v in enumerate(sub.inputs)}
-    a_in = [pos[id(s)] for s, _ in anchor.inputs]
+    pos = {v: i for i, v in enumerate(sub.inputs)}
+    a_in = [pos[s] for s, _ in anchor.inputs]
     av = Node(None, 'anchor', shapes=[anchor.shapes[0]], dtypes=[anchor.dtypes[0]])
-    m = {id(anchor): av}
+    m = {anchor: av}
     used = []
     for n in ops[1:]:
         ins = []
         for s, j in n.inputs:
-            if s.is_var and id(s) in pos and s not in used:
+            if s.is_var and s in pos and s not in used:
                 used.append(s)
-            ins.append((m.get(id(s), s), j))
-        m[id(n)] = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes)
-    epi_outs = [(m[id(n)], j) for n, j in sub.outputs if n is not anchor]
+            ins.append((m.get(s, s), j))
+        m[n] = Node(n.op, n.name, n.attrs, ins, n.shapes, n.dtypes)
+    epi_outs = [(m[n], j) for n, j in sub.outputs if n is not anchor]
     if not epi_outs:
         return None
     epi = type(fop)(fop.name + '_epilogue', Graph(epi_outs, [av] + used))
@@ -1113,6 +1113,6 @@ def split_anchor(fop, compiles=None):
     for n, j in sub.outputs:
         out_map.append(None if n is anchor else k)
         k += n is not anchor
-    return anchor, a_in, epi, [pos[id(v)] for v in used], out_map
+    return anchor, a_in, epi, [pos[v] for v in used], out_map
 
 

@@ -228,19 +228,19 @@ def _uniform_dtype(sub):
 
 
 def _evaluate(e, nodes, vals, load):
-    """Emit nodes in order; vals maps (id(node), j) -> C name; load(var) gives a var's C name."""
+    """Emit nodes in order; vals maps (node, j) -> C name; load(var) gives a var's C name."""
     for n in nodes:
         args = []
         for s, j in n.inputs:
-            if (id(s), j) not in vals:
+            if (s, j) not in vals:
                 if not s.is_var:
                     raise _NoEmit
-                vals[(id(s), j)] = load(s)
-            args.append(vals[(id(s), j)])
+                vals[(s, j)] = load(s)
+            args.append(vals[(s, j)])
         ex = emit_node(e, n, args)
         if ex is None:
             raise _NoEmit
-        vals[(id(n), 0)] = e.tmp(ex)
+        vals[(n, 0)] = e.tmp(ex)
     return vals
 
 
@@ -266,11 +266,11 @@ def pointwise(sub, dtype):
     body, inner = [_loop(total, I)], []
     idx = _decompose(inner, 'i', dims, I, 'q')
     contiguous = sts[-1]
-    pos = {id(v): k for k, v in enumerate(sub.inputs)}
+    pos = {v: k for k, v in enumerate(sub.inputs)}
     e = CEmit(T, inner, 'v')
 
     def load(v):
-        k = pos[id(v)]
+        k = pos[v]
         off = 'i' if sts[k] == contiguous else _offset(idx, sts[k])
         return e.tmp(f"in{k}[{off}]")
     try:
@@ -278,7 +278,7 @@ def pointwise(sub, dtype):
     except _NoEmit:
         return None
     for k, (n, j) in enumerate(outs):
-        inner.append(f"out{k}[i] = {vals[(id(n), j)]};")
+        inner.append(f"out{k}[i] = {vals[(n, j)]};")
     body += ['  ' + ln for ln in inner] + ['}']
     return _finish('ew', sub, body, [T] * len(sub.inputs), [T] * len(outs), *_grid(total), False)
 
@@ -332,8 +332,8 @@ def reduction(sub, dtype, red):
     pro, stack = set(), [red.inputs[0][0]]
     while stack:  # the prologue: what the reduction reads
         n = stack.pop()
-        if not n.is_var and id(n) not in pro:
-            pro.add(id(n))
+        if not n.is_var and n not in pro:
+            pro.add(n)
             stack += [s for s, _ in n.inputs]
 
     def xshape(shape, y):
@@ -346,39 +346,39 @@ def reduction(sub, dtype, red):
                 shape = tuple(1 if d in axes else next(it) for d in range(nd))
         return shape if len(shape) <= nd else None
     # levels: 'x' values exist per element of X (the prologue, softmax and what reads them), 'y' per output
-    xlev = {id(n) for n in ops if id(n) in pro}
+    xlev = {n for n in ops if n in pro}
     if soft:
-        xlev.add(id(red))
-    ylev = set() if soft else {id(red)}
+        xlev.add(red)
+    ylev = set() if soft else {red}
     for n in ops:
-        if id(n) in pro or n is red:
+        if n in pro or n is red:
             continue
         ins = [s for s, _ in n.inputs if not s.is_var]
         # softmax's kernel has no per-output stage: a branch beside it (on the anchor, say) runs per element
-        if soft or any(id(s) in xlev for s in ins) or tuple(n.shapes[0]) != R:
-            if len(n.shapes[0]) > nd or (any(id(s) in ylev for s in ins) and
+        if soft or any(s in xlev for s in ins) or tuple(n.shapes[0]) != R:
+            if len(n.shapes[0]) > nd or (any(s in ylev for s in ins) and
                                          (1,) * (nd - len(R)) + R != Yk):
                 return None  # a per-output value read per element must line up with X (keepdims)
-            xlev.add(id(n))
+            xlev.add(n)
         else:
-            ylev.add(id(n))
-    epi_y = [n for n in ops if id(n) in ylev and n is not red]
-    epi_x = [n for n in ops if id(n) in xlev and id(n) not in pro and n is not red]
-    views = {}  # (id(var), per-output?) -> strides over X
+            ylev.add(n)
+    epi_y = [n for n in ops if n in ylev and n is not red]
+    epi_x = [n for n in ops if n in xlev and n not in pro and n is not red]
+    views = {}  # (var, per-output?) -> strides over X
     for n in ops:
-        y = id(n) in ylev and n is not red  # the reduction reads its input per element
+        y = n in ylev and n is not red  # the reduction reads its input per element
         for s, _ in n.inputs:
             if s.is_var:
                 sh = xshape(s.shapes[0], y)
                 if sh is None:
                     return None
-                views[(id(s), y)] = _strides(sh, X)
+                views[(s, y)] = _strides(sh, X)
     outs = []  # per output: (level, strides over X)
     for n, j in sub.outputs:
-        y = id(n) in ylev
+        y = n in ylev
         if tuple(n.shapes[j]) != (R if y else X):
             return None
-        outs.append(('y' if y else 'pro' if id(n) in pro else 'x', _strides(Yk if y else X, X)))
+        outs.append(('y' if y else 'pro' if n in pro else 'x', _strides(Yk if y else X, X)))
     keys = list(views)
     allst = [views[k] for k in keys] + [st for _, st in outs]
     kd, rd = [d for d in range(nd) if d not in axes], list(axes)
@@ -408,11 +408,11 @@ def reduction(sub, dtype, red):
         body += ["const int lane = (int)threadIdx.x & 31;", "const int warp = (int)threadIdx.x >> 5;"]
     yidx = _decompose(body, 'yi', ydims, I, 'y')
     ybase = [_offset(yidx, st) for st in yst]
-    pos = {id(v): k for k, v in enumerate(sub.inputs)}
+    pos = {v: k for k, v in enumerate(sub.inputs)}
     kslot = {k: q for q, k in enumerate(keys)}
     e = CEmit(T, body, 'r')
-    pro_nodes = [n for n in ops if id(n) in pro]
-    src = (id(red.inputs[0][0]), red.inputs[0][1])
+    pro_nodes = [n for n in ops if n in pro]
+    src = (red.inputs[0][0], red.inputs[0][1])
     temp = red.attrs.get('temperature') if soft else None
     yvals = {}  # per-output values, C names valid after the reduction
 
@@ -424,8 +424,8 @@ def reduction(sub, dtype, red):
         ee = CEmit(T, lines, 'p' + tag)
 
         def load(v):
-            q = kslot[(id(v), False)]
-            return ee.tmp(f"in{pos[id(v)]}[{_offset(kidx, kst[q], ybase[q] if ybase[q] != '0' else None)}]")
+            q = kslot[(v, False)]
+            return ee.tmp(f"in{pos[v]}[{_offset(kidx, kst[q], ybase[q] if ybase[q] != '0' else None)}]")
         vals = _evaluate(ee, pro_nodes, dict(yvals), load)
         v = vals[src] = vals[src] if src in vals else load(red.inputs[0][0])
         if temp not in (None, 1.0):
@@ -435,13 +435,13 @@ def reduction(sub, dtype, red):
             body.append(f"{T} {acc} = {e.c(init)};")
         if soft and 'x' in store:  # the softmax value itself
             z = ee.tmp(f"{v} - m")
-            vals[(id(red), 0)] = ee.tmp(f"{ee.fn('exp', z)} / s" if red.op.name == 'softmax' else f"{z} - lse")
+            vals[(red, 0)] = ee.tmp(f"{ee.fn('exp', z)} / s" if red.op.name == 'softmax' else f"{z} - lse")
         _evaluate(ee, nodes, vals, load)
         for q, ((n, j), (lvl, _)) in enumerate(zip(sub.outputs, outs)):
             if lvl in store:
                 oq = len(keys) + q
                 lines.append(f"out{q}[{_offset(kidx, kst[oq], ybase[oq] if ybase[oq] != '0' else None)}] = "
-                             f"{vals[(id(n), j)]};")
+                             f"{vals[(n, j)]};")
         body.append(f"if (active) for ({I} k = {k0}; k < {K}; k += {kstep}) {{")
         body.extend('  ' + ln for ln in lines)
         body.append('}')
@@ -481,16 +481,16 @@ def reduction(sub, dtype, red):
             kloop('a', 'acc', init, step, store=('pro',))
             block_reduce('acc', op, init)
             res = {'mean': f"acc / {e.c(K)}", 'sqrt': e.fn('sqrt', 'acc')}.get(fin, 'acc')
-            yvals[(id(red), 0)] = e.tmp(res)
+            yvals[(red, 0)] = e.tmp(res)
 
             def yload(v):
-                q = kslot[(id(v), True)]
-                return e.tmp(f"in{pos[id(v)]}[{ybase[q]}]")
+                q = kslot[(v, True)]
+                return e.tmp(f"in{pos[v]}[{ybase[q]}]")
             body.append("if (active) {")  # (inactive threads have no valid per-output offsets)
             _evaluate(e, epi_y, yvals, yload)
             for q, ((n, j), (lvl, _)) in enumerate(zip(sub.outputs, outs)):
                 if lvl == 'y':
-                    body.append(f"if (threadIdx.{lead} == 0) out{q}[{ybase[len(keys) + q]}] = {yvals[(id(n), j)]};")
+                    body.append(f"if (threadIdx.{lead} == 0) out{q}[{ybase[len(keys) + q]}] = {yvals[(n, j)]};")
             if epi_x:
                 kloop('c', nodes=epi_x, store=('x',))
             body.append('}')
@@ -673,8 +673,8 @@ def pooling_grad(sub):
     dt = np.dtype(node.dtypes[0])
     if dt not in (np.float32, np.float64) or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs):
         return None
-    pos = {id(v): q for q, v in enumerate(sub.inputs)}
-    gi, xi, yi = (pos[id(s)] for s, _ in node.inputs)
+    pos = {v: q for q, v in enumerate(sub.inputs)}
+    gi, xi, yi = (pos[s] for s, _ in node.inputs)
     x = tuple(node.shapes[0])
     a = node.attrs
     if len(x) != 4 or a.get('layout', 'None') not in ('None', 'NCHW'):
@@ -890,12 +890,12 @@ def lower(node):
         kernels = {}
 
         def compiles(epi):
-            kernels[id(epi)] = generate(epi.subgraph)
-            return kernels[id(epi)]
+            kernels[epi] = generate(epi.subgraph)
+            return kernels[epi]
         ep = split_anchor(node.op, compiles=compiles)
         if ep is not None:
             anchor, a_in, epi, e_in, out_map = ep
-            return 'anchor', (anchor, device_op(anchor), a_in, kernels[id(epi)], e_in, out_map)
+            return 'anchor', (anchor, device_op(anchor), a_in, kernels[epi], e_in, out_map)
         return 'host', f"fused group {'>'.join(node.op.ops())} has no CUDA form"
     if node.op.kind in ('elemwise', 'broadcast', 'reduce', 'injective') or node.op.name in ('Pooling',
                                                                                             '_backward_Pooling'):
@@ -1043,20 +1043,20 @@ class GpuPlan:
         slot = {}
         for n in graph.nodes:
             for j in range(1 if n.is_var else n.num_outputs):
-                slot[(id(n), j)] = len(slot)
+                slot[(n, j)] = len(slot)
         self.nslots = len(slot)
-        self.inputs = [(id(n), slot[(id(n), 0)], n.extra.get('value'), n.name) for n in graph.nodes if n.is_var]
+        self.inputs = [(id(n), slot[(n, 0)], n.extra.get('value'), n.name) for n in graph.nodes if n.is_var]
         rows = graph_kernels(graph)
         device.prepare([k for _, how, d in rows for k in node_kernels(how, d)])
         self._fns = {}
-        self.outputs = [slot[(id(n), j)] for n, j in graph.outputs]
+        self.outputs = [slot[(n, j)] for n, j in graph.outputs]
         last = {}
         for i, (n, _, _) in enumerate(rows):
             for s, j in n.inputs:
-                last[slot[(id(s), j)]] = i
+                last[slot[(s, j)]] = i
         for i, (n, how, d) in enumerate(rows):
-            ins = tuple(slot[(id(s), j)] for s, j in n.inputs)
-            outs = tuple(slot[(id(n), j)] for j in range(n.num_outputs))
+            ins = tuple(slot[(s, j)] for s, j in n.inputs)
+            outs = tuple(slot[(n, j)] for j in range(n.num_outputs))
             free = tuple(k for k in set(ins) if last[k] == i and k not in self.outputs)  # back to the pool
             self.steps.append((self.step(n, how, d), ins, outs, free))
 

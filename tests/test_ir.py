@@ -124,6 +124,18 @@ def test_rewrite_api_keeps_users_current():
     assert [n.op.name for n in g.nodes[1:]] == ['relu', '_mul_scalar', 'exp'] and mul.inputs == [(relu, 0)]
 
 
+def test_graph_helpers_return_nodes():
+    from graphc.graph import is_random
+    from graphc.symbol.infer import infer_shapes
+    x, g_, b_, m, v = (sym.var(k) for k in ('data', 'gamma', 'beta', 'mean', 'var'))
+    y = sym.Dropout(sym.BatchNorm(x, g_, b_, m, v, name='bn'), p=0.5, mode='always')
+    g = Graph([y._one()])
+    assert g.aux_vars() == {m._one()[0], v._one()[0]}
+    assert [n.op.name for n in g.nodes if not n.is_var and is_random(n)] == ['Dropout']
+    shapes = infer_shapes(g, {x._one()[0]: (2, 3)})   # keyed by node and entry, not by id()
+    assert shapes[(m._one()[0], 0)] == (3,) and shapes[g.outputs[0]] == (2, 3)
+
+
 @pytest.mark.parametrize('runner', ['interpreter', 'plan'])
 def test_kernel_errors_name_the_ir_line_and_keep_their_type(runner, monkeypatch):
     from graphc.runtime.interpreter import interpret

@@ -65,7 +65,7 @@ def check_case(case, opset=None, roundtrip=False):
         fuzz.FAMILY.clear()
         fuzz.FAMILY.update(saved)
     data = [v for v in g.inputs if 'value' not in v.extra]
-    values = {id(v): np.asarray(v.extra['value']) for v in g.inputs if 'value' in v.extra}
+    values = {v: np.asarray(v.extra['value']) for v in g.inputs if 'value' in v.extra}
     try:
         model = graph_to_model(g, data, values, [feed[id(v)].shape for v in data], [feed[id(v)].dtype for v in data],
                                opset)

@@ -550,12 +550,12 @@ class HybridBlock(Block):
             raise GraphcError(f"{self.name}: export needs a traced graph: call block.hybridize() and run forward "
                               "once before calling export()")
         g = Graph(entry.visible)
-        used = {id(n) for n in g.inputs}
-        aux = g.aux_ids()
+        used = set(g.inputs)
+        aux = g.aux_vars()
         arrays = {}
         for param, v in entry.param_vars:
-            if id(v) in used:
-                arrays[('aux:' if id(v) in aux else 'arg:') + v.name] = param.data()
+            if v in used:
+                arrays[('aux:' if v in aux else 'arg:') + v.name] = param.data()
         for v in g.inputs:
             if 'value' in v.extra:  # an NDArray captured by the forward: saved as a parameter
                 arrays['arg:' + v.name] = NDArray(v.extra['value'])

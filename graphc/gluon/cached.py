@@ -400,14 +400,13 @@ class CachedGraph:
 def hoist(graph, param_ids):
     """(prelude, vars, main): nodes that read only parameters and constants move to a prelude graph whose
     outputs feed `main` through new variables; None when there is nothing to hoist. Random ops stay."""
-    from ..graph import rebuild
-    from ..passes.simplify import _random
+    from ..graph import is_random, rebuild
     live = set()  # nodes that depend on data (or are random)
     for n in graph.nodes:
         if n.is_var:
             if id(n) not in param_ids and 'value' not in n.extra:
                 live.add(id(n))
-        elif any(id(s) in live for s, _ in n.inputs) or n.op.name == 'Dropout' or _random(n):
+        elif any(id(s) in live for s, _ in n.inputs) or n.op.name == 'Dropout' or is_random(n):
             live.add(id(n))
     cut = []
     for n in graph.nodes:

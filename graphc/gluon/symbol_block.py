@@ -35,7 +35,7 @@ class SymbolBlock(HybridBlock):
                 raise GraphcError(f"SymbolBlock: input {cut(name)} is not a variable of the graph; variables: "
                                   f"{_brief(sorted(by_name))}")
             self._input_vars.append(by_name[name])
-        aux = self._graph.aux_ids()
+        aux = self._graph.aux_vars()
         self._param_of = {}
         for v in self._graph.inputs:
             if v in self._input_vars or 'value' in v.extra:
@@ -45,8 +45,8 @@ class SymbolBlock(HybridBlock):
                                         "is 'row_sparse'")
             shape = v.extra.get('__shape__') or (v.shapes[0] if v.shapes and v.shapes[0] else None)
             p = self.params.get(v.name, shape=shape, dtype=v.dtypes[0], allow_deferred_init=True,
-                                grad_req='null' if id(v) in aux else 'write')
-            self._param_of[id(v)] = p
+                                grad_req='null' if v in aux else 'write')
+            self._param_of[v] = p
         # MXNet 1.9: save_parameters names a SymbolBlock's parameters without their common prefix (the
         # characters all names share), so a nested SymbolBlock's file does not depend on the prefix it was made with
         names = list(self._params.keys())
@@ -87,7 +87,7 @@ class SymbolBlock(HybridBlock):
         shapes = dict(zip(out.list_arguments(), arg_shapes))
         shapes.update(zip(out.list_auxiliary_states(), aux_shapes))
         for v in self._graph.inputs:
-            p = self._param_of.get(id(v))
+            p = self._param_of.get(v)
             if p is not None and shapes.get(v.name) is not None:
                 p.shape = shapes[v.name]
         unknown = [p.name for p in self._param_of.values() if p._data is None and (not p.shape or 0 in p.shape)]
@@ -107,24 +107,24 @@ class SymbolBlock(HybridBlock):
             for p in own:
                 p._finish_deferred_init()
         self._check_cost(args)
-        vals = {id(v): (a,) for v, a in zip(self._input_vars, args)}
+        vals = {v: (a,) for v, a in zip(self._input_vars, args)}
         for n in self._graph.nodes:
             if n.is_var:
-                if id(n) in vals:
+                if n in vals:
                     continue
                 if 'value' in n.extra:
                     from ..ndarray.ndarray import NDArray
-                    vals[id(n)] = (NDArray(n.extra['value']),)
+                    vals[n] = (NDArray(n.extra['value']),)
                 else:
-                    vals[id(n)] = (self._param_of[id(n)].data(),)
+                    vals[n] = (self._param_of[n].data(),)
                 continue
-            ins = [vals[id(s)][j] for s, j in n.inputs]
+            ins = [vals[s][j] for s, j in n.inputs]
             attrs = {k: v for k, v in n.attrs.items() if k != '_train'}
             out = invoke(n.op, ins, attrs, name=n.name)
-            vals[id(n)] = tuple(out) if isinstance(out, list) else (out,)
+            vals[n] = tuple(out) if isinstance(out, list) else (out,)
             if n.op.name == 'BatchNorm':
                 update_moving_stats(attrs, ins[3], ins[4], *out)
-        outs = [vals[id(n)][j] for n, j in self._graph.outputs]
+        outs = [vals[n][j] for n, j in self._graph.outputs]
         return outs[0] if len(outs) == 1 else outs
 
 
@@ -136,12 +136,12 @@ class SymbolBlock(HybridBlock):
         ok = self.__dict__.setdefault('_cost_ok', set())
         if key in ok:
             return
-        shapes = {id(v): s[0] for v, s in zip(self._input_vars, key) if s is not None}
-        dtypes = {id(v): s[1] for v, s in zip(self._input_vars, key) if s is not None}
-        for vid, p in self._param_of.items():
-            if p.shape and vid not in shapes:
-                shapes[vid] = tuple(None if not d else d for d in p.shape)
-                dtypes[vid] = p.dtype
+        shapes = {v: s[0] for v, s in zip(self._input_vars, key) if s is not None}
+        dtypes = {v: s[1] for v, s in zip(self._input_vars, key) if s is not None}
+        for v, p in self._param_of.items():
+            if p.shape and v not in shapes:
+                shapes[v] = tuple(None if not d else d for d in p.shape)
+                dtypes[v] = p.dtype
         check_graph_cost(self._graph, shapes, where=f"SymbolBlock {self.name or '(imported)'}", strict=True,
                          dtypes=dtypes)
         if len(ok) < 64:

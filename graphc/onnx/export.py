@@ -59,7 +59,7 @@ class Ctx:
     """The ONNX nodes and initializers being built, unique names, and the current node's shapes."""
 
     def __init__(self, opset, shapes, alt):
-        self.opset, self.shapes, self.alt = opset, shapes, alt   # shapes/alt: id(node) -> (shapes, dtypes)
+        self.opset, self.shapes, self.alt = opset, shapes, alt   # shapes/alt: node -> (shapes, dtypes)
         self.nodes, self.inits, self.names, self._consts = [], [], set(), {}
         self.node = None
 
@@ -104,22 +104,22 @@ class Ctx:
     # shapes of the current node's inputs and outputs, and which dims are dynamic
     def in_shape(self, k=0):
         s, j = self.node.inputs[k]
-        return tuple(self.shapes[id(s)][0][j])
+        return tuple(self.shapes[s][0][j])
 
     def in_dtype(self, k=0):
         s, j = self.node.inputs[k]
-        return np.dtype(self.shapes[id(s)][1][j])
+        return np.dtype(self.shapes[s][1][j])
 
     def out_shape(self, j=0):
-        return tuple(self.shapes[id(self.node)][0][j])
+        return tuple(self.shapes[self.node][0][j])
 
     def out_dtype(self, j=0):
-        return np.dtype(self.shapes[id(self.node)][1][j])
+        return np.dtype(self.shapes[self.node][1][j])
 
     def _dyn(self, n, j):
         if self.alt is None:
-            return (False,) * len(self.shapes[id(n)][0][j])
-        return tuple(a != b for a, b in zip(self.shapes[id(n)][0][j], self.alt[id(n)][0][j]))
+            return (False,) * len(self.shapes[n][0][j])
+        return tuple(a != b for a, b in zip(self.shapes[n][0][j], self.alt[n][0][j]))
 
     def in_dyn(self, k=0):
         s, j = self.node.inputs[k]
@@ -131,15 +131,15 @@ class Ctx:
     def static(self, what):
         """Raise when the current node's input or output has dynamic dims where a converter needs sizes."""
         if any(self.in_dyn(k) != (False,) * len(self.in_shape(k)) for k in range(len(self.node.inputs))) or \
-                any(self.out_dyn(j) != (False,) * len(self.out_shape(j)) for j in range(len(self.shapes[id(self.node)][0]))):
+                any(self.out_dyn(j) != (False,) * len(self.out_shape(j)) for j in range(len(self.shapes[self.node][0]))):
             raise Unsupported(f"{what} needs static shapes; this node has dynamic dims")
 
     def alt_shape_in(self, k=0):
         s, j = self.node.inputs[k]
-        return tuple(self.alt[id(s)][0][j]) if self.alt else self.in_shape(k)
+        return tuple(self.alt[s][0][j]) if self.alt else self.in_shape(k)
 
     def alt_shape_out(self, j=0):
-        return tuple(self.alt[id(self.node)][0][j]) if self.alt else self.out_shape(j)
+        return tuple(self.alt[self.node][0][j]) if self.alt else self.out_shape(j)
 
 
 # ---------------------------------------------------------------- helpers every converter uses
@@ -811,15 +811,15 @@ def _x_rnn(ctx, node, ins, outs):
 
 # ---------------------------------------------------------------- the driver
 def _infer_all(graph, feed):
-    """id(node) -> (shapes, dtypes) from feed {id(var): (shape, dtype)}; errors name the node."""
+    """node -> (shapes, dtypes) from feed {var: (shape, dtype)}; errors name the node."""
     out = {}
     for n in graph.nodes:
         if n.is_var:
-            out[id(n)] = ([tuple(feed[id(n)][0])], [np.dtype(feed[id(n)][1])])
+            out[n] = ([tuple(feed[n][0])], [np.dtype(feed[n][1])])
             continue
-        shapes = [out[id(s)][0][j] for s, j in n.inputs]
-        dtypes = [out[id(s)][1][j] for s, j in n.inputs]
-        out[id(n)] = n.op.infer(n.attrs, shapes, dtypes)
+        shapes = [out[s][0][j] for s, j in n.inputs]
+        dtypes = [out[s][1][j] for s, j in n.inputs]
+        out[n] = n.op.infer(n.attrs, shapes, dtypes)
     return out
 
 
@@ -834,7 +834,7 @@ def _entry_names(graph):
             while name in used:
                 name, i = f"{base}_{i}", i + 1
             used.add(name)
-            names[(id(n), j)] = name
+            names[(n, j)] = name
     return names
 
 
@@ -842,7 +842,7 @@ def _const_values(graph, values):
     """Fold what converters need as constants (the RNN's flat parameters from _rnn_param_concat): id -> array."""
     def value(n, j):
         if n.is_var:
-            return values.get(id(n))
+            return values.get(n)
         if n.op.name not in ('_rnn_param_concat', 'Concat', 'Reshape', '_np_reshape', 'Cast', '_copy'):
             return None
         args = [value(s, k) for s, k in n.inputs]
@@ -855,7 +855,7 @@ def _const_values(graph, values):
 
 def graph_to_model(graph, data_vars, values, in_shapes, in_types, opset=None, dynamic_shapes=None,
                    name='graphc', doc=''):
-    """ModelProto of graph. data_vars: the input variables, in_shapes/in_types theirs; values: id(var) -> array
+    """ModelProto of graph. data_vars: the input variables, in_shapes/in_types theirs; values: var -> array
     for every other variable (initializers); dynamic_shapes: per input, shapes with None for dynamic dims."""
     onnx = _onnx()
     from onnx import helper
@@ -863,13 +863,13 @@ def graph_to_model(graph, data_vars, values, in_shapes, in_types, opset=None, dy
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise GraphcError(f"export_model: opset_version {opset} is outside {MIN_OPSET}.."
                           f"{onnx.defs.onnx_opset_version()} (graphc's exporter .. the installed onnx package)")
-    feed = {id(v): (s, t) for v, s, t in zip(data_vars, in_shapes, in_types)}
+    feed = {v: (s, t) for v, s, t in zip(data_vars, in_shapes, in_types)}
     for v in graph.inputs:
-        if id(v) not in feed:
-            if id(v) not in values:
+        if v not in feed:
+            if v not in values:
                 raise GraphcError(f"export_model: no value for parameter {v.name!r} (pass it in params, or list "
                                   f"it as a data input with a shape)")
-            feed[id(v)] = (values[id(v)].shape, values[id(v)].dtype)
+            feed[v] = (values[v].shape, values[v].dtype)
     shapes = _infer_all(graph, feed)
     alt = None
     dyn_of = {}
@@ -881,9 +881,9 @@ def graph_to_model(graph, data_vars, values, in_shapes, in_types, opset=None, dy
             if len(ds) != len(s):
                 raise GraphcError(f"export_model: dynamic shape {ds} of input {v.name!r} has {len(ds)} dims, "
                                   f"its shape {tuple(s)} has {len(s)}")
-            dyn_of[id(v)] = [d is None for d in ds]
-            alt_feed[id(v)] = (tuple(2 * d + 1 if d is None or dd is None else d
-                                     for d, dd in zip(s, ds)), feed[id(v)][1])
+            dyn_of[v] = [d is None for d in ds]
+            alt_feed[v] = (tuple(2 * d + 1 if d is None or dd is None else d
+                                     for d, dd in zip(s, ds)), feed[v][1])
         try:
             alt = _infer_all(graph, alt_feed)
         except GraphcError as e:
@@ -892,19 +892,19 @@ def graph_to_model(graph, data_vars, values, in_shapes, in_types, opset=None, dy
     ctx = Ctx(opset, shapes, alt)
     ctx.names |= set(names.values())
     value = _const_values(graph, values)
-    used = {(id(s), j) for n in graph.nodes for s, j in n.inputs} | {(id(n), j) for n, j in graph.outputs}
+    used = {(s, j) for n in graph.nodes for s, j in n.inputs} | {(n, j) for n, j in graph.outputs}
     inputs, outputs = [], []
     for v in data_vars:
-        s, t = feed[id(v)]
-        dims = [(f"{'batch' if i == 0 else v.name + '_dim' + str(i)}" if dyn_of.get(id(v), [False] * len(s))[i]
+        s, t = feed[v]
+        dims = [(f"{'batch' if i == 0 else v.name + '_dim' + str(i)}" if dyn_of.get(v, [False] * len(s))[i]
                  else int(d)) for i, d in enumerate(s)]
-        inputs.append(helper.make_tensor_value_info(names[(id(v), 0)], onnx_dtype(t), dims))
+        inputs.append(helper.make_tensor_value_info(names[(v, 0)], onnx_dtype(t), dims))
     from onnx import numpy_helper
     for v in graph.inputs:
-        if id(v) not in feed or v in data_vars:
+        if v not in feed or v in data_vars:
             continue
-        if id(v) in values:
-            ctx.inits.append(numpy_helper.from_array(np.array(values[id(v)], order="C"), names[(id(v), 0)]))
+        if v in values:
+            ctx.inits.append(numpy_helper.from_array(np.array(values[v], order="C"), names[(v, 0)]))
     for n in graph.nodes:
         if n.is_var:
             continue
@@ -912,29 +912,29 @@ def graph_to_model(graph, data_vars, values, in_shapes, in_types, opset=None, dy
         if conv is None:
             why = NOT_EXPORTABLE.get(n.op.name, 'no ONNX converter')
             raise GraphcError(f"export_model: node {n.name!r}: op {n.op.name} cannot be exported to ONNX: {why}")
-        nvis = max([j + 1 for j in range(n.num_outputs - n.op.hidden_outputs) if (id(n), j) in used] + [1])
+        nvis = max([j + 1 for j in range(n.num_outputs - n.op.hidden_outputs) if (n, j) in used] + [1])
         for s, j in n.inputs:
-            if (id(s), j) not in names:
+            if (s, j) not in names:
                 raise GraphcError(f"export_model: node {n.name!r} reads output {j} of {s.name!r}, which MXNet does "
                                   "not expose (not exportable)")
         ctx.node = n
         ctx.value = lambda k, n=n: value(*n.inputs[k])
         ctx.is_zeros = lambda k, n=n: _is_zeros(n.inputs[k], shapes)
         try:
-            conv(ctx, n, [names[(id(s), j)] for s, j in n.inputs], [names[(id(n), j)] for j in range(nvis)])
+            conv(ctx, n, [names[(s, j)] for s, j in n.inputs], [names[(n, j)] for j in range(nvis)])
         except Unsupported as e:
             raise GraphcError(f"export_model: node {n.name!r} ({n.op.name}) cannot be exported to ONNX: {e}") from None
     ctx.node = None
     seen = set()
     for n, j in graph.outputs:
-        nm = names.get((id(n), j))
+        nm = names.get((n, j))
         if nm is None:
             raise GraphcError(f"export_model: graph output {j} of {n.name!r} is hidden from MXNet (not exportable)")
         if nm in seen or n.is_var:   # an output listed twice, or an input returned as is: a copy under a new name
             src, nm = nm, ctx.fresh(nm + '_out')
             ctx.add1('Identity', [src], nm)
         seen.add(nm)
-        s, t = shapes[id(n)][0][j], shapes[id(n)][1][j]
+        s, t = shapes[n][0][j], shapes[n][1][j]
         dyn = ctx._dyn(n, j)
         outputs.append(helper.make_tensor_value_info(nm, onnx_dtype(t), [None if dd else int(d)
                                                                          for d, dd in zip(s, dyn)]))
@@ -957,7 +957,7 @@ def _ir_version(opset):
 
 def _is_zeros(entry, shapes):
     n, j = entry
-    return (not n.is_var and n.op.name in ('_zeros', 'zeros_like')) or 0 in shapes[id(n)][0][j]
+    return (not n.is_var and n.op.name in ('_zeros', 'zeros_like')) or 0 in shapes[n][0][j]
 
 
 # ---------------------------------------------------------------- MXNet 1.9's API
@@ -1031,7 +1031,7 @@ def export_model(sym, params=None, in_shapes=None, in_types=np.float32, onnx_fil
     types = list(in_types) if isinstance(in_types, (list, tuple)) else [in_types] * len(data_vars)
     if len(types) != len(data_vars):
         raise GraphcError(f"export_model: {len(types)} input types for {len(data_vars)} data inputs")
-    values = {id(v): vals[v.name] for v in graph.inputs if v.name in vals}
+    values = {v: vals[v.name] for v in graph.inputs if v.name in vals}
     dyn = None
     if dynamic:
         dyn = _shape_list(dynamic_input_shapes, len(data_vars)) if dynamic_input_shapes is not None else \
@@ -1060,10 +1060,10 @@ def export_block(block, path, in_shapes=None, in_types=None, dynamic=False, dyna
                           "once before exporting")
     graph = Graph(entry.visible)
     data_vars = list(entry.data_vars)
-    values = {id(v): param.data().asnumpy() for param, v in entry.param_vars}
+    values = {v: param.data().asnumpy() for param, v in entry.param_vars}
     for v in graph.inputs:
         if 'value' in v.extra:
-            values[id(v)] = np.asarray(v.extra['value'])
+            values[v] = np.asarray(v.extra['value'])
     shapes = _shape_list(in_shapes, len(data_vars)) or [tuple(v.shapes[0]) for v in data_vars]
     types = [v.dtypes[0] for v in data_vars] if in_types is None else list(in_types) \
         if isinstance(in_types, (list, tuple)) else [in_types] * len(data_vars)

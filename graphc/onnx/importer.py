@@ -397,19 +397,19 @@ def _load(path_or_bytes):
 
 
 def _reinfer(g, shapes):
-    """A copy of graph g with shapes inferred from the given input shapes (keyed by id of the input node)."""
+    """A copy of graph g with shapes inferred from the given input shapes (keyed by input node)."""
     from ..graph import Graph, Node, partial_infer
     mapping = {}
     for n in g.nodes:
         if n.is_var:
-            m = Node(None, n.name, shapes=[shapes.get(id(n), n.shapes[0] if n.shapes else None)],
+            m = Node(None, n.name, shapes=[shapes.get(n, n.shapes[0] if n.shapes else None)],
                      dtypes=[n.dtypes[0] if n.dtypes else np.dtype('float32')])
             m.extra = n.extra
         else:
-            m = Node(n.op, n.name, n.attrs, [(mapping[id(s)], j) for s, j in n.inputs], where=n.where, block=n.block)
+            m = Node(n.op, n.name, n.attrs, [(mapping[s], j) for s, j in n.inputs], where=n.where, block=n.block)
             m.shapes, m.dtypes = partial_infer(m)
-        mapping[id(n)] = m
-    return Graph([(mapping[id(n)], j) for n, j in g.outputs], [mapping[id(n)] for n in g.inputs])
+        mapping[n] = m
+    return Graph([(mapping[n], j) for n, j in g.outputs], [mapping[n] for n in g.inputs])
 
 
 def _relabel(out, data):
@@ -422,12 +422,12 @@ def _relabel(out, data):
         v = sv._one()[0]
         if None in shape:
             v.extra['__shape__'] = tuple(0 if d is None else d for d in shape)
-            shapes[id(v)] = tuple(shape)
+            shapes[v] = tuple(shape)
     if not shapes:
         return out
     for v in g.inputs:
-        if id(v) not in shapes:
-            shapes[id(v)] = v.shapes[0]
+        if v not in shapes:
+            shapes[v] = v.shapes[0]
     g2 = _reinfer(g, shapes)
     return Symbol(g2.outputs)
 
@@ -443,11 +443,11 @@ def _import(model_file):
     b, out, data, fname = _load(model_file)
     sym = _relabel(out, data)
     g = Graph(sym._entries)
-    aux = g.aux_ids()
+    aux = g.aux_vars()
     arg_params, aux_params = {}, {}
     for v in g.inputs:
         if v.name in b.params:
-            (aux_params if id(v) in aux else arg_params)[v.name] = NDArray(np.array(b.params[v.name][1]))
+            (aux_params if v in aux else arg_params)[v.name] = NDArray(np.array(b.params[v.name][1]))
     return sym, arg_params, aux_params, [v._one()[0].name for v, _ in data]
 
 

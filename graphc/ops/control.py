@@ -26,18 +26,18 @@ COND_ATTRS = {'num_outputs': Attr('int'), 'cond_input_locs': _LOCS, 'then_input_
 
 def run_body(g, arrays):
     """The outputs of graph g on its inputs' arrays (in g.inputs order)."""
-    vals = {id(v): (a,) for v, a in zip(g.inputs, arrays)}
+    vals = {v: (a,) for v, a in zip(g.inputs, arrays)}
     for n in g.nodes:
-        if id(n) in vals:
+        if n in vals:
             continue
         if n.is_var:
             if 'value' not in n.extra:
                 raise GraphcError(f"control flow: body input {n.name!r} has no value")
-            vals[id(n)] = (n.extra['value'],)
+            vals[n] = (n.extra['value'],)
             continue
-        out = n.op.ref(n.attrs, *[vals[id(s)][j] for s, j in n.inputs])
-        vals[id(n)] = tuple(np.asarray(o) for o in out) if isinstance(out, tuple) else (np.asarray(out),)
-    return [vals[id(n)][j] for n, j in g.outputs]
+        out = n.op.ref(n.attrs, *[vals[s][j] for s, j in n.inputs])
+        vals[n] = tuple(np.asarray(o) for o in out) if isinstance(out, tuple) else (np.asarray(out),)
+    return [vals[n][j] for n, j in g.outputs]
 
 
 def concrete(g, shapes, dtypes):
@@ -47,17 +47,17 @@ def concrete(g, shapes, dtypes):
     if all(v.shapes[0] is not None and tuple(v.shapes[0]) == tuple(s) and v.dtypes[0] == d
            for v, s, d in zip(g.inputs, shapes, dtypes)) and all(n.shapes and None not in n.shapes for n, _ in g.outputs):
         return g
-    new = {id(v): Node(None, v.name, shapes=[tuple(s)], dtypes=[np.dtype(d)]) for v, s, d in zip(g.inputs, shapes, dtypes)}
+    new = {v: Node(None, v.name, shapes=[tuple(s)], dtypes=[np.dtype(d)]) for v, s, d in zip(g.inputs, shapes, dtypes)}
     for n in g.nodes:
-        if id(n) in new:
+        if n in new:
             continue
         if n.is_var:
-            new[id(n)] = n
+            new[n] = n
             continue
-        m = Node(n.op, n.name, n.attrs, [(new[id(s)], j) for s, j in n.inputs], where=n.where, block=n.block)
+        m = Node(n.op, n.name, n.attrs, [(new[s], j) for s, j in n.inputs], where=n.where, block=n.block)
         m.shapes, m.dtypes = n.op.infer(n.attrs, [s.shapes[j] for s, j in m.inputs], [s.dtypes[j] for s, j in m.inputs])
-        new[id(n)] = m
-    return Graph([(new[id(n)], j) for n, j in g.outputs], [new[id(v)] for v in g.inputs])
+        new[n] = m
+    return Graph([(new[n], j) for n, j in g.outputs], [new[v] for v in g.inputs])
 
 
 def _truth(p, who):
@@ -87,15 +87,15 @@ class ControlOp(Op):
     def body_grad(self, g):
         """The gradient Graph of body g: inputs g's then one head per output; outputs the gradient of every
         input of g (zeros where there is none)."""
-        if id(g) not in self._grads:
+        if g not in self._grads:
             from ..graph import Graph
             from ..passes.autodiff import gradient
             from ..symbol.symbol import Symbol
             heads, grads = gradient(g, list(g.inputs), list(g.outputs))
             outs = [gr if gr is not None else _invoke(OPS['zeros_like'], [Symbol([(v, 0)])], {})._one()
                     for v, gr in zip(g.inputs, grads)]
-            self._grads[id(g)] = (g, Graph(outs, list(g.inputs) + list(heads)))
-        return self._grads[id(g)][1]
+            self._grads[g] = Graph(outs, list(g.inputs) + list(heads))
+        return self._grads[g]
 
     def _grad(self, F, a, x, y, dy):
         attrs = {k: v for k, v in a.items() if k in self.ATTRS or k == '_body'}

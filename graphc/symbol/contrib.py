@@ -46,7 +46,7 @@ def _var(name, s, drop_first=False, who='foreach'):
 
 
 def _trace(fn, *args):
-    """fn(*args), and the ids of the nodes it made."""
+    """fn(*args), and the set of nodes it made."""
     from .symbol import _ts
     old, _ts.created = _ts.created, set()
     try:
@@ -64,25 +64,25 @@ class _Body:
     def __init__(self, entries, loop_vars, created, name, who):
         from ..graph import Graph, Node
         from .symbol import output_name
-        inner = set(created) | {id(v) for v in loop_vars}
+        inner = set(created) | set(loop_vars)
         for n in Graph(entries).nodes:
-            if not n.is_var and any(id(s) in inner for s, _ in n.inputs):
-                inner.add(id(n))
-        new, cut, self.rvars, self.remain = {id(v): v for v in loop_vars}, {}, [], []
+            if not n.is_var and any(s in inner for s, _ in n.inputs):
+                inner.add(n)
+        new, cut, self.rvars, self.remain = {v: v for v in loop_vars}, {}, [], []
 
         def entry(s, j):
-            if id(s) in inner:
-                return new[id(s)], j
-            if (id(s), j) not in cut:
+            if s in inner:
+                return new[s], j
+            if (s, j) not in cut:
                 v = Node(None, s.name if s.is_var else output_name(s, j), shapes=[s.shapes[j] if s.shapes else None],
                          dtypes=[s.dtypes[j] if s.dtypes else None])
-                cut[(id(s), j)] = v
+                cut[(s, j)] = v
                 self.rvars.append(v)
                 self.remain.append((s, j))
-            return cut[(id(s), j)], 0
+            return cut[(s, j)], 0
         for n in Graph(entries).nodes:
-            if not n.is_var and id(n) in inner:
-                new[id(n)] = Node(n.op, n.name, n.attrs, [entry(s, j) for s, j in n.inputs], n.shapes, n.dtypes,
+            if not n.is_var and n in inner:
+                new[n] = Node(n.op, n.name, n.attrs, [entry(s, j) for s, j in n.inputs], n.shapes, n.dtypes,
                                   n.where, n.block)
         outs = []
         for k, (s, j) in enumerate(entries):
@@ -90,8 +90,8 @@ class _Body:
             if e[0].is_var:  # a body output is an op node, as in MXNet's subgraphs
                 e = (Node(OPS['_copy'], f"{name}_copy{k}", {}, [e], [e[0].shapes[0]], [e[0].dtypes[0]]), 0)
             outs.append(e)
-        used = {id(s) for n in Graph(outs).nodes for s, _ in n.inputs}
-        self.used = [v for v in loop_vars if id(v) in used]
+        used = {s for n in Graph(outs).nodes for s, _ in n.inputs}
+        self.used = [v for v in loop_vars if v in used]
         self.graph = Graph(outs, self.used + self.rvars)
 
 
@@ -102,15 +102,15 @@ class _Inputs:
         self.entries, self.index = list(fixed), {}
 
     def loc(self, e):
-        key = (id(e[0]), e[1])
-        if key not in self.index:
-            self.index[key] = len(self.entries)
+        if e not in self.index:
+            self.index[e] = len(self.entries)
             self.entries.append(e)
-        return self.index[key]
+        return self.index[e]
 
 
 def _node(op, inputs, attrs):
     from .symbol import Symbol, sym_invoke
+    # _body: an int unique to this node's Op (attrs stay plain values), so CSE never merges two loops
     r = sym_invoke(op, [Symbol([e]) for e in inputs], dict(attrs, _body=id(op)))
     return r if isinstance(r, list) else [r]
 

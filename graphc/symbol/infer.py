@@ -87,17 +87,17 @@ BACKWARD = {
 
 
 def infer_shapes(graph, given):
-    """{(id(node), j): partial shape} for every entry, from given {id(var): partial shape}."""
+    """{(node, j): partial shape} for every entry, from given {var: partial shape}."""
     shape = {}
     for n in graph.nodes:
         if n.is_var:
-            shape[(id(n), 0)] = given.get(id(n))
+            shape[(n, 0)] = given.get(n)
     ops = [n for n in graph.nodes if not n.is_var]
     for _ in range(len(ops) + 2):  # a fixpoint: each sweep fills what the last one made possible
         changed = False
         for n in ops:
-            ins = [shape.get((id(s), j)) for s, j in n.inputs]
-            outs = [shape.get((id(n), j)) for j in range(n.num_outputs)]
+            ins = [shape.get((s, j)) for s, j in n.inputs]
+            outs = [shape.get((n, j)) for j in range(n.num_outputs)]
             new_outs = list(outs)
             if not n.inputs and 0 in (n.attrs.get('shape') or ()):  # zeros((0, H)): 0 is a dim to infer
                 new_outs = [_merge(outs[0], tuple(None if d == 0 else d for d in n.attrs['shape']), n)]
@@ -122,11 +122,11 @@ def infer_shapes(graph, given):
                 new_ins, new_outs[0] = [same] * len(ins), same
             for (s, j), old, new in zip(n.inputs, ins, new_ins):
                 if new != old:
-                    shape[(id(s), j)] = _merge(shape.get((id(s), j)), new, s)
+                    shape[(s, j)] = _merge(shape.get((s, j)), new, s)
                     changed = True
             for j, (old, new) in enumerate(zip(outs, new_outs)):
                 if new != old:
-                    shape[(id(n), j)] = new
+                    shape[(n, j)] = new
                     changed = True
         if not changed:
             break
@@ -139,17 +139,17 @@ LABEL_TYPED_AS_DATA = {'SoftmaxOutput', 'LinearRegressionOutput', 'LogisticRegre
 
 
 def infer_dtypes(graph, given):
-    """{(id(node), j): dtype or None} from given {id(var): dtype}: an op's outputs take its `dtype`
+    """{(node, j): dtype or None} from given {var: dtype}: an op's outputs take its `dtype`
     attribute (Cast, one_hot, _zeros) or its inputs' dtype, and unknown inputs take the others'."""
     dt = {}
     for n in graph.nodes:
         if n.is_var:
-            dt[(id(n), 0)] = given.get(id(n))
+            dt[(n, 0)] = given.get(n)
     ops = [n for n in graph.nodes if not n.is_var]
     for _ in range(len(ops) + 2):
         changed = False
         for n in ops:
-            ins = [dt.get((id(s), j)) for s, j in n.inputs]
+            ins = [dt.get((s, j)) for s, j in n.inputs]
             data_in = [d for i, d in enumerate(ins) if i not in n.op.nograd_inputs and d is not None]
             own = n.attrs.get('dtype') if n.op.name in ('Cast', 'one_hot', '_zeros', '_ones', 'Embedding') else None
             out = np.dtype(own) if own not in (None, 'None') else (data_in[0] if data_in else None)
@@ -161,14 +161,14 @@ def infer_dtypes(graph, given):
                 except Exception:  # noqa: BLE001  (shapes may be stale here; the heuristic stands)
                     pass
             for j in range(n.num_outputs):
-                if out is not None and dt.get((id(n), j)) is None:
-                    dt[(id(n), j)] = out
+                if out is not None and dt.get((n, j)) is None:
+                    dt[(n, j)] = out
                     changed = True
             fill = data_in[0] if data_in else (out if n.op.name not in ('Cast',) and own in (None, 'None') else None)
             if fill is not None:
                 for i, ((s, j), d) in enumerate(zip(n.inputs, ins)):
                     if d is None and (i not in n.op.nograd_inputs or n.op.name in LABEL_TYPED_AS_DATA):
-                        dt[(id(s), j)] = fill
+                        dt[(s, j)] = fill
                         changed = True
         if not changed:
             break

@@ -30,7 +30,7 @@ class TraceContext:
         self.counts = {}
         self.blocks = []          # stack of (prefix, path) of the blocks being traced
         self.aux_updates = []     # (moving var node, batch-stat entry, momentum) from BatchNorm in training
-        self.consts = {}          # id(NDArray) -> var node holding a captured constant
+        self.consts = {}          # id(NDArray) -> (array, var node) of a captured constant (NDArray's == is elementwise)
         self.param_vars = {}      # id(Parameter) -> (Parameter, Symbol): what Parameter.data() gives while tracing
 
     def __enter__(self):
@@ -216,8 +216,8 @@ class Symbol:
 
     # ------------------------------------------------------------ MXNet's Symbol API
     def list_arguments(self):
-        aux = {id(n) for n in self._aux_nodes()}
-        return [n.name for n in self._graph().inputs if id(n) not in aux]
+        aux = set(self._aux_nodes())
+        return [n.name for n in self._graph().inputs if n not in aux]
 
     def list_auxiliary_states(self):
         return [n.name for n in self._aux_nodes()]
@@ -237,8 +237,8 @@ class Symbol:
             for i in ([] if n.is_var else n.op.aux_inputs):
                 if i < len(n.inputs):
                     v = n.inputs[i][0]
-                    if v.is_var and id(v) not in seen:
-                        seen.add(id(v))
+                    if v.is_var and v not in seen:
+                        seen.add(v)
                         aux.append(v)
         return aux
 
@@ -253,8 +253,8 @@ class Symbol:
         """The inputs of this symbol's node(s) as one grouped Symbol; None for a variable."""
         seen, entries = set(), []
         for n, _ in self._entries:
-            if id(n) not in seen:
-                seen.add(id(n))
+            if n not in seen:
+                seen.add(n)
                 entries += n.inputs
         return Symbol(entries) if entries else None
 
@@ -338,9 +338,9 @@ class Symbol:
                 s = tuple(n.extra['value'].shape)
             elif n.shapes and n.shapes[0] is not None:
                 s = tuple(n.shapes[0])
-            start[id(n)] = s
+            start[n] = s
         shapes = infer_shapes(g, start)
-        return self._collect(g, lambda n, j: shapes.get((id(n), j)), partial,
+        return self._collect(g, lambda n, j: shapes.get((n, j)), partial,
                              lambda s: s is not None and None not in s,
                              lambda s: () if s is None else tuple(0 if d is None else d for d in s))
 
@@ -351,21 +351,21 @@ class Symbol:
         start = {}
         for n in g.inputs:
             if n.name in given:
-                start[id(n)] = as_dtype(given[n.name])
+                start[n] = as_dtype(given[n.name])
             elif '__dtype__' in n.extra:
-                start[id(n)] = np.dtype(n.extra['__dtype__'])
+                start[n] = np.dtype(n.extra['__dtype__'])
             elif 'value' in n.extra:
-                start[id(n)] = n.extra['value'].dtype
+                start[n] = n.extra['value'].dtype
             elif n.shapes and n.shapes[0] is not None and '__shape__' not in n.extra and n.dtypes:
-                start[id(n)] = np.dtype(n.dtypes[0])  # an input of a traced graph: its dtype is known
+                start[n] = np.dtype(n.dtypes[0])  # an input of a traced graph: its dtype is known
         dts = infer_dtypes(g, start)
-        return self._collect(g, lambda n, j: dts.get((id(n), j)), partial, lambda d: d is not None,
+        return self._collect(g, lambda n, j: dts.get((n, j)), partial, lambda d: d is not None,
                              lambda d: None if d is None else np.dtype(d).type)
 
     def _collect(self, g, get, partial, complete, fmt):
-        aux = g.aux_ids()
-        args_ = [get(n, 0) for n in g.inputs if id(n) not in aux]
-        auxs = [get(n, 0) for n in g.inputs if id(n) in aux]
+        aux = g.aux_vars()
+        args_ = [get(n, 0) for n in g.inputs if n not in aux]
+        auxs = [get(n, 0) for n in g.inputs if n in aux]
         outs = [get(n, j) for n, j in self._entries]
         if not partial and not all(complete(x) for x in args_ + auxs + outs):
             return None, None, None
@@ -405,7 +405,7 @@ class Symbol:
         if unknown:
             raise GraphcError(f"compose: no arguments named {unknown}; arguments are {names}")
         self._entries = _substitute(self._entries, {k: v._one() for k, v in subst.items()})
-        if name is not None and len({id(n) for n, _ in self._entries}) == 1:
+        if name is not None and len({n for n, _ in self._entries}) == 1:
             self._entries[0][0].name = name
 
     compose = _compose
@@ -426,8 +426,8 @@ class Symbol:
 def _node_attrs(n):
     """A node's attributes as MXNet lists them: strings, op parameters and the user's own."""
     if n.is_var:
-        from ..mxjson import _var_attrs
-        out = _var_attrs(n)
+        from ..mxjson import var_attrs
+        out = var_attrs(n)
     else:
         out = n.op.format_attrs({k: v for k, v in n.attrs.items() if not k.startswith('_')})
         out.update({k: str(v) for k, v in n.attrs.items() if k.startswith('__') and k.endswith('__')})
@@ -441,23 +441,22 @@ def _substitute(entries, by_name):
     for n in Graph(entries).nodes:
         if n.is_var:
             if n.name in by_name:
-                new[id(n)] = by_name[n.name][0], by_name[n.name][1]
+                new[n] = by_name[n.name][0], by_name[n.name][1]
             continue
-        ins = [((new[id(s)][0], new[id(s)][1]) if s.is_var else (new[id(s)], j)) if id(s) in new else (s, j)
-               for s, j in n.inputs]
+        ins = [(new[s] if s.is_var else (new[s], j)) if s in new else (s, j) for s, j in n.inputs]
         if ins != n.inputs:
             m = Node(n.op, n.name, n.attrs, ins, where=n.where, block=n.block)
             m.extra = dict(n.extra)
             m.shapes, m.dtypes = partial_infer(m)
-            new[id(n)] = m
+            new[n] = m
     out = []
     for n, j in entries:
-        if id(n) not in new:
+        if n not in new:
             out.append((n, j))
         elif n.is_var:
-            out.append(new[id(n)])
+            out.append(new[n])
         else:
-            out.append((new[id(n)], j))
+            out.append((new[n], j))
     return out
 
 
@@ -555,7 +554,7 @@ def sym_invoke(op, inputs, attrs, name=None):
                 where=_where(), block=ctx.block_path if ctx else '')
     node.shapes, node.dtypes = partial_infer(node)
     if _ts.created is not None:  # a control-flow body being traced (symbol/contrib.py) keeps what it makes
-        _ts.created.add(id(node))
+        _ts.created.add(node)
     n = op.n_out(attrs)
     return [Symbol([(node, i)]) for i in range(n)] if n > 1 else Symbol([(node, 0)])
 
