@@ -36,9 +36,10 @@ class MemoryPlan:
         return [ks for ks in by.values() if len(ks) > 1]
 
     def summary(self):
-        return (f"arena {self.arena_bytes / 1e3:.1f} KB for {len(self.offset)} values (naive "
+        n = len(self.offset)
+        return (f"arena {self.arena_bytes / 1e3:.1f} KB for {n} value{'s' * (n != 1)} (naive "
                 f"{self.naive_bytes / 1e3:.1f} KB, {100 * self.arena_bytes / max(self.naive_bytes, 1):.0f}%), "
-                f"{len(self.offset) - len(set(self.offset.values()))} values in a dead value's buffer")
+                f"{n - len(set(self.offset.values()))} in a dead value's buffer")
 
 
 def plan(steps, sizes, outputs, share=True):
