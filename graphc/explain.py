@@ -26,6 +26,7 @@ class Report(str):
 def explain(block, *inputs, training=False, print_graph=True, file=None):
     """Print how `block` runs hybridized on `inputs`; returns the text (a str whose repr is one line)."""
     from .gluon.cached import CachedGraph
+    from .passes import run_pipeline
     from .passes.autodiff import split_training_step
     from .passes.memory import nbytes
     from .executor import Executor
@@ -57,29 +58,27 @@ def explain(block, *inputs, training=False, print_graph=True, file=None):
                    f"gradients; the forward also outputs {len(saved)} values the backward reads "
                    f"({sum(nbytes(v.shapes[0], v.dtypes[0]) for v in saved) / 1e3:.1f} KB)")
         out += [f"  {v.name:<28} {fmt_shape(v.shapes[0])} {v.dtypes[0]}" for v in saved]
-        out += _compiled('forward', fgraph, 'training', tag + '.forward', off)
-        out += _compiled('backward', bgraph, 'training', tag + '.backward', off)
-    else:
-        out += _compiled(None, graph, 'inference', tag, off,
-                         params=None if isinstance(block, Executor) else {id(v) for _, v in entry.param_vars})
+        out += _compiled('forward', fgraph, lambda: run_pipeline(fgraph, 'training', tag=tag + '.forward', disabled=off))
+        out += _compiled('backward', bgraph, lambda: run_pipeline(bgraph, 'training', tag=tag + '.backward', disabled=off))
+    elif isinstance(block, Executor):
+        out += _compiled(None, graph, lambda: run_pipeline(graph, 'inference', tag=tag, disabled=off))
+    else:  # as CachedGraph runs it: optimized, then parameter-only nodes hoisted into a prelude
+        out += _compiled(None, graph, lambda: (entry.optimize(), entry.report), entry)
     text = Report('\n'.join(out))
     print(text, file=file)
     return text
 
 
-def _compiled(half, graph, pipeline, tag, off, params=None):
-    """The pipeline's report, the hoisted prelude (with `params`: the ids of parameter variables), the kernels,
-    and the Plan that runs them with its memory plan, for one graph (one half of a training step)."""
-    from .gluon.cached import hoist
-    from .passes import run_pipeline
+def _compiled(half, graph, optimize, entry=None):
+    """The pass report of optimize() -> (graph, PassReport), the prelude `entry` hoisted (a CachedGraph's), the
+    kernels, and the Plan that runs them with its memory plan: one graph (or one half of a training step)."""
     t0 = time.perf_counter()
-    opt, report = run_pipeline(graph, pipeline, tag=tag, disabled=off)
+    opt, report = optimize()
     t_pass = time.perf_counter() - t0
     head = f"-- {half}: " if half else "-- "
     out = [head + "passes", report.table(), f"passes: {t_pass * 1e3:.1f} ms"]
-    h = hoist(opt, params) if params is not None else None
-    if h is not None:  # as CachedGraph runs it: the prelude again only after a write to a parameter
-        prelude, hvars, opt = h
+    if entry is not None and entry._hoist is not None:  # the prelude runs again only after a parameter changes
+        prelude, hvars, opt = entry._hoist
         out.append(f"{head}hoisted: {sum(not n.is_var for n in prelude.nodes)} ops read only parameters: a prelude "
                    f"that runs again only after a parameter changes; values: {len(hvars)}")
         out += [f"  {v.name:<28} {fmt_shape(v.shapes[0])} {v.dtypes[0]}" for v in hvars]
