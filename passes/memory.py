@@ -4,7 +4,9 @@ A backend lowers a graph to a schedule: per step, in run order, how it writes it
 buffers it is given ('native'), as views of its input ('view': reshapes) or from Python ('python': fresh
 arrays, which may be views of its inputs). plan() places the natively written values in one arena, a value
 reusing the space of one that died before its step (best fit, in step order), and a view (or a Python
-result) keeps what it may view alive as long as it is read. Graph outputs are fresh arrays each call.
+result) keeps what it may view alive as long as it is read. Graph outputs are fresh arrays each call. No
+value takes over the buffer of an input dying at its own step: GEMMs cannot write over their operands, and a
+compiled kernel over its own input loses vectorization (LLVM's runtime alias check fails for equal pointers).
 runtime/plan.py runs exactly this plan and gc.explain prints it; the plan_memory pass reports the graph's
 own liveness, and switching it off (GRAPHC_DISABLE_PASSES=plan_memory) turns the sharing off.
 """
@@ -24,7 +26,6 @@ def nbytes(shape, dtype):
 class MemoryPlan:
     def __init__(self):
         self.offset = {}       # value key -> byte offset in the arena
-        self.size = {}         # value key -> bytes it takes there (rounded up to ALIGN)
         self.arena_bytes = 0
         self.naive_bytes = 0   # every placed value its own buffer
 
@@ -78,7 +79,7 @@ def plan(steps, sizes, outputs, share=True):
                 p.arena_bytes += size
             else:
                 spare.remove(fit)
-            p.offset[k], p.size[k] = fit[0], size
+            p.offset[k] = fit[0]
             p.naive_bytes += size
             live.append((last[k], fit[0], fit[1]))
     return p
