@@ -43,6 +43,10 @@ def test_inference_memory_plan_is_the_running_plans():
     plan = net.cached_graph()._main_plan
     assert plan.program is not None and plan.arena_bytes < plan.naive_bytes, (plan.arena_bytes, plan.naive_bytes)
     assert arenas(text) == [kb(plan)], text
+    prog = plan.program  # every arena value sits where the memory plan puts it
+    base = min(a.ctypes.data for a in prog.arena_views.values())
+    assert {k: a.ctypes.data - base for k, a in prog.arena_views.items()} == prog.memory.offset
+    assert base % 64 == 0 and min(prog.memory.offset.values()) == 0
     shared = [ln for ln in text.splitlines() if ln.startswith('  shared: ')]
     assert len(shared) == len(plan.program.memory.shared()) > 0, text
 
