@@ -54,3 +54,33 @@ def grad_graph(graph, wrt, outputs=None):
     heads, grads = gradient(graph, wrt, outputs)
     present = [g for g in grads if g is not None]
     return (Graph(present) if present else None), heads, grads
+
+
+def split_training_step(graph, wrt, outputs=None):
+    """The training step as the compiled backend runs it: (forward, backward, saved, heads, grads).
+
+    forward: `graph` with, after its outputs, the values of its nodes that the backward reads (`saved`: the
+    backward's variables for them, aligned); backward: the gradients that exist, whose inputs are the saved
+    values, then the variables it reads (head gradients `heads`, parameters, data). The two share no node, so
+    each goes through the training pipeline on its own. grads: as gradient() (None where no gradient)."""
+    from ..graph import Node, rebuild
+    heads, grads = gradient(graph, wrt, outputs)
+    fwd = set(graph.nodes)
+    saved_of, inputs = {}, []
+
+    def rep(n, ins):  # a forward op: its values come in as saved inputs
+        if n not in fwd or n.is_var:
+            return None
+        for j in range(n.num_outputs):
+            if (n, j) not in saved_of:
+                v = Node(None, f"{n.name}_saved{j}", shapes=[n.shapes[j]], dtypes=[n.dtypes[j]])
+                saved_of[(n, j)] = v
+                inputs.append(v)
+        return [(saved_of[(n, j)], 0) for j in range(n.num_outputs)]
+    joint = Graph([g for g in grads if g is not None])
+    inputs.extend(joint.inputs)
+    backward = rebuild(joint, rep, inputs=inputs)
+    used = set(backward.nodes)
+    saved = [(e, v) for e, v in saved_of.items() if v in used]
+    forward = Graph(list(graph.outputs) + [e for e, _ in saved], graph.inputs)
+    return forward, backward, [v for _, v in saved], heads, grads

@@ -1,95 +1,110 @@
-"""Memory planning: liveness over the (fused) graph, in-place reuse where the registry allows it and
-the input dies there, and buffer sharing between values whose lifetimes do not overlap.
+"""Memory planning: where each value of a lowered graph lives.
 
-The plan is an analysis: `graph.memory_plan` says which buffer each value lives in, the buffer
-count and sizes, and the peak bytes against a naive plan (every value its own buffer).
+A backend lowers a graph to a schedule: per step, in run order, how it writes its values — natively into
+buffers it is given ('native'), as views of its input ('view': reshapes) or from Python ('python': fresh
+arrays, which may be views of its inputs). plan() places the natively written values in one arena, a value
+reusing the space of one that died before its step (best fit, in step order), and a view (or a Python
+result) keeps what it may view alive as long as it is read. Graph outputs are fresh arrays each call. No
+value takes over the buffer of an input dying at its own step: GEMMs cannot write over their operands, and a
+compiled kernel over its own input loses vectorization (LLVM's runtime alias check fails for equal pointers).
+runtime/plan.py runs exactly this plan and gc.explain prints it; the plan_memory pass reports the graph's
+own liveness, and switching it off (GRAPHC_DISABLE_PASSES=plan_memory) turns the sharing off.
 """
 import numpy as np
 
 from .manager import register_pass
 
+ALIGN = 64   # every buffer starts on a cache line
+
 
 def nbytes(shape, dtype):
     if shape is None or None in shape:
         return 0
-    n = 1
-    for d in shape:
-        n *= d
-    return n * np.dtype(dtype).itemsize
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
 class MemoryPlan:
     def __init__(self):
-        self.buffer_of = {}      # (node, j) -> buffer index
-        self.buffers = []        # bytes per buffer
-        self.naive_bytes = 0     # every value its own buffer
-        self.peak_bytes = 0      # most bytes of planned buffers live at once
-        self.inplace = 0         # values written over their input's buffer
+        self.offset = {}       # value key -> byte offset in the arena
+        self.arena_bytes = 0
+        self.naive_bytes = 0   # every placed value its own buffer
 
-    @property
-    def planned_bytes(self):
-        return sum(self.buffers)
+    def shared(self):
+        """The keys of each buffer that more than one value uses, in step order."""
+        by = {}
+        for k, off in self.offset.items():
+            by.setdefault(off, []).append(k)
+        return [ks for ks in by.values() if len(ks) > 1]
 
     def summary(self):
-        return (f"{len(self.buffers)} buffers, {self.planned_bytes / 1e6:.2f} MB planned, peak {self.peak_bytes / 1e6:.2f} MB "
-                f"vs naive {self.naive_bytes / 1e6:.2f} MB ({100 * self.peak_bytes / max(self.naive_bytes, 1):.0f}%), "
-                f"{self.inplace} in place")
+        n = len(self.offset)
+        return (f"arena {self.arena_bytes / 1e3:.1f} KB for {n} value{'s' * (n != 1)} (naive "
+                f"{self.naive_bytes / 1e3:.1f} KB, {100 * self.arena_bytes / max(self.naive_bytes, 1):.0f}%), "
+                f"{n - len(set(self.offset.values()))} in a dead value's buffer")
 
 
-def plan(graph, keep=()):
-    """Plan buffers for every op output in graph.nodes order. `keep`: entries that must survive to the end
-    (graph outputs, and in training the activations the backward reads)."""
-    nodes = [n for n in graph.nodes if not n.is_var]
+def plan(steps, sizes, outputs, share=True):
+    """The arena for a schedule. steps: (how, reads, writes) in run order, how 'native', 'view' or 'python';
+    sizes: key -> bytes of each natively written value; outputs: keys that are fresh arrays, read after the
+    last step. share=False: every value its own buffer."""
     last = {}
-    for i, n in enumerate(nodes):
-        for s, j in n.inputs:
-            if not s.is_var:
-                last[(s, j)] = i
-    end = len(nodes)
-    for n, j in list(graph.outputs) + list(keep):
-        last[(n, j)] = end
+    for i, (_, reads, writes) in enumerate(steps):
+        for k in reads:
+            last[k] = i
+        for k in writes:
+            last.setdefault(k, i)   # (a value nobody reads dies at its step)
+    for k in outputs:
+        last[k] = len(steps)
+    for i in reversed(range(len(steps))):  # a view keeps its base alive as long as the view is read
+        how, reads, writes = steps[i]
+        if how != 'native' and writes:
+            end = max(last[k] for k in writes)
+            for k in reads:
+                last[k] = max(last[k], end)
     p = MemoryPlan()
-    free = []       # buffer indices not in use
-    live = {}       # entry -> buffer
-    in_use = 0
-    for i, n in enumerate(nodes):
-        dying = [(s, j) for s, j in n.inputs if not s.is_var and last.get((s, j)) == i]
-        for j in range(n.num_outputs):
-            size = nbytes(n.shapes[j] if n.shapes else None, n.dtypes[j] if n.dtypes else 'float32')
+    live, spare = [], []   # (last step, offset, bytes) of buffers in use; (offset, bytes) of free ones
+    for i, (how, _, writes) in enumerate(steps):
+        if how != 'native':
+            continue
+        for a in [a for a in live if a[0] < i]:  # read for the last time before this step
+            live.remove(a)
+            spare.append(a[1:])
+        for k in writes:
+            if k in outputs:
+                continue
+            size = -(-max(sizes[k], 1) // ALIGN) * ALIGN
+            fit = min((b for b in spare if b[1] >= size), key=lambda b: b[1], default=None) if share else None
+            if fit is None:
+                fit = (p.arena_bytes, size)
+                p.arena_bytes += size
+            else:
+                spare.remove(fit)
+            p.offset[k] = fit[0]
             p.naive_bytes += size
-            b = None
-            if j == 0 and n.op.inplace and n.inputs and (n.inputs[0][0], n.inputs[0][1]) in dying:
-                src = (n.inputs[0][0], n.inputs[0][1])
-                if src in live and p.buffers[live[src]] >= size:
-                    b = live.pop(src)  # write over the dying input
-                    p.inplace += 1
-            if b is None:
-                fits = [k for k in free if p.buffers[k] >= size]
-                if fits:
-                    b = min(fits, key=lambda k: p.buffers[k])  # best fit
-                    free.remove(b)
-                else:
-                    b = len(p.buffers)
-                    p.buffers.append(size)
-                in_use += p.buffers[b]
-            live[(n, j)] = b
-            p.buffer_of[(n, j)] = b
-            if last.get((n, j)) is None:  # an output nobody reads dies at once
-                free.append(live.pop((n, j)))
-                in_use -= p.buffers[b]
-        p.peak_bytes = max(p.peak_bytes, in_use)
-        for s, j in dying:
-            b = live.pop((s, j), None)
-            if b is not None:
-                free.append(b)
-                in_use -= p.buffers[b]
+            live.append((last[k], fit[0], fit[1]))
     return p
 
 
 @register_pass('plan_memory')
 def plan_memory(graph, stats):
-    """Liveness, in-place reuse and buffer sharing; attaches graph.memory_plan."""
-    graph.memory_plan = p = plan(graph, getattr(graph, 'keep', ()))
-    stats.update(buffers=len(p.buffers), peak_kb=round(p.peak_bytes / 1024), naive_kb=round(p.naive_bytes / 1024),
-                 inplace=p.inplace)
+    """Liveness: naive bytes (every value its own buffer) and the most bytes live at once, which no arena
+    beats; the arena itself is planned as the graph is lowered (plan() on the backend's schedule)."""
+    nodes = [n for n in graph.nodes if not n.is_var]
+    last = {}
+    for i, n in enumerate(nodes):
+        for e in n.inputs:
+            last[e] = i
+    for e in graph.outputs:
+        last[e] = len(nodes)
+    naive = live = peak = 0
+    dies = {}
+    for i, n in enumerate(nodes):
+        for j in range(n.num_outputs):
+            size = nbytes(n.shapes[j] if n.shapes else None, n.dtypes[j] if n.dtypes else 'float32')
+            naive += size
+            live += size
+            dies[last.get((n, j), i)] = dies.get(last.get((n, j), i), 0) + size
+        peak = max(peak, live)
+        live -= dies.pop(i, 0)
+    stats.update(values=sum(n.num_outputs for n in nodes), naive_kb=round(naive / 1024), live_peak_kb=round(peak / 1024))
     return graph

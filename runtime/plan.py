@@ -173,7 +173,10 @@ class Seg:
 
 
 def _native_program(plan, graph, slot):
-    """Group the plan's steps into native segments where they compile; None when nothing would gain."""
+    """Group the plan's steps into native segments where they compile; None when nothing would gain. The
+    natively written values live in one arena where passes/memory.py's plan of this schedule puts them."""
+    from ..passes import memory
+    from ..passes.manager import disabled_passes
     from .native import ALIAS, Segment, compile_step
     shapes, dtypes = {}, {}
     for n in graph.nodes:
@@ -182,7 +185,7 @@ def _native_program(plan, graph, slot):
             dtypes[slot[(id(n), j)]] = np.dtype(n.dtypes[j]) if n.dtypes and n.dtypes[j] is not None else None
     if any(s is None for s in shapes.values()):
         return None
-    extra = []
+    extra, names = [], {}
 
     def new_slot(shape, dtype):
         k = plan.nslots + len(extra)
@@ -190,24 +193,19 @@ def _native_program(plan, graph, slot):
         shapes[k], dtypes[k] = tuple(shape), np.dtype(dtype)
         return k
     items, cur, native_steps = [], None, 0
-    written_native, seg_of = {}, {}   # natively computed slots, and the segment of each
-    aliases = {}   # segment -> its alias (out, in) pairs in step order
-    defined, last = {}, {}   # slot -> the step that writes it / the last step that reads it
-    may_alias = []           # steps whose outputs may be views of their inputs (Python steps, reshapes)
-    for i, st in enumerate(plan.steps):
+    seg_of = {}      # natively computed slots -> their segment
+    aliases = {}     # segment -> its alias (out, in) pairs in step order
+    schedule = []    # (how, reads, writes) per step: what the memory plan places
+    for st in plan.steps:
         ref, attrs, ins, outs, free, node = st
-        for k in ins:
-            last[k] = i
         n_extra = len(extra)
         trial = Segment()
         ok = compile_step(trial, node, ins, outs, new_slot)
-        for k in list(outs) + extra[n_extra:]:
-            defined[k] = i
-            last.setdefault(k, i)
+        names.update((k, node.name if len(outs) == 1 else f"{node.name}:{j}") for j, k in enumerate(outs))
         if not ok:
             cur = None
             items.append(st)
-            may_alias.append(i)
+            schedule.append(('python', ins, outs))
             continue
         if cur is None:
             cur = Segment()
@@ -219,46 +217,25 @@ def _native_program(plan, graph, slot):
             seg_of[k] = cur
         if trial.rows and trial.rows[0][0] == ALIAS:
             aliases.setdefault(id(cur), []).append((outs[0], ins[0]))
-            may_alias.append(i)
+            schedule.append(('view', ins, outs))
         else:
-            for k in outs:
-                written_native[k] = True
+            names.update((k, f"{node.name}.tmp") for k in extra[n_extra:])
+            schedule.append(('native', ins, list(outs) + extra[n_extra:]))
         cur.reads += [k for k in ins if k not in seg_of]
     if native_steps < 2:
         return None
     outputs = set(plan.outputs)
-    for k in outputs:
-        last[k] = len(plan.steps)
-    for i in reversed(may_alias):  # a view keeps its base's buffer alive as long as it is read
-        _, _, ins, outs, _, _ = plan.steps[i]
-        end = max(last.get(k, i) for k in outs)
-        for k in ins:
-            last[k] = max(last.get(k, i), end)
-    # buffers: natively written values live in the arena, sharing space when their lifetimes do not
-    # overlap (the memory plan of this schedule); graph outputs are fresh arrays each call
-    offsets, size, active, spare = {}, 0, [], []
-    for k in sorted((k for k in set(written_native) | set(extra) if k not in outputs), key=lambda k: defined[k]):
-        nbytes = -(-max(int(np.prod(shapes[k])) * dtypes[k].itemsize, 1) // 64) * 64
-        for a in [a for a in active if a[0] < defined[k]]:  # buffers read for the last time before this step
-            active.remove(a)
-            spare.append(a[1:])
-        fit = min((b for b in spare if b[1] >= nbytes), key=lambda b: b[1], default=None)
-        if fit is None:
-            fit = (size, nbytes)
-            size += nbytes
-        else:
-            spare.remove(fit)
-        offsets[k] = fit[0]
-        active.append((last[k], fit[0], fit[1]))
-    plan.arena_bytes, plan.naive_bytes = size, sum(-(-max(int(np.prod(shapes[k])) * dtypes[k].itemsize, 1) // 64) * 64
-                                                   for k in offsets)
-    arena = np.empty(size + 64, np.uint8) if offsets else None
+    mem = memory.plan(schedule, {k: int(np.prod(shapes[k])) * dtypes[k].itemsize for k in shapes},
+                      outputs, share='plan_memory' not in disabled_passes())
+    plan.arena_bytes, plan.naive_bytes = mem.arena_bytes, mem.naive_bytes
+    arena = np.empty(mem.arena_bytes + memory.ALIGN, np.uint8) if mem.offset else None
     views = {}
     if arena is not None:
-        base = (-arena.ctypes.data) % 64
-        for k, off in offsets.items():
+        base = (-arena.ctypes.data) % memory.ALIGN
+        for k, off in mem.offset.items():
             nb = int(np.prod(shapes[k])) * dtypes[k].itemsize
             views[k] = arena[base + off: base + off + nb].view(dtypes[k]).reshape(shapes[k])
+    written = {k for how, _, writes in schedule if how == 'native' for k in writes}
     out_items = []
     for it in items:
         if type(it) is tuple:
@@ -267,10 +244,11 @@ def _native_program(plan, graph, slot):
         it.finish()
         s = Seg()
         s.seg, s.addr, s.n = it, it.addr, it.n
-        own = [k for k, sg in seg_of.items() if sg is it]
         s.reads = list(dict.fromkeys(it.reads))
-        s.fresh = [k for k in own if k in written_native and k in outputs]
+        s.fresh = [k for k, sg in seg_of.items() if sg is it and k in written and k in outputs]
         s.views = aliases.get(id(it), [])  # Python may read them: cheap reshapes, in step order
         out_items.append(s)
     fresh = {k for s in out_items if type(s) is Seg for k in s.fresh}
-    return NativeProgram(out_items, plan.nslots + len(extra), arena, views, fresh, shapes, dtypes)
+    prog = NativeProgram(out_items, plan.nslots + len(extra), arena, views, fresh, shapes, dtypes)
+    prog.memory, prog.names = mem, names
+    return prog

@@ -154,3 +154,39 @@ def test_a_pass_whose_requirement_is_off_runs_and_says_so(needs_dce, caplog):
     assert 'pass _needs_dce runs without dce (disabled)' in caplog.text
     with pytest.raises(gc.GraphcError, match=r"pass '_needs_dce' needs \('dce',\) before it"):
         run_pipeline(g, ['_needs_dce'])
+
+
+def test_fold_batchnorm():
+    """Inference BatchNorm after FullyConnected: its weights scaled and a new bias, computed in the graph from the
+    parameters (the values: test_passes.test_passes_preserve_outputs)."""
+    x, w, b = input_var('x', (2, 4), 'float32'), input_var('w', (3, 4), 'float32'), input_var('b', (3,), 'float32')
+    stats = [input_var(n, (3,), 'float32') for n in ('gamma', 'beta', 'mean', 'var')]
+    g = Graph([nd.BatchNorm(nd.FullyConnected(x, w, b, num_hidden=3), *stats, eps=1e-3, fix_gamma=False)._one()])
+    check(['fold_batchnorm'], g, """
+%0 = var x  f32[2,4]
+%1 = var w  f32[3,4]
+%2 = var b  f32[3]
+%3 = FullyConnected[num_hidden=3](%0, %1, %2)  f32[2,3]
+%4 = var gamma  f32[3]
+%5 = var beta  f32[3]
+%6 = var mean  f32[3]
+%7 = var var  f32[3]
+%8 = BatchNorm[fix_gamma=False](%3, %4, %5, %6, %7)  f32[2,3], f32[3], f32[3]
+return %8""", """
+%0 = var x  f32[2,4]
+%1 = var w  f32[3,4]
+%2 = var gamma  f32[3]
+%3 = var var  f32[3]
+%4 = _plus_scalar[scalar=0.001](%3)  f32[3]
+%5 = rsqrt(%4)  f32[3]
+%6 = elemwise_mul(%2, %5)  f32[3]
+%7 = _np_reshape[newshape=(3, 1)](%6)  f32[3,1]
+%8 = broadcast_mul(%1, %7)  f32[3,4]
+%9 = var b  f32[3]
+%10 = var mean  f32[3]
+%11 = elemwise_sub(%9, %10)  f32[3]
+%12 = elemwise_mul(%11, %6)  f32[3]
+%13 = var beta  f32[3]
+%14 = elemwise_add(%12, %13)  f32[3]
+%15 = FullyConnected[num_hidden=3](%0, %8, %14)  f32[2,3]
+return %15""")

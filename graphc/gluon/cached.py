@@ -153,35 +153,15 @@ class CachedOp:
         halves go through the training pipeline (fusion, compiled kernels) without sharing nodes."""
         hit = self._compiled.get(need)
         if hit is None:
-            from ..graph import Node
             from ..passes import run_pipeline
-            from ..graph import rebuild
-            joint, heads, grads, _ = self.built(need)
+            from ..passes.autodiff import split_training_step
             e = self.entry
-            present = [g for g in grads if g is not None]
-            fwd = {id(n) for n in e.graph.nodes}
-            saved_of, inputs = {}, []
-
-            def rep(n, ins):  # a forward op: its values come in as saved inputs
-                if id(n) not in fwd or n.is_var:
-                    return None
-                for j in range(n.num_outputs):
-                    if (id(n), j) not in saved_of:
-                        v = Node(None, f"{n.name}_saved{j}", shapes=[n.shapes[j]], dtypes=[n.dtypes[j]])
-                        saved_of[(id(n), j)] = ((n, j), v)
-                        inputs.append(v)
-                return [(saved_of[(id(n), j)][1], 0) for j in range(n.num_outputs)]
-            jg = Graph(present)
-            inputs.extend(jg.inputs)
-            bwd = rebuild(jg, rep, inputs=inputs)
-            used = {id(n) for n in bwd.nodes}
-            saved = [(entry, v) for entry, v in saved_of.values() if id(v) in used]
-            fgraph = Graph(list(e.graph.outputs) + [entry for entry, _ in saved], e.graph.inputs)
+            fgraph, bwd, saved, heads, grads = split_training_step(
+                e.graph, [v for v, n in zip(e.input_vars, need) if n], e.graph.outputs[:len(e.visible)])
             off = getattr(e, 'disabled', None)  # (an Executor's entry: MXNET_ELIMINATE_COMMON_EXPR=0 turns cse off)
             fopt, _ = run_pipeline(fgraph, 'training', disabled=off, tag=e.block_name + '.forward')
             bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
-            hit = self._compiled[need] = (Plan(fopt), Plan(bopt), [v for _, v in saved], heads,
-                                          [g is not None for g in grads])
+            hit = self._compiled[need] = (Plan(fopt), Plan(bopt), saved, heads, [g is not None for g in grads])
         return hit
 
     def grad(self, F, attrs, xs, ys, dys):
