@@ -119,10 +119,10 @@ class Executor:
         entry, plans = self._mode(train)
         if 'fwd' not in plans:
             from .passes import run_pipeline
-            from .runtime.plan import Plan
+            from .runtime import backend
             opt, report = run_pipeline(entry.graph, 'training' if train else 'inference', disabled=self._disabled(),
                                        tag='executor')
-            plans['fwd'] = Plan(opt)
+            plans['fwd'] = backend.current().executor(opt)
             plans['fwd_graph'], plans['report'] = opt, report
         return plans['fwd']
 

@@ -77,17 +77,16 @@ def explain(block, *inputs, training=False, print_graph=True, file=None):
 def _codegen(opt, fused):
     """Build the kernels and the plan the compiled backend runs, and say what that took: the IR, LLVM (or a
     disk-cache load) apart, and the native segments."""
-    from .runtime import cpu
-    from .runtime.plan import Plan, Seg
-    if not cpu.enabled():
-        return ["-- codegen: off (GRAPHC_BACKEND=interp: the reference interpreter runs the graph)"]
+    from .runtime import backend, cpu
+    from .runtime.plan import Seg
+    if backend.current() is backend.interp:
+        return ["-- codegen: off (the interp backend: the reference interpreter runs the graph)"]
     before = dict(cpu.stats)
     t0 = time.perf_counter()
     compiled = 0
     for n in fused:
-        ep = cpu.epilogue_of(n.op)
-        compiled += (cpu.kernel_for(ep[2]) if ep else cpu.kernel_for(n.op)) is not None
-    plan = Plan(opt)
+        compiled += backend.cpu.compile(n.op) is not None
+    plan = backend.cpu.executor(opt)
     total = time.perf_counter() - t0
     d = {k: cpu.stats[k] - before[k] for k in before}
     out = [f"-- codegen: {compiled} of {len(fused)} fused groups compiled; {d['compiled']} kernels built now "

@@ -1966,20 +1966,20 @@ class Oracle:
                 raise Failure('mutated', path, f"output {i} of the first call changed during the second call")
 
     def run_interp(self):
-        from .runtime.interpreter import interpret
+        from .interpreter import interpret
         g = self.graph()
         self.check('interp', self.seeded(interpret, g, self.feed(g)))
 
     def _compiled(self, path, disabled):
         from .passes import run_pipeline
-        from .runtime import cpu
+        from .runtime import backend
         from .runtime.plan import Plan
         g = self.graph()
-        opt, _ = run_pipeline(g, 'training' if self.train else 'inference', disabled=disabled, verify=True)
+        with backend.use('cpu'):   # (the fuser forms the groups the CPU backend compiles)
+            opt, _ = run_pipeline(g, 'training' if self.train else 'inference', disabled=disabled, verify=True)
         feed = self.feed(g)
         before = [a.copy() for a in feed.values()]
-        old = cpu.set_backend('cpu')
-        try:
+        with backend.use('cpu'):
             plan = Plan(opt, native='native' not in disabled)
             outs = self.seeded(plan, feed)
             self.check(path, outs)
@@ -1987,8 +1987,6 @@ class Oracle:
                 if not np.array_equal(a, b_, equal_nan=True):
                     raise Failure('mutated', path, "an input buffer was written to")
             self.check_twice(path, lambda c: self.seeded(plan, self.feed(g, c)), outs)
-        finally:
-            cpu.set_backend(old)
 
     def run_compiled(self):
         self._compiled('compiled', set())

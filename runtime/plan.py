@@ -1,10 +1,10 @@
 """The plan executor: a graph flattened once into a list of steps with argument slots bound, so a
 call runs with little Python per step (no dict lookups, no liveness work at run time).
 
-With the compiled backend, runs of steps that compile natively (see runtime/native.py) become
-segments that execute in one call each, over buffers preallocated in one arena; the per-step path
-stays as the fallback (a second thread calling the same plan at once, or an input that no longer
-has the planned shape and dtype).
+It is the CPU backend's executor (runtime/backend.py): each step runs that backend's kernel of its op,
+and runs of steps that compile natively (see runtime/native.py) become segments that execute in one call
+each, over buffers preallocated in one arena; the per-step path stays as the fallback (a second thread
+calling the same plan at once, or an input that no longer has the planned shape and dtype).
 """
 import threading
 
@@ -13,10 +13,16 @@ import numpy as np
 from .. import config
 from ..base import GraphcError
 from ..graph import raise_at
+from .backend import _record, recorders
 
 
 class Plan:
-    def __init__(self, graph, native=True):
+    def __init__(self, graph, native=True, kernel=None):
+        """kernel(op): each step's kernel (default: the CPU backend's)."""
+        if kernel is None:
+            from .backend import cpu
+            kernel = cpu.kernel
+        self.graph = graph
         slot = {}
         for n in graph.nodes:
             for j in range(1 if n.is_var else n.num_outputs):
@@ -35,15 +41,15 @@ class Plan:
             ins = tuple(slot[(id(s), j)] for s, j in n.inputs)
             outs = tuple(slot[(id(n), j)] for j in range(n.num_outputs))
             free = tuple(k for k in set(ins) if last.get(k) == i and k not in keep)
-            self.steps.append((n.op.ref, n.attrs, ins, outs, free, n))
+            self.steps.append((kernel(n.op), n.attrs, ins, outs, free, n))
         self.outputs = [slot[(id(n), j)] for n, j in graph.outputs]
         self.program = None
         if native and config.native():  # GRAPHC_NATIVE=0: every step from Python
-            from .cpu import enabled
-            if enabled():
-                self.program = _native_program(self, graph, slot)
+            self.program = _native_program(self, graph, slot)
 
     def __call__(self, feed):
+        if recorders:
+            _record(self.graph, feed)
         prog = self.program
         if prog is not None and prog.lock.acquire(blocking=False):
             try:

@@ -312,7 +312,7 @@ def _plans_match_the_interpreter(cases):
     """cases: [(fn, shapes, optimize)]. Each graph's GpuPlan in emulation (one g++ build for all) and each of its
     kernels on the interpreter's values (emulate.check_graph) against the interpreter: values and shapes.
     Returns the graphs."""
-    from graphc.runtime.interpreter import interpret
+    from graphc.interpreter import interpret
     built = []
     for i, (fn, shapes, optimize) in enumerate(cases):
         vs = [input_var(f"x{k}", s, 'float32') for k, s in enumerate(shapes)]

@@ -16,7 +16,7 @@ from graphc.gluon import nn
 from graphc.graph import Graph
 from graphc.passes.autodiff import grad_graph
 from graphc.registry import OPS
-from graphc.runtime.interpreter import interpret
+from graphc.interpreter import interpret
 from graphc.symbol.symbol import input_var, sym_invoke
 from op_cases import CASES
 

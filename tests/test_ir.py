@@ -82,7 +82,7 @@ def test_node_attrs_parse_from_mxnet_strings():
 def test_interpreter_keeps_0d_values_arrays_as_eager_does():
     """NumPy gives a scalar for 0-d x0 - x1, and 2.0 ** scalar differs from 2.0 ** 0-d array in the last
     bit: the interpreter (the spec) keeps 0-d arrays, as eager does, so the two agree exactly (fuzz seed 193)."""
-    from graphc.runtime.interpreter import interpret
+    from graphc.interpreter import interpret
     from graphc.symbol.symbol import input_var
     a, b = np.array(0.82177013, np.float32), np.array(0.0, np.float32)
     x0, x1 = input_var('x0', (), 'float32'), input_var('x1', (), 'float32')
@@ -126,7 +126,7 @@ def test_rewrite_api_keeps_users_current():
 
 @pytest.mark.parametrize('runner', ['interpreter', 'plan'])
 def test_kernel_errors_name_the_ir_line_and_keep_their_type(runner, monkeypatch):
-    from graphc.runtime.interpreter import interpret
+    from graphc.interpreter import interpret
     from graphc.runtime.plan import Plan
     from graphc.symbol.symbol import input_var
     x = input_var('x', (4, 6), 'float32')

@@ -14,7 +14,7 @@ from graphc.graph import Graph
 from graphc.passes.fusion import FusedOp
 from graphc.registry import OPS
 from graphc.runtime import cpu, cuda, emulate
-from graphc.runtime.interpreter import interpret
+from graphc.interpreter import interpret
 from graphc.symbol.symbol import input_var
 
 L = np.longdouble

@@ -15,7 +15,7 @@ from graphc.gluon import nn
 from graphc.graph import Graph
 from graphc.passes import run_pipeline
 from graphc.runtime import native
-from graphc.runtime.interpreter import interpret
+from graphc.interpreter import interpret
 from graphc.runtime.plan import Plan, Seg
 from graphc.symbol.symbol import input_var
 

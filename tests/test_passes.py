@@ -13,7 +13,7 @@ from graphc import autograd, gluon, nd
 from graphc.gluon import nn
 from graphc.graph import Graph
 from graphc.passes import PASSES, PIPELINES, run_pipeline
-from graphc.runtime.interpreter import interpret
+from graphc.interpreter import interpret
 from graphc.symbol.symbol import input_var
 
 HERE = os.path.dirname(os.path.abspath(__file__))

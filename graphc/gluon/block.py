@@ -603,7 +603,7 @@ def _monitor(entry, args, callback, monitor_all):
     """Run the graph as traced, node by node, and report its op outputs (and inputs) to an op hook. Names are
     MXNet's: `<node>_output`, inputs `<node>_<input name>`; ops that MXNet gives no input names (elementwise
     ones, Activation) have `<node>_input<i>`."""
-    from ..runtime.interpreter import interpret
+    from ..interpreter import interpret
     g = entry.traced
     data = [a for a in args if isinstance(a, NDArray)]
     by_name = {v.name: a._data for v, a in zip(entry.data_vars, data)}

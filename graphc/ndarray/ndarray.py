@@ -13,6 +13,7 @@ from .. import engine as _engine
 from ..base import GraphcError, GraphcShapeError, as_dtype, fmt_shape
 from ..context import Context, current_context
 from ..registry import OPS
+from ..runtime import backend as _backend
 
 
 def _check_ctx(ctx):
@@ -82,8 +83,8 @@ def invoke(op, inputs, attrs, name=None):
     if op.mode_dependent and '_train' not in attrs:  # a backward op gets the mode its forward ran in
         attrs = dict(attrs, _train=_ag._st.training)
     try:
-        out = op.ref(attrs, *data)
-    except GraphcError:
+        out = (_backend._cur.backend or _backend.current()).kernel(op)(attrs, *data)  # (eager conv, BN, RNN: the
+    except GraphcError:                                                            # CPU backend's kernels)
         raise
     except (ValueError, IndexError, TypeError) as e:
         op.infer(attrs, [a.shape for a in data], [a.dtype for a in data])  # the clear error, if shapes are wrong

@@ -51,7 +51,7 @@ def check_case(case, opset=None, roundtrip=False):
     """None when onnxruntime agrees with the interpreter; ('skip', why) or ('fail', why) otherwise.
     roundtrip: also import the ONNX file back (gc.onnx.import_model) and compare its outputs; a graph whose ONNX
     ops the importer lacks is counted as ('noimport', why)."""
-    from ..runtime.interpreter import interpret
+    from ..interpreter import interpret
     o = fuzz.Oracle(case, ())
     g = o.graph()
     feed = o.feed(g)

@@ -1,16 +1,17 @@
-"""The reference interpreter: runs a Graph node by node with the registry's NumPy kernels.
+"""The reference interpreter: runs a Graph node by node with the registry's NumPy kernels (each op's ref).
 
-It is the spec every compiled backend is tested against. Values are freed after their
-last use, so peak memory is that of a simple liveness plan.
+It is the spec every compiled backend is tested against (runtime/backend.py's `interp` backend). Values are
+freed after their last use, so peak memory is that of a simple liveness plan.
 """
 import numpy as np
 
-from ..base import GraphcError
-from ..graph import raise_at
+from .base import GraphcError
+from .graph import raise_at
 
 
-def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=()):
+def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=(), kernel=None):
     """Run `nodes` (default: all of graph's) given feed {id(var node): array}; returns the output arrays.
+    kernel(op) gives each op's kernel: by default its ref (a backend passes its own, runtime/backend.py).
 
     env, when given, holds values already computed ({id(node): tuple of arrays}) and receives the
     values of `keep` nodes, so a later call can run the rest of the graph (training's backward). (ids, not
@@ -33,7 +34,7 @@ def interpret(graph, feed, env=None, nodes=None, outputs=None, keep=()):
             continue
         args = [env[id(s)][j] for s, j in n.inputs]
         try:
-            out = n.op.ref(n.attrs, *args)
+            out = (n.op.ref if kernel is None else kernel(n.op))(n.attrs, *args)
         except Exception as e:
             raise_at(n, e, nodes, args)
         out = out if isinstance(out, tuple) else (out,)
