@@ -311,8 +311,7 @@ class Executor:
             plans = list(self._cached_op(True).compiled(need)[:2])
         total = 0
         for plan in plans:
-            for step in plan.steps:
-                n = step[5]
+            for n in (n for n in plan.graph.nodes if not n.is_var):
                 total += sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in zip(n.shapes, n.dtypes))
         return f"{g.text()}\nTotal {total >> 20} MB allocated\n"
 

@@ -146,21 +146,19 @@ BACKENDS = {b.name: b for b in (interp, cpu, cuda)}
 
 
 # ---------------------------------------------------------------- which one runs
+default = BACKENDS[config.backend()]   # (read once, at start)
+
+
 class _Current(threading.local):
-    backend = None   # this thread's choice (use()); None: GRAPHC_BACKEND's
+    backend = None               # this thread's choice (use()); None: GRAPHC_BACKEND's
+    kernels = default._kernels   # the kernel table of the backend in use (eager ops read it: one dict lookup)
 
 
 _cur = _Current()
-_default = [None]
 
 
 def current() -> Backend:
-    b = _cur.backend
-    if b is None:
-        b = _default[0]
-        if b is None:
-            b = _default[0] = BACKENDS[config.backend()]
-    return b
+    return _cur.backend or default
 
 
 def get(name: str) -> Backend:
@@ -174,11 +172,13 @@ def get(name: str) -> Backend:
 def use(name: str) -> Iterator[Backend]:
     """with backend.use('interp'): ... — the backend hybridized blocks, Symbol executors, the lazy engine, eager
     ops and gc.explain use in this thread, within the block."""
-    old, _cur.backend = _cur.backend, get(name)
+    old = _cur.backend, _cur.kernels
+    b = _cur.backend = get(name)
+    _cur.kernels = b._kernels
     try:
-        yield _cur.backend
+        yield b
     finally:
-        _cur.backend = old
+        _cur.backend, _cur.kernels = old
 
 
 # ---------------------------------------------------------------- recording runs

@@ -83,8 +83,9 @@ def invoke(op, inputs, attrs, name=None):
     if op.mode_dependent and '_train' not in attrs:  # a backward op gets the mode its forward ran in
         attrs = dict(attrs, _train=_ag._st.training)
     try:
-        out = (_backend._cur.backend or _backend.current()).kernel(op)(attrs, *data)  # (eager conv, BN, RNN: the
-    except GraphcError:                                                            # CPU backend's kernels)
+        k = _backend._cur.kernels.get(op) or _backend.current().kernel(op)   # (eager conv, BN, RNN: the CPU
+        out = k(attrs, *data)                                                # backend's kernels)
+    except GraphcError:
         raise
     except (ValueError, IndexError, TypeError) as e:
         op.infer(attrs, [a.shape for a in data], [a.dtype for a in data])  # the clear error, if shapes are wrong
