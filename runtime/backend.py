@@ -97,14 +97,21 @@ def _cpu_can_fuse(node) -> bool:
 
 def _lowers(node) -> bool:
     """Whether node's scalar lowering has a form for its attributes (a lowering may return None)."""
-    from ..ops.scalar import Scalar, emit
+    from ..ops.scalar import emit
+    return emit(_Probe(np.dtype(node.dtypes[0]) == np.float64), node, [0.0] * len(node.inputs)) is not None
 
-    class Probe(Scalar):   # every primitive returns a token: only whether the lowering gives one matters
-        f64 = np.dtype(node.dtypes[0]) == np.float64
 
-        def __getattr__(self, name):
-            return lambda *a: 0.0
-    return emit(Probe(), node, [0.0] * len(node.inputs)) is not None
+class _Probe:
+    """Scalar primitives that compute nothing (each returns 0.0): a lowering run on them says only whether
+    it has a form. (The decompositions come from ops/scalar.Scalar, mixed in when first used.)"""
+
+    def __init__(self, f64):
+        self.f64 = f64
+
+    def __getattr__(self, name):
+        from ..ops.scalar import Scalar
+        f = getattr(Scalar, name, None)
+        return (lambda *a: f(self, *a)) if f is not None else (lambda *a: 0.0)
 
 
 def _cpu_compile(group):
