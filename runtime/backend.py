@@ -37,9 +37,6 @@ class Backend:
         self._can_fuse, self._compile, self._executor = can_fuse, compile, executor
         self._kernels: Dict[object, Kernel] = {}   # registry op -> kernel (eager calls look it up once per op)
 
-    def __repr__(self):
-        return f"Backend({self.name!r})"
-
     def kernel(self, op) -> Kernel:
         """op's kernel on this backend: its lowering rule's, else its ref."""
         k = self._kernels.get(op)
@@ -102,8 +99,8 @@ def _lowers(node) -> bool:
 
 
 class _Probe:
-    """Scalar primitives that compute nothing (each returns 0.0): a lowering run on them says only whether
-    it has a form. (The decompositions come from ops/scalar.Scalar, mixed in when first used.)"""
+    """ops/scalar.Scalar's decompositions over primitives that compute nothing (each returns 0.0): a lowering
+    run on it says only whether it has a form."""
 
     def __init__(self, f64):
         self.f64 = f64
