@@ -113,10 +113,10 @@ def flush():
             _compiled[key] = hit
     plan, first_vars, n_ops, n_kernels, report = hit
     try:
-        vals = owned(plan({id(v): f for v, f in zip(first_vars, feeds)}), feeds)
+        vals = owned(plan(dict(zip(first_vars, feeds))), feeds)
     except GraphcError:  # a cached plan's nodes carry the first program's lines: name this one's
         from .interpreter import interpret
-        interpret(g, {id(v): f for v, f in zip(g.inputs, feeds)})
+        interpret(g, dict(zip(g.inputs, feeds)))
         raise
     for a, v in zip(alive, vals):
         a._buf, a._lazy = v, None

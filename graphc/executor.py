@@ -146,7 +146,7 @@ class Executor:
     # ------------------------------------------------------------ running
     def _feed(self, entry):
         arrays = self.arg_arrays + self.aux_arrays
-        return {id(v): a._data for v, a in zip(entry.input_vars, arrays)}
+        return {v: a._data for v, a in zip(entry.input_vars, arrays)}
 
     def forward(self, is_train=False, **kwargs):
         """Run the graph (training mode if is_train); kwargs set named arguments first. Returns outputs."""
@@ -174,7 +174,7 @@ class Executor:
             o._data[...] = v
         if train:
             aux, saved_feed = self.aux_dict, self._saved[1]
-            ids = {v.name: id(v) for v in entry.input_vars}
+            ids = {v.name: v for v in entry.input_vars}
             for (name, m), stat in zip(entry.aux_updates, vals[nv:]):
                 d = aux[name]._data
                 if saved_feed is not None:  # the backward reads what the forward read, not the update
@@ -210,8 +210,8 @@ class Executor:
             heads.append(g.astype(o.dtype, copy=False))
         _, bplan, svars, hvars, has = self._cached_op(train).compiled(need)
         bfeed = dict(feed)
-        bfeed.update({id(v): a for v, a in zip(svars, saved)})
-        bfeed.update({id(h): g for h, g in zip(hvars, heads)})
+        bfeed.update(zip(svars, saved))
+        bfeed.update(zip(hvars, heads))
         it, gi = iter(bplan(bfeed)), iter(has)
         for k, g_arr, n in zip(self._arg_names, self.grad_arrays, need):
             if not n:

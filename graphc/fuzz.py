@@ -87,7 +87,7 @@ HEAD_SEED = 1234     # head gradients: a fixed normal draw per output shape
 # ---------------------------------------------------------------- extra backends (GPU hook)
 # HOOK(gpu): the GPU host-emulation harness (runtime/cuda*.py) registers a runner here:
 # EXTRA_BACKENDS['gpu_emulated'] = fn(graph, feed) -> list of NumPy arrays, where graph is the graph after the
-# inference/training pipeline and feed maps id(input node) -> array. The oracle compares each registered
+# inference/training pipeline and feed maps input node -> array. The oracle compares each registered
 # backend like 'compiled' (same tolerances); nothing here depends on it.
 EXTRA_BACKENDS = {}
 
@@ -1938,7 +1938,7 @@ class Oracle:
 
     def feed(self, g, case=None):
         arrays = {i['name']: np.array(i['array']) for i in (case or self.case)['inputs']}
-        return {id(v): arrays[v.name] for v in g.inputs if 'value' not in v.extra}
+        return {v: arrays[v.name] for v in g.inputs if 'value' not in v.extra}
 
     @property
     def second(self):

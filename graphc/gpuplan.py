@@ -10,7 +10,7 @@ from .runtime import backend, cuda
 def captured_plans():
     """Within the block, every graph an executor runs (a hybridized block's inference, and the forward and
     backward halves of a recorded training step) is appended to the yielded list as (graph, feed
-    {id(variable): array}): executors notify runtime/backend.recorders."""
+    {variable node: array}): executors notify runtime/backend.recorders."""
     runs = []
     backend.recorders.append(runs)
     try:
@@ -28,5 +28,5 @@ def device(emulate=False, device_id=0):
 
 
 def plan(graph, dev):
-    """A GpuPlan of graph on dev: call it with a feed {id(variable): array}."""
+    """A GpuPlan of graph on dev: call it with a feed {variable node: array}."""
     return backend.cuda.executor(graph, dev)

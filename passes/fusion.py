@@ -35,7 +35,7 @@ class FusedOp(Op):
 
     def _run(self, attrs, *arrays, kernel=None):
         """The subgraph's outputs, each op run by kernel(op) (default: its ref)."""
-        outs = interpret(self.subgraph, {id(v): a for v, a in zip(self.subgraph.inputs, arrays)}, kernel=kernel)
+        outs = interpret(self.subgraph, dict(zip(self.subgraph.inputs, arrays)), kernel=kernel)
         return tuple(outs) if len(outs) > 1 else outs[0]
 
     def _infer(self, attrs, shapes, dtypes):

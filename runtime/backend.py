@@ -9,7 +9,7 @@ they execute:
 
 Each has kernel(op) (its lowering, or the op's ref), can_fuse(node) (which the fuser, passes/fusion.py,
 consults: an op joins a fused group only where the backend's fused kernels cover it), compile(group) (a
-FusedOp's compiled kernel, or None) and executor(graph) (a callable of a feed {id(variable): array} that
+FusedOp's compiled kernel, or None) and executor(graph) (a callable of a feed {variable node: array} that
 returns the output arrays).
 
 The backend in use is the one `use(name)` selects in this thread, else GRAPHC_BACKEND's (config.backend()).

@@ -67,7 +67,7 @@ class Kernel:
             return list(r) if isinstance(r, tuple) else [r]
         from ..interpreter import interpret
         with np.errstate(all='ignore'):
-            return interpret(self.graph, {id(v): a for v, a in zip(self.graph.inputs, inputs)})
+            return interpret(self.graph, dict(zip(self.graph.inputs, inputs)))
 
     def describe(self):
         ops = '>'.join(n.op.name for n in self.graph.nodes if not n.is_var) if self.graph else self.kind
@@ -1036,7 +1036,7 @@ class GpuPlan:
             for j in range(1 if n.is_var else n.num_outputs):
                 slot[(id(n), j)] = len(slot)
         self.nslots = len(slot)
-        self.inputs = [(id(n), slot[(id(n), 0)], n.extra.get('value'), n.name) for n in graph.nodes if n.is_var]
+        self.inputs = [(n, slot[(id(n), 0)], n.extra.get('value'), n.name) for n in graph.nodes if n.is_var]
         rows = graph_kernels(graph)
         device.prepare([k for _, how, d in rows for k in node_kernels(how, d)])
         self._fns = {}
@@ -1089,7 +1089,7 @@ class GpuPlan:
         return host
 
     def __call__(self, feed):
-        """feed: {id(var): NumPy or device array} -> device arrays of the outputs."""
+        """feed: {var node: NumPy or device array} -> device arrays of the outputs."""
         vals = [None] * self.nslots
         for key, k, const, name in self.inputs:
             v = feed.get(key, const)

@@ -207,8 +207,8 @@ def check_graph(graph, feed, lib=None):
     launch = lambda k, arrays: lib.run(k, arrays)  # noqa: E731
     out = []
     for n, how, d in rows:
-        ins = [env[id(s)][j] for s, j in n.inputs]
-        want = list(env[id(n)])
+        ins = [env[s][j] for s, j in n.inputs]
+        want = list(env[n])
         if how == 'kernel':
             got = lib.run(d, ins)
         elif how == 'device':

@@ -28,7 +28,7 @@ class Plan:
             for j in range(1 if n.is_var else n.num_outputs):
                 slot[(id(n), j)] = len(slot)
         self.nslots = len(slot)
-        self.inputs = [(id(n), slot[(id(n), 0)], n.extra.get('value')) for n in graph.nodes if n.is_var]
+        self.inputs = [(n, slot[(id(n), 0)], n.extra.get('value')) for n in graph.nodes if n.is_var]   # feeds: {node: array}
         self.input_nodes = [n for n in graph.nodes if n.is_var]
         last = {}
         ops = [n for n in graph.nodes if not n.is_var]
@@ -74,7 +74,7 @@ class Plan:
                 raise GraphcError(f"plan input {v.name!r}: built for shape {want[0]} {want[1]}, got {a.shape} {a.dtype}")
 
     def positional(self, keys):
-        """A function of a list of arrays, in the order of `keys` (ids of this plan's input variables), that
+        """A function of a list of arrays, in the order of `keys` (this plan's input variables), that
         runs the plan: the feed dict and its lookups are resolved once here."""
         pos = {k: i for i, k in enumerate(keys)}
         if any(key not in pos and const is None for key, _, const in self.inputs):

@@ -189,8 +189,8 @@ class CachedOp:
         if 'saved' in attrs:  # the compiled split
             _, bplan, svars, heads, has = self.compiled(need)
             feed = dict(attrs['feed'])
-            feed.update({id(v): a for v, a in zip(svars, attrs['saved'])})
-            feed.update({id(h): g._data for h, g in zip(heads, dys)})
+            feed.update(zip(svars, attrs['saved']))
+            feed.update({h: g._data for h, g in zip(heads, dys)})
             it = iter(bplan(feed))
             gi = iter(has)
             for i, n in enumerate(need):
@@ -202,8 +202,8 @@ class CachedOp:
             return out
         env = dict(attrs['env'])  # a second backward (retain_graph) reuses the forward values
         for h, g in zip(heads, dys):
-            env[id(h)] = (g._data,)
-        vals = interpret(joint, {}, env=env, nodes=[n for n in joint.nodes if id(n) not in env])
+            env[h] = (g._data,)
+        vals = interpret(joint, {}, env=env, nodes=[n for n in joint.nodes if n not in env])
         it = iter(vals)
         gi = iter(grads)
         for i, n in enumerate(need):
@@ -279,8 +279,8 @@ class CachedGraph:
                 return out
         data = [a for a in args if isinstance(a, NDArray)]
         pdata = [p._cur if p._cur is not None else p.data() for p, _ in self.param_vars]
-        feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
-        feed.update({id(v): a._data for (_, v), a in zip(self.param_vars, pdata)})
+        feed = {v: a._data for v, a in zip(self.data_vars, data)}
+        feed.update({v: a._data for (_, v), a in zip(self.param_vars, pdata)})
         inputs = data + pdata
         need = tuple(x._ag is not None for x in inputs)
         recording = autograd.is_recording() and any(need)
@@ -305,9 +305,9 @@ class CachedGraph:
             d = param.data()._data
             if recording:  # the backward must read the value the forward read, not the updated one
                 v = next(v for p, v in self.param_vars if p is param)
-                feed[id(v)] = d.copy()
-                if id(v) in env:
-                    env[id(v)] = (feed[id(v)],)
+                feed[v] = d.copy()
+                if v in env:
+                    env[v] = (feed[v],)
             d *= m
             d += (1 - m) * stat
         if recording:
@@ -324,7 +324,7 @@ class CachedGraph:
         from ..interpreter import owned
         plan = self._main_plan
         n_data, params = len(self.data_vars), [p for p, _ in self.param_vars]
-        keys = [id(v) for v in self.data_vars] + [id(v) for _, v in self.param_vars]
+        keys = self.data_vars + [v for _, v in self.param_vars]
         nv, structure = len(self.visible), self.structure
 
         run = plan.positional(keys)
@@ -351,8 +351,8 @@ class CachedGraph:
                 run_pipeline(self.traced, 'training' if self.training else 'inference', tag=self.block_name)[0]
             plan = plans[dev_id] = backend.cuda.executor(graph, _dev.device(dev_id))
         data = [a for a in args if isinstance(a, NDArray)]
-        feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
-        feed.update({id(v): (p._cur if p._cur is not None else p.data())._data for p, v in self.param_vars})
+        feed = {v: a._data for v, a in zip(self.data_vars, data)}
+        feed.update({v: (p._cur if p._cur is not None else p.data())._data for p, v in self.param_vars})
         with _dev.cupy().cuda.Device(dev_id):
             _dev.SYNCED.add(dev_id)
             vals = plan(feed)
@@ -387,7 +387,7 @@ class CachedGraph:
         key = (WRITES[0], tuple(id(p._cur) for p, _ in self.param_vars))
         hkey, hvals = self._hoisted
         if key != hkey:
-            hvals = {id(v): a for v, a in zip(hvars, interpret(prelude, feed, kernel=backend.current().kernel))}
+            hvals = dict(zip(hvars, interpret(prelude, feed, kernel=backend.current().kernel)))
             self._hoisted = (key, hvals)
         if run:
             return run(main, {**feed, **hvals})

@@ -67,7 +67,7 @@ def check_case(case, opset=None, roundtrip=False):
     data = [v for v in g.inputs if 'value' not in v.extra]
     values = {id(v): np.asarray(v.extra['value']) for v in g.inputs if 'value' in v.extra}
     try:
-        model = graph_to_model(g, data, values, [feed[id(v)].shape for v in data], [feed[id(v)].dtype for v in data],
+        model = graph_to_model(g, data, values, [feed[v].shape for v in data], [feed[v].dtype for v in data],
                                opset)
     except Exception as e:  # noqa: BLE001  (an exportable op that does not export is a failure to report)
         if 'which MXNet does not expose' in str(e) or 'hidden from MXNet' in str(e):   # the case reads RNN's reserve, graphc's internal output
@@ -84,7 +84,7 @@ def check_case(case, opset=None, roundtrip=False):
             return 'skip', f"onnxruntime has no kernel for {what} at this dtype"
         return 'fail', f"onnxruntime rejects the model: {msg[:400]}"
     names = [i.name for i in s.get_inputs()]
-    by_name = {v.name: feed[id(v)] for v in data}
+    by_name = {v.name: feed[v] for v in data}
     try:
         got = s.run(None, {n: by_name[n] for n in names})
     except Exception as e:  # noqa: BLE001

@@ -26,18 +26,18 @@ COND_ATTRS = {'num_outputs': Attr('int'), 'cond_input_locs': _LOCS, 'then_input_
 
 def run_body(g, arrays):
     """The outputs of graph g on its inputs' arrays (in g.inputs order)."""
-    vals = {id(v): (a,) for v, a in zip(g.inputs, arrays)}
+    vals = {v: (a,) for v, a in zip(g.inputs, arrays)}
     for n in g.nodes:
-        if id(n) in vals:
+        if n in vals:
             continue
         if n.is_var:
             if 'value' not in n.extra:
                 raise GraphcError(f"control flow: body input {n.name!r} has no value")
-            vals[id(n)] = (n.extra['value'],)
+            vals[n] = (n.extra['value'],)
             continue
-        out = n.op.ref(n.attrs, *[vals[id(s)][j] for s, j in n.inputs])
-        vals[id(n)] = tuple(np.asarray(o) for o in out) if isinstance(out, tuple) else (np.asarray(out),)
-    return [vals[id(n)][j] for n, j in g.outputs]
+        out = n.op.ref(n.attrs, *[vals[s][j] for s, j in n.inputs])
+        vals[n] = tuple(np.asarray(o) for o in out) if isinstance(out, tuple) else (np.asarray(out),)
+    return [vals[n][j] for n, j in g.outputs]
 
 
 def concrete(g, shapes, dtypes):
