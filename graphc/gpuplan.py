@@ -25,8 +25,3 @@ def device(emulate=False, device_id=0):
         from .runtime.emulate import EmuDevice
         return EmuDevice()
     return cuda.CupyDevice(device_id)
-
-
-def plan(graph, dev):
-    """A GpuPlan of graph on dev: call it with a feed {variable node: array}."""
-    return backend.cuda.executor(graph, dev)
