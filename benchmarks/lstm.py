@@ -19,7 +19,7 @@ import numpy as np
 import graphc as gc
 from graphc import autograd, gluon, nd
 from graphc.bench import _synced, _torch, report, timeit
-from graphc.runtime import cpu
+from graphc.runtime import backend
 
 
 def _numpy_loops(f):
@@ -186,7 +186,7 @@ def main(argv=None):
     bad = [k for k in keys if k not in WORKLOADS]
     if bad:
         p.error(f"unknown workload(s) {bad}; choose from {list(WORKLOADS)}")
-    if not cpu.enabled():
+    if backend.current() is backend.interp:
         p.error("GRAPHC_BACKEND=interp: the compiled backend is off, nothing to compare")
     results = {}
     for k in keys:

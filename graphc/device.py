@@ -87,7 +87,7 @@ def run(op, attrs, data, dev_id):
     with cp.cuda.Device(dev_id):
         SYNCED.add(dev_id)
         try:
-            return tuple(plan({id(v): a for v, a in zip(vars_, data)}))
+            return tuple(plan(dict(zip(vars_, data))))
         except GraphcError:
             raise
         except (ValueError, IndexError, TypeError) as e:

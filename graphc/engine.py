@@ -97,25 +97,26 @@ def flush():
     _pending = []
     if not alive:
         return
-    from .runtime.interpreter import owned
+    from .interpreter import owned
+    from .runtime import backend
+    b = backend.current()
     g = Graph([a._lazy for a in alive])
-    key = structure_key(g)
+    key = (b.name, structure_key(g))
     feeds = [v.extra.pop('feed') for v in g.inputs]  # the cached graph must not keep these buffers alive
     hit = _compiled.get(key)
     if hit is None:  # the same program shape again (a loop body, say) reuses its optimized plan
         from .passes import run_pipeline
-        from .runtime.plan import Plan
         opt, report = run_pipeline(g, 'inference', tag='lazy')
-        hit = (Plan(opt), list(g.inputs), sum(not n.is_var for n in g.nodes),
+        hit = (b.executor(opt), list(g.inputs), sum(not n.is_var for n in g.nodes),
                sum(not n.is_var for n in opt.nodes), report)
         if len(_compiled) < 256:
             _compiled[key] = hit
     plan, first_vars, n_ops, n_kernels, report = hit
     try:
-        vals = owned(plan({id(v): f for v, f in zip(first_vars, feeds)}), feeds)
+        vals = owned(plan(dict(zip(first_vars, feeds))), feeds)
     except GraphcError:  # a cached plan's nodes carry the first program's lines: name this one's
-        from .runtime.interpreter import interpret
-        interpret(g, {id(v): f for v, f in zip(g.inputs, feeds)})
+        from .interpreter import interpret
+        interpret(g, dict(zip(g.inputs, feeds)))
         raise
     for a, v in zip(alive, vals):
         a._buf, a._lazy = v, None
@@ -123,7 +124,7 @@ def flush():
     stats['last_ops'], stats['last_kernels'], stats['last_report'] = n_ops, n_kernels, report
 
 
-_compiled = {}  # structure key -> (Plan, its input variables, op count, kernel count, pass report)
+_compiled = {}  # (backend, structure key) -> (its executor, its input variables, op count, kernel count, pass report)
 
 
 def structure_key(g):

@@ -119,10 +119,10 @@ class Executor:
         entry, plans = self._mode(train)
         if 'fwd' not in plans:
             from .passes import run_pipeline
-            from .runtime.plan import Plan
+            from .runtime import backend
             opt, report = run_pipeline(entry.graph, 'training' if train else 'inference', disabled=self._disabled(),
                                        tag='executor')
-            plans['fwd'] = Plan(opt)
+            plans['fwd'] = backend.current().executor(opt)
             plans['fwd_graph'], plans['report'] = opt, report
         return plans['fwd']
 
@@ -146,7 +146,7 @@ class Executor:
     # ------------------------------------------------------------ running
     def _feed(self, entry):
         arrays = self.arg_arrays + self.aux_arrays
-        return {id(v): a._data for v, a in zip(entry.input_vars, arrays)}
+        return {v: a._data for v, a in zip(entry.input_vars, arrays)}
 
     def forward(self, is_train=False, **kwargs):
         """Run the graph (training mode if is_train); kwargs set named arguments first. Returns outputs."""
@@ -174,7 +174,7 @@ class Executor:
             o._data[...] = v
         if train:
             aux, saved_feed = self.aux_dict, self._saved[1]
-            ids = {v.name: id(v) for v in entry.input_vars}
+            ids = {v.name: v for v in entry.input_vars}
             for (name, m), stat in zip(entry.aux_updates, vals[nv:]):
                 d = aux[name]._data
                 if saved_feed is not None:  # the backward reads what the forward read, not the update
@@ -210,8 +210,8 @@ class Executor:
             heads.append(g.astype(o.dtype, copy=False))
         _, bplan, svars, hvars, has = self._cached_op(train).compiled(need)
         bfeed = dict(feed)
-        bfeed.update({id(v): a for v, a in zip(svars, saved)})
-        bfeed.update({id(h): g for h, g in zip(hvars, heads)})
+        bfeed.update(zip(svars, saved))
+        bfeed.update(zip(hvars, heads))
         it, gi = iter(bplan(bfeed)), iter(has)
         for k, g_arr, n in zip(self._arg_names, self.grad_arrays, need):
             if not n:
@@ -311,8 +311,7 @@ class Executor:
             plans = list(self._cached_op(True).compiled(need)[:2])
         total = 0
         for plan in plans:
-            for step in plan.steps:
-                n = step[5]
+            for n in (n for n in plan.graph.nodes if not n.is_var):
                 total += sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in zip(n.shapes, n.dtypes))
         return f"{g.text()}\nTotal {total >> 20} MB allocated\n"
 

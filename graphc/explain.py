@@ -95,17 +95,16 @@ def _compiled(half, graph, optimize, entry=None):
 def _codegen(opt, fused, head):
     """Build the kernels and the Plan the compiled backend runs, and say what that took (the IR, LLVM or a
     disk-cache load apart), its native segments and its memory plan: the arena the Plan allocates."""
-    from .runtime import cpu
-    from .runtime.plan import Plan, Seg
-    if not cpu.enabled():
-        return [f"{head}codegen: off (GRAPHC_BACKEND=interp: the reference interpreter runs the graph)"]
+    from .runtime import backend, cpu
+    from .runtime.plan import Seg
+    if backend.current() is backend.interp:
+        return [f"{head}codegen: off (the interp backend: the reference interpreter runs the graph)"]
     before = dict(cpu.stats)
     t0 = time.perf_counter()
     compiled = 0
     for n in fused:
-        ep = cpu.epilogue_of(n.op)
-        compiled += (cpu.kernel_for(ep[2]) if ep else cpu.kernel_for(n.op)) is not None
-    plan = Plan(opt)
+        compiled += backend.cpu.compile(n.op) is not None
+    plan = backend.cpu.executor(opt)
     total = time.perf_counter() - t0
     d = {k: cpu.stats[k] - before[k] for k in before}
     out = [f"{head}codegen: {compiled} of {len(fused)} fused groups compiled; {d['compiled']} kernels built now "

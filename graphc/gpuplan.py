@@ -3,29 +3,20 @@ or on the host emulation of one (runtime/emulate.py), as benchmarks/gpu.py and t
 named graphc/gpu.py: a submodule of that name would hide the gc.gpu() context function.)"""
 import contextlib
 
-from .runtime import cuda
+from .runtime import backend, cuda
 
 
 @contextlib.contextmanager
 def captured_plans():
-    """Within the block, every plan a hybridized block runs (inference, and the forward and backward halves
-    of a recorded training step) is appended to the yielded list as (graph, feed {id(variable): array})."""
-    from .gluon import cached
-    runs, base = [], cached.Plan
-
-    class Recording(base):
-        def __init__(self, graph):
-            super().__init__(graph)
-            self.graph = graph
-
-        def __call__(self, feed):
-            runs.append((self.graph, dict(feed)))
-            return super().__call__(feed)
-    cached.Plan = Recording
+    """Within the block, every graph an executor runs (a hybridized block's inference, and the forward and
+    backward halves of a recorded training step) is appended to the yielded list as (graph, feed
+    {variable node: array}): executors notify runtime/backend.recorders."""
+    runs = []
+    backend.recorders.append(runs)
     try:
         yield runs
     finally:
-        cached.Plan = base
+        backend.recorders.remove(runs)
 
 
 def device(emulate=False, device_id=0):
@@ -34,8 +25,3 @@ def device(emulate=False, device_id=0):
         from .runtime.emulate import EmuDevice
         return EmuDevice()
     return cuda.CupyDevice(device_id)
-
-
-def plan(graph, dev):
-    """A GpuPlan of graph on dev: call it with a feed {id(variable): array}."""
-    return cuda.GpuPlan(graph, dev)

@@ -7,17 +7,22 @@ op outside the group. Fusion never creates a cycle: a node joins a group only if
 inputs depends on that group.
 """
 from ..graph import Graph, Node
+from ..interpreter import interpret
 from ..registry import Op
-from ..runtime.cpu import run_fused
 from .manager import register_pass
 
 ANCHORS = ('FullyConnected', 'Convolution', 'Deconvolution', 'dot', 'batch_dot')
 NOT_FUSED = ('argmax', 'argmin', 'Cast', 'one_hot', 'Dropout')
 MAX_GROUP_OPS = 256   # ops in one fused kernel: LLVM's optimizer is superlinear in a function's size
+# () -> the backend the graph will run on, whose can_fuse(node) says which ops its fused kernels cover (so a
+# group never falls back to NumPy unnoticed); runtime/backend.py installs its `current` here when it loads
+# (passes import no backend)
+target = None
 
 
 class FusedOp(Op):
-    """A kernel made of a subgraph; its NumPy reference runs the subgraph with the interpreter."""
+    """A kernel made of a subgraph; its NumPy reference runs the subgraph with the interpreter (a backend lowers
+    it to one kernel: runtime/backend.py)."""
 
     def __init__(self, name, subgraph):
         self.subgraph = subgraph
@@ -28,12 +33,9 @@ class FusedOp(Op):
                          inputs=tuple(v.name for v in subgraph.inputs), num_outputs=n_out)
         self.differentiable = False
 
-    def _run(self, attrs, *arrays):
-        out = run_fused(self, arrays)  # the compiled kernel, when the group has one
-        if out is not None:
-            return out
-        from ..runtime.interpreter import interpret
-        outs = interpret(self.subgraph, {id(v): a for v, a in zip(self.subgraph.inputs, arrays)})  # (ids: as Plans)
+    def _run(self, attrs, *arrays, kernel=None):
+        """The subgraph's outputs, each op run by kernel(op) (default: its ref)."""
+        outs = interpret(self.subgraph, dict(zip(self.subgraph.inputs, arrays)), kernel=kernel)
         return tuple(outs) if len(outs) > 1 else outs[0]
 
     def _infer(self, attrs, shapes, dtypes):
@@ -46,19 +48,18 @@ class FusedOp(Op):
         return {'ops': '>'.join(self.ops())}
 
 
-def _fusable(n):
+def _fusable(n, can_fuse, refused):
     op = n.op
     if op.n_out(n.attrs) != 1 or op.name in NOT_FUSED or isinstance(op, FusedOp):
         return None
     if op.name == 'where' and n.inputs[0][0].shapes[n.inputs[0][1]] != n.shapes[0]:
         return None  # MXNet's where with a 1-d condition selects rows: not NumPy broadcasting
-    if op.kind in ('elemwise', 'broadcast'):
-        return 'ew'
-    if op.kind == 'reduce':
-        return 'red'
-    if op.name in ANCHORS:
-        return 'anchor'
-    return None
+    kind = 'ew' if op.kind in ('elemwise', 'broadcast') else 'red' if op.kind == 'reduce' else \
+        'anchor' if op.name in ANCHORS else None
+    if kind is not None and not can_fuse(n):
+        refused.add(op.name)
+        return None
+    return kind
 
 
 @register_pass('fuse')
@@ -66,7 +67,10 @@ def fuse(graph, stats):
     """Group elementwise/broadcast ops (with at most one reduction, and GEMM/conv epilogues) into kernels."""
     ops = [n for n in graph.nodes if not n.is_var]
     group = {n: i for i, n in enumerate(ops)}      # start: every op its own group
-    kind = [_fusable(n) for n in ops]
+    can_fuse, refused = (target().can_fuse if target else lambda n: True), set()
+    kind = [_fusable(n, can_fuse, refused) for n in ops]
+    if refused:  # (the backend's kernels do not cover them: they run alone)
+        stats['not_fusable'] = ','.join(sorted(refused))
     members = {i: [n] for i, n in enumerate(ops)}
     reduces = {i: int(k == 'red') for i, k in enumerate(kind)}
     anchor = {i: k == 'anchor' for i, k in enumerate(kind)}

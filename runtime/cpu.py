@@ -29,20 +29,11 @@ stats = {'compiled': 0, 'compile_ms': 0.0, 'codegen_ms': 0.0, 'llvm_ms': 0.0, 'f
          'disk_misses': 0}
 
 
-_backend = [config.backend()]
-
-
 def enabled():
-    """False under GRAPHC_BACKEND=interp (read at start; set_backend changes it)."""
-    return _backend[0] != 'interp'
-
-
-def set_backend(name):
-    """'cpu' (compiled kernels) or 'interp' (the reference interpreter); returns the previous one."""
-    if name not in ('cpu', 'interp'):
-        raise GraphcError(f"backend must be 'cpu' or 'interp', got {name!r}")
-    old, _backend[0] = _backend[0], name
-    return old
+    """Whether compiled kernels may run: False where the backend in use is the interpreter (runtime/backend.py;
+    the compiled helpers of runtime/conv.py, batchnorm.py and rnn.py check it)."""
+    from .backend import current, interp
+    return current() is not interp
 
 
 def _engine():
@@ -424,7 +415,7 @@ def build_row_ir(sub, dtype, red):
     the last axis): one pass per row for the prologue and the reduction, then the epilogue; softmax takes
     three passes (max, sum of exp, write). None when the group does not fit that pattern."""
     import llvmlite.ir as ir
-    from graphc.ops.reduce import _axes
+    from graphc.registry import reduce_axes
     X = tuple(red.inputs[0][0].shapes[red.inputs[0][1]])
     nd = len(X)
     if nd == 0 or 0 in X:
@@ -435,7 +426,7 @@ def build_row_ir(sub, dtype, red):
             return None, None
         k = 1
     else:
-        axes = _axes(red.attrs, nd)
+        axes = reduce_axes(red.attrs['axis'], nd, red.attrs.get('exclude', False))
         k = len(axes)
         if not k or axes != tuple(range(nd - k, nd)):
             return None, None
@@ -582,12 +573,12 @@ def build_col_ir(sub, dtype, red):
     outer, the kept columns inner (vectorized), accumulating in the output; threads split the columns.
     The reduction must be the group's last op. None when the group does not fit."""
     import llvmlite.ir as ir
-    from graphc.ops.reduce import _axes
+    from graphc.registry import reduce_axes
     X = tuple(red.inputs[0][0].shapes[red.inputs[0][1]])
     nd = len(X)
     if red.op.name not in ('sum', 'mean', 'max', 'min') or nd < 2 or 0 in X:
         return None, None
-    axes = _axes(red.attrs, nd)
+    axes = reduce_axes(red.attrs['axis'], nd, red.attrs.get('exclude', False))
     k = len(axes)
     if not k or k == nd or axes != tuple(range(k)):
         return None, None
@@ -1050,14 +1041,13 @@ def _kernel_for(sub):
 
 
 def run_fused(fop, arrays):
-    """Run a FusedOp with its compiled kernel (a GEMM/conv group: the library call, then its compiled
-    epilogue); None when it has none."""
-    if not enabled():
-        return None
+    """Run a FusedOp with its compiled kernel (a GEMM/conv group: the anchor's CPU kernel, then its compiled
+    epilogue); None when it has none (the CPU backend then runs its subgraph op by op)."""
     ep = epilogue_of(fop)
     if ep is not None:
+        from .backend import cpu
         anchor, a_in, epi, e_in, out_map = ep
-        a = anchor.op.ref(anchor.attrs, *[arrays[i] for i in a_in])
+        a = cpu.kernel(anchor.op)(anchor.attrs, *[arrays[i] for i in a_in])
         res = run_fused(epi, [a] + [arrays[i] for i in e_in])
         outs = [a if k is None else (res[k] if isinstance(res, tuple) else res) for k in out_map]
         return tuple(outs) if len(outs) > 1 else outs[0]

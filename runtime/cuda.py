@@ -65,14 +65,9 @@ class Kernel:
         if self._ref is not None:
             r = self._ref(*inputs)
             return list(r) if isinstance(r, tuple) else [r]
-        from .cpu import set_backend
-        from .interpreter import interpret
-        old = set_backend('interp')
-        try:
-            with np.errstate(all='ignore'):
-                return interpret(self.graph, {id(v): a for v, a in zip(self.graph.inputs, inputs)})
-        finally:
-            set_backend(old)
+        from ..interpreter import interpret
+        with np.errstate(all='ignore'):
+            return interpret(self.graph, dict(zip(self.graph.inputs, inputs)))
 
     def describe(self):
         ops = '>'.join(n.op.name for n in self.graph.nodes if not n.is_var) if self.graph else self.kind
@@ -308,7 +303,7 @@ def reduction(sub, dtype, red):
     """A group with one reduction (sum/mean/prod/max/min/norm over any axes, softmax/log_softmax over any
     axis), its elementwise prologue, and its epilogue: per output (shape R), or per element (shape X) reading
     the reduced value broadcast back (softmax's gradient); None when the group does not fit."""
-    from graphc.ops.reduce import _axes
+    from graphc.registry import reduce_axes
     from graphc.registry import norm_axis
     X = tuple(red.inputs[0][0].shapes[red.inputs[0][1]])
     nd = len(X)
@@ -321,7 +316,7 @@ def reduction(sub, dtype, red):
         spec = _red_spec(red)
         if spec is None:
             return None
-        axes = _axes(red.attrs, nd)
+        axes = reduce_axes(red.attrs['axis'], nd, red.attrs.get('exclude', False))
     if not axes:
         return None
     Yk = tuple(1 if d in axes else X[d] for d in range(nd))
@@ -634,7 +629,7 @@ def _pool_count(e, attrs, k, pd, extra, hw, ys, xs):
 
 def pooling(sub):
     """Pooling (max/avg/sum, any convention, global) as one thread per output window."""
-    from graphc.ops.nn import _pool_geom
+    from graphc.ops.nn import pool_geom
     (node,) = [n for n in sub.nodes if not n.is_var]
     dt = np.dtype(node.dtypes[0])
     if dt not in (np.float32, np.float64):
@@ -643,7 +638,7 @@ def pooling(sub):
     a = node.attrs
     if len(x) != 4 or a.get('layout', 'None') not in ('None', 'NCHW'):
         return None  # (1-d, 3-d, channels-last: the host kernel)
-    k, st, pd, extra, (oh, ow) = _pool_geom(a, x)
+    k, st, pd, extra, (oh, ow) = pool_geom(a, x)
     n, c, h, w = x
     T, total = CTYPES[dt], n * c * oh * ow
     I = _itype(total, n * c * h * w)
@@ -668,7 +663,7 @@ def pooling(sub):
 def pooling_grad(sub):
     """_backward_Pooling as one thread per input element, gathering from the windows that cover it: max
     routes a window's gradient to its first maximum (row-major taps, padding as the lowest value)."""
-    from graphc.ops.nn import _pool_geom
+    from graphc.ops.nn import pool_geom
     (node,) = [n for n in sub.nodes if not n.is_var]
     dt = np.dtype(node.dtypes[0])
     if dt not in (np.float32, np.float64) or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs):
@@ -679,7 +674,7 @@ def pooling_grad(sub):
     a = node.attrs
     if len(x) != 4 or a.get('layout', 'None') not in ('None', 'NCHW'):
         return None
-    k, st, pd, extra, (oh, ow) = _pool_geom(a, x)
+    k, st, pd, extra, (oh, ow) = pool_geom(a, x)
     n, c, h, w = x
     T, total = CTYPES[dt], n * c * h * w
     I = _itype(total, n * c * oh * ow)
@@ -721,9 +716,9 @@ def pooling_grad(sub):
 
 def im2col_kernel(shape, dtype, k, st, dl, pd):
     """(N, C, H, W) -> columns (N, C*kh*kw, OH*OW), zeros where a tap reads padding (as ops.nn.im2col)."""
-    from graphc.ops.nn import _conv_out, im2col
+    from graphc.ops.nn import conv_out, im2col
     n, c, h, w = shape
-    oh, ow = (_conv_out(shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
+    oh, ow = (conv_out(shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
     T, total = CTYPES[np.dtype(dtype)], n * c * k[0] * k[1] * oh * ow
     I = _itype(total)
     body = [_loop(total, I),
@@ -784,7 +779,7 @@ def _groups(xp, g, f, n, rows, fn):
 
 def device_op(node):
     """The DeviceOp of a GEMM or convolution node, or None (it runs on the host)."""
-    from graphc.ops.nn import _conv_params
+    from graphc.ops.nn import conv_params
     name, a = node.op.name, node.attrs
     shapes = [tuple(s.shapes[j]) for s, j in node.inputs]
     dt = np.dtype(node.dtypes[0])
@@ -805,7 +800,7 @@ def device_op(node):
     if name not in ('Convolution', '_backward_Convolution') or len(a['kernel']) != 2 or \
             a.get('layout', 'None') not in ('None', 'NCHW'):
         return None  # (1-d, 3-d, channels-last: the host kernel)
-    k, st, dl, pd = _conv_params(a, 'Convolution')
+    k, st, dl, pd = conv_params(a, 'Convolution')
     g = a['num_group']
     xs = shapes[0] if name == 'Convolution' else shapes[1]
     n, c = xs[:2]
@@ -1045,7 +1040,7 @@ class GpuPlan:
             for j in range(1 if n.is_var else n.num_outputs):
                 slot[(n, j)] = len(slot)
         self.nslots = len(slot)
-        self.inputs = [(id(n), slot[(n, 0)], n.extra.get('value'), n.name) for n in graph.nodes if n.is_var]
+        self.inputs = [(n, slot[(n, 0)], n.extra.get('value'), n.name) for n in graph.nodes if n.is_var]
         rows = graph_kernels(graph)
         device.prepare([k for _, how, d in rows for k in node_kernels(how, d)])
         self._fns = {}
@@ -1089,14 +1084,16 @@ class GpuPlan:
                 return tuple(a if k is None else res[k] for k in out_map)
             return run
         self.host_ops.append(n.op.name)
+        from .backend import cpu
+        kernel = cpu.kernel(n.op)   # (on the host: the CPU backend's kernel)
 
         def host(arrays):
-            r = n.op.ref(n.attrs, *[dev.to_host(a) for a in arrays])
+            r = kernel(n.attrs, *[dev.to_host(a) for a in arrays])
             return tuple(dev.to_device(np.asarray(v, order='C')) for v in (r if isinstance(r, tuple) else (r,)))
         return host
 
     def __call__(self, feed):
-        """feed: {id(var): NumPy or device array} -> device arrays of the outputs."""
+        """feed: {var node: NumPy or device array} -> device arrays of the outputs."""
         vals = [None] * self.nslots
         for key, k, const, name in self.inputs:
             v = feed.get(key, const)

@@ -1,10 +1,10 @@
 """The plan executor: a graph flattened once into a list of steps with argument slots bound, so a
 call runs with little Python per step (no dict lookups, no liveness work at run time).
 
-With the compiled backend, runs of steps that compile natively (see runtime/native.py) become
-segments that execute in one call each, over buffers preallocated in one arena; the per-step path
-stays as the fallback (a second thread calling the same plan at once, or an input that no longer
-has the planned shape and dtype).
+It is the CPU backend's executor (runtime/backend.py): each step runs that backend's kernel of its op,
+and runs of steps that compile natively (see runtime/native.py) become segments that execute in one call
+each, over buffers preallocated in one arena; the per-step path stays as the fallback (a second thread
+calling the same plan at once, or an input that no longer has the planned shape and dtype).
 """
 import threading
 
@@ -13,37 +13,43 @@ import numpy as np
 from .. import config
 from ..base import GraphcError
 from ..graph import raise_at
+from .backend import _record, recorders
 
 
 class Plan:
-    def __init__(self, graph, native=True):
+    def __init__(self, graph, native=True, kernel=None):
+        """kernel(op): each step's kernel (default: the CPU backend's)."""
+        if kernel is None:
+            from .backend import cpu
+            kernel = cpu.kernel
+        self.graph = graph
         slot = {}
         for n in graph.nodes:
             for j in range(1 if n.is_var else n.num_outputs):
-                slot[(id(n), j)] = len(slot)
+                slot[(n, j)] = len(slot)
         self.nslots = len(slot)
-        self.inputs = [(id(n), slot[(id(n), 0)], n.extra.get('value')) for n in graph.nodes if n.is_var]
+        self.inputs = [(n, slot[(n, 0)], n.extra.get('value')) for n in graph.nodes if n.is_var]   # feeds: {node: array}
         self.input_nodes = [n for n in graph.nodes if n.is_var]
         last = {}
         ops = [n for n in graph.nodes if not n.is_var]
         for i, n in enumerate(ops):
             for s, j in n.inputs:
-                last[slot[(id(s), j)]] = i
-        keep = {slot[(id(n), j)] for n, j in graph.outputs}
+                last[slot[(s, j)]] = i
+        keep = {slot[(n, j)] for n, j in graph.outputs}
         self.steps = []
         for i, n in enumerate(ops):
-            ins = tuple(slot[(id(s), j)] for s, j in n.inputs)
-            outs = tuple(slot[(id(n), j)] for j in range(n.num_outputs))
+            ins = tuple(slot[(s, j)] for s, j in n.inputs)
+            outs = tuple(slot[(n, j)] for j in range(n.num_outputs))
             free = tuple(k for k in set(ins) if last.get(k) == i and k not in keep)
-            self.steps.append((n.op.ref, n.attrs, ins, outs, free, n))
-        self.outputs = [slot[(id(n), j)] for n, j in graph.outputs]
+            self.steps.append((kernel(n.op), n.attrs, ins, outs, free, n))
+        self.outputs = [slot[(n, j)] for n, j in graph.outputs]
         self.program = None
         if native and config.native():  # GRAPHC_NATIVE=0: every step from Python
-            from .cpu import enabled
-            if enabled():
-                self.program = _native_program(self, graph, slot)
+            self.program = _native_program(self, graph, slot)
 
     def __call__(self, feed):
+        if recorders:
+            _record(self.graph, feed)
         prog = self.program
         if prog is not None and prog.lock.acquire(blocking=False):
             try:
@@ -68,7 +74,7 @@ class Plan:
                 raise GraphcError(f"plan input {v.name!r}: built for shape {want[0]} {want[1]}, got {a.shape} {a.dtype}")
 
     def positional(self, keys):
-        """A function of a list of arrays, in the order of `keys` (ids of this plan's input variables), that
+        """A function of a list of arrays, in the order of `keys` (this plan's input variables), that
         runs the plan: the feed dict and its lookups are resolved once here."""
         pos = {k: i for i, k in enumerate(keys)}
         if any(key not in pos and const is None for key, _, const in self.inputs):
@@ -181,8 +187,8 @@ def _native_program(plan, graph, slot):
     shapes, dtypes = {}, {}
     for n in graph.nodes:
         for j in range(1 if n.is_var else n.num_outputs):
-            shapes[slot[(id(n), j)]] = tuple(n.shapes[j]) if n.shapes and n.shapes[j] is not None else None
-            dtypes[slot[(id(n), j)]] = np.dtype(n.dtypes[j]) if n.dtypes and n.dtypes[j] is not None else None
+            shapes[slot[(n, j)]] = tuple(n.shapes[j]) if n.shapes and n.shapes[j] is not None else None
+            dtypes[slot[(n, j)]] = np.dtype(n.dtypes[j]) if n.dtypes and n.dtypes[j] is not None else None
     if any(s is None for s in shapes.values()):
         return None
     extra, names = [], {}

@@ -10,8 +10,8 @@ import pytest
 from graphc import nd
 from graphc.graph import Graph
 from graphc.passes.fusion import FusedOp
-from graphc.runtime import cpu
-from graphc.runtime.interpreter import interpret
+from graphc.runtime import backend, conv, cpu
+from graphc.interpreter import interpret
 from graphc.symbol.symbol import input_var
 
 
@@ -26,7 +26,7 @@ def compiled(fn, *arrays):
     res = np.empty(out.shape, arrays[0].dtype)
     k([np.ascontiguousarray(a) for a in arrays], [res])
     with np.errstate(all='ignore'):  # the reference warns on the inf/NaN cases these tests feed on purpose
-        ref = interpret(g, {id(v._one()[0]): a for v, a in zip(vs, arrays)})[0]
+        ref = interpret(g, {v._one()[0]: a for v, a in zip(vs, arrays)})[0]
     return res, ref
 
 
@@ -119,20 +119,23 @@ def test_groups_without_an_emitter_fall_back_to_numpy():
     op = FusedOp('k', g)
     assert cpu.kernel_for(op) is None  # Cast has no lowering: the group runs its NumPy reference
     x = _data((4, 5), 'float32')
-    np.testing.assert_allclose(op.ref({}, x), interpret(g, {id(vs[0]._one()[0]): x})[0], rtol=1e-6)
+    np.testing.assert_allclose(op.ref({}, x), interpret(g, {vs[0]._one()[0]: x})[0], rtol=1e-6)
 
 
 def test_interp_backend_switch():
     vs = [input_var('x', (4, 5), 'float32')]
     g = Graph([nd.relu(vs[0] * 2)._one()], [vs[0]._one()[0]])
-    old = cpu.set_backend('interp')
-    try:
-        assert cpu.run_fused(FusedOp('k', g), [np.ones((4, 5), np.float32)]) is None
-    finally:
-        cpu.set_backend(old)
-    assert cpu.run_fused(FusedOp('k', g), [np.ones((4, 5), np.float32)]) is not None
-    with pytest.raises(Exception, match="'cpu' or 'interp'"):
-        cpu.set_backend('gpu')
+    fop, x = FusedOp('k', g), np.ones((4, 5), np.float32)
+    assert backend.interp.kernel(fop) == fop.ref and backend.interp.compile(fop) is None
+    assert backend.cpu.compile(fop) is not None
+    with backend.use('interp'):
+        assert backend.current() is backend.interp
+        assert conv.im2col(np.ones((1, 1, 3, 3), np.float32), (2, 2), (1, 1), (1, 1), (0, 0), (2, 2), 'nk') is None
+    assert backend.current() is backend.cpu
+    np.testing.assert_array_equal(backend.cpu.kernel(fop)({}, x), fop.ref({}, x))
+    with pytest.raises(Exception, match="backend must be one of 'interp', 'cpu', 'cuda', got 'gpu'"):
+        with backend.use('gpu'):
+            pass
 
 
 def test_zero_dim_kernels():
@@ -202,7 +205,7 @@ def _fused(fn, *arrays):
     g = Graph([o._one() for o in outs], [v._one()[0] for v in vs])
     op = FusedOp('k', g)
     res = cpu.run_fused(op, list(arrays))
-    ref = interpret(g, {id(v._one()[0]): a for v, a in zip(vs, arrays)})
+    ref = interpret(g, {v._one()[0]: a for v, a in zip(vs, arrays)})
     return res, ref
 
 
@@ -256,16 +259,13 @@ def test_compiled_im2col_and_col2im_equal_numpy(k, st, dl, pd, dtype, layout):
     from graphc.ops import nn as ops_nn
     from graphc.runtime import conv
     x = _data((3, 4, 9, 8), dtype, seed=5)
-    oh, ow = (ops_nn._conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
+    oh, ow = (ops_nn.conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
     fast = conv.im2col(x, k, st, dl, pd, (oh, ow), layout)
-    old = cpu.set_backend('interp')
-    try:
+    with backend.use('interp'):
         assert conv.im2col(x, k, st, dl, pd, (oh, ow), layout) is None
-        ref, _ = ops_nn.im2col(x, k, st, dl, pd, layout)
-        back_ref = ops_nn.col2im(ref, x.shape, k, st, dl, pd, (oh, ow), layout)
-        nk, _ = ops_nn.im2col(x, k, st, dl, pd)
-    finally:
-        cpu.set_backend(old)
+    ref, _ = ops_nn.im2col(x, k, st, dl, pd, layout)   # (no native: the NumPy reference)
+    back_ref = ops_nn.col2im(ref, x.shape, k, st, dl, pd, (oh, ow), layout)
+    nk, _ = ops_nn.im2col(x, k, st, dl, pd)
     np.testing.assert_array_equal(fast, ref)
     if layout == 'kn':  # the same columns, the batch moved inside each row
         np.testing.assert_array_equal(ref, nk.transpose(1, 0, 2).reshape(nk.shape[1], -1))
@@ -282,15 +282,11 @@ def test_compiled_maxpool_and_its_gradient_equal_numpy(attrs, ties):
     a = op.canon(attrs)
     x = np.round(_data((2, 3, 7, 7), 'float32', seed=6)) if ties else _data((2, 3, 7, 7), 'float32', seed=6)
     x[0, 0, 3, 3] = np.nan  # propagates through the forward as np.maximum does
-    y = op.ref(a, x)
+    y = backend.cpu.kernel(op)(a, x)
     g = _data(y.shape, 'float32', seed=7)
-    fast = back.ref(a, g, x, y)
-    old = cpu.set_backend('interp')
-    try:
-        y_ref = op.ref(a, x)
-        ref = back.ref(a, g, x, y)
-    finally:
-        cpu.set_backend(old)
+    fast = backend.cpu.kernel(back)(a, g, x, y)
+    y_ref = op.ref(a, x)
+    ref = back.ref(a, g, x, y)
     np.testing.assert_array_equal(y, y_ref)  # the compiled forward (NaN in the same places)
     assert np.isnan(y).any()
     np.testing.assert_allclose(fast, ref, rtol=1e-6, atol=1e-6)
@@ -320,7 +316,7 @@ def test_one_gemm_and_batched_convolutions_agree(monkeypatch, k, st, pd, hw):
     from graphc.ops import nn as ops_nn
     rng = np.random.default_rng(11)
     x, w = rng.normal(size=(3, 4) + hw), rng.normal(size=(6, 4) + k)
-    oh, ow = (ops_nn._conv_out(hw[i], k[i], st[i], 1, pd[i]) for i in range(2))
+    oh, ow = (ops_nn.conv_out(hw[i], k[i], st[i], 1, pd[i]) for i in range(2))
     dy = rng.normal(size=(3, 6, oh, ow))
     a = (k, st, (1, 1), pd)
     res = {}
@@ -378,22 +374,20 @@ def test_convolutions_in_chunks_of_images_equal_the_whole_batch(monkeypatch, ima
     from graphc.ops import nn as ops_nn
     k, st, dl, pd = geom
     x, w = _data((7, 3, 40, 18), 'float64', seed=8), _data((4, 3) + k, 'float64', seed=9)
-    oh, ow = (ops_nn._conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
+    oh, ow = (ops_nn.conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
     assert oh * ow >= ops_nn.BIG_GEMM_BELOW   # the per-image (batched) path
     dy = _data((7, 4, oh, ow), 'float64', seed=10)
 
-    def run():
-        return [ops_nn.conv2d(x, w, k, st, dl, pd, 1), ops_nn.conv2d_transpose(dy, w, k, st, dl, pd, 1, x.shape[2:]),
-                ops_nn.conv2d_weight_grad(x, dy, k, st, dl, pd, 1)]
+    def run(native):
+        return [ops_nn.conv2d(x, w, k, st, dl, pd, 1, native),
+                ops_nn.conv2d_transpose(dy, w, k, st, dl, pd, 1, x.shape[2:], native),
+                ops_nn.conv2d_weight_grad(x, dy, k, st, dl, pd, 1, native)]
     per_image = 3 * k[0] * k[1] * oh * ow * 8
     monkeypatch.setattr(ops_nn, 'COLUMN_CHUNK_BYTES', per_image * images_per_chunk)
     assert len(ops_nn._chunks(7, per_image)) == -(-7 // images_per_chunk)
-    got = run()
-    old = cpu.set_backend('interp')
-    try:
-        want = run()
-    finally:
-        cpu.set_backend(old)
+    got = run(conv)   # (the CPU backend's compiled im2col/col2im)
+    monkeypatch.setattr(ops_nn, 'COLUMN_CHUNK_BYTES', 1 << 40)
+    want = run(None)  # the whole batch, NumPy
     for g, r in zip(got, want):
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
 
@@ -405,7 +399,6 @@ def test_compiled_batchnorm_equals_numpy(dtype, shape, axis, fix_gamma):
     """runtime/batchnorm.py (training mode: batch statistics) against the NumPy reference, forward outputs and
     the three gradients; inputs with a large mean, where one-pass variance formulas lose digits. float32:
     rtol 1e-5 (the compiled sums are double, NumPy's pairwise float32); float64: 1e-12."""
-    from graphc.ops import nn as ops_nn
     from graphc.registry import OPS
     rng = np.random.default_rng(3)
     x = (rng.normal(size=shape) * 2 + 50).astype(dtype)
@@ -415,13 +408,9 @@ def test_compiled_batchnorm_equals_numpy(dtype, shape, axis, fix_gamma):
     attrs = OPS['BatchNorm'].canon({'axis': axis, 'fix_gamma': fix_gamma, '_train': True})
     ones = np.ones(c, dtype)
     runs = {}
-    for backend in ('cpu', 'interp'):
-        old = cpu.set_backend(backend)
-        try:
-            out, mean, var = ops_nn._batch_norm(attrs, x, gamma, beta, ones * 0, ones)
-            runs[backend] = [out, mean, var, *ops_nn._backward_batch_norm(attrs, g, x, gamma, mean, var)]
-        finally:
-            cpu.set_backend(old)
+    for b in (backend.cpu, backend.interp):
+        out, mean, var = b.kernel(OPS['BatchNorm'])(attrs, x, gamma, beta, ones * 0, ones)
+        runs[b.name] = [out, mean, var, *b.kernel(OPS['_backward_BatchNorm'])(attrs, g, x, gamma, mean, var)]
     tol = 1e-5 if dtype == 'float32' else 1e-12
     for name, a, b in zip(('out', 'mean', 'var', 'dx', 'dgamma', 'dbeta'), runs['cpu'], runs['interp']):
         assert a.dtype == b.dtype and a.shape == b.shape, name

@@ -59,7 +59,7 @@ def _generated():
                       [v._one()[0] for v in vs])
         graph, _ = run_pipeline(graph, 'inference')
         rng = np.random.default_rng(len(shapes))
-        feed = {id(v): (data(v.shapes[0]) if data else rng.normal(size=v.shapes[0]) * 2).astype(dtype)
+        feed = {v: (data(v.shapes[0]) if data else rng.normal(size=v.shapes[0]) * 2).astype(dtype)
                 for v in graph.inputs}
         return graph, feed
     S = sym
@@ -302,7 +302,7 @@ def test_groups_without_a_cuda_form_run_on_the_host():
     a = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
     if emulate.gxx_path():
         plan = cuda.GpuPlan(g, emulate.EmuDevice())
-        np.testing.assert_array_equal(plan({id(g.inputs[0]): a})[0], (a * 2).argmax(1).astype(np.float32))
+        np.testing.assert_array_equal(plan({g.inputs[0]: a})[0], (a * 2).argmax(1).astype(np.float32))
         assert plan.host_ops == ['argmax']
         with pytest.raises(GraphcError, match="graph input 'x' has no value"):
             plan({})
@@ -312,7 +312,7 @@ def _plans_match_the_interpreter(cases):
     """cases: [(fn, shapes, optimize)]. Each graph's GpuPlan in emulation (one g++ build for all) and each of its
     kernels on the interpreter's values (emulate.check_graph) against the interpreter: values and shapes.
     Returns the graphs."""
-    from graphc.runtime.interpreter import interpret
+    from graphc.interpreter import interpret
     built = []
     for i, (fn, shapes, optimize) in enumerate(cases):
         vs = [input_var(f"x{k}", s, 'float32') for k, s in enumerate(shapes)]
@@ -320,7 +320,7 @@ def _plans_match_the_interpreter(cases):
         g = Graph([o._one() for o in (outs if isinstance(outs, list) else [outs])], [v._one()[0] for v in vs])
         g = run_pipeline(g, 'inference')[0] if optimize else g
         rng = np.random.default_rng(i)
-        built.append((g, {id(v): rng.normal(size=v.shapes[0]).astype(np.float32) for v in g.inputs}))
+        built.append((g, {v: rng.normal(size=v.shapes[0]).astype(np.float32) for v in g.inputs}))
     lib = emulate.library([k for g, _ in built for k in cuda.kernels_of(g)])
     for i, (g, feed) in enumerate(built):
         want = interpret(g, feed)

@@ -6,7 +6,8 @@
   its runtime into one strongly connected set: the price of an `import graphc` that loads no backend).
 - A module-level cycle through ndarray, symbol, autograd or ops is never allowed; another one only when listed
   in ALLOWED_CYCLES with the reason.
-- passes/ import no backend (graphc.runtime), at module level or inside functions, but for PASSES_TO_RUNTIME.
+- passes/ import no backend (graphc.runtime), at module level or inside functions, but for PASSES_TO_RUNTIME;
+  nor do the ops (graphc/ops: their refs are plain NumPy), and runtime/ imports no private name of graphc.ops.
 - Environment switches are read in graphc/config.py only, and the README's table lists each of them.
 A listed exception that no longer exists fails too, so the lists only shrink.
 """
@@ -25,12 +26,7 @@ ALLOWED_CYCLES = {
     frozenset({'graphc.onnx.importer', 'graphc.onnx.import_ops'}):
         "importer.py imports import_ops last to register the op builders, which use importer's `imports` decorator",
 }
-PASSES_TO_RUNTIME = {
-    ('graphc.passes.fusion', 'graphc.runtime.cpu'): "FusedOp runs its compiled kernel: the backend protocol "
-                                                    "(issue 16, points 1-2) moves that into the backend",
-    ('graphc.passes.fusion', 'graphc.runtime.interpreter'): "FusedOp's reference runs its subgraph with the "
-                                                            "interpreter: the same move",
-}
+PASSES_TO_RUNTIME = {}   # (passes import no backend: the backend protocol, runtime/backend.py, consults passes)
 
 
 @functools.lru_cache(None)
@@ -117,6 +113,18 @@ def test_passes_import_no_backend():
     found = {(m, t) for m, t in g.edges if m.startswith('graphc.passes') and t.startswith('graphc.runtime')}
     assert found == set(PASSES_TO_RUNTIME), (f"new: {found - set(PASSES_TO_RUNTIME)}; "
                                              f"gone (drop from PASSES_TO_RUNTIME): {set(PASSES_TO_RUNTIME) - found}")
+
+
+def test_ops_import_no_backend_and_the_backends_no_private_op_names():
+    g = imports(lazy=True)
+    assert not [(m, t) for m, t in g.edges if m.startswith('graphc.ops') and t.startswith('graphc.runtime')]
+    private = []
+    for m, (path, _) in modules().items():
+        if m.startswith('graphc.runtime'):
+            for node in ast.walk(parse(path)):
+                if isinstance(node, ast.ImportFrom) and node.module and 'ops' in node.module.split('.'):
+                    private += [f"{m}: {node.module}.{a.name}" for a in node.names if a.name.startswith('_')]
+    assert not private, private
 
 
 def test_environment_switches_are_read_in_config_only_and_documented():

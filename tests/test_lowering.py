@@ -14,7 +14,7 @@ from graphc.graph import Graph
 from graphc.passes.fusion import FusedOp
 from graphc.registry import OPS
 from graphc.runtime import cpu, cuda, emulate
-from graphc.runtime.interpreter import interpret
+from graphc.interpreter import interpret
 from graphc.symbol.symbol import input_var
 
 L = np.longdouble
@@ -45,7 +45,7 @@ def compiled(g, *arrays):
 
 def reference(g, *arrays):
     with np.errstate(all='ignore'):
-        return interpret(g, {id(v): a for v, a in zip(g.inputs, arrays)})[0]
+        return interpret(g, {v: a for v, a in zip(g.inputs, arrays)})[0]
 
 
 def _unary_lowered():

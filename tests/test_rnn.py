@@ -549,7 +549,8 @@ def test_compiled_step_loops_equal_the_numpy_reference(mode, L, D, clip, N, H):
     NumPy loops: forward outputs and every gradient agree."""
     from graphc.ops.rnn import param_size
     from graphc.registry import OPS
-    from graphc.runtime import cpu, rnn as native_rnn
+    from graphc.runtime import rnn as native_rnn
+    from graphc.runtime.backend import use
     T, C = 4, 5
     a = {'state_size': H, 'num_layers': L, 'mode': mode, 'bidirectional': D == 2, 'state_outputs': True}
     if clip:
@@ -564,8 +565,7 @@ def test_compiled_step_loops_equal_the_numpy_reference(mode, L, D, clip, N, H):
     native_rnn._call = lambda fn, words: calls.append(1) or real(fn, words)
     try:
         for backend in ('interp', 'cpu'):
-            old = cpu.set_backend(backend)
-            try:
+            with use(backend):
                 xs = [nd.array(v) for v in arrays]
                 for v in xs:
                     v.attach_grad()
@@ -573,8 +573,6 @@ def test_compiled_step_loops_equal_the_numpy_reference(mode, L, D, clip, N, H):
                     out = nd.RNN(*xs, **a)
                 autograd.backward(out, [nd.array(h) for h in heads])
                 got[backend] = [o.asnumpy() for o in out] + [v.grad.asnumpy() for v in xs]
-            finally:
-                cpu.set_backend(old)
     finally:
         native_rnn._call = real
     if native_rnn._blas() is not None:

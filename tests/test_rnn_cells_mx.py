@@ -109,10 +109,9 @@ class _Unroll(gluon.HybridBlock):
 def interp():
     """The reference interpreter runs the traced graphs (the trace is what these tests check; compiling each
     one's kernels would take most of the time)."""
-    from graphc.runtime import cpu
-    old = cpu.set_backend('interp')
-    yield
-    cpu.set_backend(old)
+    from graphc.runtime import backend
+    with backend.use('interp'):
+        yield
 
 
 @pytest.mark.parametrize('name', ['gru', 'lstmp', 'bidirectional', 'residual-bidirectional', 'zoneout-predict',

@@ -51,7 +51,7 @@ TOLERANCES = {  # (dtype, family or 'gradient') -> (rtol, atol)
     ('float64', 'gradient'): (1e-10, 1e-11),
     ('int', 'exact'): (0.0, 0.0),
 }
-# eager vs the interpreter run the same NumPy kernels: they must agree bit for bit, whatever the ops
+# eager (on the interp backend) vs the interpreter run the same NumPy kernels: they must agree bit for bit
 EXACT_PATHS = ('interp',)
 
 FAMILY = {}
@@ -60,7 +60,7 @@ for _n in ('exp', 'log', 'log1p', 'expm1', 'tanh', 'sin', 'cos', 'sigmoid', 'sof
     FAMILY[_n] = 'transcendental'
 for _n in ('sum', 'mean', 'prod', 'norm', 'softmax', 'log_softmax', 'softmax_cross_entropy'):
     FAMILY[_n] = 'reduction'
-for _n in ('dot', 'batch_dot', 'FullyConnected', 'Convolution', 'Deconvolution', 'BatchNorm', 'LayerNorm'):
+for _n in ('dot', 'batch_dot', 'FullyConnected', 'Convolution', 'Deconvolution', 'BatchNorm', 'LayerNorm', 'RNN'):
     FAMILY[_n] = 'gemm'
 
 # Every registered op is generated, or listed here with the reason it is not.
@@ -90,7 +90,7 @@ HEAD_SEED = 1234     # head gradients: a fixed normal draw per output shape
 # ---------------------------------------------------------------- extra backends (GPU hook)
 # HOOK(gpu): the GPU host-emulation harness (runtime/cuda*.py) registers a runner here:
 # EXTRA_BACKENDS['gpu_emulated'] = fn(graph, feed) -> list of NumPy arrays, where graph is the graph after the
-# inference/training pipeline and feed maps id(input node) -> array. The oracle compares each registered
+# inference/training pipeline and feed maps input node -> array. The oracle compares each registered
 # backend like 'compiled' (same tolerances); nothing here depends on it.
 EXTRA_BACKENDS = {}
 
@@ -1914,8 +1914,9 @@ class Oracle:
             if got != [(tuple(s), np.dtype(d)) for s, d in zip(shapes, dtypes)]:
                 raise Failure('infer', 'eager', f"node {k} ({op.name}): inferred {list(zip(shapes, dtypes))}, "
                                                 f"computed {got}")
-        with self.mode(), engine.engine_mode('naive'), np.errstate(all='ignore'):
-            try:
+        from graphc.runtime import backend
+        with self.mode(), engine.engine_mode('naive'), backend.use('interp'), np.errstate(all='ignore'):
+            try:   # (eager on the interp backend: the ops' refs, the spec every path is compared with)
                 outs, self.values = self.seeded(emit, self.case, [nd.array(a, dtype=a.dtype)
                                                                   for a in _arrays(self.case)], check)
             except Failure:
@@ -1940,7 +1941,7 @@ class Oracle:
 
     def feed(self, g, case=None):
         arrays = {i['name']: np.array(i['array']) for i in (case or self.case)['inputs']}
-        return {id(v): arrays[v.name] for v in g.inputs if 'value' not in v.extra}
+        return {v: arrays[v.name] for v in g.inputs if 'value' not in v.extra}
 
     @property
     def second(self):
@@ -1969,20 +1970,20 @@ class Oracle:
                 raise Failure('mutated', path, f"output {i} of the first call changed during the second call")
 
     def run_interp(self):
-        from graphc.runtime.interpreter import interpret
+        from graphc.interpreter import interpret
         g = self.graph()
         self.check('interp', self.seeded(interpret, g, self.feed(g)))
 
     def _compiled(self, path, disabled):
         from graphc.passes import run_pipeline
-        from graphc.runtime import cpu
+        from graphc.runtime import backend
         from graphc.runtime.plan import Plan
         g = self.graph()
-        opt, _ = run_pipeline(g, 'training' if self.train else 'inference', disabled=disabled, verify=True)
+        with backend.use('cpu'):   # (the fuser forms the groups the CPU backend compiles)
+            opt, _ = run_pipeline(g, 'training' if self.train else 'inference', disabled=disabled, verify=True)
         feed = self.feed(g)
         before = [a.copy() for a in feed.values()]
-        old = cpu.set_backend('cpu')
-        try:
+        with backend.use('cpu'):
             plan = Plan(opt, native='native' not in disabled)
             outs = self.seeded(plan, feed)
             self.check(path, outs)
@@ -1990,8 +1991,6 @@ class Oracle:
                 if not np.array_equal(a, b_, equal_nan=True):
                     raise Failure('mutated', path, "an input buffer was written to")
             self.check_twice(path, lambda c: self.seeded(plan, self.feed(g, c)), outs)
-        finally:
-            cpu.set_backend(old)
 
     def run_compiled(self):
         self._compiled('compiled', set())

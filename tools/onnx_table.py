@@ -49,7 +49,7 @@ def onnx_ops_of(name):
         data = [v for v in g.inputs if 'value' not in v.extra]
         target = g.outputs[0][0].name
         try:
-            m = graph_to_model(g, data, {}, [feed[id(v)].shape for v in data], [feed[id(v)].dtype for v in data])
+            m = graph_to_model(g, data, {}, [feed[v].shape for v in data], [feed[v].dtype for v in data])
         except Exception as e:  # noqa: BLE001
             limits.add(str(e).split('cannot be exported to ONNX: ')[-1][:90])
             continue

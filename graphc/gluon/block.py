@@ -603,12 +603,12 @@ def _monitor(entry, args, callback, monitor_all):
     """Run the graph as traced, node by node, and report its op outputs (and inputs) to an op hook. Names are
     MXNet's: `<node>_output`, inputs `<node>_<input name>`; ops that MXNet gives no input names (elementwise
     ones, Activation) have `<node>_input<i>`."""
-    from ..runtime.interpreter import interpret
+    from ..interpreter import interpret
     g = entry.traced
     data = [a for a in args if isinstance(a, NDArray)]
     by_name = {v.name: a._data for v, a in zip(entry.data_vars, data)}
     by_name.update({v.name: p.data()._data for p, v in entry.param_vars})
-    feed = {id(v): by_name[v.name] for v in g.inputs if v.name in by_name}
+    feed = {v: by_name[v.name] for v in g.inputs if v.name in by_name}
     env = {}
     ops = [n for n in g.nodes if not n.is_var]
     with autograd.pause():
@@ -618,8 +618,8 @@ def _monitor(entry, args, callback, monitor_all):
             names = n.op.input_names(n.attrs) if n.op.kind == 'opaque' else None
             for i, (src, j) in enumerate(n.inputs):
                 label = names[i] if names and i < len(names) else f"input{i}"
-                callback(f"{n.name}_{label}", n.op.name, NDArray(env[id(src)][j]))
-        outs = env[id(n)]
+                callback(f"{n.name}_{label}", n.op.name, NDArray(env[src][j]))
+        outs = env[n]
         nv = n.op.n_visible(n.attrs)
         for j in range(nv):
             callback(f"{n.name}_output" if nv == 1 else f"{n.name}_output{j}", n.op.name, NDArray(outs[j]))

@@ -19,9 +19,8 @@ from ..graph import Graph
 from ..ndarray.ndarray import CASTS, NDArray, WRITES
 from ..symbol.symbol import Symbol, TraceContext, input_var
 
-from ..runtime.cpu import enabled
-from ..runtime.interpreter import interpret
-from ..runtime.plan import Plan
+from ..interpreter import interpret
+from ..runtime import backend
 
 # the module by its import name: MXNet's shim rebinds the attribute graphc.ndarray.ndarray to the package
 _ndm = sys.modules[NDArray.__module__]
@@ -161,18 +160,18 @@ class CachedOp:
             off = getattr(e, 'disabled', None)  # (an Executor's entry: MXNET_ELIMINATE_COMMON_EXPR=0 turns cse off)
             fopt, _ = run_pipeline(fgraph, 'training', disabled=off, tag=e.block_name + '.forward')
             bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
-            hit = self._compiled[need] = (Plan(fopt), Plan(bopt), saved, heads, [g is not None for g in grads])
+            hit = self._compiled[need] = (backend.cpu.executor(fopt), backend.cpu.executor(bopt), saved, heads,
+                                          [g is not None for g in grads])
         return hit
 
     def grad(self, F, attrs, xs, ys, dys):
-        from ..runtime.interpreter import interpret
         need = attrs.get('_need', (True,) * len(xs))
         out = [None] * len(xs)
         if 'saved' in attrs:  # the compiled split
             _, bplan, svars, heads, has = self.compiled(need)
             feed = dict(attrs['feed'])
-            feed.update({id(v): a for v, a in zip(svars, attrs['saved'])})
-            feed.update({id(h): g._data for h, g in zip(heads, dys)})
+            feed.update(zip(svars, attrs['saved']))
+            feed.update({h: g._data for h, g in zip(heads, dys)})
             it = iter(bplan(feed))
             gi = iter(has)
             for i, n in enumerate(need):
@@ -184,8 +183,8 @@ class CachedOp:
             return out
         env = dict(attrs['env'])  # a second backward (retain_graph) reuses the forward values
         for h, g in zip(heads, dys):
-            env[id(h)] = (g._data,)
-        vals = interpret(joint, {}, env=env, nodes=[n for n in joint.nodes if id(n) not in env])
+            env[h] = (g._data,)
+        vals = interpret(joint, {}, env=env, nodes=[n for n in joint.nodes if n not in env])
         it = iter(vals)
         gi = iter(grads)
         for i, n in enumerate(need):
@@ -238,7 +237,7 @@ class CachedGraph:
         sym  # noqa: B018  (imported so F = graphc.sym is loaded)
 
     def __call__(self, args):
-        from ..runtime.interpreter import interpret, owned
+        from ..interpreter import owned
         self.used = next(_clock)
         if not all(type(a) is NDArray for a in args):  # nested inputs: their leaves, in trace order
             args = flatten_inputs(tuple(args))[1]
@@ -261,14 +260,15 @@ class CachedGraph:
                 return out
         data = [a for a in args if isinstance(a, NDArray)]
         pdata = [p._cur if p._cur is not None else p.data() for p, _ in self.param_vars]
-        feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
-        feed.update({id(v): a._data for (_, v), a in zip(self.param_vars, pdata)})
+        feed = {v: a._data for v, a in zip(self.data_vars, data)}
+        feed.update({v: a._data for (_, v), a in zip(self.param_vars, pdata)})
         inputs = data + pdata
         need = tuple(x._ag is not None for x in inputs)
         recording = autograd.is_recording() and any(need)
         env = {} if recording else None
         tape_attrs = None
-        if recording and enabled():  # compiled: the forward half outputs what the backward half reads
+        compiled = backend.current() is not backend.interp
+        if recording and compiled:  # compiled: the forward half outputs what the backward half reads
             fplan, _, svars, _, _ = self.op.compiled(need)
             vals = fplan(feed)
             n_keep = len(self.graph.outputs)
@@ -278,7 +278,7 @@ class CachedGraph:
             vals = interpret(self.graph, feed, env=env, keep=self.op.built(need)[3])
             tape_attrs = {'env': env}
         else:
-            vals = self._run_inference(feed)
+            vals = self._run_inference(feed, compiled)
         nv = len(self.visible)
         outs = [NDArray(v) for v in owned(vals[:nv], feed.values())]
         for (param, m), stat in zip(self.aux, vals[nv:]):  # BatchNorm moving statistics, in place
@@ -286,26 +286,26 @@ class CachedGraph:
             d = param.data()._data
             if recording:  # the backward must read the value the forward read, not the updated one
                 v = next(v for p, v in self.param_vars if p is param)
-                feed[id(v)] = d.copy()
-                if id(v) in env:
-                    env[id(v)] = (feed[id(v)],)
+                feed[v] = d.copy()
+                if v in env:
+                    env[v] = (feed[v],)
             d *= m
             d += (1 - m) * stat
         if recording:
             autograd.record_op(self.op, tape_attrs, inputs, [x._data for x in inputs], outs,
                                tuple(o._data for o in outs))
         elif self._fast is None and self._hoist is None and not self.aux and len(data) == len(args) and self.flat \
-                and enabled():
+                and compiled:
             self._fast = self._fast_path()
         return _unflatten(self.structure, outs)
 
     def _fast_path(self):
         """Inference without recording, hoisting or aux updates, with NDArray arguments only: the plan's
         inputs bound by position, so a call is a few list operations around the plan."""
-        from ..runtime.interpreter import owned
+        from ..interpreter import owned
         plan = self._main_plan
         n_data, params = len(self.data_vars), [p for p, _ in self.param_vars]
-        keys = [id(v) for v in self.data_vars] + [id(v) for _, v in self.param_vars]
+        keys = self.data_vars + [v for _, v in self.param_vars]
         nv, structure = len(self.visible), self.structure
 
         run = plan.positional(keys)
@@ -313,7 +313,7 @@ class CachedGraph:
             return None
 
         def fast(args):
-            if len(args) != n_data or not enabled():
+            if len(args) != n_data or backend.current() is backend.interp:
                 return None
             arrays = [a._data for a in args] + [(p._cur if p._cur is not None else p.data())._data for p in params]
             return _unflatten(structure, [NDArray(v) for v in owned(run(arrays)[:nv], arrays)])
@@ -323,7 +323,6 @@ class CachedGraph:
     def _run_gpu(self, args, dev_id):
         """Inference on gpu(dev_id): the optimized graph as one GpuPlan (fused CUDA kernels, cuBLAS GEMMs)."""
         from .. import device as _dev
-        from ..runtime.cuda import GpuPlan
         plans = self.__dict__.setdefault('_gpu_plans', {})
         plan = plans.get(dev_id)
         if plan is None:
@@ -331,10 +330,10 @@ class CachedGraph:
             from ..passes import run_pipeline
             graph = self.optimize() if self.traced is self.graph else \
                 run_pipeline(self.traced, 'training' if self.training else 'inference', tag=self.block_name)[0]
-            plan = plans[dev_id] = GpuPlan(graph, _dev.device(dev_id))
+            plan = plans[dev_id] = backend.cuda.executor(graph, _dev.device(dev_id))
         data = [a for a in args if isinstance(a, NDArray)]
-        feed = {id(v): a._data for v, a in zip(self.data_vars, data)}
-        feed.update({id(v): (p._cur if p._cur is not None else p.data())._data for p, v in self.param_vars})
+        feed = {v: a._data for v, a in zip(self.data_vars, data)}
+        feed.update({v: (p._cur if p._cur is not None else p.data())._data for p, v in self.param_vars})
         with _dev.cupy().cuda.Device(dev_id):
             _dev.SYNCED.add(dev_id)
             vals = plan(feed)
@@ -358,22 +357,22 @@ class CachedGraph:
     def _hoisted_key(self):
         return self._hoisted[0]
 
-    def _run_inference(self, feed):
+    def _run_inference(self, feed, compiled):
         g = self.optimize()
-        run = interpret if not enabled() else None
+        run = None if compiled else interpret   # (the interp backend: the reference interpreter)
         if self._hoist is None:
             if run is None:
-                self._main_plan = getattr(self, '_main_plan', None) or Plan(g)
+                self._main_plan = getattr(self, '_main_plan', None) or backend.cpu.executor(g)
             return run(g, feed) if run else self._main_plan(feed)
         prelude, hvars, main = self._hoist
         key = (WRITES[0], tuple(id(p._cur) for p, _ in self.param_vars))
         hkey, hvals = self._hoisted
         if key != hkey:
-            hvals = {id(v): a for v, a in zip(hvars, interpret(prelude, feed))}
+            hvals = dict(zip(hvars, interpret(prelude, feed, kernel=backend.current().kernel)))
             self._hoisted = (key, hvals)
         if run:
             return run(main, {**feed, **hvals})
-        self._main_plan = getattr(self, '_main_plan', None) or Plan(main)
+        self._main_plan = getattr(self, '_main_plan', None) or backend.cpu.executor(main)
         return self._main_plan({**feed, **hvals})
 
 

@@ -677,7 +677,7 @@ def _x_deconv(ctx, node, ins, outs):
 
 @exports('Pooling')
 def _x_pool(ctx, node, ins, outs):
-    from ..ops.nn import _avg_count, _pool_geom
+    from ..ops.nn import _avg_count, pool_geom
     a, s, dt = node.attrs, ctx.in_shape(), ctx.in_dtype()
     pt = a['pool_type']
     if a['global_pool']:
@@ -686,7 +686,7 @@ def _x_pool(ctx, node, ins, outs):
         else:
             ctx.add1('GlobalMaxPool' if pt == 'max' else 'GlobalAveragePool', ins, outs[0])
         return
-    k, st, pd, extra, _ = _pool_geom(a, s)
+    k, st, pd, extra, _ = pool_geom(a, s)
     geo = dict(kernel_shape=list(k), strides=list(st))
     pads = [pd[0], pd[1], pd[0] + extra[0], pd[1] + extra[1]]
     deep = any(p >= k[i % 2] for i, p in enumerate(pads))   # onnxruntime wants pads < kernel; MXNet does not

@@ -182,7 +182,7 @@ def _deconv(b, n, ins, a):
 
 @imports('MaxPool', 'AveragePool')
 def _pool(b, n, ins, a):
-    from ..ops.nn import _pool_geom
+    from ..ops.nn import pool_geom
     what = n.op_type
     if len(n.output) > 1 and n.output[1]:
         raise Unsupported("MaxPool's indices output")
@@ -199,7 +199,7 @@ def _pool(b, n, ins, a):
         attrs['count_include_pad'] = bool(a.get('count_include_pad', 0))
     if p[:2] != p[2:]:   # extra bottom/right padding is MXNet's 'full' overhang where it is exactly that
         full = dict(attrs, pooling_convention='full', global_pool=False, count_include_pad=True)
-        _, _, _, extra, _ = _pool_geom(full, b.shape(ins[0]))
+        _, _, _, extra, _ = pool_geom(full, b.shape(ins[0]))
         if what != 'MaxPool' or a.get('ceil_mode', 0) or [p[2] - p[0], p[3] - p[1]] != list(extra):
             raise Unsupported(f"{what} with asymmetric pads {p}")
         attrs['pooling_convention'] = 'full'

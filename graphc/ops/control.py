@@ -1,8 +1,8 @@
 """MXNet's control flow as graph ops: _foreach, _while_loop and _cond, nodes that carry their bodies as Graphs
 (MXNet's `subgraphs`). Each node has its own Op instance (the bodies differ per node; attrs['_body'] keeps
 CSE from merging two loops), so these ops are not in the registry: sym.contrib and the JSON loader make them
-(CONTROL). The bodies run with the registry's NumPy kernels, node by node (the interpreter's rule, written
-here: ops do not import the runtime); gradients run the bodies' gradient graphs backwards over the steps.
+(CONTROL). The bodies run with the registry's NumPy kernels, node by node (graphc/interpreter.py: ops import
+no backend); gradients run the bodies' gradient graphs backwards over the steps.
 
 The *_locs attributes are MXNet's. _foreach: node inputs are the sequences (sliced along axis 0), the initial
 states, then the values the body reads from outside; in_data_locs, in_state_locs and remain_locs give each one's
@@ -13,6 +13,7 @@ variable among func's inputs. Outputs: _foreach and _while_loop, the step output
 import numpy as np
 
 from ..base import GraphcError
+from ..interpreter import interpret
 from ..registry import OPS, Attr, Op, bad
 
 _LOCS = Attr('shape')
@@ -25,19 +26,8 @@ COND_ATTRS = {'num_outputs': Attr('int'), 'cond_input_locs': _LOCS, 'then_input_
 
 
 def run_body(g, arrays):
-    """The outputs of graph g on its inputs' arrays (in g.inputs order)."""
-    vals = {v: (a,) for v, a in zip(g.inputs, arrays)}
-    for n in g.nodes:
-        if n in vals:
-            continue
-        if n.is_var:
-            if 'value' not in n.extra:
-                raise GraphcError(f"control flow: body input {n.name!r} has no value")
-            vals[n] = (n.extra['value'],)
-            continue
-        out = n.op.ref(n.attrs, *[vals[s][j] for s, j in n.inputs])
-        vals[n] = tuple(np.asarray(o) for o in out) if isinstance(out, tuple) else (np.asarray(out),)
-    return [vals[n][j] for n, j in g.outputs]
+    """The outputs of graph g on its inputs' arrays (in g.inputs order), by the reference interpreter."""
+    return interpret(g, dict(zip(g.inputs, arrays)))
 
 
 def concrete(g, shapes, dtypes):

@@ -1,5 +1,6 @@
 """Neural-network ops: dense, convolution, pooling, normalization, dropout, activations, softmax."""
 import itertools
+from functools import partial
 import math
 
 import numpy as np
@@ -94,7 +95,7 @@ def _spatial(name, attrs, keys, n=2):
             bad(f"{name}: {key}={v} must have {n} integer entries, one per spatial dimension of the kernel")
 
 
-def _conv_params(attrs, name):
+def conv_params(attrs, name):
     k = attrs['kernel']
     nd = len(k)
     if nd not in (1, 2, 3):
@@ -108,12 +109,12 @@ def _conv_params(attrs, name):
     return k, st, dl, pd
 
 
-def _conv_out(h, k, s, d, p):
+def conv_out(h, k, s, d, p):
     return (h + 2 * p - d * (k - 1) - 1) // s + 1
 
 
 def _conv_infer(attrs, shapes, dtypes):
-    k, st, dl, pd = _conv_params(attrs, 'Convolution')
+    k, st, dl, pd = conv_params(attrs, 'Convolution')
     d, w = shapes[0], shapes[1]
     g, f = attrs['num_group'], attrs['num_filter']
     if len(d) != len(k) + 2:
@@ -127,7 +128,7 @@ def _conv_infer(attrs, shapes, dtypes):
         bad(f"Convolution: weight shape {w} should be {(f, d[1] // g) + k} for data {d}")
     if len(shapes) > 2 and shapes[2] != (f,):
         bad(f"Convolution: bias shape {shapes[2]} should be ({f},)")
-    out = tuple(_conv_out(d[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(len(k)))
+    out = tuple(conv_out(d[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(len(k)))
     if min(out) < 1:
         bad(f"Convolution: kernel {k} (dilate {dl}) is larger than the padded input {d[2:]}")
     y = (d[0], f) + out
@@ -158,18 +159,14 @@ def _offsets(k, st, dl, out_hw):
                          slice(j * dl[1], j * dl[1] + st[1] * (ow - 1) + 1, st[1]))
 
 
-def _native():
-    """The compiled im2col/col2im of the CPU backend (imported on first use, so `import graphc` stays light)."""
-    from ..runtime import conv
-    return conv
-
-
-def im2col(x, k, st, dl, pd, layout='nk', out=None):
+# `native` below: None in the refs (plain NumPy, the spec), or the CPU backend's compiled im2col, col2im and
+# max pooling (runtime/conv.py), which its lowerings of these ops pass (runtime/backend.py)
+def im2col(x, k, st, dl, pd, layout='nk', out=None, native=None):
     """Columns (N, C*kh*kw, OH*OW), or with layout 'kn' (C*kh*kw, N*OH*OW), written one kernel tap at a
     time (contiguous inner rows); into `out` (of that shape) when the compiled kernel runs."""
     n, c, h, w = x.shape
-    oh, ow = (_conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
-    fast = _native().im2col(x, k, st, dl, pd, (oh, ow), layout, out)
+    oh, ow = (conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
+    fast = native and native.im2col(x, k, st, dl, pd, (oh, ow), layout, out)
     if fast is not None:
         return fast, (oh, ow)
     xp = _pad(x, pd)
@@ -184,11 +181,11 @@ def im2col(x, k, st, dl, pd, layout='nk', out=None):
     return col.reshape(n, c * k[0] * k[1], oh * ow), (oh, ow)
 
 
-def col2im(col, shape, k, st, dl, pd, out_hw, layout='nk', out=None):
+def col2im(col, shape, k, st, dl, pd, out_hw, layout='nk', out=None, native=None):
     """The adjoint of im2col: columns (in its layout) scatter-added into an (N, C, H, W) image; the compiled
     kernel adds into `out` (zeros of that shape) when given."""
     n, c, h, w = shape
-    fast = _native().col2im(col, shape, k, st, dl, pd, out_hw, layout, out)
+    fast = native and native.col2im(col, shape, k, st, dl, pd, out_hw, layout, out)
     if fast is not None:
         return fast
     if layout == 'kn':
@@ -258,7 +255,7 @@ def _chunks(n, per_image):
     return [(s, min(s + step, n)) for s in range(0, n, step)]
 
 
-def _chunk_columns(x, k, st, dl, pd, oh, ow):
+def _chunk_columns(x, k, st, dl, pd, oh, ow, native):
     """(start, stop, columns of images start:stop) over _chunks, the columns written into one buffer reused
     chunk to chunk (a fresh multi-MB array each time costs its page faults again)."""
     n, c = x.shape[:2]
@@ -267,17 +264,17 @@ def _chunk_columns(x, k, st, dl, pd, oh, ow):
     buf = np.empty((spans[0][1] - spans[0][0], kk, oh * ow), x.dtype) if spans else None
     for s, e in spans:
         xs = x[s:e]
-        col = im2col(xs, k, st, dl, pd, out=buf[:e - s] if xs.flags.c_contiguous else None)[0]
+        col = im2col(xs, k, st, dl, pd, out=buf[:e - s] if xs.flags.c_contiguous else None, native=native)[0]
         yield s, e, col
 
 
-def conv2d(x, w, k, st, dl, pd, g):
+def conv2d(x, w, k, st, dl, pd, g, native=None):
     """Grouped 2-D cross-correlation: im2col, then one batched GEMM per group (output lands in NCHW)."""
     n, c = x.shape[:2]
     f = w.shape[0]
-    oh, ow = (_conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
+    oh, ow = (conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
     if g == 1 and 1 < oh * ow < BIG_GEMM_BELOW:  # (one position per image: the batched matvecs measured faster)
-        col, _ = im2col(x, k, st, dl, pd, 'kn')
+        col, _ = im2col(x, k, st, dl, pd, 'kn', native=native)
         _save_cols(x, (tuple(k), tuple(st), tuple(dl), tuple(pd), x.shape, x.dtype), col)
         y = w.reshape(f, -1) @ col
         return np.ascontiguousarray(y.reshape(f, n, oh, ow).transpose(1, 0, 2, 3))
@@ -285,17 +282,17 @@ def conv2d(x, w, k, st, dl, pd, g):
     kk = k[0] * k[1]
     if g == 1:   # a few images at a time, so their columns are still in cache when the GEMMs read them
         out, wm = np.empty((n, f, oh * ow), x.dtype), w.reshape(f, -1)
-        for s, e, col in _chunk_columns(x, k, st, dl, pd, oh, ow):
+        for s, e, col in _chunk_columns(x, k, st, dl, pd, oh, ow, native):
             np.matmul(wm, col, out=out[s:e])
         return out.reshape(n, f, oh, ow)
-    col, _ = im2col(x, k, st, dl, pd)
+    col, _ = im2col(x, k, st, dl, pd, native=native)
     out = np.empty((n, f, oh * ow), x.dtype)
     for i in range(g):
         out[:, i * fg:(i + 1) * fg] = np.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1), col[:, i * cg * kk:(i + 1) * cg * kk])
     return out.reshape(n, f, oh, ow)
 
 
-def conv2d_transpose(dy, w, k, st, dl, pd, g, out_hw):
+def conv2d_transpose(dy, w, k, st, dl, pd, g, out_hw, native=None):
     """The adjoint of conv2d in its input: dy (N, F, OH, OW), w (F, C/g, kh, kw) -> (N, C, H, W)."""
     n, f, oh, ow = dy.shape
     cg, fg = w.shape[1], f // g
@@ -314,7 +311,8 @@ def conv2d_transpose(dy, w, k, st, dl, pd, g, out_hw):
         buf = np.empty((spans[0][1], cg * kk, oh * ow), dy.dtype)   # reused: no page faults chunk to chunk
         for s, e in spans:
             part = dx[s:e]
-            r = col2im(np.matmul(wt, d2[s:e], out=buf[:e - s]), part.shape, k, st, dl, pd, (oh, ow), out=part)
+            r = col2im(np.matmul(wt, d2[s:e], out=buf[:e - s]), part.shape, k, st, dl, pd, (oh, ow), out=part,
+                       native=native)
             if r is not part:   # (the NumPy reference made its own array)
                 part[...] = r
         return dx if (h, wd) == tuple(out_hw) else np.ascontiguousarray(dx[:, :, :out_hw[0], :out_hw[1]])
@@ -324,11 +322,11 @@ def conv2d_transpose(dy, w, k, st, dl, pd, g, out_hw):
         for i in range(g):
             col[:, i * cg * kk:(i + 1) * cg * kk] = np.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1).T,
                                                               d2[:, i * fg:(i + 1) * fg])
-    dx = col2im(col, (n, cg * g, h, wd), k, st, dl, pd, (oh, ow), layout)
+    dx = col2im(col, (n, cg * g, h, wd), k, st, dl, pd, (oh, ow), layout, native=native)
     return np.ascontiguousarray(dx[:, :, :out_hw[0], :out_hw[1]])
 
 
-def conv2d_weight_grad(x, dy, k, st, dl, pd, g):
+def conv2d_weight_grad(x, dy, k, st, dl, pd, g, native=None):
     n, c = x.shape[:2]
     f, oh, ow = dy.shape[1:]
     if g == 1 and (oh * ow < BIG_GEMM_BELOW or oh * ow < c * k[0] * k[1]):
@@ -336,7 +334,7 @@ def conv2d_weight_grad(x, dy, k, st, dl, pd, g):
         # faster for a ResNet's 16x16 stage, 128 channels)
         col = _take_cols(x, (tuple(k), tuple(st), tuple(dl), tuple(pd), x.shape, x.dtype))
         if col is None:
-            col, _ = im2col(x, k, st, dl, pd, 'kn')
+            col, _ = im2col(x, k, st, dl, pd, 'kn', native=native)
         d = _by_filter(dy)
         if d.shape[1] <= SHORT_K:   # few positions in all: dy @ col^T measured 2.5x faster at K = 256
             return (d @ col.T).reshape((f, c) + tuple(k))
@@ -347,10 +345,10 @@ def conv2d_weight_grad(x, dy, k, st, dl, pd, g):
     d2 = dy.reshape(n, f, oh * ow)
     if g == 1:   # many positions: per chunk of images (columns in cache), a GEMM each, summed
         acc = np.zeros((f, c * kk), x.dtype)
-        for s, e, col in _chunk_columns(x, k, st, dl, pd, oh, ow):
+        for s, e, col in _chunk_columns(x, k, st, dl, pd, oh, ow, native):
             acc += np.matmul(d2[s:e], col.transpose(0, 2, 1)).sum(0)
         return acc.reshape((f, c) + tuple(k))
-    col, _ = im2col(x, k, st, dl, pd)
+    col, _ = im2col(x, k, st, dl, pd, native=native)
     dw = np.empty((f, cg * kk), x.dtype)
     for i in range(g):
         dg, cgc = d2[:, i * fg:(i + 1) * fg], col[:, i * cg * kk:(i + 1) * cg * kk]
@@ -394,7 +392,7 @@ def conv_nd(x, w, k, st, dl, pd, g):
     n, c = x.shape[:2]
     f = w.shape[0]
     cg, fg, kk = c // g, f // g, math.prod(k)
-    out = tuple(_conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(len(k)))
+    out = tuple(conv_out(x.shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(len(k)))
     col = _cols_nd(_pad_nd(x, pd), k, st, dl, out)
     y = np.empty((n, f, math.prod(out)), x.dtype)
     for i in range(g):
@@ -444,16 +442,17 @@ def _conv_grad(F, a, x, y, dy):
 
 
 @register('Convolution', kind='opaque', inputs=_conv_inputs, attrs=CONV_ATTRS, infer=_conv_infer, grad=_conv_grad)
-def _convolution(attrs, x, w, b=None):
+def _convolution(attrs, x, w, b=None, native=None):
     arrays = (x, w) if b is None else (x, w, b)  # eager calls get the errors of shape inference (an input smaller
     _conv_infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])  # than the kernel, ...) too
     if not x.shape[0]:
         return zeros_of(_conv_infer, attrs, arrays)
-    k, st, dl, pd = _conv_params(attrs, 'Convolution')
+    k, st, dl, pd = conv_params(attrs, 'Convolution')
     last = _layout(attrs, x.shape, 'Convolution')
     if last:
         x, w = np.ascontiguousarray(_cfirst(x)), _cfirst(w)
-    y = (conv2d if len(k) == 2 else conv_nd)(x, w, k, st, dl, pd, attrs['num_group'])
+    y = conv2d(x, w, k, st, dl, pd, attrs['num_group'], native) if len(k) == 2 else \
+        conv_nd(x, w, k, st, dl, pd, attrs['num_group'])
     if b is not None:
         y += b.reshape((1, -1) + (1,) * len(k))
     return _clast(y) if last else y
@@ -462,15 +461,16 @@ def _convolution(attrs, x, w, b=None):
 @register('_backward_Convolution', kind='opaque', inputs=('ograd', 'data', 'weight'), attrs=CONV_ATTRS, num_outputs=3,
           infer=lambda a, s, d: ([s[1], s[2], (a['num_filter'],)], [d[1]] * 3),
           doc="Gradients of Convolution: (d data, d weight, d bias).")
-def _backward_convolution(attrs, g, x, w):
+def _backward_convolution(attrs, g, x, w, native=None):
     if not x.shape[0]:  # an empty batch
         return np.zeros_like(x), np.zeros_like(w), np.zeros(attrs['num_filter'], g.dtype)
-    k, st, dl, pd = _conv_params(attrs, 'Convolution')
+    k, st, dl, pd = conv_params(attrs, 'Convolution')
     grp = attrs['num_group']
     last = _layout(attrs, x.shape, 'Convolution')
     if last:
         g, x, w = (np.ascontiguousarray(_cfirst(a)) for a in (g, x, w))
-    tr, wg = (conv2d_transpose, conv2d_weight_grad) if len(k) == 2 else (conv_nd_transpose, conv_nd_weight_grad)
+    tr, wg = (partial(conv2d_transpose, native=native), partial(conv2d_weight_grad, native=native)) if len(k) == 2 \
+        else (conv_nd_transpose, conv_nd_weight_grad)
     dx = tr(g, w, k, st, dl, pd, grp, x.shape[2:]) if attrs.get('_need', (True,))[0] else \
         np.zeros_like(x)  # the data needs no gradient (a first layer): skip the costly part
     dw, db = wg(x, g, k, st, dl, pd, grp), _spatial_sum(g)
@@ -482,16 +482,16 @@ DECONV_ATTRS = dict(CONV_ATTRS, adj=Attr('shape', ()), target_shape=Attr('shape'
 
 def _deconv_out(attrs, d):
     """Output spatial size for channels-first data shape d."""
-    k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
+    k, st, dl, pd = conv_params(attrs, 'Deconvolution')
     adj = attrs['adj'] or (0,) * len(k)
     return tuple((d[2 + i] - 1) * st[i] - 2 * pd[i] + dl[i] * (k[i] - 1) + 1 + adj[i] for i in range(len(k)))
 
 
 def _deconv_infer(attrs, shapes, dtypes):
-    _conv_params(attrs, 'Deconvolution')
+    conv_params(attrs, 'Deconvolution')
     d, w = shapes[0], shapes[1]
     g, f = attrs['num_group'], attrs['num_filter']
-    k = _conv_params(attrs, 'Deconvolution')[0]
+    k = conv_params(attrs, 'Deconvolution')[0]
     if len(d) != len(k) + 2:
         bad(f"Deconvolution: a {len(k)}-d kernel needs {len(k) + 2}-d data, got shape {d}")
     last = _layout(attrs, d, 'Deconvolution')
@@ -515,17 +515,17 @@ def _deconv_grad(F, a, x, y, dy):
 
 @register('Deconvolution', kind='opaque', inputs=_conv_inputs, attrs=DECONV_ATTRS, infer=_deconv_infer,
           grad=_deconv_grad)
-def _deconvolution(attrs, x, w, b=None):
+def _deconvolution(attrs, x, w, b=None, native=None):
     """Transposed convolution: the input-adjoint of Convolution with weight (C_in, F/g, kh, kw)."""
     arrays = (x, w) if b is None else (x, w, b)
     _deconv_infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])
     if not x.shape[0]:
         return zeros_of(_deconv_infer, attrs, arrays)
-    k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
+    k, st, dl, pd = conv_params(attrs, 'Deconvolution')
     last = _layout(attrs, x.shape, 'Deconvolution')
     if last:
         x, w = np.ascontiguousarray(_cfirst(x)), _cfirst(w)
-    tr = conv2d_transpose if len(k) == 2 else conv_nd_transpose
+    tr = partial(conv2d_transpose, native=native) if len(k) == 2 else conv_nd_transpose
     y = tr(x, w, k, st, dl, pd, attrs['num_group'], _deconv_out(attrs, x.shape))
     if b is not None:
         y += b.reshape((1, -1) + (1,) * len(k))
@@ -535,15 +535,16 @@ def _deconvolution(attrs, x, w, b=None):
 @register('_backward_Deconvolution', kind='opaque', inputs=('ograd', 'data', 'weight'), attrs=DECONV_ATTRS,
           num_outputs=3, infer=lambda a, s, d: ([s[1], s[2], (a['num_filter'],)], [d[1]] * 3),
           doc="Gradients of Deconvolution: (d data, d weight, d bias).")
-def _backward_deconvolution(attrs, g, x, w):
+def _backward_deconvolution(attrs, g, x, w, native=None):
     if not x.shape[0]:  # an empty batch
         return np.zeros_like(x), np.zeros_like(w), np.zeros(attrs['num_filter'], g.dtype)
-    k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
+    k, st, dl, pd = conv_params(attrs, 'Deconvolution')
     grp = attrs['num_group']
     last = _layout(attrs, x.shape, 'Deconvolution')
     if last:
         g, x, w = (np.ascontiguousarray(_cfirst(a)) for a in (g, x, w))
-    conv, wg = (conv2d, conv2d_weight_grad) if len(k) == 2 else (conv_nd, conv_nd_weight_grad)
+    conv, wg = (partial(conv2d, native=native), partial(conv2d_weight_grad, native=native)) if len(k) == 2 \
+        else (conv_nd, conv_nd_weight_grad)
     # y = conv_transpose(x, w)  =>  dx = conv(g, w), dw = weight-grad of conv with roles of x and g swapped
     dx = conv(g, w, k, st, dl, pd, grp)
     dw, db = wg(g, x, k, st, dl, pd, grp), _spatial_sum(g)
@@ -558,7 +559,7 @@ POOL_ATTRS = {'kernel': Attr('shape', ()), 'pool_type': Attr('str', 'max', choic
               'cudnn_off': Attr('bool', False)}
 
 
-def _pool_geom(attrs, shape):
+def pool_geom(attrs, shape):
     """(kernel, stride, pad, extra end pad, out size) for Pooling on a channels-first (N, C, *spatial) shape."""
     nd = len(shape) - 2
     if nd not in (1, 2, 3):
@@ -589,7 +590,7 @@ def _pool_infer(attrs, shapes, dtypes):
     d = shapes[0]
     last = _layout(attrs, d, 'Pooling')
     d = _cf_shape(d) if last else d
-    y = d[:2] + _pool_geom(attrs, d)[4]
+    y = d[:2] + pool_geom(attrs, d)[4]
     return [_cl_shape(y) if last else y], [dtypes[0]]
 
 
@@ -615,7 +616,7 @@ def _pool_count_nd(attrs, sp, k, st, pd, extra, out):
 
 def _pool_nd(attrs, x):
     """Pooling of any rank, one vectorized step per kernel tap (1-d and 3-d)."""
-    k, st, pd, extra, out = _pool_geom(attrs, x.shape)
+    k, st, pd, extra, out = pool_geom(attrs, x.shape)
     pt, nd = attrs['pool_type'], len(k)
     xp = _pad_nd(x, pd, [p + e for p, e in zip(pd, extra)], _lowest(x.dtype) if pt == 'max' else 0.0)
     y = None
@@ -631,7 +632,7 @@ def _pool_nd(attrs, x):
 
 
 def _pool_nd_grad(attrs, g, x, y):
-    k, st, pd, extra, out = _pool_geom(attrs, x.shape)
+    k, st, pd, extra, out = pool_geom(attrs, x.shape)
     pt, nd = attrs['pool_type'], len(k)
     hi = [p + e for p, e in zip(pd, extra)]
     dxp = np.zeros(x.shape[:2] + tuple(s + a + b for s, a, b in zip(x.shape[2:], pd, hi)), x.dtype)
@@ -663,15 +664,15 @@ def _avg_count(attrs, shape, k, st, pd, extra):
 
 @register('Pooling', kind='opaque', attrs=POOL_ATTRS, infer=_pool_infer,
           grad=lambda F, a, x, y, dy: [F._backward_Pooling(dy[0], x[0], y[0], **a)])
-def _pooling(attrs, x):
+def _pooling(attrs, x, native=None):
     if _layout(attrs, x.shape, 'Pooling'):
-        return _clast(_pooling(dict(attrs, layout='None'), np.ascontiguousarray(_cfirst(x))))
+        return _clast(_pooling(dict(attrs, layout='None'), np.ascontiguousarray(_cfirst(x)), native))
     if x.ndim != 4:
         return _pool_nd(attrs, x)
-    k, st, pd, extra, out = _pool_geom(attrs, x.shape)
+    k, st, pd, extra, out = pool_geom(attrs, x.shape)
     pt = attrs['pool_type']
     if pt == 'max':
-        fast = _native().maxpool(x, k, st, pd, out)
+        fast = native and native.maxpool(x, k, st, pd, out)
         if fast is not None:
             return fast
         lo = np.finfo(x.dtype).min if x.dtype.kind == 'f' else np.iinfo(x.dtype).min
@@ -692,18 +693,18 @@ def _pooling(attrs, x):
 @register('_backward_Pooling', kind='opaque', inputs=('ograd', 'data', 'output'), attrs=POOL_ATTRS,
           infer=lambda a, s, d: ([s[1]], [d[1]]),
           doc="Gradient of Pooling: max routes ograd to the first maximum of each window, avg spreads it.")
-def _backward_pooling(attrs, g, x, y):
+def _backward_pooling(attrs, g, x, y, native=None):
     if _layout(attrs, x.shape, 'Pooling'):
         g, x, y = (np.ascontiguousarray(_cfirst(a)) for a in (g, x, y))
-        return _clast(_backward_pooling(dict(attrs, layout='None'), g, x, y))
+        return _clast(_backward_pooling(dict(attrs, layout='None'), g, x, y, native))
     if x.ndim != 4:
         return _pool_nd_grad(attrs, g, x, y)
-    k, st, pd, extra, out = _pool_geom(attrs, x.shape)
+    k, st, pd, extra, out = pool_geom(attrs, x.shape)
     n, c, h, w = x.shape
     oh, ow = out
     pt = attrs['pool_type']
     if pt == 'max':
-        fast = _native().maxpool_grad(g, x, y, k, st, pd, out)
+        fast = native and native.maxpool_grad(g, x, y, k, st, pd, out)
         if fast is not None:
             return fast
     dxp = np.zeros((n, c, h + 2 * pd[0] + extra[0], w + 2 * pd[1] + extra[1]), x.dtype)
@@ -765,10 +766,10 @@ def _bn_stats(attrs, x, mm, mv):
           grad=lambda F, a, x, y, dy: list(F._backward_BatchNorm(dy[0], x[0], x[1], y[1], y[2], **a)) + [None, None],
           doc="Batch normalization. Outputs (out, mean, var): the batch statistics in training, the moving ones "
               "otherwise; nd.BatchNorm updates the moving statistics in training mode.")
-def _batch_norm(attrs, x, gamma, beta, mm, mv):
-    if _batch_stats(attrs):   # the compiled kernel: three passes, not NumPy's seven with temporaries
-        from ..runtime import batchnorm
-        fast = batchnorm.forward(x, gamma, beta, attrs['axis'] % x.ndim, attrs['eps'], attrs['fix_gamma'])
+def _batch_norm(attrs, x, gamma, beta, mm, mv, native=None):
+    if native is not None and _batch_stats(attrs):   # the CPU backend's kernel (runtime/batchnorm.py): three
+        # passes, not NumPy's seven with temporaries
+        fast = native.forward(x, gamma, beta, attrs['axis'] % x.ndim, attrs['eps'], attrs['fix_gamma'])
         if fast is not None:
             return fast
     ax, mean, var = _bn_stats(attrs, x, mm, mv)
@@ -783,11 +784,10 @@ def _batch_norm(attrs, x, gamma, beta, mm, mv):
 @register('_backward_BatchNorm', kind='opaque', inputs=('ograd', 'data', 'gamma', 'mean', 'var'), attrs=BN_ATTRS,
           num_outputs=3, mode_dependent=True, infer=lambda a, s, d: ([s[1], s[2], s[2]], [d[1]] * 3),
           doc="Gradients of BatchNorm: (d data, d gamma, d beta); batch statistics are differentiated in training.")
-def _backward_batch_norm(attrs, g, x, gamma, mean, var):
+def _backward_batch_norm(attrs, g, x, gamma, mean, var, native=None):
     ax = attrs['axis'] % x.ndim
-    if _batch_stats(attrs):
-        from ..runtime import batchnorm
-        fast = batchnorm.backward(np.ascontiguousarray(g), x, gamma, mean, var, ax, attrs['eps'], attrs['fix_gamma'])
+    if native is not None and _batch_stats(attrs):
+        fast = native.backward(np.ascontiguousarray(g), x, gamma, mean, var, ax, attrs['eps'], attrs['fix_gamma'])
         if fast is not None:
             return fast
     bs = _bn_bshape(x, ax)

@@ -9,8 +9,9 @@ gate is n = tanh(i2h_n + r * (W_hn h + b_hn)), as MXNet's (and cuDNN's) GRU.
 RNN has one output more than MXNet's: a reserve (the gate activations, cell states, hidden sequences and
 dropout masks of the forward pass), the role MXNet's op state plays, so that `_backward_RNN` needs no
 recomputation. Each direction runs one GEMM over all time steps for its inputs, then per step one GEMM
-for the recurrence and the gate math; with the CPU backend on, float32 steps run as one compiled loop
-(runtime/rnn.py) that calls BLAS and fused gate kernels with no Python per step.
+for the recurrence and the gate math. These refs are plain NumPy; the CPU backend's lowering passes
+`native` (runtime/rnn.py), with which float32 steps run as one compiled loop that calls BLAS and fused gate
+kernels with no Python per step.
 """
 import numpy as np
 
@@ -168,13 +169,7 @@ def _sigmoid(x, out):
     return out
 
 
-def _native():
-    """The compiled step loops (imported on first use, so `import graphc` stays light)."""
-    from ..runtime import rnn
-    return rnn
-
-
-def _dir_forward(a, xg, wh, bh, h0, c0, v, reverse, wr=None, lens=None):
+def _dir_forward(a, xg, wh, bh, h0, c0, v, reverse, wr=None, lens=None, native=None):
     """One layer-direction over time. xg (T, N, G*H) holds x @ Wi.T + bi (+ bh except for GRU) and, for
     LSTM/GRU, is the reserve's gate block, overwritten by the gate activations. With wr (LSTMP) the output
     and recurrent state is (o * tanh(c)) @ wr.T. With lens (N,), a sequence's steps t >= lens keep its state
@@ -183,7 +178,7 @@ def _dir_forward(a, xg, wh, bh, h0, c0, v, reverse, wr=None, lens=None):
     T, N, GH = xg.shape
     H = GH // GATES[mode]
     hs = v['h']
-    if wr is None and lens is None and _native().forward(a, xg, wh, bh, h0, c0, v, reverse):
+    if native is not None and wr is None and lens is None and native.forward(a, xg, wh, bh, h0, c0, v, reverse):
         last = 0 if reverse else T - 1
         return hs[last], (v['c'][last] if mode == 'lstm' else None)
     lo, hi = a['lstm_state_clip_min'], a['lstm_state_clip_max']
@@ -268,7 +263,7 @@ def _split_inputs(a, arrays):
           + [None] * a['use_sequence_length'],
           doc="Fused multi-layer RNN, LSTM or GRU over a TNC sequence (MXNet's RNN). Outputs (out, [h, [c]] when "
               "state_outputs, reserve); the reserve holds what the backward needs.")
-def _rnn(a, *arrays):
+def _rnn(a, *arrays, native=None):
     T, N, C = _check(a, [v.shape for v in arrays])  # eager calls skip infer()
     if not N:  # an empty batch: empty outputs and states
         return zeros_of(_rnn_infer, a, list(arrays))
@@ -296,7 +291,7 @@ def _rnn(a, *arrays):
         np.matmul(xin, wi.T, out=xg.reshape(T * N, G * H))
         xg += bi if mode == 'gru' else bi + bh
         k = l * D + d
-        h, c = _dir_forward(a, xg, wh, bh, hx[k], cx[k] if cx is not None else None, v, d == 1, wr, lens)
+        h, c = _dir_forward(a, xg, wh, bh, hx[k], cx[k] if cx is not None else None, v, d == 1, wr, lens, native)
         hy[k] = h
         if cy is not None:
             cy[k] = c
@@ -314,12 +309,13 @@ def _valid(lens, T):
     return (np.arange(T)[:, None] < lens[None, :])[:, :, None]
 
 
-def _dir_backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh, wr=None, dwr=None, lens=None):
+def _dir_backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh, wr=None, dwr=None, lens=None, native=None):
     """Backward of one layer-direction over time. dhs (T, N, R): gradient reaching its h sequence; dh, dc
     (N, R), (N, H): of its final states, updated in place to those of its begin states. Fills dxg (gradient
     of x @ Wi.T + bi per step) and, for GRU, dhh (of h @ Wh.T + bh per step; for the others it is dxg); with
     a projection wr (LSTMP), dwr."""
-    if wr is None and lens is None and _native().backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
+    if native is not None and wr is None and lens is None and \
+            native.backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
         return
     mode = a['mode']
     T, N = dhs.shape[:2]
@@ -391,7 +387,7 @@ def _backward_infer(a, shapes, dtypes):
 @register('_backward_RNN', kind='opaque', inputs=_backward_inputs, attrs=RNN_ATTRS, infer=_backward_infer,
           num_outputs=lambda a: 2 + _n_states(a),
           doc="Gradients of RNN: (d data, d parameters, d state, [d state_cell]), from the forward's reserve.")
-def _backward_rnn(a, *args):
+def _backward_rnn(a, *args, native=None):
     nv, ns = _n_visible(a), _n_states(a)
     dout = args[0]
     dstates = list(args[1:nv]) if a['state_outputs'] else []
@@ -424,7 +420,7 @@ def _backward_rnn(a, *args):
             dxg = np.empty((T, N, G * H), dt)
             dhh = np.empty((T, N, G * H), dt) if mode == 'gru' else dxg
             _dir_backward(a, dhs, dhx[k], dcx[k] if dcx is not None else None, wh, hx0[k],
-                          cx0[k] if cx0 is not None else None, v, d == 1, dxg, dhh, wr, dwr, lens)
+                          cx0[k] if cx0 is not None else None, v, d == 1, dxg, dhh, wr, dwr, lens, native)
             hs = v['h']
             hprev = np.empty_like(hs)  # the h each step read: h0, then the sequence shifted by one step
             if d == 0:
