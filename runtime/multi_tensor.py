@@ -18,7 +18,7 @@ WORDS = 8                   # a row: w, g, state 0..2, length, tensor index, fla
 W, G, S0, N, TI, FLAGS = 0, 1, 2, 5, 6, 7
 WD = 1                      # flag: this tensor's wd is nonzero
 CHUNK = 1 << 15             # elements per row: rows split evenly over threads
-SPLIT = 1 << 20             # elements: below this one thread (measured: see benchmarks/trainer_step.py)
+SPLIT = 1 << 23             # elements: below this one thread (2 threads lost at 4M here, loaded: --split in benchmarks/trainer_step.py)
 
 stats = {'calls': 0, 'compiled': 0}
 _kernels = {}
