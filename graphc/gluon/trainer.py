@@ -24,6 +24,7 @@ import numpy as np
 from .. import config as _config
 from .. import optimizer as opt
 from ..optimizer import multi as _multi
+from ..runtime import cpu as _cpu
 from .. import kvstore as kvs
 from ..base import GraphcError
 from ..context import cpu
@@ -318,7 +319,7 @@ class Trainer:
                 if on_kv:
                     continue
                 _device_counts(o, k)
-                if fused and self._fused.setdefault(k, _multi.Fused()).step(
+                if fused and (self._fused.get(k) or self._fused.setdefault(k, _multi.Fused())).step(
                         o, upd, [i for i, _ in todo], [arrays[k] for _, arrays in todo]):
                     continue  # every parameter of this context in one multi-tensor kernel call
                 for i, arrays in todo:
@@ -361,8 +362,7 @@ class Trainer:
 
 
 def _fused_on():
-    from ..runtime import cpu
-    return _config.multi_tensor() and cpu.enabled()
+    return _config.multi_tensor() and _cpu.enabled()
 
 
 def _is_fresh(w):

@@ -11,7 +11,9 @@ import operator
 
 import numpy as np
 
+from .. import config
 from ..ndarray.ndarray import NDArray, WRITES
+from ..runtime import multi_tensor as mt
 from .optimizer import _state_arrays
 
 NSTATE = {'sgd': (0, 1), 'nag': (0, 1), 'adam': (2,), 'adamw': (2,), 'rmsprop': (1, 3), 'adagrad': (1,)}
@@ -22,7 +24,7 @@ class Fused:
     same objects (rebuilt, and the checks run again, when any is replaced)."""
 
     def __init__(self):
-        self.key, self.table, self.nstate = None, None, 0
+        self.key, self.table, self.nstate, self.kernel = None, None, 0, (None, None)
 
     def step(self, o, upd, idx, weights):
         """Update weights (NDArrays, indices idx) with optimizer o and its Updater upd; False: not supported."""
@@ -34,7 +36,7 @@ class Fused:
                 *(s._data for s in _state_arrays(upd.state(i, w)))) for i, w in zip(idx, weights)]
         flat = [a for k in key for a in k]
         if self.key is None or len(flat) != len(self.key) or not all(map(operator.is_, flat, self.key)):
-            self.key, self.table = flat, self._table(upd, idx, weights, key)
+            self.key, self.table, self.kernel = flat, self._table(upd, idx, weights, key), (None, None)
         if self.table is None:
             return False
         cnt, b0 = o._index_update_count, o.begin_num_update
@@ -44,7 +46,6 @@ class Fused:
         if spec is None or self.nstate not in NSTATE.get(spec[0], ()):
             return False
         kind, opts, cols = spec
-        from ..runtime import multi_tensor as mt
         names = mt.SCALARS[kind]
         scal = np.empty((len(idx), len(names)), np.float64)
         for k, name in enumerate(names):
@@ -53,7 +54,9 @@ class Fused:
         o.num_update = nu
         self.table.flags(wd != 0)
         WRITES[0] += 1  # weights change in place: values cached from them are stale
-        mt.kernel(kind, self.dtype, opts, self.nstate)(self.table, scal.astype(self.dtype))
+        if self.kernel[:2] != (kind, opts):
+            self.kernel = (kind, opts, mt.kernel(kind, self.dtype, opts, self.nstate))
+        self.kernel[2](self.table, scal.astype(self.dtype))
         return True
 
     def _rates(self, o, idx, counts):
@@ -79,14 +82,13 @@ class Fused:
     def _table(self, upd, idx, weights, key):
         """The kernel's row table, or None when some array is not a dense C-contiguous float32/float64 one
         shaped as its weight, or the states differ in structure."""
-        from .. import config
-        from ..runtime import multi_tensor as mt
         dtype = key[0][0].dtype if isinstance(key[0][0], np.ndarray) else None
         if dtype not in (np.float32, np.float64) or len({len(k) for k in key}) != 1:
             return None
         for i, w, arrs in zip(idx, weights, key):
             g, st = w._grad, upd.state(i, w)
-            if g is None or w.stype != 'default' or g.stype != 'default' or any(
+            if not isinstance(w, NDArray) or not isinstance(g, NDArray) or w.stype != 'default' or \
+                    g.stype != 'default' or any(
                     s.stype != 'default' for s in _state_arrays(st)) or not isinstance(st, (NDArray, tuple, type(None))):
                 return None
             for a in arrs:
