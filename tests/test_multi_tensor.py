@@ -258,3 +258,30 @@ def test_two_threads_equal_one(monkeypatch):
         outs.append([a for t in arrs for a in t])
     _equal(outs[0], outs[1])
     assert not np.array_equal(outs[0][0], base[0][0])
+
+
+@pytest.mark.parametrize('opt,params', [
+    ('sgd', {'clip_gradient': 1.0, 'momentum': 0.9, 'wd': 0.1}), ('sgd', {'clip_gradient': 0.0}),
+    ('adam', {'clip_gradient': 1.0, 'wd': 0.1}), ('rmsprop', {'clip_gradient': 1.0, 'centered': True, 'clip_weights': 1.0}),
+    ('adagrad', {'clip_gradient': 0.5}), ('nag', {'momentum': 0.9}), ('adamw', {'wd': 0.1, 'clip_gradient': 1.0})])
+def test_nonfinite_and_signed_zeros_bit_equal(monkeypatch, opt, params):
+    """NaN, infinities, signed zeros, subnormals and float32 overflow: the same bits as per parameter (np.clip keeps
+    a NaN, no flush to zero)."""
+    def run(fused):
+        monkeypatch.setenv('GRAPHC_MULTI_TENSOR', fused)
+        ps = [gluon.Parameter(f'p{k}', shape=(8,)) for k in range(2)]
+        tr = gluon.Trainer(ps, opt, dict(params))
+        for p in ps:
+            p.initialize()
+            p.set_data(nd.array([0.0, -0.0, 1.0, -2.0, 3e38, -3e38, 1e-40, 5.0]))
+        for _ in range(2):
+            for p in ps:
+                w = p.data()
+                w._grad._data[...] = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, 1e-45, -3.0], np.float32)
+                w._fresh_grad = True
+            tr.step(1)
+        return [p.data().asnumpy().view(np.uint32) for p in ps]
+    c0 = mt.stats['calls']
+    a = run('1')
+    assert mt.stats['calls'] == c0 + 2
+    _equal(a, run('0'))
