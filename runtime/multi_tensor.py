@@ -15,10 +15,10 @@ import hashlib
 import numpy as np
 
 WORDS = 8                   # a row: w, g, state 0..2, length, tensor index, flags
-W, G, S0, N, TI, FLAGS = 0, 1, 2, 5, 6, 7
+N, TI, FLAGS = 5, 6, 7       # the words after the five pointers
 WD = 1                      # flag: this tensor's wd is nonzero
 CHUNK = 1 << 15             # elements per row: rows split evenly over threads
-SPLIT = 1 << 23             # elements: below this one thread (2 threads lost at 4M here, loaded: --split in benchmarks/trainer_step.py)
+SPLIT = 1 << 23             # elements: fewer run on one thread (two lost at 4M here: trainer_step.py --split)
 
 stats = {'calls': 0, 'compiled': 0}
 _kernels = {}

@@ -17,6 +17,12 @@ or with ignore_stale_grad=True is skipped. Without the flag the rule is weaker, 
 look at the gradient's values: a parameter is stale when its array has no gradient buffer or is
 not an autograd variable (attach_grad was never called / was undone), i.e. backward cannot
 have written a gradient for it.
+
+Fused update. Where every parameter to update is a dense float32 (or float64) CPU array and the optimizer
+has a multi-tensor kernel (SGD, NAG, Adam, AdamW, RMSProp, AdaGrad), each context's update is one native
+call for all its parameters (graphc/optimizer/multi.py), equal bit for bit to the per-parameter one; the
+kvstore's hooks run before it as before. Sparse gradients, update_on_kvstore, other optimizers and dtypes,
+and GRAPHC_MULTI_TENSOR=0 take the per-parameter path.
 """
 
 import numpy as np
