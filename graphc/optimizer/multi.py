@@ -19,6 +19,15 @@ from .optimizer import _state_arrays
 NSTATE = {'sgd': (0, 1), 'nag': (0, 1), 'adam': (2,), 'adamw': (2,), 'rmsprop': (1, 3), 'adagrad': (1,)}
 
 
+def _arrays(st):
+    """The NDArrays of a state (_state_arrays, without its recursion for the usual None, NDArray, tuple)."""
+    if st is None:
+        return ()
+    if type(st) is NDArray:
+        return (st,)
+    return st if type(st) is tuple and all(type(a) is NDArray for a in st) else _state_arrays(st)
+
+
 class Fused:
     """One context's fused update. The row table is kept while the weight, gradient and state arrays stay the
     same objects (rebuilt, and the checks run again, when any is replaced)."""
@@ -32,11 +41,14 @@ class Fused:
             return False
         if getattr(weights[0], 'context', None) is not None:
             o._set_current_context(weights[0].context.device_id)  # (as Updater.__call__)
-        key = [(w._data, None if w._grad is None else w._grad._data,
-                *(s._data for s in _state_arrays(upd.state(i, w)))) for i, w in zip(idx, weights)]
-        flat = [a for k in key for a in k]
+        states = [upd.state(i, w) for i, w in zip(idx, weights)]
+        sarr = [_arrays(st) for st in states]
+        flat = [w._data for w in weights] + [None if w._grad is None else w._grad._data for w in weights] + \
+            [a._data for s in sarr for a in s]
         if self.key is None or len(flat) != len(self.key) or not all(map(operator.is_, flat, self.key)):
-            self.key, self.table, self.kernel = flat, self._table(upd, idx, weights, key), (None, None)
+            key = [(w._data, None if w._grad is None else w._grad._data, *(a._data for a in s))
+                   for w, s in zip(weights, sarr)]
+            self.key, self.table, self.kernel = flat, self._table(weights, states, key), (None, None)
         if self.table is None:
             return False
         cnt, b0 = o._index_update_count, o.begin_num_update
@@ -75,18 +87,21 @@ class Fused:
                 if nu not in memo:
                     memo[nu] = sched(nu) if sched is not None else o.lr
                 base.append(memo[nu])
-        lr = np.array([float(b * o._mult(i, 'lr_mult', o.lr_mult)) for b, i in zip(base, idx)], np.float64)
-        wd = np.array([float(o.wd * o._mult(i, 'wd_mult', o.wd_mult)) for i in idx], np.float64)
+        ps = [o.param_dict.get(i) for i in idx]  # (as _mult: a Parameter's multipliers first)
+        lr = np.array([float(b * (p.lr_mult if p is not None else o._mult(i, 'lr_mult', o.lr_mult)))
+                       for b, p, i in zip(base, ps, idx)], np.float64)
+        wd = np.array([float(o.wd * (p.wd_mult if p is not None else o._mult(i, 'wd_mult', o.wd_mult)))
+                       for p, i in zip(ps, idx)], np.float64)
         return lr, wd, nu
 
-    def _table(self, upd, idx, weights, key):
+    def _table(self, weights, states, key):
         """The kernel's row table, or None when some array is not a dense C-contiguous float32/float64 one
         shaped as its weight, or the states differ in structure."""
         dtype = key[0][0].dtype if isinstance(key[0][0], np.ndarray) else None
         if dtype not in (np.float32, np.float64) or len({len(k) for k in key}) != 1:
             return None
-        for i, w, arrs in zip(idx, weights, key):
-            g, st = w._grad, upd.state(i, w)
+        for w, st, arrs in zip(weights, states, key):
+            g = w._grad
             if not isinstance(w, NDArray) or not isinstance(g, NDArray) or w.stype != 'default' or \
                     g.stype != 'default' or any(
                     s.stype != 'default' for s in _state_arrays(st)) or not isinstance(st, (NDArray, tuple, type(None))):
