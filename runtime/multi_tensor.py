@@ -136,8 +136,9 @@ def _body(kind, opts, wd, f, x, c):
     raise ValueError(f"multi_tensor: unknown kind {kind!r}")
 
 
-def build_ir(kind, dtype, opts, nstate):
-    """LLVM IR of `void kernel(i64* rows, T* scalars, i64 lo, i64 hi)`: rows lo..hi updated."""
+def build_ir(kind, dtype, opts, nstate, wds=(False, True)):
+    """LLVM IR of `void kernel(i64* rows, T* scalars, i64 lo, i64 hi)`: rows lo..hi updated. wds: the wd cases
+    compiled (one when every tensor's wd is zero, or every one nonzero: half the LLVM time of two)."""
     import llvmlite.ir as ir
     from .cpu import _for
     t = ir.DoubleType() if dtype == np.float64 else ir.FloatType()
@@ -145,8 +146,8 @@ def build_ir(kind, dtype, opts, nstate):
     names = SCALARS[kind]
     mod = ir.Module(name='graphc_multi_tensor')
     C = lambda v: ir.Constant(i64, v)  # noqa: E731
-    inner = []
-    for wd in (False, True):  # one element loop per wd case; noalias arguments let it vectorize without checks
+    inner = {}
+    for wd in wds:  # one element loop per wd case; noalias arguments let it vectorize without checks
         fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [tp] * (2 + nstate) + [i64, tp]), name=f'elems{int(wd)}')
         fn.linkage = 'internal'
         for a in fn.args[:2 + nstate] + (fn.args[-1],):
@@ -162,7 +163,7 @@ def build_ir(kind, dtype, opts, nstate):
             return []
         _for(b, fn, ir, C(0), fn.args[-2], [], elem, 'e')
         b.ret_void()
-        inner.append(fn)
+        inner[wd] = fn
     fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [i64.as_pointer(), tp, i64, i64]), name='kernel')
     rows, scal, lo, hi = fn.args
     b = ir.IRBuilder(fn.append_basic_block('entry'))
@@ -172,12 +173,15 @@ def build_ir(kind, dtype, opts, nstate):
         word = lambda k: b.load(b.gep(base, [C(k)]))  # noqa: E731
         args = [b.inttoptr(word(k), tp) for k in range(2 + nstate)]
         args += [word(N), b.gep(scal, [b.mul(word(TI), C(len(names)))])]
+        if len(inner) == 1:
+            b.call(inner[wds[0]], args)
+            return []
         has_wd = b.icmp_signed('!=', b.and_(word(FLAGS), C(WD)), C(0))
         with b.if_else(has_wd) as (yes, no):
             with yes:
-                b.call(inner[1], args)
+                b.call(inner[True], args)
             with no:
-                b.call(inner[0], args)
+                b.call(inner[False], args)
         return []
     _for(b, fn, ir, lo, hi, [], row, 'r')
     b.ret_void()
@@ -204,13 +208,13 @@ class Kernel:
             self.cfn(r, s, 0, table.n)
 
 
-def kernel(kind, dtype, opts, nstate):
-    """The compiled Kernel for (kind, dtype, opts), built once per process (object code from the disk cache)."""
-    key = (kind, np.dtype(dtype).name, tuple(opts), nstate)
+def kernel(kind, dtype, opts, nstate, wds=(False, True)):
+    """The compiled Kernel for (kind, dtype, opts, wds), built once per process (object code from the disk cache)."""
+    key = (kind, np.dtype(dtype).name, tuple(opts), nstate, tuple(wds))
     k = _kernels.get(key)
     if k is None:
         from .cpu import compile_ir
-        text = build_ir(kind, np.dtype(dtype), tuple(opts), nstate)
+        text = build_ir(kind, np.dtype(dtype), tuple(opts), nstate, tuple(wds))
         name = f"graphc_mt_{kind}_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
         k = _kernels[key] = Kernel(compile_ir(text.replace('@"kernel"', f'@"{name}"'), name))
         stats['compiled'] += 1

@@ -33,7 +33,7 @@ class Fused:
     same objects (rebuilt, and the checks run again, when any is replaced)."""
 
     def __init__(self):
-        self.key, self.table, self.nstate, self.kernel = None, None, 0, (None, None)
+        self.key, self.table, self.nstate, self.kernel = None, None, 0, (None,) * 4
 
     def step(self, o, upd, idx, weights):
         """Update weights (NDArrays, indices idx) with optimizer o and its Updater upd; False: not supported."""
@@ -48,7 +48,7 @@ class Fused:
         if self.key is None or len(flat) != len(self.key) or not all(map(operator.is_, flat, self.key)):
             key = [(w._data, None if w._grad is None else w._grad._data, *(a._data for a in s))
                    for w, s in zip(weights, sarr)]
-            self.key, self.table, self.kernel = flat, self._table(weights, states, key), (None, None)
+            self.key, self.table, self.kernel = flat, self._table(weights, states, key), (None,) * 4
         if self.table is None:
             return False
         cnt, b0 = o._index_update_count, o.begin_num_update
@@ -64,11 +64,13 @@ class Fused:
             scal[:, k] = cols.get(name, 0.0)
         cnt.update(zip(idx, counts))
         o.num_update = nu
-        self.table.flags(wd != 0)
+        has = wd != 0
+        self.table.flags(has)
+        wds = (True,) if has.all() else (False, True) if has.any() else (False,)  # the wd cases present
         WRITES[0] += 1  # weights change in place: values cached from them are stale
-        if self.kernel[:2] != (kind, opts):
-            self.kernel = (kind, opts, mt.kernel(kind, self.dtype, opts, self.nstate))
-        self.kernel[2](self.table, scal.astype(self.dtype))
+        if self.kernel[:3] != (kind, opts, wds):
+            self.kernel = (kind, opts, wds, mt.kernel(kind, self.dtype, opts, self.nstate, wds))
+        self.kernel[3](self.table, scal.astype(self.dtype))
         return True
 
     def _rates(self, o, idx, counts):
