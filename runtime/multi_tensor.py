@@ -18,7 +18,7 @@ WORDS = 8                   # a row: w, g, state 0..2, length, tensor index, fla
 N, TI, FLAGS = 5, 6, 7       # the words after the five pointers
 WD = 1                      # flag: this tensor's wd is nonzero
 CHUNK = 1 << 15             # elements per row: rows split evenly over threads
-SPLIT = 1 << 23             # elements: fewer run on one thread (two lost at 4M here: trainer_step.py --split)
+SPLIT = 1 << 22             # elements: fewer run on one thread (loaded here, two lost at 1M, won at 4M: --split)
 
 stats = {'calls': 0, 'compiled': 0}
 _kernels = {}
