@@ -36,6 +36,7 @@ backend = Switch('GRAPHC_BACKEND', 'cpu', "'cpu' or 'interp' (the reference inte
 engine = Switch('GRAPHC_ENGINE', 'naive', "'naive' or 'lazy' (NDArray ops queued in a graph)",
                 ('naive', 'lazy'))
 native = Switch('GRAPHC_NATIVE', True, "0 runs every plan step from Python (to bisect a miscompile)", _on)
+multi_tensor = Switch('GRAPHC_MULTI_TENSOR', True, "0 updates a Trainer's parameters one by one, not in one kernel", _on)
 native_blas = Switch('GRAPHC_NATIVE_BLAS', True, "0 keeps GEMMs in NumPy", _on)
 num_threads = Switch('GRAPHC_NUM_THREADS', os.cpu_count() or 1, "threads of a compiled kernel (an integer)", int)
 disable_passes = Switch('GRAPHC_DISABLE_PASSES', '', "pass names, comma-separated ('all': every pass)")

@@ -17,12 +17,20 @@ or with ignore_stale_grad=True is skipped. Without the flag the rule is weaker, 
 look at the gradient's values: a parameter is stale when its array has no gradient buffer or is
 not an autograd variable (attach_grad was never called / was undone), i.e. backward cannot
 have written a gradient for it.
+
+Fused update. Where every parameter to update is a dense float32 (or float64) CPU array and the optimizer
+has a multi-tensor kernel (SGD, NAG, Adam, AdamW, RMSProp, AdaGrad), each context's update is one native
+call for all its parameters (graphc/optimizer/multi.py), equal bit for bit to the per-parameter one; the
+kvstore's hooks run before it as before. Sparse gradients, update_on_kvstore, other optimizers and dtypes,
+and GRAPHC_MULTI_TENSOR=0 take the per-parameter path.
 """
 
 import numpy as np
 
 from .. import config as _config
 from .. import optimizer as opt
+from ..optimizer import multi as _multi
+from ..runtime import cpu as _cpu
 from .. import kvstore as kvs
 from ..base import GraphcError
 from ..context import cpu
@@ -80,6 +88,7 @@ class Trainer:
         else:
             self._optimizer = opt.create(optimizer, param_dict=param_dict, **(optimizer_params or {}))
         self._scale = self._optimizer.rescale_grad
+        self._fused = {}  # context index -> its multi-tensor update (graphc/optimizer/multi.py)
         self._updaters = [opt.get_updater(self._optimizer) for _ in self._contexts or [None]]
         self._kvstore_params = {'kvstore': kvstore, 'update_on_kvstore': update_on_kvstore}
         self._reset_kvstore()
@@ -310,14 +319,18 @@ class Trainer:
                     "step(..., ignore_stale_grad=True) to skip the Parameters whose gradient is stale")
         on_kv = self._kvstore is not None and self._update_on_kvstore
         o = self._optimizer
+        fused = todo and not on_kv and not self._contains_sparse_grad and _fused_on()
         try:
             for k, upd in enumerate(self._updaters):
-                if not on_kv:
-                    _device_counts(o, k)
+                if on_kv:
+                    continue
+                _device_counts(o, k)
+                if fused and (self._fused.get(k) or self._fused.setdefault(k, _multi.Fused())).step(
+                        o, upd, [i for i, _ in todo], [arrays[k] for _, arrays in todo]):
+                    continue  # every parameter of this context in one multi-tensor kernel call
                 for i, arrays in todo:
                     w = arrays[k]
-                    if not on_kv:
-                        upd(i, w._grad, w)
+                    upd(i, w._grad, w)
         finally:
             _device_counts(o, 0)
         for _, arrays in todo:
@@ -352,6 +365,10 @@ class Trainer:
             finally:
                 _device_counts(self._optimizer, 0)
         self._optimizer.param_dict = dict(enumerate(self._params))
+
+
+def _fused_on():
+    return _config.multi_tensor() and _cpu.enabled()
 
 
 def _is_fresh(w):

@@ -32,6 +32,16 @@ class AdamW(Optimizer):
         w -= step * m / (np.sqrt(v) + self.epsilon) + lr * wd * w
 
 
+    def _multi(self, lr, wd, counts, nstate):
+        step = lr
+        if self.correct_bias:
+            bias = {t: math.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t) for t in set(counts)}
+            step = lr * np.array([bias[t] for t in counts])
+        return 'adamw', (self.clip_gradient is not None,), dict(
+            self._clip_cols(), b1=self.beta1, one_b1=1.0 - self.beta1, b2=self.beta2, one_b2=1.0 - self.beta2,
+            eps=self.epsilon, step=step, lr_wd=lr * wd)
+
+
 @register
 class GroupAdaGrad(Optimizer):
     """AdaGrad with one rate per row of a 2-D weight (MXNet contrib): g = clip(rescale*grad);

@@ -290,6 +290,11 @@ class Optimizer:
             np.clip(t, -c, c, out=t)
         return t
 
+    def _clip_cols(self):
+        """The clip bounds of a multi-tensor kernel's table (0 when there is no clip: unused)."""
+        c = 0.0 if self.clip_gradient is None else float(self.clip_gradient)
+        return {'rescale': float(self.rescale_grad), 'clip_lo': -c, 'clip_hi': c}
+
     def __getstate__(self):
         d = self.__dict__.copy()
         d['param_dict'], d['_tmp'] = {}, {}  # Trainer sets param_dict again; scratch is rebuilt
@@ -384,6 +389,14 @@ class SGD(Optimizer):
         w += mom
 
 
+    def _multi(self, lr, wd, counts, nstate):
+        """(kind, options, scalar columns) of the multi-tensor kernel equal to _step (runtime/multi_tensor.py);
+        lr, wd: float64 arrays of _get_lr/_get_wd per tensor, counts: update counts. None: not supported."""
+        r = float(self.rescale_grad)
+        return 'sgd', (self.clip_gradient is not None, nstate == 1), dict(
+            self._clip_cols(), lr_rescale=lr * r, lr=lr, decay=1.0 - lr * wd, lr_wd=lr * wd, momentum=self.momentum)
+
+
 @register
 class ccSGD(SGD):  # noqa: N801 (MXNet's name)
     """Deprecated in MXNet: the same as SGD."""
@@ -417,6 +430,11 @@ class NAG(SGD):
             t2 = self._scratch(w, 1)
             np.multiply(mom, self.momentum, out=t2)
             w += t2
+
+
+    def _multi(self, lr, wd, counts, nstate):
+        return 'nag', (self.clip_gradient is not None, nstate == 1), dict(
+            self._clip_cols(), wd=wd, lr=lr, momentum=self.momentum)
 
 
 @register
@@ -555,6 +573,13 @@ class Adam(Optimizer):
         np.divide(mean, t2, out=t2)
         t2 *= lr
         w -= t2
+
+
+    def _multi(self, lr, wd, counts, nstate):
+        bias = {t: math.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t) for t in set(counts)}
+        return 'adam', (self.clip_gradient is not None,), dict(
+            self._clip_cols(), wd=wd, b1=self.beta1, one_b1=1.0 - self.beta1, b2=self.beta2, one_b2=1.0 - self.beta2,
+            eps=self.epsilon, lr=lr * np.array([bias[t] for t in counts]))
 
 
 @register
@@ -721,6 +746,15 @@ class RMSProp(Optimizer):
             np.clip(w, -c, c, out=w)
 
 
+    def _multi(self, lr, wd, counts, nstate):
+        if nstate != (3 if self.centered else 1):
+            return None
+        cw = float(self.clip_weights) if self.clip_weights else 0.0
+        return 'rmsprop', (self.clip_gradient is not None, bool(self.centered), bool(self.clip_weights)), dict(
+            self._clip_cols(), wd=wd, g1=self.gamma1, one_g1=1.0 - self.gamma1, eps=self.epsilon, lr=lr,
+            g2=self.gamma2, cw_lo=-cw, cw_hi=cw)
+
+
 @register
 class AdaGrad(Optimizer):
     """AdaGrad (MXNet 1.x): g = clip(rescale*grad); h += g^2; w -= lr*(g/sqrt(h + eps) + wd*w)."""
@@ -752,6 +786,11 @@ class AdaGrad(Optimizer):
             t2 += g
         t2 *= lr
         w -= t2
+
+
+    def _multi(self, lr, wd, counts, nstate):
+        return 'adagrad', (self.clip_gradient is not None,), dict(
+            self._clip_cols(), eps=self.float_stable_eps, wd=wd, lr=lr)
 
 
 @register
@@ -832,13 +871,17 @@ class Updater:
         for i, g, w in zip(index, grad, weight):
             if isinstance(i, bytes):
                 i = i.decode()
-            if i not in self.states:
-                self.states[i] = self.optimizer.create_state_multi_precision(i, w)
-                self.states_synced[i] = True
-            elif not self.states_synced.get(i, True):
-                self.states[i] = self.sync_state_context(self.states[i], w.context)
-                self.states_synced[i] = True
-            self.optimizer.update_multi_precision(i, w, g, self.states[i])
+            self.optimizer.update_multi_precision(i, w, g, self.state(i, w))
+
+    def state(self, i, w):
+        """The state of index i (weight w): made at its first update, moved onto w's device after a load."""
+        if i not in self.states:
+            self.states[i] = self.optimizer.create_state_multi_precision(i, w)
+            self.states_synced[i] = True
+        elif not self.states_synced.get(i, True):
+            self.states[i] = self.sync_state_context(self.states[i], w.context)
+            self.states_synced[i] = True
+        return self.states[i]
 
     def get_states(self, dump_optimizer=False):
         """The states as bytes, in graphc's .params format (arrays plus a JSON layout; no pickle). With
