@@ -164,6 +164,11 @@ def _native():
     return conv
 
 
+def _onednn():
+    from ..runtime import onednn   # (loads libdnnl on its first convolution, not on import)
+    return onednn
+
+
 def im2col(x, k, st, dl, pd, layout='nk', out=None):
     """Columns (N, C*kh*kw, OH*OW), or with layout 'kn' (C*kh*kw, N*OH*OW), written one kernel tap at a
     time (contiguous inner rows); into `out` (of that shape) when the compiled kernel runs."""
@@ -449,6 +454,8 @@ def _convolution(attrs, x, w, b=None):
     _conv_infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])  # than the kernel, ...) too
     if not x.shape[0]:
         return zeros_of(_conv_infer, attrs, arrays)
+    if (y := _onednn().convolution(attrs, x, w, b)) is not None:   # oneDNN where installed and faster
+        return y
     k, st, dl, pd = _conv_params(attrs, 'Convolution')
     last = _layout(attrs, x.shape, 'Convolution')
     if last:
@@ -465,6 +472,8 @@ def _convolution(attrs, x, w, b=None):
 def _backward_convolution(attrs, g, x, w):
     if not x.shape[0]:  # an empty batch
         return np.zeros_like(x), np.zeros_like(w), np.zeros(attrs['num_filter'], g.dtype)
+    if (grads := _onednn().convolution_backward(attrs, g, x, w)) is not None:
+        return grads
     k, st, dl, pd = _conv_params(attrs, 'Convolution')
     grp = attrs['num_group']
     last = _layout(attrs, x.shape, 'Convolution')
