@@ -8,6 +8,7 @@ The library loads on the first convolution, never on `import graphc`; without it
 the interpreter backend, float64, channel-last layouts) every entry point returns None and graphc.ops.nn's
 im2col + GEMM path runs. oneDNN's OpenMP threads follow GRAPHC_NUM_THREADS, as the compiled kernels do."""
 import ctypes
+import math
 import threading
 
 import numpy as np
@@ -176,7 +177,7 @@ class _Step:
             _check(lib.dnnl_stream_wait(stream), "the stream")
 
 
-def _geometry(attrs, x):
+def _geometry(attrs):
     """(kernel, stride, dilate, pad, groups) of a Convolution's attrs (the op validated them)."""
     k = tuple(attrs['kernel'])
     nd = len(k)
@@ -238,7 +239,18 @@ def _create(kind, xs, ws, geo, bias, layout):
 
 
 def layout_for(kind, xs, ws, geo):
-    """'any' (oneDNN's blocked layouts and reorders) or 'plain': the rule benchmarks/conv_layers.py measured."""
+    """'any' (oneDNN's blocked layouts, reorders around), 'plain' (NCHW/OIHW as given) or None (graphc's im2col +
+    GEMM path): the rule benchmarks/conv_layers.py measured on LeNet's and ResNet-18's layers (1 thread, AVX-512).
+    A 1x1 kernel, or fewer than 128 output positions in all (batch 1 at 7x7: the weights' reorder costs more than
+    their blocked layout saves), runs plain; so does the data gradient of fewer than 16 input channels (a stem:
+    its blocked layout pads 3 channels to 16); the weight gradient of one output position per image (a GEMM)
+    was 2.4x faster in OpenBLAS."""
+    k, st, dl, pd, g = geo
+    out = _out(xs, k, st, dl, pd)
+    if kind == 'bwd_weights' and math.prod(out) == 1:
+        return None
+    if max(k) == 1 or xs[0] * math.prod(out) < 128 or kind == 'bwd_data' and xs[1] // g < 16:
+        return 'plain'
     return 'any'
 
 
@@ -257,8 +269,9 @@ def convolution(attrs, x, w, b=None):
     """Convolution's output (N, F, *out) for NCHW float32 x, or None (the im2col path runs)."""
     if not usable(attrs, x, w) or b is not None and b.dtype != np.float32:
         return None
-    geo = _geometry(attrs, x)
-    step = _plan('fwd', x.shape, w.shape, geo, b is not None, layout_for('fwd', x.shape, w.shape, geo))
+    geo = _geometry(attrs)
+    layout = layout_for('fwd', x.shape, w.shape, geo)
+    step = layout and _plan('fwd', x.shape, w.shape, geo, b is not None, layout)
     if step is None:
         return None
     y = np.empty((x.shape[0], w.shape[0]) + _out(x.shape, *geo[:4]), np.float32)
@@ -271,11 +284,13 @@ def convolution_backward(attrs, dy, x, w):
     first layer's data needs none)."""
     if not usable(attrs, x, w) or dy.dtype != np.float32:
         return None
-    geo = _geometry(attrs, x)
+    geo = _geometry(attrs)
     need_dx = attrs.get('_need', (True,))[0]
-    bw = _plan('bwd_weights', x.shape, w.shape, geo, True, layout_for('bwd_weights', x.shape, w.shape, geo))
-    bd = _plan('bwd_data', x.shape, w.shape, geo, False, layout_for('bwd_data', x.shape, w.shape, geo)) \
-        if need_dx else None
+    lw, ld = layout_for('bwd_weights', x.shape, w.shape, geo), layout_for('bwd_data', x.shape, w.shape, geo)
+    if lw is None or need_dx and ld is None:   # (all three on one path: the NumPy one where either part wins there)
+        return None
+    bw = _plan('bwd_weights', x.shape, w.shape, geo, True, lw)
+    bd = _plan('bwd_data', x.shape, w.shape, geo, False, ld) if need_dx else None
     if bw is None or need_dx and bd is None:
         return None
     dy, x, w = _c(dy), _c(x), _c(w)
