@@ -9,6 +9,7 @@ the interpreter backend, float64, channel-last layouts) every entry point return
 im2col + GEMM path runs. oneDNN's OpenMP threads follow GRAPHC_NUM_THREADS, as the compiled kernels do."""
 import ctypes
 import math
+import os
 import threading
 
 import numpy as np
@@ -95,12 +96,14 @@ def _load():
                 except (OSError, AttributeError):
                     pass
         return {'lib': lib, 'engine': engine, 'stream': stream, 'omp': omp,
-                'version': f"{v.major}.{v.minor}.{v.patch}", 'path': path}
+                'version': f"{v.major}.{v.minor}.{v.patch}", 'path': path, 'pid': os.getpid()}
     return None
 
 
 def available():
-    return config.onednn() and library() is not None
+    """Switched on, loaded, and this is the process that loaded it: GNU OpenMP's thread pool does not survive a
+    fork (a forked child's first parallel region can hang), so a child -- a DataLoader worker -- stays on NumPy."""
+    return config.onednn() and library() is not None and _state['pid'] == os.getpid()
 
 
 def _check(status, what):

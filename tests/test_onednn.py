@@ -146,6 +146,26 @@ def test_what_stays_on_the_numpy_path(monkeypatch):
         cpu.set_backend(prev)
 
 
+@needs_wheel
+def test_threads_follow_graphc_num_threads(monkeypatch):
+    """oneDNN's OpenMP threads are GRAPHC_NUM_THREADS (the compiled kernels' count), set on the calling thread."""
+    import ctypes
+    get = ctypes.CDLL('libgomp.so.1').omp_get_max_threads
+    xs, ws, st, pd, dl, g = CASES[1]
+    x, w, b, dy = arrays(xs, ws, st, pd, dl)
+    for n in (1, 2):
+        monkeypatch.setenv('GRAPHC_NUM_THREADS', str(n))
+        assert onednn.convolution(attrs_of(ws, st, pd, dl, g), x, w, b) is not None
+        assert get() == n
+    assert {key[-1] for key in onednn._plans if key[1] == xs} >= {1, 2}   # a primitive per thread count
+
+
+def test_a_forked_child_stays_on_numpy(monkeypatch):
+    if onednn.library() is not None:
+        monkeypatch.setitem(onednn._state, 'pid', -1)
+    assert not onednn.available()
+
+
 def test_fallback_without_the_wheel(monkeypatch):
     """No wheel found: library() is None, the entry points return None and the op runs its im2col path."""
     monkeypatch.setattr(onednn, '_state', {})
