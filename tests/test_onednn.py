@@ -190,3 +190,43 @@ def test_import_graphc_does_not_load_onednn():
             "maps = open('/proc/self/maps').read()\n"
             "assert 'libdnnl' not in maps, 'libdnnl loaded on import'\n")
     subprocess.run([sys.executable, '-c', code], check=True)
+
+
+@needs_wheel
+def test_a_hybridized_model_trains_the_same_with_and_without_onednn(monkeypatch):
+    """The hook under the compiled plan and autograd: loss and every gradient of a small hybridized conv net
+    (no max pooling or ReLU, whose ties a last-bit difference can flip) agree with GRAPHC_ONEDNN on and off."""
+    import graphc as gc
+    from graphc import autograd, gluon, nd
+    from graphc.gluon import nn as gnn
+    gc.random.seed(0)
+    net = gnn.HybridSequential()
+    net.add(gnn.Conv2D(16, 3, padding=1, activation='tanh'), gnn.Conv2D(16, 3, strides=2, groups=4),
+            gnn.Conv2D(8, 1, activation='tanh'), gnn.Flatten(), gnn.Dense(10))
+    net.initialize(gc.init.Xavier())
+    net.hybridize()
+    x, y = nd.random.uniform(shape=(8, 3, 12, 12)), nd.array(np.arange(8) % 10)
+    loss = gluon.loss.SoftmaxCrossEntropyLoss()
+    out = {}
+    for flag in ('1', '0'):
+        monkeypatch.setenv('GRAPHC_ONEDNN', flag)
+        with autograd.record():
+            lv = loss(net(x), y)
+        lv.backward()
+        out[flag] = [lv.asnumpy()] + [p.grad().asnumpy().copy() for p in net.collect_params().values()]
+    assert any(key[0] == 'bwd_weights' and key[1] == (8, 3, 12, 12) for key in onednn._plans)   # oneDNN ran
+    for a, b in zip(*out.values()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(b).max()))
+
+
+@needs_wheel
+def test_threads_calling_one_primitive_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+    xs, ws, st, pd, dl, g = CASES[2]
+    a = attrs_of(ws, st, pd, dl, g)
+    inputs = [arrays(xs, ws, st, pd, dl, seed=s) for s in range(6)]
+    want = [reference(x, w, dy, st, pd, dl, g)[0] + b.reshape(1, -1, 1, 1) for x, w, b, dy in inputs]
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(lambda t: onednn.convolution(a, t[0], t[1], t[2]), inputs))
+    for y, ref in zip(got, want):
+        close(y, ref)
