@@ -1,6 +1,6 @@
 """Every convolution layer of LeNet (batch 600, 28x28) and ResNet-18 V1 (batch 32 of 32x32, thumbnail stem;
 batch 1 of 224x224): forward, data gradient and weight gradient, by graphc's im2col + GEMM path, oneDNN
-(its own blocked layouts with reorders around, and the plain NCHW layouts) and PyTorch where installed,
+(its own blocked layouts with reorders around; NCHW activations with its weight layout; everything plain) and PyTorch where installed,
 interleaved call by call, at 1 and 2 threads. Prints median ms with p10-p90 per path and which one won.
 
     python benchmarks/conv_layers.py [--reps 15] [--threads 1,2] [--only lenet,r32,r224] [--json out.json]
@@ -52,7 +52,7 @@ def paths(xs, ws, s, p, torch):
                       'bwd_data': lambda: nn.conv2d_transpose(dy, w, k, st, dl, pd, g, xs[2:]),
                       'bwd_weights': lambda: (nn.conv2d_weight_grad(x, dy, k, st, dl, pd, g), dy.sum((0, 2, 3)))}}
     geo = (k, st, dl, pd, g)
-    for layout in ('any', 'plain') if onednn.available() else ():
+    for layout in ('blocked', 'nchw', 'plain') if onednn.available() else ():
         steps = {kind: onednn._plan(kind, xs, ws, geo, kind != 'bwd_data', layout)
                  for kind in ('fwd', 'bwd_data', 'bwd_weights')}
         y, dx, dw, db = np.empty(dy.shape, np.float32), np.empty(xs, np.float32), np.empty(ws, np.float32), \
@@ -112,8 +112,7 @@ def main(argv=None):
             if model not in a.only.split(','):
                 continue
             fns = paths(xs, ws, s, p, torch)
-            impl = fns.get('onednn-any', {}).pop('impl', {})
-            fns.get('onednn-plain', {}).pop('impl', None)
+            impl = {layout: fns.get(f'onednn-{layout}', {}).pop('impl', {}) for layout in ('blocked', 'nchw', 'plain')}
             for op in ('fwd', 'bwd_data', 'bwd_weights'):
                 if model == 'lenet' and name.startswith('conv1') and op == 'bwd_data':
                     continue   # (the first layer's data gradient is never computed)
@@ -122,9 +121,9 @@ def main(argv=None):
                 ours = {k: v for k, v in stats.items() if k != 'torch'}
                 best = min(ours, key=lambda k: ours[k][0])
                 rows.append(dict(threads=nthr, model=model, layer=name, op=op, x=xs, w=ws, stats=stats, best=best,
-                                 impl=impl.get(op)))
+                                 impl={k: v.get(op) for k, v in impl.items()}))
                 cells = '  '.join(f"{k} {m:7.2f} ({lo:.2f}-{hi:.2f})" for k, (m, lo, hi) in stats.items())
-                print(f"{nthr}t {model:5s} {name:24s} {op:11s} {cells}  -> {best} [{impl.get(op, '')}]", flush=True)
+                print(f"{nthr}t {model:5s} {name:24s} {op:11s} {cells}  -> {best} [{impl['blocked'].get(op, '')}, {impl['nchw'].get(op, '')}]", flush=True)
     wins = {}
     for r in rows:
         wins.setdefault(r['best'], 0)

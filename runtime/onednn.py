@@ -1,8 +1,8 @@
 """Convolutions (forward, data gradient, weight and bias gradient) through oneDNN's C API, where the optional
 `onednn-cpu-gomp` wheel is installed (`pip install graphc[onednn]`): the direct AVX-512/AVX2 kernels MXNet
 and PyTorch call. NCHW float32 NumPy arrays in and out; a primitive is created once per geometry and thread
-count and kept. oneDNN picks its own (blocked) layouts ('any') and the arrays are reordered into and out of
-them around each call where that was measured faster than the plain layouts (benchmarks/conv_layers.py).
+count and kept. oneDNN picks its own (blocked) layouts and the arrays are reordered into and out of them
+around each call where that was measured faster than NCHW (layout_for; benchmarks/conv_layers.py).
 
 The library loads on the first convolution, never on `import graphc`; without it (or with GRAPHC_ONEDNN=0,
 the interpreter backend, float64, channel-last layouts) every entry point returns None and graphc.ops.nn's
@@ -194,7 +194,8 @@ def _out(x, k, st, dl, pd):
 
 def _plan(kind, xs, ws, geo, bias, layout):
     """The cached _Step of `kind` ('fwd', 'bwd_data', 'bwd_weights') for data shape xs and weight shape ws, or
-    None where oneDNN has no kernel. layout: 'any' (oneDNN's choice + reorders) or 'plain'."""
+    None where oneDNN has no kernel. layout: 'blocked' (oneDNN picks every layout, reorders around), 'nchw'
+    (activations as given, the weights in oneDNN's layout) or 'plain' (everything as given)."""
     n = _threads()
     key = (kind, xs, ws, geo, bias, layout, n)
     step = _plans.get(key, False)
@@ -212,7 +213,8 @@ def _create(kind, xs, ws, geo, bias, layout):
     ys = (xs[0], ws[0]) + _out(xs, k, st, dl, pd)
     wd = ((g, ws[0] // g) + ws[1:]) if g > 1 else ws   # goihw: the same memory as (F, C/g, kh, kw)
     plain = {'x': _md(xs), 'w': _md(wd), 'y': _md(ys), 'b': _md((ws[0],))}
-    want = plain if layout == 'plain' else {'x': _md(xs, True), 'w': _md(wd, True), 'y': _md(ys, True), 'b': plain['b']}
+    want = {'plain': plain, 'nchw': dict(plain, w=_md(wd, True)),
+            'blocked': {'x': _md(xs, True), 'w': _md(wd, True), 'y': _md(ys, True), 'b': plain['b']}}[layout]
     b = want['b'] if bias else None
     geo_args = (Dims(*st), Dims(*(d - 1 for d in dl)), Dims(*pd), Dims(*pd))
     p, hint = ctypes.c_void_p(), ctypes.c_void_p()
@@ -239,19 +241,19 @@ def _create(kind, xs, ws, geo, bias, layout):
 
 
 def layout_for(kind, xs, ws, geo):
-    """'any' (oneDNN's blocked layouts, reorders around), 'plain' (NCHW/OIHW as given) or None (graphc's im2col +
-    GEMM path): the rule benchmarks/conv_layers.py measured on LeNet's and ResNet-18's layers (1 thread, AVX-512).
-    A 1x1 kernel, or fewer than 128 output positions in all (batch 1 at 7x7: the weights' reorder costs more than
-    their blocked layout saves), runs plain; so does the data gradient of fewer than 16 input channels (a stem:
-    its blocked layout pads 3 channels to 16); the weight gradient of one output position per image (a GEMM)
-    was 2.4x faster in OpenBLAS."""
+    """'blocked', 'nchw' (see _plan) or None (graphc's im2col + GEMM path): the rule benchmarks/conv_layers.py
+    measured on LeNet's and ResNet-18's layers (1 thread, AVX-512). A 1x1 kernel, or fewer than 128 output
+    positions in all (batch 1 at 7x7: the reorders cost more than the blocked kernels save), keeps the
+    activations in NCHW; so does the data gradient of fewer than 16 input channels (a stem: the blocked layout
+    pads 3 channels to 16). The weight gradient of one output position per image (a GEMM) was 2.4x faster in
+    OpenBLAS."""
     k, st, dl, pd, g = geo
     out = _out(xs, k, st, dl, pd)
     if kind == 'bwd_weights' and math.prod(out) == 1:
         return None
     if max(k) == 1 or xs[0] * math.prod(out) < 128 or kind == 'bwd_data' and xs[1] // g < 16:
-        return 'plain'
-    return 'any'
+        return 'nchw'
+    return 'blocked'
 
 
 def usable(attrs, x, w):

@@ -78,7 +78,7 @@ def close(a, ref):
 
 
 @needs_wheel
-@pytest.mark.parametrize('layout', ['any', 'plain'])
+@pytest.mark.parametrize('layout', ['blocked', 'nchw', 'plain'])
 @pytest.mark.parametrize('xs,ws,st,pd,dl,g', CASES, ids=IDS)
 def test_each_layout_equals_float64_numpy(xs, ws, st, pd, dl, g, layout):
     x, w, b, dy = arrays(xs, ws, st, pd, dl)
