@@ -37,7 +37,7 @@ class _Version(ctypes.Structure):
                 ('hash', ctypes.c_char_p), ('cpu_runtime', ctypes.c_uint), ('gpu_runtime', ctypes.c_uint)]
 
 
-_state = {}          # 'lib', 'engine', 'stream', 'omp' (omp_set_num_threads or None), 'version'; {} until loaded
+_state = {}          # 'lib', 'engine', 'stream', 'omp' (omp_set_num_threads or None), 'version', 'path', 'pid'
 _load_lock = threading.Lock()
 _cache_lock = threading.Lock()
 _run_lock = threading.Lock()   # one oneDNN call at a time: the memory objects and the arena are shared
@@ -131,9 +131,10 @@ def _md(dims, any_layout=False):
     return md
 
 
-def _memory(md, handle=None):
+def _memory(md):
+    """A memory object of that desc without a buffer (each call sets its data handle)."""
     m = ctypes.c_void_p()
-    _check(_state['lib'].dnnl_memory_create(ctypes.byref(m), md, _state['engine'], handle), "a memory object")
+    _check(_state['lib'].dnnl_memory_create(ctypes.byref(m), md, _state['engine'], None), "a memory object")
     return m
 
 
@@ -268,11 +269,17 @@ def layout_for(kind, xs, ws, geo):
     return 'blocked'
 
 
-def usable(attrs, x, w):
-    """oneDNN runs this convolution: installed, switched on, the compiled backend, float32, channel-first."""
+def usable(attrs, x, w, dy=None):
+    """oneDNN runs this convolution: installed, switched on, the compiled backend, float32, channel-first, and
+    the shapes agree (oneDNN trusts them: a wrong one would read past an array; the NumPy path names it)."""
     from .cpu import enabled
-    return x.dtype == np.float32 and w.dtype == np.float32 and x.shape[0] > 0 and enabled() and \
-        str(attrs.get('layout') or 'None') in ('None', 'NCW', 'NCHW', 'NCDHW') and available()
+    if not (enabled() and all(a.dtype == np.float32 for a in (x, w) + ((dy,) if dy is not None else ())) and
+            x.shape[0] > 0 and str(attrs.get('layout') or 'None') in ('None', 'NCW', 'NCHW', 'NCDHW')):
+        return False
+    k, st, dl, pd, g = geo = _geometry(attrs)
+    ok = x.ndim == len(k) + 2 and x.shape[1] % g == 0 and w.shape == (attrs['num_filter'], x.shape[1] // g) + k \
+        and w.shape[0] % g == 0 and min(_out(x.shape, *geo[:4])) > 0
+    return ok and (dy is None or dy.shape == (x.shape[0], w.shape[0]) + _out(x.shape, *geo[:4])) and available()
 
 
 def _c(a):
@@ -296,7 +303,7 @@ def convolution(attrs, x, w, b=None):
 def convolution_backward(attrs, dy, x, w):
     """(d data, d weight, d bias) of Convolution, or None; d data is zeros when attrs['_need'][0] is False (a
     first layer's data needs none)."""
-    if not usable(attrs, x, w) or dy.dtype != np.float32:
+    if not usable(attrs, x, w, dy):
         return None
     geo = _geometry(attrs)
     need_dx = attrs.get('_need', (True,))[0]

@@ -137,6 +137,8 @@ def test_what_stays_on_the_numpy_path(monkeypatch):
     a = attrs_of(ws, st, pd, dl, g)
     assert onednn.convolution(a, x.astype(np.float64), w.astype(np.float64)) is None   # float64: no oneDNN kernel
     assert onednn.convolution(dict(a, layout='NHWC'), x.transpose(0, 2, 3, 1), w) is None
+    assert onednn.convolution_backward(a, dy[:, :, 1:], x, w) is None   # shapes that disagree: NumPy names them
+    assert onednn.convolution(a, x, w[:, :2]) is None
     x1, w1 = np.ones((6, 8, 4, 4), np.float32), np.ones((5, 8, 4, 4), np.float32)   # one output position: a GEMM
     a1 = attrs_of(w1.shape, (1, 1), (0, 0), (1, 1), 1)
     assert onednn.convolution(a1, x1, w1) is not None   # the forward in oneDNN, the gradients in OpenBLAS
