@@ -1,7 +1,8 @@
 """Every convolution layer of LeNet (batch 600, 28x28) and ResNet-18 V1 (batch 32 of 32x32, thumbnail stem;
 batch 1 of 224x224): forward, data gradient and weight gradient, by graphc's im2col + GEMM path, oneDNN
 (its own blocked layouts with reorders around; NCHW activations with its weight layout; everything plain) and PyTorch where installed,
-interleaved call by call, at 1 and 2 threads. Prints median ms with p10-p90 per path and which one won.
+interleaved call by call, at 1 and 2 threads. Prints median ms with p10-p90 per path, which of graphc's
+won, and what runtime/onednn.py's layout_for rule picks (and how far it is from that best).
 
     python benchmarks/conv_layers.py [--reps 15] [--threads 1,2] [--only lenet,r32,r224] [--json out.json]
 
@@ -87,6 +88,18 @@ def measure(fns, reps):
     return times
 
 
+def _rule(op, xs, ws, s, p):
+    """The path graphc takes for this layer and op: runtime/onednn.py's layout_for (im2col without oneDNN; the
+    backward runs on one path, so a weight gradient that wants im2col takes the data gradient along)."""
+    if not onednn.available():
+        return 'im2col'
+    geo = ((ws[2], ws[3]), (s, s), (1, 1), (p, p), 1)
+    if op != 'fwd' and onednn.layout_for('bwd_weights', xs, ws, geo) is None:
+        return 'im2col'
+    layout = onednn.layout_for(op, xs, ws, geo)
+    return f'onednn-{layout}' if layout else 'im2col'
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--reps', type=int, default=15)
@@ -120,15 +133,22 @@ def main(argv=None):
                 stats = {path: [float(np.percentile(v, q)) for q in (50, 10, 90)] for path, v in t.items()}
                 ours = {k: v for k, v in stats.items() if k != 'torch'}
                 best = min(ours, key=lambda k: ours[k][0])
+                rule = _rule(op, xs, ws, s, p)
+                lost = ours[rule][0] / ours[best][0] if rule in ours else float('nan')
                 rows.append(dict(threads=nthr, model=model, layer=name, op=op, x=xs, w=ws, stats=stats, best=best,
-                                 impl={k: v.get(op) for k, v in impl.items()}))
+                                 rule=rule, rule_over_best=lost, impl={k: v.get(op) for k, v in impl.items()}))
                 cells = '  '.join(f"{k} {m:7.2f} ({lo:.2f}-{hi:.2f})" for k, (m, lo, hi) in stats.items())
-                print(f"{nthr}t {model:5s} {name:24s} {op:11s} {cells}  -> {best} [{impl['blocked'].get(op, '')}, {impl['nchw'].get(op, '')}]", flush=True)
+                print(f"{nthr}t {model:5s} {name:24s} {op:11s} {cells}  -> {best}; rule {rule} {lost:.2f}x "
+                      f"[{impl['blocked'].get(op, '')}, {impl['nchw'].get(op, '')}]", flush=True)
     wins = {}
     for r in rows:
         wins.setdefault(r['best'], 0)
         wins[r['best']] += 1
     print("fastest of graphc's paths, count of (layer, op, threads):", wins)
+    lost = sorted(r['rule_over_best'] for r in rows if r['rule_over_best'] == r['rule_over_best'])
+    if lost:
+        print(f"the rule's pick / the best: median {lost[len(lost) // 2]:.2f}x, worst {lost[-1]:.2f}x "
+              f"({', '.join(r['layer'] + ' ' + r['op'] for r in rows if r['rule_over_best'] == lost[-1])})")
     if a.json:
         with open(a.json, 'w') as f:
             json.dump(dict(load=load, rows=rows), f, indent=1)
