@@ -269,17 +269,18 @@ def layout_for(kind, xs, ws, geo):
     return 'blocked'
 
 
-def usable(attrs, x, w, dy=None):
-    """oneDNN runs this convolution: installed, switched on, the compiled backend, float32, channel-first, and
-    the shapes agree (oneDNN trusts them: a wrong one would read past an array; the NumPy path names it)."""
+def usable(attrs, xs, ws, dtypes, ys=None):
+    """oneDNN runs this Convolution (data shape xs, weight ws, output ys where given): installed, switched on,
+    the compiled backend, float32, channel-first, and the shapes agree (oneDNN trusts them: a wrong one would
+    read past an array; the NumPy path names it)."""
     from .cpu import enabled
-    if not (enabled() and all(a.dtype == np.float32 for a in (x, w) + ((dy,) if dy is not None else ())) and
-            x.shape[0] > 0 and str(attrs.get('layout') or 'None') in ('None', 'NCW', 'NCHW', 'NCDHW')):
+    if not (enabled() and all(d == np.float32 for d in dtypes) and xs[0] > 0 and
+            str(attrs.get('layout') or 'None') in ('None', 'NCW', 'NCHW', 'NCDHW')):
         return False
     k, st, dl, pd, g = geo = _geometry(attrs)
-    ok = x.ndim == len(k) + 2 and x.shape[1] % g == 0 and w.shape == (attrs['num_filter'], x.shape[1] // g) + k \
-        and w.shape[0] % g == 0 and min(_out(x.shape, *geo[:4])) > 0
-    return ok and (dy is None or dy.shape == (x.shape[0], w.shape[0]) + _out(x.shape, *geo[:4])) and available()
+    ok = len(xs) == len(k) + 2 and xs[1] % g == 0 and ws == (attrs['num_filter'], xs[1] // g) + k \
+        and ws[0] % g == 0 and min(_out(xs, *geo[:4])) > 0
+    return ok and (ys is None or ys == (xs[0], ws[0]) + _out(xs, *geo[:4])) and available()
 
 
 def _c(a):
@@ -288,7 +289,7 @@ def _c(a):
 
 def convolution(attrs, x, w, b=None):
     """Convolution's output (N, F, *out) for NCHW float32 x, or None (the im2col path runs)."""
-    if not usable(attrs, x, w) or b is not None and b.dtype != np.float32:
+    if not usable(attrs, x.shape, w.shape, (x.dtype, w.dtype) + ((b.dtype,) if b is not None else ())):
         return None
     geo = _geometry(attrs)
     layout = layout_for('fwd', x.shape, w.shape, geo)
@@ -303,7 +304,7 @@ def convolution(attrs, x, w, b=None):
 def convolution_backward(attrs, dy, x, w):
     """(d data, d weight, d bias) of Convolution, or None; d data is zeros when attrs['_need'][0] is False (a
     first layer's data needs none)."""
-    if not usable(attrs, x, w, dy):
+    if not usable(attrs, x.shape, w.shape, (dy.dtype, x.dtype, w.dtype), dy.shape):
         return None
     geo = _geometry(attrs)
     need_dx = attrs.get('_need', (True,))[0]
@@ -323,3 +324,49 @@ def convolution_backward(attrs, dy, x, w):
     else:
         dx = np.zeros_like(x)
     return dx, dw, db
+
+
+def _as_convolution(attrs, xs):
+    """A Deconvolution of data shape xs is the data gradient of a Convolution with the same weight (C_in, F/g,
+    *k) whose data has the deconvolution's output shape: (that Convolution's attrs, its data shape)."""
+    k, st, dl, pd, g = _geometry(attrs)
+    adj = tuple(attrs.get('adj') or (0,) * len(k))
+    out = tuple((xs[2 + i] - 1) * st[i] - 2 * pd[i] + dl[i] * (k[i] - 1) + 1 + adj[i] for i in range(len(k)))
+    return dict(attrs, num_filter=xs[1]), (xs[0], attrs['num_filter']) + out
+
+
+def deconvolution(attrs, x, w, b=None):
+    """Deconvolution's output for NCHW float32 x, or None. (adj >= stride gives a Convolution whose output is
+    not x's shape: None.)"""
+    ca, ys = _as_convolution(attrs, x.shape)
+    if not usable(ca, ys, w.shape, (x.dtype, w.dtype) + ((b.dtype,) if b is not None else ()), x.shape):
+        return None
+    geo = _geometry(ca)
+    layout = layout_for('bwd_data', ys, w.shape, geo)
+    step = layout and _plan('bwd_data', ys, w.shape, geo, False, layout)
+    if step is None:
+        return None
+    y = np.empty(ys, np.float32)
+    step(_c(x), _c(w), y)
+    if b is not None:
+        y += b.reshape((1, -1) + (1,) * (y.ndim - 2))
+    return y
+
+
+def deconvolution_backward(attrs, dy, x, w):
+    """(d data, d weight, d bias) of Deconvolution, or None: d data is the Convolution of dy, d weight that
+    Convolution's weight gradient with dy as its data and x as its output gradient."""
+    ca, ys = _as_convolution(attrs, x.shape)
+    if dy.shape != ys or not usable(ca, ys, w.shape, (dy.dtype, x.dtype, w.dtype), x.shape):
+        return None
+    geo = _geometry(ca)
+    lf, lw = layout_for('fwd', ys, w.shape, geo), layout_for('bwd_weights', ys, w.shape, geo)
+    fwd = lf and _plan('fwd', ys, w.shape, geo, False, lf)
+    bw = lw and _plan('bwd_weights', ys, w.shape, geo, False, lw)
+    if fwd is None or bw is None:
+        return None
+    dy, x, w = _c(dy), _c(x), _c(w)
+    dx, dw = np.empty(x.shape, np.float32), np.empty(w.shape, np.float32)
+    fwd(dy, w, dx)
+    bw(dy, x, dw)
+    return dx, dw, dy.sum(axis=(0,) + tuple(range(2, dy.ndim)))

@@ -232,3 +232,44 @@ def test_threads_calling_one_primitive_at_once():
         got = list(pool.map(lambda t: onednn.convolution(a, t[0], t[1], t[2]), inputs))
     for y, ref in zip(got, want):
         close(y, ref)
+
+
+# Deconvolution: (data shape, weight shape (C_in, F/g, *k), stride, pad, dilate, adj, groups)
+DECONV = [((2, 8, 5, 5), (8, 4, 3, 3), (2, 2), (1, 1), (1, 1), (1, 1), 1),        # stride 2, adj 1
+          ((3, 16, 6, 6), (16, 8, 4, 4), (2, 2), (1, 1), (1, 1), (0, 0), 1),       # a DCGAN generator's
+          ((2, 8, 7, 7), (8, 2, 3, 3), (1, 1), (1, 1), (2, 2), (0, 0), 4),         # groups, dilation
+          ((1, 32, 4, 4), (32, 16, 5, 5), (1, 1), (2, 2), (1, 1), (0, 0), 1),      # batch 1
+          ((2, 4, 9), (4, 6, 3), (3,), (0,), (1,), (2,), 1)]                       # 1-d, stride 3, adj 2
+
+
+def deconv_attrs(ws, st, pd, dl, adj, g):
+    return dict(kernel=tuple(ws[2:]), stride=st, dilate=dl, pad=pd, adj=adj, target_shape=(), num_filter=ws[1] * g,
+                num_group=g, no_bias=False, layout={3: 'NCW', 4: 'NCHW', 5: 'NCDHW'}[len(ws)], workspace=1024,
+                cudnn_tune='None', cudnn_off=False)
+
+
+@needs_wheel
+@pytest.mark.parametrize('xs,ws,st,pd,dl,adj,g', DECONV, ids=[str(c[:2]) for c in DECONV])
+def test_deconvolution_equals_the_numpy_path(monkeypatch, xs, ws, st, pd, dl, adj, g):
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal(xs, dtype=np.float32), rng.standard_normal(ws, dtype=np.float32)
+    b = rng.standard_normal(ws[1] * g, dtype=np.float32)
+    a = deconv_attrs(ws, st, pd, dl, adj, g)
+    y = nn._deconvolution(a, x, w, b)
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    assert onednn.deconvolution(a, x, w, b) is not None and onednn.deconvolution_backward(a, dy, x, w) is not None
+    on = (y,) + tuple(nn._backward_deconvolution(a, dy, x, w))
+    monkeypatch.setenv('GRAPHC_ONEDNN', '0')
+    off = (nn._deconvolution(a, x, w, b),) + tuple(nn._backward_deconvolution(a, dy, x, w))
+    for p, q in zip(on, off):
+        close(p, q.astype(np.float64))
+
+
+@needs_wheel
+def test_a_deconvolution_adj_past_the_stride_stays_on_numpy():
+    """adj >= stride: the output has rows the equivalent Convolution does not produce; NumPy computes it."""
+    xs, ws = (2, 4, 5, 5), (4, 3, 3, 3)
+    x, w = np.ones(xs, np.float32), np.ones(ws, np.float32)
+    a = deconv_attrs(ws, (1, 1), (0, 0), (1, 1), (1, 1), 1)
+    assert onednn.deconvolution(a, x, w) is None
+    assert nn._deconvolution(a, x, w).shape == (2, 3, 8, 8)

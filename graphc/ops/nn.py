@@ -530,6 +530,8 @@ def _deconvolution(attrs, x, w, b=None):
     _deconv_infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])
     if not x.shape[0]:
         return zeros_of(_deconv_infer, attrs, arrays)
+    if (y := _onednn().deconvolution(attrs, x, w, b)) is not None:   # oneDNN where installed and faster
+        return y
     k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
     last = _layout(attrs, x.shape, 'Deconvolution')
     if last:
@@ -547,6 +549,8 @@ def _deconvolution(attrs, x, w, b=None):
 def _backward_deconvolution(attrs, g, x, w):
     if not x.shape[0]:  # an empty batch
         return np.zeros_like(x), np.zeros_like(w), np.zeros(attrs['num_filter'], g.dtype)
+    if (grads := _onednn().deconvolution_backward(attrs, g, x, w)) is not None:
+        return grads
     k, st, dl, pd = _conv_params(attrs, 'Deconvolution')
     grp = attrs['num_group']
     last = _layout(attrs, x.shape, 'Deconvolution')
