@@ -1,7 +1,7 @@
-"""Convolutions (forward, data gradient, weight and bias gradient) through oneDNN's C API, where the optional
-`onednn-cpu-gomp` wheel is installed (`pip install graphc[onednn]`): the direct AVX-512/AVX2 kernels MXNet
-and PyTorch call. NCHW float32 NumPy arrays in and out; a primitive is created once per geometry and thread
-count and kept. oneDNN picks its own (blocked) layouts and the arrays are reordered into and out of them
+"""Convolution and Deconvolution (forward, data gradient, weight and bias gradient) through oneDNN's C API,
+where the optional `onednn-cpu-gomp` wheel is installed (`pip install graphc[onednn]`): the direct AVX-512/AVX2
+kernels MXNet and PyTorch call. NCHW float32 NumPy arrays in and out; a primitive is created once per geometry
+and thread count and kept. oneDNN picks its own (blocked) layouts and the arrays are reordered into and out of them
 around each call where that was measured faster than NCHW (layout_for; benchmarks/conv_layers.py).
 
 The library loads on the first convolution, never on `import graphc`; without it (or with GRAPHC_ONEDNN=0,
@@ -18,7 +18,7 @@ from .. import config
 from ..base import GraphcError
 
 DISTRIBUTIONS = ('onednn-cpu-gomp', 'onednn', 'onednn-cpu-iomp')   # wheels that ship libdnnl.so.3
-F32, ANY, TAG_A = 3, 1, 2                          # dnnl_f32, dnnl_format_tag_any, dnnl_a (dnnl_ab, dnnl_abc, ... follow)
+F32, ANY, TAG_A = 3, 1, 2                          # dnnl_f32, dnnl_format_tag_any, dnnl_a (dnnl_ab, ... follow)
 FWD_TRAINING, FWD_INFERENCE, DIRECT = 64, 96, 1    # prop kinds, dnnl_convolution_direct
 Q_SRC, Q_DIFF_SRC, Q_WEIGHTS, Q_DIFF_WEIGHTS, Q_DST, Q_DIFF_DST = range(129, 135)   # dnnl_query_*_md
 Q_IMPL_INFO = 8                                    # dnnl_query_impl_info_str
