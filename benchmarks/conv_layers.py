@@ -1,8 +1,9 @@
 """Every convolution layer of LeNet (batch 600, 28x28) and ResNet-18 V1 (batch 32 of 32x32, thumbnail stem;
 batch 1 of 224x224): forward, data gradient and weight gradient, by graphc's im2col + GEMM path, oneDNN
 (its own blocked layouts with reorders around; NCHW activations with its weight layout; everything plain)
-and PyTorch where installed, interleaved call by call, at 1 and 2 threads. Prints median ms with p10-p90 per path, which of graphc's
-won, and what runtime/onednn.py's layout_for rule picks (and how far it is from that best).
+and PyTorch where installed, interleaved call by call, at 1 and 2 threads. Prints median ms with p10-p90
+per path, which of graphc's won, and what runtime/onednn.py's layout_for rule picks (and how far it is from
+that best).
 
     python benchmarks/conv_layers.py [--reps 15] [--threads 1,2] [--only lenet,r32,r224] [--json out.json]
 
