@@ -38,6 +38,7 @@ engine = Switch('GRAPHC_ENGINE', 'naive', "'naive' or 'lazy' (NDArray ops queued
 native = Switch('GRAPHC_NATIVE', True, "0 runs every plan step from Python (to bisect a miscompile)", _on)
 multi_tensor = Switch('GRAPHC_MULTI_TENSOR', True, "0 updates a Trainer's parameters one by one, not in one kernel", _on)
 native_blas = Switch('GRAPHC_NATIVE_BLAS', True, "0 keeps GEMMs in NumPy", _on)
+onednn = Switch('GRAPHC_ONEDNN', True, "0 keeps convolutions off oneDNN (where its wheel is installed)", _on)
 num_threads = Switch('GRAPHC_NUM_THREADS', os.cpu_count() or 1, "threads of a compiled kernel (an integer)", int)
 disable_passes = Switch('GRAPHC_DISABLE_PASSES', '', "pass names, comma-separated ('all': every pass)")
 dump_ir = Switch('GRAPHC_DUMP_IR', None, "a directory: the IR before and after each pass")

@@ -2,8 +2,9 @@
 they execute:
 
   interp  the reference interpreter (graphc/interpreter.py): every op's ref, nothing compiled
-  cpu     runtime/plan.Plan with native segments; its lowerings (registered by op name below) are the
-          compiled convolution/pooling loops (runtime/conv.py), BatchNorm (runtime/batchnorm.py), RNN step loops
+  cpu     runtime/plan.Plan with native segments; its lowerings (registered by op name below) are oneDNN's
+          convolutions where its wheel is installed (runtime/onednn.py), the compiled im2col/pooling loops
+          (runtime/conv.py), BatchNorm (runtime/batchnorm.py), RNN step loops
           (runtime/rnn.py) and fused kernels (runtime/cpu.py); every other op runs its ref
   cuda    runtime/cuda.GpuPlan on a device (generated CUDA; its own kernel tables)
 
@@ -69,6 +70,20 @@ def _with_native(module):
         import importlib
         native = importlib.import_module(f"{__package__}.{module}")
         return lambda attrs, *arrays: op.ref(attrs, *arrays, native=native)
+    return rule
+
+
+def _onednn_first(entry):
+    """A rule: oneDNN's convolution (runtime/onednn.py `entry`) where its wheel is installed and the rule there
+    picks it for the shape, else the ref over the compiled im2col/col2im."""
+    def rule(op):
+        from . import conv, onednn
+        fast = getattr(onednn, entry)
+
+        def run(attrs, *arrays):
+            out = fast(attrs, *arrays) if all(a.size for a in arrays) else None
+            return op.ref(attrs, *arrays, native=conv) if out is None else out
+        return run
     return rule
 
 
@@ -142,8 +157,10 @@ def _gpu_plan(backend, graph, device):
 
 
 interp = Backend('interp', executor=lambda b, graph: Interpreted(graph))
-cpu = Backend('cpu', rules={**{name: _with_native('conv') for name in (
-    'Convolution', '_backward_Convolution', 'Deconvolution', '_backward_Deconvolution', 'Pooling', '_backward_Pooling')},
+cpu = Backend('cpu', rules={
+    'Convolution': _onednn_first('convolution'), '_backward_Convolution': _onednn_first('convolution_backward'),
+    'Deconvolution': _onednn_first('deconvolution'), '_backward_Deconvolution': _onednn_first('deconvolution_backward'),
+    'Pooling': _with_native('conv'), '_backward_Pooling': _with_native('conv'),
     'BatchNorm': _with_native('batchnorm'), '_backward_BatchNorm': _with_native('batchnorm'),
     'RNN': _with_native('rnn'), '_backward_RNN': _with_native('rnn'), 'FusedOp': _fused_rule},
     can_fuse=_cpu_can_fuse, compile=_cpu_compile, executor=_plan)

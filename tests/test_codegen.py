@@ -344,6 +344,7 @@ def test_weight_gradient_reuses_the_forward_columns(monkeypatch):
     gradients as recomputing them (exactly: the same GEMMs), and nothing is kept outside autograd."""
     import graphc as gc
     from graphc.ops import nn as ops_nn
+    monkeypatch.setenv('GRAPHC_ONEDNN', '0')   # (the im2col path's columns: oneDNN keeps none)
     x = nd.array(np.random.default_rng(3).normal(size=(4, 3, 10, 10)).astype(np.float32))
     w = nd.array(np.random.default_rng(4).normal(size=(5, 3, 3, 3)).astype(np.float32))
     grads, real_take = [], ops_nn._take_cols

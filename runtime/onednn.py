@@ -1,0 +1,372 @@
+"""Convolution and Deconvolution (forward, data gradient, weight and bias gradient) through oneDNN's C API,
+where the optional `onednn-cpu-gomp` wheel is installed (`pip install graphc[onednn]`): the direct AVX-512/AVX2
+kernels MXNet and PyTorch call. NCHW float32 NumPy arrays in and out; a primitive is created once per geometry
+and thread count and kept. oneDNN picks its own (blocked) layouts and the arrays are reordered into and out of them
+around each call where that was measured faster than NCHW (layout_for; benchmarks/conv_layers.py).
+
+The library loads on the first convolution, never on `import graphc`; without it (or with GRAPHC_ONEDNN=0,
+the interpreter backend, float64, channel-last layouts) every entry point returns None and graphc.ops.nn's
+im2col + GEMM path runs. oneDNN's OpenMP threads follow GRAPHC_NUM_THREADS, as the compiled kernels do."""
+import ctypes
+import math
+import os
+import threading
+
+import numpy as np
+
+from .. import config
+from ..base import GraphcError
+
+DISTRIBUTIONS = ('onednn-cpu-gomp', 'onednn', 'onednn-cpu-iomp')   # wheels that ship libdnnl.so.3
+F32, ANY, TAG_A = 3, 1, 2                          # dnnl_f32, dnnl_format_tag_any, dnnl_a (dnnl_ab, ... follow)
+FWD_TRAINING, FWD_INFERENCE, DIRECT = 64, 96, 1    # prop kinds, dnnl_convolution_direct
+Q_SRC, Q_DIFF_SRC, Q_WEIGHTS, Q_DIFF_WEIGHTS, Q_DST, Q_DIFF_DST = range(129, 135)   # dnnl_query_*_md
+Q_IMPL_INFO = 8                                    # dnnl_query_impl_info_str
+SRC, DST, WEIGHTS, BIAS, DIFF_SRC, DIFF_DST, DIFF_WEIGHTS, DIFF_BIAS = 1, 17, 33, 41, 129, 145, 161, 169
+RUNTIME_OMP = 2                                    # dnnl_version()->cpu_runtime of an OpenMP build
+ALIGN = 4096                                       # of each reorder buffer in the arena
+Dims = ctypes.c_int64 * 12                         # dnnl_dims_t
+
+
+class _Arg(ctypes.Structure):
+    _fields_ = [('arg', ctypes.c_int), ('memory', ctypes.c_void_p)]
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [('major', ctypes.c_int), ('minor', ctypes.c_int), ('patch', ctypes.c_int),
+                ('hash', ctypes.c_char_p), ('cpu_runtime', ctypes.c_uint), ('gpu_runtime', ctypes.c_uint)]
+
+
+_state = {}          # 'lib', 'engine', 'stream', 'omp' (omp_set_num_threads or None), 'version', 'path', 'pid'
+_load_lock = threading.Lock()
+_cache_lock = threading.Lock()
+_run_lock = threading.Lock()   # one oneDNN call at a time: the memory objects and the arena are shared
+_arena = [np.empty(0, np.uint8)]   # the reorder buffers of the running call: grown to the largest call's, reused
+_plans = {}          # (kind, shapes, geometry, layout, threads) -> _Step, or None where oneDNN has no kernel
+_omp = threading.local()   # .n: the OpenMP thread count last set on this thread
+
+
+def _find():
+    """Paths of libdnnl in the installed wheels (their RECORD: never a download), the .so.3 first."""
+    import importlib.metadata as md
+    for dist in DISTRIBUTIONS:
+        try:
+            files = md.files(dist) or []
+        except md.PackageNotFoundError:
+            continue
+        libs = sorted((f for f in files if f.name.startswith('libdnnl.so')), key=lambda f: f.name != 'libdnnl.so.3')
+        yield from (str(f.locate()) for f in libs)
+
+
+def library():
+    """The loaded libdnnl (ctypes) with its CPU engine and stream, or None: no wheel, a wheel that does not
+    load here (the 2026 `onednn` wheel needs Intel's SYCL and TBB runtimes), or not the v3 API."""
+    if not _state:
+        with _load_lock:
+            if not _state:
+                _state.update(_load() or {'lib': None})
+    return _state['lib']
+
+
+def _load():
+    for path in _find():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        lib.dnnl_version.restype = ctypes.POINTER(_Version)
+        v = lib.dnnl_version().contents
+        if v.major != 3:
+            continue
+        lib.dnnl_primitive_desc_query_md.restype = ctypes.c_void_p
+        lib.dnnl_primitive_desc_query_md.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+        lib.dnnl_memory_desc_get_size.restype = ctypes.c_size_t
+        lib.dnnl_memory_desc_get_size.argtypes = [ctypes.c_void_p]
+        lib.dnnl_memory_desc_equal.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.dnnl_memory_set_data_handle.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.dnnl_primitive_execute.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        engine, stream = ctypes.c_void_p(), ctypes.c_void_p()
+        if lib.dnnl_engine_create(ctypes.byref(engine), 1, ctypes.c_size_t(0)) or \
+                lib.dnnl_stream_create(ctypes.byref(stream), engine, ctypes.c_uint(1)):   # dnnl_cpu, in order
+            continue
+        omp = None
+        if v.cpu_runtime == RUNTIME_OMP:   # the libgomp/libiomp libdnnl links (already loaded: same soname)
+            for name in ('libgomp.so.1', 'libiomp5.so'):
+                try:
+                    omp = ctypes.CDLL(name).omp_set_num_threads
+                    break
+                except (OSError, AttributeError):
+                    pass
+        return {'lib': lib, 'engine': engine, 'stream': stream, 'omp': omp,
+                'version': f"{v.major}.{v.minor}.{v.patch}", 'path': path, 'pid': os.getpid()}
+    return None
+
+
+def available():
+    """Switched on, loaded, and this is the process that loaded it: GNU OpenMP's thread pool does not survive a
+    fork (a forked child's first parallel region can hang), so a child -- a DataLoader worker -- stays on NumPy."""
+    return config.onednn() and library() is not None and _state['pid'] == os.getpid()
+
+
+def _check(status, what):
+    if status:
+        raise GraphcError(f"oneDNN: {what} failed (status {status})")
+
+
+def _threads():
+    """Set this thread's OpenMP thread count to GRAPHC_NUM_THREADS (oneDNN's parallel regions use it); returns it."""
+    n = max(1, config.num_threads())
+    if _state['omp'] is not None and getattr(_omp, 'n', None) != n:
+        _state['omp'](n)
+        _omp.n = n
+    return n
+
+
+def _md(dims, any_layout=False):
+    """A memory descriptor of float32 `dims`: oneDNN's choice of layout, or the plain row-major one (nchw,
+    oihw, goihw, ...: dnnl_a, dnnl_ab, ... by rank)."""
+    lib, md = _state['lib'], ctypes.c_void_p()
+    _check(lib.dnnl_memory_desc_create_with_tag(ctypes.byref(md), len(dims), Dims(*dims), F32,
+                                                ANY if any_layout else TAG_A + len(dims) - 1), f"a memory desc {dims}")
+    return md
+
+
+def _memory(md):
+    """A memory object of that desc without a buffer (each call sets its data handle)."""
+    m = ctypes.c_void_p()
+    _check(_state['lib'].dnnl_memory_create(ctypes.byref(m), md, _state['engine'], None), "a memory object")
+    return m
+
+
+def _primitive(pd):
+    p = ctypes.c_void_p()
+    _check(_state['lib'].dnnl_primitive_create(ctypes.byref(p), pd), "a primitive")
+    return p
+
+
+def _args(pairs):
+    return (len(pairs), (_Arg * len(pairs))(*[_Arg(a, m.value) for a, m in pairs]))
+
+
+class _Step:
+    """One primitive over plain C-contiguous arrays: the arguments for which oneDNN chose another layout are
+    reordered from the plain array into a buffer of that layout before it (inputs) or back after it (outputs).
+    The buffers are slices of one arena that every call shares (kept per primitive they would hold several
+    copies of each layer's activations: 200 MB a buffer for ResNet-18's stem at batch 64 of 224x224)."""
+
+    def __init__(self, pd, args):
+        """args: (oneDNN argument, query of its chosen md, index, plain md, is an output), in call order."""
+        lib, eng = _state['lib'], _state['engine']
+        self.pd, self.prim = pd, _primitive(pd)
+        self.user, self.pre, self.post, self.scratch, pairs = [], [], [], [], []
+        for arg, query, index, plain, out in args:
+            chosen = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(pd, query, index))   # (a bare int: 32 bits)
+            um = _memory(plain)
+            m = um
+            if not lib.dnnl_memory_desc_equal(chosen, plain):
+                m, rpd = _memory(chosen), ctypes.c_void_p()
+                self.scratch.append((m, -(-lib.dnnl_memory_desc_get_size(chosen) // ALIGN) * ALIGN))
+                src, dst = (chosen, plain) if out else (plain, chosen)
+                _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), src, eng, dst, eng, None), "a reorder")
+                (self.post if out else self.pre).append((_primitive(rpd), _args([(SRC, m if out else um),
+                                                                                (DST, um if out else m)])))
+            self.user.append(um)
+            pairs.append((arg, m))
+        self.args = _args(pairs)
+        s = lib.dnnl_primitive_desc_query(pd, Q_IMPL_INFO, 0, ctypes.byref(info := ctypes.c_char_p()))
+        self.impl = info.value.decode() if not s and info.value else '?'
+
+    def __call__(self, *arrays):
+        lib, stream = _state['lib'], _state['stream']
+        with _run_lock:
+            for m, a in zip(self.user, arrays):
+                lib.dnnl_memory_set_data_handle(m, a.ctypes.data)
+            need = sum(size for _, size in self.scratch) + ALIGN
+            if _arena[0].size < need:
+                _arena[0] = np.empty(need, np.uint8)
+            at = -_arena[0].ctypes.data % ALIGN + _arena[0].ctypes.data
+            for m, size in self.scratch:
+                lib.dnnl_memory_set_data_handle(m, at)
+                at += size
+            for prim, (n, args) in self.pre + [(self.prim, self.args)] + self.post:
+                _check(lib.dnnl_primitive_execute(prim, stream, n, args), f"executing {self.impl}")
+            _check(lib.dnnl_stream_wait(stream), "the stream")
+
+
+def _geometry(attrs):
+    """(kernel, stride, dilate, pad, groups) of a Convolution's attrs (the op validated them)."""
+    k = tuple(attrs['kernel'])
+    nd = len(k)
+    return (k, tuple(attrs['stride'] or (1,) * nd), tuple(attrs['dilate'] or (1,) * nd),
+            tuple(attrs['pad'] or (0,) * nd), attrs['num_group'])
+
+
+def _out(x, k, st, dl, pd):
+    return tuple((x[2 + i] + 2 * pd[i] - dl[i] * (k[i] - 1) - 1) // st[i] + 1 for i in range(len(k)))
+
+
+def _plan(kind, xs, ws, geo, bias, layout):
+    """The cached _Step of `kind` ('fwd', 'bwd_data', 'bwd_weights') for data shape xs and weight shape ws, or
+    None where oneDNN has no kernel. layout: 'blocked' (oneDNN picks every layout, reorders around), 'nchw'
+    (activations as given, the weights in oneDNN's layout) or 'plain' (everything as given)."""
+    n = _threads()
+    key = (kind, xs, ws, geo, bias, layout, n)
+    step = _plans.get(key, False)
+    if step is not False:
+        return step
+    with _cache_lock:
+        if key not in _plans:
+            _plans[key] = _create(kind, xs, ws, geo, bias, layout)
+        return _plans[key]
+
+
+def _create(kind, xs, ws, geo, bias, layout):
+    lib, eng = _state['lib'], _state['engine']
+    k, st, dl, pd, g = geo
+    ys = (xs[0], ws[0]) + _out(xs, k, st, dl, pd)
+    wd = ((g, ws[0] // g) + ws[1:]) if g > 1 else ws   # goihw: the same memory as (F, C/g, kh, kw)
+    plain = {'x': _md(xs), 'w': _md(wd), 'y': _md(ys), 'b': _md((ws[0],))}
+    want = {'plain': plain, 'nchw': dict(plain, w=_md(wd, True)),
+            'blocked': {'x': _md(xs, True), 'w': _md(wd, True), 'y': _md(ys, True), 'b': plain['b']}}[layout]
+    b = want['b'] if bias else None
+    geo_args = (Dims(*st), Dims(*(d - 1 for d in dl)), Dims(*pd), Dims(*pd))
+    p, hint = ctypes.c_void_p(), ctypes.c_void_p()
+    if kind == 'fwd':
+        s = lib.dnnl_convolution_forward_primitive_desc_create(ctypes.byref(p), eng, FWD_INFERENCE, DIRECT, want['x'],
+                                                               want['w'], b, want['y'], *geo_args, None)
+        args = [(SRC, Q_SRC, 0, plain['x'], False), (WEIGHTS, Q_WEIGHTS, 0, plain['w'], False)] + \
+            ([(BIAS, Q_WEIGHTS, 1, plain['b'], False)] if bias else []) + [(DST, Q_DST, 0, plain['y'], True)]
+    else:
+        s = lib.dnnl_convolution_forward_primitive_desc_create(ctypes.byref(hint), eng, FWD_TRAINING, DIRECT, want['x'],
+                                                               want['w'], b, want['y'], *geo_args, None)
+        if s == 0 and kind == 'bwd_data':
+            s = lib.dnnl_convolution_backward_data_primitive_desc_create(ctypes.byref(p), eng, DIRECT, want['x'],
+                                                                         want['w'], want['y'], *geo_args, hint, None)
+            args = [(DIFF_DST, Q_DIFF_DST, 0, plain['y'], False), (WEIGHTS, Q_WEIGHTS, 0, plain['w'], False),
+                    (DIFF_SRC, Q_DIFF_SRC, 0, plain['x'], True)]
+        elif s == 0:
+            s = lib.dnnl_convolution_backward_weights_primitive_desc_create(
+                ctypes.byref(p), eng, DIRECT, want['x'], want['w'], b, want['y'], *geo_args, hint, None)
+            args = [(SRC, Q_SRC, 0, plain['x'], False), (DIFF_DST, Q_DIFF_DST, 0, plain['y'], False),
+                    (DIFF_WEIGHTS, Q_DIFF_WEIGHTS, 0, plain['w'], True)] + \
+                ([(DIFF_BIAS, Q_DIFF_WEIGHTS, 1, plain['b'], True)] if bias else [])
+    return _Step(p, args) if s == 0 else None   # (unimplemented or refused: the im2col path takes it)
+
+
+def layout_for(kind, xs, ws, geo):
+    """'blocked', 'nchw' (see _plan) or None (graphc's im2col + GEMM path): the rule benchmarks/conv_layers.py
+    measured on LeNet's and ResNet-18's layers (1 thread, AVX-512). A 1x1 kernel, or fewer than 128 output
+    positions in all (batch 1 at 7x7: the reorders cost more than the blocked kernels save), keeps the
+    activations in NCHW; so does the data gradient of fewer than 16 input channels (a stem: the blocked layout
+    pads 3 channels to 16). The weight gradient of one output position per image (a GEMM) was 2.4x faster in
+    OpenBLAS."""
+    k, st, dl, pd, g = geo
+    out = _out(xs, k, st, dl, pd)
+    if kind == 'bwd_weights' and math.prod(out) == 1:
+        return None
+    if max(k) == 1 or xs[0] * math.prod(out) < 128 or kind == 'bwd_data' and xs[1] // g < 16:
+        return 'nchw'
+    return 'blocked'
+
+
+def usable(attrs, xs, ws, dtypes, ys=None):
+    """oneDNN runs this Convolution (data shape xs, weight ws, output ys where given): installed, switched on,
+    the compiled backend, float32, channel-first, and the shapes agree (oneDNN trusts them: a wrong one would
+    read past an array; the NumPy path names it)."""
+    from .cpu import enabled
+    if not (enabled() and all(d == np.float32 for d in dtypes) and xs[0] > 0 and
+            str(attrs.get('layout') or 'None') in ('None', 'NCW', 'NCHW', 'NCDHW')):
+        return False
+    k, st, dl, pd, g = geo = _geometry(attrs)
+    ok = len(xs) == len(k) + 2 and xs[1] % g == 0 and ws == (attrs['num_filter'], xs[1] // g) + k \
+        and ws[0] % g == 0 and min(_out(xs, *geo[:4])) > 0
+    return ok and (ys is None or ys == (xs[0], ws[0]) + _out(xs, *geo[:4])) and available()
+
+
+def _c(a):
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def convolution(attrs, x, w, b=None):
+    """Convolution's output (N, F, *out) for NCHW float32 x, or None (the im2col path runs)."""
+    if not usable(attrs, x.shape, w.shape, (x.dtype, w.dtype) + ((b.dtype,) if b is not None else ())):
+        return None
+    geo = _geometry(attrs)
+    layout = layout_for('fwd', x.shape, w.shape, geo)
+    step = layout and _plan('fwd', x.shape, w.shape, geo, b is not None, layout)
+    if step is None:
+        return None
+    y = np.empty((x.shape[0], w.shape[0]) + _out(x.shape, *geo[:4]), np.float32)
+    step(_c(x), _c(w), *([_c(b)] if b is not None else []), y)
+    return y
+
+
+def convolution_backward(attrs, dy, x, w):
+    """(d data, d weight, d bias) of Convolution, or None; d data is zeros when attrs['_need'][0] is False (a
+    first layer's data needs none)."""
+    if not usable(attrs, x.shape, w.shape, (dy.dtype, x.dtype, w.dtype), dy.shape):
+        return None
+    geo = _geometry(attrs)
+    need_dx = attrs.get('_need', (True,))[0]
+    lw, ld = layout_for('bwd_weights', x.shape, w.shape, geo), layout_for('bwd_data', x.shape, w.shape, geo)
+    if lw is None or need_dx and ld is None:   # (all three on one path: the NumPy one where either part wins there)
+        return None
+    bw = _plan('bwd_weights', x.shape, w.shape, geo, True, lw)
+    bd = _plan('bwd_data', x.shape, w.shape, geo, False, ld) if need_dx else None
+    if bw is None or need_dx and bd is None:
+        return None
+    dy, x, w = _c(dy), _c(x), _c(w)
+    dw, db = np.empty(w.shape, np.float32), np.empty(w.shape[0], np.float32)
+    bw(x, dy, dw, db)
+    if need_dx:
+        dx = np.empty(x.shape, np.float32)
+        bd(dy, w, dx)
+    else:
+        dx = np.zeros_like(x)
+    return dx, dw, db
+
+
+def _as_convolution(attrs, xs):
+    """A Deconvolution of data shape xs is the data gradient of a Convolution with the same weight (C_in, F/g,
+    *k) whose data has the deconvolution's output shape: (that Convolution's attrs, its data shape)."""
+    k, st, dl, pd, g = _geometry(attrs)
+    adj = tuple(attrs.get('adj') or (0,) * len(k))
+    out = tuple((xs[2 + i] - 1) * st[i] - 2 * pd[i] + dl[i] * (k[i] - 1) + 1 + adj[i] for i in range(len(k)))
+    return dict(attrs, num_filter=xs[1]), (xs[0], attrs['num_filter']) + out
+
+
+def deconvolution(attrs, x, w, b=None):
+    """Deconvolution's output for NCHW float32 x, or None. (adj >= stride gives a Convolution whose output is
+    not x's shape: None.)"""
+    ca, ys = _as_convolution(attrs, x.shape)
+    if not usable(ca, ys, w.shape, (x.dtype, w.dtype) + ((b.dtype,) if b is not None else ()), x.shape):
+        return None
+    geo = _geometry(ca)
+    layout = layout_for('bwd_data', ys, w.shape, geo)
+    step = layout and _plan('bwd_data', ys, w.shape, geo, False, layout)
+    if step is None:
+        return None
+    y = np.empty(ys, np.float32)
+    step(_c(x), _c(w), y)
+    if b is not None:
+        y += b.reshape((1, -1) + (1,) * (y.ndim - 2))
+    return y
+
+
+def deconvolution_backward(attrs, dy, x, w):
+    """(d data, d weight, d bias) of Deconvolution, or None: d data is the Convolution of dy, d weight that
+    Convolution's weight gradient with dy as its data and x as its output gradient."""
+    ca, ys = _as_convolution(attrs, x.shape)
+    if dy.shape != ys or not usable(ca, ys, w.shape, (dy.dtype, x.dtype, w.dtype), x.shape):
+        return None
+    geo = _geometry(ca)
+    lf, lw = layout_for('fwd', ys, w.shape, geo), layout_for('bwd_weights', ys, w.shape, geo)
+    fwd = lf and _plan('fwd', ys, w.shape, geo, False, lf)
+    bw = lw and _plan('bwd_weights', ys, w.shape, geo, False, lw)
+    if fwd is None or bw is None:
+        return None
+    dy, x, w = _c(dy), _c(x), _c(w)
+    dx, dw = np.empty(x.shape, np.float32), np.empty(w.shape, np.float32)
+    fwd(dy, w, dx)
+    bw(dy, x, dw)
+    return dx, dw, dy.sum(axis=(0,) + tuple(range(2, dy.ndim)))
