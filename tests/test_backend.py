@@ -37,6 +37,7 @@ def test_the_interp_backend_runs_refs_only_and_the_cpu_backend_its_lowerings(mon
     """A hybridized conv/BN/pool training step and the same eager ops: under use('interp') no compiled helper
     runs (each is patched to raise); under the CPU backend they all do, and the results agree."""
     calls = []
+    monkeypatch.setenv('GRAPHC_ONEDNN', '0')   # (the im2col path: oneDNN's lowering is tests/test_onednn.py's)
 
     def spy(mod, name):
         real = getattr(mod, name)
@@ -64,6 +65,7 @@ def test_the_interp_backend_runs_refs_only_and_the_cpu_backend_its_lowerings(mon
 
 def test_eager_convolution_uses_the_fast_kernel(monkeypatch):
     calls = []
+    monkeypatch.setenv('GRAPHC_ONEDNN', '0')   # (the im2col path; with oneDNN eager conv is its, tests/test_onednn.py)
     real = conv.im2col
     monkeypatch.setattr(conv, 'im2col', lambda *a: calls.append(1) or real(*a))
     x, w = nd.array(rand(2, 3, 9, 9)), nd.array(rand(4, 3, 3, 3, seed=1))

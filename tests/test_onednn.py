@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from graphc import autograd
 from graphc.ops import nn
 from graphc.runtime import onednn
 
@@ -143,12 +144,9 @@ def test_what_stays_on_the_numpy_path(monkeypatch):
     a1 = attrs_of(w1.shape, (1, 1), (0, 0), (1, 1), 1)
     assert onednn.convolution(a1, x1, w1) is not None   # the forward in oneDNN, the gradients in OpenBLAS
     assert onednn.convolution_backward(a1, np.ones((6, 5, 1, 1), np.float32), x1, w1) is None
-    from graphc.runtime import cpu
-    prev = cpu.set_backend('interp')   # the reference interpreter keeps the NumPy reference
-    try:
+    from graphc.runtime import backend
+    with backend.use('interp'):   # the reference interpreter keeps the NumPy reference
         assert onednn.convolution(a, x, w, b) is None
-    finally:
-        cpu.set_backend(prev)
 
 
 @needs_wheel
@@ -273,3 +271,23 @@ def test_a_deconvolution_adj_past_the_stride_stays_on_numpy():
     a = deconv_attrs(ws, (1, 1), (0, 0), (1, 1), (1, 1), 1)
     assert onednn.deconvolution(a, x, w) is None
     assert nn._deconvolution(a, x, w).shape == (2, 3, 8, 8)
+
+
+@needs_wheel
+def test_the_cpu_backend_lowers_convolution_to_onednn_and_the_interpreter_does_not(monkeypatch):
+    from graphc import nd
+    from graphc.runtime import backend
+    calls = []
+    for name in ('convolution', 'convolution_backward'):
+        real = getattr(onednn, name)
+        monkeypatch.setattr(onednn, name, lambda *a, _f=real, _n=name: calls.append(_n) or _f(*a))
+    x, w = nd.array(np.ones((2, 3, 9, 9), np.float32)), nd.array(np.ones((4, 3, 3, 3), np.float32))
+    with backend.use('interp'):
+        ref = nd.Convolution(x, w, kernel=(3, 3), num_filter=4, no_bias=True).asnumpy()
+    assert calls == []
+    x.attach_grad()
+    with autograd.record():
+        y = nd.Convolution(x, w, kernel=(3, 3), num_filter=4, no_bias=True)
+    y.backward()
+    assert calls == ['convolution', 'convolution_backward']
+    np.testing.assert_allclose(y.asnumpy(), ref, rtol=1e-5)
