@@ -759,6 +759,152 @@ def col2im_kernel(shape, dtype, k, st, dl, pd, out_hw):
                    ins=[((n, c * k[0] * k[1], oh * ow), dtype)], outs=[(shape, dtype)])
 
 
+# ---------------------------------------------------------------- data-dependent indexing and BatchNorm
+INDEXED = ('pick', '_backward_pick', 'take', 'Embedding', '_backward_take')
+OWN_KERNELS = ('Pooling', '_backward_Pooling', 'BatchNorm', '_backward_BatchNorm') + INDEXED  # opaque ops with kernels
+
+
+def _index_expr(v, n, mode):
+    """C expression of an integer index from value v (float or int) into a dimension of n, with MXNet's modes
+    ('raise' cannot raise on a device: valid indices, negative ones counted from the end, are wrapped)."""
+    i = f"(long long)({v})"
+    if mode == 'clip':
+        return f"min(max({i}, 0LL), {n - 1}LL)"
+    return f"((({i}) % {n}LL + {n}LL) % {n}LL)"
+
+
+def _oar(shape, ax):
+    """(outer, axis, inner) sizes of shape around axis ax."""
+    return int(np.prod(shape[:ax])), int(shape[ax]), int(np.prod(shape[ax + 1:]))
+
+
+def indexed(sub):
+    """pick, take/Embedding and their gradients: one thread per output element, indices read from the index
+    input as data (values, not a fitted map). The gradients gather (no atomics): _backward_take's output row
+    sums every index position that names it; _backward_pick writes ograd where the index picks, else 0."""
+    from graphc.registry import norm_axis
+    (node,) = [n for n in sub.nodes if not n.is_var]
+    name, a = node.op.name, node.attrs
+    shapes = [tuple(v.shapes[0]) for v in sub.inputs]
+    dts = [np.dtype(v.dtypes[0]) for v in sub.inputs]
+    dt = np.dtype(node.dtypes[0])
+    if dt not in (np.float32, np.float64) or any(d not in CTYPES for d in dts) or \
+            any(0 in s for s in shapes + [tuple(node.shapes[0])]):
+        return None
+    out = tuple(node.shapes[0])
+    total = int(np.prod(out))
+    T = CTYPES[dt]
+    if name in ('pick', '_backward_pick'):
+        d = shapes[0]
+        ax = norm_axis(a['axis'], len(d))
+        O, K, R = _oar(d, ax)
+        idx = _index_expr('in1[o * {R} + r]'.format(R=R), K, a['mode'])
+        if dts[0] != dt or (name == '_backward_pick' and dts[2] != dt):
+            return None
+        if name == 'pick':
+            body = [f"  const long long r = i % {R}, o = i / {R};",
+                    f"  out0[i] = in0[(o * {K} + {idx}) * {R} + r];"]
+        else:
+            body = [f"  const long long r = i % {R}, k = (i / {R}) % {K}, o = i / {R * K};",
+                    f"  out0[i] = k == {idx} ? in2[o * {R} + r] : ({T})0;"]
+    elif name in ('take', 'Embedding'):
+        data, ind = (1, 0) if name == 'Embedding' else (0, 1)
+        ax = 0 if name == 'Embedding' else a['axis'] % len(shapes[0])
+        O, A, R = _oar(shapes[data], ax)
+        M = int(np.prod(shapes[ind]))
+        mode = 'clip' if name == 'Embedding' else a['mode']
+        if dts[data] != dt:
+            return None
+        body = [f"  const long long r = i % {R}, m = (i / {R}) % {M}, o = i / {R * M};",
+                f"  out0[i] = in{data}[(o * {A} + {_index_expr(f'in{ind}[m]', A, mode)}) * {R} + r];"]
+    else:  # _backward_take: indices (M), ograd (O, M, R) -> (O, dim, R)
+        M, n = int(np.prod(shapes[0])), a['dim']
+        ax = a['axis'] % (len(shapes[1]) - len(shapes[0]) + 1)
+        O, R = int(np.prod(shapes[1][:ax])), int(np.prod(shapes[1][ax + len(shapes[0]):]))
+        if dts[1] != dt or not n:
+            return None
+        body = [f"  const long long r = i % {R}, row = (i / {R}) % {n}, o = i / {R * n};",
+                f"  {T} acc = ({T})0;",
+                f"  for (long long m = 0; m < {M}; ++m)",
+                f"    if ({_index_expr('in0[m]', n, a['mode'])} % {n}LL == row) acc = acc + in1[(o * {M} + m) * {R} + r];",
+                "  out0[i] = acc;"]
+    body = [_loop(total, _itype(total))] + body + ['}']
+    return _finish('index', sub, body, [CTYPES[d] for d in dts], [T], *_grid(total), False)
+
+
+def _block_sum(T, names):
+    """Lines that sum each of `names` (per-thread partials) over a 256-thread block through shared memory;
+    every thread gets the totals. The barriers are outside any branch (every thread reaches them)."""
+    lines = [f"__shared__ {T} sh_{v}[{THREADS}];" for v in names]
+    lines += [f"sh_{v}[threadIdx.x] = {v};" for v in names] + ["__syncthreads();",
+              f"for (int s = {THREADS // 2}; s > 0; s >>= 1) {{",
+              "  if ((int)threadIdx.x < s) { " + ' '.join(f"sh_{v}[threadIdx.x] += sh_{v}[threadIdx.x + s];"
+                                                        for v in names) + " }",
+              "  __syncthreads();", "}"]
+    lines += [f"{v} = sh_{v}[0];" for v in names] + ["__syncthreads();"]
+    return lines
+
+
+def batchnorm(sub):
+    """BatchNorm (outputs out, mean, var) as one block per channel: the batch's mean, then its variance about the
+    mean (two passes, as NumPy's var), then the normalized output; with the moving statistics (use_global_stats,
+    inference) the mean and var are the inputs'."""
+    from graphc.ops.nn import _batch_stats
+    (node,) = [n for n in sub.nodes if not n.is_var]
+    a, x = node.attrs, tuple(sub.inputs[0].shapes[0])
+    dt = np.dtype(node.dtypes[0])
+    if dt not in (np.float32, np.float64) or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs) or 0 in x:
+        return None
+    O, C, R = _oar(x, a['axis'] % len(x))
+    T, M = CTYPES[dt], O * R
+    e = CEmit(T, [])
+    eps = e.c(a['eps'])
+    loop = f"for (long long j = threadIdx.x; j < {M}; j += {THREADS}) {{ const long long q = (j / {R}) * {C * R} + " \
+        f"c * {R} + j % {R};"
+    body = ["const long long c = blockIdx.x;"]
+    if _batch_stats(a):
+        body += [f"{T} mean = ({T})0;", f"{loop} mean += in0[q]; }}", *_block_sum(T, ['mean']),
+                 f"mean = mean / {e.c(M)};",
+                 f"{T} var = ({T})0;", f"{loop} const {T} d = in0[q] - mean; var += d * d; }}",
+                 *_block_sum(T, ['var']), f"var = var / {e.c(M)};"]
+    else:
+        body += [f"const {T} mean = in3[c], var = in4[c];"]
+    gamma = e.c(1.0) if a['fix_gamma'] else 'in1[c]'
+    body += [f"const {T} scale = {gamma} * ({e.c(1.0)} / {e.fn('sqrt', 'var + ' + eps)});",
+             f"{loop} out0[q] = (in0[q] - mean) * scale + in2[c]; }}",
+             "if (threadIdx.x == 0) { out1[c] = mean; out2[c] = var; }"]
+    return _finish('bn', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (THREADS, 1, 1), _batch_stats(a))
+
+
+def batchnorm_grad(sub):
+    """_backward_BatchNorm (d data, d gamma, d beta) as one block per channel: dbeta = sum g and
+    dgamma = sum g * xhat in one pass, then dx (through the batch statistics in training)."""
+    from graphc.ops.nn import _batch_stats
+    (node,) = [n for n in sub.nodes if not n.is_var]
+    a, x = node.attrs, tuple(sub.inputs[1].shapes[0])
+    dt = np.dtype(node.dtypes[0])
+    if dt not in (np.float32, np.float64) or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs) or 0 in x:
+        return None
+    O, C, R = _oar(x, a['axis'] % len(x))
+    T, M = CTYPES[dt], O * R
+    e = CEmit(T, [])
+    eps = e.c(a['eps'])
+    loop = f"for (long long j = threadIdx.x; j < {M}; j += {THREADS}) {{ const long long q = (j / {R}) * {C * R} + " \
+        f"c * {R} + j % {R};"
+    gamma = e.c(1.0) if a['fix_gamma'] else 'in2[c]'
+    body = ["const long long c = blockIdx.x;", f"const {T} mean = in3[c];",
+            f"const {T} inv = {e.c(1.0)} / {e.fn('sqrt', 'in4[c] + ' + eps)};",
+            f"{T} db = ({T})0, dg = ({T})0;",
+            f"{loop} db += in0[q]; dg += in0[q] * ((in1[q] - mean) * inv); }}", *_block_sum(T, ['db', 'dg']),
+            f"const {T} k = {gamma} * inv;"]
+    if _batch_stats(a):
+        body.append(f"{loop} out0[q] = k / {e.c(M)} * ({e.c(M)} * in0[q] - db - (in1[q] - mean) * inv * dg); }}")
+    else:
+        body.append(f"{loop} out0[q] = in0[q] * k; }}")
+    body.append(f"if (threadIdx.x == 0) {{ out1[c] = {e.c(0.0) if a['fix_gamma'] else 'dg'}; out2[c] = db; }}")
+    return _finish('bngrad', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (THREADS, 1, 1), True)
+
+
 class DeviceOp:
     """An opaque op on the device: GEMMs through the array library (cuBLAS under cupy) and generated kernels
     (im2col/col2im). run(launch, xp, arrays) -> outputs; launch(kernel, inputs) -> kernel outputs."""
@@ -786,6 +932,9 @@ def device_op(node):
     dt = np.dtype(node.dtypes[0])
     if dt not in (np.float32, np.float64):
         return None
+    if name in OWN_KERNELS:  # (a fused group's anchor: its one kernel)
+        k = generate(single(node))
+        return None if k is None else DeviceOp(node, [k], lambda launch, xp, arrays: tuple(launch(k, arrays)))
     if name == 'FullyConnected':
         def fc(launch, xp, arrays):
             x, w = arrays[0], arrays[1]
@@ -846,10 +995,11 @@ def device_op(node):
 def generate(sub):
     """The Kernel for a subgraph (a fused group's, or one op over fresh variables), or None."""
     ops = [n for n in sub.nodes if not n.is_var]
+    if len(ops) == 1 and ops[0].op.name in OWN_KERNELS:
+        return {'Pooling': pooling, '_backward_Pooling': pooling_grad, 'BatchNorm': batchnorm,
+                '_backward_BatchNorm': batchnorm_grad}.get(ops[0].op.name, indexed)(sub)
     if len(ops) == 1 and ops[0].op.kind == 'injective':
         return gather(sub)
-    if len(ops) == 1 and ops[0].op.name in ('Pooling', '_backward_Pooling'):
-        return (pooling if ops[0].op.name == 'Pooling' else pooling_grad)(sub)
     if any(n.op.kind not in ('elemwise', 'broadcast', 'reduce') or n.num_outputs != 1 for n in ops):
         return None
     if any(n.op.name in ('Dropout', 'Cast', 'argmax', 'argmin') for n in ops):
@@ -893,8 +1043,7 @@ def lower(node):
             anchor, a_in, epi, e_in, out_map = ep
             return 'anchor', (anchor, device_op(anchor), a_in, kernels[id(epi)], e_in, out_map)
         return 'host', f"fused group {'>'.join(node.op.ops())} has no CUDA form"
-    if node.op.kind in ('elemwise', 'broadcast', 'reduce', 'injective') or node.op.name in ('Pooling',
-                                                                                            '_backward_Pooling'):
+    if node.op.kind in ('elemwise', 'broadcast', 'reduce', 'injective') or node.op.name in OWN_KERNELS:
         k = generate(single(node))
         if k is not None:
             return 'kernel', k
