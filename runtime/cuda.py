@@ -832,12 +832,20 @@ def indexed(sub):
     return _finish('index', sub, body, [CTYPES[d] for d in dts], [T], *_grid(total), False)
 
 
-def _block_sum(T, names):
-    """Lines that sum each of `names` (per-thread partials) over a 256-thread block through shared memory;
+def _channel_threads(m):
+    """Threads of a per-channel block over m elements: a power of two in [32, 256] (no idle warps on small m)."""
+    t = 32
+    while t < min(m // 8, THREADS):
+        t *= 2
+    return t
+
+
+def _block_sum(T, names, threads):
+    """Lines that sum each of `names` (per-thread partials) over a block of `threads` through shared memory;
     every thread gets the totals. The barriers are outside any branch (every thread reaches them)."""
-    lines = [f"__shared__ {T} sh_{v}[{THREADS}];" for v in names]
+    lines = [f"__shared__ {T} sh_{v}[{threads}];" for v in names]
     lines += [f"sh_{v}[threadIdx.x] = {v};" for v in names] + ["__syncthreads();",
-              f"for (int s = {THREADS // 2}; s > 0; s >>= 1) {{",
+              f"for (int s = {threads // 2}; s > 0; s >>= 1) {{",
               "  if ((int)threadIdx.x < s) { " + ' '.join(f"sh_{v}[threadIdx.x] += sh_{v}[threadIdx.x + s];"
                                                         for v in names) + " }",
               "  __syncthreads();", "}"]
@@ -857,23 +865,24 @@ def batchnorm(sub):
         return None
     O, C, R = _oar(x, a['axis'] % len(x))
     T, M = CTYPES[dt], O * R
+    nt = _channel_threads(M)
     e = CEmit(T, [])
     eps = e.c(a['eps'])
-    loop = f"for (long long j = threadIdx.x; j < {M}; j += {THREADS}) {{ const long long q = (j / {R}) * {C * R} + " \
+    loop = f"for (long long j = threadIdx.x; j < {M}; j += {nt}) {{ const long long q = (j / {R}) * {C * R} + " \
         f"c * {R} + j % {R};"
     body = ["const long long c = blockIdx.x;"]
     if _batch_stats(a):
-        body += [f"{T} mean = ({T})0;", f"{loop} mean += in0[q]; }}", *_block_sum(T, ['mean']),
+        body += [f"{T} mean = ({T})0;", f"{loop} mean += in0[q]; }}", *_block_sum(T, ['mean'], nt),
                  f"mean = mean / {e.c(M)};",
                  f"{T} var = ({T})0;", f"{loop} const {T} d = in0[q] - mean; var += d * d; }}",
-                 *_block_sum(T, ['var']), f"var = var / {e.c(M)};"]
+                 *_block_sum(T, ['var'], nt), f"var = var / {e.c(M)};"]
     else:
         body += [f"const {T} mean = in3[c], var = in4[c];"]
     gamma = e.c(1.0) if a['fix_gamma'] else 'in1[c]'
     body += [f"const {T} scale = {gamma} * ({e.c(1.0)} / {e.fn('sqrt', 'var + ' + eps)});",
              f"{loop} out0[q] = (in0[q] - mean) * scale + in2[c]; }}",
              "if (threadIdx.x == 0) { out1[c] = mean; out2[c] = var; }"]
-    return _finish('bn', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (THREADS, 1, 1), _batch_stats(a))
+    return _finish('bn', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (nt, 1, 1), _batch_stats(a))
 
 
 def batchnorm_grad(sub):
@@ -887,22 +896,23 @@ def batchnorm_grad(sub):
         return None
     O, C, R = _oar(x, a['axis'] % len(x))
     T, M = CTYPES[dt], O * R
+    nt = _channel_threads(M)
     e = CEmit(T, [])
     eps = e.c(a['eps'])
-    loop = f"for (long long j = threadIdx.x; j < {M}; j += {THREADS}) {{ const long long q = (j / {R}) * {C * R} + " \
+    loop = f"for (long long j = threadIdx.x; j < {M}; j += {nt}) {{ const long long q = (j / {R}) * {C * R} + " \
         f"c * {R} + j % {R};"
     gamma = e.c(1.0) if a['fix_gamma'] else 'in2[c]'
     body = ["const long long c = blockIdx.x;", f"const {T} mean = in3[c];",
             f"const {T} inv = {e.c(1.0)} / {e.fn('sqrt', 'in4[c] + ' + eps)};",
             f"{T} db = ({T})0, dg = ({T})0;",
-            f"{loop} db += in0[q]; dg += in0[q] * ((in1[q] - mean) * inv); }}", *_block_sum(T, ['db', 'dg']),
+            f"{loop} db += in0[q]; dg += in0[q] * ((in1[q] - mean) * inv); }}", *_block_sum(T, ['db', 'dg'], nt),
             f"const {T} k = {gamma} * inv;"]
     if _batch_stats(a):
         body.append(f"{loop} out0[q] = k / {e.c(M)} * ({e.c(M)} * in0[q] - db - (in1[q] - mean) * inv * dg); }}")
     else:
         body.append(f"{loop} out0[q] = in0[q] * k; }}")
     body.append(f"if (threadIdx.x == 0) {{ out1[c] = {e.c(0.0) if a['fix_gamma'] else 'dg'}; out2[c] = db; }}")
-    return _finish('bngrad', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (THREADS, 1, 1), True)
+    return _finish('bngrad', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (nt, 1, 1), True)
 
 
 class DeviceOp:

@@ -226,9 +226,11 @@ def emu_device(device_id):
     from graphc.runtime.cuda import CupyDevice
 
     class EmuCupyDevice(CupyDevice):
-        def prepare(self, kernels):
-            for k in kernels:
-                self._modules.setdefault(k.name, emulate.library([k]))
+        def prepare(self, kernels):  # one g++ build for a plan's kernels
+            todo = [k for k in kernels if k.name not in self._modules]
+            if todo:
+                lib = emulate.library(todo)
+                self._modules.update((k.name, lib) for k in todo)
 
         def function(self, kernel):
             self.prepare([kernel])

@@ -45,7 +45,7 @@ def lenet():
 
 def resnet18():
     from graphc.gluon.model_zoo import vision
-    return vision.resnet18_v1(classes=10)
+    return vision.resnet18_v1(classes=10, thumbnail=True)  # (CIFAR's stem: 3x3 convolution, no max pooling)
 
 
 def char_lm(unroll):
@@ -53,7 +53,7 @@ def char_lm(unroll):
     return (CellLM if unroll else CharLM)(12, embed=8, hidden=16)
 
 
-def train(make, ctx, xs, y, steps=5, check_copies=False):
+def train(make, ctx, xs, y, steps=5, check_copies=False, lr=0.05):
     """Parameters (NumPy, by name order) after `steps` hybridized SGD steps on ctx; with check_copies, the host<->
     device copies of the steps after the first (which builds the plans and copies the data over once)."""
     gc.random.seed(0)
@@ -62,10 +62,12 @@ def train(make, ctx, xs, y, steps=5, check_copies=False):
     net.hybridize()
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     loss_fn.hybridize()
-    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.05, 'momentum': 0.9})
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': lr, 'momentum': 0.9})
     xs = [nd.array(a, ctx=ctx) for a in xs]
     y = nd.array(y, ctx=ctx).reshape((-1,))
     copies = None
+    if not steps:
+        net(*xs)  # (the deferred shapes)
     for step in range(steps):
         if step == 1:
             copies = dict(fake_cupy.COPIES)
@@ -77,18 +79,17 @@ def train(make, ctx, xs, y, steps=5, check_copies=False):
         trainer.step(y.shape[0])
     if check_copies:
         assert fake_cupy.COPIES == copies, (copies, fake_cupy.COPIES)
-    params = net.collect_params()
-    return net, {k: p.data().asnumpy() for k, p in params.items()}
+    return net, [(p.name, p.data().asnumpy()) for p in net.collect_params().values()]  # (names differ by prefix)
 
 
-def compare(make, xs, y, cp, steps=5):
-    _, want = train(make, gc.cpu(), xs, y, steps)
-    net, got = train(make, gc.gpu(0), xs, y, steps, check_copies=True)
+def compare(make, xs, y, cp, steps=5, lr=0.05):
+    _, want = train(make, gc.cpu(), xs, y, steps, lr=lr)
+    net, got = train(make, gc.gpu(0), xs, y, steps, check_copies=True, lr=lr)
     _, init = train(make, gc.cpu(), xs, y, 0)
     moved = 0
-    for k in want:
-        np.testing.assert_allclose(got[k], want[k], rtol=RTOL, atol=ATOL, err_msg=k)
-        moved += not np.allclose(init[k], want[k])
+    for (k, g), (_, w), (_, w0) in zip(got, want, init):
+        np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=k)
+        moved += not np.allclose(w0, w)
     assert moved >= len(want) // 2  # trained, not just equal
     steps = [st for blk in [net] for st in blk.cached_graph()._gpu_steps.values()]
     assert steps and all(p.launches > 0 for st in steps for p in (st.forward, st.backward))
@@ -103,9 +104,12 @@ def test_lenet_trains_hybridized_on_the_gpu_as_on_the_cpu(cp):
 
 def test_resnet18_trains_hybridized_on_the_gpu_with_batchnorm_statistics_there(cp):
     rng = np.random.default_rng(1)
-    net, host = compare(resnet18, [rng.random((2, 3, 32, 32), np.float32)], np.arange(2), cp, steps=3)
+    # 16x16 inputs: the last stage's BatchNorm sees 2x2 pixels of 2 images (with the ImageNet stem it sees one
+    # pixel of each, and 1/sqrt(var) of two values amplifies rounding past any float32 tolerance)
+    net, host = compare(resnet18, [rng.random((2, 3, 16, 16), np.float32)], np.arange(2), cp, lr=0.01)
     assert host == [] and not device.HOST_OPS
     mm = [p for k, p in net.collect_params().items() if k.endswith('running_mean')]
+    assert len(mm) == 19  # (thumbnail: no BatchNorm after the stem)
     assert mm and all(type(p.data()._data) is fake_cupy.ndarray for p in mm)
 
 
