@@ -86,7 +86,9 @@ class DeviceStep:
 
     def __init__(self, cg, need, dev_id):
         from . import device as _dev
-        graph = cg.traced if any(n.op.name == 'RNN' for n in cg.graph.nodes if not n.is_var) else cg.graph
+        # a fused RNN op the device loop does not cover (cuda.rnn_op): its traced cells instead
+        graph = cg.traced if any(n.op.name == 'RNN' and cuda.rnn_op(n) is None for n in cg.graph.nodes
+                                 if not n.is_var) else cg.graph
         fg, bg, self.svars, self.heads, self.has = split(cg.op, need, graph)
         d = _dev.device(dev_id)
         self.forward, self.backward = cuda.GpuPlan(fg, d), cuda.GpuPlan(bg, d)

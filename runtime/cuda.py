@@ -915,6 +915,118 @@ def batchnorm_grad(sub):
     return _finish('bngrad', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (nt, 1, 1), True)
 
 
+# ---------------------------------------------------------------- the fused RNN op (LSTM) as a device loop
+def _lstm_cell_kernel(N, H, dtype, grad):
+    """One LSTM step's gate math, one thread per (sample, unit), gates in MXNet's order (i, f, c, o).
+    Forward: (x @ Wi.T + b at t, h @ Wh.T, c_prev) -> (activated gates, c, h). Gradient: (gates, c, c_prev,
+    d h_t from above, d h from the next step, d c from the next step) -> (d gate pre-activations, d c_prev).
+    Sigmoid as 0.5 * tanh(x / 2) + 0.5, as the reference (no overflow)."""
+    from graphc.ops import rnn
+    T = CTYPES[np.dtype(dtype)]
+    e = CEmit(T, [])
+    half, one = e.c(0.5), e.c(1.0)
+    tanh = lambda v: e.fn('tanh', v)  # noqa: E731
+    sig = lambda v: f"{half} * {tanh(f'{v} * {half}')} + {half}"  # noqa: E731
+    body = [_loop(N * H, _itype(N * 4 * H)), f"  const long long n = i / {H}, j = i % {H}, b = n * {4 * H} + j;"]
+    g4, gh = ((N, 4 * H), dtype), ((N, H), dtype)
+    if not grad:
+        body += [f"  const {T} a{q} = in0[b + {k * H}] + in1[b + {k * H}];" for k, q in enumerate('ifgo')]
+        body += [f"  const {T} gi = {sig('ai')}, gf = {sig('af')}, gg = {tanh('ag')}, go = {sig('ao')};",
+                 f"  out0[b] = gi; out0[b + {H}] = gf; out0[b + {2 * H}] = gg; out0[b + {3 * H}] = go;",
+                 f"  const {T} c = gf * in2[i] + gi * gg;", "  out1[i] = c;", f"  out2[i] = go * {tanh('c')};", "}"]
+
+        def ref(xg, hh, cp):
+            g = xg + hh
+            for k in (0, 1, 3):
+                rnn._sigmoid(g[:, k * H:(k + 1) * H], g[:, k * H:(k + 1) * H])
+            g[:, 2 * H:3 * H] = np.tanh(g[:, 2 * H:3 * H])
+            c = g[:, H:2 * H] * cp + g[:, :H] * g[:, 2 * H:3 * H]
+            return g, c, g[:, 3 * H:] * np.tanh(c)
+        return _finish('lstm', None, body, [T] * 3, [T] * 3, *_grid(N * H), False, ref=ref, ins=[g4, g4, gh],
+                       outs=[g4, gh, gh])
+    body += [f"  const {T} gi = in0[b], gf = in0[b + {H}], gg = in0[b + {2 * H}], go = in0[b + {3 * H}];",
+             f"  const {T} tc = {tanh('in1[i]')}, dht = in3[i] + in4[i];",
+             f"  const {T} dct = in5[i] + dht * go * ({one} - tc * tc);",
+             f"  out0[b] = dct * gg * (gi * ({one} - gi));",
+             f"  out0[b + {H}] = dct * in2[i] * (gf * ({one} - gf));",
+             f"  out0[b + {2 * H}] = dct * gi * ({one} - gg * gg);",
+             f"  out0[b + {3 * H}] = dht * tc * (go * ({one} - go));",
+             "  out1[i] = dct * gf;", "}"]
+
+    def gref(g, c, cp, dy, dh, dc):
+        i, f, gg, o = (g[:, k * H:(k + 1) * H] for k in range(4))
+        tc, dht = np.tanh(c), dy + dh
+        dct = dc + dht * o * (1 - tc * tc)
+        return np.concatenate([dct * gg * (i * (1 - i)), dct * cp * (f * (1 - f)), dct * i * (1 - gg * gg),
+                               dht * tc * (o * (1 - o))], axis=1), dct * f
+    return _finish('lstmgrad', None, body, [T] * 6, [T] * 2, *_grid(N * H), False, ref=gref,
+                   ins=[g4, gh, gh, gh, gh, gh], outs=[g4, gh])
+
+
+def rnn_op(node):
+    """RNN (mode lstm: layers stacked, one direction, no projection, clipping, dropout or sequence lengths) and
+    its gradient as device loops: per layer one GEMM for the input projection of every step, then per step one
+    GEMM for the recurrence and the gate kernel; the reserve has the reference's layout (ops/rnn.py)."""
+    from graphc.ops import rnn
+    a = node.attrs
+    if a['mode'] != 'lstm' or a['bidirectional'] or a['projection_size'] or a['p'] > 0 or \
+            a['lstm_state_clip_min'] is not None or a['use_sequence_length']:
+        return None
+    grad = node.op.name == '_backward_RNN'
+    nv = rnn._n_visible(a) if grad else 0
+    shapes = [tuple(s.shapes[j]) for s, j in node.inputs]
+    (T, N, C), dt = shapes[nv], np.dtype(node.dtypes[0])
+    L, H = a['num_layers'], a['state_size']
+    if shapes[nv + 2][1] != N or not N:  # (batch-0 begin states: the host kernel)
+        return None
+    cell, cell_grad = _lstm_cell_kernel(N, H, dt, False), _lstm_cell_kernel(N, H, dt, True)
+
+    def forward(launch, xp, arrays):
+        x, w, hx, cx = arrays
+        reserve = xp.empty((rnn.reserve_size(a, T, N),), dt)
+        per, _ = rnn._reserve_views(a, reserve, T, N)
+        hy, cy = xp.empty((L, N, H), dt), xp.empty((L, N, H), dt)
+        xin = x.reshape(T * N, C)
+        for l, _, wi, wh, bi, bh, _ in rnn._param_views(a, w, C):
+            v = per[l]
+            xg = (xp.matmul(xin, wi.T) + (bi + bh)).reshape(T, N, 4 * H)
+            h, c = hx[l], cx[l]
+            for t in range(T):
+                g, c, h = launch(cell, [xg[t], xp.matmul(h, wh.T), c])
+                v['gates'][t], v['c'][t], v['h'][t] = g, c, h
+            hy[l], cy[l] = h, c
+            xin = v['h'].reshape(T * N, H)
+        return (per[L - 1]['h'].copy(),) + ((hy, cy) if a['state_outputs'] else ()) + (reserve,)
+
+    def backward(launch, xp, arrays):
+        dout, x, w, hx, cx, reserve = arrays[0], *arrays[nv:]
+        per, _ = rnn._reserve_views(a, reserve, T, N)
+        dhx = arrays[1].copy() if nv > 1 else xp.zeros((L, N, H), dt)
+        dcx = arrays[2].copy() if nv > 1 else xp.zeros((L, N, H), dt)
+        dw = xp.empty_like(w)
+        dviews, dcur = rnn._param_views(a, dw, C), dout
+        for l, _, wi, wh, _, _, _ in reversed(rnn._param_views(a, w, C)):
+            v, (_, _, dwi, dwh, dbi, dbh, _) = per[l], dviews[l]
+            dxg = xp.empty((T, N, 4 * H), dt)
+            dh, dc = dhx[l], dcx[l]
+            for t in range(T - 1, -1, -1):
+                dg, dc = launch(cell_grad, [v['gates'][t], v['c'][t], cx[l] if t == 0 else v['c'][t - 1], dcur[t],
+                                            dh, dc])
+                dxg[t] = dg
+                dh = xp.matmul(dg, wh)
+            dhx[l], dcx[l] = dh, dc
+            xin = x if l == 0 else per[l - 1]['h']
+            hprev = xp.concatenate([hx[l][None], v['h'][:-1]], axis=0)
+            g2 = dxg.reshape(T * N, 4 * H)
+            dwi[...] = xp.matmul(g2.T, xin.reshape(T * N, -1))
+            dwh[...] = xp.matmul(g2.T, hprev.reshape(T * N, H))
+            dbi[...] = g2.sum(axis=0)
+            dbh[...] = dbi
+            dcur = xp.matmul(g2, wi).reshape(T, N, -1)
+        return dcur, dw, dhx, dcx
+    return DeviceOp(node, [cell, cell_grad] if grad else [cell], backward if grad else forward)
+
+
 class DeviceOp:
     """An opaque op on the device: GEMMs through the array library (cuBLAS under cupy) and generated kernels
     (im2col/col2im). run(launch, xp, arrays) -> outputs; launch(kernel, inputs) -> kernel outputs."""
@@ -942,6 +1054,8 @@ def device_op(node):
     dt = np.dtype(node.dtypes[0])
     if dt not in (np.float32, np.float64):
         return None
+    if name in ('RNN', '_backward_RNN'):
+        return rnn_op(node)
     if name in OWN_KERNELS:  # (a fused group's anchor: its one kernel)
         k = generate(single(node))
         return None if k is None else DeviceOp(node, [k], lambda launch, xp, arrays: tuple(launch(k, arrays)))
