@@ -1150,8 +1150,9 @@ def single(node):
 
 def lower(node):
     """How a graph node runs on the GPU: ('kernel', Kernel); ('anchor', (anchor node, its DeviceOp or None,
-    its input positions, epilogue Kernel, epilogue input positions, output map)); ('device', DeviceOp); or
-    ('host', reason): the NumPy kernel on the host, with copies."""
+    its input positions, epilogue Kernel, epilogue input positions, output map)); ('device', DeviceOp);
+    ('group', subgraph): a fused group with no single form, run node by node; or ('host', reason): the NumPy
+    kernel on the host, with copies."""
     sub = getattr(node.op, 'subgraph', None)
     if sub is not None:
         k = generate(sub)
@@ -1166,7 +1167,7 @@ def lower(node):
         if ep is not None:
             anchor, a_in, epi, e_in, out_map = ep
             return 'anchor', (anchor, device_op(anchor), a_in, kernels[id(epi)], e_in, out_map)
-        return 'host', f"fused group {'>'.join(node.op.ops())} has no CUDA form"
+        return 'group', sub  # (an anchor inside the group, say: its ops one by one, each its own form)
     if node.op.kind in ('elemwise', 'broadcast', 'reduce', 'injective') or node.op.name in OWN_KERNELS:
         k = generate(single(node))
         if k is not None:
@@ -1183,6 +1184,8 @@ def node_kernels(how, d):
         return [d]
     if how == 'anchor':
         return (d[1].kernels if d[1] else []) + [d[3]]
+    if how == 'group':
+        return kernels_of(d)
     return d.kernels if how == 'device' else []
 
 
@@ -1347,6 +1350,16 @@ class GpuPlan:
             return lambda arrays: tuple(self.launch(d, arrays))
         if how == 'device':
             return lambda arrays: tuple(d.run(self.launch, xp, arrays))
+        if how == 'group':  # (its inputs are the node's, in order)
+            inner = GpuPlan(d, dev)
+            self.host_ops += inner.host_ops
+
+            def group(arrays):
+                r = tuple(inner({id(v): a for v, a in zip(d.inputs, arrays)}))
+                self.launches += inner.launches
+                inner.launches = 0
+                return r
+            return group
         if how == 'anchor':
             anchor, aop, a_in, epi, e_in, out_map = d
             on_host = self.step(anchor, 'host', None) if aop is None else None
@@ -1367,8 +1380,13 @@ class GpuPlan:
     def __call__(self, feed):
         """feed: {id(var): NumPy or device array} -> device arrays of the outputs."""
         vals = [None] * self.nslots
+        consts = self.__dict__.setdefault('_consts', {})  # a graph constant goes to the device once
         for key, k, const, name in self.inputs:
-            v = feed.get(key, const)
+            v = feed.get(key)
+            if v is None and const is not None:
+                v = consts.get(k)
+                if v is None:
+                    v = consts[k] = self.device.to_device(np.asarray(const))
             if v is None:
                 raise GraphcError(f"GPU plan: graph input {name!r} has no value")
             vals[k] = self.device.to_device(v) if isinstance(v, np.ndarray) else v

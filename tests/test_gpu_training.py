@@ -78,7 +78,7 @@ def train(make, ctx, xs, y, steps=5, check_copies=False, lr=0.05):
         loss.backward()
         trainer.step(y.shape[0])
     if check_copies:
-        assert fake_cupy.COPIES == copies, (copies, fake_cupy.COPIES)
+        assert fake_cupy.COPIES == copies, (copies, fake_cupy.COPIES, device.HOST_OPS)
     return net, [(p.name, p.data().asnumpy()) for p in net.collect_params().values()]  # (names differ by prefix)
 
 
@@ -91,14 +91,25 @@ def compare(make, xs, y, cp, steps=5, lr=0.05):
         np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=k)
         moved += not np.allclose(w0, w)
     assert moved >= len(want) // 2  # trained, not just equal
-    steps = [st for blk in [net] for st in blk.cached_graph()._gpu_steps.values()]
-    assert steps and all(p.launches > 0 for st in steps for p in (st.forward, st.backward))
-    return net, [o for st in steps for p in (st.forward, st.backward) for o in p.host_ops]
+    steps = list(net.cached_graph()._gpu_steps.values())
+    plans = [p for st in steps for p in (st.forward, st.backward)]
+    assert steps and all(p.launches > 0 for p in plans)
+    return net, [o for p in plans for o in p.host_ops], {name for p in plans for name in _op_names(p.graph)}
+
+
+def _op_names(graph):
+    """The ops of a graph, those inside fused groups too."""
+    out = set()
+    for n in graph.nodes:
+        if not n.is_var:
+            sub = getattr(n.op, 'subgraph', None)
+            out |= _op_names(sub) if sub is not None else {n.op.name}
+    return out
 
 
 def test_lenet_trains_hybridized_on_the_gpu_as_on_the_cpu(cp):
     rng = np.random.default_rng(0)
-    _, host = compare(lenet, [rng.random((4, 1, 28, 28), np.float32)], np.arange(4) % 10, cp)
+    _, host, _ = compare(lenet, [rng.random((4, 1, 28, 28), np.float32)], np.arange(4) % 10, cp)
     assert host == [] and not device.HOST_OPS
 
 
@@ -106,8 +117,8 @@ def test_resnet18_trains_hybridized_on_the_gpu_with_batchnorm_statistics_there(c
     rng = np.random.default_rng(1)
     # 16x16 inputs: the last stage's BatchNorm sees 2x2 pixels of 2 images (with the ImageNet stem it sees one
     # pixel of each, and 1/sqrt(var) of two values amplifies rounding past any float32 tolerance)
-    net, host = compare(resnet18, [rng.random((2, 3, 16, 16), np.float32)], np.arange(2), cp, lr=0.01)
-    assert host == [] and not device.HOST_OPS
+    net, host, ops = compare(resnet18, [rng.random((2, 3, 16, 16), np.float32)], np.arange(2), cp, lr=0.01)
+    assert host == [] and not device.HOST_OPS and {'BatchNorm', '_backward_BatchNorm'} <= ops
     mm = [p for k, p in net.collect_params().items() if k.endswith('running_mean')]
     assert len(mm) == 19  # (thumbnail: no BatchNorm after the stem)
     assert mm and all(type(p.data()._data) is fake_cupy.ndarray for p in mm)
@@ -118,8 +129,29 @@ def test_char_lstm_trains_hybridized_on_the_gpu_as_on_the_cpu(cp, unroll):
     rng = np.random.default_rng(2)
     h = np.zeros((1, 2, 16), np.float32)
     xs = [rng.integers(0, 12, (2, 5)).astype(np.float32), h, h]
-    _, host = compare(lambda: char_lm(unroll), xs, rng.integers(0, 12, (2, 5)), cp)
+    _, host, ops = compare(lambda: char_lm(unroll), xs, rng.integers(0, 12, (2, 5)), cp)
     assert host == [] and not device.HOST_OPS
+    # the LSTM layer, and the cells fuse_rnn turns into one, run as the device loop
+    assert {'RNN', '_backward_RNN', 'Embedding', '_backward_take'} <= ops
+
+
+def test_unrolled_cells_the_device_loop_does_not_cover_train_as_cells(cp):
+    """GRU cells: fuse_rnn makes them one RNN op (mode gru), which has no device loop, so the device step is
+    built from the traced cells: GEMMs and kernels, no host op."""
+    from graphc.gluon import HybridBlock, rnn
+
+    class GruLM(HybridBlock):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            with self.name_scope():
+                self.cell = rnn.GRUCell(6, input_size=4)
+                self.out = nn.Dense(5, flatten=False, in_units=6)
+
+        def hybrid_forward(self, F, x):
+            return self.out(self.cell.unroll(3, x, layout='NTC', merge_outputs=True)[0])
+    x = np.random.default_rng(5).normal(size=(2, 3, 4)).astype(np.float32)
+    _, host, ops = compare(GruLM, [x], np.arange(6) % 5, cp)
+    assert host == [] and 'RNN' not in ops and 'FullyConnected' in ops
 
 
 # ---------------------------------------------------------------- the new kernels against the interpreter
@@ -159,20 +191,33 @@ def _graphs():
     ]
 
 
+def _rnn_graph():
+    """A 2-layer LSTM (RNN op) with its state outputs, and its gradient graph (_backward_RNN reads the reserve)."""
+    from graphc.passes.autodiff import grad_graph
+    vs = [input_var(n, s, 'float32') for n, s in [('x', (4, 3, 6)), ('w', (4 * 5 * (6 + 5 + 2) + 4 * 5 * (5 + 5 + 2),)),
+                                                  ('h', (2, 3, 5)), ('c', (2, 3, 5))]]
+    out = sym.RNN(*vs, state_size=5, num_layers=2, mode='lstm', state_outputs=True)
+    fwd = Graph([out[k]._one() for k in range(3)], [v._one()[0] for v in vs])
+    joint, heads, _ = grad_graph(fwd, list(fwd.inputs))
+    rng = np.random.default_rng(4)
+    feed = {id(v): (rng.normal(size=v.shapes[0]) * 0.5).astype(np.float32) for v in list(fwd.inputs) + heads}
+    return [(fwd, feed), (joint, feed)]
+
+
 @pytest.fixture(scope='module')
 def graphs():
-    return _graphs()
+    return _graphs() + _rnn_graph()
 
 
 def test_new_kernels_match_the_interpreter_in_emulation(graphs):
     kinds = set()
     for graph, feed in graphs:
         rows = cuda.graph_kernels(graph)
-        assert [how for _, how, _ in rows] == ['kernel'], [(n.op.name, how, d) for n, how, d in rows]
+        assert all(how in ('kernel', 'device') for _, how, _ in rows), [(n.op.name, how) for n, how, _ in rows]
         kinds |= {k.kind for k in cuda.kernels_of(graph)}
         for name, _, err in emulate.check_graph(graph, feed):
             assert err <= 1e-5, (name, err)
-    assert kinds == {'index', 'bn', 'bngrad'}
+    assert kinds >= {'index', 'bn', 'bngrad', 'lstm', 'lstmgrad'}
 
 
 @pytest.mark.skipif(cuda.nvcc_path() is None, reason="nvcc not on PATH: the CUDA toolkit compiles the kernels")
