@@ -820,7 +820,7 @@ def indexed(sub):
     else:  # _backward_take: indices (M), ograd (O, M, R) -> (O, dim, R)
         M, n = int(np.prod(shapes[0])), a['dim']
         ax = a['axis'] % (len(shapes[1]) - len(shapes[0]) + 1)
-        O, R = int(np.prod(shapes[1][:ax])), int(np.prod(shapes[1][ax + len(shapes[0]):]))
+        R = int(np.prod(shapes[1][ax + len(shapes[0]):]))
         if dts[1] != dt or not n:
             return None
         body = [f"  const long long r = i % {R}, row = (i / {R}) % {n}, o = i / {R * n};",
