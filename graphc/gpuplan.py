@@ -45,7 +45,8 @@ def split(op, need, graph):
     """The training step of `graph` (the cached graph's, or its traced form) split as CachedOp.compiled splits it:
     (forward graph: outputs then saved values, backward graph: the gradients that exist, saved-value vars, head
     vars, which grads exist); both halves through the 'training' pipeline. The gradient graph comes from
-    op.built on an entry whose graph is `graph` (the fused RNN op has no CUDA form: the traced cells do)."""
+    op.built on an entry whose graph is `graph`. (The same split as CachedOp.compiled's, which builds CPU Plans
+    of it: one function for both would belong in gluon/cached.py.)"""
     import types
 
     from .graph import Graph, Node, rebuild
