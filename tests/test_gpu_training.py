@@ -150,8 +150,15 @@ def test_unrolled_cells_the_device_loop_does_not_cover_train_as_cells(cp):
         def hybrid_forward(self, F, x):
             return self.out(self.cell.unroll(3, x, layout='NTC', merge_outputs=True)[0])
     x = np.random.default_rng(5).normal(size=(2, 3, 4)).astype(np.float32)
-    _, host, ops = compare(GruLM, [x], np.arange(6) % 5, cp)
+    net, host, ops = compare(GruLM, [x], np.arange(6) % 5, cp)
     assert host == [] and 'RNN' not in ops and 'FullyConnected' in ops
+    # its backward has a fused group with a GEMM inside (no single form): node by node, each against the interpreter
+    (st,) = net.cached_graph()._gpu_steps.values()
+    g = st.backward.graph
+    assert 'group' in [how for _, how, _ in cuda.graph_kernels(g)]
+    rng = np.random.default_rng(6)
+    rows = emulate.check_graph(g, {id(v): rng.normal(size=v.shapes[0]).astype(np.float32) for v in g.inputs})
+    assert all(err <= 1e-5 for _, _, err in rows), rows
 
 
 # ---------------------------------------------------------------- the new kernels against the interpreter
