@@ -6,7 +6,8 @@ the same bytes.
     python benchmarks/gpu.py --emulate --quick     # no GPU: the host emulation, to check the script runs
 
 Workloads: LeNet (examples/lenet_mnist.py) inference and a training step (forward and backward plans), the
-MLP of graphc/bench.py, and an elementwise chain. Both variants are the same graphs through the same passes,
+MLP of graphc/bench.py, an elementwise chain, and the whole LeNet training step on gc.gpu with Trainer (op by op
+vs hybridized: the device training step of graphc/gpuplan.py; wall clock around synchronized steps). Both variants are the same graphs through the same passes,
 the op-by-op one with fusion switched off (GRAPHC_DISABLE_PASSES=fuse); outputs are checked to agree before
 timing. GPU times come from CUDA events around each run (median of --reps after warm-up). Under --emulate the
 times are of the CPU emulation and mean nothing about a GPU.
@@ -103,6 +104,53 @@ def compare(dev, name, make, x, y, reps):
     return out
 
 
+def trainer_step(make, x, y, reps, emulate, device_id=0):
+    """A whole training step on gc.gpu (forward, backward, Trainer.step with SGD momentum), op by op vs hybridized
+    (graphc/gpuplan.train_step_on_device: forward and backward GpuPlans). Under --emulate, cupy is the stand-in of
+    tests/fake_cupy.py with the emulated kernels, and the step's host<->device copies are counted (they must be 0)."""
+    from graphc import device as gdev
+    fake = None
+    if emulate:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests'))
+        import fake_cupy as fake
+        sys.modules['cupy'] = fake
+        gdev.make_device = fake.emu_device
+    ctx = gc.gpu(device_id)
+    out = {}
+    for label, hyb in (('op-by-op', False), ('hybridized', True)):
+        gc.random.seed(0)
+        net = make()
+        net.initialize(gc.init.Xavier(), ctx=ctx, force_reinit=True)
+        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        if hyb:
+            net.hybridize()
+            loss_fn.hybridize()
+        trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.01, 'momentum': 0.9})
+        xd, yd = nd.array(x, ctx=ctx), nd.array(y, ctx=ctx)
+
+        def step():
+            with autograd.record():
+                loss = loss_fn(net(xd), yd)
+            loss.backward()
+            trainer.step(x.shape[0])
+            gdev.synchronize(device_id)
+        step()
+        copies = dict(fake.COPIES) if fake else None
+        plans = lambda: [p for st in net.cached_graph()._gpu_steps.values()  # noqa: E731
+                         for p in (st.forward, st.backward)] if hyb else [p for p, _ in gdev._plans.values()]
+        before = sum(p.launches for p in plans())
+        t = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            step()
+            t.append(time.perf_counter() - t0)
+        out[label] = {'seconds': statistics.median(t), 'launches': (sum(p.launches for p in plans()) - before) // reps,
+                      'host_ops': sorted({o for p in plans() for o in p.host_ops})}
+        if fake and hyb and fake.COPIES != copies:
+            raise SystemExit(f"hybridized training step: host<->device copies per step ({copies} -> {fake.COPIES})")
+    return out
+
+
 def bandwidth(dev, runs, reps):
     """Each generated kernel of the fused plans: bytes read and written per second, beside a device-to-device
     copy of as many bytes (the bandwidth floor a memory-bound kernel can reach)."""
@@ -176,6 +224,13 @@ def main(argv=None):
         a, b = r['op-by-op'], r['hybridized']
         print(f"{name:<22}{a['seconds'] * 1e3:13.3f}{b['seconds'] * 1e3:15.3f}{a['seconds'] / b['seconds']:9.2f}"
               f"{a['launches']:>7} ->{b['launches']:>4}  {', '.join(b['host_ops']) or '-'}", flush=True)
+    name = f'lenet-step gc.gpu bs={bs}'  # the whole step with Trainer: op by op vs the device training step
+    r = results['workloads'][name] = trainer_step(B.lenet, rng.random((bs, 1, 28, 28), np.float32),
+                                                  np.arange(bs) % 10, reps, args.emulate, args.device)
+    a, b = r['op-by-op'], r['hybridized']
+    print(f"{name:<22}{a['seconds'] * 1e3:13.3f}{b['seconds'] * 1e3:15.3f}{a['seconds'] / b['seconds']:9.2f}"
+          f"{a['launches']:>7} ->{b['launches']:>4}  {', '.join(b['host_ops']) or '-'}  (wall clock, synchronized)",
+          flush=True)
     runs = capture(B.lenet, rng.random((bs, 1, 28, 28), np.float32), np.arange(bs) % 10) + \
         capture(chain_net, work['chain 1k'][1])
     results['kernels'] = bandwidth(dev, runs, reps)

@@ -25,3 +25,83 @@ def device(emulate=False, device_id=0):
         from .runtime.emulate import EmuDevice
         return EmuDevice()
     return cuda.CupyDevice(device_id)
+
+
+def split(cg, need, graph):
+    """The training step of `graph` (cg's graph, or its traced form) split as CachedOp.compiled splits it
+    (passes.autodiff.split_training_step), both halves through the 'training' pipeline: (forward: outputs then
+    saved values, backward: the gradients that exist, saved-value vars, head vars, which grads exist)."""
+    from .passes import run_pipeline
+    from .passes.autodiff import split_training_step
+    wrt = [v for v, n in zip(cg.input_vars, need) if n]
+    fgraph, bwd, saved, heads, grads = split_training_step(graph, wrt, graph.outputs[:len(cg.visible)])
+    fopt, _ = run_pipeline(fgraph, 'training', tag=cg.block_name + '.gpu.forward')
+    bopt, _ = run_pipeline(bwd, 'training', tag=cg.block_name + '.gpu.backward')
+    return fopt, bopt, saved, heads, [g is not None for g in grads]
+
+
+class DeviceStep:
+    """The tape node's op for a hybridized training step on a GPU: the forward GpuPlan ran (its saved values
+    stay on the device); backward runs the backward GpuPlan on them and gives device gradients."""
+    kind, differentiable, mode_dependent, aux_inputs = 'opaque', True, False, ()
+    nograd_inputs = frozenset()
+
+    def __init__(self, cg, need, dev_id):
+        from . import device as _dev
+        # a fused RNN op the device loop does not cover (cuda.rnn_op): its traced cells instead
+        graph = cg.traced if any(n.op.name == 'RNN' and cuda.rnn_op(n) is None for n in cg.graph.nodes
+                                 if not n.is_var) else cg.graph
+        fg, bg, self.svars, self.heads, self.has = split(cg, need, graph)
+        d = _dev.device(dev_id)
+        self.forward, self.backward = cuda.GpuPlan(fg, d), cuda.GpuPlan(bg, d)
+        self.name, self.dev_id = f"_GpuStep({cg.block_name})", dev_id
+
+    def grad(self, F, attrs, xs, ys, dys):
+        from . import device as _dev
+        from .ndarray.ndarray import NDArray
+        feed = dict(attrs['feed'])
+        feed.update(zip(self.svars, attrs['saved']))
+        feed.update({h: g._data for h, g in zip(self.heads, dys)})
+        with _dev.cupy().cuda.Device(self.dev_id):
+            _dev.SYNCED.add(self.dev_id)
+            it = iter(self.backward(feed))
+        out, gi = [], iter(self.has)
+        for n in attrs.get('_need', (True,) * len(xs)):
+            out.append(NDArray(next(it)) if n and next(gi) else None)
+        return out
+
+
+def train_step_on_device(cg, args, dev_id):
+    """A recorded call of CachedGraph cg on gpu(dev_id): the forward GpuPlan (outputs and the values the backward
+    reads, all left on the device), BatchNorm moving statistics updated in place by device ops, and a tape node
+    whose backward is the backward GpuPlan. No host copy in the step (tests/test_gpu_training.py counts them)."""
+    from . import autograd
+    from . import device as _dev
+    from .ndarray.ndarray import WRITES, NDArray
+    from .gluon.cached import _unflatten
+    data = [a for a in args if isinstance(a, NDArray)]
+    pdata = [p._cur if p._cur is not None else p.data() for p, _ in cg.param_vars]
+    inputs = data + pdata
+    need = tuple(x._ag is not None for x in inputs)
+    if not any(need):  # nothing to differentiate: the step is inference on the device
+        return cg._run_gpu(args, dev_id)
+    steps = cg.__dict__.setdefault('_gpu_steps', {})
+    op = steps.get((need, dev_id))
+    if op is None:
+        op = steps[(need, dev_id)] = DeviceStep(cg, need, dev_id)
+    feed = {v: a._data for v, a in zip(cg.input_vars, inputs)}
+    with _dev.cupy().cuda.Device(dev_id):
+        _dev.SYNCED.add(dev_id)
+        vals = op.forward(feed)
+        n_keep, nv = len(cg.graph.outputs), len(cg.visible)
+        for (param, m), stat in zip(cg.aux, vals[nv:n_keep]):  # BatchNorm moving statistics, on the device
+            WRITES[0] += 1
+            d = param.data()._data
+            v = next(v for p, v in cg.param_vars if p is param)
+            feed[v] = d.copy()  # the backward reads the value the forward read
+            d *= m
+            d += (1 - m) * stat
+    outs = [NDArray(v) for v in vals[:nv]]
+    autograd.record_op(op, {'feed': feed, 'saved': vals[n_keep:]}, inputs, [x._data for x in inputs], outs,
+                       tuple(o._data for o in outs))
+    return _unflatten(cg.structure, outs)

@@ -758,6 +758,274 @@ def col2im_kernel(shape, dtype, k, st, dl, pd, out_hw):
                    ins=[((n, c * k[0] * k[1], oh * ow), dtype)], outs=[(shape, dtype)])
 
 
+# ---------------------------------------------------------------- data-dependent indexing and BatchNorm
+INDEXED = ('pick', '_backward_pick', 'take', 'Embedding', '_backward_take')
+OWN_KERNELS = ('Pooling', '_backward_Pooling', 'BatchNorm', '_backward_BatchNorm') + INDEXED  # opaque ops with kernels
+
+
+def _index_expr(v, n, mode):
+    """C expression of an integer index from value v (float or int) into a dimension of n, with MXNet's modes
+    ('raise' cannot raise on a device: valid indices, negative ones counted from the end, are wrapped)."""
+    i = f"(long long)({v})"
+    if mode == 'clip':
+        return f"min(max({i}, 0LL), {n - 1}LL)"
+    return f"((({i}) % {n}LL + {n}LL) % {n}LL)"
+
+
+def _oar(shape, ax):
+    """(outer, axis, inner) sizes of shape around axis ax."""
+    return int(np.prod(shape[:ax])), int(shape[ax]), int(np.prod(shape[ax + 1:]))
+
+
+def indexed(sub):
+    """pick, take/Embedding and their gradients: one thread per output element, indices read from the index
+    input as data (values, not a fitted map). The gradients gather (no atomics): _backward_take's output row
+    sums every index position that names it; _backward_pick writes ograd where the index picks, else 0."""
+    from graphc.registry import norm_axis
+    (node,) = [n for n in sub.nodes if not n.is_var]
+    name, a = node.op.name, node.attrs
+    shapes = [tuple(v.shapes[0]) for v in sub.inputs]
+    dts = [np.dtype(v.dtypes[0]) for v in sub.inputs]
+    dt = np.dtype(node.dtypes[0])
+    if dt not in (np.float32, np.float64) or any(d not in CTYPES for d in dts) or \
+            any(0 in s for s in shapes + [tuple(node.shapes[0])]):
+        return None
+    out = tuple(node.shapes[0])
+    total = int(np.prod(out))
+    T = CTYPES[dt]
+    if name in ('pick', '_backward_pick'):
+        d = shapes[0]
+        ax = norm_axis(a['axis'], len(d))
+        O, K, R = _oar(d, ax)
+        idx = _index_expr('in1[o * {R} + r]'.format(R=R), K, a['mode'])
+        if dts[0] != dt or (name == '_backward_pick' and dts[2] != dt):
+            return None
+        if name == 'pick':
+            body = [f"  const long long r = i % {R}, o = i / {R};",
+                    f"  out0[i] = in0[(o * {K} + {idx}) * {R} + r];"]
+        else:
+            body = [f"  const long long r = i % {R}, k = (i / {R}) % {K}, o = i / {R * K};",
+                    f"  out0[i] = k == {idx} ? in2[o * {R} + r] : ({T})0;"]
+    elif name in ('take', 'Embedding'):
+        data, ind = (1, 0) if name == 'Embedding' else (0, 1)
+        ax = 0 if name == 'Embedding' else a['axis'] % len(shapes[0])
+        O, A, R = _oar(shapes[data], ax)
+        M = int(np.prod(shapes[ind]))
+        mode = 'clip' if name == 'Embedding' else a['mode']
+        if dts[data] != dt:
+            return None
+        body = [f"  const long long r = i % {R}, m = (i / {R}) % {M}, o = i / {R * M};",
+                f"  out0[i] = in{data}[(o * {A} + {_index_expr(f'in{ind}[m]', A, mode)}) * {R} + r];"]
+    else:  # _backward_take: indices (M), ograd (O, M, R) -> (O, dim, R)
+        M, n = int(np.prod(shapes[0])), a['dim']
+        ax = a['axis'] % (len(shapes[1]) - len(shapes[0]) + 1)
+        R = int(np.prod(shapes[1][ax + len(shapes[0]):]))
+        if dts[1] != dt or not n:
+            return None
+        body = [f"  const long long r = i % {R}, row = (i / {R}) % {n}, o = i / {R * n};",
+                f"  {T} acc = ({T})0;",
+                f"  for (long long m = 0; m < {M}; ++m)",
+                f"    if ({_index_expr('in0[m]', n, a['mode'])} % {n}LL == row) acc = acc + in1[(o * {M} + m) * {R} + r];",
+                "  out0[i] = acc;"]
+    body = [_loop(total, _itype(total))] + body + ['}']
+    return _finish('index', sub, body, [CTYPES[d] for d in dts], [T], *_grid(total), False)
+
+
+def _channel_threads(m):
+    """Threads of a per-channel block over m elements: a power of two in [32, 256] (no idle warps on small m)."""
+    t = 32
+    while t < min(m // 8, THREADS):
+        t *= 2
+    return t
+
+
+def _block_sum(T, names, threads):
+    """Lines that sum each of `names` (per-thread partials) over a block of `threads` through shared memory;
+    every thread gets the totals. The barriers are outside any branch (every thread reaches them)."""
+    lines = [f"__shared__ {T} sh_{v}[{threads}];" for v in names]
+    lines += [f"sh_{v}[threadIdx.x] = {v};" for v in names] + ["__syncthreads();",
+              f"for (int s = {threads // 2}; s > 0; s >>= 1) {{",
+              "  if ((int)threadIdx.x < s) { " + ' '.join(f"sh_{v}[threadIdx.x] += sh_{v}[threadIdx.x + s];"
+                                                        for v in names) + " }",
+              "  __syncthreads();", "}"]
+    lines += [f"{v} = sh_{v}[0];" for v in names] + ["__syncthreads();"]
+    return lines
+
+
+def batchnorm(sub):
+    """BatchNorm (outputs out, mean, var) as one block per channel: the batch's mean, then its variance about the
+    mean (two passes, as NumPy's var), then the normalized output; with the moving statistics (use_global_stats,
+    inference) the mean and var are the inputs'."""
+    from graphc.ops.nn import _batch_stats
+    (node,) = [n for n in sub.nodes if not n.is_var]
+    a, x = node.attrs, tuple(sub.inputs[0].shapes[0])
+    dt = np.dtype(node.dtypes[0])
+    if dt not in (np.float32, np.float64) or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs) or 0 in x:
+        return None
+    O, C, R = _oar(x, a['axis'] % len(x))
+    T, M = CTYPES[dt], O * R
+    nt = _channel_threads(M)
+    e = CEmit(T, [])
+    eps = e.c(a['eps'])
+    loop = f"for (long long j = threadIdx.x; j < {M}; j += {nt}) {{ const long long q = (j / {R}) * {C * R} + " \
+        f"c * {R} + j % {R};"
+    body = ["const long long c = blockIdx.x;"]
+    if _batch_stats(a):
+        body += [f"{T} mean = ({T})0;", f"{loop} mean += in0[q]; }}", *_block_sum(T, ['mean'], nt),
+                 f"mean = mean / {e.c(M)};",
+                 f"{T} var = ({T})0;", f"{loop} const {T} d = in0[q] - mean; var += d * d; }}",
+                 *_block_sum(T, ['var'], nt), f"var = var / {e.c(M)};"]
+    else:
+        body += [f"const {T} mean = in3[c], var = in4[c];"]
+    gamma = e.c(1.0) if a['fix_gamma'] else 'in1[c]'
+    body += [f"const {T} scale = {gamma} * ({e.c(1.0)} / {e.fn('sqrt', 'var + ' + eps)});",
+             f"{loop} out0[q] = (in0[q] - mean) * scale + in2[c]; }}",
+             "if (threadIdx.x == 0) { out1[c] = mean; out2[c] = var; }"]
+    return _finish('bn', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (nt, 1, 1), _batch_stats(a))
+
+
+def batchnorm_grad(sub):
+    """_backward_BatchNorm (d data, d gamma, d beta) as one block per channel: dbeta = sum g and
+    dgamma = sum g * xhat in one pass, then dx (through the batch statistics in training)."""
+    from graphc.ops.nn import _batch_stats
+    (node,) = [n for n in sub.nodes if not n.is_var]
+    a, x = node.attrs, tuple(sub.inputs[1].shapes[0])
+    dt = np.dtype(node.dtypes[0])
+    if dt not in (np.float32, np.float64) or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs) or 0 in x:
+        return None
+    O, C, R = _oar(x, a['axis'] % len(x))
+    T, M = CTYPES[dt], O * R
+    nt = _channel_threads(M)
+    e = CEmit(T, [])
+    eps = e.c(a['eps'])
+    loop = f"for (long long j = threadIdx.x; j < {M}; j += {nt}) {{ const long long q = (j / {R}) * {C * R} + " \
+        f"c * {R} + j % {R};"
+    gamma = e.c(1.0) if a['fix_gamma'] else 'in2[c]'
+    body = ["const long long c = blockIdx.x;", f"const {T} mean = in3[c];",
+            f"const {T} inv = {e.c(1.0)} / {e.fn('sqrt', 'in4[c] + ' + eps)};",
+            f"{T} db = ({T})0, dg = ({T})0;",
+            f"{loop} db += in0[q]; dg += in0[q] * ((in1[q] - mean) * inv); }}", *_block_sum(T, ['db', 'dg'], nt),
+            f"const {T} k = {gamma} * inv;"]
+    if _batch_stats(a):
+        body.append(f"{loop} out0[q] = k / {e.c(M)} * ({e.c(M)} * in0[q] - db - (in1[q] - mean) * inv * dg); }}")
+    else:
+        body.append(f"{loop} out0[q] = in0[q] * k; }}")
+    body.append(f"if (threadIdx.x == 0) {{ out1[c] = {e.c(0.0) if a['fix_gamma'] else 'dg'}; out2[c] = db; }}")
+    return _finish('bngrad', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (nt, 1, 1), True)
+
+
+# ---------------------------------------------------------------- the fused RNN op (LSTM) as a device loop
+def _lstm_cell_kernel(N, H, dtype, grad):
+    """One LSTM step's gate math, one thread per (sample, unit), gates in MXNet's order (i, f, c, o).
+    Forward: (x @ Wi.T + b at t, h @ Wh.T, c_prev) -> (activated gates, c, h). Gradient: (gates, c, c_prev,
+    d h_t from above, d h from the next step, d c from the next step) -> (d gate pre-activations, d c_prev).
+    Sigmoid as 0.5 * tanh(x / 2) + 0.5, as the reference (no overflow)."""
+    from graphc.ops import rnn
+    T = CTYPES[np.dtype(dtype)]
+    e = CEmit(T, [])
+    half, one = e.c(0.5), e.c(1.0)
+    tanh = lambda v: e.fn('tanh', v)  # noqa: E731
+    sig = lambda v: f"{half} * {tanh(f'{v} * {half}')} + {half}"  # noqa: E731
+    body = [_loop(N * H, _itype(N * 4 * H)), f"  const long long n = i / {H}, j = i % {H}, b = n * {4 * H} + j;"]
+    g4, gh = ((N, 4 * H), dtype), ((N, H), dtype)
+    if not grad:
+        body += [f"  const {T} a{q} = in0[b + {k * H}] + in1[b + {k * H}];" for k, q in enumerate('ifgo')]
+        body += [f"  const {T} gi = {sig('ai')}, gf = {sig('af')}, gg = {tanh('ag')}, go = {sig('ao')};",
+                 f"  out0[b] = gi; out0[b + {H}] = gf; out0[b + {2 * H}] = gg; out0[b + {3 * H}] = go;",
+                 f"  const {T} c = gf * in2[i] + gi * gg;", "  out1[i] = c;", f"  out2[i] = go * {tanh('c')};", "}"]
+
+        def ref(xg, hh, cp):
+            g = xg + hh
+            for k in (0, 1, 3):
+                rnn._sigmoid(g[:, k * H:(k + 1) * H], g[:, k * H:(k + 1) * H])
+            g[:, 2 * H:3 * H] = np.tanh(g[:, 2 * H:3 * H])
+            c = g[:, H:2 * H] * cp + g[:, :H] * g[:, 2 * H:3 * H]
+            return g, c, g[:, 3 * H:] * np.tanh(c)
+        return _finish('lstm', None, body, [T] * 3, [T] * 3, *_grid(N * H), False, ref=ref, ins=[g4, g4, gh],
+                       outs=[g4, gh, gh])
+    body += [f"  const {T} gi = in0[b], gf = in0[b + {H}], gg = in0[b + {2 * H}], go = in0[b + {3 * H}];",
+             f"  const {T} tc = {tanh('in1[i]')}, dht = in3[i] + in4[i];",
+             f"  const {T} dct = in5[i] + dht * go * ({one} - tc * tc);",
+             f"  out0[b] = dct * gg * (gi * ({one} - gi));",
+             f"  out0[b + {H}] = dct * in2[i] * (gf * ({one} - gf));",
+             f"  out0[b + {2 * H}] = dct * gi * ({one} - gg * gg);",
+             f"  out0[b + {3 * H}] = dht * tc * (go * ({one} - go));",
+             "  out1[i] = dct * gf;", "}"]
+
+    def gref(g, c, cp, dy, dh, dc):
+        i, f, gg, o = (g[:, k * H:(k + 1) * H] for k in range(4))
+        tc, dht = np.tanh(c), dy + dh
+        dct = dc + dht * o * (1 - tc * tc)
+        return np.concatenate([dct * gg * (i * (1 - i)), dct * cp * (f * (1 - f)), dct * i * (1 - gg * gg),
+                               dht * tc * (o * (1 - o))], axis=1), dct * f
+    return _finish('lstmgrad', None, body, [T] * 6, [T] * 2, *_grid(N * H), False, ref=gref,
+                   ins=[g4, gh, gh, gh, gh, gh], outs=[g4, gh])
+
+
+def rnn_op(node):
+    """RNN (mode lstm: layers stacked, one direction, no projection, clipping, dropout or sequence lengths) and
+    its gradient as device loops: per layer one GEMM for the input projection of every step, then per step one
+    GEMM for the recurrence and the gate kernel; the reserve has the reference's layout (ops/rnn.py)."""
+    from graphc.ops import rnn
+    a = node.attrs
+    if a['mode'] != 'lstm' or a['bidirectional'] or a['projection_size'] or a['p'] > 0 or \
+            a['lstm_state_clip_min'] is not None or a['use_sequence_length']:
+        return None
+    grad = node.op.name == '_backward_RNN'
+    nv = rnn._n_visible(a) if grad else 0
+    shapes = [tuple(s.shapes[j]) for s, j in node.inputs]
+    (T, N, C), dt = shapes[nv], np.dtype(node.dtypes[0])
+    L, H = a['num_layers'], a['state_size']
+    if shapes[nv + 2][1] != N or not N:  # (batch-0 begin states: the host kernel)
+        return None
+    cell, cell_grad = _lstm_cell_kernel(N, H, dt, False), _lstm_cell_kernel(N, H, dt, True)
+
+    def forward(launch, xp, arrays):
+        x, w, hx, cx = arrays
+        reserve = xp.empty((rnn.reserve_size(a, T, N),), dt)
+        per, _ = rnn._reserve_views(a, reserve, T, N)
+        hy, cy = xp.empty((L, N, H), dt), xp.empty((L, N, H), dt)
+        xin = x.reshape(T * N, C)
+        for l, _, wi, wh, bi, bh, _ in rnn._param_views(a, w, C):
+            v = per[l]
+            xg = (xp.matmul(xin, wi.T) + (bi + bh)).reshape(T, N, 4 * H)
+            h, c = hx[l], cx[l]
+            for t in range(T):
+                g, c, h = launch(cell, [xg[t], xp.matmul(h, wh.T), c])
+                v['gates'][t], v['c'][t], v['h'][t] = g, c, h
+            hy[l], cy[l] = h, c
+            xin = v['h'].reshape(T * N, H)
+        return (per[L - 1]['h'].copy(),) + ((hy, cy) if a['state_outputs'] else ()) + (reserve,)
+
+    def backward(launch, xp, arrays):
+        dout, x, w, hx, cx, reserve = arrays[0], *arrays[nv:]
+        per, _ = rnn._reserve_views(a, reserve, T, N)
+        dhx = arrays[1].copy() if nv > 1 else xp.zeros((L, N, H), dt)
+        dcx = arrays[2].copy() if nv > 1 else xp.zeros((L, N, H), dt)
+        dw = xp.empty_like(w)
+        dviews, dcur = rnn._param_views(a, dw, C), dout
+        for l, _, wi, wh, _, _, _ in reversed(rnn._param_views(a, w, C)):
+            v, (_, _, dwi, dwh, dbi, dbh, _) = per[l], dviews[l]
+            dxg = xp.empty((T, N, 4 * H), dt)
+            dh, dc = dhx[l], dcx[l]
+            for t in range(T - 1, -1, -1):
+                dg, dc = launch(cell_grad, [v['gates'][t], v['c'][t], cx[l] if t == 0 else v['c'][t - 1], dcur[t],
+                                            dh, dc])
+                dxg[t] = dg
+                dh = xp.matmul(dg, wh)
+            dhx[l], dcx[l] = dh, dc
+            xin = x if l == 0 else per[l - 1]['h']
+            hprev = xp.concatenate([hx[l][None], v['h'][:-1]], axis=0)
+            g2 = dxg.reshape(T * N, 4 * H)
+            dwi[...] = xp.matmul(g2.T, xin.reshape(T * N, -1))
+            dwh[...] = xp.matmul(g2.T, hprev.reshape(T * N, H))
+            dbi[...] = g2.sum(axis=0)
+            dbh[...] = dbi
+            dcur = xp.matmul(g2, wi).reshape(T, N, -1)
+        return dcur, dw, dhx, dcx
+    return DeviceOp(node, [cell, cell_grad] if grad else [cell], backward if grad else forward)
+
+
 class DeviceOp:
     """An opaque op on the device: GEMMs through the array library (cuBLAS under cupy) and generated kernels
     (im2col/col2im). run(launch, xp, arrays) -> outputs; launch(kernel, inputs) -> kernel outputs."""
@@ -785,6 +1053,11 @@ def device_op(node):
     dt = np.dtype(node.dtypes[0])
     if dt not in (np.float32, np.float64):
         return None
+    if name in ('RNN', '_backward_RNN'):
+        return rnn_op(node)
+    if name in OWN_KERNELS:  # (a fused group's anchor: its one kernel)
+        k = generate(single(node))
+        return None if k is None else DeviceOp(node, [k], lambda launch, xp, arrays: tuple(launch(k, arrays)))
     if name == 'FullyConnected':
         def fc(launch, xp, arrays):
             x, w = arrays[0], arrays[1]
@@ -845,10 +1118,11 @@ def device_op(node):
 def generate(sub):
     """The Kernel for a subgraph (a fused group's, or one op over fresh variables), or None."""
     ops = [n for n in sub.nodes if not n.is_var]
+    if len(ops) == 1 and ops[0].op.name in OWN_KERNELS:
+        return {'Pooling': pooling, '_backward_Pooling': pooling_grad, 'BatchNorm': batchnorm,
+                '_backward_BatchNorm': batchnorm_grad}.get(ops[0].op.name, indexed)(sub)
     if len(ops) == 1 and ops[0].op.kind == 'injective':
         return gather(sub)
-    if len(ops) == 1 and ops[0].op.name in ('Pooling', '_backward_Pooling'):
-        return (pooling if ops[0].op.name == 'Pooling' else pooling_grad)(sub)
     if any(n.op.kind not in ('elemwise', 'broadcast', 'reduce') or n.num_outputs != 1 for n in ops):
         return None
     if any(n.op.name in ('Dropout', 'Cast', 'argmax', 'argmin') for n in ops):
@@ -875,8 +1149,9 @@ def single(node):
 
 def lower(node):
     """How a graph node runs on the GPU: ('kernel', Kernel); ('anchor', (anchor node, its DeviceOp or None,
-    its input positions, epilogue Kernel, epilogue input positions, output map)); ('device', DeviceOp); or
-    ('host', reason): the NumPy kernel on the host, with copies."""
+    its input positions, epilogue Kernel, epilogue input positions, output map)); ('device', DeviceOp);
+    ('group', subgraph): a fused group with no single form, run node by node; or ('host', reason): the NumPy
+    kernel on the host, with copies."""
     sub = getattr(node.op, 'subgraph', None)
     if sub is not None:
         k = generate(sub)
@@ -891,9 +1166,8 @@ def lower(node):
         if ep is not None:
             anchor, a_in, epi, e_in, out_map = ep
             return 'anchor', (anchor, device_op(anchor), a_in, kernels[epi], e_in, out_map)
-        return 'host', f"fused group {'>'.join(node.op.ops())} has no CUDA form"
-    if node.op.kind in ('elemwise', 'broadcast', 'reduce', 'injective') or node.op.name in ('Pooling',
-                                                                                            '_backward_Pooling'):
+        return 'group', sub  # (an anchor inside the group, say: its ops one by one, each its own form)
+    if node.op.kind in ('elemwise', 'broadcast', 'reduce', 'injective') or node.op.name in OWN_KERNELS:
         k = generate(single(node))
         if k is not None:
             return 'kernel', k
@@ -909,6 +1183,8 @@ def node_kernels(how, d):
         return [d]
     if how == 'anchor':
         return (d[1].kernels if d[1] else []) + [d[3]]
+    if how == 'group':
+        return kernels_of(d)
     return d.kernels if how == 'device' else []
 
 
@@ -1073,6 +1349,16 @@ class GpuPlan:
             return lambda arrays: tuple(self.launch(d, arrays))
         if how == 'device':
             return lambda arrays: tuple(d.run(self.launch, xp, arrays))
+        if how == 'group':  # (its inputs are the node's, in order)
+            inner = GpuPlan(d, dev)
+            self.host_ops += inner.host_ops
+
+            def group(arrays):
+                r = tuple(inner(dict(zip(d.inputs, arrays))))
+                self.launches += inner.launches
+                inner.launches = 0
+                return r
+            return group
         if how == 'anchor':
             anchor, aop, a_in, epi, e_in, out_map = d
             on_host = self.step(anchor, 'host', None) if aop is None else None
@@ -1095,8 +1381,13 @@ class GpuPlan:
     def __call__(self, feed):
         """feed: {var node: NumPy or device array} -> device arrays of the outputs."""
         vals = [None] * self.nslots
+        consts = self.__dict__.setdefault('_consts', {})  # a graph constant goes to the device once
         for key, k, const, name in self.inputs:
-            v = feed.get(key, const)
+            v = feed.get(key)
+            if v is None and const is not None:
+                v = consts.get(k)
+                if v is None:
+                    v = consts[k] = self.device.to_device(np.asarray(const))
             if v is None:
                 raise GraphcError(f"GPU plan: graph input {name!r} has no value")
             vals[k] = self.device.to_device(v) if isinstance(v, np.ndarray) else v

@@ -213,6 +213,8 @@ def check_graph(graph, feed, lib=None):
             got = lib.run(d, ins)
         elif how == 'device':
             got = list(d.run(launch, np, ins))
+        elif how == 'group':
+            got = cuda.GpuPlan(d, EmuDevice(lib))(dict(zip(d.inputs, ins)))
         else:
             anchor, aop, a_in, k, e_in, out_map = d
             args = [ins[i] for i in a_in]

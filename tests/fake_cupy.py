@@ -20,6 +20,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 N_DEVICES = 2
 SYNCS = {}       # device id -> synchronize() calls
+COPIES = {'to_device': 0, 'to_host': 0}  # host<->device copies (array/asarray from host data, asnumpy, get)
 _current = [0]   # the current device id
 
 
@@ -143,6 +144,7 @@ class ndarray(NDArrayOperatorsMixin):
         return f"fake_cupy.ndarray({self._a!r}, device={self.device.id})"
 
     def get(self):
+        COPIES['to_host'] += 1
         return self._a.copy()
 
 
@@ -164,11 +166,16 @@ def array(a, dtype=None, copy=True):
         a = a._a  # a copy across devices
     elif not isinstance(a, (np.ndarray, numbers.Number, list, tuple)):
         raise TypeError(f"cupy.array: unsupported type {type(a)}")
+    else:
+        COPIES['to_device'] += 1
     return ndarray(np.array(a, dtype=dtype, copy=True))
 
 
 def asnumpy(a):
-    return a._a.copy() if isinstance(a, ndarray) else np.asarray(a)
+    if isinstance(a, ndarray):
+        COPIES['to_host'] += 1
+        return a._a.copy()
+    return np.asarray(a)
 
 
 def get_array_module(*args):
@@ -219,9 +226,11 @@ def emu_device(device_id):
     from graphc.runtime.cuda import CupyDevice
 
     class EmuCupyDevice(CupyDevice):
-        def prepare(self, kernels):
-            for k in kernels:
-                self._modules.setdefault(k.name, emulate.library([k]))
+        def prepare(self, kernels):  # one g++ build for a plan's kernels
+            todo = [k for k in kernels if k.name not in self._modules]
+            if todo:
+                lib = emulate.library(todo)
+                self._modules.update((k.name, lib) for k in todo)
 
         def function(self, kernel):
             self.prepare([kernel])

@@ -236,7 +236,7 @@ def test_parameter_set_data_and_reset_ctx_cross_devices(cp):
 
 def test_hybridized_inference_runs_as_one_gpu_plan(cp):
     """A hybridized block on gpu(0) runs its optimized graph as one GpuPlan: the output stays on the device and
-    equals the cpu result; training there and mixed devices are refused with what to do."""
+    equals the cpu result; mixed devices are refused with what to do."""
     def make(ctx):
         gc.random.seed(3)
         net = nn.HybridSequential()
@@ -252,9 +252,8 @@ def test_hybridized_inference_runs_as_one_gpu_plan(cp):
     for _ in range(2):  # the second call reuses the plan
         close(on_gpu(net(xg)), want)
     assert len(net.cached_graph()._gpu_plans) == 1
-    with pytest.raises(GraphcError, match=r"hybridized training on gpu\(0\) is not supported yet.*hybridize\(False\)"):
-        with autograd.record():
-            net(xg)
+    with autograd.record():  # training there: the device step (tests/test_gpu_training.py)
+        close(on_gpu(net(xg)), want)
     with pytest.raises(GraphcError, match=r"different devices \(cpu\(0\), gpu\(0\)\)"):
         net(nd.array(x))
 

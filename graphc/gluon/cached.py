@@ -249,9 +249,9 @@ class CachedGraph:
                     raise GraphcError(f"{self.block_name}: inputs and parameters are on different devices "
                                       f"({', '.join(sorted(map(str, ctxs)))}); move them to one with "
                                       "as_in_context / collect_params().reset_ctx")
-                if autograd.is_recording():
-                    raise GraphcError(f"{self.block_name}: hybridized training on {gpus[0]} is not supported yet; "
-                                      "call net.hybridize(False) to train op by op on the GPU")
+                if autograd.is_recording():  # the split training step as device plans (graphc/gpuplan.py)
+                    from ..gpuplan import train_step_on_device
+                    return train_step_on_device(self, args, gpus[0].device_id)
                 return self._run_gpu(args, gpus[0].device_id)
         fast = self._fast
         if fast is not None and not autograd._st.recording:
