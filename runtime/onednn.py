@@ -103,9 +103,12 @@ def _load():
 
 
 def available():
-    """Switched on, loaded, and this is the process that loaded it: GNU OpenMP's thread pool does not survive a
-    fork (a forked child's first parallel region can hang), so a child -- a DataLoader worker -- stays on NumPy."""
-    return config.onednn() and library() is not None and _state['pid'] == os.getpid()
+    """Switched on, loaded, and this is the process that loaded it and its main thread. GNU OpenMP's thread pool
+    does not survive a fork (a forked child's first parallel region can hang), so a child -- a DataLoader worker
+    -- stays on NumPy; and a primitive run from a second thread crashed here (its first thread alive or not:
+    gluon.utils.parallel's shards, say), so other threads stay on NumPy too."""
+    return config.onednn() and threading.current_thread() is threading.main_thread() and library() is not None \
+        and _state['pid'] == os.getpid()
 
 
 def _check(status, what):
