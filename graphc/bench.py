@@ -410,7 +410,8 @@ def _peer_twins(peers, spec, w, xn, yn=None):
     """{peer name: its twin of the workload spec} from weights w and inputs (bench_peers says what a spec is)."""
     arrays = {f'w{i}': a for i, a in enumerate(w)}
     arrays.update(x=xn, **({} if yn is None else {'y': yn}))
-    return {p.name: p.twin(dict(spec), arrays) for p in peers}
+    twins = {p.name: p.twin(dict(spec), arrays) for p in peers}
+    return {k: t for k, t in twins.items() if t is not None}   # None: that peer has no twin of this model
 
 
 def _inference(make, x, numpy_model, torch_model, reps, progress, tol=1e-4, peers=(), spec=None):
@@ -849,7 +850,8 @@ def peer_table(results, missing):
     lines.append("'-': that variant has no twin of the workload. Every peer started from graphc's weights and inputs "
                  "and agreed with hand NumPy: outputs within 1e-4 (relative, and absolute of the largest |output|), "
                  "losses of two training steps within 1e-4.")
-    loaded = [f'{k} ({n} thr)' for n, res in results.items() for k, r in res.items() if r.get('load', {}).get('loaded')]
+    loaded = [f"{k} ({n} thr: {max([v for v in r['load'].values() if isinstance(v, float)] or [0]):.2f} cores)"
+              for n, res in results.items() for k, r in res.items() if r.get('load', {}).get('loaded')]
     if loaded:
         lines.append(f"WARNING: the machine was loaded during {', '.join(loaded)}: other processes used more than "
                      f"{LOADED} cores on average (/proc/stat busy time less this run's own, idle probes before/after "

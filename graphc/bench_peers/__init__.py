@@ -72,8 +72,7 @@ class Worker:
     def twin(self, spec, arrays):
         path = os.path.join(self.dir, 'arrays.npz')
         np.savez(path, **arrays)
-        self.ask(cmd='build', spec=spec, arrays=path)
-        return Remote(self)
+        return Remote(self) if self.ask(cmd='build', spec=spec, arrays=path)['twin'] else None
 
     def close(self):
         if self.proc.poll() is None:

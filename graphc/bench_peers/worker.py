@@ -2,9 +2,9 @@
 workload, driven by JSON lines on stdin, one reply line each on stdout. It needs only NumPy and the framework, not
 graphc: it runs under another Python too (a 3.8 venv with MXNet 1.9.1). Arrays travel as .npz/.npy files, never as
 pickles. BACKEND is a module beside this file (mxnet_peer, jax_peer) or on PYTHONPATH (a test's fake peer), with
-build(spec, arrays) -> step, value(result) -> ndarray, sync(result).
+build(spec, arrays) -> step (or None), value(result) -> ndarray, sync(result).
 
-  {"cmd": "build", "spec": {...}, "arrays": "A.npz"} -> {}     the twin of that workload, from those weights/inputs
+  {"cmd": "build", "spec": {...}, "arrays": "A.npz"} -> {"twin": false when the backend has none (build: None)}
   {"cmd": "value", "out": "O.npy"}                    -> {}     one call; its output (or loss) saved to O.npy
   {"cmd": "rep"}                                      -> {"t": seconds}   one call, timed here, waited for
   {"cmd": "quit"}
@@ -42,6 +42,7 @@ def main(argv):
                 with np.load(msg['arrays'], allow_pickle=False) as z:
                     arrays = {k: z[k] for k in z.files}
                 step = backend.build(msg['spec'], arrays)
+                reply['twin'] = step is not None
             elif msg['cmd'] == 'value':
                 np.save(msg['out'], np.asarray(backend.value(step()), np.float32), allow_pickle=False)
             elif msg['cmd'] == 'rep':
