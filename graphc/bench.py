@@ -849,7 +849,7 @@ def peer_table(results, missing):
     lines += [f'* {k}: not here; to include it: {hint}' for k, hint in missing.items()]
     lines.append("'-': that variant has no twin of the workload. Every peer started from graphc's weights and inputs "
                  "and agreed with hand NumPy: outputs within 1e-4 (relative, and absolute of the largest |output|), "
-                 "losses of two training steps within 1e-4.")
+                 "losses of two training steps within 1e-4 (ResNet-18's: 1e-3).")
     loaded = [f"{k} ({n} thr: {max([v for v in r['load'].values() if isinstance(v, float)] or [0]):.2f} cores)"
               for n, res in results.items() for k, r in res.items() if r.get('load', {}).get('loaded')]
     if loaded:

@@ -171,6 +171,8 @@ def bench(args):
         threads = _threads_arg(args.threads)
         if len(threads) > 1 and not args.peers:
             raise GraphcError("several --threads need --peers (one table per thread count)")
+        if args.peers and args.symbol_file:
+            raise GraphcError("--peers times the standard workloads (the peers have no twin of a symbol file)")
         if args.symbol_file:
             shapes = {name or 'data': shape for name, shape in args.shape} or None
             if not shapes:

@@ -133,3 +133,5 @@ def test_bench_peers_json_and_flags(tmp_path, capsys, monkeypatch):
     assert 'several --threads need --peers' in capsys.readouterr().err
     assert main(['bench', '--peers', '--threads', '0']) == 2
     assert "--threads wants thread counts" in capsys.readouterr().err
+    assert main(['bench', 'm-symbol.json', '--shape', 'data=1,2', '--peers']) == 2
+    assert '--peers times the standard workloads' in capsys.readouterr().err

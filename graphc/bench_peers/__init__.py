@@ -160,8 +160,10 @@ def start(threads, torch=None, names=NAMES):
             elif not shutil.which(python):
                 raise GraphcError(f"{config.bench_mxnet_python.name}={python!r}: no such Python")
             else:   # one engine worker: operators one at a time, each on `threads` OpenMP threads
-                peers.append(Worker(name, python, 'mxnet_peer', threads,
-                                    thread_env(threads, {'MXNET_CPU_WORKER_NTHREADS': '1'})))
+                env = thread_env(threads, {'MXNET_CPU_WORKER_NTHREADS': '1'})
+                for k in ('PYTHONPATH', 'PYTHONHOME'):   # this Python's packages are not that one's
+                    env.pop(k, None)
+                peers.append(Worker(name, python, 'mxnet_peer', threads, env))
         else:
             raise GraphcError(f"bench: unknown peer {name!r}; choose from {NAMES}")
     return peers, missing
