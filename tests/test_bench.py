@@ -467,3 +467,25 @@ def test_jax_worker_agrees():
     finally:
         for p in peers:
             p.close()
+
+
+def test_worker_environments_set_threads(monkeypatch):
+    """What each worker is started with: its thread count (OpenMP, BLAS; XLA one-thread flags; MXNet one engine
+    worker) and, for MXNet's other Python, none of this Python's PYTHONPATH."""
+    from graphc import bench_peers, config
+    seen = {}
+    monkeypatch.setattr(bench_peers, 'Worker', lambda name, python, backend, threads, env:
+                        seen.setdefault(name, (python, backend, threads, env)) and name)
+    monkeypatch.setattr(bench_peers.importlib.util, 'find_spec', lambda name: True)   # as if jax were installed
+    monkeypatch.setenv(config.bench_mxnet_python.name, sys.executable)
+    monkeypatch.setenv('PYTHONPATH', '/some/site-packages')
+    peers, missing = bench_peers.start(1, names=('jax', 'mxnet'))
+    assert peers == ['jax', 'mxnet'] and not missing
+    py, backend, threads, env = seen['jax']
+    assert (py, backend, threads) == (sys.executable, 'jax_peer', 1) and env['PYTHONPATH'] == '/some/site-packages'
+    assert '--xla_cpu_multi_thread_eigen=false' in env['XLA_FLAGS'] and env['OMP_NUM_THREADS'] == '1'
+    py, backend, threads, env = seen['mxnet']
+    assert backend == 'mxnet_peer' and 'PYTHONPATH' not in env and env['MXNET_CPU_WORKER_NTHREADS'] == '1'
+    seen.clear()
+    bench_peers.start(2, names=('jax', 'mxnet'))
+    assert 'eigen' not in seen['jax'][3]['XLA_FLAGS'] and seen['mxnet'][3]['OMP_NUM_THREADS'] == '2'
