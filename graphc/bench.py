@@ -567,8 +567,8 @@ def resnet_train(bs, reps, progress=None, size=32):
         steps['torch'] = _torch_step(torch, m, torch.optim.SGD(m.parameters(), lr=lr, momentum=mom),
                                      torch.from_numpy(x.asnumpy()), torch.from_numpy(y.asnumpy().astype(np.int64)))
     # 18 layers of batch statistics: the frameworks' float32 gradients agree to 1e-4 (checked layer by layer),
-    # the second step's loss to about 1e-3
-    _same_loss(steps, tol=1e-3)
+    # the second step's loss to about 1e-3; at --quick's 4 images (statistics of 4) to 1.5e-3 with one thread
+    _same_loss(steps, tol=1e-3 if bs >= 8 else 2e-3)
     return {'times': timeit(steps, reps, progress=progress)}
 
 
