@@ -447,6 +447,7 @@ def _onnxruntime(hyb, x):
         so = ort.SessionOptions()
         so.log_severity_level = 3
         so.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        so.intra_op_num_threads = config.num_threads()   # graphc's thread count (bench --threads sets both)
         sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
     name, xn = sess.get_inputs()[0].name, x.asnumpy()
     return lambda: sess.run(None, {name: xn})[0]
