@@ -139,6 +139,19 @@ def show(args):
     return 1 if problems else 0
 
 
+def _threads_arg(text):
+    """--threads '1,2' -> [1, 2]; None -> [graphc's thread count]."""
+    from . import config
+    from .base import GraphcError
+    try:
+        ns = [int(t) for t in text.split(',') if t] if text else [config.num_threads()]
+    except ValueError:
+        ns = []
+    if not ns or min(ns) < 1:
+        raise GraphcError(f"--threads wants thread counts, comma-separated (e.g. 1,2), got {text!r}")
+    return ns
+
+
 def bench(args):
     """`graphc bench`: the standard workloads, or an exported model given its symbol file: eager vs hybridized
     (vs NumPy, vs PyTorch where installed) side by side; a table, optionally JSON and a PNG chart."""
@@ -155,6 +168,11 @@ def bench(args):
         if args.png:
             B.need_matplotlib()  # say so now, not after minutes of timing
         only = [k for o in args.only for k in o.split(',') if k]
+        threads = _threads_arg(args.threads)
+        if len(threads) > 1 and not args.peers:
+            raise GraphcError("several --threads need --peers (one table per thread count)")
+        if args.peers and args.symbol_file:
+            raise GraphcError("--peers times the standard workloads (the peers have no twin of a symbol file)")
         if args.symbol_file:
             shapes = {name or 'data': shape for name, shape in args.shape} or None
             if not shapes:
@@ -162,9 +180,25 @@ def bench(args):
             name = os.path.basename(args.symbol_file)
             work = [(name, f"{name} {shapes}", lambda p: B.symbol_file(args.symbol_file, args.params, shapes,
                                                                       args.reps, p))]
+        elif args.peers:
+            if args.png:
+                raise GraphcError("--png draws one thread count's table: not with --peers")
+            names = [k for k in args.peers.split(',') if k] if args.peers != 'all' else None
+            results, missing = B.run_peers(args.reps, args.quick, only, threads, names, bar)
+            print(B.peer_table(results, missing), flush=True)
+            if args.json:
+                with open(args.json, 'w') as f:
+                    json.dump(B.report({str(n): r for n, r in results.items()}, reps=args.reps, quick=args.quick,
+                                       only=only, threads=threads, peers=args.peers, missing=missing), f, indent=2)
+                print(f"wrote {args.json}")
+            return 0
         else:
             work = B.standard(args.reps, args.quick, only)
-        results = B.run(work, bar)
+        undo = B.set_threads(threads[0]) if args.threads else (lambda: None)
+        try:
+            results = B.run(work, bar)
+        finally:
+            undo()
         print(B.table(results), flush=True)
         if args.json:
             with open(args.json, 'w') as f:
@@ -355,6 +389,11 @@ def main(argv=None):
                          'chain4k membound lstm')
     bp.add_argument('--png', metavar='OUT.png', help='draw a bar chart of the time ratios (needs matplotlib)')
     bp.add_argument('--json', metavar='OUT.json', help='write the results as JSON')
+    bp.add_argument('--peers', nargs='?', const='all', metavar='PEER[,PEER]',
+                    help='also time torch.compile, JAX jit and MXNet 1.9 (GRAPHC_BENCH_MXNET_PYTHON) where '
+                         'installed, on the same weights and inputs (default: all of them)')
+    bp.add_argument('--threads', metavar='N[,N]',
+                    help='thread counts for graphc, NumPy\'s BLAS, torch and the peers (several: with --peers)')
     _compile_parser(sub)
     op = sub.add_parser('export-onnx', help='a symbol file and its .params as an ONNX model (needs graphc[onnx])',
                         description="Convert PREFIX-symbol.json (MXNet's or graphc's) with its .params to ONNX.",

@@ -58,3 +58,5 @@ mxnet_home = Switch('MXNET_HOME', os.path.join(HOME, '.mxnet'), "MXNet's data di
 update_on_kvstore = Switch('MXNET_UPDATE_ON_KVSTORE', True, "0 updates weights in the Trainer, not the kvstore",
                            lambda v: bool(int(v)))
 eliminate_common_expr = Switch('MXNET_ELIMINATE_COMMON_EXPR', True, "0 switches cse off in bound executors", _on)
+bench_mxnet_python = Switch('GRAPHC_BENCH_MXNET_PYTHON', None, "a Python (3.8) with MXNet 1.9.1: `graphc bench "
+                            "--peers` times MXNet there")

@@ -232,3 +232,260 @@ def test_torch_resnet18_twin_has_graphc_gradients():
     for p, (name, t) in zip(params, twin.named_parameters()):
         g, tg = p.grad().asnumpy(), t.grad.numpy()
         assert np.abs(g - tg).max() <= 1e-4 * np.abs(tg).max(), name
+
+
+# ------------------------------------------------------------------------------------- graphc bench --peers
+FAKE_BACKEND = '''
+"""A worker.py backend computing with NumPy (the tests' stand-in for JAX or MXNet)."""
+import numpy as np
+
+
+def build(spec, arrays):
+    x = arrays['x']
+    if spec['model'] == 'chain':
+        return lambda: np.tanh(x * 2 + 1) / (1 + np.exp(-x)) - np.maximum(x, 0) / 3 + spec.get('off', 0.0)
+    if spec['model'] == 'mlp' and spec.get('train'):
+        return None   # no twin of this workload
+    if spec['model'] != 'mlp':
+        raise NotImplementedError('the fake peer has no %s' % spec)
+    ws = [arrays['w%d' % i] for i in range(6)]
+
+    def forward():
+        h = x
+        for i in range(0, 6, 2):
+            h = h @ ws[i].T + ws[i + 1]
+            h = np.maximum(h, 0) if i < 4 else h
+        return h
+    return forward
+
+
+def value(out):
+    return out
+
+
+def sync(out):
+    pass
+'''
+
+
+class NumpyPeer:
+    """An in-process peer computing with graphc.bench's NumPy twins, posing as `name`; off: added to its outputs
+    and its learning rate (a peer that computes something else)."""
+
+    def __init__(self, name='jax', off=0.0):
+        self.name, self.off, self.closed = name, off, False
+
+    def twin(self, spec, arrays):
+        ws = [arrays[f'w{i}'].copy() for i in range(sum(k.startswith('w') for k in arrays))]
+        x = arrays['x']
+        if spec['model'] == 'chain':
+            return lambda: np.tanh(x * 2 + 1) / (1 + np.exp(-x)) - np.maximum(x, 0) / 3 + self.off
+        if spec['model'] != 'mlp':
+            return None
+        if not spec.get('train'):
+            return lambda: B.dense_forward(ws, x)[-1] + self.off
+        vel = [np.zeros_like(w) for w in ws]
+
+        def step():
+            acts = B.dense_forward(ws, x)
+            loss, dz = B.softmax_ce(acts[-1], arrays['y'])
+            B.sgd_momentum(ws, B.dense_backward(ws, acts, dz)[0], vel, spec['lr'] + self.off, spec['momentum'])
+            return np.float32(loss)
+        return step
+
+    def close(self):
+        self.closed = True
+
+
+def _fake_start(peers, missing=None):
+    started = []
+
+    def start(threads, torch):
+        started.append(threads)
+        return [p() for p in peers], dict(missing or {'mxnet': 'install it so'})
+    return start, started
+
+
+def test_peers_table_with_a_fake_peer(monkeypatch):
+    """Two thread counts, a NumPy peer posing as JAX (in this process) and one posing as MXNet (a worker.py
+    process with a NumPy backend, so the pipe, the .npz files and the worker-side timing are exercised)."""
+    import tempfile
+    from graphc import bench_peers
+    d = tempfile.mkdtemp()
+    with open(os.path.join(d, 'fake_peer.py'), 'w') as f:
+        f.write(FAKE_BACKEND)
+    env = dict(os.environ, PYTHONPATH=d)
+    start, started = _fake_start([NumpyPeer, lambda: bench_peers.Worker('mxnet', sys.executable, 'fake_peer', 1, env)],
+                                 {'torch.compile': 'pip install torch'})
+    monkeypatch.setattr(B, 'idle_probe', lambda seconds=0.2: 0.0)   # this shared machine may be loaded
+    monkeypatch.setattr(B, 'others', lambda a, b: 0.0)
+    res, missing = B.run_peers(1, quick=True, only=['mlp1', 'mlp-train', 'chain1k'], threads=(2, 1), start=start)
+    assert started == [2, 1] and list(res) == [1, 2]   # the most threads first, reported in order
+    assert 'torch.compile' in missing and ('torch' in missing) == (B._torch() is None)
+    for n in (1, 2):
+        r = res[n]
+        assert list(r) == ['mlp1', 'mlp-train', 'chain1k']
+        assert {'numpy', 'jax', 'mxnet', 'eager', 'hybridized'} <= set(r['mlp1']['times'])
+        assert 'mxnet' not in r['mlp-train']['times'] and 'jax' in r['mlp-train']['times']   # no twin: '-'
+        for k, (lo, hi) in r['mlp1']['spread'].items():
+            assert 0 < lo <= r['mlp1']['times'][k] <= hi, k
+        assert r['chain1k']['load']['loaded'] is False
+    text = B.peer_table(res, missing).splitlines()
+    heads = [i for i, ln in enumerate(text) if ln.startswith('workload')]
+    assert len(heads) == 2 and text[heads[0] - 1] == '1 thread: median ms (p10-p90)'
+    assert 'torch.compile *' in text[heads[0]] and text[heads[0]].split()[-4:] == ['hybridized', '/', 'best', 'peer']
+    row = text[heads[0] + 2].split()
+    assert row[0] == 'mlp1' and row[-1].endswith('x') and '(' in row[2]   # median (p10-p90) cells
+    md = [ln for ln in text if ln.startswith('| ')]
+    assert md[0] == '| workload | best peer (1 thr / 2 thr) | graphc hybridized | graphc / best |' and len(md) == 4
+    assert md[1].startswith('| MLP 784-256-256-10 inference, batch 1 | ') and md[1].count(' / ') >= 3
+    t = res[1]['mlp1']['times']
+    best = min(t[k] for k in ('numpy', 'jax', 'mxnet', 'torch') if k in t)
+    assert md[1].split('|')[4].strip().split(' / ')[0] == f"{t['hybridized'] / best:.2f}x"
+    assert '* torch.compile: not here; to include it: pip install torch' in text
+    assert not any(ln.startswith('WARNING') for ln in text)
+
+
+def test_a_peer_computing_something_else_fails_loudly():
+    with pytest.raises(AssertionError, match='bench: jax disagrees with numpy'):
+        B.chain(16, 1, peers=[NumpyPeer(off=1e-2)])
+    with pytest.raises(AssertionError, match='bench: jax disagrees with numpy'):
+        B.mlp_inference(2, 1, peers=[NumpyPeer(off=1e-3)])
+    with pytest.raises(GraphcError, match='disagree on the loss of training step 2.*jax'):
+        B.mlp_train(1, peers=[NumpyPeer(off=1e-3)])   # the first loss agrees, the update is another
+    r = B.mlp_train(1, peers=[NumpyPeer()])['times']   # and the honest one passes
+    assert {'numpy', 'jax', 'eager', 'hybridized'} <= set(r)
+
+
+def test_loaded_machine_warning(monkeypatch):
+    probes = iter([0.05, 1.4])   # quiet before the workload, another process busy after it
+    monkeypatch.setattr(B, 'idle_probe', lambda seconds=0.2: next(probes))
+    monkeypatch.setattr(B, 'others', lambda a, b: None)   # the timed rounds: too short to tell
+    start, _ = _fake_start([NumpyPeer])
+    res, missing = B.run_peers(1, quick=True, only=['chain1k'], threads=(1,), start=start)
+    load = res[1]['chain1k']['load']
+    assert load['loaded'] is True and load['others_idle_after'] == 1.4 and len(load['loadavg']) == 2
+    text = B.peer_table(res, missing)
+    assert [ln for ln in text.splitlines() if ln.startswith('chain1k')][0].endswith('x  (loaded)')
+    assert "WARNING: the machine was loaded during chain1k (1 thr: 1.40 cores)" in text
+
+
+def test_other_processes_cpu_use_is_seen():
+    """others() is the machine's busy time less this process's, per second of wall time; a spinning child
+    process shows up as about a core (more when this shared machine is busy anyway)."""
+    assert B.others((0.0, 10.0, 2.0), (2.0, 13.0, 3.0)) == pytest.approx(1.0)
+    assert B.others((0.0, 10.0, 2.0), (0.05, 13.0, 3.0)) is None and B.others(None, (1, 2, 3)) is None
+    if B.cpu_sample() is None:
+        pytest.skip('no /proc/stat')
+    import subprocess
+    spin = subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+    try:
+        import time
+        time.sleep(0.3)
+        assert B.idle_probe(0.5) > 0.5
+    finally:
+        spin.kill()
+        spin.wait()
+
+
+def test_worker_protocol_no_pickle_and_errors(tmp_path):
+    from graphc import bench_peers
+    (tmp_path / 'fake_peer.py').write_text(FAKE_BACKEND)
+    w = bench_peers.Worker('mxnet', sys.executable, 'fake_peer', 1, dict(os.environ, PYTHONPATH=str(tmp_path)))
+    try:
+        x = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+        twin = w.twin({'model': 'chain'}, {'x': x})
+        np.testing.assert_allclose(twin(), np.tanh(x * 2 + 1) / (1 + np.exp(-x)) - np.maximum(x, 0) / 3, rtol=1e-6)
+        assert 0 < twin.rep() < 1
+        with pytest.raises(GraphcError, match="mxnet failed on build: NotImplementedError: the fake peer has no"):
+            w.twin({'model': 'lenet'}, {'x': x})
+        with pytest.raises(GraphcError, match='mxnet failed on build: ValueError: .*allow_pickle=False'):
+            w.twin({'model': 'chain'}, {'x': np.array([{'a': 1}], dtype=object)})   # arrays never unpickle
+        assert twin.rep() > 0   # the worker lives on after an error
+    finally:
+        w.close()
+    assert w.proc.returncode == 0 and not os.path.exists(w.dir)
+    dead = bench_peers.Worker('mxnet', sys.executable, 'no_such_backend', 1, dict(os.environ))
+    with pytest.raises(GraphcError, match="(?s)mxnet peer's process ended.*No module named 'no_such_backend'"):
+        dead.twin({'model': 'chain'}, {'x': x})
+    dead.close()
+    for name in os.listdir(os.path.dirname(bench_peers.__file__)):   # pickle is never how arrays travel
+        if name.endswith('.py'):
+            src = open(os.path.join(os.path.dirname(bench_peers.__file__), name)).read()
+            assert 'pickle' not in src.replace('allow_pickle=False', '').replace('never pickles', '') \
+                .replace('never as\npickles', '').replace('(never pickles)', ''), name
+
+
+def test_missing_peers_are_named_with_how_to_install(monkeypatch):
+    from graphc import bench_peers, config
+    monkeypatch.delenv(config.bench_mxnet_python.name, raising=False)
+    monkeypatch.setattr(bench_peers.importlib.util, 'find_spec', lambda name: None)
+    peers, missing = bench_peers.start(1, torch=None)
+    assert peers == [] and list(missing) == ['torch.compile', 'jax', 'mxnet']
+    assert 'GRAPHC_BENCH_MXNET_PYTHON' in missing['mxnet'] and 'mxnet==1.9.1' in missing['mxnet']
+    monkeypatch.setenv(config.bench_mxnet_python.name, '/no/such/python3.8')
+    with pytest.raises(GraphcError, match="GRAPHC_BENCH_MXNET_PYTHON='/no/such/python3.8': no such Python"):
+        bench_peers.start(1, names=('mxnet',))
+    with pytest.raises(GraphcError, match="unknown peer 'tf'"):
+        bench_peers.start(1, names=('tf',))
+
+
+def test_set_threads_and_back():
+    from graphc import config
+    was = config.num_threads()
+    undo = B.set_threads(1)
+    assert config.num_threads() == 1
+    torch = B._torch()
+    if torch is not None:
+        assert torch.get_num_threads() == 1
+    undo()
+    assert config.num_threads() == was
+
+
+@pytest.mark.skipif(not os.environ.get('GRAPHC_BENCH_MXNET_PYTHON'), reason='GRAPHC_BENCH_MXNET_PYTHON not set')
+def test_real_mxnet_worker_agrees():
+    """MXNet 1.9.1 in its own Python: the MLP forward and its SGD-momentum step from graphc's weights agree with
+    hand NumPy (the workloads check), then time through the pipe."""
+    from graphc import bench_peers
+    peers, missing = bench_peers.start(1, names=('mxnet',))
+    try:
+        assert [p.name for p in peers] == ['mxnet'] and not missing
+        for r in (B.mlp_inference(2, 2, peers=peers), B.mlp_train(2, peers=peers), B.chain(64, 2, peers=peers)):
+            assert r['times']['mxnet'] > 0
+    finally:
+        for p in peers:
+            p.close()
+
+
+def test_jax_worker_agrees():
+    pytest.importorskip('jax')
+    from graphc import bench_peers
+    peers, _ = bench_peers.start(1, names=('jax',))
+    try:
+        for r in (B.mlp_train(2, peers=peers), B.lstm_forward(2, steps=3, batch=2, inp=4, hidden=8, peers=peers)):
+            assert r['times']['jax'] > 0
+    finally:
+        for p in peers:
+            p.close()
+
+
+def test_worker_environments_set_threads(monkeypatch):
+    """What each worker is started with: its thread count (OpenMP, BLAS; XLA one-thread flags; MXNet one engine
+    worker) and, for MXNet's other Python, none of this Python's PYTHONPATH."""
+    from graphc import bench_peers, config
+    seen = {}
+    monkeypatch.setattr(bench_peers, 'Worker', lambda name, python, backend, threads, env:
+                        seen.setdefault(name, (python, backend, threads, env)) and name)
+    monkeypatch.setattr(bench_peers.importlib.util, 'find_spec', lambda name: True)   # as if jax were installed
+    monkeypatch.setenv(config.bench_mxnet_python.name, sys.executable)
+    monkeypatch.setenv('PYTHONPATH', '/some/site-packages')
+    peers, missing = bench_peers.start(1, names=('jax', 'mxnet'))
+    assert peers == ['jax', 'mxnet'] and not missing
+    py, backend, threads, env = seen['jax']
+    assert (py, backend, threads) == (sys.executable, 'jax_peer', 1) and env['PYTHONPATH'] == '/some/site-packages'
+    assert '--xla_cpu_multi_thread_eigen=false' in env['XLA_FLAGS'] and env['OMP_NUM_THREADS'] == '1'
+    py, backend, threads, env = seen['mxnet']
+    assert backend == 'mxnet_peer' and 'PYTHONPATH' not in env and env['MXNET_CPU_WORKER_NTHREADS'] == '1'
+    seen.clear()
+    bench_peers.start(2, names=('jax', 'mxnet'))
+    assert 'eigen' not in seen['jax'][3]['XLA_FLAGS'] and seen['mxnet'][3]['OMP_NUM_THREADS'] == '2'

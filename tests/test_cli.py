@@ -102,3 +102,36 @@ def test_every_package_is_in_the_wheel():
                 rel = os.path.relpath(d, os.path.join(root, top))
                 found.add(name if rel == '.' else name + '.' + rel.replace(os.sep, '.'))
     assert found <= listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"
+
+
+def test_bench_peers_json_and_flags(tmp_path, capsys, monkeypatch):
+    """`graphc bench --peers --threads 1,2 --json`: a table per thread count, the summary, the footnotes, and the
+    JSON with every thread count's workloads, spreads and load checks (the peers: a test's NumPy stand-in)."""
+    import json
+    from graphc import bench as B, bench_peers
+    from graphc.cli import main
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from test_bench import NumpyPeer
+    monkeypatch.setattr(bench_peers, 'start', lambda n, torch, names: ([NumpyPeer()], {'mxnet': 'the hint'}))
+    monkeypatch.setattr(B, 'idle_probe', lambda seconds=0.2: 0.0)
+    monkeypatch.setattr(B, 'others', lambda a, b: 0.0)
+    path = str(tmp_path / 'p.json')
+    assert main(['bench', '--peers', '--quick', '--reps', '1', '--only', 'mlp1', '--threads', '1,2', '--json', path]) == 0
+    out = capsys.readouterr().out
+    assert '1 thread: median ms (p10-p90)' in out and '2 threads: median ms (p10-p90)' in out
+    assert '| workload | best peer (1 thr / 2 thr) | graphc hybridized | graphc / best |' in out
+    assert '* mxnet: not here; to include it: the hint' in out
+    doc = json.load(open(path))
+    assert list(doc['workloads']) == ['1', '2'] and doc['settings']['threads'] == [1, 2]
+    assert doc['settings']['missing']['mxnet'] == 'the hint'
+    for n in ('1', '2'):
+        r = doc['workloads'][n]['mlp1']
+        assert {'numpy', 'jax', 'eager', 'hybridized'} <= set(r['times']) and r['load']['loaded'] is False
+        lo, hi = r['spread']['jax']
+        assert lo <= r['times']['jax'] <= hi
+    assert main(['bench', '--threads', '1,2', '--only', 'mlp1']) == 2
+    assert 'several --threads need --peers' in capsys.readouterr().err
+    assert main(['bench', '--peers', '--threads', '0']) == 2
+    assert "--threads wants thread counts" in capsys.readouterr().err
+    assert main(['bench', 'm-symbol.json', '--shape', 'data=1,2', '--peers']) == 2
+    assert '--peers times the standard workloads' in capsys.readouterr().err
