@@ -856,7 +856,7 @@ def batchnorm(sub):
     """BatchNorm (outputs out, mean, var) as one block per channel: the batch's mean, then its variance about the
     mean (two passes, as NumPy's var), then the normalized output; with the moving statistics (use_global_stats,
     inference) the mean and var are the inputs'."""
-    from graphc.ops.nn import _batch_stats
+    from graphc.ops.nn import batch_stats
     (node,) = [n for n in sub.nodes if not n.is_var]
     a, x = node.attrs, tuple(sub.inputs[0].shapes[0])
     dt = np.dtype(node.dtypes[0])
@@ -870,7 +870,7 @@ def batchnorm(sub):
     loop = f"for (long long j = threadIdx.x; j < {M}; j += {nt}) {{ const long long q = (j / {R}) * {C * R} + " \
         f"c * {R} + j % {R};"
     body = ["const long long c = blockIdx.x;"]
-    if _batch_stats(a):
+    if batch_stats(a):
         body += [f"{T} mean = ({T})0;", f"{loop} mean += in0[q]; }}", *_block_sum(T, ['mean'], nt),
                  f"mean = mean / {e.c(M)};",
                  f"{T} var = ({T})0;", f"{loop} const {T} d = in0[q] - mean; var += d * d; }}",
@@ -881,13 +881,13 @@ def batchnorm(sub):
     body += [f"const {T} scale = {gamma} * ({e.c(1.0)} / {e.fn('sqrt', 'var + ' + eps)});",
              f"{loop} out0[q] = (in0[q] - mean) * scale + in2[c]; }}",
              "if (threadIdx.x == 0) { out1[c] = mean; out2[c] = var; }"]
-    return _finish('bn', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (nt, 1, 1), _batch_stats(a))
+    return _finish('bn', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (nt, 1, 1), batch_stats(a))
 
 
 def batchnorm_grad(sub):
     """_backward_BatchNorm (d data, d gamma, d beta) as one block per channel: dbeta = sum g and
     dgamma = sum g * xhat in one pass, then dx (through the batch statistics in training)."""
-    from graphc.ops.nn import _batch_stats
+    from graphc.ops.nn import batch_stats
     (node,) = [n for n in sub.nodes if not n.is_var]
     a, x = node.attrs, tuple(sub.inputs[1].shapes[0])
     dt = np.dtype(node.dtypes[0])
@@ -906,7 +906,7 @@ def batchnorm_grad(sub):
             f"{T} db = ({T})0, dg = ({T})0;",
             f"{loop} db += in0[q]; dg += in0[q] * ((in1[q] - mean) * inv); }}", *_block_sum(T, ['db', 'dg'], nt),
             f"const {T} k = {gamma} * inv;"]
-    if _batch_stats(a):
+    if batch_stats(a):
         body.append(f"{loop} out0[q] = k / {e.c(M)} * ({e.c(M)} * in0[q] - db - (in1[q] - mean) * inv * dg); }}")
     else:
         body.append(f"{loop} out0[q] = in0[q] * k; }}")

@@ -747,14 +747,14 @@ def _bn_bshape(x, ax):
     return tuple(x.shape[ax] if i == ax else 1 for i in range(x.ndim))
 
 
-def _batch_stats(attrs):
+def batch_stats(attrs):
     """Training-mode BatchNorm normalizes with the batch's statistics."""
     return bool(attrs.get('_train')) and not attrs['use_global_stats']
 
 
 def _bn_stats(attrs, x, mm, mv):
     ax = attrs['axis'] % x.ndim
-    if _batch_stats(attrs):
+    if batch_stats(attrs):
         axes = tuple(i for i in range(x.ndim) if i != ax)
         return ax, x.mean(axis=axes), x.var(axis=axes)
     return ax, mm, mv
@@ -767,7 +767,7 @@ def _bn_stats(attrs, x, mm, mv):
           doc="Batch normalization. Outputs (out, mean, var): the batch statistics in training, the moving ones "
               "otherwise; nd.BatchNorm updates the moving statistics in training mode.")
 def _batch_norm(attrs, x, gamma, beta, mm, mv, native=None):
-    if native is not None and _batch_stats(attrs):   # the CPU backend's kernel (runtime/batchnorm.py): three
+    if native is not None and batch_stats(attrs):   # the CPU backend's kernel (runtime/batchnorm.py): three
         # passes, not NumPy's seven with temporaries
         fast = native.forward(x, gamma, beta, attrs['axis'] % x.ndim, attrs['eps'], attrs['fix_gamma'])
         if fast is not None:
@@ -786,7 +786,7 @@ def _batch_norm(attrs, x, gamma, beta, mm, mv, native=None):
           doc="Gradients of BatchNorm: (d data, d gamma, d beta); batch statistics are differentiated in training.")
 def _backward_batch_norm(attrs, g, x, gamma, mean, var, native=None):
     ax = attrs['axis'] % x.ndim
-    if native is not None and _batch_stats(attrs):
+    if native is not None and batch_stats(attrs):
         fast = native.backward(np.ascontiguousarray(g), x, gamma, mean, var, ax, attrs['eps'], attrs['fix_gamma'])
         if fast is not None:
             return fast
@@ -797,7 +797,7 @@ def _backward_batch_norm(attrs, g, x, gamma, mean, var, native=None):
     xhat = (x - mean.reshape(bs)) * inv.reshape(bs)
     dbeta = g.sum(axis=axes)
     dgamma = (g * xhat).sum(axis=axes)
-    if _batch_stats(attrs):
+    if batch_stats(attrs):
         m = x.size // x.shape[ax]
         dx = (gm * inv).reshape(bs) / m * (m * g - dbeta.reshape(bs) - xhat * dgamma.reshape(bs))
     else:
