@@ -70,7 +70,7 @@ def child(steps, profile):
 
 def run_child(cache, steps, profile):
     env = dict(os.environ, GRAPHC_CACHE_DIR=cache)
-    cmd = [sys.executable, os.path.abspath(__file__), '--child', '--steps', str(steps)] + (['--profile', 'x'] if profile else [])
+    cmd = [sys.executable, os.path.abspath(__file__), '--child', '--steps', str(steps)] + (['--profile', 'cold'] if profile else [])
     out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
