@@ -789,9 +789,9 @@ def _entry_key(text, name):
         import llvmlite
         from .. import __version__
         llvm = _engine()[0]
-        _host.update({'format': 2, 'opt': OPT_LEVEL, 'cpu': llvm.get_host_cpu_name(), 'features': llvm.get_host_cpu_features().flatten(),
+        _host.update({'format': 2, 'cpu': llvm.get_host_cpu_name(), 'features': llvm.get_host_cpu_features().flatten(),
                       'llvmlite': llvmlite.__version__, 'graphc': __version__})
-    return json.dumps({**_host, 'ir': hashlib.sha256(text.encode()).hexdigest(), 'symbol': name},
+    return json.dumps({**_host, 'opt': OPT_LEVEL, 'ir': hashlib.sha256(text.encode()).hexdigest(), 'symbol': name},
                       sort_keys=True).encode()
 
 
