@@ -1,0 +1,64 @@
+"""Cold start (issue 17, point 4; benchmarks/cold_start.py times it): a LeNet training step builds a bounded
+number of LLVM modules with an empty kernel cache and none in a new process with the cache it filled; the
+optimization level is part of a kernel's cache key; the interpreter backend loads no LLVM."""
+import json
+import os
+import subprocess
+import sys
+
+from graphc.runtime import cpu
+
+_LENET = r"""
+import json
+import graphc as gc
+from graphc import autograd, gluon, nd
+from graphc.gluon import nn
+from graphc.runtime import cpu
+gc.random.seed(0)
+net = nn.HybridSequential()
+net.add(nn.Conv2D(20, 5, activation='relu'), nn.MaxPool2D(2, 2), nn.Conv2D(50, 5, activation='relu'),
+        nn.MaxPool2D(2, 2), nn.Flatten(), nn.Dense(500, activation='relu'), nn.Dense(10))
+net.initialize(gc.init.Xavier())
+net.hybridize()
+trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-3})
+x, y = nd.random.uniform(shape=(20, 1, 28, 28)), nd.array(list(range(10)) * 2)
+for _ in range(2):
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+    loss.backward()
+    trainer.step(20)
+print(json.dumps({'compiled': cpu.stats['disk_misses'], 'hits': cpu.stats['disk_hits'],
+                  'loss': float(loss.asnumpy().sum())}))
+"""
+
+
+def _run(code, cache, **env):
+    r = subprocess.run([sys.executable, '-c', code], env=dict(os.environ, GRAPHC_CACHE_DIR=str(cache), **env),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_lenet_step_builds_few_modules_cold_and_none_warm(tmp_path):
+    cold = _run(_LENET, tmp_path)
+    # 11 today: 3 elementwise kernels, the native step interpreter, im2col (two layouts), col2im, max pooling
+    # and its gradient for each pooling layer; more means kernels compiled that the step did not need before
+    assert 0 < cold['compiled'] <= 12, cold
+    warm = _run(_LENET, tmp_path)
+    assert warm['compiled'] == 0 and warm['hits'] == cold['compiled'], warm
+    assert warm['loss'] == cold['loss']  # the cached machine code computes what the compiled one did, bit for bit
+
+
+def test_the_optimization_level_is_in_the_cache_key(monkeypatch):
+    key = cpu._entry_key('ir', 'graphc_k_x')
+    monkeypatch.setattr(cpu, 'OPT_LEVEL', cpu.OPT_LEVEL + 1)
+    assert cpu._entry_key('ir', 'graphc_k_x') != key
+
+
+def test_the_interpreter_backend_loads_no_llvm(tmp_path):
+    code = ("import json, sys, threading\nfrom graphc.runtime import cpu\n"
+            "print(json.dumps({'llvm': 'llvmlite.binding' in sys.modules, "
+            "'threads': [t.name for t in threading.enumerate()]}))")
+    assert _run(code, tmp_path, GRAPHC_BACKEND='interp') == {'llvm': False, 'threads': ['MainThread']}
+    on = _run(code.replace("print(", "cpu._engine()\nprint("), tmp_path)
+    assert on['llvm'], on
