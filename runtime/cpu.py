@@ -22,7 +22,6 @@ from ..ops.scalar import Scalar, emit as emit_node
 
 _lock = threading.Lock()
 _jit = None
-_engine_lock = threading.Lock()
 _cache = {}         # IR hash -> compiled Kernel (or None: not compilable)
 # compile_ms: building kernels in all (codegen_ms: the IR; llvm_ms: LLVM optimization and machine code, or a
 # disk-cache load); compiled: kernels built; fallbacks: groups left to NumPy
@@ -39,29 +38,16 @@ def enabled():
 
 def _engine():
     global _jit
-    if _jit is not None:
-        return _jit
-    with _engine_lock:
-        if _jit is None:
-            _jit = _new_engine()
+    if _jit is None:
+        import llvmlite.binding as llvm
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        target = llvm.Target.from_default_triple()
+        tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
+                                          opt=3)
+        backing = llvm.parse_assembly('')
+        _jit = (llvm, tm, llvm.create_mcjit_compiler(backing, tm))
     return _jit
-
-
-def _new_engine():
-    import llvmlite.binding as llvm
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    target = llvm.Target.from_default_triple()
-    tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-                                      opt=3)
-    return llvm, tm, llvm.create_mcjit_compiler(llvm.parse_assembly(''), tm)
-
-
-# LLVM's library loads (~35 ms) on another thread while the first hybridized call traces and runs its passes
-# (this module is imported there); a child forked meanwhile gets a fresh lock and loads its own
-os.register_at_fork(after_in_child=lambda: globals().update(_engine_lock=threading.Lock()))
-if enabled():
-    threading.Thread(target=_engine, daemon=True, name='graphc-llvm').start()
 
 
 # ---------------------------------------------------------------- scalar primitives
