@@ -129,12 +129,12 @@ _compiled = {}  # (backend, structure key) -> (its executor, its input variables
 
 def structure_key(g):
     """What identifies a pending graph up to its input values: ops, attributes, wiring, input shapes."""
-    idx = {id(n): i for i, n in enumerate(g.nodes)}
+    idx = {n: i for i, n in enumerate(g.nodes)}
     parts = []
     for n in g.nodes:
         if n.is_var:
             parts.append(('v', n.shapes[0], str(n.dtypes[0])))
         else:
             parts.append((n.op.name, tuple(sorted((k, repr(v)) for k, v in n.attrs.items())),
-                          tuple((idx[id(s)], j) for s, j in n.inputs)))
-    return tuple(parts), tuple((idx[id(n)], j) for n, j in g.outputs)
+                          tuple((idx[s], j) for s, j in n.inputs)))
+    return tuple(parts), tuple((idx[n], j) for n, j in g.outputs)

@@ -32,20 +32,20 @@ def _instantiate(symbol, shapes, dtypes, train):
             if s is None or None in s:
                 raise GraphcError(f"bind: cannot infer the shape of {n.name} ({n.op.name} of shape "
                                   f"{fmt_shape(n.attrs['shape'])}, 0 for unknown)")
-            fill[id(n)] = s
+            fill[n] = s
     for n in graph.nodes:
         if n.is_var:
             if n.name in by_name:
-                new[id(n)] = by_name[n.name]
+                new[n] = by_name[n.name]
                 continue
             v = Node(None, n.name, shapes=[tuple(shapes[n.name])], dtypes=[np.dtype(dtypes[n.name])])
             v.extra = {k: x for k, x in n.extra.items() if k != 'value'}
-            by_name[n.name] = new[id(n)] = v
+            by_name[n.name] = new[n] = v
             continue
         attrs = dict(n.attrs, _train=train) if n.op.mode_dependent else n.attrs
-        if sources and id(n) in fill:
-            attrs = dict(attrs, shape=fill[id(n)])
-        m = Node(n.op, n.name, attrs, [(new[id(s)], j) for s, j in n.inputs], where=n.where, block=n.block)
+        if sources and n in fill:
+            attrs = dict(attrs, shape=fill[n])
+        m = Node(n.op, n.name, attrs, [(new[s], j) for s, j in n.inputs], where=n.where, block=n.block)
         m.extra = dict(n.extra)
         try:
             m.shapes, m.dtypes = infer_node(m)
@@ -54,8 +54,8 @@ def _instantiate(symbol, shapes, dtypes, train):
                 raise
             raise GraphcError(f"bind: {n.op.name} {n.name!r} cannot take input shapes "
                               f"{', '.join(fmt_shape(s.shapes[j]) for s, j in m.inputs)} ({e})") from None
-        new[id(n)] = m
-    outs = [(new[id(n)], j) for n, j in symbol._entries]
+        new[n] = m
+    outs = [(new[n], j) for n, j in symbol._entries]
     return outs, by_name
 
 
@@ -294,11 +294,11 @@ class Executor:
         opt, _ = run_pipeline(g, 'inference', disabled=set(PASSES) - keep, tag='executor.symbol')
         outs, seen = [], set()
         for n, j in opt.outputs:
-            if (id(n), j) in seen:
+            if (n, j) in seen:
                 c = Node(OPS['_copy'], f"{n.name}_copy{len(outs)}", {}, [(n, j)], shapes=[n.shapes[j]],
                          dtypes=[n.dtypes[j]])
                 n, j = c, 0
-            seen.add((id(n), j))
+            seen.add((n, j))
             outs.append((n, j))
         return Symbol(outs)
 

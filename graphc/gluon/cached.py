@@ -140,9 +140,9 @@ class CachedOp:
             e = self.entry
             wrt = [v for v, n in zip(e.input_vars, need) if n]
             joint, heads, grads = grad_graph(e.graph, wrt, e.graph.outputs[:len(e.visible)])
-            fwd = {id(n) for n in e.graph.nodes}
-            read = {id(s) for n in (joint.nodes if joint else []) if id(n) not in fwd for s, _ in n.inputs}
-            keep = [n for n in e.graph.nodes if id(n) in read and not n.is_var]
+            fwd = set(e.graph.nodes)
+            read = {s for n in (joint.nodes if joint else []) if n not in fwd for s, _ in n.inputs}
+            keep = [n for n in e.graph.nodes if n in read and not n.is_var]
             hit = self._grads[need] = (joint, heads, grads, keep)
         return hit
 
@@ -222,9 +222,9 @@ class CachedGraph:
         from ..passes import run_pipeline
         self.traced = self.graph
         self.graph, self.trace_report = run_pipeline(self.graph, 'trace', tag=block.name + '.trace')
-        by_id = {id(n): n for n in self.graph.inputs}
+        inputs = set(self.graph.inputs)
         self.data_vars = [s._one()[0] for s in syms if isinstance(s, Symbol)]
-        self.param_vars = [(p, v._one()[0]) for p, v in ctx.param_vars.values() if id(v._one()[0]) in by_id]
+        self.param_vars = [(p, v._one()[0]) for p, v in ctx.param_vars.values() if v._one()[0] in inputs]
         self.aux = []
         for p_sym, entry, momentum in aux:
             param = next((p for p, v in ctx.param_vars.values() if v._one()[0] is p_sym._one()[0]), None)
@@ -348,7 +348,7 @@ class CachedGraph:
                     from ..passes import run_pipeline
                     opt, self.report = run_pipeline(self.graph, 'training' if self.training else 'inference',
                                                     tag=self.block_name)
-                    self._hoist = hoist(opt, {id(v) for _, v in self.param_vars})
+                    self._hoist = hoist(opt, {v for _, v in self.param_vars})
                     self._hoisted = (None, {})  # (key, values): replaced whole, so readers see a matching pair
                     self.optimized = opt        # published last: a thread seeing it sees the rest
         return self.optimized
@@ -376,30 +376,30 @@ class CachedGraph:
         return self._main_plan({**feed, **hvals})
 
 
-def hoist(graph, param_ids):
+def hoist(graph, params):
     """(prelude, vars, main): nodes that read only parameters and constants move to a prelude graph whose
     outputs feed `main` through new variables; None when there is nothing to hoist. Random ops stay."""
     from ..graph import is_random, rebuild
     live = set()  # nodes that depend on data (or are random)
     for n in graph.nodes:
         if n.is_var:
-            if id(n) not in param_ids and 'value' not in n.extra:
-                live.add(id(n))
-        elif any(id(s) in live for s, _ in n.inputs) or n.op.name == 'Dropout' or is_random(n):
-            live.add(id(n))
+            if n not in params and 'value' not in n.extra:
+                live.add(n)
+        elif any(s in live for s, _ in n.inputs) or n.op.name == 'Dropout' or is_random(n):
+            live.add(n)
     cut = []
     for n in graph.nodes:
-        if id(n) in live and not n.is_var:
-            cut += [(s, j) for s, j in n.inputs if id(s) not in live and not s.is_var and (s, j) not in cut]
+        if n in live and not n.is_var:
+            cut += [(s, j) for s, j in n.inputs if s not in live and not s.is_var and (s, j) not in cut]
     if not cut:
         return None
     hvars = [input_var(f"{s.name}_hoisted{j}", s.shapes[j], s.dtypes[j])._one()[0] for s, j in cut]
-    to_var = {(id(s), j): (v, 0) for (s, j), v in zip(cut, hvars)}
+    to_var = {(s, j): (v, 0) for (s, j), v in zip(cut, hvars)}
 
     def rep(n, ins):
-        if id(n) in live or not any((id(n), j) in to_var for j in range(n.num_outputs)):
+        if n in live or not any((n, j) in to_var for j in range(n.num_outputs)):
             return None
-        return [to_var.get((id(n), j), (n, j)) for j in range(n.num_outputs)]
+        return [to_var.get((n, j), (n, j)) for j in range(n.num_outputs)]
     main = rebuild(graph, rep, inputs=list(graph.inputs) + hvars)
     return Graph(cut), hvars, main
 
