@@ -41,7 +41,8 @@ UNARY = {  # name: (oracle, input maker)
     'sin': (np.sin, R), 'cos': (np.cos, R),
     'sigmoid': (lambda x: 1 / (1 + np.exp(-x)), R), 'relu': (lambda x: x * (x > 0), R),
     'softrelu': (lambda x: np.log(1 + np.exp(x)), R), 'softsign': (lambda x: x / (1 + abs(x)), R),
-    'erf': (erf, R), '_copy': (lambda x: x, R), 'zeros_like': (lambda x: 0 * x, R),
+    'erf': (erf, R), 'log_sigmoid': (lambda x: -np.log(1 + np.exp(-x)), R),
+    'mish': (lambda x: x * np.tanh(np.log(1 + np.exp(x))), R), '_copy': (lambda x: x, R), 'zeros_like': (lambda x: 0 * x, R),
     'ones_like': (lambda x: 0 * x + 1, R), 'floor': (np.floor, lambda *s: np.asarray(R(*s) * 3)),
     'ceil': (np.ceil, lambda *s: np.asarray(R(*s) * 3)), 'round': (np.round, lambda *s: np.asarray(R(*s) * 3 + 0.25)),
 }

@@ -55,7 +55,7 @@ TOLERANCES = {  # (dtype, family or 'gradient') -> (rtol, atol)
 EXACT_PATHS = ('interp',)
 
 FAMILY = {}
-for _n in ('exp', 'log', 'log1p', 'expm1', 'tanh', 'sin', 'cos', 'sigmoid', 'softrelu', 'softsign', 'erf',
+for _n in ('exp', 'log', 'log1p', 'expm1', 'tanh', 'sin', 'cos', 'sigmoid', 'softrelu', 'softsign', 'erf', 'log_sigmoid', 'mish',
            'broadcast_power', '_power_scalar', '_rpower_scalar', 'Activation', 'LeakyReLU'):
     FAMILY[_n] = 'transcendental'
 for _n in ('sum', 'mean', 'prod', 'norm', 'softmax', 'log_softmax', 'softmax_cross_entropy'):
@@ -301,6 +301,10 @@ def _sig(x):
     return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
 
+def _mish(x):
+    return x * math.tanh(_softrelu(x))
+
+
 def _absiv(a):
     lo, hi = a
     return (0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))), max(abs(lo), abs(hi))
@@ -313,6 +317,8 @@ UNARY_IV = {
     'sign': lambda a: (-1, 1), 'tanh': _mono(math.tanh), 'sin': lambda a: (-1, 1), 'cos': lambda a: (-1, 1),
     'sigmoid': _mono(_sig), 'relu': lambda a: (max(a[0], 0), max(a[1], 0)), 'softrelu': _mono(_softrelu),
     'softsign': lambda a: (-1, 1), 'erf': lambda a: (-1, 1), '_copy': lambda a: a, 'zeros_like': lambda a: (0, 0),
+    'log_sigmoid': _mono(lambda x: -_softrelu(-x)),
+    'mish': lambda a: (min(_mish(a[0]), _mish(a[1]), -0.3089), max(_mish(a[0]), _mish(a[1]))),  # (min -0.30884)
     'ones_like': lambda a: (1, 1), 'floor': _mono(math.floor), 'ceil': _mono(math.ceil), 'round': _mono(round),
 }
 # what a unary op needs of its operand: a lower bound (domain), a magnitude bound, or an exact value
