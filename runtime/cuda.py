@@ -852,23 +852,33 @@ def _block_sum(T, names, threads):
     return lines
 
 
-def batchnorm(sub):
-    """BatchNorm (outputs out, mean, var) as one block per channel: the batch's mean, then its variance about the
-    mean (two passes, as NumPy's var), then the normalized output; with the moving statistics (use_global_stats,
-    inference) the mean and var are the inputs'."""
-    from graphc.ops.nn import batch_stats
+def _per_channel(sub, data):
+    """What both BatchNorm kernels share: (attrs, channels C, C type T, elements per channel M, an emitter, the
+    loop over a channel's elements q, threads per block), or None where the kernel has no form (another dtype,
+    mixed dtypes, an empty array). data: the index of the data input."""
     (node,) = [n for n in sub.nodes if not n.is_var]
-    a, x = node.attrs, tuple(sub.inputs[0].shapes[0])
+    a, x = node.attrs, tuple(sub.inputs[data].shapes[0])
     dt = np.dtype(node.dtypes[0])
     if dt not in (np.float32, np.float64) or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs) or 0 in x:
         return None
     O, C, R = _oar(x, a['axis'] % len(x))
     T, M = CTYPES[dt], O * R
     nt = _channel_threads(M)
-    e = CEmit(T, [])
-    eps = e.c(a['eps'])
     loop = f"for (long long j = threadIdx.x; j < {M}; j += {nt}) {{ const long long q = (j / {R}) * {C * R} + " \
         f"c * {R} + j % {R};"
+    return a, C, T, M, CEmit(T, []), loop, nt
+
+
+def batchnorm(sub):
+    """BatchNorm (outputs out, mean, var) as one block per channel: the batch's mean, then its variance about the
+    mean (two passes, as NumPy's var), then the normalized output; with the moving statistics (use_global_stats,
+    inference) the mean and var are the inputs'."""
+    from graphc.ops.nn import batch_stats
+    got = _per_channel(sub, 0)
+    if got is None:
+        return None
+    a, C, T, M, e, loop, nt = got
+    eps = e.c(a['eps'])
     body = ["const long long c = blockIdx.x;"]
     if batch_stats(a):
         body += [f"{T} mean = ({T})0;", f"{loop} mean += in0[q]; }}", *_block_sum(T, ['mean'], nt),
@@ -888,18 +898,11 @@ def batchnorm_grad(sub):
     """_backward_BatchNorm (d data, d gamma, d beta) as one block per channel: dbeta = sum g and
     dgamma = sum g * xhat in one pass, then dx (through the batch statistics in training)."""
     from graphc.ops.nn import batch_stats
-    (node,) = [n for n in sub.nodes if not n.is_var]
-    a, x = node.attrs, tuple(sub.inputs[1].shapes[0])
-    dt = np.dtype(node.dtypes[0])
-    if dt not in (np.float32, np.float64) or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs) or 0 in x:
+    got = _per_channel(sub, 1)
+    if got is None:
         return None
-    O, C, R = _oar(x, a['axis'] % len(x))
-    T, M = CTYPES[dt], O * R
-    nt = _channel_threads(M)
-    e = CEmit(T, [])
+    a, C, T, M, e, loop, nt = got
     eps = e.c(a['eps'])
-    loop = f"for (long long j = threadIdx.x; j < {M}; j += {nt}) {{ const long long q = (j / {R}) * {C * R} + " \
-        f"c * {R} + j % {R};"
     gamma = e.c(1.0) if a['fix_gamma'] else 'in2[c]'
     body = ["const long long c = blockIdx.x;", f"const {T} mean = in3[c];",
             f"const {T} inv = {e.c(1.0)} / {e.fn('sqrt', 'in4[c] + ' + eps)};",
