@@ -80,6 +80,31 @@ def test_dot_transposes_and_reshape_aliases(ta, tb):
     np.testing.assert_allclose(out[1], dn.reshape(1, 42), **TOL[np.float32])
 
 
+
+@needs_blas
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('ta,tb', [(False, False), (True, False), (False, True), (True, True)])
+def test_one_row_products_run_as_gemv(ta, tb, dtype):
+    """A one-row GEMM (batch-1 Dense, a 1 x k dot) is a BLAS GEMV step: OpenBLAS's sgemm packs the whole matrix
+    first (5x slower for a 1x784 by 784x256 product here). Every transpose, both dtypes, and the batch-1 MLP."""
+    if native.gemv() is None:
+        pytest.skip("the BLAS beside NumPy has no cblas gemv")
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(6, 1) if ta else (1, 6)).astype(dtype)
+    b = rng.normal(size=(7, 6) if tb else (6, 7)).astype(dtype)
+    w, bias = rng.normal(size=(5, 7)).astype(dtype), rng.normal(size=(5,)).astype(dtype)
+
+    def f(a, b, w, bias):
+        d = nd.dot(a, b, transpose_a=ta, transpose_b=tb)   # (1, 7)
+        return nd.tanh(nd.FullyConnected(nd.relu(d), w, bias, num_hidden=5))
+    g, opt, feed, raw = build(f, a, b, w, bias)
+    plan = Plan(opt)
+    kinds = {int(r[0]) for s in segments(plan) for r in s.seg.rows}
+    assert kinds & {native.SGEMV, native.DGEMV} and not kinds & {native.SGEMM, native.DGEMM}, kinds
+    want = np.tanh(np.maximum((a.T if ta else a) @ (b.T if tb else b), 0) @ w.T + bias)
+    np.testing.assert_allclose(plan(feed)[0], want, **TOL[dtype])
+    np.testing.assert_allclose(plan(feed)[0], interpret(g, raw)[0], **TOL[dtype])
+
 @needs_blas
 def test_outputs_are_fresh_arrays_each_call():
     rng = np.random.default_rng(2)
