@@ -363,8 +363,8 @@ def get_symbol(x):
             else:
                 ins.append(made[id(e[0])][e[1]])
         entry = getattr(node.op, 'entry', None)
-        if entry is not None:  # a hybridized block's call: its graph, inlined
-            made[id(node)] = _inline(entry, ins)
+        if entry is not None:  # a hybridized block's call: its graph inlined, or one _CachedOp node (MXNet's rule)
+            made[id(node)] = _inline(entry, ins) if _inlined(entry) else _cached_call(entry, ins)
             continue
         if not hasattr(node.op, 'ref'):
             raise GraphcError(f"get_symbol: {node.op.name} (a custom Function) has no symbolic form")
@@ -372,6 +372,27 @@ def get_symbol(x):
         m.shapes, m.dtypes = partial_infer(m)
         made[id(node)] = [(m, j) for j in range(m.num_outputs)]
     return Symbol([made[id(x._ag[0])][x._ag[1]]])
+
+
+def _inlined(entry):
+    """MXNet's rule: a recorded call of a hybridized block shows its ops when they are at most its
+    inline_limit (hybridize's flag, default 2) and static_alloc is off; else one _CachedOp node."""
+    limit = getattr(entry, 'inline_limit', 2)
+    return limit is not None and sum(not n.is_var for n in entry.graph.nodes) <= limit
+
+
+def _cached_call(entry, ins):
+    """One _CachedOp node calling the traced graph's visible outputs, on the entries `ins` for its inputs."""
+    from .graph import Graph, Node
+    from .ops.control import CachedCallOp
+    body = Graph(entry.graph.outputs[:len(entry.visible)])
+    feed = dict(zip(entry.input_vars, ins))
+    op = CachedCallOp([body])
+    n = Node(op, entry.block_name, {'num_outputs': len(body.outputs), '_body': id(op)},
+             [feed.get(v, (v, 0)) for v in body.inputs])  # (a var not fed: a constant captured by the trace)
+    n.shapes = [tuple(m.shapes[j]) for m, j in body.outputs]
+    n.dtypes = [m.dtypes[j] for m, j in body.outputs]
+    return [(n, j) for j in range(len(body.outputs))]
 
 
 def _inline(entry, ins):

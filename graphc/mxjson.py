@@ -97,10 +97,10 @@ def _subgraph_dict(n):
 
 
 def _load_control(fname, where, name, op_name, attrs, entries, subs):
-    """A control-flow node (_foreach, _while_loop, _cond) with its bodies from `subgraphs`, each body's inputs
-    in the file's order."""
+    """A control-flow node (_foreach, _while_loop, _cond, _CachedOp) with its bodies from `subgraphs`, each
+    body's inputs in the file's order."""
     from .ops.control import CONTROL
-    want = {'_foreach': 1, '_while_loop': 2, '_cond': 3}[op_name]
+    want = {'_foreach': 1, '_while_loop': 2, '_cond': 3, '_CachedOp': 1}[op_name]
     if not (isinstance(subs, list) and len(subs) == want and
             all(isinstance(s, dict) and isinstance(s.get('nodes'), list) for s in subs)):
         raise _err(fname, f"{where}: {op_name} needs {want} subgraphs (symbol JSON objects), got {_type(subs)}")

@@ -212,3 +212,55 @@ def test_get_symbol_inlines_hybridized_blocks():
     assert len(s.list_arguments()) == 5  # x and the two layers' weights and biases
     vals = dict(zip(s.list_arguments(), [x] + [p.data() for p in net.collect_params().values()]))
     np.testing.assert_allclose(s.eval(**vals)[0].asnumpy(), y.asnumpy(), rtol=1e-6)
+
+
+def _dense3(**flags):
+    from graphc.gluon import nn
+    net = nn.HybridSequential()
+    with net.name_scope():
+        for _ in range(3):
+            net.add(nn.Dense(3, in_units=3))
+    net.initialize()
+    net.hybridize(**flags)
+    return net
+
+
+@pytest.mark.parametrize('flags, inlined', [({'inline_limit': 3}, True), ({'inline_limit': 0}, False), ({}, False),
+                                            ({'inline_limit': 3, 'static_alloc': True}, False)])
+def test_get_symbol_shows_a_hybridized_call_as_one_cached_op_past_inline_limit(flags, inlined):
+    """MXNet's rule: a recorded call shows the block's ops when they are at most inline_limit (default 2) and
+    static_alloc is off; else one _CachedOp node, whose body is the block's graph. Either way it computes y."""
+    import json
+    from graphc import sym
+    net = _dense3(**flags)
+    x = nd.array(np.random.rand(2, 3).astype('float32'))
+    with autograd.record():
+        y = net(x)
+    s = autograd.get_symbol(y)
+    ops = [n['op'] for n in json.loads(s.tojson())['nodes'] if n['op'] != 'null']
+    assert ops == (['FullyConnected'] * 3 if inlined else ['_CachedOp'])
+    args = dict(zip([a for a in s.list_arguments() if a.startswith('var')],  # the parameters, in call order
+                    [p.data() for p in net.collect_params().values()]))
+    np.testing.assert_allclose(s.eval(**args)[0].asnumpy(), y.asnumpy(), rtol=1e-6)
+    back = sym.load_json(s.tojson())  # the _CachedOp's body travels as MXNet's `subgraphs`; x, a constant of
+    args.update({a: x for a in back.list_arguments() if a.startswith('_const')})  # the recording, by name
+    np.testing.assert_allclose(back.eval(**args)[0].asnumpy(), y.asnumpy(), rtol=1e-6)
+
+
+def test_a_cached_op_node_differentiates_through_its_body():
+    net = _dense3(inline_limit=0)
+    x = nd.array(np.random.rand(2, 3).astype('float32'))
+    x.attach_grad()
+    with autograd.record():
+        y = net(x)
+    s = autograd.get_symbol(y)
+    names = [a for a in s.list_arguments() if a.startswith('var')]  # x, then the parameters
+    vals = [x] + [p.data() for p in net.collect_params().values()]
+    with autograd.record():
+        (net(x) * nd.array([[1.0, 2.0, 3.0]])).sum().backward()
+    want = x.grad.asnumpy()
+    ex = s.bind(None, args={k: v for k, v in zip(names, vals)},
+                args_grad={names[0]: nd.zeros((2, 3))})
+    ex.forward(is_train=True)
+    ex.backward(nd.array(np.tile([[1.0, 2.0, 3.0]], (2, 1)).astype('float32')))
+    np.testing.assert_allclose(ex.grad_dict[names[0]].asnumpy(), want, rtol=1e-5)

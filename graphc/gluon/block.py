@@ -532,6 +532,8 @@ class HybridBlock(Block):
                     if self._last_key is not None:
                         log_retrace(self, self._last_key, key)
                     entry = remember(self, key, CachedGraph(self, args))
+                    f = self._flags
+                    entry.inline_limit = None if f.get('static_alloc') else f.get('inline_limit', 2)
                     self._trace_count = self.trace_count + 1
         self._last_key = key
         out = entry(args)

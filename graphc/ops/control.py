@@ -359,4 +359,36 @@ class CondOp(ControlOp):
         return {loc: _reorder(a[loc], pos) for loc, pos in zip(self.LOCS, positions)}
 
 
-CONTROL = {'_foreach': ForeachOp, '_while_loop': WhileLoopOp, '_cond': CondOp}  # mxjson reads `subgraphs` with it
+# ---------------------------------------------------------------- a hybridized block's call
+class CachedCallOp(ControlOp):
+    """MXNet's _CachedOp: a hybridized block's call as one node (autograd.get_symbol of a call past the block's
+    inline_limit). Its body is the block's graph; the node's inputs feed the body's inputs in the body's order."""
+    ATTRS = {'num_outputs': Attr('int')}
+
+    def __init__(self, bodies):
+        super().__init__('_CachedOp', bodies, "MXNet's _CachedOp: a hybridized block's graph called as one node.")
+
+    def check(self, a, n_in):
+        g = self.bodies[0]
+        if len(g.inputs) != n_in or len(g.outputs) != a['num_outputs']:
+            bad(f"_CachedOp: {n_in} inputs and num_outputs {a['num_outputs']} do not fit a subgraph of "
+                f"{len(g.inputs)} inputs and {len(g.outputs)} outputs")
+
+    def _infer(self, a, shapes, dtypes):
+        self.check(a, len(shapes))
+        g = self.body(0, shapes, dtypes)
+        return [tuple(n.shapes[j]) for n, j in g.outputs], [np.dtype(n.dtypes[j]) for n, j in g.outputs]
+
+    def forward(self, a, xs):
+        g = self.body(0, [x.shape for x in xs], [x.dtype for x in xs])
+        return run_body(g, list(xs)), None, g
+
+    def backward(self, a, xs, dys):
+        g = self.forward(a, xs)[2]
+        return run_body(self.body_grad(g), list(xs) + list(dys))
+
+    def export_locs(self, a, positions):
+        return {}
+
+
+CONTROL = {'_foreach': ForeachOp, '_while_loop': WhileLoopOp, '_cond': CondOp, '_CachedOp': CachedCallOp}  # mxjson reads `subgraphs` with it
