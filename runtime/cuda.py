@@ -1050,7 +1050,6 @@ def _groups(xp, g, f, n, rows, fn):
 
 def device_op(node):
     """The DeviceOp of a GEMM or convolution node, or None (it runs on the host)."""
-    from graphc.ops.nn import conv_params
     name, a = node.op.name, node.attrs
     shapes = [tuple(s.shapes[j]) for s, j in node.inputs]
     dt = np.dtype(node.dtypes[0])
@@ -1073,32 +1072,48 @@ def device_op(node):
     if name == 'dot' and all(len(s) == 2 for s in shapes):
         return DeviceOp(node, [], lambda launch, xp, arrs: (xp.matmul(arrs[0].T if a['transpose_a'] else arrs[0],
                                                                       arrs[1].T if a['transpose_b'] else arrs[1]),))
-    if name not in ('Convolution', '_backward_Convolution') or len(a['kernel']) != 2 or \
-            a.get('layout', 'None') not in ('None', 'NCHW'):
-        return None  # (1-d, 3-d, channels-last: the host kernel)
+    if name in ('Convolution', '_backward_Convolution') and len(a['kernel']) == 2:
+        from . import cudnn
+        return cudnn.first(node, im2col_conv(node, shapes, dt))  # (cuDNN where cupy has it, else im2col + GEMM)
+    return None  # (1-d, 3-d convolutions: the host kernel)
+
+
+def im2col_conv(node, shapes, dt):
+    """A 2-d Convolution or its gradient as im2col/col2im kernels and GEMMs (channels-last data transposed to
+    channels-first and back)."""
+    from graphc.ops.nn import conv_params
+    name, a = node.op.name, node.attrs
     k, st, dl, pd = conv_params(a, 'Convolution')
     g = a['num_group']
-    xs = shapes[0] if name == 'Convolution' else shapes[1]
+    last = a['layout'] not in ('None', 'NCHW')
+    cf = (lambda s: (s[0], s[3], s[1], s[2])) if last else tuple
+    xs = cf(shapes[0] if name == 'Convolution' else shapes[1])
     n, c = xs[:2]
     f = a['num_filter']
     cg, fg, kk = c // g, f // g, k[0] * k[1]
     i2c = im2col_kernel(xs, dt, k, st, dl, pd)
     rows = i2c.out_shapes[0][2]
+
+    def first(xp, arrays):  # channels-last in: the same arrays channels-first
+        return [xp.ascontiguousarray(v.transpose(0, 3, 1, 2)) if last and v.ndim == 4 else v for v in arrays]
+
+    def back(xp, arrays):
+        return tuple(xp.ascontiguousarray(v.transpose(0, 2, 3, 1)) if last and v.ndim == 4 else v for v in arrays)
     if name == 'Convolution':
         def conv(launch, xp, arrays):
-            x, w = arrays[0], arrays[1]
+            x, w = first(xp, arrays[:2])
             col = launch(i2c, [x])[0]
             y = _groups(xp, g, f, n, rows, lambda i: xp.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1),
                                                                col[:, i * cg * kk:(i + 1) * cg * kk]))
             if len(arrays) > 2:
                 y += arrays[2].reshape(1, -1, 1)
-            return (y.reshape(node.shapes[0]),)
+            return back(xp, [y.reshape(cf(node.shapes[0]))])
         return DeviceOp(node, [i2c], conv)
-    oh, ow = node.inputs[0][0].shapes[node.inputs[0][1]][2:]
+    oh, ow = cf(node.inputs[0][0].shapes[node.inputs[0][1]])[2:]
     c2i = col2im_kernel(xs, dt, k, st, dl, pd, (oh, ow))
 
     def conv_grad(launch, xp, arrays):
-        dy, x, w = arrays
+        dy, x, w = first(xp, arrays)
         d2 = dy.reshape(n, f, oh * ow)
         if a.get('_need', (True,))[0]:
             col = xp.empty((n, c * kk, oh * ow), dt)
@@ -1113,7 +1128,7 @@ def device_op(node):
         for i in range(g):
             dw[i * fg:(i + 1) * fg] = xp.matmul(d2[:, i * fg:(i + 1) * fg],
                                                 xcol[:, i * cg * kk:(i + 1) * cg * kk].transpose(0, 2, 1)).sum(0)
-        return dx, dw.reshape(shapes[2]), dy.sum(axis=(0, 2, 3))
+        return back(xp, [dx, dw.reshape(cf(shapes[2])), dy.sum(axis=(0, 2, 3))])
     return DeviceOp(node, [i2c, c2i], conv_grad)
 
 
