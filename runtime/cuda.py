@@ -18,10 +18,10 @@ Kernel forms:
   registry stays the one source of the op's semantics.
 - pooling (max/avg/sum, any padding and convention) and its gradient, one thread per output or per input
   pixel (the gradient gathers from the windows covering it: no atomics); im2col and col2im likewise.
-GEMMs run in the array library (cuBLAS under cupy), convolutions as im2col + GEMM (col2im for the data
-gradient), and a GEMM/convolution group's epilogue as a pointwise kernel (cpu.split_anchor). GpuPlan runs a
-graph so on a device: CupyDevice, or emulate.EmuDevice. Reductions propagate NaN as NumPy does; division and
-sqrt are IEEE (no fast math).
+GEMMs run in the array library (cuBLAS under cupy), convolutions through cuDNN where cupy has it (cudnn.py),
+else as im2col + GEMM (col2im for the data gradient), and a GEMM/convolution group's epilogue as a pointwise
+kernel (cpu.split_anchor). GpuPlan runs a graph so on a device: CupyDevice, or emulate.EmuDevice. Reductions
+propagate NaN as NumPy does; division and sqrt are IEEE (no fast math).
 """
 import hashlib
 import math
@@ -1087,7 +1087,8 @@ def rnn_op(node):
         cy = xp.empty((L * D, N, H), dt) if lstm else None
         for l, d, wi, wh, bi, bh, _ in rnn._param_views(a, w, C):
             k, v = l * D + d, per[l * D + d]
-            xin = layer_input(xp, x, per, l).reshape(T * N, -1)
+            if d == 0:
+                xin = layer_input(xp, x, per, l).reshape(T * N, -1)
             xg = (xp.matmul(xin, wi.T) + (bi if gru else bi + bh)).reshape(T, N, G * H)
             h, c = hx[k], cx[k] if lstm else None
             for t in steps(d):

@@ -47,8 +47,6 @@ def _static_reason(node):
         return "cudnn_off=True"
     if np.dtype(node.dtypes[0]).char not in 'fde':  # (cupyx.cudnn takes float32, float64 and float16)
         return f"dtype {np.dtype(node.dtypes[0]).name}"
-    if len(a['kernel']) != 2:
-        return f"a {len(a['kernel'])}-d kernel (2-d only here)"
     return None
 
 
@@ -66,7 +64,8 @@ def _record(key, node, why):
 
 
 def first(node, fallback):
-    """node's DeviceOp: cuDNN where it takes the geometry, else `fallback` (the im2col + GEMM DeviceOp)."""
+    """A 2-d convolution node's DeviceOp: cuDNN where it takes the geometry, else `fallback` (the im2col + GEMM
+    DeviceOp)."""
     from graphc.ops.nn import conv_params
     a = node.attrs
     k, st, dl, pd = conv_params(a, 'Convolution')

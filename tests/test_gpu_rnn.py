@@ -158,3 +158,21 @@ def test_gc_gpu_is_where_the_layer_runs(cp):
     h = gc.nd.zeros((2, 2, 6), ctx=gc.gpu(0))
     y, h2 = net(x, h)
     assert y.shape == (2, 5, 12) and h2.shape == (2, 2, 6) and not device.HOST_OPS
+
+
+def test_unrolled_gru_cells_train_as_the_fused_op_on_the_device_loop(cp):
+    """GRU cells stepped over time: fuse_rnn makes them one RNN op (mode gru), which now runs as the device loop."""
+    import test_gpu_training as tg
+
+    class GruLM(HybridBlock):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            with self.name_scope():
+                self.cell = rnn.GRUCell(6, input_size=4)
+                self.out = nn.Dense(5, flatten=False, in_units=6)
+
+        def hybrid_forward(self, F, x):
+            return self.out(self.cell.unroll(3, x, layout='NTC', merge_outputs=True)[0])
+    x = np.random.default_rng(5).normal(size=(2, 3, 4)).astype(np.float32)
+    _, host, ops = tg.compare(GruLM, [x], np.arange(6) % 5, cp)
+    assert host == [] and not device.HOST_OPS and {'RNN', '_backward_RNN'} <= ops
