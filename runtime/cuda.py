@@ -18,10 +18,10 @@ Kernel forms:
   registry stays the one source of the op's semantics.
 - pooling (max/avg/sum, any padding and convention) and its gradient, one thread per output or per input
   pixel (the gradient gathers from the windows covering it: no atomics); im2col and col2im likewise.
-GEMMs run in the array library (cuBLAS under cupy), convolutions as im2col + GEMM (col2im for the data
-gradient), and a GEMM/convolution group's epilogue as a pointwise kernel (cpu.split_anchor). GpuPlan runs a
-graph so on a device: CupyDevice, or emulate.EmuDevice. Reductions propagate NaN as NumPy does; division and
-sqrt are IEEE (no fast math).
+GEMMs run in the array library (cuBLAS under cupy), convolutions through cuDNN where cupy has it (cudnn.py),
+else as im2col + GEMM (col2im for the data gradient), and a GEMM/convolution group's epilogue as a pointwise
+kernel (cpu.split_anchor). GpuPlan runs a graph so on a device: CupyDevice, or emulate.EmuDevice. Reductions
+propagate NaN as NumPy does; division and sqrt are IEEE (no fast math).
 """
 import hashlib
 import math
@@ -917,7 +917,7 @@ def batchnorm_grad(sub):
     return _finish('bngrad', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (nt, 1, 1), True)
 
 
-# ---------------------------------------------------------------- the fused RNN op (LSTM) as a device loop
+# ---------------------------------------------------------------- the fused RNN op as a device loop
 def _lstm_cell_kernel(N, H, dtype, grad):
     """One LSTM step's gate math, one thread per (sample, unit), gates in MXNet's order (i, f, c, o).
     Forward: (x @ Wi.T + b at t, h @ Wh.T, c_prev) -> (activated gates, c, h). Gradient: (gates, c, c_prev,
@@ -965,67 +965,202 @@ def _lstm_cell_kernel(N, H, dtype, grad):
                    ins=[g4, gh, gh, gh, gh, gh], outs=[g4, gh])
 
 
+def _gru_cell_kernel(N, H, dtype, grad):
+    """One GRU step (MXNet's and cuDNN's: n = tanh(x_n + r * (h @ Wh_n.T + b_hn))), gates (r, z, n), one thread
+    per (sample, unit). Forward: (x @ Wi.T + bi at t, h @ Wh.T, bh, h_prev) -> (activated gates, h @ Wh_n.T +
+    b_hn, h). Gradient: (gates, that h-side n, h_prev, d h_t from above, d h through the next step's GEMM, its
+    d h through z) -> (d of x @ Wi.T + bi, d of h @ Wh.T + bh, d h_prev through z): the recurrence's d h is the
+    GEMM of the second with Wh plus the third, added in the next step's kernel."""
+    from graphc.ops import rnn
+    T = CTYPES[np.dtype(dtype)]
+    e = CEmit(T, [])
+    half, one = e.c(0.5), e.c(1.0)
+    tanh = lambda v: e.fn('tanh', v)  # noqa: E731
+    sig = lambda v: f"{half} * {tanh(f'{v} * {half}')} + {half}"  # noqa: E731
+    body = [_loop(N * H, _itype(N * 3 * H)), f"  const long long n = i / {H}, j = i % {H}, b = n * {3 * H} + j;"]
+    g3, gh = ((N, 3 * H), dtype), ((N, H), dtype)
+    if not grad:
+        body += [f"  const {T} hr = in1[b] + in2[j], hz = in1[b + {H}] + in2[j + {H}], "
+                 f"hn = in1[b + {2 * H}] + in2[j + {2 * H}];",
+                 f"  const {T} ar = in0[b] + hr, az = in0[b + {H}] + hz;",
+                 f"  const {T} r = {sig('ar')}, z = {sig('az')};",
+                 f"  const {T} an = in0[b + {2 * H}] + r * hn;",
+                 f"  const {T} gn = {tanh('an')};",
+                 f"  out0[b] = r; out0[b + {H}] = z; out0[b + {2 * H}] = gn; out1[i] = hn;",
+                 "  out2[i] = gn + z * (in3[i] - gn);", "}"]
+
+        def ref(xg, hh, bh, hp):
+            hh = hh + bh
+            g = xg.copy()
+            g[:, :2 * H] += hh[:, :2 * H]
+            rnn._sigmoid(g[:, :2 * H], g[:, :2 * H])
+            hn = hh[:, 2 * H:]
+            g[:, 2 * H:] = np.tanh(g[:, 2 * H:] + g[:, :H] * hn)
+            gn, z = g[:, 2 * H:], g[:, H:2 * H]
+            return g, hn, gn + z * (hp - gn)
+        return _finish('gru', None, body, [T] * 4, [T] * 3, *_grid(N * H), False, ref=ref,
+                       ins=[g3, g3, ((3 * H,), dtype), gh], outs=[g3, gh, gh])
+    body += [f"  const {T} r = in0[b], z = in0[b + {H}], gn = in0[b + {2 * H}];",
+             f"  const {T} dht = in3[i] + (in4[i] + in5[i]);",
+             f"  const {T} dn = dht * ({one} - z) * ({one} - gn * gn);",
+             f"  const {T} dr = dn * in1[i] * (r * ({one} - r));",
+             f"  const {T} dz = dht * (in2[i] - gn) * (z * ({one} - z));",
+             f"  out0[b] = dr; out0[b + {H}] = dz; out0[b + {2 * H}] = dn;",
+             f"  out1[b] = dr; out1[b + {H}] = dz; out1[b + {2 * H}] = dn * r;",
+             "  out2[i] = dht * z;", "}"]
+
+    def gref(g, hn, hp, dy, dh, carry):
+        r, z, gn = g[:, :H], g[:, H:2 * H], g[:, 2 * H:]
+        dht = dy + (dh + carry)
+        dn = dht * (1 - z) * (1 - gn * gn)
+        dr, dz = dn * hn * (r * (1 - r)), dht * (hp - gn) * (z * (1 - z))
+        return np.concatenate([dr, dz, dn], 1), np.concatenate([dr, dz, dn * r], 1), dht * z
+    return _finish('grugrad', None, body, [T] * 6, [T] * 3, *_grid(N * H), False, ref=gref,
+                   ins=[g3, gh, gh, gh, gh, gh], outs=[g3, g3, gh])
+
+
+def _plain_cell_kernel(mode, N, H, dtype, grad):
+    """One vanilla RNN step (rnn_tanh or rnn_relu), one thread per element. Forward: (x @ Wi.T + b at t,
+    h @ Wh.T) -> h. Gradient: (h, d h_t from above, d h from the next step) -> d pre-activation."""
+    T = CTYPES[np.dtype(dtype)]
+    e = CEmit(T, [])
+    one, zero = e.c(1.0), e.c(0.0)
+    tanh = mode == 'rnn_tanh'
+    gh = ((N, H), dtype)
+    if not grad:
+        act = e.fn('tanh', 'g') if tanh else e.sel('g != g || g >= ' + zero, 'g', zero)  # (NaN stays, as np.maximum)
+        body = [_loop(N * H, _itype(N * H)), f"  const {T} g = in0[i] + in1[i];", f"  out0[i] = {act};", "}"]
+
+        def ref(xg, hh):
+            return np.tanh(xg + hh) if tanh else np.maximum(xg + hh, 0)
+        return _finish('rnn', None, body, [T] * 2, [T], *_grid(N * H), False, ref=ref, ins=[gh, gh], outs=[gh])
+    slope = f"({one} - in0[i] * in0[i])" if tanh else f"(in0[i] > {zero} ? {one} : {zero})"
+    body = [_loop(N * H, _itype(N * H)), f"  out0[i] = (in1[i] + in2[i]) * {slope};", "}"]
+
+    def gref(h, dy, dh):
+        return (dy + dh) * ((1 - h * h) if tanh else (h > 0))
+    return _finish('rnngrad', None, body, [T] * 3, [T], *_grid(N * H), False, ref=gref, ins=[gh, gh, gh],
+                   outs=[gh])
+
+
+def _cell_kernel(mode, N, H, dtype, grad):
+    if mode == 'lstm':
+        return _lstm_cell_kernel(N, H, dtype, grad)
+    return _gru_cell_kernel(N, H, dtype, grad) if mode == 'gru' else _plain_cell_kernel(mode, N, H, dtype, grad)
+
+
 def rnn_op(node):
-    """RNN (mode lstm: layers stacked, one direction, no projection, clipping, dropout or sequence lengths) and
-    its gradient as device loops: per layer one GEMM for the input projection of every step, then per step one
-    GEMM for the recurrence and the gate kernel; the reserve has the reference's layout (ops/rnn.py)."""
+    """RNN (modes lstm, gru, rnn_tanh, rnn_relu; layers stacked, one or two directions; no projection, clipping,
+    dropout or sequence lengths) and its gradient as device loops: per layer and direction one GEMM for the input
+    projection of every step, then per step (the reverse direction last step first) one GEMM for the recurrence
+    and the gate kernel; the reserve has the reference's layout (ops/rnn.py)."""
     from graphc.ops import rnn
     a = node.attrs
-    if a['mode'] != 'lstm' or a['bidirectional'] or a['projection_size'] or a['p'] > 0 or \
-            a['lstm_state_clip_min'] is not None or a['use_sequence_length']:
+    if a['projection_size'] or a['p'] > 0 or a['lstm_state_clip_min'] is not None or a['use_sequence_length']:
         return None
     grad = node.op.name == '_backward_RNN'
     nv = rnn._n_visible(a) if grad else 0
     shapes = [tuple(s.shapes[j]) for s, j in node.inputs]
     (T, N, C), dt = shapes[nv], np.dtype(node.dtypes[0])
-    L, H = a['num_layers'], a['state_size']
+    L, D, H, G, _ = rnn._dims(a, C)
+    mode = a['mode']
+    lstm, gru = mode == 'lstm', mode == 'gru'
     if shapes[nv + 2][1] != N or not N:  # (batch-0 begin states: the host kernel)
         return None
-    cell, cell_grad = _lstm_cell_kernel(N, H, dt, False), _lstm_cell_kernel(N, H, dt, True)
+    cell, cell_grad = _cell_kernel(mode, N, H, dt, False), _cell_kernel(mode, N, H, dt, True)
+
+    def steps(d):  # a direction's steps in the forward's order
+        return range(T - 1, -1, -1) if d else range(T)
+
+    def layer_input(xp, x, per, l):
+        if l == 0:
+            return x
+        hs = [per[(l - 1) * D + d]['h'] for d in range(D)]
+        return hs[0] if D == 1 else xp.concatenate(hs, axis=2)
 
     def forward(launch, xp, arrays):
-        x, w, hx, cx = arrays
+        x, w, hx = arrays[:3]
+        cx = arrays[3] if lstm else None
         reserve = xp.empty((rnn.reserve_size(a, T, N),), dt)
         per, _ = rnn._reserve_views(a, reserve, T, N)
-        hy, cy = xp.empty((L, N, H), dt), xp.empty((L, N, H), dt)
-        xin = x.reshape(T * N, C)
-        for l, _, wi, wh, bi, bh, _ in rnn._param_views(a, w, C):
-            v = per[l]
-            xg = (xp.matmul(xin, wi.T) + (bi + bh)).reshape(T, N, 4 * H)
-            h, c = hx[l], cx[l]
-            for t in range(T):
-                g, c, h = launch(cell, [xg[t], xp.matmul(h, wh.T), c])
-                v['gates'][t], v['c'][t], v['h'][t] = g, c, h
-            hy[l], cy[l] = h, c
-            xin = v['h'].reshape(T * N, H)
-        return (per[L - 1]['h'].copy(),) + ((hy, cy) if a['state_outputs'] else ()) + (reserve,)
+        hy = xp.empty((L * D, N, H), dt)
+        cy = xp.empty((L * D, N, H), dt) if lstm else None
+        for l, d, wi, wh, bi, bh, _ in rnn._param_views(a, w, C):
+            k, v = l * D + d, per[l * D + d]
+            if d == 0:
+                xin = layer_input(xp, x, per, l).reshape(T * N, -1)
+            xg = (xp.matmul(xin, wi.T) + (bi if gru else bi + bh)).reshape(T, N, G * H)
+            h, c = hx[k], cx[k] if lstm else None
+            for t in steps(d):
+                hh = xp.matmul(h, wh.T)
+                if lstm:
+                    g, c, h = launch(cell, [xg[t], hh, c])
+                    v['gates'][t], v['c'][t] = g, c
+                elif gru:
+                    g, hn, h = launch(cell, [xg[t], hh, bh, h])
+                    v['gates'][t], v['hn'][t] = g, hn
+                else:
+                    (h,) = launch(cell, [xg[t], hh])
+                v['h'][t] = h
+            hy[k] = h
+            if lstm:
+                cy[k] = c
+        out = layer_input(xp, x, per, L)
+        states = ((hy, cy) if lstm else (hy,)) if a['state_outputs'] else ()
+        return (out.copy() if D == 1 else out,) + states + (reserve,)
 
     def backward(launch, xp, arrays):
-        dout, x, w, hx, cx, reserve = arrays[0], *arrays[nv:]
+        dout, x, w, hx = arrays[0], *arrays[nv:nv + 3]
+        cx, reserve = (arrays[nv + 3] if lstm else None), arrays[-1]
         per, _ = rnn._reserve_views(a, reserve, T, N)
-        dhx = arrays[1].copy() if nv > 1 else xp.zeros((L, N, H), dt)
-        dcx = arrays[2].copy() if nv > 1 else xp.zeros((L, N, H), dt)
+        dhx = arrays[1].copy() if nv > 1 else xp.zeros((L * D, N, H), dt)
+        dcx = (arrays[2].copy() if nv > 1 else xp.zeros((L * D, N, H), dt)) if lstm else None
         dw = xp.empty_like(w)
-        dviews, dcur = rnn._param_views(a, dw, C), dout
-        for l, _, wi, wh, _, _, _ in reversed(rnn._param_views(a, w, C)):
-            v, (_, _, dwi, dwh, dbi, dbh, _) = per[l], dviews[l]
-            dxg = xp.empty((T, N, 4 * H), dt)
-            dh, dc = dhx[l], dcx[l]
-            for t in range(T - 1, -1, -1):
-                dg, dc = launch(cell_grad, [v['gates'][t], v['c'][t], cx[l] if t == 0 else v['c'][t - 1], dcur[t],
-                                            dh, dc])
-                dxg[t] = dg
-                dh = xp.matmul(dg, wh)
-            dhx[l], dcx[l] = dh, dc
-            xin = x if l == 0 else per[l - 1]['h']
-            hprev = xp.concatenate([hx[l][None], v['h'][:-1]], axis=0)
-            g2 = dxg.reshape(T * N, 4 * H)
-            dwi[...] = xp.matmul(g2.T, xin.reshape(T * N, -1))
-            dwh[...] = xp.matmul(g2.T, hprev.reshape(T * N, H))
-            dbi[...] = g2.sum(axis=0)
-            dbh[...] = dbi
-            dcur = xp.matmul(g2, wi).reshape(T, N, -1)
-        return dcur, dw, dhx, dcx
+        wviews, dviews = rnn._param_views(a, w, C), rnn._param_views(a, dw, C)
+        dcur, need_x = dout, a.get('_need', (True,))[0]
+        for l in range(L - 1, -1, -1):
+            xin = layer_input(xp, x, per, l).reshape(T * N, -1)
+            dxin = None
+            for d in range(D):
+                k, v = l * D + d, per[l * D + d]
+                wi, wh = wviews[k][2:4]
+                dwi, dwh, dbi, dbh = dviews[k][2:6]
+                dhs = dcur if D == 1 else xp.ascontiguousarray(dcur[:, :, d * H:(d + 1) * H])
+                dxg = xp.empty((T, N, G * H), dt)
+                dhh = xp.empty((T, N, G * H), dt) if gru else dxg
+                dh, dc, carry = dhx[k], dcx[k] if lstm else None, xp.zeros((N, H), dt) if gru else None
+                for t in reversed(steps(d)):
+                    first = t == steps(d)[0]
+                    prev = t + 1 if d else t - 1
+                    if lstm:
+                        dg, dc = launch(cell_grad, [v['gates'][t], v['c'][t], cx[k] if first else v['c'][prev],
+                                                    dhs[t], dh, dc])
+                        dh = xp.matmul(dg, wh)
+                    elif gru:
+                        dg, d2, carry = launch(cell_grad, [v['gates'][t], v['hn'][t], hx[k] if first else v['h'][prev],
+                                                           dhs[t], dh, carry])
+                        dhh[t] = d2
+                        dh = xp.matmul(d2, wh)
+                    else:
+                        (dg,) = launch(cell_grad, [v['h'][t], dhs[t], dh])
+                        dh = xp.matmul(dg, wh)
+                    dxg[t] = dg
+                dhx[k] = dh + carry if gru else dh
+                if lstm:
+                    dcx[k] = dc
+                hs = v['h']  # the h each step read: h0, then the sequence shifted by one step (against time for d 1)
+                hprev = xp.concatenate([hx[k][None], hs[:-1]] if d == 0 else [hs[1:], hx[k][None]], axis=0)
+                g2, h2 = dxg.reshape(T * N, G * H), dhh.reshape(T * N, G * H)
+                dwi[...] = xp.matmul(g2.T, xin)
+                dwh[...] = xp.matmul(h2.T, hprev.reshape(T * N, H))
+                dbi[...] = g2.sum(axis=0)
+                dbh[...] = h2.sum(axis=0) if gru else dbi
+                if l > 0 or need_x:
+                    part = xp.matmul(g2, wi).reshape(T, N, -1)
+                    dxin = part if dxin is None else dxin + part
+            dcur = dxin
+        dx = dcur if dcur is not None else xp.zeros_like(x)
+        return (dx, dw, dhx) + ((dcx,) if lstm else ())
     return DeviceOp(node, [cell, cell_grad] if grad else [cell], backward if grad else forward)
 
 
@@ -1050,7 +1185,6 @@ def _groups(xp, g, f, n, rows, fn):
 
 def device_op(node):
     """The DeviceOp of a GEMM or convolution node, or None (it runs on the host)."""
-    from graphc.ops.nn import conv_params
     name, a = node.op.name, node.attrs
     shapes = [tuple(s.shapes[j]) for s, j in node.inputs]
     dt = np.dtype(node.dtypes[0])
@@ -1073,32 +1207,48 @@ def device_op(node):
     if name == 'dot' and all(len(s) == 2 for s in shapes):
         return DeviceOp(node, [], lambda launch, xp, arrs: (xp.matmul(arrs[0].T if a['transpose_a'] else arrs[0],
                                                                       arrs[1].T if a['transpose_b'] else arrs[1]),))
-    if name not in ('Convolution', '_backward_Convolution') or len(a['kernel']) != 2 or \
-            a.get('layout', 'None') not in ('None', 'NCHW'):
-        return None  # (1-d, 3-d, channels-last: the host kernel)
+    if name in ('Convolution', '_backward_Convolution') and len(a['kernel']) == 2:
+        from . import cudnn
+        return cudnn.first(node, im2col_conv(node, shapes, dt))  # (cuDNN where cupy has it, else im2col + GEMM)
+    return None  # (1-d, 3-d convolutions: the host kernel)
+
+
+def im2col_conv(node, shapes, dt):
+    """A 2-d Convolution or its gradient as im2col/col2im kernels and GEMMs (channels-last data transposed to
+    channels-first and back)."""
+    from graphc.ops.nn import conv_params
+    name, a = node.op.name, node.attrs
     k, st, dl, pd = conv_params(a, 'Convolution')
     g = a['num_group']
-    xs = shapes[0] if name == 'Convolution' else shapes[1]
+    last = a['layout'] not in ('None', 'NCHW')
+    cf = (lambda s: (s[0], s[3], s[1], s[2])) if last else tuple
+    xs = cf(shapes[0] if name == 'Convolution' else shapes[1])
     n, c = xs[:2]
     f = a['num_filter']
     cg, fg, kk = c // g, f // g, k[0] * k[1]
     i2c = im2col_kernel(xs, dt, k, st, dl, pd)
     rows = i2c.out_shapes[0][2]
+
+    def first(xp, arrays):  # channels-last in: the same arrays channels-first
+        return [xp.ascontiguousarray(v.transpose(0, 3, 1, 2)) if last and v.ndim == 4 else v for v in arrays]
+
+    def back(xp, arrays):
+        return tuple(xp.ascontiguousarray(v.transpose(0, 2, 3, 1)) if last and v.ndim == 4 else v for v in arrays)
     if name == 'Convolution':
         def conv(launch, xp, arrays):
-            x, w = arrays[0], arrays[1]
+            x, w = first(xp, arrays[:2])
             col = launch(i2c, [x])[0]
             y = _groups(xp, g, f, n, rows, lambda i: xp.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1),
                                                                col[:, i * cg * kk:(i + 1) * cg * kk]))
             if len(arrays) > 2:
                 y += arrays[2].reshape(1, -1, 1)
-            return (y.reshape(node.shapes[0]),)
+            return back(xp, [y.reshape(cf(node.shapes[0]))])
         return DeviceOp(node, [i2c], conv)
-    oh, ow = node.inputs[0][0].shapes[node.inputs[0][1]][2:]
+    oh, ow = cf(node.inputs[0][0].shapes[node.inputs[0][1]])[2:]
     c2i = col2im_kernel(xs, dt, k, st, dl, pd, (oh, ow))
 
     def conv_grad(launch, xp, arrays):
-        dy, x, w = arrays
+        dy, x, w = first(xp, arrays)
         d2 = dy.reshape(n, f, oh * ow)
         if a.get('_need', (True,))[0]:
             col = xp.empty((n, c * kk, oh * ow), dt)
@@ -1113,7 +1263,7 @@ def device_op(node):
         for i in range(g):
             dw[i * fg:(i + 1) * fg] = xp.matmul(d2[:, i * fg:(i + 1) * fg],
                                                 xcol[:, i * cg * kk:(i + 1) * cg * kk].transpose(0, 2, 1)).sum(0)
-        return dx, dw.reshape(shapes[2]), dy.sum(axis=(0, 2, 3))
+        return back(xp, [dx, dw.reshape(cf(shapes[2])), dy.sum(axis=(0, 2, 3))])
     return DeviceOp(node, [i2c, c2i], conv_grad)
 
 

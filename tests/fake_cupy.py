@@ -290,3 +290,83 @@ def install_with_nccl(modules):
     """modules['cupy'] (sys.modules, or a monkeypatch's view of it) = this stand-in, with `cupy.cuda.nccl`
     importable (`from cupy.cuda import nccl`)."""
     modules['cupy'], modules['cupy.cuda'], modules['cupy.cuda.nccl'] = _module, cuda, _nccl
+
+
+# ---------------------------------------------------------------- cupyx.cudnn (CuPy 13's convolution wrappers)
+# The three functions runtime/cudnn.py calls, with CuPy 13's signatures, computing with graphc's Convolution
+# reference on the NumPy values: the layouts are read as cuDNN reads them (d_layout for x/y, w_layout for the
+# filter: NCHW (K, C, h, w) or NHWC (K, h, w, C)), each result written into the output array given, as cupyx does.
+# CUDNN_CALLS records each call (name, its arguments); CUDNN_REFUSE(name, pad, stride, dilation, groups) -> True
+# makes a call raise CuDNNError(CUDNN_STATUS_NOT_SUPPORTED), as cuDNN does for a configuration it has no kernel for.
+CUDNN_CALLS = []
+CUDNN_REFUSE = None
+
+
+class CuDNNError(RuntimeError):
+    def __init__(self, status):
+        self.status = status
+        super().__init__(f"CUDNN_STATUS_NOT_SUPPORTED: {status}")
+
+
+_cudnn = types.SimpleNamespace(CUDNN_TENSOR_NCHW=0, CUDNN_TENSOR_NHWC=1, CuDNNError=CuDNNError)
+cuda.cudnn = _cudnn
+
+
+def _conv_call(name, arrays, out, geo, kw, compute):
+    """Checks as cupyx/cuDNN would, records the call, and writes compute(attrs, NCHW values...) into out[0].
+    arrays and out: (array, 'd' data or 'w' filter or 'b' bias); pad, stride, dilation, groups = geo."""
+    pad, stride, dilation, groups = geo
+    for a, _ in arrays + [out]:
+        if not isinstance(a, ndarray) or a.device.id != _current[0]:
+            raise TypeError(f"cupyx.cudnn.{name}: arguments must be cupy arrays on the current device")
+        if not a._a.flags.c_contiguous:
+            raise ValueError('cupyx.cudnn supports c-contiguous arrays only')
+    want = {'auto_tune', 'tensor_core', 'd_layout', 'w_layout'} | ({'deterministic'} if 'backward' in name else set())
+    if not all(isinstance(t, tuple) and len(t) == 2 for t in (pad, stride, dilation)) or set(kw) != want:
+        raise TypeError(f"cupyx.cudnn.{name}: pad, stride, dilation must be 2-tuples; keywords {sorted(kw)}")
+    CUDNN_CALLS.append((name, tuple(a.shape for a, _ in arrays), out[0].shape, pad, stride, dilation, groups, kw))
+    if CUDNN_REFUSE is not None and CUDNN_REFUSE(name, pad, stride, dilation, groups):
+        raise CuDNNError(9)
+    from graphc.registry import get
+    nhwc = {'d': kw['d_layout'] == 1, 'w': kw['w_layout'] == 1, 'b': False}
+    vals = [np.ascontiguousarray(a._a.transpose(0, 3, 1, 2)) if nhwc[k] else a._a for a, k in arrays]
+    o, ok = out
+    oshape = (o.shape[0], o.shape[3]) + o.shape[1:3] if nhwc[ok] else o.shape
+    wshape = oshape if ok == 'w' else next(v.shape for v, (_, k) in zip(vals, arrays) if k == 'w')
+    attrs = get('Convolution').canon(dict(kernel=wshape[2:], stride=stride, dilate=dilation, pad=pad,
+                                          num_filter=wshape[0], num_group=groups))
+    r = compute(attrs, oshape, *vals)
+    o._a[...] = r.transpose(0, 2, 3, 1) if nhwc[ok] else r
+
+
+def _forward(x, W, b, y, pad, stride, dilation, groups, **kw):
+    from graphc.registry import get
+    arrays = [(x, 'd'), (W, 'w')] + ([(b, 'b')] if b is not None else [])
+    _conv_call('convolution_forward', arrays, (y, 'd'), (pad, stride, dilation, groups), kw,
+               lambda attrs, _, *v: get('Convolution').ref(dict(attrs, no_bias=b is None), *v))
+
+
+def _backward_data(W, x, b, y, pad, stride, dilation, groups, **kw):  # x: the output's gradient, y: the data's
+    from graphc.registry import get
+    if b is not None:
+        raise TypeError("convolution_backward_data: graphc passes no bias")
+    _conv_call('convolution_backward_data', [(W, 'w'), (x, 'd')], (y, 'd'), (pad, stride, dilation, groups), kw,
+               lambda attrs, shape, w, gy: get('_backward_Convolution').ref(attrs, gy, np.zeros(shape, gy.dtype), w)[0])
+
+
+def _backward_filter(x, gy, gW, pad, stride, dilation, groups, **kw):
+    from graphc.registry import get
+    _conv_call('convolution_backward_filter', [(x, 'd'), (gy, 'd')], (gW, 'w'), (pad, stride, dilation, groups), kw,
+               lambda attrs, shape, xv, g: get('_backward_Convolution').ref(attrs, g, xv, np.zeros(shape, xv.dtype))[1])
+
+
+cupyx_cudnn = types.SimpleNamespace(convolution_forward=_forward, convolution_backward_data=_backward_data,
+                                    convolution_backward_filter=_backward_filter)
+
+
+def install_with_cudnn(modules):
+    """modules (sys.modules, or a monkeypatch's view of it): cupy = this stand-in with `cupyx.cudnn` and
+    `cupy.cuda.cudnn` importable."""
+    modules['cupy'], modules['cupy.cuda'], modules['cupy.cuda.cudnn'] = _module, cuda, _cudnn
+    modules['cupyx'] = types.SimpleNamespace(cudnn=cupyx_cudnn)
+    modules['cupyx.cudnn'] = cupyx_cudnn

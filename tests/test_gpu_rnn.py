@@ -1,0 +1,178 @@
+"""The fused RNN op's device loop beyond one-direction LSTM (runtime/cuda.rnn_op): GRU, vanilla RNN (tanh, relu),
+bidirectional and stacked, forward and gradient. No GPU here: the loop runs with NumPy as the array library and
+its gate kernels are the generated CUDA built for the host (runtime/emulate.py), against the CPU's fused RNN op
+(graphc/ops/rnn.py: the interpreter); hybridized training on gc.gpu(0) uses the cupy stand-in tests/fake_cupy.py,
+as tests/test_gpu_training.py does.
+
+Tolerance: each device op within 1e-5 of the interpreter relative to max(1, max |reference|); parameters after
+5 training steps within rtol 1e-4, atol 1e-5 of the CPU run (float32; sums in another order).
+"""
+import sys
+
+import numpy as np
+import pytest
+
+import fake_cupy
+import graphc as gc
+from graphc import device, sym
+from graphc.gluon import HybridBlock, nn, rnn
+from graphc.graph import Graph
+from graphc.ndarray import ndarray as ndmod
+from graphc.ops import rnn as rnn_ops
+from graphc.passes.autodiff import grad_graph
+from graphc.registry import get
+from graphc.runtime import cuda, emulate
+from graphc.symbol.symbol import input_var
+
+pytestmark = pytest.mark.skipif(emulate.gxx_path() is None,
+                                reason="g++ not on PATH: the host emulation needs a C++ compiler")
+
+# (mode, layers, bidirectional, state_outputs)
+CONFIGS = [('gru', 1, False, True), ('gru', 2, True, True), ('rnn_tanh', 2, False, True), ('rnn_relu', 1, True, False),
+           ('lstm', 2, True, True), ('lstm', 1, True, False), ('gru', 1, True, False)]
+
+
+def _rnn_graphs(mode, L, bi, so, T=4, N=3, C=5, H=4):
+    """The RNN op's forward graph (all its visible outputs) and its joint gradient graph, with one feed."""
+    a = get('RNN').canon(dict(state_size=H, num_layers=L, mode=mode, bidirectional=bi, state_outputs=so))
+    D = 2 if bi else 1
+    specs = [('x', (T, N, C)), ('w', (rnn_ops.param_size(a, C),)), ('h', (L * D, N, H))] + \
+        ([('c', (L * D, N, H))] if mode == 'lstm' else [])
+    vs = [input_var(n, s, 'float32') for n, s in specs]
+    out = sym.RNN(*vs, **{k: a[k] for k in ('state_size', 'num_layers', 'mode', 'bidirectional', 'state_outputs')})
+    nout = rnn_ops._n_visible(a)
+    fwd = Graph([out[k]._one() for k in range(nout)] if nout > 1 else [out._one()], [v._one()[0] for v in vs])
+    joint, heads, _ = grad_graph(fwd, list(fwd.inputs))
+    rng = np.random.default_rng(L * 10 + D + len(mode))
+    feed = {v: (rng.normal(size=v.shapes[0]) * 0.5).astype(np.float32) for v in list(fwd.inputs) + heads}
+    return [(fwd, feed), (joint, feed)]
+
+
+@pytest.fixture(scope='module')
+def graphs():
+    return [gf for cfg in CONFIGS for gf in _rnn_graphs(*cfg)]
+
+
+def test_the_device_loop_matches_the_cpu_rnn_op_in_emulation(graphs):
+    kinds = set()
+    for graph, feed in graphs:
+        rows = [(n.op.name, how) for n, how, _ in cuda.graph_kernels(graph) if n.op.name in ('RNN', '_backward_RNN')]
+        assert rows and all(how == 'device' for _, how in rows), rows
+        kinds |= {k.kind for k in cuda.kernels_of(graph)}
+        for name, _, err in emulate.check_graph(graph, feed):
+            assert err <= 1e-5, (name, err)
+    assert kinds >= {'gru', 'grugrad', 'rnn', 'rnngrad', 'lstm', 'lstmgrad'}
+
+
+def test_each_gate_kernel_matches_its_reference_in_emulation():
+    """The kernels alone (cuda.Kernel.reference, the NumPy step), on values where relu and the gates saturate."""
+    rng = np.random.default_rng(7)
+    for mode in ('lstm', 'gru', 'rnn_tanh', 'rnn_relu'):
+        for grad in (False, True):
+            k = cuda._cell_kernel(mode, 3, 5, np.dtype('float32'), grad)
+            ins = [(rng.normal(size=s) * 3).astype(np.float32) for s in k.in_shapes]
+            if grad and mode != 'rnn_relu':  # (activations in their range, as the forward stores them)
+                ins[0] = np.tanh(ins[0]) if mode == 'rnn_tanh' else 1 / (1 + np.exp(-ins[0]))
+            _, _, err = emulate.check_kernel(k, ins)
+            assert err <= 1e-5, (mode, grad, err)
+
+
+@pytest.mark.skipif(cuda.nvcc_path() is None, reason="nvcc not on PATH: the CUDA toolkit compiles the kernels")
+def test_every_gate_kernel_compiles_with_nvcc_for_sm80_and_sm90(graphs):
+    ks = [k for graph, _ in graphs for k in cuda.kernels_of(graph)]
+    ks += [cuda._cell_kernel(m, 2, 3, np.dtype('float64'), g) for m in ('gru', 'rnn_tanh', 'rnn_relu') for g in (0, 1)]
+    fatbin = cuda.nvcc(cuda.module_source(ks))  # warnings are errors
+    assert b'-arch sm_80' in fatbin and b'-arch sm_90' in fatbin
+
+
+def test_what_the_loop_does_not_cover_stays_off_it():
+    for extra in (dict(p=0.5), dict(projection_size=2), dict(lstm_state_clip_min=-1.0, lstm_state_clip_max=1.0)):
+        a = dict(state_size=4, num_layers=2 if 'p' in extra else 1, mode='lstm', state_outputs=True, **extra)
+        x, h, c = input_var('x', (3, 2, 5), 'float32'), input_var('h', (a['num_layers'], 2, extra.get(
+            'projection_size', 4)), 'float32'), input_var('c', (a['num_layers'], 2, 4), 'float32')
+        w = input_var('w', (rnn_ops.param_size(get('RNN').canon(a), 5),), 'float32')
+        node = sym.RNN(x, w, h, c, **a)[0]._one()[0]
+        assert cuda.rnn_op(node) is None, extra
+
+
+# ---------------------------------------------------------------- hybridized training on gc.gpu(0)
+@pytest.fixture
+def cp(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'cupy', fake_cupy)
+    monkeypatch.setattr(device, 'make_device', fake_cupy.emu_device)
+    for name, v in [('_devices', {}), ('_plans', {}), ('HOST_OPS', set()), ('SYNCED', set())]:
+        monkeypatch.setattr(device, name, v)
+    monkeypatch.setattr(ndmod, '_GPU_LIVE', False)
+    return fake_cupy
+
+
+class SeqLM(HybridBlock):
+    """Embedding -> a recurrent layer (NTC) -> Dense over the vocabulary; returns the logits and the states."""
+
+    def __init__(self, layer, vocab=12, embed=8, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.embed = nn.Embedding(vocab, embed)
+            self.rnn = layer
+            self.out = nn.Dense(vocab, flatten=False, in_units=layer._hidden_size * (2 if layer._dir == 2 else 1))
+
+    def hybrid_forward(self, F, x, *states):
+        y, new = self.rnn(self.embed(x), list(states))
+        return (self.out(y), *new)
+
+
+def _train(layer, n_states, cp):
+    import test_gpu_training as tg
+    rng = np.random.default_rng(2)
+    L, D, H = layer._num_layers, layer._dir, layer._hidden_size
+    h = np.zeros((L * D, 2, H), np.float32)
+    xs = [rng.integers(0, 12, (2, 5)).astype(np.float32)] + [h] * n_states
+    _, host, ops = tg.compare(lambda: SeqLM(type(layer)(**layer._kw)), xs, rng.integers(0, 12, (2, 5)), cp)
+    assert host == [] and not device.HOST_OPS
+    assert {'RNN', '_backward_RNN', 'Embedding'} <= ops
+
+
+def _layer(cls, hidden, **kw):
+    layer = cls(hidden, layout='NTC', input_size=8, **kw)
+    layer._kw = dict(hidden_size=hidden, layout='NTC', input_size=8, **kw)
+    return layer
+
+
+def test_a_char_gru_trains_hybridized_on_the_gpu_as_on_the_cpu(cp):
+    _train(_layer(rnn.GRU, 16), 1, cp)
+
+
+def test_a_bidirectional_lstm_trains_hybridized_on_the_gpu_as_on_the_cpu(cp):
+    _train(_layer(rnn.LSTM, 8, num_layers=2, bidirectional=True), 2, cp)
+
+
+def test_a_bidirectional_relu_rnn_trains_hybridized_on_the_gpu_as_on_the_cpu(cp):
+    _train(_layer(rnn.RNN, 8, activation='relu', bidirectional=True), 1, cp)
+
+
+def test_gc_gpu_is_where_the_layer_runs(cp):
+    """Eager (not hybridized) on gc.gpu(0): the layer's RNN op runs as the device loop too."""
+    net = SeqLM(_layer(rnn.GRU, 6, bidirectional=True))
+    net.initialize(ctx=gc.gpu(0))
+    x = gc.nd.array(np.arange(10).reshape(2, 5) % 12, ctx=gc.gpu(0))
+    h = gc.nd.zeros((2, 2, 6), ctx=gc.gpu(0))
+    y, h2 = net(x, h)
+    assert y.shape == (2, 5, 12) and h2.shape == (2, 2, 6) and not device.HOST_OPS
+
+
+def test_unrolled_gru_cells_train_as_the_fused_op_on_the_device_loop(cp):
+    """GRU cells stepped over time: fuse_rnn makes them one RNN op (mode gru), which now runs as the device loop."""
+    import test_gpu_training as tg
+
+    class GruLM(HybridBlock):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            with self.name_scope():
+                self.cell = rnn.GRUCell(6, input_size=4)
+                self.out = nn.Dense(5, flatten=False, in_units=6)
+
+        def hybrid_forward(self, F, x):
+            return self.out(self.cell.unroll(3, x, layout='NTC', merge_outputs=True)[0])
+    x = np.random.default_rng(5).normal(size=(2, 3, 4)).astype(np.float32)
+    _, host, ops = tg.compare(GruLM, [x], np.arange(6) % 5, cp)
+    assert host == [] and not device.HOST_OPS and {'RNN', '_backward_RNN'} <= ops
