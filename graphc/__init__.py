@@ -1,6 +1,13 @@
 """graphc: Gluon-style deep learning with static-graph hybridization and a native graph compiler."""
 __version__ = '0.1.0'
 
+import os as _os
+
+# OpenBLAS's idle threads sleep at once instead of spinning for ~0.1 s after each GEMM (read when NumPy loads it,
+# so before the first NumPy import): spinning, they took the second core from oneDNN's OpenMP team and graphc's
+# kernel threads (a LeNet convolution at 2 threads after a GEMM: 19.5 ms instead of 10.5)
+_os.environ.setdefault('OPENBLAS_THREAD_TIMEOUT', '4')
+
 from .base import (GraphcError, GraphcShapeError, GraphcTraceError, GraphcLoadError,  # noqa: F401
                    DeferredInitializationError)
 from .context import Context, cpu, gpu, current_context, num_gpus  # noqa: F401
