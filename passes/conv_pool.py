@@ -4,12 +4,14 @@ as one chain of oneDNN primitives (runtime/onednn.conv_act_pool: ReLU in the con
 pooling over its blocked output in the reorder arena), else its parts one by one.
 
 A chain is rewritten only where its intermediates have no other reader and are no graph output: in a training
-step's forward they are saved for the backward, so training graphs keep their ops. Switch off by name:
-GRAPHC_DISABLE_PASSES=conv_pool.
+step's forward they are saved for the backward, so training graphs keep their ops. There, the backward's max
+pooling gradient times the ReLU's mask becomes one op (one pass over the largest gradient, not three:
+runtime/conv.maxpool_grad_relu). Switch both off by name: GRAPHC_DISABLE_PASSES=conv_pool.
 """
 import numpy as np
 
 from ..graph import Node, rebuild
+from ..ops.nn import pool_geom
 from ..registry import Op, get
 from . import fusion
 from .manager import register_pass
@@ -41,6 +43,22 @@ CONV_ACT_POOL = Op('_conv_act_pool', _run, infer=_infer, kind='opaque',
                    inputs=lambda a: ('data', 'weight') + (() if a['conv']['no_bias'] else ('bias',)))
 
 
+def _run_bwd(attrs, g, x, y, c, native=None):
+    """Max pooling's gradient times ReLU's mask (c > 0): runtime/conv's one kernel where it has one, else the two
+    ops' references (the spec)."""
+    if native is not None and x.ndim == 4:
+        k, st, pd, _, out = pool_geom(attrs, x.shape)
+        dx = native.maxpool_grad_relu(g, x, y, c, k, st, pd, out)
+        if dx is not None:
+            return dx
+    dx = get('_backward_Pooling').ref(attrs, g, x, y, **({'native': native} if native else {}))
+    return dx * get('_greater_scalar').ref({'scalar': 0.0}, c)
+
+
+BACKWARD_POOL_RELU = Op('_backward_pool_relu', _run_bwd, infer=lambda a, s, d: ([s[1]], [d[1]]), kind='opaque',
+                        inputs=('ograd', 'data', 'output', 'relu_input'))
+
+
 def _relu(n):
     return n.op.name == 'relu' or n.op.name == 'Activation' and n.attrs['act_type'] == 'relu'
 
@@ -51,14 +69,16 @@ def conv_pool(graph, stats):
     output is read (the CPU backend only)."""
     if fusion.target is None or fusion.target().name != 'cpu':
         return graph
-    users, count = graph.users(), [0]
+    users, count = graph.users(), [0, 0]
 
     def sole(entry, reader):   # the value is read by `reader` alone (and is no graph output)
         return entry[1] == 0 and users.get(entry) == [reader]
 
     def rep(n, ins):
+        if n.op.name == 'elemwise_mul':
+            return backward(n, ins)
         if n.op.name != 'Pooling' or n.attrs['pool_type'] != 'max' or str(n.attrs.get('layout')) not in CHANNEL_FIRST \
-                or len(n.shapes[0]) != 4 or np.dtype(n.dtypes[0]) != np.float32:
+                or not n.shapes or n.shapes[0] is None or len(n.shapes[0]) != 4 or n.dtypes[0] != np.float32:
             return None
         conv, new, act = n.inputs[0][0], ins[0][0], None   # (new: conv's node in the graph being built)
         if conv.op is not None and _relu(conv) and sole(n.inputs[0], n):
@@ -67,13 +87,28 @@ def conv_pool(graph, stats):
                 return None
         elif not sole(n.inputs[0], n):
             return None
-        if conv.op is None or conv.op.name != 'Convolution' or str(conv.attrs.get('layout')) not in CHANNEL_FIRST \
-                or len(conv.shapes[0]) != 4:
+        if conv.op is None or conv.op.name != 'Convolution' or str(conv.attrs.get('layout')) not in CHANNEL_FIRST:
             return None
         count[0] += 1
         node = Node(CONV_ACT_POOL, n.name, {'conv': conv.attrs, 'act': act, 'pool': n.attrs}, list(new.inputs),
                     n.shapes, n.dtypes, n.where, n.block)
         return [(node, 0)]
+    def backward(n, ins):   # elemwise_mul(_backward_Pooling(g, x, y), _greater_scalar(c, 0)), either order
+        for i in (0, 1):
+            p, m = n.inputs[i][0], n.inputs[1 - i][0]
+            if p.op is None or p.op.name != '_backward_Pooling' or m.op is None or m.op.name != '_greater_scalar' \
+                    or m.attrs['scalar'] != 0 or not sole(n.inputs[i], n) or p.attrs['pool_type'] != 'max' or \
+                    str(p.attrs.get('layout')) not in CHANNEL_FIRST or len(n.shapes[0]) != 4 or \
+                    n.dtypes[0] != np.float32 or m.shapes[0] != n.shapes[0]:
+                continue
+            k, st = pool_geom(p.attrs, p.shapes[0])[:2]
+            if any(s < q for s, q in zip(st, k)):   # (overlapping windows: the two ops)
+                continue
+            count[1] += 1
+            node = Node(BACKWARD_POOL_RELU, n.name, p.attrs, list(ins[i][0].inputs) + list(ins[1 - i][0].inputs),
+                        n.shapes, n.dtypes, n.where, n.block)
+            return [(node, 0)]
+        return None
     g = rebuild(graph, rep)
-    stats['chains'] = count[0]
-    return g.sorted() if count[0] else graph
+    stats['chains'], stats['pool_relu_grads'] = count
+    return g.sorted() if any(count) else graph

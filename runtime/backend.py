@@ -169,7 +169,7 @@ interp = Backend('interp', executor=lambda b, graph: Interpreted(graph))
 cpu = Backend('cpu', rules={
     'Convolution': _onednn_first('convolution'), '_backward_Convolution': _onednn_first('convolution_backward'),
     'Deconvolution': _onednn_first('deconvolution'), '_backward_Deconvolution': _onednn_first('deconvolution_backward'),
-    '_conv_act_pool': _conv_act_pool_rule,
+    '_conv_act_pool': _conv_act_pool_rule, '_backward_pool_relu': _with_native('conv'),
     'Pooling': _with_native('conv'), '_backward_Pooling': _with_native('conv'),
     'BatchNorm': _with_native('batchnorm'), '_backward_BatchNorm': _with_native('batchnorm'),
     'RNN': _with_native('rnn'), '_backward_RNN': _with_native('rnn'), 'FusedOp': _fused_rule},
