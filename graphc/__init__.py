@@ -1,6 +1,14 @@
 """graphc: Gluon-style deep learning with static-graph hybridization and a native graph compiler."""
 __version__ = '0.1.0'
 
+import os as _os
+
+# OpenBLAS's idle threads spin 2**18 cycles (~0.1 ms) after a GEMM, not its default 2**28 (~0.1 s), then sleep
+# (read when NumPy loads it, so before the first NumPy import): spinning that long, they took the second core from
+# oneDNN's OpenMP team and graphc's kernel threads (a LeNet convolution at 2 threads after a GEMM: 19.5 ms instead
+# of 10.5); sleeping at once (2**4) made back-to-back small GEMMs wait for their wake-up (3 ms instead of 0.2)
+_os.environ.setdefault('OPENBLAS_THREAD_TIMEOUT', '18')
+
 from .base import (GraphcError, GraphcShapeError, GraphcTraceError, GraphcLoadError,  # noqa: F401
                    DeferredInitializationError)
 from .context import Context, cpu, gpu, current_context, num_gpus  # noqa: F401

@@ -86,6 +86,16 @@ def _onednn_first(entry):
     return rule
 
 
+def _conv_act_pool_rule(op):
+    """passes/conv_pool.py's op: one oneDNN chain where it takes it, else its parts by the CPU's kernels."""
+    from . import onednn
+
+    def run(attrs, *arrays):
+        out = onednn.conv_act_pool(attrs, *arrays) if all(a.size for a in arrays) else None
+        return op.ref(attrs, *arrays, kernel=cpu.kernel) if out is None else out
+    return run
+
+
 def _fused_rule(op):
     """A fused group: its compiled kernel (runtime/cpu.run_fused), else its subgraph with the CPU's kernels."""
     from .cpu import run_fused
@@ -159,6 +169,7 @@ interp = Backend('interp', executor=lambda b, graph: Interpreted(graph))
 cpu = Backend('cpu', rules={
     'Convolution': _onednn_first('convolution'), '_backward_Convolution': _onednn_first('convolution_backward'),
     'Deconvolution': _onednn_first('deconvolution'), '_backward_Deconvolution': _onednn_first('deconvolution_backward'),
+    '_conv_act_pool': _conv_act_pool_rule, '_backward_pool_relu': _with_native('conv'),
     'Pooling': _with_native('conv'), '_backward_Pooling': _with_native('conv'),
     'BatchNorm': _with_native('batchnorm'), '_backward_BatchNorm': _with_native('batchnorm'),
     'RNN': _with_native('rnn'), '_backward_RNN': _with_native('rnn'), 'FusedOp': _fused_rule},

@@ -126,11 +126,15 @@ def _window_loops(b, fn, ir, shape, k, st, pd, out_hw, start, stop, init, tap, d
     b.ret_void()
 
 
-def _build_maxpool_grad(shape, k, st, pd, out_hw, dtype):
-    """dx of max pooling: each window's gradient goes to its first maximum (row-major taps), as the reference."""
+def _build_maxpool_grad(shape, k, st, pd, out_hw, dtype, masked=False):
+    """dx of max pooling: each window's gradient goes to its first maximum (row-major taps), as the reference.
+    masked (windows that do not overlap: each input in at most one): dx = that times (c > 0), a ReLU's gradient
+    through the mask of its input c, with every tap written (0 + g or 0 + 0, then the product, as the reference's
+    two ops round it), so the windows' inputs need no zeros first."""
     import llvmlite.ir as ir
-    t, i64, mod, fn, b, start, stop, (gp, xp, yp, dxp) = _kernel_function(dtype, 4)
-    lo = ir.Constant(t, float(np.finfo(dtype).min))
+    t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, 5 if masked else 4)
+    gp, xp, yp, dxp = ptrs[:3] + ptrs[-1:]
+    lo, zero, one = (ir.Constant(t, v) for v in (float(np.finfo(dtype).min), 0.0, 1.0))
     out = {}
 
     def init(o):
@@ -141,7 +145,12 @@ def _build_maxpool_grad(shape, k, st, pd, out_hw, dtype):
         v = b.select(ok, b.load(b.gep(xp, [off])), lo)
         hit = b.and_(b.not_(found[0]), b.fcmp_ordered('==', v, out['y']))
         p = b.gep(dxp, [off])
-        b.store(b.select(b.and_(hit, ok), b.fadd(b.load(p), out['g']), b.load(p)), p)
+        if masked:   # (a tap outside the image: off is clamped to a valid address, stored back unchanged)
+            m = b.select(b.fcmp_ordered('>', b.load(b.gep(ptrs[3], [off])), zero), one, zero)
+            val = b.fmul(b.fadd(zero, b.select(hit, out['g'], zero)), m)
+            b.store(b.select(ok, val, b.load(p)), p)
+        else:
+            b.store(b.select(b.and_(hit, ok), b.fadd(b.load(p), out['g']), b.load(p)), p)
         return [b.or_(found[0], hit)]
     _window_loops(b, fn, ir, shape, k, st, pd, out_hw, start, stop, init, tap, lambda o, acc: None)
     return str(mod)
@@ -165,10 +174,11 @@ def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
     with _lock:
         kern = _kernels.get(key)
         if kern is None:
-            text = _build_maxpool_grad(shape, k, st, pd, out_hw, dtype) if kind == 'maxpool_grad' else \
+            text = _build_maxpool_grad(shape, k, st, pd, out_hw, dtype, kind == 'maxpool_grad_relu') \
+                if kind.startswith('maxpool_grad') else \
                 _build_maxpool(shape, k, st, pd, out_hw, dtype) if kind == 'maxpool' else \
                 _build(kind, shape, k, st, dl, pd, out_hw, dtype)
-            n_in = 3 if kind == 'maxpool_grad' else 1
+            n_in = {'maxpool_grad': 3, 'maxpool_grad_relu': 4}.get(kind, 1)
             kern = _kernels[key] = Kernel(compile_kernel(text, kind), [shape[0], 1], n_in, 1, dtype)
             kern.total = int(np.prod(shape)) * k[0] * k[1]  # split over cores by the work, not the batch size
         return kern
@@ -212,6 +222,18 @@ def maxpool_grad(g, x, y, k, st, pd, out_hw):
     dx = np.zeros(x.shape, x.dtype)
     args = [np.ascontiguousarray(a, dtype=x.dtype) for a in (g, x, y)]
     _kernel('maxpool_grad', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)(args, [dx])
+    return dx
+
+
+def maxpool_grad_relu(g, x, y, c, k, st, pd, out_hw):
+    """dx of max pooling times (c > 0), for windows that do not overlap (stride >= kernel), or None (backend
+    off / not float / overlapping windows)."""
+    if not enabled() or x.dtype not in (np.float32, np.float64) or any(s < q for s, q in zip(st, k)):
+        return None
+    covered = all(s == q and o * q - p >= n for s, q, o, p, n in zip(st, k, out_hw, pd, x.shape[2:]))
+    dx = (np.empty if covered else np.zeros)(x.shape, x.dtype)   # (inputs no window reads: zeros)
+    args = [np.ascontiguousarray(a, dtype=x.dtype) for a in (g, x, y, c)]
+    _kernel('maxpool_grad_relu', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)(args, [dx])
     return dx
 
 

@@ -20,6 +20,7 @@ from ..base import GraphcError
 DISTRIBUTIONS = ('onednn-cpu-gomp', 'onednn', 'onednn-cpu-iomp')   # wheels that ship libdnnl.so.3
 F32, ANY, TAG_A = 3, 1, 2                          # dnnl_f32, dnnl_format_tag_any, dnnl_a (dnnl_ab, ... follow)
 FWD_TRAINING, FWD_INFERENCE, DIRECT = 64, 96, 1    # prop kinds, dnnl_convolution_direct
+RELU, POOL_MAX = 0x20, 0x1ff                       # dnnl_eltwise_relu, dnnl_pooling_max
 Q_SRC, Q_DIFF_SRC, Q_WEIGHTS, Q_DIFF_WEIGHTS, Q_DST, Q_DIFF_DST = range(129, 135)   # dnnl_query_*_md
 Q_IMPL_INFO = 8                                    # dnnl_query_impl_info_str
 SRC, DST, WEIGHTS, BIAS, DIFF_SRC, DIFF_DST, DIFF_WEIGHTS, DIFF_BIAS = 1, 17, 33, 41, 129, 145, 161, 169
@@ -156,32 +157,49 @@ def _args(pairs):
 
 
 class _Step:
-    """One primitive over plain C-contiguous arrays: the arguments for which oneDNN chose another layout are
-    reordered from the plain array into a buffer of that layout before it (inputs) or back after it (outputs).
-    The buffers are slices of one arena that every call shares (kept per primitive they would hold several
-    copies of each layer's activations: 200 MB a buffer for ResNet-18's stem at batch 64 of 224x224)."""
+    """A chain of primitives over plain C-contiguous arrays: the arguments for which oneDNN chose another layout
+    are reordered from the plain array into a buffer of that layout before their primitive (inputs) or back after
+    it (outputs); an output with no plain desc stays in its chosen layout for the next primitive's input with
+    none (conv -> pooling: the activation never leaves the blocked layout). The buffers are slices of one arena
+    that every call shares (kept per primitive they would hold several copies of each layer's activations: 200 MB
+    a buffer for ResNet-18's stem at batch 64 of 224x224)."""
 
-    def __init__(self, pd, args):
-        """args: (oneDNN argument, query of its chosen md, index, plain md, is an output), in call order."""
-        lib, eng = _state['lib'], _state['engine']
-        self.pd, self.prim = pd, _primitive(pd)
-        self.user, self.pre, self.post, self.scratch, pairs = [], [], [], [], []
-        for arg, query, index, plain, out in args:
-            chosen = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(pd, query, index))   # (a bare int: 32 bits)
-            um = _memory(plain)
-            m = um
-            if not lib.dnnl_memory_desc_equal(chosen, plain):
-                m, rpd = _memory(chosen), ctypes.c_void_p()
-                self.scratch.append((m, -(-lib.dnnl_memory_desc_get_size(chosen) // ALIGN) * ALIGN))
-                src, dst = (chosen, plain) if out else (plain, chosen)
-                _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), src, eng, dst, eng, None), "a reorder")
-                (self.post if out else self.pre).append((_primitive(rpd), _args([(SRC, m if out else um),
-                                                                                (DST, um if out else m)])))
-            self.user.append(um)
-            pairs.append((arg, m))
-        self.args = _args(pairs)
-        s = lib.dnnl_primitive_desc_query(pd, Q_IMPL_INFO, 0, ctypes.byref(info := ctypes.c_char_p()))
+    def __init__(self, chain):
+        """chain: [(primitive desc, args)]; args: (oneDNN argument, query of its chosen md, index, plain md or None
+        (linked), is an output), in call order."""
+        self.pds, self.user, self.ops, self.scratch, link = [pd for pd, _ in chain], [], [], [], None
+        for pd, args in chain:
+            pre, post, pairs = [], [], []
+            for arg, query, index, plain, out in args:
+                chosen = ctypes.c_void_p(_state['lib'].dnnl_primitive_desc_query_md(pd, query, index))   # (32 bits)
+                if plain is None:
+                    m = link = self._buffer(chosen) if out else link
+                else:
+                    m = self._user(chosen, plain, out, post if out else pre)
+                pairs.append((arg, m))
+            self.ops += pre + [(_primitive(pd), _args(pairs))] + post
+        s = _state['lib'].dnnl_primitive_desc_query(chain[0][0], Q_IMPL_INFO, 0, ctypes.byref(info := ctypes.c_char_p()))
         self.impl = info.value.decode() if not s and info.value else '?'
+
+    def _buffer(self, md):
+        m = _memory(md)
+        self.scratch.append((m, -(-_state['lib'].dnnl_memory_desc_get_size(md) // ALIGN) * ALIGN))
+        return m
+
+    def _user(self, chosen, plain, out, reorders):
+        """The memory object the primitive gets for a plain array (its handle set per call): that array's own,
+        or an arena buffer of the chosen layout with a reorder between the two."""
+        lib, eng = _state['lib'], _state['engine']
+        um = _memory(plain)
+        self.user.append(um)
+        if lib.dnnl_memory_desc_equal(chosen, plain):
+            return um
+        m, rpd = self._buffer(chosen), ctypes.c_void_p()
+        src, dst = (chosen, plain) if out else (plain, chosen)
+        _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), src, eng, dst, eng, None), "a reorder")
+        self.pds.append(rpd)
+        reorders.append((_primitive(rpd), _args([(SRC, m if out else um), (DST, um if out else m)])))
+        return m
 
     def __call__(self, *arrays):
         lib, stream = _state['lib'], _state['stream']
@@ -195,7 +213,7 @@ class _Step:
             for m, size in self.scratch:
                 lib.dnnl_memory_set_data_handle(m, at)
                 at += size
-            for prim, (n, args) in self.pre + [(self.prim, self.args)] + self.post:
+            for prim, (n, args) in self.ops:
                 _check(lib.dnnl_primitive_execute(prim, stream, n, args), f"executing {self.impl}")
             _check(lib.dnnl_stream_wait(stream), "the stream")
 
@@ -257,7 +275,80 @@ def _create(kind, xs, ws, geo, bias, layout):
             args = [(SRC, Q_SRC, 0, plain['x'], False), (DIFF_DST, Q_DIFF_DST, 0, plain['y'], False),
                     (DIFF_WEIGHTS, Q_DIFF_WEIGHTS, 0, plain['w'], True)] + \
                 ([(DIFF_BIAS, Q_DIFF_WEIGHTS, 1, plain['b'], True)] if bias else [])
-    return _Step(p, args) if s == 0 else None   # (unimplemented or refused: the im2col path takes it)
+    return _Step([(p, args)]) if s == 0 else None   # (unimplemented or refused: the im2col path takes it)
+
+
+def _relu_attr():
+    """Primitive attributes with a ReLU post-op: the convolution writes max(y, 0)."""
+    lib, po, attr = _state['lib'], ctypes.c_void_p(), ctypes.c_void_p()
+    _check(lib.dnnl_post_ops_create(ctypes.byref(po)), "post-ops")
+    _check(lib.dnnl_post_ops_append_eltwise(po, RELU, ctypes.c_float(0), ctypes.c_float(0)), "a ReLU post-op")
+    _check(lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "primitive attributes")
+    _check(lib.dnnl_primitive_attr_set_post_ops(attr, po), "primitive attributes")
+    return attr
+
+
+def _create_chain(xs, ws, geo, bias, relu, pool):
+    """Convolution (+ ReLU post-op) -> max pooling (pool: kernel, stride, pad left, pad right) as one _Step whose
+    convolution output stays in oneDNN's layout in the arena; pool None: the convolution alone. None where
+    oneDNN has no kernel."""
+    lib, eng = _state['lib'], _state['engine']
+    k, st, dl, pd, g = geo
+    ys = (xs[0], ws[0]) + _out(xs, k, st, dl, pd)
+    wd = ((g, ws[0] // g) + ws[1:]) if g > 1 else ws
+    px, pw, pb = _md(xs), _md(wd), _md((ws[0],))
+    cpd = ctypes.c_void_p()
+    s = lib.dnnl_convolution_forward_primitive_desc_create(
+        ctypes.byref(cpd), eng, FWD_INFERENCE, DIRECT, _md(xs, layout_for('fwd', xs, ws, geo) == 'blocked'),
+        _md(wd, True), pb if bias else None, _md(ys, True), Dims(*st), Dims(*(d - 1 for d in dl)), Dims(*pd),
+        Dims(*pd), _relu_attr() if relu else None)
+    if s:
+        return None
+    conv = (cpd, [(SRC, Q_SRC, 0, px, False), (WEIGHTS, Q_WEIGHTS, 0, pw, False)] +
+            ([(BIAS, Q_WEIGHTS, 1, pb, False)] if bias else []) + [(DST, Q_DST, 0, None if pool else _md(ys), True)])
+    if pool is None:
+        return _Step([conv])
+    pk, pst, pl, pr = pool
+    ps = ys[:2] + tuple((ys[2 + i] + pl[i] + pr[i] - pk[i]) // pst[i] + 1 for i in range(len(pk)))
+    ppd = ctypes.c_void_p()
+    s = lib.dnnl_pooling_forward_primitive_desc_create(
+        ctypes.byref(ppd), eng, FWD_INFERENCE, POOL_MAX, ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(cpd, Q_DST, 0)),
+        _md(ps, True), Dims(*pst), Dims(*pk), Dims(*(0,) * len(pk)), Dims(*pl), Dims(*pr), None)
+    if s:
+        return None
+    return _Step([conv, (ppd, [(SRC, Q_SRC, 0, None, False), (DST, Q_DST, 0, _md(ps), True)])])
+
+
+def conv_act_pool(attrs, x, w, b=None):
+    """passes/conv_pool.py's Convolution (+ ReLU) -> max Pooling as one chain of oneDNN primitives (the
+    convolution's output never leaves its blocked layout nor the arena: no reorder, no page faults of a fresh
+    array, ReLU in the convolution's epilogue); the NCHW pooled output, or None (the op's parts run one by one)."""
+    from ..ops.nn import pool_geom
+    ca, pa = attrs['conv'], attrs['pool']
+    dts = (x.dtype, w.dtype) + ((b.dtype,) if b is not None else ())
+    if attrs['act'] not in (None, 'relu') or not usable(ca, x.shape, w.shape, dts):
+        return None
+    geo = _geometry(ca)
+    ys = (x.shape[0], w.shape[0]) + _out(x.shape, *geo[:4])
+    pool = None
+    if pa is not None:
+        if pa['pool_type'] != 'max' or str(pa.get('layout') or 'None') not in ('None', 'NCW', 'NCHW', 'NCDHW'):
+            return None
+        k, st, pd, extra, out = pool_geom(pa, ys)
+        pool = (k, st, pd, tuple(p + e for p, e in zip(pd, extra)))
+        ys = ys[:2] + out
+    n = _threads()
+    key = ('chain', x.shape, w.shape, geo, b is not None, attrs['act'], pool, n)
+    step = _plans.get(key, False)
+    if step is False:
+        with _cache_lock:
+            step = _plans[key] = _plans.get(key) or _create_chain(x.shape, w.shape, geo, b is not None,
+                                                                   attrs['act'] == 'relu', pool)
+    if step is None:
+        return None
+    y = np.empty(ys, np.float32)
+    step(_c(x), _c(w), *([_c(b)] if b is not None else []), y)
+    return y
 
 
 def layout_for(kind, xs, ws, geo):

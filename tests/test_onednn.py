@@ -308,3 +308,161 @@ def test_the_cpu_backend_lowers_convolution_to_onednn_and_the_interpreter_does_n
     y.backward()
     assert calls == ['convolution', 'convolution_backward']
     np.testing.assert_allclose(y.asnumpy(), ref, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- Convolution (-> ReLU) -> max Pooling as one chain
+CHAIN_CASES = [c for c in CASES if len(c[0]) == 4 and c[5] == 1][:6] + [CASES[6]]   # 2-d, with one grouped
+POOLS = [dict(kernel=(2, 2), stride=(2, 2)),                                         # LeNet's
+         dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1)),                             # ResNet's stem
+         dict(kernel=(2, 3), stride=(1, 2), pooling_convention='full')]              # an overhang past the edge
+
+
+def chain_attrs(ws, st, pd, dl, g, bias, act, pool):
+    from graphc.registry import get
+    return {'conv': get('Convolution').canon(attrs_of(ws, st, pd, dl, g, bias)), 'act': act,
+            'pool': get('Pooling').canon(dict(pool, pool_type='max', layout='NCHW'))}
+
+
+def chain_reference(attrs, x, w, b):
+    """float64: the tap-loop convolution, + bias, ReLU, and the Pooling op's NumPy reference."""
+    ca = attrs['conv']
+    y = reference(x, w, np.zeros((x.shape[0], w.shape[0]) + nn._conv_infer(ca, [x.shape, w.shape], [x.dtype] * 2)[0][0][2:],
+                                 np.float32), ca['stride'], ca['pad'], ca['dilate'], ca['num_group'])[0]
+    if b is not None:
+        y = y + b.reshape(1, -1, 1, 1)
+    if attrs['act']:
+        y = np.maximum(y, 0)
+    return nn._pooling(attrs['pool'], y)
+
+
+@needs_wheel
+@pytest.mark.parametrize('pool', POOLS, ids=['k2s2', 'k3s2p1', 'k2x3full'])
+@pytest.mark.parametrize('act,bias', [('relu', True), (None, True), ('relu', False)])
+@pytest.mark.parametrize('xs,ws,st,pd,dl,g', CHAIN_CASES, ids=[IDS[CASES.index(c)] for c in CHAIN_CASES])
+def test_conv_act_pool_chain_equals_float64_numpy(xs, ws, st, pd, dl, g, act, bias, pool):
+    """oneDNN's chain, and the op's NumPy spec (passes/conv_pool.py: its parts one by one), equal float64 NumPy."""
+    from graphc.passes.conv_pool import CONV_ACT_POOL
+    x, w, b, _ = arrays(xs, ws, st, pd, dl, seed=2)
+    a = chain_attrs(ws, st, pd, dl, g, bias, act, pool)
+    ins = (x, w, b) if bias else (x, w)
+    ref = chain_reference(a, *ins[:2], b if bias else None)
+    y = onednn.conv_act_pool(a, *ins)
+    assert y is not None, "oneDNN refused the chain"
+    close(y, ref)
+    close(CONV_ACT_POOL.ref(a, *ins), ref)
+    assert CONV_ACT_POOL.infer(a, [v.shape for v in ins], [v.dtype for v in ins])[0] == [ref.shape]
+
+
+@needs_wheel
+def test_conv_act_pool_leaves_what_it_cannot_run_to_the_parts(monkeypatch):
+    xs, ws, st, pd, dl, g = CASES[1]
+    x, w, b, _ = arrays(xs, ws, st, pd, dl)
+    a = chain_attrs(ws, st, pd, dl, g, True, 'relu', POOLS[0])
+    assert onednn.conv_act_pool(dict(a, pool=dict(a['pool'], pool_type='avg')), x, w, b) is None
+    assert onednn.conv_act_pool(a, x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)) is None
+    monkeypatch.setenv('GRAPHC_ONEDNN', '0')
+    assert onednn.conv_act_pool(a, x, w, b) is None
+
+
+def _lenet_like():
+    from graphc.gluon import nn as gnn
+    net = gnn.HybridSequential()
+    net.add(gnn.Conv2D(8, 3, activation='relu'), gnn.MaxPool2D(2, 2), gnn.Conv2D(16, 3), gnn.MaxPool2D(3, 2, 1),
+            gnn.Conv2D(8, 3, padding=1, activation='relu'), gnn.Flatten(), gnn.Dense(10))
+    net.initialize()
+    return net
+
+
+@pytest.mark.parametrize('wheel', [True, False], ids=['onednn', 'no-wheel'])
+def test_the_conv_pool_pass_in_a_hybridized_model(monkeypatch, wheel):
+    """Inference: both conv -> pool chains become one op (with ReLU and without) and the compiled model equals the
+    eager one, with oneDNN and without it (the op's parts then run one by one); GRAPHC_DISABLE_PASSES=conv_pool
+    keeps the ops. A training step's forward saves the intermediates, so there it changes nothing."""
+    import graphc as gc
+    from graphc import nd
+    if wheel and onednn.library() is None:
+        pytest.skip("the oneDNN wheel is not installed")
+    if not wheel:
+        monkeypatch.setattr(onednn, '_state', {})
+        monkeypatch.setattr(onednn, '_find', lambda: iter(()))
+    x = nd.array(np.random.default_rng(3).standard_normal((4, 3, 20, 20), dtype=np.float32))
+    net = _lenet_like()
+    want = net(x).asnumpy()
+    net.hybridize()
+    close(net(x).asnumpy(), want.astype(np.float64))
+    text = gc.explain(net, x)
+    assert 'chains=2' in text and text.count('_conv_act_pool  ->') == 2
+    assert 'chains=0' in gc.explain(net, x, training=True)
+    monkeypatch.setenv('GRAPHC_DISABLE_PASSES', 'conv_pool')
+    assert '_conv_act_pool  ->' not in gc.explain(net, x)
+
+
+@pytest.mark.parametrize('also', ['conv', 'relu'])
+def test_the_conv_pool_pass_keeps_a_chain_whose_intermediate_is_read_elsewhere(also):
+    import graphc as gc
+    from graphc import nd
+    from graphc.gluon import HybridBlock
+
+    class Two(HybridBlock):
+        def hybrid_forward(self, F, x):
+            c = F.Convolution(x, F.ones((4, 3, 3, 3)), kernel=(3, 3), num_filter=4, no_bias=True)
+            r = F.Activation(c, act_type='relu')
+            return F.Pooling(r, kernel=(2, 2), stride=(2, 2), pool_type='max'), (c if also == 'conv' else r)
+    net = Two()
+    net.hybridize()
+    x = nd.ones((2, 3, 10, 10))
+    net(x)
+    assert 'chains=0' in gc.explain(net, x)
+
+
+# ---------------------------------------------------------------- max pooling's gradient times ReLU's mask, one kernel
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('shape,pool', [((3, 4, 8, 8), dict(kernel=(2, 2), stride=(2, 2))),           # LeNet's
+                                        ((2, 3, 9, 7), dict(kernel=(2, 2), stride=(2, 2))),           # an edge no window reads
+                                        ((2, 3, 9, 9), dict(kernel=(3, 3), stride=(3, 3), pad=(1, 1))),
+                                        ((2, 2, 7, 8), dict(kernel=(2, 3), stride=(3, 3))),           # gaps between windows
+                                        ((2, 3, 7, 7), dict(kernel=(2, 2), stride=(2, 2), pooling_convention='full'))],
+                         ids=['k2s2', 'edge', 'k3s3p1', 'gaps', 'full'])
+def test_backward_pool_relu_equals_the_two_ops(shape, pool, dtype):
+    """The compiled kernel and the op's spec equal _backward_Pooling's NumPy reference times (c > 0), ties and
+    zeros included (c: a ReLU's input; x = relu(c) has whole windows of zeros)."""
+    from graphc.passes.conv_pool import BACKWARD_POOL_RELU
+    from graphc.registry import get
+    from graphc.runtime import conv
+    rng = np.random.default_rng(4)
+    c = rng.standard_normal(shape).astype(dtype)
+    c[0, 0, :2] = 0.5   # a tie inside a window: the first maximum takes the gradient
+    x = np.maximum(c, 0)
+    a = get('Pooling').canon(dict(pool, pool_type='max'))
+    y = nn._pooling(a, x)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    want = nn._backward_pooling(a, g, x, y) * (c > 0).astype(dtype)
+    got = BACKWARD_POOL_RELU.ref(a, g, x, y, c, native=conv)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(BACKWARD_POOL_RELU.ref(a, g, x, y, c), want)
+    k, st, pd, _, out = nn.pool_geom(a, shape)
+    assert conv.maxpool_grad_relu(g, x, y, c, k, st, pd, out) is not None
+    assert conv.maxpool_grad_relu(g, x, y, c, (3, 3), (2, 2), pd, out) is None   # overlapping windows: the two ops
+
+
+def test_a_training_step_fuses_the_pool_and_relu_gradients():
+    """LeNet-like training: each max pooling's gradient and the ReLU mask before it are one op in the backward
+    (not where windows overlap, the second pooling), and the gradients equal the eager model's."""
+    import graphc as gc
+    from graphc import gluon, nd
+    x = nd.array(np.random.default_rng(5).standard_normal((4, 3, 20, 20), dtype=np.float32))
+    y = nd.array(np.arange(4), dtype='int32')
+    grads = []
+    for hybrid in (False, True):
+        gc.random.seed(0)
+        net = _lenet_like()
+        net(x)
+        if hybrid:
+            net.hybridize()
+        with autograd.record():
+            loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+        loss.backward()
+        grads.append([p.grad().asnumpy() for p in net.collect_params().values()])
+    assert 'pool_relu_grads=1' in gc.explain(net, x, training=True)
+    for p, q in zip(*grads):
+        close(q, p.astype(np.float64))

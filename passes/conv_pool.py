@@ -1,0 +1,114 @@
+"""Convolution -> ReLU -> max Pooling as one op (inference, the CPU backend): the convolution's output, the
+largest activation of a LeNet or a ResNet stem, is then never written out in NCHW. The CPU backend runs the op
+as one chain of oneDNN primitives (runtime/onednn.conv_act_pool: ReLU in the convolution's epilogue, the
+pooling over its blocked output in the reorder arena), else its parts one by one.
+
+A chain is rewritten only where its intermediates have no other reader and are no graph output: in a training
+step's forward they are saved for the backward, so training graphs keep their ops. There, the backward's max
+pooling gradient times the ReLU's mask becomes one op (one pass over the largest gradient, not three:
+runtime/conv.maxpool_grad_relu). Switch both off by name: GRAPHC_DISABLE_PASSES=conv_pool.
+"""
+import numpy as np
+
+from ..graph import Node, rebuild
+from ..ops.nn import pool_geom
+from ..registry import Op, get
+from . import fusion
+from .manager import register_pass
+
+CHANNEL_FIRST = ('None', 'NCHW')
+
+
+def _parts(attrs):
+    return [(get('Convolution'), attrs['conv'])] + ([(get('Activation'), {'act_type': attrs['act']})] if attrs['act']
+                                                    else []) + [(get('Pooling'), attrs['pool'])]
+
+
+def _run(attrs, *arrays, kernel=None):
+    """The ops one after another, each by kernel(op) (default: its ref, the spec); the activation in place."""
+    (conv, ca), *rest = _parts(attrs)
+    y = (kernel(conv) if kernel else conv.ref)(ca, *arrays)
+    for op, a in rest:
+        y = (kernel(op) if kernel else op.ref)(a, y)
+    return y
+
+
+def _infer(attrs, shapes, dtypes):
+    for op, a in _parts(attrs):
+        shapes, dtypes = op.infer(a, shapes, dtypes)
+    return shapes, dtypes
+
+
+CONV_ACT_POOL = Op('_conv_act_pool', _run, infer=_infer, kind='opaque',
+                   inputs=lambda a: ('data', 'weight') + (() if a['conv']['no_bias'] else ('bias',)))
+
+
+def _run_bwd(attrs, g, x, y, c, native=None):
+    """Max pooling's gradient times ReLU's mask (c > 0): runtime/conv's one kernel where it has one, else the two
+    ops' references (the spec)."""
+    if native is not None and x.ndim == 4:
+        k, st, pd, _, out = pool_geom(attrs, x.shape)
+        dx = native.maxpool_grad_relu(g, x, y, c, k, st, pd, out)
+        if dx is not None:
+            return dx
+    dx = get('_backward_Pooling').ref(attrs, g, x, y, **({'native': native} if native else {}))
+    return dx * get('_greater_scalar').ref({'scalar': 0.0}, c)
+
+
+BACKWARD_POOL_RELU = Op('_backward_pool_relu', _run_bwd, infer=lambda a, s, d: ([s[1]], [d[1]]), kind='opaque',
+                        inputs=('ograd', 'data', 'output', 'relu_input'))
+
+
+def _relu(n):
+    return n.op.name == 'relu' or n.op.name == 'Activation' and n.attrs['act_type'] == 'relu'
+
+
+@register_pass('conv_pool')
+def conv_pool(graph, stats):
+    """Convolution (-> ReLU) -> max Pooling, float32, 2-d, channel-first, as one op where only the pooling's
+    output is read (the CPU backend only)."""
+    if fusion.target is None or fusion.target().name != 'cpu':
+        return graph
+    users, count = graph.users(), [0, 0]
+
+    def sole(entry, reader):   # the value is read by `reader` alone (and is no graph output)
+        return entry[1] == 0 and users.get(entry) == [reader]
+
+    def rep(n, ins):
+        if n.op.name == 'elemwise_mul':
+            return backward(n, ins)
+        if n.op.name != 'Pooling' or n.attrs['pool_type'] != 'max' or str(n.attrs.get('layout')) not in CHANNEL_FIRST \
+                or not n.shapes or n.shapes[0] is None or len(n.shapes[0]) != 4 or n.dtypes[0] != np.float32:
+            return None
+        conv, new, act = n.inputs[0][0], ins[0][0], None   # (new: conv's node in the graph being built)
+        if conv.op is not None and _relu(conv) and sole(n.inputs[0], n):
+            act, reader, conv, new = 'relu', conv, conv.inputs[0][0], new.inputs[0][0]
+            if not sole(reader.inputs[0], reader):
+                return None
+        elif not sole(n.inputs[0], n):
+            return None
+        if conv.op is None or conv.op.name != 'Convolution' or str(conv.attrs.get('layout')) not in CHANNEL_FIRST:
+            return None
+        count[0] += 1
+        node = Node(CONV_ACT_POOL, n.name, {'conv': conv.attrs, 'act': act, 'pool': n.attrs}, list(new.inputs),
+                    n.shapes, n.dtypes, n.where, n.block)
+        return [(node, 0)]
+    def backward(n, ins):   # elemwise_mul(_backward_Pooling(g, x, y), _greater_scalar(c, 0)), either order
+        for i in (0, 1):
+            p, m = n.inputs[i][0], n.inputs[1 - i][0]
+            if p.op is None or p.op.name != '_backward_Pooling' or m.op is None or m.op.name != '_greater_scalar' \
+                    or m.attrs['scalar'] != 0 or not sole(n.inputs[i], n) or p.attrs['pool_type'] != 'max' or \
+                    str(p.attrs.get('layout')) not in CHANNEL_FIRST or len(n.shapes[0]) != 4 or \
+                    n.dtypes[0] != np.float32 or m.shapes[0] != n.shapes[0]:
+                continue
+            k, st = pool_geom(p.attrs, p.shapes[0])[:2]
+            if any(s < q for s, q in zip(st, k)):   # (overlapping windows: the two ops)
+                continue
+            count[1] += 1
+            node = Node(BACKWARD_POOL_RELU, n.name, p.attrs, list(ins[i][0].inputs) + list(ins[1 - i][0].inputs),
+                        n.shapes, n.dtypes, n.where, n.block)
+            return [(node, 0)]
+        return None
+    g = rebuild(graph, rep)
+    stats['chains'], stats['pool_relu_grads'] = count
+    return g.sorted() if any(count) else graph
