@@ -366,6 +366,9 @@ def get_symbol(x):
         if entry is not None:  # a hybridized block's call: its graph inlined, or one _CachedOp node (MXNet's rule)
             made[id(node)] = _inline(entry, ins) if _inlined(entry) else _cached_call(entry, ins)
             continue
+        if hasattr(node.op, 'symbol'):  # an op fused for eager speed (gluon.loss._SparseCE): its graph
+            made[id(node)] = node.op.symbol(ins)
+            continue
         if not hasattr(node.op, 'ref'):
             raise GraphcError(f"get_symbol: {node.op.name} (a custom Function) has no symbolic form")
         m = Node(node.op, f"{node.op.name.lower().lstrip('_')}{len(made)}", node.attrs, ins)

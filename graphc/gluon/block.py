@@ -460,21 +460,28 @@ class HybridBlock(Block):
         """A new or replaced child: the traced graphs (and the parameter list) are stale."""
         if getattr(self, '_cache', None):
             self._cache, self._last_key = {}, None
-        self._plist = self._in_fmt = None
+        self._plist = self._in_fmt = self._fast_call = None
 
     def hybridize(self, active=True, static_alloc=False, static_shape=False, **kwargs):
         """Trace this block (and its children) into a graph on the next call, and run graphs from then on.
         Graphs are cached per input shapes/dtypes and training mode; `trace_count` counts traces."""
         self._active = active
         self._flags = dict(static_alloc=static_alloc, static_shape=static_shape, **kwargs)
-        self._cache, self._last_key, self._in_fmt = {}, None, None
+        self._cache, self._last_key, self._in_fmt, self._fast_call = {}, None, None, None
         super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
 
     @property
     def trace_count(self):
         return getattr(self, '_trace_count', 0)
 
+    _fast_call = None  # cached.fast_call of the last traced key: inference in a few checks and the plan
+
     def _dispatch(self, *args, **kwargs):
+        fast = self._fast_call
+        if fast is not None and not kwargs and not _eager.on:
+            out = fast(args)
+            if out is not None:
+                return out
         trace = current_trace()
         if trace is not None:  # inside a parent's trace: add this block's ops to the graph
             return self._traced_forward(trace, *args, **kwargs)
@@ -519,7 +526,7 @@ class HybridBlock(Block):
             trace.blocks.pop()
 
     def _cached_call(self, args):
-        from .cached import CachedGraph, cache_key, log_retrace, remember
+        from .cached import CachedGraph, cache_key, fast_call, log_retrace, remember
         plist = getattr(self, '_plist', None)
         if plist is None:
             plist = self._plist = list(self.collect_params().values())
@@ -539,6 +546,8 @@ class HybridBlock(Block):
         out = entry(args)
         if self._op_hook is not None:
             _monitor(entry, args, *self._op_hook)
+        elif entry._fast is not None and getattr(self._fast_call, 'key', None) != key:
+            self._fast_call = fast_call(self, entry, key)
         return out
 
     def export(self, path, epoch=0, remove_amp_cast=True):

@@ -17,6 +17,7 @@ from .. import autograd
 from ..base import GraphcError, fmt_shape
 from ..graph import Graph
 from ..ndarray.ndarray import CASTS, NDArray, WRITES
+from ..symbol import symbol as _symm
 from ..symbol.symbol import Symbol, TraceContext, input_var
 
 from ..interpreter import interpret
@@ -122,6 +123,28 @@ def remember(block, key, entry):
                           "(GRAPHC_MAX_TRACES); the least recently used are dropped and traced again when they "
                           "return: pad or bucket input shapes to avoid re-tracing", RuntimeWarning, stacklevel=4)
     return entry
+
+
+def fast_call(block, entry, key):
+    """A function of a call's positional arguments that runs entry's inference fast path, or returns None where
+    the call needs the whole path: an argument that is not a plain NDArray of the key's shape and dtype,
+    recording, another training mode or cast, a trace, an op hook, arrays on a GPU or labelled hosts."""
+    fast, casts, training = entry._fast, key[2], key[1]
+    want = [(shape, dt) for shape, dt in key[0]]
+    n, st, ts = len(want), autograd._st, _symm._ts
+
+    def call(args):
+        if len(args) != n or st.recording or st.training is not training or CASTS[0] != casts or \
+                ts.ctx is not None or block._op_hook is not None or _ndm._GPU_LIVE or _ndm._HOST_IDS:
+            return None
+        for a, (shape, dt) in zip(args, want):
+            b = a._buf if type(a) is NDArray else None
+            if b is None or b.shape != shape or b.dtype.str != dt:
+                return None
+        entry.used = next(_clock)
+        return fast(args)
+    call.key = key
+    return call
 
 
 class CachedOp:
@@ -315,7 +338,10 @@ class CachedGraph:
         def fast(args):
             if len(args) != n_data or backend.current() is backend.interp:
                 return None
-            arrays = [a._data for a in args] + [(p._cur if p._cur is not None else p.data())._data for p in params]
+            arrays = [a._data for a in args]
+            for p in params:
+                c = p._copies  # (Parameter._cur without the property: one copy, or the current context's)
+                arrays.append((c[0] if c is not None and len(c) == 1 else p._cur or p.data())._data)
             return _unflatten(structure, [NDArray(v) for v in owned(run(arrays)[:nv], arrays)])
         return fast
 

@@ -9,10 +9,12 @@ import numbers
 
 import numpy as np
 
-from .. import nd, sym
+from .. import autograd, nd, sym
 from ..base import GraphcError, GraphcShapeError, fmt_shape
+from ..ndarray.ndarray import NDArray
+from ..ops.shape import _indices
 from ..symbol.symbol import Symbol, current_trace
-from .block import HybridBlock
+from .block import HybridBlock, _ndm
 
 __all__ = ['Loss', 'L2Loss', 'L1Loss', 'SigmoidBinaryCrossEntropyLoss', 'SigmoidBCELoss', 'SoftmaxCrossEntropyLoss',
            'SoftmaxCELoss', 'KLDivLoss', 'CTCLoss', 'HuberLoss', 'HingeLoss', 'SquaredHingeLoss', 'LogisticLoss',
@@ -149,6 +151,10 @@ class SoftmaxCrossEntropyLoss(Loss):
     def hybrid_forward(self, F, pred, label, sample_weight=None):
         if self._sparse_label:
             label = self._sparse(label, pred)
+            if F is nd and sample_weight is None and self._weight is None and not self._from_logits:
+                out = _SparseCE.run(self, pred, label)
+                if out is not None:
+                    return out
         else:
             label = _reshape_like(label, pred, " (sparse_label=False wants one value per class)")
         if not self._from_logits:
@@ -161,6 +167,52 @@ class SoftmaxCrossEntropyLoss(Loss):
 
 
 SoftmaxCELoss = SoftmaxCrossEntropyLoss
+
+
+class _SparseCE:
+    """The eager SoftmaxCrossEntropyLoss of (batch, classes) CPU logits and class labels as one tape op: log_softmax,
+    pick and mean in NumPy, and backward in one step, (softmax - one_hot) * dy, instead of four ops each way
+    (162 -> about 30 us for 64 x 10 here). Equal to the graph of hybrid_forward, which get_symbol and
+    create_graph use (the rule in recorded ops there)."""
+    kind, differentiable, mode_dependent, aux_inputs, nograd_inputs = 'opaque', True, False, (), frozenset({1})
+    name = 'SoftmaxCrossEntropyLoss'
+
+    def __init__(self, block):
+        self.block = block
+
+    @classmethod
+    def run(cls, block, pred, label):
+        """The per-sample losses, or None where this case is not covered (the op-by-op path runs)."""
+        x = pred._data if type(pred) is NDArray and type(label) is NDArray else None
+        if x is None or type(x) is not np.ndarray or x.ndim != 2 or block._axis not in (-1, 1) or \
+                block._batch_axis != 0 or x.dtype not in (np.float32, np.float64) or not x.shape[1] or \
+                _ndm._GPU_LIVE or _ndm._HOST_IDS:
+            return None
+        i = _indices(label._data, x.shape[1], 'clip', 'pick')
+        rows = np.arange(len(x))
+        z = x - x.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        out = NDArray(np.log(s[:, 0]) - z[rows, i])
+        if autograd.is_recording() and (pred._ag is not None or label._ag is not None):
+            e /= s
+            autograd.record_op(cls(block), {'p': e, 'i': i}, [pred, label], (x, label._data), [out], (out._data,))
+        return out
+
+    def grad(self, F, attrs, xs, ys, dys):
+        dy = dys[0]
+        if autograd.is_recording():  # create_graph: the rule as recorded ops, differentiable again
+            oh = F.one_hot(F.array(attrs['i']), depth=xs[0].shape[1], dtype=str(xs[0].dtype))
+            return [F.broadcast_mul(F.softmax(xs[0], axis=-1) - oh, F.expand_dims(dy, axis=1)), None]
+        d = dy._data.astype(xs[0].dtype, copy=False)
+        g = attrs['p'] * d[:, None]
+        g[np.arange(len(g)), attrs['i']] -= d
+        return [NDArray(g), None]
+
+    def symbol(self, ins):
+        """get_symbol: the entries of hybrid_forward's graph on the inputs' entries."""
+        pred, label = (Symbol([e]) for e in ins)
+        return [self.block.hybrid_forward(sym, pred, label)._one()]
 
 
 class KLDivLoss(Loss):
