@@ -300,7 +300,7 @@ class NumpyPeer:
 def _fake_start(peers, missing=None):
     started = []
 
-    def start(threads, torch):
+    def start(threads):
         started.append(threads)
         return [p() for p in peers], dict(missing or {'mxnet': 'install it so'})
     return start, started
@@ -319,9 +319,10 @@ def test_peers_table_with_a_fake_peer(monkeypatch):
                                  {'torch.compile': 'pip install torch'})
     monkeypatch.setattr(B, 'idle_probe', lambda seconds=0.2: 0.0)   # this shared machine may be loaded
     monkeypatch.setattr(B, 'others', lambda a, b: 0.0)
+    monkeypatch.setattr(B, '_torch', lambda: pytest.fail("--peers: torch in graphc's process (it is a peer's)"))
     res, missing = B.run_peers(1, quick=True, only=['mlp1', 'mlp-train', 'chain1k'], threads=(2, 1), start=start)
     assert started == [2, 1] and list(res) == [1, 2]   # the most threads first, reported in order
-    assert 'torch.compile' in missing and ('torch' in missing) == (B._torch() is None)
+    assert 'torch.compile' in missing and 'torch' not in missing   # (the stand-in's: the real start names it)
     for n in (1, 2):
         r = res[n]
         assert list(r) == ['mlp1', 'mlp-train', 'chain1k']
@@ -420,8 +421,8 @@ def test_missing_peers_are_named_with_how_to_install(monkeypatch):
     from graphc import bench_peers, config
     monkeypatch.delenv(config.bench_mxnet_python.name, raising=False)
     monkeypatch.setattr(bench_peers.importlib.util, 'find_spec', lambda name: None)
-    peers, missing = bench_peers.start(1, torch=None)
-    assert peers == [] and list(missing) == ['torch.compile', 'jax', 'mxnet']
+    peers, missing = bench_peers.start(1)
+    assert peers == [] and list(missing) == ['torch', 'torch.compile', 'jax', 'mxnet']
     assert 'GRAPHC_BENCH_MXNET_PYTHON' in missing['mxnet'] and 'mxnet==1.9.1' in missing['mxnet']
     monkeypatch.setenv(config.bench_mxnet_python.name, '/no/such/python3.8')
     with pytest.raises(GraphcError, match="GRAPHC_BENCH_MXNET_PYTHON='/no/such/python3.8': no such Python"):
@@ -474,13 +475,16 @@ def test_worker_environments_set_threads(monkeypatch):
     worker) and, for MXNet's other Python, none of this Python's PYTHONPATH."""
     from graphc import bench_peers, config
     seen = {}
-    monkeypatch.setattr(bench_peers, 'Worker', lambda name, python, backend, threads, env:
-                        seen.setdefault(name, (python, backend, threads, env)) and name)
+    monkeypatch.setattr(bench_peers, 'Worker', lambda name, python, backend, threads, env, *more:
+                        seen.setdefault(name, (python, backend, threads, env) + more) and name)
     monkeypatch.setattr(bench_peers.importlib.util, 'find_spec', lambda name: True)   # as if jax were installed
     monkeypatch.setenv(config.bench_mxnet_python.name, sys.executable)
     monkeypatch.setenv('PYTHONPATH', '/some/site-packages')
-    peers, missing = bench_peers.start(1, names=('jax', 'mxnet'))
-    assert peers == ['jax', 'mxnet'] and not missing
+    peers, missing = bench_peers.start(1)
+    assert peers == ['torch', 'torch.compile', 'jax', 'mxnet'] and not missing
+    assert seen['torch'][:3] == (sys.executable, 'torch_peer', 1) and seen['torch'][3]['OMP_NUM_THREADS'] == '1'
+    assert seen['torch.compile'][1] == 'torch_peer' and seen['torch.compile'][4:] == (
+        {'compile': True}, ('TORCHINDUCTOR_CACHE_DIR',))   # compiled, from an empty inductor cache
     py, backend, threads, env = seen['jax']
     assert (py, backend, threads) == (sys.executable, 'jax_peer', 1) and env['PYTHONPATH'] == '/some/site-packages'
     assert '--xla_cpu_multi_thread_eigen=false' in env['XLA_FLAGS'] and env['OMP_NUM_THREADS'] == '1'

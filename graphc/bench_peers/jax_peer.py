@@ -77,6 +77,8 @@ def adam(spec, b1=0.9, b2=0.999, eps=1e-8):
 
 
 def build(spec, arrays):
+    if spec['model'] not in MODELS:
+        return None   # (no twin: ResNet's)
     model = MODELS[spec['model']]
     ws = [jnp.asarray(arrays['w%d' % i]) for i in range(sum(k.startswith('w') for k in arrays))]
     x = jnp.asarray(arrays['x'])
