@@ -161,8 +161,8 @@ def test_ratios_and_table():
 def test_standard_workloads_and_only():
     keys = [k for k, _, _ in B.standard(1)]
     source = ['char-lstm', 'char-lstm-cells'] if B._benchmarks_module('lstm') is not None else []
-    assert keys == ['mlp1', 'mlp64', 'mlp-train', 'lenet-train', 'lenet-infer', 'resnet-train', 'chain1k', 'chain4k',
-                    'membound', 'lstm'] + source
+    assert keys == ['mlp1', 'mlp64', 'mlp-train', 'lenet-train', 'lenet-infer', 'resnet-train', 'resnet-infer',
+                    'chain1k', 'chain4k', 'membound', 'lstm'] + source
     assert 'chain4k' not in [k for k, _, _ in B.standard(1, quick=True)]
     assert [k for k, _, _ in B.standard(1, only=['lstm', 'mlp1'])] == ['mlp1', 'lstm']
     with pytest.raises(GraphcError, match="unknown workload.*'nope'.*mlp-train"):
@@ -451,7 +451,9 @@ def test_real_mxnet_worker_agrees():
     peers, missing = bench_peers.start(1, names=('mxnet',))
     try:
         assert [p.name for p in peers] == ['mxnet'] and not missing
-        for r in (B.mlp_inference(2, 2, peers=peers), B.mlp_train(2, peers=peers), B.chain(64, 2, peers=peers)):
+        for r in (B.mlp_inference(2, 2, peers=peers), B.mlp_train(2, peers=peers), B.chain(64, 2, peers=peers),
+                  B.resnet_inference(2, 1, size=16, peers=peers), B.resnet_train(4, 1, size=16, peers=peers),
+                  B.lenet_cold(1, bs=4, peers=peers)):   # (model_zoo's ResNet-18 in MXNet: its parameter order)
             assert r['times']['mxnet'] > 0
     finally:
         for p in peers:
@@ -493,3 +495,59 @@ def test_worker_environments_set_threads(monkeypatch):
     seen.clear()
     bench_peers.start(2, names=('jax', 'mxnet'))
     assert 'eigen' not in seen['jax'][3]['XLA_FLAGS'] and seen['mxnet'][3]['OMP_NUM_THREADS'] == '2'
+
+
+def test_resnet_inference_uses_drawn_running_statistics():
+    """The ResNet-18 inference row at 2 images of 16x16: eager, hybridized (and torch in this process, when
+    installed, from the same weights and running statistics) agree; the statistics are not the initial 0 and 1."""
+    r = B.resnet_inference(2, 1, size=16)
+    assert {'eager', 'hybridized'} <= set(r['times']) and min(r['times'].values()) > 0
+    assert 'resnet-infer' in [k for k, _, _ in B.standard(1, quick=True)]
+
+
+def test_lenet_cold_fresh_processes_interleaved(monkeypatch):
+    """lenet-cold: graphc's first training step in a fresh worker with an empty kernel cache, per sample, beside a
+    peer's (graphc_peer posing as MXNet: mxnet_peer's twin on graphc's API, so the losses must agree)."""
+    from graphc import bench_peers
+    started = []
+    real = bench_peers.Worker
+
+    class Spy(real):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            started.append((self.name, self.proc.pid, dict(self.args[4]), self.args[6]))
+    peer = real('mxnet', sys.executable, 'graphc_peer', 1, dict(os.environ))
+    monkeypatch.setattr(bench_peers, 'Worker', Spy)   # graphc_worker's and spawn's
+    try:
+        r = B.lenet_cold(2, bs=4, peers=[peer])
+    finally:
+        peer.close()
+    t = r['times']
+    assert set(t) == {'hybridized', 'mxnet'} and all(len(v) == 2 for v in r['samples'].values())
+    for k, (lo, hi) in t.spread.items():
+        assert 0 < lo <= t[k] <= hi
+    assert [n for n, *_ in started] == ['graphc', 'mxnet', 'graphc', 'mxnet']   # interleaved, a process each
+    assert len({pid for _, pid, *_ in started}) == 4
+    assert [f for n, _, _, f in started if n == 'graphc'] == [('GRAPHC_CACHE_DIR',)] * 2   # a new empty cache each
+    assert 'lenet-cold' in [k for k, _, _ in B.standard(1, quick=True, peers=[])]
+    assert 'lenet-cold' not in [k for k, _, _ in B.standard(1, quick=True)]
+    assert [k for k, _, _ in B.standard(1, quick=True, only=['lenet-cold'])] == ['lenet-cold']
+
+
+def test_torch_workers_agree():
+    """PyTorch eager and torch.compile in worker processes (as bench --peers runs them): the MLP forward, its SGD
+    step, and the ResNet-18 forward and step (its BatchNorm running statistics loaded) agree with graphc's."""
+    pytest.importorskip('torch')
+    from graphc import bench_peers
+    peers, missing = bench_peers.start(1, names=('torch', 'torch.compile'))
+    try:
+        assert [p.name for p in peers] == ['torch', 'torch.compile'] and not missing
+        r = B.mlp_inference(2, 2, peers=peers)['times']
+        assert r['torch'] > 0 and r['torch.compile'] > 0
+        eager = peers[:1]
+        for r in (B.mlp_train(2, peers=eager), B.resnet_inference(2, 1, size=16, peers=eager),
+                  B.resnet_train(4, 1, size=16, peers=eager)):
+            assert r['times']['torch'] > 0
+    finally:
+        for p in peers:
+            p.close()

@@ -50,8 +50,11 @@ def build(spec, arrays):
         use(mxnet)
     ws = [arrays['w%d' % i] for i in range(sum(k.startswith('w') for k in arrays))]
     net = MODELS[spec['model']](ws)
-    net.initialize()
     params = list(net.collect_params().values())
+    for p, w in zip(params, ws):   # dims MXNet infers at the first call (0: ResNet's in_channels) from the weights
+        if len(p.shape) == w.ndim and all(a in (0, b) for a, b in zip(p.shape, w.shape)):
+            p.shape = w.shape
+    net.initialize()
     shapes = [tuple(p.shape) for p in params]
     if shapes != [w.shape for w in ws]:
         raise ValueError('MXNet parameters %s do not match graphc\'s %s' % (shapes, [w.shape for w in ws]))
