@@ -465,7 +465,8 @@ def test_jax_worker_agrees():
     from graphc import bench_peers
     peers, _ = bench_peers.start(1, names=('jax',))
     try:
-        for r in (B.mlp_train(2, peers=peers), B.lstm_forward(2, steps=3, batch=2, inp=4, hidden=8, peers=peers)):
+        for r in (B.mlp_train(2, peers=peers), B.lstm_forward(2, steps=3, batch=2, inp=4, hidden=8, peers=peers),
+                  B.resnet_inference(2, 1, size=16, peers=peers), B.resnet_train(4, 1, size=16, peers=peers)):
             assert r['times']['jax'] > 0
     finally:
         for p in peers:
