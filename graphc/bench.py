@@ -824,7 +824,7 @@ def peer_table(results, missing):
     for n, res in results.items():
         cols = [v for v in ORDER if v in missing or any(v in r['times'] for r in res.values())]
         kw = max([len(k) for k in res] + [8])
-        head = f"{'workload':<{kw}}" + ''.join(f"{c + (' *' if c in missing else ''):>22}" for c in cols) + \
+        head = f"{'workload':<{kw}}" + ''.join(f" {c + (' *' if c in missing else ''):>21}" for c in cols) + \
             f"{'hybridized / best peer':>26}"
         lines += [f'{n} thread{"s" if n > 1 else ""}: median ms (p10-p90)', head, '-' * len(head)]
         for key, r in res.items():
@@ -832,7 +832,7 @@ def peer_table(results, missing):
             cells = [f"{_ms(t[c])} ({_ms(sp[c][0])}-{_ms(sp[c][1])})" if c in sp else _ms(t.get(c)) for c in cols]
             best, _ = _best(t, PEERS)
             ratio = f"{t['hybridized'] / best:.2f}x" if best and 'hybridized' in t else '-'
-            lines.append(f"{key:<{kw}}" + ''.join(f'{c:>22}' for c in cells) + f'{ratio:>26}' +
+            lines.append(f"{key:<{kw}}" + ''.join(f' {c:>21}' for c in cells) + f'{ratio:>26}' +
                          ('  (loaded)' if r.get('load', {}).get('loaded') else ''))
         lines.append('')
     ns = list(results)
@@ -855,8 +855,9 @@ def peer_table(results, missing):
     lines.append('')
     lines += [f'* {k}: not here; to include it: {hint}' for k, hint in missing.items()]
     lines.append("'-': that variant has no twin of the workload. Every peer started from graphc's weights and inputs "
-                 "and agreed with hand NumPy: outputs within 1e-4 (relative, and absolute of the largest |output|), "
-                 "losses of two training steps within 1e-4 (ResNet-18's: 1e-3).")
+                 "and agreed with hand NumPy (ResNet-18: with graphc hybridized): outputs within 1e-4 (relative, and "
+                 "absolute of the largest |output|), losses of two training steps within 1e-4 (ResNet-18's: 1e-3; "
+                 "lenet-cold: the second step's).")
     loaded = [f"{k} ({n} thr: {max([v for v in r['load'].values() if isinstance(v, float)] or [0]):.2f} cores)"
               for n, res in results.items() for k, r in res.items() if r.get('load', {}).get('loaded')]
     if loaded:
