@@ -1,7 +1,7 @@
 """`graphc bench --peers`: other frameworks on graphc's bench workloads, from the same weights and inputs.
 
-A peer builds its twin of a workload from a spec ({'model': 'mlp'|'lenet'|'lstm'|'chain', 'train': bool, 'opt',
-'lr', 'momentum'}) and arrays (w0, w1, ... in graphc's collect_params order and layouts, x, y); the twin is a
+A peer builds its twin of a workload from a spec ({'model': 'mlp'|'lenet'|'lstm'|'chain'|'resnet', 'train': bool,
+'opt', 'lr', 'momentum'; ResNet's 'aux': the indices of the BatchNorm running statistics among the weights}) and arrays (w0, w1, ... in graphc's collect_params order and layouts, x, y); the twin is a
 callable returning its output (or training loss), put beside graphc's variants, checked to agree and timed
 interleaved with them. Every peer runs in a worker process (worker.py, which needs no graphc): their thread pools
 are sized at start and kept out of graphc's process (torch's there slowed graphc's batch-1 MLP 2-3x), and MXNet
@@ -121,10 +121,11 @@ class Remote:
 def start(threads, names=NAMES):
     """(peers, missing): the peers of `names` that are installed, started for `threads` threads, and {name: how
     to install it} for the others."""
+    bad = [n for n in names if n not in NAMES]
+    if bad:   # (before any worker starts)
+        raise GraphcError(f"bench: unknown peer {bad[0]!r}; choose from {NAMES}")
     peers, missing = [], {}
     for name in names:
-        if name not in NAMES:
-            raise GraphcError(f"bench: unknown peer {name!r}; choose from {NAMES}")
         mod = {'torch': 'torch', 'torch.compile': 'torch', 'jax': 'jax'}.get(name)
         if mod is not None and importlib.util.find_spec(mod) is None:
             missing[name] = HINTS[name]
