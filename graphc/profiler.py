@@ -9,7 +9,8 @@ Perfetto) by dump() and summed per op name by dumps().
 Off, it costs nothing but a list's truth test per eager op, per plan segment and per Python step: the hooks
 (graphc/ndarray/ndarray.invoke, runtime/plan.py) read `imperative` and `symbolic`, which hold one item only while
 recording. Eager ops are category 'operator'; plan steps 'native step' (inside a native segment, run step by step
-while recording) or 'python step'. profile_memory and profile_api are accepted and record nothing yet."""
+while recording) or 'python step'. profile_memory and profile_api are accepted and record nothing yet; the
+aggregate stats are kept whatever aggregate_stats says; continuous_dump is accepted and ignored."""
 import contextlib
 import json
 import os
@@ -39,7 +40,8 @@ def set_config(**kwargs):
     profile_* flags keeps the ones set before (MXNet would record nothing)."""
     bad = [k for k in kwargs if k not in _config and k != 'profile_all']
     if bad:
-        raise GraphcError(f"profiler.set_config: unknown setting(s) {bad}; choose from {sorted(_config) + ['profile_all']}")
+        raise GraphcError(f"profiler.set_config: unknown setting(s) {bad}; "
+                          f"choose from {sorted(_config) + ['profile_all']}")
     _check_process(kwargs.get('profile_process', 'worker'))
     if any(k in kwargs for k in FLAGS):
         for k in FLAGS[1:]:
