@@ -19,6 +19,8 @@ import numpy as np
 import graphc as gc
 from graphc import autograd, config, gluon, nd
 from graphc.base import GraphcError
+from graphc.bench_peers.torch_peer import (torch_infer as _torch_infer, torch_lenet, torch_load,  # noqa: F401
+                                           torch_lstm, torch_mlp, torch_resnet18, torch_step as _torch_step)
 from graphc.gluon import nn
 
 ORDER = ('numpy', 'torch', 'torch.compile', 'jax', 'mxnet', 'eager', 'hybridized', 'onnxruntime',
@@ -134,6 +136,12 @@ def _same_loss(steps, n=2, tol=1e-4):
         ref = next(iter(losses.values()))
         if any(not math.isclose(v, ref, rel_tol=tol, abs_tol=tol / 10) for v in losses.values()):
             raise GraphcError(f"bench: the variants disagree on the loss of training step {i + 1}: {losses}")
+
+
+def _local_torch(peers):
+    """torch in this process for the 'torch' column, unless peers run (peers is a list, maybe empty): then torch
+    is a peer process of its own (bench_peers.torch_peer), as its threads slowed graphc here."""
+    return _torch() if peers is None else None
 
 
 def _torch():
@@ -332,51 +340,6 @@ def lstm_numpy(x, wi, wh, bi, bh):
     return out
 
 
-# ------------------------------------------------------------------------------------------ PyTorch twins
-def torch_load(torch, model, params):
-    """Copy graphc's weights (collect_params order) into a torch model (parameters() order: the same layouts)."""
-    ps = list(model.parameters())
-    if [tuple(p.shape) for p in ps] != [p.shape for p in params]:
-        raise GraphcError(f"bench: torch model's parameters {[tuple(p.shape) for p in ps]} do not match graphc's "
-                          f"{[p.shape for p in params]}")
-    with torch.no_grad():
-        for p, a in zip(ps, params):
-            p.copy_(torch.from_numpy(np.ascontiguousarray(a)))
-    return model
-
-
-def torch_mlp(torch, params):
-    L = torch.nn
-    return torch_load(torch, L.Sequential(L.Linear(784, 256), L.ReLU(), L.Linear(256, 256), L.ReLU(),
-                                          L.Linear(256, 10)), params)
-
-
-def torch_lenet(torch, params):
-    L = torch.nn
-    return torch_load(torch, L.Sequential(L.Conv2d(1, 32, 5), L.ReLU(), L.MaxPool2d(2, 2), L.Conv2d(32, 64, 5),
-                                          L.ReLU(), L.MaxPool2d(2, 2), L.Conv2d(64, 128, 4), L.ReLU(), L.Flatten(),
-                                          L.Linear(128, 84), L.ReLU(), L.Linear(84, 10)), params)
-
-
-def _torch_infer(torch, model, x):
-    def run():
-        with torch.no_grad():
-            return model(x)
-    return run
-
-
-def _torch_step(torch, model, opt, x, y):
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
 # ---------------------------------------------------------------------------------------------- workloads
 def train_steps(eager, hyb, x, y, optimizer, opt_params):
     """{'eager': step, 'hybridized': step}: one softmax cross-entropy training step of each twin; a step
@@ -414,7 +377,7 @@ def _peer_twins(peers, spec, w, xn, yn=None):
     return {k: t for k, t in twins.items() if t is not None}   # None: that peer has no twin of this model
 
 
-def _inference(make, x, numpy_model, torch_model, reps, progress, tol=1e-4, peers=(), spec=None):
+def _inference(make, x, numpy_model, torch_model, reps, progress, tol=1e-4, peers=None, spec=None):
     """Forward on x of graphc eager vs hybridized vs numpy_model(params) (a function of the NumPy input)
     vs torch_model(torch, params), and the peers' twins of spec, from equal weights; outputs checked."""
     eager, hyb = twins(make, x)
@@ -422,7 +385,7 @@ def _inference(make, x, numpy_model, torch_model, reps, progress, tol=1e-4, peer
     xn = x.asnumpy()
     fwd = numpy_model(w)
     fns = {'numpy': lambda: fwd(xn)}
-    torch = _torch()
+    torch = _local_torch(peers)
     if torch is not None:
         fns['torch'] = _torch_infer(torch, torch_model(torch, w), torch.from_numpy(xn))
     fns.update(_peer_twins(peers, spec, w, xn) if peers else {})
@@ -453,18 +416,45 @@ def _onnxruntime(hyb, x):
     return lambda: sess.run(None, {name: xn})[0]
 
 
-def resnet_inference(bs, reps, progress=None, size=224):
-    """ResNet-18 V1 inference: graphc eager vs hybridized vs onnxruntime on the exported graph (and torch where
-    installed, with the same weights); outputs checked against the hybridized one."""
+def _resnet(size):
+    """ResNet-18 V1 for size x size images (thumbnail, 10 classes, below 64: the peers' twins), initialized."""
     from .gluon.model_zoo import vision
-    x = nd.random.normal(shape=(bs, 3, size, size))
 
     def make():
-        net = vision.resnet18_v1(classes=1000, thumbnail=size < 64)
+        net = vision.resnet18_v1(classes=10 if size < 64 else 1000, thumbnail=size < 64)
         net.initialize(gc.init.Xavier())
         return net
-    eager, hyb = twins(make, x)
+    return make
+
+
+def _resnet_spec(net):
+    """All of net's parameters (collect_params order) and the spec naming the BatchNorm running statistics."""
+    ps = list(net.collect_params().values())
+    return [p.data().asnumpy() for p in ps], {'model': 'resnet', 'aux': [i for i, p in enumerate(ps)
+                                                                         if p.grad_req == 'null']}
+
+
+def resnet_inference(bs, reps, progress=None, size=224, peers=None):
+    """ResNet-18 V1 inference: graphc eager vs hybridized vs onnxruntime on the exported graph, and at thumbnail
+    sizes (below 64) torch and the peers from the same weights and running statistics (drawn, not the initial
+    0 and 1, so that inference checks them); outputs checked against the hybridized one."""
+    x = nd.random.normal(shape=(bs, 3, size, size))
+    eager, hyb = twins(_resnet(size), x)
+    rng = np.random.default_rng(1)
+    for pa, pb in zip(eager.collect_params().values(), hyb.collect_params().values()):
+        if pa.name.endswith(('running_mean', 'running_var')):
+            v = (rng.normal(0, 0.1, pa.shape) if pa.name.endswith('mean') else rng.uniform(0.5, 1.5, pa.shape))
+            pa.set_data(nd.array(v.astype(np.float32)))
+            pb.set_data(nd.array(v.astype(np.float32)))
     fns = {'eager': _synced(lambda: eager(x)), 'hybridized': _synced(lambda: hyb(x))}
+    if size < 64:
+        w, spec = _resnet_spec(eager)
+        torch = _local_torch(peers)
+        if torch is not None:
+            aux = set(spec['aux'])
+            m = torch_resnet18(torch, [a for i, a in enumerate(w) if i not in aux], [w[i] for i in sorted(aux)])
+            fns['torch'] = _torch_infer(torch, m.eval(), torch.from_numpy(x.asnumpy()))
+        fns.update(_peer_twins(peers, spec, w, x.asnumpy()) if peers else {})
     ort = _onnxruntime(hyb, x)
     if ort is not None:
         fns['onnxruntime'] = ort
@@ -484,19 +474,19 @@ def extra_workloads(reps, quick=False):
              lambda p: resnet_inference(64, 3, p))]
 
 
-def mlp_inference(bs, reps, progress=None, peers=()):
+def mlp_inference(bs, reps, progress=None, peers=None):
     x = nd.random.normal(shape=(bs, 784))
     return _inference(mlp, x, lambda w: lambda xn: dense_forward(w, xn)[-1], torch_mlp, reps, progress,
                       peers=peers, spec={'model': 'mlp'})
 
 
-def lenet_inference(bs, reps, progress=None, peers=()):
+def lenet_inference(bs, reps, progress=None, peers=None):
     x = nd.random.uniform(shape=(bs, 1, 28, 28))
     return _inference(lenet, x, lambda w: LeNetNumpy(w).forward, torch_lenet, reps, progress, peers=peers,
                       spec={'model': 'lenet'})
 
 
-def _train(make, x, y, numpy_step, torch_model, torch_opt, optimizer, opt_params, reps, progress, peers=(),
+def _train(make, x, y, numpy_step, torch_model, torch_opt, optimizer, opt_params, reps, progress, peers=None,
            spec=None):
     """Training steps of equal models: NumPy (numpy_step(params, x, y)), torch, the peers' twins of spec
     (a model trained with optimizer and opt_params), graphc eager and hybridized."""
@@ -504,7 +494,7 @@ def _train(make, x, y, numpy_step, torch_model, torch_opt, optimizer, opt_params
     w = weights(eager)
     xn, yn = x.asnumpy(), y.asnumpy().astype(np.int64)
     steps = {'numpy': numpy_step([a.copy() for a in w], xn, yn)}
-    torch = _torch()
+    torch = _local_torch(peers)
     if torch is not None:
         m = torch_model(torch, w)
         steps['torch'] = _torch_step(torch, m, torch_opt(torch, m), torch.from_numpy(xn), torch.from_numpy(yn))
@@ -521,7 +511,7 @@ def _labels(n):
     return nd.array(np.random.default_rng(0).integers(0, 10, n), dtype='int32')
 
 
-def mlp_train(reps, progress=None, bs=64, peers=()):
+def mlp_train(reps, progress=None, bs=64, peers=None):
     lr, mom = 0.01, 0.9
 
     def numpy_step(w, xn, yn):
@@ -538,7 +528,7 @@ def mlp_train(reps, progress=None, bs=64, peers=()):
                   'sgd', {'learning_rate': lr, 'momentum': mom}, reps, progress, peers, {'model': 'mlp'})
 
 
-def lenet_train(bs, reps, progress=None, peers=()):
+def lenet_train(bs, reps, progress=None, peers=None):
     lr = 1e-3
 
     def numpy_step(w, xn, yn):
@@ -549,60 +539,72 @@ def lenet_train(bs, reps, progress=None, peers=()):
                   reps, progress, peers, {'model': 'lenet'})
 
 
-def resnet_train(bs, reps, progress=None, size=32):
+def resnet_train(bs, reps, progress=None, size=32, peers=None):
     """A ResNet-18 V1 (thumbnail: 3x3 stem, for 32x32 images) training step with SGD momentum, graphc eager vs
-    hybridized vs a PyTorch twin with the same weights (no hand-written NumPy twin for a model this size)."""
-    from .gluon.model_zoo import vision
+    hybridized vs PyTorch and the peers with the same weights (no hand-written NumPy twin for a model this size)."""
     lr, mom = 0.01, 0.9
     x, y = nd.random.normal(shape=(bs, 3, size, size)), _labels(bs)
-    def make():
-        net = vision.resnet18_v1(classes=10, thumbnail=True)
-        net.initialize(gc.init.Xavier())
-        return net
-    eager, hyb = twins(make, x)
+    eager, hyb = twins(_resnet(size), x)
     steps = train_steps(eager, hyb, x, y, 'sgd', {'learning_rate': lr, 'momentum': mom})
-    torch = _torch()
+    torch = _local_torch(peers)
     if torch is not None:
         w = [p.data().asnumpy() for p in eager.collect_params().values() if p.grad_req != 'null']
         m = torch_resnet18(torch, w)
         steps['torch'] = _torch_step(torch, m, torch.optim.SGD(m.parameters(), lr=lr, momentum=mom),
                                      torch.from_numpy(x.asnumpy()), torch.from_numpy(y.asnumpy().astype(np.int64)))
+    if peers:
+        w, spec = _resnet_spec(eager)
+        spec.update(train=True, opt='sgd', lr=lr, momentum=mom)
+        steps.update(_peer_twins(peers, spec, w, x.asnumpy(), y.asnumpy().astype(np.int64)))
     # 18 layers of batch statistics: the frameworks' float32 gradients agree to 1e-4 (checked layer by layer),
     # the second step's loss to about 1e-3; at --quick's 4 images (statistics of 4) to 1.5e-3 with one thread
     _same_loss(steps, tol=1e-3 if bs >= 8 else 2e-3)
     return {'times': timeit(steps, reps, progress=progress)}
 
 
-def torch_resnet18(torch, params):
-    """model_zoo.vision.resnet18_v1(thumbnail=True) in torch, its trainable parameters in graphc's order."""
-    L = torch.nn
+def lenet_cold(samples, progress=None, bs=600, peers=None):
+    """The first LeNet training step (Adam) of a fresh process, per sample and framework: the trace or compile
+    and the step itself, after the import and the model's construction (untimed). graphc ('hybridized') runs
+    in a worker of its own with an empty kernel cache (bench_peers.graphc_worker); each peer's worker is started
+    afresh (spawn; torch.compile's inductor cache empty too). The samples interleave the frameworks; their
+    second steps' losses are checked to agree."""
+    from . import bench_peers
+    gc.random.seed(0)
+    x = nd.random.uniform(shape=(bs, 1, 28, 28))
+    net = lenet()
+    net(x)
+    arrays = {f'w{i}': a for i, a in enumerate(weights(net))}
+    arrays.update(x=x.asnumpy(), y=_labels(bs).asnumpy().astype(np.int64))
+    spec = {'model': 'lenet', 'train': True, 'opt': 'adam', 'lr': 1e-3}
+    makers = {'hybridized': lambda: bench_peers.graphc_worker(config.num_threads())}
+    makers.update((p.name, p.spawn) for p in peers or () if hasattr(p, 'spawn'))
+    ts, losses = {k: [] for k in makers}, {}
+    for _ in (progress(range(samples)) if progress else range(samples)):
+        for k, make in makers.items():
+            w = make()
+            try:
+                twin = w.twin(spec, arrays)
+                if twin is not None:
+                    ts[k].append(twin.rep())
+                    losses[k] = _value(twin())
+            finally:
+                w.close()
+    ref = losses['hybridized']
+    if any(not math.isclose(v, ref, rel_tol=1e-4, abs_tol=1e-5) for v in losses.values()):
+        raise GraphcError(f"bench: the variants disagree on the loss of the second LeNet training step: {losses}")
+    t = Times({k: statistics.median(v) for k, v in ts.items() if v})
+    t.spread = {k: tuple(float(q) for q in np.percentile(v, (10, 90))) for k, v in ts.items() if v}
+    return {'times': t, 'samples': {k: v for k, v in ts.items() if v}}
 
-    class Block(L.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.body = L.Sequential(L.Conv2d(cin, cout, 3, stride, 1, bias=False), L.BatchNorm2d(cout), L.ReLU(),
-                                     L.Conv2d(cout, cout, 3, 1, 1, bias=False), L.BatchNorm2d(cout))
-            self.down = L.Sequential(L.Conv2d(cin, cout, 1, stride, bias=False), L.BatchNorm2d(cout)) \
-                if stride != 1 or cin != cout else None
 
-        def forward(self, x):
-            return torch.relu(self.body(x) + (self.down(x) if self.down is not None else x))
-    blocks, cin = [], 64
-    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-        blocks += [Block(cin, cout, stride), Block(cout, cout, 1)]
-        cin = cout
-    return torch_load(torch, L.Sequential(L.Conv2d(3, 64, 3, 1, 1, bias=False), *blocks, L.AdaptiveAvgPool2d(1),
-                                          L.Flatten(), L.Linear(512, 10)), params)
-
-
-def chain(n, reps, progress=None, peers=()):
+def chain(n, reps, progress=None, peers=None):
     a = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
     x = nd.array(a)
     f = gluon.nn.HybridLambda(lambda F, v: F.tanh(v * 2 + 1) * F.sigmoid(v) - F.relu(v) / 3)
     g = gluon.nn.HybridLambda(lambda F, v: F.tanh(v * 2 + 1) * F.sigmoid(v) - F.relu(v) / 3)
     g.hybridize()
     fns = {'numpy': lambda: np.tanh(a * 2 + 1) * (1 / (1 + np.exp(-a))) - np.maximum(a, 0) / 3}
-    torch = _torch()
+    torch = _local_torch(peers)
     if torch is not None:
         t = torch.from_numpy(a)
         fns['torch'] = lambda: torch.tanh(t * 2 + 1) * torch.sigmoid(t) - torch.relu(t) / 3
@@ -628,7 +630,7 @@ def memory_bound(n, reps, progress=None):
                                  'np.copyto': 2 * a.nbytes / t['np.copyto'] / 1e9}}
 
 
-def lstm(reps, progress=None, steps=50, peers=()):
+def lstm(reps, progress=None, steps=50, peers=None):
     """The LSTM layer forward workload: benchmarks/lstm.py's lstm_forward in a source checkout (graphc eager vs
     hybridized, each also on the fused RNN op's NumPy loops), else, or with peers, lstm_forward here (vs a NumPy
     loop, vs torch, vs the peers)."""
@@ -652,7 +654,7 @@ def _benchmarks_module(name):
     return sys.modules[mod_name]
 
 
-def lstm_forward(reps, progress=None, steps=50, batch=32, inp=64, hidden=256, peers=()):
+def lstm_forward(reps, progress=None, steps=50, batch=32, inp=64, hidden=256, peers=None):
     """gluon.rnn.LSTM(hidden) forward on (steps, batch, inp) TNC input, eager vs hybridized vs a NumPy loop."""
     make = lambda: _init(gluon.rnn.LSTM(hidden, input_size=inp))  # noqa: E731
     x = nd.random.normal(shape=(steps, batch, inp))
@@ -663,13 +665,6 @@ def lstm_forward(reps, progress=None, steps=50, batch=32, inp=64, hidden=256, pe
 def _init(block):
     block.initialize(gc.init.Xavier())
     return block
-
-
-def torch_lstm(torch, params):
-    """torch.nn.LSTM with graphc's weights: torch's gate order (i, f, g, o) is MXNet's (i, f, c, o)."""
-    wi, wh, bi, bh = params
-    m = torch_load(torch, torch.nn.LSTM(wi.shape[1], wh.shape[1]), [wi, wh, bi, bh])
-    return lambda x: m(x)[0]
 
 
 def symbol_file(sym_file, params, shapes, reps, progress=None):
@@ -689,9 +684,10 @@ def symbol_file(sym_file, params, shapes, reps, progress=None):
 
 
 # ------------------------------------------------------------------------------------------------ the suite
-def workloads(reps, quick=False, peers=()):
+def workloads(reps, quick=False, peers=None):
     """[(key, name, fn(progress) -> result)]: the standard workloads; quick: small sizes only. peers (from
-    bench_peers.start) join the workloads that have their twins: mlp*, lenet*, chain*, lstm."""
+    bench_peers.start; a list, maybe empty: then torch runs only as a peer) join the workloads that have their
+    twins, and add the cold first LeNet training step (lenet-cold)."""
     lb, mb, ls, rb = (64, 1024, 10, 4) if quick else (600, 4096, 50, 32)
     pp = {'peers': peers}
     work = [('mlp1', 'MLP 784-256-256-10 inference, batch 1', lambda p: mlp_inference(1, reps * 10, p, **pp)),
@@ -701,7 +697,9 @@ def workloads(reps, quick=False, peers=()):
              lambda p: lenet_train(lb, max(3, reps // 5), p, **pp)),
             ('lenet-infer', f'LeNet inference, batch {lb}', lambda p: lenet_inference(lb, max(5, reps // 2), p, **pp)),
             ('resnet-train', f'ResNet-18 V1 training step, batch {rb} of 32x32 (SGD momentum)',
-             lambda p: resnet_train(rb, max(3, reps // 5), p)),
+             lambda p: resnet_train(rb, max(3, reps // 5), p, **pp)),
+            ('resnet-infer', f'ResNet-18 V1 inference, batch {rb} of 32x32',
+             lambda p: resnet_inference(rb, max(3, reps // 5), p, size=32, **pp)),
             ('chain1k', 'tanh(x*2+1)*sigmoid(x)-relu(x)/3, 1024x1024', lambda p: chain(1024, reps, p, **pp))]
     if not quick:
         work.append(('chain4k', 'tanh(x*2+1)*sigmoid(x)-relu(x)/3, 4096x4096',
@@ -709,6 +707,8 @@ def workloads(reps, quick=False, peers=()):
     work += [('membound', f'memory-bound (x*2+1)*y - x/3, {mb}x{mb}', lambda p: memory_bound(mb, max(5, reps // 3), p)),
              ('lstm', f'LSTM layer forward, input 64, hidden 256, batch 32, {ls} steps',
               lambda p: lstm(max(3, reps // 5), p, steps=ls, **pp))]
+    if peers is not None:
+        work.append(_cold_workload(quick, peers))
     mod = _benchmarks_module('lstm')   # the char-LSTM steps need examples/char_lstm.py: a source checkout
     if mod is not None and hasattr(mod, 'char_lstm_train'):
         cb, cs, ch = (8, 8, 64) if quick else (32, 32, 256)
@@ -720,11 +720,17 @@ def workloads(reps, quick=False, peers=()):
     return work
 
 
-def standard(reps, quick=False, only=None, peers=()):
+def _cold_workload(quick, peers):
+    bs, samples = (64, 2) if quick else (600, 3)
+    return ('lenet-cold', f'first call, LeNet training step, batch {bs} (Adam): a fresh process each, cold caches',
+            lambda p: lenet_cold(samples, p, bs, peers))
+
+
+def standard(reps, quick=False, only=None, peers=None):
     """The standard workloads, or those whose keys are in `only` (a list; unknown keys are an error)."""
     work = workloads(reps, quick, peers)
     if only:
-        work += extra_workloads(reps, quick)
+        work += extra_workloads(reps, quick) + ([_cold_workload(quick, None)] if peers is None else [])
         keys = [k for k, _, _ in work]
         bad = [k for k in only if k not in keys]
         if bad:
@@ -772,7 +778,7 @@ def set_threads(n):
             put(n)
             undo.append(lambda put=put, was=was: put(was))
             break
-    torch = _torch()
+    torch = sys.modules.get('torch')   # (with --peers torch is a peer process; this one never imports it)
     if torch is not None:
         was = torch.get_num_threads()
         torch.set_num_threads(n)
@@ -783,15 +789,15 @@ def set_threads(n):
 def run_peers(reps, quick=False, only=None, threads=(1,), names=None, progress=None, start=None):
     """({threads: run's results}, {missing peer: how to install it}): the standard workloads (or `only`) with the
     peers of bench_peers beside graphc's variants, once per thread count, each result checked for load.
-    start: bench_peers.start (a test's stand-in: start(threads, torch) -> (peers, missing))."""
+    start: bench_peers.start (a test's stand-in: start(threads) -> (peers, missing))."""
     from . import bench_peers
-    start = start or (lambda n, torch: bench_peers.start(n, torch, names or bench_peers.NAMES))
-    out, missing = {}, {} if _torch() is not None else {'torch': bench_peers.HINTS['torch']}
+    start = start or (lambda n: bench_peers.start(n, names or bench_peers.NAMES))
+    out, missing = {}, {}
     for n in sorted(set(threads), reverse=True):   # the most threads first: graphc's pool is sized once
         undo = set_threads(n)
         peers = []
         try:
-            peers, gone = start(n, _torch())
+            peers, gone = start(n)
             missing.update(gone)
             out[n] = run(standard(reps, quick, only, peers=peers), progress, check_load=True)
         finally:
@@ -818,7 +824,7 @@ def peer_table(results, missing):
     for n, res in results.items():
         cols = [v for v in ORDER if v in missing or any(v in r['times'] for r in res.values())]
         kw = max([len(k) for k in res] + [8])
-        head = f"{'workload':<{kw}}" + ''.join(f"{c + (' *' if c in missing else ''):>22}" for c in cols) + \
+        head = f"{'workload':<{kw}}" + ''.join(f" {c + (' *' if c in missing else ''):>21}" for c in cols) + \
             f"{'hybridized / best peer':>26}"
         lines += [f'{n} thread{"s" if n > 1 else ""}: median ms (p10-p90)', head, '-' * len(head)]
         for key, r in res.items():
@@ -826,7 +832,7 @@ def peer_table(results, missing):
             cells = [f"{_ms(t[c])} ({_ms(sp[c][0])}-{_ms(sp[c][1])})" if c in sp else _ms(t.get(c)) for c in cols]
             best, _ = _best(t, PEERS)
             ratio = f"{t['hybridized'] / best:.2f}x" if best and 'hybridized' in t else '-'
-            lines.append(f"{key:<{kw}}" + ''.join(f'{c:>22}' for c in cells) + f'{ratio:>26}' +
+            lines.append(f"{key:<{kw}}" + ''.join(f' {c:>21}' for c in cells) + f'{ratio:>26}' +
                          ('  (loaded)' if r.get('load', {}).get('loaded') else ''))
         lines.append('')
     ns = list(results)
@@ -849,8 +855,9 @@ def peer_table(results, missing):
     lines.append('')
     lines += [f'* {k}: not here; to include it: {hint}' for k, hint in missing.items()]
     lines.append("'-': that variant has no twin of the workload. Every peer started from graphc's weights and inputs "
-                 "and agreed with hand NumPy: outputs within 1e-4 (relative, and absolute of the largest |output|), "
-                 "losses of two training steps within 1e-4 (ResNet-18's: 1e-3).")
+                 "and agreed with hand NumPy (ResNet-18: with graphc hybridized): outputs within 1e-4 (relative, and "
+                 "absolute of the largest |output|), losses of two training steps within 1e-4 (ResNet-18's: 1e-3; "
+                 "lenet-cold: the second step's).")
     loaded = [f"{k} ({n} thr: {max([v for v in r['load'].values() if isinstance(v, float)] or [0]):.2f} cores)"
               for n, res in results.items() for k, r in res.items() if r.get('load', {}).get('loaded')]
     if loaded:
@@ -909,7 +916,7 @@ def machine():
         cpu, simd = cpu_features()
     except Exception as e:  # an odd LLVM should not lose the timings
         cpu, simd = f'unknown ({e})', []
-    torch = _torch()
+    torch = sys.modules.get('torch')
     return {'machine': {'platform': platform.platform(), 'processor': platform.processor(), 'cpu': cpu,
                         'simd': simd, 'cores': os.cpu_count(),
                         'torch_threads': torch.get_num_threads() if torch else None,

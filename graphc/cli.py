@@ -390,8 +390,8 @@ def main(argv=None):
     bp.add_argument('--png', metavar='OUT.png', help='draw a bar chart of the time ratios (needs matplotlib)')
     bp.add_argument('--json', metavar='OUT.json', help='write the results as JSON')
     bp.add_argument('--peers', nargs='?', const='all', metavar='PEER[,PEER]',
-                    help='also time torch.compile, JAX jit and MXNet 1.9 (GRAPHC_BENCH_MXNET_PYTHON) where '
-                         'installed, on the same weights and inputs (default: all of them)')
+                    help='also time PyTorch (eager, torch.compile), JAX jit and MXNet 1.9 (GRAPHC_BENCH_MXNET_PYTHON) '
+                         'where installed, each in its own process, on the same weights and inputs (default: all)')
     bp.add_argument('--threads', metavar='N[,N]',
                     help='thread counts for graphc, NumPy\'s BLAS, torch and the peers (several: with --peers)')
     _compile_parser(sub)

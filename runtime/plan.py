@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import config
 from ..base import GraphcError
+from ..profiler import run_segment, symbolic as profiling, timed_steps
 from ..graph import raise_at
 from .backend import _record, recorders
 
@@ -106,6 +107,8 @@ class Plan:
         return vals
 
     def _run_steps(self, vals, steps):
+        if profiling:
+            steps = timed_steps(steps)
         for ref, attrs, ins, outs, free, node in steps:
             try:
                 r = ref(attrs, *[vals[k] for k in ins])
@@ -162,7 +165,10 @@ class NativeProgram:
             for k in item.fresh:
                 a = vals[k] = np.empty(shapes[k], dtypes[k])
                 ptrs[k] = a.__array_interface__['data'][0]
-            self.run_native(item.addr, item.n, ptrs)
+            if profiling:
+                run_segment(self.run_native, item, ptrs)
+            else:
+                self.run_native(item.addr, item.n, ptrs)
             for k, src in item.views:  # reshapes whose value Python reads later
                 vals[k] = vals[src].reshape(shapes[k])
         out = [vals[k] for k in plan.outputs]
@@ -215,7 +221,9 @@ def _native_program(plan, graph, slot):
             continue
         if cur is None:
             cur = Segment()
+            cur.nodes = []   # (node, its rows): the profiler runs a segment step by step
             items.append(cur)
+        cur.nodes.append((node, len(trial.rows)))
         cur.rows += trial.rows
         cur.keep += trial.keep
         native_steps += 1

@@ -161,8 +161,8 @@ def test_ratios_and_table():
 def test_standard_workloads_and_only():
     keys = [k for k, _, _ in B.standard(1)]
     source = ['char-lstm', 'char-lstm-cells'] if B._benchmarks_module('lstm') is not None else []
-    assert keys == ['mlp1', 'mlp64', 'mlp-train', 'lenet-train', 'lenet-infer', 'resnet-train', 'chain1k', 'chain4k',
-                    'membound', 'lstm'] + source
+    assert keys == ['mlp1', 'mlp64', 'mlp-train', 'lenet-train', 'lenet-infer', 'resnet-train', 'resnet-infer',
+                    'chain1k', 'chain4k', 'membound', 'lstm'] + source
     assert 'chain4k' not in [k for k, _, _ in B.standard(1, quick=True)]
     assert [k for k, _, _ in B.standard(1, only=['lstm', 'mlp1'])] == ['mlp1', 'lstm']
     with pytest.raises(GraphcError, match="unknown workload.*'nope'.*mlp-train"):
@@ -300,7 +300,7 @@ class NumpyPeer:
 def _fake_start(peers, missing=None):
     started = []
 
-    def start(threads, torch):
+    def start(threads):
         started.append(threads)
         return [p() for p in peers], dict(missing or {'mxnet': 'install it so'})
     return start, started
@@ -319,9 +319,10 @@ def test_peers_table_with_a_fake_peer(monkeypatch):
                                  {'torch.compile': 'pip install torch'})
     monkeypatch.setattr(B, 'idle_probe', lambda seconds=0.2: 0.0)   # this shared machine may be loaded
     monkeypatch.setattr(B, 'others', lambda a, b: 0.0)
+    monkeypatch.setattr(B, '_torch', lambda: pytest.fail("--peers: torch in graphc's process (it is a peer's)"))
     res, missing = B.run_peers(1, quick=True, only=['mlp1', 'mlp-train', 'chain1k'], threads=(2, 1), start=start)
     assert started == [2, 1] and list(res) == [1, 2]   # the most threads first, reported in order
-    assert 'torch.compile' in missing and ('torch' in missing) == (B._torch() is None)
+    assert 'torch.compile' in missing and 'torch' not in missing   # (the stand-in's: the real start names it)
     for n in (1, 2):
         r = res[n]
         assert list(r) == ['mlp1', 'mlp-train', 'chain1k']
@@ -420,8 +421,8 @@ def test_missing_peers_are_named_with_how_to_install(monkeypatch):
     from graphc import bench_peers, config
     monkeypatch.delenv(config.bench_mxnet_python.name, raising=False)
     monkeypatch.setattr(bench_peers.importlib.util, 'find_spec', lambda name: None)
-    peers, missing = bench_peers.start(1, torch=None)
-    assert peers == [] and list(missing) == ['torch.compile', 'jax', 'mxnet']
+    peers, missing = bench_peers.start(1)
+    assert peers == [] and list(missing) == ['torch', 'torch.compile', 'jax', 'mxnet']
     assert 'GRAPHC_BENCH_MXNET_PYTHON' in missing['mxnet'] and 'mxnet==1.9.1' in missing['mxnet']
     monkeypatch.setenv(config.bench_mxnet_python.name, '/no/such/python3.8')
     with pytest.raises(GraphcError, match="GRAPHC_BENCH_MXNET_PYTHON='/no/such/python3.8': no such Python"):
@@ -450,7 +451,9 @@ def test_real_mxnet_worker_agrees():
     peers, missing = bench_peers.start(1, names=('mxnet',))
     try:
         assert [p.name for p in peers] == ['mxnet'] and not missing
-        for r in (B.mlp_inference(2, 2, peers=peers), B.mlp_train(2, peers=peers), B.chain(64, 2, peers=peers)):
+        for r in (B.mlp_inference(2, 2, peers=peers), B.mlp_train(2, peers=peers), B.chain(64, 2, peers=peers),
+                  B.resnet_inference(2, 1, size=16, peers=peers), B.resnet_train(4, 1, size=16, peers=peers),
+                  B.lenet_cold(1, bs=4, peers=peers)):   # (model_zoo's ResNet-18 in MXNet: its parameter order)
             assert r['times']['mxnet'] > 0
     finally:
         for p in peers:
@@ -462,7 +465,8 @@ def test_jax_worker_agrees():
     from graphc import bench_peers
     peers, _ = bench_peers.start(1, names=('jax',))
     try:
-        for r in (B.mlp_train(2, peers=peers), B.lstm_forward(2, steps=3, batch=2, inp=4, hidden=8, peers=peers)):
+        for r in (B.mlp_train(2, peers=peers), B.lstm_forward(2, steps=3, batch=2, inp=4, hidden=8, peers=peers),
+                  B.resnet_inference(2, 1, size=16, peers=peers), B.resnet_train(4, 1, size=16, peers=peers)):
             assert r['times']['jax'] > 0
     finally:
         for p in peers:
@@ -474,13 +478,16 @@ def test_worker_environments_set_threads(monkeypatch):
     worker) and, for MXNet's other Python, none of this Python's PYTHONPATH."""
     from graphc import bench_peers, config
     seen = {}
-    monkeypatch.setattr(bench_peers, 'Worker', lambda name, python, backend, threads, env:
-                        seen.setdefault(name, (python, backend, threads, env)) and name)
+    monkeypatch.setattr(bench_peers, 'Worker', lambda name, python, backend, threads, env, *more:
+                        seen.setdefault(name, (python, backend, threads, env) + more) and name)
     monkeypatch.setattr(bench_peers.importlib.util, 'find_spec', lambda name: True)   # as if jax were installed
     monkeypatch.setenv(config.bench_mxnet_python.name, sys.executable)
     monkeypatch.setenv('PYTHONPATH', '/some/site-packages')
-    peers, missing = bench_peers.start(1, names=('jax', 'mxnet'))
-    assert peers == ['jax', 'mxnet'] and not missing
+    peers, missing = bench_peers.start(1)
+    assert peers == ['torch', 'torch.compile', 'jax', 'mxnet'] and not missing
+    assert seen['torch'][:3] == (sys.executable, 'torch_peer', 1) and seen['torch'][3]['OMP_NUM_THREADS'] == '1'
+    assert seen['torch.compile'][1] == 'torch_peer' and seen['torch.compile'][4:] == (
+        {'compile': True}, ('TORCHINDUCTOR_CACHE_DIR',))   # compiled, from an empty inductor cache
     py, backend, threads, env = seen['jax']
     assert (py, backend, threads) == (sys.executable, 'jax_peer', 1) and env['PYTHONPATH'] == '/some/site-packages'
     assert '--xla_cpu_multi_thread_eigen=false' in env['XLA_FLAGS'] and env['OMP_NUM_THREADS'] == '1'
@@ -489,3 +496,59 @@ def test_worker_environments_set_threads(monkeypatch):
     seen.clear()
     bench_peers.start(2, names=('jax', 'mxnet'))
     assert 'eigen' not in seen['jax'][3]['XLA_FLAGS'] and seen['mxnet'][3]['OMP_NUM_THREADS'] == '2'
+
+
+def test_resnet_inference_uses_drawn_running_statistics():
+    """The ResNet-18 inference row at 2 images of 16x16: eager, hybridized (and torch in this process, when
+    installed, from the same weights and running statistics) agree; the statistics are not the initial 0 and 1."""
+    r = B.resnet_inference(2, 1, size=16)
+    assert {'eager', 'hybridized'} <= set(r['times']) and min(r['times'].values()) > 0
+    assert 'resnet-infer' in [k for k, _, _ in B.standard(1, quick=True)]
+
+
+def test_lenet_cold_fresh_processes_interleaved(monkeypatch):
+    """lenet-cold: graphc's first training step in a fresh worker with an empty kernel cache, per sample, beside a
+    peer's (graphc_peer posing as MXNet: mxnet_peer's twin on graphc's API, so the losses must agree)."""
+    from graphc import bench_peers
+    started = []
+    real = bench_peers.Worker
+
+    class Spy(real):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            started.append((self.name, self.proc.pid, dict(self.args[4]), self.args[6]))
+    peer = real('mxnet', sys.executable, 'graphc_peer', 1, dict(os.environ))
+    monkeypatch.setattr(bench_peers, 'Worker', Spy)   # graphc_worker's and spawn's
+    try:
+        r = B.lenet_cold(2, bs=4, peers=[peer])
+    finally:
+        peer.close()
+    t = r['times']
+    assert set(t) == {'hybridized', 'mxnet'} and all(len(v) == 2 for v in r['samples'].values())
+    for k, (lo, hi) in t.spread.items():
+        assert 0 < lo <= t[k] <= hi
+    assert [n for n, *_ in started] == ['graphc', 'mxnet', 'graphc', 'mxnet']   # interleaved, a process each
+    assert len({pid for _, pid, *_ in started}) == 4
+    assert [f for n, _, _, f in started if n == 'graphc'] == [('GRAPHC_CACHE_DIR',)] * 2   # a new empty cache each
+    assert 'lenet-cold' in [k for k, _, _ in B.standard(1, quick=True, peers=[])]
+    assert 'lenet-cold' not in [k for k, _, _ in B.standard(1, quick=True)]
+    assert [k for k, _, _ in B.standard(1, quick=True, only=['lenet-cold'])] == ['lenet-cold']
+
+
+def test_torch_workers_agree():
+    """PyTorch eager and torch.compile in worker processes (as bench --peers runs them): the MLP forward, its SGD
+    step, and the ResNet-18 forward and step (its BatchNorm running statistics loaded) agree with graphc's."""
+    pytest.importorskip('torch')
+    from graphc import bench_peers
+    peers, missing = bench_peers.start(1, names=('torch', 'torch.compile'))
+    try:
+        assert [p.name for p in peers] == ['torch', 'torch.compile'] and not missing
+        r = B.mlp_inference(2, 2, peers=peers)['times']
+        assert r['torch'] > 0 and r['torch.compile'] > 0
+        eager = peers[:1]
+        for r in (B.mlp_train(2, peers=eager), B.resnet_inference(2, 1, size=16, peers=eager),
+                  B.resnet_train(4, 1, size=16, peers=eager)):
+            assert r['times']['torch'] > 0
+    finally:
+        for p in peers:
+            p.close()

@@ -1,11 +1,12 @@
 """`graphc bench --peers`: other frameworks on graphc's bench workloads, from the same weights and inputs.
 
-A peer builds its twin of a workload from a spec ({'model': 'mlp'|'lenet'|'lstm'|'chain', 'train': bool, 'opt',
-'lr', 'momentum'}) and arrays (w0, w1, ... in graphc's collect_params order and layouts, x, y); the twin is a
+A peer builds its twin of a workload from a spec ({'model': 'mlp'|'lenet'|'lstm'|'chain'|'resnet', 'train': bool,
+'opt', 'lr', 'momentum'; ResNet's 'aux': the indices of the BatchNorm running statistics among the weights}) and arrays (w0, w1, ... in graphc's collect_params order and layouts, x, y); the twin is a
 callable returning its output (or training loss), put beside graphc's variants, checked to agree and timed
-interleaved with them. torch.compile runs in this process; JAX and MXNet each run in a worker process
-(worker.py, which needs no graphc) so their thread pools can be sized at start and MXNet can live in its own
-Python 3.8 venv. No peer is a dependency: a missing one is named with how to install it."""
+interleaved with them. Every peer runs in a worker process (worker.py, which needs no graphc): their thread pools
+are sized at start and kept out of graphc's process (torch's there slowed graphc's batch-1 MLP 2-3x), and MXNet
+lives in its own Python 3.8 venv. The cold-start rows start a fresh worker per sample (spawn), graphc's own
+included (graphc_peer.py). No peer is a dependency: a missing one is named with how to install it."""
 import importlib.util
 import json
 import os
@@ -20,7 +21,7 @@ from .. import config
 from ..base import GraphcError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NAMES = ('torch.compile', 'jax', 'mxnet')   # the peers this module starts (torch eager is bench.py's own column)
+NAMES = ('torch', 'torch.compile', 'jax', 'mxnet')   # the peers this module starts
 HINTS = {'torch': 'pip install torch',
          'torch.compile': 'pip install torch (2.x; its inductor backend also needs a C++ compiler)',
          'jax': 'pip install jax (in the Python that runs graphc)',
@@ -40,10 +41,17 @@ def thread_env(threads, extra=()):
 
 class Worker:
     """A peer in its own process, driven over a pipe: one JSON line per command, arrays as .npz/.npy files in a
-    temporary directory (never pickles). Its stderr goes to a file there, quoted when it fails."""
+    temporary directory (never pickles). Its stderr goes to a file there, quoted when it fails. spec: what every
+    spec it builds adds (torch.compile's {'compile': True}); fresh: environment variables that name a new empty
+    directory there each start (a compiler's disk cache: each process starts cold)."""
 
-    def __init__(self, name, python, backend, threads, env):
-        self.name, self.dir = name, tempfile.mkdtemp(prefix=f'graphc-peer-{name}-')
+    def __init__(self, name, python, backend, threads, env, spec=None, fresh=()):
+        self.args = name, python, backend, threads, env, spec, fresh
+        self.name, self.spec, self.dir = name, spec or {}, tempfile.mkdtemp(prefix=f'graphc-peer-{name}-')
+        env = dict(env)
+        for var in fresh:
+            env[var] = os.path.join(self.dir, var.lower())
+            os.mkdir(env[var])
         self.err = open(os.path.join(self.dir, 'stderr.txt'), 'w+')
         self.proc = subprocess.Popen([python, os.path.join(HERE, 'worker.py'), backend, str(threads)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
@@ -72,7 +80,11 @@ class Worker:
     def twin(self, spec, arrays):
         path = os.path.join(self.dir, 'arrays.npz')
         np.savez(path, **arrays)
-        return Remote(self) if self.ask(cmd='build', spec=spec, arrays=path)['twin'] else None
+        return Remote(self) if self.ask(cmd='build', spec=dict(spec, **self.spec), arrays=path)['twin'] else None
+
+    def spawn(self):
+        """The same peer in a new process."""
+        return Worker(*self.args)
 
     def close(self):
         if self.proc.poll() is None:
@@ -106,54 +118,29 @@ class Remote:
         return self.worker.ask(cmd='rep')['t']
 
 
-class TorchCompile:
-    """torch.compile (inductor) of bench.py's PyTorch twins, in this process: compiled at the first call of each
-    workload (untimed: the agreement check runs it); a training step compiles the model, forward and backward,
-    the optimizer stays torch's own."""
-    name = 'torch.compile'
-
-    def __init__(self, torch):
-        self.torch = torch
-
-    def twin(self, spec, arrays):
-        from .. import bench as B
-        torch = self.torch
-        ws = [arrays[f'w{i}'] for i in range(sum(k.startswith('w') for k in arrays))]
-        x = torch.from_numpy(arrays['x'])
-        if spec['model'] == 'chain':
-            f = torch.compile(lambda t: torch.tanh(t * 2 + 1) * torch.sigmoid(t) - torch.relu(t) / 3)
-            return lambda: f(x)
-        model = {'mlp': B.torch_mlp, 'lenet': B.torch_lenet, 'lstm': B.torch_lstm}[spec['model']](torch, ws)
-        if not spec.get('train'):
-            return B._torch_infer(torch, torch.compile(model), x)
-        opt = (torch.optim.SGD(model.parameters(), lr=spec['lr'], momentum=spec.get('momentum', 0.0))
-               if spec['opt'] == 'sgd' else torch.optim.Adam(model.parameters(), lr=spec['lr']))
-        return B._torch_step(torch, torch.compile(model), opt, x, torch.from_numpy(arrays['y']))
-
-    def close(self):
-        self.torch._dynamo.reset()
-
-
-def start(threads, torch=None, names=NAMES):
+def start(threads, names=NAMES):
     """(peers, missing): the peers of `names` that are installed, started for `threads` threads, and {name: how
-    to install it} for the others. torch: the torch module where importable (bench.py's _torch())."""
+    to install it} for the others."""
+    bad = [n for n in names if n not in NAMES]
+    if bad:   # (before any worker starts)
+        raise GraphcError(f"bench: unknown peer {bad[0]!r}; choose from {NAMES}")
     peers, missing = [], {}
     for name in names:
-        if name == 'torch.compile':
-            if torch is None or not hasattr(torch, 'compile'):
-                missing[name] = HINTS[name]
-            else:
-                peers.append(TorchCompile(torch))
+        mod = {'torch': 'torch', 'torch.compile': 'torch', 'jax': 'jax'}.get(name)
+        if mod is not None and importlib.util.find_spec(mod) is None:
+            missing[name] = HINTS[name]
+        elif name == 'torch':
+            peers.append(Worker(name, sys.executable, 'torch_peer', threads, thread_env(threads)))
+        elif name == 'torch.compile':   # (inductor's disk cache fresh per process: the cold rows compile)
+            peers.append(Worker(name, sys.executable, 'torch_peer', threads, thread_env(threads), {'compile': True},
+                                ('TORCHINDUCTOR_CACHE_DIR',)))
         elif name == 'jax':
-            if importlib.util.find_spec('jax') is None:
-                missing[name] = HINTS[name]
-                continue
             flags = os.environ.get('XLA_FLAGS', '')   # one thread: no Eigen pool (the affinity limits more)
             if threads == 1:
                 flags += ' --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
             env = thread_env(threads, {'XLA_FLAGS': flags.strip(), 'JAX_PLATFORMS': 'cpu'})
             peers.append(Worker(name, sys.executable, 'jax_peer', threads, env))
-        elif name == 'mxnet':
+        else:
             python = config.bench_mxnet_python()
             if not python:
                 missing[name] = HINTS[name]
@@ -164,6 +151,9 @@ def start(threads, torch=None, names=NAMES):
                 for k in ('PYTHONPATH', 'PYTHONHOME'):   # this Python's packages are not that one's
                     env.pop(k, None)
                 peers.append(Worker(name, python, 'mxnet_peer', threads, env))
-        else:
-            raise GraphcError(f"bench: unknown peer {name!r}; choose from {NAMES}")
     return peers, missing
+
+
+def graphc_worker(threads):
+    """graphc hybridized in a worker of its own, with an empty kernel cache (the cold-start rows)."""
+    return Worker('graphc', sys.executable, 'graphc_peer', threads, thread_env(threads), fresh=(config.cache_dir.name,))

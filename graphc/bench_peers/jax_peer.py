@@ -42,11 +42,37 @@ def lstm(ws, x):
     return lax.scan(cell, (zero, zero), xi)[1]
 
 
+def resnet(ws, x, train=False):
+    """model_zoo's resnet18_v1(classes=10, thumbnail=True): weights in collect_params order (each block's body,
+    then its downsample; BatchNorm gamma, beta, running mean and variance); BatchNorm over the batch's
+    statistics when training (biased variance, as MXNet's), else the running ones."""
+    it = iter(ws)
+
+    def conv(h, stride, pad):
+        return lax.conv_general_dilated(h, next(it), (stride, stride), [(pad, pad)] * 2,
+                                        dimension_numbers=('NCHW', 'OIHW', 'NCHW'))
+
+    def bn(h):
+        g, b, m, v = next(it), next(it), next(it), next(it)
+        if train:
+            m, v = h.mean(axis=(0, 2, 3)), h.var(axis=(0, 2, 3))
+        s = g / jnp.sqrt(v + 1e-5)
+        return h * s[None, :, None, None] + (b - m * s)[None, :, None, None]
+    h, cin = conv(x, 1, 1), 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for s in (stride, 1):
+            body = bn(conv(jax.nn.relu(bn(conv(h, s, 1))), 1, 1))
+            h = jax.nn.relu(body + (bn(conv(h, s, 0)) if s != 1 or cin != cout else h))
+            cin = cout
+    return dense(list(it), h.mean(axis=(2, 3)))
+
+
 def chain(ws, x):
     return jnp.tanh(x * 2 + 1) * jax.nn.sigmoid(x) - jax.nn.relu(x) / 3
 
 
-MODELS = {'mlp': dense, 'lenet': lenet, 'lstm': lstm, 'chain': chain}
+MODELS = {'mlp': dense, 'lenet': lenet, 'lstm': lstm, 'chain': chain, 'resnet': resnet,
+          'resnet-train': lambda ws, x: resnet(ws, x, train=True)}
 
 
 def loss_fn(model):
@@ -77,7 +103,7 @@ def adam(spec, b1=0.9, b2=0.999, eps=1e-8):
 
 
 def build(spec, arrays):
-    model = MODELS[spec['model']]
+    model = MODELS[spec['model'] + ('-train' if spec.get('train') and spec['model'] == 'resnet' else '')]
     ws = [jnp.asarray(arrays['w%d' % i]) for i in range(sum(k.startswith('w') for k in arrays))]
     x = jnp.asarray(arrays['x'])
     if not spec.get('train'):

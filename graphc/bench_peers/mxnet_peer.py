@@ -1,11 +1,16 @@
 """MXNet 1.9 Gluon twins of `graphc bench`'s workloads, for worker.py under the Python of
 GRAPHC_BENCH_MXNET_PYTHON (needs only NumPy and mxnet; Python 3.8 syntax). Each model is hybridized with
 static_alloc and static_shape (MXNet's fastest CPU path: oneDNN kernels, memory planned once); training uses the
-Gluon Trainer as graphc's does. Weights arrive in graphc's collect_params order, which is MXNet's."""
-import mxnet as mx
+Gluon Trainer as graphc's does. Weights arrive in graphc's collect_params order, which is MXNet's. The same code
+runs on graphc's MXNet API (graphc_peer.py binds it with use())."""
 import numpy as np
-from mxnet import autograd, gluon
-from mxnet.gluon import nn
+
+mx = autograd = gluon = nn = None   # the framework: use(module)
+
+
+def use(module):
+    global mx, autograd, gluon, nn
+    mx, autograd, gluon, nn = module, module.autograd, module.gluon, module.gluon.nn
 
 
 def mlp():
@@ -32,14 +37,24 @@ def chain(ws):
     return nn.HybridLambda(lambda F, v: F.tanh(v * 2 + 1) * F.sigmoid(v) - F.relu(v) / 3)
 
 
-MODELS = {'mlp': lambda ws: mlp(), 'lenet': lambda ws: lenet(), 'lstm': lstm, 'chain': chain}
+def resnet(ws):
+    return gluon.model_zoo.vision.resnet18_v1(classes=10, thumbnail=True)
+
+
+MODELS = {'mlp': lambda ws: mlp(), 'lenet': lambda ws: lenet(), 'lstm': lstm, 'chain': chain, 'resnet': resnet}
 
 
 def build(spec, arrays):
+    if mx is None:
+        import mxnet
+        use(mxnet)
     ws = [arrays['w%d' % i] for i in range(sum(k.startswith('w') for k in arrays))]
     net = MODELS[spec['model']](ws)
-    net.initialize()
     params = list(net.collect_params().values())
+    for p, w in zip(params, ws):   # dims MXNet infers at the first call (0: ResNet's in_channels) from the weights
+        if len(p.shape) == w.ndim and all(a in (0, b) for a, b in zip(p.shape, w.shape)):
+            p.shape = w.shape
+    net.initialize()
     shapes = [tuple(p.shape) for p in params]
     if shapes != [w.shape for w in ws]:
         raise ValueError('MXNet parameters %s do not match graphc\'s %s' % (shapes, [w.shape for w in ws]))

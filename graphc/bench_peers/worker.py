@@ -1,8 +1,8 @@
 """A benchmark peer's process: `python worker.py BACKEND THREADS` runs one framework's twin of a `graphc bench`
 workload, driven by JSON lines on stdin, one reply line each on stdout. It needs only NumPy and the framework, not
 graphc: it runs under another Python too (a 3.8 venv with MXNet 1.9.1). Arrays travel as .npz/.npy files, never as
-pickles. BACKEND is a module beside this file (mxnet_peer, jax_peer) or on PYTHONPATH (a test's fake peer), with
-build(spec, arrays) -> step (or None), value(result) -> ndarray, sync(result).
+pickles. BACKEND is a module beside this file (torch_peer, jax_peer, mxnet_peer, graphc_peer) or on PYTHONPATH (a
+test's fake peer), with build(spec, arrays) -> step (or None), value(result) -> ndarray, sync(result).
 
   {"cmd": "build", "spec": {...}, "arrays": "A.npz"} -> {"twin": false when the backend has none (build: None)}
   {"cmd": "value", "out": "O.npy"}                    -> {}     one call; its output (or loss) saved to O.npy

@@ -10,8 +10,10 @@ import numpy as np
 from .. import autograd as _ag
 from .. import device as _device
 from .. import engine as _engine
+from .. import profiler as _profiler
 from ..base import GraphcError, GraphcShapeError, as_dtype, fmt_shape
 from ..context import Context, current_context
+from ..profiler import imperative as _profiling
 from ..registry import OPS
 from ..runtime import backend as _backend
 
@@ -84,7 +86,7 @@ def invoke(op, inputs, attrs, name=None):
         attrs = dict(attrs, _train=_ag._st.training)
     try:
         k = _backend._cur.kernels.get(op) or _backend.current().kernel(op)   # (eager conv, BN, RNN: the CPU
-        out = k(attrs, *data)                                                # backend's kernels)
+        out = k(attrs, *data) if not _profiling else _profiler.call_op(op, k, attrs, data)   # backend's kernels)
     except GraphcError:
         raise
     except (ValueError, IndexError, TypeError) as e:
