@@ -77,9 +77,10 @@ class _Fn:
         ty = ir.FunctionType(ir.VoidType(), [self.i32, self.i32, self.i32, it, it, it, self.t, tp, it, tp, it,
                                              self.t, tp, it])
         I = lambda v: ir.Constant(it, v)  # noqa: E731
+        m = b.trunc(m, it) if it.width < 64 else m
         b.call(b.inttoptr(addr, ty.as_pointer()),
                [ir.Constant(self.i32, ROW_MAJOR), ir.Constant(self.i32, NO_TRANS),
-                ir.Constant(self.i32, TRANS if tb else NO_TRANS), b.trunc(m, it) if it.width < 64 else m, I(n), I(k), ir.Constant(self.t, 1.0), a,
+                ir.Constant(self.i32, TRANS if tb else NO_TRANS), m, I(n), I(k), ir.Constant(self.t, 1.0), a,
                 I(lda), bm, I(ldb), ir.Constant(self.t, beta), c, I(ldc)])
 
     def packed_gemm(self, beta, m, n, k, a, lda, bp, c, ldc, init=None, ldi=None):
@@ -171,7 +172,7 @@ def _mm_function(F, beta, name):
     vec, fp = ir.VectorType(f, VEC), f.as_pointer()
     fn = ir.Function(F.mod, ir.FunctionType(ir.VoidType(), [fp, fp, fp] + [i64] * 5 + [fp, i64]), name=name)
     fn.linkage = 'internal'
-    for x in fn.args[:3]:
+    for x in fn.args[1:3]:   # (not C: I may be C)
         x.add_attribute('noalias')
     C, A, Bp, M, K, P, lda, ldc, Init, ldi = fn.args
     b = ir.IRBuilder(fn.append_basic_block('entry'))
