@@ -2,7 +2,7 @@
 import of graphc, the first step with an empty kernel cache (cold), the first step in a new process with the
 cache the cold run filled (warm) and the steady-state step, each measured in its own Python process.
 
-    python benchmarks/cold_start.py [--runs 5] [--steps 10] [--profile cold|warm] [--json out.json]
+    python benchmarks/cold_start.py [--runs 5] [--steps 10] [--profile cold|warm] [--vs OTHER_PYTHON] [--json out.json]
 
 Each run makes a fresh GRAPHC_CACHE_DIR (mktemp -d) for its cold process and reuses it for its warm one;
 the table gives medians (and min-max) over the runs. --profile prints cProfile's top functions of one
@@ -47,9 +47,9 @@ def child(steps, profile):
         import cProfile
         pr = cProfile.Profile()
         pr.enable()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     step()
-    t_first = time.perf_counter() - t0
+    t_first, c_first = time.perf_counter() - t0, time.process_time() - c0
     if pr is not None:
         pr.disable()
         import pstats
@@ -61,16 +61,16 @@ def child(steps, profile):
         times.append(time.perf_counter() - t0)
     from graphc.runtime import cpu
     st = cpu.stats
-    print(json.dumps({'import_ms': t_import * 1e3, 'first_ms': t_first * 1e3,
+    print(json.dumps({'import_ms': t_import * 1e3, 'first_ms': t_first * 1e3, 'first_cpu_ms': c_first * 1e3,
                       'second_ms': times[0] * 1e3 if times else None,
                       'steady_ms': statistics.median(times[1:] or times) * 1e3 if times else None,
                       'llvm_ms': st['llvm_ms'], 'compiled': st['disk_misses'], 'disk_hits': st['disk_hits']
 }))
 
 
-def run_child(cache, steps, profile):
+def run_child(python, cache, steps, profile):
     env = dict(os.environ, GRAPHC_CACHE_DIR=cache)
-    cmd = [sys.executable, os.path.abspath(__file__), '--child', '--steps', str(steps)] + (['--profile', 'cold'] if profile else [])
+    cmd = [python, os.path.abspath(__file__), '--child', '--steps', str(steps)] + (['--profile', 'cold'] if profile else [])
     out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -87,35 +87,43 @@ def main():
     ap.add_argument('--runs', type=int, default=5)
     ap.add_argument('--steps', type=int, default=10, help='steps after the first (the steady state: their median)')
     ap.add_argument('--profile', choices=['cold', 'warm'])
+    ap.add_argument('--vs', metavar='PYTHON', help="another checkout's interpreter (its venv's python), run by run "
+                    "alternating with this one (an A/B): a column each")
     ap.add_argument('--json')
     ap.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         return child(a.steps, a.profile)
-    res = {'cold': [], 'warm': []}
-    scratch = tempfile.mkdtemp(prefix='graphc-cold-')  # a dropped first run writes __pycache__ as pip install does
-    subprocess.run([sys.executable, os.path.abspath(__file__), '--child', '--steps', '0'], check=True, stdout=subprocess.DEVNULL,
-                   env={k: v for k, v in dict(os.environ, GRAPHC_CACHE_DIR=scratch).items() if k != 'PYTHONDONTWRITEBYTECODE'})
-    shutil.rmtree(scratch, ignore_errors=True)
+    pythons = [sys.executable] + ([a.vs] if a.vs else [])
+    res = {py: {'cold': [], 'warm': []} for py in pythons}
+    for py in pythons:   # a dropped first run writes __pycache__ as pip install does
+        scratch = tempfile.mkdtemp(prefix='graphc-cold-')
+        subprocess.run([py, os.path.abspath(__file__), '--child', '--steps', '0'], check=True, stdout=subprocess.DEVNULL,
+                       env={k: v for k, v in dict(os.environ, GRAPHC_CACHE_DIR=scratch).items()
+                            if k != 'PYTHONDONTWRITEBYTECODE'})
+        shutil.rmtree(scratch, ignore_errors=True)
     for r in range(a.runs):
-        cache = tempfile.mkdtemp(prefix='graphc-cold-')
-        try:
-            for kind in ('cold', 'warm'):
-                res[kind].append(run_child(cache, a.steps if kind == 'warm' else 1, a.profile == kind and r == 0))
-        finally:
-            shutil.rmtree(cache, ignore_errors=True)
+        for py in pythons if r % 2 == 0 else pythons[::-1]:
+            cache = tempfile.mkdtemp(prefix='graphc-cold-')
+            try:
+                for kind in ('cold', 'warm'):
+                    res[py][kind].append(run_child(py, cache, a.steps if kind == 'warm' else 1,
+                                                   a.profile == kind and r == 0 and py == sys.executable))
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
     load = os.getloadavg()[0]
     print(f"LeNet training step, batch 600, Adam: medians (min-max) of {a.runs} process runs, ms "
           f"(load average {load:.1f} on {os.cpu_count()} cores{': loaded, upper bounds' if load > 0.5 else ''})")
+    if a.vs:
+        print(f"  {'':30} {'this checkout':>20} {a.vs}")
     rows = [('import graphc', 'cold', 'import_ms'), ('first step, cold cache', 'cold', 'first_ms'),
-            ('  of which LLVM (compile)', 'cold', 'llvm_ms'), ('first step, warm cache', 'warm', 'first_ms'),
-            ('  of which LLVM (cache loads)', 'warm', 'llvm_ms'), ('second step', 'warm', 'second_ms'),
-            ('steady-state step', 'warm', 'steady_ms')]
+            ('  CPU time, all threads', 'cold', 'first_cpu_ms'), ('  of which LLVM (compile)', 'cold', 'llvm_ms'),
+            ('first step, warm cache', 'warm', 'first_ms'), ('  of which LLVM (cache loads)', 'warm', 'llvm_ms'),
+            ('second step', 'warm', 'second_ms'), ('steady-state step', 'warm', 'steady_ms')]
     for label, kind, key in rows:
-        print(f"  {label:30} {fmt([r[key] for r in res[kind]])}")
-    c = res['cold'][0]
-    print(f"  LLVM modules compiled cold: {c['compiled']}; warm: {res['warm'][0]['disk_hits']} "
-          "cache hits")
+        print(f"  {label:30} " + ' '.join(f"{fmt([r.get(key) for r in res[py][kind]]):>20}" for py in pythons))
+    print("  LLVM modules compiled cold: " + ', '.join(str(res[py]['cold'][0]['compiled']) for py in pythons) +
+          "; warm cache hits: " + ', '.join(str(res[py]['warm'][0]['disk_hits']) for py in pythons))
     if a.json:
         with open(a.json, 'w') as f:
             json.dump(res, f, indent=1)

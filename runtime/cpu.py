@@ -828,8 +828,8 @@ def _entry_key(text, name):
         llvm = _engine()[0]
         _host.update({'format': 2, 'cpu': llvm.get_host_cpu_name(), 'features': llvm.get_host_cpu_features().flatten(),
                       'llvmlite': llvmlite.__version__, 'graphc': __version__})
-    return json.dumps({**_host, 'opt': OPT_LEVEL, 'ir': hashlib.sha256(text.encode()).hexdigest(), 'symbol': name},
-                      sort_keys=True).encode()
+    return json.dumps({**_host, 'opt': OPT_LEVEL, 'pipeline': _pipeline(name), 'ir': hashlib.sha256(text.encode()).hexdigest(),
+                       'symbol': name}, sort_keys=True).encode()
 
 
 _host = {}  # the parts of a kernel's key that are the same for the whole process
@@ -930,6 +930,19 @@ def evict(limit=None):
 # LLVM's -O2 with both vectorizers: as fast as -O3 on every LeNet and elementwise kernel measured (O3 fully
 # unrolls the convolution kernels' window loops and then vectorizes each copy: 3-4x the compile time, no gain)
 OPT_LEVEL = 2
+# lighter pipelines by kernel name where the full one buys nothing: elementwise and reduction kernels (graphc_k_*)
+# and the multi-tensor optimizer updates (graphc_mt_*) run as fast without LLVM's loop unroller (the vectorizer
+# interleaves their loops already) and compile 5-30% faster; the step interpreter is a dispatch loop, no vector
+# code. The window kernels (im2col, pooling) keep it: unrolled, their small constant loops run 2x faster.
+LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll',), 'graphc_steps_': ('unroll', 'vectorize')}
+
+
+def _pipeline(name):
+    """The LLVM pipeline options that compile kernel `name` (part of its cache key)."""
+    off = next((v for k, v in LIGHT.items() if name.startswith(k)), ())
+    return {'unroll': 'unroll' not in off, 'vectorize': 'vectorize' not in off}
+
+
 _loaded = {}  # function name -> address: identical IR from two groups is loaded once
 
 
@@ -972,8 +985,9 @@ def compile_ir(text, name='kernel'):
         mod = llvm.parse_assembly(text)
         mod.verify()
         pto = llvm.create_pipeline_tuning_options(speed_level=OPT_LEVEL)
-        pto.loop_vectorization = True
-        pto.slp_vectorization = True
+        opts = _pipeline(name)
+        pto.loop_vectorization = pto.slp_vectorization = opts['vectorize']
+        pto.loop_unrolling = opts['unroll']
         pb = llvm.create_pass_builder(tm, pto)
         pb.getModulePassManager().run(mod, pb)
         obj = tm.emit_object(mod)

@@ -71,28 +71,31 @@ class _Fn:
         return self.b.gep(p, [off if not isinstance(off, int) else self.C(off)])
 
     def gemm(self, addr, tb, m, n, k, a, lda, bm, ldb, beta, c, ldc):
-        """C = A @ op(B) + beta * C (row-major, A not transposed)."""
+        """C = A @ op(B) + beta * C (row-major, A not transposed; m an i64 value)."""
         ir, b, it = self.ir, self.b, self.it
         tp = self.t.as_pointer()
         ty = ir.FunctionType(ir.VoidType(), [self.i32, self.i32, self.i32, it, it, it, self.t, tp, it, tp, it,
                                              self.t, tp, it])
         I = lambda v: ir.Constant(it, v)  # noqa: E731
+        m = b.trunc(m, it) if it.width < 64 else m
         b.call(b.inttoptr(addr, ty.as_pointer()),
                [ir.Constant(self.i32, ROW_MAJOR), ir.Constant(self.i32, NO_TRANS),
-                ir.Constant(self.i32, TRANS if tb else NO_TRANS), I(m), I(n), I(k), ir.Constant(self.t, 1.0), a,
+                ir.Constant(self.i32, TRANS if tb else NO_TRANS), m, I(n), I(k), ir.Constant(self.t, 1.0), a,
                 I(lda), bm, I(ldb), ir.Constant(self.t, beta), c, I(ldc)])
 
-    def packed_gemm(self, beta, m, n, k, a, lda, bp, c, ldc):
-        """C = A @ B + beta * C (row-major, m x n, inner k; beta 0 or 1) with B packed by `pack` into panels of
-        PANEL columns: a register tile of 4 rows x PANEL columns accumulates over k in 16 vector registers. At
-        the recurrence's shapes (32 x 256 @ 256 x 1024) it runs at 1.5x OpenBLAS's sgemm, which packs B anew
-        on every call; m must divide by 4 and n by PANEL (`packs`)."""
+    def packed_gemm(self, beta, m, n, k, a, lda, bp, c, ldc, init=None, ldi=None):
+        """C = A @ B + beta * C (row-major, m x n, inner k; beta 0 or 1; m an i64 value) with B packed by `pack`
+        into panels of PANEL columns: a register tile of 4 rows x PANEL columns accumulates over k in 16 vector
+        registers. At the recurrence's shapes (32 x 256 @ 256 x 1024) it runs at 1.5x OpenBLAS's sgemm, which
+        packs B anew on every call; n must divide by PANEL (`packs`). With init, beta * C reads init's rows,
+        ldi apart, instead (ldi 0: a bias row added to every row)."""
         key = f'mm{beta}'
         fn = self.mm.get(key)
         if fn is None:
             fn = self.mm[key] = _mm_function(self, beta, key)
         C = self.C
-        self.b.call(fn, [c, a, bp, C(m), C(k), C(n // PANEL), C(lda), C(ldc)])
+        self.b.call(fn, [c, a, bp, m, C(k), C(n // PANEL), C(lda), C(ldc), c if init is None else init,
+                         C(ldc if init is None else ldi)])
 
     def steps(self, T, body):
         """for s in [0, T): body(s)."""
@@ -118,13 +121,13 @@ class _Fn:
         return fn
 
     def rows(self, fn, N, ptrs):
-        """for n in [0, N): fn(*[p + n * stride]) for (p, stride) in ptrs (stride 0: the same row)."""
+        """for n in [0, N) (an i64 value): fn(*[p + n * stride]) for (p, stride) in ptrs (stride 0: the same row)."""
         b = self.b
 
         def body(n, _):
             b.call(fn, [p if not st else b.gep(p, [b.mul(n, self.C(st))]) for p, st in ptrs])
             return []
-        _for(b, self.fn, self.ir, self.C(0), self.C(N), [], body, 'n')
+        _for(b, self.fn, self.ir, self.C(0), N, [], body, 'n')
 
     def pick(self, cond, x, y):
         return self.b.select(cond, x, y)
@@ -135,15 +138,19 @@ class _Fn:
 
 
 # the i64 words a loop function reads, by name (0 where unused): the CBLAS sgemm address, buffer addresses,
-# the step count T and whether the direction runs reversed
-FWD_WORDS = ('gemm', 'xg', 'wh', 'h0', 'c0', 'hs', 'cs', 'hn', 'T', 'rev', 'bh', 'hh', 'packed')
-BWD_WORDS = ('gemm', 'gates', 'hs', 'h0', 'dhs', 'dh', 'wh', 'dxg', 'T', 'rev', 'cs', 'c0', 'dc', 'hn', 'dhh', 'packed')
+# the step count T, whether the direction runs reversed, and M, the batch rows it runs (a slice of the N rows
+# its IR strides over: the rows of a batch are independent, so slices run on separate threads). With `x` the
+# forward projects the input too: each step's gates start as xb + x[t] @ wi^T (wi^T packed).
+FWD_WORDS = ('gemm', 'xg', 'wh', 'h0', 'c0', 'hs', 'cs', 'hn', 'T', 'rev', 'bh', 'hh', 'packed', 'M', 'x', 'wi', 'xb')
+BWD_WORDS = ('gemm', 'gates', 'hs', 'h0', 'dhs', 'dh', 'wh', 'dxg', 'T', 'rev', 'cs', 'c0', 'dc', 'hn', 'dhh', 'packed',
+             'M')
 VEC, PANEL, TILE = 16, 64, 4   # floats per AVX-512 register, columns per packed panel, rows per register tile
+SPLIT = 1 << 22   # multiply-adds of a loop (T N H G H) from which its batch splits across the threads
 
 
-def packs(m, n):
-    """Whether packed_gemm takes an m x n product (else BLAS runs it)."""
-    return m % TILE == 0 and n % PANEL == 0
+def packs(n):
+    """Whether packed_gemm takes a product with n columns (else BLAS runs it)."""
+    return n % PANEL == 0
 
 
 def pack(b):
@@ -157,15 +164,17 @@ def pack(b):
 
 
 def _mm_function(F, beta, name):
-    """`void mm(float* C, float* A, float* Bp, i64 m, i64 k, i64 panels, i64 lda, i64 ldc)`, internal to F's
-    module: for each panel, for each TILE rows, TILE x PANEL accumulators over k (FMA with A broadcast)."""
+    """`void mm(float* C, float* A, float* Bp, i64 m, i64 k, i64 panels, i64 lda, i64 ldc, float* I, i64 ldi)`,
+    internal to F's module: for each panel, for each TILE rows (then each row left), TILE x PANEL accumulators
+    over k (FMA with A broadcast), starting from zero (beta 0) or from I's rows, ldi apart (beta 1: I = C
+    accumulates; ldi 0: a bias row)."""
     ir, f, i64 = F.ir, F.t, F.i64
     vec, fp = ir.VectorType(f, VEC), f.as_pointer()
-    fn = ir.Function(F.mod, ir.FunctionType(ir.VoidType(), [fp, fp, fp] + [i64] * 5), name=name)
+    fn = ir.Function(F.mod, ir.FunctionType(ir.VoidType(), [fp, fp, fp] + [i64] * 5 + [fp, i64]), name=name)
     fn.linkage = 'internal'
-    for x in fn.args[:3]:
+    for x in fn.args[1:3]:   # (not C: I may be C)
         x.add_attribute('noalias')
-    C, A, Bp, M, K, P, lda, ldc = fn.args
+    C, A, Bp, M, K, P, lda, ldc, Init, ldi = fn.args
     b = ir.IRBuilder(fn.append_basic_block('entry'))
     fma = F.mod.globals.get('llvm.fma.v16f32') or ir.Function(F.mod, ir.FunctionType(vec, [vec] * 3),
                                                                 name='llvm.fma.v16f32')
@@ -175,30 +184,33 @@ def _mm_function(F, beta, name):
     vp = lambda p: b.bitcast(p, vec.as_pointer())  # noqa: E731
 
     def panel(p, _):
-        bp, cp = b.gep(Bp, [b.mul(p, b.mul(K, c(PANEL)))]), b.gep(C, [b.mul(p, c(PANEL))])
+        off = b.mul(p, c(PANEL))
+        bp, cp, ip = b.gep(Bp, [b.mul(p, b.mul(K, c(PANEL)))]), b.gep(C, [off]), b.gep(Init, [off])
 
-        def rows(rb, _):
-            r = b.mul(rb, c(TILE))
-            crow = [b.gep(cp, [b.mul(b.add(r, c(i)), ldc)]) for i in range(TILE)]
-            arow = [b.gep(A, [b.mul(b.add(r, c(i)), lda)]) for i in range(TILE)]
-            init = [b.load(vp(b.gep(crow[i], [c(v * VEC)])), align=4) if beta else
-                    ir.Constant(vec, [0.0] * VEC) for i in range(TILE) for v in range(V)]
+        def tile(r, R):   # rows r .. r + R - 1
+            crow = [b.gep(cp, [b.mul(b.add(r, c(i)), ldc)]) for i in range(R)]
+            irow = [b.gep(ip, [b.mul(b.add(r, c(i)), ldi)]) for i in range(R)]
+            arow = [b.gep(A, [b.mul(b.add(r, c(i)), lda)]) for i in range(R)]
+            init = [b.load(vp(b.gep(irow[i], [c(v * VEC)])), align=4) if beta else
+                    ir.Constant(vec, [0.0] * VEC) for i in range(R) for v in range(V)]
 
             def inner(k, acc):
                 bk = b.gep(bp, [b.mul(k, c(PANEL))])
                 bv = [b.load(vp(b.gep(bk, [c(v * VEC)])), align=64) for v in range(V)]
                 out = []
-                for i in range(TILE):
+                for i in range(R):
                     a = b.shuffle_vector(b.insert_element(undef, b.load(b.gep(arow[i], [k])),
                                                           ir.Constant(ir.IntType(32), 0)), undef, splat)
                     out += [b.call(fma, [a, bv[v], acc[i * V + v]]) for v in range(V)]
                 return out
-            acc = _for(b, fn, ir, c(0), K, init, inner, 'k')
-            for i in range(TILE):
+            acc = _for(b, fn, ir, c(0), K, init, inner, f'k{R}')
+            for i in range(R):
                 for v in range(V):
                     b.store(acc[i * V + v], vp(b.gep(crow[i], [c(v * VEC)])), align=4)
             return []
-        _for(b, fn, ir, c(0), b.sdiv(M, c(TILE)), [], rows, 'r')
+        full = b.sdiv(M, c(TILE))
+        _for(b, fn, ir, c(0), full, [], lambda rb, _: tile(b.mul(rb, c(TILE)), TILE), 'r')
+        _for(b, fn, ir, b.mul(full, c(TILE)), M, [], lambda r, _: tile(r, 1), 'q')
         return []
     _for(b, fn, ir, c(0), P, [], panel, 'p')
     b.ret_void()
@@ -225,13 +237,15 @@ def _clipped(e, c, clip):
     return b.select(b.fcmp_ordered('>', c, f(hi)), f(hi), c)
 
 
-def _forward_ir(mode, N, H, clip, bits):
+def _forward_ir(mode, N, H, clip, bits, I):
+    """The forward loop over M of N batch rows; I > 0: with the input projection (I inputs per row)."""
     F = _Fn(bits)
     b, C = F.b, F.C
     G = {'lstm': 4, 'gru': 3}.get(mode, 1)
     W = FWD_WORDS.index
     gemm, xg, wh, h0, hs, T = F.arg(W('gemm')), F.ptr(W('xg')), F.ptr(W('wh')), F.ptr(W('h0')), F.ptr(W('hs')), \
         F.arg(W('T'))
+    M = F.arg(W('M'))
     rev = b.icmp_signed('!=', F.arg(W('rev')), C(0))
     NH, GH = N * H, G * H
     if mode == 'lstm':
@@ -265,12 +279,12 @@ def _forward_ir(mode, N, H, clip, bits):
         row = F.row_fn(['x', 'h'], H, lambda e, ld, st, j: st('h', e.tanh(ld('x')) if mode == 'rnn_tanh'
                                                                else e.relu(ld('x'))))
 
-    wp = F.ptr(W('packed')) if packs(N, GH) else None   # Wh^T packed (forward() packs it)
+    wp = F.ptr(W('packed')) if packs(GH) else None   # Wh^T packed (forward() packs it)
 
-    def recur(beta, a, c):   # c = a @ Wh^T + beta * c, a: (N, H), c: (N, GH)
+    def recur(beta, a, c):   # c = a @ Wh^T + beta * c, a: (M, H), c: (M, GH)
         if wp is not None:
-            return F.packed_gemm(beta, N, GH, H, a, H, wp, c, GH)
-        F.gemm(gemm, True, N, GH, H, a, H, wh, H, float(beta), c, GH)
+            return F.packed_gemm(beta, M, GH, H, a, H, wp, c, GH)
+        F.gemm(gemm, True, M, GH, H, a, H, wh, H, float(beta), c, GH)
 
     def step(s):
         t, tp, first = _time(F, s, T, rev, False)
@@ -278,17 +292,20 @@ def _forward_ir(mode, N, H, clip, bits):
         g = F.at(xg, b.mul(t, C(N * GH)))
         ht = F.at(hs, b.mul(t, C(NH)))
         gates = [(F.at(g, k * H), GH) for k in range(G)]
+        if I:   # g = xb + x[t] @ wi^T
+            F.packed_gemm(1, M, GH, I, F.at(F.ptr(W('x')), b.mul(t, C(N * I))), I, F.ptr(W('wi')), g, GH,
+                          F.ptr(W('xb')), 0)
         if mode == 'lstm':
             recur(1, hp, g)
             cp = F.pick(first, c0, F.at(cs, b.mul(tp, C(NH))))
-            F.rows(row, N, gates + [(cp, H), (F.at(cs, b.mul(t, C(NH))), H), (ht, H)])
+            F.rows(row, M, gates + [(cp, H), (F.at(cs, b.mul(t, C(NH))), H), (ht, H)])
         elif mode == 'gru':
             recur(0, hp, hh)
-            F.rows(row, N, gates + [(F.at(hh, k * H), GH) for k in range(3)] + [(F.at(bh, k * H), 0) for k in range(3)]
+            F.rows(row, M, gates + [(F.at(hh, k * H), GH) for k in range(3)] + [(F.at(bh, k * H), 0) for k in range(3)]
                    + [(hp, H), (F.at(hn_all, b.mul(t, C(NH))), H), (ht, H)])
         else:
             recur(1, hp, g)
-            F.rows(row, N, gates + [(ht, H)])
+            F.rows(row, M, gates + [(ht, H)])
     F.steps(T, step)
     return F.text()
 
@@ -298,7 +315,7 @@ def _backward_ir(mode, N, H, clip, bits):
     b, C = F.b, F.C
     G = {'lstm': 4, 'gru': 3}.get(mode, 1)
     W = BWD_WORDS.index
-    gemm, T, rev = F.arg(W('gemm')), F.arg(W('T')), b.icmp_signed('!=', F.arg(W('rev')), C(0))
+    gemm, T, rev, M = F.arg(W('gemm')), F.arg(W('T')), b.icmp_signed('!=', F.arg(W('rev')), C(0)), F.arg(W('M'))
     gates, hs, h0, dhs, dh, wh, dxg = (F.ptr(W(k)) for k in ('gates', 'hs', 'h0', 'dhs', 'dh', 'wh', 'dxg'))
     NH, GH = N * H, G * H
 
@@ -343,12 +360,12 @@ def _backward_ir(mode, N, H, clip, bits):
                fb.select(fb.fcmp_ordered('>', h, e.c(0.0)), dht, e.c(0.0)))
         row = F.row_fn(['h', 'dy', 'dh', 'd'], H, body)
 
-    wp = F.ptr(W('packed')) if packs(N, H) else None   # Wh packed (backward() packs it)
+    wp = F.ptr(W('packed')) if packs(H) else None   # Wh packed (backward() packs it)
 
-    def recur(beta, d):   # dh = d @ Wh + beta * dh, d: (N, GH)
+    def recur(beta, d):   # dh = d @ Wh + beta * dh, d: (M, GH)
         if wp is not None:
-            return F.packed_gemm(beta, N, H, GH, d, GH, wp, dh, H)
-        F.gemm(gemm, False, N, H, GH, d, GH, wh, H, float(beta), dh, H)
+            return F.packed_gemm(beta, M, H, GH, d, GH, wp, dh, H)
+        F.gemm(gemm, False, M, H, GH, d, GH, wh, H, float(beta), dh, H)
 
     def step(s):
         t, tp, first = _time(F, s, T, rev, True)
@@ -358,29 +375,29 @@ def _backward_ir(mode, N, H, clip, bits):
         parts = lambda p, w: [(F.at(p, k * H), w) for k in range(G)]  # noqa: E731
         if mode == 'lstm':
             cp = F.pick(first, c0, F.at(cs, b.mul(tp, C(NH))))
-            F.rows(row, N, parts(g, GH) + [(F.at(cs, b.mul(t, C(NH))), H), (cp, H), (dy, H), (dh, H), (dc, H)]
+            F.rows(row, M, parts(g, GH) + [(F.at(cs, b.mul(t, C(NH))), H), (cp, H), (dy, H), (dh, H), (dc, H)]
                    + parts(d, GH))
             recur(0, d)
         elif mode == 'gru':
             hp = F.pick(first, h0, F.at(hs, b.mul(tp, C(NH))))
             d2 = F.at(dhh, b.mul(t, C(N * GH)))
-            F.rows(row, N, parts(g, GH) + [(F.at(hn_all, b.mul(t, C(NH))), H), (hp, H), (dy, H), (dh, H)]
+            F.rows(row, M, parts(g, GH) + [(F.at(hn_all, b.mul(t, C(NH))), H), (hp, H), (dy, H), (dh, H)]
                    + parts(d, GH) + parts(d2, GH))
             recur(1, d2)
         else:
-            F.rows(row, N, [(F.at(hs, b.mul(t, C(NH))), H), (dy, H), (dh, H), (d, GH)])
+            F.rows(row, M, [(F.at(hs, b.mul(t, C(NH))), H), (dy, H), (dh, H), (d, GH)])
             recur(0, d)
     F.steps(T, step)
     return F.text()
 
 
-def _function(kind, mode, N, H, clip):
+def _function(kind, mode, N, H, clip, I=0):
     bits = _blas()[2]
-    key = (kind, mode, N, H, clip, bits)
+    key = (kind, mode, N, H, clip, bits, I)
     with _lock:
         if key not in _fns:
-            addr = compile_kernel((_forward_ir if kind == 'fwd' else _backward_ir)(mode, N, H, clip, bits), 'rnn')
-            _fns[key] = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(addr)
+            text = _forward_ir(mode, N, H, clip, bits, I) if kind == 'fwd' else _backward_ir(mode, N, H, clip, bits)
+            _fns[key] = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(compile_kernel(text, 'rnn'))
         return _fns[key]
 
 
@@ -394,6 +411,28 @@ def _call(fn, words):
     finally:
         if prev is not None and prev != 1:
             _set_threads(prev)
+
+
+def chunks(N, work):
+    """(first row, rows) slices of a batch of N for the threads (config.num_threads()): one slice below SPLIT
+    multiply-adds, else one per thread, whole register tiles where N allows."""
+    from .cpu import _threads
+    k = min(_threads(), -(-N // TILE)) if work >= SPLIT else 1
+    size = -(-N // max(k, 1))
+    size = -(-size // TILE) * TILE if size > TILE else size
+    return [(s, min(size, N - s)) for s in range(0, N, size)]
+
+
+def _run(fn, names, w, widths, N, work):
+    """fn over the batch's slices, the last on this thread: each slice's words have its rows' addresses
+    (widths: floats per batch row of each sliced buffer; the others are shared) and M, its row count."""
+    from .cpu import _pool
+    parts = [_words(names, **{**w, **{k: w[k] + 4 * n0 * r for k, r in widths.items() if w.get(k)}, 'M': m})
+             for n0, m in chunks(N, work)]
+    rest = [_pool().submit(_call, fn, p) for p in parts[:-1]]
+    _call(fn, parts[-1])
+    for f in rest:
+        f.result()
 
 
 def _p(x):
@@ -411,8 +450,10 @@ def _words(names, **w):
     return [w.get(k, 0) for k in names]
 
 
-def forward(a, xg, wh, bh, h0, c0, v, reverse):
-    """Run one layer-direction forward natively (True), or return False."""
+def forward(a, xg, wh, bh, h0, c0, v, reverse, proj=None):
+    """Run one layer-direction forward natively (True), or return False. proj (x (T*N, I), wi (G*H, I), xb
+    (G*H,)): xg is to be x @ wi^T + xb first; the loop computes it step by step where its GEMM packs, else NumPy
+    does before it."""
     if not _usable(xg, wh, h0, c0):
         return False
     mode = a['mode']
@@ -420,6 +461,16 @@ def forward(a, xg, wh, bh, h0, c0, v, reverse):
     H = wh.shape[1]
     wh, h0 = np.ascontiguousarray(wh), np.ascontiguousarray(h0)
     w = dict(gemm=_blas()[0], xg=_p(xg), wh=_p(wh), h0=_p(h0), hs=_p(v['h']), T=T, rev=int(reverse))
+    I, keep = 0, []
+    if proj is not None:
+        x, wi, xb = (np.ascontiguousarray(q, np.float32) for q in proj)
+        if packs(GH):
+            I = x.shape[1]
+            keep = [x, xb, pack(wi.T)]
+            w.update(x=_p(x), xb=_p(xb), wi=_p(keep[2]))
+        else:
+            np.matmul(x, wi.T, out=xg.reshape(T * N, GH))
+            xg += xb
     if mode == 'lstm':
         c0 = np.ascontiguousarray(c0)
         w.update(c0=_p(c0), cs=_p(v['c']))
@@ -427,10 +478,11 @@ def forward(a, xg, wh, bh, h0, c0, v, reverse):
         bh = np.ascontiguousarray(bh)
         hh = np.empty((N, GH), np.float32)
         w.update(hn=_p(v['hn']), bh=_p(bh), hh=_p(hh))
-    keep = pack(wh.T) if packs(N, GH) else None
-    if keep is not None:
-        w['packed'] = _p(keep)
-    _call(_function('fwd', mode, N, H, _clip(a)), _words(FWD_WORDS, **w))
+    if packs(GH):
+        keep.append(pack(wh.T))
+        w['packed'] = _p(keep[-1])
+    widths = dict(xg=GH, h0=H, c0=H, hs=H, cs=H, hn=H, hh=GH, x=I)
+    _run(_function('fwd', mode, N, H, _clip(a), I), FWD_WORDS, w, widths, N, T * N * H * GH)
     return True
 
 
@@ -440,6 +492,7 @@ def backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
         return False
     mode = a['mode']
     T, N, H = dhs.shape
+    GH = dxg.shape[2]
     if not dh.flags.c_contiguous or dc is not None and not dc.flags.c_contiguous:
         return False
     wh, h0 = np.ascontiguousarray(wh), np.ascontiguousarray(h0)
@@ -451,8 +504,9 @@ def backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
         w.update(cs=_p(v['c']), c0=_p(c0), dc=_p(dc))
     elif mode == 'gru':
         w.update(hn=_p(v['hn']), dhh=_p(dhh))
-    keep = pack(wh) if packs(N, H) else None
+    keep = pack(wh) if packs(H) else None
     if keep is not None:
         w['packed'] = _p(keep)
-    _call(_function('bwd', mode, N, H, _clip(a)), _words(BWD_WORDS, **w))
+    widths = dict(gates=GH, hs=H, h0=H, dhs=H, dh=H, dxg=GH, cs=H, c0=H, dc=H, hn=H, dhh=GH)
+    _run(_function('bwd', mode, N, H, _clip(a)), BWD_WORDS, w, widths, N, T * N * H * GH)
     return True

@@ -541,9 +541,11 @@ def test_fused_layer_gradients_equal_unrolled_cells(kind):
 @pytest.mark.parametrize('mode,L,D,clip,N,H', [
     ('lstm', 2, 2, None, 3, 8), ('lstm', 1, 1, (-0.5, 0.5), 3, 8), ('gru', 2, 2, None, 3, 8),
     ('rnn_tanh', 2, 2, None, 3, 8), ('rnn_relu', 1, 1, None, 3, 8),
-    # batch a multiple of 4, gate columns of 64: the recurrence runs on runtime/rnn.py's packed GEMM
+    # gate columns of 64: the recurrence (and the input projection) run on runtime/rnn.py's packed GEMM, in
+    # register tiles of 4 rows and single rows for the rest of the batch
     ('lstm', 2, 2, None, 4, 64), ('lstm', 1, 1, None, 8, 16), ('gru', 1, 2, None, 4, 64),
-    ('rnn_tanh', 1, 1, None, 4, 128), ('rnn_relu', 1, 2, None, 4, 64)])
+    ('rnn_tanh', 1, 1, None, 4, 128), ('rnn_relu', 1, 2, None, 4, 64), ('lstm', 1, 2, (-0.5, 0.5), 7, 16),
+    ('gru', 2, 1, None, 5, 64), ('rnn_tanh', 1, 1, None, 1, 64)])
 def test_compiled_step_loops_equal_the_numpy_reference(mode, L, D, clip, N, H):
     """float32 with the CPU backend runs the compiled loops (runtime/rnn.py); the interpreter backend the
     NumPy loops: forward outputs and every gradient agree."""
@@ -579,6 +581,43 @@ def test_compiled_step_loops_equal_the_numpy_reference(mode, L, D, clip, N, H):
         assert len(calls) == 2 * L * D   # forward and backward of every layer and direction ran compiled
     for p, q in zip(got['interp'], got['cpu']):
         np.testing.assert_allclose(q, p, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('mode,N,H', [('lstm', 32, 64), ('lstm', 13, 16), ('gru', 9, 64), ('rnn_relu', 6, 64)])
+def test_the_batch_split_across_threads_equals_one_thread(mode, N, H, monkeypatch):
+    """runtime/rnn.py runs slices of the batch on the kernel threads (rows are independent): forward outputs
+    and every gradient equal the one-thread run bit for bit where the packed GEMM runs (each row's arithmetic
+    is the same), for batches that do not divide into register tiles too."""
+    from graphc.ops.rnn import param_size
+    from graphc.registry import OPS
+    from graphc.runtime import cpu, rnn as native_rnn
+    T, C = 5, 7
+    a = {'state_size': H, 'num_layers': 2, 'mode': mode, 'bidirectional': True, 'state_outputs': True}
+    ns = 2 if mode == 'lstm' else 1
+    arrays = [rand(T, N, C, seed=1), rand(param_size(OPS['RNN'].canon(a), C), seed=2) * 0.4 * min(1, (8 / H) ** 0.5)] + \
+        [rand(4, N, H, seed=3 + k) for k in range(ns)]
+    heads = [rand(T, N, 2 * H, seed=10)] + [rand(4, N, H, seed=11 + k) for k in range(ns)]
+    got, slices = {}, []
+    real = native_rnn.chunks
+    monkeypatch.setattr(native_rnn, 'chunks', lambda n, work: slices.append(real(n, work)) or slices[-1])
+    for threads, split in ((1, native_rnn.SPLIT), (3, 0)):
+        monkeypatch.setattr(cpu, '_threads', lambda threads=threads: threads)
+        monkeypatch.setattr(native_rnn, 'SPLIT', split)
+        xs = [nd.array(v) for v in arrays]
+        for v in xs:
+            v.attach_grad()
+        with autograd.record():
+            out = nd.RNN(*xs, **a)
+        autograd.backward(out, [nd.array(h) for h in heads])
+        got[threads] = [o.asnumpy() for o in out] + [v.grad.asnumpy() for v in xs]
+    if native_rnn._blas() is not None:
+        n = len(slices) // 2   # a forward and a backward per layer-direction, one thread then three
+        assert {len(s) for s in slices[:n]} == {1} and min(len(s) for s in slices[n:]) > 1, slices
+    for p, q in zip(got[1], got[3]):
+        if H % 64 == 0:
+            np.testing.assert_array_equal(q, p)
+        else:   # the backward's recurrence is BLAS's, whose rounding may depend on the rows it is given
+            np.testing.assert_allclose(q, p, rtol=1e-5, atol=1e-6)
 
 
 def test_stepping_one_at_a_time_equals_the_whole_sequence():

@@ -169,18 +169,22 @@ def _sigmoid(x, out):
     return out
 
 
-def _dir_forward(a, xg, wh, bh, h0, c0, v, reverse, wr=None, lens=None, native=None):
-    """One layer-direction over time. xg (T, N, G*H) holds x @ Wi.T + bi (+ bh except for GRU) and, for
-    LSTM/GRU, is the reserve's gate block, overwritten by the gate activations. With wr (LSTMP) the output
-    and recurrent state is (o * tanh(c)) @ wr.T. With lens (N,), a sequence's steps t >= lens keep its state
-    (so the reverse direction starts at each one's last valid step). Returns (h_T, c_T)."""
+def _dir_forward(a, xg, proj, wh, bh, h0, c0, v, reverse, wr=None, lens=None, native=None):
+    """One layer-direction over time. xg (T, N, G*H) gets x @ Wi.T + bi (+ bh except for GRU) from proj (x,
+    Wi, that bias), here or in the native loop, and, for LSTM/GRU, is the reserve's gate block, overwritten by
+    the gate activations. With wr (LSTMP) the output and recurrent state is (o * tanh(c)) @ wr.T. With lens
+    (N,), a sequence's steps t >= lens keep its state (so the reverse direction starts at each one's last valid
+    step). Returns (h_T, c_T)."""
     mode = a['mode']
     T, N, GH = xg.shape
     H = GH // GATES[mode]
     hs = v['h']
-    if native is not None and wr is None and lens is None and native.forward(a, xg, wh, bh, h0, c0, v, reverse):
+    if native is not None and wr is None and lens is None and native.forward(a, xg, wh, bh, h0, c0, v, reverse,
+                                                                             proj):
         last = 0 if reverse else T - 1
         return hs[last], (v['c'][last] if mode == 'lstm' else None)
+    np.matmul(proj[0], proj[1].T, out=xg.reshape(T * N, GH))
+    xg += proj[2]
     lo, hi = a['lstm_state_clip_min'], a['lstm_state_clip_max']
     order = range(T - 1, -1, -1) if reverse else range(T)
     h, c = h0, c0
@@ -288,10 +292,9 @@ def _rnn(a, *arrays, native=None):
         if d == 0:
             xin = _layer_input(a, x, per, masks, l, D).reshape(T * N, -1)
         xg = v['gates'] if 'gates' in v else np.empty((T, N, G * H), dt)
-        np.matmul(xin, wi.T, out=xg.reshape(T * N, G * H))
-        xg += bi if mode == 'gru' else bi + bh
         k = l * D + d
-        h, c = _dir_forward(a, xg, wh, bh, hx[k], cx[k] if cx is not None else None, v, d == 1, wr, lens, native)
+        h, c = _dir_forward(a, xg, (xin, wi, bi if mode == 'gru' else bi + bh), wh, bh, hx[k],
+                            cx[k] if cx is not None else None, v, d == 1, wr, lens, native)
         hy[k] = h
         if cy is not None:
             cy[k] = c
