@@ -2,8 +2,13 @@
 or on the host emulation of one (runtime/emulate.py), as benchmarks/gpu.py and tests/test_cuda.py do. (Not
 named graphc/gpu.py: a submodule of that name would hide the gc.gpu() context function.)"""
 import contextlib
+import logging
+import sys
 
+from . import config
 from .runtime import backend, cuda
+
+log = logging.getLogger('graphc')
 
 
 @contextlib.contextmanager
@@ -38,6 +43,85 @@ def split(cg, need, graph):
     fopt, _ = run_pipeline(fgraph, 'training', tag=cg.block_name + '.gpu.forward')
     bopt, _ = run_pipeline(bwd, 'training', tag=cg.block_name + '.gpu.backward')
     return fopt, bopt, saved, heads, [g is not None for g in grads]
+
+
+class Captured:
+    """A GpuPlan replayed as a CUDA graph (hybridize(static_alloc=True, static_shape=True) on a GPU).
+
+    The first call runs the plan (warm-up: kernels compiled and loaded, constants on the device, cuBLAS set up:
+    none of that may happen inside a capture). The second captures one run on a stream of its own into a cupy
+    CUDA graph and launches it; later calls only launch it. Inputs in `copied` are read from buffers of the
+    capture (a call copies its values in, unless it passes the buffer itself: `buffers`); the other inputs
+    (parameters) are read where they are, so they must stay the same arrays: another one recaptures, saying why.
+    Every allocation of the capture comes from a memory pool of its own, kept with the graph: memory the shared
+    pool handed out again would be overwritten by each replay. The outputs are the capture's buffers, rewritten
+    by every replay: callers copy what they hand out. A failed capture (an operation a capture cannot hold) is
+    reported once and the plan runs as it is from then on."""
+
+    def __init__(self, plan, copied, name):
+        self.plan, self.copied, self.name = plan, frozenset(copied), name
+        self.graph, self.warm, self.failed, self.reasons = None, False, None, []
+        self.captures = self.replays = 0
+
+    def _why_not(self, feed):
+        """Why the graph cannot replay this feed (None: it can)."""
+        for v, a in feed.items():
+            b = self.feed.get(v)
+            if v in self.copied:
+                if b is None or a.shape != b.shape or a.dtype != b.dtype:
+                    return f"input {v.name!r} is {a.dtype}{list(a.shape)}, the graph's {b.dtype}{list(b.shape)}"
+            elif a is not b:
+                return f"input {v.name!r} is another array than the captured one (its buffer is read in place)"
+        return None
+
+    def __call__(self, feed):
+        if self.failed:
+            return self.plan(feed)
+        if self.graph is not None:
+            why = self._why_not(feed)
+            if why:
+                self._note(f"re-capturing the CUDA graph of {self.name}: {why}")
+                self.graph = None
+        if self.graph is None:
+            if not self.warm:
+                self.warm = True
+                return self.plan(feed)
+            if not self._capture(feed):
+                return self.plan(feed)
+        for v, a in feed.items():
+            b = self.feed[v]
+            if a is not b:
+                b[...] = a  # (a device-to-device copy on the current stream, before the launch)
+        self.graph.launch()
+        self.replays += 1
+        return self.outs
+
+    def _note(self, msg):
+        self.reasons.append(msg)
+        log.info(msg)
+        if config.log_retrace():
+            print(msg, file=sys.stderr)
+
+    def _capture(self, feed):
+        from . import device as _dev
+        cp = _dev.cupy()
+        pool, stream = cp.cuda.MemoryPool(), cp.cuda.Stream()
+        try:
+            with cp.cuda.using_allocator(pool.malloc):
+                f = {v: cp.empty_like(a) if v in self.copied else a for v, a in feed.items()}
+                with stream:
+                    stream.begin_capture()
+                    try:
+                        outs = self.plan(f)
+                    finally:
+                        graph = stream.end_capture()
+        except Exception as e:  # noqa: BLE001  (cupy's and CUDA's errors: the plan runs without a graph)
+            self.failed = f"{type(e).__name__}: {e}"
+            self._note(f"graphc: the CUDA graph capture of {self.name} failed ({self.failed}); it runs without one")
+            return False
+        self.graph, self.feed, self.outs, self.pool, self.stream = graph, f, outs, pool, stream
+        self.captures += 1
+        return True
 
 
 class DeviceStep:

@@ -361,18 +361,21 @@ def _poison(a):
     a[...] = np.nan if a.dtype.kind in 'fc' else 0
 
 
-def _deferred(f, inplace, alloc_only=False):
-    """f as an operation on the current stream: run now, or recorded while the stream captures."""
+def _deferred(f, inplace, alloc_only=False, owner=None):
+    """f as an operation on the current stream: run now, or recorded while the stream captures. (owner: the
+    array a method belongs to: a result sharing its memory is a view, not a new array.)"""
     def op(*args, **kw):
         rec = _recording()
         if rec is None:
             return f(*args, **kw)
-        if inplace:
+        if inplace:  # (what the operation returns: its out= array, as NumPy's)
             rec.append(lambda: f(*args, **kw))
-            return None
+            out = (args[-1] if args and isinstance(args[-1], dict) and f is _plain['__array_function__']
+                   else kw).get('out')
+            return out[0] if isinstance(out, tuple) and len(out) == 1 else out
         with np.errstate(all='ignore'):
             r = f(*args, **kw)  # (for its shape and buffers: the values are the replay's)
-        ins = list(_arrays_in((args, kw)))
+        ins = list(_arrays_in((args, kw, owner)))
         fresh = [x for x in _arrays_in(r) if not any(np.shares_memory(x._a, i._a) for i in ins)]
         if fresh and not _allocators:
             raise RuntimeError("fake_cupy: an allocation while capturing, from the shared memory pool (use "
@@ -405,7 +408,7 @@ def _function(self, func, types, args, kwargs):
 
 def _method(self, name):
     attr = _plain['__getattr__'](self, name)
-    return _deferred(attr, name in _INPLACE_METHODS) if callable(attr) else attr
+    return _deferred(attr, name in _INPLACE_METHODS, owner=self) if callable(attr) else attr
 
 
 def _host_read(name):
@@ -416,7 +419,7 @@ def _host_read(name):
 
 
 ndarray.__array_ufunc__, ndarray.__array_function__, ndarray.__getattr__ = _ufunc, _function, _method
-ndarray.__getitem__ = lambda self, key: _deferred(_plain['__getitem__'], False)(self, key)
+ndarray.__getitem__ = lambda self, key: _deferred(_plain['__getitem__'], False, owner=self)(self, key)
 ndarray.__setitem__ = lambda self, key, value: _deferred(_plain['__setitem__'], True)(self, key, value)
 for _name in ('get', '__bool__', '__float__', '__int__'):
     setattr(ndarray, _name, _host_read(_name))
