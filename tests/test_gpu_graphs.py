@@ -13,7 +13,7 @@ import pytest
 
 import graphc as gc
 import fake_cupy
-from graphc import autograd, device, gluon, nd
+from graphc import device, nd
 from graphc.gluon import nn
 from graphc.ndarray import ndarray as ndmod
 from graphc.runtime import emulate
