@@ -58,10 +58,12 @@ class Captured:
     by every replay: callers copy what they hand out. A failed capture (an operation a capture cannot hold) is
     reported once and the plan runs as it is from then on."""
 
-    def __init__(self, plan, copied, name):
-        self.plan, self.copied, self.name = plan, frozenset(copied), name
+    def __init__(self, plan, copied, name, shared=()):
+        self.plan, self.copied, self.name, self.shared = plan, frozenset(copied), name, shared
+        self.used = {n for n, *_ in plan.inputs}
         self.graph, self.warm, self.failed, self.reasons = None, False, None, []
         self.captures = self.replays = 0
+        self.feed, self.outs = {}, None
 
     def _why_not(self, feed):
         """Why the graph cannot replay this feed (None: it can)."""
@@ -77,6 +79,7 @@ class Captured:
     def __call__(self, feed):
         if self.failed:
             return self.plan(feed)
+        feed = {v: a for v, a in feed.items() if v in self.used}
         if self.graph is not None:
             why = self._why_not(feed)
             if why:
@@ -108,7 +111,8 @@ class Captured:
         pool, stream = cp.cuda.MemoryPool(), cp.cuda.Stream()
         try:
             with cp.cuda.using_allocator(pool.malloc):
-                f = {v: cp.empty_like(a) if v in self.copied else a for v, a in feed.items()}
+                keep = {id(a) for a in self.shared()} if self.shared else ()  # another graph's buffers: read in place
+                f = {v: cp.empty_like(a) if v in self.copied and id(a) not in keep else a for v, a in feed.items()}
                 with stream:
                     stream.begin_capture()
                     try:
@@ -139,6 +143,7 @@ class DeviceStep:
         d = _dev.device(dev_id)
         self.forward, self.backward = cuda.GpuPlan(fg, d), cuda.GpuPlan(bg, d)
         self.name, self.dev_id = f"_GpuStep({cg.block_name})", dev_id
+        self.graphs = StaticStep(self, cg) if cg.static else None
 
     def grad(self, F, attrs, xs, ys, dys):
         from . import device as _dev
@@ -148,11 +153,59 @@ class DeviceStep:
         feed.update({h: g._data for h, g in zip(self.heads, dys)})
         with _dev.cupy().cuda.Device(self.dev_id):
             _dev.SYNCED.add(self.dev_id)
-            it = iter(self.backward(feed))
+            it = iter(self.backward(feed) if self.graphs is None else self.graphs.backward(attrs, feed))
         out, gi = [], iter(self.has)
         for n in attrs.get('_need', (True,) * len(xs)):
             out.append(NDArray(next(it)) if n and next(gi) else None)
         return out
+
+
+class StaticStep:
+    """A training step's forward and backward plans as CUDA graphs (Captured). The backward graph reads the
+    forward graph's buffers in place (saved values, data inputs): no copy per step. Those buffers belong to one
+    recorded step at a time (`owner`); when another forward or backward would overwrite them while the owner's
+    backward may still run (its tape node alive and not freed), the owner's values are copied out first and
+    copied back by its own backward. The gradients are copied out of the backward graph's buffers (autograd sums
+    them, and a block called twice in one step replays its backward twice)."""
+
+    def __init__(self, step, cg):
+        aux = {p for p, _ in cg.aux}
+        fixed = {v for p, v in cg.param_vars if p not in aux}  # parameters: read where they are
+        self.fwd = Captured(step.forward, cg.data_vars, cg.block_name + ' (forward)')
+        self.bwd = Captured(step.backward, [v for v in step.backward.graph.inputs if v not in fixed],
+                            cg.block_name + ' (backward)', shared=self._buffers)
+        self.data_vars, self.fixed, self.owner = cg.data_vars, fixed, None  # owner: (weakref to its node, attrs)
+
+    def _buffers(self):
+        return list(self.fwd.outs) + list(self.fwd.feed.values()) if self.fwd.graph is not None else []
+
+    def _release(self, keep=None):
+        """Copy the owner's values out of the buffers unless its backward can no longer run (or it is `keep`)."""
+        if self.owner is None:
+            return
+        ref, attrs = self.owner
+        node = ref()
+        if attrs is not keep and node is not None and not node.freed:  # (views of buffers too: all but parameters)
+            attrs['saved'] = [a.copy() for a in attrs['saved']]
+            attrs['feed'] = {v: a if v in self.fixed else a.copy() for v, a in attrs['feed'].items()}
+        self.owner = None
+
+    def forward(self, feed):
+        self._release()
+        vals = self.fwd(feed)
+        if vals is self.fwd.outs:  # replayed: the backward reads the data inputs from the graph's buffers
+            feed.update((v, self.fwd.feed[v]) for v in self.data_vars if v in self.fwd.feed)
+        return vals
+
+    def recorded(self, attrs, node):
+        import weakref
+        if self.fwd.graph is not None:
+            self.owner = (weakref.ref(node), attrs)
+
+    def backward(self, attrs, feed):
+        self._release(keep=attrs)
+        grads = self.bwd(feed)
+        return [g.copy() for g in grads] if grads is self.bwd.outs else grads
 
 
 def train_step_on_device(cg, args, dev_id):
@@ -176,7 +229,7 @@ def train_step_on_device(cg, args, dev_id):
     feed = {v: a._data for v, a in zip(cg.input_vars, inputs)}
     with _dev.cupy().cuda.Device(dev_id):
         _dev.SYNCED.add(dev_id)
-        vals = op.forward(feed)
+        vals = op.forward(feed) if op.graphs is None else op.graphs.forward(feed)
         n_keep, nv = len(cg.graph.outputs), len(cg.visible)
         for (param, m), stat in zip(cg.aux, vals[nv:n_keep]):  # BatchNorm moving statistics, on the device
             WRITES[0] += 1
@@ -185,7 +238,9 @@ def train_step_on_device(cg, args, dev_id):
             feed[v] = d.copy()  # the backward reads the value the forward read
             d *= m
             d += (1 - m) * stat
-    outs = [NDArray(v) for v in vals[:nv]]
-    autograd.record_op(op, {'feed': feed, 'saved': vals[n_keep:]}, inputs, [x._data for x in inputs], outs,
-                       tuple(o._data for o in outs))
+        outs = [NDArray(v) for v in (vals[:nv] if op.graphs is None else [v.copy() for v in vals[:nv]])]
+    attrs = {'feed': feed, 'saved': vals[n_keep:]}
+    autograd.record_op(op, attrs, inputs, [x._data for x in inputs], outs, tuple(o._data for o in outs))
+    if op.graphs is not None:
+        op.graphs.recorded(attrs, outs[0]._ag[0])
     return _unflatten(cg.structure, outs)

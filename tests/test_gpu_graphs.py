@@ -13,7 +13,7 @@ import pytest
 
 import graphc as gc
 import fake_cupy
-from graphc import device, nd
+from graphc import autograd, device, gluon, nd
 from graphc.gluon import nn
 from graphc.ndarray import ndarray as ndmod
 from graphc.runtime import emulate
@@ -103,3 +103,68 @@ def test_without_static_flags_no_graph(cp):
     for _ in range(3):
         gpu(nd.array(np.ones((2, 10), np.float32), ctx=gc.gpu(0)))
     assert cp.GRAPHS['captures'] == 0
+
+
+def lenet():
+    sys.path.insert(0, __file__.rsplit('/tests/', 1)[0] + '/examples')
+    from lenet_mnist import lenet as make
+    return make()
+
+
+def bn_net():
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(4, 3, padding=1), nn.BatchNorm(), nn.Activation('relu'), nn.Dense(5))
+    return net
+
+
+def train(make, ctx, x, y, static, steps=5, twice=False):
+    """Parameters after `steps` SGD-momentum steps (twice: two forward calls per step, one backward), the net,
+    and whether host<->device copies happened after step 1."""
+    net = _net(make, ctx, static)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    loss_fn.hybridize(static_alloc=static, static_shape=static)
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.05, 'momentum': 0.9})
+    xd, yd = nd.array(x, ctx=ctx), nd.array(y, ctx=ctx)
+    copies = None
+    for step in range(steps):
+        if step == 1:
+            copies = dict(fake_cupy.COPIES)
+        with autograd.record():
+            loss = loss_fn(net(xd), yd)
+            if twice:
+                loss = loss + loss_fn(net(xd * 0.5), yd)
+        loss.backward()
+        trainer.step(x.shape[0])
+    copied = fake_cupy.COPIES != copies
+    return [p.data().asnumpy() for p in net.collect_params().values()], net, copied
+
+
+@pytest.mark.parametrize('make,shape', [(mlp, (4, 10)), (lenet, (2, 1, 28, 28)), (bn_net, (2, 3, 6, 6))],
+                         ids=['mlp', 'lenet', 'batchnorm'])
+def test_training_steps_replay_their_graphs_as_the_cpu_trains(cp, make, shape):
+    rng = np.random.default_rng(1)
+    x, y = rng.random(shape, np.float32), np.arange(shape[0]) % 4
+    want, _, _ = train(make, gc.cpu(), x, y, True)
+    got, net, copied = train(make, gc.gpu(0), x, y, True)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+    assert not copied  # no host<->device copy after the first step
+    (st,) = net.cached_graph()._gpu_steps.values()
+    g = st.graphs
+    # step 1 ran the plans, step 2 captured them, steps 2 to 5 launched them (the loss block's two graphs too)
+    assert (g.fwd.captures, g.fwd.replays, g.bwd.captures, g.bwd.replays) == (1, 4, 1, 4)
+    assert cp.GRAPHS['captures'] == 4 and cp.GRAPHS['launches'] == 16
+    assert not g.fwd.reasons and not g.bwd.reasons
+
+
+def test_two_forwards_before_one_backward_keep_their_saved_values(cp):
+    """The second forward replays the graph whose buffers hold the first one's saved values: they are copied
+    out first, and copied back for the first one's backward."""
+    rng = np.random.default_rng(2)
+    x, y = rng.random((3, 10), np.float32), np.arange(3) % 4
+    want, _, _ = train(mlp, gc.cpu(), x, y, True, steps=3, twice=True)
+    got, net, _ = train(mlp, gc.gpu(0), x, y, True, steps=3, twice=True)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+    (st,) = [s for s in net.cached_graph()._gpu_steps.values()]
+    assert st.graphs.fwd.replays >= 4 and st.graphs.bwd.replays >= 4
