@@ -168,3 +168,35 @@ def test_two_forwards_before_one_backward_keep_their_saved_values(cp):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
     (st,) = [s for s in net.cached_graph()._gpu_steps.values()]
     assert st.graphs.fwd.replays >= 4 and st.graphs.bwd.replays >= 4
+
+
+# ---------------------------------------------------------------- gradients across devices
+def test_as_in_context_and_copyto_carry_gradients_across_devices(cp):
+    """cpu -> gpu(0) -> cpu under autograd: each copy is a tape op whose gradient is copied back, so the CPU
+    array gets the gradient of a loss computed partly on the GPU (as in MXNet)."""
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32)
+    x = nd.array(a)
+    x.attach_grad()
+    w = nd.array(b, ctx=gc.gpu(0))
+    w.attach_grad()
+    with autograd.record():
+        xg = x.as_in_context(gc.gpu(0))
+        h = nd.tanh(xg * w)
+        back = h.copyto(gc.cpu())
+        loss = (back * back).sum() + x.sum()
+    loss.backward()
+    t = np.tanh(a * b)
+    np.testing.assert_allclose(x.grad.asnumpy(), 2 * t * (1 - t * t) * b + 1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w.grad.asnumpy(), 2 * t * (1 - t * t) * a, rtol=1e-5, atol=1e-6)
+    assert w.grad.context == gc.gpu(0) and x.grad.context == gc.cpu()
+    # copyto into an existing array on the other device is recorded too
+    x2 = nd.array(a)
+    x2.attach_grad()
+    dst = nd.zeros((3, 4), ctx=gc.gpu(0))
+    with autograd.record():
+        y = (x2.copyto(dst) * 3).sum()
+    y.backward()
+    np.testing.assert_allclose(x2.grad.asnumpy(), np.full((3, 4), 3, np.float32))
+    # not recording: a plain copy, nothing on the tape
+    assert x.as_in_context(gc.gpu(0))._ag is None
