@@ -6,8 +6,9 @@ the same bytes.
     python benchmarks/gpu.py --emulate --quick     # no GPU: the host emulation, to check the script runs
 
 Workloads: LeNet (examples/lenet_mnist.py) inference and a training step (forward and backward plans), the
-MLP of graphc/bench.py, an elementwise chain, and the whole LeNet training step on gc.gpu with Trainer (op by op
-vs hybridized: the device training step of graphc/gpuplan.py; wall clock around synchronized steps). Both variants are the same graphs through the same passes,
+MLP of graphc/bench.py, an elementwise chain; and whole steps on gc.gpu with Trainer (the MLP, LeNet and
+ResNet-18 training steps, the chain's inference): eager vs hybridized (graphc/gpuplan.py's device plans) vs
+CUDA graphs (hybridize(static_alloc=True, static_shape=True)), wall clock around synchronized steps. Both variants are the same graphs through the same passes,
 the op-by-op one with fusion switched off (GRAPHC_DISABLE_PASSES=fuse); outputs are checked to agree before
 timing. GPU times come from CUDA events around each run (median of --reps after warm-up). Under --emulate the
 times are of the CPU emulation and mean nothing about a GPU.
@@ -51,6 +52,11 @@ def capture(make, x, y=None, fused=True):
             os.environ.pop('GRAPHC_DISABLE_PASSES', None)
         else:
             os.environ['GRAPHC_DISABLE_PASSES'] = old
+
+
+def resnet18():
+    from graphc.gluon.model_zoo import vision
+    return vision.resnet18_v1(classes=10, thumbnail=True)  # (CIFAR's stem: small images keep their pixels)
 
 
 def chain_net():
@@ -104,10 +110,15 @@ def compare(dev, name, make, x, y, reps):
     return out
 
 
-def trainer_step(make, x, y, reps, emulate, device_id=0):
-    """A whole training step on gc.gpu (forward, backward, Trainer.step with SGD momentum), op by op vs hybridized
-    (graphc/gpuplan.train_step_on_device: forward and backward GpuPlans). Under --emulate, cupy is the stand-in of
-    tests/fake_cupy.py with the emulated kernels, and the step's host<->device copies are counted (they must be 0)."""
+VARIANTS = (('eager', {}), ('hybridized', {'static': False}), ('cuda graphs', {'static': True}))
+
+
+def on_gc_gpu(make, x, y, reps, emulate, device_id=0):
+    """A whole step on gc.gpu: a training step (forward, backward, Trainer.step with SGD momentum) or, with y None,
+    inference; eager (op by op) vs hybridized (graphc/gpuplan.py's device plans) vs CUDA graphs
+    (hybridize(static_alloc=True, static_shape=True): the plans captured once and replayed); wall clock around
+    synchronized steps. Under --emulate, cupy is the stand-in of tests/fake_cupy.py with the emulated kernels, and
+    the step's host<->device copies are counted (they must be 0), and so are the graph replays."""
     from graphc import device as gdev
     fake = None
     if emulate:
@@ -117,37 +128,41 @@ def trainer_step(make, x, y, reps, emulate, device_id=0):
         gdev.make_device = fake.emu_device
     ctx = gc.gpu(device_id)
     out = {}
-    for label, hyb in (('op-by-op', False), ('hybridized', True)):
+    for label, kw in VARIANTS:
         gc.random.seed(0)
         net = make()
         net.initialize(gc.init.Xavier(), ctx=ctx, force_reinit=True)
         loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-        if hyb:
-            net.hybridize()
-            loss_fn.hybridize()
+        if kw:
+            net.hybridize(static_alloc=kw['static'], static_shape=kw['static'])
+            loss_fn.hybridize(static_alloc=kw['static'], static_shape=kw['static'])
         trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.01, 'momentum': 0.9})
-        xd, yd = nd.array(x, ctx=ctx), nd.array(y, ctx=ctx)
+        xd = nd.array(x, ctx=ctx)
+        yd = None if y is None else nd.array(y, ctx=ctx)
 
         def step():
-            with autograd.record():
-                loss = loss_fn(net(xd), yd)
-            loss.backward()
-            trainer.step(x.shape[0])
+            if yd is None:
+                net(xd)
+            else:
+                with autograd.record():
+                    loss = loss_fn(net(xd), yd)
+                loss.backward()
+                trainer.step(x.shape[0])
             gdev.synchronize(device_id)
         step()
+        step()  # (the second call captures the graphs)
         copies = dict(fake.COPIES) if fake else None
-        plans = lambda: [p for st in net.cached_graph()._gpu_steps.values()  # noqa: E731
-                         for p in (st.forward, st.backward)] if hyb else [p for p, _ in gdev._plans.values()]
-        before = sum(p.launches for p in plans())
+        graphs = dict(fake.GRAPHS) if fake else None
         t = []
         for _ in range(reps):
             t0 = time.perf_counter()
             step()
             t.append(time.perf_counter() - t0)
-        out[label] = {'seconds': statistics.median(t), 'launches': (sum(p.launches for p in plans()) - before) // reps,
-                      'host_ops': sorted({o for p in plans() for o in p.host_ops})}
-        if fake and hyb and fake.COPIES != copies:
-            raise SystemExit(f"hybridized training step: host<->device copies per step ({copies} -> {fake.COPIES})")
+        out[label] = {'seconds': statistics.median(t)}
+        if fake and kw and fake.COPIES != copies:
+            raise SystemExit(f"{label} step: host<->device copies per step ({copies} -> {fake.COPIES})")
+        if fake and kw.get('static') and fake.GRAPHS['launches'] - graphs['launches'] < reps:
+            raise SystemExit(f"{label} step: the CUDA graphs were not replayed ({graphs} -> {fake.GRAPHS})")
     return out
 
 
@@ -183,6 +198,9 @@ def markdown(device_name, results):
         a, b = r['op-by-op'], r['hybridized']
         lines.append(f"| {w} | {a['seconds'] * 1e3:.3f} | {b['seconds'] * 1e3:.3f} | {a['seconds'] / b['seconds']:.2f} | "
                      f"{a['launches']} -> {b['launches']} | {', '.join(b['host_ops']) or '-'} |")
+    lines += ["", "| on gc.gpu (wall ms) | " + " | ".join(v for v, _ in VARIANTS) + " |", "|---|---|---|---|"]
+    for w, r in results.get('steps', {}).items():
+        lines.append(f"| {w} | " + " | ".join(f"{r[v]['seconds'] * 1e3:.3f}" for v, _ in VARIANTS) + " |")
     lines += ["", "| kernel | kind | MB | GB/s | copy GB/s | of copy | ops |", "|---|---|---|---|---|---|---|"]
     for r in results['kernels']:
         lines.append(f"| {r['kernel']} | {r['kind']} | {r['bytes'] / 1e6:.2f} | {r['GB/s']:.1f} | {r['copy GB/s']:.1f} | "
@@ -224,13 +242,21 @@ def main(argv=None):
         a, b = r['op-by-op'], r['hybridized']
         print(f"{name:<22}{a['seconds'] * 1e3:13.3f}{b['seconds'] * 1e3:15.3f}{a['seconds'] / b['seconds']:9.2f}"
               f"{a['launches']:>7} ->{b['launches']:>4}  {', '.join(b['host_ops']) or '-'}", flush=True)
-    name = f'lenet-step gc.gpu bs={bs}'  # the whole step with Trainer: op by op vs the device training step
-    r = results['workloads'][name] = trainer_step(B.lenet, rng.random((bs, 1, 28, 28), np.float32),
-                                                  np.arange(bs) % 10, reps, args.emulate, args.device)
-    a, b = r['op-by-op'], r['hybridized']
-    print(f"{name:<22}{a['seconds'] * 1e3:13.3f}{b['seconds'] * 1e3:15.3f}{a['seconds'] / b['seconds']:9.2f}"
-          f"{a['launches']:>7} ->{b['launches']:>4}  {', '.join(b['host_ops']) or '-'}  (wall clock, synchronized)",
-          flush=True)
+    # whole steps on gc.gpu (Trainer included): eager vs hybridized vs CUDA graphs, wall clock
+    img = 16 if args.emulate else 32
+    steps = {
+        f'mlp-step bs={bs}': (B.mlp, rng.normal(size=(bs, 784)).astype(np.float32), np.arange(bs) % 10),
+        f'lenet-step bs={bs}': (B.lenet, rng.random((bs, 1, 28, 28), np.float32), np.arange(bs) % 10),
+        f'resnet18-step bs={2 if args.emulate else bs} {img}x{img}': (
+            resnet18, rng.random((2 if args.emulate else bs, 3, img, img), np.float32),
+            np.arange(2 if args.emulate else bs) % 10),
+        'chain-infer 1k': (chain_net, work['chain 1k'][1], None),
+    }
+    results['steps'] = {}
+    print(f"\n{'on gc.gpu (wall ms)':<30}" + ''.join(f"{v:>14}" for v, _ in VARIANTS))
+    for name, (make, x, y) in steps.items():
+        r = results['steps'][name] = on_gc_gpu(make, x, y, reps, args.emulate, args.device)
+        print(f"{name:<30}" + ''.join(f"{r[v]['seconds'] * 1e3:14.3f}" for v, _ in VARIANTS), flush=True)
     runs = capture(B.lenet, rng.random((bs, 1, 28, 28), np.float32), np.arange(bs) % 10) + \
         capture(chain_net, work['chain 1k'][1])
     results['kernels'] = bandwidth(dev, runs, reps)

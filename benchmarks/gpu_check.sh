@@ -8,8 +8,10 @@
 # Steps: (1) the machine: GPU, driver, nvcc, cupy; (2) the GPU tests: tests/test_cuda.py (nvcc for sm_80/sm_90,
 # the emulation against the interpreter, and on a device every corpus model's plan through cupy against the CPU
 # plan), tests/test_gpu_ndarray.py (NDArrays on gc.gpu with the stand-in) and tests/test_gpu_training.py (hybridized
-# training on gc.gpu: LeNet, ResNet-18, the char-LSTM against the CPU); (3) benchmarks/gpu.py: op by op
-# vs hybridized per workload and each fused kernel's bandwidth beside a device-to-device copy.
+# training on gc.gpu: LeNet, ResNet-18, the char-LSTM against the CPU), tests/test_gpu_update.py (the Trainer's
+# multi-tensor kernel) and tests/test_gpu_graphs.py (CUDA graphs); (3) benchmarks/gpu.py: op by op vs hybridized
+# per workload, whole steps on gc.gpu eager vs hybridized vs CUDA graphs, and each fused kernel's bandwidth
+# beside a device-to-device copy.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 EMU=()
@@ -32,6 +34,7 @@ cat "$OUT/env.txt"
 
 echo "== GPU tests ($((SECONDS - t0)) s)"
 timeout 300 $PY -m pytest -p no:randomly -p no:cacheprovider -rs tests/test_cuda.py tests/test_gpu_ndarray.py tests/test_gpu_training.py \
+  tests/test_gpu_update.py tests/test_gpu_graphs.py \
   2>&1 | tee "$OUT/tests.txt" | tail -25 || status=1
 
 echo "== benchmarks/gpu.py ($((SECONDS - t0)) s)"

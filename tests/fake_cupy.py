@@ -370,3 +370,347 @@ def install_with_cudnn(modules):
     modules['cupy'], modules['cupy.cuda'], modules['cupy.cuda.cudnn'] = _module, cuda, _cudnn
     modules['cupyx'] = types.SimpleNamespace(cudnn=cupyx_cudnn)
     modules['cupyx.cudnn'] = cupyx_cudnn
+# ================================================================ RawModule, streams and CUDA graphs (s7/gputrain)
+# - `.data.ptr` is the address of the array's first element (as cupy's device pointer), so that kernels can
+#   read tables of pointers (runtime/cuda_update.py); the NCCL stand-in above looks arrays up by it still.
+# - RawModule(code=..., options=...).get_function(name)(grid, block, args): the CUDA source built for the host by
+#   g++ with runtime/cuda_emu.h, as runtime/emulate.py builds the generated kernels; the kernel's signature is
+#   read from the source. Array arguments must be device arrays on the current device; scalars must be NumPy
+#   scalars of the parameter's C type (cupy passes a NumPy scalar's bytes as they are, a Python int as int64 and a
+#   Python float as double: a mismatch is garbage on a device, so it raises here).
+# - Streams: `with cuda.Stream():` makes it current; begin_capture()/end_capture() -> Graph; Graph.launch(stream).
+#   While the current stream captures, work is recorded, not run: kernel launches and in-place array operations
+#   are deferred; an operation giving a new array runs for its shape and its result is poisoned (NaN; 0 for
+#   integers), its computation deferred. launch() replays the records in order (GRAPHS counts captures,
+#   launches and replayed records), so a result read after a replay was computed by the replay. Host<->device
+#   copies and reading a value on the host while capturing raise, as with CUDA; another stream's work while a
+#   capture is active raises (cudaErrorStreamCaptureImplicit).
+# - MemoryPool / using_allocator: a capture's allocations must come from an allocator of its own (graphc's
+#   rule, not cupy's: memory the shared pool hands out again after the capture would be overwritten by every
+#   replay); an allocation while capturing under the default allocator raises.
+import contextlib as _contextlib  # noqa: E402
+import ctypes as _ctypes  # noqa: E402
+import re as _re  # noqa: E402
+
+GRAPHS = {'captures': 0, 'launches': 0, 'replayed': 0}
+_streams = []      # the current stream stack (`with stream:`)
+_capturing = []    # streams capturing now
+_allocators = []   # `using_allocator` stack
+
+
+class _DeviceMemory(_Memory):
+    def __init__(self, array):
+        self.ptr = array._a.ctypes.data if array._a.size else 0
+        _POINTERS[self.ptr] = array
+
+
+ndarray.data = property(lambda self: _DeviceMemory(self))
+
+
+def _recording():
+    """The record list when the current stream captures; None when nothing captures; raises when another does."""
+    if not _capturing:
+        return None
+    cur = _streams[-1] if _streams else None
+    if cur is None or cur._records is None:
+        raise RuntimeError("cudaErrorStreamCaptureImplicit: work on a stream that is not capturing while a "
+                           "capture is active (the legacy default stream synchronizes with the capturing one)")
+    return cur._records
+
+
+def _no_transfer(what):
+    if _capturing:
+        raise RuntimeError(f"cudaErrorStreamCaptureUnsupported: {what} while a stream is capturing (synchronous "
+                           "host-device transfers are not allowed during stream capture)")
+
+
+def _arrays_in(x):
+    if isinstance(x, ndarray):
+        yield x
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _arrays_in(v)
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _arrays_in(v)
+
+
+def _poison(a):
+    a[...] = np.nan if a.dtype.kind in 'fc' else 0
+
+
+def _deferred(f, inplace, alloc_only=False, owner=None):
+    """f as an operation on the current stream: run now, or recorded while the stream captures. (owner: the
+    array a method belongs to: a result sharing its memory is a view, not a new array.)"""
+    def op(*args, **kw):
+        rec = _recording()
+        if rec is None:
+            return f(*args, **kw)
+        if inplace:  # (what the operation returns: its out= array, as NumPy's)
+            rec.append(lambda: f(*args, **kw))
+            out = (args[-1] if args and isinstance(args[-1], dict) and f is _plain['__array_function__']
+                   else kw).get('out')
+            return out[0] if isinstance(out, tuple) and len(out) == 1 else out
+        with np.errstate(all='ignore'):
+            r = f(*args, **kw)  # (for its shape and buffers: the values are the replay's)
+        ins = list(_arrays_in((args, kw, owner)))
+        fresh = [x for x in _arrays_in(r) if not any(np.shares_memory(x._a, i._a) for i in ins)]
+        if fresh and not _allocators:
+            raise RuntimeError("fake_cupy: an allocation while capturing, from the shared memory pool (use "
+                               "cuda.using_allocator(pool.malloc) with a pool of the capture's own)")
+        for x in fresh:
+            _poison(x._a)
+        if fresh and not alloc_only:
+            def again():
+                for x, y in zip(_arrays_in(r), _arrays_in(f(*args, **kw))):
+                    if any(x is z for z in fresh):
+                        x._a[...] = y._a
+            rec.append(again)
+        return r
+    return op
+
+
+_INPLACE_METHODS = ('fill', 'put', 'sort', 'partition', 'itemset', 'resize', 'setfield')
+_plain = {k: ndarray.__dict__[k] for k in ('__array_ufunc__', '__array_function__', '__getattr__', '__getitem__',
+                                           '__setitem__', 'get', '__bool__', '__float__', '__int__')}
+
+
+def _ufunc(self, ufunc, method, *inputs, **kw):
+    return _deferred(_plain['__array_ufunc__'], 'out' in kw)(self, ufunc, method, *inputs, **kw)
+
+
+def _function(self, func, types, args, kwargs):
+    return _deferred(_plain['__array_function__'], func is np.copyto or 'out' in kwargs)(self, func, types, args,
+                                                                                         kwargs)
+
+
+def _method(self, name):
+    attr = _plain['__getattr__'](self, name)
+    return _deferred(attr, name in _INPLACE_METHODS, owner=self) if callable(attr) else attr
+
+
+def _host_read(name):
+    def read(self, *a):
+        _no_transfer(f"ndarray.{name.strip('_')}()")
+        return _plain[name](self, *a)
+    return read
+
+
+ndarray.__array_ufunc__, ndarray.__array_function__, ndarray.__getattr__ = _ufunc, _function, _method
+ndarray.__getitem__ = lambda self, key: _deferred(_plain['__getitem__'], False, owner=self)(self, key)
+ndarray.__setitem__ = lambda self, key, value: _deferred(_plain['__setitem__'], True)(self, key, value)
+for _name in ('get', '__bool__', '__float__', '__int__'):
+    setattr(ndarray, _name, _host_read(_name))
+_module_getattr, _plain_array, _plain_asnumpy = __getattr__, array, asnumpy
+
+
+def __getattr__(name):  # noqa: F811  (module functions as stream operations)
+    f = _module_getattr(name)
+    if isinstance(f, type) or not callable(f):
+        return f
+    return lambda *a, **k: _deferred(f, name == 'copyto' or 'out' in k, name in ('empty', 'empty_like'))(*a, **k)
+
+
+def array(a, dtype=None, copy=True):  # noqa: F811
+    if not isinstance(a, ndarray):
+        _no_transfer("a host-to-device copy")
+    return _deferred(_plain_array, False)(a, dtype, copy)
+
+
+def asarray(a, dtype=None):  # noqa: F811
+    if isinstance(a, ndarray) and a.device.id == _current[0] and (dtype is None or a.dtype == dtype):
+        return a
+    return array(a, dtype)
+
+
+def asnumpy(a):  # noqa: F811
+    if isinstance(a, ndarray):
+        _no_transfer("a device-to-host copy")
+    return _plain_asnumpy(a)
+
+
+class Graph:
+    """A captured stream: launch() replays its records on the current device."""
+
+    def __init__(self, records, pool_needed):
+        self._records, self._device = records, _current[0]
+
+    def launch(self, stream=None):
+        if _current[0] != self._device:
+            raise RuntimeError(f"cudaErrorInvalidResourceHandle: a graph of device {self._device} launched on "
+                               f"device {_current[0]}")
+        if _capturing:
+            raise RuntimeError("fake_cupy: a graph launched while a stream captures (graphc never nests them)")
+        GRAPHS['launches'] += 1
+        for f in self._records:
+            f()
+        GRAPHS['replayed'] += len(self._records)
+
+    def upload(self, stream=None):
+        pass
+
+
+class Stream:
+    """cupy.cuda.Stream: a context manager making it current, and graph capture."""
+    null = cuda.Stream.null
+
+    def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
+        self.device_id, self._records = _current[0], None
+        self.ptr = id(self)
+
+    def __enter__(self):
+        _streams.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _streams.pop()
+
+    def synchronize(self):
+        _device_synchronize()
+
+    def begin_capture(self, mode=None):
+        if self._records is not None:
+            raise RuntimeError("cudaErrorIllegalState: the stream is capturing already")
+        self._records = []
+        _capturing.append(self)
+
+    def is_capturing(self):
+        return self._records is not None
+
+    def end_capture(self):
+        if self._records is None:
+            raise RuntimeError("cudaErrorIllegalState: the stream is not capturing")
+        records, self._records = self._records, None
+        _capturing.remove(self)
+        GRAPHS['captures'] += 1
+        return Graph(records, True)
+
+
+class MemoryPool:
+    def malloc(self, size):
+        raise NotImplementedError("fake_cupy.MemoryPool.malloc: allocations are NumPy's (see using_allocator)")
+
+
+@_contextlib.contextmanager
+def using_allocator(allocator=None):
+    _allocators.append(allocator)
+    try:
+        yield
+    finally:
+        _allocators.pop()
+
+
+cuda.Stream, cuda.Graph, cuda.MemoryPool, cuda.using_allocator = Stream, Graph, MemoryPool, using_allocator
+cuda.get_current_stream = lambda device_id=None: _streams[-1] if _streams else Stream.null
+
+
+# ---------------------------------------------------------------- RawModule: the source on the host emulation
+_CTYPE = {'float': np.float32, 'double': np.float64, 'int': np.int32, 'unsigned int': np.uint32,
+          'unsigned': np.uint32, 'long long': np.int64, 'unsigned long long': np.uint64}
+_built = {}
+
+
+def _build(code, name, params):
+    """The host build of kernel `name` of code, with a launcher taking void *args[] (pointer values, or the
+    addresses of scalars)."""
+    import hashlib
+    import os
+    import subprocess
+    from graphc.runtime import emulate
+    from graphc.runtime.cpu import private_subdir
+    casts = []
+    for i, (ctype, is_ptr) in enumerate(params):
+        casts.append(f"({ctype})p[{i}]" if is_ptr else f"*(const {ctype.replace('const ', '')} *)p[{i}]")
+    src = (f'#include "cuda_emu.h"\n{code}\nextern "C" int emu_fn(void **a, unsigned gx, unsigned gy, unsigned gz, '
+           f'unsigned bx, unsigned by, unsigned bz, int fibers) {{\n  return emu::launch(dim3{{gx, gy, gz}}, '
+           f'dim3{{bx, by, bz}}, fibers, [](void **p) {{ {name}({", ".join(casts)}); }}, a);\n}}\n')
+    key = hashlib.sha256('\0'.join([src, *emulate.FLAGS]).encode()).hexdigest()
+    if key not in _built:
+        d = private_subdir('emu')
+        so, cpp = os.path.join(d, f"raw_{key}.so"), os.path.join(d, f"raw_{key}.cpp")
+        if not os.path.exists(so):
+            with open(cpp, 'w') as f:
+                f.write(src)
+            r = subprocess.run([emulate.gxx_path(), *emulate.FLAGS, '-I', os.path.dirname(emulate.HEADER), cpp,
+                                '-o', so + '.tmp'], capture_output=True, text=True)
+            if r.returncode or (r.stdout + r.stderr).strip():
+                raise RuntimeError(f"fake_cupy.RawModule: g++ failed on {cpp}:\n{r.stdout}{r.stderr}")
+            os.replace(so + '.tmp', so)
+        fn = _ctypes.CDLL(so).emu_fn
+        fn.restype, fn.argtypes = _ctypes.c_int, [_ctypes.POINTER(_ctypes.c_void_p)] + [_ctypes.c_uint] * 6 + \
+            [_ctypes.c_int]
+        _built[key] = fn
+    return _built[key]
+
+
+class _RawFunction:
+    def __init__(self, module, name, params):
+        self.module, self.name = module, name
+        self.params = []  # (C type, is a pointer)
+        for p in params:
+            p = p.replace('__restrict__', ' ')
+            ctype = _re.sub(r'\s+', ' ', p[:_re.search(r'[A-Za-z_]\w*\s*$', p).start()]).strip()
+            self.params.append((ctype, '*' in ctype))
+        self.sync = '__syncthreads' in module.code or '__shfl' in module.code
+
+    def __call__(self, grid, block, args, shared_mem=0, stream=None):
+        if len(args) != len(self.params):
+            raise TypeError(f"{self.name}: {len(args)} arguments for {len(self.params)} parameters")
+        for a, (ctype, is_ptr) in zip(args, self.params):
+            if is_ptr:
+                if not isinstance(a, ndarray):
+                    raise TypeError(f"{self.name}: a {type(a).__name__} for pointer parameter {ctype}")
+                _unwrap(a)  # (on the current device)
+            else:
+                want = _CTYPE[ctype.replace('const ', '').strip()]
+                if type(a) is not want:
+                    raise TypeError(f"{self.name}: a {type(a).__name__} for a {ctype} parameter (cupy passes its "
+                                    f"bytes as they are: give a numpy.{want.__name__})")
+        fn = _build(self.module.code, self.name, self.params)
+        grid, block = (tuple(grid) + (1, 1))[:3], (tuple(block) + (1, 1))[:3]
+
+        def run():
+            keep = [np.array(a) for a, (_, p) in zip(args, self.params) if not p]
+            vals, it = [], iter(keep)
+            for a, (_, p) in zip(args, self.params):
+                vals.append(_unwrap(a).ctypes.data if p else next(it).ctypes.data)
+            r = fn((_ctypes.c_void_p * len(vals))(*vals), *grid, *block, int(self.sync))
+            if r:
+                raise RuntimeError(f"{self.name}: the emulated launch failed ({r})")
+        rec = _recording()
+        if rec is None:
+            run()
+        else:
+            rec.append(run)
+
+
+class RawModule:
+    """cupy.RawModule on the host emulation (see above)."""
+
+    def __init__(self, code=None, path=None, options=(), backend='nvrtc', **kw):
+        if code is None:
+            raise NotImplementedError("fake_cupy.RawModule: only code= is supported")
+        self.code, self.options = code, tuple(options)
+
+    def get_function(self, name):
+        m = _re.search(r'extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?' + _re.escape(name) +
+                       r'\s*\(([^)]*)\)', self.code)
+        if m is None:
+            raise RuntimeError(f"CUDA_ERROR_NOT_FOUND: named symbol not found: {name}")
+        return _RawFunction(self, name, [p for p in m.group(1).split(',') if p.strip()])
+
+
+# kernel launches of the graphc devices above are stream work too (recorded while capturing)
+_ref_device, _emu_device = ref_device, emu_device
+
+
+def _on_stream(make):
+    def device(device_id):
+        d = make(device_id)
+        function = d.function
+        d.function = lambda kernel: _deferred(function(kernel), True)
+        return d
+    return device
+
+
+ref_device, emu_device = _on_stream(_ref_device), _on_stream(_emu_device)

@@ -225,6 +225,8 @@ class CachedGraph:
         from .. import sym
         self.block_name = block.name
         self.used = next(_clock)
+        flags = getattr(block, '_flags', {})  # both: GPU plans replay as CUDA graphs (graphc/gpuplan.Captured)
+        self.static = bool(flags.get('static_alloc') and flags.get('static_shape'))
         self.training = training = autograd.is_training()
         ctx = TraceContext(training=training)
         in_structure, leaves = flatten_inputs(tuple(args))
@@ -357,13 +359,18 @@ class CachedGraph:
             graph = self.optimize() if self.traced is self.graph else \
                 run_pipeline(self.traced, 'training' if self.training else 'inference', tag=self.block_name)[0]
             plan = plans[dev_id] = backend.cuda.executor(graph, _dev.device(dev_id))
+            if self.static:
+                from ..gpuplan import Captured
+                plan = plans[dev_id] = Captured(plan, self.data_vars, self.block_name)
         data = [a for a in args if isinstance(a, NDArray)]
         feed = {v: a._data for v, a in zip(self.data_vars, data)}
         feed.update({v: (p._cur if p._cur is not None else p.data())._data for p, v in self.param_vars})
         with _dev.cupy().cuda.Device(dev_id):
             _dev.SYNCED.add(dev_id)
-            vals = plan(feed)
-        return _unflatten(self.structure, [NDArray(v) for v in vals[:len(self.visible)]])
+            vals = plan(feed)[:len(self.visible)]
+            if self.static:  # the graph's buffers: the next replay rewrites them
+                vals = [v.copy() for v in vals]
+        return _unflatten(self.structure, [NDArray(v) for v in vals])
 
     def optimize(self):
         """The graph after the inference (or, in training mode, training) pipeline; built once, and split

@@ -52,6 +52,25 @@ def _placed(a, ctx):
     return a.copy() if _device.device_id(a) is None else _device.to_host(a)
 
 
+class _CopyCtx:
+    """The tape op of a copy to another device (as_in_context, copyto): the gradient is copied back to the
+    source's device, so gradients flow across devices as in MXNet."""
+    kind, differentiable, mode_dependent, aux_inputs, nograd_inputs = 'opaque', True, False, (), frozenset()
+
+    def __init__(self, src):
+        self.src, self.name = src, f"_copyto({src})"
+
+    def grad(self, F, attrs, xs, ys, dys):
+        return [NDArray(_placed(dys[0]._data, self.src))]
+
+
+def _recorded_copy(src, out):
+    """Put out, a copy of src on another device, on the tape when src is recorded."""
+    if src._ag is not None and _ag.is_recording():
+        _ag.record_op(_CopyCtx(src.context), {}, [src], [src._data], [out], (out._data,))
+    return out
+
+
 def _new(a, ctx):
     """An NDArray of host array a on ctx (a itself on the cpu)."""
     return _on_host(NDArray(a), ctx) if ctx.device_type != 'gpu' else NDArray(_placed(a, ctx))
@@ -285,13 +304,13 @@ class NDArray:
                 src = _placed(src, other.context)
             with _device.on(dst):
                 dst[...] = src
-            return other
+            return _recorded_copy(self, other) if other.context != self.context else other
         ctx = _check_ctx(other)
-        return _on_host(NDArray(_placed(self._data, ctx)), ctx)
+        return _recorded_copy(self, _on_host(NDArray(_placed(self._data, ctx)), ctx))
 
     def as_in_context(self, ctx):
         ctx = _check_ctx(ctx)
-        return self if ctx == self.context else _on_host(NDArray(_placed(self._data, ctx)), ctx)
+        return self if ctx == self.context else _recorded_copy(self, _on_host(NDArray(_placed(self._data, ctx)), ctx))
 
     as_in_ctx = as_in_context
 

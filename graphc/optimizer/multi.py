@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import config
 from ..ndarray.ndarray import NDArray, WRITES
-from ..runtime import multi_tensor as mt
+from ..runtime import cuda_update as cu, multi_tensor as mt
 from .optimizer import _state_arrays
 
 NSTATE = {'sgd': (0, 1), 'nag': (0, 1), 'adam': (2,), 'adamw': (2,), 'rmsprop': (1, 3), 'adagrad': (1,)}
@@ -33,7 +33,7 @@ class Fused:
     same objects (rebuilt, and the checks run again, when any is replaced)."""
 
     def __init__(self):
-        self.key, self.table, self.nstate, self.kernel = None, None, 0, (None,) * 4
+        self.key, self.table, self.nstate, self.kernel, self.device = None, None, 0, (None,) * 4, False
 
     def step(self, o, upd, idx, weights):
         """Update weights (NDArrays, indices idx) with optimizer o and its Updater upd; False: not supported."""
@@ -62,9 +62,25 @@ class Fused:
         scal = np.empty((len(idx), len(names)), np.float64)
         for k, name in enumerate(names):
             scal[:, k] = cols.get(name, 0.0)
+        has = wd != 0
+        if self.device:  # GPU arrays: one launch of runtime/cuda_update.py's kernel
+            cls = cu.classes(scal.astype(self.dtype))
+            if cls is None:
+                return False
+            cnt.update(zip(idx, counts))
+            o.num_update = nu
+            WRITES[0] += 1
+            wds = (True,) if has.all() else (False, True) if has.any() else (False,)
+            if self.kernel[:3] != (kind, opts, wds):
+                self.kernel = (kind, opts, wds, cu.kernel(self.table.xp, self.device_id, kind, self.dtype, opts,
+                                                          self.nstate, wds))
+            from .. import device as _dev
+            _dev.SYNCED.add(self.device_id)
+            with self.table.xp.cuda.Device(self.device_id):
+                self.kernel[3](self.table.set(cls[0], has), cls[1])
+            return True
         cnt.update(zip(idx, counts))
         o.num_update = nu
-        has = wd != 0
         self.table.flags(has)
         wds = (True,) if has.all() else (False, True) if has.any() else (False,)  # the wd cases present
         WRITES[0] += 1  # weights change in place: values cached from them are stale
@@ -99,6 +115,17 @@ class Fused:
     def _table(self, weights, states, key):
         """The kernel's row table, or None when some array is not a dense C-contiguous float32/float64 one
         shaped as its weight, or the states differ in structure."""
+        self.device = not isinstance(key[0][0], np.ndarray)
+        if self.device:  # cupy arrays (graphc.device): the device kernel's table
+            from .. import device as _dev
+            if not all(isinstance(w, NDArray) and w.stype == 'default' and isinstance(w._grad, NDArray) and
+                       w._grad.stype == 'default' for w in weights):
+                return None
+            self.dtype = cu.check(key)
+            if self.dtype is None:
+                return None
+            self.nstate, self.device_id = len(key[0]) - 2, key[0][0].device.id
+            return cu.Table(_dev.cupy(), key)
         dtype = key[0][0].dtype if isinstance(key[0][0], np.ndarray) else None
         if dtype not in (np.float32, np.float64) or len({len(k) for k in key}) != 1:
             return None
