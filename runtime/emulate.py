@@ -52,7 +52,7 @@ class Library:
         self.kernels = uniq
         with open(HEADER) as f:
             header = f.read()
-        src = '#include "cuda_emu.h"\n' + cuda.module_source(list(uniq.values())) + '\n' + \
+        src = '#include "cuda_emu.h"\n' + cuda.module_source(list(uniq.values()), includes=False) + '\n' + \
             ''.join(_launcher(k) for k in uniq.values())
         key = hashlib.sha256('\0'.join([header, src, *FLAGS]).encode()).hexdigest()
         d = private_subdir('emu')  # the library is loaded as code: only from a directory of this user
@@ -102,8 +102,7 @@ class Library:
         canaries (NaN for floats): a stray read gives NaN, which fails the comparison, and a stray write is
         reported, rather than reading or corrupting other memory."""
         bufs = [_guarded(np.asarray(a, d)) for a, d in zip(inputs, k.in_dtypes)]
-        bufs += [_guarded(np.full(s, np.nan, d) if d.kind == 'f' else np.zeros(s, d))
-                 for s, d in zip(k.out_shapes, k.out_dtypes)]
+        bufs += [_guarded(_nans(s, d)) for s, d in zip(k.out_shapes, k.out_dtypes)]
         self.launch(k, [a for _, a in bufs])
         for i, (buf, _) in enumerate(bufs):
             if not (_canary_ok(buf[:GUARD]) and _canary_ok(buf[-GUARD:])):
@@ -115,8 +114,15 @@ class Library:
 GUARD = 4096  # elements of canaries on each side of an emulated buffer
 
 
+def _nans(shape, dtype):
+    """An array of NaN (floats, bfloat16's bits too), else of 0x5A."""
+    if dtype == cuda.BF16:
+        return np.full(shape, 0x7FFF, np.uint16).view(dtype)
+    return np.full(shape, np.nan if dtype.kind == 'f' else 0x5A, dtype)
+
+
 def _canary(dtype):
-    return np.full(GUARD, np.nan if dtype.kind == 'f' else 0x5A, dtype)
+    return _nans(GUARD, dtype)
 
 
 def _canary_ok(zone):
@@ -175,7 +181,8 @@ class EmuDevice:
 def max_error(got, want):
     """(max abs error, that relative to max(1, max |want|)): the array's scale, since a sum's rounding depends on
     its terms, not on its (possibly cancelled) value. NaN/Inf placements must agree exactly."""
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    got, want = (np.asarray(cuda.from_bf16(a) if np.asarray(a).dtype == cuda.BF16 else a, np.float64)
+                 for a in (got, want))
     if got.shape != want.shape:
         return np.inf, np.inf
     fin = np.isfinite(want)
