@@ -1173,6 +1173,19 @@ def device_op(node):
     return DeviceOp(node, [i2c, c2i], conv_grad)
 
 
+def cast(sub):
+    """Cast between float formats (a 16-bit weight's float32 master, a float32 gradient): load as the compute type,
+    store rounded to nearest even. float64 <-> 16-bit has none (through float it would round twice)."""
+    (node,) = [n for n in sub.nodes if not n.is_var]
+    src, dst = np.dtype(sub.inputs[0].dtypes[0]), np.dtype(node.dtypes[0])
+    total = int(np.prod(node.shapes[0]))
+    if src not in FLOATS or dst not in FLOATS or not total or (np.float64 in (src, dst) and {src, dst} & set(HALF)):
+        return None
+    v = f"({ctype(dst)}){cload(src, 'in0[i]')}"
+    body = [_loop(total, _itype(total)), f"  out0[i] = {cstore(dst, v)};", "}"]
+    return _finish('cast', sub, body, [CTYPES[src]], [CTYPES[dst]], *_grid(total), False)
+
+
 # ---------------------------------------------------------------- groups and graphs
 def generate(sub):
     """The Kernel for a subgraph (a fused group's, or one op over fresh variables), or None."""
@@ -1182,6 +1195,8 @@ def generate(sub):
                 '_backward_BatchNorm': batchnorm_grad}.get(ops[0].op.name, indexed)(sub)
     if len(ops) == 1 and ops[0].op.kind == 'injective':
         return gather(sub)
+    if len(ops) == 1 and ops[0].op.name == 'Cast':
+        return cast(sub)
     if any(n.op.kind not in ('elemwise', 'broadcast', 'reduce') or n.num_outputs != 1 for n in ops):
         return None
     if any(n.op.name in ('Dropout', 'Cast', 'argmax', 'argmin') for n in ops):

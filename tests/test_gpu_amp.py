@@ -4,10 +4,10 @@
   im2col/col2im, index, BatchNorm and its gradient) built for float16 and bfloat16 compiles with nvcc for sm_80
   and sm_90 (warnings are errors, cuda_fp16.h / cuda_bf16.h included), and in the host emulation (cuda_emu.h's
   stand-in types, the same rounding) matches the interpreter run in float32 on the same (rounded) inputs, its
-  outputs then rounded to the format. Tolerance: 4 eps of the format (eps = 2^-10 for float16, 2^-7 for
-  bfloat16) relative to max(1, max |reference|): one rounding of the output is half an ulp, float32 compute in
-  another order and a value near a rounding tie can flip it to the other neighbour (one ulp); graphs of two
-  kernels round their intermediate too.
+  outputs then rounded to the format. Tolerance: one eps of the format (2^-10 for float16, 2^-7 for bfloat16)
+  relative to max(1, max |reference|), i.e. one ulp of the largest value: both sides round the same float32
+  value once, unless float32 compute in another order moves a value across a rounding tie (then they are
+  neighbours). Accumulating in 16 bits fails it (test_the_tolerance_catches_float16_compute).
 - An MLP and LeNet cast to float16 train 5 hybridized steps on gc.gpu(0) (cupy: tests/fake_cupy.py, kernels in
   emulation) with SGD-momentum, multi_precision=True: the master weights are float32, each float16 weight is
   the cast of its master, and the masters track the float32 CPU run within rtol 0.05, atol 0.02 of the largest
@@ -140,8 +140,8 @@ def test_every_kernel_kind_in_emulation_matches_float32_rounded(fmt):
         want, got, ks = _run(tag, fmt)
         kinds |= ks
         err = max(emulate.max_error(g, w)[1] for g, w in zip(got, want))
-        if not err <= 4 * EPS[fmt]:
-            bad.append(f"{tag}: {err:.3g} > {4 * EPS[fmt]:.3g}")
+        if not err <= EPS[fmt]:
+            bad.append(f"{tag}: {err:.3g} > {EPS[fmt]:.3g}")
     rng = np.random.default_rng(8)
     lib = emulate.library(_conv_kernels(fmt))
     for k in _conv_kernels(fmt):
@@ -150,7 +150,7 @@ def test_every_kernel_kind_in_emulation_matches_float32_rounded(fmt):
         want = rounded(k.reference([widened(x)])[0], fmt)
         err = emulate.max_error(got, want)[1]
         kinds.add(k.kind)
-        if not err <= 4 * EPS[fmt]:
+        if not err <= EPS[fmt]:
             bad.append(f"{k.kind}: {err:.3g}")
     assert not bad, '\n'.join(bad)
     assert kinds >= {'ew', 'rowred', 'colred', 'softmax', 'gather', 'pool', 'poolgrad', 'index', 'bn', 'bngrad',
@@ -158,14 +158,14 @@ def test_every_kernel_kind_in_emulation_matches_float32_rounded(fmt):
 
 
 def test_the_tolerance_catches_float16_compute():
-    """The check can fail: a float32 sum of 700 squares rounded once is within it, one accumulated in float16
-    (each partial sum rounded) is not."""
+    """The check can fail: a sum of 700 squares accumulated in float16 (each partial sum rounded) is more than an
+    eps away from the float32 sum rounded once."""
     x = np.random.default_rng(9).normal(size=700).astype(np.float16).astype(np.float32) * 2
     want = rounded(np.sum(x * x, dtype=np.float32) * 0.01, F16)
     acc = np.float16(0)
     for v in x:
         acc = np.float16(acc + np.float16(v * v))
-    assert emulate.max_error(rounded(acc * 0.01, F16), want)[1] > 4 * EPS[F16]
+    assert emulate.max_error(rounded(acc * 0.01, F16), want)[1] > EPS[F16]
 
 
 def test_rounding_to_nearest_even_in_emulation_is_numpys():
@@ -201,3 +201,136 @@ def test_every_kernel_kind_compiles_with_nvcc_for_sm80_and_sm90_in_both_formats(
     assert '#include <cuda_fp16.h>' in src and '#include <cuda_bf16.h>' in src
     fatbin = cuda.nvcc(src)  # raises on any error or warning
     assert b'-arch sm_80' in fatbin and b'-arch sm_90' in fatbin
+
+
+# ---------------------------------------------------------------- float16 training with float32 master weights
+@pytest.fixture
+def cp(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'cupy', fake_cupy)
+    monkeypatch.setattr(device, 'make_device', fake_cupy.emu_device)
+    for name, v in [('_devices', {}), ('_plans', {}), ('HOST_OPS', set()), ('SYNCED', set())]:
+        monkeypatch.setattr(device, name, v)
+    monkeypatch.setattr(ndmod, '_GPU_LIVE', False)
+    return fake_cupy
+
+
+def mlp():
+    from graphc.gluon import nn
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Dense(32, activation='relu'), nn.Dense(16, activation='tanh'), nn.Dense(10))
+    return net
+
+
+def lenet():
+    from lenet_mnist import lenet
+    return lenet()
+
+
+def train(make, ctx, x, y, half, steps=5):
+    """(parameters before, after `steps` hybridized SGD-momentum steps, the net, its trainer); half: the net cast
+    to float16 and multi_precision=True. After each step of a half run: the master weights are float32 and each
+    float16 weight is its master's cast, and (steps 2 on) no value crossed between host and device."""
+    gc.random.seed(0)
+    net = make()
+    net.initialize(gc.init.Xavier(), ctx=ctx)
+    net(nd.array(x[:1], ctx=ctx))  # (deferred shapes: the initial values, before the cast)
+    params = list(net.collect_params().values())
+    before = [p.data().asnumpy().astype(np.float32) for p in params]
+    if half:
+        net.cast('float16')
+    net.hybridize()
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    loss_fn.hybridize()
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.05, 'momentum': 0.9,
+                                                           'multi_precision': half})
+    x = nd.array(x, ctx=ctx, dtype='float16' if half else 'float32')
+    y = nd.array(y, ctx=ctx).reshape((-1,))
+    for step in range(steps):
+        if step == 1:
+            copies = dict(fake_cupy.COPIES)
+        with autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(y.shape[0])
+        if half:
+            seen = dict(fake_cupy.COPIES)  # (this check's own copies do not count)
+            states = trainer._updaters[0].states
+            for i, p in enumerate(trainer._params):  # (the optimizer's indices)
+                w = p.data()
+                _, master = states[i]  # SGD's multi-precision state: (momentum, master), as MXNet
+                assert w.dtype == np.float16 and master.dtype == np.float32 and states[i][0].dtype == np.float32
+                assert type(master._data) is fake_cupy.ndarray and type(w._data) is fake_cupy.ndarray
+                np.testing.assert_array_equal(w.asnumpy(), master.asnumpy().astype(np.float16), err_msg=p.name)
+            fake_cupy.COPIES.update(seen)
+    if half and ctx != gc.cpu():
+        assert fake_cupy.COPIES == copies, (copies, fake_cupy.COPIES)
+    return before, [p.data().asnumpy().astype(np.float32) for p in params], net, trainer
+
+
+@pytest.mark.parametrize('model, shape, tol', [(mlp, (8, 20), 0.02), (lenet, (4, 1, 28, 28), 0.25)],
+                         ids=['mlp', 'lenet'])
+def test_float16_training_on_the_gpu_with_float32_masters_tracks_float32(cp, model, shape, tol):
+    """Each parameter's distance to the float32 CPU run after 5 steps, relative to how far that run moved it, is at
+    most tol: 2% for the MLP; 25% for LeNet, whose max pooling and ReLUs switch on float16-rounded inputs (graphc's
+    float16 run on the CPU is as far: its numbers are in the report of this change)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random(shape).astype(np.float32), np.arange(shape[0]) % 10
+    w0, want, _, _ = train(model, gc.cpu(), x, y, False)
+    _, got, net, trainer = train(model, gc.gpu(0), x, y, True)
+    assert not device.HOST_OPS  # (the gradient's cast to float32 included)
+    for a, b, c, p in zip(got, want, w0, net.collect_params().values()):
+        moved = np.linalg.norm(b - c)
+        assert moved > 0 and np.linalg.norm(a - b) <= tol * moved, (p.name, np.linalg.norm(a - b) / moved)
+    masters = [s[1].asnumpy() for s in trainer._updaters[0].states.values()]
+    # the masters hold what float16 cannot: updates smaller than the weights' half ulp accumulate there
+    assert any(not np.array_equal(m, m.astype(np.float16).astype(np.float32)) for m in masters)
+    plans = [p for st in net.cached_graph()._gpu_steps.values() for p in (st.forward, st.backward)]
+    assert plans and all(p.host_ops == [] and p.launches > 0 for p in plans)
+    dts = {np.dtype(d) for p in plans for n in p.graph.nodes for d in (n.dtypes or [])}
+    assert dts == {F16}, dts  # the whole step in float16 storage
+    kernels = [k for p in plans for k in cuda.kernels_of(p.graph)]
+    assert kernels and all(set(k.in_dtypes + k.out_dtypes) == {F16} for k in kernels)
+
+
+def test_float16_gemms_and_convolutions_accumulate_in_float32():
+    """FullyConnected over 2048 positive terms (a float16 running sum would lose its low bits past 512), and a
+    convolution with its gradients (im2col, col2im, GEMMs through the array library: cupy's matmul is cuBLAS
+    gemmEx with CUDA_R_16F and CUBLAS_COMPUTE_32F; NumPy's float16 matmul in the stand-in also sums in float32),
+    in float16 on the device against float32 rounded. Tolerance 4 eps relative to max(1, max |reference|): the
+    GEMM's result, the bias added to it and the epilogue each round once."""
+    from graphc.passes.autodiff import grad_graph
+    rng = np.random.default_rng(10)
+    S = sym
+    x, w, b = (input_var(n, s, 'float32') for n, s in [('x', (4, 2048)), ('w', (8, 2048)), ('b', (8,))])
+    fc = Graph([S.FullyConnected(x, w, b, num_hidden=8)._one()], [v._one()[0] for v in (x, w, b)])
+    xs, ws, bs = (input_var(n, s, 'float32') for n, s in [('x', (2, 3, 9, 8)), ('w', (4, 3, 3, 3)), ('b', (4,))])
+    conv = Graph([S.relu(S.Convolution(xs, ws, bs, kernel=(3, 3), pad=(1, 1), stride=(2, 1), num_filter=4))._one()],
+                 [v._one()[0] for v in (xs, ws, bs)])
+    joint, heads, _ = grad_graph(conv, list(conv.inputs))
+    for graph, scale in [(fc, 1.0), (joint, 2.0)]:
+        graph, _ = run_pipeline(graph, 'inference')
+        feed = {v: widened(rounded(rng.random(v.shapes[0]) * scale, F16)) for v in graph.inputs}
+        want = [rounded(a, F16) for a in _outputs(graph, feed)]
+        plan = cuda.GpuPlan(retype(graph, F16), emulate.EmuDevice())
+        got = plan({v: rounded(a, F16) for v, a in feed.items()})
+        assert plan.host_ops == [] and {'FullyConnected', 'Convolution', '_backward_Convolution'} & _op_names(graph)
+        for g, a in zip(got, want):
+            assert g.dtype == F16 and emulate.max_error(g, a)[1] <= 4 * EPS[F16], emulate.max_error(g, a)
+    # the same FullyConnected summed in float16 is off by far more
+    a, bb = (rounded(rng.random(s), F16) for s in [(2048,), (2048,)])
+    acc = np.float16(0)
+    for p, q in zip(a, bb):
+        acc = np.float16(acc + p * q)
+    exact = np.dot(a.astype(np.float32), bb.astype(np.float32))
+    assert abs(float(acc) - exact) > 4 * EPS[F16] * exact
+
+
+def _op_names(graph):
+    """The ops of a graph, those inside fused groups too."""
+    out = set()
+    for n in graph.nodes:
+        if not n.is_var:
+            sub = getattr(n.op, 'subgraph', None)
+            out |= _op_names(sub) if sub is not None else {n.op.name}
+    return out
