@@ -66,6 +66,11 @@ def cstore(dt, ex):
     return f"{HALF[dt][2]}({ex})" if dt in HALF else ex
 
 
+def device_dtype(dt):
+    """The dtype of a device array holding dt: bfloat16 as its uint16 bits (cupy has no record dtypes)."""
+    return np.dtype(np.uint16) if dt == BF16 else dt
+
+
 def to_bf16(a):
     """float32 values rounded to nearest even as BF16 (NaN stays a quiet NaN)."""
     u = np.ascontiguousarray(a, np.float32).view(np.uint32)
@@ -1413,7 +1418,7 @@ class GpuPlan:
             return [inputs[0].reshape(k.out_shapes[0])]
         fn = self._fns.get(k.name) or self._fns.setdefault(k.name, self.device.function(k))
         ins = [self.xp.ascontiguousarray(a).reshape(a.shape) for a in inputs]  # (it makes 0-d arrays 1-d)
-        outs = [self.xp.empty(s, d) for s, d in zip(k.out_shapes, k.out_dtypes)]
+        outs = [self.xp.empty(s, device_dtype(d)) for s, d in zip(k.out_shapes, k.out_dtypes)]
         fn(ins + outs)
         self.launches += 1
         return outs

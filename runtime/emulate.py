@@ -85,7 +85,8 @@ class Library:
         for i, (a, (s, d)) in enumerate(zip(arrays, want)):
             # (sizes, not shapes: a kernel is shared by every node whose source is the same, and an elementwise
             # kernel's source knows only the element count, so expm1 of [25] and of [5, 5] is one kernel)
-            if a.size != int(np.prod(s, dtype=np.int64)) or a.dtype != d or not a.flags.c_contiguous:
+            if a.size != int(np.prod(s, dtype=np.int64)) or a.dtype not in (d, cuda.device_dtype(d)) or \
+                    not a.flags.c_contiguous:
                 raise GraphcError(f"{k.name}: argument {i} is {a.dtype}{list(a.shape)}, the kernel takes a "
                                   f"C-contiguous {np.dtype(d).name}{list(s)}")
         ptrs = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])

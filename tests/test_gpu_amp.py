@@ -334,3 +334,17 @@ def _op_names(graph):
             sub = getattr(n.op, 'subgraph', None)
             out |= _op_names(sub) if sub is not None else {n.op.name}
     return out
+
+
+def test_bfloat16_plans_on_the_cupy_stand_in_hold_the_bits_as_uint16(cp):
+    """On a device (cupy, or its stand-in) a bfloat16 array is a uint16 array of its bits: the plan allocates its
+    outputs so and the emulated kernels read and write them; the values match float32 rounded as above."""
+    for tag in ('ew', 'softmax', 'bngrad'):
+        graph, feed = _cases()[tag]
+        feed = {v: widened(rounded(a, BF16)) for v, a in feed.items()}
+        want = [rounded(w, BF16) for w in _outputs(graph, feed)]
+        plan = cuda.GpuPlan(retype(graph, BF16), fake_cupy.emu_device(0))
+        got = plan({v: fake_cupy.asarray(rounded(a, BF16).view(np.uint16)) for v, a in feed.items()})
+        assert plan.host_ops == [] and all(type(g) is fake_cupy.ndarray and g.dtype == np.uint16 for g in got)
+        for g, w in zip(got, want):
+            assert emulate.max_error(fake_cupy.asnumpy(g).view(BF16), w)[1] <= EPS[BF16], tag
