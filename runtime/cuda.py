@@ -1,8 +1,10 @@
 """CUDA code generation: the sibling of cpu.py over the same fused groups. Each group (and each single
 elementwise, broadcast, reduction or injective op) becomes one `extern "C" __global__` function in plain
-CUDA C, specialized to its shapes, with no #include, so the same text compiles with NVRTC (cupy's
-RawModule), with nvcc (tests: sm_80 and sm_90, warnings are errors) and, through cuda_emu.h, with g++ for
-the host-emulation harness (emulate.py).
+CUDA C, specialized to its shapes, with no #include but cuda_fp16.h / cuda_bf16.h (16-bit storage), so the
+same text compiles with NVRTC (cupy's RawModule), with nvcc (tests: sm_80 and sm_90, warnings are errors) and,
+through cuda_emu.h, with g++ for the host-emulation harness (emulate.py). float16 and bfloat16 (BF16) values
+are stored in 16 bits and computed in float: every load converts, every store rounds to nearest even, and
+reductions and BatchNorm statistics accumulate in float.
 
 Kernel forms:
 - pointwise: elementwise/broadcast groups; a grid-stride loop over the output, each input read with its
@@ -40,6 +42,47 @@ THREADS = 256
 MAX_GRID = 65535
 CTYPES = {np.dtype('float32'): 'float', np.dtype('float64'): 'double', np.dtype('int32'): 'int',
           np.dtype('int64'): 'long long', np.dtype('uint8'): 'unsigned char', np.dtype('int8'): 'signed char'}
+# 16-bit storage, float compute: loads convert to float, stores round to nearest even (cuda_fp16.h, cuda_bf16.h).
+# NumPy has no bfloat16: BF16 is a one-field record over uint16 (its bits), a dtype of its own for the kernels.
+BF16 = np.dtype([('bfloat16', '<u2')])
+HALF = {np.dtype('float16'): ('__half', '__half2float', '__float2half_rn', 'cuda_fp16.h'),
+        BF16: ('__nv_bfloat16', '__bfloat162float', '__float2bfloat16_rn', 'cuda_bf16.h')}
+CTYPES.update({d: h[0] for d, h in HALF.items()})
+FLOATS = (np.float32, np.float64, np.float16, BF16)  # the dtypes arithmetic kernels take
+
+
+def ctype(dt):
+    """The C type a kernel computes in for values stored as dt (float for the 16-bit formats)."""
+    return 'float' if np.dtype(dt) in HALF else CTYPES[np.dtype(dt)]
+
+
+def cload(dt, ex):
+    """C expression reading stored value ex as its compute type."""
+    return f"{HALF[dt][1]}({ex})" if dt in HALF else ex
+
+
+def cstore(dt, ex):
+    """C expression of compute value ex as stored in dt (rounded to nearest even)."""
+    return f"{HALF[dt][2]}({ex})" if dt in HALF else ex
+
+
+def device_dtype(dt):
+    """The dtype of a device array holding dt: bfloat16 as its uint16 bits (cupy has no record dtypes)."""
+    return np.dtype(np.uint16) if dt == BF16 else dt
+
+
+def to_bf16(a):
+    """float32 values rounded to nearest even as BF16 (NaN stays a quiet NaN)."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    return np.where(np.isnan(a), np.uint16(0x7FFF), r).view(BF16)
+
+
+def from_bf16(a):
+    """BF16 values as float32 (exact)."""
+    return (np.ascontiguousarray(a).view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
 NO_GATHER = ('take', 'Embedding', 'pick', 'batch_take', 'one_hot', '_slice_assign', '_slice_assign_scalar')  # data-dependent
 
 
@@ -217,7 +260,7 @@ def _finish(kind, sig_graph, body, ctypes_in, ctypes_out, grid, block, sync, ide
 
 def _uniform_dtype(sub):
     dts = {np.dtype(d) for n in sub.nodes for d in (n.dtypes or [])}
-    if len(dts) != 1 or next(iter(dts)) not in (np.float32, np.float64):
+    if len(dts) != 1 or next(iter(dts)) not in FLOATS:
         return None
     return next(iter(dts))
 
@@ -257,7 +300,7 @@ def pointwise(sub, dtype):
     in_st = [_strides(v.shapes[0], it) for v in sub.inputs]
     dims, sts = collapse(list(it), in_st + [_strides(it, it)] * len(outs))
     total = int(np.prod(dims))
-    I, T = _itype(total), CTYPES[dtype]
+    I, T, S = _itype(total), ctype(dtype), CTYPES[dtype]
     body, inner = [_loop(total, I)], []
     idx = _decompose(inner, 'i', dims, I, 'q')
     contiguous = sts[-1]
@@ -267,15 +310,15 @@ def pointwise(sub, dtype):
     def load(v):
         k = pos[v]
         off = 'i' if sts[k] == contiguous else _offset(idx, sts[k])
-        return e.tmp(f"in{k}[{off}]")
+        return e.tmp(cload(dtype, f"in{k}[{off}]"))
     try:
         vals = _evaluate(e, [n for n in sub.nodes if not n.is_var], {}, load)
     except _NoEmit:
         return None
     for k, (n, j) in enumerate(outs):
-        inner.append(f"out{k}[i] = {vals[(n, j)]};")
+        inner.append(f"out{k}[i] = {cstore(dtype, vals[(n, j)])};")
     body += ['  ' + ln for ln in inner] + ['}']
-    return _finish('ew', sub, body, [T] * len(sub.inputs), [T] * len(outs), *_grid(total), False)
+    return _finish('ew', sub, body, [S] * len(sub.inputs), [S] * len(outs), *_grid(total), False)
 
 
 # ---------------------------------------------------------------- reductions
@@ -381,7 +424,7 @@ def reduction(sub, dtype, red):
     kdims, kst = collapse([X[d] for d in rd], [[st[d] for d in rd] for st in allst])
     Y, K = int(np.prod(ydims)), int(np.prod(kdims))
     row = max((d for d in range(nd) if X[d] > 1), default=nd - 1) in axes  # the innermost axis is reduced
-    T, I = CTYPES[dtype], _itype(int(np.prod(X)))
+    T, S, I = ctype(dtype), CTYPES[dtype], _itype(int(np.prod(X)))  # (sums in float for 16-bit storage)
     if row:  # the threads of a row split the reduced axes: TPR a power of two in [32, 256]
         tpr = 32
         while tpr < min(K, THREADS):
@@ -420,7 +463,7 @@ def reduction(sub, dtype, red):
 
         def load(v):
             q = kslot[(v, False)]
-            return ee.tmp(f"in{pos[v]}[{_offset(kidx, kst[q], ybase[q] if ybase[q] != '0' else None)}]")
+            return ee.tmp(cload(dtype, f"in{pos[v]}[{_offset(kidx, kst[q], ybase[q] if ybase[q] != '0' else None)}]"))
         vals = _evaluate(ee, pro_nodes, dict(yvals), load)
         v = vals[src] = vals[src] if src in vals else load(red.inputs[0][0])
         if temp not in (None, 1.0):
@@ -436,7 +479,7 @@ def reduction(sub, dtype, red):
             if lvl in store:
                 oq = len(keys) + q
                 lines.append(f"out{q}[{_offset(kidx, kst[oq], ybase[oq] if ybase[oq] != '0' else None)}] = "
-                             f"{vals[(n, j)]};")
+                             f"{cstore(dtype, vals[(n, j)])};")
         body.append(f"if (active) for ({I} k = {k0}; k < {K}; k += {kstep}) {{")
         body.extend('  ' + ln for ln in lines)
         body.append('}')
@@ -480,19 +523,20 @@ def reduction(sub, dtype, red):
 
             def yload(v):
                 q = kslot[(v, True)]
-                return e.tmp(f"in{pos[v]}[{ybase[q]}]")
+                return e.tmp(cload(dtype, f"in{pos[v]}[{ybase[q]}]"))
             body.append("if (active) {")  # (inactive threads have no valid per-output offsets)
             _evaluate(e, epi_y, yvals, yload)
             for q, ((n, j), (lvl, _)) in enumerate(zip(sub.outputs, outs)):
                 if lvl == 'y':
-                    body.append(f"if (threadIdx.{lead} == 0) out{q}[{ybase[len(keys) + q]}] = {yvals[(n, j)]};")
+                    body.append(f"if (threadIdx.{lead} == 0) out{q}[{ybase[len(keys) + q]}] = "
+                                f"{cstore(dtype, yvals[(n, j)])};")
             if epi_x:
                 kloop('c', nodes=epi_x, store=('x',))
             body.append('}')
     except _NoEmit:
         return None
     kind = 'softmax' if soft else ('rowred' if row else 'colred')
-    return _finish(kind, sub, body, [T] * len(sub.inputs), [T] * len(outs), grid, block, True)
+    return _finish(kind, sub, body, [S] * len(sub.inputs), [S] * len(outs), grid, block, True)
 
 
 # ---------------------------------------------------------------- injective ops (probed index maps)
@@ -627,12 +671,17 @@ def _pool_count(e, attrs, k, pd, extra, hw, ys, xs):
     return f"({e.T})({n[0]} * {n[1]})"
 
 
+def _lowest(dt):
+    """The lowest finite value of storage dt (max pooling's padding)."""
+    return -3.3895313892515355e38 if dt == BF16 else float(np.finfo(dt).min)
+
+
 def pooling(sub):
     """Pooling (max/avg/sum, any convention, global) as one thread per output window."""
     from graphc.ops.nn import pool_geom
     (node,) = [n for n in sub.nodes if not n.is_var]
     dt = np.dtype(node.dtypes[0])
-    if dt not in (np.float32, np.float64):
+    if dt not in FLOATS:
         return None
     x = tuple(sub.inputs[0].shapes[0])
     a = node.attrs
@@ -640,24 +689,24 @@ def pooling(sub):
         return None  # (1-d, 3-d, channels-last: the host kernel)
     k, st, pd, extra, (oh, ow) = pool_geom(a, x)
     n, c, h, w = x
-    T, total = CTYPES[dt], n * c * oh * ow
+    T, S, total = ctype(dt), CTYPES[dt], n * c * oh * ow
     I = _itype(total, n * c * h * w)
     pt = a['pool_type']
     body = [_loop(total, I)]
     e = CEmit(T, body)
-    low = e.c(np.finfo(dt).min)
+    low = e.c(_lowest(dt))
     body += [f"  const {I} ox = i % {ow}, oy = (i / {ow}) % {oh}, nc = i / {oh * ow};",
              f"  const int ys = (int)oy * {st[0]} - {pd[0]}, xs = (int)ox * {st[1]} - {pd[1]};",
-             f"  const {T}* src = in0 + nc * {h * w};",
+             f"  const {S}* src = in0 + nc * {h * w};",
              f"  {T} acc = {low if pt == 'max' else e.c(0)};",
              f"  for (int a = max(ys, 0); a < min(ys + {k[0]}, {h}); ++a)",
              f"    for (int b = max(xs, 0); b < min(xs + {k[1]}, {w}); ++b) {{",
-             f"      const {T} v = src[a * {w} + b];",
+             f"      const {T} v = {cload(dt, f'src[a * {w} + b]')};",
              f"      acc = {e.max('acc', 'v') if pt == 'max' else 'acc + v'};", "    }"]
     if pt == 'avg':
         body.append(f"  acc = acc / {_pool_count(e, a, k, pd, extra, (h, w), 'ys', 'xs')};")
-    body += ["  out0[i] = acc;", "}"]
-    return _finish('pool', sub, body, [T], [T], *_grid(total), False)
+    body += [f"  out0[i] = {cstore(dt, 'acc')};", "}"]
+    return _finish('pool', sub, body, [S], [S], *_grid(total), False)
 
 
 def pooling_grad(sub):
@@ -666,7 +715,7 @@ def pooling_grad(sub):
     from graphc.ops.nn import pool_geom
     (node,) = [n for n in sub.nodes if not n.is_var]
     dt = np.dtype(node.dtypes[0])
-    if dt not in (np.float32, np.float64) or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs):
+    if dt not in FLOATS or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs):
         return None
     pos = {v: q for q, v in enumerate(sub.inputs)}
     gi, xi, yi = (pos[s] for s, _ in node.inputs)
@@ -676,15 +725,15 @@ def pooling_grad(sub):
         return None
     k, st, pd, extra, (oh, ow) = pool_geom(a, x)
     n, c, h, w = x
-    T, total = CTYPES[dt], n * c * h * w
+    T, S, total = ctype(dt), CTYPES[dt], n * c * h * w
     I = _itype(total, n * c * oh * ow)
     pt = a['pool_type']
     body = [_loop(total, I)]
     e = CEmit(T, body)
-    low = e.c(np.finfo(dt).min)
+    low = e.c(_lowest(dt))
     body += [f"  const int px = (int)(i % {w}), py = (int)((i / {w}) % {h});",
              f"  const {I} nc = i / {h * w};",
-             f"  const {T} xv = in{xi}[i];",
+             f"  const {T} xv = {cload(dt, f'in{xi}[i]')};",
              f"  {T} acc = {e.c(0)};",
              f"  const int ty = py + {pd[0] - k[0] + 1}, tx = px + {pd[1] - k[1] + 1};  // first window covering p",
              f"  const int oy0 = ty <= 0 ? 0 : (ty + {st[0] - 1}) / {st[0]};",
@@ -694,24 +743,24 @@ def pooling_grad(sub):
              f"      const {I} o = nc * {oh * ow} + oy * {ow} + ox;",
              f"      const int ys = oy * {st[0]} - {pd[0]}, xs = ox * {st[1]} - {pd[1]};"]
     if pt == 'max':
-        body += [f"      const {T} yv = in{yi}[o];",
+        body += [f"      const {T} yv = {cload(dt, f'in{yi}[o]')};",
                  "      if (xv != yv) continue;",
                  "      bool first = true;  // no earlier tap of the window holds the maximum",
                  f"      for (int t = 0; t < (py - ys) * {k[1]} + (px - xs) && first; ++t) {{",
                  f"        const int a = ys + t / {k[1]}, b = xs + t % {k[1]};",
-                 f"        const {T} v = (a >= 0 && a < {h} && b >= 0 && b < {w}) ? in{xi}[nc * {h * w} + a * {w} + b]"
-                 f" : {low};",
+                 f"        const {T} v = (a >= 0 && a < {h} && b >= 0 && b < {w}) ? "
+                 f"{cload(dt, f'in{xi}[nc * {h * w} + a * {w} + b]')} : {low};",
                  "        first = v != yv;",
                  "      }",
-                 f"      if (first) acc = acc + in{gi}[o];"]
+                 f"      if (first) acc = acc + {cload(dt, f'in{gi}[o]')};"]
     elif pt == 'avg':
-        body.append(f"      acc = acc + in{gi}[o] / {_pool_count(e, a, k, pd, extra, (h, w), 'ys', 'xs')};")
+        body.append(f"      acc = acc + {cload(dt, f'in{gi}[o]')} / {_pool_count(e, a, k, pd, extra, (h, w), 'ys', 'xs')};")
     else:
-        body.append(f"      acc = acc + in{gi}[o];")
-    body += ["    }", "  out0[i] = acc;", "}"]
+        body.append(f"      acc = acc + {cload(dt, f'in{gi}[o]')};")
+    body += ["    }", f"  out0[i] = {cstore(dt, 'acc')};", "}"]
     if pt != 'max':
         body = [ln for ln in body if 'xv' not in ln]
-    return _finish('poolgrad', sub, body, [T] * len(sub.inputs), [T], *_grid(total), False)
+    return _finish('poolgrad', sub, body, [S] * len(sub.inputs), [S], *_grid(total), False)
 
 
 def im2col_kernel(shape, dtype, k, st, dl, pd):
@@ -719,14 +768,15 @@ def im2col_kernel(shape, dtype, k, st, dl, pd):
     from graphc.ops.nn import conv_out, im2col
     n, c, h, w = shape
     oh, ow = (conv_out(shape[2 + i], k[i], st[i], dl[i], pd[i]) for i in range(2))
-    T, total = CTYPES[np.dtype(dtype)], n * c * k[0] * k[1] * oh * ow
+    dt = np.dtype(dtype)
+    T, total = CTYPES[dt], n * c * k[0] * k[1] * oh * ow
     I = _itype(total)
     body = [_loop(total, I),
             f"  const int ox = (int)(i % {ow}), oy = (int)((i / {ow}) % {oh});",
             f"  const int kx = (int)((i / {oh * ow}) % {k[1]}), ky = (int)((i / {oh * ow * k[1]}) % {k[0]});",
             f"  const {I} nc = i / {oh * ow * k[0] * k[1]};",
             f"  const int a = oy * {st[0]} - {pd[0]} + ky * {dl[0]}, b = ox * {st[1]} - {pd[1]} + kx * {dl[1]};",
-            f"  out0[i] = (a >= 0 && a < {h} && b >= 0 && b < {w}) ? in0[nc * {h * w} + a * {w} + b] : ({T})0;",
+            f"  out0[i] = (a >= 0 && a < {h} && b >= 0 && b < {w}) ? in0[nc * {h * w} + a * {w} + b] : {cstore(dt, f'({ctype(dt)})0')};",
             "}"]
     return _finish('im2col', None, body, [T], [T], *_grid(total), False, ref=lambda x: im2col(x, k, st, dl, pd)[0],
                    ins=[(shape, dtype)], outs=[((n, c * k[0] * k[1], oh * ow), dtype)])
@@ -738,8 +788,10 @@ def col2im_kernel(shape, dtype, k, st, dl, pd, out_hw):
     from graphc.ops.nn import col2im
     n, c, h, w = shape
     oh, ow = out_hw
-    T, total = CTYPES[np.dtype(dtype)], n * c * h * w
+    dt = np.dtype(dtype)
+    T, S, total = ctype(dt), CTYPES[dt], n * c * h * w
     I = _itype(total, n * c * k[0] * k[1] * oh * ow)
+    tap = f"in0[((nc * {k[0]} + ky) * {k[1]} + kx) * {oh * ow} + (ty / {st[0]}) * {ow} + tx / {st[1]}]"
     body = [_loop(total, I),
             f"  const int px = (int)(i % {w}), py = (int)((i / {w}) % {h});",
             f"  const {I} nc = i / {h * w};",
@@ -750,10 +802,9 @@ def col2im_kernel(shape, dtype, k, st, dl, pd, out_hw):
             f"    for (int kx = 0; kx < {k[1]}; ++kx) {{",
             f"      const int tx = px + {pd[1]} - kx * {dl[1]};",
             f"      if (tx < 0 || tx % {st[1]} != 0 || tx / {st[1]} >= {ow}) continue;",
-            f"      acc = acc + in0[((nc * {k[0]} + ky) * {k[1]} + kx) * {oh * ow} + (ty / {st[0]}) * {ow}"
-            f" + tx / {st[1]}];",
-            "    }", "  }", "  out0[i] = acc;", "}"]
-    return _finish('col2im', None, body, [T], [T], *_grid(total), False,
+            f"      acc = acc + {cload(dt, tap)};",
+            "    }", "  }", f"  out0[i] = {cstore(dt, 'acc')};", "}"]
+    return _finish('col2im', None, body, [S], [S], *_grid(total), False,
                    ref=lambda col: np.ascontiguousarray(col2im(col, shape, k, st, dl, pd, out_hw)),
                    ins=[((n, c * k[0] * k[1], oh * ow), dtype)], outs=[(shape, dtype)])
 
@@ -787,17 +838,17 @@ def indexed(sub):
     shapes = [tuple(v.shapes[0]) for v in sub.inputs]
     dts = [np.dtype(v.dtypes[0]) for v in sub.inputs]
     dt = np.dtype(node.dtypes[0])
-    if dt not in (np.float32, np.float64) or any(d not in CTYPES for d in dts) or \
+    if dt not in FLOATS or any(d not in CTYPES for d in dts) or \
             any(0 in s for s in shapes + [tuple(node.shapes[0])]):
         return None
     out = tuple(node.shapes[0])
     total = int(np.prod(out))
-    T = CTYPES[dt]
+    T, zero = ctype(dt), cstore(dt, f"({ctype(dt)})0")
     if name in ('pick', '_backward_pick'):
         d = shapes[0]
         ax = norm_axis(a['axis'], len(d))
         O, K, R = _oar(d, ax)
-        idx = _index_expr('in1[o * {R} + r]'.format(R=R), K, a['mode'])
+        idx = _index_expr(cload(dts[1], f'in1[o * {R} + r]'), K, a['mode'])
         if dts[0] != dt or (name == '_backward_pick' and dts[2] != dt):
             return None
         if name == 'pick':
@@ -805,7 +856,7 @@ def indexed(sub):
                     f"  out0[i] = in0[(o * {K} + {idx}) * {R} + r];"]
         else:
             body = [f"  const long long r = i % {R}, k = (i / {R}) % {K}, o = i / {R * K};",
-                    f"  out0[i] = k == {idx} ? in2[o * {R} + r] : ({T})0;"]
+                    f"  out0[i] = k == {idx} ? in2[o * {R} + r] : {zero};"]
     elif name in ('take', 'Embedding'):
         data, ind = (1, 0) if name == 'Embedding' else (0, 1)
         ax = 0 if name == 'Embedding' else a['axis'] % len(shapes[0])
@@ -815,7 +866,7 @@ def indexed(sub):
         if dts[data] != dt:
             return None
         body = [f"  const long long r = i % {R}, m = (i / {R}) % {M}, o = i / {R * M};",
-                f"  out0[i] = in{data}[(o * {A} + {_index_expr(f'in{ind}[m]', A, mode)}) * {R} + r];"]
+                f"  out0[i] = in{data}[(o * {A} + {_index_expr(cload(dts[ind], f'in{ind}[m]'), A, mode)}) * {R} + r];"]
     else:  # _backward_take: indices (M), ograd (O, M, R) -> (O, dim, R)
         M, n = int(np.prod(shapes[0])), a['dim']
         ax = a['axis'] % (len(shapes[1]) - len(shapes[0]) + 1)
@@ -825,10 +876,11 @@ def indexed(sub):
         body = [f"  const long long r = i % {R}, row = (i / {R}) % {n}, o = i / {R * n};",
                 f"  {T} acc = ({T})0;",
                 f"  for (long long m = 0; m < {M}; ++m)",
-                f"    if ({_index_expr('in0[m]', n, a['mode'])} % {n}LL == row) acc = acc + in1[(o * {M} + m) * {R} + r];",
-                "  out0[i] = acc;"]
+                f"    if ({_index_expr(cload(dts[0], 'in0[m]'), n, a['mode'])} % {n}LL == row) "
+                f"acc = acc + {cload(dt, f'in1[(o * {M} + m) * {R} + r]')};",
+                f"  out0[i] = {cstore(dt, 'acc')};"]
     body = [_loop(total, _itype(total))] + body + ['}']
-    return _finish('index', sub, body, [CTYPES[d] for d in dts], [T], *_grid(total), False)
+    return _finish('index', sub, body, [CTYPES[d] for d in dts], [CTYPES[dt]], *_grid(total), False)
 
 
 def _channel_threads(m):
@@ -853,20 +905,26 @@ def _block_sum(T, names, threads):
 
 
 def _per_channel(sub, data):
-    """What both BatchNorm kernels share: (attrs, channels C, C type T, elements per channel M, an emitter, the
-    loop over a channel's elements q, threads per block), or None where the kernel has no form (another dtype,
-    mixed dtypes, an empty array). data: the index of the data input."""
+    """What both BatchNorm kernels share: (attrs, channels C, compute type T, elements per channel M, an emitter,
+    the loop over a channel's elements q, threads per block, a loader and a storer per argument), or None where
+    the kernel has no form (another dtype, mixed dtypes, an empty array). data: the index of the data input.
+    16-bit data may come with float32 parameters and statistics (MXNet's BatchNorm.cast keeps them float32);
+    every sum is in the compute type, float for 16-bit data."""
     (node,) = [n for n in sub.nodes if not n.is_var]
     a, x = node.attrs, tuple(sub.inputs[data].shapes[0])
-    dt = np.dtype(node.dtypes[0])
-    if dt not in (np.float32, np.float64) or any(np.dtype(v.dtypes[0]) != dt for v in sub.inputs) or 0 in x:
+    dts = [np.dtype(v.dtypes[0]) for v in sub.inputs]
+    dt, ods = dts[data], [np.dtype(d) for d in node.dtypes]
+    ok = {dt} | ({np.dtype(np.float32)} if dt in HALF else set())
+    if dt not in FLOATS or any(d not in ok for d in dts + ods) or 0 in x:
         return None
     O, C, R = _oar(x, a['axis'] % len(x))
-    T, M = CTYPES[dt], O * R
+    T, M = ctype(dt), O * R
+    load = lambda k, ix: cload(dts[k], f"in{k}[{ix}]")  # noqa: E731
+    store = lambda k, ix, ex: f"out{k}[{ix}] = {cstore(ods[k], ex)};"  # noqa: E731
     nt = _channel_threads(M)
     loop = f"for (long long j = threadIdx.x; j < {M}; j += {nt}) {{ const long long q = (j / {R}) * {C * R} + " \
         f"c * {R} + j % {R};"
-    return a, C, T, M, CEmit(T, []), loop, nt
+    return a, C, T, M, CEmit(T, []), loop, nt, (load, store, [CTYPES[d] for d in dts], [CTYPES[d] for d in ods])
 
 
 def batchnorm(sub):
@@ -877,21 +935,22 @@ def batchnorm(sub):
     got = _per_channel(sub, 0)
     if got is None:
         return None
-    a, C, T, M, e, loop, nt = got
+    a, C, T, M, e, loop, nt, (ld, st, cin, cout) = got
     eps = e.c(a['eps'])
     body = ["const long long c = blockIdx.x;"]
     if batch_stats(a):
-        body += [f"{T} mean = ({T})0;", f"{loop} mean += in0[q]; }}", *_block_sum(T, ['mean'], nt),
+        body += [f"{T} mean = ({T})0;", f"{loop} mean += {ld(0, 'q')}; }}", *_block_sum(T, ['mean'], nt),
                  f"mean = mean / {e.c(M)};",
-                 f"{T} var = ({T})0;", f"{loop} const {T} d = in0[q] - mean; var += d * d; }}",
+                 f"{T} var = ({T})0;", f"{loop} const {T} d = {ld(0, 'q')} - mean; var += d * d; }}",
                  *_block_sum(T, ['var'], nt), f"var = var / {e.c(M)};"]
     else:
-        body += [f"const {T} mean = in3[c], var = in4[c];"]
-    gamma = e.c(1.0) if a['fix_gamma'] else 'in1[c]'
+        body += [f"const {T} mean = {ld(3, 'c')}, var = {ld(4, 'c')};"]
+    gamma = e.c(1.0) if a['fix_gamma'] else ld(1, 'c')
+    y = f"({ld(0, 'q')} - mean) * scale + {ld(2, 'c')}"
     body += [f"const {T} scale = {gamma} * ({e.c(1.0)} / {e.fn('sqrt', 'var + ' + eps)});",
-             f"{loop} out0[q] = (in0[q] - mean) * scale + in2[c]; }}",
-             "if (threadIdx.x == 0) { out1[c] = mean; out2[c] = var; }"]
-    return _finish('bn', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (nt, 1, 1), batch_stats(a))
+             f"{loop} {st(0, 'q', y)} }}",
+             f"if (threadIdx.x == 0) {{ {st(1, 'c', 'mean')} {st(2, 'c', 'var')} }}"]
+    return _finish('bn', sub, body, cin, cout, (C, 1, 1), (nt, 1, 1), batch_stats(a))
 
 
 def batchnorm_grad(sub):
@@ -901,20 +960,21 @@ def batchnorm_grad(sub):
     got = _per_channel(sub, 1)
     if got is None:
         return None
-    a, C, T, M, e, loop, nt = got
+    a, C, T, M, e, loop, nt, (ld, st, cin, cout) = got
     eps = e.c(a['eps'])
-    gamma = e.c(1.0) if a['fix_gamma'] else 'in2[c]'
-    body = ["const long long c = blockIdx.x;", f"const {T} mean = in3[c];",
-            f"const {T} inv = {e.c(1.0)} / {e.fn('sqrt', 'in4[c] + ' + eps)};",
+    gamma = e.c(1.0) if a['fix_gamma'] else ld(2, 'c')
+    g, x = ld(0, 'q'), ld(1, 'q')
+    body = ["const long long c = blockIdx.x;", f"const {T} mean = {ld(3, 'c')};",
+            f"const {T} inv = {e.c(1.0)} / {e.fn('sqrt', ld(4, 'c') + ' + ' + eps)};",
             f"{T} db = ({T})0, dg = ({T})0;",
-            f"{loop} db += in0[q]; dg += in0[q] * ((in1[q] - mean) * inv); }}", *_block_sum(T, ['db', 'dg'], nt),
+            f"{loop} db += {g}; dg += {g} * (({x} - mean) * inv); }}", *_block_sum(T, ['db', 'dg'], nt),
             f"const {T} k = {gamma} * inv;"]
     if batch_stats(a):
-        body.append(f"{loop} out0[q] = k / {e.c(M)} * ({e.c(M)} * in0[q] - db - (in1[q] - mean) * inv * dg); }}")
+        body.append(f"{loop} {st(0, 'q', f'k / {e.c(M)} * ({e.c(M)} * {g} - db - ({x} - mean) * inv * dg)')} }}")
     else:
-        body.append(f"{loop} out0[q] = in0[q] * k; }}")
-    body.append(f"if (threadIdx.x == 0) {{ out1[c] = {e.c(0.0) if a['fix_gamma'] else 'dg'}; out2[c] = db; }}")
-    return _finish('bngrad', sub, body, [T] * 5, [T] * 3, (C, 1, 1), (nt, 1, 1), True)
+        body.append(f"{loop} {st(0, 'q', f'{g} * k')} }}")
+    body.append(f"if (threadIdx.x == 0) {{ {st(1, 'c', e.c(0.0) if a['fix_gamma'] else 'dg')} {st(2, 'c', 'db')} }}")
+    return _finish('bngrad', sub, body, cin, cout, (C, 1, 1), (nt, 1, 1), True)
 
 
 # ---------------------------------------------------------------- the fused RNN op as a device loop
@@ -1188,8 +1248,9 @@ def device_op(node):
     name, a = node.op.name, node.attrs
     shapes = [tuple(s.shapes[j]) for s, j in node.inputs]
     dt = np.dtype(node.dtypes[0])
-    if dt not in (np.float32, np.float64):
-        return None
+    if dt not in (np.float32, np.float64, np.float16) or (dt in HALF and name in ('RNN', '_backward_RNN')):
+        return None  # (float16 GEMMs: cupy's matmul accumulates in float32, cuBLAS compute type 32F)
+    acc = {'dtype': np.float32} if dt in HALF else {}  # sums over the batch in float32 too
     if name in ('RNN', '_backward_RNN'):
         return rnn_op(node)
     if name in OWN_KERNELS:  # (a fused group's anchor: its one kernel)
@@ -1262,9 +1323,22 @@ def im2col_conv(node, shapes, dt):
         dw = xp.empty((f, cg * kk), dt)
         for i in range(g):
             dw[i * fg:(i + 1) * fg] = xp.matmul(d2[:, i * fg:(i + 1) * fg],
-                                                xcol[:, i * cg * kk:(i + 1) * cg * kk].transpose(0, 2, 1)).sum(0)
-        return back(xp, [dx, dw.reshape(cf(shapes[2])), dy.sum(axis=(0, 2, 3))])
+                                                xcol[:, i * cg * kk:(i + 1) * cg * kk].transpose(0, 2, 1)).sum(0, **acc)
+        return back(xp, [dx, dw.reshape(cf(shapes[2])), dy.sum(axis=(0, 2, 3), **acc).astype(dt, copy=False)])
     return DeviceOp(node, [i2c, c2i], conv_grad)
+
+
+def cast(sub):
+    """Cast between float formats (a 16-bit weight's float32 master, a float32 gradient): load as the compute type,
+    store rounded to nearest even. float64 <-> 16-bit has none (through float it would round twice)."""
+    (node,) = [n for n in sub.nodes if not n.is_var]
+    src, dst = np.dtype(sub.inputs[0].dtypes[0]), np.dtype(node.dtypes[0])
+    total = int(np.prod(node.shapes[0]))
+    if src not in FLOATS or dst not in FLOATS or not total or (np.float64 in (src, dst) and {src, dst} & set(HALF)):
+        return None
+    v = f"({ctype(dst)}){cload(src, 'in0[i]')}"
+    body = [_loop(total, _itype(total)), f"  out0[i] = {cstore(dst, v)};", "}"]
+    return _finish('cast', sub, body, [CTYPES[src]], [CTYPES[dst]], *_grid(total), False)
 
 
 # ---------------------------------------------------------------- groups and graphs
@@ -1276,6 +1350,8 @@ def generate(sub):
                 '_backward_BatchNorm': batchnorm_grad}.get(ops[0].op.name, indexed)(sub)
     if len(ops) == 1 and ops[0].op.kind == 'injective':
         return gather(sub)
+    if len(ops) == 1 and ops[0].op.name == 'Cast':
+        return cast(sub)
     if any(n.op.kind not in ('elemwise', 'broadcast', 'reduce') or n.num_outputs != 1 for n in ops):
         return None
     if any(n.op.name in ('Dropout', 'Cast', 'argmax', 'argmin') for n in ops):
@@ -1357,14 +1433,16 @@ def kernels_of(graph):
     return out
 
 
-def module_source(kernels):
-    """One translation unit holding each distinct kernel once."""
-    seen, parts = set(), ["// generated by graphc (runtime/cuda.py): plain CUDA C, no includes (NVRTC, nvcc)\n"]
+def module_source(kernels, includes=True):
+    """One translation unit holding each distinct kernel once; it includes cuda_fp16.h / cuda_bf16.h where a kernel
+    takes 16-bit floats (includes=False: the host emulation, whose cuda_emu.h defines them)."""
+    seen, parts = set(), ["// generated by graphc (runtime/cuda.py): plain CUDA C (NVRTC, nvcc)\n"]
     for k in kernels:
         if k.name not in seen:
             seen.add(k.name)
             parts.append(k.source)
-    return '\n'.join(parts)
+    heads = sorted({h[3] for d, h in HALF.items() for k in kernels if d in k.in_dtypes + k.out_dtypes})
+    return ''.join(f"#include <{h}>\n" for h in heads if includes) + '\n'.join(parts)
 
 
 # ---------------------------------------------------------------- nvcc (verification, PTX)
@@ -1490,7 +1568,7 @@ class GpuPlan:
             return [inputs[0].reshape(k.out_shapes[0])]
         fn = self._fns.get(k.name) or self._fns.setdefault(k.name, self.device.function(k))
         ins = [self.xp.ascontiguousarray(a).reshape(a.shape) for a in inputs]  # (it makes 0-d arrays 1-d)
-        outs = [self.xp.empty(s, d) for s, d in zip(k.out_shapes, k.out_dtypes)]
+        outs = [self.xp.empty(s, device_dtype(d)) for s, d in zip(k.out_shapes, k.out_dtypes)]
         fn(ins + outs)
         self.launches += 1
         return outs

@@ -137,3 +137,25 @@ static inline long long min(long long a, long long b) { return a < b ? a : b; }
 static inline long long max(long long a, long long b) { return a > b ? a : b; }
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 static inline double __longlong_as_double(long long i) { double d; memcpy(&d, &i, 8); return d; }
+
+// 16-bit storage formats (cuda_fp16.h / cuda_bf16.h on the device): bits only, no arithmetic and no implicit
+// conversions, so a kernel that forgets to convert a load or a store fails to build here. Both conversions from
+// float round to nearest even, as __float2half_rn / __float2bfloat16_rn (cvt.rn.f16.f32, cvt.rn.bf16.f32);
+// float16 through g++'s _Float16 (IEEE binary16, x86-64), bfloat16 by hand (a NaN becomes 0x7fff, as CUDA's).
+struct __half { uint16_t x; };
+struct __nv_bfloat16 { uint16_t x; };
+static inline float __half2float(__half h) { _Float16 f; memcpy(&f, &h.x, 2); return (float)f; }
+static inline __half __float2half_rn(float v) { const _Float16 f = (_Float16)v; __half h; memcpy(&h.x, &f, 2); return h; }
+static inline float __bfloat162float(__nv_bfloat16 h) {
+    const uint32_t u = (uint32_t)h.x << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline __nv_bfloat16 __float2bfloat16_rn(float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    __nv_bfloat16 h;
+    h.x = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)0x7fff : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    return h;
+}

@@ -52,7 +52,7 @@ class Library:
         self.kernels = uniq
         with open(HEADER) as f:
             header = f.read()
-        src = '#include "cuda_emu.h"\n' + cuda.module_source(list(uniq.values())) + '\n' + \
+        src = '#include "cuda_emu.h"\n' + cuda.module_source(list(uniq.values()), includes=False) + '\n' + \
             ''.join(_launcher(k) for k in uniq.values())
         key = hashlib.sha256('\0'.join([header, src, *FLAGS]).encode()).hexdigest()
         d = private_subdir('emu')  # the library is loaded as code: only from a directory of this user
@@ -85,7 +85,8 @@ class Library:
         for i, (a, (s, d)) in enumerate(zip(arrays, want)):
             # (sizes, not shapes: a kernel is shared by every node whose source is the same, and an elementwise
             # kernel's source knows only the element count, so expm1 of [25] and of [5, 5] is one kernel)
-            if a.size != int(np.prod(s, dtype=np.int64)) or a.dtype != d or not a.flags.c_contiguous:
+            if a.size != int(np.prod(s, dtype=np.int64)) or a.dtype not in (d, cuda.device_dtype(d)) or \
+                    not a.flags.c_contiguous:
                 raise GraphcError(f"{k.name}: argument {i} is {a.dtype}{list(a.shape)}, the kernel takes a "
                                   f"C-contiguous {np.dtype(d).name}{list(s)}")
         ptrs = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
@@ -102,8 +103,7 @@ class Library:
         canaries (NaN for floats): a stray read gives NaN, which fails the comparison, and a stray write is
         reported, rather than reading or corrupting other memory."""
         bufs = [_guarded(np.asarray(a, d)) for a, d in zip(inputs, k.in_dtypes)]
-        bufs += [_guarded(np.full(s, np.nan, d) if d.kind == 'f' else np.zeros(s, d))
-                 for s, d in zip(k.out_shapes, k.out_dtypes)]
+        bufs += [_guarded(_nans(s, d)) for s, d in zip(k.out_shapes, k.out_dtypes)]
         self.launch(k, [a for _, a in bufs])
         for i, (buf, _) in enumerate(bufs):
             if not (_canary_ok(buf[:GUARD]) and _canary_ok(buf[-GUARD:])):
@@ -115,8 +115,15 @@ class Library:
 GUARD = 4096  # elements of canaries on each side of an emulated buffer
 
 
+def _nans(shape, dtype):
+    """An array of NaN (floats, bfloat16's bits too), else of 0x5A."""
+    if dtype == cuda.BF16:
+        return np.full(shape, 0x7FFF, np.uint16).view(dtype)
+    return np.full(shape, np.nan if dtype.kind == 'f' else 0x5A, dtype)
+
+
 def _canary(dtype):
-    return np.full(GUARD, np.nan if dtype.kind == 'f' else 0x5A, dtype)
+    return _nans(GUARD, dtype)
 
 
 def _canary_ok(zone):
@@ -175,7 +182,8 @@ class EmuDevice:
 def max_error(got, want):
     """(max abs error, that relative to max(1, max |want|)): the array's scale, since a sum's rounding depends on
     its terms, not on its (possibly cancelled) value. NaN/Inf placements must agree exactly."""
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    got, want = (np.asarray(cuda.from_bf16(a) if np.asarray(a).dtype == cuda.BF16 else a, np.float64)
+                 for a in (got, want))
     if got.shape != want.shape:
         return np.inf, np.inf
     fin = np.isfinite(want)
