@@ -243,7 +243,9 @@ def compile_model(args):
         graph, _, _ = _resolve(graph, dict(pshapes, **given), set(pshapes) or None)
         if any(s is None or None in s for n in graph.nodes for s in (n.shapes or [None])):
             raise GraphcError("shapes do not infer from the given --shape (and --params): give every input's shape")
-        graph, _ = run_pipeline(graph, 'inference', tag='compile')
+        from .runtime import backend
+        with backend.use(args.target):  # the target's passes (conv_pool is the CPU's)
+            graph, _ = run_pipeline(graph, 'inference', tag='compile')
         os.makedirs(args.out, exist_ok=True)
         stem = os.path.basename(args.symbol_file).replace('-symbol.json', '').replace('.json', '')
         base = os.path.join(args.out, stem)

@@ -40,8 +40,9 @@ def split(cg, need, graph):
     from .passes.autodiff import split_training_step
     wrt = [v for v, n in zip(cg.input_vars, need) if n]
     fgraph, bwd, saved, heads, grads = split_training_step(graph, wrt, graph.outputs[:len(cg.visible)])
-    fopt, _ = run_pipeline(fgraph, 'training', tag=cg.block_name + '.gpu.forward')
-    bopt, _ = run_pipeline(bwd, 'training', tag=cg.block_name + '.gpu.backward')
+    with backend.use('cuda'):  # the device's passes (conv_pool is the CPU's)
+        fopt, _ = run_pipeline(fgraph, 'training', tag=cg.block_name + '.gpu.forward')
+        bopt, _ = run_pipeline(bwd, 'training', tag=cg.block_name + '.gpu.backward')
     return fopt, bopt, saved, heads, [g is not None for g in grads]
 
 

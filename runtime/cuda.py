@@ -1250,7 +1250,6 @@ def device_op(node):
     dt = np.dtype(node.dtypes[0])
     if dt not in (np.float32, np.float64, np.float16) or (dt in HALF and name in ('RNN', '_backward_RNN')):
         return None  # (float16 GEMMs: cupy's matmul accumulates in float32, cuBLAS compute type 32F)
-    acc = {'dtype': np.float32} if dt in HALF else {}  # sums over the batch in float32 too
     if name in ('RNN', '_backward_RNN'):
         return rnn_op(node)
     if name in OWN_KERNELS:  # (a fused group's anchor: its one kernel)
@@ -1289,6 +1288,7 @@ def im2col_conv(node, shapes, dt):
     cg, fg, kk = c // g, f // g, k[0] * k[1]
     i2c = im2col_kernel(xs, dt, k, st, dl, pd)
     rows = i2c.out_shapes[0][2]
+    acc = {'dtype': np.float32} if dt in HALF else {}  # sums over the batch in float32 too
 
     def first(xp, arrays):  # channels-last in: the same arrays channels-first
         return [xp.ascontiguousarray(v.transpose(0, 3, 1, 2)) if last and v.ndim == 4 else v for v in arrays]

@@ -356,8 +356,8 @@ class CachedGraph:
         if plan is None:
             # from the graph as traced: the fused RNN op has no CUDA form, unrolled steps are cuBLAS GEMMs and kernels
             from ..passes import run_pipeline
-            graph = self.optimize() if self.traced is self.graph else \
-                run_pipeline(self.traced, 'training' if self.training else 'inference', tag=self.block_name)[0]
+            graph = _on_cuda(run_pipeline, self.traced, 'training' if self.training else 'inference',
+                             tag=self.block_name)[0]
             plan = plans[dev_id] = backend.cuda.executor(graph, _dev.device(dev_id))
             if self.static:
                 from ..gpuplan import Captured
@@ -481,6 +481,11 @@ def _unflatten(struct, flat):
         out.append(_unflatten(s, flat[i:i + n]))
         i += n
     return typ(out)
+
+
+def _on_cuda(f, *args, **kw):
+    with backend.use('cuda'):  # the device's passes (conv_pool is the CPU's)
+        return f(*args, **kw)
 
 
 def log_retrace(block, old_key, new_key):
