@@ -632,10 +632,10 @@ def _build(code, name, params):
             with open(cpp, 'w') as f:
                 f.write(src)
             r = subprocess.run([emulate.gxx_path(), *emulate.FLAGS, '-I', os.path.dirname(emulate.HEADER), cpp,
-                                '-o', so + '.tmp'], capture_output=True, text=True)
+                                '-o', f'{so}.{os.getpid()}.tmp'], capture_output=True, text=True)
             if r.returncode or (r.stdout + r.stderr).strip():
                 raise RuntimeError(f"fake_cupy.RawModule: g++ failed on {cpp}:\n{r.stdout}{r.stderr}")
-            os.replace(so + '.tmp', so)
+            os.replace(f'{so}.{os.getpid()}.tmp', so)  # (ranks of a distributed test build the same module)
         fn = _ctypes.CDLL(so).emu_fn
         fn.restype, fn.argtypes = _ctypes.c_int, [_ctypes.POINTER(_ctypes.c_void_p)] + [_ctypes.c_uint] * 6 + \
             [_ctypes.c_int]

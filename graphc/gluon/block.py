@@ -478,7 +478,7 @@ class HybridBlock(Block):
 
     def _dispatch(self, *args, **kwargs):
         fast = self._fast_call
-        if fast is not None and not kwargs and not _eager.on:
+        if fast is not None and not kwargs and not getattr(_eager, 'on', False):
             out = fast(args)
             if out is not None:
                 return out
