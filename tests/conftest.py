@@ -31,3 +31,17 @@ def _engine(request):
 if 'GRAPHC_CACHE_DIR' not in os.environ:
     import tempfile
     os.environ['GRAPHC_CACHE_DIR'] = tempfile.mkdtemp(prefix='graphc-test-cache-')
+
+
+@pytest.fixture
+def cp(monkeypatch):
+    """The cupy stand-in (tests/fake_cupy.py) with the host emulation as gc.gpu's device, fresh device state."""
+    import fake_cupy
+    from graphc import device
+    from graphc.ndarray import ndarray as ndmod
+    monkeypatch.setitem(sys.modules, 'cupy', fake_cupy)
+    monkeypatch.setattr(device, 'make_device', fake_cupy.emu_device)
+    for name, v in [('_devices', {}), ('_plans', {}), ('HOST_OPS', set()), ('SYNCED', set())]:
+        monkeypatch.setattr(device, name, v)
+    monkeypatch.setattr(ndmod, '_GPU_LIVE', False)  # restored after the test: other tests keep the plain path
+    return fake_cupy

@@ -22,7 +22,6 @@ import graphc as gc
 import fake_cupy
 from graphc import autograd, device, gluon, nd, sym
 from graphc.graph import Graph
-from graphc.ndarray import ndarray as ndmod
 from graphc.passes import run_pipeline
 from graphc.runtime import cuda, emulate
 from graphc.symbol.symbol import input_var
@@ -204,16 +203,6 @@ def test_every_kernel_kind_compiles_with_nvcc_for_sm80_and_sm90_in_both_formats(
 
 
 # ---------------------------------------------------------------- float16 training with float32 master weights
-@pytest.fixture
-def cp(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'cupy', fake_cupy)
-    monkeypatch.setattr(device, 'make_device', fake_cupy.emu_device)
-    for name, v in [('_devices', {}), ('_plans', {}), ('HOST_OPS', set()), ('SYNCED', set())]:
-        monkeypatch.setattr(device, name, v)
-    monkeypatch.setattr(ndmod, '_GPU_LIVE', False)
-    return fake_cupy
-
-
 def mlp():
     from graphc.gluon import nn
     net = nn.HybridSequential()

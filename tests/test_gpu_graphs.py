@@ -13,9 +13,8 @@ import pytest
 
 import graphc as gc
 import fake_cupy
-from graphc import autograd, device, gluon, nd
+from graphc import autograd, gluon, nd
 from graphc.gluon import nn
-from graphc.ndarray import ndarray as ndmod
 from graphc.runtime import emulate
 
 pytestmark = pytest.mark.skipif(emulate.gxx_path() is None,
@@ -23,12 +22,7 @@ pytestmark = pytest.mark.skipif(emulate.gxx_path() is None,
 
 
 @pytest.fixture
-def cp(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'cupy', fake_cupy)
-    monkeypatch.setattr(device, 'make_device', fake_cupy.emu_device)
-    for name, v in [('_devices', {}), ('_plans', {}), ('HOST_OPS', set()), ('SYNCED', set())]:
-        monkeypatch.setattr(device, name, v)
-    monkeypatch.setattr(ndmod, '_GPU_LIVE', False)
+def cp(cp, monkeypatch):  # conftest's emulated device, with the capture counters reset
     monkeypatch.setattr(fake_cupy, 'GRAPHS', {'captures': 0, 'launches': 0, 'replayed': 0})
     return fake_cupy
 

@@ -7,17 +7,14 @@ as tests/test_gpu_training.py does.
 Tolerance: each device op within 1e-5 of the interpreter relative to max(1, max |reference|); parameters after
 5 training steps within rtol 1e-4, atol 1e-5 of the CPU run (float32; sums in another order).
 """
-import sys
 
 import numpy as np
 import pytest
 
-import fake_cupy
 import graphc as gc
 from graphc import device, sym
 from graphc.gluon import HybridBlock, nn, rnn
 from graphc.graph import Graph
-from graphc.ndarray import ndarray as ndmod
 from graphc.ops import rnn as rnn_ops
 from graphc.passes.autodiff import grad_graph
 from graphc.registry import get
@@ -96,16 +93,6 @@ def test_what_the_loop_does_not_cover_stays_off_it():
 
 
 # ---------------------------------------------------------------- hybridized training on gc.gpu(0)
-@pytest.fixture
-def cp(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'cupy', fake_cupy)
-    monkeypatch.setattr(device, 'make_device', fake_cupy.emu_device)
-    for name, v in [('_devices', {}), ('_plans', {}), ('HOST_OPS', set()), ('SYNCED', set())]:
-        monkeypatch.setattr(device, name, v)
-    monkeypatch.setattr(ndmod, '_GPU_LIVE', False)
-    return fake_cupy
-
-
 class SeqLM(HybridBlock):
     """Embedding -> a recurrent layer (NTC) -> Dense over the vocabulary; returns the logits and the states."""
 

@@ -16,7 +16,6 @@ import fake_cupy
 from graphc import autograd, device, gluon, nd
 from graphc.gluon import nn
 from graphc.graph import Graph
-from graphc.ndarray import ndarray as ndmod
 from graphc.runtime import cuda, emulate
 from graphc.symbol.symbol import input_var
 from graphc import sym
@@ -26,16 +25,6 @@ sys.path.insert(0, __file__.rsplit('/tests/', 1)[0] + '/examples')
 pytestmark = pytest.mark.skipif(emulate.gxx_path() is None,
                                 reason="g++ not on PATH: the host emulation needs a C++ compiler")
 RTOL, ATOL = 1e-4, 1e-5
-
-
-@pytest.fixture
-def cp(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'cupy', fake_cupy)
-    monkeypatch.setattr(device, 'make_device', fake_cupy.emu_device)
-    for name, v in [('_devices', {}), ('_plans', {}), ('HOST_OPS', set()), ('SYNCED', set())]:
-        monkeypatch.setattr(device, name, v)
-    monkeypatch.setattr(ndmod, '_GPU_LIVE', False)
-    return fake_cupy
 
 
 def lenet():

@@ -7,14 +7,12 @@ Tolerance: rtol 1e-6 (float32), 1e-14 (float64) after the steps. The element cod
 rounded operations, compiled without FMA contraction (--fmad=false), so on the emulation it is bit-exact; the
 tolerance allows for a device's sqrt/division, which are IEEE too, and is what a real run is checked against.
 """
-import sys
 
 import numpy as np
 import pytest
 
 import fake_cupy
-from graphc import device, gluon
-from graphc.ndarray import ndarray as ndmod
+from graphc import gluon
 from graphc.runtime import cuda, cuda_update as cu, emulate, multi_tensor as mt
 from test_multi_tensor import CASES, STEPS, _backward, _flat, _params
 
@@ -22,16 +20,6 @@ import graphc as gc
 
 pytestmark = pytest.mark.skipif(emulate.gxx_path() is None,
                                 reason="g++ not on PATH: the host emulation needs a C++ compiler")
-
-
-@pytest.fixture
-def cp(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'cupy', fake_cupy)
-    monkeypatch.setattr(device, 'make_device', fake_cupy.emu_device)
-    for name, v in [('_devices', {}), ('_plans', {}), ('HOST_OPS', set()), ('SYNCED', set())]:
-        monkeypatch.setattr(device, name, v)
-    monkeypatch.setattr(ndmod, '_GPU_LIVE', False)
-    return fake_cupy
 
 
 def _run(monkeypatch, opt, params, dtype, ctx, fused):
