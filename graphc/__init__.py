@@ -33,4 +33,7 @@ from . import kvstore, kvstore as kv  # noqa: F401,E402  (MXNet's mx.kv)
 from . import recordio, image  # noqa: F401,E402  (Pillow is imported only when an image is decoded)
 from . import contrib  # noqa: F401,E402
 from . import module, module as mod  # noqa: F401,E402  (MXNet legacy Module API)
+from . import numpy, numpy as np, numpy_extension, numpy_extension as npx  # noqa: F401,E402  (mx.np, mx.npx)
+ndarray.np = symbol.np = np  # F.np / F.npx inside hybrid_forward
+ndarray.npx = symbol.npx = npx
 from . import model, callback  # noqa: F401,E402

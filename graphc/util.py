@@ -1,4 +1,4 @@
-"""MXNet's mx.util switches: NumPy shape semantics (supported) and NumPy arrays (mx.np: not supported).
+"""MXNet's mx.util switches: NumPy shape semantics and NumPy array conventions (mx.np, npx.set_np).
 
 MXNet 1.x's default, kept here: a reduction over every axis returns shape (1,), not a 0-d array.
 `set_np_shape(True)` or `with np_shape():` switches to NumPy's convention (0-d results, as graphc gave
@@ -59,45 +59,56 @@ def use_np_shape(func):
     return np_shape(True)(func)
 
 
-_NP_ARRAY_MSG = ("MXNet's NumPy-compatible arrays (mx.np, mx.npx, use_np / set_np) are not supported by graphc; "
-                 "use the mx.nd API (NDArray) instead")
+_NP_ARRAY = [False]
 
 
 def is_np_array():
-    """Always False: graphc has no mx.np arrays."""
-    return False
+    """Whether MXNet's NumPy array conventions are on (npx.set_np()): bool comparisons, NumPy's repr and reshape."""
+    return _NP_ARRAY[0]
 
 
 def set_np_array(active):
-    if active:
-        raise GraphcNotSupportedError(_NP_ARRAY_MSG)
-    return False
+    """Turn the NumPy array conventions on or off; returns the previous state. mx.np.ndarray and mx.nd.NDArray
+    are one class in graphc: the switch changes what the array methods and operators do, not the type."""
+    prev, _NP_ARRAY[0] = _NP_ARRAY[0], bool(active)
+    return prev
 
 
 def np_array(active=True):
+    """`with np_array():` (or as a decorator): NumPy array conventions inside."""
     return _Scope(set_np_array, active)
 
 
 def use_np_array(func):
-    """MXNet's decorator that makes a function use mx.np arrays: calling the result says it is unsupported."""
-    @functools.wraps(func)
-    def unsupported(*args, **kwargs):
-        raise GraphcNotSupportedError(_NP_ARRAY_MSG)
-    return unsupported
+    """Decorator: the function (or every method of the class) runs with NumPy array conventions."""
+    if isinstance(func, type):
+        for k, v in list(vars(func).items()):
+            if callable(v) and not k.startswith('__'):
+                setattr(func, k, use_np_array(v))
+        return func
+    return np_array(True)(func)
 
 
-use_np = use_np_array  # use_np = use_np_shape + use_np_array; the array half is what graphc lacks
+def use_np(func):
+    """MXNet's use_np: NumPy shape and array conventions for a function or class."""
+    return use_np_shape(use_np_array(func))
 
 
 def set_np(shape=True, array=True, dtype=False):
-    """MXNet's set_np: only the shape half is available."""
-    if array or dtype:
-        raise GraphcNotSupportedError(_NP_ARRAY_MSG)
+    """MXNet's npx.set_np: NumPy shape semantics (0-d arrays) and array conventions. dtype=True (float64 by
+    default, as NumPy) is not supported: graphc keeps MXNet's float32 default."""
+    if dtype:
+        raise GraphcNotSupportedError("set_np(dtype=True): NumPy's float64 default dtype is not supported; "
+                                      "graphc keeps MXNet's float32 default")
+    if array and not shape:
+        raise ValueError("set_np: NumPy arrays need NumPy shape semantics (shape=True)")
     set_np_shape(shape)
+    set_np_array(array)
 
 
 def reset_np():
     set_np_shape(False)
+    set_np_array(False)
 
 
 def is_np_default_dtype():

@@ -16,6 +16,7 @@ from ..context import Context, current_context
 from ..profiler import imperative as _profiling
 from ..registry import OPS
 from ..runtime import backend as _backend
+from ..util import _NP_ARRAY
 
 
 def _check_ctx(ctx):
@@ -172,6 +173,17 @@ def _scalar_op(name, x, s):
     return invoke(OPS[name], (x,), {'scalar': float(s)})
 
 
+def _np():
+    from .. import numpy
+    return numpy
+
+
+def _compare(x, y, bname, sname):
+    """A comparison: 1/0 in the inputs' dtype (MXNet's NDArray), bool under npx.set_np() (mx.np's)."""
+    r = _binary(x, y, bname, sname)
+    return r.astype(np.bool_) if _NP_ARRAY[0] and r is not NotImplemented else r
+
+
 def _binary(x, y, bname, sname, rname=None, elemwise=None):
     if isinstance(y, TENSORS):
         if elemwise and x.shape == y.shape and x.shape is not None:
@@ -230,6 +242,11 @@ class NDArray:
     T = property(lambda self: self.transpose())
 
     def __repr__(self):
+        if _NP_ARRAY[0]:  # mx.np's repr: NumPy's, float32 unmarked, the device when it is not the cpu
+            a = _device.to_host(self._data)
+            body = repr(a).replace(', dtype=float32)', ')')
+            body = body[:-1] + ', dtype=int64)' if a.dtype == np.int64 and 'dtype=' not in body else body
+            return body[:-1] + f", ctx={self.context})" if self.context.device_type != 'cpu' else body
         body = np.array2string(_device.to_host(self._data), separator=' ', threshold=200, precision=8)
         return f"\n{body}\n<NDArray {'x'.join(map(str, self.shape)) or 'scalar'} @{self.context}>"
 
@@ -357,15 +374,17 @@ class NDArray:
     def __pow__(self, o): return _binary(self, o, 'broadcast_power', '_power_scalar')
     def __rpow__(self, o): return _binary(self, o, None, '_rpower_scalar') if not isinstance(o, TENSORS) else o ** self
     def __mod__(self, o): return _binary(self, o, 'broadcast_mod', '_mod_scalar')
+    def __matmul__(self, o): return _np().matmul(self, o)
+    def __rmatmul__(self, o): return _np().matmul(o, self)
     def __neg__(self): return _op('negative', self)
     def __pos__(self): return self
     def __abs__(self): return _op('abs', self)
-    def __eq__(self, o): return _binary(self, o, 'broadcast_equal', '_equal_scalar')
-    def __ne__(self, o): return _binary(self, o, 'broadcast_not_equal', '_not_equal_scalar')
-    def __gt__(self, o): return _binary(self, o, 'broadcast_greater', '_greater_scalar')
-    def __ge__(self, o): return _binary(self, o, 'broadcast_greater_equal', '_greater_equal_scalar')
-    def __lt__(self, o): return _binary(self, o, 'broadcast_lesser', '_lesser_scalar')
-    def __le__(self, o): return _binary(self, o, 'broadcast_lesser_equal', '_lesser_equal_scalar')
+    def __eq__(self, o): return _compare(self, o, 'broadcast_equal', '_equal_scalar')
+    def __ne__(self, o): return _compare(self, o, 'broadcast_not_equal', '_not_equal_scalar')
+    def __gt__(self, o): return _compare(self, o, 'broadcast_greater', '_greater_scalar')
+    def __ge__(self, o): return _compare(self, o, 'broadcast_greater_equal', '_greater_equal_scalar')
+    def __lt__(self, o): return _compare(self, o, 'broadcast_lesser', '_lesser_scalar')
+    def __le__(self, o): return _compare(self, o, 'broadcast_lesser_equal', '_lesser_equal_scalar')
 
     def _inplace(self, result):
         """x += y keeps x's identity (as MXNet): new values written into x, autograd entry moved."""
@@ -401,6 +420,8 @@ class NDArray:
     # ------------------------------------------------------------ shape and math methods
     def reshape(self, *shape, **kw):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        if _NP_ARRAY[0] and not kw:  # mx.np: NumPy's reshape (0 is a size, not MXNet's "copy this dimension")
+            return _op('_np_reshape', self, newshape=tuple(shape))
         return _op('Reshape', self, shape=kw.get('shape', shape), reverse=kw.get('reverse', False))
 
 
@@ -422,8 +443,7 @@ class NDArray:
         return self
 
     def as_np_ndarray(self):
-        from ..util import set_np_array
-        set_np_array(True)  # raises: mx.np arrays are not supported
+        return self  # (mx.np.ndarray is NDArray in graphc)
 
     def tostype(self, stype):
         """This array in storage type stype: 'default' (dense), 'row_sparse' or 'csr' (a new array)."""
