@@ -27,11 +27,15 @@ def info():
 def op_table():
     """Markdown table of every registered op (the README's op table is generated from this)."""
     from . import nd  # noqa: F401  registers the ops
+    from .base import GraphcError
     from .registry import OPS
     rows = ["| op | kind | inputs | attributes | differentiable |", "|---|---|---|---|---|"]
     for name in sorted(OPS, key=lambda n: (n.startswith('_'), n.lower())):
         op = OPS[name]
-        ins = op.inputs if op.variadic else ', '.join(op.input_names(_fill(op)))
+        try:
+            ins = op.inputs if op.variadic else ', '.join(op.input_names(_fill(op)))
+        except GraphcError:  # (Custom: the registered op_type's arguments)
+            ins = "the op_type's arguments"
         attrs = ', '.join(op.attrs) or '-'
         rows.append(f"| `{name}` | {op.kind} | {ins} | {attrs} | "
                     f"{'yes' if op.differentiable else 'no'} |")

@@ -973,3 +973,49 @@ def _softmax_rows(x):
 # MXNet: data of more than 2 dims without multi_output/preserve_shape is softmaxed as (batch, everything else)
 CASES['SoftmaxOutput'] += [Case([R(2, 3, 2), np.array([4.0, 1.0])], {},
                                 lambda x, lab: _softmax_rows(x.reshape(2, -1)).reshape(x.shape), id='flattened')]
+
+
+# ---------------------------------------------------------------- Custom (a registered Python operator)
+import graphc as _gc  # noqa: E402
+
+
+class _ScaledSquareAndProduct(_gc.operator.CustomOp):
+    """Two inputs, two outputs: (a*a*scale, a*b)."""
+    def __init__(self, scale):
+        self.scale = scale
+
+    def forward(self, is_train, req, in_data, out_data, aux):
+        a, b = in_data
+        self.assign(out_data[0], req[0], a * a * self.scale)
+        self.assign(out_data[1], req[1], a * b)
+
+    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+        a, b = in_data
+        self.assign(in_grad[0], req[0], out_grad[0] * a * (2 * self.scale) + out_grad[1] * b)
+        self.assign(in_grad[1], req[1], out_grad[1] * a)
+
+
+@_gc.operator.register('op_cases_square_product')
+class _ScaledSquareAndProductProp(_gc.operator.CustomOpProp):
+    def __init__(self, scale='1'):
+        super().__init__(need_top_grad=True)
+        self.scale = float(scale)
+
+    def list_arguments(self):
+        return ['a', 'b']
+
+    def list_outputs(self):
+        return ['square', 'product']
+
+    def infer_shape(self, in_shape):
+        return in_shape, [in_shape[0], in_shape[0]], []
+
+    def create_operator(self, ctx, shapes, dtypes):
+        return _ScaledSquareAndProduct(self.scale)
+
+
+CASES['Custom'] = [Case([R(3, 4), R(3, 4)], {'op_type': 'op_cases_square_product', 'scale': '1.5'},
+                        lambda a, b: (a * a * 1.5, a * b)),
+                   Case([R(2, 0), R(2, 0)], {'op_type': 'op_cases_square_product'}, lambda a, b: (a * a, a * b),
+                        id='empty')]
+BACKWARD_OF['_backward_Custom'] = 'Custom'

@@ -92,10 +92,10 @@ def test_module_layout():
     assert nd.ndarray.NDArray is nd.NDArray and nd._STORAGE_TYPE_STR_TO_ID['csr'] == 2
 
 
-def test_custom_is_a_clear_error():  # (sparse storage is supported now: tests/test_sparse.py)
+def test_unregistered_custom_is_a_clear_error():  # (sparse storage: tests/test_sparse.py; Custom: test_custom_op.py)
     x = nd.ones((2, 2))
     assert x.tostype('default').stype == 'default' and x.tostype('csr').stype == 'csr'
-    with pytest.raises(mx.base.MXNetError, match='not supported'):
+    with pytest.raises(mx.base.MXNetError, match="op_type 'mine' is not registered"):
         nd.Custom(x, op_type='mine')
 
 
@@ -388,10 +388,3 @@ def test_creation_helpers_and_type_errors():
         nd.relu([1, 2])
     x = nd.ones(2)
     assert x.as_np_ndarray() is x and isinstance(x, mx.np.ndarray)  # one array class for mx.nd and mx.np
-
-
-def test_custom_operators_say_they_are_out_of_scope():
-    with pytest.raises(mx.base.MXNetError, match="operator 'myop'.*not supported"):
-        @mx.operator.register('myop')
-        class MyProp(mx.operator.CustomOpProp):
-            pass

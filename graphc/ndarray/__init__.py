@@ -182,13 +182,6 @@ def reset_arrays(*data, num_arrays=None):
         d[:] = 0
 
 
-def Custom(*args, op_type=None, **kwargs):
-    """MXNet's Custom operator (a Python CustomOp) is out of scope in graphc."""
-    from ..base import GraphcNotSupportedError
-    raise GraphcNotSupportedError(f"Custom operators (op_type={op_type!r}) are not supported by graphc: write the "
-                                  "computation with nd/sym ops, or as a Gluon Block, instead of an mx.operator.CustomOp")
-
-
 from . import linalg, contrib, sparse  # noqa: E402,F401
 for _sub in ('ndarray', 'random', 'linalg', 'contrib', 'sparse'):  # `import graphc.nd.random` is the same module
     _sys.modules['graphc.nd.' + _sub] = _sys.modules['graphc.ndarray.' + _sub]
