@@ -34,6 +34,8 @@ from . import recordio, image  # noqa: F401,E402  (Pillow is imported only when 
 from . import contrib  # noqa: F401,E402
 from . import module, module as mod  # noqa: F401,E402  (MXNet legacy Module API)
 from . import numpy, numpy as np, numpy_extension, numpy_extension as npx  # noqa: F401,E402  (mx.np, mx.npx)
+from . import monitor, monitor as mon, executor, viz as visualization  # noqa: F401,E402  (MXNet's module names)
+from .context import cpu_pinned  # noqa: F401,E402
 ndarray.np = symbol.np = np  # F.np / F.npx inside hybrid_forward
 ndarray.npx = symbol.npx = npx
 from . import model, callback  # noqa: F401,E402

@@ -12,6 +12,7 @@ import numpy as np
 from . import config
 from .base import GraphcError, as_dtype, fmt_shape
 from .graph import Graph, Node, infer_node
+from .interpreter import interpret
 from .ndarray.ndarray import NDArray
 
 _REQS = ('write', 'add', 'null')
@@ -82,7 +83,7 @@ class Executor:
         self._cse = config.eliminate_common_expr()  # read at bind, as MXNet reads MXNET_ELIMINATE_COMMON_EXPR
         entry, _ = self._mode(False)  # shapes are checked here, at bind, as MXNet does
         self.outputs = [NDArray(np.zeros(n.shapes[j], n.dtypes[j])) for n, j in entry.visible]
-        self._monitor = None
+        self._monitor, self._monitor_all = None, False
 
     # ------------------------------------------------------------ the compiled forms
     def _mode(self, train):
@@ -182,9 +183,21 @@ class Executor:
                 d *= m
                 d += (1 - m) * stat
         if self._monitor is not None:
-            for name, o in zip(self._output_names, self.outputs):
-                self._monitor(name, o)
+            if self._monitor_all:  # every node's output, by the reference interpreter (the spec) on the traced graph
+                self._monitor_nodes(entry, feed)
+            else:
+                for name, o in zip(self._output_names, self.outputs):
+                    self._monitor(name, o)
         return self.outputs
+
+    def _monitor_nodes(self, entry, feed):
+        g, env = entry.traced, {}
+        interpret(g, feed, env=env, keep=[n for n in g.nodes if not n.is_var])
+        for n in g.nodes:
+            if not n.is_var:
+                outs = env[n]
+                for j, o in enumerate(outs[:n.op.n_visible(n.attrs)] if len(outs) > 1 else outs):
+                    self._monitor(f"{n.name}_output{j if len(outs) > 1 else ''}", NDArray(np.array(o)))
 
     def backward(self, out_grads=None, is_train=True):
         """Gradients of the outputs (weighted by out_grads; ones where not given) into grad_arrays,
@@ -278,8 +291,8 @@ class Executor:
         return Executor(self._symbol, self._ctx, args, grads, dict(self._grad_req), aux)
 
     def set_monitor_callback(self, callback, monitor_all=False):
-        """callback(name, array) for each output after every forward."""
-        self._monitor = callback
+        """callback(name, array) for each output after every forward; monitor_all: for every node's output."""
+        self._monitor, self._monitor_all = callback, monitor_all
 
     def get_optimized_symbol(self):
         """The graph after the graph-level passes MXNet also runs (dead code, and common subexpressions unless

@@ -1,6 +1,6 @@
 """gluon.data.vision.transforms, as MXNet Gluon 1.x: Compose, Cast, ToTensor, Normalize, Resize, CenterCrop,
 RandomResizedCrop, RandomFlipLeftRight/TopBottom, RandomBrightness/Contrast/Saturation/Hue,
-RandomColorJitter, RandomLighting.
+RandomColorJitter, RandomLighting, CropResize, RandomApply.
 
 Transforms take an NDArray (or NumPy) image, HWC (ToTensor: HWC -> CHW; Normalize: CHW), and return the
 same kind. Those marked batchable also take a batch (leading axis N), which DataLoader's fast path
@@ -259,3 +259,41 @@ class RandomLighting(_Random):
         a = _random.generator().normal(0, self._alpha, size=(3,))
         rgb = (self._eigvec * a) @ self._eigval
         return _saturate(x.astype(np.float32) + rgb.astype(np.float32), x)
+
+
+class CropResize(_Transform):
+    """The (width, height) crop at (x, y) of an HWC image (or NHWC batch), resized to size when given."""
+
+    def __init__(self, x, y, width, height, size=None, interpolation=None):
+        self._box, self._interp = (int(x), int(y), int(width), int(height)), interpolation
+        self._size = None if size is None else _size(size, 'CropResize')
+
+    def forward(self, img):
+        x, y, w, h = self._box
+        H, W = img.shape[-3:-1]
+        if x < 0 or y < 0 or x + w > W or y + h > H:
+            raise GraphcError(f"CropResize: the box x={x}, y={y}, width={w}, height={h} leaves the {W}x{H} image")
+        out = img[..., y:y + h, x:x + w, :]
+        if self._size is None:
+            return out.copy()
+        from ....image.image import _resize
+        interp = 1 if self._interp is None else self._interp
+        if out.ndim == 3:
+            return _resize(out, *self._size, interp)
+        return np.stack([_resize(o, *self._size, interp) for o in out])
+
+    def __repr__(self):
+        return f"CropResize(box={self._box}, size={self._size})"
+
+
+class RandomApply(_Random):
+    """Apply `transforms` (one transform or a Compose) with probability p, else pass the image through."""
+
+    def __init__(self, transforms, p=0.5):
+        self._t, self._p = transforms, float(p)
+
+    def __call__(self, x):
+        return self._t(x) if _random.generator().random() < self._p else x
+
+    def __repr__(self):
+        return f"RandomApply({self._t!r}, p={self._p})"
