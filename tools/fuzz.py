@@ -76,6 +76,7 @@ EXCLUDED = {
     '_backward_InstanceNorm': 'a gradient op: reached through the gradient check of InstanceNorm',
     '_backward_GroupNorm': 'a gradient op: reached through the gradient check of GroupNorm',
     '_backward_Pad': 'a gradient op: reached through the gradient check of Pad',
+    'Custom': "a user's Python operator: its semantics are the registered CustomOp's (tests/test_custom_op.py)",
 }
 # Partly excluded: a graph holds at most one op that reads the random stream (a sampler, _shuffle, or a Dropout
 # that drops), so that every path, seeded alike, draws the same numbers in the same order (RNN keeps p = 0);
