@@ -279,3 +279,16 @@ def test_linear_regression_from_scratch_as_in_the_textbook():
                 p[:] = p - 0.03 * p.grad / 10
     onp.testing.assert_allclose(w.reshape(-1).asnumpy(), [2, -3.4], atol=2e-2)
     assert abs(float(b) - 4.2) < 2e-2
+
+
+def test_np_array_methods():
+    x = np.array([[1.0, 5.0], [3.0, 4.0]])
+    a = x.asnumpy()
+    assert x.flatten().shape == (4,) and x.argmax(axis=1).dtype == onp.int64
+    onp.testing.assert_allclose(x.std().asnumpy(), a.std(), rtol=1e-6)
+    onp.testing.assert_allclose(x.var(axis=0).asnumpy(), a.var(axis=0), rtol=1e-6)
+    assert bool(x.any()) and bool(x.all()) and float(x.trace()) == 5.0
+    onp.testing.assert_allclose(x.dot(x).asnumpy(), a @ a)
+    assert [v.asnumpy().tolist() for v in x.nonzero()] == [list(v) for v in a.nonzero()]
+    npx.reset_np()
+    assert x.flatten().shape == (2, 2) and x.argmax(axis=1).dtype == onp.float32  # MXNet's NDArray methods

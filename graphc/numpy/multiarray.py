@@ -741,3 +741,26 @@ def _fallback(fname):
     return f
 
 
+
+
+# ---------------------------------------------------------------- mx.np.ndarray's methods
+def _np_methods():
+    """The array methods mx.np.ndarray has beyond NDArray's, and those whose NumPy form differs (flatten gives
+    1-d, argmax/argmin int64 indices) switched by npx.set_np()."""
+    def method(f):
+        return lambda self, *args, **kw: f(self, *args, **kw)
+
+    for name in ('std', 'var', 'any', 'all', 'dot', 'ravel', 'nonzero', 'trace', 'ptp'):
+        if not hasattr(ndarray, name):
+            setattr(ndarray, name, method(globals().get(name) or _fallback(name)))
+    for name, npf in (('flatten', ravel), ('argmax', argmax), ('argmin', argmin)):
+        nd_method = getattr(ndarray, name)
+
+        def switched(self, *args, _nd=nd_method, _np=npf, **kw):
+            return _np(self, *args, **kw) if _ndm._NP_ARRAY[0] else _nd(self, *args, **kw)
+        switched.__name__ = name
+        switched.__doc__ = f"NDArray's {name}; under npx.set_np(), NumPy's."
+        setattr(ndarray, name, switched)
+
+
+_np_methods()
