@@ -14,13 +14,14 @@ import numpy as np
 
 from .. import config
 
-KERNEL, SGEMM, DGEMM, ALIAS, ROWFILL, SGEMV, DGEMV = range(7)
+KERNEL, SGEMM, DGEMM, ALIAS, ROWFILL, SGEMV, DGEMV, DNNL_SGEMM = range(8)
 WORDS = 16
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 _blas = []      # [(sgemm address, dgemm address, int bits) or None], found once
 _blas_lib = []  # [the ctypes library those addresses are in]
 _exec = []      # [the step interpreter as a ctypes function]
+_dnnl = []      # [oneDNN's dnnl_sgemm address or None], found once
 
 
 def _blas_libraries():
@@ -89,6 +90,32 @@ def gemv():
             found = None
         _blas_lib.append(found if found and _gemv_check(*found, blas()[2]) else None)
     return _blas_lib[3]
+
+
+def dnnl_sgemm():
+    """The address of oneDNN's row-major `dnnl_sgemm` where its wheel loads on this thread (runtime/onednn.py),
+    after a small self-check, or None. Its AVX-512 kernels beat the Haswell ones OpenBLAS picks on this machine's
+    Zen 5 at the MLP's shapes (64x784 by 784x256: 123 us vs 150 us, 256x64 by 64x256: 41 vs 80 us, one thread).
+    One thread only: at two, waking OpenMP's sleeping thread per call was measured to lose to OpenBLAS (loaded)."""
+    from . import onednn
+    if not onednn.available() or onednn._threads() != 1:   # (the main thread of the process that loaded it)
+        return None
+    if not _dnnl:
+        found = None
+        lib = onednn.library()
+        if hasattr(lib, 'dnnl_sgemm'):
+            addr = ctypes.cast(lib.dnnl_sgemm, ctypes.c_void_p).value
+            fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char, ctypes.c_char, *[ctypes.c_int64] * 3, ctypes.c_float,
+                                  ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_float,
+                                  ctypes.c_void_p, ctypes.c_int64)(addr)
+            a = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+            c = np.zeros((2, 2), np.float32)
+            onednn._threads()
+            if not fn(b'N', b'T', 2, 2, 3, 1.0, a.ctypes.data, 3, a.ctypes.data, 3, 0.0, c.ctypes.data, 2) and \
+                    np.array_equal(c, a @ a.T):
+                found = addr
+        _dnnl.append(found)
+    return _dnnl[0]
 
 
 def _gemv_check(sa, da, bits):
@@ -165,7 +192,7 @@ def _executor_ir(bits):
         row = b.gep(steps, [b.mul(s, C(WORDS))])
         w = lambda k: b.load(b.gep(row, [C(k)]))  # noqa: E731
         buf = lambda k: b.load(b.gep(bufs, [w(k)]))  # noqa: E731
-        blocks = {k: fn.append_basic_block(f'kind{k}') for k in range(7)}
+        blocks = {k: fn.append_basic_block(f'kind{k}') for k in range(8)}
         end = fn.append_basic_block('next')
         sw = b.switch(w(0), end)
         for k, blk in blocks.items():
@@ -185,6 +212,14 @@ def _executor_ir(bits):
                     cast(w(10)), b.sitofp(w(13), t), b.bitcast(buf(11), tp), cast(w(12))]
             b.call(b.inttoptr(w(1), gemm_ty(t).as_pointer()), args)
             b.branch(end)
+        b.position_at_end(blocks[DNNL_SGEMM])   # dnnl_sgemm(transa, transb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+        f32, fp, i8 = ir.FloatType(), ir.FloatType().as_pointer(), ir.IntType(8)
+        dty = ir.FunctionType(i32, [i8, i8, i64, i64, i64, f32, fp, i64, fp, i64, f32, fp, i64])
+        b.call(b.inttoptr(w(1), dty.as_pointer()), [b.trunc(w(2), i8), b.trunc(w(3), i8), w(4), w(5), w(6),
+                                                    ir.Constant(f32, 1.0), b.bitcast(buf(7), fp), w(8),
+                                                    b.bitcast(buf(9), fp), w(10), b.sitofp(w(13), f32),
+                                                    b.bitcast(buf(11), fp), w(12)])
+        b.branch(end)
         for kind, t in ((SGEMV, ir.FloatType()), (DGEMV, ir.DoubleType())):   # y = op(A) x (a one-row GEMM)
             b.position_at_end(blocks[kind])
             cast = (lambda v: v) if bits == 64 else (lambda v: b.trunc(v, it))
@@ -218,6 +253,7 @@ class Segment:
 
     def __init__(self):
         self.rows, self.keep, self.reads, self.writes = [], [], [], []
+        self.dnnl = False   # calls oneDNN: runs only on the thread runtime/onednn.py allows
 
     def finish(self):
         self.table = np.array(self.rows, dtype=np.int64).reshape(-1, WORDS)
@@ -242,6 +278,12 @@ class Segment:
             kind, fn = (SGEMV, v[0]) if dtype == np.float32 else (DGEMV, v[1])
             rows, cols = (n, k) if tb else (k, n)
             self.row(kind, fn, NO_TRANS if tb else TRANS, rows, cols, b, ldb, a, lda if ta else 1, c, 1, beta)
+            return
+        d = dnnl_sgemm() if dtype == np.float32 else None
+        if d is not None:
+            self.dnnl = True
+            self.row(DNNL_SGEMM, d, ord('T' if ta else 'N'), ord('T' if tb else 'N'), m, n, k, a, lda, b, ldb, c, ldc,
+                     beta)
             return
         sa, da, _ = blas()
         kind, fn = (SGEMM, sa) if dtype == np.float32 else (DGEMM, da)
@@ -281,6 +323,7 @@ def compile_step(seg, node, ins, outs, new_slot):
         if not _gemm_step(probe, anchor.op.name, anchor.attrs, shapes, [ins[i] for i in a_in], tmp, dtype):
             return False
         seg.rows += probe.rows
+        seg.dnnl |= probe.dnnl
         kouts = [outs[q] for q, m in enumerate(out_map) if m is not None]
         seg.kernel(k, [tmp] + [ins[i] for i in e_in] + kouts)
         for q, m in enumerate(out_map):  # the group also returns the GEMM result itself

@@ -6,6 +6,7 @@ and runs of steps that compile natively (see runtime/native.py) become segments 
 each, over buffers preallocated in one arena; the per-step path stays as the fallback (a second thread
 calling the same plan at once, or an input that no longer has the planned shape and dtype).
 """
+import os
 import threading
 
 import numpy as np
@@ -141,6 +142,7 @@ class NativeProgram:
             self.ptrs[k] = a.ctypes.data
         self.seen = [None] * nslots   # the array whose address ptrs[k] holds (kept alive by this list)
         self.check_out = [k not in fresh for k in range(nslots)]
+        self.dnnl = None   # (thread id, pid, set OpenMP's thread count) where a segment calls oneDNN
 
     def run(self, plan, vals):
         """The outputs, or None when an input does not have its planned shape, dtype and layout (the
@@ -225,6 +227,7 @@ def _native_program(plan, graph, slot):
             items.append(cur)
         cur.nodes.append((node, len(trial.rows)))
         cur.rows += trial.rows
+        cur.dnnl |= trial.dnnl
         cur.keep += trial.keep
         native_steps += 1
         for k in outs:
@@ -264,5 +267,8 @@ def _native_program(plan, graph, slot):
         out_items.append(s)
     fresh = {k for s in out_items if type(s) is Seg for k in s.fresh}
     prog = NativeProgram(out_items, plan.nslots + len(extra), arena, views, fresh, shapes, dtypes)
+    if any(it.dnnl for it in items if type(it) is not tuple):   # oneDNN's GEMM: only where it was allowed
+        from . import onednn
+        prog.dnnl = (threading.get_ident(), os.getpid(), onednn._threads)
     prog.memory, prog.names = mem, names
     return prog

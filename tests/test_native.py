@@ -230,3 +230,65 @@ def test_arena_reuses_buffers_and_keeps_views_of_them_alive():
     ref = interpret(g, raw)[0]
     for _ in range(2):
         np.testing.assert_allclose(plan(feed)[0], ref, **TOL[np.float32])
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """GRAPHC_NUM_THREADS=1, where float32 GEMMs with more than one row go to oneDNN's dnnl_sgemm (if loaded)."""
+    monkeypatch.setenv('GRAPHC_NUM_THREADS', '1')
+    if native.blas() is None or native.dnnl_sgemm() is None:
+        pytest.skip("no oneDNN wheel (or no CBLAS): GEMMs stay on OpenBLAS")
+
+
+def kinds(plan):
+    return {int(r[0]) for s in segments(plan) for r in s.seg.rows}
+
+
+@pytest.mark.parametrize('m', [2, 17, 64, 65])
+@pytest.mark.parametrize('ta,tb', [(False, False), (True, False), (False, True), (True, True)])
+def test_onednn_gemm_steps_equal_numpy(one_thread, m, ta, tb):
+    """Dense (bias, then relu in the epilogue) and dot with every transpose, rows not a multiple of oneDNN's
+    blocks, through dnnl_sgemm: equal to NumPy and the interpreter (float32, K up to 70: rtol/atol 1e-5)."""
+    rng = np.random.default_rng(m)
+    a = rng.normal(size=(70, m) if ta else (m, 70)).astype(np.float32)
+    b = rng.normal(size=(33, 70) if tb else (70, 33)).astype(np.float32)
+    w, bias = rng.normal(size=(9, 33)).astype(np.float32), rng.normal(size=(9,)).astype(np.float32)
+
+    def f(a, b, w, bias):
+        d = nd.dot(a, b, transpose_a=ta, transpose_b=tb)   # (m, 33)
+        return nd.relu(nd.FullyConnected(d * 0.1, w, bias, num_hidden=9))
+    g, opt, feed, raw = build(f, a, b, w, bias)
+    plan = Plan(opt)
+    assert native.DNNL_SGEMM in kinds(plan) and plan.program.dnnl is not None
+    want = np.maximum(((a.T if ta else a) @ (b.T if tb else b) * 0.1) @ w.T + bias, 0)
+    np.testing.assert_allclose(plan(feed)[0], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(plan(feed)[0], interpret(g, raw)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_onednn_gemm_takes_strided_inputs_and_other_threads_take_numpy(one_thread):
+    """A non-contiguous input is copied before the call; a thread other than the one that loaded oneDNN runs
+    the per-step NumPy path (runtime/onednn.available) with the same result; one row stays a GEMV."""
+    rng = np.random.default_rng(3)
+    x, w = rng.normal(size=(8, 30)).astype(np.float32), rng.normal(size=(12, 30)).astype(np.float32)
+
+    def f(x, w):
+        return nd.dot(nd.tanh(nd.FullyConnected(x, w, no_bias=True, num_hidden=12)), w)
+    _, opt, feed, _ = build(f, x, w)
+    plan = Plan(opt)
+    assert native.DNNL_SGEMM in kinds(plan)
+    xin = opt.inputs[0]
+    wide = rng.normal(size=(8, 60)).astype(np.float32)
+    strided = {**feed, xin: wide[:, ::2]}
+    np.testing.assert_allclose(plan(strided)[0], np.tanh(wide[:, ::2] @ w.T) @ w, rtol=1e-5, atol=1e-5)
+    got = []
+    t = threading.Thread(target=lambda: got.append(plan(feed)[0]))
+    t.start()
+    t.join()
+    np.testing.assert_allclose(got[0], np.tanh(x @ w.T) @ w, rtol=1e-5, atol=1e-5)
+    _, opt1, _, _ = build(f, x[:1], w)
+    assert native.SGEMV in kinds(Plan(opt1)) and native.DNNL_SGEMM not in kinds(Plan(opt1))
+
+
+def test_hybridized_training_through_onednn_gemms_equals_eager(one_thread):
+    """The MLP's training step (its backward GEMMs transpose both ways) through dnnl_sgemm equals eager."""
+    test_hybridized_training_with_native_segments_equals_eager()
