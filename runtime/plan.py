@@ -18,6 +18,9 @@ from ..graph import raise_at
 from .backend import _record, recorders
 
 
+SMALL_OUT = 1 << 16   # bytes: Plan.lean copies outputs up to this size out of buffers of its own
+
+
 class Plan:
     def __init__(self, graph, native=True, kernel=None):
         """kernel(op): each step's kernel (default: the CPU backend's)."""
@@ -96,6 +99,64 @@ class Plan:
                 if out is not None:
                     return out
             return self(dict(zip(keys, arrays)))
+        return run
+
+    def lean(self, keys):
+        """Like positional(keys), for a plan that is one native segment writing every output into a fresh array
+        (a small MLP): run(arrays) checks only the inputs that are not the arrays of the last call, and returns
+        the outputs (new arrays the caller owns), or None where the full path must run. None if not of that form."""
+        prog = self.program
+        if prog is None or len(prog.items) != 1 or type(prog.items[0]) is not Seg:
+            return None
+        seg, pos = prog.items[0], {key: i for i, key in enumerate(keys)}
+        slots = {k: (pos.get(key), const) for key, k, const in self.inputs}
+        if not set(self.outputs) <= set(seg.fresh) or len(set(self.outputs)) != len(self.outputs) or \
+                any(slots.get(k, (None, None)) == (None, None) for k in seg.reads):
+            return None
+        reads = [(k, slots[k][0], slots[k][1]) for k in seg.reads]
+        # small outputs are written into buffers of their own and copied out: a copy costs less than asking NumPy
+        # for a new array's address (0.2 us vs 0.9 us); larger ones are written in place
+        outs = [(k, prog.shapes[k], prog.dtypes[k]) for k in self.outputs]
+        outs = [(k, sh, dt, np.empty(sh, dt) if int(np.prod(sh)) * dt.itemsize <= SMALL_OUT else None) for k, sh, dt in outs]
+        outs = [(k, sh, dt, b, 0 if b is None else b.ctypes.data) for k, sh, dt, b in outs]
+        ptrs, shapes, dtypes, seen, lock = prog.ptrs, prog.shapes, prog.dtypes, prog.seen, prog.lock
+        native, addr, n, dnnl = prog.run_native, seg.addr, seg.n, prog.dnnl
+
+        def run(arrays):
+            if dnnl is not None and (threading.get_ident() != dnnl[0] or os.getpid() != dnnl[1]):
+                return None
+            if not lock.acquire(blocking=False):
+                return None
+            try:
+                for k, i, const in reads:
+                    a = const if i is None else arrays[i]
+                    if a is seen[k]:   # parameters: the same array as last call, checked then
+                        continue
+                    if type(a) is not np.ndarray or a.shape != shapes[k] or a.dtype != dtypes[k]:
+                        return None
+                    if not a.flags.c_contiguous:
+                        a = np.ascontiguousarray(a)
+                    ptrs[k] = a.ctypes.data
+                    seen[k] = a
+                res = []
+                for k, shape, dt, buf, at in outs:
+                    if buf is None:
+                        buf = np.empty(shape, dt)
+                        res.append(buf)
+                        at = buf.ctypes.data
+                    ptrs[k] = at
+                if dnnl is not None:
+                    dnnl[2]()
+                if profiling:
+                    run_segment(native, seg, ptrs)
+                else:
+                    native(addr, n, ptrs)
+                if len(res) < len(outs):
+                    it = iter(res)
+                    res = [next(it) if buf is None else buf.copy() for _, _, _, buf, _ in outs]
+                return res
+            finally:
+                lock.release()
         return run
 
     def _bind(self, feed, nslots):

@@ -292,3 +292,41 @@ def test_onednn_gemm_takes_strided_inputs_and_other_threads_take_numpy(one_threa
 def test_hybridized_training_through_onednn_gemms_equals_eager(one_thread):
     """The MLP's training step (its backward GEMMs transpose both ways) through dnnl_sgemm equals eager."""
     test_hybridized_training_with_native_segments_equals_eager()
+
+
+@needs_blas
+@pytest.mark.parametrize('rows', [1, 3, 70])   # 70 x 256 float32 outputs are above SMALL_OUT: written in place
+def test_lean_call_of_a_one_segment_plan(rows):
+    """A hybridized MLP that is one native segment runs through Plan.lean: equal to eager, every output a fresh
+    array the next call does not write (copied out of the plan's buffer or written in place), a strided input
+    and new weights (set_data) seen, and forward hooks still called once one is registered."""
+    from graphc.runtime import plan as plan_mod
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Dense(64, activation='relu'), nn.Dense(256))
+    net.initialize(gc.init.Xavier())
+    x = nd.random.normal(shape=(rows, 30))
+    want = net(x).asnumpy()
+    net.hybridize()
+    net(x)
+    entry = net.cached_graph()
+    keys = entry.data_vars + [v for _, v in entry.param_vars]
+    assert entry._main_plan.lean(keys) is not None
+    assert (rows * 256 * 4 <= plan_mod.SMALL_OUT) == (rows < 70)
+    first = net(x)
+    np.testing.assert_allclose(first.asnumpy(), want, rtol=1e-5, atol=1e-5)
+    keep = first.asnumpy().copy()
+    second = net(x * 2)
+    assert not np.may_share_memory(first.asnumpy(), second.asnumpy())
+    np.testing.assert_array_equal(first.asnumpy(), keep)
+    wide = nd.random.normal(shape=(rows, 60))
+    strided = nd.NDArray(wide.asnumpy()[:, ::2])
+    w0 = net[0].weight
+    w0.set_data(w0.data() * 0.5)
+    h = np.maximum(strided.asnumpy() @ w0.data().asnumpy().T + net[0].bias.data().asnumpy(), 0)
+    ref = h @ net[1].weight.data().asnumpy().T + net[1].bias.data().asnumpy()
+    np.testing.assert_allclose(net(strided).asnumpy(), ref, rtol=1e-5, atol=1e-5)
+    seen = []
+    net.register_forward_hook(lambda blk, args, out: seen.append(out.shape))
+    net(x)
+    assert seen == [(rows, 256)]
