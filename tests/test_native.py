@@ -85,8 +85,9 @@ def test_dot_transposes_and_reshape_aliases(ta, tb):
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
 @pytest.mark.parametrize('ta,tb', [(False, False), (True, False), (False, True), (True, True)])
 def test_one_row_products_run_as_gemv(ta, tb, dtype):
-    """A one-row GEMM (batch-1 Dense, a 1 x k dot) is a BLAS GEMV step: OpenBLAS's sgemm packs the whole matrix
-    first (5x slower for a 1x784 by 784x256 product here). Every transpose, both dtypes, and the batch-1 MLP."""
+    """A one-row GEMM (batch-1 Dense, a 1 x k dot) is a GEMV step: OpenBLAS's sgemm packs the whole matrix first
+    (5x slower for a 1x784 by 784x256 product here); float32 times a transposed (Dense) weight is graphc's own
+    graphc_gemv_nt, the rest BLAS's GEMV. Every transpose, both dtypes."""
     if native.gemv() is None:
         pytest.skip("the BLAS beside NumPy has no cblas gemv")
     rng = np.random.default_rng(2)
@@ -100,7 +101,10 @@ def test_one_row_products_run_as_gemv(ta, tb, dtype):
     g, opt, feed, raw = build(f, a, b, w, bias)
     plan = Plan(opt)
     kinds = {int(r[0]) for s in segments(plan) for r in s.seg.rows}
-    assert kinds & {native.SGEMV, native.DGEMV} and not kinds & {native.SGEMM, native.DGEMM}, kinds
+    ours = any(r[0] == native.KERNEL and r[1] == native.gemv_nt() for s in segments(plan) for r in s.seg.rows)
+    assert not kinds & {native.SGEMM, native.DGEMM, native.DNNL_SGEMM}, kinds
+    # float32 (1 x k) by (n x k)^T: graphc_gemv_nt; the others (and the Dense's in float64): BLAS's GEMV
+    assert ours == (dtype == np.float32) and (bool(kinds & {native.SGEMV, native.DGEMV}) or (dtype == np.float32 and tb))
     want = np.tanh(np.maximum((a.T if ta else a) @ (b.T if tb else b), 0) @ w.T + bias)
     np.testing.assert_allclose(plan(feed)[0], want, **TOL[dtype])
     np.testing.assert_allclose(plan(feed)[0], interpret(g, raw)[0], **TOL[dtype])
@@ -330,3 +334,17 @@ def test_lean_call_of_a_one_segment_plan(rows):
     net.register_forward_hook(lambda blk, args, out: seen.append(out.shape))
     net(x)
     assert seen == [(rows, 256)]
+
+
+@pytest.mark.parametrize('n,k', [(256, 784), (10, 256), (13, 37), (1, 5), (3, 16), (5, 1)])
+@pytest.mark.parametrize('beta', [0, 1])
+def test_gemv_kernel_rows_and_lanes_not_multiples_of_its_blocks(n, k, beta):
+    """graphc_gemv_nt called directly: y = w @ x (+ y), rows not a multiple of GEMV_ROWS, k not one of
+    GEMV_VEC (and below it); float32, rtol/atol 1e-5 (a sum in another order than NumPy's)."""
+    import ctypes
+    rng = np.random.default_rng(n * k)
+    w, x, y = (rng.normal(size=s).astype(np.float32) for s in ((n, k), (k,), (n,)))
+    want = w @ x + beta * y
+    ptrs = (ctypes.c_void_p * 3)(w.ctypes.data, x.ctypes.data, y.ctypes.data)
+    ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)(native.gemv_nt())(ptrs, n, 2 * k + beta)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5 * np.sqrt(k))
