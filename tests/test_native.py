@@ -348,3 +348,17 @@ def test_gemv_kernel_rows_and_lanes_not_multiples_of_its_blocks(n, k, beta):
     ptrs = (ctypes.c_void_p * 3)(w.ctypes.data, x.ctypes.data, y.ctypes.data)
     ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)(native.gemv_nt())(ptrs, n, 2 * k + beta)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+
+
+def test_onednn_switch_keeps_gemms_on_openblas(one_thread, monkeypatch):
+    """GRAPHC_ONEDNN=0 (and two threads) build plans without dnnl_sgemm rows, with the same result."""
+    rng = np.random.default_rng(4)
+    x, w = rng.normal(size=(6, 20)).astype(np.float32), rng.normal(size=(8, 20)).astype(np.float32)
+    _, opt, feed, _ = build(lambda x, w: nd.dot(nd.relu(nd.dot(x, w, transpose_b=True)), w), x, w)
+    assert native.DNNL_SGEMM in kinds(Plan(opt))
+    for env in (('GRAPHC_ONEDNN', '0'), ('GRAPHC_NUM_THREADS', '2')):
+        with monkeypatch.context() as m:
+            m.setenv(*env)
+            plan = Plan(opt)
+            assert native.DNNL_SGEMM not in kinds(plan) and native.SGEMM in kinds(plan), env
+            np.testing.assert_allclose(plan(feed)[0], np.maximum(x @ w.T, 0) @ w, rtol=1e-5, atol=1e-5)
