@@ -22,6 +22,8 @@ from .parameter import Parameter, ParameterDict, call_on_input_context, load_int
 _ndm = sys.modules[NDArray.__module__]  # (by import name: MXNet's shim rebinds graphc.ndarray.ndarray)
 _global_counter = {}
 _trace_lock = threading.RLock()  # one trace per cache key when threads call a block at once
+
+
 class _Eager(threading.local):
     on = False   # run hybridized blocks op by op (summary() needs every layer's output); False on every thread
 
