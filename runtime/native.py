@@ -97,7 +97,9 @@ def dnnl_sgemm():
     """The address of oneDNN's row-major `dnnl_sgemm` where its wheel loads on this thread (runtime/onednn.py),
     after a small self-check, or None. Its AVX-512 kernels beat the Haswell ones OpenBLAS picks on this machine's
     Zen 5 at the MLP's shapes (64x784 by 784x256: 123 us vs 150 us, 256x64 by 64x256: 41 vs 80 us, one thread).
-    One thread only: at two, waking OpenMP's sleeping thread per call was measured to lose to OpenBLAS (loaded)."""
+    Taken at one thread only: at two, waking OpenMP's sleeping thread per call lost to OpenBLAS here (measured
+    loaded: benchmarks/gemm_shapes.py decides it on a quiet machine). A plan built at one thread keeps its rows
+    when the count changes later (oneDNN then runs at the new count: NativeProgram.run sets it per call)."""
     from . import onednn
     if not onednn.available() or onednn._threads() != 1:   # (the main thread of the process that loaded it)
         return None
