@@ -14,13 +14,15 @@ import numpy as np
 
 from .. import config
 
-KERNEL, SGEMM, DGEMM, ALIAS, ROWFILL, SGEMV, DGEMV = range(7)
+KERNEL, SGEMM, DGEMM, ALIAS, ROWFILL, SGEMV, DGEMV, DNNL_SGEMM = range(8)
 WORDS = 16
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 _blas = []      # [(sgemm address, dgemm address, int bits) or None], found once
 _blas_lib = []  # [the ctypes library those addresses are in]
 _exec = []      # [the step interpreter as a ctypes function]
+_dnnl = []      # [oneDNN's dnnl_sgemm address or None], found once
+_gemv_nt = []   # [graphc_gemv_nt's address]
 
 
 def _blas_libraries():
@@ -89,6 +91,34 @@ def gemv():
             found = None
         _blas_lib.append(found if found and _gemv_check(*found, blas()[2]) else None)
     return _blas_lib[3]
+
+
+def dnnl_sgemm():
+    """The address of oneDNN's row-major `dnnl_sgemm` where its wheel loads on this thread (runtime/onednn.py),
+    after a small self-check, or None. Its AVX-512 kernels beat the Haswell ones OpenBLAS picks on this machine's
+    Zen 5 at the MLP's shapes (64x784 by 784x256: 123 us vs 150 us, 256x64 by 64x256: 41 vs 80 us, one thread).
+    Taken at one thread only: at two, waking OpenMP's sleeping thread per call lost to OpenBLAS here (measured
+    loaded: benchmarks/gemm_shapes.py decides it on a quiet machine). A plan built at one thread keeps its rows
+    when the count changes later (oneDNN then runs at the new count: NativeProgram.run sets it per call)."""
+    from . import onednn
+    if not onednn.available() or onednn._threads() != 1:   # (the main thread of the process that loaded it)
+        return None
+    if not _dnnl:
+        found = None
+        lib = onednn.library()
+        if hasattr(lib, 'dnnl_sgemm'):
+            addr = ctypes.cast(lib.dnnl_sgemm, ctypes.c_void_p).value
+            fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char, ctypes.c_char, *[ctypes.c_int64] * 3, ctypes.c_float,
+                                  ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_float,
+                                  ctypes.c_void_p, ctypes.c_int64)(addr)
+            a = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+            c = np.zeros((2, 2), np.float32)
+            onednn._threads()
+            if not fn(b'N', b'T', 2, 2, 3, 1.0, a.ctypes.data, 3, a.ctypes.data, 3, 0.0, c.ctypes.data, 2) and \
+                    np.array_equal(c, a @ a.T):
+                found = addr
+        _dnnl.append(found)
+    return _dnnl[0]
 
 
 def _gemv_check(sa, da, bits):
@@ -165,7 +195,7 @@ def _executor_ir(bits):
         row = b.gep(steps, [b.mul(s, C(WORDS))])
         w = lambda k: b.load(b.gep(row, [C(k)]))  # noqa: E731
         buf = lambda k: b.load(b.gep(bufs, [w(k)]))  # noqa: E731
-        blocks = {k: fn.append_basic_block(f'kind{k}') for k in range(7)}
+        blocks = {k: fn.append_basic_block(f'kind{k}') for k in range(8)}
         end = fn.append_basic_block('next')
         sw = b.switch(w(0), end)
         for k, blk in blocks.items():
@@ -185,6 +215,14 @@ def _executor_ir(bits):
                     cast(w(10)), b.sitofp(w(13), t), b.bitcast(buf(11), tp), cast(w(12))]
             b.call(b.inttoptr(w(1), gemm_ty(t).as_pointer()), args)
             b.branch(end)
+        b.position_at_end(blocks[DNNL_SGEMM])   # dnnl_sgemm(transa, transb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+        f32, fp, i8 = ir.FloatType(), ir.FloatType().as_pointer(), ir.IntType(8)
+        dty = ir.FunctionType(i32, [i8, i8, i64, i64, i64, f32, fp, i64, fp, i64, f32, fp, i64])
+        b.call(b.inttoptr(w(1), dty.as_pointer()), [b.trunc(w(2), i8), b.trunc(w(3), i8), w(4), w(5), w(6),
+                                                    ir.Constant(f32, 1.0), b.bitcast(buf(7), fp), w(8),
+                                                    b.bitcast(buf(9), fp), w(10), b.sitofp(w(13), f32),
+                                                    b.bitcast(buf(11), fp), w(12)])
+        b.branch(end)
         for kind, t in ((SGEMV, ir.FloatType()), (DGEMV, ir.DoubleType())):   # y = op(A) x (a one-row GEMM)
             b.position_at_end(blocks[kind])
             cast = (lambda v: v) if bits == 64 else (lambda v: b.trunc(v, it))
@@ -208,6 +246,72 @@ def _executor_ir(bits):
     return str(mod)
 
 
+GEMV_ROWS = 4    # weight rows per block (4 ran a 256x784 product 20% faster than 8 or 16 here)
+GEMV_VEC = 16    # floats per AVX-512 register
+
+
+def _gemv_ir():
+    """`void graphc_gemv_nt(i8** {w, x, y}, i64 n, i64 kb)`: y[i] = w[i, :] . x (+ y[i] where kb's low bit is
+    set; k = kb >> 1) for a row-major (n, k) float32 w: GEMV_ROWS rows at a time, GEMV_VEC lanes of k per step."""
+    import llvmlite.ir as ir
+    from .cpu import _for
+    f32, i64, i8p = ir.FloatType(), ir.IntType(64), ir.IntType(8).as_pointer()
+    vt, fp = ir.VectorType(f32, GEMV_VEC), f32.as_pointer()
+    mod = ir.Module(name='graphc_gemv')
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [i8p.as_pointer(), i64, i64]), name='graphc_gemv_nt')
+    args, n, kb = fn.args
+    b = ir.IRBuilder(fn.append_basic_block('entry'))
+    fma = ir.Function(mod, ir.FunctionType(vt, [vt] * 3), name=f'llvm.fma.v{GEMV_VEC}f32')
+    C = lambda v: ir.Constant(i64, v)  # noqa: E731
+    w, x, y = (b.bitcast(b.load(b.gep(args, [C(j)])), fp) for j in range(3))
+    k, beta = b.ashr(kb, C(1)), b.trunc(b.and_(kb, C(1)), ir.IntType(1))
+    kv = b.sdiv(k, C(GEMV_VEC))
+    zero = ir.Constant(vt, None)
+
+    def hsum(v):   # a tree of shuffles: 16 -> 8 -> 4 -> 2 -> 1 lanes
+        m = GEMV_VEC
+        while m > 1:
+            m //= 2
+            hi = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), GEMV_VEC),
+                                                    [m + j if j < m else j for j in range(GEMV_VEC)]))
+            v = b.fadd(v, hi)
+        return b.extract_element(v, ir.Constant(ir.IntType(32), 0))
+
+    def rows(r0, nr):   # y[r0 .. r0 + nr)
+        base = [b.mul(b.add(r0, C(j)), k) for j in range(nr)]
+
+        def step(i, accs):
+            at = b.mul(i, C(GEMV_VEC))
+            xv = b.load(b.bitcast(b.gep(x, [at]), vt.as_pointer()), align=4)
+            return [b.call(fma, [b.load(b.bitcast(b.gep(w, [b.add(base[j], at)]), vt.as_pointer()), align=4), xv, a])
+                    for j, a in enumerate(accs)]
+        accs = _for(b, fn, ir, C(0), kv, [zero] * nr, step, f'v{nr}_')
+        sums = [hsum(a) for a in accs]
+
+        def tail(i, ss):   # k not a multiple of GEMV_VEC
+            xs = b.load(b.gep(x, [i]))
+            return [b.fadd(s, b.fmul(b.load(b.gep(w, [b.add(base[j], i)])), xs)) for j, s in enumerate(ss)]
+        sums = _for(b, fn, ir, b.mul(kv, C(GEMV_VEC)), k, sums, tail, f't{nr}_')
+        for j, s in enumerate(sums):
+            p = b.gep(y, [b.add(r0, C(j))])
+            b.store(b.select(beta, b.fadd(s, b.load(p)), s), p)
+    nb = b.sdiv(n, C(GEMV_ROWS))
+    _for(b, fn, ir, C(0), nb, [], lambda i, _: (rows(b.mul(i, C(GEMV_ROWS)), GEMV_ROWS), [])[1], 'blk')
+    _for(b, fn, ir, b.mul(nb, C(GEMV_ROWS)), n, [], lambda i, _: (rows(i, 1), [])[1], 'one')
+    b.ret_void()
+    return str(mod)
+
+
+def gemv_nt():
+    """The address of graphc_gemv_nt (compiled once per process, then from the kernel disk cache): a batch-1
+    Dense. Warm in L2 it ran 256x784 in 5.7 us, OpenBLAS's sgemv (the Haswell kernel this Zen 5 gets) 8 us;
+    10x256 in 0.1 us vs 0.5 us; cold (weights in L3, as in `graphc bench`) both run at NumPy's speed."""
+    if not _gemv_nt:
+        from .cpu import compile_ir
+        _gemv_nt.append(compile_ir(_gemv_ir(), 'graphc_gemv_nt'))
+    return _gemv_nt[0]
+
+
 VIEWS = ('Reshape', '_np_reshape', 'expand_dims', 'squeeze', 'Flatten')
 SMALL = 1 << 18   # kernels at least this big split across threads, so they run from Python
 
@@ -218,6 +322,7 @@ class Segment:
 
     def __init__(self):
         self.rows, self.keep, self.reads, self.writes = [], [], [], []
+        self.dnnl = False   # calls oneDNN: runs only on the thread runtime/onednn.py allows
 
     def finish(self):
         self.table = np.array(self.rows, dtype=np.int64).reshape(-1, WORDS)
@@ -237,11 +342,22 @@ class Segment:
 
     def gemm(self, dtype, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta):
         """c (m x n, ldc) = op(a) op(b) + beta c; one row (m == 1) as a GEMV: c = op(b)^T a."""
+        if m == 1 and dtype == np.float32 and tb and ldb == k and (not ta or lda == 1):   # a Dense's weights
+            idx, scratch = np.array([b, a, c], dtype=np.int64), (ctypes.c_void_p * 3)()
+            self.keep += [idx, scratch]
+            self.row(KERNEL, gemv_nt(), 3, idx.ctypes.data, ctypes.addressof(scratch), n, 2 * k + bool(beta))
+            return
         v = gemv() if m == 1 else None
         if v is not None:   # b is (n x k) when tb, else (k x n); a's k values are lda apart when ta, else adjacent
             kind, fn = (SGEMV, v[0]) if dtype == np.float32 else (DGEMV, v[1])
             rows, cols = (n, k) if tb else (k, n)
             self.row(kind, fn, NO_TRANS if tb else TRANS, rows, cols, b, ldb, a, lda if ta else 1, c, 1, beta)
+            return
+        d = dnnl_sgemm() if dtype == np.float32 else None
+        if d is not None:
+            self.dnnl = True
+            self.row(DNNL_SGEMM, d, ord('T' if ta else 'N'), ord('T' if tb else 'N'), m, n, k, a, lda, b, ldb, c, ldc,
+                     beta)
             return
         sa, da, _ = blas()
         kind, fn = (SGEMM, sa) if dtype == np.float32 else (DGEMM, da)
@@ -281,6 +397,8 @@ def compile_step(seg, node, ins, outs, new_slot):
         if not _gemm_step(probe, anchor.op.name, anchor.attrs, shapes, [ins[i] for i in a_in], tmp, dtype):
             return False
         seg.rows += probe.rows
+        seg.keep += probe.keep
+        seg.dnnl |= probe.dnnl
         kouts = [outs[q] for q, m in enumerate(out_map) if m is not None]
         seg.kernel(k, [tmp] + [ins[i] for i in e_in] + kouts)
         for q, m in enumerate(out_map):  # the group also returns the GEMM result itself

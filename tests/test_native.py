@@ -85,8 +85,9 @@ def test_dot_transposes_and_reshape_aliases(ta, tb):
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
 @pytest.mark.parametrize('ta,tb', [(False, False), (True, False), (False, True), (True, True)])
 def test_one_row_products_run_as_gemv(ta, tb, dtype):
-    """A one-row GEMM (batch-1 Dense, a 1 x k dot) is a BLAS GEMV step: OpenBLAS's sgemm packs the whole matrix
-    first (5x slower for a 1x784 by 784x256 product here). Every transpose, both dtypes, and the batch-1 MLP."""
+    """A one-row GEMM (batch-1 Dense, a 1 x k dot) is a GEMV step: OpenBLAS's sgemm packs the whole matrix first
+    (5x slower for a 1x784 by 784x256 product here); float32 times a transposed (Dense) weight is graphc's own
+    graphc_gemv_nt, the rest BLAS's GEMV. Every transpose, both dtypes."""
     if native.gemv() is None:
         pytest.skip("the BLAS beside NumPy has no cblas gemv")
     rng = np.random.default_rng(2)
@@ -100,7 +101,10 @@ def test_one_row_products_run_as_gemv(ta, tb, dtype):
     g, opt, feed, raw = build(f, a, b, w, bias)
     plan = Plan(opt)
     kinds = {int(r[0]) for s in segments(plan) for r in s.seg.rows}
-    assert kinds & {native.SGEMV, native.DGEMV} and not kinds & {native.SGEMM, native.DGEMM}, kinds
+    ours = any(r[0] == native.KERNEL and r[1] == native.gemv_nt() for s in segments(plan) for r in s.seg.rows)
+    assert not kinds & {native.SGEMM, native.DGEMM, native.DNNL_SGEMM}, kinds
+    # float32 (1 x k) by (n x k)^T: graphc_gemv_nt; the others (and the Dense's in float64): BLAS's GEMV
+    assert ours == (dtype == np.float32) and (bool(kinds & {native.SGEMV, native.DGEMV}) or (dtype == np.float32 and tb))
     want = np.tanh(np.maximum((a.T if ta else a) @ (b.T if tb else b), 0) @ w.T + bias)
     np.testing.assert_allclose(plan(feed)[0], want, **TOL[dtype])
     np.testing.assert_allclose(plan(feed)[0], interpret(g, raw)[0], **TOL[dtype])
@@ -230,3 +234,132 @@ def test_arena_reuses_buffers_and_keeps_views_of_them_alive():
     ref = interpret(g, raw)[0]
     for _ in range(2):
         np.testing.assert_allclose(plan(feed)[0], ref, **TOL[np.float32])
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """GRAPHC_NUM_THREADS=1, where float32 GEMMs with more than one row go to oneDNN's dnnl_sgemm (if loaded)."""
+    monkeypatch.setenv('GRAPHC_NUM_THREADS', '1')
+    if native.blas() is None or native.dnnl_sgemm() is None:
+        pytest.skip("no oneDNN wheel (or no CBLAS): GEMMs stay on OpenBLAS")
+
+
+def kinds(plan):
+    return {int(r[0]) for s in segments(plan) for r in s.seg.rows}
+
+
+@pytest.mark.parametrize('m', [2, 17, 64, 65])
+@pytest.mark.parametrize('ta,tb', [(False, False), (True, False), (False, True), (True, True)])
+def test_onednn_gemm_steps_equal_numpy(one_thread, m, ta, tb):
+    """Dense (bias, then relu in the epilogue) and dot with every transpose, rows not a multiple of oneDNN's
+    blocks, through dnnl_sgemm: equal to NumPy and the interpreter (float32, K up to 70: rtol/atol 1e-5)."""
+    rng = np.random.default_rng(m)
+    a = rng.normal(size=(70, m) if ta else (m, 70)).astype(np.float32)
+    b = rng.normal(size=(33, 70) if tb else (70, 33)).astype(np.float32)
+    w, bias = rng.normal(size=(9, 33)).astype(np.float32), rng.normal(size=(9,)).astype(np.float32)
+
+    def f(a, b, w, bias):
+        d = nd.dot(a, b, transpose_a=ta, transpose_b=tb)   # (m, 33)
+        return nd.relu(nd.FullyConnected(d * 0.1, w, bias, num_hidden=9))
+    g, opt, feed, raw = build(f, a, b, w, bias)
+    plan = Plan(opt)
+    assert native.DNNL_SGEMM in kinds(plan) and plan.program.dnnl is not None
+    want = np.maximum(((a.T if ta else a) @ (b.T if tb else b) * 0.1) @ w.T + bias, 0)
+    np.testing.assert_allclose(plan(feed)[0], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(plan(feed)[0], interpret(g, raw)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_onednn_gemm_takes_strided_inputs_and_other_threads_take_numpy(one_thread):
+    """A non-contiguous input is copied before the call; a thread other than the one that loaded oneDNN runs
+    the per-step NumPy path (runtime/onednn.available) with the same result; one row stays a GEMV."""
+    rng = np.random.default_rng(3)
+    x, w = rng.normal(size=(8, 30)).astype(np.float32), rng.normal(size=(12, 30)).astype(np.float32)
+
+    def f(x, w):
+        return nd.dot(nd.tanh(nd.FullyConnected(x, w, no_bias=True, num_hidden=12)), w)
+    _, opt, feed, _ = build(f, x, w)
+    plan = Plan(opt)
+    assert native.DNNL_SGEMM in kinds(plan)
+    xin = opt.inputs[0]
+    wide = rng.normal(size=(8, 60)).astype(np.float32)
+    strided = {**feed, xin: wide[:, ::2]}
+    np.testing.assert_allclose(plan(strided)[0], np.tanh(wide[:, ::2] @ w.T) @ w, rtol=1e-5, atol=1e-5)
+    got = []
+    t = threading.Thread(target=lambda: got.append(plan(feed)[0]))
+    t.start()
+    t.join()
+    np.testing.assert_allclose(got[0], np.tanh(x @ w.T) @ w, rtol=1e-5, atol=1e-5)
+    _, opt1, _, _ = build(f, x[:1], w)
+    assert native.SGEMV in kinds(Plan(opt1)) and native.DNNL_SGEMM not in kinds(Plan(opt1))
+
+
+def test_hybridized_training_through_onednn_gemms_equals_eager(one_thread):
+    """The MLP's training step (its backward GEMMs transpose both ways) through dnnl_sgemm equals eager."""
+    test_hybridized_training_with_native_segments_equals_eager()
+
+
+@needs_blas
+@pytest.mark.parametrize('rows', [1, 3, 70])
+def test_lean_call_of_a_one_segment_plan(rows):
+    """A hybridized MLP that is one native segment runs through Plan.lean: equal to eager, every output a fresh
+    array the next call does not write, a strided input
+    and new weights (set_data) seen, and forward hooks still called once one is registered."""
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Dense(64, activation='relu'), nn.Dense(256))
+    net.initialize(gc.init.Xavier())
+    x = nd.random.normal(shape=(rows, 30))
+    want = net(x).asnumpy()
+    net.hybridize()
+    net(x)
+    entry = net.cached_graph()
+    keys = entry.data_vars + [v for _, v in entry.param_vars]
+    assert entry._main_plan.lean(keys) is not None
+    first = net(x)
+    np.testing.assert_allclose(first.asnumpy(), want, rtol=1e-5, atol=1e-5)
+    ro = x.asnumpy().copy()
+    ro.flags.writeable = False   # (its address from NumPy: the buffer protocol wants a writable one)
+    np.testing.assert_allclose(net(nd.NDArray(ro)).asnumpy(), want, rtol=1e-5, atol=1e-5)
+    keep = first.asnumpy().copy()
+    second = net(x * 2)
+    assert not np.may_share_memory(first.asnumpy(), second.asnumpy())
+    np.testing.assert_array_equal(first.asnumpy(), keep)
+    wide = nd.random.normal(shape=(rows, 60))
+    strided = nd.NDArray(wide.asnumpy()[:, ::2])
+    w0 = net[0].weight
+    w0.set_data(w0.data() * 0.5)
+    h = np.maximum(strided.asnumpy() @ w0.data().asnumpy().T + net[0].bias.data().asnumpy(), 0)
+    ref = h @ net[1].weight.data().asnumpy().T + net[1].bias.data().asnumpy()
+    np.testing.assert_allclose(net(strided).asnumpy(), ref, rtol=1e-5, atol=1e-5)
+    seen = []
+    net.register_forward_hook(lambda blk, args, out: seen.append(out.shape))
+    net(x)
+    assert seen == [(rows, 256)]
+
+
+@pytest.mark.parametrize('n,k', [(256, 784), (10, 256), (13, 37), (1, 5), (3, 16), (5, 1)])
+@pytest.mark.parametrize('beta', [0, 1])
+def test_gemv_kernel_rows_and_lanes_not_multiples_of_its_blocks(n, k, beta):
+    """graphc_gemv_nt called directly: y = w @ x (+ y), rows not a multiple of GEMV_ROWS, k not one of
+    GEMV_VEC (and below it); float32, rtol/atol 1e-5 (a sum in another order than NumPy's)."""
+    import ctypes
+    rng = np.random.default_rng(n * k)
+    w, x, y = (rng.normal(size=s).astype(np.float32) for s in ((n, k), (k,), (n,)))
+    want = w @ x + beta * y
+    ptrs = (ctypes.c_void_p * 3)(w.ctypes.data, x.ctypes.data, y.ctypes.data)
+    ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)(native.gemv_nt())(ptrs, n, 2 * k + beta)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5 * np.sqrt(k))
+
+
+def test_onednn_switch_keeps_gemms_on_openblas(one_thread, monkeypatch):
+    """GRAPHC_ONEDNN=0 (and two threads) build plans without dnnl_sgemm rows, with the same result."""
+    rng = np.random.default_rng(4)
+    x, w = rng.normal(size=(6, 20)).astype(np.float32), rng.normal(size=(8, 20)).astype(np.float32)
+    _, opt, feed, _ = build(lambda x, w: nd.dot(nd.relu(nd.dot(x, w, transpose_b=True)), w), x, w)
+    assert native.DNNL_SGEMM in kinds(Plan(opt))
+    for env in (('GRAPHC_ONEDNN', '0'), ('GRAPHC_NUM_THREADS', '2')):
+        with monkeypatch.context() as m:
+            m.setenv(*env)
+            plan = Plan(opt)
+            assert native.DNNL_SGEMM not in kinds(plan) and native.SGEMM in kinds(plan), env
+            np.testing.assert_allclose(plan(feed)[0], np.maximum(x @ w.T, 0) @ w, rtol=1e-5, atol=1e-5)

@@ -130,16 +130,16 @@ def fast_call(block, entry, key):
     the call needs the whole path: an argument that is not a plain NDArray of the key's shape and dtype,
     recording, another training mode or cast, a trace, an op hook, arrays on a GPU or labelled hosts."""
     fast, casts, training = entry._fast, key[2], key[1]
-    want = [(shape, dt) for shape, dt in key[0]]
+    want = [(shape, np.dtype(dt), dt) for shape, dt in key[0]]   # (dtype.str builds a string: 0.3 us)
     n, st, ts = len(want), autograd._st, _symm._ts
 
     def call(args):
         if len(args) != n or st.recording or st.training is not training or CASTS[0] != casts or \
                 ts.ctx is not None or block._op_hook is not None or _ndm._GPU_LIVE or _ndm._HOST_IDS:
             return None
-        for a, (shape, dt) in zip(args, want):
+        for a, (shape, d, dt) in zip(args, want):
             b = a._buf if type(a) is NDArray else None
-            if b is None or b.shape != shape or b.dtype.str != dt:
+            if b is None or b.shape != shape or (b.dtype is not d and b.dtype.str != dt):
                 return None
         entry.used = next(_clock)
         return fast(args)
@@ -333,18 +333,24 @@ class CachedGraph:
         keys = self.data_vars + [v for _, v in self.param_vars]
         nv, structure = len(self.visible), self.structure
 
-        run = plan.positional(keys)
+        run, lean = plan.positional(keys), plan.lean(keys)
         if run is None:
             return None
+        interp = backend.interp
 
         def fast(args):
-            if len(args) != n_data or backend.current() is backend.interp:
+            if len(args) != n_data or backend.current() is interp:
                 return None
             arrays = [a._data for a in args]
             for p in params:
                 c = p._copies  # (Parameter._cur without the property: one copy, or the current context's)
-                arrays.append((c[0] if c is not None and len(c) == 1 else p._cur or p.data())._data)
-            return _unflatten(structure, [NDArray(v) for v in owned(run(arrays)[:nv], arrays)])
+                a = c[0] if c is not None and len(c) == 1 else p._cur or p.data()
+                b = a._buf
+                arrays.append(b if b is not None else a._data)
+            out = lean(arrays) if lean is not None else None   # (fresh arrays: nothing to copy)
+            if out is None:
+                out = owned(run(arrays)[:nv], arrays)
+            return _unflatten(structure, [NDArray(v) for v in out])
         return fast
 
 
