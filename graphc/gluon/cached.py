@@ -147,6 +147,30 @@ def fast_call(block, entry, key):
     return call
 
 
+class _Later:
+    """A training step's backward plan, built at its first use; until then its kernels compile ahead on the
+    compile thread (runtime/cpu.warm) while the forward runs. Calls and attributes are the plan's."""
+
+    def __init__(self, make, graph):
+        from ..runtime.cpu import warm
+        self._args, self._plan, self._lock = (make, graph), None, threading.Lock()
+        warm(graph)
+
+    def plan(self):
+        if self._plan is None:
+            with self._lock:
+                if self._plan is None:
+                    make, graph = self._args
+                    self._plan = make(graph)
+        return self._plan
+
+    def __call__(self, feed):
+        return self.plan()(feed)
+
+    def __getattr__(self, name):
+        return getattr(self.plan(), name)
+
+
 class CachedOp:
     """The tape node's op for one traced graph: backward runs its gradient graph."""
     kind, differentiable, mode_dependent, aux_inputs = 'opaque', True, False, ()
@@ -183,7 +207,8 @@ class CachedOp:
             off = getattr(e, 'disabled', None)  # (an Executor's entry: MXNET_ELIMINATE_COMMON_EXPR=0 turns cse off)
             fopt, _ = run_pipeline(fgraph, 'training', disabled=off, tag=e.block_name + '.forward')
             bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
-            hit = self._compiled[need] = (backend.cpu.executor(fopt), backend.cpu.executor(bopt), saved, heads,
+            fplan = backend.cpu.executor(fopt)
+            hit = self._compiled[need] = (fplan, _Later(backend.cpu.executor, bopt), saved, heads,
                                           [g is not None for g in grads])
         return hit
 
