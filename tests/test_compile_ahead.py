@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import autograd, gluon, nd
+from graphc import autograd, nd
 from graphc.base import GraphcError
 from graphc.gluon import nn
 from graphc.runtime import cpu
