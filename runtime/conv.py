@@ -256,3 +256,21 @@ def maxpool(x, k, st, pd, out_hw):
     y = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
     _kernel('maxpool', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)([np.ascontiguousarray(x)], [y])
     return y
+
+
+WARM = {'Pooling': 'maxpool', '_backward_Pooling': 'maxpool_grad', '_backward_pool_relu': 'maxpool_grad_relu'}
+
+
+def warm(op_name, attrs, shapes, dtype):
+    """Compile ahead (runtime/cpu.warm, on the compile thread) the window kernel that a 2-d channel-first max
+    Pooling, its gradient or passes/conv_pool's _backward_pool_relu of these input shapes will ask _kernel for.
+    A guess that misses only costs a compile: the op's own call compiles its key."""
+    from ..ops.nn import pool_geom
+    x = tuple(shapes[0 if op_name == 'Pooling' else 1])
+    dtype = np.dtype(dtype)
+    if op_name not in WARM or dtype not in (np.float32, np.float64) or len(x) != 4 or \
+            attrs.get('pool_type') != 'max' or str(attrs.get('layout')) not in ('None', 'NCHW'):
+        return
+    k, st, pd, _, out = pool_geom(attrs, x)
+    if WARM[op_name] != 'maxpool_grad_relu' or all(s >= q for s, q in zip(st, k)):
+        _kernel(WARM[op_name], x, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out), dtype)

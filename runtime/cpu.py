@@ -1053,16 +1053,21 @@ def _said(fut):
 
 
 def warm(graph):
-    """Compile the fused kernels of an optimized graph ahead (see ahead()): the backward plan's while the forward
-    runs. Returns the Future or None."""
-    fops = [n.op for n in graph.nodes if not n.is_var and getattr(n.op, 'subgraph', None) is not None]
-    return ahead(_build_all, fops) if fops else None
+    """Compile the kernels of an optimized graph ahead (see ahead()): its fused groups' and the pooling window
+    kernels (runtime/conv.warm); the backward plan's while the forward runs. Returns the Future or None."""
+    from .conv import WARM
+    todo = [n for n in graph.nodes if not n.is_var and (getattr(n.op, 'subgraph', None) is not None or
+                                                         n.op.name in WARM and n.dtypes)]
+    return ahead(_build_all, todo) if todo else None
 
 
-def _build_all(fops):
-    for f in fops:
-        if epilogue_of(f) is None:   # (a GEMM group's epilogue was compiled by split_anchor)
-            kernel_for(f)
+def _build_all(nodes):
+    from . import conv
+    for n in nodes:
+        if getattr(n.op, 'subgraph', None) is None:
+            conv.warm(n.op.name, n.attrs, [s.shapes[j] for s, j in n.inputs], n.dtypes[0])
+        elif epilogue_of(n.op) is None:   # (a GEMM group's epilogue was compiled by split_anchor)
+            kernel_for(n.op)
 
 
 def warm_up():

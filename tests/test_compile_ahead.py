@@ -152,3 +152,26 @@ def test_the_backward_plan_is_built_at_its_first_use(monkeypatch):
     entry = next(iter(net._cache.values()))
     (fplan, bplan, *_), = entry.op._compiled.values()
     assert bplan._plan is not None and bplan.graph is bplan._plan.graph and fplan is not bplan._plan
+
+
+@pytest.mark.parametrize('attrs', [{'kernel': (2, 2), 'stride': (2, 2)}, {'kernel': (3, 3), 'stride': (2, 2), 'pad': (1, 1)},
+                                   {'kernel': (3, 3), 'stride': (3, 3)}], ids=str)
+def test_the_pooling_kernels_compiled_ahead_are_the_ones_the_ops_use(attrs):
+    from graphc.passes.conv_pool import BACKWARD_POOL_RELU
+    from graphc.registry import OPS
+    from graphc.runtime import backend, conv
+    op, back = OPS['Pooling'], OPS['_backward_Pooling']
+    a = op.canon(attrs)
+    x = np.random.default_rng(0).normal(size=(2, 3, 10, 9)).astype(np.float32)
+    ys = op.infer(a, [x.shape], [x.dtype])[0][0]
+    before = len(conv._kernels)
+    for name, shapes in (('Pooling', [x.shape]), ('_backward_Pooling', [ys, x.shape, ys]),
+                         ('_backward_pool_relu', [ys, x.shape, ys, x.shape])):
+        conv.warm(name, a, shapes, x.dtype)
+    assert len(conv._kernels) > before
+    n = len(conv._kernels)
+    y = backend.cpu.kernel(op)(a, x)
+    g = np.ones_like(y)
+    backend.cpu.kernel(back)(a, g, x, y)
+    backend.cpu.kernel(BACKWARD_POOL_RELU)(a, g, x, y, x)
+    assert len(conv._kernels) == n   # every kernel the ops asked for was there

@@ -207,6 +207,8 @@ class CachedOp:
             off = getattr(e, 'disabled', None)  # (an Executor's entry: MXNET_ELIMINATE_COMMON_EXPR=0 turns cse off)
             fopt, _ = run_pipeline(fgraph, 'training', disabled=off, tag=e.block_name + '.forward')
             bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
+            from ..runtime.cpu import warm
+            warm(fopt)   # (the pooling kernels compile there while this thread builds the plan's fused ones)
             fplan = backend.cpu.executor(fopt)
             hit = self._compiled[need] = (fplan, _Later(backend.cpu.executor, bopt), saved, heads,
                                           [g is not None for g in grads])
