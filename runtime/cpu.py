@@ -1024,8 +1024,8 @@ _ahead = {}   # pid -> the compile thread (a forked child starts its own)
 
 def ahead(fn, *args):
     """fn(*args) on the compile thread, which builds kernels the caller will need while it does other work
-    (LLVM releases the GIL): a Future, or None where GRAPHC_COMPILE_AHEAD=0 or graphc runs on one thread (one
-    core: the thread would only take it from the caller). What fn compiles lands in the caches the caller's own
+    (LLVM releases the GIL): a Future, or None unless GRAPHC_COMPILE_AHEAD=1 and graphc runs on 2+ threads (on one
+    core the thread would only take it from the caller). What fn compiles lands in the caches the caller's own
     lookups read (kernel_for, compile_ir), so a kernel is built once; a failure there is raised again when the
     caller builds that kernel itself."""
     if not config.compile_ahead() or config.num_threads() < 2:
@@ -1075,7 +1075,6 @@ def warm_up():
     imports, LLVM's engine and the step interpreter."""
     if os.getpid() in _warm or config.backend() == 'interp':
         return None
-    _warm.add(os.getpid())
 
     def run():
         import llvmlite.ir  # noqa: F401
@@ -1083,7 +1082,10 @@ def warm_up():
         from ..passes import autodiff  # noqa: F401
         from . import native, plan  # noqa: F401
         native.executor()
-    return ahead(run)
+    fut = ahead(run)
+    if fut is not None:
+        _warm.add(os.getpid())
+    return fut
 
 
 _warm = set()   # pids that started warm_up

@@ -1,7 +1,7 @@
 """Compiling ahead (runtime/cpu.ahead, GRAPHC_COMPILE_AHEAD): hybridize() starts LLVM and the step interpreter on
 the compile thread and a training step's backward kernels compile there while its forward runs. The kernels are
 the same either way (same IR, same names), so the results are identical; the switch, one thread, failures on
-the compile thread and the thread count are checked here."""
+the compile thread and the thread count are checked here (GRAPHC_COMPILE_AHEAD=1; it is off by default)."""
 import json
 import logging
 import os
@@ -61,9 +61,11 @@ def test_a_training_step_compiled_ahead_equals_one_compiled_when_needed(tmp_path
     np.testing.assert_allclose(one['losses'], on['losses'], rtol=1e-5)   # (one thread: other GEMM splits)
 
 
-def test_the_switch_and_one_thread_compile_on_the_caller(monkeypatch):
+def test_off_by_default_the_switch_and_one_thread_compile_on_the_caller(monkeypatch):
     monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
     monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '0')
+    assert cpu.ahead(lambda: 1) is None
+    monkeypatch.delenv('GRAPHC_COMPILE_AHEAD')   # (off by default)
     assert cpu.ahead(lambda: 1) is None
     monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '1')
     assert cpu.ahead(lambda: 1).result() == 1
@@ -90,6 +92,7 @@ def _step(net):
 
 def test_a_failure_on_the_compile_thread_is_logged_and_the_kernel_built_when_needed(monkeypatch, caplog):
     monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
+    monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '1')
     build = cpu.build_ir
 
     def flaky(sub, dtype):
@@ -101,9 +104,16 @@ def test_a_failure_on_the_compile_thread_is_logged_and_the_kernel_built_when_nee
     net = _net(11)
     want = _step(net)        # eager
     net.hybridize()
+    x = nd.array(np.random.default_rng(1).normal(size=(5, 7)))
     with caplog.at_level(logging.INFO, logger='graphc'):
-        got = _step(net)
-        cpu.ahead(lambda: None).result()   # (the callbacks of what ran before it have run)
+        with autograd.record():
+            loss = (net(x) ** 2).sum()
+        (_, bplan, *_), = next(iter(net._cache.values())).op._compiled.values()
+        with pytest.raises(GraphcError, match='a compile-thread failure'):
+            bplan.ahead.result()            # the backward's kernels failed there, before the backward needs them
+        cpu.ahead(lambda: None).result()    # (the callbacks of what ran before it have run)
+        loss.backward()                     # and compile on this thread now
+    got = [p.grad().asnumpy() for p in net.collect_params().values()]
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
     assert 'compiling ahead failed' in caplog.text and 'a compile-thread failure' in caplog.text
@@ -111,6 +121,7 @@ def test_a_failure_on_the_compile_thread_is_logged_and_the_kernel_built_when_nee
 
 def test_a_failure_everywhere_is_raised_where_the_plan_needs_the_kernel(monkeypatch):
     monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
+    monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '1')
 
     def broken(sub, dtype):
         raise GraphcError('no kernel for this group')
@@ -123,6 +134,7 @@ def test_a_failure_everywhere_is_raised_where_the_plan_needs_the_kernel(monkeypa
 
 def test_one_compile_thread_however_many_blocks_hybridize(monkeypatch):
     monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
+    monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '1')
     for units in (17, 19, 23):
         net = _net(units)
         net.hybridize()
@@ -146,6 +158,7 @@ def test_two_threads_asking_for_one_kernel_compile_it_once():
 
 def test_the_backward_plan_is_built_at_its_first_use(monkeypatch):
     monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
+    monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '1')
     net = _net(29)
     net.hybridize()
     _step(net)

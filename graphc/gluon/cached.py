@@ -154,7 +154,7 @@ class _Later:
     def __init__(self, make, graph):
         from ..runtime.cpu import warm
         self._args, self._plan, self._lock = (make, graph), None, threading.Lock()
-        warm(graph)
+        self.ahead = warm(graph)   # (its Future, or None)
 
     def plan(self):
         if self._plan is None:
