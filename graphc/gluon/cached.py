@@ -198,6 +198,8 @@ class CachedOp:
         head vars, which grads exist). The forward also outputs the values the backward reads, so both
         halves go through the training pipeline (fusion, compiled kernels) without sharing nodes."""
         hit = self._compiled.get(need)
+        if hit is not None and type(hit[1]) is _Later and hit[1]._plan is not None:   # (built: the plan from now on)
+            hit = self._compiled[need] = hit[:1] + (hit[1]._plan,) + hit[2:]
         if hit is None:
             from ..passes import run_pipeline
             from ..passes.autodiff import split_training_step
@@ -210,8 +212,10 @@ class CachedOp:
             from ..runtime.cpu import warm
             warm(fopt)   # (the pooling kernels compile there while this thread builds the plan's fused ones)
             fplan = backend.cpu.executor(fopt)
-            hit = self._compiled[need] = (fplan, _Later(backend.cpu.executor, bopt), saved, heads,
-                                          [g is not None for g in grads])
+            bplan = _Later(backend.cpu.executor, bopt)
+            if bplan.ahead is None:   # (nothing compiles ahead: built now)
+                bplan = bplan.plan()
+            hit = self._compiled[need] = (fplan, bplan, saved, heads, [g is not None for g in grads])
         return hit
 
     def grad(self, F, attrs, xs, ys, dys):
