@@ -184,6 +184,11 @@ def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
         return kern
 
 
+def _covers(shape, k, pd, out_hw):
+    """Whether the only window is the whole unpadded image (LeNet's last convolution: a FullyConnected)."""
+    return tuple(out_hw) == (1, 1) and not any(pd) and tuple(k) == tuple(shape[2:])
+
+
 def im2col(x, k, st, dl, pd, out_hw, layout='nk', out=None):
     """Columns (N, C*kh*kw, OH*OW), or with layout 'kn' (C*kh*kw, N*OH*OW), written into `out` when given (a
     C-contiguous array of that shape and x's dtype); None when the compiled backend is off or the dtype is not
@@ -196,6 +201,9 @@ def im2col(x, k, st, dl, pd, out_hw, layout='nk', out=None):
     if out is not None:
         assert out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous, (out.shape, shape)
     col = out if out is not None else np.empty(shape, x.dtype)
+    if _covers(x.shape, k, pd, out_hw):   # one window, the whole image: columns are the images (no kernel to compile)
+        np.copyto(col, x.reshape(n, kk, 1) if layout == 'nk' else x.reshape(n, kk).T)
+        return col
     kind = 'im2col' if layout == 'nk' else 'im2col_kn'
     _kernel(kind, x.shape, tuple(k), tuple(st), tuple(dl), tuple(pd), tuple(out_hw), x.dtype)([x], [col])
     return col
@@ -210,6 +218,10 @@ def col2im(col, shape, k, st, dl, pd, out_hw, layout='nk', out=None):
     if out is not None:
         assert out.shape == tuple(shape) and out.dtype == col.dtype and out.flags.c_contiguous, (out.shape, shape)
     img = out if out is not None else np.zeros(shape, col.dtype)
+    if _covers(shape, k, pd, out_hw):
+        n, kk = shape[0], int(np.prod(shape[1:]))
+        img.reshape(n, kk)[...] += col.reshape(n, kk) if layout == 'nk' else col.T
+        return img
     kind = 'col2im' if layout == 'nk' else 'col2im_kn'
     _kernel(kind, tuple(shape), tuple(k), tuple(st), tuple(dl), tuple(pd), tuple(out_hw), col.dtype)([col], [img])
     return img
@@ -244,3 +256,21 @@ def maxpool(x, k, st, pd, out_hw):
     y = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
     _kernel('maxpool', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)([np.ascontiguousarray(x)], [y])
     return y
+
+
+WARM = {'Pooling': 'maxpool', '_backward_Pooling': 'maxpool_grad', '_backward_pool_relu': 'maxpool_grad_relu'}
+
+
+def warm(op_name, attrs, shapes, dtype):
+    """Compile ahead (runtime/cpu.warm, on the compile thread) the window kernel that a 2-d channel-first max
+    Pooling, its gradient or passes/conv_pool's _backward_pool_relu of these input shapes will ask _kernel for.
+    A guess that misses only costs a compile: the op's own call compiles its key."""
+    from ..ops.nn import pool_geom
+    x = tuple(shapes[0 if op_name == 'Pooling' else 1])
+    dtype = np.dtype(dtype)
+    if op_name not in WARM or dtype not in (np.float32, np.float64) or len(x) != 4 or \
+            attrs.get('pool_type') != 'max' or str(attrs.get('layout')) not in ('None', 'NCHW'):
+        return
+    k, st, pd, _, out = pool_geom(attrs, x)
+    if WARM[op_name] != 'maxpool_grad_relu' or all(s >= q for s, q in zip(st, k)):
+        _kernel(WARM[op_name], x, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out), dtype)

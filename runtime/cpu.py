@@ -967,9 +967,25 @@ def compile_kernel(text, prefix, graph_text=None):
 
 def compile_ir(text, name='kernel'):
     """Machine code for the IR text: from the disk cache when a valid entry exists, else compiled and stored.
-    An entry that loads without defining `name` (address 0) is dropped and the IR compiled: never called."""
-    if name in _loaded:
+    An entry that loads without defining `name` (address 0) is dropped and the IR compiled: never called.
+    Thread-safe (the compile thread of ahead() calls it too): one compile at a time, as llvmlite runs every LLVM
+    call under one lock anyway; a name two threads ask for is compiled once."""
+    addr = _loaded.get(name)
+    if addr:
+        return addr
+    with _compile_lock:
+        if name not in _loaded:
+            _loaded[name] = _compile_ir(text, name)
         return _loaded[name]
+
+
+_compile_lock = threading.RLock()
+# a fork waits for the compile in flight on the compile thread: the child must not inherit llvmlite's lock held
+os.register_at_fork(before=_compile_lock.acquire, after_in_parent=_compile_lock.release,
+                    after_in_child=_compile_lock.release)
+
+
+def _compile_ir(text, name):
     import time
     t0 = time.perf_counter()
     llvm, tm, jit = _engine()
@@ -998,9 +1014,81 @@ def compile_ir(text, name='kernel'):
         addr = jit.get_function_address(name)
         if not addr:
             raise GraphcError(f"compiled kernel {name} has no symbol {name!r} (an LLVM code generation failure)")
-    _loaded[name] = addr
     stats['llvm_ms'] += (time.perf_counter() - t0) * 1e3
     return addr
+
+
+# ---------------------------------------------------------------- compiling ahead
+_ahead = {}   # pid -> the compile thread (a forked child starts its own)
+
+
+def ahead(fn, *args):
+    """fn(*args) on the compile thread, which builds kernels the caller will need while it does other work
+    (LLVM releases the GIL): a Future, or None unless GRAPHC_COMPILE_AHEAD=1 and graphc runs on 2+ threads (on one
+    core the thread would only take it from the caller). What fn compiles lands in the caches the caller's own
+    lookups read (kernel_for, compile_ir), so a kernel is built once; a failure there is raised again when the
+    caller builds that kernel itself."""
+    if not config.compile_ahead() or config.num_threads() < 2:
+        return None
+    pool = _ahead.get(os.getpid())
+    if pool is None:
+        with _pool_lock:
+            pool = _ahead.get(os.getpid())
+            if pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+                pool = _ahead[os.getpid()] = ThreadPoolExecutor(1, thread_name_prefix='graphc-compile')
+    fut = pool.submit(fn, *args)
+    fut.add_done_callback(_said)
+    return fut
+
+
+def _said(fut):
+    """A failure on the compile thread, logged with its reason (the caller compiles that kernel itself later and
+    raises the error there if it happens again)."""
+    e = None if fut.cancelled() else fut.exception()
+    if e is not None:
+        import logging
+        logging.getLogger('graphc').info("graphc: compiling ahead failed, the kernels compile when first needed: "
+                                         "%s: %s", type(e).__name__, e)
+
+
+def warm(graph):
+    """Compile the kernels of an optimized graph ahead (see ahead()): its fused groups' and the pooling window
+    kernels (runtime/conv.warm); the backward plan's while the forward runs. Returns the Future or None."""
+    from .conv import WARM
+    todo = [n for n in graph.nodes if not n.is_var and (getattr(n.op, 'subgraph', None) is not None or
+                                                         n.op.name in WARM and n.dtypes)]
+    return ahead(_build_all, todo) if todo else None
+
+
+def _build_all(nodes):
+    from . import conv
+    for n in nodes:
+        if getattr(n.op, 'subgraph', None) is None:
+            conv.warm(n.op.name, n.attrs, [s.shapes[j] for s, j in n.inputs], n.dtypes[0])
+        elif epilogue_of(n.op) is None:   # (a GEMM group's epilogue was compiled by split_anchor)
+            kernel_for(n.op)
+
+
+def warm_up():
+    """What every compiled plan needs, started ahead by hybridize() (once per process): the modules a first call
+    imports, LLVM's engine and the step interpreter."""
+    if os.getpid() in _warm or config.backend() == 'interp':
+        return None
+
+    def run():
+        import llvmlite.ir  # noqa: F401
+        from ..gluon import cached  # noqa: F401
+        from ..passes import autodiff  # noqa: F401
+        from . import native, plan  # noqa: F401
+        native.executor()
+    fut = ahead(run)
+    if fut is not None:
+        _warm.add(os.getpid())
+    return fut
+
+
+_warm = set()   # pids that started warm_up
 
 
 def max_kernels():

@@ -10,6 +10,7 @@ im2col + GEMM path runs. oneDNN's OpenMP threads follow GRAPHC_NUM_THREADS, as t
 import ctypes
 import math
 import os
+import sys
 import threading
 
 import numpy as np
@@ -48,7 +49,21 @@ _omp = threading.local()   # .n: the OpenMP thread count last set on this thread
 
 
 def _find():
-    """Paths of libdnnl in the installed wheels (their RECORD: never a download), the .so.3 first."""
+    """Paths of libdnnl in the installed wheels (their RECORD: never a download), the .so.3 first. The RECORD
+    files on sys.path are read directly first: importing importlib.metadata (email, csv, zipfile) took longer than
+    the rest of a cold first convolution's setup."""
+    import glob
+    for d in sys.path:
+        for dist in DISTRIBUTIONS:
+            for rec in glob.glob(os.path.join(glob.escape(d or '.'), dist.replace('-', '_') + '-*.dist-info', 'RECORD')):
+                try:
+                    with open(rec) as f:
+                        names = [ln.split(',')[0] for ln in f]
+                except OSError:
+                    continue
+                libs = sorted((n for n in names if os.path.basename(n).startswith('libdnnl.so')),
+                              key=lambda n: os.path.basename(n) != 'libdnnl.so.3')
+                yield from (os.path.normpath(os.path.join(d, n)) for n in libs)
     import importlib.metadata as md
     for dist in DISTRIBUTIONS:
         try:

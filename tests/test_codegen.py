@@ -254,7 +254,9 @@ def test_prologue_value_that_is_also_an_output():
                                         ((2, 2), (2, 2), (1, 1), (1, 1)),
                                         # padding wider than what a tap reaches; taps wholly outside a row
                                         ((7, 7), (2, 3), (1, 1), (3, 3)), ((3, 5), (3, 2), (2, 3), (4, 5)),
-                                        ((1, 1), (1, 1), (1, 1), (2, 2))])
+                                        ((1, 1), (1, 1), (1, 1), (2, 2)),
+                                        # one window over the whole image (a copy, no kernel)
+                                        ((9, 8), (1, 1), (1, 1), (0, 0)), ((9, 8), (2, 3), (1, 1), (0, 0))])
 def test_compiled_im2col_and_col2im_equal_numpy(k, st, dl, pd, dtype, layout):
     from graphc.ops import nn as ops_nn
     from graphc.runtime import conv
@@ -270,6 +272,18 @@ def test_compiled_im2col_and_col2im_equal_numpy(k, st, dl, pd, dtype, layout):
     if layout == 'kn':  # the same columns, the batch moved inside each row
         np.testing.assert_array_equal(ref, nk.transpose(1, 0, 2).reshape(nk.shape[1], -1))
     np.testing.assert_allclose(conv.col2im(fast, x.shape, k, st, dl, pd, (oh, ow), layout), back_ref, rtol=1e-12, atol=1e-6)
+
+
+def test_a_window_over_the_whole_image_compiles_no_kernel():
+    from graphc.runtime import conv
+    x = _data((3, 4, 5, 5), 'float32', seed=5)
+    before = len(conv._kernels)
+    for layout in ('nk', 'kn'):
+        col = conv.im2col(x, (5, 5), (1, 1), (1, 1), (0, 0), (1, 1), layout)
+        img = np.ones(x.shape, x.dtype)   # col2im adds into `out`
+        np.testing.assert_array_equal(conv.col2im(col, x.shape, (5, 5), (1, 1), (1, 1), (0, 0), (1, 1), layout,
+                                                  out=img), x + 1)
+    assert len(conv._kernels) == before
 
 
 @pytest.mark.parametrize('attrs', [{'kernel': (2, 2), 'stride': (2, 2)},

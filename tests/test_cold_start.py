@@ -73,3 +73,44 @@ def test_the_interpreter_backend_loads_no_llvm(tmp_path):
     assert _run(code, tmp_path, GRAPHC_BACKEND='interp') == {'llvm': False, 'threads': ['MainThread']}
     on = _run(code.replace("print(", "cpu._engine()\nprint("), tmp_path)
     assert on['llvm'], on
+
+
+def test_the_cold_rows_worker_runs_graphc_from_bytecode():
+    """bench's lenet-cold worker finds graphc's modules compiled, as an installed package has them (the peers'
+    are), even where PYTHONDONTWRITEBYTECODE=1 kept an editable checkout from writing any."""
+    import importlib.util
+    from graphc import bench_peers
+    from graphc.passes import autodiff
+    from graphc.runtime import plan
+    try:
+        os.unlink(importlib.util.cache_from_source(plan.__file__))
+    except OSError:
+        pass
+    w = bench_peers.graphc_worker(1)
+    w.close()
+    for mod in (cpu, plan, autodiff, bench_peers):
+        pyc = importlib.util.cache_from_source(mod.__file__)
+        assert os.path.exists(pyc) and os.path.getmtime(pyc) >= os.path.getmtime(mod.__file__), mod.__name__
+
+
+def test_onednn_is_found_from_the_wheel_record_without_importlib_metadata():
+    import importlib.metadata as md
+    import pytest
+    from graphc.runtime import onednn
+    want = [str(f.locate()) for d in onednn.DISTRIBUTIONS for f in (md.files(d) if _installed(md, d) else [])
+            if f.name == 'libdnnl.so.3']
+    if not want:
+        pytest.skip('no oneDNN wheel')
+    code = ("import sys, json\nfrom graphc.runtime import onednn\nlib = onednn.library()\n"
+            "print(json.dumps({'path': onednn._state.get('path'), 'md': 'importlib.metadata' in sys.modules}))")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert not out['md'] and os.path.realpath(out['path']) in {os.path.realpath(p) for p in want}
+
+
+def _installed(md, dist):
+    try:
+        md.distribution(dist)
+        return True
+    except md.PackageNotFoundError:
+        return False

@@ -155,5 +155,11 @@ def start(threads, names=NAMES):
 
 
 def graphc_worker(threads):
-    """graphc hybridized in a worker of its own, with an empty kernel cache (the cold-start rows)."""
+    """graphc hybridized in a worker of its own, with an empty kernel cache (the cold-start rows), and its modules
+    as bytecode, as an installed package has them (the peers' are): an editable checkout under
+    PYTHONDONTWRITEBYTECODE=1 has none, and each cold worker compiled graphc from source, in its first call too."""
+    import compileall
+    from .. import passes, runtime
+    for pkg in (os.path.dirname(HERE), passes.__path__[0], runtime.__path__[0]):
+        compileall.compile_dir(pkg, quiet=2)   # (up-to-date files are skipped; a read-only install stays as it is)
     return Worker('graphc', sys.executable, 'graphc_peer', threads, thread_env(threads), fresh=(config.cache_dir.name,))

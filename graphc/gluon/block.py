@@ -474,6 +474,9 @@ class HybridBlock(Block):
         self._flags = dict(static_alloc=static_alloc, static_shape=static_shape, **kwargs)
         self._cache, self._last_key, self._in_fmt, self._fast_call = {}, None, None, None
         super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
+        if active:   # the first call compiles: LLVM's engine and the step interpreter start now, on the compile thread
+            from ..runtime.cpu import warm_up
+            warm_up()
 
     @property
     def trace_count(self):

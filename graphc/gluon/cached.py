@@ -147,6 +147,30 @@ def fast_call(block, entry, key):
     return call
 
 
+class _Later:
+    """A training step's backward plan, built at its first use; until then its kernels compile ahead on the
+    compile thread (runtime/cpu.warm) while the forward runs. Calls and attributes are the plan's."""
+
+    def __init__(self, make, graph):
+        from ..runtime.cpu import warm
+        self._args, self._plan, self._lock = (make, graph), None, threading.Lock()
+        self.ahead = warm(graph)   # (its Future, or None)
+
+    def plan(self):
+        if self._plan is None:
+            with self._lock:
+                if self._plan is None:
+                    make, graph = self._args
+                    self._plan = make(graph)
+        return self._plan
+
+    def __call__(self, feed):
+        return self.plan()(feed)
+
+    def __getattr__(self, name):
+        return getattr(self.plan(), name)
+
+
 class CachedOp:
     """The tape node's op for one traced graph: backward runs its gradient graph."""
     kind, differentiable, mode_dependent, aux_inputs = 'opaque', True, False, ()
@@ -174,6 +198,8 @@ class CachedOp:
         head vars, which grads exist). The forward also outputs the values the backward reads, so both
         halves go through the training pipeline (fusion, compiled kernels) without sharing nodes."""
         hit = self._compiled.get(need)
+        if hit is not None and type(hit[1]) is _Later and hit[1]._plan is not None:   # (built: the plan from now on)
+            hit = self._compiled[need] = hit[:1] + (hit[1]._plan,) + hit[2:]
         if hit is None:
             from ..passes import run_pipeline
             from ..passes.autodiff import split_training_step
@@ -183,8 +209,13 @@ class CachedOp:
             off = getattr(e, 'disabled', None)  # (an Executor's entry: MXNET_ELIMINATE_COMMON_EXPR=0 turns cse off)
             fopt, _ = run_pipeline(fgraph, 'training', disabled=off, tag=e.block_name + '.forward')
             bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
-            hit = self._compiled[need] = (backend.cpu.executor(fopt), backend.cpu.executor(bopt), saved, heads,
-                                          [g is not None for g in grads])
+            from ..runtime.cpu import warm
+            warm(fopt)   # (the pooling kernels compile there while this thread builds the plan's fused ones)
+            fplan = backend.cpu.executor(fopt)
+            bplan = _Later(backend.cpu.executor, bopt)
+            if bplan.ahead is None:   # (nothing compiles ahead: built now)
+                bplan = bplan.plan()
+            hit = self._compiled[need] = (fplan, bplan, saved, heads, [g is not None for g in grads])
         return hit
 
     def grad(self, F, attrs, xs, ys, dys):
