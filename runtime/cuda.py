@@ -1516,6 +1516,22 @@ def _nvcc_version(exe):
 
 
 # ---------------------------------------------------------------- execution (cupy, or the emulator)
+def nvrtc_options(cupy, src):
+    """NVRTC options for a module: C++17, and where it includes cuda_fp16.h / cuda_bf16.h the folder holding them.
+    CuPy passes NVRTC no CUDA include folder of its own for CUDA 12.2+ unless the nvidia-cuda-runtime wheel of
+    the same version is installed (cupy/_environment.py; its bundled fp16 headers stop at 12.1), so the toolkit's
+    folder (cupy.cuda.get_cuda_path(), else nvcc's, else /usr/local/cuda) is named here."""
+    opts = ('--std=c++17',)
+    if '#include <cuda_' not in src:
+        return opts
+    get = getattr(cupy.cuda, 'get_cuda_path', None)
+    nv = nvcc_path()
+    for root in (get() if get else None, nv and os.path.dirname(os.path.dirname(os.path.realpath(nv))), '/usr/local/cuda'):
+        if root and os.path.exists(os.path.join(root, 'include', 'cuda_fp16.h')):
+            return opts + ('-I' + os.path.join(root, 'include'),)
+    return opts
+
+
 class CupyDevice:
     """Kernels through cupy.RawModule (NVRTC), one module per source hash; arrays from cupy's memory pool."""
 
@@ -1535,7 +1551,7 @@ class CupyDevice:
             src = module_source(todo)
             key = hashlib.sha256(src.encode()).hexdigest()
             with self.xp.cuda.Device(self.device_id):
-                mod = self._sources.get(key) or self.xp.RawModule(code=src, options=('--std=c++17',))
+                mod = self._sources.get(key) or self.xp.RawModule(code=src, options=nvrtc_options(self.xp, src))
             self._sources[key] = mod
             for k in todo:
                 self._modules[k.name] = mod.get_function(k.name)
