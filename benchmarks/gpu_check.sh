@@ -25,7 +25,8 @@
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 EMU=()
-[ "${1:-}" = --emulate ] && EMU=(--emulate)
+LIMITS=(270 180)  # seconds for the tests and for gpu.py: together under 8 minutes of a lease
+[ "${1:-}" = --emulate ] && EMU=(--emulate) && LIMITS=(900 600)  # (no lease here: a loaded machine may take longer)
 OUT=${OUT:-build/gpu_check}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
@@ -52,13 +53,13 @@ cat "$OUT/env.txt"
 echo "== GPU tests ($((SECONDS - t0)) s)"
 XDIST=()  # (pytest-xdist where installed and there are 8 cores or more: the device machine has 16)
 [ "$(nproc)" -ge 8 ] && $PY -c "import xdist" 2>/dev/null && XDIST=(-n 8)
-timeout 270 $PY -m pytest -q -p no:randomly -p no:cacheprovider -rs "${XDIST[@]}" tests/test_cuda.py \
+timeout "${LIMITS[0]}" $PY -m pytest -q -p no:randomly -p no:cacheprovider -rs "${XDIST[@]}" tests/test_cuda.py \
   tests/test_gpu_ndarray.py tests/test_gpu_training.py tests/test_gpu_update.py tests/test_gpu_graphs.py \
   tests/test_gpu_amp.py tests/test_gpu_cudnn.py tests/test_gpu_rnn.py \
   2>&1 | tee "$OUT/tests.txt" | tail -25 || status=1
 
 echo "== benchmarks/gpu.py ($((SECONDS - t0)) s)"
-timeout 180 $PY benchmarks/gpu.py "${EMU[@]}" --json "$OUT/gpu.json" --md "$OUT/gpu.md" 2>&1 | tee "$OUT/gpu.txt" \
+timeout "${LIMITS[1]}" $PY benchmarks/gpu.py "${EMU[@]}" --json "$OUT/gpu.json" --md "$OUT/gpu.md" 2>&1 | tee "$OUT/gpu.txt" \
   || status=1
 
 echo "== done in $((SECONDS - t0)) s, status $status; results in $OUT"

@@ -1519,7 +1519,7 @@ def _nvcc_version(exe):
 def nvrtc_options(cupy, src):
     """NVRTC options for a module: C++17, and where it includes cuda_fp16.h / cuda_bf16.h the folder holding them.
     CuPy passes NVRTC no CUDA include folder of its own for CUDA 12.2+ unless the nvidia-cuda-runtime wheel of
-    the same version is installed (cupy/_environment.py; its bundled fp16 headers stop at 12.1), so the toolkit's
+    the same version is installed (cupy/_environment.py; CuPy 13.6 removed its bundled fp16 headers), so the toolkit's
     folder (cupy.cuda.get_cuda_path(), else nvcc's, else /usr/local/cuda) is named here."""
     opts = ('--std=c++17',)
     if '#include <cuda_' not in src:
