@@ -1230,8 +1230,9 @@ def rnn_op(node):
                 g2, h2 = dxg.reshape(T * N, G * H), dhh.reshape(T * N, G * H)
                 dwi[...] = xp.matmul(g2.T, xin)
                 dwh[...] = xp.matmul(h2.T, hprev.reshape(T * N, H))
-                dbi[...] = g2.sum(axis=0, dtype=np.float32)  # (float16: summed in float32, rounded once)
-                dbh[...] = h2.sum(axis=0, dtype=np.float32) if gru else dbi
+                acc = np.float32 if dt in HALF else dt  # (float16: summed in float32, rounded once)
+                dbi[...] = g2.sum(axis=0, dtype=acc)
+                dbh[...] = h2.sum(axis=0, dtype=acc) if gru else dbi
                 if l > 0 or need_x:
                     part = xp.matmul(g2, wi).reshape(T, N, -1)
                     dxin = part if dxin is None else dxin + part
