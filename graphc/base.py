@@ -93,6 +93,9 @@ def as_dtype(dtype):
     """numpy dtype from a name, type or dtype; a clear error for anything unsupported."""
     if dtype is None:
         return np.dtype('float32')
+    if isinstance(dtype, str) and dtype == 'bfloat16':  # (NumPy has no such type)
+        raise GraphcError("dtype bfloat16 is not supported for NDArrays or Block.cast: only graphc's CUDA kernels "
+                          "store it (docs/GPU.md, mixed precision); use float16 (with multi_precision=True)")
     try:
         dt = np.dtype(dtype)
     except TypeError:

@@ -109,7 +109,7 @@ class Captured:
     def _capture(self, feed):
         from . import device as _dev
         cp = _dev.cupy()
-        pool, stream = cp.cuda.MemoryPool(), cp.cuda.Stream()
+        pool, stream = cp.cuda.MemoryPool(), cp.cuda.Stream(non_blocking=True)  # (no implicit sync with stream 0)
         try:
             with cp.cuda.using_allocator(pool.malloc):
                 keep = {id(a) for a in self.shared()} if self.shared else ()  # another graph's buffers: read in place

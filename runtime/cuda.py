@@ -978,13 +978,24 @@ def batchnorm_grad(sub):
 
 
 # ---------------------------------------------------------------- the fused RNN op as a device loop
+def _stored(body, dt):
+    """Gate-kernel lines written in the compute type, reading and writing dt's storage: every inK[..] read
+    converts to float and every outK[..] = v; rounds once (identity for float32 and float64)."""
+    if dt not in HALF:
+        return body
+    ld = lambda m: cload(dt, m.group(0))  # noqa: E731
+    st = lambda m: f"{m.group(1)} = {cstore(dt, m.group(2))};"  # noqa: E731
+    return [re.sub(r'(out\d+\[[^\]]+\]) = ([^;]+);', st, re.sub(r'in\d+\[[^\]]+\]', ld, ln)) for ln in body]
+
+
 def _lstm_cell_kernel(N, H, dtype, grad):
     """One LSTM step's gate math, one thread per (sample, unit), gates in MXNet's order (i, f, c, o).
     Forward: (x @ Wi.T + b at t, h @ Wh.T, c_prev) -> (activated gates, c, h). Gradient: (gates, c, c_prev,
     d h_t from above, d h from the next step, d c from the next step) -> (d gate pre-activations, d c_prev).
     Sigmoid as 0.5 * tanh(x / 2) + 0.5, as the reference (no overflow)."""
     from graphc.ops import rnn
-    T = CTYPES[np.dtype(dtype)]
+    dtype = np.dtype(dtype)
+    T, S = ctype(dtype), CTYPES[dtype]  # (compute, storage)
     e = CEmit(T, [])
     half, one = e.c(0.5), e.c(1.0)
     tanh = lambda v: e.fn('tanh', v)  # noqa: E731
@@ -1004,7 +1015,7 @@ def _lstm_cell_kernel(N, H, dtype, grad):
             g[:, 2 * H:3 * H] = np.tanh(g[:, 2 * H:3 * H])
             c = g[:, H:2 * H] * cp + g[:, :H] * g[:, 2 * H:3 * H]
             return g, c, g[:, 3 * H:] * np.tanh(c)
-        return _finish('lstm', None, body, [T] * 3, [T] * 3, *_grid(N * H), False, ref=ref, ins=[g4, g4, gh],
+        return _finish('lstm', None, _stored(body, dtype), [S] * 3, [S] * 3, *_grid(N * H), False, ref=ref, ins=[g4, g4, gh],
                        outs=[g4, gh, gh])
     body += [f"  const {T} gi = in0[b], gf = in0[b + {H}], gg = in0[b + {2 * H}], go = in0[b + {3 * H}];",
              f"  const {T} tc = {tanh('in1[i]')}, dht = in3[i] + in4[i];",
@@ -1021,7 +1032,7 @@ def _lstm_cell_kernel(N, H, dtype, grad):
         dct = dc + dht * o * (1 - tc * tc)
         return np.concatenate([dct * gg * (i * (1 - i)), dct * cp * (f * (1 - f)), dct * i * (1 - gg * gg),
                                dht * tc * (o * (1 - o))], axis=1), dct * f
-    return _finish('lstmgrad', None, body, [T] * 6, [T] * 2, *_grid(N * H), False, ref=gref,
+    return _finish('lstmgrad', None, _stored(body, dtype), [S] * 6, [S] * 2, *_grid(N * H), False, ref=gref,
                    ins=[g4, gh, gh, gh, gh, gh], outs=[g4, gh])
 
 
@@ -1032,7 +1043,8 @@ def _gru_cell_kernel(N, H, dtype, grad):
     d h through z) -> (d of x @ Wi.T + bi, d of h @ Wh.T + bh, d h_prev through z): the recurrence's d h is the
     GEMM of the second with Wh plus the third, added in the next step's kernel."""
     from graphc.ops import rnn
-    T = CTYPES[np.dtype(dtype)]
+    dtype = np.dtype(dtype)
+    T, S = ctype(dtype), CTYPES[dtype]  # (compute, storage)
     e = CEmit(T, [])
     half, one = e.c(0.5), e.c(1.0)
     tanh = lambda v: e.fn('tanh', v)  # noqa: E731
@@ -1058,7 +1070,7 @@ def _gru_cell_kernel(N, H, dtype, grad):
             g[:, 2 * H:] = np.tanh(g[:, 2 * H:] + g[:, :H] * hn)
             gn, z = g[:, 2 * H:], g[:, H:2 * H]
             return g, hn, gn + z * (hp - gn)
-        return _finish('gru', None, body, [T] * 4, [T] * 3, *_grid(N * H), False, ref=ref,
+        return _finish('gru', None, _stored(body, dtype), [S] * 4, [S] * 3, *_grid(N * H), False, ref=ref,
                        ins=[g3, g3, ((3 * H,), dtype), gh], outs=[g3, gh, gh])
     body += [f"  const {T} r = in0[b], z = in0[b + {H}], gn = in0[b + {2 * H}];",
              f"  const {T} dht = in3[i] + (in4[i] + in5[i]);",
@@ -1075,14 +1087,15 @@ def _gru_cell_kernel(N, H, dtype, grad):
         dn = dht * (1 - z) * (1 - gn * gn)
         dr, dz = dn * hn * (r * (1 - r)), dht * (hp - gn) * (z * (1 - z))
         return np.concatenate([dr, dz, dn], 1), np.concatenate([dr, dz, dn * r], 1), dht * z
-    return _finish('grugrad', None, body, [T] * 6, [T] * 3, *_grid(N * H), False, ref=gref,
+    return _finish('grugrad', None, _stored(body, dtype), [S] * 6, [S] * 3, *_grid(N * H), False, ref=gref,
                    ins=[g3, gh, gh, gh, gh, gh], outs=[g3, g3, gh])
 
 
 def _plain_cell_kernel(mode, N, H, dtype, grad):
     """One vanilla RNN step (rnn_tanh or rnn_relu), one thread per element. Forward: (x @ Wi.T + b at t,
     h @ Wh.T) -> h. Gradient: (h, d h_t from above, d h from the next step) -> d pre-activation."""
-    T = CTYPES[np.dtype(dtype)]
+    dtype = np.dtype(dtype)
+    T, S = ctype(dtype), CTYPES[dtype]  # (compute, storage)
     e = CEmit(T, [])
     one, zero = e.c(1.0), e.c(0.0)
     tanh = mode == 'rnn_tanh'
@@ -1093,13 +1106,13 @@ def _plain_cell_kernel(mode, N, H, dtype, grad):
 
         def ref(xg, hh):
             return np.tanh(xg + hh) if tanh else np.maximum(xg + hh, 0)
-        return _finish('rnn', None, body, [T] * 2, [T], *_grid(N * H), False, ref=ref, ins=[gh, gh], outs=[gh])
+        return _finish('rnn', None, _stored(body, dtype), [S] * 2, [S], *_grid(N * H), False, ref=ref, ins=[gh, gh], outs=[gh])
     slope = f"({one} - in0[i] * in0[i])" if tanh else f"(in0[i] > {zero} ? {one} : {zero})"
     body = [_loop(N * H, _itype(N * H)), f"  out0[i] = (in1[i] + in2[i]) * {slope};", "}"]
 
     def gref(h, dy, dh):
         return (dy + dh) * ((1 - h * h) if tanh else (h > 0))
-    return _finish('rnngrad', None, body, [T] * 3, [T], *_grid(N * H), False, ref=gref, ins=[gh, gh, gh],
+    return _finish('rnngrad', None, _stored(body, dtype), [S] * 3, [S], *_grid(N * H), False, ref=gref, ins=[gh, gh, gh],
                    outs=[gh])
 
 
@@ -1125,8 +1138,11 @@ def rnn_op(node):
     L, D, H, G, _ = rnn._dims(a, C)
     mode = a['mode']
     lstm, gru = mode == 'lstm', mode == 'gru'
-    if shapes[nv + 2][1] != N or not N:  # (batch-0 begin states: the host kernel)
+    if shapes[nv + 2][1] not in (N, 0) or not N:
         return None
+
+    def begin(xp, s):  # batch-0 begin states (a layer's `_zeros` with the batch left 0, as MXNet's): zeros
+        return xp.zeros((L * D, N, H), dt) if s.shape[1] == 0 else s
     cell, cell_grad = _cell_kernel(mode, N, H, dt, False), _cell_kernel(mode, N, H, dt, True)
 
     def steps(d):  # a direction's steps in the forward's order
@@ -1139,8 +1155,8 @@ def rnn_op(node):
         return hs[0] if D == 1 else xp.concatenate(hs, axis=2)
 
     def forward(launch, xp, arrays):
-        x, w, hx = arrays[:3]
-        cx = arrays[3] if lstm else None
+        x, w, hx = arrays[0], arrays[1], begin(xp, arrays[2])
+        cx = begin(xp, arrays[3]) if lstm else None
         reserve = xp.empty((rnn.reserve_size(a, T, N),), dt)
         per, _ = rnn._reserve_views(a, reserve, T, N)
         hy = xp.empty((L * D, N, H), dt)
@@ -1170,8 +1186,9 @@ def rnn_op(node):
         return (out.copy() if D == 1 else out,) + states + (reserve,)
 
     def backward(launch, xp, arrays):
-        dout, x, w, hx = arrays[0], *arrays[nv:nv + 3]
-        cx, reserve = (arrays[nv + 3] if lstm else None), arrays[-1]
+        dout, x, w, hx0 = arrays[0], *arrays[nv:nv + 3]
+        hx, cx0, reserve = begin(xp, hx0), (arrays[nv + 3] if lstm else None), arrays[-1]
+        cx = begin(xp, cx0) if lstm else None
         per, _ = rnn._reserve_views(a, reserve, T, N)
         dhx = arrays[1].copy() if nv > 1 else xp.zeros((L * D, N, H), dt)
         dcx = (arrays[2].copy() if nv > 1 else xp.zeros((L * D, N, H), dt)) if lstm else None
@@ -1213,13 +1230,16 @@ def rnn_op(node):
                 g2, h2 = dxg.reshape(T * N, G * H), dhh.reshape(T * N, G * H)
                 dwi[...] = xp.matmul(g2.T, xin)
                 dwh[...] = xp.matmul(h2.T, hprev.reshape(T * N, H))
-                dbi[...] = g2.sum(axis=0)
-                dbh[...] = h2.sum(axis=0) if gru else dbi
+                acc = np.float32 if dt in HALF else dt  # (float16: summed in float32, rounded once)
+                dbi[...] = g2.sum(axis=0, dtype=acc)
+                dbh[...] = h2.sum(axis=0, dtype=acc) if gru else dbi
                 if l > 0 or need_x:
                     part = xp.matmul(g2, wi).reshape(T, N, -1)
                     dxin = part if dxin is None else dxin + part
             dcur = dxin
         dx = dcur if dcur is not None else xp.zeros_like(x)
+        if hx0.shape[1] == 0:  # (the gradient of an empty state is empty)
+            dhx, dcx = xp.zeros(hx0.shape, dt), xp.zeros(hx0.shape, dt) if lstm else None
         return (dx, dw, dhx) + ((dcx,) if lstm else ())
     return DeviceOp(node, [cell, cell_grad] if grad else [cell], backward if grad else forward)
 
@@ -1248,7 +1268,10 @@ def device_op(node):
     name, a = node.op.name, node.attrs
     shapes = [tuple(s.shapes[j]) for s, j in node.inputs]
     dt = np.dtype(node.dtypes[0])
-    if dt not in (np.float32, np.float64, np.float16) or (dt in HALF and name in ('RNN', '_backward_RNN')):
+    if node.shapes and all(0 in tuple(s) for s in node.shapes):  # only empty outputs (a batch-0 `_zeros`): no launch
+        return DeviceOp(node, [], lambda launch, xp, arrays: tuple(xp.empty(tuple(s), device_dtype(d))
+                                                                   for s, d in zip(node.shapes, node.dtypes)))
+    if dt not in (np.float32, np.float64, np.float16):
         return None  # (float16 GEMMs: cupy's matmul accumulates in float32, cuBLAS compute type 32F)
     if name in ('RNN', '_backward_RNN'):
         return rnn_op(node)
@@ -1494,6 +1517,22 @@ def _nvcc_version(exe):
 
 
 # ---------------------------------------------------------------- execution (cupy, or the emulator)
+def nvrtc_options(cupy, src):
+    """NVRTC options for a module: C++17, and where it includes cuda_fp16.h / cuda_bf16.h the folder holding them.
+    CuPy passes NVRTC no CUDA include folder of its own for CUDA 12.2+ unless the nvidia-cuda-runtime wheel of
+    the same version is installed (cupy/_environment.py; CuPy 13.6 removed its bundled fp16 headers), so the toolkit's
+    folder (cupy.cuda.get_cuda_path(), else nvcc's, else /usr/local/cuda) is named here."""
+    opts = ('--std=c++17',)
+    if '#include <cuda_' not in src:
+        return opts
+    get = getattr(cupy.cuda, 'get_cuda_path', None)
+    nv = nvcc_path()
+    for root in (get() if get else None, nv and os.path.dirname(os.path.dirname(os.path.realpath(nv))), '/usr/local/cuda'):
+        if root and os.path.exists(os.path.join(root, 'include', 'cuda_fp16.h')):
+            return opts + ('-I' + os.path.join(root, 'include'),)
+    return opts
+
+
 class CupyDevice:
     """Kernels through cupy.RawModule (NVRTC), one module per source hash; arrays from cupy's memory pool."""
 
@@ -1513,7 +1552,7 @@ class CupyDevice:
             src = module_source(todo)
             key = hashlib.sha256(src.encode()).hexdigest()
             with self.xp.cuda.Device(self.device_id):
-                mod = self._sources.get(key) or self.xp.RawModule(code=src, options=('--std=c++17',))
+                mod = self._sources.get(key) or self.xp.RawModule(code=src, options=nvrtc_options(self.xp, src))
             self._sources[key] = mod
             for k in todo:
                 self._modules[k.name] = mod.get_function(k.name)
@@ -1600,6 +1639,9 @@ class GpuPlan:
                 res = self.launch(epi, [a] + [arrays[i] for i in e_in])
                 return tuple(a if k is None else res[k] for k in out_map)
             return run
+        if any(np.dtype(t) == BF16 for t in list(n.dtypes) + [s.dtypes[j] for s, j in n.inputs]):
+            raise GraphcError(f"{n.op.name} ({n.name}, shapes {[list(s) for s in n.shapes]}): no bfloat16 device form, "
+                              "and the host cannot compute in bfloat16 (NumPy has no such type); use float16 or float32")
         self.host_ops.append(n.op.name)
         from .backend import cpu
         kernel = cpu.kernel(n.op)   # (on the host: the CPU backend's kernel)

@@ -489,3 +489,18 @@ def test_device_runs_the_corpus_models(corpus):
         got = [dev.to_host(a) for a in plan(feed)]
         for a, b in zip(got, Plan(g)(feed)):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(b).max()), err_msg=tag)
+
+
+@need_nvcc
+def test_cupy_modules_with_16_bit_kernels_name_the_cuda_headers_for_nvrtc(cp):
+    """CuPy's NVRTC gets no CUDA include folder for CUDA 12.2+ without the matching nvidia-cuda-runtime wheel:
+    a module including cuda_fp16.h / cuda_bf16.h names the toolkit's include folder; a float32 one needs none."""
+    half = cuda._cell_kernel('lstm', 2, 3, np.dtype(np.float16), False)
+    plain = cuda._cell_kernel('lstm', 2, 3, np.dtype(np.float32), False)
+    dev = cuda.CupyDevice()  # (cupy: the stand-in, whose RawModule keeps its options)
+    dev.prepare([half, plain])
+    opts = dev._sources[next(iter(dev._sources))].options
+    inc = [o[2:] for o in opts if o.startswith('-I')]
+    assert '--std=c++17' in opts and len(inc) == 1 and os.path.exists(os.path.join(inc[0], 'cuda_fp16.h'))
+    assert cuda.nvrtc_options(cp, cuda.module_source([plain])) == ('--std=c++17',)
+    assert '#include <cuda_fp16.h>' in cuda.module_source([half, plain])

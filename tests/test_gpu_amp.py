@@ -337,3 +337,15 @@ def test_bfloat16_plans_on_the_cupy_stand_in_hold_the_bits_as_uint16(cp):
         assert plan.host_ops == [] and all(type(g) is fake_cupy.ndarray and g.dtype == np.uint16 for g in got)
         for g, w in zip(got, want):
             assert emulate.max_error(fake_cupy.asnumpy(g).view(BF16), w)[1] <= EPS[BF16], tag
+
+
+def test_bfloat16_ndarrays_and_block_cast_are_refused_by_name():
+    """bfloat16 lives in the CUDA kernels only (a uint16 array of its bits on the device): an NDArray or a cast to
+    it is refused with what to use instead, not an unknown-dtype error."""
+    from graphc.gluon import nn
+    with pytest.raises(gc.GraphcError, match=r"bfloat16 is not supported.*float16"):
+        nd.array(np.ones(3), dtype='bfloat16')
+    net = nn.Dense(3, in_units=2)
+    net.initialize()
+    with pytest.raises(gc.GraphcError, match=r"bfloat16 is not supported.*Block.cast"):
+        net.cast('bfloat16')

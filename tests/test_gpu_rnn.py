@@ -78,6 +78,8 @@ def test_each_gate_kernel_matches_its_reference_in_emulation():
 def test_every_gate_kernel_compiles_with_nvcc_for_sm80_and_sm90(graphs):
     ks = [k for graph, _ in graphs for k in cuda.kernels_of(graph)]
     ks += [cuda._cell_kernel(m, 2, 3, np.dtype('float64'), g) for m in ('gru', 'rnn_tanh', 'rnn_relu') for g in (0, 1)]
+    ks += [cuda._cell_kernel(m, 2, 3, dt, g) for m in ('lstm', 'gru', 'rnn_tanh', 'rnn_relu') for g in (0, 1)
+           for dt in (np.dtype('float16'), cuda.BF16)]  # (16-bit storage, float compute)
     fatbin = cuda.nvcc(cuda.module_source(ks))  # warnings are errors
     assert b'-arch sm_80' in fatbin and b'-arch sm_90' in fatbin
 
@@ -163,3 +165,82 @@ def test_unrolled_gru_cells_train_as_the_fused_op_on_the_device_loop(cp):
     x = np.random.default_rng(5).normal(size=(2, 3, 4)).astype(np.float32)
     _, host, ops = tg.compare(GruLM, [x], np.arange(6) % 5, cp)
     assert host == [] and not device.HOST_OPS and {'RNN', '_backward_RNN'} <= ops
+
+
+# ---------------------------------------------------------------- float16 storage (float32 compute and GEMM sums)
+F16_EPS = 2.0 ** -10
+
+
+@pytest.mark.parametrize('cfg', CONFIGS, ids=['-'.join(map(str, c)) for c in CONFIGS])
+def test_the_device_loop_in_float16_matches_float32_rounded(cfg):
+    """The loop with float16 storage (gate kernels compute in float, GEMMs and bias sums accumulate in float32)
+    against the float32 interpreter on the same float16-representable inputs: within 2 eps of float16 relative to
+    max(1, max |reference|) over 4 steps (each step's state rounds once; measured at most 0.93 eps)."""
+    import test_gpu_amp as amp
+    for graph, feed in _rnn_graphs(*cfg):
+        feed = {v: amp.widened(amp.rounded(a, amp.F16)) for v, a in feed.items()}
+        want = amp._outputs(graph, feed)
+        plan = cuda.GpuPlan(amp.retype(graph, amp.F16), emulate.EmuDevice())
+        got = plan({v: amp.rounded(a, amp.F16) for v, a in feed.items()})
+        assert plan.host_ops == [] and {k.kind for k in cuda.kernels_of(graph)} & {'lstm', 'gru', 'rnn'}
+        for g, w in zip(got, want):
+            assert g.dtype == np.float16 and emulate.max_error(g, w)[1] <= 2 * F16_EPS, (cfg, emulate.max_error(g, w))
+
+
+def test_a_bfloat16_rnn_is_refused_by_name():
+    """cupy has no bfloat16 GEMM (its arrays are the bits as uint16): the RNN op in bfloat16 has no device form,
+    and the host cannot run it either; the plan says so instead of failing inside NumPy."""
+    import test_gpu_amp as amp
+    graph, _ = _rnn_graphs('lstm', 1, False, True)[0]
+    with pytest.raises(gc.GraphcError, match=r"RNN.*bfloat16"):
+        cuda.GpuPlan(amp.retype(graph, amp.BF16), emulate.EmuDevice())
+
+
+class CharLM(HybridBlock):
+    """The char-LSTM's shape: Embedding -> LSTM (NTC) -> Dense over the vocabulary, logits as (N * T, vocab)."""
+
+    def __init__(self, vocab=12, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.embed = nn.Embedding(vocab, 8)
+            self.rnn = rnn.LSTM(16, layout='NTC', input_size=8)
+            self.out = nn.Dense(vocab, flatten=False, in_units=16)
+        self.vocab = vocab
+
+    def hybrid_forward(self, F, x):
+        return F.reshape(self.out(self.rnn(self.embed(x))), (-1, self.vocab))
+
+
+def test_a_float16_char_lstm_trains_on_the_device_loop_with_float32_masters(cp):
+    """Cast to float16 with multi_precision=True, 5 hybridized steps on gc.gpu(0): the fused RNN op and its
+    gradient run on the device loop in float16 (no host op, no cells; the layer's begin states are its batch-0
+    `_zeros`), and each float32 master weight's distance to the float32 CPU run, relative to how far that run
+    moved it, each counted from its run's start (the cast rounds a recurrent weight by more than 5 steps move it),
+    is at most 1% (measured: 0.05%)."""
+    import test_gpu_amp as amp
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 12, (2, 5)).astype(np.float32), rng.integers(0, 12, (10,))
+    w0, want, _, _ = amp.train(CharLM, gc.cpu(), x, y, False)
+    _, _, net, trainer = amp.train(CharLM, gc.gpu(0), x, y, True)
+    assert not device.HOST_OPS
+    plans = [p for st in net.cached_graph()._gpu_steps.values() for p in (st.forward, st.backward)]
+    ops = {n.op.name for p in plans for n in p.graph.nodes if not n.is_var}
+    assert {'RNN', '_backward_RNN'} <= ops and all(p.host_ops == [] for p in plans)
+    assert {np.dtype(d) for p in plans for n in p.graph.nodes
+            if not n.is_var and n.op.name == 'RNN' for d in n.dtypes} == {amp.F16}
+    states = trainer._updaters[0].states
+    order = {p.name: i for i, p in enumerate(trainer._params)}
+    for b, c, p in zip(want, w0, net.collect_params().values()):
+        a = states[order[p.name]][1].asnumpy()  # (SGD's multi-precision state: momentum, master)
+        d16, d32 = a - c.astype(np.float16).astype(np.float32), b - c  # (the master starts at the cast weight)
+        moved = np.linalg.norm(d32)
+        assert moved > 0 and np.linalg.norm(d16 - d32) <= 0.01 * moved, (p.name, np.linalg.norm(d16 - d32) / moved)
+
+
+def test_a_layer_without_begin_states_keeps_them_on_the_device(cp):
+    """A layer called without states traces its begin states as `_zeros` with the batch left 0 (MXNet's graph):
+    the loop makes them zeros of the batch on the device, so the step has no host op (float32, as on the CPU)."""
+    import test_gpu_training as tg
+    rng = np.random.default_rng(4)
+    _, host, ops = tg.compare(CharLM, [rng.integers(0, 12, (2, 5)).astype(np.float32)], rng.integers(0, 12, (10,)), cp)
+    assert host == [] and not device.HOST_OPS and {'RNN', '_backward_RNN', '_zeros'} <= ops

@@ -145,7 +145,7 @@ class _RNNLayer(_StatesCall, HybridBlock):
                                               __layout__='LNC'), name=f'h0_{i}')
                       for i, info in enumerate(self.state_info())]
         elif skip_states:
-            states = self.begin_state(inputs.shape[batch_axis], dtype=_dtype_of(inputs))
+            states = self.begin_state(inputs.shape[batch_axis], dtype=_dtype_of(inputs), ctx=inputs.context)
         states = _as_list(states)
         n = inputs.shape[batch_axis] if inputs.shape is not None else 0
         for s, info in zip(states, self.state_info(n)):
