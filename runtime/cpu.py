@@ -71,6 +71,9 @@ class Emit(Scalar):
         fn = self.module.declare_intrinsic(name, [self.t], fnty)
         return self.b.call(fn, list(args))
 
+    def fma(self, x, y, z):  # llvm.fma: one vfmadd per vector (no fast-math flag would contract a*b+c)
+        return self.intrinsic('llvm.fma', x, y, z)
+
     def neg(self, x):
         return self.b.fneg(x)
 
@@ -135,14 +138,14 @@ class Emit(Scalar):
         else:
             hi, lo, top, bottom = 0.693359375, -2.12194440e-4, 88.72283935546875, -103.97207708
         xc = self.intrinsic('llvm.maxnum', self.intrinsic('llvm.minnum', x, self.c(top)), self.c(bottom))
-        n = self.intrinsic('llvm.floor', b.fadd(b.fmul(xc, self.c(1.4426950408889634)), self.c(0.5)))
-        r = b.fsub(b.fsub(xc, b.fmul(n, self.c(hi))), b.fmul(n, self.c(lo)))
+        n = self.rint(b.fmul(xc, self.c(1.4426950408889634)))
+        r = self.fma(n, self.c(-lo), self.fma(n, self.c(-hi), xc))  # x - n ln2, n hi exact (Cody-Waite)
         if self.f64:
             p = self.poly(r, coeffs)
         else:  # Cephes expf
             q = self.poly(r, [1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2, 1.6666665459E-1,
                               5.0000001201E-1])
-            p = b.fadd(b.fadd(b.fmul(q, b.fmul(r, r)), r), self.c(1.0))
+            p = b.fadd(self.fma(q, b.fmul(r, r), r), self.c(1.0))
         y = self.ldexp(p, n)
         y = self.where(self.cmp('>', x, self.c(top)), self.c(math.inf), y)
         y = self.where(self.cmp('<', x, self.c(bottom)), self.c(0.0), y)
