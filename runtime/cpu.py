@@ -131,25 +131,37 @@ class Emit(Scalar):
         return b.fmul(b.fmul(p, p2(half)), p2(rest))
 
     def exp(self, x):
+        top, bottom = (709.782712893384, -745.1332191019411) if self.f64 else (88.72283935546875, -103.97207708)
+        y = self._exp(x, bottom, top, True)
+        y = self.where(self.cmp('>', x, self.c(top)), self.c(math.inf), y)
+        y = self.where(self.cmp('<', x, self.c(bottom)), self.c(0.0), y)
+        return self.where(self.isnan(x), x, y)  # NaN stays NaN
+
+    def exp_bounded(self, x, lo, hi):  # the range's results are normal: 2**n in one step, no special values
+        return self._exp(x, lo, hi, False)
+
+    def _exp(self, x, lo, hi, tiny):
+        """exp of x clamped to [lo, hi] (NaN to a bound); tiny: results down to the subnormals (ldexp)."""
         b = self.b
         if self.f64:
-            hi, lo, top, bottom = 6.93147180369123816490e-01, 1.90821492927058770002e-10, 709.782712893384, -745.1332191019411
+            ln2_hi, ln2_lo = 6.93147180369123816490e-01, 1.90821492927058770002e-10
             coeffs = [1 / math.factorial(k) for k in range(13, -1, -1)]  # Taylor to r**13: |r| <= ln2/2
         else:
-            hi, lo, top, bottom = 0.693359375, -2.12194440e-4, 88.72283935546875, -103.97207708
-        xc = self.intrinsic('llvm.maxnum', self.intrinsic('llvm.minnum', x, self.c(top)), self.c(bottom))
+            ln2_hi, ln2_lo = 0.693359375, -2.12194440e-4
+        xc = self.intrinsic('llvm.maxnum', self.intrinsic('llvm.minnum', x, self.c(hi)), self.c(lo))
         n = self.rint(b.fmul(xc, self.c(1.4426950408889634)))
-        r = self.fma(n, self.c(-lo), self.fma(n, self.c(-hi), xc))  # x - n ln2, n hi exact (Cody-Waite)
+        r = self.fma(n, self.c(-ln2_lo), self.fma(n, self.c(-ln2_hi), xc))  # x - n ln2, n ln2_hi exact (Cody-Waite)
         if self.f64:
             p = self.poly(r, coeffs)
         else:  # Cephes expf
             q = self.poly(r, [1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2, 1.6666665459E-1,
                               5.0000001201E-1])
             p = b.fadd(self.fma(q, b.fmul(r, r), r), self.c(1.0))
-        y = self.ldexp(p, n)
-        y = self.where(self.cmp('>', x, self.c(top)), self.c(math.inf), y)
-        y = self.where(self.cmp('<', x, self.c(bottom)), self.c(0.0), y)
-        return self.where(self.isnan(x), x, y)  # NaN stays NaN
+        if tiny:
+            return self.ldexp(p, n)
+        bias, shift = (1023, 52) if self.f64 else (127, 23)
+        k = b.add(b.fptosi(n, self.it), self.ir.Constant(self.it, bias))
+        return b.fmul(p, b.bitcast(b.shl(k, self.ir.Constant(self.it, shift)), self.t))
 
     def log(self, x):  # float32: the double result rounded once more
         if self.f64:

@@ -159,7 +159,10 @@ def pack(b):
     raw = np.empty(k * n + VEC, np.float32)
     off = (-raw.ctypes.data % 64) // 4
     out = raw[off:off + k * n].reshape(n // PANEL, k, PANEL)
-    out[...] = b.reshape(k, n // PANEL, PANEL).transpose(1, 0, 2)
+    if b.T.flags.c_contiguous:  # B = W^T (the forward's weights): read W's rows in place (b.reshape would copy)
+        out[...] = b.T.reshape(n // PANEL, PANEL, k).transpose(0, 2, 1)
+    else:
+        out[...] = b.reshape(k, n // PANEL, PANEL).transpose(1, 0, 2)
     return out
 
 
@@ -256,7 +259,7 @@ def _forward_ir(mode, N, H, clip, bits, I):
             gg = e.tanh(ld('g'))
             for k, v in zip('ifgo', (i, fg, gg, o)):
                 st(k, v)
-            c = e.b.fadd(e.b.fmul(fg, ld('cp')), e.b.fmul(i, gg))
+            c = e.fma(fg, ld('cp'), e.b.fmul(i, gg))
             c = _clipped(e, c, clip) if clip is not None else c
             st('c', c)
             st('h', e.b.fmul(o, e.tanh(c)))
@@ -273,7 +276,7 @@ def _forward_ir(mode, N, H, clip, bits, I):
             st('xz', z)
             st('xn', n)
             st('hno', hn)
-            st('h', fb.fadd(n, fb.fmul(z, fb.fsub(ld('hp'), n))))
+            st('h', e.fma(z, fb.fsub(ld('hp'), n), n))
         row = F.row_fn(['xr', 'xz', 'xn', 'hr', 'hz', 'hn', 'br', 'bz', 'bn', 'hp', 'hno', 'h'], H, body)
     else:
         row = F.row_fn(['x', 'h'], H, lambda e, ld, st, j: st('h', e.tanh(ld('x')) if mode == 'rnn_tanh'

@@ -68,6 +68,9 @@ class Scalar:
     def fma(self, x, y, z):  # x * y + z; a backend with a fused multiply-add renders it rounded once
         return self.add(self.mul(x, y), z)
 
+    def exp_bounded(self, x, lo, hi):  # exp of x clamped to [lo, hi], a range whose results are normal numbers
+        return self.exp(self.clip(x, lo, hi))
+
     def poly(self, x, coeffs):  # Horner, coefficients from the highest degree down
         acc = self.c(coeffs[0])
         for k in coeffs[1:]:
@@ -161,8 +164,11 @@ class Scalar:
         else:  # Cephes tanhf: an odd polynomial near 0
             small = self.fma(self.mul(self.poly(z, [-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
                                                     1.33314422036E-1, -3.33332819422E-1]), z), ax, ax)
-        big = self.sub(self.c(1), self.div(self.c(2), self.add(self.exp(self.add(ax, ax)), self.c(1))))
-        return self.copysign(self.where(self.cmp('<', ax, self.c(0.625)), small, big), x)
+        # 1 - 2e / (1 + e), e = exp(-2|x|) (no overflow): above 20 (float64: 40) tanh rounds to 1, e need not go lower
+        e = self.exp_bounded(self.mul(ax, self.c(-2)), -40 if self.f64 else -20, 0)
+        big = self.sub(self.c(1), self.div(self.add(e, e), self.add(self.c(1), e)))
+        r = self.copysign(self.where(self.cmp('<', ax, self.c(0.625)), small, big), x)
+        return self.where(self.isnan(x), x, r)
 
     def log1p(self, x):  # log(u) * x / (u - 1) with u = 1 + x corrects u's rounding (Goldberg)
         u = self.add(self.c(1), x)
