@@ -106,6 +106,26 @@ def test_special_values():
         np.testing.assert_allclose(res, ref, rtol=1e-6, atol=1e-38, err_msg=name)
 
 
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+def test_tanh_is_odd_to_the_bit_and_exact_on_tiny_arguments(dtype):
+    """tanh is computed on |x| with the sign copied back: tanh(-x) is -tanh(x) bit for bit, tanh(-0) is -0, and
+    tiny (subnormal) x give x itself; at the switch between its two branches and past the point where it
+    rounds to 1 (the bounded exp's clamp) it stays within the ULP bound."""
+    tiny = 1e-45 if dtype == 'float32' else 5e-324
+    x = np.concatenate([[0.0, tiny, np.inf], np.geomspace(tiny, 50, 20001)]).astype(dtype)
+    pos, _ = compiled(lambda v: nd.tanh(v * 1.0), x)
+    neg, _ = compiled(lambda v: nd.tanh(v * 1.0), -x)
+    assert np.array_equal(neg, -pos) and np.signbit(neg[0]) and not np.signbit(pos[0])
+    small = x < (1e-30 if dtype == 'float32' else 1e-300)
+    assert np.array_equal(pos[small], x[small])
+    assert pos[2] == 1 and np.all(pos[x > 20] == 1)
+    edge = np.linspace(0.6, 0.65, 5001).astype(dtype)   # around the polynomial / exp switch at 0.625
+    res, _ = compiled(lambda v: nd.tanh(v * 1.0), edge)
+    want = np.tanh(edge.astype(np.longdouble))
+    err = np.abs(res.astype(np.longdouble) - want) / np.spacing(np.abs(want.astype(dtype))).astype(np.longdouble)
+    assert err.max() <= 2, err.max()
+
+
 def test_large_kernels_split_across_threads_give_the_same_result(monkeypatch):
     x = _data((1024, 300), 'float32')
     monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
