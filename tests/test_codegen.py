@@ -133,6 +133,45 @@ def test_large_kernels_split_across_threads_give_the_same_result(monkeypatch):
     np.testing.assert_allclose(res, ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize('n,k', [(3, 2), (7, 2), (1000003, 3), (1 << 20, 2)])
+def test_split_runs_every_piece_once(n, k):
+    """split() hands out pieces of [0, n) that the caller and the workers claim: together they cover it exactly
+    once, whoever runs them; the workers' core restriction is lifted after the call."""
+    import threading
+    seen, lock = [], threading.Lock()
+
+    def fn(ptrs, start, stop):
+        with lock:
+            seen.append((start, stop))
+    cpu.split(fn, None, n, k)
+    seen.sort()
+    assert seen[0][0] == 0 and seen[-1][1] == n and all(a[1] == b[0] for a, b in zip(seen, seen[1:]))
+    import os
+    for tid in cpu._tids.get(os.getpid(), ()):
+        try:
+            assert os.sched_getaffinity(tid) == os.sched_getaffinity(0)
+        except ProcessLookupError:
+            pass
+
+
+def test_split_never_waits_for_a_worker_that_has_not_started(monkeypatch):
+    """A worker the scheduler starts only after the caller is done finds nothing left: the caller ran every piece
+    (and returned without waiting for it), and the result is the one-thread result."""
+    class Late:   # a pool whose jobs start after split() returns
+        jobs = []
+
+        def submit(self, f, *a):
+            self.jobs.append((f, a))
+    monkeypatch.setattr(cpu, '_pool', lambda: Late())
+    x = _data((1024, 300), 'float32')
+    monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
+    res, ref = compiled(lambda v: nd.tanh(v * 2 + 1) * nd.sigmoid(v) - nd.relu(v) / 3, x)
+    assert Late.jobs, "the kernel did not split"
+    for f, a in Late.jobs:
+        f(*a)   # the late worker: nothing left to claim
+    np.testing.assert_allclose(res, ref, rtol=1e-5, atol=1e-6)
+
+
 def test_groups_without_an_emitter_fall_back_to_numpy():
     vs = [input_var('x', (4, 5), 'float32')]
     g = Graph([nd.Cast(vs[0] * 0.1, dtype='float32')._one()], [vs[0]._one()[0]])
