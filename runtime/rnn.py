@@ -439,16 +439,13 @@ def chunks(N, work):
 def _run(fn, names, w, widths, N, work):
     """fn over the batch's slices, the last on this thread: each slice's words have its rows' addresses
     (widths: floats per batch row of each sliced buffer; the others are shared) and M, its row count."""
-    from . import cpu
+    from .cpu import _pool
     parts = [_words(names, **{**w, **{k: w[k] + 4 * n0 * r for k, r in widths.items() if w.get(k)}, 'M': m})
              for n0, m in chunks(N, work)]
-    away = len(parts) > 1 and cpu._off_this_core()   # (see cpu.split: a worker woken on this core preempts it)
-    rest = [cpu._pool().submit(_call, fn, p) for p in parts[:-1]]
+    rest = [_pool().submit(_call, fn, p) for p in parts[:-1]]
     _call(fn, parts[-1])
     for f in rest:
         f.result()
-    if away:
-        cpu._set_affinity(None)
 
 
 def _p(x):
