@@ -83,19 +83,21 @@ class _Fn:
                 ir.Constant(self.i32, TRANS if tb else NO_TRANS), m, I(n), I(k), ir.Constant(self.t, 1.0), a,
                 I(lda), bm, I(ldb), ir.Constant(self.t, beta), c, I(ldc)])
 
-    def packed_gemm(self, beta, m, n, k, a, lda, bp, c, ldc, init=None, ldi=None):
+    def packed_gemm(self, beta, m, n, k, a, lda, bp, c, ldc, init=None, ldi=None, then=None):
         """C = A @ B + beta * C (row-major, m x n, inner k; beta 0 or 1; m an i64 value) with B packed by `pack`
         into panels of PANEL columns: a register tile of 4 rows x PANEL columns accumulates over k in 16 vector
         registers. At the recurrence's shapes (32 x 256 @ 256 x 1024) it runs at 1.5x OpenBLAS's sgemm, which
         packs B anew on every call; n must divide by PANEL (`packs`). With init, beta * C reads init's rows,
-        ldi apart, instead (ldi 0: a bias row added to every row)."""
-        key = f'mm{beta}'
+        ldi apart, instead (ldi 0: a bias row added to every row). then (a2, lda2, bp2, k2): + A2 @ B2 in the same
+        register tiles (the input projection and the recurrence of a step in one pass over C)."""
+        key = f'mm{beta}{"x2" if then else ""}'
         fn = self.mm.get(key)
         if fn is None:
-            fn = self.mm[key] = _mm_function(self, beta, key)
+            fn = self.mm[key] = _mm_function(self, beta, key, then is not None)
         C = self.C
         self.b.call(fn, [c, a, bp, m, C(k), C(n // PANEL), C(lda), C(ldc), c if init is None else init,
-                         C(ldc if init is None else ldi)])
+                         C(ldc if init is None else ldi)]
+                    + ([then[0], then[2], C(then[3]), C(then[1])] if then else []))
 
     def steps(self, T, body):
         """for s in [0, T): body(s)."""
@@ -159,22 +161,28 @@ def pack(b):
     raw = np.empty(k * n + VEC, np.float32)
     off = (-raw.ctypes.data % 64) // 4
     out = raw[off:off + k * n].reshape(n // PANEL, k, PANEL)
-    out[...] = b.reshape(k, n // PANEL, PANEL).transpose(1, 0, 2)
+    if b.T.flags.c_contiguous:  # B = W^T (the forward's weights): read W's rows in place (b.reshape would copy)
+        out[...] = b.T.reshape(n // PANEL, PANEL, k).transpose(0, 2, 1)
+    else:
+        out[...] = b.reshape(k, n // PANEL, PANEL).transpose(1, 0, 2)
     return out
 
 
-def _mm_function(F, beta, name):
+def _mm_function(F, beta, name, two=False):
     """`void mm(float* C, float* A, float* Bp, i64 m, i64 k, i64 panels, i64 lda, i64 ldc, float* I, i64 ldi)`,
     internal to F's module: for each panel, for each TILE rows (then each row left), TILE x PANEL accumulators
     over k (FMA with A broadcast), starting from zero (beta 0) or from I's rows, ldi apart (beta 1: I = C
-    accumulates; ldi 0: a bias row)."""
+    accumulates; ldi 0: a bias row). two: then over (float* A2, float* Bp2, i64 k2, i64 lda2) too, the
+    accumulators kept in registers between the two products."""
     ir, f, i64 = F.ir, F.t, F.i64
     vec, fp = ir.VectorType(f, VEC), f.as_pointer()
-    fn = ir.Function(F.mod, ir.FunctionType(ir.VoidType(), [fp, fp, fp] + [i64] * 5 + [fp, i64]), name=name)
+    fn = ir.Function(F.mod, ir.FunctionType(ir.VoidType(), [fp, fp, fp] + [i64] * 5 + [fp, i64]
+                                            + ([fp, fp, i64, i64] if two else [])), name=name)
     fn.linkage = 'internal'
-    for x in fn.args[1:3]:   # (not C: I may be C)
+    for x in fn.args[1:3] + (fn.args[10:12] if two else ()):   # (not C: I may be C)
         x.add_attribute('noalias')
-    C, A, Bp, M, K, P, lda, ldc, Init, ldi = fn.args
+    C, A, Bp, M, K, P, lda, ldc, Init, ldi = fn.args[:10]
+    products = [(A, Bp, K, lda)] + ([tuple(fn.args[10:14])] if two else [])
     b = ir.IRBuilder(fn.append_basic_block('entry'))
     fma = F.mod.globals.get('llvm.fma.v16f32') or ir.Function(F.mod, ir.FunctionType(vec, [vec] * 3),
                                                                 name='llvm.fma.v16f32')
@@ -185,25 +193,27 @@ def _mm_function(F, beta, name):
 
     def panel(p, _):
         off = b.mul(p, c(PANEL))
-        bp, cp, ip = b.gep(Bp, [b.mul(p, b.mul(K, c(PANEL)))]), b.gep(C, [off]), b.gep(Init, [off])
+        cp, ip = b.gep(C, [off]), b.gep(Init, [off])
 
         def tile(r, R):   # rows r .. r + R - 1
             crow = [b.gep(cp, [b.mul(b.add(r, c(i)), ldc)]) for i in range(R)]
             irow = [b.gep(ip, [b.mul(b.add(r, c(i)), ldi)]) for i in range(R)]
-            arow = [b.gep(A, [b.mul(b.add(r, c(i)), lda)]) for i in range(R)]
-            init = [b.load(vp(b.gep(irow[i], [c(v * VEC)])), align=4) if beta else
-                    ir.Constant(vec, [0.0] * VEC) for i in range(R) for v in range(V)]
+            acc = [b.load(vp(b.gep(irow[i], [c(v * VEC)])), align=4) if beta else
+                   ir.Constant(vec, [0.0] * VEC) for i in range(R) for v in range(V)]
+            for q, (Aq, Bq, Kq, ldq) in enumerate(products):
+                arow = [b.gep(Aq, [b.mul(b.add(r, c(i)), ldq)]) for i in range(R)]
+                bp = b.gep(Bq, [b.mul(p, b.mul(Kq, c(PANEL)))])
 
-            def inner(k, acc):
-                bk = b.gep(bp, [b.mul(k, c(PANEL))])
-                bv = [b.load(vp(b.gep(bk, [c(v * VEC)])), align=64) for v in range(V)]
-                out = []
-                for i in range(R):
-                    a = b.shuffle_vector(b.insert_element(undef, b.load(b.gep(arow[i], [k])),
-                                                          ir.Constant(ir.IntType(32), 0)), undef, splat)
-                    out += [b.call(fma, [a, bv[v], acc[i * V + v]]) for v in range(V)]
-                return out
-            acc = _for(b, fn, ir, c(0), K, init, inner, f'k{R}')
+                def inner(k, acc, arow=arow, bp=bp):
+                    bk = b.gep(bp, [b.mul(k, c(PANEL))])
+                    bv = [b.load(vp(b.gep(bk, [c(v * VEC)])), align=64) for v in range(V)]
+                    out = []
+                    for i in range(R):
+                        a = b.shuffle_vector(b.insert_element(undef, b.load(b.gep(arow[i], [k])),
+                                                              ir.Constant(ir.IntType(32), 0)), undef, splat)
+                        out += [b.call(fma, [a, bv[v], acc[i * V + v]]) for v in range(V)]
+                    return out
+                acc = _for(b, fn, ir, c(0), Kq, acc, inner, f'k{R}_{q}')
             for i in range(R):
                 for v in range(V):
                     b.store(acc[i * V + v], vp(b.gep(crow[i], [c(v * VEC)])), align=4)
@@ -256,7 +266,7 @@ def _forward_ir(mode, N, H, clip, bits, I):
             gg = e.tanh(ld('g'))
             for k, v in zip('ifgo', (i, fg, gg, o)):
                 st(k, v)
-            c = e.b.fadd(e.b.fmul(fg, ld('cp')), e.b.fmul(i, gg))
+            c = e.fma(fg, ld('cp'), e.b.fmul(i, gg))
             c = _clipped(e, c, clip) if clip is not None else c
             st('c', c)
             st('h', e.b.fmul(o, e.tanh(c)))
@@ -273,7 +283,7 @@ def _forward_ir(mode, N, H, clip, bits, I):
             st('xz', z)
             st('xn', n)
             st('hno', hn)
-            st('h', fb.fadd(n, fb.fmul(z, fb.fsub(ld('hp'), n))))
+            st('h', e.fma(z, fb.fsub(ld('hp'), n), n))
         row = F.row_fn(['xr', 'xz', 'xn', 'hr', 'hz', 'hn', 'br', 'bz', 'bn', 'hp', 'hno', 'h'], H, body)
     else:
         row = F.row_fn(['x', 'h'], H, lambda e, ld, st, j: st('h', e.tanh(ld('x')) if mode == 'rnn_tanh'
@@ -292,11 +302,13 @@ def _forward_ir(mode, N, H, clip, bits, I):
         g = F.at(xg, b.mul(t, C(N * GH)))
         ht = F.at(hs, b.mul(t, C(NH)))
         gates = [(F.at(g, k * H), GH) for k in range(G)]
-        if I:   # g = xb + x[t] @ wi^T
+        fused = I and mode != 'gru'   # g = xb + x[t] @ wi^T (+ hp @ Wh^T in the same pass: the fused forms)
+        if I:
             F.packed_gemm(1, M, GH, I, F.at(F.ptr(W('x')), b.mul(t, C(N * I))), I, F.ptr(W('wi')), g, GH,
-                          F.ptr(W('xb')), 0)
+                          F.ptr(W('xb')), 0, then=(hp, H, wp, H) if fused else None)
         if mode == 'lstm':
-            recur(1, hp, g)
+            if not fused:
+                recur(1, hp, g)
             cp = F.pick(first, c0, F.at(cs, b.mul(tp, C(NH))))
             F.rows(row, M, gates + [(cp, H), (F.at(cs, b.mul(t, C(NH))), H), (ht, H)])
         elif mode == 'gru':
@@ -304,7 +316,8 @@ def _forward_ir(mode, N, H, clip, bits, I):
             F.rows(row, M, gates + [(F.at(hh, k * H), GH) for k in range(3)] + [(F.at(bh, k * H), 0) for k in range(3)]
                    + [(hp, H), (F.at(hn_all, b.mul(t, C(NH))), H), (ht, H)])
         else:
-            recur(1, hp, g)
+            if not fused:
+                recur(1, hp, g)
             F.rows(row, M, gates + [(ht, H)])
     F.steps(T, step)
     return F.text()

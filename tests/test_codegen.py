@@ -106,10 +106,69 @@ def test_special_values():
         np.testing.assert_allclose(res, ref, rtol=1e-6, atol=1e-38, err_msg=name)
 
 
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+def test_tanh_is_odd_to_the_bit_and_exact_on_tiny_arguments(dtype):
+    """tanh is computed on |x| with the sign copied back: tanh(-x) is -tanh(x) bit for bit, tanh(-0) is -0, and
+    tiny (subnormal) x give x itself; at the switch between its two branches and past the point where it
+    rounds to 1 (the bounded exp's clamp) it stays within the ULP bound."""
+    tiny = 1e-45 if dtype == 'float32' else 5e-324
+    x = np.concatenate([[0.0, tiny, np.inf], np.geomspace(tiny, 50, 20001)]).astype(dtype)
+    pos, _ = compiled(lambda v: nd.tanh(v * 1.0), x)
+    neg, _ = compiled(lambda v: nd.tanh(v * 1.0), -x)
+    assert np.array_equal(neg, -pos) and np.signbit(neg[0]) and not np.signbit(pos[0])
+    small = x < (1e-30 if dtype == 'float32' else 1e-300)
+    assert np.array_equal(pos[small], x[small])
+    assert pos[2] == 1 and np.all(pos[x > 20] == 1)
+    edge = np.linspace(0.6, 0.65, 5001).astype(dtype)   # around the polynomial / exp switch at 0.625
+    res, _ = compiled(lambda v: nd.tanh(v * 1.0), edge)
+    want = np.tanh(edge.astype(np.longdouble))
+    err = np.abs(res.astype(np.longdouble) - want) / np.spacing(np.abs(want.astype(dtype))).astype(np.longdouble)
+    assert err.max() <= 2, err.max()
+
+
 def test_large_kernels_split_across_threads_give_the_same_result(monkeypatch):
     x = _data((1024, 300), 'float32')
     monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
     res, ref = compiled(lambda v: nd.tanh(v * 2 + 1) * nd.sigmoid(v) - nd.relu(v) / 3, x)
+    np.testing.assert_allclose(res, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('n,k', [(3, 2), (7, 2), (1000003, 3), (1 << 20, 2)])
+def test_split_runs_every_piece_once(n, k):
+    """split() hands out pieces of [0, n) that the caller and the workers claim: together they cover it exactly
+    once, whoever runs them; the workers' core restriction is lifted after the call."""
+    import threading
+    seen, lock = [], threading.Lock()
+
+    def fn(ptrs, start, stop):
+        with lock:
+            seen.append((start, stop))
+    cpu.split(fn, None, n, k)
+    seen.sort()
+    assert seen[0][0] == 0 and seen[-1][1] == n and all(a[1] == b[0] for a, b in zip(seen, seen[1:]))
+    import os
+    for tid in cpu._tids.get(os.getpid(), ()):
+        try:
+            assert os.sched_getaffinity(tid) == os.sched_getaffinity(0)
+        except ProcessLookupError:
+            pass
+
+
+def test_split_never_waits_for_a_worker_that_has_not_started(monkeypatch):
+    """A worker the scheduler starts only after the caller is done finds nothing left: the caller ran every piece
+    (and returned without waiting for it), and the result is the one-thread result."""
+    class Late:   # a pool whose jobs start after split() returns
+        jobs = []
+
+        def submit(self, f, *a):
+            self.jobs.append((f, a))
+    monkeypatch.setattr(cpu, '_pool', lambda: Late())
+    x = _data((1024, 300), 'float32')
+    monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
+    res, ref = compiled(lambda v: nd.tanh(v * 2 + 1) * nd.sigmoid(v) - nd.relu(v) / 3, x)
+    assert Late.jobs, "the kernel did not split"
+    for f, a in Late.jobs:
+        f(*a)   # the late worker: nothing left to claim
     np.testing.assert_allclose(res, ref, rtol=1e-5, atol=1e-6)
 
 

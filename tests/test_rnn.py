@@ -700,3 +700,14 @@ def test_char_lstm_resume_equals_uninterrupted_training(tmp_path):
             np.testing.assert_array_equal(a[k].asnumpy(), b[k].asnumpy(), err_msg=f"{name}: {k}")
     first = nd.load(os.path.join(one, 'char_lstm.params'))
     assert any(np.abs(first[k].asnumpy()).sum() > 0 for k in first)
+
+
+def test_packing_a_transposed_weight_reads_it_in_place():
+    """pack(W.T) (the forward's recurrence and input weights) reads W's rows directly: the same panels as
+    packing a contiguous copy of W.T, 64-byte aligned, for panel counts of 1 and more."""
+    from graphc.runtime import rnn as native_rnn
+    for n, k in ((1024, 256), (64, 7), (256, 64)):
+        w = np.random.default_rng(n).normal(size=(n, k)).astype(np.float32)
+        got, want = native_rnn.pack(w.T), native_rnn.pack(np.ascontiguousarray(w.T))
+        assert got.ctypes.data % 64 == 0 and np.array_equal(got, want)
+        assert np.array_equal(got[1 % got.shape[0], 3, 5], w[(1 % got.shape[0]) * native_rnn.PANEL + 5, 3])

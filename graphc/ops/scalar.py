@@ -65,10 +65,16 @@ class Scalar:
     def flag(self, cond):  # a comparison's value: 1 or 0 in the element type
         return self.where(cond, self.c(1), self.c(0))
 
+    def fma(self, x, y, z):  # x * y + z; a backend with a fused multiply-add renders it rounded once
+        return self.add(self.mul(x, y), z)
+
+    def exp_bounded(self, x, lo, hi):  # exp of x clamped to [lo, hi], a range whose results are normal numbers
+        return self.exp(self.clip(x, lo, hi))
+
     def poly(self, x, coeffs):  # Horner, coefficients from the highest degree down
         acc = self.c(coeffs[0])
         for k in coeffs[1:]:
-            acc = self.add(self.mul(acc, x), self.c(k))
+            acc = self.fma(acc, x, self.c(k))
         return acc
 
     def sin(self, x):
@@ -149,17 +155,20 @@ class Scalar:
         d = self.add(self.c(1), e)
         return self.where(self.cmp('>=', x, self.c(0)), self.div(self.c(1), d), self.div(e, d))
 
-    def tanh(self, x):
+    def tanh(self, x):  # odd: computed on |x|, the sign copied back (tanh(-0) = -0)
         ax, z = self.abs(x), self.mul(x, x)
         if self.f64:  # Cephes tanh: x + x*z*P(z)/Q(z) near 0
             pq = self.div(self.poly(z, [-9.64399179425052238628E-1, -9.92877231001918586564E1, -1.61468768441708447952E3]),
                           self.poly(z, [1.0, 1.12811678491632931402E2, 2.23548839060100448583E3, 4.84406305325125486048E3]))
-            small = self.add(x, self.mul(self.mul(x, z), pq))
+            small = self.fma(self.mul(ax, z), pq, ax)
         else:  # Cephes tanhf: an odd polynomial near 0
-            small = self.add(self.mul(self.mul(self.poly(z, [-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
-                                                             1.33314422036E-1, -3.33332819422E-1]), z), x), x)
-        big = self.sub(self.c(1), self.div(self.c(2), self.add(self.exp(self.add(ax, ax)), self.c(1))))
-        return self.where(self.cmp('<', ax, self.c(0.625)), small, self.copysign(big, x))
+            small = self.fma(self.mul(self.poly(z, [-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
+                                                    1.33314422036E-1, -3.33332819422E-1]), z), ax, ax)
+        # 1 - 2e / (1 + e), e = exp(-2|x|) (no overflow): above 20 (float64: 40) tanh rounds to 1, e need not go lower
+        e = self.exp_bounded(self.mul(ax, self.c(-2)), -40 if self.f64 else -20, 0)
+        big = self.sub(self.c(1), self.div(self.add(e, e), self.add(self.c(1), e)))
+        r = self.copysign(self.where(self.cmp('<', ax, self.c(0.625)), small, big), x)
+        return self.where(self.isnan(x), x, r)
 
     def log1p(self, x):  # log(u) * x / (u - 1) with u = 1 + x corrects u's rounding (Goldberg)
         u = self.add(self.c(1), x)
