@@ -105,6 +105,8 @@ class Attr:
         if t == 'shape':
             if isinstance(v, (int, np.integer)):
                 return (int(v),)
+            if isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind in 'iu':  # shape=np.array([3, 4])
+                v = v.tolist()
             if not isinstance(v, (tuple, list)):
                 raise ValueError(f"expected a tuple of ints, got {cut(v)}")
             return tuple(None if d is None else int(d) for d in v)
@@ -115,6 +117,8 @@ class Attr:
         if t == 'dtype':
             return str(as_dtype(v))
         if t == 'str':
+            if isinstance(v, (type, np.dtype)) and self.choices:  # dtype=np.float64 for a dtype name choice
+                v = np.dtype(v).name
             v = str(v)
             if self.choices and v not in self.choices:
                 raise ValueError(f"expected one of {self.choices}, got {cut(v)}")

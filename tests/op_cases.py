@@ -973,3 +973,68 @@ def _softmax_rows(x):
 # MXNet: data of more than 2 dims without multi_output/preserve_shape is softmaxed as (batch, everything else)
 CASES['SoftmaxOutput'] += [Case([R(2, 3, 2), np.array([4.0, 1.0])], {},
                                 lambda x, lab: _softmax_rows(x.reshape(2, -1)).reshape(x.shape), id='flattened')]
+
+
+# ---------------------------------------------------------------- MXNet's extended binaries, moments, legacy ops (s8/mxcompat)
+def _nz(*s):  # zeros and nonzeros (both signs), so the logical ops see every combination
+    return np.asarray(rng.integers(-1, 2, size=s).astype(np.float64))
+
+
+for _k, _f in (('and', np.logical_and), ('or', np.logical_or), ('xor', np.logical_xor)):
+    CASES['broadcast_logical_' + _k] = [
+        Case([_nz(*a), _nz(*b)], {}, (lambda f: lambda x, y: f(x != 0, y != 0) * 1.0)(_f), id=f'{a}{b}')
+        for a, b in BIN_SHAPES]
+CASES['broadcast_hypot'] = [Case([R(*a), P(*b)], {}, lambda x, y: np.sqrt(x * x + y * y), id=f'{a}{b}')
+                            for a, b in BIN_SHAPES]
+for _k, _f in (('isinf', np.isinf), ('isnan', np.isnan), ('isfinite', np.isfinite)):
+    CASES['_contrib_' + _k] = [Case([np.array([[1.0, np.inf, -np.inf], [np.nan, -2.5, 0.0]])], {},
+                                    (lambda f: lambda x: f(x) * 1.0)(_f), grad=False),
+                               Case([R(3, 4)], {}, (lambda f: lambda x: f(x) * 1.0)(_f), grad=False)]
+
+
+def _moments_oracle(axes, keepdims):
+    def f(x):
+        m = x.mean(axis=axes, keepdims=True)
+        v = ((x - m) ** 2).mean(axis=axes, keepdims=keepdims)
+        m = m if keepdims else m.squeeze(axis=axes)
+        return (m.reshape(1) if m.ndim == 0 else m), (v.reshape(1) if v.ndim == 0 else v)
+    return f
+
+
+CASES['moments'] = [Case([R(3, 4)], {'axes': (1,)}, _moments_oracle((1,), False)),
+                    Case([R(2, 3, 4)], {'axes': (0, 2), 'keepdims': True}, _moments_oracle((0, 2), True)),
+                    Case([R(2, 3)], {}, _moments_oracle((0, 1), False), id='all-axes')]
+
+
+def _fill0_oracle(x, v, i):
+    out = x.copy()
+    for r in range(x.shape[0]):
+        out[r, min(max(int(i[r]), 0), x.shape[1] - 1)] = v[r]
+    return out
+
+
+CASES['fill_element_0index'] = [Case([R(4, 5), R(4), I(5, 4)], {}, _fill0_oracle),
+                                Case([R(3, 2), R(3), np.array([0.0, 7.0, 1.0])], {}, _fill0_oracle, id='clipped')]
+
+
+def _ravel_oracle(shape):
+    def f(x):
+        out = np.zeros(x.shape[1:])
+        for idx in np.ndindex(*x.shape[1:]):
+            flat = 0
+            for k, d in enumerate(shape):
+                flat = flat * max(d, 1) + int(x[(k,) + idx])
+            out[idx] = flat
+        return out
+    return f
+
+
+CASES['ravel_multi_index'] = [Case([np.array([[3.0, 6, 6], [4, 5, 1]])], {'shape': (7, 6)}, _ravel_oracle((7, 6)),
+                                   grad=False),
+                              Case([np.stack([I(4, 2, 3), I(5, 2, 3), I(3, 2, 3)])], {'shape': (-1, 5, 3)},
+                                   _ravel_oracle((4, 5, 3)), grad=False, id='3-d, leading -1')]
+CASES['unravel_index'] = [Case([np.array([22.0, 41, 37])], {'shape': (7, 6)},
+                               lambda x: np.array(np.unravel_index(x.astype(int), (7, 6))) * 1.0, grad=False),
+                          Case([I(60, 2, 3)], {'shape': (-1, 5, 3)},
+                               lambda x: np.array(np.unravel_index(x.astype(int), (4, 5, 3))) * 1.0, grad=False,
+                               id='leading -1')]

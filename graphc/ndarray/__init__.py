@@ -163,6 +163,12 @@ def load(fname):
     return load_ndarrays(fname)
 
 
+def load_frombuffer(buf):
+    """nd.load from the bytes of a .params file (a truncated or malformed buffer raises MXNetError)."""
+    from ..serialization import load_frombuffer as _lfb
+    return _lfb(buf)
+
+
 # MXNet's names for the samplers (random_uniform, uniform, sample_uniform, ...)
 for _k in ('uniform', 'normal', 'gamma', 'exponential', 'poisson', 'negative_binomial', 'generalized_negative_binomial'):
     setattr(_mod, 'random_' + _k, getattr(_mod, '_random_' + _k))
@@ -171,6 +177,40 @@ uniform, normal, random_randint = _random_uniform, _random_normal, _random_randi
 sample_multinomial, shuffle = _sample_multinomial, _shuffle  # noqa: F821
 
 flip, stop_gradient, broadcast_axis, pad = reverse, BlockGrad, broadcast_axes, Pad  # noqa: F821  (MXNet's aliases)
+ElementWiseSum, broadcast_plus, broadcast_minus, true_divide = add_n, broadcast_add, broadcast_sub, divide  # noqa: F821
+sum_axis, max_axis, min_axis = _mod.sum, _mod.max, _mod.min  # MXNet's legacy names of the reductions
+crop, choose_element_0index = _mod.slice, pick  # noqa: F821  (deprecated aliases of slice and pick)
+
+
+def _logical(bop):
+    """nd.logical_and/or/xor (MXNet's ufunc helpers): a number operand is broadcast like an array."""
+    def f(lhs, rhs):
+        ln, rn = isinstance(lhs, _numbers.Number), isinstance(rhs, _numbers.Number)
+        if ln and rn:
+            return float(bop.pyop(bool(lhs), bool(rhs)))
+        if ln or rn:
+            arr = rhs if ln else lhs
+            num = full(arr.shape, lhs if ln else rhs, ctx=arr.context, dtype=arr.dtype)
+            return bop(num, arr) if ln else bop(arr, num)
+        return bop(lhs, rhs)
+    f.__name__ = f.__qualname__ = bop.__name__.replace('broadcast_', '')
+    f.__doc__ = bop.__doc__
+    return f
+
+
+for _k, _p in (('and', _operator.and_), ('or', _operator.or_), ('xor', _operator.xor)):
+    _b = getattr(_mod, 'broadcast_logical_' + _k)
+    _b.pyop = _p
+    setattr(_mod, 'logical_' + _k, _logical(_b))
+
+
+def onehot_encode(indices, out):
+    """MXNet's deprecated onehot_encode: out[i] = one-hot row of indices[i] (depth out.shape[1]); returns out."""
+    if not isinstance(out, NDArray) or out.ndim != 2 or out.shape[0] != indices.size:
+        raise GraphcError(f"onehot_encode: out must be a 2-d NDArray with {indices.size} rows, got "
+                          f"{getattr(out, 'shape', type(out).__name__)}")
+    out[:] = one_hot(indices.reshape(-1), depth=out.shape[1], dtype=out.dtype)  # noqa: F821
+    return out
 for _name in list(_OPS):
     if _name.startswith('_linalg_'):
         setattr(_mod, 'linalg_' + _name[len('_linalg_'):], getattr(_mod, _name))  # nd.linalg_gemm2, as MXNet

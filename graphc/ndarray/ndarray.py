@@ -242,9 +242,11 @@ class NDArray:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
-        if self.size != 1:
-            raise GraphcError(f"the truth value of an NDArray of shape {self.shape} is ambiguous; use .any() / .all() "
-                              "on .asnumpy(), or reduce it first")
+        if self.size == 0:  # MXNet: an empty array is False
+            return False
+        if self.size != 1:  # a ValueError, as in MXNet and NumPy
+            raise GraphcShapeError(f"the truth value of an NDArray of shape {self.shape} is ambiguous; use .any() / "
+                                   ".all() on .asnumpy(), or reduce it first")
         return bool(self._data)
 
     def __float__(self):
@@ -475,19 +477,33 @@ def empty(shape, ctx=None, dtype=None, stype=None):
     return _alloc(_check_ctx(ctx), 'empty', _shape(shape), as_dtype(dtype))
 
 
-def zeros(shape, ctx=None, dtype=None, stype=None, **kw):
+def _into(res, out, kw, name):
+    """MXNet's creation functions take out= (the result written into it, and returned); other kwargs are errors."""
+    kw.pop('name', None)
+    if kw:
+        raise GraphcError(f"{name}: unexpected argument(s) {', '.join(map(repr, kw))}")
+    if out is None:
+        return res
+    if not isinstance(out, NDArray) or out.shape != res.shape:
+        raise GraphcError(f"{name}: out= must be an NDArray of shape {res.shape}, got "
+                          f"{getattr(out, 'shape', type(out).__name__)}")
+    out[:] = res
+    return out
+
+
+def zeros(shape, ctx=None, dtype=None, stype=None, out=None, **kw):
     if stype not in (None, 'default'):
-        return _sparse_zeros(stype, shape, ctx, dtype)
-    return _alloc(_check_ctx(ctx), 'zeros', _shape(shape), as_dtype(dtype))
+        return _into(_sparse_zeros(stype, shape, ctx, dtype), out, kw, 'zeros')
+    return _into(_alloc(_check_ctx(ctx), 'zeros', _shape(shape), as_dtype(dtype)), out, kw, 'zeros')
 
 
-def ones(shape, ctx=None, dtype=None, stype=None, **kw):
-    out = _alloc(_check_ctx(ctx), 'ones', _shape(shape), as_dtype(dtype))
-    return out if stype in (None, 'default') else cast_storage(out, stype)
+def ones(shape, ctx=None, dtype=None, stype=None, out=None, **kw):
+    res = _alloc(_check_ctx(ctx), 'ones', _shape(shape), as_dtype(dtype))
+    return _into(res if stype in (None, 'default') else cast_storage(res, stype), out, kw, 'ones')
 
 
-def full(shape, val, ctx=None, dtype=None):
-    return _alloc(_check_ctx(ctx), 'full', _shape(shape), val, as_dtype(dtype))
+def full(shape, val, ctx=None, dtype=None, out=None):
+    return _into(_alloc(_check_ctx(ctx), 'full', _shape(shape), val, as_dtype(dtype)), out, {}, 'full')
 
 
 def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None):

@@ -497,3 +497,21 @@ def _backward_pick(attrs, d, idx, g):
     out = np.zeros_like(d)
     np.put_along_axis(out, i, g if g.ndim == d.ndim else np.expand_dims(g, ax), axis=ax)
     return out
+
+
+def _fill0_infer(attrs, shapes, dtypes):
+    lhs, mhs, rhs = shapes
+    if len(lhs) != 2 or mhs != lhs[:1] or rhs != lhs[:1]:
+        bad(f"fill_element_0index: needs a 2-d lhs and one value and index per row, got {lhs}, {mhs}, {rhs}")
+    return [lhs], [dtypes[0]]
+
+
+@register('fill_element_0index', kind='injective', inputs=('lhs', 'mhs', 'rhs'), nograd_inputs=(2,),
+          infer=_fill0_infer,
+          grad=lambda F, a, x, y, dy: [F.fill_element_0index(dy[0], F.zeros_like(x[1]), x[2]),
+                                       F.pick(dy[0], x[2], axis=1), None],
+          doc="lhs with lhs[i, rhs[i]] = mhs[i] for every row i (MXNet's legacy op; indices clipped).")
+def _fill_element_0index(attrs, lhs, mhs, rhs):
+    out = lhs.copy()
+    out[np.arange(lhs.shape[0]), _indices(rhs, lhs.shape[1], 'clip', 'fill_element_0index')] = mhs
+    return out
