@@ -68,14 +68,15 @@ class Attr:
     """One attribute: type in ('int','float','bool','str','shape','axis','dtype'), a default, and choices."""
     REQUIRED = object()
 
-    def __init__(self, type: str, default=REQUIRED, choices: Optional[Sequence] = None):
+    def __init__(self, type: str, default=REQUIRED, choices: Optional[Sequence] = None, none_ok: bool = False):
         self.type, self.default, self.choices = type, default, choices
+        self.none_ok = none_ok or default is None  # None is a value (sort's axis=None: the flattened array)
 
     def parse(self, s: Any) -> Any:
         """Python value from MXNet's string form (or a value already parsed)."""
         if not isinstance(s, str) or self.type == 'str':
             return self.check(s)
-        if s.strip() == 'None' and self.default is None:
+        if s.strip() == 'None' and self.none_ok:
             return None
         t = self.type
         v = {'int': parse_int, 'float': _parse_float, 'bool': _parse_bool, 'dtype': str,
@@ -88,7 +89,7 @@ class Attr:
 
     def check(self, v: Any) -> Any:
         t = self.type
-        if v is None and self.default is None:
+        if v is None and self.none_ok:
             return None
         if t == 'int':
             if isinstance(v, (bool, float)) or not isinstance(v, (int, np.integer)):

@@ -8,6 +8,7 @@ import numbers as _numbers
 import operator as _operator
 import sys as _sys
 import types as _types
+from importlib.machinery import ModuleSpec as _ModuleSpec
 
 
 class _Package(_types.ModuleType):
@@ -229,8 +230,38 @@ def Custom(*args, op_type=None, **kwargs):
                                   "computation with nd/sym ops, or as a Gluon Block, instead of an mx.operator.CustomOp")
 
 
+# mx.nd._internal: the ops with a leading underscore, where MXNet code reaches for them (_internal._plus_scalar)
+_internal = _types.ModuleType(__name__ + '._internal', "MXNet's nd._internal: graphc's ops named with a leading '_'.")
+for _name in _OPS:
+    if _name.startswith('_'):
+        setattr(_internal, _name, getattr(_mod, _name))
+_internal._crop_assign, _internal._crop_assign_scalar = _slice_assign, _slice_assign_scalar  # noqa: F821  (old names)
+_internal.__spec__ = _ModuleSpec(_internal.__name__, None)  # importable: `from mxnet.ndarray import _internal`
+_sys.modules[_internal.__name__] = _sys.modules['graphc.nd._internal'] = _internal
 from . import linalg, contrib, sparse  # noqa: E402,F401
 for _sub in ('ndarray', 'random', 'linalg', 'contrib', 'sparse'):  # `import graphc.nd.random` is the same module
     _sys.modules['graphc.nd.' + _sub] = _sys.modules['graphc.ndarray.' + _sub]
 from .ndarray import install_fluent_methods as _install  # noqa: E402
 _install(_mod)
+
+
+class CachedOp:
+    """MXNet's nd.CachedOp(sym): calls sym with its inputs (sym.list_inputs() order, parameters included) given
+    as NDArrays; recorded by autograd like any op. flags (static_alloc, ...) are accepted for compatibility."""
+
+    def __init__(self, sym, flags=()):
+        from ..gluon.symbol_block import SymbolBlock
+        from ..symbol import var
+        self._names = sym.list_inputs()
+        self._block = SymbolBlock(sym, [var(n) for n in self._names])
+
+    def __call__(self, *args, out=None, **kwargs):
+        if kwargs or len(args) != len(self._names):
+            raise GraphcError(f"CachedOp: takes its {len(self._names)} inputs ({', '.join(self._names)}) by position, "
+                              f"got {len(args)}" + (f" and keywords {', '.join(kwargs)}" if kwargs else ''))
+        res = self._block(*args)
+        if out is None:
+            return res
+        for r, o in zip(res if isinstance(res, (list, tuple)) else [res], out if isinstance(out, (list, tuple)) else [out]):
+            o[:] = r
+        return out
