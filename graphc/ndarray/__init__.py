@@ -265,3 +265,29 @@ class CachedOp:
         for r, o in zip(res if isinstance(res, (list, tuple)) else [res], out if isinstance(out, (list, tuple)) else [out]):
             o[:] = r
         return out
+
+
+class _DLPack:
+    """A DLPack capsule (to_dlpack_for_read's) in the protocol NumPy's from_dlpack reads."""
+    def __init__(self, capsule):
+        self._c = capsule
+
+    def __dlpack__(self, **kw):
+        return self._c
+
+    def __dlpack_device__(self):
+        return (1, 0)  # kDLCPU: graphc's capsules hold host memory
+
+
+def from_dlpack(dlpack):
+    """An NDArray sharing the memory of a DLPack capsule, or of an object with __dlpack__ (a NumPy array...)."""
+    import numpy as np
+    return NDArray(np.from_dlpack(dlpack if hasattr(dlpack, '__dlpack__') else _DLPack(dlpack)))
+
+
+def to_dlpack_for_read(data):
+    return data.to_dlpack_for_read()
+
+
+def to_dlpack_for_write(data):
+    return data.to_dlpack_for_write()

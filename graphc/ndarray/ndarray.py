@@ -435,6 +435,15 @@ class NDArray:
     def ones_like(self): return ones_like(self)
     def tolist(self): return self._data.tolist()
 
+    def to_dlpack_for_read(self):
+        """A DLPack capsule of this array's buffer (MXNet's; nd.from_dlpack or another framework reads it)."""
+        _engine.flush()
+        if not isinstance(self._data, np.ndarray):
+            raise GraphcError("to_dlpack: only arrays in host memory (cpu) can be shared by DLPack in graphc")
+        return self._data.__dlpack__()
+
+    to_dlpack_for_write = to_dlpack_for_read  # the capsule shares the buffer either way
+
 
 # ---------------------------------------------------------------- creation
 def array(source, ctx=None, dtype=None):
