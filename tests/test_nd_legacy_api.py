@@ -1,0 +1,162 @@
+"""MXNet 1.x's nd functions beyond the registry ops: legacy names and aliases, out= on creation functions,
+bool(), setitem rules, nd._internal, CachedOp, load_frombuffer and DLPack (each against NumPy or MXNet's
+documented result). The ops themselves (moments, fill_element_0index, ...) are checked in test_ops.py."""
+import numpy as np
+import pytest
+
+import graphc as mx
+from graphc import autograd, nd
+
+
+def test_aliases_compute_what_their_targets_do():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    x = nd.array(a)
+    np.testing.assert_array_equal(nd.ElementWiseSum(x, x * 2, x * 4).asnumpy(), a * 7)
+    np.testing.assert_array_equal(nd.broadcast_plus(x, nd.ones((1, 3))).asnumpy(), a + 1)
+    np.testing.assert_array_equal(nd.broadcast_minus(x, nd.ones((2, 1))).asnumpy(), a - 1)
+    np.testing.assert_array_equal(nd.sum_axis(x, axis=1).asnumpy(), a.sum(1))
+    np.testing.assert_array_equal(nd.max_axis(x, axis=0).asnumpy(), a.max(0))
+    np.testing.assert_array_equal(nd.min_axis(x, axis=0).asnumpy(), a.min(0))
+    np.testing.assert_array_equal(nd.crop(x, begin=(0, 1), end=(2, 3)).asnumpy(), a[:, 1:3])
+    np.testing.assert_array_equal(nd.choose_element_0index(x, nd.array([2, 0])).asnumpy(), [2, 3])
+    np.testing.assert_allclose(nd.true_divide(x, 2).asnumpy(), a / 2)
+
+
+def test_logical_functions_take_arrays_and_numbers():
+    x, y = nd.array([0, 1, 2, -1]), nd.array([1, 1, 0, 0])
+    np.testing.assert_array_equal(nd.logical_and(x, y).asnumpy(), [0, 1, 0, 0])
+    np.testing.assert_array_equal(nd.logical_or(x, y).asnumpy(), [1, 1, 1, 1])
+    np.testing.assert_array_equal(nd.logical_xor(x, y).asnumpy(), [1, 0, 1, 1])
+    np.testing.assert_array_equal(nd.logical_and(x, 0).asnumpy(), [0, 0, 0, 0])
+    np.testing.assert_array_equal(nd.logical_or(0, x).asnumpy(), [0, 1, 1, 1])
+    assert nd.logical_xor(1, 0) == 1.0
+    np.testing.assert_array_equal(nd.broadcast_logical_xor(nd.array([[1, 1, 0]]), nd.array([[1], [0]])).asnumpy(),
+                                  [[0, 0, 1], [1, 1, 0]])  # MXNet's documented example
+
+
+def test_onehot_encode_writes_out():
+    out = nd.zeros((3, 4))
+    r = nd.onehot_encode(nd.array([1, 3, 0]), out=out)
+    assert r is out
+    np.testing.assert_array_equal(out.asnumpy(), np.eye(4)[[1, 3, 0]])
+    with pytest.raises(mx.base.MXNetError, match='onehot_encode'):
+        nd.onehot_encode(nd.array([1, 2]), out=nd.zeros((3, 4)))
+
+
+def test_creation_functions_write_out():
+    out = nd.zeros((2, 2))
+    assert nd.ones((2, 2), out=out) is out
+    np.testing.assert_array_equal(out.asnumpy(), np.ones((2, 2)))
+    nd.full((2, 2), 3, out=out)
+    np.testing.assert_array_equal(out.asnumpy(), np.full((2, 2), 3))
+    nd.zeros((2, 2), out=out)
+    np.testing.assert_array_equal(out.asnumpy(), np.zeros((2, 2)))
+    with pytest.raises(mx.base.MXNetError, match='out= must be an NDArray of shape'):
+        nd.ones((3,), out=out)
+    with pytest.raises(mx.base.MXNetError, match='unexpected argument'):
+        nd.zeros((2,), bogus=1)
+
+
+def test_bool_follows_mxnet():
+    assert not bool(nd.array([]))
+    assert not bool(nd.zeros((1,)))
+    assert bool(nd.ones((1, 1)))
+    with pytest.raises(ValueError, match='ambiguous'):
+        bool(nd.ones((2, 3)))
+
+
+def test_setitem_of_a_single_value_and_while_recording():
+    b = nd.zeros(2)
+    b[0] = np.array([47.844944], dtype=np.float32)
+    b[1] = [3.0]
+    np.testing.assert_array_equal(b.asnumpy(), np.array([47.844944, 3.0], dtype=np.float32))
+    x, y = nd.zeros((2, 3)), nd.ones((3,))
+    y.attach_grad()
+    with autograd.record():
+        with pytest.raises(mx.base.MXNetError, match=r'Inplace operations \(\+=, -=, x\[:\]=, etc\) are not supported'):
+            x[0] = y
+        x[1] = 5.0  # nothing autograd tracks: allowed, as in MXNet
+    np.testing.assert_array_equal(x.asnumpy()[1], [5, 5, 5])
+
+
+def test_order_ops_accept_axis_none_and_dtype_classes():
+    a = np.array([[3.0, 1, 2], [0, 5, 4]], dtype=np.float32)
+    x = nd.array(a)
+    np.testing.assert_array_equal(nd.sort(x, axis=None).asnumpy(), np.sort(a, axis=None))
+    np.testing.assert_array_equal(nd.argsort(x, axis=None, is_ascend=False).asnumpy(), [4, 5, 0, 2, 1, 3])
+    r = nd.topk(x, axis=None, k=2, dtype=np.int32)
+    assert r.dtype == np.int32
+    np.testing.assert_array_equal(r.asnumpy(), [4, 5])
+    assert nd.topk(x, k=1, dtype=np.float64).dtype == np.float64
+    with pytest.raises(mx.base.MXNetError, match="topk: bad value for attribute 'dtype'"):
+        nd.topk(x, dtype=np.complex64)
+    assert nd.broadcast_to(nd.ones((1, 3)), shape=np.array([2, 3])).shape == (2, 3)
+
+
+def test_broadcast_like_axes_must_be_nonempty():
+    lhs, rhs = nd.ones((1, 2, 1, 3)), nd.ones((5, 6, 7, 8))
+    assert nd.broadcast_like(lhs, rhs, lhs_axes=(0, 2), rhs_axes=(1, 3)).shape == (6, 2, 8, 3)
+    with pytest.raises(mx.base.MXNetError, match='non-empty'):
+        nd.broadcast_like(lhs, rhs, lhs_axes=(), rhs_axes=())
+    with pytest.raises(mx.base.MXNetError, match='same length'):
+        nd.broadcast_like(lhs, rhs, lhs_axes=(0,), rhs_axes=(1, 3))
+
+
+def test_internal_namespace_and_crop_assign():
+    from graphc.nd import _internal
+    x = nd.ones((2, 3, 4))
+    _internal._crop_assign(x, nd.zeros((2, 1, 3)), begin=(0, 0, 0), end=(2, 1, 3), out=x)
+    ref = np.ones((2, 3, 4), np.float32)
+    ref[:, :1, :3] = 0
+    np.testing.assert_array_equal(x.asnumpy(), ref)
+    _internal._crop_assign_scalar(x, scalar=5, begin=(0, 0, 0), end=(2, 1, 3), out=x)
+    ref[:, :1, :3] = 5
+    np.testing.assert_array_equal(x.asnumpy(), ref)
+    np.testing.assert_array_equal(_internal._plus_scalar(nd.ones(2), scalar=2).asnumpy(), [3, 3])
+
+
+def test_cached_op_runs_a_symbol_and_records():
+    sym = mx.sym.FullyConnected(mx.sym.var('data'), num_hidden=2, name='fc') * 2
+    op = nd.CachedOp(sym)
+    assert op._names == ['data', 'fc_weight', 'fc_bias']
+    x, w, b = nd.array([[1.0, 2.0]]), nd.array([[1.0, 0.0], [0.0, 1.0]]), nd.array([0.5, -0.5])
+    np.testing.assert_allclose(op(x, w, b).asnumpy(), [[3.0, 3.0]])
+    out = nd.zeros((1, 2))
+    assert op(x, w, b, out=out) is out
+    np.testing.assert_allclose(out.asnumpy(), [[3.0, 3.0]])
+    w.attach_grad()
+    with autograd.record():
+        y = op(x, w, b)
+    y.backward()
+    np.testing.assert_allclose(w.grad.asnumpy(), 2 * np.ones((2, 1)) @ np.array([[1.0, 2.0]]))
+    with pytest.raises(mx.base.MXNetError, match='CachedOp: takes its 3 inputs'):
+        op(x, w)
+
+
+def test_recording_on_an_array_from_a_freed_graph_treats_it_as_a_constant():
+    b = nd.ones((3,))
+    b.attach_grad()
+    with autograd.record():
+        c = b * 2
+        c.sum().backward()
+    with autograd.record():
+        d = (c + 1) * b  # c's graph is freed: c is a constant now (MXNet detaches it)
+    d.backward()
+    np.testing.assert_array_equal(b.grad.asnumpy(), [3, 3, 3])
+
+
+def test_load_frombuffer(tmp_path):
+    f = str(tmp_path / 'a.params')
+    nd.save(f, {'w': nd.array([1.0, 2.0])})
+    buf = open(f, 'rb').read()
+    np.testing.assert_array_equal(nd.load_frombuffer(buf)['w'].asnumpy(), [1, 2])
+    with pytest.raises(mx.base.MXNetError):
+        nd.load_frombuffer(buf[:-3])
+
+
+def test_dlpack_round_trip_shares_memory():
+    a = nd.array(np.arange(6, dtype=np.float32).reshape(2, 3))
+    for b in (nd.from_dlpack(a.to_dlpack_for_read()), nd.from_dlpack(nd.to_dlpack_for_write(a))):
+        np.testing.assert_array_equal(b.asnumpy(), a.asnumpy())
+    c = nd.from_dlpack(np.arange(3.0))  # any object with __dlpack__
+    np.testing.assert_array_equal(c.asnumpy(), [0, 1, 2])
