@@ -239,6 +239,9 @@ _internal._crop_assign, _internal._crop_assign_scalar = _slice_assign, _slice_as
 _internal.__spec__ = _ModuleSpec(_internal.__name__, None)  # importable: `from mxnet.ndarray import _internal`
 _sys.modules[_internal.__name__] = _sys.modules['graphc.nd._internal'] = _internal
 from . import linalg, contrib, sparse  # noqa: E402,F401
+from . import update as _update  # noqa: E402
+for _name in _update.NAMES:  # nd.sgd_update, nd.adam_update, ... (MXNet's optimizer update operators)
+    setattr(_mod, _name, getattr(_update, _name))
 for _sub in ('ndarray', 'random', 'linalg', 'contrib', 'sparse'):  # `import graphc.nd.random` is the same module
     _sys.modules['graphc.nd.' + _sub] = _sys.modules['graphc.ndarray.' + _sub]
 from .ndarray import install_fluent_methods as _install  # noqa: E402
