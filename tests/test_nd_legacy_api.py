@@ -160,3 +160,79 @@ def test_dlpack_round_trip_shares_memory():
         np.testing.assert_array_equal(b.asnumpy(), a.asnumpy())
     c = nd.from_dlpack(np.arange(3.0))  # any object with __dlpack__
     np.testing.assert_array_equal(c.asnumpy(), [0, 1, 2])
+
+
+def _st(seed, n=3):
+    r = np.random.default_rng(seed)
+    return [r.uniform(-1, 1, (2, 3)).astype(np.float32) for _ in range(n)]
+
+
+def test_sgd_family_updates_follow_mxnet_formulas():
+    w, g, m = _st(0)
+    lr, mo, wd, rg, cg = 0.1, 0.9, 0.01, 0.5, 0.2
+    gc = np.clip(rg * g, -cg, cg)
+    W = nd.array(w)
+    assert nd.sgd_update(W, nd.array(g), lr=lr, wd=wd, rescale_grad=rg, clip_gradient=cg, out=W) is W
+    np.testing.assert_allclose(W.asnumpy(), w - lr * (gc + wd * w), rtol=1e-6)
+    M = nd.array(m)
+    r = nd.sgd_mom_update(nd.array(w), nd.array(g), M, lr=lr, momentum=mo, wd=wd)
+    mom = mo * m - lr * (g + wd * w)
+    np.testing.assert_allclose(M.asnumpy(), mom, rtol=1e-5)
+    np.testing.assert_allclose(r.asnumpy(), w + mom, rtol=1e-5)
+    M = nd.array(m)
+    r = nd.nag_mom_update(nd.array(w), nd.array(g), M, lr=lr, momentum=mo, wd=wd)
+    mom = mo * m - lr * (g + wd * w)
+    np.testing.assert_allclose(r.asnumpy(), w + mo * mom - lr * (g + wd * w), rtol=1e-5)
+    np.testing.assert_allclose(nd.signsgd_update(nd.array(w), nd.array(g), lr=lr, wd=wd).asnumpy(),
+                               (1 - lr * wd) * w - lr * np.sign(g), rtol=1e-6)
+    M = nd.array(m)
+    r = nd.signum_update(nd.array(w), nd.array(g), M, lr=lr, momentum=mo, wd=wd)
+    mom = mo * m - (1 - mo) * (g + wd * w)
+    np.testing.assert_allclose(M.asnumpy(), mom, rtol=1e-5)
+    np.testing.assert_allclose(r.asnumpy(), w + lr * np.sign(mom), rtol=1e-5)
+
+
+def test_adaptive_updates_follow_mxnet_formulas():
+    w, g, m = _st(1)
+    v = np.abs(_st(2, 1)[0])
+    lr, wd = 0.01, 0.02
+    M, V = nd.array(m), nd.array(v)
+    r = nd.adam_update(nd.array(w), nd.array(g), M, V, lr=lr, beta1=0.8, beta2=0.9, epsilon=1e-6, wd=wd,
+                       clip_gradient=0.5)
+    gg = np.clip(g + wd * w, -0.5, 0.5)  # MXNet's Adam adds wd before clipping
+    m1, v1 = 0.8 * m + 0.2 * gg, 0.9 * v + 0.1 * gg * gg
+    np.testing.assert_allclose(M.asnumpy(), m1, rtol=1e-5)
+    np.testing.assert_allclose(V.asnumpy(), v1, rtol=1e-5)
+    np.testing.assert_allclose(r.asnumpy(), w - lr * m1 / (np.sqrt(v1) + 1e-6), rtol=1e-5)
+    N = nd.array(v)
+    r = nd.rmsprop_update(nd.array(w), nd.array(g), N, lr=lr, gamma1=0.9, epsilon=1e-8, clip_weights=0.5)
+    n1 = 0.9 * v + 0.1 * g * g
+    np.testing.assert_allclose(r.asnumpy(), np.clip(w - lr * g / np.sqrt(n1 + 1e-8), -0.5, 0.5), rtol=1e-5)
+    N, G, D = nd.array(v), nd.array(m * 0.1), nd.array(m)
+    r = nd.rmspropalex_update(nd.array(w), nd.array(g), N, G, D, lr=lr, gamma1=0.9, gamma2=0.8)
+    n1, g1 = 0.9 * v + 0.1 * g * g, 0.9 * m * 0.1 + 0.1 * g
+    d1 = 0.8 * m - lr * g / np.sqrt(n1 - g1 * g1 + 1e-8)
+    np.testing.assert_allclose(D.asnumpy(), d1, rtol=1e-4)
+    np.testing.assert_allclose(r.asnumpy(), w + d1, rtol=1e-4)
+    Z, N = nd.array(m), nd.array(v)
+    r = nd.ftrl_update(nd.array(w), nd.array(g), Z, N, lr=0.1, lamda1=0.01, beta=1.0, wd=wd)
+    z1 = m + g - (np.sqrt(v + g * g) - np.sqrt(v)) * w / 0.1
+    n1 = v + g * g
+    np.testing.assert_allclose(r.asnumpy(), (np.sign(z1) * 0.01 - z1) / ((1 + np.sqrt(n1)) / 0.1 + wd)
+                               * (np.abs(z1) > 0.01), rtol=1e-4, atol=1e-6)
+
+
+def test_multi_precision_updates_keep_a_float32_master():
+    w, g, m = _st(3)
+    W16, W32 = nd.array(w, dtype='float16'), nd.array(w)
+    r = nd.mp_sgd_update(W16, nd.array(g, dtype='float16'), W32, lr=0.1, out=W16)
+    ref = w - 0.1 * g.astype(np.float16).astype(np.float32)
+    np.testing.assert_allclose(W32.asnumpy(), ref, rtol=1e-6)
+    assert r is W16 and r.dtype == np.float16
+    np.testing.assert_allclose(r.asnumpy(), ref.astype(np.float16))
+    M, W32 = nd.array(m), nd.array(w)
+    r = nd.mp_sgd_mom_update(nd.array(w, dtype='float16'), nd.array(g, dtype='float16'), M, W32, lr=0.1,
+                             momentum=0.9)
+    np.testing.assert_allclose(W32.asnumpy(), w + 0.9 * m - 0.1 * g.astype(np.float16).astype(np.float32), rtol=1e-5)
+    with pytest.raises(mx.base.MXNetError, match='sgd_update: weight, grad and states must share a shape'):
+        nd.sgd_update(nd.ones((2,)), nd.ones((3,)), lr=0.1)
