@@ -1038,3 +1038,40 @@ CASES['unravel_index'] = [Case([np.array([22.0, 41, 37])], {'shape': (7, 6)},
                           Case([I(60, 2, 3)], {'shape': (-1, 5, 3)},
                                lambda x: np.array(np.unravel_index(x.astype(int), (4, 5, 3))) * 1.0, grad=False,
                                id='leading -1')]
+
+
+# special functions: math.gamma / lgamma, erf inverted by bisection, digamma by central differences of lgamma
+def _bisect_erfinv(y):
+    out = np.empty_like(y, dtype=np.float64)
+    for i, v in np.ndenumerate(y):
+        lo, hi = -6.0, 6.0
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if math.erf(mid) < v else (lo, mid)
+        out[i] = (lo + hi) / 2
+    return out
+
+
+_vg, _vlg = np.vectorize(math.gamma, otypes=[float]), np.vectorize(math.lgamma, otypes=[float])
+CASES['gamma'] = [Case([U(0.3, 4)(*s)], {}, _vg, id=str(s)) for s in UNARY_SHAPES[:3]] + [
+    Case([np.array([-0.5, -1.5, 2.5])], {}, _vg, id='negative non-integers')]
+CASES['gammaln'] = [Case([U(0.3, 6)(*s)], {}, _vlg, id=str(s)) for s in UNARY_SHAPES[:3]] + [
+    Case([np.array([-0.5, -2.5, 7.5])], {}, _vlg, id='negative non-integers')]
+CASES['erfinv'] = [Case([U(-0.9, 0.9)(*s)], {}, _bisect_erfinv, id=str(s)) for s in UNARY_SHAPES[:3]] + [
+    Case([np.array([1.0, -1.0, 1.5, 0.0])], {}, lambda y: np.array([np.inf, -np.inf, np.nan, 0.0]), grad=False,
+         id='edges')]
+
+
+def _psi_exact(x):
+    """digamma's closed forms: psi(n) = -gamma + H(n-1), psi(n + 1/2) = -gamma - 2 ln 2 + sum 2/(2k-1), and
+    psi(-x) = psi(1 + x) at the negative half-integers (the reflection's cot term vanishes there)."""
+    out = []
+    for v in x:
+        v = 1 - v if v < 0 else v
+        n = int(v)
+        out.append(-0.5772156649015329 + (sum(1 / k for k in range(1, n)) if v == n else
+                                          -2 * math.log(2) + sum(2 / (2 * k - 1) for k in range(1, n + 1))))
+    return np.array(out)
+
+
+CASES['_digamma'] = [Case([np.array([0.5, 1.0, 2.5, 7.0, 30.0, 30.5, -0.5, -2.5])], {}, _psi_exact, grad=False)]
