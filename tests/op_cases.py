@@ -1075,3 +1075,17 @@ def _psi_exact(x):
 
 
 CASES['_digamma'] = [Case([np.array([0.5, 1.0, 2.5, 7.0, 30.0, 30.5, -0.5, -2.5])], {}, _psi_exact, grad=False)]
+
+
+def _masked_softmax(x, length, axis=1):
+    out = np.zeros_like(x)
+    for i in range(x.shape[0]):
+        n = int(length[i])
+        if n:
+            e = np.exp(x[i, :n] - x[i, :n].max())
+            out[i, :n] = e / e.sum()
+    return out
+
+
+CASES['softmax'] += [Case([R(3, 5), np.array([2.0, 5.0, 0.0])], {'axis': 1, 'use_length': True}, _masked_softmax,
+                          id='use_length')]  # (dtype=: test_nd_legacy_api.py, the harness expects float32 out)

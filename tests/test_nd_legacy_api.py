@@ -236,3 +236,20 @@ def test_multi_precision_updates_keep_a_float32_master():
     np.testing.assert_allclose(W32.asnumpy(), w + 0.9 * m - 0.1 * g.astype(np.float16).astype(np.float32), rtol=1e-5)
     with pytest.raises(mx.base.MXNetError, match='sgd_update: weight, grad and states must share a shape'):
         nd.sgd_update(nd.ones((2,)), nd.ones((3,)), lr=0.1)
+
+
+def test_softmax_dtype_and_length():
+    a = np.random.default_rng(5).normal(size=(2, 4)).astype(np.float32)
+    x = nd.array(a)
+    x.attach_grad()
+    with autograd.record():
+        y = nd.softmax(x, dtype='float64')
+    y.backward()
+    assert y.dtype == np.float64 and x.grad.dtype == np.float32
+    e = np.exp(a.astype(np.float64))
+    np.testing.assert_allclose(y.asnumpy(), e / e.sum(1, keepdims=True), rtol=1e-12)
+    assert nd.log_softmax(x, dtype='float64').dtype == np.float64
+    with pytest.raises(mx.base.MXNetError, match='log_softmax: use_length is not supported'):
+        nd.log_softmax(x, use_length=True)
+    with pytest.raises(mx.base.MXNetError, match='length shape'):
+        nd.softmax(x, nd.array([1, 2, 3]), use_length=True)
