@@ -1032,6 +1032,7 @@ def _no_length(attrs, shapes, dtypes):
 
 @register('log_softmax', kind='reduce', attrs=SM_ATTRS, infer=_no_length, grad=_log_softmax_grad)
 def _log_softmax(attrs, x):
+    _no_length(attrs, [x.shape], [x.dtype])
     return _log_softmax_np(_sm_x(attrs, x), attrs['axis'], attrs['temperature'])
 
 
