@@ -1089,3 +1089,17 @@ def _masked_softmax(x, length, axis=1):
 
 CASES['softmax'] += [Case([R(3, 5), np.array([2.0, 5.0, 0.0])], {'axis': 1, 'use_length': True}, _masked_softmax,
                           id='use_length')]  # (dtype=: test_nd_legacy_api.py, the harness expects float32 out)
+CASES['_contrib_quadratic'] = [Case([R(3, 4)], {'a': 1.5, 'b': -2.0, 'c': 0.5}, lambda x: 1.5 * x * x - 2 * x + 0.5),
+                               Case([R(2)], {}, lambda x: 0 * x, id='defaults')]
+CASES['_contrib_gradientmultiplier'] = [Case([R(3, 4)], {'scalar': -0.5}, lambda x: x, grad=False)]  # (gradient: test_nd_legacy_api)
+
+
+def _index_copy_oracle(old, idx, new):
+    out = old.copy()
+    for k, i in enumerate(idx.astype(int)):
+        out[i] = new[k]
+    return out
+
+
+CASES['_contrib_index_copy'] = [Case([R(5, 3), np.array([4.0, 0.0]), R(2, 3)], {}, _index_copy_oracle),
+                                Case([R(4), np.array([1.0, 3.0, 2.0]), R(3)], {}, _index_copy_oracle, id='1-d')]

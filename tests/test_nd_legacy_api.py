@@ -253,3 +253,69 @@ def test_softmax_dtype_and_length():
         nd.log_softmax(x, use_length=True)
     with pytest.raises(mx.base.MXNetError, match='length shape'):
         nd.softmax(x, nd.array([1, 2, 3]), use_length=True)
+
+
+def test_softmax_activation_and_alias():
+    a = np.random.default_rng(6).normal(size=(2, 3, 2)).astype(np.float32)
+    x = nd.array(a)
+    flat = np.exp(a.reshape(2, -1)) / np.exp(a.reshape(2, -1)).sum(1, keepdims=True)
+    np.testing.assert_allclose(nd.SoftmaxActivation(x).asnumpy(), flat.reshape(a.shape), rtol=1e-5)
+    np.testing.assert_allclose(nd.SoftmaxActivation(x, mode='channel').asnumpy(),
+                               np.exp(a) / np.exp(a).sum(1, keepdims=True), rtol=1e-5)
+    with pytest.raises(mx.base.MXNetError, match="mode must be 'instance' or 'channel'"):
+        nd.SoftmaxActivation(x, mode='spatial')
+    assert nd.Softmax is nd.SoftmaxOutput
+
+
+def test_amp_casts_and_finite_checks():
+    x16, x32, i = nd.ones((2,), dtype='float16'), nd.ones((2,)), nd.ones((2,), dtype='int32')
+    assert nd.amp_cast(x32, dtype='float16').dtype == np.float16 and nd.amp_cast(i, dtype='float16') is i
+    assert [o.dtype for o in nd.amp_multicast(x16, x32, i, num_outputs=3)] == [np.float32, np.float32, np.int32]
+    assert [o.dtype for o in nd.amp_multicast(x16, x32, cast_narrow=True)] == [np.float16, np.float16]
+    assert nd.all_finite(nd.array([1.0, 2.0])).asnumpy().tolist() == [1.0]
+    assert nd.all_finite(nd.array([1.0, np.inf])).asnumpy().tolist() == [0.0]
+    assert nd.multi_all_finite(nd.ones(2), nd.array([np.nan]), num_arrays=2).asnumpy().tolist() == [0.0]
+    np.testing.assert_allclose(nd.multi_sum_sq(nd.array([1.0, 2.0]), nd.array([3.0]), num_arrays=2).asnumpy(), [5, 9])
+
+
+def test_contrib_helpers():
+    from graphc.nd import contrib
+    x = nd.array(np.arange(12, dtype=np.float32).reshape(3, 4))
+    np.testing.assert_allclose(contrib.div_sqrt_dim(x).asnumpy(), x.asnumpy() / 2)
+    np.testing.assert_array_equal(contrib.arange_like(x, start=1, axis=1).asnumpy(), [1, 2, 3, 4])
+    np.testing.assert_array_equal(contrib.arange_like(x, repeat=2).asnumpy(), np.repeat(np.arange(6), 2).reshape(3, 4))
+    assert contrib.allclose(x, x + 1e-9).asscalar() == 1.0 and contrib.allclose(x, x + 1).asscalar() == 0.0
+    np.testing.assert_array_equal(contrib.boolean_mask(x, nd.array([1, 0, 1])).asnumpy(), x.asnumpy()[[0, 2]])
+    with pytest.raises(mx.base.MXNetError, match='boolean_mask: index must be 1-d of length 3'):
+        contrib.boolean_mask(x, nd.array([1, 0]))
+    ia = contrib.index_array(nd.zeros((2, 3)), axes=(1,))
+    assert ia.dtype == np.int64 and ia.asnumpy().tolist() == [[[0], [1], [2]], [[0], [1], [2]]]
+    iou = contrib.box_iou(nd.array([[0, 0, 2, 2], [1, 1, 3, 3]]), nd.array([[0, 0, 1, 1], [0, 0, 2, 2]]))
+    np.testing.assert_allclose(iou.asnumpy(), [[0.25, 1.0], [0.0, 1 / 7]], rtol=1e-6)
+    np.testing.assert_allclose(contrib.box_iou(nd.array([[1, 1, 2, 2]]), nd.array([[1, 1, 2, 2]]),
+                                               format='center').asnumpy(), [[1.0]])
+    np.testing.assert_allclose(contrib.quadratic(x, a=1, b=2, c=3).asnumpy(), (x.asnumpy() + 1) ** 2 + 2)
+
+
+def test_gradientmultiplier_scales_the_gradient():
+    from graphc.nd import contrib
+    x = nd.array([1.0, -2.0])
+    x.attach_grad()
+    with autograd.record():
+        y = (contrib.gradientmultiplier(x, scalar=-0.5) * nd.array([3.0, 4.0])).sum()
+    y.backward()
+    np.testing.assert_array_equal(x.grad.asnumpy(), [-1.5, -2.0])
+
+
+def test_split_v2_and_internal_binary_names():
+    a = np.arange(12, dtype=np.float32).reshape(6, 2)
+    parts = nd.split_v2(nd.array(a), (1, 4), axis=0)
+    assert [p.asnumpy().tolist() for p in parts] == [q.tolist() for q in np.split(a, (1, 4))]
+    parts = nd.split_v2(nd.array(a), 3)
+    assert [p.shape for p in parts] == [(2, 2)] * 3
+    assert nd.split_v2(nd.array(a), 2, axis=1, squeeze_axis=True)[1].asnumpy().tolist() == a[:, 1].tolist()
+    with pytest.raises(mx.base.MXNetError, match='4 sections do not divide'):
+        nd.split_v2(nd.array(a), 4)
+    from graphc.nd import _internal
+    np.testing.assert_array_equal(_internal._hypot(nd.array([3.0]), nd.array([4.0])).asnumpy(), [5])
+    np.testing.assert_array_equal(_internal._maximum(nd.array([3.0]), nd.array([4.0])).asnumpy(), [4])

@@ -85,6 +85,9 @@ EXCLUDED = {
     'ravel_multi_index': 'no generator yet (integer multi-indices inside a shape attribute): op_cases checks it',
     'unravel_index': 'no generator yet (integer flat indices inside a shape attribute): op_cases checks it',
     '_digamma': 'the gradient helper of gamma and gammaln: reached through their gradient checks',
+    '_contrib_quadratic': 'no generator yet (three float attributes a, b, c): op_cases checks it',
+    '_contrib_gradientmultiplier': 'no generator yet (identity forward; its point is the scaled gradient)',
+    '_contrib_index_copy': 'no generator yet (needs distinct in-range row indices): op_cases checks it',
 }
 # Partly excluded: a graph holds at most one op that reads the random stream (a sampler, _shuffle, or a Dropout
 # that drops), so that every path, seeded alike, draws the same numbers in the same order (RNN keeps p = 0);

@@ -148,6 +148,23 @@ def split(data, num_outputs, axis=1, squeeze_axis=False):
     return SliceChannel(data, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis)  # noqa: F821
 
 
+def split_v2(ary, indices_or_sections, axis=0, squeeze_axis=False):
+    """MXNet's split_v2 (NumPy's split): an int gives that many equal parts, a tuple the split points."""
+    n = ary.shape[axis]
+    if isinstance(indices_or_sections, int):
+        if indices_or_sections <= 0 or n % indices_or_sections:
+            raise GraphcError(f"split_v2: {indices_or_sections} sections do not divide axis {axis} of size {n}")
+        step = n // indices_or_sections
+        bounds = list(range(0, n + 1, step))
+    else:
+        bounds = [0] + [int(i) for i in indices_or_sections] + [n]
+    parts = [slice_axis(ary, axis=axis, begin=b, end=_builtins.max(b, e))  # noqa: F821
+             for b, e in zip(bounds, bounds[1:])]
+    if squeeze_axis:
+        parts = [squeeze(p, axis=axis) for p in parts]  # noqa: F821
+    return parts[0] if len(parts) == 1 else parts
+
+
 def softmax_cross_entropy_loss(data, label):
     return softmax_cross_entropy(data, label)  # noqa: F821
 
@@ -236,6 +253,12 @@ for _name in _OPS:
     if _name.startswith('_'):
         setattr(_internal, _name, getattr(_mod, _name))
 _internal._crop_assign, _internal._crop_assign_scalar = _slice_assign, _slice_assign_scalar  # noqa: F821  (old names)
+for _k, _v in {'_plus': 'elemwise_add', '_add': 'elemwise_add', '_minus': 'elemwise_sub', '_sub': 'elemwise_sub',
+               '_mul': 'elemwise_mul', '_div': 'elemwise_div', '_maximum': 'broadcast_maximum',
+               '_minimum': 'broadcast_minimum', '_power': 'broadcast_power', '_hypot': 'broadcast_hypot',
+               '_mod': 'broadcast_mod', '_equal': 'broadcast_equal', '_not_equal': 'broadcast_not_equal',
+               '_greater': 'broadcast_greater', '_lesser': 'broadcast_lesser'}.items():
+    setattr(_internal, _k, getattr(_mod, _v))  # MXNet's internal names of the binary ops
 _internal.__spec__ = _ModuleSpec(_internal.__name__, None)  # importable: `from mxnet.ndarray import _internal`
 _sys.modules[_internal.__name__] = _sys.modules['graphc.nd._internal'] = _internal
 from . import linalg, contrib, sparse  # noqa: E402,F401
@@ -294,3 +317,52 @@ def to_dlpack_for_read(data):
 
 def to_dlpack_for_write(data):
     return data.to_dlpack_for_write()
+
+
+# ---------------------------------------------------------------- MXNet's deprecated softmax names, AMP casts, checks
+Softmax = SoftmaxOutput  # noqa: F821  (MXNet's deprecated alias)
+
+
+def SoftmaxActivation(data, mode='instance', name=None):
+    """MXNet's deprecated SoftmaxActivation: softmax over each instance's flattened values (mode='instance'), or
+    over axis 1 at every position (mode='channel')."""
+    if mode == 'channel':
+        return softmax(data, axis=1)  # noqa: F821
+    if mode != 'instance':
+        raise GraphcError(f"SoftmaxActivation: mode must be 'instance' or 'channel', got {mode!r}")
+    return softmax(data.reshape((data.shape[0], -1)), axis=-1).reshape(data.shape)  # noqa: F821
+
+
+def amp_cast(data, dtype, name=None):
+    """AMP's cast: a floating array to dtype (differentiable); other dtypes pass unchanged, as MXNet."""
+    return data if data.dtype.kind != 'f' else Cast(data, dtype=dtype)  # noqa: F821
+
+
+def amp_multicast(*data, num_outputs=None, cast_narrow=False, name=None):
+    """AMP's multicast: every floating input cast to the widest (cast_narrow: narrowest) floating dtype among them."""
+    import numpy as np
+    if num_outputs is not None and num_outputs != len(data):
+        raise GraphcError(f"amp_multicast: num_outputs={num_outputs} but {len(data)} inputs")
+    floats = [d.dtype for d in data if d.dtype.kind == 'f']
+    if not floats:
+        return list(data)
+    to = (_builtins.min if cast_narrow else _builtins.max)(floats, key=lambda t: np.dtype(t).itemsize)
+    return [amp_cast(d, np.dtype(to).name) for d in data]
+
+
+def all_finite(data, init_output=True):
+    """[1.] when every element of data is finite, else [0.] (float32), as MXNet's all_finite."""
+    return multi_all_finite(data, num_arrays=1, init_output=init_output)
+
+
+def multi_all_finite(*arrays, num_arrays=None, init_output=True):
+    """[1.] when every element of every array is finite, else [0.]."""
+    import numpy as np
+    ok = all(bool(np.isfinite(a.asnumpy()).all()) for a in arrays[:num_arrays])
+    return array([1.0 if ok else 0.0])
+
+
+def multi_sum_sq(*arrays, num_arrays=None):
+    """The sum of squares of each array, as one float32 array of num_arrays values (MXNet's multi_sum_sq)."""
+    import numpy as np
+    return array([float(np.square(a.asnumpy().astype(np.float64)).sum()) for a in arrays[:num_arrays]])

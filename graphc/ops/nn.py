@@ -944,6 +944,8 @@ def _lrelu_lower(P, a, x, gamma=None):
                  'lower_bound': Attr('float', 0.125), 'upper_bound': Attr('float', 0.334)})
 def _leaky_relu(attrs, x, gamma=None):
     t, s = attrs['act_type'], attrs['slope']
+    if t == 'rrelu':  # (the graph path refuses it in infer; eager calls reach here)
+        bad("LeakyReLU: act_type 'rrelu' is not supported")
     if t == 'leaky':
         return np.where(x > 0, x, x * x.dtype.type(s))
     if t == 'elu':
