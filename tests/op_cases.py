@@ -1103,3 +1103,7 @@ def _index_copy_oracle(old, idx, new):
 
 CASES['_contrib_index_copy'] = [Case([R(5, 3), np.array([4.0, 0.0]), R(2, 3)], {}, _index_copy_oracle),
                                 Case([R(4), np.array([1.0, 3.0, 2.0]), R(3)], {}, _index_copy_oracle, id='1-d')]
+# MXNet 1.x's GroupNorm parameters: one gamma/beta per group, repeated over the group's channels
+CASES['GroupNorm'] += [Case([R(2, 6, 3), P(3), R(3)], {'num_groups': 3},
+                            lambda x, g, b: _group_oracle(x, np.repeat(g, 2), np.repeat(b, 2), 3, 1e-5),
+                            id='per-group gamma')]
