@@ -94,7 +94,8 @@ def rmspropalex_update(weight, grad, n, g, delta, lr, gamma1=0.95, gamma2=0.9, e
     gr = _g(gr, rescale_grad, clip_gradient, w, wd)
     _set(s, (1 - gamma1) * gr * gr + gamma1 * s)
     _set(gm, (1 - gamma1) * gr + gamma1 * gm)
-    _set(d, gamma2 * d - lr * gr / np.sqrt(s - gm * gm + epsilon))
+    with np.errstate(invalid='ignore'):  # (n - g^2 < 0 from inconsistent states: NaN, as MXNet's kernel gives)
+        _set(d, gamma2 * d - lr * gr / np.sqrt(s - gm * gm + epsilon))
     return _result('rmspropalex_update', w, _clip_w(w + d, clip_weights), out)
 
 
