@@ -1107,3 +1107,23 @@ CASES['_contrib_index_copy'] = [Case([R(5, 3), np.array([4.0, 0.0]), R(2, 3)], {
 CASES['GroupNorm'] += [Case([R(2, 6, 3), P(3), R(3)], {'num_groups': 3},
                             lambda x, g, b: _group_oracle(x, np.repeat(g, 2), np.repeat(b, 2), 3, 1e-5),
                             id='per-group gamma')]
+
+
+def _adaptive_oracle(size):
+    def f(x):
+        oh, ow = size
+        H, W = x.shape[2:]
+        out = np.zeros(x.shape[:2] + (oh, ow))
+        for i in range(oh):
+            for j in range(ow):
+                h0, h1 = math.floor(i * H / oh), math.ceil((i + 1) * H / oh)
+                w0, w1 = math.floor(j * W / ow), math.ceil((j + 1) * W / ow)
+                out[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+        return out
+    return f
+
+
+CASES['_contrib_AdaptiveAvgPooling2D'] = [Case([R(2, 3, 5, 7)], {'output_size': (2, 3)}, _adaptive_oracle((2, 3))),
+                                          Case([R(1, 2, 4, 4)], {'output_size': 3}, _adaptive_oracle((3, 3)), id='int'),
+                                          Case([R(1, 2, 3, 2)], {}, _adaptive_oracle((1, 1)), id='global')]
+BACKWARD_OF['_backward_contrib_AdaptiveAvgPooling2D'] = '_contrib_AdaptiveAvgPooling2D'

@@ -206,3 +206,47 @@ def _backward_crop(a, g, *xs):
     out = np.zeros_like(xs[0])
     out[:, :, oy:oy + h, ox:ox + w] = g
     return out
+
+
+# ---------------------------------------------------------------- contrib.AdaptiveAvgPooling2D
+def _adaptive_size(a, s):
+    if len(s) != 4:
+        bad(f"AdaptiveAvgPooling2D: data must be NCHW, got shape {s}")
+    o = a['output_size'] or (1,)
+    if len(o) not in (1, 2) or min(o) < 1:
+        bad(f"AdaptiveAvgPooling2D: output_size must be one or two positive ints, got {a['output_size']}")
+    return (o[0], o[0]) if len(o) == 1 else tuple(o)
+
+
+def _bins(n_in, n_out):
+    """MXNet's adaptive bins: [floor(i n_in / n_out), ceil((i + 1) n_in / n_out)) for output i."""
+    return [(i * n_in // n_out, -(-(i + 1) * n_in // n_out)) for i in range(n_out)]
+
+
+AAP_ATTRS = {'output_size': Attr('shape', ())}
+
+
+@register('_contrib_AdaptiveAvgPooling2D', kind='opaque', attrs=AAP_ATTRS,
+          infer=lambda a, s, d: ([s[0][:2] + _adaptive_size(a, s[0])], [d[0]]),
+          grad=lambda F, a, x, y, dy: [F._backward_contrib_AdaptiveAvgPooling2D(dy[0], x[0], **a)],
+          doc="Average pooling to a given output (height, width): output (i, j) averages the input bin "
+              "[floor(i H / oh), ceil((i + 1) H / oh)) x the same over W.")
+def _adaptive_avg_pool(a, x):
+    oh, ow = _adaptive_size(a, x.shape)
+    out = np.empty(x.shape[:2] + (oh, ow), x.dtype)
+    for i, (h0, h1) in enumerate(_bins(x.shape[2], oh)):
+        for j, (w0, w1) in enumerate(_bins(x.shape[3], ow)):
+            out[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return out
+
+
+@register('_backward_contrib_AdaptiveAvgPooling2D', kind='opaque', inputs=('ograd', 'data'), nograd_inputs=(1,),
+          attrs=AAP_ATTRS, infer=lambda a, s, d: ([s[1]], [d[1]]), differentiable=False,
+          doc="Gradient of AdaptiveAvgPooling2D: each output gradient spread evenly over its bin.")
+def _backward_adaptive_avg_pool(a, g, x):
+    oh, ow = _adaptive_size(a, x.shape)
+    dx = np.zeros_like(x)
+    for i, (h0, h1) in enumerate(_bins(x.shape[2], oh)):
+        for j, (w0, w1) in enumerate(_bins(x.shape[3], ow)):
+            dx[:, :, h0:h1, w0:w1] += (g[:, :, i, j] / ((h1 - h0) * (w1 - w0)))[:, :, None, None]
+    return dx
