@@ -98,10 +98,10 @@ def arange_like(data, start=0.0, step=1.0, repeat=1, axis=None, ctx=None):
 
 
 def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=True):
-    """1. (a 0-d array) when |a - b| <= atol + rtol |b| everywhere, else 0. (MXNet's contrib.allclose)."""
+    """1 (a 0-d uint8 array) when |a - b| <= atol + rtol |b| everywhere, else 0 (MXNet's contrib.allclose)."""
     import numpy as np
     from . import array
-    return array(np.float32(np.allclose(a.asnumpy(), b.asnumpy(), rtol, atol, equal_nan)), ctx=a.context)
+    return array(np.uint8(np.allclose(a.asnumpy(), b.asnumpy(), rtol, atol, equal_nan)), ctx=a.context, dtype="uint8")
 
 
 def boolean_mask(data, index, axis=0):
