@@ -319,3 +319,12 @@ def test_split_v2_and_internal_binary_names():
     from graphc.nd import _internal
     np.testing.assert_array_equal(_internal._hypot(nd.array([3.0]), nd.array([4.0])).asnumpy(), [5])
     np.testing.assert_array_equal(_internal._maximum(nd.array([3.0]), nd.array([4.0])).asnumpy(), [4])
+
+
+def test_makeloss_valid_normalization_of_a_0d_loss_keeps_its_shape():
+    x = nd.array(np.float32(2.0))
+    x.attach_grad()
+    with autograd.record():
+        y = nd.MakeLoss(x, grad_scale=2.0, normalization='valid', valid_thresh=0.5)
+    y.backward()
+    assert x.grad.shape == () and x.grad.asscalar() == 2.0  # grad_scale / (1 value above valid_thresh)

@@ -826,11 +826,12 @@ def _ln_infer(attrs, shapes, dtypes):
           doc="Layer normalization over one axis. Outputs (out, mean, std).")
 def _layer_norm(attrs, x, gamma, beta):
     ax = attrs['axis'] % x.ndim
-    mean = x.mean(axis=ax, keepdims=True)
-    std = np.sqrt(x.var(axis=ax, keepdims=True) + attrs['eps'])
+    x64 = x.astype(np.float64)  # statistics in float64: a constant row has mean exactly its value, x - mean = 0
+    mean = x64.mean(axis=ax, keepdims=True)
+    std = np.sqrt(x64.var(axis=ax, keepdims=True) + attrs['eps'])
     bs = _bn_bshape(x, ax)
-    out = (x - mean) / std * gamma.reshape(bs) + beta.reshape(bs)
-    return out.astype(x.dtype, copy=False), mean, std.astype(x.dtype, copy=False)
+    out = (x64 - mean) / std * gamma.reshape(bs) + beta.reshape(bs)
+    return out.astype(x.dtype, copy=False), mean.astype(x.dtype), std.astype(x.dtype, copy=False)
 
 
 @register('_backward_LayerNorm', kind='opaque', inputs=('ograd', 'data', 'gamma', 'mean', 'std'), attrs=LN_ATTRS,
