@@ -305,18 +305,22 @@ def _add_n(attrs, *xs):
 
 
 # MXNet's contrib.isinf / isnan / isfinite: 1 or 0 in the input dtype
-for _k, _f in (('isinf', np.isinf), ('isnan', np.isnan), ('isfinite', np.isfinite)):
-    register('_contrib_' + _k, infer=same_infer, kind='elemwise', doc=f"1 where {_k}(x), else 0 (in x's dtype).")(
-        functools.partial(lambda f, attrs, x: f(x).astype(x.dtype), _f))
+_ISX = {'isinf': (np.isinf, lambda P, a, x: P.flag(P.cmp('==', P.abs(x), P.c(math.inf)))),
+        'isnan': (np.isnan, lambda P, a, x: P.flag(P.isnan(x))),
+        'isfinite': (np.isfinite, lambda P, a, x: P.flag(P.cmp('<', P.abs(x), P.c(math.inf))))}  # (NaN < inf: false)
+for _k, (_f, _low) in _ISX.items():
+    register('_contrib_' + _k, infer=same_infer, kind='elemwise', lower=_low,
+             doc=f"1 where {_k}(x), else 0 (in x's dtype).")(functools.partial(lambda f, attrs, x: f(x).astype(x.dtype), _f))
 
 
 # MXNet's contrib.quadratic (a x^2 + b x + c) and contrib.gradientmultiplier (identity; the gradient times scalar)
 register('_contrib_quadratic', infer=same_infer, kind='elemwise', inplace=True,
          attrs={'a': Attr('float', 0.0), 'b': Attr('float', 0.0), 'c': Attr('float', 0.0)},
          grad=lambda F, a, x, y, dy: [dy[0] * (x[0] * (2.0 * a['a']) + a['b'])],
+         lower=lambda P, a, x: P.add(P.mul(P.add(P.mul(P.c(a['a']), x), P.c(a['b'])), x), P.c(a['c'])),
          doc="a * x^2 + b * x + c, elementwise.")(
     lambda attrs, x: _like(x, (attrs['a'] * x + attrs['b']) * x + attrs['c']))
 register('_contrib_gradientmultiplier', infer=same_infer, kind='elemwise', inplace=True,
-         attrs={'scalar': Attr('float')}, grad=lambda F, a, x, y, dy: [dy[0] * a['scalar']],
+         attrs={'scalar': Attr('float')}, grad=lambda F, a, x, y, dy: [dy[0] * a['scalar']], lower=lambda P, a, x: x,
          doc="x unchanged; its gradient multiplied by scalar (a negative scalar reverses it: gradient reversal).")(
     lambda attrs, x: x.copy())
