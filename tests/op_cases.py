@@ -1127,3 +1127,44 @@ CASES['_contrib_AdaptiveAvgPooling2D'] = [Case([R(2, 3, 5, 7)], {'output_size': 
                                           Case([R(1, 2, 4, 4)], {'output_size': 3}, _adaptive_oracle((3, 3)), id='int'),
                                           Case([R(1, 2, 3, 2)], {}, _adaptive_oracle((1, 1)), id='global')]
 BACKWARD_OF['_backward_contrib_AdaptiveAvgPooling2D'] = '_contrib_AdaptiveAvgPooling2D'
+
+
+def _im2col_naive(kernel, stride, pad, dilate):
+    """Loops over every output window and kernel offset of a 2-d image: MXNet's (N, C*kh*kw, oh*ow) layout."""
+    def f(x):
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilate
+        oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        out = np.zeros((n, c * kh * kw, oh * ow))
+        for ci, ki, kj, i, j in itertools.product(range(c), range(kh), range(kw), range(oh), range(ow)):
+            r, s = i * sh - ph + ki * dh, j * sw - pw + kj * dw
+            if 0 <= r < h and 0 <= s < w:
+                out[:, (ci * kh + ki) * kw + kj, i * ow + j] = x[:, ci, r, s]
+        return out
+    return f
+
+
+def _col2im_naive(size, kernel, stride, pad, dilate):
+    def f(cols):
+        (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = size, kernel, stride, pad, dilate
+        oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        n, c = cols.shape[0], cols.shape[1] // (kh * kw)
+        out = np.zeros((n, c, h, w))
+        for ci, ki, kj, i, j in itertools.product(range(c), range(kh), range(kw), range(oh), range(ow)):
+            r, s = i * sh - ph + ki * dh, j * sw - pw + kj * dw
+            if 0 <= r < h and 0 <= s < w:
+                out[:, ci, r, s] += cols[:, (ci * kh + ki) * kw + kj, i * ow + j]
+        return out
+    return f
+
+
+CASES['im2col'] = [Case([R(2, 2, 4, 5)], {'kernel': (2, 3), 'stride': (1, 2), 'pad': (1, 0)},
+                        _im2col_naive((2, 3), (1, 2), (1, 0), (1, 1))),
+                   Case([R(1, 3, 5, 5)], {'kernel': (2, 2), 'dilate': (2, 1)}, _im2col_naive((2, 2), (1, 1), (0, 0), (2, 1)),
+                        id='dilate'),
+                   Case([R(2, 2, 6)], {'kernel': (3,), 'stride': (2,)},
+                        lambda x: _im2col_naive((1, 3), (1, 2), (0, 0), (1, 1))(x[:, :, None]), id='1-d')]
+CASES['col2im'] = [Case([R(2, 12, 10)], {'output_size': (4, 5), 'kernel': (2, 3), 'stride': (1, 2), 'pad': (1, 0)},
+                        _col2im_naive((4, 5), (2, 3), (1, 2), (1, 0), (1, 1))),
+                   Case([R(1, 4, 9)], {'output_size': (4, 4), 'kernel': (2, 2), 'dilate': (1, 1), 'stride': (1, 1)},
+                        _col2im_naive((4, 4), (2, 2), (1, 1), (0, 0), (1, 1)), id='overlapping')]
