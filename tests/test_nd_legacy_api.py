@@ -328,3 +328,26 @@ def test_makeloss_valid_normalization_of_a_0d_loss_keeps_its_shape():
         y = nd.MakeLoss(x, grad_scale=2.0, normalization='valid', valid_thresh=0.5)
     y.backward()
     assert x.grad.shape == () and x.grad.asscalar() == 2.0  # grad_scale / (1 value above valid_thresh)
+
+
+def test_ftml_and_adamw_updates():
+    w, g, z = _st(7)
+    d, v = np.abs(_st(8, 2)[0]) + 0.5, np.abs(_st(9, 1)[0]) + 0.5
+    D, V, Z = nd.array(d), nd.array(v), nd.array(z)
+    r = nd.ftml_update(nd.array(w), nd.array(g), D, V, Z, lr=0.1, t=2)
+    v1 = 0.999 * v + 0.001 * g * g
+    d1 = (1 - 0.6 ** 2) / 0.1 * (np.sqrt(v1 / (1 - 0.999 ** 2)) + 1e-8)
+    z1 = 0.6 * z + 0.4 * g - (d1 - 0.6 * d) * w
+    np.testing.assert_allclose(V.asnumpy(), v1, rtol=1e-5)
+    np.testing.assert_allclose(Z.asnumpy(), z1, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(r.asnumpy(), -z1 / d1, rtol=1e-4, atol=1e-6)
+    from graphc.nd import contrib
+    M, V = nd.array(z), nd.array(v)
+    r = contrib.adamw_update(nd.array(w), nd.array(g), M, V, nd.array([0.5]), lr=0.01, eta=2.0, wd=0.1)
+    gg = 0.5 * g
+    m1, v1 = 0.9 * z + 0.1 * gg, 0.999 * v + 0.001 * gg * gg
+    np.testing.assert_allclose(r.asnumpy(), w - 2.0 * (0.01 * m1 / (np.sqrt(v1) + 1e-8) + 0.1 * w), rtol=1e-5)
+    M2 = nd.array(z)
+    r = contrib.adamw_update(nd.array(w), nd.array(g), M2, nd.array(v), nd.array([np.inf]), lr=0.01, eta=1.0)
+    np.testing.assert_array_equal(r.asnumpy(), w)  # a non-finite rescale_grad skips the step
+    np.testing.assert_array_equal(M2.asnumpy(), z)

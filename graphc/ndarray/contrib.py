@@ -147,3 +147,9 @@ def box_iou(lhs, rhs, format='corner'):
     with np.errstate(invalid='ignore', divide='ignore'):
         iou = np.where(union > 0, inter / union, 0.0)
     return array(iou.reshape(lhs.shape[:-1] + rhs.shape[:-1]), ctx=lhs.context, dtype=lhs.dtype)
+
+
+def adamw_update(*args, **kwargs):
+    """MXNet's contrib.adamw_update (see graphc.ndarray.update.adamw_update)."""
+    from .update import adamw_update as f
+    return f(*args, **kwargs)

@@ -141,5 +141,32 @@ def mp_sgd_mom_update(weight, grad, mom, weight32, lr, momentum=0.0, wd=0.0, res
     return _result('mp_sgd_mom_update', w, w32, out)
 
 
+def ftml_update(weight, grad, d, v, z, lr, t, beta1=0.6, beta2=0.999, epsilon=1e-8, wd=0.0, rescale_grad=1.0,
+                clip_grad=-1.0, out=None):
+    """FTML (Zheng & Kwok 2017) as MXNet's kernel computes it (z gains (1 - beta1) g; its docstring says
+    (1 - beta1^t)): v, d, z updated in place; the weight is -z / d."""
+    w, g, dd, vv, zz = _arrays('ftml_update', weight, grad, d, v, z)
+    g = _g(g, rescale_grad, clip_grad, w, wd)
+    _set(vv, beta2 * vv + (1 - beta2) * g * g)
+    d_t = (1 - beta1 ** t) / lr * (np.sqrt(vv / (1 - beta2 ** t)) + epsilon)
+    _set(zz, beta1 * zz + (1 - beta1) * g - (d_t - beta1 * dd) * w)
+    _set(dd, d_t)
+    return _result('ftml_update', w, -zz / d_t, out)
+
+
+def adamw_update(weight, grad, mean, var, rescale_grad, lr, eta, beta1=0.9, beta2=0.999, epsilon=1e-8, wd=0.0,
+                 clip_gradient=-1.0, out=None):
+    """contrib.adamw_update: Adam with decoupled weight decay, w -= eta (lr m / (sqrt(v) + eps) + wd w);
+    rescale_grad (an NDArray or a number) that is NaN, inf or 0 skips the update, as MXNet."""
+    w, g, m, v = _arrays('adamw_update', weight, grad, mean, var)
+    r = float(rescale_grad.asscalar() if isinstance(rescale_grad, NDArray) else rescale_grad)
+    if not np.isfinite(r) or r == 0:
+        return _result('adamw_update', w, w.copy(), out)
+    g = _g(g, r, clip_gradient)
+    _set(m, beta1 * m + (1 - beta1) * g)
+    _set(v, beta2 * v + (1 - beta2) * g * g)
+    return _result('adamw_update', w, w - eta * (lr * m / (np.sqrt(v) + epsilon) + wd * w), out)
+
+
 NAMES = ('sgd_update', 'sgd_mom_update', 'nag_mom_update', 'adam_update', 'rmsprop_update', 'rmspropalex_update',
-         'signsgd_update', 'signum_update', 'ftrl_update', 'mp_sgd_update', 'mp_sgd_mom_update')
+         'signsgd_update', 'signum_update', 'ftrl_update', 'mp_sgd_update', 'mp_sgd_mom_update', 'ftml_update')
