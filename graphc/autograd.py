@@ -108,7 +108,9 @@ def mark_variables(variables, gradients, grad_reqs='write'):
 
 
 def record_op(op, attrs, inputs, in_data, outputs, out_data):
-    node = TapeNode(op, attrs, tuple(x._ag for x in inputs), in_data, out_data)
+    # an input whose graph a backward freed is a constant from then on (MXNet detaches it)
+    node = TapeNode(op, attrs, tuple(None if x._ag is None or x._ag[0].freed else x._ag for x in inputs), in_data,
+                    out_data)
     for i, y in enumerate(outputs):
         y._ag = (node, i)
 

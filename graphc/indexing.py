@@ -86,11 +86,14 @@ def getitem(x, key):
 
 def setitem(x, key, value):
     from .ndarray.ndarray import NDArray
-    if _ag.is_recording() and x._ag is not None and x._ag[0].op is not None:
-        raise GraphcError("in-place assignment x[...] = v to an array recorded by autograd cannot be differentiated; "
-                          "build the result with where(), concat() or slice ops instead")
+    if _ag.is_recording() and (x._ag is not None or (isinstance(value, NDArray) and value._ag is not None)):
+        # MXNet's rule and message: an in-place write that autograd would have to record is refused
+        raise GraphcError("Inplace operations (+=, -=, x[:]=, etc) are not supported when recording with autograd: "
+                          "x[...] = v cannot be differentiated; build the result with where(), concat() or slice ops")
     key = _np_key(key)
     v = value._data if isinstance(value, NDArray) else value
+    if isinstance(v, (list, tuple, np.ndarray)) and np.size(v) == 1:
+        v = np.reshape(v, ())  # one value fills any target, as in MXNet (b[0] = np.array([x]))
     from . import engine
     engine.flush()  # a pending graph may read x's buffer: run it before the write
     from .ndarray.ndarray import WRITES

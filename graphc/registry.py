@@ -68,14 +68,15 @@ class Attr:
     """One attribute: type in ('int','float','bool','str','shape','axis','dtype'), a default, and choices."""
     REQUIRED = object()
 
-    def __init__(self, type: str, default=REQUIRED, choices: Optional[Sequence] = None):
+    def __init__(self, type: str, default=REQUIRED, choices: Optional[Sequence] = None, none_ok: bool = False):
         self.type, self.default, self.choices = type, default, choices
+        self.none_ok = none_ok or default is None  # None is a value (sort's axis=None: the flattened array)
 
     def parse(self, s: Any) -> Any:
         """Python value from MXNet's string form (or a value already parsed)."""
         if not isinstance(s, str) or self.type == 'str':
             return self.check(s)
-        if s.strip() == 'None' and self.default is None:
+        if s.strip() == 'None' and self.none_ok:
             return None
         t = self.type
         v = {'int': parse_int, 'float': _parse_float, 'bool': _parse_bool, 'dtype': str,
@@ -88,7 +89,7 @@ class Attr:
 
     def check(self, v: Any) -> Any:
         t = self.type
-        if v is None and self.default is None:
+        if v is None and self.none_ok:
             return None
         if t == 'int':
             if isinstance(v, (bool, float)) or not isinstance(v, (int, np.integer)):
@@ -105,6 +106,8 @@ class Attr:
         if t == 'shape':
             if isinstance(v, (int, np.integer)):
                 return (int(v),)
+            if isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind in 'iu':  # shape=np.array([3, 4])
+                v = v.tolist()
             if not isinstance(v, (tuple, list)):
                 raise ValueError(f"expected a tuple of ints, got {cut(v)}")
             return tuple(None if d is None else int(d) for d in v)
@@ -115,6 +118,8 @@ class Attr:
         if t == 'dtype':
             return str(as_dtype(v))
         if t == 'str':
+            if isinstance(v, (type, np.dtype)) and self.choices:  # dtype=np.float64 for a dtype name choice
+                v = np.dtype(v).name
             v = str(v)
             if self.choices and v not in self.choices:
                 raise ValueError(f"expected one of {self.choices}, got {cut(v)}")

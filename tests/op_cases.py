@@ -1019,3 +1019,198 @@ CASES['Custom'] = [Case([R(3, 4), R(3, 4)], {'op_type': 'op_cases_square_product
                    Case([R(2, 0), R(2, 0)], {'op_type': 'op_cases_square_product'}, lambda a, b: (a * a, a * b),
                         id='empty')]
 BACKWARD_OF['_backward_Custom'] = 'Custom'
+
+
+# ---------------------------------------------------------------- MXNet's extended binaries, moments, legacy ops (s8/mxcompat)
+def _nz(*s):  # zeros and nonzeros (both signs), so the logical ops see every combination
+    return np.asarray(rng.integers(-1, 2, size=s).astype(np.float64))
+
+
+for _k, _f in (('and', np.logical_and), ('or', np.logical_or), ('xor', np.logical_xor)):
+    CASES['broadcast_logical_' + _k] = [
+        Case([_nz(*a), _nz(*b)], {}, (lambda f: lambda x, y: f(x != 0, y != 0) * 1.0)(_f), id=f'{a}{b}')
+        for a, b in BIN_SHAPES]
+CASES['broadcast_hypot'] = [Case([R(*a), P(*b)], {}, lambda x, y: np.sqrt(x * x + y * y), id=f'{a}{b}')
+                            for a, b in BIN_SHAPES]
+for _k, _f in (('isinf', np.isinf), ('isnan', np.isnan), ('isfinite', np.isfinite)):
+    CASES['_contrib_' + _k] = [Case([np.array([[1.0, np.inf, -np.inf], [np.nan, -2.5, 0.0]])], {},
+                                    (lambda f: lambda x: f(x) * 1.0)(_f), grad=False),
+                               Case([R(3, 4)], {}, (lambda f: lambda x: f(x) * 1.0)(_f), grad=False)]
+
+
+def _moments_oracle(axes, keepdims):
+    def f(x):
+        m = x.mean(axis=axes, keepdims=True)
+        v = ((x - m) ** 2).mean(axis=axes, keepdims=keepdims)
+        m = m if keepdims else m.squeeze(axis=axes)
+        return (m.reshape(1) if m.ndim == 0 else m), (v.reshape(1) if v.ndim == 0 else v)
+    return f
+
+
+CASES['moments'] = [Case([R(3, 4)], {'axes': (1,)}, _moments_oracle((1,), False)),
+                    Case([R(2, 3, 4)], {'axes': (0, 2), 'keepdims': True}, _moments_oracle((0, 2), True)),
+                    Case([R(2, 3)], {}, _moments_oracle((0, 1), False), id='all-axes')]
+
+
+def _fill0_oracle(x, v, i):
+    out = x.copy()
+    for r in range(x.shape[0]):
+        out[r, min(max(int(i[r]), 0), x.shape[1] - 1)] = v[r]
+    return out
+
+
+CASES['fill_element_0index'] = [Case([R(4, 5), R(4), I(5, 4)], {}, _fill0_oracle),
+                                Case([R(3, 2), R(3), np.array([0.0, 7.0, 1.0])], {}, _fill0_oracle, id='clipped')]
+
+
+def _ravel_oracle(shape):
+    def f(x):
+        out = np.zeros(x.shape[1:])
+        for idx in np.ndindex(*x.shape[1:]):
+            flat = 0
+            for k, d in enumerate(shape):
+                flat = flat * max(d, 1) + int(x[(k,) + idx])
+            out[idx] = flat
+        return out
+    return f
+
+
+CASES['ravel_multi_index'] = [Case([np.array([[3.0, 6, 6], [4, 5, 1]])], {'shape': (7, 6)}, _ravel_oracle((7, 6)),
+                                   grad=False),
+                              Case([np.stack([I(4, 2, 3), I(5, 2, 3), I(3, 2, 3)])], {'shape': (-1, 5, 3)},
+                                   _ravel_oracle((4, 5, 3)), grad=False, id='3-d, leading -1')]
+CASES['unravel_index'] = [Case([np.array([22.0, 41, 37])], {'shape': (7, 6)},
+                               lambda x: np.array(np.unravel_index(x.astype(int), (7, 6))) * 1.0, grad=False),
+                          Case([I(60, 2, 3)], {'shape': (-1, 5, 3)},
+                               lambda x: np.array(np.unravel_index(x.astype(int), (4, 5, 3))) * 1.0, grad=False,
+                               id='leading -1')]
+
+
+# special functions: math.gamma / lgamma, erf inverted by bisection, digamma by central differences of lgamma
+def _bisect_erfinv(y):
+    out = np.empty_like(y, dtype=np.float64)
+    for i, v in np.ndenumerate(y):
+        lo, hi = -6.0, 6.0
+        for _ in range(80):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if math.erf(mid) < v else (lo, mid)
+        out[i] = (lo + hi) / 2
+    return out
+
+
+_vg, _vlg = np.vectorize(math.gamma, otypes=[float]), np.vectorize(math.lgamma, otypes=[float])
+CASES['gamma'] = [Case([U(0.3, 4)(*s)], {}, _vg, id=str(s)) for s in UNARY_SHAPES[:3]] + [
+    Case([np.array([-0.5, -1.5, 2.5])], {}, _vg, id='negative non-integers')]
+CASES['gammaln'] = [Case([U(0.3, 6)(*s)], {}, _vlg, id=str(s)) for s in UNARY_SHAPES[:3]] + [
+    Case([np.array([-0.5, -2.5, 7.5])], {}, _vlg, id='negative non-integers')]
+CASES['erfinv'] = [Case([U(-0.9, 0.9)(*s)], {}, _bisect_erfinv, id=str(s)) for s in UNARY_SHAPES[:3]] + [
+    Case([np.array([1.0, -1.0, 1.5, 0.0])], {}, lambda y: np.array([np.inf, -np.inf, np.nan, 0.0]), grad=False,
+         id='edges')]
+
+
+def _psi_exact(x):
+    """digamma's closed forms: psi(n) = -gamma + H(n-1), psi(n + 1/2) = -gamma - 2 ln 2 + sum 2/(2k-1), and
+    psi(-x) = psi(1 + x) at the negative half-integers (the reflection's cot term vanishes there)."""
+    out = []
+    for v in x:
+        v = 1 - v if v < 0 else v
+        n = int(v)
+        out.append(-0.5772156649015329 + (sum(1 / k for k in range(1, n)) if v == n else
+                                          -2 * math.log(2) + sum(2 / (2 * k - 1) for k in range(1, n + 1))))
+    return np.array(out)
+
+
+CASES['_digamma'] = [Case([np.array([0.5, 1.0, 2.5, 7.0, 30.0, 30.5, -0.5, -2.5])], {}, _psi_exact, grad=False)]
+
+
+def _masked_softmax(x, length, axis=1):
+    out = np.zeros_like(x)
+    for i in range(x.shape[0]):
+        n = int(length[i])
+        if n:
+            e = np.exp(x[i, :n] - x[i, :n].max())
+            out[i, :n] = e / e.sum()
+    return out
+
+
+CASES['softmax'] += [Case([R(3, 5), np.array([2.0, 5.0, 0.0])], {'axis': 1, 'use_length': True}, _masked_softmax,
+                          id='use_length')]  # (dtype=: test_nd_legacy_api.py, the harness expects float32 out)
+CASES['_contrib_quadratic'] = [Case([R(3, 4)], {'a': 1.5, 'b': -2.0, 'c': 0.5}, lambda x: 1.5 * x * x - 2 * x + 0.5),
+                               Case([R(2)], {}, lambda x: 0 * x, id='defaults')]
+CASES['_contrib_gradientmultiplier'] = [Case([R(3, 4)], {'scalar': -0.5}, lambda x: x, grad=False)]  # (gradient: test_nd_legacy_api)
+
+
+def _index_copy_oracle(old, idx, new):
+    out = old.copy()
+    for k, i in enumerate(idx.astype(int)):
+        out[i] = new[k]
+    return out
+
+
+CASES['_contrib_index_copy'] = [Case([R(5, 3), np.array([4.0, 0.0]), R(2, 3)], {}, _index_copy_oracle),
+                                Case([R(4), np.array([1.0, 3.0, 2.0]), R(3)], {}, _index_copy_oracle, id='1-d')]
+# MXNet 1.x's GroupNorm parameters: one gamma/beta per group, repeated over the group's channels
+CASES['GroupNorm'] += [Case([R(2, 6, 3), P(3), R(3)], {'num_groups': 3},
+                            lambda x, g, b: _group_oracle(x, np.repeat(g, 2), np.repeat(b, 2), 3, 1e-5),
+                            id='per-group gamma')]
+
+
+def _adaptive_oracle(size):
+    def f(x):
+        oh, ow = size
+        H, W = x.shape[2:]
+        out = np.zeros(x.shape[:2] + (oh, ow))
+        for i in range(oh):
+            for j in range(ow):
+                h0, h1 = math.floor(i * H / oh), math.ceil((i + 1) * H / oh)
+                w0, w1 = math.floor(j * W / ow), math.ceil((j + 1) * W / ow)
+                out[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+        return out
+    return f
+
+
+CASES['_contrib_AdaptiveAvgPooling2D'] = [Case([R(2, 3, 5, 7)], {'output_size': (2, 3)}, _adaptive_oracle((2, 3))),
+                                          Case([R(1, 2, 4, 4)], {'output_size': 3}, _adaptive_oracle((3, 3)), id='int'),
+                                          Case([R(1, 2, 3, 2)], {}, _adaptive_oracle((1, 1)), id='global')]
+BACKWARD_OF['_backward_contrib_AdaptiveAvgPooling2D'] = '_contrib_AdaptiveAvgPooling2D'
+
+
+def _im2col_naive(kernel, stride, pad, dilate):
+    """Loops over every output window and kernel offset of a 2-d image: MXNet's (N, C*kh*kw, oh*ow) layout."""
+    def f(x):
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilate
+        oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        out = np.zeros((n, c * kh * kw, oh * ow))
+        for ci, ki, kj, i, j in itertools.product(range(c), range(kh), range(kw), range(oh), range(ow)):
+            r, s = i * sh - ph + ki * dh, j * sw - pw + kj * dw
+            if 0 <= r < h and 0 <= s < w:
+                out[:, (ci * kh + ki) * kw + kj, i * ow + j] = x[:, ci, r, s]
+        return out
+    return f
+
+
+def _col2im_naive(size, kernel, stride, pad, dilate):
+    def f(cols):
+        (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = size, kernel, stride, pad, dilate
+        oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        n, c = cols.shape[0], cols.shape[1] // (kh * kw)
+        out = np.zeros((n, c, h, w))
+        for ci, ki, kj, i, j in itertools.product(range(c), range(kh), range(kw), range(oh), range(ow)):
+            r, s = i * sh - ph + ki * dh, j * sw - pw + kj * dw
+            if 0 <= r < h and 0 <= s < w:
+                out[:, ci, r, s] += cols[:, (ci * kh + ki) * kw + kj, i * ow + j]
+        return out
+    return f
+
+
+CASES['im2col'] = [Case([R(2, 2, 4, 5)], {'kernel': (2, 3), 'stride': (1, 2), 'pad': (1, 0)},
+                        _im2col_naive((2, 3), (1, 2), (1, 0), (1, 1))),
+                   Case([R(1, 3, 5, 5)], {'kernel': (2, 2), 'dilate': (2, 1)}, _im2col_naive((2, 2), (1, 1), (0, 0), (2, 1)),
+                        id='dilate'),
+                   Case([R(2, 2, 6)], {'kernel': (3,), 'stride': (2,)},
+                        lambda x: _im2col_naive((1, 3), (1, 2), (0, 0), (1, 1))(x[:, :, None]), id='1-d')]
+CASES['col2im'] = [Case([R(2, 12, 10)], {'output_size': (4, 5), 'kernel': (2, 3), 'stride': (1, 2), 'pad': (1, 0)},
+                        _col2im_naive((4, 5), (2, 3), (1, 2), (1, 0), (1, 1))),
+                   Case([R(1, 4, 9)], {'output_size': (4, 4), 'kernel': (2, 2), 'dilate': (1, 1), 'stride': (1, 1)},
+                        _col2im_naive((4, 4), (2, 2), (1, 1), (0, 0), (1, 1)), id='overlapping')]

@@ -28,6 +28,8 @@ DOMAIN = {'log': (1e-30, 1e30), 'sin': (-1e4, 1e4), 'cos': (-1e4, 1e4), 'tan': (
 # the elementwise ops without a scalar lowering, and why (every other one compiles: test below)
 NOT_LOWERED = {'Cast': 'changes the element type: a compiled kernel computes in one dtype',
                'Dropout': 'a random mask, and a second output (the mask) for the gradient'}
+NOT_LOWERED.update({n: 'a special function (math.gamma/lgamma, Newton on erf, a series) run by its NumPy kernel'
+                    for n in ('gamma', 'gammaln', 'erfinv', '_digamma')})
 
 
 def _graph(fn, *arrays):

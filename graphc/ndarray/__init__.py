@@ -8,6 +8,7 @@ import numbers as _numbers
 import operator as _operator
 import sys as _sys
 import types as _types
+from importlib.machinery import ModuleSpec as _ModuleSpec
 
 
 class _Package(_types.ModuleType):
@@ -147,6 +148,23 @@ def split(data, num_outputs, axis=1, squeeze_axis=False):
     return SliceChannel(data, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis)  # noqa: F821
 
 
+def split_v2(ary, indices_or_sections, axis=0, squeeze_axis=False):
+    """MXNet's split_v2 (NumPy's split): an int gives that many equal parts, a tuple the split points."""
+    n = ary.shape[axis]
+    if isinstance(indices_or_sections, int):
+        if indices_or_sections <= 0 or n % indices_or_sections:
+            raise GraphcError(f"split_v2: {indices_or_sections} sections do not divide axis {axis} of size {n}")
+        step = n // indices_or_sections
+        bounds = list(range(0, n + 1, step))
+    else:
+        bounds = [0] + [int(i) for i in indices_or_sections] + [n]
+    parts = [slice_axis(ary, axis=axis, begin=b, end=_builtins.max(b, e))  # noqa: F821
+             for b, e in zip(bounds, bounds[1:])]
+    if squeeze_axis:
+        parts = [squeeze(p, axis=axis) for p in parts]  # noqa: F821
+    return parts[0] if len(parts) == 1 else parts
+
+
 def softmax_cross_entropy_loss(data, label):
     return softmax_cross_entropy(data, label)  # noqa: F821
 
@@ -163,6 +181,12 @@ def load(fname):
     return load_ndarrays(fname)
 
 
+def load_frombuffer(buf):
+    """nd.load from the bytes of a .params file (a truncated or malformed buffer raises MXNetError)."""
+    from ..serialization import load_frombuffer as _lfb
+    return _lfb(buf)
+
+
 # MXNet's names for the samplers (random_uniform, uniform, sample_uniform, ...)
 for _k in ('uniform', 'normal', 'gamma', 'exponential', 'poisson', 'negative_binomial', 'generalized_negative_binomial'):
     setattr(_mod, 'random_' + _k, getattr(_mod, '_random_' + _k))
@@ -171,6 +195,40 @@ uniform, normal, random_randint = _random_uniform, _random_normal, _random_randi
 sample_multinomial, shuffle = _sample_multinomial, _shuffle  # noqa: F821
 
 flip, stop_gradient, broadcast_axis, pad = reverse, BlockGrad, broadcast_axes, Pad  # noqa: F821  (MXNet's aliases)
+ElementWiseSum, broadcast_plus, broadcast_minus, true_divide = add_n, broadcast_add, broadcast_sub, divide  # noqa: F821
+sum_axis, max_axis, min_axis = _mod.sum, _mod.max, _mod.min  # MXNet's legacy names of the reductions
+crop, choose_element_0index = _mod.slice, pick  # noqa: F821  (deprecated aliases of slice and pick)
+
+
+def _logical(bop):
+    """nd.logical_and/or/xor (MXNet's ufunc helpers): a number operand is broadcast like an array."""
+    def f(lhs, rhs):
+        ln, rn = isinstance(lhs, _numbers.Number), isinstance(rhs, _numbers.Number)
+        if ln and rn:
+            return float(bop.pyop(bool(lhs), bool(rhs)))
+        if ln or rn:
+            arr = rhs if ln else lhs
+            num = full(arr.shape, lhs if ln else rhs, ctx=arr.context, dtype=arr.dtype)
+            return bop(num, arr) if ln else bop(arr, num)
+        return bop(lhs, rhs)
+    f.__name__ = f.__qualname__ = bop.__name__.replace('broadcast_', '')
+    f.__doc__ = bop.__doc__
+    return f
+
+
+for _k, _p in (('and', _operator.and_), ('or', _operator.or_), ('xor', _operator.xor)):
+    _b = getattr(_mod, 'broadcast_logical_' + _k)
+    _b.pyop = _p
+    setattr(_mod, 'logical_' + _k, _logical(_b))
+
+
+def onehot_encode(indices, out):
+    """MXNet's deprecated onehot_encode: out[i] = one-hot row of indices[i] (depth out.shape[1]); returns out."""
+    if not isinstance(out, NDArray) or out.ndim != 2 or out.shape[0] != indices.size:
+        raise GraphcError(f"onehot_encode: out must be a 2-d NDArray with {indices.size} rows, got "
+                          f"{getattr(out, 'shape', type(out).__name__)}")
+    out[:] = one_hot(indices.reshape(-1), depth=out.shape[1], dtype=out.dtype)  # noqa: F821
+    return out
 for _name in list(_OPS):
     if _name.startswith('_linalg_'):
         setattr(_mod, 'linalg_' + _name[len('_linalg_'):], getattr(_mod, _name))  # nd.linalg_gemm2, as MXNet
@@ -182,8 +240,122 @@ def reset_arrays(*data, num_arrays=None):
         d[:] = 0
 
 
+# mx.nd._internal: the ops with a leading underscore, where MXNet code reaches for them (_internal._plus_scalar)
+_internal = _types.ModuleType(__name__ + '._internal', "MXNet's nd._internal: graphc's ops named with a leading '_'.")
+for _name in _OPS:
+    if _name.startswith('_'):
+        setattr(_internal, _name, getattr(_mod, _name))
+_internal._crop_assign, _internal._crop_assign_scalar = _slice_assign, _slice_assign_scalar  # noqa: F821  (old names)
+for _k, _v in {'_plus': 'elemwise_add', '_add': 'elemwise_add', '_minus': 'elemwise_sub', '_sub': 'elemwise_sub',
+               '_mul': 'elemwise_mul', '_div': 'elemwise_div', '_maximum': 'broadcast_maximum',
+               '_minimum': 'broadcast_minimum', '_power': 'broadcast_power', '_hypot': 'broadcast_hypot',
+               '_mod': 'broadcast_mod', '_equal': 'broadcast_equal', '_not_equal': 'broadcast_not_equal',
+               '_greater': 'broadcast_greater', '_lesser': 'broadcast_lesser'}.items():
+    setattr(_internal, _k, getattr(_mod, _v))  # MXNet's internal names of the binary ops
+_internal.__spec__ = _ModuleSpec(_internal.__name__, None)  # importable: `from mxnet.ndarray import _internal`
+_sys.modules[_internal.__name__] = _sys.modules['graphc.nd._internal'] = _internal
 from . import linalg, contrib, sparse  # noqa: E402,F401
+from . import update as _update  # noqa: E402
+for _name in _update.NAMES:  # nd.sgd_update, nd.adam_update, ... (MXNet's optimizer update operators)
+    setattr(_mod, _name, getattr(_update, _name))
 for _sub in ('ndarray', 'random', 'linalg', 'contrib', 'sparse'):  # `import graphc.nd.random` is the same module
     _sys.modules['graphc.nd.' + _sub] = _sys.modules['graphc.ndarray.' + _sub]
 from .ndarray import install_fluent_methods as _install  # noqa: E402
 _install(_mod)
+
+
+class CachedOp:
+    """MXNet's nd.CachedOp(sym): calls sym with its inputs (sym.list_inputs() order, parameters included) given
+    as NDArrays; recorded by autograd like any op. flags (static_alloc, ...) are accepted for compatibility."""
+
+    def __init__(self, sym, flags=()):
+        from ..gluon.symbol_block import SymbolBlock
+        from ..symbol import var
+        self._names = sym.list_inputs()
+        self._block = SymbolBlock(sym, [var(n) for n in self._names])
+
+    def __call__(self, *args, out=None, **kwargs):
+        if kwargs or len(args) != len(self._names):
+            raise GraphcError(f"CachedOp: takes its {len(self._names)} inputs ({', '.join(self._names)}) by position, "
+                              f"got {len(args)}" + (f" and keywords {', '.join(kwargs)}" if kwargs else ''))
+        res = self._block(*args)
+        if out is None:
+            return res
+        for r, o in zip(res if isinstance(res, (list, tuple)) else [res], out if isinstance(out, (list, tuple)) else [out]):
+            o[:] = r
+        return out
+
+
+class _DLPack:
+    """A DLPack capsule (to_dlpack_for_read's) in the protocol NumPy's from_dlpack reads."""
+    def __init__(self, capsule):
+        self._c = capsule
+
+    def __dlpack__(self, **kw):
+        return self._c
+
+    def __dlpack_device__(self):
+        return (1, 0)  # kDLCPU: graphc's capsules hold host memory
+
+
+def from_dlpack(dlpack):
+    """An NDArray sharing the memory of a DLPack capsule, or of an object with __dlpack__ (a NumPy array...)."""
+    import numpy as np
+    return NDArray(np.from_dlpack(dlpack if hasattr(dlpack, '__dlpack__') else _DLPack(dlpack)))
+
+
+def to_dlpack_for_read(data):
+    return data.to_dlpack_for_read()
+
+
+def to_dlpack_for_write(data):
+    return data.to_dlpack_for_write()
+
+
+# ---------------------------------------------------------------- MXNet's deprecated softmax names, AMP casts, checks
+Softmax = SoftmaxOutput  # noqa: F821  (MXNet's deprecated alias)
+
+
+def SoftmaxActivation(data, mode='instance', name=None):
+    """MXNet's deprecated SoftmaxActivation: softmax over each instance's flattened values (mode='instance'), or
+    over axis 1 at every position (mode='channel')."""
+    if mode == 'channel':
+        return softmax(data, axis=1)  # noqa: F821
+    if mode != 'instance':
+        raise GraphcError(f"SoftmaxActivation: mode must be 'instance' or 'channel', got {mode!r}")
+    return softmax(data.reshape((data.shape[0], -1)), axis=-1).reshape(data.shape)  # noqa: F821
+
+
+def amp_cast(data, dtype, name=None):
+    """AMP's cast: a floating array to dtype (differentiable); other dtypes pass unchanged, as MXNet."""
+    return data if data.dtype.kind != 'f' else Cast(data, dtype=dtype)  # noqa: F821
+
+
+def amp_multicast(*data, num_outputs=None, cast_narrow=False, name=None):
+    """AMP's multicast: every floating input cast to the widest (cast_narrow: narrowest) floating dtype among them."""
+    import numpy as np
+    if num_outputs is not None and num_outputs != len(data):
+        raise GraphcError(f"amp_multicast: num_outputs={num_outputs} but {len(data)} inputs")
+    floats = [d.dtype for d in data if d.dtype.kind == 'f']
+    if not floats:
+        return list(data)
+    to = (_builtins.min if cast_narrow else _builtins.max)(floats, key=lambda t: np.dtype(t).itemsize)
+    return [amp_cast(d, np.dtype(to).name) for d in data]
+
+
+def all_finite(data, init_output=True):
+    """[1.] when every element of data is finite, else [0.] (float32), as MXNet's all_finite."""
+    return multi_all_finite(data, num_arrays=1, init_output=init_output)
+
+
+def multi_all_finite(*arrays, num_arrays=None, init_output=True):
+    """[1.] when every element of every array is finite, else [0.]."""
+    import numpy as np
+    ok = all(bool(np.isfinite(a.asnumpy()).all()) for a in arrays[:num_arrays])
+    return array([1.0 if ok else 0.0])
+
+
+def multi_sum_sq(*arrays, num_arrays=None):
+    """The sum of squares of each array, as one float32 array of num_arrays values (MXNet's multi_sum_sq)."""
+    import numpy as np
+    return array([float(np.square(a.asnumpy().astype(np.float64)).sum()) for a in arrays[:num_arrays]])

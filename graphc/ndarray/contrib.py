@@ -79,3 +79,77 @@ def cond(pred, then_func, else_func, name='cond'):
         from ..symbol import contrib
         return contrib.cond(pred, then_func, else_func, name)
     return then_func() if bool(pred) else else_func()
+
+
+# ---------------------------------------------------------------- MXNet's small contrib helpers
+def div_sqrt_dim(data):
+    """data / sqrt(data.shape[-1]) (attention's scaling)."""
+    return data * (1.0 / float(data.shape[-1]) ** 0.5)
+
+
+def arange_like(data, start=0.0, step=1.0, repeat=1, axis=None, ctx=None):
+    """start, start + step, ... shaped like data (axis=None), or as long as data's axis (each value repeat times)."""
+    from . import arange
+    n = data.size if axis is None else data.shape[axis]
+    out = arange(start, start + step * ((n + repeat - 1) // repeat), step, repeat=repeat, ctx=ctx or data.context,
+                 dtype=data.dtype)
+    out = out[:n] if out.shape[0] != n else out
+    return out.reshape(data.shape) if axis is None else out
+
+
+def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=True):
+    """1 (a 0-d uint8 array) when |a - b| <= atol + rtol |b| everywhere, else 0 (MXNet's contrib.allclose)."""
+    import numpy as np
+    from . import array
+    return array(np.uint8(np.allclose(a.asnumpy(), b.asnumpy(), rtol, atol, equal_nan)), ctx=a.context, dtype="uint8")
+
+
+def boolean_mask(data, index, axis=0):
+    """The slices of data along axis where index is nonzero (a data-dependent shape: eager only)."""
+    import numpy as np
+    from . import array, take
+    if index.ndim != 1 or index.shape[0] != data.shape[axis]:
+        raise GraphcError(f"boolean_mask: index must be 1-d of length {data.shape[axis]} (data's axis {axis}), "
+                          f"got shape {index.shape}")
+    keep = np.nonzero(index.asnumpy())[0]
+    return take(data, array(keep, ctx=data.context, dtype='int64'), axis=axis)
+
+
+def index_array(data, axes=None):
+    """For each element of data, its index (along axes, default all): shape data.shape + (len(axes),), int64."""
+    import numpy as np
+    from . import array
+    axes = tuple(range(data.ndim)) if axes is None else tuple(a % data.ndim for a in axes)
+    grid = np.indices(data.shape, dtype=np.int64)
+    return array(np.stack([grid[a] for a in axes], axis=-1), ctx=data.context, dtype='int64')
+
+
+def box_iou(lhs, rhs, format='corner'):
+    """Intersection over union of every box of lhs with every box of rhs: shape lhs.shape[:-1] + rhs.shape[:-1]
+    ('corner': x1, y1, x2, y2; 'center': x, y, w, h). Not differentiable (as MXNet)."""
+    import numpy as np
+    from . import array
+    if format not in ('corner', 'center'):
+        raise GraphcError(f"box_iou: format must be 'corner' or 'center', got {format!r}")
+
+    def corners(b):
+        b = b.asnumpy().astype(np.float64)
+        if b.shape[-1] != 4:
+            raise GraphcError(f"box_iou: boxes need 4 coordinates in the last axis, got shape {b.shape}")
+        if format == 'center':
+            b = np.concatenate([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2], -1)
+        return b.reshape(-1, 4)
+    a, b = corners(lhs), corners(rhs)
+    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area = lambda c: (c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1])  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    with np.errstate(invalid='ignore', divide='ignore'):
+        iou = np.where(union > 0, inter / union, 0.0)
+    return array(iou.reshape(lhs.shape[:-1] + rhs.shape[:-1]), ctx=lhs.context, dtype=lhs.dtype)
+
+
+def adamw_update(*args, **kwargs):
+    """MXNet's contrib.adamw_update (see graphc.ndarray.update.adamw_update)."""
+    from .update import adamw_update as f
+    return f(*args, **kwargs)

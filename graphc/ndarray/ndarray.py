@@ -259,9 +259,11 @@ class NDArray:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
-        if self.size != 1:
-            raise GraphcError(f"the truth value of an NDArray of shape {self.shape} is ambiguous; use .any() / .all() "
-                              "on .asnumpy(), or reduce it first")
+        if self.size == 0:  # MXNet: an empty array is False
+            return False
+        if self.size != 1:  # a ValueError, as in MXNet and NumPy
+            raise GraphcShapeError(f"the truth value of an NDArray of shape {self.shape} is ambiguous; use .any() / "
+                                   ".all() on .asnumpy(), or reduce it first")
         return bool(self._data)
 
     def __float__(self):
@@ -453,6 +455,15 @@ class NDArray:
     def ones_like(self): return ones_like(self)
     def tolist(self): return self._data.tolist()
 
+    def to_dlpack_for_read(self):
+        """A DLPack capsule of this array's buffer (MXNet's; nd.from_dlpack or another framework reads it)."""
+        _engine.flush()
+        if not isinstance(self._data, np.ndarray):
+            raise GraphcError("to_dlpack: only arrays in host memory (cpu) can be shared by DLPack in graphc")
+        return self._data.__dlpack__()
+
+    to_dlpack_for_write = to_dlpack_for_read  # the capsule shares the buffer either way
+
 
 # ---------------------------------------------------------------- creation
 def array(source, ctx=None, dtype=None):
@@ -495,19 +506,33 @@ def empty(shape, ctx=None, dtype=None, stype=None):
     return _alloc(_check_ctx(ctx), 'empty', _shape(shape), as_dtype(dtype))
 
 
-def zeros(shape, ctx=None, dtype=None, stype=None, **kw):
+def _into(res, out, kw, name):
+    """MXNet's creation functions take out= (the result written into it, and returned); other kwargs are errors."""
+    kw.pop('name', None)
+    if kw:
+        raise GraphcError(f"{name}: unexpected argument(s) {', '.join(map(repr, kw))}")
+    if out is None:
+        return res
+    if not isinstance(out, NDArray) or out.shape != res.shape:
+        raise GraphcError(f"{name}: out= must be an NDArray of shape {res.shape}, got "
+                          f"{getattr(out, 'shape', type(out).__name__)}")
+    out[:] = res
+    return out
+
+
+def zeros(shape, ctx=None, dtype=None, stype=None, out=None, **kw):
     if stype not in (None, 'default'):
-        return _sparse_zeros(stype, shape, ctx, dtype)
-    return _alloc(_check_ctx(ctx), 'zeros', _shape(shape), as_dtype(dtype))
+        return _into(_sparse_zeros(stype, shape, ctx, dtype), out, kw, 'zeros')
+    return _into(_alloc(_check_ctx(ctx), 'zeros', _shape(shape), as_dtype(dtype)), out, kw, 'zeros')
 
 
-def ones(shape, ctx=None, dtype=None, stype=None, **kw):
-    out = _alloc(_check_ctx(ctx), 'ones', _shape(shape), as_dtype(dtype))
-    return out if stype in (None, 'default') else cast_storage(out, stype)
+def ones(shape, ctx=None, dtype=None, stype=None, out=None, **kw):
+    res = _alloc(_check_ctx(ctx), 'ones', _shape(shape), as_dtype(dtype))
+    return _into(res if stype in (None, 'default') else cast_storage(res, stype), out, kw, 'ones')
 
 
-def full(shape, val, ctx=None, dtype=None):
-    return _alloc(_check_ctx(ctx), 'full', _shape(shape), val, as_dtype(dtype))
+def full(shape, val, ctx=None, dtype=None, out=None):
+    return _into(_alloc(_check_ctx(ctx), 'full', _shape(shape), val, as_dtype(dtype)), out, {}, 'full')
 
 
 def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None):

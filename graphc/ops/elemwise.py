@@ -207,6 +207,27 @@ for _k in ('add', 'sub', 'mul', 'div'):
     _binary('elemwise_' + _k, BINARY[_k], _k, False)
 
 
+# MXNet's extended broadcast binaries. Logical ops: 1/0 in the input dtype from the operands' nonzero-ness, a zero
+# gradient (as the comparisons); hypot: sqrt(a^2 + b^2), d/da = a / out.
+def _logical(f):
+    return lambda attrs, a, b: f(a != 0, b != 0).astype(a.dtype)
+
+
+for _k, _f in (('and', np.logical_and), ('or', np.logical_or), ('xor', np.logical_xor)):
+    register('broadcast_logical_' + _k, infer=_broadcast_infer('broadcast_logical_' + _k), kind='broadcast',
+             inputs=('lhs', 'rhs'), grad=lambda F, a, x, y, dy: [None, None],
+             doc=f"1 where lhs {_k} rhs are nonzero, else 0 (with broadcasting, in the input dtype).")(_logical(_f))
+
+
+def _hypot_grad(F, attrs, x, y, dy):
+    g = F.broadcast_div(dy[0], y[0])
+    return [unbroadcast(F, F.broadcast_mul(g, x[0]), x[0].shape), unbroadcast(F, F.broadcast_mul(g, x[1]), x[1].shape)]
+
+
+register('broadcast_hypot', infer=_broadcast_infer('broadcast_hypot'), kind='broadcast', inputs=('lhs', 'rhs'),
+         grad=_hypot_grad, doc="sqrt(lhs^2 + rhs^2) with broadcasting.")(lambda attrs, a, b: np.hypot(a, b))
+
+
 # ---------------------------------------------------------------- with a scalar
 def _s(a, attrs):
     return a.dtype.type(attrs['scalar'])
@@ -281,3 +302,25 @@ def _add_n(attrs, *xs):
     for x in xs[1:]:
         out += x
     return out
+
+
+# MXNet's contrib.isinf / isnan / isfinite: 1 or 0 in the input dtype
+_ISX = {'isinf': (np.isinf, lambda P, a, x: P.flag(P.cmp('==', P.abs(x), P.c(math.inf)))),
+        'isnan': (np.isnan, lambda P, a, x: P.flag(P.isnan(x))),
+        'isfinite': (np.isfinite, lambda P, a, x: P.flag(P.cmp('<', P.abs(x), P.c(math.inf))))}  # (NaN < inf: false)
+for _k, (_f, _low) in _ISX.items():
+    register('_contrib_' + _k, infer=same_infer, kind='elemwise', lower=_low,
+             doc=f"1 where {_k}(x), else 0 (in x's dtype).")(functools.partial(lambda f, attrs, x: f(x).astype(x.dtype), _f))
+
+
+# MXNet's contrib.quadratic (a x^2 + b x + c) and contrib.gradientmultiplier (identity; the gradient times scalar)
+register('_contrib_quadratic', infer=same_infer, kind='elemwise', inplace=True,
+         attrs={'a': Attr('float', 0.0), 'b': Attr('float', 0.0), 'c': Attr('float', 0.0)},
+         grad=lambda F, a, x, y, dy: [dy[0] * (x[0] * (2.0 * a['a']) + a['b'])],
+         lower=lambda P, a, x: P.add(P.mul(P.add(P.mul(P.c(a['a']), x), P.c(a['b'])), x), P.c(a['c'])),
+         doc="a * x^2 + b * x + c, elementwise.")(
+    lambda attrs, x: _like(x, (attrs['a'] * x + attrs['b']) * x + attrs['c']))
+register('_contrib_gradientmultiplier', infer=same_infer, kind='elemwise', inplace=True,
+         attrs={'scalar': Attr('float')}, grad=lambda F, a, x, y, dy: [dy[0] * a['scalar']], lower=lambda P, a, x: x,
+         doc="x unchanged; its gradient multiplied by scalar (a negative scalar reverses it: gradient reversal).")(
+    lambda attrs, x: x.copy())

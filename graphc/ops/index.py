@@ -34,3 +34,34 @@ def _bt_infer(a, s, d):
 def _batch_take(attrs, a, idx):
     i = np.clip(idx.astype(np.int64), 0, a.shape[1] - 1)
     return a[np.arange(a.shape[0]), i]
+
+
+def _strides(shape, op):
+    if not shape or any(d is None or d <= 0 for d in shape[1:]) or (shape[0] is None or shape[0] == 0 or shape[0] < -1):
+        bad(f"{op}: shape must be positive sizes (the leading one may be -1), got {shape}")
+    st = [1] * len(shape)
+    for k in range(len(shape) - 2, -1, -1):
+        st[k] = st[k + 1] * shape[k + 1]
+    return np.array(st, dtype=np.int64)
+
+
+def _ravel_infer(a, s, d):
+    if not s[0] or s[0][0] != len(a['shape']):
+        bad(f"ravel_multi_index: data needs {len(a['shape'])} rows (one per dim of shape {a['shape']}), got {s[0]}")
+    return [s[0][1:]], [d[0]]
+
+
+@register('ravel_multi_index', kind='opaque', attrs={'shape': Attr('shape')}, infer=_ravel_infer,
+          doc="Flat indices of the multi-indices in data's columns (data[k] indexes dim k of shape).")
+def _ravel_multi_index(attrs, x):
+    st = _strides(attrs['shape'], 'ravel_multi_index')
+    return np.tensordot(st, x.astype(np.int64), axes=1).astype(x.dtype)
+
+
+@register('unravel_index', kind='opaque', attrs={'shape': Attr('shape')},
+          infer=lambda a, s, d: ([(len(a['shape']),) + tuple(s[0])], [d[0]]),
+          doc="Multi-indices (one row per dim of shape) of the flat indices in data; inverse of ravel_multi_index.")
+def _unravel_index(attrs, x):
+    st, i = _strides(attrs['shape'], 'unravel_index'), x.astype(np.int64)
+    out = [i // st[0]] + [(i // st[k]) % attrs['shape'][k] for k in range(1, len(st))]
+    return np.stack(out).astype(x.dtype)

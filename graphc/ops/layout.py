@@ -10,6 +10,9 @@ def _bl_shape(a, s, t):
     if a['lhs_axes'] is None:
         return tuple(np.broadcast_shapes(s, t)) if len(t) == len(s) else bad(
             f"broadcast_like: {s} and {t} differ in rank")
+    if a['rhs_axes'] is None or not a['lhs_axes'] or len(a['lhs_axes']) != len(a['rhs_axes']):
+        bad(f"broadcast_like: lhs_axes and rhs_axes must be non-empty and of the same length, got "
+            f"{a['lhs_axes']} and {a['rhs_axes']}")
     out = list(s)
     for la, ra in zip(a['lhs_axes'], a['rhs_axes']):
         la, ra = norm_axis(la, len(s)), norm_axis(ra, len(t))

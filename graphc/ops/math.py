@@ -101,3 +101,62 @@ def _nansum(attrs, x):
           doc="prod treating NaN as 1 (MXNet's nanprod).")
 def _nanprod(attrs, x):
     return _legacy_out(np.asarray(np.nanprod(x, axis=_axes(attrs, x.ndim), keepdims=attrs['keepdims']), x.dtype))
+
+
+# ---------------------------------------------------------------- gamma, gammaln, erfinv (MXNet's special functions)
+def _safe(fn, pole):
+    """math.gamma / lgamma over an array, with C's tgamma / lgamma at their poles: +-inf at +-0, pole (NaN for
+    gamma, inf for lgamma) at the negative integers, inf on overflow."""
+    def one(v):
+        try:
+            return fn(v)
+        except (ValueError, OverflowError):
+            if v == 0:
+                return math.copysign(math.inf, v) if pole != math.inf else math.inf
+            return pole if v < 0 and v == math.floor(v) else math.inf
+    def f(x):
+        with np.errstate(over='ignore'):  # (overflow to inf is the value, as in C)
+            return np.vectorize(one, otypes=[np.float64])(x.astype(np.float64)).astype(x.dtype)
+    return f
+
+
+def _digamma64(x):
+    """psi(x): reflection below 0.5, the recurrence up to 6, then the asymptotic series (error < 1e-12)."""
+    x = np.asarray(x, np.float64)
+    refl = x < 0.5
+    z = np.where(refl, 1.0 - x, x)
+    acc = np.zeros_like(z)
+    for _ in range(6):
+        small = z < 6
+        acc = acc - np.where(small, 1.0 / np.where(small, z, 1.0), 0.0)
+        z = np.where(small, z + 1, z)
+    r = 1.0 / (z * z)
+    psi = acc + np.log(z) - 0.5 / z - r * (1 / 12 - r * (1 / 120 - r * (1 / 252 - r * (1 / 240 - r * (1 / 132)))))
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return np.where(refl, psi - math.pi / np.tan(math.pi * x), psi)
+
+
+def _erfinv64(y):
+    """erf^-1 by Newton's method on erf from Winitzki's approximation; +-1 give +-inf, |y| > 1 NaN."""
+    from .elemwise import _erf
+    y = np.asarray(y, np.float64)
+    inside = np.abs(y) < 1
+    t = np.where(inside, y, 0.0)
+    a = 0.147
+    ln = np.log1p(-t * t)
+    b = 2 / (math.pi * a) + ln / 2
+    x = np.sign(t) * np.sqrt(np.sqrt(b * b - ln / a) - b)
+    for _ in range(4):
+        x = x - (_erf(x) - t) * (math.sqrt(math.pi) / 2) * np.exp(x * x)
+    return np.where(inside, x, np.where(np.abs(y) == 1, np.copysign(np.inf, y), np.nan))
+
+
+SPECIAL = {
+    'gamma': (_safe(math.gamma, math.nan), lambda F, x, y, dy: dy * y * F._digamma(x)),
+    'gammaln': (_safe(math.lgamma, math.inf), lambda F, x, y, dy: dy * F._digamma(x)),
+    'erfinv': (_erfinv64, lambda F, x, y, dy: dy * F.exp(F.square(y)) * (math.sqrt(math.pi) / 2)),
+}
+for _n, (_k, _g) in SPECIAL.items():
+    _math(_n, _k, _g)
+register('_digamma', infer=same_infer, kind='elemwise',
+         doc="psi(x) = d/dx ln gamma(x) (the gradient of gammaln).")(lambda attrs, x: _f(_digamma64)(x))

@@ -826,11 +826,12 @@ def _ln_infer(attrs, shapes, dtypes):
           doc="Layer normalization over one axis. Outputs (out, mean, std).")
 def _layer_norm(attrs, x, gamma, beta):
     ax = attrs['axis'] % x.ndim
-    mean = x.mean(axis=ax, keepdims=True)
-    std = np.sqrt(x.var(axis=ax, keepdims=True) + attrs['eps'])
+    x64 = x.astype(np.float64)  # statistics in float64: a constant row has mean exactly its value, x - mean = 0
+    mean = x64.mean(axis=ax, keepdims=True)
+    std = np.sqrt(x64.var(axis=ax, keepdims=True) + attrs['eps'])
     bs = _bn_bshape(x, ax)
-    out = (x - mean) / std * gamma.reshape(bs) + beta.reshape(bs)
-    return out.astype(x.dtype, copy=False), mean, std.astype(x.dtype, copy=False)
+    out = (x64 - mean) / std * gamma.reshape(bs) + beta.reshape(bs)
+    return out.astype(x.dtype, copy=False), mean.astype(x.dtype), std.astype(x.dtype, copy=False)
 
 
 @register('_backward_LayerNorm', kind='opaque', inputs=('ograd', 'data', 'gamma', 'mean', 'std'), attrs=LN_ATTRS,
@@ -944,6 +945,8 @@ def _lrelu_lower(P, a, x, gamma=None):
                  'lower_bound': Attr('float', 0.125), 'upper_bound': Attr('float', 0.334)})
 def _leaky_relu(attrs, x, gamma=None):
     t, s = attrs['act_type'], attrs['slope']
+    if t == 'rrelu':  # (the graph path refuses it in infer; eager calls reach here)
+        bad("LeakyReLU: act_type 'rrelu' is not supported")
     if t == 'leaky':
         return np.where(x > 0, x, x * x.dtype.type(s))
     if t == 'elu':
@@ -972,36 +975,68 @@ def _log_softmax_np(x, axis, t):
     return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
 
 
+def _sm_inputs(a):
+    return ('data', 'length') if a['use_length'] else ('data',)
+
+
 def _sm_infer(attrs, shapes, dtypes):
-    norm_axis(attrs['axis'], len(shapes[0]))
-    return [shapes[0]], [dtypes[0]]
+    ax = norm_axis(attrs['axis'], len(shapes[0]))
+    if attrs['use_length'] and tuple(shapes[1]) != shapes[0][:ax] + shapes[0][ax + 1:]:
+        bad(f"softmax: length shape {shapes[1]} must be data's {shapes[0]} without axis {ax}")
+    return [shapes[0]], [np.dtype(attrs['dtype']) if attrs['dtype'] else dtypes[0]]
 
 
 def _temp(a):
     return 1.0 if a['temperature'] is None else a['temperature']
 
 
+def _sm_x(attrs, x):
+    """x in the output dtype (MXNet's dtype=: computed and returned in it)."""
+    return x.astype(attrs['dtype']) if attrs['dtype'] else x
+
+
+def _as_input(F, a, g, x):
+    return F.Cast(g, dtype=str(x.dtype)) if a['dtype'] and np.dtype(a['dtype']) != x.dtype else g
+
+
 def _softmax_grad(F, a, x, y, dy):
     ax, t = a['axis'], _temp(a)
     s = F.sum(dy[0] * y[0], axis=ax, keepdims=True)
-    g = y[0] * F.broadcast_sub(dy[0], s)
-    return [g / t if t != 1.0 else g]
+    g = y[0] * F.broadcast_sub(dy[0], s)  # (masked positions: y = 0 there, so no gradient)
+    return [_as_input(F, a, g / t if t != 1.0 else g, x[0])] + ([None] if a['use_length'] else [])
 
 
 def _log_softmax_grad(F, a, x, y, dy):
     ax, t = a['axis'], _temp(a)
     g = dy[0] - F.broadcast_mul(F.exp(y[0]), F.sum(dy[0], axis=ax, keepdims=True))
-    return [g / t if t != 1.0 else g]
+    return [_as_input(F, a, g / t if t != 1.0 else g, x[0])]
 
 
-@register('softmax', kind='reduce', attrs=SM_ATTRS, infer=_sm_infer, grad=_softmax_grad)
-def _softmax(attrs, x):
-    return _softmax_np(x, attrs['axis'], attrs['temperature'])
+@register('softmax', kind='reduce', attrs=SM_ATTRS, inputs=_sm_inputs, nograd_inputs=(1,), infer=_sm_infer,
+          grad=_softmax_grad, doc="softmax(x / temperature) along axis; use_length: over the first length[...] "
+                                  "elements only, 0 past them (MXNet's length input); dtype: the output's.")
+def _softmax(attrs, x, length=None):
+    x = _sm_x(attrs, x)
+    if length is None:
+        return _softmax_np(x, attrs['axis'], attrs['temperature'])
+    ax = attrs['axis'] % x.ndim
+    pos = np.arange(x.shape[ax]).reshape((-1,) + (1,) * (x.ndim - ax - 1))
+    keep = pos < np.expand_dims(length.astype(np.int64), ax)
+    with np.errstate(invalid="ignore"):  # (an all-masked row: NaN, zeroed below)
+        e = np.where(keep, _softmax_np(np.where(keep, x, -np.inf), ax, attrs["temperature"]), 0)
+    return np.nan_to_num(e, nan=0.0).astype(x.dtype)  # (a length of 0: an all-zero row, as MXNet)
 
 
-@register('log_softmax', kind='reduce', attrs=SM_ATTRS, infer=_sm_infer, grad=_log_softmax_grad)
+def _no_length(attrs, shapes, dtypes):
+    if attrs['use_length']:
+        bad("log_softmax: use_length is not supported by graphc (use softmax with use_length, then log)")
+    return _sm_infer(attrs, shapes, dtypes)
+
+
+@register('log_softmax', kind='reduce', attrs=SM_ATTRS, infer=_no_length, grad=_log_softmax_grad)
 def _log_softmax(attrs, x):
-    return _log_softmax_np(x, attrs['axis'], attrs['temperature'])
+    _no_length(attrs, [x.shape], [x.dtype])
+    return _log_softmax_np(_sm_x(attrs, x), attrs['axis'], attrs['temperature'])
 
 
 def _sce_infer(attrs, shapes, dtypes):

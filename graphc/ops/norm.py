@@ -16,8 +16,15 @@ def _chan(v, ndim):
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
+def _per_channel(v, x, groups):
+    """gamma/beta per channel: MXNet 1.x's GroupNorm has one value per group (num_groups,), repeated over its
+    channels; one per channel (C,) is also taken (MXNet 2's layout; the same when num_groups == C)."""
+    return v if v.shape[0] == x.shape[1] else np.repeat(v, x.shape[1] // groups)
+
+
 def group_norm(x, gamma, beta, groups, eps):
-    """(out, mean, std): x normalized per (sample, group), then scaled and shifted per channel."""
+    """(out, mean, std): x normalized per (sample, group), then scaled and shifted per channel (or group)."""
+    gamma, beta = _per_channel(gamma, x, groups), _per_channel(beta, x, groups)
     xg = _grouped(x, groups).astype(np.float64)
     mean = xg.mean(axis=2, keepdims=True)
     std = np.sqrt(xg.var(axis=2, keepdims=True) + eps)
@@ -28,7 +35,9 @@ def group_norm(x, gamma, beta, groups, eps):
 
 
 def group_norm_grad(g, x, gamma, groups, eps):
-    """(d data, d gamma, d beta) of group_norm."""
+    """(d data, d gamma, d beta) of group_norm (d gamma, d beta summed per group for per-group parameters)."""
+    per_group = gamma.shape[0] != x.shape[1]
+    gamma = _per_channel(gamma, x, groups)
     xg = _grouped(x, groups).astype(np.float64)
     mean = xg.mean(axis=2, keepdims=True)
     std = np.sqrt(xg.var(axis=2, keepdims=True) + eps)
@@ -36,8 +45,10 @@ def group_norm_grad(g, x, gamma, groups, eps):
     gx = _grouped(g * _chan(gamma, x.ndim), groups)
     dx = (gx - gx.mean(axis=2, keepdims=True) - xhat * (gx * xhat).mean(axis=2, keepdims=True)) / std
     other = (0,) + tuple(range(2, x.ndim))
-    dgamma = (g * xhat.reshape(x.shape)).sum(axis=other)
-    return dx.reshape(x.shape).astype(x.dtype), dgamma.astype(x.dtype), g.sum(axis=other).astype(x.dtype)
+    dgamma, dbeta = (g * xhat.reshape(x.shape)).sum(axis=other), g.sum(axis=other)
+    if per_group:
+        dgamma, dbeta = dgamma.reshape(groups, -1).sum(1), dbeta.reshape(groups, -1).sum(1)
+    return dx.reshape(x.shape).astype(x.dtype), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
 
 
 def _norm_infer(name, groups_of):
@@ -49,8 +60,9 @@ def _norm_infer(name, groups_of):
         if grp < 1 or d[1] % grp:
             bad(f"{name}: {d[1]} channels do not split into num_groups={grp}")
         for pname, s in zip(('gamma', 'beta'), shapes[1:]):
-            if s != (d[1],):
-                bad(f"{name}: {pname} shape {s} should be ({d[1]},) for data {d}")
+            if s != (d[1],) and s != (grp,):
+                bad(f"{name}: {pname} shape {s} should be ({d[1]},) (per channel)"
+                    + (f" or ({grp},) (per group)" if grp != d[1] else '') + f" for data {d}")
         st = (d[0], grp)
         return [d, st, st], [same_dtype(name, dtypes)] * 3
     return infer

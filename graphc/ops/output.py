@@ -22,7 +22,8 @@ def _loss_grad(F, a, x, y, dy):
     if a.get('normalization') == 'batch':
         g = g / float(max(x0.shape[0], 1) if x0.shape else 1)
     elif a.get('normalization') == 'valid':
-        g = F.broadcast_div(g, F.maximum(F.sum(x0 > a['valid_thresh']), F.ones_like(F.sum(x0))))
+        n = F.maximum(F.sum(x0 > a['valid_thresh']), F.ones_like(F.sum(x0)))
+        g = F.broadcast_div(g, n if x0.shape else F._np_reshape(n, newshape=()))  # (a 0-d loss: sum gives (1,))
     return [g]
 
 

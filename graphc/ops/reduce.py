@@ -203,3 +203,28 @@ def _batch_dot(attrs, a, b):
     if attrs['transpose_b']:
         b = b.transpose(0, 2, 1)
     return np.matmul(a, b)
+
+
+# ---------------------------------------------------------------- moments
+def _mom_attrs(a):
+    return {'axis': a['axes'], 'keepdims': a['keepdims'], 'exclude': False}
+
+
+def _moments_grad(F, a, x, y, dy):
+    """d mean = g_m / n; d var = g_v * 2 (x - mean) / n, both broadcast back over the reduced axes."""
+    r, shape = _mom_attrs(a), x[0].shape
+    n = float(max(_count(r, shape), 1))
+    centered = F.broadcast_sub(x[0], _expand(F, r, y[0], shape))
+    return [_expand(F, r, dy[0], shape) / n + F.broadcast_mul(_expand(F, r, dy[1], shape), centered) * (2.0 / n)]
+
+
+@register('moments', kind='reduce', attrs={'axes': Attr('shape', None), 'keepdims': Attr('bool', False)},
+          num_outputs=2, infer=lambda a, s, d: ([_red_shape(_mom_attrs(a), s[0])] * 2, [d[0]] * 2),
+          grad=_moments_grad, doc="The mean and the (biased) variance of data over axes (all axes: axes=None).")
+def _moments(attrs, x):
+    axes = _axes(_mom_attrs(attrs), x.ndim)
+    kd = attrs['keepdims']
+    m = x.mean(axis=axes, keepdims=True)
+    v = ((x - m) ** 2).mean(axis=axes, keepdims=kd)
+    m = m if kd else m.reshape([d for i, d in enumerate(x.shape) if i not in axes])
+    return _legacy_out(np.asarray(m, x.dtype)), _legacy_out(np.asarray(v, x.dtype))

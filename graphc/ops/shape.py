@@ -497,3 +497,42 @@ def _backward_pick(attrs, d, idx, g):
     out = np.zeros_like(d)
     np.put_along_axis(out, i, g if g.ndim == d.ndim else np.expand_dims(g, ax), axis=ax)
     return out
+
+
+def _fill0_infer(attrs, shapes, dtypes):
+    lhs, mhs, rhs = shapes
+    if len(lhs) != 2 or mhs != lhs[:1] or rhs != lhs[:1]:
+        bad(f"fill_element_0index: needs a 2-d lhs and one value and index per row, got {lhs}, {mhs}, {rhs}")
+    return [lhs], [dtypes[0]]
+
+
+@register('fill_element_0index', kind='injective', inputs=('lhs', 'mhs', 'rhs'), nograd_inputs=(2,),
+          infer=_fill0_infer,
+          grad=lambda F, a, x, y, dy: [F.fill_element_0index(dy[0], F.zeros_like(x[1]), x[2]),
+                                       F.pick(dy[0], x[2], axis=1), None],
+          doc="lhs with lhs[i, rhs[i]] = mhs[i] for every row i (MXNet's legacy op; indices clipped).")
+def _fill_element_0index(attrs, lhs, mhs, rhs):
+    out = lhs.copy()
+    out[np.arange(lhs.shape[0]), _indices(rhs, lhs.shape[1], 'clip', 'fill_element_0index')] = mhs
+    return out
+
+
+def _index_copy_infer(attrs, shapes, dtypes):
+    old, idx, new = shapes
+    if len(idx) != 1 or tuple(new) != (idx[0],) + tuple(old[1:]):
+        bad(f"index_copy: new_tensor must be (len(index),) + old_tensor.shape[1:] = {(idx[0],) + tuple(old[1:])} "
+            f"for old_tensor {old} and index {idx}, got {new}")
+    return [old], [dtypes[0]]
+
+
+def _index_copy_grad(F, a, x, y, dy):
+    return [F._contrib_index_copy(dy[0], x[1], F.zeros_like(x[2])), None, F.take(dy[0], x[1], axis=0)]
+
+
+@register('_contrib_index_copy', kind='injective', inputs=('old_tensor', 'index_vector', 'new_tensor'),
+          nograd_inputs=(1,), infer=_index_copy_infer, grad=_index_copy_grad,
+          doc="old_tensor with its rows index_vector[i] replaced by new_tensor[i] (MXNet's contrib.index_copy).")
+def _index_copy(attrs, old, idx, new):
+    out = old.copy()
+    out[_indices(idx, old.shape[0], 'raise', 'index_copy')] = new
+    return out

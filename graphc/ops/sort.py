@@ -27,7 +27,7 @@ def _scatter_back(x, idx, g, axis):
     return out
 
 
-SORT_ATTRS = {'axis': Attr('int', -1), 'is_ascend': Attr('bool', True)}
+SORT_ATTRS = {'axis': Attr('int', -1, none_ok=True), 'is_ascend': Attr('bool', True)}
 
 
 @register('sort', kind='opaque', attrs=SORT_ATTRS, infer=lambda a, s, d: ([s[0] if a['axis'] is not None else
@@ -59,7 +59,7 @@ def _argsort(attrs, x):
     return _order(x.reshape(-1) if ax is None else x, 0 if ax is None else ax, attrs['is_ascend']).astype(attrs['dtype'])
 
 
-TOPK_ATTRS = {'axis': Attr('int', -1), 'k': Attr('int', 1),
+TOPK_ATTRS = {'axis': Attr('int', -1, none_ok=True), 'k': Attr('int', 1),
               'ret_typ': Attr('str', 'indices', choices=('value', 'indices', 'mask', 'both')),
               'is_ascend': Attr('bool', False), 'dtype': Attr('str', 'float32', choices=_IDX_DTYPES)}
 

@@ -206,3 +206,110 @@ def _backward_crop(a, g, *xs):
     out = np.zeros_like(xs[0])
     out[:, :, oy:oy + h, ox:ox + w] = g
     return out
+
+
+# ---------------------------------------------------------------- contrib.AdaptiveAvgPooling2D
+def _adaptive_size(a, s):
+    if len(s) != 4:
+        bad(f"AdaptiveAvgPooling2D: data must be NCHW, got shape {s}")
+    o = a['output_size'] or (1,)
+    if len(o) not in (1, 2) or min(o) < 1:
+        bad(f"AdaptiveAvgPooling2D: output_size must be one or two positive ints, got {a['output_size']}")
+    return (o[0], o[0]) if len(o) == 1 else tuple(o)
+
+
+def _bins(n_in, n_out):
+    """MXNet's adaptive bins: [floor(i n_in / n_out), ceil((i + 1) n_in / n_out)) for output i."""
+    return [(i * n_in // n_out, -(-(i + 1) * n_in // n_out)) for i in range(n_out)]
+
+
+AAP_ATTRS = {'output_size': Attr('shape', ())}
+
+
+@register('_contrib_AdaptiveAvgPooling2D', kind='opaque', attrs=AAP_ATTRS,
+          infer=lambda a, s, d: ([s[0][:2] + _adaptive_size(a, s[0])], [d[0]]),
+          grad=lambda F, a, x, y, dy: [F._backward_contrib_AdaptiveAvgPooling2D(dy[0], x[0], **a)],
+          doc="Average pooling to a given output (height, width): output (i, j) averages the input bin "
+              "[floor(i H / oh), ceil((i + 1) H / oh)) x the same over W.")
+def _adaptive_avg_pool(a, x):
+    oh, ow = _adaptive_size(a, x.shape)
+    out = np.empty(x.shape[:2] + (oh, ow), x.dtype)
+    for i, (h0, h1) in enumerate(_bins(x.shape[2], oh)):
+        for j, (w0, w1) in enumerate(_bins(x.shape[3], ow)):
+            out[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return out
+
+
+@register('_backward_contrib_AdaptiveAvgPooling2D', kind='opaque', inputs=('ograd', 'data'), nograd_inputs=(1,),
+          attrs=AAP_ATTRS, infer=lambda a, s, d: ([s[1]], [d[1]]), differentiable=False,
+          doc="Gradient of AdaptiveAvgPooling2D: each output gradient spread evenly over its bin.")
+def _backward_adaptive_avg_pool(a, g, x):
+    oh, ow = _adaptive_size(a, x.shape)
+    dx = np.zeros_like(x)
+    for i, (h0, h1) in enumerate(_bins(x.shape[2], oh)):
+        for j, (w0, w1) in enumerate(_bins(x.shape[3], ow)):
+            dx[:, :, h0:h1, w0:w1] += (g[:, :, i, j] / ((h1 - h0) * (w1 - w0)))[:, :, None, None]
+    return dx
+
+
+# ---------------------------------------------------------------- im2col / col2im (1-d to 3-d)
+I2C_ATTRS = {'kernel': Attr('shape'), 'stride': Attr('shape', ()), 'dilate': Attr('shape', ()),
+             'pad': Attr('shape', ())}
+
+
+def _i2c_geometry(a, spatial, name):
+    k = a['kernel']
+    d = len(k)
+    if not 1 <= d <= 3 or len(spatial) != d:
+        bad(f"{name}: kernel {k} needs data of {d} spatial dims (1 to 3), got spatial shape {tuple(spatial)}")
+    st, dl, pd = (a[n] or (dflt,) * d for n, dflt in (('stride', 1), ('dilate', 1), ('pad', 0)))
+    if not len(st) == len(dl) == len(pd) == d:
+        bad(f"{name}: stride {st}, dilate {dl} and pad {pd} must have {d} values (kernel {k})")
+    out = tuple((n + 2 * p - q * (kk - 1) - 1) // s + 1 for n, kk, s, q, p in zip(spatial, k, st, dl, pd))
+    if min(out) < 1:
+        bad(f"{name}: kernel {k} (dilate {dl}) does not fit spatial shape {tuple(spatial)} padded by {pd}")
+    return k, st, dl, pd, out
+
+
+def _windows(k, st, dl, out):
+    """For each kernel offset, the strided slices of the padded input that it reads at every output position."""
+    for off in np.ndindex(*k):
+        yield tuple(slice(o * q, o * q + s * (n - 1) + 1, s) for o, q, s, n in zip(off, dl, st, out))
+
+
+def _im2col_infer(a, s, d):
+    k, _, _, _, out = _i2c_geometry(a, s[0][2:], 'im2col')
+    return [(s[0][0], s[0][1] * int(np.prod(k)), int(np.prod(out)))], [d[0]]
+
+
+@register('im2col', kind='opaque', attrs=I2C_ATTRS, infer=_im2col_infer,
+          grad=lambda F, a, x, y, dy: [F.col2im(dy[0], output_size=x[0].shape[2:], **a)],
+          doc="Sliding windows of (N, C, *spatial) data as columns: (N, C * prod(kernel), windows), channel-major.")
+def _im2col(a, x):
+    k, st, dl, pd, out = _i2c_geometry(a, x.shape[2:], 'im2col')
+    xp = np.pad(x, ((0, 0), (0, 0)) + tuple((p, p) for p in pd))
+    cols = np.stack([xp[(slice(None), slice(None)) + w] for w in _windows(k, st, dl, out)], axis=2)
+    return cols.reshape(x.shape[0], -1, int(np.prod(out)))
+
+
+def _col2im_infer(a, s, d):
+    size = a['output_size']
+    k, _, _, _, out = _i2c_geometry(a, size, 'col2im')
+    n, ck, L = s[0] if len(s[0]) == 3 else bad(f"col2im: data must be (N, C * prod(kernel), windows), got {s[0]}")
+    if ck % int(np.prod(k)) or L != int(np.prod(out)):
+        bad(f"col2im: data {s[0]} does not hold C * {int(np.prod(k))} rows of {int(np.prod(out))} windows")
+    return [(n, ck // int(np.prod(k))) + tuple(size)], [d[0]]
+
+
+@register('col2im', kind='opaque', attrs=dict(I2C_ATTRS, output_size=Attr('shape')), infer=_col2im_infer,
+          grad=lambda F, a, x, y, dy: [F.im2col(dy[0], **{k: v for k, v in a.items() if k != 'output_size'})],
+          doc="The adjoint of im2col: columns summed back into (N, C, *output_size) (overlaps add up).")
+def _col2im(a, cols):
+    k, st, dl, pd, out = _i2c_geometry(a, a['output_size'], 'col2im')
+    n, kk = cols.shape[0], int(np.prod(k))
+    c = cols.shape[1] // kk
+    xp = np.zeros((n, c) + tuple(s + 2 * p for s, p in zip(a['output_size'], pd)), cols.dtype)
+    col = cols.reshape((n, c, kk) + out)
+    for i, w in enumerate(_windows(k, st, dl, out)):
+        xp[(slice(None), slice(None)) + w] += col[:, :, i]
+    return xp[(slice(None), slice(None)) + tuple(slice(p, p + s) for p, s in zip(pd, a['output_size']))]
