@@ -441,8 +441,9 @@ def test_worker_is_parked_between_commands(tmp_path):
         x = np.ones((3, 3), np.float32)
         twin = w.twin({'model': 'chain'}, {'x': x})
         assert _state(w.proc.pid, 'T') == 'T'
-        for _ in range(3):
-            assert twin.rep() > 0 and _state(w.proc.pid, 'T') == 'T'
+        for _ in range(3):   # parked: stopped, and no thread of it running any more
+            assert twin.rep() > 0 and _state(w.proc.pid, 'T', wait=0) == 'T'
+            assert not bench_peers._running(w.proc.pid)
         np.testing.assert_allclose(twin(), np.tanh(x * 2 + 1) / (1 + np.exp(-x)) - np.maximum(x, 0) / 3, rtol=1e-6)
     finally:
         w.close()
