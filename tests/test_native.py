@@ -230,3 +230,28 @@ def test_arena_reuses_buffers_and_keeps_views_of_them_alive():
     ref = interpret(g, raw)[0]
     for _ in range(2):
         np.testing.assert_allclose(plan(feed)[0], ref, **TOL[np.float32])
+
+
+def test_openblas_idle_threads_sleep_when_numpy_loaded_it_first():
+    """NumPy imported before graphc: OpenBLAS read its thread timeout without graphc's OPENBLAS_THREAD_TIMEOUT, and
+    its idle threads would spin ~0.1 s after each GEMM; graphc's first BLAS use puts graphc's timeout in force
+    (and the GEMMs still compute)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, os\n"
+            "os.environ.pop('OPENBLAS_THREAD_TIMEOUT', None)\n"
+            "a = np.ones((300, 300), np.float32); a @ a\n"
+            "import graphc\n"
+            "from graphc.runtime import native\n"
+            "lib = native.blas_library()\n"
+            "if lib is None or not hasattr(lib, 'openblas_thread_timeout'): print('skip'); raise SystemExit\n"
+            "assert lib.openblas_thread_timeout() == 18, lib.openblas_thread_timeout()\n"
+            "assert float((a @ a)[0, 0]) == 300.0\n"
+            "print('ok')\n")
+    env = {k: v for k, v in os.environ.items() if k != 'OPENBLAS_THREAD_TIMEOUT'}
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    if out.stdout.strip() == 'skip':
+        pytest.skip('no OpenBLAS with a thread server')
+    assert out.stdout.strip() == 'ok'
