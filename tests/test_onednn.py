@@ -500,3 +500,24 @@ def test_a_relu_backward_reads_its_output_not_its_input():
     r.backward(nd.ones_like(r))
     np.testing.assert_array_equal(x0.grad.asnumpy(), [[0, 0, 0, 1, 0]])
 
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_compiled_2x2_max_pooling_equals_the_reference(dtype):
+    """The vectorized 2x2 stride-2 max pooling (8 and 4 outputs at a time, then one by one) equals the NumPy
+    reference on every row length from 1 to 21 (odd inputs too: the last column no window reads), with NaN,
+    -inf, ties and zeros in the windows."""
+    from graphc.registry import get
+    from graphc.runtime import conv
+    rng = np.random.default_rng(7)
+    a = get('Pooling').canon(dict(kernel=(2, 2), stride=(2, 2), pool_type='max'))
+    for w in range(2, 44, 3):
+        x = rng.standard_normal((2, 3, 6, w)).astype(dtype)
+        x[0, 0, :2, :2] = -np.inf
+        x[0, 1, 0, 0] = np.nan
+        x[1, 2] = np.round(x[1, 2])   # ties and zeros
+        want = nn._pooling(a, x)
+        k, st, pd, _, out = nn.pool_geom(a, x.shape)
+        got = conv.maxpool(x, k, st, pd, out)
+        np.testing.assert_array_equal(got, want)
+        assert np.isneginf(got[0, 0, 0, 0]) and np.isnan(got[0, 1, 0, 0])
