@@ -503,10 +503,10 @@ def test_a_relu_backward_reads_its_output_not_its_input():
 
 
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
-def test_compiled_2x2_max_pooling_equals_the_reference(dtype):
-    """The vectorized 2x2 stride-2 max pooling (8 and 4 outputs at a time, then one by one) equals the NumPy
-    reference on every row length from 1 to 21 (odd inputs too: the last column no window reads), with NaN,
-    -inf, ties and zeros in the windows."""
+def test_compiled_2x2_max_pooling_and_gradient_equal_the_reference(dtype):
+    """The vectorized 2x2 stride-2 max pooling and its gradient times a ReLU mask (8 and 4 windows at a time,
+    then one by one) equal the NumPy references on row lengths from 1 to 21 (odd inputs too: the last column no
+    window reads), with NaN, -inf, ties (the first maximum takes the gradient) and zeros in the windows."""
     from graphc.registry import get
     from graphc.runtime import conv
     rng = np.random.default_rng(7)
@@ -521,3 +521,10 @@ def test_compiled_2x2_max_pooling_equals_the_reference(dtype):
         got = conv.maxpool(x, k, st, pd, out)
         np.testing.assert_array_equal(got, want)
         assert np.isneginf(got[0, 0, 0, 0]) and np.isnan(got[0, 1, 0, 0])
+        c = np.round(rng.standard_normal(x.shape) * 2).astype(dtype) / 2   # ties in windows, zeros
+        r = np.maximum(c, 0)
+        y = nn._pooling(a, r)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        for mask in (r, c):   # (the mask from the ReLU's output, as the backward passes it, or its input)
+            dx = conv.maxpool_grad_relu(g, r, y, mask, k, st, pd, out)
+            np.testing.assert_array_equal(dx, nn._backward_pooling(a, g, r, y) * (mask > 0).astype(dtype))
