@@ -8,8 +8,8 @@ are sized at start and kept out of graphc's process (torch's there slowed graphc
 lives in its own Python 3.8 venv. The cold-start rows start a fresh worker per sample (spawn), graphc's own
 included (graphc_peer.py). Between its commands a worker is parked (SIGSTOP where there is one, waited for
 until none of its threads runs): a framework's idle threads that spin after its turn (JAX's: 35-50 ms of CPU
-into the next variant's LeNet step at 2 threads) would take a core from whichever variant is timed next. No peer is a dependency: a missing one is named with how
-to install it."""
+into the next variant's LeNet step at 2 threads) would take a core from whichever variant is timed next. No
+peer is a dependency: a missing one is named with how to install it."""
 import importlib.util
 import json
 import os
