@@ -1,6 +1,9 @@
 """Where LeNet's time goes (batch 600): every step of the hybridized inference and training plans timed, Python
 steps by their kernel, native segments as one entry each, and what is left of the call outside the plans (the
-loss, the Trainer, binding). Median ms over the reps, per step, in plan order.
+loss, the Trainer, binding). Median ms over the reps, per step, in plan order: wall time, the CPU time of the
+whole process (all its threads) and of the calling thread. At 2 threads a step that scales has process CPU near
+its 1-thread figure and calling-thread CPU near half of it; the CPU columns tolerate a loaded machine better than
+the wall time.
 
     GRAPHC_NUM_THREADS=1 python benchmarks/lenet_profile.py [--reps 10] [--batch 600] [--only infer,train]
 
@@ -28,13 +31,21 @@ def _record(self, *a, **k):
     _plans.append(self)
 
 
+def _clocks():
+    return time.perf_counter(), time.process_time(), time.thread_time()
+
+
+def _since(t0):
+    return tuple(b - a for a, b in zip(t0, _clocks()))
+
+
 def _instrument(p, times):
     """Wrap the plan's Python steps and its native segments with timers that append to times[label]."""
     def timed(label, f):
         def run(*a):
-            t0 = time.perf_counter()
+            t0 = _clocks()
             r = f(*a)
-            times.setdefault(label, []).append(time.perf_counter() - t0)
+            times.setdefault(label, []).append(_since(t0))
             return r
         return run
 
@@ -54,9 +65,9 @@ def _instrument(p, times):
     raw = prog.run_native
 
     def run_native(addr, n, ptrs):
-        t0 = time.perf_counter()
+        t0 = _clocks()
         raw(addr, n, ptrs)
-        times.setdefault(names[addr], []).append(time.perf_counter() - t0)
+        times.setdefault(names[addr], []).append(_since(t0))
     prog.run_native = run_native
 
 
@@ -91,12 +102,13 @@ def profile(kind, bs, reps):
         t0 = time.perf_counter()
         step()
         total.append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    med = {k: [statistics.median(t[j] for t in v) * 1e3 for j in range(3)] for k, v in times.items()}
     tot = statistics.median(total) * 1e3
     print(f"== LeNet {kind}, batch {bs}, {config.num_threads()} thread(s): {tot:.1f} ms a call (median of {reps})")
+    print("   wall ms  proc CPU  this thread")
     for k, v in med.items():
-        print(f"  {v:8.2f} ms  {len(times[k]) // reps}x  {k}")
-    print(f"  {tot - sum(v * len(times[k]) // reps for k, v in med.items()):8.2f} ms      outside the plans "
+        print(f"  {v[0]:8.2f}  {v[1]:8.2f}  {v[2]:8.2f}  {len(times[k]) // reps}x  {k}")
+    print(f"  {tot - sum(v[0] * len(times[k]) // reps for k, v in med.items()):8.2f} ms      outside the plans "
           "(loss, Trainer, binding)")
 
 

@@ -66,11 +66,25 @@ def blas():
                     if _self_check(sa, da, bits):
                         found = (sa, da, bits)
                         _blas_lib[:] = [lib, s, d]
+                        _idle_threads_sleep(lib)
                         break
                 if found:
                     break
         _blas.append(found)
     return _blas[0]
+
+
+def _idle_threads_sleep(lib):
+    """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT (graphc/__init__.py's 2**18 cycles) when it loads: where NumPy loaded
+    it before graphc was imported, its idle threads spin its default 2**28 cycles (~0.1 s) after every GEMM (70 ms
+    of a core per LeNet training step at 2 threads, taken from oneDNN's and graphc's threads). Then it re-reads the
+    environment and its (idle) thread server stops, to restart with graphc's timeout at the next parallel GEMM."""
+    want = os.environ.get('OPENBLAS_THREAD_TIMEOUT', '')
+    read, now, stop = (getattr(lib, n, None) for n in ('openblas_read_env', 'openblas_thread_timeout',
+                                                       'blas_thread_shutdown_'))
+    if want.isdigit() and None not in (read, now, stop) and now() != int(want):
+        read()
+        stop()
 
 
 def blas_library():

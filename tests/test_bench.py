@@ -1,6 +1,7 @@
 """graphc.bench: the hand-written NumPy baselines compute what graphc computes (so the comparisons are of equal
 work), and the timing, ratio and table helpers are right. Speed itself is measured by `graphc bench`, not here."""
 import os
+import signal
 import sys
 
 import numpy as np
@@ -415,6 +416,38 @@ def test_worker_protocol_no_pickle_and_errors(tmp_path):
             src = open(os.path.join(os.path.dirname(bench_peers.__file__), name)).read()
             assert 'pickle' not in src.replace('allow_pickle=False', '').replace('never pickles', '') \
                 .replace('never as\npickles', '').replace('(never pickles)', ''), name
+
+
+def _state(pid, want, wait=2.0):
+    """The process's state letter from /proc (R, S, T: stopped), waited for up to `wait` s to become `want`."""
+    import time
+    t0 = time.monotonic()
+    while True:
+        with open(f'/proc/{pid}/stat') as f:
+            st = f.read().rsplit(')', 1)[1].split()[0]
+        if st == want or time.monotonic() - t0 > wait:
+            return st
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/stat') or not hasattr(signal, 'SIGSTOP'), reason='no /proc, SIGSTOP')
+def test_worker_is_parked_between_commands(tmp_path):
+    """A peer's process is stopped whenever it is not answering a command (its spinning threads cannot take a
+    core from the next variant), answers every command all the same, and closes cleanly."""
+    from graphc import bench_peers
+    (tmp_path / 'fake_peer.py').write_text(FAKE_BACKEND)
+    w = bench_peers.Worker('jax', sys.executable, 'fake_peer', 1, dict(os.environ, PYTHONPATH=str(tmp_path)))
+    try:
+        x = np.ones((3, 3), np.float32)
+        twin = w.twin({'model': 'chain'}, {'x': x})
+        assert _state(w.proc.pid, 'T') == 'T'
+        for _ in range(3):   # parked: stopped, and no thread of it running any more
+            assert twin.rep() > 0 and _state(w.proc.pid, 'T', wait=0) == 'T'
+            assert not bench_peers._running(w.proc.pid)
+        np.testing.assert_allclose(twin(), np.tanh(x * 2 + 1) / (1 + np.exp(-x)) - np.maximum(x, 0) / 3, rtol=1e-6)
+    finally:
+        w.close()
+    assert w.proc.returncode == 0
 
 
 def test_missing_peers_are_named_with_how_to_install(monkeypatch):

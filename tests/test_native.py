@@ -363,3 +363,28 @@ def test_onednn_switch_keeps_gemms_on_openblas(one_thread, monkeypatch):
             plan = Plan(opt)
             assert native.DNNL_SGEMM not in kinds(plan) and native.SGEMM in kinds(plan), env
             np.testing.assert_allclose(plan(feed)[0], np.maximum(x @ w.T, 0) @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_openblas_idle_threads_sleep_when_numpy_loaded_it_first():
+    """NumPy imported before graphc: OpenBLAS read its thread timeout without graphc's OPENBLAS_THREAD_TIMEOUT, and
+    its idle threads would spin ~0.1 s after each GEMM; graphc's first BLAS use puts graphc's timeout in force
+    (and the GEMMs still compute)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, os\n"
+            "os.environ.pop('OPENBLAS_THREAD_TIMEOUT', None)\n"
+            "a = np.ones((300, 300), np.float32); a @ a\n"
+            "import graphc\n"
+            "from graphc.runtime import native\n"
+            "lib = native.blas_library()\n"
+            "if lib is None or not hasattr(lib, 'openblas_thread_timeout'): print('skip'); raise SystemExit\n"
+            "assert lib.openblas_thread_timeout() == 18, lib.openblas_thread_timeout()\n"
+            "assert float((a @ a)[0, 0]) == 300.0\n"
+            "print('ok')\n")
+    env = {k: v for k, v in os.environ.items() if k != 'OPENBLAS_THREAD_TIMEOUT'}
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    if out.stdout.strip() == 'skip':
+        pytest.skip('no OpenBLAS with a thread server')
+    assert out.stdout.strip() == 'ok'

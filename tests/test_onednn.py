@@ -96,6 +96,16 @@ def test_each_layout_equals_float64_numpy(xs, ws, st, pd, dl, g, layout):
     close(db, dy.astype(np.float64).sum(axis=(0,) + tuple(range(2, dy.ndim))))
 
 
+def test_layout_rule_for_one_input_channel():
+    """LeNet's first convolution (one input channel) runs its forward in NCHW (its large output is not reordered
+    back) and its weight gradient blocked; the second layer stays blocked both ways (measured: runtime/onednn)."""
+    geo = ((5, 5), (1, 1), (1, 1), (0, 0), 1)
+    assert onednn.layout_for('fwd', (600, 1, 28, 28), (32, 1, 5, 5), geo) == 'nchw'
+    assert onednn.layout_for('bwd_weights', (600, 1, 28, 28), (32, 1, 5, 5), geo) == 'blocked'
+    assert onednn.layout_for('fwd', (600, 32, 12, 12), (64, 32, 5, 5), geo) == 'blocked'
+    assert onednn.layout_for('fwd', (600, 3, 32, 32), (64, 3, 3, 3), ((3, 3),) + geo[1:]) == 'blocked'
+
+
 @needs_wheel
 @pytest.mark.parametrize('xs,ws,st,pd,dl,g', CASES, ids=IDS)
 def test_the_op_equals_the_im2col_path(monkeypatch, xs, ws, st, pd, dl, g):
@@ -466,3 +476,65 @@ def test_a_training_step_fuses_the_pool_and_relu_gradients():
     assert 'pool_relu_grads=1' in gc.explain(net, x, training=True)
     for p, q in zip(*grads):
         close(q, p.astype(np.float64))
+
+
+def test_a_relu_backward_reads_its_output_not_its_input():
+    """ReLU's gradient is dy * (y > 0), y its output (exactly where x > 0): a training step keeps each conv ->
+    ReLU's output for the backward and not the convolution's output too (LeNet's first: 44 MB at batch 600),
+    and the forward writes one array per conv + ReLU; the gradients equal the eager model's."""
+    import graphc as gc
+    from graphc import gluon, nd
+    x = nd.array(np.random.default_rng(6).standard_normal((4, 3, 20, 20), dtype=np.float32))
+    y = nd.array(np.arange(4), dtype='int32')
+    grads = []
+    for hybrid in (False, True):
+        gc.random.seed(0)
+        net = _lenet_like()
+        net(x)
+        if hybrid:
+            net.hybridize()
+        with autograd.record():
+            loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+        loss.backward()
+        grads.append([p.grad().asnumpy() for p in net.collect_params().values()])
+    for p, q in zip(*grads):
+        close(q, p.astype(np.float64))
+    text = gc.explain(net, x, training=True)
+    saved = [line.split()[0] for line in text.split('-- training step')[1].split('\n--')[0].split('\n')[1:]]
+    relus = [s for s in saved if s.endswith('_relu_fwd_saved0')]
+    assert len(relus) == 2 and not [s for s in relus if s.replace('_relu', '') in saved], saved   # inputs: not kept
+    x0 = nd.array([[-1.0, 0.0, -0.0, 2.0, np.nan]])
+    x0.attach_grad()
+    with autograd.record():
+        r = nd.relu(x0)
+    r.backward(nd.ones_like(r))
+    np.testing.assert_array_equal(x0.grad.asnumpy(), [[0, 0, 0, 1, 0]])
+
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_compiled_2x2_max_pooling_and_gradient_equal_the_reference(dtype):
+    """The vectorized 2x2 stride-2 max pooling and its gradient times a ReLU mask (8 and 4 windows at a time,
+    then one by one) equal the NumPy references on row lengths from 1 to 21 (odd inputs too: the last column no
+    window reads), with NaN, -inf, ties (the first maximum takes the gradient) and zeros in the windows."""
+    from graphc.registry import get
+    from graphc.runtime import conv
+    rng = np.random.default_rng(7)
+    a = get('Pooling').canon(dict(kernel=(2, 2), stride=(2, 2), pool_type='max'))
+    for w in range(2, 44, 3):
+        x = rng.standard_normal((2, 3, 6, w)).astype(dtype)
+        x[0, 0, :2, :2] = -np.inf
+        x[0, 1, 0, 0] = np.nan
+        x[1, 2] = np.round(x[1, 2])   # ties and zeros
+        want = nn._pooling(a, x)
+        k, st, pd, _, out = nn.pool_geom(a, x.shape)
+        got = conv.maxpool(x, k, st, pd, out)
+        np.testing.assert_array_equal(got, want)
+        assert np.isneginf(got[0, 0, 0, 0]) and np.isnan(got[0, 1, 0, 0])
+        c = np.round(rng.standard_normal(x.shape) * 2).astype(dtype) / 2   # ties in windows, zeros
+        r = np.maximum(c, 0)
+        y = nn._pooling(a, r)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        for mask in (r, c):   # (the mask from the ReLU's output, as the backward passes it, or its input)
+            dx = conv.maxpool_grad_relu(g, r, y, mask, k, st, pd, out)
+            np.testing.assert_array_equal(dx, nn._backward_pooling(a, g, r, y) * (mask > 0).astype(dtype))

@@ -6,14 +6,19 @@ callable returning its output (or training loss), put beside graphc's variants, 
 interleaved with them. Every peer runs in a worker process (worker.py, which needs no graphc): their thread pools
 are sized at start and kept out of graphc's process (torch's there slowed graphc's batch-1 MLP 2-3x), and MXNet
 lives in its own Python 3.8 venv. The cold-start rows start a fresh worker per sample (spawn), graphc's own
-included (graphc_peer.py). No peer is a dependency: a missing one is named with how to install it."""
+included (graphc_peer.py). Between its commands a worker is parked (SIGSTOP where there is one, waited for
+until none of its threads runs): a framework's idle threads that spin after its turn (JAX's: 35-50 ms of CPU
+into the next variant's LeNet step at 2 threads) would take a core from whichever variant is timed next. No
+peer is a dependency: a missing one is named with how to install it."""
 import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -41,7 +46,8 @@ def thread_env(threads, extra=()):
 
 class Worker:
     """A peer in its own process, driven over a pipe: one JSON line per command, arrays as .npz/.npy files in a
-    temporary directory (never pickles). Its stderr goes to a file there, quoted when it fails. spec: what every
+    temporary directory (never pickles). Its stderr goes to a file there, quoted when it fails. It is stopped
+    between commands (park), so nothing of it runs during another variant's turn. spec: what every
     spec it builds adds (torch.compile's {'compile': True}); fresh: environment variables that name a new empty
     directory there each start (a compiler's disk cache: each process starts cold)."""
 
@@ -57,13 +63,30 @@ class Worker:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
                                      env=env, cwd=self.dir)
 
+    def park(self, stop=True):
+        """Stop the worker's process, or continue it (stop=False); a no-op off POSIX. Stopping waits (up to a
+        second) until none of its threads is running: here a spinning thread ran on for 100-150 ms after the
+        SIGSTOP that stopped the others at once."""
+        sig = getattr(signal, 'SIGSTOP' if stop else 'SIGCONT', None)
+        if sig is None or self.proc.poll() is not None:
+            return
+        try:
+            os.kill(self.proc.pid, sig)
+        except ProcessLookupError:   # it just ended: ask() says how
+            return
+        deadline = time.monotonic() + 1.0
+        while stop and _running(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.001)
+
     def ask(self, **msg):
+        self.park(False)
         try:
             self.proc.stdin.write(json.dumps(msg) + '\n')
             self.proc.stdin.flush()
             line = self.proc.stdout.readline()
         except BrokenPipeError:
             line = ''
+        self.park()
         if not line:
             raise GraphcError(f"bench: the {self.name} peer's process ended (exit status {self.proc.wait()}): "
                               f"{self.stderr()}")
@@ -87,6 +110,7 @@ class Worker:
         return Worker(*self.args)
 
     def close(self):
+        self.park(False)
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.write('{"cmd": "quit"}\n')
@@ -100,6 +124,22 @@ class Worker:
                 self.proc.wait()
         self.err.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _running(pid):
+    """Whether a thread of process pid is running (state R in /proc; False where there is no /proc)."""
+    try:
+        tasks = os.listdir(f'/proc/{pid}/task')
+    except OSError:
+        return False
+    for t in tasks:
+        try:
+            with open(f'/proc/{pid}/task/{t}/stat') as f:
+                if f.read().rsplit(')', 1)[1].split()[0] == 'R':
+                    return True
+        except (OSError, IndexError):   # (a thread that just ended)
+            pass
+    return False
 
 
 class Remote:

@@ -79,7 +79,8 @@ UNARY = {
     'sin': (_float(np.sin), lambda F, x, y, dy: dy * F.cos(x), 'sin'),
     'cos': (_float(np.cos), lambda F, x, y, dy: -(dy * F.sin(x)), 'cos'),
     'sigmoid': (lambda x: _sigmoid(x), lambda F, x, y, dy: dy * y * (1.0 - y), 'sigmoid'),
-    'relu': (lambda x: np.maximum(x, 0).astype(x.dtype, copy=False), lambda F, x, y, dy: dy * (x > 0.0), 'relu'),
+    # (y > 0 exactly where x > 0: the backward reads the output, so a training step need not keep the input too)
+    'relu': (lambda x: np.maximum(x, 0).astype(x.dtype, copy=False), lambda F, x, y, dy: dy * (y > 0.0), 'relu'),
     'softrelu': (lambda x: _softrelu(x), lambda F, x, y, dy: dy * F.sigmoid(x), 'softrelu'),
     'softsign': (lambda x: x / (1 + np.abs(x)), lambda F, x, y, dy: dy / F.square(F.abs(x) + 1.0), 'softsign'),
     'erf': (lambda x: _erf(x).astype(x.dtype), lambda F, x, y, dy: dy * F.exp(-F.square(x)) * (2.0 / math.sqrt(math.pi)), 'erf'),
