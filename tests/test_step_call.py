@@ -7,6 +7,14 @@ import pytest
 import graphc as gc
 from graphc import autograd, nd
 from graphc.gluon import nn
+from graphc.ndarray import ndarray as _ndm
+
+
+@pytest.fixture(autouse=True)
+def _cpu_only_process(monkeypatch):
+    # the thin path is off once an array has lived on a GPU or a cpu(i) label (an earlier test in the process)
+    monkeypatch.setattr(_ndm, '_GPU_LIVE', False)
+    monkeypatch.setattr(_ndm, '_HOST_IDS', False)
 
 
 def _mlp(seed=0):
