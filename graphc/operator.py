@@ -132,7 +132,7 @@ def _call(fn, arrays, n_in, outs):
 
 def _forward_ref(attrs, *arrays):
     p, op = _instance(attrs, arrays)
-    shapes, dtypes = _infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])
+    shapes, dtypes = _infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays], p)
     train = bool(attrs.get('_train', False))
     return _call(lambda ins, outs: op.forward(train, ['write'] * len(outs), ins, outs, []), arrays, len(arrays),
                  list(zip(shapes, dtypes)))
@@ -150,8 +150,8 @@ def _backward_ref(attrs, *arrays):
                  [(a.shape, a.dtype) for a in xs])
 
 
-def _infer(attrs, shapes, dtypes):
-    p = _prop(attrs)
+def _infer(attrs, shapes, dtypes, p=None):
+    p = p or _prop(attrs)  # (the forward passes its operator's prop: a call builds no new one)
     names, outs = p.list_arguments(), p.list_outputs()
     if len(shapes) != len(names):
         bad(f"Custom {attrs['op_type']!r}: takes {len(names)} inputs ({', '.join(names)}), got {len(shapes)}")

@@ -455,12 +455,11 @@ def test_backward_pool_relu_equals_the_two_ops(shape, pool, dtype):
     assert conv.maxpool_grad_relu(g, x, y, c, (3, 3), (2, 2), pd, out) is None   # overlapping windows: the two ops
 
 
-def test_a_training_step_fuses_the_pool_and_relu_gradients():
-    """LeNet-like training: each max pooling's gradient and the ReLU mask before it are one op in the backward
-    (not where windows overlap, the second pooling), and the gradients equal the eager model's."""
+def _eager_and_hybrid_grads(seed):
+    """(the hybridized net, its input, [eager grads, hybridized grads]) of a LeNet-like training step."""
     import graphc as gc
     from graphc import gluon, nd
-    x = nd.array(np.random.default_rng(5).standard_normal((4, 3, 20, 20), dtype=np.float32))
+    x = nd.array(np.random.default_rng(seed).standard_normal((4, 3, 20, 20), dtype=np.float32))
     y = nd.array(np.arange(4), dtype='int32')
     grads = []
     for hybrid in (False, True):
@@ -473,6 +472,14 @@ def test_a_training_step_fuses_the_pool_and_relu_gradients():
             loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
         loss.backward()
         grads.append([p.grad().asnumpy() for p in net.collect_params().values()])
+    return net, x, grads
+
+
+def test_a_training_step_fuses_the_pool_and_relu_gradients():
+    """LeNet-like training: each max pooling's gradient and the ReLU mask before it are one op in the backward
+    (not where windows overlap, the second pooling), and the gradients equal the eager model's."""
+    import graphc as gc
+    net, x, grads = _eager_and_hybrid_grads(5)
     assert 'pool_relu_grads=1' in gc.explain(net, x, training=True)
     for p, q in zip(*grads):
         close(q, p.astype(np.float64))
@@ -483,20 +490,8 @@ def test_a_relu_backward_reads_its_output_not_its_input():
     ReLU's output for the backward and not the convolution's output too (LeNet's first: 44 MB at batch 600),
     and the forward writes one array per conv + ReLU; the gradients equal the eager model's."""
     import graphc as gc
-    from graphc import gluon, nd
-    x = nd.array(np.random.default_rng(6).standard_normal((4, 3, 20, 20), dtype=np.float32))
-    y = nd.array(np.arange(4), dtype='int32')
-    grads = []
-    for hybrid in (False, True):
-        gc.random.seed(0)
-        net = _lenet_like()
-        net(x)
-        if hybrid:
-            net.hybridize()
-        with autograd.record():
-            loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
-        loss.backward()
-        grads.append([p.grad().asnumpy() for p in net.collect_params().values()])
+    from graphc import nd
+    net, x, grads = _eager_and_hybrid_grads(6)
     for p, q in zip(*grads):
         close(q, p.astype(np.float64))
     text = gc.explain(net, x, training=True)
