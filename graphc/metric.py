@@ -1,5 +1,6 @@
 """MXNet's evaluation metrics (mx.metric, also gluon.metric): update(labels, preds) accumulates, get() answers
 (name, value). Values are computed in NumPy on the host, as MXNet's are."""
+import json
 import math
 
 import numpy
@@ -200,10 +201,11 @@ class TopKAccuracy(EvalMetric):
 
 
 class _BinaryCounts:
-    """True/false positives/negatives of binary predictions (class scores: argmax; else threshold 0.5)."""
+    """True/false positives/negatives of binary predictions (class scores: argmax; else threshold 0.5), counted
+    since the last reset_local() (local) and since the last reset() (global)."""
 
     def __init__(self):
-        self.tp = self.fp = self.fn = self.tn = 0
+        self.local, self.glob = numpy.zeros(4, numpy.int64), numpy.zeros(4, numpy.int64)  # tp, fp, fn, tn
 
     def update(self, label, pred):
         label, pred = _host(label), _host(pred)
@@ -212,30 +214,39 @@ class _BinaryCounts:
         if len(numpy.unique(label)) > 2 or label.min(initial=0) < 0 or label.max(initial=0) > 1:
             raise GraphcError(f"binary classification metric: labels must be 0 or 1, got {numpy.unique(label)}")
         pred = pred.astype('int32').ravel()
-        self.tp += int(((pred == 1) & (label == 1)).sum())
-        self.fp += int(((pred == 1) & (label == 0)).sum())
-        self.fn += int(((pred == 0) & (label == 1)).sum())
-        self.tn += int(((pred == 0) & (label == 0)).sum())
+        check_label_shapes(label, pred, shape=True)
+        c = [((pred == p) & (label == t)).sum() for p, t in ((1, 1), (1, 0), (0, 1), (0, 0))]
+        self.local += c
+        self.glob += c
 
-    @property
-    def total(self):
-        return self.tp + self.fp + self.fn + self.tn
+    def reset_local(self):
+        self.local[:] = 0
 
-    def fscore(self):
-        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
-        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+    def reset(self):
+        self.local[:] = 0
+        self.glob[:] = 0
+
+    @staticmethod
+    def fscore(c):
+        tp, fp, fn, _ = (float(v) for v in c)
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
         return 2 * p * r / (p + r) if p + r else 0.0
 
-    def matthewscc(self):
-        terms = [self.tp + self.fp, self.tp + self.fn, self.tn + self.fp, self.tn + self.fn]
+    @staticmethod
+    def matthewscc(c):
+        if not c.sum():
+            return 0.0
+        tp, fp, fn, tn = (float(v) for v in c)
         denom = 1.0
-        for t in terms:
+        for t in (tp + fp, tp + fn, tn + fp, tn + fn):  # a zero margin leaves its factor out, as MXNet does
             denom *= t if t else 1.0
-        return (self.tp * self.tn - self.fp * self.fn) / math.sqrt(denom)
+        return (tp * tn - fp * fn) / math.sqrt(denom)
 
 
 class _Binary(EvalMetric):
-    """F1 and MCC: average='macro' averages the score of each update; 'micro' scores all samples together."""
+    """F1 and MCC: average='macro' averages the score of each update() call (all its arrays together);
+    'micro' scores all samples since the reset together."""
     _score = None
 
     def __init__(self, name, average='macro', output_names=None, label_names=None):
@@ -249,20 +260,22 @@ class _Binary(EvalMetric):
     def update(self, labels, preds):
         labels, preds = check_label_shapes(labels, preds, True)
         for label, pred in zip(labels, preds):
-            if self.average == 'macro':
-                c = _BinaryCounts()
-                c.update(label, pred)
-                self._add(getattr(c, self._score)(), 1)
-            else:
-                self.metrics.update(label, pred)
-                n = self.metrics.total
-                s = getattr(self.metrics, self._score)() * n
-                self.sum_metric = self.global_sum_metric = s
-                self.num_inst = self.global_num_inst = n
+            self.metrics.update(label, pred)
+        score, m = getattr(_BinaryCounts, self._score), self.metrics
+        if self.average == 'macro':
+            self._add(score(m.local), 1)  # the counts start afresh each call, so local == global here
+            m.reset()
+        else:
+            self.sum_metric, self.num_inst = score(m.local) * int(m.local.sum()), int(m.local.sum())
+            self.global_sum_metric, self.global_num_inst = score(m.glob) * int(m.glob.sum()), int(m.glob.sum())
 
     def reset(self):
         super().reset()
         self.metrics = _BinaryCounts()
+
+    def reset_local(self):
+        super().reset_local()
+        self.metrics.reset_local()
 
 
 @alias('f1')
@@ -281,6 +294,60 @@ class MCC(_Binary):
 
     def __init__(self, name='mcc', output_names=None, label_names=None, average='macro'):
         super().__init__(name, average, output_names, label_names)
+
+
+@alias('pcc')
+class PCC(EvalMetric):
+    """Multiclass Matthews correlation (Pearson correlation of the one-hot label and prediction) from a
+    confusion matrix that grows with the largest class seen; class scores are reduced by argmax over axis 1."""
+
+    def __init__(self, name='pcc', output_names=None, label_names=None, has_global_stats=True):
+        self.k = 2
+        super().__init__(name, output_names=output_names, label_names=label_names,
+                         has_global_stats=has_global_stats)
+
+    @staticmethod
+    def _mcc(cm):
+        n, x, y = cm.sum(), cm.sum(axis=1), cm.sum(axis=0)
+        cov_xx, cov_yy = numpy.sum(x * (n - x)), numpy.sum(y * (n - y))
+        if cov_xx == 0 or cov_yy == 0:
+            return float('nan')
+        return float(numpy.sum(cm.diagonal() * n - x * y) / math.sqrt(cov_xx * cov_yy))
+
+    def update(self, labels, preds):
+        labels, preds = check_label_shapes(labels, preds, True)
+        for label, pred in zip(labels, preds):
+            label, pred = _host(label).astype('int64').ravel(), _host(pred)
+            pred = (numpy.argmax(pred, axis=1) if pred.ndim > 1 and pred.size != label.size else pred)
+            pred = pred.astype('int64').ravel()
+            check_label_shapes(label, pred, shape=True)
+            if min(label.min(initial=0), pred.min(initial=0)) < 0:
+                raise GraphcError("PCC: class indices must be >= 0")
+            n = int(max(label.max(initial=0), pred.max(initial=0))) + 1
+            if n > self.k:  # pad both matrices to the new class count
+                pad = ((0, n - self.k), (0, n - self.k))
+                self.lcm, self.gcm, self.k = numpy.pad(self.lcm, pad), numpy.pad(self.gcm, pad), n
+            bcm = numpy.zeros((self.k, self.k), numpy.int64)
+            numpy.add.at(bcm, (pred, label), 1)
+            self.lcm += bcm
+            self.gcm += bcm
+        self.num_inst += 1
+        self.global_num_inst += 1
+
+    @property
+    def sum_metric(self):
+        return self._mcc(self.lcm) * self.num_inst
+
+    @property
+    def global_sum_metric(self):
+        return self._mcc(self.gcm) * self.global_num_inst
+
+    def reset(self):
+        self.global_num_inst, self.gcm = 0, numpy.zeros((self.k, self.k), numpy.int64)
+        self.reset_local()
+
+    def reset_local(self):
+        self.num_inst, self.lcm = 0, numpy.zeros((self.k, self.k), numpy.int64)
 
 
 @alias('perplexity')
@@ -494,6 +561,19 @@ def create(metric, *args, **kwargs):
         for m in metric:
             composite.add(create(m, *args, **kwargs))
         return composite
+    if isinstance(metric, dict):  # a get_config() answer
+        config = dict(metric)
+        return create(config.pop('metric', None), *args, **config, **kwargs)
+    if isinstance(metric, str) and metric.lstrip()[:1] in ('{', '['):  # get_config() as JSON
+        try:
+            config = json.loads(metric)
+        except ValueError as e:
+            raise GraphcError(f"metric: cannot parse the JSON config {metric!r}: {e}") from None
+        if isinstance(config, list):  # MXNet's '["name", {kwargs}]' form
+            if len(config) != 2 or not isinstance(config[1], dict):
+                raise GraphcError(f"metric: a JSON list config must be [name, {{kwargs}}], got {metric!r}")
+            return create(config[0], *args, **config[1], **kwargs)
+        return create(config, *args, **kwargs)
     if isinstance(metric, str):
         cls = _REGISTRY.get(metric.lower())
         if cls is None:
@@ -502,6 +582,6 @@ def create(metric, *args, **kwargs):
     raise GraphcTypeError(f"metric must be a name, an EvalMetric, a function or a list, got {type(metric).__name__}")
 
 
-for _c in (Accuracy, TopKAccuracy, F1, MCC, Perplexity, MAE, MSE, RMSE, CrossEntropy, NegativeLogLikelihood,
+for _c in (Accuracy, TopKAccuracy, F1, MCC, PCC, Perplexity, MAE, MSE, RMSE, CrossEntropy, NegativeLogLikelihood,
            PearsonCorrelation, Loss, CompositeEvalMetric):
     register(_c)
