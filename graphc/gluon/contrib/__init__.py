@@ -1,2 +1,2 @@
 """gluon.contrib: MXNet's experimental Gluon blocks and tools (mxnet.gluon.contrib: nn, rnn, estimator)."""
-from . import nn, rnn, estimator  # noqa: F401
+from . import data, nn, rnn, estimator  # noqa: F401

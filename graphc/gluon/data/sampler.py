@@ -57,8 +57,8 @@ class IntervalSampler(Sampler):
     """Every interval-th index: IntervalSampler(13, 3) gives 0, 3, 6, 9, 12, then (rollover) 1, 4, 7, 10, 2, 5, 8, 11."""
 
     def __init__(self, length, interval, rollover=True):
-        if not 0 < interval < length:
-            raise GraphcError(f"IntervalSampler: interval {interval} must be in [1, length={length})")
+        if not 0 < interval <= length:
+            raise GraphcError(f"IntervalSampler: interval {interval} must be in [1, length={length}]")
         self._length, self._interval, self._rollover = length, interval, rollover
 
     def __iter__(self):
