@@ -359,3 +359,7 @@ def multi_sum_sq(*arrays, num_arrays=None):
     """The sum of squares of each array, as one float32 array of num_arrays values (MXNet's multi_sum_sq)."""
     import numpy as np
     return array([float(np.square(a.asnumpy().astype(np.float64)).sum()) for a in arrays[:num_arrays]])
+
+
+from ..image.ops import ops as _image_ops  # noqa: E402
+image = _image_ops(_sys.modules[__name__])  # mx.nd.image: MXNet's image operators

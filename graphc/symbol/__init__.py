@@ -150,3 +150,5 @@ _install_fluent_methods()
 from . import sparse  # noqa: E402,F401  (mx.sym.sparse.dot, as in MXNet)
 _sys.modules['graphc.sym.sparse'] = sparse
 from . import contrib  # noqa: E402,F401  (mx.sym.contrib: contrib ops, foreach as a graph op)
+from ..image.ops import ops as _image_ops  # noqa: E402
+image = _image_ops(_sys.modules[__name__])  # mx.sym.image: MXNet's image operators

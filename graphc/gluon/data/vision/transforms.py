@@ -92,11 +92,19 @@ class Compose:
 
 
 def _size(size, what):
-    if isinstance(size, int):
-        return (size, size)
-    if len(size) != 2:
-        raise GraphcError(f"{what}: size must be an int or (width, height), got {size!r}")
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if len(size) != 2 or not all(int(s) == s and s > 0 for s in size):
+        raise GraphcError(f"{what}: size must be a positive int or (width, height), got {size!r}")
     return tuple(int(s) for s in size)
+
+
+def _per_image(fn, x):
+    """fn on an HWC image, or on each image of an NHWC batch."""
+    if x.ndim == 4:
+        return np.stack([fn(i) for i in x])
+    if x.ndim != 3:
+        raise GraphcError(f"expects an (H, W, C) image or an (N, H, W, C) batch, got shape {x.shape}")
+    return fn(x)
 
 
 def _saturate(out, like):
@@ -113,20 +121,21 @@ class _Random(_Transform):
 
 
 class Resize(_Transform):
-    """Resize to size (width, height); an int size: (size, size), or with keep_ratio the short side."""
-    batchable = False
+    """Resize an HWC image (or each of an NHWC batch) to size (width, height); an int size: (size, size), or
+    with keep_ratio the short side."""
 
     def __init__(self, size, keep_ratio=False, interpolation=1):
         self._size, self._keep, self._interp = size, keep_ratio, interpolation
 
     def forward(self, x):
         from ....image.image import _resize
-        h, w = x.shape[:2]
+        h, w = x.shape[-3:-1]
         if isinstance(self._size, int) and self._keep:
+            _size(self._size, 'Resize')
             new_h, new_w = (self._size * h // w, self._size) if h > w else (self._size, self._size * w // h)
         else:
             new_w, new_h = _size(self._size, 'Resize')
-        return _resize(x, new_w, new_h, self._interp)
+        return _per_image(lambda i: _resize(i, new_w, new_h, self._interp), x)
 
     def __repr__(self):
         return f"Resize(size={self._size}, keep_ratio={self._keep}, interpolation={self._interp})"
@@ -266,21 +275,23 @@ class CropResize(_Transform):
 
     def __init__(self, x, y, width, height, size=None, interpolation=None):
         self._box, self._interp = (int(x), int(y), int(width), int(height)), interpolation
-        self._size = None if size is None else _size(size, 'CropResize')
+        self._size = size  # checked when called, as MXNet
 
     def forward(self, img):
         x, y, w, h = self._box
+        if img.ndim not in (3, 4):
+            raise GraphcError(f"CropResize: expects an (H, W, C) image or an (N, H, W, C) batch, got {img.shape}")
         H, W = img.shape[-3:-1]
+        if w <= 0 or h <= 0:
+            raise GraphcError(f"CropResize: width and height must be positive, got {w}x{h}")
         if x < 0 or y < 0 or x + w > W or y + h > H:
             raise GraphcError(f"CropResize: the box x={x}, y={y}, width={w}, height={h} leaves the {W}x{H} image")
         out = img[..., y:y + h, x:x + w, :]
         if self._size is None:
             return out.copy()
         from ....image.image import _resize
-        interp = 1 if self._interp is None else self._interp
-        if out.ndim == 3:
-            return _resize(out, *self._size, interp)
-        return np.stack([_resize(o, *self._size, interp) for o in out])
+        size, interp = _size(self._size, 'CropResize'), 1 if self._interp is None else self._interp
+        return _per_image(lambda i: _resize(i, *size, interp), out)
 
     def __repr__(self):
         return f"CropResize(box={self._box}, size={self._size})"
