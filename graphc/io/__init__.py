@@ -1,3 +1,3 @@
 """mx.io: MXNet's data iterators."""
-from .io import (DataBatch, DataDesc, DataIter, MNISTIter, NDArrayIter, PrefetchingIter,  # noqa: F401
+from .io import (CSVIter, DataBatch, DataDesc, DataIter, MNISTIter, NDArrayIter, PrefetchingIter,  # noqa: F401
                  ResizeIter)

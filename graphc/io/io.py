@@ -145,7 +145,7 @@ class NDArrayIter(DataIter):
                               "last_batch_handle='discard' would leave no batch")
         self.shuffle, self.last_batch_handle = shuffle, last_batch_handle
         self.num_data = n - n % batch_size if last_batch_handle == 'discard' else n
-        self.idx = np.arange(n)
+        self.num_samples, self.idx = n, np.arange(n)
         self.cursor = -batch_size
         self._carry = None   # roll_over: the samples of the last incomplete batch, for the next epoch
         self._order = self.idx
@@ -170,9 +170,9 @@ class NDArrayIter(DataIter):
         self.cursor = -self.batch_size if self._carry is None else -self.batch_size - len(self._carry)
 
     def _new_epoch(self):
-        if self.shuffle:
+        if self.shuffle:  # idx: which sample sits at each position of this epoch (MXNet's attribute)
             from ..random import generator
-            self._order = generator().permutation(len(self.idx))
+            self._order = self.idx = generator().permutation(self.num_samples)
         else:
             self._order = self.idx
 
@@ -217,6 +217,134 @@ class NDArrayIter(DataIter):
 
     def getpad(self):
         return self._selection()[1]
+
+
+def _read_csv(path, width, dtype, what):
+    """The rows of a CSV file (or of every file in a directory, by name) as a (rows, width) array of dtype;
+    every row must hold `width` numbers. Memory follows the file's size, nothing it declares."""
+    files = sorted(os.path.join(path, f) for f in os.listdir(path)) if os.path.isdir(path) else [path]
+    rows = []
+    for f in files:
+        if not os.path.isfile(f):
+            raise GraphcLoadError(f"CSVIter: {what} file {f!r} not found")
+        with open(f) as fh:
+            for n, line in enumerate(fh, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                cells = line.split(',')
+                if len(cells) != width:
+                    raise GraphcLoadError(f"CSVIter: {f}:{n}: {len(cells)} values, the {what} shape needs {width}")
+                try:
+                    rows.append([int(c) if dtype.kind == 'i' else float(c) for c in cells])
+                except ValueError:
+                    raise GraphcLoadError(f"CSVIter: {f}:{n}: not all {dtype.name} numbers: {line[:80]!r}") from None
+    try:
+        return np.array(rows, dtype=dtype).reshape(len(rows), width)
+    except OverflowError:
+        raise GraphcLoadError(f"CSVIter: a value in {path} does not fit {dtype.name}") from None
+
+
+class CSVIter(DataIter):
+    """MXNet's CSVIter: each row of data_csv (a file, or a directory of them) reshaped to data_shape; labels
+    from label_csv (label_shape; (1,) gives (batch,) labels) or zeros. dtype: float32, int32 or int64.
+
+    round_batch=True: the last batch is completed from the start of the data (pad: how many), and the next
+    epoch goes on after those rows (a reset() right after such a batch does not rewind). round_batch=False:
+    the last batch is short, its pad slots keep the previous batch's values, and reset() rewinds."""
+
+    def __init__(self, data_csv, data_shape, label_csv=None, label_shape=(1,), batch_size=1, round_batch=True,
+                 dtype='float32', data_name='data', label_name='softmax_label', **kwargs):
+        super().__init__(int(batch_size))
+        dtype = np.dtype(dtype)
+        if dtype.name not in ('float32', 'int32', 'int64'):
+            raise GraphcError(f"CSVIter: dtype must be float32, int32 or int64, got {dtype.name}")
+        if self.batch_size <= 0:
+            raise GraphcError(f"CSVIter: batch_size must be positive, got {batch_size}")
+        self._dshape, self._lshape = tuple(int(d) for d in data_shape), tuple(int(d) for d in label_shape)
+        self._data = _read_csv(data_csv, int(np.prod(self._dshape)), dtype, 'data')
+        n = len(self._data)
+        if label_csv in (None, 'NULL'):
+            self._label = np.zeros((n, int(np.prod(self._lshape))), np.float32)
+        else:
+            self._label = _read_csv(label_csv, int(np.prod(self._lshape)), np.dtype('float32'), 'label')
+            if len(self._label) != n:
+                raise GraphcLoadError(f"CSVIter: {n} data rows but {len(self._label)} label rows")
+        self.round_batch, self._names = bool(round_batch), (data_name, label_name)
+        lb = self._lshape if self._lshape != (1,) else ()
+        self._bdata = np.zeros((self.batch_size,) + self._dshape, dtype)
+        self._blabel = np.zeros((self.batch_size,) + lb, np.float32)
+        self._bindex = np.zeros(self.batch_size, np.uint64)
+        self._pos, self._overflow, self._pad, self._has = 0, 0, 0, False
+
+    @property
+    def provide_data(self):
+        return [DataDesc(self._names[0], self._bdata.shape, self._bdata.dtype.type)]
+
+    @property
+    def provide_label(self):
+        return [DataDesc(self._names[1], self._blabel.shape, np.float32)]
+
+    def reset(self):
+        if not self.round_batch or not self._overflow:
+            self._pos = 0
+        self._overflow = 0
+
+    def _put(self, slot):
+        r = self._pos
+        self._bdata[slot] = self._data[r].reshape(self._dshape)
+        self._blabel[slot] = self._label[r].reshape(self._blabel.shape[1:])
+        self._bindex[slot] = r
+        self._pos += 1
+
+    def iter_next(self):
+        self._has = False
+        if self._overflow:  # after a wrapped batch the epoch is over until reset()
+            return False
+        n, bs, top = len(self._data), self.batch_size, 0
+        while top < bs and self._pos < n:
+            self._put(top)
+            top += 1
+        if top == 0:
+            return False
+        self._pad = 0
+        if top < bs:
+            if self.round_batch:
+                self._pos = 0
+                while top < bs:
+                    if self._pos >= n:
+                        raise GraphcError(f"CSVIter: {n} rows cannot complete a batch of {bs} (round_batch)")
+                    self._put(top)
+                    top, self._overflow = top + 1, self._overflow + 1
+                self._pad = self._overflow
+            else:
+                self._pad = bs - top
+        self._has = True
+        return True
+
+    def _check(self):
+        if not self._has:
+            raise GraphcError("CSVIter: no current batch (call next() / iter_next() first)")
+
+    def next(self):
+        if not self.iter_next():
+            raise StopIteration
+        return DataBatch(data=[self.getdata()], label=[self.getlabel()], pad=self.getpad(), index=self.getindex())
+
+    def getdata(self):  # one NDArray, as MXNet's C++ iterators answer
+        self._check()
+        return array(self._bdata, dtype=self._bdata.dtype)
+
+    def getlabel(self):
+        self._check()
+        return array(self._blabel)
+
+    def getindex(self):
+        self._check()
+        return self._bindex.copy()
+
+    def getpad(self):
+        return self._pad
 
 
 class ResizeIter(DataIter):
@@ -384,3 +512,9 @@ class MNISTIter(NDArrayIter):
             x, y = x[p], y[p]
         super().__init__(x, y, batch_size=batch_size, shuffle=False, last_batch_handle='pad',
                          data_name=data_name, label_name=label_name)
+
+    def getdata(self):  # one NDArray, as MXNet's C++ iterators answer
+        return super().getdata()[0]
+
+    def getlabel(self):
+        return super().getlabel()[0]
