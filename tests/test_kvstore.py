@@ -27,6 +27,9 @@ def test_push_sums_the_values_and_pull_copies_them_out():
     outs = [nd.zeros((2, 2), ctx=gc.cpu(i)) for i in range(2)]
     kv.pull(3, out=outs)
     assert all(o.asnumpy().tolist() == [[6, 6], [6, 6]] for o in outs) and outs[1].context == gc.cpu(1)
+    with pytest.raises(GraphcError, match='one key type per store'):
+        kv.init('a', nd.zeros((1,)))  # this store has int keys
+    kv = gc.kv.create('device')
     kv.init(['a', 'b'], [nd.zeros((1,)), nd.zeros((2,))])  # str keys, lists of keys
     vals = [[nd.array([1.0]), nd.array([2.0])], nd.array([5.0, 7.0])]
     kv.pushpull(['a', 'b'], vals)  # out=None: the values themselves get the sum
@@ -100,3 +103,20 @@ def test_registered_kvstore_is_created_by_name():
     kv.pushpull(4, nd.zeros((1,)))
     assert isinstance(kv, EchoStore) and kv.seen == 4
     del gc.kv.KVStoreBase.kv_registry['echostore']
+
+
+def test_pull_skips_sparse_outputs_and_row_ids_follow_the_outs_layout():
+    kv = gc.kv.create()
+    kv.init(['a', 'b'], [nd.ones((4, 2)), nd.ones((4, 2)) * 2])
+    rsp = nd.zeros((4, 2)).tostype('row_sparse')
+    kv.pull('a', out=rsp)  # ignore_sparse=True: left alone
+    assert rsp.asnumpy().sum() == 0
+    kv.pull('a', out=rsp, ignore_sparse=False)
+    assert rsp.asnumpy().sum() == 8
+    outs = [[nd.zeros((4, 2)).tostype('row_sparse') for _ in range(2)], nd.zeros((4, 2)).tostype('row_sparse')]
+    ids = [[nd.array([0]), nd.array([1, 3])], nd.array([2])]  # per key: one per out, or one for all
+    kv.row_sparse_pull(['a', 'b'], out=outs, row_ids=ids)
+    assert outs[0][0].asnumpy()[:, 0].tolist() == [1, 0, 0, 0] and outs[0][1].asnumpy()[:, 0].tolist() == [0, 1, 0, 1]
+    assert outs[1].asnumpy()[:, 0].tolist() == [0, 0, 2, 0]
+    with pytest.raises(GraphcError, match='as many outs and row_ids'):
+        kv.row_sparse_pull(['a', 'b'], out=outs, row_ids=ids[:1])

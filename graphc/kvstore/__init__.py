@@ -152,6 +152,11 @@ class KVStore(KVStoreBase):
 
     def init(self, key, value):
         for k, vs in _pairs(key, value):
+            kind = type(k).__name__
+            if self._store and type(next(iter(self._store))) is not type(k):
+                have = type(next(iter(self._store))).__name__
+                raise GraphcError(f"kvstore: this store has {have} keys; {kind} key {k!r} cannot join them "
+                                  "(one key type per store, as MXNet)")
             if k in self._store:
                 raise GraphcError(f"kvstore: key {k!r} is already initialized")
             self._store[k] = _host(vs[0]).copy()
@@ -203,9 +208,12 @@ class KVStore(KVStoreBase):
     def pull(self, key, out=None, priority=0, ignore_sparse=True):
         if out is None:
             raise GraphcError("kvstore.pull: give out= (the arrays to write the stored value into)")
+        from ..ndarray.sparse import RowSparseNDArray
         for k, outs in _pairs(key, out):
             s = self._stored(k, 'pull')
             for o in outs:
+                if ignore_sparse and isinstance(o, RowSparseNDArray):
+                    continue  # MXNet's default: sparse outputs are left alone (use row_sparse_pull)
                 if o.shape != s.shape:
                     raise GraphcError(f"kvstore.pull: key {k!r} holds shape {list(s.shape)}, out is "
                                       f"{list(o.shape)}")
@@ -217,9 +225,16 @@ class KVStore(KVStoreBase):
         if out is None or row_ids is None:
             raise GraphcError("kvstore.row_sparse_pull: give out= and row_ids=")
         from ..ndarray.sparse import RowSparseNDArray
-        for k, outs in _pairs(key, out):
+        many = isinstance(key, (list, tuple))
+        keys, outs_of, ids_of = (key, out, row_ids) if many else ([key], [out], [row_ids])
+        if not isinstance(outs_of, (list, tuple)) or not isinstance(ids_of, (list, tuple)) or \
+                not len(keys) == len(outs_of) == len(ids_of):
+            raise GraphcError(f"kvstore.row_sparse_pull: {len(keys)} keys need as many outs and row_ids (an NDArray "
+                              "or a list of them per key)")
+        for k, outs, ids in zip(keys, outs_of, ids_of):  # row_ids are laid out as out is
+            k, outs = _key(k), _arrays(k, outs)
             s = self._stored(k, 'row_sparse_pull')
-            ids = row_ids if isinstance(row_ids, (list, tuple)) else [row_ids] * len(outs)
+            ids = [ids] * len(outs) if isinstance(ids, NDArray) else list(ids)
             if len(ids) != len(outs):
                 raise GraphcError(f"kvstore.row_sparse_pull: {len(ids)} row_ids for {len(outs)} outputs of key {k!r}")
             for o, r in zip(outs, ids):
