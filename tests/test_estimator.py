@@ -131,3 +131,33 @@ def test_a_custom_batch_processor_and_clear_errors():
         Estimator(est.net, loss='l2')
     with pytest.raises(ValueError, match='save_best needs a monitor'):
         CheckpointHandler('/tmp', save_best=True)
+
+
+def test_default_handlers_are_merged_by_priority_and_must_share_the_metrics():
+    from graphc.gluon.contrib.estimator import GradientUpdateHandler, MetricHandler, StoppingHandler
+    est, _ = _estimator()
+    early = EarlyStoppingHandler(monitor=est.val_metrics[0])
+    hs = est._prepare_default_handlers(val_data=None, event_handlers=[early])
+    assert [type(h) for h in hs] == [GradientUpdateHandler, MetricHandler, EarlyStoppingHandler, StoppingHandler,
+                                     LoggingHandler]
+    tb, eb, bb, be, ee, te = est._categorize_handlers(hs)
+    assert LoggingHandler in map(type, tb) and MetricHandler in map(type, be) and early in ee and early in te
+    foreign = LoggingHandler(metrics=[mx.metric.RMSE('other')])
+    with pytest.raises(ValueError, match="'other'"):
+        est.fit(_loader(0, 64), epochs=1, event_handlers=[foreign])
+    with pytest.raises(AssertionError, match='not available'):
+        Estimator(est.net, gluon.loss.L2Loss(), context=[mx.gpu(100)])
+
+
+def test_checkpoint_names_count_batches_as_mxnet_and_the_symbol_is_saved(tmp_path):
+    est, out = _estimator()
+    est.net.hybridize()
+    ck = CheckpointHandler(str(tmp_path), 'm', epoch_period=None, batch_period=2, max_checkpoints=2)
+    log = LoggingHandler(metrics=est.train_metrics)
+    est.fit(_loader(0, 128), batches=5, event_handlers=[ck, log])  # 4 batches an epoch
+    names = sorted(f for f in os.listdir(tmp_path))
+    # saved after batch indexes 1 and 3 (epoch 0) and 5 would be next; the last two are kept
+    assert 'm-symbol.json' in names and 'm-epoch0batch3.params' in names and 'm-epoch0batch1.params' in names
+    assert log.batch_index == 0 and log.current_epoch == 2  # the stopped epoch ends too: its count resets
+    sym = mx.sym.load(str(tmp_path / 'm-symbol.json'))
+    assert len(sym.list_outputs()) == 1

@@ -11,7 +11,8 @@ from ...data import DataLoader
 from ...loss import Loss as _Loss, SoftmaxCrossEntropyLoss
 from ...trainer import Trainer
 from .batch_processor import BatchProcessor
-from .event_handler import (BatchBegin, BatchEnd, EpochBegin, EpochEnd, GradientUpdateHandler, LoggingHandler,
+from .event_handler import (BatchBegin, BatchEnd, EpochBegin, EpochEnd, EventHandler, GradientUpdateHandler,
+                            LoggingHandler,
                             MetricHandler, StoppingHandler, TrainBegin, TrainEnd, ValidationHandler)
 
 
@@ -65,11 +66,20 @@ class Estimator:
 
     @staticmethod
     def _check_context(context):
-        if context is None:
-            return [gpu(i) for i in range(num_gpus())] or [cpu()]
+        """[context]; default: gpu(0) when there is a GPU (a warning when there are more), else cpu()."""
+        gpus = [gpu(i) for i in range(num_gpus())]
+        if not context:
+            if len(gpus) > 1:
+                warnings.warn("You have multiple GPUs, gpu(0) is used by default; give context=[mx.gpu(0), "
+                              "mx.gpu(1), ...] to use more")
+            return gpus[:1] or [cpu()]
         ctxs = context if isinstance(context, list) else [context]
         if not all(isinstance(c, Context) for c in ctxs):
             raise ValueError(f"context must be a Context or a list of them, got {context!r}")
+        for c in ctxs:
+            if c.device_type != 'cpu' and c not in gpus:  # AssertionError: MXNet's type for this check
+                raise AssertionError(f"{c} is not available; the context must be one of mx.cpu(), "
+                                     f"{', '.join(map(str, gpus)) or '(no GPU here)'}")
         return ctxs
 
     def _initialize(self, initializer):
@@ -107,10 +117,9 @@ class Estimator:
             raise ValueError("Estimator only supports a gluon.data.DataLoader for val_data")
         for m in self.val_metrics:
             m.reset()
-        handlers = list(event_handlers or [])
-        if not any(isinstance(h, MetricHandler) for h in handlers):
-            handlers.append(MetricHandler(metrics=self.val_metrics))
-        ev = self._categorize(handlers)
+        _, epoch_begin, batch_begin, batch_end, epoch_end, _ = self._categorize_handlers(
+            self._prepare_default_validation_handlers(event_handlers))
+        ev = {'epoch_begin': epoch_begin, 'batch_begin': batch_begin, 'batch_end': batch_end, 'epoch_end': epoch_end}
         for h in ev['epoch_begin']:
             h.epoch_begin(self)
         for batch in val_data:
@@ -130,7 +139,8 @@ class Estimator:
         if (not epochs) == (not batches):
             raise ValueError("fit: give exactly one of epochs or batches")
         self.max_epoch, self.max_batch = epochs, batches
-        ev = self._categorize(self._default_handlers(val_data, list(event_handlers or [])))
+        ev = dict(zip(('train_begin', 'epoch_begin', 'batch_begin', 'batch_end', 'epoch_end', 'train_end'),
+                      self._categorize_handlers(self._prepare_default_handlers(val_data, event_handlers))))
         for h in ev['train_begin']:
             h.train_begin(self)
         while True:
@@ -150,7 +160,11 @@ class Estimator:
         for h in ev['train_end']:
             h.train_end(self)
 
-    def _default_handlers(self, val_data, handlers):
+    def _prepare_default_handlers(self, val_data, event_handlers):
+        """The user's handlers plus the defaults they lack (stopping, gradient update, metrics, validation when
+        val_data, logging), by priority. When both kinds are there, every metric a handler refers to must be
+        one of the estimator's train / val metrics."""
+        handlers = _as_handlers(event_handlers)
         have = lambda cls: any(isinstance(h, cls) for h in handlers)  # noqa: E731
         added = [StoppingHandler(self.max_epoch, self.max_batch)]
         if not have(GradientUpdateHandler):
@@ -160,13 +174,42 @@ class Estimator:
         if not have(ValidationHandler) and val_data:
             added.append(ValidationHandler(val_data=val_data, eval_fn=self.evaluate))
         if not have(LoggingHandler):
-            added.append(LoggingHandler(metrics=self.train_metrics + (self.val_metrics if val_data else [])))
-        return handlers + added
+            added.append(LoggingHandler(metrics=self.train_metrics))
+        return _merge(handlers, added, self.train_metrics + self.val_metrics)
+
+    def _prepare_default_validation_handlers(self, event_handlers):
+        handlers = _as_handlers(event_handlers)
+        added = [] if any(isinstance(h, MetricHandler) for h in handlers) else [MetricHandler(metrics=self.val_metrics)]
+        if not any(isinstance(h, LoggingHandler) for h in handlers):
+            added.append(LoggingHandler(metrics=self.val_metrics))
+        return _merge(handlers, added, self.val_metrics)
 
     @staticmethod
-    def _categorize(handlers):
-        """{event: the handlers that take it, in priority order (lower first)}."""
-        handlers = sorted(handlers, key=lambda h: getattr(h, 'priority', 0))
-        kinds = {'train_begin': TrainBegin, 'epoch_begin': EpochBegin, 'batch_begin': BatchBegin,
-                 'batch_end': BatchEnd, 'epoch_end': EpochEnd, 'train_end': TrainEnd}
-        return {e: [h for h in handlers if isinstance(h, k)] for e, k in kinds.items()}
+    def _categorize_handlers(handlers):
+        """(train_begin, epoch_begin, batch_begin, batch_end, epoch_end, train_end): the handlers that take each
+        event, in the given order."""
+        kinds = (TrainBegin, EpochBegin, BatchBegin, BatchEnd, EpochEnd, TrainEnd)
+        return tuple([h for h in handlers if isinstance(h, k)] for k in kinds)
+
+
+def _as_handlers(event_handlers):
+    handlers = list(event_handlers) if isinstance(event_handlers, (list, tuple)) else \
+        [event_handlers] if event_handlers is not None else []
+    bad = [h for h in handlers if not isinstance(h, EventHandler)]
+    if bad:
+        raise ValueError(f"event_handlers must be EventHandler instances, got {bad[0]!r}")
+    return handlers
+
+
+def _merge(handlers, added, known):
+    if handlers and added:  # a user handler and a default one must watch the same metric objects
+        known = {id(m) for m in known}
+        for h in handlers + added:
+            refs = list(getattr(h, 'metrics', None) or [])
+            if isinstance(getattr(h, 'monitor', None), _metric.EvalMetric):
+                refs.append(h.monitor)
+            for m in refs:
+                if id(m) not in known:
+                    raise ValueError(f"event handler {type(h).__name__} refers to metric {m.name!r}, which is not "
+                                     "one of estimator.train_metrics / val_metrics; use those")
+    return sorted(handlers + added, key=lambda h: getattr(h, 'priority', 0))

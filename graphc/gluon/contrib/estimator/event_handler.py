@@ -156,9 +156,11 @@ class LoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, Bat
     def epoch_begin(self, estimator, *args, **kwargs):
         self.epoch_start = self.interval_start = time.time()
         self.batch_index = self.processed_samples = 0
-        if isinstance(self.log_interval, int):
+        if any('training' in m.name for m in self.metrics):  # (the estimator's name prefixes tell them apart)
             estimator.logger.info("[Epoch %d] Begin, current learning rate: %.4f", self.current_epoch,
                                   estimator.trainer.learning_rate)
+        else:
+            estimator.logger.info("Validation Begin")
 
     def batch_begin(self, estimator, *args, **kwargs):
         pass
@@ -179,6 +181,7 @@ class LoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, Bat
         msg = '[Epoch %d] Finished in %.3fs, ' % (self.current_epoch, time.time() - self.epoch_start)
         estimator.logger.info(msg + _metric_line(self.metrics))
         self.current_epoch += 1
+        self.batch_index = 0
 
 
 def _monitor_mode(monitor, mode):
@@ -222,9 +225,23 @@ class CheckpointHandler(TrainBegin, BatchEnd, EpochEnd):
             self._resume(estimator)
 
     def batch_end(self, estimator, *args, **kwargs):
-        self.current_batch += 1
-        if self.batch_period and self.current_batch % self.batch_period == 0:
+        if self.current_batch == 0:
+            self._save_symbol(estimator)
+        if self.batch_period and (self.current_batch + 1) % self.batch_period == 0:
             self._save(estimator)
+        self.current_batch += 1
+
+    def _save_symbol(self, estimator):
+        """PREFIX-symbol.json, once, after the first batch: the graph of a hybridized net's last call."""
+        path = os.path.join(self.model_dir, self.model_prefix + '-symbol.json')
+        entry = estimator.net.cached_graph() if hasattr(estimator.net, 'cached_graph') else None
+        if entry is None:
+            estimator.logger.info("Model architecture (symbol file) is not saved: build the model from "
+                                  "HybridBlocks and call net.hybridize() to have it saved as %s", path)
+            return
+        from ....graph import Graph
+        from ....mxjson import atomic_write, graph_to_json
+        atomic_write(path, graph_to_json(Graph(entry.visible), [v.name for v in entry.data_vars]).encode())
 
     def epoch_end(self, estimator, *args, **kwargs):
         if self.epoch_period and (self.current_epoch + 1) % self.epoch_period == 0:
@@ -232,9 +249,12 @@ class CheckpointHandler(TrainBegin, BatchEnd, EpochEnd):
         self.current_epoch += 1
 
     def _save(self, estimator):
-        # MXNet's names: the index of the epoch under way, the count of batches done (both over resumed runs)
-        prefix = '%s-epoch%dbatch%d' % (self.model_prefix, self.current_epoch + self.trained_epoch + 1,
-                                        self.current_batch + self.trained_batch)
+        # MXNet's names: the epoch under way and current_batch (at a batch end: the index of the batch just
+        # done; at an epoch end: the batches done); a resumed run counts on from the checkpoint's numbers
+        e, b = self.current_epoch, self.current_batch
+        if self.trained_epoch >= 0:
+            e, b = e + self.trained_epoch + 1, b + self.trained_batch + (0 if estimator.max_epoch else 1)
+        prefix = '%s-epoch%dbatch%d' % (self.model_prefix, e, b)
         self._write(estimator, prefix)
         self.saved_checkpoints.append(prefix)
         while self.max_checkpoints and len(self.saved_checkpoints) > self.max_checkpoints:
@@ -281,11 +301,11 @@ class CheckpointHandler(TrainBegin, BatchEnd, EpochEnd):
                 raise ValueError(f"CheckpointHandler: the checkpoint {stem} already reached max_epoch "
                                  f"{estimator.max_epoch}")
             estimator.max_epoch -= e + 1
-        if estimator.max_batch:
-            if b >= estimator.max_batch:
+        if estimator.max_batch:  # (b: the index of the checkpoint's last batch)
+            if b + 1 >= estimator.max_batch:
                 raise ValueError(f"CheckpointHandler: the checkpoint {stem} already reached max_batch "
                                  f"{estimator.max_batch}")
-            estimator.max_batch -= b
+            estimator.max_batch -= b + 1
         estimator.logger.info("CheckpointHandler: Checkpoint resumed from epoch %d batch %d", e, b)
 
 
