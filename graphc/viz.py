@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import warnings
 
 import numpy as np
 
@@ -242,6 +243,12 @@ def plot_network(symbol, shape=None, title='plot', save_format='svg', hide_weigh
     statistics) and their edges. node_attrs: Graphviz node attributes overriding the defaults.
     """
     g, params, _ = _resolve(symbol, shape)
+    seen, repeated = set(), set()
+    for n in g.nodes:
+        (repeated if n.name in seen else seen).add(n.name)
+    if repeated:  # MXNet's warning: its plot joins nodes by name, so such a graph draws with false cycles
+        warnings.warn("There are multiple variables with the same name in your graph, this may result in cyclic "
+                      "graph. Repeated names: " + ','.join(sorted(repeated)), RuntimeWarning)
     idx = g.positions()
     heads = {n for n, _ in g.outputs}
     base = {'shape': 'box', 'fixedsize': 'false', 'width': '1.3', 'height': '0.8034', 'style': 'filled'}

@@ -222,3 +222,19 @@ def test_cli_show_errors(tmp_path):
     assert r.returncode == 2 and 'positive integer dims' in r.stderr
     r = _show(SYM, '--shape', 'data=8,1,3,3')           # too small for a 5x5 kernel: a shape error, no traceback
     assert r.returncode == 2 and 'Convolution' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_plot_network_warns_of_repeated_names():
+    import warnings as _w
+    import graphc as _gc
+    net = _gc.sym.FullyConnected(_gc.sym.var('data'), name='fc', num_hidden=4)
+    net = _gc.sym.FullyConnected(_gc.sym.Activation(net, act_type='relu'), name='fc', num_hidden=2)
+    with _w.catch_warnings(record=True) as w:
+        _w.simplefilter('always')
+        _gc.viz.plot_network(net, shape={'data': (3, 5)})
+    msgs = [str(x.message) for x in w if 'same name' in str(x.message)]
+    assert len(msgs) == 1 and 'fc' in msgs[0] and 'fc_weight' in msgs[0]
+    with _w.catch_warnings(record=True) as w:
+        _w.simplefilter('always')
+        _gc.viz.plot_network(_gc.sym.FullyConnected(_gc.sym.var('data'), name='a', num_hidden=2))
+    assert not [x for x in w if 'same name' in str(x.message)]
