@@ -107,9 +107,10 @@ def test_predict_drops_padding_and_score_num_batch():
 
 
 def test_errors():
-    with pytest.raises(GraphcError, match='one context'):
-        mx.mod.Module(_mlp(), context=[mx.cpu(0), mx.cpu(1)])
     mod = mx.mod.Module(_mlp())
+    with pytest.raises(TypeError, match='tuple of ints'):
+        mod.bind(data_shapes=[('data', mx.nd.array([4, 5]))])
+    assert not mod.binded
     with pytest.raises(GraphcError, match='bind'):
         mod.init_params()
     mod.bind(data_shapes=[('data', (4, 5))], label_shapes=[('softmax_label', (4,))])
@@ -170,3 +171,32 @@ def test_fit_trains_the_lenet_example_to_gluons_accuracy():
     args, _ = mod.get_params()
     for p in net.collect_params().values():  # the same float32 training: weights agree closely after Adam
         np.testing.assert_allclose(args[p.name].asnumpy(), p.data().asnumpy(), rtol=1e-3, atol=1e-3, err_msg=p.name)
+
+
+@pytest.mark.parametrize('update_on_kvstore', [True, False])
+def test_data_parallel_module_matches_one_context(update_on_kvstore, monkeypatch):
+    """The batch split over 3 contexts (work loads 1:2:1) trains to the same weights as one context: the store
+    sums the slices' gradients; outputs and input gradients merge back in batch order."""
+    monkeypatch.setenv('MXNET_UPDATE_ON_KVSTORE', '1' if update_on_kvstore else '0')
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(8, 5)).astype('float32'), rng.integers(0, 3, 8).astype('float32')
+    mods = []
+    for ctx, wl in (([mx.cpu(0)], None), ([mx.cpu(0), mx.cpu(1), mx.cpu(2)], [1, 2, 1])):
+        mod = mx.mod.Module(_mlp(), context=ctx, work_load_list=wl)
+        mod.bind(data_shapes=[('data', (8, 5))], label_shapes=[('softmax_label', (8,))], inputs_need_grad=True)
+        mx.random.seed(1)
+        mod.init_params(mx.init.Xavier())
+        mod.init_optimizer(optimizer='sgd', optimizer_params={'learning_rate': 0.5, 'momentum': 0.9})
+        for _ in range(3):
+            mod.forward_backward(mx.io.DataBatch([mx.nd.array(x)], [mx.nd.array(y)]))
+            mod.update()
+        mods.append(mod)
+    one, many = mods
+    assert [s.stop - s.start for s in many._exec_group.slices] == [2, 4, 2]
+    assert (many._kvstore is not None) and many._update_on_kvstore == update_on_kvstore
+    for k, v in one.get_params()[0].items():
+        np.testing.assert_allclose(many.get_params()[0][k].asnumpy(), v.asnumpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(many.get_outputs()[0].asnumpy(), one.get_outputs()[0].asnumpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(many.get_input_grads()[0].asnumpy(), one.get_input_grads()[0].asnumpy(),
+                               rtol=1e-4, atol=1e-6)
+    assert [o.shape for o in many.get_outputs(merge_multi_context=False)[0]] == [(2, 3), (4, 3), (2, 3)]

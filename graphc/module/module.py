@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from ..base import GraphcError
+from ..base import GraphcError, GraphcTypeError
 from .base_module import BaseModule
 
 
@@ -19,27 +19,33 @@ def _descs(shapes, what):
         if isinstance(d, DataDesc):
             out.append(d)
         elif isinstance(d, (list, tuple)) and len(d) == 2:
+            if not isinstance(d[1], (list, tuple)) or not all(isinstance(i, (int, np.integer)) for i in d[1]):
+                raise GraphcTypeError(f"Module.bind: the shape of {what} {d[0]!r} must be a tuple of ints, got "
+                                      f"{type(d[1]).__name__}")
             out.append(DataDesc(d[0], d[1]))
         else:
             raise GraphcError(f"Module.bind: {what} must be (name, shape) pairs or DataDescs, got {d!r}")
     return out
 
 
+class UnknownParamError(GraphcError, ValueError):
+    """Parameters given by a name the symbol does not have (MXNet raises ValueError there)."""
+
+
 class Module(BaseModule):
     """A symbol bound for training or inference: data_names and label_names name its inputs; every other
-    argument is a parameter (fixed_param_names ones are not updated). One context only."""
+    argument is a parameter (fixed_param_names ones are not updated). Several contexts: data parallel."""
 
     def __init__(self, symbol, data_names=('data',), label_names=('softmax_label',), logger=logging, context=None,
                  work_load_list=None, fixed_param_names=None, state_names=None, group2ctxs=None,
                  compression_params=None):
         from ..context import Context, cpu
         super().__init__(logger=logger)
-        if isinstance(context, (list, tuple)):
-            if len(context) != 1:
-                raise GraphcError(f"Module: runs on one context; got {len(context)} ({list(context)}): "
-                                  "data parallelism over several contexts is not supported")
-            context = context[0]
-        self._context = Context(context) if context is not None else cpu()
+        ctxs = list(context) if isinstance(context, (list, tuple)) else [context if context is not None else cpu()]
+        if not ctxs:
+            raise GraphcError("Module: context is an empty list")
+        self._context = [Context(c) for c in ctxs]  # data parallel: the batch is split over them
+        self._work_load_list, self._group2ctxs = work_load_list, group2ctxs
         self._symbol = symbol
         self._data_names = list(data_names or [])
         self._label_names = list(label_names or [])
@@ -60,8 +66,9 @@ class Module(BaseModule):
         self._aux_names = symbol.list_auxiliary_states()
         self._output_names = symbol.list_outputs()
         self._arg_params = self._aux_params = None
-        self._exec = None
+        self._exec_group = None
         self._optimizer = self._updater = self._preload_opt_states = None
+        self._kvstore, self._update_on_kvstore = None, False
         self._data_shapes, self._label_shapes = [], []
 
     # ------------------------------------------------------------ views
@@ -82,46 +89,44 @@ class Module(BaseModule):
     @property
     def output_shapes(self):
         self._need('output_shapes')
-        return [(n, tuple(o.shape)) for n, o in zip(self._output_names, self._exec.outputs)]
+        return [(n, tuple(o.shape)) for n, o in zip(self._output_names, self._exec_group.get_outputs())]
 
     # ------------------------------------------------------------ setup
     def bind(self, data_shapes, label_shapes=None, for_training=True, inputs_need_grad=False, force_rebind=False,
              shared_module=None, grad_req='write'):
-        """Allocate the executor for these input shapes. grad_req applies to the parameters (a string, or a
-        dict/list by name); data gets 'write' only with inputs_need_grad, labels and fixed params 'null'."""
+        """Bind one executor per context to its slice of these input shapes. grad_req applies to the parameters
+        (a string, or a dict/list by name); data gets 'write' only with inputs_need_grad, labels and fixed
+        params 'null'. shared_module (bound, initialized): share its parameter arrays (BucketingModule)."""
+        from .executor_group import DataParallelExecutorGroup
         if force_rebind:
-            self._exec, self.binded = None, False
+            self._exec_group, self.binded = None, False
         if self.binded:
             self.logger.warning('Already bound, ignoring bind()')
             return
-        if shared_module is not None:
-            raise GraphcError("Module.bind: shared_module is not supported (one executor per module)")
         if inputs_need_grad and not for_training:
             raise GraphcError("Module.bind: inputs_need_grad=True needs for_training=True")
+        shared_group = None
+        if shared_module is not None:
+            if not (isinstance(shared_module, Module) and shared_module.binded and shared_module.params_initialized):
+                raise GraphcError("Module.bind: shared_module must be a bound Module with initialized parameters")
+            shared_group = shared_module._exec_group
         data = _descs(data_shapes, 'data_shapes')
         labels = _descs(label_shapes, 'label_shapes')
         if [d.name for d in data] != self._data_names:
             raise GraphcError(f"Module.bind: data_shapes name {[d.name for d in data]}; the module's data_names "
                               f"are {self._data_names}")
-        args = self._symbol.list_arguments()
-        reqs = {}
-        for i, n in enumerate(args):
-            if n in self._data_names:
-                reqs[n] = 'write' if inputs_need_grad else 'null'
-            elif n in self._param_names and n not in self._fixed_param_names and for_training:
-                r = grad_req.get(n, 'write') if isinstance(grad_req, dict) else \
-                    grad_req[i] if isinstance(grad_req, (list, tuple)) else grad_req
-                reqs[n] = r
-            else:
-                reqs[n] = 'null'
-        shapes = {d.name: d.shape for d in data}
-        shapes.update({d.name: d.shape for d in labels if d.name in args})
-        types = {d.name: d.dtype for d in data + labels if d.name in args}
-        self._exec = self._symbol.simple_bind(self._context, grad_req=reqs, type_dict=types, **shapes)
+        self._exec_group = DataParallelExecutorGroup(
+            self._symbol, self._context, self._work_load_list, data, labels, self._param_names, for_training,
+            inputs_need_grad, shared_group, self.logger, self._fixed_param_names, grad_req, self._state_names,
+            self._group2ctxs)
         self._data_shapes, self._label_shapes = data, labels
         self.for_training, self.inputs_need_grad, self.binded = for_training, inputs_need_grad, True
-        if self.params_initialized:  # parameters set before (Module.load, or an earlier bind) move in
-            self._exec.copy_params_from(self._arg_params, self._aux_params)
+        self._grad_req = grad_req
+        if shared_module is not None:
+            self.params_initialized = True
+            self._arg_params, self._aux_params = shared_module._arg_params, shared_module._aux_params
+        elif self.params_initialized:  # parameters set before (Module.load, or an earlier bind) move in
+            self._exec_group.set_params(self._arg_params, self._aux_params)
 
     def init_params(self, initializer=None, arg_params=None, aux_params=None, allow_missing=False,
                     force_init=False, allow_extra=False):
@@ -140,10 +145,10 @@ class Module(BaseModule):
                                        (aux_params, self._aux_names, 'aux_params')):
                 extra = sorted(set(given or {}) - set(names))
                 if extra:
-                    raise GraphcError(f"Module.init_params: {what} has names the symbol lacks: {extra}; pass "
-                                      "allow_extra=True to ignore them")
+                    raise UnknownParamError(f"Module.init_params: {what} has names the symbol lacks: {extra}; "
+                                            "pass allow_extra=True to ignore them")
         attrs = self._symbol.attr_dict()
-        arg_dict, aux_dict = self._exec.arg_dict, self._exec.aux_dict
+        arg_dict, aux_dict = self._exec_group.execs[0].arg_dict, self._exec_group.execs[0].aux_dict
         if self._arg_params is None:
             self._arg_params = {n: NDArray(np.zeros(arg_dict[n].shape, arg_dict[n].dtype)) for n in self._param_names}
             self._aux_params = {n: NDArray(np.zeros(aux_dict[n].shape, aux_dict[n].dtype)) for n in self._aux_names}
@@ -166,13 +171,12 @@ class Module(BaseModule):
         for n, a in sorted(self._aux_params.items()):
             fill(n, a, aux_params)
         self.params_initialized = True
-        self._exec.copy_params_from(self._arg_params, self._aux_params)
+        self._exec_group.set_params(self._arg_params, self._aux_params, allow_extra=allow_extra)
 
     def get_params(self):
-        """(arg_params, aux_params): copies of the current values, by name."""
+        """(arg_params, aux_params) by name: the current values (averaged over the contexts)."""
         self._need('get_params', params=True)
-        self._arg_params = {n: self._exec.arg_dict[n].copy() for n in self._param_names}
-        self._aux_params = {n: self._exec.aux_dict[n].copy() for n in self._aux_names}
+        self._exec_group.get_params(self._arg_params, self._aux_params)
         return dict(self._arg_params), dict(self._aux_params)
 
     def init_optimizer(self, kvstore='local', optimizer='sgd', optimizer_params=(('learning_rate', 0.01),),
@@ -184,13 +188,11 @@ class Module(BaseModule):
         if self.optimizer_initialized and not force_init:
             warnings.warn("Module.init_optimizer: optimizer already initialized; pass force_init=True to redo it")
             return
-        if isinstance(kvstore, str) and kvstore.startswith('dist') or \
-                kvstore is not None and not isinstance(kvstore, str):
-            raise GraphcError(f"Module.init_optimizer: kvstore {kvstore!r} is not supported (one context, local "
-                              "updates)")
-        batch_size = self._data_shapes[0].shape[self._data_shapes[0].__class__.get_batch_axis(
-            getattr(self._data_shapes[0], 'layout', None))] if self._data_shapes and self._data_shapes[0].shape else 1
-        idx2name = dict(enumerate(self._param_names))
+        kv, on_kv = self._create_kvstore(kvstore)
+        batch_size = self._exec_group.batch_size
+        nd_ = len(self._context)
+        idx2name = dict(enumerate(self._param_names)) if on_kv else \
+            {i * nd_ + k: n for i, n in enumerate(self._param_names) for k in range(nd_)}
         if isinstance(optimizer, str):
             params = dict(optimizer_params)
             params.setdefault('rescale_grad', 1.0 / batch_size)
@@ -203,98 +205,122 @@ class Module(BaseModule):
                               f"1/batch_size = {1.0 / batch_size}; is that intended?")
             if not getattr(optimizer, 'idx2name', None):
                 optimizer.idx2name = idx2name
-        self._optimizer, self._updater = optimizer, opt.get_updater(optimizer)
+        self._kvstore, self._update_on_kvstore = kv, on_kv
+        if kv is not None:  # the weights start out the same everywhere; the store sums (and updates)
+            if on_kv:
+                kv.set_optimizer(optimizer)
+            for i, n in enumerate(self._param_names):
+                if on_kv:
+                    kv.broadcast(n, self._arg_params[n], out=self._exec_group.param_arrays[i])
+                else:
+                    kv.init(n, self._arg_params[n])
+        self._optimizer, self._updater = optimizer, None if on_kv else opt.get_updater(optimizer)
         self.optimizer_initialized = True
         if self._preload_opt_states is not None:
             self.load_optimizer_states(self._preload_opt_states)
             self._preload_opt_states = None
 
-    # ------------------------------------------------------------ computation
-    def _load(self, names, arrays, what):
-        arg_dict = self._exec.arg_dict
-        for n, a in zip(names, arrays):
-            if n not in arg_dict:
-                continue
-            if tuple(a.shape) != tuple(arg_dict[n].shape):
-                raise GraphcError(f"Module.forward: {what} {n!r} has shape {tuple(a.shape)}, bound "
-                                  f"{tuple(arg_dict[n].shape)}")
-            arg_dict[n][:] = a
+    def _create_kvstore(self, kvstore):
+        """(kvstore or None, update_on_kvstore), as MXNet: none for one context and a local kind."""
+        from .. import config, kvstore as kvs
+        if kvstore is None:
+            return None, False
+        if isinstance(kvstore, str):
+            if kvstore.startswith('dist'):
+                raise GraphcError(f"Module.init_optimizer: kvstore {kvstore!r} is not supported by Module (use "
+                                  "gluon.Trainer for distributed training)")
+            if len(self._context) == 1:
+                return None, False
+            kvstore = kvs.create(kvstore)
+        return kvstore, bool(config.update_on_kvstore())
 
+    # ------------------------------------------------------------ computation
     def forward(self, data_batch, is_train=None):
         """Load the batch's data (and labels, where given) and run forward; is_train defaults to for_training.
-        A batch of another shape rebinds the executor to it (parameters are kept)."""
+        A batch of other shapes rebinds the executors to them (parameters are kept)."""
+        from ..io import DataDesc
         self._need('forward', params=True)
         is_train = self.for_training if is_train is None else is_train
         data = list(data_batch.data)
-        labels = list(data_batch.label) if data_batch.label else []
         if len(data) != len(self._data_names):
             raise GraphcError(f"Module.forward: the batch has {len(data)} data arrays; data_names are "
                               f"{self._data_names}")
         if [tuple(a.shape) for a in data] != [tuple(d.shape) for d in self._data_shapes]:
-            self._reshape([(n, a.shape) for n, a in zip(self._data_names, data)],
-                          [(n, a.shape) for n, a in zip(self._label_names, labels)] if labels else None)
-        self._load(self._data_names, data, 'data')
-        if labels:
-            self._load(self._label_names, labels, 'label')
-        self._exec.forward(is_train=is_train)
-
-    def _reshape(self, data_shapes, label_shapes):
-        from ..io import DataDesc
-        data = [DataDesc(n, s, d.dtype) for (n, s), d in zip(data_shapes, self._data_shapes)]
-        labels = [DataDesc(n, s) for n, s in label_shapes] if label_shapes else \
-            [DataDesc(d.name, (data[0].shape[0],) + tuple(d.shape[1:]), d.dtype) for d in self._label_shapes]
-        args = set(self._symbol.list_arguments())
-        shapes = {d.name: d.shape for d in data + labels if d.name in args}
-        self._exec = self._exec.reshape(partial_shaping=True, allow_up_sizing=True, **shapes)
-        self._data_shapes, self._label_shapes = data, labels
+            new_data = getattr(data_batch, 'provide_data', None) or [
+                DataDesc(d.name, a.shape, d.dtype, d.layout) for d, a in zip(self._data_shapes, data)]
+            labels = getattr(data_batch, 'label', None)
+            new_labels = getattr(data_batch, 'provide_label', None) or (
+                [DataDesc(d.name, a.shape, d.dtype, d.layout) for d, a in zip(self._label_shapes, labels)]
+                if labels else None)
+            self.reshape(new_data, new_labels)
+        self._exec_group.forward(data_batch, is_train)
 
     def reshape(self, data_shapes, label_shapes=None):
-        """Rebind to new input shapes, keeping the parameters."""
+        """Rebind to new input shapes, keeping the parameters; labels not given follow the new batch size."""
+        from ..io import DataDesc
         self._need('reshape')
-        self._reshape([(d[0], d[1]) for d in data_shapes], [(d[0], d[1]) for d in label_shapes or []] or None)
+        data = _descs(data_shapes, 'data_shapes')
+        if label_shapes:
+            labels = _descs(label_shapes, 'label_shapes')
+        else:
+            n = data[0].shape[DataDesc.get_batch_axis(data[0].layout)]
+            labels = [DataDesc(d.name, (n,) + tuple(d.shape[1:]), d.dtype, d.layout) for d in self._label_shapes]
+        self._exec_group.reshape(data, labels)
+        self._data_shapes, self._label_shapes = data, labels
 
     def backward(self, out_grads=None):
         """Gradients of the outputs (of the last training forward), weighted by out_grads."""
         self._need('backward', params=True)
-        if not self.for_training:
-            raise GraphcError("Module.backward: the module was bound with for_training=False")
-        self._exec.backward(out_grads=out_grads)
+        self._exec_group.backward(out_grads=out_grads)
 
     def update(self):
-        """One optimizer step on every parameter that has a gradient."""
+        """One optimizer step: on the kvstore (which sums the contexts' gradients), or here, each context's
+        weights with the summed gradients."""
         self._need('update', params=True, optimizer=True)
-        grads, args = self._exec.grad_dict, self._exec.arg_dict
+        g = self._exec_group
+        nd_ = len(self._context)
         for i, n in enumerate(self._param_names):
-            if n in grads:
-                self._updater(i, grads[n], args[n])
+            grads, weights = g.grad_arrays[i], g.param_arrays[i]
+            if not grads or grads[0] is None:
+                continue
+            if self._update_on_kvstore:
+                self._kvstore.pushpull(n, grads, out=weights, priority=-i)
+                continue
+            if self._kvstore is not None:
+                self._kvstore.pushpull(n, grads, priority=-i)  # every context's gradient becomes the sum
+            for k, (w, gr) in enumerate(zip(weights, grads)):
+                self._updater(i * nd_ + k, gr, w)
 
     def get_outputs(self, merge_multi_context=True):
         self._need('get_outputs', params=True)
-        return list(self._exec.outputs)
+        return self._exec_group.get_outputs(merge_multi_context=merge_multi_context)
 
     def get_input_grads(self, merge_multi_context=True):
         self._need('get_input_grads', params=True)
-        if not self.inputs_need_grad:
-            raise GraphcError("Module.get_input_grads: bind with inputs_need_grad=True first")
-        return [self._exec.grad_dict[n] for n in self._data_names]
+        return self._exec_group.get_input_grads(merge_multi_context=merge_multi_context)
 
     def update_metric(self, eval_metric, labels, pre_sliced=False):
-        """eval_metric.update_dict with the labels and outputs by name."""
-        eval_metric.update_dict(dict(zip(self._label_names, labels or [])),
-                                dict(zip(self._output_names, self._exec.outputs)))
+        """eval_metric.update_dict with each context's labels and outputs, by name."""
+        self._exec_group.update_metric(eval_metric, labels, pre_sliced)
 
     def install_monitor(self, mon):
         self._need('install_monitor')
-        mon.install(self._exec)
+        self._exec_group.install_monitor(mon)
 
     # ------------------------------------------------------------ files
     def save_optimizer_states(self, fname):
         self._need('save_optimizer_states', optimizer=True)
+        if self._update_on_kvstore:
+            self._kvstore.save_optimizer_states(fname)
+            return
         with open(fname, 'wb') as f:
             f.write(self._updater.get_states())
 
     def load_optimizer_states(self, fname):
         self._need('load_optimizer_states', optimizer=True)
+        if self._update_on_kvstore:
+            self._kvstore.load_optimizer_states(fname)
+            return
         with open(fname, 'rb') as f:
             self._updater.set_states(f.read())
 
