@@ -200,3 +200,26 @@ def test_data_parallel_module_matches_one_context(update_on_kvstore, monkeypatch
     np.testing.assert_allclose(many.get_input_grads()[0].asnumpy(), one.get_input_grads()[0].asnumpy(),
                                rtol=1e-4, atol=1e-6)
     assert [o.shape for o in many.get_outputs(merge_multi_context=False)[0]] == [(2, 3), (4, 3), (2, 3)]
+
+
+def test_bucketing_module_shares_parameters_gradients_and_optimizer():
+    def sym_gen(key):  # key: how many times the shared FC is applied
+        h = mx.sym.var('data')
+        w, b = mx.sym.var('fc_weight'), mx.sym.var('fc_bias')
+        for i in range(key):
+            h = mx.sym.FullyConnected(h, weight=w, bias=b, num_hidden=4, name=f'fc{i}')
+        return mx.sym.make_loss(mx.sym.sum(h)), ('data',), None
+    mod = mx.mod.BucketingModule(sym_gen, default_bucket_key=2)
+    mod.bind(data_shapes=[('data', (3, 4))], grad_req='add')
+    mod.init_params(mx.init.Constant(0.1))
+    mod.init_optimizer(optimizer_params={'learning_rate': 0.0})
+    x = mx.nd.ones((3, 4))
+    desc = [mx.io.DataDesc('data', (3, 4))]
+    mod.forward_backward(mx.io.DataBatch([x], provide_data=desc, bucket_key=2))
+    g2 = mod._curr_module._exec_group.execs[0].grad_dict['fc_bias'].asnumpy().copy()
+    mod.forward_backward(mx.io.DataBatch([x], provide_data=desc, bucket_key=1))
+    assert sorted(mod._buckets) == [1, 2] and mod._curr_module.symbol.list_arguments() == ['data', 'fc_weight', 'fc_bias']
+    g = mod._curr_module._exec_group.execs[0].grad_dict['fc_bias'].asnumpy()
+    np.testing.assert_allclose(g, g2 + 3.0)  # bucket 1's d(sum)/db = 3 rows, added to bucket 2's ('add')
+    e1, e2 = (mod._buckets[k]._exec_group.execs[0] for k in (1, 2))
+    assert e1.arg_dict['fc_weight'] is e2.arg_dict['fc_weight'] and mod._buckets[1]._updater is mod._buckets[2]._updater

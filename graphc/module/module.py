@@ -234,6 +234,12 @@ class Module(BaseModule):
             kvstore = kvs.create(kvstore)
         return kvstore, bool(config.update_on_kvstore())
 
+    def borrow_optimizer(self, shared_module):
+        """Use shared_module's optimizer, updater and kvstore (the buckets of a BucketingModule)."""
+        self._optimizer, self._updater = shared_module._optimizer, shared_module._updater
+        self._kvstore, self._update_on_kvstore = shared_module._kvstore, shared_module._update_on_kvstore
+        self.optimizer_initialized = True
+
     # ------------------------------------------------------------ computation
     def forward(self, data_batch, is_train=None):
         """Load the batch's data (and labels, where given) and run forward; is_train defaults to for_training.
@@ -310,19 +316,15 @@ class Module(BaseModule):
     # ------------------------------------------------------------ files
     def save_optimizer_states(self, fname):
         self._need('save_optimizer_states', optimizer=True)
-        if self._update_on_kvstore:
-            self._kvstore.save_optimizer_states(fname)
-            return
+        updater = self._kvstore._updater if self._update_on_kvstore else self._updater  # one format for both
         with open(fname, 'wb') as f:
-            f.write(self._updater.get_states())
+            f.write(updater.get_states())
 
     def load_optimizer_states(self, fname):
         self._need('load_optimizer_states', optimizer=True)
-        if self._update_on_kvstore:
-            self._kvstore.load_optimizer_states(fname)
-            return
+        updater = self._kvstore._updater if self._update_on_kvstore else self._updater
         with open(fname, 'rb') as f:
-            self._updater.set_states(f.read())
+            updater.set_states(f.read())
 
     def save_checkpoint(self, prefix, epoch, save_optimizer_states=False, remove_amp_cast=True):
         """prefix-symbol.json, prefix-EPOCH.params and, with save_optimizer_states, prefix-EPOCH.states."""
