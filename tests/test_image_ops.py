@@ -61,3 +61,61 @@ def test_resize_and_crop_resize_take_batches_and_check_sizes():
                 transforms.CropResize(8, 0, 4, 4)):
         with pytest.raises(mx.base.GraphcError):
             bad(mx.nd.array(batch[0], dtype='uint8'))
+
+
+def test_imrotate_quarter_turns_and_identity():
+    a = np.random.uniform(size=(2, 3, 5, 5)).astype('float32')
+    # a square image turned 180 degrees about its center is the array reversed on both spatial axes
+    np.testing.assert_allclose(mx.image.imrotate(mx.nd.array(a), 180.).asnumpy(), a[:, :, ::-1, ::-1], atol=1e-5)
+    np.testing.assert_allclose(mx.image.imrotate(mx.nd.array(a), 0.).asnumpy(), a, atol=1e-6)
+    # 90 degrees: output pixel (y, x) reads the source at row x, column W-1-y
+    r90 = mx.image.imrotate(mx.nd.array(a), 90.).asnumpy()
+    np.testing.assert_allclose(r90, np.transpose(a, (0, 1, 3, 2))[:, :, ::-1, :], atol=1e-5)
+    per_image = mx.image.imrotate(mx.nd.array(a), mx.nd.array([0., 180.])).asnumpy()
+    np.testing.assert_allclose(per_image[0], a[0], atol=1e-6)
+    np.testing.assert_allclose(per_image[1], a[1, :, ::-1, ::-1], atol=1e-5)
+    single = mx.image.imrotate(mx.nd.array(a[0]), 180.)
+    assert single.shape == (3, 5, 5)
+
+
+def test_imrotate_bilinear_and_zoom_against_a_direct_formula():
+    h, w, deg = 4, 6, 30.0
+    a = np.random.uniform(size=(1, 1, h, w)).astype('float32')
+    out = mx.image.imrotate(mx.nd.array(a), deg).asnumpy()[0, 0]
+    t = np.deg2rad(deg)
+    ref = np.zeros((h, w))
+    for y in range(h):
+        for x in range(w):
+            xc, yc = x - (w - 1) / 2, y - (h - 1) / 2
+            sx = xc * np.cos(t) - yc * np.sin(t) + (w - 1) / 2  # source position, in pixels
+            sy = xc * np.sin(t) + yc * np.cos(t) + (h - 1) / 2
+            x0, y0 = int(np.floor(sx)), int(np.floor(sy))
+            for yy in (y0, y0 + 1):
+                for xx in (x0, x0 + 1):
+                    if 0 <= yy < h and 0 <= xx < w:
+                        ref[y, x] += a[0, 0, yy, xx] * (1 - abs(sx - xx)) * (1 - abs(sy - yy))
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+    zin = mx.image.imrotate(mx.nd.array(np.ones((1, 1, 9, 9), 'float32')), 45., zoom_in=True).asnumpy()
+    assert zin.min() > 0.99  # zoomed in: no padding shows
+    zout = mx.image.imrotate(mx.nd.array(np.ones((1, 1, 9, 9), 'float32')), 45., zoom_out=True).asnumpy()
+    assert zout[0, 0, 0, 0] == 0 and zout[0, 0, 4, 4] == 1  # zoomed out: corners are padding
+    with pytest.raises(TypeError, match='float32'):
+        mx.image.imrotate(mx.nd.array(a, dtype='uint8'), 10.)
+    with pytest.raises(ValueError, match='both'):
+        mx.image.imrotate(mx.nd.array(a), 10., zoom_in=True, zoom_out=True)
+    with pytest.raises(ValueError, match='2 rotation angles'):
+        mx.image.imrotate(mx.nd.array(a), mx.nd.array([1., 2.]))
+
+
+def test_rotation_transforms():
+    img = np.random.uniform(size=(3, 5, 5)).astype('float32')
+    np.testing.assert_allclose(transforms.Rotate(180.)(mx.nd.array(img)).asnumpy(), img[:, ::-1, ::-1], atol=1e-5)
+    assert transforms.RandomRotation((-10, 10), rotate_with_proba=0.0)(mx.nd.array(img)) is not None
+    np.testing.assert_array_equal(transforms.RandomRotation((-10, 10), rotate_with_proba=0.0)(
+        mx.nd.array(img)).asnumpy(), img)
+    out = transforms.RandomRotation((179.999, 180.0))(mx.nd.array(img)).asnumpy()
+    np.testing.assert_allclose(out, img[:, ::-1, ::-1], atol=1e-3)
+    with pytest.raises(ValueError):
+        transforms.RandomRotation((10, -10))
+    with pytest.raises(TypeError, match='ToTensor'):
+        transforms.Rotate(10.)(mx.nd.array(img.astype('uint8'), dtype='uint8'))

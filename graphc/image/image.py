@@ -205,6 +205,71 @@ def random_size_crop(src, size, area, ratio, interp=2, **kwargs):
     return center_crop(src, size, interp)
 
 
+def _bilinear_sample(src, gx, gy):
+    """MXNet's BilinearSampler on NumPy: src (N, C, H, W) read at grid points gx, gy (N, Ho, Wo) in [-1, 1]
+    (-1: the first pixel's center, 1: the last's); corners outside the image count as 0."""
+    n, c, h, w = src.shape
+    x, y = (gx + 1) * (w - 1) / 2, (gy + 1) * (h - 1) / 2
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    out = np.zeros((n, c) + gx.shape[1:], np.float32)
+    batch = np.arange(n)[:, None, None]
+    for dy in (0, 1):
+        for dx in (0, 1):
+            xi, yi = x0 + dx, y0 + dy
+            wgt = (1 - np.abs(x - xi)) * (1 - np.abs(y - yi))
+            inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+            vals = src[batch, :, np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]  # (N, Ho, Wo, C)
+            out += np.moveaxis(vals * (wgt * inside)[..., None], -1, 1)
+    return out
+
+
+def imrotate(src, rotation_degrees, zoom_in=False, zoom_out=False):
+    """Rotate a float32 CHW image (a scalar angle, degrees, counter-clockwise) or NCHW batch (a scalar or one
+    angle per image) about its center, bilinearly, keeping its shape; outside the source is 0. zoom_in: scale
+    so that no padding shows; zoom_out: so that the whole source stays in view (MXNet's mx.image.imrotate)."""
+    import numbers
+    if zoom_in and zoom_out:
+        raise ValueError("imrotate: zoom_in and zoom_out cannot both be True")
+    a = _np(src)
+    if a.dtype != np.float32:
+        raise TypeError(f"imrotate: only float32 images are supported, got {a.dtype}")
+    single = a.ndim == 3
+    if single:
+        if not isinstance(rotation_degrees, numbers.Number):
+            raise TypeError("imrotate: a single (C, H, W) image takes a scalar rotation angle")
+        a = a[None]
+    elif a.ndim != 4:
+        raise ValueError(f"imrotate: expects a (C, H, W) image or an (N, C, H, W) batch, got shape {a.shape}")
+    deg = np.full(len(a), float(rotation_degrees)) if isinstance(rotation_degrees, numbers.Number) else \
+        _np(rotation_degrees).astype(np.float64).reshape(-1)
+    if len(deg) != len(a):
+        raise ValueError(f"imrotate: {len(a)} images but {len(deg)} rotation angles")
+    rad = (np.pi * deg / 180)[:, None, None]
+    h, w = a.shape[2:]
+    hs, ws = (h - 1) / 2.0, (w - 1) / 2.0
+    ym, xm = np.meshgrid(np.arange(h) - hs, np.arange(w) - ws, indexing='ij')
+    gx = (xm * np.cos(rad) - ym * np.sin(rad)) / ws  # normalized after rotating, keeping the aspect ratio
+    gy = (xm * np.sin(rad) + ym * np.cos(rad)) / hs
+    if zoom_in or zoom_out:
+        rho, ang = np.sqrt(h * h + w * w), np.arctan(h / w)
+        r = np.abs(rad)
+        max_x = np.maximum(np.abs(rho * np.cos(ang + r)), np.abs(rho * np.cos(ang - r)))
+        max_y = np.maximum(np.abs(rho * np.sin(ang + r)), np.abs(rho * np.sin(ang - r)))
+        scale = np.maximum(max_x / w, max_y / h) if zoom_out else np.minimum(w / max_x, h / max_y)
+        gx, gy = gx * scale, gy * scale
+    out = _bilinear_sample(a, gx.astype(np.float32), gy.astype(np.float32))
+    out = out[0] if single else out
+    return NDArray(out) if isinstance(src, NDArray) else out
+
+
+def random_rotate(src, angle_limits, zoom_in=False, zoom_out=False):
+    """imrotate by an angle drawn uniformly from angle_limits (lower, upper), one per image of a batch."""
+    lo, hi = angle_limits
+    rng = _random.generator()
+    deg = float(rng.uniform(lo, hi)) if _np(src).ndim == 3 else rng.uniform(lo, hi, size=len(src))
+    return imrotate(src, deg, zoom_in=zoom_in, zoom_out=zoom_out)
+
+
 # ------------------------------------------------------------------ augmenters
 class Augmenter:
     """Base class: __call__(src) -> augmented src; dumps() gives ['name', kwargs] JSON."""

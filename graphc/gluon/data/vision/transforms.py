@@ -1,6 +1,6 @@
 """gluon.data.vision.transforms, as MXNet Gluon 1.x: Compose, Cast, ToTensor, Normalize, Resize, CenterCrop,
 RandomResizedCrop, RandomFlipLeftRight/TopBottom, RandomBrightness/Contrast/Saturation/Hue,
-RandomColorJitter, RandomLighting, CropResize, RandomApply.
+RandomColorJitter, RandomLighting, Rotate, RandomRotation, CropResize, RandomApply.
 
 Transforms take an NDArray (or NumPy) image, HWC (ToTensor: HWC -> CHW; Normalize: CHW), and return the
 same kind. Those marked batchable also take a batch (leading axis N), which DataLoader's fast path
@@ -268,6 +268,49 @@ class RandomLighting(_Random):
         a = _random.generator().normal(0, self._alpha, size=(3,))
         rgb = (self._eigvec * a) @ self._eigval
         return _saturate(x.astype(np.float32) + rgb.astype(np.float32), x)
+
+
+class Rotate(_Transform):
+    """Rotate a float32 CHW image (or NCHW batch) by rotation_degrees about its center, keeping its shape
+    (mx.image.imrotate; zoom_in / zoom_out as there). Use it after ToTensor."""
+
+    def __init__(self, rotation_degrees, zoom_in=False, zoom_out=False):
+        self._args = (rotation_degrees, zoom_in, zoom_out)
+
+    def forward(self, x):
+        from ....image import imrotate
+        if x.dtype != np.float32:
+            raise TypeError(f"Rotate: only float32 images are supported (got {x.dtype}); call it after ToTensor")
+        return imrotate(x, *self._args)
+
+    def __repr__(self):
+        return f"Rotate(rotation_degrees={self._args[0]}, zoom_in={self._args[1]}, zoom_out={self._args[2]})"
+
+
+class RandomRotation(_Random):
+    """With probability rotate_with_proba, rotate a float32 CHW image (or each of an NCHW batch) by an angle
+    drawn uniformly from angle_limits (lower, upper) degrees."""
+
+    def __init__(self, angle_limits, zoom_in=False, zoom_out=False, rotate_with_proba=1.0):
+        lower, upper = angle_limits
+        if lower >= upper:
+            raise ValueError(f"RandomRotation: angle_limits must be (lower, upper) with lower < upper, got "
+                             f"{angle_limits!r}")
+        if not 0 <= rotate_with_proba <= 1:
+            raise ValueError(f"RandomRotation: rotate_with_proba must be in [0, 1], got {rotate_with_proba}")
+        self._args, self._p = (tuple(angle_limits), zoom_in, zoom_out), rotate_with_proba
+
+    def forward(self, x):
+        from ....image import random_rotate
+        if _random.generator().random() > self._p:
+            return x
+        if x.dtype != np.float32:
+            raise TypeError(f"RandomRotation: only float32 images are supported (got {x.dtype}); call it after "
+                            "ToTensor")
+        return random_rotate(x, *self._args)
+
+    def __repr__(self):
+        return f"RandomRotation(angle_limits={self._args[0]}, rotate_with_proba={self._p})"
 
 
 class CropResize(_Transform):
