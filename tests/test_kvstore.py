@@ -120,3 +120,11 @@ def test_pull_skips_sparse_outputs_and_row_ids_follow_the_outs_layout():
     assert outs[1].asnumpy()[:, 0].tolist() == [0, 0, 2, 0]
     with pytest.raises(GraphcError, match='as many outs and row_ids'):
         kv.row_sparse_pull(['a', 'b'], out=outs, row_ids=ids[:1])
+
+
+def test_pushpull_writes_sparse_outputs():
+    kv = gc.kv.create('device')
+    kv.init(0, nd.zeros((3, 2)))
+    grads = [nd.ones((3, 2)).tostype('row_sparse') for _ in range(2)]
+    kv.pushpull(0, grads)  # the summed gradient comes back into the row_sparse arrays themselves
+    assert all(g.asnumpy().tolist() == [[2, 2]] * 3 for g in grads)

@@ -245,13 +245,13 @@ class KVStore(KVStoreBase):
                 WRITES[0] += 1
                 o._vals, o._aux = s[rows].astype(o.dtype), (rows,)
 
-    def pushpull(self, key, value, out=None, priority=0):
+    def pushpull(self, key, value, out=None, priority=0):  # (sparse outs are written: they asked for it)
         self.push(key, value, priority)
-        self.pull(key, value if out is None else out, priority)
+        self.pull(key, value if out is None else out, priority, ignore_sparse=False)
 
     def broadcast(self, key, value, out, priority=0):
         self.init(key, value)
-        self.pull(key, out, priority)
+        self.pull(key, out, priority, ignore_sparse=False)
 
     def set_gradient_compression(self, compression_params):
         if 'device' not in self._type and 'dist' not in self._type:

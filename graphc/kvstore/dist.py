@@ -135,7 +135,7 @@ class DistKVStore(KVStore):
 
     def broadcast(self, key, value, out, priority=0):
         self.init(key, value)
-        self.pull(key, out, priority)
+        self.pull(key, out, priority, ignore_sparse=False)
 
     def _check_same(self, pairs):
         """Every rank must init the same keys with the same shapes and dtypes; else name the first that differs."""
@@ -317,9 +317,9 @@ class DistKVStore(KVStore):
                     with _dev.on(o._data):
                         o._data[...] = _dev.to_host(s) if d is None else _dev.cupy().asarray(s)
             if rest_k:
-                super().pull(rest_k, rest_o, priority)
+                super().pull(rest_k, rest_o, priority, ignore_sparse)
             return
-        super().pull(key, out, priority)
+        super().pull(key, out, priority, ignore_sparse)
 
     def _merged(self, k, vs):
         """The sum of this rank's copies of a gradient (the array itself for one device, no compression)."""
