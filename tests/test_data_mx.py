@@ -340,3 +340,27 @@ def test_an_epoch_stopped_early_leaves_nothing_behind():
         del it
     assert [b[1].asnumpy().tolist() for b in loader][:2] == [[0, 1], [2, 3]]
     assert loader._pool._done == {} and not loader._pool._abandoned
+
+
+def test_text_errors_are_the_exception_types_mxnet_raises(tmp_path):
+    """MXNet asserts on bad vocabulary arguments, bad vector updates and malformed embedding files and raises
+    ValueError on unknown tokens: graphc's errors are caught by both names (and name the problem)."""
+    import collections
+    from graphc.contrib import text
+    counter = collections.Counter(['a', 'b', 'b'])
+    for kw in ({'min_freq': 0}, {'reserved_tokens': ['x', 'x']}, {'reserved_tokens': ['<unk>']}):
+        with pytest.raises(AssertionError):
+            text.vocab.Vocabulary(counter, **kw)
+    f = tmp_path / 'e.txt'
+    f.write_text('a 1 2\nb 3 4 5\n')
+    with pytest.raises(AssertionError, match='dimensions'):
+        text.embedding.CustomEmbedding(str(f), ' ')
+    f.write_text('a 1 2\nc\n')
+    with pytest.raises(AssertionError, match='line 2'):
+        text.embedding.CustomEmbedding(str(f), ' ')
+    f.write_text('a 1 2\nb 3 4\n')
+    e = text.embedding.CustomEmbedding(str(f), ' ')
+    with pytest.raises(AssertionError, match='shape'):
+        e.update_token_vectors('a', graphc.nd.zeros((2, 2)))
+    with pytest.raises(ValueError, match='unknown'):
+        e.update_token_vectors('zzz', graphc.nd.zeros((2,)))

@@ -17,6 +17,11 @@ from ...ndarray.ndarray import NDArray
 from . import vocab
 from .vocab import UNKNOWN_IDX, VocabularyError
 
+
+class EmbeddingFileError(GraphcLoadError, AssertionError):
+    """A token embedding file that is missing or malformed (MXNet asserts these, hence AssertionError too)."""
+
+
 _REGISTRY = {}
 
 
@@ -62,18 +67,18 @@ class TokenEmbedding(vocab.Vocabulary):
     def _load_embedding(self, path, elem_delim, init_unknown_vec, encoding='utf8'):
         path = os.path.expanduser(path)
         if not os.path.isfile(path):
-            raise GraphcLoadError(f"{path}: no such token embedding file")
+            raise EmbeddingFileError(f"{path}: no such token embedding file")
         rows, seen, unknown_vec, vec_len = [], set(self._idx_to_token), None, None
         with io.open(path, 'r', encoding=encoding) as f:
             for n, line in enumerate(f, 1):
                 elems = line.rstrip().split(elem_delim)
                 if len(elems) < 2:
-                    raise GraphcLoadError(f"{path}: line {n}: expected a token and its vector, got {line.rstrip()!r}")
+                    raise EmbeddingFileError(f"{path}: line {n}: expected a token and its vector, got {line.rstrip()!r}")
                 token = elems[0]
                 try:
                     vec = [float(x) for x in elems[1:]]
                 except ValueError:
-                    raise GraphcLoadError(f"{path}: line {n}: the vector of {token!r} is not numbers") from None
+                    raise EmbeddingFileError(f"{path}: line {n}: the vector of {token!r} is not numbers") from None
                 if token == self._unknown_token and unknown_vec is None:
                     unknown_vec = vec
                 elif token in seen:
@@ -85,14 +90,14 @@ class TokenEmbedding(vocab.Vocabulary):
                     if vec_len is None:
                         vec_len = len(vec)
                     elif len(vec) != vec_len:
-                        raise GraphcLoadError(f"{path}: line {n}: token {token!r} has {len(vec)} dimensions, the "
+                        raise EmbeddingFileError(f"{path}: line {n}: token {token!r} has {len(vec)} dimensions, the "
                                               f"tokens before it {vec_len}")
                     rows.append(vec)
                     self._idx_to_token.append(token)
                     self._token_to_idx[token] = len(self._idx_to_token) - 1
                     seen.add(token)
         if vec_len is None:
-            raise GraphcLoadError(f"{path}: no token vectors in the file")
+            raise EmbeddingFileError(f"{path}: no token vectors in the file")
         special = len(self._idx_to_token) - len(rows)  # the unknown and the reserved tokens: zeros for now
         vecs = np.zeros((len(self._idx_to_token), vec_len), np.float32)
         vecs[special:] = rows

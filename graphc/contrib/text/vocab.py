@@ -6,8 +6,9 @@ from ...base import GraphcError
 UNKNOWN_IDX = 0
 
 
-class VocabularyError(GraphcError, ValueError):
-    """A vocabulary argument or index that is not valid (MXNet raises ValueError or AssertionError)."""
+class VocabularyError(GraphcError, ValueError, AssertionError):
+    """A vocabulary argument or index that is not valid; MXNet raises ValueError or AssertionError there, so
+    both catch it."""
 
 
 class Vocabulary:
