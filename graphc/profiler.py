@@ -10,7 +10,10 @@ Off, it costs nothing but a list's truth test per eager op, per plan segment and
 (graphc/ndarray/ndarray.invoke, runtime/plan.py) read `imperative` and `symbolic`, which hold one item only while
 recording. Eager ops are category 'operator'; plan steps 'native step' (inside a native segment, run step by step
 while recording) or 'python step'. profile_memory and profile_api are accepted and record nothing yet; the
-aggregate stats are kept whatever aggregate_stats says; continuous_dump is accepted and ignored."""
+aggregate stats are kept whatever aggregate_stats says. With continuous_dump each dump() rewrites the file with
+every event dumped to it so far (MXNet appends to it); without, with the events since the last dump. A Custom
+op's own time is category 'Custom Operator' as '<op_type>::pure_python' ('_backward_<op_type>::...' backward),
+the ops its Python code runs as '<op_type>::<op name>', as MXNet names them."""
 import contextlib
 import json
 import os
@@ -30,6 +33,8 @@ _state = {'run': False, 'paused': False, 'scope': '<unk>:'}
 _events = []   # (category, name, start ns, end ns, thread id, args or None) since the last dump()
 _stats = {}    # {category: {name: [count, total ns, min ns, max ns]}} since the last dumps(reset=True)
 _folded = [0]  # how many of _events _stats holds
+_written = []  # continuous_dump: the events dumped to the file so far
+_custom = []   # the op_types of the Custom ops running now (their inner ops are attributed to them)
 _lock = threading.Lock()
 _T0 = time.perf_counter_ns()
 
@@ -46,6 +51,8 @@ def set_config(**kwargs):
     if any(k in kwargs for k in FLAGS):
         for k in FLAGS[1:]:
             _config[k] = bool(kwargs.get('profile_all') or kwargs.get(k, False))
+    if 'filename' in kwargs and kwargs['filename'] != _config['filename']:
+        _written.clear()  # a new file starts empty
     _config.update((k, v) for k, v in kwargs.items() if k not in FLAGS)
     _apply()
 
@@ -101,9 +108,23 @@ def record(cat, name, t0, t1, args=None):
 
 def call_op(op, kernel, attrs, data):
     """An eager op's kernel call, timed (graphc/ndarray/ndarray.invoke, while recording)."""
+    custom = attrs.get('op_type') if op.name in ('Custom', '_backward_Custom') else None
+    if custom is not None:
+        _custom.append(custom)
     t0 = time.perf_counter_ns()
-    out = kernel(attrs, *data)
-    record('operator', op.name, t0, time.perf_counter_ns())
+    try:
+        out = kernel(attrs, *data)
+    finally:
+        if custom is not None:
+            _custom.pop()
+    t1 = time.perf_counter_ns()
+    if custom is not None:
+        back = '_backward_' if op.name.startswith('_backward') else ''
+        record('Custom Operator', f'{back}{custom}::pure_python', t0, t1)
+    elif _custom:
+        record('Custom Operator', f'{_custom[-1]}::{op.name}', t0, t1)
+    else:
+        record('operator', op.name, t0, t1)
     return out
 
 
@@ -199,7 +220,12 @@ def dump(finished=True, profile_process='worker'):
     _check_process(profile_process)
     n = _fold()
     with _lock:
-        doc = trace(_events[:n])
+        if _config['continuous_dump']:
+            _written.extend(_events[:n])
+            doc = trace(_written)
+        else:
+            _written.clear()
+            doc = trace(_events[:n])
         del _events[:n]
         _folded[0] -= n
     with open(_config['filename'], 'w') as f:

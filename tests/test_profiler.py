@@ -203,3 +203,57 @@ def test_user_objects_and_scope():
     counts = [e['args']['n'] for e in doc['traceEvents'] if e['name'] == 'n']
     assert counts == [5, 3, 4] and counter.value == 4   # (the 1 it started with was set while stopped)
     assert 'my' in json.loads(profiler.dumps(format='json'))['Time']
+
+
+def test_continuous_dump_keeps_every_dumped_event_in_the_file():
+    profiler.set_config(profile_imperative=True, continuous_dump=True)
+    profiler.set_state('run')
+    names = []
+    for i in range(3):
+        nd.ones((3,)) + i
+        profiler.dump(False)
+        with open(profiler._config['filename']) as f:
+            names.append([e['name'] for e in spans(json.load(f))])
+    assert [n.count('_plus_scalar') for n in names] == [1, 2, 3]  # the file grows with each dump
+    profiler.set_config(continuous_dump=False)
+    nd.ones((3,)) + 1
+    assert [e['name'] for e in spans(trace())].count('_plus_scalar') == 1  # without: the events since the last
+
+
+def test_custom_op_time_is_attributed_to_its_op_type():
+    class Twice(mx.operator.CustomOp):
+        def forward(self, is_train, req, in_data, out_data, aux):
+            self.assign(out_data[0], req[0], in_data[0] * 2)
+
+        def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+            self.assign(in_grad[0], req[0], out_grad[0] * 2)
+
+    @mx.operator.register('ProfTwice')
+    class TwiceProp(mx.operator.CustomOpProp):
+        def __init__(self):
+            super().__init__(need_top_grad=True)
+
+        def list_arguments(self):
+            return ['data']
+
+        def list_outputs(self):
+            return ['output']
+
+        def infer_shape(self, in_shape):
+            return [in_shape[0]], [in_shape[0]], []
+
+        def create_operator(self, ctx, shapes, dtypes):
+            return Twice()
+
+    profiler.set_config(profile_imperative=True, aggregate_stats=True)
+    profiler.set_state('run')
+    x = nd.ones((4,))
+    x.attach_grad()
+    with autograd.record():
+        y = nd.Custom(x, op_type='ProfTwice')
+    y.backward()
+    profiler.set_state('stop')
+    stats = json.loads(profiler.dumps(format='json'))['Time']
+    assert {'ProfTwice::pure_python', '_backward_ProfTwice::pure_python'} <= set(stats['Custom Operator'])
+    assert 'Custom' not in stats.get('operator', {}) and 'ProfTwice::_mul_scalar' in stats['Custom Operator']
+    assert np.allclose(x.grad.asnumpy(), 2)
