@@ -313,6 +313,16 @@ class Block:
         for child in self._children.values():
             child.hybridize(active, **kwargs)
 
+    def save(self, prefix):
+        """PREFIX-model.json (the block tree) and PREFIX-model.params, for load() (MXNet 1.9's Block.save)."""
+        from .model_file import save_model
+        save_model(self, prefix)
+
+    def load(self, prefix):
+        """Load what save() wrote into a model built the same way (gluon/model_file.py)."""
+        from .model_file import load_model
+        load_model(self, prefix)
+
     def save_parameters(self, filename, deduplicate=False):
         """Save with MXNet's attribute-path names ('0.weight', '1.gamma') in the .params format."""
         from ..serialization import save_ndarrays
