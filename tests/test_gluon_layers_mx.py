@@ -177,6 +177,7 @@ def group_norm_ref(x, groups, eps, g, b):
     xg = x.reshape(x.shape[0], groups, -1)
     xh = ((xg - xg.mean(-1, keepdims=True)) / np.sqrt(xg.var(-1, keepdims=True) + eps)).reshape(x.shape)
     cb = (1, -1) + (1,) * (x.ndim - 2)
+    g, b = (np.repeat(v, x.shape[1] // v.size) for v in (g, b))  # per-group parameters cover their channels
     return xh * g.reshape(cb) + b.reshape(cb)
 
 
@@ -197,8 +198,8 @@ def test_norm_params_and_repr():
     inorm = nn.InstanceNorm()
     assert inorm.gamma.grad_req == 'null' and inorm.beta.grad_req == 'write'  # MXNet: scale=False by default
     assert repr(inorm) == 'InstanceNorm(eps=1e-05, axis=1, center=True, scale=False, in_channels=0)'
-    assert repr(nn.GroupNorm(num_groups=2, in_channels=4)) == \
-        'GroupNorm(eps=1e-05, num_groups=2, center=True, scale=True, in_channels=4)'
+    assert repr(nn.GroupNorm(num_groups=2)) == 'GroupNorm(eps=1e-05, num_groups=2, center=True, scale=True)'
+    assert nn.GroupNorm(num_groups=2).gamma.shape == (2,)  # MXNet 1.9: one gamma/beta per group
     assert repr(nn.LayerNorm()) == 'LayerNorm(eps=1e-05, axis=-1, center=True, scale=True, in_channels=0)'
     gn = nn.GroupNorm(num_groups=3)
     gn.initialize()
@@ -284,3 +285,16 @@ def test_op_variant_matches_oracle_inference_and_central_differences(name, i):
                                         **case.attrs).asnumpy()
         np.testing.assert_allclose(xs[j].grad.asnumpy(), num_grad(f, a, w, eps=1e-6), rtol=1e-4, atol=1e-6,
                                    err_msg=f"{name}: gradient of input {j}")
+
+
+def test_group_norm_scales_each_group_by_its_own_gamma():
+    layer = nn.GroupNorm(num_groups=2)
+    layer.initialize()
+    layer.gamma.set_data(nd.array([2.0, 3.0]))
+    layer.beta.set_data(nd.array([0.5, -1.0]))
+    x = rng.normal(size=(2, 4, 3))
+    y = layer(nd.array(x)).asnumpy()
+    np.testing.assert_allclose(y, group_norm_ref(x, 2, 1e-5, np.array([2.0, 3.0]), np.array([0.5, -1.0])),
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(gc.GraphcError, match='num_groups=2'):
+        layer(nd.ones((1, 3, 2)))  # 3 channels do not split into 2 groups

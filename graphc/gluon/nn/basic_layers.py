@@ -274,16 +274,17 @@ class InstanceNorm(_ChannelNorm):
 
 
 class GroupNorm(_ChannelNorm):
-    """Channels (axis 1) split into num_groups; each sample's group normalized; gamma/beta per channel."""
+    """Channels (axis 1) split into num_groups; each sample's group normalized, then scaled and shifted by
+    the group's gamma/beta: as MXNet 1.9, they have shape (num_groups,) (MXNet 2 has one per channel)."""
 
     def __init__(self, num_groups=1, epsilon=1e-5, center=True, scale=True, beta_initializer='zeros',
-                 gamma_initializer='ones', in_channels=0, **kwargs):
+                 gamma_initializer='ones', **kwargs):
         super().__init__({'eps': epsilon, 'num_groups': num_groups, 'center': center, 'scale': scale}, center,
-                         scale, beta_initializer, gamma_initializer, in_channels, **kwargs)
+                         scale, beta_initializer, gamma_initializer, num_groups, **kwargs)
         self._num_groups, self._epsilon = num_groups, epsilon
 
-    def infer_shape(self, x, *args):
-        self.gamma.shape = self.beta.shape = (self._check_axis(x, 1),)
+    def __repr__(self):
+        return f"GroupNorm({', '.join(f'{k}={v!r}' for k, v in self._kwargs.items())})"
 
     def hybrid_forward(self, F, x, gamma, beta):
         return F.GroupNorm(x, gamma, beta, num_groups=self._num_groups, eps=self._epsilon, name='fwd')
