@@ -119,3 +119,32 @@ def test_rotation_transforms():
         transforms.RandomRotation((10, -10))
     with pytest.raises(TypeError, match='ToTensor'):
         transforms.Rotate(10.)(mx.nd.array(img.astype('uint8'), dtype='uint8'))
+
+
+def test_imresize_follows_opencv_sampling():
+    rng = np.random.default_rng(5)
+    a = rng.uniform(0, 255, (6, 8, 2)).astype('float32')
+    # nearest: dst x reads floor(x * src / dst) (OpenCV's, no half-pixel shift)
+    near = mx.image.imresize(mx.nd.array(a), 5, 4, interp=0).asnumpy()
+    np.testing.assert_array_equal(near, a[np.floor(np.arange(4) * 6 / 4).astype(int)][:, np.floor(
+        np.arange(5) * 8 / 5).astype(int)])
+    # bilinear: half-pixel centers, edge pixels repeated
+    lin = mx.image.imresize(mx.nd.array(a), 16, 12, interp=1).asnumpy()
+    fy, fx = (3 + 0.5) * 0.5 - 0.5, (5 + 0.5) * 0.5 - 0.5  # output (3, 5) in source coordinates: (1.25, 2.25)
+    y0, x0 = int(fy), int(fx)
+    wy, wx = fy - y0, fx - x0
+    ref = (a[y0, x0] * (1 - wy) * (1 - wx) + a[y0, x0 + 1] * (1 - wy) * wx + a[y0 + 1, x0] * wy * (1 - wx)
+           + a[y0 + 1, x0 + 1] * wy * wx)
+    np.testing.assert_allclose(lin[3, 5], ref, rtol=1e-5)
+    np.testing.assert_allclose(lin[0, 0], a[0, 0], rtol=1e-6)  # before the first center: the edge pixel
+    # area, shrinking by 2: the mean of each 2x2 block
+    area = mx.image.imresize(mx.nd.array(a), 4, 3, interp=3).asnumpy()
+    np.testing.assert_allclose(area, a.reshape(3, 2, 4, 2, 2).mean(axis=(1, 3)), rtol=1e-5)
+    for interp in range(5):  # a constant image stays constant; the same size is the identity (but nearest/area)
+        c = mx.image.imresize(mx.nd.full((5, 7, 3), 42.0), 9, 4, interp=interp).asnumpy()
+        np.testing.assert_allclose(c, 42.0, rtol=1e-6)
+        np.testing.assert_allclose(mx.image.imresize(mx.nd.array(a), 8, 6, interp=interp).asnumpy(), a, rtol=1e-5)
+    u8 = mx.image.imresize(mx.nd.array(np.full((3, 3, 3), 250), dtype='uint8'), 6, 6, interp=2)
+    assert u8.dtype == np.uint8 and u8.asnumpy().max() == 250  # rounded and saturated to uint8
+    with pytest.raises(mx.base.GraphcError, match='positive'):
+        mx.image.imresize(mx.nd.array(a), 0, 3)

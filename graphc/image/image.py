@@ -2,8 +2,8 @@
 
 Images are HWC NDArrays (uint8 from the decoder, RGB unless to_rgb=False). Interpolation codes
 are OpenCV's, which MXNet passes through: 0 nearest, 1 bilinear, 2 bicubic, 3 area, 4 Lanczos,
-9 (bicubic to enlarge, area to shrink, else bilinear), 10 (one of 0-4 at random). Pillow's
-filters are not OpenCV's kernels, so resized pixels can differ from MXNet's by a few levels;
+9 (bicubic to enlarge, area to shrink, else bilinear), 10 (one of 0-4 at random); resizing computes
+OpenCV's cv::resize weights itself (within 1 level of MXNet's uint8 results: OpenCV rounds in fixed point);
 sizes, crops and the arithmetic of the augmenters are MXNet's. Random choices draw from
 graphc.random.generator(). Pillow is an optional dependency: `pip install graphc[image]`.
 """
@@ -98,26 +98,82 @@ def _get_interp_method(interp, sizes=()):
     return interp
 
 
-def _filters():
-    Image = _pil()
-    R = getattr(Image, 'Resampling', Image)
-    return {0: R.NEAREST, 1: R.BILINEAR, 2: R.BICUBIC, 3: R.BOX, 4: R.LANCZOS}
+def _taps(n_src, n_dst, interp, area_both):
+    """The (n_dst, n_src) matrix of OpenCV's cv::resize weights along one axis (no antialiasing, as OpenCV):
+    0 nearest, 1 bilinear, 2 bicubic (a = -0.75), 3 area (box averages when shrinking both axes, else
+    OpenCV's area-mode bilinear), 4 Lanczos (8 taps); taps past the border repeat the edge pixel."""
+    scale = n_src / n_dst
+    d = np.arange(n_dst)
+    w = np.zeros((n_dst, n_src))
+
+    def add(rows, cols, vals):
+        np.add.at(w, (rows, np.clip(cols, 0, n_src - 1)), vals)
+    if interp == 0:
+        w[d, np.minimum(np.floor(d * scale).astype(np.int64), n_src - 1)] = 1
+    elif interp == 3 and area_both:
+        for i in range(n_dst):
+            f1 = i * scale
+            f2, cell = f1 + scale, min(scale, n_src - f1)
+            s2 = min(int(np.floor(f2)), n_src - 1)
+            s1 = min(int(np.ceil(f1)), s2)
+            if s1 - f1 > 1e-3:
+                w[i, s1 - 1] += (s1 - f1) / cell
+            w[i, s1:s2] += 1.0 / cell
+            if f2 - s2 > 1e-3:
+                w[i, s2] += min(min(f2 - s2, 1.0), cell) / cell
+    elif interp in (1, 3):
+        if interp == 1:
+            f = (d + 0.5) * scale - 0.5
+            s = np.floor(f)
+            f = f - s
+        else:  # OpenCV's INTER_AREA when enlarging
+            s = np.floor(d * scale)
+            f = (d + 1) - (s + 1) / scale
+            f = np.where(f <= 0, 0.0, f - np.floor(f))
+        s = s.astype(np.int64)
+        f = np.where((s < 0) | (s >= n_src - 1), 0.0, f)
+        s = np.clip(s, 0, n_src - 1)
+        add(d, s, 1 - f)
+        add(d, s + 1, f)
+    elif interp == 2:
+        f = (d + 0.5) * scale - 0.5
+        s = np.floor(f).astype(np.int64)
+        x = f - s
+        a = -0.75
+        c0 = ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a
+        c1 = ((a + 2) * x - (a + 3)) * x * x + 1
+        c2 = ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1
+        for k, c in enumerate((c0, c1, c2, 1 - c0 - c1 - c2)):
+            add(d, s - 1 + k, c)
+    else:  # Lanczos-4
+        f = (d + 0.5) * scale - 0.5
+        s = np.floor(f).astype(np.int64)
+        x = f - s
+        dist = x[:, None] + 3 - np.arange(8)[None, :]
+        with np.errstate(invalid='ignore', divide='ignore'):
+            c = np.where(np.abs(dist) < 1e-6, 1.0,
+                         np.sin(np.pi * dist) * np.sin(np.pi * dist / 4) / (np.pi ** 2 * dist ** 2 / 4))
+        c /= c.sum(axis=1, keepdims=True)
+        for k in range(8):
+            add(d, s - 3 + k, c[:, k])
+    return w
 
 
 def _resize(a, w, h, interp):
-    """NumPy HWC (or HW) -> (h, w) with Pillow: uint8 images as they are, anything else channel by channel in float32."""
-    f = _filters()[_get_interp_method(interp, (a.shape[0], a.shape[1], h, w))]
-    Image = _pil()
+    """NumPy HWC (or HW) -> (h, w) as OpenCV's cv::resize, which MXNet's imresize calls: separable weights,
+    computed in float64; integer images are rounded and saturated back to their dtype."""
     if w < 1 or h < 1:
         raise GraphcError(f"imresize: target size must be positive, got {w}x{h}")
-    if a.dtype == np.uint8 and (a.ndim == 2 or a.shape[2] in (3, 4)):
-        return np.asarray(Image.fromarray(a).resize((w, h), f))
-    chans = a[:, :, None] if a.ndim == 2 else a
-    out = np.stack([np.asarray(Image.fromarray(chans[:, :, c].astype(np.float32), 'F').resize((w, h), f))
-                    for c in range(chans.shape[2])], axis=2)
-    out = out if a.ndim == 3 else out[:, :, 0]
+    if a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
+        raise GraphcError(f"imresize: expects an (H, W) or (H, W, C) image, got shape {a.shape}")
+    interp = _get_interp_method(interp, (a.shape[0], a.shape[1], h, w))
+    area_both = interp == 3 and a.shape[0] >= h and a.shape[1] >= w
+    wy, wx = _taps(a.shape[0], h, interp, area_both), _taps(a.shape[1], w, interp, area_both)
+    x = a.astype(np.float64)
+    out = np.einsum('yh,hw...,xw->yx...', wy, x, wx)
     if a.dtype.kind in 'ui':
-        out = np.clip(np.rint(out), np.iinfo(a.dtype).min, np.iinfo(a.dtype).max)
+        info = np.iinfo(a.dtype)
+        return np.clip(np.rint(out), info.min, info.max).astype(a.dtype)
     return out.astype(a.dtype)
 
 
