@@ -148,3 +148,26 @@ def test_imresize_follows_opencv_sampling():
     assert u8.dtype == np.uint8 and u8.asnumpy().max() == 250  # rounded and saturated to uint8
     with pytest.raises(mx.base.GraphcError, match='positive'):
         mx.image.imresize(mx.nd.array(a), 0, 3)
+
+
+def test_copy_make_border_types_and_image_resize_op():
+    a = np.arange(12, dtype='float32').reshape(3, 4, 1)
+    x = mx.nd.array(a)
+    pads = ((1, 2), (2, 1), (0, 0))
+    out = mx.image.copyMakeBorder(x, 1, 2, 2, 1, type=0, value=9).asnumpy()
+    ref = np.full((6, 7, 1), 9.0)
+    ref[1:4, 2:6] = a
+    np.testing.assert_array_equal(out, ref)
+    # OpenCV's names for numpy's modes: replicate=edge, reflect=symmetric, wrap, reflect_101=reflect
+    for t, mode in ((1, 'edge'), (2, 'symmetric'), (3, 'wrap'), (4, 'reflect')):
+        np.testing.assert_array_equal(mx.image.copyMakeBorder(x, 1, 2, 2, 1, type=t).asnumpy(), np.pad(a, pads, mode))
+    rgb = mx.image.copyMakeBorder(mx.nd.zeros((2, 2, 3)), 1, 0, 0, 0, values=(1, 2, 3)).asnumpy()
+    assert rgb[0, 0].tolist() == [1, 2, 3] and rgb[1:].sum() == 0
+    with pytest.raises(mx.base.GraphcError, match='type'):
+        mx.image.copyMakeBorder(x, 1, 1, 1, 1, type=7)
+    img = mx.nd.array(np.random.uniform(0, 255, (5, 7, 3)).astype('float32'))
+    assert mx.nd.image.resize(img, size=(4, 6)).shape == (6, 4, 3)
+    assert mx.nd.image.resize(img, size=3, keep_ratio=True).shape == (3, 4, 3)  # short side 3, 7*3//5 = 4
+    np.testing.assert_allclose(mx.nd.image.resize(img, size=(4, 6)).asnumpy(),
+                               mx.image.imresize(img, 4, 6).asnumpy())
+    assert mx.nd.image.resize(mx.nd.ones((2, 5, 7, 3)), size=(4, 6)).shape == (2, 6, 4, 3)

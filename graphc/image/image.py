@@ -177,6 +177,32 @@ def _resize(a, w, h, interp):
     return out.astype(a.dtype)
 
 
+_BORDERS = {0: 'constant', 1: 'edge', 2: 'symmetric', 3: 'wrap', 4: 'reflect'}  # OpenCV's border types
+
+
+def copyMakeBorder(src, top, bot, left, right, type=0, value=0.0, values=()):  # noqa: A002 (MXNet's name)
+    """src (HWC or HW) padded by top/bot rows and left/right columns, as OpenCV's copyMakeBorder: type 0
+    constant (value, or values per channel), 1 replicate, 2 reflect (edge repeated), 3 wrap, 4 reflect_101."""
+    a = _np(src)
+    if type not in _BORDERS:
+        raise GraphcError(f"copyMakeBorder: type must be 0-4 (constant, replicate, reflect, wrap, reflect_101), "
+                          f"got {type}")
+    pads = [(int(top), int(bot)), (int(left), int(right))] + [(0, 0)] * (a.ndim - 2)
+    if min(min(p) for p in pads) < 0:
+        raise GraphcError(f"copyMakeBorder: borders must be >= 0, got {top}, {bot}, {left}, {right}")
+    if type != 0:
+        return _wrap(np.pad(a, pads, mode=_BORDERS[type]), src)
+    fill = np.asarray(values if len(values) else [value], np.float64)
+    chans = a.shape[2] if a.ndim == 3 else 1
+    if len(fill) not in (1, chans):
+        raise GraphcError(f"copyMakeBorder: {len(fill)} border values for {chans} channels")
+    out = np.pad(a, pads, mode='constant')
+    mask = np.ones(out.shape[:2], bool)
+    mask[pads[0][0]:pads[0][0] + a.shape[0], pads[1][0]:pads[1][0] + a.shape[1]] = False
+    out[mask] = fill if a.ndim == 3 else fill[0]
+    return _wrap(out, src)
+
+
 def imresize(src, w, h, interp=1, out=None):
     """src (HWC) resized to width w, height h."""
     res = _wrap(_resize(_np(src), int(w), int(h), interp), src)

@@ -71,7 +71,29 @@ def ops(F):
             raise GraphcError("sym.image.normalize is not provided; normalize NDArrays or use transforms.Normalize")
         return F.broadcast_div(F.broadcast_sub(data, mv), sv)
 
-    return types.SimpleNamespace(flip_left_right=flip_left_right, flip_top_bottom=flip_top_bottom,
+    def resize(data, size=(), keep_ratio=False, interp=1, name=None):
+        """HWC / NHWC resized to size (width, height), or an int: (size, size), with keep_ratio the short side
+        (mx.image.imresize's OpenCV sampling; computed on the host, not differentiated)."""
+        from .. import ndarray as nd
+        from .image import _resize
+        if F is not nd:
+            raise GraphcError("sym.image.resize is not provided; resize NDArrays or use transforms.Resize")
+        a = data.asnumpy()
+        _ndim(data, 'resize')
+        h, w = a.shape[-3:-1]
+        if isinstance(size, int):
+            if size <= 0:
+                raise GraphcError(f"image.resize: size must be positive, got {size}")
+            nw, nh = (size, size * h // w) if keep_ratio and h > w else \
+                (size * w // h, size) if keep_ratio else (size, size)
+        elif len(size) == 2:
+            nw, nh = (int(v) for v in size)
+        else:
+            raise GraphcError(f"image.resize: size must be an int or (width, height), got {size!r}")
+        out = np.stack([_resize(i, nw, nh, interp) for i in a]) if a.ndim == 4 else _resize(a, nw, nh, interp)
+        return nd.array(out, dtype=out.dtype)
+
+    return types.SimpleNamespace(resize=resize, flip_left_right=flip_left_right, flip_top_bottom=flip_top_bottom,
                                  random_flip_left_right=random_flip_left_right,
                                  random_flip_top_bottom=random_flip_top_bottom, crop=crop, to_tensor=to_tensor,
                                  normalize=normalize)
