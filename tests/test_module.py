@@ -223,3 +223,28 @@ def test_bucketing_module_shares_parameters_gradients_and_optimizer():
     np.testing.assert_allclose(g, g2 + 3.0)  # bucket 1's d(sum)/db = 3 rows, added to bucket 2's ('add')
     e1, e2 = (mod._buckets[k]._exec_group.execs[0] for k in (1, 2))
     assert e1.arg_dict['fc_weight'] is e2.arg_dict['fc_weight'] and mod._buckets[1]._updater is mod._buckets[2]._updater
+
+
+def test_group2ctxs_places_a_groups_arguments_and_gradients():
+    with mx.AttrScope(ctx_group='dev1'):
+        a = mx.sym.Variable('a') * 2
+    with mx.AttrScope(ctx_group='dev2'):
+        c = a + mx.sym.Variable('b')
+    for ctxs, g2c, want in (([mx.cpu(0)], {'dev1': mx.cpu(1), 'dev2': mx.cpu(2)}, [mx.cpu(1), mx.cpu(2)]),
+                            ([mx.cpu(0), mx.cpu(1)], [{'dev1': mx.cpu(2), 'dev2': mx.cpu(3)},
+                                                      {'dev1': mx.cpu(4), 'dev2': mx.cpu(5)}], None)):
+        mod = mx.mod.Module(c, data_names=['a', 'b'], label_names=None, context=ctxs, group2ctxs=g2c)
+        mod.bind(data_shapes=[('a', (2, 3)), ('b', (2, 3))], inputs_need_grad=True)
+        mod.init_params()
+        mod.forward(mx.io.DataBatch([mx.nd.ones((2, 3)), mx.nd.ones((2, 3))]), is_train=True)
+        mod.backward([mx.nd.ones((2, 3))])
+        ga, gb = mod.get_input_grads()
+        assert ga.asnumpy().tolist() == [[2] * 3] * 2 and gb.asnumpy().tolist() == [[1] * 3] * 2
+        if want:
+            assert [ga.context, gb.context] == want
+        else:
+            e1 = mod._exec_group.execs[1]
+            assert e1.grad_dict['a'].context == mx.cpu(4) and e1.arg_dict['b'].context == mx.cpu(5)
+    with pytest.raises(GraphcError, match='host'):
+        mx.mod.Module(c, data_names=['a', 'b'], label_names=None, group2ctxs={'dev1': mx.gpu(0)}).bind(
+            data_shapes=[('a', (2, 3)), ('b', (2, 3))])

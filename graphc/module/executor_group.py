@@ -17,6 +17,31 @@ def _batch_axis(desc):
     return _layout_axis(getattr(desc, 'layout', None))
 
 
+def _per_device_groups(group2ctxs, n):
+    """MXNet's group2ctxs (a dict of group -> context or contexts, or a list of such dicts, one per device)
+    as one {group: context} per device. Contexts must be cpu ones: executors run on the host."""
+    if group2ctxs is None:
+        return [None] * n
+    if isinstance(group2ctxs, (list, tuple)):
+        if len(group2ctxs) != n:
+            raise GraphcError(f"group2ctxs: {len(group2ctxs)} dicts for {n} contexts")
+        out = [dict(g) for g in group2ctxs]
+    elif isinstance(group2ctxs, dict):
+        out = [{} for _ in range(n)]
+        for k, v in group2ctxs.items():
+            v = [v] * n if not isinstance(v, (list, tuple)) else list(v) * n if len(v) == 1 else list(v)
+            if len(v) != n:
+                raise GraphcError(f"group2ctxs[{k!r}]: {len(v)} contexts for {n} devices")
+            for i in range(n):
+                out[i][k] = v[i]
+    else:
+        raise GraphcTypeError(f"group2ctxs must be a dict or a list of dicts, got {type(group2ctxs).__name__}")
+    bad = [c for g in out for c in g.values() if getattr(c, 'device_type', None) != 'cpu']
+    if bad:
+        raise GraphcError(f"group2ctxs: {bad[0]} is not supported; the executors run on the host (cpu contexts)")
+    return out
+
+
 def split_input_slice(batch_size, work_load_list):
     """The batch split into len(work_load_list) consecutive slices, sized by the work loads."""
     total = float(sum(work_load_list))
@@ -61,6 +86,8 @@ class DataParallelExecutorGroup:
         self.output_layouts = [_layout_axis(symbol[i].attr('__layout__')) for i in range(len(self.output_names))]
         self.shared_group, self.group2ctxs = shared_group, group2ctxs
         self._grad_req_arg = grad_req
+        self._group2ctx = _per_device_groups(group2ctxs, len(self.contexts))
+        self._arg_groups = {n: a['ctx_group'] for n, a in symbol.attr_dict().items() if 'ctx_group' in a}
         self.execs = []
         self.bind_exec(data_shapes, label_shapes, shared_group)
 
@@ -103,14 +130,15 @@ class DataParallelExecutorGroup:
                 self.execs.append(old[i].reshape(partial_shaping=True, allow_up_sizing=True, **shapes))
             else:
                 share = shared_group.execs[i] if shared_group is not None else None
-                self.execs.append(self._bind_one(ctx, shapes, types, reqs, share))
+                self.execs.append(self._bind_one(ctx, shapes, types, reqs, share, self._group2ctx[i]))
         self.param_arrays = [[e.arg_dict[n] for e in self.execs] for n in self.param_names]
         self.grad_arrays = [[e.grad_dict.get(n) for e in self.execs] for n in self.param_names] \
             if self.for_training else []
         self.aux_arrays = [[e.aux_dict[n] for e in self.execs] for n in self.aux_names]
 
-    def _bind_one(self, ctx, shapes, types, reqs, share):
-        """An executor whose parameter, gradient and aux arrays are `share`'s where the shapes agree."""
+    def _bind_one(self, ctx, shapes, types, reqs, share, group2ctx):
+        """An executor whose parameter, gradient and aux arrays are `share`'s where the shapes agree; the
+        arguments of a ctx_group (AttrScope(ctx_group=...)) and their gradients live on group2ctx's context."""
         arg_shapes, _, aux_shapes = self.symbol.infer_shape(**shapes)
         if arg_shapes is None:
             part = self.symbol.infer_shape_partial(**shapes)[0]
@@ -123,7 +151,9 @@ class DataParallelExecutorGroup:
             a = pool.get(name) if shared_ok else None
             if a is not None and tuple(a.shape) == tuple(shape):
                 return a
-            return NDArray(np.zeros(shape, dtype or np.float32))
+            from .. import ndarray as nd
+            return nd.zeros(shape, ctx=(group2ctx or {}).get(self._arg_groups.get(name), ctx),
+                            dtype=dtype or np.float32)
         args, grads = [], {}
         for n, s, t in zip(self.arg_names, arg_shapes, arg_types):
             shared_ok = n in self.param_names  # data and labels are per-bucket
