@@ -511,6 +511,22 @@ class Loss(EvalMetric):
             self._add(float(p.sum()), p.size)
 
 
+@alias('torch')
+class Torch(Loss):
+    """Loss under MXNet's name for losses computed by Torch modules."""
+
+    def __init__(self, name='torch', output_names=None, label_names=None):
+        super().__init__(name, output_names, label_names)
+
+
+@alias('caffe')
+class Caffe(Loss):
+    """Loss under MXNet's name for losses computed by Caffe layers."""
+
+    def __init__(self, name='caffe', output_names=None, label_names=None):
+        super().__init__(name, output_names, label_names)
+
+
 class CustomMetric(EvalMetric):
     """A metric from a function feval(label, pred) of NumPy arrays: a value, or (sum, count)."""
 

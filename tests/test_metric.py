@@ -78,3 +78,10 @@ def test_bad_metric_configs_name_the_problem():
         mx.metric.create('{"metric": ')
     with pytest.raises(mx.base.GraphcError, match='unknown metric'):
         mx.metric.create({'metric': 'nosuch'})
+
+
+def test_torch_and_caffe_are_loss_metrics_by_name():
+    for name in ('torch', 'caffe'):
+        m = mx.metric.create(name)
+        m.update(None, [mx.nd.array([1.0, 3.0])])
+        assert m.get() == (name, 2.0) and isinstance(m, mx.metric.Loss)
