@@ -283,6 +283,8 @@ class Module(BaseModule):
         """One optimizer step: on the kvstore (which sums the contexts' gradients), or here, each context's
         weights with the summed gradients."""
         self._need('update', params=True, optimizer=True)
+        if not self.for_training:
+            raise GraphcError("Module.update: the module was bound with for_training=False (no gradients)")
         g = self._exec_group
         nd_ = len(self._context)
         for i, n in enumerate(self._param_names):
