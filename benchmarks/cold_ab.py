@@ -8,7 +8,7 @@ A and B are Pythons (e.g. /work/base/.venv/bin/python .venv/bin/python), each op
 :VAR=VALUE settings, so the same Python twice compares switches (.venv/bin/python:GRAPHC_COMPILE_AHEAD=0
 .venv/bin/python:GRAPHC_COMPILE_AHEAD=1). Prints per thread count the median wall and CPU time (all threads) of
 the first step, with the per-round figures and the load average before and after: figures taken with a load
-above the core count are upper bounds.
+above the core count are upper bounds. Each Python's graphc is compiled to bytecode first (as installed).
 """
 import argparse
 import json
@@ -52,6 +52,16 @@ def make(npz):
     np.savez(npz, **arrays)
 
 
+def bytecode():
+    """graphc's modules compiled to bytecode, as an installed package has them (bench_peers.graphc_worker does
+    the same): under PYTHONDONTWRITEBYTECODE=1 an edited checkout would compile them from source in each child."""
+    import compileall
+    import graphc
+    from graphc import passes, runtime
+    for pkg in (os.path.dirname(graphc.__file__), passes.__path__[0], runtime.__path__[0]):
+        compileall.compile_dir(pkg, quiet=2)
+
+
 def _spec(s):
     py, *kv = s.split(':')
     return py, dict(x.split('=', 1) for x in kv)
@@ -70,6 +80,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix='graphc-cold-ab-')
     npz = os.path.join(tmp, 'arrays.npz')
     subprocess.run([specs['B'][0], here, '--make', npz], check=True)
+    for py, _ in specs.values():
+        subprocess.run([py, here, '--bytecode'], check=True)
     res = {(t, k): [] for t in threads for k in specs}
     load0 = os.getloadavg()
     for r in range(a.rounds):
@@ -98,6 +110,8 @@ def main():
 if __name__ == '__main__':
     if sys.argv[1:2] == ['--child']:
         child(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:2] == ['--bytecode']:
+        bytecode()
     elif sys.argv[1:2] == ['--make']:
         make(sys.argv[2])
     else:

@@ -1087,8 +1087,13 @@ def _compile_ir(text, name):
         addr = jit.get_function_address(name)
         if not addr:
             raise GraphcError(f"compiled kernel {name} has no symbol {name!r} (an LLVM code generation failure)")
+    if _emitted is not None:   # (a forked compile worker, runtime/forked.py, sends them to its parent)
+        _emitted.append((name, obj))
     stats['llvm_ms'] += (time.perf_counter() - t0) * 1e3
     return addr
+
+
+_emitted = None   # [(name, object code)] of each module compiled or loaded, where a list
 
 
 # ---------------------------------------------------------------- compiling ahead
@@ -1128,10 +1133,15 @@ def _said(fut):
 def warm(graph):
     """Compile the kernels of an optimized graph ahead (see ahead()): its fused groups' and the pooling window
     kernels (runtime/conv.warm); the backward plan's while the forward runs. Returns the Future or None."""
-    from .conv import WARM
-    todo = [n for n in graph.nodes if not n.is_var and (getattr(n.op, 'subgraph', None) is not None or
-                                                         n.op.name in WARM and n.dtypes)]
+    todo = warm_todo(graph)
     return ahead(_build_all, todo) if todo else None
+
+
+def warm_todo(graph):
+    """The nodes whose kernels _build_all compiles: fused groups and the pooling window kernels."""
+    from .conv import WARM
+    return [n for n in graph.nodes if not n.is_var and (getattr(n.op, 'subgraph', None) is not None or
+                                                        n.op.name in WARM and n.dtypes)]
 
 
 def _build_all(nodes):

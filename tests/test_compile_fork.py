@@ -1,0 +1,129 @@
+"""The forked compile worker (runtime/forked.py, GRAPHC_COMPILE_FORK): with 2+ threads a training step's backward
+kernels compile in a child process and come back as object code. The kernels are the same IR either way, so the
+results are identical; a failing, hanging or missing fork leaves the kernels to this process."""
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import autograd, nd
+from graphc.gluon import nn
+from graphc.runtime import cpu, forked
+
+pytestmark = pytest.mark.skipif(not hasattr(os, 'fork'), reason='no os.fork here')
+
+_STEP = r"""
+import json
+import graphc as gc
+from graphc import autograd, gluon, nd
+from graphc.gluon import nn
+from graphc.runtime import cpu, forked
+got = []
+join = forked.Child.join
+forked.Child.join = lambda self: got.extend(join(self)) or got
+gc.random.seed(0)
+net = nn.HybridSequential()
+net.add(nn.Conv2D(8, 5, activation='relu'), nn.MaxPool2D(2, 2), nn.Conv2D(16, 3, activation='relu'),
+        nn.MaxPool2D(2, 2), nn.Flatten(), nn.Dense(32, activation='tanh'), nn.Dense(10))
+net.initialize(gc.init.Xavier())
+net.hybridize()
+trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-2})
+x, y = nd.random.uniform(shape=(12, 1, 20, 20)), nd.array(list(range(10)) + [0, 1])
+losses = []
+for _ in range(3):
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+    loss.backward()
+    trainer.step(12)
+    losses.append(loss.asnumpy().tolist())
+print(json.dumps({'losses': losses, 'w': [p.data().asnumpy().ravel()[:50].tolist() for p in net.collect_params().values()],
+                  'delivered': got, 'compiled_here': cpu.stats['disk_misses']}))
+"""
+
+
+def _run(tmp_path, fork, threads='2'):
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path / f'cache{fork}{threads}'), GRAPHC_COMPILE_FORK=fork,
+               GRAPHC_NUM_THREADS=threads, GRAPHC_COMPILE_AHEAD='0')
+    r = subprocess.run([sys.executable, '-c', _STEP], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_a_training_step_with_the_worker_equals_one_compiled_here(tmp_path):
+    on, off, one = _run(tmp_path, '1'), _run(tmp_path, '0'), _run(tmp_path, '1', threads='1')
+    assert len(on['delivered']) >= 3    # the backward's fused and pooling-gradient kernels came from the child
+    assert off['delivered'] == [] and one['delivered'] == []   # (switched off; one thread: no worker)
+    assert on['compiled_here'] == off['compiled_here'] - len(on['delivered'])
+    assert on['losses'] == off['losses']          # the same kernels: the same bits
+    assert on['w'] == off['w']
+    np.testing.assert_allclose(one['losses'], on['losses'], rtol=1e-5)
+
+
+def _ir(value):
+    name = f"graphc_test_fork_{os.getpid()}_{value}_{time.monotonic_ns()}"
+    return f'define i64 @"{name}"() {{\n  ret i64 {value}\n}}\n', name
+
+
+def test_a_child_delivers_its_modules_under_their_names():
+    text, name = _ir(42)
+    child = forked.Child(cpu.compile_ir, text, name)
+    pid = child.pid
+    assert name not in cpu._loaded            # (compiled over there)
+    assert child.join() == [name]
+    assert ctypes.CFUNCTYPE(ctypes.c_int64)(cpu._loaded[name])() == 42
+    assert cpu.compile_ir(text, name) == cpu._loaded[name]   # this process's own lookup finds it
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)           # reaped
+
+
+def test_a_failing_or_hanging_child_delivers_nothing(monkeypatch):
+    def boom():
+        raise RuntimeError('compile failure in the child')
+    assert forked.Child(boom).join() == []
+    monkeypatch.setattr(forked, 'TIMEOUT_S', 0.3)
+    t0 = time.monotonic()
+    assert forked.Child(time.sleep, 30).join() == []     # killed at the timeout, not waited for
+    assert time.monotonic() - t0 < 10
+    assert forked._frames(b'\x03\x00\x00\x00abc\x02\x00\x00\x00xy') == []   # a stream cut before its end mark
+    assert forked._frames(b'\x03\x00\x00\x00abc\x02\x00\x00\x00xy\x00\x00\x00\x00') == [('abc', b'xy')]
+
+
+def _net():
+    net = nn.HybridSequential()
+    net.add(nn.Dense(9, activation='tanh', in_units=7), nn.Dense(3, in_units=9))
+    net.initialize(gc.init.Xavier())
+    return net
+
+
+def _grads(net):
+    x = nd.array(np.random.default_rng(1).normal(size=(5, 7)))
+    with autograd.record():
+        loss = (net(x) ** 2).sum()
+    loss.backward()
+    return [p.grad().asnumpy() for p in net.collect_params().values()]
+
+
+def test_no_fork_here_or_switched_off_compiles_in_this_process(monkeypatch):
+    monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
+    monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '0')
+    gc.random.seed(3)
+    net = _net()
+    want = _grads(net)    # eager
+
+    def no_fork():
+        raise OSError('fork refused')
+    monkeypatch.setattr(os, 'fork', no_fork)
+    net.hybridize()
+    got = _grads(net)
+    (_, bplan, *_), = next(iter(net._cache.values())).op._compiled.values()
+    assert not hasattr(getattr(bplan, 'ahead', None), 'join')   # no worker: built here
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    monkeypatch.setenv('GRAPHC_COMPILE_FORK', '0')
+    assert forked.start(next(iter(net._cache.values())).graph) is None
