@@ -1006,14 +1006,18 @@ OPT_LEVEL = 2
 # lighter pipelines by kernel name where the full one buys nothing: elementwise and reduction kernels (graphc_k_*)
 # and the multi-tensor optimizer updates (graphc_mt_*) run as fast without LLVM's loop unroller (the vectorizer
 # interleaves their loops already) and compile 5-30% faster; the step interpreter is a dispatch loop, no vector
-# code. The window kernels (im2col, pooling) keep it: unrolled, their small constant loops run 2x faster.
-LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll',), 'graphc_steps_': ('unroll', 'vectorize')}
+# code, and skips the IR optimizer (-O0: 5 ms of its 10-13 ms compile, at a few ns per step). The window
+# kernels (im2col, pooling) keep it: unrolled, their small constant loops run 2x faster.
+LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll',), 'graphc_steps_': ('unroll', 'vectorize', 'optimize')}
 
 
 def _pipeline(name):
     """The LLVM pipeline options that compile kernel `name` (part of its cache key)."""
     off = next((v for k, v in LIGHT.items() if name.startswith(k)), ())
-    return {'unroll': 'unroll' not in off, 'vectorize': 'vectorize' not in off}
+    opts = {'unroll': 'unroll' not in off, 'vectorize': 'vectorize' not in off}
+    if 'optimize' in off:
+        opts['level'] = 0
+    return opts
 
 
 _loaded = {}  # function name -> address: identical IR from two groups is loaded once
@@ -1073,8 +1077,8 @@ def _compile_ir(text, name):
     if not addr:
         mod = llvm.parse_assembly(text)
         mod.verify()
-        pto = llvm.create_pipeline_tuning_options(speed_level=OPT_LEVEL)
         opts = _pipeline(name)
+        pto = llvm.create_pipeline_tuning_options(speed_level=opts.get('level', OPT_LEVEL))
         pto.loop_vectorization = pto.slp_vectorization = opts['vectorize']
         pto.loop_unrolling = opts['unroll']
         pb = llvm.create_pass_builder(tm, pto)
