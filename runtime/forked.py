@@ -88,7 +88,9 @@ class Child:
 def _run_child(w, fn, args):
     from . import cpu
     code = 1
-    try:
+    try:   # (the parent's other descriptors, pipes to a harness among them, are not held open here)
+        os.closerange(3, w)
+        os.closerange(w + 1, max(w + 1, os.sysconf('SC_OPEN_MAX') if hasattr(os, 'sysconf') else 256))
         cpu._emitted = []
         fn(*args)
         out = bytearray()
