@@ -1047,13 +1047,16 @@ def compile_ir(text, name='kernel'):
     An entry that loads without defining `name` (address 0) is dropped and the IR compiled: never called.
     Thread-safe (the compile thread of ahead() calls it too): one compile at a time, as llvmlite runs every LLVM
     call under one lock anyway; a name two threads ask for is compiled once."""
-    addr = _loaded.get(name)
+    addr = _loaded.get(name) or (fetch(name) if fetch is not None else 0)
     if addr:
         return addr
     with _compile_lock:
         if name not in _loaded:
             _loaded[name] = _compile_ir(text, name)
         return _loaded[name]
+
+
+fetch = None   # while a forked compile worker runs (runtime/forked.py): its module `name`'s address, or 0
 
 
 _compile_lock = threading.RLock()
@@ -1065,6 +1068,8 @@ os.register_at_fork(before=_compile_lock.acquire, after_in_parent=_compile_lock.
 def _compile_ir(text, name):
     import time
     t0 = time.perf_counter()
+    if observer is not None:
+        observer(name, None)
     llvm, tm, jit = _engine()
     key = _entry_key(text, name)
     obj = _disk_load(key)
@@ -1091,13 +1096,13 @@ def _compile_ir(text, name):
         addr = jit.get_function_address(name)
         if not addr:
             raise GraphcError(f"compiled kernel {name} has no symbol {name!r} (an LLVM code generation failure)")
-    if _emitted is not None:   # (a forked compile worker, runtime/forked.py, sends them to its parent)
-        _emitted.append((name, obj))
+    if observer is not None:   # (a forked compile worker, runtime/forked.py, sends it to its parent)
+        observer(name, obj)
     stats['llvm_ms'] += (time.perf_counter() - t0) * 1e3
     return addr
 
 
-_emitted = None   # [(name, object code)] of each module compiled or loaded, where a list
+observer = None   # observer(name, None) as a module's compile starts, observer(name, object code) when it is done
 
 
 # ---------------------------------------------------------------- compiling ahead

@@ -1,42 +1,64 @@
-"""A forked compile worker: a training step's backward kernels compile in a child process while this one builds
-the forward plan and runs the forward. llvmlite runs every LLVM call under one process-wide lock, so a compile
-thread cannot overlap this thread's own compiles; a child process can (two cores, two LLVMs).
+"""A forked compile worker: a training step's kernels compile in a child process while this one builds the plans
+and runs the forward. llvmlite runs every LLVM call under one process-wide lock, so a compile thread cannot
+overlap this thread's own compiles; a child process can (two cores, two LLVMs).
 
-The child builds the kernels exactly as this process would (runtime/cpu.warm's selection), sends each new
-module's object code back through a pipe (length-prefixed name and bytes, no pickling) and exits with
-os._exit. join() loads them under their names, so this process's own compile_ir calls find them; a kernel the
-child did not deliver (it failed, was killed past the timeout, or fork is missing) is compiled here when first
-needed, as without the worker. The child runs only Python and LLVM: never BLAS, OpenMP or oneDNN, whose
-threads do not survive a fork.
+The child builds kernels exactly as this process would (runtime/cpu.warm's selection: same IR, same names): the
+forward's pooling kernels first (the forward runs them after its plan is built), then the backward's in reverse
+order, as this process, building the backward plan, asks for them in order: the two meet in the middle. It
+streams frames through a pipe (kind, length-prefixed name and object code; no pickling): 'S' as a module's
+compile starts, 'D' with its object code, 'E' at the end, and exits with os._exit. This process's compile_ir
+asks fetch() first: a module delivered is loaded under its name, one started is waited for, any other is
+compiled here (the child may build it too: the copy that comes later is dropped). A child that fails, hangs
+past TIMEOUT_S or cannot be forked only leaves more to compile here. The child runs only Python and LLVM:
+never BLAS, OpenMP or oneDNN, whose threads do not survive a fork.
 """
 import os
 import select
 import signal
 import sys
+import threading
 import time
 
 from .. import config
 
-TIMEOUT_S = 30.0   # a child not done by then is killed (a hang must not stall the step forever)
+TIMEOUT_S = 30.0   # a child still running then is killed (a hang must not stall the step forever)
+_live = []         # the children that may still deliver
 
 
-def start(graph):
-    """A Child compiling `graph`'s kernels (cpu.warm's selection), or None: GRAPHC_COMPILE_FORK=0, fewer than
-    two threads (the child would only take this core), GRAPHC_COMPILE_AHEAD=1 (its thread does it), no fork
-    here, an MPI rank, nothing to compile, or the fork failed."""
+def start(fwd, bwd):
+    """A Child compiling the pooling kernels of forward graph `fwd`, then backward graph `bwd`'s kernels, or None:
+    GRAPHC_COMPILE_FORK=0, fewer than two threads (the child would only take this core), GRAPHC_COMPILE_AHEAD=1
+    (its thread does it), no fork here, an MPI rank, nothing to compile, or the fork failed."""
     from . import cpu
+    from .conv import WARM
     if not config.compile_fork() or config.compile_ahead() or config.num_threads() < 2 or not hasattr(os, 'fork') \
             or 'mpi4py.MPI' in sys.modules:   # (MPI ranks: some transports break in a forked child)
         return None
-    todo = cpu.warm_todo(graph)
+    todo = [n for n in cpu.warm_todo(fwd) if n.op.name in WARM] + cpu.warm_todo(bwd)[::-1]
     child = Child(cpu._build_all, todo) if todo else None
     return child if child is not None and child.pid is not None else None
 
 
+def fetch(name):
+    """The address of module `name` where a live child delivers it (waiting while it compiles it), else 0."""
+    for c in list(_live):
+        addr = c.fetch(name)
+        if addr:
+            return addr
+    return 0
+
+
 class Child:
     def __init__(self, fn, *args):
-        self.pid, self.delivered = None, []
+        from . import cpu
+        self.pid, self.delivered, self.started, self.buf = None, [], set(), bytearray()
+        self.lock = threading.Lock()
         r, w = os.pipe()
+        try:   # (room for a model's modules: the child need not wait for this process to read)
+            import fcntl
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
+        except (ImportError, AttributeError, OSError):
+            pass
         try:
             pid = os.fork()
         except OSError:
@@ -48,26 +70,57 @@ class Child:
             _run_child(w, fn, args)
         os.close(w)
         self.pid, self.fd, self.t0 = pid, r, time.monotonic()
+        _live.append(self)
+        cpu.fetch = fetch
+
+    def fetch(self, name):
+        from . import cpu
+        with self.lock:
+            self._pump(0.0)
+            while name in self.started and self.pid is not None:
+                self._pump(None)
+        return cpu._loaded.get(name, 0)
 
     def join(self):
-        """Wait for the child (at most TIMEOUT_S from its start), load what it compiled; returns the names."""
-        if self.pid is None:
-            return self.delivered
-        data, done = bytearray(), False
-        try:
-            while not done:
-                left = TIMEOUT_S - (time.monotonic() - self.t0)
-                if left <= 0 or not select.select([self.fd], [], [], left)[0]:
-                    break
-                chunk = os.read(self.fd, 1 << 20)
-                done = not chunk
-                data += chunk
-        finally:
-            self._reap(kill=not done)
-        self.delivered = _load(_frames(bytes(data)))
+        """Wait for the child to finish (at most TIMEOUT_S from its start), load what it compiled; the names."""
+        with self.lock:
+            while self.pid is not None:
+                self._pump(None)
         return self.delivered
 
+    def close(self):
+        """Load what has arrived and stop the child (what it has not sent is compiled here if needed)."""
+        with self.lock:
+            if self.pid is not None:
+                self._pump(0.0)
+                self._reap(kill=True)
+        return self.delivered
+
+    def _pump(self, wait):
+        """Read what the pipe holds (wait None: block for more, up to the timeout; 0: only what is there) and act
+        on each whole frame; at the end of the stream, or past the timeout, the child is reaped."""
+        left = TIMEOUT_S - (time.monotonic() - self.t0)
+        if left <= 0:
+            return self._reap(kill=True)
+        if not select.select([self.fd], [], [], left if wait is None else wait)[0]:
+            return self._reap(kill=True) if wait is None else None
+        chunk = os.read(self.fd, 1 << 20)
+        if not chunk:
+            return self._reap(kill=False)
+        self.buf += chunk
+        for kind, name, obj in _frames(self.buf):
+            if kind == b'S':
+                self.started.add(name)
+            elif kind == b'D':
+                self.started.discard(name)
+                self.delivered += _load([(name, obj)])
+            else:
+                self._reap(kill=False)
+
     def _reap(self, kill):
+        from . import cpu
+        if self.pid is None:
+            return
         os.close(self.fd)
         if kill:
             try:
@@ -78,11 +131,36 @@ class Child:
             os.waitpid(self.pid, 0)
         except OSError:
             pass
-        self.pid = None
+        self.pid, self.started = None, set()
+        if self in _live:
+            _live.remove(self)
+        if not _live:
+            cpu.fetch = None
 
-    def __del__(self):   # never joined (no backward ran): the child is not left behind
+    def __del__(self):   # never joined or closed: the child is not left behind
         if getattr(self, 'pid', None) is not None:
             self._reap(kill=True)
+
+
+def _frame(kind, name, obj=b''):
+    nb = name.encode()
+    return kind + len(nb).to_bytes(4, 'little') + nb + len(obj).to_bytes(4, 'little') + obj
+
+
+def _frames(buf):
+    """The whole frames at the front of buf (a bytearray), removed from it: [(kind, name, object code)]."""
+    out, at = [], 0
+    while at + 9 <= len(buf):
+        n = int.from_bytes(buf[at + 1:at + 5], 'little')
+        if at + 9 + n > len(buf):
+            break
+        m = int.from_bytes(buf[at + 5 + n:at + 9 + n], 'little')
+        if at + 9 + n + m > len(buf):
+            break
+        out.append((bytes(buf[at:at + 1]), buf[at + 5:at + 5 + n].decode(), bytes(buf[at + 9 + n:at + 9 + n + m])))
+        at += 9 + n + m
+    del buf[:at]
+    return out
 
 
 def _run_child(w, fn, args):
@@ -91,44 +169,26 @@ def _run_child(w, fn, args):
     try:   # (the parent's other descriptors, pipes to a harness among them, are not held open here)
         os.closerange(3, w)
         os.closerange(w + 1, max(w + 1, os.sysconf('SC_OPEN_MAX') if hasattr(os, 'sysconf') else 256))
-        cpu._emitted = []
+
+        def send(data):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view):]
+        cpu.fetch = None   # (the parent's children are not this one's)
+        cpu.observer = lambda name, obj: send(_frame(b'S', name) if obj is None else _frame(b'D', name, obj))
         fn(*args)
-        out = bytearray()
-        for name, obj in cpu._emitted:
-            nb = name.encode()
-            out += len(nb).to_bytes(4, 'little') + nb + len(obj).to_bytes(4, 'little') + obj
-        out += (0).to_bytes(4, 'little')   # the end mark: a stream without it was cut short
-        view = memoryview(out)
-        while view:
-            view = view[os.write(w, view):]
+        send(_frame(b'E', ''))
         code = 0
-    except BaseException:   # (nothing is delivered; this process compiles those kernels itself)
+    except BaseException:   # (nothing more is delivered; the parent compiles those kernels itself)
         pass
     finally:
         os._exit(code)
 
 
-def _frames(data):
-    """(name, object code) pairs of a complete stream (end mark present), else none: a cut stream is not used."""
-    out, at = [], 0
-    while at + 4 <= len(data):
-        n = int.from_bytes(data[at:at + 4], 'little')
-        if n == 0:
-            return out if at + 4 == len(data) else []
-        name = data[at + 4:at + 4 + n].decode()
-        at += 4 + n
-        m = int.from_bytes(data[at:at + 4], 'little')
-        out.append((name, data[at + 4:at + 4 + m]))
-        at += 4 + m
-    return []
-
-
 def _load(pairs):
-    """Each module into this process's JIT, under its function's name (compile_ir's lookup)."""
+    """Each module into this process's JIT, under its function's name (compile_ir's lookup); the names loaded."""
     from . import cpu
     names = []
-    if not pairs:
-        return names
     with cpu._compile_lock:
         llvm, _, jit = cpu._engine()
         for name, obj in pairs:

@@ -148,8 +148,9 @@ def fast_call(block, entry, key):
 
 
 class _Later:
-    """A training step's backward plan, built at its first use; until then its kernels compile ahead on the
-    compile thread (runtime/cpu.warm) while the forward runs. Calls and attributes are the plan's."""
+    """A training step's backward plan, built at its first use; until then its kernels compile ahead, in a forked
+    worker (runtime/forked.py) or on the compile thread (runtime/cpu.warm), while the forward runs. Calls and
+    attributes are the plan's."""
 
     def __init__(self, make, graph, child=None):
         from ..runtime.cpu import warm
@@ -161,13 +162,14 @@ class _Later:
             with self._lock:
                 if self._plan is None:
                     make, graph = self._args
-                    if hasattr(self.ahead, 'join'):
-                        self.ahead.join()
                     self._plan = make(graph)
         return self._plan
 
     def __call__(self, feed):
-        return self.plan()(feed)
+        out = self.plan()(feed)
+        if hasattr(self.ahead, 'close'):   # (its first run compiled what it needs: the worker stops)
+            self.ahead.close()
+        return out
 
     def __getattr__(self, name):
         return getattr(self.plan(), name)
@@ -213,7 +215,7 @@ class CachedOp:
             bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
             from ..runtime import forked
             from ..runtime.cpu import warm
-            child = forked.start(bopt)   # (the backward's kernels compile in a child while the forward builds and runs)
+            child = forked.start(fopt, bopt)   # (kernels compile in a child while the forward builds and runs)
             if child is None:
                 warm(fopt)   # (the pooling kernels compile there while this thread builds the plan's fused ones)
             fplan = backend.cpu.executor(fopt)
