@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 from .. import config
 
@@ -60,7 +61,9 @@ class Child:
         except (ImportError, AttributeError, OSError):
             pass
         try:
-            pid = os.fork()
+            with warnings.catch_warnings():   # (3.12+ warns of forking with threads: this child never uses them)
+                warnings.simplefilter('ignore', DeprecationWarning)
+                pid = os.fork()
         except OSError:
             os.close(r)
             os.close(w)
