@@ -136,11 +136,10 @@ def _build_maxpool_grad(shape, k, st, pd, out_hw, dtype, masked=False):
     through the mask of its input c, with every tap written (0 + g or 0 + 0, then the product, as the reference's
     two ops round it), so the windows' inputs need no zeros first."""
     import llvmlite.ir as ir
-    if masked and _inside_2x2(shape, k, st, pd, out_hw):   # (LeNet's first at batch 600, one thread: 11.3 -> 6.7 ms)
-        t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, 6)
-        _maxpool_grad_relu_2x2(ir, t, mod, fn, b, start, stop, ptrs[:4] + ptrs[5:], _dims(ir, b, ptrs[4]))
-        return str(mod)
     t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, 5 if masked else 4)
+    if masked and _inside_2x2(shape, k, st, pd, out_hw):   # (LeNet's first at batch 600, one thread: 11.3 -> 6.7 ms)
+        _maxpool_grad_relu_2x2(ir, t, mod, fn, b, start, stop, ptrs, shape, out_hw)
+        return str(mod)
     gp, xp, yp, dxp = ptrs[:3] + ptrs[-1:]
     lo, zero, one = (ir.Constant(t, v) for v in (float(np.finfo(dtype).min), 0.0, 1.0))
     out = {}
@@ -168,59 +167,43 @@ def _build_maxpool(shape, k, st, pd, out_hw, dtype):
     """y of max pooling: each window's maximum, taps outside the input counting as the dtype's lowest value
     (the reference pads with it); NaN propagates as with np.maximum."""
     import llvmlite.ir as ir
-    if _inside_2x2(shape, k, st, pd, out_hw):
-        t, i64, mod, fn, b, start, stop, (xp, dp, yp) = _kernel_function(dtype, 3)
-        _maxpool_2x2(ir, t, mod, fn, b, start, stop, xp, yp, _dims(ir, b, dp))
-        return str(mod)
     t, i64, mod, fn, b, start, stop, (xp, yp) = _kernel_function(dtype, 2)
     lo = ir.Constant(t, float(np.finfo(dtype).min))
     fmax = mod.declare_intrinsic('llvm.maximum', [t], ir.FunctionType(t, [t, t]))
+    if _inside_2x2(shape, k, st, pd, out_hw):
+        _maxpool_2x2(ir, t, mod, fn, b, start, stop, xp, yp, shape, out_hw)
+        return str(mod)
     _window_loops(b, fn, ir, shape, k, st, pd, out_hw, start, stop, lambda o: [lo],
                   lambda acc, ok, off: [b.call(fmax, [acc[0], b.select(ok, b.load(b.gep(xp, [off])), lo)])],
                   lambda o, acc: b.store(acc[0], b.gep(yp, [o])))
     return str(mod)
 
 
-def _dims(ir, b, p):
-    """(c, h, w, oh, ow) loaded from the int64 array at p: a 2x2 kernel is compiled once for every shape (LeNet's
-    two poolings share one module each way: two fewer LLVM modules in a cold first step)."""
-    i64 = ir.IntType(64)
-    q = b.bitcast(p, i64.as_pointer())
-    return tuple(b.load(b.gep(q, [ir.Constant(i64, k)])) for k in range(5))
-
-
-def dims_2x2(shape, out_hw):
-    """The dims array a 2x2 kernel of this input shape and output size reads (its last input)."""
-    return np.array([*shape[1:], *out_hw], np.int64)
-
-
-def _rows_2x2(ir, b, fn, dims, start, stop, emit):
+def _rows_2x2(ir, b, fn, shape, out_hw, start, stop, emit):
     """The loop nest of a 2x2 stride-2 pooling kernel whose windows are all inside the image (LeNet's, most CNNs'),
-    over images [start, stop) of dims (c, h, w, oh, ow) (IR values): per output row, emit(vl, (input row 0, row
-    1), output row, first output) for vl = 8 outputs at a time, then 4, then 1 (vectors: LLVM leaves
-    _window_loops' code scalar on rows this short)."""
-    c, h, w, oh, ow = dims
+    over images [start, stop): per output row, emit(vl, (input row 0, row 1), output row, first output) for vl =
+    8 outputs at a time, then 4, then 1 (vectors: LLVM leaves _window_loops' code scalar on rows this short)."""
+    n, c, h, w = shape
+    oh, ow = out_hw
     C = lambda v: ir.Constant(ir.IntType(64), v)  # noqa: E731
 
     def body_n(bn, _):
         def body_c(bc, _):
-            plane = b.add(b.mul(bn, c), bc)
+            plane = b.add(b.mul(bn, C(c)), bc)
 
             def body_oh(boh, _):
-                r0 = b.mul(b.add(b.mul(plane, h), b.mul(boh, C(2))), w)
-                rows, orow = (r0, b.add(r0, w)), b.mul(b.add(b.mul(plane, oh), boh), ow)
-                n8 = b.sdiv(ow, C(8))
-                _for(b, fn, ir, C(0), n8, [], lambda bj, _: emit(8, rows, orow, b.mul(bj, C(8))) or [], 'v')
-                j8 = b.mul(n8, C(8))
-                four = b.icmp_signed('>=', b.sub(ow, j8), C(4))
-                with b.if_then(four):
-                    emit(4, rows, orow, j8)
-                _for(b, fn, ir, b.select(four, b.add(j8, C(4)), j8), ow, [],
-                     lambda bj, _: emit(1, rows, orow, bj) or [], 's')
+                r0 = b.mul(b.add(b.mul(plane, C(h)), b.mul(boh, C(2))), C(w))
+                rows, orow = (r0, b.add(r0, C(w))), b.mul(b.add(b.mul(plane, C(oh)), boh), C(ow))
+                j0 = ow // 8 * 8
+                _for(b, fn, ir, C(0), C(ow // 8), [], lambda bj, _: emit(8, rows, orow, b.mul(bj, C(8))) or [], 'v')
+                if ow - j0 >= 4:
+                    emit(4, rows, orow, C(j0))
+                    j0 += 4
+                _for(b, fn, ir, C(j0), C(ow), [], lambda bj, _: emit(1, rows, orow, bj) or [], 's')
                 return []
-            _for(b, fn, ir, C(0), oh, [], body_oh, 'oh')
+            _for(b, fn, ir, C(0), C(oh), [], body_oh, 'oh')
             return []
-        _for(b, fn, ir, C(0), c, [], body_c, 'c')
+        _for(b, fn, ir, C(0), C(c), [], body_c, 'c')
         return []
     _for(b, fn, ir, start, stop, [], body_n, 'n')
     b.ret_void()
@@ -248,7 +231,7 @@ def _vmax(ir, mod, t, vl):
     return mod.globals.get(name) or ir.Function(mod, ir.FunctionType(vt, [vt, vt]), name)
 
 
-def _maxpool_2x2(ir, t, mod, fn, b, start, stop, xp, yp, dims):
+def _maxpool_2x2(ir, t, mod, fn, b, start, stop, xp, yp, shape, out_hw):
     """y of 2x2 stride-2 max pooling, windows inside the image: llvm.maximum from the first tap, as the reference
     (LeNet's first pooling at batch 600, one thread: 8.2 ms in _window_loops' scalar code, 1.7 here)."""
     def emit(vl, rows, orow, j):
@@ -257,10 +240,10 @@ def _maxpool_2x2(ir, t, mod, fn, b, start, stop, xp, yp, dims):
         for v in taps[1:]:
             acc = b.call(_vmax(ir, mod, t, vl), [acc, v])
         b.store(acc, _vec(ir, b, t, yp, b.add(orow, j), vl), align=4)
-    _rows_2x2(ir, b, fn, dims, start, stop, emit)
+    _rows_2x2(ir, b, fn, shape, out_hw, start, stop, emit)
 
 
-def _maxpool_grad_relu_2x2(ir, t, mod, fn, b, start, stop, ptrs, dims):
+def _maxpool_grad_relu_2x2(ir, t, mod, fn, b, start, stop, ptrs, shape, out_hw):
     """_build_maxpool_grad's masked kernel for 2x2 stride-2 windows inside the image, vl windows at a time: the
     same first-maximum choice and the same (0 + g) * mask products per tap, the taps' values interleaved back
     into the two input rows."""
@@ -281,7 +264,7 @@ def _maxpool_grad_relu_2x2(ir, t, mod, fn, b, start, stop, ptrs, dims):
         two = ir.Constant(ir.IntType(64), 2)
         for r, (ev, od) in zip(rows, (vals[:2], vals[2:])):
             b.store(b.shuffle_vector(ev, od, mix), _vec(ir, b, t, dxp, b.add(r, b.mul(j, two)), 2 * vl), align=4)
-    _rows_2x2(ir, b, fn, dims, start, stop, emit)
+    _rows_2x2(ir, b, fn, shape, out_hw, start, stop, emit)
 
 
 def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
@@ -294,10 +277,8 @@ def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
                 _build_maxpool(shape, k, st, pd, out_hw, dtype) if kind == 'maxpool' else \
                 _build(kind, shape, k, st, dl, pd, out_hw, dtype)
             n_in = {'maxpool_grad': 3, 'maxpool_grad_relu': 4}.get(kind, 1)
-            generic = kind in ('maxpool', 'maxpool_grad_relu') and _inside_2x2(shape, k, st, pd, out_hw)
-            kern = _kernels[key] = Kernel(compile_kernel(text, kind), [shape[0], 1], n_in + generic, 1, dtype)
+            kern = _kernels[key] = Kernel(compile_kernel(text, kind), [shape[0], 1], n_in, 1, dtype)
             kern.total = int(np.prod(shape)) * k[0] * k[1]  # split over cores by the work, not the batch size
-            kern.extra = [dims_2x2(shape, out_hw)] if generic else []   # (inputs after the arrays)
         return kern
 
 
@@ -362,8 +343,7 @@ def maxpool_grad_relu(g, x, y, c, k, st, pd, out_hw):
     covered = all(s == q and o * q - p >= n for s, q, o, p, n in zip(st, k, out_hw, pd, x.shape[2:]))
     dx = (np.empty if covered else np.zeros)(x.shape, x.dtype)   # (inputs no window reads: zeros)
     args = [np.ascontiguousarray(a, dtype=x.dtype) for a in (g, x, y, c)]
-    kern = _kernel('maxpool_grad_relu', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)
-    kern(args + kern.extra, [dx])
+    _kernel('maxpool_grad_relu', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)(args, [dx])
     return dx
 
 
@@ -372,8 +352,7 @@ def maxpool(x, k, st, pd, out_hw):
     if not enabled() or x.dtype not in (np.float32, np.float64):
         return None
     y = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
-    kern = _kernel('maxpool', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)
-    kern([np.ascontiguousarray(x)] + kern.extra, [y])
+    _kernel('maxpool', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)([np.ascontiguousarray(x)], [y])
     return y
 
 
