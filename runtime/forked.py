@@ -50,6 +50,8 @@ def fetch(name):
 
 
 class Child:
+    """fn(*args) in a forked process whose compiled modules this one fetches (pid None: the fork failed)."""
+
     def __init__(self, fn, *args):
         from . import cpu
         self.pid, self.delivered, self.started, self.buf = None, [], set(), bytearray()
@@ -102,6 +104,8 @@ class Child:
     def _pump(self, wait):
         """Read what the pipe holds (wait None: block for more, up to the timeout; 0: only what is there) and act
         on each whole frame; at the end of the stream, or past the timeout, the child is reaped."""
+        if self.pid is None:   # (reaped meanwhile by another thread)
+            return
         left = TIMEOUT_S - (time.monotonic() - self.t0)
         if left <= 0:
             return self._reap(kill=True)
