@@ -145,10 +145,16 @@ def test_no_fork_here_or_switched_off_compiles_in_this_process(monkeypatch):
     monkeypatch.setattr(os, 'fork', no_fork)
     net.hybridize()
     got = _grads(net)
-    (_, bplan, *_), = next(iter(net._cache.values())).op._compiled.values()
+    (fplan, bplan, *_), = next(iter(net._cache.values())).op._compiled.values()
     assert not hasattr(getattr(bplan, 'ahead', None), 'join')   # no worker: built here
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
-    monkeypatch.setenv('GRAPHC_COMPILE_FORK', '0')
-    g = next(iter(net._cache.values())).graph
-    assert forked.start(g, g) is None
+    monkeypatch.undo()   # (a fork again: on by default with two threads; the switches and one thread keep it off)
+    bplan = getattr(bplan, '_plan', bplan)
+    monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
+    child = forked.start(fplan.graph, bplan.graph)   # (the fused tanh gradient: something to compile)
+    assert child is not None and child.close() is not None and forked._live == []
+    for var, value in (('GRAPHC_COMPILE_FORK', '0'), ('GRAPHC_COMPILE_AHEAD', '1'), ('GRAPHC_NUM_THREADS', '1')):
+        with monkeypatch.context() as m:
+            m.setenv(var, value)
+            assert forked.start(fplan.graph, bplan.graph) is None, var
