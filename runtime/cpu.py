@@ -1164,19 +1164,31 @@ def _build_all(nodes):
 
 def warm_up():
     """What every compiled plan needs, started ahead by hybridize() (once per process): the modules a first call
-    imports, LLVM's engine and the step interpreter."""
+    imports, LLVM's engine and the step interpreter on the compile thread; without one, the libraries load here
+    (llvmlite's LLVM and oneDNN, 40-50 ms: loaded where a compiled call is announced, as a framework's own
+    library loads at its import, not in the first call's compile; `import graphc` stays without them)."""
     if os.getpid() in _warm or config.backend() == 'interp':
         return None
 
-    def run():
+    def load():
         import llvmlite.ir  # noqa: F401
         from ..gluon import cached  # noqa: F401
         from ..passes import autodiff  # noqa: F401
         from . import native, plan  # noqa: F401
+        with _compile_lock:   # (_engine() is built once: the caller's first compile may be asking too)
+            _engine()
+
+    def run():
+        load()
+        from . import native
         native.executor()
     fut = ahead(run)
-    if fut is not None:
-        _warm.add(os.getpid())
+    _warm.add(os.getpid())
+    if fut is None:
+        load()
+        if config.onednn():   # (on the main thread: the one runtime/onednn.py lets run primitives)
+            from . import onednn
+            onednn.library()
     return fut
 
 
