@@ -3,8 +3,8 @@ and runs the forward. llvmlite runs every LLVM call under one process-wide lock,
 overlap this thread's own compiles; a child process can (two cores, two LLVMs).
 
 The child builds kernels exactly as this process would (runtime/cpu.warm's selection: same IR, same names): the
-forward's pooling kernels first (the forward runs them after its plan is built), then the backward's in reverse
-order, as this process, building the backward plan, asks for them in order: the two meet in the middle. It
+step interpreter, the forward's pooling kernels (the forward runs them after its plan is built), then the
+backward's in reverse order, as this process, building the backward plan, asks for them in order: the two meet in the middle. It
 streams frames through a pipe (kind, length-prefixed name and object code; no pickling): 'S' as a module's
 compile starts, 'D' with its object code, 'E' at the end, and exits with os._exit. This process's compile_ir
 asks fetch() first: a module delivered is loaded under its name, one started is waited for, any other is
@@ -36,8 +36,21 @@ def start(fwd, bwd):
             or 'mpi4py.MPI' in sys.modules:   # (MPI ranks: some transports break in a forked child)
         return None
     todo = [n for n in cpu.warm_todo(fwd) if n.op.name in WARM] + cpu.warm_todo(bwd)[::-1]
-    child = Child(cpu._build_all, todo) if todo else None
-    return child if child is not None and child.pid is not None else None
+    if not todo:
+        return None
+    from . import native
+    native.blas()   # (found here: the child must not load or call BLAS)
+    child = Child(_build, todo)
+    return child if child.pid is not None else None
+
+
+def _build(todo):
+    """The child's work: the step interpreter (the forward plan asks for it once its fused kernels are built
+    here), then the nodes' kernels."""
+    from . import cpu, native
+    if config.native():
+        native.executor()
+    cpu._build_all(todo)
 
 
 def fetch(name):
