@@ -1174,7 +1174,7 @@ def warm_up():
         import llvmlite.ir  # noqa: F401
         from ..gluon import cached  # noqa: F401
         from ..passes import autodiff  # noqa: F401
-        from . import native, plan  # noqa: F401
+        from . import conv, forked, native, plan  # noqa: F401
         with _compile_lock:   # (_engine() is built once: the caller's first compile may be asking too)
             _engine()
 
@@ -1186,6 +1186,8 @@ def warm_up():
     _warm.add(os.getpid())
     if fut is None:
         load()
+        from . import native
+        native.blas()
         if config.onednn():   # (on the main thread: the one runtime/onednn.py lets run primitives)
             from . import onednn
             onednn.library()

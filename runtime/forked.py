@@ -21,6 +21,7 @@ import time
 import warnings
 
 from .. import config
+from . import cpu
 
 TIMEOUT_S = 30.0   # a child still running then is killed (a hang must not stall the step forever)
 _live = []         # the children that may still deliver
@@ -30,7 +31,6 @@ def start(fwd, bwd):
     """A Child compiling the pooling kernels of forward graph `fwd`, then backward graph `bwd`'s kernels, or None:
     GRAPHC_COMPILE_FORK=0, fewer than two threads (the child would only take this core), GRAPHC_COMPILE_AHEAD=1
     (its thread does it), no fork here, an MPI rank, nothing to compile, or the fork failed."""
-    from . import cpu
     from .conv import WARM
     if not config.compile_fork() or config.compile_ahead() or config.num_threads() < 2 or not hasattr(os, 'fork') \
             or 'mpi4py.MPI' in sys.modules:   # (MPI ranks: some transports break in a forked child)
@@ -47,7 +47,7 @@ def start(fwd, bwd):
 def _build(todo):
     """The child's work: the step interpreter (the forward plan asks for it once its fused kernels are built
     here), then the nodes' kernels."""
-    from . import cpu, native
+    from . import native
     if config.native():
         native.executor()
     cpu._build_all(todo)
@@ -66,7 +66,6 @@ class Child:
     """fn(*args) in a forked process whose compiled modules this one fetches (pid None: the fork failed)."""
 
     def __init__(self, fn, *args):
-        from . import cpu
         self.pid, self.delivered, self.started, self.buf = None, [], set(), bytearray()
         self.lock = threading.Lock()
         r, w = os.pipe()
@@ -92,7 +91,6 @@ class Child:
         cpu.fetch = fetch
 
     def fetch(self, name):
-        from . import cpu
         with self.lock:
             self._pump(0.0)
             while name in self.started and self.pid is not None:
@@ -138,7 +136,6 @@ class Child:
                 self._reap(kill=False)
 
     def _reap(self, kill):
-        from . import cpu
         if self.pid is None:
             return
         os.close(self.fd)
@@ -184,7 +181,6 @@ def _frames(buf):
 
 
 def _run_child(w, fn, args):
-    from . import cpu
     code = 1
     try:   # (the parent's other descriptors, pipes to a harness among them, are not held open here)
         os.closerange(3, w)
@@ -207,7 +203,6 @@ def _run_child(w, fn, args):
 
 def _load(pairs):
     """Each module into this process's JIT, under its function's name (compile_ir's lookup); the names loaded."""
-    from . import cpu
     names = []
     with cpu._compile_lock:
         llvm, _, jit = cpu._engine()
