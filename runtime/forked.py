@@ -27,8 +27,9 @@ TIMEOUT_S = 30.0   # a child still running then is killed (a hang must not stall
 _live = []         # the children that may still deliver
 
 
-def start(fwd, bwd):
-    """A Child compiling the pooling kernels of forward graph `fwd`, then backward graph `bwd`'s kernels, or None:
+def start(fwd, bwd, params=()):
+    """A Child compiling the pooling kernels of forward graph `fwd`, then backward graph `bwd`'s kernels, then the
+    multi-tensor update of the Trainers of `params` (Parameters; a guess at its options), or None:
     GRAPHC_COMPILE_FORK=0, fewer than two threads (the child would only take this core), GRAPHC_COMPILE_AHEAD=1
     (its thread does it), no fork here, an MPI rank, nothing to compile, or the fork failed."""
     from .conv import WARM
@@ -40,17 +41,41 @@ def start(fwd, bwd):
         return None
     from . import native
     native.blas()   # (found here: the child must not load or call BLAS)
-    child = Child(_build, todo)
+    trainers = {id(t): t for t in (getattr(p, '_trainer', None) for p in params) if t is not None}
+    child = Child(_build, todo, list(trainers.values()))
     return child if child.pid is not None else None
 
 
-def _build(todo):
+def _build(todo, trainers):
     """The child's work: the step interpreter (the forward plan asks for it once its fused kernels are built
-    here), then the nodes' kernels."""
+    here), the nodes' kernels, then the Trainers' update kernels."""
     from . import native
     if config.native():
         native.executor()
     cpu._build_all(todo)
+    if config.multi_tensor():
+        for t in trainers:
+            _update_kernel(t)
+
+
+def _update_kernel(trainer):
+    """The multi-tensor kernel graphc/optimizer/multi.Fused will ask for at the first step, as far as it can be
+    told before one: the optimizer's kind and options, its parameters' dtype and weight decays, each state count
+    the kind allows (a guess that misses costs this child's time only)."""
+    import numpy as np
+    from ..optimizer.multi import NSTATE
+    from . import multi_tensor
+    o = trainer._optimizer
+    ps = [p for p in trainer._params if p.grad_req != 'null']
+    if '_multi' not in type(o).__dict__ or not ps:
+        return
+    wd = np.array([o.wd * p.wd_mult for p in ps], np.float64)
+    has = wd != 0
+    wds = (True,) if has.all() else (False, True) if has.any() else (False,)
+    for nstate in range(4):
+        spec = o._multi(np.full(len(ps), float(o.lr)), wd, [1] * len(ps), nstate)
+        if spec is not None and nstate in NSTATE.get(spec[0], ()):
+            multi_tensor.kernel(spec[0], np.dtype(ps[0].dtype), spec[1], nstate, wds)
 
 
 def fetch(name):

@@ -158,3 +158,19 @@ def test_no_fork_here_or_switched_off_compiles_in_this_process(monkeypatch):
         with monkeypatch.context() as m:
             m.setenv(var, value)
             assert forked.start(fplan.graph, bplan.graph) is None, var
+
+
+@pytest.mark.parametrize('opt, params', [('adam', {'learning_rate': 0.1}),
+                                         ('sgd', {'learning_rate': 0.1, 'momentum': 0.9, 'wd': 1e-3})])
+def test_the_guessed_update_kernel_is_the_one_the_first_step_uses(opt, params):
+    from graphc import gluon
+    from graphc.runtime import multi_tensor
+    gc.random.seed(5)
+    net = _net()
+    trainer = gluon.Trainer(net.collect_params(), opt, params)
+    forked._update_kernel(trainer)   # (here, not in a child: what the child would compile)
+    built, calls = set(multi_tensor._kernels), multi_tensor.stats['calls']
+    _grads(net)
+    trainer.step(5)
+    assert multi_tensor.stats['calls'] > calls   # (the step took the multi-tensor path)
+    assert set(multi_tensor._kernels) == built   # and found its kernel built

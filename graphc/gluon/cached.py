@@ -215,7 +215,7 @@ class CachedOp:
             bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
             from ..runtime import forked
             from ..runtime.cpu import warm
-            child = forked.start(fopt, bopt)   # (kernels compile in a child while the forward builds and runs)
+            child = forked.start(fopt, bopt, [p for p, _ in e.param_vars])   # (kernels compile in a child meanwhile)
             if child is None:
                 warm(fopt)   # (the pooling kernels compile there while this thread builds the plan's fused ones)
             fplan = backend.cpu.executor(fopt)
