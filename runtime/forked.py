@@ -2,15 +2,15 @@
 and runs the forward. llvmlite runs every LLVM call under one process-wide lock, so a compile thread cannot
 overlap this thread's own compiles; a child process can (two cores, two LLVMs).
 
-The child builds kernels exactly as this process would (runtime/cpu.warm's selection: same IR, same names): the
-step interpreter, the forward's pooling kernels (the forward runs them after its plan is built), then the
-backward's in reverse order, as this process, building the backward plan, asks for them in order: the two meet in the middle. It
+The child builds what this process will ask for, as it would (same IR, same names): the step interpreter, the
+forward's pooling kernels (run after the forward plan is built), the backward's kernels in reverse order (this
+process builds the backward plan in order: the two meet in the middle), then the Trainer's update kernel. It
 streams frames through a pipe (kind, length-prefixed name and object code; no pickling): 'S' as a module's
 compile starts, 'D' with its object code, 'E' at the end, and exits with os._exit. This process's compile_ir
 asks fetch() first: a module delivered is loaded under its name, one started is waited for, any other is
-compiled here (the child may build it too: the copy that comes later is dropped). A child that fails, hangs
-past TIMEOUT_S or cannot be forked only leaves more to compile here. The child runs only Python and LLVM:
-never BLAS, OpenMP or oneDNN, whose threads do not survive a fork.
+compiled here (a copy the child sends later is dropped). A child that fails, hangs past TIMEOUT_S or cannot be
+forked only leaves more to compile here. The child runs only Python and LLVM: never BLAS, OpenMP or oneDNN,
+whose threads do not survive a fork.
 """
 import os
 import select
@@ -156,7 +156,8 @@ class Child:
                 self.started.add(name)
             elif kind == b'D':
                 self.started.discard(name)
-                self.delivered += _load([(name, obj)])
+                if _load(name, obj):
+                    self.delivered.append(name)
             else:
                 self._reap(kill=False)
 
@@ -226,18 +227,16 @@ def _run_child(w, fn, args):
         os._exit(code)
 
 
-def _load(pairs):
-    """Each module into this process's JIT, under its function's name (compile_ir's lookup); the names loaded."""
-    names = []
+def _load(name, obj):
+    """Module `name` into this process's JIT, where compile_ir looks it up (False: loaded already, or no such
+    function in it)."""
     with cpu._compile_lock:
+        if name in cpu._loaded:
+            return False
         llvm, _, jit = cpu._engine()
-        for name, obj in pairs:
-            if name in cpu._loaded:
-                continue
-            jit.add_object_file(llvm.ObjectFileRef.from_data(obj))
-            jit.finalize_object()
-            addr = jit.get_function_address(name)
-            if addr:
-                cpu._loaded[name] = addr
-                names.append(name)
-    return names
+        jit.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        jit.finalize_object()
+        addr = jit.get_function_address(name)
+        if addr:
+            cpu._loaded[name] = addr
+        return bool(addr)
