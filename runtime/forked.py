@@ -24,7 +24,17 @@ from .. import config
 from . import cpu
 
 TIMEOUT_S = 30.0   # a child still running then is killed (a hang must not stall the step forever)
-_live = []         # the children that may still deliver
+_live = []         # the children that may still deliver (to this process: a forked process, a DataLoader's
+#                    worker say, starts without them and leaves them alone)
+
+
+def _forget():
+    _live.clear()
+    cpu.fetch = None
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_forget)
 
 
 def start(fwd, bwd, params=()):
@@ -107,11 +117,11 @@ class Child:
             os.close(r)
             os.close(w)
             return
-        if pid == 0:   # the child
+        if pid == 0:   # the child (at-fork: _forget ran)
             os.close(r)
             _run_child(w, fn, args)
         os.close(w)
-        self.pid, self.fd, self.t0 = pid, r, time.monotonic()
+        self.pid, self.fd, self.t0, self.owner = pid, r, time.monotonic(), os.getpid()
         _live.append(self)
         cpu.fetch = fetch
 
@@ -162,7 +172,7 @@ class Child:
                 self._reap(kill=False)
 
     def _reap(self, kill):
-        if self.pid is None:
+        if self.pid is None or self.owner != os.getpid():   # (a forked copy of this object: not its child)
             return
         os.close(self.fd)
         if kill:
@@ -216,7 +226,6 @@ def _run_child(w, fn, args):
             view = memoryview(data)
             while view:
                 view = view[os.write(w, view):]
-        cpu.fetch = None   # (the parent's children are not this one's)
         cpu.observer = lambda name, obj: send(_frame(b'S', name) if obj is None else _frame(b'D', name, obj))
         fn(*args)
         send(_frame(b'E', ''))

@@ -89,6 +89,23 @@ def test_a_child_delivers_its_modules_under_their_names():
         os.waitpid(pid, os.WNOHANG)           # reaped
 
 
+def test_another_fork_leaves_the_worker_to_its_parent():
+    """A process forked while a worker runs (a DataLoader's worker, say) neither reads its pipe nor kills it."""
+    text, name = _ir(9)
+
+    def slow():
+        time.sleep(0.3)
+        cpu.compile_ir(text, name)
+    child = forked.Child(slow)
+    pid = os.fork()
+    if pid == 0:
+        ok = forked._live == [] and cpu.fetch is None
+        del child   # (its __del__ here must not reap the parent's worker)
+        os._exit(0 if ok else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert child.join() == [name]   # (the worker was left alone: it delivered here)
+
+
 def test_a_failing_or_hanging_child_delivers_nothing(monkeypatch):
     def boom():
         raise RuntimeError('compile failure in the child')
