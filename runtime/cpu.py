@@ -1190,7 +1190,8 @@ def warm_up():
         native.blas()
         if config.onednn():   # (on the main thread: the one runtime/onednn.py lets run primitives)
             from . import onednn
-            onednn.library()
+            if onednn.library() is not None:
+                native.dnnl_sgemm()   # (its self-check: oneDNN's GEMM kernel generated, 3-4 ms)
     return fut
 
 
