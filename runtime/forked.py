@@ -41,10 +41,10 @@ def start(fwd, bwd, params=()):
     """A Child compiling the pooling kernels of forward graph `fwd`, then backward graph `bwd`'s kernels, then the
     multi-tensor update of the Trainers of `params` (Parameters; a guess at its options), or None:
     GRAPHC_COMPILE_FORK=0, fewer than two threads (the child would only take this core), GRAPHC_COMPILE_AHEAD=1
-    (its thread does it), no fork here, an MPI rank, nothing to compile, or the fork failed."""
+    (its thread does it), one core to run on, no fork here, an MPI rank, nothing to compile, or the fork failed."""
     from .conv import WARM
     if not config.compile_fork() or config.compile_ahead() or config.num_threads() < 2 or not hasattr(os, 'fork') \
-            or 'mpi4py.MPI' in sys.modules:   # (MPI ranks: some transports break in a forked child)
+            or 'mpi4py.MPI' in sys.modules or _cores() < 2:   # (MPI ranks: some transports break in a forked child)
         return None
     todo = [n for n in cpu.warm_todo(fwd) if n.op.name in WARM] + cpu.warm_todo(bwd)[::-1]
     if not todo:
@@ -54,6 +54,11 @@ def start(fwd, bwd, params=()):
     trainers = {id(t): t for t in (getattr(p, '_trainer', None) for p in params) if t is not None}
     child = Child(_build, todo, list(trainers.values()))
     return child if child.pid is not None else None
+
+
+def _cores():
+    """The cores this process may run on (a process pinned to one gains nothing from a second compiler)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 
 def _build(todo, trainers):

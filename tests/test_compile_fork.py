@@ -176,6 +176,8 @@ def test_no_fork_here_or_switched_off_compiles_in_this_process(monkeypatch):
         with monkeypatch.context() as m:
             m.setenv(var, value)
             assert forked.start(fplan.graph, bplan.graph) is None, var
+    monkeypatch.setattr(forked, '_cores', lambda: 1)   # (pinned to one core: no second compiler)
+    assert forked.start(fplan.graph, bplan.graph) is None
 
 
 @pytest.mark.parametrize('opt, params', [('adam', {'learning_rate': 0.1}),
