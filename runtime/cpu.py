@@ -1167,7 +1167,7 @@ def warm_up():
     imports, LLVM's engine and the step interpreter on the compile thread; without one, the libraries load here
     (llvmlite's LLVM and oneDNN, 40-50 ms: loaded where a compiled call is announced, as a framework's own
     library loads at its import, not in the first call's compile; `import graphc` stays without them)."""
-    if os.getpid() in _warm or config.backend() == 'interp':
+    if os.getpid() in _warm or config.backend() == 'interp' or not enabled():
         return None
 
     def load():
