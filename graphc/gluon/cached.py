@@ -215,7 +215,8 @@ class CachedOp:
             bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
             from ..runtime import forked
             from ..runtime.cpu import warm
-            child = forked.start(fopt, bopt, [p for p, _ in e.param_vars])   # (kernels compile in a child meanwhile)
+            params = [p for p, _ in getattr(e, 'param_vars', ())]   # (an Executor's entry has none: no Trainer)
+            child = forked.start(fopt, bopt, params)   # (kernels compile in a child meanwhile)
             if child is None:
                 warm(fopt)   # (the pooling kernels compile there while this thread builds the plan's fused ones)
             fplan = backend.cpu.executor(fopt)
