@@ -166,10 +166,11 @@ class _Later:
         return self._plan
 
     def __call__(self, feed):
-        out = self.plan()(feed)
-        if hasattr(self.ahead, 'close'):   # (its first run compiled what it needs: the worker stops)
-            self.ahead.close()
-        return out
+        try:
+            return self.plan()(feed)
+        finally:
+            if hasattr(self.ahead, 'close'):   # (its first run compiled what it needs: the worker stops)
+                self.ahead.close()
 
     def __getattr__(self, name):
         return getattr(self.plan(), name)
