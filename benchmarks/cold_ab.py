@@ -2,13 +2,15 @@
 process with an empty kernel cache, as bench_peers' graphc worker runs it (mxnet_peer's twin on graphc's API,
 hybridized; import and build untimed; the process pinned to its first THREADS cores), per thread count.
 
-    python benchmarks/cold_ab.py A B [--rounds 5] [--threads 1,2]
+    python benchmarks/cold_ab.py A B [--rounds 5] [--threads 1,2] [--phases]
 
 A and B are Pythons (e.g. /work/base/.venv/bin/python .venv/bin/python), each optionally followed by
 :VAR=VALUE settings, so the same Python twice compares switches (.venv/bin/python:GRAPHC_COMPILE_AHEAD=0
 .venv/bin/python:GRAPHC_COMPILE_AHEAD=1). Prints per thread count the median wall and CPU time (all threads) of
 the first step, with the per-round figures and the load average before and after: figures taken with a load
-above the core count are upper bounds.
+above the core count are upper bounds. Each Python's graphc is compiled to bytecode first (as installed).
+--phases instead runs B's first step once per thread count and prints its wall time by phase (trace, passes,
+plan building, IR built in Python, LLVM, oneDNN, kernels and plans running, the Trainer, the forked worker).
 """
 import argparse
 import json
@@ -37,6 +39,83 @@ def child(npz, threads):
                       'second_ms': (time.perf_counter() - t1) * 1e3}))
 
 
+# (module, function, phase): what --phases times, each phase exclusive of the others nested in it
+PHASES = [('gluon.cached', 'CachedGraph.__init__', 'trace'), ('passes.autodiff', 'split_training_step', 'autodiff split'),
+          ('passes', 'run_pipeline', 'passes'), ('passes.memory', 'plan', 'memory plan'),
+          ('runtime.plan', 'Plan.__init__', 'plan building'), ('runtime.plan', '_native_program', 'plan building'),
+          ('runtime.cpu', '_compile_ir', 'LLVM (optimize, codegen, load)'),
+          ('runtime.cpu', '_kernel_for', 'kernel IR built in Python'), ('runtime.conv', '_kernel', 'kernel IR built in Python'),
+          ('runtime.native', 'executor', 'kernel IR built in Python'),
+          ('runtime.multi_tensor', 'kernel', 'kernel IR built in Python'),
+          ('runtime.onednn', '_create', 'oneDNN primitive descriptors'), ('runtime.onednn', '_Step.__call__', 'oneDNN runs'),
+          ('runtime.cpu', 'Kernel.__call__', 'compiled kernels run'), ('runtime.plan', 'Plan.__call__', 'plan runs (Python)'),
+          ('runtime.plan', 'NativeProgram.run', 'plan runs (Python)'), ('gluon.trainer', 'Trainer.step', 'Trainer'),
+          ('runtime.forked', 'Child.__init__', 'fork'), ('runtime.forked', 'Child.join', 'waiting for the forked worker')]
+
+
+def phases(npz, threads):
+    """One cold first step with the PHASES wrapped: its wall ms per phase (exclusive); the second call's total."""
+    import functools
+    import importlib
+    import graphc
+    spent, stack = {}, []
+
+    def wrap(owner, attr, phase):
+        f = getattr(owner, attr)
+
+        @functools.wraps(f)
+        def timed(*a, **k):
+            stack.append(0.0)
+            t0 = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                el = time.perf_counter() - t0
+                spent[phase] = spent.get(phase, 0.0) + el - stack.pop()
+                if stack:
+                    stack[-1] += el
+        setattr(owner, attr, timed)
+    for mod, qual, phase in PHASES:
+        *path, attr = qual.split('.')
+        try:
+            owner = importlib.import_module('graphc.' + mod)
+            for p in path:
+                owner = getattr(owner, p)
+            getattr(owner, attr)
+        except (ImportError, AttributeError):   # (an older checkout without it)
+            continue
+        wrap(owner, attr, phase)
+    from graphc.runtime import cpu
+    sys.path.insert(0, os.path.join(os.path.dirname(graphc.__file__), 'bench_peers'))
+    import mxnet_peer
+    mxnet_peer.use(graphc)
+    with np_load(npz) as arrays:
+        step = mxnet_peer.build({'model': 'lenet', 'train': True, 'opt': 'adam', 'lr': 1e-3}, arrays)
+    stack.append(0.0)
+    t0 = time.perf_counter()
+    mxnet_peer.sync(step())
+    first = time.perf_counter() - t0
+    spent['the rest (loss, imports, glue)'] = first - stack.pop()
+    once = dict(spent)   # (the first call's)
+    t1 = time.perf_counter()
+    mxnet_peer.sync(step())
+    print(f"{threads} thread(s): first call {first * 1e3:.0f} ms, second {(time.perf_counter() - t1) * 1e3:.0f} ms; "
+          f"{cpu.stats['disk_misses']} LLVM modules compiled here; load average {os.getloadavg()[0]:.2f}")
+    for k in sorted(once, key=lambda k: -once[k]):
+        print(f"  {k:34s} {once[k] * 1e3:7.1f} ms")
+
+
+def np_load(npz):
+    import contextlib
+    import numpy as np
+
+    @contextlib.contextmanager
+    def load():
+        with np.load(npz) as z:
+            yield {k: z[k] for k in z.files}
+    return load()
+
+
 def make(npz):
     import numpy as np
     import graphc
@@ -52,9 +131,24 @@ def make(npz):
     np.savez(npz, **arrays)
 
 
+def bytecode():
+    """graphc's modules compiled to bytecode, as an installed package has them (bench_peers.graphc_worker does
+    the same): under PYTHONDONTWRITEBYTECODE=1 an edited checkout would compile them from source in each child."""
+    import compileall
+    import graphc
+    from graphc import passes, runtime
+    for pkg in (os.path.dirname(graphc.__file__), passes.__path__[0], runtime.__path__[0]):
+        compileall.compile_dir(pkg, quiet=2)
+
+
 def _spec(s):
     py, *kv = s.split(':')
     return py, dict(x.split('=', 1) for x in kv)
+
+
+def _env(t, tmp, extra):
+    return dict(os.environ, GRAPHC_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t),
+                MKL_NUM_THREADS=str(t), OMP_WAIT_POLICY='PASSIVE', GRAPHC_CACHE_DIR=tempfile.mkdtemp(dir=tmp), **extra)
 
 
 def main():
@@ -63,6 +157,7 @@ def main():
     p.add_argument('b')
     p.add_argument('--rounds', type=int, default=5)
     p.add_argument('--threads', default='1,2')
+    p.add_argument('--phases', action='store_true', help="B's first step once per thread count, its time by phase")
     a = p.parse_args()
     specs = {'A': _spec(a.a), 'B': _spec(a.b)}
     threads = [int(t) for t in a.threads.split(',')]
@@ -70,17 +165,22 @@ def main():
     tmp = tempfile.mkdtemp(prefix='graphc-cold-ab-')
     npz = os.path.join(tmp, 'arrays.npz')
     subprocess.run([specs['B'][0], here, '--make', npz], check=True)
+    for py, _ in specs.values():
+        subprocess.run([py, here, '--bytecode'], check=True)
+    if a.phases:
+        for t in threads:
+            py, extra = specs['B']
+            subprocess.run(['taskset', '-c', ','.join(map(str, range(t))), py, here, '--phases-child', npz, str(t)],
+                           env=_env(t, tmp, extra), check=True)
+        return
     res = {(t, k): [] for t in threads for k in specs}
     load0 = os.getloadavg()
     for r in range(a.rounds):
         for t in threads:
             for k in ('A', 'B') if r % 2 == 0 else ('B', 'A'):
                 py, extra = specs[k]
-                env = dict(os.environ, GRAPHC_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t),
-                           MKL_NUM_THREADS=str(t), OMP_WAIT_POLICY='PASSIVE',
-                           GRAPHC_CACHE_DIR=tempfile.mkdtemp(dir=tmp), **extra)
                 out = subprocess.run(['taskset', '-c', ','.join(map(str, range(t))), py, here, '--child', npz, str(t)],
-                                     env=env, check=True, capture_output=True, text=True).stdout
+                                     env=_env(t, tmp, extra), check=True, capture_output=True, text=True).stdout
                 res[(t, k)].append(json.loads(out.strip().splitlines()[-1]))
     print(f"load average before {load0[0]:.2f}, after {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
     for t in threads:
@@ -98,6 +198,10 @@ def main():
 if __name__ == '__main__':
     if sys.argv[1:2] == ['--child']:
         child(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:2] == ['--phases-child']:
+        phases(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:2] == ['--bytecode']:
+        bytecode()
     elif sys.argv[1:2] == ['--make']:
         make(sys.argv[2])
     else:

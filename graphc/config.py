@@ -47,6 +47,8 @@ log_retrace = Switch('GRAPHC_LOG_RETRACE', False, "1 prints why a hybridized blo
 max_traces = Switch('GRAPHC_MAX_TRACES', 64, "traced signatures kept per block (an integer)", lambda v: max(1, int(v)))
 compile_ahead = Switch('GRAPHC_COMPILE_AHEAD', False, "1 compiles kernels ahead on a compile thread (with 2+ "
                        "threads), 0 each when first needed on the calling thread", lambda v: v == '1')
+compile_fork = Switch('GRAPHC_COMPILE_FORK', True, "0 compiles a training step's kernels where first needed, not "
+                      "in a forked worker process (with 2+ threads)", _on)
 max_kernels = Switch('GRAPHC_MAX_KERNELS', 20000, "compiled kernels per process (an integer)", int)
 cache_dir = Switch('GRAPHC_CACHE_DIR', os.path.join(HOME, '.cache', 'graphc'), "the compiled-kernel cache's directory")
 cache_max_bytes = Switch('GRAPHC_CACHE_MAX_MB', 256 << 20, "the kernel cache's size on disk in MB (a number)", _mb)

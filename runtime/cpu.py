@@ -1006,14 +1006,18 @@ OPT_LEVEL = 2
 # lighter pipelines by kernel name where the full one buys nothing: elementwise and reduction kernels (graphc_k_*)
 # and the multi-tensor optimizer updates (graphc_mt_*) run as fast without LLVM's loop unroller (the vectorizer
 # interleaves their loops already) and compile 5-30% faster; the step interpreter is a dispatch loop, no vector
-# code. The window kernels (im2col, pooling) keep it: unrolled, their small constant loops run 2x faster.
-LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll',), 'graphc_steps_': ('unroll', 'vectorize')}
+# code, and skips the IR optimizer (-O0: 5 ms of its 10-13 ms compile, at a few ns per step). The window
+# kernels (im2col, pooling) keep it: unrolled, their small constant loops run 2x faster.
+LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll',), 'graphc_steps_': ('unroll', 'vectorize', 'optimize')}
 
 
 def _pipeline(name):
     """The LLVM pipeline options that compile kernel `name` (part of its cache key)."""
     off = next((v for k, v in LIGHT.items() if name.startswith(k)), ())
-    return {'unroll': 'unroll' not in off, 'vectorize': 'vectorize' not in off}
+    opts = {'unroll': 'unroll' not in off, 'vectorize': 'vectorize' not in off}
+    if 'optimize' in off:
+        opts['level'] = 0
+    return opts
 
 
 _loaded = {}  # function name -> address: identical IR from two groups is loaded once
@@ -1043,13 +1047,16 @@ def compile_ir(text, name='kernel'):
     An entry that loads without defining `name` (address 0) is dropped and the IR compiled: never called.
     Thread-safe (the compile thread of ahead() calls it too): one compile at a time, as llvmlite runs every LLVM
     call under one lock anyway; a name two threads ask for is compiled once."""
-    addr = _loaded.get(name)
+    addr = _loaded.get(name) or (fetch(name) if fetch is not None else 0)
     if addr:
         return addr
     with _compile_lock:
         if name not in _loaded:
             _loaded[name] = _compile_ir(text, name)
         return _loaded[name]
+
+
+fetch = None   # while a forked compile worker runs (runtime/forked.py): its module `name`'s address, or 0
 
 
 _compile_lock = threading.RLock()
@@ -1061,6 +1068,8 @@ os.register_at_fork(before=_compile_lock.acquire, after_in_parent=_compile_lock.
 def _compile_ir(text, name):
     import time
     t0 = time.perf_counter()
+    if observer is not None:
+        observer(name, None)
     llvm, tm, jit = _engine()
     key = _entry_key(text, name)
     obj = _disk_load(key)
@@ -1073,8 +1082,8 @@ def _compile_ir(text, name):
     if not addr:
         mod = llvm.parse_assembly(text)
         mod.verify()
-        pto = llvm.create_pipeline_tuning_options(speed_level=OPT_LEVEL)
         opts = _pipeline(name)
+        pto = llvm.create_pipeline_tuning_options(speed_level=opts.get('level', OPT_LEVEL))
         pto.loop_vectorization = pto.slp_vectorization = opts['vectorize']
         pto.loop_unrolling = opts['unroll']
         pb = llvm.create_pass_builder(tm, pto)
@@ -1087,8 +1096,13 @@ def _compile_ir(text, name):
         addr = jit.get_function_address(name)
         if not addr:
             raise GraphcError(f"compiled kernel {name} has no symbol {name!r} (an LLVM code generation failure)")
+    if observer is not None:   # (a forked compile worker, runtime/forked.py, sends it to its parent)
+        observer(name, obj)
     stats['llvm_ms'] += (time.perf_counter() - t0) * 1e3
     return addr
+
+
+observer = None   # observer(name, None) as a module's compile starts, observer(name, object code) when it is done
 
 
 # ---------------------------------------------------------------- compiling ahead
@@ -1128,10 +1142,15 @@ def _said(fut):
 def warm(graph):
     """Compile the kernels of an optimized graph ahead (see ahead()): its fused groups' and the pooling window
     kernels (runtime/conv.warm); the backward plan's while the forward runs. Returns the Future or None."""
-    from .conv import WARM
-    todo = [n for n in graph.nodes if not n.is_var and (getattr(n.op, 'subgraph', None) is not None or
-                                                         n.op.name in WARM and n.dtypes)]
+    todo = warm_todo(graph)
     return ahead(_build_all, todo) if todo else None
+
+
+def warm_todo(graph):
+    """The nodes whose kernels _build_all compiles: fused groups and the pooling window kernels."""
+    from .conv import WARM
+    return [n for n in graph.nodes if not n.is_var and (getattr(n.op, 'subgraph', None) is not None or
+                                                        n.op.name in WARM and n.dtypes)]
 
 
 def _build_all(nodes):
@@ -1145,19 +1164,34 @@ def _build_all(nodes):
 
 def warm_up():
     """What every compiled plan needs, started ahead by hybridize() (once per process): the modules a first call
-    imports, LLVM's engine and the step interpreter."""
-    if os.getpid() in _warm or config.backend() == 'interp':
+    imports, LLVM's engine and the step interpreter on the compile thread; without one, the libraries load here
+    (llvmlite's LLVM and oneDNN, 40-50 ms: loaded where a compiled call is announced, as a framework's own
+    library loads at its import, not in the first call's compile; `import graphc` stays without them)."""
+    if os.getpid() in _warm or config.backend() == 'interp' or not enabled():
         return None
 
-    def run():
+    def load():
         import llvmlite.ir  # noqa: F401
         from ..gluon import cached  # noqa: F401
         from ..passes import autodiff  # noqa: F401
-        from . import native, plan  # noqa: F401
+        from . import conv, forked, native, plan  # noqa: F401
+        with _compile_lock:   # (_engine() is built once: the caller's first compile may be asking too)
+            _engine()
+
+    def run():
+        load()
+        from . import native
         native.executor()
     fut = ahead(run)
-    if fut is not None:
-        _warm.add(os.getpid())
+    _warm.add(os.getpid())
+    if fut is None:
+        load()
+        from . import native
+        native.blas()
+        if config.onednn():   # (on the main thread: the one runtime/onednn.py lets run primitives)
+            from . import onednn
+            if onednn.library() is not None:
+                native.dnnl_sgemm()   # (its self-check: oneDNN's GEMM kernel generated, 3-4 ms)
     return fut
 
 

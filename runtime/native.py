@@ -172,10 +172,10 @@ def executor():
     """The step interpreter `void graphc_steps(i64* steps, i64 n, i8** bufs)`, compiled once per process
     (its object code comes from the kernel disk cache)."""
     if not _exec:
-        from .cpu import compile_ir
+        from . import cpu
         bits = (blas() or (0, 0, 64))[2]
-        text = _executor_ir(bits)
-        addr = compile_ir(text, f'graphc_steps_i{bits}')
+        name = f'graphc_steps_i{bits}'   # (its IR is this code's: a forked compile worker's copy needs no IR here)
+        addr = cpu._loaded.get(name) or (cpu.fetch(name) if cpu.fetch else 0) or cpu.compile_ir(_executor_ir(bits), name)
         _exec.append(ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)(addr))
     return _exec[0]
 

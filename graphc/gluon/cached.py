@@ -148,13 +148,14 @@ def fast_call(block, entry, key):
 
 
 class _Later:
-    """A training step's backward plan, built at its first use; until then its kernels compile ahead on the
-    compile thread (runtime/cpu.warm) while the forward runs. Calls and attributes are the plan's."""
+    """A training step's backward plan, built at its first use; until then its kernels compile ahead, in a forked
+    worker (runtime/forked.py) or on the compile thread (runtime/cpu.warm), while the forward runs. Calls and
+    attributes are the plan's."""
 
-    def __init__(self, make, graph):
+    def __init__(self, make, graph, child=None):
         from ..runtime.cpu import warm
         self._args, self._plan, self._lock = (make, graph), None, threading.Lock()
-        self.ahead = warm(graph)   # (its Future, or None)
+        self.ahead = child or warm(graph)   # (a forked worker, runtime/forked.Child; a Future; or None)
 
     def plan(self):
         if self._plan is None:
@@ -165,7 +166,11 @@ class _Later:
         return self._plan
 
     def __call__(self, feed):
-        return self.plan()(feed)
+        try:
+            return self.plan()(feed)
+        finally:
+            if hasattr(self.ahead, 'close'):   # (its first run compiled what it needs: the worker stops)
+                self.ahead.close()
 
     def __getattr__(self, name):
         return getattr(self.plan(), name)
@@ -209,10 +214,14 @@ class CachedOp:
             off = getattr(e, 'disabled', None)  # (an Executor's entry: MXNET_ELIMINATE_COMMON_EXPR=0 turns cse off)
             fopt, _ = run_pipeline(fgraph, 'training', disabled=off, tag=e.block_name + '.forward')
             bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
+            from ..runtime import forked
             from ..runtime.cpu import warm
-            warm(fopt)   # (the pooling kernels compile there while this thread builds the plan's fused ones)
+            params = [p for p, _ in getattr(e, 'param_vars', ())]   # (an Executor's entry has none: no Trainer)
+            child = forked.start(fopt, bopt, params)   # (kernels compile in a child meanwhile)
+            if child is None:
+                warm(fopt)   # (the pooling kernels compile there while this thread builds the plan's fused ones)
             fplan = backend.cpu.executor(fopt)
-            bplan = _Later(backend.cpu.executor, bopt)
+            bplan = _Later(backend.cpu.executor, bopt, child)
             if bplan.ahead is None:   # (nothing compiles ahead: built now)
                 bplan = bplan.plan()
             hit = self._compiled[need] = (fplan, bplan, saved, heads, [g is not None for g in grads])
