@@ -39,13 +39,15 @@ class Times(dict):
 def timeit(fns, reps, warmup=WARMUP, progress=None):
     """{name: median seconds} (a Times), running the variants interleaved so machine noise hits all alike.
     A variant with a rep() method (a peer in another process) is timed by it: rep() runs it once and returns the
-    seconds it measured there. progress: a wrapper for the iterable of warm-up plus timed rounds, or None."""
+    seconds it measured there. progress: a wrapper for the iterable of warm-up plus timed rounds, or None.
+    .diag: each variant's diagnostics (diagnostics()), from counters read once after each of its timed samples."""
     ts = {k: [] for k in fns}
+    rows = {k: [] for k in fns}
     rounds = range(warmup + reps)
     pids, before = [f.worker.proc.pid for f in fns.values() if hasattr(f, 'worker')], None
     for i in (progress(rounds) if progress else rounds):
         if i == warmup:
-            before = cpu_sample(pids)
+            before = last = probe(pids)
         for k, f in fns.items():
             if hasattr(f, 'rep'):
                 dt = f.rep()
@@ -55,9 +57,13 @@ def timeit(fns, reps, warmup=WARMUP, progress=None):
                 dt = time.perf_counter() - t0
             if i >= warmup:
                 ts[k].append(dt)
+                now = probe(pids)
+                rows[k].append(sample_row(dt, last, now))
+                last = now
     t = Times({k: statistics.median(v) for k, v in ts.items()})
     t.spread = {k: tuple(float(q) for q in np.percentile(v, (10, 90))) for k, v in ts.items()}
-    t.others = others(before, cpu_sample(pids))
+    t.others = others(before and before[0], cpu_sample(pids))
+    t.diag = {k: diagnostics(v) for k, v in rows.items() if v and v[0] is not None}
     return t
 
 
@@ -66,7 +72,8 @@ LOADED = 0.2   # cores that other processes used, on average, above which a work
 
 
 def cpu_sample(pids=()):
-    """(wall s, the machine's busy CPU s, the CPU s of this process and of pids: the peers' workers) from
+    """(wall s, the machine's busy CPU s, the CPU s of this process and of pids: the peers' workers, the machine's
+    steal s: time its virtual CPUs were ready but the hypervisor ran something else, counted in busy) from
     /proc/stat and /proc/PID/stat, or None where there is none (not Linux)."""
     try:
         hz = os.sysconf('SC_CLK_TCK')
@@ -77,7 +84,7 @@ def cpu_sample(pids=()):
             with open(f'/proc/{pid}/stat') as f:
                 fields = f.read().rsplit(')', 1)[1].split()
             ours += (int(fields[11]) + int(fields[12])) / hz   # utime, stime
-        return time.perf_counter(), (sum(v) - v[3] - v[4]) / hz, ours   # all but idle and iowait
+        return time.perf_counter(), (sum(v) - v[3] - v[4]) / hz, ours, v[7] / hz   # all but idle and iowait
     except (OSError, ValueError, IndexError, AttributeError):
         return None
 
@@ -97,17 +104,136 @@ def idle_probe(seconds=0.2):
     return others(a, cpu_sample())
 
 
+# diagnostics: what else ran, or took this process's pages and cores, during each variant's timed samples
+SLOW = 1.5   # a sample this many times its variant's 10th percentile is slow: its diagnostics are shown apart
+DIAG = ('t', 'window', 'steal', 'others', 'minflt', 'majflt', 'nivcsw')   # a sample's row (diagnostics())
+
+
+def probe(pids=()):
+    """The counters a sample's row is the difference of: (cpu_sample(pids), (this process's minor and major page
+    faults, involuntary context switches: getrusage, every thread of it)); None parts where unknown."""
+    try:
+        import resource
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        faults = (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw)
+    except (ImportError, OSError):
+        faults = None
+    return cpu_sample(pids), faults
+
+
+def sample_row(dt, a, b):
+    """A sample's row of DIAG between probes a and b (its window: the call, and reading the counters): its
+    seconds, the window's, the machine's steal s and other processes' CPU s in it (busy less steal, this process
+    and the peers' workers), and this process's page faults and involuntary switches; None off Linux."""
+    (ca, fa), (cb, fb) = a, b
+    if ca is None or cb is None or fa is None or fb is None:
+        return None
+    steal = cb[3] - ca[3]
+    return (dt, cb[0] - ca[0], steal, (cb[1] - ca[1]) - (cb[2] - ca[2]) - steal) + tuple(y - x for x, y in zip(fa, fb))
+
+
+def diagnostics(rows):
+    """A variant's diagnostics from its samples' rows: 'all', and apart its 'slow' samples (over SLOW times its
+    10th percentile) and the 'fast' rest: how many, steal and other processes' CPU as cores over their windows
+    (the counters tick at 100 Hz: a sum over many samples, not one short sample, says something), page faults and
+    involuntary switches per sample; and 'samples': the rows themselves, by DIAG column."""
+    cols = dict(zip(DIAG, map(list, zip(*rows))))
+    cut = SLOW * float(np.percentile(cols['t'], 10))
+
+    def part(idx):
+        if not idx:
+            return None
+        w = sum(cols['window'][i] for i in idx) or 1e-9
+        return {'n': len(idx), 'steal_cores': sum(cols['steal'][i] for i in idx) / w,
+                'others_cores': max(0.0, sum(cols['others'][i] for i in idx) / w),
+                **{c: sum(cols[c][i] for i in idx) / len(idx) for c in DIAG[4:]}}
+    slow = [i for i, t in enumerate(cols['t']) if t > cut]
+    fast = [i for i, t in enumerate(cols['t']) if t <= cut]
+    rnd = {'t': 7, 'window': 7, 'steal': 2, 'others': 2}
+    return {'all': part(fast + slow), 'slow': part(slow), 'fast': part(fast),
+            'samples': {c: [round(v, rnd[c]) if c in rnd else v for v in cols[c]] for c in DIAG}}
+
+
+def proc_cpu():
+    """{pid: (name, CPU s)} of every process in /proc (empty off Linux): which others ran during a workload."""
+    out = {}
+    try:
+        hz, pids = os.sysconf('SC_CLK_TCK'), [d for d in os.listdir('/proc') if d.isdigit()]
+    except (OSError, ValueError, AttributeError):
+        return out
+    for pid in pids:
+        try:
+            with open(f'/proc/{pid}/stat') as f:
+                head, rest = f.read().rsplit(')', 1)
+            fields = rest.split()
+            out[int(pid)] = (head.split('(', 1)[1], (int(fields[11]) + int(fields[12])) / hz)
+        except (OSError, ValueError, IndexError):   # (a process that just ended)
+            pass
+    return out
+
+
+def top_others(a, b, n=5):
+    """[[name, pid, CPU s]] of the n other processes (not this one) that used the most CPU between proc_cpu()s
+    a and b: kernel threads (kdamond, kswapd), a peer's compile workers that SIGSTOP does not reach, ..."""
+    me = os.getpid()
+    used = [(t - a.get(pid, (None, 0.0))[1], name, pid) for pid, (name, t) in b.items() if pid != me]
+    return [[name, pid, round(t, 2)] for t, name, pid in sorted(used, reverse=True)[:n] if t > 0]
+
+
+VMSTAT = ('pgmajfault', 'pgfault', 'pgscan', 'pgsteal', 'workingset_refault', 'pswpin', 'pswpout')
+
+
+def vmstat():
+    """The machine's paging counters of /proc/vmstat (VMSTAT prefixes, summed over their kinds: a reclaim such as
+    DAMON's pageout scheme shows in pgscan/pgsteal, its cost in refaults and major faults), or {} off Linux."""
+    out = dict.fromkeys(VMSTAT, 0)
+    try:
+        with open('/proc/vmstat') as f:
+            for line in f:
+                name, v = line.split()
+                key = next((p for p in VMSTAT if name.startswith(p)), None)
+                if key is not None:
+                    out[key] += int(v)
+    except (OSError, ValueError):
+        return {}
+    return out
+
+
+def migrations():
+    """How often this process's threads moved between CPUs so far (/proc/self/task/*/sched), or None."""
+    n, seen = 0, False
+    try:
+        tasks = os.listdir('/proc/self/task')
+    except OSError:
+        return None
+    for t in tasks:
+        try:
+            with open(f'/proc/self/task/{t}/sched') as f:
+                for line in f:
+                    if line.startswith('se.nr_migrations'):
+                        n, seen = n + int(line.split(':')[1]), True
+        except (OSError, ValueError, IndexError):
+            pass
+    return n if seen else None
+
+
 def load_check(fn):
     """fn()'s result with 'load': other processes' CPU use (in cores) while idle just before and after it and
     during its timed rounds, the 1-minute load average before and after, and 'loaded' when any is above
-    LOADED (without /proc/stat: when the load average was above this run's own threads plus LOADED)."""
+    LOADED (without /proc/stat: when the load average was above this run's own threads plus LOADED); and over the
+    whole workload, the other processes that used the most CPU, the machine's paging counters and this process's
+    thread migrations."""
     la0, before = os.getloadavg()[0], idle_probe()
+    procs, vm, mig = proc_cpu(), vmstat(), migrations()
     r = fn()
+    procs, vm1, mig1 = top_others(procs, proc_cpu()), vmstat(), migrations()
     after, la1 = idle_probe(), os.getloadavg()[0]
     seen = [v for v in (before, getattr(r['times'], 'others', None), after) if v is not None]
     loaded = max(seen) > LOADED if seen else max(la0, la1) > config.num_threads() + LOADED
     return dict(r, load={'others_idle_before': before, 'others_timed': getattr(r['times'], 'others', None),
-                         'others_idle_after': after, 'loadavg': [la0, la1], 'loaded': loaded})
+                         'others_idle_after': after, 'loadavg': [la0, la1], 'loaded': loaded, 'top_others': procs,
+                         'vmstat': {k: vm1[k] - vm[k] for k in vm1 if k in vm},
+                         'migrations': None if mig is None or mig1 is None else mig1 - mig})
 
 
 def _synced(f):
@@ -756,7 +882,8 @@ def run(work, progress=None, check_load=False):
     for i, (key, name, fn) in enumerate(work, 1):
         f = lambda fn=fn, i=i, key=key: fn(progress(f"[{i}/{len(work)}] {key}") if progress else None)  # noqa: E731
         r = load_check(f) if check_load else f()
-        results[key] = dict(name=name, **r, spread=getattr(r['times'], 'spread', {}), ratios=ratios(r['times']))
+        results[key] = dict(name=name, **r, spread=getattr(r['times'], 'spread', {}), ratios=ratios(r['times']),
+                            diag=getattr(r['times'], 'diag', {}))
     return results
 
 
@@ -864,7 +991,41 @@ def peer_table(results, missing):
         lines.append(f"WARNING: the machine was loaded during {', '.join(loaded)}: other processes used more than "
                      f"{LOADED} cores on average (/proc/stat busy time less this run's own, idle probes before/after "
                      "each workload and over its timed rounds); those timings are upper bounds.")
+    diag = [ln for n, res in results.items() for ln in diag_lines(res, f'{n} thr')]
+    if diag:
+        lines += ["Diagnostics (per variant over its timed samples; JSON: workloads.THREADS.KEY.diag and .load):"] + diag
     return '\n'.join(lines)
+
+
+def _diag_text(p):
+    return (f"steal {p['steal_cores']:.2f} cores, others {p['others_cores']:.2f}, {p['minflt']:.0f} minor / "
+            f"{p['majflt']:.1f} major faults and {p['nivcsw']:.1f} involuntary switches a sample")
+
+
+def diag_lines(res, label=''):
+    """Lines for the diagnostics worth a look in one run's results: a variant with slow samples (a fifth or more
+    over SLOW times its 10th percentile: bimodal) shown apart from its fast ones, or with steal above 0.05 cores,
+    or major page faults; then, for such a workload or a loaded one, the other processes that used the most CPU."""
+    lines = []
+    for key, r in res.items():
+        mine, who = [], f"{key} {label}".strip()
+        for v, d in r.get('diag', {}).items():
+            a, slow, fast = d['all'], d['slow'], d['fast']
+            bimodal = slow is not None and fast is not None and slow['n'] >= 0.2 * a['n']
+            if bimodal:
+                mine.append(f"  {who} {v}: {slow['n']} of {a['n']} samples slow (> {SLOW}x its p10): "
+                            f"{_diag_text(slow)}; the fast ones: {_diag_text(fast)}")
+            elif a['steal_cores'] > 0.05 or a['majflt'] > 0:
+                mine.append(f"  {who} {v}: {_diag_text(a)}")
+        load = r.get('load', {})
+        if (mine or load.get('loaded')) and load.get('top_others'):
+            mine.append(f"  {who}: most CPU elsewhere during it: " +
+                        ', '.join(f"{name} ({pid}) {t:.2f} s" for name, pid, t in load['top_others']) +
+                        (f"; {load['migrations']} thread migrations" if load.get('migrations') is not None else '') +
+                        (f"; paging {', '.join(f'{k} {v}' for k, v in load['vmstat'].items() if v)}"
+                         if any(load.get('vmstat', {}).values()) else ''))
+        lines += mine
+    return lines
 
 
 def table(results):
@@ -888,7 +1049,9 @@ def table(results):
             bw = r['GB/s']
             lines.append(f"{key}: hybridized {bw['hybridized']:.1f} GB/s, np.copyto {bw['np.copyto']:.1f} GB/s "
                          f"({100 * bw['hybridized'] / bw['np.copyto']:.0f}% of the copy bandwidth)")
-    return '\n'.join(lines)
+    diag = diag_lines(results)
+    return '\n'.join(lines + (["Diagnostics (per variant over its timed samples; JSON: workloads.KEY.diag):"] + diag
+                               if diag else []))
 
 
 def package_version(mod):

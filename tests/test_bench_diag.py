@@ -1,0 +1,108 @@
+"""graphc.bench's interference diagnostics: per variant, over its timed samples, the machine's steal and other
+processes' CPU, this process's page faults and involuntary switches, slow samples apart from fast ones; per
+workload the other processes that ran, paging counters, thread migrations; and their lines under the tables."""
+import mmap
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from graphc import bench as B
+
+LINUX = B.cpu_sample() is not None and B.probe()[1] is not None
+
+
+def test_diagnostics_splits_slow_samples_from_fast():
+    # (t, window, steal, others, minflt, majflt, nivcsw): four fast samples, one three times slower with steal
+    rows = [(1.0, 1.0, 0.0, 0.1, 10, 0, 0)] * 4 + [(3.0, 3.0, 1.5, 0.0, 40, 2, 5)]
+    d = B.diagnostics(rows)
+    assert d['all']['n'] == 5 and d['slow']['n'] == 1 and d['fast']['n'] == 4
+    assert d['slow']['steal_cores'] == pytest.approx(0.5) and d['fast']['steal_cores'] == 0
+    assert d['fast']['others_cores'] == pytest.approx(0.1) and d['all']['steal_cores'] == pytest.approx(1.5 / 7)
+    assert d['slow']['majflt'] == 2 and d['fast']['minflt'] == 10 and d['all']['nivcsw'] == 1
+    assert d['samples']['t'] == [1.0] * 4 + [3.0] and d['samples']['majflt'] == [0] * 4 + [2]
+    assert B.diagnostics([(1.0, 1.0, 0.0, 0.0, 0, 0, 0)] * 3)['slow'] is None
+
+
+def test_sample_row_is_the_difference_of_two_probes():
+    a = ((10.0, 5.0, 1.0, 0.5), (100, 1, 7))
+    b = ((10.5, 5.9, 1.3, 0.6), (130, 1, 9))   # 0.9 busy: 0.3 ours, 0.1 steal, so 0.5 of other processes
+    assert B.sample_row(0.4, a, b) == pytest.approx((0.4, 0.5, 0.1, 0.5, 30, 0, 2))
+    assert B.sample_row(0.4, (None, None), b) is None
+
+
+@pytest.mark.skipif(not LINUX, reason='no /proc/stat or getrusage')
+def test_timeit_records_page_faults_per_variant():
+    """A variant that touches fresh memory each call faults; one that reuses its buffer does not; the counters
+    are read once per timed sample (not in the warm-up, nor per call inside a variant)."""
+    buf = np.ones(1 << 18, np.float32)
+    calls = []
+    real = B.probe
+
+    def counted(pids=()):
+        calls.append(1)
+        return real(pids)
+
+    def fresh():   # 2 MB mapped anew: 512 pages that fault when first written
+        m = mmap.mmap(-1, 1 << 21)
+        a = np.frombuffer(m, np.uint8)
+        a[::4096] = 1
+        del a
+        m.close()
+
+    B.probe = counted
+    try:
+        t = B.timeit({'fresh': fresh, 'reuse': lambda: buf.fill(1)}, reps=6, warmup=2)
+    finally:
+        B.probe = real
+    assert len(calls) == 1 + 2 * 6
+    d = t.diag
+    assert set(d) == {'fresh', 'reuse'} and d['fresh']['all']['n'] == 6
+    assert d['fresh']['all']['minflt'] > 100 > d['reuse']['all']['minflt']
+    assert len(d['reuse']['samples']['window']) == 6 and min(d['reuse']['samples']['window']) > 0
+
+
+@pytest.mark.skipif(not LINUX, reason='no /proc')
+def test_top_others_names_a_busy_process():
+    a = B.proc_cpu()
+    spin = subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+    try:
+        time.sleep(0.5)
+        top = B.top_others(a, B.proc_cpu(), n=50)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert any(pid == spin.pid and t > 0.1 for _, pid, t in top), top
+    assert all(pid != __import__('os').getpid() for _, pid, _ in top)
+    vm = B.vmstat()
+    assert set(vm) == set(B.VMSTAT) and vm['pgfault'] > 0
+    assert B.migrations() is None or B.migrations() >= 0
+
+
+def _diag(steal=0.0, majflt=0.0, slow=0):
+    part = lambda n, s: {'n': n, 'steal_cores': s, 'others_cores': 0.01, 'minflt': 3, 'majflt': majflt,  # noqa: E731
+                         'nivcsw': 0.5}
+    return {'all': part(10, steal), 'slow': part(slow, steal) if slow else None,
+            'fast': part(10 - slow, 0.0) if slow < 10 else None}
+
+
+def test_diag_lines_under_the_tables():
+    load = {'loaded': False, 'top_others': [['kdamond.0', 77, 0.4], ['cc1plus', 9, 0.1]], 'migrations': 12,
+            'vmstat': {'pgmajfault': 3, 'pgscan': 0}}
+    res = {'lenet-train': {'name': 'LeNet', 'times': {'numpy': 0.1, 'hybridized': 0.2}, 'ratios': {}, 'load': load,
+                           'diag': {'numpy': _diag(), 'hybridized': _diag(steal=0.4, slow=5)}},
+           'mlp1': {'name': 'MLP', 'times': {'numpy': 1e-5, 'hybridized': 1e-5}, 'ratios': {},
+                    'load': dict(load, top_others=[]), 'diag': {'numpy': _diag(majflt=0.5), 'hybridized': _diag()}}}
+    lines = B.diag_lines(res, '2 thr')
+    assert lines[0].startswith('  lenet-train 2 thr hybridized: 5 of 10 samples slow (> 1.5x its p10): steal 0.40')
+    assert 'the fast ones: steal 0.00 cores' in lines[0]
+    assert lines[1] == ('  lenet-train 2 thr: most CPU elsewhere during it: kdamond.0 (77) 0.40 s, cc1plus (9) 0.10 s; '
+                        '12 thread migrations; paging pgmajfault 3')
+    assert lines[2].startswith('  mlp1 2 thr numpy: steal 0.00 cores') and '0.5 major faults' in lines[2]
+    assert len(lines) == 3   # quiet variants and workloads say nothing
+    text = B.peer_table({2: res}, {})
+    assert 'Diagnostics (per variant over its timed samples; JSON: workloads.THREADS.KEY.diag and .load):' in text
+    assert lines[0] in text.splitlines()
+    assert 'Diagnostics' not in B.peer_table({2: {k: dict(r, diag={}, load={}) for k, r in res.items()}}, {})
