@@ -237,7 +237,13 @@ def load_check(fn):
 
 
 def _synced(f):
-    """f, waiting for its NDArray result (under GRAPHC_ENGINE=lazy an op only queues work)."""
+    """f, waiting for its NDArray result (under GRAPHC_ENGINE=lazy an op only queues work); f itself under the
+    naive engine, where every result on the CPU is computed when the call returns (the wait cost a batch-1 MLP
+    call 0.6-0.9 us of 13 that NumPy's twin does not pay)."""
+    from graphc import engine
+    if not engine.is_lazy():
+        return f
+
     def run():
         out = f()
         for o in out if isinstance(out, (list, tuple)) else [out]:

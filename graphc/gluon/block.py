@@ -494,8 +494,8 @@ class HybridBlock(Block):
         return Block.__call__(self, *args, **kwargs)
 
     def _dispatch(self, *args, **kwargs):
-        fast = self._fast_call
-        if fast is not None and not kwargs and not _eager.on:
+        fast = self._fast_call   # (without hooks __call__ tried it already: a call it declines takes the full path)
+        if fast is not None and not kwargs and not _eager.on and (self._forward_pre_hooks or self._forward_hooks):
             out = fast(args)
             if out is not None:
                 return out

@@ -137,12 +137,14 @@ def fast_call(block, entry, key):
         if len(args) != n or st.recording or st.training is not training or CASTS[0] != casts or \
                 ts.ctx is not None or block._op_hook is not None or _ndm._GPU_LIVE or _ndm._HOST_IDS:
             return None
+        arrays = []
         for a, (shape, d, dt) in zip(args, want):
             b = a._buf if type(a) is NDArray else None
             if b is None or b.shape != shape or (b.dtype is not d and b.dtype.str != dt):
                 return None
+            arrays.append(b)
         entry.used = next(_clock)
-        return fast(args)
+        return fast(arrays)
     call.key = key
     return call
 
@@ -311,7 +313,7 @@ class CachedGraph:
                 return self._run_gpu(args, gpus[0].device_id)
         fast = self._fast
         if fast is not None and not autograd._st.recording:
-            out = fast(args)
+            out = fast([a._data for a in args])
             if out is not None:
                 return out
         data = [a for a in args if isinstance(a, NDArray)]
@@ -356,8 +358,9 @@ class CachedGraph:
         return _unflatten(self.structure, outs)
 
     def _fast_path(self):
-        """Inference without recording, hoisting or aux updates, with NDArray arguments only: the plan's
-        inputs bound by position, so a call is a few list operations around the plan."""
+        """Inference without recording, hoisting or aux updates, with NDArray arguments only: a function of the
+        data arguments' NumPy arrays that binds the plan's inputs by position, so a call is a few list operations
+        around the plan; None where the reference interpreter is the backend now."""
         from ..interpreter import owned
         plan = self._main_plan
         n_data, params = len(self.data_vars), [p for p, _ in self.param_vars]
@@ -367,23 +370,22 @@ class CachedGraph:
         run, lean = plan.positional(keys), plan.lean(keys)
         if run is None:
             return None
-        interp = backend.interp
+        interp, cur = backend.interp, backend._cur
+        one = nv == 1 and structure is None
 
-        def fast(args):
-            if len(args) != n_data or backend.current() is interp:
+        def fast(arrays):   # (a list of this call's own: the parameters' arrays are appended)
+            if len(arrays) != n_data or (cur.backend or backend.default) is interp:
                 return None
-            arrays = [a._data for a in args]
             for p in params:
                 c = p._copies  # (Parameter._cur without the property: one copy, or the current context's)
                 a = c[0] if c is not None and len(c) == 1 else p._cur or p.data()
                 b = a._buf
                 arrays.append(b if b is not None else a._data)
-            out = lean(arrays) if lean is not None else None   # (fresh arrays: nothing to copy)
+            out = lean(arrays) if lean is not None else None   # (arrays of the plan's: the user's now)
             if out is None:
                 out = owned(run(arrays)[:nv], arrays)
-            return _unflatten(structure, [NDArray(v) for v in out])
+            return NDArray(out[0]) if one else _unflatten(structure, [NDArray(v) for v in out])
         return fast
-
 
     def _run_gpu(self, args, dev_id):
         """Inference on gpu(dev_id): the optimized graph as one GpuPlan (fused CUDA kernels, cuBLAS GEMMs)."""
