@@ -16,6 +16,11 @@ import time
 
 import numpy as np
 
+try:
+    import resource   # (POSIX: the bench's page-fault and context-switch diagnostics)
+except ImportError:
+    resource = None
+
 import graphc as gc
 from graphc import autograd, config, gluon, nd
 from graphc.base import GraphcError
@@ -40,29 +45,31 @@ def timeit(fns, reps, warmup=WARMUP, progress=None):
     """{name: median seconds} (a Times), running the variants interleaved so machine noise hits all alike.
     A variant with a rep() method (a peer in another process) is timed by it: rep() runs it once and returns the
     seconds it measured there. progress: a wrapper for the iterable of warm-up plus timed rounds, or None.
-    .diag: each variant's diagnostics (diagnostics()), from counters read once after each of its timed samples."""
-    ts = {k: [] for k in fns}
-    rows = {k: [] for k in fns}
+    .diag: each variant's diagnostics (diagnostics()) from counters read just before and after each timed sample
+    (outside its timing): the cheap ones always, /proc/stat's (20 us a read) around samples of LONG or more."""
+    ts, rows, long = {k: [] for k in fns}, {k: [] for k in fns}, {}
     rounds = range(warmup + reps)
     pids, before = [f.worker.proc.pid for f in fns.values() if hasattr(f, 'worker')], None
     for i in (progress(rounds) if progress else rounds):
         if i == warmup:
-            before = last = probe(pids)
+            before = cpu_sample(pids)
         for k, f in fns.items():
+            timed = i >= warmup
+            a = probe(pids, long.get(k, False)) if timed else None
             if hasattr(f, 'rep'):
                 dt = f.rep()
             else:
                 t0 = time.perf_counter()
                 f()
                 dt = time.perf_counter() - t0
-            if i >= warmup:
+            if timed:
                 ts[k].append(dt)
-                now = probe(pids)
-                rows[k].append(sample_row(dt, last, now))
-                last = now
+                rows[k].append(sample_row(dt, a, probe(pids, long.get(k, False))))
+            else:
+                long[k] = dt >= LONG   # (from the warm-up: whether its samples are worth a /proc/stat read)
     t = Times({k: statistics.median(v) for k, v in ts.items()})
     t.spread = {k: tuple(float(q) for q in np.percentile(v, (10, 90))) for k, v in ts.items()}
-    t.others = others(before and before[0], cpu_sample(pids))
+    t.others = others(before, cpu_sample(pids))
     t.diag = {k: diagnostics(v) for k, v in rows.items() if v and v[0] is not None}
     return t
 
@@ -105,38 +112,51 @@ def idle_probe(seconds=0.2):
 
 
 # diagnostics: what else ran, or took this process's pages and cores, during each variant's timed samples
-SLOW = 1.5   # a sample this many times its variant's 10th percentile is slow: its diagnostics are shown apart
-DIAG = ('t', 'window', 'steal', 'others', 'minflt', 'majflt', 'nivcsw')   # a sample's row (diagnostics())
+SLOW = 1.5     # a sample this many times its variant's 10th percentile is slow: its diagnostics are shown apart
+LONG = 2e-3    # seconds: samples at least this long (in the warm-up) also get /proc/stat's steal and others' CPU
+DIAG = ('t', 'window', 'steal', 'others', 'minflt', 'majflt', 'nivcsw', 'wait')   # a sample's row (diagnostics())
+_schedstat = []   # [an open /proc/thread-self/schedstat of the main thread, or None]
 
 
-def probe(pids=()):
-    """The counters a sample's row is the difference of: (cpu_sample(pids), (this process's minor and major page
-    faults, involuntary context switches: getrusage, every thread of it)); None parts where unknown."""
+def probe(pids=(), stat=False):
+    """The counters a sample's row is the difference of: (wall s, cpu_sample(pids) when stat else None, (this
+    process's minor and major page faults, involuntary context switches: getrusage, all its threads; the seconds
+    the main thread waited on a run queue, runnable but not running: /proc/thread-self/schedstat)), or None
+    where getrusage or schedstat is missing (not Linux). 3 us without stat."""
+    if not _schedstat:
+        try:
+            _schedstat.append(os.open('/proc/thread-self/schedstat', os.O_RDONLY))
+        except (OSError, AttributeError):
+            _schedstat.append(None)
     try:
-        import resource
         ru = resource.getrusage(resource.RUSAGE_SELF)
-        faults = (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw)
-    except (ImportError, OSError):
-        faults = None
-    return cpu_sample(pids), faults
+        wait = int(os.pread(_schedstat[0], 100, 0).split()[1]) * 1e-9   # (re-read from offset 0: current)
+    except (AttributeError, OSError, TypeError, ValueError, IndexError):   # (no resource module: None)
+        return None
+    return time.perf_counter(), cpu_sample(pids) if stat else None, (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw, wait)
 
 
 def sample_row(dt, a, b):
     """A sample's row of DIAG between probes a and b (its window: the call, and reading the counters): its
     seconds, the window's, the machine's steal s and other processes' CPU s in it (busy less steal, this process
-    and the peers' workers), and this process's page faults and involuntary switches; None off Linux."""
-    (ca, fa), (cb, fb) = a, b
-    if ca is None or cb is None or fa is None or fb is None:
+    and the peers' workers; None where /proc/stat was not read), this process's page faults and involuntary
+    switches, and the main thread's run-queue wait; None off Linux."""
+    if a is None or b is None:
         return None
-    steal = cb[3] - ca[3]
-    return (dt, cb[0] - ca[0], steal, (cb[1] - ca[1]) - (cb[2] - ca[2]) - steal) + tuple(y - x for x, y in zip(fa, fb))
+    (wa, ca, fa), (wb, cb, fb) = a, b
+    steal = other = None
+    if ca is not None and cb is not None:
+        steal = cb[3] - ca[3]
+        other = (cb[1] - ca[1]) - (cb[2] - ca[2]) - steal
+    return (dt, wb - wa, steal, other) + tuple(y - x for x, y in zip(fa, fb))
 
 
 def diagnostics(rows):
     """A variant's diagnostics from its samples' rows: 'all', and apart its 'slow' samples (over SLOW times its
-    10th percentile) and the 'fast' rest: how many, steal and other processes' CPU as cores over their windows
-    (the counters tick at 100 Hz: a sum over many samples, not one short sample, says something), page faults and
-    involuntary switches per sample; and 'samples': the rows themselves, by DIAG column."""
+    10th percentile) and the 'fast' rest: how many; steal and other processes' CPU as cores over their windows
+    (None for samples under LONG; the counters tick at 100 Hz: a sum over many samples says something, one short
+    sample little); the run-queue wait as a share of the windows; page faults and involuntary switches per
+    sample; and 'samples': the rows themselves, by DIAG column."""
     cols = dict(zip(DIAG, map(list, zip(*rows))))
     cut = SLOW * float(np.percentile(cols['t'], 10))
 
@@ -144,14 +164,15 @@ def diagnostics(rows):
         if not idx:
             return None
         w = sum(cols['window'][i] for i in idx) or 1e-9
-        return {'n': len(idx), 'steal_cores': sum(cols['steal'][i] for i in idx) / w,
-                'others_cores': max(0.0, sum(cols['others'][i] for i in idx) / w),
-                **{c: sum(cols[c][i] for i in idx) / len(idx) for c in DIAG[4:]}}
+        cores = lambda c: None if cols[c][idx[0]] is None else max(0.0, sum(cols[c][i] for i in idx) / w)  # noqa: E731
+        return {'n': len(idx), 'steal_cores': cores('steal'), 'others_cores': cores('others'),
+                'wait_share': sum(cols['wait'][i] for i in idx) / w,
+                **{c: sum(cols[c][i] for i in idx) / len(idx) for c in ('minflt', 'majflt', 'nivcsw')}}
     slow = [i for i, t in enumerate(cols['t']) if t > cut]
     fast = [i for i, t in enumerate(cols['t']) if t <= cut]
-    rnd = {'t': 7, 'window': 7, 'steal': 2, 'others': 2}
+    rnd = {'t': 7, 'window': 7, 'steal': 2, 'others': 2, 'wait': 7}
     return {'all': part(fast + slow), 'slow': part(slow), 'fast': part(fast),
-            'samples': {c: [round(v, rnd[c]) if c in rnd else v for v in cols[c]] for c in DIAG}}
+            'samples': {c: [round(v, rnd[c]) if c in rnd and v is not None else v for v in cols[c]] for c in DIAG}}
 
 
 def proc_cpu():
@@ -1004,14 +1025,15 @@ def peer_table(results, missing):
 
 
 def _diag_text(p):
-    return (f"steal {p['steal_cores']:.2f} cores, others {p['others_cores']:.2f}, {p['minflt']:.0f} minor / "
-            f"{p['majflt']:.1f} major faults and {p['nivcsw']:.1f} involuntary switches a sample")
+    cpu = '' if p['steal_cores'] is None else f"steal {p['steal_cores']:.2f} cores, others {p['others_cores']:.2f}, "
+    return (f"{cpu}run-queue wait {100 * p['wait_share']:.0f}%, {p['minflt']:.0f} minor / {p['majflt']:.1f} major "
+            f"faults and {p['nivcsw']:.1f} involuntary switches a sample")
 
 
 def diag_lines(res, label=''):
     """Lines for the diagnostics worth a look in one run's results: a variant with slow samples (a fifth or more
-    over SLOW times its 10th percentile: bimodal) shown apart from its fast ones, or with steal above 0.05 cores,
-    or major page faults; then, for such a workload or a loaded one, the other processes that used the most CPU."""
+    over SLOW times its 10th percentile: bimodal) shown apart from its fast ones, or with steal above 0.05 cores, a
+    run-queue wait over 5% of its time, or major page faults; then, for such a workload or a loaded one, the other processes that used the most CPU."""
     lines = []
     for key, r in res.items():
         mine, who = [], f"{key} {label}".strip()
@@ -1021,7 +1043,7 @@ def diag_lines(res, label=''):
             if bimodal:
                 mine.append(f"  {who} {v}: {slow['n']} of {a['n']} samples slow (> {SLOW}x its p10): "
                             f"{_diag_text(slow)}; the fast ones: {_diag_text(fast)}")
-            elif a['steal_cores'] > 0.05 or a['majflt'] > 0:
+            elif (a['steal_cores'] or 0) > 0.05 or a['majflt'] > 0 or a['wait_share'] > 0.05:
                 mine.append(f"  {who} {v}: {_diag_text(a)}")
         load = r.get('load', {})
         if (mine or load.get('loaded')) and load.get('top_others'):
