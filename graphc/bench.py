@@ -6,6 +6,7 @@ start from equal weights, are checked to compute the same result, then run inter
 hits all alike; each time is the median of many repetitions after warm-up.
 """
 import datetime
+import gc as pygc   # (gc is graphc here)
 import importlib.util
 import math
 import os
@@ -49,8 +50,24 @@ def timeit(fns, reps, warmup=WARMUP, progress=None):
     (outside its timing): the cheap ones always, /proc/stat's (20 us a read) around samples of LONG or more."""
     ts, rows, long = {k: [] for k in fns}, {k: [] for k in fns}, {}
     rounds = range(warmup + reps)
-    pids, before = [f.worker.proc.pid for f in fns.values() if hasattr(f, 'worker')], None
-    for i in (progress(rounds) if progress else rounds):
+    pids = [f.worker.proc.pid for f in fns.values() if hasattr(f, 'worker')]
+    pygc.callbacks.append(_count_gc)
+    try:
+        before = _rounds(fns, progress(rounds) if progress else rounds, warmup, pids, ts, rows, long)
+    finally:
+        pygc.callbacks.remove(_count_gc)
+    t = Times({k: statistics.median(v) for k, v in ts.items()})
+    t.spread = {k: tuple(float(q) for q in np.percentile(v, (10, 90))) for k, v in ts.items()}
+    t.others = others(before, cpu_sample(pids))
+    t.diag = {k: diagnostics(v) for k, v in rows.items() if v and v[0] is not None}
+    return t
+
+
+def _rounds(fns, rounds, warmup, pids, ts, rows, long):
+    """timeit's rounds: each variant's timed seconds into ts, its samples' rows into rows; returns cpu_sample(pids)
+    at the first timed round (None without one)."""
+    before = None
+    for i in rounds:
         if i == warmup:
             before = cpu_sample(pids)
         for k, f in fns.items():
@@ -67,11 +84,7 @@ def timeit(fns, reps, warmup=WARMUP, progress=None):
                 rows[k].append(sample_row(dt, a, probe(pids, long.get(k, False))))
             else:
                 long[k] = dt >= LONG   # (from the warm-up: whether its samples are worth a /proc/stat read)
-    t = Times({k: statistics.median(v) for k, v in ts.items()})
-    t.spread = {k: tuple(float(q) for q in np.percentile(v, (10, 90))) for k, v in ts.items()}
-    t.others = others(before, cpu_sample(pids))
-    t.diag = {k: diagnostics(v) for k, v in rows.items() if v and v[0] is not None}
-    return t
+    return before
 
 
 # ------------------------------------------------------------------------------------- was the machine quiet?
@@ -114,15 +127,22 @@ def idle_probe(seconds=0.2):
 # diagnostics: what else ran, or took this process's pages and cores, during each variant's timed samples
 SLOW = 1.5     # a sample this many times its variant's 10th percentile is slow: its diagnostics are shown apart
 LONG = 2e-3    # seconds: samples at least this long (in the warm-up) also get /proc/stat's steal and others' CPU
-DIAG = ('t', 'window', 'steal', 'others', 'minflt', 'majflt', 'nivcsw', 'wait')   # a sample's row (diagnostics())
+DIAG = ('t', 'window', 'steal', 'others', 'minflt', 'majflt', 'nivcsw', 'wait', 'gc')   # a sample's row
 _schedstat = []   # [an open /proc/thread-self/schedstat of the main thread, or None]
+_collections = [0]   # Python garbage collections so far (counted while timeit runs: _count_gc)
+
+
+def _count_gc(phase, info):
+    if phase == 'start':
+        _collections[0] += 1
 
 
 def probe(pids=(), stat=False):
     """The counters a sample's row is the difference of: (wall s, cpu_sample(pids) when stat else None, (this
     process's minor and major page faults, involuntary context switches: getrusage, all its threads; the seconds
-    the main thread waited on a run queue, runnable but not running: /proc/thread-self/schedstat)), or None
-    where getrusage or schedstat is missing (not Linux). 3 us without stat."""
+    the main thread waited on a run queue, runnable but not running: /proc/thread-self/schedstat; Python's
+    garbage collections, counted while timeit runs), or None where getrusage or schedstat is missing (not
+    Linux). 3 us without stat."""
     if not _schedstat:
         try:
             _schedstat.append(os.open('/proc/thread-self/schedstat', os.O_RDONLY))
@@ -133,14 +153,15 @@ def probe(pids=(), stat=False):
         wait = int(os.pread(_schedstat[0], 100, 0).split()[1]) * 1e-9   # (re-read from offset 0: current)
     except (AttributeError, OSError, TypeError, ValueError, IndexError):   # (no resource module: None)
         return None
-    return time.perf_counter(), cpu_sample(pids) if stat else None, (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw, wait)
+    return (time.perf_counter(), cpu_sample(pids) if stat else None,
+            (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw, wait, _collections[0]))
 
 
 def sample_row(dt, a, b):
     """A sample's row of DIAG between probes a and b (its window: the call, and reading the counters): its
     seconds, the window's, the machine's steal s and other processes' CPU s in it (busy less steal, this process
     and the peers' workers; None where /proc/stat was not read), this process's page faults and involuntary
-    switches, and the main thread's run-queue wait; None off Linux."""
+    switches, the main thread's run-queue wait, and garbage collections; None off Linux."""
     if a is None or b is None:
         return None
     (wa, ca, fa), (wb, cb, fb) = a, b
@@ -155,8 +176,8 @@ def diagnostics(rows):
     """A variant's diagnostics from its samples' rows: 'all', and apart its 'slow' samples (over SLOW times its
     10th percentile) and the 'fast' rest: how many; steal and other processes' CPU as cores over their windows
     (None for samples under LONG; the counters tick at 100 Hz: a sum over many samples says something, one short
-    sample little); the run-queue wait as a share of the windows; page faults and involuntary switches per
-    sample; and 'samples': the rows themselves, by DIAG column."""
+    sample little); the run-queue wait as a share of the windows; page faults, involuntary switches and garbage
+    collections per sample; and 'samples': the rows themselves, by DIAG column."""
     cols = dict(zip(DIAG, map(list, zip(*rows))))
     cut = SLOW * float(np.percentile(cols['t'], 10))
 
@@ -167,7 +188,7 @@ def diagnostics(rows):
         cores = lambda c: None if cols[c][idx[0]] is None else max(0.0, sum(cols[c][i] for i in idx) / w)  # noqa: E731
         return {'n': len(idx), 'steal_cores': cores('steal'), 'others_cores': cores('others'),
                 'wait_share': sum(cols['wait'][i] for i in idx) / w,
-                **{c: sum(cols[c][i] for i in idx) / len(idx) for c in ('minflt', 'majflt', 'nivcsw')}}
+                **{c: sum(cols[c][i] for i in idx) / len(idx) for c in ('minflt', 'majflt', 'nivcsw', 'gc')}}
     slow = [i for i, t in enumerate(cols['t']) if t > cut]
     fast = [i for i, t in enumerate(cols['t']) if t <= cut]
     rnd = {'t': 7, 'window': 7, 'steal': 2, 'others': 2, 'wait': 7}
@@ -1027,7 +1048,7 @@ def peer_table(results, missing):
 def _diag_text(p):
     cpu = '' if p['steal_cores'] is None else f"steal {p['steal_cores']:.2f} cores, others {p['others_cores']:.2f}, "
     return (f"{cpu}run-queue wait {100 * p['wait_share']:.0f}%, {p['minflt']:.0f} minor / {p['majflt']:.1f} major "
-            f"faults and {p['nivcsw']:.1f} involuntary switches a sample")
+            f"faults, {p['nivcsw']:.1f} involuntary switches and {p['gc']:.2f} garbage collections a sample")
 
 
 def diag_lines(res, label=''):

@@ -15,26 +15,26 @@ LINUX = B.cpu_sample() is not None and B.probe() is not None
 
 
 def test_diagnostics_splits_slow_samples_from_fast():
-    # (t, window, steal, others, minflt, majflt, nivcsw, wait): four fast samples, one three times slower with steal
-    rows = [(1.0, 1.0, 0.0, 0.1, 10, 0, 0, 0.0)] * 4 + [(3.0, 3.0, 1.5, 0.0, 40, 2, 5, 0.6)]
+    # (t, window, steal, others, minflt, majflt, nivcsw, wait, gc): four fast samples, one three times slower
+    rows = [(1.0, 1.0, 0.0, 0.1, 10, 0, 0, 0.0, 0)] * 4 + [(3.0, 3.0, 1.5, 0.0, 40, 2, 5, 0.6, 1)]
     d = B.diagnostics(rows)
     assert d['all']['n'] == 5 and d['slow']['n'] == 1 and d['fast']['n'] == 4
     assert d['slow']['steal_cores'] == pytest.approx(0.5) and d['fast']['steal_cores'] == 0
     assert d['fast']['others_cores'] == pytest.approx(0.1) and d['all']['steal_cores'] == pytest.approx(1.5 / 7)
     assert d['slow']['majflt'] == 2 and d['fast']['minflt'] == 10 and d['all']['nivcsw'] == 1
-    assert d['slow']['wait_share'] == pytest.approx(0.2) and d['fast']['wait_share'] == 0
+    assert d['slow']['wait_share'] == pytest.approx(0.2) and d['fast']['wait_share'] == 0 and d['slow']['gc'] == 1
     assert d['samples']['t'] == [1.0] * 4 + [3.0] and d['samples']['majflt'] == [0] * 4 + [2]
-    assert B.diagnostics([(1.0, 1.0, 0.0, 0.0, 0, 0, 0, 0.0)] * 3)['slow'] is None
-    short = B.diagnostics([(1e-5, 2e-5, None, None, 0, 0, 0, 0.0)] * 3)['all']   # /proc/stat not read: None
+    assert B.diagnostics([(1.0, 1.0, 0.0, 0.0, 0, 0, 0, 0.0, 0)] * 3)['slow'] is None
+    short = B.diagnostics([(1e-5, 2e-5, None, None, 0, 0, 0, 0.0, 0)] * 3)['all']   # /proc/stat not read: None
     assert short['steal_cores'] is None and short['others_cores'] is None and short['n'] == 3
 
 
 def test_sample_row_is_the_difference_of_two_probes():
-    a = (10.0, (10.0, 5.0, 1.0, 0.5), (100, 1, 7, 2.0))
-    b = (10.5, (10.5, 5.9, 1.3, 0.6), (130, 1, 9, 2.1))   # 0.9 busy: 0.3 ours, 0.1 steal, so 0.5 of other processes
-    assert B.sample_row(0.4, a, b) == pytest.approx((0.4, 0.5, 0.1, 0.5, 30, 0, 2, 0.1))
+    a = (10.0, (10.0, 5.0, 1.0, 0.5), (100, 1, 7, 2.0, 4))
+    b = (10.5, (10.5, 5.9, 1.3, 0.6), (130, 1, 9, 2.1, 5))   # 0.9 busy: 0.3 ours, 0.1 steal, so 0.5 of other processes
+    assert B.sample_row(0.4, a, b) == pytest.approx((0.4, 0.5, 0.1, 0.5, 30, 0, 2, 0.1, 1))
     assert B.sample_row(0.4, (10.0, None, a[2]), (10.5, None, b[2])) == \
-        pytest.approx((0.4, 0.5, None, None, 30, 0, 2, 0.1))
+        pytest.approx((0.4, 0.5, None, None, 30, 0, 2, 0.1, 1))
     assert B.sample_row(0.4, None, b) is None
 
 
@@ -71,6 +71,14 @@ def test_timeit_records_page_faults_per_variant():
 
 
 @pytest.mark.skipif(not LINUX, reason='no /proc/stat or getrusage')
+def test_garbage_collections_are_counted_per_sample():
+    import gc
+    t = B.timeit({'collects': gc.collect, 'not': lambda: None}, reps=4, warmup=1)
+    assert t.diag['collects']['all']['gc'] >= 1 > t.diag['not']['all']['gc']   # (a rare young collection there)
+    assert B._count_gc not in gc.callbacks   # (removed after timing)
+
+
+@pytest.mark.skipif(not LINUX, reason='no /proc/stat or getrusage')
 def test_long_samples_also_read_proc_stat():
     """A variant whose warm-up sample took LONG or more gets /proc/stat's steal and others' CPU, one under it not."""
     t = B.timeit({'long': lambda: time.sleep(B.LONG * 1.5), 'short': lambda: None}, reps=3, warmup=1)
@@ -98,7 +106,7 @@ def test_top_others_names_a_busy_process():
 
 def _diag(steal=0.0, majflt=0.0, slow=0):
     part = lambda n, s: {'n': n, 'steal_cores': s, 'others_cores': 0.01, 'minflt': 3, 'majflt': majflt,  # noqa: E731
-                         'nivcsw': 0.5, 'wait_share': 0.01}
+                         'nivcsw': 0.5, 'wait_share': 0.01, 'gc': 0.0}
     return {'all': part(10, steal), 'slow': part(slow, steal) if slow else None,
             'fast': part(10 - slow, 0.0) if slow < 10 else None}
 
