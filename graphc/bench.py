@@ -127,7 +127,7 @@ def idle_probe(seconds=0.2):
 # diagnostics: what else ran, or took this process's pages and cores, during each variant's timed samples
 SLOW = 1.5     # a sample this many times its variant's 10th percentile is slow: its diagnostics are shown apart
 LONG = 2e-3    # seconds: samples at least this long (in the warm-up) also get /proc/stat's steal and others' CPU
-DIAG = ('t', 'window', 'steal', 'others', 'minflt', 'majflt', 'nivcsw', 'wait', 'gc')   # a sample's row
+DIAG = ('t', 'window', 'steal', 'others', 'minflt', 'majflt', 'nivcsw', 'wait', 'gc', 'wait_all')   # a sample's row
 _schedstat = []   # [an open /proc/thread-self/schedstat of the main thread, or None]
 _collections = [0]   # Python garbage collections so far (counted while timeit runs: _count_gc)
 
@@ -141,8 +141,9 @@ def probe(pids=(), stat=False):
     """The counters a sample's row is the difference of: (wall s, cpu_sample(pids) when stat else None, (this
     process's minor and major page faults, involuntary context switches: getrusage, all its threads; the seconds
     the main thread waited on a run queue, runnable but not running: /proc/thread-self/schedstat; Python's
-    garbage collections, counted while timeit runs), or None where getrusage or schedstat is missing (not
-    Linux). 3 us without stat."""
+    garbage collections, counted while timeit runs), with stat also every thread's run-queue wait summed
+    (threads_wait: graphc's pool workers too)), or None where getrusage or schedstat is missing (not Linux).
+    3 us without stat."""
     if not _schedstat:
         try:
             _schedstat.append(os.open('/proc/thread-self/schedstat', os.O_RDONLY))
@@ -154,14 +155,27 @@ def probe(pids=(), stat=False):
     except (AttributeError, OSError, TypeError, ValueError, IndexError):   # (no resource module: None)
         return None
     return (time.perf_counter(), cpu_sample(pids) if stat else None,
-            (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw, wait, _collections[0]))
+            (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw, wait, _collections[0], threads_wait() if stat else None))
+
+
+def threads_wait():
+    """The seconds this process's threads have waited on run queues so far, summed (/proc/self/task/*/schedstat)."""
+    total = 0
+    for t in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{t}/schedstat', 'rb') as f:
+                total += int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):   # (a thread that just ended)
+            pass
+    return total * 1e-9
 
 
 def sample_row(dt, a, b):
     """A sample's row of DIAG between probes a and b (its window: the call, and reading the counters): its
     seconds, the window's, the machine's steal s and other processes' CPU s in it (busy less steal, this process
     and the peers' workers; None where /proc/stat was not read), this process's page faults and involuntary
-    switches, the main thread's run-queue wait, and garbage collections; None off Linux."""
+    switches, the main thread's run-queue wait, garbage collections and all threads' wait (None without
+    /proc/stat); None off Linux."""
     if a is None or b is None:
         return None
     (wa, ca, fa), (wb, cb, fb) = a, b
@@ -169,15 +183,15 @@ def sample_row(dt, a, b):
     if ca is not None and cb is not None:
         steal = cb[3] - ca[3]
         other = (cb[1] - ca[1]) - (cb[2] - ca[2]) - steal
-    return (dt, wb - wa, steal, other) + tuple(y - x for x, y in zip(fa, fb))
+    return (dt, wb - wa, steal, other) + tuple(None if x is None or y is None else y - x for x, y in zip(fa, fb))
 
 
 def diagnostics(rows):
     """A variant's diagnostics from its samples' rows: 'all', and apart its 'slow' samples (over SLOW times its
     10th percentile) and the 'fast' rest: how many; steal and other processes' CPU as cores over their windows
     (None for samples under LONG; the counters tick at 100 Hz: a sum over many samples says something, one short
-    sample little); the run-queue wait as a share of the windows; page faults, involuntary switches and garbage
-    collections per sample; and 'samples': the rows themselves, by DIAG column."""
+    sample little); the main thread's run-queue wait as a share of the windows, and all threads' in threads (None
+    under LONG); page faults, involuntary switches and garbage collections per sample; and 'samples': the rows themselves, by DIAG column."""
     cols = dict(zip(DIAG, map(list, zip(*rows))))
     cut = SLOW * float(np.percentile(cols['t'], 10))
 
@@ -187,11 +201,11 @@ def diagnostics(rows):
         w = sum(cols['window'][i] for i in idx) or 1e-9
         cores = lambda c: None if cols[c][idx[0]] is None else max(0.0, sum(cols[c][i] for i in idx) / w)  # noqa: E731
         return {'n': len(idx), 'steal_cores': cores('steal'), 'others_cores': cores('others'),
-                'wait_share': sum(cols['wait'][i] for i in idx) / w,
+                'wait_share': sum(cols['wait'][i] for i in idx) / w, 'threads_waiting': cores('wait_all'),
                 **{c: sum(cols[c][i] for i in idx) / len(idx) for c in ('minflt', 'majflt', 'nivcsw', 'gc')}}
     slow = [i for i, t in enumerate(cols['t']) if t > cut]
     fast = [i for i, t in enumerate(cols['t']) if t <= cut]
-    rnd = {'t': 7, 'window': 7, 'steal': 2, 'others': 2, 'wait': 7}
+    rnd = {'t': 7, 'window': 7, 'steal': 2, 'others': 2, 'wait': 7, 'wait_all': 7}
     return {'all': part(fast + slow), 'slow': part(slow), 'fast': part(fast),
             'samples': {c: [round(v, rnd[c]) if c in rnd and v is not None else v for v in cols[c]] for c in DIAG}}
 
@@ -1046,7 +1060,8 @@ def peer_table(results, missing):
 
 
 def _diag_text(p):
-    cpu = '' if p['steal_cores'] is None else f"steal {p['steal_cores']:.2f} cores, others {p['others_cores']:.2f}, "
+    cpu = '' if p['steal_cores'] is None else (f"steal {p['steal_cores']:.2f} cores, others {p['others_cores']:.2f}, "
+                                               f"threads waiting {p['threads_waiting']:.2f}, ")
     return (f"{cpu}run-queue wait {100 * p['wait_share']:.0f}%, {p['minflt']:.0f} minor / {p['majflt']:.1f} major "
             f"faults, {p['nivcsw']:.1f} involuntary switches and {p['gc']:.2f} garbage collections a sample")
 

@@ -15,26 +15,28 @@ LINUX = B.cpu_sample() is not None and B.probe() is not None
 
 
 def test_diagnostics_splits_slow_samples_from_fast():
-    # (t, window, steal, others, minflt, majflt, nivcsw, wait, gc): four fast samples, one three times slower
-    rows = [(1.0, 1.0, 0.0, 0.1, 10, 0, 0, 0.0, 0)] * 4 + [(3.0, 3.0, 1.5, 0.0, 40, 2, 5, 0.6, 1)]
+    # (t, window, steal, others, minflt, majflt, nivcsw, wait, gc, wait_all): four fast samples, one 3x slower
+    rows = [(1.0, 1.0, 0.0, 0.1, 10, 0, 0, 0.0, 0, 0.0)] * 4 + [(3.0, 3.0, 1.5, 0.0, 40, 2, 5, 0.6, 1, 1.5)]
     d = B.diagnostics(rows)
     assert d['all']['n'] == 5 and d['slow']['n'] == 1 and d['fast']['n'] == 4
     assert d['slow']['steal_cores'] == pytest.approx(0.5) and d['fast']['steal_cores'] == 0
     assert d['fast']['others_cores'] == pytest.approx(0.1) and d['all']['steal_cores'] == pytest.approx(1.5 / 7)
     assert d['slow']['majflt'] == 2 and d['fast']['minflt'] == 10 and d['all']['nivcsw'] == 1
     assert d['slow']['wait_share'] == pytest.approx(0.2) and d['fast']['wait_share'] == 0 and d['slow']['gc'] == 1
+    assert d['slow']['threads_waiting'] == pytest.approx(0.5)
     assert d['samples']['t'] == [1.0] * 4 + [3.0] and d['samples']['majflt'] == [0] * 4 + [2]
-    assert B.diagnostics([(1.0, 1.0, 0.0, 0.0, 0, 0, 0, 0.0, 0)] * 3)['slow'] is None
-    short = B.diagnostics([(1e-5, 2e-5, None, None, 0, 0, 0, 0.0, 0)] * 3)['all']   # /proc/stat not read: None
-    assert short['steal_cores'] is None and short['others_cores'] is None and short['n'] == 3
+    assert B.diagnostics([(1.0, 1.0, 0.0, 0.0, 0, 0, 0, 0.0, 0, 0.0)] * 3)['slow'] is None
+    short = B.diagnostics([(1e-5, 2e-5, None, None, 0, 0, 0, 0.0, 0, None)] * 3)['all']   # /proc/stat not read: None
+    assert short['steal_cores'] is None and short['others_cores'] is None and short['threads_waiting'] is None
+    assert short['n'] == 3
 
 
 def test_sample_row_is_the_difference_of_two_probes():
-    a = (10.0, (10.0, 5.0, 1.0, 0.5), (100, 1, 7, 2.0, 4))
-    b = (10.5, (10.5, 5.9, 1.3, 0.6), (130, 1, 9, 2.1, 5))   # 0.9 busy: 0.3 ours, 0.1 steal, so 0.5 of other processes
-    assert B.sample_row(0.4, a, b) == pytest.approx((0.4, 0.5, 0.1, 0.5, 30, 0, 2, 0.1, 1))
-    assert B.sample_row(0.4, (10.0, None, a[2]), (10.5, None, b[2])) == \
-        pytest.approx((0.4, 0.5, None, None, 30, 0, 2, 0.1, 1))
+    a = (10.0, (10.0, 5.0, 1.0, 0.5), (100, 1, 7, 2.0, 4, 3.0))
+    b = (10.5, (10.5, 5.9, 1.3, 0.6), (130, 1, 9, 2.1, 5, 3.25))   # 0.9 busy: 0.3 ours, 0.1 steal: 0.5 of others
+    assert B.sample_row(0.4, a, b) == pytest.approx((0.4, 0.5, 0.1, 0.5, 30, 0, 2, 0.1, 1, 0.25))
+    short = B.sample_row(0.4, (10.0, None, a[2][:5] + (None,)), (10.5, None, b[2][:5] + (None,)))
+    assert short[:9] == pytest.approx((0.4, 0.5, None, None, 30, 0, 2, 0.1, 1)) and short[9] is None
     assert B.sample_row(0.4, None, b) is None
 
 
@@ -85,6 +87,8 @@ def test_long_samples_also_read_proc_stat():
     long, short = t.diag['long']['all'], t.diag['short']['all']
     assert long['steal_cores'] is not None and long['others_cores'] is not None and short['steal_cores'] is None
     assert 0 <= long['wait_share'] <= 1 and min(t.diag['long']['samples']['window']) >= B.LONG
+    assert long['threads_waiting'] >= 0 and short['threads_waiting'] is None
+    assert B.threads_wait() >= 0
 
 
 @pytest.mark.skipif(not LINUX, reason='no /proc')
@@ -106,7 +110,7 @@ def test_top_others_names_a_busy_process():
 
 def _diag(steal=0.0, majflt=0.0, slow=0):
     part = lambda n, s: {'n': n, 'steal_cores': s, 'others_cores': 0.01, 'minflt': 3, 'majflt': majflt,  # noqa: E731
-                         'nivcsw': 0.5, 'wait_share': 0.01, 'gc': 0.0}
+                         'nivcsw': 0.5, 'wait_share': 0.01, 'gc': 0.0, 'threads_waiting': 0.02}
     return {'all': part(10, steal), 'slow': part(slow, steal) if slow else None,
             'fast': part(10 - slow, 0.0) if slow < 10 else None}
 
