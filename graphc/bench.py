@@ -99,14 +99,18 @@ def cpu_sample(pids=()):
         hz = os.sysconf('SC_CLK_TCK')
         with open('/proc/stat') as f:
             v = [int(t) for t in f.readline().split()[1:9]]
-        ours = sum(os.times()[:2])
-        for pid in pids:
-            with open(f'/proc/{pid}/stat') as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-            ours += (int(fields[11]) + int(fields[12])) / hz   # utime, stime
+        ours = sum(os.times()[:2]) + sum(_proc_cpu(pid)[1] for pid in pids) / hz
         return time.perf_counter(), (sum(v) - v[3] - v[4]) / hz, ours, v[7] / hz   # all but idle and iowait
     except (OSError, ValueError, IndexError, AttributeError):
         return None
+
+
+def _proc_cpu(pid):
+    """(name, CPU ticks: utime + stime) of process pid from /proc/PID/stat."""
+    with open(f'/proc/{pid}/stat') as f:
+        head, rest = f.read().rsplit(')', 1)
+    fields = rest.split()
+    return head.split('(', 1)[1], int(fields[11]) + int(fields[12])
 
 
 def others(a, b):
@@ -158,16 +162,26 @@ def probe(pids=(), stat=False):
             (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw, wait, _collections[0], threads_wait() if stat else None))
 
 
-def threads_wait():
-    """The seconds this process's threads have waited on run queues so far, summed (/proc/self/task/*/schedstat)."""
-    total = 0
+def _per_thread(name, value):
+    """The sum over this process's threads of value(text of /proc/self/task/TID/name), or None where none reads."""
+    total = None
     for t in os.listdir('/proc/self/task'):
         try:
-            with open(f'/proc/self/task/{t}/schedstat', 'rb') as f:
-                total += int(f.read().split()[1])
+            with open(f'/proc/self/task/{t}/{name}') as f:
+                total = (total or 0) + value(f.read())
         except (OSError, ValueError, IndexError):   # (a thread that just ended)
             pass
-    return total * 1e-9
+    return total
+
+
+def threads_wait():
+    """The seconds this process's threads have waited on run queues so far, summed."""
+    return (_per_thread('schedstat', lambda s: int(s.split()[1])) or 0) * 1e-9
+
+
+def migrations():
+    """How often this process's threads moved between CPUs so far, or None (no /proc/PID/task/TID/sched)."""
+    return _per_thread('sched', lambda s: int(s.split('se.nr_migrations')[1].split(':')[1].split()[0]))
 
 
 def sample_row(dt, a, b):
@@ -188,10 +202,10 @@ def sample_row(dt, a, b):
 
 def diagnostics(rows):
     """A variant's diagnostics from its samples' rows: 'all', and apart its 'slow' samples (over SLOW times its
-    10th percentile) and the 'fast' rest: how many; steal and other processes' CPU as cores over their windows
-    (None for samples under LONG; the counters tick at 100 Hz: a sum over many samples says something, one short
-    sample little); the main thread's run-queue wait as a share of the windows, and all threads' in threads (None
-    under LONG); page faults, involuntary switches and garbage collections per sample; and 'samples': the rows themselves, by DIAG column."""
+    10th percentile) and the 'fast' rest: how many; steal, other processes' CPU and all threads' run-queue wait
+    as cores over their windows (None under LONG; the counters tick at 100 Hz: a sum over many samples says
+    something, one short sample little); the main thread's wait as a share of the windows; page faults,
+    involuntary switches and garbage collections per sample; and 'samples': the rows, by DIAG column."""
     cols = dict(zip(DIAG, map(list, zip(*rows))))
     cut = SLOW * float(np.percentile(cols['t'], 10))
 
@@ -214,15 +228,13 @@ def proc_cpu():
     """{pid: (name, CPU s)} of every process in /proc (empty off Linux): which others ran during a workload."""
     out = {}
     try:
-        hz, pids = os.sysconf('SC_CLK_TCK'), [d for d in os.listdir('/proc') if d.isdigit()]
+        hz, pids = os.sysconf('SC_CLK_TCK'), [int(d) for d in os.listdir('/proc') if d.isdigit()]
     except (OSError, ValueError, AttributeError):
         return out
     for pid in pids:
         try:
-            with open(f'/proc/{pid}/stat') as f:
-                head, rest = f.read().rsplit(')', 1)
-            fields = rest.split()
-            out[int(pid)] = (head.split('(', 1)[1], (int(fields[11]) + int(fields[12])) / hz)
+            name, ticks = _proc_cpu(pid)
+            out[pid] = (name, ticks / hz)
         except (OSError, ValueError, IndexError):   # (a process that just ended)
             pass
     return out
@@ -253,24 +265,6 @@ def vmstat():
     except (OSError, ValueError):
         return {}
     return out
-
-
-def migrations():
-    """How often this process's threads moved between CPUs so far (/proc/self/task/*/sched), or None."""
-    n, seen = 0, False
-    try:
-        tasks = os.listdir('/proc/self/task')
-    except OSError:
-        return None
-    for t in tasks:
-        try:
-            with open(f'/proc/self/task/{t}/sched') as f:
-                for line in f:
-                    if line.startswith('se.nr_migrations'):
-                        n, seen = n + int(line.split(':')[1]), True
-        except (OSError, ValueError, IndexError):
-            pass
-    return n if seen else None
 
 
 def load_check(fn):
@@ -1069,7 +1063,8 @@ def _diag_text(p):
 def diag_lines(res, label=''):
     """Lines for the diagnostics worth a look in one run's results: a variant with slow samples (a fifth or more
     over SLOW times its 10th percentile: bimodal) shown apart from its fast ones, or with steal above 0.05 cores, a
-    run-queue wait over 5% of its time, or major page faults; then, for such a workload or a loaded one, the other processes that used the most CPU."""
+    run-queue wait over 5% of its time, or major page faults; then, for such a workload or a loaded one, the other
+    processes that used the most CPU."""
     lines = []
     for key, r in res.items():
         mine, who = [], f"{key} {label}".strip()
