@@ -46,45 +46,54 @@ def timeit(fns, reps, warmup=WARMUP, progress=None):
     """{name: median seconds} (a Times), running the variants interleaved so machine noise hits all alike.
     A variant with a rep() method (a peer in another process) is timed by it: rep() runs it once and returns the
     seconds it measured there. progress: a wrapper for the iterable of warm-up plus timed rounds, or None.
-    .diag: each variant's diagnostics (diagnostics()) from counters read just before and after each timed sample
-    (outside its timing): the cheap ones always, /proc/stat's (20 us a read) around samples of LONG or more."""
-    ts, rows, long = {k: [] for k in fns}, {k: [] for k in fns}, {}
+    .diag: diagnostics() of the timed rounds as a whole ('(all variants)'), and per variant where every variant's
+    warm-up sample took LONG or more: then from counters read just before and after each timed sample (outside its
+    timing). Under LONG none are read between samples: those syscalls slowed the next variant's short call by
+    10-25% here (a cold branch predictor and caches), which would bias the comparison."""
+    ts, rows = {k: [] for k in fns}, {k: [] for k in fns}
     rounds = range(warmup + reps)
     pids = [f.worker.proc.pid for f in fns.values() if hasattr(f, 'worker')]
     pygc.callbacks.append(_count_gc)
     try:
-        before = _rounds(fns, progress(rounds) if progress else rounds, warmup, pids, ts, rows, long)
+        first, whole = _rounds(fns, progress(rounds) if progress else rounds, warmup, pids, ts, rows)
     finally:
         pygc.callbacks.remove(_count_gc)
     t = Times({k: statistics.median(v) for k, v in ts.items()})
     t.spread = {k: tuple(float(q) for q in np.percentile(v, (10, 90))) for k, v in ts.items()}
-    t.others = others(before, cpu_sample(pids))
+    t.others = others(first and first[1], cpu_sample(pids))
     t.diag = {k: diagnostics(v) for k, v in rows.items() if v and v[0] is not None}
+    if whole is not None:
+        t.diag['(all variants)'] = diagnostics([whole])
+        t.diag['(all variants)']['all']['n'] = sum(map(len, ts.values()))
     return t
 
 
-def _rounds(fns, rounds, warmup, pids, ts, rows, long):
-    """timeit's rounds: each variant's timed seconds into ts, its samples' rows into rows; returns cpu_sample(pids)
-    at the first timed round (None without one)."""
-    before = None
+def _rounds(fns, rounds, warmup, pids, ts, rows):
+    """timeit's rounds: each variant's timed seconds into ts, and where every warm-up sample was LONG, each timed
+    sample's row into rows. Returns (the probe at the first timed round, the row of all timed rounds) or Nones."""
+    first, warm, each = None, {}, False
     for i in rounds:
         if i == warmup:
-            before = cpu_sample(pids)
+            first, t0 = probe(pids), time.perf_counter()
+            each = bool(warm) and min(warm.values()) >= LONG
         for k, f in fns.items():
             timed = i >= warmup
-            a = probe(pids, long.get(k, False)) if timed else None
+            a = probe(pids) if timed and each else None
             if hasattr(f, 'rep'):
                 dt = f.rep()
             else:
-                t0 = time.perf_counter()
+                t1 = time.perf_counter()
                 f()
-                dt = time.perf_counter() - t0
+                dt = time.perf_counter() - t1
             if timed:
                 ts[k].append(dt)
-                rows[k].append(sample_row(dt, a, probe(pids, long.get(k, False))))
+                if each:
+                    rows[k].append(sample_row(dt, a, probe(pids)))
             else:
-                long[k] = dt >= LONG   # (from the warm-up: whether its samples are worth a /proc/stat read)
-    return before
+                warm[k] = dt
+    if first is None:
+        return None, None
+    return first, sample_row(time.perf_counter() - t0, first, probe(pids))
 
 
 # ------------------------------------------------------------------------------------- was the machine quiet?
@@ -130,7 +139,7 @@ def idle_probe(seconds=0.2):
 
 # diagnostics: what else ran, or took this process's pages and cores, during each variant's timed samples
 SLOW = 1.5     # a sample this many times its variant's 10th percentile is slow: its diagnostics are shown apart
-LONG = 2e-3    # seconds: samples at least this long (in the warm-up) also get /proc/stat's steal and others' CPU
+LONG = 5e-3    # seconds: where every variant's warm-up sample is this long, each timed sample gets diagnostics
 DIAG = ('t', 'window', 'steal', 'others', 'minflt', 'majflt', 'nivcsw', 'wait', 'gc', 'wait_all')   # a sample's row
 _schedstat = []   # [an open /proc/thread-self/schedstat of the main thread, or None]
 _collections = [0]   # Python garbage collections so far (counted while timeit runs: _count_gc)
@@ -141,13 +150,11 @@ def _count_gc(phase, info):
         _collections[0] += 1
 
 
-def probe(pids=(), stat=False):
-    """The counters a sample's row is the difference of: (wall s, cpu_sample(pids) when stat else None, (this
-    process's minor and major page faults, involuntary context switches: getrusage, all its threads; the seconds
-    the main thread waited on a run queue, runnable but not running: /proc/thread-self/schedstat; Python's
-    garbage collections, counted while timeit runs), with stat also every thread's run-queue wait summed
-    (threads_wait: graphc's pool workers too)), or None where getrusage or schedstat is missing (not Linux).
-    3 us without stat."""
+def probe(pids=()):
+    """The counters a sample's row is the difference of: (wall s, cpu_sample(pids), (this process's minor and major
+    page faults, involuntary context switches: getrusage, all its threads; the seconds its main thread and all
+    its threads waited on a run queue, runnable but not running: schedstat; Python's garbage collections, counted
+    while timeit runs)), or None where getrusage or schedstat is missing (not Linux). About 100 us."""
     if not _schedstat:
         try:
             _schedstat.append(os.open('/proc/thread-self/schedstat', os.O_RDONLY))
@@ -158,8 +165,8 @@ def probe(pids=(), stat=False):
         wait = int(os.pread(_schedstat[0], 100, 0).split()[1]) * 1e-9   # (re-read from offset 0: current)
     except (AttributeError, OSError, TypeError, ValueError, IndexError):   # (no resource module: None)
         return None
-    return (time.perf_counter(), cpu_sample(pids) if stat else None,
-            (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw, wait, _collections[0], threads_wait() if stat else None))
+    return (time.perf_counter(), cpu_sample(pids),
+            (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw, wait, _collections[0], threads_wait()))
 
 
 def _per_thread(name, value):
@@ -187,9 +194,8 @@ def migrations():
 def sample_row(dt, a, b):
     """A sample's row of DIAG between probes a and b (its window: the call, and reading the counters): its
     seconds, the window's, the machine's steal s and other processes' CPU s in it (busy less steal, this process
-    and the peers' workers; None where /proc/stat was not read), this process's page faults and involuntary
-    switches, the main thread's run-queue wait, garbage collections and all threads' wait (None without
-    /proc/stat); None off Linux."""
+    and the peers' workers), this process's page faults and involuntary switches, the main thread's run-queue
+    wait, garbage collections and all threads' wait; None off Linux."""
     if a is None or b is None:
         return None
     (wa, ca, fa), (wb, cb, fb) = a, b
@@ -203,8 +209,8 @@ def sample_row(dt, a, b):
 def diagnostics(rows):
     """A variant's diagnostics from its samples' rows: 'all', and apart its 'slow' samples (over SLOW times its
     10th percentile) and the 'fast' rest: how many; steal, other processes' CPU and all threads' run-queue wait
-    as cores over their windows (None under LONG; the counters tick at 100 Hz: a sum over many samples says
-    something, one short sample little); the main thread's wait as a share of the windows; page faults,
+    as cores over their windows (the CPU counters tick at 100 Hz: a sum over many samples says something, one
+    short sample little); the main thread's wait as a share of the windows; page faults,
     involuntary switches and garbage collections per sample; and 'samples': the rows, by DIAG column."""
     cols = dict(zip(DIAG, map(list, zip(*rows))))
     cut = SLOW * float(np.percentile(cols['t'], 10))
@@ -1053,11 +1059,11 @@ def peer_table(results, missing):
     return '\n'.join(lines)
 
 
-def _diag_text(p):
+def _diag_text(p, per='a sample'):
     cpu = '' if p['steal_cores'] is None else (f"steal {p['steal_cores']:.2f} cores, others {p['others_cores']:.2f}, "
                                                f"threads waiting {p['threads_waiting']:.2f}, ")
     return (f"{cpu}run-queue wait {100 * p['wait_share']:.0f}%, {p['minflt']:.0f} minor / {p['majflt']:.1f} major "
-            f"faults, {p['nivcsw']:.1f} involuntary switches and {p['gc']:.2f} garbage collections a sample")
+            f"faults, {p['nivcsw']:.1f} involuntary switches and {p['gc']:.2f} garbage collections {per}")
 
 
 def diag_lines(res, label=''):
@@ -1075,7 +1081,7 @@ def diag_lines(res, label=''):
                 mine.append(f"  {who} {v}: {slow['n']} of {a['n']} samples slow (> {SLOW}x its p10): "
                             f"{_diag_text(slow)}; the fast ones: {_diag_text(fast)}")
             elif (a['steal_cores'] or 0) > 0.05 or a['majflt'] > 0 or a['wait_share'] > 0.05:
-                mine.append(f"  {who} {v}: {_diag_text(a)}")
+                mine.append(f"  {who} {v}: {_diag_text(a, 'in all' if v == '(all variants)' else 'a sample')}")
         load = r.get('load', {})
         if (mine or load.get('loaded')) and load.get('top_others'):
             mine.append(f"  {who}: most CPU elsewhere during it: " +

@@ -40,17 +40,24 @@ def test_sample_row_is_the_difference_of_two_probes():
     assert B.sample_row(0.4, None, b) is None
 
 
+def _long(f):
+    def run():   # (every variant at least LONG: per-sample diagnostics)
+        f()
+        time.sleep(B.LONG)
+    return run
+
+
 @pytest.mark.skipif(not LINUX, reason='no /proc/stat or getrusage')
 def test_timeit_records_page_faults_per_variant():
     """A variant that touches fresh memory each call faults; one that reuses its buffer does not; the counters
-    are read once per timed sample (not in the warm-up, nor per call inside a variant)."""
+    are read just before and after each timed sample (not in the warm-up, nor per call inside a variant)."""
     buf = np.ones(1 << 18, np.float32)
     calls = []
     real = B.probe
 
-    def counted(pids=(), stat=False):
-        calls.append(stat)
-        return real(pids, stat)
+    def counted(pids=()):
+        calls.append(1)
+        return real(pids)
 
     def fresh():   # 2 MB mapped anew: 512 pages that fault when first written
         m = mmap.mmap(-1, 1 << 21)
@@ -61,34 +68,45 @@ def test_timeit_records_page_faults_per_variant():
 
     B.probe = counted
     try:
-        t = B.timeit({'fresh': fresh, 'reuse': lambda: buf.fill(1)}, reps=6, warmup=2)
+        t = B.timeit({'fresh': _long(fresh), 'reuse': _long(lambda: buf.fill(1))}, reps=6, warmup=2)
     finally:
         B.probe = real
-    assert len(calls) == 2 * 2 * 6   # before and after each timed sample
-    assert not any(calls[2::4] + calls[3::4])   # the short variant: no /proc/stat
+    assert len(calls) == 1 + 2 * 2 * 6 + 1   # the rounds' start, around each timed sample, the rounds' end
     d = t.diag
-    assert set(d) == {'fresh', 'reuse'} and d['fresh']['all']['n'] == 6
+    assert set(d) == {'fresh', 'reuse', '(all variants)'} and d['fresh']['all']['n'] == 6
     assert d['fresh']['all']['minflt'] > 100 > d['reuse']['all']['minflt']
-    assert len(d['reuse']['samples']['window']) == 6 and min(d['reuse']['samples']['window']) > 0
+    assert d['fresh']['all']['steal_cores'] is not None and d['fresh']['all']['threads_waiting'] >= 0
+    assert len(d['reuse']['samples']['window']) == 6 and min(d['reuse']['samples']['window']) >= B.LONG
+    whole = d['(all variants)']['all']
+    assert whole['n'] == 12 and whole['minflt'] > 6 * 500   # (one row: the totals of the timed rounds)
+
+
+@pytest.mark.skipif(not LINUX, reason='no /proc/stat or getrusage')
+def test_short_variants_get_no_reading_between_samples():
+    """Where a variant's warm-up sample is under LONG nothing is read between samples (it slowed the next short
+    call): the timed rounds' totals only."""
+    calls = []
+    real = B.probe
+
+    def counted(pids=()):
+        calls.append(1)
+        return real(pids)
+    B.probe = counted
+    try:
+        t = B.timeit({'long': lambda: time.sleep(B.LONG * 1.5), 'short': lambda: None}, reps=3, warmup=1)
+    finally:
+        B.probe = real
+    assert len(calls) == 2 and set(t.diag) == {'(all variants)'}
+    assert t.diag['(all variants)']['all']['n'] == 6 and 0 <= t.diag['(all variants)']['all']['wait_share'] <= 1
+    assert B.threads_wait() >= 0
 
 
 @pytest.mark.skipif(not LINUX, reason='no /proc/stat or getrusage')
 def test_garbage_collections_are_counted_per_sample():
     import gc
-    t = B.timeit({'collects': gc.collect, 'not': lambda: None}, reps=4, warmup=1)
+    t = B.timeit({'collects': _long(gc.collect), 'not': _long(lambda: None)}, reps=4, warmup=1)
     assert t.diag['collects']['all']['gc'] >= 1 > t.diag['not']['all']['gc']   # (a rare young collection there)
     assert B._count_gc not in gc.callbacks   # (removed after timing)
-
-
-@pytest.mark.skipif(not LINUX, reason='no /proc/stat or getrusage')
-def test_long_samples_also_read_proc_stat():
-    """A variant whose warm-up sample took LONG or more gets /proc/stat's steal and others' CPU, one under it not."""
-    t = B.timeit({'long': lambda: time.sleep(B.LONG * 1.5), 'short': lambda: None}, reps=3, warmup=1)
-    long, short = t.diag['long']['all'], t.diag['short']['all']
-    assert long['steal_cores'] is not None and long['others_cores'] is not None and short['steal_cores'] is None
-    assert 0 <= long['wait_share'] <= 1 and min(t.diag['long']['samples']['window']) >= B.LONG
-    assert long['threads_waiting'] >= 0 and short['threads_waiting'] is None
-    assert B.threads_wait() >= 0
 
 
 @pytest.mark.skipif(not LINUX, reason='no /proc')
