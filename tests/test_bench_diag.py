@@ -59,8 +59,10 @@ def test_timeit_records_page_faults_per_variant():
         calls.append(1)
         return real(pids)
 
-    def fresh():   # 2 MB mapped anew: 512 pages that fault when first written
+    def fresh():   # 2 MB mapped anew: 512 pages that fault when first written (not one transparent huge page)
         m = mmap.mmap(-1, 1 << 21)
+        if hasattr(mmap, 'MADV_NOHUGEPAGE'):
+            m.madvise(mmap.MADV_NOHUGEPAGE)
         a = np.frombuffer(m, np.uint8)
         a[::4096] = 1
         del a
@@ -114,12 +116,12 @@ def test_top_others_names_a_busy_process():
     a = B.proc_cpu()
     spin = subprocess.Popen([sys.executable, '-c', 'while True: pass'])
     try:
-        time.sleep(0.5)
+        time.sleep(1.0)
         top = B.top_others(a, B.proc_cpu(), n=50)
     finally:
         spin.kill()
         spin.wait()
-    assert any(pid == spin.pid and t > 0.1 for _, pid, t in top), top
+    assert any(pid == spin.pid and t > 0.05 for _, pid, t in top), top   # (a loaded machine: a share of a core)
     assert all(pid != __import__('os').getpid() for _, pid, _ in top)
     vm = B.vmstat()
     assert set(vm) == set(B.VMSTAT) and vm['pgfault'] > 0
