@@ -170,25 +170,32 @@ def probe(pids=()):
 
 
 def _per_thread(name, value):
-    """The sum over this process's threads of value(text of /proc/self/task/TID/name), or None where none reads."""
-    total = None
+    """{thread id: value(text of /proc/self/task/TID/name)} of this process's threads that read."""
+    out = {}
     for t in os.listdir('/proc/self/task'):
         try:
             with open(f'/proc/self/task/{t}/{name}') as f:
-                total = (total or 0) + value(f.read())
+                out[t] = value(f.read())
         except (OSError, ValueError, IndexError):   # (a thread that just ended)
             pass
-    return total
+    return out
 
 
 def threads_wait():
-    """The seconds this process's threads have waited on run queues so far, summed."""
-    return (_per_thread('schedstat', lambda s: int(s.split()[1])) or 0) * 1e-9
+    """{thread id: the seconds it has waited on a run queue so far} of this process's threads."""
+    return _per_thread('schedstat', lambda s: int(s.split()[1]) * 1e-9)
+
+
+def _grown(a, b):
+    """How much the per-thread counters a -> b grew, over the threads in both (one that started or ended between
+    them would count its whole life)."""
+    return sum(v - a[t] for t, v in b.items() if t in a)
 
 
 def migrations():
-    """How often this process's threads moved between CPUs so far, or None (no /proc/PID/task/TID/sched)."""
-    return _per_thread('sched', lambda s: int(s.split('se.nr_migrations')[1].split(':')[1].split()[0]))
+    """{thread id: how often it moved between CPUs so far}, or None (no /proc/PID/task/TID/sched)."""
+    n = _per_thread('sched', lambda s: int(s.split('se.nr_migrations')[1].split(':')[1].split()[0]))
+    return n or None
 
 
 def sample_row(dt, a, b):
@@ -203,7 +210,7 @@ def sample_row(dt, a, b):
     if ca is not None and cb is not None:
         steal = cb[3] - ca[3]
         other = (cb[1] - ca[1]) - (cb[2] - ca[2]) - steal
-    return (dt, wb - wa, steal, other) + tuple(None if x is None or y is None else y - x for x, y in zip(fa, fb))
+    return (dt, wb - wa, steal, other) + tuple(y - x for x, y in zip(fa[:-1], fb[:-1])) + (_grown(fa[-1], fb[-1]),)
 
 
 def diagnostics(rows):
@@ -277,8 +284,8 @@ def load_check(fn):
     """fn()'s result with 'load': other processes' CPU use (in cores) while idle just before and after it and
     during its timed rounds, the 1-minute load average before and after, and 'loaded' when any is above
     LOADED (without /proc/stat: when the load average was above this run's own threads plus LOADED); and over the
-    whole workload, the other processes that used the most CPU, the machine's paging counters and this process's
-    thread migrations."""
+    whole workload, the other processes that used the most CPU, the machine's paging counters and the migrations
+    of this process's threads alive throughout."""
     la0, before = os.getloadavg()[0], idle_probe()
     procs, vm, mig = proc_cpu(), vmstat(), migrations()
     r = fn()
@@ -289,7 +296,7 @@ def load_check(fn):
     return dict(r, load={'others_idle_before': before, 'others_timed': getattr(r['times'], 'others', None),
                          'others_idle_after': after, 'loadavg': [la0, la1], 'loaded': loaded, 'top_others': procs,
                          'vmstat': {k: vm1[k] - vm[k] for k in vm1 if k in vm},
-                         'migrations': None if mig is None or mig1 is None else mig1 - mig})
+                         'migrations': None if mig is None or mig1 is None else _grown(mig, mig1)})
 
 
 def _synced(f):
