@@ -222,7 +222,11 @@ class NativeProgram:
         per-step path then runs and reports)."""
         for k, a in self.arena_views.items():
             vals[k] = a
-        ptrs, shapes, dtypes, seen = self.ptrs, self.shapes, self.dtypes, self.seen
+        ptrs, shapes, dtypes, seen, dnnl = self.ptrs, self.shapes, self.dtypes, self.seen, self.dnnl
+        if dnnl is not None:
+            if threading.get_ident() != dnnl[0] or os.getpid() != dnnl[1]:
+                return None
+            dnnl[2]()
         for item in self.items:
             if type(item) is not Seg:
                 plan._run_steps(vals, (item,))
@@ -342,6 +346,7 @@ def _native_program(plan, graph, slot):
     prog = NativeProgram(out_items, plan.nslots + len(extra), arena, views, fresh, shapes, dtypes)
     if any(it.dnnl for it in items if type(it) is not tuple):   # oneDNN's GEMM: only where it was allowed
         from . import onednn
-        prog.dnnl = (threading.get_ident(), os.getpid(), onednn._threads)
+        packs = [r.stale for it in items if type(it) is not tuple for r in it.keep if isinstance(r, onednn.MatmulRow)]
+        prog.dnnl = (threading.get_ident(), os.getpid(), onednn.before_run(packs))
     prog.memory, prog.names = mem, names
     return prog
