@@ -494,7 +494,7 @@ def deconvolution_backward(attrs, dy, x, w):
 # (runtime/native.py). The row repacks when the weight's address changes (the plan keeps the last call's array
 # alive, so a new address is a new array) or when the plan's hook saw WRITES move (an in-place write: a
 # Trainer step, set_data). Batch-64 784-256-256-10 MLP, one thread: 174 -> 154 us (benchmarks/onednn_matmul.py).
-MM_FN, MM_STREAM, MM_PRIM, MM_ARGS, MM_NARGS, MM_MEMS, MM_REORDER, MM_RARGS, MM_LAST = 0, 3, 4, 5, 6, 7, 11, 12, 13
+MM_STREAM, MM_PRIM, MM_ARGS, MM_NARGS, MM_MEMS, MM_REORDER, MM_RARGS, MM_LAST = 3, 4, 5, 6, 7, 11, 12, 13
 MM_WORDS = 14   # ctx words: 3 function addresses (set handle, execute, wait), stream, matmul primitive, its args and
 #               count, memories (src, weights plain, dst, bias), the reorder primitive and args, the last weight address
 _mm = {}        # (m, n, k, bias, relu, threads) -> (matmul pd, primitive, reorder primitive, packed md) or None
