@@ -582,6 +582,12 @@ class MatmulRow:
     def stale(self):
         self.ctx[MM_LAST] = 0
 
+    def __del__(self):   # (the plan holding the row is gone; the primitives stay cached per shape)
+        lib = _state.get('lib')
+        if lib is not None:
+            for m in self.mems:
+                lib.dnnl_memory_destroy(m)
+
 
 def matmul_row(m, n, k, bias, relu):
     """(graphc_dnnl_mm's address, a MatmulRow) for y (m, n) = [relu](x (m, k) @ w (n, k).T [+ b]) at one thread, or
