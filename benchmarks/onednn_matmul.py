@@ -8,6 +8,8 @@ weights explain it. Interleaved call by call, one thread; prints medians in us w
 
 The primitive is driven from Python here (four ctypes calls a layer, about 1 us each), so its figure is an upper
 bound of the primitive run as a row of the native step interpreter. Run on a quiet machine (check `uptime`).
+graphc now runs the packed matmul itself (pass pack_weights); GRAPHC_DISABLE_PASSES=pack_weights gives the
+dnnl_sgemm path this compared against (benchmarks/packed_fc.py compares the two by batch).
 """
 import argparse
 import ctypes
@@ -86,7 +88,7 @@ def main():
         return h
     want = hyb(x).asnumpy()
     np.testing.assert_allclose(prepacked(), want, rtol=1e-4, atol=1e-4)
-    fns = {'graphc hybridized (dnnl_sgemm)': lambda: hyb(x), 'oneDNN matmul, prepacked': prepacked}
+    fns = {'graphc hybridized': lambda: hyb(x), 'oneDNN matmul, prepacked': prepacked}
     ts = {k: [] for k in fns}
     for _ in range(args.reps):
         for k, f in fns.items():

@@ -59,6 +59,15 @@ def test_packed_dense_equals_eager(shape, kw):
     assert packed(hyb) == 3
 
 
+def test_a_plan_built_at_one_thread_runs_at_two(monkeypatch):
+    x = nd.random.normal(shape=(32, 30))
+    eager, hyb = twins(x)
+    hyb(x)
+    monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
+    np.testing.assert_allclose(hyb(x).asnumpy(), eager(x).asnumpy(), **TOL)
+    assert packed(hyb) == 3
+
+
 def test_batch_one_stays_on_the_gemv():
     x = nd.random.normal(shape=(1, 30))
     eager, hyb = twins(x)
