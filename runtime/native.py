@@ -459,7 +459,7 @@ def _gemm_step(seg, name, attrs, shapes, ins, out, dtype):
     return True
 
 
-PACK_MIN = 2   # batch rows from which a marked FullyConnected runs as the packed matmul (batch 1: graphc_gemv_nt)
+PACK_MIN = 3   # batch rows from which a marked FullyConnected runs packed (benchmarks/packed_fc.py: 2 ties, 3 wins 8%)
 
 
 def _is_relu(fop):

@@ -68,8 +68,9 @@ def test_a_plan_built_at_one_thread_runs_at_two(monkeypatch):
     assert packed(hyb) == 3
 
 
-def test_batch_one_stays_on_the_gemv():
-    x = nd.random.normal(shape=(1, 30))
+@pytest.mark.parametrize('batch', [1, 2])
+def test_small_batches_stay_on_the_gemv_and_gemm(batch):
+    x = nd.random.normal(shape=(batch, 30))
     eager, hyb = twins(x)
     np.testing.assert_allclose(hyb(x).asnumpy(), eager(x).asnumpy(), **TOL)
     assert packed(hyb) == 0
