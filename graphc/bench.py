@@ -6,6 +6,7 @@ start from equal weights, are checked to compute the same result, then run inter
 hits all alike; each time is the median of many repetitions after warm-up.
 """
 import datetime
+import gc as pygc   # (gc is graphc here)
 import importlib.util
 import math
 import os
@@ -15,6 +16,11 @@ import sys
 import time
 
 import numpy as np
+
+try:
+    import resource   # (POSIX: the bench's page-fault and context-switch diagnostics)
+except ImportError:
+    resource = None
 
 import graphc as gc
 from graphc import autograd, config, gluon, nd
@@ -39,26 +45,55 @@ class Times(dict):
 def timeit(fns, reps, warmup=WARMUP, progress=None):
     """{name: median seconds} (a Times), running the variants interleaved so machine noise hits all alike.
     A variant with a rep() method (a peer in another process) is timed by it: rep() runs it once and returns the
-    seconds it measured there. progress: a wrapper for the iterable of warm-up plus timed rounds, or None."""
-    ts = {k: [] for k in fns}
+    seconds it measured there. progress: a wrapper for the iterable of warm-up plus timed rounds, or None.
+    .diag: diagnostics() of the timed rounds as a whole ('(all variants)'), and per variant where every variant's
+    warm-up sample took LONG or more: then from counters read just before and after each timed sample (outside its
+    timing). Under LONG none are read between samples: those syscalls slowed the next variant's short call by
+    10-25% here (a cold branch predictor and caches), which would bias the comparison."""
+    ts, rows = {k: [] for k in fns}, {k: [] for k in fns}
     rounds = range(warmup + reps)
-    pids, before = [f.worker.proc.pid for f in fns.values() if hasattr(f, 'worker')], None
-    for i in (progress(rounds) if progress else rounds):
+    pids = [f.worker.proc.pid for f in fns.values() if hasattr(f, 'worker')]
+    pygc.callbacks.append(_count_gc)
+    try:
+        first, whole = _rounds(fns, progress(rounds) if progress else rounds, warmup, pids, ts, rows)
+    finally:
+        pygc.callbacks.remove(_count_gc)
+    t = Times({k: statistics.median(v) for k, v in ts.items()})
+    t.spread = {k: tuple(float(q) for q in np.percentile(v, (10, 90))) for k, v in ts.items()}
+    t.others = others(first and first[1], cpu_sample(pids))
+    t.diag = {k: diagnostics(v) for k, v in rows.items() if v and v[0] is not None}
+    if whole is not None:
+        t.diag['(all variants)'] = diagnostics([whole])
+        t.diag['(all variants)']['all']['n'] = sum(map(len, ts.values()))
+    return t
+
+
+def _rounds(fns, rounds, warmup, pids, ts, rows):
+    """timeit's rounds: each variant's timed seconds into ts, and where every warm-up sample was LONG, each timed
+    sample's row into rows. Returns (the probe at the first timed round, the row of all timed rounds) or Nones."""
+    first, warm, each = None, {}, False
+    for i in rounds:
         if i == warmup:
-            before = cpu_sample(pids)
+            first, t0 = probe(pids), time.perf_counter()
+            each = bool(warm) and min(warm.values()) >= LONG
         for k, f in fns.items():
+            timed = i >= warmup
+            a = probe(pids) if timed and each else None
             if hasattr(f, 'rep'):
                 dt = f.rep()
             else:
-                t0 = time.perf_counter()
+                t1 = time.perf_counter()
                 f()
-                dt = time.perf_counter() - t0
-            if i >= warmup:
+                dt = time.perf_counter() - t1
+            if timed:
                 ts[k].append(dt)
-    t = Times({k: statistics.median(v) for k, v in ts.items()})
-    t.spread = {k: tuple(float(q) for q in np.percentile(v, (10, 90))) for k, v in ts.items()}
-    t.others = others(before, cpu_sample(pids))
-    return t
+                if each:
+                    rows[k].append(sample_row(dt, a, probe(pids)))
+            else:
+                warm[k] = dt
+    if first is None:
+        return None, None
+    return first, sample_row(time.perf_counter() - t0, first, probe(pids))
 
 
 # ------------------------------------------------------------------------------------- was the machine quiet?
@@ -66,20 +101,25 @@ LOADED = 0.2   # cores that other processes used, on average, above which a work
 
 
 def cpu_sample(pids=()):
-    """(wall s, the machine's busy CPU s, the CPU s of this process and of pids: the peers' workers) from
+    """(wall s, the machine's busy CPU s, the CPU s of this process and of pids: the peers' workers, the machine's
+    steal s: time its virtual CPUs were ready but the hypervisor ran something else, counted in busy) from
     /proc/stat and /proc/PID/stat, or None where there is none (not Linux)."""
     try:
         hz = os.sysconf('SC_CLK_TCK')
         with open('/proc/stat') as f:
             v = [int(t) for t in f.readline().split()[1:9]]
-        ours = sum(os.times()[:2])
-        for pid in pids:
-            with open(f'/proc/{pid}/stat') as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-            ours += (int(fields[11]) + int(fields[12])) / hz   # utime, stime
-        return time.perf_counter(), (sum(v) - v[3] - v[4]) / hz, ours   # all but idle and iowait
+        ours = sum(os.times()[:2]) + sum(_proc_cpu(pid)[1] for pid in pids) / hz
+        return time.perf_counter(), (sum(v) - v[3] - v[4]) / hz, ours, v[7] / hz   # all but idle and iowait
     except (OSError, ValueError, IndexError, AttributeError):
         return None
+
+
+def _proc_cpu(pid):
+    """(name, CPU ticks: utime + stime) of process pid from /proc/PID/stat."""
+    with open(f'/proc/{pid}/stat') as f:
+        head, rest = f.read().rsplit(')', 1)
+    fields = rest.split()
+    return head.split('(', 1)[1], int(fields[11]) + int(fields[12])
 
 
 def others(a, b):
@@ -97,21 +137,176 @@ def idle_probe(seconds=0.2):
     return others(a, cpu_sample())
 
 
+# diagnostics: what else ran, or took this process's pages and cores, during each variant's timed samples
+SLOW = 1.5     # a sample this many times its variant's 10th percentile is slow: its diagnostics are shown apart
+LONG = 5e-3    # seconds: where every variant's warm-up sample is this long, each timed sample gets diagnostics
+DIAG = ('t', 'window', 'steal', 'others', 'minflt', 'majflt', 'nivcsw', 'wait', 'gc', 'wait_all')   # a sample's row
+_schedstat = []   # [an open /proc/thread-self/schedstat of the main thread, or None]
+_collections = [0]   # Python garbage collections so far (counted while timeit runs: _count_gc)
+
+
+def _count_gc(phase, info):
+    if phase == 'start':
+        _collections[0] += 1
+
+
+def probe(pids=()):
+    """The counters a sample's row is the difference of: (wall s, cpu_sample(pids), (this process's minor and major
+    page faults, involuntary context switches: getrusage, all its threads; the seconds its main thread and all
+    its threads waited on a run queue, runnable but not running: schedstat; Python's garbage collections, counted
+    while timeit runs)), or None where getrusage or schedstat is missing (not Linux). About 100 us."""
+    if not _schedstat:
+        try:
+            _schedstat.append(os.open('/proc/thread-self/schedstat', os.O_RDONLY))
+        except (OSError, AttributeError):
+            _schedstat.append(None)
+    try:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        wait = int(os.pread(_schedstat[0], 100, 0).split()[1]) * 1e-9   # (re-read from offset 0: current)
+    except (AttributeError, OSError, TypeError, ValueError, IndexError):   # (no resource module: None)
+        return None
+    return (time.perf_counter(), cpu_sample(pids),
+            (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw, wait, _collections[0], threads_wait()))
+
+
+def _per_thread(name, value):
+    """{thread id: value(text of /proc/self/task/TID/name)} of this process's threads that read."""
+    out = {}
+    for t in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{t}/{name}') as f:
+                out[t] = value(f.read())
+        except (OSError, ValueError, IndexError):   # (a thread that just ended)
+            pass
+    return out
+
+
+def threads_wait():
+    """{thread id: the seconds it has waited on a run queue so far} of this process's threads."""
+    return _per_thread('schedstat', lambda s: int(s.split()[1]) * 1e-9)
+
+
+def _grown(a, b):
+    """How much the per-thread counters a -> b grew, over the threads in both (one that started or ended between
+    them would count its whole life)."""
+    return sum(v - a[t] for t, v in b.items() if t in a)
+
+
+def migrations():
+    """{thread id: how often it moved between CPUs so far}, or None (no /proc/PID/task/TID/sched)."""
+    n = _per_thread('sched', lambda s: int(s.split('se.nr_migrations')[1].split(':')[1].split()[0]))
+    return n or None
+
+
+def sample_row(dt, a, b):
+    """A sample's row of DIAG between probes a and b (its window: the call, and reading the counters): its
+    seconds, the window's, the machine's steal s and other processes' CPU s in it (busy less steal, this process
+    and the peers' workers), this process's page faults and involuntary switches, the main thread's run-queue
+    wait, garbage collections and all threads' wait; None off Linux."""
+    if a is None or b is None:
+        return None
+    (wa, ca, fa), (wb, cb, fb) = a, b
+    steal = other = None
+    if ca is not None and cb is not None:
+        steal = cb[3] - ca[3]
+        other = (cb[1] - ca[1]) - (cb[2] - ca[2]) - steal
+    return (dt, wb - wa, steal, other) + tuple(y - x for x, y in zip(fa[:-1], fb[:-1])) + (_grown(fa[-1], fb[-1]),)
+
+
+def diagnostics(rows):
+    """A variant's diagnostics from its samples' rows: 'all', and apart its 'slow' samples (over SLOW times its
+    10th percentile) and the 'fast' rest: how many; steal, other processes' CPU and all threads' run-queue wait
+    as cores over their windows (the CPU counters tick at 100 Hz: a sum over many samples says something, one
+    short sample little); the main thread's wait as a share of the windows; page faults,
+    involuntary switches and garbage collections per sample; and 'samples': the rows, by DIAG column."""
+    cols = dict(zip(DIAG, map(list, zip(*rows))))
+    cut = SLOW * float(np.percentile(cols['t'], 10))
+
+    def part(idx):
+        if not idx:
+            return None
+        w = sum(cols['window'][i] for i in idx) or 1e-9
+        cores = lambda c: None if cols[c][idx[0]] is None else max(0.0, sum(cols[c][i] for i in idx) / w)  # noqa: E731
+        return {'n': len(idx), 'steal_cores': cores('steal'), 'others_cores': cores('others'),
+                'wait_share': sum(cols['wait'][i] for i in idx) / w, 'threads_waiting': cores('wait_all'),
+                **{c: sum(cols[c][i] for i in idx) / len(idx) for c in ('minflt', 'majflt', 'nivcsw', 'gc')}}
+    slow = [i for i, t in enumerate(cols['t']) if t > cut]
+    fast = [i for i, t in enumerate(cols['t']) if t <= cut]
+    rnd = {'t': 7, 'window': 7, 'steal': 2, 'others': 2, 'wait': 7, 'wait_all': 7}
+    return {'all': part(fast + slow), 'slow': part(slow), 'fast': part(fast),
+            'samples': {c: [round(v, rnd[c]) if c in rnd and v is not None else v for v in cols[c]] for c in DIAG}}
+
+
+def proc_cpu():
+    """{pid: (name, CPU s)} of every process in /proc (empty off Linux): which others ran during a workload."""
+    out = {}
+    try:
+        hz, pids = os.sysconf('SC_CLK_TCK'), [int(d) for d in os.listdir('/proc') if d.isdigit()]
+    except (OSError, ValueError, AttributeError):
+        return out
+    for pid in pids:
+        try:
+            name, ticks = _proc_cpu(pid)
+            out[pid] = (name, ticks / hz)
+        except (OSError, ValueError, IndexError):   # (a process that just ended)
+            pass
+    return out
+
+
+def top_others(a, b, n=5):
+    """[[name, pid, CPU s]] of the n other processes (not this one) that used the most CPU between proc_cpu()s
+    a and b: kernel threads (kdamond, kswapd), a peer's compile workers that SIGSTOP does not reach, ..."""
+    me = os.getpid()
+    used = [(t - a.get(pid, (None, 0.0))[1], name, pid) for pid, (name, t) in b.items() if pid != me]
+    return [[name, pid, round(t, 2)] for t, name, pid in sorted(used, reverse=True)[:n] if t > 0]
+
+
+VMSTAT = ('pgmajfault', 'pgfault', 'pgscan', 'pgsteal', 'workingset_refault', 'pswpin', 'pswpout')
+
+
+def vmstat():
+    """The machine's paging counters of /proc/vmstat (VMSTAT prefixes, summed over their kinds: a reclaim such as
+    DAMON's pageout scheme shows in pgscan/pgsteal, its cost in refaults and major faults), or {} off Linux."""
+    out = dict.fromkeys(VMSTAT, 0)
+    try:
+        with open('/proc/vmstat') as f:
+            for line in f:
+                name, v = line.split()
+                key = next((p for p in VMSTAT if name.startswith(p)), None)
+                if key is not None:
+                    out[key] += int(v)
+    except (OSError, ValueError):
+        return {}
+    return out
+
+
 def load_check(fn):
     """fn()'s result with 'load': other processes' CPU use (in cores) while idle just before and after it and
     during its timed rounds, the 1-minute load average before and after, and 'loaded' when any is above
-    LOADED (without /proc/stat: when the load average was above this run's own threads plus LOADED)."""
+    LOADED (without /proc/stat: when the load average was above this run's own threads plus LOADED); and over the
+    whole workload, the other processes that used the most CPU, the machine's paging counters and the migrations
+    of this process's threads alive throughout."""
     la0, before = os.getloadavg()[0], idle_probe()
+    procs, vm, mig = proc_cpu(), vmstat(), migrations()
     r = fn()
+    procs, vm1, mig1 = top_others(procs, proc_cpu()), vmstat(), migrations()
     after, la1 = idle_probe(), os.getloadavg()[0]
     seen = [v for v in (before, getattr(r['times'], 'others', None), after) if v is not None]
     loaded = max(seen) > LOADED if seen else max(la0, la1) > config.num_threads() + LOADED
     return dict(r, load={'others_idle_before': before, 'others_timed': getattr(r['times'], 'others', None),
-                         'others_idle_after': after, 'loadavg': [la0, la1], 'loaded': loaded})
+                         'others_idle_after': after, 'loadavg': [la0, la1], 'loaded': loaded, 'top_others': procs,
+                         'vmstat': {k: vm1[k] - vm[k] for k in vm1 if k in vm},
+                         'migrations': None if mig is None or mig1 is None else _grown(mig, mig1)})
 
 
 def _synced(f):
-    """f, waiting for its NDArray result (under GRAPHC_ENGINE=lazy an op only queues work)."""
+    """f, waiting for its NDArray result (under GRAPHC_ENGINE=lazy an op only queues work); f itself under the
+    naive engine, where every result on the CPU is computed when the call returns (the wait cost a batch-1 MLP
+    call 0.6-0.9 us of 13 that NumPy's twin does not pay)."""
+    from graphc import engine
+    if not engine.is_lazy():
+        return f
+
     def run():
         out = f()
         for o in out if isinstance(out, (list, tuple)) else [out]:
@@ -756,7 +951,8 @@ def run(work, progress=None, check_load=False):
     for i, (key, name, fn) in enumerate(work, 1):
         f = lambda fn=fn, i=i, key=key: fn(progress(f"[{i}/{len(work)}] {key}") if progress else None)  # noqa: E731
         r = load_check(f) if check_load else f()
-        results[key] = dict(name=name, **r, spread=getattr(r['times'], 'spread', {}), ratios=ratios(r['times']))
+        results[key] = dict(name=name, **r, spread=getattr(r['times'], 'spread', {}), ratios=ratios(r['times']),
+                            diag=getattr(r['times'], 'diag', {}))
     return results
 
 
@@ -864,7 +1060,44 @@ def peer_table(results, missing):
         lines.append(f"WARNING: the machine was loaded during {', '.join(loaded)}: other processes used more than "
                      f"{LOADED} cores on average (/proc/stat busy time less this run's own, idle probes before/after "
                      "each workload and over its timed rounds); those timings are upper bounds.")
+    diag = [ln for n, res in results.items() for ln in diag_lines(res, f'{n} thr')]
+    if diag:
+        lines += ["Diagnostics (per variant over its timed samples; JSON: workloads.THREADS.KEY.diag and .load):"] + diag
     return '\n'.join(lines)
+
+
+def _diag_text(p, per='a sample'):
+    cpu = '' if p['steal_cores'] is None else (f"steal {p['steal_cores']:.2f} cores, others {p['others_cores']:.2f}, "
+                                               f"threads waiting {p['threads_waiting']:.2f}, ")
+    return (f"{cpu}run-queue wait {100 * p['wait_share']:.0f}%, {p['minflt']:.0f} minor / {p['majflt']:.1f} major "
+            f"faults, {p['nivcsw']:.1f} involuntary switches and {p['gc']:.2f} garbage collections {per}")
+
+
+def diag_lines(res, label=''):
+    """Lines for the diagnostics worth a look in one run's results: a variant with slow samples (a fifth or more
+    over SLOW times its 10th percentile: bimodal) shown apart from its fast ones, or with steal above 0.05 cores, a
+    run-queue wait over 5% of its time, or major page faults; then, for such a workload or a loaded one, the other
+    processes that used the most CPU."""
+    lines = []
+    for key, r in res.items():
+        mine, who = [], f"{key} {label}".strip()
+        for v, d in r.get('diag', {}).items():
+            a, slow, fast = d['all'], d['slow'], d['fast']
+            bimodal = slow is not None and fast is not None and slow['n'] >= 0.2 * a['n']
+            if bimodal:
+                mine.append(f"  {who} {v}: {slow['n']} of {a['n']} samples slow (> {SLOW}x its p10): "
+                            f"{_diag_text(slow)}; the fast ones: {_diag_text(fast)}")
+            elif (a['steal_cores'] or 0) > 0.05 or a['majflt'] > 0 or a['wait_share'] > 0.05:
+                mine.append(f"  {who} {v}: {_diag_text(a, 'in all' if v == '(all variants)' else 'a sample')}")
+        load = r.get('load', {})
+        if (mine or load.get('loaded')) and load.get('top_others'):
+            mine.append(f"  {who}: most CPU elsewhere during it: " +
+                        ', '.join(f"{name} ({pid}) {t:.2f} s" for name, pid, t in load['top_others']) +
+                        (f"; {load['migrations']} thread migrations" if load.get('migrations') is not None else '') +
+                        (f"; paging {', '.join(f'{k} {v}' for k, v in load['vmstat'].items() if v)}"
+                         if any(load.get('vmstat', {}).values()) else ''))
+        lines += mine
+    return lines
 
 
 def table(results):
@@ -888,7 +1121,9 @@ def table(results):
             bw = r['GB/s']
             lines.append(f"{key}: hybridized {bw['hybridized']:.1f} GB/s, np.copyto {bw['np.copyto']:.1f} GB/s "
                          f"({100 * bw['hybridized'] / bw['np.copyto']:.0f}% of the copy bandwidth)")
-    return '\n'.join(lines)
+    diag = diag_lines(results)
+    return '\n'.join(lines + (["Diagnostics (per variant over its timed samples; JSON: workloads.KEY.diag):"] + diag
+                               if diag else []))
 
 
 def package_version(mod):

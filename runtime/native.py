@@ -393,7 +393,9 @@ def compile_step(seg, node, ins, outs, new_slot):
         seg.row(ALIAS, ins[0], outs[0], 0)
         return True
     if op.name in ('FullyConnected', 'dot'):
-        return _gemm_step(seg, op.name, node.attrs, [s.shapes[j] for s, j in node.inputs], ins, outs[0], dtype)
+        shapes = [s.shapes[j] for s, j in node.inputs]
+        return _packed_fc(seg, node, shapes, ins, outs[0], dtype) or \
+            _gemm_step(seg, op.name, node.attrs, shapes, ins, outs[0], dtype)
     sub = getattr(op, 'subgraph', None)
     if sub is None:
         return False
@@ -402,13 +404,17 @@ def compile_step(seg, node, ins, outs, new_slot):
         anchor, a_in, epi, e_in, out_map = ep
         if anchor.op.name not in ('FullyConnected', 'dot'):
             return False
+        if len(outs) == 1 and out_map == [0] and not e_in and _is_relu(epi) and _packed_fc(
+                seg, node, [sub.inputs[i].shapes[0] for i in a_in], [ins[i] for i in a_in], outs[0], dtype, True):
+            return True   # (ReLU as the matmul's post-op)
         k = kernel_for(epi)
         if k is None or k.total >= SMALL:
             return False
         tmp = new_slot(anchor.shapes[0], dtype)
         shapes = [sub.inputs[i].shapes[0] for i in a_in]
         probe = Segment()
-        if not _gemm_step(probe, anchor.op.name, anchor.attrs, shapes, [ins[i] for i in a_in], tmp, dtype):
+        if not _packed_fc(probe, node, shapes, [ins[i] for i in a_in], tmp, dtype) and \
+                not _gemm_step(probe, anchor.op.name, anchor.attrs, shapes, [ins[i] for i in a_in], tmp, dtype):
             return False
         seg.rows += probe.rows
         seg.keep += probe.keep
@@ -450,4 +456,35 @@ def _gemm_step(seg, name, attrs, shapes, ins, out, dtype):
     if min(m, n, kk) < 1:
         return False
     seg.gemm(dtype, ta, tb, m, n, kk, ins[0], a[1], ins[1], b[1], out, n, 0)
+    return True
+
+
+PACK_MIN = 3   # batch rows from which a marked FullyConnected runs packed (benchmarks/packed_fc.py: 2 ties, 3 wins 8%)
+
+
+def _is_relu(fop):
+    ops = [n for n in fop.subgraph.nodes if not n.is_var]
+    return len(ops) == 1 and (ops[0].op.name == 'relu' or ops[0].op.name == 'Activation' and
+                              ops[0].attrs.get('act_type') == 'relu')
+
+
+def _packed_fc(seg, node, shapes, ins, out, dtype, relu=False):
+    """A FullyConnected that passes/pack.py marked, as one row of oneDNN's matmul over its weight packed once
+    (runtime/onednn.py: repacked when the weight changes), and True; False where it is not one."""
+    if not node.extra.get('pack') or dtype != np.float32 or len(shapes[1]) != 2:
+        return False
+    n, kk = shapes[1]
+    m = int(np.prod(shapes[0])) // max(kk, 1)
+    if m < PACK_MIN or min(n, kk) < 1:
+        return False
+    from .onednn import matmul_row
+    r = matmul_row(m, n, kk, len(ins) > 2, relu)
+    if r is None:
+        return False
+    addr, row = r
+    slots = list(ins[:3]) + [out]
+    idx, scratch = np.array(slots, dtype=np.int64), (ctypes.c_void_p * len(slots))()
+    seg.keep += [idx, scratch, row]
+    seg.dnnl = True
+    seg.row(KERNEL, addr, len(slots), idx.ctypes.data, ctypes.addressof(scratch), row.ctx.ctypes.data, len(slots))
     return True

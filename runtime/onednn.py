@@ -485,3 +485,140 @@ def deconvolution_backward(attrs, dy, x, w):
     fwd(dy, w, dx)
     bw(dy, x, dw)
     return dx, dw, dy.sum(axis=(0,) + tuple(range(2, dy.ndim)))
+
+
+# ---------------------------------------------------------------- FullyConnected as a matmul primitive, weights packed
+# dnnl_sgemm packs its weight operand on every call; onnxruntime packs constant weights once. An inference plan's
+# FullyConnected (passes/pack.py marks them) runs as oneDNN's matmul primitive over a copy of the weight reordered
+# once into the layout the primitive chose, with bias and ReLU as post-ops, from a native segment row
+# (runtime/native.py). The row repacks when the weight's address changes (the plan keeps the last call's array
+# alive, so a new address is a new array) or when the plan's hook saw WRITES move (an in-place write: a
+# Trainer step, set_data). Batch-64 784-256-256-10 MLP, one thread: 174 -> 154 us (benchmarks/onednn_matmul.py).
+MM_STREAM, MM_PRIM, MM_ARGS, MM_NARGS, MM_MEMS, MM_REORDER, MM_RARGS, MM_LAST = 3, 4, 5, 6, 7, 11, 12, 13
+MM_WORDS = 14   # ctx words: 3 function addresses (set handle, execute, wait), stream, matmul primitive, its args and
+#               count, memories (src, weights plain, dst, bias), the reorder primitive and args, the last weight address
+_mm = {}        # (m, n, k, bias, relu, threads) -> (matmul pd, primitive, reorder primitive, packed md) or None
+_mm_fn = []
+
+
+def _mm_ir():
+    """`void graphc_dnnl_mm(i8** {x, w, [b], y}, i64 ctx, i64 nbufs)`: repack w where its address is not ctx's last,
+    then the matmul primitive over x, the packed weights, b and y."""
+    import llvmlite.ir as ir
+    i8p, i64, i32 = ir.IntType(8).as_pointer(), ir.IntType(64), ir.IntType(32)
+    mod = ir.Module(name='graphc_dnnl_mm')
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [i8p.as_pointer(), i64, i64]), name='graphc_dnnl_mm')
+    bufs, ctx, nb = fn.args
+    b = ir.IRBuilder(fn.append_basic_block('entry'))
+    c = b.inttoptr(ctx, i64.as_pointer())
+    word = lambda k: b.load(b.gep(c, [ir.Constant(i64, k)]))  # noqa: E731
+    buf = lambda k: b.load(b.gep(bufs, [k if isinstance(k, ir.Value) else ir.Constant(i64, k)]))  # noqa: E731
+    fty = lambda n: ir.FunctionType(i32, [i8p] * n).as_pointer()  # noqa: E731
+    set_h, wait = b.inttoptr(word(0), fty(2)), b.inttoptr(word(2), fty(1))
+    execute = b.inttoptr(word(1), ir.FunctionType(i32, [i8p, i8p, i32, i8p]).as_pointer())
+    stream = b.inttoptr(word(MM_STREAM), i8p)
+    mem = lambda j: b.inttoptr(word(MM_MEMS + j), i8p)  # noqa: E731
+    w = buf(1)
+    last = b.gep(c, [ir.Constant(i64, MM_LAST)])
+    with b.if_then(b.icmp_unsigned('!=', b.ptrtoint(w, i64), b.load(last))):
+        b.call(set_h, [mem(1), w])
+        b.call(execute, [b.inttoptr(word(MM_REORDER), i8p), stream, ir.Constant(i32, 2), b.inttoptr(word(MM_RARGS), i8p)])
+        b.call(wait, [stream])
+        b.store(b.ptrtoint(w, i64), last)
+    b.call(set_h, [mem(0), buf(0)])
+    b.call(set_h, [mem(2), buf(b.sub(nb, ir.Constant(i64, 1)))])
+    with b.if_then(b.icmp_signed('==', nb, ir.Constant(i64, 4))):
+        b.call(set_h, [mem(3), buf(2)])
+    b.call(execute, [b.inttoptr(word(MM_PRIM), i8p), stream, b.trunc(word(MM_NARGS), i32), b.inttoptr(word(MM_ARGS), i8p)])
+    b.call(wait, [stream])
+    b.ret_void()
+    return str(mod)
+
+
+def _create_matmul(m, n, k, bias, relu):
+    lib, eng = _state['lib'], _state['engine']
+    pd = ctypes.c_void_p()
+    if lib.dnnl_matmul_primitive_desc_create(ctypes.byref(pd), eng, _md((m, k)), _md((k, n), True),
+                                             _md((1, n)) if bias else None, _md((m, n)), _relu_attr() if relu else None):
+        return None
+    chosen = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(pd, Q_WEIGHTS, 0))
+    rpd = ctypes.c_void_p()
+    _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), _plain_weight(n, k), eng, chosen, eng, None),
+           "a reorder")
+    return pd, _primitive(pd), _primitive(rpd), chosen
+
+
+def _plain_weight(n, k):
+    """The (k, n) desc over a row-major (n, k) weight: strides (1, k)."""
+    md = ctypes.c_void_p()
+    _check(_state['lib'].dnnl_memory_desc_create_with_strides(ctypes.byref(md), 2, Dims(k, n), F32, Dims(1, k)),
+           "the weight desc")
+    return md
+
+
+class MatmulRow:
+    """One packed FullyConnected of a plan: its ctx words (read by graphc_dnnl_mm), memory objects and packed
+    weight buffer. stale() makes the next call repack."""
+
+    def __init__(self, m, n, k, bias, relu, prims):
+        lib = _state['lib']
+        _, prim, reorder, chosen = prims
+        mems = [_memory(_md((m, k))), _memory(_plain_weight(n, k)), _memory(_md((m, n)))] + \
+            ([_memory(_md((1, n)))] if bias else [])
+        packed_m = _memory(chosen)
+        self.packed = np.empty(lib.dnnl_memory_desc_get_size(chosen) + 64, np.uint8)
+        lib.dnnl_memory_set_data_handle(packed_m, -self.packed.ctypes.data % 64 + self.packed.ctypes.data)
+        self.args = _args([(SRC, mems[0]), (WEIGHTS, packed_m), (DST, mems[2])] + ([(BIAS, mems[3])] if bias else []))
+        self.rargs = _args([(SRC, mems[1]), (DST, packed_m)])
+        self.mems = mems + [packed_m]
+        fns = [ctypes.cast(f, ctypes.c_void_p).value for f in
+               (lib.dnnl_memory_set_data_handle, lib.dnnl_primitive_execute, lib.dnnl_stream_wait)]
+        self.ctx = np.zeros(MM_WORDS, np.int64)
+        self.ctx[:MM_STREAM + 1] = fns + [_state['stream'].value]
+        self.ctx[MM_PRIM], self.ctx[MM_ARGS], self.ctx[MM_NARGS] = prim.value, ctypes.addressof(self.args[1]), self.args[0]
+        self.ctx[MM_MEMS:MM_MEMS + 4] = [mm.value for mm in mems] + [0] * (4 - len(mems))
+        self.ctx[MM_REORDER], self.ctx[MM_RARGS] = reorder.value, ctypes.addressof(self.rargs[1])
+
+    def stale(self):
+        self.ctx[MM_LAST] = 0
+
+    def __del__(self):   # (the plan holding the row is gone; the primitives stay cached per shape)
+        lib = _state.get('lib')
+        if lib is not None:
+            for m in self.mems:
+                lib.dnnl_memory_destroy(m)
+
+
+def matmul_row(m, n, k, bias, relu):
+    """(graphc_dnnl_mm's address, a MatmulRow) for y (m, n) = [relu](x (m, k) @ w (n, k).T [+ b]) at one thread, or
+    None: oneDNN off or not here, another thread count (dnnl_sgemm's rule: measured at one), no kernel."""
+    if not available() or _threads() != 1:
+        return None
+    key = (m, n, k, bias, relu, 1)
+    if key not in _mm:
+        with _cache_lock:
+            if key not in _mm:
+                _mm[key] = _create_matmul(m, n, k, bias, relu)
+    if _mm[key] is None:
+        return None
+    if not _mm_fn:
+        from .cpu import compile_ir
+        _mm_fn.append(compile_ir(_mm_ir(), 'graphc_dnnl_mm'))
+    return _mm_fn[0], MatmulRow(m, n, k, bias, relu, _mm[key])
+
+
+def before_run(stales):
+    """The hook a plan whose segments call oneDNN runs before each call: this thread's OpenMP thread count, and
+    with packed weights (stales: their MatmulRow.stale), a repack after any in-place write since the last call."""
+    if not stales:
+        return _threads
+    from ..ndarray.ndarray import WRITES
+    seen = [WRITES[0]]
+
+    def hook():
+        _threads()
+        if WRITES[0] != seen[0]:
+            seen[0] = WRITES[0]
+            for s in stales:
+                s()
+    return hook

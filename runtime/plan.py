@@ -8,7 +8,9 @@ calling the same plan at once, or an input that no longer has the planned shape 
 """
 import ctypes
 import os
+import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -113,9 +115,11 @@ class Plan:
         return run
 
     def lean(self, keys):
-        """Like positional(keys), for a plan that is one native segment writing every output into a fresh array
-        (a small MLP): run(arrays) checks only the inputs that are not the arrays of the last call, and returns
-        the outputs (new arrays the caller owns), or None where the full path must run. None if not of that form."""
+        """Like positional(keys), for a plan that is one native segment writing every output into an array of its
+        own (a small MLP): run(arrays) checks only the inputs that are not the arrays of the last call, and returns
+        the outputs, or None where the full path must run. None if not of that form. An output array the caller
+        has let go of (no reference but this plan's, no weak one) is written again rather than a new one allocated;
+        one still held anywhere is never written."""
         prog = self.program
         if prog is None or len(prog.items) != 1 or type(prog.items[0]) is not Seg:
             return None
@@ -125,9 +129,11 @@ class Plan:
                 any(slots.get(k, (None, None)) == (None, None) for k in seg.reads):
             return None
         reads = [(k, slots[k][0], slots[k][1]) for k in seg.reads]
-        outs = [(k, prog.shapes[k], prog.dtypes[k]) for k in self.outputs]
+        outs = [(j, k, prog.shapes[k], prog.dtypes[k]) for j, k in enumerate(self.outputs)]
+        last = [(None, 0, 0)] * len(outs)   # per output: (its array of the last call, address, refcount when free)
         ptrs, shapes, dtypes, seen, lock = prog.ptrs, prog.shapes, prog.dtypes, prog.seen, prog.lock
         native, addr, n, dnnl = prog.run_native, seg.addr, seg.n, prog.dnnl
+        refs, weak = sys.getrefcount, weakref.getweakrefcount
 
         def run(arrays):
             if dnnl is not None and (threading.get_ident() != dnnl[0] or os.getpid() != dnnl[1]):
@@ -146,9 +152,13 @@ class Plan:
                     ptrs[k] = address(a)
                     seen[k] = a
                 res = []
-                for k, shape, dt in outs:
-                    a = np.empty(shape, dt)
-                    ptrs[k] = address(a)
+                for j, k, shape, dt in outs:
+                    a, at, free = last[j]
+                    if a is None or refs(a) != free or weak(a):
+                        a = np.empty(shape, dt)
+                        at, free = address(a), refs(a) + 1   # (+1: the tuple in last; counted as the check counts)
+                        last[j] = (a, at, free)
+                    ptrs[k] = at
                     res.append(a)
                 if dnnl is not None:
                     dnnl[2]()
@@ -212,7 +222,11 @@ class NativeProgram:
         per-step path then runs and reports)."""
         for k, a in self.arena_views.items():
             vals[k] = a
-        ptrs, shapes, dtypes, seen = self.ptrs, self.shapes, self.dtypes, self.seen
+        ptrs, shapes, dtypes, seen, dnnl = self.ptrs, self.shapes, self.dtypes, self.seen, self.dnnl
+        if dnnl is not None:
+            if threading.get_ident() != dnnl[0] or os.getpid() != dnnl[1]:
+                return None
+            dnnl[2]()
         for item in self.items:
             if type(item) is not Seg:
                 plan._run_steps(vals, (item,))
@@ -332,6 +346,7 @@ def _native_program(plan, graph, slot):
     prog = NativeProgram(out_items, plan.nslots + len(extra), arena, views, fresh, shapes, dtypes)
     if any(it.dnnl for it in items if type(it) is not tuple):   # oneDNN's GEMM: only where it was allowed
         from . import onednn
-        prog.dnnl = (threading.get_ident(), os.getpid(), onednn._threads)
+        packs = [r.stale for it in items if type(it) is not tuple for r in it.keep if isinstance(r, onednn.MatmulRow)]
+        prog.dnnl = (threading.get_ident(), os.getpid(), onednn.before_run(packs))
     prog.memory, prog.names = mem, names
     return prog

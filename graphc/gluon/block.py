@@ -461,7 +461,7 @@ class HybridBlock(Block):
         self._op_hook = None  # (callback, monitor_all) from register_op_hook
 
     def register_op_hook(self, callback, monitor_all=False):
-        self._op_hook = (callback, monitor_all)
+        self._op_hook, self._fast_call = (callback, monitor_all), None   # (hooked calls take the full path)
         super().register_op_hook(callback, monitor_all)
 
     def register_child(self, block, name=None):
@@ -492,7 +492,7 @@ class HybridBlock(Block):
     def trace_count(self):
         return getattr(self, '_trace_count', 0)
 
-    _fast_call = None  # cached.fast_call of the last traced key: inference in a few checks and the plan
+    _fast_call = None  # the last traced entry's fast path (CachedGraph._fast_path): inference in a few checks
 
     def __call__(self, *args, **kwargs):
         fast = self._fast_call   # (first, without a hook: Block.__call__'s layers cost a batch-1 MLP 1 us of 17)
@@ -504,8 +504,8 @@ class HybridBlock(Block):
         return Block.__call__(self, *args, **kwargs)
 
     def _dispatch(self, *args, **kwargs):
-        fast = self._fast_call
-        if fast is not None and not kwargs and not _eager.on:
+        fast = self._fast_call   # (without hooks __call__ tried it already: a call it declines takes the full path)
+        if fast is not None and not kwargs and not _eager.on and (self._forward_pre_hooks or self._forward_hooks):
             out = fast(args)
             if out is not None:
                 return out
@@ -553,7 +553,7 @@ class HybridBlock(Block):
             trace.blocks.pop()
 
     def _cached_call(self, args):
-        from .cached import CachedGraph, cache_key, fast_call, log_retrace, remember
+        from .cached import CachedGraph, cache_key, log_retrace, remember
         plist = getattr(self, '_plist', None)
         if plist is None:
             plist = self._plist = list(self.collect_params().values())
@@ -573,8 +573,8 @@ class HybridBlock(Block):
         out = entry(args)
         if self._op_hook is not None:
             _monitor(entry, args, *self._op_hook)
-        elif entry._fast is not None and getattr(self._fast_call, 'key', None) != key:
-            self._fast_call = fast_call(self, entry, key)
+        elif entry._fast is not None and self._fast_call is not entry._fast:
+            self._fast_call = entry._fast
         return out
 
     def export(self, path, epoch=0, remove_amp_cast=True):

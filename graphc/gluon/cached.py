@@ -125,28 +125,6 @@ def remember(block, key, entry):
     return entry
 
 
-def fast_call(block, entry, key):
-    """A function of a call's positional arguments that runs entry's inference fast path, or returns None where
-    the call needs the whole path: an argument that is not a plain NDArray of the key's shape and dtype,
-    recording, another training mode or cast, a trace, an op hook, arrays on a GPU or labelled hosts."""
-    fast, casts, training = entry._fast, key[2], key[1]
-    want = [(shape, np.dtype(dt), dt) for shape, dt in key[0]]   # (dtype.str builds a string: 0.3 us)
-    n, st, ts = len(want), autograd._st, _symm._ts
-
-    def call(args):
-        if len(args) != n or st.recording or st.training is not training or CASTS[0] != casts or \
-                ts.ctx is not None or block._op_hook is not None or _ndm._GPU_LIVE or _ndm._HOST_IDS:
-            return None
-        for a, (shape, d, dt) in zip(args, want):
-            b = a._buf if type(a) is NDArray else None
-            if b is None or b.shape != shape or (b.dtype is not d and b.dtype.str != dt):
-                return None
-        entry.used = next(_clock)
-        return fast(args)
-    call.key = key
-    return call
-
-
 class _Later:
     """A training step's backward plan, built at its first use; until then its kernels compile ahead, in a forked
     worker (runtime/forked.py) or on the compile thread (runtime/cpu.warm), while the forward runs. Calls and
@@ -268,6 +246,7 @@ class CachedGraph:
         flags = getattr(block, '_flags', {})  # both: GPU plans replay as CUDA graphs (graphc/gpuplan.Captured)
         self.static = bool(flags.get('static_alloc') and flags.get('static_shape'))
         self.training = training = autograd.is_training()
+        self.casts = CASTS[0]   # (part of the cache key: the fast path checks it)
         ctx = TraceContext(training=training)
         in_structure, leaves = flatten_inputs(tuple(args))
         self.flat = all(type(a) is NDArray for a in args)  # the positional fast path takes flat arguments only
@@ -319,7 +298,7 @@ class CachedGraph:
                     return train_step_on_device(self, args, gpus[0].device_id)
                 return self._run_gpu(args, gpus[0].device_id)
         fast = self._fast
-        if fast is not None and not autograd._st.recording:
+        if fast is not None:
             out = fast(args)
             if out is not None:
                 return out
@@ -365,34 +344,46 @@ class CachedGraph:
         return _unflatten(self.structure, outs)
 
     def _fast_path(self):
-        """Inference without recording, hoisting or aux updates, with NDArray arguments only: the plan's
-        inputs bound by position, so a call is a few list operations around the plan."""
+        """Inference without recording, hoisting or aux updates, with NDArray arguments only: a function of a call's
+        positional arguments that runs the plan with its inputs bound by position, so a call is a few checks and
+        list operations around it; or returns None where the call needs the whole path: an argument that is not a
+        plain NDArray of the traced shape and dtype, recording, another training mode or cast, a trace, arrays on a
+        GPU or labelled hosts, the reference interpreter as the backend. The block calls it first (its _fast_call:
+        the last traced entry's). One function, not layers of them: cold, each layer cost a batch-1 MLP call 5-9
+        us (benchmarks/call_path.py)."""
         from ..interpreter import owned
         plan = self._main_plan
-        n_data, params = len(self.data_vars), [p for p, _ in self.param_vars]
+        params = [p for p, _ in self.param_vars]
         keys = self.data_vars + [v for _, v in self.param_vars]
         nv, structure = len(self.visible), self.structure
-
         run, lean = plan.positional(keys), plan.lean(keys)
         if run is None:
             return None
-        interp = backend.interp
+        want = [(tuple(v.shapes[0]), np.dtype(v.dtypes[0]), np.dtype(v.dtypes[0]).str) for v in self.data_vars]
+        n, st, ts, casts, training = len(want), autograd._st, _symm._ts, self.casts, self.training
+        interp, cur, one = backend.interp, backend._cur, nv == 1 and structure is None
 
         def fast(args):
-            if len(args) != n_data or backend.current() is interp:
+            if len(args) != n or st.recording or st.training is not training or CASTS[0] != casts or \
+                    ts.ctx is not None or _ndm._GPU_LIVE or _ndm._HOST_IDS or (cur.backend or backend.default) is interp:
                 return None
-            arrays = [a._data for a in args]
+            arrays = []
+            for a, (shape, d, dt) in zip(args, want):   # (dtype.str builds a string: 0.3 us; `is` first)
+                b = a._buf if type(a) is NDArray else None
+                if b is None or b.shape != shape or (b.dtype is not d and b.dtype.str != dt):
+                    return None
+                arrays.append(b)
+            self.used = next(_clock)
             for p in params:
                 c = p._copies  # (Parameter._cur without the property: one copy, or the current context's)
                 a = c[0] if c is not None and len(c) == 1 else p._cur or p.data()
                 b = a._buf
                 arrays.append(b if b is not None else a._data)
-            out = lean(arrays) if lean is not None else None   # (fresh arrays: nothing to copy)
+            out = lean(arrays) if lean is not None else None   # (arrays of the plan's: the user's now)
             if out is None:
                 out = owned(run(arrays)[:nv], arrays)
-            return _unflatten(structure, [NDArray(v) for v in out])
+            return NDArray(out[0]) if one else _unflatten(structure, [NDArray(v) for v in out])
         return fast
-
 
     def _run_gpu(self, args, dev_id):
         """Inference on gpu(dev_id): the optimized graph as one GpuPlan (fused CUDA kernels, cuBLAS GEMMs)."""
