@@ -34,7 +34,7 @@ import subprocess
 
 import numpy as np
 
-from ..base import GraphcError
+from ..base import GraphcError, bf16_kernel, bfloat16
 from ..ops.scalar import Scalar, emit as emit_node
 from .cpu import _strides, collapse, dump_code, is_private_file, private_subdir, split_anchor
 
@@ -43,12 +43,17 @@ MAX_GRID = 65535
 CTYPES = {np.dtype('float32'): 'float', np.dtype('float64'): 'double', np.dtype('int32'): 'int',
           np.dtype('int64'): 'long long', np.dtype('uint8'): 'unsigned char', np.dtype('int8'): 'signed char'}
 # 16-bit storage, float compute: loads convert to float, stores round to nearest even (cuda_fp16.h, cuda_bf16.h).
-# NumPy has no bfloat16: BF16 is a one-field record over uint16 (its bits), a dtype of its own for the kernels.
-BF16 = np.dtype([('bfloat16', '<u2')])
-HALF = {np.dtype('float16'): ('__half', '__half2float', '__float2half_rn', 'cuda_fp16.h'),
-        BF16: ('__nv_bfloat16', '__bfloat162float', '__float2bfloat16_rn', 'cuda_bf16.h')}
+# bfloat16 is ml_dtypes' NumPy dtype (cupy 14 arrays hold it too); without ml_dtypes BF16 is None, and no kernel has it.
+try:
+    BF16 = bfloat16()
+except GraphcError:
+    BF16 = None
+HALF = {np.dtype('float16'): ('__half', '__half2float', '__float2half_rn', 'cuda_fp16.h')}
+if BF16 is not None:
+    HALF[BF16] = ('__nv_bfloat16', '__bfloat162float', '__float2bfloat16_rn', 'cuda_bf16.h')
 CTYPES.update({d: h[0] for d, h in HALF.items()})
-FLOATS = (np.float32, np.float64, np.float16, BF16)  # the dtypes arithmetic kernels take
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64)) + tuple(HALF)  # the dtypes arithmetic kernels take
+F32 = np.dtype(np.float32)
 
 
 def ctype(dt):
@@ -66,21 +71,13 @@ def cstore(dt, ex):
     return f"{HALF[dt][2]}({ex})" if dt in HALF else ex
 
 
-def device_dtype(dt):
-    """The dtype of a device array holding dt: bfloat16 as its uint16 bits (cupy has no record dtypes)."""
-    return np.dtype(np.uint16) if dt == BF16 else dt
-
-
-def to_bf16(a):
-    """float32 values rounded to nearest even as BF16 (NaN stays a quiet NaN)."""
-    u = np.ascontiguousarray(a, np.float32).view(np.uint32)
-    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-    return np.where(np.isnan(a), np.uint16(0x7FFF), r).view(BF16)
-
-
-def from_bf16(a):
-    """BF16 values as float32 (exact)."""
-    return (np.ascontiguousarray(a).view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+def matmul(xp, a, b):
+    """a @ b in the array library (cuBLAS under cupy): float16 through cupy's matmul (gemmEx, compute type 32F);
+    bfloat16 upcast to float32 and the product rounded once (cupy's matmul for bfloat16 is not one we could
+    check on a device, the casts are plain elementwise kernels), so both accumulate in float32."""
+    if a.dtype == BF16:
+        return xp.matmul(a.astype(F32), b.astype(F32)).astype(BF16)
+    return xp.matmul(a, b)
 
 
 NO_GATHER = ('take', 'Embedding', 'pick', 'batch_take', 'one_hot', '_slice_assign', '_slice_assign_scalar')  # data-dependent
@@ -1165,10 +1162,10 @@ def rnn_op(node):
             k, v = l * D + d, per[l * D + d]
             if d == 0:
                 xin = layer_input(xp, x, per, l).reshape(T * N, -1)
-            xg = (xp.matmul(xin, wi.T) + (bi if gru else bi + bh)).reshape(T, N, G * H)
+            xg = (matmul(xp, xin, wi.T) + (bi if gru else bi + bh)).reshape(T, N, G * H)
             h, c = hx[k], cx[k] if lstm else None
             for t in steps(d):
-                hh = xp.matmul(h, wh.T)
+                hh = matmul(xp, h, wh.T)
                 if lstm:
                     g, c, h = launch(cell, [xg[t], hh, c])
                     v['gates'][t], v['c'][t] = g, c
@@ -1212,15 +1209,15 @@ def rnn_op(node):
                     if lstm:
                         dg, dc = launch(cell_grad, [v['gates'][t], v['c'][t], cx[k] if first else v['c'][prev],
                                                     dhs[t], dh, dc])
-                        dh = xp.matmul(dg, wh)
+                        dh = matmul(xp, dg, wh)
                     elif gru:
                         dg, d2, carry = launch(cell_grad, [v['gates'][t], v['hn'][t], hx[k] if first else v['h'][prev],
                                                            dhs[t], dh, carry])
                         dhh[t] = d2
-                        dh = xp.matmul(d2, wh)
+                        dh = matmul(xp, d2, wh)
                     else:
                         (dg,) = launch(cell_grad, [v['h'][t], dhs[t], dh])
-                        dh = xp.matmul(dg, wh)
+                        dh = matmul(xp, dg, wh)
                     dxg[t] = dg
                 dhx[k] = dh + carry if gru else dh
                 if lstm:
@@ -1228,13 +1225,13 @@ def rnn_op(node):
                 hs = v['h']  # the h each step read: h0, then the sequence shifted by one step (against time for d 1)
                 hprev = xp.concatenate([hx[k][None], hs[:-1]] if d == 0 else [hs[1:], hx[k][None]], axis=0)
                 g2, h2 = dxg.reshape(T * N, G * H), dhh.reshape(T * N, G * H)
-                dwi[...] = xp.matmul(g2.T, xin)
-                dwh[...] = xp.matmul(h2.T, hprev.reshape(T * N, H))
+                dwi[...] = matmul(xp, g2.T, xin)
+                dwh[...] = matmul(xp, h2.T, hprev.reshape(T * N, H))
                 acc = np.float32 if dt in HALF else dt  # (float16: summed in float32, rounded once)
                 dbi[...] = g2.sum(axis=0, dtype=acc)
                 dbh[...] = h2.sum(axis=0, dtype=acc) if gru else dbi
                 if l > 0 or need_x:
-                    part = xp.matmul(g2, wi).reshape(T, N, -1)
+                    part = matmul(xp, g2, wi).reshape(T, N, -1)
                     dxin = part if dxin is None else dxin + part
             dcur = dxin
         dx = dcur if dcur is not None else xp.zeros_like(x)
@@ -1269,10 +1266,10 @@ def device_op(node):
     shapes = [tuple(s.shapes[j]) for s, j in node.inputs]
     dt = np.dtype(node.dtypes[0])
     if node.shapes and all(0 in tuple(s) for s in node.shapes):  # only empty outputs (a batch-0 `_zeros`): no launch
-        return DeviceOp(node, [], lambda launch, xp, arrays: tuple(xp.empty(tuple(s), device_dtype(d))
+        return DeviceOp(node, [], lambda launch, xp, arrays: tuple(xp.empty(tuple(s), d)
                                                                    for s, d in zip(node.shapes, node.dtypes)))
-    if dt not in (np.float32, np.float64, np.float16):
-        return None  # (float16 GEMMs: cupy's matmul accumulates in float32, cuBLAS compute type 32F)
+    if dt not in FLOATS:
+        return None  # (16-bit GEMMs accumulate in float32: matmul above)
     if name in ('RNN', '_backward_RNN'):
         return rnn_op(node)
     if name in OWN_KERNELS:  # (a fused group's anchor: its one kernel)
@@ -1282,13 +1279,13 @@ def device_op(node):
         def fc(launch, xp, arrays):
             x, w = arrays[0], arrays[1]
             x = x.reshape(x.shape[0], -1) if a.get('flatten', True) else x
-            y = xp.matmul(x, w.T)
+            y = matmul(xp, x, w.T)
             if len(arrays) > 2:
                 y += arrays[2]
             return (y,)
         return DeviceOp(node, [], fc)
     if name == 'dot' and all(len(s) == 2 for s in shapes):
-        return DeviceOp(node, [], lambda launch, xp, arrs: (xp.matmul(arrs[0].T if a['transpose_a'] else arrs[0],
+        return DeviceOp(node, [], lambda launch, xp, arrs: (matmul(xp, arrs[0].T if a['transpose_a'] else arrs[0],
                                                                       arrs[1].T if a['transpose_b'] else arrs[1]),))
     if name in ('Convolution', '_backward_Convolution') and len(a['kernel']) == 2:
         from . import cudnn
@@ -1322,7 +1319,7 @@ def im2col_conv(node, shapes, dt):
         def conv(launch, xp, arrays):
             x, w = first(xp, arrays[:2])
             col = launch(i2c, [x])[0]
-            y = _groups(xp, g, f, n, rows, lambda i: xp.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1),
+            y = _groups(xp, g, f, n, rows, lambda i: matmul(xp, w[i * fg:(i + 1) * fg].reshape(fg, -1),
                                                                col[:, i * cg * kk:(i + 1) * cg * kk]))
             if len(arrays) > 2:
                 y += arrays[2].reshape(1, -1, 1)
@@ -1337,7 +1334,7 @@ def im2col_conv(node, shapes, dt):
         if a.get('_need', (True,))[0]:
             col = xp.empty((n, c * kk, oh * ow), dt)
             for i in range(g):
-                col[:, i * cg * kk:(i + 1) * cg * kk] = xp.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1).T,
+                col[:, i * cg * kk:(i + 1) * cg * kk] = matmul(xp, w[i * fg:(i + 1) * fg].reshape(fg, -1).T,
                                                                   d2[:, i * fg:(i + 1) * fg])
             dx = launch(c2i, [col])[0]
         else:
@@ -1345,7 +1342,7 @@ def im2col_conv(node, shapes, dt):
         xcol = launch(i2c, [x])[0]
         dw = xp.empty((f, cg * kk), dt)
         for i in range(g):
-            dw[i * fg:(i + 1) * fg] = xp.matmul(d2[:, i * fg:(i + 1) * fg],
+            dw[i * fg:(i + 1) * fg] = matmul(xp, d2[:, i * fg:(i + 1) * fg],
                                                 xcol[:, i * cg * kk:(i + 1) * cg * kk].transpose(0, 2, 1)).sum(0, **acc)
         return back(xp, [dx, dw.reshape(cf(shapes[2])), dy.sum(axis=(0, 2, 3), **acc).astype(dt, copy=False)])
     return DeviceOp(node, [i2c, c2i], conv_grad)
@@ -1607,7 +1604,7 @@ class GpuPlan:
             return [inputs[0].reshape(k.out_shapes[0])]
         fn = self._fns.get(k.name) or self._fns.setdefault(k.name, self.device.function(k))
         ins = [self.xp.ascontiguousarray(a).reshape(a.shape) for a in inputs]  # (it makes 0-d arrays 1-d)
-        outs = [self.xp.empty(s, device_dtype(d)) for s, d in zip(k.out_shapes, k.out_dtypes)]
+        outs = [self.xp.empty(s, d) for s, d in zip(k.out_shapes, k.out_dtypes)]
         fn(ins + outs)
         self.launches += 1
         return outs
@@ -1639,12 +1636,9 @@ class GpuPlan:
                 res = self.launch(epi, [a] + [arrays[i] for i in e_in])
                 return tuple(a if k is None else res[k] for k in out_map)
             return run
-        if any(np.dtype(t) == BF16 for t in list(n.dtypes) + [s.dtypes[j] for s, j in n.inputs]):
-            raise GraphcError(f"{n.op.name} ({n.name}, shapes {[list(s) for s in n.shapes]}): no bfloat16 device form, "
-                              "and the host cannot compute in bfloat16 (NumPy has no such type); use float16 or float32")
         self.host_ops.append(n.op.name)
         from .backend import cpu
-        kernel = cpu.kernel(n.op)   # (on the host: the CPU backend's kernel)
+        kernel = bf16_kernel(n.op, cpu.kernel(n.op)) if BF16 is not None else cpu.kernel(n.op)  # (the CPU's)
 
         def host(arrays):
             r = kernel(n.attrs, *[dev.to_host(a) for a in arrays])

@@ -14,7 +14,6 @@ import hashlib
 import numpy as np
 
 from . import multi_tensor as mt
-from .cuda import CTYPES, THREADS
 
 CLASSES = 4          # scalar rows per launch (tensors grouped by equal scalars); more: the per-parameter path
 OPTIONS = ('--std=c++17', '--fmad=false')  # NVRTC: IEEE division and sqrt are its defaults, FMA contraction is not
@@ -55,6 +54,7 @@ def source(name, kind, dtype, opts, nstate, wds):
     """(CUDA C of `name(const long long *rows, T c0_0, ..., T c{CLASSES-1}_{m-1})`, the scalar columns 0..m-1
     it takes, of SCALARS[kind]): block b updates row b."""
     import re
+    from .cuda import CTYPES, THREADS  # (not at import: runtime.cuda imports ml_dtypes where it is installed)
     T = CTYPES[np.dtype(dtype)]
     names = mt.SCALARS[kind]
     x = {k: f"x_{k}" for k in ['w', 'g'] + [f's{k}' for k in range(nstate)]}
@@ -102,6 +102,7 @@ class Update:
         self.fn = xp.RawModule(code=self.source, options=OPTIONS).get_function(self.name)
 
     def __call__(self, rows, classes):
+        from .cuda import THREADS
         mt.stats['calls'] += 1
         args = (rows,) + tuple(self.dtype(v) for v in classes[:, self.cols].ravel())  # NumPy scalars: by value
         self.fn((int(rows.shape[0]),), (THREADS,), args)
