@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 
 import numpy as np
 
@@ -1573,9 +1574,19 @@ class GpuPlan:
     """A graph run on a device: generated kernels for fused groups, elementwise/reduction/injective ops and
     pooling; GEMMs through the device's matmul (cuBLAS under cupy), convolutions as im2col/col2im kernels and
     GEMMs, anchors' epilogues as kernels; what is left runs on the host (listed in host_ops). `device` is a
-    CupyDevice, or emulate.EmuDevice (NumPy arrays, kernels run by the host emulation)."""
+    CupyDevice, or emulate.EmuDevice (NumPy arrays, kernels run by the host emulation).
+
+    Memory: the values kernels write, except the graph's outputs, live in one device arena (one allocation from
+    the array library's pool, made at the first call and kept) at the offsets passes/memory.py plans for this
+    schedule, a value taking over the space of one that died before its step, as the CPU plan's arena does; views
+    (reshapes) and the results of GEMMs, cuDNN and the host are the library's arrays (GEMMs' and cuDNN's from its
+    pool, as their workspaces: they make their own outputs). The outputs are fresh each
+    call (one that would view the arena is copied out). A second thread calling a plan while it runs gets fresh
+    buffers throughout, as without a plan."""
 
     def __init__(self, graph, device):
+        from ..passes import memory
+        from ..passes.manager import disabled_passes
         self.device, self.graph, self.xp = device, graph, device.xp
         self.steps, self.host_ops, self.launches = [], [], 0
         slot = {}
@@ -1592,19 +1603,44 @@ class GpuPlan:
         for i, (n, _, _) in enumerate(rows):
             for s, j in n.inputs:
                 last[slot[(s, j)]] = i
+        schedule, layout = [], {}   # (how, reads, writes) per step, for the memory plan; slot -> (shape, dtype)
         for i, (n, how, d) in enumerate(rows):
             ins = tuple(slot[(s, j)] for s, j in n.inputs)
             outs = tuple(slot[(n, j)] for j in range(n.num_outputs))
             free = tuple(k for k in set(ins) if last[k] == i and k not in self.outputs)  # back to the pool
-            self.steps.append((self.step(n, how, d), ins, outs, free))
+            native, fresh = how == 'kernel' and not d.identity, how in ('device', 'anchor', 'host')
+            self.steps.append((self.step(n, how, d), ins, outs, free, d if native else None, fresh))
+            # (GEMMs, cuDNN, the host: new arrays, never views of their inputs, which may then die at once)
+            schedule.append(('native', ins, ()) if fresh else ('native' if native else 'view' if how == 'kernel'
+                                                                else 'python', ins, outs))
+            if native:
+                layout.update((k, (tuple(n.shapes[j]), np.dtype(n.dtypes[j]))) for j, k in enumerate(outs))
+        self.memory = memory.plan(schedule, {k: memory.nbytes(*sd) for k, sd in layout.items()}, set(self.outputs),
+                                  share='plan_memory' not in disabled_passes())
+        self.arena_bytes, self._layout, self.arena, self._views = self.memory.arena_bytes, layout, None, None
+        self._check_out = [i for i, k in enumerate(self.outputs) if k not in layout]
+        self._lock = threading.Lock()
 
-    def launch(self, k, inputs):
-        """Run kernel k on device arrays; returns its freshly allocated outputs."""
+    def _arena_views(self):
+        """slot -> its view of the arena (allocated on first use: on the device current then)."""
+        if self._views is None:
+            from ..passes.memory import nbytes
+            self.arena = self.xp.empty((self.memory.arena_bytes,), np.uint8)  # (pool blocks are 512-byte aligned)
+            self._views = {}
+            for k, off in self.memory.offset.items():
+                shape, dt = self._layout[k]
+                nb = nbytes(shape, dt)
+                self._views[k] = self.arena[off:off + nb].view(dt).reshape(shape)
+        return self._views
+
+    def launch(self, k, inputs, into=None):
+        """Run kernel k on device arrays; returns its outputs: the buffers `into` (None: a fresh one)."""
         if k.identity:  # a reshape: a view, no launch
             return [inputs[0].reshape(k.out_shapes[0])]
         fn = self._fns.get(k.name) or self._fns.setdefault(k.name, self.device.function(k))
         ins = [self.xp.ascontiguousarray(a).reshape(a.shape) for a in inputs]  # (it makes 0-d arrays 1-d)
-        outs = [self.xp.empty(s, d) for s, d in zip(k.out_shapes, k.out_dtypes)]
+        outs = [self.xp.empty(s, d) if b is None else b.reshape(s)
+                for s, d, b in zip(k.out_shapes, k.out_dtypes, into or [None] * len(k.out_shapes))]
         fn(ins + outs)
         self.launches += 1
         return outs
@@ -1658,10 +1694,26 @@ class GpuPlan:
             if v is None:
                 raise GraphcError(f"GPU plan: graph input {name!r} has no value")
             vals[k] = self.device.to_device(v) if isinstance(v, np.ndarray) else v
-        for run, ins, outs, free in self.steps:
-            r = run([vals[k] for k in ins])
-            for k, v in zip(outs, r):
-                vals[k] = v
-            for k in free:
-                vals[k] = None
-        return [vals[k] for k in self.outputs]
+        mine = bool(self.memory.offset) and self._lock.acquire(blocking=False)
+        try:
+            views = self._arena_views() if mine else {}
+            for run, ins, outs, free, kern, fresh in self.steps:
+                if kern is not None and views:
+                    r = self.launch(kern, [vals[k] for k in ins], [views.get(k) for k in outs])
+                else:
+                    r = run([vals[k] for k in ins])
+                    if fresh and views:  # (planned as new arrays: one that views the arena is made so)
+                        r = [a.copy() if self.xp.may_share_memory(a, self.arena) else a for a in r]
+                for k, v in zip(outs, r):
+                    vals[k] = v
+                for k in free:
+                    vals[k] = None
+        finally:
+            if mine:
+                self._lock.release()
+        out = [vals[k] for k in self.outputs]
+        if mine:
+            for i in self._check_out:  # (a reshape of an arena value, say: the next call overwrites it)
+                if self.xp.may_share_memory(out[i], self.arena):
+                    out[i] = out[i].copy()
+        return out
