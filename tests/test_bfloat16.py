@@ -70,6 +70,22 @@ def test_eager_ops_in_bfloat16_are_float32_ops_rounded_once():
         assert err(g.asnumpy(), bf(want[tag].asnumpy())) <= tol, (tag, err(g.asnumpy(), bf(want[tag].asnumpy())))
 
 
+def test_eager_bfloat16_ops_on_the_gpu_equal_the_cpus(cp):
+    """The same ops on gc.gpu(0) (the stand-in, kernels in emulation: loads to float, one rounding on store; GEMMs
+    through runtime/cuda.matmul) within one eps of the CPU's bfloat16 results, none of them on the host."""
+    from graphc import device
+    if emulate.gxx_path() is None:
+        pytest.skip("g++ not on PATH: the host emulation needs a C++ compiler")
+    rng = np.random.default_rng(4)
+    arrays = [bf(rng.normal(size=s)) for s in [(6, 40), (6, 40), (5, 40), (5,), (2, 3, 8, 8), (4, 3, 3, 3)]]
+    want = _ops(*[nd.array(a, dtype='bfloat16') for a in arrays])
+    got = _ops(*[nd.array(a, ctx=gc.gpu(0), dtype='bfloat16') for a in arrays])
+    assert not device.HOST_OPS
+    for tag, g in got.items():
+        assert g.dtype == BF16 and g.context == gc.gpu(0), tag
+        assert err(g.asnumpy(), want[tag].asnumpy()) <= EPS, (tag, err(g.asnumpy(), want[tag].asnumpy()))
+
+
 def test_a_bfloat16_gemm_accumulates_in_float32():
     """2048 positive products: summed in bfloat16 (each partial sum rounded) the result is off by far more than an
     eps; graphc's, within one."""
@@ -123,6 +139,28 @@ def test_block_cast_bfloat16_trains_on_the_cpu_with_float32_masters(hybridize):
     x, y = rng.random((8, 20)).astype(np.float32), np.arange(8) % 10
     w0, want, _, _ = amp.train(amp.mlp, gc.cpu(), x, y, False)
     _, got, net, _ = amp.train(amp.mlp, gc.cpu(), x, y, 'bfloat16', hybridize=hybridize)
+    for a, b, c, p in zip(got, want, w0, net.collect_params().values()):
+        moved = np.linalg.norm(b - c)
+        assert moved > 0 and np.linalg.norm(a - b) <= 0.06 * moved, (p.name, np.linalg.norm(a - b) / moved)
+
+
+def _real_gpu():
+    from graphc.context import gpu_support
+    return gpu_support()
+
+
+REAL_OK, REAL_WHY = _real_gpu()
+
+
+@pytest.mark.skipif(not REAL_OK, reason=f"no usable GPU: {REAL_WHY}")
+def test_on_a_real_gpu_block_cast_bfloat16_trains_with_float32_masters():
+    """The MLP cast to bfloat16, 5 hybridized steps on gc.gpu(0) through real cupy (CuPy 14 holds ml_dtypes'
+    bfloat16; NVRTC kernels with cuda_bf16.h): the masters within 6% of the float32 CPU run's movement."""
+    import test_gpu_amp as amp
+    rng = np.random.default_rng(0)
+    x, y = rng.random((8, 20)).astype(np.float32), np.arange(8) % 10
+    w0, want, _, _ = amp.train(amp.mlp, gc.cpu(), x, y, False)
+    _, got, net, _ = amp.train(amp.mlp, gc.gpu(0), x, y, 'bfloat16')
     for a, b, c, p in zip(got, want, w0, net.collect_params().values()):
         moved = np.linalg.norm(b - c)
         assert moved > 0 and np.linalg.norm(a - b) <= 0.06 * moved, (p.name, np.linalg.norm(a - b) / moved)

@@ -112,3 +112,16 @@ def test_hybridized_training_plans_on_the_gpu_use_one_arena_each(cp):
     assert len(p.memory.offset) == 6 and 0 < p.arena_bytes <= p.memory.naive_bytes
     assert type(p.arena) is cp.ndarray and p.arena.nbytes == p.arena_bytes
     assert all(off % memory.ALIGN == 0 for off in p.memory.offset.values())
+
+
+@pytest.mark.skipif(not gc.context.gpu_support()[0], reason="no usable GPU")
+def test_on_a_real_gpu_the_chain_runs_in_its_arena():
+    from graphc import device
+    graph = _chain()
+    plan = cuda.GpuPlan(graph, device.device(0))
+    x = np.random.default_rng(1).normal(size=(64, 64)).astype(np.float32)
+    for _ in range(2):
+        (got,) = plan({graph.inputs[0]: x})
+        np.testing.assert_allclose(device.to_host(got), interpret(graph, {graph.inputs[0]: x})[0], rtol=1e-5,
+                                   atol=1e-6)
+    assert plan.arena.nbytes == 2 * SIZE

@@ -79,7 +79,7 @@ def test_every_gate_kernel_compiles_with_nvcc_for_sm80_and_sm90(graphs):
     ks = [k for graph, _ in graphs for k in cuda.kernels_of(graph)]
     ks += [cuda._cell_kernel(m, 2, 3, np.dtype('float64'), g) for m in ('gru', 'rnn_tanh', 'rnn_relu') for g in (0, 1)]
     ks += [cuda._cell_kernel(m, 2, 3, dt, g) for m in ('lstm', 'gru', 'rnn_tanh', 'rnn_relu') for g in (0, 1)
-           for dt in (np.dtype('float16'), cuda.BF16)]  # (16-bit storage, float compute)
+           for dt in (np.dtype('float16'), cuda.BF16) if dt is not None]  # (16-bit storage, float compute)
     fatbin = cuda.nvcc(cuda.module_source(ks))  # warnings are errors
     assert b'-arch sm_80' in fatbin and b'-arch sm_90' in fatbin
 
@@ -189,6 +189,7 @@ def test_the_device_loop_in_float16_matches_float32_rounded(cfg):
 
 @pytest.mark.parametrize('cfg', [('lstm', 2, True, True), ('gru', 1, False, True), ('rnn_tanh', 1, True, False)],
                          ids=['lstm', 'gru', 'rnn_tanh'])
+@pytest.mark.skipif(cuda.BF16 is None, reason="bfloat16 needs ml_dtypes (pip install ml_dtypes)")
 def test_the_device_loop_in_bfloat16_matches_float32_rounded(cfg):
     """The loop with bfloat16 storage (GEMMs through cuda.matmul: upcast to float32, rounded once) against the
     float32 interpreter as above, within 4 eps of bfloat16 (2^-7): the gradients round the carried state's gradient
