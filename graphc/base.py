@@ -124,7 +124,7 @@ def bf16_kernel(op, kernel):
 
 def as_dtype(dtype):
     """numpy dtype from a name, type or dtype; a clear error for anything unsupported. bfloat16: by name, as
-    ml_dtypes' type, or as MXNet's record dtype ([('bfloat16', '<u2')], mx.nd.bfloat16)."""
+    ml_dtypes' type, or as MXNet 1.9's record dtype [('bfloat16', '<u2')] (its astype takes it)."""
     if dtype is None:
         return np.dtype('float32')
     if (dtype == 'bfloat16' if isinstance(dtype, str) else getattr(dtype, 'names', None) == ('bfloat16',)):

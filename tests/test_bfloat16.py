@@ -33,7 +33,7 @@ def err(got, want):
 
 
 def test_bfloat16_by_name_type_and_mxnets_record_dtype():
-    for dt in ('bfloat16', ml_dtypes.bfloat16, BF16, np.dtype([('bfloat16', np.uint16)])):  # (the last: mx.nd.bfloat16)
+    for dt in ('bfloat16', ml_dtypes.bfloat16, BF16, np.dtype([('bfloat16', np.uint16)])):  # (the last: MXNet's)
         a = nd.array([1.0, 2.5, 3.14159], dtype=dt)
         assert a.dtype == BF16 and a.asnumpy().dtype == BF16
     np.testing.assert_array_equal(a.astype('float32').asnumpy(), [1.0, 2.5, 3.140625])  # (nearest even)
