@@ -109,7 +109,7 @@ def bf16_kernel(op, kernel):
     """op's host kernel for inputs that include bfloat16: it computes in float32 on upcast inputs (NumPy has no
     bfloat16 arithmetic that accumulates in float32), and the outputs op infers as bfloat16 are rounded back to
     nearest even, as a device kernel stores them."""
-    bf, f32 = BF16[0], np.dtype(np.float32)
+    bf, f32 = bfloat16(), np.dtype(np.float32)
 
     def run(attrs, *data):
         if not any(a.dtype == bf for a in data):  # (a cast to bfloat16, say)

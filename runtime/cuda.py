@@ -35,7 +35,7 @@ import threading
 
 import numpy as np
 
-from ..base import GraphcError, bf16_kernel, bfloat16
+from ..base import GraphcError, bf16_kernel
 from ..ops.scalar import Scalar, emit as emit_node
 from .cpu import _strides, collapse, dump_code, is_private_file, private_subdir, split_anchor
 
@@ -45,9 +45,11 @@ CTYPES = {np.dtype('float32'): 'float', np.dtype('float64'): 'double', np.dtype(
           np.dtype('int64'): 'long long', np.dtype('uint8'): 'unsigned char', np.dtype('int8'): 'signed char'}
 # 16-bit storage, float compute: loads convert to float, stores round to nearest even (cuda_fp16.h, cuda_bf16.h).
 # bfloat16 is ml_dtypes' NumPy dtype (cupy 14 arrays hold it too); without ml_dtypes BF16 is None, and no kernel has it.
+# (Not through base.bfloat16(): that switches on the eager ops' bfloat16 check, which only bfloat16 users pay.)
 try:
-    BF16 = bfloat16()
-except GraphcError:
+    import ml_dtypes
+    BF16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:
     BF16 = None
 HALF = {np.dtype('float16'): ('__half', '__half2float', '__float2half_rn', 'cuda_fp16.h')}
 if BF16 is not None:
@@ -1674,7 +1676,9 @@ class GpuPlan:
             return run
         self.host_ops.append(n.op.name)
         from .backend import cpu
-        kernel = bf16_kernel(n.op, cpu.kernel(n.op)) if BF16 is not None else cpu.kernel(n.op)  # (the CPU's)
+        kernel = cpu.kernel(n.op)   # (on the host: the CPU backend's kernel, in float32 for bfloat16)
+        if BF16 is not None and BF16 in list(n.dtypes) + [s.dtypes[j] for s, j in n.inputs]:
+            kernel = bf16_kernel(n.op, kernel)
 
         def host(arrays):
             r = kernel(n.attrs, *[dev.to_host(a) for a in arrays])
