@@ -86,6 +86,17 @@ def test_eager_bfloat16_ops_on_the_gpu_equal_the_cpus(cp):
         assert err(g.asnumpy(), want[tag].asnumpy()) <= EPS, (tag, err(g.asnumpy(), want[tag].asnumpy()))
 
 
+def test_a_bfloat16_op_without_a_cuda_form_runs_on_the_host_and_comes_back(cp):
+    """sort has no CUDA kernel: on gc.gpu(0) it runs its host kernel (in float32, rounded back) on copies, with the
+    warning, and its result is a bfloat16 array on the device."""
+    from graphc import device
+    x = bf([3.0, 1.0, 2.5, -7.0])
+    with pytest.warns(UserWarning, match="sort has no CUDA kernel"):
+        y = nd.sort(nd.array(x, ctx=gc.gpu(0), dtype='bfloat16'))
+    assert y.dtype == BF16 and y.context == gc.gpu(0) and 'sort' in device.HOST_OPS
+    np.testing.assert_array_equal(y.asnumpy().astype(np.float32), np.sort(x.astype(np.float32)))
+
+
 def test_a_bfloat16_gemm_accumulates_in_float32():
     """2048 positive products: summed in bfloat16 (each partial sum rounded) the result is off by far more than an
     eps; graphc's, within one."""
