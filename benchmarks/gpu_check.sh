@@ -11,7 +11,7 @@
 # can be fetched there. Only if `import cupy, ml_dtypes` fails are the wheels in .whl/ installed (--no-index,
 # into /tmp/site): download them here as the device notes say (python 3.12, manylinux x86_64), e.g.
 #   pip download ml_dtypes --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 -d .whl
-# (bfloat16's dtype: without it the bfloat16 tests skip). A cupy-cuda12x wheel
+# (bfloat16's dtype; the tool's image has it, as JAX's: without it the bfloat16 tests skip). A cupy-cuda12x wheel
 # (CuPy 13.6.0, whose cupyx.cudnn runtime/cudnn.py uses) is 113 MB, past the 64 MiB a call carries, so on that
 # image convolutions take the im2col + cuBLAS path and runtime.cudnn.decisions says why.
 #
