@@ -23,7 +23,7 @@ import fake_cupy
 from graphc import autograd, device, gluon, nd, sym
 from graphc.graph import Graph
 from graphc.passes import run_pipeline
-from graphc.runtime import cuda, emulate
+from graphc.runtime import cuda, emulate, multi_tensor as mt
 from graphc.symbol.symbol import input_var
 
 sys.path.insert(0, __file__.rsplit('/tests/', 1)[0] + '/examples')
@@ -245,7 +245,10 @@ def train(make, ctx, x, y, half, steps=5, hybridize=True):
         with autograd.record():
             loss = loss_fn(net(x), y)
         loss.backward()
+        c0 = mt.stats['calls']
         trainer.step(y.shape[0])
+        if half and ctx != gc.cpu():  # one launch of the mixed-precision kernel per weight dtype (cuda_update.py)
+            assert mt.stats['calls'] - c0 == len({p.data().dtype for p in params})
         if half:
             seen = dict(fake_cupy.COPIES)  # (this check's own copies do not count)
             states = trainer._updaters[0].states
