@@ -19,9 +19,11 @@
 # the emulation against the interpreter, and on a device every corpus model's plan through cupy against the CPU
 # plan), test_gpu_ndarray.py (NDArrays on gc.gpu), test_gpu_training.py (hybridized training on gc.gpu: LeNet,
 # ResNet-18, the char-LSTM against the CPU, in the stand-in and, on a device, through real cupy),
-# test_gpu_update.py (the Trainer's multi-tensor kernel), test_gpu_graphs.py (CUDA graphs), test_gpu_amp.py
+# test_gpu_update.py (the Trainer's multi-tensor kernels, float32/float64 and 16-bit weights with float32 masters),
+# test_gpu_graphs.py (CUDA graphs), test_gpu_amp.py
 # (float16/bfloat16 storage), test_gpu_cudnn.py (cuDNN and its im2col fallback), test_gpu_rnn.py (the fused RNN's
 # device loop), test_gpu_arena.py (a plan's values in one device arena), test_bfloat16.py (bfloat16 NDArrays),
+# test_serialization.py (.params files, bfloat16 with the image's ml_dtypes),
 # over 8 pytest-xdist workers where it is installed and 8 cores are; (3) benchmarks/gpu.py: op by op vs
 # hybridized per workload, whole steps on gc.gpu eager vs hybridized vs CUDA graphs, and each fused kernel's
 # bandwidth beside a device-to-device copy.
@@ -60,6 +62,7 @@ XDIST=()  # (pytest-xdist where installed and there are 8 cores or more: the dev
 timeout "${LIMITS[0]}" $PY -m pytest -q -p no:randomly -p no:cacheprovider -rs "${XDIST[@]}" tests/test_cuda.py \
   tests/test_gpu_ndarray.py tests/test_gpu_training.py tests/test_gpu_update.py tests/test_gpu_graphs.py \
   tests/test_gpu_amp.py tests/test_gpu_cudnn.py tests/test_gpu_rnn.py tests/test_gpu_arena.py tests/test_bfloat16.py \
+  tests/test_serialization.py \
   2>&1 | tee "$OUT/tests.txt" | tail -25 || status=1
 
 echo "== benchmarks/gpu.py ($((SECONDS - t0)) s)"

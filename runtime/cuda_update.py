@@ -8,6 +8,10 @@ NumPy _step run, emitted as CUDA C (compiled with --fmad=false: no contraction i
 not a table to copy over: tensors with equal scalar rows form a class (first-seen order, so the classes stay
 put while the multipliers do), and up to CLASSES rows go in the launch. The row table is copied to the device
 only when the arrays, the classes or the wd flags change: none per step.
+
+The mixed form (half=float16 or bfloat16: multi_precision's 16-bit weights with float32 masters) reads the 16-bit
+gradient, updates the float32 master and states in float32 and stores the weight as the master rounded to nearest
+even, as the per-parameter path's update of the master and master.astype(half).
 """
 import hashlib
 

@@ -199,3 +199,27 @@ def test_mixed_update_kernels_compile_with_nvcc(kind, opts, nstate, fmt):
     src, _ = cu.source('graphc_update_test', kind, 'float32', opts, nstate, (False, True), fmt)
     assert src.startswith('#include <cuda_')
     cuda.nvcc(src)  # sm_80 and sm_90, every warning an error
+
+
+def _real_gpu():
+    from graphc.context import gpu_support
+    return gpu_support()
+
+
+REAL_OK, REAL_WHY = _real_gpu()
+
+
+@pytest.mark.skipif(not REAL_OK, reason=f"no usable GPU: {REAL_WHY}")
+@pytest.mark.parametrize('fmt', FORMATS)
+@pytest.mark.parametrize('opt,params', [MIXED[5], MIXED[10], MIXED[12]], ids=['sgd', 'adam', 'adamw'])
+def test_on_a_real_gpu_the_mixed_update_equals_the_cpu(monkeypatch, opt, params, fmt):
+    """The mixed kernel through real cupy (NVRTC with cuda_fp16.h / cuda_bf16.h), one launch per step, against
+    the CPU's per-parameter path: the tolerances of test_16bit_weights_with_float32_masters_update_in_one_launch."""
+    dts = [fmt] * len(SHAPES)
+    got, got_s, calls = _mixed_run(monkeypatch, opt, params, dts, gc.gpu(0), True)
+    want, want_s, _ = _mixed_run(monkeypatch, opt, params, dts, gc.cpu(), False)
+    assert calls == [1] * STEPS
+    for g, w in zip(got_s, want_s):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.astype(np.float32), w.astype(np.float32), rtol=EPS[fmt], atol=EPS[fmt])
