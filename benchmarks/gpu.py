@@ -8,7 +8,7 @@ the same bytes.
 Workloads: LeNet (examples/lenet_mnist.py) inference and a training step (forward and backward plans), the
 MLP of graphc/bench.py, an elementwise chain (4096x4096 on a device); and whole steps on gc.gpu with Trainer
 (the MLP, LeNet and ResNet-18 training steps at batch 64 and 256, the char-LSTM's step, the chain's
-inference): eager vs hybridized (graphc/gpuplan.py's device plans) vs CUDA graphs (hybridize(static_alloc=True,
+inference; the MLP and ResNet-18 at batch 256 cast to float16 and to bfloat16 with float32 masters): eager vs hybridized (graphc/gpuplan.py's device plans) vs CUDA graphs (hybridize(static_alloc=True,
 static_shape=True)), wall clock around synchronized steps, with PyTorch's CUDA step beside them (the same
 model and weights, SGD momentum, eager) where torch sees a GPU. Both variants are the same graphs through the same passes,
 the op-by-op one with fusion switched off (GRAPHC_DISABLE_PASSES=fuse); outputs are checked to agree before
@@ -178,9 +178,10 @@ def compare(dev, name, make, x, y, reps):
 VARIANTS = (('eager', {}), ('hybridized', {'static': False}), ('cuda graphs', {'static': True}))
 
 
-def on_gc_gpu(make, x, y, reps, emulate, device_id=0, kind=None):
+def on_gc_gpu(make, x, y, reps, emulate, device_id=0, kind=None, cast=None):
     """A whole step on gc.gpu: a training step (forward, backward, Trainer.step with SGD momentum) or, with y None,
-    inference; eager (op by op) vs hybridized (graphc/gpuplan.py's device plans) vs CUDA graphs
+    inference; cast: the net and data in 'float16' or 'bfloat16' (multi_precision=True: float32 masters);
+    eager (op by op) vs hybridized (graphc/gpuplan.py's device plans) vs CUDA graphs
     (hybridize(static_alloc=True, static_shape=True): the plans captured once and replayed); wall clock around
     synchronized steps. Under --emulate, cupy is the stand-in of tests/fake_cupy.py with the emulated kernels, and
     the step's host<->device copies are counted (they must be 0), and so are the graph replays."""
@@ -197,12 +198,16 @@ def on_gc_gpu(make, x, y, reps, emulate, device_id=0, kind=None):
         gc.random.seed(0)
         net = make()
         net.initialize(gc.init.Xavier(), ctx=ctx, force_reinit=True)
+        if cast:
+            net(nd.array(x[:1], ctx=ctx))  # (deferred shapes first)
+            net.cast(cast)
         loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
         if kw:
             net.hybridize(static_alloc=kw['static'], static_shape=kw['static'])
             loss_fn.hybridize(static_alloc=kw['static'], static_shape=kw['static'])
-        trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.01, 'momentum': 0.9})
-        xd = nd.array(x, ctx=ctx)
+        trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.01, 'momentum': 0.9,
+                                                               'multi_precision': bool(cast)})
+        xd = nd.array(x, ctx=ctx, dtype=cast)
         yd = None if y is None else nd.array(y, ctx=ctx)
 
         def step():
@@ -228,7 +233,7 @@ def on_gc_gpu(make, x, y, reps, emulate, device_id=0, kind=None):
             raise SystemExit(f"{label} step: host<->device copies per step ({copies} -> {fake.COPIES})")
         if fake and kw.get('static') and fake.GRAPHS['launches'] - graphs['launches'] < reps:
             raise SystemExit(f"{label} step: the CUDA graphs were not replayed ({graphs} -> {fake.GRAPHS})")
-    if not emulate and kind:
+    if not emulate and kind and not cast:
         try:
             out['torch'] = {'seconds': torch_seconds(kind, net, x, y, reps)}
         except Exception as e:  # noqa: BLE001  (a twin that does not build or run: said, not fatal)
@@ -355,11 +360,20 @@ def main(argv=None):
                                                     rng.integers(0, voc, (cb, ct)).astype(np.float32),
                                                     rng.integers(0, voc, (cb * ct,)))
     steps[f"chain-infer {'x'.join(map(str, work['chain'][1].shape))}"] = ('chain', chain_net, work['chain'][1], None)
+    big = (2,) if args.emulate else (8,) if args.quick else (256,)
+    for dt in ('float16', 'bfloat16'):  # mixed precision: 16-bit storage, float32 accumulation and masters
+        for b in big:
+            n = max(b, 8) if args.emulate else b
+            steps[f'mlp-step bs={n} {dt}'] = ('mlp', B.mlp, rng.normal(size=(n, 784)).astype(np.float32),
+                                              np.arange(n) % 10, dt)
+            if not args.emulate:
+                steps[f'resnet18-step bs={b} {img}x{img} {dt}'] = ('resnet18', resnet18, rng.random(
+                    (b, 3, img, img), np.float32), np.arange(b) % 10, dt)
     results['steps'] = {}
     sreps = reps if args.emulate else min(reps, 20)  # (the whole script fits a short lease)
     print(f"\n{'on gc.gpu (wall ms)':<34}" + ''.join(f"{v:>14}" for v in STEP_COLUMNS))
-    for name, (kind, make, x, y) in steps.items():
-        r = results['steps'][name] = on_gc_gpu(make, x, y, sreps, args.emulate, args.device, kind)
+    for name, (kind, make, x, y, *cast) in steps.items():
+        r = results['steps'][name] = on_gc_gpu(make, x, y, sreps, args.emulate, args.device, kind, *cast)
         print(f"{name:<34}" + ''.join(f"{_ms(r.get(v, {}).get('seconds', '-')):>14}" for v in STEP_COLUMNS),
               flush=True)
         save(args, dev_name, results)

@@ -89,19 +89,56 @@ CODE_DTYPES = {v: k for k, v in DTYPE_CODES.items()}
 SUPPORTED_DTYPES = tuple(DTYPE_CODES)
 
 
+BF16 = [None]  # NumPy's bfloat16 dtype once a bfloat16 array was asked for (ml_dtypes, imported then)
+
+
+def bfloat16():
+    """The bfloat16 dtype: ml_dtypes' (NumPy has none; JAX, ONNX and CuPy 14 use it). Imported on first use, not
+    with graphc (it takes about a third of a second); ops then check their inputs for it (bf16_kernel)."""
+    if BF16[0] is None:
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise GraphcError("dtype bfloat16 needs the ml_dtypes package (NumPy has no bfloat16): "
+                              "pip install ml_dtypes") from None
+        BF16[0] = np.dtype(ml_dtypes.bfloat16)
+    return BF16[0]
+
+
+def bf16_kernel(op, kernel):
+    """op's host kernel for inputs that include bfloat16: it computes in float32 on upcast inputs (NumPy has no
+    bfloat16 arithmetic that accumulates in float32), and the outputs op infers as bfloat16 are rounded back to
+    nearest even, as a device kernel stores them."""
+    bf, f32 = bfloat16(), np.dtype(np.float32)
+
+    def run(attrs, *data):
+        if not any(a.dtype == bf for a in data):  # (a cast to bfloat16, say)
+            return kernel(attrs, *data)
+        _, dts = op.infer(attrs, [a.shape for a in data], [a.dtype for a in data])
+        out = kernel(attrs, *[a.astype(f32) if a.dtype == bf else a for a in data])
+        outs = out if isinstance(out, tuple) else (out,)
+        outs = tuple(np.asarray(o).astype(bf) if d == bf else o for o, d in zip(outs, dts))
+        return outs if isinstance(out, tuple) else outs[0]
+    return run
+
+
 def as_dtype(dtype):
-    """numpy dtype from a name, type or dtype; a clear error for anything unsupported."""
+    """numpy dtype from a name, type or dtype; a clear error for anything unsupported. bfloat16: by name, as
+    ml_dtypes' type, or as MXNet 1.9's record dtype [('bfloat16', '<u2')] (its astype takes it)."""
     if dtype is None:
         return np.dtype('float32')
-    if isinstance(dtype, str) and dtype == 'bfloat16':  # (NumPy has no such type)
-        raise GraphcError("dtype bfloat16 is not supported for NDArrays or Block.cast: only graphc's CUDA kernels "
-                          "store it (docs/GPU.md, mixed precision); use float16 (with multi_precision=True)")
+    if (dtype == 'bfloat16' if isinstance(dtype, str) else getattr(dtype, 'names', None) == ('bfloat16',)):
+        return bfloat16()
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise GraphcError(f"unknown dtype {dtype!r}; supported: {', '.join(map(str, SUPPORTED_DTYPES))}") from None
+        raise GraphcError(f"unknown dtype {dtype!r}; supported: {', '.join(map(str, SUPPORTED_DTYPES))}, "
+                          "bfloat16") from None
+    if dt.name == 'bfloat16':  # (ml_dtypes' type, imported by the caller)
+        return bfloat16()
     if dt not in DTYPE_CODES:
-        raise GraphcError(f"dtype {dt} is not supported; supported: {', '.join(map(str, SUPPORTED_DTYPES))}")
+        raise GraphcError(f"dtype {dt} is not supported; supported: {', '.join(map(str, SUPPORTED_DTYPES))}, "
+                          "bfloat16")
     return dt
 
 

@@ -19,6 +19,7 @@ import struct
 
 import numpy as np
 
+from . import base
 from .base import CODE_DTYPES, DTYPE_CODES, GraphcError, GraphcLoadError
 from .ndarray.ndarray import NDArray
 from .registry import cut
@@ -27,7 +28,8 @@ LIST_MAGIC = 0x112
 V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
 MAX_NDIM = 32
 DEV_TYPES = {1: 'cpu', 2: 'gpu', 3: 'cpu_pinned', 5: 'cpu_shared'}
-_MX_ONLY_CODES = {8: 'int16', 9: 'uint16', 10: 'uint32', 11: 'uint64', 12: 'bfloat16'}  # MXNet has, graphc not
+_MX_ONLY_CODES = {8: 'int16', 9: 'uint16', 10: 'uint32', 11: 'uint64'}  # MXNet has, graphc not
+BF16_CODE = 12  # MXNet's bfloat16 (mshadow kBfloat16): ml_dtypes' dtype here, its bits as little-endian uint16
 _STYPES = {1: 'row_sparse', 2: 'csr'}
 _STYPE_IDS = {v: k for k, v in _STYPES.items()}
 
@@ -54,10 +56,10 @@ def save_ndarrays(path, data):
         if not isinstance(a, np.ndarray) and not (isinstance(a, NDArray) and a.stype != 'default'):
             raise GraphcError(f"save_ndarrays({path!r}): item {names[i] if names else i!r} is "
                               f"{type(a).__name__}, not an NDArray or numpy array")
-        if a.dtype not in DTYPE_CODES:
+        if _code(a.dtype) is None:
             raise GraphcError(f"save_ndarrays({path!r}): {names[i] if names else i!r} has dtype {a.dtype}, which "
                               f"the .params format (MXNet dtype codes) cannot hold; supported: "
-                              f"{', '.join(str(d) for d in DTYPE_CODES)}")
+                              f"{', '.join(str(d) for d in DTYPE_CODES)}, bfloat16")
     magic = V3_MAGIC if any(a.ndim == 0 for a in arrays) else V2_MAGIC
 
     def write(f):
@@ -67,9 +69,8 @@ def save_ndarrays(path, data):
                 _write_sparse(f, magic, a)
                 continue
             f.write(struct.pack(f'<Iii{a.ndim}q', magic, 0, a.ndim, *a.shape))
-            f.write(struct.pack('<iii', 1, 0, DTYPE_CODES[a.dtype]))
-            a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder('<'))
-            f.write(a.reshape(-1).view(np.uint8))
+            f.write(struct.pack('<iii', 1, 0, _code(a.dtype)))
+            f.write(_le_bytes(a))
         f.write(struct.pack('<Q', len(names)))
         for k in names:
             b = k.encode('utf-8')
@@ -83,11 +84,23 @@ def _write_sparse(f, magic, a):
     vals, aux = a._vals, [a._aux[0]] if a.stype == 'row_sparse' else [a._aux[1], a._aux[0]]
     sh = lambda s: struct.pack(f'<i{len(s)}q', len(s), *s)  # noqa: E731
     f.write(struct.pack('<Ii', magic, _STYPE_IDS[a.stype]) + sh(vals.shape) + sh(a.shape))
-    f.write(struct.pack('<iii', 1, 0, DTYPE_CODES[vals.dtype]))
+    f.write(struct.pack('<iii', 1, 0, _code(vals.dtype)))
     for x in aux:
         f.write(struct.pack('<i', DTYPE_CODES[np.dtype(np.int64)]) + sh(x.shape))
     for x in [vals] + aux:
-        f.write(np.ascontiguousarray(x, dtype=x.dtype.newbyteorder('<')).reshape(-1).view(np.uint8))
+        f.write(_le_bytes(x))
+
+
+def _code(dt):
+    """MXNet's dtype code of dt; None where the format has none."""
+    return BF16_CODE if dt.name == 'bfloat16' else DTYPE_CODES.get(dt)
+
+
+def _le_bytes(a):
+    """a's elements as little-endian C-order bytes (bfloat16: its bits, as uint16)."""
+    if a.dtype.name == 'bfloat16':
+        a = np.ascontiguousarray(a).view(np.uint16)
+    return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder('<')).reshape(-1).view(np.uint8)
 
 
 def _atomic_write(path, write):
@@ -244,6 +257,12 @@ def _ctx_dtype(r, i):
 
 
 def _dtype_of(r, i, code, at):
+    if code == BF16_CODE:
+        try:
+            return base.bfloat16()
+        except GraphcError:
+            raise r.error(at, f"array {i}: dtype code {code} is bfloat16, which needs the ml_dtypes package (NumPy "
+                              "has no bfloat16): pip install ml_dtypes") from None
     dtype = CODE_DTYPES.get(code)
     if dtype is None:
         known = f" ({_MX_ONLY_CODES[code]}, not supported by graphc)" if code in _MX_ONLY_CODES else ''
@@ -296,6 +315,9 @@ def _raw(r, i, shape, dtype, what):
     if nbytes > r.left:
         raise r.error(r.pos, f"array {i} of shape {shape} {dtype} needs {nbytes} bytes of data, "
                              f"only {r.left} left (truncated or corrupt file)")
-    arr = np.empty(shape, dtype.newbyteorder('<'))
+    bits = dtype.name == 'bfloat16'  # (read as little-endian uint16, then viewed)
+    arr = np.empty(shape, '<u2' if bits else dtype.newbyteorder('<'))
     r.into(arr, f'array {i} {what}')
+    if bits:
+        return arr.astype(np.uint16, copy=False).view(dtype)
     return arr if arr.dtype.isnative else arr.astype(dtype)

@@ -23,7 +23,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 import numpy as np
 
 from .. import config
-from ..base import GraphcError
+from ..base import BF16, GraphcError, bf16_kernel
 from ..passes import fusion
 
 Kernel = Callable   # kernel(attrs, *arrays) -> an array or a tuple of arrays
@@ -157,6 +157,9 @@ class Interpreted:
 
 def _plan(backend, graph, native=True):
     from .plan import Plan
+    bf = BF16[0]
+    if bf is not None and any(bf in (n.dtypes or ()) for n in graph.nodes):  # (nothing compiles for bfloat16)
+        return Plan(graph, False, kernel=lambda op: bf16_kernel(op, backend.kernel(op)))
     return Plan(graph, native, kernel=backend.kernel)
 
 

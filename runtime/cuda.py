@@ -31,10 +31,11 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 
 import numpy as np
 
-from ..base import GraphcError
+from ..base import GraphcError, bf16_kernel
 from ..ops.scalar import Scalar, emit as emit_node
 from .cpu import _strides, collapse, dump_code, is_private_file, private_subdir, split_anchor
 
@@ -43,12 +44,19 @@ MAX_GRID = 65535
 CTYPES = {np.dtype('float32'): 'float', np.dtype('float64'): 'double', np.dtype('int32'): 'int',
           np.dtype('int64'): 'long long', np.dtype('uint8'): 'unsigned char', np.dtype('int8'): 'signed char'}
 # 16-bit storage, float compute: loads convert to float, stores round to nearest even (cuda_fp16.h, cuda_bf16.h).
-# NumPy has no bfloat16: BF16 is a one-field record over uint16 (its bits), a dtype of its own for the kernels.
-BF16 = np.dtype([('bfloat16', '<u2')])
-HALF = {np.dtype('float16'): ('__half', '__half2float', '__float2half_rn', 'cuda_fp16.h'),
-        BF16: ('__nv_bfloat16', '__bfloat162float', '__float2bfloat16_rn', 'cuda_bf16.h')}
+# bfloat16 is ml_dtypes' NumPy dtype (cupy 14 arrays hold it too); without ml_dtypes BF16 is None, and no kernel has it.
+# (Not through base.bfloat16(): that switches on the eager ops' bfloat16 check, which only bfloat16 users pay.)
+try:
+    import ml_dtypes
+    BF16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:
+    BF16 = None
+HALF = {np.dtype('float16'): ('__half', '__half2float', '__float2half_rn', 'cuda_fp16.h')}
+if BF16 is not None:
+    HALF[BF16] = ('__nv_bfloat16', '__bfloat162float', '__float2bfloat16_rn', 'cuda_bf16.h')
 CTYPES.update({d: h[0] for d, h in HALF.items()})
-FLOATS = (np.float32, np.float64, np.float16, BF16)  # the dtypes arithmetic kernels take
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64)) + tuple(HALF)  # the dtypes arithmetic kernels take
+F32 = np.dtype(np.float32)
 
 
 def ctype(dt):
@@ -66,21 +74,13 @@ def cstore(dt, ex):
     return f"{HALF[dt][2]}({ex})" if dt in HALF else ex
 
 
-def device_dtype(dt):
-    """The dtype of a device array holding dt: bfloat16 as its uint16 bits (cupy has no record dtypes)."""
-    return np.dtype(np.uint16) if dt == BF16 else dt
-
-
-def to_bf16(a):
-    """float32 values rounded to nearest even as BF16 (NaN stays a quiet NaN)."""
-    u = np.ascontiguousarray(a, np.float32).view(np.uint32)
-    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-    return np.where(np.isnan(a), np.uint16(0x7FFF), r).view(BF16)
-
-
-def from_bf16(a):
-    """BF16 values as float32 (exact)."""
-    return (np.ascontiguousarray(a).view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+def matmul(xp, a, b):
+    """a @ b in the array library (cuBLAS under cupy): float16 through cupy's matmul (gemmEx, compute type 32F);
+    bfloat16 upcast to float32 and the product rounded once (cupy's matmul for bfloat16 is not one we could
+    check on a device, the casts are plain elementwise kernels), so both accumulate in float32."""
+    if a.dtype == BF16:
+        return xp.matmul(a.astype(F32), b.astype(F32)).astype(BF16)
+    return xp.matmul(a, b)
 
 
 NO_GATHER = ('take', 'Embedding', 'pick', 'batch_take', 'one_hot', '_slice_assign', '_slice_assign_scalar')  # data-dependent
@@ -1165,10 +1165,10 @@ def rnn_op(node):
             k, v = l * D + d, per[l * D + d]
             if d == 0:
                 xin = layer_input(xp, x, per, l).reshape(T * N, -1)
-            xg = (xp.matmul(xin, wi.T) + (bi if gru else bi + bh)).reshape(T, N, G * H)
+            xg = (matmul(xp, xin, wi.T) + (bi if gru else bi + bh)).reshape(T, N, G * H)
             h, c = hx[k], cx[k] if lstm else None
             for t in steps(d):
-                hh = xp.matmul(h, wh.T)
+                hh = matmul(xp, h, wh.T)
                 if lstm:
                     g, c, h = launch(cell, [xg[t], hh, c])
                     v['gates'][t], v['c'][t] = g, c
@@ -1212,15 +1212,15 @@ def rnn_op(node):
                     if lstm:
                         dg, dc = launch(cell_grad, [v['gates'][t], v['c'][t], cx[k] if first else v['c'][prev],
                                                     dhs[t], dh, dc])
-                        dh = xp.matmul(dg, wh)
+                        dh = matmul(xp, dg, wh)
                     elif gru:
                         dg, d2, carry = launch(cell_grad, [v['gates'][t], v['hn'][t], hx[k] if first else v['h'][prev],
                                                            dhs[t], dh, carry])
                         dhh[t] = d2
-                        dh = xp.matmul(d2, wh)
+                        dh = matmul(xp, d2, wh)
                     else:
                         (dg,) = launch(cell_grad, [v['h'][t], dhs[t], dh])
-                        dh = xp.matmul(dg, wh)
+                        dh = matmul(xp, dg, wh)
                     dxg[t] = dg
                 dhx[k] = dh + carry if gru else dh
                 if lstm:
@@ -1228,13 +1228,13 @@ def rnn_op(node):
                 hs = v['h']  # the h each step read: h0, then the sequence shifted by one step (against time for d 1)
                 hprev = xp.concatenate([hx[k][None], hs[:-1]] if d == 0 else [hs[1:], hx[k][None]], axis=0)
                 g2, h2 = dxg.reshape(T * N, G * H), dhh.reshape(T * N, G * H)
-                dwi[...] = xp.matmul(g2.T, xin)
-                dwh[...] = xp.matmul(h2.T, hprev.reshape(T * N, H))
+                dwi[...] = matmul(xp, g2.T, xin)
+                dwh[...] = matmul(xp, h2.T, hprev.reshape(T * N, H))
                 acc = np.float32 if dt in HALF else dt  # (float16: summed in float32, rounded once)
                 dbi[...] = g2.sum(axis=0, dtype=acc)
                 dbh[...] = h2.sum(axis=0, dtype=acc) if gru else dbi
                 if l > 0 or need_x:
-                    part = xp.matmul(g2, wi).reshape(T, N, -1)
+                    part = matmul(xp, g2, wi).reshape(T, N, -1)
                     dxin = part if dxin is None else dxin + part
             dcur = dxin
         dx = dcur if dcur is not None else xp.zeros_like(x)
@@ -1269,10 +1269,10 @@ def device_op(node):
     shapes = [tuple(s.shapes[j]) for s, j in node.inputs]
     dt = np.dtype(node.dtypes[0])
     if node.shapes and all(0 in tuple(s) for s in node.shapes):  # only empty outputs (a batch-0 `_zeros`): no launch
-        return DeviceOp(node, [], lambda launch, xp, arrays: tuple(xp.empty(tuple(s), device_dtype(d))
+        return DeviceOp(node, [], lambda launch, xp, arrays: tuple(xp.empty(tuple(s), d)
                                                                    for s, d in zip(node.shapes, node.dtypes)))
-    if dt not in (np.float32, np.float64, np.float16):
-        return None  # (float16 GEMMs: cupy's matmul accumulates in float32, cuBLAS compute type 32F)
+    if dt not in FLOATS:
+        return None  # (16-bit GEMMs accumulate in float32: matmul above)
     if name in ('RNN', '_backward_RNN'):
         return rnn_op(node)
     if name in OWN_KERNELS:  # (a fused group's anchor: its one kernel)
@@ -1282,13 +1282,13 @@ def device_op(node):
         def fc(launch, xp, arrays):
             x, w = arrays[0], arrays[1]
             x = x.reshape(x.shape[0], -1) if a.get('flatten', True) else x
-            y = xp.matmul(x, w.T)
+            y = matmul(xp, x, w.T)
             if len(arrays) > 2:
                 y += arrays[2]
             return (y,)
         return DeviceOp(node, [], fc)
     if name == 'dot' and all(len(s) == 2 for s in shapes):
-        return DeviceOp(node, [], lambda launch, xp, arrs: (xp.matmul(arrs[0].T if a['transpose_a'] else arrs[0],
+        return DeviceOp(node, [], lambda launch, xp, arrs: (matmul(xp, arrs[0].T if a['transpose_a'] else arrs[0],
                                                                       arrs[1].T if a['transpose_b'] else arrs[1]),))
     if name in ('Convolution', '_backward_Convolution') and len(a['kernel']) == 2:
         from . import cudnn
@@ -1322,7 +1322,7 @@ def im2col_conv(node, shapes, dt):
         def conv(launch, xp, arrays):
             x, w = first(xp, arrays[:2])
             col = launch(i2c, [x])[0]
-            y = _groups(xp, g, f, n, rows, lambda i: xp.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1),
+            y = _groups(xp, g, f, n, rows, lambda i: matmul(xp, w[i * fg:(i + 1) * fg].reshape(fg, -1),
                                                                col[:, i * cg * kk:(i + 1) * cg * kk]))
             if len(arrays) > 2:
                 y += arrays[2].reshape(1, -1, 1)
@@ -1337,7 +1337,7 @@ def im2col_conv(node, shapes, dt):
         if a.get('_need', (True,))[0]:
             col = xp.empty((n, c * kk, oh * ow), dt)
             for i in range(g):
-                col[:, i * cg * kk:(i + 1) * cg * kk] = xp.matmul(w[i * fg:(i + 1) * fg].reshape(fg, -1).T,
+                col[:, i * cg * kk:(i + 1) * cg * kk] = matmul(xp, w[i * fg:(i + 1) * fg].reshape(fg, -1).T,
                                                                   d2[:, i * fg:(i + 1) * fg])
             dx = launch(c2i, [col])[0]
         else:
@@ -1345,7 +1345,7 @@ def im2col_conv(node, shapes, dt):
         xcol = launch(i2c, [x])[0]
         dw = xp.empty((f, cg * kk), dt)
         for i in range(g):
-            dw[i * fg:(i + 1) * fg] = xp.matmul(d2[:, i * fg:(i + 1) * fg],
+            dw[i * fg:(i + 1) * fg] = matmul(xp, d2[:, i * fg:(i + 1) * fg],
                                                 xcol[:, i * cg * kk:(i + 1) * cg * kk].transpose(0, 2, 1)).sum(0, **acc)
         return back(xp, [dx, dw.reshape(cf(shapes[2])), dy.sum(axis=(0, 2, 3), **acc).astype(dt, copy=False)])
     return DeviceOp(node, [i2c, c2i], conv_grad)
@@ -1576,9 +1576,19 @@ class GpuPlan:
     """A graph run on a device: generated kernels for fused groups, elementwise/reduction/injective ops and
     pooling; GEMMs through the device's matmul (cuBLAS under cupy), convolutions as im2col/col2im kernels and
     GEMMs, anchors' epilogues as kernels; what is left runs on the host (listed in host_ops). `device` is a
-    CupyDevice, or emulate.EmuDevice (NumPy arrays, kernels run by the host emulation)."""
+    CupyDevice, or emulate.EmuDevice (NumPy arrays, kernels run by the host emulation).
+
+    Memory: the values kernels write, except the graph's outputs, live in one device arena (one allocation from
+    the array library's pool, made at the first call and kept) at the offsets passes/memory.py plans for this
+    schedule, a value taking over the space of one that died before its step, as the CPU plan's arena does; views
+    (reshapes) and the results of GEMMs, cuDNN and the host are the library's arrays (GEMMs' and cuDNN's from its
+    pool, as their workspaces: they make their own outputs). The outputs are fresh each
+    call (one that would view the arena is copied out). A second thread calling a plan while it runs gets fresh
+    buffers throughout, as without a plan."""
 
     def __init__(self, graph, device):
+        from ..passes import memory
+        from ..passes.manager import disabled_passes
         self.device, self.graph, self.xp = device, graph, device.xp
         self.steps, self.host_ops, self.launches = [], [], 0
         slot = {}
@@ -1595,19 +1605,44 @@ class GpuPlan:
         for i, (n, _, _) in enumerate(rows):
             for s, j in n.inputs:
                 last[slot[(s, j)]] = i
+        schedule, layout = [], {}   # (how, reads, writes) per step, for the memory plan; slot -> (shape, dtype)
         for i, (n, how, d) in enumerate(rows):
             ins = tuple(slot[(s, j)] for s, j in n.inputs)
             outs = tuple(slot[(n, j)] for j in range(n.num_outputs))
             free = tuple(k for k in set(ins) if last[k] == i and k not in self.outputs)  # back to the pool
-            self.steps.append((self.step(n, how, d), ins, outs, free))
+            native, fresh = how == 'kernel' and not d.identity, how in ('device', 'anchor', 'host')
+            self.steps.append((self.step(n, how, d), ins, outs, free, d if native else None, fresh))
+            # (GEMMs, cuDNN, the host: new arrays, never views of their inputs, which may then die at once)
+            schedule.append(('native', ins, ()) if fresh else ('native' if native else 'view' if how == 'kernel'
+                                                                else 'python', ins, outs))
+            if native:
+                layout.update((k, (tuple(n.shapes[j]), np.dtype(n.dtypes[j]))) for j, k in enumerate(outs))
+        self.memory = memory.plan(schedule, {k: memory.nbytes(*sd) for k, sd in layout.items()}, set(self.outputs),
+                                  share='plan_memory' not in disabled_passes())
+        self.arena_bytes, self._layout, self.arena, self._views = self.memory.arena_bytes, layout, None, None
+        self._check_out = [i for i, k in enumerate(self.outputs) if k not in layout]
+        self._lock = threading.Lock()
 
-    def launch(self, k, inputs):
-        """Run kernel k on device arrays; returns its freshly allocated outputs."""
+    def _arena_views(self):
+        """slot -> its view of the arena (allocated on first use: on the device current then)."""
+        if self._views is None:
+            from ..passes.memory import nbytes
+            self.arena = self.xp.empty((self.memory.arena_bytes,), np.uint8)  # (pool blocks are 512-byte aligned)
+            self._views = {}
+            for k, off in self.memory.offset.items():
+                shape, dt = self._layout[k]
+                nb = nbytes(shape, dt)
+                self._views[k] = self.arena[off:off + nb].view(dt).reshape(shape)
+        return self._views
+
+    def launch(self, k, inputs, into=None):
+        """Run kernel k on device arrays; returns its outputs: the buffers `into` (None: a fresh one)."""
         if k.identity:  # a reshape: a view, no launch
             return [inputs[0].reshape(k.out_shapes[0])]
         fn = self._fns.get(k.name) or self._fns.setdefault(k.name, self.device.function(k))
         ins = [self.xp.ascontiguousarray(a).reshape(a.shape) for a in inputs]  # (it makes 0-d arrays 1-d)
-        outs = [self.xp.empty(s, device_dtype(d)) for s, d in zip(k.out_shapes, k.out_dtypes)]
+        outs = [self.xp.empty(s, d) if b is None else b.reshape(s)
+                for s, d, b in zip(k.out_shapes, k.out_dtypes, into or [None] * len(k.out_shapes))]
         fn(ins + outs)
         self.launches += 1
         return outs
@@ -1639,12 +1674,11 @@ class GpuPlan:
                 res = self.launch(epi, [a] + [arrays[i] for i in e_in])
                 return tuple(a if k is None else res[k] for k in out_map)
             return run
-        if any(np.dtype(t) == BF16 for t in list(n.dtypes) + [s.dtypes[j] for s, j in n.inputs]):
-            raise GraphcError(f"{n.op.name} ({n.name}, shapes {[list(s) for s in n.shapes]}): no bfloat16 device form, "
-                              "and the host cannot compute in bfloat16 (NumPy has no such type); use float16 or float32")
         self.host_ops.append(n.op.name)
         from .backend import cpu
-        kernel = cpu.kernel(n.op)   # (on the host: the CPU backend's kernel)
+        kernel = cpu.kernel(n.op)   # (on the host: the CPU backend's kernel, in float32 for bfloat16)
+        if BF16 is not None and BF16 in list(n.dtypes) + [s.dtypes[j] for s, j in n.inputs]:
+            kernel = bf16_kernel(n.op, kernel)
 
         def host(arrays):
             r = kernel(n.attrs, *[dev.to_host(a) for a in arrays])
@@ -1664,10 +1698,26 @@ class GpuPlan:
             if v is None:
                 raise GraphcError(f"GPU plan: graph input {name!r} has no value")
             vals[k] = self.device.to_device(v) if isinstance(v, np.ndarray) else v
-        for run, ins, outs, free in self.steps:
-            r = run([vals[k] for k in ins])
-            for k, v in zip(outs, r):
-                vals[k] = v
-            for k in free:
-                vals[k] = None
-        return [vals[k] for k in self.outputs]
+        mine = bool(self.memory.offset) and self._lock.acquire(blocking=False)
+        try:
+            views = self._arena_views() if mine else {}
+            for run, ins, outs, free, kern, fresh in self.steps:
+                if kern is not None and views:
+                    r = self.launch(kern, [vals[k] for k in ins], [views.get(k) for k in outs])
+                else:
+                    r = run([vals[k] for k in ins])
+                    if fresh and views:  # (planned as new arrays: one that views the arena is made so)
+                        r = [a.copy() if self.xp.may_share_memory(a, self.arena) else a for a in r]
+                for k, v in zip(outs, r):
+                    vals[k] = v
+                for k in free:
+                    vals[k] = None
+        finally:
+            if mine:
+                self._lock.release()
+        out = [vals[k] for k in self.outputs]
+        if mine:
+            for i in self._check_out:  # (a reshape of an arena value, say: the next call overwrites it)
+                if self.xp.may_share_memory(out[i], self.arena):
+                    out[i] = out[i].copy()
+        return out

@@ -618,6 +618,7 @@ def _build(code, name, params):
     import subprocess
     from graphc.runtime import emulate
     from graphc.runtime.cpu import private_subdir
+    code = _re.sub(r'#include <cuda_(fp16|bf16)\.h>\n', '', code)  # (cuda_emu.h defines their types)
     casts = []
     for i, (ctype, is_ptr) in enumerate(params):
         casts.append(f"({ctype})p[{i}]" if is_ptr else f"*(const {ctype.replace('const ', '')} *)p[{i}]")

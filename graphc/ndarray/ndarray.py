@@ -11,7 +11,7 @@ from .. import autograd as _ag
 from .. import device as _device
 from .. import engine as _engine
 from .. import profiler as _profiler
-from ..base import GraphcError, GraphcShapeError, as_dtype, fmt_shape
+from ..base import BF16 as _BF16, GraphcError, GraphcShapeError, as_dtype, bf16_kernel, fmt_shape
 from ..context import Context, current_context
 from ..profiler import imperative as _profiling
 from ..registry import OPS
@@ -106,7 +106,9 @@ def invoke(op, inputs, attrs, name=None):
         attrs = dict(attrs, _train=_ag._st.training)
     try:
         k = _backend._cur.kernels.get(op) or _backend.current().kernel(op)   # (eager conv, BN, RNN: the CPU
-        out = k(attrs, *data) if not _profiling else _profiler.call_op(op, k, attrs, data)   # backend's kernels)
+        if _BF16[0] is not None and any(a.dtype == _BF16[0] for a in data):  # backend's kernels)
+            k = bf16_kernel(op, k)   # (in float32, rounded back)
+        out = k(attrs, *data) if not _profiling else _profiler.call_op(op, k, attrs, data)
     except GraphcError:
         raise
     except (ValueError, IndexError, TypeError) as e:

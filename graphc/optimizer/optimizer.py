@@ -7,7 +7,7 @@ formulas of MXNet's update kernels (sgd_update, adam_update, ...) so trained num
 MXNet. The hot ones (SGD, NAG, Adam, RMSProp, AdaGrad) work in reused scratch buffers: no
 temporaries after the first step. `grad` is never modified.
 
-Multi-precision, as MXNet: with multi_precision=True a float16 weight gets a float32 master
+Multi-precision, as MXNet: with multi_precision=True a float16 (or bfloat16) weight gets a float32 master
 copy in its state; update_multi_precision updates the copy from a float32 gradient and casts
 it back. The state is (master, inner state), except SGD, NAG and LARS: (inner state, master).
 """
@@ -168,8 +168,8 @@ class Optimizer:
         return self.multi_precision and self._is_half(weight)
 
     @staticmethod
-    def _is_half(weight):
-        return getattr(weight, 'dtype', None) == np.float16
+    def _is_half(weight):  # float16 or bfloat16 (ml_dtypes' dtype, named so)
+        return str(getattr(weight, 'dtype', '')) in ('float16', 'bfloat16')
 
     def create_state_multi_precision(self, index, weight):
         """create_state, plus a float32 master copy of a float16 weight when multi_precision is on."""

@@ -5,7 +5,7 @@ import numpy as np
 
 from ... import initializer as _init
 from ... import nd
-from ...base import GraphcError
+from ...base import GraphcError, as_dtype
 from ..block import Block, HybridBlock
 
 
@@ -163,7 +163,7 @@ class BatchNorm(HybridBlock):
             p.shape = (c,)
 
     def cast(self, dtype):
-        if np.dtype(dtype) == np.float16:  # as MXNet: statistics stay in float32
+        if as_dtype(dtype) == np.float16:  # as MXNet: statistics stay in float32 (bfloat16: cast, as MXNet)
             dtype = 'float32'
         super().cast(dtype)
 
