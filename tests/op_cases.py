@@ -265,7 +265,11 @@ def build():
                                                 'num_filter': 3},
              lambda x, w: deconv_naive(x, w, None, (2, 2), (1, 0), (1, 1))),
         Case([R(1, 4, 3, 3), R(4, 1, 2, 2)], {'kernel': (2, 2), 'num_filter': 2, 'num_group': 2},
-             lambda x, w: deconv_naive(x, w, None, groups=2))]
+             lambda x, w: deconv_naive(x, w, None, groups=2)),
+        # target_shape overrides pad/adj: total padding 2*(3-1)+3-6 = 1 -> pad 1, adj 1
+        Case([R(1, 2, 3, 3), R(2, 2, 3, 3)], {'kernel': (3, 3), 'stride': (2, 2), 'pad': (5, 5), 'target_shape': (6, 6),
+                                                'num_filter': 2},
+             lambda x, w: deconv_naive(x, w, None, (2, 2), (1, 1), (1, 1)), id='target_shape')]
     C['Pooling'] = [
         Case([R(2, 2, 4, 4)], {'kernel': (2, 2), 'stride': (2, 2)}, lambda x: pool_naive(x, (2, 2), (2, 2), (0, 0), 'max')),
         Case([R(1, 2, 5, 5)], {'kernel': (3, 3), 'stride': (2, 2), 'pad': (1, 1), 'pool_type': 'avg'},
@@ -759,7 +763,14 @@ CASES['LRN'] = [Case([R(2, 5, 2, 2)], {'nsize': 3, 'alpha': 0.1}, lambda x: _lrn
 CASES['UpSampling'] = [Case([R(1, 2, 2, 3)], {'scale': 2, 'sample_type': 'nearest'},
                             lambda x: x.repeat(2, 2).repeat(2, 3)),
                        Case([R(1, 2, 2, 2), R(1, 1, 4, 4)], {'scale': 2, 'sample_type': 'nearest', 'num_args': 2},
-                            lambda a, b: np.concatenate([a.repeat(2, 2).repeat(2, 3), b], 1))]
+                            lambda a, b: np.concatenate([a.repeat(2, 2).repeat(2, 3), b], 1)),
+                       # bilinear: a per-channel transposed convolution, kernel 2s - s%2, stride s, pad s//2
+                       Case([R(1, 2, 3, 3), R(2, 1, 4, 4)], {'scale': 2, 'sample_type': 'bilinear', 'num_filter': 2,
+                                                              'num_args': 2},
+                            lambda x, w: deconv_naive(x, w, None, (2, 2), (1, 1), (0, 0), groups=2), id='bilinear'),
+                       Case([R(1, 1, 2, 2), R(1, 1, 5, 5)], {'scale': 3, 'sample_type': 'bilinear', 'num_filter': 1,
+                                                              'num_args': 2},
+                            lambda x, w: deconv_naive(x, w, None, (3, 3), (1, 1), (0, 0)), id='bilinear3')]
 CASES['_contrib_BilinearResize2D'] = [Case([R(1, 2, 3, 4)], {'height': 5, 'width': 3}, lambda x: _bilinear_naive(x, 5, 3)),
                                       Case([R(1, 1, 2, 2)], {'scale_height': 2.0, 'scale_width': 2.0},
                                            lambda x: _bilinear_naive(x, 4, 4))]

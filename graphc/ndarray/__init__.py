@@ -88,7 +88,10 @@ def BatchNorm(data, gamma, beta, moving_mean, moving_var, **attrs):
     a = op.canon({k: v for k, v in attrs.items() if k != 'name'})
     out, mean, var = invoke(op, (data, gamma, beta, moving_mean, moving_var), a, attrs.get('name'))
     update_moving_stats(a, moving_mean, moving_var, out, mean, var)
-    return [out, mean, var] if a['output_mean_var'] else out
+    if not a['output_mean_var']:
+        return out
+    # MXNet 1.x (CPU) gives the inverse standard deviation, 1/sqrt(var + eps), as the third output
+    return [out, mean, rsqrt(var + a['eps'])] if isinstance(out, NDArray) else [out, mean, var]  # noqa: F821
 
 
 def update_moving_stats(a, moving_mean, moving_var, out, mean, var):
@@ -196,6 +199,7 @@ sample_multinomial, shuffle = _sample_multinomial, _shuffle  # noqa: F821
 
 flip, stop_gradient, broadcast_axis, pad = reverse, BlockGrad, broadcast_axes, Pad  # noqa: F821  (MXNet's aliases)
 ElementWiseSum, broadcast_plus, broadcast_minus, true_divide = add_n, broadcast_add, broadcast_sub, divide  # noqa: F821
+BatchNorm_v1 = BatchNorm  # MXNet's legacy BatchNorm: the same math on axis 1
 sum_axis, max_axis, min_axis = _mod.sum, _mod.max, _mod.min  # MXNet's legacy names of the reductions
 crop, choose_element_0index = _mod.slice, pick  # noqa: F821  (deprecated aliases of slice and pick)
 

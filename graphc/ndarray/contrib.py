@@ -82,6 +82,22 @@ def cond(pred, then_func, else_func, name='cond'):
 
 
 # ---------------------------------------------------------------- MXNet's small contrib helpers
+def SyncBatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9, fix_gamma=True,
+                  use_global_stats=False, output_mean_var=False, ndev=1, key=None, name=None):
+    """MXNet's contrib.SyncBatchNorm in one process: BatchNorm on axis 1 with this batch's statistics (ndev
+    devices of one process are gluon.contrib.nn.SyncBatchNorm's job). Its outputs are (out, mean, var)."""
+    from . import _OPS, invoke, update_moving_stats
+    if int(ndev) != 1:
+        raise GraphcError(f"SyncBatchNorm: ndev={ndev}: the imperative op syncs no devices in graphc; "
+                          "use gluon.contrib.nn.SyncBatchNorm(num_devices=...)")
+    op = _OPS['BatchNorm']
+    a = op.canon(dict(eps=eps, momentum=momentum, fix_gamma=fix_gamma, use_global_stats=use_global_stats,
+                      output_mean_var=output_mean_var, axis=1))
+    out, mean, var = invoke(op, (data, gamma, beta, moving_mean, moving_var), a, name)
+    update_moving_stats(a, moving_mean, moving_var, out, mean, var)
+    return [out, mean, var] if output_mean_var else out
+
+
 def div_sqrt_dim(data):
     """data / sqrt(data.shape[-1]) (attention's scaling)."""
     return data * (1.0 / float(data.shape[-1]) ** 0.5)

@@ -1,8 +1,9 @@
-"""MXNet's normalization and resampling ops on NCHW images: L2Normalization, LRN, UpSampling (nearest),
-contrib.BilinearResize2D, Crop."""
+"""MXNet's normalization and resampling ops on NCHW images: L2Normalization, LRN, UpSampling (nearest, and
+bilinear: a learned grouped Deconvolution), contrib.BilinearResize2D, Crop."""
 import numpy as np
 
-from ..registry import Attr, bad, register
+from ..registry import Attr, bad, get, register
+from .nn import _deconvolution
 
 
 def _l2_axes(a, ndim):
@@ -78,11 +79,22 @@ def _backward_lrn(a, g, x):
     return (direct - 2 * a['beta'] * a['alpha'] / a['nsize'] * x64 * win).astype(x.dtype)
 
 
+def _bilinear_deconv(a):
+    """MXNet's bilinear UpSampling is this Deconvolution: one (1, k, k) filter per channel, k = 2s - s % 2."""
+    sc = a['scale']
+    k = 2 * sc - sc % 2
+    return dict(kernel=(k, k), stride=(sc, sc), pad=(sc // 2,) * 2, num_filter=a['num_filter'],
+                num_group=a['num_filter'], no_bias=True)
+
+
 def _up_infer(a, s, d):
-    if a['sample_type'] != 'nearest':
-        bad("UpSampling: only sample_type='nearest' is supported by graphc (bilinear needs a learned "
-            "Deconvolution weight; use contrib.BilinearResize2D for a fixed bilinear resize)")
     h, w = s[0][2] * a['scale'], s[0][3] * a['scale']
+    if a['sample_type'] == 'bilinear':
+        k = _bilinear_deconv(a)['kernel']
+        if len(s) != 2 or len(s[0]) != 4 or s[0][1] != a['num_filter'] or s[1] != (a['num_filter'], 1) + k:
+            bad(f"UpSampling: bilinear takes NCHW data with num_filter={a['num_filter']} channels and a weight "
+                f"of shape {(a['num_filter'], 1) + k}, got {', '.join(map(str, s))}")
+        return [(s[0][0], s[0][1], h, w)], [d[0]]
     for x in s:
         if len(x) != 4 or h % x[2] or w % x[3]:
             bad(f"UpSampling: inputs must be NCHW with sizes that divide {h}x{w}, got {x}")
@@ -95,11 +107,20 @@ UP_ATTRS = {'scale': Attr('int'), 'sample_type': Attr('str', 'nearest', choices=
             'num_args': Attr('int', 1), 'workspace': Attr('int', 512)}
 
 
-@register('UpSampling', kind='opaque', inputs='*', attrs=UP_ATTRS, infer=_up_infer,
-          grad=lambda F, a, x, y, dy: _as_list(F._backward_UpSampling(dy[0], *x, **a)),
-          doc="Nearest-neighbour upsampling by `scale` (several inputs: each to the first's output size, then "
-              "concatenated along channels or summed).")
+def _up_grad(F, a, x, y, dy):
+    if a['sample_type'] == 'bilinear':
+        return list(F._backward_Deconvolution(dy[0], x[0], x[1], **_bilinear_deconv(a)))[:2]
+    return _as_list(F._backward_UpSampling(dy[0], *x, **a))
+
+
+@register('UpSampling', kind='opaque', inputs='*', attrs=UP_ATTRS, infer=_up_infer, grad=_up_grad,
+          doc="Upsampling by `scale`: nearest-neighbour (several inputs: each to the first's output size, then "
+              "concatenated along channels or summed), or bilinear (inputs data and weight: MXNet's grouped "
+              "Deconvolution with a (num_filter, 1, k, k) weight, k = 2*scale - scale % 2).")
 def _upsampling(a, *xs):
+    if a['sample_type'] == 'bilinear':
+        _up_infer(a, [x.shape for x in xs], [x.dtype for x in xs])
+        return _deconvolution(dict(get('Deconvolution').defaults, **_bilinear_deconv(a)), xs[0], xs[1])
     h, w = xs[0].shape[2] * a['scale'], xs[0].shape[3] * a['scale']
     ups = [x.repeat(h // x.shape[2], axis=2).repeat(w // x.shape[3], axis=3) for x in xs]
     return np.concatenate(ups, axis=1) if a['multi_input_mode'] == 'concat' else sum(ups).astype(xs[0].dtype)

@@ -92,7 +92,7 @@ for _alias, _target in (('add', 'broadcast_add'), ('subtract', 'broadcast_sub'),
 
 # MXNet's other names for registry ops (flip, stop_gradient, random_uniform, linalg_gemm2, ...), as nd has them
 for _alias in ('flip', 'stop_gradient', 'broadcast_axis', 'pad', 'uniform', 'normal', 'random_randint', 'shuffle',
-               'sample_multinomial') + tuple(k for k in dir(_nd) if k.startswith(('random_', 'sample_', 'linalg_'))):
+               'sample_multinomial', 'ElementWiseSum', 'broadcast_plus', 'broadcast_minus', 'BatchNorm_v1') + tuple(k for k in dir(_nd) if k.startswith(('random_', 'sample_', 'linalg_'))):
     _fn = getattr(_nd, _alias, None)
     if _fn is not None and not hasattr(_mod, _alias) and getattr(_fn, '__name__', None) in _OPS:
         setattr(_mod, _alias, _make(_OPS[_fn.__name__], _fn, _alias))
@@ -108,6 +108,7 @@ def _sym_split(data, num_outputs, axis=1, squeeze_axis=False, name=None, **kw):
     return SliceChannel(data, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis, name=name, **kw)  # noqa: F821
 
 
+pow = power  # noqa: A001  (MXNet's sym.pow: Symbol or number on either side)
 concat = _dual(_sym_concat, _nd.concat)
 split = _dual(_sym_split, _nd.split)
 BatchNorm = _dual(BatchNorm, _nd.BatchNorm)  # noqa: F821  (in a trace: nd's, which notes the moving-stat updates)

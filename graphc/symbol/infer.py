@@ -79,7 +79,27 @@ class _Anon:
     op, name, block, where = None, '?', '', None
 
 
+def _upsampling(a, ins, outs):
+    if a['sample_type'] != 'bilinear':
+        return [None] * len(ins)
+    k = 2 * a['scale'] - a['scale'] % 2
+    return [None, (a['num_filter'], 1, k, k)][:len(ins)]
+
+
+def _reshape(a, ins, outs):
+    """MXNet's Reshape infers one unknown input dim from a known output's size."""
+    d, o = ins[0], outs[0]
+    if d is None or o is None or None in o or [x for x in d].count(None) != 1:
+        return [None]
+    known = _prod([x for x in d if x is not None])
+    total = _prod(o)
+    if not known or total % known:
+        return [None]
+    return [tuple(total // known if x is None else x for x in d)]
+
+
 BACKWARD = {
+    'UpSampling': _upsampling, 'Reshape': _reshape,
     'FullyConnected': _fc, 'Convolution': _conv, 'Deconvolution': lambda a, i, o: _conv(a, i, o, True),
     'BatchNorm': _channel(1), 'LayerNorm': _channel(-1), 'InstanceNorm': _channel(1),
     'Embedding': _embedding, 'LeakyReLU': _lrelu,
