@@ -108,7 +108,7 @@ def _sym_split(data, num_outputs, axis=1, squeeze_axis=False, name=None, **kw):
     return SliceChannel(data, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis, name=name, **kw)  # noqa: F821
 
 
-pow = power  # noqa: A001  (MXNet's sym.pow: Symbol or number on either side)
+pow = power  # noqa: A001,F821  (MXNet's sym.pow: Symbol or number on either side)
 concat = _dual(_sym_concat, _nd.concat)
 split = _dual(_sym_split, _nd.split)
 BatchNorm = _dual(BatchNorm, _nd.BatchNorm)  # noqa: F821  (in a trace: nd's, which notes the moving-stat updates)
