@@ -202,8 +202,9 @@ class Executor:
     def backward(self, out_grads=None, is_train=True):
         """Gradients of the outputs (weighted by out_grads; ones where not given) into grad_arrays,
         per grad_req: write, add, or null."""
-        if self._saved is None:
-            raise GraphcError("backward: run forward first (the backward reads its values)")
+        if self._saved is None:  # MXNet allows it (ops whose gradient needs no forward values): differentiate
+            # the graph at the current arguments, as after forward(is_train=False)
+            self._saved = (self._need(), dict(self._feed(self._mode(False)[0])), None, False)
         need, feed, saved, train = self._saved
         if not any(need):
             return
@@ -394,6 +395,7 @@ def simple_bind(symbol, ctx, grad_req, type_dict, stype_dict, shared_exec, shape
     stypes = {v.name: {'1': 'row_sparse', '2': 'csr'}.get(v.extra.get('__storage_type__'), 'default')
               for v in symbol._graph().inputs}  # MXNet: a variable's stype attribute, or stype_dict, says
     stypes.update({k: st for k, st in (stype_dict or {}).items() if st is not None})
+    shapes = {k: v for k, v in shapes.items() if isinstance(v, (tuple, list))}  # MXNet reads only the shapes
     arg_shapes, _, aux_shapes = symbol.infer_shape(**shapes)
     if arg_shapes is None:
         part, _, _ = symbol.infer_shape_partial(**shapes)

@@ -138,7 +138,8 @@ class Op:
     def __init__(self, name: str, ref: Callable, infer: Callable, grad: Optional[Callable] = None, kind: str = 'opaque',
                  attrs: Optional[Dict[str, Attr]] = None, inputs=('data',),
                  num_outputs=1, inplace=False, mode_dependent=False, differentiable=True,
-                 nograd_inputs=(), aux_inputs=(), num_visible=None, hidden_outputs=0, doc='', lower=None):
+                 nograd_inputs=(), aux_inputs=(), num_visible=None, hidden_outputs=0, doc='', lower=None,
+                 mixed_dtypes=False):
         assert kind in KINDS, kind
         self.name, self.ref, self._infer, self.grad, self.kind = name, ref, infer, grad, kind
         self.attrs = attrs or {}
@@ -151,6 +152,7 @@ class Op:
         self.differentiable = differentiable and grad is not None
         self.nograd_inputs = set(nograd_inputs)  # indices, e.g. labels and indices
         self.aux_inputs = tuple(aux_inputs)       # indices of auxiliary states (BatchNorm running stats)
+        self.mixed_dtypes = mixed_dtypes          # its inputs may differ in dtype (amp_multicast)
         self.doc = doc
         self.lower = lower  # lower(P, attrs, *xs): one element in scalar primitives (ops/scalar.py), or None
         self.defaults = {k: a.default for k, a in self.attrs.items() if a.default is not Attr.REQUIRED}
@@ -217,6 +219,8 @@ class Op:
             names = self.input_names(self.canon(attrs))
         inputs = list(args[:len(names)]) + [None] * (len(names) - len(args[:len(names)]))
         for k, v in named.items():
+            if v is None:
+                continue  # MXNet's generated functions: an optional input given as None is left out
             if k not in names and not self.attrs and not hasattr(v, 'shape'):
                 continue  # MXNet: an op without a parameter struct ignores keyword attributes (an array is an input)
             if k not in names:

@@ -1225,3 +1225,17 @@ CASES['col2im'] = [Case([R(2, 12, 10)], {'output_size': (4, 5), 'kernel': (2, 3)
                         _col2im_naive((4, 5), (2, 3), (1, 2), (1, 0), (1, 1))),
                    Case([R(1, 4, 9)], {'output_size': (4, 4), 'kernel': (2, 2), 'dilate': (1, 1), 'stride': (1, 1)},
                         _col2im_naive((4, 4), (2, 2), (1, 1), (0, 0), (1, 1)), id='overlapping')]
+
+
+# ---------------------------------------------------------------- contrib index_array / div_sqrt_dim, AMP casts, finiteness
+CASES['_contrib_index_array'] = [
+    Case([R(2, 3)], {}, lambda x: np.array([[[i, j] for j in range(3)] for i in range(2)]), grad=False),
+    Case([R(2, 3, 4)], {'axes': (-1, 0)}, lambda x: np.array([[[[k, i] for k in range(4)] for _ in range(3)]
+                                                             for i in range(2)]), grad=False, id='axes')]
+CASES['_contrib_div_sqrt_dim'] = [Case([R(2, 3, 4)], {}, lambda x: x / 2.0), Case([R(5, 9)], {}, lambda x: x / 3.0)]
+CASES['amp_cast'] = [Case([R(3, 4)], {'dtype': 'float32'}, lambda x: x.astype(np.float32), grad=False)]
+CASES['amp_multicast'] = [Case([R(3), R(2, 2)], {'num_outputs': 2}, lambda a, b: (a, b))]
+CASES['all_finite'] = [Case([R(3, 4)], {}, lambda x: np.array([1.0], np.float32), grad=False),
+                       Case([np.array([1.0, np.inf])], {}, lambda x: np.array([0.0], np.float32), grad=False, id='inf')]
+CASES['multi_all_finite'] = [Case([R(2), np.array([np.nan, 1.0])], {'num_arrays': 2},
+                                  lambda a, b: np.array([0.0], np.float32), grad=False)]

@@ -140,6 +140,19 @@ equal, not_equal, greater, lesser = (_ufunc(b, p) for b, p in ((broadcast_equal,
 greater_equal = _ufunc(broadcast_greater_equal, _operator.ge)  # noqa: F821
 lesser_equal = _ufunc(broadcast_lesser_equal, _operator.le)  # noqa: F821
 reshape, flatten, swapaxes, cast = Reshape, Flatten, SwapAxis, Cast  # noqa: F821
+
+
+def hypot(lhs, rhs, mod=None):
+    """sqrt(lhs^2 + rhs^2), broadcasting; either side may be a number (MXNet's hypot). mod: the op namespace."""
+    m = mod or _mod
+    ln, rn = isinstance(lhs, _numbers.Number), isinstance(rhs, _numbers.Number)
+    if ln and rn:
+        import math
+        return math.hypot(lhs, rhs)
+    if ln or rn:
+        x, c = (rhs, lhs) if ln else (lhs, rhs)
+        return m.sqrt(m.square(x) + float(c) ** 2)
+    return m.broadcast_hypot(lhs, rhs)
 identity, copy = _copy, _copy  # noqa: F821
 
 
@@ -328,35 +341,6 @@ def SoftmaxActivation(data, mode='instance', name=None):
     if mode != 'instance':
         raise GraphcError(f"SoftmaxActivation: mode must be 'instance' or 'channel', got {mode!r}")
     return softmax(data.reshape((data.shape[0], -1)), axis=-1).reshape(data.shape)  # noqa: F821
-
-
-def amp_cast(data, dtype, name=None):
-    """AMP's cast: a floating array to dtype (differentiable); other dtypes pass unchanged, as MXNet."""
-    return data if data.dtype.kind != 'f' else Cast(data, dtype=dtype)  # noqa: F821
-
-
-def amp_multicast(*data, num_outputs=None, cast_narrow=False, name=None):
-    """AMP's multicast: every floating input cast to the widest (cast_narrow: narrowest) floating dtype among them."""
-    import numpy as np
-    if num_outputs is not None and num_outputs != len(data):
-        raise GraphcError(f"amp_multicast: num_outputs={num_outputs} but {len(data)} inputs")
-    floats = [d.dtype for d in data if d.dtype.kind == 'f']
-    if not floats:
-        return list(data)
-    to = (_builtins.min if cast_narrow else _builtins.max)(floats, key=lambda t: np.dtype(t).itemsize)
-    return [amp_cast(d, np.dtype(to).name) for d in data]
-
-
-def all_finite(data, init_output=True):
-    """[1.] when every element of data is finite, else [0.] (float32), as MXNet's all_finite."""
-    return multi_all_finite(data, num_arrays=1, init_output=init_output)
-
-
-def multi_all_finite(*arrays, num_arrays=None, init_output=True):
-    """[1.] when every element of every array is finite, else [0.]."""
-    import numpy as np
-    ok = all(bool(np.isfinite(a.asnumpy()).all()) for a in arrays[:num_arrays])
-    return array([1.0 if ok else 0.0])
 
 
 def multi_sum_sq(*arrays, num_arrays=None):

@@ -13,6 +13,8 @@ def _bind():
     for name in OPS:
         if name.startswith('_contrib_'):
             setattr(_mod, name[len('_contrib_'):], getattr(nd, name))
+    for name in ('ctc_loss', 'CTCLoss'):  # MXNet's contrib names of the CTC loss
+        setattr(_mod, name, getattr(nd, name))
 
 
 _bind()
@@ -98,11 +100,6 @@ def SyncBatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum
     return [out, mean, var] if output_mean_var else out
 
 
-def div_sqrt_dim(data):
-    """data / sqrt(data.shape[-1]) (attention's scaling)."""
-    return data * (1.0 / float(data.shape[-1]) ** 0.5)
-
-
 def arange_like(data, start=0.0, step=1.0, repeat=1, axis=None, ctx=None):
     """start, start + step, ... shaped like data (axis=None), or as long as data's axis (each value repeat times)."""
     from . import arange
@@ -129,15 +126,6 @@ def boolean_mask(data, index, axis=0):
                           f"got shape {index.shape}")
     keep = np.nonzero(index.asnumpy())[0]
     return take(data, array(keep, ctx=data.context, dtype='int64'), axis=axis)
-
-
-def index_array(data, axes=None):
-    """For each element of data, its index (along axes, default all): shape data.shape + (len(axes),), int64."""
-    import numpy as np
-    from . import array
-    axes = tuple(range(data.ndim)) if axes is None else tuple(a % data.ndim for a in axes)
-    grid = np.indices(data.shape, dtype=np.int64)
-    return array(np.stack([grid[a] for a in axes], axis=-1), ctx=data.context, dtype='int64')
 
 
 def box_iou(lhs, rhs, format='corner'):

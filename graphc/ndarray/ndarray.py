@@ -144,7 +144,7 @@ def _device_invoke(op, inputs, attrs, dev):
 
 def _dtype_error(op, attrs, data):
     dts = {a.dtype for i, a in enumerate(data) if i not in op.nograd_inputs}
-    if len(dts) > 1:
+    if len(dts) > 1 and not op.mixed_dtypes:
         op.infer(attrs, [a.shape for a in data], [a.dtype for a in data])  # raises with op and shapes
         raise GraphcShapeError(f"{op.name}: inputs must share a dtype, got {', '.join(str(a.dtype) for a in data)}")
 

@@ -108,7 +108,9 @@ def _diag_infer(a, s, d):
     if len(x) < 2:
         bad(f"diag: needs a 1-d or an n-d (n >= 2) input, got shape {x}")
     ax1, ax2 = norm_axis(a['axis1'], len(x)), norm_axis(a['axis2'], len(x))
-    n = max(0, min(x[ax1], x[ax2] - k) if k >= 0 else min(x[ax1] + k, x[ax2]))
+    n = min(x[ax1], x[ax2] - k) if k >= 0 else min(x[ax1] + k, x[ax2])
+    if n < 0:
+        bad(f"diag: diagonal k={k} does not exist for axes ({ax1}, {ax2}) of shape {x}")
     rest = tuple(v for i, v in enumerate(x) if i not in (ax1, ax2))
     return [rest + (n,)], [d[0]]
 
@@ -155,6 +157,8 @@ def _cumsum(a, x):
 
 def _d2s_infer(name, a, s, d):
     b = a['block_size']
+    if b < 1:
+        bad(f"{name}: block_size must be a positive integer, got {b}")
     if len(s[0]) != 4:
         bad(f"{name}: needs a 4-d NCHW input, got {s[0]}")
     n, c, h, w = s[0]
@@ -267,3 +271,24 @@ def _backward_khatri_rao(a, g, *ms):
         gi = np.moveaxis(g, i, 0)
         outs.append((gi * prod[None]).reshape(rows[i], -1, ms[0].shape[1]).sum(1).astype(ms[i].dtype))
     return tuple(outs)
+
+
+def _index_axes(a, ndim):
+    axes = tuple(range(ndim)) if a['axes'] is None else tuple(norm_axis(x, ndim, 'axes') for x in a['axes'])
+    return axes
+
+
+@register('_contrib_index_array', kind='opaque', attrs={'axes': Attr('shape', None)},
+          infer=lambda a, s, d: ([s[0] + (len(_index_axes(a, len(s[0]))),)], [np.dtype('int64')]),
+          grad=lambda F, a, x, y, dy: [None],
+          doc="Each element's index along axes (default: all): shape data.shape + (len(axes),), int64.")
+def _index_array(a, x):
+    grid = np.indices(x.shape, dtype=np.int64)
+    return np.stack([grid[i] for i in _index_axes(a, x.ndim)], axis=-1)
+
+
+@register('_contrib_div_sqrt_dim', kind='opaque', infer=lambda a, s, d: ([s[0]], [d[0]]),
+          grad=lambda F, a, x, y, dy: [F._contrib_div_sqrt_dim(dy[0])],
+          doc="data / sqrt(data.shape[-1]) (attention's scaling).")
+def _div_sqrt_dim(a, x):
+    return (x / np.sqrt(x.shape[-1])).astype(x.dtype)

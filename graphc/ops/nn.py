@@ -586,8 +586,13 @@ def pool_geom(attrs, shape):
     k = attrs['kernel']
     if len(k) != nd:
         bad(f"Pooling: needs a {nd}-d kernel for data of shape {shape}, got kernel={k}")
+    if len(attrs['pad'] or ()) > nd:  # MXNet reads the first nd entries of a longer pad (pad=(0, 0, 0), 1-d)
+        attrs = dict(attrs, pad=tuple(attrs['pad'][:nd]))
     _spatial('Pooling', attrs, ('kernel', 'stride', 'pad'), nd)
     st, pd = attrs['stride'] or (1,) * nd, attrs['pad'] or (0,) * nd
+    same = attrs['pooling_convention'] == 'same'
+    if same and any(pd):
+        bad(f"Pooling: pooling_convention='same' pads by itself; pad must be 0, got pad={pd}")
     if len(st) != nd or len(pd) != nd:
         bad(f"Pooling: stride and pad need {nd} values (kernel={k}, stride={st}, pad={pd})")
     if min(k) < 1 or min(st) < 1 or min(pd) < 0:
@@ -597,7 +602,8 @@ def pool_geom(attrs, shape):
         h = shape[2 + i] + 2 * pd[i]
         if h < k[i]:
             bad(f"Pooling: kernel {k} is larger than the padded input {shape[2:]}")
-        o = (h - k[i]) // st[i] + 1 if attrs['pooling_convention'] == 'valid' else -(-(h - k[i]) // st[i]) + 1
+        o = -(-h // st[i]) if same else (h - k[i]) // st[i] + 1 if attrs['pooling_convention'] == 'valid' \
+            else -(-(h - k[i]) // st[i]) + 1
         out.append(o)
         extra.append(max(0, (o - 1) * st[i] + k[i] - h))
     return tuple(k), tuple(st), tuple(pd), tuple(extra), tuple(out)

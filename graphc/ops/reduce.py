@@ -86,21 +86,28 @@ for _n, (_f, _g) in REDUCTIONS.items():
 
 
 def _norm_grad(F, a, x, y, dy):
-    g = _expand(F, a, dy[0], x[0].shape)
+    g, out = dy[0], y[0]
+    if a['out_dtype'] and np.dtype(a['out_dtype']) != x[0].dtype:  # differentiate in the input's dtype
+        g, out = F.Cast(g, dtype=str(x[0].dtype)), F.Cast(out, dtype=str(x[0].dtype))
+    g = _expand(F, a, g, x[0].shape)
     if a['ord'] == 1:
         return [F.broadcast_mul(g, F.sign(x[0]))]
-    return [F.broadcast_div(F.broadcast_mul(g, x[0]), _expand(F, a, y[0], x[0].shape))]
+    return [F.broadcast_div(F.broadcast_mul(g, x[0]), _expand(F, a, out, x[0].shape))]
 
 
-@register('norm', kind='reduce', attrs={'ord': Attr('int', 2), 'axis': Attr('axis', None), 'keepdims': Attr('bool', False)},
-          infer=lambda a, s, d: ([_red_shape(a, s[0])], [d[0]]), grad=_norm_grad)
+@register('norm', kind='reduce', attrs={'ord': Attr('int', 2), 'axis': Attr('axis', None), 'keepdims': Attr('bool', False),
+                                        'out_dtype': Attr('dtype', None)},
+          infer=lambda a, s, d: ([_red_shape(a, s[0])], [np.dtype(a['out_dtype']) if a['out_dtype'] else d[0]]),
+          grad=_norm_grad, doc="The L1 or L2 norm over axis; out_dtype: the result's dtype, accumulated in it.")
 def _norm(attrs, x):
     if attrs['ord'] not in (1, 2):
         bad(f"norm: ord must be 1 or 2, got {attrs['ord']}")
     axes = _axes(attrs, x.ndim)
-    r = np.sum(np.abs(x), axes, keepdims=attrs['keepdims']) if attrs['ord'] == 1 else \
-        np.sqrt(np.sum(np.square(x), axes, keepdims=attrs['keepdims']))
-    return _legacy_out(np.asarray(r, dtype=x.dtype))
+    dt = np.dtype(attrs['out_dtype']) if attrs['out_dtype'] else x.dtype
+    xa = x.astype(np.promote_types(dt, x.dtype))
+    r = np.sum(np.abs(xa), axes, keepdims=attrs['keepdims']) if attrs['ord'] == 1 else \
+        np.sqrt(np.sum(np.square(xa), axes, keepdims=attrs['keepdims']))
+    return _legacy_out(np.asarray(r, dtype=dt))
 
 
 def _arg_infer(a, s, d):

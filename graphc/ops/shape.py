@@ -457,6 +457,8 @@ def _embedding(attrs, idx, w):
 def _one_hot(attrs, idx):
     i = idx.astype(np.int64)
     out = np.full(idx.shape + (attrs['depth'],), attrs['off_value'], attrs['dtype'])
+    if not attrs['depth']:
+        return out
     ok = (i >= 0) & (i < attrs['depth'])  # out-of-range indices give an all-off row, as MXNet
     np.put_along_axis(out, np.where(ok, i, 0)[..., None], np.where(ok, attrs['on_value'], attrs['off_value'])[..., None]
                       .astype(out.dtype), axis=-1)

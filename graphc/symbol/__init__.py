@@ -108,6 +108,25 @@ def _sym_split(data, num_outputs, axis=1, squeeze_axis=False, name=None, **kw):
     return SliceChannel(data, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis, name=name, **kw)  # noqa: F821
 
 
+def hypot(lhs, rhs):
+    """sqrt(lhs^2 + rhs^2) of Symbols, either side may be a number (MXNet's sym.hypot)."""
+    return _nd.hypot(lhs, rhs, _mod)
+
+
+def _sym_split_v2(ary, indices_or_sections, axis=0, squeeze_axis=False, name=None):
+    """MXNet's split_v2 (NumPy's split): an int gives that many equal parts, a tuple the split points; one
+    Symbol with an output per part."""
+    if isinstance(indices_or_sections, int):
+        return SliceChannel(ary, num_outputs=indices_or_sections, axis=axis, squeeze_axis=squeeze_axis,  # noqa: F821
+                            name=name)
+    bounds = [0] + [int(i) for i in indices_or_sections] + [None]
+    parts = [slice_axis(ary, axis=axis, begin=b, end=e) for b, e in zip(bounds, bounds[1:])]  # noqa: F821
+    if squeeze_axis:
+        parts = [squeeze(p, axis=axis) for p in parts]  # noqa: F821
+    return Group(parts)
+
+
+split_v2 = _dual(_sym_split_v2, _nd.split_v2)
 pow = power  # noqa: A001,F821  (MXNet's sym.pow: Symbol or number on either side)
 concat = _dual(_sym_concat, _nd.concat)
 split = _dual(_sym_split, _nd.split)

@@ -16,6 +16,8 @@ def _bind():
     for name in OPS:
         if name.startswith('_contrib_') and hasattr(sym, name):
             setattr(_mod, name[len('_contrib_'):], getattr(sym, name))
+    for name in ('ctc_loss', 'CTCLoss'):  # MXNet's contrib names of the CTC loss
+        setattr(_mod, name, getattr(sym, name))
 
 
 def _flat(x, what, who):

@@ -98,8 +98,26 @@ def _reshape(a, ins, outs):
     return [tuple(total // known if x is None else x for x in d)]
 
 
+def _rnn(a, ins, outs):
+    """RNN's parameters (the packed size) and initial states from the data's (T, N, C)."""
+    from ..ops.rnn import _dims, _out_size, param_size
+    d = ins[0]
+    if d is None or len(d) != 3 or d[2] is None:
+        return [None] * len(ins)
+    L, D, H, _, _ = _dims(a, d[2])
+    N = d[1]
+    states = [(L * D, N, _out_size(a)), (L * D, N, H)] if N is not None else [None, None]
+    return ([None, (param_size(a, d[2]),)] + states)[:len(ins)] + [None] * max(0, len(ins) - 4)
+
+
+def _where(a, ins, outs):
+    """x, y and the output share a shape; the condition is that shape or 1-d over axis 0 (not inferred)."""
+    same = _merge(_merge(ins[1], ins[2], _Anon), outs[0], _Anon)
+    return [None, same, same]
+
+
 BACKWARD = {
-    'UpSampling': _upsampling, 'Reshape': _reshape,
+    'UpSampling': _upsampling, 'Reshape': _reshape, 'RNN': _rnn, 'where': _where,
     'FullyConnected': _fc, 'Convolution': _conv, 'Deconvolution': lambda a, i, o: _conv(a, i, o, True),
     'BatchNorm': _channel(1), 'LayerNorm': _channel(-1), 'InstanceNorm': _channel(1),
     'Embedding': _embedding, 'LeakyReLU': _lrelu,
