@@ -242,7 +242,12 @@ def build():
                 Case([R(4, 3), R(4, 5)], {'transpose_a': True}, lambda a, b: mm(a.T, b)),
                 Case([R(3, 4), R(5, 4)], {'transpose_b': True}, lambda a, b: mm(a, b.T)),
                 Case([R(4, 3), R(5, 4)], {'transpose_a': True, 'transpose_b': True}, lambda a, b: mm(a.T, b.T)),
-                Case([R(2, 3, 4), R(4, 2)], {}, lambda a, b: np.einsum('abk,kc->abc', a, b))]
+                Case([R(2, 3, 4), R(4, 2)], {}, lambda a, b: np.einsum('abk,kc->abc', a, b)),
+                # N-d with transposes (MXNet: lhs as (first, rest), rhs as (rest, last); other dims in order)
+                Case([R(4, 3, 2), R(4, 5, 6)], {'transpose_a': True}, lambda a, b: np.einsum('kij,klm->ijlm', a, b)),
+                Case([R(2, 3, 4), R(6, 5, 4)], {'transpose_b': True}, lambda a, b: np.einsum('ijk,lmk->ijlm', a, b)),
+                Case([R(3, 2, 2), R(4, 3)], {'transpose_a': True, 'transpose_b': True},
+                     lambda a, b: np.einsum('kij,lk->ijl', a, b))]
     C['batch_dot'] = [Case([R(2, 3, 4), R(2, 4, 5)], {}, lambda a, b: np.einsum('bik,bkj->bij', a, b)),
                       Case([R(2, 4, 3), R(2, 5, 4)], {'transpose_a': True, 'transpose_b': True},
                            lambda a, b: np.einsum('bki,bjk->bij', a, b))]
@@ -589,6 +594,13 @@ CASES['_backward_SoftmaxOutput'] = [
     Case([_y, np.array([0.0, 3.0, 4.0, 1.0])], {}, lambda y, t: _smo_grad_oracle(y, t), grad=False),
     Case([_y, np.array([0.0, 3.0, 4.0, 1.0])], {'use_ignore': True, 'ignore_label': 3.0, 'normalization': 'valid'},
          lambda y, t: _smo_grad_oracle(y, t, 1 / 3, 3.0), grad=False)]
+_ym = np.exp(R(2, 3, 2, 2))
+_ym = _ym / _ym.sum(1, keepdims=True)
+_tm = I(3, 2, 2, 2)
+# multi_output: (softmax - one_hot) per position, scaled by grad_scale / (H * W) unless normalization is 'valid'
+CASES['_backward_SoftmaxOutput'].append(Case(
+    [_ym, _tm], {'multi_output': True, 'grad_scale': 2.0},
+    lambda y, t: (y - np.stack([(t == c) * 1.0 for c in range(3)], 1)) * 2.0 / 4, grad=False, id='multi_output'))
 CASES['smooth_l1'] = [Case([R(3, 4) * 2], {'scalar': 1.5},
                            lambda x: np.where(abs(x) < 1 / 2.25, 0.5 * 2.25 * x * x, abs(x) - 0.5 / 2.25))]
 
@@ -1239,3 +1251,47 @@ CASES['all_finite'] = [Case([R(3, 4)], {}, lambda x: np.array([1.0], np.float32)
                        Case([np.array([1.0, np.inf])], {}, lambda x: np.array([0.0], np.float32), grad=False, id='inf')]
 CASES['multi_all_finite'] = [Case([R(2), np.array([np.nan, 1.0])], {'num_arrays': 2},
                                   lambda a, b: np.array([0.0], np.float32), grad=False)]
+# a loss head: identity forward (its hinge gradient: tests/test_mxnet_ops2.py)
+CASES['SVMOutput'] = [Case([R(4, 3), I(3, 4)], {}, lambda x, t: x, grad=False),
+                      Case([R(4, 3), I(3, 4)], {'use_linear': True, 'margin': 0.5}, lambda x, t: x, grad=False)]
+
+
+# ---------------------------------------------------------------- spatial transformer (graphc/ops/spatial.py)
+def _grid_naive(theta, h, w):
+    out = np.zeros((theta.shape[0], 2, h, w))
+    for n in range(theta.shape[0]):
+        A = theta[n].reshape(2, 3)
+        for i in range(h):
+            for j in range(w):
+                xt, yt = -1 + 2 * j / (w - 1), -1 + 2 * i / (h - 1)
+                out[n, :, i, j] = A @ np.array([xt, yt, 1.0])
+    return out
+
+
+def _sample_naive(x, grid):
+    n_, c_, h, w = x.shape
+    out = np.zeros((n_, c_) + grid.shape[2:])
+    for n in range(n_):
+        for i in range(grid.shape[2]):
+            for j in range(grid.shape[3]):
+                px, py = (grid[n, 0, i, j] + 1) * (w - 1) / 2, (grid[n, 1, i, j] + 1) * (h - 1) / 2
+                for yy in range(h):
+                    for xx in range(w):  # the bilinear "tent" weight of every source pixel
+                        wt = max(0.0, 1 - abs(px - xx)) * max(0.0, 1 - abs(py - yy))
+                        out[n, :, i, j] += wt * x[n, :, yy, xx]
+    return out
+
+
+_theta = np.array([[0.9, 0.1, 0.05, -0.2, 0.8, 0.1], [0.5, 0.0, 0.3, 0.0, 0.5, -0.1]])
+_flow = R(1, 2, 3, 4) * 0.3
+CASES['GridGenerator'] = [
+    Case([_theta], {'transform_type': 'affine', 'target_shape': (3, 4)}, lambda t: _grid_naive(t, 3, 4)),
+    Case([_flow], {'transform_type': 'warp', 'target_shape': (3, 4)},
+         lambda f: np.stack([(f[:, 0] + np.arange(4)[None, None, :]) / 1.5 - 1,
+                             (f[:, 1] + np.arange(3)[None, :, None]) / 1.0 - 1], 1), id='warp')]
+_grid = np.asarray(rng.uniform(-1.1, 1.1, size=(2, 2, 3, 3)))  # (a few points just outside the source)
+CASES['BilinearSampler'] = [Case([R(2, 2, 4, 5), _grid], {}, _sample_naive)]
+CASES['SpatialTransformer'] = [Case([R(2, 1, 4, 5), _theta], {'target_shape': (3, 3)},
+                                    lambda x, t: _sample_naive(x, _grid_naive(t, 3, 3)))]
+BACKWARD_OF['_backward_GridGenerator'] = 'GridGenerator'
+BACKWARD_OF['_backward_BilinearSampler'] = 'BilinearSampler'

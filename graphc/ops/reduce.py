@@ -140,13 +140,15 @@ def _dot_infer(attrs, shapes, dtypes):
     a, b = shapes
     if not a or not b:
         bad("dot: inputs must have at least one dim")
-    if attrs['transpose_a']:
-        a = a[1:] + a[:1] if len(a) == 2 else a[::-1]
-    if attrs['transpose_b']:
-        b = b[::-1]
-    if a[-1] != b[0]:
-        bad(f"dot: last dim of lhs ({a[-1]}) must equal first dim of rhs ({b[0]})")
-    return [_legacy(a[:-1] + b[1:])], [same_dtype('dot', dtypes)]
+    # MXNet's N-d dot views each input as a matrix: lhs (prod of all dims but the last, last), transposed:
+    # (first, prod of the rest) read transposed; rhs likewise. Contracted: lhs's last (transposed: first) dim
+    # with rhs's first (transposed: last); the other dims stay in order.
+    ka, ra = (a[0], a[1:]) if attrs['transpose_a'] else (a[-1], a[:-1])
+    kb, rb = (b[-1], b[:-1]) if attrs['transpose_b'] else (b[0], b[1:])
+    if ka != kb:
+        bad(f"dot: the contracted dims differ: {ka} of lhs {shapes[0]} and {kb} of rhs {shapes[1]} "
+            f"(transpose_a={attrs['transpose_a']}, transpose_b={attrs['transpose_b']})")
+    return [_legacy(ra + rb)], [same_dtype('dot', dtypes)]
 
 
 def _mat(x, t):
@@ -175,13 +177,13 @@ def _dot_grad(F, a, x, y, dy):
 
 @register('dot', kind='opaque', inputs=('lhs', 'rhs'), attrs=DOT_ATTRS, infer=_dot_infer, grad=_dot_grad)
 def _dot(attrs, a, b):
-    if attrs['transpose_a']:
-        a = a.T
-    if attrs['transpose_b']:
-        b = b.T
+    ta, tb = attrs['transpose_a'], attrs['transpose_b']
     if a.ndim <= 2 and b.ndim <= 2:
-        return _legacy_out(np.asarray(np.dot(a, b)))
-    return np.tensordot(a, b, axes=1)
+        return _legacy_out(np.asarray(np.dot(a.T if ta else a, b.T if tb else b)))
+    out = _dot_infer(attrs, [a.shape, b.shape], [a.dtype, b.dtype])[0][0]
+    A2 = a.reshape(a.shape[0], -1).T if ta else a.reshape(-1, a.shape[-1])
+    B2 = b.reshape(-1, b.shape[-1]).T if tb else b.reshape(b.shape[0], -1)
+    return np.dot(A2, B2).reshape(out)
 
 
 def _bdot_infer(attrs, shapes, dtypes):

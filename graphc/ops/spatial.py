@@ -334,3 +334,145 @@ def _col2im(a, cols):
     for i, w in enumerate(_windows(k, st, dl, out)):
         xp[(slice(None), slice(None)) + w] += col[:, :, i]
     return xp[(slice(None), slice(None)) + tuple(slice(p, p + s) for p, s in zip(pd, a['output_size']))]
+
+
+# ---------------------------------------------------------------- spatial transformer networks (MXNet's GridGenerator,
+# BilinearSampler, SpatialTransformer). A grid holds, per output pixel, the (x, y) of the source point in [-1, 1]
+# (channel 0 along the width); the sampler reads the source at x_src = (x + 1) (W - 1) / 2 bilinearly, points
+# outside the source reading 0.
+def _base_grid(h, w, dtype=np.float64):
+    """(3, h*w): x_t, y_t in [-1, 1] and 1 for each target pixel, row-major."""
+    xs = np.linspace(-1.0, 1.0, w) if w > 1 else np.full(1, -1.0)
+    ys = np.linspace(-1.0, 1.0, h) if h > 1 else np.full(1, -1.0)
+    return np.stack([np.tile(xs, h), np.repeat(ys, w), np.ones(h * w)]).astype(dtype)
+
+
+GG_ATTRS = {'transform_type': Attr('str', 'affine', choices=('affine', 'warp')), 'target_shape': Attr('shape', (0, 0))}
+
+
+def _gg_infer(a, s, d):
+    x = s[0]
+    if a['transform_type'] == 'affine':
+        h, w = a['target_shape']
+        if len(x) != 2 or x[1] != 6 or h < 1 or w < 1:
+            bad(f"GridGenerator: affine takes data (batch, 6) and a target_shape (h, w) >= 1, got {x} and "
+                f"{a['target_shape']}")
+        return [(x[0], 2, h, w)], [d[0]]
+    if len(x) != 4 or x[1] != 2:
+        bad(f"GridGenerator: warp takes a flow of shape (batch, 2, h, w), got {x}")
+    return [x], [d[0]]
+
+
+def _warp_scale(h, w):
+    return np.array([(w - 1) / 2.0, (h - 1) / 2.0]).reshape(1, 2, 1, 1)
+
+
+@register('GridGenerator', kind='opaque', attrs=GG_ATTRS, infer=_gg_infer,
+          grad=lambda F, a, x, y, dy: [F._backward_GridGenerator(dy[0], **a)],
+          doc="A sampling grid (batch, 2, h, w) in [-1, 1]: affine: each (2, 3) matrix of data times the target "
+              "pixels' (x, y, 1); warp: the pixel positions plus the flow, normalized.")
+def _grid_generator(a, x):
+    if a['transform_type'] == 'affine':
+        h, w = a['target_shape']
+        return (x.reshape(-1, 2, 3) @ _base_grid(h, w)).reshape(-1, 2, h, w).astype(x.dtype)
+    n, _, h, w = x.shape
+    pix = np.stack(np.meshgrid(np.arange(w), np.arange(h)))[None]  # (1, 2, h, w): x then y
+    return ((x + pix) / _warp_scale(h, w) - 1.0).astype(x.dtype)
+
+
+@register('_backward_GridGenerator', kind='opaque', inputs=('ograd',), attrs=GG_ATTRS, differentiable=False,
+          infer=lambda a, s, d: ([(s[0][0], 6) if a['transform_type'] == 'affine' else s[0]], [d[0]]),
+          doc="Gradient of GridGenerator.")
+def _backward_grid_generator(a, g):
+    n, _, h, w = g.shape
+    if a['transform_type'] == 'affine':
+        return (g.reshape(n, 2, h * w) @ _base_grid(h, w).T).reshape(n, 6).astype(g.dtype)
+    return (g / _warp_scale(h, w)).astype(g.dtype)
+
+
+def _bs_infer(a, s, d):
+    x, g = s
+    if len(x) != 4 or len(g) != 4 or g[0] != x[0] or g[1] != 2:
+        bad(f"BilinearSampler: takes data (batch, c, h, w) and a grid (batch, 2, h_out, w_out), got {x} and {g}")
+    return [(x[0], x[1], g[2], g[3])], [d[0]]
+
+
+def _corners(x, grid):
+    """The four neighbours of each sampling point: [(weight, y index, x index, inside)], and (real y, real x)."""
+    h, w = x.shape[2:]
+    rx = (grid[:, 0].astype(np.float64) + 1) * (w - 1) / 2
+    ry = (grid[:, 1].astype(np.float64) + 1) * (h - 1) / 2
+    x0, y0 = np.floor(rx), np.floor(ry)
+    wx, wy = 1.0 - (rx - x0), 1.0 - (ry - y0)
+    out = []
+    for dy_, dx_, wgt in ((0, 0, wy * wx), (0, 1, wy * (1 - wx)), (1, 0, (1 - wy) * wx), (1, 1, (1 - wy) * (1 - wx))):
+        yi, xi = (y0 + dy_).astype(np.int64), (x0 + dx_).astype(np.int64)
+        inside = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
+        out.append((wgt, np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1), inside))
+    return out, (wy, wx)
+
+
+def _gather(x, yi, xi):
+    """x (n, c, h, w) at per-batch points (n, ho, wo): (n, c, ho, wo)."""
+    n = np.arange(x.shape[0])[:, None, None]
+    return np.moveaxis(x[n, :, yi, xi], -1, 1)
+
+
+@register('BilinearSampler', kind='opaque', inputs=('data', 'grid'), attrs={'cudnn_off': Attr('bool', False)},
+          infer=_bs_infer, grad=lambda F, a, x, y, dy: list(F._backward_BilinearSampler(dy[0], x[0], x[1])),
+          doc="Samples data bilinearly at a grid's (x, y) in [-1, 1] (points outside data read 0).")
+def _bilinear_sampler(a, x, grid):
+    _bs_infer(a, [x.shape, grid.shape], [x.dtype, grid.dtype])
+    cs, _ = _corners(x, grid)
+    out = sum(_gather(x, yi, xi) * (wgt * inside)[:, None] for wgt, yi, xi, inside in cs)
+    return out.astype(x.dtype)
+
+
+@register('_backward_BilinearSampler', kind='opaque', inputs=('ograd', 'data', 'grid'), num_outputs=2,
+          differentiable=False, infer=lambda a, s, d: ([s[1], s[2]], [d[1], d[2]]),
+          doc="Gradients of BilinearSampler: (d data, d grid).")
+def _backward_bilinear_sampler(a, g, x, grid):
+    n, c, h, w = x.shape
+    cs, (wy, wx) = _corners(x, grid)
+    dx = np.zeros(x.shape, np.float64)
+    bi = np.broadcast_to(np.arange(n)[:, None, None], grid.shape[:1] + grid.shape[2:])
+    vals = []
+    for wgt, yi, xi, inside in cs:
+        contrib = g * (wgt * inside)[:, None]  # (n, c, ho, wo)
+        for ch in range(c):
+            np.add.at(dx, (bi, ch, yi, xi), contrib[:, ch])
+        vals.append(_gather(x, yi, xi) * inside[:, None])
+    tl, tr, bl, br = vals
+    mix = tl - tr - bl + br
+    gy = -(g * (tr - br + mix * wx[:, None])).sum(1)  # d out / d real_y, summed over channels
+    gx = -(g * (bl - br + mix * wy[:, None])).sum(1)
+    dgrid = np.stack([gx * (w - 1) / 2, gy * (h - 1) / 2], 1)
+    return dx.astype(x.dtype), dgrid.astype(grid.dtype)
+
+
+ST_ATTRS = {'target_shape': Attr('shape', (0, 0)), 'transform_type': Attr('str', 'affine', choices=('affine',)),
+            'sampler_type': Attr('str', 'bilinear', choices=('bilinear',)), 'cudnn_off': Attr('bool', False)}
+
+
+def _st_infer(a, s, d):
+    x, loc = s
+    h, w = a['target_shape']
+    if len(x) != 4 or len(loc) != 2 or loc != (x[0], 6) or h < 1 or w < 1:
+        bad(f"SpatialTransformer: takes data (batch, c, h, w), loc (batch, 6) and a target_shape (h, w) >= 1, got "
+            f"{x}, {loc} and {a['target_shape']}")
+    return [(x[0], x[1], h, w)], [d[0]]
+
+
+def _st_grad(F, a, x, y, dy):
+    grid = F.GridGenerator(x[1], transform_type='affine', target_shape=a['target_shape'])
+    dd, dg = F._backward_BilinearSampler(dy[0], x[0], grid)
+    return [dd, F._backward_GridGenerator(dg, transform_type='affine', target_shape=a['target_shape'])]
+
+
+@register('SpatialTransformer', kind='opaque', inputs=('data', 'loc'), attrs=ST_ATTRS, infer=_st_infer, grad=_st_grad,
+          doc="BilinearSampler(data, GridGenerator(loc, 'affine', target_shape)): each (2, 3) affine loc warps "
+              "data onto a target_shape grid.")
+def _spatial_transformer(a, x, loc):
+    _st_infer(a, [x.shape, loc.shape], [x.dtype, loc.dtype])
+    grid = _grid_generator({'transform_type': 'affine', 'target_shape': a['target_shape']}, loc)
+    return _bilinear_sampler({}, x, grid)
