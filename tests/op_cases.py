@@ -1295,3 +1295,64 @@ CASES['SpatialTransformer'] = [Case([R(2, 1, 4, 5), _theta], {'target_shape': (3
                                     lambda x, t: _sample_naive(x, _grid_naive(t, 3, 3)))]
 BACKWARD_OF['_backward_GridGenerator'] = 'GridGenerator'
 BACKWARD_OF['_backward_BilinearSampler'] = 'BilinearSampler'
+
+
+# ---------------------------------------------------------------- roi pooling (graphc/ops/roi.py)
+def _roipool_naive(x, rois, ph, pw, scale):
+    out = np.zeros((len(rois), x.shape[1], ph, pw))
+    H, W = x.shape[2:]
+    rnd = lambda v: int(np.floor(v + 0.5))  # noqa: E731  (the rois here are positive)
+    for r, (b, x1, y1, x2, y2) in enumerate(rois):
+        sx, sy, ex, ey = rnd(x1 * scale), rnd(y1 * scale), rnd(x2 * scale), rnd(y2 * scale)
+        bh, bw = max(ey - sy + 1, 1) / ph, max(ex - sx + 1, 1) / pw
+        for i in range(ph):
+            for j in range(pw):
+                hs, he = min(max(int(np.floor(i * bh)) + sy, 0), H), min(max(int(np.ceil((i + 1) * bh)) + sy, 0), H)
+                ws, we = min(max(int(np.floor(j * bw)) + sx, 0), W), min(max(int(np.ceil((j + 1) * bw)) + sx, 0), W)
+                for c in range(x.shape[1]):
+                    cells = [x[int(b), c, yy, xx] for yy in range(hs, he) for xx in range(ws, we)]
+                    out[r, c, i, j] = max(cells) if cells else 0.0
+    return out
+
+
+def _roialign_naive(x, rois, ph, pw, scale, ratio):
+    out = np.zeros((len(rois), x.shape[1], ph, pw))
+    H, W = x.shape[2:]
+
+    def at(m, y, xx):  # one bilinear sample, as the paper's reference code
+        if y < -1 or y > H or xx < -1 or xx > W:
+            return 0.0
+        y, xx = max(y, 0.0), max(xx, 0.0)
+        y0, x0 = min(int(y), H - 1), min(int(xx), W - 1)
+        y1, x1 = min(y0 + 1, H - 1), min(x0 + 1, W - 1)
+        ly, lx = (y - y0 if y0 < H - 1 else 0.0), (xx - x0 if x0 < W - 1 else 0.0)
+        return (m[y0, x0] * (1 - ly) * (1 - lx) + m[y0, x1] * (1 - ly) * lx + m[y1, x0] * ly * (1 - lx)
+                + m[y1, x1] * ly * lx)
+    for r, (b, x1, y1, x2, y2) in enumerate(rois):
+        sw, sh = x1 * scale, y1 * scale
+        rw, rh = max(x2 * scale - sw, 1.0), max(y2 * scale - sh, 1.0)
+        gh = gw = ratio
+        for c in range(x.shape[1]):
+            for i in range(ph):
+                for j in range(pw):
+                    out[r, c, i, j] = np.mean([at(x[int(b), c], sh + i * rh / ph + (iy + 0.5) * rh / ph / gh,
+                                                  sw + j * rw / pw + (ix + 0.5) * rw / pw / gw)
+                                               for iy in range(gh) for ix in range(gw)])
+    return out
+
+
+_rois = np.array([[0, 1.1, 1.1, 6.2, 6.2], [1, 3.1, 1.2, 5.2, 6.8], [0, 0.0, 0.0, 2.0, 3.0]])
+CASES['ROIPooling'] = [Case([R(2, 2, 8, 7), _rois], {'pooled_size': (2, 3), 'spatial_scale': 1.0},
+                            lambda x, r: _roipool_naive(x, r, 2, 3, 1.0)),
+                       Case([R(2, 1, 6, 6), _rois], {'pooled_size': (2, 2), 'spatial_scale': 0.5},
+                            lambda x, r: _roipool_naive(x, r, 2, 2, 0.5), id='scale')]
+CASES['_contrib_ROIAlign'] = [Case([R(2, 2, 8, 7), _rois], {'pooled_size': (2, 3), 'spatial_scale': 1.0, 'sample_ratio': 2},
+                                   lambda x, r: _roialign_naive(x, r, 2, 3, 1.0, 2)),
+                              Case([R(2, 12, 5, 5), _rois], {'pooled_size': (2, 3), 'spatial_scale': 0.7, 'sample_ratio': 2,
+                                                              'position_sensitive': True},
+                                   lambda x, r: np.stack([_roialign_naive(x, r, 2, 3, 0.7, 2)[:, c * 6:(c + 1) * 6]
+                                                          .reshape(3, 6, 2, 3)[:, np.arange(6), np.arange(6) // 3,
+                                                                               np.arange(6) % 3].reshape(3, 2, 3)
+                                                          for c in range(2)], 1), id='position_sensitive')]
+BACKWARD_OF['_backward_ROIPooling'] = 'ROIPooling'
+BACKWARD_OF['_backward_ROIAlign'] = '_contrib_ROIAlign'
