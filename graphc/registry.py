@@ -48,6 +48,15 @@ def _parse_float(s):
     return float(t)
 
 
+def _parse_floats(s: str) -> tuple:
+    """MXNet's Tuple<double>: "(-2.5, 2.5)"."""
+    t = s.strip()
+    if len(t) < 2 or t[0] + t[-1] not in ('()', '[]'):
+        raise ValueError(f"not a tuple: {cut(s)}")
+    body = t[1:-1].strip().rstrip(',')
+    return tuple(_parse_float(p) for p in body.split(',')) if body else ()
+
+
 def parse_tuple(s: str) -> tuple:
     """Strict parser for MXNet's "(5, 5)", "[5,5]", "5", "()" and "(None, 1)"."""
     t = s.strip()
@@ -65,7 +74,7 @@ def parse_tuple(s: str) -> tuple:
 
 
 class Attr:
-    """One attribute: type in ('int','float','bool','str','shape','axis','dtype'), a default, and choices."""
+    """One attribute: type in ('int','float','bool','str','shape','axis','dtype','floats'), a default, and choices."""
     REQUIRED = object()
 
     def __init__(self, type: str, default=REQUIRED, choices: Optional[Sequence] = None, none_ok: bool = False):
@@ -80,7 +89,7 @@ class Attr:
             return None
         t = self.type
         v = {'int': parse_int, 'float': _parse_float, 'bool': _parse_bool, 'dtype': str,
-             'shape': parse_tuple}.get(t)
+             'shape': parse_tuple, 'floats': _parse_floats}.get(t)
         if t == 'axis':
             v = parse_tuple(s)
             v = v[0] if len(v) == 1 and not s.strip().startswith(('(', '[')) else v
@@ -111,6 +120,11 @@ class Attr:
             if not isinstance(v, (tuple, list)):
                 raise ValueError(f"expected a tuple of ints, got {cut(v)}")
             return tuple(None if d is None else int(d) for d in v)
+        if t == 'floats':
+            if not isinstance(v, (tuple, list)) or any(isinstance(x, bool) or not isinstance(x, (int, float, np.number))
+                                                       for x in v):
+                raise ValueError(f"expected a tuple of numbers, got {cut(v)}")
+            return tuple(float(x) for x in v)
         if t == 'axis':
             if isinstance(v, (tuple, list)):
                 return tuple(int(a) for a in v)

@@ -1356,3 +1356,8 @@ CASES['_contrib_ROIAlign'] = [Case([R(2, 2, 8, 7), _rois], {'pooled_size': (2, 3
                                                           for c in range(2)], 1), id='position_sensitive')]
 BACKWARD_OF['_backward_ROIPooling'] = 'ROIPooling'
 BACKWARD_OF['_backward_ROIAlign'] = '_contrib_ROIAlign'
+CASES['_histogram'] = [
+    Case([np.array([-3.0, -1.0, 0.2, 0.5, 2.49, 2.5, 7.0])], {'bin_cnt': 5, 'range': (-2.5, 2.5)},
+         lambda x: (np.array([0, 1, 1, 1, 2]), np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])), grad=False),
+    Case([np.array([[0.1, 0.6], [1.0, 2.0]]), np.array([0.0, 0.5, 1.0, 4.0])], {},
+         lambda x, b: (np.array([1, 1, 2]), b), grad=False, id='edges')]

@@ -40,7 +40,7 @@ NO_GRAD_CHECK |= {'BlockGrad', 'MakeLoss', 'make_loss', 'SoftmaxOutput', 'Linear
 NO_GRAD_CHECK |= {'_contrib_gradientmultiplier', 'SVMOutput'}  # (its gradient is scalar * dy by definition: test_nd_legacy_api.py)
 
 
-FIXED_DTYPE = {'Cast', 'shape_array', 'size_array', '_contrib_index_array', 'amp_cast', 'all_finite',
+FIXED_DTYPE = {'Cast', 'shape_array', 'size_array', '_contrib_index_array', 'amp_cast', 'all_finite', '_histogram',
                'multi_all_finite'}  # their output dtype does not follow the input's
 
 

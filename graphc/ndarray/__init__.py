@@ -142,6 +142,16 @@ lesser_equal = _ufunc(broadcast_lesser_equal, _operator.le)  # noqa: F821
 reshape, flatten, swapaxes, cast = Reshape, Flatten, SwapAxis, Cast  # noqa: F821
 
 
+def histogram(a, bins=10, range=None, mod=None):  # noqa: A002  (MXNet's names)
+    """(counts, bin edges) of a's values: bins equal bins over range, or bins an array of edges (MXNet's)."""
+    m = mod or _mod
+    if isinstance(bins, _numbers.Number):
+        if range is None:
+            raise GraphcError("histogram: an int number of bins needs range=(low, high)")
+        return m._histogram(a, bin_cnt=int(bins), range=tuple(range))
+    return m._histogram(a, bins)
+
+
 def hypot(lhs, rhs, mod=None):
     """sqrt(lhs^2 + rhs^2), broadcasting; either side may be a number (MXNet's hypot). mod: the op namespace."""
     m = mod or _mod

@@ -108,6 +108,11 @@ def _sym_split(data, num_outputs, axis=1, squeeze_axis=False, name=None, **kw):
     return SliceChannel(data, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis, name=name, **kw)  # noqa: F821
 
 
+def histogram(a, bins=10, range=None):  # noqa: A002
+    """(counts, bin edges) of a Symbol's values (MXNet's sym.histogram)."""
+    return _nd.histogram(a, bins, range, _mod)
+
+
 def hypot(lhs, rhs):
     """sqrt(lhs^2 + rhs^2) of Symbols, either side may be a number (MXNet's sym.hypot)."""
     return _nd.hypot(lhs, rhs, _mod)
