@@ -216,8 +216,10 @@ class Executor:
             out_grads = [out_grads.get(k) for k in self._output_names]
         out_grads = list(out_grads or []) + [None] * (len(self.outputs) - len(out_grads or []))
         heads = []
-        for name, o, g in zip(self._output_names, self.outputs, out_grads):
+        for (node, _), name, o, g in zip(self._symbol._entries, self._output_names, self.outputs, out_grads):
             g = np.ones(o.shape, o.dtype) if g is None else (g._data if isinstance(g, NDArray) else np.asarray(g))
+            if tuple(g.shape) != tuple(o.shape) and node.op is not None and not node.op.differentiable:
+                g = np.zeros(o.shape, o.dtype)  # MXNet reads no gradient of shape_array & co.: any shape goes
             if tuple(g.shape) != tuple(o.shape):
                 raise GraphcError(f"backward: the gradient for output {name!r} has shape {fmt_shape(g.shape)}, "
                                   f"the output {fmt_shape(o.shape)}")

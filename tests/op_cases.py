@@ -157,7 +157,11 @@ def reshape_cases():
             Case([R(2, 3, 4)], {'shape': (0, -4, 1, 3, 0)}, lambda x: x.reshape(2, 1, 3, 4)),
             Case([R(2, 3, 4)], {'shape': (-2,)}, lambda x: x),
             Case([R(2, 3, 4)], {'shape': (-1, 0), 'reverse': True}, lambda x: x.reshape(6, 4)),
-            Case([R(0, 3)], {'shape': (3, -1)}, lambda x: x.reshape(3, 0))]
+            Case([R(0, 3)], {'shape': (3, -1)}, lambda x: x.reshape(3, 0)),
+            # MXNet's deprecated target_shape: its one 0 inferred; keep_highest keeps the first dim
+            Case([R(2, 3, 4)], {'target_shape': (2, 0)}, lambda x: x.reshape(2, 12), id='target_shape'),
+            Case([R(2, 3, 4)], {'target_shape': (7, 4, 0), 'keep_highest': True}, lambda x: x.reshape(2, 4, 3),
+                 id='keep_highest')]
 
 
 def build():

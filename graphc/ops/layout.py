@@ -119,6 +119,7 @@ def _diag_infer(a, s, d):
           infer=_diag_infer, grad=lambda F, a, x, y, dy: [F._backward_diag(dy[0], x[0], **a)],
           doc="1-d input: the square matrix with it on diagonal k; n-d: diagonal k of axes (axis1, axis2).")
 def _diag(a, x):
+    _diag_infer(a, [x.shape], [x.dtype])  # (the eager call's checks)
     if x.ndim == 1:
         return np.diag(x, a['k'])
     return np.diagonal(x, a['k'], a['axis1'], a['axis2']).copy()
@@ -176,6 +177,7 @@ def _d2s_infer(name, a, s, d):
           grad=lambda F, a, x, y, dy: [F.space_to_depth(dy[0], block_size=a['block_size'])],
           doc="Channels rearranged into blocks of space (N, C, H, W) -> (N, C/b^2, H*b, W*b), as MXNet's.")
 def _depth_to_space(a, x):
+    _d2s_infer('depth_to_space', a, [x.shape], [x.dtype])
     b = a['block_size']
     n, c, h, w = x.shape
     return x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2).reshape(n, c // (b * b), h * b, w * b)
@@ -186,6 +188,7 @@ def _depth_to_space(a, x):
           grad=lambda F, a, x, y, dy: [F.depth_to_space(dy[0], block_size=a['block_size'])],
           doc="Blocks of space moved into channels: the inverse of depth_to_space.")
 def _space_to_depth(a, x):
+    _d2s_infer('space_to_depth', a, [x.shape], [x.dtype])
     b = a['block_size']
     n, c, h, w = x.shape
     return x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4).reshape(n, c * b * b, h // b, w // b)
@@ -279,12 +282,14 @@ def _index_axes(a, ndim):
 
 
 @register('_contrib_index_array', kind='opaque', attrs={'axes': Attr('shape', None)},
-          infer=lambda a, s, d: ([s[0] + (len(_index_axes(a, len(s[0]))),)], [np.dtype('int64')]),
-          grad=lambda F, a, x, y, dy: [None],
+          infer=lambda a, s, d: ([s[0] + (len(_index_axes(a, len(s[0]))),)], [np.dtype('int64')]), differentiable=False,
           doc="Each element's index along axes (default: all): shape data.shape + (len(axes),), int64.")
 def _index_array(a, x):
+    axes = _index_axes(a, x.ndim)
+    if not axes:  # a 0-d input: shape (0,)
+        return np.zeros(x.shape + (0,), np.int64)
     grid = np.indices(x.shape, dtype=np.int64)
-    return np.stack([grid[i] for i in _index_axes(a, x.ndim)], axis=-1)
+    return np.stack([grid[i] for i in axes], axis=-1)
 
 
 @register('_contrib_div_sqrt_dim', kind='opaque', infer=lambda a, s, d: ([s[0]], [d[0]]),
