@@ -1,0 +1,184 @@
+"""MXNet 1.x operator semantics graphc follows (found running MXNet 1.9.1's test_operator.py): each test
+checks the documented behaviour with numbers worked out here, not MXNet's test code."""
+import numpy as np
+import pytest
+
+import graphc as mx
+from graphc.base import MXNetError
+
+
+def _bind(sym, args, grads=None, req='write'):
+    return sym.bind(mx.cpu(), args={k: mx.nd.array(v) for k, v in args.items()},
+                    args_grad=grads, grad_req=req)
+
+
+def test_batchnorm_output_mean_var_is_inverse_std():
+    x = np.random.default_rng(0).normal(size=(4, 3, 2)).astype(np.float32)
+    g, b, m, v = mx.nd.ones(3), mx.nd.zeros(3), mx.nd.zeros(3), mx.nd.ones(3)
+    with mx.autograd.record():
+        out, mean, invstd = mx.nd.BatchNorm(mx.nd.array(x), g, b, m, v, output_mean_var=True, fix_gamma=False, eps=1e-3)
+    np.testing.assert_allclose(mean.asnumpy(), x.mean((0, 2)), rtol=1e-5)
+    np.testing.assert_allclose(invstd.asnumpy(), 1 / np.sqrt(x.var((0, 2)) + 1e-3), rtol=1e-5)
+    # contrib.SyncBatchNorm (one process) gives the variance itself
+    with mx.autograd.record():
+        _, _, var = mx.nd.contrib.SyncBatchNorm(mx.nd.array(x), g, b, mx.nd.zeros(3), mx.nd.ones(3),
+                                                output_mean_var=True, fix_gamma=False, key='k')
+    np.testing.assert_allclose(var.asnumpy(), x.var((0, 2)), rtol=1e-5)
+    with pytest.raises(MXNetError, match='ndev'):
+        mx.nd.contrib.SyncBatchNorm(mx.nd.array(x), g, b, m, v, ndev=2)
+
+
+def test_deconvolution_target_shape_overrides_pad_and_adj():
+    d = mx.sym.Deconvolution(mx.sym.var('data'), kernel=(3, 3), stride=(2, 2), pad=(99, 99), adj=(101, 101),
+                             target_shape=(8, 8), num_filter=5)
+    assert d.infer_shape(data=(2, 3, 4, 4))[1] == [(2, 5, 8, 8)]
+    # odd total padding (2*(4-1)+3-9 = 0 -> pad 0; 2*3+3-8 = 1 -> pad 1, adj 1): output exactly the target
+    x = mx.nd.array(np.random.rand(1, 1, 4, 4))
+    w = mx.nd.array(np.random.rand(1, 1, 3, 3))
+    y = mx.nd.Deconvolution(x, w, kernel=(3, 3), stride=(2, 2), target_shape=(8, 8), num_filter=1)
+    ref = mx.nd.Deconvolution(x, w, kernel=(3, 3), stride=(2, 2), pad=(1, 1), adj=(1, 1), num_filter=1)
+    assert y.shape == (1, 1, 8, 8)
+    np.testing.assert_allclose(y.asnumpy(), ref.asnumpy())
+    with pytest.raises(MXNetError, match='too big'):
+        mx.nd.Deconvolution(x, w, kernel=(3, 3), stride=(2, 2), target_shape=(20, 20), num_filter=1)
+
+
+def test_bilinear_upsampling_is_a_grouped_deconvolution():
+    up = mx.sym.UpSampling(mx.sym.var('data'), mx.sym.var('weight'), sample_type='bilinear', scale=3,
+                           num_filter=2, num_args=2)
+    args, outs, _ = up.infer_shape(data=(1, 2, 4, 4))
+    assert args[1] == (2, 1, 5, 5) and outs == [(1, 2, 12, 12)]
+    x, w = np.random.rand(1, 2, 4, 4), np.random.rand(2, 1, 5, 5)
+    y = mx.nd.UpSampling(mx.nd.array(x), mx.nd.array(w), sample_type='bilinear', scale=3, num_filter=2, num_args=2)
+    ref = mx.nd.Deconvolution(mx.nd.array(x), mx.nd.array(w), kernel=(5, 5), stride=(3, 3), pad=(1, 1),
+                              num_filter=2, num_group=2)
+    np.testing.assert_allclose(y.asnumpy(), ref.asnumpy(), rtol=1e-6)
+
+
+def test_backward_shape_inference_reshape_rnn_where():
+    net = mx.sym.elemwise_add(mx.sym.var('data').reshape((0, -1)), mx.sym.ones(shape=(2, 75)))
+    assert net.infer_shape(data=(2, 0, 5, 5))[0] == [(2, 3, 5, 5)]
+    rnn = mx.sym.RNN(mx.sym.var('x'), mx.sym.var('p'), mx.sym.var('h'), mx.sym.var('c'), state_size=8, num_layers=2,
+                     mode='lstm', bidirectional=True)
+    args = rnn.infer_shape(x=(5, 3, 4))[0]
+    # per layer and direction: 4 gates x 8 x (input + 8 + 2 biases); layer 1's input is 2 x 8
+    assert args[1] == (2 * 32 * (4 + 8 + 2) + 2 * 32 * (16 + 8 + 2),) and args[2] == args[3] == (4, 3, 8)
+    w = mx.sym.where(mx.sym.var('c'), mx.sym.var('x'), mx.sym.var('y'))
+    assert w.infer_shape(c=(5,), x=(5, 9), y=(5, 9))[1] == [(5, 9)]
+
+
+def test_legacy_reshape_target_shape():
+    s = mx.sym.Reshape(mx.sym.var('data'), target_shape=(2, 0))
+    assert s.infer_shape(data=(2, 3, 5, 5))[1] == [(2, 75)]
+    y = mx.nd.Reshape(mx.nd.zeros((2, 3, 4)), target_shape=(9, 4, 0), keep_highest=True)
+    assert y.shape == (2, 4, 3)
+
+
+def test_simple_bind_ignores_non_shape_arguments_and_none_inputs():
+    x = mx.sym.var('x')
+    exe = mx.sym.take(x, mx.sym.var('i')).simple_bind(mx.cpu(), x=(4, 3), i=(2,), axis=0, mode='clip')
+    assert exe.outputs[0].shape == (2, 3)
+    rev = mx.sym.SequenceReverse(data=x, sequence_length=None, use_sequence_length=False)
+    assert rev.list_arguments() == ['x']
+
+
+def test_backward_without_forward_and_ignored_head_gradients():
+    exe = _bind(mx.sym.repeat(mx.sym.var('d'), repeats=2, axis=0), {'d': np.ones((2, 3))},
+                grads=[mx.nd.zeros((2, 3))])
+    exe.backward(mx.nd.array(np.arange(12.0).reshape(4, 3)))  # no forward before it
+    np.testing.assert_allclose(exe.grad_arrays[0].asnumpy(), [[3, 5, 7], [15, 17, 19]])
+    # shape_array takes no gradient: the head gradient's shape is not checked, the input's gradient is 0
+    exe = _bind(mx.sym.shape_array(mx.sym.var('x')), {'x': np.ones((2, 3))}, grads=[mx.nd.ones((2, 3))])
+    exe.forward(is_train=True)
+    exe.backward(mx.nd.ones((2, 3)))
+    assert not exe.grad_arrays[0].asnumpy().any()
+
+
+def test_svm_output_hinge_gradients():
+    x = np.array([[0.2, 1.5, -0.3], [0.9, -2.0, 0.1]], np.float32)
+    label = np.array([1.0, 0.0])
+    s = np.where(np.arange(3) == label[:, None], 1.0, -1.0)   # +1 on the label's class
+    for lin, want in ((True, -s * (0.5 > s * x)), (False, -2 * s * np.maximum(0.5 - s * x, 0))):
+        g = mx.nd.zeros((2, 3))
+        exe = _bind(mx.sym.SVMOutput(mx.sym.var('x'), mx.sym.var('l'), margin=0.5, regularization_coefficient=3.0,
+                                     use_linear=lin), {'x': x, 'l': label}, grads={'x': g})
+        out = exe.forward(is_train=True)[0]
+        exe.backward()
+        np.testing.assert_allclose(out.asnumpy(), x)
+        np.testing.assert_allclose(g.asnumpy(), 3.0 * want, rtol=1e-6)
+
+
+def test_nd_dot_transposes_view_inputs_as_matrices():
+    a, b = np.random.rand(4, 3, 2), np.random.rand(4, 5, 6)
+    y = mx.nd.dot(mx.nd.array(a), mx.nd.array(b), transpose_a=True)
+    assert y.shape == (3, 2, 5, 6)  # not a reversed (2, 3, ...): lhs is (4, 6) read transposed
+    np.testing.assert_allclose(y.asnumpy(), np.einsum('kij,klm->ijlm', a, b), rtol=1e-5)
+    lhs, c = np.random.rand(3, 2), np.random.rand(6, 5, 2)   # rhs (30, 2) read transposed: its last dim contracts
+    y = mx.nd.dot(mx.nd.array(lhs), mx.nd.array(c), transpose_b=True)
+    np.testing.assert_allclose(y.asnumpy(), np.einsum('ik,lmk->ilm', lhs, c), rtol=1e-5)
+
+
+def test_softmax_output_multi_output_normalization():
+    x = mx.nd.array(np.random.rand(2, 3, 2, 2))
+    label = mx.nd.array(np.random.randint(0, 3, (2, 2, 2)))
+    x.attach_grad()
+    with mx.autograd.record():
+        y = mx.nd.SoftmaxOutput(x, label, multi_output=True, grad_scale=4.0)
+    y.backward()
+    onehot = np.stack([(label.asnumpy() == c) for c in range(3)], 1)
+    np.testing.assert_allclose(x.grad.asnumpy(), (y.asnumpy() - onehot) * 4.0 / 4, rtol=1e-5)  # / (H * W)
+
+
+def test_custom_op_python_error_is_mxnet_error():
+    class Bad(mx.operator.CustomOp):
+        def forward(self, is_train, req, in_data, out_data, aux):
+            raise KeyError('boom')
+
+    @mx.operator.register('mxops2_bad')
+    class BadProp(mx.operator.CustomOpProp):
+        def list_arguments(self):
+            return ['a']
+
+        def infer_shape(self, in_shape):
+            return in_shape, [in_shape[0]], []
+
+        def create_operator(self, ctx, shapes, dtypes):
+            return Bad()
+
+    with pytest.raises(MXNetError, match="Custom 'mxops2_bad': forward failed: KeyError") as e:
+        mx.nd.Custom(mx.nd.ones(2), op_type='mxops2_bad').wait_to_read()
+    assert isinstance(e.value.__cause__, KeyError)
+
+
+def test_pooling_same_convention_and_longer_pad():
+    x = mx.nd.array(np.arange(11.0).reshape(1, 1, 11))
+    y = mx.nd.Pooling(x, kernel=3, stride=2, pad=(0, 0, 0), pool_type='max', pooling_convention='same')
+    np.testing.assert_allclose(y.asnumpy().ravel(), [2, 4, 6, 8, 10, 10])  # ceil(11 / 2) windows, padded at the end
+    with pytest.raises(MXNetError, match='same'):
+        mx.nd.Pooling(x, kernel=2, stride=2, pad=2, pool_type='max', pooling_convention='same')
+
+
+def test_small_ops_and_names():
+    x = mx.sym.var('x')
+    np.testing.assert_allclose(mx.sym.hypot(x, 4).eval(x=mx.nd.array([3.0]))[0].asnumpy(), [5.0])
+    np.testing.assert_allclose(mx.nd.hypot(mx.nd.array([5.0]), mx.nd.array([12.0])).asnumpy(), [13.0])
+    parts = mx.sym.split_v2(x, indices_or_sections=(1, 3), axis=1)
+    assert parts.infer_shape(x=(2, 5))[1] == [(2, 1), (2, 2), (2, 2)]
+    counts, edges = mx.nd.histogram(mx.nd.array([0.1, 0.2, 0.9]), bins=2, range=(0, 1))
+    assert counts.asnumpy().tolist() == [2, 1] and edges.asnumpy().tolist() == [0.0, 0.5, 1.0]
+    h, _ = mx.sym.histogram(x, bins=mx.sym.var('b')).eval(x=mx.nd.array([1.0, 3.0]), b=mx.nd.array([0.0, 2.0, 4.0]))
+    assert h.asnumpy().tolist() == [1, 1]
+    assert mx.nd.norm(mx.nd.ones((2, 2), dtype='float16'), out_dtype='float32').dtype == np.float32
+    assert mx.nd.softmin(mx.nd.ones(3), dtype='float64').dtype == np.float64
+    assert mx.nd.one_hot(mx.nd.ones((2, 3)), depth=0).shape == (2, 3, 0)
+    assert mx.nd.all_finite(mx.nd.array([1.0, np.inf])).asnumpy().tolist() == [0.0]
+    a, b = mx.nd.amp_multicast(mx.nd.ones(2, dtype='float16'), mx.nd.ones(2), num_outputs=2)
+    assert a.dtype == b.dtype == np.float32
+    assert mx.sym.ElementWiseSum(x, x).infer_shape(x=(2,))[1] == [(2,)]
+    assert mx.sym.pow(2, x).eval(x=mx.nd.array([3.0]))[0].asnumpy().tolist() == [8.0]
+    with pytest.raises(MXNetError, match='does not exist'):
+        mx.nd.diag(mx.nd.ones((3, 4)), k=5)
+    with pytest.raises(MXNetError, match='block_size'):
+        mx.nd.space_to_depth(mx.nd.ones((1, 1, 2, 2)), 0)
+    with pytest.raises(MXNetError, match='reps'):
+        mx.nd.tile(mx.nd.ones((2, 2)), (1, -2))
