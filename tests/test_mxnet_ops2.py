@@ -182,3 +182,16 @@ def test_small_ops_and_names():
         mx.nd.space_to_depth(mx.nd.ones((1, 1, 2, 2)), 0)
     with pytest.raises(MXNetError, match='reps'):
         mx.nd.tile(mx.nd.ones((2, 2)), (1, -2))
+
+
+def test_partial_shape_inference_of_partly_known_inputs():
+    x, y = mx.sym.var('x'), mx.sym.var('y')
+    assert mx.sym.dot(x, y).infer_shape_partial(x=(0, 3, 4), y=(4, 5))[1] == [(0, 3, 5)]
+    assert mx.sym.batch_dot(x, y).infer_shape_partial(x=(0, 3, 4), y=(0, 0, 5))[1] == [()]  # inner dim unknown
+    d = mx.sym.var('d', shape=(10, 0))
+    # a dim computed from an unknown one stays unknown, even when clamped by an end (slice_axis end=5)
+    assert mx.sym.slice_axis(d, axis=1, begin=0, end=5).infer_shape_partial()[1] == [(10, 0)]
+    assert mx.sym.slice_axis(d, axis=0, begin=0, end=5).infer_shape_partial()[1] == [(5, 0)]
+    with mx.np_shape():  # NumPy shape mode spells unknown dims -1 and an unknown shape None
+        assert mx.sym.dot(x, y).infer_shape_partial(x=(-1, 3, 4), y=(4, 5))[1] == [(-1, 3, 5)]
+        assert mx.sym.sin(x).infer_shape_partial()[1] == [None]

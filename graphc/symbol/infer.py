@@ -124,6 +124,28 @@ BACKWARD = {
 }
 
 
+_PROBES = (1 << 20) + 7, (1 << 20) + 37, 1  # stand-ins for unknown dims: two large ones and a small one
+
+
+def _partial_forward(n, ins):
+    """Output shapes with unknown dims from inputs of known rank with some unknown dims, as MXNet's partial
+    inference: the op's rule runs with every unknown dim set to each probe value; an output dim is known where
+    all runs agree (a dim that follows an unknown one, or is clamped by it, differs between them). Needs the
+    two large probes to pass the rule (the small one may fail it: a kernel larger than 1)."""
+    dts = [s.dtypes[j] if s.dtypes else np.dtype('float32') for s, j in n.inputs]
+    runs = []
+    for i, v in enumerate(_PROBES):
+        try:
+            runs.append(n.op.infer(n.attrs, [tuple(v if d is None else d for d in s) for s in ins], dts)[0])
+        except Exception:  # noqa: BLE001  (a rule rejecting a stand-in value says nothing about the real shapes)
+            if i < 2:
+                return None
+    if any(len(r) != len(runs[0]) or any(a is None or b is None or len(a) != len(b) for a, b in zip(r, runs[0]))
+           for r in runs):
+        return None
+    return [tuple(ds[0] if len(set(ds)) == 1 else None for ds in zip(*outs)) for outs in zip(*runs)]
+
+
 def infer_shapes(graph, given):
     """{(node, j): partial shape} for every entry, from given {var: partial shape}."""
     shape = {}
@@ -149,6 +171,10 @@ def infer_shapes(graph, given):
                     raise GraphcShapeError(f"{describe(n)}{n.op.name} {n.name!r}: cannot take input shapes "
                                            f"{', '.join(map(_fmt, ins))} ({e})") from None
                 new_outs = [_merge(o, tuple(g), n) for o, g in zip(outs, got)]
+            elif ins and all(s is not None for s in ins) and n.inputs:
+                got = _partial_forward(n, ins)
+                if got is not None:
+                    new_outs = [_merge(o, g, n) for o, g in zip(outs, got)]
             new_ins = list(ins)
             rule = BACKWARD.get(n.op.name)
             if rule is not None:
