@@ -1365,3 +1365,4 @@ CASES['_histogram'] = [
          lambda x: (np.array([0, 1, 1, 1, 2]), np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])), grad=False),
     Case([np.array([[0.1, 0.6], [1.0, 2.0]]), np.array([0.0, 0.5, 1.0, 4.0])], {},
          lambda x, b: (np.array([1, 1, 2]), b), grad=False, id='edges')]
+CASES['_identity_with_attr_like_rhs'] = [Case([R(2, 3), R(2, 3)], {}, lambda x, r: x)]

@@ -195,3 +195,21 @@ def test_partial_shape_inference_of_partly_known_inputs():
     with mx.np_shape():  # NumPy shape mode spells unknown dims -1 and an unknown shape None
         assert mx.sym.dot(x, y).infer_shape_partial(x=(-1, 3, 4), y=(4, 5))[1] == [(-1, 3, 5)]
         assert mx.sym.sin(x).infer_shape_partial()[1] == [None]
+
+
+def test_backward_shape_rules_fc_conv_concat_slicechannel():
+    a = mx.sym.Variable('a', shape=(0, 10))
+    d = mx.sym.FullyConnected(a, num_hidden=21) + mx.sym.Variable('c', shape=(5, 0))
+    assert dict(zip(d.list_arguments(), d.infer_shape()[0]))['a'] == (5, 10)  # the batch from the output
+    a = mx.sym.Variable('a', shape=(0, 10, 0, 0))
+    d = mx.sym.Convolution(a, num_filter=21, kernel=(3, 3), pad=(1, 1)) + mx.sym.Variable('c', shape=(5, 21, 32, 32))
+    assert d.infer_shape()[0][0] == (5, 10, 32, 32)   # stride 1: the input size from the output's
+    c = mx.sym.Concat(mx.sym.Variable('a', shape=(0, 10)), mx.sym.Variable('b', shape=(0, 0)), dim=1)
+    d = c + mx.sym.Variable('d', shape=(2, 15))
+    assert d.infer_shape()[0][:2] == [(2, 10), (2, 5)]  # the one unknown part takes what is left
+    parts = mx.sym.SliceChannel(mx.sym.Variable('a', shape=(0, 15, 0)), num_outputs=3)
+    d = parts[1] + mx.sym.Variable('c', shape=(3, 5, 2))
+    assert d.infer_shape()[0][0] == (3, 15, 2)
+    w = mx.sym._internal._identity_with_attr_like_rhs(mx.sym.var('w') + 1, mx.sym.var('w'))
+    net = mx.sym.FullyConnected(mx.sym.var('data'), weight=w, num_hidden=11, no_bias=True)
+    assert net.infer_shape(data=(7, 100))[0][1] == (11, 100)

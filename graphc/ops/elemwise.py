@@ -376,3 +376,11 @@ register('multi_all_finite', kind='opaque', inputs='*', differentiable=False, mi
          attrs={'num_arrays': Attr('int', 1), 'init_output': Attr('bool', True)}, infer=_finite_infer('multi_all_finite'),
          doc="[1.] when every element of every input is finite, else [0.] (float32).")(
     lambda a, *xs: np.array([float(all(np.isfinite(x).all() for x in xs))], np.float32))
+
+
+register('_identity_with_attr_like_rhs', kind='elemwise', inputs=('lhs', 'rhs'), nograd_inputs=(1,),
+         infer=lambda a, s, d: ([s[1] if s[0] == s[1] else bad(f"_identity_with_attr_like_rhs: lhs {s[0]} and rhs "
+                                                                 f"{s[1]} differ in shape")], [d[0]]),
+         grad=lambda F, a, x, y, dy: [dy[0], None], lower=lambda P, a, x, r: x, mixed_dtypes=True,
+         doc="lhs unchanged, with rhs's shape (MXNet's internal op: rhs constrains lhs's shape inference).")(
+    lambda a, x, r: x.copy())

@@ -138,6 +138,15 @@ split = _dual(_sym_split, _nd.split)
 BatchNorm = _dual(BatchNorm, _nd.BatchNorm)  # noqa: F821  (in a trace: nd's, which notes the moving-stat updates)
 
 
+# mx.sym._internal: the ops with a leading underscore (MXNet code reaches for them: _internal._plus_scalar)
+import types as _types  # noqa: E402
+_internal = _types.ModuleType(__name__ + '._internal', "MXNet's sym._internal: graphc's ops named with a leading '_'.")
+for _name in _OPS:
+    if _name.startswith('_') and hasattr(_mod, _name):
+        setattr(_internal, _name, getattr(_mod, _name))
+_sys.modules[_internal.__name__] = _internal
+
+
 def zeros(shape, dtype=None, name=None, **kw):
     """A Symbol of zeros (MXNet's sym.zeros)."""
     return _zeros(shape=shape, dtype=dtype or 'float32', name=name)  # noqa: F821

@@ -41,7 +41,10 @@ def _fc(a, ins, outs):
     if d is None or not d:  # MXNet's rule needs the data's rank at least (and a 0-d input is an error)
         return [None] * len(ins)
     feat = None if d is None else (d[-1] if not a.get('flatten', True) else _prod(d[1:]))
-    return [None, (a['num_hidden'], feat), (a['num_hidden'],)][:len(ins)]
+    data = None
+    if outs[0] is not None and a.get('flatten', True):  # the batch from the output (MXNet's rule)
+        data = (outs[0][0],) + (None,) * (len(d) - 1)
+    return [data, (a['num_hidden'], feat), (a['num_hidden'],)][:len(ins)]
 
 
 def _conv(a, ins, outs, deconv=False):
@@ -56,7 +59,14 @@ def _conv(a, ins, outs, deconv=False):
         w = (nf, None if c is None else c // g) + k
     if layout.index('C') != 1:  # channels-last weights: (num_filter, *kernel, C/g)
         w = (w[0],) + k + (w[1],)
-    return [None, w, (nf,)][:len(ins)]
+    data = None
+    o = outs[0]
+    if o is not None and not deconv and layout.index('C') == 1 and len(o) == len(ins[0]):
+        # MXNet: the batch from the output, and each spatial size where the stride is 1
+        st, dl, pd = a.get('stride') or (1,) * len(k), a.get('dilate') or (1,) * len(k), a.get('pad') or (0,) * len(k)
+        data = (o[0], None) + tuple(o[2 + i] + dl[i] * (k[i] - 1) - 2 * pd[i] if o[2 + i] is not None and st[i] == 1
+                                    else None for i in range(len(k)))
+    return [data, w, (nf,)][:len(ins)]
 
 
 def _channel(axis_default):
@@ -116,8 +126,37 @@ def _where(a, ins, outs):
     return [None, same, same]
 
 
+def _slice_channel(a, ins, outs):
+    """SliceChannel's input from any output: the other dims as they are, the split axis n times its part."""
+    d, o = ins[0], None
+    for s in outs:  # (the parts share one shape)
+        o = _merge(o, s, _Anon)
+    if o is None or d is None:
+        return [None]
+    ax = a['axis'] % len(d)
+    n = a['num_outputs']
+    o = o[:ax] + (1,) + o[ax:] if a['squeeze_axis'] else o
+    return [tuple(None if o[i] is None else (o[i] * n if i == ax else o[i]) for i in range(len(d)))]
+
+
+def _concat(a, ins, outs):
+    """Concat's inputs from its output: the dims off the axis as the output's; on the axis, a single unknown
+    input takes what the others leave."""
+    o = outs[0]
+    if o is None or any(s is None for s in ins):
+        return [None] * len(ins)
+    ax = a['dim'] % len(o)
+    new = [tuple(o[i] if i != ax else s[i] for i in range(len(o))) for s in ins]
+    free = [k for k, s in enumerate(new) if s[ax] is None]
+    if len(free) == 1 and o[ax] is not None:
+        rest = sum(s[ax] for k, s in enumerate(new) if k != free[0])
+        new[free[0]] = tuple(o[ax] - rest if i == ax else new[free[0]][i] for i in range(len(o)))
+    return new
+
+
 BACKWARD = {
-    'UpSampling': _upsampling, 'Reshape': _reshape, 'RNN': _rnn, 'where': _where,
+    'UpSampling': _upsampling, 'Reshape': _reshape, 'RNN': _rnn, 'where': _where, 'SliceChannel': _slice_channel,
+    'Concat': _concat,
     'FullyConnected': _fc, 'Convolution': _conv, 'Deconvolution': lambda a, i, o: _conv(a, i, o, True),
     'BatchNorm': _channel(1), 'LayerNorm': _channel(-1), 'InstanceNorm': _channel(1),
     'Embedding': _embedding, 'LeakyReLU': _lrelu,
