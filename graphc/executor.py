@@ -267,7 +267,9 @@ class Executor:
                                       f"(pass allow_extra_params=True to skip it)")
 
     def reshape(self, partial_shaping=False, allow_up_sizing=False, **kwargs):
-        """A new executor for new input shapes; arrays whose shape is unchanged are shared with this one."""
+        """A new executor for new input shapes that shares memory with this one (MXNet's): arrays whose shape
+        is unchanged are the same arrays, smaller ones (arguments, gradients, outputs) views of this executor's
+        memory; only what grows (allow_up_sizing) is new."""
         arg_shapes, _, aux_shapes = self._symbol.infer_shape(**kwargs)
         if arg_shapes is None:  # what the new shapes do not determine keeps its shape
             keep = {k: a.shape for k, a in zip(self._arg_names, self.arg_arrays) if k not in kwargs}
@@ -284,14 +286,20 @@ class Executor:
             if name not in kwargs and not partial_shaping:
                 raise GraphcError(f"reshape: {name!r} would change shape {fmt_shape(arr.shape)} -> "
                                   f"{fmt_shape(shape)}; pass partial_shaping=True to allow it")
-            if arr.size < int(np.prod(shape)) and not allow_up_sizing:
-                raise GraphcError(f"reshape: {name!r} would grow from {fmt_shape(arr.shape)} to {fmt_shape(shape)}; "
-                                  "pass allow_up_sizing=True to allow it")
-            return NDArray(np.zeros(shape, arr.dtype))
+            if arr.size < int(np.prod(shape)):
+                if not allow_up_sizing:
+                    raise GraphcError(f"reshape: {name!r} would grow from {fmt_shape(arr.shape)} to "
+                                      f"{fmt_shape(shape)}; pass allow_up_sizing=True to allow it")
+                return NDArray(np.zeros(shape, arr.dtype))
+            return NDArray(_prefix_view(arr._data, shape))
         args = [same_or_new(k, a, s) for k, a, s in zip(self._arg_names, self.arg_arrays, arg_shapes)]
         grads = [same_or_new(k, g, s) for k, g, s in zip(self._arg_names, self.grad_arrays, arg_shapes)]
         aux = [same_or_new(k, a, s) for k, a, s in zip(self._aux_names, self.aux_arrays, aux_shapes)]
-        return Executor(self._symbol, self._ctx, args, grads, dict(self._grad_req), aux)
+        new = Executor(self._symbol, self._ctx, args, grads, dict(self._grad_req), aux)
+        for mine, theirs in zip(self.outputs, new.outputs):
+            if mine.dtype == theirs.dtype and theirs.size <= mine.size and mine._data.flags.c_contiguous:
+                theirs._data = _prefix_view(mine._data, theirs.shape)
+        return new
 
     def set_monitor_callback(self, callback, monitor_all=False):
         """callback(name, array) for each output after every forward; monitor_all: for every node's output."""
@@ -391,6 +399,11 @@ def bind(symbol, ctx, args, args_grad=None, grad_req='write', aux_states=None, g
         if g is None:
             reqs[k] = 'null'
     return Executor(symbol, ctx, args, grads, reqs, aux)
+
+
+def _prefix_view(a, shape):
+    """The first prod(shape) elements of the contiguous array a, as shape: a view sharing a's memory."""
+    return np.ascontiguousarray(a).reshape(-1)[:int(np.prod(shape))].reshape(shape)
 
 
 def simple_bind(symbol, ctx, grad_req, type_dict, stype_dict, shared_exec, shapes):

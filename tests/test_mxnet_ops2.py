@@ -213,3 +213,19 @@ def test_backward_shape_rules_fc_conv_concat_slicechannel():
     w = mx.sym._internal._identity_with_attr_like_rhs(mx.sym.var('w') + 1, mx.sym.var('w'))
     net = mx.sym.FullyConnected(mx.sym.var('data'), weight=w, num_hidden=11, no_bias=True)
     assert net.infer_shape(data=(7, 100))[0][1] == (11, 100)
+
+
+def test_executor_reshape_shares_memory():
+    y = mx.sym.FullyConnected(mx.sym.var('x'), num_hidden=4)
+    exe = y.simple_bind(mx.cpu(), x=(5, 4), grad_req='null')
+    exe.arg_arrays[0][:] = 1
+    exe.arg_arrays[1][:] = 1
+    exe.arg_arrays[2][:] = 0
+    small = exe.reshape(x=(3, 4))
+    small.forward()
+    assert (exe.outputs[0].asnumpy()[:3] == 4).all()    # the smaller output is a view of the original's
+    small.arg_arrays[0][:] = 2
+    assert (exe.arg_arrays[0].asnumpy().ravel()[:12] == 2).all() and (exe.arg_arrays[0].asnumpy()[3:] == 1).all()
+    big = exe.reshape(allow_up_sizing=True, x=(6, 4))    # what grows is new memory; the weight is shared
+    big.arg_arrays[0][:] = 0
+    assert (exe.arg_arrays[0].asnumpy()[3:] == 1).all() and big.arg_arrays[1] is exe.arg_arrays[1]
