@@ -1366,3 +1366,14 @@ CASES['_histogram'] = [
     Case([np.array([[0.1, 0.6], [1.0, 2.0]]), np.array([0.0, 0.5, 1.0, 4.0])], {},
          lambda x, b: (np.array([1, 1, 2]), b), grad=False, id='edges')]
 CASES['_identity_with_attr_like_rhs'] = [Case([R(2, 3), R(2, 3)], {}, lambda x, r: x)]
+
+
+def _lq_oracle(A):
+    """NumPy's QR of A^T, transposed (A = L Q with LAPACK's signs; the properties L lower triangular, Q Q^T = I,
+    L Q = A are checked in test_mxnet_ops2.py, and the gradient by central differences here)."""
+    q, r = np.linalg.qr(A.T)
+    return q.T, r.T
+
+
+CASES['_linalg_gelqf'] = [Case([R(2, 4)], {}, _lq_oracle), Case([R(3, 3)], {}, _lq_oracle, id='square')]
+BACKWARD_OF['_backward_linalg_gelqf'] = '_linalg_gelqf'

@@ -229,3 +229,14 @@ def test_executor_reshape_shares_memory():
     big = exe.reshape(allow_up_sizing=True, x=(6, 4))    # what grows is new memory; the weight is shared
     big.arg_arrays[0][:] = 0
     assert (exe.arg_arrays[0].asnumpy()[3:] == 1).all() and big.arg_arrays[1] is exe.arg_arrays[1]
+
+
+def test_gelqf_factors():
+    A = np.random.default_rng(3).normal(size=(2, 3, 5))
+    Q, L = mx.nd.linalg.gelqf(mx.nd.array(A, dtype='float64'))
+    Q, L = Q.asnumpy(), L.asnumpy()
+    np.testing.assert_allclose(L @ Q, A, atol=1e-12)
+    np.testing.assert_allclose(Q @ Q.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (2, 3, 3)), atol=1e-12)
+    assert np.allclose(np.triu(L, 1), 0)
+    with pytest.raises(MXNetError, match='m <= n'):
+        mx.nd.linalg.gelqf(mx.nd.ones((3, 2)))
