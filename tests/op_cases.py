@@ -1377,3 +1377,31 @@ def _lq_oracle(A):
 
 CASES['_linalg_gelqf'] = [Case([R(2, 4)], {}, _lq_oracle), Case([R(3, 3)], {}, _lq_oracle, id='square')]
 BACKWARD_OF['_backward_linalg_gelqf'] = '_linalg_gelqf'
+
+
+def _corr_naive(a, b, k, md, s1, s2, pad, mul):
+    """Correlation by its definition: windows of data1 against data2 displaced by (dy, dx), summed, / (k*k*C)."""
+    n, c, h, w = a.shape
+    pa = np.pad(a, ((0, 0), (0, 0), (pad, pad + 8), (pad, pad + 8)))
+    pb = np.pad(b, ((0, 0), (0, 0), (pad, pad + 8), (pad, pad + 8)))
+    border, r = md + (k - 1) // 2, md // s2
+    th, tw = -(-(h + 2 * pad - 2 * border) // s1), -(-(w + 2 * pad - 2 * border) // s1)
+    out = np.zeros((n, (2 * r + 1) ** 2, th, tw))
+    for i in range(th):
+        for j in range(tw):
+            y1, x1 = i * s1 + md, j * s1 + md
+            for t in range((2 * r + 1) ** 2):
+                dy, dx = (t // (2 * r + 1) - r) * s2, (t % (2 * r + 1) - r) * s2
+                u = pa[:, :, y1:y1 + k, x1:x1 + k]
+                v = pb[:, :, y1 + dy:y1 + dy + k, x1 + dx:x1 + dx + k]
+                out[:, t, i, j] = (u * v if mul else abs(u - v)).sum((1, 2, 3)) / (k * k * c)
+    return out
+
+
+CASES['Correlation'] = [
+    Case([R(1, 2, 5, 6), R(1, 2, 5, 6)], {'kernel_size': 3, 'max_displacement': 1, 'stride1': 2, 'pad_size': 2},
+         lambda a, b: _corr_naive(a, b, 3, 1, 2, 1, 2, True)),
+    Case([R(1, 2, 4, 4), R(1, 2, 4, 4)], {'kernel_size': 1, 'max_displacement': 2, 'stride2': 2, 'pad_size': 2,
+                                          'is_multiply': False},
+         lambda a, b: _corr_naive(a, b, 1, 2, 1, 2, 2, False), id='abs')]
+BACKWARD_OF['_backward_Correlation'] = 'Correlation'

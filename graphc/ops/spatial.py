@@ -476,3 +476,90 @@ def _spatial_transformer(a, x, loc):
     _st_infer(a, [x.shape, loc.shape], [x.dtype, loc.dtype])
     grid = _grid_generator({'transform_type': 'affine', 'target_shape': a['target_shape']}, loc)
     return _bilinear_sampler({}, x, grid)
+
+
+# ---------------------------------------------------------------- Correlation (FlowNet's): every displacement of
+# data2 against data1 within max_displacement, compared over a kernel_size window
+CORR_ATTRS = {'kernel_size': Attr('int', 1), 'max_displacement': Attr('int', 1), 'stride1': Attr('int', 1),
+              'stride2': Attr('int', 1), 'pad_size': Attr('int', 0), 'is_multiply': Attr('bool', True)}
+
+
+def _corr_geom(a, shape):
+    """(top height, top width, grid radius) for (N, C, H, W) inputs; MXNet's checks."""
+    k, md, s1, s2, p = a['kernel_size'], a['max_displacement'], a['stride1'], a['stride2'], a['pad_size']
+    if len(shape) != 4 or k < 1 or min(s1, s2) < 1 or md < 0 or p < 0:
+        bad(f"Correlation: needs (N, C, H, W) inputs, kernel_size >= 1, strides >= 1, max_displacement and "
+            f"pad_size >= 0; got shape {shape} and {dict(a)}")
+    border = md + (k - 1) // 2
+    th = -(-(shape[2] + 2 * p - 2 * border) // s1)
+    tw = -(-(shape[3] + 2 * p - 2 * border) // s1)
+    if th < 1 or tw < 1:
+        bad(f"Correlation: kernel_size {k} and max_displacement {md} do not fit in inputs of shape {shape} with "
+            f"pad_size {p}")
+    return th, tw, md // s2
+
+
+def _corr_infer(a, s, d):
+    if s[0] != s[1]:
+        bad(f"Correlation: data1 and data2 must have one shape, got {s[0]} and {s[1]}")
+    th, tw, r = _corr_geom(a, s[0])
+    return [(s[0][0], (2 * r + 1) ** 2, th, tw)], [d[0]]
+
+
+def _corr_taps(a, shape):
+    """For every output channel and kernel tap: (channel, row index (th, 1), col index (1, tw), dy, dx) into the
+    padded inputs, data1's window at the rows/cols, data2's shifted by (dy, dx)."""
+    th, tw, r = _corr_geom(a, shape)
+    k, md, s1, s2 = a['kernel_size'], a['max_displacement'], a['stride1'], a['stride2']
+    ys, xs = md + s1 * np.arange(th)[:, None], md + s1 * np.arange(tw)[None, :]
+    gw = 2 * r + 1
+    for tc in range(gw * gw):
+        dy, dx = (tc // gw - r) * s2, (tc % gw - r) * s2
+        for h in range(k):
+            for w in range(k):
+                yield tc, ys + h, xs + w, dy, dx
+
+
+def _corr_pad(a, x, th, tw):
+    """x padded by pad_size, and with zeros past the last window (the ceil of MXNet's output size)."""
+    p, k, md, s1 = a['pad_size'], a['kernel_size'], a['max_displacement'], a['stride1']
+    need_h = md + s1 * (th - 1) + k + md
+    need_w = md + s1 * (tw - 1) + k + md
+    eh, ew = max(0, need_h - (x.shape[2] + 2 * p)), max(0, need_w - (x.shape[3] + 2 * p))
+    return np.pad(x.astype(np.float64), ((0, 0), (0, 0), (p, p + eh), (p, p + ew)))
+
+
+@register('Correlation', kind='opaque', inputs=('data1', 'data2'), attrs=CORR_ATTRS, infer=_corr_infer,
+          grad=lambda F, a, x, y, dy: list(F._backward_Correlation(dy[0], x[0], x[1], **a)),
+          doc="FlowNet's correlation: for each displacement (dy, dx) of data2 within max_displacement (step "
+              "stride2), the mean over channels and a kernel_size window of data1 * data2 (is_multiply) or "
+              "|data1 - data2|; windows every stride1 pixels after pad_size zero padding.")
+def _correlation(a, x1, x2):
+    n, c = x1.shape[:2]
+    (_, tcn, th, tw), = _corr_infer(a, [x1.shape, x2.shape], [x1.dtype, x2.dtype])[0]
+    p1, p2 = _corr_pad(a, x1, th, tw), _corr_pad(a, x2, th, tw)
+    out = np.zeros((n, tcn, th, tw))
+    for tc, yi, xi, dy, dx in _corr_taps(a, x1.shape):
+        u, v = p1[:, :, yi, xi], p2[:, :, yi + dy, xi + dx]
+        out[:, tc] += (u * v if a['is_multiply'] else np.abs(u - v)).sum(1)
+    return (out / (a['kernel_size'] ** 2 * c)).astype(x1.dtype)
+
+
+@register('_backward_Correlation', kind='opaque', inputs=('ograd', 'data1', 'data2'), attrs=CORR_ATTRS,
+          num_outputs=2, differentiable=False, infer=lambda a, s, d: ([s[1], s[2]], [d[1], d[2]]),
+          doc="Gradients of Correlation: (d data1, d data2).")
+def _backward_correlation(a, g, x1, x2):
+    n, c, h, w = x1.shape
+    th, tw = g.shape[2:]
+    p1, p2 = _corr_pad(a, x1, th, tw), _corr_pad(a, x2, th, tw)
+    d1, d2 = np.zeros_like(p1), np.zeros_like(p2)
+    g = g.astype(np.float64) / (a['kernel_size'] ** 2 * c)
+    bi, ci = np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None]
+    for tc, yi, xi, dy, dx in _corr_taps(a, x1.shape):
+        u, v = p1[:, :, yi, xi], p2[:, :, yi + dy, xi + dx]
+        gt = g[:, tc][:, None]
+        du, dv = (gt * v, gt * u) if a['is_multiply'] else (gt * np.sign(u - v), -gt * np.sign(u - v))
+        np.add.at(d1, (bi, ci, yi[None, None], xi[None, None]), du)
+        np.add.at(d2, (bi, ci, (yi + dy)[None, None], (xi + dx)[None, None]), dv)
+    p = a['pad_size']
+    return d1[:, :, p:p + h, p:p + w].astype(x1.dtype), d2[:, :, p:p + h, p:p + w].astype(x2.dtype)
