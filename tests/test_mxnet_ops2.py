@@ -240,3 +240,12 @@ def test_gelqf_factors():
     assert np.allclose(np.triu(L, 1), 0)
     with pytest.raises(MXNetError, match='m <= n'):
         mx.nd.linalg.gelqf(mx.nd.ones((3, 2)))
+
+
+def test_hidden_attribute_keys_listed_under_both_names():
+    v = mx.sym.Variable('v', attr={'force_mirroring': 'True'}, lr_mult=1)
+    assert v.attr('lr_mult') == v.attr('__lr_mult__') == '1'
+    assert v.attr('__force_mirroring__') == 'True'
+    op = mx.sym.Convolution(mx.sym.var('d'), name='c', kernel=(1, 1), num_filter=1, attr={'__mood__': 'ok', 'wd_mult': 'x'})
+    assert op.list_attr()['__wd_mult__'] == 'x'
+    assert op.attr_dict()['c_weight']['__mood__'] == 'ok'  # an op's __attributes__ reach the variables it makes

@@ -29,7 +29,7 @@ def _make(op, nd_fn, alias=None):
         name, attr = kwargs.pop('name', None), dict(kwargs.pop('attr', None) or {})
         for k in ('lr_mult', 'wd_mult'):  # MXNet: on an op, they apply to the variables it makes
             if k in kwargs and k not in op.attrs:
-                attr[f"__{k}__"] = str(float(kwargs.pop(k)))
+                attr[f"__{k}__"] = str(kwargs.pop(k))
         if kwargs.pop('out', None) is not None:
             raise _GraphcError(f"{op.name}: out= is for NDArrays; a symbol's result is a new Symbol")
         inputs, attrs = op.split_call(args, kwargs)
@@ -39,8 +39,10 @@ def _make(op, nd_fn, alias=None):
         name = NameManager.current.get(name, (alias or op.name).lower())
         if not op.variadic:
             names = op.input_names(a)
-            mults = {k: float(attr[f"__{k}__"]) for k in ('lr_mult', 'wd_mult') if f"__{k}__" in attr}
-            inputs = [var(f"{name}_{n}", **mults) if x is None else x for n, x in zip(names, inputs)]
+            mults = {k: attr[f"__{k}__"] for k in ('lr_mult', 'wd_mult') if f"__{k}__" in attr}
+            # MXNet: the op's own __attributes__ (attr=) go on the variables it makes, too
+            own = {k: v for k, v in attr.items() if k.startswith('__') and k not in ('__lr_mult__', '__wd_mult__')}
+            inputs = [var(f"{name}_{n}", attr=own, **mults) if x is None else x for n, x in zip(names, inputs)]
             if op.name == 'LeakyReLU' and a.get('act_type') == 'prelu' and len(inputs) > 1 and isinstance(inputs[1], Symbol) and inputs[1]._one()[0].is_var:  # noqa: E501  MXNet's FSetInputVarAttrOnCompose: gamma starts at 0.25
                 inputs[1]._one()[0].extra.setdefault('__init__', '["constant", {"value": 0.25}]')
         inputs = [_as_symbol(op, x) for x in inputs]

@@ -434,7 +434,16 @@ def _node_attrs(n):
         out = n.op.format_attrs({k: v for k, v in n.attrs.items() if not k.startswith('_')})
         out.update({k: str(v) for k, v in n.attrs.items() if k.startswith('__') and k.endswith('__')})
     out.update({k: v for k, v in n.extra.items() if isinstance(v, str) and k not in out})
+    for k in _HIDDEN_KEYS:  # MXNet lists these under both names, plain and __k__
+        hk = f"__{k}__"
+        if k in out or hk in out:
+            out.setdefault(k, out.get(hk))
+            out.setdefault(hk, out[k])
     return out
+
+
+# the attributes MXNet (its C API's hidden keys) sets and reads as both k and __k__
+_HIDDEN_KEYS = ('ctx_group', 'lr_mult', 'wd_mult', 'force_mirroring', 'mirror_stage', 'profiler_scope')
 
 
 def _substitute(entries, by_name):
@@ -494,7 +503,7 @@ def var(name, shape=None, dtype=None, init=None, lr_mult=None, wd_mult=None, att
         n.extra['__init__'] = init if isinstance(init, str) else init.dumps()
     for k, v in (('__lr_mult__', lr_mult), ('__wd_mult__', wd_mult)):
         if v is not None:
-            n.extra[k] = float(v)
+            n.extra[k] = str(v)  # (MXNet: the string of the value given)
     from ..attribute import AttrScope
     n.extra.update(AttrScope.current.get(attr))
     stype = kw.pop('stype', None)
