@@ -444,8 +444,8 @@ def convolution_backward(attrs, dy, x, w):
 def _as_convolution(attrs, xs):
     """A Deconvolution of data shape xs is the data gradient of a Convolution with the same weight (C_in, F/g,
     *k) whose data has the deconvolution's output shape: (that Convolution's attrs, its data shape)."""
-    from ..ops.nn import _deconv_pad
-    pd, adj = _deconv_pad(attrs, xs)  # a target_shape sets pad and adj
+    from ..ops.nn import deconv_pad
+    pd, adj = deconv_pad(attrs, xs)  # a target_shape sets pad and adj
     attrs = dict(attrs, pad=pd, adj=adj, target_shape=())
     k, st, dl, pd, g = _geometry(attrs)
     out = tuple((xs[2 + i] - 1) * st[i] - 2 * pd[i] + dl[i] * (k[i] - 1) + 1 + adj[i] for i in range(len(k)))

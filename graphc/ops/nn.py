@@ -480,7 +480,7 @@ def _backward_convolution(attrs, g, x, w, native=None):
 DECONV_ATTRS = dict(CONV_ATTRS, adj=Attr('shape', ()), target_shape=Attr('shape', ()), no_bias=Attr('bool', True))
 
 
-def _deconv_pad(attrs, d):
+def deconv_pad(attrs, d):
     """(pad, adj) for channels-first data shape d: a non-zero target_shape sets them (MXNet's InferPad: the
     total padding split in two, an odd remainder going to adj) and overrides the pad and adj attributes."""
     k, st, dl, pd = conv_params(attrs, 'Deconvolution')
@@ -498,7 +498,7 @@ def _deconv_pad(attrs, d):
 def _deconv_out(attrs, d):
     """Output spatial size for channels-first data shape d."""
     k, st, dl, _ = conv_params(attrs, 'Deconvolution')
-    pd, adj = _deconv_pad(attrs, d)
+    pd, adj = deconv_pad(attrs, d)
     return tuple((d[2 + i] - 1) * st[i] - 2 * pd[i] + dl[i] * (k[i] - 1) + 1 + adj[i] for i in range(len(k)))
 
 
@@ -540,7 +540,7 @@ def _deconvolution(attrs, x, w, b=None, native=None):
     last = _layout(attrs, x.shape, 'Deconvolution')
     if last:
         x, w = np.ascontiguousarray(_cfirst(x)), _cfirst(w)
-    pd = _deconv_pad(attrs, x.shape)[0]
+    pd = deconv_pad(attrs, x.shape)[0]
     tr = partial(conv2d_transpose, native=native) if len(k) == 2 else conv_nd_transpose
     y = tr(x, w, k, st, dl, pd, attrs['num_group'], _deconv_out(attrs, x.shape))
     if b is not None:
@@ -559,7 +559,7 @@ def _backward_deconvolution(attrs, g, x, w, native=None):
     last = _layout(attrs, x.shape, 'Deconvolution')
     if last:
         g, x, w = (np.ascontiguousarray(_cfirst(a)) for a in (g, x, w))
-    pd = _deconv_pad(attrs, x.shape)[0]
+    pd = deconv_pad(attrs, x.shape)[0]
     conv, wg = (partial(conv2d, native=native), partial(conv2d_weight_grad, native=native)) if len(k) == 2 \
         else (conv_nd, conv_nd_weight_grad)
     # y = conv_transpose(x, w)  =>  dx = conv(g, w), dw = weight-grad of conv with roles of x and g swapped

@@ -146,8 +146,9 @@ def _dot_infer(attrs, shapes, dtypes):
     ka, ra = (a[0], a[1:]) if attrs['transpose_a'] else (a[-1], a[:-1])
     kb, rb = (b[-1], b[:-1]) if attrs['transpose_b'] else (b[0], b[1:])
     if ka != kb:
-        bad(f"dot: the contracted dims differ: {ka} of lhs {shapes[0]} and {kb} of rhs {shapes[1]} "
-            f"(transpose_a={attrs['transpose_a']}, transpose_b={attrs['transpose_b']})")
+        ta, tb = attrs['transpose_a'], attrs['transpose_b']
+        bad(f"dot: {'first' if ta else 'last'} dim of lhs ({ka}) must equal {'last' if tb else 'first'} dim of rhs "
+            f"({kb})" + (f" (transpose_a={ta}, transpose_b={tb})" if ta or tb else ''))
     return [_legacy(ra + rb)], [same_dtype('dot', dtypes)]
 
 
