@@ -502,6 +502,41 @@ CASES['_sample_negative_binomial'] = [Case([_pa * 2, _pb * 0.4], {}, lambda k, p
 CASES['_sample_generalized_negative_binomial'] = [Case([_pa, _pb], {}, lambda mu, al: (lambda g: g.poisson(
     g.gamma(1 / al, al * mu, (2, 3))))(np.random.default_rng(8)) * 1.0, seed=8, grad=False)]
 
+_like_x = R(2, 3).astype(np.float64)  # the samples take data's shape and dtype
+for _k, _at, _f in (('uniform', {'low': -2.0, 'high': 3.0}, lambda g, s: g.uniform(-2, 3, s)),
+                    ('normal', {'loc': 1.0, 'scale': 2.0}, lambda g, s: g.normal(1, 2, s)),
+                    ('gamma', {'alpha': 2.0, 'beta': 0.5}, lambda g, s: g.gamma(2, 0.5, s)),
+                    ('exponential', {'lam': 4.0}, lambda g, s: g.exponential(0.25, s)),
+                    ('poisson', {'lam': 3.0}, lambda g, s: g.poisson(3.0, s)),
+                    ('negative_binomial', {'k': 3, 'p': 0.4}, lambda g, s: g.negative_binomial(3, 0.4, s)),
+                    ('generalized_negative_binomial', {'mu': 2.0, 'alpha': 0.5},
+                     lambda g, s: g.poisson(g.gamma(2.0, 1.0, s)))):
+    CASES[f'_random_{_k}_like'] = [Case([_like_x], _at, (lambda f: lambda x: f(np.random.default_rng(7), x.shape).astype(
+        x.dtype))(_f), seed=7, grad=False)]
+
+
+def _unique_zipfian_oracle(seed, rmax, b, n):
+    def f():
+        g, out, trials = np.random.default_rng(seed), [], []
+        for _ in range(b):
+            got, t = np.zeros(0, np.int64), 0
+            while got.size < n:
+                m = max(2 * (n - got.size), 64)
+                d = (np.exp(g.uniform(0, np.log(rmax + 1.0), m)) - 1).astype(np.int64) % rmax
+                cat = np.concatenate([got, d])
+                _, first = np.unique(cat, return_index=True)
+                keep = np.sort(first)[:n]
+                t += m if keep.size < n else keep[-1] + 1 - got.size
+                got = cat[keep]
+            out.append(got)
+            trials.append(t)
+        return np.array(out, np.int64), np.array(trials, np.int64)
+    return f
+
+
+CASES['_sample_unique_zipfian'] = [Case([], {'range_max': 50, 'shape': (3, 20)}, _unique_zipfian_oracle(5, 50, 3, 20),
+                                        seed=5, grad=False)]
+
 
 def _multinomial_oracle(seed, n):
     def f(p):

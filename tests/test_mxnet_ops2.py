@@ -249,3 +249,76 @@ def test_hidden_attribute_keys_listed_under_both_names():
     op = mx.sym.Convolution(mx.sym.var('d'), name='c', kernel=(1, 1), num_filter=1, attr={'__mood__': 'ok', 'wd_mult': 'x'})
     assert op.list_attr()['__wd_mult__'] == 'x'
     assert op.attr_dict()['c_weight']['__mood__'] == 'ok'  # an op's __attributes__ reach the variables it makes
+
+
+def test_sym_random_samplers_and_like_ops():
+    """mx.sym.random: numbers make a _random_ node, Symbols a _sample_ node (shape draws per element); the _like
+    samplers take data's shape and dtype; the same seed gives the same draws."""
+    v = mx.sym.var('v')
+    y = mx.sym.random.poisson(v, shape=(4000,))
+    out = y.eval(v=mx.nd.array([[1.0, 20.0]]))[0].asnumpy()
+    assert out.shape == (1, 2, 4000)
+    assert abs(out[0, 0].mean() - 1.0) < 0.15 and abs(out[0, 1].mean() - 20.0) < 0.5
+    u = mx.sym.random.uniform(low=2, high=3, shape=(5, 6), dtype='float64')
+    assert u.infer_shape()[1] == [(5, 6)]
+    mx.random.seed(3)
+    a = u.eval()[0].asnumpy()
+    mx.random.seed(3)
+    assert (a == u.eval()[0].asnumpy()).all() and a.dtype == np.float64 and a.min() >= 2 and a.max() < 3
+    x = mx.nd.ones((300, 300), dtype='float16')
+    e = mx.nd.random.exponential_like(x, lam=4.0)  # lam is the rate, as MXNet's exponential_like
+    assert e.shape == x.shape and e.dtype == np.float16 and abs(float(e.asnumpy().astype(np.float64).mean()) - 0.25) < 0.01
+    s = mx.sym.random.normal_like(data=mx.sym.ones((2, 3)), loc=5.0, scale=0.0)
+    assert (s.eval()[0].asnumpy() == 5.0).all()
+    with pytest.raises(TypeError):
+        mx.sym.random.normal(v, 1.0)
+
+
+def test_float16_uniform_stays_below_high():
+    # rounding to float16 would turn draws just below high into high itself
+    mx.random.seed(0)
+    u = mx.nd.random.uniform(-1, 1, shape=(200000,), dtype='float16').asnumpy()
+    assert u.max() < 1.0 and u.min() >= -1.0
+    s = mx.nd.random.uniform(mx.nd.array([0.0]), mx.nd.array([1.0]), shape=(200000,), dtype='float16').asnumpy()
+    assert s.max() < 1.0
+
+
+def test_seed_accepts_negative_and_ctx():
+    mx.random.seed(-12345, ctx=mx.cpu())
+    a = mx.nd.random.uniform(shape=(10,)).asnumpy()
+    mx.random.seed(-12345)
+    assert (a == mx.nd.random.uniform(shape=(10,)).asnumpy()).all()
+    with pytest.raises(ValueError, match='seed_state'):
+        mx.random.seed(1.5)
+
+
+def test_zipfian_samplers():
+    mx.random.seed(1)
+    true = mx.nd.array([0, 3, 19]).astype('int32')
+    sampled, exp_true, exp_sampled = mx.nd.contrib.rand_zipfian(true, 2000, 20)
+    p = np.log((np.arange(20) + 2.0) / (np.arange(20) + 1.0)) / np.log(21.0)
+    s = sampled.asnumpy()
+    assert sampled.dtype == np.int64 and s.min() >= 0 and s.max() < 20
+    np.testing.assert_allclose(exp_true.asnumpy(), p[[0, 3, 19]] * 2000)
+    np.testing.assert_allclose(exp_sampled.asnumpy(), p[s] * 2000)
+    np.testing.assert_allclose(np.bincount(s, minlength=20) / 2000.0, p, atol=0.04)
+    outs = mx.sym.contrib.rand_zipfian(mx.sym.var('t'), 50, 20)
+    ex = mx.sym.Group(outs).bind(mx.cpu(), {'t': true})
+    ex.forward()
+    assert [o.shape for o in ex.outputs] == [(50,), (3,), (50,)]
+    classes, trials = mx.nd._internal._sample_unique_zipfian(1000, shape=(3, 200))
+    assert classes.shape == (3, 200) and trials.shape == (3,)
+    for row, t in zip(classes.asnumpy(), trials.asnumpy()):
+        assert np.unique(row).size == 200 and row.max() < 1000 and t >= 200
+    with pytest.raises(MXNetError, match='num_sampled'):
+        mx.nd._internal._sample_unique_zipfian(10, shape=(1, 20))
+
+
+def test_contrib_autograd_mark_variables():
+    x = mx.nd.array([1.0, 2.0])
+    dx = mx.nd.zeros(2)
+    mx.contrib.autograd.mark_variables([x], [dx])
+    with mx.autograd.record():
+        y = (x * x).sum()
+    y.backward()
+    np.testing.assert_allclose(dx.asnumpy(), [2.0, 4.0])

@@ -1,2 +1,2 @@
 """mx.contrib: text (vocabularies and token embeddings)."""
-from . import text  # noqa: F401
+from . import autograd, text  # noqa: F401

@@ -1,5 +1,6 @@
 """mx.nd.contrib: the contrib ops graphc has (registered as _contrib_<name>) under their short names, and
 MXNet's control flow (foreach, while_loop, cond) for NDArrays."""
+import math
 import sys
 
 from ..base import GraphcError
@@ -157,3 +158,22 @@ def adamw_update(*args, **kwargs):
     """MXNet's contrib.adamw_update (see graphc.ndarray.update.adamw_update)."""
     from .update import adamw_update as f
     return f(*args, **kwargs)
+
+
+def rand_zipfian(true_classes, num_sampled, range_max, ctx=None, F=None):
+    """MXNet's contrib.rand_zipfian: num_sampled classes (with repeats) from the log-uniform distribution over
+    [0, range_max), P(k) = log((k+2)/(k+1)) / log(range_max+1), and the expected counts of true_classes and of
+    the sampled classes (P(k) * num_sampled). Returns (sampled int64, expected_true float64, expected_sampled)."""
+    if F is None:
+        from .. import ndarray as F
+    if range_max < 1 or num_sampled < 0:
+        raise GraphcError(f"rand_zipfian: range_max ({range_max}) must be >= 1 and num_sampled ({num_sampled}) >= 0")
+    log_range = math.log(range_max + 1)
+    kw = {} if ctx is None else {'ctx': ctx}
+    u = F._random_uniform(low=0, high=log_range, shape=(num_sampled,), dtype='float64', **kw)
+    sampled = F.Cast(F.exp(u) - 1, dtype='int64') % range_max
+
+    def expected(c):
+        c = F.Cast(c, dtype='float64')
+        return F.log((c + 2.0) / (c + 1.0)) / log_range * num_sampled
+    return sampled, expected(true_classes), expected(sampled)

@@ -186,3 +186,5 @@ _install_fluent_methods()
 from . import sparse  # noqa: E402,F401  (mx.sym.sparse.dot, as in MXNet)
 _sys.modules['graphc.sym.sparse'] = sparse
 from . import contrib  # noqa: E402,F401  (mx.sym.contrib: contrib ops, foreach as a graph op)
+from . import random  # noqa: E402,F401  (mx.sym.random: the samplers on Symbols)
+_sys.modules['graphc.sym.random'] = random

@@ -214,3 +214,10 @@ def cond(pred, then_func, else_func, name='cond'):
 
 
 _bind()
+
+
+def rand_zipfian(true_classes, num_sampled, range_max):
+    """MXNet's sym.contrib.rand_zipfian (see nd.contrib.rand_zipfian): three Symbols."""
+    from .. import symbol
+    from ..ndarray.contrib import rand_zipfian as _nd_rand_zipfian
+    return _nd_rand_zipfian(true_classes, num_sampled, range_max, F=symbol)
