@@ -322,3 +322,22 @@ def test_contrib_autograd_mark_variables():
         y = (x * x).sum()
     y.backward()
     np.testing.assert_allclose(dx.asnumpy(), [2.0, 4.0])
+
+
+def test_autograd_grad_returns_a_list_and_constant_gradients_stay_on_tape():
+    x = mx.nd.array([0.5, 1.0, 2.0])
+    x.attach_grad()
+    with mx.autograd.record():
+        y = mx.nd.sin(x)
+        g = mx.autograd.grad(y, x, head_grads=mx.nd.ones((3,)), create_graph=True)
+        assert isinstance(g, list) and len(g) == 1  # MXNet 1.x: a list even for one NDArray variable
+        gg = mx.autograd.grad(g[0], x, head_grads=mx.nd.ones((3,)), create_graph=True)[0]
+        r = mx.nd.radians(x)
+        gr = mx.autograd.grad(r, x, head_grads=mx.nd.ones((3,)), create_graph=True)[0]  # pi/180, constant in x
+        grr = mx.autograd.grad(gr, x, head_grads=mx.nd.ones((3,)), create_graph=True)[0]
+    np.testing.assert_allclose(gg.asnumpy(), -np.sin([0.5, 1.0, 2.0]), rtol=1e-5)
+    np.testing.assert_allclose(gr.asnumpy(), np.full(3, np.pi / 180), rtol=1e-5)
+    np.testing.assert_allclose(grr.asnumpy(), np.zeros(3))
+    with mx.autograd.record():
+        y = x * 2
+    assert isinstance(mx.autograd.grad(y, x), list)
