@@ -341,3 +341,12 @@ def test_autograd_grad_returns_a_list_and_constant_gradients_stay_on_tape():
     with mx.autograd.record():
         y = x * 2
     assert isinstance(mx.autograd.grad(y, x), list)
+
+
+def test_box_nms_drops_background_ids_and_contrib_nd_alias():
+    boxes = mx.nd.array([[0, 0.5, 0.1, 0.1, 0.2, 0.2], [-1, 0.6, 0.5, 0.5, 0.7, 0.8]])
+    out = mx.contrib.nd.box_nms(boxes, id_index=0, force_suppress=True).asnumpy()  # background_id -1: row 1 dropped
+    np.testing.assert_allclose(out, [[0, 0.5, 0.1, 0.1, 0.2, 0.2], [-1] * 6], rtol=1e-6)
+    out = mx.contrib.nd.box_nms(boxes, id_index=0, background_id=0).asnumpy()
+    np.testing.assert_allclose(out, [[-1, 0.6, 0.5, 0.5, 0.7, 0.8], [-1] * 6], rtol=1e-6)
+    assert mx.contrib.sym.box_nms is mx.sym.contrib.box_nms

@@ -38,7 +38,7 @@ def _keep(d, a, topk):
     """Row indices of batch d (N x K) that survive, in output order."""
     si, ii, cs = a['score_index'], a['id_index'], a['coord_start']
     valid = d[:, si] > a['valid_thresh']
-    if ii >= 0 and a['background_id'] >= 0:
+    if ii >= 0:  # MXNet: background boxes are dropped, id -1 too under the default background_id -1
         valid &= d[:, ii] != a['background_id']
     order = [i for i in np.argsort(-d[:, si], kind='stable') if valid[i]][:topk]
     if not order:
