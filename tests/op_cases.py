@@ -989,7 +989,7 @@ def _nms_naive(x, overlap_thresh=0.5, valid_thresh=0.0, topk=-1, coord_start=2, 
     N, K = x.shape[-2:]
     out = np.full((int(np.prod(x.shape[:-2], dtype=int)), N, K), -1.0)
     for bi, d in enumerate(x.reshape(-1, N, K)):
-        cand = sorted([i for i in range(N) if d[i, si] > valid_thresh and not (ii >= 0 and background_id >= 0 and
+        cand = sorted([i for i in range(N) if d[i, si] > valid_thresh and not (ii >= 0 and
                                                                              d[i, ii] == background_id)],
                       key=lambda i: -d[i, si])
         kept = []
@@ -1025,6 +1025,71 @@ CASES['_contrib_box_nms'] = [
          id='2d-center-out'),
     Case([_BOXES[1]], {'topk': 3, 'overlap_thresh': 0.7}, lambda x: _nms_naive(x, 0.7, topk=3), id='2d-topk')]
 BACKWARD_OF['_backward_contrib_box_nms'] = '_contrib_box_nms'
+
+
+def _prior_naive(x, sizes=(1.0,), ratios=(1.0,), clip=False, steps=(-1.0, -1.0), offsets=(0.5, 0.5)):
+    H, W = x.shape[2:]
+    sy, sx = (steps[0] if steps[0] > 0 else 1 / H), (steps[1] if steps[1] > 0 else 1 / W)
+    rows = []
+    for r in range(H):
+        for c in range(W):
+            cy, cx = (r + offsets[0]) * sy, (c + offsets[1]) * sx
+            for s, q in [(s, ratios[0]) for s in sizes] + [(sizes[0], q) for q in ratios[1:]]:
+                w, h = s * H / W * math.sqrt(q) / 2, s / math.sqrt(q) / 2
+                rows.append([cx - w, cy - h, cx + w, cy + h])
+    out = np.array(rows)[None]
+    return np.clip(out, 0, 1) if clip else out
+
+
+CASES['_contrib_MultiBoxPrior'] = [
+    Case([R(1, 2, 3, 4)], {'sizes': (0.5, 0.25), 'ratios': (1.0, 2.0, 0.5)},
+         lambda x: _prior_naive(x, (0.5, 0.25), (1.0, 2.0, 0.5))),
+    Case([R(2, 1, 2, 2)], {'sizes': (0.9,), 'ratios': (4.0,), 'clip': True, 'steps': (0.3, 0.4), 'offsets': (0.2, 0.7)},
+         lambda x: _prior_naive(x, (0.9,), (4.0,), True, (0.3, 0.4), (0.2, 0.7)), grad=False, id='clip-steps')]
+
+
+def _matching_naive(x, threshold, is_ascend=False, topk=-1):
+    N, M = x.shape[-2:]
+    rows, cols = [], []
+    for sc in x.reshape(-1, N, M):
+        rm, cm, n = [-1] * N, [-1] * M, 0
+        for v, r, c in sorted(((sc[r, c], r, c) for r in range(N) for c in range(M)),
+                              key=lambda t: (t[0] if is_ascend else -t[0], t[1] * M + t[2])):
+            if (v >= threshold) if is_ascend else (v <= threshold):
+                break
+            if rm[r] < 0 and cm[c] < 0:
+                rm[r], cm[c], n = c, r, n + 1
+                if 0 < topk <= n:
+                    break
+        rows.append(rm)
+        cols.append(cm)
+    return np.array(rows, float).reshape(x.shape[:-1]), np.array(cols, float).reshape(x.shape[:-2] + (M,))
+
+
+_SCORES = np.array([[0.5, 0.6, 0.05], [0.1, 0.2, 0.9], [0.3, 0.4, 0.8], [0.7, 0.01, 0.02]])
+CASES['_contrib_bipartite_matching'] = [
+    Case([_SCORES], {'threshold': 0.1}, lambda x: _matching_naive(x, 0.1), grad=False),
+    Case([np.stack([_SCORES, _SCORES[::-1]])], {'threshold': 0.5, 'is_ascend': True, 'topk': 2},
+         lambda x: _matching_naive(x, 0.5, True, 2), grad=False, id='ascend-topk-batch')]
+
+
+def _target_expected(neg_mining):
+    # anchors a0 [0,0,.5,.5] a1 [.5,.5,1,1] a2 [0,0,1,1]; one ground truth (class 0) [0,0,.4,.6]: IoU .69, 0, .24
+    loc = np.zeros((1, 12))
+    loc[0, :4] = [(0.2 - 0.25) / 0.5 / 0.1, (0.3 - 0.25) / 0.5 / 0.1, math.log(0.4 / 0.5) / 0.2, math.log(0.6 / 0.5) / 0.2]
+    mask = np.zeros((1, 12))
+    mask[0, :4] = 1
+    # with mining (ratio 1): one negative, the anchor least sure of background (a2); a1 is ignored
+    return loc, mask, np.array([[1.0, -1.0, 0.0]] if neg_mining else [[1.0, 0.0, 0.0]])
+
+
+_ANCHORS = np.array([[[0, 0, 0.5, 0.5], [0.5, 0.5, 1, 1], [0, 0, 1, 1]]])
+_GT = np.array([[[0, 0, 0, 0.4, 0.6], [-1, -1, -1, -1, -1]]])
+_CLSP = np.array([[[0.0, 5.0, 0.0], [0.0, 0.0, 3.0]]])
+CASES['_contrib_MultiBoxTarget'] = [
+    Case([_ANCHORS, _GT, _CLSP], {}, lambda a, g, c: _target_expected(False), grad=False),
+    Case([_ANCHORS, _GT, _CLSP], {'negative_mining_ratio': 1.0}, lambda a, g, c: _target_expected(True), grad=False,
+         id='negative-mining')]
 
 
 def _softmax_rows(x):

@@ -350,3 +350,24 @@ def test_box_nms_drops_background_ids_and_contrib_nd_alias():
     out = mx.contrib.nd.box_nms(boxes, id_index=0, background_id=0).asnumpy()
     np.testing.assert_allclose(out, [[-1, 0.6, 0.5, 0.5, 0.7, 0.8], [-1] * 6], rtol=1e-6)
     assert mx.contrib.sym.box_nms is mx.sym.contrib.box_nms
+
+
+def test_multibox_prior_bipartite_matching_multibox_target():
+    x = mx.nd.zeros((1, 3, 4, 8))
+    y = mx.contrib.nd.MultiBoxPrior(x, sizes=[0.5, 0.25], ratios=[1, 4])
+    assert y.shape == (1, 4 * 8 * 3, 4)
+    b = y.asnumpy().reshape(4, 8, 3, 4)[1, 2]  # pixel (1, 2): center (2.5/8, 1.5/4)
+    np.testing.assert_allclose(b[0], [2.5 / 8 - 0.125, 1.5 / 4 - 0.25, 2.5 / 8 + 0.125, 1.5 / 4 + 0.25],  # w/2: .5*H/W/2
+                               rtol=1e-6)
+    np.testing.assert_allclose(b[2, 2] - b[2, 0], 0.5 * 4 / 8 * 2, rtol=1e-6)  # ratio 4: twice as wide
+    with pytest.raises(MXNetError, match='MultiBoxPrior'):
+        mx.contrib.nd.MultiBoxPrior(mx.nd.zeros((3, 4)))
+    rows, cols = mx.nd.contrib.bipartite_matching(mx.nd.array([[0.9, 0.8], [0.85, 0.1]]), threshold=0.2)
+    np.testing.assert_array_equal(rows.asnumpy(), [0, -1])  # greedy: 0.9 takes row 0 / col 0; 0.1 is below 0.2
+    np.testing.assert_array_equal(cols.asnumpy(), [0, -1])
+    anchors = mx.nd.array([[[0, 0, 0.5, 0.5], [0.5, 0.5, 1, 1]]])
+    label = mx.nd.array([[[3, 0.5, 0.5, 1, 1]]])
+    loc, mask, cls = mx.nd.contrib.MultiBoxTarget(anchors, label, mx.nd.zeros((1, 5, 2)))
+    np.testing.assert_array_equal(cls.asnumpy(), [[0, 4]])
+    np.testing.assert_array_equal(mask.asnumpy(), [[0, 0, 0, 0, 1, 1, 1, 1]])
+    np.testing.assert_allclose(loc.asnumpy(), np.zeros((1, 8)), atol=1e-6)
