@@ -261,6 +261,7 @@ def test_sym_random_samplers_and_like_ops():
     assert abs(out[0, 0].mean() - 1.0) < 0.15 and abs(out[0, 1].mean() - 20.0) < 0.5
     u = mx.sym.random.uniform(low=2, high=3, shape=(5, 6), dtype='float64')
     assert u.infer_shape()[1] == [(5, 6)]
+    assert u.infer_type()[1] == [np.float64]  # a source op's dtype, from the registry's rule
     mx.random.seed(3)
     a = u.eval()[0].asnumpy()
     mx.random.seed(3)

@@ -256,6 +256,11 @@ def infer_dtypes(graph, given):
             data_in = [d for i, d in enumerate(ins) if i not in n.op.nograd_inputs and d is not None]
             own = n.attrs.get('dtype') if n.op.name in ('Cast', 'one_hot', '_zeros', '_ones', 'Embedding') else None
             out = np.dtype(own) if own not in (None, 'None') else (data_in[0] if data_in else None)
+            if out is None and not n.inputs:  # a source op (random_*, arange, ...): the registry's rule
+                try:
+                    out = np.dtype(n.op.infer(n.attrs, [], [])[1][0])
+                except Exception:  # noqa: BLE001  (a rule that needs more than attributes: unknown here)
+                    pass
             if out is not None and n.inputs and all(d is not None for d in ins) and n.op.name not in ('Cast',):
                 try:  # the registry's rule, where shapes are known, has the last word (argmax, comparisons)
                     if n.shapes and all(s.shapes and s.shapes[j] is not None and None not in s.shapes[j]
