@@ -372,3 +372,11 @@ def test_multibox_prior_bipartite_matching_multibox_target():
     np.testing.assert_array_equal(cls.asnumpy(), [[0, 4]])
     np.testing.assert_array_equal(mask.asnumpy(), [[0, 0, 0, 0, 1, 1, 1, 1]])
     np.testing.assert_allclose(loc.asnumpy(), np.zeros((1, 8)), atol=1e-6)
+
+
+def test_depth_space_zero_dims_need_np_shape():
+    for f in (mx.nd.depth_to_space, mx.nd.space_to_depth):
+        with pytest.raises(MXNetError, match='zero dim'):
+            f(mx.nd.zeros((1, 4, 0, 4)), 2)
+    with mx.util.np_shape(True):
+        assert mx.nd.depth_to_space(mx.nd.zeros((1, 4, 0, 3)), 2).shape == (1, 1, 0, 6)

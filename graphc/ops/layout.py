@@ -162,6 +162,9 @@ def _d2s_infer(name, a, s, d):
         bad(f"{name}: block_size must be a positive integer, got {b}")
     if len(s[0]) != 4:
         bad(f"{name}: needs a 4-d NCHW input, got {s[0]}")
+    from ..util import is_np_shape
+    if 0 in s[0] and not is_np_shape():  # MXNet 1.x: a 0 dim is an unknown size outside NumPy shape mode
+        bad(f"{name}: input shape {s[0]} has a zero dim (zero-size inputs need mx.np_shape())")
     n, c, h, w = s[0]
     if name == 'depth_to_space':
         if c % (b * b):
