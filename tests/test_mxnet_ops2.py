@@ -380,3 +380,12 @@ def test_depth_space_zero_dims_need_np_shape():
             f(mx.nd.zeros((1, 4, 0, 4)), 2)
     with mx.util.np_shape(True):
         assert mx.nd.depth_to_space(mx.nd.zeros((1, 4, 0, 3)), 2).shape == (1, 1, 0, 6)
+
+
+def test_integer_arange_steps_in_its_dtype():
+    # MXNet (and NumPy): start and step cast to the integer dtype, the length from the float range
+    a = mx.nd.arange(1.3, 10.0, 1.3, dtype='int32').asnumpy()
+    np.testing.assert_array_equal(a, np.arange(1, 8))
+    np.testing.assert_array_equal(mx.nd.arange(6, dtype='int64').asnumpy(), np.arange(6))
+    np.testing.assert_array_equal(mx.nd.arange(50, -50, -20, repeat=2, dtype='int32').asnumpy(),
+                                  np.repeat(np.arange(50, -50, -20), 2))

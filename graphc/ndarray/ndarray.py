@@ -537,7 +537,12 @@ def full(shape, val, ctx=None, dtype=None, out=None):
 
 def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None):
     ctx = _check_ctx(ctx)
-    a = np.arange(start, stop, step).astype(as_dtype(dtype))
+    dt = as_dtype(dtype)
+    if np.issubdtype(dt, np.integer):  # MXNet: the length from the float range, values start + i*step in dtype
+        start, stop = (0, start) if stop is None else (start, stop)
+        a = np.arange(len(np.arange(start, stop, step)), dtype=dt) * dt.type(step) + dt.type(start)
+    else:
+        a = np.arange(start, stop, step).astype(dt)
     return _new(np.repeat(a, repeat) if repeat > 1 else a, ctx)
 
 
