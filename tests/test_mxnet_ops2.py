@@ -389,3 +389,5 @@ def test_integer_arange_steps_in_its_dtype():
     np.testing.assert_array_equal(mx.nd.arange(6, dtype='int64').asnumpy(), np.arange(6))
     np.testing.assert_array_equal(mx.nd.arange(50, -50, -20, repeat=2, dtype='int32').asnumpy(),
                                   np.repeat(np.arange(50, -50, -20), 2))
+    np.testing.assert_array_equal(mx.nd.arange(50, -50, -2, dtype='uint8').asnumpy(),  # wraps, as a C cast
+                                  (np.arange(50, -50, -2) % 256).astype(np.uint8))

@@ -540,7 +540,8 @@ def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None):
     dt = as_dtype(dtype)
     if np.issubdtype(dt, np.integer):  # MXNet: the length from the float range, values start + i*step in dtype
         start, stop = (0, start) if stop is None else (start, stop)
-        a = np.arange(len(np.arange(start, stop, step)), dtype=dt) * dt.type(step) + dt.type(start)
+        cast = lambda v: np.asarray(int(v)).astype(dt)  # noqa: E731  (C's cast: -2 is 254 in uint8, as MXNet's)
+        a = np.arange(len(np.arange(start, stop, step)), dtype=dt) * cast(step) + cast(start)
     else:
         a = np.arange(start, stop, step).astype(dt)
     return _new(np.repeat(a, repeat) if repeat > 1 else a, ctx)
