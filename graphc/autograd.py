@@ -220,11 +220,11 @@ def _on(heads):
 
 
 def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=False, train_mode=True):
-    """Gradients of heads with respect to variables, returned rather than written to .grad."""
+    """Gradients of heads with respect to variables, returned rather than written to .grad: always a list,
+    one per variable, even for a single NDArray variable (as MXNet 1.x's autograd.grad)."""
     from .ndarray.ndarray import NDArray
     heads = [heads] if isinstance(heads, NDArray) else list(heads)
-    single = isinstance(variables, NDArray)
-    variables = [variables] if single else list(variables)
+    variables = [variables] if isinstance(variables, NDArray) else list(variables)
     for v in variables:
         if v._ag is None or v._ag[0].op is not None:
             raise GraphcError("autograd.grad(): each variable must have attach_grad() called before recording")
@@ -234,13 +234,17 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=Fals
         if create_graph:  # the gradient computation is itself recorded: its results can be differentiated
             got = _run_backward_recorded(heads, head_grads)
             out = [got[id(v._ag[0])] if id(v._ag[0]) in got else NDArray(np.zeros_like(v._data)) for v in variables]
+            from . import nd
+            with _Scope(True, None):  # a gradient constant in v (radians') stays on the tape, with gradient 0 in v,
+                out = [nd._identity_with_attr_like_rhs(o, v) if o._ag is None and id(v._ag[0]) in got else o
+                       for o, v in zip(out, variables)]  # as MXNet's backward node reads v
         else:
             got = _run_backward(heads, head_grads, bool(retain_graph))
             out = [NDArray(got[id(v._ag[0])][1]) if id(v._ag[0]) in got else NDArray(np.zeros_like(v._data))
                    for v in variables]
             out = [o if v._grad is None or v._grad.stype == 'default' else o.tostype(v._grad.stype)
                    for o, v in zip(out, variables)]  # in the storage type attach_grad(stype=) asked for
-    return out[0] if single else out
+    return out
 
 
 def _run_backward_recorded(heads, head_grads):

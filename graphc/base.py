@@ -170,3 +170,5 @@ def user_frame():
 
 def fmt_shape(s):
     return '(' + ', '.join(str(d) for d in s) + (',)' if len(s) == 1 else ')')
+
+mx_real_t = np.float32  # MXNet's default real type (mx.base.mx_real_t)

@@ -202,8 +202,9 @@ class Executor:
     def backward(self, out_grads=None, is_train=True):
         """Gradients of the outputs (weighted by out_grads; ones where not given) into grad_arrays,
         per grad_req: write, add, or null."""
-        if self._saved is None:
-            raise GraphcError("backward: run forward first (the backward reads its values)")
+        if self._saved is None:  # MXNet allows it (ops whose gradient needs no forward values): differentiate
+            # the graph at the current arguments, as after forward(is_train=False)
+            self._saved = (self._need(), dict(self._feed(self._mode(False)[0])), None, False)
         need, feed, saved, train = self._saved
         if not any(need):
             return
@@ -215,8 +216,10 @@ class Executor:
             out_grads = [out_grads.get(k) for k in self._output_names]
         out_grads = list(out_grads or []) + [None] * (len(self.outputs) - len(out_grads or []))
         heads = []
-        for name, o, g in zip(self._output_names, self.outputs, out_grads):
+        for (node, _), name, o, g in zip(self._symbol._entries, self._output_names, self.outputs, out_grads):
             g = np.ones(o.shape, o.dtype) if g is None else (g._data if isinstance(g, NDArray) else np.asarray(g))
+            if tuple(g.shape) != tuple(o.shape) and node.op is not None and not node.op.differentiable:
+                g = np.zeros(o.shape, o.dtype)  # MXNet reads no gradient of shape_array & co.: any shape goes
             if tuple(g.shape) != tuple(o.shape):
                 raise GraphcError(f"backward: the gradient for output {name!r} has shape {fmt_shape(g.shape)}, "
                                   f"the output {fmt_shape(o.shape)}")
@@ -264,7 +267,9 @@ class Executor:
                                       f"(pass allow_extra_params=True to skip it)")
 
     def reshape(self, partial_shaping=False, allow_up_sizing=False, **kwargs):
-        """A new executor for new input shapes; arrays whose shape is unchanged are shared with this one."""
+        """A new executor for new input shapes that shares memory with this one (MXNet's): arrays whose shape
+        is unchanged are the same arrays, smaller ones (arguments, gradients, outputs) views of this executor's
+        memory; only what grows (allow_up_sizing) is new."""
         arg_shapes, _, aux_shapes = self._symbol.infer_shape(**kwargs)
         if arg_shapes is None:  # what the new shapes do not determine keeps its shape
             keep = {k: a.shape for k, a in zip(self._arg_names, self.arg_arrays) if k not in kwargs}
@@ -281,14 +286,20 @@ class Executor:
             if name not in kwargs and not partial_shaping:
                 raise GraphcError(f"reshape: {name!r} would change shape {fmt_shape(arr.shape)} -> "
                                   f"{fmt_shape(shape)}; pass partial_shaping=True to allow it")
-            if arr.size < int(np.prod(shape)) and not allow_up_sizing:
-                raise GraphcError(f"reshape: {name!r} would grow from {fmt_shape(arr.shape)} to {fmt_shape(shape)}; "
-                                  "pass allow_up_sizing=True to allow it")
-            return NDArray(np.zeros(shape, arr.dtype))
+            if arr.size < int(np.prod(shape)):
+                if not allow_up_sizing:
+                    raise GraphcError(f"reshape: {name!r} would grow from {fmt_shape(arr.shape)} to "
+                                      f"{fmt_shape(shape)}; pass allow_up_sizing=True to allow it")
+                return NDArray(np.zeros(shape, arr.dtype))
+            return NDArray(_prefix_view(arr._data, shape))
         args = [same_or_new(k, a, s) for k, a, s in zip(self._arg_names, self.arg_arrays, arg_shapes)]
         grads = [same_or_new(k, g, s) for k, g, s in zip(self._arg_names, self.grad_arrays, arg_shapes)]
         aux = [same_or_new(k, a, s) for k, a, s in zip(self._aux_names, self.aux_arrays, aux_shapes)]
-        return Executor(self._symbol, self._ctx, args, grads, dict(self._grad_req), aux)
+        new = Executor(self._symbol, self._ctx, args, grads, dict(self._grad_req), aux)
+        for mine, theirs in zip(self.outputs, new.outputs):
+            if mine.dtype == theirs.dtype and theirs.size <= mine.size and mine._data.flags.c_contiguous:
+                theirs._data = _prefix_view(mine._data, theirs.shape)
+        return new
 
     def set_monitor_callback(self, callback, monitor_all=False):
         """callback(name, array) for each output after every forward; monitor_all: for every node's output."""
@@ -390,10 +401,16 @@ def bind(symbol, ctx, args, args_grad=None, grad_req='write', aux_states=None, g
     return Executor(symbol, ctx, args, grads, reqs, aux)
 
 
+def _prefix_view(a, shape):
+    """The first prod(shape) elements of the contiguous array a, as shape: a view sharing a's memory."""
+    return np.ascontiguousarray(a).reshape(-1)[:int(np.prod(shape))].reshape(shape)
+
+
 def simple_bind(symbol, ctx, grad_req, type_dict, stype_dict, shared_exec, shapes):
     stypes = {v.name: {'1': 'row_sparse', '2': 'csr'}.get(v.extra.get('__storage_type__'), 'default')
               for v in symbol._graph().inputs}  # MXNet: a variable's stype attribute, or stype_dict, says
     stypes.update({k: st for k, st in (stype_dict or {}).items() if st is not None})
+    shapes = {k: v for k, v in shapes.items() if isinstance(v, (tuple, list))}  # MXNet reads only the shapes
     arg_shapes, _, aux_shapes = symbol.infer_shape(**shapes)
     if arg_shapes is None:
         part, _, _ = symbol.infer_shape_partial(**shapes)

@@ -118,14 +118,20 @@ def _instance(attrs, arrays):
     return hit
 
 
-def _call(fn, arrays, n_in, outs):
-    """Run a CustomOp method on NDArray views of host arrays; returns the outputs' arrays."""
+def _call(fn, arrays, n_in, outs, what):
+    """Run a CustomOp method on NDArray views of host arrays; returns the outputs' arrays. An error in the
+    Python code is an MXNetError naming the op (as MXNet's engine reports it), chained to the original."""
     from . import autograd
     from .ndarray.ndarray import NDArray
     nds = [NDArray(np.asarray(a)) for a in arrays]
     res = [NDArray(np.zeros(s, d)) for s, d in outs]
     with autograd.pause():
-        fn(nds[:n_in], res)
+        try:
+            fn(nds[:n_in], res)
+        except GraphcError:
+            raise
+        except Exception as e:  # noqa: BLE001  (any error of the user's operator)
+            raise GraphcError(f"{what} failed: {type(e).__name__}: {cut(str(e), 300)}") from e
     out = tuple(r._data for r in res)
     return out if len(out) > 1 else out[0]
 
@@ -135,7 +141,7 @@ def _forward_ref(attrs, *arrays):
     shapes, dtypes = _infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays], p)
     train = bool(attrs.get('_train', False))
     return _call(lambda ins, outs: op.forward(train, ['write'] * len(outs), ins, outs, []), arrays, len(arrays),
-                 list(zip(shapes, dtypes)))
+                 list(zip(shapes, dtypes)), f"Custom {attrs['op_type']!r}: forward")
 
 
 def _backward_ref(attrs, *arrays):
@@ -147,7 +153,7 @@ def _backward_ref(attrs, *arrays):
     _, op = _instance(attrs, xs)
     views = [[NDArray(np.asarray(a)) for a in part] for part in (og, xs, ys)]
     return _call(lambda _, grads: op.backward(['write'] * n_in, *views, grads, []), (), 0,
-                 [(a.shape, a.dtype) for a in xs])
+                 [(a.shape, a.dtype) for a in xs], f"Custom {attrs['op_type']!r}: backward")
 
 
 def _infer(attrs, shapes, dtypes, p=None):

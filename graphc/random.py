@@ -4,10 +4,13 @@ import numpy as np
 _rng = np.random.default_rng()
 
 
-def seed(seed_state):
-    """Seed every random draw graphc makes (initializers, Dropout, shuffling, nd.random.*)."""
+def seed(seed_state, ctx='all'):
+    """Seed every random draw graphc makes (initializers, Dropout, shuffling, nd.random.*). Any int (negative
+    too, as MXNet's); ctx is accepted for MXNet's per-device seeding, and graphc has one stream for all."""
     global _rng
-    _rng = np.random.default_rng(int(seed_state))
+    if not isinstance(seed_state, (int, np.integer)):
+        raise ValueError(f"random.seed: seed_state must be an int, got {type(seed_state).__name__}")
+    _rng = np.random.default_rng(int(seed_state) % (1 << 64))
 
 
 def generator():

@@ -48,6 +48,15 @@ def _parse_float(s):
     return float(t)
 
 
+def _parse_floats(s: str) -> tuple:
+    """MXNet's Tuple<double>: "(-2.5, 2.5)"."""
+    t = s.strip()
+    if len(t) < 2 or t[0] + t[-1] not in ('()', '[]'):
+        raise ValueError(f"not a tuple: {cut(s)}")
+    body = t[1:-1].strip().rstrip(',')
+    return tuple(_parse_float(p) for p in body.split(',')) if body else ()
+
+
 def parse_tuple(s: str) -> tuple:
     """Strict parser for MXNet's "(5, 5)", "[5,5]", "5", "()" and "(None, 1)"."""
     t = s.strip()
@@ -65,7 +74,7 @@ def parse_tuple(s: str) -> tuple:
 
 
 class Attr:
-    """One attribute: type in ('int','float','bool','str','shape','axis','dtype'), a default, and choices."""
+    """One attribute: type in ('int','float','bool','str','shape','axis','dtype','floats'), a default, and choices."""
     REQUIRED = object()
 
     def __init__(self, type: str, default=REQUIRED, choices: Optional[Sequence] = None, none_ok: bool = False):
@@ -80,7 +89,7 @@ class Attr:
             return None
         t = self.type
         v = {'int': parse_int, 'float': _parse_float, 'bool': _parse_bool, 'dtype': str,
-             'shape': parse_tuple}.get(t)
+             'shape': parse_tuple, 'floats': _parse_floats}.get(t)
         if t == 'axis':
             v = parse_tuple(s)
             v = v[0] if len(v) == 1 and not s.strip().startswith(('(', '[')) else v
@@ -111,6 +120,11 @@ class Attr:
             if not isinstance(v, (tuple, list)):
                 raise ValueError(f"expected a tuple of ints, got {cut(v)}")
             return tuple(None if d is None else int(d) for d in v)
+        if t == 'floats':
+            if not isinstance(v, (tuple, list)) or any(isinstance(x, bool) or not isinstance(x, (int, float, np.number))
+                                                       for x in v):
+                raise ValueError(f"expected a tuple of numbers, got {cut(v)}")
+            return tuple(float(x) for x in v)
         if t == 'axis':
             if isinstance(v, (tuple, list)):
                 return tuple(int(a) for a in v)
@@ -138,7 +152,8 @@ class Op:
     def __init__(self, name: str, ref: Callable, infer: Callable, grad: Optional[Callable] = None, kind: str = 'opaque',
                  attrs: Optional[Dict[str, Attr]] = None, inputs=('data',),
                  num_outputs=1, inplace=False, mode_dependent=False, differentiable=True,
-                 nograd_inputs=(), aux_inputs=(), num_visible=None, hidden_outputs=0, doc='', lower=None):
+                 nograd_inputs=(), aux_inputs=(), num_visible=None, hidden_outputs=0, doc='', lower=None,
+                 mixed_dtypes=False):
         assert kind in KINDS, kind
         self.name, self.ref, self._infer, self.grad, self.kind = name, ref, infer, grad, kind
         self.attrs = attrs or {}
@@ -151,6 +166,7 @@ class Op:
         self.differentiable = differentiable and grad is not None
         self.nograd_inputs = set(nograd_inputs)  # indices, e.g. labels and indices
         self.aux_inputs = tuple(aux_inputs)       # indices of auxiliary states (BatchNorm running stats)
+        self.mixed_dtypes = mixed_dtypes          # its inputs may differ in dtype (amp_multicast)
         self.doc = doc
         self.lower = lower  # lower(P, attrs, *xs): one element in scalar primitives (ops/scalar.py), or None
         self.defaults = {k: a.default for k, a in self.attrs.items() if a.default is not Attr.REQUIRED}
@@ -217,6 +233,8 @@ class Op:
             names = self.input_names(self.canon(attrs))
         inputs = list(args[:len(names)]) + [None] * (len(names) - len(args[:len(names)]))
         for k, v in named.items():
+            if v is None:
+                continue  # MXNet's generated functions: an optional input given as None is left out
             if k not in names and not self.attrs and not hasattr(v, 'shape'):
                 continue  # MXNet: an op without a parameter struct ignores keyword attributes (an array is an input)
             if k not in names:

@@ -444,8 +444,10 @@ def convolution_backward(attrs, dy, x, w):
 def _as_convolution(attrs, xs):
     """A Deconvolution of data shape xs is the data gradient of a Convolution with the same weight (C_in, F/g,
     *k) whose data has the deconvolution's output shape: (that Convolution's attrs, its data shape)."""
+    from ..ops.nn import deconv_pad
+    pd, adj = deconv_pad(attrs, xs)  # a target_shape sets pad and adj
+    attrs = dict(attrs, pad=pd, adj=adj, target_shape=())
     k, st, dl, pd, g = _geometry(attrs)
-    adj = tuple(attrs.get('adj') or (0,) * len(k))
     out = tuple((xs[2 + i] - 1) * st[i] - 2 * pd[i] + dl[i] * (k[i] - 1) + 1 + adj[i] for i in range(len(k)))
     return dict(attrs, num_filter=xs[1]), (xs[0], attrs['num_filter']) + out
 

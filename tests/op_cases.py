@@ -157,7 +157,11 @@ def reshape_cases():
             Case([R(2, 3, 4)], {'shape': (0, -4, 1, 3, 0)}, lambda x: x.reshape(2, 1, 3, 4)),
             Case([R(2, 3, 4)], {'shape': (-2,)}, lambda x: x),
             Case([R(2, 3, 4)], {'shape': (-1, 0), 'reverse': True}, lambda x: x.reshape(6, 4)),
-            Case([R(0, 3)], {'shape': (3, -1)}, lambda x: x.reshape(3, 0))]
+            Case([R(0, 3)], {'shape': (3, -1)}, lambda x: x.reshape(3, 0)),
+            # MXNet's deprecated target_shape: its one 0 inferred; keep_highest keeps the first dim
+            Case([R(2, 3, 4)], {'target_shape': (2, 0)}, lambda x: x.reshape(2, 12), id='target_shape'),
+            Case([R(2, 3, 4)], {'target_shape': (7, 4, 0), 'keep_highest': True}, lambda x: x.reshape(2, 4, 3),
+                 id='keep_highest')]
 
 
 def build():
@@ -242,7 +246,12 @@ def build():
                 Case([R(4, 3), R(4, 5)], {'transpose_a': True}, lambda a, b: mm(a.T, b)),
                 Case([R(3, 4), R(5, 4)], {'transpose_b': True}, lambda a, b: mm(a, b.T)),
                 Case([R(4, 3), R(5, 4)], {'transpose_a': True, 'transpose_b': True}, lambda a, b: mm(a.T, b.T)),
-                Case([R(2, 3, 4), R(4, 2)], {}, lambda a, b: np.einsum('abk,kc->abc', a, b))]
+                Case([R(2, 3, 4), R(4, 2)], {}, lambda a, b: np.einsum('abk,kc->abc', a, b)),
+                # N-d with transposes (MXNet: lhs as (first, rest), rhs as (rest, last); other dims in order)
+                Case([R(4, 3, 2), R(4, 5, 6)], {'transpose_a': True}, lambda a, b: np.einsum('kij,klm->ijlm', a, b)),
+                Case([R(2, 3, 4), R(6, 5, 4)], {'transpose_b': True}, lambda a, b: np.einsum('ijk,lmk->ijlm', a, b)),
+                Case([R(3, 2, 2), R(4, 3)], {'transpose_a': True, 'transpose_b': True},
+                     lambda a, b: np.einsum('kij,lk->ijl', a, b))]
     C['batch_dot'] = [Case([R(2, 3, 4), R(2, 4, 5)], {}, lambda a, b: np.einsum('bik,bkj->bij', a, b)),
                       Case([R(2, 4, 3), R(2, 5, 4)], {'transpose_a': True, 'transpose_b': True},
                            lambda a, b: np.einsum('bki,bjk->bij', a, b))]
@@ -265,7 +274,11 @@ def build():
                                                 'num_filter': 3},
              lambda x, w: deconv_naive(x, w, None, (2, 2), (1, 0), (1, 1))),
         Case([R(1, 4, 3, 3), R(4, 1, 2, 2)], {'kernel': (2, 2), 'num_filter': 2, 'num_group': 2},
-             lambda x, w: deconv_naive(x, w, None, groups=2))]
+             lambda x, w: deconv_naive(x, w, None, groups=2)),
+        # target_shape overrides pad/adj: total padding 2*(3-1)+3-6 = 1 -> pad 1, adj 1
+        Case([R(1, 2, 3, 3), R(2, 2, 3, 3)], {'kernel': (3, 3), 'stride': (2, 2), 'pad': (5, 5), 'target_shape': (6, 6),
+                                                'num_filter': 2},
+             lambda x, w: deconv_naive(x, w, None, (2, 2), (1, 1), (1, 1)), id='target_shape')]
     C['Pooling'] = [
         Case([R(2, 2, 4, 4)], {'kernel': (2, 2), 'stride': (2, 2)}, lambda x: pool_naive(x, (2, 2), (2, 2), (0, 0), 'max')),
         Case([R(1, 2, 5, 5)], {'kernel': (3, 3), 'stride': (2, 2), 'pad': (1, 1), 'pool_type': 'avg'},
@@ -489,6 +502,41 @@ CASES['_sample_negative_binomial'] = [Case([_pa * 2, _pb * 0.4], {}, lambda k, p
 CASES['_sample_generalized_negative_binomial'] = [Case([_pa, _pb], {}, lambda mu, al: (lambda g: g.poisson(
     g.gamma(1 / al, al * mu, (2, 3))))(np.random.default_rng(8)) * 1.0, seed=8, grad=False)]
 
+_like_x = R(2, 3).astype(np.float64)  # the samples take data's shape and dtype
+for _k, _at, _f in (('uniform', {'low': -2.0, 'high': 3.0}, lambda g, s: g.uniform(-2, 3, s)),
+                    ('normal', {'loc': 1.0, 'scale': 2.0}, lambda g, s: g.normal(1, 2, s)),
+                    ('gamma', {'alpha': 2.0, 'beta': 0.5}, lambda g, s: g.gamma(2, 0.5, s)),
+                    ('exponential', {'lam': 4.0}, lambda g, s: g.exponential(0.25, s)),
+                    ('poisson', {'lam': 3.0}, lambda g, s: g.poisson(3.0, s)),
+                    ('negative_binomial', {'k': 3, 'p': 0.4}, lambda g, s: g.negative_binomial(3, 0.4, s)),
+                    ('generalized_negative_binomial', {'mu': 2.0, 'alpha': 0.5},
+                     lambda g, s: g.poisson(g.gamma(2.0, 1.0, s)))):
+    CASES[f'_random_{_k}_like'] = [Case([_like_x], _at, (lambda f: lambda x: f(np.random.default_rng(7), x.shape).astype(
+        x.dtype))(_f), seed=7, grad=False)]
+
+
+def _unique_zipfian_oracle(seed, rmax, b, n):
+    def f():
+        g, out, trials = np.random.default_rng(seed), [], []
+        for _ in range(b):
+            got, t = np.zeros(0, np.int64), 0
+            while got.size < n:
+                m = max(2 * (n - got.size), 64)
+                d = (np.exp(g.uniform(0, np.log(rmax + 1.0), m)) - 1).astype(np.int64) % rmax
+                cat = np.concatenate([got, d])
+                _, first = np.unique(cat, return_index=True)
+                keep = np.sort(first)[:n]
+                t += m if keep.size < n else keep[-1] + 1 - got.size
+                got = cat[keep]
+            out.append(got)
+            trials.append(t)
+        return np.array(out, np.int64), np.array(trials, np.int64)
+    return f
+
+
+CASES['_sample_unique_zipfian'] = [Case([], {'range_max': 50, 'shape': (3, 20)}, _unique_zipfian_oracle(5, 50, 3, 20),
+                                        seed=5, grad=False)]
+
 
 def _multinomial_oracle(seed, n):
     def f(p):
@@ -585,6 +633,13 @@ CASES['_backward_SoftmaxOutput'] = [
     Case([_y, np.array([0.0, 3.0, 4.0, 1.0])], {}, lambda y, t: _smo_grad_oracle(y, t), grad=False),
     Case([_y, np.array([0.0, 3.0, 4.0, 1.0])], {'use_ignore': True, 'ignore_label': 3.0, 'normalization': 'valid'},
          lambda y, t: _smo_grad_oracle(y, t, 1 / 3, 3.0), grad=False)]
+_ym = np.exp(R(2, 3, 2, 2))
+_ym = _ym / _ym.sum(1, keepdims=True)
+_tm = I(3, 2, 2, 2)
+# multi_output: (softmax - one_hot) per position, scaled by grad_scale / (H * W) unless normalization is 'valid'
+CASES['_backward_SoftmaxOutput'].append(Case(
+    [_ym, _tm], {'multi_output': True, 'grad_scale': 2.0},
+    lambda y, t: (y - np.stack([(t == c) * 1.0 for c in range(3)], 1)) * 2.0 / 4, grad=False, id='multi_output'))
 CASES['smooth_l1'] = [Case([R(3, 4) * 2], {'scalar': 1.5},
                            lambda x: np.where(abs(x) < 1 / 2.25, 0.5 * 2.25 * x * x, abs(x) - 0.5 / 2.25))]
 
@@ -759,7 +814,14 @@ CASES['LRN'] = [Case([R(2, 5, 2, 2)], {'nsize': 3, 'alpha': 0.1}, lambda x: _lrn
 CASES['UpSampling'] = [Case([R(1, 2, 2, 3)], {'scale': 2, 'sample_type': 'nearest'},
                             lambda x: x.repeat(2, 2).repeat(2, 3)),
                        Case([R(1, 2, 2, 2), R(1, 1, 4, 4)], {'scale': 2, 'sample_type': 'nearest', 'num_args': 2},
-                            lambda a, b: np.concatenate([a.repeat(2, 2).repeat(2, 3), b], 1))]
+                            lambda a, b: np.concatenate([a.repeat(2, 2).repeat(2, 3), b], 1)),
+                       # bilinear: a per-channel transposed convolution, kernel 2s - s%2, stride s, pad s//2
+                       Case([R(1, 2, 3, 3), R(2, 1, 4, 4)], {'scale': 2, 'sample_type': 'bilinear', 'num_filter': 2,
+                                                              'num_args': 2},
+                            lambda x, w: deconv_naive(x, w, None, (2, 2), (1, 1), (0, 0), groups=2), id='bilinear'),
+                       Case([R(1, 1, 2, 2), R(1, 1, 5, 5)], {'scale': 3, 'sample_type': 'bilinear', 'num_filter': 1,
+                                                              'num_args': 2},
+                            lambda x, w: deconv_naive(x, w, None, (3, 3), (1, 1), (0, 0)), id='bilinear3')]
 CASES['_contrib_BilinearResize2D'] = [Case([R(1, 2, 3, 4)], {'height': 5, 'width': 3}, lambda x: _bilinear_naive(x, 5, 3)),
                                       Case([R(1, 1, 2, 2)], {'scale_height': 2.0, 'scale_width': 2.0},
                                            lambda x: _bilinear_naive(x, 4, 4))]
@@ -927,7 +989,7 @@ def _nms_naive(x, overlap_thresh=0.5, valid_thresh=0.0, topk=-1, coord_start=2, 
     N, K = x.shape[-2:]
     out = np.full((int(np.prod(x.shape[:-2], dtype=int)), N, K), -1.0)
     for bi, d in enumerate(x.reshape(-1, N, K)):
-        cand = sorted([i for i in range(N) if d[i, si] > valid_thresh and not (ii >= 0 and background_id >= 0 and
+        cand = sorted([i for i in range(N) if d[i, si] > valid_thresh and not (ii >= 0 and
                                                                              d[i, ii] == background_id)],
                       key=lambda i: -d[i, si])
         kept = []
@@ -963,6 +1025,71 @@ CASES['_contrib_box_nms'] = [
          id='2d-center-out'),
     Case([_BOXES[1]], {'topk': 3, 'overlap_thresh': 0.7}, lambda x: _nms_naive(x, 0.7, topk=3), id='2d-topk')]
 BACKWARD_OF['_backward_contrib_box_nms'] = '_contrib_box_nms'
+
+
+def _prior_naive(x, sizes=(1.0,), ratios=(1.0,), clip=False, steps=(-1.0, -1.0), offsets=(0.5, 0.5)):
+    H, W = x.shape[2:]
+    sy, sx = (steps[0] if steps[0] > 0 else 1 / H), (steps[1] if steps[1] > 0 else 1 / W)
+    rows = []
+    for r in range(H):
+        for c in range(W):
+            cy, cx = (r + offsets[0]) * sy, (c + offsets[1]) * sx
+            for s, q in [(s, ratios[0]) for s in sizes] + [(sizes[0], q) for q in ratios[1:]]:
+                w, h = s * H / W * math.sqrt(q) / 2, s / math.sqrt(q) / 2
+                rows.append([cx - w, cy - h, cx + w, cy + h])
+    out = np.array(rows)[None]
+    return np.clip(out, 0, 1) if clip else out
+
+
+CASES['_contrib_MultiBoxPrior'] = [
+    Case([R(1, 2, 3, 4)], {'sizes': (0.5, 0.25), 'ratios': (1.0, 2.0, 0.5)},
+         lambda x: _prior_naive(x, (0.5, 0.25), (1.0, 2.0, 0.5))),
+    Case([R(2, 1, 2, 2)], {'sizes': (0.9,), 'ratios': (4.0,), 'clip': True, 'steps': (0.3, 0.4), 'offsets': (0.2, 0.7)},
+         lambda x: _prior_naive(x, (0.9,), (4.0,), True, (0.3, 0.4), (0.2, 0.7)), grad=False, id='clip-steps')]
+
+
+def _matching_naive(x, threshold, is_ascend=False, topk=-1):
+    N, M = x.shape[-2:]
+    rows, cols = [], []
+    for sc in x.reshape(-1, N, M):
+        rm, cm, n = [-1] * N, [-1] * M, 0
+        for v, r, c in sorted(((sc[r, c], r, c) for r in range(N) for c in range(M)),
+                              key=lambda t: (t[0] if is_ascend else -t[0], t[1] * M + t[2])):
+            if (v >= threshold) if is_ascend else (v <= threshold):
+                break
+            if rm[r] < 0 and cm[c] < 0:
+                rm[r], cm[c], n = c, r, n + 1
+                if 0 < topk <= n:
+                    break
+        rows.append(rm)
+        cols.append(cm)
+    return np.array(rows, float).reshape(x.shape[:-1]), np.array(cols, float).reshape(x.shape[:-2] + (M,))
+
+
+_SCORES = np.array([[0.5, 0.6, 0.05], [0.1, 0.2, 0.9], [0.3, 0.4, 0.8], [0.7, 0.01, 0.02]])
+CASES['_contrib_bipartite_matching'] = [
+    Case([_SCORES], {'threshold': 0.1}, lambda x: _matching_naive(x, 0.1), grad=False),
+    Case([np.stack([_SCORES, _SCORES[::-1]])], {'threshold': 0.5, 'is_ascend': True, 'topk': 2},
+         lambda x: _matching_naive(x, 0.5, True, 2), grad=False, id='ascend-topk-batch')]
+
+
+def _target_expected(neg_mining):
+    # anchors a0 [0,0,.5,.5] a1 [.5,.5,1,1] a2 [0,0,1,1]; one ground truth (class 0) [0,0,.4,.6]: IoU .69, 0, .24
+    loc = np.zeros((1, 12))
+    loc[0, :4] = [(0.2 - 0.25) / 0.5 / 0.1, (0.3 - 0.25) / 0.5 / 0.1, math.log(0.4 / 0.5) / 0.2, math.log(0.6 / 0.5) / 0.2]
+    mask = np.zeros((1, 12))
+    mask[0, :4] = 1
+    # with mining (ratio 1): one negative, the anchor least sure of background (a2); a1 is ignored
+    return loc, mask, np.array([[1.0, -1.0, 0.0]] if neg_mining else [[1.0, 0.0, 0.0]])
+
+
+_ANCHORS = np.array([[[0, 0, 0.5, 0.5], [0.5, 0.5, 1, 1], [0, 0, 1, 1]]])
+_GT = np.array([[[0, 0, 0, 0.4, 0.6], [-1, -1, -1, -1, -1]]])
+_CLSP = np.array([[[0.0, 5.0, 0.0], [0.0, 0.0, 3.0]]])
+CASES['_contrib_MultiBoxTarget'] = [
+    Case([_ANCHORS, _GT, _CLSP], {}, lambda a, g, c: _target_expected(False), grad=False),
+    Case([_ANCHORS, _GT, _CLSP], {'negative_mining_ratio': 1.0}, lambda a, g, c: _target_expected(True), grad=False,
+         id='negative-mining')]
 
 
 def _softmax_rows(x):
@@ -1214,3 +1341,167 @@ CASES['col2im'] = [Case([R(2, 12, 10)], {'output_size': (4, 5), 'kernel': (2, 3)
                         _col2im_naive((4, 5), (2, 3), (1, 2), (1, 0), (1, 1))),
                    Case([R(1, 4, 9)], {'output_size': (4, 4), 'kernel': (2, 2), 'dilate': (1, 1), 'stride': (1, 1)},
                         _col2im_naive((4, 4), (2, 2), (1, 1), (0, 0), (1, 1)), id='overlapping')]
+
+
+# ---------------------------------------------------------------- contrib index_array / div_sqrt_dim, AMP casts, finiteness
+CASES['_contrib_index_array'] = [
+    Case([R(2, 3)], {}, lambda x: np.array([[[i, j] for j in range(3)] for i in range(2)]), grad=False),
+    Case([R(2, 3, 4)], {'axes': (-1, 0)}, lambda x: np.array([[[[k, i] for k in range(4)] for _ in range(3)]
+                                                             for i in range(2)]), grad=False, id='axes')]
+CASES['_contrib_div_sqrt_dim'] = [Case([R(2, 3, 4)], {}, lambda x: x / 2.0), Case([R(5, 9)], {}, lambda x: x / 3.0)]
+CASES['amp_cast'] = [Case([R(3, 4)], {'dtype': 'float32'}, lambda x: x.astype(np.float32), grad=False)]
+CASES['amp_multicast'] = [Case([R(3), R(2, 2)], {'num_outputs': 2}, lambda a, b: (a, b))]
+CASES['all_finite'] = [Case([R(3, 4)], {}, lambda x: np.array([1.0], np.float32), grad=False),
+                       Case([np.array([1.0, np.inf])], {}, lambda x: np.array([0.0], np.float32), grad=False, id='inf')]
+CASES['multi_all_finite'] = [Case([R(2), np.array([np.nan, 1.0])], {'num_arrays': 2},
+                                  lambda a, b: np.array([0.0], np.float32), grad=False)]
+# a loss head: identity forward (its hinge gradient: tests/test_mxnet_ops2.py)
+CASES['SVMOutput'] = [Case([R(4, 3), I(3, 4)], {}, lambda x, t: x, grad=False),
+                      Case([R(4, 3), I(3, 4)], {'use_linear': True, 'margin': 0.5}, lambda x, t: x, grad=False)]
+
+
+# ---------------------------------------------------------------- spatial transformer (graphc/ops/spatial.py)
+def _grid_naive(theta, h, w):
+    out = np.zeros((theta.shape[0], 2, h, w))
+    for n in range(theta.shape[0]):
+        A = theta[n].reshape(2, 3)
+        for i in range(h):
+            for j in range(w):
+                xt, yt = -1 + 2 * j / (w - 1), -1 + 2 * i / (h - 1)
+                out[n, :, i, j] = A @ np.array([xt, yt, 1.0])
+    return out
+
+
+def _sample_naive(x, grid):
+    n_, c_, h, w = x.shape
+    out = np.zeros((n_, c_) + grid.shape[2:])
+    for n in range(n_):
+        for i in range(grid.shape[2]):
+            for j in range(grid.shape[3]):
+                px, py = (grid[n, 0, i, j] + 1) * (w - 1) / 2, (grid[n, 1, i, j] + 1) * (h - 1) / 2
+                for yy in range(h):
+                    for xx in range(w):  # the bilinear "tent" weight of every source pixel
+                        wt = max(0.0, 1 - abs(px - xx)) * max(0.0, 1 - abs(py - yy))
+                        out[n, :, i, j] += wt * x[n, :, yy, xx]
+    return out
+
+
+_theta = np.array([[0.9, 0.1, 0.05, -0.2, 0.8, 0.1], [0.5, 0.0, 0.3, 0.0, 0.5, -0.1]])
+_flow = R(1, 2, 3, 4) * 0.3
+CASES['GridGenerator'] = [
+    Case([_theta], {'transform_type': 'affine', 'target_shape': (3, 4)}, lambda t: _grid_naive(t, 3, 4)),
+    Case([_flow], {'transform_type': 'warp', 'target_shape': (3, 4)},
+         lambda f: np.stack([(f[:, 0] + np.arange(4)[None, None, :]) / 1.5 - 1,
+                             (f[:, 1] + np.arange(3)[None, :, None]) / 1.0 - 1], 1), id='warp')]
+_grid = np.asarray(rng.uniform(-1.1, 1.1, size=(2, 2, 3, 3)))  # (a few points just outside the source)
+CASES['BilinearSampler'] = [Case([R(2, 2, 4, 5), _grid], {}, _sample_naive)]
+CASES['SpatialTransformer'] = [Case([R(2, 1, 4, 5), _theta], {'target_shape': (3, 3)},
+                                    lambda x, t: _sample_naive(x, _grid_naive(t, 3, 3)))]
+BACKWARD_OF['_backward_GridGenerator'] = 'GridGenerator'
+BACKWARD_OF['_backward_BilinearSampler'] = 'BilinearSampler'
+
+
+# ---------------------------------------------------------------- roi pooling (graphc/ops/roi.py)
+def _roipool_naive(x, rois, ph, pw, scale):
+    out = np.zeros((len(rois), x.shape[1], ph, pw))
+    H, W = x.shape[2:]
+    rnd = lambda v: int(np.floor(v + 0.5))  # noqa: E731  (the rois here are positive)
+    for r, (b, x1, y1, x2, y2) in enumerate(rois):
+        sx, sy, ex, ey = rnd(x1 * scale), rnd(y1 * scale), rnd(x2 * scale), rnd(y2 * scale)
+        bh, bw = max(ey - sy + 1, 1) / ph, max(ex - sx + 1, 1) / pw
+        for i in range(ph):
+            for j in range(pw):
+                hs, he = min(max(int(np.floor(i * bh)) + sy, 0), H), min(max(int(np.ceil((i + 1) * bh)) + sy, 0), H)
+                ws, we = min(max(int(np.floor(j * bw)) + sx, 0), W), min(max(int(np.ceil((j + 1) * bw)) + sx, 0), W)
+                for c in range(x.shape[1]):
+                    cells = [x[int(b), c, yy, xx] for yy in range(hs, he) for xx in range(ws, we)]
+                    out[r, c, i, j] = max(cells) if cells else 0.0
+    return out
+
+
+def _roialign_naive(x, rois, ph, pw, scale, ratio):
+    out = np.zeros((len(rois), x.shape[1], ph, pw))
+    H, W = x.shape[2:]
+
+    def at(m, y, xx):  # one bilinear sample, as the paper's reference code
+        if y < -1 or y > H or xx < -1 or xx > W:
+            return 0.0
+        y, xx = max(y, 0.0), max(xx, 0.0)
+        y0, x0 = min(int(y), H - 1), min(int(xx), W - 1)
+        y1, x1 = min(y0 + 1, H - 1), min(x0 + 1, W - 1)
+        ly, lx = (y - y0 if y0 < H - 1 else 0.0), (xx - x0 if x0 < W - 1 else 0.0)
+        return (m[y0, x0] * (1 - ly) * (1 - lx) + m[y0, x1] * (1 - ly) * lx + m[y1, x0] * ly * (1 - lx)
+                + m[y1, x1] * ly * lx)
+    for r, (b, x1, y1, x2, y2) in enumerate(rois):
+        sw, sh = x1 * scale, y1 * scale
+        rw, rh = max(x2 * scale - sw, 1.0), max(y2 * scale - sh, 1.0)
+        gh = gw = ratio
+        for c in range(x.shape[1]):
+            for i in range(ph):
+                for j in range(pw):
+                    out[r, c, i, j] = np.mean([at(x[int(b), c], sh + i * rh / ph + (iy + 0.5) * rh / ph / gh,
+                                                  sw + j * rw / pw + (ix + 0.5) * rw / pw / gw)
+                                               for iy in range(gh) for ix in range(gw)])
+    return out
+
+
+_rois = np.array([[0, 1.1, 1.1, 6.2, 6.2], [1, 3.1, 1.2, 5.2, 6.8], [0, 0.0, 0.0, 2.0, 3.0]])
+CASES['ROIPooling'] = [Case([R(2, 2, 8, 7), _rois], {'pooled_size': (2, 3), 'spatial_scale': 1.0},
+                            lambda x, r: _roipool_naive(x, r, 2, 3, 1.0)),
+                       Case([R(2, 1, 6, 6), _rois], {'pooled_size': (2, 2), 'spatial_scale': 0.5},
+                            lambda x, r: _roipool_naive(x, r, 2, 2, 0.5), id='scale')]
+CASES['_contrib_ROIAlign'] = [Case([R(2, 2, 8, 7), _rois], {'pooled_size': (2, 3), 'spatial_scale': 1.0, 'sample_ratio': 2},
+                                   lambda x, r: _roialign_naive(x, r, 2, 3, 1.0, 2)),
+                              Case([R(2, 12, 5, 5), _rois], {'pooled_size': (2, 3), 'spatial_scale': 0.7, 'sample_ratio': 2,
+                                                              'position_sensitive': True},
+                                   lambda x, r: np.stack([_roialign_naive(x, r, 2, 3, 0.7, 2)[:, c * 6:(c + 1) * 6]
+                                                          .reshape(3, 6, 2, 3)[:, np.arange(6), np.arange(6) // 3,
+                                                                               np.arange(6) % 3].reshape(3, 2, 3)
+                                                          for c in range(2)], 1), id='position_sensitive')]
+BACKWARD_OF['_backward_ROIPooling'] = 'ROIPooling'
+BACKWARD_OF['_backward_ROIAlign'] = '_contrib_ROIAlign'
+CASES['_histogram'] = [
+    Case([np.array([-3.0, -1.0, 0.2, 0.5, 2.49, 2.5, 7.0])], {'bin_cnt': 5, 'range': (-2.5, 2.5)},
+         lambda x: (np.array([0, 1, 1, 1, 2]), np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])), grad=False),
+    Case([np.array([[0.1, 0.6], [1.0, 2.0]]), np.array([0.0, 0.5, 1.0, 4.0])], {},
+         lambda x, b: (np.array([1, 1, 2]), b), grad=False, id='edges')]
+CASES['_identity_with_attr_like_rhs'] = [Case([R(2, 3), R(2, 3)], {}, lambda x, r: x)]
+
+
+def _lq_oracle(A):
+    """NumPy's QR of A^T, transposed (A = L Q with LAPACK's signs; the properties L lower triangular, Q Q^T = I,
+    L Q = A are checked in test_mxnet_ops2.py, and the gradient by central differences here)."""
+    q, r = np.linalg.qr(A.T)
+    return q.T, r.T
+
+
+CASES['_linalg_gelqf'] = [Case([R(2, 4)], {}, _lq_oracle), Case([R(3, 3)], {}, _lq_oracle, id='square')]
+BACKWARD_OF['_backward_linalg_gelqf'] = '_linalg_gelqf'
+
+
+def _corr_naive(a, b, k, md, s1, s2, pad, mul):
+    """Correlation by its definition: windows of data1 against data2 displaced by (dy, dx), summed, / (k*k*C)."""
+    n, c, h, w = a.shape
+    pa = np.pad(a, ((0, 0), (0, 0), (pad, pad + 8), (pad, pad + 8)))
+    pb = np.pad(b, ((0, 0), (0, 0), (pad, pad + 8), (pad, pad + 8)))
+    border, r = md + (k - 1) // 2, md // s2
+    th, tw = -(-(h + 2 * pad - 2 * border) // s1), -(-(w + 2 * pad - 2 * border) // s1)
+    out = np.zeros((n, (2 * r + 1) ** 2, th, tw))
+    for i in range(th):
+        for j in range(tw):
+            y1, x1 = i * s1 + md, j * s1 + md
+            for t in range((2 * r + 1) ** 2):
+                dy, dx = (t // (2 * r + 1) - r) * s2, (t % (2 * r + 1) - r) * s2
+                u = pa[:, :, y1:y1 + k, x1:x1 + k]
+                v = pb[:, :, y1 + dy:y1 + dy + k, x1 + dx:x1 + dx + k]
+                out[:, t, i, j] = (u * v if mul else abs(u - v)).sum((1, 2, 3)) / (k * k * c)
+    return out
+
+
+CASES['Correlation'] = [
+    Case([R(1, 2, 5, 6), R(1, 2, 5, 6)], {'kernel_size': 3, 'max_displacement': 1, 'stride1': 2, 'pad_size': 2},
+         lambda a, b: _corr_naive(a, b, 3, 1, 2, 1, 2, True)),
+    Case([R(1, 2, 4, 4), R(1, 2, 4, 4)], {'kernel_size': 1, 'max_displacement': 2, 'stride2': 2, 'pad_size': 2,
+                                          'is_multiply': False},
+         lambda a, b: _corr_naive(a, b, 1, 2, 1, 2, 2, False), id='abs')]
+BACKWARD_OF['_backward_Correlation'] = 'Correlation'

@@ -72,9 +72,13 @@ def test_backward_after_inference_forward():
     ref.backward(mx.nd.ones((4, 3)))
     for k in ('data', 'a_weight', 'b_weight', 'b_bias'):
         np.testing.assert_allclose(exe.grad_dict[k].asnumpy(), ref.grad_dict[k].asnumpy(), rtol=1e-6, atol=1e-6)
-    fresh = mx.sym.FullyConnected(d, num_hidden=2).simple_bind(mx.cpu(), data=(1, 2))
-    with pytest.raises(mx.base.MXNetError, match='run forward first'):
-        fresh.backward()
+    # MXNet 1.x runs a backward with no forward before it (test_operator's repeat/tile gradients do): the
+    # gradient at the bound arguments, as after an inference forward
+    fresh = mx.sym.FullyConnected(d, num_hidden=2, name='fc').simple_bind(mx.cpu(), data=(1, 2))
+    fresh.arg_dict['data'][:] = np.array([[2.0, 3.0]])
+    fresh.backward(mx.nd.array([[1.0, 10.0]]))
+    np.testing.assert_allclose(fresh.grad_dict['fc_weight'].asnumpy(), [[2, 3], [20, 30]])
+    np.testing.assert_allclose(fresh.grad_dict['fc_bias'].asnumpy(), [1, 10])
 
 
 def test_nd_array_dtype_rule():

@@ -96,14 +96,14 @@ def test_create_graph_and_get_symbol():
     L = gluon.loss.SoftmaxCrossEntropyLoss()
     with autograd.record():
         loss = L(pred, label)
-        g = autograd.grad(loss.sum(), pred, create_graph=True)
+        g = autograd.grad(loss.sum(), pred, create_graph=True)[0]
         gg = (g * g).sum()
     gg.backward()                       # the gradient of the gradient, through the recorded rule
     x = pred.copy()
     x.attach_grad()
     with autograd.record():
         oh = nd.one_hot(label, depth=3)   # (pick's backward is not differentiable again)
-        gr = autograd.grad((-(nd.log_softmax(x) * oh)).sum(), x, create_graph=True)
+        gr = autograd.grad((-(nd.log_softmax(x) * oh)).sum(), x, create_graph=True)[0]
         (gr * gr).sum().backward()
     np.testing.assert_allclose(g.asnumpy(), gr.asnumpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(pred.grad.asnumpy(), x.grad.asnumpy(), rtol=1e-4, atol=1e-6)

@@ -228,6 +228,8 @@ def test_lr_wd_mult_on_an_op_reach_its_variables():
     fc1 = sym.FullyConnected(sym.var('data'), bias=bias, name='fc1', num_hidden=10, lr_mult=0)
     fc2 = sym.FullyConnected(fc1, name='fc2', num_hidden=10, wd_mult=0.5)
     d = fc2.attr_dict()
-    assert d['fc1_weight']['__lr_mult__'] == '0.0' and d['fc1_bias']['__lr_mult__'] == '1.0'
+    # (MXNet: the value's string as given, lr_mult=0 -> '0'; and listed under both lr_mult and __lr_mult__)
+    assert d['fc1_weight']['__lr_mult__'] == '0' and d['fc1_bias']['__lr_mult__'] == '1.0'
+    assert d['fc1_weight']['lr_mult'] == '0' and d['fc1']['lr_mult'] == '0'
     assert d['fc2_weight']['__wd_mult__'] == '0.5' and d['fc2_bias']['__wd_mult__'] == '0.5'
     assert 'data' not in d

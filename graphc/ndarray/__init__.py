@@ -88,7 +88,10 @@ def BatchNorm(data, gamma, beta, moving_mean, moving_var, **attrs):
     a = op.canon({k: v for k, v in attrs.items() if k != 'name'})
     out, mean, var = invoke(op, (data, gamma, beta, moving_mean, moving_var), a, attrs.get('name'))
     update_moving_stats(a, moving_mean, moving_var, out, mean, var)
-    return [out, mean, var] if a['output_mean_var'] else out
+    if not a['output_mean_var']:
+        return out
+    # MXNet 1.x (CPU) gives the inverse standard deviation, 1/sqrt(var + eps), as the third output
+    return [out, mean, rsqrt(var + a['eps'])] if isinstance(out, NDArray) else [out, mean, var]  # noqa: F821
 
 
 def update_moving_stats(a, moving_mean, moving_var, out, mean, var):
@@ -137,6 +140,29 @@ equal, not_equal, greater, lesser = (_ufunc(b, p) for b, p in ((broadcast_equal,
 greater_equal = _ufunc(broadcast_greater_equal, _operator.ge)  # noqa: F821
 lesser_equal = _ufunc(broadcast_lesser_equal, _operator.le)  # noqa: F821
 reshape, flatten, swapaxes, cast = Reshape, Flatten, SwapAxis, Cast  # noqa: F821
+
+
+def histogram(a, bins=10, range=None, mod=None):  # noqa: A002  (MXNet's names)
+    """(counts, bin edges) of a's values: bins equal bins over range, or bins an array of edges (MXNet's)."""
+    m = mod or _mod
+    if isinstance(bins, _numbers.Number):
+        if range is None:
+            raise GraphcError("histogram: an int number of bins needs range=(low, high)")
+        return m._histogram(a, bin_cnt=int(bins), range=tuple(range))
+    return m._histogram(a, bins)
+
+
+def hypot(lhs, rhs, mod=None):
+    """sqrt(lhs^2 + rhs^2), broadcasting; either side may be a number (MXNet's hypot). mod: the op namespace."""
+    m = mod or _mod
+    ln, rn = isinstance(lhs, _numbers.Number), isinstance(rhs, _numbers.Number)
+    if ln and rn:
+        import math
+        return math.hypot(lhs, rhs)
+    if ln or rn:
+        x, c = (rhs, lhs) if ln else (lhs, rhs)
+        return m.sqrt(m.square(x) + float(c) ** 2)
+    return m.broadcast_hypot(lhs, rhs)
 identity, copy = _copy, _copy  # noqa: F821
 
 
@@ -196,6 +222,7 @@ sample_multinomial, shuffle = _sample_multinomial, _shuffle  # noqa: F821
 
 flip, stop_gradient, broadcast_axis, pad = reverse, BlockGrad, broadcast_axes, Pad  # noqa: F821  (MXNet's aliases)
 ElementWiseSum, broadcast_plus, broadcast_minus, true_divide = add_n, broadcast_add, broadcast_sub, divide  # noqa: F821
+BatchNorm_v1 = BatchNorm  # MXNet's legacy BatchNorm: the same math on axis 1
 sum_axis, max_axis, min_axis = _mod.sum, _mod.max, _mod.min  # MXNet's legacy names of the reductions
 crop, choose_element_0index = _mod.slice, pick  # noqa: F821  (deprecated aliases of slice and pick)
 
@@ -324,35 +351,6 @@ def SoftmaxActivation(data, mode='instance', name=None):
     if mode != 'instance':
         raise GraphcError(f"SoftmaxActivation: mode must be 'instance' or 'channel', got {mode!r}")
     return softmax(data.reshape((data.shape[0], -1)), axis=-1).reshape(data.shape)  # noqa: F821
-
-
-def amp_cast(data, dtype, name=None):
-    """AMP's cast: a floating array to dtype (differentiable); other dtypes pass unchanged, as MXNet."""
-    return data if data.dtype.kind != 'f' else Cast(data, dtype=dtype)  # noqa: F821
-
-
-def amp_multicast(*data, num_outputs=None, cast_narrow=False, name=None):
-    """AMP's multicast: every floating input cast to the widest (cast_narrow: narrowest) floating dtype among them."""
-    import numpy as np
-    if num_outputs is not None and num_outputs != len(data):
-        raise GraphcError(f"amp_multicast: num_outputs={num_outputs} but {len(data)} inputs")
-    floats = [d.dtype for d in data if d.dtype.kind == 'f']
-    if not floats:
-        return list(data)
-    to = (_builtins.min if cast_narrow else _builtins.max)(floats, key=lambda t: np.dtype(t).itemsize)
-    return [amp_cast(d, np.dtype(to).name) for d in data]
-
-
-def all_finite(data, init_output=True):
-    """[1.] when every element of data is finite, else [0.] (float32), as MXNet's all_finite."""
-    return multi_all_finite(data, num_arrays=1, init_output=init_output)
-
-
-def multi_all_finite(*arrays, num_arrays=None, init_output=True):
-    """[1.] when every element of every array is finite, else [0.]."""
-    import numpy as np
-    ok = all(bool(np.isfinite(a.asnumpy()).all()) for a in arrays[:num_arrays])
-    return array([1.0 if ok else 0.0])
 
 
 def multi_sum_sq(*arrays, num_arrays=None):

@@ -1,5 +1,6 @@
 """mx.nd.contrib: the contrib ops graphc has (registered as _contrib_<name>) under their short names, and
 MXNet's control flow (foreach, while_loop, cond) for NDArrays."""
+import math
 import sys
 
 from ..base import GraphcError
@@ -13,6 +14,8 @@ def _bind():
     for name in OPS:
         if name.startswith('_contrib_'):
             setattr(_mod, name[len('_contrib_'):], getattr(nd, name))
+    for name in ('ctc_loss', 'CTCLoss'):  # MXNet's contrib names of the CTC loss
+        setattr(_mod, name, getattr(nd, name))
 
 
 _bind()
@@ -82,9 +85,20 @@ def cond(pred, then_func, else_func, name='cond'):
 
 
 # ---------------------------------------------------------------- MXNet's small contrib helpers
-def div_sqrt_dim(data):
-    """data / sqrt(data.shape[-1]) (attention's scaling)."""
-    return data * (1.0 / float(data.shape[-1]) ** 0.5)
+def SyncBatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9, fix_gamma=True,
+                  use_global_stats=False, output_mean_var=False, ndev=1, key=None, name=None):
+    """MXNet's contrib.SyncBatchNorm in one process: BatchNorm on axis 1 with this batch's statistics (ndev
+    devices of one process are gluon.contrib.nn.SyncBatchNorm's job). Its outputs are (out, mean, var)."""
+    from . import _OPS, invoke, update_moving_stats
+    if int(ndev) != 1:
+        raise GraphcError(f"SyncBatchNorm: ndev={ndev}: the imperative op syncs no devices in graphc; "
+                          "use gluon.contrib.nn.SyncBatchNorm(num_devices=...)")
+    op = _OPS['BatchNorm']
+    a = op.canon(dict(eps=eps, momentum=momentum, fix_gamma=fix_gamma, use_global_stats=use_global_stats,
+                      output_mean_var=output_mean_var, axis=1))
+    out, mean, var = invoke(op, (data, gamma, beta, moving_mean, moving_var), a, name)
+    update_moving_stats(a, moving_mean, moving_var, out, mean, var)
+    return [out, mean, var] if output_mean_var else out
 
 
 def arange_like(data, start=0.0, step=1.0, repeat=1, axis=None, ctx=None):
@@ -113,15 +127,6 @@ def boolean_mask(data, index, axis=0):
                           f"got shape {index.shape}")
     keep = np.nonzero(index.asnumpy())[0]
     return take(data, array(keep, ctx=data.context, dtype='int64'), axis=axis)
-
-
-def index_array(data, axes=None):
-    """For each element of data, its index (along axes, default all): shape data.shape + (len(axes),), int64."""
-    import numpy as np
-    from . import array
-    axes = tuple(range(data.ndim)) if axes is None else tuple(a % data.ndim for a in axes)
-    grid = np.indices(data.shape, dtype=np.int64)
-    return array(np.stack([grid[a] for a in axes], axis=-1), ctx=data.context, dtype='int64')
 
 
 def box_iou(lhs, rhs, format='corner'):
@@ -153,3 +158,22 @@ def adamw_update(*args, **kwargs):
     """MXNet's contrib.adamw_update (see graphc.ndarray.update.adamw_update)."""
     from .update import adamw_update as f
     return f(*args, **kwargs)
+
+
+def rand_zipfian(true_classes, num_sampled, range_max, ctx=None, F=None):
+    """MXNet's contrib.rand_zipfian: num_sampled classes (with repeats) from the log-uniform distribution over
+    [0, range_max), P(k) = log((k+2)/(k+1)) / log(range_max+1), and the expected counts of true_classes and of
+    the sampled classes (P(k) * num_sampled). Returns (sampled int64, expected_true float64, expected_sampled)."""
+    if F is None:
+        from .. import ndarray as F
+    if range_max < 1 or num_sampled < 0:
+        raise GraphcError(f"rand_zipfian: range_max ({range_max}) must be >= 1 and num_sampled ({num_sampled}) >= 0")
+    log_range = math.log(range_max + 1)
+    kw = {} if ctx is None else {'ctx': ctx}
+    u = F._random_uniform(low=0, high=log_range, shape=(num_sampled,), dtype='float64', **kw)
+    sampled = F.Cast(F.exp(u) - 1, dtype='int64') % range_max
+
+    def expected(c):
+        c = F.Cast(c, dtype='float64')
+        return F.log((c + 2.0) / (c + 1.0)) / log_range * num_sampled
+    return sampled, expected(true_classes), expected(sampled)

@@ -146,7 +146,7 @@ def _device_invoke(op, inputs, attrs, dev):
 
 def _dtype_error(op, attrs, data):
     dts = {a.dtype for i, a in enumerate(data) if i not in op.nograd_inputs}
-    if len(dts) > 1:
+    if len(dts) > 1 and not op.mixed_dtypes:
         op.infer(attrs, [a.shape for a in data], [a.dtype for a in data])  # raises with op and shapes
         raise GraphcShapeError(f"{op.name}: inputs must share a dtype, got {', '.join(str(a.dtype) for a in data)}")
 
@@ -539,7 +539,13 @@ def full(shape, val, ctx=None, dtype=None, out=None):
 
 def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None):
     ctx = _check_ctx(ctx)
-    a = np.arange(start, stop, step).astype(as_dtype(dtype))
+    dt = as_dtype(dtype)
+    if np.issubdtype(dt, np.integer):  # MXNet: the length from the float range, values start + i*step in dtype
+        start, stop = (0, start) if stop is None else (start, stop)
+        cast = lambda v: np.asarray(int(v)).astype(dt)  # noqa: E731  (C's cast: -2 is 254 in uint8, as MXNet's)
+        a = np.arange(len(np.arange(start, stop, step)), dtype=dt) * cast(step) + cast(start)
+    else:
+        a = np.arange(start, stop, step).astype(dt)
     return _new(np.repeat(a, repeat) if repeat > 1 else a, ctx)
 
 

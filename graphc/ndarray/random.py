@@ -96,3 +96,38 @@ def multinomial(data, shape=_Null, get_prob=False, out=None, dtype='int32', **kw
 def shuffle(data, **kwargs):
     """A copy of data with its first axis randomly permuted."""
     return invoke(OPS['_shuffle'], (data,), {})
+
+
+def _like(kind, data, params, out):
+    """_random_<kind>_like: samples in data's shape and dtype."""
+    op = OPS[f'_random_{kind}_like']
+    return _finish(invoke(op, (data,), op.canon(dict(zip(op.attrs, params)))), None, out)
+
+
+def uniform_like(data=None, low=0, high=1, out=None, **kwargs):
+    return _like('uniform', data, [low, high], out)
+
+
+def normal_like(data=None, loc=0, scale=1, out=None, **kwargs):
+    return _like('normal', data, [loc, scale], out)
+
+
+def gamma_like(data=None, alpha=1, beta=1, out=None, **kwargs):
+    return _like('gamma', data, [alpha, beta], out)
+
+
+def exponential_like(data=None, lam=1, out=None, **kwargs):
+    """Exponential samples of rate lam (MXNet's exponential_like takes the rate, exponential the scale)."""
+    return _like('exponential', data, [lam], out)
+
+
+def poisson_like(data=None, lam=1, out=None, **kwargs):
+    return _like('poisson', data, [lam], out)
+
+
+def negative_binomial_like(data=None, k=1, p=1, out=None, **kwargs):
+    return _like('negative_binomial', data, [k, p], out)
+
+
+def generalized_negative_binomial_like(data=None, mu=1, alpha=1, out=None, **kwargs):
+    return _like('generalized_negative_binomial', data, [mu, alpha], out)

@@ -325,3 +325,62 @@ register('_contrib_gradientmultiplier', infer=same_infer, kind='elemwise', inpla
          attrs={'scalar': Attr('float')}, grad=lambda F, a, x, y, dy: [dy[0] * a['scalar']], lower=lambda P, a, x: x,
          doc="x unchanged; its gradient multiplied by scalar (a negative scalar reverses it: gradient reversal).")(
     lambda attrs, x: x.copy())
+
+
+# ---------------------------------------------------------------- AMP casts and finiteness checks (MXNet's amp_*)
+def _amp_to(x_dtype, dtype):
+    return np.dtype(dtype) if np.dtype(x_dtype).kind == 'f' else np.dtype(x_dtype)  # non-floats pass unchanged
+
+
+register('amp_cast', kind='elemwise', attrs={'dtype': Attr('dtype')},
+         infer=lambda a, s, d: ([s[0]], [_amp_to(d[0], a['dtype'])]),
+         grad=lambda F, a, x, y, dy: [F.amp_cast(dy[0], dtype=str(x[0].dtype))],
+         doc="AMP's cast: a floating input to dtype; other dtypes unchanged.")(
+    lambda attrs, x: x.astype(_amp_to(x.dtype, attrs['dtype'])))
+
+
+def _multicast_to(a, dtypes):
+    floats = [np.dtype(d) for d in dtypes if np.dtype(d).kind == 'f']
+    return (min if a['cast_narrow'] else max)(floats, key=lambda t: t.itemsize) if floats else None
+
+
+def _multicast_infer(a, s, d):
+    if a['num_outputs'] != len(s):
+        bad(f"amp_multicast: num_outputs={a['num_outputs']} but {len(s)} inputs")
+    to = _multicast_to(a, d)
+    return list(s), [_amp_to(t, to) if to is not None else t for t in d]
+
+
+@register('amp_multicast', kind='opaque', inputs='*', attrs={'num_outputs': Attr('int'), 'cast_narrow': Attr('bool', False)},
+          num_outputs=lambda a: a['num_outputs'], infer=_multicast_infer, mixed_dtypes=True,
+          grad=lambda F, a, x, y, dy: [F.amp_cast(g, dtype=str(v.dtype)) for g, v in zip(dy, x)],
+          doc="AMP's multicast: every floating input cast to the widest (cast_narrow: narrowest) floating dtype of "
+              "them all.")
+def _amp_multicast(a, *xs):
+    to = _multicast_to(a, [x.dtype for x in xs])
+    return tuple(x.astype(_amp_to(x.dtype, to)) if to is not None else x.copy() for x in xs)
+
+
+def _finite_infer(name):
+    def infer(a, s, d):
+        if name == 'multi_all_finite' and a['num_arrays'] != len(s):
+            bad(f"multi_all_finite: num_arrays={a['num_arrays']} but {len(s)} inputs")
+        return [(1,)], [np.dtype('float32')]
+    return infer
+
+
+register('all_finite', kind='opaque', attrs={'init_output': Attr('bool', True)}, infer=_finite_infer('all_finite'),
+         differentiable=False, doc="[1.] when every element of data is finite, else [0.] (float32).")(
+    lambda a, x: np.array([float(np.isfinite(x).all())], np.float32))
+register('multi_all_finite', kind='opaque', inputs='*', differentiable=False, mixed_dtypes=True,
+         attrs={'num_arrays': Attr('int', 1), 'init_output': Attr('bool', True)}, infer=_finite_infer('multi_all_finite'),
+         doc="[1.] when every element of every input is finite, else [0.] (float32).")(
+    lambda a, *xs: np.array([float(all(np.isfinite(x).all() for x in xs))], np.float32))
+
+
+register('_identity_with_attr_like_rhs', kind='elemwise', inputs=('lhs', 'rhs'), nograd_inputs=(1,),
+         infer=lambda a, s, d: ([s[1] if s[0] == s[1] else bad(f"_identity_with_attr_like_rhs: lhs {s[0]} and rhs "
+                                                                 f"{s[1]} differ in shape")], [d[0]]),
+         grad=lambda F, a, x, y, dy: [dy[0], None], lower=lambda P, a, x, r: x, mixed_dtypes=True,
+         doc="lhs unchanged, with rhs's shape (MXNet's internal op: rhs constrains lhs's shape inference).")(
+    lambda a, x, r: x.copy())

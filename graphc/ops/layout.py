@@ -108,7 +108,9 @@ def _diag_infer(a, s, d):
     if len(x) < 2:
         bad(f"diag: needs a 1-d or an n-d (n >= 2) input, got shape {x}")
     ax1, ax2 = norm_axis(a['axis1'], len(x)), norm_axis(a['axis2'], len(x))
-    n = max(0, min(x[ax1], x[ax2] - k) if k >= 0 else min(x[ax1] + k, x[ax2]))
+    n = min(x[ax1], x[ax2] - k) if k >= 0 else min(x[ax1] + k, x[ax2])
+    if n < 0:
+        bad(f"diag: diagonal k={k} does not exist for axes ({ax1}, {ax2}) of shape {x}")
     rest = tuple(v for i, v in enumerate(x) if i not in (ax1, ax2))
     return [rest + (n,)], [d[0]]
 
@@ -117,6 +119,7 @@ def _diag_infer(a, s, d):
           infer=_diag_infer, grad=lambda F, a, x, y, dy: [F._backward_diag(dy[0], x[0], **a)],
           doc="1-d input: the square matrix with it on diagonal k; n-d: diagonal k of axes (axis1, axis2).")
 def _diag(a, x):
+    _diag_infer(a, [x.shape], [x.dtype])  # (the eager call's checks)
     if x.ndim == 1:
         return np.diag(x, a['k'])
     return np.diagonal(x, a['k'], a['axis1'], a['axis2']).copy()
@@ -155,8 +158,13 @@ def _cumsum(a, x):
 
 def _d2s_infer(name, a, s, d):
     b = a['block_size']
+    if b < 1:
+        bad(f"{name}: block_size must be a positive integer, got {b}")
     if len(s[0]) != 4:
         bad(f"{name}: needs a 4-d NCHW input, got {s[0]}")
+    from ..util import is_np_shape
+    if 0 in s[0] and not is_np_shape():  # MXNet 1.x: a 0 dim is an unknown size outside NumPy shape mode
+        bad(f"{name}: input shape {s[0]} has a zero dim (zero-size inputs need mx.np_shape())")
     n, c, h, w = s[0]
     if name == 'depth_to_space':
         if c % (b * b):
@@ -172,6 +180,7 @@ def _d2s_infer(name, a, s, d):
           grad=lambda F, a, x, y, dy: [F.space_to_depth(dy[0], block_size=a['block_size'])],
           doc="Channels rearranged into blocks of space (N, C, H, W) -> (N, C/b^2, H*b, W*b), as MXNet's.")
 def _depth_to_space(a, x):
+    _d2s_infer('depth_to_space', a, [x.shape], [x.dtype])
     b = a['block_size']
     n, c, h, w = x.shape
     return x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2).reshape(n, c // (b * b), h * b, w * b)
@@ -182,6 +191,7 @@ def _depth_to_space(a, x):
           grad=lambda F, a, x, y, dy: [F.depth_to_space(dy[0], block_size=a['block_size'])],
           doc="Blocks of space moved into channels: the inverse of depth_to_space.")
 def _space_to_depth(a, x):
+    _d2s_infer('space_to_depth', a, [x.shape], [x.dtype])
     b = a['block_size']
     n, c, h, w = x.shape
     return x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4).reshape(n, c * b * b, h // b, w // b)
@@ -267,3 +277,26 @@ def _backward_khatri_rao(a, g, *ms):
         gi = np.moveaxis(g, i, 0)
         outs.append((gi * prod[None]).reshape(rows[i], -1, ms[0].shape[1]).sum(1).astype(ms[i].dtype))
     return tuple(outs)
+
+
+def _index_axes(a, ndim):
+    axes = tuple(range(ndim)) if a['axes'] is None else tuple(norm_axis(x, ndim, 'axes') for x in a['axes'])
+    return axes
+
+
+@register('_contrib_index_array', kind='opaque', attrs={'axes': Attr('shape', None)},
+          infer=lambda a, s, d: ([s[0] + (len(_index_axes(a, len(s[0]))),)], [np.dtype('int64')]), differentiable=False,
+          doc="Each element's index along axes (default: all): shape data.shape + (len(axes),), int64.")
+def _index_array(a, x):
+    axes = _index_axes(a, x.ndim)
+    if not axes:  # a 0-d input: shape (0,)
+        return np.zeros(x.shape + (0,), np.int64)
+    grid = np.indices(x.shape, dtype=np.int64)
+    return np.stack([grid[i] for i in axes], axis=-1)
+
+
+@register('_contrib_div_sqrt_dim', kind='opaque', infer=lambda a, s, d: ([s[0]], [d[0]]),
+          grad=lambda F, a, x, y, dy: [F._contrib_div_sqrt_dim(dy[0])],
+          doc="data / sqrt(data.shape[-1]) (attention's scaling).")
+def _div_sqrt_dim(a, x):
+    return (x / np.sqrt(x.shape[-1])).astype(x.dtype)

@@ -284,3 +284,31 @@ def _makediag(a, A):
     i = np.arange(A.shape[-1])
     out[..., i + max(-k, 0), i + max(k, 0)] = A
     return out
+
+
+def _gelqf_infer(a, s, d):
+    A = s[0]
+    if len(A) < 2 or A[-2] > A[-1]:
+        bad(f"linalg.gelqf: needs matrices (.., m, n) with m <= n, got shape {A}")
+    return [A, A[:-2] + (A[-2], A[-2])], [d[0], d[0]]
+
+
+@register('_linalg_gelqf', kind='opaque', inputs=('A',), num_outputs=2, infer=_gelqf_infer,
+          grad=lambda F, a, x, y, dy: [F._backward_linalg_gelqf(dy[0], dy[1], y[0], y[1])],
+          doc="LQ factorization A = L Q of (.., m, n) matrices, m <= n: Q (.., m, n) with orthonormal rows and "
+              "L (.., m, m) lower triangular (MXNet's linalg.gelqf, LAPACK's signs).")
+def _gelqf(a, A):
+    _gelqf_infer(a, [A.shape], [A.dtype])
+    q, r = np.linalg.qr(_T(A).astype(np.float64))  # A^T = Q' R'  =>  A = R'^T Q'^T (LAPACK's geqrf on A^T)
+    return _T(q).astype(A.dtype), _T(r).astype(A.dtype)
+
+
+@register('_backward_linalg_gelqf', kind='opaque', inputs=('dQ', 'dL', 'Q', 'L'), differentiable=False,
+          infer=lambda a, s, d: ([s[2]], [d[2]]), doc="Gradient of linalg.gelqf.")
+def _gelqf_bw(a, dQ, dL, Q, L):
+    # M = L^T dL - dQ Q^T made symmetric from its lower triangle; dA = L^-T (dQ + sym(M) Q)
+    dt = Q.dtype
+    dQ, dL, Q, L = (v.astype(np.float64) for v in (dQ, dL, Q, L))
+    M = _T(L) @ dL - dQ @ _T(Q)
+    M = np.tril(M) + _T(np.tril(M, -1))
+    return np.linalg.solve(_T(L), dQ + M @ Q).astype(dt)

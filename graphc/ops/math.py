@@ -76,13 +76,16 @@ for _n, (_k, _g) in MATH.items():
 
 def _softmin_grad(F, a, x, y, dy):
     s = F.sum(dy[0] * y[0], axis=a['axis'], keepdims=True)
-    return [-(F.broadcast_mul(F.broadcast_sub(dy[0], s), y[0]) / (a['temperature'] or 1.0))]
+    g = -(F.broadcast_mul(F.broadcast_sub(dy[0], s), y[0]) / (a['temperature'] or 1.0))
+    return [F.Cast(g, dtype=str(x[0].dtype)) if a['dtype'] and np.dtype(a['dtype']) != x[0].dtype else g]
 
 
-@register('softmin', kind='opaque', infer=same_infer, grad=_softmin_grad,
-          attrs={'axis': Attr('int', -1), 'temperature': Attr('float', None)},
-          doc="softmax(-x / temperature) along axis (MXNet's softmin).")
+@register('softmin', kind='opaque', grad=_softmin_grad,
+          infer=lambda a, s, d: ([s[0]], [np.dtype(a['dtype']) if a['dtype'] else d[0]]),
+          attrs={'axis': Attr('int', -1), 'temperature': Attr('float', None), 'dtype': Attr('dtype', None)},
+          doc="softmax(-x / temperature) along axis (MXNet's softmin); dtype: the output's, computed in it.")
 def _softmin(attrs, x):
+    x = x.astype(attrs['dtype']) if attrs['dtype'] else x
     z = -x / (attrs['temperature'] or 1.0)
     e = np.exp(z - z.max(axis=attrs['axis'], keepdims=True))
     return (e / e.sum(axis=attrs['axis'], keepdims=True)).astype(x.dtype)

@@ -480,10 +480,25 @@ def _backward_convolution(attrs, g, x, w, native=None):
 DECONV_ATTRS = dict(CONV_ATTRS, adj=Attr('shape', ()), target_shape=Attr('shape', ()), no_bias=Attr('bool', True))
 
 
+def deconv_pad(attrs, d):
+    """(pad, adj) for channels-first data shape d: a non-zero target_shape sets them (MXNet's InferPad: the
+    total padding split in two, an odd remainder going to adj) and overrides the pad and adj attributes."""
+    k, st, dl, pd = conv_params(attrs, 'Deconvolution')
+    ts = attrs['target_shape']
+    if not any(ts):
+        return pd, attrs['adj'] or (0,) * len(k)
+    if len(ts) != len(k):
+        bad(f"Deconvolution: target_shape {ts} needs {len(k)} dimensions, as the kernel {tuple(k)}")
+    tot = [st[i] * (d[2 + i] - 1) + dl[i] * (k[i] - 1) + 1 - ts[i] for i in range(len(k))]
+    if min(tot) < 0:
+        bad(f"Deconvolution: target_shape {ts} is too big for data {d}, kernel {tuple(k)} and stride {tuple(st)}")
+    return tuple((t + 1) // 2 for t in tot), tuple(t % 2 for t in tot)
+
+
 def _deconv_out(attrs, d):
     """Output spatial size for channels-first data shape d."""
-    k, st, dl, pd = conv_params(attrs, 'Deconvolution')
-    adj = attrs['adj'] or (0,) * len(k)
+    k, st, dl, _ = conv_params(attrs, 'Deconvolution')
+    pd, adj = deconv_pad(attrs, d)
     return tuple((d[2 + i] - 1) * st[i] - 2 * pd[i] + dl[i] * (k[i] - 1) + 1 + adj[i] for i in range(len(k)))
 
 
@@ -521,10 +536,11 @@ def _deconvolution(attrs, x, w, b=None, native=None):
     _deconv_infer(attrs, [a.shape for a in arrays], [a.dtype for a in arrays])
     if not x.shape[0]:
         return zeros_of(_deconv_infer, attrs, arrays)
-    k, st, dl, pd = conv_params(attrs, 'Deconvolution')
+    k, st, dl, _ = conv_params(attrs, 'Deconvolution')
     last = _layout(attrs, x.shape, 'Deconvolution')
     if last:
         x, w = np.ascontiguousarray(_cfirst(x)), _cfirst(w)
+    pd = deconv_pad(attrs, x.shape)[0]
     tr = partial(conv2d_transpose, native=native) if len(k) == 2 else conv_nd_transpose
     y = tr(x, w, k, st, dl, pd, attrs['num_group'], _deconv_out(attrs, x.shape))
     if b is not None:
@@ -538,11 +554,12 @@ def _deconvolution(attrs, x, w, b=None, native=None):
 def _backward_deconvolution(attrs, g, x, w, native=None):
     if not x.shape[0]:  # an empty batch
         return np.zeros_like(x), np.zeros_like(w), np.zeros(attrs['num_filter'], g.dtype)
-    k, st, dl, pd = conv_params(attrs, 'Deconvolution')
+    k, st, dl, _ = conv_params(attrs, 'Deconvolution')
     grp = attrs['num_group']
     last = _layout(attrs, x.shape, 'Deconvolution')
     if last:
         g, x, w = (np.ascontiguousarray(_cfirst(a)) for a in (g, x, w))
+    pd = deconv_pad(attrs, x.shape)[0]
     conv, wg = (partial(conv2d, native=native), partial(conv2d_weight_grad, native=native)) if len(k) == 2 \
         else (conv_nd, conv_nd_weight_grad)
     # y = conv_transpose(x, w)  =>  dx = conv(g, w), dw = weight-grad of conv with roles of x and g swapped
@@ -569,8 +586,13 @@ def pool_geom(attrs, shape):
     k = attrs['kernel']
     if len(k) != nd:
         bad(f"Pooling: needs a {nd}-d kernel for data of shape {shape}, got kernel={k}")
+    if len(attrs['pad'] or ()) > nd:  # MXNet reads the first nd entries of a longer pad (pad=(0, 0, 0), 1-d)
+        attrs = dict(attrs, pad=tuple(attrs['pad'][:nd]))
     _spatial('Pooling', attrs, ('kernel', 'stride', 'pad'), nd)
     st, pd = attrs['stride'] or (1,) * nd, attrs['pad'] or (0,) * nd
+    same = attrs['pooling_convention'] == 'same'
+    if same and any(pd):
+        bad(f"Pooling: pooling_convention='same' pads by itself; pad must be 0, got pad={pd}")
     if len(st) != nd or len(pd) != nd:
         bad(f"Pooling: stride and pad need {nd} values (kernel={k}, stride={st}, pad={pd})")
     if min(k) < 1 or min(st) < 1 or min(pd) < 0:
@@ -580,7 +602,8 @@ def pool_geom(attrs, shape):
         h = shape[2 + i] + 2 * pd[i]
         if h < k[i]:
             bad(f"Pooling: kernel {k} is larger than the padded input {shape[2:]}")
-        o = (h - k[i]) // st[i] + 1 if attrs['pooling_convention'] == 'valid' else -(-(h - k[i]) // st[i]) + 1
+        o = -(-h // st[i]) if same else (h - k[i]) // st[i] + 1 if attrs['pooling_convention'] == 'valid' \
+            else -(-(h - k[i]) // st[i]) + 1
         out.append(o)
         extra.append(max(0, (o - 1) * st[i] + k[i] - h))
     return tuple(k), tuple(st), tuple(pd), tuple(extra), tuple(out)

@@ -128,6 +128,8 @@ def _backward_smo(attrs, y, label):
         scale /= y.shape[0]
     elif attrs['normalization'] == 'valid':
         scale /= max(int(keep.sum()), 1)
+    if attrs['multi_output'] and attrs['normalization'] != 'valid':  # MXNet: also per spatial position
+        scale /= max(y.size // max(y.shape[0] * y.shape[1], 1), 1)
     return np.moveaxis(g * scale, -1, ax).astype(y.dtype)
 
 
@@ -147,3 +149,28 @@ def _smooth_l1_lower(P, a, x):  # the reference's operations in its order
 def _smooth_l1(attrs, x):
     s2 = attrs['scalar'] ** 2
     return np.where(np.abs(x) < 1.0 / s2, 0.5 * s2 * x * x, np.abs(x) - 0.5 / s2).astype(x.dtype)
+
+
+def _svm_infer(a, s, d):
+    if len(s[0]) != 2 or tuple(s[1]) != s[0][:1]:
+        bad(f"SVMOutput: data must be (batch, classes) and label (batch,), got {s[0]} and {s[1]}")
+    return [s[0]], [d[0]]
+
+
+def _svm_grad(F, a, x, y, dy):
+    """The hinge loss's gradient for class scores x: with s = +1 for the label's class, -1 elsewhere,
+    L1 (use_linear): -s * [margin > s x]; L2: -2 s max(margin - s x, 0); times regularization_coefficient."""
+    s = F._minus_scalar(F._mul_scalar(F.one_hot(x[1], depth=x[0].shape[1], dtype=str(x[0].dtype)), scalar=2.0), scalar=1.0)
+    sx = s * x[0]
+    if a['use_linear']:
+        g = F._lesser_scalar(sx, scalar=a['margin'])
+    else:
+        g = F._mul_scalar(F.relu(F._rminus_scalar(sx, scalar=a['margin'])), scalar=2.0)
+    return [F._mul_scalar(-(s * g), scalar=a['regularization_coefficient']), None]
+
+
+register('SVMOutput', kind='opaque', inputs=('data', 'label'), nograd_inputs=(1,), infer=_svm_infer, grad=_svm_grad,
+         attrs={'margin': Attr('float', 1.0), 'regularization_coefficient': Attr('float', 1.0),
+                'use_linear': Attr('bool', False)},
+         doc="MXNet's SVMOutput: the forward is the scores; the backward the L2 (use_linear: L1) SVM hinge loss's "
+             "gradient for the labels, as a loss head.")(lambda a, x, label: x.copy())

@@ -47,6 +47,15 @@ def _gen_neg_binomial(g, mu, alpha, n):
     return g.poisson(lam)
 
 
+def _cast(kind, out, dtype, params):
+    """The draws in dtype; uniform's stay below high after rounding (float16 rounds 0.9999 up to 1.0)."""
+    out = np.asarray(out).astype(dtype)
+    if kind == 'uniform' and dtype.kind == 'f':
+        hi = np.asarray(params[1], dtype)
+        out = np.where(out >= hi, np.nextafter(hi, np.asarray(params[0], dtype)), out).astype(dtype)
+    return out
+
+
 def _random_op(kind, params, draw):
     attrs = {k: Attr('int' if isinstance(v, int) else 'float', v) for k, v in params.items()}
     attrs.update(_COMMON)
@@ -55,8 +64,8 @@ def _random_op(kind, params, draw):
         return [_shape_of(a)], [_out_dtype(a)]
 
     def ref(a, *_):
-        out = draw(_rng(), *[a[k] for k in params], _shape_of(a))
-        return np.asarray(out).astype(_out_dtype(a))
+        ps = [a[k] for k in params]
+        return _cast(kind, draw(_rng(), *ps, _shape_of(a)), _out_dtype(a), ps)
 
     register(f'_random_{kind}', kind='opaque', inputs=(), attrs=attrs, infer=infer, differentiable=False,
              doc=f"Samples from the {kind} distribution with scalar parameters {', '.join(params)} (MXNet's "
@@ -76,8 +85,8 @@ def _sample_op(kind, params, draw):
         # one draw of shape s per parameter element: broadcast each parameter over the trailing sample axes
         full = ps[0].shape + s
         args = [np.reshape(p.astype(np.float64), p.shape + (1,) * len(s)) for p in ps]
-        out = draw(_rng(), *[np.broadcast_to(p, full) for p in args], full)
-        return np.asarray(out).astype(_out_dtype(a, str(ps[0].dtype)))
+        args = [np.broadcast_to(p, full) for p in args]
+        return _cast(kind, draw(_rng(), *args, full), _out_dtype(a, str(ps[0].dtype)), args)
 
     register(f'_sample_{kind}', kind='opaque', inputs=names, attrs={'shape': Attr('shape', ()), 'dtype': _DTYPE},
              infer=infer, differentiable=False,
@@ -85,9 +94,60 @@ def _sample_op(kind, params, draw):
                  "the output is the parameters' shape followed by `shape`.")(ref)
 
 
+def _like_op(kind, params, draw):
+    attrs = {k: Attr('int' if isinstance(v, int) else 'float', v) for k, v in params.items()}
+
+    def ref(a, x):
+        ps = [a[k] for k in params]
+        return _cast(kind, draw(_rng(), *ps, x.shape), x.dtype, ps)
+
+    register(f'_random_{kind}_like', kind='opaque', inputs=('data',), attrs=attrs, differentiable=False,
+             infer=lambda a, s, d: ([s[0]], [d[0]]),
+             doc=f"Samples from the {kind} distribution ({', '.join(params)}) in the shape and dtype of data "
+                 f"(MXNet's random_{kind}_like).")(ref)
+
+
 for _k, (_p, _d) in RANDOM.items():
     _random_op(_k, _p, _d)
     _sample_op(_k, _p, _d)
+    _like_op(_k, _p, _d)
+
+
+def _unique_zipfian_infer(a, shapes, dtypes):
+    s = _shape_of(a)
+    if len(s) != 2:
+        bad(f"_sample_unique_zipfian: shape must be (batch, num_sampled), got {s}")
+    if s[1] > a['range_max']:
+        bad(f"_sample_unique_zipfian: num_sampled ({s[1]}) must be at most range_max ({a['range_max']})")
+    return [s, (s[0],)], [np.dtype('int64'), np.dtype('int64')]
+
+
+@register('_sample_unique_zipfian', kind='opaque', inputs=(), infer=_unique_zipfian_infer, differentiable=False,
+          num_outputs=2, attrs={'range_max': Attr('int'), 'shape': Attr('shape', ())},
+          doc="Per row, shape[1] distinct classes from the log-uniform (Zipfian) distribution over [0, range_max): "
+              "P(k) = log((k+2)/(k+1)) / log(range_max+1); also the number of draws each row took (MXNet's "
+              "_sample_unique_zipfian).")
+def _unique_zipfian(a):
+    b, n = _unique_zipfian_infer(a, [], [])[0][0]
+    rmax, g = a['range_max'], _rng()
+    classes, trials = np.zeros((b, n), np.int64), np.zeros(b, np.int64)
+    log_range = np.log(rmax + 1.0)
+    for i in range(b):
+        seen, order, t = set(), [], 0
+        while len(order) < n:  # draw in batches, keep the first occurrences in draw order
+            m = max(2 * (n - len(order)), 64)
+            draws = (np.exp(g.uniform(0, log_range, m)) - 1).astype(np.int64) % rmax
+            for j, c in enumerate(draws):
+                if c not in seen:
+                    seen.add(c)
+                    order.append(c)
+                    if len(order) == n:
+                        t += j + 1
+                        break
+            else:
+                t += m
+        classes[i], trials[i] = order, t
+    return classes, trials
 
 
 def _randint_infer(a, shapes, dtypes):

@@ -86,21 +86,28 @@ for _n, (_f, _g) in REDUCTIONS.items():
 
 
 def _norm_grad(F, a, x, y, dy):
-    g = _expand(F, a, dy[0], x[0].shape)
+    g, out = dy[0], y[0]
+    if a['out_dtype'] and np.dtype(a['out_dtype']) != x[0].dtype:  # differentiate in the input's dtype
+        g, out = F.Cast(g, dtype=str(x[0].dtype)), F.Cast(out, dtype=str(x[0].dtype))
+    g = _expand(F, a, g, x[0].shape)
     if a['ord'] == 1:
         return [F.broadcast_mul(g, F.sign(x[0]))]
-    return [F.broadcast_div(F.broadcast_mul(g, x[0]), _expand(F, a, y[0], x[0].shape))]
+    return [F.broadcast_div(F.broadcast_mul(g, x[0]), _expand(F, a, out, x[0].shape))]
 
 
-@register('norm', kind='reduce', attrs={'ord': Attr('int', 2), 'axis': Attr('axis', None), 'keepdims': Attr('bool', False)},
-          infer=lambda a, s, d: ([_red_shape(a, s[0])], [d[0]]), grad=_norm_grad)
+@register('norm', kind='reduce', attrs={'ord': Attr('int', 2), 'axis': Attr('axis', None), 'keepdims': Attr('bool', False),
+                                        'out_dtype': Attr('dtype', None)},
+          infer=lambda a, s, d: ([_red_shape(a, s[0])], [np.dtype(a['out_dtype']) if a['out_dtype'] else d[0]]),
+          grad=_norm_grad, doc="The L1 or L2 norm over axis; out_dtype: the result's dtype, accumulated in it.")
 def _norm(attrs, x):
     if attrs['ord'] not in (1, 2):
         bad(f"norm: ord must be 1 or 2, got {attrs['ord']}")
     axes = _axes(attrs, x.ndim)
-    r = np.sum(np.abs(x), axes, keepdims=attrs['keepdims']) if attrs['ord'] == 1 else \
-        np.sqrt(np.sum(np.square(x), axes, keepdims=attrs['keepdims']))
-    return _legacy_out(np.asarray(r, dtype=x.dtype))
+    dt = np.dtype(attrs['out_dtype']) if attrs['out_dtype'] else x.dtype
+    xa = x.astype(np.promote_types(dt, x.dtype))
+    r = np.sum(np.abs(xa), axes, keepdims=attrs['keepdims']) if attrs['ord'] == 1 else \
+        np.sqrt(np.sum(np.square(xa), axes, keepdims=attrs['keepdims']))
+    return _legacy_out(np.asarray(r, dtype=dt))
 
 
 def _arg_infer(a, s, d):
@@ -133,13 +140,16 @@ def _dot_infer(attrs, shapes, dtypes):
     a, b = shapes
     if not a or not b:
         bad("dot: inputs must have at least one dim")
-    if attrs['transpose_a']:
-        a = a[1:] + a[:1] if len(a) == 2 else a[::-1]
-    if attrs['transpose_b']:
-        b = b[::-1]
-    if a[-1] != b[0]:
-        bad(f"dot: last dim of lhs ({a[-1]}) must equal first dim of rhs ({b[0]})")
-    return [_legacy(a[:-1] + b[1:])], [same_dtype('dot', dtypes)]
+    # MXNet's N-d dot views each input as a matrix: lhs (prod of all dims but the last, last), transposed:
+    # (first, prod of the rest) read transposed; rhs likewise. Contracted: lhs's last (transposed: first) dim
+    # with rhs's first (transposed: last); the other dims stay in order.
+    ka, ra = (a[0], a[1:]) if attrs['transpose_a'] else (a[-1], a[:-1])
+    kb, rb = (b[-1], b[:-1]) if attrs['transpose_b'] else (b[0], b[1:])
+    if ka != kb:
+        ta, tb = attrs['transpose_a'], attrs['transpose_b']
+        bad(f"dot: {'first' if ta else 'last'} dim of lhs ({ka}) must equal {'last' if tb else 'first'} dim of rhs "
+            f"({kb})" + (f" (transpose_a={ta}, transpose_b={tb})" if ta or tb else ''))
+    return [_legacy(ra + rb)], [same_dtype('dot', dtypes)]
 
 
 def _mat(x, t):
@@ -168,13 +178,13 @@ def _dot_grad(F, a, x, y, dy):
 
 @register('dot', kind='opaque', inputs=('lhs', 'rhs'), attrs=DOT_ATTRS, infer=_dot_infer, grad=_dot_grad)
 def _dot(attrs, a, b):
-    if attrs['transpose_a']:
-        a = a.T
-    if attrs['transpose_b']:
-        b = b.T
+    ta, tb = attrs['transpose_a'], attrs['transpose_b']
     if a.ndim <= 2 and b.ndim <= 2:
-        return _legacy_out(np.asarray(np.dot(a, b)))
-    return np.tensordot(a, b, axes=1)
+        return _legacy_out(np.asarray(np.dot(a.T if ta else a, b.T if tb else b)))
+    out = _dot_infer(attrs, [a.shape, b.shape], [a.dtype, b.dtype])[0][0]
+    A2 = a.reshape(a.shape[0], -1).T if ta else a.reshape(-1, a.shape[-1])
+    B2 = b.reshape(-1, b.shape[-1]).T if tb else b.reshape(b.shape[0], -1)
+    return np.dot(A2, B2).reshape(out)
 
 
 def _bdot_infer(attrs, shapes, dtypes):

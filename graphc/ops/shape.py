@@ -79,15 +79,30 @@ def exact_shape(src, new):
     return new
 
 
+def _reshape_out(attrs, src):
+    if attrs['shape'] or not attrs['target_shape']:
+        return reshape_shape(src, attrs['shape'], attrs['reverse'])
+    # MXNet's deprecated target_shape: one 0 is inferred; keep_highest keeps the first dim
+    out = list(attrs['target_shape'])
+    if attrs['keep_highest']:
+        out[0] = src[0]
+    free = [i for i in range(1 if attrs['keep_highest'] else 0, len(out)) if out[i] == 0]
+    if len(free) == 1:
+        known = int(np.prod([d for i, d in enumerate(out) if i != free[0]], dtype=np.int64))
+        out[free[0]] = int(np.prod(src, dtype=np.int64)) // max(known, 1)
+    return exact_shape(src, tuple(out))
+
+
 def _reshape_infer(attrs, shapes, dtypes):
-    return [reshape_shape(shapes[0], attrs['shape'], attrs['reverse'])], [dtypes[0]]
+    return [_reshape_out(attrs, shapes[0])], [dtypes[0]]
 
 
 @register('Reshape', kind='injective', inplace=True, infer=_reshape_infer,
-          attrs={'shape': Attr('shape', ()), 'reverse': Attr('bool', False)},
+          attrs={'shape': Attr('shape', ()), 'reverse': Attr('bool', False), 'target_shape': Attr('shape', ()),
+                 'keep_highest': Attr('bool', False)},
           grad=lambda F, a, x, y, dy: [F._np_reshape(dy[0], newshape=x[0].shape)])
 def _reshape(attrs, x):
-    return x.reshape(reshape_shape(x.shape, attrs['shape'], attrs['reverse']))
+    return x.reshape(_reshape_out(attrs, x.shape))
 
 
 @register('_np_reshape', kind='injective', inplace=True, attrs={'newshape': Attr('shape')},
@@ -316,6 +331,9 @@ def _slice_axis(attrs, x):
 
 def _tile_shape(a, s):
     reps = a['reps']
+    from ..util import is_np_shape
+    if any(r < 0 for r in reps) or (0 in reps and not is_np_shape()):  # MXNet 1.x: a 0 only in NumPy shape mode
+        bad(f"tile: reps {reps} must be positive{'' if is_np_shape() else ' (0 needs mx.np_shape())'}")
     n = max(len(s), len(reps))
     s, reps = (1,) * (n - len(s)) + s, (1,) * (n - len(reps)) + reps
     return s, reps
@@ -457,6 +475,8 @@ def _embedding(attrs, idx, w):
 def _one_hot(attrs, idx):
     i = idx.astype(np.int64)
     out = np.full(idx.shape + (attrs['depth'],), attrs['off_value'], attrs['dtype'])
+    if not attrs['depth']:
+        return out
     ok = (i >= 0) & (i < attrs['depth'])  # out-of-range indices give an all-off row, as MXNet
     np.put_along_axis(out, np.where(ok, i, 0)[..., None], np.where(ok, attrs['on_value'], attrs['off_value'])[..., None]
                       .astype(out.dtype), axis=-1)

@@ -119,3 +119,30 @@ def _topk(attrs, x):
 def _backward_topk(attrs, g, x):
     xs, ax, idx = _topk_idx(attrs, x)
     return _scatter_back(xs, idx, g.reshape(idx.shape), ax).reshape(x.shape)
+
+
+def _hist_inputs(a):
+    return ('data',) if a['bin_cnt'] is not None else ('data', 'bins')
+
+
+def _hist_infer(a, s, d):
+    if a['bin_cnt'] is not None:
+        if a['bin_cnt'] < 1 or a['range'] is None or len(a['range']) != 2 or not a['range'][0] < a['range'][1]:
+            bad(f"histogram: bin_cnt must be >= 1 with a range (low, high), low < high; got bin_cnt={a['bin_cnt']}, "
+                f"range={a['range']}")
+        n = a['bin_cnt']
+    else:
+        if len(s) != 2 or len(s[1]) != 1 or s[1][0] < 2:
+            bad(f"histogram: bins must be a 1-d array of at least 2 edges, got shape {s[1] if len(s) > 1 else None}")
+        n = s[1][0] - 1
+    return [(n,), (n + 1,)], [np.dtype('int64'), d[1] if len(d) > 1 else d[0]]
+
+
+@register('_histogram', kind='opaque', inputs=_hist_inputs, differentiable=False, num_outputs=2, infer=_hist_infer,
+          attrs={'bin_cnt': Attr('int', None), 'range': Attr('floats', None)},
+          doc="NumPy's histogram of the flattened data: (counts (int64), bin edges); bin_cnt equal bins over "
+              "range, or the edges given as a second input (the last bin includes its right edge).")
+def _histogram(a, x, bins=None):
+    edges = np.linspace(*a['range'], a['bin_cnt'] + 1) if bins is None else bins.astype(np.float64)
+    counts, _ = np.histogram(x.astype(np.float64).ravel(), edges)
+    return counts.astype(np.int64), edges.astype(x.dtype if bins is None else bins.dtype)

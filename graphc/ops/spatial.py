@@ -1,8 +1,9 @@
-"""MXNet's normalization and resampling ops on NCHW images: L2Normalization, LRN, UpSampling (nearest),
-contrib.BilinearResize2D, Crop."""
+"""MXNet's normalization and resampling ops on NCHW images: L2Normalization, LRN, UpSampling (nearest, and
+bilinear: a learned grouped Deconvolution), contrib.BilinearResize2D, Crop."""
 import numpy as np
 
-from ..registry import Attr, bad, register
+from ..registry import Attr, bad, get, register
+from .nn import _deconvolution
 
 
 def _l2_axes(a, ndim):
@@ -78,11 +79,22 @@ def _backward_lrn(a, g, x):
     return (direct - 2 * a['beta'] * a['alpha'] / a['nsize'] * x64 * win).astype(x.dtype)
 
 
+def _bilinear_deconv(a):
+    """MXNet's bilinear UpSampling is this Deconvolution: one (1, k, k) filter per channel, k = 2s - s % 2."""
+    sc = a['scale']
+    k = 2 * sc - sc % 2
+    return dict(kernel=(k, k), stride=(sc, sc), pad=(sc // 2,) * 2, num_filter=a['num_filter'],
+                num_group=a['num_filter'], no_bias=True)
+
+
 def _up_infer(a, s, d):
-    if a['sample_type'] != 'nearest':
-        bad("UpSampling: only sample_type='nearest' is supported by graphc (bilinear needs a learned "
-            "Deconvolution weight; use contrib.BilinearResize2D for a fixed bilinear resize)")
     h, w = s[0][2] * a['scale'], s[0][3] * a['scale']
+    if a['sample_type'] == 'bilinear':
+        k = _bilinear_deconv(a)['kernel']
+        if len(s) != 2 or len(s[0]) != 4 or s[0][1] != a['num_filter'] or s[1] != (a['num_filter'], 1) + k:
+            bad(f"UpSampling: bilinear takes NCHW data with num_filter={a['num_filter']} channels and a weight "
+                f"of shape {(a['num_filter'], 1) + k}, got {', '.join(map(str, s))}")
+        return [(s[0][0], s[0][1], h, w)], [d[0]]
     for x in s:
         if len(x) != 4 or h % x[2] or w % x[3]:
             bad(f"UpSampling: inputs must be NCHW with sizes that divide {h}x{w}, got {x}")
@@ -95,11 +107,20 @@ UP_ATTRS = {'scale': Attr('int'), 'sample_type': Attr('str', 'nearest', choices=
             'num_args': Attr('int', 1), 'workspace': Attr('int', 512)}
 
 
-@register('UpSampling', kind='opaque', inputs='*', attrs=UP_ATTRS, infer=_up_infer,
-          grad=lambda F, a, x, y, dy: _as_list(F._backward_UpSampling(dy[0], *x, **a)),
-          doc="Nearest-neighbour upsampling by `scale` (several inputs: each to the first's output size, then "
-              "concatenated along channels or summed).")
+def _up_grad(F, a, x, y, dy):
+    if a['sample_type'] == 'bilinear':
+        return list(F._backward_Deconvolution(dy[0], x[0], x[1], **_bilinear_deconv(a)))[:2]
+    return _as_list(F._backward_UpSampling(dy[0], *x, **a))
+
+
+@register('UpSampling', kind='opaque', inputs='*', attrs=UP_ATTRS, infer=_up_infer, grad=_up_grad,
+          doc="Upsampling by `scale`: nearest-neighbour (several inputs: each to the first's output size, then "
+              "concatenated along channels or summed), or bilinear (inputs data and weight: MXNet's grouped "
+              "Deconvolution with a (num_filter, 1, k, k) weight, k = 2*scale - scale % 2).")
 def _upsampling(a, *xs):
+    if a['sample_type'] == 'bilinear':
+        _up_infer(a, [x.shape for x in xs], [x.dtype for x in xs])
+        return _deconvolution(dict(get('Deconvolution').defaults, **_bilinear_deconv(a)), xs[0], xs[1])
     h, w = xs[0].shape[2] * a['scale'], xs[0].shape[3] * a['scale']
     ups = [x.repeat(h // x.shape[2], axis=2).repeat(w // x.shape[3], axis=3) for x in xs]
     return np.concatenate(ups, axis=1) if a['multi_input_mode'] == 'concat' else sum(ups).astype(xs[0].dtype)
@@ -313,3 +334,232 @@ def _col2im(a, cols):
     for i, w in enumerate(_windows(k, st, dl, out)):
         xp[(slice(None), slice(None)) + w] += col[:, :, i]
     return xp[(slice(None), slice(None)) + tuple(slice(p, p + s) for p, s in zip(pd, a['output_size']))]
+
+
+# ---------------------------------------------------------------- spatial transformer networks (MXNet's GridGenerator,
+# BilinearSampler, SpatialTransformer). A grid holds, per output pixel, the (x, y) of the source point in [-1, 1]
+# (channel 0 along the width); the sampler reads the source at x_src = (x + 1) (W - 1) / 2 bilinearly, points
+# outside the source reading 0.
+def _base_grid(h, w, dtype=np.float64):
+    """(3, h*w): x_t, y_t in [-1, 1] and 1 for each target pixel, row-major."""
+    xs = np.linspace(-1.0, 1.0, w) if w > 1 else np.full(1, -1.0)
+    ys = np.linspace(-1.0, 1.0, h) if h > 1 else np.full(1, -1.0)
+    return np.stack([np.tile(xs, h), np.repeat(ys, w), np.ones(h * w)]).astype(dtype)
+
+
+GG_ATTRS = {'transform_type': Attr('str', 'affine', choices=('affine', 'warp')), 'target_shape': Attr('shape', (0, 0))}
+
+
+def _gg_infer(a, s, d):
+    x = s[0]
+    if a['transform_type'] == 'affine':
+        h, w = a['target_shape']
+        if len(x) != 2 or x[1] != 6 or h < 1 or w < 1:
+            bad(f"GridGenerator: affine takes data (batch, 6) and a target_shape (h, w) >= 1, got {x} and "
+                f"{a['target_shape']}")
+        return [(x[0], 2, h, w)], [d[0]]
+    if len(x) != 4 or x[1] != 2:
+        bad(f"GridGenerator: warp takes a flow of shape (batch, 2, h, w), got {x}")
+    return [x], [d[0]]
+
+
+def _warp_scale(h, w):
+    return np.array([(w - 1) / 2.0, (h - 1) / 2.0]).reshape(1, 2, 1, 1)
+
+
+@register('GridGenerator', kind='opaque', attrs=GG_ATTRS, infer=_gg_infer,
+          grad=lambda F, a, x, y, dy: [F._backward_GridGenerator(dy[0], **a)],
+          doc="A sampling grid (batch, 2, h, w) in [-1, 1]: affine: each (2, 3) matrix of data times the target "
+              "pixels' (x, y, 1); warp: the pixel positions plus the flow, normalized.")
+def _grid_generator(a, x):
+    if a['transform_type'] == 'affine':
+        h, w = a['target_shape']
+        return (x.reshape(-1, 2, 3) @ _base_grid(h, w)).reshape(-1, 2, h, w).astype(x.dtype)
+    n, _, h, w = x.shape
+    pix = np.stack(np.meshgrid(np.arange(w), np.arange(h)))[None]  # (1, 2, h, w): x then y
+    return ((x + pix) / _warp_scale(h, w) - 1.0).astype(x.dtype)
+
+
+@register('_backward_GridGenerator', kind='opaque', inputs=('ograd',), attrs=GG_ATTRS, differentiable=False,
+          infer=lambda a, s, d: ([(s[0][0], 6) if a['transform_type'] == 'affine' else s[0]], [d[0]]),
+          doc="Gradient of GridGenerator.")
+def _backward_grid_generator(a, g):
+    n, _, h, w = g.shape
+    if a['transform_type'] == 'affine':
+        return (g.reshape(n, 2, h * w) @ _base_grid(h, w).T).reshape(n, 6).astype(g.dtype)
+    return (g / _warp_scale(h, w)).astype(g.dtype)
+
+
+def _bs_infer(a, s, d):
+    x, g = s
+    if len(x) != 4 or len(g) != 4 or g[0] != x[0] or g[1] != 2:
+        bad(f"BilinearSampler: takes data (batch, c, h, w) and a grid (batch, 2, h_out, w_out), got {x} and {g}")
+    return [(x[0], x[1], g[2], g[3])], [d[0]]
+
+
+def _corners(x, grid):
+    """The four neighbours of each sampling point: [(weight, y index, x index, inside)], and (real y, real x)."""
+    h, w = x.shape[2:]
+    rx = (grid[:, 0].astype(np.float64) + 1) * (w - 1) / 2
+    ry = (grid[:, 1].astype(np.float64) + 1) * (h - 1) / 2
+    x0, y0 = np.floor(rx), np.floor(ry)
+    wx, wy = 1.0 - (rx - x0), 1.0 - (ry - y0)
+    out = []
+    for dy_, dx_, wgt in ((0, 0, wy * wx), (0, 1, wy * (1 - wx)), (1, 0, (1 - wy) * wx), (1, 1, (1 - wy) * (1 - wx))):
+        yi, xi = (y0 + dy_).astype(np.int64), (x0 + dx_).astype(np.int64)
+        inside = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
+        out.append((wgt, np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1), inside))
+    return out, (wy, wx)
+
+
+def _gather(x, yi, xi):
+    """x (n, c, h, w) at per-batch points (n, ho, wo): (n, c, ho, wo)."""
+    n = np.arange(x.shape[0])[:, None, None]
+    return np.moveaxis(x[n, :, yi, xi], -1, 1)
+
+
+@register('BilinearSampler', kind='opaque', inputs=('data', 'grid'), attrs={'cudnn_off': Attr('bool', False)},
+          infer=_bs_infer, grad=lambda F, a, x, y, dy: list(F._backward_BilinearSampler(dy[0], x[0], x[1])),
+          doc="Samples data bilinearly at a grid's (x, y) in [-1, 1] (points outside data read 0).")
+def _bilinear_sampler(a, x, grid):
+    _bs_infer(a, [x.shape, grid.shape], [x.dtype, grid.dtype])
+    cs, _ = _corners(x, grid)
+    out = sum(_gather(x, yi, xi) * (wgt * inside)[:, None] for wgt, yi, xi, inside in cs)
+    return out.astype(x.dtype)
+
+
+@register('_backward_BilinearSampler', kind='opaque', inputs=('ograd', 'data', 'grid'), num_outputs=2,
+          differentiable=False, infer=lambda a, s, d: ([s[1], s[2]], [d[1], d[2]]),
+          doc="Gradients of BilinearSampler: (d data, d grid).")
+def _backward_bilinear_sampler(a, g, x, grid):
+    n, c, h, w = x.shape
+    cs, (wy, wx) = _corners(x, grid)
+    dx = np.zeros(x.shape, np.float64)
+    bi = np.broadcast_to(np.arange(n)[:, None, None], grid.shape[:1] + grid.shape[2:])
+    vals = []
+    for wgt, yi, xi, inside in cs:
+        contrib = g * (wgt * inside)[:, None]  # (n, c, ho, wo)
+        for ch in range(c):
+            np.add.at(dx, (bi, ch, yi, xi), contrib[:, ch])
+        vals.append(_gather(x, yi, xi) * inside[:, None])
+    tl, tr, bl, br = vals
+    mix = tl - tr - bl + br
+    gy = -(g * (tr - br + mix * wx[:, None])).sum(1)  # d out / d real_y, summed over channels
+    gx = -(g * (bl - br + mix * wy[:, None])).sum(1)
+    dgrid = np.stack([gx * (w - 1) / 2, gy * (h - 1) / 2], 1)
+    return dx.astype(x.dtype), dgrid.astype(grid.dtype)
+
+
+ST_ATTRS = {'target_shape': Attr('shape', (0, 0)), 'transform_type': Attr('str', 'affine', choices=('affine',)),
+            'sampler_type': Attr('str', 'bilinear', choices=('bilinear',)), 'cudnn_off': Attr('bool', False)}
+
+
+def _st_infer(a, s, d):
+    x, loc = s
+    h, w = a['target_shape']
+    if len(x) != 4 or len(loc) != 2 or loc != (x[0], 6) or h < 1 or w < 1:
+        bad(f"SpatialTransformer: takes data (batch, c, h, w), loc (batch, 6) and a target_shape (h, w) >= 1, got "
+            f"{x}, {loc} and {a['target_shape']}")
+    return [(x[0], x[1], h, w)], [d[0]]
+
+
+def _st_grad(F, a, x, y, dy):
+    grid = F.GridGenerator(x[1], transform_type='affine', target_shape=a['target_shape'])
+    dd, dg = F._backward_BilinearSampler(dy[0], x[0], grid)
+    return [dd, F._backward_GridGenerator(dg, transform_type='affine', target_shape=a['target_shape'])]
+
+
+@register('SpatialTransformer', kind='opaque', inputs=('data', 'loc'), attrs=ST_ATTRS, infer=_st_infer, grad=_st_grad,
+          doc="BilinearSampler(data, GridGenerator(loc, 'affine', target_shape)): each (2, 3) affine loc warps "
+              "data onto a target_shape grid.")
+def _spatial_transformer(a, x, loc):
+    _st_infer(a, [x.shape, loc.shape], [x.dtype, loc.dtype])
+    grid = _grid_generator({'transform_type': 'affine', 'target_shape': a['target_shape']}, loc)
+    return _bilinear_sampler({}, x, grid)
+
+
+# ---------------------------------------------------------------- Correlation (FlowNet's): every displacement of
+# data2 against data1 within max_displacement, compared over a kernel_size window
+CORR_ATTRS = {'kernel_size': Attr('int', 1), 'max_displacement': Attr('int', 1), 'stride1': Attr('int', 1),
+              'stride2': Attr('int', 1), 'pad_size': Attr('int', 0), 'is_multiply': Attr('bool', True)}
+
+
+def _corr_geom(a, shape):
+    """(top height, top width, grid radius) for (N, C, H, W) inputs; MXNet's checks."""
+    k, md, s1, s2, p = a['kernel_size'], a['max_displacement'], a['stride1'], a['stride2'], a['pad_size']
+    if len(shape) != 4 or k < 1 or min(s1, s2) < 1 or md < 0 or p < 0:
+        bad(f"Correlation: needs (N, C, H, W) inputs, kernel_size >= 1, strides >= 1, max_displacement and "
+            f"pad_size >= 0; got shape {shape} and {dict(a)}")
+    border = md + (k - 1) // 2
+    th = -(-(shape[2] + 2 * p - 2 * border) // s1)
+    tw = -(-(shape[3] + 2 * p - 2 * border) // s1)
+    if th < 1 or tw < 1:
+        bad(f"Correlation: kernel_size {k} and max_displacement {md} do not fit in inputs of shape {shape} with "
+            f"pad_size {p}")
+    return th, tw, md // s2
+
+
+def _corr_infer(a, s, d):
+    if s[0] != s[1]:
+        bad(f"Correlation: data1 and data2 must have one shape, got {s[0]} and {s[1]}")
+    th, tw, r = _corr_geom(a, s[0])
+    return [(s[0][0], (2 * r + 1) ** 2, th, tw)], [d[0]]
+
+
+def _corr_taps(a, shape):
+    """For every output channel and kernel tap: (channel, row index (th, 1), col index (1, tw), dy, dx) into the
+    padded inputs, data1's window at the rows/cols, data2's shifted by (dy, dx)."""
+    th, tw, r = _corr_geom(a, shape)
+    k, md, s1, s2 = a['kernel_size'], a['max_displacement'], a['stride1'], a['stride2']
+    ys, xs = md + s1 * np.arange(th)[:, None], md + s1 * np.arange(tw)[None, :]
+    gw = 2 * r + 1
+    for tc in range(gw * gw):
+        dy, dx = (tc // gw - r) * s2, (tc % gw - r) * s2
+        for h in range(k):
+            for w in range(k):
+                yield tc, ys + h, xs + w, dy, dx
+
+
+def _corr_pad(a, x, th, tw):
+    """x padded by pad_size, and with zeros past the last window (the ceil of MXNet's output size)."""
+    p, k, md, s1 = a['pad_size'], a['kernel_size'], a['max_displacement'], a['stride1']
+    need_h = md + s1 * (th - 1) + k + md
+    need_w = md + s1 * (tw - 1) + k + md
+    eh, ew = max(0, need_h - (x.shape[2] + 2 * p)), max(0, need_w - (x.shape[3] + 2 * p))
+    return np.pad(x.astype(np.float64), ((0, 0), (0, 0), (p, p + eh), (p, p + ew)))
+
+
+@register('Correlation', kind='opaque', inputs=('data1', 'data2'), attrs=CORR_ATTRS, infer=_corr_infer,
+          grad=lambda F, a, x, y, dy: list(F._backward_Correlation(dy[0], x[0], x[1], **a)),
+          doc="FlowNet's correlation: for each displacement (dy, dx) of data2 within max_displacement (step "
+              "stride2), the mean over channels and a kernel_size window of data1 * data2 (is_multiply) or "
+              "|data1 - data2|; windows every stride1 pixels after pad_size zero padding.")
+def _correlation(a, x1, x2):
+    n, c = x1.shape[:2]
+    (_, tcn, th, tw), = _corr_infer(a, [x1.shape, x2.shape], [x1.dtype, x2.dtype])[0]
+    p1, p2 = _corr_pad(a, x1, th, tw), _corr_pad(a, x2, th, tw)
+    out = np.zeros((n, tcn, th, tw))
+    for tc, yi, xi, dy, dx in _corr_taps(a, x1.shape):
+        u, v = p1[:, :, yi, xi], p2[:, :, yi + dy, xi + dx]
+        out[:, tc] += (u * v if a['is_multiply'] else np.abs(u - v)).sum(1)
+    return (out / (a['kernel_size'] ** 2 * c)).astype(x1.dtype)
+
+
+@register('_backward_Correlation', kind='opaque', inputs=('ograd', 'data1', 'data2'), attrs=CORR_ATTRS,
+          num_outputs=2, differentiable=False, infer=lambda a, s, d: ([s[1], s[2]], [d[1], d[2]]),
+          doc="Gradients of Correlation: (d data1, d data2).")
+def _backward_correlation(a, g, x1, x2):
+    n, c, h, w = x1.shape
+    th, tw = g.shape[2:]
+    p1, p2 = _corr_pad(a, x1, th, tw), _corr_pad(a, x2, th, tw)
+    d1, d2 = np.zeros_like(p1), np.zeros_like(p2)
+    g = g.astype(np.float64) / (a['kernel_size'] ** 2 * c)
+    bi, ci = np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None]
+    for tc, yi, xi, dy, dx in _corr_taps(a, x1.shape):
+        u, v = p1[:, :, yi, xi], p2[:, :, yi + dy, xi + dx]
+        gt = g[:, tc][:, None]
+        du, dv = (gt * v, gt * u) if a['is_multiply'] else (gt * np.sign(u - v), -gt * np.sign(u - v))
+        np.add.at(d1, (bi, ci, yi[None, None], xi[None, None]), du)
+        np.add.at(d2, (bi, ci, (yi + dy)[None, None], (xi + dx)[None, None]), dv)
+    p = a['pad_size']
+    return d1[:, :, p:p + h, p:p + w].astype(x1.dtype), d2[:, :, p:p + h, p:p + w].astype(x2.dtype)

@@ -29,7 +29,7 @@ def _make(op, nd_fn, alias=None):
         name, attr = kwargs.pop('name', None), dict(kwargs.pop('attr', None) or {})
         for k in ('lr_mult', 'wd_mult'):  # MXNet: on an op, they apply to the variables it makes
             if k in kwargs and k not in op.attrs:
-                attr[f"__{k}__"] = str(float(kwargs.pop(k)))
+                attr[f"__{k}__"] = str(kwargs.pop(k))
         if kwargs.pop('out', None) is not None:
             raise _GraphcError(f"{op.name}: out= is for NDArrays; a symbol's result is a new Symbol")
         inputs, attrs = op.split_call(args, kwargs)
@@ -39,8 +39,10 @@ def _make(op, nd_fn, alias=None):
         name = NameManager.current.get(name, (alias or op.name).lower())
         if not op.variadic:
             names = op.input_names(a)
-            mults = {k: float(attr[f"__{k}__"]) for k in ('lr_mult', 'wd_mult') if f"__{k}__" in attr}
-            inputs = [var(f"{name}_{n}", **mults) if x is None else x for n, x in zip(names, inputs)]
+            mults = {k: attr[f"__{k}__"] for k in ('lr_mult', 'wd_mult') if f"__{k}__" in attr}
+            # MXNet: the op's own __attributes__ (attr=) go on the variables it makes, too
+            own = {k: v for k, v in attr.items() if k.startswith('__') and k not in ('__lr_mult__', '__wd_mult__')}
+            inputs = [var(f"{name}_{n}", attr=own, **mults) if x is None else x for n, x in zip(names, inputs)]
             if op.name == 'LeakyReLU' and a.get('act_type') == 'prelu' and len(inputs) > 1 and isinstance(inputs[1], Symbol) and inputs[1]._one()[0].is_var:  # noqa: E501  MXNet's FSetInputVarAttrOnCompose: gamma starts at 0.25
                 inputs[1]._one()[0].extra.setdefault('__init__', '["constant", {"value": 0.25}]')
         inputs = [_as_symbol(op, x) for x in inputs]
@@ -92,7 +94,7 @@ for _alias, _target in (('add', 'broadcast_add'), ('subtract', 'broadcast_sub'),
 
 # MXNet's other names for registry ops (flip, stop_gradient, random_uniform, linalg_gemm2, ...), as nd has them
 for _alias in ('flip', 'stop_gradient', 'broadcast_axis', 'pad', 'uniform', 'normal', 'random_randint', 'shuffle',
-               'sample_multinomial') + tuple(k for k in dir(_nd) if k.startswith(('random_', 'sample_', 'linalg_'))):
+               'sample_multinomial', 'ElementWiseSum', 'broadcast_plus', 'broadcast_minus', 'BatchNorm_v1') + tuple(k for k in dir(_nd) if k.startswith(('random_', 'sample_', 'linalg_'))):
     _fn = getattr(_nd, _alias, None)
     if _fn is not None and not hasattr(_mod, _alias) and getattr(_fn, '__name__', None) in _OPS:
         setattr(_mod, _alias, _make(_OPS[_fn.__name__], _fn, _alias))
@@ -108,9 +110,43 @@ def _sym_split(data, num_outputs, axis=1, squeeze_axis=False, name=None, **kw):
     return SliceChannel(data, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis, name=name, **kw)  # noqa: F821
 
 
+def histogram(a, bins=10, range=None):  # noqa: A002
+    """(counts, bin edges) of a Symbol's values (MXNet's sym.histogram)."""
+    return _nd.histogram(a, bins, range, _mod)
+
+
+def hypot(lhs, rhs):
+    """sqrt(lhs^2 + rhs^2) of Symbols, either side may be a number (MXNet's sym.hypot)."""
+    return _nd.hypot(lhs, rhs, _mod)
+
+
+def _sym_split_v2(ary, indices_or_sections, axis=0, squeeze_axis=False, name=None):
+    """MXNet's split_v2 (NumPy's split): an int gives that many equal parts, a tuple the split points; one
+    Symbol with an output per part."""
+    if isinstance(indices_or_sections, int):
+        return SliceChannel(ary, num_outputs=indices_or_sections, axis=axis, squeeze_axis=squeeze_axis,  # noqa: F821
+                            name=name)
+    bounds = [0] + [int(i) for i in indices_or_sections] + [None]
+    parts = [slice_axis(ary, axis=axis, begin=b, end=e) for b, e in zip(bounds, bounds[1:])]  # noqa: F821
+    if squeeze_axis:
+        parts = [squeeze(p, axis=axis) for p in parts]  # noqa: F821
+    return Group(parts)
+
+
+split_v2 = _dual(_sym_split_v2, _nd.split_v2)
+pow = power  # noqa: A001,F821  (MXNet's sym.pow: Symbol or number on either side)
 concat = _dual(_sym_concat, _nd.concat)
 split = _dual(_sym_split, _nd.split)
 BatchNorm = _dual(BatchNorm, _nd.BatchNorm)  # noqa: F821  (in a trace: nd's, which notes the moving-stat updates)
+
+
+# mx.sym._internal: the ops with a leading underscore (MXNet code reaches for them: _internal._plus_scalar)
+import types as _types  # noqa: E402
+_internal = _types.ModuleType(__name__ + '._internal', "MXNet's sym._internal: graphc's ops named with a leading '_'.")
+for _name in _OPS:
+    if _name.startswith('_') and hasattr(_mod, _name):
+        setattr(_internal, _name, getattr(_mod, _name))
+_sys.modules[_internal.__name__] = _internal
 
 
 def zeros(shape, dtype=None, name=None, **kw):
@@ -152,3 +188,5 @@ _sys.modules['graphc.sym.sparse'] = sparse
 from . import contrib  # noqa: E402,F401  (mx.sym.contrib: contrib ops, foreach as a graph op)
 from ..image.ops import ops as _image_ops  # noqa: E402
 image = _image_ops(_sys.modules[__name__])  # mx.sym.image: MXNet's image operators
+from . import random  # noqa: E402,F401  (mx.sym.random: the samplers on Symbols)
+_sys.modules['graphc.sym.random'] = random

@@ -16,6 +16,8 @@ def _bind():
     for name in OPS:
         if name.startswith('_contrib_') and hasattr(sym, name):
             setattr(_mod, name[len('_contrib_'):], getattr(sym, name))
+    for name in ('ctc_loss', 'CTCLoss'):  # MXNet's contrib names of the CTC loss
+        setattr(_mod, name, getattr(sym, name))
 
 
 def _flat(x, what, who):
@@ -212,3 +214,10 @@ def cond(pred, then_func, else_func, name='cond'):
 
 
 _bind()
+
+
+def rand_zipfian(true_classes, num_sampled, range_max):
+    """MXNet's sym.contrib.rand_zipfian (see nd.contrib.rand_zipfian): three Symbols."""
+    from .. import symbol
+    from ..ndarray.contrib import rand_zipfian as _nd_rand_zipfian
+    return _nd_rand_zipfian(true_classes, num_sampled, range_max, F=symbol)

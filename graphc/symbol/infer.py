@@ -41,7 +41,10 @@ def _fc(a, ins, outs):
     if d is None or not d:  # MXNet's rule needs the data's rank at least (and a 0-d input is an error)
         return [None] * len(ins)
     feat = None if d is None else (d[-1] if not a.get('flatten', True) else _prod(d[1:]))
-    return [None, (a['num_hidden'], feat), (a['num_hidden'],)][:len(ins)]
+    data = None
+    if outs[0] is not None and a.get('flatten', True):  # the batch from the output (MXNet's rule)
+        data = (outs[0][0],) + (None,) * (len(d) - 1)
+    return [data, (a['num_hidden'], feat), (a['num_hidden'],)][:len(ins)]
 
 
 def _conv(a, ins, outs, deconv=False):
@@ -56,7 +59,14 @@ def _conv(a, ins, outs, deconv=False):
         w = (nf, None if c is None else c // g) + k
     if layout.index('C') != 1:  # channels-last weights: (num_filter, *kernel, C/g)
         w = (w[0],) + k + (w[1],)
-    return [None, w, (nf,)][:len(ins)]
+    data = None
+    o = outs[0]
+    if o is not None and not deconv and layout.index('C') == 1 and len(o) == len(ins[0]):
+        # MXNet: the batch from the output, and each spatial size where the stride is 1
+        st, dl, pd = a.get('stride') or (1,) * len(k), a.get('dilate') or (1,) * len(k), a.get('pad') or (0,) * len(k)
+        data = (o[0], None) + tuple(o[2 + i] + dl[i] * (k[i] - 1) - 2 * pd[i] if o[2 + i] is not None and st[i] == 1
+                                    else None for i in range(len(k)))
+    return [data, w, (nf,)][:len(ins)]
 
 
 def _channel(axis_default):
@@ -79,11 +89,100 @@ class _Anon:
     op, name, block, where = None, '?', '', None
 
 
+def _upsampling(a, ins, outs):
+    if a['sample_type'] != 'bilinear':
+        return [None] * len(ins)
+    k = 2 * a['scale'] - a['scale'] % 2
+    return [None, (a['num_filter'], 1, k, k)][:len(ins)]
+
+
+def _reshape(a, ins, outs):
+    """MXNet's Reshape infers one unknown input dim from a known output's size."""
+    d, o = ins[0], outs[0]
+    if d is None or o is None or None in o or [x for x in d].count(None) != 1:
+        return [None]
+    known = _prod([x for x in d if x is not None])
+    total = _prod(o)
+    if not known or total % known:
+        return [None]
+    return [tuple(total // known if x is None else x for x in d)]
+
+
+def _rnn(a, ins, outs):
+    """RNN's parameters (the packed size) and initial states from the data's (T, N, C)."""
+    from ..ops.rnn import _dims, _out_size, param_size
+    d = ins[0]
+    if d is None or len(d) != 3 or d[2] is None:
+        return [None] * len(ins)
+    L, D, H, _, _ = _dims(a, d[2])
+    N = d[1]
+    states = [(L * D, N, _out_size(a)), (L * D, N, H)] if N is not None else [None, None]
+    return ([None, (param_size(a, d[2]),)] + states)[:len(ins)] + [None] * max(0, len(ins) - 4)
+
+
+def _where(a, ins, outs):
+    """x, y and the output share a shape; the condition is that shape or 1-d over axis 0 (not inferred)."""
+    same = _merge(_merge(ins[1], ins[2], _Anon), outs[0], _Anon)
+    return [None, same, same]
+
+
+def _slice_channel(a, ins, outs):
+    """SliceChannel's input from any output: the other dims as they are, the split axis n times its part."""
+    d, o = ins[0], None
+    for s in outs:  # (the parts share one shape)
+        o = _merge(o, s, _Anon)
+    if o is None or d is None:
+        return [None]
+    ax = a['axis'] % len(d)
+    n = a['num_outputs']
+    o = o[:ax] + (1,) + o[ax:] if a['squeeze_axis'] else o
+    return [tuple(None if o[i] is None else (o[i] * n if i == ax else o[i]) for i in range(len(d)))]
+
+
+def _concat(a, ins, outs):
+    """Concat's inputs from its output: the dims off the axis as the output's; on the axis, a single unknown
+    input takes what the others leave."""
+    o = outs[0]
+    if o is None or any(s is None for s in ins):
+        return [None] * len(ins)
+    ax = a['dim'] % len(o)
+    new = [tuple(o[i] if i != ax else s[i] for i in range(len(o))) for s in ins]
+    free = [k for k, s in enumerate(new) if s[ax] is None]
+    if len(free) == 1 and o[ax] is not None:
+        rest = sum(s[ax] for k, s in enumerate(new) if k != free[0])
+        new[free[0]] = tuple(o[ax] - rest if i == ax else new[free[0]][i] for i in range(len(o)))
+    return new
+
+
 BACKWARD = {
+    'UpSampling': _upsampling, 'Reshape': _reshape, 'RNN': _rnn, 'where': _where, 'SliceChannel': _slice_channel,
+    'Concat': _concat,
     'FullyConnected': _fc, 'Convolution': _conv, 'Deconvolution': lambda a, i, o: _conv(a, i, o, True),
     'BatchNorm': _channel(1), 'LayerNorm': _channel(-1), 'InstanceNorm': _channel(1),
     'Embedding': _embedding, 'LeakyReLU': _lrelu,
 }
+
+
+_PROBES = (1 << 20) + 7, (1 << 20) + 37, 1  # stand-ins for unknown dims: two large ones and a small one
+
+
+def _partial_forward(n, ins):
+    """Output shapes with unknown dims from inputs of known rank with some unknown dims, as MXNet's partial
+    inference: the op's rule runs with every unknown dim set to each probe value; an output dim is known where
+    all runs agree (a dim that follows an unknown one, or is clamped by it, differs between them). Needs the
+    two large probes to pass the rule (the small one may fail it: a kernel larger than 1)."""
+    dts = [s.dtypes[j] if s.dtypes else np.dtype('float32') for s, j in n.inputs]
+    runs = []
+    for i, v in enumerate(_PROBES):
+        try:
+            runs.append(n.op.infer(n.attrs, [tuple(v if d is None else d for d in s) for s in ins], dts)[0])
+        except Exception:  # noqa: BLE001  (a rule rejecting a stand-in value says nothing about the real shapes)
+            if i < 2:
+                return None
+    if any(len(r) != len(runs[0]) or any(a is None or b is None or len(a) != len(b) for a, b in zip(r, runs[0]))
+           for r in runs):
+        return None
+    return [tuple(ds[0] if len(set(ds)) == 1 else None for ds in zip(*outs)) for outs in zip(*runs)]
 
 
 def infer_shapes(graph, given):
@@ -111,6 +210,10 @@ def infer_shapes(graph, given):
                     raise GraphcShapeError(f"{describe(n)}{n.op.name} {n.name!r}: cannot take input shapes "
                                            f"{', '.join(map(_fmt, ins))} ({e})") from None
                 new_outs = [_merge(o, tuple(g), n) for o, g in zip(outs, got)]
+            elif ins and all(s is not None for s in ins) and n.inputs:
+                got = _partial_forward(n, ins)
+                if got is not None:
+                    new_outs = [_merge(o, g, n) for o, g in zip(outs, got)]
             new_ins = list(ins)
             rule = BACKWARD.get(n.op.name)
             if rule is not None:
@@ -153,6 +256,11 @@ def infer_dtypes(graph, given):
             data_in = [d for i, d in enumerate(ins) if i not in n.op.nograd_inputs and d is not None]
             own = n.attrs.get('dtype') if n.op.name in ('Cast', 'one_hot', '_zeros', '_ones', 'Embedding') else None
             out = np.dtype(own) if own not in (None, 'None') else (data_in[0] if data_in else None)
+            if out is None and not n.inputs:  # a source op (random_*, arange, ...): the registry's rule
+                try:
+                    out = np.dtype(n.op.infer(n.attrs, [], [])[1][0])
+                except Exception:  # noqa: BLE001  (a rule that needs more than attributes: unknown here)
+                    pass
             if out is not None and n.inputs and all(d is not None for d in ins) and n.op.name not in ('Cast',):
                 try:  # the registry's rule, where shapes are known, has the last word (argmax, comparisons)
                     if n.shapes and all(s.shapes and s.shapes[j] is not None and None not in s.shapes[j]

@@ -332,17 +332,19 @@ class Symbol:
         start = {}
         for n in g.inputs:
             s = given.get(n.name)
-            if s is not None:
-                s = tuple(None if d in (0, None) else int(d) for d in (s if isinstance(s, (tuple, list)) else (s,)))
+            if s is not None:  # unknown dims: 0 (MXNet 1.x), -1 (NumPy shape mode) or None
+                s = tuple(None if d in (0, None, -1) else int(d) for d in (s if isinstance(s, (tuple, list)) else (s,)))
             elif 'value' in n.extra:
                 s = tuple(n.extra['value'].shape)
             elif n.shapes and n.shapes[0] is not None:
                 s = tuple(n.shapes[0])
             start[n] = s
         shapes = infer_shapes(g, start)
+        from ..util import is_np_shape
+        unk, whole = (-1, None) if is_np_shape() else (0, ())  # MXNet's spelling of an unknown dim / shape
         return self._collect(g, lambda n, j: shapes.get((n, j)), partial,
                              lambda s: s is not None and None not in s,
-                             lambda s: () if s is None else tuple(0 if d is None else d for d in s))
+                             lambda s: whole if s is None else tuple(unk if d is None else d for d in s))
 
     def _infer_type(self, partial, args, kwargs):
         from .infer import infer_dtypes
@@ -432,7 +434,16 @@ def _node_attrs(n):
         out = n.op.format_attrs({k: v for k, v in n.attrs.items() if not k.startswith('_')})
         out.update({k: str(v) for k, v in n.attrs.items() if k.startswith('__') and k.endswith('__')})
     out.update({k: v for k, v in n.extra.items() if isinstance(v, str) and k not in out})
+    for k in _HIDDEN_KEYS:  # MXNet lists these under both names, plain and __k__
+        hk = f"__{k}__"
+        if k in out or hk in out:
+            out.setdefault(k, out.get(hk))
+            out.setdefault(hk, out[k])
     return out
+
+
+# the attributes MXNet (its C API's hidden keys) sets and reads as both k and __k__
+_HIDDEN_KEYS = ('ctx_group', 'lr_mult', 'wd_mult', 'force_mirroring', 'mirror_stage', 'profiler_scope')
 
 
 def _substitute(entries, by_name):
@@ -481,8 +492,8 @@ Symbol.eval = _evaluate
 
 # ---------------------------------------------------------------- building nodes
 def var(name, shape=None, dtype=None, init=None, lr_mult=None, wd_mult=None, attr=None, **kw):
-    """A graph input. shape may hold 0 or None for unknown dims."""
-    shp = None if shape is None else tuple(None if d in (0, None) else int(d) for d in shape)
+    """A graph input. shape may hold 0 or None for unknown dims (-1 too, NumPy shape mode's unknown)."""
+    shp = None if shape is None else tuple(None if d in (0, None, -1) else int(d) for d in shape)
     n = Node(None, name, shapes=[shp], dtypes=[as_dtype(dtype) if dtype is not None else np.dtype('float32')])
     if shape is not None:
         n.extra['__shape__'] = tuple(0 if d is None else d for d in shape)
@@ -492,7 +503,7 @@ def var(name, shape=None, dtype=None, init=None, lr_mult=None, wd_mult=None, att
         n.extra['__init__'] = init if isinstance(init, str) else init.dumps()
     for k, v in (('__lr_mult__', lr_mult), ('__wd_mult__', wd_mult)):
         if v is not None:
-            n.extra[k] = float(v)
+            n.extra[k] = str(v)  # (MXNet: the string of the value given)
     from ..attribute import AttrScope
     n.extra.update(AttrScope.current.get(attr))
     stype = kw.pop('stype', None)
