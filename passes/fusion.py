@@ -12,7 +12,7 @@ from ..registry import Op
 from .manager import register_pass
 
 ANCHORS = ('FullyConnected', 'Convolution', 'Deconvolution', 'dot', 'batch_dot')
-NOT_FUSED = ('argmax', 'argmin', 'Cast', 'one_hot', 'Dropout')
+NOT_FUSED = ('argmax', 'argmin', 'Cast', 'amp_cast', 'one_hot', 'Dropout')
 MAX_GROUP_OPS = 256   # ops in one fused kernel: LLVM's optimizer is superlinear in a function's size
 # () -> the backend the graph will run on, whose can_fuse(node) says which ops its fused kernels cover (so a
 # group never falls back to NumPy unnoticed); runtime/backend.py installs its `current` here when it loads

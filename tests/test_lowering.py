@@ -27,6 +27,7 @@ DOMAIN = {'log': (1e-30, 1e30), 'sin': (-1e4, 1e4), 'cos': (-1e4, 1e4), 'tan': (
           'arcsinh': (-1e6, 1e6), 'arccosh': (1, 1e6), 'arctanh': (-0.999999, 0.999999)}
 # the elementwise ops without a scalar lowering, and why (every other one compiles: test below)
 NOT_LOWERED = {'Cast': 'changes the element type: a compiled kernel computes in one dtype',
+               'amp_cast': 'changes the element type of floating inputs (as Cast): a kernel computes in one dtype',
                'Dropout': 'a random mask, and a second output (the mask) for the gradient'}
 NOT_LOWERED.update({n: 'a special function (math.gamma/lgamma, Newton on erf, a series) run by its NumPy kernel'
                     for n in ('gamma', 'gammaln', 'erfinv', '_digamma')})

@@ -73,6 +73,26 @@ EXCLUDED = {
     '_backward_pick': 'a gradient op: reached through the gradient check of pick',
     '_backward_take': 'a gradient op: reached through the gradient checks of take and Embedding',
     '_backward_RNN': 'a gradient op: reached through the gradient check of RNN',
+    # (session 9's MXNet ops: each has NumPy-checked cases with gradient checks in tests/op_cases.py)
+    'GridGenerator': 'its affine/warp inputs must make a grid inside [-1, 1] of a fixed (N, 2, H, W) layout',
+    'BilinearSampler': 'needs a sampling grid of layout (N, 2, H, W) in [-1, 1] beside the data',
+    'SpatialTransformer': 'an affine grid and a sampler: its loc input must be (N, 6) and the target shape given',
+    'Correlation': 'two NCHW maps whose kernel, stride and displacement attributes must fit the map size',
+    'ROIPooling': 'needs rows (batch index, x1, y1, x2, y2) of boxes inside the image beside the feature map',
+    '_contrib_ROIAlign': 'needs rows (batch index, x1, y1, x2, y2) of boxes inside the image beside the feature map',
+    'SVMOutput': 'a loss head over class-index labels (the random graphs have no label inputs)',
+    '_contrib_MultiBoxPrior': 'SSD anchors: a function of the input shape only, not of its values (nothing to compile)',
+    '_contrib_MultiBoxTarget': 'SSD targets: needs anchor, label (class, box) and prediction sets of matching layouts',
+    '_contrib_bipartite_matching': 'a greedy matching: ties between equal scores make its result order-dependent',
+    '_contrib_div_sqrt_dim': 'x / sqrt(last dim): one scalar multiply, already generated as _div_scalar',
+    '_contrib_index_array': 'the indices of the input shape (no dependence on values): nothing to compile',
+    '_histogram': 'bin counts are discontinuous in the values (a tolerance-free comparison of counts)',
+    '_identity_with_attr_like_rhs': 'an identity whose second input only carries attributes (MXNet internal)',
+    'all_finite': 'a 0/1 flag over the whole input: exact, and any NaN the graphs make flips it on one path',
+    'multi_all_finite': 'a 0/1 flag over the whole inputs: exact, and any NaN the graphs make flips it on one path',
+    'amp_cast': 'changes the element type (as Cast): the paths then differ by rounding, not by bugs',
+    'amp_multicast': 'changes the element types of several inputs (as Cast)',
+    '_sample_unique_zipfian': 'draws without replacement by rejection: the number of draws depends on the stream',
     '_backward_InstanceNorm': 'a gradient op: reached through the gradient check of InstanceNorm',
     '_backward_GroupNorm': 'a gradient op: reached through the gradient check of GroupNorm',
     '_backward_Pad': 'a gradient op: reached through the gradient check of Pad',
@@ -1550,7 +1570,8 @@ def gen_random(b, name):
         attrs = {'shape': b.shape(int(r.integers(0, 3))), 'get_prob': gp,
                  'dtype': str(r.choice(['int32', 'float32', 'float64']))}
         return b.add(name, attrs, [p], iv=lambda t: [(0, k - 1), (math.log(1e-30), 0)][:1 + gp])
-    kind = name.split('_', 2)[2]
+    like = name.endswith('_like')   # (_random_<kind>_like: the samples take data's shape and dtype)
+    kind = name.split('_', 2)[2].removesuffix('_like')
     params, ins_kinds, bound = SAMPLERS[kind]
     shape = b.shape(int(r.integers(0, 3)))
     dt = {} if r.random() < 0.5 else {'dtype': str(r.choice(['float32', 'float64']))}
@@ -1560,6 +1581,9 @@ def gen_random(b, name):
             bound = (pa['low'], pa['high'])
         elif kind == 'normal':
             bound = (pa['loc'] - 10 * pa['scale'], pa['loc'] + 10 * pa['scale'])
+        if like:
+            v = b.pick()
+            return None if v is None else b.add(name, pa, [v], iv=lambda t: bound)
         return b.add(name, dict(pa, shape=shape, **dt), [], iv=lambda: bound)
     pshape = b.shape(int(r.integers(0, 3)))
     if math.prod(pshape) * math.prod(shape) > 512:
@@ -1692,7 +1716,7 @@ GENERATORS.update({
 for _n in OPS:
     if _n.startswith('_linalg_'):
         GENERATORS[_n] = gen_linalg
-    elif _n.startswith(('_random_', '_sample_')) or _n == '_shuffle':
+    elif _n.startswith(('_random_', '_sample_')) and _n != '_sample_unique_zipfian' or _n == '_shuffle':
         GENERATORS[_n] = gen_random
 for _n in ('BlockGrad', 'MakeLoss', 'make_loss', 'SoftmaxOutput', 'LinearRegressionOutput', 'MAERegressionOutput',
            'LogisticRegressionOutput'):
