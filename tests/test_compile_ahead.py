@@ -18,12 +18,7 @@ from graphc.base import GraphcError
 from graphc.gluon import nn
 from graphc.runtime import cpu
 
-_STEP = r"""
-import json, threading
-import graphc as gc
-from graphc import autograd, gluon, nd
-from graphc.gluon import nn
-from graphc.runtime import cpu
+TRAIN_STEPS = r"""
 gc.random.seed(0)
 net = nn.HybridSequential()
 net.add(nn.Conv2D(8, 5, activation='relu'), nn.MaxPool2D(2, 2), nn.Conv2D(16, 3, activation='relu'),
@@ -39,7 +34,15 @@ for _ in range(3):
     loss.backward()
     trainer.step(12)
     losses.append(loss.asnumpy().tolist())
-print(json.dumps({'losses': losses, 'w': [p.data().asnumpy().ravel()[:50].tolist() for p in net.collect_params().values()],
+"""  # (3 Adam steps of a small conv net; test_compile_fork runs them too)
+
+_STEP = r"""
+import json, threading
+import graphc as gc
+from graphc import autograd, gluon, nd
+from graphc.gluon import nn
+from graphc.runtime import cpu
+""" + TRAIN_STEPS + r"""print(json.dumps({'losses': losses, 'w': [p.data().asnumpy().ravel()[:50].tolist() for p in net.collect_params().values()],
                   'threads': sorted({t.name.split('_')[0] for t in threading.enumerate()})}))
 """
 

@@ -15,6 +15,7 @@ import graphc as gc
 from graphc import autograd, nd
 from graphc.gluon import nn
 from graphc.runtime import cpu, forked
+from test_compile_ahead import TRAIN_STEPS
 
 pytestmark = pytest.mark.skipif(not hasattr(os, 'fork'), reason='no os.fork here')
 
@@ -34,22 +35,7 @@ def record(name, obj):
         got.append(name)
     return ok
 forked._load = record
-gc.random.seed(0)
-net = nn.HybridSequential()
-net.add(nn.Conv2D(8, 5, activation='relu'), nn.MaxPool2D(2, 2), nn.Conv2D(16, 3, activation='relu'),
-        nn.MaxPool2D(2, 2), nn.Flatten(), nn.Dense(32, activation='tanh'), nn.Dense(10))
-net.initialize(gc.init.Xavier())
-net.hybridize()
-trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-2})
-x, y = nd.random.uniform(shape=(12, 1, 20, 20)), nd.array(list(range(10)) + [0, 1])
-losses = []
-for _ in range(3):
-    with autograd.record():
-        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
-    loss.backward()
-    trainer.step(12)
-    losses.append(loss.asnumpy().tolist())
-print(json.dumps({'losses': losses, 'w': [p.data().asnumpy().ravel()[:50].tolist() for p in net.collect_params().values()],
+""" + TRAIN_STEPS + r"""print(json.dumps({'losses': losses, 'w': [p.data().asnumpy().ravel()[:50].tolist() for p in net.collect_params().values()],
                   'delivered': got, 'compiled_here': cpu.stats['disk_misses']}))
 """
 
