@@ -290,6 +290,8 @@ def _reduce(fn, name, index=False):
         if index:
             r = fn(a.reshape(-1) if axis is None else a, axis=0 if axis is None else axis, keepdims=keepdims)
             return _out(r.astype(_onp.int64), out)
+        if axis is not None and not isinstance(axis, _numbers.Integral) and not tuple(axis):
+            return _out(a.copy(), out)  # NumPy: axis=() reduces over no axis (element-wise identity)
         ax = () if axis is None else (axis if isinstance(axis, _numbers.Integral) else tuple(axis))
         r = fn(a, axis=ax, keepdims=keepdims) if ax != () else fn(a, keepdims=keepdims)
         return _out(r, out)
@@ -342,12 +344,15 @@ def average(a, axis=None, weights=None, returned=False):
 
 @_npfunc
 def all(a, axis=None, out=None, keepdims=False):  # noqa: A001
-    return _out(min((_t(a) != 0).astype(_onp.float32), axis=axis, keepdims=keepdims).astype(_onp.bool_), out)
+    # counts, not min/max: over an empty axis all() is True and any() is False, as in NumPy
+    zeros = sum((_t(a) == 0).astype(_onp.float32), axis=axis, keepdims=keepdims)
+    return _out((zeros == 0).astype(_onp.bool_), out)
 
 
 @_npfunc
 def any(a, axis=None, out=None, keepdims=False):  # noqa: A001
-    return _out(max((_t(a) != 0).astype(_onp.float32), axis=axis, keepdims=keepdims).astype(_onp.bool_), out)
+    nonzeros = sum((_t(a) != 0).astype(_onp.float32), axis=axis, keepdims=keepdims)
+    return _out((nonzeros > 0).astype(_onp.bool_), out)
 
 
 alltrue, sometrue = all, any
@@ -746,21 +751,45 @@ def _fallback(fname):
 # ---------------------------------------------------------------- mx.np.ndarray's methods
 def _np_methods():
     """The array methods mx.np.ndarray has beyond NDArray's, and those whose NumPy form differs (flatten gives
-    1-d, argmax/argmin int64 indices) switched by npx.set_np()."""
+    1-d, argmax/argmin int64 indices, sum/max/... take NumPy's axis=()/dtype=, clip takes min=/max=), switched by
+    npx.set_np(). Traced symbols get the same switch (x.max() in a hybridized block is NumPy's under set_np())."""
+    from ..symbol import symbol as _symm
+
     def method(f):
         return lambda self, *args, **kw: f(self, *args, **kw)
 
     for name in ('std', 'var', 'any', 'all', 'dot', 'ravel', 'nonzero', 'trace', 'ptp'):
         if not hasattr(ndarray, name):
             setattr(ndarray, name, method(globals().get(name) or _fallback(name)))
-    for name, npf in (('flatten', ravel), ('argmax', argmax), ('argmin', argmin)):
-        nd_method = getattr(ndarray, name)
+            setattr(_symm.Symbol, name, getattr(ndarray, name))
+
+    def np_clip(self, min=None, max=None, out=None):  # noqa: A002  (NumPy's names)
+        return clip(self, min, max, out=out)
+
+    def np_repeat(self, repeats, axis=None):
+        return repeat(self, repeats, axis)
+
+    def np_transpose(self, *axes):
+        return transpose(self, axes[0] if len(axes) == 1 and (axes[0] is None or not isinstance(
+            axes[0], _numbers.Integral)) else (axes or None))
+
+    for name, npf in (('flatten', ravel), ('argmax', argmax), ('argmin', argmin), ('sum', sum), ('mean', mean),
+                      ('prod', prod), ('max', max), ('min', min), ('cumsum', cumsum), ('clip', np_clip),
+                      ('repeat', np_repeat), ('transpose', np_transpose), ('std', std), ('var', var)):
+        nd_method, sym_method = getattr(ndarray, name), getattr(_symm.Symbol, name, None)
 
         def switched(self, *args, _nd=nd_method, _np=npf, **kw):
             return _np(self, *args, **kw) if _ndm._NP_ARRAY[0] else _nd(self, *args, **kw)
-        switched.__name__ = name
-        switched.__doc__ = f"NDArray's {name}; under npx.set_np(), NumPy's."
+
+        def sym_switched(self, *args, _sym=sym_method, _np=npf, **kw):
+            if _ndm._NP_ARRAY[0] and _symm._ts.ctx is not None:  # inside a trace: NumPy's, as eagerly
+                return _np(self, *args, **kw)
+            return _sym(self, *args, **kw)
+        switched.__name__ = sym_switched.__name__ = name
+        switched.__doc__ = sym_switched.__doc__ = f"NDArray's {name}; under npx.set_np(), NumPy's."
         setattr(ndarray, name, switched)
+        if sym_method is not None:
+            setattr(_symm.Symbol, name, sym_switched)
 
 
 _np_methods()
