@@ -285,9 +285,17 @@ def _reduce(fn, name, index=False):
     @_npfunc
     def f(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
         a = _t(a)
+        target = _onp.dtype(dtype) if dtype is not None else a.dtype
+        if a.dtype.kind == 'f' and not index and (a.dtype == _onp.float16 or target != a.dtype):
+            # MXNet: a float input is reduced in its own type (float16 in float32) and the result cast to
+            # dtype, so the gradient is the input's (1/N for mean, even with dtype='int32')
+            r = f(a.astype(_onp.float32) if a.dtype == _onp.float16 else a, axis, None, None, keepdims)
+            return _out(r.astype(target) if r.dtype != target else r, out)
         if dtype is not None:
             a = a.astype(dtype)
         if index:
+            if axis is not None and len(_shape_of(a, name)) == 0 and axis in (0, -1):
+                axis, keepdims = None, False  # NumPy: a 0-d array's only index is 0 (axis 0 or -1 allowed)
             r = fn(a.reshape(-1) if axis is None else a, axis=0 if axis is None else axis, keepdims=keepdims)
             return _out(r.astype(_onp.int64), out)
         if axis is not None and not isinstance(axis, _numbers.Integral) and not tuple(axis):
@@ -316,7 +324,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     if ddof:
         s = _shape_of(a, 'var')
         n = int(_onp.prod([s[i] for i in _axes(axis, len(s))]))
-        r = r * (n / (n - ddof))
+        r = r * (n / (n - ddof) if n > ddof else _onp.nan)  # NumPy: nan when ddof >= the count
     return _out(r, out)
 
 
@@ -366,8 +374,12 @@ def count_nonzero(a, axis=None, keepdims=False):
 @_npfunc
 def cumsum(a, axis=None, dtype=None, out=None):
     a = _t(a)
-    return _out(_nd.cumsum(a.reshape(-1) if axis is None else a, axis=0 if axis is None else axis,
-                           dtype=dtype), out)
+    target = _onp.dtype(dtype) if dtype is not None else a.dtype
+    if target.kind == 'b':
+        target = _onp.dtype(_onp.float32)  # MXNet: the running count of a bool array is float32
+    a = a.astype(target)  # (float16 accumulates in float16, as in MXNet and NumPy)
+    r = _nd.cumsum(a.reshape(-1) if axis is None else a, axis=0 if axis is None else axis)
+    return _out(r.astype(target) if r.dtype != target else r, out)
 
 
 # ---------------------------------------------------------------- shapes
