@@ -96,4 +96,4 @@ def nonzero(a):
     return array(_onp.argwhere(a.asnumpy()), dtype=_onp.int64, ctx=a.context)
 
 
-from . import random  # noqa: E402,F401  (npx.random.seed)
+from .numpy import extension_random as random  # noqa: E402,F401  (npx.random: seed, bernoulli, uniform_n, ...)

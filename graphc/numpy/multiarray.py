@@ -433,7 +433,20 @@ def squeeze(a, axis=None):
 
 @_npfunc
 def broadcast_to(array, shape):  # noqa: A002
-    return _nd.broadcast_to(_t(array), shape=_shape(shape))
+    """NumPy's broadcast_to (0 is a size, npx's -2 keeps the input's dimension). The broadcast_to op reads 0 as
+    "keep", so a 0 that the input does not have is broadcast from 1 and then sliced to nothing."""
+    a = _t(array)
+    tgt = _shape(shape)
+    src = _shape_of(a, 'broadcast_to')
+    if len(tgt) < len(src):
+        raise ValueError(f"np.broadcast_to: cannot broadcast a {src} array to the smaller shape {tgt}")
+    src = (1,) * (len(tgt) - len(src)) + src
+    tgt = tuple(d if t == -2 else t for d, t in zip(src, tgt))
+    r = _nd.broadcast_to(a, shape=tgt)
+    for i, (d, t) in enumerate(zip(src, tgt)):
+        if t == 0 and d == 1:
+            r = _nd.slice_axis(r, axis=i, begin=0, end=0)
+    return r
 
 
 def broadcast_arrays(*args):
