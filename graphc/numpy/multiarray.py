@@ -133,7 +133,20 @@ def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0, 
 
 
 def eye(N, M=None, k=0, dtype=None, ctx=None, **kwargs):
+    if N < 0 or (M is not None and M < 0):
+        raise _GraphcError(f"np.eye: negative dimensions are not allowed (N={N}, M={M})")
     return array(_onp.eye(N, M, k), dtype=dtype or _onp.float32, ctx=ctx)
+
+
+def _window(name):
+    def f(M, dtype=None, ctx=None):
+        return array(getattr(_onp, name)(M), dtype=dtype or _onp.float32, ctx=ctx)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"NumPy's {name} window of M points (empty for M < 1), float32 unless dtype says otherwise."
+    return f
+
+
+hanning, hamming, blackman = _window('hanning'), _window('hamming'), _window('blackman')
 
 
 def identity(n, dtype=None, ctx=None):
@@ -727,8 +740,8 @@ def array_equiv(a1, a2):
 
 # ---------------------------------------------------------------- NumPy on the host (MXNet's fallback list)
 _FALLBACK = set('''apply_along_axis apply_over_axes argpartition argwhere bincount bitwise_and bitwise_not bitwise_or
-bitwise_xor blackman choose compress copysign corrcoef correlate cov delete diag_indices_from diagflat diagonal diff
-digitize divmod ediff1d einsum extract flatnonzero frexp genfromtxt hamming hanning heaviside histogram histogram2d
+bitwise_xor choose compress copysign corrcoef correlate cov delete diag_indices_from diagflat diagonal diff
+digitize divmod ediff1d einsum extract flatnonzero frexp genfromtxt heaviside histogram histogram2d
 histogram_bin_edges histogramdd i0 in1d indices insert interp intersect1d invert isin ix_ lcm ldexp lexsort meshgrid
 modf msort nan_to_num nanargmax nanargmin nancumprod nancumsum nanmax nanmedian nanmin nanpercentile nanquantile
 nonzero packbits pad partition percentile piecewise poly polyadd polydiv polyfit polyint polymul polysub polyval ptp
