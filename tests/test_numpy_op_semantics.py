@@ -207,3 +207,68 @@ def test_eye_rejects_negative_sizes():
         np.eye(-1)
     with pytest.raises(mx.MXNetError):
         np.eye(2, -1)
+
+
+@pytest.mark.parametrize('kw, err', [({'where': False}, NotImplementedError), ({'subok': False}, NotImplementedError),
+                                     ({'dtype': onp.int8}, NotImplementedError), ({'dtype': 'abcdefg'}, TypeError),
+                                     ({'casting': 'safe'}, NotImplementedError), ({'casting': 'mxnet'}, TypeError),
+                                     ({'order': 'C'}, NotImplementedError), ({'bogus': 1}, TypeError)])
+def test_ufunc_keywords_follow_mxnet(kw, err):
+    x = np.array(X)
+    for f in (lambda: np.exp(x, **kw), lambda: np.add(x, x, **kw), lambda: np.isnan(x, **kw)):
+        with pytest.raises(err):
+            f()
+    ok = {'where': True, 'casting': 'same_kind', 'order': 'K', 'dtype': None, 'subok': True}
+    onp.testing.assert_allclose(np.exp(x, **ok).asnumpy(), onp.exp(X), rtol=1e-6)
+
+
+def test_bool_functions_on_integers_and_out():
+    i = np.array([1, -2, 3], dtype='int32')
+    assert not np.isinf(i).asnumpy().any() and np.isfinite(i).asnumpy().all() and not np.isnan(i).asnumpy().any()
+    out = np.empty((3,), dtype='bool')
+    np.isposinf(np.array([onp.inf, 0.0, -onp.inf]), out)
+    assert out.asnumpy().tolist() == [True, False, False]
+    with pytest.raises(TypeError):
+        np.isnan(np.array([1.0]), out=np.empty((1,)))
+
+
+def test_shape_function_edge_cases_match_numpy():
+    x0, v = onp.float32(2.5), R.standard_normal(4).astype('float32')
+    assert np.squeeze(np.array(x0), -1).shape == ()
+    onp.testing.assert_array_equal(np.column_stack([np.array(x0), np.array(x0)]).asnumpy(),
+                                   onp.column_stack([x0, x0]))
+    onp.testing.assert_array_equal(np.roll(np.array(X), (1, -2), (0, 2)).asnumpy(), onp.roll(X, (1, -2), (0, 2)))
+    onp.testing.assert_array_equal(np.roll(np.array(X), 3, (0, 1)).asnumpy(), onp.roll(X, 3, (0, 1)))
+    for k in (-2, 0, 1):
+        onp.testing.assert_array_equal(np.tril(np.array(v), k).asnumpy(), onp.tril(v, k))
+        onp.testing.assert_array_equal(np.triu(np.array(v), k).asnumpy(), onp.triu(v, k))
+    m = R.standard_normal((1, 5)).astype('float32')
+    for k in (-6, -1, 4, 5, 6):
+        onp.testing.assert_array_equal(np.diag(np.array(m), k).asnumpy(), onp.diag(m, k))
+    ints = onp.array([1234, -5678, 15], dtype='int64')
+    for d in (-3, -1, 0, 2):
+        got = np.around(np.array(ints), d)
+        assert got.dtype == onp.int64
+        onp.testing.assert_array_equal(got.asnumpy(), onp.around(ints, d))
+    e = onp.zeros((5, 0, 3), dtype='float32')
+    for axis in (0, -1):
+        got = np.argmax(np.array(e), axis=axis)
+        assert got.shape == onp.argmax(e, axis=axis).shape and got.dtype == onp.int64
+
+
+class _Full(gluon.HybridBlock):
+    def hybrid_forward(self, F, a):
+        return F.np.full((2, 3), a, dtype='float16')
+
+
+def test_full_with_an_array_value_broadcasts_eagerly_and_traced():
+    a = np.array([1.0, 2.0, 3.0])
+    want = onp.full((2, 3), onp.array([1.0, 2.0, 3.0]), dtype='float16')
+    for hybridize in (False, True):
+        b = _Full()
+        if hybridize:
+            b.hybridize()
+        got = b(a)
+        assert got.dtype == onp.float16
+        onp.testing.assert_array_equal(got.asnumpy(), want)
+    assert np.full((2,), np.array(True)).dtype == onp.bool_

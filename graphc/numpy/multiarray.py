@@ -100,6 +100,9 @@ def empty(shape, dtype=None, order='C', ctx=None):
 
 
 def full(shape, fill_value, dtype=None, order='C', ctx=None, out=None):
+    if _tensor(fill_value):  # an array value broadcasts (NumPy), and keeps its dtype unless dtype says otherwise
+        r = broadcast_to(fill_value, _shape(shape))
+        return _out(r.astype(dtype) if dtype is not None and r.dtype != _onp.dtype(dtype) else r, out)
     return _out(_nd.full(_shape(shape), fill_value, ctx=ctx, dtype=dtype or _onp.float32), out)
 
 
@@ -171,9 +174,31 @@ def ndim(a):
 
 
 # ---------------------------------------------------------------- element-wise
+_UFUNC_DEFAULTS = {'where': True, 'casting': 'same_kind', 'order': 'K', 'dtype': None, 'subok': True}
+_UFUNC_DTYPES = {'int8', 'uint8', 'int32', 'int64', 'float16', 'float32', 'float64'}
+
+
+def _ufunc_kwargs(name, kw):
+    """MXNet's ufunc keywords: NumPy's names at their defaults are accepted; another legal value raises
+    NotImplementedError, an illegal one (or an unknown keyword) TypeError."""
+    for k, v in kw.items():
+        if k not in _UFUNC_DEFAULTS:
+            raise TypeError(f"np.{name}: {k!r} is an invalid keyword")
+        if v is _UFUNC_DEFAULTS[k] or (v == _UFUNC_DEFAULTS[k] if isinstance(v, str) else False):
+            continue
+        legal = {'where': True, 'subok': isinstance(v, _b.bool), 'order': isinstance(v, str),
+                 'casting': v in ('no', 'equiv', 'safe', 'same_kind', 'unsafe'),
+                 'dtype': (_onp.dtype(v).name if isinstance(v, type) else v) in _UFUNC_DTYPES
+                 if isinstance(v, (str, type)) else False}[k]
+        if legal:
+            raise NotImplementedError(f"np.{name}: {k}={v!r} is not implemented yet")
+        raise TypeError(f"np.{name}: {k}={v!r} not understood")
+
+
 def _unary(fn, name):
     @_npfunc
     def f(x, out=None, **kw):
+        _ufunc_kwargs(name, kw)
         x = _t(x)
         if getattr(x, 'dtype', None) is not None and x.dtype.kind in 'iub' and name in _FLOAT_RESULT:
             x = x.astype(_onp.float32)  # NumPy: exp/sqrt/... of integers are floats
@@ -208,6 +233,7 @@ def _as_pair(x1, x2):
 def _binary(fn, name, result_bool=False):
     @_npfunc
     def f(x1, x2, out=None, **kw):
+        _ufunc_kwargs(name, kw)
         x1, x2 = _as_pair(x1, x2)
         r = fn(x1, x2)
         return _out(r.astype(_onp.bool_) if result_bool else r, out)
@@ -233,33 +259,27 @@ logical_or = _binary(lambda a, b: ((a != 0) + (b != 0)) > 0, 'logical_or', True)
 logical_xor = _binary(lambda a, b: (a != 0) != (b != 0), 'logical_xor', True)
 
 
-@_npfunc
-def logical_not(x, out=None, **kw):
-    return _out((_t(x) == 0).astype(_onp.bool_), out)
+def _bool_unary(name, fn):
+    @_npfunc
+    def f(x, out=None, **kw):
+        _ufunc_kwargs(name, kw)
+        if out is not None and getattr(out, 'dtype', None) != _onp.bool_:
+            raise TypeError(f"np.{name}: out= must be a bool array (the result's type), got {out.dtype}")
+        x = _t(x)
+        if x.dtype.kind in 'iub' and name != 'logical_not':  # integers are never nan or infinite
+            x = x.astype(_onp.float32)
+        return _out(fn(x).astype(_onp.bool_), out)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"NumPy's {name} (element-wise, bool result)."
+    return f
 
 
-@_npfunc
-def isnan(x, out=None, **kw):
-    x = _t(x)
-    return _out((x != x).astype(_onp.bool_), out)
-
-
-@_npfunc
-def isinf(x, out=None, **kw):
-    return _out((_nd.abs(_t(x)) == _onp.inf).astype(_onp.bool_), out)
-
-
-@_npfunc
-def isfinite(x, out=None, **kw):
-    return _out((_nd.abs(_t(x)) < _onp.inf).astype(_onp.bool_), out)  # (nan < inf is false)
-
-
-def isposinf(x, out=None):
-    return _out((_t(x) == _onp.inf).astype(_onp.bool_), out)
-
-
-def isneginf(x, out=None):
-    return _out((_t(x) == -_onp.inf).astype(_onp.bool_), out)
+logical_not = _bool_unary('logical_not', lambda x: x == 0)
+isnan = _bool_unary('isnan', lambda x: x != x)
+isinf = _bool_unary('isinf', lambda x: _nd.abs(x) == _onp.inf)
+isfinite = _bool_unary('isfinite', lambda x: _nd.abs(x) < _onp.inf)  # (nan < inf is false)
+isposinf = _bool_unary('isposinf', lambda x: x == _onp.inf)
+isneginf = _bool_unary('isneginf', lambda x: x == -_onp.inf)
 
 
 @_npfunc
@@ -271,6 +291,11 @@ def clip(a, a_min, a_max, out=None):
 
 @_npfunc
 def around(x, decimals=0, out=None):
+    x = _t(x)
+    if x.dtype.kind in 'iub':  # NumPy: integers stay integers (negative decimals round to tens, ...)
+        if decimals >= 0:
+            return _out(x.copy(), out)
+        return _out(around(x.astype(_onp.float64), decimals).astype(x.dtype), out)
     if decimals:
         s = 10.0 ** decimals
         return _out(_nd.rint(_t(x) * s) / s, out)
@@ -309,6 +334,11 @@ def _reduce(fn, name, index=False):
         if index:
             if axis is not None and len(_shape_of(a, name)) == 0 and axis in (0, -1):
                 axis, keepdims = None, False  # NumPy: a 0-d array's only index is 0 (axis 0 or -1 allowed)
+            s = _shape_of(a, name)
+            if axis is not None and 0 in s and s[axis % len(s)] != 0:  # empty result along another axis
+                rs = tuple(1 if i == axis % len(s) else d for i, d in enumerate(s)) if keepdims else \
+                    s[:axis % len(s)] + s[axis % len(s) + 1:]
+                return _out(zeros(rs, dtype=_onp.int64, ctx=a.context), out)
             r = fn(a.reshape(-1) if axis is None else a, axis=0 if axis is None else axis, keepdims=keepdims)
             return _out(r.astype(_onp.int64), out)
         if axis is not None and not isinstance(axis, _numbers.Integral) and not tuple(axis):
@@ -441,7 +471,10 @@ def expand_dims(a, axis):
 
 @_npfunc
 def squeeze(a, axis=None):
-    return _nd.squeeze(_t(a), axis=axis)
+    a = _t(a)
+    if axis in (0, -1, (0,), (-1,)) and _shape_of(a, 'squeeze') == ():
+        return a.copy()  # NumPy: a 0-d array's only axis is 0 (or -1)
+    return _nd.squeeze(a, axis=axis)
 
 
 @_npfunc
@@ -520,7 +553,7 @@ def dstack(tup):
 
 
 def column_stack(tup):
-    return concatenate([reshape(a, (-1, 1)) if ndim(a) == 1 else _t(a) for a in tup], axis=1)
+    return concatenate([reshape(a, (-1, 1)) if ndim(a) < 2 else _t(a) for a in tup], axis=1)
 
 
 @_npfunc
@@ -597,6 +630,11 @@ def roll(a, shift, axis=None):
     a = _t(a)
     if axis is None:
         return reshape(roll(ravel(a), shift, 0), shape(a))
+    if not isinstance(shift, _numbers.Integral) or not isinstance(axis, _numbers.Integral):
+        pairs = _onp.broadcast(_onp.asarray(shift), _onp.asarray(axis))  # NumPy: shifts and axes pair up
+        for sh, ax in pairs:
+            a = roll(a, int(sh), int(ax))
+        return a if pairs.size else a.copy()
     n = shape(a)[axis]
     k = shift % n if n else 0
     return concatenate(_split_at(a, [n - k], axis)[::-1], axis=axis) if k else a.copy()
@@ -633,7 +671,11 @@ def take(a, indices, axis=None, mode='raise', out=None):
 
 @_npfunc
 def diag(v, k=0):
-    return _nd.diag(_t(v), k=k)
+    v = _t(v)
+    s = _shape_of(v, 'diag')
+    if len(s) == 2 and (k >= s[1] or -k >= s[0]):  # NumPy: an offset past the matrix is an empty diagonal
+        return _nd.slice_axis(reshape(v, (-1,)), axis=0, begin=0, end=0)
+    return _nd.diag(v, k=k)
 
 
 def _tri_mask(a, k, lower):
@@ -642,13 +684,18 @@ def _tri_mask(a, k, lower):
     return array(m if lower else ~_onp.tri(s[-2], s[-1], k - 1, dtype=bool), dtype=a.dtype, ctx=a.context)
 
 
-def tril(m, k=0):
+def _2d(m):
     m = _t(m)
+    return broadcast_to(m, _shape_of(m, 'tril') * 2) if len(_shape_of(m, 'tril')) == 1 else m
+
+
+def tril(m, k=0):
+    m = _2d(m)
     return m * _tri_mask(m, k, True)
 
 
 def triu(m, k=0):
-    m = _t(m)
+    m = _2d(m)
     return m * _tri_mask(m, k, False)
 
 
