@@ -272,3 +272,13 @@ def test_full_with_an_array_value_broadcasts_eagerly_and_traced():
         assert got.dtype == onp.float16
         onp.testing.assert_array_equal(got.asnumpy(), want)
     assert np.full((2,), np.array(True)).dtype == onp.bool_
+
+
+def test_matmul_shape_errors_are_mxnet_errors_and_outer_of_symbols():
+    for sa, sb in [((1,), (2,)), ((2, 1), (2,)), ((1, 2), (3, 1)), ((1,), ()), ((2, 2, 1), (3, 1, 2))]:
+        with pytest.raises(mx.MXNetError):
+            np.matmul(np.ones(sa), np.ones(sb))
+    a, b = R.standard_normal((2, 3)).astype('float32'), R.standard_normal(4).astype('float32')
+    s = mx.sym.np.outer(mx.sym.Variable('a').as_np_ndarray(), mx.sym.Variable('b').as_np_ndarray())
+    got = s.as_nd_ndarray().eval(a=mx.nd.array(a), b=mx.nd.array(b))[0]
+    onp.testing.assert_allclose(got.asnumpy(), onp.outer(a, b), rtol=1e-6)

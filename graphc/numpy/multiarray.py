@@ -714,12 +714,18 @@ def dot(a, b, out=None):
 def matmul(a, b, out=None):
     a, b = _as_pair(a, b)
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError("np.matmul: input operand does not have enough dimensions (use np.multiply for scalars)")
+        raise _GraphcError("np.matmul: input operand does not have enough dimensions (use np.multiply for scalars)")
+    ka, kb = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if ka != kb:
+        raise _GraphcError(f"np.matmul: core dimensions do not match: {a.shape} @ {b.shape} ({ka} != {kb})")
     if a.ndim <= 2 and b.ndim <= 2:
         return _out(_nd.dot(a, b), out)
     a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
     b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
-    batch = _onp.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    try:
+        batch = _onp.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    except ValueError:
+        raise _GraphcError(f"np.matmul: cannot broadcast the batch shapes of {a.shape} and {b.shape}") from None
     a3 = broadcast_to(a2, batch + a2.shape[-2:]).reshape((-1,) + a2.shape[-2:])
     b3 = broadcast_to(b2, batch + b2.shape[-2:]).reshape((-1,) + b2.shape[-2:])
     r = _nd.batch_dot(a3, b3).reshape(batch + (a2.shape[-2], b2.shape[-1]))
@@ -751,7 +757,8 @@ def inner(a, b):
 
 @_npfunc
 def outer(a, b):
-    return reshape(a, (-1, 1)) * reshape(b, (1, -1))
+    # (broadcast_mul by name: symbols without shapes would otherwise pick the same-shape elemwise_mul)
+    return _nd.broadcast_mul(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
 def vdot(a, b):
