@@ -282,3 +282,55 @@ def test_matmul_shape_errors_are_mxnet_errors_and_outer_of_symbols():
     s = mx.sym.np.outer(mx.sym.Variable('a').as_np_ndarray(), mx.sym.Variable('b').as_np_ndarray())
     got = s.as_nd_ndarray().eval(a=mx.nd.array(a), b=mx.nd.array(b))[0]
     onp.testing.assert_allclose(got.asnumpy(), onp.outer(a, b), rtol=1e-6)
+
+
+Y = R.standard_normal((3, 4, 5)).astype('float32')
+COMPOSED = [  # (mx.np call, NumPy reference): graph compositions that used to run in NumPy on the host
+    (lambda m, x: m.diagflat(x[0, :2], 1), None), (lambda m, x: m.diagonal(x, 1, 0, 2), None),
+    (lambda m, x: m.diagonal(x, -2, 2, 1), None), (lambda m, x: m.diagonal(x, 7, 1, 2), None),
+    (lambda m, x: m.trace(x, -1, 1, 2), None), (lambda m, x: m.rot90(x, 1, (0, 2)), None),
+    (lambda m, x: m.rot90(x, 2), None), (lambda m, x: m.rot90(x, -1, (2, 1)), None),
+    (lambda m, x: m.diff(x, 2, 1), None),
+    (lambda m, x: m.diff(x, 1, 0, prepend=0.5, append=x[:1]), lambda x: onp.diff(x, 1, 0, prepend=0.5, append=x[:1])),
+    (lambda m, x: m.ediff1d(x[0], to_begin=-1.0, to_end=x[1, 0]),
+     lambda x: onp.ediff1d(x[0], to_begin=-1.0, to_end=x[1, 0])),
+]  # (None: the same call on NumPy)
+
+
+@pytest.mark.parametrize('i', range(len(COMPOSED)))
+def test_composed_functions_match_numpy_and_gradients_match_finite_differences(i):
+    f, ref = COMPOSED[i]
+    onp_f = ref or (lambda x: f(onp, x))
+    want = onp_f(Y)
+    x = np.array(Y)
+    x.attach_grad()
+    with autograd.record():
+        y = f(np, x)
+    assert y.shape == want.shape
+    onp.testing.assert_allclose(y.asnumpy(), want, rtol=1e-5, atol=1e-6)
+    w = R.standard_normal(want.shape)
+    y.backward(np.array(w.astype('float32')))
+    eps, num = 1e-3, onp.zeros(Y.shape)
+    for idx in [(0, 0, 0), (1, 2, 3), (2, 3, 4), (0, 1, 4)]:
+        d = onp.zeros(Y.shape)
+        d[idx] = eps
+        yd = Y.astype('float64')
+        num[idx] = ((onp_f(yd + d) - onp_f(yd - d)) * w).sum() / (2 * eps)
+        assert abs(x.grad.asnumpy()[idx] - num[idx]) < 1e-2, idx
+
+
+def test_nan_to_num_values_gradient_and_in_place():
+    v = onp.array([onp.nan, onp.inf, -onp.inf, 1.5, -2.0], dtype='float32')
+    onp.testing.assert_array_equal(np.nan_to_num(np.array(v)).asnumpy(), onp.nan_to_num(v))
+    onp.testing.assert_array_equal(np.nan_to_num(np.array(v), nan=1, posinf=9, neginf=-9).asnumpy(),
+                                   onp.nan_to_num(v, nan=1, posinf=9, neginf=-9))
+    x = np.array(v)
+    x.attach_grad()
+    with autograd.record():
+        y = np.nan_to_num(x)
+    y.backward()
+    assert x.grad.asnumpy().tolist() == [0, 0, 0, 1, 1]
+    z = np.array(v)
+    assert np.nan_to_num(z, copy=False) is z and onp.isfinite(z.asnumpy()).all()
+    with pytest.raises(mx.MXNetError):
+        np.trace(np.ones((3, 2, 2)), 0, 1, 1)

@@ -283,6 +283,23 @@ isneginf = _bool_unary('isneginf', lambda x: x == -_onp.inf)
 
 
 @_npfunc
+def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """nan, +inf and -inf replaced (by 0, the dtype's largest and smallest finite values unless given); the
+    gradient is 1 where x is finite, 0 elsewhere. copy=False writes into x."""
+    x = _t(x)
+    if x.dtype.kind in 'iub':
+        return x.copy() if copy else x
+    fi = _onp.finfo(x.dtype)
+    r = where(isnan(x), float(nan), x)
+    r = where(r == _onp.inf, float(fi.max if posinf is None else posinf), r)
+    r = where(r == -_onp.inf, float(fi.min if neginf is None else neginf), r)
+    if not copy and isinstance(x, ndarray):
+        x[...] = r
+        return x
+    return r
+
+
+@_npfunc
 def clip(a, a_min, a_max, out=None):
     lo = -_onp.inf if a_min is None else float(a_min)
     hi = _onp.inf if a_max is None else float(a_max)
@@ -423,6 +440,33 @@ def cumsum(a, axis=None, dtype=None, out=None):
     a = a.astype(target)  # (float16 accumulates in float16, as in MXNet and NumPy)
     r = _nd.cumsum(a.reshape(-1) if axis is None else a, axis=0 if axis is None else axis)
     return _out(r.astype(target) if r.dtype != target else r, out)
+
+
+@_npfunc
+def diff(a, n=1, axis=-1, prepend=None, append=None):
+    a = _t(a)
+    nd_ = len(_shape_of(a, 'diff'))
+    axis = axis % nd_
+    ends = [v if _tensor(v) else broadcast_to(array(v, dtype=a.dtype, ctx=a.context),
+                                                tuple(1 if i == axis else d for i, d in enumerate(a.shape)))
+            for v in (prepend, append)]
+    if prepend is not None or append is not None:
+        a = concatenate(([ends[0]] if prepend is not None else []) + [a] + ([ends[1]] if append is not None else []),
+                        axis=axis)
+    for _ in range(n):
+        m = a.shape[axis]
+        if m == 0:
+            break
+        a = _nd.slice_axis(a, axis=axis, begin=1, end=m) - _nd.slice_axis(a, axis=axis, begin=0, end=m - 1)
+    return a if n else a.copy()
+
+
+def ediff1d(ary, to_end=None, to_begin=None):
+    ary = ravel(ary)
+    parts = [ravel(_t(v, ary.dtype)) for v in (to_begin,) if v is not None] + [diff(ary)] + \
+        [ravel(_t(v, ary.dtype)) for v in (to_end,) if v is not None]
+    parts = [p.astype(ary.dtype) if p.dtype != ary.dtype else p for p in parts]
+    return concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 # ---------------------------------------------------------------- shapes
@@ -617,6 +661,22 @@ def flip(m, axis=None):
     return _nd.reverse(m, axis=_axes(axis, len(_shape_of(m, 'flip'))) if axis is None else axis)
 
 
+def rot90(m, k=1, axes=(0, 1)):
+    m = _t(m)
+    n = len(_shape_of(m, 'rot90'))
+    a0, a1 = axes[0] % n, axes[1] % n
+    if len(axes) != 2 or a0 == a1:
+        raise _GraphcError(f"np.rot90: axes must be two different axes, got {axes}")
+    k %= 4
+    if k == 0:
+        return m.copy()
+    if k == 2:
+        return flip(flip(m, a0), a1)
+    perm = list(range(n))
+    perm[a0], perm[a1] = perm[a1], perm[a0]
+    return transpose(flip(m, a1), perm) if k == 1 else flip(transpose(m, perm), a1)
+
+
 def fliplr(m):
     return flip(m, 1)
 
@@ -676,6 +736,31 @@ def diag(v, k=0):
     if len(s) == 2 and (k >= s[1] or -k >= s[0]):  # NumPy: an offset past the matrix is an empty diagonal
         return _nd.slice_axis(reshape(v, (-1,)), axis=0, begin=0, end=0)
     return _nd.diag(v, k=k)
+
+
+def diagflat(v, k=0):
+    return diag(ravel(v), k)
+
+
+@_npfunc
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    a = _t(a)
+    s = _shape_of(a, 'diagonal')
+    n = len(s)
+    if n < 2:
+        raise _GraphcError(f"np.diagonal: needs at least 2 dimensions, got shape {s}")
+    ax1, ax2 = axis1 % n, axis2 % n
+    if ax1 == ax2:
+        raise _GraphcError(f"np.diagonal: axis1 and axis2 cannot be the same axis ({axis1}, {axis2})")
+    if offset >= s[ax2] or -offset >= s[ax1]:  # NumPy: an empty diagonal past the matrix
+        rest = tuple(d for i, d in enumerate(s) if i not in (ax1, ax2))
+        return _nd.slice_axis(reshape(moveaxis(a, (ax1, ax2), (-2, -1)), rest + (-1,)), axis=-1, begin=0, end=0)
+    return _nd.diag(a, k=offset, axis1=ax1, axis2=ax2)
+
+
+@_npfunc
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    return _out(sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype), out)
 
 
 def _tri_mask(a, k, lower):
@@ -794,12 +879,11 @@ def array_equiv(a1, a2):
 
 # ---------------------------------------------------------------- NumPy on the host (MXNet's fallback list)
 _FALLBACK = set('''apply_along_axis apply_over_axes argpartition argwhere bincount bitwise_and bitwise_not bitwise_or
-bitwise_xor choose compress copysign corrcoef correlate cov delete diag_indices_from diagflat diagonal diff
-digitize divmod ediff1d einsum extract flatnonzero frexp genfromtxt heaviside histogram histogram2d
-histogram_bin_edges histogramdd i0 in1d indices insert interp intersect1d invert isin ix_ lcm ldexp lexsort meshgrid
-modf msort nan_to_num nanargmax nanargmin nancumprod nancumsum nanmax nanmedian nanmin nanpercentile nanquantile
+bitwise_xor choose compress copysign corrcoef correlate cov delete diag_indices_from digitize divmod einsum
+extract flatnonzero frexp genfromtxt heaviside histogram histogram2d histogram_bin_edges histogramdd i0 in1d indices insert interp intersect1d invert isin ix_ lcm ldexp lexsort meshgrid
+modf msort nanargmax nanargmin nancumprod nancumsum nanmax nanmedian nanmin nanpercentile nanquantile
 nonzero packbits pad partition percentile piecewise poly polyadd polydiv polyfit polyint polymul polysub polyval ptp
-quantile real resize roots rot90 searchsorted select setdiff1d setxor1d signbit spacing take_along_axis trace trapz
+quantile real resize roots searchsorted select setdiff1d setxor1d signbit spacing take_along_axis trapz
 tril_indices_from trim_zeros triu_indices_from union1d unique unpackbits unravel_index unwrap vander arctan2
 median'''.split())
 
