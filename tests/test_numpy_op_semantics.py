@@ -334,3 +334,33 @@ def test_nan_to_num_values_gradient_and_in_place():
     assert np.nan_to_num(z, copy=False) is z and onp.isfinite(z.asnumpy()).all()
     with pytest.raises(mx.MXNetError):
         np.trace(np.ones((3, 2, 2)), 0, 1, 1)
+
+
+def test_integer_and_index_functions_match_numpy():
+    for dt in ('int8', 'int32', 'int64', 'uint8', 'bool'):
+        v = onp.array([0, 1, 5, 100], dtype=dt)
+        assert np.bitwise_not(np.array(v)).dtype == onp.dtype(dt)
+        onp.testing.assert_array_equal(np.invert(np.array(v)).asnumpy(), onp.invert(v))
+    idx = onp.array([[0, 5], [11, 7]], dtype='int32')
+    for got, want in zip(np.unravel_index(np.array(idx), (3, 4)), onp.unravel_index(idx, (3, 4))):
+        onp.testing.assert_array_equal(got.asnumpy(), want)
+    for got, want in zip(np.diag_indices_from(np.ones((4, 4, 4))), onp.diag_indices_from(onp.ones((4, 4, 4)))):
+        assert got.dtype == onp.int64
+        onp.testing.assert_array_equal(got.asnumpy(), want)
+    for src, shp in [((3,), (2, 4)), ((2, 3), 5), ((2, 0), (2, 2)), ((4,), ())]:
+        a = R.standard_normal(src).astype('float32')
+        onp.testing.assert_array_equal(np.resize(np.array(a), shp).asnumpy(), onp.resize(a, shp))
+
+
+def test_polyval_values_and_gradients():
+    p, x = onp.array([2.0, -1.0, 3.0, 0.5]), onp.array([[0.5, -2.0], [1.5, 0.0]])
+    mp, mx_ = np.array(p), np.array(x)
+    mp.attach_grad()
+    mx_.attach_grad()
+    with autograd.record():
+        y = np.polyval(mp, mx_)
+    y.backward()
+    onp.testing.assert_allclose(y.asnumpy(), onp.polyval(p, x), rtol=1e-6)
+    onp.testing.assert_allclose(mp.grad.asnumpy(), [(x ** k).sum() for k in (3, 2, 1, 0)], rtol=1e-5)
+    onp.testing.assert_allclose(mx_.grad.asnumpy(), onp.polyval(onp.polyder(p), x), rtol=1e-5)
+    assert np.polyval(np.array([3, 1], dtype='int64'), np.array([2], dtype='int64')).asnumpy().tolist() == [7]

@@ -283,6 +283,21 @@ isneginf = _bool_unary('isneginf', lambda x: x == -_onp.inf)
 
 
 @_npfunc
+def bitwise_not(x, out=None, **kw):
+    """~x of integers (two's complement: -x - 1; 255 - x for uint8) and logical not of bools."""
+    _ufunc_kwargs('bitwise_not', kw)
+    x = _t(x)
+    if x.dtype.kind == 'f':
+        raise TypeError("np.bitwise_not: not supported for floating-point inputs")
+    r = (x == 0).astype(_onp.bool_) if x.dtype.kind == 'b' else \
+        (_onp.iinfo(x.dtype).max - x if x.dtype.kind == 'u' else -x - 1)
+    return _out(r, out)
+
+
+invert = bitwise_not
+
+
+@_npfunc
 def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     """nan, +inf and -inf replaced (by 0, the dtype's largest and smallest finite values unless given); the
     gradient is 1 where x is finite, 0 elsewhere. copy=False writes into x."""
@@ -677,6 +692,17 @@ def rot90(m, k=1, axes=(0, 1)):
     return transpose(flip(m, a1), perm) if k == 1 else flip(transpose(m, perm), a1)
 
 
+def resize(a, new_shape):
+    """NumPy's resize: a's elements in order, repeated cyclically (zeros when a is empty) to new_shape."""
+    a, shp = ravel(a), _shape(new_shape)
+    n, m = shape(a)[0], int(_onp.prod(shp))
+    if n == 0:
+        return zeros(shp, dtype=a.dtype, ctx=getattr(a, 'context', None))
+    reps = -(-m // n)
+    r = tile(a, (reps,)) if reps > 1 else a
+    return reshape(_nd.slice_axis(r, axis=0, begin=0, end=m), shp)
+
+
 def fliplr(m):
     return flip(m, 1)
 
@@ -736,6 +762,25 @@ def diag(v, k=0):
     if len(s) == 2 and (k >= s[1] or -k >= s[0]):  # NumPy: an offset past the matrix is an empty diagonal
         return _nd.slice_axis(reshape(v, (-1,)), axis=0, begin=0, end=0)
     return _nd.diag(v, k=k)
+
+
+def diag_indices_from(arr):
+    """The indices of arr's main diagonal (a square array): ndim copies of arange(n), int64."""
+    s = _shape_of(_t(arr), 'diag_indices_from')
+    if len(s) < 2 or len(set(s)) != 1:
+        raise _GraphcError(f"np.diag_indices_from: needs a square array of at least 2 dimensions, got {s}")
+    return tuple(arange(s[0], dtype=_onp.int64) for _ in s)
+
+
+def unravel_index(indices, shape, order='C'):
+    """The coordinates of flat indices in an array of `shape` (C order), one array per dimension."""
+    if order != 'C':
+        raise _NotSupported(f"np.unravel_index: order={order!r} (only 'C')")
+    idx, dims, out = _t(indices), _shape(shape), []
+    for d in reversed(dims):
+        out.append(mod(idx, d))
+        idx = floor_divide(idx, d)
+    return tuple(reversed(out))
 
 
 def diagflat(v, k=0):
@@ -841,6 +886,18 @@ def inner(a, b):
 
 
 @_npfunc
+def polyval(p, x):
+    """p[0] * x**(n-1) + ... + p[n-1], by Horner's rule (differentiable in p and x)."""
+    p, x = _t(p), _t(x)
+    n = _shape_of(p, 'polyval')[0]
+    r = full_like(x, 0) if n == 0 else None
+    for i in range(n):
+        c = _nd.slice_axis(p, axis=0, begin=i, end=i + 1).reshape(())
+        r = c + 0 * x if r is None else r * x + c
+    return r
+
+
+@_npfunc
 def outer(a, b):
     # (broadcast_mul by name: symbols without shapes would otherwise pick the same-shape elemwise_mul)
     return _nd.broadcast_mul(reshape(a, (-1, 1)), reshape(b, (1, -1)))
@@ -878,13 +935,13 @@ def array_equiv(a1, a2):
 
 
 # ---------------------------------------------------------------- NumPy on the host (MXNet's fallback list)
-_FALLBACK = set('''apply_along_axis apply_over_axes argpartition argwhere bincount bitwise_and bitwise_not bitwise_or
-bitwise_xor choose compress copysign corrcoef correlate cov delete diag_indices_from digitize divmod einsum
-extract flatnonzero frexp genfromtxt heaviside histogram histogram2d histogram_bin_edges histogramdd i0 in1d indices insert interp intersect1d invert isin ix_ lcm ldexp lexsort meshgrid
+_FALLBACK = set('''apply_along_axis apply_over_axes argpartition argwhere bincount bitwise_and bitwise_or
+bitwise_xor choose compress copysign corrcoef correlate cov delete digitize divmod einsum
+extract flatnonzero frexp genfromtxt heaviside histogram histogram2d histogram_bin_edges histogramdd i0 in1d indices insert interp intersect1d isin ix_ lcm ldexp lexsort meshgrid
 modf msort nanargmax nanargmin nancumprod nancumsum nanmax nanmedian nanmin nanpercentile nanquantile
-nonzero packbits pad partition percentile piecewise poly polyadd polydiv polyfit polyint polymul polysub polyval ptp
-quantile real resize roots searchsorted select setdiff1d setxor1d signbit spacing take_along_axis trapz
-tril_indices_from trim_zeros triu_indices_from union1d unique unpackbits unravel_index unwrap vander arctan2
+nonzero packbits pad partition percentile piecewise poly polyadd polydiv polyfit polyint polymul polysub ptp
+quantile real roots searchsorted select setdiff1d setxor1d signbit spacing take_along_axis trapz
+tril_indices_from trim_zeros triu_indices_from union1d unique unpackbits unwrap vander arctan2
 median'''.split())
 
 
