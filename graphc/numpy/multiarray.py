@@ -96,6 +96,8 @@ def ones(shape, dtype=None, order='C', ctx=None):
 
 
 def empty(shape, dtype=None, order='C', ctx=None):
+    if order != 'C':  # MXNet's: only row-major arrays
+        raise NotImplementedError(f"np.empty: order={order!r} is not supported; only 'C'")
     return zeros(shape, dtype, order, ctx)
 
 
