@@ -87,3 +87,61 @@ def test_optimizer_records_np_mode_and_updater_works_without_the_flag():
     w = np.ones((2,))
     upd(1, np.ones((2,)), w)
     onp.testing.assert_allclose(w.asnumpy(), [0.5, 0.5])
+
+
+def test_gradients_under_set_np_use_the_rules_legacy_conventions():
+    # relu's rule multiplies by (y > 0): under set_np that comparison is bool, so rules run in legacy mode
+    x = np.array([[-1.0, 2.0], [3.0, -4.0]])
+    want = onp.array([[0.0, 1.0], [1.0, 0.0]])
+
+    class Relu(gluon.HybridBlock):
+        def hybrid_forward(self, F, x):
+            return F.npx.relu(x)
+    for hybridize in (False, True):
+        net = Relu()
+        if hybridize:
+            net.hybridize()
+        x.attach_grad()
+        with autograd.record():
+            y = net(x).sum()
+        y.backward()
+        onp.testing.assert_array_equal(x.grad.asnumpy(), want)
+    assert (np.array([1.0, -1.0]) > 0).dtype == onp.bool_   # the switch itself is untouched
+
+
+class _TwoLayer(gluon.HybridBlock):
+    """Parameters with unknown dims and no infer_shape of its own: MXNet infers them from the graph."""
+
+    def __init__(self):
+        super().__init__()
+        with self.name_scope():
+            self.w1 = self.params.get('w1', shape=(0, 5), allow_deferred_init=True)
+            self.w2 = self.params.get('w2', shape=(3, 5), allow_deferred_init=True)
+
+    def hybrid_forward(self, F, x, w1, w2):
+        return F.npx.relu(x.dot(w1)).dot(w2.T)
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_deferred_parameter_dims_are_inferred_through_dot(hybridize):
+    x = np.array(onp.random.default_rng(1).standard_normal((4, 7)).astype('float32'))
+    net = _TwoLayer()
+    net.initialize(mx.init.Uniform())
+    if hybridize:
+        net.hybridize()
+    x.attach_grad()
+    with autograd.record():
+        y = net(x)
+    y.backward()
+    assert net.w1.shape == (7, 5) and y.shape == (4, 3)
+    w1, w2 = net.w1.data().asnumpy(), net.w2.data().asnumpy()
+    h = x.asnumpy() @ w1
+    onp.testing.assert_allclose(y.asnumpy(), onp.maximum(h, 0) @ w2.T, rtol=1e-5, atol=1e-6)
+    onp.testing.assert_allclose(x.grad.asnumpy(), ((onp.ones((4, 3)) @ w2) * (h > 0)) @ w1.T, rtol=1e-5, atol=1e-5)
+
+
+def test_dot_infers_a_weights_unknown_dims_from_its_data():
+    x, w = mx.sym.var('x'), mx.sym.var('w')
+    assert mx.sym.dot(x, w).infer_shape(x=(64, 10), w=(0, 3))[0] == [(64, 10), (10, 3)]
+    assert mx.sym.dot(x, w, transpose_b=True).infer_shape(x=(64, 10), w=(3, 0))[0] == [(64, 10), (3, 10)]
+    assert mx.sym.dot(x, w).infer_shape(x=(2, 5, 10), w=(0, 3))[1] == [(2, 5, 3)]

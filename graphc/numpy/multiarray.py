@@ -752,9 +752,12 @@ def _np_methods():
     def method(f):
         return lambda self, *args, **kw: f(self, *args, **kw)
 
+    from ..symbol.symbol import Symbol  # traced values (hybridize, F.np) take the same methods
     for name in ('std', 'var', 'any', 'all', 'dot', 'ravel', 'nonzero', 'trace', 'ptp'):
         if not hasattr(ndarray, name):
             setattr(ndarray, name, method(globals().get(name) or _fallback(name)))
+        if not hasattr(Symbol, name):
+            setattr(Symbol, name, getattr(ndarray, name))
     for name, npf in (('flatten', ravel), ('argmax', argmax), ('argmin', argmin)):
         nd_method = getattr(ndarray, name)
 
