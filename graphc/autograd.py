@@ -9,6 +9,7 @@ import threading
 import numpy as np
 
 from .base import GraphcError
+from .util import legacy_grad
 
 
 class _State(threading.local):
@@ -168,8 +169,8 @@ def _run_backward(heads, head_grads, retain_graph, want=None, on_leaf=None):
             attrs = node.attrs
             if None in node.in_entries:  # tell costly rules (dense, conv) which input grads to skip
                 attrs = dict(attrs, _need=tuple(e is not None for e in node.in_entries))
-            igrads = node.op.grad(F, attrs, [wrap(a) for a in node.in_data],
-                                  [wrap(a) for a in node.out_data], [wrap(g) for g in ograds])
+            igrads = legacy_grad(node.op, F, attrs, [wrap(a) for a in node.in_data],
+                                 [wrap(a) for a in node.out_data], [wrap(g) for g in ograds])
             for i, (e, g) in enumerate(zip(node.in_entries, igrads)):
                 if e is None or g is None or i in node.op.nograd_inputs:
                     continue
@@ -292,7 +293,7 @@ def _run_backward_recorded(heads, head_grads):
             attrs = node.attrs
             if None in node.in_entries:
                 attrs = dict(attrs, _need=tuple(e is not None for e in node.in_entries))
-            for i, (e, g) in enumerate(zip(node.in_entries, node.op.grad(F, attrs, xs, ys, ograds))):
+            for i, (e, g) in enumerate(zip(node.in_entries, legacy_grad(node.op, F, attrs, xs, ys, ograds))):
                 if e is not None and g is not None and i not in node.op.nograd_inputs:
                     add((id(e[0]), e[1]), g)
     return leaf

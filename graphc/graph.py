@@ -314,4 +314,8 @@ def partial_infer(node: Node) -> Tuple[list, list]:
     n = node.num_outputs
     dts = [s.dtypes[j] if s.dtypes is not None else None for s, j in node.inputs]
     dt = next((d for d in dts if d is not None), np.dtype('float32'))
-    return [None] * n, [dt] * n
+    shapes = None
+    if ins and all(s is not None for s in ins):  # known ranks: the dims that do not depend on the unknown ones
+        from .symbol.infer import forward_partial
+        shapes = forward_partial(node, ins)
+    return shapes or [None] * n, [dt] * n

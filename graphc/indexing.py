@@ -50,8 +50,8 @@ def getitem(x, key):
         # slice the ranges, then reshape away int axes / add None axes; the result shape comes from a 0-stride view
         parts = key if isinstance(key, tuple) else (key,)
         out_shape = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), x.shape, (0,) * x.ndim)[key].shape
-        if not out_shape and not _NP_SHAPE[0]:
-            out_shape = (1,)  # MXNet 1.x: x[i] of a 1-d array is a 1-element array, not 0-d
+        if not out_shape and x.ndim and not _NP_SHAPE[0]:
+            out_shape = (1,)  # MXNet 1.x: x[i] of a 1-d array is a 1-element array, not 0-d (a 0-d x[()] stays 0-d)
         begin, end, step = [], [], []
         if Ellipsis in [p for p in parts if p is Ellipsis]:
             i = next(j for j, p in enumerate(parts) if p is Ellipsis)

@@ -74,6 +74,16 @@ def set_np_array(active):
     return prev
 
 
+def legacy_grad(op, F, attrs, xs, ys, dys):
+    """op's gradient rule run in MXNet's legacy array conventions, which the registry's rules are written in
+    (`y > 0` a 0/1 mask of y's dtype, MXNet's reshape codes), whatever npx.set_np() says."""
+    prev, _NP_ARRAY[0] = _NP_ARRAY[0], False
+    try:
+        return op.grad(F, attrs, xs, ys, dys)
+    finally:
+        _NP_ARRAY[0] = prev
+
+
 def np_array(active=True):
     """`with np_array():` (or as a decorator): NumPy array conventions inside."""
     return _Scope(set_np_array, active)

@@ -6,6 +6,7 @@ nodes on a path from a requested input to an output get gradient nodes.
 """
 from ..graph import Graph
 from ..symbol.symbol import Symbol, TraceContext, input_var
+from ..util import legacy_grad
 
 
 def gradient(graph, wrt, outputs=None):
@@ -41,7 +42,7 @@ def gradient(graph, wrt, outputs=None):
             ograds = [F.zeros_like(o) if g is None else g for o, g in zip(outs, ograds)]
             need = tuple(s in depends and i not in n.op.nograd_inputs for i, (s, _) in enumerate(n.inputs))
             attrs = n.attrs if all(need) else dict(n.attrs, _need=need)
-            igrads = n.op.grad(F, attrs, [Symbol([e]) for e in n.inputs], outs, ograds)
+            igrads = legacy_grad(n.op, F, attrs, [Symbol([e]) for e in n.inputs], outs, ograds)
             for (s, j), g, needed in zip(n.inputs, igrads, need):
                 if needed and g is not None:
                     add((s, j), g)

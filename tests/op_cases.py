@@ -67,6 +67,7 @@ SCALAR = {  # name: (oracle(x, s), input maker, scalar)
     '_maximum_scalar': (lambda x, s: np.where(x > s, x, s), R, 0.1),
     '_minimum_scalar': (lambda x, s: np.where(x < s, x, s), R, 0.1),
     '_mod_scalar': (lambda x, s: x - np.floor(x / s) * s, lambda *s: np.asarray(R(*s) * 3), 1.3),
+    '_rmod_scalar': (lambda x, s: s - np.floor(s / x) * x, P, 5.3),
     '_equal_scalar': (lambda x, s: (x == s) * 1.0, lambda *s: I(3, *s), 1.0),
     '_not_equal_scalar': (lambda x, s: (x != s) * 1.0, lambda *s: I(3, *s), 1.0),
     '_greater_scalar': (lambda x, s: (x > s) * 1.0, R, 0.2),

@@ -65,6 +65,8 @@ for _n in ('dot', 'batch_dot', 'FullyConnected', 'Convolution', 'Deconvolution',
 
 # Every registered op is generated, or listed here with the reason it is not.
 EXCLUDED = {
+    '_rmod_scalar': 's mod x jumps wherever s/x is an integer, so a random divisor can put compiled and interpreted '
+                     'results on two sides of a jump; tests/op_cases.py checks it with divisors away from them',
     '_backward_BatchNorm': 'a gradient op: reached through the gradient check of BatchNorm',
     '_backward_Convolution': 'a gradient op: reached through the gradient check of Convolution',
     '_backward_Deconvolution': 'a gradient op: reached through the gradient check of Deconvolution',

@@ -13,11 +13,12 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import autograd, nd, sym
-from ..symbol.symbol import current_trace
+from ..graph import Graph
+from ..symbol.symbol import Symbol, current_trace
 from .. import initializer as _init
 from ..base import GraphcError
 from ..ndarray.ndarray import NDArray
-from .parameter import Parameter, ParameterDict, call_on_input_context, load_into
+from .parameter import Parameter, ParameterDict, _known, call_on_input_context, load_into
 
 _ndm = sys.modules[NDArray.__module__]  # (by import name: MXNet's shim rebinds graphc.ndarray.ndarray)
 _global_counter = {}
@@ -616,7 +617,30 @@ class HybridBlock(Block):
         return self._cache[self._last_key]
 
     def infer_shape(self, x, *args):
-        """Set this block's unknown parameter dimensions from its inputs (layers override this)."""
+        """Set this block's unknown parameter dimensions from its inputs. MXNet's default, which layers replace
+        with rules of their own: hybrid_forward runs on symbols of the inputs' shapes, and the graph's shape
+        inference (forward, and backward from data to weights: dot, FullyConnected, ...) fills the dims."""
+        from ..symbol.infer import infer_shapes
+        from ..symbol.symbol import TraceContext, input_var
+        todo = [p for p in self._own_params().values() if p._data is None and not _known(p.shape)]
+        if not todo:
+            return
+        ctx = TraceContext(training=autograd.is_training())
+        ctx.symbolic = True  # parameters become variables of their (partial) shapes, nothing is initialized
+        with ctx:
+            ins = [input_var(f"data{i}", a.shape, a.dtype) if isinstance(getattr(a, 'shape', None), tuple) else a
+                   for i, a in enumerate((x,) + args)]
+            out = self._traced_forward(ctx, *ins)
+        outs = [o for o in (out if isinstance(out, (list, tuple)) else [out]) if isinstance(o, Symbol)]
+        if not outs:
+            return
+        g = Graph([e for o in outs for e in o._entries])
+        shapes = infer_shapes(g, {n: n.shapes[0] for n in g.inputs if n.shapes})
+        for p in todo:
+            v = ctx.param_vars.get(id(p))
+            s = shapes.get((v[1]._one()[0], 0)) if v is not None else None
+            if s is not None and None not in s:
+                p.shape = s
 
     def _param_arrays(self, x, *args):
         own = self._own_params()

@@ -252,6 +252,12 @@ class NDArray:
         body = np.array2string(_device.to_host(self._data), separator=' ', threshold=200, precision=8)
         return f"\n{body}\n<NDArray {'x'.join(map(str, self.shape)) or 'scalar'} @{self.context}>"
 
+    def __str__(self):
+        if _NP_ARRAY[0]:  # mx.np's str: NumPy's, the device appended when it is not the cpu
+            body = str(_device.to_host(self._data))
+            return body if self.context.device_type == 'cpu' else f"{body} @{self.context}"
+        return self.__repr__()
+
     def __len__(self):
         if not self.shape:
             raise TypeError("len() of a 0-d NDArray")
@@ -308,8 +314,19 @@ class NDArray:
             return self
         return _op('Cast', self, dtype=str(dt))
 
-    def copy(self):
+    def copy(self, order='C'):
+        if order != 'C':  # MXNet's: only row-major arrays
+            raise NotImplementedError(f"copy: order={order!r} is not supported; only 'C'")
         return _op('_copy', self)
+
+    def __format__(self, spec):
+        """A 0-d or size-1 array formats as its value ('{:.3f}'.format(loss)); a larger one only with an empty
+        spec (a TypeError otherwise, as NumPy's and MXNet's)."""
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError(f"unsupported format string {spec!r} passed to an NDArray of shape {self.shape}")
+        return str(self)
 
     def copyto(self, other):
         """Copy into another NDArray (same shape) or onto a device; returns the target."""
@@ -378,6 +395,7 @@ class NDArray:
     def __pow__(self, o): return _binary(self, o, 'broadcast_power', '_power_scalar')
     def __rpow__(self, o): return _binary(self, o, None, '_rpower_scalar') if not isinstance(o, TENSORS) else o ** self
     def __mod__(self, o): return _binary(self, o, 'broadcast_mod', '_mod_scalar')
+    def __rmod__(self, o): return _binary(self, o, None, '_rmod_scalar') if not isinstance(o, TENSORS) else o % self
     def __matmul__(self, o): return _np().matmul(self, o)
     def __rmatmul__(self, o): return _np().matmul(o, self)
     def __neg__(self): return _op('negative', self)
@@ -479,6 +497,7 @@ def array(source, ctx=None, dtype=None):
 
 
 TENSORS = (NDArray,)
+py_slice = slice  # MXNet's name for the builtin (its module shadows `slice` with the op)
 _ag.NDArray = NDArray  # mxnet.autograd's namespace has NDArray (code does `from mxnet.autograd import *`)
 
 

@@ -96,6 +96,8 @@ def ones(shape, dtype=None, order='C', ctx=None):
 
 
 def empty(shape, dtype=None, order='C', ctx=None):
+    if order != 'C':  # MXNet's: only row-major arrays
+        raise NotImplementedError(f"np.empty: order={order!r} is not supported; only 'C'")
     return zeros(shape, dtype, order, ctx)
 
 
@@ -994,6 +996,7 @@ def _np_methods():
     for name in ('std', 'var', 'any', 'all', 'dot', 'ravel', 'nonzero', 'trace', 'ptp'):
         if not hasattr(ndarray, name):
             setattr(ndarray, name, method(globals().get(name) or _fallback(name)))
+        if not hasattr(_symm.Symbol, name):
             setattr(_symm.Symbol, name, getattr(ndarray, name))
 
     def np_clip(self, min=None, max=None, out=None):  # noqa: A002  (NumPy's names)

@@ -275,7 +275,7 @@ def _x_binary(ctx, node, ins, outs):
 SCALAR = {'_plus_scalar': ('add', False), '_minus_scalar': ('sub', False), '_rminus_scalar': ('sub', True),
           '_mul_scalar': ('mul', False), '_div_scalar': ('div', False), '_rdiv_scalar': ('div', True),
           '_power_scalar': ('power', False), '_rpower_scalar': ('power', True), '_maximum_scalar': ('maximum', False),
-          '_minimum_scalar': ('minimum', False), '_mod_scalar': ('mod', False), '_equal_scalar': ('equal', False),
+          '_minimum_scalar': ('minimum', False), '_mod_scalar': ('mod', False), '_rmod_scalar': ('mod', True), '_equal_scalar': ('equal', False),
           '_not_equal_scalar': ('not_equal', False), '_greater_scalar': ('greater', False),
           '_greater_equal_scalar': ('greater_equal', False), '_lesser_scalar': ('lesser', False),
           '_lesser_equal_scalar': ('lesser_equal', False)}

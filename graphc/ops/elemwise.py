@@ -246,6 +246,7 @@ SCALAR = {  # name: (kernel(x, s), grad(F, x, y, dy, s))
     '_maximum_scalar': (lambda x, s: np.maximum(x, s), lambda F, x, y, g, s: g * (x >= s)),
     '_minimum_scalar': (lambda x, s: np.minimum(x, s), lambda F, x, y, g, s: g * (x <= s)),
     '_mod_scalar': (lambda x, s: np.mod(x, s), lambda F, x, y, g, s: g),
+    '_rmod_scalar': (lambda x, s: np.mod(s, x), lambda F, x, y, g, s: -(g * F.floor(F._rdiv_scalar(x, scalar=s)))),
     '_equal_scalar': (lambda x, s: (x == s).astype(x.dtype), None),
     '_not_equal_scalar': (lambda x, s: (x != s).astype(x.dtype), None),
     '_greater_scalar': (lambda x, s: (x > s).astype(x.dtype), None),
@@ -257,7 +258,7 @@ SCALAR = {  # name: (kernel(x, s), grad(F, x, y, dy, s))
 
 def _scalar(name, fn, g):
     kind = name[1:-7].replace('plus', 'add').replace('minus', 'sub')
-    low = _lower2(kind[1:], swap=True) if kind in ('rsub', 'rdiv', 'rpower') else _lower2(kind)
+    low = _lower2(kind[1:], swap=True) if kind in ('rsub', 'rdiv', 'rpower', 'rmod') else _lower2(kind)
     register(name, infer=same_infer, kind='elemwise', inplace=True, attrs={'scalar': Attr('float')},
              lower=lambda P, a, x: low(P, x, P.c(a['scalar'])),
              grad=lambda F, a, x, y, dy: [g(F, x[0], y[0], dy[0], a['scalar']) if g else None]

@@ -21,6 +21,7 @@ from .. import random as _random
 from ..base import GraphcError, GraphcLoadError
 from ..device import device_id, on
 from ..ndarray.ndarray import NDArray, WRITES
+from ..util import is_np_array as _is_np_array
 
 _REGISTRY = {}
 
@@ -81,6 +82,7 @@ class Optimizer:
         self.wd = wd
         self.clip_gradient = clip_gradient
         self.multi_precision = multi_precision
+        self.allow_np_array = _is_np_array()  # MXNet's flag: updates take mx.np arrays (one class in graphc)
         self.aggregate_num = 0
         self.begin_num_update = self.num_update = begin_num_update
         self._all_index_update_counts = {0: {}}  # per device: one Updater per device counts its own

@@ -80,6 +80,33 @@ def _embedding(a, ins, outs):
     return [None, (a['input_dim'], a['output_dim'])]
 
 
+def _dot(a, ins, outs):
+    """dot's contracted dims from each other (a's last with b's first; 2-d operands may be transposed), and the
+    free dims from the output: a weight's unknown dims from its data, as MXNet's."""
+    x, y = ins
+    ta, tb = a.get('transpose_a', False), a.get('transpose_b', False)
+    if (ta or tb) and ((x is not None and len(x) != 2) or (y is not None and len(y) != 2)):
+        return [None, None]
+    kx, ky = (0 if ta else -1), (-1 if tb else 0)  # where each operand's contracted dim sits
+    k = _dim(x, kx) if _dim(x, kx) is not None else _dim(y, ky)
+    o = outs[0]
+
+    def fill(s, kpos, free):
+        if s is None:
+            return None
+        d = list(s)
+        d[kpos] = k if d[kpos] is None else d[kpos]
+        idx = [i for i in range(len(s)) if i != kpos % len(s)]
+        if free is not None and len(free) == len(idx):
+            for i, f in zip(idx, free):
+                d[i] = f if d[i] is None else d[i]
+        return tuple(d)
+    nx = None if x is None else len(x) - 1
+    fx = None if o is None or nx is None or len(o) < nx else o[:nx]
+    fy = None if o is None or nx is None or len(o) < nx else o[nx:]
+    return [fill(x, kx, fx), fill(y, ky, fy)]
+
+
 def _lrelu(a, ins, outs):
     same = _merge(ins[0], outs[0], _Anon)
     return [same] + [(_dim(same, 1),) if _dim(same, 1) is not None else None] * (len(ins) - 1)
@@ -159,7 +186,7 @@ BACKWARD = {
     'Concat': _concat,
     'FullyConnected': _fc, 'Convolution': _conv, 'Deconvolution': lambda a, i, o: _conv(a, i, o, True),
     'BatchNorm': _channel(1), 'LayerNorm': _channel(-1), 'InstanceNorm': _channel(1),
-    'Embedding': _embedding, 'LeakyReLU': _lrelu,
+    'Embedding': _embedding, 'LeakyReLU': _lrelu, 'dot': _dot,
 }
 
 
@@ -183,6 +210,25 @@ def _partial_forward(n, ins):
            for r in runs):
         return None
     return [tuple(ds[0] if len(set(ds)) == 1 else None for ds in zip(*outs)) for outs in zip(*runs)]
+
+
+def forward_partial(n, ins):
+    """A node's output shapes from inputs of known rank with unknown dims, as a symbol is built (no fixpoint):
+    the op's backward rule first fills what the inputs say of each other (dot's contracted dim), then the
+    forward rule runs, with probes where dims are still unknown."""
+    rule = BACKWARD.get(n.op.name)
+    if rule is not None:
+        try:
+            ins = [_merge(i, r, n) for i, r in zip(ins, rule(n.attrs, ins, [None] * n.num_outputs) + [None] * len(ins))]
+        except (GraphcShapeError, IndexError, KeyError, TypeError):
+            return None
+    if all(None not in s for s in ins):
+        dts = [s.dtypes[j] if s.dtypes else np.dtype('float32') for s, j in n.inputs]
+        try:
+            return [tuple(o) for o in n.op.infer(n.attrs, ins, dts)[0]]
+        except Exception:  # noqa: BLE001  (the full check runs when the graph is bound or traced)
+            return None
+    return _partial_forward(n, ins)
 
 
 def infer_shapes(graph, given):

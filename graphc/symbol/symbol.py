@@ -578,7 +578,7 @@ def _auto_name(op):
 def _install_array_methods():
     """Symbols get NDArray's methods and operators (one semantics for eager and traced code)."""
     from ..ndarray.ndarray import NDArray
-    skip = {'__init__', '__repr__', '__len__', '__iter__', '__bool__', '__float__', '__int__', '__index__',
+    skip = {'__init__', '__repr__', '__str__', '__format__', '__len__', '__iter__', '__bool__', '__float__', '__int__', '__index__',
             '__hash__', '__getitem__', '__setitem__', '__array__', 'asnumpy', 'asscalar', 'item', 'tolist',
             'attach_grad', 'backward', 'copyto', 'detach', 'wait_to_read', '_inplace', '__iadd__', '__isub__',
             '__imul__', '__itruediv__', 'shape', 'ndim', 'size', 'dtype', 'context', 'ctx', 'grad', 'stype',
