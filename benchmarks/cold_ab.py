@@ -4,7 +4,9 @@ hybridized; import and build untimed; the process pinned to its first THREADS co
 
     python benchmarks/cold_ab.py A B [--rounds 5] [--threads 1,2] [--phases]
 
-A and B are Pythons (e.g. /work/base/.venv/bin/python .venv/bin/python), each optionally followed by
+A and B are Pythons (e.g. /work/base/.venv/bin/python .venv/bin/python; a Python without graphc runs the same step
+on MXNet 1.9, the peer GRAPHC_BENCH_MXNET_PYTHON names, through this checkout's bench_peers/mxnet_peer.py), each
+optionally followed by
 :VAR=VALUE settings, so the same Python twice compares switches (.venv/bin/python:GRAPHC_COMPILE_AHEAD=0
 .venv/bin/python:GRAPHC_COMPILE_AHEAD=1). Prints per thread count the median wall and CPU time (all threads) of
 the first step, with the per-round figures and the load average before and after: figures taken with a load
@@ -24,10 +26,15 @@ import time
 
 def child(npz, threads):
     import numpy as np
-    import graphc
-    sys.path.insert(0, os.path.join(os.path.dirname(graphc.__file__), 'bench_peers'))   # (that graphc's harness)
-    import mxnet_peer
-    mxnet_peer.use(graphc)
+    try:
+        import graphc
+    except ImportError:   # a Python with MXNet 1.9 (a peer): this checkout's harness runs it on mxnet
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'graphc', 'bench_peers'))
+        import mxnet_peer
+    else:
+        sys.path.insert(0, os.path.join(os.path.dirname(graphc.__file__), 'bench_peers'))   # (that graphc's harness)
+        import mxnet_peer
+        mxnet_peer.use(graphc)
     with np.load(npz) as z:
         arrays = {k: z[k] for k in z.files}
     step = mxnet_peer.build({'model': 'lenet', 'train': True, 'opt': 'adam', 'lr': 1e-3}, arrays)
@@ -135,7 +142,10 @@ def bytecode():
     """graphc's modules compiled to bytecode, as an installed package has them (bench_peers.graphc_worker does
     the same): under PYTHONDONTWRITEBYTECODE=1 an edited checkout would compile them from source in each child."""
     import compileall
-    import graphc
+    try:
+        import graphc
+    except ImportError:   # (MXNet's Python)
+        return
     from graphc import passes, runtime
     for pkg in (os.path.dirname(graphc.__file__), passes.__path__[0], runtime.__path__[0]):
         compileall.compile_dir(pkg, quiet=2)
@@ -166,7 +176,7 @@ def main():
     npz = os.path.join(tmp, 'arrays.npz')
     subprocess.run([specs['B'][0], here, '--make', npz], check=True)
     for py, _ in specs.values():
-        subprocess.run([py, here, '--bytecode'], check=True)
+        subprocess.run([py, here, '--bytecode'], check=True)   # (a no-op for an MXNet peer's Python)
     if a.phases:
         for t in threads:
             py, extra = specs['B']

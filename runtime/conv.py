@@ -277,7 +277,8 @@ def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
                 _build_maxpool(shape, k, st, pd, out_hw, dtype) if kind == 'maxpool' else \
                 _build(kind, shape, k, st, dl, pd, out_hw, dtype)
             n_in = {'maxpool_grad': 3, 'maxpool_grad_relu': 4}.get(kind, 1)
-            kern = _kernels[key] = Kernel(compile_kernel(text, kind), [shape[0], 1], n_in, 1, dtype)
+            vec = kind in ('maxpool', 'maxpool_grad_relu') and _inside_2x2(shape, k, st, pd, out_hw)
+            kern = _kernels[key] = Kernel(compile_kernel(text, kind + '_v' * vec), [shape[0], 1], n_in, 1, dtype)
             kern.total = int(np.prod(shape)) * k[0] * k[1]  # split over cores by the work, not the batch size
         return kern
 

@@ -48,7 +48,39 @@ def _engine():
                                           opt=3)
         backing = llvm.parse_assembly('')
         _jit = (llvm, tm, llvm.create_mcjit_compiler(backing, tm))
+        _tms[3] = tm
     return _jit
+
+
+_tms = {}   # code generator optimization level -> its target machine
+
+
+def _prime():
+    """The engine, and LLVM's one-time setup that the first module's compile would otherwise pay (its pass
+    registries and the host's code generators at both levels: about 5 ms): an empty function optimized and
+    compiled, nothing loaded or stored."""
+    llvm = _engine()[0]
+    if _primed:
+        return
+    for level in (3, 0):
+        mod = llvm.parse_assembly('define void @graphc_prime() {\nentry:\n  ret void\n}\n')
+        pb = llvm.create_pass_builder(_target_machine(level), llvm.create_pipeline_tuning_options(speed_level=OPT_LEVEL))
+        pb.getModulePassManager().run(mod, pb)
+        _target_machine(level).emit_object(mod)
+    _primed.append(True)
+
+
+_primed = []
+
+
+def _target_machine(level):
+    """The host's target machine generating code at `level` (0: LLVM's fast instruction selector and register
+    allocator, several times faster on code where their quality does not matter)."""
+    if level not in _tms:
+        llvm = _engine()[0]
+        _tms[level] = llvm.Target.from_default_triple().create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=level)
+    return _tms[level]
 
 
 # ---------------------------------------------------------------- scalar primitives
@@ -1006,17 +1038,28 @@ OPT_LEVEL = 2
 # lighter pipelines by kernel name where the full one buys nothing: elementwise and reduction kernels (graphc_k_*)
 # and the multi-tensor optimizer updates (graphc_mt_*) run as fast without LLVM's loop unroller (the vectorizer
 # interleaves their loops already) and compile 5-30% faster; the step interpreter is a dispatch loop, no vector
-# code, and skips the IR optimizer (-O0: 5 ms of its 10-13 ms compile, at a few ns per step). The window
-# kernels (im2col, pooling) keep it: unrolled, their small constant loops run 2x faster.
-LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll',), 'graphc_steps_': ('unroll', 'vectorize', 'optimize')}
+# code, and skips the IR optimizer (-O0: 5 ms of its 10-13 ms compile, at a few ns per step) and the code
+# generator's (LLVM's fast instruction selector and register allocator: 7.8 -> 1.5 ms). The window kernels that
+# runtime/conv.py writes in vectors already (2x2 max pooling and its ReLU-masked gradient, graphc_*_v_: LeNet's)
+# need neither vectorizer nor unroller: the pooling at -O1 with the fast code generator runs as fast as at -O2
+# (2.4 and 0.5 ms at batch 600) and compiles in 10-13 ms, not 23-34; the gradient at -O0 as fast (7.2 and 1.3 ms)
+# in 7 ms, not 28-41. The other window kernels (im2col, col2im, pooling outside that case) keep the full
+# pipeline: unrolled, their small constant loops run 2x faster.
+LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll',),
+         'graphc_steps_': ('unroll', 'vectorize', 'optimize', 'codegen'),
+         'graphc_maxpool_v_': ('unroll', 'vectorize', 'codegen', 'light'),
+         'graphc_maxpool_grad_relu_v_': ('unroll', 'vectorize', 'optimize', 'codegen')}
 
 
 def _pipeline(name):
-    """The LLVM pipeline options that compile kernel `name` (part of its cache key)."""
+    """The LLVM pipeline options that compile kernel `name` (part of its cache key): IR optimization `level`
+    (default OPT_LEVEL), the loop `unroll`er and `vectorize`rs, the `codegen` level (default 3)."""
     off = next((v for k, v in LIGHT.items() if name.startswith(k)), ())
     opts = {'unroll': 'unroll' not in off, 'vectorize': 'vectorize' not in off}
-    if 'optimize' in off:
-        opts['level'] = 0
+    if 'optimize' in off or 'light' in off:
+        opts['level'] = 0 if 'optimize' in off else 1
+    if 'codegen' in off:
+        opts['codegen'] = 0
     return opts
 
 
@@ -1088,7 +1131,7 @@ def _compile_ir(text, name):
         pto.loop_unrolling = opts['unroll']
         pb = llvm.create_pass_builder(tm, pto)
         pb.getModulePassManager().run(mod, pb)
-        obj = tm.emit_object(mod)
+        obj = _target_machine(opts.get('codegen', 3)).emit_object(mod)
         _disk_store(key, obj)
         stats['disk_misses'] += 1
         jit.add_object_file(llvm.ObjectFileRef.from_data(obj))
@@ -1176,7 +1219,7 @@ def warm_up():
         from ..passes import autodiff  # noqa: F401
         from . import conv, forked, native, plan  # noqa: F401
         with _compile_lock:   # (_engine() is built once: the caller's first compile may be asking too)
-            _engine()
+            _prime()
 
     def run():
         load()
