@@ -194,12 +194,18 @@ def _rows_2x2(ir, b, fn, shape, out_hw, start, stop, emit):
             def body_oh(boh, _):
                 r0 = b.mul(b.add(b.mul(plane, C(h)), b.mul(boh, C(2))), C(w))
                 rows, orow = (r0, b.add(r0, C(w))), b.mul(b.add(b.mul(plane, C(oh)), boh), C(ow))
-                j0 = ow // 8 * 8
-                _for(b, fn, ir, C(0), C(ow // 8), [], lambda bj, _: emit(8, rows, orow, b.mul(bj, C(8))) or [], 'v')
+                j0 = ow // 8 * 8   # (a loop that would run at most once is not emitted as one: less to compile)
+                if ow // 8 == 1:
+                    emit(8, rows, orow, C(0))
+                elif ow // 8:
+                    _for(b, fn, ir, C(0), C(ow // 8), [], lambda bj, _: emit(8, rows, orow, b.mul(bj, C(8))) or [], 'v')
                 if ow - j0 >= 4:
                     emit(4, rows, orow, C(j0))
                     j0 += 4
-                _for(b, fn, ir, C(j0), C(ow), [], lambda bj, _: emit(1, rows, orow, bj) or [], 's')
+                if ow - j0 == 1:
+                    emit(1, rows, orow, C(j0))
+                elif ow > j0:
+                    _for(b, fn, ir, C(j0), C(ow), [], lambda bj, _: emit(1, rows, orow, bj) or [], 's')
                 return []
             _for(b, fn, ir, C(0), C(oh), [], body_oh, 'oh')
             return []
