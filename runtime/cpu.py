@@ -1136,18 +1136,19 @@ def evict(limit=None):
 # unrolls the convolution kernels' window loops and then vectorizes each copy: 3-4x the compile time, no gain)
 OPT_LEVEL = 2
 # lighter pipelines by kernel name where the full one buys nothing: elementwise and reduction kernels (graphc_k_*)
-# and the multi-tensor optimizer updates (graphc_mt_*) run as fast without LLVM's loop unroller (the vectorizer
-# interleaves their loops already) and compile 5-30% faster; the step interpreter is a dispatch loop, no vector
-# code, and skips the IR optimizer (-O0: 5 ms of its 10-13 ms compile, at a few ns per step) and the code
-# generator's (LLVM's fast instruction selector and register allocator: 7.8 -> 1.5 ms). The window kernels that
-# runtime/conv.py writes in vectors already (2x2 max pooling and its ReLU-masked gradient, graphc_*_v_: LeNet's)
-# need neither vectorizer nor unroller: the pooling at -O1 with the fast code generator runs as fast as at -O2
-# (2.4 and 0.5 ms at batch 600) and compiles in 10-13 ms, not 23-34; the gradient at -O0 as fast (7.2 and 1.3 ms)
-# in 7 ms, not 28-41. The other window kernels (im2col, col2im, pooling outside that case) keep the full
-# pipeline: unrolled, their small constant loops run 2x faster. The kernels build_ir and build_col_ir write in
-# vectors (graphc_kv_*) skip the IR optimizer and keep the full code generator: as fast as the vectorizer's code
-# (a 10-op kernel over 1M floats: 0.18 ms either way; the fast code generator's: 0.20-0.28) in 4-8 ms, not 20-25.
-LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll',), 'graphc_kv_': ('unroll', 'vectorize', 'optimize'),
+# run as fast without LLVM's loop unroller (the vectorizer interleaves their loops already) and compile 5-30%
+# faster; the step interpreter is a dispatch loop, no vector code, and skips the IR optimizer (-O0: 5 ms of its
+# 10-13 ms compile, at a few ns per step) and the code generator's (LLVM's fast instruction selector and register
+# allocator: 7.8 -> 1.5 ms). The window kernels that runtime/conv.py writes in vectors already (2x2 max pooling
+# and its ReLU-masked gradient, graphc_*_v_: LeNet's) need neither vectorizer nor unroller: the pooling at -O1
+# with the fast code generator runs as fast as at -O2 (2.4 and 0.5 ms at batch 600) and compiles in 10-13 ms, not
+# 23-34; the gradient at -O0 as fast (7.2 and 1.3 ms) in 7 ms, not 28-41. The other window kernels (im2col,
+# col2im, pooling outside that case) keep the full pipeline: unrolled, their small constant loops run 2x faster.
+# The kernels build_ir and build_col_ir write in vectors (graphc_kv_*) and the multi-tensor updates (graphc_mt_*)
+# skip the IR optimizer and keep the full code generator: as fast as the vectorizer's code (a 10-op kernel over
+# 1M floats: 0.21 ms either way; with the fast code generator 0.20-0.28) in 4-8 ms, not 20-25.
+LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll', 'vectorize', 'optimize'),
+         'graphc_kv_': ('unroll', 'vectorize', 'optimize'),
          'graphc_steps_': ('unroll', 'vectorize', 'optimize', 'codegen'),
          'graphc_maxpool_v_': ('unroll', 'vectorize', 'codegen', 'light'),
          'graphc_maxpool_grad_relu_v_': ('unroll', 'vectorize', 'optimize', 'codegen')}
