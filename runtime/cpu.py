@@ -1140,9 +1140,9 @@ OPT_LEVEL = 2
 # faster; the step interpreter is a dispatch loop, no vector code, and skips the IR optimizer (-O0: 5 ms of its
 # 10-13 ms compile, at a few ns per step) and the code generator's (LLVM's fast instruction selector and register
 # allocator: 7.8 -> 1.5 ms). The window kernels that runtime/conv.py writes in vectors already (2x2 max pooling
-# and its ReLU-masked gradient, graphc_*_v_: LeNet's) need neither vectorizer nor unroller: the pooling at -O1
-# with the fast code generator runs as fast as at -O2 (2.4 and 0.5 ms at batch 600) and compiles in 10-13 ms, not
-# 23-34; the gradient at -O0 as fast (7.2 and 1.3 ms) in 7 ms, not 28-41. The other window kernels (im2col,
+# and its ReLU-masked gradient, graphc_*_v_: LeNet's) need neither vectorizer nor unroller: the pooling at -O0
+# runs as fast as at -O2 (2.6 and 0.5 ms at batch 600; 4.2 with the fast code generator) and compiles in 8 ms,
+# not 23-39; the gradient at -O0 with the fast code generator as fast (7.3 and 1.3 ms) in 7-11 ms, not 28-48. The other window kernels (im2col,
 # col2im, pooling outside that case) keep the full pipeline: unrolled, their small constant loops run 2x faster.
 # The kernels build_ir and build_col_ir write in vectors (graphc_kv_*) and the multi-tensor updates (graphc_mt_*)
 # skip the IR optimizer and keep the full code generator: as fast as the vectorizer's code (a 10-op kernel over
@@ -1150,7 +1150,7 @@ OPT_LEVEL = 2
 LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll', 'vectorize', 'optimize'),
          'graphc_kv_': ('unroll', 'vectorize', 'optimize'),
          'graphc_steps_': ('unroll', 'vectorize', 'optimize', 'codegen'),
-         'graphc_maxpool_v_': ('unroll', 'vectorize', 'codegen', 'light'),
+         'graphc_maxpool_v_': ('unroll', 'vectorize', 'optimize'),
          'graphc_maxpool_grad_relu_v_': ('unroll', 'vectorize', 'optimize', 'codegen')}
 
 
@@ -1159,8 +1159,8 @@ def _pipeline(name):
     (default OPT_LEVEL), the loop `unroll`er and `vectorize`rs, the `codegen` level (default 3)."""
     off = next((v for k, v in LIGHT.items() if name.startswith(k)), ())
     opts = {'unroll': 'unroll' not in off, 'vectorize': 'vectorize' not in off}
-    if 'optimize' in off or 'light' in off:
-        opts['level'] = 0 if 'optimize' in off else 1
+    if 'optimize' in off:
+        opts['level'] = 0
     if 'codegen' in off:
         opts['codegen'] = 0
     return opts

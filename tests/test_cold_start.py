@@ -64,7 +64,7 @@ def test_the_pipeline_options_are_in_the_cache_key(monkeypatch):
     assert cpu._pipeline('graphc_steps_i64') == {'unroll': False, 'vectorize': False, 'level': 0, 'codegen': 0}
     assert cpu._pipeline('graphc_maxpool_ab12') == {'unroll': True, 'vectorize': True}
     assert cpu._pipeline('graphc_kv_ab12') == {'unroll': False, 'vectorize': False, 'level': 0}
-    assert cpu._pipeline('graphc_maxpool_v_ab12') == {'unroll': False, 'vectorize': False, 'level': 1, 'codegen': 0}
+    assert cpu._pipeline('graphc_maxpool_v_ab12') == {'unroll': False, 'vectorize': False, 'level': 0}
     assert cpu._pipeline('graphc_maxpool_grad_relu_v_ab') == {'unroll': False, 'vectorize': False, 'level': 0,
                                                               'codegen': 0}
     key = cpu._entry_key('ir', 'graphc_k_x')
