@@ -4,7 +4,9 @@ hybridized; import and build untimed; the process pinned to its first THREADS co
 
     python benchmarks/cold_ab.py A B [--rounds 5] [--threads 1,2] [--phases]
 
-A and B are Pythons (e.g. /work/base/.venv/bin/python .venv/bin/python), each optionally followed by
+A and B are Pythons (e.g. /work/base/.venv/bin/python .venv/bin/python; a Python without graphc runs the same step
+on MXNet 1.9, the peer GRAPHC_BENCH_MXNET_PYTHON names, through this checkout's bench_peers/mxnet_peer.py), each
+optionally followed by
 :VAR=VALUE settings, so the same Python twice compares switches (.venv/bin/python:GRAPHC_COMPILE_AHEAD=0
 .venv/bin/python:GRAPHC_COMPILE_AHEAD=1). Prints per thread count the median wall and CPU time (all threads) of
 the first step, with the per-round figures and the load average before and after: figures taken with a load
@@ -24,10 +26,15 @@ import time
 
 def child(npz, threads):
     import numpy as np
-    import graphc
-    sys.path.insert(0, os.path.join(os.path.dirname(graphc.__file__), 'bench_peers'))   # (that graphc's harness)
-    import mxnet_peer
-    mxnet_peer.use(graphc)
+    try:
+        import graphc
+    except ImportError:   # a Python with MXNet 1.9 (a peer): this checkout's harness runs it on mxnet
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'graphc', 'bench_peers'))
+        import mxnet_peer
+    else:
+        sys.path.insert(0, os.path.join(os.path.dirname(graphc.__file__), 'bench_peers'))   # (that graphc's harness)
+        import mxnet_peer
+        mxnet_peer.use(graphc)
     with np.load(npz) as z:
         arrays = {k: z[k] for k in z.files}
     step = mxnet_peer.build({'model': 'lenet', 'train': True, 'opt': 'adam', 'lr': 1e-3}, arrays)
@@ -53,8 +60,9 @@ PHASES = [('gluon.cached', 'CachedGraph.__init__', 'trace'), ('passes.autodiff',
           ('runtime.forked', 'Child.__init__', 'fork'), ('runtime.forked', 'Child.join', 'waiting for the forked worker')]
 
 
-def phases(npz, threads):
-    """One cold first step with the PHASES wrapped: its wall ms per phase (exclusive); the second call's total."""
+def phases(npz, threads, clock=time.perf_counter):
+    """One cold first step with the PHASES wrapped: its wall ms per phase (exclusive; clock time.thread_time:
+    this thread's CPU time, which a loaded machine inflates less); the second call's total."""
     import functools
     import importlib
     import graphc
@@ -66,11 +74,11 @@ def phases(npz, threads):
         @functools.wraps(f)
         def timed(*a, **k):
             stack.append(0.0)
-            t0 = time.perf_counter()
+            t0 = clock()
             try:
                 return f(*a, **k)
             finally:
-                el = time.perf_counter() - t0
+                el = clock() - t0
                 spent[phase] = spent.get(phase, 0.0) + el - stack.pop()
                 if stack:
                     stack[-1] += el
@@ -92,14 +100,14 @@ def phases(npz, threads):
     with np_load(npz) as arrays:
         step = mxnet_peer.build({'model': 'lenet', 'train': True, 'opt': 'adam', 'lr': 1e-3}, arrays)
     stack.append(0.0)
-    t0 = time.perf_counter()
+    t0 = clock()
     mxnet_peer.sync(step())
-    first = time.perf_counter() - t0
+    first = clock() - t0
     spent['the rest (loss, imports, glue)'] = first - stack.pop()
     once = dict(spent)   # (the first call's)
     t1 = time.perf_counter()
     mxnet_peer.sync(step())
-    print(f"{threads} thread(s): first call {first * 1e3:.0f} ms, second {(time.perf_counter() - t1) * 1e3:.0f} ms; "
+    print(f"{threads} thread(s): first call {first * 1e3:.0f} ms{' (main thread CPU)' if clock is time.thread_time else ''}, second {(time.perf_counter() - t1) * 1e3:.0f} ms; "
           f"{cpu.stats['disk_misses']} LLVM modules compiled here; load average {os.getloadavg()[0]:.2f}")
     for k in sorted(once, key=lambda k: -once[k]):
         print(f"  {k:34s} {once[k] * 1e3:7.1f} ms")
@@ -135,7 +143,10 @@ def bytecode():
     """graphc's modules compiled to bytecode, as an installed package has them (bench_peers.graphc_worker does
     the same): under PYTHONDONTWRITEBYTECODE=1 an edited checkout would compile them from source in each child."""
     import compileall
-    import graphc
+    try:
+        import graphc
+    except ImportError:   # (MXNet's Python)
+        return
     from graphc import passes, runtime
     for pkg in (os.path.dirname(graphc.__file__), passes.__path__[0], runtime.__path__[0]):
         compileall.compile_dir(pkg, quiet=2)
@@ -158,6 +169,7 @@ def main():
     p.add_argument('--rounds', type=int, default=5)
     p.add_argument('--threads', default='1,2')
     p.add_argument('--phases', action='store_true', help="B's first step once per thread count, its time by phase")
+    p.add_argument('--cpu', action='store_true', help="--phases in the main thread's CPU time, not wall time")
     a = p.parse_args()
     specs = {'A': _spec(a.a), 'B': _spec(a.b)}
     threads = [int(t) for t in a.threads.split(',')]
@@ -166,11 +178,11 @@ def main():
     npz = os.path.join(tmp, 'arrays.npz')
     subprocess.run([specs['B'][0], here, '--make', npz], check=True)
     for py, _ in specs.values():
-        subprocess.run([py, here, '--bytecode'], check=True)
+        subprocess.run([py, here, '--bytecode'], check=True)   # (a no-op for an MXNet peer's Python)
     if a.phases:
         for t in threads:
             py, extra = specs['B']
-            subprocess.run(['taskset', '-c', ','.join(map(str, range(t))), py, here, '--phases-child', npz, str(t)],
+            subprocess.run(['taskset', '-c', ','.join(map(str, range(t))), py, here, '--phases-child', npz, str(t)] + ['--cpu'] * a.cpu,
                            env=_env(t, tmp, extra), check=True)
         return
     res = {(t, k): [] for t in threads for k in specs}
@@ -199,7 +211,7 @@ if __name__ == '__main__':
     if sys.argv[1:2] == ['--child']:
         child(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1:2] == ['--phases-child']:
-        phases(sys.argv[2], int(sys.argv[3]))
+        phases(sys.argv[2], int(sys.argv[3]), time.thread_time if '--cpu' in sys.argv else time.perf_counter)
     elif sys.argv[1:2] == ['--bytecode']:
         bytecode()
     elif sys.argv[1:2] == ['--make']:

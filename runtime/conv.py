@@ -194,12 +194,18 @@ def _rows_2x2(ir, b, fn, shape, out_hw, start, stop, emit):
             def body_oh(boh, _):
                 r0 = b.mul(b.add(b.mul(plane, C(h)), b.mul(boh, C(2))), C(w))
                 rows, orow = (r0, b.add(r0, C(w))), b.mul(b.add(b.mul(plane, C(oh)), boh), C(ow))
-                j0 = ow // 8 * 8
-                _for(b, fn, ir, C(0), C(ow // 8), [], lambda bj, _: emit(8, rows, orow, b.mul(bj, C(8))) or [], 'v')
+                j0 = ow // 8 * 8   # (a loop that would run at most once is not emitted as one: less to compile)
+                if ow // 8 == 1:
+                    emit(8, rows, orow, C(0))
+                elif ow // 8:
+                    _for(b, fn, ir, C(0), C(ow // 8), [], lambda bj, _: emit(8, rows, orow, b.mul(bj, C(8))) or [], 'v')
                 if ow - j0 >= 4:
                     emit(4, rows, orow, C(j0))
                     j0 += 4
-                _for(b, fn, ir, C(j0), C(ow), [], lambda bj, _: emit(1, rows, orow, bj) or [], 's')
+                if ow - j0 == 1:
+                    emit(1, rows, orow, C(j0))
+                elif ow > j0:
+                    _for(b, fn, ir, C(j0), C(ow), [], lambda bj, _: emit(1, rows, orow, bj) or [], 's')
                 return []
             _for(b, fn, ir, C(0), C(oh), [], body_oh, 'oh')
             return []
@@ -277,7 +283,8 @@ def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
                 _build_maxpool(shape, k, st, pd, out_hw, dtype) if kind == 'maxpool' else \
                 _build(kind, shape, k, st, dl, pd, out_hw, dtype)
             n_in = {'maxpool_grad': 3, 'maxpool_grad_relu': 4}.get(kind, 1)
-            kern = _kernels[key] = Kernel(compile_kernel(text, kind), [shape[0], 1], n_in, 1, dtype)
+            vec = kind in ('maxpool', 'maxpool_grad_relu') and _inside_2x2(shape, k, st, pd, out_hw)
+            kern = _kernels[key] = Kernel(compile_kernel(text, kind + '_v' * vec), [shape[0], 1], n_in, 1, dtype)
             kern.total = int(np.prod(shape)) * k[0] * k[1]  # split over cores by the work, not the batch size
         return kern
 

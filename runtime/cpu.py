@@ -48,7 +48,39 @@ def _engine():
                                           opt=3)
         backing = llvm.parse_assembly('')
         _jit = (llvm, tm, llvm.create_mcjit_compiler(backing, tm))
+        _tms[3] = tm
     return _jit
+
+
+_tms = {}   # code generator optimization level -> its target machine
+
+
+def _prime():
+    """The engine, and LLVM's one-time setup that the first module's compile would otherwise pay (its pass
+    registries and the host's code generators at both levels: about 5 ms): an empty function optimized and
+    compiled, nothing loaded or stored."""
+    llvm = _engine()[0]
+    if _primed:
+        return
+    for level in (3, 0):
+        mod = llvm.parse_assembly('define void @graphc_prime() {\nentry:\n  ret void\n}\n')
+        pb = llvm.create_pass_builder(_target_machine(level), llvm.create_pipeline_tuning_options(speed_level=OPT_LEVEL))
+        pb.getModulePassManager().run(mod, pb)
+        _target_machine(level).emit_object(mod)
+    _primed.append(True)
+
+
+_primed = []
+
+
+def _target_machine(level):
+    """The host's target machine generating code at `level` (0: LLVM's fast instruction selector and register
+    allocator, several times faster on code where their quality does not matter)."""
+    if level not in _tms:
+        llvm = _engine()[0]
+        _tms[level] = llvm.Target.from_default_triple().create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=level)
+    return _tms[level]
 
 
 # ---------------------------------------------------------------- scalar primitives
@@ -196,6 +228,54 @@ for _n in ('abs', 'sqrt', 'floor', 'ceil', 'rint', 'copysign'):
     setattr(Emit, _n, (lambda f: lambda e, *xs: e.intrinsic('llvm.' + f, *xs))('fabs' if _n == 'abs' else _n))
 
 
+
+class _NoVec(Exception):
+    """A primitive that VEmit does not render (the kernel is built scalar, for LLVM's vectorizer)."""
+
+
+class VEmit(Emit):
+    """Emit over vectors of vl elements: the primitives that are one instruction per lane (arithmetic,
+    comparisons, selects, the rounding and sign intrinsics, fma). The rest (exp, log, the C library) raise
+    _NoVec: such kernels are left to LLVM's vectorizer, whose code for them the full pipeline optimizes."""
+
+    def __init__(self, ir, b, t, module, vl):
+        super().__init__(ir, b, ir.VectorType(t, vl), module)
+        self.f64, self.vl = isinstance(t, ir.DoubleType), vl
+
+    def c(self, v):
+        return self.ir.Constant(self.t, [self.ir.Constant(self.t.element, float(v))] * self.vl)
+
+    def intrinsic(self, name, *args):   # (llvmlite names no intrinsic over a vector type)
+        full = f'{name}.v{self.vl}{self.t.element.intrinsic_name}'
+        return self.b.call(self.module.globals.get(full) or self.ir.Function(
+            self.module, self.ir.FunctionType(self.t, [self.t] * len(args)), full), list(args))
+
+    def _no(self, *_):
+        raise _NoVec
+    exp = exp_bounded = log = libm = ldexp = fmod = _no
+
+
+VEC_BYTES = 64   # one AVX-512 register of elements per vector step (LLVM splits it on narrower hosts)
+VEC_MAX_OPS = 48   # per element: longer kernels (polynomials) get the full pipeline's scheduling
+
+
+def _vload(ir, b, p, vl, contiguous):
+    """vl elements from pointer p on (contiguous), or p's one element in every lane."""
+    vt = ir.VectorType(p.type.pointee, vl)
+    if contiguous:
+        return b.load(b.bitcast(p, vt.as_pointer()), align=_size(ir, p))
+    one = b.insert_element(ir.Constant(vt, ir.Undefined), b.load(p), ir.Constant(ir.IntType(32), 0))
+    return b.shuffle_vector(one, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), vl), [0] * vl))
+
+
+def _vstore(ir, b, v, p):
+    b.store(v, b.bitcast(p, v.type.as_pointer()), align=_size(ir, p))
+
+
+def _size(ir, p):   # (a vector access through p promises the element's alignment only)
+    return 8 if isinstance(p.type.pointee, ir.DoubleType) else 4
+
+
 # ---------------------------------------------------------------- kernels
 def _strides(shape, full):
     """Element strides of a C-contiguous array of `shape` broadcast to `full` (0 along broadcast dims)."""
@@ -338,8 +418,13 @@ def _kernel_function(dtype, n_ptrs):
     return t, i64, mod, fn, b, start, stop, ptrs
 
 
-def build_ir(sub, dtype):
-    """LLVM IR text for the fused subgraph, or None when some op has no emitter for this dtype."""
+def build_ir(sub, dtype, vector=False):
+    """LLVM IR text for the fused subgraph, or None when some op has no emitter for this dtype. vector: its
+    innermost loop written in vectors of VEC_BYTES (then elements one by one to the end of the row), or None
+    where an operand's innermost stride is not 0 or 1, a primitive is not one VEmit renders or the vector
+    loop would be longer than VEC_MAX_OPS instructions per element. Compiled without LLVM's IR optimizer
+    (graphc_kv_ kernels, see LIGHT), such a kernel runs as fast as the vectorizer's and compiles in 4-8 ms
+    instead of 15-25 (the loop vectorizer and its code generation on AVX-512)."""
     import llvmlite.ir as ir
     outs = sub.outputs
     full = tuple(outs[0][0].shapes[outs[0][1]])
@@ -355,11 +440,15 @@ def build_ir(sub, dtype):
     in_st = [_strides(v.shapes[0], it) for v in sub.inputs]
     out_st = [_strides(it, it) for _ in outs]
     dims, sts = collapse(list(it), in_st + out_st)
+    if vector and any(st[-1] not in (0, 1) for st in sts):
+        return None, None
     t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, len(sub.inputs) + len(outs))
+    vl = VEC_BYTES // np.dtype(dtype).itemsize
     # sin/cos call the C library for huge arguments, behind a branch that LLVM will not vectorize: a vectorized
     # pass (fast) without the calls notes such elements in `flag`; only then the pass with the calls runs over the
     # range again. A kernel written over one of its inputs runs that pass alone (its inputs are gone after one).
     e = Emit(ir, b, t, mod, fast=True)
+    ve = VEmit(ir, b, t, mod, vl) if vector else None
     i8, entry = ir.IntType(8), b.block
     flag = b.alloca(i8)
     b.store(ir.Constant(i8, 0), flag)
@@ -368,6 +457,8 @@ def build_ir(sub, dtype):
     # loop nest: dim 0 over [start, stop), the rest full; offsets per operand accumulate strides
     def loop(level, offsets):
         lo = start if level == 0 else ir.Constant(i64, 0)
+        if vector and level == len(dims) - 1:   # (the vectors first, then the rest of the row one by one)
+            lo = vloop(offsets)
         hi = stop if level == 0 else ir.Constant(i64, dims[level])
         head = fn.append_basic_block(f'l{level}')
         body = fn.append_basic_block(f'b{level}')
@@ -389,6 +480,34 @@ def build_ir(sub, dtype):
         i.add_incoming(nxt, b.block)
         b.branch(head)
         b.position_at_end(done)
+
+    def vloop(offsets):
+        """The innermost level's whole vectors: its range's first (length // vl) * vl elements; the index after."""
+        lo = start if len(dims) == 1 else ir.Constant(i64, 0)
+        hi = stop if len(dims) == 1 else ir.Constant(i64, dims[-1])
+        end = b.add(lo, b.and_(b.sub(hi, lo), ir.Constant(i64, -vl)))
+
+        def body(i, _):
+            n0 = len(b.block.instructions)
+            if not vleaf([b.add(o, i) if st[-1] else o for o, st in zip(offsets, sts)]) or \
+                    len(b.block.instructions) - n0 > VEC_MAX_OPS:
+                raise _NoVec
+            return []
+        _for(b, fn, ir, lo, end, [], body, 'v', step=vl)
+        return end
+
+    def vleaf(offs):
+        vals = {(v, 0): _vload(ir, b, b.gep(ptrs[k], [offs[k]]), vl, sts[k][-1]) for k, v in enumerate(sub.inputs)}
+        for n in sub.nodes:
+            if n.is_var:
+                continue
+            r = emit_node(ve, n, [vals[(s, j)] for s, j in n.inputs])
+            if r is None:
+                return False
+            vals[(n, 0)] = r
+        for k, (n, j) in enumerate(outs):
+            _vstore(ir, b, vals[(n, j)], b.gep(ptrs[len(sub.inputs) + k], [offs[len(sub.inputs) + k]]))
+        return True
 
     def leaf(offs):
         vals = {}
@@ -425,13 +544,13 @@ def build_ir(sub, dtype):
             loop(0, [ir.Constant(i64, 0)] * len(sts))
             b.branch(end)
             b.position_at_end(end)
-    except _NoEmit:
+    except (_NoEmit, _NoVec):
         return None, None
     b.ret_void()
     return str(mod), dims
 
 
-def _for(b, fn, ir, lo, hi, init, body, tag):
+def _for(b, fn, ir, lo, hi, init, body, tag, step=1):
     """A counted loop with loop-carried values: body(i, values) -> new values; returns the final values."""
     i64 = ir.IntType(64)
     pre = b.block
@@ -448,7 +567,7 @@ def _for(b, fn, ir, lo, hi, init, body, tag):
     b.cbranch(b.icmp_signed('<', i, hi), blk, done)
     b.position_at_end(blk)
     new = body(i, phis)
-    i.add_incoming(b.add(i, ir.Constant(i64, 1)), b.block)
+    i.add_incoming(b.add(i, ir.Constant(i64, step)), b.block)
     for p, v in zip(phis, new):
         p.add_incoming(v, b.block)
     b.branch(head)
@@ -641,10 +760,11 @@ def build_row_ir(sub, dtype, red):
     return text, [rows, cols]
 
 
-def build_col_ir(sub, dtype, red):
+def build_col_ir(sub, dtype, red, vector=False):
     """A fused group ending in one sum/mean/max/min over its leading axes (a bias gradient, say): rows
     outer, the kept columns inner (vectorized), accumulating in the output; threads split the columns.
-    The reduction must be the group's last op. None when the group does not fit."""
+    The reduction must be the group's last op. None when the group does not fit. vector: the columns in
+    vectors as build_ir's (each column still summed row by row: the same result), or None."""
     import llvmlite.ir as ir
     from graphc.registry import reduce_axes
     X = tuple(red.inputs[0][0].shapes[red.inputs[0][1]])
@@ -685,9 +805,13 @@ def build_col_ir(sub, dtype, red):
             return None, None
     if 'r' not in outs:
         return None, None
+    if vector and any(cs not in (0, 1) for _, cs in views.values()):
+        return None, None
     n_in = len(sub.inputs)
     t, i64, mod, fn, b, start, stop, ptrs = _kernel_function(dtype, n_in + len(outs))
     e = Emit(ir, b, t, mod)
+    vl = VEC_BYTES // np.dtype(dtype).itemsize
+    ve = VEmit(ir, b, t, mod, vl) if vector else None
     C = lambda v: ir.Constant(i64, v)  # noqa: E731
     acc_ptr = ptrs[n_in + outs.index('r')]
     name = red.op.name
@@ -701,27 +825,35 @@ def build_col_ir(sub, dtype, red):
         return []
 
     def row(r, _):
-        def col(c, _):
-            vals = {}
+        def col(c, _, em=e, w=1):   # (em, w: VEmit and its vector length)
+            ld = (lambda p, cs: b.load(p)) if w == 1 else (lambda p, cs: _vload(ir, b, p, w, cs))
+            st = b.store if w == 1 else (lambda v, p: _vstore(ir, b, v, p))
+            n0, vals = len(b.block.instructions), {}
             for v in sub.inputs:
                 if v in views:
                     rs, cs = views[v]
-                    vals[(v, 0)] = b.load(b.gep(ptrs[pos[v]], [b.add(b.mul(r, C(rs)), b.mul(c, C(cs)))]))
+                    vals[(v, 0)] = ld(b.gep(ptrs[pos[v]], [b.add(b.mul(r, C(rs)), b.mul(c, C(cs)))]), cs)
             for n in pro_nodes:
-                out = emit_node(e, n, [vals[(s, j)] for s, j in n.inputs])
+                out = emit_node(em, n, [vals[(s, j)] for s, j in n.inputs])
                 if out is None:
                     raise _NoEmit
                 vals[(n, 0)] = out
             for q, ((n, j), kind) in enumerate(zip(sub.outputs, outs)):
                 if kind == 'x':
-                    b.store(vals[(n, j)], b.gep(ptrs[n_in + q], [b.add(b.mul(r, C(cols)), c)]))
+                    st(vals[(n, j)], b.gep(ptrs[n_in + q], [b.add(b.mul(r, C(cols)), c)]))
             p = b.gep(acc_ptr, [c])
             v = vals[(src[0], src[1])]
-            a = b.load(p)
-            b.store(b.fadd(a, v) if name in ('sum', 'mean') else
-                    e.intrinsic('llvm.maximum' if name == 'max' else 'llvm.minimum', a, v), p)  # as np.max: NaN sticks
+            a = ld(p, 1)
+            st(b.fadd(a, v) if name in ('sum', 'mean') else
+               em.intrinsic('llvm.maximum' if name == 'max' else 'llvm.minimum', a, v), p)  # as np.max: NaN sticks
+            if w > 1 and len(b.block.instructions) - n0 > VEC_MAX_OPS:
+                raise _NoVec
             return []
-        _for(b, fn, ir, start, stop, [], col, 'c')
+        lo = start
+        if vector:   # (whole vectors of columns first)
+            lo = b.add(start, b.and_(b.sub(stop, start), C(-vl)))
+            _for(b, fn, ir, start, lo, [], lambda c, _: col(c, _, ve, vl), 'cv', step=vl)
+        _for(b, fn, ir, lo, stop, [], col, 'c')
         return []
 
     def fin(c, _):
@@ -733,7 +865,7 @@ def build_col_ir(sub, dtype, red):
         _for(b, fn, ir, C(0), C(rows), [], row, 'r')
         if name == 'mean':
             _for(b, fn, ir, start, stop, [], fin, 'f')
-    except _NoEmit:
+    except (_NoEmit, _NoVec):
         return None, None
     b.ret_void()
     return str(mod), [cols, 1]
@@ -1004,19 +1136,33 @@ def evict(limit=None):
 # unrolls the convolution kernels' window loops and then vectorizes each copy: 3-4x the compile time, no gain)
 OPT_LEVEL = 2
 # lighter pipelines by kernel name where the full one buys nothing: elementwise and reduction kernels (graphc_k_*)
-# and the multi-tensor optimizer updates (graphc_mt_*) run as fast without LLVM's loop unroller (the vectorizer
-# interleaves their loops already) and compile 5-30% faster; the step interpreter is a dispatch loop, no vector
-# code, and skips the IR optimizer (-O0: 5 ms of its 10-13 ms compile, at a few ns per step). The window
-# kernels (im2col, pooling) keep it: unrolled, their small constant loops run 2x faster.
-LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll',), 'graphc_steps_': ('unroll', 'vectorize', 'optimize')}
+# run as fast without LLVM's loop unroller (the vectorizer interleaves their loops already) and compile 5-30%
+# faster; the step interpreter is a dispatch loop, no vector code, and skips the IR optimizer (-O0: 5 ms of its
+# 10-13 ms compile, at a few ns per step) and the code generator's (LLVM's fast instruction selector and register
+# allocator: 7.8 -> 1.5 ms). The window kernels that runtime/conv.py writes in vectors already (2x2 max pooling
+# and its ReLU-masked gradient, graphc_*_v_: LeNet's) need neither vectorizer nor unroller: the pooling at -O0
+# runs as fast as at -O2 (2.6 and 0.5 ms at batch 600; 4.2 with the fast code generator) and compiles in 8 ms,
+# not 23-39; the gradient at -O0 with the fast code generator as fast (7.3 and 1.3 ms) in 7-11 ms, not 28-48. The other window kernels (im2col,
+# col2im, pooling outside that case) keep the full pipeline: unrolled, their small constant loops run 2x faster.
+# The kernels build_ir and build_col_ir write in vectors (graphc_kv_*) and the multi-tensor updates (graphc_mt_*)
+# skip the IR optimizer and keep the full code generator: as fast as the vectorizer's code (a 10-op kernel over
+# 1M floats: 0.21 ms either way; with the fast code generator 0.20-0.28) in 4-8 ms, not 20-25.
+LIGHT = {'graphc_k_': ('unroll',), 'graphc_mt_': ('unroll', 'vectorize', 'optimize'),
+         'graphc_kv_': ('unroll', 'vectorize', 'optimize'),
+         'graphc_steps_': ('unroll', 'vectorize', 'optimize', 'codegen'),
+         'graphc_maxpool_v_': ('unroll', 'vectorize', 'optimize'),
+         'graphc_maxpool_grad_relu_v_': ('unroll', 'vectorize', 'optimize', 'codegen')}
 
 
 def _pipeline(name):
-    """The LLVM pipeline options that compile kernel `name` (part of its cache key)."""
+    """The LLVM pipeline options that compile kernel `name` (part of its cache key): IR optimization `level`
+    (default OPT_LEVEL), the loop `unroll`er and `vectorize`rs, the `codegen` level (default 3)."""
     off = next((v for k, v in LIGHT.items() if name.startswith(k)), ())
     opts = {'unroll': 'unroll' not in off, 'vectorize': 'vectorize' not in off}
     if 'optimize' in off:
         opts['level'] = 0
+    if 'codegen' in off:
+        opts['codegen'] = 0
     return opts
 
 
@@ -1088,7 +1234,7 @@ def _compile_ir(text, name):
         pto.loop_unrolling = opts['unroll']
         pb = llvm.create_pass_builder(tm, pto)
         pb.getModulePassManager().run(mod, pb)
-        obj = tm.emit_object(mod)
+        obj = _target_machine(opts.get('codegen', 3)).emit_object(mod)
         _disk_store(key, obj)
         stats['disk_misses'] += 1
         jit.add_object_file(llvm.ObjectFileRef.from_data(obj))
@@ -1176,7 +1322,7 @@ def warm_up():
         from ..passes import autodiff  # noqa: F401
         from . import conv, forked, native, plan  # noqa: F401
         with _compile_lock:   # (_engine() is built once: the caller's first compile may be asking too)
-            _engine()
+            _prime()
 
     def run():
         load()
@@ -1231,10 +1377,18 @@ def _kernel_for(sub):
             return None
         t0 = time.perf_counter()
         reds = [n for n in sub.nodes if not n.is_var and n.op.kind == 'reduce']
+        prefix = 'k'
         if not reds:
-            text, dims = build_ir(sub, dtype)
+            text, dims = build_ir(sub, dtype, vector=True)
+            if text is None:
+                text, dims = build_ir(sub, dtype)
+            else:
+                prefix = 'kv'
         elif len(reds) == 1 and reds[0].op.name in ROW_REDUCE:
             text, dims = build_row_ir(sub, dtype, reds[0])
+            if text is None:
+                text, dims = build_col_ir(sub, dtype, reds[0], vector=True)
+                prefix = 'k' if text is None else 'kv'
             if text is None:
                 text, dims = build_col_ir(sub, dtype, reds[0])
         else:
@@ -1242,7 +1396,7 @@ def _kernel_for(sub):
         k = None
         if text is not None:
             stats['codegen_ms'] += (time.perf_counter() - t0) * 1e3
-            addr = compile_kernel(text, 'k', sub.text())
+            addr = compile_kernel(text, prefix, sub.text())
             k = Kernel(addr, dims, len(sub.inputs), len(sub.outputs), dtype)
             stats['compiled'] += 1
             stats['compile_ms'] += (time.perf_counter() - t0) * 1e3

@@ -57,11 +57,16 @@ def test_the_optimization_level_is_in_the_cache_key(monkeypatch):
 
 def test_the_pipeline_options_are_in_the_cache_key(monkeypatch):
     """Elementwise kernels compile without the loop unroller, the step interpreter without the vectorizers
-    and the IR optimizer (level 0), window kernels with the whole pipeline: a change of that policy is a cache
-    miss, never stale code."""
+    and the IR optimizer (level 0) and with the fast code generator, the kernels written in vectors without
+    the loop passes, the other window kernels with the whole pipeline: a change of that policy is a
+    cache miss, never stale code."""
     assert cpu._pipeline('graphc_k_ab12') == {'unroll': False, 'vectorize': True}
-    assert cpu._pipeline('graphc_steps_i64') == {'unroll': False, 'vectorize': False, 'level': 0}
+    assert cpu._pipeline('graphc_steps_i64') == {'unroll': False, 'vectorize': False, 'level': 0, 'codegen': 0}
     assert cpu._pipeline('graphc_maxpool_ab12') == {'unroll': True, 'vectorize': True}
+    assert cpu._pipeline('graphc_kv_ab12') == {'unroll': False, 'vectorize': False, 'level': 0}
+    assert cpu._pipeline('graphc_maxpool_v_ab12') == {'unroll': False, 'vectorize': False, 'level': 0}
+    assert cpu._pipeline('graphc_maxpool_grad_relu_v_ab') == {'unroll': False, 'vectorize': False, 'level': 0,
+                                                              'codegen': 0}
     key = cpu._entry_key('ir', 'graphc_k_x')
     monkeypatch.setitem(cpu.LIGHT, 'graphc_k_', ())
     assert cpu._entry_key('ir', 'graphc_k_x') != key

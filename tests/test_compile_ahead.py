@@ -98,10 +98,10 @@ def test_a_failure_on_the_compile_thread_is_logged_and_the_kernel_built_when_nee
     monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '1')
     build = cpu.build_ir
 
-    def flaky(sub, dtype):
+    def flaky(sub, dtype, **kw):
         if threading.current_thread().name.startswith('graphc-compile'):
             raise GraphcError('a compile-thread failure')
-        return build(sub, dtype)
+        return build(sub, dtype, **kw)
     monkeypatch.setattr(cpu, 'build_ir', flaky)
     gc.random.seed(3)
     net = _net(11)
@@ -126,7 +126,7 @@ def test_a_failure_everywhere_is_raised_where_the_plan_needs_the_kernel(monkeypa
     monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
     monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '1')
 
-    def broken(sub, dtype):
+    def broken(sub, dtype, **kw):
         raise GraphcError('no kernel for this group')
     monkeypatch.setattr(cpu, 'build_ir', broken)
     net = _net(13)
