@@ -21,6 +21,9 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 
+EVICT = 64 << 20   # bytes the 'evicted' regime writes before each call: more than the L3 (32 MiB here)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--batch', type=int, default=1)
@@ -54,12 +57,15 @@ def main():
     fns = {'numpy (3 matmuls)': lambda: dense_forward(w, xn)[-1], 'native segment only': None,
            'Plan.lean': lambda: lean(list(arrays)), 'entry fast path': lambda: fast((x,)),
            'block call': lambda: hyb(x)}
-    for regime in ('warm', 'cold'):
+    junk = np.ones(EVICT // 8)
+    for regime in ('warm', 'cold', 'evicted'):
         ts = {k: [] for k in fns}
         for _ in range(args.reps if regime == 'warm' else args.reps // 4):
             for k, f in random.sample(list(fns.items()), len(fns)):
                 if regime == 'cold':
                     time.sleep(0.001)
+                elif regime == 'evicted':
+                    junk += 1.0
                 if f is None:
                     ts[k].append(native())
                     continue
