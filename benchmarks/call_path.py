@@ -2,8 +2,10 @@
 the native segment alone (one ctypes call: the three GEMVs, bias, ReLU), Plan.lean around it (inputs' addresses,
 the output array), the entry's fast path (the argument and mode checks, the parameters bound, the NDArray) and the
 whole block call. Interleaved call by
-call, in two regimes: warm (back to back) and cold (a sleep before each call, as a variant meets the machine in
-`graphc bench --peers` after the peers' turns: caches and branch predictors taken by others, the core idle).
+call, in three regimes: warm (back to back) and cold (a sleep before each call, as a variant meets the machine in
+`graphc bench --peers` after the peers' turns: caches and branch predictors taken by others, the core idle), and
+evicted (64 MiB written before each call: the weights, the Python objects and the code out of every cache, as after
+a peer's LeNet step).
 
     python benchmarks/call_path.py [--batch 1] [--reps 2000]
 
@@ -19,6 +21,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+
+
+EVICT = 64 << 20   # bytes the 'evicted' regime writes before each call: more than the L3 (32 MiB here)
 
 
 def main():
@@ -43,10 +48,11 @@ def main():
     arrays = [x._data] + [p.data()._data for p in hyb.collect_params().values()]
     held = [np.empty(prog.shapes[k], prog.dtypes[k]) for k in plan.outputs]   # what the native-only call writes
 
-    def native():
+    def native(before):
         lean(list(arrays))   # (binds every input's address; then the outputs point at held arrays)
         for k, a in zip(plan.outputs, held):
             ptrs[k] = a.ctypes.data
+        before()   # (the regime's eviction again: lean's own call brought the weights back)
         t0 = time.perf_counter()
         prog.run_native(seg.addr, seg.n, ptrs)
         return time.perf_counter() - t0
@@ -54,14 +60,20 @@ def main():
     fns = {'numpy (3 matmuls)': lambda: dense_forward(w, xn)[-1], 'native segment only': None,
            'Plan.lean': lambda: lean(list(arrays)), 'entry fast path': lambda: fast((x,)),
            'block call': lambda: hyb(x)}
-    for regime in ('warm', 'cold'):
+    junk = np.ones(EVICT // 8)
+
+    def evict():
+        junk.__iadd__(1.0)
+    for regime in ('warm', 'cold', 'evicted'):
         ts = {k: [] for k in fns}
         for _ in range(args.reps if regime == 'warm' else args.reps // 4):
             for k, f in random.sample(list(fns.items()), len(fns)):
                 if regime == 'cold':
                     time.sleep(0.001)
+                elif regime == 'evicted':
+                    evict()
                 if f is None:
-                    ts[k].append(native())
+                    ts[k].append(native(evict if regime == 'evicted' else lambda: None))
                     continue
                 t0 = time.perf_counter()
                 f()

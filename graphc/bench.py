@@ -13,6 +13,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 
 import numpy as np
@@ -140,7 +141,9 @@ def idle_probe(seconds=0.2):
 # diagnostics: what else ran, or took this process's pages and cores, during each variant's timed samples
 SLOW = 1.5     # a sample this many times its variant's 10th percentile is slow: its diagnostics are shown apart
 LONG = 5e-3    # seconds: where every variant's warm-up sample is this long, each timed sample gets diagnostics
-DIAG = ('t', 'window', 'steal', 'others', 'minflt', 'majflt', 'nivcsw', 'wait', 'gc', 'wait_all')   # a sample's row
+DIAG = ('t', 'window', 'steal', 'others', 'minflt', 'majflt', 'nivcsw', 'wait', 'gc', 'wait_all') + \
+    tuple(f'run_{c}' for c in ('main', 'pool', 'omp', 'other'))   # a sample's row (run_*: CPU s by thread_class)
+CLASSES = ('main', 'pool', 'omp', 'other')
 _schedstat = []   # [an open /proc/thread-self/schedstat of the main thread, or None]
 _collections = [0]   # Python garbage collections so far (counted while timeit runs: _count_gc)
 
@@ -166,7 +169,7 @@ def probe(pids=()):
     except (AttributeError, OSError, TypeError, ValueError, IndexError):   # (no resource module: None)
         return None
     return (time.perf_counter(), cpu_sample(pids),
-            (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw, wait, _collections[0], threads_wait()))
+            (ru.ru_minflt, ru.ru_majflt, ru.ru_nivcsw, wait, _collections[0], threads_wait(), threads_run()))
 
 
 def _per_thread(name, value):
@@ -184,6 +187,61 @@ def _per_thread(name, value):
 def threads_wait():
     """{thread id: the seconds it has waited on a run queue so far} of this process's threads."""
     return _per_thread('schedstat', lambda s: int(s.split()[1]) * 1e-9)
+
+
+def threads_run():
+    """{thread id: the seconds it has run on a CPU so far} of this process's threads (schedstat: ns, not 100 Hz ticks)."""
+    return _per_thread('schedstat', lambda s: int(s.split()[0]) * 1e-9)
+
+
+_omp = {}   # {thread count: the thread ids of the OpenMP team oneDNN runs on at that count (the main thread's too)}
+
+
+def thread_class(tid):
+    """Which of graphc's thread pools thread id tid belongs to: 'main' (the thread that runs the plans), 'pool' (the
+    kernel workers that runtime/cpu.split hands pieces to), 'omp' (oneDNN's OpenMP team, the main thread apart),
+    or 'other' (OpenBLAS's threads, the compile thread, ...). One policy gives each step one pool: per sample,
+    the classes' CPU shows whether a step's pool got both cores, or ran beside another."""
+    from .runtime import cpu
+    tid = int(tid)
+    if tid == threading.main_thread().native_id:
+        return 'main'
+    if tid in cpu._tids.get(os.getpid(), ()):
+        return 'pool'
+    n = config.num_threads()
+    if n not in _omp:
+        team = _omp_team()
+        if team:   # (none before oneDNN has run: asked again)
+            _omp[n] = team
+    return 'omp' if tid in _omp.get(n, ()) else 'other'
+
+
+def _omp_team():
+    """The OpenMP team's thread ids where oneDNN runs on GNU OpenMP and has been loaded, from the main thread: one
+    parallel region that names its threads (the team persists between regions); else an empty set."""
+    import ctypes
+    from .runtime import onednn
+    if not onednn._state.get('lib') or onednn._state.get('omp') is None or \
+            threading.current_thread() is not threading.main_thread():
+        return set()
+    try:
+        gomp = ctypes.CDLL('libgomp.so.1', mode=getattr(os, 'RTLD_NOLOAD', 0) | ctypes.RTLD_GLOBAL)
+    except OSError:
+        return set()
+    got = set()
+    fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda _: got.add(threading.get_native_id()))
+    onednn._threads()   # (the team oneDNN's regions use: GRAPHC_NUM_THREADS)
+    gomp.GOMP_parallel(fn, None, ctypes.c_uint(0), ctypes.c_uint(0))
+    return got
+
+
+def _by_class(a, b):
+    """The run seconds a -> b (threads_run()s) summed per thread_class, in CLASSES order."""
+    out = dict.fromkeys(CLASSES, 0.0)
+    for t, v in b.items():
+        if t in a:
+            out[thread_class(t)] += v - a[t]
+    return tuple(out.values())
 
 
 def _grown(a, b):
@@ -210,7 +268,8 @@ def sample_row(dt, a, b):
     if ca is not None and cb is not None:
         steal = cb[3] - ca[3]
         other = (cb[1] - ca[1]) - (cb[2] - ca[2]) - steal
-    return (dt, wb - wa, steal, other) + tuple(y - x for x, y in zip(fa[:-1], fb[:-1])) + (_grown(fa[-1], fb[-1]),)
+    return (dt, wb - wa, steal, other) + tuple(y - x for x, y in zip(fa[:-2], fb[:-2])) + \
+        (_grown(fa[-2], fb[-2]),) + _by_class(fa[-1], fb[-1])
 
 
 def diagnostics(rows):
@@ -229,10 +288,11 @@ def diagnostics(rows):
         cores = lambda c: None if cols[c][idx[0]] is None else max(0.0, sum(cols[c][i] for i in idx) / w)  # noqa: E731
         return {'n': len(idx), 'steal_cores': cores('steal'), 'others_cores': cores('others'),
                 'wait_share': sum(cols['wait'][i] for i in idx) / w, 'threads_waiting': cores('wait_all'),
+                'running': {c: sum(cols[f'run_{c}'][i] for i in idx) / w for c in CLASSES},
                 **{c: sum(cols[c][i] for i in idx) / len(idx) for c in ('minflt', 'majflt', 'nivcsw', 'gc')}}
     slow = [i for i, t in enumerate(cols['t']) if t > cut]
     fast = [i for i, t in enumerate(cols['t']) if t <= cut]
-    rnd = {'t': 7, 'window': 7, 'steal': 2, 'others': 2, 'wait': 7, 'wait_all': 7}
+    rnd = {'t': 7, 'window': 7, 'steal': 2, 'others': 2, 'wait': 7, 'wait_all': 7, **{f'run_{c}': 7 for c in CLASSES}}
     return {'all': part(fast + slow), 'slow': part(slow), 'fast': part(fast),
             'samples': {c: [round(v, rnd[c]) if c in rnd and v is not None else v for v in cols[c]] for c in DIAG}}
 
@@ -1069,6 +1129,9 @@ def peer_table(results, missing):
 def _diag_text(p, per='a sample'):
     cpu = '' if p['steal_cores'] is None else (f"steal {p['steal_cores']:.2f} cores, others {p['others_cores']:.2f}, "
                                                f"threads waiting {p['threads_waiting']:.2f}, ")
+    run = p.get('running')
+    cpu += '' if not run or not sum(run.values()) else \
+        f"threads running (cores) {', '.join(f'{c} {v:.2f}' for c, v in run.items())}, "
     return (f"{cpu}run-queue wait {100 * p['wait_share']:.0f}%, {p['minflt']:.0f} minor / {p['majflt']:.1f} major "
             f"faults, {p['nivcsw']:.1f} involuntary switches and {p['gc']:.2f} garbage collections {per}")
 

@@ -40,6 +40,8 @@ multi_tensor = Switch('GRAPHC_MULTI_TENSOR', True, "0 updates a Trainer's parame
 native_blas = Switch('GRAPHC_NATIVE_BLAS', True, "0 keeps GEMMs in NumPy", _on)
 onednn = Switch('GRAPHC_ONEDNN', True, "0 keeps convolutions and GEMMs off oneDNN (where its wheel is installed)", _on)
 num_threads = Switch('GRAPHC_NUM_THREADS', os.cpu_count() or 1, "threads of a compiled kernel (an integer)", int)
+keep_memory = Switch('GRAPHC_KEEP_MEMORY', True, "0 leaves glibc's malloc returning freed memory to the system "
+                     "(see runtime/plan.keep_memory)", _on)
 disable_passes = Switch('GRAPHC_DISABLE_PASSES', '', "pass names, comma-separated ('all': every pass)")
 dump_ir = Switch('GRAPHC_DUMP_IR', None, "a directory: the IR before and after each pass")
 verify_ir = Switch('GRAPHC_VERIFY_IR', False, "1 verifies the IR after every pass", lambda v: v == '1')

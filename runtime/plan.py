@@ -34,9 +34,36 @@ def address(a):
         return a.ctypes.data
 
 
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3   # glibc's mallopt parameters
+# bytes: trim the heap above 1 GiB free at its top, grow it 256 MiB beyond each request (the top pad alone took a
+# LeNet step's faults from 213 to 0; the trim and mmap thresholds alone left 144), mmap blocks of 32 MiB (glibc's most) up
+KEEP = ((M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 256 << 20), (M_MMAP_THRESHOLD, 32 << 20))
+_kept = []   # [the pid that set them]
+
+
+def keep_memory():
+    """Have glibc's malloc keep the memory a plan's steps free (once per process, where it is glibc and
+    GRAPHC_KEEP_MEMORY is not 0): with its defaults, a LeNet step's large outputs and temporaries (up to 28 MB each
+    at batch 600) went back to the kernel when freed and came back as 210-1,240 fresh page faults a step, the
+    faults of two threads serialized in the kernel, and in a VM that returns guest pages to its host (free page
+    reporting) each refilled by the host: the 2-thread step 1.2-2.5x its time at random, its own threads'
+    CPU time grown (not another process's). MXNet and PyTorch keep such memory in their own pools; so the
+    heap keeps it here (the process's resident size stays at its peak, as theirs does)."""
+    if _kept == [os.getpid()] or not config.keep_memory():
+        return
+    _kept[:] = [os.getpid()]
+    if any(k.startswith('MALLOC_') for k in os.environ):   # (the user's own malloc tuning wins)
+        return
+    mallopt = getattr(ctypes.CDLL(None), 'mallopt', None)
+    if mallopt is not None and hasattr(os, 'confstr') and 'glibc' in (os.confstr('CS_GNU_LIBC_VERSION') or ''):
+        for k, v in KEEP:
+            mallopt(k, v)
+
+
 class Plan:
     def __init__(self, graph, native=True, kernel=None):
         """kernel(op): each step's kernel (default: the CPU backend's)."""
+        keep_memory()
         if kernel is None:
             from .backend import cpu
             kernel = cpu.kernel

@@ -1,9 +1,12 @@
 """graphc.bench's interference diagnostics: per variant, over its timed samples, the machine's steal and other
 processes' CPU, this process's page faults and involuntary switches, slow samples apart from fast ones; per
 workload the other processes that ran, paging counters, thread migrations; and their lines under the tables."""
+import hashlib
 import mmap
+import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -15,8 +18,10 @@ LINUX = B.cpu_sample() is not None and B.probe() is not None
 
 
 def test_diagnostics_splits_slow_samples_from_fast():
-    # (t, window, steal, others, minflt, majflt, nivcsw, wait, gc, wait_all): four fast samples, one 3x slower
-    rows = [(1.0, 1.0, 0.0, 0.1, 10, 0, 0, 0.0, 0, 0.0)] * 4 + [(3.0, 3.0, 1.5, 0.0, 40, 2, 5, 0.6, 1, 1.5)]
+    # (t, window, steal, others, minflt, majflt, nivcsw, wait, gc, wait_all, run by thread class: main, pool, omp,
+    # other): four fast samples with both cores busy, one 3x slower where the OpenMP team ran on one
+    rows = [(1.0, 1.0, 0.0, 0.1, 10, 0, 0, 0.0, 0, 0.0, 0.9, 0.1, 0.8, 0.0)] * 4 + \
+        [(3.0, 3.0, 1.5, 0.0, 40, 2, 5, 0.6, 1, 1.5, 1.5, 0.0, 1.5, 0.3)]
     d = B.diagnostics(rows)
     assert d['all']['n'] == 5 and d['slow']['n'] == 1 and d['fast']['n'] == 4
     assert d['slow']['steal_cores'] == pytest.approx(0.5) and d['fast']['steal_cores'] == 0
@@ -24,20 +29,24 @@ def test_diagnostics_splits_slow_samples_from_fast():
     assert d['slow']['majflt'] == 2 and d['fast']['minflt'] == 10 and d['all']['nivcsw'] == 1
     assert d['slow']['wait_share'] == pytest.approx(0.2) and d['fast']['wait_share'] == 0 and d['slow']['gc'] == 1
     assert d['slow']['threads_waiting'] == pytest.approx(0.5)
+    assert d['fast']['running'] == pytest.approx({'main': 0.9, 'pool': 0.1, 'omp': 0.8, 'other': 0.0})
+    assert d['slow']['running'] == pytest.approx({'main': 0.5, 'pool': 0.0, 'omp': 0.5, 'other': 0.1})
     assert d['samples']['t'] == [1.0] * 4 + [3.0] and d['samples']['majflt'] == [0] * 4 + [2]
-    assert B.diagnostics([(1.0, 1.0, 0.0, 0.0, 0, 0, 0, 0.0, 0, 0.0)] * 3)['slow'] is None
-    short = B.diagnostics([(1e-5, 2e-5, None, None, 0, 0, 0, 0.0, 0, None)] * 3)['all']   # /proc/stat not read: None
+    assert B.diagnostics([(1.0, 1.0, 0.0, 0.0, 0, 0, 0, 0.0, 0, 0.0) + (0.0,) * 4] * 3)['slow'] is None
+    short = B.diagnostics([(1e-5, 2e-5, None, None, 0, 0, 0, 0.0, 0, None) + (0.0,) * 4] * 3)['all']   # /proc/stat not read: None
     assert short['steal_cores'] is None and short['others_cores'] is None and short['threads_waiting'] is None
     assert short['n'] == 3
 
 
 def test_sample_row_is_the_difference_of_two_probes():
-    a = (10.0, (10.0, 5.0, 1.0, 0.5), (100, 1, 7, 2.0, 4, {'1': 3.0, '2': 1.0}))
-    b = (10.5, (10.5, 5.9, 1.3, 0.6), (130, 1, 9, 2.1, 5, {'1': 3.25, '3': 9.0}))   # thread 2 ended, 3 started
-    # 0.9 busy: 0.3 ours, 0.1 steal, so 0.5 of other processes; the threads' wait: thread 1's only
-    assert B.sample_row(0.4, a, b) == pytest.approx((0.4, 0.5, 0.1, 0.5, 30, 0, 2, 0.1, 1, 0.25))
+    main = str(threading.main_thread().native_id)   # (ids 1-3: 'other' threads)
+    a = (10.0, (10.0, 5.0, 1.0, 0.5), (100, 1, 7, 2.0, 4, {'1': 3.0, '2': 1.0}, {main: 1.0, '1': 2.0, '2': 1.0}))
+    b = (10.5, (10.5, 5.9, 1.3, 0.6), (130, 1, 9, 2.1, 5, {'1': 3.25, '3': 9.0},   # thread 2 ended, 3 started
+                                       {main: 1.25, '1': 2.125, '3': 4.0}))
+    # 0.9 busy: 0.3 ours, 0.1 steal, so 0.5 of other processes; the threads' wait and run: thread 1's and main's
+    assert B.sample_row(0.4, a, b) == pytest.approx((0.4, 0.5, 0.1, 0.5, 30, 0, 2, 0.1, 1, 0.25, 0.25, 0, 0, 0.125))
     short = B.sample_row(0.4, (10.0, None, a[2]), (10.5, None, b[2]))   # (no /proc/stat)
-    assert short[2] is None and short[3] is None and short[4:] == pytest.approx((30, 0, 2, 0.1, 1, 0.25))
+    assert short[2] is None and short[3] is None and short[4:10] == pytest.approx((30, 0, 2, 0.1, 1, 0.25))
     assert B.sample_row(0.4, None, b) is None
 
 
@@ -102,6 +111,34 @@ def test_short_variants_get_no_reading_between_samples():
     assert len(calls) == 2 and set(t.diag) == {'(all variants)'}
     assert t.diag['(all variants)']['all']['n'] == 6 and 0 <= t.diag['(all variants)']['all']['wait_share'] <= 1
     assert B.threads_wait() and all(v >= 0 for v in B.threads_wait().values())
+
+
+@pytest.mark.skipif(not LINUX, reason='no /proc')
+def test_thread_classes_name_the_pools_that_ran():
+    """A kernel split over the pool shows its CPU under 'pool', the caller's under 'main'; a oneDNN convolution
+    at 2 threads, its OpenMP team's under 'omp' (where oneDNN is installed)."""
+    from graphc.runtime import cpu, onednn
+    old = os.environ.get('GRAPHC_NUM_THREADS')
+    os.environ['GRAPHC_NUM_THREADS'] = '2'
+    try:
+        data = bytes(1 << 22)
+        busy = lambda p, i, j: [hashlib.sha256(data).digest() for _ in range(j - i)]  # noqa: E731  (without the GIL)
+        cpu.split(busy, None, 2, 2)   # (the pool's worker started)
+        a = B.threads_run()
+        cpu.split(busy, None, 64, 2)
+        run = dict(zip(B.CLASSES, B._by_class(a, B.threads_run())))
+        assert run['main'] > 0 and run['pool'] > 0, run
+        if onednn.library() is not None and onednn._state.get('omp') is not None:
+            from graphc import nd
+            x, w = nd.ones((64, 8, 32, 32)), nd.ones((16, 8, 5, 5))
+            nd.Convolution(x, w, kernel=(5, 5), num_filter=16, no_bias=True).wait_to_read()
+            a = B.threads_run()
+            for _ in range(20):
+                nd.Convolution(x, w, kernel=(5, 5), num_filter=16, no_bias=True).wait_to_read()
+            run = dict(zip(B.CLASSES, B._by_class(a, B.threads_run())))
+            assert run['omp'] > 0 and B.thread_class(threading.main_thread().native_id) == 'main', run
+    finally:
+        os.environ.pop('GRAPHC_NUM_THREADS') if old is None else os.environ.update(GRAPHC_NUM_THREADS=old)
 
 
 @pytest.mark.skipif(not LINUX, reason='no /proc/stat or getrusage')
