@@ -27,6 +27,7 @@ _sys.modules['graphc.nd'] = _sys.modules[__name__]  # `import graphc.nd` and `fr
 from .. import autograd as _ag
 from .ndarray import NDArray, arange, array, empty, full, full_like, invoke, ones, waitall, zeros  # noqa: F401
 from .ndarray import _STORAGE_TYPE_STR_TO_ID, cast_storage  # noqa: F401  (mxnet.ndarray.ndarray names)
+py_slice = _builtins.slice  # mxnet.ndarray.ndarray.py_slice: the builtin, which `slice` (the op) shadows here
 from .ndarray import concatenate, eye, from_numpy, linspace, moveaxis  # noqa: F401
 from ..base import GraphcError
 from ..registry import OPS as _OPS
