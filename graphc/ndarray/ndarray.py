@@ -284,6 +284,23 @@ class NDArray:
     def __hash__(self):
         return id(self)
 
+    def __getstate__(self):
+        """MXNet's pickled state, {'handle': the array's raw bytes} (a sparse array: its fields)."""
+        if type(self) is not NDArray:
+            return {k: getattr(self, k) for c in type(self).__mro__ for k in getattr(c, '__slots__', ())
+                    if k != '__weakref__' and hasattr(self, k)}
+        from ..serialization import array_record
+        return {'handle': bytearray(array_record(_device.to_host(self._data)))}
+
+    def __setstate__(self, state):
+        NDArray.__init__(self, None)
+        if 'handle' in state:  # (MXNet's pickles too; an array saved on a GPU loads on the cpu, as there)
+            from ..serialization import array_from_record
+            self._buf = array_from_record(state['handle'])._data
+            return
+        for k, v in state.items():
+            setattr(self, k, v)
+
     # ------------------------------------------------------------ conversion
     def asnumpy(self):
         b = self._data
