@@ -4,7 +4,7 @@ import numpy as np
 from . import autograd as _ag
 from .base import GraphcError, GraphcIndexError
 from .registry import OPS
-from .util import _NP_SHAPE
+from .util import _NP_ARRAY, _NP_SHAPE
 
 
 def _np_key(key):
@@ -42,6 +42,19 @@ def _check_ints(shape, key):
         axis += 1
 
 
+def _view(x, parts, out_shape):
+    """MXNet 1.x's basic indexing: a result contiguous in x's memory is a view of x (writes to it show in x)."""
+    from .ndarray.ndarray import NDArray
+    b = x._data
+    if type(x) is not NDArray or not isinstance(b, np.ndarray):
+        return None
+    real = [p for p in parts if p is not None]
+    slcs = [p if isinstance(p, slice) else slice(int(p) % n, int(p) % n + 1) for p, n in zip(real, x.shape)]
+    if not NDArray._basic_indexing_slice_is_contiguous(slcs + [slice(None)] * (x.ndim - len(slcs)), x.shape):
+        return None
+    return NDArray(b[tuple(parts)].reshape(out_shape))
+
+
 def getitem(x, key):
     from .ndarray.ndarray import invoke
     key = _np_key(key)
@@ -65,6 +78,10 @@ def getitem(x, key):
             else:
                 p = int(p) % x.shape[len(begin)]
                 begin.append(p); end.append(p + 1); step.append(1)
+        if not _NP_ARRAY[0] and not (_ag._st.recording and x._ag is not None):
+            v = _view(x, parts, out_shape)
+            if v is not None:
+                return v
         y = x
         if any(b is not None for b in begin) or any(e is not None for e in end) or any(s not in (None, 1) for s in step):
             y = invoke(OPS['slice'], (x,), {'begin': tuple(begin), 'end': tuple(end),

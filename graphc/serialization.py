@@ -4,9 +4,10 @@
     array: u32 magic | i32 stype (V2/V3 only) | i32 ndim | ndim x i64 | i32 dev_type | i32 dev_id
            | i32 dtype code | raw little-endian C-order data
 
-Files are written with the V2 array magic that MXNet 1.x reads by default. V2 cannot hold a
-0-d array (ndim 0 means "no array"), so a list containing one is written all in V3 (NumPy shape
-semantics; real MXNet reads it under `npx.set_np()` / `np_shape(True)`).
+Arrays are written with the V2 array magic that MXNet 1.x reads by default, or V3 (NumPy shape
+semantics) under np_shape, as MXNet does; V2 cannot hold a 0-d array (ndim 0 means "no array"), so
+one is always V3. As in MXNet, a V3 array loads only under np_shape (0-d ones always: graphc has
+them in legacy mode too), and a V2 shape with a 0 (legacy "unknown") not under np_shape.
 
 The loader trusts nothing in the file: it only reads bytes and numbers (no object deserialization, no code evaluation),
 checks every count, ndim and byte size against the bytes that remain before allocating
@@ -23,6 +24,7 @@ from . import base
 from .base import CODE_DTYPES, DTYPE_CODES, GraphcError, GraphcLoadError
 from .ndarray.ndarray import NDArray
 from .registry import cut
+from .util import _NP_SHAPE
 
 LIST_MAGIC = 0x112
 V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
@@ -60,22 +62,47 @@ def save_ndarrays(path, data):
             raise GraphcError(f"save_ndarrays({path!r}): {names[i] if names else i!r} has dtype {a.dtype}, which "
                               f"the .params format (MXNet dtype codes) cannot hold; supported: "
                               f"{', '.join(str(d) for d in DTYPE_CODES)}, bfloat16")
-    magic = V3_MAGIC if any(a.ndim == 0 for a in arrays) else V2_MAGIC
 
     def write(f):
         f.write(struct.pack('<QQQ', LIST_MAGIC, 0, len(arrays)))
         for a in arrays:
             if isinstance(a, NDArray):
-                _write_sparse(f, magic, a)
+                _write_sparse(f, _magic(a), a)
                 continue
-            f.write(struct.pack(f'<Iii{a.ndim}q', magic, 0, a.ndim, *a.shape))
-            f.write(struct.pack('<iii', 1, 0, _code(a.dtype)))
-            f.write(_le_bytes(a))
+            _write_dense(f, _magic(a), a)
         f.write(struct.pack('<Q', len(names)))
         for k in names:
             b = k.encode('utf-8')
             f.write(struct.pack('<Q', len(b)) + b)
     _atomic_write(path, write)
+
+
+def _magic(a):
+    """V3 (NumPy shape semantics) under np_shape, as MXNet writes, or for a 0-d array, which V2 cannot hold."""
+    return V3_MAGIC if _NP_SHAPE[0] or a.ndim == 0 else V2_MAGIC
+
+
+def _write_dense(f, magic, a):
+    f.write(struct.pack(f'<Iii{a.ndim}q', magic, 0, a.ndim, *a.shape))
+    f.write(struct.pack('<iii', 1, 0, _code(a.dtype)))
+    f.write(_le_bytes(a))
+
+
+def array_record(a):
+    """One dense array's record as bytes (MXNet's MXNDArraySaveRawBytes: what NDArray pickles hold)."""
+    f = io.BytesIO()
+    _write_dense(f, _magic(a), a)
+    return f.getvalue()
+
+
+def array_from_record(buf, name='<pickled NDArray>'):
+    """The array of one record (array_record's, or MXNet's raw bytes); its device is ignored (loaded on the cpu)."""
+    buf = bytes(buf)
+    r = _Reader(io.BytesIO(buf), len(buf), name)
+    a = _load_array(r, 0)
+    if r.left:
+        raise r.error(r.pos, f"{r.left} trailing bytes after the array")
+    return a
 
 
 def _write_sparse(f, magic, a):
@@ -236,6 +263,9 @@ def _load_array(r, i):
         return _load_sparse(r, i, _STYPES[stype])
     at_shape = r.pos
     (ndim,) = r.unpack('i', f'array {i} ndim')
+    if magic == V3_MAGIC and not _NP_SHAPE[0] and ndim != 0:  # (a 0-d array: V3 is the only way to hold one)
+        raise r.error(at, f"array {i} was saved with NumPy shape semantics (V3): load it under mx.np_shape(True) "
+                          "or npx.set_np(), as MXNet requires")
     # V1/V2: ndim 0 is an array with no shape ("none"); V3 (NumPy semantics): 0 is a scalar, -1 none
     if (ndim == 0 and magic != V3_MAGIC) or (ndim == -1 and magic == V3_MAGIC):
         raise r.error(at_shape, f"array {i} has no shape (an uninitialized MXNet NDArray)")
@@ -244,6 +274,9 @@ def _load_array(r, i):
     shape = r.unpack(f'{ndim}q', f'array {i} shape ({ndim} dims)')
     if any(d < 0 for d in shape):
         raise r.error(at_shape + 4, f"array {i}: negative dimension in shape {shape}")
+    if magic != V3_MAGIC and _NP_SHAPE[0] and 0 in shape:
+        raise r.error(at_shape + 4, f"array {i}: a 0 in the legacy (V2) shape {shape} means 'unknown', which NumPy "
+                                    "shape semantics (np_shape) cannot load; load it with np_shape off, as MXNet")
     dtype = _ctx_dtype(r, i)
     return NDArray(_raw(r, i, shape, dtype, 'data'))
 

@@ -14,6 +14,7 @@ from .. import profiler as _profiler
 from ..base import BF16 as _BF16, GraphcError, GraphcShapeError, as_dtype, bf16_kernel, fmt_shape
 from ..context import Context, current_context
 from ..profiler import imperative as _profiling
+from ..interpreter import owned as _owned
 from ..registry import OPS
 from ..runtime import backend as _backend
 from ..util import _NP_ARRAY
@@ -116,7 +117,8 @@ def invoke(op, inputs, attrs, name=None):
         raise GraphcError(f"{op.name}: {e} (input shapes {', '.join(fmt_shape(a.shape) for a in data)})") from None
     multi = isinstance(out, tuple)
     outs = out if multi else (out,)
-    res = [NDArray(o if type(o) is np.ndarray else np.asarray(o)) for o in outs]
+    # a kernel may return a view of an input (reshape): the result must not change when the input is written
+    res = [NDArray(o) for o in _owned([o if type(o) is np.ndarray else np.asarray(o) for o in outs], data)]
     if _HOST_IDS and inputs:  # MXNet: the outputs are on the first input's context
         h = getattr(inputs[0], '_hctx', None)
         if h is not None:
@@ -288,6 +290,23 @@ class NDArray:
     def __hash__(self):
         return id(self)
 
+    def __getstate__(self):
+        """MXNet's pickled state, {'handle': the array's raw bytes} (a sparse array: its fields)."""
+        if type(self) is not NDArray:
+            return {k: getattr(self, k) for c in type(self).__mro__ for k in getattr(c, '__slots__', ())
+                    if k != '__weakref__' and hasattr(self, k)}
+        from ..serialization import array_record
+        return {'handle': bytearray(array_record(_device.to_host(self._data)))}
+
+    def __setstate__(self, state):
+        NDArray.__init__(self, None)
+        if 'handle' in state:  # (MXNet's pickles too; an array saved on a GPU loads on the cpu, as there)
+            from ..serialization import array_from_record
+            self._buf = array_from_record(state['handle'])._data
+            return
+        for k, v in state.items():
+            setattr(self, k, v)
+
     # ------------------------------------------------------------ conversion
     def asnumpy(self):
         b = self._data
@@ -451,12 +470,39 @@ class NDArray:
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
         return _op('transpose', self, axes=kw.get('axes', axes))
 
-    def squeeze(self, axis=None, inplace=False):
-        out = _op('squeeze', self, axis=axis)
-        if not inplace or not isinstance(self, NDArray):  # (a traced Symbol: the squeezed value is the result)
+    def _reshaped(self, op, inplace, **attrs):
+        """op's result; inplace=True (MXNet's flatten/squeeze/expand_dims): instead a view of this array's buffer in
+        the result's shape, so a write to either shows in both (not for a traced Symbol or a recorded array)."""
+        out = _op(op, self, **attrs)
+        if not inplace or type(self) is not NDArray or (_ag._st.recording and self._ag is not None):
             return out
-        self._data = self._data.reshape(out.shape)  # MXNet: a reshaped view of the same buffer
-        return self
+        b = self._data
+        return NDArray(b.reshape(out.shape)) if isinstance(b, np.ndarray) else out
+
+    def squeeze(self, axis=None, inplace=False, **kw):
+        return self._reshaped('squeeze', inplace, axis=axis, **kw)
+
+    def flatten(self, inplace=False, **kw):
+        return self._reshaped('Flatten', inplace, **kw)
+
+    def expand_dims(self, axis, inplace=False, **kw):
+        return self._reshaped('expand_dims', inplace, axis=axis, **kw)
+
+    @staticmethod
+    def _basic_indexing_slice_is_contiguous(slc_key, shape):
+        """Whether x[slc_key] (one slice per axis of a C-contiguous x of this shape) is contiguous in memory, so
+        that MXNet returns it as a view: NumPy's rule (axes of length 1 do not count; an empty result is)."""
+        lens = [len(range(*k.indices(n))) for k, n in zip(slc_key, shape)]
+        if 0 in lens:
+            return True
+        want, stride = 1, 1
+        for k, n, m in reversed(list(zip(slc_key, shape, lens))):
+            if m > 1:
+                if k.indices(n)[2] * stride != want:
+                    return False
+                want *= m
+            stride *= n
+        return True
 
     def split(self, num_outputs, axis=1, squeeze_axis=False, **kw):
         return _op('SliceChannel', self, num_outputs=num_outputs, axis=axis, squeeze_axis=squeeze_axis)
@@ -578,17 +624,40 @@ def linspace(start, stop, num, endpoint=True, ctx=None, dtype=None):
 
 
 def from_numpy(ndarray, zero_copy=True):
-    """An NDArray of a NumPy array (its dtype kept; a copy, since graphc's arrays own their memory)."""
-    return NDArray(np.array(ndarray, dtype=as_dtype(ndarray.dtype)))
+    """An NDArray of a NumPy array, its dtype kept. zero_copy=True (MXNet's default): the NDArray uses the array's
+    memory, which must be C-contiguous, and the NumPy array becomes read-only (writes go through the NDArray)."""
+    if not zero_copy:
+        return NDArray(np.array(ndarray, dtype=as_dtype(ndarray.dtype)))
+    if not ndarray.flags['C_CONTIGUOUS']:
+        raise ValueError("from_numpy(zero_copy=True) needs a C-contiguous array; use np.ascontiguousarray first, "
+                         "or zero_copy=False")
+    try:
+        ndarray.flags.writeable = True  # (an array locked by an earlier from_numpy: shared again, as MXNet does)
+    except ValueError:
+        pass  # memory NumPy will not let us write: the NDArray is read-only too
+    buf = ndarray.view()  # taken before the lock below, so it stays writable
+    ndarray.flags.writeable = False
+    return NDArray(buf)
 
 
 def moveaxis(tensor, source, destination):
-    """tensor with axis `source` moved to position `destination` (the others keep their order)."""
-    axes = list(range(tensor.ndim))
-    src = source % tensor.ndim
-    axes.remove(src)
-    axes.insert(destination % tensor.ndim, src)
-    return tensor.transpose(axes)
+    """tensor with axes `source` (an int or a sequence) moved to `destination` (the others keep their order)."""
+    def axes_of(a, what):
+        a = [a] if isinstance(a, numbers.Integral) else list(a)
+        for i in a:
+            if not -tensor.ndim <= i < tensor.ndim:
+                raise ValueError(f"moveaxis: {what} axis {i} is out of bounds for an array of {tensor.ndim} dims")
+        a = [i % tensor.ndim for i in a]
+        if len(set(a)) != len(a):
+            raise ValueError(f"moveaxis: repeated axis in {what} {a}")
+        return a
+    src, dst = axes_of(source, 'source'), axes_of(destination, 'destination')
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: source {src} and destination {dst} must have the same number of axes")
+    order = [i for i in range(tensor.ndim) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return tensor.transpose(order)
 
 
 def concatenate(arrays, axis=0, always_copy=True):

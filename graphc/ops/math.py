@@ -62,12 +62,20 @@ LOWER = {  # one element in scalar primitives (ops/scalar.py)
 LOWER['trunc'] = LOWER['fix']
 
 
+_ROUNDING = ('rint', 'fix', 'trunc')
+
+
+def _exact_on_ints(f):
+    """Rounding leaves integers as they are (computing them in float32 would round 50000001 to 50000000)."""
+    return lambda attrs, x: x.copy() if x.dtype.kind in 'iub' else f(x)
+
+
 def _math(name, fn, g):
     grad = (lambda F, a, x, y, dy: [g(F, x[0], y[0], dy[0])]) if g else (lambda F, a, x, y, dy: [None])
     low = LOWER.get(name)
     register(name, infer=same_infer, kind='elemwise', inplace=True, grad=grad,
              lower=low and (lambda P, a, x: low(P, x)),
-             doc=f"Elementwise {name} (MXNet's {name}).")(lambda attrs, x: _f(fn)(x))
+             doc=f"Elementwise {name} (MXNet's {name}).")(_exact_on_ints(_f(fn)) if name in _ROUNDING else lambda attrs, x: _f(fn)(x))
 
 
 for _n, (_k, _g) in MATH.items():
