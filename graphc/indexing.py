@@ -45,9 +45,9 @@ def _check_ints(shape, key):
 def _view(x, parts, out_shape):
     """MXNet 1.x's basic indexing: a result contiguous in x's memory is a view of x (writes to it show in x)."""
     from .ndarray.ndarray import NDArray
+    if type(x) is not NDArray or not isinstance(x._data, np.ndarray):
+        return None  # (a traced Symbol, a device or lazy array: a copy, as before)
     b = x._data
-    if type(x) is not NDArray or not isinstance(b, np.ndarray):
-        return None
     real = [p for p in parts if p is not None]
     slcs = [p if isinstance(p, slice) else slice(int(p) % n, int(p) % n + 1) for p, n in zip(real, x.shape)]
     if not NDArray._basic_indexing_slice_is_contiguous(slcs + [slice(None)] * (x.ndim - len(slcs)), x.shape):
@@ -78,7 +78,7 @@ def getitem(x, key):
             else:
                 p = int(p) % x.shape[len(begin)]
                 begin.append(p); end.append(p + 1); step.append(1)
-        if not _NP_ARRAY[0] and not (_ag._st.recording and x._ag is not None):
+        if not _NP_ARRAY[0] and not (_ag._st.recording and getattr(x, '_ag', None) is not None):
             v = _view(x, parts, out_shape)
             if v is not None:
                 return v

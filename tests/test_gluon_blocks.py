@@ -79,8 +79,8 @@ def test_deferred_parameter_that_cannot_be_inferred_names_itself_and_shape():
             super().__init__(prefix='bad_')
             self.w = self.params.get('w', shape=(0, 4), allow_deferred_init=True)
 
-        def hybrid_forward(self, F, x, w):
-            return F.dot(x, w)
+        def hybrid_forward(self, F, x, w):  # (a dot would infer w's rows from x, as MXNet's infer_shape does)
+            return F.broadcast_mul(x, F.sum(w))
 
     blk = Bad()
     blk.initialize()
