@@ -53,7 +53,7 @@ def test_networkx_view():
 def test_partial_shapes_then_inference():
     x = sym.var('data', shape=(0, 3))  # batch unknown, as MXNet's 0
     y = sym.relu(x)
-    assert y.shape is None
+    assert y.shape == (None, 3)  # partial inference while the symbol is built: the known dims, None for the batch
     _, outs, _ = y.infer_shape(data=(7, 3))
     assert outs == [(7, 3)]
 
