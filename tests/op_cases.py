@@ -694,6 +694,38 @@ for _bw in ('syrk', 'trmm', 'trsm', 'potrf', 'potri', 'det', 'slogdet', 'sumlogd
     BACKWARD_OF['_backward_linalg_' + _bw] = '_linalg_' + _bw
 
 
+# mx.np.linalg's ops (_npi_*): LAPACK's results (their vectors' signs are LAPACK's); the gradient checks are the test
+def _real_eig(n, *batch):  # P D P^-1: real, distinct eigenvalues
+    P = np.eye(n) + 0.2 * R(*batch, n, n)
+    return P @ (np.arange(1, n + 1) * 1.5 * np.eye(n)) @ np.linalg.inv(P)
+
+
+def _thin_svd(A):
+    return tuple(np.linalg.svd(A, full_matrices=False))
+
+
+CASES['_npi_svd'] = [Case([R(3, 4)], {}, _thin_svd), Case([R(2, 2, 3)], {}, _thin_svd), Case([R(3, 3)], {}, _thin_svd)]
+CASES['_npi_eigh'] = [Case([R(3, 3)], {}, lambda A: np.linalg.eigh(np.tril(A) + np.tril(A, -1).T)),
+                      Case([R(2, 3, 3)], {'UPLO': 'U'}, lambda A: np.linalg.eigh(np.triu(A) + _tT(np.triu(A, 1)), 'U'))]
+CASES['_npi_eigvalsh'] = [Case([R(2, 3, 3)], {}, lambda A: np.linalg.eigvalsh(np.tril(A) + _tT(np.tril(A, -1)))),
+                          Case([R(3, 3)], {'UPLO': 'U'}, lambda A: np.linalg.eigvalsh(np.triu(A) + np.triu(A, 1).T))]
+CASES['_npi_eig'] = [Case([_real_eig(3)], {}, lambda A: tuple(v.real for v in np.linalg.eig(A))),
+                     Case([_real_eig(3, 2)], {}, lambda A: tuple(v.real for v in np.linalg.eig(A)))]
+CASES['_npi_eigvals'] = [Case([_real_eig(3, 2)], {}, lambda A: np.linalg.eig(A)[0].real)]
+CASES['_npi_cholesky'] = [Case([_spd(3)], {}, lambda A: np.linalg.cholesky(A)),
+                          Case([_spd(3, 2)], {}, lambda A: np.linalg.cholesky(A))]
+CASES['_npi_solve'] = [Case([_spd(3), R(3, 2)], {}, lambda A, B: np.linalg.inv(A) @ B),
+                       Case([_spd(3, 2), R(2, 3)], {}, lambda A, b: np.einsum('bij,bj->bi', np.linalg.inv(A), b)),
+                       Case([_spd(2, 2), R(2, 2, 1)], {}, lambda A, B: np.linalg.inv(A) @ B)]
+CASES['_npi_pinv'] = [Case([R(3, 4), np.array(1e-6)], {}, lambda A, r: A.T @ np.linalg.inv(A @ A.T)),
+                      Case([R(2, 4, 3), np.full(2, 1e-6)], {}, lambda A, r: np.linalg.inv(_tT(A) @ A) @ _tT(A))]
+CASES['_npi_pinv_scalar_rcond'] = [Case([R(4, 3)], {'rcond': 1e-9}, lambda A: np.linalg.inv(A.T @ A) @ A.T),
+                                   Case([_spd(3)], {'hermitian': True}, lambda A: np.linalg.inv(A))]
+for _bw in ('svd', 'eigh', 'eigvalsh', 'eig', 'eigvals', 'cholesky', 'solve'):
+    BACKWARD_OF['_backward_npi_' + _bw] = '_npi_' + _bw
+BACKWARD_OF['_backward_npi_pinv'] = '_npi_pinv'
+
+
 # ---------------------------------------------------------------- sequences (graphc/ops/sequence.py)
 def _seq_mask(x, L, value=0.0, axis=0):
     out = x.copy()
