@@ -726,6 +726,59 @@ for _bw in ('svd', 'eigh', 'eigvalsh', 'eig', 'eigvals', 'cholesky', 'solve'):
 BACKWARD_OF['_backward_npi_pinv'] = '_npi_pinv'
 
 
+# mx.np's array functions (graphc/ops/np_array.py): slices and concatenations as oracles
+_X34 = R(3, 4)
+CASES['_npi_pad'] = [
+    Case([_X34], {'pad_width': (1, 2, 0, 1), 'constant_values': 1.5},
+         lambda x: np.concatenate([np.full((1, 5), 1.5), np.concatenate([x, np.full((3, 1), 1.5)], 1),
+                                   np.full((2, 5), 1.5)])),
+    Case([_X34], {'pad_width': (0, 0, 2, 1), 'mode': 'reflect'},
+         lambda x: np.concatenate([x[:, 2:0:-1], x, x[:, 2:1:-1]], 1)),
+    Case([_X34], {'pad_width': (0, 0, 2, 1), 'mode': 'symmetric'},
+         lambda x: np.concatenate([x[:, 1::-1], x, x[:, 3:]], 1)),
+    Case([_X34], {'pad_width': (2, 1, 0, 0), 'mode': 'edge'}, lambda x: np.concatenate([x[:1], x[:1], x, x[2:]])),
+    Case([_X34], {'pad_width': (0, 0, 1, 1), 'mode': 'maximum'},
+         lambda x: np.concatenate([x.max(1, keepdims=True), x, x.max(1, keepdims=True)], 1), grad=False)]
+CASES['_npi_insert'] = [
+    Case([_X34, R(2, 4)], {'axis': 0, 'indices': (1, 3)},
+         lambda x, v: np.concatenate([x[:1], v[:1], x[1:3], v[1:], x[3:]])),
+    Case([_X34, R(3)], {'axis': 1, 'int_ind': -1}, lambda x, v: np.concatenate([x[:, :3], v[:, None], x[:, 3:]], 1)),
+    Case([_X34, R(1)], {'int_ind': 2}, lambda x, v: np.concatenate([x.ravel()[:2], v, x.ravel()[2:]])),
+    Case([_X34, R(3, 1)], {'axis': 1, 'slice_ind': (0, 4, 2)},
+         lambda x, v: np.concatenate([v, x[:, :2], v, x[:, 2:]], 1))]
+CASES['_npi_delete'] = [Case([_X34], {'axis': 1, 'indices': (0, 2, 7, -1)}, lambda x: x[:, [1, 3]]),
+                        Case([_X34], {'axis': 0, 'int_ind': -1}, lambda x: x[:2]),
+                        Case([_X34], {'slice_ind': (None, None, 3)}, lambda x: np.delete(x.ravel(), [0, 3, 6, 9]))]
+_ein = {'subscripts': 'ij,jk->ik', 'num_args': 2}
+CASES['_npi_einsum'] = [
+    Case([R(3, 4), R(4, 2)], _ein, lambda a, b: a @ b),
+    Case([R(3, 3)], {'subscripts': 'ii->i', 'num_args': 1}, lambda a: np.diag(a).copy()),
+    Case([R(3, 3)], {'subscripts': 'ii', 'num_args': 1}, lambda a: np.array(np.trace(a))),
+    Case([R(1, 4), R(2, 4)], {'subscripts': 'ij, ij -> i', 'num_args': 2}, lambda a, b: (a * b).sum(1)),
+    Case([R(2, 3, 4), R(4)], {'subscripts': '...j,j', 'num_args': 2, 'optimize': 1}, lambda a, b: a @ b),
+    Case([R(2), R(3)], {'subscripts': 'i,j', 'num_args': 2}, lambda a, b: a[:, None] * b[None, :]),
+    Case([R(2, 3), R(3, 4), R(4, 2)], {'subscripts': 'ij,jk,kl->il', 'num_args': 3}, lambda a, b, c: a @ b @ c),
+    Case([R(2, 3), R(4)], {'subscripts': 'ij,k->jk', 'num_args': 2}, lambda a, b: a.sum(0)[:, None] * b[None, :])]
+
+
+def _pct_linear(x, q, axis):  # sorted values, linear between the two neighbours of q / 100 * (n - 1)
+    s = np.sort(x, axis)
+    pos = q / 100 * (x.shape[axis] - 1)
+    lo, t = int(np.floor(pos)), pos - np.floor(pos)
+    take = lambda i: np.take(s, min(i, x.shape[axis] - 1), axis)  # noqa: E731
+    return take(lo) * (1 - t) + take(lo + 1) * t
+
+
+CASES['_npi_percentile'] = [
+    Case([R(3, 5)], {'axis': 1, 'q_scalar': 30.0}, lambda x: _pct_linear(x, 30.0, 1), grad=False),
+    Case([R(3, 5), np.array([10.0, 75.0])], {'axis': 0, 'keepdims': True},
+         lambda x, q: np.stack([_pct_linear(x, v, 0)[None] for v in q]), grad=False),
+    Case([R(2, 7)], {'axis': -1, 'q_scalar': 50.0, 'interpolation': 'lower'}, lambda x: np.sort(x, -1)[:, 3],
+         grad=False)]
+for _bw in ('pad', 'insert', 'delete', 'einsum'):
+    BACKWARD_OF['_backward_npi_' + _bw] = '_npi_' + _bw
+
+
 # ---------------------------------------------------------------- sequences (graphc/ops/sequence.py)
 def _seq_mask(x, L, value=0.0, axis=0):
     out = x.copy()

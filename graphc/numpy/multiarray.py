@@ -936,15 +936,107 @@ def array_equiv(a1, a2):
         return False
 
 
+# ---------------------------------------------------------------- functions that are ops of their own (ops/np_array.py)
+def _obj_attrs(obj, fname):
+    """insert's and delete's obj (an int, a slice, indices) as the op's attributes: known when the block traces."""
+    if isinstance(obj, slice):
+        return {'slice_ind': (obj.start, obj.stop, obj.step)}
+    if isinstance(obj, ndarray):
+        obj = obj.asnumpy()
+    elif _tensor(obj):
+        raise _NotSupported(f"np.{fname}: obj must be known while the block is traced (an int, a slice, a list or an "
+                            "NDArray), not a traced symbol")
+    o = _onp.asarray(obj)
+    if o.size and o.dtype.kind not in 'iu':
+        raise _GraphcError(f"np.{fname}: obj must be an int, a slice or integer indices, got dtype {o.dtype}")
+    return {'int_ind': int(o)} if o.ndim == 0 else {'indices': tuple(int(i) for i in o.ravel())}
+
+
+@_npfunc
+def insert(arr, obj, values, axis=None):
+    """NumPy's insert (values cast to arr's dtype); obj: an int, a slice or indices."""
+    arr = _t(arr)
+    values = _t(values, arr.dtype)
+    if getattr(values, 'dtype', None) is not None and arr.dtype is not None and values.dtype != arr.dtype:
+        values = values.astype(arr.dtype)
+    return _ndm._op('_npi_insert', arr, values, axis=axis, **_obj_attrs(obj, 'insert'))
+
+
+@_npfunc
+def delete(arr, obj, axis=None):
+    """NumPy's delete; indices outside the axis are ignored (MXNet's)."""
+    return _ndm._op('_npi_delete', _t(arr), axis=axis, **_obj_attrs(obj, 'delete'))
+
+
+@_npfunc
+def pad(array, pad_width, mode='constant', **kwargs):  # noqa: A002  (NumPy's name)
+    """NumPy's pad for the modes constant (one constant_values number), edge, reflect, symmetric (reflect_type),
+    maximum and minimum."""
+    x = _t(array)
+    if not isinstance(mode, str):
+        raise _NotSupported("np.pad: mode must be a name; a function is not supported")
+    extra = set(kwargs) - {'constant_values', 'reflect_type'}
+    if extra:
+        raise _NotSupported(f"np.pad: {', '.join(sorted(extra))} not supported")
+    cv = kwargs.get('constant_values', 0)
+    if not isinstance(cv, _numbers.Number):
+        raise _NotSupported(f"np.pad: constant_values must be one number (MXNet's), got {cv!r}")
+    nd = len(_shape_of(x, 'pad'))
+    try:
+        pw = _onp.broadcast_to(_onp.asarray(pad_width, dtype=_onp.int64), (nd, 2))
+    except ValueError:
+        raise _GraphcError(f"np.pad: pad_width {pad_width!r} does not fit a {nd}-d array") from None
+    return _ndm._op('_npi_pad', x, pad_width=tuple(int(v) for v in pw.ravel()), mode=mode, constant_values=float(cv),
+                    reflect_type=kwargs.get('reflect_type', 'even'))
+
+
+@_npfunc
+def einsum(*operands, out=None, optimize=False, **kwargs):
+    """NumPy's einsum('subscripts', *arrays): explicit or implicit output, '...', repeated labels; differentiable."""
+    if kwargs:
+        raise _NotSupported(f"np.einsum: {', '.join(sorted(kwargs))} not supported")
+    if not operands or not isinstance(operands[0], str):
+        raise _NotSupported("np.einsum: takes the subscripts string first (the sublist form is not supported)")
+    xs = [_t(x) for x in operands[1:]]
+    return _out(_ndm._op('_npi_einsum', *xs, subscripts=operands[0], num_args=len(xs), optimize=int(bool(optimize))),
+                out)
+
+
+def _percentile(fname, a, q, axis, interpolation, keepdims, scale, out, method=None):
+    a = _t(a)
+    attrs = {'axis': axis, 'interpolation': method or interpolation, 'keepdims': keepdims}
+    if isinstance(q, _numbers.Number):
+        return _out(_ndm._op('_npi_percentile', a, q_scalar=float(q) * scale, **attrs), out)
+    q = _t(q, _onp.float64)
+    return _out(_ndm._op('_npi_percentile', a, q.astype(_onp.float64) * scale if scale != 1 else q, **attrs), out)
+
+
+@_npfunc
+def percentile(a, q, axis=None, out=None, overwrite_input=None, interpolation='linear', keepdims=False, method=None):
+    """NumPy's percentile (q in [0, 100]); interpolation (or NumPy 2's method): linear, lower, higher, midpoint,
+    nearest."""
+    return _percentile('percentile', a, q, axis, interpolation, keepdims, 1, out, method)
+
+
+@_npfunc
+def quantile(a, q, axis=None, out=None, overwrite_input=None, interpolation='linear', keepdims=False, method=None):
+    """NumPy's quantile (q in [0, 1])."""
+    return _percentile('quantile', a, q, axis, interpolation, keepdims, 100, out, method)
+
+
+@_npfunc
+def median(a, axis=None, out=None, overwrite_input=None, keepdims=False):
+    return _percentile('median', a, 50.0, axis, 'linear', keepdims, 1, out)
+
+
 # ---------------------------------------------------------------- NumPy on the host (MXNet's fallback list)
 _FALLBACK = set('''apply_along_axis apply_over_axes argpartition argwhere bincount bitwise_and bitwise_or
-bitwise_xor choose compress copysign corrcoef correlate cov delete digitize divmod einsum
-extract flatnonzero frexp genfromtxt heaviside histogram histogram2d histogram_bin_edges histogramdd i0 in1d indices insert interp intersect1d isin ix_ lcm ldexp lexsort meshgrid
+bitwise_xor choose compress copysign corrcoef correlate cov digitize divmod
+extract flatnonzero frexp genfromtxt heaviside histogram histogram2d histogram_bin_edges histogramdd i0 in1d indices interp intersect1d isin ix_ lcm ldexp lexsort meshgrid
 modf msort nanargmax nanargmin nancumprod nancumsum nanmax nanmedian nanmin nanpercentile nanquantile
-nonzero packbits pad partition percentile piecewise poly polyadd polydiv polyfit polyint polymul polysub ptp
-quantile real roots searchsorted select setdiff1d setxor1d signbit spacing take_along_axis trapz
-tril_indices_from trim_zeros triu_indices_from union1d unique unpackbits unwrap vander arctan2
-median'''.split())
+nonzero packbits partition piecewise poly polyadd polydiv polyfit polyint polymul polysub ptp
+real roots searchsorted select setdiff1d setxor1d signbit spacing take_along_axis trapz
+tril_indices_from trim_zeros triu_indices_from union1d unique unpackbits unwrap vander arctan2'''.split())
 
 
 def _host_args(fname, x):
