@@ -93,7 +93,8 @@ def nonzero(a):
     """The indices of a's non-zero elements as an (N, a.ndim) int64 array (MXNet's npx.nonzero)."""
     import numpy as _onp
     from .numpy import array
-    return array(_onp.argwhere(a.asnumpy()), dtype=_onp.int64, ctx=a.context)
+    from .numpy.multiarray import _host_args
+    return array(_onp.argwhere(_host_args('nonzero', a)), dtype=_onp.int64, ctx=a.context)
 
 
 from .numpy import extension_random as random  # noqa: E402,F401  (npx.random: seed, bernoulli, uniform_n, ...)

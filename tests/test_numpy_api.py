@@ -292,3 +292,32 @@ def test_np_array_methods():
     assert [v.asnumpy().tolist() for v in x.nonzero()] == [list(v) for v in a.nonzero()]
     npx.reset_np()
     assert x.flatten().shape == (2, 2) and x.argmax(axis=1).dtype == onp.float32  # MXNet's NDArray methods
+
+
+def test_hybridized_block_with_a_data_dependent_shape_runs_op_by_op():
+    class Net(mx.gluon.nn.HybridBlock):
+        def hybrid_forward(self, F, x):
+            u, counts = F.np.unique(x, return_counts=True)
+            return u * 2, counts, F.npx.nonzero(x > 1), F.np.bincount(x.astype('int32'))
+
+    x = np.array([3.0, 1.0, 3.0, 2.0])
+    net = Net()
+    eager = [o.asnumpy() for o in net(x)]
+    net.hybridize()
+    got = [o.asnumpy() for o in net(x)]
+    assert net._dynamic and net.trace_count == 0  # (no graph: the forward ran op by op)
+    for g, e, want in zip(got, eager, [[2.0, 4.0, 6.0], [1, 1, 2], [[0], [2], [3]], [0, 1, 1, 2]]):
+        onp.testing.assert_array_equal(g, e)
+        onp.testing.assert_array_equal(g, want)
+    net.hybridize()  # a new hybridize() traces again (and falls back again)
+    assert not net._dynamic
+    net(x)
+    assert net._dynamic
+
+    class Hist(mx.gluon.nn.HybridBlock):
+        def hybrid_forward(self, F, x):
+            return F.np.histogram(x)[0]
+    h = Hist()
+    h.hybridize()
+    with pytest.raises(GraphcNotSupportedError, match='np.histogram.*hybridized graph'):
+        h(x)

@@ -7,7 +7,8 @@ import numpy as _onp
 
 from .. import ndarray as _nd
 from .. import autograd as _ag
-from ..base import GraphcError as _GraphcError, GraphcNotSupportedError as _NotSupported
+from ..base import GraphcDynamicShapeError as _GraphcDynamicShapeError, GraphcError as _GraphcError, \
+    GraphcNotSupportedError as _NotSupported
 from ..ndarray import ndarray as _ndm
 from ..ndarray.ndarray import NDArray as ndarray
 from ..util import _NP_SHAPE
@@ -1039,6 +1040,11 @@ real roots searchsorted select setdiff1d setxor1d signbit spacing take_along_axi
 tril_indices_from trim_zeros triu_indices_from union1d unique unpackbits unwrap vander arctan2'''.split())
 
 
+# fallbacks whose output shape depends on the input's values: a hybridized block that calls one runs op by op
+_DYNAMIC_SHAPE = {'unique', 'bincount', 'nonzero', 'argwhere', 'flatnonzero', 'extract', 'compress', 'trim_zeros',
+                  'setdiff1d', 'setxor1d', 'union1d', 'intersect1d'}
+
+
 def _host_args(fname, x):
     if isinstance(x, ndarray):
         if _ag.is_recording() and x._ag is not None:
@@ -1046,6 +1052,8 @@ def _host_args(fname, x):
                                           "differentiated: call it outside autograd.record() or on x.detach()")
         return x.asnumpy()
     if _tensor(x):
+        if fname in _DYNAMIC_SHAPE:
+            raise _GraphcDynamicShapeError(f"np.{fname}: its output shape depends on the input's values")
         raise _NotSupported(f"np.{fname} runs in NumPy on the host (no graphc kernel) and cannot be part of "
                                       "a hybridized graph: call it outside hybrid_forward")
     if isinstance(x, (list, tuple)):
