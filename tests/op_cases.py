@@ -721,7 +721,15 @@ CASES['_npi_pinv'] = [Case([R(3, 4), np.array(1e-6)], {}, lambda A, r: A.T @ np.
                       Case([R(2, 4, 3), np.full(2, 1e-6)], {}, lambda A, r: np.linalg.inv(_tT(A) @ A) @ _tT(A))]
 CASES['_npi_pinv_scalar_rcond'] = [Case([R(4, 3)], {'rcond': 1e-9}, lambda A: np.linalg.inv(A.T @ A) @ A.T),
                                    Case([_spd(3)], {'hermitian': True}, lambda A: np.linalg.inv(A))]
-for _bw in ('svd', 'eigh', 'eigvalsh', 'eig', 'eigvals', 'cholesky', 'solve'):
+CASES['_npi_qr'] = [Case([R(4, 3)], {}, lambda A: tuple(np.linalg.qr(A))), Case([R(3, 5)], {}, lambda A: tuple(np.linalg.qr(A))),
+                    Case([R(2, 3, 3)], {}, lambda A: tuple(np.linalg.qr(A)))]
+_rank2 = R(4, 2) @ R(2, 3)  # rank 2
+CASES['_npi_matrix_rank_none_tol'] = [Case([np.stack([_rank2, R(4, 3)])], {}, lambda M: np.array([2, 3]), grad=False),
+                                      Case([R(3)], {}, lambda v: np.array(1), grad=False),
+                                      Case([_rank2], {'tol': 1e3}, lambda M: np.array(0), grad=False)]
+CASES['_npi_matrix_rank'] = [Case([np.stack([_rank2, R(4, 3)]), np.array([1e-6, 1e3])], {}, lambda M, t: np.array([2, 0]),
+                                  grad=False)]
+for _bw in ('svd', 'eigh', 'eigvalsh', 'eig', 'eigvals', 'cholesky', 'solve', 'qr'):
     BACKWARD_OF['_backward_npi_' + _bw] = '_npi_' + _bw
 BACKWARD_OF['_backward_npi_pinv'] = '_npi_pinv'
 

@@ -36,7 +36,17 @@ FUNCS = {  # name: (graphc call, NumPy call, input)
                   A6.reshape(2, 3, 6)),
     'tensorsolve': (lambda m, a: m.linalg.tensorsolve(a, m.array(B6, dtype=a.dtype), axes=(0,)),
                     lambda a: onp.linalg.tensorsolve(a, B6, axes=(0,)), A6.reshape(2, 3, 2, 3)),
+    'qr-tall': (lambda m, a: m.concatenate(m.linalg.qr(a.reshape(4, 6).T), axis=0), None, M),
+    'qr-wide': (lambda m, a: m.concatenate(m.linalg.qr(a), axis=-1), None, M),
+    'matrix_rank': (lambda m, a: m.linalg.matrix_rank(a), onp.linalg.matrix_rank, M),
+    'cond': (lambda m, a: m.linalg.cond(a), onp.linalg.cond, SQ),
+    'cond-fro': (lambda m, a: m.linalg.cond(a, 'fro'), lambda a: onp.linalg.cond(a, 'fro'), SQ),
+    'matrix_power': (lambda m, a: m.linalg.matrix_power(a, 3) + m.linalg.matrix_power(a, -2),
+                     lambda a: onp.linalg.matrix_power(a, 3) + onp.linalg.matrix_power(a, -2), SQ),
+    'multi_dot': (lambda m, a: m.linalg.multi_dot([a[0], a[1].T, a[0]]), None, M),
 }
+for _k in ('qr-tall', 'qr-wide', 'multi_dot'):  # (NumPy takes its own arrays)
+    FUNCS[_k] = (FUNCS[_k][0], lambda a, f=FUNCS[_k][0]: f(onp, a), FUNCS[_k][2])
 
 
 class _Call(mx.gluon.nn.HybridBlock):
@@ -68,7 +78,8 @@ def test_matches_numpy_eager_and_hybridized(name):
     onp.testing.assert_allclose(f(np, np.array(a, dtype='float32')).asnumpy(), want, rtol=1e-4, atol=1e-4)
 
 
-GRADS = ['norm-nuc-(1, 2)', 'norm-2-(2, 1)', 'norm--1-(0, 1)', 'norm-4-1', 'tensorinv', 'tensorsolve', 'solve', 'svd']
+GRADS = ['norm-nuc-(1, 2)', 'norm-2-(2, 1)', 'norm--1-(0, 1)', 'norm-4-1', 'tensorinv', 'tensorsolve', 'solve', 'svd',
+         'qr-tall', 'qr-wide', 'cond', 'cond-fro', 'matrix_power', 'multi_dot']
 
 
 @pytest.mark.parametrize('name', GRADS)
@@ -119,3 +130,16 @@ def test_cholesky_gradient_is_mxnets_symmetric_one():
     P = Ln.T @ onp.ones((3, 3))
     want = 0.5 * Li.T @ (onp.tril(P) + onp.tril(P, -1).T) @ Li
     onp.testing.assert_allclose(x.grad.asnumpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_lstsq_in_a_hybridized_block_runs_op_by_op():
+    # (residuals' shape depends on the rank: NumPy on the host; the block falls back to running op by op)
+    class Net(mx.gluon.nn.HybridBlock):
+        def hybrid_forward(self, F, a, b):
+            return F.np.linalg.lstsq(a, b, rcond=None)[0]
+
+    net = Net()
+    net.hybridize()
+    a, b = M[0].T, M[1, :, :2].T
+    onp.testing.assert_allclose(net(np.array(a), np.array(b)).asnumpy(), onp.linalg.lstsq(a, b, rcond=None)[0])
+    assert net._dynamic

@@ -1042,7 +1042,7 @@ tril_indices_from trim_zeros triu_indices_from union1d unique unpackbits unwrap 
 
 # fallbacks whose output shape depends on the input's values: a hybridized block that calls one runs op by op
 _DYNAMIC_SHAPE = {'unique', 'bincount', 'nonzero', 'argwhere', 'flatnonzero', 'extract', 'compress', 'trim_zeros',
-                  'setdiff1d', 'setxor1d', 'union1d', 'intersect1d'}
+                  'setdiff1d', 'setxor1d', 'union1d', 'intersect1d', 'linalg.lstsq'}
 
 
 def _host_args(fname, x):

@@ -597,3 +597,70 @@ def _npi_pinv_bw(a, g, A, P):
     gt = _T(g)
     out = -_T(P) @ g @ _T(P) + (np.eye(m) - A @ P) @ gt @ P @ _T(P) + _T(P) @ P @ gt @ (np.eye(n) - P @ A)
     return (_fold(out, 'L') if a['hermitian'] else out).astype(dt)  # (hermitian: LAPACK read the lower triangle)
+
+
+def _qr_infer(a, s, d):
+    A = s[0]
+    if len(A) < 2:
+        bad(f"np.linalg.qr: needs matrices (at least 2-d), got shape {A}")
+    m, n = A[-2:]
+    k = min(m, n)
+    dt = _real_dtype(d[0])
+    return [A[:-2] + (m, k), A[:-2] + (k, n)], [dt, dt]
+
+
+@register('_npi_qr', kind='opaque', inputs=('A',), num_outputs=2, infer=_qr_infer,
+          grad=lambda F, a, x, y, dy: [F._backward_npi_qr(dy[0], dy[1], x[0], y[0], y[1])],
+          doc="(Q, R) with A = Q @ R: Q (..., M, K) with orthonormal columns, R (..., K, N) upper triangular, "
+              "K = min(M, N) (MXNet's np.linalg.qr, mode 'reduced'; LAPACK's signs).")
+def _npi_qr(a, A):
+    dt = _real_dtype(A.dtype)
+    q, r = np.linalg.qr(A.astype(np.float64), mode='reduced')
+    return q.astype(dt), r.astype(dt)
+
+
+def _qr_grad_tall(gQ, gR, Q, R):
+    # M >= N: with M = R dR^T - dQ^T Q, dA = (dQ + Q copyltu(M)) R^-T (copyltu: the lower triangle mirrored)
+    M = R @ _T(gR) - _T(gQ) @ Q
+    M = np.tril(M) + _T(np.tril(M, -1))
+    return _T(np.linalg.solve(R, _T(gQ + Q @ M)))
+
+
+@register('_backward_npi_qr', kind='opaque', inputs=('dQ', 'dR', 'A', 'Q', 'R'), differentiable=False,
+          infer=lambda a, s, d: ([s[2]], [d[2]]), doc="Gradient of np.linalg.qr (full-rank A).")
+def _npi_qr_bw(a, gQ, gR, A, Q, R):
+    dt = A.dtype
+    gQ, gR, A, Q, R = _w64(gQ, gR, A, Q, R)
+    m, n = A.shape[-2:]
+    if m >= n:
+        return _qr_grad_tall(gQ, gR, Q, R).astype(dt)
+    # M < N: A = [X Y], X = Q R1 is square's QR, Y = Q R2: Y's dQ part moves onto X's
+    gX = _qr_grad_tall(gQ + A[..., m:] @ _T(gR[..., m:]), gR[..., :m], Q, R[..., :m])
+    return np.concatenate([gX, Q @ gR[..., m:]], axis=-1).astype(dt)
+
+
+def _rank_infer(a, s, d):
+    return [s[0][:-2] if len(s[0]) >= 2 else ()], [np.dtype(np.int64)]
+
+
+def _rank(M, tol, hermitian):
+    M = M if M.dtype.kind == 'f' else M.astype(np.float64)  # (the default tol is in M's precision, as NumPy's)
+    return np.asarray(np.linalg.matrix_rank(M, tol, hermitian=hermitian)).astype(np.int64)
+
+
+@register('_npi_matrix_rank', kind='opaque', inputs=('M', 'tol'), infer=_rank_infer, mixed_dtypes=True,
+          attrs={'hermitian': Attr('bool', False)},
+          doc="The rank of each matrix: its singular values above tol (broadcast with the batch axes) (MXNet's "
+              "np.linalg.matrix_rank; an integer: no gradient).")
+def _npi_matrix_rank(a, M, tol):
+    return _rank(M, tol.astype(np.float64), a['hermitian'])
+
+
+@register('_npi_matrix_rank_none_tol', kind='opaque', inputs=('M',), infer=_rank_infer,
+          attrs={'tol': Attr('float', None), 'hermitian': Attr('bool', False)},
+          doc="np.linalg.matrix_rank with a number for tol, or NumPy's default (None: S.max() * max(M, N) * eps); "
+              "a vector (1-d M) has rank 1 unless it is all zero.")
+def _npi_matrix_rank_none_tol(a, M):
+    if M.ndim < 2:
+        return np.asarray(int(np.any(M != 0)), dtype=np.int64)
+    return _rank(M, a['tol'], a['hermitian'])
