@@ -314,6 +314,8 @@ def test_hybridized_block_with_a_data_dependent_shape_runs_op_by_op():
     net(x)
     assert net._dynamic
 
+    assert npx.nonzero(np.array(0.0)).shape == (0, 1) and npx.nonzero(np.array(2.0)).shape == (1, 1)  # (0-d: as 1-d)
+
     class Hist(mx.gluon.nn.HybridBlock):
         def hybrid_forward(self, F, x):
             return F.np.histogram(x)[0]

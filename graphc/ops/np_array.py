@@ -231,8 +231,9 @@ def _pct_infer(a, s, d):
               "quantile and median are this op. Not differentiable (as MXNet's).")
 def _npi_percentile(a, x, q=None):
     dt = _pct_infer(a, [x.shape] + ([] if q is None else [q.shape]), [x.dtype])[1][0]
-    q = a['q_scalar'] if q is None else q.astype(np.float64)
+    q = a['q_scalar'] if q is None else q
     if np.any((np.asarray(q) < 0) | (np.asarray(q) > 100)):
         bad("np.percentile: q must be in [0, 100] (np.quantile: in [0, 1])")
-    out = np.percentile(x.astype(np.float64), q, axis=a['axis'], method=a['interpolation'], keepdims=a['keepdims'])
+    x = x if x.dtype.kind == 'f' else x.astype(np.float64)  # (floats: in their own precision, as NumPy computes)
+    out = np.percentile(x, q, axis=a['axis'], method=a['interpolation'], keepdims=a['keepdims'])
     return np.asarray(out).astype(dt)
