@@ -783,6 +783,13 @@ CASES['_npi_percentile'] = [
          lambda x, q: np.stack([_pct_linear(x, v, 0)[None] for v in q]), grad=False),
     Case([R(2, 7)], {'axis': -1, 'q_scalar': 50.0, 'interpolation': 'lower'}, lambda x: np.sort(x, -1)[:, 3],
          grad=False)]
+_I1, _I2 = I(20, 3, 4) - 10, I(20, 4) - 7
+for _k, _f in (('lcm', np.lcm), ('bitwise_and', np.bitwise_and), ('bitwise_or', np.bitwise_or),
+               ('bitwise_xor', np.bitwise_xor)):
+    CASES['_npi_' + _k] = [Case([_I1, _I2], {}, lambda a, b, f=_f: f(a.astype(int), b.astype(int)).astype(float))]
+CASES['_npi_copysign'] = [Case([R(3, 4), R(4)], {}, lambda a, b: abs(a) * np.where(b < 0, -1.0, 1.0))]
+CASES['_npi_arctan2'] = [Case([R(3, 4), R(3, 1)], {}, lambda a, b: np.angle(b + 1j * a))]
+CASES['_npi_ldexp'] = [Case([R(3, 4), R(4)], {}, lambda a, b: a * np.exp(b * np.log(2.0)))]
 for _bw in ('pad', 'insert', 'delete', 'einsum'):
     BACKWARD_OF['_backward_npi_' + _bw] = '_npi_' + _bw
 

@@ -257,6 +257,16 @@ greater_equal = _binary(_nd.greater_equal, 'greater_equal', True)
 less_equal = _binary(_nd.lesser_equal, 'less_equal', True)
 floor_divide = _binary(lambda a, b: _nd.floor(a / b), 'floor_divide')
 hypot = _binary(lambda a, b: _nd.sqrt(a * a + b * b), 'hypot')
+def _npi2(opname):
+    def f(a, b):
+        a = a if _tensor(a) else array(a, dtype=b.dtype)
+        return _ndm._op(opname, a, b if _tensor(b) else array(b, dtype=a.dtype))
+    return f
+
+
+lcm, arctan2, copysign, ldexp = (_binary(_npi2('_npi_' + _n), _n) for _n in ('lcm', 'arctan2', 'copysign', 'ldexp'))
+bitwise_and, bitwise_or, bitwise_xor = (_binary(_npi2('_npi_' + _n), _n) for _n in ('bitwise_and', 'bitwise_or',
+                                                                                    'bitwise_xor'))
 logical_and = _binary(lambda a, b: (a != 0) * (b != 0), 'logical_and', True)
 logical_or = _binary(lambda a, b: ((a != 0) + (b != 0)) > 0, 'logical_or', True)
 logical_xor = _binary(lambda a, b: (a != 0) != (b != 0), 'logical_xor', True)
@@ -1031,13 +1041,13 @@ def median(a, axis=None, out=None, overwrite_input=None, keepdims=False):
 
 
 # ---------------------------------------------------------------- NumPy on the host (MXNet's fallback list)
-_FALLBACK = set('''apply_along_axis apply_over_axes argpartition argwhere bincount bitwise_and bitwise_or
-bitwise_xor choose compress copysign corrcoef correlate cov digitize divmod
-extract flatnonzero frexp genfromtxt heaviside histogram histogram2d histogram_bin_edges histogramdd i0 in1d indices interp intersect1d isin ix_ lcm ldexp lexsort meshgrid
+_FALLBACK = set('''apply_along_axis apply_over_axes argpartition argwhere bincount
+choose compress corrcoef correlate cov digitize divmod
+extract flatnonzero frexp genfromtxt heaviside histogram histogram2d histogram_bin_edges histogramdd i0 in1d indices interp intersect1d isin ix_ lexsort meshgrid
 modf msort nanargmax nanargmin nancumprod nancumsum nanmax nanmedian nanmin nanpercentile nanquantile
 nonzero packbits partition piecewise poly polyadd polydiv polyfit polyint polymul polysub ptp
 real roots searchsorted select setdiff1d setxor1d signbit spacing take_along_axis trapz
-tril_indices_from trim_zeros triu_indices_from union1d unique unpackbits unwrap vander arctan2'''.split())
+tril_indices_from trim_zeros triu_indices_from union1d unique unpackbits unwrap vander'''.split())
 
 
 # fallbacks whose output shape depends on the input's values: a hybridized block that calls one runs op by op
