@@ -6,6 +6,7 @@ import pytest
 import graphc as mx
 from graphc import autograd, np, npx
 from graphc.base import GraphcError, GraphcNotSupportedError
+from np_check import Call, check_gradient
 
 R = onp.random.default_rng(5)
 X = R.standard_normal((3, 4))
@@ -39,14 +40,6 @@ CALLS = {  # name: (call on a module m and an array, input)
 }
 
 
-class _Call(mx.gluon.nn.HybridBlock):
-    def __init__(self, f):
-        super().__init__()
-        self.f = f
-
-    def hybrid_forward(self, F, x):
-        return self.f(F.np, x)
-
 
 @pytest.mark.parametrize('name', sorted(CALLS))
 def test_matches_numpy_eager_and_hybridized(name):
@@ -54,7 +47,7 @@ def test_matches_numpy_eager_and_hybridized(name):
     want = f(onp, a)
     x = np.array(a, dtype='float64')
     onp.testing.assert_allclose(f(np, x).asnumpy(), want, rtol=1e-10, atol=1e-12)
-    net = _Call(f)
+    net = Call(f)
     net.hybridize()
     got = net(x)
     assert got.shape == onp.shape(want)
@@ -72,18 +65,7 @@ def test_quantile_with_an_array_of_q_and_every_interpolation():
                                   'pad-reflect-int', 'pad-edge', 'insert-list-flat', 'delete-list'])
 def test_gradient_matches_central_differences(name):
     f, a = CALLS[name]
-    w = R.standard_normal(onp.shape(f(onp, a)))
-    x = np.array(a, dtype='float64')
-    x.attach_grad()
-    with autograd.record():
-        y = (f(np, x) * np.array(w)).sum()
-    y.backward()
-    num, eps = onp.zeros_like(a), 1e-6
-    for i in onp.ndindex(a.shape):
-        d = onp.zeros_like(a)
-        d[i] = eps
-        num[i] = ((f(onp, a + d) * w).sum() - (f(onp, a - d) * w).sum()) / (2 * eps)
-    onp.testing.assert_allclose(x.grad.asnumpy(), num, rtol=1e-5, atol=1e-7)
+    check_gradient(f, a, ref=lambda v: f(onp, v))
 
 
 def test_errors_name_the_function():

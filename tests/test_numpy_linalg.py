@@ -6,6 +6,7 @@ import pytest
 import graphc as mx
 from graphc import autograd, np, npx
 from graphc.base import GraphcError
+from np_check import Call, check_gradient
 
 R = onp.random.default_rng(3)
 M = R.standard_normal((2, 3, 4))
@@ -49,14 +50,6 @@ for _k in ('qr-tall', 'qr-wide', 'multi_dot'):  # (NumPy takes its own arrays)
     FUNCS[_k] = (FUNCS[_k][0], lambda a, f=FUNCS[_k][0]: f(onp, a), FUNCS[_k][2])
 
 
-class _Call(mx.gluon.nn.HybridBlock):
-    def __init__(self, f):
-        super().__init__()
-        self.f = f
-
-    def hybrid_forward(self, F, x):
-        return self.f(F.np, x)
-
 
 def _norm_call(o, ax):
     return lambda m, a: m.linalg.norm(a, o, ax), \
@@ -72,7 +65,7 @@ def test_matches_numpy_eager_and_hybridized(name):
     want = ref(a)
     x = np.array(a, dtype='float64')
     onp.testing.assert_allclose(f(np, x).asnumpy(), want, rtol=1e-8, atol=1e-10)
-    net = _Call(f)
+    net = Call(f)
     net.hybridize()
     onp.testing.assert_allclose(net(x).asnumpy(), want, rtol=1e-8, atol=1e-10)
     onp.testing.assert_allclose(f(np, np.array(a, dtype='float32')).asnumpy(), want, rtol=1e-4, atol=1e-4)
@@ -85,21 +78,7 @@ GRADS = ['norm-nuc-(1, 2)', 'norm-2-(2, 1)', 'norm--1-(0, 1)', 'norm-4-1', 'tens
 @pytest.mark.parametrize('name', GRADS)
 def test_gradient_matches_central_differences(name):
     f, _, a = CALLS[name]
-    w = R.standard_normal(onp.shape(CALLS[name][1](a)))
-
-    def loss(v):
-        return float((f(np, np.array(v, dtype='float64')).asnumpy() * w).sum())
-    x = np.array(a, dtype='float64')
-    x.attach_grad()
-    with autograd.record():
-        y = (f(np, x) * np.array(w)).sum()
-    y.backward()
-    num, eps = onp.zeros_like(a), 1e-6
-    for i in onp.ndindex(a.shape):
-        d = onp.zeros_like(a)
-        d[i] = eps
-        num[i] = (loss(a + d) - loss(a - d)) / (2 * eps)
-    onp.testing.assert_allclose(x.grad.asnumpy(), num, rtol=1e-4, atol=1e-6)
+    check_gradient(f, a, rtol=1e-4, atol=1e-6)
 
 
 def test_norm_keepdims_and_errors():
