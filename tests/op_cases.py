@@ -778,11 +778,13 @@ def _pct_linear(x, q, axis):  # sorted values, linear between the two neighbours
 
 
 CASES['_npi_percentile'] = [
-    Case([R(3, 5)], {'axis': 1, 'q_scalar': 30.0}, lambda x: _pct_linear(x, 30.0, 1), grad=False),
+    Case([R(3, 5)], {'axis': 1, 'q_scalar': 30.0}, lambda x: _pct_linear(x, 30.0, 1)),
     Case([R(3, 5), np.array([10.0, 75.0])], {'axis': 0, 'keepdims': True},
-         lambda x, q: np.stack([_pct_linear(x, v, 0)[None] for v in q]), grad=False),
-    Case([R(2, 7)], {'axis': -1, 'q_scalar': 50.0, 'interpolation': 'lower'}, lambda x: np.sort(x, -1)[:, 3],
-         grad=False)]
+         lambda x, q: np.stack([_pct_linear(x, v, 0)[None] for v in q])),
+    Case([R(2, 7)], {'axis': -1, 'q_scalar': 50.0, 'interpolation': 'lower'}, lambda x: np.sort(x, -1)[:, 3]),
+    Case([R(2, 3, 4)], {'axis': (0, 2), 'q_scalar': 40.0, 'interpolation': 'midpoint'},  # (2.8 of 7: between 2 and 3)
+         lambda x: np.sort(np.moveaxis(x, 1, 0).reshape(3, 8), 1)[:, 2:4].mean(1)),
+    Case([R(4, 3)], {'axis': 0, 'q_scalar': 60.0, 'interpolation': 'nearest'}, lambda x: np.sort(x, 0)[2])]
 _I1, _I2 = I(20, 3, 4) - 10, I(20, 4) - 7
 for _k, _f in (('lcm', np.lcm), ('bitwise_and', np.bitwise_and), ('bitwise_or', np.bitwise_or),
                ('bitwise_xor', np.bitwise_xor)):
@@ -790,7 +792,7 @@ for _k, _f in (('lcm', np.lcm), ('bitwise_and', np.bitwise_and), ('bitwise_or', 
 CASES['_npi_copysign'] = [Case([R(3, 4), R(4)], {}, lambda a, b: abs(a) * np.where(b < 0, -1.0, 1.0))]
 CASES['_npi_arctan2'] = [Case([R(3, 4), R(3, 1)], {}, lambda a, b: np.angle(b + 1j * a))]
 CASES['_npi_ldexp'] = [Case([R(3, 4), R(4)], {}, lambda a, b: a * np.exp(b * np.log(2.0)))]
-for _bw in ('pad', 'insert', 'delete', 'einsum'):
+for _bw in ('pad', 'insert', 'delete', 'einsum', 'percentile'):
     BACKWARD_OF['_backward_npi_' + _bw] = '_npi_' + _bw
 
 

@@ -62,7 +62,8 @@ def test_quantile_with_an_array_of_q_and_every_interpolation():
 
 
 @pytest.mark.parametrize('name', ['einsum-matmul', 'einsum-diag-trace', 'einsum-ellipsis', 'pad-constant',
-                                  'pad-reflect-int', 'pad-edge', 'insert-list-flat', 'delete-list'])
+                                  'pad-reflect-int', 'pad-edge', 'insert-list-flat', 'delete-list', 'percentile',
+                                  'quantile-keepdims', 'median'])
 def test_gradient_matches_central_differences(name):
     f, a = CALLS[name]
     check_gradient(f, a, ref=lambda v: f(onp, v))

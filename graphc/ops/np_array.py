@@ -224,11 +224,19 @@ def _pct_infer(a, s, d):
     return [qs + rest], [d[0] if d[0].kind == 'f' else np.dtype(np.float32)]
 
 
+def _pct_grad(F, a, x, y, dy):
+    return [getattr(F, '_backward_npi_percentile')(dy[0], *x, **a)] + [None] * (len(x) - 1)
+
+
+_PCT_ATTRS = {'axis': Attr('axis', None), 'interpolation': Attr('str', 'linear', choices=INTERPOLATIONS),
+              'keepdims': Attr('bool', False), 'q_scalar': Attr('float', None)}
+
+
 @register('_npi_percentile', kind='opaque', inputs=_pct_inputs, infer=_pct_infer, mixed_dtypes=True,
-          attrs={'axis': Attr('axis', None), 'interpolation': Attr('str', 'linear', choices=INTERPOLATIONS),
-                 'keepdims': Attr('bool', False), 'q_scalar': Attr('float', None)},
+          grad=_pct_grad, nograd_inputs=(1,), attrs=_PCT_ATTRS,
           doc="NumPy's percentile of a along axis at q (in [0, 100]: the input q, or the number q_scalar); "
-              "quantile and median are this op. Not differentiable (as MXNet's).")
+              "quantile and median are this op. Its gradient goes to the one or two order statistics each result "
+              "interpolates (MXNet's is zero).")
 def _npi_percentile(a, x, q=None):
     dt = _pct_infer(a, [x.shape] + ([] if q is None else [q.shape]), [x.dtype])[1][0]
     q = a['q_scalar'] if q is None else q
@@ -237,3 +245,35 @@ def _npi_percentile(a, x, q=None):
     x = x if x.dtype.kind == 'f' else x.astype(np.float64)  # (floats: in their own precision, as NumPy computes)
     out = np.percentile(x, q, axis=a['axis'], method=a['interpolation'], keepdims=a['keepdims'])
     return np.asarray(out).astype(dt)
+
+
+def _order_weights(q, n, method):
+    """For each q (in [0, 100]): the two sorted positions a percentile reads and their weights (NumPy's methods)."""
+    pos = np.asarray(q, np.float64).ravel() / 100 * (n - 1)
+    lo, hi = np.floor(pos).astype(np.int64), np.ceil(pos).astype(np.int64)
+    t = pos - lo
+    w_hi = {'linear': t, 'lower': 0 * t, 'higher': (hi > lo) * 1.0, 'midpoint': (hi > lo) * 0.5,
+            'nearest': (np.around(pos) > lo) * 1.0}[method]
+    return lo, hi, 1 - w_hi, w_hi
+
+
+@register('_backward_npi_percentile', kind='opaque', inputs=lambda a: ('ograd',) + _pct_inputs(a),
+          attrs=_PCT_ATTRS, differentiable=False, mixed_dtypes=True, infer=lambda a, s, d: ([s[1]], [d[1]]),
+          doc="Gradient of np.percentile: the output gradient, weighted, at the elements each result read.")
+def _npi_percentile_bw(a, g, x, q=None):
+    axes = tuple(range(x.ndim)) if a['axis'] is None else tuple(
+        ax % x.ndim for ax in ((a['axis'],) if isinstance(a['axis'], int) else a['axis']))
+    kept = tuple(i for i in range(x.ndim) if i not in axes)
+    xt = np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim)))
+    batch, n = xt.shape[:len(kept)], int(np.prod([x.shape[i] for i in axes]))
+    flat = xt.reshape(batch + (n,))
+    order = np.argsort(flat, axis=-1, kind='stable')
+    lo, hi, w_lo, w_hi = _order_weights(a['q_scalar'] if q is None else q, n, a['interpolation'])
+    gq = g.astype(np.float64).reshape((len(lo),) + batch)
+    sorted_grad = np.zeros(batch + (n,))
+    for j in range(len(lo)):
+        sorted_grad[..., lo[j]] += w_lo[j] * gq[j]
+        sorted_grad[..., hi[j]] += w_hi[j] * gq[j]
+    grad = np.empty_like(sorted_grad)
+    np.put_along_axis(grad, order, sorted_grad, axis=-1)
+    return np.moveaxis(grad.reshape(xt.shape), tuple(range(x.ndim - len(axes), x.ndim)), axes).astype(x.dtype)
