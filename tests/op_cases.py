@@ -792,6 +792,10 @@ for _k, _f in (('lcm', np.lcm), ('bitwise_and', np.bitwise_and), ('bitwise_or', 
 CASES['_npi_copysign'] = [Case([R(3, 4), R(4)], {}, lambda a, b: abs(a) * np.where(b < 0, -1.0, 1.0))]
 CASES['_npi_arctan2'] = [Case([R(3, 4), R(3, 1)], {}, lambda a, b: np.angle(b + 1j * a))]
 CASES['_npi_ldexp'] = [Case([R(3, 4), R(4)], {}, lambda a, b: a * np.exp(b * np.log(2.0)))]
+CASES['_np_roll'] = [Case([_X34], {'shift': (1,), 'axis': (1,)}, lambda x: np.concatenate([x[:, 3:], x[:, :3]], 1)),
+                     Case([_X34], {'shift': (5,)}, lambda x: np.concatenate([x.ravel()[7:], x.ravel()[:7]]).reshape(3, 4)),
+                     Case([_X34], {'shift': (-1, 2), 'axis': (0, 1)},
+                          lambda x: np.concatenate([x[1:], x[:1]])[:, [2, 3, 0, 1]])]
 for _bw in ('pad', 'insert', 'delete', 'einsum', 'percentile'):
     BACKWARD_OF['_backward_npi_' + _bw] = '_npi_' + _bw
 

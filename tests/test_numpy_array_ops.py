@@ -37,6 +37,8 @@ CALLS = {  # name: (call on a module m and an array, input)
     'percentile': (lambda m, a: m.percentile(a, 35, axis=1, method='midpoint'), X),
     'quantile-keepdims': (lambda m, a: m.quantile(a, 0.4, axis=(0, 1), keepdims=True), X),
     'median': (lambda m, a: m.median(a, axis=0), X),
+    'roll-pairs': (lambda m, a: m.roll(a, (1, -5), axis=(0, 1)), X),
+    'roll-flat': (lambda m, a: m.roll(a, 7), X),
 }
 
 
@@ -63,7 +65,7 @@ def test_quantile_with_an_array_of_q_and_every_interpolation():
 
 @pytest.mark.parametrize('name', ['einsum-matmul', 'einsum-diag-trace', 'einsum-ellipsis', 'pad-constant',
                                   'pad-reflect-int', 'pad-edge', 'insert-list-flat', 'delete-list', 'percentile',
-                                  'quantile-keepdims', 'median'])
+                                  'quantile-keepdims', 'median', 'roll-pairs', 'roll-flat'])
 def test_gradient_matches_central_differences(name):
     f, a = CALLS[name]
     check_gradient(f, a, ref=lambda v: f(onp, v))
@@ -89,3 +91,12 @@ def test_errors_name_the_function():
             y = np.pad(x, 1, **kw).sum()
         with pytest.raises(GraphcError, match=f"gradient of {what}"):
             y.backward()
+
+
+def test_roll_on_a_symbol_without_shape_and_diagonal_axes():
+    y = mx.sym.np.roll(mx.sym.Variable('x').as_np_ndarray(), shift=2, axis=1)  # (an op: no shape needed)
+    ex = y.as_nd_ndarray().bind(mx.cpu(), {'x': mx.nd.array(X)})
+    onp.testing.assert_allclose(ex.forward()[0].asnumpy(), onp.roll(X, 2, 1), rtol=1e-6)
+    assert np.trace(np.zeros((0, 0, 0)), offset=3).shape == (0,)
+    with pytest.raises(GraphcError, match='out of range'):
+        np.trace(np.zeros((3, 2, 2)), axis1=0, axis2=-4)

@@ -726,17 +726,9 @@ def flipud(m):
 
 @_npfunc
 def roll(a, shift, axis=None):
-    a = _t(a)
-    if axis is None:
-        return reshape(roll(ravel(a), shift, 0), shape(a))
-    if not isinstance(shift, _numbers.Integral) or not isinstance(axis, _numbers.Integral):
-        pairs = _onp.broadcast(_onp.asarray(shift), _onp.asarray(axis))  # NumPy: shifts and axes pair up
-        for sh, ax in pairs:
-            a = roll(a, int(sh), int(ax))
-        return a if pairs.size else a.copy()
-    n = shape(a)[axis]
-    k = shift % n if n else 0
-    return concatenate(_split_at(a, [n - k], axis)[::-1], axis=axis) if k else a.copy()
+    """NumPy's roll (MXNet's _np_roll op: it traces without the input's shape)."""
+    tup = lambda v: None if v is None else tuple(int(i) for i in _onp.atleast_1d(v))  # noqa: E731
+    return _ndm._op('_np_roll', _t(a), shift=tup(shift), axis=tup(axis))
 
 
 @_npfunc
@@ -807,12 +799,15 @@ def diagonal(a, offset=0, axis1=0, axis2=1):
     n = len(s)
     if n < 2:
         raise _GraphcError(f"np.diagonal: needs at least 2 dimensions, got shape {s}")
+    if not (-n <= axis1 < n and -n <= axis2 < n):
+        raise _GraphcError(f"np.diagonal: axis1={axis1}, axis2={axis2} out of range for a {n}-d array")
     ax1, ax2 = axis1 % n, axis2 % n
     if ax1 == ax2:
         raise _GraphcError(f"np.diagonal: axis1 and axis2 cannot be the same axis ({axis1}, {axis2})")
     if offset >= s[ax2] or -offset >= s[ax1]:  # NumPy: an empty diagonal past the matrix
         rest = tuple(d for i, d in enumerate(s) if i not in (ax1, ax2))
-        return _nd.slice_axis(reshape(moveaxis(a, (ax1, ax2), (-2, -1)), rest + (-1,)), axis=-1, begin=0, end=0)
+        return _nd.slice_axis(reshape(moveaxis(a, (ax1, ax2), (-2, -1)), rest + (s[ax1] * s[ax2],)), axis=-1,
+                              begin=0, end=0)  # (no -1: rest may hold a 0)
     return _nd.diag(a, k=offset, axis1=ax1, axis2=ax2)
 
 

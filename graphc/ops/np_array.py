@@ -277,3 +277,37 @@ def _npi_percentile_bw(a, g, x, q=None):
     grad = np.empty_like(sorted_grad)
     np.put_along_axis(grad, order, sorted_grad, axis=-1)
     return np.moveaxis(grad.reshape(xt.shape), tuple(range(x.ndim - len(axes), x.ndim)), axes).astype(x.dtype)
+
+
+# ---------------------------------------------------------------- roll
+ROLL_ATTRS = {'shift': Attr('shape', None), 'axis': Attr('shape', None)}
+
+
+def _roll_shifts(a, ndim):
+    shift, axis = a['shift'] or (0,), a['axis']
+    if axis is not None:
+        try:
+            pairs = np.broadcast(np.asarray(shift), np.asarray(axis))
+        except ValueError:
+            bad(f"np.roll: shift {shift} and axis {axis} do not pair up")
+        if any(not -ndim <= int(ax) < ndim for _, ax in pairs):
+            bad(f"np.roll: axis {axis} is out of range for a {ndim}-d array")
+        return shift, axis
+    if len(shift) != 1:
+        bad(f"np.roll: without axis, shift must be one number, got {shift}")
+    return shift[0], None
+
+
+def _roll_infer(a, s, d):
+    _roll_shifts(a, len(s[0]))
+    return [s[0]], [d[0]]
+
+
+@register('_np_roll', kind='opaque', attrs=ROLL_ATTRS, infer=_roll_infer,
+          grad=lambda F, a, x, y, dy: [F._np_roll(dy[0], shift=tuple(-v for v in (a['shift'] or (0,))),
+                                                   axis=a['axis'])],
+          doc="NumPy's roll: elements shifted along axis (tuples: pairs of shifts and axes; None: the flattened "
+              "array, the same shape back).")
+def _np_roll(a, x):
+    shift, axis = _roll_shifts(a, x.ndim)
+    return np.roll(x, shift, axis)
