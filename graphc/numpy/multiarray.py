@@ -234,10 +234,16 @@ def _as_pair(x1, x2):
 
 
 def _binary(fn, name, result_bool=False):
+    division = name in ('divide', 'true_divide')
+
     @_npfunc
     def f(x1, x2, out=None, **kw):
         _ufunc_kwargs(name, kw)
         x1, x2 = _as_pair(x1, x2)
+        if _tensor(x1):  # (mixed dtypes as MXNet's mx.np: ndarray._np_promote)
+            x1, x2 = _ndm._np_promote(x1, x2, division)
+        else:
+            x2, x1 = _ndm._np_promote(x2, x1, division)
         r = fn(x1, x2)
         return _out(r.astype(_onp.bool_) if result_bool else r, out)
     f.__name__ = f.__qualname__ = name
@@ -924,6 +930,23 @@ def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     if equal_nan:
         r = ((r + (isnan(a) * isnan(b))) > 0)
     return r.astype(_onp.bool_)
+
+
+def _host_buffer(x, fname):
+    d = getattr(_t(x), '_data', None)
+    if not isinstance(d, _onp.ndarray):
+        raise _NotSupported(f"np.{fname}: needs arrays in host memory, not traced symbols or device arrays")
+    return d
+
+
+def shares_memory(a, b, max_work=None):
+    """Whether a and b use some of the same memory (a view of contiguous basic indexing shares its source's)."""
+    return _b.bool(_onp.shares_memory(_host_buffer(a, 'shares_memory'), _host_buffer(b, 'shares_memory'), max_work))
+
+
+def may_share_memory(a, b, max_work=None):
+    return _b.bool(_onp.may_share_memory(_host_buffer(a, 'may_share_memory'), _host_buffer(b, 'may_share_memory'),
+                                         max_work))
 
 
 def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
