@@ -47,6 +47,11 @@ class GraphcNotSupportedError(GraphcError, NotImplementedError):
     """A documented MXNet feature graphc does not have (sparse storage on a GPU, Custom ops, mx.np)."""
 
 
+class GraphcDynamicShapeError(GraphcNotSupportedError):
+    """An op whose output shape depends on the input's values (np.unique, np.bincount, npx.nonzero) met while
+    tracing: a hybridized block that has one runs its forward op by op, as MXNet runs such graphs."""
+
+
 class GraphcTraceError(GraphcError):
     """Something a traced (hybridized) forward cannot do; names the user's line."""
 

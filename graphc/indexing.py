@@ -4,7 +4,7 @@ import numpy as np
 from . import autograd as _ag
 from .base import GraphcError, GraphcIndexError
 from .registry import OPS
-from .util import _NP_ARRAY, _NP_SHAPE
+from .util import _NP_SHAPE
 
 
 def _np_key(key):
@@ -78,7 +78,7 @@ def getitem(x, key):
             else:
                 p = int(p) % x.shape[len(begin)]
                 begin.append(p); end.append(p + 1); step.append(1)
-        if not _NP_ARRAY[0] and not (_ag._st.recording and getattr(x, '_ag', None) is not None):
+        if not (_ag._st.recording and getattr(x, "_ag", None) is not None):  # (mx.np too: MXNet 1.9 np views)
             v = _view(x, parts, out_shape)
             if v is not None:
                 return v

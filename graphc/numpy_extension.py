@@ -90,10 +90,11 @@ def arange_like(data, start=0.0, step=1.0, repeat=1, ctx=None, axis=None):
 
 
 def nonzero(a):
-    """The indices of a's non-zero elements as an (N, a.ndim) int64 array (MXNet's npx.nonzero)."""
+    """The indices of a's non-zero elements as an (N, max(a.ndim, 1)) int64 array (MXNet's npx.nonzero)."""
     import numpy as _onp
     from .numpy import array
-    return array(_onp.argwhere(a.asnumpy()), dtype=_onp.int64, ctx=a.context)
+    from .numpy.multiarray import _host_args
+    return array(_onp.argwhere(_onp.atleast_1d(_host_args('nonzero', a))), dtype=_onp.int64, ctx=a.context)  # (0-d: as 1-d)
 
 
 from .numpy import extension_random as random  # noqa: E402,F401  (npx.random: seed, bernoulli, uniform_n, ...)

@@ -694,6 +694,112 @@ for _bw in ('syrk', 'trmm', 'trsm', 'potrf', 'potri', 'det', 'slogdet', 'sumlogd
     BACKWARD_OF['_backward_linalg_' + _bw] = '_linalg_' + _bw
 
 
+# mx.np.linalg's ops (_npi_*): LAPACK's results (their vectors' signs are LAPACK's); the gradient checks are the test
+def _real_eig(n, *batch):  # P D P^-1: real, distinct eigenvalues
+    P = np.eye(n) + 0.2 * R(*batch, n, n)
+    return P @ (np.arange(1, n + 1) * 1.5 * np.eye(n)) @ np.linalg.inv(P)
+
+
+def _thin_svd(A):
+    return tuple(np.linalg.svd(A, full_matrices=False))
+
+
+CASES['_npi_svd'] = [Case([R(3, 4)], {}, _thin_svd), Case([R(2, 2, 3)], {}, _thin_svd), Case([R(3, 3)], {}, _thin_svd)]
+CASES['_npi_eigh'] = [Case([R(3, 3)], {}, lambda A: np.linalg.eigh(np.tril(A) + np.tril(A, -1).T)),
+                      Case([R(2, 3, 3)], {'UPLO': 'U'}, lambda A: np.linalg.eigh(np.triu(A) + _tT(np.triu(A, 1)), 'U'))]
+CASES['_npi_eigvalsh'] = [Case([R(2, 3, 3)], {}, lambda A: np.linalg.eigvalsh(np.tril(A) + _tT(np.tril(A, -1)))),
+                          Case([R(3, 3)], {'UPLO': 'U'}, lambda A: np.linalg.eigvalsh(np.triu(A) + np.triu(A, 1).T))]
+CASES['_npi_eig'] = [Case([_real_eig(3)], {}, lambda A: tuple(v.real for v in np.linalg.eig(A))),
+                     Case([_real_eig(3, 2)], {}, lambda A: tuple(v.real for v in np.linalg.eig(A)))]
+CASES['_npi_eigvals'] = [Case([_real_eig(3, 2)], {}, lambda A: np.linalg.eig(A)[0].real)]
+CASES['_npi_cholesky'] = [Case([_spd(3)], {}, lambda A: np.linalg.cholesky(A)),
+                          Case([_spd(3, 2)], {}, lambda A: np.linalg.cholesky(A))]
+CASES['_npi_solve'] = [Case([_spd(3), R(3, 2)], {}, lambda A, B: np.linalg.inv(A) @ B),
+                       Case([_spd(3, 2), R(2, 3)], {}, lambda A, b: np.einsum('bij,bj->bi', np.linalg.inv(A), b)),
+                       Case([_spd(2, 2), R(2, 2, 1)], {}, lambda A, B: np.linalg.inv(A) @ B)]
+CASES['_npi_pinv'] = [Case([R(3, 4), np.array(1e-6)], {}, lambda A, r: A.T @ np.linalg.inv(A @ A.T)),
+                      Case([R(2, 4, 3), np.full(2, 1e-6)], {}, lambda A, r: np.linalg.inv(_tT(A) @ A) @ _tT(A))]
+CASES['_npi_pinv_scalar_rcond'] = [Case([R(4, 3)], {'rcond': 1e-9}, lambda A: np.linalg.inv(A.T @ A) @ A.T),
+                                   Case([_spd(3)], {'hermitian': True}, lambda A: np.linalg.inv(A))]
+CASES['_npi_qr'] = [Case([R(4, 3)], {}, lambda A: tuple(np.linalg.qr(A))), Case([R(3, 5)], {}, lambda A: tuple(np.linalg.qr(A))),
+                    Case([R(2, 3, 3)], {}, lambda A: tuple(np.linalg.qr(A)))]
+_rank2 = R(4, 2) @ R(2, 3)  # rank 2
+CASES['_npi_matrix_rank_none_tol'] = [Case([np.stack([_rank2, R(4, 3)])], {}, lambda M: np.array([2, 3]), grad=False),
+                                      Case([R(3)], {}, lambda v: np.array(1), grad=False),
+                                      Case([_rank2], {'tol': 1e3}, lambda M: np.array(0), grad=False)]
+CASES['_npi_matrix_rank'] = [Case([np.stack([_rank2, R(4, 3)]), np.array([1e-6, 1e3])], {}, lambda M, t: np.array([2, 0]),
+                                  grad=False)]
+for _bw in ('svd', 'eigh', 'eigvalsh', 'eig', 'eigvals', 'cholesky', 'solve', 'qr'):
+    BACKWARD_OF['_backward_npi_' + _bw] = '_npi_' + _bw
+BACKWARD_OF['_backward_npi_pinv'] = '_npi_pinv'
+
+
+# mx.np's array functions (graphc/ops/np_array.py): slices and concatenations as oracles
+_X34 = R(3, 4)
+CASES['_npi_pad'] = [
+    Case([_X34], {'pad_width': (1, 2, 0, 1), 'constant_values': 1.5},
+         lambda x: np.concatenate([np.full((1, 5), 1.5), np.concatenate([x, np.full((3, 1), 1.5)], 1),
+                                   np.full((2, 5), 1.5)])),
+    Case([_X34], {'pad_width': (0, 0, 2, 1), 'mode': 'reflect'},
+         lambda x: np.concatenate([x[:, 2:0:-1], x, x[:, 2:1:-1]], 1)),
+    Case([_X34], {'pad_width': (0, 0, 2, 1), 'mode': 'symmetric'},
+         lambda x: np.concatenate([x[:, 1::-1], x, x[:, 3:]], 1)),
+    Case([_X34], {'pad_width': (2, 1, 0, 0), 'mode': 'edge'}, lambda x: np.concatenate([x[:1], x[:1], x, x[2:]])),
+    Case([_X34], {'pad_width': (0, 0, 1, 1), 'mode': 'maximum'},
+         lambda x: np.concatenate([x.max(1, keepdims=True), x, x.max(1, keepdims=True)], 1), grad=False)]
+CASES['_npi_insert'] = [
+    Case([_X34, R(2, 4)], {'axis': 0, 'indices': (1, 3)},
+         lambda x, v: np.concatenate([x[:1], v[:1], x[1:3], v[1:], x[3:]])),
+    Case([_X34, R(3)], {'axis': 1, 'int_ind': -1}, lambda x, v: np.concatenate([x[:, :3], v[:, None], x[:, 3:]], 1)),
+    Case([_X34, R(1)], {'int_ind': 2}, lambda x, v: np.concatenate([x.ravel()[:2], v, x.ravel()[2:]])),
+    Case([_X34, R(3, 1)], {'axis': 1, 'slice_ind': (0, 4, 2)},
+         lambda x, v: np.concatenate([v, x[:, :2], v, x[:, 2:]], 1))]
+CASES['_npi_delete'] = [Case([_X34], {'axis': 1, 'indices': (0, 2, 7, -1)}, lambda x: x[:, [1, 3]]),
+                        Case([_X34], {'axis': 0, 'int_ind': -1}, lambda x: x[:2]),
+                        Case([_X34], {'slice_ind': (None, None, 3)}, lambda x: np.delete(x.ravel(), [0, 3, 6, 9]))]
+_ein = {'subscripts': 'ij,jk->ik', 'num_args': 2}
+CASES['_npi_einsum'] = [
+    Case([R(3, 4), R(4, 2)], _ein, lambda a, b: a @ b),
+    Case([R(3, 3)], {'subscripts': 'ii->i', 'num_args': 1}, lambda a: np.diag(a).copy()),
+    Case([R(3, 3)], {'subscripts': 'ii', 'num_args': 1}, lambda a: np.array(np.trace(a))),
+    Case([R(1, 4), R(2, 4)], {'subscripts': 'ij, ij -> i', 'num_args': 2}, lambda a, b: (a * b).sum(1)),
+    Case([R(2, 3, 4), R(4)], {'subscripts': '...j,j', 'num_args': 2, 'optimize': 1}, lambda a, b: a @ b),
+    Case([R(2), R(3)], {'subscripts': 'i,j', 'num_args': 2}, lambda a, b: a[:, None] * b[None, :]),
+    Case([R(2, 3), R(3, 4), R(4, 2)], {'subscripts': 'ij,jk,kl->il', 'num_args': 3}, lambda a, b, c: a @ b @ c),
+    Case([R(2, 3), R(4)], {'subscripts': 'ij,k->jk', 'num_args': 2}, lambda a, b: a.sum(0)[:, None] * b[None, :])]
+
+
+def _pct_linear(x, q, axis):  # sorted values, linear between the two neighbours of q / 100 * (n - 1)
+    s = np.sort(x, axis)
+    pos = q / 100 * (x.shape[axis] - 1)
+    lo, t = int(np.floor(pos)), pos - np.floor(pos)
+    take = lambda i: np.take(s, min(i, x.shape[axis] - 1), axis)  # noqa: E731
+    return take(lo) * (1 - t) + take(lo + 1) * t
+
+
+CASES['_npi_percentile'] = [
+    Case([R(3, 5)], {'axis': 1, 'q_scalar': 30.0}, lambda x: _pct_linear(x, 30.0, 1)),
+    Case([R(3, 5), np.array([10.0, 75.0])], {'axis': 0, 'keepdims': True},
+         lambda x, q: np.stack([_pct_linear(x, v, 0)[None] for v in q])),
+    Case([R(2, 7)], {'axis': -1, 'q_scalar': 50.0, 'interpolation': 'lower'}, lambda x: np.sort(x, -1)[:, 3]),
+    Case([R(2, 3, 4)], {'axis': (0, 2), 'q_scalar': 40.0, 'interpolation': 'midpoint'},  # (2.8 of 7: between 2 and 3)
+         lambda x: np.sort(np.moveaxis(x, 1, 0).reshape(3, 8), 1)[:, 2:4].mean(1)),
+    Case([R(4, 3)], {'axis': 0, 'q_scalar': 60.0, 'interpolation': 'nearest'}, lambda x: np.sort(x, 0)[2])]
+_I1, _I2 = I(20, 3, 4) - 10, I(20, 4) - 7
+for _k, _f in (('lcm', np.lcm), ('bitwise_and', np.bitwise_and), ('bitwise_or', np.bitwise_or),
+               ('bitwise_xor', np.bitwise_xor)):
+    CASES['_npi_' + _k] = [Case([_I1, _I2], {}, lambda a, b, f=_f: f(a.astype(int), b.astype(int)).astype(float))]
+CASES['_npi_copysign'] = [Case([R(3, 4), R(4)], {}, lambda a, b: abs(a) * np.where(b < 0, -1.0, 1.0))]
+CASES['_npi_arctan2'] = [Case([R(3, 4), R(3, 1)], {}, lambda a, b: np.angle(b + 1j * a))]
+CASES['_npi_ldexp'] = [Case([R(3, 4), R(4)], {}, lambda a, b: a * np.exp(b * np.log(2.0)))]
+CASES['_np_roll'] = [Case([_X34], {'shift': (1,), 'axis': (1,)}, lambda x: np.concatenate([x[:, 3:], x[:, :3]], 1)),
+                     Case([_X34], {'shift': (5,)}, lambda x: np.concatenate([x.ravel()[7:], x.ravel()[:7]]).reshape(3, 4)),
+                     Case([_X34], {'shift': (-1, 2), 'axis': (0, 1)},
+                          lambda x: np.concatenate([x[1:], x[:1]])[:, [2, 3, 0, 1]])]
+for _bw in ('pad', 'insert', 'delete', 'einsum', 'percentile'):
+    BACKWARD_OF['_backward_npi_' + _bw] = '_npi_' + _bw
+
+
 # ---------------------------------------------------------------- sequences (graphc/ops/sequence.py)
 def _seq_mask(x, L, value=0.0, axis=0):
     out = x.copy()

@@ -145,3 +145,28 @@ def test_dot_infers_a_weights_unknown_dims_from_its_data():
     assert mx.sym.dot(x, w).infer_shape(x=(64, 10), w=(0, 3))[0] == [(64, 10), (10, 3)]
     assert mx.sym.dot(x, w, transpose_b=True).infer_shape(x=(64, 10), w=(3, 0))[0] == [(64, 10), (3, 10)]
     assert mx.sym.dot(x, w).infer_shape(x=(2, 5, 10), w=(0, 3))[1] == [(2, 5, 3)]
+
+
+def test_contiguous_basic_indexing_is_a_view_in_np_mode_too():
+    # MXNet 1.9's mx.np (as its NDArray): a[0][k] = v writes into a; a strided slice is a copy
+    a = np.zeros((3, 5))
+    a[1][2] = 7
+    a[0][1:3] = 3
+    row = a[2:3]
+    row[0, 4] = 5
+    a[:, 1][0] = 9  # (a column is not contiguous: a copy)
+    want = onp.zeros((3, 5))
+    want[1, 2], want[0, 1:3], want[2, 4] = 7, 3, 5
+    onp.testing.assert_array_equal(a.asnumpy(), want)
+
+
+def test_shares_memory_follows_the_views_and_mixed_dtypes_promote_as_mxnet():
+    x = np.zeros((4, 5, 6))
+    assert np.shares_memory(x[1], x) and not np.shares_memory(x[0], x[1])
+    assert np.may_share_memory(x[0, 0, 1:4], x[0, 0, 2:3]) and not np.shares_memory(x, np.ones((5, 0)))
+    assert not np.shares_memory(x[:, 0, 0], x)  # (strided: a copy)
+    i, b, f = np.array([3, 4], dtype='int32'), np.array([True, True]), np.array([1.5, 2.0], dtype='float16')
+    assert (i / i).dtype == (b / b).dtype == (i / 2).dtype == (3 / i).dtype == np.divide(i, i).dtype == onp.float32
+    assert (i + f).dtype == (f * i).dtype == np.subtract(i, f).dtype == onp.float16
+    assert (i + np.array([1, 2], dtype='int64')).dtype == onp.int64
+    onp.testing.assert_allclose((i / 2).asnumpy(), [1.5, 2.0])

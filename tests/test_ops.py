@@ -41,7 +41,7 @@ NO_GRAD_CHECK |= {'_contrib_gradientmultiplier', 'SVMOutput'}  # (its gradient i
 
 
 FIXED_DTYPE = {'Cast', 'shape_array', 'size_array', '_contrib_index_array', 'amp_cast', 'all_finite', '_histogram',
-               'multi_all_finite'}  # their output dtype does not follow the input's
+               'multi_all_finite', '_npi_matrix_rank', '_npi_matrix_rank_none_tol'}  # their output dtype does not follow the input's
 
 
 def _run(name, case, dtype, train=None):

@@ -16,7 +16,7 @@ from .. import autograd, nd, sym
 from ..graph import Graph
 from ..symbol.symbol import Symbol, current_trace
 from .. import initializer as _init
-from ..base import GraphcError
+from ..base import GraphcDynamicShapeError, GraphcError
 from ..ndarray.ndarray import NDArray
 from .parameter import Parameter, ParameterDict, _known, call_on_input_context, load_into
 
@@ -456,6 +456,8 @@ class HybridBlock(Block):
     """A block written as hybrid_forward(F, x, *args, **params), with F = graphc.nd when eager.
     Layers fill in unknown parameter dimensions from the first input in infer_shape(x, *args)."""
 
+    _dynamic = False  # a traced forward met an op with a data-dependent output shape: it runs op by op
+
     def __init__(self, prefix=None, params=None):
         super().__init__(prefix, params)
         self._active, self._flags = False, {}
@@ -484,6 +486,7 @@ class HybridBlock(Block):
         self._active = active
         self._flags = dict(static_alloc=static_alloc, static_shape=static_shape, **kwargs)
         self._cache, self._last_key, self._in_fmt, self._fast_call = {}, None, None, None
+        self._dynamic = False
         super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
         if active:   # the first call compiles: LLVM's engine and the step interpreter start now, on the compile thread
             from ..runtime.cpu import warm_up
@@ -528,7 +531,7 @@ class HybridBlock(Block):
         return self._run(leaves, *args, **kwargs)
 
     def _run(self, leaves, *args, **kwargs):
-        if self._active and not kwargs and not _eager.on:
+        if self._active and not kwargs and not _eager.on and not self._dynamic:
             self._check_cached_inputs(args, leaves)
             return self._cached_call(args)
         return self.forward(*args, **kwargs)
@@ -566,7 +569,11 @@ class HybridBlock(Block):
                 if entry is None:
                     if self._last_key is not None:
                         log_retrace(self, self._last_key, key)
-                    entry = remember(self, key, CachedGraph(self, args))
+                    try:
+                        entry = remember(self, key, CachedGraph(self, args))
+                    except GraphcDynamicShapeError:  # (a data-dependent shape: MXNet runs it op by op too)
+                        self._dynamic = True
+                        return self.forward(*args)
                     f = self._flags
                     entry.inline_limit = None if f.get('static_alloc') else f.get('inline_limit', 2)
                     self._trace_count = self.trace_count + 1

@@ -188,7 +188,29 @@ def _compare(x, y, bname, sname):
     return r.astype(np.bool_) if _NP_ARRAY[0] and r is not NotImplemented else r
 
 
+_DIVISIONS = ('broadcast_div', '_div_scalar', '_rdiv_scalar')
+
+
+def _np_promote(x, y, division):
+    """mx.np's mixed precision (MXNet 1.9): an integer or bool with a float is in the float's type, two floats or two
+    integers in the wider; a true division of integers or bools (also by a number) is float32."""
+    dx = getattr(x, 'dtype', None)
+    dy = getattr(y, 'dtype', None) if isinstance(y, TENSORS) else None
+    if dx is None or (isinstance(y, TENSORS) and dy is None):
+        return x, y  # (a traced symbol whose dtype is not known yet)
+    to = dx
+    if dy is not None and dy != dx:
+        fl = [d for d in (dx, dy) if np.dtype(d).kind == 'f']
+        to = fl[0] if len(fl) == 1 else np.promote_types(dx, dy)
+    if division and np.dtype(to).kind in 'biu':
+        to = np.dtype(np.float32)
+    x = x if dx == to else x.astype(to)
+    return x, (y if dy is None or dy == to else y.astype(to))
+
+
 def _binary(x, y, bname, sname, rname=None, elemwise=None):
+    if _NP_ARRAY[0] and isinstance(y, TENSORS + (numbers.Number,)):
+        x, y = _np_promote(x, y, bname in _DIVISIONS or sname in _DIVISIONS)
     if isinstance(y, TENSORS):
         if elemwise and x.shape == y.shape and x.shape is not None:
             return invoke(OPS[elemwise], (x, y), {})

@@ -7,7 +7,8 @@ import numpy as _onp
 
 from .. import ndarray as _nd
 from .. import autograd as _ag
-from ..base import GraphcError as _GraphcError, GraphcNotSupportedError as _NotSupported
+from ..base import GraphcDynamicShapeError as _GraphcDynamicShapeError, GraphcError as _GraphcError, \
+    GraphcNotSupportedError as _NotSupported
 from ..ndarray import ndarray as _ndm
 from ..ndarray.ndarray import NDArray as ndarray
 from ..util import _NP_SHAPE
@@ -233,10 +234,16 @@ def _as_pair(x1, x2):
 
 
 def _binary(fn, name, result_bool=False):
+    division = name in ('divide', 'true_divide')
+
     @_npfunc
     def f(x1, x2, out=None, **kw):
         _ufunc_kwargs(name, kw)
         x1, x2 = _as_pair(x1, x2)
+        if _tensor(x1):  # (mixed dtypes as MXNet's mx.np: ndarray._np_promote)
+            x1, x2 = _ndm._np_promote(x1, x2, division)
+        else:
+            x2, x1 = _ndm._np_promote(x2, x1, division)
         r = fn(x1, x2)
         return _out(r.astype(_onp.bool_) if result_bool else r, out)
     f.__name__ = f.__qualname__ = name
@@ -256,6 +263,16 @@ greater_equal = _binary(_nd.greater_equal, 'greater_equal', True)
 less_equal = _binary(_nd.lesser_equal, 'less_equal', True)
 floor_divide = _binary(lambda a, b: _nd.floor(a / b), 'floor_divide')
 hypot = _binary(lambda a, b: _nd.sqrt(a * a + b * b), 'hypot')
+def _npi2(opname):
+    def f(a, b):
+        a = a if _tensor(a) else array(a, dtype=b.dtype)
+        return _ndm._op(opname, a, b if _tensor(b) else array(b, dtype=a.dtype))
+    return f
+
+
+lcm, arctan2, copysign, ldexp = (_binary(_npi2('_npi_' + _n), _n) for _n in ('lcm', 'arctan2', 'copysign', 'ldexp'))
+bitwise_and, bitwise_or, bitwise_xor = (_binary(_npi2('_npi_' + _n), _n) for _n in ('bitwise_and', 'bitwise_or',
+                                                                                    'bitwise_xor'))
 logical_and = _binary(lambda a, b: (a != 0) * (b != 0), 'logical_and', True)
 logical_or = _binary(lambda a, b: ((a != 0) + (b != 0)) > 0, 'logical_or', True)
 logical_xor = _binary(lambda a, b: (a != 0) != (b != 0), 'logical_xor', True)
@@ -715,17 +732,9 @@ def flipud(m):
 
 @_npfunc
 def roll(a, shift, axis=None):
-    a = _t(a)
-    if axis is None:
-        return reshape(roll(ravel(a), shift, 0), shape(a))
-    if not isinstance(shift, _numbers.Integral) or not isinstance(axis, _numbers.Integral):
-        pairs = _onp.broadcast(_onp.asarray(shift), _onp.asarray(axis))  # NumPy: shifts and axes pair up
-        for sh, ax in pairs:
-            a = roll(a, int(sh), int(ax))
-        return a if pairs.size else a.copy()
-    n = shape(a)[axis]
-    k = shift % n if n else 0
-    return concatenate(_split_at(a, [n - k], axis)[::-1], axis=axis) if k else a.copy()
+    """NumPy's roll (MXNet's _np_roll op: it traces without the input's shape)."""
+    tup = lambda v: None if v is None else tuple(int(i) for i in _onp.atleast_1d(v))  # noqa: E731
+    return _ndm._op('_np_roll', _t(a), shift=tup(shift), axis=tup(axis))
 
 
 @_npfunc
@@ -796,12 +805,15 @@ def diagonal(a, offset=0, axis1=0, axis2=1):
     n = len(s)
     if n < 2:
         raise _GraphcError(f"np.diagonal: needs at least 2 dimensions, got shape {s}")
+    if not (-n <= axis1 < n and -n <= axis2 < n):
+        raise _GraphcError(f"np.diagonal: axis1={axis1}, axis2={axis2} out of range for a {n}-d array")
     ax1, ax2 = axis1 % n, axis2 % n
     if ax1 == ax2:
         raise _GraphcError(f"np.diagonal: axis1 and axis2 cannot be the same axis ({axis1}, {axis2})")
     if offset >= s[ax2] or -offset >= s[ax1]:  # NumPy: an empty diagonal past the matrix
         rest = tuple(d for i, d in enumerate(s) if i not in (ax1, ax2))
-        return _nd.slice_axis(reshape(moveaxis(a, (ax1, ax2), (-2, -1)), rest + (-1,)), axis=-1, begin=0, end=0)
+        return _nd.slice_axis(reshape(moveaxis(a, (ax1, ax2), (-2, -1)), rest + (s[ax1] * s[ax2],)), axis=-1,
+                              begin=0, end=0)  # (no -1: rest may hold a 0)
     return _nd.diag(a, k=offset, axis1=ax1, axis2=ax2)
 
 
@@ -920,6 +932,23 @@ def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     return r.astype(_onp.bool_)
 
 
+def _host_buffer(x, fname):
+    d = getattr(_t(x), '_data', None)
+    if not isinstance(d, _onp.ndarray):
+        raise _NotSupported(f"np.{fname}: needs arrays in host memory, not traced symbols or device arrays")
+    return d
+
+
+def shares_memory(a, b, max_work=None):
+    """Whether a and b use some of the same memory (a view of contiguous basic indexing shares its source's)."""
+    return _b.bool(_onp.shares_memory(_host_buffer(a, 'shares_memory'), _host_buffer(b, 'shares_memory'), max_work))
+
+
+def may_share_memory(a, b, max_work=None):
+    return _b.bool(_onp.may_share_memory(_host_buffer(a, 'may_share_memory'), _host_buffer(b, 'may_share_memory'),
+                                         max_work))
+
+
 def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     return _b.bool(all(isclose(a, b, rtol, atol, equal_nan)))
 
@@ -936,15 +965,112 @@ def array_equiv(a1, a2):
         return False
 
 
+# ---------------------------------------------------------------- functions that are ops of their own (ops/np_array.py)
+def _obj_attrs(obj, fname):
+    """insert's and delete's obj (an int, a slice, indices) as the op's attributes: known when the block traces."""
+    if isinstance(obj, slice):
+        return {'slice_ind': (obj.start, obj.stop, obj.step)}
+    if isinstance(obj, ndarray):
+        obj = obj.asnumpy()
+    elif _tensor(obj):
+        raise _NotSupported(f"np.{fname}: obj must be known while the block is traced (an int, a slice, a list or an "
+                            "NDArray), not a traced symbol")
+    o = _onp.asarray(obj)
+    if o.size and o.dtype.kind not in 'iu':
+        raise _GraphcError(f"np.{fname}: obj must be an int, a slice or integer indices, got dtype {o.dtype}")
+    return {'int_ind': int(o)} if o.ndim == 0 else {'indices': tuple(int(i) for i in o.ravel())}
+
+
+@_npfunc
+def insert(arr, obj, values, axis=None):
+    """NumPy's insert (values cast to arr's dtype); obj: an int, a slice or indices."""
+    arr = _t(arr)
+    values = _t(values, arr.dtype)
+    if getattr(values, 'dtype', None) is not None and arr.dtype is not None and values.dtype != arr.dtype:
+        values = values.astype(arr.dtype)
+    return _ndm._op('_npi_insert', arr, values, axis=axis, **_obj_attrs(obj, 'insert'))
+
+
+@_npfunc
+def delete(arr, obj, axis=None):
+    """NumPy's delete; indices outside the axis are ignored (MXNet's)."""
+    return _ndm._op('_npi_delete', _t(arr), axis=axis, **_obj_attrs(obj, 'delete'))
+
+
+@_npfunc
+def pad(array, pad_width, mode='constant', **kwargs):  # noqa: A002  (NumPy's name)
+    """NumPy's pad for the modes constant (one constant_values number), edge, reflect, symmetric (reflect_type),
+    maximum and minimum."""
+    x = _t(array)
+    if not isinstance(mode, str):
+        raise _NotSupported("np.pad: mode must be a name; a function is not supported")
+    extra = set(kwargs) - {'constant_values', 'reflect_type'}
+    if extra:
+        raise _NotSupported(f"np.pad: {', '.join(sorted(extra))} not supported")
+    cv = kwargs.get('constant_values', 0)
+    if not isinstance(cv, _numbers.Number):
+        raise _NotSupported(f"np.pad: constant_values must be one number (MXNet's), got {cv!r}")
+    nd = len(_shape_of(x, 'pad'))
+    try:
+        pw = _onp.broadcast_to(_onp.asarray(pad_width, dtype=_onp.int64), (nd, 2))
+    except ValueError:
+        raise _GraphcError(f"np.pad: pad_width {pad_width!r} does not fit a {nd}-d array") from None
+    return _ndm._op('_npi_pad', x, pad_width=tuple(int(v) for v in pw.ravel()), mode=mode, constant_values=float(cv),
+                    reflect_type=kwargs.get('reflect_type', 'even'))
+
+
+@_npfunc
+def einsum(*operands, out=None, optimize=False, **kwargs):
+    """NumPy's einsum('subscripts', *arrays): explicit or implicit output, '...', repeated labels; differentiable."""
+    if kwargs:
+        raise _NotSupported(f"np.einsum: {', '.join(sorted(kwargs))} not supported")
+    if not operands or not isinstance(operands[0], str):
+        raise _NotSupported("np.einsum: takes the subscripts string first (the sublist form is not supported)")
+    xs = [_t(x) for x in operands[1:]]
+    return _out(_ndm._op('_npi_einsum', *xs, subscripts=operands[0], num_args=len(xs), optimize=int(bool(optimize))),
+                out)
+
+
+def _percentile(fname, a, q, axis, interpolation, keepdims, scale, out, method=None):
+    a = _t(a)
+    attrs = {'axis': axis, 'interpolation': method or interpolation, 'keepdims': keepdims}
+    if isinstance(q, _numbers.Number):
+        return _out(_ndm._op('_npi_percentile', a, q_scalar=float(q) * scale, **attrs), out)
+    q = _t(q, _onp.float64)
+    return _out(_ndm._op('_npi_percentile', a, q.astype(_onp.float64) * scale if scale != 1 else q, **attrs), out)
+
+
+@_npfunc
+def percentile(a, q, axis=None, out=None, overwrite_input=None, interpolation='linear', keepdims=False, method=None):
+    """NumPy's percentile (q in [0, 100]); interpolation (or NumPy 2's method): linear, lower, higher, midpoint,
+    nearest."""
+    return _percentile('percentile', a, q, axis, interpolation, keepdims, 1, out, method)
+
+
+@_npfunc
+def quantile(a, q, axis=None, out=None, overwrite_input=None, interpolation='linear', keepdims=False, method=None):
+    """NumPy's quantile (q in [0, 1])."""
+    return _percentile('quantile', a, q, axis, interpolation, keepdims, 100, out, method)
+
+
+@_npfunc
+def median(a, axis=None, out=None, overwrite_input=None, keepdims=False):
+    return _percentile('median', a, 50.0, axis, 'linear', keepdims, 1, out)
+
+
 # ---------------------------------------------------------------- NumPy on the host (MXNet's fallback list)
-_FALLBACK = set('''apply_along_axis apply_over_axes argpartition argwhere bincount bitwise_and bitwise_or
-bitwise_xor choose compress copysign corrcoef correlate cov delete digitize divmod einsum
-extract flatnonzero frexp genfromtxt heaviside histogram histogram2d histogram_bin_edges histogramdd i0 in1d indices insert interp intersect1d isin ix_ lcm ldexp lexsort meshgrid
+_FALLBACK = set('''apply_along_axis apply_over_axes argpartition argwhere bincount
+choose compress corrcoef correlate cov digitize divmod
+extract flatnonzero frexp genfromtxt heaviside histogram histogram2d histogram_bin_edges histogramdd i0 in1d indices interp intersect1d isin ix_ lexsort meshgrid
 modf msort nanargmax nanargmin nancumprod nancumsum nanmax nanmedian nanmin nanpercentile nanquantile
-nonzero packbits pad partition percentile piecewise poly polyadd polydiv polyfit polyint polymul polysub ptp
-quantile real roots searchsorted select setdiff1d setxor1d signbit spacing take_along_axis trapz
-tril_indices_from trim_zeros triu_indices_from union1d unique unpackbits unwrap vander arctan2
-median'''.split())
+nonzero packbits partition piecewise poly polyadd polydiv polyfit polyint polymul polysub ptp
+real roots searchsorted select setdiff1d setxor1d signbit spacing take_along_axis trapz
+tril_indices_from trim_zeros triu_indices_from union1d unique unpackbits unwrap vander'''.split())
+
+
+# fallbacks whose output shape depends on the input's values: a hybridized block that calls one runs op by op
+_DYNAMIC_SHAPE = {'unique', 'bincount', 'nonzero', 'argwhere', 'flatnonzero', 'extract', 'compress', 'trim_zeros',
+                  'setdiff1d', 'setxor1d', 'union1d', 'intersect1d', 'linalg.lstsq'}
 
 
 def _host_args(fname, x):
@@ -954,6 +1080,8 @@ def _host_args(fname, x):
                                           "differentiated: call it outside autograd.record() or on x.detach()")
         return x.asnumpy()
     if _tensor(x):
+        if fname in _DYNAMIC_SHAPE:
+            raise _GraphcDynamicShapeError(f"np.{fname}: its output shape depends on the input's values")
         raise _NotSupported(f"np.{fname} runs in NumPy on the host (no graphc kernel) and cannot be part of "
                                       "a hybridized graph: call it outside hybrid_forward")
     if isinstance(x, (list, tuple)):

@@ -169,7 +169,8 @@ def _bin_grads(kind):
                                           F.broadcast_mul(g, F.broadcast_lesser(a, b))),
         'minimum': lambda F, a, b, o, g: (F.broadcast_mul(g, F.broadcast_lesser_equal(a, b)),
                                           F.broadcast_mul(g, F.broadcast_greater(a, b))),
-        'mod': lambda F, a, b, o, g: (g, -F.broadcast_mul(g, F.floor(F.broadcast_div(a, b)))),
+        'mod': lambda F, a, b, o, g: (F.zeros_like(a), F.zeros_like(b)) if np.dtype(a.dtype).kind in 'iub' else
+        (g, -F.broadcast_mul(g, F.floor(F.broadcast_div(a, b)))),  # (integers: MXNet's zero gradient)
     }.get(kind, lambda F, a, b, o, g: (None, None))
 
 
@@ -227,6 +228,43 @@ def _hypot_grad(F, attrs, x, y, dy):
 
 register('broadcast_hypot', infer=_broadcast_infer('broadcast_hypot'), kind='broadcast', inputs=('lhs', 'rhs'),
          grad=_hypot_grad, doc="sqrt(lhs^2 + rhs^2) with broadcasting.")(lambda attrs, a, b: np.hypot(a, b))
+
+
+# mx.np's other binaries (MXNet's _npi_*): integer ones without a gradient; copysign: d/da = sign(a b) (0: +1);
+# arctan2(a, b): d/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2); ldexp(a, b) = a 2^b: d/da = 2^b, d/db = out ln 2
+def _npi_binary(name, fn, grad, doc, out_dtype=None, mixed=False):
+    def infer(attrs, shapes, dtypes):
+        d = dtypes[0] if mixed else same_dtype(name, dtypes)
+        return [broadcast_shapes(*shapes)], [out_dtype(d) if out_dtype else d]
+    register(name, infer=infer, kind='broadcast', inputs=('lhs', 'rhs'), doc=doc, grad=grad, mixed_dtypes=mixed)(
+        lambda attrs, a, b: np.asarray(fn(a, b)).astype(out_dtype(a.dtype) if out_dtype else a.dtype))
+
+
+def _integral(f):  # (integer-valued floats too, as graphc's NDArrays often hold them)
+    return lambda a, b: f(a, b) if a.dtype.kind in 'iub' else f(a.astype(np.int64), b.astype(np.int64))
+
+
+def _grads2(da, db):
+    return lambda F, attrs, x, y, dy: [unbroadcast(F, da(F, x[0], x[1], y[0], dy[0]), x[0].shape),
+                                       unbroadcast(F, db(F, x[0], x[1], y[0], dy[0]), x[1].shape)]
+
+
+for _k in ('lcm', 'bitwise_and', 'bitwise_or', 'bitwise_xor'):
+    _npi_binary('_npi_' + _k, _integral(getattr(np, _k)), None, f"NumPy's {_k} of integers (or bools), with broadcasting.")
+_npi_binary('_npi_copysign', np.copysign,
+            _grads2(lambda F, a, b, o, g: F.broadcast_mul(g, F._npi_copysign(F.ones_like(o), F.broadcast_mul(a, b))),
+                    lambda F, a, b, o, g: F.zeros_like(b)),
+            "|lhs| with the sign of rhs, with broadcasting.")
+_npi_binary('_npi_arctan2', np.arctan2,
+            _grads2(lambda F, a, b, o, g: F.broadcast_div(F.broadcast_mul(g, b), F.broadcast_add(F.square(a), F.square(b))),
+                    lambda F, a, b, o, g: -F.broadcast_div(F.broadcast_mul(g, a), F.broadcast_add(F.square(a), F.square(b)))),
+            "The angle of (rhs, lhs) in (-pi, pi], with broadcasting.", out_dtype=lambda d: d if d.kind == 'f' else np.dtype(np.float32))
+_npi_binary('_npi_ldexp', lambda a, b: a * np.power(2.0, b.astype(np.float64)),
+            _grads2(lambda F, a, b, o, g: F.broadcast_mul(g, F.broadcast_power(F.ones_like(o) * 2.0,
+                                                                               F.Cast(b, dtype=str(o.dtype)))),
+                    lambda F, a, b, o, g: F.Cast(F.broadcast_mul(g, o) * float(np.log(2.0)), dtype=str(b.dtype))),
+            "lhs * 2 ** rhs (rhs: any dtype), with broadcasting.",
+            out_dtype=lambda d: d if d.kind == 'f' else np.dtype(np.float32), mixed=True)
 
 
 # ---------------------------------------------------------------- with a scalar

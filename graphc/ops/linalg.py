@@ -312,3 +312,355 @@ def _gelqf_bw(a, dQ, dL, Q, L):
     M = _T(L) @ dL - dQ @ _T(Q)
     M = np.tril(M) + _T(np.tril(M, -1))
     return np.linalg.solve(_T(L), dQ + M @ Q).astype(dt)
+
+
+# ---------------------------------------------------------------- mx.np.linalg's decompositions and solvers (_npi_*)
+# Computed in float64 by LAPACK (NumPy), returned in the input's float dtype (float32 for integer inputs, as MXNet).
+# Each gradient is a backward op of its own, differentiated by the formulas in the comments.
+def _real_dtype(d):
+    return d if d.kind == 'f' else np.dtype(np.float32)
+
+
+def _w64(*xs):
+    return [x.astype(np.float64) for x in xs]
+
+
+def _square_batch(name, s):
+    if len(s) < 2 or s[-1] != s[-2]:
+        bad(f"{name}: needs square matrices in the last two axes, got shape {s}")
+
+
+def _offdiag_inv(w):
+    """F[..., i, j] = 1 / (w_j - w_i) off the diagonal, 0 on it (the eigen/singular value gaps' inverses)."""
+    e = w[..., None, :] - w[..., :, None]
+    n = w.shape[-1]
+    e[..., np.arange(n), np.arange(n)] = 1.0
+    f = 1.0 / e
+    f[..., np.arange(n), np.arange(n)] = 0.0
+    return f
+
+
+def _svd_infer(a, s, d):
+    A = s[0]
+    if len(A) < 2 or A[-2] > A[-1]:
+        bad(f"np.linalg.svd: needs matrices (..., M, N) with M <= N (MXNet's svd), got shape {A}")
+    m, n = A[-2:]
+    return [A[:-2] + (m, m), A[:-2] + (m,), A], [_real_dtype(d[0])] * 3
+
+
+@register('_npi_svd', kind='opaque', inputs=('A',), num_outputs=3, infer=_svd_infer,
+          grad=lambda F, a, x, y, dy: [F._backward_npi_svd(*dy, *y)],
+          doc="(UT, L, V) with A = UT @ diag(L) @ V for (..., M, N) matrices, M <= N: UT (..., M, M) orthogonal, L "
+              "(..., M) singular values in descending order, V (..., M, N) with orthonormal rows (MXNet's np.linalg.svd).")
+def _npi_svd(a, A):
+    dt = _svd_infer(a, [A.shape], [A.dtype])[1][0]
+    u, s, vh = np.linalg.svd(A.astype(np.float64), full_matrices=False)
+    return u.astype(dt), s.astype(dt), vh.astype(dt)
+
+
+@register('_backward_npi_svd', kind='opaque', inputs=('dUT', 'dL', 'dV', 'UT', 'L', 'V'), differentiable=False,
+          infer=lambda a, s, d: ([s[5]], [d[5]]), doc="Gradient of np.linalg.svd.")
+def _npi_svd_bw(a, gU, gS, gVh, U, S, Vh):
+    # A = U S Vh (U square): dA = U [J S + diag(dS) + S K] Vh + U S^-1 dVh (I - Vh^T Vh), with J = F o skew(U^T dU),
+    # K = F o skew(Vh dVh^T), F_ij = 1 / (s_j^2 - s_i^2)
+    dt = U.dtype
+    gU, gS, gVh, U, S, Vh = _w64(gU, gS, gVh, U, S, Vh)
+    f = _offdiag_inv(S * S)
+    ut_gu, vh_gv = _T(U) @ gU, Vh @ _T(gVh)
+    j, k = f * (ut_gu - _T(ut_gu)), f * (vh_gv - _T(vh_gv))
+    inner = j * S[..., None, :] + S[..., :, None] * k
+    inner[..., np.arange(S.shape[-1]), np.arange(S.shape[-1])] += gS
+    with np.errstate(divide='ignore', invalid='ignore'):
+        rest = (gVh - (gVh @ _T(Vh)) @ Vh) / S[..., :, None]
+    return (U @ (inner @ Vh + rest)).astype(dt)
+
+
+def _uplo(A, uplo):
+    """The symmetric matrix that A's lower (uplo 'L') or upper ('U') triangle stands for, as LAPACK reads it."""
+    t = np.tril(A) if uplo == 'L' else np.triu(A)
+    return t + _T(t) - A * np.eye(A.shape[-1])
+
+
+def _fold(G, uplo):
+    """The gradient with respect to the triangle that was read, from G, the one with respect to the full matrix."""
+    S = G + _T(G)
+    return (np.tril(S) if uplo == 'L' else np.triu(S)) - G * np.eye(G.shape[-1])
+
+
+UPLO = {'UPLO': Attr('str', 'L', choices=('L', 'U'))}
+
+
+def _eig_infer(name, vectors):
+    def infer(a, s, d):
+        _square_batch(name, s[0])
+        dt = _real_dtype(d[0])
+        return ([s[0][:-1], s[0]], [dt, dt]) if vectors else ([s[0][:-1]], [dt])
+    return infer
+
+
+@register('_npi_eigh', kind='opaque', inputs=('A',), attrs=UPLO, num_outputs=2, infer=_eig_infer('np.linalg.eigh', True),
+          grad=lambda F, a, x, y, dy: [F._backward_npi_eigh(dy[0], dy[1], y[0], y[1], **a)],
+          doc="(w, v): the eigenvalues (ascending) and unit eigenvectors (columns) of the symmetric matrices that "
+              "A's lower (UPLO='L') or upper triangle stands for (MXNet's np.linalg.eigh).")
+def _npi_eigh(a, A):
+    dt = _real_dtype(A.dtype)
+    w, v = np.linalg.eigh(A.astype(np.float64), UPLO=a['UPLO'])
+    return w.astype(dt), v.astype(dt)
+
+
+def _eigh_grad(gw, gv, w, v):
+    # dA = V (diag(dw) + F o (V^T dV)) V^T, F_ij = 1 / (w_j - w_i), for a symmetric perturbation of A
+    inner = np.zeros_like(v) if gv is None else _offdiag_inv(w) * (_T(v) @ gv)
+    inner[..., np.arange(w.shape[-1]), np.arange(w.shape[-1])] += gw
+    return v @ inner @ _T(v)
+
+
+@register('_backward_npi_eigh', kind='opaque', inputs=('dw', 'dv', 'w', 'v'), attrs=UPLO, differentiable=False,
+          infer=lambda a, s, d: ([s[3]], [d[3]]), doc="Gradient of np.linalg.eigh.")
+def _npi_eigh_bw(a, gw, gv, w, v):
+    return _fold(_eigh_grad(*_w64(gw, gv, w, v)), a['UPLO']).astype(v.dtype)
+
+
+@register('_npi_eigvalsh', kind='opaque', inputs=('A',), attrs=UPLO, infer=_eig_infer('np.linalg.eigvalsh', False),
+          grad=lambda F, a, x, y, dy: [F._backward_npi_eigvalsh(dy[0], x[0], **a)],
+          doc="The eigenvalues (ascending) of the symmetric matrices that A's lower (UPLO='L') or upper triangle "
+              "stands for (MXNet's np.linalg.eigvalsh).")
+def _npi_eigvalsh(a, A):
+    return np.linalg.eigvalsh(A.astype(np.float64), UPLO=a['UPLO']).astype(_real_dtype(A.dtype))
+
+
+@register('_backward_npi_eigvalsh', kind='opaque', inputs=('dw', 'A'), attrs=UPLO, differentiable=False,
+          infer=lambda a, s, d: ([s[1]], [d[1]]), doc="Gradient of np.linalg.eigvalsh.")
+def _npi_eigvalsh_bw(a, gw, A):
+    w, v = np.linalg.eigh(A.astype(np.float64), UPLO=a['UPLO'])
+    return _fold(_eigh_grad(gw.astype(np.float64), None, w, v), a['UPLO']).astype(A.dtype)
+
+
+def _real_eig(A, name):
+    w, v = np.linalg.eig(A.astype(np.float64))
+    if np.iscomplexobj(w):
+        if np.abs(w.imag).max(initial=0) > 1e-12 * max(1.0, np.abs(w.real).max(initial=0)):
+            bad(f"{name}: the matrix has complex eigenvalues, which MXNet's np.linalg does not return "
+                f"(shape {A.shape})")
+        w, v = w.real, v.real
+    return w, v
+
+
+@register('_npi_eig', kind='opaque', inputs=('A',), num_outputs=2, infer=_eig_infer('np.linalg.eig', True),
+          grad=lambda F, a, x, y, dy: [F._backward_npi_eig(dy[0], dy[1], y[0], y[1])],
+          doc="(w, v): the real eigenvalues and unit eigenvectors (columns) of square matrices (MXNet's "
+              "np.linalg.eig: an error for complex eigenvalues).")
+def _npi_eig(a, A):
+    dt = _real_dtype(A.dtype)
+    w, v = _real_eig(A, 'np.linalg.eig')
+    return w.astype(dt), v.astype(dt)
+
+
+def _eig_grad(gw, gv, w, v):
+    # dA = V^-T (diag(dw) + F o (V^T dV - V^T V diag(V^T dV))) V^T, F_ij = 1 / (w_j - w_i): unit-norm columns kept
+    if gv is None:
+        inner = np.zeros_like(v)
+    else:
+        vtg = _T(v) @ gv
+        inner = _offdiag_inv(w) * (vtg - _T(v) @ v * np.diagonal(vtg, axis1=-2, axis2=-1)[..., None, :])
+    inner[..., np.arange(w.shape[-1]), np.arange(w.shape[-1])] += gw
+    return np.linalg.solve(_T(v), inner @ _T(v))
+
+
+@register('_backward_npi_eig', kind='opaque', inputs=('dw', 'dv', 'w', 'v'), differentiable=False,
+          infer=lambda a, s, d: ([s[3]], [d[3]]), doc="Gradient of np.linalg.eig.")
+def _npi_eig_bw(a, gw, gv, w, v):
+    return _eig_grad(*_w64(gw, gv, w, v)).astype(v.dtype)
+
+
+@register('_npi_eigvals', kind='opaque', inputs=('A',), infer=_eig_infer('np.linalg.eigvals', False),
+          grad=lambda F, a, x, y, dy: [F._backward_npi_eigvals(dy[0], x[0])],
+          doc="The real eigenvalues of square matrices (MXNet's np.linalg.eigvals: an error for complex ones).")
+def _npi_eigvals(a, A):
+    return _real_eig(A, 'np.linalg.eigvals')[0].astype(_real_dtype(A.dtype))
+
+
+@register('_backward_npi_eigvals', kind='opaque', inputs=('dw', 'A'), differentiable=False,
+          infer=lambda a, s, d: ([s[1]], [d[1]]), doc="Gradient of np.linalg.eigvals.")
+def _npi_eigvals_bw(a, gw, A):
+    w, v = _real_eig(A, 'np.linalg.eigvals')
+    return _eig_grad(gw.astype(np.float64), None, w, v).astype(A.dtype)
+
+
+def _chol_infer(a, s, d):
+    _square_batch('np.linalg.cholesky', s[0])
+    return [s[0]], [d[0]]
+
+
+@register('_npi_cholesky', kind='opaque', inputs=('A',), infer=_chol_infer,
+          grad=lambda F, a, x, y, dy: [F._backward_npi_cholesky(dy[0], y[0])],
+          doc="The lower Cholesky factor of the symmetric part (A + A^T) / 2 of each matrix (MXNet's "
+              "np.linalg.cholesky: its gradient is symmetric; NumPy reads A's lower triangle, the same on symmetric A).")
+def _npi_cholesky(a, A):
+    A64 = A.astype(np.float64)
+    try:
+        return np.linalg.cholesky(0.5 * (A64 + _T(A64))).astype(A.dtype)
+    except np.linalg.LinAlgError:
+        bad(f"np.linalg.cholesky: the matrix is not positive definite (shape {A.shape})")
+
+
+@register('_backward_npi_cholesky', kind='opaque', inputs=('ograd', 'L'), infer=lambda a, s, d: ([s[1]], [d[1]]),
+          differentiable=False, doc="Gradient of np.linalg.cholesky: sym(L^-T Phi(L^T dL) L^-1).")
+def _npi_cholesky_bw(a, g, L):
+    L64, g64 = _w64(L, g)
+    P = np.matmul(_T(L64), g64)
+    P = np.tril(P) - 0.5 * np.eye(P.shape[-1]) * P
+    Linv = np.linalg.inv(L64)
+    S = _T(Linv) @ P @ Linv
+    return (0.5 * (S + _T(S))).astype(L.dtype)
+
+
+def _solve_infer(a, s, d):
+    A, B = s
+    _square_batch('np.linalg.solve', A)
+    vec = len(B) == len(A) - 1
+    if B[:len(A) - 2] != A[:-2] or (B[-1] if vec else B[-2]) != A[-1] or len(B) not in (len(A), len(A) - 1):
+        bad(f"np.linalg.solve: b of shape {B} does not fit a of shape {A} (b: (..., M) or (..., M, K) with a's batch)")
+    return [B], [d[1]]
+
+
+def _as_mat(B, A):
+    return B[..., None] if B.ndim == A.ndim - 1 else B
+
+
+@register('_npi_solve', kind='opaque', inputs=('A', 'B'), infer=_solve_infer,
+          grad=lambda F, a, x, y, dy: list(F._backward_npi_solve(dy[0], x[0], y[0])),
+          doc="X with A @ X = B for square A (..., M, M) and B (..., M, K), or B (..., M) (MXNet's np.linalg.solve).")
+def _npi_solve(a, A, B):
+    _solve_infer(a, [A.shape, B.shape], [A.dtype, B.dtype])
+    try:
+        X = np.linalg.solve(A.astype(np.float64), _as_mat(B, A).astype(np.float64))
+    except np.linalg.LinAlgError:
+        bad(f"np.linalg.solve: the matrix is singular (shape {A.shape})")
+    return X.reshape(B.shape).astype(B.dtype)
+
+
+@register('_backward_npi_solve', kind='opaque', inputs=('ograd', 'A', 'X'), num_outputs=2, differentiable=False,
+          infer=lambda a, s, d: ([s[1], s[2]], [d[1], d[2]]), doc="Gradient of np.linalg.solve: dB = A^-T dX, dA = -dB X^T.")
+def _npi_solve_bw(a, g, A, X):
+    A64, g64, X64 = _w64(A, _as_mat(g, A), _as_mat(X, A))
+    gB = np.linalg.solve(_T(A64), g64)
+    return (-gB @ _T(X64)).astype(A.dtype), gB.reshape(X.shape).astype(X.dtype)
+
+
+PINV_ATTRS = {'hermitian': Attr('bool', False)}
+
+
+def _pinv_infer(a, s, d):
+    A = s[0]
+    if len(A) < 2:
+        bad(f"np.linalg.pinv: needs matrices (at least 2-d), got shape {A}")
+    if len(s) > 1:
+        try:
+            np.broadcast_shapes(tuple(s[1]), A[:-2])
+        except ValueError:
+            bad(f"np.linalg.pinv: rcond of shape {s[1]} does not broadcast with the batch shape {A[:-2]}")
+    return [A[:-2] + (A[-1], A[-2])], [_real_dtype(d[0])]
+
+
+def _pinv(A, rcond, hermitian):
+    return np.linalg.pinv(A.astype(np.float64), np.asarray(rcond, np.float64), hermitian=hermitian).astype(
+        _real_dtype(A.dtype))
+
+
+def _pinv_grad(F, a, x, y, dy):
+    return [F._backward_npi_pinv(dy[0], x[0], y[0], hermitian=a['hermitian'])] + [None] * (len(x) - 1)
+
+
+@register('_npi_pinv', kind='opaque', inputs=('A', 'rcond'), attrs=PINV_ATTRS, infer=_pinv_infer, nograd_inputs=(1,),
+          grad=_pinv_grad, mixed_dtypes=True,
+          doc="The Moore-Penrose pseudo-inverse of each matrix; singular values below rcond * the largest are "
+              "dropped (rcond broadcasts with the batch axes) (MXNet's np.linalg.pinv).")
+def _npi_pinv(a, A, rcond):
+    return _pinv(A, rcond, a['hermitian'])
+
+
+@register('_npi_pinv_scalar_rcond', kind='opaque', inputs=('A',), infer=_pinv_infer, grad=_pinv_grad,
+          attrs={'rcond': Attr('float', 1e-15), **PINV_ATTRS},
+          doc="np.linalg.pinv with a number for rcond.")
+def _npi_pinv_scalar(a, A):
+    return _pinv(A, a['rcond'], a['hermitian'])
+
+
+@register('_backward_npi_pinv', kind='opaque', inputs=('ograd', 'A', 'P'), differentiable=False, attrs=PINV_ATTRS,
+          infer=lambda a, s, d: ([s[1]], [d[1]]), doc="Gradient of np.linalg.pinv (where the rank does not change).")
+def _npi_pinv_bw(a, g, A, P):
+    # dA = -P^T g P^T + (I - A P) g^T P P^T + P^T P g^T (I - P A), for P = pinv(A) (Golub and Pereyra)
+    dt = A.dtype
+    g, A, P = _w64(g, A, P)
+    m, n = A.shape[-2:]
+    gt = _T(g)
+    out = -_T(P) @ g @ _T(P) + (np.eye(m) - A @ P) @ gt @ P @ _T(P) + _T(P) @ P @ gt @ (np.eye(n) - P @ A)
+    return (_fold(out, 'L') if a['hermitian'] else out).astype(dt)  # (hermitian: LAPACK read the lower triangle)
+
+
+def _qr_infer(a, s, d):
+    A = s[0]
+    if len(A) < 2:
+        bad(f"np.linalg.qr: needs matrices (at least 2-d), got shape {A}")
+    m, n = A[-2:]
+    k = min(m, n)
+    dt = _real_dtype(d[0])
+    return [A[:-2] + (m, k), A[:-2] + (k, n)], [dt, dt]
+
+
+@register('_npi_qr', kind='opaque', inputs=('A',), num_outputs=2, infer=_qr_infer,
+          grad=lambda F, a, x, y, dy: [F._backward_npi_qr(dy[0], dy[1], x[0], y[0], y[1])],
+          doc="(Q, R) with A = Q @ R: Q (..., M, K) with orthonormal columns, R (..., K, N) upper triangular, "
+              "K = min(M, N) (MXNet's np.linalg.qr, mode 'reduced'; LAPACK's signs).")
+def _npi_qr(a, A):
+    dt = _real_dtype(A.dtype)
+    q, r = np.linalg.qr(A.astype(np.float64), mode='reduced')
+    return q.astype(dt), r.astype(dt)
+
+
+def _qr_grad_tall(gQ, gR, Q, R):
+    # M >= N: with M = R dR^T - dQ^T Q, dA = (dQ + Q copyltu(M)) R^-T (copyltu: the lower triangle mirrored)
+    M = R @ _T(gR) - _T(gQ) @ Q
+    M = np.tril(M) + _T(np.tril(M, -1))
+    return _T(np.linalg.solve(R, _T(gQ + Q @ M)))
+
+
+@register('_backward_npi_qr', kind='opaque', inputs=('dQ', 'dR', 'A', 'Q', 'R'), differentiable=False,
+          infer=lambda a, s, d: ([s[2]], [d[2]]), doc="Gradient of np.linalg.qr (full-rank A).")
+def _npi_qr_bw(a, gQ, gR, A, Q, R):
+    dt = A.dtype
+    gQ, gR, A, Q, R = _w64(gQ, gR, A, Q, R)
+    m, n = A.shape[-2:]
+    if m >= n:
+        return _qr_grad_tall(gQ, gR, Q, R).astype(dt)
+    # M < N: A = [X Y], X = Q R1 is square's QR, Y = Q R2: Y's dQ part moves onto X's
+    gX = _qr_grad_tall(gQ + A[..., m:] @ _T(gR[..., m:]), gR[..., :m], Q, R[..., :m])
+    return np.concatenate([gX, Q @ gR[..., m:]], axis=-1).astype(dt)
+
+
+def _rank_infer(a, s, d):
+    return [s[0][:-2] if len(s[0]) >= 2 else ()], [np.dtype(np.int64)]
+
+
+def _rank(M, tol, hermitian):
+    M = M if M.dtype.kind == 'f' else M.astype(np.float64)  # (the default tol is in M's precision, as NumPy's)
+    return np.asarray(np.linalg.matrix_rank(M, tol, hermitian=hermitian)).astype(np.int64)
+
+
+@register('_npi_matrix_rank', kind='opaque', inputs=('M', 'tol'), infer=_rank_infer, mixed_dtypes=True,
+          attrs={'hermitian': Attr('bool', False)},
+          doc="The rank of each matrix: its singular values above tol (broadcast with the batch axes) (MXNet's "
+              "np.linalg.matrix_rank; an integer: no gradient).")
+def _npi_matrix_rank(a, M, tol):
+    return _rank(M, tol.astype(np.float64), a['hermitian'])
+
+
+@register('_npi_matrix_rank_none_tol', kind='opaque', inputs=('M',), infer=_rank_infer,
+          attrs={'tol': Attr('float', None), 'hermitian': Attr('bool', False)},
+          doc="np.linalg.matrix_rank with a number for tol, or NumPy's default (None: S.max() * max(M, N) * eps); "
+              "a vector (1-d M) has rank 1 unless it is all zero.")
+def _npi_matrix_rank_none_tol(a, M):
+    if M.ndim < 2:
+        return np.asarray(int(np.any(M != 0)), dtype=np.int64)
+    return _rank(M, a['tol'], a['hermitian'])
