@@ -571,8 +571,10 @@ class HybridBlock(Block):
                         log_retrace(self, self._last_key, key)
                     try:
                         entry = remember(self, key, CachedGraph(self, args))
-                    except GraphcDynamicShapeError:  # (a data-dependent shape: MXNet runs it op by op too)
+                    except GraphcDynamicShapeError as e:  # (a data-dependent shape: MXNet runs it op by op too)
                         self._dynamic = True
+                        warnings.warn(f"graphc: {self.name} ({type(self).__name__}) runs op by op, not compiled: {e}",
+                                      stacklevel=3)
                         return self.forward(*args)
                     f = self._flags
                     entry.inline_limit = None if f.get('static_alloc') else f.get('inline_limit', 2)
