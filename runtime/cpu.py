@@ -7,6 +7,7 @@ its own strides (0 along broadcast dims), so the innermost loop vectorizes. Tran
 are written here as vectorizable polynomials (no fast-math, no libm calls in the loop); an op without
 an emitter for the dtype keeps the whole group on the NumPy reference path.
 """
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -1251,6 +1252,31 @@ def _compile_ir(text, name):
 observer = None   # observer(name, None) as a module's compile starts, observer(name, object code) when it is done
 
 
+# ---------------------------------------------------------------- a first tier without LLVM
+class Deferred(Exception):
+    """A kernel not built yet, asked for where a training step's first tier runs (runtime/tiered.py): the caller
+    takes the op's NumPy or oneDNN form instead and remembers nothing, so the compiled tier builds it later."""
+
+
+_tier = threading.local()   # .on: this thread runs a first tier
+
+
+@contextlib.contextmanager
+def deferring():
+    """Within: kernels that are not built yet are not built (Deferred), except the ones whose NumPy form costs
+    more than their compile (runtime/conv.NOW)."""
+    was = getattr(_tier, 'on', False)
+    _tier.on = True
+    try:
+        yield
+    finally:
+        _tier.on = was
+
+
+def deferred():
+    return getattr(_tier, 'on', False)
+
+
 # ---------------------------------------------------------------- compiling ahead
 _ahead = {}   # pid -> the compile thread (a forked child starts its own)
 
@@ -1354,6 +1380,8 @@ def kernel_for(fop):
     k = getattr(fop, '_kernel', False)
     if k is not False:  # decided before for this fused op
         return k
+    if deferred():   # (a first tier: its NumPy path, nothing decided)
+        return None
     k = fop._kernel = _kernel_for(fop.subgraph)
     return k
 
@@ -1433,6 +1461,8 @@ def epilogue_of(fop):
     """split_anchor(fop), worked out once per fused op."""
     ep = getattr(fop, '_epilogue', False)
     if ep is False:
+        if deferred():   # (a first tier: the anchor and its epilogue op by op, nothing decided)
+            return None
         ep = fop._epilogue = split_anchor(fop)
     return ep
 
