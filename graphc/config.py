@@ -42,6 +42,8 @@ onednn = Switch('GRAPHC_ONEDNN', True, "0 keeps convolutions and GEMMs off oneDN
 num_threads = Switch('GRAPHC_NUM_THREADS', os.cpu_count() or 1, "threads of a compiled kernel (an integer)", int)
 keep_memory = Switch('GRAPHC_KEEP_MEMORY', True, "0 leaves glibc's malloc returning freed memory to the system "
                      "(see runtime/plan.keep_memory)", _on)
+huge_pages = Switch('GRAPHC_HUGE_PAGES', False, "1 leaves NumPy asking for transparent huge pages for its large arrays "
+                    "(see runtime/plan.no_huge_pages)", lambda v: v == '1')
 disable_passes = Switch('GRAPHC_DISABLE_PASSES', '', "pass names, comma-separated ('all': every pass)")
 dump_ir = Switch('GRAPHC_DUMP_IR', None, "a directory: the IR before and after each pass")
 verify_ir = Switch('GRAPHC_VERIFY_IR', False, "1 verifies the IR after every pass", lambda v: v == '1')
