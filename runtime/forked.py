@@ -43,11 +43,14 @@ def start(fwd, bwd, params=(), whole=False):
     GRAPHC_COMPILE_FORK=0, fewer than two threads (the child would only take this core), GRAPHC_COMPILE_AHEAD=1
     (its thread does it), one core to run on, no fork here, an MPI rank, nothing to compile, or the fork failed.
     whole (a first tier runs meanwhile, runtime/tiered.py): every kernel of both graphs, the forward's fused groups
-    first, also with one thread (the child then at the lowest priority: it takes only an idle core's time)."""
+    first, where a core is spare beyond the threads this process runs (the first tier's oneDNN calls take as many;
+    two threads on two cores with the child beside them: the first call 492 ms against 375 without, medians on a
+    loaded machine), the child at the lowest priority."""
     from .conv import WARM
     if not config.compile_fork() or config.compile_ahead() or config.num_threads() < 2 and not whole or \
-            not hasattr(os, 'fork') or 'mpi4py.MPI' in sys.modules or _cores() < 2:   # (MPI ranks: some transports
-        return None                                                                  # break in a forked child)
+            not hasattr(os, 'fork') or 'mpi4py.MPI' in sys.modules or _cores() < 2 or \
+            whole and _cores() <= config.num_threads():   # (MPI ranks: some transports break in a forked child)
+        return None
     todo = cpu.warm_todo(fwd) + cpu.warm_todo(bwd) if whole else \
         [n for n in cpu.warm_todo(fwd) if n.op.name in WARM] + cpu.warm_todo(bwd)[::-1]
     if not todo:
@@ -55,7 +58,7 @@ def start(fwd, bwd, params=(), whole=False):
     from . import native
     native.blas()   # (found here: the child must not load or call BLAS)
     trainers = {id(t): t for t in (getattr(p, '_trainer', None) for p in params) if t is not None}
-    child = Child(_build, todo, list(trainers.values()), whole and config.num_threads() < 2)
+    child = Child(_build, todo, list(trainers.values()), whole)
     return child if child.pid is not None else None
 
 

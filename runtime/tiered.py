@@ -3,14 +3,12 @@ graphs (after the passes, the same ones the compiled plans run) run as plain pla
 cpu.deferring() on: an op whose kernel is not built takes its NumPy form (the fused groups op by op, the
 forward's max pooling), the convolutions and GEMMs run in oneDNN and BLAS as always, the kernels whose NumPy
 form costs more than their compile (runtime/conv.NOW) are built, and the Trainer updates parameter by parameter.
-Meanwhile a forked worker (runtime/forked.py) compiles every kernel of the compiled plans, at the lowest priority
-with one thread. The second call swaps in the compiled plans, always (the same bits from the second step on,
-however fast the worker was): it waits for the worker, loads its object code and builds the plans, compiling
-here whatever the worker did not deliver (no fork, one core to run on, a failed or timed-out worker).
-
-One core (a process pinned to it): no worker, whose compile would only take the first call's core; the second
-call compiles. What the first tier saves is LLVM's time in the first call, not in all: with one core the
-second call pays it (benchmarks/cold_ab.py --steps 10 shows both)."""
+Meanwhile, where a core is spare beyond the threads this process runs, a forked worker (runtime/forked.py) compiles
+every kernel of the compiled plans there, at the lowest priority. The second call swaps in the compiled plans,
+always (the same bits from the second step on, however fast the worker was): it waits for the worker, loads its
+object code and builds the plans, compiling here whatever the worker did not deliver (no spare core, no fork, a
+failed or timed-out worker). Without a worker, what the first tier saves is LLVM's time in the first call, not
+in all: the second call pays it (benchmarks/cold_ab.py --steps 10 shows both)."""
 import weakref
 
 from .. import config

@@ -24,7 +24,7 @@ def _net(seed, c=4):
     return net
 
 
-def _steps(seed, n, monkeypatch, tiered_on, threads='2', c=4):
+def _steps(seed, n, monkeypatch, tiered_on, threads='1', c=4):
     """n Adam steps of a fresh net (c channels first): per step (loss, grads, weights after the update), and the
     net."""
     monkeypatch.setenv('GRAPHC_TIERED', '1' if tiered_on else '0')
@@ -64,7 +64,9 @@ def test_both_tiers_compute_the_step_a_compiled_run_does_and_the_second_call_swa
     (tiers,) = op._tiers.values()
     assert all(type(p) is tiered.First and p.program is None for p in _plans(net))   # the first call: no native plan
     assert tiered.pending(next(iter(tiers.trainers)))   # (the Trainer's update waits too)
-    pid = tiers.child.pid if tiers.child is not None else None
+    spare = hasattr(os, 'fork') and forked._cores() > 1
+    assert (tiers.child is not None) == spare   # (one thread: a worker where a second core is there)
+    pid = tiers.child.pid if spare else None
     tiers.close()             # (a block dropped after its first step: its worker is stopped and reaped)
     if pid is not None:
         with pytest.raises(ChildProcessError):
@@ -89,7 +91,9 @@ def test_the_first_call_builds_only_the_kernels_cheaper_than_their_numpy_form(mo
     monkeypatch.setattr(cpu, '_compile_ir', seen)
     monkeypatch.setenv('GRAPHC_CACHE_DIR', os.path.join(os.environ.get('TMPDIR', '/tmp'), f'graphc-tiered-{os.getpid()}'))
     built = set(multi_tensor._kernels)
-    _steps(17, 1, monkeypatch, tiered_on=True, threads='1', c=5)   # (5 channels: kernels no other test loaded)
+    _, net = _steps(17, 1, monkeypatch, tiered_on=True, threads='1', c=5)   # (5 channels: no other test's kernels)
+    for t in next(iter(net._cache.values())).op._tiers.values():
+        t.close()   # (its worker: this test counts what this process compiles)
     assert all(n.startswith('graphc_maxpool_grad') for n in names), names   # (no step interpreter, no update)
     assert set(multi_tensor._kernels) == built   # the update: its kernel where built before, else parameter by parameter
     calls = multi_tensor.stats['calls']
@@ -104,10 +108,23 @@ def test_switched_off_the_first_call_runs_the_compiled_plans(monkeypatch):
     assert next(iter(net._cache.values())).op._tiers == {}
 
 
+def test_no_worker_where_no_core_is_spare(monkeypatch):
+    """Two threads on two cores: the first tier's oneDNN calls take both; the second call compiles here."""
+    monkeypatch.setattr(forked, '_cores', lambda: 2)
+    want, _ = _steps(9, 2, monkeypatch, tiered_on=False, threads='2')
+    _, net = _steps(9, 1, monkeypatch, tiered_on=True, threads='2')
+    (tiers,) = next(iter(net._cache.values())).op._tiers.values()
+    assert tiers.child is None
+    got, net = _steps(9, 2, monkeypatch, tiered_on=True, threads='2')
+    _agree(got, want)
+    assert _plans(net)[0].program is not None
+
+
 @pytest.mark.skipif(not hasattr(os, 'fork'), reason='no os.fork here')
 @pytest.mark.parametrize('how', ['failing worker', 'no fork'])
 def test_without_a_worker_the_second_call_compiles_here(monkeypatch, how):
     want, _ = _steps(7, 3, monkeypatch, tiered_on=False)
+    monkeypatch.setattr(forked, '_cores', lambda: 2)   # (one thread, a second core: a worker would start)
     if how == 'failing worker':
         def broken(*args):
             raise RuntimeError('a compile failure in the worker')
@@ -116,11 +133,16 @@ def test_without_a_worker_the_second_call_compiles_here(monkeypatch, how):
         def no_fork():
             raise OSError('fork refused')
         monkeypatch.setattr(os, 'fork', no_fork)
+    started, start = [], forked.start
+    monkeypatch.setattr(forked, 'start', lambda *a, **k: started.append(start(*a, **k)) or started[-1])
     got, net = _steps(7, 3, monkeypatch, tiered_on=True)
     _agree(got, want)
     fplan, bplan = _plans(net)
     assert type(fplan) is Plan and fplan.program is not None
     assert forked._live == [] and cpu.fetch is None
+    assert len(started) == 1 and (started[0] is None) == (how == 'no fork')
+    if how == 'failing worker':
+        assert started[0].pid is None and started[0].delivered == []   # it ended, delivering nothing; reaped
 
 
 def test_a_deferred_kernel_is_neither_built_nor_remembered():
