@@ -157,3 +157,16 @@ def test_a_deferred_kernel_is_neither_built_nor_remembered():
     np.testing.assert_array_equal(y, x.reshape(2, 3, 4, 2, 4, 2).max(axis=(3, 5)))
     with cpu.deferring():   # built before: used
         np.testing.assert_array_equal(conv.maxpool(x, (2, 2), (2, 2), (0, 0), (4, 4)), y)
+
+
+def test_a_first_tier_runs_a_convolution_and_its_relu_as_one_onednn_call(monkeypatch):
+    from graphc.runtime import onednn
+    if onednn.library() is None:
+        pytest.skip('no oneDNN wheel')
+    calls, chain = [], onednn.conv_act_pool
+    monkeypatch.setattr(onednn, 'conv_act_pool', lambda *a: calls.append(a[0]) or chain(*a))
+    want, _ = _steps(21, 1, monkeypatch, tiered_on=False, threads='2')
+    assert calls == []
+    got, _ = _steps(21, 1, monkeypatch, tiered_on=True, threads='2')
+    assert len(calls) == 2 and all(c['act'] == 'relu' and c['pool'] is None for c in calls)   # both layers
+    _agree(got, want)
