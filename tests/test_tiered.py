@@ -170,3 +170,22 @@ def test_a_first_tier_runs_a_convolution_and_its_relu_as_one_onednn_call(monkeyp
     got, _ = _steps(21, 1, monkeypatch, tiered_on=True, threads='2')
     assert len(calls) == 2 and all(c['act'] == 'relu' and c['pool'] is None for c in calls)   # both layers
     _agree(got, want)
+
+
+def test_a_kernel_that_fails_to_compile_is_raised_at_the_second_call_and_each_after(monkeypatch):
+    from graphc.base import GraphcError
+
+    def broken(sub, dtype, **kw):
+        raise GraphcError('no kernel for this group')
+    monkeypatch.setattr(cpu, 'build_ir', broken)
+    monkeypatch.setattr(forked, '_cores', lambda: 1)   # (no worker: the second call compiles here)
+    monkeypatch.setenv('GRAPHC_TIERED', '1')
+    net = _net(23, 3)   # (3 channels: kernels no other test built)
+    x = nd.array(np.random.default_rng(0).uniform(size=(8, 1, 14, 14)))
+    with autograd.record():
+        loss = net(x).sum()   # the first tier builds no fused kernel
+    loss.backward()
+    for _ in range(2):
+        with pytest.raises(GraphcError, match='no kernel for this group'):
+            with autograd.record():
+                net(x)

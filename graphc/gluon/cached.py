@@ -185,9 +185,9 @@ class CachedOp:
         the compiled plans."""
         hit = self._compiled.get(need)
         tiers = self._tiers.get(need)
-        if tiers is not None and forward and tiers.runs:
-            del self._tiers[need]
+        if tiers is not None and forward and tiers.runs:   # (a compile that fails raises here, each call again)
             hit = self._compiled[need] = tiers.compiled() + hit[2:]
+            del self._tiers[need]
         if hit is not None and type(hit[1]) is _Later and hit[1]._plan is not None:   # (built: the plan from now on)
             hit = self._compiled[need] = hit[:1] + (hit[1]._plan,) + hit[2:]
         if hit is None:
