@@ -28,6 +28,7 @@ _ndm = sys.modules[NDArray.__module__]
 
 log = logging.getLogger('graphc')
 _opt_lock = threading.RLock()
+_swap_lock = threading.Lock()   # a first tier's plans replaced by the compiled ones (runtime/tiered.py)
 
 
 def flatten_inputs(args):
@@ -186,8 +187,11 @@ class CachedOp:
         hit = self._compiled.get(need)
         tiers = self._tiers.get(need)
         if tiers is not None and forward and tiers.runs:   # (a compile that fails raises here, each call again)
-            hit = self._compiled[need] = tiers.compiled() + hit[2:]
-            del self._tiers[need]
+            with _swap_lock:   # (threads training one block: one swaps, the others then find its plans)
+                if self._tiers.get(need) is tiers:
+                    self._compiled[need] = tiers.compiled() + hit[2:]
+                    del self._tiers[need]
+            hit = self._compiled[need]
         if hit is not None and type(hit[1]) is _Later and hit[1]._plan is not None:   # (built: the plan from now on)
             hit = self._compiled[need] = hit[:1] + (hit[1]._plan,) + hit[2:]
         if hit is None:
