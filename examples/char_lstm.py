@@ -245,7 +245,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    # an exact --resume: every step on the compiled kernels, the first of each process too (a first tier's step, in
-    # NumPy's forms, agrees with them within float32 rounding, not bit for bit: runtime/tiered.py)
-    os.environ.setdefault('GRAPHC_TIERED', '0')
     main()

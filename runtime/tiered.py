@@ -8,7 +8,11 @@ every kernel of the compiled plans there, at the lowest priority. The second cal
 always (the same bits from the second step on, however fast the worker was): it waits for the worker, loads its
 object code and builds the plans, compiling here whatever the worker did not deliver (no spare core, no fork, a
 failed or timed-out worker). Without a worker, what the first tier saves is LLVM's time in the first call, not
-in all: the second call pays it (benchmarks/cold_ab.py --steps 10 shows both)."""
+in all: the second call pays it (benchmarks/cold_ab.py --steps 10 shows both).
+
+Off by default (GRAPHC_TIERED=1 turns it on): the first tier's step agrees with the compiled one within float32
+rounding, not bit for bit, and a run resumed from a checkpoint in a new block or process would then no longer
+equal an uninterrupted one exactly (examples/char_lstm.py --resume, tests/test_distributed.py's resume)."""
 import weakref
 
 from .. import config

@@ -1,4 +1,4 @@
-"""A training step's first tier (runtime/tiered.py, GRAPHC_TIERED): the first call runs the optimized graphs without
+"""A training step's first tier (runtime/tiered.py, GRAPHC_TIERED=1): the first call runs the optimized graphs without
 waiting for LLVM (NumPy and oneDNN forms, the per-parameter update) while a forked worker compiles; the second
 call swaps in the compiled plans. Both tiers compute the same step: outputs, gradients and updated weights agree
 with a run that compiles first; a worker that fails or cannot be forked leaves the compile to this process."""
