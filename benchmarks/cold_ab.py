@@ -2,21 +2,23 @@
 process with an empty kernel cache, as bench_peers' graphc worker runs it (mxnet_peer's twin on graphc's API,
 hybridized; import and build untimed; the process pinned to its first THREADS cores), per thread count.
 
-    python benchmarks/cold_ab.py A B [--rounds 5] [--threads 1,2] [--phases]
+    python benchmarks/cold_ab.py A B [--rounds 5] [--threads 1,2] [--steps 10] [--phases]
 
 A and B are Pythons (e.g. /work/base/.venv/bin/python .venv/bin/python; a Python without graphc runs the same step
 on MXNet 1.9, the peer GRAPHC_BENCH_MXNET_PYTHON names, through this checkout's bench_peers/mxnet_peer.py), each
 optionally followed by
 :VAR=VALUE settings, so the same Python twice compares switches (.venv/bin/python:GRAPHC_COMPILE_AHEAD=0
 .venv/bin/python:GRAPHC_COMPILE_AHEAD=1). Prints per thread count the median wall and CPU time (all threads) of
-the first step, with the per-round figures and the load average before and after: figures taken with a load
-above the core count are upper bounds. Each Python's graphc is compiled to bytecode first (as installed).
+the first step (its CPU time: this process's; a forked compile worker's apart: the CPU of the children reaped by the
+last step), the second step, and with --steps N the first N steps' total and the steady step, with the per-round
+figures and the load average before and after: figures taken with a load above the core count are upper bounds. Each Python's graphc is compiled to bytecode first (as installed).
 --phases instead runs B's first step once per thread count and prints its wall time by phase (trace, passes,
 plan building, IR built in Python, LLVM, oneDNN, kernels and plans running, the Trainer, the forked worker).
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -24,7 +26,7 @@ import tempfile
 import time
 
 
-def child(npz, threads):
+def child(npz, threads, steps=2):
     import numpy as np
     try:
         import graphc
@@ -38,12 +40,18 @@ def child(npz, threads):
     with np.load(npz) as z:
         arrays = {k: z[k] for k in z.files}
     step = mxnet_peer.build({'model': 'lenet', 'train': True, 'opt': 'adam', 'lr': 1e-3}, arrays)
-    t0, c0 = time.perf_counter(), time.process_time()
-    mxnet_peer.sync(step())
-    t1, c1 = time.perf_counter(), time.process_time()
-    mxnet_peer.sync(step())
-    print(json.dumps({'first_ms': (t1 - t0) * 1e3, 'first_cpu_ms': (c1 - c0) * 1e3,
-                      'second_ms': (time.perf_counter() - t1) * 1e3}))
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ts, c0 = [time.perf_counter()], time.process_time()
+    for i in range(max(2, steps)):
+        mxnet_peer.sync(step())
+        ts.append(time.perf_counter())
+        if i == 0:
+            c1 = time.process_time()
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)   # (a forked compile worker, reaped by then)
+    dt = [(b - a) * 1e3 for a, b in zip(ts, ts[1:])]
+    print(json.dumps({'first_ms': dt[0], 'first_cpu_ms': (c1 - c0) * 1e3, 'second_ms': dt[1],
+                      'steps_ms': sum(dt[:steps]), 'steady_ms': statistics.median(dt[-3:]) if steps >= 5 else None,
+                      'children_cpu_ms': (kids1.ru_utime + kids1.ru_stime - kids.ru_utime - kids.ru_stime) * 1e3}))
 
 
 # (module, function, phase): what --phases times, each phase exclusive of the others nested in it
@@ -168,6 +176,8 @@ def main():
     p.add_argument('b')
     p.add_argument('--rounds', type=int, default=5)
     p.add_argument('--threads', default='1,2')
+    p.add_argument('--steps', type=int, default=2, help="steps per process: also reports their total and (5 or more) "
+                   "the median of the last three, the steady step")
     p.add_argument('--phases', action='store_true', help="B's first step once per thread count, its time by phase")
     p.add_argument('--cpu', action='store_true', help="--phases in the main thread's CPU time, not wall time")
     a = p.parse_args()
@@ -191,7 +201,8 @@ def main():
         for t in threads:
             for k in ('A', 'B') if r % 2 == 0 else ('B', 'A'):
                 py, extra = specs[k]
-                out = subprocess.run(['taskset', '-c', ','.join(map(str, range(t))), py, here, '--child', npz, str(t)],
+                out = subprocess.run(['taskset', '-c', ','.join(map(str, range(t))), py, here, '--child', npz, str(t),
+                                      str(a.steps)],
                                      env=_env(t, tmp, extra), check=True, capture_output=True, text=True).stdout
                 res[(t, k)].append(json.loads(out.strip().splitlines()[-1]))
     print(f"load average before {load0[0]:.2f}, after {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
@@ -200,16 +211,20 @@ def main():
             rs = res[(t, k)]
             first = [x['first_ms'] for x in rs]
             cpu = [x['first_cpu_ms'] for x in rs]
+            med = lambda key: statistics.median(x[key] for x in rs)  # noqa: E731
             print(f"{t} thread(s) {k} {a.a if k == 'A' else a.b}: first call median {statistics.median(first):.0f} ms "
-                  f"(cpu {statistics.median(cpu):.0f} ms, second call {statistics.median(x['second_ms'] for x in rs):.0f}"
-                  f" ms) rounds {[round(v) for v in first]}")
+                  f"(cpu {statistics.median(cpu):.0f} ms, second call {med('second_ms'):.0f} ms, "
+                  f"forked workers' cpu {med('children_cpu_ms'):.0f} ms) rounds {[round(v) for v in first]}")
+            if a.steps > 2:
+                print(f"    first {a.steps} steps in all: median {med('steps_ms'):.0f} ms, rounds "
+                      f"{[round(x['steps_ms']) for x in rs]}" + (f"; steady step {med('steady_ms'):.0f} ms" if a.steps >= 5 else ''))
         b, n = (statistics.median(x['first_ms'] for x in res[(t, k)]) for k in ('A', 'B'))
         print(f"{t} thread(s): B/A {n / b:.2f}")
 
 
 if __name__ == '__main__':
     if sys.argv[1:2] == ['--child']:
-        child(sys.argv[2], int(sys.argv[3]))
+        child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 2)
     elif sys.argv[1:2] == ['--phases-child']:
         phases(sys.argv[2], int(sys.argv[3]), time.thread_time if '--cpu' in sys.argv else time.perf_counter)
     elif sys.argv[1:2] == ['--bytecode']:

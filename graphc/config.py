@@ -42,6 +42,8 @@ onednn = Switch('GRAPHC_ONEDNN', True, "0 keeps convolutions and GEMMs off oneDN
 num_threads = Switch('GRAPHC_NUM_THREADS', os.cpu_count() or 1, "threads of a compiled kernel (an integer)", int)
 keep_memory = Switch('GRAPHC_KEEP_MEMORY', True, "0 leaves glibc's malloc returning freed memory to the system "
                      "(see runtime/plan.keep_memory)", _on)
+huge_pages = Switch('GRAPHC_HUGE_PAGES', False, "1 leaves NumPy asking for transparent huge pages for its large arrays "
+                    "(see runtime/plan.no_huge_pages)", lambda v: v == '1')
 disable_passes = Switch('GRAPHC_DISABLE_PASSES', '', "pass names, comma-separated ('all': every pass)")
 dump_ir = Switch('GRAPHC_DUMP_IR', None, "a directory: the IR before and after each pass")
 verify_ir = Switch('GRAPHC_VERIFY_IR', False, "1 verifies the IR after every pass", lambda v: v == '1')
@@ -51,6 +53,8 @@ compile_ahead = Switch('GRAPHC_COMPILE_AHEAD', False, "1 compiles kernels ahead 
                        "threads), 0 each when first needed on the calling thread", lambda v: v == '1')
 compile_fork = Switch('GRAPHC_COMPILE_FORK', True, "0 compiles a training step's kernels where first needed, not "
                       "in a forked worker process (with 2+ threads)", _on)
+tiered = Switch('GRAPHC_TIERED', False, "1 runs a training step's first call uncompiled while its kernels compile, "
+                "0 has it wait for them (runtime/tiered.py)", lambda v: v == '1')
 max_kernels = Switch('GRAPHC_MAX_KERNELS', 20000, "compiled kernels per process (an integer)", int)
 cache_dir = Switch('GRAPHC_CACHE_DIR', os.path.join(HOME, '.cache', 'graphc'), "the compiled-kernel cache's directory")
 cache_max_bytes = Switch('GRAPHC_CACHE_MAX_MB', 256 << 20, "the kernel cache's size on disk in MB (a number)", _mb)

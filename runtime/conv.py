@@ -1,11 +1,12 @@
 """Compiled im2col and col2im for the convolution kernels (NumPy's strided copies are slow on the
 short rows of small images). Each is specialized to its shapes, split over the batch across cores,
 and used by graphc.ops.nn when the CPU backend is on; the NumPy versions stay the reference."""
+import functools
 import threading
 
 import numpy as np
 
-from .cpu import Kernel, _for, _kernel_function, compile_kernel, enabled
+from .cpu import Deferred, Kernel, _for, _kernel_function, compile_kernel, deferred, enabled
 
 _lock = threading.Lock()
 _kernels = {}
@@ -273,10 +274,17 @@ def _maxpool_grad_relu_2x2(ir, t, mod, fn, b, start, stop, ptrs, shape, out_hw):
     _rows_2x2(ir, b, fn, shape, out_hw, start, stop, emit)
 
 
+# kinds built even in a training step's first tier (runtime/tiered.py): NumPy's max-pooling gradient of LeNet's first
+# layer took 57 ms at batch 600, the kernel compiles in 7-11 ms (-O0, cpu.LIGHT) and runs in 1.3
+NOW = ('maxpool_grad', 'maxpool_grad_relu')
+
+
 def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
     key = (kind, shape, k, st, dl, pd, out_hw, str(dtype))
     with _lock:
         kern = _kernels.get(key)
+        if kern is None and kind not in NOW and deferred():
+            raise Deferred(kind)
         if kern is None:
             text = _build_maxpool_grad(shape, k, st, pd, out_hw, dtype, kind == 'maxpool_grad_relu') \
                 if kind.startswith('maxpool_grad') else \
@@ -289,11 +297,23 @@ def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
         return kern
 
 
+def _or_numpy(f):
+    """f, returning None (the op's NumPy form runs) where its kernel is Deferred (a first tier)."""
+    @functools.wraps(f)
+    def run(*args, **kw):
+        try:
+            return f(*args, **kw)
+        except Deferred:
+            return None
+    return run
+
+
 def _covers(shape, k, pd, out_hw):
     """Whether the only window is the whole unpadded image (LeNet's last convolution: a FullyConnected)."""
     return tuple(out_hw) == (1, 1) and not any(pd) and tuple(k) == tuple(shape[2:])
 
 
+@_or_numpy
 def im2col(x, k, st, dl, pd, out_hw, layout='nk', out=None):
     """Columns (N, C*kh*kw, OH*OW), or with layout 'kn' (C*kh*kw, N*OH*OW), written into `out` when given (a
     C-contiguous array of that shape and x's dtype); None when the compiled backend is off or the dtype is not
@@ -314,6 +334,7 @@ def im2col(x, k, st, dl, pd, out_hw, layout='nk', out=None):
     return col
 
 
+@_or_numpy
 def col2im(col, shape, k, st, dl, pd, out_hw, layout='nk', out=None):
     """The (N, C, H, W) image the columns (in im2col's layout) scatter-add into -- `out` when given (zeros, C-
     contiguous, that shape) -- or None (compiled backend off / not float)."""
@@ -354,6 +375,7 @@ def maxpool_grad_relu(g, x, y, c, k, st, pd, out_hw):
     return dx
 
 
+@_or_numpy
 def maxpool(x, k, st, pd, out_hw):
     """y of max pooling, or None (backend off / not float)."""
     if not enabled() or x.dtype not in (np.float32, np.float64):

@@ -7,6 +7,7 @@ its own strides (0 along broadcast dims), so the innermost loop vectorizes. Tran
 are written here as vectorizable polynomials (no fast-math, no libm calls in the loop); an op without
 an emitter for the dtype keeps the whole group on the NumPy reference path.
 """
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -1251,6 +1252,31 @@ def _compile_ir(text, name):
 observer = None   # observer(name, None) as a module's compile starts, observer(name, object code) when it is done
 
 
+# ---------------------------------------------------------------- a first tier without LLVM
+class Deferred(Exception):
+    """A kernel not built yet, asked for where a training step's first tier runs (runtime/tiered.py): the caller
+    takes the op's NumPy or oneDNN form instead and remembers nothing, so the compiled tier builds it later."""
+
+
+_tier = threading.local()   # .on: this thread runs a first tier
+
+
+@contextlib.contextmanager
+def deferring():
+    """Within: kernels that are not built yet are not built (Deferred), except the ones whose NumPy form costs
+    more than their compile (runtime/conv.NOW)."""
+    was = getattr(_tier, 'on', False)
+    _tier.on = True
+    try:
+        yield
+    finally:
+        _tier.on = was
+
+
+def deferred():
+    return getattr(_tier, 'on', False)
+
+
 # ---------------------------------------------------------------- compiling ahead
 _ahead = {}   # pid -> the compile thread (a forked child starts its own)
 
@@ -1354,6 +1380,8 @@ def kernel_for(fop):
     k = getattr(fop, '_kernel', False)
     if k is not False:  # decided before for this fused op
         return k
+    if deferred():   # (a first tier: its NumPy path, nothing decided)
+        return None
     k = fop._kernel = _kernel_for(fop.subgraph)
     return k
 
@@ -1419,11 +1447,29 @@ def run_fused(fop, arrays):
         return tuple(outs) if len(outs) > 1 else outs[0]
     k = kernel_for(fop)
     if k is None:
-        return None
+        return _conv_relu(fop, arrays) if deferred() else None
     ins = [np.ascontiguousarray(a) for a in arrays]
     outs = [np.empty(n.shapes[j], k.dtype) for n, j in fop.subgraph.outputs]
     k(ins, outs)
     return tuple(outs) if len(outs) > 1 else outs[0]
+
+
+def _conv_relu(fop, arrays):
+    """A group that is a Convolution and its ReLU as one oneDNN convolution with a ReLU post-op: a first tier's form
+    of it while its compiled epilogue is deferred (no second pass over the output, no array for the convolution
+    alone: 44 MB of fresh pages at LeNet's first layer at batch 600); None where it is not that, or oneDNN
+    declines."""
+    sub = fop.subgraph
+    ops = [n for n in sub.nodes if not n.is_var]
+    if len(ops) != 2 or ops[0].op.name != 'Convolution' or ops[1].op.name != 'Activation' or \
+            ops[1].attrs.get('act_type') != 'relu' or ops[1].inputs[0][0] is not ops[0] or sub.outputs != [(ops[1], 0)]:
+        return None
+    pos = {v: i for i, v in enumerate(sub.inputs)}
+    if any(s not in pos for s, _ in ops[0].inputs):
+        return None
+    from . import onednn
+    return onednn.conv_act_pool({'conv': ops[0].attrs, 'pool': None, 'act': 'relu'},
+                                *[arrays[pos[s]] for s, _ in ops[0].inputs])
 
 
 ANCHORS = ('FullyConnected', 'Convolution', 'Deconvolution', 'dot', 'batch_dot')
@@ -1433,6 +1479,8 @@ def epilogue_of(fop):
     """split_anchor(fop), worked out once per fused op."""
     ep = getattr(fop, '_epilogue', False)
     if ep is False:
+        if deferred():   # (a first tier: the anchor and its epilogue op by op, nothing decided)
+            return None
         ep = fop._epilogue = split_anchor(fop)
     return ep
 

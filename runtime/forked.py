@@ -37,22 +37,28 @@ if hasattr(os, 'register_at_fork'):
     os.register_at_fork(after_in_child=_forget)
 
 
-def start(fwd, bwd, params=()):
+def start(fwd, bwd, params=(), whole=False):
     """A Child compiling the pooling kernels of forward graph `fwd`, then backward graph `bwd`'s kernels, then the
     multi-tensor update of the Trainers of `params` (Parameters; a guess at its options), or None:
     GRAPHC_COMPILE_FORK=0, fewer than two threads (the child would only take this core), GRAPHC_COMPILE_AHEAD=1
-    (its thread does it), one core to run on, no fork here, an MPI rank, nothing to compile, or the fork failed."""
+    (its thread does it), one core to run on, no fork here, an MPI rank, nothing to compile, or the fork failed.
+    whole (a first tier runs meanwhile, runtime/tiered.py): every kernel of both graphs, the forward's fused groups
+    first, where a core is spare beyond the threads this process runs (the first tier's oneDNN calls take as many;
+    two threads on two cores with the child beside them: the first call 492 ms against 375 without, medians on a
+    loaded machine), the child at the lowest priority."""
     from .conv import WARM
-    if not config.compile_fork() or config.compile_ahead() or config.num_threads() < 2 or not hasattr(os, 'fork') \
-            or 'mpi4py.MPI' in sys.modules or _cores() < 2:   # (MPI ranks: some transports break in a forked child)
+    if not config.compile_fork() or config.compile_ahead() or config.num_threads() < 2 and not whole or \
+            not hasattr(os, 'fork') or 'mpi4py.MPI' in sys.modules or _cores() < 2 or \
+            whole and _cores() <= config.num_threads():   # (MPI ranks: some transports break in a forked child)
         return None
-    todo = [n for n in cpu.warm_todo(fwd) if n.op.name in WARM] + cpu.warm_todo(bwd)[::-1]
+    todo = cpu.warm_todo(fwd) + cpu.warm_todo(bwd) if whole else \
+        [n for n in cpu.warm_todo(fwd) if n.op.name in WARM] + cpu.warm_todo(bwd)[::-1]
     if not todo:
         return None
     from . import native
     native.blas()   # (found here: the child must not load or call BLAS)
     trainers = {id(t): t for t in (getattr(p, '_trainer', None) for p in params) if t is not None}
-    child = Child(_build, todo, list(trainers.values()))
+    child = Child(_build, todo, list(trainers.values()), whole)
     return child if child.pid is not None else None
 
 
@@ -61,10 +67,12 @@ def _cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 
-def _build(todo, trainers):
+def _build(todo, trainers, low=False):
     """The child's work: the step interpreter (the forward plan asks for it once its fused kernels are built
-    here), the nodes' kernels, then the Trainers' update kernels."""
+    here), the nodes' kernels, then the Trainers' update kernels; low: at the lowest priority."""
     from . import native
+    if low and hasattr(os, 'nice'):
+        os.nice(19)
     if config.native():
         native.executor()
     cpu._build_all(todo)

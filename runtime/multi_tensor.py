@@ -231,7 +231,9 @@ def kernel(kind, dtype, opts, nstate, wds=(False, True)):
     key = (kind, np.dtype(dtype).name, tuple(opts), nstate, tuple(wds))
     k = _kernels.get(key)
     if k is None:
-        from .cpu import compile_ir
+        from .cpu import Deferred, compile_ir, deferred
+        if deferred():   # (a training step's first tier: the per-parameter update runs)
+            raise Deferred(kind)
         text = build_ir(kind, np.dtype(dtype), tuple(opts), nstate, tuple(wds))
         name = f"graphc_mt_{kind}_{hashlib.sha256(text.encode()).hexdigest()[:20]}"
         k = _kernels[key] = Kernel(compile_ir(text.replace('@"kernel"', f'@"{name}"'), name))

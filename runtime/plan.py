@@ -60,10 +60,31 @@ def keep_memory():
             mallopt(k, v)
 
 
+_plain = []   # [the pid that turned NumPy's huge-page advice off]
+
+
+def no_huge_pages():
+    """Have NumPy allocate without its transparent-huge-page advice (once per process, unless GRAPHC_HUGE_PAGES=1 or
+    NUMPY_MADVISE_HUGEPAGE says otherwise): NumPy asks Linux for 2 MB pages on every array of 4 MB or more, where
+    MXNet's and PyTorch's allocators take the system's default (4 KB pages unless THP is 'always'). In this VM a
+    fresh process's huge pages are free blocks its kernel has reported to the host, refilled there on first
+    touch: LeNet's cold first training step at batch 600 took ~110 of them, 300-600 ms of system time when
+    refilled (40 when not), 70-100 ms with 4 KB pages (benchmarks/cold_ab.py). The steady step, whose memory the
+    heap keeps (keep_memory), ran within noise of its time with them."""
+    if _plain == [os.getpid()] or config.huge_pages() or 'NUMPY_MADVISE_HUGEPAGE' in os.environ:
+        return
+    _plain[:] = [os.getpid()]
+    core = getattr(np, '_core', None) or np.core   # (NumPy 2, NumPy 1)
+    advise = getattr(core.multiarray, '_set_madvise_hugepage', None)
+    if advise is not None:
+        advise(False)
+
+
 class Plan:
     def __init__(self, graph, native=True, kernel=None):
         """kernel(op): each step's kernel (default: the CPU backend's)."""
         keep_memory()
+        no_huge_pages()
         if kernel is None:
             from .backend import cpu
             kernel = cpu.kernel

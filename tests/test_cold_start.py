@@ -120,3 +120,24 @@ def _installed(md, dist):
         return True
     except md.PackageNotFoundError:
         return False
+
+
+def test_numpy_huge_page_advice_is_off_once_a_plan_is_built_unless_asked_for(monkeypatch):
+    import numpy as np
+    from graphc.runtime import plan
+    core = getattr(np, '_core', None) or np.core
+    advise = getattr(core.multiarray, '_set_madvise_hugepage', None)
+    if advise is None:
+        return   # (a NumPy without the advice)
+    was = advise(True)
+    try:
+        monkeypatch.delenv('NUMPY_MADVISE_HUGEPAGE', raising=False)
+        for env, want in (({'GRAPHC_HUGE_PAGES': '1'}, True), ({'NUMPY_MADVISE_HUGEPAGE': '1'}, True), ({}, False)):
+            with monkeypatch.context() as m:
+                for k, v in env.items():
+                    m.setenv(k, v)
+                monkeypatch.setattr(plan, '_plain', [])
+                plan.no_huge_pages()
+                assert advise(True) is want, env   # (the advice in force; put back on for the next case)
+    finally:
+        advise(was)

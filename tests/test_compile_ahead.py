@@ -49,7 +49,7 @@ from graphc.runtime import cpu
 
 def _run(tmp_path, ahead, threads='2'):
     env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path / f'cache{ahead}{threads}'), GRAPHC_COMPILE_AHEAD=ahead,
-               GRAPHC_NUM_THREADS=threads)
+               GRAPHC_NUM_THREADS=threads, GRAPHC_TIERED='0')   # (the same bits from the first step: no first tier)
     r = subprocess.run([sys.executable, '-c', _STEP], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout.strip().splitlines()[-1])

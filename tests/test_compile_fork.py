@@ -42,7 +42,7 @@ forked._load = record
 
 def _run(tmp_path, fork, threads='2'):
     env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path / f'cache{fork}{threads}'), GRAPHC_COMPILE_FORK=fork,
-               GRAPHC_NUM_THREADS=threads, GRAPHC_COMPILE_AHEAD='0')
+               GRAPHC_NUM_THREADS=threads, GRAPHC_COMPILE_AHEAD='0', GRAPHC_TIERED='0')   # (no first tier: tests/test_tiered.py)
     r = subprocess.run([sys.executable, '-c', _STEP], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -140,6 +140,7 @@ def _grads(net):
 def test_no_fork_here_or_switched_off_compiles_in_this_process(monkeypatch):
     monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
     monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '0')
+    monkeypatch.setenv('GRAPHC_TIERED', '0')
     gc.random.seed(3)
     net = _net()
     want = _grads(net)    # eager

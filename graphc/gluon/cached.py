@@ -28,6 +28,7 @@ _ndm = sys.modules[NDArray.__module__]
 
 log = logging.getLogger('graphc')
 _opt_lock = threading.RLock()
+_swap_lock = threading.Lock()   # a first tier's plans replaced by the compiled ones (runtime/tiered.py)
 
 
 def flatten_inputs(args):
@@ -161,6 +162,7 @@ class CachedOp:
 
     def __init__(self, entry):
         self.entry, self.name, self._grads, self._compiled = entry, f"_CachedOp({entry.block_name})", {}, {}
+        self._tiers = {}   # need -> runtime/tiered.Tiers while a first tier's plans are the ones in _compiled
 
     def built(self, need):
         """(gradient graph, head vars, grads, forward nodes the backward reads) for the inputs in `need`."""
@@ -176,11 +178,20 @@ class CachedOp:
             hit = self._grads[need] = (joint, heads, grads, keep)
         return hit
 
-    def compiled(self, need):
+    def compiled(self, need, forward=False):
         """The training step split for the compiled backend: (forward Plan, backward Plan, saved-value vars,
         head vars, which grads exist). The forward also outputs the values the backward reads, so both
-        halves go through the training pipeline (fusion, compiled kernels) without sharing nodes."""
+        halves go through the training pipeline (fusion, compiled kernels) without sharing nodes. forward: asked
+        by a block's forward, whose first call runs a first tier (runtime/tiered.py) and whose second swaps in
+        the compiled plans."""
         hit = self._compiled.get(need)
+        tiers = self._tiers.get(need)
+        if tiers is not None and forward and tiers.runs:   # (a compile that fails raises here, each call again)
+            with _swap_lock:   # (threads training one block: one swaps, the others then find its plans)
+                if self._tiers.get(need) is tiers:
+                    self._compiled[need] = tiers.compiled() + hit[2:]
+                    del self._tiers[need]
+            hit = self._compiled[need]
         if hit is not None and type(hit[1]) is _Later and hit[1]._plan is not None:   # (built: the plan from now on)
             hit = self._compiled[need] = hit[:1] + (hit[1]._plan,) + hit[2:]
         if hit is None:
@@ -192,9 +203,14 @@ class CachedOp:
             off = getattr(e, 'disabled', None)  # (an Executor's entry: MXNET_ELIMINATE_COMMON_EXPR=0 turns cse off)
             fopt, _ = run_pipeline(fgraph, 'training', disabled=off, tag=e.block_name + '.forward')
             bopt, _ = run_pipeline(bwd, 'training', disabled=off, tag=e.block_name + '.backward')
-            from ..runtime import forked
+            from ..runtime import forked, tiered
             from ..runtime.cpu import warm
             params = [p for p, _ in getattr(e, 'param_vars', ())]   # (an Executor's entry has none: no Trainer)
+            has = [g is not None for g in grads]
+            if forward and tiered.on():
+                tiers = self._tiers[need] = tiered.Tiers(fopt, bopt, params)
+                hit = self._compiled[need] = tiers.first + (saved, heads, has)
+                return hit
             child = forked.start(fopt, bopt, params)   # (kernels compile in a child meanwhile)
             if child is None:
                 warm(fopt)   # (the pooling kernels compile there while this thread builds the plan's fused ones)
@@ -202,7 +218,7 @@ class CachedOp:
             bplan = _Later(backend.cpu.executor, bopt, child)
             if bplan.ahead is None:   # (nothing compiles ahead: built now)
                 bplan = bplan.plan()
-            hit = self._compiled[need] = (fplan, bplan, saved, heads, [g is not None for g in grads])
+            hit = self._compiled[need] = (fplan, bplan, saved, heads, has)
         return hit
 
     def grad(self, F, attrs, xs, ys, dys):
@@ -313,7 +329,7 @@ class CachedGraph:
         tape_attrs = None
         compiled = backend.current() is not backend.interp
         if recording and compiled:  # compiled: the forward half outputs what the backward half reads
-            fplan, _, svars, _, _ = self.op.compiled(need)
+            fplan, _, svars, _, _ = self.op.compiled(need, forward=True)
             vals = fplan(feed)
             n_keep = len(self.graph.outputs)
             tape_attrs = {'feed': feed, 'saved': vals[n_keep:]}

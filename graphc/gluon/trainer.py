@@ -325,8 +325,8 @@ class Trainer:
                 if on_kv:
                     continue
                 _device_counts(o, k)
-                if fused and (self._fused.get(k) or self._fused.setdefault(k, _multi.Fused())).step(
-                        o, upd, [i for i, _ in todo], [arrays[k] for _, arrays in todo]):
+                if fused and _fused_step(self, self._fused.get(k) or self._fused.setdefault(k, _multi.Fused()),
+                                         o, upd, [i for i, _ in todo], [arrays[k] for _, arrays in todo]):
                     continue  # every parameter of this context in one multi-tensor kernel call
                 for i, arrays in todo:
                     w = arrays[k]
@@ -369,6 +369,16 @@ class Trainer:
 
 def _fused_on():
     return _config.multi_tensor() and _cpu.enabled()
+
+
+def _fused_step(trainer, fused, *args):
+    """fused.step(*args); after a first tier of a step this trainer updates (runtime/tiered.py), before its swap,
+    the update kernel is not built here (the worker builds it): an update not built yet runs per parameter."""
+    from ..runtime import tiered
+    if not tiered.pending(trainer):
+        return fused.step(*args)
+    with _cpu.deferring():
+        return fused.step(*args)
 
 
 def _is_fresh(w):

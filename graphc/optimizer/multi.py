@@ -15,6 +15,7 @@ import numpy as np
 from .. import config
 from ..ndarray.ndarray import NDArray, WRITES
 from ..runtime import cuda_update as cu, multi_tensor as mt
+from ..runtime.cpu import Deferred
 from .optimizer import _state_arrays
 
 NSTATE = {'sgd': (0, 1), 'nag': (0, 1), 'adam': (2,), 'adamw': (2,), 'rmsprop': (1, 3), 'adagrad': (1,)}
@@ -89,6 +90,13 @@ class Fused:
                     return False
             has = wd[grp.pos] != 0
             wds = (True,) if has.all() else (False, True) if has.any() else (False,)  # the wd cases present
+            if grp.kernel[:3] != (kind, opts, wds):
+                try:
+                    k = cu.kernel(grp.table.xp, self.device_id, kind, grp.dtype, opts, grp.nstate, wds, grp.half) \
+                        if self.device else mt.kernel(kind, grp.dtype, opts, grp.nstate, wds)
+                except Deferred:   # (a training step's first tier, runtime/tiered.py: updated one by one)
+                    return False
+                grp.kernel = (kind, opts, wds, k)
             todo.append((grp, kind, opts, wds, scal, has))
         cnt.update(zip(idx, counts))
         o.num_update = nu
@@ -97,10 +105,6 @@ class Fused:
             from .. import device as _dev
             _dev.SYNCED.add(self.device_id)
         for grp, kind, opts, wds, scal, has in todo:
-            if grp.kernel[:3] != (kind, opts, wds):
-                k = cu.kernel(grp.table.xp, self.device_id, kind, grp.dtype, opts, grp.nstate, wds, grp.half) \
-                    if self.device else mt.kernel(kind, grp.dtype, opts, grp.nstate, wds)
-                grp.kernel = (kind, opts, wds, k)
             if self.device:
                 with grp.table.xp.cuda.Device(self.device_id):
                     grp.kernel[3](grp.table.set(scal[0], has), scal[1])
