@@ -16,7 +16,7 @@ from .. import config
 from .. import autograd
 from ..base import GraphcError, fmt_shape
 from ..graph import Graph
-from ..ndarray.ndarray import CASTS, NDArray, WRITES
+from ..ndarray.ndarray import BINDS, CASTS, NDArray, WRITES
 from ..symbol import symbol as _symm
 from ..symbol.symbol import Symbol, TraceContext, input_var
 
@@ -372,12 +372,29 @@ class CachedGraph:
         params = [p for p, _ in self.param_vars]
         keys = self.data_vars + [v for _, v in self.param_vars]
         nv, structure = len(self.visible), self.structure
-        run, lean = plan.positional(keys), plan.lean(keys)
+        run, lean = plan.positional(keys), plan.lean(keys, len(self.data_vars))
         if run is None:
             return None
         want = [(tuple(v.shapes[0]), np.dtype(v.dtypes[0]), np.dtype(v.dtypes[0]).str) for v in self.data_vars]
         n, st, ts, casts, training = len(want), autograd._st, _symm._ts, self.casts, self.training
         interp, cur, one = backend.interp, backend._cur, nv == 1 and structure is None
+        # the parameters' buffers, kept between calls (gathering them cost a batch-1 MLP 1-2 us warm, more cold):
+        # (BINDS when gathered, the buffers), valid while no array's buffer and no Parameter's copies were replaced
+        # (in-place writes keep the buffers); a parameter on several contexts is gathered every call
+        bound = [(-1, ())]
+
+        def gather():
+            v, bufs, single = BINDS[0], [], True   # (BINDS first: a change while gathering shows next call)
+            for p in params:
+                c = p._copies  # (Parameter._cur without the property: one copy, or the current context's)
+                single = single and c is not None and len(c) == 1
+                a = c[0] if c is not None and len(c) == 1 else p._cur or p.data()
+                b = a._buf
+                bufs.append(b if b is not None else a._data)
+            bufs = tuple(bufs)
+            if single:
+                bound[0] = (v, bufs)
+            return bufs
 
         def fast(args):
             if len(args) != n or st.recording or st.training is not training or CASTS[0] != casts or \
@@ -390,13 +407,12 @@ class CachedGraph:
                     return None
                 arrays.append(b)
             self.used = next(_clock)
-            for p in params:
-                c = p._copies  # (Parameter._cur without the property: one copy, or the current context's)
-                a = c[0] if c is not None and len(c) == 1 else p._cur or p.data()
-                b = a._buf
-                arrays.append(b if b is not None else a._data)
-            out = lean(arrays) if lean is not None else None   # (arrays of the plan's: the user's now)
+            v, pbufs = bound[0]
+            if v != BINDS[0]:
+                pbufs = gather()
+            out = lean(arrays, pbufs) if lean is not None else None   # (arrays of the plan's: the user's now)
             if out is None:
+                arrays += pbufs
                 out = owned(run(arrays)[:nv], arrays)
             return NDArray(out[0]) if one else _unflatten(structure, [NDArray(v) for v in out])
         return fast

@@ -24,7 +24,7 @@ from .. import initializer as _init
 from ..base import DeferredInitializationError, GraphcError, GraphcShapeError, as_dtype, fmt_shape
 from ..context import Context, current_context
 from .. import device as _dev
-from ..ndarray.ndarray import NDArray, CASTS, WRITES, _check_ctx, _on_host, _placed, array as _array
+from ..ndarray.ndarray import NDArray, BINDS, CASTS, WRITES, _check_ctx, _on_host, _placed, array as _array
 
 _GRAD_REQS = ('write', 'add', 'null')
 _STYPES = ('default', 'row_sparse', 'csr')
@@ -58,8 +58,19 @@ def _ctx_list(ctx):
 from ..symbol.symbol import _ts  # noqa: E402  (the trace in progress, if any)
 
 
+class _Rebinds:
+    """Parameter._copies: read as a plain instance attribute (a descriptor without __get__: no cost), and every
+    assignment bumps BINDS, so the fast paths that keep the copies' buffers bound between calls re-bind them."""
+
+    def __set__(self, obj, value):
+        BINDS[0] += 1
+        obj.__dict__['_copies'] = value
+
+
 class Parameter:
     """A weight of a Block: its data (one copy per context), its gradient and how to initialize and update it."""
+
+    _copies = _Rebinds()
 
     def __init__(self, name, grad_req='write', shape=None, dtype='float32', lr_mult=1.0, wd_mult=1.0,
                  init=None, allow_deferred_init=False, differentiable=True, stype='default', grad_stype='default'):

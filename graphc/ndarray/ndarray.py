@@ -164,6 +164,8 @@ def _symbolic(op, inputs, attrs, name):
 
 CASTS = [0]   # bumped by Parameter.cast: hybridized graphs keyed on it re-trace
 WRITES = [0]  # bumped by every in-place write through the API: cached values derived from arrays check it
+BINDS = [0]   # bumped when an array's buffer or a Parameter's arrays are replaced: fast paths that keep the
+# addresses of parameters' buffers between calls (CachedGraph._fast_path) check it
 
 TENSORS = ()  # NDArray and Symbol: what binary operators accept as the other operand (set below)
 
@@ -242,6 +244,7 @@ class NDArray:
 
     @_data.setter
     def _data(self, value):
+        BINDS[0] += 1
         self._buf, self._lazy = value, None
 
     @property
