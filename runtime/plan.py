@@ -198,9 +198,8 @@ class Plan:
             try:
                 if params is not None and params is bound[0] and rebinds[0] == bound[1]:
                     check = ((data, arrays, 0),)
-                else:   # every input; params: after the data
+                else:   # every input; params: after the data (any slot bound anew bumps rebinds: bound is stale)
                     check = ((data, arrays, 0), (rest, arrays, 0) if params is None else (rest, params, nd))
-                    bound[0] = None
                 keep = params is not None
                 for group, src, off in check:
                     for k, i, const in group:
