@@ -11,6 +11,7 @@ import importlib.util
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import threading
@@ -34,6 +35,8 @@ ORDER = ('numpy', 'torch', 'torch.compile', 'jax', 'mxnet', 'eager', 'hybridized
          'np.copyto')   # table columns, in this order
 PEERS = ('numpy', 'torch', 'torch.compile', 'jax', 'mxnet', 'onnxruntime')   # what graphc hybridized is compared to
 WARMUP = 3   # untimed rounds before the timed ones
+SEED = [0]   # the variants' order is drawn anew each round from this seed (`graphc bench --seed`): in one fixed
+# order the batch-1 MLP's hybridized call measured 1.17x NumPy, shuffled 0.82x (the variant before it sets its caches)
 RATIOS = (('eager', 'hybridized'), ('hybridized', 'numpy'), ('hybridized', 'torch'),
           ('eager', 'numpy'), ('eager', 'torch'), ('hybridized', 'onnxruntime'))
 
@@ -43,8 +46,9 @@ class Times(dict):
     spread = {}
 
 
-def timeit(fns, reps, warmup=WARMUP, progress=None):
-    """{name: median seconds} (a Times), running the variants interleaved so machine noise hits all alike.
+def timeit(fns, reps, warmup=WARMUP, progress=None, seed=None):
+    """{name: median seconds} (a Times), running the variants interleaved so machine noise hits all alike, each
+    round in an order drawn from random.Random(seed; default SEED[0]), kept as .seed.
     A variant with a rep() method (a peer in another process) is timed by it: rep() runs it once and returns the
     seconds it measured there. progress: a wrapper for the iterable of warm-up plus timed rounds, or None.
     .diag: diagnostics() of the timed rounds as a whole ('(all variants)'), and per variant where every variant's
@@ -53,15 +57,18 @@ def timeit(fns, reps, warmup=WARMUP, progress=None):
     10-25% here (a cold branch predictor and caches), which would bias the comparison."""
     ts, rows = {k: [] for k in fns}, {k: [] for k in fns}
     rounds = range(warmup + reps)
-    pids = [f.worker.proc.pid for f in fns.values() if hasattr(f, 'worker')]
+    pids = [p for f in fns.values() if hasattr(f, 'worker') for p in f.worker.pids()]   # (peers: our own CPU)
+    seed = SEED[0] if seed is None else seed
     pygc.callbacks.append(_count_gc)
     try:
-        first, whole = _rounds(fns, progress(rounds) if progress else rounds, warmup, pids, ts, rows)
+        first, whole = _rounds(fns, progress(rounds) if progress else rounds, warmup, pids, ts, rows,
+                               random.Random(seed))
     finally:
         pygc.callbacks.remove(_count_gc)
     t = Times({k: statistics.median(v) for k, v in ts.items()})
     t.spread = {k: tuple(float(q) for q in np.percentile(v, (10, 90))) for k, v in ts.items()}
     t.others = others(first and first[1], cpu_sample(pids))
+    t.seed = seed
     t.diag = {k: diagnostics(v) for k, v in rows.items() if v and v[0] is not None}
     if whole is not None:
         t.diag['(all variants)'] = diagnostics([whole])
@@ -69,15 +76,17 @@ def timeit(fns, reps, warmup=WARMUP, progress=None):
     return t
 
 
-def _rounds(fns, rounds, warmup, pids, ts, rows):
-    """timeit's rounds: each variant's timed seconds into ts, and where every warm-up sample was LONG, each timed
-    sample's row into rows. Returns (the probe at the first timed round, the row of all timed rounds) or Nones."""
+def _rounds(fns, rounds, warmup, pids, ts, rows, rng):
+    """timeit's rounds, each in an order rng draws: each variant's timed seconds into ts, and where every warm-up
+    sample was LONG, each timed sample's row into rows. Returns (the probe at the first timed round, the row of all
+    timed rounds) or Nones."""
     first, warm, each = None, {}, False
+    items = list(fns.items())
     for i in rounds:
         if i == warmup:
             first, t0 = probe(pids), time.perf_counter()
             each = bool(warm) and min(warm.values()) >= LONG
-        for k, f in fns.items():
+        for k, f in rng.sample(items, len(items)):
             timed = i >= warmup
             a = probe(pids) if timed and each else None
             if hasattr(f, 'rep'):
@@ -131,11 +140,12 @@ def others(a, b):
     return max(0.0, (b[1] - a[1] - (b[2] - a[2])) / (b[0] - a[0]))
 
 
-def idle_probe(seconds=0.2):
-    """The cores other processes use while this one sleeps for `seconds` (None off Linux)."""
-    a = cpu_sample()
+def idle_probe(seconds=0.2, pids=()):
+    """The cores other processes (not this one, not pids: the peers' workers) use while this one sleeps for
+    `seconds` (None off Linux)."""
+    a = cpu_sample(pids)
     time.sleep(seconds)
-    return others(a, cpu_sample())
+    return others(a, cpu_sample(pids))
 
 
 # diagnostics: what else ran, or took this process's pages and cores, during each variant's timed samples
@@ -313,11 +323,11 @@ def proc_cpu():
     return out
 
 
-def top_others(a, b, n=5):
-    """[[name, pid, CPU s]] of the n other processes (not this one) that used the most CPU between proc_cpu()s
-    a and b: kernel threads (kdamond, kswapd), a peer's compile workers that SIGSTOP does not reach, ..."""
-    me = os.getpid()
-    used = [(t - a.get(pid, (None, 0.0))[1], name, pid) for pid, (name, t) in b.items() if pid != me]
+def top_others(a, b, n=5, own=()):
+    """[[name, pid, CPU s]] of the n other processes (not this one, not those of own: the peers' workers) that
+    used the most CPU between proc_cpu()s a and b: kernel threads (kdamond, kswapd), ..."""
+    mine = {os.getpid(), *own}
+    used = [(t - a.get(pid, (None, 0.0))[1], name, pid) for pid, (name, t) in b.items() if pid not in mine]
     return [[name, pid, round(t, 2)] for t, name, pid in sorted(used, reverse=True)[:n] if t > 0]
 
 
@@ -340,17 +350,18 @@ def vmstat():
     return out
 
 
-def load_check(fn):
+def load_check(fn, own=lambda: ()):
     """fn()'s result with 'load': other processes' CPU use (in cores) while idle just before and after it and
     during its timed rounds, the 1-minute load average before and after, and 'loaded' when any is above
     LOADED (without /proc/stat: when the load average was above this run's own threads plus LOADED); and over the
     whole workload, the other processes that used the most CPU, the machine's paging counters and the migrations
-    of this process's threads alive throughout."""
-    la0, before = os.getloadavg()[0], idle_probe()
+    of this process's threads alive throughout. own() -> the pids whose CPU is this run's own (the peers' process
+    groups)."""
+    la0, before = os.getloadavg()[0], idle_probe(pids=own())
     procs, vm, mig = proc_cpu(), vmstat(), migrations()
     r = fn()
-    procs, vm1, mig1 = top_others(procs, proc_cpu()), vmstat(), migrations()
-    after, la1 = idle_probe(), os.getloadavg()[0]
+    procs, vm1, mig1 = top_others(procs, proc_cpu(), own=own()), vmstat(), migrations()
+    after, la1 = idle_probe(pids=own()), os.getloadavg()[0]
     seen = [v for v in (before, getattr(r['times'], 'others', None), after) if v is not None]
     loaded = max(seen) > LOADED if seen else max(la0, la1) > config.num_threads() + LOADED
     return dict(r, load={'others_idle_before': before, 'others_timed': getattr(r['times'], 'others', None),
@@ -833,9 +844,9 @@ def lenet_cold(samples, progress=None, bs=600, peers=None):
     spec = {'model': 'lenet', 'train': True, 'opt': 'adam', 'lr': 1e-3}
     makers = {'hybridized': lambda: bench_peers.graphc_worker(config.num_threads())}
     makers.update((p.name, p.spawn) for p in peers or () if hasattr(p, 'spawn'))
-    ts, losses = {k: [] for k in makers}, {}
+    ts, losses, rng = {k: [] for k in makers}, {}, random.Random(SEED[0])
     for _ in (progress(range(samples)) if progress else range(samples)):
-        for k, make in makers.items():
+        for k, make in rng.sample(list(makers.items()), len(makers)):   # (timeit's shuffled order)
             w = make()
             try:
                 twin = w.twin(spec, arrays)
@@ -849,6 +860,7 @@ def lenet_cold(samples, progress=None, bs=600, peers=None):
         raise GraphcError(f"bench: the variants disagree on the loss of the second LeNet training step: {losses}")
     t = Times({k: statistics.median(v) for k, v in ts.items() if v})
     t.spread = {k: tuple(float(q) for q in np.percentile(v, (10, 90))) for k, v in ts.items() if v}
+    t.seed = SEED[0]
     return {'times': t, 'samples': {k: v for k, v in ts.items() if v}}
 
 
@@ -1004,15 +1016,15 @@ def ratios(times):
     return r
 
 
-def run(work, progress=None, check_load=False):
+def run(work, progress=None, check_load=False, own=lambda: ()):
     """{key: {'name', 'times', 'spread', 'ratios', ...}} for [(key, name, fn)]; progress(desc) -> iterable
-    wrapper; check_load: each result also says whether the machine was loaded (load_check)."""
+    wrapper; check_load: each result also says whether the machine was loaded (load_check; own: its own pids)."""
     results = {}
     for i, (key, name, fn) in enumerate(work, 1):
         f = lambda fn=fn, i=i, key=key: fn(progress(f"[{i}/{len(work)}] {key}") if progress else None)  # noqa: E731
-        r = load_check(f) if check_load else f()
+        r = load_check(f, own) if check_load else f()
         results[key] = dict(name=name, **r, spread=getattr(r['times'], 'spread', {}), ratios=ratios(r['times']),
-                            diag=getattr(r['times'], 'diag', {}))
+                            diag=getattr(r['times'], 'diag', {}), seed=getattr(r['times'], 'seed', None))
     return results
 
 
@@ -1055,7 +1067,8 @@ def run_peers(reps, quick=False, only=None, threads=(1,), names=None, progress=N
         try:
             peers, gone = start(n)
             missing.update(gone)
-            out[n] = run(standard(reps, quick, only, peers=peers), progress, check_load=True)
+            own = lambda: [pid for p in peers if hasattr(p, 'pids') for pid in p.pids()]  # noqa: E731
+            out[n] = run(standard(reps, quick, only, peers=peers), progress, check_load=True, own=own)
         finally:
             for p in peers:
                 p.close()
@@ -1110,6 +1123,8 @@ def peer_table(results, missing):
         lines.append(f"| {r0['name']} | {cell} | {hyb} | {rat} |")
     lines.append('')
     lines += [f'* {k}: not here; to include it: {hint}' for k, hint in missing.items()]
+    note = _order_note(r for res in results.values() for r in res.values())
+    lines += [note] if note else []
     lines.append("'-': that variant has no twin of the workload. Every peer started from graphc's weights and inputs "
                  "and agreed with hand NumPy (ResNet-18: with graphc hybridized): outputs within 1e-4 (relative, and "
                  "absolute of the largest |output|), losses of two training steps within 1e-4 (ResNet-18's: 1e-3; "
@@ -1124,6 +1139,12 @@ def peer_table(results, missing):
     if diag:
         lines += ["Diagnostics (per variant over its timed samples; JSON: workloads.THREADS.KEY.diag and .load):"] + diag
     return '\n'.join(lines)
+
+
+def _order_note(results):
+    seeds = sorted({r.get('seed') for r in results} - {None})
+    return (f"Each round ran the variants in a shuffled order (seed {', '.join(map(str, seeds))}: `graphc bench "
+            f"--seed N` draws another).") if seeds else ''
 
 
 def _diag_text(p, per='a sample'):
@@ -1184,6 +1205,8 @@ def table(results):
             bw = r['GB/s']
             lines.append(f"{key}: hybridized {bw['hybridized']:.1f} GB/s, np.copyto {bw['np.copyto']:.1f} GB/s "
                          f"({100 * bw['hybridized'] / bw['np.copyto']:.0f}% of the copy bandwidth)")
+    note = _order_note(results.values())
+    lines += [note] if note else []
     diag = diag_lines(results)
     return '\n'.join(lines + (["Diagnostics (per variant over its timed samples; JSON: workloads.KEY.diag):"] + diag
                                if diag else []))

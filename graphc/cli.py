@@ -171,6 +171,7 @@ def bench(args):
             raise GraphcError(f"--reps must be at least 1, got {args.reps}")
         if args.png:
             B.need_matplotlib()  # say so now, not after minutes of timing
+        B.SEED[0] = args.seed
         only = [k for o in args.only for k in o.split(',') if k]
         threads = _threads_arg(args.threads)
         if len(threads) > 1 and not args.peers:
@@ -193,7 +194,8 @@ def bench(args):
             if args.json:
                 with open(args.json, 'w') as f:
                     json.dump(B.report({str(n): r for n, r in results.items()}, reps=args.reps, quick=args.quick,
-                                       only=only, threads=threads, peers=args.peers, missing=missing), f, indent=2)
+                                       only=only, threads=threads, peers=args.peers, missing=missing, seed=args.seed), f,
+                              indent=2)
                 print(f"wrote {args.json}")
             return 0
         else:
@@ -207,7 +209,7 @@ def bench(args):
         if args.json:
             with open(args.json, 'w') as f:
                 json.dump(B.report(results, reps=args.reps, quick=args.quick, only=only,
-                                   symbol_file=args.symbol_file), f, indent=2)
+                                   symbol_file=args.symbol_file, seed=args.seed), f, indent=2)
             print(f"wrote {args.json}")
         if args.png:
             print(f"wrote {B.chart(results, args.png)}")
@@ -398,6 +400,8 @@ def main(argv=None):
     bp.add_argument('--peers', nargs='?', const='all', metavar='PEER[,PEER]',
                     help='also time PyTorch (eager, torch.compile), JAX jit and MXNet 1.9 (GRAPHC_BENCH_MXNET_PYTHON) '
                          'where installed, each in its own process, on the same weights and inputs (default: all)')
+    bp.add_argument('--seed', type=int, default=0,
+                    help='seed of the order the variants run in, drawn anew each round (default 0; reported)')
     bp.add_argument('--threads', metavar='N[,N]',
                     help='thread counts for graphc, NumPy\'s BLAS, torch and the peers (several: with --peers)')
     _compile_parser(sub)

@@ -113,7 +113,7 @@ def test_bench_peers_json_and_flags(tmp_path, capsys, monkeypatch):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from test_bench import NumpyPeer
     monkeypatch.setattr(bench_peers, 'start', lambda n, names: ([NumpyPeer()], {'mxnet': 'the hint'}))
-    monkeypatch.setattr(B, 'idle_probe', lambda seconds=0.2: 0.0)
+    monkeypatch.setattr(B, 'idle_probe', lambda seconds=0.2, pids=(): 0.0)
     monkeypatch.setattr(B, 'others', lambda a, b: 0.0)
     path = str(tmp_path / 'p.json')
     assert main(['bench', '--peers', '--quick', '--reps', '1', '--only', 'mlp1', '--threads', '1,2', '--json', path]) == 0

@@ -7,7 +7,8 @@ interleaved with them. Every peer runs in a worker process (worker.py, which nee
 are sized at start and kept out of graphc's process (torch's there slowed graphc's batch-1 MLP 2-3x), and MXNet
 lives in its own Python 3.8 venv. The cold-start rows start a fresh worker per sample (spawn), graphc's own
 included (graphc_peer.py). Between its commands a worker is parked (SIGSTOP where there is one, waited for
-until none of its threads runs): a framework's idle threads that spin after its turn (JAX's: 35-50 ms of CPU
+until none of its threads runs), as a process group: its own children too (torch.compile's compile workers); the
+bench counts the group's CPU as its own, not as other processes' load. A framework's idle threads that spin after its turn (JAX's: 35-50 ms of CPU
 into the next variant's LeNet step at 2 threads) would take a core from whichever variant is timed next. No
 peer is a dependency: a missing one is named with how to install it."""
 import importlib.util
@@ -59,24 +60,35 @@ class Worker:
             env[var] = os.path.join(self.dir, var.lower())
             os.mkdir(env[var])
         self.err = open(os.path.join(self.dir, 'stderr.txt'), 'w+')
+        group = {} if os.name != 'posix' else {'process_group': 0} if sys.version_info >= (3, 11) else \
+            {'preexec_fn': os.setpgrp}   # (a group of its own: parked and counted with its children)
         self.proc = subprocess.Popen([python, os.path.join(HERE, 'worker.py'), backend, str(threads)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
-                                     env=env, cwd=self.dir)
+                                     env=env, cwd=self.dir, **group)
+        self.group = [self.proc.pid]   # the group's processes, as of the last command but a rep
+
+    def pids(self):
+        """The worker's process group (itself and its children), as found after its last command but a rep."""
+        return list(self.group)
 
     def park(self, stop=True):
-        """Stop the worker's process, or continue it (stop=False); a no-op off POSIX. Stopping waits (up to a
-        second) until none of its threads is running: here a spinning thread ran on for 100-150 ms after the
+        """Stop the worker's process group, or continue it (stop=False); a no-op off POSIX. Stopping waits (up to
+        a second) until none of its threads is running: here a spinning thread ran on for 100-150 ms after the
         SIGSTOP that stopped the others at once."""
         sig = getattr(signal, 'SIGSTOP' if stop else 'SIGCONT', None)
         if sig is None or self.proc.poll() is not None:
             return
         try:
-            os.kill(self.proc.pid, sig)
-        except ProcessLookupError:   # it just ended: ask() says how
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):   # it just ended: ask() says how
             return
         deadline = time.monotonic() + 1.0
-        while stop and _running(self.proc.pid) and time.monotonic() < deadline:
+        while stop and any(_running(p) for p in self.group) and time.monotonic() < deadline:
             time.sleep(0.001)
+
+    def ready(self):
+        """Wait until the worker has imported its framework (a ping), so that its start is not timed."""
+        self.ask(cmd='ping')
 
     def ask(self, **msg):
         self.park(False)
@@ -86,6 +98,8 @@ class Worker:
             line = self.proc.stdout.readline()
         except BrokenPipeError:
             line = ''
+        if msg['cmd'] != 'rep':   # (a build or first call may start children: /proc read outside the timed reps)
+            self.group = _group(self.proc.pid)
         self.park()
         if not line:
             raise GraphcError(f"bench: the {self.name} peer's process ended (exit status {self.proc.wait()}): "
@@ -124,6 +138,23 @@ class Worker:
                 self.proc.wait()
         self.err.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _group(pgid):
+    """The pids of process group pgid from /proc (just [pgid] where there is none)."""
+    out = []
+    try:
+        pids = [d for d in os.listdir('/proc') if d.isdigit()]
+    except OSError:
+        return [pgid]
+    for d in pids:
+        try:
+            with open(f'/proc/{d}/stat') as f:
+                if int(f.read().rsplit(')', 1)[1].split()[2]) == pgid:
+                    out.append(int(d))
+        except (OSError, IndexError, ValueError):   # (a process that just ended)
+            pass
+    return out or [pgid]
 
 
 def _running(pid):
@@ -191,6 +222,13 @@ def start(threads, names=NAMES):
                 for k in ('PYTHONPATH', 'PYTHONHOME'):   # this Python's packages are not that one's
                     env.pop(k, None)
                 peers.append(Worker(name, python, 'mxnet_peer', threads, env))
+    try:   # all import at once, then each is waited for: no peer's start runs into a timed round
+        for p in peers:
+            p.ready()
+    except BaseException:
+        for p in peers:
+            p.close()
+        raise
     return peers, missing
 
 

@@ -4,6 +4,7 @@ graphc: it runs under another Python too (a 3.8 venv with MXNet 1.9.1). Arrays t
 pickles. BACKEND is a module beside this file (torch_peer, jax_peer, mxnet_peer, graphc_peer) or on PYTHONPATH (a
 test's fake peer), with build(spec, arrays) -> step (or None), value(result) -> ndarray, sync(result).
 
+  {"cmd": "ping"}                                     -> {}     ready: the framework imported
   {"cmd": "build", "spec": {...}, "arrays": "A.npz"} -> {"twin": false when the backend has none (build: None)}
   {"cmd": "value", "out": "O.npy"}                    -> {}     one call; its output (or loss) saved to O.npy
   {"cmd": "rep"}                                      -> {"t": seconds}   one call, timed here, waited for
@@ -38,7 +39,9 @@ def main(argv):
             break
         try:
             reply = {}
-            if msg['cmd'] == 'build':
+            if msg['cmd'] == 'ping':
+                pass
+            elif msg['cmd'] == 'build':
                 with np.load(msg['arrays'], allow_pickle=False) as z:
                     arrays = {k: z[k] for k in z.files}
                 step = backend.build(msg['spec'], arrays)
