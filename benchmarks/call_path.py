@@ -7,7 +7,7 @@ call, in three regimes: warm (back to back) and cold (a sleep before each call, 
 evicted (64 MiB written before each call: the weights, the Python objects and the code out of every cache, as after
 a peer's LeNet step).
 
-    python benchmarks/call_path.py [--batch 1] [--reps 2000]
+    python benchmarks/call_path.py [--batch 1] [--reps 2000] [--seed 0]
 
 Run on a quiet machine (check `uptime`); one thread.
 """
@@ -30,7 +30,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--batch', type=int, default=1)
     ap.add_argument('--reps', type=int, default=2000)
+    ap.add_argument('--seed', type=int, default=0, help="the variants' shuffled order each call")
     args = ap.parse_args()
+    random.seed(args.seed)
     from graphc import nd
     from graphc.bench import dense_forward, mlp, set_threads, twins, weights
     set_threads(1)
@@ -78,7 +80,8 @@ def main():
                 t0 = time.perf_counter()
                 f()
                 ts[k].append(time.perf_counter() - t0)
-        print(f"{regime}: batch {args.batch}, 1 thread, load average {os.getloadavg()[0]:.2f}; median us (p10-p90)")
+        print(f"{regime}: batch {args.batch}, 1 thread, seed {args.seed}, load average {os.getloadavg()[0]:.2f}; "
+              "median us (p10-p90)")
         for k, v in ts.items():
             p10, p90 = np.percentile(v, (10, 90)) * 1e6
             print(f"  {k:<22} {statistics.median(v) * 1e6:7.2f} ({p10:.2f}-{p90:.2f})")
