@@ -711,3 +711,53 @@ def test_packing_a_transposed_weight_reads_it_in_place():
         got, want = native_rnn.pack(w.T), native_rnn.pack(np.ascontiguousarray(w.T))
         assert got.ctypes.data % 64 == 0 and np.array_equal(got, want)
         assert np.array_equal(got[1 % got.shape[0], 3, 5], w[(1 % got.shape[0]) * native_rnn.PANEL + 5, 3])
+
+
+def test_packed_weights_are_kept_and_follow_every_weight_change():
+    """runtime/rnn.py keeps the packed recurrent and input weights between inference calls (packing once);
+    set_data, an in-place write, a Trainer step and new weights of another layer never reuse a stale pack:
+    each result equals the NumPy reference of the weights at that call."""
+    from graphc.runtime import rnn as native_rnn
+    from graphc.runtime.backend import use
+    H, I, T, N = 64, 8, 3, 4
+    layer = rnn.LSTM(H, input_size=I, prefix='pk_')
+    init_nonzero(layer)
+    layer.hybridize()
+    x = nd.array(rand(T, N, I, seed=5))
+    packs, real = [], native_rnn.pack
+    native_rnn.pack = lambda b: packs.append(1) or real(b)
+    params = layer.collect_params()
+    wname = 'pk_l0_h2h_weight'
+
+    def check():
+        want = numpy_lstm_layer(x.asnumpy(), {k: v.data().asnumpy() for k, v in params.items()}, 'pk_', 1)[0]
+        np.testing.assert_allclose(layer(x).asnumpy(), want, rtol=1e-4, atol=1e-5)
+    try:
+        check()
+        n = len(packs)
+        check()
+        if native_rnn._blas() is not None:
+            assert n == 2 and len(packs) == n   # Wh^T and Wi^T packed once, then kept
+        params[wname].set_data(nd.array(rand(4 * H, H, seed=7) * 0.2))
+        check()
+        params[wname].data()[:] = nd.array(rand(4 * H, H, seed=8) * 0.2)   # in place
+        check()
+        params['pk_l0_i2h_weight'].data()[:] *= 0.5
+        check()
+        with autograd.record():
+            loss = layer(x).sum()
+        loss.backward()
+        Trainer(params, 'sgd', {'learning_rate': 0.5}).step(1)
+        check()
+        # the op called on one flat parameter array written in place: the same address, new values
+        a = {'state_size': H, 'num_layers': 1, 'mode': 'lstm'}
+        w = nd.array(rand(4 * H * (I + H + 2), seed=9) * 0.2)
+        s0 = [nd.array(rand(1, N, H, seed=k)) for k in (10, 11)]
+        for step in range(2):
+            if step:
+                w[:] = w * -0.5
+            with use('interp'):
+                want = nd.RNN(x, w, *s0, **a).asnumpy()
+            np.testing.assert_allclose(nd.RNN(x, w, *s0, **a).asnumpy(), want, rtol=1e-4, atol=1e-5)
+    finally:
+        native_rnn.pack = real
