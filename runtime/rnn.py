@@ -266,8 +266,10 @@ def _clipped(e, c, clip):
     return b.select(b.fcmp_ordered('>', c, f(hi)), f(hi), c)
 
 
-def _forward_ir(mode, N, H, clip, bits, I):
-    """The forward loop over M of N batch rows; I > 0: with the input projection (I inputs per row)."""
+def _forward_ir(mode, N, H, clip, bits, I, lean=False):
+    """The forward loop over M of N batch rows; I > 0: with the input projection (I inputs per row). lean (no
+    reserve): the gate activations are not stored, c alternates between two buffers (cs[t & 1]), GRU's hn and,
+    with I, the gates use one step's buffer: only h is kept for every step."""
     F = _Fn(bits)
     b, C = F.b, F.C
     G = {'lstm': 4, 'gru': 3}.get(mode, 1)
@@ -283,7 +285,7 @@ def _forward_ir(mode, N, H, clip, bits, I):
         def body(e, ld, st, j):
             i, fg, o = (e.sigmoid(ld(k)) for k in ('i', 'f', 'o'))
             gg = e.tanh(ld('g'))
-            for k, v in zip('ifgo', (i, fg, gg, o)):
+            for k, v in zip('ifgo', (i, fg, gg, o)) if not lean else ():
                 st(k, v)
             c = e.fma(fg, ld('cp'), e.b.fmul(i, gg))
             c = _clipped(e, c, clip) if clip is not None else c
@@ -298,9 +300,8 @@ def _forward_ir(mode, N, H, clip, bits, I):
             r, z = (e.sigmoid(fb.fadd(ld('x' + k), fb.fadd(ld('h' + k), ld('b' + k)))) for k in 'rz')
             hn = fb.fadd(ld('hn'), ld('bn'))
             n = e.tanh(fb.fadd(ld('xn'), fb.fmul(r, hn)))
-            st('xr', r)
-            st('xz', z)
-            st('xn', n)
+            for k, v in (('xr', r), ('xz', z), ('xn', n)) if not lean else ():
+                st(k, v)
             st('hno', hn)
             st('h', e.fma(z, fb.fsub(ld('hp'), n), n))
         row = F.row_fn(['xr', 'xz', 'xn', 'hr', 'hz', 'hn', 'br', 'bz', 'bn', 'hp', 'hno', 'h'], H, body)
@@ -317,8 +318,9 @@ def _forward_ir(mode, N, H, clip, bits, I):
 
     def step(s):
         t, tp, first = _time(F, s, T, rev, False)
+        tc = (lambda u: b.and_(u, C(1))) if lean else (lambda u: u)   # c's buffer of step u
         hp = F.pick(first, h0, F.at(hs, b.mul(tp, C(NH))))
-        g = F.at(xg, b.mul(t, C(N * GH)))
+        g = xg if lean and I else F.at(xg, b.mul(t, C(N * GH)))
         ht = F.at(hs, b.mul(t, C(NH)))
         gates = [(F.at(g, k * H), GH) for k in range(G)]
         fused = I and mode != 'gru'   # g = xb + x[t] @ wi^T (+ hp @ Wh^T in the same pass: the fused forms)
@@ -328,12 +330,12 @@ def _forward_ir(mode, N, H, clip, bits, I):
         if mode == 'lstm':
             if not fused:
                 recur(1, hp, g)
-            cp = F.pick(first, c0, F.at(cs, b.mul(tp, C(NH))))
-            F.rows(row, M, gates + [(cp, H), (F.at(cs, b.mul(t, C(NH))), H), (ht, H)])
+            cp = F.pick(first, c0, F.at(cs, b.mul(tc(tp), C(NH))))
+            F.rows(row, M, gates + [(cp, H), (F.at(cs, b.mul(tc(t), C(NH))), H), (ht, H)])
         elif mode == 'gru':
             recur(0, hp, hh)
             F.rows(row, M, gates + [(F.at(hh, k * H), GH) for k in range(3)] + [(F.at(bh, k * H), 0) for k in range(3)]
-                   + [(hp, H), (F.at(hn_all, b.mul(t, C(NH))), H), (ht, H)])
+                   + [(hp, H), (hn_all if lean else F.at(hn_all, b.mul(t, C(NH))), H), (ht, H)])
         else:
             if not fused:
                 recur(1, hp, g)
@@ -423,12 +425,13 @@ def _backward_ir(mode, N, H, clip, bits):
     return F.text()
 
 
-def _function(kind, mode, N, H, clip, I=0):
+def _function(kind, mode, N, H, clip, I=0, lean=False):
     bits = _blas()[2]
-    key = (kind, mode, N, H, clip, bits, I)
+    key = (kind, mode, N, H, clip, bits, I, lean)
     with _lock:
         if key not in _fns:
-            text = _forward_ir(mode, N, H, clip, bits, I) if kind == 'fwd' else _backward_ir(mode, N, H, clip, bits)
+            text = _forward_ir(mode, N, H, clip, bits, I, lean) if kind == 'fwd' else \
+                _backward_ir(mode, N, H, clip, bits)
             _fns[key] = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(compile_kernel(text, 'rnn'))
         return _fns[key]
 
@@ -483,20 +486,24 @@ def _words(names, **w):
 
 
 def forward(a, xg, wh, bh, h0, c0, v, reverse, proj=None):
-    """Run one layer-direction forward natively (True), or return False. proj (x (T*N, I), wi (G*H, I), xb
-    (G*H,)): xg is to be x @ wi^T + xb first; the loop computes it step by step where its GEMM packs, else NumPy
-    does before it."""
+    """Run one layer-direction forward natively, returning (h_T, c_T or None), or return False. proj (x (T*N, I),
+    wi (G*H, I), xb (G*H,)): xg is to be x @ wi^T + xb first; the loop computes it step by step where its GEMM
+    packs, else NumPy does before it. xg None: no reserve (v has only 'h'; the op's `_no_reserve`)."""
     if not _usable(xg, wh, h0, c0):
         return False
-    mode = a['mode']
-    T, N, GH = xg.shape
-    H = wh.shape[1]
+    mode, lean = a['mode'], xg is None
+    T, N, H = v['h'].shape
+    GH = wh.shape[0]
     wh, h0 = np.ascontiguousarray(wh), np.ascontiguousarray(h0)
-    w = dict(gemm=_blas()[0], xg=_p(xg), wh=_p(wh), h0=_p(h0), hs=_p(v['h']), T=T, rev=int(reverse))
     I, keep = 0, []
+    fuse = proj is not None and packs(GH)
+    if lean:   # one step's gates where the loop projects the input, else all; two steps' c; one step's hn
+        xg = np.empty((1 if fuse else T, N, GH), np.float32)
+        v = dict(v, c=np.empty((2, N, H), np.float32), hn=np.empty((1, N, H), np.float32))
+    w = dict(gemm=_blas()[0], xg=_p(xg), wh=_p(wh), h0=_p(h0), hs=_p(v['h']), T=T, rev=int(reverse))
     if proj is not None:
         x, wi, xb = (np.ascontiguousarray(q, np.float32) for q in proj)
-        if packs(GH):
+        if fuse:
             I = x.shape[1]
             keep = [x, xb, packed(wi, True)]
             w.update(x=_p(x), xb=_p(xb), wi=_p(keep[2]))
@@ -514,8 +521,9 @@ def forward(a, xg, wh, bh, h0, c0, v, reverse, proj=None):
         keep.append(packed(wh, True))
         w['packed'] = _p(keep[-1])
     widths = dict(xg=GH, h0=H, c0=H, hs=H, cs=H, hn=H, hh=GH, x=I)
-    _run(_function('fwd', mode, N, H, _clip(a), I), FWD_WORDS, w, widths, N, T * N * H * GH)
-    return True
+    _run(_function('fwd', mode, N, H, _clip(a), I, lean), FWD_WORDS, w, widths, N, T * N * H * GH)
+    last = 0 if reverse else T - 1
+    return v['h'][last], (v['c'][last & 1 if lean else last] if mode == 'lstm' else None)
 
 
 def backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):

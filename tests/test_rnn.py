@@ -761,3 +761,54 @@ def test_packed_weights_are_kept_and_follow_every_weight_change():
             np.testing.assert_allclose(nd.RNN(x, w, *s0, **a).asnumpy(), want, rtol=1e-4, atol=1e-5)
     finally:
         native_rnn.pack = real
+
+
+def _fused_rnns(net):
+    return [n for n in net.cached_graph().optimized.nodes if not n.is_var and n.op.name == 'RNN']
+
+
+@pytest.mark.parametrize('kind,L,D,p', [('lstm', 1, 1, 0.0), ('lstm', 2, 2, 0.3), ('gru', 2, 1, 0.0),
+                                        ('rnn_tanh', 1, 2, 0.0), ('cells', 1, 1, 0.0)])
+def test_inference_writes_no_reserve(kind, L, D, p, monkeypatch):
+    """rnn_no_reserve: a hybridized layer's (or fused LSTMCell.unroll's) inference graph runs the RNN op without
+    its reserve (the compiled loop keeps only h: xg None); with a gradient recorded the reserve is written.
+    Outputs equal bit for bit with the pass off, and the NumPy loops (interp backend) on the same graph."""
+    from graphc.runtime import rnn as native_rnn
+    from graphc.runtime.backend import use
+    H, I, T, N = 64, 6, 4, 5
+    make = {'lstm': lambda: rnn.LSTM(H, L, dropout=p, bidirectional=D == 2, input_size=I),
+            'gru': lambda: rnn.GRU(H, L, bidirectional=D == 2, input_size=I),
+            'rnn_tanh': lambda: rnn.RNN(H, L, activation='tanh', bidirectional=D == 2, input_size=I),
+            'cells': lambda: Unroller(rnn.LSTMCell(H, input_size=I), T, 'TNC', True)}[kind]
+    x = nd.array(rand(T, N, I, seed=3))
+    leans, real = [], native_rnn.forward
+    monkeypatch.setattr(native_rnn, 'forward', lambda a, xg, *r: leans.append(xg is None) or real(a, xg, *r))
+    nets = {}
+    for off in ('', 'rnn_no_reserve'):
+        monkeypatch.setenv('GRAPHC_DISABLE_PASSES', off)
+        nets[off] = net = make()
+        init_nonzero(net) if not off else net.initialize()
+        if off:
+            for q, r in zip(net.collect_params().values(), nets[''].collect_params().values()):
+                q.set_data(r.data())
+        net.hybridize()
+        out = [o.asnumpy() for o in (lambda y: y if isinstance(y, (list, tuple)) else [y])(net(x))]
+        marked = [n.attrs.get('_no_reserve') for n in _fused_rnns(net)]
+        assert marked == [None if off else True], marked
+        if not off:
+            want = out
+            with use('interp'):   # the op's NumPy loops on the same optimized graph
+                got = [o.asnumpy() for o in (lambda y: y if isinstance(y, (list, tuple)) else [y])(net(x))]
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)   # (as the compiled loops vs NumPy above)
+        else:
+            for a, b in zip(out, want):
+                np.testing.assert_array_equal(a, b)
+    if native_rnn._blas() is not None:
+        assert leans == [True] * L * D + [False] * L * D, leans
+    leans.clear()
+    with autograd.record():   # a gradient needs the reserve: the training pipeline has no rnn_no_reserve
+        y = nets[''](x)
+    (y[0] if isinstance(y, (list, tuple)) else y).backward()
+    if native_rnn._blas() is not None:
+        assert leans == [False] * L * D, leans
