@@ -83,21 +83,24 @@ class _Fn:
                 ir.Constant(self.i32, TRANS if tb else NO_TRANS), m, I(n), I(k), ir.Constant(self.t, 1.0), a,
                 I(lda), bm, I(ldb), ir.Constant(self.t, beta), c, I(ldc)])
 
-    def packed_gemm(self, beta, m, n, k, a, lda, bp, c, ldc, init=None, ldi=None, then=None):
+    def packed_gemm(self, beta, m, n, k, a, lda, bp, c, ldc, init=None, ldi=None, then=None, cell=None):
         """C = A @ B + beta * C (row-major, m x n, inner k; beta 0 or 1; m an i64 value) with B packed by `pack`
         into panels of PANEL columns: a register tile of 4 rows x PANEL columns accumulates over k in 16 vector
         registers. At the recurrence's shapes (32 x 256 @ 256 x 1024) it runs at 1.5x OpenBLAS's sgemm, which
         packs B anew on every call; n must divide by PANEL (`packs`). With init, beta * C reads init's rows,
         ldi apart, instead (ldi 0: a bias row added to every row). then (a2, lda2, bp2, k2): + A2 @ B2 in the same
-        register tiles (the input projection and the recurrence of a step in one pass over C)."""
-        key = f'mm{beta}{"x2" if then else ""}'
+        register tiles (the input projection and the recurrence of a step in one pass over C). cell (c_prev, c, h,
+        H, clip): B's columns are `gate_order`'s and the LSTM cell update runs on the tiles in registers
+        (C is not written)."""
+        key = f'mm{beta}{"x2" if then else ""}{"cell" if cell else ""}'
         fn = self.mm.get(key)
         if fn is None:
-            fn = self.mm[key] = _mm_function(self, beta, key, then is not None)
+            fn = self.mm[key] = _mm_function(self, beta, key, then is not None, cell[4] if cell else False)
         C = self.C
         self.b.call(fn, [c, a, bp, m, C(k), C(n // PANEL), C(lda), C(ldc), c if init is None else init,
                          C(ldc if init is None else ldi)]
-                    + ([then[0], then[2], C(then[3]), C(then[1])] if then else []))
+                    + ([then[0], then[2], C(then[3]), C(then[1])] if then else [])
+                    + ([cell[0], cell[1], cell[2], C(cell[3])] if cell else []))
 
     def steps(self, T, body):
         """for s in [0, T): body(s)."""
@@ -147,6 +150,7 @@ FWD_WORDS = ('gemm', 'xg', 'wh', 'h0', 'c0', 'hs', 'cs', 'hn', 'T', 'rev', 'bh',
 BWD_WORDS = ('gemm', 'gates', 'hs', 'h0', 'dhs', 'dh', 'wh', 'dxg', 'T', 'rev', 'cs', 'c0', 'dc', 'hn', 'dhh', 'packed',
              'M')
 VEC, PANEL, TILE = 16, 64, 4   # floats per AVX-512 register, columns per packed panel, rows per register tile
+CELL = True      # without a reserve, the LSTM cell update on the recurrence GEMM's register tiles (tests switch it)
 SPLIT = 1 << 22   # multiply-adds of a loop (T N H G H) from which its batch splits across the threads
 
 
@@ -172,31 +176,57 @@ _packs = {}   # (address, shape, transposed) -> (the array, WRITES then, its pac
 PACKS = 16
 
 
-def packed(w, t):
+def packed(w, t, order=None):
     """pack(w.T if t else w) kept between calls: an inference plan passes the same weights (the hoisted flat
     parameter vector) every call. An entry holds its array, so no other array can have its address while it
     lives, and serves only while WRITES (bumped by every in-place write through the API: a Trainer step,
-    set_data, x[:] = ...) has not moved since it was made, as runtime/onednn.py's packed FullyConnected."""
+    set_data, x[:] = ...) has not moved since it was made, as runtime/onednn.py's packed FullyConnected. order:
+    gate_order (the fused LSTM cell's columns)."""
     from ..ndarray.ndarray import WRITES
-    key = (_p(w), w.shape, t)
+    key = (_p(w), w.shape, t, order is not None)
     e = _packs.get(key)
     if e is None or e[1] != WRITES[0]:
         if len(_packs) >= PACKS:   # (eager calls pass a new array each time: the oldest goes)
             _packs.pop(next(iter(_packs)), None)
-        e = _packs[key] = (w, WRITES[0], pack(w.T if t else w))
+        u = w if order is None else w[order]   # (order: w's rows, the columns of w.T, in that order)
+        e = _packs[key] = (w, WRITES[0], pack(u.T if t else u))
     return e[2]
 
 
-def _mm_function(F, beta, name, two=False):
+def gate_order(H):
+    """The gate columns (of G*H = 4*H) in the order the fused LSTM cell packs them: per PANEL, the i, f, g and o
+    gates of VEC hidden units, so a register tile holds whole cells."""
+    return np.arange(4 * H).reshape(4, H // VEC, VEC).transpose(1, 0, 2).ravel()
+
+
+class _VecEmit(Emit):
+    """Emit's scalar math on <VEC x float> values (the gate math on register tiles)."""
+
+    def __init__(self, ir, b, module):
+        super().__init__(ir, b, ir.VectorType(ir.FloatType(), VEC), module)
+        self.it = ir.VectorType(ir.IntType(32), VEC)
+
+    def intrinsic(self, name, *args):
+        full = f'{name}.v{VEC}f32'
+        fn = self.module.globals.get(full) or self.ir.Function(
+            self.module, self.ir.FunctionType(self.t, [self.t] * len(args)), name=full)
+        return self.b.call(fn, list(args))
+
+
+def _mm_function(F, beta, name, two=False, cell=False):
     """`void mm(float* C, float* A, float* Bp, i64 m, i64 k, i64 panels, i64 lda, i64 ldc, float* I, i64 ldi)`,
     internal to F's module: for each panel, for each TILE rows (then each row left), TILE x PANEL accumulators
     over k (FMA with A broadcast), starting from zero (beta 0) or from I's rows, ldi apart (beta 1: I = C
     accumulates; ldi 0: a bias row). two: then over (float* A2, float* Bp2, i64 k2, i64 lda2) too, the
-    accumulators kept in registers between the two products."""
+    accumulators kept in registers between the two products. cell (False, None or a clip): then over (float* Cp,
+    float* Cn, float* Hn, i64 ldh) too: per row, a tile's V vectors are the LSTM gates of VEC hidden units
+    (gate_order), c = f * Cp + i * g and h = o * tanh(c) go to Cn and Hn instead of C."""
     ir, f, i64 = F.ir, F.t, F.i64
     vec, fp = ir.VectorType(f, VEC), f.as_pointer()
+    cell_on = cell is not False
     fn = ir.Function(F.mod, ir.FunctionType(ir.VoidType(), [fp, fp, fp] + [i64] * 5 + [fp, i64]
-                                            + ([fp, fp, i64, i64] if two else [])), name=name)
+                                            + ([fp, fp, i64, i64] if two else []) + ([fp] * 3 + [i64] if cell_on else [])),
+                     name=name)
     fn.linkage = 'internal'
     for x in fn.args[1:3] + (fn.args[10:12] if two else ()):   # (not C: I may be C)
         x.add_attribute('noalias')
@@ -233,6 +263,17 @@ def _mm_function(F, beta, name, two=False):
                         out += [b.call(fma, [a, bv[v], acc[i * V + v]]) for v in range(V)]
                     return out
                 acc = _for(b, fn, ir, c(0), Kq, acc, inner, f'k{R}_{q}')
+            if cell_on:
+                cprev, cn, hn, ldh = fn.args[-4:]
+                e = _VecEmit(ir, b, F.mod)
+                for i in range(R):
+                    at = b.add(b.mul(b.add(r, c(i)), ldh), b.mul(p, c(VEC)))
+                    ig, fg, og = (_sigmoid(e, acc[i * V + k]) for k in (0, 1, 3))
+                    ct = e.fma(fg, b.load(vp(b.gep(cprev, [at])), align=4), b.fmul(ig, e.tanh(acc[i * V + 2])))
+                    ct = _clipped(e, ct, cell) if cell is not None else ct
+                    b.store(ct, vp(b.gep(cn, [at])), align=4)
+                    b.store(b.fmul(og, e.tanh(ct)), vp(b.gep(hn, [at])), align=4)
+                return []
             for i in range(R):
                 for v in range(V):
                     b.store(acc[i * V + v], vp(b.gep(crow[i], [c(v * VEC)])), align=4)
@@ -275,10 +316,11 @@ def _clipped(e, c, clip):
     return b.select(b.fcmp_ordered('>', c, f(hi)), f(hi), c)
 
 
-def _forward_ir(mode, N, H, clip, bits, I, lean=False):
+def _forward_ir(mode, N, H, clip, bits, I, lean=False, cell=False):
     """The forward loop over M of N batch rows; I > 0: with the input projection (I inputs per row). lean (no
     reserve): the gate activations are not stored, c alternates between two buffers (cs[t & 1]), GRU's hn and,
-    with I, the gates use one step's buffer: only h is kept for every step."""
+    with I, the gates use one step's buffer: only h is kept for every step. cell (LSTM, lean, I): the cell update
+    runs on the GEMM's register tiles, whose gate columns are gate_order's."""
     F = _Fn(bits)
     b, C = F.b, F.C
     G = {'lstm': 4, 'gru': 3}.get(mode, 1)
@@ -333,14 +375,19 @@ def _forward_ir(mode, N, H, clip, bits, I, lean=False):
         ht = F.at(hs, b.mul(t, C(NH)))
         gates = [(F.at(g, k * H), GH) for k in range(G)]
         fused = I and mode != 'gru'   # g = xb + x[t] @ wi^T (+ hp @ Wh^T in the same pass: the fused forms)
+        on_tiles = None
+        if cell:
+            cp = F.pick(first, c0, F.at(cs, b.mul(tc(tp), C(NH))))
+            on_tiles = (cp, F.at(cs, b.mul(tc(t), C(NH))), ht, H, clip)
         if I:
             F.packed_gemm(1, M, GH, I, F.at(F.ptr(W('x')), b.mul(t, C(N * I))), I, F.ptr(W('wi')), g, GH,
-                          F.ptr(W('xb')), 0, then=(hp, H, wp, H) if fused else None)
+                          F.ptr(W('xb')), 0, then=(hp, H, wp, H) if fused else None, cell=on_tiles)
         if mode == 'lstm':
             if not fused:
                 recur(1, hp, g)
-            cp = F.pick(first, c0, F.at(cs, b.mul(tc(tp), C(NH))))
-            F.rows(row, M, gates + [(cp, H), (F.at(cs, b.mul(tc(t), C(NH))), H), (ht, H)])
+            if not cell:
+                cp = F.pick(first, c0, F.at(cs, b.mul(tc(tp), C(NH))))
+                F.rows(row, M, gates + [(cp, H), (F.at(cs, b.mul(tc(t), C(NH))), H), (ht, H)])
         elif mode == 'gru':
             recur(0, hp, hh)
             F.rows(row, M, gates + [(F.at(hh, k * H), GH) for k in range(3)] + [(F.at(bh, k * H), 0) for k in range(3)]
@@ -434,12 +481,12 @@ def _backward_ir(mode, N, H, clip, bits):
     return F.text()
 
 
-def _function(kind, mode, N, H, clip, I=0, lean=False):
+def _function(kind, mode, N, H, clip, I=0, lean=False, cell=False):
     bits = _blas()[2]
-    key = (kind, mode, N, H, clip, bits, I, lean)
+    key = (kind, mode, N, H, clip, bits, I, lean, cell)
     with _lock:
         if key not in _fns:
-            text = _forward_ir(mode, N, H, clip, bits, I, lean) if kind == 'fwd' else \
+            text = _forward_ir(mode, N, H, clip, bits, I, lean, cell) if kind == 'fwd' else \
                 _backward_ir(mode, N, H, clip, bits)
             _fns[key] = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(compile_kernel(text, 'rnn'))
         return _fns[key]
@@ -506,6 +553,8 @@ def forward(a, xg, wh, bh, h0, c0, v, reverse, proj=None):
     wh, h0 = np.ascontiguousarray(wh), np.ascontiguousarray(h0)
     I, keep = 0, []
     fuse = proj is not None and packs(GH)
+    cell = CELL and lean and fuse and mode == 'lstm'   # the cell update on the GEMM's register tiles
+    order = gate_order(H) if cell else None
     if lean:   # one step's gates where the loop projects the input, else all; two steps' c; one step's hn
         xg = np.empty((1 if fuse else T, N, GH), np.float32)
         v = dict(v, c=np.empty((2, N, H), np.float32), hn=np.empty((1, N, H), np.float32))
@@ -514,7 +563,8 @@ def forward(a, xg, wh, bh, h0, c0, v, reverse, proj=None):
         x, wi, xb = (np.ascontiguousarray(q, np.float32) for q in proj)
         if fuse:
             I = x.shape[1]
-            keep = [x, xb, packed(wi, True)]
+            xb = xb if order is None else np.ascontiguousarray(xb[order])
+            keep = [x, xb, packed(wi, True, order)]
             w.update(x=_p(x), xb=_p(xb), wi=_p(keep[2]))
         else:
             np.matmul(x, wi.T, out=xg.reshape(T * N, GH))
@@ -527,10 +577,10 @@ def forward(a, xg, wh, bh, h0, c0, v, reverse, proj=None):
         hh = np.empty((N, GH), np.float32)
         w.update(hn=_p(v['hn']), bh=_p(bh), hh=_p(hh))
     if packs(GH):
-        keep.append(packed(wh, True))
+        keep.append(packed(wh, True, order))
         w['packed'] = _p(keep[-1])
     widths = dict(xg=GH, h0=H, c0=H, hs=H, cs=H, hn=H, hh=GH, x=I)
-    _run(_function('fwd', mode, N, H, _clip(a), I, lean), FWD_WORDS, w, widths, N, T * N * H * GH)
+    _run(_function('fwd', mode, N, H, _clip(a), I, lean, cell), FWD_WORDS, w, widths, N, T * N * H * GH)
     last = 0 if reverse else T - 1
     return v['h'][last], (v['c'][last & 1 if lean else last] if mode == 'lstm' else None)
 
