@@ -3,11 +3,17 @@ whole sequence, each step a BLAS GEMM for the recurrence followed by a fused gat
 and no allocation per step. float32 only (the gate math uses runtime/cpu.py's float32 tanh/sigmoid); the
 op's NumPy loops stay the reference and run whenever forward/backward here return False.
 
+Where the gate columns divide into panels, the recurrence (and the forward's input projection) is a
+register-tiled AVX-512 GEMM over weights packed once and kept between calls (`packed`). Without a reserve
+(the op's `_no_reserve`: inference) the forward stores only h per step, and an LSTM's cell update runs on the
+GEMM's register tiles: the gates never reach memory. Batches split across the kernel threads by rows.
+
 Each function is `void f(i64* args)`: the CBLAS sgemm address, buffer addresses and the step count, so
 the IR (and the disk-cached object code) depends only on (mode, batch, hidden size, clipping).
 """
 import ctypes
 import threading
+import weakref
 
 import numpy as np
 
@@ -172,24 +178,34 @@ def pack(b):
     return out
 
 
-_packs = {}   # (address, shape, transposed) -> (the array, WRITES then, its pack); the last PACKS kept
-PACKS = 16
+_packs = {}   # (address, shape, transposed, ordered) -> (weakref to the array owning it, WRITES then, the pack)
+PACKS = 16    # entries kept at most
+
+
+def _owner(x):
+    while isinstance(x.base, np.ndarray):
+        x = x.base
+    return x
 
 
 def packed(w, t, order=None):
-    """pack(w.T if t else w) kept between calls: an inference plan passes the same weights (the hoisted flat
-    parameter vector) every call. An entry holds its array, so no other array can have its address while it
-    lives, and serves only while WRITES (bumped by every in-place write through the API: a Trainer step,
-    set_data, x[:] = ...) has not moved since it was made, as runtime/onednn.py's packed FullyConnected. order:
-    gate_order (the fused LSTM cell's columns)."""
+    """pack(w.T if t else w) kept between calls: an inference plan passes the same weights (views of the hoisted
+    flat parameter vector) every call. An entry serves while the array owning w's memory lives (so no other
+    array has its address) and WRITES (bumped by every in-place write through the API: a Trainer step,
+    set_data, x[:] = ...) has not moved since it was made, as runtime/onednn.py's packed FullyConnected. Eager
+    calls pass a new array each time: entries of arrays gone are dropped. order: gate_order (the fused LSTM
+    cell's columns)."""
     from ..ndarray.ndarray import WRITES
-    key = (_p(w), w.shape, t, order is not None)
+    key, own = (_p(w), w.shape, t, order is not None), _owner(w)
     e = _packs.get(key)
-    if e is None or e[1] != WRITES[0]:
-        if len(_packs) >= PACKS:   # (eager calls pass a new array each time: the oldest goes)
-            _packs.pop(next(iter(_packs)), None)
+    if e is None or e[0]() is not own or e[1] != WRITES[0]:
         u = w if order is None else w[order]   # (order: w's rows, the columns of w.T, in that order)
-        e = _packs[key] = (w, WRITES[0], pack(u.T if t else u))
+        e = (weakref.ref(own), WRITES[0], pack(u.T if t else u))
+        with _lock:   # (plans run on several threads)
+            dead = [k for k, v in _packs.items() if v[0]() is None]
+            for k in dead or list(_packs)[:len(_packs) + 1 - PACKS]:
+                del _packs[k]
+            _packs[key] = e
     return e[2]
 
 
@@ -360,7 +376,7 @@ def _forward_ir(mode, N, H, clip, bits, I, lean=False, cell=False):
         row = F.row_fn(['x', 'h'], H, lambda e, ld, st, j: st('h', e.tanh(ld('x')) if mode == 'rnn_tanh'
                                                                else e.relu(ld('x'))))
 
-    wp = F.ptr(W('packed')) if packs(GH) else None   # Wh^T packed (forward() packs it)
+    wp = F.ptr(W('packed')) if packs(GH) else None   # Wh^T packed (forward(): `packed`)
 
     def recur(beta, a, c):   # c = a @ Wh^T + beta * c, a: (M, H), c: (M, GH)
         if wp is not None:
@@ -450,7 +466,7 @@ def _backward_ir(mode, N, H, clip, bits):
                fb.select(fb.fcmp_ordered('>', h, e.c(0.0)), dht, e.c(0.0)))
         row = F.row_fn(['h', 'dy', 'dh', 'd'], H, body)
 
-    wp = F.ptr(W('packed')) if packs(H) else None   # Wh packed (backward() packs it)
+    wp = F.ptr(W('packed')) if packs(H) else None   # Wh packed (backward(): `packed`)
 
     def recur(beta, d):   # dh = d @ Wh + beta * dh, d: (M, GH)
         if wp is not None:

@@ -759,6 +759,11 @@ def test_packed_weights_are_kept_and_follow_every_weight_change():
             with use('interp'):
                 want = nd.RNN(x, w, *s0, **a).asnumpy()
             np.testing.assert_allclose(nd.RNN(x, w, *s0, **a).asnumpy(), want, rtol=1e-4, atol=1e-5)
+        eager = rnn.LSTM(H, input_size=I)   # a new flat vector each call: the packs of those gone are dropped
+        eager.initialize()
+        for _ in range(3 * native_rnn.PACKS):
+            eager(x)
+        assert sum(v[0]() is None for v in native_rnn._packs.values()) <= 2   # (the last call's at most)
     finally:
         native_rnn.pack = real
 
