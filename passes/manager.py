@@ -21,7 +21,7 @@ PASSES: dict[str, Pass] = {}
 # the pipelines, in order (trace: on the traced graph, before autodiff)
 PIPELINES: dict[str, list[str]] = {'trace': ['fuse_rnn'],
              'inference': ['dce', 'cse', 'fold_constants', 'algebra', 'fold_batchnorm', 'conv_pool', 'fuse', 'pack_weights',
-                           'plan_memory'],
+                           'rnn_no_reserve', 'plan_memory'],
              'training': ['dce', 'cse', 'fold_constants', 'algebra', 'conv_pool', 'fuse', 'plan_memory']}
 log = logging.getLogger('graphc.passes')
 

@@ -8,10 +8,14 @@ summed over the steps. When the steps chain (step t+1 reads step t's h (and c), 
 nothing else reads a step's gates or its intermediate c), they are one `RNN(mode=...)` over the stacked inputs:
 the input projection becomes one GEMM over all steps, the recurrence one compiled loop (runtime/rnn.py), the
 weight gradients one GEMM each. Exported files keep the traced graph (the cells, as MXNet writes them).
+
+`rnn_no_reserve` (the inference pipeline): an RNN op whose reserve nothing reads keeps only each step's h, not
+the gate activations and cell states that only `_backward_RNN` reads.
 """
 import numpy as np
 
-from ..graph import new_node, topo_order
+from ..graph import Node, new_node, rebuild, topo_order
+from . import fusion
 from .manager import register_pass
 
 FLOATS = (np.float32, np.float64)   # the fused op's dtypes here
@@ -297,3 +301,22 @@ def _stack_of_steps(n, seqs):
     if a == 1:
         return (new_node('SwapAxis', [(rnn, 0)], like=n, dim1=0, dim2=1), 0)
     return None
+
+
+@register_pass('rnn_no_reserve')
+def rnn_no_reserve(graph, stats):
+    """RNN ops whose reserve nothing reads (an inference graph: no backward) do not write it."""
+    if fusion.target is not None and fusion.target().name == 'cuda':   # (runtime/cuda.py's RNN fills one)
+        return graph
+    users = graph.users()
+
+    def mark(n, ins):
+        r = (n, n.num_outputs - 1)
+        if n.op.name != 'RNN' or n.attrs.get('_no_reserve') or users.get(r) or n.attrs['p'] > 0 and n.attrs.get('_train'):
+            return None
+        c = Node(n.op, n.name, dict(n.attrs, _no_reserve=True), ins, list(n.shapes[:-1]) + [(0,)], n.dtypes, n.where,
+                 n.block)
+        c.extra = n.extra
+        stats['rnns'] = stats.get('rnns', 0) + 1
+        return [(c, j) for j in range(c.num_outputs)]
+    return rebuild(graph, mark)

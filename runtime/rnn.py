@@ -3,11 +3,17 @@ whole sequence, each step a BLAS GEMM for the recurrence followed by a fused gat
 and no allocation per step. float32 only (the gate math uses runtime/cpu.py's float32 tanh/sigmoid); the
 op's NumPy loops stay the reference and run whenever forward/backward here return False.
 
+Where the gate columns divide into panels, the recurrence (and the forward's input projection) is a
+register-tiled AVX-512 GEMM over weights packed once and kept between calls (`packed`). Without a reserve
+(the op's `_no_reserve`: inference) the forward stores only h per step, and an LSTM's cell update runs on the
+GEMM's register tiles: the gates never reach memory. Batches split across the kernel threads by rows.
+
 Each function is `void f(i64* args)`: the CBLAS sgemm address, buffer addresses and the step count, so
 the IR (and the disk-cached object code) depends only on (mode, batch, hidden size, clipping).
 """
 import ctypes
 import threading
+import weakref
 
 import numpy as np
 
@@ -83,21 +89,24 @@ class _Fn:
                 ir.Constant(self.i32, TRANS if tb else NO_TRANS), m, I(n), I(k), ir.Constant(self.t, 1.0), a,
                 I(lda), bm, I(ldb), ir.Constant(self.t, beta), c, I(ldc)])
 
-    def packed_gemm(self, beta, m, n, k, a, lda, bp, c, ldc, init=None, ldi=None, then=None):
+    def packed_gemm(self, beta, m, n, k, a, lda, bp, c, ldc, init=None, ldi=None, then=None, cell=None):
         """C = A @ B + beta * C (row-major, m x n, inner k; beta 0 or 1; m an i64 value) with B packed by `pack`
         into panels of PANEL columns: a register tile of 4 rows x PANEL columns accumulates over k in 16 vector
         registers. At the recurrence's shapes (32 x 256 @ 256 x 1024) it runs at 1.5x OpenBLAS's sgemm, which
         packs B anew on every call; n must divide by PANEL (`packs`). With init, beta * C reads init's rows,
         ldi apart, instead (ldi 0: a bias row added to every row). then (a2, lda2, bp2, k2): + A2 @ B2 in the same
-        register tiles (the input projection and the recurrence of a step in one pass over C)."""
-        key = f'mm{beta}{"x2" if then else ""}'
+        register tiles (the input projection and the recurrence of a step in one pass over C). cell (c_prev, c, h,
+        H, clip): B's columns are `gate_order`'s and the LSTM cell update runs on the tiles in registers
+        (C is not written)."""
+        key = f'mm{beta}{"x2" if then else ""}{"cell" if cell else ""}'
         fn = self.mm.get(key)
         if fn is None:
-            fn = self.mm[key] = _mm_function(self, beta, key, then is not None)
+            fn = self.mm[key] = _mm_function(self, beta, key, then is not None, cell[4] if cell else False)
         C = self.C
         self.b.call(fn, [c, a, bp, m, C(k), C(n // PANEL), C(lda), C(ldc), c if init is None else init,
                          C(ldc if init is None else ldi)]
-                    + ([then[0], then[2], C(then[3]), C(then[1])] if then else []))
+                    + ([then[0], then[2], C(then[3]), C(then[1])] if then else [])
+                    + ([cell[0], cell[1], cell[2], C(cell[3])] if cell else []))
 
     def steps(self, T, body):
         """for s in [0, T): body(s)."""
@@ -147,6 +156,7 @@ FWD_WORDS = ('gemm', 'xg', 'wh', 'h0', 'c0', 'hs', 'cs', 'hn', 'T', 'rev', 'bh',
 BWD_WORDS = ('gemm', 'gates', 'hs', 'h0', 'dhs', 'dh', 'wh', 'dxg', 'T', 'rev', 'cs', 'c0', 'dc', 'hn', 'dhh', 'packed',
              'M')
 VEC, PANEL, TILE = 16, 64, 4   # floats per AVX-512 register, columns per packed panel, rows per register tile
+CELL = True      # without a reserve, the LSTM cell update on the recurrence GEMM's register tiles (tests switch it)
 SPLIT = 1 << 22   # multiply-adds of a loop (T N H G H) from which its batch splits across the threads
 
 
@@ -168,16 +178,71 @@ def pack(b):
     return out
 
 
-def _mm_function(F, beta, name, two=False):
+_packs = {}   # (address, shape, transposed, ordered) -> (weakref to the array owning it, WRITES then, the pack)
+PACKS = 16    # entries kept at most
+
+
+def _owner(x):
+    while isinstance(x.base, np.ndarray):
+        x = x.base
+    return x
+
+
+def packed(w, t, order=None):
+    """pack(w.T if t else w) kept between calls: an inference plan passes the same weights (views of the hoisted
+    flat parameter vector) every call. An entry serves while the array owning w's memory lives (so no other
+    array has its address) and WRITES (bumped by every in-place write through the API: a Trainer step,
+    set_data, x[:] = ...) has not moved since it was made, as runtime/onednn.py's packed FullyConnected. Eager
+    calls pass a new array each time: entries of arrays gone are dropped. order: gate_order (the fused LSTM
+    cell's columns)."""
+    from ..ndarray.ndarray import WRITES
+    key, own = (_p(w), w.shape, t, order is not None), _owner(w)
+    e = _packs.get(key)
+    if e is None or e[0]() is not own or e[1] != WRITES[0]:
+        u = w if order is None else w[order]   # (order: w's rows, the columns of w.T, in that order)
+        e = (weakref.ref(own), WRITES[0], pack(u.T if t else u))
+        with _lock:   # (plans run on several threads)
+            dead = [k for k, v in _packs.items() if v[0]() is None]
+            for k in dead or list(_packs)[:len(_packs) + 1 - PACKS]:
+                del _packs[k]
+            _packs[key] = e
+    return e[2]
+
+
+def gate_order(H):
+    """The gate columns (of G*H = 4*H) in the order the fused LSTM cell packs them: per PANEL, the i, f, g and o
+    gates of VEC hidden units, so a register tile holds whole cells."""
+    return np.arange(4 * H).reshape(4, H // VEC, VEC).transpose(1, 0, 2).ravel()
+
+
+class _VecEmit(Emit):
+    """Emit's scalar math on <VEC x float> values (the gate math on register tiles)."""
+
+    def __init__(self, ir, b, module):
+        super().__init__(ir, b, ir.VectorType(ir.FloatType(), VEC), module)
+        self.it = ir.VectorType(ir.IntType(32), VEC)
+
+    def intrinsic(self, name, *args):
+        full = f'{name}.v{VEC}f32'
+        fn = self.module.globals.get(full) or self.ir.Function(
+            self.module, self.ir.FunctionType(self.t, [self.t] * len(args)), name=full)
+        return self.b.call(fn, list(args))
+
+
+def _mm_function(F, beta, name, two=False, cell=False):
     """`void mm(float* C, float* A, float* Bp, i64 m, i64 k, i64 panels, i64 lda, i64 ldc, float* I, i64 ldi)`,
     internal to F's module: for each panel, for each TILE rows (then each row left), TILE x PANEL accumulators
     over k (FMA with A broadcast), starting from zero (beta 0) or from I's rows, ldi apart (beta 1: I = C
     accumulates; ldi 0: a bias row). two: then over (float* A2, float* Bp2, i64 k2, i64 lda2) too, the
-    accumulators kept in registers between the two products."""
+    accumulators kept in registers between the two products. cell (False, None or a clip): then over (float* Cp,
+    float* Cn, float* Hn, i64 ldh) too: per row, a tile's V vectors are the LSTM gates of VEC hidden units
+    (gate_order), c = f * Cp + i * g and h = o * tanh(c) go to Cn and Hn instead of C."""
     ir, f, i64 = F.ir, F.t, F.i64
     vec, fp = ir.VectorType(f, VEC), f.as_pointer()
+    cell_on = cell is not False
     fn = ir.Function(F.mod, ir.FunctionType(ir.VoidType(), [fp, fp, fp] + [i64] * 5 + [fp, i64]
-                                            + ([fp, fp, i64, i64] if two else [])), name=name)
+                                            + ([fp, fp, i64, i64] if two else []) + ([fp] * 3 + [i64] if cell_on else [])),
+                     name=name)
     fn.linkage = 'internal'
     for x in fn.args[1:3] + (fn.args[10:12] if two else ()):   # (not C: I may be C)
         x.add_attribute('noalias')
@@ -214,6 +279,17 @@ def _mm_function(F, beta, name, two=False):
                         out += [b.call(fma, [a, bv[v], acc[i * V + v]]) for v in range(V)]
                     return out
                 acc = _for(b, fn, ir, c(0), Kq, acc, inner, f'k{R}_{q}')
+            if cell_on:
+                cprev, cn, hn, ldh = fn.args[-4:]
+                e = _VecEmit(ir, b, F.mod)
+                for i in range(R):
+                    at = b.add(b.mul(b.add(r, c(i)), ldh), b.mul(p, c(VEC)))
+                    ig, fg, og = (_sigmoid(e, acc[i * V + k]) for k in (0, 1, 3))
+                    ct = e.fma(fg, b.load(vp(b.gep(cprev, [at])), align=4), b.fmul(ig, e.tanh(acc[i * V + 2])))
+                    ct = _clipped(e, ct, cell) if cell is not None else ct
+                    b.store(ct, vp(b.gep(cn, [at])), align=4)
+                    b.store(b.fmul(og, e.tanh(ct)), vp(b.gep(hn, [at])), align=4)
+                return []
             for i in range(R):
                 for v in range(V):
                     b.store(acc[i * V + v], vp(b.gep(crow[i], [c(v * VEC)])), align=4)
@@ -238,6 +314,15 @@ def _time(F, s, T, rev, backward):
     return t, tp, b.icmp_signed('==', fwd_t, C(0))
 
 
+def _sigmoid(e, x):
+    """1 / (1 + exp(-x)) with one division where Emit's sigmoid (exact in both halves) has two, and exp on its
+    normal range only (below it sigmoid is under 1e-38 anyway): within 3 ulp, NaN kept. The gate rows run five
+    of these and tanh per hidden unit: their cost is the divisions."""
+    ex = e.exp_bounded(e.neg(e.abs(x)), -87.0, 0.0)
+    r = e.div(e.c(1.0), e.add(e.c(1.0), ex))
+    return e.where(e.isnan(x), x, e.where(e.cmp('>=', x, e.c(0.0)), r, e.mul(ex, r)))
+
+
 def _clipped(e, c, clip):
     lo, hi, nan = clip
     f, b = e.c, e.b
@@ -247,8 +332,11 @@ def _clipped(e, c, clip):
     return b.select(b.fcmp_ordered('>', c, f(hi)), f(hi), c)
 
 
-def _forward_ir(mode, N, H, clip, bits, I):
-    """The forward loop over M of N batch rows; I > 0: with the input projection (I inputs per row)."""
+def _forward_ir(mode, N, H, clip, bits, I, lean=False, cell=False):
+    """The forward loop over M of N batch rows; I > 0: with the input projection (I inputs per row). lean (no
+    reserve): the gate activations are not stored, c alternates between two buffers (cs[t & 1]), GRU's hn and,
+    with I, the gates use one step's buffer: only h is kept for every step. cell (LSTM, lean, I): the cell update
+    runs on the GEMM's register tiles, whose gate columns are gate_order's."""
     F = _Fn(bits)
     b, C = F.b, F.C
     G = {'lstm': 4, 'gru': 3}.get(mode, 1)
@@ -262,9 +350,9 @@ def _forward_ir(mode, N, H, clip, bits, I):
         c0, cs = F.ptr(W('c0')), F.ptr(W('cs'))
 
         def body(e, ld, st, j):
-            i, fg, o = (e.sigmoid(ld(k)) for k in ('i', 'f', 'o'))
+            i, fg, o = (_sigmoid(e, ld(k)) for k in ('i', 'f', 'o'))
             gg = e.tanh(ld('g'))
-            for k, v in zip('ifgo', (i, fg, gg, o)):
+            for k, v in zip('ifgo', (i, fg, gg, o)) if not lean else ():
                 st(k, v)
             c = e.fma(fg, ld('cp'), e.b.fmul(i, gg))
             c = _clipped(e, c, clip) if clip is not None else c
@@ -276,12 +364,11 @@ def _forward_ir(mode, N, H, clip, bits, I):
 
         def body(e, ld, st, j):
             fb = e.b
-            r, z = (e.sigmoid(fb.fadd(ld('x' + k), fb.fadd(ld('h' + k), ld('b' + k)))) for k in 'rz')
+            r, z = (_sigmoid(e, fb.fadd(ld('x' + k), fb.fadd(ld('h' + k), ld('b' + k)))) for k in 'rz')
             hn = fb.fadd(ld('hn'), ld('bn'))
             n = e.tanh(fb.fadd(ld('xn'), fb.fmul(r, hn)))
-            st('xr', r)
-            st('xz', z)
-            st('xn', n)
+            for k, v in (('xr', r), ('xz', z), ('xn', n)) if not lean else ():
+                st(k, v)
             st('hno', hn)
             st('h', e.fma(z, fb.fsub(ld('hp'), n), n))
         row = F.row_fn(['xr', 'xz', 'xn', 'hr', 'hz', 'hn', 'br', 'bz', 'bn', 'hp', 'hno', 'h'], H, body)
@@ -289,7 +376,7 @@ def _forward_ir(mode, N, H, clip, bits, I):
         row = F.row_fn(['x', 'h'], H, lambda e, ld, st, j: st('h', e.tanh(ld('x')) if mode == 'rnn_tanh'
                                                                else e.relu(ld('x'))))
 
-    wp = F.ptr(W('packed')) if packs(GH) else None   # Wh^T packed (forward() packs it)
+    wp = F.ptr(W('packed')) if packs(GH) else None   # Wh^T packed (forward(): `packed`)
 
     def recur(beta, a, c):   # c = a @ Wh^T + beta * c, a: (M, H), c: (M, GH)
         if wp is not None:
@@ -298,23 +385,29 @@ def _forward_ir(mode, N, H, clip, bits, I):
 
     def step(s):
         t, tp, first = _time(F, s, T, rev, False)
+        tc = (lambda u: b.and_(u, C(1))) if lean else (lambda u: u)   # c's buffer of step u
         hp = F.pick(first, h0, F.at(hs, b.mul(tp, C(NH))))
-        g = F.at(xg, b.mul(t, C(N * GH)))
+        g = xg if lean and I else F.at(xg, b.mul(t, C(N * GH)))
         ht = F.at(hs, b.mul(t, C(NH)))
         gates = [(F.at(g, k * H), GH) for k in range(G)]
         fused = I and mode != 'gru'   # g = xb + x[t] @ wi^T (+ hp @ Wh^T in the same pass: the fused forms)
+        on_tiles = None
+        if cell:
+            cp = F.pick(first, c0, F.at(cs, b.mul(tc(tp), C(NH))))
+            on_tiles = (cp, F.at(cs, b.mul(tc(t), C(NH))), ht, H, clip)
         if I:
             F.packed_gemm(1, M, GH, I, F.at(F.ptr(W('x')), b.mul(t, C(N * I))), I, F.ptr(W('wi')), g, GH,
-                          F.ptr(W('xb')), 0, then=(hp, H, wp, H) if fused else None)
+                          F.ptr(W('xb')), 0, then=(hp, H, wp, H) if fused else None, cell=on_tiles)
         if mode == 'lstm':
             if not fused:
                 recur(1, hp, g)
-            cp = F.pick(first, c0, F.at(cs, b.mul(tp, C(NH))))
-            F.rows(row, M, gates + [(cp, H), (F.at(cs, b.mul(t, C(NH))), H), (ht, H)])
+            if not cell:
+                cp = F.pick(first, c0, F.at(cs, b.mul(tc(tp), C(NH))))
+                F.rows(row, M, gates + [(cp, H), (F.at(cs, b.mul(tc(t), C(NH))), H), (ht, H)])
         elif mode == 'gru':
             recur(0, hp, hh)
             F.rows(row, M, gates + [(F.at(hh, k * H), GH) for k in range(3)] + [(F.at(bh, k * H), 0) for k in range(3)]
-                   + [(hp, H), (F.at(hn_all, b.mul(t, C(NH))), H), (ht, H)])
+                   + [(hp, H), (hn_all if lean else F.at(hn_all, b.mul(t, C(NH))), H), (ht, H)])
         else:
             if not fused:
                 recur(1, hp, g)
@@ -373,7 +466,7 @@ def _backward_ir(mode, N, H, clip, bits):
                fb.select(fb.fcmp_ordered('>', h, e.c(0.0)), dht, e.c(0.0)))
         row = F.row_fn(['h', 'dy', 'dh', 'd'], H, body)
 
-    wp = F.ptr(W('packed')) if packs(H) else None   # Wh packed (backward() packs it)
+    wp = F.ptr(W('packed')) if packs(H) else None   # Wh packed (backward(): `packed`)
 
     def recur(beta, d):   # dh = d @ Wh + beta * dh, d: (M, GH)
         if wp is not None:
@@ -404,12 +497,13 @@ def _backward_ir(mode, N, H, clip, bits):
     return F.text()
 
 
-def _function(kind, mode, N, H, clip, I=0):
+def _function(kind, mode, N, H, clip, I=0, lean=False, cell=False):
     bits = _blas()[2]
-    key = (kind, mode, N, H, clip, bits, I)
+    key = (kind, mode, N, H, clip, bits, I, lean, cell)
     with _lock:
         if key not in _fns:
-            text = _forward_ir(mode, N, H, clip, bits, I) if kind == 'fwd' else _backward_ir(mode, N, H, clip, bits)
+            text = _forward_ir(mode, N, H, clip, bits, I, lean, cell) if kind == 'fwd' else \
+                _backward_ir(mode, N, H, clip, bits)
             _fns[key] = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(compile_kernel(text, 'rnn'))
         return _fns[key]
 
@@ -464,22 +558,29 @@ def _words(names, **w):
 
 
 def forward(a, xg, wh, bh, h0, c0, v, reverse, proj=None):
-    """Run one layer-direction forward natively (True), or return False. proj (x (T*N, I), wi (G*H, I), xb
-    (G*H,)): xg is to be x @ wi^T + xb first; the loop computes it step by step where its GEMM packs, else NumPy
-    does before it."""
+    """Run one layer-direction forward natively, returning (h_T, c_T or None), or return False. proj (x (T*N, I),
+    wi (G*H, I), xb (G*H,)): xg is to be x @ wi^T + xb first; the loop computes it step by step where its GEMM
+    packs, else NumPy does before it. xg None: no reserve (v has only 'h'; the op's `_no_reserve`)."""
     if not _usable(xg, wh, h0, c0):
         return False
-    mode = a['mode']
-    T, N, GH = xg.shape
-    H = wh.shape[1]
+    mode, lean = a['mode'], xg is None
+    T, N, H = v['h'].shape
+    GH = wh.shape[0]
     wh, h0 = np.ascontiguousarray(wh), np.ascontiguousarray(h0)
-    w = dict(gemm=_blas()[0], xg=_p(xg), wh=_p(wh), h0=_p(h0), hs=_p(v['h']), T=T, rev=int(reverse))
     I, keep = 0, []
+    fuse = proj is not None and packs(GH)
+    cell = CELL and lean and fuse and mode == 'lstm'   # the cell update on the GEMM's register tiles
+    order = gate_order(H) if cell else None
+    if lean:   # one step's gates where the loop projects the input, else all; two steps' c; one step's hn
+        xg = np.empty((1 if fuse else T, N, GH), np.float32)
+        v = dict(v, c=np.empty((2, N, H), np.float32), hn=np.empty((1, N, H), np.float32))
+    w = dict(gemm=_blas()[0], xg=_p(xg), wh=_p(wh), h0=_p(h0), hs=_p(v['h']), T=T, rev=int(reverse))
     if proj is not None:
         x, wi, xb = (np.ascontiguousarray(q, np.float32) for q in proj)
-        if packs(GH):
+        if fuse:
             I = x.shape[1]
-            keep = [x, xb, pack(wi.T)]
+            xb = xb if order is None else np.ascontiguousarray(xb[order])
+            keep = [x, xb, packed(wi, True, order)]
             w.update(x=_p(x), xb=_p(xb), wi=_p(keep[2]))
         else:
             np.matmul(x, wi.T, out=xg.reshape(T * N, GH))
@@ -492,11 +593,12 @@ def forward(a, xg, wh, bh, h0, c0, v, reverse, proj=None):
         hh = np.empty((N, GH), np.float32)
         w.update(hn=_p(v['hn']), bh=_p(bh), hh=_p(hh))
     if packs(GH):
-        keep.append(pack(wh.T))
+        keep.append(packed(wh, True, order))
         w['packed'] = _p(keep[-1])
     widths = dict(xg=GH, h0=H, c0=H, hs=H, cs=H, hn=H, hh=GH, x=I)
-    _run(_function('fwd', mode, N, H, _clip(a), I), FWD_WORDS, w, widths, N, T * N * H * GH)
-    return True
+    _run(_function('fwd', mode, N, H, _clip(a), I, lean, cell), FWD_WORDS, w, widths, N, T * N * H * GH)
+    last = 0 if reverse else T - 1
+    return v['h'][last], (v['c'][last & 1 if lean else last] if mode == 'lstm' else None)
 
 
 def backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
@@ -517,7 +619,7 @@ def backward(a, dhs, dh, dc, wh, h0, c0, v, reverse, dxg, dhh):
         w.update(cs=_p(v['c']), c0=_p(c0), dc=_p(dc))
     elif mode == 'gru':
         w.update(hn=_p(v['hn']), dhh=_p(dhh))
-    keep = pack(wh) if packs(H) else None
+    keep = packed(wh, False) if packs(H) else None
     if keep is not None:
         w['packed'] = _p(keep)
     widths = dict(gates=GH, hs=H, h0=H, dhs=H, dh=H, dxg=GH, cs=H, c0=H, dc=H, hn=H, dhh=GH)

@@ -711,3 +711,138 @@ def test_packing_a_transposed_weight_reads_it_in_place():
         got, want = native_rnn.pack(w.T), native_rnn.pack(np.ascontiguousarray(w.T))
         assert got.ctypes.data % 64 == 0 and np.array_equal(got, want)
         assert np.array_equal(got[1 % got.shape[0], 3, 5], w[(1 % got.shape[0]) * native_rnn.PANEL + 5, 3])
+
+
+def test_packed_weights_are_kept_and_follow_every_weight_change():
+    """runtime/rnn.py keeps the packed recurrent and input weights between inference calls (packing once);
+    set_data, an in-place write, a Trainer step and new weights of another layer never reuse a stale pack:
+    each result equals the NumPy reference of the weights at that call."""
+    from graphc.runtime import rnn as native_rnn
+    from graphc.runtime.backend import use
+    H, I, T, N = 64, 8, 3, 4
+    layer = rnn.LSTM(H, input_size=I, prefix='pk_')
+    init_nonzero(layer)
+    layer.hybridize()
+    x = nd.array(rand(T, N, I, seed=5))
+    packs, real = [], native_rnn.pack
+    native_rnn.pack = lambda b: packs.append(1) or real(b)
+    params = layer.collect_params()
+    wname = 'pk_l0_h2h_weight'
+
+    def check():
+        want = numpy_lstm_layer(x.asnumpy(), {k: v.data().asnumpy() for k, v in params.items()}, 'pk_', 1)[0]
+        np.testing.assert_allclose(layer(x).asnumpy(), want, rtol=1e-4, atol=1e-5)
+    try:
+        check()
+        n = len(packs)
+        check()
+        if native_rnn._blas() is not None:
+            assert n == 2 and len(packs) == n   # Wh^T and Wi^T packed once, then kept
+        params[wname].set_data(nd.array(rand(4 * H, H, seed=7) * 0.2))
+        check()
+        params[wname].data()[:] = nd.array(rand(4 * H, H, seed=8) * 0.2)   # in place
+        check()
+        params['pk_l0_i2h_weight'].data()[:] *= 0.5
+        check()
+        with autograd.record():
+            loss = layer(x).sum()
+        loss.backward()
+        Trainer(params, 'sgd', {'learning_rate': 0.5}).step(1)
+        check()
+        # the op called on one flat parameter array written in place: the same address, new values
+        a = {'state_size': H, 'num_layers': 1, 'mode': 'lstm'}
+        w = nd.array(rand(4 * H * (I + H + 2), seed=9) * 0.2)
+        s0 = [nd.array(rand(1, N, H, seed=k)) for k in (10, 11)]
+        for step in range(2):
+            if step:
+                w[:] = w * -0.5
+            with use('interp'):
+                want = nd.RNN(x, w, *s0, **a).asnumpy()
+            np.testing.assert_allclose(nd.RNN(x, w, *s0, **a).asnumpy(), want, rtol=1e-4, atol=1e-5)
+        eager = rnn.LSTM(H, input_size=I)   # a new flat vector each call: the packs of those gone are dropped
+        eager.initialize()
+        for _ in range(3 * native_rnn.PACKS):
+            eager(x)
+        assert sum(v[0]() is None for v in native_rnn._packs.values()) <= 2   # (the last call's at most)
+    finally:
+        native_rnn.pack = real
+
+
+def _fused_rnns(net):
+    return [n for n in net.cached_graph().optimized.nodes if not n.is_var and n.op.name == 'RNN']
+
+
+@pytest.mark.parametrize('kind,L,D,p', [('lstm', 1, 1, 0.0), ('lstm', 2, 2, 0.3), ('gru', 2, 1, 0.0),
+                                        ('rnn_tanh', 1, 2, 0.0), ('cells', 1, 1, 0.0)])
+def test_inference_writes_no_reserve(kind, L, D, p, monkeypatch):
+    """rnn_no_reserve: a hybridized layer's (or fused LSTMCell.unroll's) inference graph runs the RNN op without
+    its reserve (the compiled loop keeps only h: xg None); with a gradient recorded the reserve is written.
+    Outputs equal bit for bit with the pass off, and the NumPy loops (interp backend) on the same graph."""
+    from graphc.runtime import rnn as native_rnn
+    from graphc.runtime.backend import use
+    H, I, T, N = 64, 6, 4, 5
+    make = {'lstm': lambda: rnn.LSTM(H, L, dropout=p, bidirectional=D == 2, input_size=I),
+            'gru': lambda: rnn.GRU(H, L, bidirectional=D == 2, input_size=I),
+            'rnn_tanh': lambda: rnn.RNN(H, L, activation='tanh', bidirectional=D == 2, input_size=I),
+            'cells': lambda: Unroller(rnn.LSTMCell(H, input_size=I), T, 'TNC', True)}[kind]
+    x = nd.array(rand(T, N, I, seed=3))
+    leans, real = [], native_rnn.forward
+    monkeypatch.setattr(native_rnn, 'forward', lambda a, xg, *r: leans.append(xg is None) or real(a, xg, *r))
+    nets = {}
+    for off in ('', 'rnn_no_reserve'):
+        monkeypatch.setenv('GRAPHC_DISABLE_PASSES', off)
+        nets[off] = net = make()
+        init_nonzero(net) if not off else net.initialize()
+        if off:
+            for q, r in zip(net.collect_params().values(), nets[''].collect_params().values()):
+                q.set_data(r.data())
+        net.hybridize()
+        out = [o.asnumpy() for o in (lambda y: y if isinstance(y, (list, tuple)) else [y])(net(x))]
+        marked = [n.attrs.get('_no_reserve') and n.shapes[-1] == (0,) or None for n in _fused_rnns(net)]
+        assert marked == [None if off else True], marked
+        if not off:
+            want = out
+            with use('interp'):   # the op's NumPy loops on the same optimized graph
+                got = [o.asnumpy() for o in (lambda y: y if isinstance(y, (list, tuple)) else [y])(net(x))]
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)   # (as the compiled loops vs NumPy above)
+        else:
+            for a, b in zip(out, want):
+                np.testing.assert_array_equal(a, b)
+    if native_rnn._blas() is not None:
+        assert leans == [True] * L * D + [False] * L * D, leans
+    leans.clear()
+    with autograd.record():   # a gradient needs the reserve: the training pipeline has no rnn_no_reserve
+        y = nets[''](x)
+    (y[0] if isinstance(y, (list, tuple)) else y).backward()
+    if native_rnn._blas() is not None:
+        assert leans == [False] * L * D, leans
+
+
+@pytest.mark.parametrize('mode,D,clip,N,H', [('lstm', 2, None, 7, 64), ('lstm', 1, (-0.5, 0.5), 5, 16),
+                                             ('lstm', 2, None, 3, 8), ('gru', 2, None, 5, 64), ('rnn_relu', 1, None, 4, 64)])
+@pytest.mark.parametrize('cell', [True, False])
+def test_the_op_without_reserve_equals_the_numpy_reference(mode, D, clip, N, H, cell, monkeypatch):
+    """The RNN op with `_no_reserve` (what rnn_no_reserve sets) runs the compiled loops without the reserve, its
+    outputs and final states those of the NumPy loops with it, with the LSTM cell update on the GEMM's register tiles
+    (runtime/rnn.py's CELL) and without it, for two layers, clipping and batches beyond whole tiles."""
+    from graphc.ops.rnn import param_size
+    from graphc.registry import OPS
+    from graphc.runtime import rnn as native_rnn
+    from graphc.runtime.backend import use
+    monkeypatch.setattr(native_rnn, 'CELL', cell)
+    T, C, L = 6, 5, 2
+    a = {'state_size': H, 'num_layers': L, 'mode': mode, 'bidirectional': D == 2, 'state_outputs': True}
+    if clip:
+        a.update(lstm_state_clip_min=clip[0], lstm_state_clip_max=clip[1])
+    ns = 2 if mode == 'lstm' else 1
+    arrays = [rand(T, N, C, seed=1), rand(param_size(OPS['RNN'].canon(a), C), seed=2) * 0.4 * min(1, (8 / H) ** 0.5)] + \
+        [rand(L * D, N, H, seed=3 + k) for k in range(ns)]
+    with use('interp'):
+        want = [o.asnumpy() for o in nd.RNN(*[nd.array(v) for v in arrays], **a)]
+    leans, real = [], native_rnn.forward
+    monkeypatch.setattr(native_rnn, 'forward', lambda a, xg, *r: leans.append(xg is None) or real(a, xg, *r))
+    got = [o.asnumpy() for o in nd.RNN(*[nd.array(v) for v in arrays], _no_reserve=True, **a)]
+    assert leans == ([True] * L * D if native_rnn._blas() is not None else [])
+    for p, q in zip(want, got):
+        np.testing.assert_allclose(q, p, rtol=1e-4, atol=1e-5)

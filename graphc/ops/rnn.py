@@ -8,7 +8,9 @@ gate is n = tanh(i2h_n + r * (W_hn h + b_hn)), as MXNet's (and cuDNN's) GRU.
 
 RNN has one output more than MXNet's: a reserve (the gate activations, cell states, hidden sequences and
 dropout masks of the forward pass), the role MXNet's op state plays, so that `_backward_RNN` needs no
-recomputation. Each direction runs one GEMM over all time steps for its inputs, then per step one GEMM
+recomputation; with `_no_reserve` (the rnn_no_reserve pass sets it in inference graphs, where nothing reads
+it) the reserve is empty and the forward keeps only each step's h. Each direction runs one GEMM over all time
+steps for its inputs, then per step one GEMM
 for the recurrence and the gate math. These refs are plain NumPy; the CPU backend's lowering passes
 `native` (runtime/rnn.py), with which float32 steps run as one compiled loop that calls BLAS and fused gate
 kernels with no Python per step.
@@ -89,6 +91,8 @@ def _widths(a):
 
 
 def reserve_size(a, T, N):
+    if a.get('_no_reserve'):
+        return 0
     L, D, H, G, _ = _dims(a, 0)
     masks = (L - 1) * D * _out_size(a) if a['p'] > 0 else 0
     return T * N * (L * D * sum(w for _, w in _widths(a)) + masks)
@@ -174,15 +178,18 @@ def _dir_forward(a, xg, proj, wh, bh, h0, c0, v, reverse, wr=None, lens=None, na
     Wi, that bias), here or in the native loop, and, for LSTM/GRU, is the reserve's gate block, overwritten by
     the gate activations. With wr (LSTMP) the output and recurrent state is (o * tanh(c)) @ wr.T. With lens
     (N,), a sequence's steps t >= lens keep its state (so the reverse direction starts at each one's last valid
-    step). Returns (h_T, c_T)."""
+    step). xg None: no reserve (v has only 'h'). Returns (h_T, c_T)."""
     mode = a['mode']
+    if native is not None and wr is None and lens is None:
+        done = native.forward(a, xg, wh, bh, h0, c0, v, reverse, proj)
+        if done:
+            return done
+    if xg is None:   # no reserve: these loops keep every step's values all the same
+        xg = np.empty(v['h'].shape[:2] + (wh.shape[0],), wh.dtype)
+        v = {k: v.get(k, np.empty(v['h'].shape[:2] + (w,), wh.dtype)) for k, w in _widths(a)}
     T, N, GH = xg.shape
     H = GH // GATES[mode]
     hs = v['h']
-    if native is not None and wr is None and lens is None and native.forward(a, xg, wh, bh, h0, c0, v, reverse,
-                                                                             proj):
-        last = 0 if reverse else T - 1
-        return hs[last], (v['c'][last] if mode == 'lstm' else None)
     np.matmul(proj[0], proj[1].T, out=xg.reshape(T * N, GH))
     xg += proj[2]
     lo, hi = a['lstm_state_clip_min'], a['lstm_state_clip_max']
@@ -278,8 +285,11 @@ def _rnn(a, *arrays, native=None):
     mode, dt = a['mode'], x.dtype
     hx = _zero_states(hx, N)
     cx = _zero_states(cx, N) if cx is not None else None
+    lean, R = a.get('_no_reserve'), _out_size(a)
     reserve = np.empty(reserve_size(a, T, N), dt)
-    per, masks = _reserve_views(a, reserve, T, N)
+    per, masks = _reserve_views(a, reserve, T, N) if not lean else \
+        ([{'h': np.empty((T, N, R), dt)} for _ in range(L * D)],
+         [None] + [np.empty((T, N, D * R), dt) if a['p'] > 0 else None for _ in range(1, L)])
     hy, cy = np.empty((L * D, N, _out_size(a)), dt), np.empty((L * D, N, H), dt) if cx is not None else None
     views = _param_views(a, w, C)
     drop = a['p'] > 0 and a.get('_train')
@@ -291,7 +301,7 @@ def _rnn(a, *arrays, native=None):
         v = per[l * D + d]
         if d == 0:
             xin = _layer_input(a, x, per, masks, l, D).reshape(T * N, -1)
-        xg = v['gates'] if 'gates' in v else np.empty((T, N, G * H), dt)
+        xg = v['gates'] if 'gates' in v else None if lean else np.empty((T, N, G * H), dt)
         k = l * D + d
         h, c = _dir_forward(a, xg, (xin, wi, bi if mode == 'gru' else bi + bh), wh, bh, hx[k],
                             cx[k] if cx is not None else None, v, d == 1, wr, lens, native)
@@ -299,7 +309,7 @@ def _rnn(a, *arrays, native=None):
         if cy is not None:
             cy[k] = c
     top = [per[(L - 1) * D + d]['h'] for d in range(D)]
-    out = top[0].copy() if D == 1 else np.concatenate(top, axis=2)
+    out = (top[0] if lean else top[0].copy()) if D == 1 else np.concatenate(top, axis=2)
     if lens is not None:   # outputs past a sequence's end are zero
         out *= _valid(lens, T)
     outs = (out,) + ((hy,) + ((cy,) if cy is not None else ()) if a['state_outputs'] else ()) + (reserve,)
