@@ -312,10 +312,12 @@ def _create_chain(xs, ws, geo, bias, relu, pool):
     ys = (xs[0], ws[0]) + _out(xs, k, st, dl, pd)
     wd = ((g, ws[0] // g) + ws[1:]) if g > 1 else ws
     px, pw, pb = _md(xs), _md(wd), _md((ws[0],))
-    cpd = ctypes.c_void_p()
+    cpd, blocked = ctypes.c_void_p(), layout_for('fwd', xs, ws, geo) == 'blocked'
+    # (alone, its layouts are convolution()'s, so its kernel is too: a first tier's conv + ReLU, runtime/tiered.py,
+    # computes the compiled plan's bits)
     s = lib.dnnl_convolution_forward_primitive_desc_create(
-        ctypes.byref(cpd), eng, FWD_INFERENCE, DIRECT, _md(xs, layout_for('fwd', xs, ws, geo) == 'blocked'),
-        _md(wd, True), pb if bias else None, _md(ys, True), Dims(*st), Dims(*(d - 1 for d in dl)), Dims(*pd),
+        ctypes.byref(cpd), eng, FWD_INFERENCE, DIRECT, _md(xs, blocked),
+        _md(wd, True), pb if bias else None, _md(ys, blocked or pool is not None), Dims(*st), Dims(*(d - 1 for d in dl)), Dims(*pd),
         Dims(*pd), _relu_attr() if relu else None)
     if s:
         return None
