@@ -150,9 +150,16 @@ def test_a_deferred_kernel_is_neither_built_nor_remembered(monkeypatch):
     x = np.random.default_rng(0).normal(size=(2, 3, 8, 8)).astype(np.float32)
     with cpu.deferring():
         assert cpu.deferred()
-        assert conv.maxpool(x, (2, 2), (2, 2), (0, 0), (4, 4)) is None   # (the op's NumPy form runs)
+        np.testing.assert_array_equal(conv.maxpool(x, (2, 2), (2, 2), (0, 0), (4, 4)),   # (its NumPy form)
+                                      x.reshape(2, 3, 4, 2, 4, 2).max(axis=(3, 5)))
+        assert conv._kernels == {}
         with pytest.raises(cpu.Deferred):
             multi_tensor.kernel('adam', np.float32, (), 2, (False,))
+        big = np.random.default_rng(1).normal(size=(9, 8, 130, 130)).astype(np.float32)   # (split over 2 threads)
+        monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
+        np.testing.assert_array_equal(conv.maxpool(big, (2, 2), (2, 2), (0, 0), (65, 65)),
+                                      big.reshape(9, 8, 65, 2, 65, 2).max(axis=(3, 5)))
+        assert conv._kernels == {}
     assert not cpu.deferred()
     y = conv.maxpool(x, (2, 2), (2, 2), (0, 0), (4, 4))   # outside: built as ever
     np.testing.assert_array_equal(y, x.reshape(2, 3, 4, 2, 4, 2).max(axis=(3, 5)))
