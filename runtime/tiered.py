@@ -14,6 +14,7 @@ GRAPHC_TIERED=auto (the default) runs a first tier only where it computes the co
 op in EXACT), so a run resumed from a checkpoint in a new block or process equals an uninterrupted one exactly
 (examples/char_lstm.py --resume, tests/test_distributed.py's resume); elsewhere the first call compiles first.
 GRAPHC_TIERED=1 runs one for any graph (NumPy's forms of the other fused kernels: within float32 rounding)."""
+import threading
 import weakref
 
 from .. import config
@@ -87,6 +88,16 @@ def _exact(n, group=None):
     return True
 
 
+NOW = ('_backward_Pooling', '_backward_pool_relu')   # (ops whose kernels, conv.NOW, a first tier builds)
+
+
+def _build(nodes):
+    try:
+        cpu._build_all(nodes)
+    except Exception:   # (built where first needed instead, which raises the failure there)
+        pass
+
+
 def pending(trainer):
     """Whether a first tier of a step that `trainer` updates ran and is not swapped yet."""
     return any(trainer in t.trainers for t in _pending)
@@ -101,6 +112,9 @@ class Tiers:
         self.graphs, self.runs = (fopt, bopt), 0
         self.trainers = weakref.WeakSet(t for t in (getattr(p, '_trainer', None) for p in params) if t is not None)
         self.child = forked.start(fopt, bopt, params, whole=True)
+        if config.num_threads() > 1:   # the gradients' kernels it builds (conv.NOW), on a thread while the forward runs
+            now = [n for n in bopt.nodes if not n.is_var and n.op.name in NOW and n.dtypes]
+            threading.Thread(target=_build, args=(now,), daemon=True, name='graphc-tier').start()
         self.first = (First(self, be.executor(fopt, False)), First(self, be.executor(bopt, False)))
 
     def compiled(self):
