@@ -53,8 +53,9 @@ compile_ahead = Switch('GRAPHC_COMPILE_AHEAD', False, "1 compiles kernels ahead 
                        "threads), 0 each when first needed on the calling thread", lambda v: v == '1')
 compile_fork = Switch('GRAPHC_COMPILE_FORK', True, "0 compiles a training step's kernels where first needed, not "
                       "in a forked worker process (with 2+ threads)", _on)
-tiered = Switch('GRAPHC_TIERED', False, "1 runs a training step's first call uncompiled while its kernels compile, "
-                "0 has it wait for them (runtime/tiered.py)", lambda v: v == '1')
+tiered = Switch('GRAPHC_TIERED', 'auto', "1 runs a training step's first call uncompiled while its kernels compile, "
+                "0 has it wait for them, auto the first only where both compute the same bits (runtime/tiered.py)",
+                ('auto', '0', '1'))
 max_kernels = Switch('GRAPHC_MAX_KERNELS', 20000, "compiled kernels per process (an integer)", int)
 cache_dir = Switch('GRAPHC_CACHE_DIR', os.path.join(HOME, '.cache', 'graphc'), "the compiled-kernel cache's directory")
 cache_max_bytes = Switch('GRAPHC_CACHE_MAX_MB', 256 << 20, "the kernel cache's size on disk in MB (a number)", _mb)

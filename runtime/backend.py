@@ -96,6 +96,21 @@ def _conv_act_pool_rule(op):
     return run
 
 
+def _gemm_rule(op):
+    """FullyConnected and dot: the op's ref, but in a training step's first tier the GEMM of the compiled plan's
+    native row (runtime/tiered.gemm): the same bits from both tiers."""
+    from .cpu import deferred
+
+    def run(attrs, *arrays):
+        if deferred():
+            from .tiered import gemm
+            out = gemm(op.name, attrs, arrays)
+            if out is not None:
+                return out
+        return op.ref(attrs, *arrays)
+    return run
+
+
 def _fused_rule(op):
     """A fused group: its compiled kernel (runtime/cpu.run_fused), else its subgraph with the CPU's kernels."""
     from .cpu import run_fused
@@ -175,7 +190,8 @@ cpu = Backend('cpu', rules={
     '_conv_act_pool': _conv_act_pool_rule, '_backward_pool_relu': _with_native('conv'),
     'Pooling': _with_native('conv'), '_backward_Pooling': _with_native('conv'),
     'BatchNorm': _with_native('batchnorm'), '_backward_BatchNorm': _with_native('batchnorm'),
-    'RNN': _with_native('rnn'), '_backward_RNN': _with_native('rnn'), 'FusedOp': _fused_rule},
+    'RNN': _with_native('rnn'), '_backward_RNN': _with_native('rnn'), 'FusedOp': _fused_rule,
+    'FullyConnected': _gemm_rule, 'dot': _gemm_rule},
     can_fuse=_cpu_can_fuse, compile=_cpu_compile, executor=_plan)
 cuda = Backend('cuda', can_fuse=_cpu_can_fuse, executor=_gpu_plan)   # (the scalar lowerings are shared)
 BACKENDS = {b.name: b for b in (interp, cpu, cuda)}

@@ -6,7 +6,8 @@ import threading
 
 import numpy as np
 
-from .cpu import Deferred, Kernel, _for, _kernel_function, compile_kernel, deferred, enabled
+from .. import config
+from .cpu import Deferred, Kernel, _for, _kernel_function, compile_kernel, deferred, enabled, split
 
 _lock = threading.Lock()
 _kernels = {}
@@ -375,13 +376,37 @@ def maxpool_grad_relu(g, x, y, c, k, st, pd, out_hw):
     return dx
 
 
-@_or_numpy
 def maxpool(x, k, st, pd, out_hw):
     """y of max pooling, or None (backend off / not float)."""
     if not enabled() or x.dtype not in (np.float32, np.float64):
         return None
     y = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
-    _kernel('maxpool', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)([np.ascontiguousarray(x)], [y])
+    try:
+        kern = _kernel('maxpool', x.shape, tuple(k), tuple(st), (1, 1), tuple(pd), tuple(out_hw), x.dtype)
+    except Deferred:   # (a first tier: NumPy's form, the ref's, with the batch split over the threads)
+        return _taps_max(x, y, k, st, out_hw) if not any(pd) else None
+    kern([np.ascontiguousarray(x)], [y])
+    return y
+
+
+def _taps_max(x, y, k, st, out_hw):
+    """y = the max over each unpadded window of x, a np.maximum a kernel tap (as ops/nn.py's form) over slices of
+    the batch that the threads take in turn (cpu.split: NumPy lets go of the GIL); None where a window leaves x."""
+    if any((o - 1) * s + q > n for o, s, q, n in zip(out_hw, st, k, x.shape[2:])):
+        return None
+    taps = [(slice(i, i + st[0] * (out_hw[0] - 1) + 1, st[0]), slice(j, j + st[1] * (out_hw[1] - 1) + 1, st[1]))
+            for i in range(k[0]) for j in range(k[1])]
+
+    def part(_, lo, hi):
+        xs, ys = x[lo:hi], y[lo:hi]
+        np.copyto(ys, xs[(Ellipsis,) + taps[0]])
+        for t in taps[1:]:
+            np.maximum(ys, xs[(Ellipsis,) + t], out=ys)
+    n = min(config.num_threads(), x.shape[0])
+    if n > 1 and x.size >= 1 << 20:
+        split(part, None, x.shape[0], n)
+    else:
+        part(None, 0, x.shape[0])
     return y
 
 

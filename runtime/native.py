@@ -378,6 +378,39 @@ class Segment:
         self.row(kind, fn, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, m, n, k, a, lda, b, ldb, c, ldc, beta)
 
 
+_gemm_fns = {}   # (address, dtype) -> its ctypes function, for gemm_now
+
+
+def gemm_now(ta, tb, a, b, c, beta):
+    """c = op(a) op(b) + beta c (2-d, C-contiguous, c's rows m >= 2) now, from Python, by the very GEMM a plan's
+    native GEMM row calls for it (Segment.gemm: oneDNN's at one thread, else blas()'s), so a training step's first
+    tier computes it bit for bit as the compiled plan does (runtime/tiered.py); False where no such GEMM is found."""
+    m, n = c.shape
+    kk = a.shape[0] if ta else a.shape[1]
+    dt = c.dtype
+    if m < 2 or dt not in (np.float32, np.float64) or blas() is None or min(m, n, kk) < 1:
+        return False
+    d = dnnl_sgemm() if dt == np.float32 else None
+    addr = d if d is not None else blas()[0 if dt == np.float32 else 1]
+    fn = _gemm_fns.get((addr, dt))
+    if fn is None:
+        ct, it = (ctypes.c_float if dt == np.float32 else ctypes.c_double), ctypes.c_int64
+        if d is None and blas()[2] != 64:
+            it = ctypes.c_int32
+        fn = _gemm_fns[(addr, dt)] = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char, ctypes.c_char, it, it, it, ct, *[
+            ctypes.c_void_p, it] * 2, ct, ctypes.c_void_p, it)(addr) if d is not None else ctypes.CFUNCTYPE(
+            None, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, it, it, it, ct, *[ctypes.c_void_p, it] * 2, ct,
+            ctypes.c_void_p, it)(addr)
+    args = (m, n, kk, 1.0, a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1], float(beta), c.ctypes.data, n)
+    if d is not None:
+        from .onednn import _threads
+        _threads()   # (NativeProgram.run sets oneDNN's thread count per call)
+        fn(b'T' if ta else b'N', b'T' if tb else b'N', *args)
+    else:
+        fn(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, *args)
+    return True
+
+
 def compile_step(seg, node, ins, outs, new_slot):
     """Append node's native steps to seg and return True, or return False (it runs from Python).
     ins/outs: its slot indices; new_slot(shape, dtype) makes a plan-owned intermediate slot."""

@@ -171,6 +171,19 @@ def _args(pairs):
     return (len(pairs), (_Arg * len(pairs))(*[_Arg(a, m.value) for a, m in pairs]))
 
 
+ARENA = 256 << 20   # bytes of address space the arena takes at first
+
+
+def _grown(need):
+    """A new arena of at least `need` bytes, with room to spare: its pages are faulted in only where a call touches
+    them, while a regrown arena faults in every page again (LeNet's first step at batch 600 grew it three times:
+    16k faults, 25 ms of its 280 at 2 threads)."""
+    try:
+        return np.empty(max(need, 2 * _arena[0].size, ARENA), np.uint8)
+    except MemoryError:   # (no address space to spare: overcommit off)
+        return np.empty(need, np.uint8)
+
+
 class _Step:
     """A chain of primitives over plain C-contiguous arrays: the arguments for which oneDNN chose another layout
     are reordered from the plain array into a buffer of that layout before their primitive (inputs) or back after
@@ -223,7 +236,7 @@ class _Step:
                 lib.dnnl_memory_set_data_handle(m, a.ctypes.data)
             need = sum(size for _, size in self.scratch) + ALIGN
             if _arena[0].size < need:
-                _arena[0] = np.empty(need, np.uint8)
+                _arena[0] = _grown(need)
             at = -_arena[0].ctypes.data % ALIGN + _arena[0].ctypes.data
             for m, size in self.scratch:
                 lib.dnnl_memory_set_data_handle(m, at)
@@ -312,10 +325,12 @@ def _create_chain(xs, ws, geo, bias, relu, pool):
     ys = (xs[0], ws[0]) + _out(xs, k, st, dl, pd)
     wd = ((g, ws[0] // g) + ws[1:]) if g > 1 else ws
     px, pw, pb = _md(xs), _md(wd), _md((ws[0],))
-    cpd = ctypes.c_void_p()
+    cpd, blocked = ctypes.c_void_p(), layout_for('fwd', xs, ws, geo) == 'blocked'
+    # (alone, its layouts are convolution()'s, so its kernel is too: a first tier's conv + ReLU, runtime/tiered.py,
+    # computes the compiled plan's bits)
     s = lib.dnnl_convolution_forward_primitive_desc_create(
-        ctypes.byref(cpd), eng, FWD_INFERENCE, DIRECT, _md(xs, layout_for('fwd', xs, ws, geo) == 'blocked'),
-        _md(wd, True), pb if bias else None, _md(ys, True), Dims(*st), Dims(*(d - 1 for d in dl)), Dims(*pd),
+        ctypes.byref(cpd), eng, FWD_INFERENCE, DIRECT, _md(xs, blocked),
+        _md(wd, True), pb if bias else None, _md(ys, blocked or pool is not None), Dims(*st), Dims(*(d - 1 for d in dl)), Dims(*pd),
         Dims(*pd), _relu_attr() if relu else None)
     if s:
         return None

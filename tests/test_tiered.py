@@ -150,9 +150,16 @@ def test_a_deferred_kernel_is_neither_built_nor_remembered(monkeypatch):
     x = np.random.default_rng(0).normal(size=(2, 3, 8, 8)).astype(np.float32)
     with cpu.deferring():
         assert cpu.deferred()
-        assert conv.maxpool(x, (2, 2), (2, 2), (0, 0), (4, 4)) is None   # (the op's NumPy form runs)
+        np.testing.assert_array_equal(conv.maxpool(x, (2, 2), (2, 2), (0, 0), (4, 4)),   # (its NumPy form)
+                                      x.reshape(2, 3, 4, 2, 4, 2).max(axis=(3, 5)))
+        assert conv._kernels == {}
         with pytest.raises(cpu.Deferred):
             multi_tensor.kernel('adam', np.float32, (), 2, (False,))
+        big = np.random.default_rng(1).normal(size=(9, 8, 130, 130)).astype(np.float32)   # (split over 2 threads)
+        monkeypatch.setenv('GRAPHC_NUM_THREADS', '2')
+        np.testing.assert_array_equal(conv.maxpool(big, (2, 2), (2, 2), (0, 0), (65, 65)),
+                                      big.reshape(9, 8, 65, 2, 65, 2).max(axis=(3, 5)))
+        assert conv._kernels == {}
     assert not cpu.deferred()
     y = conv.maxpool(x, (2, 2), (2, 2), (0, 0), (4, 4))   # outside: built as ever
     np.testing.assert_array_equal(y, x.reshape(2, 3, 4, 2, 4, 2).max(axis=(3, 5)))
@@ -190,3 +197,65 @@ def test_a_kernel_that_fails_to_compile_is_raised_at_the_second_call_and_each_af
         with pytest.raises(GraphcError, match='no kernel for this group'):
             with autograd.record():
                 net(x)
+
+
+def _exact_run(model, mode, threads, opt, monkeypatch, n=3, batch=16):
+    """n steps of bench_peers' LeNet or MLP (batch rows) with GRAPHC_TIERED=mode: the weights after each step,
+    and whether the first call ran a first tier."""
+    import sys
+    monkeypatch.setenv('GRAPHC_TIERED', mode)
+    monkeypatch.setenv('GRAPHC_NUM_THREADS', threads)
+    monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '0')
+    sys.path.insert(0, os.path.join(os.path.dirname(gc.__file__), 'bench_peers'))
+    import mxnet_peer
+    mxnet_peer.use(gc)
+    gc.random.seed(11)
+    net = getattr(mxnet_peer, model)()
+    net.initialize(gc.init.Xavier())
+    net.hybridize(static_alloc=True, static_shape=True)
+    kw = {'learning_rate': 1e-3} if opt == 'adam' else {'learning_rate': 0.1, 'momentum': 0.9, 'wd': 1e-4}
+    trainer = gluon.Trainer(net.collect_params(), opt, kw)
+    rng = np.random.default_rng(5)
+    x = nd.array(rng.uniform(size=(batch, 1, 28, 28) if model == 'lenet' else (batch, 784)).astype(np.float32))
+    y = nd.array(rng.integers(0, 10, batch).astype(np.float32))
+    loss_fn, out, first = gluon.loss.SoftmaxCrossEntropyLoss(), [], None
+    for _ in range(n):
+        with autograd.record():
+            loss = loss_fn(net(x), y)
+        if first is None:
+            first = bool(next(iter(net._cache.values())).op._tiers)
+        loss.backward()
+        trainer.step(batch)
+        out.append([p.data().asnumpy().copy() for p in net.collect_params().values()])
+    return out, first
+
+
+@pytest.mark.parametrize('threads', ['1', '2'])
+@pytest.mark.parametrize('model,opt', [('lenet', 'adam'), ('mlp', 'adam'), ('mlp', 'sgd')])
+def test_auto_runs_a_first_tier_that_computes_the_compiled_bits(monkeypatch, model, opt, threads):
+    """GRAPHC_TIERED=auto (the default): LeNet's and the MLP's ops are all in tiered.EXACT, so the first call runs a
+    first tier, and every step's weights equal a run that compiles first, bit for bit."""
+    monkeypatch.delenv('GRAPHC_TIERED', raising=False)
+    assert gc.config.tiered() == 'auto'
+    want, first = _exact_run(model, '0', threads, opt, monkeypatch)
+    assert not first
+    got, first = _exact_run(model, 'auto', threads, opt, monkeypatch)
+    assert first
+    for a, b in zip(want, got):
+        assert all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+def test_auto_compiles_first_where_an_op_is_not_exact(monkeypatch):
+    """A tanh (NumPy's and LLVM's differ in the last bit) keeps the graph off the first tier under auto."""
+    monkeypatch.setenv('GRAPHC_TIERED', 'auto')
+    monkeypatch.setenv('GRAPHC_COMPILE_AHEAD', '0')
+    net = _net(5)   # (its Dense has a tanh)
+    x = nd.array(np.random.default_rng(0).uniform(size=(8, 1, 14, 14)))
+    with autograd.record():
+        loss = net(x).sum()
+    loss.backward()
+    op = next(iter(net._cache.values())).op
+    assert op._tiers == {} and all(type(p) is not tiered.First for p in _plans(net))
+    monkeypatch.setenv('GRAPHC_TIERED', 'yes')
+    with pytest.raises(gc.base.GraphcError, match='GRAPHC_TIERED'):
+        gc.config.tiered()

@@ -207,7 +207,7 @@ class CachedOp:
             from ..runtime.cpu import warm
             params = [p for p, _ in getattr(e, 'param_vars', ())]   # (an Executor's entry has none: no Trainer)
             has = [g is not None for g in grads]
-            if forward and tiered.on():
+            if forward and tiered.on((fopt, bopt)):
                 tiers = self._tiers[need] = tiered.Tiers(fopt, bopt, params)
                 hit = self._compiled[need] = tiers.first + (saved, heads, has)
                 return hit
