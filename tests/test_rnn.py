@@ -825,7 +825,8 @@ def test_inference_writes_no_reserve(kind, L, D, p, monkeypatch):
 def test_the_op_without_reserve_equals_the_numpy_reference(mode, D, clip, N, H, cell, monkeypatch):
     """The RNN op with `_no_reserve` (what rnn_no_reserve sets) runs the compiled loops without the reserve, its
     outputs and final states those of the NumPy loops with it, with the LSTM cell update on the GEMM's register tiles
-    (runtime/rnn.py's CELL) and without it, for two layers, clipping and batches beyond whole tiles."""
+    (runtime/rnn.py's CELL) and without it, for two layers, clipping and batches beyond whole tiles; the batch
+    split across threads gives the same bits."""
     from graphc.ops.rnn import param_size
     from graphc.registry import OPS
     from graphc.runtime import rnn as native_rnn
@@ -846,3 +847,8 @@ def test_the_op_without_reserve_equals_the_numpy_reference(mode, D, clip, N, H, 
     assert leans == ([True] * L * D if native_rnn._blas() is not None else [])
     for p, q in zip(want, got):
         np.testing.assert_allclose(q, p, rtol=1e-4, atol=1e-5)
+    from graphc.runtime import cpu   # the batch split across 3 threads: each row's arithmetic is the same
+    monkeypatch.setattr(cpu, '_threads', lambda: 3)
+    monkeypatch.setattr(native_rnn, 'SPLIT', 0)
+    for p, q in zip(got, nd.RNN(*[nd.array(v) for v in arrays], _no_reserve=True, **a)):
+        np.testing.assert_array_equal(q.asnumpy(), p)
