@@ -852,3 +852,23 @@ def test_the_op_without_reserve_equals_the_numpy_reference(mode, D, clip, N, H, 
     monkeypatch.setattr(native_rnn, 'SPLIT', 0)
     for p, q in zip(got, nd.RNN(*[nd.array(v) for v in arrays], _no_reserve=True, **a)):
         np.testing.assert_array_equal(q.asnumpy(), p)
+
+
+def test_eager_layer_inference_writes_no_reserve(monkeypatch):
+    """An eager layer call outside autograd.record runs the op without its reserve too (no backward can read it);
+    recorded, it keeps it, and its gradients stay those of the unrolled cells (test above)."""
+    from graphc.runtime import rnn as native_rnn
+    layer = rnn.LSTM(64, 2, input_size=6, prefix='ev_')
+    init_nonzero(layer)
+    x = nd.array(rand(4, 5, 6, seed=4))
+    leans, real = [], native_rnn.forward
+    monkeypatch.setattr(native_rnn, 'forward', lambda a, xg, *r: leans.append(xg is None) or real(a, xg, *r))
+    want = numpy_lstm_layer(x.asnumpy(), {k: v.data().asnumpy() for k, v in layer.collect_params().items()}, 'ev_', 2)[0]
+    np.testing.assert_allclose(layer(x).asnumpy(), want, rtol=1e-4, atol=1e-5)
+    x.attach_grad()
+    with autograd.record():
+        y = layer(x)
+    y.backward()
+    np.testing.assert_allclose(y.asnumpy(), want, rtol=1e-4, atol=1e-5)
+    if native_rnn._blas() is not None:
+        assert leans == [True, True, False, False], leans
