@@ -825,7 +825,8 @@ def test_inference_writes_no_reserve(kind, L, D, p, monkeypatch):
 def test_the_op_without_reserve_equals_the_numpy_reference(mode, D, clip, N, H, cell, monkeypatch):
     """The RNN op with `_no_reserve` (what rnn_no_reserve sets) runs the compiled loops without the reserve, its
     outputs and final states those of the NumPy loops with it, with the LSTM cell update on the GEMM's register tiles
-    (runtime/rnn.py's CELL) and without it, for two layers, clipping and batches beyond whole tiles."""
+    (runtime/rnn.py's CELL) and without it, for two layers, clipping and batches beyond whole tiles; the batch
+    split across threads gives the same bits."""
     from graphc.ops.rnn import param_size
     from graphc.registry import OPS
     from graphc.runtime import rnn as native_rnn
@@ -846,3 +847,28 @@ def test_the_op_without_reserve_equals_the_numpy_reference(mode, D, clip, N, H, 
     assert leans == ([True] * L * D if native_rnn._blas() is not None else [])
     for p, q in zip(want, got):
         np.testing.assert_allclose(q, p, rtol=1e-4, atol=1e-5)
+    from graphc.runtime import cpu   # the batch split across 3 threads: each row's arithmetic is the same
+    monkeypatch.setattr(cpu, '_threads', lambda: 3)
+    monkeypatch.setattr(native_rnn, 'SPLIT', 0)
+    for p, q in zip(got, nd.RNN(*[nd.array(v) for v in arrays], _no_reserve=True, **a)):
+        np.testing.assert_array_equal(q.asnumpy(), p)
+
+
+def test_eager_layer_inference_writes_no_reserve(monkeypatch):
+    """An eager layer call outside autograd.record runs the op without its reserve too (no backward can read it);
+    recorded, it keeps it, and its gradients stay those of the unrolled cells (test above)."""
+    from graphc.runtime import rnn as native_rnn
+    layer = rnn.LSTM(64, 2, input_size=6, prefix='ev_')
+    init_nonzero(layer)
+    x = nd.array(rand(4, 5, 6, seed=4))
+    leans, real = [], native_rnn.forward
+    monkeypatch.setattr(native_rnn, 'forward', lambda a, xg, *r: leans.append(xg is None) or real(a, xg, *r))
+    want = numpy_lstm_layer(x.asnumpy(), {k: v.data().asnumpy() for k, v in layer.collect_params().items()}, 'ev_', 2)[0]
+    np.testing.assert_allclose(layer(x).asnumpy(), want, rtol=1e-4, atol=1e-5)
+    x.attach_grad()
+    with autograd.record():
+        y = layer(x)
+    y.backward()
+    np.testing.assert_allclose(y.asnumpy(), want, rtol=1e-4, atol=1e-5)
+    if native_rnn._blas() is not None:
+        assert leans == [True, True, False, False], leans

@@ -8,7 +8,7 @@ a flat parameter vector: (SwapAxis for NTC) -> each weight and bias Reshape(-1) 
 `RNN` (with `_zeros` begin states when none are given) -> (SwapAxis), so exported JSON has MXNet's
 structure and MXNet's LSTM exports load here.
 """
-from ... import nd
+from ... import autograd, nd
 from ...base import GraphcError
 from ...ops.rnn import GATES
 from ...registry import OPS
@@ -171,6 +171,8 @@ class _RNNLayer(_StatesCall, HybridBlock):
         if self._clip[0] is not None:
             extra.update(lstm_state_clip_min=self._clip[0], lstm_state_clip_max=self._clip[1],
                          lstm_state_clip_nan=self._clip[2])
+        if F is nd and not autograd.is_recording() and inputs.context.device_type == 'cpu':
+            extra['_no_reserve'] = True   # no backward can read this call's reserve (rnn_no_reserve's, eagerly)
         rnn = F.RNN(inputs, F._rnn_param_concat(*flat, dim=0), *states, state_size=self._hidden_size,
                     num_layers=self._num_layers, bidirectional=self._dir == 2, p=self._dropout, state_outputs=True,
                     mode=self._mode, **extra)
