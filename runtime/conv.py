@@ -282,10 +282,10 @@ NOW = ('maxpool_grad', 'maxpool_grad_relu')
 
 def _kernel(kind, shape, k, st, dl, pd, out_hw, dtype):
     key = (kind, shape, k, st, dl, pd, out_hw, str(dtype))
+    if key not in _kernels and kind not in NOW and deferred():   # (not waiting for a compile on another thread)
+        raise Deferred(kind)
     with _lock:
         kern = _kernels.get(key)
-        if kern is None and kind not in NOW and deferred():
-            raise Deferred(kind)
         if kern is None:
             text = _build_maxpool_grad(shape, k, st, pd, out_hw, dtype, kind == 'maxpool_grad_relu') \
                 if kind.startswith('maxpool_grad') else \

@@ -70,7 +70,7 @@ def _exact(n, group=None):
         if name == 'dot' and (len(ins[0]) != 2 or len(ins[1]) != 2):
             return group is None   # (alone: its ref in both tiers)
         rows = int(np.prod(n.shapes[0][:-1]))
-        return config.native() and native.blas() is not None and rows >= 2 and \
+        return native.blas() is not None and rows >= 2 and \
             (group is None or int(np.prod(n.shapes[0])) < native.SMALL)   # (a larger group's GEMM runs NumPy's)
     if name in ('Convolution', '_backward_Convolution'):
         from .conv import _covers
@@ -138,26 +138,57 @@ class Tiers:
 
 
 class First:
-    """A first-tier plan: the Plan's call with cpu.deferring() on; its attributes are the plan's."""
+    """A first-tier plan: the Plan's call with cpu.deferring() on; its attributes are the plan's. Its GEMMs are the
+    native rows' (gemm()) where the compiled plan will have native rows (native_rows()), else NumPy's as there."""
 
     def __init__(self, tiers, plan):
-        self.tiers, self.plan = tiers, plan
+        self.tiers, self.plan, self.native = tiers, plan, native_rows(plan.graph)
 
     def __call__(self, feed):
         self.tiers.runs += 1
         _pending.add(self.tiers)
-        with cpu.deferring():
-            return self.plan(feed)
+        was, _gemms.native = getattr(_gemms, 'native', True), self.native
+        try:
+            with cpu.deferring():
+                return self.plan(feed)
+        finally:
+            _gemms.native = was
 
     def __getattr__(self, name):
         return getattr(self.plan, name)
 
 
+_gemms = threading.local()   # .native: the running first tier's compiled plan will run its GEMMs in native rows
+
+
+def native_rows(graph):
+    """Whether the compiled plan of an optimized graph will have a native program (plan._native_program: two steps
+    or more that compile_step takes: GEMMs, views, fused groups below native.SMALL without a convolution), so
+    its GEMMs are native rows; else every step runs from Python and its GEMMs are NumPy's."""
+    import numpy as np
+    from . import native
+    if not config.native():
+        return False
+    steps = 0
+    for n in graph.nodes:
+        sub = None if n.is_var else getattr(n.op, 'subgraph', None)
+        if n.is_var or sub is None and n.op.name not in ('FullyConnected', 'dot') + native.VIEWS:
+            continue
+        if sub is not None and (any(m.op.name in ('Convolution', 'Deconvolution') for m in sub.nodes if not m.is_var)
+                                or max(int(np.prod(m.shapes[0])) for m in sub.nodes if not m.is_var) >= native.SMALL):
+            continue
+        steps += n.op.name != 'dot' or all(len(s.shapes[j]) == 2 for s, j in n.inputs)
+    return steps >= 2
+
+
 def gemm(name, attrs, arrays):
     """A FullyConnected's or a 2-d dot's value in a first tier by the GEMM the compiled plan's native row calls
-    (runtime/native.gemm_now; a bias filled in first, as its ROWFILL row: the same bits), or None (its ref runs)."""
+    (runtime/native.gemm_now; a bias filled in first, as its ROWFILL row: the same bits), or None (its ref runs:
+    also where that plan has no native rows, First)."""
     import numpy as np
     from .native import gemm_now
+    if not getattr(_gemms, 'native', True):
+        return None
     if name == 'dot':
         a, b = arrays
         ta, tb = attrs['transpose_a'], attrs['transpose_b']

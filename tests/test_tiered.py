@@ -199,6 +199,21 @@ def test_a_kernel_that_fails_to_compile_is_raised_at_the_second_call_and_each_af
                 net(x)
 
 
+class _Res(nn.HybridBlock):
+    """Padded and strided convolutions, a residual add, an overlapping padded max pooling, one Dense: a forward
+    whose compiled plan has no native rows (its FullyConnected is NumPy's there, so in the first tier too)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv2D(16, 3, padding=1, strides=2, activation='relu')
+        self.c1 = nn.Conv2D(16, 3, padding=1)
+        self.pool, self.out = nn.MaxPool2D(3, 2, padding=1), nn.Dense(10)
+
+    def hybrid_forward(self, F, x):
+        y = self.c0(x)
+        return self.out(self.pool(F.relu(y + self.c1(y))))
+
+
 def _exact_run(model, mode, threads, opt, monkeypatch, n=3, batch=16):
     """n steps of bench_peers' LeNet or MLP (batch rows) with GRAPHC_TIERED=mode: the weights after each step,
     and whether the first call ran a first tier."""
@@ -210,13 +225,14 @@ def _exact_run(model, mode, threads, opt, monkeypatch, n=3, batch=16):
     import mxnet_peer
     mxnet_peer.use(gc)
     gc.random.seed(11)
-    net = getattr(mxnet_peer, model)()
+    net = _Res() if model == 'res' else getattr(mxnet_peer, model)()
     net.initialize(gc.init.Xavier())
     net.hybridize(static_alloc=True, static_shape=True)
     kw = {'learning_rate': 1e-3} if opt == 'adam' else {'learning_rate': 0.1, 'momentum': 0.9, 'wd': 1e-4}
     trainer = gluon.Trainer(net.collect_params(), opt, kw)
     rng = np.random.default_rng(5)
-    x = nd.array(rng.uniform(size=(batch, 1, 28, 28) if model == 'lenet' else (batch, 784)).astype(np.float32))
+    x = nd.array(rng.uniform(size={'lenet': (batch, 1, 28, 28), 'res': (batch, 3, 32, 32)}.get(model, (batch, 784)))
+                 .astype(np.float32))
     y = nd.array(rng.integers(0, 10, batch).astype(np.float32))
     loss_fn, out, first = gluon.loss.SoftmaxCrossEntropyLoss(), [], None
     for _ in range(n):
@@ -231,10 +247,10 @@ def _exact_run(model, mode, threads, opt, monkeypatch, n=3, batch=16):
 
 
 @pytest.mark.parametrize('threads', ['1', '2'])
-@pytest.mark.parametrize('model,opt', [('lenet', 'adam'), ('mlp', 'adam'), ('mlp', 'sgd')])
+@pytest.mark.parametrize('model,opt', [('lenet', 'adam'), ('mlp', 'adam'), ('mlp', 'sgd'), ('res', 'adam')])
 def test_auto_runs_a_first_tier_that_computes_the_compiled_bits(monkeypatch, model, opt, threads):
-    """GRAPHC_TIERED=auto (the default): LeNet's and the MLP's ops are all in tiered.EXACT, so the first call runs a
-    first tier, and every step's weights equal a run that compiles first, bit for bit."""
+    """GRAPHC_TIERED=auto (the default): LeNet's, the MLP's and _Res's ops are all in tiered.EXACT, so the first call
+    runs a first tier, and every step's weights equal a run that compiles first, bit for bit."""
     monkeypatch.delenv('GRAPHC_TIERED', raising=False)
     assert gc.config.tiered() == 'auto'
     want, first = _exact_run(model, '0', threads, opt, monkeypatch)
