@@ -6,11 +6,12 @@ callable returning its output (or training loss), put beside graphc's variants, 
 interleaved with them. Every peer runs in a worker process (worker.py, which needs no graphc): their thread pools
 are sized at start and kept out of graphc's process (torch's there slowed graphc's batch-1 MLP 2-3x), and MXNet
 lives in its own Python 3.8 venv. The cold-start rows start a fresh worker per sample (spawn), graphc's own
-included (graphc_peer.py). Between its commands a worker is parked (SIGSTOP where there is one, waited for
-until none of its threads runs), as a process group: its own children too (torch.compile's compile workers); the
-bench counts the group's CPU as its own, not as other processes' load. A framework's idle threads that spin after its turn (JAX's: 35-50 ms of CPU
-into the next variant's LeNet step at 2 threads) would take a core from whichever variant is timed next. No
-peer is a dependency: a missing one is named with how to install it."""
+included (graphc_peer.py). A worker is pinged once started (its import is not timed) and runs as a process
+group of its own: between its commands the group is parked (SIGSTOP where there is one, waited for until none
+of its threads runs), its children too (torch.compile's compile workers), and the bench counts the group's CPU
+as its own, not as other processes' load. A framework's idle threads that spin after its turn (JAX's: 35-50 ms
+of CPU into the next variant's LeNet step at 2 threads) would take a core from whichever variant is timed next.
+No peer is a dependency: a missing one is named with how to install it."""
 import importlib.util
 import json
 import os
