@@ -205,7 +205,10 @@ class Child:
 
     def __del__(self):   # never joined or closed: the child is not left behind
         if getattr(self, 'pid', None) is not None:
-            self._reap(kill=True)
+            try:
+                self._reap(kill=True)
+            except (TypeError, AttributeError):   # (at interpreter exit, with os or signal already torn down)
+                pass
 
 
 def _frame(kind, name, obj=b''):
