@@ -538,6 +538,20 @@ def test_fused_layer_gradients_equal_unrolled_cells(kind):
         np.testing.assert_allclose(fused[k], ref[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
+def _rnn_case(mode, T, N, C, H, L, D, clip):
+    """The RNN op's attributes, its state count and its inputs (x, the flat parameters scaled to keep the gates
+    off saturation, the initial states) for a compiled-vs-reference comparison."""
+    from graphc.ops.rnn import param_size
+    from graphc.registry import OPS
+    a = {'state_size': H, 'num_layers': L, 'mode': mode, 'bidirectional': D == 2, 'state_outputs': True}
+    if clip:
+        a.update(lstm_state_clip_min=clip[0], lstm_state_clip_max=clip[1])
+    ns = 2 if mode == 'lstm' else 1
+    arrays = [rand(T, N, C, seed=1), rand(param_size(OPS['RNN'].canon(a), C), seed=2) * 0.4 * min(1, (8 / H) ** 0.5)] + \
+        [rand(L * D, N, H, seed=3 + k) for k in range(ns)]
+    return a, ns, arrays
+
+
 @pytest.mark.parametrize('mode,L,D,clip,N,H', [
     ('lstm', 2, 2, None, 3, 8), ('lstm', 1, 1, (-0.5, 0.5), 3, 8), ('gru', 2, 2, None, 3, 8),
     ('rnn_tanh', 2, 2, None, 3, 8), ('rnn_relu', 1, 1, None, 3, 8),
@@ -549,17 +563,10 @@ def test_fused_layer_gradients_equal_unrolled_cells(kind):
 def test_compiled_step_loops_equal_the_numpy_reference(mode, L, D, clip, N, H):
     """float32 with the CPU backend runs the compiled loops (runtime/rnn.py); the interpreter backend the
     NumPy loops: forward outputs and every gradient agree."""
-    from graphc.ops.rnn import param_size
-    from graphc.registry import OPS
     from graphc.runtime import rnn as native_rnn
     from graphc.runtime.backend import use
     T, C = 4, 5
-    a = {'state_size': H, 'num_layers': L, 'mode': mode, 'bidirectional': D == 2, 'state_outputs': True}
-    if clip:
-        a.update(lstm_state_clip_min=clip[0], lstm_state_clip_max=clip[1])
-    ns = 2 if mode == 'lstm' else 1
-    arrays = [rand(T, N, C, seed=1), rand(param_size(OPS['RNN'].canon(a), C), seed=2) * 0.4 * min(1, (8 / H) ** 0.5)] + \
-        [rand(L * D, N, H, seed=3 + k) for k in range(ns)]
+    a, ns, arrays = _rnn_case(mode, T, N, C, H, L, D, clip)
     heads = [rand(T, N, D * H, seed=10)] + [rand(L * D, N, H, seed=11 + k) for k in range(ns)]
     got = {}
     calls = []
@@ -827,18 +834,11 @@ def test_the_op_without_reserve_equals_the_numpy_reference(mode, D, clip, N, H, 
     outputs and final states those of the NumPy loops with it, with the LSTM cell update on the GEMM's register tiles
     (runtime/rnn.py's CELL) and without it, for two layers, clipping and batches beyond whole tiles; the batch
     split across threads gives the same bits."""
-    from graphc.ops.rnn import param_size
-    from graphc.registry import OPS
     from graphc.runtime import rnn as native_rnn
     from graphc.runtime.backend import use
     monkeypatch.setattr(native_rnn, 'CELL', cell)
     T, C, L = 6, 5, 2
-    a = {'state_size': H, 'num_layers': L, 'mode': mode, 'bidirectional': D == 2, 'state_outputs': True}
-    if clip:
-        a.update(lstm_state_clip_min=clip[0], lstm_state_clip_max=clip[1])
-    ns = 2 if mode == 'lstm' else 1
-    arrays = [rand(T, N, C, seed=1), rand(param_size(OPS['RNN'].canon(a), C), seed=2) * 0.4 * min(1, (8 / H) ** 0.5)] + \
-        [rand(L * D, N, H, seed=3 + k) for k in range(ns)]
+    a, ns, arrays = _rnn_case(mode, T, N, C, H, L, D, clip)
     with use('interp'):
         want = [o.asnumpy() for o in nd.RNN(*[nd.array(v) for v in arrays], **a)]
     leans, real = [], native_rnn.forward
