@@ -56,6 +56,19 @@ def _engine():
 _tms = {}   # code generator optimization level -> its target machine
 
 
+def vector_floats():
+    """float32 lanes of the host's vector registers that kernels compile for: 16 with AVX-512, else 8 (AVX2). Hand
+    register tiles are sized by it: LLVM splits a 16-lane vector into two on AVX2, doubling the registers a tile
+    takes."""
+    if not _lanes:
+        import llvmlite.binding as llvm
+        _lanes.append(16 if llvm.get_host_cpu_features().get('avx512f') else 8)
+    return _lanes[0]
+
+
+_lanes = []
+
+
 def _prime():
     """The engine, and LLVM's one-time setup that the first module's compile would otherwise pay (its pass
     registries and the host's code generators at both levels: about 5 ms): an empty function optimized and

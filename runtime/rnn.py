@@ -4,7 +4,7 @@ and no allocation per step. float32 only (the gate math uses runtime/cpu.py's fl
 op's NumPy loops stay the reference and run whenever forward/backward here return False.
 
 Where the gate columns divide into panels, the recurrence (and the forward's input projection) is a
-register-tiled AVX-512 GEMM over weights packed once and kept between calls (`packed`). Without a reserve
+register-tiled GEMM (sized to the host's AVX-512 or AVX2 registers) over weights packed once and kept between calls (`packed`). Without a reserve
 (the op's `_no_reserve`: inference) the forward stores only h per step, and an LSTM's cell update runs on the
 GEMM's register tiles: the gates never reach memory. Batches split across the kernel threads by rows.
 
@@ -17,7 +17,7 @@ import weakref
 
 import numpy as np
 
-from .cpu import Emit, _for, compile_kernel, enabled
+from .cpu import Emit, _for, compile_kernel, enabled, vector_floats
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 _lock = threading.Lock()
@@ -91,7 +91,7 @@ class _Fn:
 
     def packed_gemm(self, beta, m, n, k, a, lda, bp, c, ldc, init=None, ldi=None, then=None, cell=None):
         """C = A @ B + beta * C (row-major, m x n, inner k; beta 0 or 1; m an i64 value) with B packed by `pack`
-        into panels of PANEL columns: a register tile of 4 rows x PANEL columns accumulates over k in 16 vector
+        into panels of PANEL columns: a register tile of TILE rows x PANEL columns accumulates over k in vector
         registers. At the recurrence's shapes (32 x 256 @ 256 x 1024) it runs at 1.5x OpenBLAS's sgemm, which
         packs B anew on every call; n must divide by PANEL (`packs`). With init, beta * C reads init's rows,
         ldi apart, instead (ldi 0: a bias row added to every row). then (a2, lda2, bp2, k2): + A2 @ B2 in the same
@@ -155,7 +155,12 @@ class _Fn:
 FWD_WORDS = ('gemm', 'xg', 'wh', 'h0', 'c0', 'hs', 'cs', 'hn', 'T', 'rev', 'bh', 'hh', 'packed', 'M', 'x', 'wi', 'xb')
 BWD_WORDS = ('gemm', 'gates', 'hs', 'h0', 'dhs', 'dh', 'wh', 'dxg', 'T', 'rev', 'cs', 'c0', 'dc', 'hn', 'dhh', 'packed',
              'M')
-VEC, PANEL, TILE = 16, 64, 4   # floats per AVX-512 register, columns per packed panel, rows per register tile
+# floats per vector register, columns per packed panel (an LSTM cell's 4 gates of VEC units), rows per register
+# tile: TILE x 4 accumulators, TILE broadcasts of A and one B vector in the host's 32 AVX-512 or 16 AVX2 registers
+# (on AVX2, Zen 3, the layer forward at T50 B32 H256, 1 thread: 4 x 32 tiles 59 ms, 3 x 32 14.4, 2 x 32 14.7, 1 x 32
+# 24.4; AVX-512's 4 x 64 with all of B's vectors loaded first 35 ms; PyTorch 17)
+VEC = vector_floats()
+PANEL, TILE = 4 * VEC, 4 if VEC == 16 else 3
 CELL = True      # without a reserve, the LSTM cell update on the recurrence GEMM's register tiles (tests switch it)
 SPLIT = 1 << 22   # multiply-adds of a loop (T N H G H) from which its batch splits across the threads
 
@@ -168,7 +173,7 @@ def packs(n):
 def pack(b):
     """B (k, n) as packed_gemm reads it: (n / PANEL, k, PANEL), each panel's rows contiguous, 64-byte aligned."""
     k, n = b.shape
-    raw = np.empty(k * n + VEC, np.float32)
+    raw = np.empty(k * n + 16, np.float32)   # (room to align to 64 bytes: up to 15 floats)
     off = (-raw.ctypes.data % 64) // 4
     out = raw[off:off + k * n].reshape(n // PANEL, k, PANEL)
     if b.T.flags.c_contiguous:  # B = W^T (the forward's weights): read W's rows in place (b.reshape would copy)
@@ -249,8 +254,8 @@ def _mm_function(F, beta, name, two=False, cell=False):
     C, A, Bp, M, K, P, lda, ldc, Init, ldi = fn.args[:10]
     products = [(A, Bp, K, lda)] + ([tuple(fn.args[10:14])] if two else [])
     b = ir.IRBuilder(fn.append_basic_block('entry'))
-    fma = F.mod.globals.get('llvm.fma.v16f32') or ir.Function(F.mod, ir.FunctionType(vec, [vec] * 3),
-                                                                name='llvm.fma.v16f32')
+    fma = F.mod.globals.get(f'llvm.fma.v{VEC}f32') or ir.Function(F.mod, ir.FunctionType(vec, [vec] * 3),
+                                                                    name=f'llvm.fma.v{VEC}f32')
     c = F.C
     V = PANEL // VEC
     undef, splat = ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), VEC), [0] * VEC)
@@ -269,14 +274,15 @@ def _mm_function(F, beta, name, two=False, cell=False):
                 arow = [b.gep(Aq, [b.mul(b.add(r, c(i)), ldq)]) for i in range(R)]
                 bp = b.gep(Bq, [b.mul(p, b.mul(Kq, c(PANEL)))])
 
-                def inner(k, acc, arow=arow, bp=bp):
+                def inner(k, acc, arow=arow, bp=bp):   # (the R broadcasts live, one B vector at a time)
                     bk = b.gep(bp, [b.mul(k, c(PANEL))])
-                    bv = [b.load(vp(b.gep(bk, [c(v * VEC)])), align=64) for v in range(V)]
-                    out = []
-                    for i in range(R):
-                        a = b.shuffle_vector(b.insert_element(undef, b.load(b.gep(arow[i], [k])),
-                                                              ir.Constant(ir.IntType(32), 0)), undef, splat)
-                        out += [b.call(fma, [a, bv[v], acc[i * V + v]]) for v in range(V)]
+                    a = [b.shuffle_vector(b.insert_element(undef, b.load(b.gep(arow[i], [k])),
+                                                           ir.Constant(ir.IntType(32), 0)), undef, splat) for i in range(R)]
+                    out = list(acc)
+                    for v in range(V):
+                        bv = b.load(vp(b.gep(bk, [c(v * VEC)])), align=64)
+                        for i in range(R):
+                            out[i * V + v] = b.call(fma, [a[i], bv, acc[i * V + v]])
                     return out
                 acc = _for(b, fn, ir, c(0), Kq, acc, inner, f'k{R}_{q}')
             if cell_on:

@@ -83,8 +83,10 @@ def _exact(n, group=None):
             return False
         if name == 'Convolution':
             return True
-        return onednn.layout_for('bwd_weights', x, w, geo) is not None and \
-            (not a.get('_need', (True,))[0] or onednn.layout_for('bwd_data', x, w, geo) is not None)
+        need_dx = a.get('_need', (True,))[0]
+        if onednn.layout_for('bwd_weights', x, w, geo) is None:   # the im2col path: its weight gradient's columns
+            return not need_dx   # are copies and its GEMMs NumPy's in both tiers; col2im's sums are not in one order
+        return not need_dx or onednn.layout_for('bwd_data', x, w, geo) is not None
     return True
 
 

@@ -829,14 +829,19 @@ def test_inference_writes_no_reserve(kind, L, D, p, monkeypatch):
 @pytest.mark.parametrize('mode,D,clip,N,H', [('lstm', 2, None, 7, 64), ('lstm', 1, (-0.5, 0.5), 5, 16),
                                              ('lstm', 2, None, 3, 8), ('gru', 2, None, 5, 64), ('rnn_relu', 1, None, 4, 64)])
 @pytest.mark.parametrize('cell', [True, False])
-def test_the_op_without_reserve_equals_the_numpy_reference(mode, D, clip, N, H, cell, monkeypatch):
+@pytest.mark.parametrize('tiles', [(16, 4), (8, 3)], ids=['avx512-tiles', 'avx2-tiles'])
+def test_the_op_without_reserve_equals_the_numpy_reference(mode, D, clip, N, H, cell, tiles, monkeypatch):
     """The RNN op with `_no_reserve` (what rnn_no_reserve sets) runs the compiled loops without the reserve, its
     outputs and final states those of the NumPy loops with it, with the LSTM cell update on the GEMM's register tiles
-    (runtime/rnn.py's CELL) and without it, for two layers, clipping and batches beyond whole tiles; the batch
-    split across threads gives the same bits."""
+    (runtime/rnn.py's CELL) and without it, for two layers, clipping and batches beyond whole tiles, with both register
+    tile shapes (the host's, runtime/rnn.py's VEC and TILE, and the other kind's: LLVM compiles either anywhere); the
+    batch split across threads gives the same bits."""
     from graphc.runtime import rnn as native_rnn
     from graphc.runtime.backend import use
     monkeypatch.setattr(native_rnn, 'CELL', cell)
+    vec, tile = tiles
+    for name, v in (('VEC', vec), ('PANEL', 4 * vec), ('TILE', tile), ('_fns', {}), ('_packs', {})):
+        monkeypatch.setattr(native_rnn, name, v)
     T, C, L = 6, 5, 2
     a, ns, arrays = _rnn_case(mode, T, N, C, H, L, D, clip)
     with use('interp'):
