@@ -4,6 +4,7 @@ import os
 import resource
 import subprocess
 import sys
+import tracemalloc
 
 import pytest
 
@@ -45,3 +46,38 @@ def test_freed_buffers_are_reused_not_faulted_again():
     kept = _faults()
     assert kept < 100 < _faults(GRAPHC_KEEP_MEMORY='0')   # (12 MB a time from the kernel: 3,000 pages each)
     assert _faults(MALLOC_TOP_PAD_='0') > 100   # (the user's malloc tuning wins: not set)
+
+
+def test_a_large_fused_output_is_reused_once_the_caller_drops_it(monkeypatch):
+    """A fused group's large output (glibc may map such a block anew each call, every page faulted) is the same
+    buffer next call when nothing holds it any more; held (or a view of it held), the next call gets a fresh one, so
+    no value the caller kept is overwritten."""
+    import numpy as np
+    from graphc import gluon, nd
+    from graphc.runtime import cpu
+    monkeypatch.setattr(cpu, 'RECYCLE_BYTES', 1 << 20)
+    a = np.random.default_rng(0).normal(size=(1024, 512)).astype(np.float32)   # 2 MB out, above the patched bound
+    x = nd.array(a)
+    g = gluon.nn.HybridLambda(lambda F, v: F.tanh(v * 2 + 1) * F.sigmoid(v) - F.relu(v) / 3)
+    g.hybridize()
+    want = np.tanh(a * 2 + 1) * (1 / (1 + np.exp(-a))) - np.maximum(a, 0) / 3
+    first = g(x).asnumpy()
+    at = first.__array_interface__['data'][0]
+    del first
+    tracemalloc.start()   # (NumPy reports its data allocations to it)
+    try:
+        y = g(x)
+        new = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    held = y.asnumpy()
+    assert held.__array_interface__['data'][0] == at and new < a.nbytes // 2   # (dropped: reused, nothing allocated)
+    z = g(x).asnumpy()   # (y still holds its buffer: a fresh one)
+    assert z.__array_interface__['data'][0] != at
+    np.testing.assert_allclose(held, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(z, want, rtol=1e-5, atol=1e-6)
+    view = z[:10]
+    del z, y, held
+    w = g(x).asnumpy()   # (a view of the last output is alive: not reused)
+    assert not np.shares_memory(w, view)
+    np.testing.assert_allclose(w, want, rtol=1e-5, atol=1e-6)
