@@ -316,68 +316,83 @@ def _relu_attr():
     return attr
 
 
-def _create_chain(xs, ws, geo, bias, relu, pool):
-    """Convolution (+ ReLU post-op) -> max pooling (pool: kernel, stride, pad left, pad right) as one _Step whose
-    convolution output stays in oneDNN's layout in the arena; pool None: the convolution alone. None where
-    oneDNN has no kernel."""
+def _create_chain(xs, stages):
+    """Convolution (+ ReLU post-op) (-> max pooling) stages as one _Step: stages [(ws, geo, bias, relu, pool: kernel,
+    stride, pad left, pad right, or None)], each reading the one before; the convolutions' outputs stay in oneDNN's
+    layout in the arena, and so does a pooled output that the next stage reads (no reorder to NCHW and back between
+    them). A single stage without pooling is the convolution alone. None where oneDNN has no kernel."""
     lib, eng = _state['lib'], _state['engine']
-    k, st, dl, pd, g = geo
-    ys = (xs[0], ws[0]) + _out(xs, k, st, dl, pd)
-    wd = ((g, ws[0] // g) + ws[1:]) if g > 1 else ws
-    px, pw, pb = _md(xs), _md(wd), _md((ws[0],))
-    cpd, blocked = ctypes.c_void_p(), layout_for('fwd', xs, ws, geo) == 'blocked'
-    # (alone, its layouts are convolution()'s, so its kernel is too: a first tier's conv + ReLU, runtime/tiered.py,
-    # computes the compiled plan's bits)
-    s = lib.dnnl_convolution_forward_primitive_desc_create(
-        ctypes.byref(cpd), eng, FWD_INFERENCE, DIRECT, _md(xs, blocked),
-        _md(wd, True), pb if bias else None, _md(ys, blocked or pool is not None), Dims(*st), Dims(*(d - 1 for d in dl)), Dims(*pd),
-        Dims(*pd), _relu_attr() if relu else None)
-    if s:
-        return None
-    conv = (cpd, [(SRC, Q_SRC, 0, px, False), (WEIGHTS, Q_WEIGHTS, 0, pw, False)] +
-            ([(BIAS, Q_WEIGHTS, 1, pb, False)] if bias else []) + [(DST, Q_DST, 0, None if pool else _md(ys), True)])
-    if pool is None:
-        return _Step([conv])
-    pk, pst, pl, pr = pool
-    ps = ys[:2] + tuple((ys[2 + i] + pl[i] + pr[i] - pk[i]) // pst[i] + 1 for i in range(len(pk)))
-    ppd = ctypes.c_void_p()
-    s = lib.dnnl_pooling_forward_primitive_desc_create(
-        ctypes.byref(ppd), eng, FWD_INFERENCE, POOL_MAX, ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(cpd, Q_DST, 0)),
-        _md(ps, True), Dims(*pst), Dims(*pk), Dims(*(0,) * len(pk)), Dims(*pl), Dims(*pr), None)
-    if s:
-        return None
-    return _Step([conv, (ppd, [(SRC, Q_SRC, 0, None, False), (DST, Q_DST, 0, _md(ps), True)])])
+    chain, src = [], None   # (src: the previous stage's pooled output's desc, linked)
+    for i, (ws, geo, bias, relu, pool) in enumerate(stages):
+        k, st, dl, pd, g = geo
+        ys = (xs[0], ws[0]) + _out(xs, k, st, dl, pd)
+        wd = ((g, ws[0] // g) + ws[1:]) if g > 1 else ws
+        px, pw, pb = _md(xs), _md(wd), _md((ws[0],))
+        cpd, blocked = ctypes.c_void_p(), layout_for('fwd', xs, ws, geo) == 'blocked'
+        # (alone, its layouts are convolution()'s, so its kernel is too: a first tier's conv + ReLU, runtime/tiered.py,
+        # computes the compiled plan's bits)
+        s = lib.dnnl_convolution_forward_primitive_desc_create(
+            ctypes.byref(cpd), eng, FWD_INFERENCE, DIRECT, _md(xs, blocked) if src is None else src,
+            _md(wd, True), pb if bias else None, _md(ys, blocked or pool is not None), Dims(*st), Dims(*(d - 1 for d in dl)),
+            Dims(*pd), Dims(*pd), _relu_attr() if relu else None)
+        if s:
+            return None
+        last = i == len(stages) - 1
+        chain.append((cpd, [(SRC, Q_SRC, 0, px if src is None else None, False), (WEIGHTS, Q_WEIGHTS, 0, pw, False)] +
+                      ([(BIAS, Q_WEIGHTS, 1, pb, False)] if bias else []) +
+                      [(DST, Q_DST, 0, None if pool else _md(ys), True)]))
+        if pool is None:
+            if not last:   # (a stage read by another ends in pooling: conv_pool links only those)
+                return None
+            break
+        pk, pst, pl, pr = pool
+        ps = ys[:2] + tuple((ys[2 + j] + pl[j] + pr[j] - pk[j]) // pst[j] + 1 for j in range(len(pk)))
+        ppd = ctypes.c_void_p()
+        s = lib.dnnl_pooling_forward_primitive_desc_create(
+            ctypes.byref(ppd), eng, FWD_INFERENCE, POOL_MAX, ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(cpd, Q_DST, 0)),
+            _md(ps, True), Dims(*pst), Dims(*pk), Dims(*(0,) * len(pk)), Dims(*pl), Dims(*pr), None)
+        if s:
+            return None
+        chain.append((ppd, [(SRC, Q_SRC, 0, None, False), (DST, Q_DST, 0, _md(ps) if last else None, True)]))
+        src, xs = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(ppd, Q_DST, 0)), ps
+    return _Step(chain)
 
 
-def conv_act_pool(attrs, x, w, b=None):
+def conv_act_pool(attrs, *arrays):
     """passes/conv_pool.py's Convolution (+ ReLU) -> max Pooling as one chain of oneDNN primitives (the
     convolution's output never leaves its blocked layout nor the arena: no reorder, no page faults of a fresh
-    array, ReLU in the convolution's epilogue); the NCHW pooled output, or None (the op's parts run one by one)."""
+    array, ReLU in the convolution's epilogue), and the chain linked to it where one reads the other ('then'); the
+    NCHW pooled output, or None (the op's parts run one by one)."""
     from ..ops.nn import pool_geom
-    ca, pa = attrs['conv'], attrs['pool']
-    dts = (x.dtype, w.dtype) + ((b.dtype,) if b is not None else ())
-    if attrs['act'] not in (None, 'relu') or not usable(ca, x.shape, w.shape, dts):
-        return None
-    geo = _geometry(ca)
-    ys = (x.shape[0], w.shape[0]) + _out(x.shape, *geo[:4])
-    pool = None
-    if pa is not None:
-        if pa['pool_type'] != 'max' or str(pa.get('layout') or 'None') not in ('None', 'NCW', 'NCHW', 'NCDHW'):
+    x, stages, key, at, xs = arrays[0], [], ['chain', arrays[0].shape], 1, arrays[0].shape
+    for a in [attrs] + ([attrs['then']] if attrs.get('then') else []):
+        ca, pa = a['conv'], a['pool']
+        w = arrays[at]
+        b = None if ca['no_bias'] else arrays[at + 1]
+        at += 1 if ca['no_bias'] else 2
+        dts = (x.dtype, w.dtype) + ((b.dtype,) if b is not None else ())
+        if a['act'] not in (None, 'relu') or not usable(ca, xs, w.shape, dts):
             return None
-        k, st, pd, extra, out = pool_geom(pa, ys)
-        pool = (k, st, pd, tuple(p + e for p, e in zip(pd, extra)))
-        ys = ys[:2] + out
-    n = _threads()
-    key = ('chain', x.shape, w.shape, geo, b is not None, attrs['act'], pool, n)
+        geo = _geometry(ca)
+        ys = (xs[0], w.shape[0]) + _out(xs, *geo[:4])
+        pool = None
+        if pa is not None:
+            if pa['pool_type'] != 'max' or str(pa.get('layout') or 'None') not in ('None', 'NCW', 'NCHW', 'NCDHW'):
+                return None
+            k, st, pd, extra, out = pool_geom(pa, ys)
+            pool = (k, st, pd, tuple(p + e for p, e in zip(pd, extra)))
+            ys = ys[:2] + out
+        stages.append((w.shape, geo, b is not None, a['act'] == 'relu', pool))
+        xs = ys
+    key = tuple(key + stages + [_threads()])
     step = _plans.get(key, False)
     if step is False:
         with _cache_lock:
-            step = _plans[key] = _plans.get(key) or _create_chain(x.shape, w.shape, geo, b is not None,
-                                                                   attrs['act'] == 'relu', pool)
+            step = _plans[key] = _plans.get(key) or _create_chain(x.shape, stages)
     if step is None:
         return None
-    y = np.empty(ys, np.float32)
-    step(_c(x), _c(w), *([_c(b)] if b is not None else []), y)
+    y = np.empty(xs, np.float32)
+    step(*[_c(a) for a in arrays], y)
     return y
 
 

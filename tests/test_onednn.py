@@ -368,6 +368,31 @@ def test_conv_act_pool_chain_equals_float64_numpy(xs, ws, st, pd, dl, g, act, bi
 
 
 @needs_wheel
+@pytest.mark.parametrize('bias2', [True, False])
+def test_a_linked_chain_equals_its_two_chains(bias2):
+    """A chain reading a chain ('then': LeNet's conv1-pool1 -> conv2-pool2) runs as one oneDNN _Step whose first
+    pooled output never leaves the blocked layout: it equals float64 NumPy of the two chains, and so does the op's
+    spec; its inputs are the first chain's then the second's weight (and bias)."""
+    from graphc.passes.conv_pool import CONV_ACT_POOL
+    xs, ws = (3, 2, 14, 14), (8, 2, 3, 3)
+    x, w, b, _ = arrays(xs, ws, (1, 1), (1, 1), (1, 1), seed=4)
+    a1 = chain_attrs(ws, (1, 1), (1, 1), (1, 1), 1, True, 'relu', POOLS[0])
+    ws2 = (16, 8, 3, 3)
+    rng = np.random.default_rng(5)
+    w2, b2 = rng.standard_normal(ws2, dtype=np.float32) * 0.2, rng.standard_normal(16, dtype=np.float32)
+    a2 = chain_attrs(ws2, (1, 1), (0, 0), (1, 1), 1, bias2, None, POOLS[1])
+    a = dict(a1, then=a2)
+    ins = (x, w, b, w2) + ((b2,) if bias2 else ())
+    ref = chain_reference(a2, chain_reference(a1, x, w, b).astype(np.float32), w2, b2 if bias2 else None)
+    y = onednn.conv_act_pool(a, *ins)
+    assert y is not None, "oneDNN refused the linked chain"
+    close(y, ref)
+    close(CONV_ACT_POOL.ref(a, *ins), ref)
+    assert CONV_ACT_POOL.infer(a, [v.shape for v in ins], [v.dtype for v in ins])[0] == [ref.shape]
+    assert CONV_ACT_POOL.input_names(a) == ('data', 'weight', 'bias', 'weight2') + (('bias2',) if bias2 else ())
+
+
+@needs_wheel
 def test_conv_act_pool_leaves_what_it_cannot_run_to_the_parts(monkeypatch):
     xs, ws, st, pd, dl, g = CASES[1]
     x, w, b, _ = arrays(xs, ws, st, pd, dl)
@@ -389,7 +414,8 @@ def _lenet_like():
 
 @pytest.mark.parametrize('wheel', [True, False], ids=['onednn', 'no-wheel'])
 def test_the_conv_pool_pass_in_a_hybridized_model(monkeypatch, wheel):
-    """Inference: both conv -> pool chains become one op (with ReLU and without) and the compiled model equals the
+    """Inference: both conv -> pool chains become one op each (with ReLU and without), the second linked to the first
+    (one op: the first's pooled output stays in oneDNN's layout), and the compiled model equals the
     eager one, with oneDNN and without it (the op's parts then run one by one); GRAPHC_DISABLE_PASSES=conv_pool
     keeps the ops. A training step's forward saves the intermediates, so there it changes nothing."""
     import graphc as gc
@@ -404,8 +430,8 @@ def test_the_conv_pool_pass_in_a_hybridized_model(monkeypatch, wheel):
     want = net(x).asnumpy()
     net.hybridize()
     close(net(x).asnumpy(), want.astype(np.float64))
-    text = gc.explain(net, x)
-    assert 'chains=2' in text and text.count('_conv_act_pool  ->') == 2
+    text = gc.explain(net, x)   # (the second chain reads the first: linked, one op)
+    assert 'chains=2' in text and 'linked=1' in text and text.count('_conv_act_pool  ->') == 1
     assert 'chains=0' in gc.explain(net, x, training=True)
     monkeypatch.setenv('GRAPHC_DISABLE_PASSES', 'conv_pool')
     assert '_conv_act_pool  ->' not in gc.explain(net, x)

@@ -259,8 +259,8 @@ def test_passes_preserve_outputs(model, setting, monkeypatch):
 def test_kernel_counts_lenet_inference_and_mlp_training():
     net = _lenet()
     text = gc.explain(net, nd.ones((8, 1, 28, 28)), print_graph=False)
-    # conv+relu+pool x2 (pass conv_pool), conv+relu and dense+relu fused
-    assert '-- kernels: 6 (2 fused, from 12 ops)' in text and 'conv_pool' in text and 'chains=2' in text
+    # conv+relu+pool x2 (pass conv_pool: the second chain linked to the first, one op), conv+relu and dense+relu fused
+    assert '-- kernels: 5 (2 fused, from 12 ops)' in text and 'chains=2' in text and 'linked=1' in text, text
     m = re.search(r"-- codegen: (\d+) of 2 fused groups compiled; \d+ kernels built now \(\d+ from the disk cache\), "
                   r"IR [\d.]+ ms, LLVM [\d.]+ ms", text)
     assert m and int(m[1]) == 2, text  # every epilogue compiles
