@@ -28,39 +28,32 @@ def _parts(attrs):
                                                     else []) + [(get('Pooling'), attrs['pool'])]
 
 
-def _stages(attrs):
-    """The chain's (conv, act, pool) attrs, the first and, where linked ('then'), the chain that reads its output."""
-    return [attrs] + ([attrs['then']] if attrs.get('then') else [])
-
-
-def _width(a):   # arrays a stage takes: data (the first stage's only), weight, bias unless no_bias
-    return 2 if a['conv']['no_bias'] else 3
+def stages(attrs, items):
+    """[(a stage's attrs, its weight and bias items)] of the op's inputs after the data (arrays, shapes, dtypes): the
+    chain's, then the linked chain's that reads its output ('then')."""
+    out, at = [], 0
+    for a in [attrs] + ([attrs['then']] if attrs.get('then') else []):
+        n = 1 if a['conv']['no_bias'] else 2
+        out.append((a, tuple(items[at:at + n])))
+        at += n
+    return out
 
 
 def _run(attrs, *arrays, kernel=None):
     """The ops one after another, each by kernel(op) (default: its ref, the spec); the activation in place."""
-    y, at = None, 0
-    for i, a in enumerate(_stages(attrs)):
-        n = _width(a) - (i > 0)
-        (conv, ca), *rest = _parts(a)
-        y = (kernel(conv) if kernel else conv.ref)(ca, *(arrays[:n] if i == 0 else (y,) + arrays[at:at + n]))
-        at += n
-        for op, pa in rest:
-            y = (kernel(op) if kernel else op.ref)(pa, y)
+    y = arrays[0]
+    for a, wb in stages(attrs, arrays[1:]):
+        for op, pa in _parts(a):
+            y = (kernel(op) if kernel else op.ref)(pa, y, *(wb if op.name == 'Convolution' else ()))
     return y
 
 
 def _infer(attrs, shapes, dtypes):
-    outs, at = None, 0   # (outs: the previous stage's output shapes and dtypes, its data)
-    for i, a in enumerate(_stages(attrs)):
-        n = _width(a) - (i > 0)
-        s, d = (list(shapes[:n]), list(dtypes[:n])) if i == 0 else \
-            (outs[0] + list(shapes[at:at + n]), outs[1] + list(dtypes[at:at + n]))
-        at += n
+    s, d = [shapes[0]], [dtypes[0]]
+    for (a, ws), (_, wd) in zip(stages(attrs, shapes[1:]), stages(attrs, dtypes[1:])):
         for op, pa in _parts(a):
-            s, d = op.infer(pa, s, d)
-        outs = (list(s), list(d))
-    return outs
+            s, d = op.infer(pa, s + list(ws), d + list(wd)) if op.name == 'Convolution' else op.infer(pa, s, d)
+    return s, d
 
 
 def _inputs(attrs):

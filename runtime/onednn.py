@@ -364,14 +364,11 @@ def conv_act_pool(attrs, *arrays):
     array, ReLU in the convolution's epilogue), and the chain linked to it where one reads the other ('then'); the
     NCHW pooled output, or None (the op's parts run one by one)."""
     from ..ops.nn import pool_geom
-    x, stages, key, at, xs = arrays[0], [], ['chain', arrays[0].shape], 1, arrays[0].shape
-    for a in [attrs] + ([attrs['then']] if attrs.get('then') else []):
-        ca, pa = a['conv'], a['pool']
-        w = arrays[at]
-        b = None if ca['no_bias'] else arrays[at + 1]
-        at += 1 if ca['no_bias'] else 2
-        dts = (x.dtype, w.dtype) + ((b.dtype,) if b is not None else ())
-        if a['act'] not in (None, 'relu') or not usable(ca, xs, w.shape, dts):
+    from ..passes.conv_pool import stages as split
+    x, stages, xs = arrays[0], [], arrays[0].shape
+    for a, wb in split(attrs, arrays[1:]):
+        ca, pa, w = a['conv'], a['pool'], wb[0]
+        if a['act'] not in (None, 'relu') or not usable(ca, xs, w.shape, (x.dtype,) + tuple(v.dtype for v in wb)):
             return None
         geo = _geometry(ca)
         ys = (xs[0], w.shape[0]) + _out(xs, *geo[:4])
@@ -382,9 +379,9 @@ def conv_act_pool(attrs, *arrays):
             k, st, pd, extra, out = pool_geom(pa, ys)
             pool = (k, st, pd, tuple(p + e for p, e in zip(pd, extra)))
             ys = ys[:2] + out
-        stages.append((w.shape, geo, b is not None, a['act'] == 'relu', pool))
+        stages.append((w.shape, geo, len(wb) == 2, a['act'] == 'relu', pool))
         xs = ys
-    key = tuple(key + stages + [_threads()])
+    key = ('chain', x.shape, *stages, _threads())
     step = _plans.get(key, False)
     if step is False:
         with _cache_lock:
