@@ -207,9 +207,54 @@ class Emit(Scalar):
             p = b.fadd(self.fma(q, b.fmul(r, r), r), self.c(1.0))
         if tiny:
             return self.ldexp(p, n)
+        return b.fmul(p, self.pow2(n, 0))
+
+    # float32 tanh and sigmoid in fewer instructions and shorter dependency chains than scalar.py's shared forms
+    # (float64 and CUDA use those): an AVX2 kernel of them is bound by both (the 1024² chain of issue 17 went from
+    # 103 instructions a vector to 77). Error over every float32 (tools/ulp_sweep.py): docs/NUMERICS.md.
+    def tanh(self, x):  # expm1(2|x|) / (expm1(2|x|) + 2), the sign copied back (odd to the bit)
+        if self.f64:
+            return super().tanh(x)
+        a = self.abs(x)
+        a = self.where(self.cmp('>', a, self.c(10.0)), self.c(10.0), a)  # tanh rounds to 1 from 9.02; NaN passes
+        n = self.rint(self.mul(a, self.c(2 * 1.4426950408889634)))
+        r = self.fma(n, self.c(-0.6931471824645996), self.add(a, a))  # 2|x| - n ln2 (ln2's rounding: damped below)
+        s = self.pow2(n, -1)
+        h = self.fma(s, self._expm1_small(r), self.sub(s, self.c(0.5)))  # (e^2|x| - 1) / 2 = 2^(n-1) (e^r - 1) + 2^(n-1) - 1/2
+        q = self.div(h, self.add(h, self.c(1)))
+        # one Newton step for the rounding of h + 1 (up to 3 ulp without): the residual h - q (1 + h) = (1 - q) h - q,
+        # over 1 + h = 1 / (1 - q), 1 - q exact from q = 1/2 up and close enough below; from h = 2^19 (|x| > 6.9) on,
+        # 1 - q is a few ulp only and the step would overshoot by q's error squared times h
+        m = self.sub(self.c(1), q)
+        q = self.where(self.cmp('<', h, self.c(2.0 ** 19)), self.fma(self.fma(m, h, self.neg(q)), m, q), q)
+        return self.copysign(q, x)
+
+    def sigmoid(self, x):  # 1 / (1 + e) or e / (1 + e), e = exp(-|x|)
+        if self.f64:
+            return super().sigmoid(x)
+        v = self.neg(self.abs(x))
+        v = self.where(self.cmp('<', v, self.c(-104.0)), self.c(-104.0), v)  # exp(-104) rounds to 0; NaN passes
+        n = self.rint(self.mul(v, self.c(1.4426950408889634)))
+        r = self.fma(n, self.c(2.12194440e-4), self.fma(n, self.c(-0.693359375), v))  # Cody-Waite: n ln2_hi exact
+        s = self.pow2(n, 40)
+        e40 = self.fma(s, self._expm1_small(r), s)  # e * 2^40: normal down to v = -104, then scaled once
+        num = self.where(self.cmp('>=', x, self.c(0)), self.c(1), self.mul(e40, self.c(2.0 ** -40)))
+        return self.div(num, self.fma(e40, self.c(2.0 ** -40), self.c(1)))
+
+    def _expm1_small(self, r):
+        """e^r - 1 for |r| <= ln2/2 (0.24 ulp): r + r^2/2 + r^3 G(r), G fitted here (minimax in the relative
+        error), evaluated in two parallel halves (a shorter chain than Horner's)."""
+        r2 = self.mul(r, r)
+        g = self.fma(self.fma(self.c(0.0013898229226469994), r, self.c(0.00836604181677103)), r2,
+                     self.fma(self.c(0.04166685417294502), r, self.c(0.16666549444198608)))
+        return self.fma(r2, self.fma(g, r, self.c(0.5)), r)  # (r rounded once at the end: 0.6 ulp)
+
+    def pow2(self, n, k):
+        """2**(n + k) for integer-valued n, n + k a normal exponent: the bits, in one step."""
+        b, ir = self.b, self.ir
         bias, shift = (1023, 52) if self.f64 else (127, 23)
-        k = b.add(b.fptosi(n, self.it), self.ir.Constant(self.it, bias))
-        return b.fmul(p, b.bitcast(b.shl(k, self.ir.Constant(self.it, shift)), self.t))
+        return b.bitcast(b.shl(b.add(b.fptosi(n, self.it), ir.Constant(self.it, bias + k)), ir.Constant(self.it, shift)),
+                         self.t)
 
     def log(self, x):  # float32: the double result rounded once more
         if self.f64:
@@ -267,7 +312,7 @@ class VEmit(Emit):
 
     def _no(self, *_):
         raise _NoVec
-    exp = exp_bounded = log = libm = ldexp = fmod = _no
+    exp = exp_bounded = log = libm = ldexp = pow2 = fmod = _no
 
 
 VEC_BYTES = 64   # one AVX-512 register of elements per vector step (LLVM splits it on narrower hosts)

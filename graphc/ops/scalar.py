@@ -147,8 +147,8 @@ class Scalar:
         r = self._huge(x, self.log1p(self.add(t, self.sqrt(self.mul(t, self.add(t, self.c(2)))))))
         return self.where(self.cmp('<', x, self.c(1)), self.c(math.nan), r)
 
-    def relu(self, x):
-        return self.where(self.cmp('>', x, self.c(0)), x, self.where(self.isnan(x), x, self.c(0)))
+    def relu(self, x):  # max(0, x) keeping NaN (x86's maxps(0, x): one instruction), then + 0: relu(-0) = +0
+        return self.add(self.where(self.cmp('<', x, self.c(0)), self.c(0), x), self.c(0))
 
     def sigmoid(self, x):
         e = self.exp(self.neg(self.abs(x)))  # exp of -|x|: never overflows
