@@ -108,6 +108,23 @@ def test_fusion_chain_is_one_kernel():
     assert 'fused0' in g2.text() and '| %3 = tanh(%2)' in g2.text()
 
 
+@pytest.mark.parametrize('make,alone', [(lambda x: nd.sigmoid(x), True), (lambda x: nd.tanh(x), True),
+                                        (lambda x: nd.Activation(x, act_type='softrelu'), True),
+                                        (lambda x: nd.LeakyReLU(x, act_type='elu'), True),
+                                        (lambda x: nd.log(x), False), (lambda x: nd.relu(x), False),
+                                        (lambda x: nd.Activation(x, act_type='relu'), False),
+                                        (lambda x: nd.LeakyReLU(x, act_type='leaky'), False)])
+def test_a_lone_transcendental_op_is_a_kernel_of_its_own(make, alone):
+    """fusion.ALONE: a sigmoid between two transposes (which do not fuse) is compiled (its NumPy reference is 18x
+    slower); a lone log or relu stays NumPy's (as fast or faster)."""
+    x = input_var('x', (8, 16), 'float32')
+    g = Graph([nd.transpose(make(nd.transpose(x)))._one()])
+    g2, rep = only(['dce', 'fuse'], g)
+    assert len([n for n in g2.nodes if hasattr(n.op, 'subgraph')]) == int(alone)
+    xa = np.abs(np.random.default_rng(4).normal(size=(8, 16))).astype(np.float32)   # (log of positive values)
+    np.testing.assert_allclose(run(g2, xa)[0], run(g, xa)[0], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize('fn', ['softmax', 'log_softmax'])
 def test_softmax_family_is_one_kernel_with_its_prologue(fn):
     x = input_var('x', (8, 10), 'float32')
