@@ -16,9 +16,9 @@ NOT_FUSED = ('argmax', 'argmin', 'Cast', 'amp_cast', 'one_hot', 'Dropout')
 MAX_GROUP_OPS = 256   # ops in one fused kernel: LLVM's optimizer is superlinear in a function's size
 # elementwise ops worth a kernel of their own: their NumPy references are several passes or a scalar libm loop
 # (1M float32 at one thread, reference / compiled ms: sigmoid 15.8 / 0.89, exp 11.2 / 0.86, tanh 3.3 / 0.77, erf
-# 174 / 2.8, sin 2.2 / 1.0); not log, log2, log10 (NumPy's SIMD float32 log beats the compiled one, in double: 2.4 / 3.1)
-# nor one-ufunc arithmetic
-ALONE = {'sigmoid', 'tanh', 'exp', 'expm1', 'log1p', 'softrelu', 'softsign', 'log_sigmoid', 'mish', 'erf', 'sin', 'cos',
+# 174 / 2.8, sin 2.2 / 1.0, log 2.0 / 0.86 since its float32 polynomial, 3.1 in double before); not one-ufunc arithmetic
+ALONE = {'sigmoid', 'tanh', 'exp', 'expm1', 'log', 'log2', 'log10', 'log1p', 'softrelu', 'softsign', 'log_sigmoid',
+         'mish', 'erf', 'sin', 'cos',
          'tan', 'arcsin', 'arccos', 'arctan', 'sinh', 'cosh', 'arcsinh', 'arccosh', 'arctanh', 'cbrt', 'rcbrt',
          '_power_scalar', '_rpower_scalar'}
 # () -> the backend the graph will run on, whose can_fuse(node) says which ops its fused kernels cover (so a
