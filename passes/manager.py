@@ -20,7 +20,8 @@ PassFn = Callable[[Graph, dict], Graph]
 PASSES: dict[str, Pass] = {}
 # the pipelines, in order (trace: on the traced graph, before autodiff)
 PIPELINES: dict[str, list[str]] = {'trace': ['fuse_rnn'],
-             'inference': ['dce', 'cse', 'fold_constants', 'algebra', 'fold_batchnorm', 'conv_pool', 'fuse', 'pack_weights',
+             'inference': ['dce', 'cse', 'fold_constants', 'algebra', 'fold_batchnorm', 'conv_pool',
+                           'blocked_convs', 'fuse', 'pack_weights',
                            'rnn_no_reserve', 'plan_memory'],
              'training': ['dce', 'cse', 'fold_constants', 'algebra', 'conv_pool', 'fuse', 'plan_memory']}
 log = logging.getLogger('graphc.passes')

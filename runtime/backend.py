@@ -32,10 +32,10 @@ Kernel = Callable   # kernel(attrs, *arrays) -> an array or a tuple of arrays
 class Backend:
     def __init__(self, name: str, rules: Optional[Dict[str, Callable]] = None,
                  can_fuse: Optional[Callable] = None, compile: Optional[Callable] = None,
-                 executor: Optional[Callable] = None):
+                 executor: Optional[Callable] = None, wants: Optional[Callable] = None):
         self.name = name
         self.rules = rules or {}   # op name ('FusedOp' for fused groups) -> rule(op) -> its Kernel here
-        self._can_fuse, self._compile, self._executor = can_fuse, compile, executor
+        self._can_fuse, self._compile, self._executor, self._wants = can_fuse, compile, executor, wants
         self._kernels: Dict[object, Kernel] = {}   # registry op -> kernel (eager calls look it up once per op)
 
     def kernel(self, op) -> Kernel:
@@ -53,6 +53,11 @@ class Backend:
 
     def can_fuse(self, node) -> bool:
         return self._can_fuse is None or self._can_fuse(node)
+
+    def wants(self, op_name: str) -> bool:
+        """Whether a pass should form the op (one it makes, as passes/blocked_convs.py's): this backend lowers it
+        and, where that depends on a library, has it."""
+        return op_name in self.rules and (self._wants is None or self._wants(op_name))
 
     def compile(self, group):
         """The compiled kernel of a FusedOp, or None where this backend runs its subgraph op by op."""
@@ -86,14 +91,24 @@ def _onednn_first(entry):
     return rule
 
 
-def _conv_act_pool_rule(op):
-    """passes/conv_pool.py's op: one oneDNN chain where it takes it, else its parts by the CPU's kernels."""
-    from . import onednn
+def _onednn_chain(entry):
+    """A rule for a pass's op of several convolutions (passes/conv_pool.py, passes/blocked_convs.py): one oneDNN
+    chain (runtime/onednn.py `entry`) where it takes it, else its parts by the CPU's kernels."""
+    def rule(op):
+        from . import onednn
 
-    def run(attrs, *arrays):
-        out = onednn.conv_act_pool(attrs, *arrays) if all(a.size for a in arrays) else None
-        return op.ref(attrs, *arrays, kernel=cpu.kernel) if out is None else out
-    return run
+        def run(attrs, *arrays):
+            out = getattr(onednn, entry)(attrs, *arrays) if all(a.size for a in arrays) else None
+            return op.ref(attrs, *arrays, kernel=cpu.kernel) if out is None else out
+        return run
+    return rule
+
+
+def _cpu_wants(op_name):
+    """passes/blocked_convs.py's region only where oneDNN runs it as one chain: its parts one by one are slower than
+    the fused convolution epilogues that run them otherwise (ResNet-18 at batch 32: 678 vs 618 ms)."""
+    from . import onednn
+    return op_name != '_conv_region' or config.onednn() and onednn.library() is not None
 
 
 def _gemm_rule(op):
@@ -187,12 +202,13 @@ interp = Backend('interp', executor=lambda b, graph: Interpreted(graph))
 cpu = Backend('cpu', rules={
     'Convolution': _onednn_first('convolution'), '_backward_Convolution': _onednn_first('convolution_backward'),
     'Deconvolution': _onednn_first('deconvolution'), '_backward_Deconvolution': _onednn_first('deconvolution_backward'),
-    '_conv_act_pool': _conv_act_pool_rule, '_backward_pool_relu': _with_native('conv'),
+    '_conv_act_pool': _onednn_chain('conv_act_pool'), '_conv_region': _onednn_chain('conv_region'),
+    '_backward_pool_relu': _with_native('conv'),
     'Pooling': _with_native('conv'), '_backward_Pooling': _with_native('conv'),
     'BatchNorm': _with_native('batchnorm'), '_backward_BatchNorm': _with_native('batchnorm'),
     'RNN': _with_native('rnn'), '_backward_RNN': _with_native('rnn'), 'FusedOp': _fused_rule,
     'FullyConnected': _gemm_rule, 'dot': _gemm_rule},
-    can_fuse=_cpu_can_fuse, compile=_cpu_compile, executor=_plan)
+    can_fuse=_cpu_can_fuse, compile=_cpu_compile, executor=_plan, wants=_cpu_wants)
 cuda = Backend('cuda', can_fuse=_cpu_can_fuse, executor=_gpu_plan)   # (the scalar lowerings are shared)
 BACKENDS = {b.name: b for b in (interp, cpu, cuda)}
 

@@ -193,36 +193,52 @@ class _Step:
     a buffer for ResNet-18's stem at batch 64 of 224x224)."""
 
     def __init__(self, chain):
-        """chain: [(primitive desc, args)]; args: (oneDNN argument, query of its chosen md, index, plain md or None
-        (linked), is an output), in call order."""
-        self.pds, self.user, self.ops, self.scratch, link = [pd for pd, _ in chain], [], [], [], None
-        for pd, args in chain:
-            pre, post, pairs = [], [], []
+        """chain: [(primitive desc, args)]; args: (oneDNN argument, query of its chosen md, index, plain md, None
+        (linked: the last output with None) or an int (a value in the arena: an output names a new value or, where
+        the value exists, writes it in place -- a sum post-op), is an output), in call order. A value's slice is
+        reused by a later value once no primitive after its last one reads it, and so is a reorder's buffer after
+        its primitive."""
+        self.pds, self.user, self.ops, self.scratch, self.slots = [pd for pd, _ in chain], [], [], [], []
+        last = {a[3]: i for i, (_, args) in enumerate(chain) for a in args if type(a[3]) is int}
+        values, free = {}, []   # (free: the slots no later primitive reads: of dead values, of past reorders)
+        self._free = free
+        for i, (pd, args) in enumerate(chain):
+            pre, post, pairs, temps = [], [], [], []
             for arg, query, index, plain, out in args:
                 chosen = ctypes.c_void_p(_state['lib'].dnnl_primitive_desc_query_md(pd, query, index))   # (32 bits)
-                if plain is None:
-                    m = link = self._buffer(chosen) if out else link
+                if plain is None or type(plain) is int:
+                    if out and (plain is None or plain not in values):
+                        values[plain] = (self._buffer(chosen, free if plain is not None else []), chosen,
+                                         self.scratch[-1][1])
+                    m = values[plain][0]
                 else:
-                    m = self._user(chosen, plain, out, post if out else pre)
+                    m = self._user(chosen, plain, out, post if out else pre, temps)
                 pairs.append((arg, m))
             self.ops += pre + [(_primitive(pd), _args(pairs))] + post
+            free += temps + [values[k][2] for k, at in last.items() if at == i]
         s = _state['lib'].dnnl_primitive_desc_query(chain[0][0], Q_IMPL_INFO, 0, ctypes.byref(info := ctypes.c_char_p()))
         self.impl = info.value.decode() if not s and info.value else '?'
 
-    def _buffer(self, md):
-        m = _memory(md)
-        self.scratch.append((m, -(-_state['lib'].dnnl_memory_desc_get_size(md) // ALIGN) * ALIGN))
+    def _buffer(self, md, free=()):
+        """A memory object of md over an arena slot: a free one (taken from `free`, grown to fit) or a new one."""
+        m, size = _memory(md), -(-_state['lib'].dnnl_memory_desc_get_size(md) // ALIGN) * ALIGN
+        slot = free.pop() if free else len(self.slots)
+        if slot == len(self.slots):
+            self.slots.append(0)
+        self.slots[slot] = max(self.slots[slot], size)
+        self.scratch.append((m, slot))
         return m
 
-    def _user(self, chosen, plain, out, reorders):
+    def _user(self, chosen, plain, out, reorders, temps):
         """The memory object the primitive gets for a plain array (its handle set per call): that array's own,
-        or an arena buffer of the chosen layout with a reorder between the two."""
+        or an arena buffer of the chosen layout with a reorder between the two (its slot added to temps)."""
         lib, eng = _state['lib'], _state['engine']
         um = _memory(plain)
         self.user.append(um)
         if lib.dnnl_memory_desc_equal(chosen, plain):
             return um
-        m, rpd = self._buffer(chosen), ctypes.c_void_p()
+        m, rpd = self._buffer(chosen, self._free), ctypes.c_void_p()
+        temps.append(self.scratch[-1][1])
         src, dst = (chosen, plain) if out else (plain, chosen)
         _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), src, eng, dst, eng, None), "a reorder")
         self.pds.append(rpd)
@@ -234,13 +250,14 @@ class _Step:
         with _run_lock:
             for m, a in zip(self.user, arrays):
                 lib.dnnl_memory_set_data_handle(m, a.ctypes.data)
-            need = sum(size for _, size in self.scratch) + ALIGN
+            need = sum(self.slots) + ALIGN
             if _arena[0].size < need:
                 _arena[0] = _grown(need)
-            at = -_arena[0].ctypes.data % ALIGN + _arena[0].ctypes.data
-            for m, size in self.scratch:
-                lib.dnnl_memory_set_data_handle(m, at)
-                at += size
+            at = [-_arena[0].ctypes.data % ALIGN + _arena[0].ctypes.data]
+            for size in self.slots[:-1]:
+                at.append(at[-1] + size)
+            for m, slot in self.scratch:
+                lib.dnnl_memory_set_data_handle(m, at[slot])
             for prim, (n, args) in self.ops:
                 _check(lib.dnnl_primitive_execute(prim, stream, n, args), f"executing {self.impl}")
             _check(lib.dnnl_stream_wait(stream), "the stream")
@@ -306,11 +323,17 @@ def _create(kind, xs, ws, geo, bias, layout):
     return _Step([(p, args)]) if s == 0 else None   # (unimplemented or refused: the im2col path takes it)
 
 
-def _relu_attr():
-    """Primitive attributes with a ReLU post-op: the convolution writes max(y, 0)."""
+def _post_attr(relu, add=False):
+    """Primitive attributes with post-ops, or None without any: a sum (the convolution adds its output to what its
+    destination holds: a residual add, in place), then a ReLU (the convolution writes max(y, 0))."""
+    if not (relu or add):
+        return None
     lib, po, attr = _state['lib'], ctypes.c_void_p(), ctypes.c_void_p()
     _check(lib.dnnl_post_ops_create(ctypes.byref(po)), "post-ops")
-    _check(lib.dnnl_post_ops_append_eltwise(po, RELU, ctypes.c_float(0), ctypes.c_float(0)), "a ReLU post-op")
+    if add:   # (scale 1, zero point 0, the destination's own data type)
+        _check(lib.dnnl_post_ops_append_sum(po, ctypes.c_float(1), ctypes.c_int32(0), ctypes.c_int(0)), "a sum post-op")
+    if relu:
+        _check(lib.dnnl_post_ops_append_eltwise(po, RELU, ctypes.c_float(0), ctypes.c_float(0)), "a ReLU post-op")
     _check(lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "primitive attributes")
     _check(lib.dnnl_primitive_attr_set_post_ops(attr, po), "primitive attributes")
     return attr
@@ -334,7 +357,7 @@ def _create_chain(xs, stages):
         s = lib.dnnl_convolution_forward_primitive_desc_create(
             ctypes.byref(cpd), eng, FWD_INFERENCE, DIRECT, _md(xs, blocked) if src is None else src,
             _md(wd, True), pb if bias else None, _md(ys, blocked or pool is not None), Dims(*st), Dims(*(d - 1 for d in dl)),
-            Dims(*pd), Dims(*pd), _relu_attr() if relu else None)
+            Dims(*pd), Dims(*pd), _post_attr(relu))
         if s:
             return None
         last = i == len(stages) - 1
@@ -381,16 +404,85 @@ def conv_act_pool(attrs, *arrays):
             ys = ys[:2] + out
         stages.append((w.shape, geo, len(wb) == 2, a['act'] == 'relu', pool))
         xs = ys
-    key = ('chain', x.shape, *stages, _threads())
+    return _run_stages('chain', _create_chain, stages, arrays, xs)
+
+
+def _run_stages(kind, create, stages, arrays, out_shape):
+    """The _Step that create(data shape, stages) builds, cached under kind (None too: oneDNN declined), run over
+    the arrays into a fresh float32 output of out_shape; None where oneDNN declined."""
+    key = (kind, arrays[0].shape, *stages, _threads())
     step = _plans.get(key, False)
     if step is False:
         with _cache_lock:
-            step = _plans[key] = _plans.get(key) or _create_chain(x.shape, stages)
+            if key not in _plans:
+                _plans[key] = create(arrays[0].shape, stages)
+            step = _plans[key]
     if step is None:
         return None
-    y = np.empty(xs, np.float32)
+    y = np.empty(out_shape, np.float32)
     step(*[_c(a) for a in arrays], y)
     return y
+
+
+def _create_region(xs, stages):
+    """passes/blocked_convs.py's convolutions as one _Step: stages [(ws, geo, bias, src, add, relu)], src and add
+    values (0: the data, i + 1: stage i's output; add: a residual summed in place, or None). Every value stays in the
+    layout oneDNN chose for it, in the arena; the data is reordered in once (where more than one stage reads it),
+    the last value out once. None where oneDNN has no kernel for a stage over its input's layout."""
+    lib, eng = _state['lib'], _state['engine']
+    shapes, key, mds, chain = [xs], {0: 0}, {}, []   # (key: a value's arena buffer; a sum's output is its summand's)
+    shared = sum((src == 0) + (add == 0) for _, _, _, src, add, _ in stages) > 1
+    for i, (ws, geo, bias, src, add, relu) in enumerate(stages):
+        k, st, dl, pd, g = geo
+        ys = (shapes[src][0], ws[0]) + _out(shapes[src], k, st, dl, pd)
+        wd = ((g, ws[0] // g) + ws[1:]) if g > 1 else ws
+        if add is not None and (add not in key or key[add] not in mds or key[add] == key[src]):
+            return None   # (a residual read before any convolution wrote it, or the convolution's own input)
+        cpd, pw, pb = ctypes.c_void_p(), _md(wd), _md((ws[0],))
+        if lib.dnnl_convolution_forward_primitive_desc_create(
+                ctypes.byref(cpd), eng, FWD_INFERENCE, DIRECT, mds.get(key[src]) or _md(shapes[src], True),
+                _md(wd, True), pb if bias else None, mds[key[add]] if add is not None else _md(ys, True), Dims(*st),
+                Dims(*(d - 1 for d in dl)), Dims(*pd), Dims(*pd), _post_attr(relu, add is not None)):
+            return None
+        plain = None
+        if key[src] not in mds:   # (the data, first read)
+            mds[0] = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(cpd, Q_SRC, 0))
+            if shared:
+                rpd = ctypes.c_void_p()
+                _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), _md(xs), eng, mds[0], eng, None),
+                       "a reorder")
+                chain.append((rpd, [(SRC, Q_SRC, 0, _md(xs), False), (DST, Q_DST, 0, 0, True)]))
+            else:
+                plain = _md(xs)
+        key[i + 1] = key[add] if add is not None else i + 1
+        mds[key[i + 1]] = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(cpd, Q_DST, 0))
+        chain.append((cpd, [(SRC, Q_SRC, 0, plain or key[src], False), (WEIGHTS, Q_WEIGHTS, 0, pw, False)] +
+                      ([(BIAS, Q_WEIGHTS, 1, pb, False)] if bias else []) + [(DST, Q_DST, 0, key[i + 1], True)]))
+        shapes.append(ys)
+    rpd, last = ctypes.c_void_p(), key[len(stages)]
+    _check(lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), mds[last], eng, _md(shapes[-1]), eng, None),
+           "a reorder")
+    chain.append((rpd, [(SRC, Q_SRC, 0, last, False), (DST, Q_DST, 0, _md(shapes[-1]), True)]))
+    return _Step(chain)
+
+
+def conv_region(attrs, *arrays):
+    """passes/blocked_convs.py's op, its convolutions (with their ReLUs and residual adds as post-ops) as one chain
+    of oneDNN primitives over blocked values: the NCHW output, or None (the op's parts run one by one)."""
+    from ..passes.blocked_convs import in_place, stages as split
+    x, shapes, stages = arrays[0], [arrays[0].shape], []
+    for a, wb in split(attrs, arrays[1:]):
+        xs, w = shapes[a['src']], wb[0]
+        if not usable(a['conv'], xs, w.shape, (x.dtype,) + tuple(v.dtype for v in wb)):
+            return None
+        geo = _geometry(a['conv'])
+        shapes.append((xs[0], w.shape[0]) + _out(xs, *geo[:4]))
+        if a['add'] is not None and shapes[a['add']] != shapes[-1]:
+            return None
+        stages.append((w.shape, geo, len(wb) == 2, a['src'], a['add'], a['relu']))
+    if not in_place(attrs['stages']):
+        return None
+    return _run_stages('region', _create_region, stages, arrays, shapes[-1])
 
 
 def layout_for(kind, xs, ws, geo):
@@ -571,7 +663,7 @@ def _create_matmul(m, n, k, bias, relu):
     lib, eng = _state['lib'], _state['engine']
     pd = ctypes.c_void_p()
     if lib.dnnl_matmul_primitive_desc_create(ctypes.byref(pd), eng, _md((m, k)), _md((k, n), True),
-                                             _md((1, n)) if bias else None, _md((m, n)), _relu_attr() if relu else None):
+                                             _md((1, n)) if bias else None, _md((m, n)), _post_attr(relu)):
         return None
     chosen = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(pd, Q_WEIGHTS, 0))
     rpd = ctypes.c_void_p()
