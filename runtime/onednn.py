@@ -216,8 +216,7 @@ class _Step:
                 pairs.append((arg, m))
             self.ops += pre + [(_primitive(pd), _args(pairs))] + post
             free += temps + [values[k][2] for k, at in last.items() if at == i]
-        s = _state['lib'].dnnl_primitive_desc_query(chain[0][0], Q_IMPL_INFO, 0, ctypes.byref(info := ctypes.c_char_p()))
-        self.impl = info.value.decode() if not s and info.value else '?'
+        self.impl = _impl(chain[0][0])
 
     def _buffer(self, md, free=()):
         """A memory object of md over an arena slot: a free one (taken from `free`, grown to fit) or a new one."""
@@ -261,6 +260,12 @@ class _Step:
             for prim, (n, args) in self.ops:
                 _check(lib.dnnl_primitive_execute(prim, stream, n, args), f"executing {self.impl}")
             _check(lib.dnnl_stream_wait(stream), "the stream")
+
+
+def _impl(pd):
+    """The name of the implementation oneDNN picked for a primitive desc ('brgconv:avx512_core', 'ref:any', ...)."""
+    s = _state['lib'].dnnl_primitive_desc_query(pd, Q_IMPL_INFO, 0, ctypes.byref(info := ctypes.c_char_p()))
+    return info.value.decode() if not s and info.value else '?'
 
 
 def _geometry(attrs):
@@ -438,11 +443,26 @@ def _create_region(xs, stages):
         wd = ((g, ws[0] // g) + ws[1:]) if g > 1 else ws
         if add is not None and (add not in key or key[add] not in mds or key[add] == key[src]):
             return None   # (a residual read before any convolution wrote it, or the convolution's own input)
-        cpd, pw, pb = ctypes.c_void_p(), _md(wd), _md((ws[0],))
-        if lib.dnnl_convolution_forward_primitive_desc_create(
-                ctypes.byref(cpd), eng, FWD_INFERENCE, DIRECT, mds.get(key[src]) or _md(shapes[src], True),
-                _md(wd, True), pb if bias else None, mds[key[add]] if add is not None else _md(ys, True), Dims(*st),
-                Dims(*(d - 1 for d in dl)), Dims(*pd), Dims(*pd), _post_attr(relu, add is not None)):
+        pw, pb = _md(wd), _md((ws[0],))
+
+        def conv_pd(src_md):   # (None where oneDNN has no kernel for it, or only its slow reference one)
+            p = ctypes.c_void_p()
+            if lib.dnnl_convolution_forward_primitive_desc_create(
+                    ctypes.byref(p), eng, FWD_INFERENCE, DIRECT, src_md, _md(wd, True), pb if bias else None,
+                    mds[key[add]] if add is not None else _md(ys, True), Dims(*st), Dims(*(d - 1 for d in dl)),
+                    Dims(*pd), Dims(*pd), _post_attr(relu, add is not None)):
+                return None
+            return None if _impl(p).startswith('ref') else p
+        cpd, via = conv_pd(mds.get(key[src]) or _md(shapes[src], True)), key[src]
+        if cpd is None and key[src] in mds:   # (no fast kernel over its input's layout: reordered into the one it picks)
+            cpd, via = conv_pd(_md(shapes[src], True)), -(i + 1)
+            if cpd is not None:
+                rpd = ctypes.c_void_p()
+                _check(lib.dnnl_reorder_primitive_desc_create(
+                    ctypes.byref(rpd), mds[key[src]], eng, ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(cpd, Q_SRC, 0)),
+                    eng, None), "a reorder")
+                chain.append((rpd, [(SRC, Q_SRC, 0, key[src], False), (DST, Q_DST, 0, via, True)]))
+        if cpd is None:
             return None
         plain = None
         if key[src] not in mds:   # (the data, first read)
@@ -456,7 +476,7 @@ def _create_region(xs, stages):
                 plain = _md(xs)
         key[i + 1] = key[add] if add is not None else i + 1
         mds[key[i + 1]] = ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(cpd, Q_DST, 0))
-        chain.append((cpd, [(SRC, Q_SRC, 0, plain or key[src], False), (WEIGHTS, Q_WEIGHTS, 0, pw, False)] +
+        chain.append((cpd, [(SRC, Q_SRC, 0, plain or via, False), (WEIGHTS, Q_WEIGHTS, 0, pw, False)] +
                       ([(BIAS, Q_WEIGHTS, 1, pb, False)] if bias else []) + [(DST, Q_DST, 0, key[i + 1], True)]))
         shapes.append(ys)
     rpd, last = ctypes.c_void_p(), key[len(stages)]
