@@ -5,7 +5,10 @@ epilogues (post-ops: the add sums into the residual's buffer in place), and only
 NCHW -- one reorder in and one out, where each convolution alone reorders its input, its weights and its output.
 
 A stage is a Convolution (float32, 2-d, channel-first), then optionally an add of a value of the region (its data
-or an earlier stage's output: the shortcut), then optionally a ReLU; it joins the region of its data. A region is
+or an earlier stage's output: the shortcut), then optionally a ReLU or a clip (MobileNet V2's ReLU6); it joins the
+region of its data. Its attrs: the convolution's ('conv'), the value it convolves ('src': 0 the op's data, i + 1
+stage i's output), the one it adds ('add', or None) and its activation ('act': None, 'relu', or (a_min, a_max) for
+a clip). A region is
 rewritten where the backend wants the op (the CPU's with oneDNN's wheel: without it the parts would run one by one,
 slower than the fused convolution epilogues that run them otherwise), it has two stages or more, only its last
 value is read outside it, and no stage reads a summed residual after the sum overwrote it. Switch it off by name:
@@ -42,13 +45,18 @@ def in_place(stage_attrs):
 
 def _run(attrs, x, *items, kernel=None):
     """The stages one after another, each op by kernel(op) (default: its ref, the spec)."""
-    conv, add, act = [kernel(get(n)) if kernel else get(n).ref for n in ('Convolution', 'elemwise_add', 'Activation')]
+    conv, add, relu, clip = [kernel(get(n)) if kernel else get(n).ref
+                             for n in ('Convolution', 'elemwise_add', 'Activation', 'clip')]
     values = [x]
     for a, wb in stages(attrs, items):
         y = conv(a['conv'], values[a['src']], *wb)
         if a['add'] is not None:
             y = add({}, values[a['add']], y)
-        values.append(act({'act_type': 'relu'}, y) if a['relu'] else y)
+        if a['act'] == 'relu':
+            y = relu({'act_type': 'relu'}, y)
+        elif a['act'] is not None:
+            y = clip({'a_min': a['act'][0], 'a_max': a['act'][1]}, y)
+        values.append(y)
     return values[-1]
 
 
@@ -68,6 +76,13 @@ def _inputs(attrs):
 CONV_REGION = Op('_conv_region', _run, infer=_infer, kind='opaque', inputs=_inputs)
 
 
+def _act(n):
+    """A stage's activation where n is one: 'relu', (a_min, a_max) of a clip, else None."""
+    if n.dtypes[0] != np.float32:
+        return None
+    return 'relu' if _relu(n) else (n.attrs['a_min'], n.attrs['a_max']) if n.op.name == 'clip' else None
+
+
 def _conv(n):
     return n.op is not None and n.op.name == 'Convolution' and str(n.attrs.get('layout')) in CHANNEL_FIRST and \
         bool(n.shapes) and n.shapes[0] is not None and len(n.shapes[0]) == 4 and n.dtypes[0] == np.float32 and \
@@ -76,7 +91,7 @@ def _conv(n):
 
 @register_pass('blocked_convs')
 def blocked_convs(graph, stats):
-    """Chains of float32 Convolutions (+ residual add) (+ ReLU) as one op whose activations stay in oneDNN's blocked
+    """Chains of float32 Convolutions (+ residual add) (+ ReLU or clip) as one op whose activations stay in oneDNN's blocked
     layout (where the backend wants the op: the CPU's, with oneDNN)."""
     if fusion.target is None or not fusion.target().wants(CONV_REGION.name):   # (the CPU's, with oneDNN)
         return graph
@@ -91,30 +106,30 @@ def blocked_convs(graph, stats):
     for n in graph.nodes:
         if not _conv(n):
             continue
-        tail, other, relu, nodes = (n, 0), None, False, {n}
+        tail, other, act, nodes = (n, 0), None, None, {n}
         r = sole(tail)
         if r is not None and r.op.name == 'elemwise_add' and r.shapes[0] == n.shapes[0]:
             other = r.inputs[1] if r.inputs[0] == tail else r.inputs[0]
             tail, r = (r, 0), sole((r, 0))
             nodes.add(tail[0])
-        if r is not None and _relu(r) and r.dtypes[0] == np.float32:
-            tail, relu = (r, 0), True
+        if r is not None and _act(r) is not None:
+            tail, act = (r, 0), _act(r)
             nodes.add(r)
-        found.append((n, other, relu, tail, nodes))
+        found.append((n, other, act, tail, nodes))
     # regions, stages in the order of their tails: a stage's data and its residual are tails of earlier ones
     pos = {n: i for i, n in enumerate(graph.nodes)}
     value = {}     # entry -> (region, value index)
     regions = []   # {'stages': [stage attrs], 'convs': [node], 'tails': [entry of each value], 'nodes': {node}}
-    for n, other, relu, tail, nodes in sorted(found, key=lambda f: pos[f[3][0]]):
+    for n, other, act, tail, nodes in sorted(found, key=lambda f: pos[f[3][0]]):
         region, at = value.get(n.inputs[0], (None, 0))
         reg, add = value.get(other, (None, None))
         if other is not None and (region is None or reg is not region or add == at):
-            tail, add, relu, nodes = (n, 0), None, False, {n}   # (a residual from elsewhere: the add stays outside)
+            tail, add, act, nodes = (n, 0), None, None, {n}   # (a residual from elsewhere: the add stays outside)
         if region is None:
             region = {'stages': [], 'convs': [], 'tails': [n.inputs[0]], 'nodes': set()}
             regions.append(region)
             value[n.inputs[0]] = (region, 0)
-        region['stages'].append({'conv': n.attrs, 'src': at, 'add': add, 'relu': relu})
+        region['stages'].append({'conv': n.attrs, 'src': at, 'add': add, 'act': act})
         region['convs'].append(n)
         region['tails'].append(tail)
         region['nodes'] |= nodes

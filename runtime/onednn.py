@@ -21,7 +21,7 @@ from ..base import GraphcError
 DISTRIBUTIONS = ('onednn-cpu-gomp', 'onednn', 'onednn-cpu-iomp')   # wheels that ship libdnnl.so.3
 F32, ANY, TAG_A = 3, 1, 2                          # dnnl_f32, dnnl_format_tag_any, dnnl_a (dnnl_ab, ... follow)
 FWD_TRAINING, FWD_INFERENCE, DIRECT = 64, 96, 1    # prop kinds, dnnl_convolution_direct
-RELU, POOL_MAX = 0x20, 0x1ff                       # dnnl_eltwise_relu, dnnl_pooling_max
+RELU, CLIP, POOL_MAX = 0x20, 0x2e, 0x1ff          # dnnl_eltwise_relu, dnnl_eltwise_clip, dnnl_pooling_max
 Q_SRC, Q_DIFF_SRC, Q_WEIGHTS, Q_DIFF_WEIGHTS, Q_DST, Q_DIFF_DST = range(129, 135)   # dnnl_query_*_md
 Q_IMPL_INFO = 8                                    # dnnl_query_impl_info_str
 SRC, DST, WEIGHTS, BIAS, DIFF_SRC, DIFF_DST, DIFF_WEIGHTS, DIFF_BIAS = 1, 17, 33, 41, 129, 145, 161, 169
@@ -328,17 +328,19 @@ def _create(kind, xs, ws, geo, bias, layout):
     return _Step([(p, args)]) if s == 0 else None   # (unimplemented or refused: the im2col path takes it)
 
 
-def _post_attr(relu, add=False):
+def _post_attr(act, add=False):
     """Primitive attributes with post-ops, or None without any: a sum (the convolution adds its output to what its
-    destination holds: a residual add, in place), then a ReLU (the convolution writes max(y, 0))."""
-    if not (relu or add):
+    destination holds: a residual add, in place), then an activation: 'relu' or True (max(y, 0)), or (a_min, a_max),
+    a clip."""
+    if not (act or add):
         return None
     lib, po, attr = _state['lib'], ctypes.c_void_p(), ctypes.c_void_p()
     _check(lib.dnnl_post_ops_create(ctypes.byref(po)), "post-ops")
     if add:   # (scale 1, zero point 0, the destination's own data type)
         _check(lib.dnnl_post_ops_append_sum(po, ctypes.c_float(1), ctypes.c_int32(0), ctypes.c_int(0)), "a sum post-op")
-    if relu:
-        _check(lib.dnnl_post_ops_append_eltwise(po, RELU, ctypes.c_float(0), ctypes.c_float(0)), "a ReLU post-op")
+    if act:
+        alg, lo, hi = (RELU, 0, 0) if act is True or act == 'relu' else (CLIP,) + tuple(act)
+        _check(lib.dnnl_post_ops_append_eltwise(po, alg, ctypes.c_float(lo), ctypes.c_float(hi)), "an eltwise post-op")
     _check(lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "primitive attributes")
     _check(lib.dnnl_primitive_attr_set_post_ops(attr, po), "primitive attributes")
     return attr
@@ -430,14 +432,14 @@ def _run_stages(kind, create, stages, arrays, out_shape):
 
 
 def _create_region(xs, stages):
-    """passes/blocked_convs.py's convolutions as one _Step: stages [(ws, geo, bias, src, add, relu)], src and add
+    """passes/blocked_convs.py's convolutions as one _Step: stages [(ws, geo, bias, src, add, act)], src and add
     values (0: the data, i + 1: stage i's output; add: a residual summed in place, or None). Every value stays in the
     layout oneDNN chose for it, in the arena; the data is reordered in once (where more than one stage reads it),
     the last value out once. None where oneDNN has no kernel for a stage over its input's layout."""
     lib, eng = _state['lib'], _state['engine']
     shapes, key, mds, chain = [xs], {0: 0}, {}, []   # (key: a value's arena buffer; a sum's output is its summand's)
     shared = sum((src == 0) + (add == 0) for _, _, _, src, add, _ in stages) > 1
-    for i, (ws, geo, bias, src, add, relu) in enumerate(stages):
+    for i, (ws, geo, bias, src, add, act) in enumerate(stages):
         k, st, dl, pd, g = geo
         ys = (shapes[src][0], ws[0]) + _out(shapes[src], k, st, dl, pd)
         wd = ((g, ws[0] // g) + ws[1:]) if g > 1 else ws
@@ -450,7 +452,7 @@ def _create_region(xs, stages):
             if lib.dnnl_convolution_forward_primitive_desc_create(
                     ctypes.byref(p), eng, FWD_INFERENCE, DIRECT, src_md, _md(wd, True), pb if bias else None,
                     mds[key[add]] if add is not None else _md(ys, True), Dims(*st), Dims(*(d - 1 for d in dl)),
-                    Dims(*pd), Dims(*pd), _post_attr(relu, add is not None)):
+                    Dims(*pd), Dims(*pd), _post_attr(act, add is not None)):
                 return None
             return None if _impl(p).startswith('ref') else p
         cpd, via = conv_pd(mds.get(key[src]) or _md(shapes[src], True)), key[src]
@@ -487,7 +489,7 @@ def _create_region(xs, stages):
 
 
 def conv_region(attrs, *arrays):
-    """passes/blocked_convs.py's op, its convolutions (with their ReLUs and residual adds as post-ops) as one chain
+    """passes/blocked_convs.py's op, its convolutions (with their activations and residual adds as post-ops) as one chain
     of oneDNN primitives over blocked values: the NCHW output, or None (the op's parts run one by one)."""
     from ..passes.blocked_convs import in_place, stages as split
     x, shapes, stages = arrays[0], [arrays[0].shape], []
@@ -499,7 +501,7 @@ def conv_region(attrs, *arrays):
         shapes.append((xs[0], w.shape[0]) + _out(xs, *geo[:4]))
         if a['add'] is not None and shapes[a['add']] != shapes[-1]:
             return None
-        stages.append((w.shape, geo, len(wb) == 2, a['src'], a['add'], a['relu']))
+        stages.append((w.shape, geo, len(wb) == 2, a['src'], a['add'], a['act']))
     if not in_place(attrs['stages']):
         return None
     return _run_stages('region', _create_region, stages, arrays, shapes[-1])

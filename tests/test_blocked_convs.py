@@ -16,10 +16,10 @@ needs_wheel = pytest.mark.skipif(onednn.library() is None,
                                  reason="the oneDNN wheel is not installed (pip install 'graphc[onednn]')")
 
 
-def stage(cin, cout, src, k=3, st=1, pd=1, dl=1, g=1, bias=True, add=None, relu=True):
+def stage(cin, cout, src, k=3, st=1, pd=1, dl=1, g=1, bias=True, add=None, relu=True, act=None):
     conv = get('Convolution').canon(dict(kernel=(k, k), stride=(st, st), pad=(pd, pd), dilate=(dl, dl), num_filter=cout,
                                          num_group=g, no_bias=not bias, layout='NCHW'))
-    return {'conv': conv, 'src': src, 'add': add, 'relu': relu}, (cout, cin // g, k, k)
+    return {'conv': conv, 'src': src, 'add': add, 'act': act or ('relu' if relu else None)}, (cout, cin // g, k, k)
 
 
 # (data shape, stages): each stage (its attrs, its weight shape)
@@ -33,6 +33,9 @@ REGIONS = {
                                                             stage(16, 16, 2, pd=2, dl=2, add=1, relu=False),
                                                             stage(16, 8, 3, k=1, pd=0)]),
     'stem, then a depthwise': ((2, 3, 32, 32), [stage(3, 32, 0, st=2), stage(32, 32, 1, g=32)]),   # (MobileNet's)
+    'inverted residual, clips': ((2, 8, 10, 10), [stage(8, 32, 0, k=1, pd=0, act=(0.0, 0.5)),     # (MobileNet V2's,
+                                                  stage(32, 32, 1, g=32, act=(-0.25, 1.0)),       # its ReLU6 a clip)
+                                                  stage(32, 8, 2, k=1, pd=0, add=0, relu=False)]),
 }
 
 
@@ -208,3 +211,25 @@ def test_a_region_with_a_value_read_outside_is_kept_as_its_ops():
     for o, w in zip(net(x), want):
         close(o.asnumpy(), w.astype(np.float64))
     assert 'regions=0' in gc.explain(net, x)
+
+
+@needs_wheel
+def test_mobilenet_v2_runs_as_one_region_with_its_relu6_clips():
+    """MobileNet V2 (inverted residuals: ReLU6 is a clip, the residual add has no activation) is one region, and the
+    compiled model equals the eager one."""
+    from graphc.gluon.model_zoo import vision
+    gc.random.seed(3)
+    net = vision.get_model('mobilenetv2_0.25', classes=10)
+    net.initialize(gc.init.Xavier())
+    x = nd.array(np.random.default_rng(3).standard_normal((2, 3, 32, 32), dtype=np.float32))
+    net(x)
+    rng = np.random.default_rng(4)
+    for p in net.collect_params().values():   # (statistics that leave activations of order 1, some above 6)
+        if p.name.endswith(('running_var', 'gamma')):
+            p.set_data(nd.array(rng.uniform(0.5, 1.5, p.shape).astype(np.float32)))
+        elif p.name.endswith(('running_mean', 'beta')):
+            p.set_data(nd.array(rng.uniform(-0.5, 0.5, p.shape).astype(np.float32)))
+    want = net(x).asnumpy()
+    net.hybridize()
+    close(net(x).asnumpy(), want.astype(np.float64))
+    assert 'regions=1,' in gc.explain(net, x)
