@@ -88,13 +88,45 @@ def test_no_stage_runs_onednns_reference_kernel(monkeypatch, name):
 @needs_wheel
 def test_the_arena_reuses_the_slots_of_dead_values():
     """A chain of six convolutions holds two activations at a time, not six: a value's slot is reused once no later
-    primitive reads it, and so is a weight's reorder buffer after its convolution."""
+    primitive reads it (the input's reorder buffer too, after its convolution); the six reordered weights are
+    buffers of the step's own, kept between calls."""
     region = [stage(16, 16, i) for i in range(6)]
     attrs, arrays = inputs((2, 16, 12, 12), region, seed=1)
     y = onednn.conv_region(attrs, *arrays)
     close(y, CONV_REGION.ref(attrs, *[a.astype(np.float64) for a in arrays]))
     step = next(s for k, s in onednn._plans.items() if k[0] == 'region' and k[1] == (2, 16, 12, 12) and len(k) == 2 + 6 + 1)
-    assert len(step.scratch) >= 12 and len(step.slots) <= 4, step.slots
+    assert len(step.scratch) == 7 and len(step.slots) <= 3 and len(step.kept_bufs) == 2 * 6, step.slots
+
+
+@needs_wheel
+def test_reordered_weights_are_made_again_when_a_weight_changes(monkeypatch):
+    """The weights' reordered copies are reused while the same arrays come in and no in-place write happened
+    (WRITES): a new weight array, or an in-place write through the API, makes them again."""
+    from graphc.ndarray import ndarray
+    monkeypatch.setattr(onednn, '_plans', {})
+    xs, region = REGIONS['basic block']
+    attrs, arrays = inputs(xs, region)
+    spec = lambda arrs: CONV_REGION.ref(attrs, *[a.astype(np.float64) for a in arrs])  # noqa: E731
+    close(onednn.conv_region(attrs, *arrays), spec(arrays))
+    step, = [s for k, s in onednn._plans.items() if k[0] == 'region']
+    runs = []
+    monkeypatch.setattr(onednn._Step, '__call__', lambda self, *a, refresh=True, call=onednn._Step.__call__:
+                        runs.append(refresh) or call(self, *a, refresh=refresh))
+    close(onednn.conv_region(attrs, *arrays), spec(arrays))        # the same arrays: kept
+    arrays[1] = arrays[1] * -1                                        # a new array: made again
+    close(onednn.conv_region(attrs, *arrays), spec(arrays))
+    arrays[3] *= 0.5                                                  # in place, then the API's WRITES bump
+    ndarray.WRITES[0] += 1
+    close(onednn.conv_region(attrs, *arrays), spec(arrays))
+    assert runs == [False, True, True]
+    net, x = _net(5)   # through a hybridized model: the stem's weight (no BatchNorm) written in place
+    net.hybridize()
+    net(x)
+    w = net.stem.weight.data()
+    w[:] = w * 2
+    want = net(x).asnumpy()
+    net.hybridize(False)
+    close(want, net(x).asnumpy().astype(np.float64))
 
 
 def test_a_residual_is_never_read_after_the_sum_overwrote_it():
