@@ -198,7 +198,7 @@ class _Step:
         the value exists, writes it in place -- a sum post-op), is an output), in call order. A value's slice is
         reused by a later value once no primitive after its last one reads it, and so is a reorder's buffer after
         its primitive. kept: the positions among the call's arrays of inputs (weights) whose reordered copies are
-        kept in buffers of this step's own and made again only on a call with refresh=True."""
+        kept in buffers of this step's own between calls (__call__ says when they are made again)."""
         self.pds, self.user, self.ops, self.scratch, self.slots = [pd for pd, _ in chain], [], [], [], []
         self.kept, self.kept_ops, self.kept_bufs, self.held = frozenset(kept), [], [], None
         last = {a[3]: i for i, (_, args) in enumerate(chain) for a in args if type(a[3]) is int}
@@ -253,8 +253,19 @@ class _Step:
         reorders.append((_primitive(rpd), _args([(SRC, m if out else um), (DST, um if out else m)])))
         return m
 
-    def __call__(self, *arrays, refresh=True):
+    def __call__(self, *arrays):
+        """Run the chain over the arrays (inputs and outputs in call order). The kept inputs' reordered copies are
+        made again only where one of them is another array than at the last call (which the step holds, so no other
+        array can take its address) or an in-place write through the API happened since (WRITES); a NumPy write
+        into a parameter's own buffer is not seen, as elsewhere. ResNet-18 at batch 1 of 224x224 spent 13 of its 39
+        ms reordering weights at one thread."""
         lib, stream = _state['lib'], _state['stream']
+        refresh = True
+        if self.kept:
+            from ..ndarray.ndarray import WRITES
+            ws, held = tuple(arrays[i] for i in sorted(self.kept)), self.held
+            refresh = held is None or held[1] != WRITES[0] or any(a is not b for a, b in zip(held[0], ws))
+            self.held = (ws, WRITES[0])
         with _run_lock:
             for m, a in zip(self.user, arrays):
                 lib.dnnl_memory_set_data_handle(m, a.ctypes.data)
@@ -334,7 +345,7 @@ def _create(kind, xs, ws, geo, bias, layout):
             args = [(SRC, Q_SRC, 0, plain['x'], False), (DIFF_DST, Q_DIFF_DST, 0, plain['y'], False),
                     (DIFF_WEIGHTS, Q_DIFF_WEIGHTS, 0, plain['w'], True)] + \
                 ([(DIFF_BIAS, Q_DIFF_WEIGHTS, 1, plain['b'], True)] if bias else [])
-    return _Step([(p, args)]) if s == 0 else None   # (unimplemented or refused: the im2col path takes it)
+    return _Step([(p, args)], kept={1} if kind == 'fwd' else ()) if s == 0 else None   # (refused: im2col takes it)
 
 
 def _post_attr(act, add=False):
@@ -425,12 +436,8 @@ def conv_act_pool(attrs, *arrays):
 
 def _run_stages(kind, create, stages, arrays, out_shape):
     """The _Step that create(data shape, stages) builds, cached under kind (None too: oneDNN declined), run over
-    the arrays (the data, then the stages' weights and biases) into a fresh float32 output of out_shape; None where
-    oneDNN declined. The weights' reordered copies are kept between calls: made again where a weight is another
-    array than at the last refresh (which the step holds, so no other array can take its address) or an in-place
-    write through the API happened since (WRITES). ResNet-18 at batch 1 of 224x224 spent 13 of its 39 ms
-    reordering weights, one thread. (A NumPy write into a parameter's own buffer is not seen, as elsewhere.)"""
-    from ..ndarray.ndarray import WRITES
+    the arrays (the data, then the stages' weights and biases: kept, see _Step.__call__) into a fresh float32 output
+    of out_shape; None where oneDNN declined."""
     key = (kind, arrays[0].shape, *stages, _threads())
     step = _plans.get(key, False)
     if step is False:
@@ -440,12 +447,8 @@ def _run_stages(kind, create, stages, arrays, out_shape):
             step = _plans[key]
     if step is None:
         return None
-    arrays = [_c(a) for a in arrays]
-    weights, held = tuple(arrays[1:]), step.held
-    refresh = held is None or held[1] != WRITES[0] or any(a is not b for a, b in zip(held[0], weights))
     y = np.empty(out_shape, np.float32)
-    step(*arrays, y, refresh=refresh)
-    step.held = (weights, WRITES[0])
+    step(*[_c(a) for a in arrays], y)
     return y
 
 
