@@ -9,7 +9,8 @@ they execute:
   cuda    runtime/cuda.GpuPlan on a device (generated CUDA; its own kernel tables)
 
 Each has kernel(op) (its lowering, or the op's ref), can_fuse(node) (which the fuser, passes/fusion.py,
-consults: an op joins a fused group only where the backend's fused kernels cover it), compile(group) (a
+consults: an op joins a fused group only where the backend's fused kernels cover it), wants(op name) (whether a
+pass should form an op of its own that this backend lowers: passes/blocked_convs.py asks it), compile(group) (a
 FusedOp's compiled kernel, or None) and executor(graph) (a callable of a feed {variable node: array} that
 returns the output arrays).
 
