@@ -269,3 +269,65 @@ def test_mobilenet_v2_runs_as_one_region_with_its_relu6_clips():
     net.hybridize()
     close(net(x).asnumpy(), want.astype(np.float64))
     assert 'regions=1,' in gc.explain(net, x)
+
+
+class RandomNet(HybridBlock):
+    """Random convolutions over earlier values: each reads one of the values so far, and where the shapes allow
+    adds another (a shortcut), then maybe a ReLU or a clip; the last value is the output."""
+
+    def __init__(self, seed):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.plan, shapes, self.convs = [], [(4, 8, 8)], nn.HybridSequential()
+        for i in range(int(rng.integers(3, 7))):
+            src = int(rng.integers(0, len(shapes)))
+            c, h, w = shapes[src]
+            k, st = int(rng.choice([1, 3])), int(rng.choice([1, 1, 2])) if h > 2 else 1
+            g = int(rng.choice([1, c])) if rng.random() < 0.3 else 1
+            f = c if g > 1 else int(rng.choice([4, 8, 12]))
+            self.convs.add(nn.Conv2D(f, k, st, k // 2, groups=g, in_channels=c, use_bias=bool(rng.random() < 0.7)))
+            out = (f, (h + 2 * (k // 2) - k) // st + 1, (w + 2 * (k // 2) - k) // st + 1)
+            same = [j for j, s in enumerate(shapes) if s == out and j != src]
+            add = int(rng.choice(same)) if same and rng.random() < 0.6 else None
+            act = rng.choice(['relu', 'clip', None])
+            self.plan.append((src, add, act))
+            shapes.append(out)
+
+    def hybrid_forward(self, F, x):
+        values = [x]
+        for conv, (src, add, act) in zip(self.convs, self.plan):
+            y = conv(values[src])
+            if add is not None:
+                y = y + values[add]
+            if act == 'relu':
+                y = F.relu(y)
+            elif act == 'clip':
+                y = F.clip(y, -0.5, 0.5)
+            values.append(y)
+        return values[-1]
+
+
+def _random_net(seed):
+    """The hybridized RandomNet(seed) checked equal to its eager self; whether the pass formed a region in it."""
+    gc.random.seed(seed)
+    net = RandomNet(seed)
+    net.initialize(gc.init.Xavier())
+    x = nd.array(np.random.default_rng(seed).standard_normal((2, 4, 8, 8), dtype=np.float32))
+    want = net(x).asnumpy()
+    net.hybridize()
+    close(net(x).asnumpy(), want.astype(np.float64))
+    return 'regions=0' not in gc.explain(net, x)
+
+
+@needs_wheel
+@pytest.mark.parametrize('seed', range(12))
+def test_random_residual_nets_equal_eager(seed):
+    """Random DAGs of convolutions, shortcut adds, ReLUs and clips: the hybridized model (regions where the pass's
+    rules allow them, the ops where not) equals the eager one."""
+    _random_net(seed)
+
+
+@needs_wheel
+def test_most_random_nets_run_a_region():
+    """(So the equality above covers regions and not only the ops they leave alone.)"""
+    assert sum(_random_net(seed) for seed in range(12)) >= 8

@@ -163,6 +163,25 @@ def test_samplers_are_seeded_and_shaped():
     assert sorted(sh) == list(range(10))
 
 
+def test_multinomial_log_prob_gradient_of_an_empty_batch():
+    """A batch of no rows draws nothing and its gradient is empty too (the fuzzer's seed 91738: the backward
+    reshaped the draws with -1, which NumPy cannot infer from zero rows)."""
+    p = nd.array(np.full((0, 3), 1 / 3, np.float32))
+    p.attach_grad()
+    with autograd.record():
+        s, lp = nd.random.multinomial(p, shape=2, get_prob=True)
+    lp.backward()
+    assert s.shape == (0, 2) and p.grad.shape == (0, 3)
+    q = nd.array([[0.25, 0.75]])   # (and one row still gets ograd / p at each draw)
+    q.attach_grad()
+    with autograd.record():
+        s, lp = nd.random.multinomial(q, shape=4, get_prob=True)
+    lp.backward()
+    want = np.zeros(2)
+    np.add.at(want, s.asnumpy()[0].astype(int), 1 / q.asnumpy()[0][s.asnumpy()[0].astype(int)])
+    np.testing.assert_allclose(q.grad.asnumpy()[0], want, rtol=1e-6)
+
+
 def test_sampler_in_hybridized_block_draws_fresh_values():
     class Noisy(gluon.HybridBlock):
         def hybrid_forward(self, F, x):

@@ -204,7 +204,7 @@ def _multinomial(a, p):
           doc="The gradient of sample_multinomial's log-probabilities: ograd / data at each drawn category.")
 def _backward_multinomial(a, g, p, idx):
     rows = p.reshape(-1, p.shape[-1])
-    ix = idx.reshape(rows.shape[0], -1).astype(np.int64)
+    ix = idx.reshape(rows.shape[0], int(np.prod(idx.shape[p.ndim - 1:], dtype=np.int64))).astype(np.int64)  # (0 rows too)
     out = np.zeros_like(rows)
     np.add.at(out, (np.arange(rows.shape[0])[:, None], ix), g.reshape(ix.shape) / np.take_along_axis(rows, ix, 1))
     return out.reshape(p.shape)
