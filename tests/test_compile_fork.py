@@ -36,7 +36,7 @@ def record(name, obj):
     return ok
 forked._load = record
 """ + TRAIN_STEPS + r"""print(json.dumps({'losses': losses, 'w': [p.data().asnumpy().ravel()[:50].tolist() for p in net.collect_params().values()],
-                  'delivered': got, 'compiled_here': cpu.stats['disk_misses']}))
+                  'delivered': got, 'compiled_here': cpu.stats['disk_misses'], 'from_disk': cpu.stats['disk_hits']}))
 """
 
 
@@ -52,7 +52,10 @@ def test_a_training_step_with_the_worker_equals_one_compiled_here(tmp_path):
     on, off, one = _run(tmp_path, '1'), _run(tmp_path, '0'), _run(tmp_path, '1', threads='1')
     assert len(on['delivered']) >= 3    # pooling and backward kernels came from the child
     assert off['delivered'] == [] and one['delivered'] == []   # (switched off; one thread: no worker)
-    assert on['compiled_here'] == off['compiled_here'] - len(on['delivered'])
+    # each kernel came from the child, was compiled here, or was read from the disk cache the child had just
+    # written (before its delivery reached this process: a race, seen once in CI)
+    assert on['compiled_here'] + on['from_disk'] == off['compiled_here'] - len(on['delivered'])
+    assert off['from_disk'] == 0
     assert on['losses'] == off['losses']          # the same kernels: the same bits
     assert on['w'] == off['w']
     np.testing.assert_allclose(one['losses'], on['losses'], rtol=1e-5)
