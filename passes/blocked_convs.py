@@ -19,18 +19,13 @@ import numpy as np
 from ..graph import Node, rebuild
 from ..registry import Op, get
 from . import fusion
-from .conv_pool import CHANNEL_FIRST, _relu
+from .conv_pool import CHANNEL_FIRST, _relu, split
 from .manager import register_pass
 
 
 def stages(attrs, items):
     """[(a stage's attrs, its weight and bias items)] of the op's inputs after the data."""
-    out, at = [], 0
-    for a in attrs['stages']:
-        n = 1 if a['conv']['no_bias'] else 2
-        out.append((a, tuple(items[at:at + n])))
-        at += n
-    return out
+    return split(attrs['stages'], items)
 
 
 def in_place(stage_attrs):

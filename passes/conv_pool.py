@@ -28,15 +28,20 @@ def _parts(attrs):
                                                     else []) + [(get('Pooling'), attrs['pool'])]
 
 
-def stages(attrs, items):
-    """[(a stage's attrs, its weight and bias items)] of the op's inputs after the data (arrays, shapes, dtypes): the
-    chain's, then the linked chain's that reads its output ('then')."""
+def split(stage_attrs, items):
+    """[(a stage's attrs, its weight and bias items)]: the items (arrays, shapes, dtypes) after an op's data, a
+    weight and, unless its convolution has no_bias, a bias per stage."""
     out, at = [], 0
-    for a in [attrs] + ([attrs['then']] if attrs.get('then') else []):
+    for a in stage_attrs:
         n = 1 if a['conv']['no_bias'] else 2
         out.append((a, tuple(items[at:at + n])))
         at += n
     return out
+
+
+def stages(attrs, items):
+    """split() of the chain's stages: its own, then the linked chain's that reads its output ('then')."""
+    return split([attrs] + ([attrs['then']] if attrs.get('then') else []), items)
 
 
 def _run(attrs, *arrays, kernel=None):

@@ -200,24 +200,22 @@ class _Step:
         its primitive. kept: the positions among the call's arrays of inputs (weights) whose reordered copies are
         kept in buffers of this step's own between calls (__call__ says when they are made again)."""
         self.pds, self.user, self.ops, self.scratch, self.slots = [pd for pd, _ in chain], [], [], [], []
-        self.kept, self.kept_ops, self.kept_bufs, self.held = frozenset(kept), [], [], None
+        self.kept, self.kept_ops, self.kept_bufs, self.held = tuple(sorted(kept)), [], [], None
         last = {a[3]: i for i, (_, args) in enumerate(chain) for a in args if type(a[3]) is int}
         values, free = {}, []   # (free: the slots no later primitive reads: of dead values, of past reorders)
-        self._free = free
         for i, (pd, args) in enumerate(chain):
             pre, post, pairs, temps = [], [], [], []
             for arg, query, index, plain, out in args:
                 chosen = ctypes.c_void_p(_state['lib'].dnnl_primitive_desc_query_md(pd, query, index))   # (32 bits)
                 if plain is None or type(plain) is int:
                     if out and (plain is None or plain not in values):
-                        values[plain] = (self._buffer(chosen, free if plain is not None else []), chosen,
-                                         self.scratch[-1][1])
+                        values[plain] = (self._buffer(chosen, free if plain is not None else []), self.scratch[-1][1])
                     m = values[plain][0]
                 else:
-                    m = self._user(chosen, plain, out, post if out else pre, temps)
+                    m = self._user(chosen, plain, out, post if out else pre, temps, free)
                 pairs.append((arg, m))
             self.ops += pre + [(_primitive(pd), _args(pairs))] + post
-            free += temps + [values[k][2] for k, at in last.items() if at == i]
+            free += temps + [values[k][1] for k, at in last.items() if at == i]
         self.impl = _impl(chain[0][0])
 
     def _buffer(self, md, free=()):
@@ -230,9 +228,10 @@ class _Step:
         self.scratch.append((m, slot))
         return m
 
-    def _user(self, chosen, plain, out, reorders, temps):
+    def _user(self, chosen, plain, out, reorders, temps, free):
         """The memory object the primitive gets for a plain array (its handle set per call): that array's own,
-        or an arena buffer of the chosen layout with a reorder between the two (its slot added to temps)."""
+        or a buffer of the chosen layout with a reorder between the two: a kept input's own, else an arena slot
+        (taken from free where one is, its slot added to temps)."""
         lib, eng = _state['lib'], _state['engine']
         um = _memory(plain)
         self.user.append(um)
@@ -244,7 +243,7 @@ class _Step:
             self.kept_bufs += [m, buf]
             reorders = self.kept_ops
         else:
-            m = self._buffer(chosen, self._free)
+            m = self._buffer(chosen, free)
             temps.append(self.scratch[-1][1])
         src, dst = (chosen, plain) if out else (plain, chosen)
         rpd = ctypes.c_void_p()
@@ -263,7 +262,7 @@ class _Step:
         refresh = True
         if self.kept:
             from ..ndarray.ndarray import WRITES
-            ws, held = tuple(arrays[i] for i in sorted(self.kept)), self.held
+            ws, held = tuple(arrays[i] for i in self.kept), self.held
             refresh = held is None or held[1] != WRITES[0] or any(a is not b for a, b in zip(held[0], ws))
             self.held = (ws, WRITES[0])
         with _run_lock:
